@@ -1,0 +1,17 @@
+/* lt.h — the engine's public header: the only engine header a method plugin
+ * may include (with harness/lt_method.h). */
+#ifndef LT_H
+#define LT_H
+
+#define LT_ENGINE_VERSION "0.1.0"
+
+#include "lt_base.h"
+#include "lt_ops.h"
+#include "lt_loss.h"
+#include "lt_metrics.h"
+#include "lt_rng.h"
+#include "lt_data.h"
+#include "lt_ckpt.h"
+#include "lt_model.h"
+
+#endif

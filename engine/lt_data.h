@@ -1,0 +1,99 @@
+/* lt_data.h — in-memory datasets, samplers, augmentation, the batch loader.
+ *
+ * A dataset is uint8 pixels (N x C x H x W, planar) plus int32 labels. The
+ * data layer turns an epoch's list of sample indices (from a sampler) into
+ * normalised, augmented float batches, preparing the next batch in a
+ * background thread. Every random decision for sample slot i of epoch e is
+ * drawn from a stream derived from (seed, stream, e, i), so the batch
+ * contents are independent of thread timing and of other streams. */
+#ifndef LT_DATA_H
+#define LT_DATA_H
+
+#include "lt_base.h"
+#include "lt_rng.h"
+
+typedef struct {
+    long n;                 /* number of images */
+    int c, h, w;            /* per-image shape */
+    int n_classes;
+    uint8_t *pixels;        /* n*c*h*w bytes, image-major, planar channels */
+    int32_t *labels;        /* n labels in [0, n_classes) */
+    /* ownership: if owns != 0, lt_dataset_free frees pixels/labels (malloc'd);
+     * a memory-mapped dataset sets map/map_len instead and is munmap'd. */
+    int owns;
+    void *map;
+    size_t map_len;
+} lt_dataset;
+
+/* Allocates (zeroed) pixels and labels for n images; owns = 1. */
+int lt_dataset_alloc(lt_dataset *d, long n, int c, int h, int w, int n_classes);
+void lt_dataset_free(lt_dataset *d);
+/* counts[n_classes] = number of images per class (caller-allocated). */
+void lt_dataset_class_counts(const lt_dataset *d, long *counts);
+/* A new owning dataset holding the images idx[0..n-1] of src, in that order. */
+int lt_dataset_subset(lt_dataset *dst, const lt_dataset *src, const int32_t *idx, long n);
+
+/* ---- samplers: one epoch's index list ------------------------------------- */
+typedef enum {
+    LT_SAMPLER_INSTANCE = 0,       /* a permutation of all samples (no replacement) */
+    LT_SAMPLER_CLASS_BALANCED = 1, /* i.i.d. with replacement, sample weight 1/n_y */
+    LT_SAMPLER_CLASS_AWARE = 2,    /* classes cycled in shuffled order, k consecutive
+                                      samples per visit from per-class shuffled lists
+                                      (decoupling's ClassAwareSampler) */
+    LT_SAMPLER_SQRT = 3,           /* i.i.d., class prob. proportional to sqrt(n_j) */
+    LT_SAMPLER_PROGRESSIVE = 4,    /* i.i.d., p_j(e) = (1-e/E) n_j/N + (e/E) 1/C */
+    LT_SAMPLER_WEIGHTS = 5         /* i.i.d., class prob. proportional to class_weights[j] */
+} lt_sampler_kind;
+
+typedef struct {
+    lt_sampler_kind kind;
+    int k_per_class;              /* CLASS_AWARE: samples per class visit (default 4) */
+    int total_epochs;             /* PROGRESSIVE: E */
+    const double *class_weights;  /* WEIGHTS: n_classes non-negative weights */
+} lt_sampler_cfg;
+
+/* Per-class class probability the sampler targets at `epoch` (for tests and
+ * for recording in results): p[n_classes]. INSTANCE gives n_j/N. */
+int lt_sampler_class_probs(const lt_sampler_cfg *cfg, int epoch, int n_classes,
+                           const long *counts, double *p);
+/* Writes n_out indices into out for `epoch`, drawn from stream (seed, stream)
+ * derived per epoch. labels[n] are the dataset labels. n_out is normally n. */
+int lt_sampler_epoch(const lt_sampler_cfg *cfg, int epoch, uint64_t seed, uint64_t stream,
+                     const int32_t *labels, long n, int n_classes, int32_t *out, long n_out);
+
+/* ---- augmentation / normalisation ---------------------------------------- */
+typedef struct {
+    int out_h, out_w;       /* output size (crop size, or the image size) */
+    int pad;                /* zero-pixel pad before a random crop (0 = none) */
+    int random_crop;        /* random out_h x out_w crop of the (padded) image */
+    int hflip;              /* horizontal flip with p = 0.5 */
+    int rrc;                /* random-resized crop (torchvision defaults unless set) */
+    float rrc_scale[2];     /* (0.08, 1.0) */
+    float rrc_ratio[2];     /* (3/4, 4/3) */
+    float jitter;           /* colour jitter strength for brightness/contrast/saturation (0 = off) */
+    float mean[3], std[3];  /* applied to x/255 per channel */
+} lt_aug;
+
+/* Test-time transform: no randomness (centre crop if sizes differ). */
+void lt_aug_eval(const lt_aug *a, int c, int h, int w, const uint8_t *img, float *out);
+/* Training transform of one image with its own rng. */
+void lt_aug_train(const lt_aug *a, int c, int h, int w, const uint8_t *img, lt_rng *rng,
+                  float *out);
+
+/* ---- loader: batches prepared in a background thread ---------------------- */
+typedef struct lt_loader lt_loader;
+/* train != 0 applies lt_aug_train with streams derived from (seed, aug_stream);
+ * otherwise lt_aug_eval. Batch buffers are allocated here, once. */
+int lt_loader_open(lt_loader **L, const lt_dataset *ds, const lt_aug *aug, int batch,
+                   int drop_last, int train, uint64_t seed, uint64_t aug_stream);
+/* Starts an epoch over idx[0..n-1] (copied), beginning at batch `first_batch`
+ * (used when resuming mid-epoch; 0 normally). Starts preparing the first batch. */
+int lt_loader_start(lt_loader *L, int epoch, const int32_t *idx, long n, long first_batch);
+/* Returns LT_OK and a batch (pointers valid until the next call), or sets
+ * *count = 0 at the end of the epoch. x is [count, c, out_h, out_w]. */
+int lt_loader_next(lt_loader *L, const float **x, const int32_t **y, const int32_t **sample,
+                   int *count);
+long lt_loader_batches(const lt_loader *L); /* batches in the current epoch */
+void lt_loader_close(lt_loader *L);
+
+#endif

@@ -1,0 +1,81 @@
+/* lt_loss.h — losses with their gradients, optimizers, LR schedules.
+ *
+ * Every loss returns the MEAN loss over the batch (weighted mean where
+ * per-sample weights are given: sum_i w_i l_i / N, PyTorch's reduction='mean'
+ * with weights applied per sample, divided by N not by sum w) in *loss and
+ * writes (overwrites) d loss / d input into the gradient buffer, already
+ * divided by N. All accumulate in double for the loss value. */
+#ifndef LT_LOSS_H
+#define LT_LOSS_H
+
+#include "lt_base.h"
+
+/* ---- softmax cross-entropy ------------------------------------------------
+ * logits [N,C], labels [N]; offsets [C] added to every row before the softmax
+ * (NULL = none; Balanced Softmax uses log n_j); weights [N] per sample (NULL =
+ * all 1). dlogits may be NULL (loss only). Returns LT_ENUM on NaN/Inf. */
+int lt_softmax_ce(int N, int C, const float *logits, const int32_t *labels,
+                  const float *offsets, const float *weights, double *loss, float *dlogits);
+
+/* Soft-target cross-entropy with temperature T:
+ * loss = -T^2/N sum_i sum_j q_ij log softmax(z_i/T)_j, q given (rows sum to 1).
+ * kl != 0 gives KL(q || p) instead (adds sum q log q; same gradient). */
+int lt_soft_ce(int N, int C, const float *logits, const float *targets, float T, int kl,
+               double *loss, float *dlogits);
+
+/* Sigmoid binary cross-entropy, numerically stable:
+ * loss = 1/N sum_i sum_j [softplus(z) - y z] with z = logit + offset_j;
+ * targets [N,C] in {0,1} (or soft); offsets [C] may be NULL. */
+int lt_sigmoid_bce(int N, int C, const float *logits, const float *targets,
+                   const float *offsets, double *loss, float *dlogits);
+
+/* Cosine distance between feature vectors: loss = 1/N sum_i (1 - cos(a_i, b_i)).
+ * Gradients for a and b (either may be NULL). eps guards zero norms. */
+int lt_cosine_distance(int N, int D, const float *a, const float *b, float eps, double *loss,
+                       float *da, float *db);
+
+/* ---- optimizers over flat buffers ------------------------------------------
+ * params, grads and state are flat arrays of n floats in the same order.
+ * mask (may be NULL) has one byte per element: bit0 = frozen (skip entirely),
+ * bit1 = no weight decay. */
+#define LT_MASK_FROZEN 1u
+#define LT_MASK_NO_DECAY 2u
+
+typedef struct {
+    float lr, momentum, weight_decay;
+    int nesterov;
+} lt_sgd_cfg;
+/* PyTorch SGD: g' = g + wd*w; v = mu*v + g' (v = g' at the first step, which
+ * PyTorch does by initialising the buffer to g'; we take v = 0 initially and
+ * the first step gives mu*0 + g' = g', the same thing); w -= lr*(nesterov ?
+ * g' + mu*v : v). momentum == 0 uses no state. */
+void lt_sgd_step(size_t n, float *params, const float *grads, float *mom,
+                 const uint8_t *mask, const lt_sgd_cfg *cfg);
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay; /* L2-style decay added to g (torch Adam) */
+} lt_adam_cfg;
+/* step is 1-based (bias correction). m, v: flat state arrays of n floats. */
+void lt_adam_step(size_t n, float *params, const float *grads, float *m, float *v,
+                  const uint8_t *mask, const lt_adam_cfg *cfg, long step);
+
+/* ---- learning-rate schedules: pure functions of the global iteration ------
+ * it: 0-based global iteration; ipe: iterations per epoch. */
+typedef enum { LT_SCHED_CONSTANT = 0, LT_SCHED_COSINE = 1, LT_SCHED_MULTISTEP = 2 } lt_sched_kind;
+typedef struct {
+    lt_sched_kind kind;
+    double base_lr;
+    int epochs;              /* total epochs (cosine runs to 0 at epochs*ipe) */
+    /* warm-up: per-iteration linear over warmup_epochs epochs (lr = base*(it+1)/(we*ipe)),
+     * or per-epoch (LDAM CIFAR: lr = base*e/we for 1-based epoch e <= we) */
+    int warmup_epochs;
+    int warmup_per_epoch;    /* 0 = per-iteration, 1 = per-epoch (LDAM style) */
+    int n_milestones;        /* multistep: at epoch >= milestones[k], lr *= gammas[k] (cumulative) */
+    int milestones[8];
+    double gamma;            /* multistep factor applied per milestone passed */
+} lt_sched;
+/* Cosine after warm-up: lr = base * 0.5 * (1 + cos(pi * t / T)) with t = it - W,
+ * T = epochs*ipe - W, W = warm-up iterations. */
+double lt_sched_lr(const lt_sched *s, long it, long ipe);
+
+#endif

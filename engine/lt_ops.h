@@ -1,0 +1,99 @@
+/* lt_ops.h — layer kernels as explicit forward/backward pairs (llm.c style).
+ *
+ * Conventions (all of them, every kernel):
+ *  - float32, NCHW, row-major; N is the batch size.
+ *  - Forward writes its output (overwrites y).
+ *  - Backward ACCUMULATES (+=) into dx and into parameter gradients, so that
+ *    residual branches and shared parameters need no special handling; the
+ *    caller zeroes them once per step. A NULL dx / dw / db means "not needed"
+ *    (frozen input or frozen parameter) and the work is skipped.
+ *  - Reductions are in a fixed order for a given thread count, so results are
+ *    bit-identical run to run.
+ *  - No allocation: scratch memory is passed in, sized by the *_scratch_floats
+ *    functions. */
+#ifndef LT_OPS_H
+#define LT_OPS_H
+
+#include "lt_base.h"
+
+/* ---- conv2d (im2col + cblas_sgemm), groups supported -------------------- */
+typedef struct {
+    int ci, h, w;          /* input channels and spatial size */
+    int co, kh, kw;        /* output channels, kernel */
+    int stride, pad, groups;
+    int ho, wo;            /* output spatial size (computed) */
+} lt_conv_geom;
+
+/* Fills g (computes ho, wo); LT_ESHAPE if ci or co not divisible by groups or
+ * the output would be empty. Weight layout: [co][ci/groups][kh][kw]. */
+int lt_conv_geom_init(lt_conv_geom *g, int ci, int h, int w, int co, int kh, int kw,
+                      int stride, int pad, int groups);
+size_t lt_conv2d_scratch_floats(const lt_conv_geom *g, int N);
+size_t lt_conv2d_weight_count(const lt_conv_geom *g);
+/* b may be NULL (no bias). */
+void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
+                       const float *b, float *y, float *scratch);
+void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
+                        const float *dy, float *dx, float *dw, float *db, float *scratch);
+
+/* ---- batch normalisation over (N, H, W) per channel ---------------------- */
+/* Train mode: batch statistics; saves mean and rstd (=1/sqrt(var+eps), biased
+ * var) per channel for backward; updates running stats PyTorch-style:
+ * run = (1-momentum)*run + momentum*stat, with the UNBIASED variance. */
+void lt_bn_forward_train(int N, int C, int HW, const float *x, const float *gamma,
+                         const float *beta, float *y, float *mean, float *rstd,
+                         float *run_mean, float *run_var, float momentum, float eps);
+void lt_bn_forward_eval(int N, int C, int HW, const float *x, const float *gamma,
+                        const float *beta, const float *run_mean, const float *run_var,
+                        float eps, float *y);
+/* Backward of the train-mode forward (mean, rstd as saved). */
+void lt_bn_backward_train(int N, int C, int HW, const float *x, const float *gamma,
+                          const float *mean, const float *rstd, const float *dy,
+                          float *dx, float *dgamma, float *dbeta);
+/* Backward of the eval-mode forward (statistics are constants). */
+void lt_bn_backward_eval(int N, int C, int HW, const float *x, const float *gamma,
+                         const float *run_mean, const float *run_var, float eps,
+                         const float *dy, float *dx, float *dgamma, float *dbeta);
+
+/* ---- elementwise ---------------------------------------------------------- */
+void lt_relu_forward(size_t n, const float *x, float *y);          /* y may alias x */
+void lt_relu_backward(size_t n, const float *y, const float *dy, float *dx); /* uses output y */
+void lt_add_forward(size_t n, const float *a, const float *b, float *y);
+void lt_add_backward(size_t n, const float *dy, float *da, float *db);
+
+/* ---- pooling -------------------------------------------------------------- */
+/* Max-pool k x k, stride s, zero... (-inf) padding p; argmax saved as int32
+ * index into the input plane for backward. Output size (H+2p-k)/s+1. */
+void lt_maxpool_forward(int N, int C, int H, int W, int k, int s, int p, const float *x,
+                        float *y, int32_t *argmax);
+void lt_maxpool_backward(int N, int C, int H, int W, int k, int s, int p,
+                         const int32_t *argmax, const float *dy, float *dx);
+/* Global average pool [N,C,H,W] -> [N,C]. */
+void lt_gap_forward(int N, int C, int HW, const float *x, float *y);
+void lt_gap_backward(int N, int C, int HW, const float *dy, float *dx);
+
+/* ---- option-A shortcut (CIFAR ResNets, He et al. 2016 / LDAM code) -------- */
+/* x [N,Ci,H,W] -> y [N,Co,Ho,Wo] with Ho=ceil(H/stride): x[:, :, ::stride, ::stride]
+ * and zero channels padded (Co-Ci)/2 before and after (F.pad(..., planes//4)
+ * when Co = 2Ci). Requires Co >= Ci and (Co-Ci) even. */
+void lt_shortcut_a_forward(int N, int Ci, int H, int W, int Co, int stride, const float *x,
+                           float *y);
+void lt_shortcut_a_backward(int N, int Ci, int H, int W, int Co, int stride, const float *dy,
+                            float *dx);
+
+/* ---- linear: y[N,out] = x[N,in] W^T + b, W [out][in], b may be NULL ------- */
+void lt_linear_forward(int N, int in, int out, const float *x, const float *W, const float *b,
+                       float *y);
+void lt_linear_backward(int N, int in, int out, const float *x, const float *W,
+                        const float *dy, float *dx, float *dW, float *db);
+
+/* ---- cosine (normalised) linear: y = scale * <x/|x|, w_j/|w_j|> ------------
+ * Saves per-sample 1/|x| (xinv[N]) and per-class 1/|w| (winv[out]); eps guards
+ * zero norms: 1/max(|v|, eps). */
+void lt_cosine_forward(int N, int in, int out, const float *x, const float *W, float scale,
+                       float eps, float *y, float *xinv, float *winv);
+void lt_cosine_backward(int N, int in, int out, const float *x, const float *W, float scale,
+                        const float *xinv, const float *winv, const float *y,
+                        const float *dy, float *dx, float *dW);
+
+#endif

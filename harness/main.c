@@ -1,0 +1,28 @@
+/* main.c — the ltbench command line. The only place that calls exit codes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "lt.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ltbench [--version] [--help] <command> [args]\n"
+            "\n"
+            "ltbench: a reproducible benchmark harness for long-tailed visual recognition.\n"
+            "\n"
+            "commands:\n"
+            "  (the harness commands arrive with the harness; see README.md)\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("ltbench %s (engine)\n", LT_ENGINE_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "ltbench: unknown command '%s' (try --help)\n", argv[1]);
+    return 2;
+}
