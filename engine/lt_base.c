@@ -21,16 +21,16 @@ int lt_err(int code, const char *fmt, ...) {
 }
 
 int lt_err_wrap(int code, const char *fmt, ...) {
-    char prefix[512], old[sizeof lt_msg];
+    char prefix[384], old[sizeof lt_msg];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, lt_msg, sizeof old);
     if (old[0])
-        snprintf(lt_msg, sizeof lt_msg, "%s: %s", prefix, old);
+        snprintf(lt_msg, sizeof lt_msg, "%.383s: %.600s", prefix, old);
     else
-        snprintf(lt_msg, sizeof lt_msg, "%s", prefix);
+        snprintf(lt_msg, sizeof lt_msg, "%.383s", prefix);
     return code;
 }
 

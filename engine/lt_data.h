@@ -41,7 +41,8 @@ typedef enum {
                                       samples per visit from per-class shuffled lists
                                       (decoupling's ClassAwareSampler) */
     LT_SAMPLER_SQRT = 3,           /* i.i.d., class prob. proportional to sqrt(n_j) */
-    LT_SAMPLER_PROGRESSIVE = 4,    /* i.i.d., p_j(e) = (1-e/E) n_j/N + (e/E) 1/C */
+    LT_SAMPLER_PROGRESSIVE = 4,    /* i.i.d., p_j(e) = (1-l) n_j/N + l/C with l = e/(E-1)
+                                      (the decoupling code: last epoch fully balanced) */
     LT_SAMPLER_WEIGHTS = 5         /* i.i.d., class prob. proportional to class_weights[j] */
 } lt_sampler_kind;
 

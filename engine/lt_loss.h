@@ -12,14 +12,19 @@
 
 /* ---- softmax cross-entropy ------------------------------------------------
  * logits [N,C], labels [N]; offsets [C] added to every row before the softmax
- * (NULL = none; Balanced Softmax uses log n_j); weights [N] per sample (NULL =
- * all 1). dlogits may be NULL (loss only). Returns LT_ENUM on NaN/Inf. */
+ * (NULL = none; Balanced Softmax uses log n_j, which must be finite: a class
+ * with n_j = 0 is the caller's decision); weights [N] per sample (NULL = all
+ * 1). dlogits may be NULL (loss only). Returns LT_ENUM on NaN/Inf in logits,
+ * offsets, weights or the loss, LT_EINVAL for a label outside [0, C).
+ * Gradient: w_i * (softmax(z_i + offsets) - onehot(y_i)) / N. */
 int lt_softmax_ce(int N, int C, const float *logits, const int32_t *labels,
                   const float *offsets, const float *weights, double *loss, float *dlogits);
 
 /* Soft-target cross-entropy with temperature T:
  * loss = -T^2/N sum_i sum_j q_ij log softmax(z_i/T)_j, q given (rows sum to 1).
- * kl != 0 gives KL(q || p) instead (adds sum q log q; same gradient). */
+ * kl != 0 gives KL(q || p) instead (adds sum q log q; same gradient).
+ * Gradient: T/N * (Q_i softmax(z_i/T) - q_i) with Q_i = sum_j q_ij (1 for
+ * proper distributions). T must be > 0; kl needs targets >= 0. */
 int lt_soft_ce(int N, int C, const float *logits, const float *targets, float T, int kl,
                double *loss, float *dlogits);
 
@@ -30,7 +35,8 @@ int lt_sigmoid_bce(int N, int C, const float *logits, const float *targets,
                    const float *offsets, double *loss, float *dlogits);
 
 /* Cosine distance between feature vectors: loss = 1/N sum_i (1 - cos(a_i, b_i)).
- * Gradients for a and b (either may be NULL). eps guards zero norms. */
+ * Gradients for a and b (either may be NULL). eps guards zero norms: each
+ * norm is clamped to at least eps separately (PyTorch cosine_similarity). */
 int lt_cosine_distance(int N, int D, const float *a, const float *b, float eps, double *loss,
                        float *da, float *db);
 
@@ -48,34 +54,53 @@ typedef struct {
 /* PyTorch SGD: g' = g + wd*w; v = mu*v + g' (v = g' at the first step, which
  * PyTorch does by initialising the buffer to g'; we take v = 0 initially and
  * the first step gives mu*0 + g' = g', the same thing); w -= lr*(nesterov ?
- * g' + mu*v : v). momentum == 0 uses no state. */
+ * g' + mu*v : v). momentum == 0 uses no state (mom may be NULL); otherwise
+ * mom is required. Frozen elements keep both weight and momentum. */
 void lt_sgd_step(size_t n, float *params, const float *grads, float *mom,
                  const uint8_t *mask, const lt_sgd_cfg *cfg);
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay; /* L2-style decay added to g (torch Adam) */
 } lt_adam_cfg;
-/* step is 1-based (bias correction). m, v: flat state arrays of n floats. */
+/* PyTorch Adam: g' = g + wd*w; m = b1*m + (1-b1)*g'; v = b2*v + (1-b2)*g'^2;
+ * w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+ * step t is 1-based (bias correction; t < 1 is a broken invariant). m, v:
+ * flat state arrays of n floats, zero before the first step. */
 void lt_adam_step(size_t n, float *params, const float *grads, float *m, float *v,
                   const uint8_t *mask, const lt_adam_cfg *cfg, long step);
 
 /* ---- learning-rate schedules: pure functions of the global iteration ------
- * it: 0-based global iteration; ipe: iterations per epoch. */
+ * it: 0-based global iteration; ipe: iterations per epoch. The 0-based epoch
+ * index is E = it / ipe; the 1-based epoch of the LDAM-DRW code is e = E + 1.
+ * Out-of-range arguments are clamped (ipe < 1 acts as 1, it < 0 as 0). */
 typedef enum { LT_SCHED_CONSTANT = 0, LT_SCHED_COSINE = 1, LT_SCHED_MULTISTEP = 2 } lt_sched_kind;
 typedef struct {
     lt_sched_kind kind;
     double base_lr;
     int epochs;              /* total epochs (cosine runs to 0 at epochs*ipe) */
-    /* warm-up: per-iteration linear over warmup_epochs epochs (lr = base*(it+1)/(we*ipe)),
-     * or per-epoch (LDAM CIFAR: lr = base*e/we for 1-based epoch e <= we) */
+    /* warm-up, applied by every kind: per-iteration linear over warmup_epochs
+     * epochs (lr = base*(it+1)/(we*ipe) for it < we*ipe), or per-epoch (LDAM
+     * CIFAR: lr = base*e/we for 1-based epoch e <= we). 0 = no warm-up. */
     int warmup_epochs;
     int warmup_per_epoch;    /* 0 = per-iteration, 1 = per-epoch (LDAM style) */
-    int n_milestones;        /* multistep: at epoch >= milestones[k], lr *= gammas[k] (cumulative) */
+    /* multistep only: for every k with E >= milestones[k] (0-based epoch
+     * index, i.e. "after 1-based epoch milestones[k]", PyTorch MultiStepLR's
+     * convention) the rate is multiplied by gamma once more (cumulative). */
+    int n_milestones;        /* 0..8 */
     int milestones[8];
     double gamma;            /* multistep factor applied per milestone passed */
 } lt_sched;
-/* Cosine after warm-up: lr = base * 0.5 * (1 + cos(pi * t / T)) with t = it - W,
- * T = epochs*ipe - W, W = warm-up iterations. */
+/* Constant: base * warm-up factor.
+ * Cosine after warm-up: lr = base * 0.5 * (1 + cos(pi * t / T)) with t = it - W,
+ * T = epochs*ipe - W, W = warm-up iterations; 0 from it = epochs*ipe on.
+ * Multistep: base * warm-up factor * gamma^(milestones passed).
+ *
+ * fmnist_lt stage 1: {LT_SCHED_COSINE, 0.1, .epochs = 30, .warmup_epochs = 1}.
+ * LDAM-DRW CIFAR (PROTOCOLS.md; 0.1*e/5 for e = 1..5, 0.1 up to epoch 160,
+ * 0.1*0.01 for epochs 161..180, 0.1*0.0001 for 181..200):
+ *   {LT_SCHED_MULTISTEP, 0.1, .epochs = 200, .warmup_epochs = 5,
+ *    .warmup_per_epoch = 1, .n_milestones = 2, .milestones = {160, 180},
+ *    .gamma = 0.01}. */
 double lt_sched_lr(const lt_sched *s, long it, long ipe);
 
 #endif

@@ -40,8 +40,9 @@ typedef struct lt_layer_ops {
     /* Accumulate into the inputs' dy (when lt_node_in_dy is non-NULL) and into
      * parameter gradients (when the parameter is not frozen). */
     int (*backward)(lt_model *m, lt_node *nd, int N);
-    /* (Re)initialise this node's parameters (NULL = the model's default rule). */
-    int (*init)(lt_model *m, lt_node *nd, uint64_t seed);
+    /* Scratch floats this node needs for batch N (shared, reused by every
+     * node; NULL = none). */
+    size_t (*scratch)(const lt_node *nd, int N);
 } lt_layer_ops;
 
 struct lt_node {
@@ -52,8 +53,7 @@ struct lt_node {
     lt_shape shape;             /* per-sample output shape (n = 1) */
     float *y, *dy;              /* [N x shape] activations and their gradient */
     float *saved;               /* saved_per_sample*N + saved_fixed floats */
-    size_t saved_per_sample, saved_fixed;
-    size_t scratch_per_sample, scratch_fixed;  /* shared model scratch need */
+    size_t saved_per_sample, saved_fixed;      /* set by plan */
     int p0, np;                 /* this node's parameters: params[p0 .. p0+np) */
     int b0, nb;                 /* this node's buffers */
     int eval_mode;              /* BN-like layers: use running statistics even when training */

@@ -1,0 +1,119 @@
+/* lt_fetch.h — download a file with libcurl, resume, retry, verify sha256.
+ *
+ * What lt_fetch() guarantees: when it returns LT_OK, <dest> exists, is
+ * complete and (when a hash was given) has exactly that sha256. It never
+ * leaves a partial or unverified file under the name <dest>:
+ *
+ *   <dest>.part   bytes received so far. A later call resumes it with an
+ *                 HTTP "Range: bytes=N-" request. If the server ignores the
+ *                 range (answers 200), the file is restarted from zero; if
+ *                 it answers 416 (the .part is already complete) the .part
+ *                 is hashed and kept when it matches, else discarded.
+ *   <dest>.bad    a completed download whose sha256 did not match. Kept
+ *                 aside for inspection, never read by the harness, replaced
+ *                 by the next mismatch.
+ *   <dest>        only ever created by rename(<dest>.part, <dest>) after the
+ *                 hash matched (atomic on POSIX).
+ *
+ * Idempotent: if <dest> exists and matches the expected hash, nothing is
+ * fetched (zero requests). If <dest> exists but does not match, it is moved
+ * to <dest>.bad and fetched again. With expected == NULL an existing <dest>
+ * is trusted as is (there is nothing to verify it against).
+ *
+ * Retries (exponential back-off: backoff_s, 2*backoff_s, 4*backoff_s, ...
+ * capped at backoff_max_s) happen on connection errors, timeouts (including
+ * the low-speed limit), transfers cut short, HTTP 5xx, 408 and 429. Other
+ * HTTP errors (404, 403, ...) fail at once with LT_ENET and a message naming
+ * the URL and the status. A transfer that was resumed and then fails the hash
+ * check is retried once from zero (the old .part may have come from another
+ * version of the file) before LT_ECHECKSUM is returned.
+ *
+ * Local write failures (disk full, file-size limit, injected write hook
+ * failure) return LT_EIO at once, without retries, and delete <dest>.part
+ * (its tail may be unreliable after a failed write).
+ *
+ * URL selection, first match wins:
+ *   1. opts->url_override, if non-NULL, is used verbatim;
+ *   2. else a mirror: opts->mirror if non-NULL, else the environment variable
+ *      LTBENCH_MIRROR if set and non-empty. The mirror is a base URL; the
+ *      part of the original URL after its last '/' (the file name, with any
+ *      query string) is appended to it, with exactly one '/' in between:
+ *        url    = https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
+ *        mirror = http://127.0.0.1:8000/data        (or ".../data/")
+ *        used   = http://127.0.0.1:8000/data/cifar-10-binary.tar.gz
+ *      i.e. scheme, host and the whole directory prefix of the original URL
+ *      are replaced. Any scheme libcurl supports works (file:///srv/mirror).
+ *   3. else the URL as given.
+ *
+ * Offline copies: with opts->from_dir (CLI: --from DIR) nothing is
+ * downloaded; DIR/<file name of the URL> is verified and hard-linked (or, if
+ * that is impossible, copied) to <dest>. See lt_fetch_from_dir().
+ *
+ * Progress (to stderr): a one-line bar with bytes, rate and ETA when stderr
+ * is a terminal; otherwise a plain line every 5 s or every 10 %, whichever
+ * comes first; nothing when opts->quiet is set. */
+#ifndef LT_FETCH_H
+#define LT_FETCH_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "lt_base.h"
+
+/* Write hook: called instead of fwrite(p, 1, n, f) for downloaded data.
+ * Must return the number of bytes written; fewer than n means failure (set
+ * errno to say why, e.g. ENOSPC). Exists so tests can simulate a full disk. */
+typedef size_t (*lt_fetch_write_fn)(const void *p, size_t n, FILE *f, void *ctx);
+
+typedef struct lt_fetch_opts {
+    int retries;              /* extra attempts after the first; default 5 */
+    double backoff_s;         /* delay before the first retry; default 1.0 */
+    double backoff_max_s;     /* cap on the doubled delay; default 60 */
+    long connect_timeout_s;   /* CURLOPT_CONNECTTIMEOUT; default 30 */
+    long low_speed_limit;     /* bytes/s; slower than this for low_speed_time_s */
+    long low_speed_time_s;    /*   seconds aborts the attempt (retried); defaults 1024 B/s, 60 s */
+    int quiet;                /* 1: no progress or retry messages on stderr */
+    const char *url_override; /* use this URL instead of the given one (and of any mirror) */
+    const char *mirror;       /* base URL; NULL: use $LTBENCH_MIRROR when set */
+    const char *from_dir;     /* non-NULL: take the file from this directory, no network */
+    lt_fetch_write_fn write_fn; /* NULL: fwrite */
+    void *write_ctx;
+} lt_fetch_opts;
+
+/* Fills *o with the defaults above. Always start from this, then override. */
+void lt_fetch_opts_default(lt_fetch_opts *o);
+
+/* curl_global_init / curl_global_cleanup. Call once from the main thread
+ * before any other thread exists (libcurl requires it); lt_fetch() also calls
+ * init lazily, which is fine in single-threaded programs. */
+int lt_fetch_global_init(void);
+void lt_fetch_global_cleanup(void);
+
+/* Downloads url to dest_path as described above. opts may be NULL
+ * (defaults). expected_sha256_hex: 64 hex digits (either case) or NULL.
+ * actual_hex_out (may be NULL) receives the sha256 of what was fetched, also
+ * on LT_ECHECKSUM. Returns LT_OK, LT_ENET (network / HTTP error, message has
+ * the URL and the curl error or HTTP status), LT_ECHECKSUM (message names the
+ * URL, expected and actual hash, and the .bad path), LT_EIO (local file
+ * error, message names the file), LT_EINVAL (bad hash string or URL). */
+int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
+             const char *expected_sha256_hex, char actual_hex_out[65]);
+
+/* Offline path: verifies dir/name against the expected hash and then
+ * hard-links it to dest_path (or copies it, through <dest>.part + rename,
+ * when linking fails, e.g. across file systems; the copy is hashed again).
+ * A wrong file is rejected with LT_ECHECKSUM naming the file and both hashes;
+ * the user's file is never moved or modified and no <dest> is created. If
+ * dest_path already exists with the right hash, nothing is done. */
+int lt_fetch_from_dir(const char *dir, const char *name, const char *dest_path,
+                      const char *expected_sha256_hex, char actual_hex_out[65]);
+
+/* The URL lt_fetch() would request for url under opts (rule above), written
+ * to out (NUL-terminated). LT_EINVAL if it does not fit. */
+int lt_fetch_effective_url(const lt_fetch_opts *opts, const char *url, char *out, size_t outsz);
+
+/* The file-name part of url: what follows its last '/' (query string
+ * included). Points into url. */
+const char *lt_fetch_url_basename(const char *url);
+
+#endif

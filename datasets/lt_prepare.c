@@ -1,0 +1,894 @@
+/* lt_prepare.c — the dataset pipeline: fetch -> verify -> read -> LT subset
+ * -> caches + manifest, and the state report behind `ltbench datasets`.
+ *
+ * Two rules shape this file:
+ *  - Verification happens once per file. After a file's hash matched, a
+ *    stamp records (path, size, mtime, hash); later runs trust the stamp
+ *    while size and mtime are unchanged, so `build` of a cached dataset
+ *    never re-hashes 170 MB archives. A stamp only counts if its hash is
+ *    one the current definition accepts (a test's override definition with
+ *    another pinned hash does not inherit the real file's stamp).
+ *  - A build is identified by a hash of its inputs (source identity hashes
+ *    + recipe + format version) stored in the manifest. Same inputs and
+ *    intact caches: nothing is done. Otherwise everything is re-read and
+ *    rewritten; the manifest is renamed into place last, so it only ever
+ *    describes caches that are complete. */
+#include <archive.h>
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lt_ckpt.h"
+#include "lt_datasets.h"
+#include "lt_fetch.h"
+
+#define PATH_CAP 4096
+
+/* ---- small helpers ------------------------------------------------------------- */
+void lt_ds_opts_default(lt_ds_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->use_system = 1;
+    o->fetch = 1;
+    o->profile = LT_PROFILE_EXP;
+    o->scale = "short";
+}
+
+const char *lt_ds_data_dir(const lt_ds_opts *o)
+{
+    if (o && o->data_dir && *o->data_dir) return o->data_dir;
+    const char *e = getenv("LTBENCH_DATA");
+    if (e && *e) return e;
+    return "data";
+}
+
+void lt_ds_built_free(lt_ds_built *b)
+{
+    if (!b) return;
+    free(b->counts);
+    b->counts = NULL;
+}
+
+static void say(const lt_ds_opts *o, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void say(const lt_ds_opts *o, const char *fmt, ...)
+{
+    if (o->quiet) return;
+    FILE *f = o->log ? o->log : stdout;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+    fflush(f);
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[PATH_CAP];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return lt_err(LT_EINVAL, "path too long: %s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return lt_err(LT_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return lt_err(LT_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+    return LT_OK;
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int hexeq(const char *a, const char *b)
+{
+    return a && b && strlen(a) == 64 && !strcasecmp(a, b);
+}
+
+static int scale_index(const char *scale)
+{
+    if (!scale || !strcmp(scale, "short")) return 1;
+    if (!strcmp(scale, "ci")) return 0;
+    if (!strcmp(scale, "full")) return 2;
+    return -1;
+}
+
+/* ---- verification ---------------------------------------------------------------- */
+/* sha256 of a file's decompressed stream (gzip and friends via libarchive's
+ * raw format); the identity of Fashion-MNIST's re-compressed Debian files. */
+static int content_sha256(const char *path, char hex[65])
+{
+    struct archive *a = archive_read_new();
+    if (!a) return lt_err(LT_ENOMEM, "%s: cannot create an archive reader", path);
+    archive_read_support_filter_all(a);
+    archive_read_support_format_raw(a);
+    int rc = LT_OK;
+    struct archive_entry *e;
+    uint8_t *buf = malloc(1 << 16);
+    lt_sha256 s;
+    lt_sha256_init(&s);
+    if (!buf) rc = lt_err(LT_ENOMEM, "%s: out of memory", path);
+    else if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK ||
+             archive_read_next_header(a, &e) < ARCHIVE_WARN)
+        rc = lt_err(LT_EDATA, "%s: cannot decompress: %s", path, archive_error_string(a));
+    while (!rc) {
+        la_ssize_t n = archive_read_data(a, buf, 1 << 16);
+        if (n == 0) break;
+        if (n < 0) rc = lt_err(LT_EDATA, "%s: corrupt compressed stream: %s", path, archive_error_string(a));
+        else lt_sha256_update(&s, buf, (size_t)n);
+    }
+    free(buf);
+    archive_read_free(a);
+    if (!rc) {
+        uint8_t d[32];
+        lt_sha256_final(&s, d);
+        lt_sha256_hex(d, hex);
+    }
+    return rc;
+}
+
+typedef struct {
+    char path[PATH_CAP];
+    long long size, mtime_ns;
+    char sha256[65];     /* of the file as stored */
+    char identity[65];   /* what the manifest records: the pinned content hash if any */
+    char how[32];        /* "sha256", "content-sha256", "unpinned" */
+} stamp;
+
+/* The hashes a definition accepts as this file's identity. */
+static int identity_ok(const lt_ds_file *f, const char *ident)
+{
+    if (!f->sha256 && !f->content_sha256) return 1; /* unpinned: whatever was recorded */
+    return hexeq(ident, f->content_sha256) || (!f->content_sha256 && hexeq(ident, f->sha256));
+}
+
+/* Hashes `path` and decides whether it is the file f describes. */
+static int verify_candidate(const lt_ds_file *f, const char *path, stamp *st)
+{
+    memset(st, 0, sizeof *st);
+    struct stat sb;
+    if (stat(path, &sb) != 0) return lt_err(LT_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    char *rp = realpath(path, NULL);
+    snprintf(st->path, sizeof st->path, "%s", rp ? rp : path);
+    free(rp);
+    st->size = (long long)sb.st_size;
+    st->mtime_ns = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+    LT_TRY(lt_sha256_file(path, st->sha256));
+    if (f->sha256 && hexeq(st->sha256, f->sha256)) {
+        snprintf(st->identity, sizeof st->identity, "%s", f->content_sha256 ? f->content_sha256 : f->sha256);
+        snprintf(st->how, sizeof st->how, "sha256");
+        return LT_OK;
+    }
+    if (f->content_sha256) {
+        char c[65];
+        int rc = content_sha256(path, c);
+        if (!rc && hexeq(c, f->content_sha256)) {
+            snprintf(st->identity, sizeof st->identity, "%s", f->content_sha256);
+            snprintf(st->how, sizeof st->how, "content-sha256");
+            return LT_OK;
+        }
+        return lt_err(LT_ECHECKSUM, "%s: sha256 %s matches neither the published file (%s) nor, decompressed "
+                      "(%s), the published content (%s)", path, st->sha256, f->sha256 ? f->sha256 : "none",
+                      rc ? "not decompressible" : c, f->content_sha256);
+    }
+    if (!f->sha256) {
+        snprintf(st->identity, sizeof st->identity, "%s", st->sha256);
+        snprintf(st->how, sizeof st->how, "unpinned");
+        return LT_OK;
+    }
+    return lt_err(LT_ECHECKSUM, "%s: sha256 %s, expected %s%s%s", path, st->sha256, f->sha256,
+                  f->md5 ? " (publisher md5 " : "", f->md5 ? f->md5 : "");
+}
+
+static void stamp_path(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file *f, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s/raw/%s.verified", lt_ds_data_dir(o), def->name, f->name);
+}
+
+static int stamp_write(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file *f, const stamp *st)
+{
+    char p[PATH_CAP];
+    stamp_path(def, o, f, p, sizeof p);
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return lt_err(LT_ENOMEM, "stamp: out of memory");
+    cJSON_AddStringToObject(j, "path", st->path);
+    cJSON_AddNumberToObject(j, "size", (double)st->size);
+    cJSON_AddNumberToObject(j, "mtime_ns", (double)st->mtime_ns);
+    cJSON_AddStringToObject(j, "sha256", st->sha256);
+    cJSON_AddStringToObject(j, "identity", st->identity);
+    cJSON_AddStringToObject(j, "verified_by", st->how);
+    int rc = lt_json_write_atomic(p, j, NULL);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* LT_OK and *st filled when a stamp exists, its file is unchanged and its
+ * identity is acceptable; anything else is "no stamp" (LT_EDATA, quietly). */
+static int stamp_read(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file *f, stamp *st)
+{
+    char p[PATH_CAP];
+    stamp_path(def, o, f, p, sizeof p);
+    memset(st, 0, sizeof *st);
+    if (!file_exists(p)) return LT_EDATA;
+    cJSON *j = NULL;
+    if (lt_json_read(p, &j)) return LT_EDATA;
+    const cJSON *jp = cJSON_GetObjectItem(j, "path"), *js = cJSON_GetObjectItem(j, "size"),
+                *jm = cJSON_GetObjectItem(j, "mtime_ns"), *jh = cJSON_GetObjectItem(j, "sha256"),
+                *ji = cJSON_GetObjectItem(j, "identity"), *jb = cJSON_GetObjectItem(j, "verified_by");
+    int ok = cJSON_IsString(jp) && cJSON_IsNumber(js) && cJSON_IsNumber(jm) && cJSON_IsString(jh) &&
+             cJSON_IsString(ji) && cJSON_IsString(jb);
+    if (ok) {
+        snprintf(st->path, sizeof st->path, "%s", jp->valuestring);
+        st->size = (long long)js->valuedouble;
+        st->mtime_ns = (long long)jm->valuedouble;
+        snprintf(st->sha256, sizeof st->sha256, "%s", jh->valuestring);
+        snprintf(st->identity, sizeof st->identity, "%s", ji->valuestring);
+        snprintf(st->how, sizeof st->how, "%s", jb->valuestring);
+    }
+    cJSON_Delete(j);
+    if (!ok || !identity_ok(f, st->identity)) return LT_EDATA;
+    if (!strcmp(st->how, "sha256") && f->sha256 && !hexeq(st->sha256, f->sha256)) return LT_EDATA;
+    struct stat sb;
+    if (stat(st->path, &sb) != 0 || (long long)sb.st_size != st->size) return LT_EDATA;
+    /* mtime_ns went through a double: compare at microsecond precision. */
+    long long mt = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+    if (llabs(mt - st->mtime_ns) > 1000) return LT_EDATA;
+    return LT_OK;
+}
+
+/* ---- fetch --------------------------------------------------------------------- */
+/* The URL for file f under o: the --url mirror (or, when its last component
+ * is the file's name, the URL itself) or the registry URL. */
+static int file_url(const lt_ds_file *f, const lt_ds_opts *o, char *out, size_t cap)
+{
+    if (o->url && *o->url) {
+        const char *base = strrchr(o->url, '/');
+        if (base && !strcmp(base + 1, f->name)) snprintf(out, cap, "%s", o->url);
+        else snprintf(out, cap, "%s%s%s", o->url, o->url[strlen(o->url) - 1] == '/' ? "" : "/", f->name);
+        return LT_OK;
+    }
+    if (f->url) {
+        snprintf(out, cap, "%s", f->url);
+        return LT_OK;
+    }
+    return LT_EINVAL;
+}
+
+static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file *f, stamp *st)
+{
+    const char *dd = lt_ds_data_dir(o);
+    char raw[PATH_CAP], dest[PATH_CAP];
+    snprintf(raw, sizeof raw, "%s/%s/raw", dd, def->name);
+    snprintf(dest, sizeof dest, "%s/%s", raw, f->name);
+    if (stamp_read(def, o, f, st) == LT_OK) {
+        say(o, "%s: %s: verified (%s %.12s...)", def->name, f->name, st->how, st->identity);
+        return LT_OK;
+    }
+    LT_TRY(mkdir_p(raw));
+    int rc;
+    /* 1. A packaged copy (Fashion-MNIST from dataset-fashion-mnist). */
+    if (o->use_system && f->system_path) {
+        char cands[PATH_CAP];
+        snprintf(cands, sizeof cands, "%s", f->system_path);
+        for (char *save = NULL, *c = strtok_r(cands, ":", &save); c; c = strtok_r(NULL, ":", &save)) {
+            if (!file_exists(c)) continue;
+            rc = verify_candidate(f, c, st);
+            if (rc == LT_OK) {
+                say(o, "%s: %s: using %s (%s %.12s...)", def->name, f->name, st->path, st->how, st->identity);
+                return stamp_write(def, o, f, st);
+            }
+            say(o, "%s: %s: ignoring %s: %s", def->name, f->name, c, lt_errmsg());
+        }
+    }
+    /* 2. --from DIR: verify there, then link or copy into raw/. */
+    if (o->from_dir) {
+        char src[PATH_CAP];
+        snprintf(src, sizeof src, "%s/%s", o->from_dir, f->name);
+        if (!file_exists(src))
+            return lt_err(LT_EIO, "%s: %s not found in --from directory %s", def->name, f->name, o->from_dir);
+        if ((rc = verify_candidate(f, src, st))) return rc;
+        char got[65];
+        if ((rc = lt_fetch_from_dir(o->from_dir, f->name, dest, st->sha256, got))) return rc;
+        stamp d;
+        if ((rc = verify_candidate(f, dest, &d))) return rc;
+        *st = d;
+        say(o, "%s: %s: copied from %s (%s %.12s...)", def->name, f->name, o->from_dir, st->how, st->identity);
+        return stamp_write(def, o, f, st);
+    }
+    /* 3. Already in raw/ (placed by hand, or an earlier run died before its stamp). */
+    if (file_exists(dest)) {
+        if ((rc = verify_candidate(f, dest, st)) == LT_OK) {
+            say(o, "%s: %s: found in %s (%s %.12s...)", def->name, f->name, raw, st->how, st->identity);
+            return stamp_write(def, o, f, st);
+        }
+        say(o, "%s: %s: existing copy rejected: %s", def->name, f->name, lt_errmsg());
+    }
+    /* 4. Download (resumes a .part; lt_fetch moves a wrong file to .bad). */
+    char url[PATH_CAP];
+    if (file_url(f, o, url, sizeof url) != LT_OK)
+        return lt_err(LT_ENET, "%s: %s has no download URL; place it in %s or pass --from DIR%s%s", def->name,
+                      f->name, raw, def->fetch_note ? ". " : "", def->fetch_note ? def->fetch_note : "");
+    say(o, "%s: %s: downloading %s", def->name, f->name, url);
+    lt_fetch_opts fo;
+    lt_fetch_opts_default(&fo);
+    fo.quiet = o->quiet;
+    fo.url_override = url;
+    char got[65] = "";
+    rc = lt_fetch(&fo, url, dest, f->sha256, got);
+    if (rc == LT_ECHECKSUM && f->content_sha256) {
+        /* A mirror may serve a re-compressed copy (Debian's normalised gzip
+         * headers): the content hash can still match. */
+        char bad[PATH_CAP + 8];
+        snprintf(bad, sizeof bad, "%s.bad", dest);
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lt_errmsg());
+        if (file_exists(bad) && verify_candidate(f, bad, st) == LT_OK && rename(bad, dest) == 0) rc = LT_OK;
+        else lt_err(LT_ECHECKSUM, "%s", msg);
+    }
+    if (rc) return lt_err_wrap(rc, "%s: fetching %s", def->name, f->name);
+    if ((rc = verify_candidate(f, dest, st))) return rc;
+    say(o, "%s: %s: downloaded and verified (%s %.12s...)", def->name, f->name, st->how, st->identity);
+    return stamp_write(def, o, f, st);
+}
+
+int lt_ds_fetch(const lt_ds_def *def, const lt_ds_opts *o_in)
+{
+    lt_ds_opts od;
+    if (!o_in) lt_ds_opts_default(&od);
+    const lt_ds_opts *o = o_in ? o_in : &od;
+    for (int i = 0; i < def->n_files; i++) {
+        const lt_ds_file *f = &def->files[i];
+        stamp st;
+        int rc = fetch_one(def, o, f, &st);
+        if (rc && f->optional) {
+            say(o, "%s: %s (optional) skipped: %s", def->name, f->name, lt_errmsg());
+            continue;
+        }
+        if (rc) return rc;
+    }
+    return LT_OK;
+}
+
+/* ---- build --------------------------------------------------------------------- */
+typedef struct {
+    lt_profile profile;
+    double ir;
+    int side;
+    char tag[64];
+} recipe;
+
+static int resolve_recipe(const lt_ds_def *def, const lt_ds_opts *o, recipe *r)
+{
+    memset(r, 0, sizeof *r);
+    int si = scale_index(o->scale);
+    if (si < 0) return lt_err(LT_EINVAL, "%s: scale '%s': expected ci, short or full", def->name, o->scale);
+    if (def->n_max <= 0) {
+        if (o->ir > 0 || o->profile == LT_PROFILE_STEP)
+            return lt_err(LT_EINVAL, "%s is long-tailed as published: --ir and --profile do not apply", def->name);
+        r->profile = LT_PROFILE_NATURAL;
+        r->side = def->h > 0 ? def->h : def->side[si];
+        if (r->side <= 0) return lt_err(LT_EINVAL, "%s: no image size for scale '%s'", def->name, o->scale);
+        snprintf(r->tag, sizeof r->tag, "natural_px%d", r->side);
+        return LT_OK;
+    }
+    if (o->profile == LT_PROFILE_NATURAL)
+        return lt_err(LT_EINVAL, "%s is balanced as published: choose --profile exp or step", def->name);
+    r->profile = o->profile;
+    r->ir = o->ir > 0 ? o->ir : def->default_ir;
+    if (!(r->ir >= 1.0 && r->ir <= 1e6)) return lt_err(LT_EINVAL, "%s: imbalance ratio %g outside [1, 1e6]", def->name, r->ir);
+    r->side = def->h;
+    int n = snprintf(r->tag, sizeof r->tag, "%s_ir%g", lt_profile_name(r->profile), r->ir);
+    if (o->seed) snprintf(r->tag + n, sizeof r->tag - (size_t)n, "_seed%u", o->seed);
+    return LT_OK;
+}
+
+int lt_ds_tag(const lt_ds_def *def, const lt_ds_opts *o, char *tag, size_t cap)
+{
+    recipe r;
+    LT_TRY(resolve_recipe(def, o, &r));
+    if (strlen(r.tag) >= cap) return lt_err(LT_EINVAL, "tag buffer too small");
+    snprintf(tag, cap, "%s", r.tag);
+    return LT_OK;
+}
+
+static void inputs_hash(const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, stamp *st, char hex[65])
+{
+    lt_sha256 s;
+    lt_sha256_init(&s);
+    char line[512];
+    int n = snprintf(line, sizeof line, "ltbench dataset inputs v%d\ndataset %s\nclasses %d\nn_train %ld\nn_test %ld\n",
+                     LT_DS_FORMAT_VERSION, def->name, def->n_classes, def->n_train, def->n_test);
+    lt_sha256_update(&s, line, (size_t)n);
+    for (int i = 0; i < def->n_files; i++) {
+        n = snprintf(line, sizeof line, "file %s %s\n", def->files[i].name, st[i].identity[0] ? st[i].identity : "absent");
+        lt_sha256_update(&s, line, (size_t)n);
+    }
+    n = snprintf(line, sizeof line, "profile %s\nir %.17g\nn_max %ld\nseed %u\nside %d\nsentinels %d\n",
+                 lt_profile_name(r->profile), r->ir, def->n_max, r->profile == LT_PROFILE_NATURAL ? 0 : o->seed,
+                 r->side, def->check_cifar10_sentinels);
+    lt_sha256_update(&s, line, (size_t)n);
+    uint8_t d[32];
+    lt_sha256_final(&s, d);
+    lt_sha256_hex(d, hex);
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *j = cJSON_GetObjectItem(o, k);
+    return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+static double jnum(const cJSON *o, const char *k, double def)
+{
+    const cJSON *j = cJSON_GetObjectItem(o, k);
+    return cJSON_IsNumber(j) ? j->valuedouble : def;
+}
+
+/* Fills b from a manifest document (the one just written or one on disk). */
+static int built_from_manifest(const cJSON *m, const char *path, lt_ds_built *b)
+{
+    const cJSON *tr = cJSON_GetObjectItem(m, "train"), *te = cJSON_GetObjectItem(m, "test"),
+                *rc = cJSON_GetObjectItem(m, "recipe"), *sg = cJSON_GetObjectItem(m, "shot_groups"),
+                *shape = cJSON_GetObjectItem(m, "image_shape");
+    const cJSON *counts = cJSON_GetObjectItem(tr, "counts");
+    int nc = (int)jnum(m, "n_classes", 0);
+    if (!cJSON_IsObject(tr) || !cJSON_IsObject(te) || !cJSON_IsObject(rc) || !cJSON_IsArray(counts) || nc <= 0 ||
+        cJSON_GetArraySize(counts) != nc || !cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != 3)
+        return lt_err(LT_EDATA, "%s: not a complete dataset manifest", path);
+    free(b->counts);
+    b->counts = malloc((size_t)nc * sizeof *b->counts);
+    if (!b->counts) return lt_err(LT_ENOMEM, "%s: out of memory", path);
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, counts) b->counts[i++] = (long)it->valuedouble;
+    b->n_classes = nc;
+    b->n_train = (long)jnum(tr, "n", 0);
+    b->n_test = (long)jnum(te, "n", 0);
+    b->c = cJSON_GetArrayItem(shape, 0)->valueint;
+    b->h = cJSON_GetArrayItem(shape, 1)->valueint;
+    b->w = cJSON_GetArrayItem(shape, 2)->valueint;
+    b->many = (int)jnum(sg, "many", 0);
+    b->medium = (int)jnum(sg, "medium", 0);
+    b->few = (int)jnum(sg, "few", 0);
+    b->ir = jnum(rc, "ir", 0);
+    lt_profile p = LT_PROFILE_EXP;
+    lt_profile_parse(jstr(rc, "profile"), &p);
+    b->profile = p;
+    const char *s;
+    snprintf(b->index_sha256, sizeof b->index_sha256, "%s", (s = jstr(tr, "index_sha256")) ? s : "");
+    snprintf(b->rank_digest, sizeof b->rank_digest, "%s", (s = jstr(tr, "rank_digest")) ? s : "");
+    snprintf(b->inputs_sha256, sizeof b->inputs_sha256, "%s", (s = jstr(m, "inputs_sha256")) ? s : "");
+    snprintf(b->tag, sizeof b->tag, "%s", (s = jstr(m, "tag")) ? s : "");
+    return LT_OK;
+}
+
+static cJSON *counts_json(const long *c, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)c[i]));
+    return a;
+}
+
+/* A build directory whose manifest says `inputs` and whose caches are intact. */
+static int up_to_date(const char *dir, const char *inputs, lt_ds_built *b)
+{
+    char mp[PATH_CAP], p[PATH_CAP];
+    snprintf(mp, sizeof mp, "%s/manifest.json", dir);
+    if (!file_exists(mp)) return 0;
+    cJSON *m = NULL;
+    if (lt_json_read(mp, &m)) return 0;
+    int ok = hexeq(jstr(m, "inputs_sha256"), inputs) && jnum(m, "format_version", -1) == LT_DS_FORMAT_VERSION;
+    long n = -1;
+    if (ok) {
+        snprintf(p, sizeof p, "%s/train.ltc", dir);
+        ok = lt_cache_check(p, &n, NULL) == LT_OK && n == (long)jnum(cJSON_GetObjectItem(m, "train"), "n", -2);
+    }
+    if (ok) {
+        snprintf(p, sizeof p, "%s/test.ltc", dir);
+        ok = lt_cache_check(p, &n, NULL) == LT_OK && n == (long)jnum(cJSON_GetObjectItem(m, "test"), "n", -2);
+    }
+    if (ok) ok = built_from_manifest(m, mp, b) == LT_OK && lt_sha256_file(mp, b->manifest_sha256) == LT_OK;
+    cJSON_Delete(m);
+    return ok;
+}
+
+/* Serialises builds of one dataset across processes (parallel runs may all
+ * ask for the same build); the lock dies with the process. */
+static int lock_dataset(const lt_ds_def *def, const lt_ds_opts *o, int *fd)
+{
+    char p[PATH_CAP];
+    snprintf(p, sizeof p, "%s/%s", lt_ds_data_dir(o), def->name);
+    LT_TRY(mkdir_p(p));
+    snprintf(p, sizeof p, "%s/%s/.lock", lt_ds_data_dir(o), def->name);
+    *fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0) return lt_err(LT_EIO, "%s: cannot open lock file: %s", p, strerror(errno));
+    while (flock(*fd, LOCK_EX) != 0)
+        if (errno != EINTR) {
+            close(*fd);
+            return lt_err(LT_EIO, "%s: cannot lock: %s", p, strerror(errno));
+        }
+    return LT_OK;
+}
+
+/* Reads the sources and produces the train subset, the test set and the
+ * manifest fields that describe the selection. */
+typedef struct {
+    lt_dataset train, test;
+    long *counts, *test_counts;
+    long source_n;
+    int32_t *idx;
+    long n_idx;
+    char index_sha[65], rank_digest[65];
+    cJSON *extra;
+} build_state;
+
+static void bs_free(build_state *s)
+{
+    lt_dataset_free(&s->train);
+    lt_dataset_free(&s->test);
+    free(s->counts);
+    free(s->test_counts);
+    free(s->idx);
+    cJSON_Delete(s->extra);
+    memset(s, 0, sizeof *s);
+}
+
+static int read_and_select(const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, stamp *st, build_state *s)
+{
+    char work[PATH_CAP];
+    snprintf(work, sizeof work, "%s/%s/work", lt_ds_data_dir(o), def->name);
+    lt_ds_src src;
+    memset(&src, 0, sizeof src);
+    src.def = def;
+    src.opts = o;
+    src.work_dir = work;
+    src.side = r->side;
+    for (int i = 0; i < def->n_files; i++) src.path[i] = st[i].path[0] ? st[i].path : NULL;
+    if (!def->read) return lt_err(LT_EINVAL, "%s: this build has no reader for the dataset", def->name);
+    s->extra = cJSON_CreateObject();
+    if (!s->extra) return lt_err(LT_ENOMEM, "%s: out of memory", def->name);
+    lt_dataset full;
+    memset(&full, 0, sizeof full);
+    say(o, "%s: reading the sources", def->name);
+    int rc = def->read(&src, &full, &s->test, s->extra);
+    if (rc) return lt_err_wrap(rc, "%s: reading", def->name);
+    const char *what = NULL;
+    if (full.n_classes != def->n_classes || s->test.n_classes != def->n_classes) what = "number of classes";
+    else if ((def->n_train > 0 && full.n != def->n_train) || (def->n_test > 0 && s->test.n != def->n_test))
+        what = "number of images";
+    else if (full.c != s->test.c || full.h != s->test.h || full.w != s->test.w || (def->c > 0 && full.c != def->c) ||
+             (r->side > 0 && (full.h != r->side || full.w != r->side)))
+        what = "image shape";
+    if (what) {
+        rc = lt_err(LT_EDATA, "%s: the reader produced an unexpected %s: train %ld x %dx%dx%d, test %ld, %d classes "
+                    "(expected %ld / %ld, %d classes)", def->name, what, full.n, full.c, full.h, full.w, s->test.n,
+                    full.n_classes, def->n_train, def->n_test, def->n_classes);
+        lt_dataset_free(&full);
+        return rc;
+    }
+    if (def->check_cifar10_sentinels && (rc = lt_cifar10_check_sentinels(&full, &s->test))) {
+        lt_dataset_free(&full);
+        return lt_err_wrap(rc, "%s", def->name);
+    }
+    int C = def->n_classes;
+    s->counts = calloc((size_t)C, sizeof *s->counts);
+    s->test_counts = calloc((size_t)C, sizeof *s->test_counts);
+    if (!s->counts || !s->test_counts) {
+        lt_dataset_free(&full);
+        return lt_err(LT_ENOMEM, "%s: out of memory", def->name);
+    }
+    lt_dataset_class_counts(&s->test, s->test_counts);
+    s->source_n = full.n;
+    if (r->profile == LT_PROFILE_NATURAL) {
+        s->train = full;
+        lt_dataset_class_counts(&s->train, s->counts);
+        const char *ix = jstr(s->extra, "index_sha256");
+        if (ix) snprintf(s->index_sha, sizeof s->index_sha, "%s", ix);
+        else {
+            /* No list of its own: the train set is the source in order. */
+            s->idx = malloc((size_t)(full.n > 0 ? full.n : 1) * sizeof *s->idx);
+            if (!s->idx) return lt_err(LT_ENOMEM, "%s: out of memory", def->name);
+            for (long i = 0; i < full.n; i++) s->idx[i] = (int32_t)i;
+            lt_subset_index_sha256(s->idx, full.n, s->index_sha);
+            free(s->idx);
+            s->idx = NULL;
+        }
+        return LT_OK;
+    }
+    long *sizes = calloc((size_t)C, sizeof *sizes);
+    int32_t *ranks = NULL, *kept = NULL;
+    if (!sizes) {
+        lt_dataset_free(&full);
+        return lt_err(LT_ENOMEM, "%s: out of memory", def->name);
+    }
+    lt_dataset_class_counts(&full, sizes);
+    rc = lt_subset_counts(r->profile, def->n_max, C, r->ir, s->counts);
+    long total = 0;
+    for (int c = 0; !rc && c < C; c++) total += s->counts[c];
+    if (!rc) {
+        s->idx = malloc((size_t)(total > 0 ? total : 1) * sizeof *s->idx);
+        ranks = malloc((size_t)(total > 0 ? total : 1) * sizeof *ranks);
+        kept = malloc((size_t)(total > 0 ? total : 1) * sizeof *kept);
+        if (!s->idx || !ranks || !kept) rc = lt_err(LT_ENOMEM, "%s: out of memory", def->name);
+    }
+    if (!rc) rc = lt_subset_select(full.labels, full.n, C, s->counts, o->seed, s->idx, ranks, &s->n_idx);
+    if (!rc) {
+        for (long i = 0; i < s->n_idx; i++) kept[i] = full.labels[s->idx[i]];
+        rc = lt_subset_rank_digest_from(ranks, kept, s->n_idx, C, s->rank_digest);
+    }
+    if (!rc) {
+        lt_subset_index_sha256(s->idx, s->n_idx, s->index_sha);
+        rc = lt_dataset_subset(&s->train, &full, s->idx, s->n_idx);
+    }
+    if (!rc) say(o, "%s: %s profile, IR %g, seed %u: kept %ld of %ld training images", def->name,
+                 lt_profile_name(r->profile), r->ir, o->seed, s->n_idx, full.n);
+    free(sizes);
+    free(ranks);
+    free(kept);
+    lt_dataset_free(&full);
+    return rc ? lt_err_wrap(rc, "%s: selecting the long-tailed subset", def->name) : LT_OK;
+}
+
+static cJSON *make_manifest(const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, const stamp *st,
+                            const build_state *s, const char *inputs, const char *tr_sha, const char *te_sha)
+{
+    cJSON *m = cJSON_CreateObject(), *a, *x;
+    if (!m) return NULL;
+    cJSON_AddStringToObject(m, "format", "ltbench-dataset-manifest");
+    cJSON_AddNumberToObject(m, "format_version", LT_DS_FORMAT_VERSION);
+    cJSON_AddStringToObject(m, "dataset", def->name);
+    if (def->title) cJSON_AddStringToObject(m, "title", def->title);
+    cJSON_AddStringToObject(m, "tag", r->tag);
+    cJSON_AddStringToObject(m, "inputs_sha256", inputs);
+    a = cJSON_AddArrayToObject(m, "sources");
+    for (int i = 0; i < def->n_files; i++) {
+        if (!st[i].identity[0]) continue;
+        x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "file", def->files[i].name);
+        cJSON_AddStringToObject(x, "sha256", st[i].identity);
+        cJSON_AddItemToArray(a, x);
+    }
+    x = cJSON_AddObjectToObject(m, "recipe");
+    cJSON_AddStringToObject(x, "profile", lt_profile_name(r->profile));
+    if (r->profile == LT_PROFILE_NATURAL) {
+        long mx = 0, mn = 0;
+        for (int c = 0; c < def->n_classes; c++) {
+            if (s->counts[c] > mx) mx = s->counts[c];
+            if (s->counts[c] > 0 && (mn == 0 || s->counts[c] < mn)) mn = s->counts[c];
+        }
+        cJSON_AddNumberToObject(x, "ir", mn > 0 ? (double)mx / (double)mn : 0);
+        cJSON_AddNumberToObject(x, "side", r->side);
+        cJSON_AddStringToObject(x, "selection", "none: the published long-tailed training list");
+    } else {
+        cJSON_AddNumberToObject(x, "ir", r->ir);
+        cJSON_AddNumberToObject(x, "n_max", (double)def->n_max);
+        cJSON_AddNumberToObject(x, "seed", o->seed);
+        cJSON_AddStringToObject(x, "counts_rule", r->profile == LT_PROFILE_EXP
+                                ? "n_i = (int)(n_max * pow(1/IR, i/(C-1.0)))"
+                                : "n_i = n_max for i < C/2, else (int)(n_max/IR)");
+        cJSON_AddStringToObject(x, "selection", "LDAM-DRW: NumPy legacy MT19937 seeded once; for each class in "
+                                "label order, shuffle its ascending train positions and keep the first n_i");
+        cJSON_AddNumberToObject(x, "source_train_n", (double)s->source_n);
+    }
+    cJSON_AddNumberToObject(m, "n_classes", def->n_classes);
+    int shape[3] = {s->train.c, s->train.h, s->train.w};
+    cJSON_AddItemToObject(m, "image_shape", cJSON_CreateIntArray(shape, 3));
+    x = cJSON_AddObjectToObject(m, "train");
+    cJSON_AddNumberToObject(x, "n", (double)s->train.n);
+    cJSON_AddItemToObject(x, "counts", counts_json(s->counts, def->n_classes));
+    cJSON_AddStringToObject(x, "index_sha256", s->index_sha);
+    if (s->rank_digest[0]) cJSON_AddStringToObject(x, "rank_digest", s->rank_digest);
+    if (s->idx) cJSON_AddStringToObject(x, "index_file", "index.txt");
+    cJSON_AddStringToObject(x, "cache", "train.ltc");
+    cJSON_AddStringToObject(x, "cache_sha256", tr_sha);
+    x = cJSON_AddObjectToObject(m, "test");
+    cJSON_AddNumberToObject(x, "n", (double)s->test.n);
+    cJSON_AddItemToObject(x, "counts", counts_json(s->test_counts, def->n_classes));
+    cJSON_AddStringToObject(x, "cache", "test.ltc");
+    cJSON_AddStringToObject(x, "cache_sha256", te_sha);
+    int many, medium, few;
+    lt_shot_groups(s->counts, def->n_classes, &many, &medium, &few);
+    x = cJSON_AddObjectToObject(m, "shot_groups");
+    cJSON_AddStringToObject(x, "rule", "many > 100, medium 20..100, few < 20 training images (strict OLTR rule)");
+    cJSON_AddNumberToObject(x, "many", many);
+    cJSON_AddNumberToObject(x, "medium", medium);
+    cJSON_AddNumberToObject(x, "few", few);
+    if (s->extra && s->extra->child) cJSON_AddItemReferenceToObject(m, "extra", s->extra);
+    return m;
+}
+
+/* Writes caches, index list and manifest; on error removes what it wrote. */
+static int write_build(const char *dir, const lt_ds_def *def, const lt_ds_opts *o, const recipe *r,
+                       const stamp *st, const build_state *s, const char *inputs, lt_ds_built *b)
+{
+    char mp[PATH_CAP], tp[PATH_CAP], ep[PATH_CAP], ip[PATH_CAP];
+    snprintf(mp, sizeof mp, "%s/manifest.json", dir);
+    snprintf(tp, sizeof tp, "%s/train.ltc", dir);
+    snprintf(ep, sizeof ep, "%s/test.ltc", dir);
+    snprintf(ip, sizeof ip, "%s/index.txt", dir);
+    LT_TRY(mkdir_p(dir));
+    /* The old manifest goes first: from here until the new one is renamed in,
+     * the directory holds no manifest, so nothing trusts half-replaced caches. */
+    if (unlink(mp) != 0 && errno != ENOENT) return lt_err(LT_EIO, "%s: cannot remove: %s", mp, strerror(errno));
+    char tr_sha[65], te_sha[65];
+    int rc = lt_cache_write(tp, &s->train, tr_sha);
+    if (!rc) rc = lt_cache_write(ep, &s->test, te_sha);
+    if (!rc && s->idx) {
+        /* Exactly the bytes index_sha256 hashes: sha256sum index.txt == index_sha256. */
+        size_t cap = (size_t)s->n_idx * 12 + 1, len = 0;
+        char *t = malloc(cap);
+        if (!t) rc = lt_err(LT_ENOMEM, "%s: out of memory", ip);
+        for (long i = 0; t && i < s->n_idx; i++) len += (size_t)snprintf(t + len, cap - len, i ? ",%d" : "%d", s->idx[i]);
+        if (t) rc = lt_file_write_atomic(ip, t, len);
+        free(t);
+    }
+    cJSON *m = NULL;
+    if (!rc) {
+        m = make_manifest(def, o, r, st, s, inputs, tr_sha, te_sha);
+        if (!m) rc = lt_err(LT_ENOMEM, "%s: out of memory", mp);
+    }
+    if (!rc) rc = lt_json_write_atomic(mp, m, b->manifest_sha256);
+    if (!rc) rc = built_from_manifest(m, mp, b);
+    cJSON_Delete(m);
+    if (rc) {
+        unlink(mp);
+        unlink(tp);
+        unlink(ep);
+        unlink(ip);
+        rmdir(dir); /* only succeeds if nothing else is in it */
+    }
+    return rc;
+}
+
+static int stamps_for_build(const lt_ds_def *def, const lt_ds_opts *o, stamp *st)
+{
+    for (int i = 0; i < def->n_files; i++) {
+        if (stamp_read(def, o, &def->files[i], &st[i]) == LT_OK) continue;
+        memset(&st[i], 0, sizeof st[i]);
+        if (!def->files[i].optional)
+            return lt_err(LT_ESTATE, "%s: %s is not fetched/verified; run `ltbench fetch %s`", def->name,
+                          def->files[i].name, def->name);
+    }
+    return LT_OK;
+}
+
+int lt_ds_build(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_built *out)
+{
+    lt_ds_opts od;
+    if (!o_in) lt_ds_opts_default(&od);
+    const lt_ds_opts *o = o_in ? o_in : &od;
+    lt_ds_built local;
+    memset(&local, 0, sizeof local);
+    lt_ds_built *b = out ? out : &local;
+    lt_ds_built_free(b);
+    memset(b, 0, sizeof *b);
+    recipe r;
+    LT_TRY(resolve_recipe(def, o, &r));
+    if (def->n_files > LT_DS_MAX_FILES) return lt_err(LT_EINVAL, "%s: too many files", def->name);
+    int lfd = -1;
+    LT_TRY(lock_dataset(def, o, &lfd));
+    stamp st[LT_DS_MAX_FILES];
+    memset(st, 0, sizeof st);
+    int rc = o->fetch ? lt_ds_fetch(def, o) : LT_OK;
+    if (!rc) rc = stamps_for_build(def, o, st);
+    char inputs[65], dir[PATH_CAP];
+    build_state s;
+    memset(&s, 0, sizeof s);
+    if (!rc) {
+        inputs_hash(def, o, &r, st, inputs);
+        snprintf(dir, sizeof dir, "%s/%s/%s", lt_ds_data_dir(o), def->name, r.tag);
+        if (!o->force && up_to_date(dir, inputs, b)) {
+            snprintf(b->dir, sizeof b->dir, "%s", dir);
+            b->rebuilt = 0;
+            say(o, "%s: %s is up to date", def->name, dir);
+            close(lfd);
+            if (!out) lt_ds_built_free(b);
+            return LT_OK;
+        }
+        rc = read_and_select(def, o, &r, st, &s);
+    }
+    if (!rc) {
+        say(o, "%s: writing %s", def->name, dir);
+        rc = write_build(dir, def, o, &r, st, &s, inputs, b);
+    }
+    if (!rc) {
+        snprintf(b->dir, sizeof b->dir, "%s", dir);
+        b->rebuilt = 1;
+    }
+    bs_free(&s);
+    close(lfd);
+    if (rc || !out) lt_ds_built_free(b);
+    return rc;
+}
+
+int lt_ds_open(const lt_ds_def *def, const lt_ds_opts *o, lt_dataset *train, lt_dataset *test, lt_ds_built *out)
+{
+    lt_ds_built local;
+    memset(&local, 0, sizeof local);
+    lt_ds_built *b = out ? out : &local;
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    LT_TRY(lt_ds_build(def, o, b));
+    char p[PATH_CAP];
+    snprintf(p, sizeof p, "%s/train.ltc", b->dir);
+    int rc = lt_cache_load(p, train);
+    if (!rc) {
+        snprintf(p, sizeof p, "%s/test.ltc", b->dir);
+        rc = lt_cache_load(p, test);
+    }
+    if (!rc && (train->n != b->n_train || test->n != b->n_test || train->n_classes != b->n_classes))
+        rc = lt_err(LT_EDATA, "%s: caches do not match the manifest (train %ld vs %ld, test %ld vs %ld)", b->dir,
+                    train->n, b->n_train, test->n, b->n_test);
+    if (rc) {
+        lt_dataset_free(train);
+        lt_dataset_free(test);
+        lt_ds_built_free(b);
+    } else if (!out) {
+        lt_ds_built_free(b);
+    }
+    return rc;
+}
+
+/* ---- state ----------------------------------------------------------------------- */
+int lt_ds_state_get(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_state *st)
+{
+    lt_ds_opts od;
+    if (!o_in) lt_ds_opts_default(&od);
+    const lt_ds_opts *o = o_in ? o_in : &od;
+    memset(st, 0, sizeof *st);
+    int required_ok = 1;
+    for (int i = 0; i < def->n_files; i++) {
+        stamp s;
+        if (stamp_read(def, o, &def->files[i], &s) == LT_OK) {
+            st->n_present++;
+            st->bytes += s.size;
+        } else if (!def->files[i].optional) {
+            required_ok = 0;
+        }
+    }
+    st->fetched = required_ok && def->n_files > 0;
+    char dpath[PATH_CAP];
+    snprintf(dpath, sizeof dpath, "%s/%s", lt_ds_data_dir(o), def->name);
+    DIR *d = opendir(dpath);
+    if (!d) return LT_OK;
+    /* Sorted so the listing is stable. */
+    char names[64][64];
+    int nn = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && nn < 64) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "raw") || !strcmp(e->d_name, "work")) continue;
+        if (strlen(e->d_name) >= sizeof names[0]) continue;
+        snprintf(names[nn++], sizeof names[0], "%s", e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)nn, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    for (int i = 0; i < nn && st->n_builds < 8; i++) {
+        char mp[PATH_CAP];
+        snprintf(mp, sizeof mp, "%s/%s/manifest.json", dpath, names[i]);
+        cJSON *m = NULL;
+        if (!file_exists(mp) || lt_json_read(mp, &m)) continue;
+        int k = st->n_builds;
+        snprintf(st->tags[k], sizeof st->tags[k], "%s", names[i]);
+        st->n_train[k] = (long)jnum(cJSON_GetObjectItem(m, "train"), "n", 0);
+        cJSON_Delete(m);
+        if (lt_sha256_file(mp, st->manifest_sha256[k])) continue;
+        st->n_builds++;
+    }
+    return LT_OK;
+}

@@ -1,0 +1,310 @@
+/* lt_layers.c — the built-in layer types: each is a plan/forward/backward
+ * triple that binds a node's buffers to a kernel in lt_ops.h. The kernels do
+ * the arithmetic; this file only routes pointers and decides which gradients
+ * are needed (frozen parameters and inputs without trainable ancestors get
+ * NULL, so their work is skipped). */
+#include "lt_model.h"
+#include "lt_loss.h"
+#include "lt_ops.h"
+
+#include <math.h>
+#include <string.h>
+
+static lt_node *in_node(lt_model *m, const lt_node *nd, int k) { return &m->nodes[nd->in[k]]; }
+static float *in_dy(lt_model *m, const lt_node *nd, int k) {
+    lt_node *s = in_node(m, nd, k);
+    return (nd->in[k] > 0 && s->need_dy) ? s->dy : NULL;
+}
+static float *pw(lt_model *m, const lt_node *nd, int k) { return m->w + m->params[nd->p0 + k].off; }
+static float *pg(lt_model *m, const lt_node *nd, int k) {
+    return (m->params[nd->p0 + k].flags & LT_MASK_FROZEN) ? NULL : m->g + m->params[nd->p0 + k].off;
+}
+static float *bf(lt_model *m, const lt_node *nd, int k) { return m->buf + m->bufs[nd->b0 + k].off; }
+
+/* ---- conv2d ------------------------------------------------------------------ */
+typedef struct { lt_conv_geom g; int bias; } conv_cfg;
+
+static int conv_plan(lt_model *m, lt_node *nd) {
+    conv_cfg *c = (conv_cfg *)nd->cfg;
+    lt_shape s = in_node(m, nd, 0)->shape;
+    LT_TRY(lt_conv_geom_init(&c->g, s.c, s.h, s.w, c->g.co, c->g.kh, c->g.kw, c->g.stride, c->g.pad, c->g.groups));
+    nd->shape = (lt_shape){1, c->g.co, c->g.ho, c->g.wo};
+    int fan_in = (c->g.ci / c->g.groups) * c->g.kh * c->g.kw;
+    LT_TRY(lt_model_param_add(m, nd, "weight", lt_conv2d_weight_count(&c->g), fan_in, LT_INIT_KAIMING, 0));
+    if (c->bias) LT_TRY(lt_model_param_add(m, nd, "bias", (size_t)c->g.co, fan_in, LT_INIT_UNIFORM_FANIN, 0));
+    return LT_OK;
+}
+static int conv_fwd(lt_model *m, lt_node *nd, int N) {
+    conv_cfg *c = (conv_cfg *)nd->cfg;
+    lt_conv2d_forward(&c->g, N, in_node(m, nd, 0)->y, pw(m, nd, 0), c->bias ? pw(m, nd, 1) : NULL, nd->y, m->scratch);
+    return LT_OK;
+}
+static int conv_bwd(lt_model *m, lt_node *nd, int N) {
+    conv_cfg *c = (conv_cfg *)nd->cfg;
+    lt_conv2d_backward(&c->g, N, in_node(m, nd, 0)->y, pw(m, nd, 0), nd->dy, in_dy(m, nd, 0), pg(m, nd, 0),
+                       c->bias ? pg(m, nd, 1) : NULL, m->scratch);
+    return LT_OK;
+}
+static size_t conv_scratch(const lt_node *nd, int N) { return lt_conv2d_scratch_floats(&((const conv_cfg *)nd->cfg)->g, N); }
+static const lt_layer_ops conv_ops = {LT_LAYER_ABI, "conv2d", conv_plan, conv_fwd, conv_bwd, conv_scratch};
+
+int lt_add_conv(lt_model *m, const char *name, const char *group, int in, int co, int k, int stride,
+                int pad, int groups, int bias) {
+    conv_cfg c;
+    memset(&c, 0, sizeof c);
+    c.g.co = co; c.g.kh = k; c.g.kw = k; c.g.stride = stride; c.g.pad = pad; c.g.groups = groups;
+    c.bias = bias;
+    return lt_model_add(m, &conv_ops, name, group, in, -1, &c, sizeof c);
+}
+
+/* ---- batch norm ----------------------------------------------------------------- */
+typedef struct { float eps, momentum; } bn_cfg;
+
+static int bn_plan(lt_model *m, lt_node *nd) {
+    nd->shape = in_node(m, nd, 0)->shape;
+    size_t C = (size_t)nd->shape.c;
+    LT_TRY(lt_model_param_add(m, nd, "weight", C, 0, LT_INIT_ONE, 0));
+    LT_TRY(lt_model_param_add(m, nd, "bias", C, 0, LT_INIT_ZERO, 0));
+    LT_TRY(lt_model_buffer_add(m, nd, "running_mean", C, 0.0f));
+    LT_TRY(lt_model_buffer_add(m, nd, "running_var", C, 1.0f));
+    nd->saved_fixed = 2 * C; /* batch mean and rstd of the last train-mode forward */
+    return LT_OK;
+}
+static int bn_train_mode(const lt_model *m, const lt_node *nd) { return m->training && !nd->eval_mode; }
+static int bn_fwd(lt_model *m, lt_node *nd, int N) {
+    bn_cfg *c = (bn_cfg *)nd->cfg;
+    int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
+    if (bn_train_mode(m, nd))
+        lt_bn_forward_train(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), pw(m, nd, 1), nd->y, nd->saved,
+                            nd->saved + C, bf(m, nd, 0), bf(m, nd, 1), c->momentum, c->eps);
+    else
+        lt_bn_forward_eval(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), pw(m, nd, 1), bf(m, nd, 0), bf(m, nd, 1),
+                           c->eps, nd->y);
+    return LT_OK;
+}
+static int bn_bwd(lt_model *m, lt_node *nd, int N) {
+    bn_cfg *c = (bn_cfg *)nd->cfg;
+    int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
+    if (bn_train_mode(m, nd))
+        lt_bn_backward_train(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), nd->saved, nd->saved + C, nd->dy,
+                             in_dy(m, nd, 0), pg(m, nd, 0), pg(m, nd, 1));
+    else
+        lt_bn_backward_eval(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), bf(m, nd, 0), bf(m, nd, 1), c->eps,
+                            nd->dy, in_dy(m, nd, 0), pg(m, nd, 0), pg(m, nd, 1));
+    return LT_OK;
+}
+static const lt_layer_ops bn_ops = {LT_LAYER_ABI, "bn", bn_plan, bn_fwd, bn_bwd, NULL};
+
+int lt_add_bn(lt_model *m, const char *name, const char *group, int in) {
+    bn_cfg c = {1e-5f, 0.1f};
+    return lt_model_add(m, &bn_ops, name, group, in, -1, &c, sizeof c);
+}
+
+/* ---- relu ----------------------------------------------------------------------- */
+static int same_plan(lt_model *m, lt_node *nd) { nd->shape = in_node(m, nd, 0)->shape; return LT_OK; }
+static size_t numel(const lt_node *nd, int N) { return (size_t)N * lt_shape_count(nd->shape); }
+static int relu_fwd(lt_model *m, lt_node *nd, int N) { lt_relu_forward(numel(nd, N), in_node(m, nd, 0)->y, nd->y); return LT_OK; }
+static int relu_bwd(lt_model *m, lt_node *nd, int N) {
+    float *dx = in_dy(m, nd, 0);
+    if (dx) lt_relu_backward(numel(nd, N), nd->y, nd->dy, dx);
+    return LT_OK;
+}
+static const lt_layer_ops relu_ops = {LT_LAYER_ABI, "relu", same_plan, relu_fwd, relu_bwd, NULL};
+int lt_add_relu(lt_model *m, const char *name, const char *group, int in) {
+    return lt_model_add(m, &relu_ops, name, group, in, -1, NULL, 0);
+}
+
+/* ---- max pool ------------------------------------------------------------------- */
+typedef struct { int k, s, p; } pool_cfg;
+static int maxpool_plan(lt_model *m, lt_node *nd) {
+    pool_cfg *c = (pool_cfg *)nd->cfg;
+    lt_shape s = in_node(m, nd, 0)->shape;
+    if (c->k <= 0 || c->s <= 0 || c->p < 0 || 2 * c->p > c->k)
+        return lt_err(LT_EINVAL, "maxpool: bad kernel %d stride %d pad %d", c->k, c->s, c->p);
+    nd->shape = (lt_shape){1, s.c, (s.h + 2 * c->p - c->k) / c->s + 1, (s.w + 2 * c->p - c->k) / c->s + 1};
+    nd->saved_per_sample = lt_shape_count(nd->shape); /* int32 argmax per output */
+    return LT_OK;
+}
+static int maxpool_fwd(lt_model *m, lt_node *nd, int N) {
+    pool_cfg *c = (pool_cfg *)nd->cfg;
+    lt_shape s = in_node(m, nd, 0)->shape;
+    lt_maxpool_forward(N, s.c, s.h, s.w, c->k, c->s, c->p, in_node(m, nd, 0)->y, nd->y, (int32_t *)nd->saved);
+    return LT_OK;
+}
+static int maxpool_bwd(lt_model *m, lt_node *nd, int N) {
+    pool_cfg *c = (pool_cfg *)nd->cfg;
+    lt_shape s = in_node(m, nd, 0)->shape;
+    float *dx = in_dy(m, nd, 0);
+    if (dx) lt_maxpool_backward(N, s.c, s.h, s.w, c->k, c->s, c->p, (const int32_t *)nd->saved, nd->dy, dx);
+    return LT_OK;
+}
+static const lt_layer_ops maxpool_ops = {LT_LAYER_ABI, "maxpool", maxpool_plan, maxpool_fwd, maxpool_bwd, NULL};
+int lt_add_maxpool(lt_model *m, const char *name, const char *group, int in, int k, int stride, int pad) {
+    pool_cfg c = {k, stride, pad};
+    return lt_model_add(m, &maxpool_ops, name, group, in, -1, &c, sizeof c);
+}
+
+/* ---- global average pool -> [N, C, 1, 1] ------------------------------------------ */
+static int gap_plan(lt_model *m, lt_node *nd) {
+    lt_shape s = in_node(m, nd, 0)->shape;
+    nd->shape = (lt_shape){1, s.c, 1, 1};
+    return LT_OK;
+}
+static int gap_fwd(lt_model *m, lt_node *nd, int N) {
+    lt_shape s = in_node(m, nd, 0)->shape;
+    lt_gap_forward(N, s.c, s.h * s.w, in_node(m, nd, 0)->y, nd->y);
+    return LT_OK;
+}
+static int gap_bwd(lt_model *m, lt_node *nd, int N) {
+    lt_shape s = in_node(m, nd, 0)->shape;
+    float *dx = in_dy(m, nd, 0);
+    if (dx) lt_gap_backward(N, s.c, s.h * s.w, nd->dy, dx);
+    return LT_OK;
+}
+static const lt_layer_ops gap_ops = {LT_LAYER_ABI, "gap", gap_plan, gap_fwd, gap_bwd, NULL};
+int lt_add_gap(lt_model *m, const char *name, const char *group, int in) {
+    return lt_model_add(m, &gap_ops, name, group, in, -1, NULL, 0);
+}
+
+/* ---- residual sum ------------------------------------------------------------------ */
+static int sum_plan(lt_model *m, lt_node *nd) {
+    lt_shape a = in_node(m, nd, 0)->shape, b = in_node(m, nd, 1)->shape;
+    if (a.c != b.c || a.h != b.h || a.w != b.w)
+        return lt_err(LT_ESHAPE, "sum: inputs %dx%dx%d and %dx%dx%d differ", a.c, a.h, a.w, b.c, b.h, b.w);
+    nd->shape = a;
+    return LT_OK;
+}
+static int sum_fwd(lt_model *m, lt_node *nd, int N) {
+    lt_add_forward(numel(nd, N), in_node(m, nd, 0)->y, in_node(m, nd, 1)->y, nd->y);
+    return LT_OK;
+}
+static int sum_bwd(lt_model *m, lt_node *nd, int N) {
+    lt_add_backward(numel(nd, N), nd->dy, in_dy(m, nd, 0), in_dy(m, nd, 1));
+    return LT_OK;
+}
+static const lt_layer_ops sum_ops = {LT_LAYER_ABI, "sum", sum_plan, sum_fwd, sum_bwd, NULL};
+int lt_add_sum(lt_model *m, const char *name, const char *group, int a, int b) {
+    return lt_model_add(m, &sum_ops, name, group, a, b, NULL, 0);
+}
+
+/* ---- option-A shortcut ---------------------------------------------------------------- */
+typedef struct { int co, stride; } sca_cfg;
+static int sca_plan(lt_model *m, lt_node *nd) {
+    sca_cfg *c = (sca_cfg *)nd->cfg;
+    lt_shape s = in_node(m, nd, 0)->shape;
+    if (c->co < s.c || (c->co - s.c) % 2 || c->stride < 1)
+        return lt_err(LT_ESHAPE, "shortcut A: cannot map %d to %d channels with stride %d", s.c, c->co, c->stride);
+    nd->shape = (lt_shape){1, c->co, (s.h + c->stride - 1) / c->stride, (s.w + c->stride - 1) / c->stride};
+    return LT_OK;
+}
+static int sca_fwd(lt_model *m, lt_node *nd, int N) {
+    sca_cfg *c = (sca_cfg *)nd->cfg;
+    lt_shape s = in_node(m, nd, 0)->shape;
+    lt_shortcut_a_forward(N, s.c, s.h, s.w, c->co, c->stride, in_node(m, nd, 0)->y, nd->y);
+    return LT_OK;
+}
+static int sca_bwd(lt_model *m, lt_node *nd, int N) {
+    sca_cfg *c = (sca_cfg *)nd->cfg;
+    lt_shape s = in_node(m, nd, 0)->shape;
+    float *dx = in_dy(m, nd, 0);
+    if (dx) lt_shortcut_a_backward(N, s.c, s.h, s.w, c->co, c->stride, nd->dy, dx);
+    return LT_OK;
+}
+static const lt_layer_ops sca_ops = {LT_LAYER_ABI, "shortcut_a", sca_plan, sca_fwd, sca_bwd, NULL};
+int lt_add_shortcut_a(lt_model *m, const char *name, const char *group, int in, int co, int stride) {
+    sca_cfg c = {co, stride};
+    return lt_model_add(m, &sca_ops, name, group, in, -1, &c, sizeof c);
+}
+
+/* ---- linear ------------------------------------------------------------------------------ */
+typedef struct { int out, bias; float scale; } lin_cfg;
+static int lin_in(lt_model *m, const lt_node *nd) { return (int)lt_shape_count(in_node(m, nd, 0)->shape); }
+static int lin_plan(lt_model *m, lt_node *nd) {
+    lin_cfg *c = (lin_cfg *)nd->cfg;
+    int in = lin_in(m, nd);
+    if (c->out <= 0) return lt_err(LT_EINVAL, "linear: %d outputs", c->out);
+    nd->shape = (lt_shape){1, c->out, 1, 1};
+    LT_TRY(lt_model_param_add(m, nd, "weight", (size_t)c->out * in, in, LT_INIT_KAIMING, 0));
+    if (c->bias) LT_TRY(lt_model_param_add(m, nd, "bias", (size_t)c->out, in, LT_INIT_UNIFORM_FANIN, 0));
+    return LT_OK;
+}
+static int lin_fwd(lt_model *m, lt_node *nd, int N) {
+    lin_cfg *c = (lin_cfg *)nd->cfg;
+    lt_linear_forward(N, lin_in(m, nd), c->out, in_node(m, nd, 0)->y, pw(m, nd, 0), c->bias ? pw(m, nd, 1) : NULL, nd->y);
+    return LT_OK;
+}
+static int lin_bwd(lt_model *m, lt_node *nd, int N) {
+    lin_cfg *c = (lin_cfg *)nd->cfg;
+    lt_linear_backward(N, lin_in(m, nd), c->out, in_node(m, nd, 0)->y, pw(m, nd, 0), nd->dy, in_dy(m, nd, 0),
+                       pg(m, nd, 0), c->bias ? pg(m, nd, 1) : NULL);
+    return LT_OK;
+}
+static const lt_layer_ops lin_ops = {LT_LAYER_ABI, "linear", lin_plan, lin_fwd, lin_bwd, NULL};
+int lt_add_linear(lt_model *m, const char *name, const char *group, int in, int out, int bias) {
+    lin_cfg c = {out, bias, 1.0f};
+    return lt_model_add(m, &lin_ops, name, group, in, -1, &c, sizeof c);
+}
+
+/* ---- cosine linear ------------------------------------------------------------------------- */
+#define COS_EPS 1e-12f
+static int cos_plan(lt_model *m, lt_node *nd) {
+    lin_cfg *c = (lin_cfg *)nd->cfg;
+    int in = lin_in(m, nd);
+    if (c->out <= 0) return lt_err(LT_EINVAL, "cosine: %d outputs", c->out);
+    nd->shape = (lt_shape){1, c->out, 1, 1};
+    LT_TRY(lt_model_param_add(m, nd, "weight", (size_t)c->out * in, in, LT_INIT_KAIMING, 0));
+    nd->saved_per_sample = 1;        /* 1/|x_i| */
+    nd->saved_fixed = (size_t)c->out; /* 1/|w_j| */
+    return LT_OK;
+}
+static int cos_fwd(lt_model *m, lt_node *nd, int N) {
+    lin_cfg *c = (lin_cfg *)nd->cfg;
+    lt_cosine_forward(N, lin_in(m, nd), c->out, in_node(m, nd, 0)->y, pw(m, nd, 0), c->scale, COS_EPS, nd->y,
+                      nd->saved, nd->saved + m->batch);
+    return LT_OK;
+}
+static int cos_bwd(lt_model *m, lt_node *nd, int N) {
+    lin_cfg *c = (lin_cfg *)nd->cfg;
+    lt_cosine_backward(N, lin_in(m, nd), c->out, in_node(m, nd, 0)->y, pw(m, nd, 0), c->scale, nd->saved,
+                       nd->saved + m->batch, nd->y, nd->dy, in_dy(m, nd, 0), pg(m, nd, 0));
+    return LT_OK;
+}
+static const lt_layer_ops cos_ops = {LT_LAYER_ABI, "cosine", cos_plan, cos_fwd, cos_bwd, NULL};
+int lt_add_cosine(lt_model *m, const char *name, const char *group, int in, int out, float scale) {
+    lin_cfg c = {out, 0, scale};
+    return lt_model_add(m, &cos_ops, name, group, in, -1, &c, sizeof c);
+}
+
+/* ---- per-class scale (LWS): y_ij = s_j x_ij ---------------------------------------------------- */
+static int scale_plan(lt_model *m, lt_node *nd) {
+    nd->shape = in_node(m, nd, 0)->shape;
+    size_t C = lt_shape_count(nd->shape);
+    LT_TRY(lt_model_param_add(m, nd, "scale", C, 0, LT_INIT_ONE, LT_MASK_NO_DECAY));
+    return LT_OK;
+}
+static int scale_fwd(lt_model *m, lt_node *nd, int N) {
+    size_t C = lt_shape_count(nd->shape);
+    const float *x = in_node(m, nd, 0)->y, *s = pw(m, nd, 0);
+    for (int i = 0; i < N; i++)
+        for (size_t j = 0; j < C; j++) nd->y[i * C + j] = s[j] * x[i * C + j];
+    return LT_OK;
+}
+static int scale_bwd(lt_model *m, lt_node *nd, int N) {
+    size_t C = lt_shape_count(nd->shape);
+    const float *x = in_node(m, nd, 0)->y, *s = pw(m, nd, 0);
+    float *dx = in_dy(m, nd, 0), *ds = pg(m, nd, 0);
+    for (size_t j = 0; j < C; j++) {
+        double acc = 0;
+        for (int i = 0; i < N; i++) {
+            float dy = nd->dy[i * C + j];
+            acc += (double)dy * x[i * C + j];
+            if (dx) dx[i * C + j] += dy * s[j];
+        }
+        if (ds) ds[j] += (float)acc;
+    }
+    return LT_OK;
+}
+static const lt_layer_ops scale_ops = {LT_LAYER_ABI, "scale", scale_plan, scale_fwd, scale_bwd, NULL};
+int lt_add_scale(lt_model *m, const char *name, const char *group, int in) {
+    return lt_model_add(m, &scale_ops, name, group, in, -1, NULL, 0);
+}

@@ -1,0 +1,428 @@
+/* lt_model.c — the model container: nodes, the two-pass build (plan, then one
+ * allocation per flat block), activation planning, forward/backward drivers,
+ * groups (freeze, eval mode, re-initialisation) and named taps. The layer
+ * types themselves live in lt_layers.c, the ResNet builders in lt_resnet.c. */
+#include "lt_model.h"
+#include "lt_loss.h"
+#include "lt_rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int input_plan(lt_model *m, lt_node *nd) {
+    nd->shape = m->in_shape;
+    nd->shape.n = 1;
+    return LT_OK;
+}
+static int input_noop(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; return LT_OK; }
+static const lt_layer_ops input_ops = {LT_LAYER_ABI, "input", input_plan, input_noop, input_noop, NULL};
+
+int lt_model_create(lt_model **out, lt_shape in) {
+    *out = NULL;
+    if (in.c <= 0 || in.h <= 0 || in.w <= 0)
+        return lt_err(LT_ESHAPE, "model input shape %dx%dx%d is empty", in.c, in.h, in.w);
+    lt_model *m = calloc(1, sizeof *m);
+    if (!m) return lt_err(LT_ENOMEM, "model: out of memory");
+    m->in_shape = in;
+    m->in_shape.n = 1;
+    int rc = lt_model_add(m, &input_ops, "input", "input", -1, -1, NULL, 0);
+    if (rc < 0) { lt_model_free(m); return -rc; }
+    *out = m;
+    return LT_OK;
+}
+
+void lt_model_free(lt_model *m) {
+    if (!m) return;
+    free(m->nodes);
+    free(m->params);
+    free(m->bufs);
+    lt_free(m->w);
+    lt_free(m->g);
+    lt_free(m->mask);
+    lt_free(m->buf);
+    lt_free(m->acts);
+    lt_free(m->scratch);
+    free(m);
+}
+
+static int grow(void **p, int *cap, int need, size_t elem) {
+    if (need <= *cap) return LT_OK;
+    int nc = *cap ? *cap * 2 : 16;
+    while (nc < need) nc *= 2;
+    void *q = realloc(*p, (size_t)nc * elem);
+    if (!q) return lt_err(LT_ENOMEM, "model: out of memory");
+    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+    *p = q;
+    *cap = nc;
+    return LT_OK;
+}
+
+int lt_model_add(lt_model *m, const lt_layer_ops *ops, const char *name, const char *group,
+                 int in0, int in1, const void *cfg, size_t cfg_size) {
+    if (m->finalized)
+        return -lt_err(LT_ESTATE, "model: cannot add node '%s' after finalize", name);
+    if (!ops || ops->abi != LT_LAYER_ABI)
+        return -lt_err(LT_EABI, "model: layer '%s' has layer ABI %d, engine expects %d", name,
+                       ops ? ops->abi : -1, LT_LAYER_ABI);
+    if (cfg_size > sizeof(((lt_node *)0)->cfg))
+        return -lt_err(LT_EINVAL, "model: config of layer '%s' too large", name);
+    if (strlen(name) >= LT_NAME_MAX)
+        return -lt_err(LT_EINVAL, "model: node name '%s' too long", name);
+    if (lt_model_find(m, name) >= 0)
+        return -lt_err(LT_EINVAL, "model: duplicate node name '%s'", name);
+    int n_in = (in0 >= 0) + (in1 >= 0);
+    if ((in0 >= m->n_nodes) || (in1 >= m->n_nodes) || (in0 < 0 && in1 >= 0) ||
+        (m->n_nodes > 0 && n_in == 0))
+        return -lt_err(LT_EINVAL, "model: node '%s' has invalid inputs (%d, %d)", name, in0, in1);
+    int rc = grow((void **)&m->nodes, &m->cap_nodes, m->n_nodes + 1, sizeof(lt_node));
+    if (rc) return -rc;
+    int idx = m->n_nodes;
+    lt_node *nd = &m->nodes[idx];
+    memset(nd, 0, sizeof *nd);
+    nd->ops = ops;
+    snprintf(nd->name, sizeof nd->name, "%s", name);
+    snprintf(nd->group, sizeof nd->group, "%s", group ? group : "");
+    nd->in[0] = in0;
+    nd->in[1] = in1;
+    nd->n_in = n_in;
+    nd->p0 = m->n_params;
+    nd->b0 = m->n_bufs;
+    if (cfg && cfg_size) memcpy(nd->cfg, cfg, cfg_size);
+    m->n_nodes++;
+    rc = ops->plan(m, &m->nodes[idx]);
+    if (rc) {
+        /* roll back so the model stays consistent */
+        m->n_params = m->nodes[idx].p0;
+        m->n_bufs = m->nodes[idx].b0;
+        m->n_nodes--;
+        return -lt_err_wrap(rc, "layer '%s' (%s)", name, ops->type);
+    }
+    nd = &m->nodes[idx];
+    nd->shape.n = 1;
+    if (nd->shape.c <= 0 || nd->shape.h <= 0 || nd->shape.w <= 0) {
+        m->n_nodes--;
+        return -lt_err(LT_ESHAPE, "layer '%s' (%s): empty output shape", name, ops->type);
+    }
+    return idx;
+}
+
+int lt_model_param_add(lt_model *m, lt_node *nd, const char *suffix, size_t count, int fan_in,
+                       int init, uint8_t flags) {
+    int rc = grow((void **)&m->params, &m->cap_params, m->n_params + 1, sizeof(lt_param));
+    if (rc) return rc;
+    lt_param *p = &m->params[m->n_params++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s.%s", nd->name, suffix);
+    p->count = count;
+    p->node = (int)(nd - m->nodes);
+    p->fan_in = fan_in;
+    p->init = init;
+    p->flags = flags;
+    nd->np = m->n_params - nd->p0;
+    return LT_OK;
+}
+
+int lt_model_buffer_add(lt_model *m, lt_node *nd, const char *suffix, size_t count, float init) {
+    int rc = grow((void **)&m->bufs, &m->cap_bufs, m->n_bufs + 1, sizeof(lt_buffer));
+    if (rc) return rc;
+    lt_buffer *b = &m->bufs[m->n_bufs++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->name, sizeof b->name, "%s.%s", nd->name, suffix);
+    b->count = count;
+    b->node = (int)(nd - m->nodes);
+    b->init = init;
+    nd->nb = m->n_bufs - nd->b0;
+    return LT_OK;
+}
+
+/* FNV-1a: a parameter's init stream is keyed by its name, so adding a head
+ * never changes how the backbone is initialised. */
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ull; }
+    return h;
+}
+
+static void init_param(lt_model *m, const lt_param *p, uint64_t seed) {
+    float *w = m->w + p->off;
+    lt_rng base, r;
+    lt_rng_init(&base, seed, LT_STREAM_INIT);
+    lt_rng_derive(&r, &base, name_hash(p->name), 0);
+    switch (p->init) {
+    case LT_INIT_KAIMING: {
+        double sd = sqrt(2.0 / (p->fan_in > 0 ? p->fan_in : 1));
+        for (size_t i = 0; i < p->count; i++) w[i] = (float)(sd * lt_rng_normal(&r));
+        break;
+    }
+    case LT_INIT_ZERO: memset(w, 0, p->count * sizeof(float)); break;
+    case LT_INIT_ONE: for (size_t i = 0; i < p->count; i++) w[i] = 1.0f; break;
+    case LT_INIT_UNIFORM_FANIN: {
+        double b = 1.0 / sqrt(p->fan_in > 0 ? p->fan_in : 1);
+        for (size_t i = 0; i < p->count; i++) w[i] = (float)(b * (2.0 * lt_rng_uniform(&r) - 1.0));
+        break;
+    }
+    }
+}
+
+static void update_mask_and_flow(lt_model *m) {
+    for (int i = 0; i < m->n_params; i++) {
+        const lt_param *p = &m->params[i];
+        memset(m->mask + p->off, p->flags, p->count);
+    }
+    /* need_dy: a trainable parameter at or upstream of the node, so the
+     * gradient has somewhere to go. Frozen backbones are skipped entirely. */
+    for (int i = 0; i < m->n_nodes; i++) {
+        lt_node *nd = &m->nodes[i];
+        int need = 0;
+        for (int k = 0; k < nd->np; k++)
+            if (!(m->params[nd->p0 + k].flags & LT_MASK_FROZEN)) need = 1;
+        for (int j = 0; j < nd->n_in; j++)
+            if (m->nodes[nd->in[j]].need_dy) need = 1;
+        nd->need_dy = need;
+    }
+}
+
+int lt_model_finalize(lt_model *m, uint64_t seed) {
+    if (m->finalized) return lt_err(LT_ESTATE, "model: finalize called twice");
+    size_t off = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        m->params[i].off = off;
+        off += (m->params[i].count + 15) & ~(size_t)15; /* 64-byte aligned tensors */
+    }
+    m->n_w = off;
+    off = 0;
+    for (int i = 0; i < m->n_bufs; i++) {
+        m->bufs[i].off = off;
+        off += m->bufs[i].count;
+    }
+    m->n_b = off;
+    m->w = lt_alloc(m->n_w * sizeof(float));
+    m->g = lt_alloc(m->n_w * sizeof(float));
+    m->mask = lt_alloc(m->n_w);
+    m->buf = lt_alloc(m->n_b * sizeof(float));
+    if (!m->w || !m->g || !m->mask || !m->buf) return lt_err(LT_ENOMEM, "model: out of memory for parameters");
+    /* padding between tensors is frozen so the optimizer leaves it at 0 */
+    memset(m->mask, LT_MASK_FROZEN, m->n_w);
+    for (int i = 0; i < m->n_params; i++) init_param(m, &m->params[i], seed);
+    for (int i = 0; i < m->n_bufs; i++)
+        for (size_t k = 0; k < m->bufs[i].count; k++) m->buf[m->bufs[i].off + k] = m->bufs[i].init;
+    m->finalized = 1;
+    update_mask_and_flow(m);
+    return LT_OK;
+}
+
+int lt_model_set_batch(lt_model *m, int N) {
+    if (!m->finalized) return lt_err(LT_ESTATE, "model: set_batch before finalize");
+    if (N <= 0) return lt_err(LT_EINVAL, "model: batch size %d", N);
+    if (N == m->batch) return LT_OK;
+    size_t total = 0, scratch = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t off = 0;
+        for (int i = 1; i < m->n_nodes; i++) {
+            lt_node *nd = &m->nodes[i];
+            size_t sz = ((size_t)N * lt_shape_count(nd->shape) + 15) & ~(size_t)15;
+            size_t sv = ((size_t)N * nd->saved_per_sample + nd->saved_fixed + 15) & ~(size_t)15;
+            if (pass == 1) {
+                nd->y = m->acts + off;
+                nd->dy = m->acts + off + sz;
+                nd->saved = sv ? m->acts + off + 2 * sz : NULL;
+            } else if (nd->ops->scratch) {
+                size_t s = nd->ops->scratch(nd, N);
+                if (s > scratch) scratch = s;
+            }
+            off += 2 * sz + sv;
+        }
+        total = off;
+        if (pass == 0) {
+            if (total > m->acts_floats) {
+                lt_free(m->acts);
+                m->acts = lt_alloc(total * sizeof(float));
+                if (!m->acts) { m->acts_floats = 0; m->batch = 0; return lt_err(LT_ENOMEM, "model: out of memory for activations (%zu MB)", total * 4 >> 20); }
+                m->acts_floats = total;
+            }
+            if (scratch > m->scratch_floats) {
+                lt_free(m->scratch);
+                m->scratch = lt_alloc(scratch * sizeof(float));
+                if (!m->scratch) { m->scratch_floats = 0; m->batch = 0; return lt_err(LT_ENOMEM, "model: out of memory for scratch"); }
+                m->scratch_floats = scratch;
+            }
+        }
+    }
+    m->batch = N;
+    return LT_OK;
+}
+
+int lt_model_forward(lt_model *m, const float *x, int N, int training) {
+    if (!m->batch) return lt_err(LT_ESTATE, "model: forward before set_batch");
+    if (N <= 0 || N > m->batch) return lt_err(LT_EINVAL, "model: forward with N=%d, planned batch %d", N, m->batch);
+    m->x = x;
+    m->nodes[0].y = (float *)x;
+    m->training = training;
+    for (int i = 1; i < m->n_nodes; i++) {
+        lt_node *nd = &m->nodes[i];
+        int rc = nd->ops->forward(m, nd, N);
+        if (rc) return lt_err_wrap(rc, "forward of '%s'", nd->name);
+    }
+    return LT_OK;
+}
+
+void lt_model_zero_grad(lt_model *m) { memset(m->g, 0, m->n_w * sizeof(float)); }
+
+int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps) {
+    if (!m->batch) return lt_err(LT_ESTATE, "model: backward before set_batch");
+    for (int i = 1; i < m->n_nodes; i++) m->nodes[i].keep_dy = 0;
+    int last = 0;
+    for (int t = 0; t < n_taps; t++) {
+        if (taps[t] <= 0 || taps[t] >= m->n_nodes) return lt_err(LT_EINVAL, "model: bad tap %d", taps[t]);
+        m->nodes[taps[t]].keep_dy = 1;
+        if (taps[t] > last) last = taps[t];
+    }
+    for (int i = 1; i <= last; i++) {
+        lt_node *nd = &m->nodes[i];
+        if (nd->need_dy && !nd->keep_dy)
+            memset(nd->dy, 0, (size_t)N * lt_shape_count(nd->shape) * sizeof(float));
+    }
+    for (int i = last; i >= 1; i--) {
+        lt_node *nd = &m->nodes[i];
+        if (!nd->need_dy) continue;
+        int rc = nd->ops->backward(m, nd, N);
+        if (rc) return lt_err_wrap(rc, "backward of '%s'", nd->name);
+    }
+    return LT_OK;
+}
+
+int lt_model_find(const lt_model *m, const char *name) {
+    for (int i = 0; i < m->n_nodes; i++)
+        if (!strcmp(m->nodes[i].name, name)) return i;
+    return -1;
+}
+
+float *lt_model_out(lt_model *m, int node) { return node >= 0 && node < m->n_nodes ? m->nodes[node].y : NULL; }
+float *lt_model_dout(lt_model *m, int node) { return node > 0 && node < m->n_nodes ? m->nodes[node].dy : NULL; }
+size_t lt_model_out_size(const lt_model *m, int node) {
+    return node >= 0 && node < m->n_nodes ? lt_shape_count(m->nodes[node].shape) : 0;
+}
+
+lt_param *lt_model_param(lt_model *m, const char *name) {
+    for (int i = 0; i < m->n_params; i++)
+        if (!strcmp(m->params[i].name, name)) return &m->params[i];
+    return NULL;
+}
+
+float *lt_model_param_data(lt_model *m, const char *name) {
+    lt_param *p = lt_model_param(m, name);
+    return p && m->w ? m->w + p->off : NULL;
+}
+
+static int in_group(const lt_node *nd, const char *group) {
+    return !group || !strcmp(nd->group, group);
+}
+
+int lt_model_freeze(lt_model *m, const char *group, int frozen) {
+    int hit = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        lt_param *p = &m->params[i];
+        if (!in_group(&m->nodes[p->node], group)) continue;
+        hit++;
+        if (frozen) p->flags |= LT_MASK_FROZEN;
+        else p->flags &= (uint8_t)~LT_MASK_FROZEN;
+    }
+    if (m->finalized) update_mask_and_flow(m);
+    if (!hit && group) return lt_err(LT_EINVAL, "model: no parameters in group '%s'", group);
+    return LT_OK;
+}
+
+int lt_model_set_eval(lt_model *m, const char *group, int eval_mode) {
+    for (int i = 1; i < m->n_nodes; i++)
+        if (in_group(&m->nodes[i], group)) m->nodes[i].eval_mode = eval_mode;
+    return LT_OK;
+}
+
+int lt_model_reinit(lt_model *m, const char *group, uint64_t seed) {
+    if (!m->finalized) return lt_err(LT_ESTATE, "model: reinit before finalize");
+    int hit = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        lt_param *p = &m->params[i];
+        if (!in_group(&m->nodes[p->node], group)) continue;
+        lt_param q = *p;
+        /* PROTOCOLS.md: a re-initialised linear layer uses U(+-1/sqrt(fan_in))
+         * for weight and bias; BN-like parameters go back to their defaults. */
+        if (q.init == LT_INIT_KAIMING || q.init == LT_INIT_UNIFORM_FANIN) q.init = LT_INIT_UNIFORM_FANIN;
+        init_param(m, &q, seed);
+        hit++;
+    }
+    for (int i = 0; i < m->n_bufs; i++) {
+        lt_buffer *b = &m->bufs[i];
+        if (!in_group(&m->nodes[b->node], group)) continue;
+        for (size_t k = 0; k < b->count; k++) m->buf[b->off + k] = b->init;
+    }
+    if (!hit && group) return lt_err(LT_EINVAL, "model: no parameters in group '%s'", group);
+    return LT_OK;
+}
+
+int lt_model_no_decay(lt_model *m, const char *suffix) {
+    size_t ls = strlen(suffix);
+    for (int i = 0; i < m->n_params; i++) {
+        size_t ln = strlen(m->params[i].name);
+        if (ln >= ls && !strcmp(m->params[i].name + ln - ls, suffix)) m->params[i].flags |= LT_MASK_NO_DECAY;
+    }
+    if (m->finalized) update_mask_and_flow(m);
+    return LT_OK;
+}
+
+/* ---- optimizer over the flat blocks ----------------------------------------- */
+int lt_optim_init(lt_optim *o, const lt_model *m, lt_opt_kind kind, float momentum,
+                  float weight_decay, int nesterov) {
+    memset(o, 0, sizeof *o);
+    if (!m->finalized) return lt_err(LT_ESTATE, "optimizer: model not finalized");
+    o->kind = kind;
+    o->momentum = momentum;
+    o->weight_decay = weight_decay;
+    o->nesterov = nesterov;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->eps = 1e-8f;
+    o->n = m->n_w;
+    o->s1 = lt_alloc(o->n * sizeof(float));
+    if (kind == LT_OPT_ADAM) o->s2 = lt_alloc(o->n * sizeof(float));
+    if (!o->s1 || (kind == LT_OPT_ADAM && !o->s2)) { lt_optim_free(o); return lt_err(LT_ENOMEM, "optimizer: out of memory"); }
+    return LT_OK;
+}
+
+int lt_optim_step(lt_optim *o, lt_model *m, float lr) {
+    if (o->n != m->n_w) return lt_err(LT_ESHAPE, "optimizer: built for %zu parameters, model has %zu", o->n, m->n_w);
+    o->step++;
+    if (o->kind == LT_OPT_SGD) {
+        lt_sgd_cfg c = {lr, o->momentum, o->weight_decay, o->nesterov};
+        lt_sgd_step(o->n, m->w, m->g, o->s1, m->mask, &c);
+    } else {
+        lt_adam_cfg c = {lr, o->beta1, o->beta2, o->eps, o->weight_decay};
+        lt_adam_step(o->n, m->w, m->g, o->s1, o->s2, m->mask, &c, o->step);
+    }
+    return LT_OK;
+}
+
+void lt_optim_free(lt_optim *o) {
+    lt_free(o->s1);
+    lt_free(o->s2);
+    o->s1 = o->s2 = NULL;
+}
+
+double lt_model_macs(const lt_model *m) {
+    double macs = 0;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const lt_node *nd = &m->nodes[i];
+        for (int k = 0; k < nd->np; k++) {
+            const lt_param *p = &m->params[nd->p0 + k];
+            size_t ln = strlen(p->name);
+            if (ln < 7 || strcmp(p->name + ln - 7, ".weight")) continue;
+            if (!strcmp(nd->ops->type, "conv2d"))
+                macs += (double)p->count * nd->shape.h * nd->shape.w;
+            else if (!strcmp(nd->ops->type, "linear") || !strcmp(nd->ops->type, "cosine"))
+                macs += (double)p->count;
+        }
+    }
+    return macs;
+}

@@ -1,0 +1,281 @@
+/* lt_sampler.c — one epoch's list of sample indices.
+ *
+ * Every epoch draws from its own Philox stream derived from (seed, stream,
+ * epoch), so an epoch's order can be regenerated on resume without replaying
+ * earlier epochs, and epochs are independent of each other.
+ *
+ * The class-level i.i.d. samplers (CLASS_BALANCED, SQRT, PROGRESSIVE,
+ * WEIGHTS) pick a class from lt_sampler_class_probs and then a uniform
+ * member of that class, i.e. per-sample weights p_y / n_y with replacement.
+ * Classes with no samples get probability 0 (they cannot be drawn), and
+ * "1/C" means 1 / (number of non-empty classes).
+ *
+ * PROGRESSIVE follows the decoupling code (Kang et al. 2020,
+ * ClassPrioritySampler; specs/methods-a.md §2): for 0-based epoch e of E,
+ * lambda = e / (E - 1), so epoch 0 is instance-balanced and the last epoch
+ * e = E - 1 is class-balanced; p_j = (1 - lambda) n_j/N + lambda / C.
+ * lambda is clamped to [0, 1] (epochs past E stay balanced) and is 0 when
+ * E == 1.
+ *
+ * CLASS_AWARE reproduces decoupling's ClassAwareSampler within one epoch:
+ * a shuffled cycle of classes (reshuffled each time it wraps), and per
+ * class visit the next k items of that class's own shuffled cycle
+ * (reshuffled when it wraps). Unlike the reference, whose iterators persist
+ * across epochs, the cycles restart each epoch from the epoch's stream so
+ * that any epoch can be regenerated on its own. */
+#include "lt_data.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lt_sampler_class_probs(const lt_sampler_cfg *cfg, int epoch, int n_classes,
+                           const long *counts, double *p)
+{
+    if (!cfg || !counts || !p || n_classes <= 0)
+        return lt_err(LT_EINVAL, "sampler: bad class-probability arguments");
+    if (epoch < 0)
+        return lt_err(LT_EINVAL, "sampler: negative epoch %d", epoch);
+    double total = 0;
+    int nonempty = 0;
+    for (int j = 0; j < n_classes; j++) {
+        if (counts[j] < 0)
+            return lt_err(LT_EINVAL, "sampler: class %d has negative count %ld", j, counts[j]);
+        total += (double)counts[j];
+        nonempty += counts[j] > 0;
+    }
+    if (nonempty == 0)
+        return lt_err(LT_EINVAL, "sampler: no samples in any class");
+
+    switch (cfg->kind) {
+    case LT_SAMPLER_INSTANCE:
+        for (int j = 0; j < n_classes; j++)
+            p[j] = (double)counts[j] / total;
+        return LT_OK;
+    case LT_SAMPLER_CLASS_BALANCED:
+    case LT_SAMPLER_CLASS_AWARE:
+        for (int j = 0; j < n_classes; j++)
+            p[j] = counts[j] > 0 ? 1.0 / nonempty : 0.0;
+        return LT_OK;
+    case LT_SAMPLER_SQRT: {
+        double s = 0;
+        for (int j = 0; j < n_classes; j++)
+            s += sqrt((double)counts[j]);
+        for (int j = 0; j < n_classes; j++)
+            p[j] = sqrt((double)counts[j]) / s;
+        return LT_OK;
+    }
+    case LT_SAMPLER_PROGRESSIVE: {
+        int E = cfg->total_epochs;
+        if (E <= 0)
+            return lt_err(LT_EINVAL, "sampler: progressive needs total_epochs > 0 (got %d)", E);
+        double lam = E > 1 ? (double)epoch / (double)(E - 1) : 0.0;
+        if (lam > 1.0)
+            lam = 1.0;
+        for (int j = 0; j < n_classes; j++)
+            p[j] = counts[j] > 0
+                       ? (1.0 - lam) * (double)counts[j] / total + lam / nonempty
+                       : 0.0;
+        return LT_OK;
+    }
+    case LT_SAMPLER_WEIGHTS: {
+        if (!cfg->class_weights)
+            return lt_err(LT_EINVAL, "sampler: WEIGHTS needs class_weights");
+        double s = 0;
+        for (int j = 0; j < n_classes; j++) {
+            double w = cfg->class_weights[j];
+            if (!isfinite(w) || w < 0)
+                return lt_err(LT_EINVAL, "sampler: class weight %d = %g is not finite and >= 0", j, w);
+            if (counts[j] > 0)
+                s += w;
+        }
+        if (!(s > 0))
+            return lt_err(LT_EINVAL, "sampler: class weights of the non-empty classes sum to 0");
+        for (int j = 0; j < n_classes; j++)
+            p[j] = counts[j] > 0 ? cfg->class_weights[j] / s : 0.0;
+        return LT_OK;
+    }
+    }
+    return lt_err(LT_EINVAL, "sampler: unknown kind %d", (int)cfg->kind);
+}
+
+/* Per-epoch working memory: per-class member lists in CSR form. */
+typedef struct {
+    long *counts;     /* [C] */
+    long *offs;       /* [C+1] start of class j in members */
+    long *pos;        /* [C] CLASS_AWARE: next position in class j's cycle */
+    int32_t *members; /* [n] sample indices grouped by class, ascending within */
+    int32_t *classes; /* [C] non-empty classes */
+    double *p, *cdf;  /* [C] */
+    int nonempty;
+} sampler_work;
+
+static void work_free(sampler_work *w)
+{
+    free(w->counts);
+    free(w->offs);
+    free(w->pos);
+    free(w->members);
+    free(w->classes);
+    free(w->p);
+    free(w->cdf);
+}
+
+static int work_build(sampler_work *w, const int32_t *labels, long n, int C)
+{
+    memset(w, 0, sizeof *w);
+    w->counts = calloc((size_t)C, sizeof *w->counts);
+    w->offs = calloc((size_t)C + 1, sizeof *w->offs);
+    w->pos = calloc((size_t)C, sizeof *w->pos);
+    w->members = malloc((n > 0 ? (size_t)n : 1) * sizeof *w->members);
+    w->classes = malloc((size_t)C * sizeof *w->classes);
+    w->p = calloc((size_t)C, sizeof *w->p);
+    w->cdf = calloc((size_t)C, sizeof *w->cdf);
+    if (!w->counts || !w->offs || !w->pos || !w->members || !w->classes || !w->p || !w->cdf) {
+        work_free(w);
+        return lt_err(LT_ENOMEM, "sampler: out of memory for %ld samples", n);
+    }
+    for (long i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= C) {
+            work_free(w);
+            return lt_err(LT_EINVAL, "sampler: label %d of sample %ld outside [0, %d)",
+                          (int)labels[i], i, C);
+        }
+        w->counts[labels[i]]++;
+    }
+    for (int j = 0; j < C; j++) {
+        w->offs[j + 1] = w->offs[j] + w->counts[j];
+        if (w->counts[j] > 0)
+            w->classes[w->nonempty++] = j;
+    }
+    /* pos doubles as a fill cursor here, then is reset for CLASS_AWARE. */
+    for (long i = 0; i < n; i++)
+        w->members[w->offs[labels[i]] + w->pos[labels[i]]++] = (int32_t)i;
+    return LT_OK;
+}
+
+static int sample_instance(lt_rng *r, long n, int32_t *out, long n_out)
+{
+    /* n_out > n concatenates independent permutations; a trailing partial
+     * block is the head of one more full permutation. */
+    for (long start = 0; start < n_out; start += n) {
+        long m = n_out - start < n ? n_out - start : n;
+        int32_t *dst = out + start, *perm = dst;
+        if (m < n && !(perm = malloc((size_t)n * sizeof *perm)))
+            return lt_err(LT_ENOMEM, "sampler: out of memory for a permutation of %ld", n);
+        for (long i = 0; i < n; i++)
+            perm[i] = (int32_t)i;
+        lt_rng_shuffle_i32(r, perm, n);
+        if (perm != dst) {
+            memcpy(dst, perm, (size_t)m * sizeof *dst);
+            free(perm);
+        }
+    }
+    return LT_OK;
+}
+
+static void sample_class_aware(lt_rng *r, sampler_work *w, int k, int32_t *out, long n_out)
+{
+    int nc = w->nonempty;
+    int ci = nc;  /* past the end: the first visit shuffles, like RandomCycleIter */
+    for (int j = 0; j < nc; j++)
+        w->pos[w->classes[j]] = w->counts[w->classes[j]];
+    long o = 0;
+    while (o < n_out) {
+        if (ci == nc) {
+            lt_rng_shuffle_i32(r, w->classes, nc);
+            ci = 0;
+        }
+        int c = w->classes[ci++];
+        int32_t *list = w->members + w->offs[c];
+        for (int t = 0; t < k && o < n_out; t++) {
+            if (w->pos[c] == w->counts[c]) {
+                lt_rng_shuffle_i32(r, list, w->counts[c]);
+                w->pos[c] = 0;
+            }
+            out[o++] = list[w->pos[c]++];
+        }
+    }
+}
+
+static void sample_iid(lt_rng *r, sampler_work *w, int C, int uniform_classes,
+                       int32_t *out, long n_out)
+{
+    int last = 0;
+    double acc = 0;
+    for (int j = 0; j < C; j++) {
+        acc += w->p[j];
+        w->cdf[j] = acc;
+        if (w->p[j] > 0)
+            last = j;
+    }
+    /* Rounding may leave the total a hair below 1; the last drawable class
+     * takes the remainder so u in [0,1) always lands on a class. */
+    for (int j = last; j < C; j++)
+        w->cdf[j] = 1.0;
+    for (long o = 0; o < n_out; o++) {
+        int c;
+        if (uniform_classes) {
+            c = w->classes[lt_rng_below(r, (uint32_t)w->nonempty)];
+        } else {
+            double u = lt_rng_uniform(r);
+            int lo = 0, hi = C - 1;  /* first j with cdf[j] > u */
+            while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if (w->cdf[mid] > u)
+                    hi = mid;
+                else
+                    lo = mid + 1;
+            }
+            c = lo;
+        }
+        out[o] = w->members[w->offs[c] + (long)lt_rng_below(r, (uint32_t)w->counts[c])];
+    }
+}
+
+int lt_sampler_epoch(const lt_sampler_cfg *cfg, int epoch, uint64_t seed, uint64_t stream,
+                     const int32_t *labels, long n, int n_classes, int32_t *out, long n_out)
+{
+    if (!cfg || (!labels && n > 0) || (!out && n_out > 0) || n < 0 || n_out < 0 || n_classes <= 0)
+        return lt_err(LT_EINVAL, "sampler: bad arguments (n=%ld, n_out=%ld, classes=%d)",
+                      n, n_out, n_classes);
+    if (epoch < 0)
+        return lt_err(LT_EINVAL, "sampler: negative epoch %d", epoch);
+    if (n > (long)INT32_MAX)
+        return lt_err(LT_EINVAL, "sampler: %ld samples exceed int32 indices", n);
+    if (n_out == 0)
+        return LT_OK;
+    if (n == 0)
+        return lt_err(LT_EINVAL, "sampler: %ld draws requested from an empty dataset", n_out);
+
+    lt_rng base, r;
+    lt_rng_init(&base, seed, stream);
+    lt_rng_derive(&r, &base, (uint64_t)epoch, 0);
+
+    if (cfg->kind == LT_SAMPLER_INSTANCE) {
+        for (long i = 0; i < n; i++)
+            if (labels[i] < 0 || labels[i] >= n_classes)
+                return lt_err(LT_EINVAL, "sampler: label %d of sample %ld outside [0, %d)",
+                              (int)labels[i], i, n_classes);
+        return sample_instance(&r, n, out, n_out);
+    }
+
+    sampler_work w;
+    LT_TRY(work_build(&w, labels, n, n_classes));
+    int rc = lt_sampler_class_probs(cfg, epoch, n_classes, w.counts, w.p);
+    if (rc == LT_OK) {
+        switch (cfg->kind) {
+        case LT_SAMPLER_CLASS_AWARE:
+            sample_class_aware(&r, &w, cfg->k_per_class > 0 ? cfg->k_per_class : 4, out, n_out);
+            break;
+        case LT_SAMPLER_CLASS_BALANCED:
+            sample_iid(&r, &w, n_classes, 1, out, n_out);
+            break;
+        default:
+            sample_iid(&r, &w, n_classes, 0, out, n_out);
+            break;
+        }
+    }
+    work_free(&w);
+    return rc;
+}

@@ -1,0 +1,260 @@
+/* test_jpeg.c — JPEG decoding (RGB, grayscale, CMYK; corrupt input) and the
+ * resampler (exact area average, bilinear, centre crop, zero padding). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixtures_img.h"
+#include "lt_imagesets.h"
+
+#define PX(img, S, c, y, x) ((img)[(size_t)(c) * (S) * (S) + (size_t)(y) * (S) + (x)])
+
+static void test_rgb_gradient_decode_and_crop(void **state)
+{
+    (void)state;
+    const int W = 40, H = 30, S = 16;
+    uint8_t *pix = fx_gradient_rgb(W, H, 128);
+    assert_non_null(pix);
+    uint8_t *jpg;
+    size_t len;
+    assert_int_equal(fx_jpeg_encode(pix, W, H, 3, 100, &jpg, &len), 0);
+
+    uint8_t *rgb;
+    int w, h;
+    assert_int_equal(lt_jpeg_decode("grad.jpg", jpg, len, &rgb, &w, &h), LT_OK);
+    assert_int_equal(w, W);
+    assert_int_equal(h, H);
+    int maxdiff = 0;
+    for (size_t i = 0; i < (size_t)W * H * 3; i++) {
+        int d = abs((int)rgb[i] - (int)pix[i]);
+        if (d > maxdiff)
+            maxdiff = d;
+    }
+    print_message("note: quality-100 gradient decodes within %d of the source\n", maxdiff);
+    assert_true(maxdiff <= 8);
+    free(rgb);
+
+    /* Short side 30 -> 16; the centre 30x30 square starts at x = 5. The area
+     * average of a linear ramp is the ramp at the cell centre. */
+    uint8_t out[3 * 16 * 16];
+    assert_int_equal(lt_jpeg_to_planar("grad.jpg", jpg, len, S, out), LT_OK);
+    double sc = 30.0 / S;
+    int worst = 0;
+    for (int oy = 0; oy < S; oy++)
+        for (int ox = 0; ox < S; ox++) {
+            double xc = 5 + (ox + 0.5) * sc - 0.5, yc = (oy + 0.5) * sc - 0.5;
+            int er = (int)(255.0 * xc / (W - 1) + 0.5), eg = (int)(255.0 * yc / (H - 1) + 0.5);
+            int d0 = abs(PX(out, S, 0, oy, ox) - er), d1 = abs(PX(out, S, 1, oy, ox) - eg);
+            int d2 = abs(PX(out, S, 2, oy, ox) - 128);
+            if (d0 > worst) worst = d0;
+            if (d1 > worst) worst = d1;
+            if (d2 > worst) worst = d2;
+        }
+    print_message("note: 40x30 -> 16x16 centre crop within %d of the analytic ramp\n", worst);
+    assert_true(worst <= 8);
+    free(jpg);
+    free(pix);
+}
+
+static void test_grayscale_becomes_rgb(void **state)
+{
+    (void)state;
+    const int W = 24, H = 32;
+    uint8_t *g = malloc((size_t)W * H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            g[y * W + x] = (uint8_t)(40 + 5 * y);
+    uint8_t *jpg;
+    size_t len;
+    assert_int_equal(fx_jpeg_encode(g, W, H, 1, 100, &jpg, &len), 0);
+    uint8_t *rgb;
+    int w, h;
+    assert_int_equal(lt_jpeg_decode("gray.jpg", jpg, len, &rgb, &w, &h), LT_OK);
+    assert_int_equal(w, W);
+    assert_int_equal(h, H);
+    for (size_t i = 0; i < (size_t)W * H; i++) {
+        assert_int_equal(rgb[3 * i], rgb[3 * i + 1]);
+        assert_int_equal(rgb[3 * i], rgb[3 * i + 2]);
+        assert_true(abs((int)rgb[3 * i] - (int)g[i]) <= 4);
+    }
+    free(rgb);
+    uint8_t out[3 * 8 * 8];
+    assert_int_equal(lt_jpeg_to_planar("gray.jpg", jpg, len, 8, out), LT_OK);
+    /* Centre 24x24 square of 32 rows starts at y = 4; 3 rows per output row. */
+    for (int oy = 0; oy < 8; oy++) {
+        int expect = 40 + 5 * (4 + 3 * oy + 1);
+        for (int c = 0; c < 3; c++)
+            assert_true(abs(PX(out, 8, c, oy, 3) - expect) <= 4);
+    }
+    free(jpg);
+    free(g);
+}
+
+static void test_cmyk_adobe_inverted(void **state)
+{
+    (void)state;
+    /* libjpeg writes CMYK with an Adobe marker, so the stored values are the
+     * inverted inks; with K' = 255, C' M' Y' equal the intended R G B. */
+    const int W = 16, H = 16;
+    uint8_t *p = malloc((size_t)W * H * 4);
+    for (int i = 0; i < W * H; i++) {
+        p[4 * i] = 200;
+        p[4 * i + 1] = 60;
+        p[4 * i + 2] = 120;
+        p[4 * i + 3] = 255;
+    }
+    uint8_t *jpg;
+    size_t len;
+    assert_int_equal(fx_jpeg_encode(p, W, H, 4, 100, &jpg, &len), 0);
+    uint8_t *rgb;
+    int w, h;
+    assert_int_equal(lt_jpeg_decode("cmyk.jpg", jpg, len, &rgb, &w, &h), LT_OK);
+    assert_int_equal(w, W);
+    assert_int_equal(h, H);
+    for (int i = 0; i < W * H; i++) {
+        assert_true(abs(rgb[3 * i] - 200) <= 3);
+        assert_true(abs(rgb[3 * i + 1] - 60) <= 3);
+        assert_true(abs(rgb[3 * i + 2] - 120) <= 3);
+    }
+    free(rgb);
+    free(jpg);
+    free(p);
+}
+
+static void test_corrupt_inputs_fail_cleanly(void **state)
+{
+    (void)state;
+    uint8_t *pix = fx_gradient_rgb(64, 48, 10);
+    uint8_t *jpg;
+    size_t len;
+    assert_int_equal(fx_jpeg_encode(pix, 64, 48, 3, 90, &jpg, &len), 0);
+    uint8_t *rgb = (uint8_t *)"x";
+    int w = 1, h = 1;
+
+    /* Truncated to half: libjpeg alone would pad with grey and succeed. */
+    int rc = lt_jpeg_decode("trunc.jpg", jpg, len / 2, &rgb, &w, &h);
+    assert_int_equal(rc, LT_EDATA);
+    assert_null(rgb);
+    assert_non_null(strstr(lt_errmsg(), "trunc.jpg"));
+    print_message("note: truncated -> %s\n", lt_errmsg());
+
+    /* Garbage. */
+    uint8_t junk[300];
+    for (int i = 0; i < 300; i++)
+        junk[i] = (uint8_t)(i * 37 + 11);
+    assert_int_equal(lt_jpeg_decode("junk.jpg", junk, sizeof junk, &rgb, &w, &h), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "junk.jpg"));
+
+    /* A JPEG signature followed by garbage reaches libjpeg's own error path. */
+    junk[0] = 0xFF;
+    junk[1] = 0xD8;
+    junk[2] = 0xFF;
+    junk[3] = 0xC0;
+    assert_int_equal(lt_jpeg_decode("sig.jpg", junk, sizeof junk, &rgb, &w, &h), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "sig.jpg"));
+    assert_non_null(strstr(lt_errmsg(), "corrupt JPEG"));
+    print_message("note: garbage after SOI -> %s\n", lt_errmsg());
+
+    /* Corrupted entropy data in the middle, header intact: must not crash. */
+    uint8_t *bad = malloc(len);
+    memcpy(bad, jpg, len);
+    for (size_t i = len / 2; i < len / 2 + 40 && i < len - 2; i++)
+        bad[i] = 0xFF;
+    rc = lt_jpeg_decode("mid.jpg", bad, len, &rgb, &w, &h);
+    if (rc == LT_OK)
+        free(rgb);
+    else
+        assert_non_null(strstr(lt_errmsg(), "mid.jpg"));
+    free(bad);
+
+    uint8_t out[3 * 4 * 4];
+    assert_int_equal(lt_jpeg_to_planar("trunc2.jpg", jpg, len - 100, 4, out), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "trunc2.jpg"));
+    free(jpg);
+    free(pix);
+}
+
+static void test_resampler_exact(void **state)
+{
+    (void)state;
+    /* 4x4 -> 2x2: exact 2x2 box averages. */
+    uint8_t src[4 * 4 * 3];
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 4; x++)
+            for (int c = 0; c < 3; c++)
+                src[(y * 4 + x) * 3 + c] = (uint8_t)(10 * (y * 4 + x) + c);
+    uint8_t out[3 * 2 * 2];
+    assert_int_equal(lt_resample_rect(src, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 2, out), LT_OK);
+    for (int c = 0; c < 3; c++)
+        for (int oy = 0; oy < 2; oy++)
+            for (int ox = 0; ox < 2; ox++) {
+                int s = 0;
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++)
+                        s += src[((2 * oy + dy) * 4 + 2 * ox + dx) * 3 + c];
+                assert_int_equal(PX(out, 2, c, oy, ox), (s + 2) / 4);
+            }
+
+    /* 2x2 -> 4x4 bilinear, centres at +0.5, clamped: a row 0,100 becomes
+     * 0, 25, 75, 100. */
+    uint8_t s2[2 * 2 * 3];
+    for (int y = 0; y < 2; y++)
+        for (int x = 0; x < 2; x++)
+            for (int c = 0; c < 3; c++)
+                s2[(y * 2 + x) * 3 + c] = (uint8_t)(x * 100 + y * 40);
+    uint8_t o2[3 * 4 * 4];
+    assert_int_equal(lt_resize_center_crop(s2, 2, 2, 4, o2), LT_OK);
+    const int ex[4] = {0, 25, 75, 100}, ey[4] = {0, 10, 30, 40};
+    for (int oy = 0; oy < 4; oy++)
+        for (int ox = 0; ox < 4; ox++)
+            assert_int_equal(PX(o2, 4, 1, oy, ox), ex[ox] + ey[oy]);
+
+    /* Zero padding: a 6x6 square over a 4x4 white image whose valid area is
+     * the left 2 columns; output 6 keeps the geometry 1:1 (area, scale 1). */
+    uint8_t white[4 * 4 * 3];
+    memset(white, 255, sizeof white);
+    uint8_t o3[3 * 6 * 6];
+    assert_int_equal(lt_resample_rect(white, 4, 4, -1, -1, 6, 6, 0, 0, 2, 4, 6, o3), LT_OK);
+    for (int oy = 0; oy < 6; oy++)
+        for (int ox = 0; ox < 6; ox++) {
+            int inside = ox >= 1 && ox < 3 && oy >= 1 && oy < 5;
+            assert_int_equal(PX(o3, 6, 0, oy, ox), inside ? 255 : 0);
+        }
+    /* Bad geometry is refused, not crashed on. */
+    assert_int_equal(lt_resample_rect(white, 4, 4, 0, 0, 0.5, 4, 0, 0, 4, 4, 2, o3), LT_EINVAL);
+}
+
+static void test_large_downscale_flat(void **state)
+{
+    (void)state;
+    /* A flat 300x200 colour survives any resize exactly (weights sum to 1). */
+    uint8_t *jpg;
+    size_t len;
+    assert_int_equal(fx_jpeg_flat(300, 200, 30, 160, 220, &jpg, &len), 0);
+    uint8_t out[3 * 24 * 24];
+    assert_int_equal(lt_jpeg_to_planar("flat.jpg", jpg, len, 24, out), LT_OK);
+    for (int i = 0; i < 24 * 24; i++) {
+        assert_true(abs(out[i] - 30) <= 2);
+        assert_true(abs(out[24 * 24 + i] - 160) <= 2);
+        assert_true(abs(out[2 * 24 * 24 + i] - 220) <= 2);
+    }
+    free(jpg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rgb_gradient_decode_and_crop),
+        cmocka_unit_test(test_grayscale_becomes_rgb),
+        cmocka_unit_test(test_cmyk_adobe_inverted),
+        cmocka_unit_test(test_corrupt_inputs_fail_cleanly),
+        cmocka_unit_test(test_resampler_exact),
+        cmocka_unit_test(test_large_downscale_flat),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

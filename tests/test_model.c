@@ -1,0 +1,314 @@
+/* test_model.c — models end to end: ResNet sizes, whole-model gradients,
+ * deterministic training, checkpoint resume bit-for-bit, freezing, and a tiny
+ * training run that must learn. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gradcheck.h"
+#include "lt.h"
+
+static size_t n_trainable(const lt_model *m) {
+    size_t n = 0;
+    for (int i = 0; i < m->n_params; i++) n += m->params[i].count;
+    return n;
+}
+
+static lt_model *build(const char *arch, lt_shape in, int classes) {
+    lt_model *m = NULL;
+    assert_int_equal(lt_model_create(&m, in), LT_OK);
+    int feat = lt_resnet_backbone(m, arch);
+    assert_true(feat > 0);
+    assert_true(lt_add_linear(m, "logits", "head", feat, classes, 1) > 0);
+    assert_int_equal(lt_model_finalize(m, 0), LT_OK);
+    return m;
+}
+
+/* Parameter counts against torchvision / the CIFAR ResNet paper figures. */
+static void test_resnet_param_counts(void **st) {
+    (void)st;
+    struct { const char *arch; int c, hw, classes; size_t params; double macs; } cases[] = {
+        {"resnet32_cifar", 3, 32, 10, 464154, 68862592.0},
+        {"resnet8_cifar", 3, 32, 10, 75290, 0},
+        {"resnet8_cifar", 1, 28, 10, 75002, 0},
+        {"resnet20_cifar", 3, 32, 10, 269722, 0},
+        {"resnet56_cifar", 3, 32, 10, 853018, 0},
+        {"resnet18", 3, 224, 1000, 11689512, 0},
+        {"resnet34", 3, 224, 1000, 21797672, 0},
+        {"resnet50", 3, 224, 1000, 25557032, 0},
+        {"resnext50_32x4d", 3, 224, 1000, 25028904, 0},
+        {"resnet101", 3, 224, 1000, 44549160, 0},
+        {"resnet152", 3, 224, 1000, 60192808, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lt_model *m = build(cases[i].arch, (lt_shape){1, cases[i].c, cases[i].hw, cases[i].hw}, cases[i].classes);
+        printf("note: %s %dx%dx%d: %zu parameters, %.0f MACs/img\n", cases[i].arch, cases[i].c, cases[i].hw,
+               cases[i].hw, n_trainable(m), lt_model_macs(m));
+        assert_int_equal(n_trainable(m), cases[i].params);
+        if (cases[i].macs > 0) assert_true(fabs(lt_model_macs(m) - cases[i].macs) < 0.5);
+        int feat = lt_model_find(m, "feat");
+        assert_true(feat > 0);
+        assert_int_equal(m->nodes[feat].shape.h, 1);
+        lt_model_free(m);
+    }
+    /* ResNet-10 has one block per stage: feature width 512 */
+    lt_model *m = build("resnet10", (lt_shape){1, 3, 64, 64}, 10);
+    assert_int_equal(m->nodes[lt_model_find(m, "feat")].shape.c, 512);
+    lt_model_free(m);
+    lt_model *bad = NULL;
+    assert_int_equal(lt_model_create(&bad, (lt_shape){1, 3, 32, 32}), LT_OK);
+    assert_true(lt_resnet_backbone(bad, "resnet9000") < 0);
+    assert_non_null(strstr(lt_errmsg(), "resnet9000"));
+    lt_model_free(bad);
+}
+
+/* ---- whole-model gradient check through residual blocks, BN (train), option A ---- */
+typedef struct {
+    lt_model *m;
+    float *x;
+    int32_t *y;
+    int N, logits;
+} gctx;
+
+static double model_loss(void *p) {
+    gctx *c = p;
+    lt_model_forward(c->m, c->x, c->N, 1);
+    double loss;
+    int C = c->m->nodes[c->logits].shape.c;
+    lt_softmax_ce(c->N, C, lt_model_out(c->m, c->logits), c->y, NULL, NULL, &loss, NULL);
+    return loss;
+}
+
+static void test_model_gradcheck(void **st) {
+    (void)st;
+    const int N = 4, C = 5;
+    lt_model *m = build("resnet8_cifar", (lt_shape){1, 3, 8, 8}, C);
+    assert_int_equal(lt_model_set_batch(m, N), LT_OK);
+    gctx c = {m, malloc(sizeof(float) * N * 3 * 64), malloc(sizeof(int32_t) * N), N, lt_model_find(m, "logits")};
+    gc_fill(c.x, (size_t)N * 3 * 64, 7, -1, 1);
+    for (int i = 0; i < N; i++) c.y[i] = i % C;
+    /* running statistics change on every train forward; keep a copy so the
+     * finite differences see the same model (they do not affect train-mode output) */
+    lt_model_zero_grad(m);
+    model_loss(&c);
+    double loss;
+    assert_int_equal(lt_softmax_ce(N, C, lt_model_out(m, c.logits), c.y, NULL, NULL, &loss, lt_model_dout(m, c.logits)), LT_OK);
+    assert_int_equal(lt_model_backward(m, N, &c.logits, 1), LT_OK);
+    float *g = malloc(sizeof(float) * m->n_w);
+    memcpy(g, m->g, sizeof(float) * m->n_w);
+    const char *names[] = {"conv1.weight", "layer1.0.conv2.weight", "layer2.0.bn1.weight", "layer3.0.conv1.weight",
+                           "layer3.0.bn2.bias", "logits.weight", "logits.bias"};
+    gc_opts o = {1e-3, 3e-2, 5e-4, 24};
+    int fails = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        lt_param *p = lt_model_param(m, names[k]);
+        assert_non_null(p);
+        fails += gc_check(names[k], model_loss, &c, m->w + p->off, g + p->off, p->count, &o);
+    }
+    /* ReLU kinks can make a rare finite difference straddle a non-smooth point. */
+    assert_true(fails <= 2);
+    free(g); free(c.x); free(c.y);
+    lt_model_free(m);
+}
+
+/* ---- a training loop on synthetic separable data --------------------------------- */
+/* Class k lights up a different 3x3 patch (plus noise), so a CNN can separate it. */
+static void make_data(int n, int C, int hw, unsigned seed, float *x, int32_t *y) {
+    gc_fill(x, (size_t)n * hw * hw, seed, -0.3f, 0.3f);
+    for (int i = 0; i < n; i++) {
+        int k = (int)((i * 7 + seed) % C);
+        y[i] = k;
+        int r0 = (k / 2) * (hw / 2) + 1, c0 = (k % 2) * (hw / 2) + 1;
+        for (int r = 0; r < 3; r++)
+            for (int q = 0; q < 3; q++) x[(size_t)i * hw * hw + (r0 + r) * hw + c0 + q] += 1.5f;
+    }
+}
+
+typedef struct {
+    lt_model *m;
+    lt_optim opt;
+    float *x;
+    int32_t *y;
+    int N, logits;
+} trainer;
+
+static void trainer_init(trainer *t, uint64_t seed, int N) {
+    memset(t, 0, sizeof *t);
+    assert_int_equal(lt_model_classifier(&t->m, "resnet8_cifar", (lt_shape){1, 1, 12, 12}, 4, N, seed), LT_OK);
+    assert_int_equal(lt_optim_init(&t->opt, t->m, LT_OPT_SGD, 0.9f, 5e-4f, 0), LT_OK);
+    t->N = N;
+    t->logits = lt_model_find(t->m, "logits");
+    t->x = malloc(sizeof(float) * N * 144);
+    t->y = malloc(sizeof(int32_t) * N);
+}
+
+static double trainer_step(trainer *t, long it) {
+    make_data(t->N, 4, 12, (unsigned)(it * 31 + 5), t->x, t->y);
+    assert_int_equal(lt_model_forward(t->m, t->x, t->N, 1), LT_OK);
+    double loss;
+    assert_int_equal(lt_softmax_ce(t->N, 4, lt_model_out(t->m, t->logits), t->y, NULL, NULL, &loss,
+                                   lt_model_dout(t->m, t->logits)), LT_OK);
+    lt_model_zero_grad(t->m);
+    assert_int_equal(lt_model_backward(t->m, t->N, &t->logits, 1), LT_OK);
+    assert_int_equal(lt_optim_step(&t->opt, t->m, 0.05f), LT_OK);
+    return loss;
+}
+
+static void trainer_free(trainer *t) {
+    lt_optim_free(&t->opt);
+    lt_model_free(t->m);
+    free(t->x);
+    free(t->y);
+}
+
+static void test_training_deterministic(void **st) {
+    (void)st;
+    trainer a, b;
+    trainer_init(&a, 3, 16);
+    trainer_init(&b, 3, 16);
+    assert_memory_equal(a.m->w, b.m->w, a.m->n_w * sizeof(float));
+    for (long it = 0; it < 5; it++) {
+        double la = trainer_step(&a, it), lb = trainer_step(&b, it);
+        assert_true(la == lb);
+    }
+    assert_memory_equal(a.m->w, b.m->w, a.m->n_w * sizeof(float));
+    assert_memory_equal(a.m->buf, b.m->buf, a.m->n_b * sizeof(float));
+    /* a different seed gives a different model */
+    trainer c;
+    trainer_init(&c, 4, 16);
+    assert_memory_not_equal(a.m->w, c.m->w, a.m->n_w * sizeof(float));
+    trainer_free(&a); trainer_free(&b); trainer_free(&c);
+}
+
+static void test_checkpoint_resume_bit_identical(void **st) {
+    (void)st;
+    char dir[] = "/tmp/lt_model_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/step.ckpt", dir);
+
+    trainer a;                       /* uninterrupted: 6 steps */
+    trainer_init(&a, 11, 8);
+    for (long it = 0; it < 6; it++) trainer_step(&a, it);
+
+    trainer b;                       /* 3 steps, checkpoint, "crash" */
+    trainer_init(&b, 11, 8);
+    for (long it = 0; it < 3; it++) trainer_step(&b, it);
+    lt_ckpt_writer *w;
+    assert_int_equal(lt_ckpt_writer_open(&w, path), LT_OK);
+    assert_int_equal(lt_model_save(b.m, w, ""), LT_OK);
+    assert_int_equal(lt_optim_save(&b.opt, w, ""), LT_OK);
+    assert_int_equal(lt_ckpt_commit(w), LT_OK);
+    trainer_free(&b);
+
+    trainer r;                       /* resume from a model built with another seed */
+    trainer_init(&r, 999, 8);
+    lt_ckpt *c;
+    assert_int_equal(lt_ckpt_read(&c, path), LT_OK);
+    assert_int_equal(lt_model_load(r.m, c, ""), LT_OK);
+    assert_int_equal(lt_optim_load(&r.opt, c, ""), LT_OK);
+    lt_ckpt_free(c);
+    for (long it = 3; it < 6; it++) trainer_step(&r, it);
+    assert_memory_equal(a.m->w, r.m->w, a.m->n_w * sizeof(float));
+    assert_memory_equal(a.m->buf, r.m->buf, a.m->n_b * sizeof(float));
+    assert_memory_equal(a.opt.s1, r.opt.s1, a.opt.n * sizeof(float));
+
+    /* a checkpoint of another architecture is refused by tensor name */
+    lt_model *other;
+    assert_int_equal(lt_model_classifier(&other, "resnet20_cifar", (lt_shape){1, 1, 12, 12}, 4, 2, 0), LT_OK);
+    assert_int_equal(lt_ckpt_read(&c, path), LT_OK);
+    assert_int_not_equal(lt_model_load(other, c, ""), LT_OK);
+    assert_non_null(strstr(lt_errmsg(), "layer1.1"));
+    lt_ckpt_free(c);
+    lt_model_free(other);
+    trainer_free(&a); trainer_free(&r);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_freeze_and_eval_mode(void **st) {
+    (void)st;
+    trainer t;
+    trainer_init(&t, 5, 8);
+    assert_int_equal(lt_model_freeze(t.m, "backbone", 1), LT_OK);
+    assert_int_equal(lt_model_set_eval(t.m, "backbone", 1), LT_OK);
+    float *w0 = malloc(sizeof(float) * t.m->n_w), *b0 = malloc(sizeof(float) * t.m->n_b);
+    memcpy(w0, t.m->w, sizeof(float) * t.m->n_w);
+    memcpy(b0, t.m->buf, sizeof(float) * t.m->n_b);
+    for (long it = 0; it < 3; it++) trainer_step(&t, it);
+    lt_param *conv = lt_model_param(t.m, "conv1.weight"), *head = lt_model_param(t.m, "logits.weight");
+    assert_memory_equal(w0 + conv->off, t.m->w + conv->off, conv->count * sizeof(float));
+    assert_memory_not_equal(w0 + head->off, t.m->w + head->off, head->count * sizeof(float));
+    assert_memory_equal(b0, t.m->buf, sizeof(float) * t.m->n_b);  /* eval-mode BN: no running-stat update */
+    /* the frozen backbone needs no gradient at all */
+    assert_int_equal(t.m->nodes[lt_model_find(t.m, "conv1")].need_dy, 0);
+    /* re-initialising the head uses U(+-1/sqrt(64)) */
+    assert_int_equal(lt_model_reinit(t.m, "head", 77), LT_OK);
+    for (size_t i = 0; i < head->count; i++) assert_true(fabsf(t.m->w[head->off + i]) <= 0.125f);
+    assert_int_not_equal(lt_model_freeze(t.m, "no-such-group", 1), LT_OK);
+    free(w0); free(b0);
+    trainer_free(&t);
+}
+
+static void test_tiny_training_learns(void **st) {
+    (void)st;
+    trainer t;
+    trainer_init(&t, 1, 32);
+    double first = 0, last = 0;
+    for (long it = 0; it < 60; it++) {
+        double l = trainer_step(&t, it);
+        if (it < 5) first += l / 5;
+        if (it >= 55) last += l / 5;
+    }
+    /* held-out data, eval mode (running statistics) */
+    make_data(32, 4, 12, 123457, t.x, t.y);
+    assert_int_equal(lt_model_forward(t.m, t.x, 32, 0), LT_OK);
+    const float *z = lt_model_out(t.m, t.logits);
+    int correct = 0;
+    for (int i = 0; i < 32; i++) {
+        int best = 0;
+        for (int k = 1; k < 4; k++) if (z[i * 4 + k] > z[i * 4 + best]) best = k;
+        correct += best == t.y[i];
+    }
+    printf("note: tiny training: loss %.3f -> %.3f, held-out accuracy %d/32 (chance 8/32)\n", first, last, correct);
+    assert_true(last < first * 0.5);
+    assert_true(correct >= 28);
+    trainer_free(&t);
+}
+
+static void test_bad_model_calls(void **st) {
+    (void)st;
+    lt_model *m;
+    assert_int_equal(lt_model_create(&m, (lt_shape){1, 3, 8, 8}), LT_OK);
+    assert_true(lt_add_conv(m, "c", "backbone", 0, 6, 3, 1, 1, 4, 0) < 0); /* 3 not divisible by 4 groups */
+    int c = lt_add_conv(m, "c", "backbone", 0, 4, 3, 1, 1, 1, 0);
+    assert_true(c > 0);
+    assert_true(lt_add_conv(m, "c", "backbone", c, 4, 3, 1, 1, 1, 0) < 0); /* duplicate name */
+    int p = lt_add_maxpool(m, "p", "backbone", c, 2, 2, 0);
+    assert_true(lt_add_sum(m, "bad", "backbone", c, p) < 0);               /* shape mismatch */
+    assert_true(lt_model_forward(m, NULL, 1, 1) != LT_OK);                 /* before set_batch */
+    assert_int_equal(lt_model_finalize(m, 0), LT_OK);
+    assert_true(lt_add_relu(m, "late", "backbone", c) < 0);                /* after finalize */
+    lt_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resnet_param_counts),
+        cmocka_unit_test(test_model_gradcheck),
+        cmocka_unit_test(test_training_deterministic),
+        cmocka_unit_test(test_checkpoint_resume_bit_identical),
+        cmocka_unit_test(test_freeze_and_eval_mode),
+        cmocka_unit_test(test_tiny_training_learns),
+        cmocka_unit_test(test_bad_model_calls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
