@@ -41,6 +41,9 @@ static int job_init(cifar_job *j, lt_cifar_kind kind, long n_train, long n_test,
                     lt_dataset *test, const char *where)
 {
     memset(j, 0, sizeof *j);
+    /* Callers get zeroed datasets on every failure path. */
+    if (train) memset(train, 0, sizeof *train);
+    if (test) memset(test, 0, sizeof *test);
     if (kind != LT_CIFAR10 && kind != LT_CIFAR100)
         return lt_err(LT_EINVAL, "%s: unknown CIFAR kind %d", where, (int)kind);
     j->kind = kind;

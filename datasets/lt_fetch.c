@@ -158,11 +158,18 @@ static int is_http(const char *url)
     return !strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8);
 }
 
-/* If path exists and its hash is not `want`, move it aside to <path>.bad. */
-static int existing_matches(const char *path, const char *want, char actual[65], int *matches)
+/* *matches = 1 when path exists and has hash `want` (or want is NULL: then it
+ * is hashed only if need_hash, since multi-GB archives take a while). A file
+ * with another hash is moved aside to <path>.bad. */
+static int existing_matches(const char *path, const char *want, int need_hash, char actual[65], int *matches)
 {
     *matches = 0;
+    actual[0] = 0;
     if (!file_exists(path)) return LT_OK;
+    if (!want && !need_hash) {
+        *matches = 1;
+        return LT_OK;
+    }
     LT_TRY(lt_sha256_file(path, actual));
     if (!want || !strcmp(actual, want)) {
         *matches = 1;
@@ -181,6 +188,7 @@ typedef struct {
     const char *label;
     double t0, last_print;
     int last_decile;
+    double last_have; /* bytes shown by the last line */
     int drew_bar;   /* a \r bar is on screen and needs a final newline */
     curl_off_t base; /* bytes already in the file when this attempt began */
 } progress;
@@ -210,12 +218,15 @@ static void progress_show(progress *p, curl_off_t dltotal, curl_off_t dlnow, int
     double have = (double)(p->base + dlnow);
     double total = dltotal > 0 ? (double)(p->base + dltotal) : 0;
     int decile = total > 0 ? (int)(have * 10 / total) : 0;
+    if (!final && dltotal <= 0 && dlnow == 0) return; /* nothing known yet (no headers) */
+    if (final && !p->tty && have == p->last_have) return; /* already on a line */
     if (!final) {
         if (p->tty && t - p->last_print < 0.2) return;
         if (!p->tty && t - p->last_print < 5.0 && decile <= p->last_decile) return;
     }
     p->last_print = t;
     p->last_decile = decile;
+    p->last_have = have;
     char hb[32], tb[32], rb[32], eta[32];
     fmt_bytes(have, hb, sizeof hb);
     fmt_bytes(total, tb, sizeof tb);
@@ -341,7 +352,6 @@ static int attempt(CURL *c, const lt_fetch_opts *o, const char *url, const char 
     /* Large stdio buffer: fewer write syscalls on multi-GB archives. */
     setvbuf(f, NULL, _IOFBF, 1 << 20);
     xfer x = { .c = c, .f = f, .o = o, .start = start, .cr_start = -1 };
-    if (start > 0) *resumed = 1;
     char range[64];
     snprintf(range, sizeof range, "%lld-", (long long)start);
 
@@ -365,6 +375,7 @@ static int attempt(CURL *c, const lt_fetch_opts *o, const char *url, const char 
     pg->t0 = now_s();
     pg->last_print = pg->t0;
     pg->last_decile = -1;
+    pg->last_have = -1;
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, pg->quiet ? 1L : 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, pg);
@@ -372,6 +383,8 @@ static int attempt(CURL *c, const lt_fetch_opts *o, const char *url, const char 
     CURLcode cc = curl_easy_perform(c);
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    /* Bytes were appended to an older .part (not restarted by a 200). */
+    if (x.start > 0 && x.decided && !x.bad_range) *resumed = 1;
     progress_end_line(pg);
 
     /* Flush and close before judging: a full disk often shows up only here. */
@@ -491,7 +504,7 @@ int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
 
     char actual[65];
     int ok = 0;
-    LT_TRY(existing_matches(dest_path, want, actual, &ok));
+    LT_TRY(existing_matches(dest_path, want, actual_hex_out != NULL, actual, &ok));
     if (ok) {
         copy_hex(actual_hex_out, actual);
         return LT_OK;
@@ -600,7 +613,7 @@ int lt_fetch_from_dir(const char *dir, const char *name, const char *dest_path,
     LT_TRY(path_join(part, sizeof part, dest_path, ".part"));
 
     int ok = 0;
-    LT_TRY(existing_matches(dest_path, want, actual, &ok));
+    LT_TRY(existing_matches(dest_path, want, actual_hex_out != NULL, actual, &ok));
     if (ok) {
         copy_hex(actual_hex_out, actual);
         return LT_OK;

@@ -75,6 +75,22 @@ static void say(const lt_ds_opts *o, const char *fmt, ...)
     fflush(f);
 }
 
+/* snprintf for paths: LT_EINVAL instead of silent truncation. */
+static int fmt_path(char *out, size_t cap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static int fmt_path(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap) return lt_err(LT_EINVAL, "path too long: %.200s...", out);
+    return LT_OK;
+}
+
 static int mkdir_p(const char *path)
 {
     char buf[PATH_CAP];
@@ -275,8 +291,8 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
 {
     const char *dd = lt_ds_data_dir(o);
     char raw[PATH_CAP], dest[PATH_CAP];
-    snprintf(raw, sizeof raw, "%s/%s/raw", dd, def->name);
-    snprintf(dest, sizeof dest, "%s/%s", raw, f->name);
+    LT_TRY(fmt_path(raw, sizeof raw, "%s/%s/raw", dd, def->name));
+    LT_TRY(fmt_path(dest, sizeof dest, "%s/%s", raw, f->name));
     if (stamp_read(def, o, f, st) == LT_OK) {
         say(o, "%s: %s: verified (%s %.12s...)", def->name, f->name, st->how, st->identity);
         return LT_OK;
@@ -300,7 +316,7 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
     /* 2. --from DIR: verify there, then link or copy into raw/. */
     if (o->from_dir) {
         char src[PATH_CAP];
-        snprintf(src, sizeof src, "%s/%s", o->from_dir, f->name);
+        LT_TRY(fmt_path(src, sizeof src, "%s/%s", o->from_dir, f->name));
         if (!file_exists(src))
             return lt_err(LT_EIO, "%s: %s not found in --from directory %s", def->name, f->name, o->from_dir);
         if ((rc = verify_candidate(f, src, st))) return rc;
@@ -489,19 +505,16 @@ static cJSON *counts_json(const long *c, int n)
 static int up_to_date(const char *dir, const char *inputs, lt_ds_built *b)
 {
     char mp[PATH_CAP], p[PATH_CAP];
-    snprintf(mp, sizeof mp, "%s/manifest.json", dir);
-    if (!file_exists(mp)) return 0;
+    if (fmt_path(mp, sizeof mp, "%s/manifest.json", dir) || !file_exists(mp)) return 0;
     cJSON *m = NULL;
     if (lt_json_read(mp, &m)) return 0;
     int ok = hexeq(jstr(m, "inputs_sha256"), inputs) && jnum(m, "format_version", -1) == LT_DS_FORMAT_VERSION;
     long n = -1;
     if (ok) {
-        snprintf(p, sizeof p, "%s/train.ltc", dir);
-        ok = lt_cache_check(p, &n, NULL) == LT_OK && n == (long)jnum(cJSON_GetObjectItem(m, "train"), "n", -2);
+        ok = !fmt_path(p, sizeof p, "%s/train.ltc", dir) && lt_cache_check(p, &n, NULL) == LT_OK && n == (long)jnum(cJSON_GetObjectItem(m, "train"), "n", -2);
     }
     if (ok) {
-        snprintf(p, sizeof p, "%s/test.ltc", dir);
-        ok = lt_cache_check(p, &n, NULL) == LT_OK && n == (long)jnum(cJSON_GetObjectItem(m, "test"), "n", -2);
+        ok = !fmt_path(p, sizeof p, "%s/test.ltc", dir) && lt_cache_check(p, &n, NULL) == LT_OK && n == (long)jnum(cJSON_GetObjectItem(m, "test"), "n", -2);
     }
     if (ok) ok = built_from_manifest(m, mp, b) == LT_OK && lt_sha256_file(mp, b->manifest_sha256) == LT_OK;
     cJSON_Delete(m);
@@ -513,9 +526,9 @@ static int up_to_date(const char *dir, const char *inputs, lt_ds_built *b)
 static int lock_dataset(const lt_ds_def *def, const lt_ds_opts *o, int *fd)
 {
     char p[PATH_CAP];
-    snprintf(p, sizeof p, "%s/%s", lt_ds_data_dir(o), def->name);
+    LT_TRY(fmt_path(p, sizeof p, "%s/%s", lt_ds_data_dir(o), def->name));
     LT_TRY(mkdir_p(p));
-    snprintf(p, sizeof p, "%s/%s/.lock", lt_ds_data_dir(o), def->name);
+    LT_TRY(fmt_path(p, sizeof p, "%s/%s/.lock", lt_ds_data_dir(o), def->name));
     *fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (*fd < 0) return lt_err(LT_EIO, "%s: cannot open lock file: %s", p, strerror(errno));
     while (flock(*fd, LOCK_EX) != 0)
@@ -552,7 +565,7 @@ static void bs_free(build_state *s)
 static int read_and_select(const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, stamp *st, build_state *s)
 {
     char work[PATH_CAP];
-    snprintf(work, sizeof work, "%s/%s/work", lt_ds_data_dir(o), def->name);
+    LT_TRY(fmt_path(work, sizeof work, "%s/%s/work", lt_ds_data_dir(o), def->name));
     lt_ds_src src;
     memset(&src, 0, sizeof src);
     src.def = def;
@@ -718,10 +731,10 @@ static int write_build(const char *dir, const lt_ds_def *def, const lt_ds_opts *
                        const stamp *st, const build_state *s, const char *inputs, lt_ds_built *b)
 {
     char mp[PATH_CAP], tp[PATH_CAP], ep[PATH_CAP], ip[PATH_CAP];
-    snprintf(mp, sizeof mp, "%s/manifest.json", dir);
-    snprintf(tp, sizeof tp, "%s/train.ltc", dir);
-    snprintf(ep, sizeof ep, "%s/test.ltc", dir);
-    snprintf(ip, sizeof ip, "%s/index.txt", dir);
+    LT_TRY(fmt_path(mp, sizeof mp, "%s/manifest.json", dir));
+    LT_TRY(fmt_path(tp, sizeof tp, "%s/train.ltc", dir));
+    LT_TRY(fmt_path(ep, sizeof ep, "%s/test.ltc", dir));
+    LT_TRY(fmt_path(ip, sizeof ip, "%s/index.txt", dir));
     LT_TRY(mkdir_p(dir));
     /* The old manifest goes first: from here until the new one is renamed in,
      * the directory holds no manifest, so nothing trusts half-replaced caches. */
@@ -792,9 +805,11 @@ int lt_ds_build(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_built *out)
     memset(&s, 0, sizeof s);
     if (!rc) {
         inputs_hash(def, o, &r, st, inputs);
-        snprintf(dir, sizeof dir, "%s/%s/%s", lt_ds_data_dir(o), def->name, r.tag);
+        rc = fmt_path(dir, sizeof dir, "%s/%s/%s", lt_ds_data_dir(o), def->name, r.tag);
+        if (!rc) rc = fmt_path(b->dir, sizeof b->dir, "%s", dir);
+    }
+    if (!rc) {
         if (!o->force && up_to_date(dir, inputs, b)) {
-            snprintf(b->dir, sizeof b->dir, "%s", dir);
             b->rebuilt = 0;
             say(o, "%s: %s is up to date", def->name, dir);
             close(lfd);
@@ -807,10 +822,7 @@ int lt_ds_build(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_built *out)
         say(o, "%s: writing %s", def->name, dir);
         rc = write_build(dir, def, o, &r, st, &s, inputs, b);
     }
-    if (!rc) {
-        snprintf(b->dir, sizeof b->dir, "%s", dir);
-        b->rebuilt = 1;
-    }
+    if (!rc) b->rebuilt = 1;
     bs_free(&s);
     close(lfd);
     if (rc || !out) lt_ds_built_free(b);
@@ -826,12 +838,10 @@ int lt_ds_open(const lt_ds_def *def, const lt_ds_opts *o, lt_dataset *train, lt_
     memset(test, 0, sizeof *test);
     LT_TRY(lt_ds_build(def, o, b));
     char p[PATH_CAP];
-    snprintf(p, sizeof p, "%s/train.ltc", b->dir);
-    int rc = lt_cache_load(p, train);
-    if (!rc) {
-        snprintf(p, sizeof p, "%s/test.ltc", b->dir);
-        rc = lt_cache_load(p, test);
-    }
+    int rc = fmt_path(p, sizeof p, "%s/train.ltc", b->dir);
+    if (!rc) rc = lt_cache_load(p, train);
+    if (!rc) rc = fmt_path(p, sizeof p, "%s/test.ltc", b->dir);
+    if (!rc) rc = lt_cache_load(p, test);
     if (!rc && (train->n != b->n_train || test->n != b->n_test || train->n_classes != b->n_classes))
         rc = lt_err(LT_EDATA, "%s: caches do not match the manifest (train %ld vs %ld, test %ld vs %ld)", b->dir,
                     train->n, b->n_train, test->n, b->n_test);
@@ -864,8 +874,7 @@ int lt_ds_state_get(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_state *s
     }
     st->fetched = required_ok && def->n_files > 0;
     char dpath[PATH_CAP];
-    snprintf(dpath, sizeof dpath, "%s/%s", lt_ds_data_dir(o), def->name);
-    DIR *d = opendir(dpath);
+    DIR *d = fmt_path(dpath, sizeof dpath, "%s/%s", lt_ds_data_dir(o), def->name) ? NULL : opendir(dpath);
     if (!d) return LT_OK;
     /* Sorted so the listing is stable. */
     char names[64][64];
@@ -880,11 +889,12 @@ int lt_ds_state_get(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_state *s
     qsort(names, (size_t)nn, sizeof names[0], (int (*)(const void *, const void *))strcmp);
     for (int i = 0; i < nn && st->n_builds < 8; i++) {
         char mp[PATH_CAP];
-        snprintf(mp, sizeof mp, "%s/%s/manifest.json", dpath, names[i]);
         cJSON *m = NULL;
-        if (!file_exists(mp) || lt_json_read(mp, &m)) continue;
+        if (fmt_path(mp, sizeof mp, "%s/%s/manifest.json", dpath, names[i]) || !file_exists(mp) ||
+            lt_json_read(mp, &m))
+            continue;
         int k = st->n_builds;
-        snprintf(st->tags[k], sizeof st->tags[k], "%s", names[i]);
+        memcpy(st->tags[k], names[i], sizeof st->tags[k]);
         st->n_train[k] = (long)jnum(cJSON_GetObjectItem(m, "train"), "n", 0);
         cJSON_Delete(m);
         if (lt_sha256_file(mp, st->manifest_sha256[k])) continue;

@@ -127,7 +127,8 @@ static int as_int(const P *c, const cJSON *j, const char *k, long long lo, long 
         return lt_err(LT_EDATA, "%s: key '%s' must be an integer, got %g", c->file, k, v);
     long long x = (long long)v;
     if (x < lo || x > hi) {
-        if (hi == LLONG_MAX)
+        /* a type limit is not a meaningful bound: do not print it */
+        if (hi == INT_MAX || hi == LONG_MAX || hi == LLONG_MAX)
             return lt_err(LT_EDATA, "%s: key '%s' must be >= %lld, got %lld", c->file, k, lo, x);
         return lt_err(LT_EDATA, "%s: key '%s' must be between %lld and %lld, got %lld", c->file, k,
                       lo, hi, x);
@@ -364,7 +365,7 @@ static int parse_profile(const P *c, const cJSON *o, const char *path, lt_proto_
         LT_TRY(check_keys(c, o, path, k_exp, note));
         LT_TRY(get_num(c, o, path, "imbalance_ratio", 1.0, INFINITY, 0, &pr->imbalance_ratio));
         LT_TRY(get_int(c, o, path, "n_max", 1, INT_MAX, &pr->n_max));
-        LT_TRY(get_int(c, o, path, "subset_seed", 0, 4294967295LL, &pr->subset_seed));
+        LT_TRY(get_int(c, o, path, "subset_seed", 0, INT_MAX, &pr->subset_seed));
         return LT_OK;
     }
     if (kind == LT_PROTO_LISTS) {
@@ -442,9 +443,10 @@ static int parse_groups(const P *c, const cJSON *o, lt_proto_groups *g) {
     LT_TRY(get_enum(c, o, path, "rule", rules, &dummy));
     LT_TRY(get_int(c, o, path, "many_gt", 0, INT_MAX, &g->many_gt));
     LT_TRY(get_int(c, o, path, "few_lt", 0, INT_MAX, &g->few_lt));
-    if (g->few_lt > g->many_gt + 1)
-        return lt_err(LT_EDATA, "%s: key 'groups.few_lt' (%d) exceeds groups.many_gt + 1 (%d)",
-                      c->file, g->few_lt, g->many_gt + 1);
+    /* few_lt == many_gt + 1 leaves medium empty, which is still a valid rule */
+    if ((long long)g->few_lt > (long long)g->many_gt + 1)
+        return lt_err(LT_EDATA, "%s: key 'groups.few_lt' (%d) exceeds groups.many_gt + 1 (%lld)",
+                      c->file, g->few_lt, (long long)g->many_gt + 1);
     LT_TRY(get_ints(c, o, path, "expected_sizes", 3, 3, 0, INT_MAX, v, &n, 1));
     g->has_expected = n == 3;
     for (int i = 0; i < 3; i++) g->expected[i] = g->has_expected ? (int)v[i] : -1;
@@ -661,8 +663,8 @@ static int parse_stage(const P *c, const cJSON *o, const char *path, lt_proto_st
     char sp[KP_MAX];
     int idx;
     LT_TRY(check_keys(c, o, path, keys, NULL));
-    LT_TRY(get_int(c, o, path, "epochs", 1, 1000000, &st->epochs));
-    LT_TRY(get_int(c, o, path, "batch", 1, 1 << 24, &st->batch));
+    LT_TRY(get_int(c, o, path, "epochs", 1, INT_MAX, &st->epochs));
+    LT_TRY(get_int(c, o, path, "batch", 1, INT_MAX, &st->batch));
     LT_TRY(get_bool(c, o, path, "drop_last", &st->drop_last));
     LT_TRY(get_enum(c, o, path, "optimizer", opts, &idx));
     snprintf(st->optimizer, sizeof st->optimizer, "%s", opts[idx]);
@@ -726,7 +728,7 @@ static int parse_scale(const P *c, const cJSON *o, const char *name, const lt_pr
                       p->dataset.profile.kind == LT_PROTO_LISTS ? "list-defined" : "crop");
     LT_TRY(get_int(c, o, path, "subsample_train_per_class", 0, INT_MAX,
                    &s->subsample_train_per_class));
-    long long hi = p->dataset.expected_test_size > 0 ? p->dataset.expected_test_size : LLONG_MAX;
+    long long hi = p->dataset.expected_test_size > 0 ? p->dataset.expected_test_size : LONG_MAX;
     LT_TRY(get_long(c, o, path, "test_subset", 0, hi, &s->test_subset));
 
     /* Augmentation: the scale's own block, or the protocol's. */

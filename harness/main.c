@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lt.h"
+#include "cmd_datasets.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -11,6 +12,9 @@ static void usage(FILE *f) {
             "ltbench: a reproducible benchmark harness for long-tailed visual recognition.\n"
             "\n"
             "commands:\n"
+            "  fetch NAME       download (or find) and verify a dataset's files\n"
+            "  build NAME       build a long-tailed subset + caches + manifest (--ir, --profile)\n"
+            "  datasets         list datasets: not fetched / fetched / built, manifest hashes\n"
             "  (the harness commands arrive with the harness; see README.md)\n");
 }
 
@@ -23,6 +27,9 @@ int main(int argc, char **argv) {
         printf("ltbench %s (engine)\n", LT_ENGINE_VERSION);
         return 0;
     }
+    if (!strcmp(argv[1], "fetch")) return lt_cmd_fetch(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "build")) return lt_cmd_build(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "datasets")) return lt_cmd_datasets(argc - 1, argv + 1);
     fprintf(stderr, "ltbench: unknown command '%s' (try --help)\n", argv[1]);
     return 2;
 }

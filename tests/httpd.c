@@ -273,15 +273,23 @@ static void serve_conn(lt_httpd *h, int fd)
     int ok = 1;
     while (sent < limit && ok) {
         size_t k = limit - sent < chunk ? limit - sent : chunk;
+        /* Count before sending: the client cannot have the bytes before
+         * send(), so a test reading the stats after its download finished
+         * always sees them. Undone if the send fails. */
+        pthread_mutex_lock(&h->mu);
+        p->st.body_bytes_sent += (long)k;
+        pthread_mutex_unlock(&h->mu);
         ok = send_all(h, fd, body + off + sent, k) == 0;
         if (ok) sent += k;
+        else {
+            pthread_mutex_lock(&h->mu);
+            p->st.body_bytes_sent -= (long)k;
+            pthread_mutex_unlock(&h->mu);
+        }
         if (ok && slow > 0 && sent < limit) {
             if (wait_fd(h, h->wake[0], POLLIN, 50) != 0) ok = 0; /* 50 ms per chunk, or stop */
         }
     }
-    pthread_mutex_lock(&h->mu);
-    p->st.body_bytes_sent += (long)sent;
-    pthread_mutex_unlock(&h->mu);
     if (ok && stall >= 0 && (size_t)stall == limit && limit < n) {
         /* Hold the connection silently so a client low-speed limit fires;
          * stop early when the client gives up (EOF), so its retry, queued on

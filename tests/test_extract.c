@@ -395,6 +395,26 @@ static void test_truncated_targz(void **st)
     assert_null(buf);
 }
 
+static void test_truncated_plain_tar(void **st)
+{
+    (void)st;
+    static unsigned char b1[20000];
+    fill_bytes(b1, sizeof b1, 9);
+    ent e[] = { { "p/ok.txt", 'f', "ok", 2, NULL }, { "p/cut.bin", 'f', b1, sizeof b1, NULL } };
+    char arc[256], dest[256];
+    fresh(arc, sizeof arc, "plaincut-");
+    strcat(arc, ".tar");
+    make_archive(arc, "tar", e, 2);
+    assert_int_equal(truncate(arc, 1024 + 512 + 5000), 0); /* inside cut.bin's data */
+    fresh(dest, sizeof dest, "plaincut-out-");
+    lt_extract_opts o = quiet_opts();
+    assert_int_equal(lt_extract(arc, dest, &o), LT_EDATA);
+    print_message("note: truncated tar: %s\n", lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), arc));
+    assert_non_null(strstr(lt_errmsg(), "p/cut.bin"));
+    assert_int_equal(count_entries(dest), 0);
+}
+
 static void test_corrupt_tar_header(void **st)
 {
     (void)st;
@@ -578,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_symlink_outside_refused),
         cmocka_unit_test(test_fifo_refused),
         cmocka_unit_test(test_truncated_targz),
+        cmocka_unit_test(test_truncated_plain_tar),
         cmocka_unit_test(test_corrupt_tar_header),
         cmocka_unit_test(test_read_member),
         cmocka_unit_test(test_merge_and_filter),

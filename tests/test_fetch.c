@@ -394,6 +394,56 @@ static void test_complete_part_416(void **st)
     assert_int_equal(s.body_bytes_sent, 0);
 }
 
+static void test_oversized_part_dropped(void **st)
+{
+    (void)st;
+    /* A .part longer than the file: the server answers 416, the .part fails
+     * the hash, so it is dropped and the file fetched from zero. */
+    char url[256], dest[256], part[300];
+    serve("/over.bin");
+    url_of("/over.bin", url, sizeof url);
+    pathf(dest, sizeof dest, "over.bin");
+    snprintf(part, sizeof part, "%s.part", dest);
+    unsigned char *junk = calloc(1, PAYLOAD_LEN + 10);
+    assert_non_null(junk);
+    write_file(part, junk, PAYLOAD_LEN + 10);
+    free(junk);
+    lt_fetch_opts o;
+    test_opts(&o);
+    assert_int_equal(lt_fetch(&o, url, dest, payload_hex, NULL), LT_OK);
+    assert_file_is_payload(dest);
+    lt_httpd_stats s;
+    lt_httpd_stats_get(srv, "/over.bin", &s);
+    assert_int_equal(s.requests, 2);
+    assert_int_equal(s.range_start[0], PAYLOAD_LEN + 10);
+    assert_int_equal(s.range_start[1], -1);
+}
+
+static void test_mismatch_after_restart_not_repeated(void **st)
+{
+    (void)st;
+    /* The server ignored the Range, so the download already started from
+     * zero: a hash mismatch is final, with no second full download. */
+    char url[256], dest[256], part[300], wrong[65];
+    serve("/norange2.bin");
+    lt_httpd_behavior b;
+    lt_httpd_behavior_default(&b);
+    b.ignore_range = 1;
+    assert_int_equal(lt_httpd_behave(srv, "/norange2.bin", &b), 0);
+    url_of("/norange2.bin", url, sizeof url);
+    pathf(dest, sizeof dest, "norange2.bin");
+    snprintf(part, sizeof part, "%s.part", dest);
+    write_file(part, payload, 1000);
+    lt_sha256_buf("other", 5, wrong);
+    lt_fetch_opts o;
+    test_opts(&o);
+    assert_int_equal(lt_fetch(&o, url, dest, wrong, NULL), LT_ECHECKSUM);
+    lt_httpd_stats s;
+    lt_httpd_stats_get(srv, "/norange2.bin", &s);
+    assert_int_equal(s.requests, 1);
+    assert_false(exists(dest));
+}
+
 static void test_checksum_mismatch(void **st)
 {
     (void)st;
@@ -678,6 +728,8 @@ int main(void)
         cmocka_unit_test(test_server_ignores_range),
         cmocka_unit_test(test_stale_part_redownloaded),
         cmocka_unit_test(test_complete_part_416),
+        cmocka_unit_test(test_oversized_part_dropped),
+        cmocka_unit_test(test_mismatch_after_restart_not_repeated),
         cmocka_unit_test(test_checksum_mismatch),
         cmocka_unit_test(test_wrong_existing_dest_replaced),
         cmocka_unit_test(test_from_dir),

@@ -1,0 +1,243 @@
+/* cmd_datasets.c — `ltbench fetch`, `ltbench build`, `ltbench datasets`.
+ *
+ * Thin wrappers over the dataset layer (datasets/lt_datasets.h): parse the
+ * options, run the pipeline, print what a user needs to cite a build (the
+ * per-class counts, shot groups, index-list hash and manifest hash). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_datasets.h"
+#include "lt_datasets.h"
+
+static const char FETCH_USAGE[] =
+    "usage: ltbench fetch NAME [--url URL] [--from DIR] [--data DIR] [--no-system] [--quiet]\n"
+    "\n"
+    "Download (or find) and verify the source files of dataset NAME.\n"
+    "  --url URL    mirror base URL (the file name is appended), or the full URL of a\n"
+    "               one-file dataset; default: the registry's upstream URLs\n"
+    "  --from DIR   take the files from DIR (already downloaded); no network\n"
+    "  --data DIR   data directory (default $LTBENCH_DATA, else data/)\n"
+    "  --no-system  do not use packaged copies (e.g. /usr/share/datasets/fashion-mnist)\n"
+    "  --quiet      no progress lines\n";
+
+static const char BUILD_USAGE[] =
+    "usage: ltbench build NAME [--ir R] [--profile exp|step] [--scale ci|short|full] [--seed N]\n"
+    "                          [--force] [--no-fetch] [--url URL] [--from DIR] [--data DIR]\n"
+    "\n"
+    "Fetch if needed, verify, read and build the long-tailed training subset of NAME and its\n"
+    "test set into memory-mappable caches plus a manifest. Does nothing if an identical build\n"
+    "exists.\n"
+    "  --ir R        imbalance ratio n_max/n_min (default: the dataset's, 100)\n"
+    "  --profile P   exp (default) or step\n"
+    "  --scale S     decode size of JPEG datasets: ci, short (default) or full\n"
+    "  --seed N      selection seed (default 0, the LDAM-DRW subsets)\n"
+    "  --force       rebuild even if up to date\n"
+    "  --no-fetch    fail instead of fetching missing files\n"
+    "  --url, --from, --data, --no-system, --quiet   as for fetch\n";
+
+static const char DATASETS_USAGE[] =
+    "usage: ltbench datasets [--data DIR]\n"
+    "\n"
+    "List every known dataset: not fetched / fetched / built, verified bytes, and each build\n"
+    "with its training-set size and manifest hash.\n";
+
+typedef struct {
+    const char *name;
+    lt_ds_opts o;
+    int help;
+} cli;
+
+/* Shared option parser; `what` selects which options are legal. */
+enum { OPT_FETCH = 1, OPT_BUILD = 2, OPT_LIST = 4 };
+
+static int parse(int argc, char **argv, int what, cli *c, const char *usage)
+{
+    memset(c, 0, sizeof *c);
+    lt_ds_opts_default(&c->o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int fb = what & (OPT_FETCH | OPT_BUILD);
+#define NEED_VALUE()                                                                \
+    do {                                                                            \
+        if (!v) {                                                                   \
+            fprintf(stderr, "ltbench %s: %s needs a value\n%s", argv[0], a, usage); \
+            return 2;                                                               \
+        }                                                                           \
+        i++;                                                                        \
+    } while (0)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            c->help = 1;
+        } else if (!strcmp(a, "--data")) {
+            NEED_VALUE();
+            c->o.data_dir = v;
+        } else if (fb && !strcmp(a, "--url")) {
+            NEED_VALUE();
+            c->o.url = v;
+        } else if (fb && !strcmp(a, "--from")) {
+            NEED_VALUE();
+            c->o.from_dir = v;
+        } else if (fb && !strcmp(a, "--no-system")) {
+            c->o.use_system = 0;
+        } else if (fb && !strcmp(a, "--quiet")) {
+            c->o.quiet = 1;
+        } else if ((what & OPT_BUILD) && !strcmp(a, "--ir")) {
+            NEED_VALUE();
+            char *end;
+            errno = 0;
+            c->o.ir = strtod(v, &end);
+            if (errno || *end || !(c->o.ir >= 1)) {
+                fprintf(stderr, "ltbench build: --ir '%s': expected a number >= 1\n", v);
+                return 2;
+            }
+        } else if ((what & OPT_BUILD) && !strcmp(a, "--profile")) {
+            NEED_VALUE();
+            if (lt_profile_parse(v, &c->o.profile) != LT_OK || c->o.profile == LT_PROFILE_NATURAL) {
+                fprintf(stderr, "ltbench build: --profile '%s': expected exp or step\n", v);
+                return 2;
+            }
+        } else if ((what & OPT_BUILD) && !strcmp(a, "--scale")) {
+            NEED_VALUE();
+            if (strcmp(v, "ci") && strcmp(v, "short") && strcmp(v, "full")) {
+                fprintf(stderr, "ltbench build: --scale '%s': expected ci, short or full\n", v);
+                return 2;
+            }
+            c->o.scale = v;
+        } else if ((what & OPT_BUILD) && !strcmp(a, "--seed")) {
+            NEED_VALUE();
+            char *end;
+            errno = 0;
+            unsigned long s = strtoul(v, &end, 10);
+            if (errno || *end || s > 0xffffffffUL || v[0] == '-') {
+                fprintf(stderr, "ltbench build: --seed '%s': expected an integer 0..4294967295\n", v);
+                return 2;
+            }
+            c->o.seed = (uint32_t)s;
+        } else if ((what & OPT_BUILD) && !strcmp(a, "--force")) {
+            c->o.force = 1;
+        } else if ((what & OPT_BUILD) && !strcmp(a, "--no-fetch")) {
+            c->o.fetch = 0;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "ltbench %s: unknown option '%s'\n%s", argv[0], a, usage);
+            return 2;
+        } else if (!c->name && !(what & OPT_LIST)) {
+            c->name = a;
+        } else {
+            fprintf(stderr, "ltbench %s: unexpected argument '%s'\n%s", argv[0], a, usage);
+            return 2;
+        }
+#undef NEED_VALUE
+    }
+    if (c->help) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!(what & OPT_LIST) && !c->name) {
+        fprintf(stderr, "ltbench %s: which dataset?\n%s", argv[0], usage);
+        return 2;
+    }
+    return -1; /* go on */
+}
+
+static const lt_ds_def *find_or_complain(const char *name)
+{
+    const lt_ds_def *d = lt_ds_find(name);
+    if (d) return d;
+    fprintf(stderr, "ltbench: unknown dataset '%s'; known:", name);
+    for (int i = 0; i < lt_ds_count(); i++) fprintf(stderr, " %s", lt_ds_at(i)->name);
+    fputc('\n', stderr);
+    return NULL;
+}
+
+int lt_cmd_fetch(int argc, char **argv)
+{
+    cli c;
+    int rc = parse(argc, argv, OPT_FETCH, &c, FETCH_USAGE);
+    if (rc >= 0) return rc;
+    const lt_ds_def *d = find_or_complain(c.name);
+    if (!d) return 2;
+    if (lt_ds_fetch(d, &c.o) != LT_OK) {
+        fprintf(stderr, "ltbench fetch: %s\n", lt_errmsg());
+        return 1;
+    }
+    printf("%s: all files present and verified under %s/%s/raw\n", d->name, lt_ds_data_dir(&c.o), d->name);
+    return 0;
+}
+
+static void print_counts(const long *counts, int n)
+{
+    long total = 0;
+    for (int i = 0; i < n; i++) total += counts[i];
+    printf("counts:");
+    /* Thousands of classes (iNat) would drown the terminal: head and tail. */
+    for (int i = 0; i < n; i++) {
+        if (n > 120 && i == 100) {
+            printf(" ... (%d more)", n - 110);
+            i = n - 10;
+        }
+        printf(" %ld", counts[i]);
+    }
+    printf(" (total %ld)\n", total);
+}
+
+int lt_cmd_build(int argc, char **argv)
+{
+    cli c;
+    int rc = parse(argc, argv, OPT_BUILD, &c, BUILD_USAGE);
+    if (rc >= 0) return rc;
+    const lt_ds_def *d = find_or_complain(c.name);
+    if (!d) return 2;
+    lt_ds_built b;
+    memset(&b, 0, sizeof b);
+    if (lt_ds_build(d, &c.o, &b) != LT_OK) {
+        fprintf(stderr, "ltbench build: %s\n", lt_errmsg());
+        return 1;
+    }
+    printf("%s %s%s: %ld train / %ld test images, %d classes, %dx%dx%d\n", d->name, b.tag,
+           b.rebuilt ? "" : " (up to date)", b.n_train, b.n_test, b.n_classes, b.c, b.h, b.w);
+    print_counts(b.counts, b.n_classes);
+    printf("shot groups (many > 100 / medium 20-100 / few < 20): %d / %d / %d\n", b.many, b.medium, b.few);
+    printf("index sha256: %s\n", b.index_sha256);
+    if (b.rank_digest[0]) printf("rank digest (specs/datasets.md 1.5): %s\n", b.rank_digest);
+    printf("manifest: %s/manifest.json\n", b.dir);
+    printf("manifest sha256: %s\n", b.manifest_sha256);
+    lt_ds_built_free(&b);
+    return 0;
+}
+
+static void human_bytes(long long n, char *out, size_t cap)
+{
+    if (n <= 0) snprintf(out, cap, "-");
+    else if (n < 1024 * 1024) snprintf(out, cap, "%.1f KB", n / 1024.0);
+    else if (n < 1024LL * 1024 * 1024) snprintf(out, cap, "%.1f MB", n / (1024.0 * 1024));
+    else snprintf(out, cap, "%.1f GB", n / (1024.0 * 1024 * 1024));
+}
+
+int lt_cmd_datasets(int argc, char **argv)
+{
+    cli c;
+    int rc = parse(argc, argv, OPT_LIST, &c, DATASETS_USAGE);
+    if (rc >= 0) return rc;
+    printf("data directory: %s\n", lt_ds_data_dir(&c.o));
+    printf("%-12s %-12s %-6s %-9s %s\n", "NAME", "STATE", "FILES", "SIZE", "BUILDS (tag: train images, manifest sha256)");
+    for (int i = 0; i < lt_ds_count(); i++) {
+        const lt_ds_def *d = lt_ds_at(i);
+        lt_ds_state st;
+        if (lt_ds_state_get(d, &c.o, &st) != LT_OK) {
+            fprintf(stderr, "ltbench datasets: %s\n", lt_errmsg());
+            return 1;
+        }
+        const char *state = st.n_builds ? "built" : st.fetched ? "fetched" : st.n_present ? "partial" : "not fetched";
+        char files[16], size[32];
+        snprintf(files, sizeof files, "%d/%d", st.n_present, d->n_files);
+        human_bytes(st.bytes, size, sizeof size);
+        printf("%-12s %-12s %-6s %-9s", d->name, state, files, size);
+        if (!st.n_builds) printf(" -");
+        for (int k = 0; k < st.n_builds; k++)
+            printf("%s%s: %ld, %.16s", k ? "; " : " ", st.tags[k], st.n_train[k], st.manifest_sha256[k]);
+        printf("\n%-12s %s\n", "", d->title ? d->title : "");
+    }
+    return 0;
+}

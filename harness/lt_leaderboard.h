@@ -1,0 +1,150 @@
+/* lt_leaderboard.h — reading run results back, and the leaderboard built
+ * from them (results/leaderboard.csv, results/leaderboard.md,
+ * results/tables/<protocol>_<scale>.tex).
+ *
+ * Runs live in <results>/runs/<protocol>/<scale>/<method>/seed<k>/ with
+ * result.json, per_class.csv and events.jsonl (harness/RESULTS.md). This
+ * module is also the one place that parses result.json for the figures and
+ * the regression check, so the three agree on what a run said.
+ *
+ * Everything written here is a pure function of the result files (plus the
+ * optional paper numbers): no timestamps, byte order sorting, fixed number
+ * formats, so rebuilding from the same inputs gives the same bytes and the
+ * files diff cleanly in review. */
+#ifndef LT_LEADERBOARD_H
+#define LT_LEADERBOARD_H
+
+#include <stdio.h>
+
+#include "lt_base.h"
+
+#define LT_LB_NAME 64
+#define LT_LB_PATH 1024
+
+/* Leaderboard CSV header, exactly (the column contract of results/leaderboard.csv). */
+#define LT_LB_CSV_HEADER                                                                   \
+    "protocol,protocol_version,scale,method,fidelity,n_seeds,top1_mean,top1_std,many_mean," \
+    "medium_mean,few_mean,ece_mean,map_mean,paper_top1,delta_vs_paper,status,commit"
+
+/* ---- one run ------------------------------------------------------------------ */
+
+/* The metrics of result.json "metrics", as fractions in [0,1]; NAN for null
+ * or absent. The order is the one lt_metric_name / lt_metric_parse use. */
+enum { LT_M_TOP1 = 0, LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE, LT_M_MACRO_F1, LT_M_MAP, LT_M_COUNT };
+const char *lt_metric_name(int m);              /* "top1", "many", ... */
+int lt_metric_parse(const char *s, int *m);     /* LT_EINVAL naming s when unknown */
+
+typedef struct {
+    char path[LT_LB_PATH];          /* the result.json */
+    char dir[LT_LB_PATH];           /* its directory: per_class.csv, events.jsonl */
+    char protocol[LT_LB_NAME];
+    int protocol_version;
+    char protocol_sha256[65];
+    char scale[16];
+    char method[LT_LB_NAME];
+    char method_version[32];
+    char fidelity[32];              /* official-code | paper | reconstructed | "" */
+    int seed;
+    int ok;                         /* status "ok" */
+    char reason[256];               /* why it failed ("" when ok) */
+    double metric[LT_M_COUNT];      /* fractions, NAN = null */
+    char manifest_sha256[65];
+    char commit[64];
+    int dirty;
+} lt_run_record;
+
+/* Reads one result.json. A file that cannot be parsed is not an error here:
+ * the record comes back with ok = 0 and the reason, and its identity taken
+ * from the path (…/<protocol>/<scale>/<method>/seed<k>/result.json), so a
+ * corrupt run shows up as a failed run instead of vanishing from the
+ * leaderboard. LT_EDATA only when the identity cannot be found at all. */
+int lt_run_record_read(const char *path, lt_run_record *r);
+
+typedef struct {
+    lt_run_record *v;
+    int n, cap;
+} lt_run_set;
+
+/* Every <results_dir>/runs/ ** /result.json, sorted by protocol, scale,
+ * method, seed (byte order). A missing runs/ directory is an empty set.
+ * Files whose identity cannot be found are skipped with a line on `warn`
+ * (may be NULL). LT_EIO when a directory cannot be read, LT_ENOMEM. */
+int lt_runs_scan(const char *results_dir, FILE *warn, lt_run_set *out);
+void lt_run_set_free(lt_run_set *s);
+
+/* ---- the leaderboard ---------------------------------------------------------- */
+
+/* One row per (protocol, scale, method). Numbers are percent; NAN = empty. */
+typedef struct {
+    char protocol[LT_LB_NAME];
+    int protocol_version;
+    char scale[16];
+    char method[LT_LB_NAME];
+    char fidelity[32];
+    int n_runs;                     /* result files found */
+    int n_ok;                       /* runs with status ok = n_seeds */
+    double mean[LT_M_COUNT];        /* over ok runs with a value */
+    double top1_std;                /* sample std (n-1); NAN when n_ok < 2 */
+    double paper_top1, delta_vs_paper;
+    char status[64];                /* "ok", "failed(1/3)", "failed", + ";mixed-protocol" */
+    char commit[96];
+    int first;                      /* its runs: set.v[first .. first+n_runs-1] */
+} lt_lb_row;
+
+typedef struct {
+    const char *results_dir;        /* NULL: "results" */
+    const char *methods_dir;        /* NULL: "methods" (for <methods>/<name>/paper.json) */
+    FILE *log;                      /* warnings and the summary line; NULL: quiet */
+} lt_lb_opts;
+
+/* Groups a scanned set into rows (set must be sorted as lt_runs_scan sorts)
+ * and attaches paper numbers. *rows is malloc'd; free() it. */
+int lt_leaderboard_rows(const lt_lb_opts *o, const lt_run_set *set, lt_lb_row **rows, int *n_rows);
+
+/* Scans, aggregates and writes <results>/leaderboard.csv, leaderboard.md and
+ * tables/<protocol>_<scale>.tex, each atomically (temp + rename). Tables
+ * that this command wrote before and whose protocol/scale has no runs any
+ * more are removed. set/rows/n_rows may be NULL; when given they receive
+ * the scan and the rows (caller frees with lt_run_set_free / free). */
+int lt_leaderboard_update(const lt_lb_opts *o, lt_run_set *set, lt_lb_row **rows, int *n_rows);
+
+/* The CSV line of a row (no newline). */
+void lt_lb_row_csv(const lt_lb_row *r, char *buf, size_t cap);
+
+/* Paper top-1 (percent) of (protocol, method): <results>/paper_numbers.csv
+ * (protocol,method,top1,source) first, else <methods>/<method>/paper.json
+ * ({"source": "...", "top1": {"<protocol>": 41.3}}). NAN when neither has
+ * one. A malformed file is an error naming the file and line. */
+int lt_paper_top1(const lt_lb_opts *o, const char *protocol, const char *method, double *top1);
+
+/* ---- small shared helpers (also used by lt_figures.c and lt_regress.c) ---- */
+
+/* Growable text buffer. */
+typedef struct {
+    char *s;
+    size_t n, cap;
+    int oom;                        /* an append failed; lt_rep_buf_ok reports it */
+} lt_rep_buf;
+void lt_rep_buf_printf(lt_rep_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+int lt_rep_buf_ok(const lt_rep_buf *b, const char *what);   /* LT_ENOMEM naming what */
+void lt_rep_buf_free(lt_rep_buf *b);
+
+/* mkdir -p. */
+int lt_rep_mkdirs(const char *dir);
+
+/* Writes text to path atomically, creating the parent directories. */
+int lt_rep_write(const char *path, const lt_rep_buf *b);
+
+/* Splits one CSV line in place into at most max fields (RFC 4180 quoting:
+ * "a,b" and "" inside quotes). Returns the field count, or -1 for an
+ * unterminated quote. A trailing '\n' / '\r\n' is removed first. */
+int lt_rep_csv_split(char *line, char **fields, int max);
+
+/* "%.2f" of a percent value with "-0.00" folded to "0.00"; "" for NAN. */
+void lt_rep_pct(double v, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,98 @@
+/* lt_runner.h — running one (protocol, scale, method, seed) and the method
+ * registry.
+ *
+ * lt_runner_run loads the protocol, opens the dataset (building it when
+ * needed), builds the model, runs the method's stages with epoch
+ * checkpoints, evaluates and writes the run directory
+ *
+ *   <results>/runs/<protocol>/<scale>/<method>/seed<k>/
+ *       result.json     the run record (schema: harness/RESULTS.md)
+ *       events.jsonl    one JSON event per line (harness/RESULTS.md)
+ *       per_class.csv   class_id,train_count,test_count,correct,acc,group,weight_norm
+ *       ckpt.ltc        epoch checkpoint while training (git-ignored)
+ *       ckpt_final.ltc  the trained model once training finished (git-ignored;
+ *                       the shared stage 1 of decoupled methods)
+ *
+ * Isolation: the work happens in a forked child. A crash (signal), a NaN or
+ * Inf loss, an error status or the time limit ends the child, and the parent
+ * writes result.json with "status":"failed" and a reason naming where it
+ * happened ("crashed: signal 11 (Segmentation fault) in stage 1 epoch 0").
+ * The calling process always survives.
+ *
+ * Caching: with resume set (the default), a run whose training finished
+ * (ckpt_final.ltc present) is only re-evaluated, and an interrupted run
+ * continues from ckpt.ltc; the numbers equal those of an uninterrupted run
+ * (same seed and thread count). */
+#ifndef LT_RUNNER_H
+#define LT_RUNNER_H
+
+#include <stdio.h>
+
+#include "lt_method.h"
+
+typedef struct lt_run_request {
+    const char *protocol;        /* protocol name or path to a .json */
+    const char *protocols_dir;   /* where bare names are looked up; NULL: default */
+    const char *scale;           /* "ci" | "short" | "full" */
+    const char *method;          /* registered method name */
+    uint64_t seed;
+    int threads;                 /* OpenMP + OpenBLAS threads; 0: 2 (see lt_run_request_default) */
+    const char *results_root;    /* NULL: "results" */
+    const char *data_dir;        /* NULL: $LTBENCH_DATA, else "data" */
+    double time_limit_s;         /* wall-clock limit of the run; <= 0: none */
+    int resume;                  /* 1 (default): reuse ckpt.ltc / ckpt_final.ltc */
+    int quiet;                   /* 1: no progress output */
+    FILE *log;                   /* progress output; NULL: stdout */
+    const char *hparams;         /* JSON object overriding the method's defaults; NULL: none */
+    /* Testing: after the checkpoint of the k-th completed epoch (counted over
+     * all stages, 1-based) the child dies as if killed (SIGKILL to itself).
+     * 0: off. */
+    int kill_after_epoch;
+    /* Debugging only: run in the calling process, without isolation. */
+    int no_fork;
+} lt_run_request;
+
+void lt_run_request_default(lt_run_request *r);
+
+typedef struct lt_run_outcome {
+    int ok;                      /* 1: result.json has "status":"ok" */
+    char reason[512];            /* failure reason ("" when ok) */
+    char run_dir[1024];
+    char result_path[1100];
+    /* metrics as fractions in [0,1]; NAN when not computed */
+    double top1, many, medium, few, ece, macro_f1, map;
+    double total_s;
+} lt_run_outcome;
+
+/* Runs the request. Returns LT_OK when a result.json was written (outcome->ok
+ * tells whether the run succeeded; a failed run is not an error of this
+ * call). Returns a status, without writing results, when the request cannot
+ * be carried out at all: LT_EINVAL (unknown method — the message lists the
+ * known ones —, unknown scale, bad hparams), LT_EIO / LT_EDATA / LT_EABI
+ * (protocol file unreadable or invalid), LT_EIO (run directory). */
+int lt_runner_run(const lt_run_request *req, lt_run_outcome *out);
+
+/* results_root/runs/<protocol>/<scale>/<method>/seed<k> */
+int lt_run_dir(const char *results_root, const char *protocol, const char *scale,
+               const char *method, uint64_t seed, char *buf, size_t cap);
+
+/* Reads a result.json into *out (metrics, status, reason, total_s).
+ * LT_EIO / LT_EDATA naming the file. */
+int lt_result_read(const char *path, lt_run_outcome *out);
+
+/* ---- method registry ---------------------------------------------------------
+ * Filled on first use from the generated table (build/methods_table.c: one
+ * `lt_method_<dir>` per methods/<dir>/), in name order. */
+typedef const lt_method *(*lt_method_entry)(void);
+extern const lt_method_entry lt_method_table[];   /* NULL-terminated (generated) */
+
+/* Checks a method (abi, name, fidelity, defaults parse as a JSON object) and
+ * adds it. LT_EABI for another ABI, LT_EINVAL for a bad or duplicate entry. */
+int lt_method_register(const lt_method *m);
+int lt_method_count(void);
+const lt_method *lt_method_at(int i);
+const lt_method *lt_method_find(const char *name);   /* NULL if unknown */
+/* "ce, crt, lws" into buf (for error messages). */
+void lt_method_names(char *buf, size_t cap);
+
+#endif
