@@ -291,8 +291,9 @@ int lt_cache_load(const char *path, lt_dataset *d)
     int32_t *labels = (int32_t *)((uint8_t *)map + o.loff);
     for (uint64_t i = 0; i < o.n; i++)
         if (labels[i] < 0 || (uint32_t)labels[i] >= o.n_classes) {
+            int32_t bad = labels[i]; /* read before the unmap */
             munmap(map, (size_t)st.st_size);
-            return lt_err(LT_EDATA, "%s: label %d of image %llu outside 0..%u (corrupt cache)", path, labels[i],
+            return lt_err(LT_EDATA, "%s: label %d of image %llu outside 0..%u (corrupt cache)", path, bad,
                           (unsigned long long)i, o.n_classes - 1);
         }
     d->n = (long)o.n;

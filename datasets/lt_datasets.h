@@ -24,6 +24,8 @@
  *   <data>/<name>/<tag>/manifest.json   the build record (see lt_cache.c)
  *   <data>/<name>/<tag>/train.ltc       binary cache of the (long-tailed) train set
  *   <data>/<name>/<tag>/test.ltc        binary cache of the test set
+ *   <data>/<name>/<tag>/index.txt       EXP/STEP: the kept source positions, ","-joined
+ *                                       (sha256 of this file == the manifest's index_sha256)
  *
  * <tag> names the recipe: "exp_ir100", "step_ir10", "exp_ir100_seed3",
  * "natural_px64". The manifest stores a hash of all inputs (source identity

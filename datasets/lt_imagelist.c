@@ -9,14 +9,9 @@
  * nothing here derives a label from a folder or a class index file. */
 #include "lt_imagesets.h"
 
-#include <archive.h>
-#include <archive_entry.h>
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* ---- path mapping ------------------------------------------------------- */
 
@@ -68,370 +63,29 @@ int lt_pathmap_apply(lt_pathmap map, const char *p, char *out, size_t cap)
     return LT_OK;
 }
 
-/* ---- the source walker --------------------------------------------------- */
-
-#define BATCH_BYTES ((size_t)64 << 20)
-#define BATCH_ITEMS 512
-
-typedef struct {
-    long key;
-    char *where;
-    uint8_t *data;
-    size_t len;
-    int rc;
-    char msg[256];
-} item_t;
-
-typedef struct {
-    lt_src_want_fn want;
-    lt_src_work_fn work;
-    void *ctx;
-    item_t items[BATCH_ITEMS];
-    int n;
-    size_t bytes;
-} scan_t;
-
-static void batch_clear(scan_t *s)
-{
-    for (int i = 0; i < s->n; i++) {
-        free(s->items[i].where);
-        free(s->items[i].data);
-    }
-    s->n = 0;
-    s->bytes = 0;
-}
-
-/* Runs work() over the batch on OpenMP threads. The message of a failure is
- * captured in its own thread (lt_err is thread-local) and re-raised here. */
-static int batch_flush(scan_t *s)
-{
-    int n = s->n;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) {
-        item_t *it = &s->items[i];
-        it->rc = s->work(s->ctx, it->key, it->where, it->data, it->len);
-        if (it->rc)
-            snprintf(it->msg, sizeof it->msg, "%s", lt_errmsg());
-    }
-    for (int i = 0; i < n; i++)
-        if (s->items[i].rc) {
-            int rc = lt_err(s->items[i].rc, "%s", s->items[i].msg);
-            batch_clear(s);
-            return rc;
-        }
-    batch_clear(s);
-    return LT_OK;
-}
-
-static int batch_add(scan_t *s, long key, const char *src, const char *member, uint8_t *data,
-                     size_t len)
-{
-    item_t *it = &s->items[s->n];
-    size_t wl = strlen(src) + strlen(member) + 2;
-    it->where = malloc(wl);
-    if (!it->where) {
-        free(data);
-        return lt_err(LT_ENOMEM, "%s: out of memory", src);
-    }
-    snprintf(it->where, wl, "%s:%s", src, member);
-    it->key = key;
-    it->data = data;
-    it->len = len;
-    it->rc = 0;
-    s->n++;
-    s->bytes += len;
-    if (s->n == BATCH_ITEMS || s->bytes >= BATCH_BYTES)
-        return batch_flush(s);
-    return LT_OK;
-}
-
-static long ask(scan_t *s, const char *member)
-{
-    while (member[0] == '.' && member[1] == '/')
-        member += 2;
-    return s->want(s->ctx, member);
-}
-
-/* Reads the current entry's data whole. */
-static int read_entry(struct archive *a, int64_t declared, const char *src, const char *member,
-                      uint8_t **out, size_t *outlen)
-{
-    size_t cap = declared > 0 ? (size_t)declared : 65536, len = 0;
-    uint8_t *buf = malloc(cap);
-    if (!buf)
-        return lt_err(LT_ENOMEM, "%s: %s: out of memory", src, member);
-    for (;;) {
-        if (len == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                return lt_err(LT_ENOMEM, "%s: %s: out of memory", src, member);
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        la_ssize_t r = archive_read_data(a, buf + len, cap - len);
-        if (r < 0) {
-            int rc = lt_err(LT_EDATA, "archive %s: member %s: %s", src, member,
-                            archive_error_string(a) ? archive_error_string(a) : "read error");
-            free(buf);
-            return rc;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    *out = buf;
-    *outlen = len;
-    return LT_OK;
-}
-
-typedef struct {
-    struct archive *outer;
-    char buf[1 << 16];
-} nested_t;
-
-static la_ssize_t nested_read(struct archive *a, void *ud, const void **out)
-{
-    nested_t *n = ud;
-    la_ssize_t r = archive_read_data(n->outer, n->buf, sizeof n->buf);
-    if (r < 0) {
-        archive_set_error(a, EIO, "outer archive: %s",
-                          archive_error_string(n->outer) ? archive_error_string(n->outer)
-                                                         : "read error");
-        return -1;
-    }
-    *out = n->buf;
-    return r;
-}
-
-static int walk_archive(scan_t *s, struct archive *a, const char *src, const char *prefix,
-                        int depth);
-
-static int open_nested(scan_t *s, struct archive *outer, const char *src, const char *name)
-{
-    nested_t *n = malloc(sizeof *n);
-    struct archive *in = archive_read_new();
-    if (!n || !in) {
-        free(n);
-        if (in)
-            archive_read_free(in);
-        return lt_err(LT_ENOMEM, "%s: out of memory", src);
-    }
-    n->outer = outer;
-    archive_read_support_filter_all(in);
-    archive_read_support_format_tar(in);
-    int rc;
-    if (archive_read_open(in, n, NULL, nested_read, NULL) != ARCHIVE_OK)
-        rc = lt_err(LT_EDATA, "archive %s: inner archive %s: %s", src, name,
-                    archive_error_string(in) ? archive_error_string(in) : "cannot open");
-    else
-        rc = walk_archive(s, in, src, name, 1);
-    archive_read_free(in);
-    free(n);
-    return rc;
-}
-
-static int walk_archive(scan_t *s, struct archive *a, const char *src, const char *prefix,
-                        int depth)
-{
-    struct archive_entry *e;
-    char member[4096];
-    for (;;) {
-        int r = archive_read_next_header(a, &e);
-        if (r == ARCHIVE_EOF)
-            return LT_OK;
-        if (r < ARCHIVE_WARN)
-            return lt_err(LT_EDATA, "archive %s%s%s: %s", src, prefix ? " inner " : "",
-                          prefix ? prefix : "",
-                          archive_error_string(a) ? archive_error_string(a) : "bad header");
-        if (archive_entry_filetype(e) != AE_IFREG)
-            continue;
-        const char *nm = archive_entry_pathname(e);
-        if (!nm)
-            continue;
-        while (nm[0] == '.' && nm[1] == '/')
-            nm += 2;
-        int ml = prefix ? snprintf(member, sizeof member, "%s/%s", prefix, nm)
-                        : snprintf(member, sizeof member, "%s", nm);
-        if (ml < 0 || (size_t)ml >= sizeof member)
-            continue;
-        size_t L = strlen(nm);
-        if (depth == 0 && L > 4 && strcmp(nm + L - 4, ".tar") == 0) {
-            /* ILSVRC2012_img_train.tar holds one tar per class: descend once. */
-            LT_TRY(open_nested(s, a, src, member));
-            continue;
-        }
-        long key = ask(s, member);
-        if (key == -2)
-            return LT_EDATA;
-        if (key < 0)
-            continue;
-        uint8_t *data = NULL;
-        size_t len = 0;
-        int64_t decl = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
-        LT_TRY(read_entry(a, decl, src, member, &data, &len));
-        LT_TRY(batch_add(s, key, src, member, data, len));
-    }
-}
-
-static int scan_archive(scan_t *s, const char *path)
-{
-    struct archive *a = archive_read_new();
-    if (!a)
-        return lt_err(LT_ENOMEM, "%s: out of memory", path);
-    archive_read_support_filter_all(a);
-    archive_read_support_format_all(a);
-    int rc;
-    if (archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK)
-        rc = lt_err(LT_EIO, "archive %s: %s", path,
-                    archive_error_string(a) ? archive_error_string(a) : "cannot open");
-    else
-        rc = walk_archive(s, a, path, NULL, 0);
-    archive_read_free(a);
-    return rc;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static int read_file(const char *path, uint8_t **out, size_t *outlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lt_err(LT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 65536, len = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        if (len == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf)
-        return lt_err(LT_ENOMEM, "%s: out of memory", path);
-    if (bad) {
-        free(buf);
-        return lt_err(LT_EIO, "%s: read error", path);
-    }
-    *out = buf;
-    *outlen = len;
-    return LT_OK;
-}
-
-/* Walks dir/rel recursively in byte order of names (deterministic). */
-static int walk_dir(scan_t *s, const char *root, const char *rel)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s%s%s", root, rel[0] ? "/" : "", rel);
-    DIR *d = opendir(path);
-    if (!d)
-        return lt_err(LT_EIO, "%s: cannot open directory: %s", path, strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    int rc = LT_OK;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **nn = realloc(names, cap * sizeof *names);
-            if (!nn) {
-                rc = lt_err(LT_ENOMEM, "%s: out of memory", path);
-                break;
-            }
-            names = nn;
-        }
-        if (!(names[n] = strdup(de->d_name))) {
-            rc = lt_err(LT_ENOMEM, "%s: out of memory", path);
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    if (!rc)
-        qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n && !rc; i++) {
-        char r2[4096], full[4096];
-        int l1 = snprintf(r2, sizeof r2, "%s%s%s", rel, rel[0] ? "/" : "", names[i]);
-        int l2 = snprintf(full, sizeof full, "%s/%s", root, r2);
-        if (l1 < 0 || (size_t)l1 >= sizeof r2 || l2 < 0 || (size_t)l2 >= sizeof full)
-            continue;
-        struct stat st;
-        if (stat(full, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            rc = walk_dir(s, root, r2);
-        } else if (S_ISREG(st.st_mode)) {
-            long key = ask(s, r2);
-            if (key == -2) {
-                rc = LT_EDATA;
-            } else if (key >= 0) {
-                uint8_t *data = NULL;
-                size_t len = 0;
-                rc = read_file(full, &data, &len);
-                if (!rc)
-                    rc = batch_add(s, key, root, r2, data, len);
-            }
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return rc;
-}
-
-int lt_imagesrc_scan(const char *const *sources, int n_sources, lt_src_want_fn want,
-                     lt_src_work_fn work, void *ctx)
-{
-    scan_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return lt_err(LT_ENOMEM, "image scan: out of memory");
-    s->want = want;
-    s->work = work;
-    s->ctx = ctx;
-    int rc = LT_OK;
-    for (int i = 0; i < n_sources && !rc; i++) {
-        struct stat st;
-        if (stat(sources[i], &st) != 0)
-            rc = lt_err(LT_EIO, "%s: %s", sources[i], strerror(errno));
-        else if (S_ISDIR(st.st_mode))
-            rc = walk_dir(s, sources[i], "");
-        else
-            rc = scan_archive(s, sources[i]);
-    }
-    if (!rc)
-        rc = batch_flush(s);
-    batch_clear(s);
-    free(s);
-    return rc;
-}
-
 /* ---- list datasets -------------------------------------------------------- */
 
+/* Several lists share one walk over the sources: line g of the concatenation
+ * belongs to list j with off[j] <= g < off[j+1]. */
 typedef struct {
-    const lt_listfile *list;
+    const lt_listfile *const *lists;
+    int n_lists;
+    long *off;
+    long total;
     lt_strmap keys;
-    char **alias;          /* owned mapped keys (or NULL per line) */
+    char **alias;          /* owned mapped keys per global line (or NULL) */
     unsigned char *found;
-    lt_dataset *d;
+    lt_dataset *out;
     int size;
 } build_t;
+
+static int list_of(const build_t *b, long g)
+{
+    int j = 0;
+    while (g >= b->off[j + 1])
+        j++;
+    return j;
+}
 
 static long list_want(void *ctx, const char *member)
 {
@@ -440,116 +94,95 @@ static long list_want(void *ctx, const char *member)
     for (const char *p = member; p; p = strchr(p, '/')) {
         if (*p == '/')
             p++;
-        long i = lt_strmap_get(&b->keys, p);
-        if (i >= 0) {
-            if (b->found[i]) {
+        long g = lt_strmap_get(&b->keys, p);
+        if (g >= 0) {
+            if (b->found[g]) {
+                int j = list_of(b, g);
+                /* (the caller prefixes the first list's name) */
                 lt_err(LT_EDATA,
-                       "%s: image '%s' (line %ld) is matched by two members; the second is "
-                       "'%s'",
-                       b->list->name, b->list->path[i], i + 1, member);
+                       "image '%s' (%s:%ld) is matched by two members; the second is '%s'",
+                       b->lists[j]->path[g - b->off[j]], b->lists[j]->name, g - b->off[j] + 1,
+                       member);
                 return -2;
             }
-            b->found[i] = 1;
-            return i;
+            b->found[g] = 1;
+            return g;
         }
     }
     return -1;
 }
 
-static int list_work(void *ctx, long key, const char *where, const uint8_t *data, size_t len)
+static int list_work(void *ctx, long g, const char *where, const uint8_t *data, size_t len)
 {
     build_t *b = ctx;
+    int j = list_of(b, g);
     size_t per = (size_t)3 * (size_t)b->size * (size_t)b->size;
-    return lt_jpeg_to_planar(where, data, len, b->size, b->d->pixels + (size_t)key * per);
+    return lt_jpeg_to_planar(where, data, len, b->size,
+                             b->out[j].pixels + (size_t)(g - b->off[j]) * per);
 }
 
 static void build_free(build_t *b)
 {
     lt_strmap_free(&b->keys);
     if (b->alias)
-        for (long i = 0; i < b->list->n; i++)
+        for (long i = 0; i < b->total; i++)
             free(b->alias[i]);
     free(b->alias);
     free(b->found);
+    free(b->off);
 }
 
-int lt_imagelist_build(lt_dataset *d, const lt_imagelist_src *src)
+/* Registers every line's key(s); two lines (of any list) claiming one key
+ * would make matching ambiguous and are refused. */
+static int build_keys(build_t *b, lt_pathmap map)
 {
-    memset(d, 0, sizeof *d);
-    const lt_listfile *lf = src->list;
-    if (!lf || lf->n <= 0 || src->size <= 0)
-        return lt_err(LT_EINVAL, "image list build: no list or bad size %d", src->size);
-    if (!src->root && src->n_archives <= 0)
-        return lt_err(LT_EINVAL, "%s: no image source (directory or archive) given", lf->name);
-    build_t b;
-    memset(&b, 0, sizeof b);
-    b.list = lf;
-    b.size = src->size;
-    b.d = d;
-    int rc = lt_strmap_init(&b.keys, (size_t)lf->n * 2);
-    if (rc)
-        return rc;
-    b.found = calloc((size_t)lf->n, 1);
-    b.alias = calloc((size_t)lf->n, sizeof *b.alias);
-    if (!b.found || !b.alias) {
-        build_free(&b);
-        return lt_err(LT_ENOMEM, "%s: out of memory", lf->name);
-    }
-    for (long i = 0; i < lf->n && !rc; i++) {
-        const char *k1 = lf->path[i];
-        if (src->map != LT_PATHMAP_NONE) {
-            char tmp[4096];
-            rc = lt_pathmap_apply(src->map, lf->path[i], tmp, sizeof tmp);
-            if (rc) {
-                rc = lt_err_wrap(rc, "%s:%ld", lf->name, i + 1);
-                break;
+    LT_TRY(lt_strmap_init(&b->keys, (size_t)b->total * 2));
+    for (int j = 0; j < b->n_lists; j++) {
+        const lt_listfile *lf = b->lists[j];
+        for (long i = 0; i < lf->n; i++) {
+            long g = b->off[j] + i;
+            const char *k1 = lf->path[i];
+            if (map != LT_PATHMAP_NONE) {
+                char tmp[4096];
+                int rc = lt_pathmap_apply(map, lf->path[i], tmp, sizeof tmp);
+                if (rc)
+                    return lt_err_wrap(rc, "%s:%ld", lf->name, i + 1);
+                if (!(b->alias[g] = strdup(tmp)))
+                    return lt_err(LT_ENOMEM, "%s: out of memory", lf->name);
+                /* Basename matching replaces the path key; Places adds an alias. */
+                if (map == LT_PATHMAP_BASENAME)
+                    k1 = b->alias[g];
             }
-            if (!(b.alias[i] = strdup(tmp))) {
-                rc = lt_err(LT_ENOMEM, "%s: out of memory", lf->name);
-                break;
+            const char *keys[2] = {k1, map == LT_PATHMAP_PLACES365 ? b->alias[g] : NULL};
+            for (int k = 0; k < 2 && keys[k]; k++) {
+                long prev;
+                LT_TRY(lt_strmap_put(&b->keys, keys[k], g, &prev));
+                if (prev >= 0 && prev != g) {
+                    int pj = list_of(b, prev);
+                    return lt_err(LT_EDATA,
+                                  "%s:%ld: image key '%s' also belongs to %s:%ld (%s matching "
+                                  "needs unique names)",
+                                  lf->name, i + 1, keys[k], b->lists[pj]->name,
+                                  prev - b->off[pj] + 1,
+                                  map == LT_PATHMAP_BASENAME ? "basename" : "path");
+                }
             }
-            /* Basename matching replaces the path key; Places adds an alias. */
-            if (src->map == LT_PATHMAP_BASENAME)
-                k1 = b.alias[i];
-        }
-        const char *keys[2] = {k1, src->map == LT_PATHMAP_PLACES365 ? b.alias[i] : NULL};
-        for (int j = 0; j < 2 && keys[j] && !rc; j++) {
-            long prev;
-            rc = lt_strmap_put(&b.keys, keys[j], i, &prev);
-            if (!rc && prev >= 0 && prev != i)
-                rc = lt_err(LT_EDATA,
-                            "%s:%ld: image key '%s' also belongs to line %ld (%s matching "
-                            "needs unique names)",
-                            lf->name, i + 1, keys[j], prev + 1,
-                            src->map == LT_PATHMAP_BASENAME ? "basename" : "path");
         }
     }
-    if (!rc)
-        rc = lt_dataset_alloc(d, lf->n, 3, src->size, src->size, lf->n_classes);
-    if (rc) {
-        build_free(&b);
-        return rc;
-    }
-    memcpy(d->labels, lf->label, (size_t)lf->n * sizeof *d->labels);
+    return LT_OK;
+}
 
-    const char **srcs = malloc((size_t)(src->n_archives + 1) * sizeof *srcs);
-    if (!srcs) {
-        build_free(&b);
-        lt_dataset_free(d);
-        return lt_err(LT_ENOMEM, "%s: out of memory", lf->name);
-    }
-    int ns = 0;
-    if (src->root)
-        srcs[ns++] = src->root;
-    for (int i = 0; i < src->n_archives; i++)
-        srcs[ns++] = src->archives[i];
-    rc = lt_imagesrc_scan(srcs, ns, list_want, list_work, &b);
-    if (!rc) {
+/* "<list>: N of M images missing from <src>: p1, p2, ..." for the first
+ * list with missing images; LT_OK if none. */
+static int report_missing(const build_t *b, const char *src0, int more)
+{
+    for (int j = 0; j < b->n_lists; j++) {
+        const lt_listfile *lf = b->lists[j];
         long missing = 0;
         char first[700] = "";
         size_t fl = 0;
         for (long i = 0; i < lf->n; i++)
-            if (!b.found[i]) {
+            if (!b->found[b->off[j] + i]) {
                 if (missing < 5 && fl < sizeof first - 1) {
                     int w = snprintf(first + fl, sizeof first - fl, "%s%.120s",
                                      missing ? ", " : "", lf->path[i]);
@@ -561,15 +194,80 @@ int lt_imagelist_build(lt_dataset *d, const lt_imagelist_src *src)
                 missing++;
             }
         if (missing)
-            rc = lt_err(LT_EDATA, "%s: %ld of %ld images missing from %s%s: %s%s", lf->name,
-                        missing, lf->n, srcs[0], ns > 1 ? " (and the other sources)" : "",
-                        first, missing > 5 ? ", ..." : "");
-    } else {
-        lt_err_wrap(rc, "%s", lf->name);
+            return lt_err(LT_EDATA, "%s: %ld of %ld images missing from %s%s: %s%s", lf->name,
+                          missing, lf->n, src0, more ? " (and the other sources)" : "", first,
+                          missing > 5 ? ", ..." : "");
+    }
+    return LT_OK;
+}
+
+int lt_imagelist_build_many(lt_dataset *out, const lt_listfile *const *lists, int n_lists,
+                            const lt_imagelist_src *src)
+{
+    for (int j = 0; j < n_lists; j++)
+        memset(&out[j], 0, sizeof out[j]);
+    if (n_lists <= 0 || src->size <= 0)
+        return lt_err(LT_EINVAL, "image list build: no list or bad size %d", src->size);
+    for (int j = 0; j < n_lists; j++)
+        if (!lists[j] || lists[j]->n <= 0)
+            return lt_err(LT_EINVAL, "image list build: list %d is empty", j);
+    if (!src->root && src->n_archives <= 0)
+        return lt_err(LT_EINVAL, "%s: no image source (directory or archive) given",
+                      lists[0]->name);
+    build_t b;
+    memset(&b, 0, sizeof b);
+    b.lists = lists;
+    b.n_lists = n_lists;
+    b.size = src->size;
+    b.out = out;
+    b.off = malloc((size_t)(n_lists + 1) * sizeof *b.off);
+    if (!b.off)
+        return lt_err(LT_ENOMEM, "image list build: out of memory");
+    b.off[0] = 0;
+    for (int j = 0; j < n_lists; j++)
+        b.off[j + 1] = b.off[j] + lists[j]->n;
+    b.total = b.off[n_lists];
+    int rc = LT_OK;
+    b.found = calloc((size_t)b.total, 1);
+    b.alias = calloc((size_t)b.total, sizeof *b.alias);
+    if (!b.found || !b.alias)
+        rc = lt_err(LT_ENOMEM, "%s: out of memory", lists[0]->name);
+    if (!rc)
+        rc = build_keys(&b, src->map);
+    for (int j = 0; j < n_lists && !rc; j++) {
+        rc = lt_dataset_alloc(&out[j], lists[j]->n, 3, src->size, src->size, lists[j]->n_classes);
+        if (!rc)
+            memcpy(out[j].labels, lists[j]->label, (size_t)lists[j]->n * sizeof *out[j].labels);
+    }
+    const char **srcs = NULL;
+    int ns = 0;
+    if (!rc && !(srcs = malloc((size_t)(src->n_archives + 1) * sizeof *srcs)))
+        rc = lt_err(LT_ENOMEM, "%s: out of memory", lists[0]->name);
+    if (!rc) {
+        if (src->root)
+            srcs[ns++] = src->root;
+        for (int i = 0; i < src->n_archives; i++)
+            srcs[ns++] = src->archives[i];
+        rc = lt_imagesrc_scan(srcs, ns, list_want, list_work, &b);
+        if (rc)
+            lt_err_wrap(rc, "%s", lists[0]->name);
+        else
+            rc = report_missing(&b, srcs[0], ns > 1);
     }
     free(srcs);
     build_free(&b);
     if (rc)
-        lt_dataset_free(d);
+        for (int j = 0; j < n_lists; j++)
+            lt_dataset_free(&out[j]);
     return rc;
+}
+
+int lt_imagelist_build(lt_dataset *d, const lt_imagelist_src *src)
+{
+    const lt_listfile *one[1] = {src->list};
+    if (!src->list) {
+        memset(d, 0, sizeof *d);
+        return lt_err(LT_EINVAL, "image list build: no list");
+    }
+    return lt_imagelist_build_many(d, one, 1, src);
 }

@@ -4,8 +4,10 @@
  * Pieces, one file each:
  *   lt_listfile.c   "relative/path label" split lists (specs/datasets.md §0.1)
  *   lt_jpeg.c       JPEG decode from memory + the resampler (centre crop, box crop)
+ *   lt_imagesrc.c   one streaming walk over image archives / directories
  *   lt_imagelist.c  list + image directory or image archive(s) -> lt_dataset
  *   lt_jsonstream.c element-by-element reading of huge COCO-style JSON files
+ *   lt_strmap.c     string -> index hash map (path matching, duplicates)
  *   lt_inat.c       iNaturalist 2018 JSON -> split list (classifier-balancing rule, §6.4)
  *   lt_lvis.c       "LVIS-LT-cls v1", this project's crop-classification protocol (§5.5)
  *
@@ -150,6 +152,12 @@ int lt_imagesrc_scan(const char *const *sources, int n_sources, lt_src_want_fn w
  * LT_EDATA "<list>: N of M images missing from <source>: p1, p2, p3 ...".
  * A corrupt image -> LT_EDATA naming the archive and member. */
 int lt_imagelist_build(lt_dataset *d, const lt_imagelist_src *src);
+/* Several lists over the same sources in ONE pass over them (iNaturalist's
+ * train and val images share train_val2018.tar.gz, 128 GB): out[j] is what
+ * lt_imagelist_build would make from lists[j] (src->list is ignored). An
+ * image named by two lists is refused as ambiguous. */
+int lt_imagelist_build_many(lt_dataset *out, const lt_listfile *const *lists, int n_lists,
+                            const lt_imagelist_src *src);
 
 /* =========================================================================
  * Streaming over huge COCO-style JSON (lt_jsonstream.c)
@@ -253,5 +261,10 @@ int lt_lvis_report_json(const lt_lvis_subset *train, const lt_lvis_subset *test,
  * (c = 3, h = w = crop_size, labels = item labels, subset order). */
 int lt_lvis_build(lt_dataset *d, const lt_lvis_subset *s, const lt_lvis_params *p,
                   const char *const *archives, int n_archives);
+/* Train and test crops in ONE pass over the image archives (train2017.zip is
+ * 19 GB): out[j] is what lt_lvis_build would make from subsets[j]; an image
+ * used by several subsets is decoded once. */
+int lt_lvis_build_many(lt_dataset *out, const lt_lvis_subset *const *subsets, int n_sets,
+                       const lt_lvis_params *p, const char *const *archives, int n_archives);
 
 #endif

@@ -580,46 +580,61 @@ int lt_lvis_report_json(const lt_lvis_subset *train, const lt_lvis_subset *test,
 
 /* ---- cropping from the COCO images ---------------------------------------- */
 
+/* One walk over the image sources serves several subsets (train and test):
+ * each file is decoded once and every item of every subset that uses it is
+ * cropped from it. Union image u's items are ref[first[u] .. first[u+1]). */
 typedef struct {
-    const lt_lvis_subset *s;
+    int set;
+    long item;
+} ref_t;
+
+typedef struct {
+    const lt_lvis_subset *const *s;
+    int n_sets;
     const lt_lvis_params *p;
-    lt_dataset *d;
+    lt_dataset *out;
     lt_strmap files;
+    const char **file;   /* union image u's basename (borrowed from a subset) */
+    long n_files;
     unsigned char *found;
-    long *first; /* CSR: items of image i are order[first[i] .. first[i+1]) */
-    long *order;
+    long *first;
+    ref_t *ref;
 } crop_t;
 
 static long crop_want(void *ctx, const char *member)
 {
     crop_t *c = ctx;
-    long i = lt_strmap_get(&c->files, base_name(member));
-    if (i < 0)
+    long u = lt_strmap_get(&c->files, base_name(member));
+    if (u < 0)
         return -1;
-    if (c->found[i]) {
-        lt_err(LT_EDATA, "LVIS: image %s found twice (second: %s)", c->s->image_file[i], member);
+    if (c->found[u]) {
+        lt_err(LT_EDATA, "LVIS: image %s found twice (second: %s)", c->file[u], member);
         return -2;
     }
-    c->found[i] = 1;
-    return i;
+    c->found[u] = 1;
+    return u;
 }
 
-static int crop_work(void *ctx, long key, const char *where, const uint8_t *data, size_t len)
+static int crop_work(void *ctx, long u, const char *where, const uint8_t *data, size_t len)
 {
     crop_t *c = ctx;
     uint8_t *rgb;
     int w, h;
     LT_TRY(lt_jpeg_decode(where, data, len, &rgb, &w, &h));
     int rc = LT_OK;
-    if (w != c->s->image_w[key] || h != c->s->image_h[key])
-        rc = lt_err(LT_EDATA, "%s: decoded %dx%d but the LVIS JSON says %dx%d", where, w, h,
-                    c->s->image_w[key], c->s->image_h[key]);
     int S = c->p->crop_size;
     size_t per = (size_t)3 * S * S;
-    for (long k = c->first[key]; !rc && k < c->first[key + 1]; k++) {
-        const lt_lvis_item *it = &c->s->item[c->order[k]];
+    for (long k = c->first[u]; !rc && k < c->first[u + 1]; k++) {
+        const lt_lvis_subset *s = c->s[c->ref[k].set];
+        const lt_lvis_item *it = &s->item[c->ref[k].item];
+        if (w != s->image_w[it->img] || h != s->image_h[it->img]) {
+            rc = lt_err(LT_EDATA, "%s: decoded %dx%d but the LVIS JSON says %dx%d", where, w, h,
+                        s->image_w[it->img], s->image_h[it->img]);
+            break;
+        }
         rc = lt_resample_rect(rgb, w, h, it->sx, it->sy, it->side, it->side, it->cx0, it->cy0,
-                              it->cx1, it->cy1, S, c->d->pixels + (size_t)c->order[k] * per);
+                              it->cx1, it->cy1, S,
+                              c->out[c->ref[k].set].pixels + (size_t)c->ref[k].item * per);
         if (rc)
             lt_err_wrap(rc, "%s: annotation %lld", where, (long long)it->ann_id);
     }
@@ -627,61 +642,108 @@ static int crop_work(void *ctx, long key, const char *where, const uint8_t *data
     return rc;
 }
 
-int lt_lvis_build(lt_dataset *d, const lt_lvis_subset *s, const lt_lvis_params *p,
-                  const char *const *archives, int n_archives)
+static void crop_free(crop_t *c)
 {
-    memset(d, 0, sizeof *d);
-    if (!s || s->n <= 0 || n_archives <= 0)
-        return lt_err(LT_EINVAL, "LVIS build: empty subset or no image source");
-    crop_t c;
-    memset(&c, 0, sizeof c);
-    c.s = s;
-    c.p = p;
-    c.d = d;
-    int rc = lt_strmap_init(&c.files, (size_t)s->n_images);
-    c.found = calloc((size_t)s->n_images, 1);
-    c.first = calloc((size_t)s->n_images + 1, sizeof *c.first);
-    c.order = malloc((size_t)s->n * sizeof *c.order);
-    if (!rc && (!c.found || !c.first || !c.order))
-        rc = lt_err(LT_ENOMEM, "LVIS build: out of memory");
-    for (long i = 0; !rc && i < s->n_images; i++) {
-        long prev;
-        rc = lt_strmap_put(&c.files, s->image_file[i], i, &prev);
-        if (!rc && prev >= 0)
-            rc = lt_err(LT_EDATA, "LVIS: two images share the file name %s", s->image_file[i]);
+    lt_strmap_free(&c->files);
+    free(c->file);
+    free(c->found);
+    free(c->first);
+    free(c->ref);
+}
+
+/* Union image table and the CSR of items per image. */
+static int crop_index(crop_t *c)
+{
+    long n_img = 0, n_items = 0;
+    for (int j = 0; j < c->n_sets; j++) {
+        n_img += c->s[j]->n_images;
+        n_items += c->s[j]->n;
     }
-    if (!rc) {
-        for (long i = 0; i < s->n; i++)
-            c.first[s->item[i].img + 1]++;
-        for (long i = 0; i < s->n_images; i++)
-            c.first[i + 1] += c.first[i];
-        long *fill = calloc((size_t)s->n_images + 1, sizeof *fill);
-        if (!fill) {
+    LT_TRY(lt_strmap_init(&c->files, (size_t)n_img));
+    long *uof = NULL, **map = calloc((size_t)c->n_sets, sizeof *map);
+    c->file = malloc((size_t)(n_img ? n_img : 1) * sizeof *c->file);
+    c->first = calloc((size_t)n_img + 2, sizeof *c->first);
+    c->ref = malloc((size_t)(n_items ? n_items : 1) * sizeof *c->ref);
+    int rc = (!map || !c->file || !c->first || !c->ref)
+                 ? lt_err(LT_ENOMEM, "LVIS build: out of memory") : LT_OK;
+    /* map[j][i]: union index of subset j's image i. */
+    for (int j = 0; j < c->n_sets && !rc; j++) {
+        const lt_lvis_subset *s = c->s[j];
+        if (!(map[j] = malloc((size_t)(s->n_images ? s->n_images : 1) * sizeof **map))) {
             rc = lt_err(LT_ENOMEM, "LVIS build: out of memory");
-        } else {
-            for (long i = 0; i < s->n; i++) {
-                int im = s->item[i].img;
-                c.order[c.first[im] + fill[im]++] = i;
+            break;
+        }
+        for (long i = 0; i < s->n_images && !rc; i++) {
+            long prev;
+            rc = lt_strmap_put(&c->files, s->image_file[i], c->n_files, &prev);
+            if (rc)
+                break;
+            if (prev >= 0) {
+                map[j][i] = prev;
+            } else {
+                c->file[c->n_files] = s->image_file[i];
+                map[j][i] = c->n_files++;
             }
-            free(fill);
         }
     }
-    if (!rc)
-        rc = lt_dataset_alloc(d, s->n, 3, p->crop_size, p->crop_size, s->n_classes);
+    if (!rc && !(c->found = calloc((size_t)(c->n_files ? c->n_files : 1), 1)))
+        rc = lt_err(LT_ENOMEM, "LVIS build: out of memory");
+    if (!rc && !(uof = calloc((size_t)c->n_files + 1, sizeof *uof)))
+        rc = lt_err(LT_ENOMEM, "LVIS build: out of memory");
     if (!rc) {
-        for (long i = 0; i < s->n; i++)
-            d->labels[i] = s->item[i].label;
-        rc = lt_imagesrc_scan(archives, n_archives, crop_want, crop_work, &c);
+        for (int j = 0; j < c->n_sets; j++)
+            for (long i = 0; i < c->s[j]->n; i++)
+                c->first[map[j][c->s[j]->item[i].img] + 1]++;
+        for (long u = 0; u < c->n_files; u++)
+            c->first[u + 1] += c->first[u];
+        for (int j = 0; j < c->n_sets; j++)
+            for (long i = 0; i < c->s[j]->n; i++) {
+                long u = map[j][c->s[j]->item[i].img];
+                c->ref[c->first[u] + uof[u]++] = (ref_t){j, i};
+            }
     }
+    free(uof);
+    if (map)
+        for (int j = 0; j < c->n_sets; j++)
+            free(map[j]);
+    free(map);
+    return rc;
+}
+
+int lt_lvis_build_many(lt_dataset *out, const lt_lvis_subset *const *subsets, int n_sets,
+                       const lt_lvis_params *p, const char *const *archives, int n_archives)
+{
+    for (int j = 0; j < n_sets; j++)
+        memset(&out[j], 0, sizeof out[j]);
+    if (n_sets <= 0 || n_archives <= 0 || !p || p->crop_size <= 0)
+        return lt_err(LT_EINVAL, "LVIS build: no subset, no image source or bad crop size");
+    for (int j = 0; j < n_sets; j++)
+        if (!subsets[j] || subsets[j]->n <= 0)
+            return lt_err(LT_EINVAL, "LVIS build: subset %d is empty", j);
+    crop_t c;
+    memset(&c, 0, sizeof c);
+    c.s = subsets;
+    c.n_sets = n_sets;
+    c.p = p;
+    c.out = out;
+    int rc = crop_index(&c);
+    for (int j = 0; j < n_sets && !rc; j++) {
+        rc = lt_dataset_alloc(&out[j], subsets[j]->n, 3, p->crop_size, p->crop_size,
+                              subsets[j]->n_classes);
+        for (long i = 0; !rc && i < subsets[j]->n; i++)
+            out[j].labels[i] = subsets[j]->item[i].label;
+    }
+    if (!rc)
+        rc = lt_imagesrc_scan(archives, n_archives, crop_want, crop_work, &c);
     if (!rc) {
         long missing = 0;
         char first[600] = "";
         size_t fl = 0;
-        for (long i = 0; i < s->n_images; i++)
-            if (!c.found[i]) {
+        for (long u = 0; u < c.n_files; u++)
+            if (!c.found[u]) {
                 if (missing < 5 && fl < sizeof first - 1) {
                     int w = snprintf(first + fl, sizeof first - fl, "%s%s", missing ? ", " : "",
-                                     s->image_file[i]);
+                                     c.file[u]);
                     if (w > 0)
                         fl += (size_t)w;
                     if (fl > sizeof first - 1)
@@ -691,14 +753,19 @@ int lt_lvis_build(lt_dataset *d, const lt_lvis_subset *s, const lt_lvis_params *
             }
         if (missing)
             rc = lt_err(LT_EDATA, "LVIS: %ld of %ld images missing from %s%s: %s%s", missing,
-                        s->n_images, archives[0], n_archives > 1 ? " (and the other sources)" : "",
+                        c.n_files, archives[0], n_archives > 1 ? " (and the other sources)" : "",
                         first, missing > 5 ? ", ..." : "");
     }
-    lt_strmap_free(&c.files);
-    free(c.found);
-    free(c.first);
-    free(c.order);
+    crop_free(&c);
     if (rc)
-        lt_dataset_free(d);
+        for (int j = 0; j < n_sets; j++)
+            lt_dataset_free(&out[j]);
     return rc;
+}
+
+int lt_lvis_build(lt_dataset *d, const lt_lvis_subset *s, const lt_lvis_params *p,
+                  const char *const *archives, int n_archives)
+{
+    const lt_lvis_subset *one[1] = {s};
+    return lt_lvis_build_many(d, one, 1, p, archives, n_archives);
 }

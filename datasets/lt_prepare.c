@@ -209,8 +209,8 @@ static int verify_candidate(const lt_ds_file *f, const char *path, stamp *st)
         snprintf(st->how, sizeof st->how, "unpinned");
         return LT_OK;
     }
-    return lt_err(LT_ECHECKSUM, "%s: sha256 %s, expected %s%s%s", path, st->sha256, f->sha256,
-                  f->md5 ? " (publisher md5 " : "", f->md5 ? f->md5 : "");
+    return lt_err(LT_ECHECKSUM, "%s: sha256 %s, expected %s%s%s%s", path, st->sha256, f->sha256,
+                  f->md5 ? " (publisher md5 " : "", f->md5 ? f->md5 : "", f->md5 ? ")" : "");
 }
 
 static void stamp_path(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file *f, char *out, size_t cap)
@@ -293,12 +293,22 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
     char raw[PATH_CAP], dest[PATH_CAP];
     LT_TRY(fmt_path(raw, sizeof raw, "%s/%s/raw", dd, def->name));
     LT_TRY(fmt_path(dest, sizeof dest, "%s/%s", raw, f->name));
-    if (stamp_read(def, o, f, st) == LT_OK) {
-        say(o, "%s: %s: verified (%s %.12s...)", def->name, f->name, st->how, st->identity);
-        return LT_OK;
-    }
     LT_TRY(mkdir_p(raw));
+    if (stamp_read(def, o, f, st) == LT_OK) {
+        /* --no-system: a stamp that points at a packaged copy outside raw/
+         * does not count; the file is then fetched like any other. */
+        char *rraw = realpath(raw, NULL);
+        int outside = rraw && strncmp(st->path, rraw, strlen(rraw)) != 0;
+        free(rraw);
+        if (o->use_system || !outside) {
+            say(o, "%s: %s: verified (%s %.12s...)", def->name, f->name, st->how, st->identity);
+            return LT_OK;
+        }
+    }
     int rc;
+    /* The last candidate rejected by its hash: if nothing else works, that
+     * mismatch is the error worth reporting. */
+    char rejected[1024] = "";
     /* 1. A packaged copy (Fashion-MNIST from dataset-fashion-mnist). */
     if (o->use_system && f->system_path) {
         char cands[PATH_CAP];
@@ -310,7 +320,8 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
                 say(o, "%s: %s: using %s (%s %.12s...)", def->name, f->name, st->path, st->how, st->identity);
                 return stamp_write(def, o, f, st);
             }
-            say(o, "%s: %s: ignoring %s: %s", def->name, f->name, c, lt_errmsg());
+            snprintf(rejected, sizeof rejected, "%s", lt_errmsg());
+            say(o, "%s: %s: ignoring %s: %s", def->name, f->name, c, rejected);
         }
     }
     /* 2. --from DIR: verify there, then link or copy into raw/. */
@@ -334,18 +345,26 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
             say(o, "%s: %s: found in %s (%s %.12s...)", def->name, f->name, raw, st->how, st->identity);
             return stamp_write(def, o, f, st);
         }
-        say(o, "%s: %s: existing copy rejected: %s", def->name, f->name, lt_errmsg());
+        snprintf(rejected, sizeof rejected, "%s", lt_errmsg());
+        say(o, "%s: %s: existing copy rejected: %s", def->name, f->name, rejected);
     }
     /* 4. Download (resumes a .part; lt_fetch moves a wrong file to .bad). */
     char url[PATH_CAP];
+    if (file_url(f, o, url, sizeof url) != LT_OK && rejected[0])
+        return lt_err(LT_ECHECKSUM, "%s: %s: %s; no download URL to fetch a good copy", def->name, f->name,
+                      rejected);
     if (file_url(f, o, url, sizeof url) != LT_OK)
         return lt_err(LT_ENET, "%s: %s has no download URL; place it in %s or pass --from DIR%s%s", def->name,
                       f->name, raw, def->fetch_note ? ". " : "", def->fetch_note ? def->fetch_note : "");
-    say(o, "%s: %s: downloading %s", def->name, f->name, url);
     lt_fetch_opts fo;
     lt_fetch_opts_default(&fo);
     fo.quiet = o->quiet;
-    fo.url_override = url;
+    /* An explicit --url wins over $LTBENCH_MIRROR; otherwise the mirror rule of
+     * lt_fetch applies to the registry URL. */
+    if (o->url && *o->url) fo.url_override = url;
+    char shown[PATH_CAP];
+    if (lt_fetch_effective_url(&fo, url, shown, sizeof shown) != LT_OK) snprintf(shown, sizeof shown, "%s", url);
+    say(o, "%s: %s: downloading %s", def->name, f->name, shown);
     char got[65] = "";
     rc = lt_fetch(&fo, url, dest, f->sha256, got);
     if (rc == LT_ECHECKSUM && f->content_sha256) {

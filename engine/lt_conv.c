@@ -27,9 +27,12 @@
  * Determinism: im2col, col2im, scatter and gather write disjoint memory per
  * OpenMP iteration; bias gradients reduce in a fixed order per channel;
  * OpenBLAS level-3 calls split M/N (not K) across threads. */
+#include "lt_conv_fast.h"
 #include "lt_ops.h"
 
 #include <cblas.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 64 Mi floats (256 MiB) — the most col + Y scratch one chunk may use. */
@@ -66,6 +69,33 @@ size_t lt_conv2d_weight_count(const lt_conv_geom *g) {
     return (size_t)g->co * (g->ci / g->groups) * g->kh * g->kw;
 }
 
+/* -1: not yet read from the environment. */
+static int force_ref = -1;
+
+void lt_conv_force_reference(int on) { force_ref = on ? 1 : 0; }
+
+static int reference_forced(void) {
+    if (force_ref < 0) {
+        const char *e = getenv("LT_CONV_REF");
+        force_ref = e && *e && strcmp(e, "0") != 0;
+    }
+    return force_ref;
+}
+
+int lt_conv_fast_active(const lt_conv_geom *g) {
+    static int cpu = -1;
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    if (!cpu || reference_forced() || g->groups != 1 || g->stride > LT_CONV_FAST_MAX_STRIDE)
+        return 0;
+    /* tap offsets within one image are int */
+    size_t planes = (size_t)g->ci * g->stride * g->stride * ((size_t)(g->h + 2 * g->pad + 1) * (g->w + 2 * g->pad + 1) + g->kw + 32);
+    size_t dyg = (size_t)g->co * ((size_t)(g->h + 2 * g->pad + 1) * (g->w + 2 * g->pad + 1) + 64);
+    return planes < INT_MAX / 2 && dyg < INT_MAX / 2;
+}
+
 static size_t conv_k(const lt_conv_geom *g) { return (size_t)(g->ci / g->groups) * g->kh * g->kw; }
 static size_t conv_p(const lt_conv_geom *g) { return (size_t)g->ho * g->wo; }
 
@@ -81,6 +111,7 @@ static int conv_chunk(const lt_conv_geom *g, int N) {
 
 size_t lt_conv2d_scratch_floats(const lt_conv_geom *g, int N) {
     if (N <= 0) return 0;
+    if (lt_conv_fast_active(g)) return lt_conv_fast_scratch_floats(g, N);
     int nb = conv_chunk(g, N);
     return (conv_k(g) + (size_t)g->co) * conv_p(g) * (size_t)nb;
 }
@@ -210,6 +241,10 @@ static void gather_dy(const lt_conv_geom *g, const float *dy, int n0, int nb, fl
 
 void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                        const float *b, float *y, float *scratch) {
+    if (lt_conv_fast_active(g)) {
+        lt_conv_fast_forward(g, N, x, w, b, y, scratch);
+        return;
+    }
     const int G = g->groups, cig = g->ci / G, cog = g->co / G;
     const size_t K = conv_k(g), P = conv_p(g), HW = (size_t)g->h * g->w;
     const int chunk = conv_chunk(g, N);
@@ -267,6 +302,10 @@ void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const floa
         }
     }
     if (!dx && !dw) return;
+    if (lt_conv_fast_active(g)) {
+        lt_conv_fast_backward(g, N, x, w, dy, dx, dw, scratch);
+        return;
+    }
 
     const int chunk = conv_chunk(g, N);
     for (int n0 = 0; n0 < N; n0 += chunk) {

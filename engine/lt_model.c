@@ -213,6 +213,22 @@ int lt_model_finalize(lt_model *m, uint64_t seed) {
     return LT_OK;
 }
 
+/* A ReLU may overwrite its input in place (saving one activation buffer)
+ * when the input is a BN or a residual sum that feeds nothing else: ReLU's
+ * backward needs only its own output, BN's backward reads BN's input (not its
+ * output) and a sum's backward reads nothing, so the overwritten values are
+ * never needed again. */
+static int relu_in_place(const lt_model *m, int i) {
+    const lt_node *nd = &m->nodes[i];
+    if (strcmp(nd->ops->type, "relu") || nd->n_in != 1 || nd->in[0] <= 0) return 0;
+    const lt_node *x = &m->nodes[nd->in[0]];
+    if (strcmp(x->ops->type, "bn") && strcmp(x->ops->type, "sum")) return 0;
+    int uses = 0;
+    for (int j = 1; j < m->n_nodes; j++)
+        for (int k = 0; k < m->nodes[j].n_in; k++) uses += m->nodes[j].in[k] == nd->in[0];
+    return uses == 1;
+}
+
 int lt_model_set_batch(lt_model *m, int N) {
     if (!m->finalized) return lt_err(LT_ESTATE, "model: set_batch before finalize");
     if (N <= 0) return lt_err(LT_EINVAL, "model: batch size %d", N);
@@ -224,15 +240,16 @@ int lt_model_set_batch(lt_model *m, int N) {
             lt_node *nd = &m->nodes[i];
             size_t sz = ((size_t)N * lt_shape_count(nd->shape) + 15) & ~(size_t)15;
             size_t sv = ((size_t)N * nd->saved_per_sample + nd->saved_fixed + 15) & ~(size_t)15;
+            const int inplace = relu_in_place(m, i);
             if (pass == 1) {
-                nd->y = m->acts + off;
-                nd->dy = m->acts + off + sz;
-                nd->saved = sv ? m->acts + off + 2 * sz : NULL;
+                nd->y = inplace ? m->nodes[nd->in[0]].y : m->acts + off;
+                nd->dy = m->acts + off + (inplace ? 0 : sz);
+                nd->saved = sv ? m->acts + off + (inplace ? 1 : 2) * sz : NULL;
             } else if (nd->ops->scratch) {
                 size_t s = nd->ops->scratch(nd, N);
                 if (s > scratch) scratch = s;
             }
-            off += 2 * sz + sv;
+            off += (inplace ? 1 : 2) * sz + sv;
         }
         total = off;
         if (pass == 0) {

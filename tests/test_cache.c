@@ -22,7 +22,7 @@
 #include "lt_ckpt.h"
 #include "lt_datasets.h"
 
-static char tmpdir[256];
+static char tmpdir[128];
 
 static int setup(void **state)
 {
@@ -188,7 +188,7 @@ static void test_write_failure_leaves_nothing(void **state)
     lt_dataset d;
     make_ds(&d, 10, 1, 2, 2, 3);
     /* The final name is an existing non-empty directory: rename fails. */
-    char dir[512], p[512], inner[600];
+    char dir[256], p[512], inner[600];
     snprintf(dir, sizeof dir, "%s/wf", tmpdir);
     mkdir(dir, 0755);
     snprintf(p, sizeof p, "%s/x.ltc", dir);
@@ -567,6 +567,20 @@ static void test_state_and_options(void **state)
     assert_int_equal(st.fetched, 1);
     assert_int_equal(st.n_present, 4);
     assert_true(st.bytes > 0);
+    /* --no-system: stamps pointing at the packaged copies do not count, and
+     * with no URL and no --from there is nothing else to use. */
+    lt_ds_opts ns = o;
+    ns.use_system = 0;
+    assert_int_equal(lt_ds_fetch(&fx.def, &ns), LT_ENET);
+    assert_non_null(strstr(lt_errmsg(), "no download URL"));
+    /* --from the fixture directory: copied into raw/ and stamped there. */
+    ns.from_dir = fx.src;
+    assert_int_equal(lt_ds_fetch(&fx.def, &ns), LT_OK);
+    char rawf[700];
+    snprintf(rawf, sizeof rawf, "%s/fmnist/raw/%s", data, FX_NAMES[0]);
+    char h[65];
+    assert_int_equal(lt_sha256_file(rawf, h), LT_OK);
+    assert_string_equal(h, fx.sha[0]);
     o.fetch = 0;
     o.ir = 20;
     lt_ds_built b;
@@ -581,6 +595,8 @@ static void test_state_and_options(void **state)
     /* A changed source file invalidates its stamp (size/mtime), so the
      * dataset is no longer "fetched" until verified again. */
     write_idx(fx.path[3], 0, FX_TEST + 1, 0, -1);
+    snprintf(rawf, sizeof rawf, "%s/fmnist/raw/%s", data, FX_NAMES[3]);
+    write_idx(rawf, 0, FX_TEST + 1, 0, -1); /* the raw/ copy may be a hard link or a copy */
     assert_int_equal(lt_ds_state_get(&fx.def, &o, &st), LT_OK);
     assert_int_equal(st.fetched, 0);
     assert_int_equal(st.n_present, 3);

@@ -442,6 +442,108 @@ static void test_lvis(void **state)
     free(z1.data); free(z2.data); free(z3.data); free(z4.data);
 }
 
+/* ---- the readers directly: directory vs archive, one pass for two lists,
+ * ambiguity, corrupt members ---------------------------------------------- */
+static void test_readers_direct(void **state)
+{
+    env_t *e = *state;
+    const char *trtxt = "train/a/1.jpg 0\ntrain/a/2.jpg 0\ntrain/b/3.jpg 1\n";
+    const char *tetxt = "val/a/4.jpg 0\nval/b/5.jpg 1\n";
+    lt_listfile tr, te;
+    assert_int_equal(lt_listfile_parse(&tr, "train.txt", trtxt, strlen(trtxt)), LT_OK);
+    assert_int_equal(lt_listfile_parse(&te, "test.txt", tetxt, strlen(tetxt)), LT_OK);
+    const char *names[5] = {"train/a/1.jpg", "train/a/2.jpg", "train/b/3.jpg", "val/a/4.jpg",
+                            "val/b/5.jpg"};
+    fx_member m[5];
+    char root[400], p[600], arch[400];
+    snprintf(root, sizeof root, "%s/tree", e->dir);
+    for (int i = 0; i < 5; i++) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "./images/%s", names[i]); /* extra top folder */
+        m[i] = flat_member(pre, 70 + i, 30 + 3 * i, 24);
+        snprintf(p, sizeof p, "%s/%s", root, names[i]);
+        assert_int_equal(fx_write_file(p, m[i].data, m[i].len), 0);
+    }
+    snprintf(arch, sizeof arch, "%s/all.tar.gz", e->dir);
+    assert_int_equal(fx_write_archive(arch, "tar.gz", m, 5), 0);
+
+    lt_imagelist_src src;
+    memset(&src, 0, sizeof src);
+    src.list = &tr;
+    src.size = 16;
+    src.root = root;
+    lt_dataset dd, da;
+    assert_int_equal(lt_imagelist_build(&dd, &src), LT_OK);
+    const char *arr[1] = {arch};
+    src.root = NULL;
+    src.archives = arr;
+    src.n_archives = 1;
+    assert_int_equal(lt_imagelist_build(&da, &src), LT_OK);
+    assert_int_equal(dd.n, 3);
+    assert_memory_equal(dd.pixels, da.pixels, (size_t)3 * 3 * 16 * 16);
+    for (long i = 0; i < 3; i++)
+        check_colour(&dd, i, 70 + (int)i);
+
+    /* Both lists in one pass == separately. */
+    const lt_listfile *lists[2] = {&tr, &te};
+    lt_dataset both[2], sep;
+    assert_int_equal(lt_imagelist_build_many(both, lists, 2, &src), LT_OK);
+    src.list = &te;
+    assert_int_equal(lt_imagelist_build(&sep, &src), LT_OK);
+    assert_memory_equal(both[0].pixels, da.pixels, (size_t)3 * 3 * 16 * 16);
+    assert_memory_equal(both[1].pixels, sep.pixels, (size_t)2 * 3 * 16 * 16);
+    assert_memory_equal(both[1].labels, te.label, 2 * sizeof(int32_t));
+    lt_dataset_free(&both[0]);
+    lt_dataset_free(&both[1]);
+    lt_dataset_free(&sep);
+    lt_dataset_free(&dd);
+    lt_dataset_free(&da);
+
+    /* Two members matching one line: refused, not resolved by order. */
+    fx_member twice[2] = {m[0], m[0]};
+    twice[1].name = "train/a/1.jpg";
+    snprintf(arch, sizeof arch, "%s/twice.tar", e->dir);
+    assert_int_equal(fx_write_archive(arch, "tar", twice, 2), 0);
+    src.list = &tr;
+    lt_dataset dx;
+    assert_int_equal(lt_imagelist_build(&dx, &src), LT_EDATA);
+    print_message("note: %s\n", lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), "matched by two members"));
+    assert_null(dx.pixels);
+
+    /* A corrupt member: the error names the archive and the member. */
+    fx_member bad[3] = {m[0], m[1], m[2]};
+    bad[1].len = m[1].len / 2;
+    snprintf(arch, sizeof arch, "%s/bad.tar", e->dir);
+    assert_int_equal(fx_write_archive(arch, "tar", bad, 3), 0);
+    assert_int_equal(lt_imagelist_build(&dx, &src), LT_EDATA);
+    print_message("note: %s\n", lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), "bad.tar:images/train/a/2.jpg"));
+    assert_non_null(strstr(lt_errmsg(), "corrupt JPEG"));
+
+    /* Basename matching needs unique basenames in the list. */
+    const char *dup = "train/a/1.jpg 0\ntrain/b/1.jpg 1\n";
+    lt_listfile ld;
+    assert_int_equal(lt_listfile_parse(&ld, "dup.txt", dup, strlen(dup)), LT_OK);
+    src.list = &ld;
+    src.map = LT_PATHMAP_BASENAME;
+    assert_int_equal(lt_imagelist_build(&dx, &src), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "dup.txt:2: image key '1.jpg' also belongs to dup.txt:1"));
+    lt_listfile_free(&ld);
+    /* Places mapping refuses paths it cannot map, naming list and line. */
+    const char *odd = "train/a/1.jpg 0\nother/b/1.jpg 0\n";
+    assert_int_equal(lt_listfile_parse(&ld, "odd.txt", odd, strlen(odd)), LT_OK);
+    src.list = &ld;
+    src.map = LT_PATHMAP_PLACES365;
+    assert_int_equal(lt_imagelist_build(&dx, &src), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "odd.txt:2"));
+    assert_non_null(strstr(lt_errmsg(), "neither train/ nor val/"));
+    lt_listfile_free(&ld);
+    free_members(m, 5);
+    lt_listfile_free(&tr);
+    lt_listfile_free(&te);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +551,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_places_lt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inat2018, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lvis, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readers_direct, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -261,6 +261,37 @@ static void test_crops_from_zip(void **state)
     }
     lt_dataset_free(&d);
 
+    /* Train and test in one pass give exactly the separate builds. */
+    lt_lvis_subset te;
+    assert_int_equal(lt_lvis_select_buf(&te, "v.json", VAL, strlen(VAL), LT_LVIS_VAL, &p, K, group),
+                     LT_OK);
+    uint8_t *j50;
+    size_t l50;
+    assert_int_equal(fx_jpeg_flat(100, 80, 1, 2, 3, &j50, &l50), 0);
+    char z3[300];
+    /* a directory source: <dir>/more/val2017/000000000050.jpg */
+    snprintf(z3, sizeof z3, "%s/more/val2017/000000000050.jpg", dir);
+    assert_int_equal(fx_write_file(z3, j50, l50), 0);
+    snprintf(z3, sizeof z3, "%s/more", dir);
+    const char *srcs3[3] = {z1, z2, z3};
+    lt_dataset sep[2], both[2];
+    assert_int_equal(lt_lvis_build(&sep[0], &tr, &p, srcs3, 3), LT_OK);
+    assert_int_equal(lt_lvis_build(&sep[1], &te, &p, srcs3, 3), LT_OK);
+    const lt_lvis_subset *sets[2] = {&tr, &te};
+    rc = lt_lvis_build_many(both, sets, 2, &p, srcs3, 3);
+    if (rc)
+        print_message("%s\n", lt_errmsg());
+    assert_int_equal(rc, LT_OK);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(both[k].n, sep[k].n);
+        assert_memory_equal(both[k].labels, sep[k].labels, (size_t)sep[k].n * sizeof(int32_t));
+        assert_memory_equal(both[k].pixels, sep[k].pixels, (size_t)sep[k].n * 3 * S * S);
+        lt_dataset_free(&sep[k]);
+        lt_dataset_free(&both[k]);
+    }
+    lt_lvis_subset_free(&te);
+    free(j50);
+
     /* Missing image -> error naming it. */
     rc = lt_lvis_build(&d, &tr, &p, srcs, 1);
     assert_int_equal(rc, LT_EDATA);

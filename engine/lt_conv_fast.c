@@ -1,0 +1,434 @@
+/* lt_conv_fast.c — direct convolution with AVX-512 "shifted GEMM" kernels.
+ *
+ * Why not im2col + OpenBLAS: the ResNet shapes are skinny (16..64 output
+ * channels), the 9x im2col copy costs as much memory traffic as the GEMM,
+ * OpenBLAS's own thread pool fights the engine's OpenMP threads, and in this
+ * environment OpenBLAS is pinned to its AVX2 (Haswell) kernels, half of what
+ * the cores can do.
+ *
+ * The idea: pad each input plane and split it into stride x stride phase
+ * planes ("polyphase"), all with the same row width Wg. Then the input value a
+ * kernel tap (i, j) reads for output (oh, ow) is
+ *     plane[c, i%s, j%s][(oh + i/s) * Wg + (ow + j/s)]
+ * i.e. at a fixed offset from q = oh*Wg + ow. Computing the output on the
+ * grid q in [0, ho*Wg) (the Wg - wo extra columns per row are garbage and
+ * dropped) turns the convolution into
+ *     Y[m][q] = sum_k A[m][k] * base[off[k] + q]
+ * a GEMM whose K rows are shifted views of the planes: no im2col matrix. The
+ * data gradient has the same form (dy on the grid, shifted the other way,
+ * one GEMM per phase), and the weight gradient is the matching reduction
+ * over q. Garbage columns of dy on the grid are zero, so they add nothing.
+ *
+ * Parallelism: OpenMP over images, static contiguous ranges, one thread per
+ * range, everything per image in per-thread scratch (cache resident); weight
+ * gradients go to per-thread partial sums that are added in thread order
+ * afterwards. For a fixed thread count the result is therefore identical run
+ * to run. No OpenBLAS call is involved, so there is a single thread pool. */
+#include "lt_conv_fast.h"
+
+#include <omp.h>
+#include <string.h>
+
+#define MR 8      /* output rows per forward tile (broadcast operand) */
+#define NVMAX 3   /* 16-float vectors per forward tile (48 grid points) */
+#define WMR 4     /* weight-gradient tile: output channels */
+#define WKR 6     /* weight-gradient tile: taps */
+
+typedef struct {
+    int ci, co, kh, kw, s, p, H, W, ho, wo;
+    int Hg, Wg, nph;     /* phase-plane grid */
+    size_t PS;           /* floats per phase plane (with zero slack) */
+    size_t Q;            /* output grid points = ho * Wg */
+    size_t L, DS;        /* leading zeros and row stride of dy on the grid */
+    int K, KD;           /* ci*kh*kw (forward taps), co*kh*kw (data-gradient taps) */
+    int IB;              /* images per block in backward */
+    size_t sh_afwd, sh_adg, sh_offf, sh_offd, shared;
+    size_t t_planes, t_dyg, t_work, t_dw, per_thread;
+} fl;
+
+static size_t up16(size_t v) { return (v + 15) & ~(size_t)15; }
+static int up8(int v) { return (v + 7) & ~7; }
+
+static void fl_init(fl *f, const lt_conv_geom *g) {
+    f->ci = g->ci; f->co = g->co; f->kh = g->kh; f->kw = g->kw;
+    f->s = g->stride; f->p = g->pad; f->H = g->h; f->W = g->w; f->ho = g->ho; f->wo = g->wo;
+    const int Hp = g->h + 2 * g->pad, Wp = g->w + 2 * g->pad;
+    f->Hg = (Hp + f->s - 1) / f->s;
+    f->Wg = (Wp + f->s - 1) / f->s;
+    f->nph = f->s * f->s;
+    /* the largest tap offset reaches (kw-1)/s past the grid */
+    f->PS = up16((size_t)f->Hg * f->Wg + (size_t)(f->kw - 1) / f->s + 1);
+    f->Q = (size_t)f->ho * f->Wg;
+    f->L = (size_t)((f->kh - 1) / f->s) * f->Wg + (size_t)((f->kw - 1) / f->s);
+    f->DS = up16(f->L + (size_t)f->Hg * f->Wg + 16);
+    f->K = f->ci * f->kh * f->kw;
+    f->KD = f->co * f->kh * f->kw;
+    int ib = (int)((512 + f->Q - 1) / f->Q);
+    f->IB = ib < 1 ? 1 : ib > 8 ? 8 : ib;
+    f->sh_afwd = (size_t)up8(f->co) * f->K;
+    f->sh_adg = (size_t)up8(f->ci) * f->KD;
+    f->sh_offf = up16((size_t)f->K);
+    f->sh_offd = up16((size_t)f->KD);
+    f->shared = f->sh_afwd + f->sh_adg + f->sh_offf + f->sh_offd;
+    const size_t plane_img = (size_t)f->ci * f->nph * f->PS;
+    f->t_planes = (size_t)f->IB * plane_img;
+    f->t_dyg = (size_t)f->IB * f->co * f->DS;
+    size_t yq = (size_t)f->co * up16(f->Q);
+    f->t_work = yq > plane_img ? yq : plane_img;
+    f->t_dw = up16((size_t)f->co * f->K);
+    f->per_thread = f->t_planes + f->t_dyg + f->t_work + f->t_dw;
+}
+
+static int conv_threads(int N) {
+    int t = omp_get_max_threads();
+    if (t > LT_CONV_MAX_THREADS) t = LT_CONV_MAX_THREADS;
+    if (t > N) t = N;
+    return t < 1 ? 1 : t;
+}
+
+size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N) {
+    if (N <= 0) return 0;
+    fl f;
+    fl_init(&f, g);
+    int T = N < LT_CONV_MAX_THREADS ? N : LT_CONV_MAX_THREADS;
+    return f.shared + (size_t)T * f.per_thread;
+}
+
+/* ---- data movement (plain C, vectorised by the compiler) -------------------- */
+
+/* Phase planes of one image: P[(c*nph + a*s + b)*PS + u*Wg + v] =
+ * xpad[s*u + a][s*v + b], zero outside the input and in the slack. */
+static void build_planes(const fl *f, const float *x, float *P) {
+    const int s = f->s, p = f->p, H = f->H, W = f->W, Hg = f->Hg, Wg = f->Wg;
+    for (int c = 0; c < f->ci; c++) {
+        const float *xc = x + (size_t)c * H * W;
+        for (int a = 0; a < s; a++)
+            for (int b = 0; b < s; b++) {
+                float *pl = P + ((size_t)c * f->nph + (size_t)a * s + b) * f->PS;
+                for (int u = 0; u < Hg; u++) {
+                    float *d = pl + (size_t)u * Wg;
+                    const int r = s * u + a - p;
+                    if (r < 0 || r >= H) { memset(d, 0, sizeof(float) * Wg); continue; }
+                    const float *xr = xc + (size_t)r * W;
+                    if (s == 1) {
+                        /* v - p is the input column: p zeros, the row, zeros */
+                        memset(d, 0, sizeof(float) * p);
+                        memcpy(d + p, xr, sizeof(float) * W);
+                        memset(d + p + W, 0, sizeof(float) * (Wg - p - W));
+                    } else {
+                        for (int v = 0; v < Wg; v++) {
+                            const int t = s * v + b - p;
+                            d[v] = (t >= 0 && t < W) ? xr[t] : 0.0f;
+                        }
+                    }
+                }
+                memset(pl + (size_t)Hg * Wg, 0, sizeof(float) * (f->PS - (size_t)Hg * Wg));
+            }
+    }
+}
+
+/* dy of one image on the output grid: row co holds L zeros, then ho rows of
+ * Wg (wo values, zeros in the garbage columns), then zeros up to DS. */
+static void build_dyg(const fl *f, const float *dy, float *D) {
+    const size_t P = (size_t)f->ho * f->wo;
+    for (int o = 0; o < f->co; o++) {
+        float *row = D + (size_t)o * f->DS;
+        const float *src = dy + (size_t)o * P;
+        memset(row, 0, sizeof(float) * f->L);
+        float *g = row + f->L;
+        for (int oh = 0; oh < f->ho; oh++) {
+            memcpy(g + (size_t)oh * f->Wg, src + (size_t)oh * f->wo, sizeof(float) * f->wo);
+            memset(g + (size_t)oh * f->Wg + f->wo, 0, sizeof(float) * (f->Wg - f->wo));
+        }
+        memset(g + f->Q, 0, sizeof(float) * (f->DS - f->L - f->Q));
+    }
+}
+
+/* dx (one image) += the gradient w.r.t. the phase planes, at the input positions. */
+static void scatter_planes_add(const fl *f, const float *dP, const int *phase_used, float *dx) {
+    const int s = f->s, p = f->p, H = f->H, W = f->W, Wg = f->Wg;
+    for (int c = 0; c < f->ci; c++) {
+        float *dc = dx + (size_t)c * H * W;
+        for (int h = 0; h < H; h++) {
+            float *d = dc + (size_t)h * W;
+            const int a = (h + p) % s, u = (h + p) / s;
+            if (s == 1) {
+                const float *sr = dP + (size_t)c * f->PS + (size_t)u * Wg + p;
+                for (int w = 0; w < W; w++) d[w] += sr[w];
+                continue;
+            }
+            for (int w = 0; w < W; w++) {
+                const int b = (w + p) % s, ph = a * s + b;
+                if (!phase_used[ph]) continue;
+                d[w] += dP[((size_t)c * f->nph + ph) * f->PS + (size_t)u * Wg + (w + p) / s];
+            }
+        }
+    }
+}
+
+/* ---- AVX-512 kernels ---------------------------------------------------------- */
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#include <immintrin.h>
+
+static inline __mmask16 lane_mask(long n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* C[m][q0 .. q0+16*NV) = sum_k A[k][m] * base[off[k] + q], m < mr, masked at Q.
+ * A is packed [K][MR] (rows beyond M are zero). */
+static inline __attribute__((always_inline)) void
+sg_tile(const int NV, int K, const float *A, const float *base, const int *off, size_t q0,
+        size_t Q, float *C, size_t ldc, int mr) {
+    __m512 acc[MR][NVMAX];
+    __mmask16 mk[NVMAX];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; v++) mk[v] = lane_mask((long)Q - (long)q0 - 16 * v);
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; m++)
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; v++) acc[m][v] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const float *b = base + off[k] + q0;
+        __m512 bv[NVMAX];
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + 16 * v);
+        const float *a = A + (size_t)k * MR;
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; m++) {
+            const __m512 am = _mm512_set1_ps(a[m]);
+#pragma GCC unroll 3
+            for (int v = 0; v < NV; v++) acc[m][v] = _mm512_fmadd_ps(am, bv[v], acc[m][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; m++) {
+        if (m >= mr) break;
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; v++)
+            _mm512_mask_storeu_ps(C + (size_t)m * ldc + q0 + 16 * v, mk[v], acc[m][v]);
+    }
+}
+
+static void sg_tile1(int K, const float *A, const float *b, const int *o, size_t q0, size_t Q,
+                     float *C, size_t ldc, int mr) { sg_tile(1, K, A, b, o, q0, Q, C, ldc, mr); }
+static void sg_tile2(int K, const float *A, const float *b, const int *o, size_t q0, size_t Q,
+                     float *C, size_t ldc, int mr) { sg_tile(2, K, A, b, o, q0, Q, C, ldc, mr); }
+static void sg_tile3(int K, const float *A, const float *b, const int *o, size_t q0, size_t Q,
+                     float *C, size_t ldc, int mr) { sg_tile(3, K, A, b, o, q0, Q, C, ldc, mr); }
+
+/* C[m][q] = sum_k A[m][k] * base[off[k] + q] for m < M, q < Q. Ap is packed
+ * [ceil(M/8)][K][8]. The m loop is inside the q loop so that the K x 48 panel
+ * of shifted inputs stays in L1 across all output rows. */
+static void sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *base,
+                        const int *off, float *C, size_t ldc) {
+    const int mb = (M + MR - 1) / MR;
+    for (size_t q0 = 0; q0 < Q; q0 += 16 * NVMAX) {
+        const size_t rem = Q - q0;
+        const int nv = rem > 32 ? 3 : rem > 16 ? 2 : 1;
+        for (int bi = 0; bi < mb; bi++) {
+            const int mr = M - bi * MR < MR ? M - bi * MR : MR;
+            const float *A = Ap + (size_t)bi * K * MR;
+            float *Cb = C + (size_t)bi * MR * ldc;
+            if (nv == 3) sg_tile3(K, A, base, off, q0, Q, Cb, ldc, mr);
+            else if (nv == 2) sg_tile2(K, A, base, off, q0, Q, Cb, ldc, mr);
+            else sg_tile1(K, A, base, off, q0, Q, Cb, ldc, mr);
+        }
+    }
+}
+
+/* dW[m][k] += sum over the nb images of sum_q dyg_j[m][q] * planes_j[off[k] + q].
+ * One 4 x 6 register tile runs over all images of the block before its
+ * horizontal sums, so small grids (8x8 stage) amortise them. */
+static void wgrad_block(const fl *f, int nb, const float *planes, size_t plane_img,
+                        const float *dyg, size_t dyg_img, const int *off, float *dW) {
+    const int M = f->co, K = f->K;
+    const size_t Q = f->Q;
+    for (int m0 = 0; m0 < M; m0 += WMR) {
+        for (int k0 = 0; k0 < K; k0 += WKR) {
+            __m512 acc[WMR][WKR];
+#pragma GCC unroll 4
+            for (int i = 0; i < WMR; i++)
+#pragma GCC unroll 6
+                for (int j = 0; j < WKR; j++) acc[i][j] = _mm512_setzero_ps();
+            for (int n = 0; n < nb; n++) {
+                const float *dr[WMR], *br[WKR];
+                /* rows past M or K repeat the last valid one; they are not stored */
+#pragma GCC unroll 4
+                for (int i = 0; i < WMR; i++) {
+                    const int m = m0 + i < M ? m0 + i : M - 1;
+                    dr[i] = dyg + n * dyg_img + (size_t)m * f->DS + f->L;
+                }
+#pragma GCC unroll 6
+                for (int j = 0; j < WKR; j++) {
+                    const int k = k0 + j < K ? k0 + j : K - 1;
+                    br[j] = planes + n * plane_img + off[k];
+                }
+                for (size_t q = 0; q < Q; q += 16) {
+                    const __mmask16 mk = lane_mask((long)(Q - q));
+                    __m512 dv[WMR];
+#pragma GCC unroll 4
+                    for (int i = 0; i < WMR; i++) dv[i] = _mm512_maskz_loadu_ps(mk, dr[i] + q);
+#pragma GCC unroll 6
+                    for (int j = 0; j < WKR; j++) {
+                        const __m512 bv = _mm512_maskz_loadu_ps(mk, br[j] + q);
+#pragma GCC unroll 4
+                        for (int i = 0; i < WMR; i++) acc[i][j] = _mm512_fmadd_ps(dv[i], bv, acc[i][j]);
+                    }
+                }
+            }
+            for (int i = 0; i < WMR && m0 + i < M; i++)
+                for (int j = 0; j < WKR && k0 + j < K; j++)
+                    dW[(size_t)(m0 + i) * K + k0 + j] += _mm512_reduce_add_ps(acc[i][j]);
+        }
+    }
+}
+
+#pragma GCC pop_options
+
+/* ---- packing ------------------------------------------------------------------ */
+
+/* Forward: A[m = output channel][k = (c, i, j)] = w[m*K + k], packed
+ * [ceil(co/8)][K][8], and off[k] = the tap's plane and shift. */
+static void pack_forward(const fl *f, const float *w, float *Ap, int *off) {
+    const int K = f->K, s = f->s;
+    memset(Ap, 0, sizeof(float) * f->sh_afwd);
+    for (int m = 0; m < f->co; m++)
+        for (int k = 0; k < K; k++) Ap[((size_t)(m / MR) * K + k) * MR + m % MR] = w[(size_t)m * K + k];
+    for (int c = 0; c < f->ci; c++)
+        for (int i = 0; i < f->kh; i++)
+            for (int j = 0; j < f->kw; j++) {
+                const int k = (c * f->kh + i) * f->kw + j;
+                off[k] = (int)(((size_t)c * f->nph + (size_t)(i % s) * s + j % s) * f->PS +
+                               (size_t)(i / s) * f->Wg + j / s);
+            }
+}
+
+/* Data gradient, one GEMM per phase (a, b): rows are input channels, taps are
+ * (o, i, j) with i%s == a and j%s == b, reading dy on the grid shifted back by
+ * the tap's offset. ph0[ph] / phn[ph] give each phase's first tap and count in
+ * off / the packed A (which holds the phases one after another). */
+static void pack_dgrad(const fl *f, const float *w, float *Ap, int *off, int *ph0, int *phn) {
+    const int s = f->s, ci = f->ci, kh = f->kh, kw = f->kw, mb = up8(ci) / MR;
+    memset(Ap, 0, sizeof(float) * f->sh_adg);
+    int t = 0;
+    size_t abase = 0;
+    for (int ph = 0; ph < f->nph; ph++) {
+        const int a = ph / s, b = ph % s;
+        ph0[ph] = t;
+        int n = 0;
+        for (int o = 0; o < f->co; o++)
+            for (int i = a; i < kh; i += s)
+                for (int j = b; j < kw; j += s) {
+                    off[t + n] = (int)((size_t)o * f->DS + f->L - ((size_t)(i / s) * f->Wg + j / s));
+                    n++;
+                }
+        phn[ph] = n;
+        /* pack this phase's block: [mb][n][8] */
+        int q = 0;
+        for (int o = 0; o < f->co; o++)
+            for (int i = a; i < kh; i += s)
+                for (int j = b; j < kw; j += s) {
+                    for (int c = 0; c < ci; c++)
+                        Ap[abase + ((size_t)(c / MR) * n + q) * MR + c % MR] =
+                            w[(((size_t)o * ci + c) * kh + i) * kw + j];
+                    q++;
+                }
+        abase += (size_t)mb * n * MR;
+        t += n;
+    }
+}
+
+/* ---- drivers ------------------------------------------------------------------- */
+
+void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
+                          const float *b, float *y, float *scratch) {
+    fl f;
+    fl_init(&f, g);
+    float *Ap = scratch;
+    int *off = (int *)(scratch + f.sh_afwd + f.sh_adg);
+    pack_forward(&f, w, Ap, off);
+    float *tbase = scratch + f.shared;
+    const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;
+    const int T = conv_threads(N);
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *planes = tbase + (size_t)t * f.per_thread;
+        float *ygrid = planes + f.t_planes + f.t_dyg;
+        const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
+        for (int n = n0; n < n1; n++) {
+            build_planes(&f, x + (size_t)n * f.ci * HWi, planes);
+            sgemm_shift(f.co, f.K, f.Q, Ap, planes, off, ygrid, up16(f.Q));
+            float *yn = y + (size_t)n * f.co * P;
+            for (int o = 0; o < f.co; o++) {
+                const float *src = ygrid + (size_t)o * up16(f.Q);
+                float *dst = yn + (size_t)o * P;
+                const float bc = b ? b[o] : 0.0f;
+                for (int oh = 0; oh < f.ho; oh++)
+                    for (int ow = 0; ow < f.wo; ow++)
+                        dst[(size_t)oh * f.wo + ow] = src[(size_t)oh * f.Wg + ow] + bc;
+            }
+        }
+    }
+}
+
+void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
+                           const float *dy, float *dx, float *dw, float *scratch) {
+    if (!dx && !dw) return;
+    fl f;
+    fl_init(&f, g);
+    float *Apf = scratch, *Apd = scratch + f.sh_afwd;
+    int *offf = (int *)(scratch + f.sh_afwd + f.sh_adg);
+    int *offd = (int *)(scratch + f.sh_afwd + f.sh_adg + f.sh_offf);
+    int ph0[LT_CONV_FAST_MAX_STRIDE * LT_CONV_FAST_MAX_STRIDE];
+    int phn[LT_CONV_FAST_MAX_STRIDE * LT_CONV_FAST_MAX_STRIDE];
+    pack_forward(&f, w, Apf, offf);   /* only off[] is used: the planes' tap offsets */
+    if (dx) pack_dgrad(&f, w, Apd, offd, ph0, phn);
+    float *tbase = scratch + f.shared;
+    const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;
+    const size_t plane_img = (size_t)f.ci * f.nph * f.PS, dyg_img = (size_t)f.co * f.DS;
+    const int T = conv_threads(N);
+    int used = 1;
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (t == 0) used = nt;
+        float *planes = tbase + (size_t)t * f.per_thread;
+        float *dyg = planes + f.t_planes;
+        float *work = dyg + f.t_dyg;
+        float *dWt = work + f.t_work;
+        if (dw) memset(dWt, 0, sizeof(float) * (size_t)f.co * f.K);
+        const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
+        for (int nbeg = n0; nbeg < n1; nbeg += f.IB) {
+            const int nb = n1 - nbeg < f.IB ? n1 - nbeg : f.IB;
+            for (int j = 0; j < nb; j++) {
+                build_dyg(&f, dy + (size_t)(nbeg + j) * f.co * P, dyg + j * dyg_img);
+                if (dw) build_planes(&f, x + (size_t)(nbeg + j) * f.ci * HWi, planes + j * plane_img);
+            }
+            if (dw) wgrad_block(&f, nb, planes, plane_img, dyg, dyg_img, offf, dWt);
+            if (!dx) continue;
+            for (int j = 0; j < nb; j++) {
+                const float *dgj = dyg + j * dyg_img;
+                size_t abase = 0;
+                int used_ph[LT_CONV_FAST_MAX_STRIDE * LT_CONV_FAST_MAX_STRIDE];
+                for (int ph = 0; ph < f.nph; ph++) {
+                    used_ph[ph] = phn[ph] > 0;
+                    if (!phn[ph]) continue;
+                    sgemm_shift(f.ci, phn[ph], (size_t)f.Hg * f.Wg, Apd + abase, dgj, offd + ph0[ph],
+                                work + (size_t)ph * f.PS, (size_t)f.nph * f.PS);
+                    abase += (size_t)(up8(f.ci) / MR) * phn[ph] * MR;
+                }
+                scatter_planes_add(&f, work, used_ph, dx + (size_t)(nbeg + j) * f.ci * HWi);
+            }
+        }
+    }
+    if (dw) {
+        /* fixed order over threads: deterministic for a fixed thread count */
+        const size_t n = (size_t)f.co * f.K;
+        for (int t = 0; t < used; t++) {
+            const float *p = tbase + (size_t)t * f.per_thread + f.t_planes + f.t_dyg + f.t_work;
+            for (size_t i = 0; i < n; i++) dw[i] += p[i];
+        }
+    }
+}

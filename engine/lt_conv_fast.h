@@ -1,0 +1,34 @@
+/* lt_conv_fast.h — the AVX-512 direct convolution behind lt_conv2d_* and the
+ * switch back to the reference im2col + sgemm path.
+ *
+ * lt_conv2d_forward / lt_conv2d_backward (lt_ops.h) take the fast path when
+ * the CPU has AVX-512F, the convolution has groups == 1, and the reference
+ * path is not forced. The fast path sums in a different order than the
+ * reference sgemm, so results agree to float rounding, not bit for bit
+ * (tests/test_ops_grad.c bounds the difference); each path on its own is
+ * deterministic for a fixed thread count. */
+#ifndef LT_CONV_FAST_H
+#define LT_CONV_FAST_H
+
+#include "lt_ops.h"
+
+/* Most threads one convolution uses; its scratch is sized for this many. */
+#define LT_CONV_MAX_THREADS 8
+/* Largest stride the fast path takes (it keeps stride^2 phase planes). */
+#define LT_CONV_FAST_MAX_STRIDE 4
+
+/* 1: every convolution uses the reference path (also set by the environment
+ * variable LT_CONV_REF=1 at first use). Scratch sizes depend on the mode, so
+ * set it before lt_model_set_batch / lt_conv2d_scratch_floats. */
+void lt_conv_force_reference(int on);
+/* 1 when g would run on the fast path in the current mode. */
+int lt_conv_fast_active(const lt_conv_geom *g);
+
+/* The fast path itself (callers normally go through lt_conv2d_*). */
+size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N);
+void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
+                          const float *b, float *y, float *scratch);
+void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
+                           const float *dy, float *dx, float *dw, float *scratch);
+
+#endif

@@ -1,0 +1,388 @@
+/* cmd_report.c — `ltbench leaderboard`, `figures`, `regress`, `reproduce`.
+ *
+ * Thin option parsing over lt_leaderboard / lt_figures / lt_regress and the
+ * runner. `reproduce` is the one-command path of the README: dataset, runs
+ * (re-using finished ones), leaderboard, figures, and the row it produced. */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_report.h"
+#include "lt_datasets.h"
+#include "lt_figures.h"
+#include "lt_leaderboard.h"
+#include "lt_protocol.h"
+#include "lt_regress.h"
+#include "lt_runner.h"
+
+static const char LEADERBOARD_USAGE[] =
+    "usage: ltbench leaderboard [--results DIR] [--methods DIR]\n"
+    "\n"
+    "Rebuild DIR/leaderboard.csv, DIR/leaderboard.md and DIR/tables/<protocol>_<scale>.tex from\n"
+    "every DIR/runs/<protocol>/<scale>/<method>/seed<k>/result.json: one row per (protocol,\n"
+    "scale, method), mean and sample std over the seeds that finished, failed runs counted in\n"
+    "the status column. Paper numbers (full scale only) come from DIR/paper_numbers.csv or\n"
+    "<methods>/<method>/paper.json.\n"
+    "  --results DIR  results directory (default results)\n"
+    "  --methods DIR  methods directory, for paper.json (default methods)\n";
+
+static const char FIGURES_USAGE[] =
+    "usage: ltbench figures [--results DIR] [--out DIR] [--plots DIR]\n"
+    "\n"
+    "Write figure data files (.dat) from the runs in DIR and render them with gnuplot (if it is\n"
+    "in PATH) into PNG and PDF (or SVG): per-class accuracy by training count, many/medium/few\n"
+    "bars, classifier weight norms, top-1 against imbalance ratio, stage-1 training curves.\n"
+    "  --results DIR  results directory (default results)\n"
+    "  --out DIR      output directory (default plots/out)\n"
+    "  --plots DIR    directory of the gnuplot scripts (default $LTBENCH_PLOTS, else plots)\n";
+
+static const char REGRESS_USAGE[] =
+    "usage: ltbench regress --scale S [--results DIR] [--reference DIR] [--rerun] [--seeds LIST]\n"
+    "                       [--threads N] [--data DIR]\n"
+    "\n"
+    "Compare the numbers of the runs in DIR with the references in REF/S.csv and print\n"
+    "expected, obtained, delta, tolerance and above/within/below. Exit status 1 when a number\n"
+    "is beyond its tolerance or has no run.\n"
+    "  --scale S        ci, short or full (required)\n"
+    "  --results DIR    results directory (default results)\n"
+    "  --reference DIR  reference directory (default results/reference)\n"
+    "  --rerun          re-run every referenced run first, from scratch\n"
+    "  --seeds LIST     seeds to compare (and re-run), e.g. 0,1,2; default: 0 at ci, else the\n"
+    "                   protocol's seeds\n"
+    "  --threads N      threads of re-runs (default: the runner's, 2)\n"
+    "  --data DIR       data directory for re-runs\n";
+
+static const char REPRODUCE_USAGE[] =
+    "usage: ltbench reproduce --method M [--protocol P] [--scale S] [--seeds LIST] [--results DIR]\n"
+    "                         [--data DIR] [--out DIR] [--threads N]\n"
+    "\n"
+    "Build the protocol's dataset, run every seed (a finished run of the same protocol file,\n"
+    "dataset and method version is re-used), rebuild the leaderboard and the figures, and print\n"
+    "the method's leaderboard row. Running it again re-uses everything.\n"
+    "  --method M     method name (see methods/)\n"
+    "  --protocol P   protocol name or file (default fmnist_lt_r100)\n"
+    "  --scale S      ci, short (default) or full\n"
+    "  --seeds LIST   e.g. 0,1,2 (default: the protocol's seeds)\n"
+    "  --results DIR  results directory (default results)\n"
+    "  --data DIR     data directory (default $LTBENCH_DATA, else data)\n"
+    "  --out DIR      figure directory (default plots/out)\n"
+    "  --threads N    threads per run (default: the runner's, 2)\n";
+
+/* ---- option parsing ------------------------------------------------------------ */
+
+typedef struct {
+    const char *results, *methods, *out, *plots, *scale, *reference, *seeds, *data, *method, *protocol;
+    int rerun, threads, help;
+} opts;
+
+enum { O_RESULTS = 1, O_METHODS = 2, O_OUT = 4, O_PLOTS = 8, O_SCALE = 16, O_REF = 32, O_RERUN = 64,
+       O_SEEDS = 128, O_THREADS = 256, O_DATA = 512, O_METHOD = 1024, O_PROTOCOL = 2048 };
+
+static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *usage)
+{
+    memset(o, 0, sizeof *o);
+    static const struct {
+        const char *name;
+        unsigned bit;
+        size_t off;
+    } table[] = {
+        {"--results", O_RESULTS, offsetof(opts, results)}, {"--methods", O_METHODS, offsetof(opts, methods)},
+        {"--out", O_OUT, offsetof(opts, out)},             {"--plots", O_PLOTS, offsetof(opts, plots)},
+        {"--scale", O_SCALE, offsetof(opts, scale)},       {"--reference", O_REF, offsetof(opts, reference)},
+        {"--seeds", O_SEEDS, offsetof(opts, seeds)},       {"--data", O_DATA, offsetof(opts, data)},
+        {"--method", O_METHOD, offsetof(opts, method)},    {"--protocol", O_PROTOCOL, offsetof(opts, protocol)},
+    };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            o->help = 1;
+            continue;
+        }
+        if ((allowed & O_RERUN) && !strcmp(a, "--rerun")) {
+            o->rerun = 1;
+            continue;
+        }
+        if ((allowed & O_THREADS) && !strcmp(a, "--threads")) {
+            char *end;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || *end || v < 1 || v > 1024) {
+                fprintf(stderr, "ltbench %s: --threads needs a number 1..1024\n%s", argv[0], usage);
+                return 2;
+            }
+            o->threads = (int)v;
+            i++;
+            continue;
+        }
+        int known = 0;
+        for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
+            if (!(allowed & table[k].bit) || strcmp(a, table[k].name)) continue;
+            if (i + 1 >= argc) {
+                fprintf(stderr, "ltbench %s: %s needs a value\n%s", argv[0], a, usage);
+                return 2;
+            }
+            *(const char **)((char *)o + table[k].off) = argv[++i];
+            known = 1;
+            break;
+        }
+        if (!known) {
+            fprintf(stderr, "ltbench %s: unknown option '%s'\n%s", argv[0], a, usage);
+            return 2;
+        }
+    }
+    if (o->help) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    return -1;   /* go on */
+}
+
+/* ---- leaderboard / figures ----------------------------------------------------- */
+
+int lt_cmd_leaderboard(int argc, char **argv)
+{
+    opts o;
+    int rc = parse(argc, argv, O_RESULTS | O_METHODS, &o, LEADERBOARD_USAGE);
+    if (rc >= 0) return rc;
+    lt_lb_opts lo = {.results_dir = o.results, .methods_dir = o.methods, .log = stdout};
+    if (lt_leaderboard_update(&lo, NULL, NULL, NULL) != LT_OK) {
+        fprintf(stderr, "ltbench leaderboard: %s\n", lt_errmsg());
+        return 1;
+    }
+    return 0;
+}
+
+int lt_cmd_figures(int argc, char **argv)
+{
+    opts o;
+    int rc = parse(argc, argv, O_RESULTS | O_OUT | O_PLOTS, &o, FIGURES_USAGE);
+    if (rc >= 0) return rc;
+    lt_fig_opts fo = {.results_dir = o.results, .out_dir = o.out, .scripts_dir = o.plots, .log = stdout};
+    lt_fig_summary sum;
+    if (lt_figures_make(&fo, NULL, &sum) != LT_OK) {
+        fprintf(stderr, "ltbench figures: %s\n", lt_errmsg());
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- regress -------------------------------------------------------------------- */
+
+int lt_cmd_regress(int argc, char **argv)
+{
+    opts o;
+    int rc = parse(argc, argv, O_RESULTS | O_REF | O_SCALE | O_RERUN | O_SEEDS | O_THREADS | O_DATA, &o,
+                   REGRESS_USAGE);
+    if (rc >= 0) return rc;
+    if (!o.scale) {
+        fprintf(stderr, "ltbench regress: --scale is required\n%s", REGRESS_USAGE);
+        return 2;
+    }
+    lt_regress_opts ro = {.scale = o.scale, .results_dir = o.results, .reference_dir = o.reference,
+                          .data_dir = o.data, .seeds = o.seeds, .rerun = o.rerun, .threads = o.threads,
+                          .out = stdout, .log = o.rerun ? stderr : NULL};
+    lt_regress_summary s;
+    if (lt_regress_run(&ro, &s) != LT_OK) {
+        fprintf(stderr, "ltbench regress: %s\n", lt_errmsg());
+        return 1;
+    }
+    return s.n_above + s.n_below + s.n_missing ? 1 : 0;
+}
+
+/* ---- reproduce ------------------------------------------------------------------ */
+
+/* The dataset build a protocol asks for (the same recipe the runner opens). */
+static int build_dataset(const lt_protocol *p, const char *scale, const char *data_dir, lt_ds_built *b)
+{
+    const lt_ds_def *def = lt_ds_find(p->dataset.name);
+    if (!def) return lt_err(LT_EINVAL, "%s: unknown dataset '%s'", p->path, p->dataset.name);
+    lt_ds_opts o;
+    lt_ds_opts_default(&o);
+    o.data_dir = data_dir;
+    o.scale = scale;
+    o.seed = (uint32_t)p->dataset.profile.subset_seed;
+    switch (p->dataset.profile.kind) {
+    case LT_PROTO_EXP:
+        o.profile = LT_PROFILE_EXP;
+        o.ir = p->dataset.profile.imbalance_ratio;
+        break;
+    case LT_PROTO_STEP:
+        o.profile = LT_PROFILE_STEP;
+        o.ir = p->dataset.profile.imbalance_ratio;
+        break;
+    default:
+        o.profile = def->default_profile;
+        break;
+    }
+    return lt_ds_build(def, &o, b);
+}
+
+/* A finished run that can stand for this request: status ok, made from the
+ * same protocol file and dataset build, by the same method version. */
+static int reusable(const char *result_path, const char *proto_sha, const char *manifest, const char *method_version,
+                    char *why, size_t cap)
+{
+    lt_run_record r;
+    FILE *f = fopen(result_path, "r");
+    if (!f) {
+        snprintf(why, cap, "no result yet");
+        return 0;
+    }
+    fclose(f);
+    if (lt_run_record_read(result_path, &r) != LT_OK) {
+        snprintf(why, cap, "%s", lt_errmsg());
+        return 0;
+    }
+    if (!r.ok) snprintf(why, cap, "the last attempt failed: %s", r.reason);
+    else if (strcmp(r.protocol_sha256, proto_sha)) snprintf(why, cap, "the protocol file changed since it ran");
+    else if (manifest[0] && r.manifest_sha256[0] && strcmp(r.manifest_sha256, manifest))
+        snprintf(why, cap, "the dataset build changed since it ran");
+    else if (method_version && r.method_version[0] && strcmp(r.method_version, method_version))
+        snprintf(why, cap, "method version %s, now %s", r.method_version, method_version);
+    else return 1;
+    return 0;
+}
+
+int lt_cmd_reproduce(int argc, char **argv)
+{
+    opts o;
+    int rc = parse(argc, argv, O_METHOD | O_PROTOCOL | O_SCALE | O_SEEDS | O_RESULTS | O_DATA | O_OUT | O_THREADS,
+                   &o, REPRODUCE_USAGE);
+    if (rc >= 0) return rc;
+    if (!o.method) {
+        fprintf(stderr, "ltbench reproduce: --method is required\n%s", REPRODUCE_USAGE);
+        return 2;
+    }
+    const char *protocol = o.protocol ? o.protocol : "fmnist_lt_r100";
+    const char *scale = o.scale ? o.scale : "short";
+    const lt_method *m = lt_method_find(o.method);
+    if (!m) {
+        char names[1024];
+        lt_method_names(names, sizeof names);
+        fprintf(stderr, "ltbench reproduce: unknown method '%s'; known: %s\n", o.method, names);
+        return 2;
+    }
+
+    /* 1. protocol */
+    char ppath[LT_PROTO_PATH_MAX];
+    lt_protocol *p = malloc(sizeof *p);
+    const lt_proto_scale *ps;
+    if (!p) {
+        fprintf(stderr, "ltbench reproduce: out of memory\n");
+        return 1;
+    }
+    if (lt_protocol_find(protocol, NULL, ppath, sizeof ppath) || lt_protocol_load(ppath, p) ||
+        lt_protocol_scale(p, scale, &ps)) {
+        fprintf(stderr, "ltbench reproduce: %s\n", lt_errmsg());
+        free(p);
+        return 1;
+    }
+    int seeds[64], ns = 0;
+    if (o.seeds) {
+        if (lt_seed_list_parse(o.seeds, seeds, 64, &ns)) {
+            fprintf(stderr, "ltbench reproduce: %s\n", lt_errmsg());
+            free(p);
+            return 2;
+        }
+    } else {
+        ns = p->n_seeds;
+        for (int i = 0; i < ns; i++) seeds[i] = p->seeds[i];
+    }
+    printf("reproduce: %s on %s (version %d, sha256 %.12s), scale %s, seeds", m->name, p->name, p->version,
+           p->sha256, scale);
+    for (int i = 0; i < ns; i++) printf("%s%d", i ? "," : " ", seeds[i]);
+    printf("\n");
+
+    /* 2. dataset */
+    lt_ds_built b;
+    memset(&b, 0, sizeof b);
+    printf("reproduce: [1/4] dataset %s\n", p->dataset.name);
+    fflush(stdout);
+    if (build_dataset(p, scale, o.data, &b) != LT_OK) {
+        fprintf(stderr, "ltbench reproduce: dataset %s: %s\n", p->dataset.name, lt_errmsg());
+        free(p);
+        return 1;
+    }
+    printf("reproduce: dataset %s %s%s: %ld train / %ld test, manifest %.12s\n", p->dataset.name, b.tag,
+           b.rebuilt ? "" : " (up to date)", b.n_train, b.n_test, b.manifest_sha256);
+
+    /* 3. runs */
+    int n_failed = 0;
+    for (int i = 0; i < ns; i++) {
+        char dir[1024], result[1100], why[600];
+        if (lt_run_dir(o.results, p->name, scale, m->name, (uint64_t)seeds[i], dir, sizeof dir)) {
+            fprintf(stderr, "ltbench reproduce: %s\n", lt_errmsg());
+            n_failed = -1;
+            break;
+        }
+        snprintf(result, sizeof result, "%s/result.json", dir);
+        if (reusable(result, p->sha256, b.manifest_sha256, m->version, why, sizeof why)) {
+            printf("reproduce: [2/4] seed %d: re-using %s\n", seeds[i], result);
+            continue;
+        }
+        printf("reproduce: [2/4] seed %d: running (%s)\n", seeds[i], why);
+        fflush(stdout);
+        lt_run_request req;
+        lt_run_request_default(&req);
+        req.protocol = ppath;
+        req.scale = scale;
+        req.method = m->name;
+        req.seed = (uint64_t)seeds[i];
+        req.results_root = o.results;
+        req.data_dir = o.data;
+        if (o.threads > 0) req.threads = o.threads;
+        lt_run_outcome out;
+        if (lt_runner_run(&req, &out) != LT_OK) {
+            fprintf(stderr, "ltbench reproduce: seed %d: %s\n", seeds[i], lt_errmsg());
+            n_failed = -1;
+            break;
+        }
+        if (out.ok) {
+            printf("reproduce: seed %d: top-1 %.2f%% (%.0f s)\n", seeds[i], 100.0 * out.top1, out.total_s);
+        } else {
+            printf("reproduce: seed %d: FAILED: %s\n", seeds[i], out.reason);
+            n_failed++;
+        }
+    }
+    lt_ds_built_free(&b);
+    if (n_failed < 0) {
+        free(p);
+        return 1;
+    }
+
+    /* 4. leaderboard and figures */
+    printf("reproduce: [3/4] leaderboard\n");
+    lt_lb_opts lo = {.results_dir = o.results, .log = stdout};
+    lt_lb_row *rows = NULL;
+    int n_rows = 0;
+    if (lt_leaderboard_update(&lo, NULL, &rows, &n_rows) != LT_OK) {
+        fprintf(stderr, "ltbench reproduce: leaderboard: %s\n", lt_errmsg());
+        free(p);
+        return 1;
+    }
+    printf("reproduce: [4/4] figures\n");
+    lt_fig_opts fo = {.results_dir = o.results, .out_dir = o.out, .log = stdout};
+    lt_fig_summary fs;
+    rc = lt_figures_make(&fo, NULL, &fs);
+    if (rc != LT_OK) fprintf(stderr, "ltbench reproduce: figures: %s\n", lt_errmsg());
+    int shown = 0;
+    for (int i = 0; i < n_rows; i++) {
+        if (strcmp(rows[i].protocol, p->name) || strcmp(rows[i].scale, scale) || strcmp(rows[i].method, m->name))
+            continue;
+        char line[1024], top1[32], std[32];
+        lt_lb_row_csv(&rows[i], line, sizeof line);
+        lt_rep_pct(rows[i].mean[LT_M_TOP1], top1, sizeof top1);
+        lt_rep_pct(rows[i].top1_std, std, sizeof std);
+        printf("\n%s\n%s\n\n%s %s %s: top-1 %s%s%s over %d seed(s), status %s\n", LT_LB_CSV_HEADER, line, p->name,
+               scale, m->name, top1[0] ? top1 : "-", std[0] ? " +- " : "", std, rows[i].n_ok, rows[i].status);
+        shown = 1;
+    }
+    free(rows);
+    free(p);
+    if (!shown) {
+        fprintf(stderr, "ltbench reproduce: no leaderboard row for %s (results directory?)\n", m->name);
+        return 1;
+    }
+    return n_failed || rc ? 1 : 0;
+}

@@ -1,0 +1,162 @@
+/* cmd_run.c — `ltbench run` (one protocol/scale/method/seed through the
+ * isolated runner) and `ltbench list` (datasets, protocols, methods). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_run.h"
+#include "lt_datasets.h"
+#include "lt_protocol.h"
+#include "lt_runner.h"
+
+static const char RUN_USAGE[] =
+    "usage: ltbench run --protocol P --method M [--scale S] [--seed K] [--threads T]\n"
+    "                   [--results DIR] [--data DIR] [--time-limit SEC] [--hparams JSON]\n"
+    "                   [--no-resume] [--quiet]\n"
+    "\n"
+    "Train and evaluate method M on protocol P in an isolated child process and write\n"
+    "DIR/runs/P/S/M/seedK/{result.json,events.jsonl,per_class.csv}. A crash, NaN loss or\n"
+    "timeout gives a result with \"status\":\"failed\" and the reason (exit code 1).\n"
+    "An interrupted run resumes from its last epoch checkpoint; a finished one is only\n"
+    "re-evaluated.\n"
+    "  --protocol P      protocol name (protocols/P.json) or path to a .json\n"
+    "  --method M        method name (see `ltbench list methods`)\n"
+    "  --scale S         ci, short (default) or full\n"
+    "  --seed K          training seed (default 0)\n"
+    "  --threads T       OpenMP/OpenBLAS threads (default 2); numbers are bit-identical\n"
+    "                    for a given seed and thread count\n"
+    "  --results DIR     results root (default results)\n"
+    "  --data DIR        data directory (default $LTBENCH_DATA, else data)\n"
+    "  --time-limit SEC  wall-clock limit of the run (default none)\n"
+    "  --hparams JSON    override the method's default hyper-parameters, e.g. '{\"tau\":1}'\n"
+    "  --no-resume       start afresh, ignoring checkpoints\n"
+    "  --quiet           no progress output\n"
+    "exit status: 0 ok, 1 run failed, 2 usage error\n";
+
+static const char LIST_USAGE[] =
+    "usage: ltbench list [datasets|protocols|methods]\n"
+    "\n"
+    "List the known datasets, the protocols in protocols/ (or $LTBENCH_PROTOCOLS) with\n"
+    "their version and division, and the methods with version, fidelity and shared stage 1.\n"
+    "Without an argument, all three.\n";
+
+static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
+
+static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || d < lo || d > hi) {
+        fprintf(stderr, "ltbench run: %s: '%s' is not a number in [%g, %g]\n", opt, v, lo, hi);
+        return 0;
+    }
+    *out = d;
+    return 1;
+}
+
+int lt_cmd_run(int argc, char **argv) {
+    lt_run_request r;
+    lt_run_request_default(&r);
+    r.method = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) {
+            fputs(RUN_USAGE, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--no-resume")) { r.resume = 0; continue; }
+        if (!strcmp(a, "--quiet")) { r.quiet = 1; continue; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "ltbench run: %s needs a value (or is unknown)\n%s", a, RUN_USAGE);
+            return 2;
+        }
+        const char *v = argv[++i];
+        double d;
+        if (!strcmp(a, "--protocol")) r.protocol = v;
+        else if (!strcmp(a, "--method")) r.method = v;
+        else if (!strcmp(a, "--scale")) r.scale = v;
+        else if (!strcmp(a, "--results")) r.results_root = v;
+        else if (!strcmp(a, "--data")) r.data_dir = v;
+        else if (!strcmp(a, "--hparams")) r.hparams = v;
+        else if (!strcmp(a, "--seed")) {
+            if (!parse_num(a, v, 0, 4294967295.0, &d) || d != (double)(uint64_t)d) return 2;
+            r.seed = (uint64_t)d;
+        } else if (!strcmp(a, "--threads")) {
+            if (!parse_num(a, v, 1, 256, &d)) return 2;
+            r.threads = (int)d;
+        } else if (!strcmp(a, "--time-limit")) {
+            if (!parse_num(a, v, 0, 1e9, &d)) return 2;
+            r.time_limit_s = d;
+        } else {
+            fprintf(stderr, "ltbench run: unknown option '%s'\n%s", a, RUN_USAGE);
+            return 2;
+        }
+    }
+    if (!r.protocol || !r.method) {
+        fprintf(stderr, "ltbench run: --protocol and --method are required\n%s", RUN_USAGE);
+        return 2;
+    }
+    lt_run_outcome o;
+    int rc = lt_runner_run(&r, &o);
+    if (rc) {
+        fprintf(stderr, "ltbench run: %s\n", lt_errmsg());
+        return rc == LT_EINVAL || rc == LT_EIO || rc == LT_EDATA || rc == LT_EABI ? 2 : 1;
+    }
+    if (!o.ok) {
+        fprintf(stderr, "ltbench run: failed: %s (%s)\n", o.reason, o.result_path);
+        return 1;
+    }
+    printf("%s\n", o.result_path);
+    return 0;
+}
+
+static int list_protocol(void *ud, const char *path, const lt_protocol *p, int status, const char *errmsg) {
+    (void)ud;
+    if (status != LT_OK) printf("  %-22s INVALID: %s\n", path, errmsg);
+    else printf("  %-22s v%d %-6s %-12s %s\n", p->name, p->version, p->division, p->dataset.name,
+                p->scales[LT_SCALE_FULL].arch);
+    return 0;
+}
+
+int lt_cmd_list(int argc, char **argv) {
+    int want = 7;   /* 1 datasets, 2 protocols, 4 methods */
+    if (argc > 2) {
+        fprintf(stderr, "ltbench list: one argument at most\n%s", LIST_USAGE);
+        return 2;
+    }
+    if (argc == 2) {
+        if (is_help(argv[1])) { fputs(LIST_USAGE, stdout); return 0; }
+        if (!strcmp(argv[1], "datasets")) want = 1;
+        else if (!strcmp(argv[1], "protocols")) want = 2;
+        else if (!strcmp(argv[1], "methods")) want = 4;
+        else {
+            fprintf(stderr, "ltbench list: unknown list '%s'\n%s", argv[1], LIST_USAGE);
+            return 2;
+        }
+    }
+    int rc = 0;
+    if (want & 1) {
+        printf("datasets:\n");
+        for (int i = 0; i < lt_ds_count(); i++) {
+            const lt_ds_def *d = lt_ds_at(i);
+            printf("  %-22s %5d classes  %s\n", d->name, d->n_classes, d->title ? d->title : "");
+        }
+    }
+    if (want & 2) {
+        printf("protocols (name, version, division, dataset, full-scale model):\n");
+        if (lt_protocol_list(NULL, list_protocol, NULL) != LT_OK) {
+            fprintf(stderr, "ltbench list: %s\n", lt_errmsg());
+            rc = 1;
+        }
+    }
+    if (want & 4) {
+        printf("methods (name, version, fidelity, stage 1, citation):\n");
+        for (int i = 0; i < lt_method_count(); i++) {
+            const lt_method *m = lt_method_at(i);
+            printf("  %-22s v%-4s %-14s %-10s %s\n", m->name, m->version, m->fidelity,
+                   m->stage1_from ? m->stage1_from : "own", m->cite ? m->cite : "");
+        }
+    }
+    return rc;
+}

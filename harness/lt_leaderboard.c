@@ -1,0 +1,736 @@
+/* lt_leaderboard.c — result.json reader, run scan, leaderboard aggregation
+ * and the CSV / Markdown / LaTeX writers (see lt_leaderboard.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "lt_datasets.h"   /* lt_file_write_atomic, lt_json_read */
+#include "lt_leaderboard.h"
+
+/* ---- small helpers ------------------------------------------------------------- */
+
+void lt_rep_buf_printf(lt_rep_buf *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    for (;;) {
+        size_t room = b->cap - b->n;
+        va_list ap;
+        va_start(ap, fmt);
+        int k = room ? vsnprintf(b->s + b->n, room, fmt, ap) : -2;
+        va_end(ap);
+        if (k == -1) {
+            b->oom = 1;
+            return;
+        }
+        if (k >= 0 && (size_t)k < room) {
+            b->n += (size_t)k;
+            return;
+        }
+        size_t need = b->n + (k >= 0 ? (size_t)k : 0) + 1;
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < need) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+int lt_rep_buf_ok(const lt_rep_buf *b, const char *what)
+{
+    return b->oom ? lt_err(LT_ENOMEM, "%s: out of memory", what) : LT_OK;
+}
+
+void lt_rep_buf_free(lt_rep_buf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+int lt_rep_mkdirs(const char *dir)
+{
+    char p[LT_LB_PATH];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return lt_err(LT_EINVAL, "path too long: %s", dir);
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) return lt_err(LT_EIO, "mkdir %s: %s", p, strerror(errno));
+        *s = c;
+        if (!c) break;
+    }
+    return LT_OK;
+}
+
+int lt_rep_write(const char *path, const lt_rep_buf *b)
+{
+    LT_TRY(lt_rep_buf_ok(b, path));
+    char dir[LT_LB_PATH];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        LT_TRY(lt_rep_mkdirs(dir));
+    }
+    return lt_file_write_atomic(path, b->s ? b->s : "", b->n);
+}
+
+int lt_rep_csv_split(char *line, char **fields, int max)
+{
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+    int n = 0;
+    char *r = line, *w = line;
+    for (;;) {
+        char *start = w;
+        if (*r == '"') {
+            r++;
+            for (;;) {
+                if (*r == '\0') return -1;
+                if (*r == '"' && r[1] == '"') {
+                    *w++ = '"';
+                    r += 2;
+                } else if (*r == '"') {
+                    r++;
+                    break;
+                } else {
+                    *w++ = *r++;
+                }
+            }
+            /* text after the closing quote up to the comma is kept as is */
+            while (*r && *r != ',') *w++ = *r++;
+        } else {
+            while (*r && *r != ',') *w++ = *r++;
+        }
+        int more = *r == ',';
+        if (more) r++;
+        *w++ = '\0';
+        if (n < max) fields[n] = start;
+        n++;
+        if (!more) break;
+    }
+    return n;
+}
+
+void lt_rep_pct(double v, char *buf, size_t cap)
+{
+    if (isnan(v)) {
+        snprintf(buf, cap, "%s", "");
+        return;
+    }
+    snprintf(buf, cap, "%.2f", v);
+    if (!strcmp(buf, "-0.00")) snprintf(buf, cap, "%s", "0.00");
+}
+
+/* ---- metrics -------------------------------------------------------------------- */
+
+static const char *const METRIC_NAMES[LT_M_COUNT] = {"top1", "many", "medium", "few", "ece", "macro_f1", "map"};
+
+const char *lt_metric_name(int m) { return m >= 0 && m < LT_M_COUNT ? METRIC_NAMES[m] : "?"; }
+
+int lt_metric_parse(const char *s, int *m)
+{
+    for (int i = 0; i < LT_M_COUNT; i++)
+        if (!strcmp(s, METRIC_NAMES[i])) {
+            *m = i;
+            return LT_OK;
+        }
+    return lt_err(LT_EINVAL, "unknown metric '%s' (top1 many medium few ece macro_f1 map)", s);
+}
+
+/* ---- result.json ---------------------------------------------------------------- */
+
+static void copy_str(char *dst, size_t cap, const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsString(v) && v->valuestring) snprintf(dst, cap, "%s", v->valuestring);
+}
+
+static double get_num(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* Identity from …/<protocol>/<scale>/<method>/seed<k>/result.json. */
+static int identity_from_path(const char *path, lt_run_record *r)
+{
+    char p[LT_LB_PATH];
+    snprintf(p, sizeof p, "%s", path);
+    char *part[5] = {0};   /* protocol, scale, method, seed<k>, result.json */
+    for (int i = 4; i >= 1; i--) {
+        char *slash = strrchr(p, '/');
+        if (!slash) return lt_err(LT_EDATA, "%s: not under <protocol>/<scale>/<method>/seed<k>/", path);
+        part[i] = slash + 1;
+        *slash = '\0';
+    }
+    char *slash = strrchr(p, '/');
+    part[0] = slash ? slash + 1 : p;
+    if (!part[0][0] || strncmp(part[3], "seed", 4) || !part[3][4] || strspn(part[3] + 4, "0123456789") != strlen(part[3] + 4))
+        return lt_err(LT_EDATA, "%s: not under <protocol>/<scale>/<method>/seed<k>/", path);
+    snprintf(r->protocol, sizeof r->protocol, "%s", part[0]);
+    snprintf(r->scale, sizeof r->scale, "%s", part[1]);
+    snprintf(r->method, sizeof r->method, "%s", part[2]);
+    r->seed = atoi(part[3] + 4);
+    return LT_OK;
+}
+
+int lt_run_record_read(const char *path, lt_run_record *r)
+{
+    memset(r, 0, sizeof *r);
+    for (int m = 0; m < LT_M_COUNT; m++) r->metric[m] = NAN;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    snprintf(r->dir, sizeof r->dir, "%s", path);
+    char *slash = strrchr(r->dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(r->dir, sizeof r->dir, ".");
+    r->seed = -1;
+
+    cJSON *doc = NULL;
+    int rc = lt_json_read(path, &doc);
+    if (rc != LT_OK || !cJSON_IsObject(doc)) {
+        char why[256];
+        snprintf(why, sizeof why, "unreadable result.json: %s", rc ? lt_errmsg() : "not a JSON object");
+        cJSON_Delete(doc);
+        LT_TRY(identity_from_path(path, r));
+        snprintf(r->reason, sizeof r->reason, "%s", why);
+        return LT_OK;
+    }
+    const cJSON *proto = cJSON_GetObjectItemCaseSensitive(doc, "protocol");
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(doc, "method");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(doc, "seed");
+    copy_str(r->protocol, sizeof r->protocol, proto, "name");
+    copy_str(r->protocol_sha256, sizeof r->protocol_sha256, proto, "sha256");
+    double pv = get_num(proto, "version");
+    r->protocol_version = isnan(pv) ? 0 : (int)pv;
+    copy_str(r->scale, sizeof r->scale, doc, "scale");
+    copy_str(r->method, sizeof r->method, method, "name");
+    copy_str(r->method_version, sizeof r->method_version, method, "version");
+    copy_str(r->fidelity, sizeof r->fidelity, method, "fidelity");
+    if (cJSON_IsNumber(seed)) r->seed = seed->valueint;
+    if (!r->protocol[0] || !r->scale[0] || !r->method[0] || r->seed < 0) {
+        lt_run_record from_path;
+        memset(&from_path, 0, sizeof from_path);
+        rc = identity_from_path(path, &from_path);
+        if (rc) {
+            cJSON_Delete(doc);
+            return rc;
+        }
+        if (!r->protocol[0]) snprintf(r->protocol, sizeof r->protocol, "%s", from_path.protocol);
+        if (!r->scale[0]) snprintf(r->scale, sizeof r->scale, "%s", from_path.scale);
+        if (!r->method[0]) snprintf(r->method, sizeof r->method, "%s", from_path.method);
+        if (r->seed < 0) r->seed = from_path.seed;
+    }
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(doc, "status");
+    r->ok = cJSON_IsString(status) && !strcmp(status->valuestring, "ok");
+    copy_str(r->reason, sizeof r->reason, doc, "reason");
+    if (!r->ok && !r->reason[0])
+        snprintf(r->reason, sizeof r->reason, "status %s", cJSON_IsString(status) ? status->valuestring : "missing");
+    const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(doc, "metrics");
+    for (int m = 0; m < LT_M_COUNT; m++) r->metric[m] = get_num(metrics, METRIC_NAMES[m]);
+    copy_str(r->manifest_sha256, sizeof r->manifest_sha256, cJSON_GetObjectItemCaseSensitive(doc, "dataset"),
+             "manifest_sha256");
+    const cJSON *env = cJSON_GetObjectItemCaseSensitive(doc, "env");
+    copy_str(r->commit, sizeof r->commit, env, "commit");
+    r->dirty = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(env, "dirty"));
+    cJSON_Delete(doc);
+    return LT_OK;
+}
+
+/* ---- the scan ------------------------------------------------------------------- */
+
+static int set_push(lt_run_set *s, const lt_run_record *r)
+{
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 64;
+        lt_run_record *v = realloc(s->v, (size_t)cap * sizeof *v);
+        if (!v) return lt_err(LT_ENOMEM, "run scan: out of memory");
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = *r;
+    return LT_OK;
+}
+
+static int walk(const char *dir, int depth, FILE *warn, lt_run_set *out)
+{
+    DIR *d = opendir(dir);
+    if (!d) return lt_err(LT_EIO, "%s: cannot read directory: %s", dir, strerror(errno));
+    int rc = LT_OK;
+    struct dirent *e;
+    while (rc == LT_OK && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[LT_LB_PATH];
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
+        struct stat st;
+        if (stat(p, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (depth < 8) rc = walk(p, depth + 1, warn, out);
+        } else if (S_ISREG(st.st_mode) && !strcmp(e->d_name, "result.json")) {
+            lt_run_record r;
+            if (lt_run_record_read(p, &r) != LT_OK) {
+                if (warn) fprintf(warn, "leaderboard: skipping %s\n", lt_errmsg());
+                continue;
+            }
+            rc = set_push(out, &r);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int run_cmp(const void *a, const void *b)
+{
+    const lt_run_record *x = a, *y = b;
+    int c;
+    if ((c = strcmp(x->protocol, y->protocol))) return c;
+    if ((c = strcmp(x->scale, y->scale))) return c;
+    if ((c = strcmp(x->method, y->method))) return c;
+    if (x->seed != y->seed) return x->seed < y->seed ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+int lt_runs_scan(const char *results_dir, FILE *warn, lt_run_set *out)
+{
+    memset(out, 0, sizeof *out);
+    char runs[LT_LB_PATH];
+    snprintf(runs, sizeof runs, "%s/runs", results_dir ? results_dir : "results");
+    struct stat st;
+    if (stat(runs, &st) != 0) return LT_OK;   /* nothing run yet */
+    int rc = walk(runs, 0, warn, out);
+    if (rc) {
+        lt_run_set_free(out);
+        return rc;
+    }
+    if (out->n) qsort(out->v, (size_t)out->n, sizeof *out->v, run_cmp);
+    return LT_OK;
+}
+
+void lt_run_set_free(lt_run_set *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- paper numbers -------------------------------------------------------------- */
+
+static int paper_from_csv(const char *path, const char *protocol, const char *method, double *top1)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return errno == ENOENT ? LT_OK : lt_err(LT_EIO, "%s: cannot open: %s", path, strerror(errno));
+    char line[1024];
+    int lineno = 0, rc = LT_OK;
+    while (rc == LT_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *fld[8];
+        if (line[0] == '#' || line[strspn(line, " \t\r\n")] == '\0') continue;
+        int n = lt_rep_csv_split(line, fld, 8);
+        if (n >= 2 && !strcmp(fld[0], "protocol") && !strcmp(fld[1], "method")) continue;   /* header */
+        if (n != 4) {
+            rc = lt_err(LT_EDATA, "%s:%d: expected 4 fields protocol,method,top1,source, got %d", path, lineno, n);
+            break;
+        }
+        char *end;
+        double v = strtod(fld[2], &end);
+        if (end == fld[2] || *end || !(v >= 0 && v <= 100)) {
+            rc = lt_err(LT_EDATA, "%s:%d: top1 '%s' is not a percentage in [0,100]", path, lineno, fld[2]);
+            break;
+        }
+        if (!strcmp(fld[0], protocol) && !strcmp(fld[1], method)) *top1 = v;
+    }
+    fclose(f);
+    return rc;
+}
+
+static int paper_from_json(const char *path, const char *protocol, double *top1)
+{
+    if (access(path, F_OK) != 0) return LT_OK;
+    cJSON *doc = NULL;
+    LT_TRY(lt_json_read(path, &doc));
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "top1");
+    int rc = LT_OK;
+    if (!cJSON_IsObject(t)) {
+        rc = lt_err(LT_EDATA, "%s: expected an object \"top1\": {\"<protocol>\": percent}", path);
+    } else {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(t, protocol);
+        if (v && !cJSON_IsNumber(v)) rc = lt_err(LT_EDATA, "%s: top1.%s is not a number", path, protocol);
+        else if (v) *top1 = v->valuedouble;
+    }
+    cJSON_Delete(doc);
+    return rc;
+}
+
+int lt_paper_top1(const lt_lb_opts *o, const char *protocol, const char *method, double *top1)
+{
+    *top1 = NAN;
+    char p[LT_LB_PATH];
+    snprintf(p, sizeof p, "%s/paper_numbers.csv", o->results_dir ? o->results_dir : "results");
+    LT_TRY(paper_from_csv(p, protocol, method, top1));
+    if (!isnan(*top1)) return LT_OK;
+    snprintf(p, sizeof p, "%s/%s/paper.json", o->methods_dir ? o->methods_dir : "methods", method);
+    return paper_from_json(p, protocol, top1);
+}
+
+/* ---- aggregation ---------------------------------------------------------------- */
+
+static int same_group(const lt_run_record *a, const lt_run_record *b)
+{
+    return !strcmp(a->protocol, b->protocol) && !strcmp(a->scale, b->scale) && !strcmp(a->method, b->method);
+}
+
+/* Unique commits of the group, sorted, "+dirty" marked, joined with ';'. */
+static void group_commits(const lt_run_record *v, int n, char *out, size_t cap)
+{
+    char seen[16][48];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        char c[48];
+        if (!v[i].commit[0]) continue;
+        snprintf(c, sizeof c, "%.12s%s", v[i].commit, v[i].dirty ? "+dirty" : "");
+        int dup = 0;
+        for (int j = 0; j < k; j++) dup |= !strcmp(seen[j], c);
+        if (!dup && k < 16) snprintf(seen[k++], sizeof seen[0], "%s", c);
+    }
+    qsort(seen, (size_t)k, sizeof seen[0], (int (*)(const void *, const void *))strcmp);
+    out[0] = '\0';
+    for (int j = 0; j < k; j++) {
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s%s", j ? ";" : "", seen[j]);
+    }
+}
+
+static void aggregate(const lt_run_record *v, int n, lt_lb_row *r)
+{
+    snprintf(r->protocol, sizeof r->protocol, "%s", v[0].protocol);
+    snprintf(r->scale, sizeof r->scale, "%s", v[0].scale);
+    snprintf(r->method, sizeof r->method, "%s", v[0].method);
+    r->n_runs = n;
+    const char *sha = NULL;
+    int mixed = 0;
+    for (int i = 0; i < n; i++) {
+        if (v[i].protocol_version > r->protocol_version) r->protocol_version = v[i].protocol_version;
+        if (!r->fidelity[0] && v[i].fidelity[0]) snprintf(r->fidelity, sizeof r->fidelity, "%s", v[i].fidelity);
+        if (v[i].protocol_sha256[0]) {
+            if (sha && strcmp(sha, v[i].protocol_sha256)) mixed = 1;
+            sha = v[i].protocol_sha256;
+        }
+        r->n_ok += v[i].ok;
+    }
+    for (int m = 0; m < LT_M_COUNT; m++) {
+        double s = 0;
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (v[i].ok && !isnan(v[i].metric[m])) {
+                s += 100.0 * v[i].metric[m];
+                k++;
+            }
+        r->mean[m] = k ? s / k : NAN;
+    }
+    r->top1_std = NAN;
+    int k = 0;
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        if (v[i].ok && !isnan(v[i].metric[LT_M_TOP1])) {
+            double d = 100.0 * v[i].metric[LT_M_TOP1] - r->mean[LT_M_TOP1];
+            ss += d * d;
+            k++;
+        }
+    if (k >= 2) r->top1_std = sqrt(ss / (k - 1));
+    if (r->n_ok == n) snprintf(r->status, sizeof r->status, "ok");
+    else if (r->n_ok == 0) snprintf(r->status, sizeof r->status, "failed");
+    else snprintf(r->status, sizeof r->status, "failed(%d/%d)", n - r->n_ok, n);
+    /* Runs of one row made under different protocol files are not one
+     * experiment; say so rather than average them silently. */
+    if (mixed) {
+        size_t len = strlen(r->status);
+        snprintf(r->status + len, sizeof r->status - len, ";mixed-protocol");
+    }
+    group_commits(v, n, r->commit, sizeof r->commit);
+}
+
+int lt_leaderboard_rows(const lt_lb_opts *o, const lt_run_set *set, lt_lb_row **rows, int *n_rows)
+{
+    *rows = NULL;
+    *n_rows = 0;
+    lt_lb_row *out = calloc((size_t)(set->n ? set->n : 1), sizeof *out);
+    if (!out) return lt_err(LT_ENOMEM, "leaderboard: out of memory");
+    int n = 0;
+    for (int i = 0; i < set->n;) {
+        int j = i + 1;
+        while (j < set->n && same_group(&set->v[i], &set->v[j])) j++;
+        lt_lb_row *r = &out[n++];
+        aggregate(&set->v[i], j - i, r);
+        r->first = i;
+        r->paper_top1 = r->delta_vs_paper = NAN;
+        /* Published numbers come from the full protocol; a short or ci run
+         * (smaller model, fewer epochs) compared with them would only
+         * measure the budget cut, so only full rows carry them. */
+        if (!strcmp(r->scale, "full")) {
+            int rc = lt_paper_top1(o, r->protocol, r->method, &r->paper_top1);
+            if (rc) {
+                free(out);
+                return rc;
+            }
+            if (!isnan(r->paper_top1) && !isnan(r->mean[LT_M_TOP1]))
+                r->delta_vs_paper = r->mean[LT_M_TOP1] - r->paper_top1;
+        }
+        i = j;
+    }
+    *rows = out;
+    *n_rows = n;
+    return LT_OK;
+}
+
+/* ---- writers -------------------------------------------------------------------- */
+
+/* A CSV field, quoted only when it must be. */
+static void csv_field(lt_rep_buf *b, const char *s, int first)
+{
+    if (!first) lt_rep_buf_printf(b, ",");
+    if (strpbrk(s, ",\"\n")) {
+        lt_rep_buf_printf(b, "\"");
+        for (const char *p = s; *p; p++) lt_rep_buf_printf(b, *p == '"' ? "\"\"" : "%c", *p);
+        lt_rep_buf_printf(b, "\"");
+    } else {
+        lt_rep_buf_printf(b, "%s", s);
+    }
+}
+
+static void row_csv(lt_rep_buf *b, const lt_lb_row *r)
+{
+    char num[32];
+    csv_field(b, r->protocol, 1);
+    lt_rep_buf_printf(b, ",%d", r->protocol_version);
+    csv_field(b, r->scale, 0);
+    csv_field(b, r->method, 0);
+    csv_field(b, r->fidelity, 0);
+    lt_rep_buf_printf(b, ",%d", r->n_ok);
+    const double cols[] = {r->mean[LT_M_TOP1], r->top1_std, r->mean[LT_M_MANY], r->mean[LT_M_MEDIUM],
+                           r->mean[LT_M_FEW], r->mean[LT_M_ECE], r->mean[LT_M_MAP], r->paper_top1,
+                           r->delta_vs_paper};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        lt_rep_pct(cols[i], num, sizeof num);
+        lt_rep_buf_printf(b, ",%s", num);
+    }
+    csv_field(b, r->status, 0);
+    csv_field(b, r->commit, 0);
+}
+
+void lt_lb_row_csv(const lt_lb_row *r, char *buf, size_t cap)
+{
+    lt_rep_buf b = {0};
+    row_csv(&b, r);
+    snprintf(buf, cap, "%s", b.oom || !b.s ? "" : b.s);
+    lt_rep_buf_free(&b);
+}
+
+static void md_cell(lt_rep_buf *b, const char *s)
+{
+    lt_rep_buf_printf(b, " ");
+    for (const char *p = s; *p; p++) lt_rep_buf_printf(b, *p == '|' ? "\\|" : "%c", *p);
+    lt_rep_buf_printf(b, " |");
+}
+
+static void mean_pm(double mean, double std, const char *pm, char *out, size_t cap)
+{
+    char m[32], s[32];
+    lt_rep_pct(mean, m, sizeof m);
+    lt_rep_pct(std, s, sizeof s);
+    if (s[0]) snprintf(out, cap, "%s%s%s", m, pm, s);
+    else snprintf(out, cap, "%s", m);
+}
+
+static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
+{
+    lt_rep_buf_printf(b,
+                      "# Leaderboard\n\n"
+                      "Written by `ltbench leaderboard` from results/runs/*/*/*/seed*/result.json "
+                      "(the same numbers as results/leaderboard.csv); do not edit by hand.\n\n"
+                      "Numbers are percent: mean over the seeds that finished, ± the sample standard "
+                      "deviation (n-1) of top-1. The last epoch is reported; nothing is selected on the "
+                      "test set. Shot groups: many > 100, medium 20-100, few < 20 training images. "
+                      "Fidelity: `official-code` (implemented against the authors' code), `paper` (from "
+                      "the paper's text), `reconstructed` (rebuilt from abstracts and first principles; "
+                      "not the paper's method until checked against it). Paper numbers are shown for "
+                      "the `full` scale only.\n");
+    for (int i = 0; i < n;) {
+        int j = i;
+        while (j < n && !strcmp(rows[j].protocol, rows[i].protocol) && !strcmp(rows[j].scale, rows[i].scale)) j++;
+        lt_rep_buf_printf(b, "\n## %s, scale %s (protocol version %d)\n\n", rows[i].protocol, rows[i].scale,
+                          rows[i].protocol_version);
+        lt_rep_buf_printf(b, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | mAP "
+                             "| paper top-1 | Δ paper | status | commit |\n");
+        lt_rep_buf_printf(b, "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|:--|\n");
+        for (int k = i; k < j; k++) {
+            const lt_lb_row *r = &rows[k];
+            char cell[64];
+            lt_rep_buf_printf(b, "|");
+            md_cell(b, r->method);
+            md_cell(b, r->fidelity);
+            snprintf(cell, sizeof cell, "%d", r->n_ok);
+            md_cell(b, cell);
+            mean_pm(r->mean[LT_M_TOP1], r->top1_std, " ± ", cell, sizeof cell);
+            md_cell(b, cell);
+            const int ms[] = {LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE, LT_M_MAP};
+            for (int q = 0; q < 5; q++) {
+                lt_rep_pct(r->mean[ms[q]], cell, sizeof cell);
+                md_cell(b, cell);
+            }
+            lt_rep_pct(r->paper_top1, cell, sizeof cell);
+            md_cell(b, cell);
+            lt_rep_pct(r->delta_vs_paper, cell, sizeof cell);
+            md_cell(b, cell);
+            md_cell(b, r->status);
+            md_cell(b, r->commit);
+            lt_rep_buf_printf(b, "\n");
+        }
+        i = j;
+    }
+}
+
+/* LaTeX-escapes text: the characters that are special in running text. */
+static void tex_text(lt_rep_buf *b, const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        switch (*p) {
+        case '_': case '&': case '%': case '$': case '#': case '{': case '}':
+            lt_rep_buf_printf(b, "\\%c", *p);
+            break;
+        case '~': lt_rep_buf_printf(b, "\\textasciitilde{}"); break;
+        case '^': lt_rep_buf_printf(b, "\\textasciicircum{}"); break;
+        case '\\': lt_rep_buf_printf(b, "\\textbackslash{}"); break;
+        default: lt_rep_buf_printf(b, "%c", *p);
+        }
+    }
+}
+
+#define TEX_MARK "% Written by ltbench leaderboard"
+
+static void write_tex(lt_rep_buf *b, const lt_lb_row *rows, int n)
+{
+    int paper = 0;
+    for (int k = 0; k < n; k++) paper |= !isnan(rows[k].paper_top1);
+    lt_rep_buf_printf(b, "%s from results/runs; do not edit by hand.\n", TEX_MARK);
+    lt_rep_buf_printf(b, "%% Protocol ");
+    lt_rep_buf_printf(b, "%s, scale %s, version %d. Percent; top-1 is mean $\\pm$ sample std over seeds.\n",
+                      rows[0].protocol, rows[0].scale, rows[0].protocol_version);
+    lt_rep_buf_printf(b, "%% Needs \\usepackage{booktabs}.\n");
+    lt_rep_buf_printf(b, "\\begin{tabular}{llr%s%s}\n", "rrrrr", paper ? "rr" : "");
+    lt_rep_buf_printf(b, "\\toprule\nMethod & Fidelity & Seeds & Top-1 & Many & Medium & Few & ECE%s \\\\\n",
+                      paper ? " & Paper & $\\Delta$" : "");
+    lt_rep_buf_printf(b, "\\midrule\n");
+    for (int k = 0; k < n; k++) {
+        const lt_lb_row *r = &rows[k];
+        char cell[64];
+        tex_text(b, r->method);
+        lt_rep_buf_printf(b, " & ");
+        tex_text(b, r->fidelity[0] ? r->fidelity : "--");
+        if (r->n_ok == r->n_runs) lt_rep_buf_printf(b, " & %d", r->n_ok);
+        else lt_rep_buf_printf(b, " & %d/%d", r->n_ok, r->n_runs);
+        mean_pm(r->mean[LT_M_TOP1], r->top1_std, " $\\pm$ ", cell, sizeof cell);
+        lt_rep_buf_printf(b, " & %s", cell[0] ? cell : "--");
+        const int ms[] = {LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE};
+        for (int q = 0; q < 4; q++) {
+            lt_rep_pct(r->mean[ms[q]], cell, sizeof cell);
+            lt_rep_buf_printf(b, " & %s", cell[0] ? cell : "--");
+        }
+        if (paper) {
+            lt_rep_pct(r->paper_top1, cell, sizeof cell);
+            lt_rep_buf_printf(b, " & %s", cell[0] ? cell : "--");
+            lt_rep_pct(r->delta_vs_paper, cell, sizeof cell);
+            if (cell[0] && cell[0] != '-') lt_rep_buf_printf(b, " & +%s", cell);
+            else lt_rep_buf_printf(b, " & %s", cell[0] ? cell : "--");
+        }
+        lt_rep_buf_printf(b, " \\\\\n");
+    }
+    lt_rep_buf_printf(b, "\\bottomrule\n\\end{tabular}\n");
+}
+
+/* Removes tables/<x>.tex files that this command wrote (first line is the
+ * marker) and that no current protocol/scale produces any more. */
+static int prune_tables(const char *tables, const lt_lb_row *rows, int n)
+{
+    DIR *d = opendir(tables);
+    if (!d) return LT_OK;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".tex")) continue;
+        int live = 0;
+        for (int k = 0; k < n && !live; k++) {
+            char want[2 * LT_LB_NAME + 32];
+            snprintf(want, sizeof want, "%s_%s.tex", rows[k].protocol, rows[k].scale);
+            live = !strcmp(want, e->d_name);
+        }
+        if (live) continue;
+        char p[LT_LB_PATH], first[64] = "";
+        snprintf(p, sizeof p, "%s/%s", tables, e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) continue;
+        if (!fgets(first, sizeof first, f)) first[0] = '\0';
+        fclose(f);
+        if (!strncmp(first, TEX_MARK, strlen(TEX_MARK))) unlink(p);
+    }
+    closedir(d);
+    return LT_OK;
+}
+
+int lt_leaderboard_update(const lt_lb_opts *o, lt_run_set *set_out, lt_lb_row **rows_out, int *n_out)
+{
+    const char *res = o->results_dir ? o->results_dir : "results";
+    lt_run_set set;
+    LT_TRY(lt_runs_scan(res, o->log, &set));
+    lt_lb_row *rows = NULL;
+    int n = 0, rc = lt_leaderboard_rows(o, &set, &rows, &n);
+    if (rc) {
+        lt_run_set_free(&set);
+        return rc;
+    }
+    char p[LT_LB_PATH];
+    lt_rep_buf b = {0};
+    lt_rep_buf_printf(&b, "%s\n", LT_LB_CSV_HEADER);
+    for (int k = 0; k < n; k++) {
+        row_csv(&b, &rows[k]);
+        lt_rep_buf_printf(&b, "\n");
+    }
+    snprintf(p, sizeof p, "%s/leaderboard.csv", res);
+    rc = lt_rep_write(p, &b);
+    lt_rep_buf_free(&b);
+    if (!rc) {
+        write_md(&b, rows, n);
+        snprintf(p, sizeof p, "%s/leaderboard.md", res);
+        rc = lt_rep_write(p, &b);
+        lt_rep_buf_free(&b);
+    }
+    char tables[LT_LB_PATH];
+    snprintf(tables, sizeof tables, "%s/tables", res);
+    for (int i = 0; !rc && i < n;) {
+        int j = i;
+        while (j < n && !strcmp(rows[j].protocol, rows[i].protocol) && !strcmp(rows[j].scale, rows[i].scale)) j++;
+        write_tex(&b, rows + i, j - i);
+        snprintf(p, sizeof p, "%s/%s_%s.tex", tables, rows[i].protocol, rows[i].scale);
+        rc = lt_rep_write(p, &b);
+        lt_rep_buf_free(&b);
+        i = j;
+    }
+    if (!rc) rc = prune_tables(tables, rows, n);
+    if (!rc && o->log)
+        fprintf(o->log, "leaderboard: %d runs -> %d rows: %s/leaderboard.csv, leaderboard.md, tables/\n", set.n, n,
+                res);
+    if (rc || !set_out) lt_run_set_free(&set);
+    else *set_out = set;
+    if (rc || !rows_out) free(rows);
+    else *rows_out = rows;
+    if (n_out) *n_out = rc ? 0 : n;
+    return rc;
+}

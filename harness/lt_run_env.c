@@ -1,0 +1,108 @@
+/* lt_run_env.c — what a result depends on besides the code: the commit and
+ * whether the tree was dirty, the BLAS build and kernel (summation order, so
+ * the last bits), the thread count, the machine and the compiler. */
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "lt.h"
+#include "lt_run_internal.h"
+
+/* First line of a command's output into buf ("" on failure). Read-only git
+ * commands only: --no-optional-locks keeps `git status` from refreshing
+ * (writing) the index. */
+static int first_line(const char *cmd, char *buf, size_t cap) {
+    buf[0] = 0;
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    int got = fgets(buf, (int)cap, p) != NULL;
+    /* drain, so the command never dies of SIGPIPE and its status is real */
+    char tmp[256];
+    while (fgets(tmp, sizeof tmp, p)) {}
+    int st = pclose(p);
+    buf[strcspn(buf, "\r\n")] = 0;
+    return st == 0 ? got : -1;
+}
+
+static void cpu_model(char *buf, size_t cap) {
+    buf[0] = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10)) continue;
+        char *c = strchr(line, ':');
+        if (!c) continue;
+        c++;
+        while (*c == ' ' || *c == '\t') c++;
+        c[strcspn(c, "\n")] = 0;
+        snprintf(buf, cap, "%s", c);
+        break;
+    }
+    fclose(f);
+}
+
+void lt_run_env_capture(lt_run_env *e, int threads) {
+    memset(e, 0, sizeof *e);
+    char line[256];
+    if (first_line("git rev-parse HEAD 2>/dev/null", line, sizeof line) == 1 && strlen(line) >= 40)
+        snprintf(e->commit, sizeof e->commit, "%s", line);
+    else
+        snprintf(e->commit, sizeof e->commit, "unknown");
+    int st = strcmp(e->commit, "unknown")
+                 ? first_line("git --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null",
+                              line, sizeof line)
+                 : -1;
+    e->dirty = st < 0 ? -1 : st == 1;
+    snprintf(e->blas_config, sizeof e->blas_config, "%s", openblas_get_config());
+    snprintf(e->blas_core, sizeof e->blas_core, "%s", openblas_get_corename());
+    e->threads = threads;
+    struct utsname u;
+    char cpu[200];
+    cpu_model(cpu, sizeof cpu);
+    if (uname(&u) == 0)
+        snprintf(e->machine, sizeof e->machine, "%s %s %s%s%s", u.sysname, u.release, u.machine,
+                 cpu[0] ? ", " : "", cpu);
+    else
+        snprintf(e->machine, sizeof e->machine, "unknown%s%s", cpu[0] ? ", " : "", cpu);
+#if defined(__clang__)
+    snprintf(e->compiler, sizeof e->compiler, "clang %s", __VERSION__);
+#elif defined(__GNUC__)
+    snprintf(e->compiler, sizeof e->compiler, "gcc %s", __VERSION__);
+#elif defined(__VERSION__)
+    snprintf(e->compiler, sizeof e->compiler, "%s", __VERSION__);
+#else
+    snprintf(e->compiler, sizeof e->compiler, "unknown");
+#endif
+}
+
+cJSON *lt_run_env_json(const lt_run_env *e) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "commit", e->commit);
+    if (e->dirty < 0) cJSON_AddNullToObject(o, "dirty");
+    else cJSON_AddBoolToObject(o, "dirty", e->dirty);
+    cJSON_AddStringToObject(o, "blas_config", e->blas_config);
+    cJSON_AddStringToObject(o, "blas_core", e->blas_core);
+    cJSON_AddNumberToObject(o, "threads", e->threads);
+    cJSON_AddStringToObject(o, "machine", e->machine);
+    cJSON_AddStringToObject(o, "compiler", e->compiler);
+    cJSON_AddStringToObject(o, "engine_version", LT_ENGINE_VERSION);
+    return o;
+}
+
+void lt_iso8601_now(char buf[32]) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+double lt_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}

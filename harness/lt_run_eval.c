@@ -1,0 +1,227 @@
+/* lt_run_eval.c — after training: the feature bank a method may ask for,
+ * post_train, the test evaluation (softmax probabilities -> lt_metrics),
+ * per_class.csv and result.json.
+ *
+ * Model selection never looks at the test set (PROTOCOLS.md): the numbers
+ * are those of the model after the last epoch (and post_train). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lt_datasets.h"   /* lt_file_write_atomic */
+#include "lt_run_internal.h"
+
+/* Runs every image of ds through the eval transform and the model in
+ * inference mode; calls fn per batch. */
+typedef int (*batch_fn)(lt_child *c, void *ud, long first, int n, const int32_t *ids);
+
+static int pass(lt_child *c, const lt_dataset *ds, batch_fn fn, void *ud) {
+    const int B = c->m->batch;
+    int32_t *idx = malloc((size_t)ds->n * sizeof *idx);
+    if (!idx) return lt_err(LT_ENOMEM, "evaluation: out of memory");
+    for (long i = 0; i < ds->n; i++) idx[i] = (int32_t)i;
+    lt_loader *L = NULL;
+    int rc = lt_loader_open(&L, ds, &c->aug, B, 0, 0, c->job->req->seed, LT_STREAM_AUG);
+    if (!rc) rc = lt_loader_start(L, 0, idx, ds->n, 0);
+    long done = 0;
+    while (!rc) {
+        const float *x;
+        const int32_t *y, *ids;
+        int n;
+        rc = lt_loader_next(L, &x, &y, &ids, &n);
+        if (rc || n == 0) break;
+        rc = lt_model_forward(c->m, x, n, 0);
+        if (!rc) rc = fn(c, ud, done, n, ids);
+        done += n;
+    }
+    if (L) lt_loader_close(L);
+    free(idx);
+    return rc;
+}
+
+/* ---- feature bank ------------------------------------------------------------------ */
+
+typedef struct { float *feat, *logits; } bank_buf;
+
+static int bank_batch(lt_child *c, void *ud, long first, int n, const int32_t *ids) {
+    bank_buf *b = ud;
+    (void)first;
+    const float *f = lt_model_out(c->m, c->feat), *l = lt_model_out(c->m, c->logits);
+    for (int i = 0; i < n; i++) {
+        memcpy(b->feat + (size_t)ids[i] * c->D, f + (size_t)i * c->D, (size_t)c->D * sizeof(float));
+        memcpy(b->logits + (size_t)ids[i] * c->C, l + (size_t)i * c->C, (size_t)c->C * sizeof(float));
+    }
+    return LT_OK;
+}
+
+static int post_train(lt_child *c) {
+    if (!c->M->post_train) return LT_OK;
+    bank_buf b = {NULL, NULL};
+    lt_feature_bank fb;
+    int rc = LT_OK;
+    const int want = (c->M->flags & LT_METHOD_NEEDS_FEATURE_BANK) != 0;
+    if (want) {
+        b.feat = lt_alloc((size_t)c->train.n * c->D * sizeof(float));
+        b.logits = lt_alloc((size_t)c->train.n * c->C * sizeof(float));
+        if (!b.feat || !b.logits) rc = lt_err(LT_ENOMEM, "feature bank: out of memory");
+        if (!rc) rc = pass(c, &c->train, bank_batch, &b);
+        fb = (lt_feature_bank){c->train.n, c->D, c->C, b.feat, b.logits, c->train.labels, c->counts};
+    }
+    if (!rc) {
+        rc = c->M->post_train(c->st, c->m, want ? &fb : NULL);
+        if (rc) rc = lt_err_wrap(rc, "method %s: post_train", c->M->name);
+    }
+    lt_free(b.feat);
+    lt_free(b.logits);
+    return rc;
+}
+
+/* ---- test evaluation ---------------------------------------------------------------- */
+
+typedef struct { float *probs, *scores; } eval_buf;
+
+/* Row softmax in place; accumulation in double, max subtracted first. */
+static void softmax_rows(float *z, int n, int C) {
+    for (int i = 0; i < n; i++) {
+        float *r = z + (size_t)i * C;
+        float mx = r[0];
+        for (int j = 1; j < C; j++) mx = r[j] > mx ? r[j] : mx;
+        double s = 0;
+        for (int j = 0; j < C; j++) s += exp((double)r[j] - mx);
+        for (int j = 0; j < C; j++) r[j] = (float)(exp((double)r[j] - mx) / s);
+    }
+}
+
+static int eval_batch(lt_child *c, void *ud, long first, int n, const int32_t *ids) {
+    eval_buf *b = ud;
+    float *out = b->probs + (size_t)first * c->C;
+    const float *lg = lt_model_out(c->m, c->logits);
+    int kind = LT_SCORES_LOGITS;
+    if (c->M->predict) {
+        lt_taps t = {n, c->C, c->D, lg, lt_model_out(c->m, c->feat), NULL, ids, c->counts, -1, -1, -1, 0.0f, c->m};
+        int rc = c->M->predict(c->st, &t, out, &kind);
+        if (rc) return lt_err_wrap(rc, "method %s: predict", c->M->name);
+    } else {
+        memcpy(out, lg, (size_t)n * c->C * sizeof(float));
+    }
+    for (size_t i = 0; i < (size_t)n * c->C; i++)
+        if (!isfinite(out[i])) return lt_err(LT_ENUM, "test scores contain NaN/Inf");
+    if (kind != LT_SCORES_PROBS) softmax_rows(out, n, c->C);
+    return LT_OK;
+}
+
+static int want_metric(const lt_protocol *p, const char *name) {
+    for (int i = 0; i < p->n_metrics; i++)
+        if (!strcmp(p->metrics[i], name)) return 1;
+    return 0;
+}
+
+/* The classifier's weight rows: "logits.weight" when logits is a linear
+ * layer, else the first head parameter shaped [C x D] (LWS, cRT heads). */
+static const float *classifier_rows(lt_child *c) {
+    lt_model *m = c->m;
+    const size_t want = (size_t)c->C * c->D;
+    lt_param *p = lt_model_param(m, "logits.weight");
+    if (p && p->count == want) return m->w + p->off;
+    for (int i = 0; i < m->n_params; i++) {
+        const lt_param *q = &m->params[i];
+        size_t ln = strlen(q->name);
+        if (!strcmp(m->nodes[q->node].group, "head") && q->count == want && ln > 7 &&
+            !strcmp(q->name + ln - 7, ".weight"))
+            return m->w + q->off;
+    }
+    return NULL;
+}
+
+static int write_per_class(lt_child *c, const lt_metrics *mt) {
+    const float *W = classifier_rows(c);
+    size_t cap = 128 + (size_t)c->C * 160, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return lt_err(LT_ENOMEM, "per_class.csv: out of memory");
+    static const char *gname[3] = {"many", "medium", "few"};
+    len += (size_t)snprintf(buf, cap, "class_id,train_count,test_count,correct,acc,group,weight_norm\n");
+    for (int j = 0; j < c->C; j++) {
+        char acc[32] = "", wn[32] = "";
+        if (isfinite(mt->acc[j])) snprintf(acc, sizeof acc, "%.17g", mt->acc[j]);
+        if (W) {
+            double s = 0;
+            for (int d = 0; d < c->D; d++) s += (double)W[(size_t)j * c->D + d] * W[(size_t)j * c->D + d];
+            snprintf(wn, sizeof wn, "%.9g", sqrt(s));
+        }
+        len += (size_t)snprintf(buf + len, cap - len, "%d,%ld,%ld,%ld,%s,%s,%s\n", j, c->counts[j],
+                                mt->test_count[j], mt->correct[j], acc, gname[lt_shot_group(c->counts[j])], wn);
+    }
+    int rc = lt_file_write_atomic(c->job->per_class_path, buf, len);
+    free(buf);
+    return rc;
+}
+
+int lt_run_finish(lt_child *c) {
+    lt_run_summary *sum = c->sum;
+    lt_run_where(c, -1, -1);
+    double t_post = lt_now_s();
+    LT_TRY(post_train(c));
+    const long N = c->test.n;
+    eval_buf b = {lt_alloc((size_t)N * c->C * sizeof(float)), NULL};
+    if (!b.probs) return lt_err(LT_ENOMEM, "evaluation: out of memory");
+    lt_metrics mt;
+    memset(&mt, 0, sizeof mt);
+    int rc = pass(c, &c->test, eval_batch, &b);
+    if (!rc) rc = lt_metrics_compute(&mt, (int)N, c->C, b.probs, c->test.labels, c->counts,
+                                     want_metric(c->p, "map"));
+    if (!rc && c->p->ece_bins > 0 && c->p->ece_bins != 15) {
+        /* lt_metrics uses 15 bins; a protocol with another count gets its own */
+        float *conf = malloc((size_t)N * sizeof *conf);
+        uint8_t *ok = malloc((size_t)N);
+        if (!conf || !ok) rc = lt_err(LT_ENOMEM, "ece: out of memory");
+        for (long i = 0; !rc && i < N; i++) {
+            const float *r = b.probs + (size_t)i * c->C;
+            int best = 0;
+            for (int j = 1; j < c->C; j++)
+                if (r[j] > r[best]) best = j;
+            conf[i] = r[best];
+            ok[i] = best == c->test.labels[i];
+        }
+        if (!rc) mt.ece = lt_ece((int)N, conf, ok, c->p->ece_bins);
+        free(conf);
+        free(ok);
+    }
+    lt_free(b.probs);
+    if (rc) { lt_metrics_free(&mt); return rc; }
+    sum->eval_s = lt_now_s() - t_post;
+    sum->have_metrics = 1;
+    sum->top1 = mt.top1;
+    sum->many = mt.group_acc[0];
+    sum->medium = mt.group_acc[1];
+    sum->few = mt.group_acc[2];
+    sum->ece = mt.ece;
+    sum->macro_f1 = mt.macro_f1;
+    sum->map = mt.map;
+    for (int g = 0; g < 3; g++) sum->group_sizes[g] = mt.group_size[g];
+    memcpy(sum->stage_s, c->stage_s, sizeof sum->stage_s);
+    rc = write_per_class(c, &mt);
+    lt_metrics_free(&mt);
+    if (rc) return rc;
+
+    cJSON *v = cJSON_CreateObject();
+    const char *k[7] = {"top1", "many", "medium", "few", "ece", "macro_f1", "map"};
+    const double x[7] = {sum->top1, sum->many, sum->medium, sum->few, sum->ece, sum->macro_f1, sum->map};
+    for (int i = 0; i < 7; i++) {
+        if (isfinite(x[i])) cJSON_AddNumberToObject(v, k[i], x[i]);
+        else cJSON_AddNullToObject(v, k[i]);
+    }
+    cJSON_AddNumberToObject(v, "test_size", (double)N);
+    LT_TRY(lt_events_emit(c->ev, "eval", 0, -1, "test", v));
+    sum->ok = 1;
+    sum->total_s = c->prev_wall_s + (lt_now_s() - c->job->t0);
+    LT_TRY(lt_events_str(c->ev, "run_stop", 0, -1, "status", "ok"));
+    LT_TRY(lt_result_write(c->job, sum));
+    if (!c->job->req->quiet)
+        fprintf(c->job->log, "  %s %s %s seed %llu: top1 %.4f many %.4f medium %.4f few %.4f ece %.4f (%.1f s)\n",
+                c->p->name, c->s->name, c->M->name, (unsigned long long)c->job->req->seed, sum->top1, sum->many,
+                sum->medium, sum->few, sum->ece, sum->total_s);
+    return LT_OK;
+}

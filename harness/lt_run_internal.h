@@ -1,0 +1,125 @@
+/* lt_run_internal.h — what the runner's files share (not for methods, not
+ * for other commands: their API is lt_runner.h).
+ *
+ *   lt_runner.c       request -> job, fork, pipe, time limit, failed rows
+ *   lt_run_train.c    the child: dataset, model, stages, checkpoints
+ *   lt_run_eval.c     feature bank, test evaluation, per_class.csv
+ *   lt_run_result.c   result.json writing and reading
+ *   lt_run_env.c      environment capture (commit, BLAS, machine, compiler)
+ *   lt_method_registry.c  method table, registration, hyper-parameters */
+#ifndef LT_RUN_INTERNAL_H
+#define LT_RUN_INTERNAL_H
+
+#include "lt_events.h"
+#include "lt_protocol.h"
+#include "lt_runner.h"
+
+struct cJSON;
+
+#define LT_RUN_MAX_STAGES 16
+#define LT_RUN_PATH 1100
+
+typedef struct {
+    char commit[64];
+    int dirty;                  /* -1: unknown (not a git checkout) */
+    char blas_config[256], blas_core[64];
+    int threads;
+    char machine[256], compiler[128];
+} lt_run_env;
+
+/* Captured in the parent before forking (no threads started there). */
+void lt_run_env_capture(lt_run_env *e, int threads);
+struct cJSON *lt_run_env_json(const lt_run_env *e);
+void lt_iso8601_now(char buf[32]);
+double lt_now_s(void);   /* monotonic seconds */
+
+/* What the parent and the child (or the failed-row writer) know about a run. */
+typedef struct {
+    int ok;
+    char reason[512];
+    int have_dataset;
+    char ds_name[64], manifest_sha256[65];
+    long train_size, test_size;
+    int have_metrics;
+    double top1, many, medium, few, ece, macro_f1, map;
+    int group_sizes[3];
+    int n_stages;
+    double stage_s[LT_RUN_MAX_STAGES];
+    double total_s, eval_s;
+} lt_run_summary;
+
+/* A request resolved before forking. */
+typedef struct {
+    const lt_run_request *req;
+    lt_protocol proto;
+    const lt_proto_scale *scale;
+    const lt_method *method;
+    struct cJSON *hparams;       /* merged defaults + overrides (owned) */
+    char identity[2048];         /* checkpoint identity: what must match to resume */
+    char run_dir[1024];
+    char ckpt_path[LT_RUN_PATH], final_path[LT_RUN_PATH], result_path[LT_RUN_PATH];
+    char events_path[LT_RUN_PATH], per_class_path[LT_RUN_PATH];
+    char shared_final[LT_RUN_PATH];  /* stage1_from's ckpt_final.ltc, "" if none */
+    lt_run_env env;
+    char started[32];
+    double t0;                   /* lt_now_s() at start */
+    int fd;                      /* child -> parent progress pipe, -1 when not forked */
+    FILE *log;
+} lt_run_job;
+
+/* Progress messages, one write() each (< PIPE_BUF, so atomic). */
+enum { LT_MSG_POS = 1, LT_MSG_FAIL = 2, LT_MSG_DATASET = 3 };
+typedef struct {
+    int32_t type, stage, epoch, pad;
+    char text[496];
+} lt_run_msg;
+void lt_run_send(const lt_run_job *job, int type, int stage, int epoch, const char *text);
+
+/* The child's work. LT_OK after writing result.json, events, per_class.csv;
+ * otherwise a status whose message is the failure reason (the parent adds
+ * where it happened from the last progress message). */
+int lt_run_child(lt_run_job *job, lt_run_summary *sum);
+
+/* The hyper-parameter view handed to init (lt_method_registry.c). */
+struct lt_hparams { const struct cJSON *obj; };
+
+/* The child's state, shared by lt_run_train.c and lt_run_eval.c. */
+typedef struct {
+    lt_run_job *job;
+    const lt_protocol *p;
+    const lt_proto_scale *s;
+    const lt_method *M;
+    lt_run_summary *sum;
+    lt_dataset train_src, test_src;  /* as opened (memory-mapped caches) */
+    lt_dataset train, test;          /* after the scale's subsampling */
+    int own_train, own_test;         /* 1: train/test are subsets to free */
+    long *counts;                    /* [C] training counts */
+    int C, D;                        /* classes, feature size */
+    lt_aug aug;
+    lt_model *m;
+    int feat, logits;                /* node indices of the taps */
+    void *st;                        /* method state */
+    int inited;
+    lt_run_info info;
+    lt_hparams hp;
+    lt_events *ev;
+    int n_stages;
+    double stage_s[LT_RUN_MAX_STAGES];
+    double prev_wall_s;              /* wall time of earlier (interrupted) sessions */
+} lt_child;
+
+/* 1-based stage for messages and events. */
+void lt_run_where(lt_child *c, int stage, int epoch);
+
+/* Feature bank (when the method asks), post_train, test evaluation,
+ * per_class.csv, result.json (lt_run_eval.c). */
+int lt_run_finish(lt_child *c);
+
+/* result.json (atomic). sum->ok selects "ok" / "failed". */
+int lt_result_write(const lt_run_job *job, const lt_run_summary *sum);
+
+/* Merges method->defaults with overrides (JSON text or NULL) into *out.
+ * LT_EINVAL naming the key for an unknown key or a type change. */
+int lt_method_hparams(const lt_method *m, const char *overrides, struct cJSON **out);
+
+#endif

@@ -1,0 +1,653 @@
+/* lt_run_train.c — the child process of a run: dataset, model, the method's
+ * stages with epoch checkpoints, then lt_run_finish (lt_run_eval.c).
+ *
+ * Resuming is exact because nothing random depends on history: the sampler
+ * order of (stage, epoch) comes from stream (seed, LT_STREAM_ORDER + 1000 *
+ * stage) and epoch, augmentation from (seed, LT_STREAM_AUG + 1000 * stage,
+ * epoch, slot), and the learning rate is a pure function of the iteration.
+ * So a checkpoint is model + optimizer + method state + (stage, next epoch),
+ * and a resumed run computes the same floats as an uninterrupted one. */
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lt_datasets.h"
+#include "lt_run_internal.h"
+
+#define STAGE_STREAM(base, stage) ((uint64_t)(base) + 1000u * (uint64_t)(stage))
+
+/* Checkpoint bookkeeping record ("run/meta"). */
+typedef struct {
+    int32_t version;             /* 1 */
+    int32_t stage;               /* 0-based stage of the last completed epoch; n_stages = done */
+    int32_t next_epoch;          /* first epoch still to run in `stage` */
+    int32_t n_stages;
+    int64_t events_len;          /* events.jsonl bytes this checkpoint covers */
+    double wall_s;               /* wall time of all sessions up to this checkpoint */
+    double stage_s[LT_RUN_MAX_STAGES];
+} run_meta;
+
+void lt_run_where(lt_child *c, int stage, int epoch) {
+    lt_run_send(c->job, LT_MSG_POS, stage, epoch, "");
+}
+
+static int host_log(void *host, const char *key, double value) {
+    lt_child *c = host;
+    return lt_events_num(c->ev, "method", 0, -1, key, value);
+}
+
+/* ---- dataset ------------------------------------------------------------------ */
+
+static int open_data(lt_child *c) {
+    const lt_protocol *p = c->p;
+    const lt_proto_scale *s = c->s;
+    const lt_run_request *req = c->job->req;
+    const lt_ds_def *def = lt_ds_find(p->dataset.name);
+    if (!def) return lt_err(LT_EINVAL, "protocol %s: dataset '%s' is unknown to this build", p->name, p->dataset.name);
+    lt_ds_opts o;
+    lt_ds_opts_default(&o);
+    o.data_dir = req->data_dir;
+    switch (p->dataset.profile.kind) {
+    case LT_PROTO_EXP: o.profile = LT_PROFILE_EXP; break;
+    case LT_PROTO_STEP: o.profile = LT_PROFILE_STEP; break;
+    default: o.profile = LT_PROFILE_NATURAL; break;
+    }
+    o.ir = p->dataset.profile.imbalance_ratio;
+    o.seed = (uint32_t)p->dataset.profile.subset_seed;
+    o.scale = s->name;
+    o.log = c->job->log;
+    o.quiet = req->quiet;
+    lt_ds_built b;
+    memset(&b, 0, sizeof b);
+    int rc = lt_ds_open(def, &o, &c->train_src, &c->test_src, &b);
+    if (rc) return lt_err_wrap(rc, "dataset %s", def->name);
+    snprintf(c->sum->ds_name, sizeof c->sum->ds_name, "%s", def->name);
+    snprintf(c->sum->manifest_sha256, sizeof c->sum->manifest_sha256, "%s", b.manifest_sha256);
+    lt_ds_built_free(&b);
+
+    const lt_dataset *tr = &c->train_src, *te = &c->test_src;
+    if (tr->n_classes != p->dataset.num_classes || tr->c != p->dataset.channels)
+        return lt_err(LT_EDATA, "dataset %s has %d classes x %d channels, protocol %s says %d x %d",
+                      def->name, tr->n_classes, tr->c, p->name, p->dataset.num_classes, p->dataset.channels);
+    if (p->dataset.expected_train_size >= 0 && tr->n != p->dataset.expected_train_size)
+        return lt_err(LT_EDATA, "dataset %s: %ld training images, protocol %s expects %ld", def->name, tr->n,
+                      p->name, p->dataset.expected_train_size);
+    if (p->dataset.expected_test_size >= 0 && te->n != p->dataset.expected_test_size)
+        return lt_err(LT_EDATA, "dataset %s: %ld test images, protocol %s expects %ld", def->name, te->n,
+                      p->name, p->dataset.expected_test_size);
+
+    /* Scale: at most k training images per class (the first k of each class
+     * in subset order) and the first N test images. */
+    c->C = tr->n_classes;
+    c->train = *tr;
+    c->test = *te;
+    if (s->subsample_train_per_class > 0) {
+        int32_t *idx = malloc((size_t)tr->n * sizeof *idx);
+        long *seen = calloc((size_t)c->C, sizeof *seen);
+        if (!idx || !seen) { free(idx); free(seen); return lt_err(LT_ENOMEM, "subsample: out of memory"); }
+        long n = 0;
+        for (long i = 0; i < tr->n; i++)
+            if (seen[tr->labels[i]]++ < s->subsample_train_per_class) idx[n++] = (int32_t)i;
+        rc = lt_dataset_subset(&c->train, tr, idx, n);
+        free(idx);
+        free(seen);
+        if (rc) return rc;
+        c->own_train = 1;
+    }
+    if (s->test_subset > 0 && s->test_subset < te->n) {
+        int32_t *idx = malloc((size_t)s->test_subset * sizeof *idx);
+        if (!idx) return lt_err(LT_ENOMEM, "test subset: out of memory");
+        for (long i = 0; i < s->test_subset; i++) idx[i] = (int32_t)i;
+        rc = lt_dataset_subset(&c->test, te, idx, s->test_subset);
+        free(idx);
+        if (rc) return rc;
+        c->own_test = 1;
+    }
+    c->counts = calloc((size_t)c->C, sizeof *c->counts);
+    if (!c->counts) return lt_err(LT_ENOMEM, "counts: out of memory");
+    lt_dataset_class_counts(&c->train, c->counts);
+    c->sum->have_dataset = 1;
+    c->sum->train_size = c->train.n;
+    c->sum->test_size = c->test.n;
+    char text[256];
+    snprintf(text, sizeof text, "%s\t%s\t%ld\t%ld", c->sum->ds_name, c->sum->manifest_sha256, c->train.n,
+             c->test.n);
+    lt_run_send(c->job, LT_MSG_DATASET, 0, -1, text);
+    return lt_proto_engine_aug(p, s, &c->aug);
+}
+
+/* ---- model and method ---------------------------------------------------------- */
+
+static int build_model(lt_child *c) {
+    const lt_run_job *job = c->job;
+    lt_shape in = {1, c->train.c, c->aug.out_h, c->aug.out_w};
+    LT_TRY(lt_model_create(&c->m, in));
+    c->feat = lt_resnet_backbone(c->m, c->s->arch);
+    if (c->feat < 0) return lt_err_wrap(-c->feat, "model %s", c->s->arch);
+    c->D = (int)lt_model_out_size(c->m, c->feat);
+
+    lt_run_info *ri = &c->info;
+    ri->protocol = c->p->name;
+    ri->protocol_version = c->p->version;
+    ri->scale = c->s->name;
+    ri->method = c->M->name;
+    ri->seed = job->req->seed;
+    ri->threads = job->env.threads;
+    ri->run_dir = job->run_dir;
+    ri->n_classes = c->C;
+    ri->n_train = c->train.n;
+    ri->n_test = c->test.n;
+    ri->class_counts = c->counts;
+    ri->in_shape = in;
+    ri->feat_dim = c->D;
+    ri->train = &c->train;
+    ri->aug = &c->aug;
+    ri->host = c;
+    ri->log = host_log;
+    c->hp.obj = job->hparams;
+
+    if (c->M->state_size) {
+        c->st = calloc(1, c->M->state_size);
+        if (!c->st) return lt_err(LT_ENOMEM, "method state: out of memory");
+    }
+    if (c->M->init) {
+        int rc = c->M->init(c->st, ri, &c->hp);
+        if (rc) return lt_err_wrap(rc, "method %s: init", c->M->name);
+    }
+    c->inited = 1;
+    if (c->M->build) {
+        int rc = c->M->build(c->st, c->m, c->feat);
+        if (rc) return lt_err_wrap(rc, "method %s: build", c->M->name);
+    } else {
+        int l = lt_add_linear(c->m, "logits", "head", c->feat, c->C, 1);
+        if (l < 0) return -l;
+    }
+    c->logits = lt_model_find(c->m, "logits");
+    if (c->logits < 0 || lt_model_out_size(c->m, c->logits) != (size_t)c->C)
+        return lt_err(LT_EINVAL, "method %s: the model needs a node \"logits\" with %d outputs", c->M->name, c->C);
+    LT_TRY(lt_model_finalize(c->m, job->req->seed));
+    LT_TRY(lt_model_set_batch(c->m, c->s->stage1.batch > 0 ? c->s->stage1.batch : 1));
+    c->n_stages = c->M->n_stages ? c->M->n_stages(c->st) : 1;
+    if (c->n_stages < 1 || c->n_stages > LT_RUN_MAX_STAGES)
+        return lt_err(LT_EINVAL, "method %s: %d stages (1..%d allowed)", c->M->name, c->n_stages, LT_RUN_MAX_STAGES);
+    c->sum->n_stages = c->n_stages;
+    return LT_OK;
+}
+
+static void stage_defaults(const lt_child *c, int stage, lt_stage *cfg) {
+    const lt_proto_stage *ps = stage == 0 ? &c->s->stage1 : &c->s->stage2;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->index = stage;
+    cfg->proto_stage = stage == 0 ? 1 : 2;
+    cfg->epochs = ps->epochs;
+    cfg->batch = ps->batch;
+    cfg->drop_last = ps->drop_last;
+    lt_proto_stage_sched(ps, &cfg->sched);
+    cfg->lr_per_epoch = ps->sched.per_epoch_update;
+    cfg->head_lr_mult = ps->head_lr_mult;
+    cfg->momentum = (float)ps->momentum;
+    cfg->weight_decay = (float)ps->weight_decay;
+    cfg->nesterov = ps->nesterov;
+    cfg->sampler.kind = ps->sampler;
+    cfg->sampler.k_per_class = 4;
+    cfg->sampler.total_epochs = ps->epochs;
+    cfg->bn_eval = ps->bn_eval;
+    cfg->augment = 1;
+}
+
+/* stage_begin + the switches it may set; the same on a fresh start and on a
+ * resume replay. */
+static int begin_stage(lt_child *c, int stage, lt_stage *cfg) {
+    stage_defaults(c, stage, cfg);
+    if (c->M->stage_begin) {
+        int rc = c->M->stage_begin(c->st, stage, cfg, c->m);
+        if (rc) return lt_err_wrap(rc, "method %s: stage_begin(%d)", c->M->name, stage + 1);
+    }
+    if (cfg->freeze_backbone) LT_TRY(lt_model_freeze(c->m, "backbone", 1));
+    LT_TRY(lt_model_set_eval(c->m, "backbone", cfg->bn_eval));
+    if (cfg->reinit_head) LT_TRY(lt_model_reinit(c->m, "head", c->job->req->seed + 1000u * (uint64_t)stage));
+    if (cfg->epochs < 0 || cfg->batch < 1 || cfg->samples_per_epoch < 0)
+        return lt_err(LT_EINVAL, "stage %d: epochs %d, batch %d: invalid", stage + 1, cfg->epochs, cfg->batch);
+    return LT_OK;
+}
+
+/* Loads the parameters (and buffers) a checkpoint has, by name; the others
+ * keep their values. For the shared stage 1 of decoupled methods. */
+static int load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int *n_loaded) {
+    char key[200];
+    *n_loaded = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        snprintf(key, sizeof key, "%sw/%s", prefix, m->params[i].name);
+        if (!lt_ckpt_has(ck, key)) continue;
+        int rc = lt_ckpt_get_into(ck, key, m->w + m->params[i].off, m->params[i].count * sizeof(float));
+        if (rc) return lt_err_wrap(rc, "shared stage 1: parameter '%s'", m->params[i].name);
+        (*n_loaded)++;
+    }
+    for (int i = 0; i < m->n_bufs; i++) {
+        snprintf(key, sizeof key, "%sb/%s", prefix, m->bufs[i].name);
+        if (!lt_ckpt_has(ck, key)) continue;
+        int rc = lt_ckpt_get_into(ck, key, m->buf + m->bufs[i].off, m->bufs[i].count * sizeof(float));
+        if (rc) return lt_err_wrap(rc, "shared stage 1: buffer '%s'", m->bufs[i].name);
+    }
+    return LT_OK;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+static int save_ckpt(lt_child *c, const char *path, const run_meta *meta, const lt_optim *opt) {
+    lt_ckpt_writer *w;
+    LT_TRY(lt_ckpt_writer_open(&w, path));
+    int rc = lt_ckpt_put(w, "run/identity", c->job->identity, strlen(c->job->identity));
+    if (!rc) rc = lt_ckpt_put(w, "run/meta", meta, sizeof *meta);
+    if (!rc) rc = lt_model_save(c->m, w, "m/");
+    if (!rc && opt) rc = lt_optim_save(opt, w, "o/");
+    if (!rc && c->M->save) {
+        rc = c->M->save(c->st, w, "method/");
+        if (rc) rc = lt_err_wrap(rc, "method %s: save", c->M->name);
+    }
+    if (rc) {
+        lt_ckpt_writer_abort(w);
+        return rc;
+    }
+    return lt_ckpt_commit(w);
+}
+
+/* Reads a checkpoint of this run (same identity). *ck = NULL when the file
+ * is absent, of another run, or unreadable (the run then starts afresh; the
+ * reason is printed). */
+static void read_own_ckpt(lt_child *c, const char *path, lt_ckpt **ck, run_meta *meta) {
+    *ck = NULL;
+    if (access(path, F_OK) != 0) return;
+    lt_ckpt *k;
+    const char *why = NULL;
+    if (lt_ckpt_read(&k, path) != LT_OK) {
+        why = lt_errmsg();
+    } else {
+        const void *id;
+        size_t n;
+        if (lt_ckpt_get(k, "run/identity", &id, &n) || n != strlen(c->job->identity) ||
+            memcmp(id, c->job->identity, n))
+            why = "made by another protocol, method, seed or version";
+        else if (lt_ckpt_get_into(k, "run/meta", meta, sizeof *meta) || meta->version != 1 ||
+                 meta->n_stages != c->n_stages)
+            why = "bookkeeping record unreadable";
+        if (!why) { *ck = k; return; }
+        lt_ckpt_free(k);
+    }
+    if (!c->job->req->quiet)
+        fprintf(c->job->log, "note: not resuming from %s (%s); starting afresh\n", path, why);
+}
+
+static int load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt) {
+    int rc = lt_model_load(c->m, ck, "m/");
+    if (!rc && opt) rc = lt_optim_load(opt, ck, "o/");
+    if (!rc && c->M->load) {
+        rc = c->M->load(c->st, ck, "method/");
+        if (rc) rc = lt_err_wrap(rc, "method %s: load", c->M->name);
+    }
+    return rc ? lt_err_wrap(rc, "resuming") : LT_OK;
+}
+
+/* ---- one optimizer step (head_lr_mult applies per parameter) ------------------ */
+
+static int opt_step(lt_child *c, lt_optim *o, float lr, double head_mult) {
+    if (head_mult == 1.0) return lt_optim_step(o, c->m, lr);
+    lt_model *m = c->m;
+    o->step++;
+    for (int i = 0; i < m->n_params; i++) {
+        const lt_param *p = &m->params[i];
+        float plr = strcmp(m->nodes[p->node].group, "head") ? lr : (float)(lr * head_mult);
+        if (o->kind == LT_OPT_SGD) {
+            lt_sgd_cfg cf = {plr, o->momentum, o->weight_decay, o->nesterov};
+            lt_sgd_step(p->count, m->w + p->off, m->g + p->off, o->s1 + p->off, m->mask + p->off, &cf);
+        } else {
+            lt_adam_cfg cf = {plr, o->beta1, o->beta2, o->eps, o->weight_decay};
+            lt_adam_step(p->count, m->w + p->off, m->g + p->off, o->s1 + p->off, o->s2 + p->off,
+                         m->mask + p->off, &cf, o->step);
+        }
+    }
+    return LT_OK;
+}
+
+/* ---- progress output ------------------------------------------------------------- */
+
+static void fmt_eta(double s, char *buf, size_t cap) {
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
+}
+
+/* ---- the stage loop ---------------------------------------------------------------- */
+
+typedef struct {
+    int32_t *idx;
+    float *xbuf;
+    int32_t *ybuf;
+    lt_loader *L;
+    lt_optim opt;
+    int have_opt;
+} stage_bufs;
+
+static void stage_bufs_free(stage_bufs *b) {
+    free(b->idx);
+    lt_free(b->xbuf);
+    free(b->ybuf);
+    if (b->L) lt_loader_close(b->L);
+    if (b->have_opt) lt_optim_free(&b->opt);
+    memset(b, 0, sizeof *b);
+}
+
+static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_epoch, stage_bufs *B,
+                       run_meta *meta, int *global_epoch) {
+    const lt_run_request *req = c->job->req;
+    const uint64_t seed = req->seed;
+    lt_model *m = c->m;
+    const long n_s = cfg->samples_per_epoch > 0 ? cfg->samples_per_epoch : c->train.n;
+    const long ipe = cfg->drop_last ? n_s / cfg->batch : (n_s + cfg->batch - 1) / cfg->batch;
+    if (ipe < 1)
+        return lt_err(LT_EINVAL, "stage %d: %ld samples per epoch give no batch of %d", stage + 1, n_s, cfg->batch);
+    const size_t in_sz = lt_shape_count(m->in_shape);
+    B->idx = malloc((size_t)n_s * sizeof *B->idx);
+    if (!B->idx) return lt_err(LT_ENOMEM, "sampler: out of memory");
+    if (c->M->batch_hook) {
+        B->xbuf = lt_alloc((size_t)cfg->batch * in_sz * sizeof(float));
+        B->ybuf = malloc((size_t)cfg->batch * sizeof *B->ybuf);
+        if (!B->xbuf || !B->ybuf) return lt_err(LT_ENOMEM, "batch buffer: out of memory");
+    }
+    LT_TRY(lt_loader_open(&B->L, &c->train, &c->aug, cfg->batch, cfg->drop_last, cfg->augment, seed,
+                          STAGE_STREAM(LT_STREAM_AUG, stage)));
+    const int tty = !req->quiet && isatty(fileno(c->job->log));
+    const int taps_both[2] = {c->logits, c->feat};
+    lt_rng method_rng;
+    lt_rng_init(&method_rng, seed, STAGE_STREAM(LT_STREAM_METHOD, stage));
+
+    for (int e = first_epoch; e < cfg->epochs; e++) {
+        lt_run_where(c, stage + 1, e);
+        double t_ep = lt_now_s(), t_print = 0;
+        lt_sampler_cfg sc = cfg->sampler;
+        if (c->M->sampler) {
+            int rc = c->M->sampler(c->st, stage, e, &sc);
+            if (rc) return lt_err_wrap(rc, "method %s: sampler", c->M->name);
+        }
+        LT_TRY(lt_sampler_epoch(&sc, e, seed, STAGE_STREAM(LT_STREAM_ORDER, stage), c->train.labels, c->train.n,
+                                c->C, B->idx, n_s));
+        LT_TRY(lt_loader_start(B->L, e, B->idx, n_s, 0));
+        double loss_sum = 0, lr = 0;
+        long correct = 0, seen = 0, it = 0;
+        for (;; it++) {
+            const float *x;
+            const int32_t *y, *ids;
+            int n;
+            LT_TRY(lt_loader_next(B->L, &x, &y, &ids, &n));
+            if (n == 0) break;
+            const long git = (long)e * ipe + it;
+            lr = lt_sched_lr(&cfg->sched, cfg->lr_per_epoch ? (long)e * ipe : git, ipe);
+            if (c->M->batch_hook) {
+                memcpy(B->xbuf, x, (size_t)n * in_sz * sizeof(float));
+                memcpy(B->ybuf, y, (size_t)n * sizeof *y);
+                lt_batch b = {n, B->xbuf, B->ybuf, ids, stage, e, git};
+                lt_rng r;
+                lt_rng_derive(&r, &method_rng, (uint64_t)git, 0);
+                int rc = c->M->batch_hook(c->st, &b, &r);
+                if (rc) return lt_err_wrap(rc, "method %s: batch_hook", c->M->name);
+                x = B->xbuf;
+                y = B->ybuf;
+            }
+            LT_TRY(lt_model_forward(m, x, n, 1));
+            const float *lg = lt_model_out(m, c->logits);
+            lt_taps t = {n, c->C, c->D, lg, lt_model_out(m, c->feat), y, ids, c->counts, stage, e, git,
+                         (float)lr, m};
+            lt_grads g = {lt_model_dout(m, c->logits), lt_model_dout(m, c->feat), 0};
+            double loss = 0;
+            int rc = c->M->loss ? c->M->loss(c->st, &t, &loss, &g)
+                                : lt_softmax_ce(n, c->C, lg, y, NULL, NULL, &loss, g.dlogits);
+            if (rc) return lt_err_wrap(rc, "loss at iteration %ld", it);
+            if (!isfinite(loss))
+                return lt_err(LT_ENUM, "loss is %s at iteration %ld", isnan(loss) ? "NaN" : "Inf", it);
+            lt_model_zero_grad(m);
+            LT_TRY(lt_model_backward(m, n, taps_both, g.use_dfeat ? 2 : 1));
+            LT_TRY(opt_step(c, &B->opt, (float)lr, cfg->head_lr_mult));
+            if (c->M->iter_end) {
+                rc = c->M->iter_end(c->st, &t);
+                if (rc) return lt_err_wrap(rc, "method %s: iter_end", c->M->name);
+            }
+            loss_sum += loss * n;
+            seen += n;
+            for (int i = 0; i < n; i++) {
+                const float *row = lg + (size_t)i * c->C;
+                int best = 0;
+                for (int j = 1; j < c->C; j++)
+                    if (row[j] > row[best]) best = j;
+                correct += best == y[i];
+            }
+            if (tty && lt_now_s() - t_print > 0.5) {
+                t_print = lt_now_s();
+                double el = t_print - t_ep, ips = seen / (el > 0 ? el : 1);
+                char eta[32];
+                fmt_eta((double)(ipe - it - 1) * el / (it + 1) + (cfg->epochs - e - 1) * (ipe * el / (it + 1)),
+                        eta, sizeof eta);
+                fprintf(c->job->log, "\r  stage %d/%d epoch %d/%d it %ld/%ld loss %.4f lr %.5f %.0f img/s ETA %s   ",
+                        stage + 1, c->n_stages, e + 1, cfg->epochs, it + 1, ipe, loss_sum / seen, lr, ips, eta);
+                fflush(c->job->log);
+            }
+        }
+        if (c->M->epoch_end) {
+            int rc = c->M->epoch_end(c->st, stage, e, m);
+            if (rc) return lt_err_wrap(rc, "method %s: epoch_end", c->M->name);
+        }
+        double dt = lt_now_s() - t_ep;
+        c->stage_s[stage] += dt;
+        double img_s = seen / (dt > 0 ? dt : 1);
+        double mean_loss = seen ? loss_sum / seen : NAN, acc = seen ? (double)correct / seen : NAN;
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddNumberToObject(v, "loss", mean_loss);
+        cJSON_AddNumberToObject(v, "acc", acc);
+        cJSON_AddNumberToObject(v, "lr", lr);
+        cJSON_AddNumberToObject(v, "img_s", img_s);
+        cJSON_AddNumberToObject(v, "iters", (double)it);
+        LT_TRY(lt_events_emit(c->ev, "epoch_end", stage + 1, e, "train", v));
+        if (!req->quiet) {
+            char eta[32];
+            fmt_eta((cfg->epochs - e - 1) * dt, eta, sizeof eta);
+            fprintf(c->job->log, "%s  stage %d/%d epoch %d/%d loss %.4f acc %.4f lr %.5f %.0f img/s ETA %s%s\n",
+                    tty ? "\r" : "", stage + 1, c->n_stages, e + 1, cfg->epochs, mean_loss, acc, lr, img_s,
+                    eta, tty ? "      " : "");
+            fflush(c->job->log);
+        }
+        meta->stage = stage;
+        meta->next_epoch = e + 1;
+        meta->events_len = lt_events_size(c->ev);
+        meta->wall_s = c->prev_wall_s + (lt_now_s() - c->job->t0);
+        memcpy(meta->stage_s, c->stage_s, sizeof meta->stage_s);
+        LT_TRY(save_ckpt(c, c->job->ckpt_path, meta, &B->opt));
+        ++*global_epoch;
+        if (req->kill_after_epoch > 0 && *global_epoch == req->kill_after_epoch) {
+            /* testing: die exactly as a SIGKILL from outside would */
+            fflush(NULL);
+            raise(SIGKILL);
+        }
+    }
+    return LT_OK;
+}
+
+static int emit_start_events(lt_child *c) {
+    const lt_run_job *job = c->job;
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "protocol", c->p->name);
+    cJSON_AddStringToObject(v, "scale", c->s->name);
+    cJSON_AddStringToObject(v, "method", c->M->name);
+    cJSON_AddStringToObject(v, "method_version", c->M->version);
+    cJSON_AddNumberToObject(v, "seed", (double)job->req->seed);
+    LT_TRY(lt_events_emit(c->ev, "run_start", 0, -1, "run_start", v));
+    LT_TRY(lt_events_str(c->ev, "protocol", 0, -1, "protocol", c->p->name));
+    LT_TRY(lt_events_num(c->ev, "protocol_version", 0, -1, "protocol_version", c->p->version));
+    LT_TRY(lt_events_str(c->ev, "protocol_sha256", 0, -1, "protocol_sha256", c->p->sha256));
+    LT_TRY(lt_events_num(c->ev, "seed", 0, -1, "seed", (double)job->req->seed));
+    LT_TRY(lt_events_str(c->ev, "engine_commit", 0, -1, "engine_commit", job->env.commit));
+    LT_TRY(lt_events_str(c->ev, "blas_config", 0, -1, "blas_config", job->env.blas_config));
+    LT_TRY(lt_events_num(c->ev, "threads", 0, -1, "threads", job->env.threads));
+    LT_TRY(lt_events_str(c->ev, "dataset_manifest", 0, -1, "manifest_sha256", c->sum->manifest_sha256));
+    return lt_events_emit(c->ev, "hparams", 0, -1, "hparams", cJSON_Duplicate(job->hparams, 1));
+}
+
+static const char *sampler_name(lt_sampler_kind k) {
+    switch (k) {
+    case LT_SAMPLER_INSTANCE: return "instance_balanced";
+    case LT_SAMPLER_CLASS_BALANCED: return "class_balanced";
+    case LT_SAMPLER_CLASS_AWARE: return "class_aware";
+    case LT_SAMPLER_SQRT: return "square_root";
+    case LT_SAMPLER_PROGRESSIVE: return "progressive";
+    case LT_SAMPLER_WEIGHTS: return "class_weights";
+    }
+    return "unknown";
+}
+
+static int stage_event(lt_child *c, const char *event, int stage, const lt_stage *cfg, const char *shared) {
+    cJSON *v = cJSON_CreateObject();
+    if (cfg) {
+        cJSON_AddNumberToObject(v, "epochs", cfg->epochs);
+        cJSON_AddNumberToObject(v, "batch", cfg->batch);
+        cJSON_AddNumberToObject(v, "base_lr", cfg->sched.base_lr);
+        cJSON_AddStringToObject(v, "sampler", sampler_name(cfg->sampler.kind));
+        cJSON_AddBoolToObject(v, "freeze_backbone", cfg->freeze_backbone);
+        cJSON_AddBoolToObject(v, "bn_eval", cfg->bn_eval);
+    }
+    if (shared) cJSON_AddStringToObject(v, "shared_from", shared);
+    if (!strcmp(event, "stage_end")) cJSON_AddNumberToObject(v, "time_s", c->stage_s[stage]);
+    return lt_events_emit(c->ev, event, stage + 1, -1, event, v);
+}
+
+static int run_stages(lt_child *c) {
+    const lt_run_job *job = c->job;
+    enum { FRESH, RESUME, FINAL } mode = FRESH;
+    lt_ckpt *ck = NULL;
+    run_meta meta;
+    memset(&meta, 0, sizeof meta);
+    if (job->req->resume) {
+        read_own_ckpt(c, job->final_path, &ck, &meta);
+        if (ck) mode = FINAL;
+        else {
+            read_own_ckpt(c, job->ckpt_path, &ck, &meta);
+            if (ck) mode = RESUME;
+        }
+    }
+    if (mode == FRESH) {
+        memset(&meta, 0, sizeof meta);
+        meta.version = 1;
+        meta.n_stages = c->n_stages;
+        unlink(job->ckpt_path);
+        unlink(job->final_path);
+    } else {
+        c->prev_wall_s = meta.wall_s;
+        memcpy(c->stage_s, meta.stage_s, sizeof c->stage_s);
+    }
+    int rc = lt_events_open(&c->ev, job->events_path, mode == FRESH ? 0 : (long)meta.events_len);
+    if (!rc && mode == FRESH) rc = emit_start_events(c);
+    if (!rc && mode != FRESH) {
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddNumberToObject(v, "stage", meta.stage + 1);
+        cJSON_AddNumberToObject(v, "next_epoch", meta.next_epoch);
+        cJSON_AddBoolToObject(v, "trained", mode == FINAL);
+        rc = lt_events_emit(c->ev, "resume", 0, -1, "resume", v);
+    }
+
+    int start_stage = mode == FRESH ? 0 : mode == FINAL ? c->n_stages : meta.stage;
+    int start_epoch = mode == RESUME ? meta.next_epoch : 0;
+    const int shared = mode == FRESH && c->M->stage1_from;
+    if (shared) start_stage = 1;
+    int global_epoch = 0;
+    for (int stage = 0; !rc && stage < c->n_stages; stage++) {
+        lt_stage cfg;
+        lt_run_where(c, stage + 1, -1);
+        rc = begin_stage(c, stage, &cfg);
+        if (rc) break;
+        if (stage < start_stage) {
+            /* replay (resume) or the shared stage 1 */
+            if (stage == 0 && shared) {
+                lt_ckpt *sk;
+                int n_loaded = 0;
+                rc = lt_ckpt_read(&sk, job->shared_final);
+                if (!rc) {
+                    rc = load_matching(c->m, sk, "m/", &n_loaded);
+                    lt_ckpt_free(sk);
+                }
+                if (!rc && n_loaded == 0)
+                    rc = lt_err(LT_EDATA, "shared stage 1: %s has no parameter of this model", job->shared_final);
+                if (!rc) rc = stage_event(c, "stage_start", stage, &cfg, c->M->stage1_from);
+                if (!rc) rc = stage_event(c, "stage_end", stage, &cfg, c->M->stage1_from);
+            }
+            global_epoch += cfg.epochs;
+            continue;
+        }
+        stage_bufs B;
+        memset(&B, 0, sizeof B);
+        rc = lt_model_set_batch(c->m, cfg.batch);
+        if (!rc) {
+            lt_opt_kind kind = strcmp(stage == 0 ? c->s->stage1.optimizer : c->s->stage2.optimizer, "adam")
+                                   ? LT_OPT_SGD : LT_OPT_ADAM;
+            rc = lt_optim_init(&B.opt, c->m, kind, cfg.momentum, cfg.weight_decay, cfg.nesterov);
+            B.have_opt = !rc;
+        }
+        int first = 0;
+        if (!rc && stage == start_stage && mode == RESUME) {
+            rc = load_state(c, ck, &B.opt);
+            first = start_epoch;
+            global_epoch += first;
+        } else if (!rc) {
+            rc = stage_event(c, "stage_start", stage, &cfg, NULL);
+        }
+        if (!rc) rc = train_stage(c, stage, &cfg, first, &B, &meta, &global_epoch);
+        stage_bufs_free(&B);
+        if (!rc) rc = stage_event(c, "stage_end", stage, &cfg, NULL);
+    }
+    if (!rc && mode == FINAL) rc = load_state(c, ck, NULL);
+    lt_ckpt_free(ck);
+    if (rc || mode == FINAL) return rc;
+    /* Training done: keep the trained model (before post_train) as the
+     * final checkpoint, the shared stage 1 of decoupled methods. */
+    meta.stage = c->n_stages;
+    meta.next_epoch = 0;
+    meta.events_len = lt_events_size(c->ev);
+    meta.wall_s = c->prev_wall_s + (lt_now_s() - job->t0);
+    memcpy(meta.stage_s, c->stage_s, sizeof meta.stage_s);
+    LT_TRY(save_ckpt(c, job->final_path, &meta, NULL));
+    unlink(job->ckpt_path);
+    return LT_OK;
+}
+
+static void child_free(lt_child *c) {
+    if (c->inited && c->M->fini) c->M->fini(c->st);
+    free(c->st);
+    lt_model_free(c->m);
+    lt_events_close(c->ev);
+    if (c->own_train) lt_dataset_free(&c->train);
+    if (c->own_test) lt_dataset_free(&c->test);
+    lt_dataset_free(&c->train_src);
+    lt_dataset_free(&c->test_src);
+    free(c->counts);
+}
+
+int lt_run_child(lt_run_job *job, lt_run_summary *sum) {
+    lt_child c;
+    memset(&c, 0, sizeof c);
+    c.job = job;
+    c.p = &job->proto;
+    c.s = job->scale;
+    c.M = job->method;
+    c.sum = sum;
+    lt_set_num_threads(job->env.threads);
+    openblas_set_num_threads(job->env.threads);
+    lt_run_where(&c, 0, -1);
+    int rc = open_data(&c);
+    if (!rc) rc = build_model(&c);
+    if (!rc) rc = run_stages(&c);
+    if (!rc) rc = lt_run_finish(&c);
+    child_free(&c);
+    return rc;
+}

@@ -1,0 +1,327 @@
+/* lt_runner.c — lt_runner_run: resolve the request, run it in a forked
+ * child, watch it, and turn whatever happens into a result row.
+ *
+ * The parent never trains and never starts an OpenMP team, so forking is
+ * safe and a crash in a method (or in the engine under a method) only ends
+ * the child. The child reports where it is over a pipe (stage, epoch, or
+ * setup / evaluation) so a failure reason can say where it happened, and
+ * reports a failure status's message the same way. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lt_run_internal.h"
+
+void lt_run_request_default(lt_run_request *r) {
+    memset(r, 0, sizeof *r);
+    r->scale = "short";
+    r->method = "ce";
+    r->threads = 2;
+    r->resume = 1;
+}
+
+int lt_run_dir(const char *root, const char *protocol, const char *scale, const char *method,
+               uint64_t seed, char *buf, size_t cap) {
+    int n = snprintf(buf, cap, "%s/runs/%s/%s/%s/seed%llu", root && root[0] ? root : "results", protocol, scale,
+                     method, (unsigned long long)seed);
+    if (n < 0 || (size_t)n >= cap) return lt_err(LT_EINVAL, "run directory path too long");
+    return LT_OK;
+}
+
+static int mkdirs(const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return lt_err(LT_EIO, "mkdir %s: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return lt_err(LT_EIO, "mkdir %s: %s", tmp, strerror(errno));
+    return LT_OK;
+}
+
+void lt_run_send(const lt_run_job *job, int type, int stage, int epoch, const char *text) {
+    if (job->fd < 0) return;
+    lt_run_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = type;
+    m.stage = stage;
+    m.epoch = epoch;
+    snprintf(m.text, sizeof m.text, "%s", text ? text : "");
+    /* one write of < PIPE_BUF bytes is atomic; a dead parent is not our problem */
+    ssize_t w = write(job->fd, &m, sizeof m);
+    (void)w;
+}
+
+/* "in stage 1 epoch 0", "in setup", "in evaluation" */
+static void where_text(int stage, int epoch, char *buf, size_t cap) {
+    if (stage == 0) snprintf(buf, cap, "in setup (dataset, model)");
+    else if (stage < 0) snprintf(buf, cap, "in post-training / evaluation");
+    else if (epoch < 0) snprintf(buf, cap, "in stage %d (stage begin)", stage);
+    else snprintf(buf, cap, "in stage %d epoch %d", stage, epoch);
+}
+
+/* Identity of a run's checkpoints: everything that must match to resume. */
+static void make_identity(lt_run_job *job) {
+    char *hp = cJSON_PrintUnformatted(job->hparams);
+    snprintf(job->identity, sizeof job->identity,
+             "protocol=%s;sha256=%s;scale=%s;method=%s;method_version=%s;seed=%llu;hparams=%s;engine=%s",
+             job->proto.name, job->proto.sha256, job->scale->name, job->method->name, job->method->version,
+             (unsigned long long)job->req->seed, hp ? hp : "{}", LT_ENGINE_VERSION);
+    free(hp);
+}
+
+static int resolve(const lt_run_request *req, lt_run_job *job) {
+    memset(job, 0, sizeof *job);
+    job->req = req;
+    job->fd = -1;
+    job->log = req->log ? req->log : stdout;
+    job->t0 = lt_now_s();
+    lt_iso8601_now(job->started);
+    if (!req->method || !(job->method = lt_method_find(req->method))) {
+        char names[1024];
+        lt_method_names(names, sizeof names);
+        return lt_err(LT_EINVAL, "unknown method '%s' (known: %s)", req->method ? req->method : "(none)", names);
+    }
+    if (!req->protocol) return lt_err(LT_EINVAL, "no protocol given");
+    char path[LT_PROTO_PATH_MAX];
+    LT_TRY(lt_protocol_find(req->protocol, req->protocols_dir, path, sizeof path));
+    LT_TRY(lt_protocol_load(path, &job->proto));
+    LT_TRY(lt_protocol_scale(&job->proto, req->scale ? req->scale : "", &job->scale));
+    LT_TRY(lt_method_hparams(job->method, req->hparams, &job->hparams));
+    make_identity(job);
+    const char *root = req->results_root && req->results_root[0] ? req->results_root : "results";
+    LT_TRY(lt_run_dir(root, job->proto.name, job->scale->name, job->method->name, req->seed, job->run_dir,
+                      sizeof job->run_dir));
+    snprintf(job->ckpt_path, sizeof job->ckpt_path, "%s/ckpt.ltc", job->run_dir);
+    snprintf(job->final_path, sizeof job->final_path, "%s/ckpt_final.ltc", job->run_dir);
+    snprintf(job->result_path, sizeof job->result_path, "%s/result.json", job->run_dir);
+    snprintf(job->events_path, sizeof job->events_path, "%s/events.jsonl", job->run_dir);
+    snprintf(job->per_class_path, sizeof job->per_class_path, "%s/per_class.csv", job->run_dir);
+    if (job->method->stage1_from) {
+        char dir[1024];
+        LT_TRY(lt_run_dir(root, job->proto.name, job->scale->name, job->method->stage1_from, req->seed, dir,
+                          sizeof dir));
+        snprintf(job->shared_final, sizeof job->shared_final, "%s/ckpt_final.ltc", dir);
+    }
+    lt_run_env_capture(&job->env, req->threads > 0 ? req->threads : 2);
+    return mkdirs(job->run_dir);
+}
+
+/* Writes the failed row (and closes the event log with run_stop). */
+static int write_failed(const lt_run_job *job, lt_run_summary *sum, const char *reason) {
+    sum->ok = 0;
+    sum->have_metrics = 0;
+    snprintf(sum->reason, sizeof sum->reason, "%s", reason);
+    sum->total_s = lt_now_s() - job->t0;
+    lt_events *ev;
+    if (lt_events_open(&ev, job->events_path, -1) == LT_OK) {
+        lt_events_str(ev, "run_stop", 0, -1, "status", "failed");
+        lt_events_str(ev, "failure", 0, -1, "reason", reason);
+        lt_events_close(ev);
+    }
+    if (!job->req->quiet) {
+        fprintf(job->log, "  %s %s %s seed %llu: FAILED: %s\n", job->proto.name, job->scale->name,
+                job->method->name, (unsigned long long)job->req->seed, reason);
+        fflush(job->log);
+    }
+    return lt_result_write(job, sum);
+}
+
+/* The child's last words, gathered while waiting. */
+typedef struct {
+    int stage, epoch;
+    char fail[496];
+} watch;
+
+static void take(watch *w, lt_run_summary *sum, const lt_run_msg *m) {
+    if (m->type == LT_MSG_POS) {
+        w->stage = m->stage;
+        w->epoch = m->epoch;
+    } else if (m->type == LT_MSG_FAIL) {
+        snprintf(w->fail, sizeof w->fail, "%s", m->text);
+        w->stage = m->stage;
+        w->epoch = m->epoch;
+    } else if (m->type == LT_MSG_DATASET) {
+        char t[sizeof m->text];
+        snprintf(t, sizeof t, "%s", m->text);
+        char *save = NULL, *f[4] = {0};
+        f[0] = strtok_r(t, "\t", &save);
+        for (int i = 1; i < 4 && f[i - 1]; i++) f[i] = strtok_r(NULL, "\t", &save);
+        if (f[3]) {
+            sum->have_dataset = 1;
+            snprintf(sum->ds_name, sizeof sum->ds_name, "%s", f[0]);
+            snprintf(sum->manifest_sha256, sizeof sum->manifest_sha256, "%s", f[1]);
+            sum->train_size = atol(f[2]);
+            sum->test_size = atol(f[3]);
+        }
+    }
+}
+
+static int run_forked(lt_run_job *job, lt_run_summary *sum) {
+    int fds[2];
+    if (pipe(fds) != 0) return lt_err(LT_EIO, "pipe: %s", strerror(errno));
+    fflush(NULL);   /* nothing buffered may be written twice */
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return lt_err(LT_EIO, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        signal(SIGPIPE, SIG_IGN);
+        job->fd = fds[1];
+        int rc = lt_run_child(job, sum);
+        if (rc) lt_run_send(job, LT_MSG_FAIL, -2, -2, lt_errmsg());
+        fflush(NULL);
+        _exit(rc ? 1 : 0);   /* no atexit handlers of the parent in the child */
+    }
+    close(fds[1]);
+    watch w = {0, -1, ""};
+    const double limit = job->req->time_limit_s;
+    int timed_out = 0;
+    unsigned char buf[sizeof(lt_run_msg)];
+    size_t have = 0;
+    for (;;) {
+        int ms = -1;
+        if (limit > 0) {
+            double left = limit - (lt_now_s() - job->t0);
+            if (left <= 0) {
+                kill(pid, SIGKILL);
+                timed_out = 1;
+                break;
+            }
+            ms = (int)(left * 1000) + 1;
+        }
+        struct pollfd pf = {fds[0], POLLIN, 0};
+        int pr = poll(&pf, 1, ms);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) continue;   /* timeout: re-check the limit */
+        ssize_t n = read(fds[0], buf + have, sizeof buf - have);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;   /* EOF: the child is gone */
+        have += (size_t)n;
+        if (have == sizeof buf) {
+            lt_run_msg m;
+            memcpy(&m, buf, sizeof m);
+            /* a FAIL message keeps the position of the last POS */
+            if (m.type == LT_MSG_FAIL) { m.stage = w.stage; m.epoch = w.epoch; }
+            take(&w, sum, &m);
+            have = 0;
+        }
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    char where[96], reason[768];
+    where_text(w.stage, w.epoch, where, sizeof where);
+    if (timed_out) {
+        snprintf(reason, sizeof reason, "timeout: time limit of %g s reached %s", limit, where);
+    } else if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        snprintf(reason, sizeof reason, "crashed: signal %d (%s) %s", sig, strsignal(sig), where);
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        lt_run_outcome o;
+        if (lt_result_read(job->result_path, &o) == LT_OK && o.ok) return LT_OK;
+        snprintf(reason, sizeof reason, "child exited without a result %s", where);
+    } else if (w.fail[0]) {
+        snprintf(reason, sizeof reason, "%s %s", w.fail, where);
+    } else {
+        snprintf(reason, sizeof reason, "exit status %d %s", WIFEXITED(status) ? WEXITSTATUS(status) : -1, where);
+    }
+    return write_failed(job, sum, reason);
+}
+
+/* Trains the shared stage 1 (stage1_from) when its final checkpoint is
+ * missing or belongs to another run; LT_OK with *failed set and a reason
+ * when that run failed. */
+static int ensure_shared(const lt_run_job *job, int *failed, char *reason, size_t cap) {
+    *failed = 0;
+    if (!job->method->stage1_from) return LT_OK;
+    lt_run_request dep = *job->req;
+    dep.method = job->method->stage1_from;
+    dep.hparams = NULL;
+    dep.kill_after_epoch = 0;
+    dep.resume = 1;
+    if (job->req->time_limit_s > 0) {
+        dep.time_limit_s = job->req->time_limit_s - (lt_now_s() - job->t0);
+        if (dep.time_limit_s <= 0) dep.time_limit_s = 0.001;
+    }
+    /* A final checkpoint of the right identity makes the dependency run a
+     * re-evaluation only; skip even that when it is already there. */
+    lt_run_job dj;
+    int rc = resolve(&dep, &dj);
+    if (rc) {
+        cJSON_Delete(dj.hparams);
+        return lt_err_wrap(rc, "shared stage 1 (%s)", dep.method);
+    }
+    int have = 0;
+    lt_ckpt *ck;
+    if (access(dj.final_path, F_OK) == 0 && lt_ckpt_read(&ck, dj.final_path) == LT_OK) {
+        const void *id;
+        size_t n;
+        have = !lt_ckpt_get(ck, "run/identity", &id, &n) && n == strlen(dj.identity) && !memcmp(id, dj.identity, n);
+        lt_ckpt_free(ck);
+    }
+    cJSON_Delete(dj.hparams);
+    if (have) return LT_OK;
+    if (!job->req->quiet) fprintf(job->log, "shared stage 1: training %s first\n", dep.method);
+    lt_run_outcome o;
+    LT_TRY(lt_runner_run(&dep, &o));
+    if (!o.ok) {
+        *failed = 1;
+        snprintf(reason, cap, "shared stage 1 (%s) failed: %s", dep.method, o.reason);
+    }
+    return LT_OK;
+}
+
+int lt_runner_run(const lt_run_request *req, lt_run_outcome *out) {
+    memset(out, 0, sizeof *out);
+    out->top1 = out->many = out->medium = out->few = out->ece = out->macro_f1 = out->map = NAN;
+    lt_run_job job;
+    int rc = resolve(req, &job);
+    if (rc) {
+        cJSON_Delete(job.hparams);
+        return rc;
+    }
+    snprintf(out->run_dir, sizeof out->run_dir, "%s", job.run_dir);
+    snprintf(out->result_path, sizeof out->result_path, "%s", job.result_path);
+    if (!req->quiet) {
+        fprintf(job.log, "run %s scale %s method %s seed %llu -> %s\n", job.proto.name, job.scale->name,
+                job.method->name, (unsigned long long)req->seed, job.run_dir);
+        fflush(job.log);
+    }
+    lt_run_summary sum;
+    memset(&sum, 0, sizeof sum);
+    int dep_failed = 0;
+    char reason[512];
+    rc = ensure_shared(&job, &dep_failed, reason, sizeof reason);
+    if (!rc && dep_failed) {
+        rc = write_failed(&job, &sum, reason);
+    } else if (!rc && req->no_fork) {
+        rc = lt_run_child(&job, &sum);
+        if (rc) {
+            char where[600];
+            snprintf(where, sizeof where, "%s", lt_errmsg());
+            rc = write_failed(&job, &sum, where);
+        }
+    } else if (!rc) {
+        rc = run_forked(&job, &sum);
+    }
+    cJSON_Delete(job.hparams);
+    if (rc) return rc;
+    lt_run_outcome r;
+    LT_TRY(lt_result_read(job.result_path, &r));
+    *out = r;
+    return LT_OK;
+}

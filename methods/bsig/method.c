@@ -1,0 +1,213 @@
+/* bsig — Balanced Sigmoid (Ren, Yu, Cai, Zhao, "Balanced Activation for
+ * Long-tailed Visual Recognition", arXiv 2008.11037, LVIS Challenge workshop
+ * at ECCV 2020; official code Majiker/BalancedMetaSoftmax-InstanceSeg,
+ * projects/BALMS/balms/fast_rcnn.py), on classification.
+ *
+ * Training: one-vs-rest sigmoid BCE against one-hot targets, summed over the
+ * C classes and averaged over the batch, on the adjusted logits
+ *     z'_j = z_j + log(phi_j / (1 - phi_j)),
+ * phi_j = fraction of training images that contain class j. Every image of
+ * a single-label set (Fashion-MNIST, CIFAR, the lvis_lt object crops, one
+ * object per crop) contains exactly one class, so phi_j = n_j / N. The
+ * official code applies the adjustment to foreground RoIs only; every crop
+ * is foreground, so it applies to every sample here.
+ *
+ * Classifier bias initialised to -log((1 - pi)/pi), pi = prior_prob = 0.001
+ * (the official config). The reason for it — C negatives per sample at
+ * sigma = 0.5 would start the loss at C log 2 (834 for LVIS's 1203 classes)
+ * with the gradient dominated by pushing negatives down — holds for a
+ * single-label classifier with a sigmoid head as much as for the detector's,
+ * so it is applied on every protocol (for 10 classes it is nearly harmless:
+ * the loss starts near -log(pi * odds) of the true class).
+ *
+ * Test: the official code scores with the plain sigmoid of the unadjusted
+ * logits. predict returns LT_SCORES_PROBS q_ij = sigma(z_ij) / sum_k
+ * sigma(z_ik): the runner's contract needs rows summing to 1 (for ECE), and
+ * (a) the argmax of q is the argmax of sigma(z), so top-1, per-class and
+ * group accuracies are exactly those of the sigmoid model; (b) ECE is the
+ * top-label calibration of this normalised one-vs-rest distribution,
+ * confidence max_j q_ij; (c) mAP ranks the test images of class j by q_ij,
+ * not by the raw sigma(z_ij) a detection-style AP would use — the ABI has no
+ * separate ranking score (see README). Returning logits instead would make
+ * the runner rank and calibrate softmax(z), a distribution this model was
+ * never trained to produce.
+ *
+ * Classes with phi_j = 0 (no training image; possible on lvis_lt) would get
+ * the offset log 0 = -inf, whose limit is sigma(z'_j) = 0, zero loss and zero
+ * gradient: they get the offset BSIG_EXCLUDED (exactly that in double) and
+ * probability 0 at test. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lt.h"
+#include "lt_method.h"
+
+#define BSIG_DEFAULTS "{\"prior_prob\": 0.001}"
+/* A finite stand-in for -inf (lt_sigmoid_bce refuses non-finite offsets):
+ * softplus(z - 1e30) and sigmoid(z - 1e30) are exactly 0 in double. */
+#define BSIG_EXCLUDED (-1e30f)
+
+typedef struct {
+    int C;
+    double prior;      /* pi of the bias initialisation */
+    long *counts;      /* [C] the counts the offsets were computed from */
+    float *offsets;    /* [C] log(phi/(1-phi)), or BSIG_EXCLUDED where n_j = 0 */
+    int n_excluded;
+    int ready;
+    float *targets;    /* [cap x C] one-hot targets of the batch */
+    int cap;           /* rows allocated in targets */
+} bsig_state;
+
+/* log(phi_j / (1 - phi_j)) with phi_j = n_j / N, i.e. log n_j - log(N - n_j);
+ * recomputed only when the counts change. */
+static int bsig_offsets(bsig_state *st, const long *counts) {
+    if (!counts) return lt_err(LT_EINVAL, "bsig: no class counts");
+    if (st->ready && !memcmp(counts, st->counts, (size_t)st->C * sizeof *counts)) return LT_OK;
+    double N = 0;
+    int excluded = 0;
+    for (int j = 0; j < st->C; j++) {
+        if (counts[j] < 0) return lt_err(LT_EINVAL, "bsig: class %d has count %ld", j, counts[j]);
+        N += (double)counts[j];
+        excluded += counts[j] == 0;
+    }
+    if (excluded == st->C) return lt_err(LT_EINVAL, "bsig: every class has 0 training images");
+    for (int j = 0; j < st->C; j++)
+        if ((double)counts[j] == N)
+            return lt_err(LT_EINVAL, "bsig: class %d holds every training image (phi = 1, "
+                          "log(phi/(1-phi)) = +inf); Balanced Sigmoid needs at least 2 classes", j);
+    for (int j = 0; j < st->C; j++) {
+        st->counts[j] = counts[j];
+        st->offsets[j] = counts[j] > 0
+                             ? (float)(log((double)counts[j]) - log(N - (double)counts[j]))
+                             : BSIG_EXCLUDED;
+    }
+    st->n_excluded = excluded;
+    st->ready = 1;
+    return LT_OK;
+}
+
+static int bsig_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
+    bsig_state *st = stp;
+    LT_TRY(lt_hp_num(hp, "prior_prob", &st->prior));
+    if (!(st->prior > 0.0 && st->prior < 1.0))
+        return lt_err(LT_EINVAL, "bsig: hparam 'prior_prob' = %g must lie in (0, 1)", st->prior);
+    if (run->n_classes <= 0) return lt_err(LT_EINVAL, "bsig: %d classes", run->n_classes);
+    st->C = run->n_classes;
+    st->counts = calloc((size_t)st->C, sizeof *st->counts);
+    st->offsets = calloc((size_t)st->C, sizeof *st->offsets);
+    if (!st->counts || !st->offsets) return lt_err(LT_ENOMEM, "bsig: out of memory for %d classes", st->C);
+    LT_TRY(bsig_offsets(st, run->class_counts));
+    if (st->n_excluded && run->log)
+        LT_TRY(run->log(run->host, "bsig_excluded_classes", (double)st->n_excluded));
+    return LT_OK;
+}
+
+static void bsig_fini(void *stp) {
+    bsig_state *st = stp;
+    free(st->counts);
+    free(st->offsets);
+    free(st->targets);
+    st->counts = NULL;
+    st->offsets = NULL;
+    st->targets = NULL;
+}
+
+/* The head is the engine default's, spelled out because the bias
+ * initialisation below needs "logits.bias" to exist. */
+static int bsig_build(void *stp, lt_model *m, int feat) {
+    const bsig_state *st = stp;
+    int r = lt_add_linear(m, "logits", "head", feat, st->C, 1);
+    return r < 0 ? r : LT_OK;
+}
+
+static int bsig_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
+    bsig_state *st = stp;
+    if (stage != 0) return lt_err(LT_EINVAL, "bsig: no stage %d (1 stage)", stage);
+    if (cfg->batch < 1) return lt_err(LT_EINVAL, "bsig: batch %d", cfg->batch);
+    /* Targets for the largest batch of the stage, allocated once here. */
+    if (cfg->batch > st->cap) {
+        float *t = realloc(st->targets, (size_t)cfg->batch * (size_t)st->C * sizeof *t);
+        if (!t) return lt_err(LT_ENOMEM, "bsig: out of memory for %d x %d targets", cfg->batch, st->C);
+        st->targets = t;
+        st->cap = cfg->batch;
+    }
+    /* Prior-probability bias init: the parameters are initialised by now
+     * (stage_begin runs after finalize); on resume the checkpoint's weights
+     * are loaded after this and replace it. */
+    lt_param *b = lt_model_param(m, "logits.bias");
+    if (!b) return lt_err(LT_EINVAL, "bsig: the model has no 'logits.bias' parameter");
+    float b0 = (float)-log((1.0 - st->prior) / st->prior);
+    for (size_t k = 0; k < b->count; k++) m->w[b->off + k] = b0;
+    return LT_OK;
+}
+
+static int bsig_loss(void *stp, const lt_taps *t, double *loss, lt_grads *g) {
+    bsig_state *st = stp;
+    if (t->n_classes != st->C)
+        return lt_err(LT_EINVAL, "bsig: taps have %d classes, the run %d", t->n_classes, st->C);
+    if (t->n > st->cap)
+        return lt_err(LT_ESTATE, "bsig: batch of %d exceeds the %d rows planned in stage_begin", t->n, st->cap);
+    if (!t->labels) return lt_err(LT_EINVAL, "bsig: loss without labels");
+    LT_TRY(bsig_offsets(st, t->class_counts));
+    memset(st->targets, 0, (size_t)t->n * (size_t)st->C * sizeof *st->targets);
+    for (int i = 0; i < t->n; i++) {
+        int y = t->labels[i];
+        if (y < 0 || y >= st->C) return lt_err(LT_EINVAL, "bsig: label[%d] = %d outside [0, %d)", i, y, st->C);
+        /* A positive of an excluded class would cost ~1e30: contradicts the counts. */
+        if (st->counts[y] == 0)
+            return lt_err(LT_EINVAL, "bsig: sample %d has label %d, a class with 0 training images", i, y);
+        st->targets[(size_t)i * st->C + y] = 1.0f;
+    }
+    return lt_sigmoid_bce(t->n, st->C, t->logits, st->targets, st->offsets, loss, g->dlogits);
+}
+
+/* log sigma(z) = -softplus(-z), without overflow for large |z|. */
+static double log_sigmoid(double z) { return -((z < 0.0 ? -z : 0.0) + log1p(exp(-fabs(z)))); }
+
+/* q_ij = sigma(z_ij) / sum_k sigma(z_ik), normalised in log space so that
+ * very negative logits neither underflow every term to 0 nor lose their
+ * order. Excluded classes get q = 0. */
+static int bsig_predict(void *stp, const lt_taps *t, float *scores, int *kind) {
+    bsig_state *st = stp;
+    if (t->n_classes != st->C)
+        return lt_err(LT_EINVAL, "bsig: taps have %d classes, the run %d", t->n_classes, st->C);
+    LT_TRY(bsig_offsets(st, t->class_counts));
+    for (int i = 0; i < t->n; i++) {
+        const float *z = t->logits + (size_t)i * st->C;
+        float *q = scores + (size_t)i * st->C;
+        double mx = -INFINITY, s = 0.0;
+        for (int j = 0; j < st->C; j++) {
+            if (!isfinite(z[j]))
+                return lt_err(LT_ENUM, "bsig: test logit[%d,%d] = %g is not finite", i, j, (double)z[j]);
+            if (st->counts[j] > 0 && log_sigmoid(z[j]) > mx) mx = log_sigmoid(z[j]);
+        }
+        for (int j = 0; j < st->C; j++)
+            if (st->counts[j] > 0) s += exp(log_sigmoid(z[j]) - mx);
+        for (int j = 0; j < st->C; j++)
+            q[j] = st->counts[j] > 0 ? (float)(exp(log_sigmoid(z[j]) - mx) / s) : 0.0f;
+    }
+    *kind = LT_SCORES_PROBS;
+    return LT_OK;
+}
+
+const lt_method *lt_method_bsig(void) {
+    static const lt_method m = {
+        .abi = LT_METHOD_ABI,
+        .name = "bsig",
+        .version = "1",
+        .cite = "Ren et al., arXiv:2008.11037 (Balanced Activation, LVIS Challenge ECCV 2020)",
+        .fidelity = "reconstructed",
+        .defaults = BSIG_DEFAULTS,
+        .state_size = sizeof(bsig_state),
+        .flags = 0,
+        .stage1_from = NULL,
+        .init = bsig_init,
+        .fini = bsig_fini,
+        .build = bsig_build,
+        .stage_begin = bsig_stage_begin,
+        .loss = bsig_loss,
+        .predict = bsig_predict,
+    };
+    return &m;
+}

@@ -1,0 +1,26 @@
+# perclass.gp — per-class test accuracy against class rank by training count,
+# one line per method, with the training count as grey bars on a log second
+# axis (the head-to-tail picture of the decoupling and OLTR papers).
+#
+# Data (perclass_<protocol>_<scale>.dat): rank class_id train_count <method>...
+# Extra variable: nclasses (class ids label the x axis when there are <= 20).
+load plotdir."/palette.gp"
+fig_w = 1000
+load plotdir."/common.gp"
+set xlabel "class, sorted by training images (head to tail)"
+set ylabel "test accuracy (%)"
+set y2label "training images (log scale)"
+set yrange [0:100]
+set logscale y2
+set y2tics
+set border 11 linewidth 1   # bottom, left and right: the right axis carries the counts
+set xrange [-0.6:nclasses-0.4]
+set style fill solid 0.5 noborder
+set boxwidth 0.8 absolute
+set key outside right top vertical
+xt = nclasses <= 20 ? ":xtic(2)" : ""
+sty = nclasses <= 50 ? "linespoints pt 7 ps 0.9" : "lines"
+if (nclasses > 20) { set xlabel "class rank by training images (0 = most)" }
+plot datafile using 1:3@xt axes x1y2 with boxes lc rgb "#cccccc" title "training images", \
+     for [i=1:n_methods] datafile using 1:(column(3+i)) with @sty lw 2 \
+         lc rgb method_colour(word(methods, i)) title word(methods, i)

@@ -1,0 +1,347 @@
+/* test_figures.c — figure data files and gnuplot rendering, from result
+ * files, per_class.csv and events.jsonl this test writes itself:
+ * fmnist_lt_r10 and fmnist_lt_r100 at scale short, methods ce and crt,
+ * seeds 0 and 1. The expected .dat contents are worked out by hand. With
+ * gnuplot in PATH the PNG and PDF files must exist and carry their magic
+ * bytes; with PATH emptied the command must say so and still write the data. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lt_figures.h"
+
+static char g_root[64];   /* temporary results root; figures go to <root>/out* */
+
+/* Training counts by class id: not sorted by id, so the figure's ordering
+ * by count is visible in the data (class 1 has the most images). */
+static const long COUNTS[10] = {100, 6000, 60, 3596, 774, 2156, 278, 1292, 166, 464};
+
+static void mkdirs(const char *path)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = '\0';
+            mkdir(p, 0755);
+            *s = '/';
+        }
+    mkdir(p, 0755);
+}
+
+static void spit(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+/* One run: result.json with the given top-1 and many (medium, few derived),
+ * per_class.csv with correct = base - step*class of 1000 test images, and
+ * events.jsonl with three stage-1 epochs (ce) or stage-2 epochs only (crt). */
+static void write_run(const char *protocol, const char *method, int seed, double top1, double many)
+{
+    char dir[512], p[600], text[4096];
+    snprintf(dir, sizeof dir, "%s/runs/%s/short/%s/seed%d", g_root, protocol, method, seed);
+    mkdirs(dir);
+    snprintf(p, sizeof p, "%s/result.json", dir);
+    snprintf(text, sizeof text,
+             "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"%s\",\"version\":1,"
+             "\"sha256\":\"aa\"},\"scale\":\"short\",\"method\":{\"name\":\"%s\",\"version\":\"1\","
+             "\"fidelity\":\"reconstructed\",\"hparams\":{}},\"seed\":%d,\"metrics\":{\"top1\":%.17g,"
+             "\"many\":%.17g,\"medium\":%.17g,\"few\":%.17g,\"ece\":0.1,\"macro_f1\":0.5,\"map\":null},"
+             "\"env\":{\"commit\":\"c0ffee\",\"dirty\":false}}\n",
+             protocol, method, seed, top1, many, many - 0.3, many - 0.6);
+    spit(p, text);
+
+    int ce = !strcmp(method, "ce");
+    snprintf(p, sizeof p, "%s/per_class.csv", dir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fprintf(f, "class_id,train_count,test_count,correct,acc,group,weight_norm\n");
+    for (int c = 0; c < 10; c++) {
+        int correct = ce ? 900 + 10 * seed - 50 * c : 800 + 20 * seed - 20 * c;
+        const char *g = COUNTS[c] > 100 ? "many" : COUNTS[c] >= 20 ? "medium" : "few";
+        if (ce) fprintf(f, "%d,%ld,1000,%d,%.4f,%s,%.4f\n", c, COUNTS[c], correct, correct / 1000.0, g, 2.0 - 0.1 * c);
+        else fprintf(f, "%d,%ld,1000,%d,%.4f,%s,\n", c, COUNTS[c], correct, correct / 1000.0, g);
+    }
+    fclose(f);
+
+    snprintf(p, sizeof p, "%s/events.jsonl", dir);
+    f = fopen(p, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"t_ms\":1,\"event\":\"run_start\",\"stage\":null,\"epoch\":null,\"key\":\"seed\",\"value\":%d}\n", seed);
+    for (int e = 0; e < 3; e++) {
+        fprintf(f,
+                "{\"t_ms\":2,\"event\":\"epoch_end\",\"stage\":%d,\"epoch\":%d,\"key\":\"train\","
+                "\"value\":{\"loss\":%.4f,\"acc\":%.4f,\"lr\":0.1,\"img_s\":500}}\n",
+                ce ? 1 : 2, e, 2.0 + 0.2 * seed - 0.5 * e, 0.3 + 0.02 * seed + 0.2 * e);
+    }
+    if (ce)   /* a later stage of ce must not leak into the stage-1 curve */
+        fprintf(f, "{\"t_ms\":3,\"event\":\"epoch_end\",\"stage\":2,\"epoch\":0,\"key\":\"train\","
+                   "\"value\":{\"loss\":9,\"acc\":0.01}}\n");
+    fprintf(f, "{\"t_ms\":4,\"event\":\"run_stop\",\"stage\":null,\"epoch\":null,\"key\":\"status\",\"value\":\"ok\"}\n");
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_root, sizeof g_root, "/tmp/lt_fig_XXXXXX");
+    if (!mkdtemp(g_root)) return -1;
+    for (int s = 0; s < 2; s++) {
+        write_run("fmnist_lt_r100", "ce", s, 0.70 + 0.02 * s, 0.90 + 0.02 * s);
+        write_run("fmnist_lt_r100", "crt", s, 0.75 + 0.02 * s, 0.80);
+        write_run("fmnist_lt_r10", "ce", s, 0.80 + 0.02 * s, 0.95);
+        write_run("fmnist_lt_r10", "crt", s, 0.85 + 0.02 * s, 0.85);
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *dat(const char *out, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s/%s.dat", g_root, out, name);
+    char *t = slurp(p);
+    if (!t) fail_msg("missing %s", p);
+    return t;
+}
+
+/* The data lines of a .dat (comment lines dropped). */
+static char *data_lines(char *t)
+{
+    char *w = t, *r = t;
+    while (*r) {
+        char *nl = strchr(r, '\n');
+        size_t len = nl ? (size_t)(nl - r + 1) : strlen(r);
+        if (*r != '#') {
+            memmove(w, r, len);
+            w += len;
+        }
+        r += len;
+    }
+    *w = '\0';
+    return t;
+}
+
+static int has_magic(const char *path, const char *magic, size_t n)
+{
+    char buf[16] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t k = fread(buf, 1, n, f);
+    fclose(f);
+    return k == n && !memcmp(buf, magic, n);
+}
+
+static void make(const char *out, const char *log_path, lt_fig_summary *sum)
+{
+    char od[256];
+    snprintf(od, sizeof od, "%s/%s", g_root, out);
+    FILE *log = fopen(log_path, "w+");
+    assert_non_null(log);
+    lt_fig_opts o = {.results_dir = g_root, .out_dir = od, .scripts_dir = "plots", .log = log};
+    int rc = lt_figures_make(&o, NULL, sum);
+    if (rc) fail_msg("lt_figures_make: %s", lt_errmsg());
+    fclose(log);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_data_files(void **state)
+{
+    (void)state;
+    lt_fig_summary sum;
+    char log[256];
+    snprintf(log, sizeof log, "%s/log1", g_root);
+    make("out", log, &sum);
+    assert_int_equal(sum.n_data, 2 * 4 + 1);   /* 4 per protocol + 1 imbalance */
+
+    /* per-class: classes by count descending; ce = (905 - 50c)/10 %, crt = (810 - 20c)/10 % */
+    char *t = data_lines(dat("out", "perclass_fmnist_lt_r100_short"));
+    assert_string_equal(t, "0 1 6000 85.5000 79.0000\n"
+                           "1 3 3596 75.5000 75.0000\n"
+                           "2 5 2156 65.5000 71.0000\n"
+                           "3 7 1292 55.5000 67.0000\n"
+                           "4 4 774 70.5000 73.0000\n"
+                           "5 9 464 45.5000 63.0000\n"
+                           "6 6 278 60.5000 69.0000\n"
+                           "7 8 166 50.5000 65.0000\n"
+                           "8 0 100 90.5000 81.0000\n"
+                           "9 2 60 80.5000 77.0000\n");
+    free(t);
+    t = dat("out", "perclass_fmnist_lt_r100_short");
+    assert_non_null(strstr(t, "\n# rank class_id train_count ce crt\n"));
+    free(t);
+
+    /* weight norms: only ce recorded them */
+    t = dat("out", "wnorm_fmnist_lt_r100_short");
+    assert_non_null(strstr(t, "\n# rank class_id train_count ce\n0 1 6000 1.9000\n1 3 3596 1.7000\n"));
+    free(t);
+
+    /* shot groups: means of the two seeds, percent */
+    t = data_lines(dat("out", "groups_fmnist_lt_r100_short"));
+    assert_string_equal(t, "many 91.0000 80.0000\n"
+                           "medium 61.0000 50.0000\n"
+                           "few 31.0000 20.0000\n");
+    free(t);
+
+    /* top-1 against imbalance ratio, ascending ratio */
+    t = dat("out", "imbalance_fmnist_lt_short");
+    assert_non_null(strstr(t, "# ir ce crt\n10 81.0000 86.0000\n100 71.0000 76.0000\n"));
+    free(t);
+
+    /* stage-1 curves: ce only (crt logged stage 2 only); ce's stage-2 epoch ignored */
+    t = dat("out", "curves_fmnist_lt_r100_short");
+    assert_non_null(strstr(t, "# epoch ce_loss ce_acc\n"
+                              "1 2.1000 31.0000\n"
+                              "2 1.6000 51.0000\n"
+                              "3 1.1000 71.0000\n"));
+    assert_null(strstr(t, "crt"));
+    free(t);
+}
+
+static void test_rendered(void **state)
+{
+    (void)state;
+    char gp[1024];
+    if (lt_find_in_path("gnuplot", gp, sizeof gp) != LT_OK) {
+        printf("skip: gnuplot not in PATH; rendering not checked\n");
+        skip();
+    }
+    lt_fig_summary sum;
+    char log[256];
+    snprintf(log, sizeof log, "%s/log2", g_root);
+    make("out_gp", log, &sum);
+    assert_true(sum.gnuplot_found);
+    assert_int_equal(sum.n_figures, 9);
+    assert_int_equal(sum.n_rendered, 9);
+    static const char *const figs[] = {"perclass_fmnist_lt_r100_short", "perclass_fmnist_lt_r10_short",
+                                       "groups_fmnist_lt_r100_short",   "wnorm_fmnist_lt_r10_short",
+                                       "curves_fmnist_lt_r100_short",   "imbalance_fmnist_lt_short"};
+    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
+        char p[300], v[300];
+        snprintf(p, sizeof p, "%s/out_gp/%s.png", g_root, figs[i]);
+        assert_true(has_magic(p, "\x89PNG\r\n\x1a\n", 8));
+        snprintf(p, sizeof p, "%s/out_gp/%s.pdf", g_root, figs[i]);
+        snprintf(v, sizeof v, "%s/out_gp/%s.svg", g_root, figs[i]);
+        assert_true(has_magic(p, "%PDF", 4) || has_magic(v, "<?xml", 5) || has_magic(v, "<svg", 4));
+    }
+}
+
+static void test_no_gnuplot(void **state)
+{
+    (void)state;
+    char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", "", 1);
+    lt_fig_summary sum;
+    char log[256];
+    snprintf(log, sizeof log, "%s/log3", g_root);
+    make("out_nogp", log, &sum);
+    if (saved) setenv("PATH", saved, 1);
+    free(saved);
+    assert_false(sum.gnuplot_found);
+    assert_int_equal(sum.n_data, 9);
+    assert_int_equal(sum.n_rendered, 0);
+    char *text = slurp(log);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "figures: gnuplot not found in PATH, so only the data files are written"));
+    assert_non_null(strstr(text, "gnuplot-nox"));
+    free(text);
+    char p[300];
+    snprintf(p, sizeof p, "%s/out_nogp/perclass_fmnist_lt_r100_short.dat", g_root);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/out_nogp/perclass_fmnist_lt_r100_short.png", g_root);
+    assert_int_not_equal(access(p, F_OK), 0);
+}
+
+static void test_bad_per_class(void **state)
+{
+    (void)state;
+    char p[300];
+    snprintf(p, sizeof p, "%s/runs/fmnist_lt_r100/short/ce/seed1/per_class.csv", g_root);
+    char *orig = slurp(p);
+    spit(p, "class_id,train_count,test_count,correct,acc,group,weight_norm\n0,100,1000,900,0.9,many,1\nx,1,1,1,1,few,1\n");
+    char od[256];
+    snprintf(od, sizeof od, "%s/out_bad", g_root);
+    lt_fig_opts o = {.results_dir = g_root, .out_dir = od, .scripts_dir = "plots"};
+    lt_fig_summary sum;
+    assert_int_equal(lt_figures_make(&o, NULL, &sum), LT_EDATA);
+    char want[400];
+    snprintf(want, sizeof want, "%s:3: class_id and train_count must be non-negative integers", p);
+    assert_string_equal(lt_errmsg(), want);
+    spit(p, orig);
+    free(orig);
+}
+
+/* plots/palette.gp: the table's colours, and a stable hash colour for a
+ * method not in the table. */
+static void test_palette(void **state)
+{
+    (void)state;
+    char gp[1024];
+    if (lt_find_in_path("gnuplot", gp, sizeof gp) != LT_OK) {
+        printf("skip: gnuplot not in PATH; palette not checked\n");
+        skip();
+    }
+    char out[2][128];
+    for (int i = 0; i < 2; i++) {
+        FILE *p = popen("gnuplot -e 'load \"plots/palette.gp\"; print method_colour(\"ce\"), \" \", "
+                        "method_colour(\"crt\"), \" \", method_colour(\"some_new_method\")' 2>&1", "r");
+        assert_non_null(p);
+        assert_non_null(fgets(out[i], sizeof out[i], p));
+        assert_int_equal(pclose(p), 0);
+    }
+    assert_string_equal(out[0], out[1]);
+    char ce[16], crt[16], other[16];
+    assert_int_equal(sscanf(out[0], "%15s %15s %15s", ce, crt, other), 3);
+    assert_string_equal(ce, "#000000");
+    assert_string_equal(crt, "#1f77b4");
+    assert_int_equal(strlen(other), 7);
+    assert_int_equal(other[0], '#');
+    assert_int_equal(strspn(other + 1, "0123456789abcdef"), 6);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_data_files),
+        cmocka_unit_test(test_rendered),
+        cmocka_unit_test(test_no_gnuplot),
+        cmocka_unit_test(test_bad_per_class),
+        cmocka_unit_test(test_palette),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

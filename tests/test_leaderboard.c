@@ -1,0 +1,338 @@
+/* test_leaderboard.c — results/leaderboard.csv, .md and tables/<p>_<s>.tex from
+ * result files this test writes itself into a temporary results root:
+ * 2 methods x 3 seeds on fmnist_lt_r100/short (one seed failed), plus a
+ * full-scale protocol with paper numbers, a single-seed row and an
+ * all-failed row. Means and standard deviations below are worked out by
+ * hand from the fractions written. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lt_leaderboard.h"
+
+static char g_root[64];   /* temporary results root */
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static void mkdirs(const char *path)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = '\0';
+            mkdir(p, 0755);
+            *s = '/';
+        }
+    mkdir(p, 0755);
+}
+
+static void spit(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+/* One result.json in the schema of harness/RESULTS.md. top1 < 0: failed run. */
+static void write_run(const char *protocol, const char *scale, const char *method, const char *fidelity, int seed,
+                      double top1, double many, double medium, double few, double ece)
+{
+    char dir[512], path[600], text[4096];
+    snprintf(dir, sizeof dir, "%s/runs/%s/%s/%s/seed%d", g_root, protocol, scale, method, seed);
+    mkdirs(dir);
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    if (top1 < 0) {
+        snprintf(text, sizeof text,
+                 "{\"format\":1,\"status\":\"failed\",\"reason\":\"loss is NaN in stage 1 epoch 3\","
+                 "\"protocol\":{\"name\":\"%s\",\"version\":1,\"sha256\":\"aaaa\"},\"scale\":\"%s\","
+                 "\"method\":{\"name\":\"%s\",\"version\":\"1\",\"fidelity\":\"%s\",\"hparams\":{}},\"seed\":%d,"
+                 "\"metrics\":{\"top1\":null,\"many\":null,\"medium\":null,\"few\":null,\"ece\":null,"
+                 "\"macro_f1\":null,\"map\":null},"
+                 "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false}}\n",
+                 protocol, scale, method, fidelity, seed);
+    } else {
+        snprintf(text, sizeof text,
+                 "{\"format\":1,\"status\":\"ok\",\"reason\":\"\","
+                 "\"protocol\":{\"name\":\"%s\",\"version\":1,\"sha256\":\"aaaa\"},\"scale\":\"%s\","
+                 "\"method\":{\"name\":\"%s\",\"version\":\"1\",\"fidelity\":\"%s\",\"hparams\":{}},\"seed\":%d,"
+                 "\"dataset\":{\"name\":\"fmnist\",\"manifest_sha256\":\"bbbb\",\"train_size\":14886,"
+                 "\"test_size\":10000},"
+                 "\"metrics\":{\"top1\":%.17g,\"many\":%.17g,\"medium\":%.17g,\"few\":%.17g,\"ece\":%.17g,"
+                 "\"macro_f1\":0.5,\"map\":null},\"group_sizes\":[3,5,2],"
+                 "\"timings\":{\"total_s\":12.5,\"stages_s\":[12.0],\"eval_s\":0.5},"
+                 "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"threads\":2},"
+                 "\"started\":\"2024-01-01T00:00:00Z\",\"finished\":\"2024-01-01T00:01:00Z\"}\n",
+                 protocol, scale, method, fidelity, seed, top1, many, medium, few, ece);
+    }
+    spit(path, text);
+}
+
+static void write_fixture(void)
+{
+    /* ce: top1 70 / 72 / 74 -> mean 72.00, sample std 2.00 */
+    write_run("fmnist_lt_r100", "short", "ce", "reconstructed", 0, 0.70, 0.90, 0.60, 0.30, 0.10);
+    write_run("fmnist_lt_r100", "short", "ce", "reconstructed", 1, 0.72, 0.91, 0.62, 0.33, 0.12);
+    write_run("fmnist_lt_r100", "short", "ce", "reconstructed", 2, 0.74, 0.92, 0.64, 0.36, 0.14);
+    /* balanced_softmax: 75 / 78 ok, seed 2 failed -> mean 76.50, std 2.12 */
+    write_run("fmnist_lt_r100", "short", "balanced_softmax", "paper", 0, 0.75, 0.85, 0.70, 0.60, 0.05);
+    write_run("fmnist_lt_r100", "short", "balanced_softmax", "paper", 1, 0.78, 0.86, 0.72, 0.64, 0.07);
+    write_run("fmnist_lt_r100", "short", "balanced_softmax", "paper", 2, -1, 0, 0, 0, 0);
+    /* full scale: one seed (no std), paper number 70.36 from the CSV */
+    write_run("cifar10_lt_r100", "full", "ce", "official-code", 0, 0.7123, 0.9, 0.7, 0.5, 0.2);
+    write_run("cifar10_lt_r100", "full", "crt", "reconstructed", 0, -1, 0, 0, 0, 0);
+    char p[256];
+    snprintf(p, sizeof p, "%s/paper_numbers.csv", g_root);
+    spit(p, "protocol,method,top1,source\n"
+            "cifar10_lt_r100,ce,70.36,\"Cao et al. 2019, Table 2\"\n"
+            "fmnist_lt_r100,ce,99.00,not shown: short is not the paper's scale\n");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_root, sizeof g_root, "/tmp/lt_lb_XXXXXX");
+    if (!mkdtemp(g_root)) return -1;
+    write_fixture();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *build(const char *file)
+{
+    lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent", .log = NULL};
+    assert_int_equal(lt_leaderboard_update(&o, NULL, NULL, NULL), LT_OK);
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", g_root, file);
+    char *t = slurp(p);
+    assert_non_null(t);
+    return t;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_csv_rows(void **state)
+{
+    (void)state;
+    char *csv = build("leaderboard.csv");
+    const char *want =
+        LT_LB_CSV_HEADER "\n"
+        "cifar10_lt_r100,1,full,ce,official-code,1,71.23,,90.00,70.00,50.00,20.00,,70.36,0.87,ok,abc123def456\n"
+        "cifar10_lt_r100,1,full,crt,reconstructed,0,,,,,,,,,,failed,abc123def456\n"
+        "fmnist_lt_r100,1,short,balanced_softmax,paper,2,76.50,2.12,85.50,71.00,62.00,6.00,,,,failed(1/3),"
+        "abc123def456\n"
+        "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,,,,ok,abc123def456\n";
+    assert_string_equal(csv, want);
+    const char *header = "protocol,protocol_version,scale,method,fidelity,n_seeds,top1_mean,top1_std,"
+                         "many_mean,medium_mean,few_mean,ece_mean,map_mean,paper_top1,delta_vs_paper,"
+                         "status,commit\n";
+    assert_int_equal(strncmp(csv, header, strlen(header)), 0);
+    free(csv);
+}
+
+static void test_rows_numbers(void **state)
+{
+    (void)state;
+    lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent"};
+    lt_run_set set;
+    lt_lb_row *rows;
+    int n;
+    assert_int_equal(lt_leaderboard_update(&o, &set, &rows, &n), LT_OK);
+    assert_int_equal(set.n, 8);
+    assert_int_equal(n, 4);
+    const lt_lb_row *bs = &rows[2];
+    assert_string_equal(bs->method, "balanced_softmax");
+    assert_int_equal(bs->n_runs, 3);
+    assert_int_equal(bs->n_ok, 2);
+    assert_true(fabs(bs->mean[LT_M_TOP1] - 76.5) < 1e-9);
+    assert_true(fabs(bs->top1_std - sqrt(4.5)) < 1e-9);   /* (1.5^2 + 1.5^2) / (2-1) */
+    assert_string_equal(bs->status, "failed(1/3)");
+    const lt_lb_row *ce = &rows[3];
+    assert_true(fabs(ce->mean[LT_M_TOP1] - 72.0) < 1e-9);
+    assert_true(fabs(ce->top1_std - 2.0) < 1e-9);
+    assert_true(isnan(ce->paper_top1));                  /* short scale: no paper number */
+    assert_true(isnan(rows[0].top1_std));                /* one seed */
+    assert_true(fabs(rows[0].delta_vs_paper - (71.23 - 70.36)) < 1e-9);
+    assert_true(isnan(rows[1].mean[LT_M_TOP1]));
+    /* the failed run's reason is kept */
+    assert_string_equal(set.v[1].reason, "loss is NaN in stage 1 epoch 3");
+    lt_run_set_free(&set);
+    free(rows);
+}
+
+static void test_markdown(void **state)
+{
+    (void)state;
+    char *md = build("leaderboard.md");
+    assert_non_null(strstr(md, "\n## fmnist_lt_r100, scale short (protocol version 1)\n"));
+    assert_non_null(strstr(md, "\n## cifar10_lt_r100, scale full (protocol version 1)\n"));
+    assert_non_null(strstr(md, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | mAP "
+                               "| paper top-1 | Δ paper | status | commit |\n"));
+    assert_non_null(strstr(md, "| ce | reconstructed | 3 | 72.00 ± 2.00 | 91.00 | 62.00 | 33.00 | 12.00 |  |  |  "
+                               "| ok | abc123def456 |\n"));
+    assert_non_null(strstr(md, "| balanced_softmax | paper | 2 | 76.50 ± 2.12 |"));
+    assert_non_null(strstr(md, "| failed(1/3) |"));
+    assert_non_null(strstr(md, "| ce | official-code | 1 | 71.23 | 90.00 |"));
+    assert_non_null(strstr(md, "| 70.36 | 0.87 | ok |"));
+    /* cifar sorts before fmnist */
+    assert_true(strstr(md, "## cifar10_lt_r100") < strstr(md, "## fmnist_lt_r100"));
+    free(md);
+}
+
+static void test_latex(void **state)
+{
+    (void)state;
+    char *tex = build("tables/fmnist_lt_r100_short.tex");
+    assert_non_null(strstr(tex, "\\begin{tabular}{llrrrrrr}\n\\toprule\n"
+                                "Method & Fidelity & Seeds & Top-1 & Many & Medium & Few & ECE \\\\\n\\midrule\n"));
+    assert_non_null(strstr(tex, "\nbalanced\\_softmax & paper & 2/3 & 76.50 $\\pm$ 2.12 & 85.50 & 71.00 & 62.00 & "
+                                "6.00 \\\\\n"));
+    assert_non_null(strstr(tex, "\nce & reconstructed & 3 & 72.00 $\\pm$ 2.00 & 91.00 & 62.00 & 33.00 & 12.00 \\\\\n"));
+    assert_non_null(strstr(tex, "\\bottomrule\n\\end{tabular}\n"));
+    assert_null(strstr(tex, "balanced_softmax"));   /* every underscore escaped */
+    free(tex);
+    /* the full-scale table has the paper columns; the failed row shows dashes */
+    tex = build("tables/cifar10_lt_r100_full.tex");
+    assert_non_null(strstr(tex, "Few & ECE & Paper & $\\Delta$ \\\\\n"));
+    assert_non_null(strstr(tex, "\nce & official-code & 1 & 71.23 & 90.00 & 70.00 & 50.00 & 20.00 & 70.36 & +0.87 \\\\\n"));
+    assert_non_null(strstr(tex, "\ncrt & reconstructed & 0/1 & -- & -- & -- & -- & -- & -- & -- \\\\\n"));
+    free(tex);
+}
+
+static void test_deterministic(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"leaderboard.csv", "leaderboard.md", "tables/fmnist_lt_r100_short.tex",
+                                        "tables/cifar10_lt_r100_full.tex"};
+    char *first[4];
+    for (int i = 0; i < 4; i++) first[i] = build(files[i]);
+    /* a rebuild, later, from the same inputs: the same bytes */
+    sleep(1);
+    for (int i = 0; i < 4; i++) {
+        char *again = build(files[i]);
+        assert_string_equal(first[i], again);
+        free(again);
+        free(first[i]);
+    }
+    /* no temp files left behind */
+    char p[256];
+    snprintf(p, sizeof p, "%s/leaderboard.csv.tmp", g_root);
+    assert_int_not_equal(access(p, F_OK), 0);
+}
+
+static void test_corrupt_and_pruned(void **state)
+{
+    (void)state;
+    /* a torn result.json counts as a failed run of its path's identity */
+    char dir[256], p[300];
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce/seed3", g_root);
+    mkdirs(dir);
+    snprintf(p, sizeof p, "%s/result.json", dir);
+    spit(p, "{\"format\":1,\"status\":\"ok\",\"metr");
+    char *csv = build("leaderboard.csv");
+    assert_non_null(strstr(csv, "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,,,,"
+                                "failed(1/4),abc123def456\n"));
+    free(csv);
+    unlink(p);
+    rmdir(dir);
+    /* a protocol whose runs are gone loses its table */
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/runs/cifar10_lt_r100'", g_root);
+    assert_int_equal(system(cmd), 0);
+    free(build("leaderboard.csv"));
+    snprintf(p, sizeof p, "%s/tables/cifar10_lt_r100_full.tex", g_root);
+    assert_int_not_equal(access(p, F_OK), 0);
+    write_fixture();   /* restore for the other tests */
+}
+
+static void test_paper_sources(void **state)
+{
+    (void)state;
+    char mdir[256], p[300];
+    snprintf(mdir, sizeof mdir, "%s/methods/crt", g_root);
+    mkdirs(mdir);
+    snprintf(p, sizeof p, "%s/paper.json", mdir);
+    spit(p, "{\"source\": \"Kang et al. 2020\", \"top1\": {\"cifar10_lt_r100\": 73.5}}\n");
+    lt_lb_opts o = {.results_dir = g_root};
+    char methods[256];
+    snprintf(methods, sizeof methods, "%s/methods", g_root);
+    o.methods_dir = methods;
+    double v;
+    assert_int_equal(lt_paper_top1(&o, "cifar10_lt_r100", "crt", &v), LT_OK);
+    assert_true(fabs(v - 73.5) < 1e-12);
+    assert_int_equal(lt_paper_top1(&o, "cifar10_lt_r100", "ce", &v), LT_OK);   /* CSV */
+    assert_true(fabs(v - 70.36) < 1e-12);
+    assert_int_equal(lt_paper_top1(&o, "fmnist_lt_r100", "crt", &v), LT_OK);
+    assert_true(isnan(v));
+    /* a malformed CSV names file and line */
+    snprintf(p, sizeof p, "%s/paper_numbers.csv", g_root);
+    spit(p, "protocol,method,top1,source\ncifar10_lt_r100,ce,seventy,x\n");
+    assert_int_equal(lt_paper_top1(&o, "cifar10_lt_r100", "ce", &v), LT_EDATA);
+    char want[400];
+    snprintf(want, sizeof want, "%s:2: top1 'seventy' is not a percentage in [0,100]", p);
+    assert_string_equal(lt_errmsg(), want);
+    write_fixture();
+}
+
+static void test_csv_split(void **state)
+{
+    (void)state;
+    char line[] = "a,\"b,c\",\"say \"\"hi\"\"\",,d\r\n";
+    char *f[8];
+    assert_int_equal(lt_rep_csv_split(line, f, 8), 5);
+    assert_string_equal(f[0], "a");
+    assert_string_equal(f[1], "b,c");
+    assert_string_equal(f[2], "say \"hi\"");
+    assert_string_equal(f[3], "");
+    assert_string_equal(f[4], "d");
+    char bad[] = "a,\"open";
+    assert_int_equal(lt_rep_csv_split(bad, f, 8), -1);
+    char buf[16];
+    lt_rep_pct(-0.001, buf, sizeof buf);
+    assert_string_equal(buf, "0.00");
+    lt_rep_pct(NAN, buf, sizeof buf);
+    assert_string_equal(buf, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_csv_rows),     cmocka_unit_test(test_rows_numbers),
+        cmocka_unit_test(test_markdown),     cmocka_unit_test(test_latex),
+        cmocka_unit_test(test_deterministic), cmocka_unit_test(test_corrupt_and_pruned),
+        cmocka_unit_test(test_paper_sources), cmocka_unit_test(test_csv_split),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

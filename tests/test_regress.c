@@ -1,0 +1,242 @@
+/* test_regress.c — reference files, verdicts and exit status of the number
+ * regression, on result files and reference files this test writes itself
+ * (no training: the re-running path is exercised by test_regress_ci.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd_report.h"
+#include "lt_regress.h"
+
+static char g_root[64];   /* results root; references in <root>/ref */
+
+static void mkdirs(const char *path)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = '\0';
+            mkdir(p, 0755);
+            *s = '/';
+        }
+    mkdir(p, 0755);
+}
+
+static void spit(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+static char *slurp_file(FILE *f)
+{
+    fflush(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    return b;
+}
+
+static void write_run(const char *method, int seed, const char *status, double top1, double many, double few)
+{
+    char dir[512], p[600], text[2048];
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/ci/%s/seed%d", g_root, method, seed);
+    mkdirs(dir);
+    snprintf(p, sizeof p, "%s/result.json", dir);
+    snprintf(text, sizeof text,
+             "{\"format\":1,\"status\":\"%s\",\"reason\":\"%s\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
+             "\"version\":1,\"sha256\":\"aa\"},\"scale\":\"ci\",\"method\":{\"name\":\"%s\",\"version\":\"1\","
+             "\"fidelity\":\"reconstructed\"},\"seed\":%d,\"metrics\":{\"top1\":%.17g,\"many\":%.17g,"
+             "\"medium\":0.5,\"few\":%.17g,\"ece\":0.05,\"macro_f1\":0.6,\"map\":null}}\n",
+             status, strcmp(status, "ok") ? "crashed: signal 11 (Segmentation fault) in stage 1 epoch 0" : "", method,
+             seed, top1, many, few);
+    spit(p, text);
+}
+
+static char g_ref[128];
+
+static void write_ref(const char *text)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/ci.csv", g_ref);
+    spit(p, text);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_root, sizeof g_root, "/tmp/lt_reg_XXXXXX");
+    if (!mkdtemp(g_root)) return -1;
+    snprintf(g_ref, sizeof g_ref, "%s/ref", g_root);
+    mkdirs(g_ref);
+    write_run("ce", 0, "ok", 0.6315, 0.81, 0.40);
+    /* seed 1 exists but ci compares seed 0 only: its wild numbers must not count */
+    write_run("ce", 1, "ok", 0.10, 0.10, 0.10);
+    write_run("crt", 0, "failed", 0, 0, 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int run(lt_regress_summary *s, char **table)
+{
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    lt_regress_opts o = {.scale = "ci", .results_dir = g_root, .reference_dir = g_ref, .out = out};
+    int rc = lt_regress_run(&o, s);
+    *table = slurp_file(out);
+    fclose(out);
+    return rc;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_within(void **state)
+{
+    (void)state;
+    write_ref("protocol,scale,method,metric,expected,tol,why\n"
+              "# a comment line\n"
+              "fmnist_lt_r100,ci,ce,top1,63.00,0.50,\"measured at 2 threads, seed 0\"\n"
+              "fmnist_lt_r100,ci,ce,many,81.40,0.40,edge: delta -0.40 is within\n");
+    lt_regress_summary s;
+    char *t;
+    assert_int_equal(run(&s, &t), LT_OK);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.n_within, 2);
+    assert_non_null(strstr(t, "protocol             method             metric    expected  obtained    delta    tol  "
+                              "verdict\n"));
+    assert_non_null(strstr(t, "fmnist_lt_r100       ce                 top1         63.00     63.15    +0.15   0.50  "
+                              "within\n"));
+    assert_non_null(strstr(t, "fmnist_lt_r100       ce                 many         81.40     81.00    -0.40   0.40  "
+                              "within\n"));
+    assert_non_null(strstr(t, "regress ci: 2 within, 0 above, 0 below, 0 missing -> ok\n"));
+    free(t);
+    char *argv[] = {"regress", "--scale", "ci", "--results", g_root, "--reference", g_ref, NULL};
+    assert_int_equal(lt_cmd_regress(7, argv), 0);
+}
+
+static void test_beyond(void **state)
+{
+    (void)state;
+    write_ref("fmnist_lt_r100,ci,ce,top1,63.10,0.10,within\n"
+              "fmnist_lt_r100,ci,ce,many,80.00,0.50,obtained 81.00: above\n"
+              "fmnist_lt_r100,ci,ce,few,50.00,2.00,obtained 40.00: below\n"
+              "fmnist_lt_r100,ci,crt,top1,60.00,0.50,the run failed: missing\n"
+              "fmnist_lt_r100,ci,lws,top1,60.00,0.50,never run: missing\n");
+    lt_regress_summary s;
+    char *t;
+    assert_int_equal(run(&s, &t), LT_OK);
+    assert_int_equal(s.n, 5);
+    assert_int_equal(s.n_within, 1);
+    assert_int_equal(s.n_above, 1);
+    assert_int_equal(s.n_below, 1);
+    assert_int_equal(s.n_missing, 2);
+    assert_non_null(strstr(t, " many         80.00     81.00    +1.00   0.50  above\n"));
+    assert_non_null(strstr(t, " few          50.00     40.00   -10.00   2.00  below\n"));
+    assert_non_null(strstr(t, "crt                top1         60.00         -        -   0.50  missing (crashed: "
+                              "signal 11 (Segmentation fault) in stage 1 epoch 0)\n"));
+    assert_non_null(strstr(t, "lws                top1         60.00         -        -   0.50  missing (no run of "
+                              "these seeds)\n"));
+    assert_non_null(strstr(t, "regress ci: 1 within, 1 above, 1 below, 2 missing -> FAILED\n"));
+    free(t);
+    /* the command's exit status says it */
+    char *argv[] = {"regress", "--scale", "ci", "--results", g_root, "--reference", g_ref, NULL};
+    assert_int_equal(lt_cmd_regress(7, argv), 1);
+    /* with seed 1 named explicitly the wild run is compared */
+    FILE *out = tmpfile();
+    lt_regress_opts o = {.scale = "ci", .results_dir = g_root, .reference_dir = g_ref, .seeds = "1", .out = out};
+    assert_int_equal(lt_regress_run(&o, &s), LT_OK);
+    assert_int_equal(s.n_below, 3);   /* ce top1, many and few of seed 1 */
+    fclose(out);
+}
+
+/* A malformed reference names file and line and says what is wrong. */
+static void expect_bad(const char *text, const char *msg_after_line)
+{
+    write_ref(text);
+    lt_regress_summary s;
+    char *t = NULL;
+    FILE *out = tmpfile();
+    lt_regress_opts o = {.scale = "ci", .results_dir = g_root, .reference_dir = g_ref, .out = out};
+    assert_int_equal(lt_regress_run(&o, &s), LT_EDATA);
+    fclose(out);
+    free(t);
+    char want[512];
+    snprintf(want, sizeof want, "%s/ci.csv:%s", g_ref, msg_after_line);
+    assert_string_equal(lt_errmsg(), want);
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    expect_bad("protocol,scale,method,metric,expected,tol,why\n"
+               "fmnist_lt_r100,ci,ce,top1,63.00,0.50,ok\n"
+               "fmnist_lt_r100,ci,ce,many,80.00\n",
+               "3: expected 7 fields protocol,scale,method,metric,expected,tol,why, got 5");
+    expect_bad("fmnist_lt_r100,ci,ce,top5,63.00,0.50,x\n",
+               "1: unknown metric 'top5' (top1 many medium few ece macro_f1 map)");
+    expect_bad("\n# c\nfmnist_lt_r100,ci,ce,top1,sixty,0.50,x\n", "3: expected 'sixty' is not a number");
+    expect_bad("fmnist_lt_r100,ci,ce,top1,63,-1,x\n", "1: tol '-1' is not a non-negative number");
+    expect_bad("fmnist_lt_r100,short,ce,top1,63,1,x\n", "1: scale 'short' in the reference file of scale ci");
+    expect_bad("fmnist_lt_r100,ci,ce,top1,63,1,x\nfmnist_lt_r100,ci,ce,top1,64,1,y\n",
+               "2: duplicate of line 1 (fmnist_lt_r100 ci ce top1)");
+    expect_bad("fmnist_lt_r100,ci,ce,top1,63,1,\"unterminated\n", "1: unterminated quote");
+    /* the CLI prints the same message and fails */
+    char *argv[] = {"regress", "--scale", "ci", "--results", g_root, "--reference", g_ref, NULL};
+    assert_int_equal(lt_cmd_regress(7, argv), 1);
+    /* a missing reference file */
+    char *argv2[] = {"regress", "--scale", "full", "--results", g_root, "--reference", g_ref, NULL};
+    assert_int_equal(lt_cmd_regress(7, argv2), 1);
+    char want[300];
+    snprintf(want, sizeof want, "%s/full.csv: cannot open the reference file: No such file or directory", g_ref);
+    assert_string_equal(lt_errmsg(), want);
+    /* usage errors */
+    char *argv3[] = {"regress", "--results", g_root, NULL};
+    assert_int_equal(lt_cmd_regress(3, argv3), 2);
+}
+
+static void test_seed_list(void **state)
+{
+    (void)state;
+    int s[8], n;
+    assert_int_equal(lt_seed_list_parse("0,1,2", s, 8, &n), LT_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(s[2], 2);
+    assert_int_equal(lt_seed_list_parse("0,,1", s, 8, &n), LT_EINVAL);
+    assert_int_equal(lt_seed_list_parse("0,1,1", s, 8, &n), LT_EINVAL);
+    assert_int_equal(lt_seed_list_parse("-1", s, 8, &n), LT_EINVAL);
+    assert_int_equal(lt_seed_list_parse("", s, 8, &n), LT_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_within),
+        cmocka_unit_test(test_beyond),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_seed_list),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

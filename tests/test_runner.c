@@ -1,0 +1,503 @@
+/* test_runner.c — the runner end to end on real Fashion-MNIST-LT.
+ *
+ * The shipped `ci` scale takes minutes on two busy cores, so the tests run a
+ * protocol written here: fmnist_lt_r100 with its ci scale cut to at most
+ * 120 training images per class (120 x 8, 100, 60: still 8 many + 2 medium
+ * classes), the first 300 test images and batch 64. Everything else — the
+ * dataset build, the LT subset, augmentation, schedule, SGD, evaluation,
+ * the result files — is the real pipeline.
+ *
+ * Checked: result.json fields, events.jsonl order, per_class.csv; the same
+ * seed twice gives bit-identical numbers; a run killed after its first epoch
+ * checkpoint and resumed ends with the same numbers; a crashing, a NaN and
+ * a too-slow method each give a failed row with a reason while this process
+ * lives on; a method with a shared stage 1 trains `ce` first and starts
+ * from its model; the CLI's exit codes. Skips (with a `skip:` line) when the
+ * Debian Fashion-MNIST package is absent. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd_run.h"
+#include "lt_protocol.h"
+#include "lt_runner.h"
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+const lt_method *lt_method_test_crash(void);
+const lt_method *lt_method_test_nan(void);
+const lt_method *lt_method_test_slow(void);
+
+static char g_tmp[256], g_proto[512];
+static int g_skip;
+
+/* ---- a decoupled test method: stage 1 shared with ce, stage 2 re-trains the
+ * head on the frozen backbone with class-balanced sampling ---------------- */
+static int dec_stages(const void *st) { (void)st; return 2; }
+static int dec_begin(void *st, int stage, lt_stage *cfg, lt_model *m) {
+    (void)st; (void)m;
+    if (stage == 1) {
+        cfg->freeze_backbone = 1;
+        cfg->reinit_head = 1;
+        cfg->sampler.kind = LT_SAMPLER_CLASS_BALANCED;
+    }
+    return LT_OK;
+}
+static const lt_method dec_m = {.abi = LT_METHOD_ABI, .name = "test_decoupled", .version = "1",
+                                .cite = "none", .fidelity = "reconstructed", .defaults = "{}",
+                                .stage1_from = "ce", .n_stages = dec_stages, .stage_begin = dec_begin};
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    if (b) b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+static cJSON *read_json(const char *path) {
+    char *s = slurp(path);
+    assert_non_null(s);
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    assert_non_null(j);
+    return j;
+}
+
+static const cJSON *get(const cJSON *o, const char *path) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *cur = o;
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
+        cur = cJSON_GetObjectItemCaseSensitive(cur, k);
+        if (!cur) fail_msg("missing key %s", path);
+    }
+    return cur;
+}
+
+static int file_exists(const char *p) { return access(p, F_OK) == 0; }
+
+static void request(lt_run_request *r, const char *root, const char *method, uint64_t seed) {
+    static char roots[16][400];
+    static int k;
+    lt_run_request_default(r);
+    snprintf(roots[k % 16], sizeof roots[0], "%s/%s", g_tmp, root);
+    r->results_root = roots[k++ % 16];
+    r->protocol = g_proto;
+    r->scale = "ci";
+    r->method = method;
+    r->seed = seed;
+    r->threads = 2;
+    r->quiet = 1;
+}
+
+static void path_in(const lt_run_outcome *o, const char *name, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s", o->run_dir, name);
+}
+
+static void same_numbers(const lt_run_outcome *a, const lt_run_outcome *b) {
+    const double x[] = {a->top1, a->many, a->medium, a->ece, a->macro_f1};
+    const double y[] = {b->top1, b->many, b->medium, b->ece, b->macro_f1};
+    for (int i = 0; i < 5; i++) assert_memory_equal(&x[i], &y[i], sizeof(double));
+    char pa[1200], pb[1200];
+    path_in(a, "per_class.csv", pa, sizeof pa);
+    path_in(b, "per_class.csv", pb, sizeof pb);
+    char *sa = slurp(pa), *sb = slurp(pb);
+    assert_non_null(sa);
+    assert_non_null(sb);
+    assert_string_equal(sa, sb);   /* per-class correct counts and classifier norms */
+    free(sa);
+    free(sb);
+}
+
+#define SKIP_IF_NO_DATA() do { if (g_skip) { print_message("skip: %s absent\n", FMNIST); skip(); } } while (0)
+
+/* ---- setup: a small copy of fmnist_lt_r100 ------------------------------------ */
+
+static int setup(void **state) {
+    (void)state;
+    if (!file_exists(FMNIST)) { g_skip = 1; return 0; }
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/ltbench_test_runner_XXXXXX");
+    if (!mkdtemp(g_tmp)) return -1;
+    char *s = slurp("protocols/fmnist_lt_r100.json");
+    if (!s) return -1;
+    cJSON *p = cJSON_Parse(s);
+    free(s);
+    cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString("fmnist_lt_tiny"));
+    cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
+    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(120));
+    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(300));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage1"), "batch", cJSON_CreateNumber(64));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage2"), "batch", cJSON_CreateNumber(64));
+    char *out = cJSON_Print(p);
+    cJSON_Delete(p);
+    snprintf(g_proto, sizeof g_proto, "%s/fmnist_lt_tiny.json", g_tmp);
+    FILE *f = fopen(g_proto, "w");
+    if (!f) return -1;
+    fputs(out, f);
+    fclose(f);
+    free(out);
+    if (lt_method_register(lt_method_test_crash()) || lt_method_register(lt_method_test_nan()) ||
+        lt_method_register(lt_method_test_slow()) || lt_method_register(&dec_m))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (g_tmp[0] && !getenv("LTBENCH_KEEP_TMP")) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+        if (system(cmd) != 0) return -1;
+    }
+    return 0;
+}
+
+static lt_run_outcome g_ref;   /* the uninterrupted ce run, seed 0 */
+
+/* ---- tests ----------------------------------------------------------------------- */
+
+static void test_ce_run_files(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    lt_run_request r;
+    request(&r, "a", "ce", 0);
+    assert_int_equal(lt_runner_run(&r, &g_ref), LT_OK);
+    if (!g_ref.ok) fail_msg("run failed: %s", g_ref.reason);
+    char p[1200];
+
+    /* result.json */
+    cJSON *j = read_json(g_ref.result_path);
+    assert_int_equal(get(j, "format")->valueint, 1);
+    assert_string_equal(get(j, "status")->valuestring, "ok");
+    assert_string_equal(get(j, "reason")->valuestring, "");
+    assert_string_equal(get(j, "protocol.name")->valuestring, "fmnist_lt_tiny");
+    assert_int_equal(get(j, "protocol.version")->valueint, 1);
+    char hex[65];
+    assert_int_equal(lt_protocol_hash(g_proto, hex), LT_OK);
+    assert_string_equal(get(j, "protocol.sha256")->valuestring, hex);
+    assert_string_equal(get(j, "scale")->valuestring, "ci");
+    assert_string_equal(get(j, "method.name")->valuestring, "ce");
+    assert_string_equal(get(j, "method.fidelity")->valuestring, "official-code");
+    assert_true(cJSON_IsObject(get(j, "method.hparams")));
+    assert_int_equal(get(j, "seed")->valueint, 0);
+    assert_string_equal(get(j, "dataset.name")->valuestring, "fmnist");
+    assert_int_equal(strlen(get(j, "dataset.manifest_sha256")->valuestring), 64);
+    assert_int_equal(get(j, "dataset.train_size")->valueint, 120 * 8 + 100 + 60);
+    assert_int_equal(get(j, "dataset.test_size")->valueint, 300);
+    const char *frac[] = {"metrics.top1", "metrics.many", "metrics.medium", "metrics.ece", "metrics.macro_f1"};
+    for (int i = 0; i < 5; i++) {
+        const cJSON *v = get(j, frac[i]);
+        assert_true(cJSON_IsNumber(v));
+        assert_true(v->valuedouble >= 0 && v->valuedouble <= 1);
+    }
+    assert_true(cJSON_IsNull(get(j, "metrics.few")));   /* no class below 20 images */
+    assert_true(cJSON_IsNull(get(j, "metrics.map")));   /* the protocol does not ask for mAP */
+    const cJSON *gs = get(j, "group_sizes");
+    assert_int_equal(cJSON_GetArraySize(gs), 3);
+    assert_int_equal(cJSON_GetArrayItem(gs, 0)->valueint, 8);
+    assert_int_equal(cJSON_GetArrayItem(gs, 1)->valueint, 2);
+    assert_int_equal(cJSON_GetArrayItem(gs, 2)->valueint, 0);
+    assert_true(get(j, "timings.total_s")->valuedouble > 0);
+    assert_int_equal(cJSON_GetArraySize(get(j, "timings.stages_s")), 1);
+    assert_true(get(j, "timings.eval_s")->valuedouble >= 0);
+    assert_string_equal(get(j, "env.blas_config")->valuestring, openblas_get_config());
+    assert_string_equal(get(j, "env.blas_core")->valuestring, openblas_get_corename());
+    assert_int_equal(get(j, "env.threads")->valueint, 2);
+    assert_string_equal(get(j, "env.engine_version")->valuestring, LT_ENGINE_VERSION);
+    assert_true(strlen(get(j, "env.commit")->valuestring) > 0);
+    assert_true(strlen(get(j, "env.machine")->valuestring) > 0);
+    assert_int_equal(strlen(get(j, "started")->valuestring), 20);   /* 2024-01-01T00:00:00Z */
+    assert_int_equal(strlen(get(j, "finished")->valuestring), 20);
+    const double top1 = get(j, "metrics.top1")->valuedouble;
+    cJSON_Delete(j);
+
+    /* events.jsonl: every line has the fixed keys; required events in order */
+    path_in(&g_ref, "events.jsonl", p, sizeof p);
+    char *ev = slurp(p);
+    assert_non_null(ev);
+    const char *want[] = {"run_start", "protocol", "protocol_version", "seed", "blas_config", "stage_start",
+                          "epoch_end", "epoch_end", "stage_end", "eval", "run_stop"};
+    int w = 0, n_epoch = 0;
+    double last_t = 0;
+    for (char *save = NULL, *line = strtok_r(ev, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *e = cJSON_Parse(line);
+        assert_non_null(e);
+        const char *keys[] = {"t_ms", "event", "stage", "epoch", "key", "value"};
+        for (int k = 0; k < 6; k++) assert_non_null(cJSON_GetObjectItemCaseSensitive(e, keys[k]));
+        double t = cJSON_GetObjectItem(e, "t_ms")->valuedouble;
+        assert_true(t >= last_t);
+        last_t = t;
+        const char *name = cJSON_GetObjectItem(e, "event")->valuestring;
+        if (w < 11 && !strcmp(name, want[w])) w++;
+        if (!strcmp(name, "epoch_end")) {
+            assert_int_equal(cJSON_GetObjectItem(e, "stage")->valueint, 1);
+            assert_int_equal(cJSON_GetObjectItem(e, "epoch")->valueint, n_epoch);
+            const cJSON *v = cJSON_GetObjectItem(e, "value");
+            assert_true(cJSON_GetObjectItem(v, "loss")->valuedouble > 0);
+            assert_true(cJSON_GetObjectItem(v, "img_s")->valuedouble > 0);
+            assert_non_null(cJSON_GetObjectItem(v, "acc"));
+            assert_non_null(cJSON_GetObjectItem(v, "lr"));
+            n_epoch++;
+        }
+        if (!strcmp(name, "run_stop")) assert_string_equal(cJSON_GetObjectItem(e, "value")->valuestring, "ok");
+        cJSON_Delete(e);
+    }
+    free(ev);
+    assert_int_equal(w, 11);
+    assert_int_equal(n_epoch, 2);
+
+    /* per_class.csv */
+    path_in(&g_ref, "per_class.csv", p, sizeof p);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    char line[256];
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_string_equal(line, "class_id,train_count,test_count,correct,acc,group,weight_norm\n");
+    const long counts[10] = {120, 120, 120, 120, 120, 120, 120, 120, 100, 60};
+    long rows = 0, tests = 0, correct = 0;
+    while (fgets(line, sizeof line, f)) {
+        int id;
+        long tc, nt, nc;
+        double acc, wn;
+        char group[16];
+        assert_int_equal(sscanf(line, "%d,%ld,%ld,%ld,%lf,%15[a-z],%lf", &id, &tc, &nt, &nc, &acc, group, &wn), 7);
+        assert_int_equal(id, rows);
+        assert_int_equal(tc, counts[rows]);
+        assert_string_equal(group, tc > 100 ? "many" : "medium");
+        assert_true(nc >= 0 && nc <= nt && nt > 0);
+        assert_true(fabs(acc - (double)nc / nt) < 1e-12);
+        assert_true(wn > 0);
+        tests += nt;
+        correct += nc;
+        rows++;
+    }
+    fclose(f);
+    assert_int_equal(rows, 10);
+    assert_int_equal(tests, 300);
+    assert_true(fabs(top1 - correct / 300.0) < 1e-12);
+
+    /* training finished: the epoch checkpoint is gone, the final one stays */
+    path_in(&g_ref, "ckpt.ltc", p, sizeof p);
+    assert_false(file_exists(p));
+    path_in(&g_ref, "ckpt_final.ltc", p, sizeof p);
+    assert_true(file_exists(p));
+}
+
+static void test_same_seed_same_numbers(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    if (!g_ref.ok) skip();
+    lt_run_request r;
+    request(&r, "b", "ce", 0);
+    lt_run_outcome o;
+    assert_int_equal(lt_runner_run(&r, &o), LT_OK);
+    assert_true(o.ok);
+    same_numbers(&g_ref, &o);
+}
+
+static void test_killed_run_resumes_exactly(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    if (!g_ref.ok) skip();
+    lt_run_request r;
+    request(&r, "c", "ce", 0);
+    r.kill_after_epoch = 1;
+    lt_run_outcome o;
+    assert_int_equal(lt_runner_run(&r, &o), LT_OK);
+    assert_false(o.ok);
+    assert_non_null(strstr(o.reason, "signal 9"));
+    assert_non_null(strstr(o.reason, "stage 1 epoch 0"));
+    char p[1200];
+    path_in(&o, "ckpt.ltc", p, sizeof p);
+    assert_true(file_exists(p));
+
+    r.kill_after_epoch = 0;
+    assert_int_equal(lt_runner_run(&r, &o), LT_OK);
+    if (!o.ok) fail_msg("resumed run failed: %s", o.reason);
+    same_numbers(&g_ref, &o);
+    path_in(&o, "events.jsonl", p, sizeof p);
+    char *ev = slurp(p);
+    assert_non_null(ev);
+    int starts = 0, epochs = 0, resumes = 0, stops = 0;
+    for (const char *s = ev; (s = strstr(s, "\"event\":\"")); s++) {
+        s += 9;
+        starts += !strncmp(s, "run_start\"", 10);
+        epochs += !strncmp(s, "epoch_end\"", 10);
+        resumes += !strncmp(s, "resume\"", 7);
+        stops += !strncmp(s, "run_stop\"", 9);
+    }
+    free(ev);
+    /* the log is the uninterrupted one plus a resume marker: the killed
+     * session's lines after its checkpoint were cut */
+    assert_int_equal(starts, 1);
+    assert_int_equal(epochs, 2);
+    assert_int_equal(resumes, 1);
+    assert_int_equal(stops, 1);
+
+    /* a finished run is only re-evaluated: same numbers again */
+    assert_int_equal(lt_runner_run(&r, &o), LT_OK);
+    assert_true(o.ok);
+    same_numbers(&g_ref, &o);
+}
+
+/* A failed row: status, reason prefix, and the harness (this process) alive. */
+static void expect_failed(const char *method, double limit, const char *prefix, const char *also) {
+    lt_run_request r;
+    request(&r, "fail", method, 0);
+    r.time_limit_s = limit;
+    lt_run_outcome o;
+    assert_int_equal(lt_runner_run(&r, &o), LT_OK);
+    assert_false(o.ok);
+    if (strncmp(o.reason, prefix, strlen(prefix)) || (also && !strstr(o.reason, also)))
+        fail_msg("reason '%s' does not start with '%s'", o.reason, prefix);
+    cJSON *j = read_json(o.result_path);
+    assert_string_equal(get(j, "status")->valuestring, "failed");
+    assert_string_equal(get(j, "reason")->valuestring, o.reason);
+    assert_string_equal(get(j, "method.name")->valuestring, method);
+    assert_true(cJSON_IsNull(get(j, "metrics.top1")));
+    assert_string_equal(get(j, "dataset.name")->valuestring, "fmnist");
+    cJSON_Delete(j);
+    char p[1200];
+    path_in(&o, "events.jsonl", p, sizeof p);
+    char *ev = slurp(p);
+    assert_non_null(ev);
+    assert_non_null(strstr(ev, "\"event\":\"run_stop\",\"stage\":null,\"epoch\":null,\"key\":\"status\",\"value\":\"failed\""));
+    free(ev);
+}
+
+static void test_crash_is_isolated(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    expect_failed("test_crash", 0, "crashed: signal 11 (Segmentation fault) in stage 1 epoch 0", NULL);
+}
+
+static void test_nan_is_isolated(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    expect_failed("test_nan", 0, "loss is NaN at iteration 0", "in stage 1 epoch 0");
+}
+
+static void test_timeout_is_isolated(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    expect_failed("test_slow", 4.0, "timeout: time limit of 4 s reached", NULL);
+}
+
+static void test_unknown_method(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    lt_run_request r;
+    request(&r, "unknown", "no_such_method", 0);
+    lt_run_outcome o;
+    assert_int_equal(lt_runner_run(&r, &o), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "no_such_method"));
+    assert_non_null(strstr(lt_errmsg(), "ce"));
+    char p[600];
+    snprintf(p, sizeof p, "%s/unknown", g_tmp);
+    assert_false(file_exists(p));   /* nothing written */
+}
+
+static void test_shared_stage1(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    if (!g_ref.ok) skip();
+    lt_run_request r;
+    request(&r, "shared", "test_decoupled", 0);
+    lt_run_outcome o;
+    assert_int_equal(lt_runner_run(&r, &o), LT_OK);
+    if (!o.ok) fail_msg("decoupled run failed: %s", o.reason);
+    /* ce was trained first (the same numbers as the reference ce run) */
+    char p[1200], q[1200];
+    snprintf(p, sizeof p, "%s/shared/runs/fmnist_lt_tiny/ci/ce/seed0/result.json", g_tmp);
+    lt_run_outcome ce;
+    assert_int_equal(lt_result_read(p, &ce), LT_OK);
+    assert_true(ce.ok);
+    same_numbers(&g_ref, &ce);
+    /* stage 2 trained the head on the frozen, shared backbone */
+    lt_ckpt *a, *b;
+    snprintf(p, sizeof p, "%s/shared/runs/fmnist_lt_tiny/ci/ce/seed0/ckpt_final.ltc", g_tmp);
+    path_in(&o, "ckpt_final.ltc", q, sizeof q);
+    assert_int_equal(lt_ckpt_read(&a, p), LT_OK);
+    assert_int_equal(lt_ckpt_read(&b, q), LT_OK);
+    const void *da, *db;
+    size_t na, nb;
+    assert_int_equal(lt_ckpt_get(a, "m/w/conv1.weight", &da, &na), LT_OK);
+    assert_int_equal(lt_ckpt_get(b, "m/w/conv1.weight", &db, &nb), LT_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(da, db, na);
+    assert_int_equal(lt_ckpt_get(a, "m/w/logits.weight", &da, &na), LT_OK);
+    assert_int_equal(lt_ckpt_get(b, "m/w/logits.weight", &db, &nb), LT_OK);
+    assert_int_equal(na, nb);
+    assert_true(memcmp(da, db, na) != 0);
+    lt_ckpt_free(a);
+    lt_ckpt_free(b);
+    cJSON *j = read_json(o.result_path);
+    assert_string_equal(get(j, "method.stage1_from")->valuestring, "ce");
+    assert_int_equal(cJSON_GetArraySize(get(j, "timings.stages_s")), 2);
+    cJSON_Delete(j);
+    path_in(&o, "events.jsonl", p, sizeof p);
+    char *ev = slurp(p);
+    assert_non_null(ev);
+    assert_non_null(strstr(ev, "\"shared_from\":\"ce\""));
+    assert_non_null(strstr(ev, "\"event\":\"epoch_end\",\"stage\":2,\"epoch\":0"));
+    assert_null(strstr(ev, "\"event\":\"epoch_end\",\"stage\":1"));
+    free(ev);
+}
+
+static void test_cli(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    char *help[] = {"run", "--help", NULL};
+    assert_int_equal(lt_cmd_run(2, help), 0);
+    char *none[] = {"run", NULL};
+    assert_int_equal(lt_cmd_run(1, none), 2);
+    char *bad[] = {"run", "--protocol", g_proto, "--method", "nope", "--scale", "ci", NULL};
+    assert_int_equal(lt_cmd_run(7, bad), 2);
+    char *badscale[] = {"run", "--protocol", g_proto, "--method", "ce", "--scale", "huge", NULL};
+    assert_int_equal(lt_cmd_run(7, badscale), 2);
+    char *badopt[] = {"run", "--frobnicate", "1", NULL};
+    assert_int_equal(lt_cmd_run(3, badopt), 2);
+    char root[400];
+    snprintf(root, sizeof root, "%s/cli", g_tmp);
+    char *crash[] = {"run", "--protocol", g_proto, "--method", "test_crash", "--scale", "ci", "--results", root,
+                     "--quiet", NULL};
+    assert_int_equal(lt_cmd_run(10, crash), 1);
+    char *list[] = {"list", "methods", NULL};
+    assert_int_equal(lt_cmd_list(2, list), 0);
+    char *badlist[] = {"list", "things", NULL};
+    assert_int_equal(lt_cmd_list(2, badlist), 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ce_run_files),
+        cmocka_unit_test(test_same_seed_same_numbers),
+        cmocka_unit_test(test_killed_run_resumes_exactly),
+        cmocka_unit_test(test_crash_is_isolated),
+        cmocka_unit_test(test_nan_is_isolated),
+        cmocka_unit_test(test_timeout_is_isolated),
+        cmocka_unit_test(test_unknown_method),
+        cmocka_unit_test(test_shared_stage1),
+        cmocka_unit_test(test_cli),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
