@@ -122,7 +122,7 @@ clean:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---- reporting: reproduce, leaderboard, figures, number regression ----------
-# make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2]
+# make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [RESULTS=results]
 #   dataset -> every seed (finished runs re-used) -> leaderboard -> figures,
 #   then the method's leaderboard row. A second call re-uses everything.
 # make regress-ci: re-runs results/reference/ci.csv's runs from scratch in a
@@ -130,18 +130,20 @@ clean:
 PROTOCOL ?= fmnist_lt_r100
 SCALE    ?= short
 SEEDS    ?=
+RESULTS  ?= results
 .PHONY: reproduce leaderboard figures regress-ci
 
 reproduce: check-deps
 	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory ltbench
-	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS))
+	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
+	    --results $(RESULTS)
 
 leaderboard: ltbench
-	./ltbench leaderboard
+	./ltbench leaderboard --results $(RESULTS)
 
 figures: ltbench
-	./ltbench figures
+	./ltbench figures --results $(RESULTS)
 
 regress-ci: ltbench
 	@rm -rf $(BUILD)/regress-ci

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -77,10 +78,15 @@ int lt_num_threads(void) {
 #endif
 }
 
+/* Two thread pools (OpenMP's and OpenBLAS's pthreads) spinning on the same
+ * cores slow each other down badly (measured: 2 threads slower than 1). With
+ * AVX-512 the convolutions run on the engine's own OpenMP threads and
+ * OpenBLAS only sees the small classifier GEMMs, so it gets one thread;
+ * otherwise the im2col + sgemm reference path wants BLAS threads. */
 void lt_set_num_threads(int n) {
+    if (n <= 0) return;
 #ifdef _OPENMP
-    if (n > 0) omp_set_num_threads(n);
-#else
-    (void)n;
+    omp_set_num_threads(n);
 #endif
+    openblas_set_num_threads(__builtin_cpu_supports("avx512f") ? 1 : n);
 }

@@ -269,13 +269,17 @@ int lt_regress_run(const lt_regress_opts *o, lt_regress_summary *s)
         s->n_above += v == LT_V_ABOVE;
         s->n_below += v == LT_V_BELOW;
         s->n_missing += v == LT_V_MISSING;
-        if (k)
-            fprintf(out, "%-20s %-18s %-8s %9.2f %9.2f %+8.2f %6.2f  %s\n", r->protocol, r->method,
-                    lt_metric_name(r->metric), r->expected, got, delta, r->tol, lt_verdict_name(v));
-        else
+        if (k) {
+            char d[32];
+            snprintf(d, sizeof d, "%+.2f", delta);
+            if (!strcmp(d, "-0.00")) snprintf(d, sizeof d, "+0.00");   /* rounding noise has no sign */
+            fprintf(out, "%-20s %-18s %-8s %9.2f %9.2f %8s %6.2f  %s\n", r->protocol, r->method,
+                    lt_metric_name(r->metric), r->expected, got, d, r->tol, lt_verdict_name(v));
+        } else {
             fprintf(out, "%-20s %-18s %-8s %9.2f %9s %8s %6.2f  %s (%s)\n", r->protocol, r->method,
                     lt_metric_name(r->metric), r->expected, "-", "-", r->tol, lt_verdict_name(v),
                     n_failed ? reason : "no run of these seeds");
+        }
     }
     if (!rc) {
         int drift = s->n_above + s->n_below + s->n_missing;

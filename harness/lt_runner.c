@@ -179,6 +179,11 @@ static int run_forked(lt_run_job *job, lt_run_summary *sum) {
     }
     if (pid == 0) {
         close(fds[0]);
+        /* A crash must be a crash: handlers the caller installed (a test
+         * framework's SIGSEGV handler that longjmps) would otherwise run the
+         * caller's code inside the child. */
+        const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
+        for (size_t i = 0; i < sizeof crash_sigs / sizeof crash_sigs[0]; i++) signal(crash_sigs[i], SIG_DFL);
         signal(SIGPIPE, SIG_IGN);
         job->fd = fds[1];
         int rc = lt_run_child(job, sum);

@@ -19,6 +19,7 @@
 #include "lt_figures.h"
 
 static char g_root[64];   /* temporary results root; figures go to <root>/out* */
+static lt_fig_summary g_sum;   /* of the rendering into <root>/out done in setup */
 
 /* Training counts by class id: not sorted by id, so the figure's ordering
  * by count is visible in the data (class 1 has the most images). */
@@ -119,6 +120,19 @@ static int setup(void **state)
         write_run("fmnist_lt_r10", "ce", s, 0.80 + 0.02 * s, 0.95);
         write_run("fmnist_lt_r10", "crt", s, 0.85 + 0.02 * s, 0.85);
     }
+    /* one rendering pass shared by the tests that inspect its output */
+    char od[128], log[128];
+    snprintf(od, sizeof od, "%s/out", g_root);
+    snprintf(log, sizeof log, "%s/log_main", g_root);
+    FILE *lf = fopen(log, "w");
+    if (!lf) return -1;
+    lt_fig_opts o = {.results_dir = g_root, .out_dir = od, .scripts_dir = "plots", .log = lf};
+    int rc = lt_figures_make(&o, NULL, &g_sum);
+    fclose(lf);
+    if (rc) {
+        printf("lt_figures_make: %s\n", lt_errmsg());
+        return -1;
+    }
     return 0;
 }
 
@@ -183,11 +197,7 @@ static void make(const char *out, const char *log_path, lt_fig_summary *sum)
 static void test_data_files(void **state)
 {
     (void)state;
-    lt_fig_summary sum;
-    char log[256];
-    snprintf(log, sizeof log, "%s/log1", g_root);
-    make("out", log, &sum);
-    assert_int_equal(sum.n_data, 2 * 4 + 1);   /* 4 per protocol + 1 imbalance */
+    assert_int_equal(g_sum.n_data, 2 * 4 + 1);   /* 4 per protocol + 1 imbalance */
 
     /* per-class: classes by count descending; ce = (905 - 50c)/10 %, crt = (810 - 20c)/10 % */
     char *t = data_lines(dat("out", "perclass_fmnist_lt_r100_short"));
@@ -241,22 +251,18 @@ static void test_rendered(void **state)
         printf("skip: gnuplot not in PATH; rendering not checked\n");
         skip();
     }
-    lt_fig_summary sum;
-    char log[256];
-    snprintf(log, sizeof log, "%s/log2", g_root);
-    make("out_gp", log, &sum);
-    assert_true(sum.gnuplot_found);
-    assert_int_equal(sum.n_figures, 9);
-    assert_int_equal(sum.n_rendered, 9);
+    assert_true(g_sum.gnuplot_found);
+    assert_int_equal(g_sum.n_figures, 9);
+    assert_int_equal(g_sum.n_rendered, 9);
     static const char *const figs[] = {"perclass_fmnist_lt_r100_short", "perclass_fmnist_lt_r10_short",
                                        "groups_fmnist_lt_r100_short",   "wnorm_fmnist_lt_r10_short",
                                        "curves_fmnist_lt_r100_short",   "imbalance_fmnist_lt_short"};
     for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
         char p[300], v[300];
-        snprintf(p, sizeof p, "%s/out_gp/%s.png", g_root, figs[i]);
+        snprintf(p, sizeof p, "%s/out/%s.png", g_root, figs[i]);
         assert_true(has_magic(p, "\x89PNG\r\n\x1a\n", 8));
-        snprintf(p, sizeof p, "%s/out_gp/%s.pdf", g_root, figs[i]);
-        snprintf(v, sizeof v, "%s/out_gp/%s.svg", g_root, figs[i]);
+        snprintf(p, sizeof p, "%s/out/%s.pdf", g_root, figs[i]);
+        snprintf(v, sizeof v, "%s/out/%s.svg", g_root, figs[i]);
         assert_true(has_magic(p, "%PDF", 4) || has_magic(v, "<?xml", 5) || has_magic(v, "<svg", 4));
     }
 }

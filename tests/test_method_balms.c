@@ -430,7 +430,10 @@ static int fx_try_open(fx *F, const char *overrides, const long *counts) {
     return F->M->init(F->st, &F->run, &F->hp);
 }
 
-static void fx_open(fx *F, const char *overrides, const long *counts) {
+/* the head's lr multiplier of the stage fx_open sets up (places_lt: 100) */
+static double g_head_mult = 1.0;
+
+static void fx_open_n(fx *F, const char *overrides, const long *counts, int nesterov) {
     int rc = fx_try_open(F, overrides, counts);
     if (rc) fail_msg("init: %s", lt_errmsg());
     F->m = fx_model();
@@ -442,13 +445,16 @@ static void fx_open(fx *F, const char *overrides, const long *counts) {
     cfg->drop_last = 1;
     cfg->momentum = 0.9f;
     cfg->weight_decay = 5e-4f;
-    cfg->head_lr_mult = 1.0;
+    cfg->head_lr_mult = g_head_mult;
+    cfg->nesterov = nesterov;
     cfg->sampler.kind = LT_SAMPLER_CLASS_BALANCED;   /* the protocol's stage-2 default */
     cfg->bn_eval = 1;
     cfg->augment = 0;
     rc = F->M->stage_begin(F->st, 1, cfg, F->m);
     if (rc) fail_msg("stage_begin: %s", lt_errmsg());
 }
+
+static void fx_open(fx *F, const char *overrides, const long *counts) { fx_open_n(F, overrides, counts, 0); }
 
 static void fx_close(fx *F) {
     if (F->M->fini) F->M->fini(F->st);
@@ -484,6 +490,7 @@ typedef struct {
     const fx *F;
     const fx_batch *b;
     double lr, mom, wd;
+    int nesterov;
     int P;
     const float *pool;
     const int32_t *plab;
@@ -523,7 +530,8 @@ static double hk_ref(void *p) {
     }
     double z[HC * HC];
     int32_t ym[HC];
-    for (int i = 0; i < HC * (HD + 1); i++) th[i] -= c->lr * (g[i] + c->wd * th[i]);   /* buf = 0 */
+    /* buf = 0, so buf' = g'; Nesterov steps by g' + mom buf' */
+    for (int i = 0; i < HC * (HD + 1); i++) th[i] -= c->lr * (c->nesterov ? 1 + c->mom : 1) * (g[i] + c->wd * th[i]);
     /* meta batch = every class's single pool image, each equally often */
     assert_int_equal(c->P, HC);
     for (int m = 0; m < HC; m++) {
@@ -536,12 +544,11 @@ static double hk_ref(void *p) {
     return ce_rows(HC, HC, z, ym);
 }
 
-static void test_loss_hook_meta_step(void **unused) {
-    (void)unused;
+static void hook_meta_step(int nesterov) {
     static const long counts[HC] = {20, 9, 4, 2};
     fx F;
-    fx_open(&F, "{\"soft_mass\": \"expected\", \"draw\": \"epoch\", \"meta_pool_per_class\": 1, "
-                "\"meta_batch\": 8, \"meta_lr\": 0.05}", counts);
+    fx_open_n(&F, "{\"soft_mass\": \"expected\", \"draw\": \"epoch\", \"meta_pool_per_class\": 1, "
+                  "\"meta_batch\": 8, \"meta_lr\": 0.05}", counts, nesterov);
     balms_state *st = F.st;
     /* stage 1 is set up: frozen backbone, re-initialised head, never the
      * protocol's class-balanced sampler (over-balancing guard) */
@@ -577,7 +584,7 @@ static void test_loss_hook_meta_step(void **unused) {
     static const int32_t y[HB] = {0, 1, 0, 2, 3, 1};
     lt_taps t = fx_taps(&F, &b, y, 21, 0);
     lt_grads g = {b.dlogits, b.dfeat, 0};
-    hk_ctx c = {.F = &F, .b = &b, .lr = 0.1, .mom = 0.9, .wd = 5e-4, .P = (int)st->P, .pool = st->pool_feat,
+    hk_ctx c = {.F = &F, .b = &b, .lr = 0.1 * g_head_mult, .mom = 0.9, .wd = 5e-4, .nesterov = nesterov, .P = (int)st->P, .pool = st->pool_feat,
                 .plab = st->pool_lab};
     for (int j = 0; j < HC; j++) c.w0[j] = c.w[j] = st->w[j];
     double loss;
@@ -620,6 +627,16 @@ static void test_loss_hook_meta_step(void **unused) {
     t.epoch = 3;
     assert_int_not_equal(F.M->loss(F.st, &t, &loss, &g), LT_OK);
     fx_close(&F);
+}
+
+static void test_loss_hook_meta_step(void **unused) {
+    (void)unused;
+    hook_meta_step(0);
+    /* Nesterov: d theta' / d grad = -lr (1 + momentum); the head's lr is
+     * lr * head_lr_mult (the runner's taps carry the base lr) */
+    g_head_mult = 2.0;
+    hook_meta_step(1);
+    g_head_mult = 1.0;
 }
 
 /* ---- 4. initialisation of w -------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cmd_report.h"
+#include "lt_protocol.h"
 #include "lt_regress.h"
 
 static char g_root[64];   /* results root; references in <root>/ref */
@@ -230,6 +231,50 @@ static void test_seed_list(void **state)
     assert_int_equal(lt_seed_list_parse("", s, 8, &n), LT_EINVAL);
 }
 
+/* `ltbench reproduce` re-uses a finished run of the same protocol file
+ * instead of training: a result.json carrying the real protocol hash is
+ * planted, and reproduce must go straight to the leaderboard and print the
+ * row (twice: the second call is the idempotency check). Needs the
+ * Fashion-MNIST build (cached in the data directory). */
+static void test_reproduce_reuses(void **state)
+{
+    (void)state;
+    char sha[65], dir[512], p[600], text[2048], out[300];
+    assert_int_equal(lt_protocol_hash("protocols/fmnist_lt_r100.json", sha), LT_OK);
+    snprintf(dir, sizeof dir, "%s/rep/runs/fmnist_lt_r100/ci/ce/seed0", g_root);
+    mkdirs(dir);
+    snprintf(p, sizeof p, "%s/result.json", dir);
+    snprintf(text, sizeof text,
+             "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
+             "\"version\":1,\"sha256\":\"%s\"},\"scale\":\"ci\",\"method\":{\"name\":\"ce\",\"version\":\"1\","
+             "\"fidelity\":\"official-code\"},\"seed\":0,\"metrics\":{\"top1\":0.5,\"many\":0.6,"
+             "\"medium\":0.1,\"few\":null,\"ece\":0.1,\"macro_f1\":0.4,\"map\":null}}\n",
+             sha);
+    spit(p, text);
+    char results[300];
+    snprintf(results, sizeof results, "%s/rep", g_root);
+    snprintf(out, sizeof out, "%s/rep/figs", g_root);
+    char *argv[] = {"reproduce", "--method", "ce", "--scale", "ci", "--seeds", "0",
+                    "--results", results, "--out", out, NULL};
+    for (int round = 0; round < 2; round++) {
+        fflush(stdout);
+        assert_int_equal(lt_cmd_reproduce(11, argv), 0);
+        snprintf(p, sizeof p, "%s/rep/leaderboard.csv", g_root);
+        FILE *f = fopen(p, "r");
+        assert_non_null(f);
+        char *csv = slurp_file(f);
+        fclose(f);
+        assert_non_null(strstr(csv, "\nfmnist_lt_r100,1,ci,ce,official-code,1,50.00,,60.00,10.00,,10.00,,,,ok,\n"));
+        free(csv);
+    }
+    /* the planted run was not replaced by a training run */
+    snprintf(p, sizeof p, "%s/events.jsonl", dir);
+    assert_int_not_equal(access(p, F_OK), 0);
+    /* an unknown method is a usage error */
+    char *bad[] = {"reproduce", "--method", "no_such_method", NULL};
+    assert_int_equal(lt_cmd_reproduce(3, bad), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_beyond),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_seed_list),
+        cmocka_unit_test(test_reproduce_reuses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

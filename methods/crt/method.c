@@ -23,13 +23,13 @@ typedef struct {
 } crt_state;
 
 /* Looks up a string hparam and maps it to its index in `names`. */
-static int hp_choice(const lt_hparams *hp, const char *key, const char *const *names, int *out) {
+static int hp_choice(const lt_hparams *hp, const char *key, const char *const *names,
+                     const char *expected, int *out) {
     const char *s;
     LT_TRY(lt_hp_str(hp, key, &s));
     for (int i = 0; names[i]; i++)
         if (!strcmp(s, names[i])) { *out = i; return LT_OK; }
-    return lt_err(LT_EINVAL, "crt: hparam '%s' is '%s' (expected one of: %s)", key, s,
-                  !strcmp(key, "stage2_bn") ? "protocol, eval, train" : "class_balanced, class_aware");
+    return lt_err(LT_EINVAL, "crt: hparam '%s' is '%s' (expected one of: %s)", key, s, expected);
 }
 
 static int crt_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
@@ -37,8 +37,8 @@ static int crt_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     static const char *const bn_names[] = {"protocol", "eval", "train", NULL};
     static const char *const sampler_names[] = {"class_balanced", "class_aware", NULL};
     st->seed = run->seed;
-    LT_TRY(hp_choice(hp, "stage2_bn", bn_names, &st->bn));
-    LT_TRY(hp_choice(hp, "sampler", sampler_names, &st->class_aware));
+    LT_TRY(hp_choice(hp, "stage2_bn", bn_names, "protocol, eval, train", &st->bn));
+    LT_TRY(hp_choice(hp, "sampler", sampler_names, "class_balanced, class_aware", &st->class_aware));
     return LT_OK;
 }
 
