@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,7 +22,10 @@ int lt_events_open(lt_events **out, const char *path, long keep_bytes) {
     lt_events *ev = calloc(1, sizeof *ev);
     if (!ev) return lt_err(LT_ENOMEM, "events: out of memory");
     snprintf(ev->path, sizeof ev->path, "%s", path);
-    if (keep_bytes > 0 && truncate(path, keep_bytes) != 0) {
+    /* Cut back to what a checkpoint covers; never extend (truncate would pad
+     * a shorter file with NUL bytes, which is not JSONL). */
+    struct stat st;
+    if (keep_bytes > 0 && stat(path, &st) == 0 && st.st_size > keep_bytes && truncate(path, keep_bytes) != 0) {
         free(ev);
         return lt_err(LT_EIO, "events: truncate %s: %s", path, strerror(errno));
     }

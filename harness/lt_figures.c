@@ -32,10 +32,12 @@ int lt_find_in_path(const char *name, char *buf, size_t cap)
         for (;;) {
             const char *colon = strchr(p, ':');
             size_t len = colon ? (size_t)(colon - p) : strlen(p);
-            /* an empty PATH entry means the current directory, as in execvp */
-            if (snprintf(buf, cap, "%.*s%s%s", (int)len, len ? p : ".", "/", name) < (int)cap) {
+            /* Empty entries are skipped rather than read as the current
+             * directory (execvp's legacy rule), so an emptied PATH finds
+             * nothing and a stray ./gnuplot is never run. */
+            if (len && snprintf(buf, cap, "%.*s/%s", (int)len, p, name) < (int)cap) {
                 struct stat st;
-                if (len && stat(buf, &st) == 0 && S_ISREG(st.st_mode) && access(buf, X_OK) == 0) return LT_OK;
+                if (stat(buf, &st) == 0 && S_ISREG(st.st_mode) && access(buf, X_OK) == 0) return LT_OK;
             }
             if (!colon) break;
             p = colon + 1;

@@ -388,6 +388,8 @@ static int same_group(const lt_run_record *a, const lt_run_record *b)
     return !strcmp(a->protocol, b->protocol) && !strcmp(a->scale, b->scale) && !strcmp(a->method, b->method);
 }
 
+static int str48_cmp(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+
 /* Unique commits of the group, sorted, "+dirty" marked, joined with ';'. */
 static void group_commits(const lt_run_record *v, int n, char *out, size_t cap)
 {
@@ -401,7 +403,7 @@ static void group_commits(const lt_run_record *v, int n, char *out, size_t cap)
         for (int j = 0; j < k; j++) dup |= !strcmp(seen[j], c);
         if (!dup && k < 16) snprintf(seen[k++], sizeof seen[0], "%s", c);
     }
-    qsort(seen, (size_t)k, sizeof seen[0], (int (*)(const void *, const void *))strcmp);
+    qsort(seen, (size_t)k, sizeof seen[0], str48_cmp);
     out[0] = '\0';
     for (int j = 0; j < k; j++) {
         size_t len = strlen(out);

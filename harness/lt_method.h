@@ -4,7 +4,8 @@
  * entry point, `const lt_method *lt_method_<x>(void)` (Lua's name rule:
  * folder name -> symbol). The Makefile writes build/methods_table.c listing
  * every entry point, so methods are linked statically; the runner checks
- * `abi` when it registers a method and refuses a mismatch (LT_EABI).
+ * `abi` when it registers a method and refuses one built for a newer ABI
+ * than its own (LT_EABI).
  *
  * A method may include only "lt.h" (the engine) and "lt_method.h" (this
  * file) plus standard C headers; tests/test_method_isolation.c enforces it.

@@ -6,7 +6,7 @@
  *   lt_run_eval.c     feature bank, test evaluation, per_class.csv
  *   lt_run_result.c   result.json writing and reading
  *   lt_run_env.c      environment capture (commit, BLAS, machine, compiler)
- *   lt_method_registry.c  method table, registration, hyper-parameters */
+ *   lt_run_registry.c  method table, registration, hyper-parameters */
 #ifndef LT_RUN_INTERNAL_H
 #define LT_RUN_INTERNAL_H
 
@@ -80,7 +80,7 @@ void lt_run_send(const lt_run_job *job, int type, int stage, int epoch, const ch
  * where it happened from the last progress message). */
 int lt_run_child(lt_run_job *job, lt_run_summary *sum);
 
-/* The hyper-parameter view handed to init (lt_method_registry.c). */
+/* The hyper-parameter view handed to init (lt_run_registry.c). */
 struct lt_hparams { const struct cJSON *obj; };
 
 /* The child's state, shared by lt_run_train.c and lt_run_eval.c. */

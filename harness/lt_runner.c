@@ -123,6 +123,7 @@ static int write_failed(const lt_run_job *job, lt_run_summary *sum, const char *
     sum->have_metrics = 0;
     snprintf(sum->reason, sizeof sum->reason, "%s", reason);
     sum->total_s = lt_now_s() - job->t0;
+    unlink(job->per_class_path);   /* per_class.csv exists only beside an "ok" result */
     lt_events *ev;
     if (lt_events_open(&ev, job->events_path, -1) == LT_OK) {
         lt_events_str(ev, "run_stop", 0, -1, "status", "failed");

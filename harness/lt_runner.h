@@ -22,7 +22,13 @@
  * Caching: with resume set (the default), a run whose training finished
  * (ckpt_final.ltc present) is only re-evaluated, and an interrupted run
  * continues from ckpt.ltc; the numbers equal those of an uninterrupted run
- * (same seed and thread count). */
+ * (same seed and thread count).
+ *
+ * Calling process: call lt_runner_run before running any engine compute
+ * (OpenMP parallel regions) in the same process. GNU libgomp's thread pool
+ * does not survive fork(), so a child forked after the parent used OpenMP
+ * can hang in its first parallel region. Reading results, protocols and
+ * checkpoints is fine. */
 #ifndef LT_RUNNER_H
 #define LT_RUNNER_H
 
@@ -87,7 +93,8 @@ typedef const lt_method *(*lt_method_entry)(void);
 extern const lt_method_entry lt_method_table[];   /* NULL-terminated (generated) */
 
 /* Checks a method (abi, name, fidelity, defaults parse as a JSON object) and
- * adds it. LT_EABI for another ABI, LT_EINVAL for a bad or duplicate entry. */
+ * adds it. LT_EABI for an ABI newer than LT_METHOD_ABI (or < 1), LT_EINVAL
+ * for a bad or duplicate entry. */
 int lt_method_register(const lt_method *m);
 int lt_method_count(void);
 const lt_method *lt_method_at(int i);

@@ -1,4 +1,4 @@
-/* lt_method_registry.c — the method table, ABI check at registration, and
+/* lt_run_registry.c — the method table, ABI check at registration, and
  * the hyper-parameter view methods read in init.
  *
  * The generated table (build/methods_table.c, one lt_method_<dir> per
@@ -19,8 +19,10 @@ static int g_n, g_loaded;
 
 static int check(const lt_method *m) {
     if (!m) return lt_err(LT_EINVAL, "method: NULL entry");
-    if (m->abi != LT_METHOD_ABI)
-        return lt_err(LT_EABI, "method '%s': built for method ABI %d, this harness reads ABI %d",
+    /* Append-only struct: a method built for an older ABI still fits (the
+     * members it lacks are read as absent); a newer one does not. */
+    if (m->abi < 1 || m->abi > LT_METHOD_ABI)
+        return lt_err(LT_EABI, "method '%s': built for method ABI %d, this harness reads ABI 1..%d",
                       m->name ? m->name : "?", m->abi, LT_METHOD_ABI);
     if (!m->name || !m->name[0] || strlen(m->name) >= 48)
         return lt_err(LT_EINVAL, "method: missing or too long name");
