@@ -108,8 +108,30 @@ typedef struct {
     double prev_wall_s;              /* wall time of earlier (interrupted) sessions */
 } lt_child;
 
-/* 1-based stage for messages and events. */
+/* Tells the parent where the child is (1-based stage, 0-based epoch; 0 =
+ * setup, -1 = post-training / evaluation). */
 void lt_run_where(lt_child *c, int stage, int epoch);
+
+/* Checkpoint bookkeeping record ("run/meta"). */
+typedef struct {
+    int32_t version;             /* 1 */
+    int32_t stage;               /* 0-based stage of the last completed epoch; n_stages = done */
+    int32_t next_epoch;          /* first epoch still to run in `stage` */
+    int32_t n_stages;
+    int64_t events_len;          /* events.jsonl bytes this checkpoint covers */
+    double wall_s;               /* wall time of all sessions up to this checkpoint */
+    double stage_s[LT_RUN_MAX_STAGES];
+} lt_run_meta;
+
+/* Checkpoints (lt_run_ckpt.c): "run/identity", "run/meta", model "m/",
+ * optimizer "o/" (opt may be NULL), method state "method/". */
+int lt_run_save_ckpt(lt_child *c, const char *path, const lt_run_meta *meta, const lt_optim *opt);
+/* *ck = NULL when the file is absent, of another run or unreadable (the
+ * reason is printed and the run starts afresh). */
+void lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *meta);
+int lt_run_load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt);
+/* Parameters and buffers the checkpoint has, by name; others keep their values. */
+int lt_run_load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int *n_loaded);
 
 /* Feature bank (when the method asks), post_train, test evaluation,
  * per_class.csv, result.json (lt_run_eval.c). */

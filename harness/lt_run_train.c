@@ -21,17 +21,6 @@
 
 #define STAGE_STREAM(base, stage) ((uint64_t)(base) + 1000u * (uint64_t)(stage))
 
-/* Checkpoint bookkeeping record ("run/meta"). */
-typedef struct {
-    int32_t version;             /* 1 */
-    int32_t stage;               /* 0-based stage of the last completed epoch; n_stages = done */
-    int32_t next_epoch;          /* first epoch still to run in `stage` */
-    int32_t n_stages;
-    int64_t events_len;          /* events.jsonl bytes this checkpoint covers */
-    double wall_s;               /* wall time of all sessions up to this checkpoint */
-    double stage_s[LT_RUN_MAX_STAGES];
-} run_meta;
-
 void lt_run_where(lt_child *c, int stage, int epoch) {
     lt_run_send(c->job, LT_MSG_POS, stage, epoch, "");
 }
@@ -216,83 +205,6 @@ static int begin_stage(lt_child *c, int stage, lt_stage *cfg) {
     return LT_OK;
 }
 
-/* Loads the parameters (and buffers) a checkpoint has, by name; the others
- * keep their values. For the shared stage 1 of decoupled methods. */
-static int load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int *n_loaded) {
-    char key[200];
-    *n_loaded = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        snprintf(key, sizeof key, "%sw/%s", prefix, m->params[i].name);
-        if (!lt_ckpt_has(ck, key)) continue;
-        int rc = lt_ckpt_get_into(ck, key, m->w + m->params[i].off, m->params[i].count * sizeof(float));
-        if (rc) return lt_err_wrap(rc, "shared stage 1: parameter '%s'", m->params[i].name);
-        (*n_loaded)++;
-    }
-    for (int i = 0; i < m->n_bufs; i++) {
-        snprintf(key, sizeof key, "%sb/%s", prefix, m->bufs[i].name);
-        if (!lt_ckpt_has(ck, key)) continue;
-        int rc = lt_ckpt_get_into(ck, key, m->buf + m->bufs[i].off, m->bufs[i].count * sizeof(float));
-        if (rc) return lt_err_wrap(rc, "shared stage 1: buffer '%s'", m->bufs[i].name);
-    }
-    return LT_OK;
-}
-
-/* ---- checkpoints ------------------------------------------------------------------ */
-
-static int save_ckpt(lt_child *c, const char *path, const run_meta *meta, const lt_optim *opt) {
-    lt_ckpt_writer *w;
-    LT_TRY(lt_ckpt_writer_open(&w, path));
-    int rc = lt_ckpt_put(w, "run/identity", c->job->identity, strlen(c->job->identity));
-    if (!rc) rc = lt_ckpt_put(w, "run/meta", meta, sizeof *meta);
-    if (!rc) rc = lt_model_save(c->m, w, "m/");
-    if (!rc && opt) rc = lt_optim_save(opt, w, "o/");
-    if (!rc && c->M->save) {
-        rc = c->M->save(c->st, w, "method/");
-        if (rc) rc = lt_err_wrap(rc, "method %s: save", c->M->name);
-    }
-    if (rc) {
-        lt_ckpt_writer_abort(w);
-        return rc;
-    }
-    return lt_ckpt_commit(w);
-}
-
-/* Reads a checkpoint of this run (same identity). *ck = NULL when the file
- * is absent, of another run, or unreadable (the run then starts afresh; the
- * reason is printed). */
-static void read_own_ckpt(lt_child *c, const char *path, lt_ckpt **ck, run_meta *meta) {
-    *ck = NULL;
-    if (access(path, F_OK) != 0) return;
-    lt_ckpt *k;
-    const char *why = NULL;
-    if (lt_ckpt_read(&k, path) != LT_OK) {
-        why = lt_errmsg();
-    } else {
-        const void *id;
-        size_t n;
-        if (lt_ckpt_get(k, "run/identity", &id, &n) || n != strlen(c->job->identity) ||
-            memcmp(id, c->job->identity, n))
-            why = "made by another protocol, method, seed or version";
-        else if (lt_ckpt_get_into(k, "run/meta", meta, sizeof *meta) || meta->version != 1 ||
-                 meta->n_stages != c->n_stages)
-            why = "bookkeeping record unreadable";
-        if (!why) { *ck = k; return; }
-        lt_ckpt_free(k);
-    }
-    if (!c->job->req->quiet)
-        fprintf(c->job->log, "note: not resuming from %s (%s); starting afresh\n", path, why);
-}
-
-static int load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt) {
-    int rc = lt_model_load(c->m, ck, "m/");
-    if (!rc && opt) rc = lt_optim_load(opt, ck, "o/");
-    if (!rc && c->M->load) {
-        rc = c->M->load(c->st, ck, "method/");
-        if (rc) rc = lt_err_wrap(rc, "method %s: load", c->M->name);
-    }
-    return rc ? lt_err_wrap(rc, "resuming") : LT_OK;
-}
-
 /* ---- one optimizer step (head_lr_mult applies per parameter) ------------------ */
 
 static int opt_step(lt_child *c, lt_optim *o, float lr, double head_mult) {
@@ -344,7 +256,7 @@ static void stage_bufs_free(stage_bufs *b) {
 }
 
 static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_epoch, stage_bufs *B,
-                       run_meta *meta, int *global_epoch) {
+                       lt_run_meta *meta, int *global_epoch) {
     const lt_run_request *req = c->job->req;
     const uint64_t seed = req->seed;
     lt_model *m = c->m;
@@ -465,7 +377,7 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
         meta->events_len = lt_events_size(c->ev);
         meta->wall_s = c->prev_wall_s + (lt_now_s() - c->job->t0);
         memcpy(meta->stage_s, c->stage_s, sizeof meta->stage_s);
-        LT_TRY(save_ckpt(c, c->job->ckpt_path, meta, &B->opt));
+        LT_TRY(lt_run_save_ckpt(c, c->job->ckpt_path, meta, &B->opt));
         ++*global_epoch;
         if (req->kill_after_epoch > 0 && *global_epoch == req->kill_after_epoch) {
             /* testing: die exactly as a SIGKILL from outside would */
@@ -527,13 +439,13 @@ static int run_stages(lt_child *c) {
     const lt_run_job *job = c->job;
     enum { FRESH, RESUME, FINAL } mode = FRESH;
     lt_ckpt *ck = NULL;
-    run_meta meta;
+    lt_run_meta meta;
     memset(&meta, 0, sizeof meta);
     if (job->req->resume) {
-        read_own_ckpt(c, job->final_path, &ck, &meta);
+        lt_run_read_ckpt(c, job->final_path, &ck, &meta);
         if (ck) mode = FINAL;
         else {
-            read_own_ckpt(c, job->ckpt_path, &ck, &meta);
+            lt_run_read_ckpt(c, job->ckpt_path, &ck, &meta);
             if (ck) mode = RESUME;
         }
     }
@@ -574,7 +486,7 @@ static int run_stages(lt_child *c) {
                 int n_loaded = 0;
                 rc = lt_ckpt_read(&sk, job->shared_final);
                 if (!rc) {
-                    rc = load_matching(c->m, sk, "m/", &n_loaded);
+                    rc = lt_run_load_matching(c->m, sk, "m/", &n_loaded);
                     lt_ckpt_free(sk);
                 }
                 if (!rc && n_loaded == 0)
@@ -596,7 +508,7 @@ static int run_stages(lt_child *c) {
         }
         int first = 0;
         if (!rc && stage == start_stage && mode == RESUME) {
-            rc = load_state(c, ck, &B.opt);
+            rc = lt_run_load_state(c, ck, &B.opt);
             first = start_epoch;
             global_epoch += first;
         } else if (!rc) {
@@ -606,7 +518,7 @@ static int run_stages(lt_child *c) {
         stage_bufs_free(&B);
         if (!rc) rc = stage_event(c, "stage_end", stage, &cfg, NULL);
     }
-    if (!rc && mode == FINAL) rc = load_state(c, ck, NULL);
+    if (!rc && mode == FINAL) rc = lt_run_load_state(c, ck, NULL);
     lt_ckpt_free(ck);
     if (rc || mode == FINAL) return rc;
     /* Training done: keep the trained model (before post_train) as the
@@ -616,7 +528,7 @@ static int run_stages(lt_child *c) {
     meta.events_len = lt_events_size(c->ev);
     meta.wall_s = c->prev_wall_s + (lt_now_s() - job->t0);
     memcpy(meta.stage_s, c->stage_s, sizeof meta.stage_s);
-    LT_TRY(save_ckpt(c, job->final_path, &meta, NULL));
+    LT_TRY(lt_run_save_ckpt(c, job->final_path, &meta, NULL));
     unlink(job->ckpt_path);
     return LT_OK;
 }

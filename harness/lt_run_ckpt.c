@@ -1,0 +1,85 @@
+/* lt_run_ckpt.c — the run's checkpoints: writing them, recognising one of
+ * this run (its identity record), and loading model, optimizer and method
+ * state back; plus loading another run's model by parameter name (the
+ * shared stage 1 of decoupled methods). */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lt_run_internal.h"
+
+int lt_run_save_ckpt(lt_child *c, const char *path, const lt_run_meta *meta, const lt_optim *opt) {
+    lt_ckpt_writer *w;
+    LT_TRY(lt_ckpt_writer_open(&w, path));
+    int rc = lt_ckpt_put(w, "run/identity", c->job->identity, strlen(c->job->identity));
+    if (!rc) rc = lt_ckpt_put(w, "run/meta", meta, sizeof *meta);
+    if (!rc) rc = lt_model_save(c->m, w, "m/");
+    if (!rc && opt) rc = lt_optim_save(opt, w, "o/");
+    if (!rc && c->M->save) {
+        rc = c->M->save(c->st, w, "method/");
+        if (rc) rc = lt_err_wrap(rc, "method %s: save", c->M->name);
+    }
+    if (rc) {
+        lt_ckpt_writer_abort(w);
+        return rc;
+    }
+    return lt_ckpt_commit(w);
+}
+
+/* Reads a checkpoint of this run (same identity). *ck = NULL when the file
+ * is absent, of another run, or unreadable (the run then starts afresh; the
+ * reason is printed). */
+void lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *meta) {
+    *ck = NULL;
+    if (access(path, F_OK) != 0) return;
+    lt_ckpt *k;
+    const char *why = NULL;
+    if (lt_ckpt_read(&k, path) != LT_OK) {
+        why = lt_errmsg();
+    } else {
+        const void *id;
+        size_t n;
+        if (lt_ckpt_get(k, "run/identity", &id, &n) || n != strlen(c->job->identity) ||
+            memcmp(id, c->job->identity, n))
+            why = "made by another protocol, method, seed or version";
+        else if (lt_ckpt_get_into(k, "run/meta", meta, sizeof *meta) || meta->version != 1 ||
+                 meta->n_stages != c->n_stages)
+            why = "bookkeeping record unreadable";
+        if (!why) { *ck = k; return; }
+        lt_ckpt_free(k);
+    }
+    if (!c->job->req->quiet)
+        fprintf(c->job->log, "note: not resuming from %s (%s); starting afresh\n", path, why);
+}
+
+int lt_run_load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt) {
+    int rc = lt_model_load(c->m, ck, "m/");
+    if (!rc && opt) rc = lt_optim_load(opt, ck, "o/");
+    if (!rc && c->M->load) {
+        rc = c->M->load(c->st, ck, "method/");
+        if (rc) rc = lt_err_wrap(rc, "method %s: load", c->M->name);
+    }
+    return rc ? lt_err_wrap(rc, "resuming") : LT_OK;
+}
+
+/* Loads the parameters (and buffers) a checkpoint has, by name; the others
+ * keep their values. For the shared stage 1 of decoupled methods. */
+int lt_run_load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int *n_loaded) {
+    char key[200];
+    *n_loaded = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        snprintf(key, sizeof key, "%sw/%s", prefix, m->params[i].name);
+        if (!lt_ckpt_has(ck, key)) continue;
+        int rc = lt_ckpt_get_into(ck, key, m->w + m->params[i].off, m->params[i].count * sizeof(float));
+        if (rc) return lt_err_wrap(rc, "shared stage 1: parameter '%s'", m->params[i].name);
+        (*n_loaded)++;
+    }
+    for (int i = 0; i < m->n_bufs; i++) {
+        snprintf(key, sizeof key, "%sb/%s", prefix, m->bufs[i].name);
+        if (!lt_ckpt_has(ck, key)) continue;
+        int rc = lt_ckpt_get_into(ck, key, m->buf + m->bufs[i].off, m->bufs[i].count * sizeof(float));
+        if (rc) return lt_err_wrap(rc, "shared stage 1: buffer '%s'", m->bufs[i].name);
+    }
+    return LT_OK;
+}
+
