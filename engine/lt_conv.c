@@ -82,6 +82,14 @@ static int reference_forced(void) {
     return force_ref;
 }
 
+const char *lt_conv_backend(void) {
+    lt_conv_geom g;
+    memset(&g, 0, sizeof g);
+    g.groups = 1;
+    g.stride = 1;
+    return lt_conv_fast_active(&g) ? "avx512-direct" : "im2col-sgemm";
+}
+
 int lt_conv_fast_active(const lt_conv_geom *g) {
     static int cpu = -1;
     if (cpu < 0) {

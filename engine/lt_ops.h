@@ -29,6 +29,10 @@ typedef struct {
 int lt_conv_geom_init(lt_conv_geom *g, int ci, int h, int w, int co, int kh, int kw,
                       int stride, int pad, int groups);
 size_t lt_conv2d_scratch_floats(const lt_conv_geom *g, int N);
+/* Which convolution path groups-1 convolutions take on this machine:
+ * "avx512-direct" or "im2col-sgemm" (recorded in every result: the two sum
+ * in different orders, so their last bits differ). */
+const char *lt_conv_backend(void);
 size_t lt_conv2d_weight_count(const lt_conv_geom *g);
 /* b may be NULL (no bias). */
 void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float *w,

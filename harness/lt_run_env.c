@@ -59,6 +59,7 @@ void lt_run_env_capture(lt_run_env *e, int threads) {
     e->dirty = st < 0 ? -1 : st == 1;
     snprintf(e->blas_config, sizeof e->blas_config, "%s", openblas_get_config());
     snprintf(e->blas_core, sizeof e->blas_core, "%s", openblas_get_corename());
+    snprintf(e->conv_backend, sizeof e->conv_backend, "%s", lt_conv_backend());
     e->threads = threads;
     struct utsname u;
     char cpu[200];
@@ -87,6 +88,7 @@ cJSON *lt_run_env_json(const lt_run_env *e) {
     else cJSON_AddBoolToObject(o, "dirty", e->dirty);
     cJSON_AddStringToObject(o, "blas_config", e->blas_config);
     cJSON_AddStringToObject(o, "blas_core", e->blas_core);
+    cJSON_AddStringToObject(o, "conv_backend", e->conv_backend);
     cJSON_AddNumberToObject(o, "threads", e->threads);
     cJSON_AddStringToObject(o, "machine", e->machine);
     cJSON_AddStringToObject(o, "compiler", e->compiler);

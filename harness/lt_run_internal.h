@@ -23,6 +23,7 @@ typedef struct {
     char commit[64];
     int dirty;                  /* -1: unknown (not a git checkout) */
     char blas_config[256], blas_core[64];
+    char conv_backend[32];      /* lt_conv_backend(): which conv path summed the numbers */
     int threads;
     char machine[256], compiler[128];
 } lt_run_env;

@@ -553,8 +553,7 @@ int lt_run_child(lt_run_job *job, lt_run_summary *sum) {
     c.s = job->scale;
     c.M = job->method;
     c.sum = sum;
-    lt_set_num_threads(job->env.threads);
-    openblas_set_num_threads(job->env.threads);
+    lt_set_num_threads(job->env.threads); /* also sizes OpenBLAS's pool (lt_base.c) */
     lt_run_where(&c, 0, -1);
     int rc = open_data(&c);
     if (!rc) rc = build_model(&c);
