@@ -1,4 +1,5 @@
-/* main.c — the ltbench command line. The only place that calls exit codes. */
+/* main.c — the ltbench command line: dispatch to the subcommands. Library code
+ * below returns statuses; only this layer turns them into exit codes. */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,23 +8,40 @@
 #include "cmd_report.h"
 #include "cmd_run.h"
 
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} COMMANDS[] = {
+    {"list", lt_cmd_list, "datasets, protocols and methods (with fidelity)"},
+    {"fetch", lt_cmd_fetch, "download (or find) and verify a dataset's files"},
+    {"build", lt_cmd_build, "build a long-tailed subset + caches + manifest (--ir, --profile)"},
+    {"datasets", lt_cmd_datasets, "dataset states: not fetched / fetched / built, manifest hashes"},
+    {"run", lt_cmd_run, "train + evaluate one protocol/scale/method/seed, isolated"},
+    {"reproduce", lt_cmd_reproduce, "dataset -> runs (re-using finished ones) -> leaderboard -> figures"},
+    {"leaderboard", lt_cmd_leaderboard, "rebuild results/leaderboard.csv, .md and results/tables/*.tex"},
+    {"figures", lt_cmd_figures, "figure data files and gnuplot PNG/PDF into plots/out"},
+    {"regress", lt_cmd_regress, "compare numbers with results/reference/<scale>.csv (--rerun)"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: ltbench [--version] [--help] <command> [args]\n"
+            "usage: ltbench [--version] [--help] <command> [args]   (ltbench <command> --help for details)\n"
             "\n"
             "ltbench: a reproducible benchmark harness for long-tailed visual recognition.\n"
             "\n"
-            "commands:\n"
-            "  fetch NAME       download (or find) and verify a dataset's files\n"
-            "  build NAME       build a long-tailed subset + caches + manifest (--ir, --profile)\n"
-            "  datasets         list datasets: not fetched / fetched / built, manifest hashes\n"
-            "  reproduce        dataset -> runs (re-using finished ones) -> leaderboard -> figures\n"
-            "  leaderboard      rebuild results/leaderboard.csv, .md and results/tables/*.tex\n"
-            "  figures          figure data files and gnuplot PNG/PDF into plots/out\n"
-            "  regress          compare numbers with results/reference/<scale>.csv (--rerun)\n"
-            "  run              train + evaluate one protocol/scale/method/seed, isolated\n"
-            "  list             datasets, protocols and methods (with fidelity)\n"
-            "  (the harness commands arrive with the harness; see README.md)\n");
+            "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].help);
+    fprintf(f,
+            "\n"
+            "environment:\n"
+            "  LTBENCH_DATA       data directory (default: data/ in the current directory)\n"
+            "  LTBENCH_MIRROR     base URL replacing each download URL's directory part\n"
+            "  LTBENCH_PROTOCOLS  protocol directory (default: protocols/)\n"
+            "  LT_CONV_REF=1      use the reference im2col + sgemm convolution (results record it)\n"
+            "\n"
+            "exit status: 0 success, 1 the work failed (message on stderr), 2 usage error\n");
 }
 
 int main(int argc, char **argv) {
@@ -35,15 +53,8 @@ int main(int argc, char **argv) {
         printf("ltbench %s (engine)\n", LT_ENGINE_VERSION);
         return 0;
     }
-    if (!strcmp(argv[1], "fetch")) return lt_cmd_fetch(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "build")) return lt_cmd_build(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "datasets")) return lt_cmd_datasets(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "reproduce")) return lt_cmd_reproduce(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "leaderboard")) return lt_cmd_leaderboard(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "figures")) return lt_cmd_figures(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "regress")) return lt_cmd_regress(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "run")) return lt_cmd_run(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "list")) return lt_cmd_list(argc - 1, argv + 1);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "ltbench: unknown command '%s' (try --help)\n", argv[1]);
     return 2;
 }
