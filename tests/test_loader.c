@@ -564,6 +564,57 @@ static void test_loader_errors_and_shutdown(void **state)
     lt_dataset_free(&d);
 }
 
+/* Two streams per step (e.g. instance-balanced + class-balanced, as ICCL or
+ * BBN-style methods draw): two loaders on their own order and augmentation
+ * streams, consumed in lockstep, each give exactly what it gives alone, so
+ * one stream can never shift the other. */
+static void test_loader_two_streams(void **state)
+{
+    (void)state;
+    lt_dataset d;
+    make_ds(&d);
+    lt_aug a = train_aug();
+    int32_t idx1[NIMG], idx2[NIMG];
+    make_idx(idx1, 0);
+    lt_sampler_cfg cb = {.kind = LT_SAMPLER_CLASS_BALANCED};
+    assert_int_equal(lt_sampler_epoch(&cb, 0, SEED, LT_STREAM_ORDER2, d.labels, NIMG, 5, idx2, NIMG), LT_OK);
+    assert_memory_not_equal(idx1, idx2, sizeof idx1);
+    const size_t per = (size_t)IC * IH * IW;
+    float *alone1 = calloc((size_t)NIMG * per, sizeof(float)), *alone2 = calloc((size_t)NIMG * per, sizeof(float));
+    float *both1 = calloc((size_t)NIMG * per, sizeof(float)), *both2 = calloc((size_t)NIMG * per, sizeof(float));
+    int32_t s1[NIMG], y1[NIMG], s2[NIMG], y2[NIMG];
+    assert_true(alone1 && alone2 && both1 && both2);
+    lt_loader *A, *B;
+    assert_int_equal(lt_loader_open(&A, &d, &a, BATCH, 0, 1, SEED, LT_STREAM_AUG), LT_OK);
+    assert_int_equal(lt_loader_open(&B, &d, &a, BATCH, 0, 1, SEED, LT_STREAM_AUG2), LT_OK);
+    run_epoch(A, 0, idx1, NIMG, 0, alone1, s1, y1, 0);
+    run_epoch(B, 0, idx2, NIMG, 0, alone2, s2, y2, 0);
+    /* lockstep: one batch from each stream per step */
+    assert_int_equal(lt_loader_start(A, 0, idx1, NIMG, 0), LT_OK);
+    assert_int_equal(lt_loader_start(B, 0, idx2, NIMG, 0), LT_OK);
+    for (long b = 0;; b++) {
+        const float *xa, *xb;
+        const int32_t *ya, *yb, *sa, *sb;
+        int ca = -1, cbn = -1;
+        assert_int_equal(lt_loader_next(A, &xa, &ya, &sa, &ca), LT_OK);
+        assert_int_equal(lt_loader_next(B, &xb, &yb, &sb, &cbn), LT_OK);
+        assert_int_equal(ca, cbn);
+        if (ca == 0) break;
+        memcpy(both1 + (size_t)b * BATCH * per, xa, (size_t)ca * per * sizeof(float));
+        memcpy(both2 + (size_t)b * BATCH * per, xb, (size_t)cbn * per * sizeof(float));
+        for (int i = 0; i < ca; i++) {
+            assert_int_equal(sa[i], idx1[b * BATCH + i]);
+            assert_int_equal(sb[i], idx2[b * BATCH + i]);
+        }
+    }
+    assert_memory_equal(alone1, both1, (size_t)NIMG * per * sizeof(float));
+    assert_memory_equal(alone2, both2, (size_t)NIMG * per * sizeof(float));
+    lt_loader_close(A);
+    lt_loader_close(B);
+    free(alone1); free(alone2); free(both1); free(both2);
+    lt_dataset_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_loader_resume_and_repeat),
         cmocka_unit_test(test_loader_drop_last),
         cmocka_unit_test(test_loader_errors_and_shutdown),
+        cmocka_unit_test(test_loader_two_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
