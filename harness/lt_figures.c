@@ -280,6 +280,35 @@ static int exists_nonempty(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
 }
 
+/* cairo stamps every PDF with /CreationDate (D:YYYYMMDDhhmmssZ) and ignores
+ * SOURCE_DATE_EPOCH, so committed figures would change on every rebuild. The
+ * date is overwritten in place with a fixed one of the same length, which
+ * keeps the PDF's cross-reference offsets valid. */
+static int pdf_fix_date(const char *path)
+{
+    FILE *f = fopen(path, "r+b");
+    if (!f) return lt_err(LT_EIO, "%s: %s", path, strerror(errno));
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    static const char key[] = "/CreationDate (D:";
+    for (size_t i = 0; i + sizeof key - 1 + 15 <= n; i++) {
+        if (memcmp(buf + i, key, sizeof key - 1)) continue;
+        size_t at = i + sizeof key - 1, k = at;
+        while (k < n && buf[k] != ')') k++;
+        if (k >= n || k - at < 14) break;
+        memset(buf + at, '0', k - at);
+        memcpy(buf + at, "20000101000000", 14);
+        if (buf[k - 1] == 'Z' || k - at == 15) buf[k - 1] = 'Z';
+        if (fseek(f, (long)at, SEEK_SET) || fwrite(buf + at, 1, k - at, f) != k - at) {
+            fclose(f);
+            return lt_err(LT_EIO, "%s: cannot rewrite the creation date", path);
+        }
+        break;
+    }
+    if (fclose(f)) return lt_err(LT_EIO, "%s: %s", path, strerror(errno));
+    return LT_OK;
+}
+
 /* Writes <out>/<base>.dat and renders it with plots/<kind>.gp. methods is a
  * space-separated list in column order; extra holds further gnuplot
  * assignments ("nclasses=10; "). */
@@ -322,6 +351,7 @@ static int figure(ctx *c, const char *kind, const char *base, const lt_rep_buf *
     snprintf(svg, sizeof svg, "%s.svg", outbase);
     if (!exists_nonempty(png) || !(exists_nonempty(pdf) || exists_nonempty(svg)))
         return lt_err(LT_EIO, "gnuplot ran %s but %s or its .pdf/.svg is missing or empty", script, png);
+    if (exists_nonempty(pdf)) LT_TRY(pdf_fix_date(pdf));
     c->sum->n_rendered++;
     return LT_OK;
 }
