@@ -53,9 +53,12 @@ void lt_run_env_capture(lt_run_env *e, int threads) {
     else
         snprintf(e->commit, sizeof e->commit, "unknown");
     int st = strcmp(e->commit, "unknown")
-                 ? first_line("git --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null",
+                 ? first_line("git --no-optional-locks status --porcelain --untracked-files=no -- . "
+                              "':(exclude)results' ':(exclude)plots/out' 2>/dev/null",
                               line, sizeof line)
                  : -1;
+    /* dirty = the code differs from the commit; result files and figures,
+     * which every run rewrites, do not count. */
     e->dirty = st < 0 ? -1 : st == 1;
     snprintf(e->blas_config, sizeof e->blas_config, "%s", openblas_get_config());
     snprintf(e->blas_core, sizeof e->blas_core, "%s", openblas_get_corename());
