@@ -395,6 +395,30 @@ static const lt_ds_def registry[] = {
              .md5 = "442b8da7639aecaf257c1dceb8ba8c80", .bytes = 815585330},
         },
     },
+    {
+        /* A synthetic stand-in for LVIS in the same four file formats, read by
+         * the same LVIS-LT-cls v1 reader: 50 categories with LVIS r/c/f
+         * frequencies, 3,313 train / 600 val objects. Written by `make
+         * lvis-fixture` (tests/tools/make_lvis_fixture.c) into raw/; nothing to
+         * download. The generator is deterministic (fixed seed, fixed zip
+         * mtimes), so its files are pinned like real downloads: a changed
+         * generator or JPEG encoder shows up as a checksum mismatch. */
+        .name = "lvis_fixture",
+        .title = "synthetic LVIS look-alike, 50 classes (NOT LVIS; `make lvis-fixture` writes it)",
+        .n_classes = 50, .c = 3, .side = {32, 32, 64},   /* ci, short: 32 px crops */
+        .n_train = 0, .n_test = 0, .n_max = 0,
+        .default_profile = LT_PROFILE_NATURAL,
+        .read = read_lvis,
+        .n_files = 4,
+        .files = {
+            {.name = "lvis_v1_train.json.zip", .sha256 = "13d780f50450880be35de7e109d3eb11092c424dbbaa9e1113ef4cd9f53457f3"},
+            {.name = "lvis_v1_val.json.zip", .sha256 = "900e7cbaf48a351911ee436f7ab1ec78a662589c42e3163995ce3ff77c3a6d05"},
+            {.name = "train2017.zip", .sha256 = "fb63db54e91bfd3388b32ba43970a964fcf82ff1dfeffeaa58f553cc1b20b159"},
+            {.name = "val2017.zip", .sha256 = "ed4b35f2a1e3c2824c9b904bdc637617784e83913cb469379db180913327da79"},
+        },
+        .fetch_note = "lvis_fixture is generated, not downloaded: run `make lvis-fixture` "
+                      "(writes <data>/lvis_fixture/raw/)",
+    },
 };
 
 int lt_ds_count(void)

@@ -28,6 +28,13 @@ int lt_softmax_ce(int N, int C, const float *logits, const int32_t *labels,
 int lt_soft_ce(int N, int C, const float *logits, const float *targets, float T, int kl,
                double *loss, float *dlogits);
 
+/* Normalised one-vs-rest sigmoid, row by row: q_ij = sigma(z_ij) / sum_k
+ * sigma(z_ik), computed in log space (log sigma(z) = min(z,0) - log1p(e^-|z|))
+ * so rows whose every sigma underflows in float keep their order and still
+ * sum to 1. The single-label distribution of a sigmoid model, for top-1 and
+ * ECE; z and q may be the same array. */
+void lt_sigmoid_norm_rows(int N, int C, const float *z, float *q);
+
 /* Sigmoid binary cross-entropy, numerically stable:
  * loss = 1/N sum_i sum_j [softplus(z) - y z] with z = logit + offset_j;
  * targets [N,C] in {0,1} (or soft); offsets [C] may be NULL. */
