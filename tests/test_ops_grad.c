@@ -157,6 +157,12 @@ static const conv_case CONV_CASES[] = {
     {1, 3, 6, 6, 4, 3, 2, 1, 1, 1},   /* one image, 3x3 s2: in-place y/dy */
     {2, 4, 6, 6, 4, 3, 1, 1, 4, 0},   /* depthwise */
     {2, 3, 4, 5, 2, 3, 1, 2, 1, 1},   /* pad 2 with 3x3: all-padding border taps */
+    /* the fast path's weight-gradient tiles: 3 channel vectors x 8 taps with
+     * a partial last tap block (K = 45); 4 + 1 vectors (co 70) with the
+     * 9-tap tile (K = 27); 2 vectors x 12 taps with fewer taps than a tile */
+    {2, 5, 6, 6, 40, 3, 1, 1, 1, 0},
+    {2, 3, 5, 5, 70, 3, 2, 1, 1, 1},
+    {3, 1, 7, 7, 20, 3, 1, 1, 1, 0},
 };
 #define N_CONV_CASES (sizeof CONV_CASES / sizeof CONV_CASES[0])
 
