@@ -146,25 +146,6 @@ static void build_dyg(const fl *f, const float *dy, float *D) {
     }
 }
 
-/* dy of one image transposed onto the output grid: T[q * Mp + m] = dy[m] at
- * grid point q = oh * Wg + ow; zero in the garbage columns (ow >= wo) and in
- * the padding lanes m >= co, so they add nothing to the weight gradient. */
-static void build_dyt(const fl *f, const float *dy, float *T) {
-    const size_t P = (size_t)f->ho * f->wo;
-    const int Mp = f->Mp;
-    for (int oh = 0; oh < f->ho; oh++) {
-        float *row = T + (size_t)oh * f->Wg * Mp;
-        for (int ow = 0; ow < f->wo; ow++) {
-            float *t = row + (size_t)ow * Mp;
-            const float *src = dy + (size_t)oh * f->wo + ow;
-            int m = 0;
-            for (; m < f->co; m++) t[m] = src[(size_t)m * P];
-            for (; m < Mp; m++) t[m] = 0.0f;
-        }
-        memset(row + (size_t)f->wo * Mp, 0, sizeof(float) * (size_t)(f->Wg - f->wo) * Mp);
-    }
-}
-
 /* dx (one image) += the gradient w.r.t. the phase planes, at the input positions. */
 static void scatter_planes_add(const fl *f, const float *dP, const int *phase_used, float *dx) {
     const int s = f->s, p = f->p, H = f->H, W = f->W, Wg = f->Wg;
@@ -175,6 +156,9 @@ static void scatter_planes_add(const fl *f, const float *dP, const int *phase_us
             const int a = (h + p) % s, u = (h + p) / s;
             if (s == 1) {
                 const float *sr = dP + (size_t)c * f->PS + (size_t)u * Wg + p;
+                /* omp simd: at -O2 gcc does not vectorise a loop whose
+                 * pointers might alias */
+#pragma omp simd
                 for (int w = 0; w < W; w++) d[w] += sr[w];
                 continue;
             }
@@ -255,6 +239,62 @@ static void sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *ba
             else if (nv == 2) sg_tile2(K, A, base, off, q0, Q, Cb, ldc, mr);
             else sg_tile1(K, A, base, off, q0, Q, Cb, ldc, mr);
         }
+    }
+}
+
+/* dy of one image transposed onto the output grid: T[q * Mp + m] = dy[m] at
+ * grid point q = oh * Wg + ow; zero in the garbage columns (ow >= wo) and in
+ * the padding lanes m >= co, so they add nothing to the weight gradient.
+ * 16 x 16 blocks (16 channels x 16 positions of a row) are transposed in
+ * registers: a scalar gather would cost as much as a third of the weight
+ * gradient itself. */
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    /* r[4g + j] now holds, in each 128-bit lane L, positions 4L..4L+3 of
+     * rows 4g..4g+3 interleaved as column j: combine the 128-bit lanes */
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);       /* lanes 0,2 of a | 0,2 of b */
+        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);   /* lanes 1,3 */
+        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);        /* position lane 0 */
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);    /* lane 2 */
+        r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);   /* lane 1 */
+        r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);  /* lane 3 */
+    }
+}
+
+static void build_dyt(const fl *f, const float *dy, float *T) {
+    const size_t P = (size_t)f->ho * f->wo;
+    const int Mp = f->Mp;
+    for (int oh = 0; oh < f->ho; oh++) {
+        float *row = T + (size_t)oh * f->Wg * Mp;
+        for (int ow0 = 0; ow0 < f->wo; ow0 += 16) {
+            const int nw = f->wo - ow0 < 16 ? f->wo - ow0 : 16;
+            const __mmask16 mk = nw == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nw) - 1);
+            for (int m0 = 0; m0 < Mp; m0 += 16) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = m0 + i < f->co
+                               ? _mm512_maskz_loadu_ps(mk, dy + (size_t)(m0 + i) * P + (size_t)oh * f->wo + ow0)
+                               : _mm512_setzero_ps();
+                transpose16(r);
+                for (int i = 0; i < nw; i++) _mm512_store_ps(row + (size_t)(ow0 + i) * Mp + m0, r[i]);
+            }
+        }
+        memset(row + (size_t)f->wo * Mp, 0, sizeof(float) * (size_t)(f->Wg - f->wo) * Mp);
     }
 }
 

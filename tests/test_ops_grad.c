@@ -163,6 +163,8 @@ static const conv_case CONV_CASES[] = {
     {2, 5, 6, 6, 40, 3, 1, 1, 1, 0},
     {2, 3, 5, 5, 70, 3, 2, 1, 1, 1},
     {3, 1, 7, 7, 20, 3, 1, 1, 1, 0},
+    /* rows wider than 16: a full 16 x 16 transpose block of dy plus a tail */
+    {2, 3, 9, 21, 18, 3, 1, 1, 1, 1},
 };
 #define N_CONV_CASES (sizeof CONV_CASES / sizeof CONV_CASES[0])
 
