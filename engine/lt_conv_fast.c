@@ -118,10 +118,14 @@ static void build_planes(const fl *f, const float *x, float *P) {
                         memcpy(d + p, xr, sizeof(float) * W);
                         memset(d + p + W, 0, sizeof(float) * (Wg - p - W));
                     } else {
-                        for (int v = 0; v < Wg; v++) {
-                            const int t = s * v + b - p;
-                            d[v] = (t >= 0 && t < W) ? xr[t] : 0.0f;
-                        }
+                        /* valid v: 0 <= s*v + b - p < W, a contiguous range */
+                        int v0 = (p - b + s - 1) / s, v1 = (W + p - b + s - 1) / s;
+                        if (v0 < 0) v0 = 0;
+                        if (v1 > Wg) v1 = Wg;
+                        if (v1 < v0) v1 = v0;
+                        for (int v = 0; v < v0; v++) d[v] = 0.0f;
+                        for (int v = v0; v < v1; v++) d[v] = xr[s * v + b - p];
+                        for (int v = v1; v < Wg; v++) d[v] = 0.0f;
                     }
                 }
                 memset(pl + (size_t)Hg * Wg, 0, sizeof(float) * (f->PS - (size_t)Hg * Wg));
@@ -162,10 +166,15 @@ static void scatter_planes_add(const fl *f, const float *dP, const int *phase_us
                 for (int w = 0; w < W; w++) d[w] += sr[w];
                 continue;
             }
-            for (int w = 0; w < W; w++) {
-                const int b = (w + p) % s, ph = a * s + b;
+            /* phase by phase: columns w = s*v + b - p, a stride-s walk with no
+             * division per element */
+            for (int b = 0; b < s; b++) {
+                const int ph = a * s + b;
                 if (!phase_used[ph]) continue;
-                d[w] += dP[((size_t)c * f->nph + ph) * f->PS + (size_t)u * Wg + (w + p) / s];
+                const float *sr = dP + ((size_t)c * f->nph + ph) * f->PS + (size_t)u * Wg;
+                int v = (p - b + s - 1) / s;   /* first v with s*v + b - p >= 0 */
+                if (v < 0) v = 0;
+                for (int w = s * v + b - p; w < W; w += s, v++) d[w] += sr[v];
             }
         }
     }
