@@ -294,6 +294,11 @@ void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float
 
 void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
                         const float *dy, float *dx, float *dw, float *db, float *scratch) {
+    lt_conv2d_backward_x(g, N, x, w, dy, dx, dw, db, scratch, 0);
+}
+
+void lt_conv2d_backward_x(const lt_conv_geom *g, int N, const float *x, const float *w,
+                          const float *dy, float *dx, float *dw, float *db, float *scratch, int set_dx) {
     const int G = g->groups, cig = g->ci / G, cog = g->co / G;
     const size_t K = conv_k(g), P = conv_p(g), HW = (size_t)g->h * g->w;
 
@@ -311,9 +316,11 @@ void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const floa
     }
     if (!dx && !dw) return;
     if (lt_conv_fast_active(g)) {
-        lt_conv_fast_backward(g, N, x, w, dy, dx, dw, scratch);
+        lt_conv_fast_backward(g, N, x, w, dy, dx, dw, scratch, set_dx);
         return;
     }
+    /* the reference path accumulates (col2im): start from zero */
+    if (dx && set_dx) memset(dx, 0, sizeof(float) * (size_t)N * g->ci * HW);
 
     const int chunk = conv_chunk(g, N);
     for (int n0 = 0; n0 < N; n0 += chunk) {

@@ -150,8 +150,9 @@ static void build_dyg(const fl *f, const float *dy, float *D) {
     }
 }
 
-/* dx (one image) += the gradient w.r.t. the phase planes, at the input positions. */
-static void scatter_planes_add(const fl *f, const float *dP, const int *phase_used, float *dx) {
+/* dx (one image) += the gradient w.r.t. the phase planes, at the input
+ * positions; with set, dx = that gradient (positions no phase reaches: 0). */
+static void scatter_planes(const fl *f, const float *dP, const int *phase_used, float *dx, int set) {
     const int s = f->s, p = f->p, H = f->H, W = f->W, Wg = f->Wg;
     for (int c = 0; c < f->ci; c++) {
         float *dc = dx + (size_t)c * H * W;
@@ -162,10 +163,15 @@ static void scatter_planes_add(const fl *f, const float *dP, const int *phase_us
                 const float *sr = dP + (size_t)c * f->PS + (size_t)u * Wg + p;
                 /* omp simd: at -O2 gcc does not vectorise a loop whose
                  * pointers might alias */
+                if (set) {
+                    memcpy(d, sr, sizeof(float) * W);
+                } else {
 #pragma omp simd
-                for (int w = 0; w < W; w++) d[w] += sr[w];
+                    for (int w = 0; w < W; w++) d[w] += sr[w];
+                }
                 continue;
             }
+            if (set) memset(d, 0, sizeof(float) * W);
             /* phase by phase: columns w = s*v + b - p, a stride-s walk with no
              * division per element */
             for (int b = 0; b < s; b++) {
@@ -476,7 +482,7 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
 }
 
 void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
-                           const float *dy, float *dx, float *dw, float *scratch) {
+                           const float *dy, float *dx, float *dw, float *scratch, int set_dx) {
     if (!dx && !dw) return;
     fl f;
     fl_init(&f, g);
@@ -520,7 +526,7 @@ void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const f
                             work + (size_t)ph * f.PS, (size_t)f.nph * f.PS);
                 abase += (size_t)(up8(f.ci) / MR) * phn[ph] * MR;
             }
-            scatter_planes_add(&f, work, used_ph, dx + (size_t)n * f.ci * HWi);
+            scatter_planes(&f, work, used_ph, dx + (size_t)n * f.ci * HWi, set_dx);
         }
     }
     if (dw) {

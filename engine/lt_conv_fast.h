@@ -28,7 +28,8 @@ int lt_conv_fast_active(const lt_conv_geom *g);
 size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N);
 void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                           const float *b, float *y, float *scratch);
+/* set_dx: overwrite dx instead of adding (see lt_conv2d_backward_x) */
 void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
-                           const float *dy, float *dx, float *dw, float *scratch);
+                           const float *dy, float *dx, float *dw, float *scratch, int set_dx);
 
 #endif

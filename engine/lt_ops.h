@@ -65,6 +65,23 @@ void lt_relu_backward(size_t n, const float *y, const float *dy, float *dx); /* 
 void lt_add_forward(size_t n, const float *a, const float *b, float *y);
 void lt_add_backward(size_t n, const float *dy, float *da, float *db);
 
+/* The same backward kernels with an overwrite switch: set = 1 writes
+ * dx = gradient instead of dx += gradient (dx's old contents are never read,
+ * so they may be garbage). The model uses it for the first writer of each
+ * activation gradient in a backward pass, which spares zeroing every
+ * activation gradient before each step (lt_model_backward). */
+void lt_relu_backward_x(size_t n, const float *y, const float *dy, float *dx, int set);
+/* da is written before db (they may be the same buffer) */
+void lt_add_backward_x(size_t n, const float *dy, float *da, int set_a, float *db, int set_b);
+void lt_bn_backward_train_x(int N, int C, int HW, const float *x, const float *gamma,
+                            const float *mean, const float *rstd, const float *dy,
+                            float *dx, float *dgamma, float *dbeta, int set);
+void lt_bn_backward_eval_x(int N, int C, int HW, const float *x, const float *gamma,
+                           const float *run_mean, const float *run_var, float eps,
+                           const float *dy, float *dx, float *dgamma, float *dbeta, int set);
+void lt_conv2d_backward_x(const lt_conv_geom *g, int N, const float *x, const float *w,
+                          const float *dy, float *dx, float *dw, float *db, float *scratch, int set_dx);
+
 /* ---- pooling -------------------------------------------------------------- */
 /* Max-pool k x k, stride s, zero... (-inf) padding p; argmax saved as int32
  * index into the input plane for backward. Output size (H+2p-k)/s+1. */
