@@ -6,7 +6,9 @@
  *  - Backward ACCUMULATES (+=) into dx and into parameter gradients, so that
  *    residual branches and shared parameters need no special handling; the
  *    caller zeroes them once per step. A NULL dx / dw / db means "not needed"
- *    (frozen input or frozen parameter) and the work is skipped.
+ *    (frozen input or frozen parameter) and the work is skipped. The *_x
+ *    variants can overwrite dx instead (set = 1), for the model's first
+ *    writer of each activation gradient.
  *  - Reductions are in a fixed order for a given thread count, so results are
  *    bit-identical run to run.
  *  - No allocation: scratch memory is passed in, sized by the *_scratch_floats
