@@ -172,10 +172,22 @@ static int read_inat2018(const lt_ds_src *s, lt_dataset *train, lt_dataset *test
         cJSON_AddBoolToObject(extra, "test_list_matches_classifier_balancing",
                               !strcmp(h, "efaeff65f80641b60864470e6f255aa69453406ef5717eec8c6681748f3a61f3"));
     }
-    if (!rc) rc = build_from_list(&tr, s->path[2], LT_PATHMAP_NONE, s->side, train);
     if (!rc) {
-        rc = build_from_list(&te, s->path[2], LT_PATHMAP_NONE, s->side, test);
-        if (rc) lt_dataset_free(train);
+        /* train and val images share train_val2018.tar.gz (128 GB): one pass */
+        const char *arch[1] = {s->path[2]};
+        lt_imagelist_src src;
+        memset(&src, 0, sizeof src);
+        src.map = LT_PATHMAP_NONE;
+        src.size = s->side;
+        src.archives = arch;
+        src.n_archives = 1;
+        const lt_listfile *lists[2] = {&tr, &te};
+        lt_dataset both[2];
+        rc = lt_imagelist_build_many(both, lists, 2, &src);
+        if (!rc) {
+            *train = both[0];
+            *test = both[1];
+        }
     }
     lt_listfile_free(&tr);
     lt_listfile_free(&te);
@@ -207,10 +219,15 @@ static int read_lvis(const lt_ds_src *s, lt_dataset *train, lt_dataset *test, cJ
         free(j.buf);
     }
     const char *images[2] = {s->path[2], s->path[3]};
-    if (!rc) rc = lt_lvis_build(train, &str, &p, images, 2);
     if (!rc) {
-        rc = lt_lvis_build(test, &ste, &p, images, 2);
-        if (rc) lt_dataset_free(train);
+        /* train and test crops in one pass over the image zips (19 GB) */
+        const lt_lvis_subset *sets[2] = {&str, &ste};
+        lt_dataset both[2];
+        rc = lt_lvis_build_many(both, sets, 2, &p, images, 2);
+        if (!rc) {
+            *train = both[0];
+            *test = both[1];
+        }
     }
     if (!rc) {
         cJSON_AddStringToObject(extra, "protocol", LT_LVIS_PROTOCOL);
