@@ -249,8 +249,13 @@ static void gather_dy(const lt_conv_geom *g, const float *dy, int n0, int nb, fl
 
 void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                        const float *b, float *y, float *scratch) {
+    lt_conv2d_forward_ep(g, N, x, w, b, y, scratch, NULL);
+}
+
+void lt_conv2d_forward_ep(const lt_conv_geom *g, int N, const float *x, const float *w,
+                          const float *b, float *y, float *scratch, const lt_conv_epilogue *ep) {
     if (lt_conv_fast_active(g)) {
-        lt_conv_fast_forward(g, N, x, w, b, y, scratch);
+        lt_conv_fast_forward(g, N, x, w, b, y, scratch, ep);
         return;
     }
     const int G = g->groups, cig = g->ci / G, cog = g->co / G;
@@ -288,6 +293,18 @@ void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float
             }
         } else {
             scatter_out(g, ybuf, b, n0, nb, y);
+        }
+    }
+    if (!ep) return;
+    /* the reference path applies the epilogue as a pass of its own */
+#pragma omp parallel for schedule(static) if ((size_t)N * g->co * P >= LT_CONV_PAR_MIN)
+    for (long t = 0; t < (long)N * g->co; t++) {
+        const int c = (int)(t % g->co);
+        const float mu = ep->mu[c], a = ep->a[c], bb = ep->b[c];
+        float *yc = y + (size_t)t * P;
+        for (size_t p = 0; p < P; p++) {
+            const float v = (yc[p] - mu) * a + bb;
+            yc[p] = ep->relu ? (v > 0.0f ? v : 0.0f) : v;
         }
     }
 }

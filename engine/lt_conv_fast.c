@@ -459,7 +459,7 @@ static void pack_dgrad(const fl *f, const float *w, float *Ap, int *off, int *ph
 /* ---- drivers ------------------------------------------------------------------- */
 
 void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
-                          const float *b, float *y, float *scratch) {
+                          const float *b, float *y, float *scratch, const lt_conv_epilogue *ep) {
     fl f;
     fl_init(&f, g);
     float *Ap = scratch;
@@ -482,6 +482,25 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
                 const float *src = ygrid + (size_t)o * up16(f.Q);
                 float *dst = yn + (size_t)o * P;
                 const float bc = b ? b[o] : 0.0f;
+                if (ep) {
+                    /* lt_bn_forward_eval's and lt_relu_forward's operations */
+                    const float mu = ep->mu[o], a = ep->a[o], bb = ep->b[o];
+                    for (int oh = 0; oh < f.ho; oh++) {
+                        float *d = dst + (size_t)oh * f.wo;
+                        const float *sr = src + (size_t)oh * f.Wg;
+                        if (ep->relu) {
+#pragma omp simd
+                            for (int ow = 0; ow < f.wo; ow++) {
+                                const float v = (sr[ow] + bc - mu) * a + bb;
+                                d[ow] = v > 0.0f ? v : 0.0f;
+                            }
+                        } else {
+#pragma omp simd
+                            for (int ow = 0; ow < f.wo; ow++) d[ow] = (sr[ow] + bc - mu) * a + bb;
+                        }
+                    }
+                    continue;
+                }
                 for (int oh = 0; oh < f.ho; oh++) {
                     float *d = dst + (size_t)oh * f.wo;
                     const float *sr = src + (size_t)oh * f.Wg;

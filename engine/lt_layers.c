@@ -95,6 +95,19 @@ static int bn_bwd(lt_model *m, lt_node *nd, int N) {
 }
 static const lt_layer_ops bn_ops = {LT_LAYER_ABI, "bn", bn_plan, bn_fwd, bn_bwd, NULL, LT_LAYER_SETS_DX};
 
+int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int relu, int N, float *coef) {
+    lt_node *cn = &m->nodes[conv], *bnn = &m->nodes[bn];
+    const conv_cfg *cc = (const conv_cfg *)cn->cfg;
+    const bn_cfg *bc = (const bn_cfg *)bnn->cfg;
+    const int C = bnn->shape.c;
+    float *mu = coef, *a = coef + C, *b = coef + 2 * C;
+    lt_bn_eval_coeffs(C, pw(m, bnn, 0), pw(m, bnn, 1), bf(m, bnn, 0), bf(m, bnn, 1), bc->eps, mu, a, b);
+    const lt_conv_epilogue ep = {mu, a, b, relu};
+    lt_conv2d_forward_ep(&cc->g, N, in_node(m, cn, 0)->y, pw(m, cn, 0), cc->bias ? pw(m, cn, 1) : NULL, bnn->y,
+                         m->scratch, &ep);
+    return LT_OK;
+}
+
 int lt_add_bn(lt_model *m, const char *name, const char *group, int in) {
     bn_cfg c = {1e-5f, 0.1f};
     return lt_model_add(m, &bn_ops, name, group, in, -1, &c, sizeof c);

@@ -44,6 +44,7 @@ void lt_model_free(lt_model *m) {
     lt_free(m->buf);
     lt_free(m->acts);
     lt_free(m->scratch);
+    lt_free(m->fuse_coef);
     free(m);
 }
 
@@ -229,6 +230,25 @@ static int relu_in_place(const lt_model *m, int i) {
     return uses == 1;
 }
 
+static int n_uses(const lt_model *m, int j) {
+    int uses = 0;
+    for (int i = 1; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++) uses += m->nodes[i].in[k] == j;
+    return uses;
+}
+
+/* Inference fusion at node i: 0 none; 1 conv -> BN (BN's input is conv's
+ * output and nothing else reads it); 2 the same plus the ReLU after the BN,
+ * when that ReLU works in place on the BN's output. */
+static int fusable(const lt_model *m, int i) {
+    if (i + 1 >= m->n_nodes || strcmp(m->nodes[i].ops->type, "conv2d")) return 0;
+    const lt_node *bn = &m->nodes[i + 1];
+    if (strcmp(bn->ops->type, "bn") || bn->n_in != 1 || bn->in[0] != i || n_uses(m, i) != 1) return 0;
+    if (m->fuse_floats < 3 * (size_t)bn->shape.c) return 0;
+    const int relu = i + 2 < m->n_nodes && m->nodes[i + 2].in[0] == i + 1 && relu_in_place(m, i + 2);
+    return relu ? 2 : 1;
+}
+
 int lt_model_set_batch(lt_model *m, int N) {
     if (!m->finalized) return lt_err(LT_ESTATE, "model: set_batch before finalize");
     if (N <= 0) return lt_err(LT_EINVAL, "model: batch size %d", N);
@@ -267,6 +287,17 @@ int lt_model_set_batch(lt_model *m, int N) {
             }
         }
     }
+    if (!m->fuse_coef) {
+        size_t widest = 0;
+        for (int i = 1; i < m->n_nodes; i++)
+            if (!strcmp(m->nodes[i].ops->type, "bn") && (size_t)m->nodes[i].shape.c > widest)
+                widest = (size_t)m->nodes[i].shape.c;
+        if (widest) {
+            m->fuse_coef = lt_alloc(3 * widest * sizeof(float));
+            if (!m->fuse_coef) { m->batch = 0; return lt_err(LT_ENOMEM, "model: out of memory for fusion coefficients"); }
+            m->fuse_floats = 3 * widest;
+        }
+    }
     m->batch = N;
     return LT_OK;
 }
@@ -279,6 +310,13 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
     m->training = training;
     for (int i = 1; i < m->n_nodes; i++) {
         lt_node *nd = &m->nodes[i];
+        const int fuse = training || m->no_fuse ? 0 : fusable(m, i);
+        if (fuse) {
+            int rc = lt_layers_conv_bn_fused(m, i, i + 1, fuse == 2, N, m->fuse_coef);
+            if (rc) return lt_err_wrap(rc, "forward of '%s' fused with '%s'", nd->name, m->nodes[i + 1].name);
+            i += fuse;
+            continue;
+        }
         int rc = nd->ops->forward(m, nd, N);
         if (rc) return lt_err_wrap(rc, "forward of '%s'", nd->name);
     }

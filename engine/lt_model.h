@@ -114,6 +114,8 @@ struct lt_model {
     int training;           /* last forward's mode */
     int zero_all_dy;        /* 1: zero every dy before backward (the reference
                                mode the first-writer rule is tested against) */
+    int no_fuse;            /* 1: no conv -> BN -> ReLU fusion in inference forwards */
+    float *fuse_coef; size_t fuse_floats;   /* 3 x the widest BN: fusion coefficients */
 };
 
 /* ---- building ---------------------------------------------------------------- */
@@ -165,8 +167,18 @@ double lt_model_macs(const lt_model *m);
 
 /* ---- running ----------------------------------------------------------------- */
 /* x: [N x in_shape]; N <= planned batch. training selects BN batch statistics
- * (nodes with eval_mode set still use running statistics). */
+ * (nodes with eval_mode set still use running statistics).
+ * Inference (training = 0) fuses conv -> BN [-> in-place ReLU] when the conv
+ * feeds only that BN: the conv writes the BN's (and ReLU's) output directly
+ * and its own output buffer is not filled. The numbers are the unfused ones
+ * bit for bit (tests/test_model.c); set m->no_fuse to keep every node's
+ * output, e.g. to read a conv's output by name after an eval forward. */
 int lt_model_forward(lt_model *m, const float *x, int N, int training);
+
+/* Engine-internal (lt_model.c -> lt_layers.c): runs conv node `conv` with
+ * BN node `bn`'s eval affine (and ReLU when relu) as its epilogue, writing
+ * bn's output; coef holds 3 x C floats of scratch. */
+int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int relu, int N, float *coef);
 void lt_model_zero_grad(lt_model *m);
 /* Backward from taps the caller filled: before calling, write d loss / d out
  * into lt_model_dout(m, node) for each tap in taps[0..n_taps) (e.g. logits,

@@ -39,6 +39,18 @@ size_t lt_conv2d_weight_count(const lt_conv_geom *g);
 /* b may be NULL (no bias). */
 void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                        const float *b, float *y, float *scratch);
+/* An inference-time epilogue applied to each output as it is stored: the
+ * fusion of conv -> BN (eval) -> ReLU. y = (v - mu[c]) * a[c] + b[c], then
+ * y > 0 ? y : 0 when relu: the float operations of lt_bn_forward_eval and
+ * lt_relu_forward in the same order, so fused and unfused outputs are equal
+ * bit for bit (tests/test_model.c). The memory pass of BN and of ReLU over
+ * the activation is saved. */
+typedef struct {
+    const float *mu, *a, *b;   /* [co] from lt_bn_eval_coeffs */
+    int relu;
+} lt_conv_epilogue;
+void lt_conv2d_forward_ep(const lt_conv_geom *g, int N, const float *x, const float *w,
+                          const float *b, float *y, float *scratch, const lt_conv_epilogue *ep);
 void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
                         const float *dy, float *dx, float *dw, float *db, float *scratch);
 
@@ -49,6 +61,11 @@ void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const floa
 void lt_bn_forward_train(int N, int C, int HW, const float *x, const float *gamma,
                          const float *beta, float *y, float *mean, float *rstd,
                          float *run_mean, float *run_var, float momentum, float eps);
+/* Eval-mode BN as y = (x - mu) * a + b per channel: the coefficients
+ * lt_bn_forward_eval uses (a = gamma / sqrt(running_var + eps) in double,
+ * rounded once). gamma / beta may be NULL (1 / 0). */
+void lt_bn_eval_coeffs(int C, const float *gamma, const float *beta, const float *run_mean,
+                       const float *run_var, float eps, float *mu, float *a, float *b);
 void lt_bn_forward_eval(int N, int C, int HW, const float *x, const float *gamma,
                         const float *beta, const float *run_mean, const float *run_var,
                         float eps, float *y);

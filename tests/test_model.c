@@ -15,6 +15,7 @@
 
 #include "gradcheck.h"
 #include "lt.h"
+#include "lt_conv_fast.h"
 
 static size_t n_trainable(const lt_model *m) {
     size_t n = 0;
@@ -177,6 +178,52 @@ static void test_first_writer_overwrites(void **st) {
         free(x); free(g0); free(g1); free(b0);
         lt_model_free(m);
     }
+}
+
+/* Inference fuses conv -> BN -> ReLU; the outputs (features and logits)
+ * must equal the unfused forward bit for bit, on both convolution paths,
+ * with non-trivial BN statistics, for basic blocks (option A and projection
+ * shortcuts, a max-pool stem) and bottlenecks. */
+static void test_inference_fusion_bit_identical(void **st) {
+    (void)st;
+    const char *arch[] = {"resnet8_cifar", "resnet10", "resnet50"};
+    const lt_shape in[] = {{1, 3, 12, 12}, {1, 3, 32, 32}, {1, 3, 32, 32}};
+    for (int ref = 0; ref < 2; ref++) {
+        lt_conv_force_reference(ref);
+        for (int a = 0; a < 3; a++) {
+            const int N = 2, C = 5;
+            lt_model *m = build(arch[a], in[a], C);
+            assert_int_equal(lt_model_set_batch(m, N), LT_OK);
+            gc_fill(m->w, m->n_w, 21 + (unsigned)a, -0.3f, 0.3f);
+            gc_fill(m->buf, m->n_b, 31 + (unsigned)a, 0.5f, 1.5f);   /* running mean and var */
+            const size_t nx = (size_t)N * lt_shape_count(in[a]);
+            float *x = malloc(sizeof(float) * nx);
+            gc_fill(x, nx, 41 + (unsigned)a, -1, 1);
+            const int logits = lt_model_find(m, "logits"), feat = m->nodes[logits].in[0];
+            const size_t nl = (size_t)N * C, nf = (size_t)N * lt_shape_count(m->nodes[feat].shape);
+            float *l0 = malloc(sizeof(float) * nl), *f0 = malloc(sizeof(float) * nf);
+            m->no_fuse = 1;
+            assert_int_equal(lt_model_forward(m, x, N, 0), LT_OK);
+            memcpy(l0, lt_model_out(m, logits), sizeof(float) * nl);
+            memcpy(f0, lt_model_out(m, feat), sizeof(float) * nf);
+            m->no_fuse = 0;
+            /* the stem conv feeds only its BN: fused, its own output stays unwritten */
+            const int c1 = lt_model_find(m, "conv1");
+            assert_true(c1 > 0);
+            float *y1 = lt_model_out(m, c1);
+            y1[0] = NAN;
+            assert_int_equal(lt_model_forward(m, x, N, 0), LT_OK);
+            assert_true(isnan(y1[0]));
+            assert_memory_equal(l0, lt_model_out(m, logits), sizeof(float) * nl);
+            assert_memory_equal(f0, lt_model_out(m, feat), sizeof(float) * nf);
+            double s = 0;
+            for (size_t k = 0; k < nl; k++) s += fabs(l0[k]);
+            assert_true(s > 0);
+            free(x); free(l0); free(f0);
+            lt_model_free(m);
+        }
+    }
+    lt_conv_force_reference(0);
 }
 
 /* ---- a training loop on synthetic separable data --------------------------------- */
@@ -365,6 +412,7 @@ int main(void) {
         cmocka_unit_test(test_resnet_param_counts),
         cmocka_unit_test(test_model_gradcheck),
         cmocka_unit_test(test_first_writer_overwrites),
+        cmocka_unit_test(test_inference_fusion_bit_identical),
         cmocka_unit_test(test_training_deterministic),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
         cmocka_unit_test(test_freeze_and_eval_mode),
