@@ -34,7 +34,7 @@ METHOD_OBJ  := $(call obj,$(METHOD_SRC)) $(BUILD)/methods_table.o
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 LIBS        := $(HARNESS_LIB) $(DATA_LIB) $(ENGINE_LIB)
 
-.PHONY: all deps check-deps test asan bench bench-deps clean help FORCE
+.PHONY: all deps check-deps test asan bench bench-deps clean help lvis-fixture FORCE
 all: ltbench
 
 help:
@@ -44,6 +44,7 @@ help:
 	@echo "make asan         the suite under AddressSanitizer + UBSan"
 	@echo "make bench        time ResNet-32 / ResNet-8 steps, side by side with PyTorch"
 	@echo "make bench-deps   install Debian python3-torch for the PyTorch side of bench"
+	@echo "make lvis-fixture write the synthetic LVIS look-alike (dataset lvis_fixture) into the data dir"
 	@echo "make clean        remove build outputs"
 
 deps:
@@ -118,6 +119,15 @@ bench-deps:
 $(BUILD)/bench_step: tests/bench/bench_step.c $(ENGINE_LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(ENGINE_LIB) $(LDLIBS)
 
+# The synthetic LVIS look-alike for protocol lvis_lt_fixture (no real LVIS
+# here): four files in the real formats, written straight into raw/.
+LVIS_FIXTURE_DIR = $(or $(LTBENCH_DATA),data)/lvis_fixture/raw
+$(BUILD)/make_lvis_fixture: tests/tools/make_lvis_fixture.c $(call obj,tests/fixtures_lvis.c tests/fixtures_img.c)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+lvis-fixture: check-deps
+	@$(MAKE) --no-print-directory $(BUILD)/make_lvis_fixture
+	@$(BUILD)/make_lvis_fixture $(LVIS_FIXTURE_DIR)
+
 clean:
 	rm -rf build build-asan ltbench
 
@@ -138,6 +148,7 @@ RESULTS  ?= results
 reproduce: check-deps
 	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory ltbench
+	$(if $(filter lvis_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory lvis-fixture)
 	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
 	    --results $(RESULTS)
 

@@ -172,10 +172,22 @@ static int read_inat2018(const lt_ds_src *s, lt_dataset *train, lt_dataset *test
         cJSON_AddBoolToObject(extra, "test_list_matches_classifier_balancing",
                               !strcmp(h, "efaeff65f80641b60864470e6f255aa69453406ef5717eec8c6681748f3a61f3"));
     }
-    if (!rc) rc = build_from_list(&tr, s->path[2], LT_PATHMAP_NONE, s->side, train);
     if (!rc) {
-        rc = build_from_list(&te, s->path[2], LT_PATHMAP_NONE, s->side, test);
-        if (rc) lt_dataset_free(train);
+        /* train and val images share train_val2018.tar.gz (128 GB): one pass */
+        const char *arch[1] = {s->path[2]};
+        lt_imagelist_src src;
+        memset(&src, 0, sizeof src);
+        src.map = LT_PATHMAP_NONE;
+        src.size = s->side;
+        src.archives = arch;
+        src.n_archives = 1;
+        const lt_listfile *lists[2] = {&tr, &te};
+        lt_dataset both[2];
+        rc = lt_imagelist_build_many(both, lists, 2, &src);
+        if (!rc) {
+            *train = both[0];
+            *test = both[1];
+        }
     }
     lt_listfile_free(&tr);
     lt_listfile_free(&te);
@@ -207,10 +219,15 @@ static int read_lvis(const lt_ds_src *s, lt_dataset *train, lt_dataset *test, cJ
         free(j.buf);
     }
     const char *images[2] = {s->path[2], s->path[3]};
-    if (!rc) rc = lt_lvis_build(train, &str, &p, images, 2);
     if (!rc) {
-        rc = lt_lvis_build(test, &ste, &p, images, 2);
-        if (rc) lt_dataset_free(train);
+        /* train and test crops in one pass over the image zips (19 GB) */
+        const lt_lvis_subset *sets[2] = {&str, &ste};
+        lt_dataset both[2];
+        rc = lt_lvis_build_many(both, sets, 2, &p, images, 2);
+        if (!rc) {
+            *train = both[0];
+            *test = both[1];
+        }
     }
     if (!rc) {
         cJSON_AddStringToObject(extra, "protocol", LT_LVIS_PROTOCOL);
@@ -394,6 +411,30 @@ static const lt_ds_def registry[] = {
              .sha256 = "4f7e2ccb2866ec5041993c9cf2a952bbed69647b115d0f74da7ce8f4bef82f05",
              .md5 = "442b8da7639aecaf257c1dceb8ba8c80", .bytes = 815585330},
         },
+    },
+    {
+        /* A synthetic stand-in for LVIS in the same four file formats, read by
+         * the same LVIS-LT-cls v1 reader: 50 categories with LVIS r/c/f
+         * frequencies, 3,313 train / 600 val objects. Written by `make
+         * lvis-fixture` (tests/tools/make_lvis_fixture.c) into raw/; nothing to
+         * download. The generator is deterministic (fixed seed, fixed zip
+         * mtimes), so its files are pinned like real downloads: a changed
+         * generator or JPEG encoder shows up as a checksum mismatch. */
+        .name = "lvis_fixture",
+        .title = "synthetic LVIS look-alike, 50 classes (NOT LVIS; `make lvis-fixture` writes it)",
+        .n_classes = 50, .c = 3, .side = {32, 32, 64},   /* ci, short: 32 px crops */
+        .n_train = 0, .n_test = 0, .n_max = 0,
+        .default_profile = LT_PROFILE_NATURAL,
+        .read = read_lvis,
+        .n_files = 4,
+        .files = {
+            {.name = "lvis_v1_train.json.zip", .sha256 = "13d780f50450880be35de7e109d3eb11092c424dbbaa9e1113ef4cd9f53457f3"},
+            {.name = "lvis_v1_val.json.zip", .sha256 = "900e7cbaf48a351911ee436f7ab1ec78a662589c42e3163995ce3ff77c3a6d05"},
+            {.name = "train2017.zip", .sha256 = "fb63db54e91bfd3388b32ba43970a964fcf82ff1dfeffeaa58f553cc1b20b159"},
+            {.name = "val2017.zip", .sha256 = "ed4b35f2a1e3c2824c9b904bdc637617784e83913cb469379db180913327da79"},
+        },
+        .fetch_note = "lvis_fixture is generated, not downloaded: run `make lvis-fixture` "
+                      "(writes <data>/lvis_fixture/raw/)",
     },
 };
 

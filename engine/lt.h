@@ -3,7 +3,10 @@
 #ifndef LT_H
 #define LT_H
 
-#define LT_ENGINE_VERSION "0.1.0"
+/* Bumped when the engine's numbers change (summation order included):
+ * it is part of every checkpoint's identity, so a run never resumes across
+ * engines. 0.2.0: conv weight gradient vectorised over output channels. */
+#define LT_ENGINE_VERSION "0.2.0"
 
 #include "lt_base.h"
 #include "lt_ops.h"

@@ -64,15 +64,27 @@ void lt_bn_forward_train(int N, int C, int HW, const float *x, const float *gamm
     }
 }
 
+static void eval_coeff(int c, const float *gamma, const float *beta, const float *run_mean,
+                       const float *run_var, float eps, float *mu, float *a, float *b) {
+    const double rs = 1.0 / sqrt((double)run_var[c] + (double)eps);
+    *a = (float)((gamma ? gamma[c] : 1.0f) * rs);
+    *b = beta ? beta[c] : 0.0f;
+    *mu = run_mean[c];
+}
+
+void lt_bn_eval_coeffs(int C, const float *gamma, const float *beta, const float *run_mean,
+                       const float *run_var, float eps, float *mu, float *a, float *b) {
+    for (int c = 0; c < C; c++) eval_coeff(c, gamma, beta, run_mean, run_var, eps, &mu[c], &a[c], &b[c]);
+}
+
 void lt_bn_forward_eval(int N, int C, int HW, const float *x, const float *gamma,
                         const float *beta, const float *run_mean, const float *run_var,
                         float eps, float *y) {
     const size_t CHW = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if ((size_t)N * CHW >= LT_BN_PAR_MIN)
     for (int c = 0; c < C; c++) {
-        const double rs = 1.0 / sqrt((double)run_var[c] + (double)eps);
-        const float a = (float)((gamma ? gamma[c] : 1.0f) * rs);
-        const float bb = beta ? beta[c] : 0.0f, fmu = run_mean[c];
+        float a, bb, fmu;
+        eval_coeff(c, gamma, beta, run_mean, run_var, eps, &fmu, &a, &bb);
         for (int n = 0; n < N; n++) {
             const float *xp = x + n * CHW + (size_t)c * HW;
             float *yp = y + n * CHW + (size_t)c * HW;
@@ -85,6 +97,12 @@ void lt_bn_forward_eval(int N, int C, int HW, const float *x, const float *gamma
 void lt_bn_backward_train(int N, int C, int HW, const float *x, const float *gamma,
                           const float *mean, const float *rstd, const float *dy,
                           float *dx, float *dgamma, float *dbeta) {
+    lt_bn_backward_train_x(N, C, HW, x, gamma, mean, rstd, dy, dx, dgamma, dbeta, 0);
+}
+
+void lt_bn_backward_train_x(int N, int C, int HW, const float *x, const float *gamma,
+                            const float *mean, const float *rstd, const float *dy,
+                            float *dx, float *dgamma, float *dbeta, int set) {
     const size_t M = (size_t)N * HW, CHW = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if (M * C >= LT_BN_PAR_MIN)
     for (int c = 0; c < C; c++) {
@@ -115,8 +133,13 @@ void lt_bn_backward_train(int N, int C, int HW, const float *x, const float *gam
             const float *xp = x + n * CHW + (size_t)c * HW;
             const float *dp = dy + n * CHW + (size_t)c * HW;
             float *gp = dx + n * CHW + (size_t)c * HW;
+            if (set) {
 #pragma omp simd
-            for (int p = 0; p < HW; p++) gp[p] += fk * dp[p] + fkx * ((xp[p] - fmu) * frs) + fk0;
+                for (int p = 0; p < HW; p++) gp[p] = fk * dp[p] + fkx * ((xp[p] - fmu) * frs) + fk0;
+            } else {
+#pragma omp simd
+                for (int p = 0; p < HW; p++) gp[p] += fk * dp[p] + fkx * ((xp[p] - fmu) * frs) + fk0;
+            }
         }
     }
 }
@@ -124,6 +147,12 @@ void lt_bn_backward_train(int N, int C, int HW, const float *x, const float *gam
 void lt_bn_backward_eval(int N, int C, int HW, const float *x, const float *gamma,
                          const float *run_mean, const float *run_var, float eps,
                          const float *dy, float *dx, float *dgamma, float *dbeta) {
+    lt_bn_backward_eval_x(N, C, HW, x, gamma, run_mean, run_var, eps, dy, dx, dgamma, dbeta, 0);
+}
+
+void lt_bn_backward_eval_x(int N, int C, int HW, const float *x, const float *gamma,
+                           const float *run_mean, const float *run_var, float eps,
+                           const float *dy, float *dx, float *dgamma, float *dbeta, int set) {
     const size_t CHW = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if ((size_t)N * CHW >= LT_BN_PAR_MIN)
     for (int c = 0; c < C; c++) {
@@ -147,8 +176,13 @@ void lt_bn_backward_eval(int N, int C, int HW, const float *x, const float *gamm
         for (int n = 0; n < N; n++) {
             const float *dp = dy + n * CHW + (size_t)c * HW;
             float *gp = dx + n * CHW + (size_t)c * HW;
+            if (set) {
 #pragma omp simd
-            for (int p = 0; p < HW; p++) gp[p] += a * dp[p];
+                for (int p = 0; p < HW; p++) gp[p] = a * dp[p];
+            } else {
+#pragma omp simd
+                for (int p = 0; p < HW; p++) gp[p] += a * dp[p];
+            }
         }
     }
 }

@@ -249,8 +249,13 @@ static void gather_dy(const lt_conv_geom *g, const float *dy, int n0, int nb, fl
 
 void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                        const float *b, float *y, float *scratch) {
+    lt_conv2d_forward_ep(g, N, x, w, b, y, scratch, NULL);
+}
+
+void lt_conv2d_forward_ep(const lt_conv_geom *g, int N, const float *x, const float *w,
+                          const float *b, float *y, float *scratch, const lt_conv_epilogue *ep) {
     if (lt_conv_fast_active(g)) {
-        lt_conv_fast_forward(g, N, x, w, b, y, scratch);
+        lt_conv_fast_forward(g, N, x, w, b, y, scratch, ep);
         return;
     }
     const int G = g->groups, cig = g->ci / G, cog = g->co / G;
@@ -290,10 +295,27 @@ void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float
             scatter_out(g, ybuf, b, n0, nb, y);
         }
     }
+    if (!ep) return;
+    /* the reference path applies the epilogue as a pass of its own */
+#pragma omp parallel for schedule(static) if ((size_t)N * g->co * P >= LT_CONV_PAR_MIN)
+    for (long t = 0; t < (long)N * g->co; t++) {
+        const int c = (int)(t % g->co);
+        const float mu = ep->mu[c], a = ep->a[c], bb = ep->b[c];
+        float *yc = y + (size_t)t * P;
+        for (size_t p = 0; p < P; p++) {
+            const float v = (yc[p] - mu) * a + bb;
+            yc[p] = ep->relu ? (v > 0.0f ? v : 0.0f) : v;
+        }
+    }
 }
 
 void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
                         const float *dy, float *dx, float *dw, float *db, float *scratch) {
+    lt_conv2d_backward_x(g, N, x, w, dy, dx, dw, db, scratch, 0);
+}
+
+void lt_conv2d_backward_x(const lt_conv_geom *g, int N, const float *x, const float *w,
+                          const float *dy, float *dx, float *dw, float *db, float *scratch, int set_dx) {
     const int G = g->groups, cig = g->ci / G, cog = g->co / G;
     const size_t K = conv_k(g), P = conv_p(g), HW = (size_t)g->h * g->w;
 
@@ -311,9 +333,11 @@ void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const floa
     }
     if (!dx && !dw) return;
     if (lt_conv_fast_active(g)) {
-        lt_conv_fast_backward(g, N, x, w, dy, dx, dw, scratch);
+        lt_conv_fast_backward(g, N, x, w, dy, dx, dw, scratch, set_dx);
         return;
     }
+    /* the reference path accumulates (col2im): start from zero */
+    if (dx && set_dx) memset(dx, 0, sizeof(float) * (size_t)N * g->ci * HW);
 
     const int chunk = conv_chunk(g, N);
     for (int n0 = 0; n0 < N; n0 += chunk) {

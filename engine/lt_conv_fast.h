@@ -26,9 +26,11 @@ int lt_conv_fast_active(const lt_conv_geom *g);
 
 /* The fast path itself (callers normally go through lt_conv2d_*). */
 size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N);
+/* ep may be NULL (see lt_conv2d_forward_ep) */
 void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
-                          const float *b, float *y, float *scratch);
+                          const float *b, float *y, float *scratch, const lt_conv_epilogue *ep);
+/* set_dx: overwrite dx instead of adding (see lt_conv2d_backward_x) */
 void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
-                           const float *dy, float *dx, float *dw, float *scratch);
+                           const float *dy, float *dx, float *dw, float *scratch, int set_dx);
 
 #endif

@@ -20,28 +20,45 @@ void lt_relu_forward(size_t n, const float *x, float *y) {
 }
 
 /* Uses the output: y > 0 exactly where x > 0, so x need not be kept. */
-void lt_relu_backward(size_t n, const float *y, const float *dy, float *dx) {
+void lt_relu_backward_x(size_t n, const float *y, const float *dy, float *dx, int set) {
     if (!dx) return;
+    if (set) {
+#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
+        for (size_t i = 0; i < n; i++) {
+            const float g = dy[i];   /* loaded unconditionally: keeps the loop branch-free */
+            dx[i] = y[i] > 0.0f ? g : 0.0f;
+        }
+        return;
+    }
 #pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         const float g = dy[i];
         dx[i] += y[i] > 0.0f ? g : 0.0f;
     }
 }
+void lt_relu_backward(size_t n, const float *y, const float *dy, float *dx) { lt_relu_backward_x(n, y, dy, dx, 0); }
 
 void lt_add_forward(size_t n, const float *a, const float *b, float *y) {
 #pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-/* da and db may be the same buffer (y = a + a): both additions land. */
-void lt_add_backward(size_t n, const float *dy, float *da, float *db) {
-    if (da) {
+/* da and db may be the same buffer (y = a + a): da is written first, so
+ * with set_a the buffer ends as dy + dy. */
+void lt_add_backward_x(size_t n, const float *dy, float *da, int set_a, float *db, int set_b) {
+    if (da && set_a) {
+#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
+        for (size_t i = 0; i < n; i++) da[i] = dy[i];
+    } else if (da) {
 #pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
         for (size_t i = 0; i < n; i++) da[i] += dy[i];
     }
-    if (db) {
+    if (db && set_b && db != da) {
+#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
+        for (size_t i = 0; i < n; i++) db[i] = dy[i];
+    } else if (db) {
 #pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
         for (size_t i = 0; i < n; i++) db[i] += dy[i];
     }
 }
+void lt_add_backward(size_t n, const float *dy, float *da, float *db) { lt_add_backward_x(n, dy, da, 0, db, 0); }

@@ -41,12 +41,12 @@ static int conv_fwd(lt_model *m, lt_node *nd, int N) {
 }
 static int conv_bwd(lt_model *m, lt_node *nd, int N) {
     conv_cfg *c = (conv_cfg *)nd->cfg;
-    lt_conv2d_backward(&c->g, N, in_node(m, nd, 0)->y, pw(m, nd, 0), nd->dy, in_dy(m, nd, 0), pg(m, nd, 0),
-                       c->bias ? pg(m, nd, 1) : NULL, m->scratch);
+    lt_conv2d_backward_x(&c->g, N, in_node(m, nd, 0)->y, pw(m, nd, 0), nd->dy, in_dy(m, nd, 0), pg(m, nd, 0),
+                         c->bias ? pg(m, nd, 1) : NULL, m->scratch, nd->dx_set[0]);
     return LT_OK;
 }
 static size_t conv_scratch(const lt_node *nd, int N) { return lt_conv2d_scratch_floats(&((const conv_cfg *)nd->cfg)->g, N); }
-static const lt_layer_ops conv_ops = {LT_LAYER_ABI, "conv2d", conv_plan, conv_fwd, conv_bwd, conv_scratch};
+static const lt_layer_ops conv_ops = {LT_LAYER_ABI, "conv2d", conv_plan, conv_fwd, conv_bwd, conv_scratch, LT_LAYER_SETS_DX};
 
 int lt_add_conv(lt_model *m, const char *name, const char *group, int in, int co, int k, int stride,
                 int pad, int groups, int bias) {
@@ -86,14 +86,27 @@ static int bn_bwd(lt_model *m, lt_node *nd, int N) {
     bn_cfg *c = (bn_cfg *)nd->cfg;
     int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
     if (bn_train_mode(m, nd))
-        lt_bn_backward_train(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), nd->saved, nd->saved + C, nd->dy,
-                             in_dy(m, nd, 0), pg(m, nd, 0), pg(m, nd, 1));
+        lt_bn_backward_train_x(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), nd->saved, nd->saved + C, nd->dy,
+                               in_dy(m, nd, 0), pg(m, nd, 0), pg(m, nd, 1), nd->dx_set[0]);
     else
-        lt_bn_backward_eval(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), bf(m, nd, 0), bf(m, nd, 1), c->eps,
-                            nd->dy, in_dy(m, nd, 0), pg(m, nd, 0), pg(m, nd, 1));
+        lt_bn_backward_eval_x(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), bf(m, nd, 0), bf(m, nd, 1), c->eps,
+                              nd->dy, in_dy(m, nd, 0), pg(m, nd, 0), pg(m, nd, 1), nd->dx_set[0]);
     return LT_OK;
 }
-static const lt_layer_ops bn_ops = {LT_LAYER_ABI, "bn", bn_plan, bn_fwd, bn_bwd, NULL};
+static const lt_layer_ops bn_ops = {LT_LAYER_ABI, "bn", bn_plan, bn_fwd, bn_bwd, NULL, LT_LAYER_SETS_DX};
+
+int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int relu, int N, float *coef) {
+    lt_node *cn = &m->nodes[conv], *bnn = &m->nodes[bn];
+    const conv_cfg *cc = (const conv_cfg *)cn->cfg;
+    const bn_cfg *bc = (const bn_cfg *)bnn->cfg;
+    const int C = bnn->shape.c;
+    float *mu = coef, *a = coef + C, *b = coef + 2 * C;
+    lt_bn_eval_coeffs(C, pw(m, bnn, 0), pw(m, bnn, 1), bf(m, bnn, 0), bf(m, bnn, 1), bc->eps, mu, a, b);
+    const lt_conv_epilogue ep = {mu, a, b, relu};
+    lt_conv2d_forward_ep(&cc->g, N, in_node(m, cn, 0)->y, pw(m, cn, 0), cc->bias ? pw(m, cn, 1) : NULL, bnn->y,
+                         m->scratch, &ep);
+    return LT_OK;
+}
 
 int lt_add_bn(lt_model *m, const char *name, const char *group, int in) {
     bn_cfg c = {1e-5f, 0.1f};
@@ -106,10 +119,10 @@ static size_t numel(const lt_node *nd, int N) { return (size_t)N * lt_shape_coun
 static int relu_fwd(lt_model *m, lt_node *nd, int N) { lt_relu_forward(numel(nd, N), in_node(m, nd, 0)->y, nd->y); return LT_OK; }
 static int relu_bwd(lt_model *m, lt_node *nd, int N) {
     float *dx = in_dy(m, nd, 0);
-    if (dx) lt_relu_backward(numel(nd, N), nd->y, nd->dy, dx);
+    if (dx) lt_relu_backward_x(numel(nd, N), nd->y, nd->dy, dx, nd->dx_set[0]);
     return LT_OK;
 }
-static const lt_layer_ops relu_ops = {LT_LAYER_ABI, "relu", same_plan, relu_fwd, relu_bwd, NULL};
+static const lt_layer_ops relu_ops = {LT_LAYER_ABI, "relu", same_plan, relu_fwd, relu_bwd, NULL, LT_LAYER_SETS_DX};
 int lt_add_relu(lt_model *m, const char *name, const char *group, int in) {
     return lt_model_add(m, &relu_ops, name, group, in, -1, NULL, 0);
 }
@@ -138,7 +151,7 @@ static int maxpool_bwd(lt_model *m, lt_node *nd, int N) {
     if (dx) lt_maxpool_backward(N, s.c, s.h, s.w, c->k, c->s, c->p, (const int32_t *)nd->saved, nd->dy, dx);
     return LT_OK;
 }
-static const lt_layer_ops maxpool_ops = {LT_LAYER_ABI, "maxpool", maxpool_plan, maxpool_fwd, maxpool_bwd, NULL};
+static const lt_layer_ops maxpool_ops = {LT_LAYER_ABI, "maxpool", maxpool_plan, maxpool_fwd, maxpool_bwd, NULL, 0};
 int lt_add_maxpool(lt_model *m, const char *name, const char *group, int in, int k, int stride, int pad) {
     pool_cfg c = {k, stride, pad};
     return lt_model_add(m, &maxpool_ops, name, group, in, -1, &c, sizeof c);
@@ -161,7 +174,7 @@ static int gap_bwd(lt_model *m, lt_node *nd, int N) {
     if (dx) lt_gap_backward(N, s.c, s.h * s.w, nd->dy, dx);
     return LT_OK;
 }
-static const lt_layer_ops gap_ops = {LT_LAYER_ABI, "gap", gap_plan, gap_fwd, gap_bwd, NULL};
+static const lt_layer_ops gap_ops = {LT_LAYER_ABI, "gap", gap_plan, gap_fwd, gap_bwd, NULL, 0};
 int lt_add_gap(lt_model *m, const char *name, const char *group, int in) {
     return lt_model_add(m, &gap_ops, name, group, in, -1, NULL, 0);
 }
@@ -179,10 +192,10 @@ static int sum_fwd(lt_model *m, lt_node *nd, int N) {
     return LT_OK;
 }
 static int sum_bwd(lt_model *m, lt_node *nd, int N) {
-    lt_add_backward(numel(nd, N), nd->dy, in_dy(m, nd, 0), in_dy(m, nd, 1));
+    lt_add_backward_x(numel(nd, N), nd->dy, in_dy(m, nd, 0), nd->dx_set[0], in_dy(m, nd, 1), nd->dx_set[1]);
     return LT_OK;
 }
-static const lt_layer_ops sum_ops = {LT_LAYER_ABI, "sum", sum_plan, sum_fwd, sum_bwd, NULL};
+static const lt_layer_ops sum_ops = {LT_LAYER_ABI, "sum", sum_plan, sum_fwd, sum_bwd, NULL, LT_LAYER_SETS_DX};
 int lt_add_sum(lt_model *m, const char *name, const char *group, int a, int b) {
     return lt_model_add(m, &sum_ops, name, group, a, b, NULL, 0);
 }
@@ -210,7 +223,7 @@ static int sca_bwd(lt_model *m, lt_node *nd, int N) {
     if (dx) lt_shortcut_a_backward(N, s.c, s.h, s.w, c->co, c->stride, nd->dy, dx);
     return LT_OK;
 }
-static const lt_layer_ops sca_ops = {LT_LAYER_ABI, "shortcut_a", sca_plan, sca_fwd, sca_bwd, NULL};
+static const lt_layer_ops sca_ops = {LT_LAYER_ABI, "shortcut_a", sca_plan, sca_fwd, sca_bwd, NULL, 0};
 int lt_add_shortcut_a(lt_model *m, const char *name, const char *group, int in, int co, int stride) {
     sca_cfg c = {co, stride};
     return lt_model_add(m, &sca_ops, name, group, in, -1, &c, sizeof c);
@@ -239,7 +252,7 @@ static int lin_bwd(lt_model *m, lt_node *nd, int N) {
                        pg(m, nd, 0), c->bias ? pg(m, nd, 1) : NULL);
     return LT_OK;
 }
-static const lt_layer_ops lin_ops = {LT_LAYER_ABI, "linear", lin_plan, lin_fwd, lin_bwd, NULL};
+static const lt_layer_ops lin_ops = {LT_LAYER_ABI, "linear", lin_plan, lin_fwd, lin_bwd, NULL, 0};
 int lt_add_linear(lt_model *m, const char *name, const char *group, int in, int out, int bias) {
     lin_cfg c = {out, bias, 1.0f};
     return lt_model_add(m, &lin_ops, name, group, in, -1, &c, sizeof c);
@@ -269,7 +282,7 @@ static int cos_bwd(lt_model *m, lt_node *nd, int N) {
                        nd->saved + m->batch, nd->y, nd->dy, in_dy(m, nd, 0), pg(m, nd, 0));
     return LT_OK;
 }
-static const lt_layer_ops cos_ops = {LT_LAYER_ABI, "cosine", cos_plan, cos_fwd, cos_bwd, NULL};
+static const lt_layer_ops cos_ops = {LT_LAYER_ABI, "cosine", cos_plan, cos_fwd, cos_bwd, NULL, 0};
 int lt_add_cosine(lt_model *m, const char *name, const char *group, int in, int out, float scale) {
     lin_cfg c = {out, 0, scale};
     return lt_model_add(m, &cos_ops, name, group, in, -1, &c, sizeof c);
@@ -304,7 +317,7 @@ static int scale_bwd(lt_model *m, lt_node *nd, int N) {
     }
     return LT_OK;
 }
-static const lt_layer_ops scale_ops = {LT_LAYER_ABI, "scale", scale_plan, scale_fwd, scale_bwd, NULL};
+static const lt_layer_ops scale_ops = {LT_LAYER_ABI, "scale", scale_plan, scale_fwd, scale_bwd, NULL, 0};
 int lt_add_scale(lt_model *m, const char *name, const char *group, int in) {
     return lt_model_add(m, &scale_ops, name, group, in, -1, NULL, 0);
 }

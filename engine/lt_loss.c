@@ -146,6 +146,37 @@ static double sigmoid(double z) {
     return e / (1.0 + e);
 }
 
+int lt_log_count_offsets(int C, const long *counts, float *offsets, int *n_excluded)
+{
+    if (C <= 0 || !counts || !offsets) return lt_err(LT_EINVAL, "log-count offsets: need C > 0, counts and offsets");
+    int excluded = 0;
+    for (int j = 0; j < C; j++) {
+        if (counts[j] < 0) return lt_err(LT_EINVAL, "class %d has count %ld", j, counts[j]);
+        excluded += counts[j] == 0;
+    }
+    if (excluded == C) return lt_err(LT_EINVAL, "every class has 0 training images");
+    for (int j = 0; j < C; j++) offsets[j] = counts[j] > 0 ? (float)log((double)counts[j]) : LT_OFFSET_EXCLUDED;
+    if (n_excluded) *n_excluded = excluded;
+    return LT_OK;
+}
+
+static double log_sigmoid(double z) { return (z < 0.0 ? z : 0.0) - log1p(exp(-fabs(z))); }
+
+void lt_sigmoid_norm_rows(int N, int C, const float *z, float *q)
+{
+    for (int i = 0; i < N; i++) {
+        const float *r = z + (size_t)i * C;
+        float *o = q + (size_t)i * C;
+        double mx = -INFINITY, s = 0.0;
+        for (int j = 0; j < C; j++) {
+            const double l = log_sigmoid(r[j]);
+            mx = l > mx ? l : mx;
+        }
+        for (int j = 0; j < C; j++) s += exp(log_sigmoid(r[j]) - mx);
+        for (int j = 0; j < C; j++) o[j] = (float)(exp(log_sigmoid(r[j]) - mx) / s);
+    }
+}
+
 int lt_sigmoid_bce(int N, int C, const float *logits, const float *targets,
                    const float *offsets, double *loss, float *dlogits) {
     static const char fn[] = "sigmoid_bce";

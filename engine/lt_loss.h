@@ -28,6 +28,25 @@ int lt_softmax_ce(int N, int C, const float *logits, const int32_t *labels,
 int lt_soft_ce(int N, int C, const float *logits, const float *targets, float T, int kl,
                double *loss, float *dlogits);
 
+/* A finite stand-in for log 0 = -inf in logit offsets (lt_softmax_ce and
+ * lt_sigmoid_bce refuse non-finite offsets): any logit a network produces is
+ * negligible next to it, exp(-1e30) is exactly 0 in double, so a class with
+ * this offset gets probability 0, no loss and no gradient. */
+#define LT_OFFSET_EXCLUDED (-1e30f)
+
+/* Balanced-Softmax prior offsets: offsets[j] = log counts[j], or
+ * LT_OFFSET_EXCLUDED for a class with no training image. Returns the number
+ * of such classes in *n_excluded (may be NULL). LT_EINVAL for a negative
+ * count or when every class is empty. */
+int lt_log_count_offsets(int C, const long *counts, float *offsets, int *n_excluded);
+
+/* Normalised one-vs-rest sigmoid, row by row: q_ij = sigma(z_ij) / sum_k
+ * sigma(z_ik), computed in log space (log sigma(z) = min(z,0) - log1p(e^-|z|))
+ * so rows whose every sigma underflows in float keep their order and still
+ * sum to 1. The single-label distribution of a sigmoid model, for top-1 and
+ * ECE; z and q may be the same array. */
+void lt_sigmoid_norm_rows(int N, int C, const float *z, float *q);
+
 /* Sigmoid binary cross-entropy, numerically stable:
  * loss = 1/N sum_i sum_j [softplus(z) - y z] with z = logit + offset_j;
  * targets [N,C] in {0,1} (or soft); offsets [C] may be NULL. */

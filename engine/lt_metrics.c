@@ -125,6 +125,58 @@ static double class_ap(int N, int C, int c, const float *probs, const int32_t *l
     return sum / (double)positives;
 }
 
+/* m->ap and m->map from scores; m->test_count must be filled. */
+static int rank_ap(lt_metrics *m, int N, int C, const float *scores, const int32_t *labels)
+{
+    scored *tmp = malloc((size_t)N * sizeof *tmp);
+    if (!tmp) return lt_err(LT_ENOMEM, "lt_metrics: out of memory for AP ranking (N=%d)", N);
+    double apsum = 0.0;
+    int used = 0;
+    for (int c = 0; c < C; c++) {
+        m->ap[c] = class_ap(N, C, c, scores, labels, tmp, m->test_count[c]);
+        if (m->test_count[c]) {
+            apsum += m->ap[c];
+            used++;
+        }
+    }
+    free(tmp);
+    m->map = used ? apsum / used : NAN;
+    return LT_OK;
+}
+
+int lt_metrics_rank_ap(lt_metrics *m, int N, int C, const float *scores, const int32_t *labels)
+{
+    if (!m || !m->ap || !m->test_count || m->n_classes != C || N <= 0 || !scores || !labels)
+        return lt_err(LT_EINVAL, "lt_metrics_rank_ap: needs the metrics of lt_metrics_compute on the same %d classes",
+                      C);
+    for (size_t k = 0; k < (size_t)N * C; k++)
+        if (!isfinite(scores[k]))
+            return lt_err(LT_ENUM, "lt_metrics_rank_ap: non-finite score at sample %zu, class %zu",
+                          k / (size_t)C, k % (size_t)C);
+    return rank_ap(m, N, C, scores, labels);
+}
+
+int lt_metrics_group_means(const lt_metrics *m, const uint8_t *group, int n_groups, double *acc,
+                           double *ap, int *size)
+{
+    if (!m || !m->acc || !group || n_groups <= 0)
+        return lt_err(LT_EINVAL, "lt_metrics_group_means: needs computed metrics, a group per class and n_groups > 0");
+    for (int g = 0; g < n_groups; g++) {
+        double sa = 0.0, sp = 0.0;
+        int n = 0;
+        for (int c = 0; c < m->n_classes; c++) {
+            if (group[c] != g || !m->test_count[c]) continue;
+            sa += m->acc[c];
+            sp += m->ap[c];   /* NAN throughout when AP was not computed */
+            n++;
+        }
+        if (acc) acc[g] = n ? sa / n : NAN;
+        if (ap) ap[g] = n ? sp / n : NAN;
+        if (size) size[g] = n;
+    }
+    return LT_OK;
+}
+
 int lt_metrics_compute(lt_metrics *m, int N, int C, const float *probs, const int32_t *labels,
                        const long *train_counts, int compute_map)
 {
@@ -193,6 +245,13 @@ int lt_metrics_compute(lt_metrics *m, int N, int C, const float *probs, const in
         }
     }
     for (int g = 0; g < 3; g++) m->group_acc[g] = m->group_size[g] ? gsum[g] / m->group_size[g] : NAN;
+    {
+        double s = 0.0;
+        int n = 0;
+        for (int c = 0; c < C; c++)
+            if (m->test_count[c]) { s += m->acc[c]; n++; }
+        m->class_mean_acc = n ? s / n : NAN;   /* n >= 1 since N > 0 */
+    }
 
     m->ece = lt_ece(N, conf, ok, 15);
 
@@ -217,24 +276,7 @@ int lt_metrics_compute(lt_metrics *m, int N, int C, const float *probs, const in
 
     for (int c = 0; c < C; c++) m->ap[c] = NAN;
     m->map = NAN;
-    if (compute_map) {
-        scored *tmp = malloc((size_t)N * sizeof *tmp);
-        if (!tmp) {
-            rc = lt_err(LT_ENOMEM, "lt_metrics_compute: out of memory for AP ranking (N=%d)", N);
-            goto out;
-        }
-        double apsum = 0.0;
-        int used = 0;
-        for (int c = 0; c < C; c++) {
-            m->ap[c] = class_ap(N, C, c, probs, labels, tmp, m->test_count[c]);
-            if (m->test_count[c]) {
-                apsum += m->ap[c];
-                used++;
-            }
-        }
-        free(tmp);
-        m->map = used ? apsum / used : NAN;
-    }
+    if (compute_map) rc = rank_ap(m, N, C, probs, labels);
 
 out:
     free(predicted);

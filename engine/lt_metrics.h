@@ -18,6 +18,7 @@ typedef struct {
     double ece;               /* 15 equal-width bins, top-label confidence */
     double macro_f1;
     double map;               /* mean over classes of AP from per-class scores; NAN if not computed */
+    double class_mean_acc;    /* mean of per-class accuracy over the classes in the test set */
     /* per class (arrays of n_classes, owned by the struct; free with lt_metrics_free) */
     long *test_count, *correct;
     double *acc;              /* NAN for classes absent from the test set */
@@ -34,6 +35,17 @@ typedef struct {
 int lt_metrics_compute(lt_metrics *m, int N, int C, const float *probs, const int32_t *labels,
                        const long *train_counts, int compute_map);
 void lt_metrics_free(lt_metrics *m);
+/* Re-ranks AP (m->ap, m->map) by another score matrix of the same samples:
+ * for a one-vs-rest sigmoid model AP must rank class c by its own score
+ * sigma(z_c) (or z_c, the same order), not by a row-normalised probability.
+ * m must come from lt_metrics_compute on the same N, C and labels. */
+int lt_metrics_rank_ap(lt_metrics *m, int N, int C, const float *scores, const int32_t *labels);
+/* Means over the classes with group[c] == g, for g < n_groups (e.g. LVIS
+ * r/c/f = 0/1/2), counting only classes present in the test set: acc[g] of
+ * per-class accuracy, ap[g] of per-class AP (NAN when AP was not computed),
+ * size[g] the classes averaged. Empty groups give NAN. Any output may be NULL. */
+int lt_metrics_group_means(const lt_metrics *m, const uint8_t *group, int n_groups, double *acc,
+                           double *ap, int *size);
 /* ECE alone (for tests): conf[N], correct[N] in {0,1}. */
 double lt_ece(int N, const float *conf, const uint8_t *correct, int bins);
 

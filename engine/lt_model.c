@@ -17,7 +17,7 @@ static int input_plan(lt_model *m, lt_node *nd) {
     return LT_OK;
 }
 static int input_noop(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; return LT_OK; }
-static const lt_layer_ops input_ops = {LT_LAYER_ABI, "input", input_plan, input_noop, input_noop, NULL};
+static const lt_layer_ops input_ops = {LT_LAYER_ABI, "input", input_plan, input_noop, input_noop, NULL, 0};
 
 int lt_model_create(lt_model **out, lt_shape in) {
     *out = NULL;
@@ -44,6 +44,7 @@ void lt_model_free(lt_model *m) {
     lt_free(m->buf);
     lt_free(m->acts);
     lt_free(m->scratch);
+    lt_free(m->fuse_coef);
     free(m);
 }
 
@@ -229,6 +230,25 @@ static int relu_in_place(const lt_model *m, int i) {
     return uses == 1;
 }
 
+static int n_uses(const lt_model *m, int j) {
+    int uses = 0;
+    for (int i = 1; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++) uses += m->nodes[i].in[k] == j;
+    return uses;
+}
+
+/* Inference fusion at node i: 0 none; 1 conv -> BN (BN's input is conv's
+ * output and nothing else reads it); 2 the same plus the ReLU after the BN,
+ * when that ReLU works in place on the BN's output. */
+static int fusable(const lt_model *m, int i) {
+    if (i + 1 >= m->n_nodes || strcmp(m->nodes[i].ops->type, "conv2d")) return 0;
+    const lt_node *bn = &m->nodes[i + 1];
+    if (strcmp(bn->ops->type, "bn") || bn->n_in != 1 || bn->in[0] != i || n_uses(m, i) != 1) return 0;
+    if (m->fuse_floats < 3 * (size_t)bn->shape.c) return 0;
+    const int relu = i + 2 < m->n_nodes && m->nodes[i + 2].in[0] == i + 1 && relu_in_place(m, i + 2);
+    return relu ? 2 : 1;
+}
+
 int lt_model_set_batch(lt_model *m, int N) {
     if (!m->finalized) return lt_err(LT_ESTATE, "model: set_batch before finalize");
     if (N <= 0) return lt_err(LT_EINVAL, "model: batch size %d", N);
@@ -267,6 +287,17 @@ int lt_model_set_batch(lt_model *m, int N) {
             }
         }
     }
+    if (!m->fuse_coef) {
+        size_t widest = 0;
+        for (int i = 1; i < m->n_nodes; i++)
+            if (!strcmp(m->nodes[i].ops->type, "bn") && (size_t)m->nodes[i].shape.c > widest)
+                widest = (size_t)m->nodes[i].shape.c;
+        if (widest) {
+            m->fuse_coef = lt_alloc(3 * widest * sizeof(float));
+            if (!m->fuse_coef) { m->batch = 0; return lt_err(LT_ENOMEM, "model: out of memory for fusion coefficients"); }
+            m->fuse_floats = 3 * widest;
+        }
+    }
     m->batch = N;
     return LT_OK;
 }
@@ -279,6 +310,13 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
     m->training = training;
     for (int i = 1; i < m->n_nodes; i++) {
         lt_node *nd = &m->nodes[i];
+        const int fuse = training || m->no_fuse ? 0 : fusable(m, i);
+        if (fuse) {
+            int rc = lt_layers_conv_bn_fused(m, i, i + 1, fuse == 2, N, m->fuse_coef);
+            if (rc) return lt_err_wrap(rc, "forward of '%s' fused with '%s'", nd->name, m->nodes[i + 1].name);
+            i += fuse;
+            continue;
+        }
         int rc = nd->ops->forward(m, nd, N);
         if (rc) return lt_err_wrap(rc, "forward of '%s'", nd->name);
     }
@@ -296,9 +334,35 @@ int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps) {
         m->nodes[taps[t]].keep_dy = 1;
         if (taps[t] > last) last = taps[t];
     }
+    /* Each activation gradient must start at zero. Rather than zeroing them
+     * all (a full pass over the activation memory, about a tenth of a
+     * ResNet step), the first node to write a dy in this backward pass —
+     * its highest-index consumer, since the pass runs in reverse — may
+     * overwrite it, when its layer supports that; only the others are
+     * zeroed. Taps the caller filled are accumulated into, never set. */
     for (int i = 1; i <= last; i++) {
         lt_node *nd = &m->nodes[i];
-        if (nd->need_dy && !nd->keep_dy)
+        memset(nd->dx_set, 0, sizeof nd->dx_set);
+        nd->dy_written = 0;
+    }
+    for (int i = last; i >= 1; i--) {
+        lt_node *nd = &m->nodes[i];
+        if (!nd->need_dy) continue;
+        for (int k = 0; k < nd->n_in; k++) {
+            const int j = nd->in[k];
+            if (j <= 0) continue;
+            lt_node *src = &m->nodes[j];
+            if (!src->need_dy || src->dy_written) continue;
+            src->dy_written = 1;
+            if (!m->zero_all_dy && !src->keep_dy && (nd->ops->flags & LT_LAYER_SETS_DX)) nd->dx_set[k] = 1;
+            else src->dy_written = 2;   /* first writer accumulates: zero it */
+        }
+    }
+    for (int i = 1; i <= last; i++) {
+        lt_node *nd = &m->nodes[i];
+        /* never written in this pass (no consumer up to `last`), or its first
+         * writer accumulates */
+        if (nd->need_dy && !nd->keep_dy && nd->dy_written != 1)
             memset(nd->dy, 0, (size_t)N * lt_shape_count(nd->shape) * sizeof(float));
     }
     for (int i = last; i >= 1; i--) {

@@ -38,12 +38,20 @@ typedef struct lt_layer_ops {
     int (*plan)(lt_model *m, lt_node *nd);
     int (*forward)(lt_model *m, lt_node *nd, int N);
     /* Accumulate into the inputs' dy (when lt_node_in_dy is non-NULL) and into
-     * parameter gradients (when the parameter is not frozen). */
+     * parameter gradients (when the parameter is not frozen). A layer with
+     * LT_LAYER_SETS_DX overwrites input k's dy instead when nd->dx_set[k]. */
     int (*backward)(lt_model *m, lt_node *nd, int N);
     /* Scratch floats this node needs for batch N (shared, reused by every
      * node; NULL = none). */
     size_t (*scratch)(const lt_node *nd, int N);
+    /* LT_LAYER_SETS_DX: backward honours nd->dx_set[k] (appended in ABI 1;
+     * a layer that leaves it 0 always accumulates, and the engine zeroes
+     * the gradients it writes first). */
+    unsigned flags;
 } lt_layer_ops;
+
+/* lt_layer_ops.flags */
+#define LT_LAYER_SETS_DX 1u
 
 struct lt_node {
     const lt_layer_ops *ops;
@@ -59,6 +67,11 @@ struct lt_node {
     int eval_mode;              /* BN-like layers: use running statistics even when training */
     int need_dy;                /* computed: some trainable parameter at or before this node */
     int keep_dy;                /* set by lt_model_backward for taps the caller filled */
+    /* set by lt_model_backward: 1 where this node is the first writer of
+     * input k's dy in the pass, so its backward must overwrite (dx = ...)
+     * instead of accumulating; only for layers with LT_LAYER_SETS_DX */
+    unsigned char dx_set[LT_MAX_IN];
+    unsigned char dy_written;   /* lt_model_backward's bookkeeping */
     unsigned char cfg[192];     /* layer configuration (layer-private, plain data) */
 };
 
@@ -99,6 +112,10 @@ struct lt_model {
     float *scratch; size_t scratch_floats;
     const float *x;         /* current input (not owned) */
     int training;           /* last forward's mode */
+    int zero_all_dy;        /* 1: zero every dy before backward (the reference
+                               mode the first-writer rule is tested against) */
+    int no_fuse;            /* 1: no conv -> BN -> ReLU fusion in inference forwards */
+    float *fuse_coef; size_t fuse_floats;   /* 3 x the widest BN: fusion coefficients */
 };
 
 /* ---- building ---------------------------------------------------------------- */
@@ -150,8 +167,18 @@ double lt_model_macs(const lt_model *m);
 
 /* ---- running ----------------------------------------------------------------- */
 /* x: [N x in_shape]; N <= planned batch. training selects BN batch statistics
- * (nodes with eval_mode set still use running statistics). */
+ * (nodes with eval_mode set still use running statistics).
+ * Inference (training = 0) fuses conv -> BN [-> in-place ReLU] when the conv
+ * feeds only that BN: the conv writes the BN's (and ReLU's) output directly
+ * and its own output buffer is not filled. The numbers are the unfused ones
+ * bit for bit (tests/test_model.c); set m->no_fuse to keep every node's
+ * output, e.g. to read a conv's output by name after an eval forward. */
 int lt_model_forward(lt_model *m, const float *x, int N, int training);
+
+/* Engine-internal (lt_model.c -> lt_layers.c): runs conv node `conv` with
+ * BN node `bn`'s eval affine (and ReLU when relu) as its epilogue, writing
+ * bn's output; coef holds 3 x C floats of scratch. */
+int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int relu, int N, float *coef);
 void lt_model_zero_grad(lt_model *m);
 /* Backward from taps the caller filled: before calling, write d loss / d out
  * into lt_model_dout(m, node) for each tap in taps[0..n_taps) (e.g. logits,

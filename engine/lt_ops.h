@@ -6,7 +6,9 @@
  *  - Backward ACCUMULATES (+=) into dx and into parameter gradients, so that
  *    residual branches and shared parameters need no special handling; the
  *    caller zeroes them once per step. A NULL dx / dw / db means "not needed"
- *    (frozen input or frozen parameter) and the work is skipped.
+ *    (frozen input or frozen parameter) and the work is skipped. The *_x
+ *    variants can overwrite dx instead (set = 1), for the model's first
+ *    writer of each activation gradient.
  *  - Reductions are in a fixed order for a given thread count, so results are
  *    bit-identical run to run.
  *  - No allocation: scratch memory is passed in, sized by the *_scratch_floats
@@ -37,6 +39,18 @@ size_t lt_conv2d_weight_count(const lt_conv_geom *g);
 /* b may be NULL (no bias). */
 void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                        const float *b, float *y, float *scratch);
+/* An inference-time epilogue applied to each output as it is stored: the
+ * fusion of conv -> BN (eval) -> ReLU. y = (v - mu[c]) * a[c] + b[c], then
+ * y > 0 ? y : 0 when relu: the float operations of lt_bn_forward_eval and
+ * lt_relu_forward in the same order, so fused and unfused outputs are equal
+ * bit for bit (tests/test_model.c). The memory pass of BN and of ReLU over
+ * the activation is saved. */
+typedef struct {
+    const float *mu, *a, *b;   /* [co] from lt_bn_eval_coeffs */
+    int relu;
+} lt_conv_epilogue;
+void lt_conv2d_forward_ep(const lt_conv_geom *g, int N, const float *x, const float *w,
+                          const float *b, float *y, float *scratch, const lt_conv_epilogue *ep);
 void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
                         const float *dy, float *dx, float *dw, float *db, float *scratch);
 
@@ -47,6 +61,11 @@ void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const floa
 void lt_bn_forward_train(int N, int C, int HW, const float *x, const float *gamma,
                          const float *beta, float *y, float *mean, float *rstd,
                          float *run_mean, float *run_var, float momentum, float eps);
+/* Eval-mode BN as y = (x - mu) * a + b per channel: the coefficients
+ * lt_bn_forward_eval uses (a = gamma / sqrt(running_var + eps) in double,
+ * rounded once). gamma / beta may be NULL (1 / 0). */
+void lt_bn_eval_coeffs(int C, const float *gamma, const float *beta, const float *run_mean,
+                       const float *run_var, float eps, float *mu, float *a, float *b);
 void lt_bn_forward_eval(int N, int C, int HW, const float *x, const float *gamma,
                         const float *beta, const float *run_mean, const float *run_var,
                         float eps, float *y);
@@ -64,6 +83,23 @@ void lt_relu_forward(size_t n, const float *x, float *y);          /* y may alia
 void lt_relu_backward(size_t n, const float *y, const float *dy, float *dx); /* uses output y */
 void lt_add_forward(size_t n, const float *a, const float *b, float *y);
 void lt_add_backward(size_t n, const float *dy, float *da, float *db);
+
+/* The same backward kernels with an overwrite switch: set = 1 writes
+ * dx = gradient instead of dx += gradient (dx's old contents are never read,
+ * so they may be garbage). The model uses it for the first writer of each
+ * activation gradient in a backward pass, which spares zeroing every
+ * activation gradient before each step (lt_model_backward). */
+void lt_relu_backward_x(size_t n, const float *y, const float *dy, float *dx, int set);
+/* da is written before db (they may be the same buffer) */
+void lt_add_backward_x(size_t n, const float *dy, float *da, int set_a, float *db, int set_b);
+void lt_bn_backward_train_x(int N, int C, int HW, const float *x, const float *gamma,
+                            const float *mean, const float *rstd, const float *dy,
+                            float *dx, float *dgamma, float *dbeta, int set);
+void lt_bn_backward_eval_x(int N, int C, int HW, const float *x, const float *gamma,
+                           const float *run_mean, const float *run_var, float eps,
+                           const float *dy, float *dx, float *dgamma, float *dbeta, int set);
+void lt_conv2d_backward_x(const lt_conv_geom *g, int N, const float *x, const float *w,
+                          const float *dy, float *dx, float *dw, float *db, float *scratch, int set_dx);
 
 /* ---- pooling -------------------------------------------------------------- */
 /* Max-pool k x k, stride s, zero... (-inf) padding p; argmax saved as int32

@@ -134,7 +134,8 @@ void lt_rep_pct(double v, char *buf, size_t cap)
 
 /* ---- metrics -------------------------------------------------------------------- */
 
-static const char *const METRIC_NAMES[LT_M_COUNT] = {"top1", "many", "medium", "few", "ece", "macro_f1", "map"};
+static const char *const METRIC_NAMES[LT_M_COUNT] = {"top1", "many", "medium", "few", "ece", "macro_f1", "map",
+                                                      "ap_r", "ap_c", "ap_f"};
 
 const char *lt_metric_name(int m) { return m >= 0 && m < LT_M_COUNT ? METRIC_NAMES[m] : "?"; }
 
@@ -145,7 +146,7 @@ int lt_metric_parse(const char *s, int *m)
             *m = i;
             return LT_OK;
         }
-    return lt_err(LT_EINVAL, "unknown metric '%s' (top1 many medium few ece macro_f1 map)", s);
+    return lt_err(LT_EINVAL, "unknown metric '%s' (top1 many medium few ece macro_f1 map ap_r ap_c ap_f)", s);
 }
 
 /* ---- result.json ---------------------------------------------------------------- */
@@ -570,9 +571,13 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
         while (j < n && !strcmp(rows[j].protocol, rows[i].protocol) && !strcmp(rows[j].scale, rows[i].scale)) j++;
         lt_rep_buf_printf(b, "\n## %s, scale %s (protocol version %d)\n\n", rows[i].protocol, rows[i].scale,
                           rows[i].protocol_version);
-        lt_rep_buf_printf(b, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | mAP "
-                             "| paper top-1 | Δ paper | status | commit |\n");
-        lt_rep_buf_printf(b, "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|:--|\n");
+        /* AP_r / AP_c / AP_f columns only where a protocol has LVIS frequency groups */
+        int rcf = 0;
+        for (int k = i; k < j; k++)
+            if (!isnan(rows[k].mean[LT_M_AP_R]) || !isnan(rows[k].mean[LT_M_AP_F])) rcf = 1;
+        lt_rep_buf_printf(b, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | mAP %s"
+                             "| paper top-1 | Δ paper | status | commit |\n", rcf ? "| AP_r | AP_c | AP_f " : "");
+        lt_rep_buf_printf(b, "|:--|:--|--:|--:|--:|--:|--:|--:|--:|%s--:|--:|:--|:--|\n", rcf ? "--:|--:|--:|" : "");
         for (int k = i; k < j; k++) {
             const lt_lb_row *r = &rows[k];
             char cell[64];
@@ -583,8 +588,8 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
             md_cell(b, cell);
             mean_pm(r->mean[LT_M_TOP1], r->top1_std, " ± ", cell, sizeof cell);
             md_cell(b, cell);
-            const int ms[] = {LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE, LT_M_MAP};
-            for (int q = 0; q < 5; q++) {
+            const int ms[] = {LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE, LT_M_MAP, LT_M_AP_R, LT_M_AP_C, LT_M_AP_F};
+            for (int q = 0; q < (rcf ? 8 : 5); q++) {
                 lt_rep_pct(r->mean[ms[q]], cell, sizeof cell);
                 md_cell(b, cell);
             }

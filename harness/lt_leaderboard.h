@@ -30,7 +30,9 @@
 
 /* The metrics of result.json "metrics", as fractions in [0,1]; NAN for null
  * or absent. The order is the one lt_metric_name / lt_metric_parse use. */
-enum { LT_M_TOP1 = 0, LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE, LT_M_MACRO_F1, LT_M_MAP, LT_M_COUNT };
+enum { LT_M_TOP1 = 0, LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE, LT_M_MACRO_F1, LT_M_MAP,
+       LT_M_AP_R, LT_M_AP_C, LT_M_AP_F,   /* LVIS frequency groups; NAN elsewhere */
+       LT_M_COUNT };
 const char *lt_metric_name(int m);              /* "top1", "many", ... */
 int lt_metric_parse(const char *s, int *m);     /* LT_EINVAL naming s when unknown */
 

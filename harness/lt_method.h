@@ -157,7 +157,11 @@ typedef struct lt_feature_bank {
 
 /* What predict writes. */
 enum { LT_SCORES_LOGITS = 0,     /* the runner applies softmax for metrics/ECE */
-       LT_SCORES_PROBS = 1 };    /* already probabilities (rows sum to 1) */
+       LT_SCORES_PROBS = 1,      /* already probabilities (rows sum to 1) */
+       /* logits z of independent one-vs-rest sigmoids (Balanced Sigmoid):
+        * AP ranks class j by z_j (the order of sigma(z_j)); top-1 and ECE use
+        * the normalised sigmoid sigma(z_j) / sum_k sigma(z_k). */
+       LT_SCORES_SIGMOID = 2 };
 
 /* lt_method.flags */
 #define LT_METHOD_NEEDS_FEATURE_BANK 1u

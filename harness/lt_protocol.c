@@ -37,9 +37,9 @@ static const char *const k_arch[] = {
 /* Dataset-layer names with the class count and channels they imply, so a
  * protocol cannot silently claim 100 classes for CIFAR-10. */
 static const char *const k_dataset_names[] = {"fmnist",    "cifar10",  "cifar100", "imagenet_lt",
-                                              "places_lt", "inat2018", "lvis",     NULL};
-static const int k_dataset_classes[] = {10, 10, 100, 1000, 365, 8142, 1203};
-static const int k_dataset_channels[] = {1, 3, 3, 3, 3, 3, 3};
+                                              "places_lt", "inat2018", "lvis",     "lvis_fixture", NULL};
+static const int k_dataset_classes[] = {10, 10, 100, 1000, 365, 8142, 1203, 50};
+static const int k_dataset_channels[] = {1, 3, 3, 3, 3, 3, 3, 3};
 
 static const char *const k_metrics[] = {
     "top1", "many", "medium", "few", "ece", "macro_f1", "class_mean_acc",
@@ -264,17 +264,16 @@ static int get_obj(const P *c, const cJSON *o, const char *path, const char *key
     return LT_OK;
 }
 
-/* Array of numbers with lo..hi entries (exactly n when lo == hi), or null
- * (nullable) -> *n = -1. Each element is range-checked with as_num. */
-static int get_nums(const P *c, const cJSON *o, const char *path, const char *key, int lo_n,
-                    int hi_n, double lo, double hi, int open, double *vals, int *n, int nullable) {
-    char k[KP_MAX];
+/* The array under key with lo_n..hi_n entries (exactly lo_n when equal):
+ * *arr and its size in *n, or *arr = NULL and *n = -1 for null (nullable).
+ * k receives the key path for the callers' element messages. */
+static int get_array(const P *c, const cJSON *o, const char *path, const char *key, int lo_n, int hi_n,
+                     int nullable, const cJSON **arr, int *n, char k[KP_MAX]) {
     const cJSON *j;
     LT_TRY(item(c, o, path, key, &j, k));
-    if (nullable && cJSON_IsNull(j)) {
-        *n = -1;
-        return LT_OK;
-    }
+    *arr = NULL;
+    *n = -1;
+    if (nullable && cJSON_IsNull(j)) return LT_OK;
     if (!cJSON_IsArray(j)) return type_err(c, k, nullable ? "an array or null" : "an array", j);
     int cnt = cJSON_GetArraySize(j);
     if (cnt < lo_n || cnt > hi_n) {
@@ -284,13 +283,24 @@ static int get_nums(const P *c, const cJSON *o, const char *path, const char *ke
         return lt_err(LT_EDATA, "%s: key '%s' must have %d to %d entries, got %d", c->file, k,
                       lo_n, hi_n, cnt);
     }
+    *arr = j;
+    *n = cnt;
+    return LT_OK;
+}
+
+/* Array of numbers with lo..hi entries (exactly n when lo == hi), or null
+ * (nullable) -> *n = -1. Each element is range-checked with as_num. */
+static int get_nums(const P *c, const cJSON *o, const char *path, const char *key, int lo_n,
+                    int hi_n, double lo, double hi, int open, double *vals, int *n, int nullable) {
+    char k[KP_MAX];
+    const cJSON *j;
+    LT_TRY(get_array(c, o, path, key, lo_n, hi_n, nullable, &j, n, k));
     int i = 0;
-    for (const cJSON *e = j->child; e; e = e->next, i++) {
+    for (const cJSON *e = j ? j->child : NULL; e; e = e->next, i++) {
         char ek[KP_MAX + 16];
         snprintf(ek, sizeof ek, "%s[%d]", k, i);
         LT_TRY(as_num(c, e, ek, lo, hi, open, &vals[i]));
     }
-    *n = cnt;
     return LT_OK;
 }
 
@@ -299,27 +309,13 @@ static int get_ints(const P *c, const cJSON *o, const char *path, const char *ke
                     int hi_n, long long lo, long long hi, long long *vals, int *n, int nullable) {
     char k[KP_MAX];
     const cJSON *j;
-    LT_TRY(item(c, o, path, key, &j, k));
-    if (nullable && cJSON_IsNull(j)) {
-        *n = -1;
-        return LT_OK;
-    }
-    if (!cJSON_IsArray(j)) return type_err(c, k, nullable ? "an array or null" : "an array", j);
-    int cnt = cJSON_GetArraySize(j);
-    if (cnt < lo_n || cnt > hi_n) {
-        if (lo_n == hi_n)
-            return lt_err(LT_EDATA, "%s: key '%s' must have %d entries, got %d", c->file, k, lo_n,
-                          cnt);
-        return lt_err(LT_EDATA, "%s: key '%s' must have %d to %d entries, got %d", c->file, k,
-                      lo_n, hi_n, cnt);
-    }
+    LT_TRY(get_array(c, o, path, key, lo_n, hi_n, nullable, &j, n, k));
     int i = 0;
-    for (const cJSON *e = j->child; e; e = e->next, i++) {
+    for (const cJSON *e = j ? j->child : NULL; e; e = e->next, i++) {
         char ek[KP_MAX + 16];
         snprintf(ek, sizeof ek, "%s[%d]", k, i);
         LT_TRY(as_int(c, e, ek, lo, hi, &vals[i]));
     }
-    *n = cnt;
     return LT_OK;
 }
 

@@ -81,7 +81,10 @@ static int post_train(lt_child *c) {
 
 /* ---- test evaluation ---------------------------------------------------------------- */
 
-typedef struct { float *probs, *scores; } eval_buf;
+/* probs: what top-1 / ECE / per-class accuracy read (rows sum to 1).
+ * scores: a method's own per-class ranking scores (LT_SCORES_SIGMOID), used
+ * for AP instead of probs; NULL until a batch reports that kind. */
+typedef struct { float *probs, *scores; long n; int kind; } eval_buf;
 
 /* Row softmax in place; accumulation in double, max subtracted first. */
 static void softmax_rows(float *z, int n, int C) {
@@ -107,9 +110,23 @@ static int eval_batch(lt_child *c, void *ud, long first, int n, const int32_t *i
     } else {
         memcpy(out, lg, (size_t)n * c->C * sizeof(float));
     }
+    if (kind != LT_SCORES_LOGITS && kind != LT_SCORES_PROBS && kind != LT_SCORES_SIGMOID)
+        return lt_err(LT_EINVAL, "method %s: predict reported score kind %d", c->M->name, kind);
+    if (first > 0 && kind != b->kind)
+        return lt_err(LT_EINVAL, "method %s: predict changed its score kind between batches", c->M->name);
+    b->kind = kind;
     for (size_t i = 0; i < (size_t)n * c->C; i++)
         if (!isfinite(out[i])) return lt_err(LT_ENUM, "test scores contain NaN/Inf");
-    if (kind != LT_SCORES_PROBS) softmax_rows(out, n, c->C);
+    if (kind == LT_SCORES_LOGITS) softmax_rows(out, n, c->C);
+    if (kind == LT_SCORES_SIGMOID) {
+        if (!b->scores) {
+            b->scores = lt_alloc((size_t)b->n * c->C * sizeof(float));
+            if (!b->scores) return lt_err(LT_ENOMEM, "evaluation: out of memory for sigmoid scores");
+        }
+        float *raw = b->scores + (size_t)first * c->C;
+        memcpy(raw, out, (size_t)n * c->C * sizeof(float));
+        lt_sigmoid_norm_rows(n, c->C, raw, out);
+    }
     return LT_OK;
 }
 
@@ -165,13 +182,18 @@ int lt_run_finish(lt_child *c) {
     double t_post = lt_now_s();
     LT_TRY(post_train(c));
     const long N = c->test.n;
-    eval_buf b = {lt_alloc((size_t)N * c->C * sizeof(float)), NULL};
+    eval_buf b = {lt_alloc((size_t)N * c->C * sizeof(float)), NULL, N, LT_SCORES_LOGITS};
     if (!b.probs) return lt_err(LT_ENOMEM, "evaluation: out of memory");
     lt_metrics mt;
     memset(&mt, 0, sizeof mt);
     int rc = pass(c, &c->test, eval_batch, &b);
-    if (!rc) rc = lt_metrics_compute(&mt, (int)N, c->C, b.probs, c->test.labels, c->counts,
-                                     want_metric(c->p, "map"));
+    const int want_ap = want_metric(c->p, "map") || want_metric(c->p, "ap_r") || want_metric(c->p, "ap_c") ||
+                        want_metric(c->p, "ap_f");
+    if (!rc) rc = lt_metrics_compute(&mt, (int)N, c->C, b.probs, c->test.labels, c->counts, want_ap);
+    if (!rc && want_ap && b.scores) rc = lt_metrics_rank_ap(&mt, (int)N, c->C, b.scores, c->test.labels);
+    for (int g = 0; g < 3; g++) sum->acc_rcf[g] = sum->ap_rcf[g] = NAN;
+    if (!rc && c->freq_group)
+        rc = lt_metrics_group_means(&mt, c->freq_group, 3, sum->acc_rcf, sum->ap_rcf, sum->rcf_sizes);
     if (!rc && c->p->ece_bins > 0 && c->p->ece_bins != 15) {
         /* lt_metrics uses 15 bins; a protocol with another count gets its own */
         float *conf = malloc((size_t)N * sizeof *conf);
@@ -190,6 +212,7 @@ int lt_run_finish(lt_child *c) {
         free(ok);
     }
     lt_free(b.probs);
+    lt_free(b.scores);
     if (rc) { lt_metrics_free(&mt); return rc; }
     sum->eval_s = lt_now_s() - t_post;
     sum->have_metrics = 1;
@@ -200,6 +223,7 @@ int lt_run_finish(lt_child *c) {
     sum->ece = mt.ece;
     sum->macro_f1 = mt.macro_f1;
     sum->map = mt.map;
+    sum->class_mean_acc = mt.class_mean_acc;
     for (int g = 0; g < 3; g++) sum->group_sizes[g] = mt.group_size[g];
     memcpy(sum->stage_s, c->stage_s, sizeof sum->stage_s);
     rc = write_per_class(c, &mt);
@@ -207,9 +231,12 @@ int lt_run_finish(lt_child *c) {
     if (rc) return rc;
 
     cJSON *v = cJSON_CreateObject();
-    const char *k[7] = {"top1", "many", "medium", "few", "ece", "macro_f1", "map"};
-    const double x[7] = {sum->top1, sum->many, sum->medium, sum->few, sum->ece, sum->macro_f1, sum->map};
-    for (int i = 0; i < 7; i++) {
+    const char *k[14] = {"top1", "many", "medium", "few", "ece", "macro_f1", "map", "class_mean_acc",
+                         "acc_r", "acc_c", "acc_f", "ap_r", "ap_c", "ap_f"};
+    const double x[14] = {sum->top1, sum->many, sum->medium, sum->few, sum->ece, sum->macro_f1, sum->map,
+                          sum->class_mean_acc, sum->acc_rcf[0], sum->acc_rcf[1], sum->acc_rcf[2],
+                          sum->ap_rcf[0], sum->ap_rcf[1], sum->ap_rcf[2]};
+    for (int i = 0; i < (c->freq_group ? 14 : 8); i++) {
         if (isfinite(x[i])) cJSON_AddNumberToObject(v, k[i], x[i]);
         else cJSON_AddNullToObject(v, k[i]);
     }

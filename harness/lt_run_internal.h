@@ -44,6 +44,9 @@ typedef struct {
     int have_metrics;
     double top1, many, medium, few, ece, macro_f1, map;
     int group_sizes[3];
+    /* protocols with groups.frequency_groups (LVIS r/c/f): NAN otherwise */
+    double class_mean_acc, acc_rcf[3], ap_rcf[3];
+    int rcf_sizes[3];
     int n_stages;
     double stage_s[LT_RUN_MAX_STAGES];
     double total_s, eval_s;
@@ -95,6 +98,7 @@ typedef struct {
     lt_dataset train, test;          /* after the scale's subsampling */
     int own_train, own_test;         /* 1: train/test are subsets to free */
     long *counts;                    /* [C] training counts */
+    uint8_t *freq_group;             /* [C] 0/1/2 = LVIS r/c/f, or NULL (no frequency groups) */
     int C, D;                        /* classes, feature size */
     lt_aug aug;
     lt_model *m;

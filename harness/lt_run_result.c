@@ -62,8 +62,17 @@ int lt_result_write(const lt_run_job *job, const lt_run_summary *s) {
     add_num(me, "ece", s->ece, h);
     add_num(me, "macro_f1", s->macro_f1, h);
     add_num(me, "map", s->map, h);
+    add_num(me, "class_mean_acc", s->class_mean_acc, h);
+    /* LVIS frequency groups (only protocols with groups.frequency_groups) */
+    const int rcf = h && s->rcf_sizes[0] + s->rcf_sizes[1] + s->rcf_sizes[2] > 0;
+    if (rcf) {
+        static const char *const ka[3] = {"acc_r", "acc_c", "acc_f"}, *const kp[3] = {"ap_r", "ap_c", "ap_f"};
+        for (int g = 0; g < 3; g++) add_num(me, ka[g], s->acc_rcf[g], 1);
+        for (int g = 0; g < 3; g++) add_num(me, kp[g], s->ap_rcf[g], 1);
+    }
     if (h) cJSON_AddItemToObject(r, "group_sizes", cJSON_CreateIntArray(s->group_sizes, 3));
     else cJSON_AddNullToObject(r, "group_sizes");
+    if (rcf) cJSON_AddItemToObject(r, "frequency_group_sizes", cJSON_CreateIntArray(s->rcf_sizes, 3));
 
     cJSON *t = cJSON_AddObjectToObject(r, "timings");
     cJSON_AddNumberToObject(t, "total_s", s->total_s);

@@ -32,6 +32,38 @@ static int host_log(void *host, const char *key, double value) {
 
 /* ---- dataset ------------------------------------------------------------------ */
 
+/* LVIS r/c/f per class: the build's manifest.json carries the train JSON's
+ * `frequency` of every category, in label order, as extra.report.group
+ * (datasets/lt_registry.c read_lvis). Frequency groups are LVIS's own
+ * (image counts of the full v1 train set), not recomputed from our crops. */
+static int read_freq_groups(lt_child *c, const lt_ds_built *b, int C) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/manifest.json", b->dir);
+    cJSON *doc = NULL;
+    int rc = lt_json_read(path, &doc);
+    if (rc) return lt_err_wrap(rc, "frequency groups");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(doc, "extra");
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(ex, "report");
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(rep, "group");
+    if (!cJSON_IsString(g) || (int)strlen(g->valuestring) != C) {
+        cJSON_Delete(doc);
+        return lt_err(LT_EDATA, "%s: protocol %s needs extra.report.group, a string of %d r/c/f letters", path,
+                      c->p->name, C);
+    }
+    c->freq_group = malloc((size_t)C);
+    if (!c->freq_group) { cJSON_Delete(doc); return lt_err(LT_ENOMEM, "frequency groups: out of memory"); }
+    for (int j = 0; j < C; j++) {
+        const char l = g->valuestring[j];
+        if (l != 'r' && l != 'c' && l != 'f') {
+            cJSON_Delete(doc);
+            return lt_err(LT_EDATA, "%s: extra.report.group[%d] = '%c', expected r, c or f", path, j, l);
+        }
+        c->freq_group[j] = l == 'r' ? 0 : l == 'c' ? 1 : 2;
+    }
+    cJSON_Delete(doc);
+    return LT_OK;
+}
+
 static int open_data(lt_child *c) {
     const lt_protocol *p = c->p;
     const lt_proto_scale *s = c->s;
@@ -57,7 +89,9 @@ static int open_data(lt_child *c) {
     if (rc) return lt_err_wrap(rc, "dataset %s", def->name);
     snprintf(c->sum->ds_name, sizeof c->sum->ds_name, "%s", def->name);
     snprintf(c->sum->manifest_sha256, sizeof c->sum->manifest_sha256, "%s", b.manifest_sha256);
+    if (p->groups.frequency_groups[0]) rc = read_freq_groups(c, &b, p->dataset.num_classes);
     lt_ds_built_free(&b);
+    if (rc) return rc;
 
     const lt_dataset *tr = &c->train_src, *te = &c->test_src;
     if (tr->n_classes != p->dataset.num_classes || tr->c != p->dataset.channels)
@@ -543,6 +577,7 @@ static void child_free(lt_child *c) {
     lt_dataset_free(&c->train_src);
     lt_dataset_free(&c->test_src);
     free(c->counts);
+    free(c->freq_group);
 }
 
 int lt_run_child(lt_run_job *job, lt_run_summary *sum) {

@@ -437,8 +437,31 @@ static void test_bad_arguments(void **state) {
     assert_true(L == 123.0);   /* failed calls leave the loss alone */
 }
 
+/* Balanced-Softmax prior offsets: log n_j, the excluded stand-in for empty
+ * classes (probability exactly 0 through lt_softmax_ce), bad counts refused. */
+static void test_log_count_offsets(void **st) {
+    (void)st;
+    const long n[4] = {100, 10, 0, 1};
+    float o[4];
+    int ex = -1;
+    assert_int_equal(lt_log_count_offsets(4, n, o, &ex), LT_OK);
+    assert_int_equal(ex, 1);
+    assert_true(o[0] == (float)log(100.0) && o[1] == (float)log(10.0) && o[3] == 0.0f);
+    assert_true(o[2] == LT_OFFSET_EXCLUDED);
+    const float z[4] = {3, -2, 50, 0};
+    const int32_t y[1] = {0};
+    float d[4];
+    double loss;
+    assert_int_equal(lt_softmax_ce(1, 4, z, y, o, NULL, &loss, d), LT_OK);
+    assert_true(d[2] == 0.0f);   /* the empty class takes no gradient, even at logit 50 */
+    const long neg[2] = {3, -1}, none[2] = {0, 0};
+    assert_int_equal(lt_log_count_offsets(2, neg, o, NULL), LT_EINVAL);
+    assert_int_equal(lt_log_count_offsets(2, none, o, NULL), LT_EINVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_log_count_offsets),
         cmocka_unit_test(test_ce_gradcheck),
         cmocka_unit_test(test_soft_ce_gradcheck),
         cmocka_unit_test(test_bce_gradcheck),

@@ -570,7 +570,11 @@ static void test_bsig_predict(void **state) {
     int kind = -1;
     lt_taps t = make_taps(3, TC, z, NULL, s_counts, -1);
     assert_int_equal(I.M->predict(I.st, &t, q, &kind), LT_OK);
-    assert_int_equal(kind, LT_SCORES_PROBS);
+    assert_int_equal(kind, LT_SCORES_SIGMOID);
+    /* the scores are the plain logits (no adjustment at test); the runner
+     * normalises them with lt_sigmoid_norm_rows for top-1 / ECE */
+    for (int k = 0; k < 3 * TC; k++) assert_true(q[k] == z[k]);
+    lt_sigmoid_norm_rows(3, TC, q, q);
     for (int i = 0; i < 3; i++) {
         double s = 0;
         int am_q = 0, am_z = 0;
@@ -629,6 +633,8 @@ static void test_bsig_edge_counts(void **state) {
     int kind;
     lt_taps t = make_taps(TN, TC, z, NULL, cnt, -1);
     assert_int_equal(I.M->predict(I.st, &t, q, &kind), LT_OK);
+    assert_int_equal(kind, LT_SCORES_SIGMOID);
+    lt_sigmoid_norm_rows(TN, TC, q, q);
     for (int i = 0; i < TN; i++) assert_true(q[i * TC + 1] == 0.0f);
     /* a positive of the empty class is refused */
     const int32_t ybad[TN] = {0, 1, 3, 0, 0, 2, 0, 3};

@@ -257,6 +257,57 @@ static void test_ties(void **st)
     lt_metrics_free(&m);
 }
 
+/* A one-vs-rest model's AP must rank class c by its own score. Rows
+ * normalised to sum 1 can reorder a class's samples: sample 0 has scores
+ * (.9 .9), sample 1 (.5 .1); normalised, class 0 gets .5 vs .833 and ranks
+ * sample 1 first, by its own sigmoid sample 0 comes first. */
+static void test_rank_ap_sigmoid_and_group_means(void **st)
+{
+    (void)st;
+    const float raw[4] = {.9f, .9f, .5f, .1f};
+    const float norm[4] = {.5f, .5f, .5f / .6f, .1f / .6f};
+    const int32_t y[2] = {0, 1};
+    lt_metrics m;
+    assert_int_equal(lt_metrics_compute(&m, 2, 2, norm, y, NULL, 1), LT_OK);
+    assert_close(m.ap[0], 0.5, TOL);   /* positive sample 0 ranked 2nd */
+    assert_int_equal(lt_metrics_rank_ap(&m, 2, 2, raw, y), LT_OK);
+    assert_close(m.ap[0], 1.0, TOL);
+    assert_close(m.ap[1], 0.5, TOL);   /* .9 > .1 both ways: positive 2nd */
+    assert_close(m.map, 0.75, TOL);
+    /* top-1 is the normalised matrix's: both samples predict class 0 */
+    assert_close(m.top1, 0.5, TOL);
+    float bad[4] = {.1f, NAN, .2f, .3f};
+    assert_int_equal(lt_metrics_rank_ap(&m, 2, 2, bad, y), LT_ENUM);
+    lt_metrics_free(&m);
+
+    /* Group means: 4 classes, groups r c f f; class 3 absent from the test
+     * set. Per-class acc: c0 1/2, c1 1, c2 0. */
+    const float p4[20] = {1, 0, 0, 0,  0, 1, 0, 0,  0, 1, 0, 0,  0, 1, 0, 0,  1, 0, 0, 0};
+    const int32_t y4[5] = {0, 0, 1, 1, 2};
+    const uint8_t grp[4] = {0, 1, 2, 2};
+    assert_int_equal(lt_metrics_compute(&m, 5, 4, p4, y4, NULL, 1), LT_OK);
+    assert_close(m.class_mean_acc, (0.5 + 1.0 + 0.0) / 3, TOL);
+    double acc[3], ap[3];
+    int size[3];
+    assert_int_equal(lt_metrics_group_means(&m, grp, 3, acc, ap, size), LT_OK);
+    assert_int_equal(size[0], 1);
+    assert_int_equal(size[1], 1);
+    assert_int_equal(size[2], 1);   /* class 3 has no test sample */
+    assert_close(acc[0], 0.5, TOL);
+    assert_close(acc[1], 1.0, TOL);
+    assert_close(acc[2], 0.0, TOL);
+    assert_close(ap[0], m.ap[0], TOL);
+    assert_close(ap[2], m.ap[2], TOL);
+    /* AP of class 2: its one positive (sample 4) scores 0 like all others;
+     * ties keep sample order, so it ranks 5th -> 1/5 */
+    assert_close(m.ap[2], 0.2, TOL);
+    const uint8_t only0[4] = {0, 0, 0, 0};
+    assert_int_equal(lt_metrics_group_means(&m, only0, 2, acc, NULL, size), LT_OK);
+    assert_int_equal(size[1], 0);
+    assert_true(isnan(acc[1]));
+    lt_metrics_free(&m);
+}
+
 static void test_bad_input(void **st)
 {
     (void)st;
@@ -288,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_ece_extremes),
         cmocka_unit_test(test_ap_hand_examples),
         cmocka_unit_test(test_ties),
+        cmocka_unit_test(test_rank_ap_sigmoid_and_group_means),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 
 #include "gradcheck.h"
 #include "lt.h"
+#include "lt_conv_fast.h"
 
 static size_t n_trainable(const lt_model *m) {
     size_t n = 0;
@@ -117,6 +118,112 @@ static void test_model_gradcheck(void **st) {
     assert_true(fails <= 2);
     free(g); free(c.x); free(c.y);
     lt_model_free(m);
+}
+
+/* The first writer of each activation gradient overwrites it instead of the
+ * engine zeroing every dy first. Check against the zero-everything mode on
+ * models with identity and option-A blocks, a stride-2 conv (ResNet-10's
+ * projection), a tap the caller fills (features, as decoupled methods do)
+ * and a stale, garbage-filled activation memory: the gradients
+ * must be equal (== per element, so +0 and -0 count as equal). */
+static void run_grads(lt_model *m, int N, const float *x, const int32_t *y, int logits, int feat, float *out) {
+    lt_model_forward(m, x, N, 1);
+    double loss;
+    const int C = m->nodes[logits].shape.c;
+    lt_model_zero_grad(m);
+    /* garbage in every activation gradient: only zeroing or overwriting can
+     * clean it */
+    for (int i = 1; i < m->n_nodes; i++)
+        if (m->nodes[i].need_dy && i != logits && i != feat)
+            for (size_t k = 0; k < (size_t)N * lt_shape_count(m->nodes[i].shape); k++) m->nodes[i].dy[k] = NAN;
+    assert_int_equal(lt_softmax_ce(N, C, lt_model_out(m, logits), y, NULL, NULL, &loss, lt_model_dout(m, logits)),
+                     LT_OK);
+    int taps[2] = {logits, feat};
+    if (feat > 0) {
+        float *df = lt_model_dout(m, feat);
+        for (size_t k = 0; k < (size_t)N * lt_shape_count(m->nodes[feat].shape); k++) df[k] = 0.01f * (float)(k % 7);
+    }
+    assert_int_equal(lt_model_backward(m, N, taps, feat > 0 ? 2 : 1), LT_OK);
+    memcpy(out, m->g, sizeof(float) * m->n_w);
+}
+
+static void test_first_writer_overwrites(void **st) {
+    (void)st;
+    const char *arch[] = {"resnet8_cifar", "resnet10", "resnet8_cifar"};
+    const lt_shape in[] = {{1, 3, 8, 8}, {1, 3, 32, 32}, {1, 1, 12, 12}};
+    for (int a = 0; a < 3; a++) {
+        const int N = 3, C = 4;
+        lt_model *m = build(arch[a], in[a], C);
+        assert_int_equal(lt_model_set_batch(m, N), LT_OK);
+        const int logits = lt_model_find(m, "logits");
+        const int feat = a == 2 ? m->nodes[logits].in[0] : -1;   /* the feature tap */
+        const size_t nx = (size_t)N * lt_shape_count(in[a]);
+        float *x = malloc(sizeof(float) * nx), *g0 = malloc(sizeof(float) * m->n_w),
+              *g1 = malloc(sizeof(float) * m->n_w);
+        int32_t y[3] = {0, 3, 1};
+        gc_fill(x, nx, 11 + (unsigned)a, -1, 1);
+        float *b0 = malloc(sizeof(float) * m->n_b);
+        memcpy(b0, m->buf, sizeof(float) * m->n_b);
+        m->zero_all_dy = 1;
+        run_grads(m, N, x, y, logits, feat, g0);
+        memcpy(m->buf, b0, sizeof(float) * m->n_b);   /* same running stats both times */
+        m->zero_all_dy = 0;
+        run_grads(m, N, x, y, logits, feat, g1);
+        size_t nz = 0;
+        for (size_t k = 0; k < m->n_w; k++) {
+            if (!(g0[k] == g1[k])) fail_msg("%s: gradient %zu differs: %g vs %g", arch[a], k, g0[k], g1[k]);
+            nz += g0[k] != 0.0f;
+        }
+        assert_true(nz > m->n_w / 4);   /* gradients were actually computed */
+        free(x); free(g0); free(g1); free(b0);
+        lt_model_free(m);
+    }
+}
+
+/* Inference fuses conv -> BN -> ReLU; the outputs (features and logits)
+ * must equal the unfused forward bit for bit, on both convolution paths,
+ * with non-trivial BN statistics, for basic blocks (option A and projection
+ * shortcuts, a max-pool stem) and bottlenecks. */
+static void test_inference_fusion_bit_identical(void **st) {
+    (void)st;
+    const char *arch[] = {"resnet8_cifar", "resnet10", "resnet50"};
+    const lt_shape in[] = {{1, 3, 12, 12}, {1, 3, 32, 32}, {1, 3, 32, 32}};
+    for (int ref = 0; ref < 2; ref++) {
+        lt_conv_force_reference(ref);
+        for (int a = 0; a < 3; a++) {
+            const int N = 2, C = 5;
+            lt_model *m = build(arch[a], in[a], C);
+            assert_int_equal(lt_model_set_batch(m, N), LT_OK);
+            gc_fill(m->w, m->n_w, 21 + (unsigned)a, -0.3f, 0.3f);
+            gc_fill(m->buf, m->n_b, 31 + (unsigned)a, 0.5f, 1.5f);   /* running mean and var */
+            const size_t nx = (size_t)N * lt_shape_count(in[a]);
+            float *x = malloc(sizeof(float) * nx);
+            gc_fill(x, nx, 41 + (unsigned)a, -1, 1);
+            const int logits = lt_model_find(m, "logits"), feat = m->nodes[logits].in[0];
+            const size_t nl = (size_t)N * C, nf = (size_t)N * lt_shape_count(m->nodes[feat].shape);
+            float *l0 = malloc(sizeof(float) * nl), *f0 = malloc(sizeof(float) * nf);
+            m->no_fuse = 1;
+            assert_int_equal(lt_model_forward(m, x, N, 0), LT_OK);
+            memcpy(l0, lt_model_out(m, logits), sizeof(float) * nl);
+            memcpy(f0, lt_model_out(m, feat), sizeof(float) * nf);
+            m->no_fuse = 0;
+            /* the stem conv feeds only its BN: fused, its own output stays unwritten */
+            const int c1 = lt_model_find(m, "conv1");
+            assert_true(c1 > 0);
+            float *y1 = lt_model_out(m, c1);
+            y1[0] = NAN;
+            assert_int_equal(lt_model_forward(m, x, N, 0), LT_OK);
+            assert_true(isnan(y1[0]));
+            assert_memory_equal(l0, lt_model_out(m, logits), sizeof(float) * nl);
+            assert_memory_equal(f0, lt_model_out(m, feat), sizeof(float) * nf);
+            double s = 0;
+            for (size_t k = 0; k < nl; k++) s += fabs(l0[k]);
+            assert_true(s > 0);
+            free(x); free(l0); free(f0);
+            lt_model_free(m);
+        }
+    }
+    lt_conv_force_reference(0);
 }
 
 /* ---- a training loop on synthetic separable data --------------------------------- */
@@ -304,6 +411,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resnet_param_counts),
         cmocka_unit_test(test_model_gradcheck),
+        cmocka_unit_test(test_first_writer_overwrites),
+        cmocka_unit_test(test_inference_fusion_bit_identical),
         cmocka_unit_test(test_training_deterministic),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
         cmocka_unit_test(test_freeze_and_eval_mode),

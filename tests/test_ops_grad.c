@@ -157,6 +157,14 @@ static const conv_case CONV_CASES[] = {
     {1, 3, 6, 6, 4, 3, 2, 1, 1, 1},   /* one image, 3x3 s2: in-place y/dy */
     {2, 4, 6, 6, 4, 3, 1, 1, 4, 0},   /* depthwise */
     {2, 3, 4, 5, 2, 3, 1, 2, 1, 1},   /* pad 2 with 3x3: all-padding border taps */
+    /* the fast path's weight-gradient tiles: 3 channel vectors x 8 taps with
+     * a partial last tap block (K = 45); 4 + 1 vectors (co 70) with the
+     * 9-tap tile (K = 27); 2 vectors x 12 taps with fewer taps than a tile */
+    {2, 5, 6, 6, 40, 3, 1, 1, 1, 0},
+    {2, 3, 5, 5, 70, 3, 2, 1, 1, 1},
+    {3, 1, 7, 7, 20, 3, 1, 1, 1, 0},
+    /* rows wider than 16: a full 16 x 16 transpose block of dy plus a tail */
+    {2, 3, 9, 21, 18, 3, 1, 1, 1, 1},
 };
 #define N_CONV_CASES (sizeof CONV_CASES / sizeof CONV_CASES[0])
 
@@ -255,6 +263,55 @@ static void test_conv_accumulates_and_null(void **state) {
     assert_memory_equal(db2, db, sizeof(float) * 6);
     lt_free(dx); lt_free(dw); lt_free(db); lt_free(dx2); lt_free(dw2); lt_free(db2);
     conv_free(&c);
+}
+
+/* set_dx = 1 overwrites dx (whatever it held, NaN here) with exactly what
+ * accumulating into zeros gives; positions no output reaches (1x1 stride 2)
+ * become 0. Also the element-wise and BN kernels' overwrite switches. */
+static void test_backward_set_mode(void **state) {
+    (void)state;
+    for (size_t t = 0; t < N_CONV_CASES; t++) {
+        conv_ctx c;
+        conv_setup(&c, &CONV_CASES[t], 600 + (unsigned)t);
+        float *acc = fa(c.nx), *set = fa(c.nx);
+        for (size_t i = 0; i < c.nx; i++) set[i] = NAN;
+        lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, acc, NULL, NULL, c.scratch, 0);
+        lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, set, NULL, NULL, c.scratch, 1);
+        for (size_t i = 0; i < c.nx; i++)
+            if (!(acc[i] == set[i])) fail_msg("conv case %zu: dx[%zu] %g (set) vs %g", t, i, set[i], acc[i]);
+        lt_free(acc); lt_free(set);
+        conv_free(&c);
+    }
+    enum { N = 3, C = 4, HW = 5, n = N * C * HW };
+    float x[n], y[n], dy[n], a0[n], a1[n], b0[n], b1[n], gam[C], mean[C], rstd[C], rv[C];
+    gc_fill(x, n, 1, -1, 1);
+    gc_fill(dy, n, 2, -1, 1);
+    gc_fill(gam, C, 3, 0.5f, 1.5f);
+    gc_fill(mean, C, 4, -0.2f, 0.2f);
+    gc_fill(rstd, C, 5, 0.5f, 2.0f);
+    gc_fill(rv, C, 6, 0.5f, 2.0f);
+    for (int i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+    for (int i = 0; i < n; i++) { a0[i] = 0; a1[i] = NAN; }
+    lt_relu_backward_x(n, y, dy, a0, 0);
+    lt_relu_backward_x(n, y, dy, a1, 1);
+    assert_memory_equal(a0, a1, sizeof a0);
+    for (int i = 0; i < n; i++) { a0[i] = 0; a1[i] = NAN; b0[i] = b1[i] = 1.0f; }
+    lt_add_backward_x(n, dy, a0, 0, b0, 0);
+    lt_add_backward_x(n, dy, a1, 1, b1, 0);
+    assert_memory_equal(a0, a1, sizeof a0);
+    assert_memory_equal(b0, b1, sizeof b0);
+    /* y = a + a: set then add on the same buffer gives 2 dy */
+    for (int i = 0; i < n; i++) a1[i] = NAN;
+    lt_add_backward_x(n, dy, a1, 1, a1, 0);
+    for (int i = 0; i < n; i++) assert_true(a1[i] == dy[i] + dy[i]);
+    for (int i = 0; i < n; i++) { a0[i] = 0; a1[i] = NAN; }
+    lt_bn_backward_train_x(N, C, HW, x, gam, mean, rstd, dy, a0, NULL, NULL, 0);
+    lt_bn_backward_train_x(N, C, HW, x, gam, mean, rstd, dy, a1, NULL, NULL, 1);
+    for (int i = 0; i < n; i++) assert_true(a0[i] == a1[i]);
+    for (int i = 0; i < n; i++) { a0[i] = 0; a1[i] = NAN; }
+    lt_bn_backward_eval_x(N, C, HW, x, gam, mean, rv, 1e-5f, dy, a0, NULL, NULL, 0);
+    lt_bn_backward_eval_x(N, C, HW, x, gam, mean, rv, 1e-5f, dy, a1, NULL, NULL, 1);
+    for (int i = 0; i < n; i++) assert_true(a0[i] == a1[i]);
 }
 
 /* Two full forward+backward runs of a layer big enough to use OpenMP and
@@ -795,6 +852,7 @@ int main(void) {
         cmocka_unit_test(test_conv_backward_matches_naive),
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_accumulates_and_null),
+        cmocka_unit_test(test_backward_set_mode),
         cmocka_unit_test(test_conv_deterministic),
         cmocka_unit_test(test_bn_train_gradcheck),
         cmocka_unit_test(test_bn_eval_gradcheck),

@@ -78,7 +78,7 @@
 
 /* A finite stand-in for -inf (lt_softmax_ce refuses non-finite offsets):
  * a class with no training image gets Balanced-Softmax probability 0. */
-#define BALMS_EXCLUDED (-1e30f)
+#define BALMS_EXCLUDED LT_OFFSET_EXCLUDED
 
 enum { BN_PROTOCOL = 0, BN_EVAL = 1, BN_TRAIN = 2 };
 /* Method rng streams (LT_STREAM_METHOD + k). */
@@ -394,9 +394,12 @@ static int balms_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
             return lt_err(LT_EINVAL, "balms: class %d has %ld training images, run counts say %ld", c, fill[c + 1],
                           run->class_counts[c]);
         st->counts[c] = run->class_counts[c];
-        st->offsets[c] = st->counts[c] > 0 ? (float)log((double)st->counts[c]) : BALMS_EXCLUDED;
         if (st->counts[c] > 0) st->nonempty[st->n_nonempty++] = c;
         fill[c + 1] += fill[c];
+    }
+    {
+        const int rc = lt_log_count_offsets(C, st->counts, st->offsets, NULL);
+        if (rc) return lt_err_wrap(rc, "balms");
     }
     {
         long *pos = calloc(Cz, sizeof *pos);

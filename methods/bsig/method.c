@@ -21,16 +21,13 @@
  * the loss starts near -log(pi * odds) of the true class).
  *
  * Test: the official code scores with the plain sigmoid of the unadjusted
- * logits. predict returns LT_SCORES_PROBS q_ij = sigma(z_ij) / sum_k
- * sigma(z_ik): the runner's contract needs rows summing to 1 (for ECE), and
- * (a) the argmax of q is the argmax of sigma(z), so top-1, per-class and
- * group accuracies are exactly those of the sigmoid model; (b) ECE is the
- * top-label calibration of this normalised one-vs-rest distribution,
- * confidence max_j q_ij; (c) mAP ranks the test images of class j by q_ij,
- * not by the raw sigma(z_ij) a detection-style AP would use — the ABI has no
- * separate ranking score (see README). Returning logits instead would make
- * the runner rank and calibrate softmax(z), a distribution this model was
- * never trained to produce.
+ * logits. predict returns them as LT_SCORES_SIGMOID: (a) AP ranks the test
+ * images of class j by z_ij, i.e. by sigma(z_ij), as a detection-style AP
+ * does; (b) top-1, per-class and group accuracies come from the normalised
+ * sigmoid q_ij = sigma(z_ij) / sum_k sigma(z_ik), whose argmax is the argmax
+ * of sigma(z): exactly the sigmoid model's; (c) ECE is the top-label
+ * calibration of q (rows must sum to 1). Softmax(z) would be a distribution
+ * this model was never trained to produce.
  *
  * Classes with phi_j = 0 (no training image; possible on lvis_lt) would get
  * the offset log 0 = -inf, whose limit is sigma(z'_j) = 0, zero loss and zero
@@ -47,6 +44,9 @@
 /* A finite stand-in for -inf (lt_sigmoid_bce refuses non-finite offsets):
  * softplus(z - 1e30) and sigmoid(z - 1e30) are exactly 0 in double. */
 #define BSIG_EXCLUDED (-1e30f)
+/* Test score of an excluded class: sigma(-1e4) is 0 in double, and -1e4
+ * stays far from float overflow in the runner's arithmetic. */
+#define BSIG_TEST_EXCLUDED (-1e4f)
 
 typedef struct {
     int C;
@@ -162,12 +162,11 @@ static int bsig_loss(void *stp, const lt_taps *t, double *loss, lt_grads *g) {
     return lt_sigmoid_bce(t->n, st->C, t->logits, st->targets, st->offsets, loss, g->dlogits);
 }
 
-/* log sigma(z) = -softplus(-z), without overflow for large |z|. */
-static double log_sigmoid(double z) { return -((z < 0.0 ? -z : 0.0) + log1p(exp(-fabs(z)))); }
-
-/* q_ij = sigma(z_ij) / sum_k sigma(z_ik), normalised in log space so that
- * very negative logits neither underflow every term to 0 nor lose their
- * order. Excluded classes get q = 0. */
+/* Returns the logits as LT_SCORES_SIGMOID: the runner ranks AP by each
+ * class's own z_j (the order of sigma(z_j), as the detector's AP does) and
+ * takes top-1 / ECE from the normalised sigmoid lt_sigmoid_norm_rows.
+ * Excluded classes get BSIG_TEST_EXCLUDED: sigma underflows to exactly 0,
+ * so their normalised probability is 0 and they are never predicted. */
 static int bsig_predict(void *stp, const lt_taps *t, float *scores, int *kind) {
     bsig_state *st = stp;
     if (t->n_classes != st->C)
@@ -176,18 +175,13 @@ static int bsig_predict(void *stp, const lt_taps *t, float *scores, int *kind) {
     for (int i = 0; i < t->n; i++) {
         const float *z = t->logits + (size_t)i * st->C;
         float *q = scores + (size_t)i * st->C;
-        double mx = -INFINITY, s = 0.0;
         for (int j = 0; j < st->C; j++) {
             if (!isfinite(z[j]))
                 return lt_err(LT_ENUM, "bsig: test logit[%d,%d] = %g is not finite", i, j, (double)z[j]);
-            if (st->counts[j] > 0 && log_sigmoid(z[j]) > mx) mx = log_sigmoid(z[j]);
+            q[j] = st->counts[j] > 0 ? z[j] : BSIG_TEST_EXCLUDED;
         }
-        for (int j = 0; j < st->C; j++)
-            if (st->counts[j] > 0) s += exp(log_sigmoid(z[j]) - mx);
-        for (int j = 0; j < st->C; j++)
-            q[j] = st->counts[j] > 0 ? (float)(exp(log_sigmoid(z[j]) - mx) / s) : 0.0f;
     }
-    *kind = LT_SCORES_PROBS;
+    *kind = LT_SCORES_SIGMOID;
     return LT_OK;
 }
 
@@ -195,7 +189,7 @@ const lt_method *lt_method_bsig(void) {
     static const lt_method m = {
         .abi = LT_METHOD_ABI,
         .name = "bsig",
-        .version = "1",
+        .version = "2",  /* 2: predict returns LT_SCORES_SIGMOID (AP ranked by sigma(z_j)) */
         .cite = "Ren et al., arXiv:2008.11037 (Balanced Activation, LVIS Challenge ECCV 2020)",
         .fidelity = "reconstructed",
         .defaults = BSIG_DEFAULTS,

@@ -26,7 +26,7 @@
 
 #define BSMD_DEFAULTS "{\"stage2_bn\": \"protocol\"}"
 /* A finite stand-in for -inf (lt_softmax_ce refuses non-finite offsets). */
-#define BSM_EXCLUDED (-1e30f)
+#define BSM_EXCLUDED LT_OFFSET_EXCLUDED
 
 enum { BN_PROTOCOL = 0, BN_EVAL = 1, BN_TRAIN = 2 };
 
@@ -43,17 +43,9 @@ typedef struct {
 static int bsmd_offsets(bsmd_state *st, const long *counts) {
     if (!counts) return lt_err(LT_EINVAL, "bsm_dec: no class counts");
     if (st->ready && !memcmp(counts, st->counts, (size_t)st->C * sizeof *counts)) return LT_OK;
-    int excluded = 0;
-    for (int j = 0; j < st->C; j++) {
-        if (counts[j] < 0) return lt_err(LT_EINVAL, "bsm_dec: class %d has count %ld", j, counts[j]);
-        excluded += counts[j] == 0;
-    }
-    if (excluded == st->C) return lt_err(LT_EINVAL, "bsm_dec: every class has 0 training images");
-    for (int j = 0; j < st->C; j++) {
-        st->counts[j] = counts[j];
-        st->offsets[j] = counts[j] > 0 ? (float)log((double)counts[j]) : BSM_EXCLUDED;
-    }
-    st->n_excluded = excluded;
+    int rc = lt_log_count_offsets(st->C, counts, st->offsets, &st->n_excluded);
+    if (rc) return lt_err_wrap(rc, "bsm_dec");
+    memcpy(st->counts, counts, (size_t)st->C * sizeof *counts);
     st->ready = 1;
     return LT_OK;
 }
