@@ -288,6 +288,7 @@ int lt_model_set_batch(lt_model *m, int N) {
         }
     }
     if (!m->fuse_coef) {
+        /* the graph is fixed after finalize: plan the fusions once */
         size_t widest = 0;
         for (int i = 1; i < m->n_nodes; i++)
             if (!strcmp(m->nodes[i].ops->type, "bn") && (size_t)m->nodes[i].shape.c > widest)
@@ -297,6 +298,7 @@ int lt_model_set_batch(lt_model *m, int N) {
             if (!m->fuse_coef) { m->batch = 0; return lt_err(LT_ENOMEM, "model: out of memory for fusion coefficients"); }
             m->fuse_floats = 3 * widest;
         }
+        for (int i = 1; i < m->n_nodes; i++) m->nodes[i].fuse = (unsigned char)fusable(m, i);
     }
     m->batch = N;
     return LT_OK;
@@ -310,7 +312,7 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
     m->training = training;
     for (int i = 1; i < m->n_nodes; i++) {
         lt_node *nd = &m->nodes[i];
-        const int fuse = training || m->no_fuse ? 0 : fusable(m, i);
+        const int fuse = training || m->no_fuse ? 0 : nd->fuse;
         if (fuse) {
             int rc = lt_layers_conv_bn_fused(m, i, i + 1, fuse == 2, N, m->fuse_coef);
             if (rc) return lt_err_wrap(rc, "forward of '%s' fused with '%s'", nd->name, m->nodes[i + 1].name);

@@ -72,6 +72,7 @@ struct lt_node {
      * instead of accumulating; only for layers with LT_LAYER_SETS_DX */
     unsigned char dx_set[LT_MAX_IN];
     unsigned char dy_written;   /* lt_model_backward's bookkeeping */
+    unsigned char fuse;         /* inference fusion planned at set_batch: 0, 1 (conv -> BN), 2 (+ ReLU) */
     unsigned char cfg[192];     /* layer configuration (layer-private, plain data) */
 };
 

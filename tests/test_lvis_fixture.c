@@ -24,6 +24,7 @@
 #include "fixtures_img.h"
 #include "fixtures_lvis.h"
 #include "lt_datasets.h"
+#include "lt_leaderboard.h"
 #include "lt_runner.h"
 
 static char g_tmp[256];
@@ -144,6 +145,29 @@ static void test_fixture_build_and_bsig_run(void **state) {
     assert_true(fabs(num(me, "class_mean_acc") - num(me, "top1")) < 1e-9);
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(res, "dataset");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(ds, "name")->valuestring, "lvis_fixture");
+
+    /* The leaderboard carries the group APs: the Markdown table of a protocol
+     * with frequency groups gets AP_r / AP_c / AP_f columns, with this run's
+     * numbers in percent. */
+    lt_lb_opts lo = {results, "methods", NULL};
+    lt_run_set set;
+    lt_lb_row *rows = NULL;
+    int n_rows = 0;
+    assert_int_equal(lt_leaderboard_update(&lo, &set, &rows, &n_rows), LT_OK);
+    assert_int_equal(n_rows, 1);
+    for (int k = 0; k < 3; k++)
+        assert_true(fabs(rows[0].mean[LT_M_AP_R + k] - 100.0 * apg[k]) < 1e-9);
+    char mdp[600], cell[32];
+    snprintf(mdp, sizeof mdp, "%s/leaderboard.md", results);
+    char *md;
+    size_t mdn;
+    assert_int_equal(fx_read_file(mdp, &md, &mdn), 0);
+    assert_non_null(strstr(md, "| mAP | AP_r | AP_c | AP_f |"));
+    snprintf(cell, sizeof cell, "| %.2f |", 100.0 * apg[0]);
+    assert_non_null(strstr(md, cell));
+    free(md);
+    free(rows);
+    lt_run_set_free(&set);
     cJSON_Delete(res);
 }
 
