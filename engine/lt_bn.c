@@ -59,7 +59,7 @@ void lt_bn_forward_train(int N, int C, int HW, const float *x, const float *gamm
             const float *xp = x + n * CHW + (size_t)c * HW;
             float *yp = y + n * CHW + (size_t)c * HW;
 #pragma omp simd
-            for (int p = 0; p < HW; p++) yp[p] = (xp[p] - fmu) * a + bb;
+            for (int p = 0; p < HW; p++) yp[p] = lt_bn_affine(xp[p], fmu, a, bb);
         }
     }
 }
@@ -89,7 +89,7 @@ void lt_bn_forward_eval(int N, int C, int HW, const float *x, const float *gamma
             const float *xp = x + n * CHW + (size_t)c * HW;
             float *yp = y + n * CHW + (size_t)c * HW;
 #pragma omp simd
-            for (int p = 0; p < HW; p++) yp[p] = (xp[p] - fmu) * a + bb;
+            for (int p = 0; p < HW; p++) yp[p] = lt_bn_affine(xp[p], fmu, a, bb);
         }
     }
 }

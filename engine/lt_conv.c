@@ -303,8 +303,8 @@ void lt_conv2d_forward_ep(const lt_conv_geom *g, int N, const float *x, const fl
         const float mu = ep->mu[c], a = ep->a[c], bb = ep->b[c];
         float *yc = y + (size_t)t * P;
         for (size_t p = 0; p < P; p++) {
-            const float v = (yc[p] - mu) * a + bb;
-            yc[p] = ep->relu ? (v > 0.0f ? v : 0.0f) : v;
+            const float v = lt_bn_affine(yc[p], mu, a, bb);
+            yc[p] = ep->relu ? lt_relu1(v) : v;
         }
     }
 }

@@ -491,12 +491,11 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
                         if (ep->relu) {
 #pragma omp simd
                             for (int ow = 0; ow < f.wo; ow++) {
-                                const float v = (sr[ow] + bc - mu) * a + bb;
-                                d[ow] = v > 0.0f ? v : 0.0f;
+                                d[ow] = lt_relu1(lt_bn_affine(sr[ow] + bc, mu, a, bb));
                             }
                         } else {
 #pragma omp simd
-                            for (int ow = 0; ow < f.wo; ow++) d[ow] = (sr[ow] + bc - mu) * a + bb;
+                            for (int ow = 0; ow < f.wo; ow++) d[ow] = lt_bn_affine(sr[ow] + bc, mu, a, bb);
                         }
                     }
                     continue;

@@ -13,10 +13,7 @@
 void lt_relu_forward(size_t n, const float *x, float *y) {
     /* y may alias x: each element is read before it is written */
 #pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        const float v = x[i];
-        y[i] = v > 0.0f ? v : 0.0f;
-    }
+    for (size_t i = 0; i < n; i++) y[i] = lt_relu1(x[i]);
 }
 
 /* Uses the output: y > 0 exactly where x > 0, so x need not be kept. */

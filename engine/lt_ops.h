@@ -49,6 +49,11 @@ typedef struct {
     const float *mu, *a, *b;   /* [co] from lt_bn_eval_coeffs */
     int relu;
 } lt_conv_epilogue;
+/* The one spelling of that arithmetic, shared by lt_bn_forward_eval /
+ * lt_bn_forward_train's normalisation, lt_relu_forward and the two conv
+ * epilogues, so the fused and unfused paths cannot drift apart. */
+static inline float lt_bn_affine(float v, float mu, float a, float b) { return (v - mu) * a + b; }
+static inline float lt_relu1(float v) { return v > 0.0f ? v : 0.0f; }
 void lt_conv2d_forward_ep(const lt_conv_geom *g, int N, const float *x, const float *w,
                           const float *b, float *y, float *scratch, const lt_conv_epilogue *ep);
 void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
