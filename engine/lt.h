@@ -5,8 +5,10 @@
 
 /* Bumped when the engine's numbers change (summation order included):
  * it is part of every checkpoint's identity, so a run never resumes across
- * engines. 0.2.0: conv weight gradient vectorised over output channels. */
-#define LT_ENGINE_VERSION "0.2.0"
+ * engines. 0.2.0: conv weight gradient vectorised over output channels.
+ * 0.3.0: Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions; BN sums in
+ * explicit lanes, one shifted pass for the variance. */
+#define LT_ENGINE_VERSION "0.3.0"
 
 #include "lt_base.h"
 #include "lt_ops.h"

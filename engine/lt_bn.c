@@ -3,15 +3,19 @@
  * Train mode normalises with the biased batch variance and updates the
  * running variance with the unbiased one (M/(M-1), M = N*HW), exactly as
  * torch.nn.BatchNorm2d does. Statistics and the backward reductions are
- * accumulated in double, two-pass (mean first, then centred squares), so a
- * large mean does not cancel away the variance in float.
+ * accumulated in double. The variance comes from one pass of shifted sums,
+ * sum(x - K) and sum((x - K)^2) with K a sample of the channel (the "shifted
+ * data" algorithm): with K near the mean nothing cancels, and in double a
+ * large mean would have to exceed the spread by ~1e6 before it mattered.
  *
  * Every loop is parallel over channels: a channel's reduction runs on one
- * thread in a fixed (n, p) order, so results do not depend on the schedule.
- * The inner loops are `omp simd` reductions: the compiler keeps a fixed
- * number of partial sums in vector lanes (fixed for a given build), which
- * changes the rounding of the double sums by ~1e-16 relative, not their
- * determinism.
+ * thread in a fixed order, so results do not depend on the schedule. The
+ * sums are kept in LT_BN_LANES explicit partial sums (lane l takes the
+ * elements p with p % LT_BN_LANES == l of each full block), added in lane
+ * order at the end: deterministic, and enough independent add chains to
+ * keep the FP units busy. (Engine 0.2.0 used one omp-simd reduction per sum
+ * and two passes for the variance: a single dependency chain of double adds
+ * made BN a sixth of a ResNet step, seven times a memory pass.)
  * gamma / beta may be NULL (treated as 1 / 0, an affine-free BN) and so may
  * the running statistics in train mode (no update). */
 #include "lt_ops.h"
@@ -19,6 +23,80 @@
 #include <math.h>
 
 #define LT_BN_PAR_MIN 32768
+#define LT_BN_LANES 32
+
+/* Over one channel's N blocks of HW floats (x0, then every CHW):
+ * with w == NULL: *s1 = sum(x - K), *s2 = sum((x - K)^2);
+ * with w:         *s1 = sum(w),     *s2 = sum(w * (x - K)).
+ * In double, in LT_BN_LANES partial sums (see the file comment). */
+/* y = lt_bn_affine(x, mu, a, b) over one channel's N blocks. */
+LT_HOT static void chan_affine(int N, int HW, size_t CHW, const float *x0, float mu, float a, float b,
+                               float *y0) {
+    for (int n = 0; n < N; n++) {
+        const float *xp = x0 + (size_t)n * CHW;
+        float *yp = y0 + (size_t)n * CHW;
+#pragma omp simd
+        for (int p = 0; p < HW; p++) yp[p] = lt_bn_affine(xp[p], mu, a, b);
+    }
+}
+
+/* dx (=, or += unless set) k*dy + kx*((x - mu)*rs) + k0 over one channel. */
+LT_HOT static void chan_dx(int N, int HW, size_t CHW, const float *x0, const float *dy0, float k, float kx,
+                           float k0, float mu, float rs, float *dx0, int set) {
+    for (int n = 0; n < N; n++) {
+        const float *xp = x0 + (size_t)n * CHW, *dp = dy0 + (size_t)n * CHW;
+        float *gp = dx0 + (size_t)n * CHW;
+        if (set) {
+#pragma omp simd
+            for (int p = 0; p < HW; p++) gp[p] = k * dp[p] + kx * ((xp[p] - mu) * rs) + k0;
+        } else {
+#pragma omp simd
+            for (int p = 0; p < HW; p++) gp[p] += k * dp[p] + kx * ((xp[p] - mu) * rs) + k0;
+        }
+    }
+}
+
+LT_HOT static void chan_sums(int N, int HW, size_t CHW, const float *x0, const float *w0, double K,
+                      double *s1, double *s2) {
+    double a1[LT_BN_LANES] = {0}, a2[LT_BN_LANES] = {0};
+    double t1 = 0, t2 = 0;
+    for (int n = 0; n < N; n++) {
+        const float *xp = x0 + (size_t)n * CHW;
+        int p = 0;
+        if (w0) {
+            const float *wp = w0 + (size_t)n * CHW;
+            for (; p + LT_BN_LANES <= HW; p += LT_BN_LANES) {
+#pragma omp simd
+                for (int l = 0; l < LT_BN_LANES; l++) {
+                    const double w = wp[p + l];
+                    a1[l] += w;
+                    a2[l] += w * ((double)xp[p + l] - K);
+                }
+            }
+            for (; p < HW; p++) {
+                t1 += wp[p];
+                t2 += (double)wp[p] * ((double)xp[p] - K);
+            }
+        } else {
+            for (; p + LT_BN_LANES <= HW; p += LT_BN_LANES) {
+#pragma omp simd
+                for (int l = 0; l < LT_BN_LANES; l++) {
+                    const double d = (double)xp[p + l] - K;
+                    a1[l] += d;
+                    a2[l] += d * d;
+                }
+            }
+            for (; p < HW; p++) {
+                const double d = (double)xp[p] - K;
+                t1 += d;
+                t2 += d * d;
+            }
+        }
+    }
+    for (int l = 0; l < LT_BN_LANES; l++) { t1 += a1[l]; t2 += a2[l]; }
+    *s1 = t1;
+    *s2 = t2;
+}
 
 void lt_bn_forward_train(int N, int C, int HW, const float *x, const float *gamma,
                          const float *beta, float *y, float *mean, float *rstd,
@@ -26,22 +104,13 @@ void lt_bn_forward_train(int N, int C, int HW, const float *x, const float *gamm
     const size_t M = (size_t)N * HW, CHW = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if (M * C >= LT_BN_PAR_MIN)
     for (int c = 0; c < C; c++) {
-        double s = 0;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x + n * CHW + (size_t)c * HW;
-#pragma omp simd reduction(+ : s)
-            for (int p = 0; p < HW; p++) s += xp[p];
-        }
-        const double mu = s / (double)M;
-        double ss = 0;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x + n * CHW + (size_t)c * HW;
-#pragma omp simd reduction(+ : ss)
-            for (int p = 0; p < HW; p++) {
-                double d = xp[p] - mu;
-                ss += d * d;
-            }
-        }
+        const float *xc = x + (size_t)c * HW;
+        const double K = xc[0];
+        double s1, s2;
+        chan_sums(N, HW, CHW, xc, NULL, K, &s1, &s2);
+        const double mu = K + s1 / (double)M;
+        double ss = s2 - s1 * (s1 / (double)M);       /* sum of squared deviations */
+        if (ss < 0) ss = 0;
         const double var = ss / (double)M;           /* biased: used to normalise */
         const double rs = 1.0 / sqrt(var + (double)eps);
         mean[c] = (float)mu;
@@ -55,12 +124,7 @@ void lt_bn_forward_train(int N, int C, int HW, const float *x, const float *gamm
          * than x*a + (beta - mean*a)) avoids cancellation for large means */
         const float a = (float)((gamma ? gamma[c] : 1.0f) * rs);
         const float bb = beta ? beta[c] : 0.0f, fmu = (float)mu;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x + n * CHW + (size_t)c * HW;
-            float *yp = y + n * CHW + (size_t)c * HW;
-#pragma omp simd
-            for (int p = 0; p < HW; p++) yp[p] = lt_bn_affine(xp[p], fmu, a, bb);
-        }
+        chan_affine(N, HW, CHW, xc, fmu, a, bb, y + (size_t)c * HW);
     }
 }
 
@@ -85,12 +149,7 @@ void lt_bn_forward_eval(int N, int C, int HW, const float *x, const float *gamma
     for (int c = 0; c < C; c++) {
         float a, bb, fmu;
         eval_coeff(c, gamma, beta, run_mean, run_var, eps, &fmu, &a, &bb);
-        for (int n = 0; n < N; n++) {
-            const float *xp = x + n * CHW + (size_t)c * HW;
-            float *yp = y + n * CHW + (size_t)c * HW;
-#pragma omp simd
-            for (int p = 0; p < HW; p++) yp[p] = lt_bn_affine(xp[p], fmu, a, bb);
-        }
+        chan_affine(N, HW, CHW, x + (size_t)c * HW, fmu, a, bb, y + (size_t)c * HW);
     }
 }
 
@@ -107,16 +166,9 @@ void lt_bn_backward_train_x(int N, int C, int HW, const float *x, const float *g
 #pragma omp parallel for schedule(static) if (M * C >= LT_BN_PAR_MIN)
     for (int c = 0; c < C; c++) {
         const double mu = mean[c], rs = rstd[c];
-        double sdy = 0, sdyx = 0;   /* sum(dy), sum(dy * xhat) */
-        for (int n = 0; n < N; n++) {
-            const float *xp = x + n * CHW + (size_t)c * HW;
-            const float *dp = dy + n * CHW + (size_t)c * HW;
-#pragma omp simd reduction(+ : sdy, sdyx)
-            for (int p = 0; p < HW; p++) {
-                sdy += dp[p];
-                sdyx += dp[p] * ((xp[p] - mu) * rs);
-            }
-        }
+        double sdy, sdxm;   /* sum(dy), sum(dy * (x - mean)) */
+        chan_sums(N, HW, CHW, x + (size_t)c * HW, dy + (size_t)c * HW, mu, &sdy, &sdxm);
+        const double sdyx = sdxm * rs;   /* sum(dy * xhat) */
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
         if (!dx) continue;
@@ -128,19 +180,8 @@ void lt_bn_backward_train_x(int N, int C, int HW, const float *x, const float *g
         const float fk = (float)(gm * rs);
         const float fkx = (float)(-gm * rs * sdyx / (double)M);
         const float fk0 = (float)(-gm * rs * sdy / (double)M);
-        const float fmu = (float)mu, frs = (float)rs;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x + n * CHW + (size_t)c * HW;
-            const float *dp = dy + n * CHW + (size_t)c * HW;
-            float *gp = dx + n * CHW + (size_t)c * HW;
-            if (set) {
-#pragma omp simd
-                for (int p = 0; p < HW; p++) gp[p] = fk * dp[p] + fkx * ((xp[p] - fmu) * frs) + fk0;
-            } else {
-#pragma omp simd
-                for (int p = 0; p < HW; p++) gp[p] += fk * dp[p] + fkx * ((xp[p] - fmu) * frs) + fk0;
-            }
-        }
+        chan_dx(N, HW, CHW, x + (size_t)c * HW, dy + (size_t)c * HW, fk, fkx, fk0, (float)mu, (float)rs,
+                dx + (size_t)c * HW, set);
     }
 }
 
@@ -159,15 +200,9 @@ void lt_bn_backward_eval_x(int N, int C, int HW, const float *x, const float *ga
         const double mu = run_mean[c];
         const double rs = 1.0 / sqrt((double)run_var[c] + (double)eps);
         if (dgamma || dbeta) {
-            double sdy = 0, sdyx = 0;
-            for (int n = 0; n < N; n++) {
-                const float *xp = x + n * CHW + (size_t)c * HW;
-                const float *dp = dy + n * CHW + (size_t)c * HW;
-                for (int p = 0; p < HW; p++) {
-                    sdy += dp[p];
-                    sdyx += dp[p] * ((xp[p] - mu) * rs);
-                }
-            }
+            double sdy, sdxm;
+            chan_sums(N, HW, CHW, x + (size_t)c * HW, dy + (size_t)c * HW, mu, &sdy, &sdxm);
+            const double sdyx = sdxm * rs;
             if (dgamma) dgamma[c] += (float)sdyx;
             if (dbeta) dbeta[c] += (float)sdy;
         }

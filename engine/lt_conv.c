@@ -87,7 +87,8 @@ const char *lt_conv_backend(void) {
     memset(&g, 0, sizeof g);
     g.groups = 1;
     g.stride = 1;
-    return lt_conv_fast_active(&g) ? "avx512-direct" : "im2col-sgemm";
+    if (!lt_conv_fast_active(&g)) return "im2col-sgemm";
+    return lt_conv_wino_enabled() ? "avx512-direct+winograd" : "avx512-direct";
 }
 
 int lt_conv_fast_active(const lt_conv_geom *g) {

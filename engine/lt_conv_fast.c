@@ -22,6 +22,10 @@
  * broadcast (wg_tile). Garbage columns of dy on the grid are zero, so they
  * add nothing.
  *
+ * 3x3 stride-1 pad-1 layers take Winograd F(2x2, 3x3) (lt_conv_wino.c) for
+ * the data gradient, and for the forward when the image is large enough;
+ * it reuses this file's GEMM kernel (lt_conv_sgemm_shift).
+ *
  * Parallelism: OpenMP over images, static contiguous ranges, one thread per
  * range, everything per image in per-thread scratch (cache resident); weight
  * gradients go to per-thread partial sums that are added in thread order
@@ -102,14 +106,17 @@ size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N) {
     fl f;
     fl_init(&f, g);
     int T = N < LT_CONV_MAX_THREADS ? N : LT_CONV_MAX_THREADS;
-    return f.shared + (size_t)T * f.per_thread;
+    /* sized for Winograd too whether or not it is enabled: lt_conv_wino_enable
+     * may change after the model's scratch was allocated */
+    const size_t direct = f.shared + (size_t)T * f.per_thread, wino = lt_conv_wino_scratch_floats(g, N);
+    return direct > wino ? direct : wino;
 }
 
 /* ---- data movement (plain C, vectorised by the compiler) -------------------- */
 
 /* Phase planes of one image: P[(c*nph + a*s + b)*PS + u*Wg + v] =
  * xpad[s*u + a][s*v + b], zero outside the input and in the slack. */
-static void build_planes(const fl *f, const float *x, float *P) {
+__attribute__((target("avx512f"))) static void build_planes(const fl *f, const float *x, float *P) {
     const int s = f->s, p = f->p, H = f->H, W = f->W, Hg = f->Hg, Wg = f->Wg;
     for (int c = 0; c < f->ci; c++) {
         const float *xc = x + (size_t)c * H * W;
@@ -144,7 +151,7 @@ static void build_planes(const fl *f, const float *x, float *P) {
 
 /* dy of one image on the output grid: row co holds L zeros, then ho rows of
  * Wg (wo values, zeros in the garbage columns), then zeros up to DS. */
-static void build_dyg(const fl *f, const float *dy, float *D) {
+__attribute__((target("avx512f"))) static void build_dyg(const fl *f, const float *dy, float *D) {
     const size_t P = (size_t)f->ho * f->wo;
     for (int o = 0; o < f->co; o++) {
         float *row = D + (size_t)o * f->DS;
@@ -161,7 +168,7 @@ static void build_dyg(const fl *f, const float *dy, float *D) {
 
 /* dx (one image) += the gradient w.r.t. the phase planes, at the input
  * positions; with set, dx = that gradient (positions no phase reaches: 0). */
-static void scatter_planes(const fl *f, const float *dP, const int *phase_used, float *dx, int set) {
+__attribute__((target("avx512f"))) static void scatter_planes(const fl *f, const float *dP, const int *phase_used, float *dx, int set) {
     const int s = f->s, p = f->p, H = f->H, W = f->W, Wg = f->Wg;
     for (int c = 0; c < f->ci; c++) {
         float *dc = dx + (size_t)c * H * W;
@@ -249,8 +256,8 @@ static void sg_tile3(int K, const float *A, const float *b, const int *o, size_t
 /* C[m][q] = sum_k A[m][k] * base[off[k] + q] for m < M, q < Q. Ap is packed
  * [ceil(M/8)][K][8]. The m loop is inside the q loop so that the K x 48 panel
  * of shifted inputs stays in L1 across all output rows. */
-static void sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *base,
-                        const int *off, float *C, size_t ldc) {
+void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *base,
+                         const int *off, float *C, size_t ldc) {
     const int mb = (M + MR - 1) / MR;
     for (size_t q0 = 0; q0 < Q; q0 += 16 * NVMAX) {
         const size_t rem = Q - q0;
@@ -401,6 +408,42 @@ static void wgrad_image(const fl *f, const float *planes, const float *T, const 
     }
 }
 
+/* The output grid of one image (rows Wg apart) into y's rows, with the bias
+ * and the optional BN-eval + ReLU epilogue (lt_bn_forward_eval's and
+ * lt_relu_forward's operations). */
+static void copy_out(const fl *f, const float *ygrid, const float *b, const lt_conv_epilogue *ep, float *yn) {
+    const size_t P = (size_t)f->ho * f->wo;
+    for (int o = 0; o < f->co; o++) {
+        const float *src = ygrid + (size_t)o * up16(f->Q);
+        float *dst = yn + (size_t)o * P;
+        const float bc = b ? b[o] : 0.0f;
+        if (ep) {
+            /* lt_bn_forward_eval's and lt_relu_forward's operations */
+            const float mu = ep->mu[o], a = ep->a[o], bb = ep->b[o];
+            for (int oh = 0; oh < f->ho; oh++) {
+                float *d = dst + (size_t)oh * f->wo;
+                const float *sr = src + (size_t)oh * f->Wg;
+                if (ep->relu) {
+#pragma omp simd
+                    for (int ow = 0; ow < f->wo; ow++) {
+                        d[ow] = lt_relu1(lt_bn_affine(sr[ow] + bc, mu, a, bb));
+                    }
+                } else {
+#pragma omp simd
+                    for (int ow = 0; ow < f->wo; ow++) d[ow] = lt_bn_affine(sr[ow] + bc, mu, a, bb);
+                }
+            }
+            continue;
+        }
+        for (int oh = 0; oh < f->ho; oh++) {
+            float *d = dst + (size_t)oh * f->wo;
+            const float *sr = src + (size_t)oh * f->Wg;
+#pragma omp simd
+            for (int ow = 0; ow < f->wo; ow++) d[ow] = sr[ow] + bc;
+        }
+    }
+}
+
 #pragma GCC pop_options
 
 /* ---- packing ------------------------------------------------------------------ */
@@ -460,6 +503,10 @@ static void pack_dgrad(const fl *f, const float *w, float *Ap, int *off, int *ph
 
 void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                           const float *b, float *y, float *scratch, const lt_conv_epilogue *ep) {
+    if (lt_conv_wino_applies(g) && lt_conv_wino_enabled() && lt_conv_wino_forward_pays(g)) {
+        lt_conv_wino_forward(g, N, x, w, b, y, scratch, ep);
+        return;
+    }
     fl f;
     fl_init(&f, g);
     float *Ap = scratch;
@@ -476,37 +523,8 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
         const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
         for (int n = n0; n < n1; n++) {
             build_planes(&f, x + (size_t)n * f.ci * HWi, planes);
-            sgemm_shift(f.co, f.K, f.Q, Ap, planes, off, ygrid, up16(f.Q));
-            float *yn = y + (size_t)n * f.co * P;
-            for (int o = 0; o < f.co; o++) {
-                const float *src = ygrid + (size_t)o * up16(f.Q);
-                float *dst = yn + (size_t)o * P;
-                const float bc = b ? b[o] : 0.0f;
-                if (ep) {
-                    /* lt_bn_forward_eval's and lt_relu_forward's operations */
-                    const float mu = ep->mu[o], a = ep->a[o], bb = ep->b[o];
-                    for (int oh = 0; oh < f.ho; oh++) {
-                        float *d = dst + (size_t)oh * f.wo;
-                        const float *sr = src + (size_t)oh * f.Wg;
-                        if (ep->relu) {
-#pragma omp simd
-                            for (int ow = 0; ow < f.wo; ow++) {
-                                d[ow] = lt_relu1(lt_bn_affine(sr[ow] + bc, mu, a, bb));
-                            }
-                        } else {
-#pragma omp simd
-                            for (int ow = 0; ow < f.wo; ow++) d[ow] = lt_bn_affine(sr[ow] + bc, mu, a, bb);
-                        }
-                    }
-                    continue;
-                }
-                for (int oh = 0; oh < f.ho; oh++) {
-                    float *d = dst + (size_t)oh * f.wo;
-                    const float *sr = src + (size_t)oh * f.Wg;
-#pragma omp simd
-                    for (int ow = 0; ow < f.wo; ow++) d[ow] = sr[ow] + bc;
-                }
-            }
+            lt_conv_sgemm_shift(f.co, f.K, f.Q, Ap, planes, off, ygrid, up16(f.Q));
+            copy_out(&f, ygrid, b, ep, y + (size_t)n * f.co * P);
         }
     }
 }
@@ -514,6 +532,13 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
 void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
                            const float *dy, float *dx, float *dw, float *scratch, int set_dx) {
     if (!dx && !dw) return;
+    if (dx && lt_conv_wino_applies(g) && lt_conv_wino_enabled()) {
+        /* the weight gradient direct, then the data gradient by Winograd in
+         * the same scratch (the direct pass is done with it by then) */
+        lt_conv_fast_backward(g, N, x, w, dy, NULL, dw, scratch, set_dx);
+        lt_conv_wino_dgrad(g, N, w, dy, dx, scratch, set_dx);
+        return;
+    }
     fl f;
     fl_init(&f, g);
     float *Apf = scratch, *Apd = scratch + f.sh_afwd;
@@ -552,7 +577,7 @@ void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const f
             for (int ph = 0; ph < f.nph; ph++) {
                 used_ph[ph] = phn[ph] > 0;
                 if (!phn[ph]) continue;
-                sgemm_shift(f.ci, phn[ph], (size_t)f.Hg * f.Wg, Apd + abase, dyg, offd + ph0[ph],
+                lt_conv_sgemm_shift(f.ci, phn[ph], (size_t)f.Hg * f.Wg, Apd + abase, dyg, offd + ph0[ph],
                             work + (size_t)ph * f.PS, (size_t)f.nph * f.PS);
                 abase += (size_t)(up8(f.ci) / MR) * phn[ph] * MR;
             }

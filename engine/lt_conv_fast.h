@@ -1,5 +1,6 @@
-/* lt_conv_fast.h — the AVX-512 direct convolution behind lt_conv2d_* and the
- * switch back to the reference im2col + sgemm path.
+/* lt_conv_fast.h — the AVX-512 direct convolution behind lt_conv2d_* (with
+ * Winograd F(2x2, 3x3) for 3x3 stride-1 pad-1 layers, lt_conv_wino.c) and
+ * the switch back to the reference im2col + sgemm path.
  *
  * lt_conv2d_forward / lt_conv2d_backward (lt_ops.h) take the fast path when
  * the CPU has AVX-512F, the convolution has groups == 1, and the reference
@@ -32,5 +33,28 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
 /* set_dx: overwrite dx instead of adding (see lt_conv2d_backward_x) */
 void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
                            const float *dy, float *dx, float *dw, float *scratch, int set_dx);
+
+/* C[m][q] = sum_k A[m][k] * base[off[k] + q] for m < M, q < Q: the shifted
+ * GEMM kernel (AVX-512 only). Ap is packed [ceil(M/8)][K][8]; C rows are ldc
+ * apart; lanes q >= Q are neither read nor written. */
+void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *base,
+                         const int *off, float *C, size_t ldc);
+
+/* Winograd F(2x2, 3x3) (lt_conv_wino.c): the fast path's forward and data
+ * gradient for 3x3 stride-1 pad-1 convolutions. Enabled by default; off with
+ * lt_conv_wino_enable(0) or LT_CONV_WINO=0 in the environment (tests compare
+ * the two). The weight gradient stays direct. */
+int lt_conv_wino_applies(const lt_conv_geom *g);
+/* Whether the forward gains from Winograd (the data gradient always does):
+ * below 48 tiles per image (smaller than ~14x14) most GEMM vector lanes
+ * would hold padding tiles and the direct kernel is as fast. */
+int lt_conv_wino_forward_pays(const lt_conv_geom *g);
+void lt_conv_wino_enable(int on);
+int lt_conv_wino_enabled(void);
+size_t lt_conv_wino_scratch_floats(const lt_conv_geom *g, int N);
+void lt_conv_wino_forward(const lt_conv_geom *g, int N, const float *x, const float *w, const float *b,
+                          float *y, float *scratch, const lt_conv_epilogue *ep);
+void lt_conv_wino_dgrad(const lt_conv_geom *g, int N, const float *w, const float *dy, float *dx,
+                        float *scratch, int set_dx);
 
 #endif

@@ -18,6 +18,19 @@
 
 #include "lt_base.h"
 
+/* Hot loops of the engine are built for the baseline x86-64 ISA (SSE2: the
+ * binary must run anywhere) and, as clones chosen at load time, for AVX2 and
+ * AVX-512. Only loops whose results do not depend on the vector width may
+ * carry it: elementwise float operations, and reductions whose partial sums
+ * are spelled out in the code (e.g. lt_bn.c's lanes), never `omp simd
+ * reduction`, whose order follows the width. FMA contraction stays off in
+ * every clone (-std=c11 implies -ffp-contract=off). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define LT_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LT_HOT
+#endif
+
 /* ---- conv2d (im2col + cblas_sgemm), groups supported -------------------- */
 typedef struct {
     int ci, h, w;          /* input channels and spatial size */
@@ -32,8 +45,10 @@ int lt_conv_geom_init(lt_conv_geom *g, int ci, int h, int w, int co, int kh, int
                       int stride, int pad, int groups);
 size_t lt_conv2d_scratch_floats(const lt_conv_geom *g, int N);
 /* Which convolution path groups-1 convolutions take on this machine:
- * "avx512-direct" or "im2col-sgemm" (recorded in every result: the two sum
- * in different orders, so their last bits differ). */
+ * "avx512-direct+winograd" (3x3 stride-1 layers by Winograd F(2x2, 3x3),
+ * the default), "avx512-direct" (LT_CONV_WINO=0) or "im2col-sgemm" (recorded
+ * in every result: they sum in different orders, so their last bits
+ * differ). */
 const char *lt_conv_backend(void);
 size_t lt_conv2d_weight_count(const lt_conv_geom *g);
 /* b may be NULL (no bias). */

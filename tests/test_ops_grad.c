@@ -26,6 +26,7 @@
 #include "gradcheck.h"
 #include "lt_base.h"
 #include "lt_ops.h"
+#include "lt_conv_fast.h"
 
 static const gc_opts LIN_TOL = {1e-2, 5e-3, 2e-4, 0};
 static const gc_opts NONLIN_TOL = {1e-2, 2e-2, 1e-3, 0};
@@ -230,6 +231,78 @@ static void test_conv_gradcheck(void **state) {
             assert_int_equal(gc_check(what, conv_loss, &c, c.b, db, (size_t)cc->co, &LIN_TOL), 0);
         }
         lt_free(dx); lt_free(dw); lt_free(db);
+        conv_free(&c);
+    }
+}
+
+/* Winograd F(2x2, 3x3) (lt_conv_wino.c), the fast path's forward and data
+ * gradient of 3x3 stride-1 pad-1 convolutions: against the naive double
+ * convolution and against the direct kernel, on shapes that exercise odd and
+ * even sizes, partial 8-row blocks, several 48-tile chunks per image (40x40)
+ * and the forward's size threshold; with NaN-filled scratch and outputs, so
+ * nothing stale is read; dx set and accumulate; and finite differences
+ * through the Winograd forward. */
+static void test_conv_winograd(void **state) {
+    (void)state;
+    if (!lt_conv_fast_active(&(lt_conv_geom){.ci = 1, .h = 8, .w = 8, .co = 1, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 1})) {
+        printf("note: no AVX-512: the Winograd path is not used on this machine\n");
+        return;
+    }
+    static const conv_case cases[] = {
+        {2, 3, 16, 16, 5, 3, 1, 1, 1, 1},    /* 64 tiles: forward and dgrad by Winograd */
+        {2, 9, 13, 15, 11, 3, 1, 1, 1, 0},   /* odd sizes, 9 / 11 channels (partial blocks) */
+        {1, 8, 40, 40, 8, 3, 1, 1, 1, 1},    /* 400 tiles: several chunks */
+        {3, 16, 7, 7, 24, 3, 1, 1, 1, 0},    /* 16 tiles: forward direct, dgrad Winograd */
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const conv_case *cc = &cases[t];
+        conv_ctx c;
+        conv_setup(&c, cc, 900 + (unsigned)t);
+        assert_true(lt_conv_wino_applies(&c.g));
+        const size_t ns = lt_conv2d_scratch_floats(&c.g, c.N);
+        /* forward */
+        for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
+        for (size_t i = 0; i < c.ny; i++) c.y[i] = NAN;
+        lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, c.y, c.scratch);
+        double *ref = test_calloc(c.ny, sizeof(double));
+        conv_ref_forward(&c.g, c.N, c.x, c.w, c.b, ref);
+        const double ef = max_abs_diff(c.y, ref, c.ny);
+        float *yd = fa(c.ny);
+        lt_conv_wino_enable(0);
+        lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, yd, c.scratch);
+        lt_conv_wino_enable(1);
+        double ed = 0;
+        for (size_t i = 0; i < c.ny; i++) ed = fmax(ed, fabs((double)c.y[i] - yd[i]));
+        /* data gradient, set and accumulate */
+        float *dx = fa(c.nx), *dx2 = fa(c.nx), *dxd = fa(c.nx);
+        for (size_t i = 0; i < c.nx; i++) { dx[i] = NAN; dx2[i] = 0.25f; }
+        for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
+        lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx, NULL, NULL, c.scratch, 1);
+        lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx2, NULL, NULL, c.scratch, 0);
+        lt_conv_wino_enable(0);
+        lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dxd, NULL, NULL, c.scratch, 1);
+        lt_conv_wino_enable(1);
+        double *rdx = test_calloc(c.nx, sizeof(double)), *rdw = test_calloc(c.nw, sizeof(double));
+        double *rdb = test_calloc((size_t)cc->co, sizeof(double));
+        conv_ref_backward(&c.g, c.N, c.x, c.w, c.r, rdx, rdw, rdb);
+        const double ex = max_abs_diff(dx, rdx, c.nx);
+        double exd = 0;
+        for (size_t i = 0; i < c.nx; i++) {
+            exd = fmax(exd, fabs((double)dx[i] - dxd[i]));
+            if (!(dx2[i] == 0.25f + dx[i])) fail_msg("case %zu: accumulated dx[%zu] = %g, set %g", t, i, dx2[i], dx[i]);
+        }
+        printf("note: winograd case %zu (%dx%d, %d->%d, forward %s): max|diff| vs naive fwd %.3g dx %.3g, vs direct fwd %.3g dx %.3g\n",
+               t, cc->h, cc->w, cc->ci, cc->co, lt_conv_wino_forward_pays(&c.g) ? "winograd" : "direct", ef, ex, ed, exd);
+        /* a few float roundings more than direct summation: bound it */
+        assert_true(ef < 1e-5 && ex < 1e-5 && ed < 1e-5 && exd < 1e-5);
+        if (t == 0) {
+            float *gdx = fa(c.nx);
+            lt_conv2d_backward(&c.g, c.N, c.x, c.w, c.r, gdx, NULL, NULL, c.scratch);
+            assert_int_equal(gc_check("winograd conv dx", conv_loss, &c, c.x, gdx, c.nx, &LIN_TOL), 0);
+            lt_free(gdx);
+        }
+        test_free(ref); test_free(rdx); test_free(rdw); test_free(rdb);
+        lt_free(yd); lt_free(dx); lt_free(dx2); lt_free(dxd);
         conv_free(&c);
     }
 }
@@ -852,6 +925,7 @@ int main(void) {
         cmocka_unit_test(test_conv_backward_matches_naive),
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_accumulates_and_null),
+        cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_backward_set_mode),
         cmocka_unit_test(test_conv_deterministic),
         cmocka_unit_test(test_bn_train_gradcheck),

@@ -1,0 +1,362 @@
+/* lt_conv_wino.c — Winograd F(2x2, 3x3) for 3x3, stride-1, pad-1
+ * convolutions: the forward and the data gradient of the fast path.
+ *
+ * Why: after the weight gradient was vectorised (engine 0.2.0) the shifted
+ * GEMM of the forward and data gradient was half of a training step and ran
+ * at 55-60% of a core's FMA peak. F(2x2, 3x3) computes each 2x2 output tile
+ * from a 4x4 input tile with 16 multiplies per (in, out) channel pair instead
+ * of 36: 2.25x fewer FLOPs, paid for with two cheap, cache-resident
+ * transforms (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
+ * Networks").
+ *
+ * Layout, per image and per thread, all in the thread's scratch:
+ *  1. the zero-padded input split into its four stride-2 phase planes, rows
+ *     Wg = tW + 1 wide, so that element (i, j) of the 4x4 input tile of tile
+ *     q = ty * Wg + tx is  plane[(i&1)*2 + (j&1)][q + (i>>1)*Wg + (j>>1)]: a
+ *     shifted view, as in lt_conv_fast.c (one garbage tile column per row);
+ *  2. input transform V[xi][c][q] = (B^T d B)[xi], vectorised over 16 tiles;
+ *  3. 16 GEMMs M[xi] = U[xi] V[xi] with the shifted-GEMM kernel of the
+ *     direct path (lt_conv_sgemm_shift; here the "taps" are channels);
+ *  4. output transform A^T M A into four phase grids, then interleaved into
+ *     the NCHW output rows with the bias / BN+ReLU epilogue / accumulate.
+ * Tiles are transformed and multiplied in chunks of 48 so that V and M stay
+ * in L2; the phase grids hold the whole image until it is stored.
+ *
+ * Measured (one thread, batch 128, cycles per image; 2026-11-23): the
+ * forward of ResNet-32's 16x32x32 layer 61k against 67k direct, 32x16x16
+ * 49k against 64k; at 8x8 (16 tiles, 20 grid points per image, so most of
+ * the GEMM's lanes hold padding) 62k against 67k but slower at 7x7, hence
+ * lt_conv_wino_forward_pays. The data gradient wins at every size (the
+ * direct one reads dy on a padded grid). A training step of ResNet-32 at
+ * two threads: about 5% faster.
+ *
+ * The data gradient of a 3x3 stride-1 pad-1 convolution is the same
+ * convolution of dy with the weights transposed over channels and rotated
+ * 180 degrees, so it runs through the same code.
+ *
+ * Numerics: the transforms reorder and rescale the sums (G has entries 1/2),
+ * so results differ from direct summation by a few float roundings; the
+ * forward and gradients are checked against a naive convolution in
+ * tests/test_ops_grad.c. Everything is per image, in a fixed order:
+ * deterministic for a fixed thread count. */
+#include "lt_conv_fast.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tiles per chunk: the shifted GEMM's widest register tile (3 x 16 lanes).
+ * V and M of a chunk, 16 x (ci + co) x 48 floats, stay in L2 (384 KiB at 64
+ * + 64 channels); larger chunks measured no faster, smaller ones waste the
+ * kernel's third vector. */
+#define WINO_QB 48
+
+typedef struct {
+    int H, W, ci, co;     /* input size, input (reduction) and output channels */
+    int tH, tW, Hg, Wg;   /* tiles and phase-plane grid */
+    size_t PS;            /* floats per phase plane (with slack for shifted loads) */
+    size_t Q;             /* tiles on the grid: tH * Wg */
+    size_t QB;            /* tiles per chunk: row length of V and M */
+    size_t QY;            /* row length of the phase grids Y: up16(Q) */
+    size_t sh_u, sh_off, shared;
+    size_t VS, MS;        /* floats between the 16 matrices of V / of M */
+    size_t t_planes, t_v, t_m, t_y, per_thread;
+} wg;
+
+static size_t up16(size_t v) { return (v + 15) & ~(size_t)15; }
+static int up8(int v) { return (v + 7) & ~7; }
+
+/* ci: channels reduced over, co: channels produced (swapped for dgrad). */
+static void wg_init(wg *f, int H, int W, int ci, int co) {
+    f->H = H; f->W = W; f->ci = ci; f->co = co;
+    f->tH = (H + 1) / 2; f->tW = (W + 1) / 2;
+    f->Hg = f->tH + 1; f->Wg = f->tW + 1;
+    /* a 16-lane load at the last tile reads up to 15 + Wg + 1 past it */
+    f->PS = up16((size_t)f->Hg * f->Wg + 16);
+    f->Q = (size_t)f->tH * f->Wg;
+    f->QY = up16(f->Q);
+    f->QB = WINO_QB < f->QY ? WINO_QB : f->QY;
+    f->sh_u = up16((size_t)16 * up8(co) * ci);
+    f->sh_off = up16((size_t)ci);
+    f->shared = f->sh_u + f->sh_off;
+    f->t_planes = (size_t)ci * 4 * f->PS;
+    /* one cache line more than the matrix: with 16 matrices a power-of-two
+     * apart, the transforms' 16 streams alias in the 4 KiB store-forwarding
+     * check (measured: the input transform took 1.5x the GEMM's time) */
+    f->VS = (size_t)ci * f->QB + 16;
+    f->MS = (size_t)co * f->QB + 16;
+    f->t_v = 16 * f->VS;
+    f->t_m = 16 * f->MS;
+    f->t_y = (size_t)4 * co * f->QY;
+    f->per_thread = f->t_planes + f->t_v + f->t_m + f->t_y;
+}
+
+int lt_conv_wino_applies(const lt_conv_geom *g) {
+    return g->groups == 1 && g->kh == 3 && g->kw == 3 && g->stride == 1 && g->pad == 1;
+}
+
+int lt_conv_wino_forward_pays(const lt_conv_geom *g) {
+    return (long)((g->h + 1) / 2) * ((g->w + 1) / 2) >= 48;
+}
+
+static int wino_on = -1;
+void lt_conv_wino_enable(int on) { wino_on = on ? 1 : 0; }
+int lt_conv_wino_enabled(void) {
+    if (wino_on < 0) {
+        const char *e = getenv("LT_CONV_WINO");
+        wino_on = !(e && strcmp(e, "0") == 0);
+    }
+    return wino_on;
+}
+
+static int threads_for(int N) {
+    int t = omp_get_max_threads();
+    if (t > LT_CONV_MAX_THREADS) t = LT_CONV_MAX_THREADS;
+    if (t > N) t = N;
+    return t < 1 ? 1 : t;
+}
+
+size_t lt_conv_wino_scratch_floats(const lt_conv_geom *g, int N) {
+    if (N <= 0 || !lt_conv_wino_applies(g)) return 0;
+    wg a, b;
+    wg_init(&a, g->h, g->w, g->ci, g->co);   /* forward */
+    wg_init(&b, g->h, g->w, g->co, g->ci);   /* data gradient */
+    const int T = N < LT_CONV_MAX_THREADS ? N : LT_CONV_MAX_THREADS;
+    const size_t fa = a.shared + (size_t)T * a.per_thread, fb = b.shared + (size_t)T * b.per_thread;
+    return fa > fb ? fa : fb;
+}
+
+/* U[xi] = (G g G^T)[xi] for every (out o, in c) pair, packed for the shifted
+ * GEMM as [xi][ceil(co/8)][ci][8]; g(o, c) = w[(o*ci + c)*9] (forward) or the
+ * transposed, rotated kernel (dgrad: w is [ci_fwd = co here][co_fwd = ci]). */
+static void pack_u(const wg *f, const float *w, int dgrad, float *U) {
+    const int ci = f->ci, co = f->co, mb = up8(co) / 8;
+    memset(U, 0, sizeof(float) * f->sh_u);
+    for (int o = 0; o < co; o++)
+        for (int c = 0; c < ci; c++) {
+            float g[3][3];
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++)
+                    g[i][j] = dgrad ? w[((size_t)c * co + o) * 9 + (2 - i) * 3 + (2 - j)]
+                                    : w[((size_t)o * ci + c) * 9 + i * 3 + j];
+            float t[4][3];   /* G g */
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0][j];
+                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                const float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
+                                    0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+                for (int j = 0; j < 4; j++)
+                    U[(size_t)(i * 4 + j) * mb * ci * 8 + ((size_t)(o / 8) * ci + c) * 8 + o % 8] = u[j];
+            }
+        }
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#include <immintrin.h>
+
+static inline __mmask16 mask_n(long n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* Masked loads and stores are several times slower than plain ones on this
+ * machine's cores even with every lane enabled (measured: wino_planes and
+ * wino_store took a third of a 32x32 layer), so full vectors take the plain
+ * instruction. */
+static inline __m512 load_n(const float *p, long n) {
+    return n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mask_n(n), p);
+}
+static inline void store_n(float *p, long n, __m512 v) {
+    if (n >= 16) _mm512_storeu_ps(p, v);
+    else _mm512_mask_storeu_ps(p, mask_n(n), v);
+}
+
+/* Phase planes of one image (padding 1): P[(c*4 + a*2 + b)*PS + u*Wg + v] =
+ * x[2u + a - 1][2v + b - 1], zero outside. Each input row is split into its
+ * even and odd columns with one permute per 16 outputs. */
+static void wino_planes(const wg *f, const float *x, float *P) {
+    const int H = f->H, W = f->W, Wg = f->Wg;
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    memset(P, 0, sizeof(float) * f->t_planes);
+    for (int c = 0; c < f->ci; c++) {
+        const float *xc = x + (size_t)c * H * W;
+        for (int a = 0; a < 2; a++) {
+            float *p0 = P + ((size_t)c * 4 + a * 2) * f->PS;   /* b = 0: columns 2v - 1 */
+            float *p1 = p0 + f->PS;                             /* b = 1: columns 2v */
+            for (int u = 0; u < f->Hg; u++) {
+                const int r = 2 * u + a - 1;
+                if (r < 0 || r >= H) continue;
+                const float *xr = xc + (size_t)r * W;
+                float *d0 = p0 + (size_t)u * Wg + 1, *d1 = p1 + (size_t)u * Wg;
+                for (int v0 = 0; 2 * v0 < W; v0 += 16) {
+                    const long rem = W - 2L * v0;   /* input columns left */
+                    const __m512 lo = load_n(xr + 2 * v0, rem);
+                    const __m512 hi = load_n(xr + 2 * v0 + 16, rem - 16);
+                    /* even columns 2v -> plane b=1 at v; odd 2v+1 -> plane b=0 at v+1 */
+                    store_n(d1 + v0, (rem + 1) / 2, _mm512_permutex2var_ps(lo, ev, hi));
+                    store_n(d0 + v0, rem / 2, _mm512_permutex2var_ps(lo, od, hi));
+                }
+            }
+        }
+    }
+}
+
+/* V[xi][c][q - q0] = (B^T d B)[xi] for tiles q in [q0, q0 + n) of the chunk,
+ * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+static void wino_input(const wg *f, const float *P, size_t q0, size_t n, float *V) {
+    const size_t Wg = (size_t)f->Wg, ld = f->VS;
+    for (int c = 0; c < f->ci; c++) {
+        const float *pc = P + (size_t)c * 4 * f->PS;
+        float *vc = V + (size_t)c * f->QB;
+        for (size_t q = 0; q < n; q += 16) {
+            __m512 d[4][4];
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++)
+                    d[i][j] = _mm512_loadu_ps(pc + (size_t)((i & 1) * 2 + (j & 1)) * f->PS + q0 + q +
+                                              (size_t)(i >> 1) * Wg + (size_t)(j >> 1));
+            __m512 t[4][4];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                t[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+                t[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+                t[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+                t[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                float *o = vc + (size_t)i * 4 * ld + q;
+                _mm512_store_ps(o, _mm512_sub_ps(t[i][0], t[i][2]));
+                _mm512_store_ps(o + ld, _mm512_add_ps(t[i][1], t[i][2]));
+                _mm512_store_ps(o + 2 * ld, _mm512_sub_ps(t[i][2], t[i][1]));
+                _mm512_store_ps(o + 3 * ld, _mm512_sub_ps(t[i][1], t[i][3]));
+            }
+        }
+    }
+}
+
+/* Y[o][a*2 + b][q0 + q] = (A^T M A)[a][b], A^T = [1 1 1 0; 0 1 -1 -1]. */
+static void wino_output(const wg *f, const float *M, size_t q0, size_t n, float *Y) {
+    const size_t ld = f->MS;
+    for (int o = 0; o < f->co; o++) {
+        const float *mo = M + (size_t)o * f->QB;
+        float *yo = Y + (size_t)o * 4 * f->QY + q0;
+        for (size_t q = 0; q < n; q += 16) {
+            __m512 s[2][4];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const __m512 m0 = _mm512_load_ps(mo + (size_t)(0 + j) * ld + q);
+                const __m512 m1 = _mm512_load_ps(mo + (size_t)(4 + j) * ld + q);
+                const __m512 m2 = _mm512_load_ps(mo + (size_t)(8 + j) * ld + q);
+                const __m512 m3 = _mm512_load_ps(mo + (size_t)(12 + j) * ld + q);
+                s[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+            }
+#pragma GCC unroll 2
+            for (int a = 0; a < 2; a++) {
+                _mm512_storeu_ps(yo + (size_t)(a * 2) * f->QY + q,
+                                _mm512_add_ps(_mm512_add_ps(s[a][0], s[a][1]), s[a][2]));
+                _mm512_storeu_ps(yo + (size_t)(a * 2 + 1) * f->QY + q,
+                                _mm512_sub_ps(_mm512_sub_ps(s[a][1], s[a][2]), s[a][3]));
+            }
+        }
+    }
+}
+
+/* Interleaves the phase grids into the output image y ([co][H][W]): v = conv + bias, then the epilogue of lt_conv_fast
+ * (BN eval, ReLU: the same float operations as lt_bn_forward_eval and
+ * lt_relu_forward, so fusion stays bit-identical), then set or accumulate. */
+static void wino_store(const wg *f, const float *Y, const float *bias,
+                       const lt_conv_epilogue *ep, int accumulate, float *y) {
+    const int H = f->H, W = f->W, Wg = f->Wg;
+    const __m512i lo_i = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_i = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int o = 0; o < f->co; o++) {
+        const float *yo = Y + (size_t)o * 4 * f->QY;
+        float *out = y + (size_t)o * H * W;
+        const __m512 bc = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        __m512 mu = zero, ea = zero, eb = zero;
+        if (ep) { mu = _mm512_set1_ps(ep->mu[o]); ea = _mm512_set1_ps(ep->a[o]); eb = _mm512_set1_ps(ep->b[o]); }
+        for (int r = 0; r < f->tH; r++)
+            for (int a = 0; a < 2; a++) {
+                const int oh = 2 * r + a;
+                if (oh >= H) break;
+                const float *g0 = yo + (size_t)(a * 2) * f->QY + (size_t)r * Wg;
+                const float *g1 = g0 + f->QY;
+                float *d = out + (size_t)oh * W;
+                for (int t0 = 0; 2 * t0 < W; t0 += 16) {
+                    /* lanes past the row's tiles are garbage or past the buffer */
+                    const __m512 e = load_n(g0 + t0, f->tW - t0), od = load_n(g1 + t0, f->tW - t0);
+                    __m512 v[2] = {_mm512_permutex2var_ps(e, lo_i, od), _mm512_permutex2var_ps(e, hi_i, od)};
+#pragma GCC unroll 2
+                    for (int h = 0; h < 2; h++) {
+                        const long rem = W - 2L * t0 - 16L * h;
+                        if (rem <= 0) break;
+                        float *dp = d + 2 * t0 + 16 * h;
+                        __m512 x = bias ? _mm512_add_ps(v[h], bc) : v[h];
+                        if (ep) {
+                            x = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mu), ea), eb);
+                            if (ep->relu) x = _mm512_max_ps(x, zero);
+                        }
+                        if (accumulate) x = _mm512_add_ps(load_n(dp, rem), x);
+                        store_n(dp, rem, x);
+                    }
+                }
+            }
+    }
+}
+
+#pragma GCC pop_options
+
+/* One pass over the batch: out = conv(in) through F(2x2, 3x3). */
+static void wino_run(const wg *f, int N, const float *in, const float *w, int dgrad, const float *bias,
+                     const lt_conv_epilogue *ep, int accumulate, float *out, float *scratch) {
+    float *U = scratch;
+    int *off = (int *)(scratch + f->sh_u);
+    pack_u(f, w, dgrad, U);
+    for (int c = 0; c < f->ci; c++) off[c] = (int)((size_t)c * f->QB);
+    float *tbase = scratch + f->shared;
+    const size_t in_img = (size_t)f->ci * f->H * f->W, out_img = (size_t)f->co * f->H * f->W;
+    const size_t ustride = (size_t)up8(f->co) * f->ci;
+    const int T = threads_for(N);
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *P = tbase + (size_t)t * f->per_thread;
+        float *V = P + f->t_planes, *M = V + f->t_v, *Y = M + f->t_m;
+        const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
+        for (int n = n0; n < n1; n++) {
+            wino_planes(f, in + (size_t)n * in_img, P);
+            for (size_t q0 = 0; q0 < f->Q; q0 += f->QB) {
+                const size_t nq = f->Q - q0 < f->QB ? f->Q - q0 : f->QB;
+                wino_input(f, P, q0, nq, V);
+                for (int xi = 0; xi < 16; xi++)
+                    lt_conv_sgemm_shift(f->co, f->ci, nq, U + (size_t)xi * ustride,
+                                        V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QB);
+                wino_output(f, M, q0, nq, Y);
+            }
+            wino_store(f, Y, bias, ep, accumulate, out + (size_t)n * out_img);
+        }
+    }
+}
+
+void lt_conv_wino_forward(const lt_conv_geom *g, int N, const float *x, const float *w, const float *b,
+                          float *y, float *scratch, const lt_conv_epilogue *ep) {
+    wg f;
+    wg_init(&f, g->h, g->w, g->ci, g->co);
+    wino_run(&f, N, x, w, 0, b, ep, 0, y, scratch);
+}
+
+void lt_conv_wino_dgrad(const lt_conv_geom *g, int N, const float *w, const float *dy, float *dx,
+                        float *scratch, int set_dx) {
+    wg f;
+    wg_init(&f, g->h, g->w, g->co, g->ci);
+    wino_run(&f, N, dy, w, 1, NULL, NULL, !set_dx, dx, scratch);
+}
