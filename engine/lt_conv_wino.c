@@ -177,12 +177,14 @@ static inline void store_n(float *p, long n, __m512 v) {
 
 /* Phase planes of one image (padding 1): P[(c*4 + a*2 + b)*PS + u*Wg + v] =
  * x[2u + a - 1][2v + b - 1], zero outside. Each input row is split into its
- * even and odd columns with one permute per 16 outputs. */
+ * even and odd columns with one permute per 16 outputs; every element is
+ * written once (zeroing the whole buffer first cost as much as the copy). */
 static void wino_planes(const wg *f, const float *x, float *P) {
     const int H = f->H, W = f->W, Wg = f->Wg;
+    const int n1 = (W + 1) / 2, n0 = W / 2;   /* data in plane b=1 (v < n1), b=0 (1 <= v <= n0) */
+    const size_t tail = f->PS - (size_t)f->Hg * Wg;
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    memset(P, 0, sizeof(float) * f->t_planes);
     for (int c = 0; c < f->ci; c++) {
         const float *xc = x + (size_t)c * H * W;
         for (int a = 0; a < 2; a++) {
@@ -190,18 +192,27 @@ static void wino_planes(const wg *f, const float *x, float *P) {
             float *p1 = p0 + f->PS;                             /* b = 1: columns 2v */
             for (int u = 0; u < f->Hg; u++) {
                 const int r = 2 * u + a - 1;
-                if (r < 0 || r >= H) continue;
+                float *d0 = p0 + (size_t)u * Wg, *d1 = p1 + (size_t)u * Wg;
+                if (r < 0 || r >= H) {
+                    memset(d0, 0, sizeof(float) * Wg);
+                    memset(d1, 0, sizeof(float) * Wg);
+                    continue;
+                }
                 const float *xr = xc + (size_t)r * W;
-                float *d0 = p0 + (size_t)u * Wg + 1, *d1 = p1 + (size_t)u * Wg;
                 for (int v0 = 0; 2 * v0 < W; v0 += 16) {
                     const long rem = W - 2L * v0;   /* input columns left */
                     const __m512 lo = load_n(xr + 2 * v0, rem);
                     const __m512 hi = load_n(xr + 2 * v0 + 16, rem - 16);
                     /* even columns 2v -> plane b=1 at v; odd 2v+1 -> plane b=0 at v+1 */
                     store_n(d1 + v0, (rem + 1) / 2, _mm512_permutex2var_ps(lo, ev, hi));
-                    store_n(d0 + v0, rem / 2, _mm512_permutex2var_ps(lo, od, hi));
+                    store_n(d0 + 1 + v0, rem / 2, _mm512_permutex2var_ps(lo, od, hi));
                 }
+                d0[0] = 0.0f;
+                for (int v = n0 + 1; v < Wg; v++) d0[v] = 0.0f;
+                for (int v = n1; v < Wg; v++) d1[v] = 0.0f;
             }
+            memset(p0 + (size_t)f->Hg * Wg, 0, sizeof(float) * tail);
+            memset(p1 + (size_t)f->Hg * Wg, 0, sizeof(float) * tail);
         }
     }
 }
