@@ -35,7 +35,7 @@ static const char FIGURES_USAGE[] =
     "in PATH) into PNG and PDF (or SVG): per-class accuracy by training count, many/medium/few\n"
     "bars, classifier weight norms, top-1 against imbalance ratio, stage-1 training curves.\n"
     "  --results DIR  results directory (default results)\n"
-    "  --out DIR      output directory (default plots/out)\n"
+    "  --out DIR      output directory (default plots/out; DIR/plots for another --results)\n"
     "  --plots DIR    directory of the gnuplot scripts (default $LTBENCH_PLOTS, else plots)\n";
 
 static const char REGRESS_USAGE[] =
@@ -67,7 +67,7 @@ static const char REPRODUCE_USAGE[] =
     "  --seeds LIST   e.g. 0,1,2 (default: the protocol's seeds)\n"
     "  --results DIR  results directory (default results)\n"
     "  --data DIR     data directory (default $LTBENCH_DATA, else data)\n"
-    "  --out DIR      figure directory (default plots/out)\n"
+    "  --out DIR      figure directory (default plots/out; DIR/plots for another --results)\n"
     "  --threads N    threads per run (default: the runner's, 2)\n";
 
 /* ---- option parsing ------------------------------------------------------------ */

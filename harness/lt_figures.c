@@ -728,7 +728,16 @@ int lt_figures_make(const lt_fig_opts *o, const lt_run_set *set_in, lt_fig_summa
     ctx c = {.o = o, .sum = sum};
     const char *env = getenv("LTBENCH_PLOTS");
     c.scripts = o->scripts_dir ? o->scripts_dir : env && *env ? env : "plots";
-    c.out = o->out_dir ? o->out_dir : "plots/out";
+    /* the repository's figures belong to the repository's results: figures
+     * of another results root go beside it, never over plots/out */
+    char outbuf[1100];
+    if (o->out_dir) c.out = o->out_dir;
+    else if (!o->results_dir || !strcmp(o->results_dir, "results") || !strcmp(o->results_dir, "results/"))
+        c.out = "plots/out";
+    else {
+        snprintf(outbuf, sizeof outbuf, "%s/plots", o->results_dir);
+        c.out = outbuf;
+    }
     lt_run_set scanned = {0};
     const lt_run_set *set = set_in;
     if (!set) {

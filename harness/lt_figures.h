@@ -26,7 +26,8 @@
 
 typedef struct {
     const char *results_dir;   /* NULL: "results" */
-    const char *out_dir;       /* NULL: "plots/out" */
+    const char *out_dir;       /* NULL: "plots/out" for the default results
+                                  root, else <results_dir>/plots */
     const char *scripts_dir;   /* NULL: $LTBENCH_PLOTS, else "plots" */
     FILE *log;                 /* progress and gnuplot's messages; NULL: quiet */
 } lt_fig_opts;

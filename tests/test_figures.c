@@ -302,6 +302,33 @@ static void test_no_gnuplot(void **state)
     assert_int_not_equal(access(p, F_OK), 0);
 }
 
+/* Without --out, figures of a results root other than the repository's go
+ * to <root>/plots: a reproduce into a scratch directory must not overwrite
+ * the committed plots/out. */
+static void test_default_out_beside_results(void **state)
+{
+    (void)state;
+    struct stat before;
+    const int had = stat("plots/out/perclass_fmnist_lt_r100_short.dat", &before) == 0;
+    char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", "", 1);   /* data files only: quick */
+    lt_fig_opts o = {.results_dir = g_root, .scripts_dir = "plots"};
+    lt_fig_summary sum;
+    const int rc = lt_figures_make(&o, NULL, &sum);
+    if (saved) setenv("PATH", saved, 1);
+    free(saved);
+    assert_int_equal(rc, LT_OK);
+    assert_int_equal(sum.n_data, 9);
+    char p[300];
+    snprintf(p, sizeof p, "%s/plots/perclass_fmnist_lt_r100_short.dat", g_root);
+    assert_int_equal(access(p, F_OK), 0);
+    struct stat after;
+    if (had) {
+        assert_int_equal(stat("plots/out/perclass_fmnist_lt_r100_short.dat", &after), 0);
+        assert_true(after.st_mtim.tv_sec == before.st_mtim.tv_sec && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+    }
+}
+
 static void test_bad_per_class(void **state)
 {
     (void)state;
@@ -356,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_rendered),
         cmocka_unit_test(test_no_gnuplot),
         cmocka_unit_test(test_bad_per_class),
+        cmocka_unit_test(test_default_out_beside_results),
         cmocka_unit_test(test_palette),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
