@@ -37,7 +37,8 @@
 
 #include "lt.h"
 
-#define LT_METHOD_ABI 1
+/* 1: the first table. 2: needs_feature_bank appended. */
+#define LT_METHOD_ABI 2
 
 /* ---- what the runner tells a method about the run ------------------------ */
 
@@ -144,7 +145,7 @@ typedef struct lt_grads {
 } lt_grads;
 
 /* The training set's features, computed once by the runner when the method
- * sets LT_METHOD_NEEDS_FEATURE_BANK: every training image through the eval
+ * sets LT_METHOD_NEEDS_FEATURE_BANK (or its needs_feature_bank says so): every training image through the eval
  * transform, model in inference mode (BN running statistics). */
 typedef struct lt_feature_bank {
     long n;
@@ -223,6 +224,12 @@ typedef struct lt_method {
     int (*save)(const void *st, lt_ckpt_writer *w, const char *prefix);
     int (*load)(void *st, const lt_ckpt *c, const char *prefix);
     /* ABI 1 ends here; new members are appended below. */
+
+    /* ABI 2. Optional: whether this run needs the feature bank, decided from
+     * the state init made (e.g. a hyper-parameter), so a method computes the
+     * bank (an inference pass over the training set) only when it uses it.
+     * NULL: LT_METHOD_NEEDS_FEATURE_BANK decides. */
+    int (*needs_feature_bank)(const void *st);
 } lt_method;
 
 #endif

@@ -62,7 +62,7 @@ static int post_train(lt_child *c) {
     bank_buf b = {NULL, NULL};
     lt_feature_bank fb;
     int rc = LT_OK;
-    const int want = (c->M->flags & LT_METHOD_NEEDS_FEATURE_BANK) != 0;
+    const int want = lt_method_wants_bank(c->M, c->st);
     if (want) {
         b.feat = lt_alloc((size_t)c->train.n * c->D * sizeof(float));
         b.logits = lt_alloc((size_t)c->train.n * c->C * sizeof(float));

@@ -145,6 +145,11 @@ int lt_run_finish(lt_child *c);
 /* result.json (atomic). sum->ok selects "ok" / "failed". */
 int lt_result_write(const lt_run_job *job, const lt_run_summary *sum);
 
+/* Whether the run of m (state st, after init) needs the feature bank: the
+ * method's needs_feature_bank hook when it has one (ABI >= 2), else its
+ * LT_METHOD_NEEDS_FEATURE_BANK flag. */
+int lt_method_wants_bank(const lt_method *m, const void *st);
+
 /* Merges method->defaults with overrides (JSON text or NULL) into *out.
  * LT_EINVAL naming the key for an unknown key or a type change. */
 int lt_method_hparams(const lt_method *m, const char *overrides, struct cJSON **out);

@@ -105,6 +105,12 @@ void lt_method_names(char *buf, size_t cap) {
 
 /* ---- hyper-parameters -------------------------------------------------------- */
 
+int lt_method_wants_bank(const lt_method *m, const void *st) {
+    /* a hook appended in ABI 2 exists only in tables built for ABI >= 2 */
+    if (m->abi >= 2 && m->needs_feature_bank) return m->needs_feature_bank(st) != 0;
+    return (m->flags & LT_METHOD_NEEDS_FEATURE_BANK) != 0;
+}
+
 int lt_method_hparams(const lt_method *m, const char *overrides, cJSON **out) {
     *out = cJSON_Parse(m->defaults ? m->defaults : "{}");
     if (!cJSON_IsObject(*out)) {

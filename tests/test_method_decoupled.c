@@ -161,6 +161,8 @@ static void test_taunorm_tau0_and_tau1(void **unused) {
 
     /* tau = 1 (the default, PROTOCOLS.md fmnist_lt): unit rows, same directions. */
     inst_open(&I, meth, NULL, TC, TD, 0);
+    /* a fixed tau asks for no feature bank; select = val does */
+    assert_int_equal(lt_method_wants_bank(meth, I.st), 0);
     assert_int_equal(meth->post_train(I.st, m, NULL), LT_OK);
     effective_rows(&I, Wt, bias);
     for (int j = 0; j < TC; j++) {
@@ -221,7 +223,7 @@ static void test_taunorm_tau0_and_tau1(void **unused) {
 static void test_taunorm_selects_on_carved_split(void **unused) {
     (void)unused;
     const lt_method *meth = lt_method_taunorm();
-    assert_true(meth->flags & LT_METHOD_NEEDS_FEATURE_BANK);
+    assert_non_null(meth->needs_feature_bank);   /* asked per run: only select = val */
     lt_model *m = NULL;
     assert_int_equal(lt_model_create(&m, (lt_shape){1, 2, 1, 1}), LT_OK);
     assert_true(lt_add_linear(m, "logits", "head", 0, 2, 1) > 0);
@@ -246,6 +248,7 @@ static void test_taunorm_selects_on_carved_split(void **unused) {
                           .class_counts = counts};
     inst I;
     inst_open(&I, meth, "{\"select\": \"val\"}", 2, 2, 0);
+    assert_int_equal(lt_method_wants_bank(meth, I.st), 1);
     assert_int_equal(meth->post_train(I.st, m, &fb), LT_OK);
     double tau, n_val, acc;
     assert_true(logged(&I.book, "tau", &tau));

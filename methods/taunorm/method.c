@@ -184,6 +184,10 @@ static int tau_post_train(void *stp, lt_model *m, const lt_feature_bank *fb) {
     return rc;
 }
 
+/* The bank (an inference pass over the training set) serves only select =
+ * val; a fixed tau needs just the classifier. */
+static int tau_needs_bank(const void *stp) { return ((const tau_state *)stp)->select_val; }
+
 static int tau_predict(void *stp, const lt_taps *t, float *scores, int *kind) {
     tau_state *st = stp;
     if (!st->ready) return lt_err(LT_ESTATE, "taunorm: predict before post_train");
@@ -228,9 +232,7 @@ const lt_method *lt_method_taunorm(void) {
         .fidelity = "official-code",
         .defaults = TAU_DEFAULTS,
         .state_size = sizeof(tau_state),
-        /* Needed only for select = val; the flag is static, so the bank is
-         * always computed (one inference pass over the training set). */
-        .flags = LT_METHOD_NEEDS_FEATURE_BANK,
+
         .stage1_from = "ce",
         .init = tau_init,
         .fini = tau_fini,
@@ -238,6 +240,7 @@ const lt_method *lt_method_taunorm(void) {
         .post_train = tau_post_train,
         .predict = tau_predict,
         .save = tau_save,
+        .needs_feature_bank = tau_needs_bank,
         .load = tau_load,
     };
     return &m;
