@@ -7,8 +7,9 @@
  * it is part of every checkpoint's identity, so a run never resumes across
  * engines. 0.2.0: conv weight gradient vectorised over output channels.
  * 0.3.0: Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions; BN sums in
- * explicit lanes, one shifted pass for the variance. */
-#define LT_ENGINE_VERSION "0.3.0"
+ * explicit lanes, one shifted pass for the variance. 0.4.0: Winograd only
+ * where it pays at two threads (32+ channels). */
+#define LT_ENGINE_VERSION "0.4.0"
 
 #include "lt_base.h"
 #include "lt_ops.h"

@@ -88,7 +88,7 @@ const char *lt_conv_backend(void) {
     g.groups = 1;
     g.stride = 1;
     if (!lt_conv_fast_active(&g)) return "im2col-sgemm";
-    return lt_conv_wino_enabled() ? "avx512-direct+winograd" : "avx512-direct";
+    return lt_conv_wino_enabled() ? "avx512-direct+winograd" : "avx512-direct";   /* the mode, not a layer's choice */
 }
 
 int lt_conv_fast_active(const lt_conv_geom *g) {

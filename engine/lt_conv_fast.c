@@ -22,9 +22,10 @@
  * broadcast (wg_tile). Garbage columns of dy on the grid are zero, so they
  * add nothing.
  *
- * 3x3 stride-1 pad-1 layers take Winograd F(2x2, 3x3) (lt_conv_wino.c) for
- * the data gradient, and for the forward when the image is large enough;
- * it reuses this file's GEMM kernel (lt_conv_sgemm_shift).
+ * 3x3 stride-1 pad-1 layers of 32+ channels take Winograd F(2x2, 3x3)
+ * (lt_conv_wino.c) for the data gradient, and for the forward when the
+ * image is large enough; it reuses this file's GEMM kernel
+ * (lt_conv_sgemm_shift).
  *
  * Parallelism: OpenMP over images, static contiguous ranges, one thread per
  * range, everything per image in per-thread scratch (cache resident); weight
@@ -503,7 +504,7 @@ static void pack_dgrad(const fl *f, const float *w, float *Ap, int *off, int *ph
 
 void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                           const float *b, float *y, float *scratch, const lt_conv_epilogue *ep) {
-    if (lt_conv_wino_applies(g) && lt_conv_wino_enabled() && lt_conv_wino_forward_pays(g)) {
+    if (lt_conv_wino_pays(g, 0)) {
         lt_conv_wino_forward(g, N, x, w, b, y, scratch, ep);
         return;
     }
@@ -532,7 +533,7 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
 void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
                            const float *dy, float *dx, float *dw, float *scratch, int set_dx) {
     if (!dx && !dw) return;
-    if (dx && lt_conv_wino_applies(g) && lt_conv_wino_enabled()) {
+    if (dx && lt_conv_wino_pays(g, 1)) {
         /* the weight gradient direct, then the data gradient by Winograd in
          * the same scratch (the direct pass is done with it by then) */
         lt_conv_fast_backward(g, N, x, w, dy, NULL, dw, scratch, set_dx);

@@ -41,15 +41,16 @@ void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *b
                          const int *off, float *C, size_t ldc);
 
 /* Winograd F(2x2, 3x3) (lt_conv_wino.c): the fast path's forward and data
- * gradient for 3x3 stride-1 pad-1 convolutions. Enabled by default; off with
- * lt_conv_wino_enable(0) or LT_CONV_WINO=0 in the environment (tests compare
- * the two). The weight gradient stays direct. */
-int lt_conv_wino_applies(const lt_conv_geom *g);
-/* Whether the forward gains from Winograd (the data gradient always does):
- * below 48 tiles per image (smaller than ~14x14) most GEMM vector lanes
- * would hold padding tiles and the direct kernel is as fast. */
-int lt_conv_wino_forward_pays(const lt_conv_geom *g);
-void lt_conv_wino_enable(int on);
+ * gradient for 3x3 stride-1 pad-1 convolutions where it is measured to pay
+ * (lt_conv_wino.c: 32+ channels; forwards of 48+ tiles). Mode 1 (default):
+ * that rule; 0: never; 2: every such convolution (tests). Set with
+ * lt_conv_wino_enable or LT_CONV_WINO=0/1/2 in the environment. The weight
+ * gradient stays direct. */
+int lt_conv_wino_applies(const lt_conv_geom *g);   /* 3x3, stride 1, pad 1, groups 1 */
+/* Whether the forward (dgrad = 0) or the data gradient of g takes Winograd
+ * in the current mode. */
+int lt_conv_wino_pays(const lt_conv_geom *g, int dgrad);
+void lt_conv_wino_enable(int mode);
 int lt_conv_wino_enabled(void);
 size_t lt_conv_wino_scratch_floats(const lt_conv_geom *g, int N);
 void lt_conv_wino_forward(const lt_conv_geom *g, int N, const float *x, const float *w, const float *b,

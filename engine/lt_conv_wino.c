@@ -22,13 +22,21 @@
  * Tiles are transformed and multiplied in chunks of 48 so that V and M stay
  * in L2; the phase grids hold the whole image until it is stored.
  *
- * Measured (one thread, batch 128, cycles per image; 2026-11-23): the
- * forward of ResNet-32's 16x32x32 layer 61k against 67k direct, 32x16x16
- * 49k against 64k; at 8x8 (16 tiles, 20 grid points per image, so most of
- * the GEMM's lanes hold padding) 62k against 67k but slower at 7x7, hence
- * lt_conv_wino_forward_pays. The data gradient wins at every size (the
- * direct one reads dy on a padded grid). A training step of ResNet-32 at
- * two threads: about 5% faster.
+ * When it pays (lt_conv_wino_pays), measured at batch 128 and the runner's
+ * two threads (ms per call, direct / Winograd, 2026-11-23):
+ *     layer            forward       data gradient
+ *     1 -> 16, 28x28   0.17 / 0.58   (never needed: the input)
+ *     16 -> 16, 32x32  1.88 / 2.00   1.93 / 2.00
+ *     32 -> 32, 16x16  1.82 / 1.65   2.05 / 1.64
+ *     32 -> 32, 14x14  1.49 / 1.41   1.62 / 1.40
+ *     64 -> 64, 8x8    2.02 / 2.15   2.78 / 2.15
+ *     64 -> 64, 7x7    1.81 / 2.14   2.32 / 2.14
+ * So: at least 32 channels on both sides (the GEMM's reduction and its rows
+ * are the channels; with 16 the transforms cost what the GEMM saves, with 1
+ * or 3 far more), and for the forward at least 48 tiles per image (below
+ * ~14x14 most GEMM lanes hold padding tiles; the direct data gradient,
+ * which reads dy on a padded grid, loses even there). At one thread the
+ * 16-channel layers gain a few percent; the rule follows the default.
  *
  * The data gradient of a 3x3 stride-1 pad-1 convolution is the same
  * convolution of dy with the weights transposed over channels and rotated
@@ -95,18 +103,22 @@ int lt_conv_wino_applies(const lt_conv_geom *g) {
     return g->groups == 1 && g->kh == 3 && g->kw == 3 && g->stride == 1 && g->pad == 1;
 }
 
-int lt_conv_wino_forward_pays(const lt_conv_geom *g) {
-    return (long)((g->h + 1) / 2) * ((g->w + 1) / 2) >= 48;
-}
-
 static int wino_on = -1;
-void lt_conv_wino_enable(int on) { wino_on = on ? 1 : 0; }
+void lt_conv_wino_enable(int mode) { wino_on = mode < 0 ? 0 : mode > 2 ? 2 : mode; }
 int lt_conv_wino_enabled(void) {
     if (wino_on < 0) {
         const char *e = getenv("LT_CONV_WINO");
-        wino_on = !(e && strcmp(e, "0") == 0);
+        wino_on = !e || !*e ? 1 : strcmp(e, "0") == 0 ? 0 : strcmp(e, "2") == 0 ? 2 : 1;
     }
     return wino_on;
+}
+
+int lt_conv_wino_pays(const lt_conv_geom *g, int dgrad) {
+    const int mode = lt_conv_wino_enabled();
+    if (!mode || !lt_conv_wino_applies(g)) return 0;
+    if (mode == 2) return 1;
+    if (g->ci < 32 || g->co < 32) return 0;
+    return dgrad || (long)((g->h + 1) / 2) * ((g->w + 1) / 2) >= 48;
 }
 
 static int threads_for(int N) {
