@@ -95,7 +95,7 @@ static void fl_init(fl *f, const lt_conv_geom *g) {
     f->per_thread = f->t_planes + f->t_dyg + f->t_work + f->t_dyt + f->t_dw;
 }
 
-static int conv_threads(int N) {
+int lt_conv_fast_threads(int N) {
     int t = omp_get_max_threads();
     if (t > LT_CONV_MAX_THREADS) t = LT_CONV_MAX_THREADS;
     if (t > N) t = N;
@@ -515,7 +515,7 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
     pack_forward(&f, w, Ap, off);
     float *tbase = scratch + f.shared;
     const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;
-    const int T = conv_threads(N);
+    const int T = lt_conv_fast_threads(N);
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -551,7 +551,7 @@ void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const f
     if (dx) pack_dgrad(&f, w, Apd, offd, ph0, phn);
     float *tbase = scratch + f.shared;
     const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;
-    const int T = conv_threads(N);
+    const int T = lt_conv_fast_threads(N);
     int used = 1;
 #pragma omp parallel num_threads(T)
     {

@@ -25,6 +25,10 @@ void lt_conv_force_reference(int on);
 /* 1 when g would run on the fast path in the current mode. */
 int lt_conv_fast_active(const lt_conv_geom *g);
 
+/* Threads one batch-N fast-path convolution uses (its scratch has slots for
+ * this many): omp_get_max_threads() capped by LT_CONV_MAX_THREADS and N. */
+int lt_conv_fast_threads(int N);
+
 /* The fast path itself (callers normally go through lt_conv2d_*). */
 size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N);
 /* ep may be NULL (see lt_conv2d_forward_ep) */

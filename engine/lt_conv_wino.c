@@ -121,13 +121,6 @@ int lt_conv_wino_pays(const lt_conv_geom *g, int dgrad) {
     return dgrad || (long)((g->h + 1) / 2) * ((g->w + 1) / 2) >= 48;
 }
 
-static int threads_for(int N) {
-    int t = omp_get_max_threads();
-    if (t > LT_CONV_MAX_THREADS) t = LT_CONV_MAX_THREADS;
-    if (t > N) t = N;
-    return t < 1 ? 1 : t;
-}
-
 size_t lt_conv_wino_scratch_floats(const lt_conv_geom *g, int N) {
     if (N <= 0 || !lt_conv_wino_applies(g)) return 0;
     wg a, b;
@@ -348,7 +341,7 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
     float *tbase = scratch + f->shared;
     const size_t in_img = (size_t)f->ci * f->H * f->W, out_img = (size_t)f->co * f->H * f->W;
     const size_t ustride = (size_t)up8(f->co) * f->ci;
-    const int T = threads_for(N);
+    const int T = lt_conv_fast_threads(N);
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
