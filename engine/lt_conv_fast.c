@@ -40,6 +40,7 @@
  * to run. No OpenBLAS call is involved, so there is a single thread pool. */
 #include "lt_conv_fast.h"
 
+#include <immintrin.h>
 #include <omp.h>
 #include <string.h>
 
@@ -115,10 +116,84 @@ size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N) {
 
 /* ---- data movement (plain C, vectorised by the compiler) -------------------- */
 
+/* ---- stride 2: even / odd column split by permutes ------------------------- */
+/* The scalar stride-2 walks (one element per iteration, a division-free but
+ * serial gather) took half of a 3x3 stride-2 layer's forward at ResNet-8's
+ * sizes. Both helpers move exactly the elements the scalar loops did. */
+__attribute__((target("avx512f"))) static inline __mmask16 mask16(long n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* ev[j] = xr[2j], od[j] = xr[2j + 1] for every such column < W: the row
+ * read once for both column phases */
+__attribute__((target("avx512f"))) static void split_row2(const float *xr, int W, float *ev, float *od) {
+    const __m512i se = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i so = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int c0 = 0; c0 < W; c0 += 32) {
+        const long rem = W - c0;
+        const __m512 lo = _mm512_maskz_loadu_ps(mask16(rem), xr + c0);
+        const __m512 hi = _mm512_maskz_loadu_ps(mask16(rem - 16), xr + c0 + 16);
+        _mm512_mask_storeu_ps(ev + c0 / 2, mask16((rem + 1) / 2), _mm512_permutex2var_ps(lo, se, hi));
+        _mm512_mask_storeu_ps(od + c0 / 2, mask16(rem / 2), _mm512_permutex2var_ps(lo, so, hi));
+    }
+}
+
+/* build_planes' data for stride 2 without the zeros: input row r is plane
+ * row u = (r + p) / 2 of row phase a = (r + p) % 2; column phase b starts at
+ * v_b = (p - b + 1) / 2 with input column 2*v_b + b - p, which is 0 for one
+ * b (the even columns) and 1 for the other (the odd ones). */
+__attribute__((target("avx512f"))) static void build_planes2_data(const fl *f, const float *x, float *P) {
+    const int p = f->p, H = f->H, W = f->W, Wg = f->Wg;
+    float *dst[2];
+    for (int c = 0; c < f->ci; c++) {
+        const float *xc = x + (size_t)c * H * W;
+        for (int r = 0; r < H; r++) {
+            const int a = (r + p) & 1, u = (r + p) >> 1;
+            if (u >= f->Hg) break;
+            for (int b = 0; b < 2; b++) {
+                const int v = (p - b + 1) / 2;
+                dst[2 * v + b - p] = P + ((size_t)c * 4 + (size_t)a * 2 + b) * f->PS + (size_t)u * Wg + v;
+            }
+            split_row2(xc + (size_t)r * W, W, dst[0], dst[1]);
+        }
+    }
+}
+
+/* d[w] (= or +=) the interleave of ev[j] (w = 2j) and od[j] (w = 2j + 1),
+ * w < W; a NULL source contributes zeros (an unused phase). With set the
+ * value is 0 + v, as memset-then-add gave (so -0 becomes +0, as before). */
+__attribute__((target("avx512f"))) static void merge_row2(const float *ev, const float *od, int W, float *d, int set) {
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int c0 = 0; c0 < W; c0 += 32) {
+        const long rem = W - c0;
+        const __m512 e = ev ? _mm512_maskz_loadu_ps(mask16((rem + 1) / 2), ev + c0 / 2) : zero;
+        const __m512 o = od ? _mm512_maskz_loadu_ps(mask16(rem / 2), od + c0 / 2) : zero;
+        const __m512 v[2] = {_mm512_permutex2var_ps(e, il, o), _mm512_permutex2var_ps(e, ih, o)};
+        for (int h = 0; h < 2; h++) {
+            const __mmask16 mk = mask16(rem - 16 * h);
+            if (!mk) break;
+            float *dp = d + c0 + 16 * h;
+            const __m512 base = set ? zero : _mm512_maskz_loadu_ps(mk, dp);
+            _mm512_mask_storeu_ps(dp, mk, _mm512_add_ps(base, v[h]));
+        }
+    }
+}
+
 /* Phase planes of one image: P[(c*nph + a*s + b)*PS + u*Wg + v] =
- * xpad[s*u + a][s*v + b], zero outside the input and in the slack. */
-__attribute__((target("avx512f"))) static void build_planes(const fl *f, const float *x, float *P) {
+ * xpad[s*u + a][s*v + b], zero outside the input and in the slack.
+ * Which positions hold data and which stay zero is the same for every image
+ * of a layer, so a thread that already built planes for this layer in this
+ * buffer passes zeros = 0 and only the data is copied: for the small images
+ * of ResNet-8 the per-row zero fills (calls of a few floats each) cost more
+ * than the copy itself. */
+__attribute__((target("avx512f"))) static void build_planes(const fl *f, const float *x, float *P, int zeros) {
     const int s = f->s, p = f->p, H = f->H, W = f->W, Hg = f->Hg, Wg = f->Wg;
+    if (s == 2 && !zeros) {
+        build_planes2_data(f, x, P);
+        return;
+    }
     for (int c = 0; c < f->ci; c++) {
         const float *xc = x + (size_t)c * H * W;
         for (int a = 0; a < s; a++)
@@ -127,43 +202,57 @@ __attribute__((target("avx512f"))) static void build_planes(const fl *f, const f
                 for (int u = 0; u < Hg; u++) {
                     float *d = pl + (size_t)u * Wg;
                     const int r = s * u + a - p;
-                    if (r < 0 || r >= H) { memset(d, 0, sizeof(float) * Wg); continue; }
+                    if (r < 0 || r >= H) {
+                        if (zeros) memset(d, 0, sizeof(float) * Wg);
+                        continue;
+                    }
                     const float *xr = xc + (size_t)r * W;
                     if (s == 1) {
                         /* v - p is the input column: p zeros, the row, zeros */
-                        memset(d, 0, sizeof(float) * p);
-                        memcpy(d + p, xr, sizeof(float) * W);
-                        memset(d + p + W, 0, sizeof(float) * (Wg - p - W));
+                        if (zeros) {
+                            memset(d, 0, sizeof(float) * p);
+                            memset(d + p + W, 0, sizeof(float) * (Wg - p - W));
+                        }
+                        float *dp = d + p;
+#pragma omp simd
+                        for (int w = 0; w < W; w++) dp[w] = xr[w];
                     } else {
                         /* valid v: 0 <= s*v + b - p < W, a contiguous range */
                         int v0 = (p - b + s - 1) / s, v1 = (W + p - b + s - 1) / s;
                         if (v0 < 0) v0 = 0;
                         if (v1 > Wg) v1 = Wg;
                         if (v1 < v0) v1 = v0;
-                        for (int v = 0; v < v0; v++) d[v] = 0.0f;
+                        if (zeros) {
+                            for (int v = 0; v < v0; v++) d[v] = 0.0f;
+                            for (int v = v1; v < Wg; v++) d[v] = 0.0f;
+                        }
                         for (int v = v0; v < v1; v++) d[v] = xr[s * v + b - p];
-                        for (int v = v1; v < Wg; v++) d[v] = 0.0f;
                     }
                 }
-                memset(pl + (size_t)Hg * Wg, 0, sizeof(float) * (f->PS - (size_t)Hg * Wg));
+                if (zeros) memset(pl + (size_t)Hg * Wg, 0, sizeof(float) * (f->PS - (size_t)Hg * Wg));
             }
     }
 }
 
 /* dy of one image on the output grid: row co holds L zeros, then ho rows of
- * Wg (wo values, zeros in the garbage columns), then zeros up to DS. */
-__attribute__((target("avx512f"))) static void build_dyg(const fl *f, const float *dy, float *D) {
+ * Wg (wo values, zeros in the garbage columns), then zeros up to DS. As in
+ * build_planes, the zeros are written only when zeros != 0. */
+__attribute__((target("avx512f"))) static void build_dyg(const fl *f, const float *dy, float *D, int zeros) {
     const size_t P = (size_t)f->ho * f->wo;
+    const int wo = f->wo;
     for (int o = 0; o < f->co; o++) {
         float *row = D + (size_t)o * f->DS;
         const float *src = dy + (size_t)o * P;
-        memset(row, 0, sizeof(float) * f->L);
+        if (zeros) memset(row, 0, sizeof(float) * f->L);
         float *g = row + f->L;
         for (int oh = 0; oh < f->ho; oh++) {
-            memcpy(g + (size_t)oh * f->Wg, src + (size_t)oh * f->wo, sizeof(float) * f->wo);
-            memset(g + (size_t)oh * f->Wg + f->wo, 0, sizeof(float) * (f->Wg - f->wo));
+            float *d = g + (size_t)oh * f->Wg;
+            const float *sr = src + (size_t)oh * wo;
+#pragma omp simd
+            for (int w = 0; w < wo; w++) d[w] = sr[w];
+            if (zeros) memset(d + wo, 0, sizeof(float) * (f->Wg - wo));
         }
-        memset(g + f->Q, 0, sizeof(float) * (f->DS - f->L - f->Q));
+        if (zeros) memset(g + f->Q, 0, sizeof(float) * (f->DS - f->L - f->Q));
     }
 }
 
@@ -186,6 +275,18 @@ __attribute__((target("avx512f"))) static void scatter_planes(const fl *f, const
 #pragma omp simd
                     for (int w = 0; w < W; w++) d[w] += sr[w];
                 }
+                continue;
+            }
+            if (s == 2) {
+                /* phase b's first column 2*v_b + b - p is 0 or 1: one phase
+                 * holds the even columns, the other the odd ones */
+                const float *src[2] = {NULL, NULL};
+                for (int b = 0; b < 2; b++) {
+                    if (!phase_used[a * 2 + b]) continue;
+                    const int v = (p - b + 1) / 2;
+                    src[2 * v + b - p] = dP + ((size_t)c * f->nph + a * 2 + b) * f->PS + (size_t)u * Wg + v;
+                }
+                merge_row2(src[0], src[1], W, d, set);
                 continue;
             }
             if (set) memset(d, 0, sizeof(float) * W);
@@ -308,7 +409,8 @@ static inline void transpose16(__m512 r[16]) {
     }
 }
 
-static void build_dyt(const fl *f, const float *dy, float *T) {
+/* (the garbage rows ow >= wo are zeroed only when zeros != 0, as in build_planes) */
+static void build_dyt(const fl *f, const float *dy, float *T, int zeros) {
     const size_t P = (size_t)f->ho * f->wo;
     const int Mp = f->Mp;
     for (int oh = 0; oh < f->ho; oh++) {
@@ -326,7 +428,7 @@ static void build_dyt(const fl *f, const float *dy, float *T) {
                 for (int i = 0; i < nw; i++) _mm512_store_ps(row + (size_t)(ow0 + i) * Mp + m0, r[i]);
             }
         }
-        memset(row + (size_t)f->wo * Mp, 0, sizeof(float) * (size_t)(f->Wg - f->wo) * Mp);
+        if (zeros) memset(row + (size_t)f->wo * Mp, 0, sizeof(float) * (size_t)(f->Wg - f->wo) * Mp);
     }
 }
 
@@ -523,7 +625,7 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
         float *ygrid = planes + f.t_planes + f.t_dyg;
         const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
         for (int n = n0; n < n1; n++) {
-            build_planes(&f, x + (size_t)n * f.ci * HWi, planes);
+            build_planes(&f, x + (size_t)n * f.ci * HWi, planes, n == n0);
             lt_conv_sgemm_shift(f.co, f.K, f.Q, Ap, planes, off, ygrid, up16(f.Q));
             copy_out(&f, ygrid, b, ep, y + (size_t)n * f.co * P);
         }
@@ -567,12 +669,12 @@ void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const f
         for (int n = n0; n < n1; n++) {
             const float *dyn = dy + (size_t)n * f.co * P;
             if (dw) {
-                build_planes(&f, x + (size_t)n * f.ci * HWi, planes);
-                build_dyt(&f, dyn, dyt);
+                build_planes(&f, x + (size_t)n * f.ci * HWi, planes, n == n0);
+                build_dyt(&f, dyn, dyt, n == n0);
                 wgrad_image(&f, planes, dyt, offf, dWt);
             }
             if (!dx) continue;
-            build_dyg(&f, dyn, dyg);
+            build_dyg(&f, dyn, dyg, n == n0);
             size_t abase = 0;
             int used_ph[LT_CONV_FAST_MAX_STRIDE * LT_CONV_FAST_MAX_STRIDE];
             for (int ph = 0; ph < f.nph; ph++) {

@@ -183,8 +183,10 @@ static inline void store_n(float *p, long n, __m512 v) {
 /* Phase planes of one image (padding 1): P[(c*4 + a*2 + b)*PS + u*Wg + v] =
  * x[2u + a - 1][2v + b - 1], zero outside. Each input row is split into its
  * even and odd columns with one permute per 16 outputs; every element is
- * written once (zeroing the whole buffer first cost as much as the copy). */
-static void wino_planes(const wg *f, const float *x, float *P) {
+ * written once (zeroing the whole buffer first cost as much as the copy).
+ * The zero positions are the same for every image, so with zeros == 0 (the
+ * thread built this layer's planes in P before) only the data is written. */
+static void wino_planes(const wg *f, const float *x, float *P, int zeros) {
     const int H = f->H, W = f->W, Wg = f->Wg;
     const int n1 = (W + 1) / 2, n0 = W / 2;   /* data in plane b=1 (v < n1), b=0 (1 <= v <= n0) */
     const size_t tail = f->PS - (size_t)f->Hg * Wg;
@@ -199,8 +201,10 @@ static void wino_planes(const wg *f, const float *x, float *P) {
                 const int r = 2 * u + a - 1;
                 float *d0 = p0 + (size_t)u * Wg, *d1 = p1 + (size_t)u * Wg;
                 if (r < 0 || r >= H) {
-                    memset(d0, 0, sizeof(float) * Wg);
-                    memset(d1, 0, sizeof(float) * Wg);
+                    if (zeros) {
+                        memset(d0, 0, sizeof(float) * Wg);
+                        memset(d1, 0, sizeof(float) * Wg);
+                    }
                     continue;
                 }
                 const float *xr = xc + (size_t)r * W;
@@ -212,10 +216,12 @@ static void wino_planes(const wg *f, const float *x, float *P) {
                     store_n(d1 + v0, (rem + 1) / 2, _mm512_permutex2var_ps(lo, ev, hi));
                     store_n(d0 + 1 + v0, rem / 2, _mm512_permutex2var_ps(lo, od, hi));
                 }
+                if (!zeros) continue;
                 d0[0] = 0.0f;
                 for (int v = n0 + 1; v < Wg; v++) d0[v] = 0.0f;
                 for (int v = n1; v < Wg; v++) d1[v] = 0.0f;
             }
+            if (!zeros) continue;
             memset(p0 + (size_t)f->Hg * Wg, 0, sizeof(float) * tail);
             memset(p1 + (size_t)f->Hg * Wg, 0, sizeof(float) * tail);
         }
@@ -349,7 +355,7 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
         float *V = P + f->t_planes, *M = V + f->t_v, *Y = M + f->t_m;
         const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
         for (int n = n0; n < n1; n++) {
-            wino_planes(f, in + (size_t)n * in_img, P);
+            wino_planes(f, in + (size_t)n * in_img, P, n == n0);
             for (size_t q0 = 0; q0 < f->Q; q0 += f->QB) {
                 const size_t nq = f->Q - q0 < f->QB ? f->Q - q0 : f->QB;
                 wino_input(f, P, q0, nq, V);

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -210,6 +211,71 @@ static void test_conv_backward_matches_naive(void **state) {
         test_free(rdx); test_free(rdw); test_free(rdb);
         conv_free(&c);
     }
+}
+
+/* max(1, max |v|): the scale a float result of that size is exact to */
+static double max_abs(const double *v, size_t n) {
+    double m = 1.0;
+    for (size_t i = 0; i < n; i++) if (fabs(v[i]) > m) m = fabs(v[i]);
+    return m;
+}
+
+/* Batches of several images per thread: the fast path writes a thread's
+ * zero padding only for its first image and then only the data (and the
+ * stride-2 rows go through the even/odd permute split and merge). Every
+ * image must still match the naive convolution: rows wider than 32 (two
+ * permute chunks), odd and even widths, pad 0 and 1, with 1 and 2 threads,
+ * scratch and outputs starting as NaN, dx both set and accumulated. */
+static void test_conv_many_images_per_thread(void **state) {
+    (void)state;
+    static const conv_case cases[] = {
+        {7, 3, 9, 37, 5, 3, 2, 1, 1, 1},   /* 3x3 s2 p1, odd width > 32 */
+        {6, 4, 10, 34, 6, 3, 2, 1, 1, 0},  /* 3x3 s2 p1, even width > 32 */
+        {7, 2, 8, 34, 4, 1, 2, 0, 1, 0},   /* 1x1 s2 p0: one phase of four used */
+        {5, 4, 10, 10, 6, 3, 1, 1, 1, 1},  /* 3x3 s1 p1 */
+        {5, 3, 9, 40, 20, 3, 1, 1, 1, 0},  /* s1, width > 32, 2 channel vectors */
+    };
+    const int saved = omp_get_max_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        lt_set_num_threads(threads);
+        for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+            conv_ctx c;
+            conv_setup(&c, &cases[t], 700 + (unsigned)t);
+            const int co = cases[t].co;
+            size_t ns = lt_conv2d_scratch_floats(&c.g, c.N);
+            for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
+            for (size_t i = 0; i < c.ny; i++) c.y[i] = NAN;
+            lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, c.y, c.scratch);
+            double *ref = test_calloc(c.ny, sizeof(double));
+            conv_ref_forward(&c.g, c.N, c.x, c.w, c.b, ref);
+            double d = max_abs_diff(c.y, ref, c.ny);
+            /* set: dx starts as NaN; accumulate: onto 1.0 everywhere */
+            float *dx = fa(c.nx), *dx1 = fa(c.nx), *dw = fa(c.nw);
+            for (size_t i = 0; i < c.nx; i++) { dx[i] = NAN; dx1[i] = 1.0f; }
+            double *rdx = test_calloc(c.nx, sizeof(double)), *rdw = test_calloc(c.nw, sizeof(double));
+            double *rdb = test_calloc((size_t)co, sizeof(double));
+            conv_ref_backward(&c.g, c.N, c.x, c.w, c.r, rdx, rdw, rdb);
+            lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx, dw, NULL, c.scratch, 1);
+            lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx1, NULL, NULL, c.scratch, 0);
+            double ex = max_abs_diff(dx, rdx, c.nx), ew = max_abs_diff(dw, rdw, c.nw), ea = 0;
+            for (size_t i = 0; i < c.nx; i++) {
+                const double e = fabs((double)dx1[i] - (1.0 + rdx[i]));
+                if (!(e <= ea)) ea = e;   /* NaN-propagating max */
+            }
+            printf("note: conv %d thr case %zu (N=%d s%d %dx%d) fwd %.3g dx %.3g dx+= %.3g dw %.3g\n",
+                   threads, t, c.N, c.g.stride, c.g.h, c.g.w, d, ex, ea, ew);
+            /* float sums of up to ~2000 terms: bounds relative to the size of
+             * the result (dw of case 4 is ~40 in magnitude) */
+            assert_true(d < 2e-6 * max_abs(ref, c.ny));
+            assert_true(ex < 2e-6 * max_abs(rdx, c.nx));
+            assert_true(ea < 2e-6 * max_abs(rdx, c.nx));
+            assert_true(ew < 2e-6 * max_abs(rdw, c.nw));
+            lt_free(dx); lt_free(dx1); lt_free(dw);
+            test_free(ref); test_free(rdx); test_free(rdw); test_free(rdb);
+            conv_free(&c);
+        }
+    }
+    lt_set_num_threads(saved);
 }
 
 static void test_conv_gradcheck(void **state) {
@@ -951,6 +1017,7 @@ int main(void) {
         cmocka_unit_test(test_conv_geom),
         cmocka_unit_test(test_conv_forward_matches_naive),
         cmocka_unit_test(test_conv_backward_matches_naive),
+        cmocka_unit_test(test_conv_many_images_per_thread),
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_accumulates_and_null),
         cmocka_unit_test(test_conv_winograd),
