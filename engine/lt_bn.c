@@ -25,28 +25,44 @@
 #define LT_BN_PAR_MIN 32768
 #define LT_BN_LANES 32
 
-/* Over one channel's N blocks of HW floats (x0, then every CHW):
- * with w == NULL: *s1 = sum(x - K), *s2 = sum((x - K)^2);
- * with w:         *s1 = sum(w),     *s2 = sum(w * (x - K)).
- * In double, in LT_BN_LANES partial sums (see the file comment). */
-/* y = lt_bn_affine(x, mu, a, b) over one channel's N blocks. */
+/* y = lt_bn_affine(x, mu, a, b) over one channel's N blocks, then the ReLU
+ * when relu (what the in-place ReLU after the BN would compute, without its
+ * pass over y). */
 LT_HOT static void chan_affine(int N, int HW, size_t CHW, const float *x0, float mu, float a, float b,
-                               float *y0) {
+                               int relu, float *y0) {
     for (int n = 0; n < N; n++) {
         const float *xp = x0 + (size_t)n * CHW;
         float *yp = y0 + (size_t)n * CHW;
+        if (relu) {
 #pragma omp simd
-        for (int p = 0; p < HW; p++) yp[p] = lt_bn_affine(xp[p], mu, a, b);
+            for (int p = 0; p < HW; p++) yp[p] = lt_relu1(lt_bn_affine(xp[p], mu, a, b));
+        } else {
+#pragma omp simd
+            for (int p = 0; p < HW; p++) yp[p] = lt_bn_affine(xp[p], mu, a, b);
+        }
     }
 }
 
-/* dx (=, or += unless set) k*dy + kx*((x - mu)*rs) + k0 over one channel. */
-LT_HOT static void chan_dx(int N, int HW, size_t CHW, const float *x0, const float *dy0, float k, float kx,
-                           float k0, float mu, float rs, float *dx0, int set) {
+/* The gradient reaching the BN through a ReLU on its output: what
+ * lt_relu_backward_x writes (dy where the ReLU's output r is positive), so
+ * the fused and unfused paths see the same floats. */
+static inline float relu_masked(float dy, float r) { return r > 0.0f ? dy : 0.0f; }
+
+/* dx (=, or += unless set) k*dy + kx*((x - mu)*rs) + k0 over one channel;
+ * with r0, dy is first masked by the ReLU output r0 (relu_masked). */
+LT_HOT static void chan_dx(int N, int HW, size_t CHW, const float *x0, const float *dy0, const float *r0,
+                           float k, float kx, float k0, float mu, float rs, float *dx0, int set) {
     for (int n = 0; n < N; n++) {
         const float *xp = x0 + (size_t)n * CHW, *dp = dy0 + (size_t)n * CHW;
+        const float *rp = r0 ? r0 + (size_t)n * CHW : NULL;
         float *gp = dx0 + (size_t)n * CHW;
-        if (set) {
+        if (rp && set) {
+#pragma omp simd
+            for (int p = 0; p < HW; p++) gp[p] = k * relu_masked(dp[p], rp[p]) + kx * ((xp[p] - mu) * rs) + k0;
+        } else if (rp) {
+#pragma omp simd
+            for (int p = 0; p < HW; p++) gp[p] += k * relu_masked(dp[p], rp[p]) + kx * ((xp[p] - mu) * rs) + k0;
+        } else if (set) {
 #pragma omp simd
             for (int p = 0; p < HW; p++) gp[p] = k * dp[p] + kx * ((xp[p] - mu) * rs) + k0;
         } else {
@@ -56,14 +72,39 @@ LT_HOT static void chan_dx(int N, int HW, size_t CHW, const float *x0, const flo
     }
 }
 
-LT_HOT static void chan_sums(int N, int HW, size_t CHW, const float *x0, const float *w0, double K,
-                      double *s1, double *s2) {
+/* Over one channel's N blocks of HW floats (x0, then every CHW):
+ * with w == NULL: *s1 = sum(x - K), *s2 = sum((x - K)^2);
+ * with w:         *s1 = sum(w),     *s2 = sum(w * (x - K)),
+ * w masked by the ReLU output r0 first when r0 != NULL (relu_masked).
+ * In double, in LT_BN_LANES partial sums (see the file comment). */
+LT_HOT static void chan_sums(int N, int HW, size_t CHW, const float *x0, const float *w0, const float *r0,
+                             double K, double *s1, double *s2) {
     double a1[LT_BN_LANES] = {0}, a2[LT_BN_LANES] = {0};
     double t1 = 0, t2 = 0;
     for (int n = 0; n < N; n++) {
         const float *xp = x0 + (size_t)n * CHW;
         int p = 0;
-        if (w0) {
+        if (w0 && r0) {
+            const float *wp = w0 + (size_t)n * CHW, *rp = r0 + (size_t)n * CHW;
+            for (; p + LT_BN_LANES <= HW; p += LT_BN_LANES) {
+                /* the mask as its own float loop: with the select inside the
+                 * double accumulation gcc left the whole loop scalar */
+                float wm[LT_BN_LANES];
+#pragma omp simd
+                for (int l = 0; l < LT_BN_LANES; l++) wm[l] = relu_masked(wp[p + l], rp[p + l]);
+#pragma omp simd
+                for (int l = 0; l < LT_BN_LANES; l++) {
+                    const double w = wm[l];
+                    a1[l] += w;
+                    a2[l] += w * ((double)xp[p + l] - K);
+                }
+            }
+            for (; p < HW; p++) {
+                const float w = relu_masked(wp[p], rp[p]);
+                t1 += w;
+                t2 += (double)w * ((double)xp[p] - K);
+            }
+        } else if (w0) {
             const float *wp = w0 + (size_t)n * CHW;
             for (; p + LT_BN_LANES <= HW; p += LT_BN_LANES) {
 #pragma omp simd
@@ -101,13 +142,19 @@ LT_HOT static void chan_sums(int N, int HW, size_t CHW, const float *x0, const f
 void lt_bn_forward_train(int N, int C, int HW, const float *x, const float *gamma,
                          const float *beta, float *y, float *mean, float *rstd,
                          float *run_mean, float *run_var, float momentum, float eps) {
+    lt_bn_forward_train_relu(N, C, HW, x, gamma, beta, y, mean, rstd, run_mean, run_var, momentum, eps, 0);
+}
+
+void lt_bn_forward_train_relu(int N, int C, int HW, const float *x, const float *gamma,
+                              const float *beta, float *y, float *mean, float *rstd,
+                              float *run_mean, float *run_var, float momentum, float eps, int relu) {
     const size_t M = (size_t)N * HW, CHW = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if (M * C >= LT_BN_PAR_MIN)
     for (int c = 0; c < C; c++) {
         const float *xc = x + (size_t)c * HW;
         const double K = xc[0];
         double s1, s2;
-        chan_sums(N, HW, CHW, xc, NULL, K, &s1, &s2);
+        chan_sums(N, HW, CHW, xc, NULL, NULL, K, &s1, &s2);
         const double mu = K + s1 / (double)M;
         double ss = s2 - s1 * (s1 / (double)M);       /* sum of squared deviations */
         if (ss < 0) ss = 0;
@@ -124,7 +171,7 @@ void lt_bn_forward_train(int N, int C, int HW, const float *x, const float *gamm
          * than x*a + (beta - mean*a)) avoids cancellation for large means */
         const float a = (float)((gamma ? gamma[c] : 1.0f) * rs);
         const float bb = beta ? beta[c] : 0.0f, fmu = (float)mu;
-        chan_affine(N, HW, CHW, xc, fmu, a, bb, y + (size_t)c * HW);
+        chan_affine(N, HW, CHW, xc, fmu, a, bb, relu, y + (size_t)c * HW);
     }
 }
 
@@ -149,7 +196,7 @@ void lt_bn_forward_eval(int N, int C, int HW, const float *x, const float *gamma
     for (int c = 0; c < C; c++) {
         float a, bb, fmu;
         eval_coeff(c, gamma, beta, run_mean, run_var, eps, &fmu, &a, &bb);
-        chan_affine(N, HW, CHW, x + (size_t)c * HW, fmu, a, bb, y + (size_t)c * HW);
+        chan_affine(N, HW, CHW, x + (size_t)c * HW, fmu, a, bb, 0, y + (size_t)c * HW);
     }
 }
 
@@ -162,12 +209,19 @@ void lt_bn_backward_train(int N, int C, int HW, const float *x, const float *gam
 void lt_bn_backward_train_x(int N, int C, int HW, const float *x, const float *gamma,
                             const float *mean, const float *rstd, const float *dy,
                             float *dx, float *dgamma, float *dbeta, int set) {
+    lt_bn_backward_train_relu(N, C, HW, x, gamma, mean, rstd, dy, NULL, dx, dgamma, dbeta, set);
+}
+
+void lt_bn_backward_train_relu(int N, int C, int HW, const float *x, const float *gamma,
+                               const float *mean, const float *rstd, const float *dy, const float *r,
+                               float *dx, float *dgamma, float *dbeta, int set) {
     const size_t M = (size_t)N * HW, CHW = (size_t)C * HW;
 #pragma omp parallel for schedule(static) if (M * C >= LT_BN_PAR_MIN)
     for (int c = 0; c < C; c++) {
         const double mu = mean[c], rs = rstd[c];
         double sdy, sdxm;   /* sum(dy), sum(dy * (x - mean)) */
-        chan_sums(N, HW, CHW, x + (size_t)c * HW, dy + (size_t)c * HW, mu, &sdy, &sdxm);
+        const float *rc = r ? r + (size_t)c * HW : NULL;
+        chan_sums(N, HW, CHW, x + (size_t)c * HW, dy + (size_t)c * HW, rc, mu, &sdy, &sdxm);
         const double sdyx = sdxm * rs;   /* sum(dy * xhat) */
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
@@ -180,7 +234,7 @@ void lt_bn_backward_train_x(int N, int C, int HW, const float *x, const float *g
         const float fk = (float)(gm * rs);
         const float fkx = (float)(-gm * rs * sdyx / (double)M);
         const float fk0 = (float)(-gm * rs * sdy / (double)M);
-        chan_dx(N, HW, CHW, x + (size_t)c * HW, dy + (size_t)c * HW, fk, fkx, fk0, (float)mu, (float)rs,
+        chan_dx(N, HW, CHW, x + (size_t)c * HW, dy + (size_t)c * HW, rc, fk, fkx, fk0, (float)mu, (float)rs,
                 dx + (size_t)c * HW, set);
     }
 }
@@ -201,7 +255,7 @@ void lt_bn_backward_eval_x(int N, int C, int HW, const float *x, const float *ga
         const double rs = 1.0 / sqrt((double)run_var[c] + (double)eps);
         if (dgamma || dbeta) {
             double sdy, sdxm;
-            chan_sums(N, HW, CHW, x + (size_t)c * HW, dy + (size_t)c * HW, mu, &sdy, &sdxm);
+            chan_sums(N, HW, CHW, x + (size_t)c * HW, dy + (size_t)c * HW, NULL, mu, &sdy, &sdxm);
             const double sdyx = sdxm * rs;
             if (dgamma) dgamma[c] += (float)sdyx;
             if (dbeta) dbeta[c] += (float)sdy;

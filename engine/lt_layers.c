@@ -108,6 +108,25 @@ int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int relu, int N, floa
     return LT_OK;
 }
 
+int lt_layers_bn_relu_forward(lt_model *m, int bn, int relu, int N) {
+    lt_node *nd = &m->nodes[bn];
+    (void)relu;   /* in place: the ReLU's output is the BN's */
+    if (!bn_train_mode(m, nd)) return 0;
+    bn_cfg *c = (bn_cfg *)nd->cfg;
+    int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
+    lt_bn_forward_train_relu(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), pw(m, nd, 1), nd->y, nd->saved,
+                             nd->saved + C, bf(m, nd, 0), bf(m, nd, 1), c->momentum, c->eps, 1);
+    return 1;
+}
+
+int lt_layers_bn_relu_backward(lt_model *m, int bn, int relu, int N) {
+    lt_node *nd = &m->nodes[bn], *rn = &m->nodes[relu];
+    int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
+    lt_bn_backward_train_relu(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), nd->saved, nd->saved + C, rn->dy,
+                              rn->y, in_dy(m, nd, 0), pg(m, nd, 0), pg(m, nd, 1), nd->dx_set[0]);
+    return LT_OK;
+}
+
 int lt_add_bn(lt_model *m, const char *name, const char *group, int in) {
     bn_cfg c = {1e-5f, 0.1f};
     return lt_model_add(m, &bn_ops, name, group, in, -1, &c, sizeof c);

@@ -249,6 +249,14 @@ static int fusable(const lt_model *m, int i) {
     return relu ? 2 : 1;
 }
 
+/* Training fusion at node i: a BN whose only reader is the in-place ReLU at
+ * i + 1 (lt_layers_bn_relu_forward / _backward). */
+static int train_fusable(const lt_model *m, int i) {
+    if (i + 1 >= m->n_nodes || strcmp(m->nodes[i].ops->type, "bn")) return 0;
+    const lt_node *r = &m->nodes[i + 1];
+    return r->n_in == 1 && r->in[0] == i && relu_in_place(m, i + 1);
+}
+
 int lt_model_set_batch(lt_model *m, int N) {
     if (!m->finalized) return lt_err(LT_ESTATE, "model: set_batch before finalize");
     if (N <= 0) return lt_err(LT_EINVAL, "model: batch size %d", N);
@@ -298,7 +306,10 @@ int lt_model_set_batch(lt_model *m, int N) {
             if (!m->fuse_coef) { m->batch = 0; return lt_err(LT_ENOMEM, "model: out of memory for fusion coefficients"); }
             m->fuse_floats = 3 * widest;
         }
-        for (int i = 1; i < m->n_nodes; i++) m->nodes[i].fuse = (unsigned char)fusable(m, i);
+        for (int i = 1; i < m->n_nodes; i++) {
+            m->nodes[i].fuse = (unsigned char)fusable(m, i);
+            m->nodes[i].fuse_train = (unsigned char)train_fusable(m, i);
+        }
     }
     m->batch = N;
     return LT_OK;
@@ -310,8 +321,19 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
     m->x = x;
     m->nodes[0].y = (float *)x;
     m->training = training;
+    for (int i = 1; i < m->n_nodes; i++) m->nodes[i].fused_now = 0;
     for (int i = 1; i < m->n_nodes; i++) {
         lt_node *nd = &m->nodes[i];
+        if (training && !m->no_fuse && nd->fuse_train) {
+            /* BN -> in-place ReLU as one pass; 0 = the BN is in eval mode */
+            int rc = lt_layers_bn_relu_forward(m, i, i + 1, N);
+            if (rc < 0) return lt_err_wrap(rc, "forward of '%s' fused with '%s'", nd->name, m->nodes[i + 1].name);
+            if (rc == 1) {
+                nd->fused_now = 1;
+                i++;
+                continue;
+            }
+        }
         const int fuse = training || m->no_fuse ? 0 : nd->fuse;
         if (fuse) {
             int rc = lt_layers_conv_bn_fused(m, i, i + 1, fuse == 2, N, m->fuse_coef);
@@ -370,6 +392,16 @@ int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps) {
     for (int i = last; i >= 1; i--) {
         lt_node *nd = &m->nodes[i];
         if (!nd->need_dy) continue;
+        /* a BN -> ReLU pair fused in the forward runs as one backward when
+         * the ReLU overwrites the BN's gradient (it is its only reader and
+         * the caller did not fill the BN's dy) and the ReLU ran (i + 1 <=
+         * last); otherwise the two nodes run one by one as usual */
+        if (nd->fused_now && i + 1 <= last && m->nodes[i + 1].dx_set[0]) continue;   /* handled below */
+        if (i >= 2 && m->nodes[i - 1].fused_now && nd->dx_set[0]) {
+            int rc = lt_layers_bn_relu_backward(m, i - 1, i, N);
+            if (rc) return lt_err_wrap(rc, "backward of '%s' fused with '%s'", m->nodes[i - 1].name, nd->name);
+            continue;
+        }
         int rc = nd->ops->backward(m, nd, N);
         if (rc) return lt_err_wrap(rc, "backward of '%s'", nd->name);
     }

@@ -73,6 +73,8 @@ struct lt_node {
     unsigned char dx_set[LT_MAX_IN];
     unsigned char dy_written;   /* lt_model_backward's bookkeeping */
     unsigned char fuse;         /* inference fusion planned at set_batch: 0, 1 (conv -> BN), 2 (+ ReLU) */
+    unsigned char fuse_train;   /* training fusion planned at set_batch: 1 = BN -> in-place ReLU at the next node */
+    unsigned char fused_now;    /* 1: the last forward ran this BN fused with its ReLU (lt_model_backward follows it) */
     unsigned char cfg[192];     /* layer configuration (layer-private, plain data) */
 };
 
@@ -173,13 +175,25 @@ double lt_model_macs(const lt_model *m);
  * feeds only that BN: the conv writes the BN's (and ReLU's) output directly
  * and its own output buffer is not filled. The numbers are the unfused ones
  * bit for bit (tests/test_model.c); set m->no_fuse to keep every node's
- * output, e.g. to read a conv's output by name after an eval forward. */
+ * output, e.g. to read a conv's output by name after an eval forward.
+ * Training (training = 1) fuses a train-mode BN with the in-place ReLU that
+ * is its only reader: one pass writes the ReLU's output (which is the BN's
+ * buffer anyway), and lt_model_backward runs the pair as one pass that
+ * leaves the BN's own dy unwritten. Gradients and running statistics are
+ * the unfused ones bit for bit (tests/test_model.c); m->no_fuse turns it off
+ * too. */
 int lt_model_forward(lt_model *m, const float *x, int N, int training);
 
 /* Engine-internal (lt_model.c -> lt_layers.c): runs conv node `conv` with
  * BN node `bn`'s eval affine (and ReLU when relu) as its epilogue, writing
  * bn's output; coef holds 3 x C floats of scratch. */
 int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int relu, int N, float *coef);
+/* Training fusion of BN node `bn` with the in-place ReLU node `relu` after
+ * it: forward returns 1 when it ran fused (a train-mode BN), 0 when the pair
+ * must run unfused (a BN in eval mode); backward runs both nodes' backward
+ * as one pass. */
+int lt_layers_bn_relu_forward(lt_model *m, int bn, int relu, int N);
+int lt_layers_bn_relu_backward(lt_model *m, int bn, int relu, int N);
 void lt_model_zero_grad(lt_model *m);
 /* Backward from taps the caller filled: before calling, write d loss / d out
  * into lt_model_dout(m, node) for each tap in taps[0..n_taps) (e.g. logits,

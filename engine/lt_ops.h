@@ -118,6 +118,19 @@ void lt_bn_backward_train_x(int N, int C, int HW, const float *x, const float *g
 void lt_bn_backward_eval_x(int N, int C, int HW, const float *x, const float *gamma,
                            const float *run_mean, const float *run_var, float eps,
                            const float *dy, float *dx, float *dgamma, float *dbeta, int set);
+/* Train-mode BN with the ReLU that follows it folded in (the model's
+ * training fusion of BN -> in-place ReLU). Forward with relu != 0 writes
+ * y = max(0, BN(x)); backward takes the ReLU's output gradient dy and its
+ * output r (r == NULL: plain BN) and masks dy by r > 0 as it reads it. The
+ * floats are those of the separate BN and ReLU calls, bit for bit
+ * (tests/test_ops_grad.c); a read-and-write pass over the activation is
+ * saved each way. */
+void lt_bn_forward_train_relu(int N, int C, int HW, const float *x, const float *gamma,
+                              const float *beta, float *y, float *mean, float *rstd,
+                              float *run_mean, float *run_var, float momentum, float eps, int relu);
+void lt_bn_backward_train_relu(int N, int C, int HW, const float *x, const float *gamma,
+                               const float *mean, const float *rstd, const float *dy, const float *r,
+                               float *dx, float *dgamma, float *dbeta, int set);
 void lt_conv2d_backward_x(const lt_conv_geom *g, int N, const float *x, const float *w,
                           const float *dy, float *dx, float *dw, float *db, float *scratch, int set_dx);
 

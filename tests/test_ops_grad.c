@@ -616,6 +616,47 @@ static void test_bn_eval_gradcheck(void **state) { (void)state; bn_gradcheck(0);
  *   biased var 3.5, unbiased 14/3.
  * channel 1 values {-1, -1, 1, 1}: mean 0, biased var 1, unbiased 4/3.
  * Running stats start at mean 0.5 / var 2 and update with momentum 0.1. */
+/* The BN -> ReLU training fusion (lt_bn_forward_train_relu /
+ * lt_bn_backward_train_relu) against the separate calls, bit for bit: a
+ * channel size with a tail past the 32 lanes and one without, dx set and
+ * accumulated, with and without gamma. */
+static void test_bn_relu_fused_bit_identical(void **state) {
+    (void)state;
+    const int HWs[2] = {45, 64};
+    for (int t = 0; t < 2; t++)
+        for (int affine = 0; affine < 2; affine++) {
+            const int N = 5, C = 3, HW = HWs[t];
+            const size_t n = (size_t)N * C * HW;
+            float *x = frand(n, 900 + t, -1, 3), *dy = frand(n, 910 + t, -1, 1);
+            float *g = affine ? frand(C, 920, 0.5f, 1.5f) : NULL, *b = affine ? frand(C, 930, -0.5f, 0.5f) : NULL;
+            float *y0 = fa(n), *y1 = fa(n), *st0 = fa(2 * C), *st1 = fa(2 * C), *r0 = fa(2 * C), *r1 = fa(2 * C);
+            for (int c = 0; c < C; c++) { r0[c] = r1[c] = 0.1f; r0[C + c] = r1[C + c] = 0.9f; }
+            lt_bn_forward_train(N, C, HW, x, g, b, y0, st0, st0 + C, r0, r0 + C, 0.1f, 1e-5f);
+            lt_relu_forward(n, y0, y0);
+            lt_bn_forward_train_relu(N, C, HW, x, g, b, y1, st1, st1 + C, r1, r1 + C, 0.1f, 1e-5f, 1);
+            assert_memory_equal(y0, y1, n * sizeof(float));
+            assert_memory_equal(st0, st1, 2 * C * sizeof(float));
+            assert_memory_equal(r0, r1, 2 * C * sizeof(float));
+            size_t pos = 0;
+            for (size_t i = 0; i < n; i++) pos += y0[i] > 0.0f;
+            assert_true(pos > n / 4 && pos < n);   /* the mask matters */
+            for (int set = 0; set < 2; set++) {
+                float *m = fa(n), *dx0 = frand(n, 940, -1, 1), *dx1 = frand(n, 940, -1, 1);
+                float *dg0 = fa(2 * C), *dg1 = fa(2 * C);
+                lt_relu_backward_x(n, y0, dy, m, 1);
+                lt_bn_backward_train_x(N, C, HW, x, g, st0, st0 + C, m, dx0, affine ? dg0 : NULL,
+                                       affine ? dg0 + C : NULL, set);
+                lt_bn_backward_train_relu(N, C, HW, x, g, st1, st1 + C, dy, y1, dx1, affine ? dg1 : NULL,
+                                          affine ? dg1 + C : NULL, set);
+                assert_memory_equal(dx0, dx1, n * sizeof(float));
+                assert_memory_equal(dg0, dg1, 2 * C * sizeof(float));
+                lt_free(m); lt_free(dx0); lt_free(dx1); lt_free(dg0); lt_free(dg1);
+            }
+            lt_free(x); lt_free(dy); lt_free(g); lt_free(b); lt_free(y0); lt_free(y1);
+            lt_free(st0); lt_free(st1); lt_free(r0); lt_free(r1);
+        }
+}
+
 static void test_bn_running_stats(void **state) {
     (void)state;
     const float x[8] = {1, 2, -1, -1, /* n=1: */ 3, 6, 1, 1};
@@ -1025,6 +1066,7 @@ int main(void) {
         cmocka_unit_test(test_conv_deterministic),
         cmocka_unit_test(test_bn_train_gradcheck),
         cmocka_unit_test(test_bn_eval_gradcheck),
+        cmocka_unit_test(test_bn_relu_fused_bit_identical),
         cmocka_unit_test(test_bn_running_stats),
         cmocka_unit_test(test_bn_large_mean),
         cmocka_unit_test(test_relu_gradcheck),
