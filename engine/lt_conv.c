@@ -303,8 +303,10 @@ void lt_conv2d_forward_ep(const lt_conv_geom *g, int N, const float *x, const fl
         const int c = (int)(t % g->co);
         const float mu = ep->mu[c], a = ep->a[c], bb = ep->b[c];
         float *yc = y + (size_t)t * P;
+        const float *rc = ep->res ? ep->res + (size_t)t * P : NULL;
         for (size_t p = 0; p < P; p++) {
-            const float v = lt_bn_affine(yc[p], mu, a, bb);
+            float v = lt_bn_affine(yc[p], mu, a, bb);
+            if (rc) v += rc[p];
             yc[p] = ep->relu ? lt_relu1(v) : v;
         }
     }

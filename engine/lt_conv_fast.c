@@ -512,9 +512,11 @@ static void wgrad_image(const fl *f, const float *planes, const float *T, const 
 }
 
 /* The output grid of one image (rows Wg apart) into y's rows, with the bias
- * and the optional BN-eval + ReLU epilogue (lt_bn_forward_eval's and
- * lt_relu_forward's operations). */
-static void copy_out(const fl *f, const float *ygrid, const float *b, const lt_conv_epilogue *ep, float *yn) {
+ * and the optional BN-eval [+ residual] + ReLU epilogue (lt_bn_forward_eval's,
+ * lt_add_forward's and lt_relu_forward's operations); resn is this image's
+ * residual (ep->res offset to the image) or NULL. */
+static void copy_out(const fl *f, const float *ygrid, const float *b, const lt_conv_epilogue *ep,
+                     const float *resn, float *yn) {
     const size_t P = (size_t)f->ho * f->wo;
     for (int o = 0; o < f->co; o++) {
         const float *src = ygrid + (size_t)o * up16(f->Q);
@@ -526,7 +528,17 @@ static void copy_out(const fl *f, const float *ygrid, const float *b, const lt_c
             for (int oh = 0; oh < f->ho; oh++) {
                 float *d = dst + (size_t)oh * f->wo;
                 const float *sr = src + (size_t)oh * f->Wg;
-                if (ep->relu) {
+                if (resn) {
+                    const float *rr = resn + (size_t)o * P + (size_t)oh * f->wo;
+                    if (ep->relu) {
+#pragma omp simd
+                        for (int ow = 0; ow < f->wo; ow++)
+                            d[ow] = lt_relu1(lt_bn_affine(sr[ow] + bc, mu, a, bb) + rr[ow]);
+                    } else {
+#pragma omp simd
+                        for (int ow = 0; ow < f->wo; ow++) d[ow] = lt_bn_affine(sr[ow] + bc, mu, a, bb) + rr[ow];
+                    }
+                } else if (ep->relu) {
 #pragma omp simd
                     for (int ow = 0; ow < f->wo; ow++) {
                         d[ow] = lt_relu1(lt_bn_affine(sr[ow] + bc, mu, a, bb));
@@ -627,7 +639,8 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
         for (int n = n0; n < n1; n++) {
             build_planes(&f, x + (size_t)n * f.ci * HWi, planes, n == n0);
             lt_conv_sgemm_shift(f.co, f.K, f.Q, Ap, planes, off, ygrid, up16(f.Q));
-            copy_out(&f, ygrid, b, ep, y + (size_t)n * f.co * P);
+            copy_out(&f, ygrid, b, ep, ep && ep->res ? ep->res + (size_t)n * f.co * P : NULL,
+                     y + (size_t)n * f.co * P);
         }
     }
 }

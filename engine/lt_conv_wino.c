@@ -295,7 +295,7 @@ static void wino_output(const wg *f, const float *M, size_t q0, size_t n, float 
  * (BN eval, ReLU: the same float operations as lt_bn_forward_eval and
  * lt_relu_forward, so fusion stays bit-identical), then set or accumulate. */
 static void wino_store(const wg *f, const float *Y, const float *bias,
-                       const lt_conv_epilogue *ep, int accumulate, float *y) {
+                       const lt_conv_epilogue *ep, const float *res, int accumulate, float *y) {
     const int H = f->H, W = f->W, Wg = f->Wg;
     const __m512i lo_i = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi_i = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -303,6 +303,7 @@ static void wino_store(const wg *f, const float *Y, const float *bias,
     for (int o = 0; o < f->co; o++) {
         const float *yo = Y + (size_t)o * 4 * f->QY;
         float *out = y + (size_t)o * H * W;
+        const float *ro = res ? res + (size_t)o * H * W : NULL;
         const __m512 bc = _mm512_set1_ps(bias ? bias[o] : 0.0f);
         __m512 mu = zero, ea = zero, eb = zero;
         if (ep) { mu = _mm512_set1_ps(ep->mu[o]); ea = _mm512_set1_ps(ep->a[o]); eb = _mm512_set1_ps(ep->b[o]); }
@@ -325,6 +326,7 @@ static void wino_store(const wg *f, const float *Y, const float *bias,
                         __m512 x = bias ? _mm512_add_ps(v[h], bc) : v[h];
                         if (ep) {
                             x = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mu), ea), eb);
+                            if (ro) x = _mm512_add_ps(x, load_n(ro + (dp - out), rem));
                             if (ep->relu) x = _mm512_max_ps(x, zero);
                         }
                         if (accumulate) x = _mm512_add_ps(load_n(dp, rem), x);
@@ -364,7 +366,8 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
                                         V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QB);
                 wino_output(f, M, q0, nq, Y);
             }
-            wino_store(f, Y, bias, ep, accumulate, out + (size_t)n * out_img);
+            wino_store(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)n * out_img : NULL, accumulate,
+                       out + (size_t)n * out_img);
         }
     }
 }

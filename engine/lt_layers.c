@@ -95,15 +95,24 @@ static int bn_bwd(lt_model *m, lt_node *nd, int N) {
 }
 static const lt_layer_ops bn_ops = {LT_LAYER_ABI, "bn", bn_plan, bn_fwd, bn_bwd, NULL, LT_LAYER_SETS_DX};
 
-int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int relu, int N, float *coef) {
+int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int fuse, int N, float *coef) {
     lt_node *cn = &m->nodes[conv], *bnn = &m->nodes[bn];
     const conv_cfg *cc = (const conv_cfg *)cn->cfg;
     const bn_cfg *bc = (const bn_cfg *)bnn->cfg;
     const int C = bnn->shape.c;
     float *mu = coef, *a = coef + C, *b = coef + 2 * C;
     lt_bn_eval_coeffs(C, pw(m, bnn, 0), pw(m, bnn, 1), bf(m, bnn, 0), bf(m, bnn, 1), bc->eps, mu, a, b);
-    const lt_conv_epilogue ep = {mu, a, b, relu};
-    lt_conv2d_forward_ep(&cc->g, N, in_node(m, cn, 0)->y, pw(m, cn, 0), cc->bias ? pw(m, cn, 1) : NULL, bnn->y,
+    lt_conv_epilogue ep = {mu, a, b, fuse >= 2, NULL};
+    float *out = bnn->y;
+    if (fuse >= 3) {
+        /* + the residual sum's other input (fuse 4: the shortcut node between
+         * the BN and the sum, run by the caller first), written as the sum's
+         * output (which the in-place ReLU after it shares) */
+        lt_node *sn = &m->nodes[bn + fuse - 2];
+        ep.res = in_node(m, sn, sn->in[0] == bn ? 1 : 0)->y;
+        out = sn->y;
+    }
+    lt_conv2d_forward_ep(&cc->g, N, in_node(m, cn, 0)->y, pw(m, cn, 0), cc->bias ? pw(m, cn, 1) : NULL, out,
                          m->scratch, &ep);
     return LT_OK;
 }

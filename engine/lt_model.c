@@ -239,14 +239,35 @@ static int n_uses(const lt_model *m, int j) {
 
 /* Inference fusion at node i: 0 none; 1 conv -> BN (BN's input is conv's
  * output and nothing else reads it); 2 the same plus the ReLU after the BN,
- * when that ReLU works in place on the BN's output. */
+ * when that ReLU works in place on the BN's output; 3 conv -> BN -> sum ->
+ * ReLU: the BN feeds only a residual sum at i + 2 whose other input is
+ * computed before the conv, and the ReLU at i + 3 works in place on the sum;
+ * 4 the same with a shortcut node at i + 2 that reads only nodes before the
+ * conv (so it can run first) and feeds the sum at i + 3. */
 static int fusable(const lt_model *m, int i) {
     if (i + 1 >= m->n_nodes || strcmp(m->nodes[i].ops->type, "conv2d")) return 0;
     const lt_node *bn = &m->nodes[i + 1];
     if (strcmp(bn->ops->type, "bn") || bn->n_in != 1 || bn->in[0] != i || n_uses(m, i) != 1) return 0;
     if (m->fuse_floats < 3 * (size_t)bn->shape.c) return 0;
     const int relu = i + 2 < m->n_nodes && m->nodes[i + 2].in[0] == i + 1 && relu_in_place(m, i + 2);
-    return relu ? 2 : 1;
+    if (relu) return 2;
+    if (i + 3 < m->n_nodes && n_uses(m, i + 1) == 1) {
+        const lt_node *s = &m->nodes[i + 2], *r = &m->nodes[i + 3];
+        if (!strcmp(s->ops->type, "sum") && s->n_in == 2 && (s->in[0] == i + 1 || s->in[1] == i + 1)) {
+            const int other = s->in[0] == i + 1 ? s->in[1] : s->in[0];
+            if (other < i && r->n_in == 1 && r->in[0] == i + 2 && relu_in_place(m, i + 3)) return 3;
+        }
+    }
+    if (i + 4 < m->n_nodes && n_uses(m, i + 1) == 1) {
+        const lt_node *sc = &m->nodes[i + 2], *s = &m->nodes[i + 3], *r = &m->nodes[i + 4];
+        int early = sc->n_in >= 1;
+        for (int k = 0; k < sc->n_in; k++) early &= sc->in[k] < i;
+        if (early && !strcmp(s->ops->type, "sum") && s->n_in == 2 &&
+            ((s->in[0] == i + 1 && s->in[1] == i + 2) || (s->in[0] == i + 2 && s->in[1] == i + 1)) &&
+            r->n_in == 1 && r->in[0] == i + 3 && relu_in_place(m, i + 4))
+            return 4;
+    }
+    return 1;
 }
 
 /* Training fusion at node i: a BN whose only reader is the in-place ReLU at
@@ -336,7 +357,13 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
         }
         const int fuse = training || m->no_fuse ? 0 : nd->fuse;
         if (fuse) {
-            int rc = lt_layers_conv_bn_fused(m, i, i + 1, fuse == 2, N, m->fuse_coef);
+            if (fuse == 4) {
+                /* the shortcut first: the conv's epilogue adds its output */
+                lt_node *sc = &m->nodes[i + 2];
+                int rc = sc->ops->forward(m, sc, N);
+                if (rc) return lt_err_wrap(rc, "forward of '%s'", sc->name);
+            }
+            int rc = lt_layers_conv_bn_fused(m, i, i + 1, fuse, N, m->fuse_coef);
             if (rc) return lt_err_wrap(rc, "forward of '%s' fused with '%s'", nd->name, m->nodes[i + 1].name);
             i += fuse;
             continue;

@@ -72,7 +72,9 @@ struct lt_node {
      * instead of accumulating; only for layers with LT_LAYER_SETS_DX */
     unsigned char dx_set[LT_MAX_IN];
     unsigned char dy_written;   /* lt_model_backward's bookkeeping */
-    unsigned char fuse;         /* inference fusion planned at set_batch: 0, 1 (conv -> BN), 2 (+ ReLU) */
+    unsigned char fuse;         /* inference fusion planned at set_batch: 0, 1 (conv -> BN), 2 (+ ReLU),
+                                   3 (conv -> BN -> residual sum -> ReLU), 4 (the same with the
+                                   shortcut node between BN and sum, run first) */
     unsigned char fuse_train;   /* training fusion planned at set_batch: 1 = BN -> in-place ReLU at the next node */
     unsigned char fused_now;    /* 1: the last forward ran this BN fused with its ReLU (lt_model_backward follows it) */
     unsigned char cfg[192];     /* layer configuration (layer-private, plain data) */
@@ -172,8 +174,9 @@ double lt_model_macs(const lt_model *m);
 /* x: [N x in_shape]; N <= planned batch. training selects BN batch statistics
  * (nodes with eval_mode set still use running statistics).
  * Inference (training = 0) fuses conv -> BN [-> in-place ReLU] when the conv
- * feeds only that BN: the conv writes the BN's (and ReLU's) output directly
- * and its own output buffer is not filled. The numbers are the unfused ones
+ * feeds only that BN, and conv -> BN -> residual sum -> in-place ReLU when
+ * the BN feeds only the sum: the conv writes the last fused node's output
+ * directly and the buffers of the nodes before it are not filled. The numbers are the unfused ones
  * bit for bit (tests/test_model.c); set m->no_fuse to keep every node's
  * output, e.g. to read a conv's output by name after an eval forward.
  * Training (training = 1) fuses a train-mode BN with the in-place ReLU that
@@ -185,9 +188,12 @@ double lt_model_macs(const lt_model *m);
 int lt_model_forward(lt_model *m, const float *x, int N, int training);
 
 /* Engine-internal (lt_model.c -> lt_layers.c): runs conv node `conv` with
- * BN node `bn`'s eval affine (and ReLU when relu) as its epilogue, writing
- * bn's output; coef holds 3 x C floats of scratch. */
-int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int relu, int N, float *coef);
+ * BN node `bn`'s eval affine as its epilogue: fuse 1 writes bn's output,
+ * 2 adds the in-place ReLU, 3 the residual sum at bn + 1 (its other input
+ * added after the BN) and the in-place ReLU after it, writing the sum's
+ * output; 4 the same with the sum at bn + 2 (the caller has run the
+ * shortcut node at bn + 1); coef holds 3 x C floats of scratch. */
+int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int fuse, int N, float *coef);
 /* Training fusion of BN node `bn` with the in-place ReLU node `relu` after
  * it: forward returns 1 when it ran fused (a train-mode BN), 0 when the pair
  * must run unfused (a BN in eval mode); backward runs both nodes' backward

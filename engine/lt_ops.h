@@ -55,14 +55,17 @@ size_t lt_conv2d_weight_count(const lt_conv_geom *g);
 void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                        const float *b, float *y, float *scratch);
 /* An inference-time epilogue applied to each output as it is stored: the
- * fusion of conv -> BN (eval) -> ReLU. y = (v - mu[c]) * a[c] + b[c], then
- * y > 0 ? y : 0 when relu: the float operations of lt_bn_forward_eval and
- * lt_relu_forward in the same order, so fused and unfused outputs are equal
- * bit for bit (tests/test_model.c). The memory pass of BN and of ReLU over
- * the activation is saved. */
+ * fusion of conv -> BN (eval) [-> residual add] -> ReLU. y = (v - mu[c]) *
+ * a[c] + b[c], then y + res (res non-NULL: a tensor shaped like the output,
+ * the other input of the residual sum), then y > 0 ? y : 0 when relu: the
+ * float operations of lt_bn_forward_eval, lt_add_forward and lt_relu_forward
+ * in the same order, so fused and unfused outputs are equal bit for bit
+ * (tests/test_model.c). The memory passes of BN, the add and the ReLU over
+ * the activation are saved. */
 typedef struct {
     const float *mu, *a, *b;   /* [co] from lt_bn_eval_coeffs */
     int relu;
+    const float *res;          /* [N][co][ho][wo] added after the BN, or NULL */
 } lt_conv_epilogue;
 /* The one spelling of that arithmetic, shared by lt_bn_forward_eval /
  * lt_bn_forward_train's normalisation, lt_relu_forward and the two conv

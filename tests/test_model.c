@@ -180,20 +180,31 @@ static void test_first_writer_overwrites(void **st) {
     }
 }
 
-/* Inference fuses conv -> BN -> ReLU; the outputs (features and logits)
- * must equal the unfused forward bit for bit, on both convolution paths,
- * with non-trivial BN statistics, for basic blocks (option A and projection
+/* Inference fuses conv -> BN -> ReLU and conv -> BN -> residual add ->
+ * ReLU; the outputs (features and logits) must equal the unfused forward
+ * bit for bit, on both convolution paths (and both Winograd settings), with
+ * non-trivial BN statistics, for basic blocks (option A and projection
  * shortcuts, a max-pool stem) and bottlenecks. */
 static void test_inference_fusion_bit_identical(void **st) {
     (void)st;
     const char *arch[] = {"resnet8_cifar", "resnet10", "resnet50"};
     const lt_shape in[] = {{1, 3, 12, 12}, {1, 3, 32, 32}, {1, 3, 32, 32}};
-    for (int ref = 0; ref < 2; ref++) {
-        lt_conv_force_reference(ref);
+    const int wino = lt_conv_wino_enabled();
+    for (int path = 0; path < 3; path++) {   /* fast path, fast path with Winograd forced, reference */
+        lt_conv_force_reference(path == 2);
+        lt_conv_wino_enable(path == 1 ? 2 : wino);
         for (int a = 0; a < 3; a++) {
             const int N = 2, C = 5;
             lt_model *m = build(arch[a], in[a], C);
             assert_int_equal(lt_model_set_batch(m, N), LT_OK);
+            if (a == 0) {
+                /* ResNet-8 option A: layer1.0 adds its input (fuse 3), the
+                 * downsampling blocks their shortcut node (fuse 4) */
+                int f3 = 0, f4 = 0;
+                for (int i = 1; i < m->n_nodes; i++) { f3 += m->nodes[i].fuse == 3; f4 += m->nodes[i].fuse == 4; }
+                assert_int_equal(f3, 1);
+                assert_int_equal(f4, 2);
+            }
             gc_fill(m->w, m->n_w, 21 + (unsigned)a, -0.3f, 0.3f);
             gc_fill(m->buf, m->n_b, 31 + (unsigned)a, 0.5f, 1.5f);   /* running mean and var */
             const size_t nx = (size_t)N * lt_shape_count(in[a]);
@@ -224,6 +235,7 @@ static void test_inference_fusion_bit_identical(void **st) {
         }
     }
     lt_conv_force_reference(0);
+    lt_conv_wino_enable(wino);
 }
 
 /* Training fuses BN -> in-place ReLU into one pass each way; gradients,
