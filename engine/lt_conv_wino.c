@@ -20,7 +20,8 @@
  *  4. output transform A^T M A into four phase grids, then interleaved into
  *     the NCHW output rows with the bias / BN+ReLU epilogue / accumulate.
  * Tiles are transformed and multiplied in chunks of 48 so that V and M stay
- * in L2; the phase grids hold the whole image until it is stored.
+ * in L2 (images of at most 40 tiles: several whole images per chunk); the
+ * phase grids hold the whole image until it is stored.
  *
  * When it pays (lt_conv_wino_pays), measured at batch 128 and the runner's
  * two threads (ms per call, direct / Winograd, 2026-11-23):
@@ -58,13 +59,22 @@
  * + 64 channels); larger chunks measured no faster, smaller ones waste the
  * kernel's third vector. */
 #define WINO_QB 48
+/* Images of at most WINO_QB_SMALL / 2 tiles (8x8 and 7x7: 20 tiles with the
+ * garbage column) share a chunk: WINO_QB_SMALL / Q whole images back to
+ * back, so the GEMM runs 80 lanes instead of 20 of 32 (a 7x7 data gradient
+ * had 16 useful lanes in 32). Per output element the arithmetic is the same
+ * whichever images share its chunk. */
+#define WINO_QB_SMALL 80
 
 typedef struct {
     int H, W, ci, co;     /* input size, input (reduction) and output channels */
     int tH, tW, Hg, Wg;   /* tiles and phase-plane grid */
     size_t PS;            /* floats per phase plane (with slack for shifted loads) */
     size_t Q;             /* tiles on the grid: tH * Wg */
-    size_t QB;            /* tiles per chunk: row length of V and M */
+    size_t QB;            /* tiles per chunk */
+    size_t QP;            /* row length of V and M: QB, plus 16 when G > 1 (the last
+                             image's 16-lane groups run past QB) */
+    int G;                /* images per chunk: 1, or WINO_QB_SMALL / Q for small images */
     size_t QY;            /* row length of the phase grids Y: up16(Q) */
     size_t sh_u, sh_off, shared;
     size_t VS, MS;        /* floats between the 16 matrices of V / of M */
@@ -84,6 +94,13 @@ static void wg_init(wg *f, int H, int W, int ci, int co) {
     f->Q = (size_t)f->tH * f->Wg;
     f->QY = up16(f->Q);
     f->QB = WINO_QB < f->QY ? WINO_QB : f->QY;
+    f->G = 1;
+    f->QP = f->QB;
+    if (2 * f->Q <= WINO_QB_SMALL) {
+        f->G = (int)(WINO_QB_SMALL / f->Q);
+        f->QB = (size_t)f->G * f->Q;
+        f->QP = f->QB + 16;
+    }
     f->sh_u = up16((size_t)16 * up8(co) * ci);
     f->sh_off = up16((size_t)ci);
     f->shared = f->sh_u + f->sh_off;
@@ -91,8 +108,8 @@ static void wg_init(wg *f, int H, int W, int ci, int co) {
     /* one cache line more than the matrix: with 16 matrices a power-of-two
      * apart, the transforms' 16 streams alias in the 4 KiB store-forwarding
      * check (measured: the input transform took 1.5x the GEMM's time) */
-    f->VS = (size_t)ci * f->QB + 16;
-    f->MS = (size_t)co * f->QB + 16;
+    f->VS = (size_t)ci * f->QP + 16;
+    f->MS = (size_t)co * f->QP + 16;
     f->t_v = 16 * f->VS;
     f->t_m = 16 * f->MS;
     f->t_y = (size_t)4 * co * f->QY;
@@ -234,7 +251,7 @@ static void wino_input(const wg *f, const float *P, size_t q0, size_t n, float *
     const size_t Wg = (size_t)f->Wg, ld = f->VS;
     for (int c = 0; c < f->ci; c++) {
         const float *pc = P + (size_t)c * 4 * f->PS;
-        float *vc = V + (size_t)c * f->QB;
+        float *vc = V + (size_t)c * f->QP;
         for (size_t q = 0; q < n; q += 16) {
             __m512 d[4][4];
 #pragma GCC unroll 4
@@ -254,10 +271,10 @@ static void wino_input(const wg *f, const float *P, size_t q0, size_t n, float *
 #pragma GCC unroll 4
             for (int i = 0; i < 4; i++) {
                 float *o = vc + (size_t)i * 4 * ld + q;
-                _mm512_store_ps(o, _mm512_sub_ps(t[i][0], t[i][2]));
-                _mm512_store_ps(o + ld, _mm512_add_ps(t[i][1], t[i][2]));
-                _mm512_store_ps(o + 2 * ld, _mm512_sub_ps(t[i][2], t[i][1]));
-                _mm512_store_ps(o + 3 * ld, _mm512_sub_ps(t[i][1], t[i][3]));
+                _mm512_storeu_ps(o, _mm512_sub_ps(t[i][0], t[i][2]));
+                _mm512_storeu_ps(o + ld, _mm512_add_ps(t[i][1], t[i][2]));
+                _mm512_storeu_ps(o + 2 * ld, _mm512_sub_ps(t[i][2], t[i][1]));
+                _mm512_storeu_ps(o + 3 * ld, _mm512_sub_ps(t[i][1], t[i][3]));
             }
         }
     }
@@ -267,16 +284,16 @@ static void wino_input(const wg *f, const float *P, size_t q0, size_t n, float *
 static void wino_output(const wg *f, const float *M, size_t q0, size_t n, float *Y) {
     const size_t ld = f->MS;
     for (int o = 0; o < f->co; o++) {
-        const float *mo = M + (size_t)o * f->QB;
+        const float *mo = M + (size_t)o * f->QP;
         float *yo = Y + (size_t)o * 4 * f->QY + q0;
         for (size_t q = 0; q < n; q += 16) {
             __m512 s[2][4];
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
-                const __m512 m0 = _mm512_load_ps(mo + (size_t)(0 + j) * ld + q);
-                const __m512 m1 = _mm512_load_ps(mo + (size_t)(4 + j) * ld + q);
-                const __m512 m2 = _mm512_load_ps(mo + (size_t)(8 + j) * ld + q);
-                const __m512 m3 = _mm512_load_ps(mo + (size_t)(12 + j) * ld + q);
+                const __m512 m0 = _mm512_loadu_ps(mo + (size_t)(0 + j) * ld + q);
+                const __m512 m1 = _mm512_loadu_ps(mo + (size_t)(4 + j) * ld + q);
+                const __m512 m2 = _mm512_loadu_ps(mo + (size_t)(8 + j) * ld + q);
+                const __m512 m3 = _mm512_loadu_ps(mo + (size_t)(12 + j) * ld + q);
                 s[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
                 s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
             }
@@ -345,7 +362,7 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
     float *U = scratch;
     int *off = (int *)(scratch + f->sh_u);
     pack_u(f, w, dgrad, U);
-    for (int c = 0; c < f->ci; c++) off[c] = (int)((size_t)c * f->QB);
+    for (int c = 0; c < f->ci; c++) off[c] = (int)((size_t)c * f->QP);
     float *tbase = scratch + f->shared;
     const size_t in_img = (size_t)f->ci * f->H * f->W, out_img = (size_t)f->co * f->H * f->W;
     const size_t ustride = (size_t)up8(f->co) * f->ci;
@@ -356,14 +373,32 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
         float *P = tbase + (size_t)t * f->per_thread;
         float *V = P + f->t_planes, *M = V + f->t_v, *Y = M + f->t_m;
         const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
-        for (int n = n0; n < n1; n++) {
+        for (int n = n0; f->G > 1 && n < n1; n += f->G) {
+            /* small images: G of them side by side in one chunk; image j's
+             * tiles are columns j*Q .. j*Q + Q of V and M (its garbage lanes
+             * past Q are overwritten by image j + 1, in order) */
+            const int g = n1 - n < f->G ? n1 - n : f->G;
+            for (int j = 0; j < g; j++) {
+                wino_planes(f, in + (size_t)(n + j) * in_img, P, n == n0 && j == 0);
+                wino_input(f, P, 0, f->Q, V + (size_t)j * f->Q);
+            }
+            for (int xi = 0; xi < 16; xi++)
+                lt_conv_sgemm_shift(f->co, f->ci, (size_t)g * f->Q, U + (size_t)xi * ustride,
+                                    V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
+            for (int j = 0; j < g; j++) {
+                wino_output(f, M + (size_t)j * f->Q, 0, f->Q, Y);
+                wino_store(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)(n + j) * out_img : NULL, accumulate,
+                           out + (size_t)(n + j) * out_img);
+            }
+        }
+        for (int n = n0; f->G == 1 && n < n1; n++) {
             wino_planes(f, in + (size_t)n * in_img, P, n == n0);
             for (size_t q0 = 0; q0 < f->Q; q0 += f->QB) {
                 const size_t nq = f->Q - q0 < f->QB ? f->Q - q0 : f->QB;
                 wino_input(f, P, q0, nq, V);
                 for (int xi = 0; xi < 16; xi++)
                     lt_conv_sgemm_shift(f->co, f->ci, nq, U + (size_t)xi * ustride,
-                                        V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QB);
+                                        V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
                 wino_output(f, M, q0, nq, Y);
             }
             wino_store(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)n * out_img : NULL, accumulate,
