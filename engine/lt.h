@@ -8,8 +8,9 @@
  * engines. 0.2.0: conv weight gradient vectorised over output channels.
  * 0.3.0: Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions; BN sums in
  * explicit lanes, one shifted pass for the variance. 0.4.0: Winograd only
- * where it pays at two threads (32+ channels). */
-#define LT_ENGINE_VERSION "0.4.0"
+ * where it pays at two threads (32+ channels). 0.5.0: small images share a
+ * Winograd chunk, so the forward of 8x8 / 7x7 layers takes Winograd too. */
+#define LT_ENGINE_VERSION "0.5.0"
 
 #include "lt_base.h"
 #include "lt_ops.h"

@@ -46,7 +46,7 @@ void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *b
 
 /* Winograd F(2x2, 3x3) (lt_conv_wino.c): the fast path's forward and data
  * gradient for 3x3 stride-1 pad-1 convolutions where it is measured to pay
- * (lt_conv_wino.c: 32+ channels; forwards of 48+ tiles). Mode 1 (default):
+ * (lt_conv_wino.c: 32+ input and output channels). Mode 1 (default):
  * that rule; 0: never; 2: every such convolution (tests). Set with
  * lt_conv_wino_enable or LT_CONV_WINO=0/1/2 in the environment. The weight
  * gradient stays direct. */

@@ -34,10 +34,14 @@
  *     64 -> 64, 7x7    1.81 / 2.14   2.32 / 2.14
  * So: at least 32 channels on both sides (the GEMM's reduction and its rows
  * are the channels; with 16 the transforms cost what the GEMM saves, with 1
- * or 3 far more), and for the forward at least 48 tiles per image (below
- * ~14x14 most GEMM lanes hold padding tiles; the direct data gradient,
- * which reads dy on a padded grid, loses even there). At one thread the
- * 16-channel layers gain a few percent; the rule follows the default.
+ * or 3 far more). Engine 0.4.0 also kept forwards of fewer than 48 tiles per
+ * image direct: one image per chunk left most GEMM lanes to padding tiles.
+ * Since several small images share a chunk (engine 0.5.0) those pay too
+ * (same table, 0.5.0, three alternating runs each: 64 -> 64 8x8 forward
+ * 2.10-2.33 direct / 1.63-2.11 Winograd, data gradient 2.03-2.42 before /
+ * 1.65-1.72 after; 7x7 forward 2.02-2.40 / 1.88-2.34, data gradient
+ * 2.24-2.48 / 1.80-2.08). At one thread the 16-channel layers gain a few
+ * percent; the rule follows the default.
  *
  * The data gradient of a 3x3 stride-1 pad-1 convolution is the same
  * convolution of dy with the weights transposed over channels and rotated
@@ -134,8 +138,8 @@ int lt_conv_wino_pays(const lt_conv_geom *g, int dgrad) {
     const int mode = lt_conv_wino_enabled();
     if (!mode || !lt_conv_wino_applies(g)) return 0;
     if (mode == 2) return 1;
-    if (g->ci < 32 || g->co < 32) return 0;
-    return dgrad || (long)((g->h + 1) / 2) * ((g->w + 1) / 2) >= 48;
+    (void)dgrad;   /* the same rule both ways since engine 0.5.0 */
+    return g->ci >= 32 && g->co >= 32;
 }
 
 size_t lt_conv_wino_scratch_floats(const lt_conv_geom *g, int N) {
