@@ -20,8 +20,8 @@
  *  4. output transform A^T M A into four phase grids, then interleaved into
  *     the NCHW output rows with the bias / BN+ReLU epilogue / accumulate.
  * Tiles are transformed and multiplied in chunks of 48 so that V and M stay
- * in L2 (images of at most 40 tiles: several whole images per chunk); the
- * phase grids hold the whole image until it is stored.
+ * in L2 (small images: several whole images per chunk, see WINO_LANES_MIN);
+ * the phase grids hold the whole image until it is stored.
  *
  * When it pays (lt_conv_wino_pays), measured at batch 128 and the runner's
  * two threads (ms per call, direct / Winograd, 2026-11-23):
@@ -63,12 +63,18 @@
  * + 64 channels); larger chunks measured no faster, smaller ones waste the
  * kernel's third vector. */
 #define WINO_QB 48
-/* Images of at most WINO_QB_SMALL / 2 tiles (8x8 and 7x7: 20 tiles with the
- * garbage column) share a chunk: WINO_QB_SMALL / Q whole images back to
- * back, so the GEMM runs 80 lanes instead of 20 of 32 (a 7x7 data gradient
- * had 16 useful lanes in 32). Per output element the arithmetic is the same
- * whichever images share its chunk. */
-#define WINO_QB_SMALL 80
+/* Small images share a chunk: G = lanes / Q whole images back to back when
+ * G >= 2, lanes = max(80, WINO_LANE_BUDGET / (ci + co)) (V and M of a chunk
+ * about 590 KiB at most, in L2). 8x8 and 7x7 images (20 tiles with the
+ * garbage column) at 64 channels: 4 per chunk, 80 lanes instead of 20 of 32
+ * (a 7x7 data gradient had 16 useful lanes in 32); 16x16 / 14x14 at 32
+ * channels: 2 per chunk, 144 / 112 lanes instead of 48 + 24 / 48 + 8 in
+ * 80 / 64. Measured (ms, 2 threads, batch 128, three runs): 32 -> 32 16x16
+ * data gradient 1.68-1.71 -> 1.43-1.50, 14x14 forward 1.48-1.54 ->
+ * 1.17-1.43; 64 -> 64 8x8 no faster with more than 80 lanes. Per output
+ * element the arithmetic is the same whichever images share its chunk. */
+#define WINO_LANES_MIN 80
+#define WINO_LANE_BUDGET 9216
 
 typedef struct {
     int H, W, ci, co;     /* input size, input (reduction) and output channels */
@@ -78,7 +84,7 @@ typedef struct {
     size_t QB;            /* tiles per chunk */
     size_t QP;            /* row length of V and M: QB, plus 16 when G > 1 (the last
                              image's 16-lane groups run past QB) */
-    int G;                /* images per chunk: 1, or WINO_QB_SMALL / Q for small images */
+    int G;                /* images per chunk: 1, or more for small images (WINO_LANES_MIN) */
     size_t QY;            /* row length of the phase grids Y: up16(Q) */
     size_t sh_u, sh_off, shared;
     size_t VS, MS;        /* floats between the 16 matrices of V / of M */
@@ -100,8 +106,10 @@ static void wg_init(wg *f, int H, int W, int ci, int co) {
     f->QB = WINO_QB < f->QY ? WINO_QB : f->QY;
     f->G = 1;
     f->QP = f->QB;
-    if (2 * f->Q <= WINO_QB_SMALL) {
-        f->G = (int)(WINO_QB_SMALL / f->Q);
+    size_t lanes = WINO_LANE_BUDGET / (size_t)(ci + co);
+    if (lanes < WINO_LANES_MIN) lanes = WINO_LANES_MIN;
+    if (2 * f->Q <= lanes) {
+        f->G = (int)(lanes / f->Q);
         f->QB = (size_t)f->G * f->Q;
         f->QP = f->QB + 16;
     }

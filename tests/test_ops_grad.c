@@ -321,10 +321,11 @@ static void test_conv_winograd(void **state) {
         {1, 8, 40, 40, 8, 3, 1, 1, 1, 1},    /* 400 tiles: several chunks */
         {3, 16, 7, 7, 24, 3, 1, 1, 1, 0},    /* 16 tiles per image */
         {2, 32, 16, 16, 40, 3, 1, 1, 1, 1},  /* a ResNet-32 stage-2 shape, 40 rows */
-        /* small images share a chunk (G = 80 / 20 = 4, 80 / 8 = 10), with a
-         * last, partial group */
+        /* small images share a chunk (G = 80 / 20 = 4, 80 / 8 = 10; at 32
+         * + 32 channels 144 / 56 = 2), with a last, partial group */
         {7, 5, 8, 8, 6, 3, 1, 1, 1, 1},
         {9, 4, 3, 5, 3, 3, 1, 1, 1, 0},
+        {5, 32, 14, 14, 32, 3, 1, 1, 1, 0},
     };
     lt_conv_wino_enable(2);
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
