@@ -77,7 +77,9 @@ struct lt_node {
                                    shortcut node between BN and sum, run first) */
     unsigned char fuse_train;   /* training fusion planned at set_batch: 1 = BN -> in-place ReLU at the next node */
     unsigned char fused_now;    /* 1: the last forward ran this BN fused with its ReLU (lt_model_backward follows it) */
-    unsigned char cfg[192];     /* layer configuration (layer-private, plain data) */
+    /* aligned: layers cast it to their own config struct (fields added
+     * before it once left it at an odd offset, caught by UBSan) */
+    _Alignas(16) unsigned char cfg[192];   /* layer configuration (layer-private, plain data) */
 };
 
 /* Initialisation rules for parameters. */
