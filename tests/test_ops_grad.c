@@ -234,6 +234,7 @@ static void test_conv_many_images_per_thread(void **state) {
         {7, 2, 8, 34, 4, 1, 2, 0, 1, 0},   /* 1x1 s2 p0: one phase of four used */
         {5, 4, 10, 10, 6, 3, 1, 1, 1, 1},  /* 3x3 s1 p1 */
         {5, 3, 9, 40, 20, 3, 1, 1, 1, 0},  /* s1, width > 32, 2 channel vectors */
+        {5, 3, 11, 13, 4, 7, 2, 3, 1, 1},  /* 7x7 s2 p3 (an ImageNet stem), odd sizes */
     };
     const int saved = omp_get_max_threads();
     for (int threads = 1; threads <= 2; threads++) {
