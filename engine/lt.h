@@ -9,7 +9,9 @@
  * 0.3.0: Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions; BN sums in
  * explicit lanes, one shifted pass for the variance. 0.4.0: Winograd only
  * where it pays at two threads (32+ channels). 0.5.0: small images share a
- * Winograd chunk, so the forward of 8x8 / 7x7 layers takes Winograd too. */
+ * Winograd chunk, so the forward of 8x8 / 7x7 layers takes Winograd too;
+ * the weight gradient of 3x3 stride-1 layers of 16+ channels by Winograd
+ * F(3x3, 2x2). */
 #define LT_ENGINE_VERSION "0.5.0"
 
 #include "lt_base.h"

@@ -23,9 +23,9 @@
  * add nothing.
  *
  * 3x3 stride-1 pad-1 layers of 32+ channels take Winograd F(2x2, 3x3)
- * (lt_conv_wino.c) for the data gradient, and for the forward when the
- * image is large enough; it reuses this file's GEMM kernel
- * (lt_conv_sgemm_shift).
+ * (lt_conv_wino.c) for the forward and the data gradient, and of 16+
+ * channels F(3x3, 2x2) for the weight gradient; it reuses this file's GEMM
+ * kernel (lt_conv_sgemm_shift) and channels-last transpose (lt_conv_nhwc16).
  *
  * Parallelism: OpenMP over images, static contiguous ranges, one thread per
  * range, everything per image in per-thread scratch (cache resident); weight
@@ -111,7 +111,9 @@ size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N) {
     /* sized for Winograd too whether or not it is enabled: lt_conv_wino_enable
      * may change after the model's scratch was allocated */
     const size_t direct = f.shared + (size_t)T * f.per_thread, wino = lt_conv_wino_scratch_floats(g, N);
-    return direct > wino ? direct : wino;
+    const size_t wwg = lt_conv_wino_wgrad_scratch_floats(g, N);
+    const size_t m = direct > wino ? direct : wino;
+    return m > wwg ? m : wwg;
 }
 
 /* ---- data movement (plain C, vectorised by the compiler) -------------------- */
@@ -409,6 +411,23 @@ static inline void transpose16(__m512 r[16]) {
     }
 }
 
+/* One image [C][HW] to [HW][Cp] (channels last, lanes C..Cp-1 zero; Cp a
+ * multiple of 16): the layout the Winograd weight gradient vectorises over
+ * channels in. */
+void lt_conv_nhwc16(const float *src, int C, int HW, int Cp, float *dst) {
+    for (int p0 = 0; p0 < HW; p0 += 16) {
+        const int np = HW - p0 < 16 ? HW - p0 : 16;
+        const __mmask16 mk = np == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << np) - 1);
+        for (int c0 = 0; c0 < Cp; c0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = c0 + i < C ? _mm512_maskz_loadu_ps(mk, src + (size_t)(c0 + i) * HW + p0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int i = 0; i < np; i++) _mm512_storeu_ps(dst + (size_t)(p0 + i) * Cp + c0, r[i]);
+        }
+    }
+}
+
 /* (the garbage rows ow >= wo are zeroed only when zeros != 0, as in build_planes) */
 static void build_dyt(const fl *f, const float *dy, float *T, int zeros) {
     const size_t P = (size_t)f->ho * f->wo;
@@ -648,6 +667,11 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
 void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
                            const float *dy, float *dx, float *dw, float *scratch, int set_dx) {
     if (!dx && !dw) return;
+    if (dw && lt_conv_wino_pays(g, 2)) {
+        lt_conv_wino_wgrad(g, N, x, dy, dw, scratch);
+        if (!dx) return;
+        dw = NULL;
+    }
     if (dx && lt_conv_wino_pays(g, 1)) {
         /* the weight gradient direct, then the data gradient by Winograd in
          * the same scratch (the direct pass is done with it by then) */

@@ -44,15 +44,15 @@ void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const f
 void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *base,
                          const int *off, float *C, size_t ldc);
 
-/* Winograd F(2x2, 3x3) (lt_conv_wino.c): the fast path's forward and data
- * gradient for 3x3 stride-1 pad-1 convolutions where it is measured to pay
- * (lt_conv_wino.c: 32+ input and output channels). Mode 1 (default):
- * that rule; 0: never; 2: every such convolution (tests). Set with
- * lt_conv_wino_enable or LT_CONV_WINO=0/1/2 in the environment. The weight
- * gradient stays direct. */
+/* Winograd (lt_conv_wino.c): the fast path's forward, data gradient
+ * (F(2x2, 3x3)) and weight gradient (F(3x3, 2x2)) for 3x3 stride-1 pad-1
+ * convolutions where it is measured to pay (forward and data gradient: 32+
+ * input and output channels; weight gradient: 16+). Mode 1 (default): that
+ * rule; 0: never; 2: every such convolution (tests). Set with
+ * lt_conv_wino_enable or LT_CONV_WINO=0/1/2 in the environment. */
 int lt_conv_wino_applies(const lt_conv_geom *g);   /* 3x3, stride 1, pad 1, groups 1 */
-/* Whether the forward (dgrad = 0) or the data gradient of g takes Winograd
- * in the current mode. */
+/* Whether the forward (dgrad = 0), the data gradient (1) or the weight
+ * gradient (2) of g takes Winograd in the current mode. */
 int lt_conv_wino_pays(const lt_conv_geom *g, int dgrad);
 void lt_conv_wino_enable(int mode);
 int lt_conv_wino_enabled(void);
@@ -61,5 +61,13 @@ void lt_conv_wino_forward(const lt_conv_geom *g, int N, const float *x, const fl
                           float *y, float *scratch, const lt_conv_epilogue *ep);
 void lt_conv_wino_dgrad(const lt_conv_geom *g, int N, const float *w, const float *dy, float *dx,
                         float *scratch, int set_dx);
+/* dw += the weight gradient by Winograd F(3x3, 2x2) (lt_conv_wino.c), for
+ * the geometries lt_conv_wino_pays(g, 2) accepts. */
+void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const float *dy, float *dw,
+                        float *scratch);
+size_t lt_conv_wino_wgrad_scratch_floats(const lt_conv_geom *g, int N);
+/* One image [C][HW] to channels-last [HW][Cp] (Cp a multiple of 16, lanes
+ * past C zero); AVX-512 only (lt_conv_fast.c). */
+void lt_conv_nhwc16(const float *src, int C, int HW, int Cp, float *dst);
 
 #endif

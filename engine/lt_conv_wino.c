@@ -1,5 +1,8 @@
 /* lt_conv_wino.c — Winograd F(2x2, 3x3) for 3x3, stride-1, pad-1
- * convolutions: the forward and the data gradient of the fast path.
+ * convolutions: the forward and the data gradient of the fast path; and
+ * F(3x3, 2x2) for their weight gradient (engine 0.5.0, at the end of the
+ * file: 32 -> 32 16x16 2.18-2.22 ms direct, 1.41-1.91 Winograd; 64 -> 64
+ * 8x8 2.26-2.47 / 1.38-1.64; 16 -> 16 32x32 3.41-3.44 / 2.89-2.93).
  *
  * Why: after the weight gradient was vectorised (engine 0.2.0) the shifted
  * GEMM of the forward and data gradient was half of a training step and ran
@@ -146,7 +149,10 @@ int lt_conv_wino_pays(const lt_conv_geom *g, int dgrad) {
     const int mode = lt_conv_wino_enabled();
     if (!mode || !lt_conv_wino_applies(g)) return 0;
     if (mode == 2) return 1;
-    (void)dgrad;   /* the same rule both ways since engine 0.5.0 */
+    /* the weight gradient pays from 16 channels (16 -> 16 28x28: 2.77-2.80 ms
+     * direct, 1.80-2.20 Winograd); the stems (1 or 3 input channels, 15 or
+     * 13 of the 16 lanes idle) are 2-3x slower by it */
+    if (dgrad == 2) return g->ci >= 16 && g->co >= 16;
     return g->ci >= 32 && g->co >= 32;
 }
 
@@ -366,6 +372,143 @@ static void wino_store(const wg *f, const float *Y, const float *bias,
     }
 }
 
+
+/* ---- weight gradient: F(3x3, 2x2) ------------------------------------------------
+ * dW[o][c] = G^T [ sum over images and tiles of (A g A^T) .* (B^T d B) ] G,
+ * with d the 4x4 input tile, g the 2x2 output-gradient tile, B^T and G the
+ * forward's input and kernel transforms and A = (A^T)^T its output
+ * transform: the forward's identity read the other way (the 3x3 weights are
+ * now the output, the 2x2 gradient tile the filter). 16 multiplies per
+ * (o, c, tile) instead of 36.
+ * Vectorised over channels: each image's x and dy are made channels-last
+ * (lt_conv_nhwc16), the transforms write V[xi][t][c] and U[xi] packed
+ * [co/8][t][8] for the shifted GEMM (co rows, ci lanes, the chunk's tiles as
+ * the reduction), and each chunk's product is added into a per-thread
+ * M[xi][o][c]; the threads' M are added in thread order and transformed once.
+ * Tiles are dense (ty * tW + tx): no garbage column. */
+typedef struct {
+    int H, W, ci, co, tH, tW, Cp, Op, ob;   /* Cp, Op: channels rounded up to 16; ob: co / 8 rounded up */
+    size_t T, KB;                            /* tiles per image, per chunk */
+    size_t t_xn, t_dn, t_v, t_u, t_c, t_acc, VS, US, per_thread, shared;
+} ww;
+
+static void ww_init(ww *f, const lt_conv_geom *g) {
+    f->H = g->h; f->W = g->w; f->ci = g->ci; f->co = g->co;
+    f->tH = (g->h + 1) / 2; f->tW = (g->w + 1) / 2;
+    f->Cp = (g->ci + 15) & ~15; f->Op = (g->co + 15) & ~15; f->ob = (g->co + 7) / 8;
+    f->T = (size_t)f->tH * f->tW;
+    size_t kb = WINO_LANE_BUDGET / (size_t)(g->ci + g->co);
+    if (kb < WINO_QB) kb = WINO_QB;
+    f->KB = f->T <= kb ? (kb / f->T) * f->T : kb;
+    f->t_xn = up16((size_t)f->H * f->W * f->Cp);
+    f->t_dn = up16((size_t)f->H * f->W * f->Op);
+    f->VS = f->KB * f->Cp + 16;
+    f->US = (size_t)f->ob * f->KB * 8 + 16;
+    f->t_v = 16 * f->VS;
+    f->t_u = 16 * f->US;
+    f->t_c = up16((size_t)f->ob * 8 * f->Cp);
+    f->t_acc = up16((size_t)16 * f->co * f->Cp);
+    f->per_thread = f->t_xn + f->t_dn + f->t_v + f->t_u + f->t_c + f->t_acc;
+    f->shared = up16(f->KB);   /* the GEMM's tap offsets */
+}
+
+size_t lt_conv_wino_wgrad_scratch_floats(const lt_conv_geom *g, int N) {
+    if (N <= 0 || !lt_conv_wino_applies(g)) return 0;
+    ww f;
+    ww_init(&f, g);
+    const int T = N < LT_CONV_MAX_THREADS ? N : LT_CONV_MAX_THREADS;
+    return f.shared + (size_t)T * f.per_thread;
+}
+
+/* Tiles t0 .. t0 + n of one image (channels-last xn, dn) into chunk
+ * positions k0 .. k0 + n of V and U (U packed for a chunk of nq tiles). */
+static void ww_transform(const ww *f, const float *xn, const float *dn, size_t t0, size_t n, size_t k0,
+                         size_t nq, float *V, float *U) {
+    const int H = f->H, W = f->W, Cp = f->Cp, Op = f->Op;
+    const __m512 zero = _mm512_setzero_ps();
+    for (size_t q = 0; q < n; q++) {
+        const int ty = (int)((t0 + q) / (size_t)f->tW), tx = (int)((t0 + q) % (size_t)f->tW);
+        const size_t k = k0 + q;
+        for (int c0 = 0; c0 < Cp; c0 += 16) {
+            __m512 d[4][4];
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                const int r = 2 * ty - 1 + i;
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) {
+                    const int cc = 2 * tx - 1 + j;
+                    d[i][j] = r >= 0 && r < H && cc >= 0 && cc < W
+                                  ? _mm512_loadu_ps(xn + ((size_t)r * W + cc) * Cp + c0) : zero;
+                }
+            }
+            __m512 t[4][4];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                t[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+                t[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+                t[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+                t[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                float *o = V + (size_t)(i * 4) * f->VS + k * Cp + c0;
+                _mm512_storeu_ps(o, _mm512_sub_ps(t[i][0], t[i][2]));
+                _mm512_storeu_ps(o + f->VS, _mm512_add_ps(t[i][1], t[i][2]));
+                _mm512_storeu_ps(o + 2 * f->VS, _mm512_sub_ps(t[i][2], t[i][1]));
+                _mm512_storeu_ps(o + 3 * f->VS, _mm512_sub_ps(t[i][1], t[i][3]));
+            }
+        }
+        for (int o0 = 0; o0 < Op; o0 += 16) {
+            __m512 gg[2][2];
+#pragma GCC unroll 2
+            for (int a = 0; a < 2; a++)
+#pragma GCC unroll 2
+                for (int b = 0; b < 2; b++) {
+                    const int r = 2 * ty + a, cc = 2 * tx + b;
+                    gg[a][b] = r < H && cc < W ? _mm512_loadu_ps(dn + ((size_t)r * W + cc) * Op + o0) : zero;
+                }
+            /* h = A g: rows g0, g0 + g1, g0 - g1, -g1; then the same on columns */
+            __m512 h[4][2];
+#pragma GCC unroll 2
+            for (int b = 0; b < 2; b++) {
+                h[0][b] = gg[0][b];
+                h[1][b] = _mm512_add_ps(gg[0][b], gg[1][b]);
+                h[2][b] = _mm512_sub_ps(gg[0][b], gg[1][b]);
+                h[3][b] = _mm512_sub_ps(zero, gg[1][b]);
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const __m512 u[4] = {h[r][0], _mm512_add_ps(h[r][0], h[r][1]), _mm512_sub_ps(h[r][0], h[r][1]),
+                                     _mm512_sub_ps(zero, h[r][1])};
+#pragma GCC unroll 4
+                for (int s = 0; s < 4; s++) {
+                    float *ub = U + (size_t)(r * 4 + s) * f->US;
+                    const int b0 = o0 / 8;
+                    _mm256_storeu_ps(ub + ((size_t)b0 * nq + k) * 8, _mm512_castps512_ps256(u[s]));
+                    if (b0 + 1 < f->ob)
+                        _mm256_storeu_ps(ub + ((size_t)(b0 + 1) * nq + k) * 8,
+                                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u[s]), 1)));
+                }
+            }
+        }
+    }
+}
+
+/* acc[xi][o][c] += the chunk's nq tiles */
+static void ww_chunk(const ww *f, size_t nq, const float *V, const float *U, const int *off, float *C, float *acc) {
+    for (int xi = 0; xi < 16; xi++) {
+        lt_conv_sgemm_shift(f->co, (int)nq, (size_t)f->ci, U + (size_t)xi * f->US, V + (size_t)xi * f->VS, off, C,
+                            (size_t)f->Cp);
+        float *a = acc + (size_t)xi * f->co * f->Cp;
+        for (int o = 0; o < f->co; o++) {
+            float *ao = a + (size_t)o * f->Cp;
+            const float *co_ = C + (size_t)o * f->Cp;
+#pragma omp simd
+            for (int c = 0; c < f->ci; c++) ao[c] += co_[c];
+        }
+    }
+}
+
 #pragma GCC pop_options
 
 /* One pass over the batch: out = conv(in) through F(2x2, 3x3). */
@@ -431,4 +574,72 @@ void lt_conv_wino_dgrad(const lt_conv_geom *g, int N, const float *w, const floa
     wg f;
     wg_init(&f, g->h, g->w, g->co, g->ci);
     wino_run(&f, N, dy, w, 1, NULL, NULL, !set_dx, dx, scratch);
+}
+
+void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const float *dy, float *dw,
+                        float *scratch) {
+    ww f;
+    ww_init(&f, g);
+    int *off = (int *)scratch;
+    for (size_t k = 0; k < f.KB; k++) off[k] = (int)(k * (size_t)f.Cp);
+    float *tbase = scratch + f.shared;
+    const size_t HW = (size_t)f.H * f.W, in_img = (size_t)f.ci * HW, out_img = (size_t)f.co * HW;
+    const int T = lt_conv_fast_threads(N);
+    int used = 1;
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (t == 0) used = nt;
+        float *xn = tbase + (size_t)t * f.per_thread, *dn = xn + f.t_xn, *V = dn + f.t_dn, *U = V + f.t_v;
+        float *C = U + f.t_u, *acc = C + f.t_c;
+        memset(acc, 0, sizeof(float) * 16 * (size_t)f.co * f.Cp);
+        const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
+        if (f.T <= f.KB) {
+            /* whole images per chunk */
+            const int G = (int)(f.KB / f.T);
+            for (int n = n0; n < n1; n += G) {
+                const int gn = n1 - n < G ? n1 - n : G;
+                const size_t nq = (size_t)gn * f.T;
+                for (int j = 0; j < gn; j++) {
+                    lt_conv_nhwc16(x + (size_t)(n + j) * in_img, f.ci, (int)HW, f.Cp, xn);
+                    lt_conv_nhwc16(dy + (size_t)(n + j) * out_img, f.co, (int)HW, f.Op, dn);
+                    ww_transform(&f, xn, dn, 0, f.T, (size_t)j * f.T, nq, V, U);
+                }
+                ww_chunk(&f, nq, V, U, off, C, acc);
+            }
+        } else {
+            for (int n = n0; n < n1; n++) {
+                lt_conv_nhwc16(x + (size_t)n * in_img, f.ci, (int)HW, f.Cp, xn);
+                lt_conv_nhwc16(dy + (size_t)n * out_img, f.co, (int)HW, f.Op, dn);
+                for (size_t t0 = 0; t0 < f.T; t0 += f.KB) {
+                    const size_t nq = f.T - t0 < f.KB ? f.T - t0 : f.KB;
+                    ww_transform(&f, xn, dn, t0, nq, 0, nq, V, U);
+                    ww_chunk(&f, nq, V, U, off, C, acc);
+                }
+            }
+        }
+    }
+    /* the threads' M in thread order, then dW += G^T M G per (o, c) */
+    float *acc0 = tbase + f.t_xn + f.t_dn + f.t_v + f.t_u + f.t_c;
+    for (int t = 1; t < used; t++) {
+        const float *a = acc0 + (size_t)t * f.per_thread;
+        for (size_t i = 0; i < (size_t)16 * f.co * f.Cp; i++) acc0[i] += a[i];
+    }
+    for (int o = 0; o < f.co; o++)
+        for (int c = 0; c < f.ci; c++) {
+            float m[4][4], tm[4][3];
+            for (int xi = 0; xi < 16; xi++) m[xi / 4][xi % 4] = acc0[((size_t)xi * f.co + o) * f.Cp + c];
+            /* G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1] */
+            for (int r = 0; r < 4; r++) {
+                tm[r][0] = m[r][0] + 0.5f * (m[r][1] + m[r][2]);
+                tm[r][1] = 0.5f * (m[r][1] - m[r][2]);
+                tm[r][2] = 0.5f * (m[r][1] + m[r][2]) + m[r][3];
+            }
+            float *d = dw + ((size_t)o * f.ci + c) * 9;
+            for (int j = 0; j < 3; j++) {
+                d[0 * 3 + j] += tm[0][j] + 0.5f * (tm[1][j] + tm[2][j]);
+                d[1 * 3 + j] += 0.5f * (tm[1][j] - tm[2][j]);
+                d[2 * 3 + j] += 0.5f * (tm[1][j] + tm[2][j]) + tm[3][j];
+            }
+        }
 }

@@ -376,23 +376,45 @@ static void test_conv_winograd(void **state) {
         printf("note:   relative to max|y| %.3g, max|dx| %.3g: %.2g %.2g %.2g %.2g\n", sy, sx, ef / sy, ex / sx,
                ed / sy, exd / sx);
         assert_true(ef < 1e-6 * sy && ex < 1e-6 * sx && ed < 2e-6 * sy && exd < 2e-6 * sx);
+        /* weight gradient (F(3x3, 2x2)), accumulated onto 0.5 */
+        {
+            float *dwv = fa(c.nw);
+            for (size_t i = 0; i < c.nw; i++) dwv[i] = 0.5f;
+            for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
+            lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, NULL, dwv, NULL, c.scratch, 1);
+            double ew = 0, sw = 1;
+            for (size_t i = 0; i < c.nw; i++) {
+                const double e = fabs((double)dwv[i] - 0.5 - rdw[i]);
+                if (!(e <= ew)) ew = e;
+                sw = fmax(sw, fabs(rdw[i]));
+            }
+            printf("note:   weight gradient max|diff| vs naive %.3g, relative to max|dw| %.3g: %.2g\n", ew, sw, ew / sw);
+            assert_true(ew < 2e-6 * sw);
+            lt_free(dwv);
+        }
         if (t == 0) {
             float *gdx = fa(c.nx);
             lt_conv2d_backward(&c.g, c.N, c.x, c.w, c.r, gdx, NULL, NULL, c.scratch);
             assert_int_equal(gc_check("winograd conv dx", conv_loss, &c, c.x, gdx, c.nx, &LIN_TOL), 0);
+            float *gdw = fa(c.nw);
+            lt_conv2d_backward(&c.g, c.N, c.x, c.w, c.r, NULL, gdw, NULL, c.scratch);
+            assert_int_equal(gc_check("winograd conv dw", conv_loss, &c, c.w, gdw, c.nw, &LIN_TOL), 0);
             lt_free(gdx);
+            lt_free(gdw);
         }
         test_free(ref); test_free(rdx); test_free(rdw); test_free(rdb);
         lt_free(yd); lt_free(dx); lt_free(dx2); lt_free(dxd);
         conv_free(&c);
     }
     /* the default rule: 32+ channels both sides, any image size (engine
-     * 0.5.0; 0.4.0 kept forwards of fewer than 48 tiles direct) */
+     * 0.5.0; 0.4.0 kept forwards of fewer than 48 tiles direct); the weight
+     * gradient from 16 channels */
     lt_conv_wino_enable(1);
-    static const struct { int ci, co, hw, k, s, fwd, dgrad; } rule[] = {
-        {1, 16, 28, 3, 1, 0, 0},  {16, 16, 32, 3, 1, 0, 0}, {32, 32, 16, 3, 1, 1, 1},
-        {32, 32, 14, 3, 1, 1, 1}, {64, 64, 8, 3, 1, 1, 1},  {64, 64, 7, 3, 1, 1, 1}, {16, 32, 8, 3, 1, 0, 0},
-        {32, 64, 16, 3, 2, 0, 0}, {64, 64, 8, 1, 1, 0, 0},
+    static const struct { int ci, co, hw, k, s, fwd, dgrad, wgrad; } rule[] = {
+        {1, 16, 28, 3, 1, 0, 0, 0},  {3, 16, 32, 3, 1, 0, 0, 0},  {16, 16, 32, 3, 1, 0, 0, 1},
+        {32, 32, 16, 3, 1, 1, 1, 1}, {32, 32, 14, 3, 1, 1, 1, 1}, {64, 64, 8, 3, 1, 1, 1, 1},
+        {64, 64, 7, 3, 1, 1, 1, 1},  {16, 32, 8, 3, 1, 0, 0, 1},  {32, 64, 16, 3, 2, 0, 0, 0},
+        {64, 64, 8, 1, 1, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof rule / sizeof rule[0]; i++) {
         lt_conv_geom g;
@@ -400,6 +422,7 @@ static void test_conv_winograd(void **state) {
                                            rule[i].s, rule[i].k / 2, 1), LT_OK);
         assert_int_equal(lt_conv_wino_pays(&g, 0), rule[i].fwd);
         assert_int_equal(lt_conv_wino_pays(&g, 1), rule[i].dgrad);
+        assert_int_equal(lt_conv_wino_pays(&g, 2), rule[i].wgrad);
     }
     lt_conv_wino_enable(0);
     lt_conv_geom g;
