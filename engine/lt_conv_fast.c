@@ -420,8 +420,12 @@ void lt_conv_nhwc16(const float *src, int C, int HW, int Cp, float *dst) {
         const __mmask16 mk = np == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << np) - 1);
         for (int c0 = 0; c0 < Cp; c0 += 16) {
             __m512 r[16];
+            /* plain loads for full blocks: masked ones measured slower here
+             * even with every lane on (see lt_conv_wino.c's load_n) */
             for (int i = 0; i < 16; i++)
-                r[i] = c0 + i < C ? _mm512_maskz_loadu_ps(mk, src + (size_t)(c0 + i) * HW + p0) : _mm512_setzero_ps();
+                r[i] = c0 + i >= C ? _mm512_setzero_ps()
+                       : np == 16 ? _mm512_loadu_ps(src + (size_t)(c0 + i) * HW + p0)
+                                  : _mm512_maskz_loadu_ps(mk, src + (size_t)(c0 + i) * HW + p0);
             transpose16(r);
             for (int i = 0; i < np; i++) _mm512_storeu_ps(dst + (size_t)(p0 + i) * Cp + c0, r[i]);
         }

@@ -619,16 +619,20 @@ void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const floa
             }
         }
     }
-    /* the threads' M in thread order, then dW += G^T M G per (o, c) */
-    float *acc0 = tbase + f.t_xn + f.t_dn + f.t_v + f.t_u + f.t_c;
-    for (int t = 1; t < used; t++) {
-        const float *a = acc0 + (size_t)t * f.per_thread;
-        for (size_t i = 0; i < (size_t)16 * f.co * f.Cp; i++) acc0[i] += a[i];
-    }
+    /* the threads' M added in thread order, then dW += G^T M G per (o, c);
+     * parallel over o (each element's order is fixed: the same for any
+     * schedule) */
+    const float *acc0 = tbase + f.t_xn + f.t_dn + f.t_v + f.t_u + f.t_c;
+#pragma omp parallel for schedule(static) num_threads(T)
     for (int o = 0; o < f.co; o++)
         for (int c = 0; c < f.ci; c++) {
             float m[4][4], tm[4][3];
-            for (int xi = 0; xi < 16; xi++) m[xi / 4][xi % 4] = acc0[((size_t)xi * f.co + o) * f.Cp + c];
+            for (int xi = 0; xi < 16; xi++) {
+                const size_t at = ((size_t)xi * f.co + o) * f.Cp + c;
+                float v = acc0[at];
+                for (int t = 1; t < used; t++) v += acc0[(size_t)t * f.per_thread + at];
+                m[xi / 4][xi % 4] = v;
+            }
             /* G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1] */
             for (int r = 0; r < 4; r++) {
                 tm[r][0] = m[r][0] + 0.5f * (m[r][1] + m[r][2]);
