@@ -411,12 +411,12 @@ static inline void transpose16(__m512 r[16]) {
     }
 }
 
-/* One image [C][HW] to [HW][Cp] (channels last, lanes C..Cp-1 zero; Cp a
- * multiple of 16): the layout the Winograd weight gradient vectorises over
- * channels in. */
-void lt_conv_nhwc16(const float *src, int C, int HW, int Cp, float *dst) {
-    for (int p0 = 0; p0 < HW; p0 += 16) {
-        const int np = HW - p0 < 16 ? HW - p0 : 16;
+/* n positions of C channel rows (cs floats apart) to channels last:
+ * dst[p * Cp + c] = src[c * cs + p], lanes C..Cp-1 zero (Cp a multiple of
+ * 16), 16 x 16 blocks transposed in registers. */
+static void to_channels_last(const float *src, int C, size_t cs, int n, int Cp, float *dst) {
+    for (int p0 = 0; p0 < n; p0 += 16) {
+        const int np = n - p0 < 16 ? n - p0 : 16;
         const __mmask16 mk = np == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << np) - 1);
         for (int c0 = 0; c0 < Cp; c0 += 16) {
             __m512 r[16];
@@ -424,12 +424,18 @@ void lt_conv_nhwc16(const float *src, int C, int HW, int Cp, float *dst) {
              * even with every lane on (see lt_conv_wino.c's load_n) */
             for (int i = 0; i < 16; i++)
                 r[i] = c0 + i >= C ? _mm512_setzero_ps()
-                       : np == 16 ? _mm512_loadu_ps(src + (size_t)(c0 + i) * HW + p0)
-                                  : _mm512_maskz_loadu_ps(mk, src + (size_t)(c0 + i) * HW + p0);
+                       : np == 16 ? _mm512_loadu_ps(src + (size_t)(c0 + i) * cs + p0)
+                                  : _mm512_maskz_loadu_ps(mk, src + (size_t)(c0 + i) * cs + p0);
             transpose16(r);
             for (int i = 0; i < np; i++) _mm512_storeu_ps(dst + (size_t)(p0 + i) * Cp + c0, r[i]);
         }
     }
+}
+
+/* One image [C][HW] to [HW][Cp]: the layout the Winograd weight gradient
+ * vectorises over channels in. */
+void lt_conv_nhwc16(const float *src, int C, int HW, int Cp, float *dst) {
+    to_channels_last(src, C, (size_t)HW, HW, Cp, dst);
 }
 
 /* (the garbage rows ow >= wo are zeroed only when zeros != 0, as in build_planes) */
@@ -438,19 +444,7 @@ static void build_dyt(const fl *f, const float *dy, float *T, int zeros) {
     const int Mp = f->Mp;
     for (int oh = 0; oh < f->ho; oh++) {
         float *row = T + (size_t)oh * f->Wg * Mp;
-        for (int ow0 = 0; ow0 < f->wo; ow0 += 16) {
-            const int nw = f->wo - ow0 < 16 ? f->wo - ow0 : 16;
-            const __mmask16 mk = nw == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nw) - 1);
-            for (int m0 = 0; m0 < Mp; m0 += 16) {
-                __m512 r[16];
-                for (int i = 0; i < 16; i++)
-                    r[i] = m0 + i < f->co
-                               ? _mm512_maskz_loadu_ps(mk, dy + (size_t)(m0 + i) * P + (size_t)oh * f->wo + ow0)
-                               : _mm512_setzero_ps();
-                transpose16(r);
-                for (int i = 0; i < nw; i++) _mm512_store_ps(row + (size_t)(ow0 + i) * Mp + m0, r[i]);
-            }
-        }
+        to_channels_last(dy + (size_t)oh * f->wo, f->co, P, f->wo, Mp, row);
         if (zeros) memset(row + (size_t)f->wo * Mp, 0, sizeof(float) * (size_t)(f->Wg - f->wo) * Mp);
     }
 }
@@ -641,7 +635,7 @@ static void pack_dgrad(const fl *f, const float *w, float *Ap, int *off, int *ph
 
 void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                           const float *b, float *y, float *scratch, const lt_conv_epilogue *ep) {
-    if (lt_conv_wino_pays(g, 0)) {
+    if (lt_conv_wino_pays(g, LT_WINO_FWD)) {
         lt_conv_wino_forward(g, N, x, w, b, y, scratch, ep);
         return;
     }
@@ -671,12 +665,12 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
 void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
                            const float *dy, float *dx, float *dw, float *scratch, int set_dx) {
     if (!dx && !dw) return;
-    if (dw && lt_conv_wino_pays(g, 2)) {
+    if (dw && lt_conv_wino_pays(g, LT_WINO_WGRAD)) {
         lt_conv_wino_wgrad(g, N, x, dy, dw, scratch);
         if (!dx) return;
         dw = NULL;
     }
-    if (dx && lt_conv_wino_pays(g, 1)) {
+    if (dx && lt_conv_wino_pays(g, LT_WINO_DGRAD)) {
         /* the weight gradient direct, then the data gradient by Winograd in
          * the same scratch (the direct pass is done with it by then) */
         lt_conv_fast_backward(g, N, x, w, dy, NULL, dw, scratch, set_dx);

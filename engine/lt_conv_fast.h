@@ -51,9 +51,10 @@ void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *b
  * rule; 0: never; 2: every such convolution (tests). Set with
  * lt_conv_wino_enable or LT_CONV_WINO=0/1/2 in the environment. */
 int lt_conv_wino_applies(const lt_conv_geom *g);   /* 3x3, stride 1, pad 1, groups 1 */
-/* Whether the forward (dgrad = 0), the data gradient (1) or the weight
- * gradient (2) of g takes Winograd in the current mode. */
-int lt_conv_wino_pays(const lt_conv_geom *g, int dgrad);
+/* Whether pass LT_WINO_FWD / LT_WINO_DGRAD / LT_WINO_WGRAD of g takes
+ * Winograd in the current mode. */
+enum { LT_WINO_FWD = 0, LT_WINO_DGRAD = 1, LT_WINO_WGRAD = 2 };
+int lt_conv_wino_pays(const lt_conv_geom *g, int pass);
 void lt_conv_wino_enable(int mode);
 int lt_conv_wino_enabled(void);
 size_t lt_conv_wino_scratch_floats(const lt_conv_geom *g, int N);

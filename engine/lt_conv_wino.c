@@ -145,14 +145,14 @@ int lt_conv_wino_enabled(void) {
     return wino_on;
 }
 
-int lt_conv_wino_pays(const lt_conv_geom *g, int dgrad) {
+int lt_conv_wino_pays(const lt_conv_geom *g, int pass) {
     const int mode = lt_conv_wino_enabled();
     if (!mode || !lt_conv_wino_applies(g)) return 0;
     if (mode == 2) return 1;
     /* the weight gradient pays from 16 channels (16 -> 16 28x28: 2.77-2.80 ms
      * direct, 1.80-2.20 Winograd); the stems (1 or 3 input channels, 15 or
      * 13 of the 16 lanes idle) are 2-3x slower by it */
-    if (dgrad == 2) return g->ci >= 16 && g->co >= 16;
+    if (pass == LT_WINO_WGRAD) return g->ci >= 16 && g->co >= 16;
     return g->ci >= 32 && g->co >= 32;
 }
 
@@ -263,8 +263,30 @@ static void wino_planes(const wg *f, const float *x, float *P, int zeros) {
     }
 }
 
-/* V[xi][c][q - q0] = (B^T d B)[xi] for tiles q in [q0, q0 + n) of the chunk,
- * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+/* The input transform of one 16-lane group of 4x4 tiles d: (B^T d B)[i][j]
+ * stored at o[(i*4 + j) * ld], B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ * (shared by the forward / data gradient, lanes = tiles, and the weight
+ * gradient, lanes = channels). */
+static inline __attribute__((always_inline)) void input_transform(__m512 d[4][4], float *o, size_t ld) {
+    __m512 t[4][4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        t[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+        t[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+        t[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+        t[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        float *oi = o + (size_t)i * 4 * ld;
+        _mm512_storeu_ps(oi, _mm512_sub_ps(t[i][0], t[i][2]));
+        _mm512_storeu_ps(oi + ld, _mm512_add_ps(t[i][1], t[i][2]));
+        _mm512_storeu_ps(oi + 2 * ld, _mm512_sub_ps(t[i][2], t[i][1]));
+        _mm512_storeu_ps(oi + 3 * ld, _mm512_sub_ps(t[i][1], t[i][3]));
+    }
+}
+
+/* V[xi][c][q - q0] = (B^T d B)[xi] for tiles q in [q0, q0 + n) of the chunk. */
 static void wino_input(const wg *f, const float *P, size_t q0, size_t n, float *V) {
     const size_t Wg = (size_t)f->Wg, ld = f->VS;
     for (int c = 0; c < f->ci; c++) {
@@ -278,22 +300,7 @@ static void wino_input(const wg *f, const float *P, size_t q0, size_t n, float *
                 for (int j = 0; j < 4; j++)
                     d[i][j] = _mm512_loadu_ps(pc + (size_t)((i & 1) * 2 + (j & 1)) * f->PS + q0 + q +
                                               (size_t)(i >> 1) * Wg + (size_t)(j >> 1));
-            __m512 t[4][4];
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) {
-                t[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-                t[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-                t[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-                t[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
-            }
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                float *o = vc + (size_t)i * 4 * ld + q;
-                _mm512_storeu_ps(o, _mm512_sub_ps(t[i][0], t[i][2]));
-                _mm512_storeu_ps(o + ld, _mm512_add_ps(t[i][1], t[i][2]));
-                _mm512_storeu_ps(o + 2 * ld, _mm512_sub_ps(t[i][2], t[i][1]));
-                _mm512_storeu_ps(o + 3 * ld, _mm512_sub_ps(t[i][1], t[i][3]));
-            }
+            input_transform(d, vc + q, ld);
         }
     }
 }
@@ -441,22 +448,7 @@ static void ww_transform(const ww *f, const float *xn, const float *dn, size_t t
                                   ? _mm512_loadu_ps(xn + ((size_t)r * W + cc) * Cp + c0) : zero;
                 }
             }
-            __m512 t[4][4];
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) {
-                t[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-                t[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-                t[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-                t[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
-            }
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                float *o = V + (size_t)(i * 4) * f->VS + k * Cp + c0;
-                _mm512_storeu_ps(o, _mm512_sub_ps(t[i][0], t[i][2]));
-                _mm512_storeu_ps(o + f->VS, _mm512_add_ps(t[i][1], t[i][2]));
-                _mm512_storeu_ps(o + 2 * f->VS, _mm512_sub_ps(t[i][2], t[i][1]));
-                _mm512_storeu_ps(o + 3 * f->VS, _mm512_sub_ps(t[i][1], t[i][3]));
-            }
+            input_transform(d, V + k * Cp + c0, f->VS);
         }
         for (int o0 = 0; o0 < Op; o0 += 16) {
             __m512 gg[2][2];
@@ -528,36 +520,39 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
         float *P = tbase + (size_t)t * f->per_thread;
         float *V = P + f->t_planes, *M = V + f->t_v, *Y = M + f->t_m;
         const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
-        for (int n = n0; f->G > 1 && n < n1; n += f->G) {
+        if (f->G > 1) {
             /* small images: G of them side by side in one chunk; image j's
              * tiles are columns j*Q .. j*Q + Q of V and M (its garbage lanes
              * past Q are overwritten by image j + 1, in order) */
-            const int g = n1 - n < f->G ? n1 - n : f->G;
-            for (int j = 0; j < g; j++) {
-                wino_planes(f, in + (size_t)(n + j) * in_img, P, n == n0 && j == 0);
-                wino_input(f, P, 0, f->Q, V + (size_t)j * f->Q);
-            }
-            for (int xi = 0; xi < 16; xi++)
-                lt_conv_sgemm_shift(f->co, f->ci, (size_t)g * f->Q, U + (size_t)xi * ustride,
-                                    V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
-            for (int j = 0; j < g; j++) {
-                wino_output(f, M + (size_t)j * f->Q, 0, f->Q, Y);
-                wino_store(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)(n + j) * out_img : NULL, accumulate,
-                           out + (size_t)(n + j) * out_img);
-            }
-        }
-        for (int n = n0; f->G == 1 && n < n1; n++) {
-            wino_planes(f, in + (size_t)n * in_img, P, n == n0);
-            for (size_t q0 = 0; q0 < f->Q; q0 += f->QB) {
-                const size_t nq = f->Q - q0 < f->QB ? f->Q - q0 : f->QB;
-                wino_input(f, P, q0, nq, V);
+            for (int n = n0; n < n1; n += f->G) {
+                const int g = n1 - n < f->G ? n1 - n : f->G;
+                for (int j = 0; j < g; j++) {
+                    wino_planes(f, in + (size_t)(n + j) * in_img, P, n == n0 && j == 0);
+                    wino_input(f, P, 0, f->Q, V + (size_t)j * f->Q);
+                }
                 for (int xi = 0; xi < 16; xi++)
-                    lt_conv_sgemm_shift(f->co, f->ci, nq, U + (size_t)xi * ustride,
+                    lt_conv_sgemm_shift(f->co, f->ci, (size_t)g * f->Q, U + (size_t)xi * ustride,
                                         V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
-                wino_output(f, M, q0, nq, Y);
+                for (int j = 0; j < g; j++) {
+                    wino_output(f, M + (size_t)j * f->Q, 0, f->Q, Y);
+                    wino_store(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)(n + j) * out_img : NULL,
+                               accumulate, out + (size_t)(n + j) * out_img);
+                }
             }
-            wino_store(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)n * out_img : NULL, accumulate,
-                       out + (size_t)n * out_img);
+        } else {
+            for (int n = n0; n < n1; n++) {
+                wino_planes(f, in + (size_t)n * in_img, P, n == n0);
+                for (size_t q0 = 0; q0 < f->Q; q0 += f->QB) {
+                    const size_t nq = f->Q - q0 < f->QB ? f->Q - q0 : f->QB;
+                    wino_input(f, P, q0, nq, V);
+                    for (int xi = 0; xi < 16; xi++)
+                        lt_conv_sgemm_shift(f->co, f->ci, nq, U + (size_t)xi * ustride,
+                                            V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
+                    wino_output(f, M, q0, nq, Y);
+                }
+                wino_store(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)n * out_img : NULL, accumulate,
+                           out + (size_t)n * out_img);
+            }
         }
     }
 }

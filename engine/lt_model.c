@@ -251,21 +251,21 @@ static int fusable(const lt_model *m, int i) {
     if (m->fuse_floats < 3 * (size_t)bn->shape.c) return 0;
     const int relu = i + 2 < m->n_nodes && m->nodes[i + 2].in[0] == i + 1 && relu_in_place(m, i + 2);
     if (relu) return 2;
-    if (i + 3 < m->n_nodes && n_uses(m, i + 1) == 1) {
-        const lt_node *s = &m->nodes[i + 2], *r = &m->nodes[i + 3];
-        if (!strcmp(s->ops->type, "sum") && s->n_in == 2 && (s->in[0] == i + 1 || s->in[1] == i + 1)) {
-            const int other = s->in[0] == i + 1 ? s->in[1] : s->in[0];
-            if (other < i && r->n_in == 1 && r->in[0] == i + 2 && relu_in_place(m, i + 3)) return 3;
-        }
-    }
-    if (i + 4 < m->n_nodes && n_uses(m, i + 1) == 1) {
-        const lt_node *sc = &m->nodes[i + 2], *s = &m->nodes[i + 3], *r = &m->nodes[i + 4];
-        int early = sc->n_in >= 1;
-        for (int k = 0; k < sc->n_in; k++) early &= sc->in[k] < i;
-        if (early && !strcmp(s->ops->type, "sum") && s->n_in == 2 &&
-            ((s->in[0] == i + 1 && s->in[1] == i + 2) || (s->in[0] == i + 2 && s->in[1] == i + 1)) &&
-            r->n_in == 1 && r->in[0] == i + 3 && relu_in_place(m, i + 4))
-            return 4;
+    if (n_uses(m, i + 1) != 1) return 1;
+    /* the residual tail: the sum at i + 2 + sc (sc = 1: a shortcut node
+     * between, which must read only nodes before the conv), its other input
+     * ready before the conv runs, and an in-place ReLU right after it */
+    for (int sc = 0; sc <= 1; sc++) {
+        const int si = i + 2 + sc;
+        if (si + 1 >= m->n_nodes) break;
+        const lt_node *s = &m->nodes[si], *r = &m->nodes[si + 1];
+        if (strcmp(s->ops->type, "sum") || s->n_in != 2 || (s->in[0] != i + 1 && s->in[1] != i + 1)) continue;
+        const int other = s->in[0] == i + 1 ? s->in[1] : s->in[0];
+        int ready = sc ? other == i + 2 : other < i;
+        for (int k = 0; sc && k < m->nodes[i + 2].n_in; k++) ready &= m->nodes[i + 2].in[k] < i;
+        if (ready && (!sc || m->nodes[i + 2].n_in >= 1) && r->n_in == 1 && r->in[0] == si &&
+            relu_in_place(m, si + 1))
+            return 3 + sc;
     }
     return 1;
 }

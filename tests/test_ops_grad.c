@@ -170,19 +170,25 @@ static const conv_case CONV_CASES[] = {
 };
 #define N_CONV_CASES (sizeof CONV_CASES / sizeof CONV_CASES[0])
 
+/* The forward into c->y with scratch and output first filled with NaN (they
+ * are caller memory with arbitrary contents: prove neither is read), the
+ * naive forward into ref (c->ny doubles); returns max |y - ref|. */
+static double conv_forward_vs_naive(conv_ctx *c, double *ref) {
+    const size_t ns = lt_conv2d_scratch_floats(&c->g, c->N);
+    for (size_t i = 0; i < ns; i++) c->scratch[i] = NAN;
+    for (size_t i = 0; i < c->ny; i++) c->y[i] = NAN;
+    lt_conv2d_forward(&c->g, c->N, c->x, c->w, c->b, c->y, c->scratch);
+    conv_ref_forward(&c->g, c->N, c->x, c->w, c->b, ref);
+    return max_abs_diff(c->y, ref, c->ny);
+}
+
 static void test_conv_forward_matches_naive(void **state) {
     (void)state;
     for (size_t t = 0; t < N_CONV_CASES; t++) {
         conv_ctx c;
         conv_setup(&c, &CONV_CASES[t], 100 + (unsigned)t);
-        /* scratch is caller memory with arbitrary contents: prove it is not read */
-        size_t ns = lt_conv2d_scratch_floats(&c.g, c.N);
-        for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
-        for (size_t i = 0; i < c.ny; i++) c.y[i] = NAN;
-        lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, c.y, c.scratch);
         double *ref = test_calloc(c.ny, sizeof(double));
-        conv_ref_forward(&c.g, c.N, c.x, c.w, c.b, ref);
-        double d = max_abs_diff(c.y, ref, c.ny);
+        double d = conv_forward_vs_naive(&c, ref);
         printf("note: conv fwd case %zu (ho=%d wo=%d) max|diff| = %.3g\n", t, c.g.ho, c.g.wo, d);
         assert_true(d < 1e-5);
         test_free(ref);
@@ -243,13 +249,8 @@ static void test_conv_many_images_per_thread(void **state) {
             conv_ctx c;
             conv_setup(&c, &cases[t], 700 + (unsigned)t);
             const int co = cases[t].co;
-            size_t ns = lt_conv2d_scratch_floats(&c.g, c.N);
-            for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
-            for (size_t i = 0; i < c.ny; i++) c.y[i] = NAN;
-            lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, c.y, c.scratch);
             double *ref = test_calloc(c.ny, sizeof(double));
-            conv_ref_forward(&c.g, c.N, c.x, c.w, c.b, ref);
-            double d = max_abs_diff(c.y, ref, c.ny);
+            double d = conv_forward_vs_naive(&c, ref);
             /* set: dx starts as NaN; accumulate: onto 1.0 everywhere */
             float *dx = fa(c.nx), *dx1 = fa(c.nx), *dw = fa(c.nw);
             for (size_t i = 0; i < c.nx; i++) { dx[i] = NAN; dx1[i] = 1.0f; }
@@ -335,13 +336,8 @@ static void test_conv_winograd(void **state) {
         conv_setup(&c, cc, 900 + (unsigned)t);
         assert_true(lt_conv_wino_applies(&c.g));
         const size_t ns = lt_conv2d_scratch_floats(&c.g, c.N);
-        /* forward */
-        for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
-        for (size_t i = 0; i < c.ny; i++) c.y[i] = NAN;
-        lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, c.y, c.scratch);
         double *ref = test_calloc(c.ny, sizeof(double));
-        conv_ref_forward(&c.g, c.N, c.x, c.w, c.b, ref);
-        const double ef = max_abs_diff(c.y, ref, c.ny);
+        const double ef = conv_forward_vs_naive(&c, ref);
         float *yd = fa(c.ny);
         lt_conv_wino_enable(0);
         lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, yd, c.scratch);
@@ -420,14 +416,14 @@ static void test_conv_winograd(void **state) {
         lt_conv_geom g;
         assert_int_equal(lt_conv_geom_init(&g, rule[i].ci, rule[i].hw, rule[i].hw, rule[i].co, rule[i].k, rule[i].k,
                                            rule[i].s, rule[i].k / 2, 1), LT_OK);
-        assert_int_equal(lt_conv_wino_pays(&g, 0), rule[i].fwd);
-        assert_int_equal(lt_conv_wino_pays(&g, 1), rule[i].dgrad);
-        assert_int_equal(lt_conv_wino_pays(&g, 2), rule[i].wgrad);
+        assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_FWD), rule[i].fwd);
+        assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_DGRAD), rule[i].dgrad);
+        assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_WGRAD), rule[i].wgrad);
     }
     lt_conv_wino_enable(0);
     lt_conv_geom g;
     assert_int_equal(lt_conv_geom_init(&g, 32, 16, 16, 32, 3, 3, 1, 1, 1), LT_OK);
-    assert_int_equal(lt_conv_wino_pays(&g, 1), 0);
+    assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_DGRAD), 0);
     lt_conv_wino_enable(1);
 }
 
