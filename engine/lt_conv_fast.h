@@ -1,5 +1,5 @@
 /* lt_conv_fast.h — the AVX-512 direct convolution behind lt_conv2d_* (with
- * Winograd F(2x2, 3x3) for 3x3 stride-1 pad-1 layers, lt_conv_wino.c) and
+ * Winograd for 3x3 stride-1 pad-1 layers, lt_conv_wino.c) and
  * the switch back to the reference im2col + sgemm path.
  *
  * lt_conv2d_forward / lt_conv2d_backward (lt_ops.h) take the fast path when
@@ -45,9 +45,9 @@ void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *b
                          const int *off, float *C, size_t ldc);
 
 /* Winograd (lt_conv_wino.c): the fast path's forward, data gradient
- * (F(2x2, 3x3)) and weight gradient (F(3x3, 2x2)) for 3x3 stride-1 pad-1
- * convolutions where it is measured to pay (forward and data gradient: 32+
- * input and output channels; weight gradient: 16+). Mode 1 (default): that
+ * (F(4x4, 3x3) or F(2x2, 3x3)) and weight gradient (F(3x3, 2x2)) for 3x3
+ * stride-1 pad-1 convolutions where it is measured to pay (16+ input and
+ * output channels; the tile: lt_conv_wino_tile). Mode 1 (default): that
  * rule; 0: never; 2: every such convolution (tests). Set with
  * lt_conv_wino_enable or LT_CONV_WINO=0/1/2 in the environment. */
 int lt_conv_wino_applies(const lt_conv_geom *g);   /* 3x3, stride 1, pad 1, groups 1 */
@@ -55,6 +55,11 @@ int lt_conv_wino_applies(const lt_conv_geom *g);   /* 3x3, stride 1, pad 1, grou
  * Winograd in the current mode. */
 enum { LT_WINO_FWD = 0, LT_WINO_DGRAD = 1, LT_WINO_WGRAD = 2 };
 int lt_conv_wino_pays(const lt_conv_geom *g, int pass);
+/* The output tile of that pass: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3) (the
+ * rule, or the tile forced by lt_conv_wino_force_tile: 2, 4, or 0 for the
+ * rule; tests). */
+int lt_conv_wino_tile(const lt_conv_geom *g, int pass);
+void lt_conv_wino_force_tile(int m);
 void lt_conv_wino_enable(int mode);
 int lt_conv_wino_enabled(void);
 size_t lt_conv_wino_scratch_floats(const lt_conv_geom *g, int N);

@@ -1,5 +1,5 @@
-/* lt_conv_wino.c — Winograd F(2x2, 3x3) for 3x3, stride-1, pad-1
- * convolutions: the forward and the data gradient of the fast path; and
+/* lt_conv_wino.c — Winograd F(2x2, 3x3) and F(4x4, 3x3) for 3x3, stride-1,
+ * pad-1 convolutions: the forward and the data gradient of the fast path; and
  * F(3x3, 2x2) for their weight gradient (engine 0.5.0, at the end of the
  * file: 32 -> 32 16x16 2.18-2.22 ms direct, 1.41-1.91 Winograd; 64 -> 64
  * 8x8 2.26-2.47 / 1.38-1.64; 16 -> 16 32x32 3.41-3.44 / 2.89-2.93).
@@ -26,8 +26,8 @@
  * in L2 (small images: several whole images per chunk, see WINO_LANES_MIN);
  * the phase grids hold the whole image until it is stored.
  *
- * When it pays (lt_conv_wino_pays), measured at batch 128 and the runner's
- * two threads (ms per call, direct / Winograd, 2026-11-23):
+ * When F(2x2) paid (engine 0.5.0; 0.6.0 below), measured at batch 128 and
+ * the runner's two threads (ms per call, direct / Winograd, 2026-11-23):
  *     layer            forward       data gradient
  *     1 -> 16, 28x28   0.17 / 0.58   (never needed: the input)
  *     16 -> 16, 32x32  1.88 / 2.00   1.93 / 2.00
@@ -45,6 +45,26 @@
  * 1.65-1.72 after; 7x7 forward 2.02-2.40 / 1.88-2.34, data gradient
  * 2.24-2.48 / 1.80-2.08). At one thread the 16-channel layers gain a few
  * percent; the rule follows the default.
+ *
+ * F(4x4, 3x3) (engine 0.6.0, the section after wino_store): 6x6 input
+ * tiles, 36 matrices, 16 stride-4 phase planes; 2.25 multiplies per output
+ * instead of 4. Once its planes and stores were cut to one permute per 16
+ * values for rows of up to 32 (they had been half its time), measured at
+ * batch 128, 2 threads, 30 interleaved calls each, min ms (direct / F(2x2) /
+ * F(4x4), 2026-11-23):
+ *     layer            forward              data gradient
+ *     16 -> 16, 32x32  1.67 / 1.70 / 1.27   1.81 / 1.73 / 1.28
+ *     16 -> 16, 28x28  1.33 / 1.39 / 1.11   1.44 / 1.42 / 1.09
+ *     32 -> 32, 16x16  1.69 / 1.44 / 1.33   2.00 / 1.49 / 1.39
+ *     32 -> 32, 14x14  1.36 / 1.24 / 1.33   1.59 / 1.20 / 1.30
+ *     64 -> 64, 8x8    1.87 / 1.65 / 1.61   2.82 / 1.67 / 1.65
+ *     64 -> 64, 7x7    1.67 / 1.59 / 1.60   2.31 / 1.66 / 1.64
+ * (one thread: 16 -> 16 32x32 forward 3.41 / 3.09 / 2.39). So F(4x4) where
+ * the sides are multiples of 4 and at least 16 (no padded tiles: 14x14
+ * would compute 16x16, 7x7 8x8), from 16 channels; F(2x2) elsewhere from
+ * 16 channels (at 16 on par with direct). Its rounding is larger: about
+ * 4e-6 of max|y| against F(2x2)'s 3e-7 (G has 1/6 and 1/24, B^T and A^T
+ * entries up to 8), bounded at 1e-5 in the tests.
  *
  * The data gradient of a 3x3 stride-1 pad-1 convolution is the same
  * convolution of dy with the weights transposed over channels and rotated
@@ -78,8 +98,12 @@
  * element the arithmetic is the same whichever images share its chunk. */
 #define WINO_LANES_MIN 80
 #define WINO_LANE_BUDGET 9216
+/* F(4x4, 3x3): 36 matrices, so 16/36 of the lanes for the same footprint */
+#define WINO4_LANES_MIN 48
+#define WINO4_LANE_BUDGET 4096
 
 typedef struct {
+    int m, A, NX, NP;     /* output tile m x m (2 or 4), input tile A = m + 2, A*A matrices, m*m phases */
     int H, W, ci, co;     /* input size, input (reduction) and output channels */
     int tH, tW, Hg, Wg;   /* tiles and phase-plane grid */
     size_t PS;            /* floats per phase plane (with slack for shifted loads) */
@@ -97,10 +121,12 @@ typedef struct {
 static size_t up16(size_t v) { return (v + 15) & ~(size_t)15; }
 static int up8(int v) { return (v + 7) & ~7; }
 
-/* ci: channels reduced over, co: channels produced (swapped for dgrad). */
-static void wg_init(wg *f, int H, int W, int ci, int co) {
+/* ci: channels reduced over, co: channels produced (swapped for dgrad);
+ * m: output tile, 2 for F(2x2, 3x3), 4 for F(4x4, 3x3). */
+static void wg_init(wg *f, int H, int W, int ci, int co, int m) {
+    f->m = m; f->A = m + 2; f->NX = f->A * f->A; f->NP = m * m;
     f->H = H; f->W = W; f->ci = ci; f->co = co;
-    f->tH = (H + 1) / 2; f->tW = (W + 1) / 2;
+    f->tH = (H + m - 1) / m; f->tW = (W + m - 1) / m;
     f->Hg = f->tH + 1; f->Wg = f->tW + 1;
     /* a 16-lane load at the last tile reads up to 15 + Wg + 1 past it */
     f->PS = up16((size_t)f->Hg * f->Wg + 16);
@@ -109,25 +135,31 @@ static void wg_init(wg *f, int H, int W, int ci, int co) {
     f->QB = WINO_QB < f->QY ? WINO_QB : f->QY;
     f->G = 1;
     f->QP = f->QB;
-    size_t lanes = WINO_LANE_BUDGET / (size_t)(ci + co);
-    if (lanes < WINO_LANES_MIN) lanes = WINO_LANES_MIN;
+    /* the same V + M footprint for either tile: 16 or 36 matrices */
+    size_t lanes = (m == 2 ? WINO_LANE_BUDGET : WINO4_LANE_BUDGET) / (size_t)(ci + co);
+    const size_t lmin = m == 2 ? WINO_LANES_MIN : WINO4_LANES_MIN;
+    if (lanes < lmin) lanes = lmin;
     if (2 * f->Q <= lanes) {
         f->G = (int)(lanes / f->Q);
         f->QB = (size_t)f->G * f->Q;
         f->QP = f->QB + 16;
+    } else if (m == 4) {
+        /* F(4x4): one chunk per image when it fits (32x32: 72 tiles, not 48 + 24) */
+        f->QB = f->QY <= (lanes + 15) / 16 * 16 ? f->QY : (lanes + 15) / 16 * 16;
+        f->QP = f->QB;
     }
-    f->sh_u = up16((size_t)16 * up8(co) * ci);
+    f->sh_u = up16((size_t)f->NX * up8(co) * ci);
     f->sh_off = up16((size_t)ci);
     f->shared = f->sh_u + f->sh_off;
-    f->t_planes = (size_t)ci * 4 * f->PS;
+    f->t_planes = (size_t)ci * f->NP * f->PS;
     /* one cache line more than the matrix: with 16 matrices a power-of-two
      * apart, the transforms' 16 streams alias in the 4 KiB store-forwarding
      * check (measured: the input transform took 1.5x the GEMM's time) */
     f->VS = (size_t)ci * f->QP + 16;
     f->MS = (size_t)co * f->QP + 16;
-    f->t_v = 16 * f->VS;
-    f->t_m = 16 * f->MS;
-    f->t_y = (size_t)4 * co * f->QY;
+    f->t_v = (size_t)f->NX * f->VS;
+    f->t_m = (size_t)f->NX * f->MS;
+    f->t_y = (size_t)f->NP * co * f->QY + 16;
     f->per_thread = f->t_planes + f->t_v + f->t_m + f->t_y;
 }
 
@@ -145,25 +177,42 @@ int lt_conv_wino_enabled(void) {
     return wino_on;
 }
 
+static int wino_tile_forced = 0;
+void lt_conv_wino_force_tile(int m) { wino_tile_forced = m == 2 || m == 4 ? m : 0; }
+
 int lt_conv_wino_pays(const lt_conv_geom *g, int pass) {
     const int mode = lt_conv_wino_enabled();
     if (!mode || !lt_conv_wino_applies(g)) return 0;
     if (mode == 2) return 1;
+    (void)pass;   /* all three passes: 16+ channels on both sides (the tile: lt_conv_wino_tile) */
     /* the weight gradient pays from 16 channels (16 -> 16 28x28: 2.77-2.80 ms
      * direct, 1.80-2.20 Winograd); the stems (1 or 3 input channels, 15 or
      * 13 of the 16 lanes idle) are 2-3x slower by it */
-    if (pass == LT_WINO_WGRAD) return g->ci >= 16 && g->co >= 16;
-    return g->ci >= 32 && g->co >= 32;
+    return g->ci >= 16 && g->co >= 16;
+}
+
+int lt_conv_wino_tile(const lt_conv_geom *g, int pass) {
+    if (wino_tile_forced) return wino_tile_forced;
+    if (pass == LT_WINO_WGRAD) return 2;
+    return g->h % 4 == 0 && g->w % 4 == 0 && g->h >= 16 && g->w >= 16 ? 4 : 2;
+}
+
+static size_t wg_scratch(int H, int W, int ci, int co, int m, int T) {
+    wg f;
+    wg_init(&f, H, W, ci, co, m);
+    return f.shared + (size_t)T * f.per_thread;
 }
 
 size_t lt_conv_wino_scratch_floats(const lt_conv_geom *g, int N) {
     if (N <= 0 || !lt_conv_wino_applies(g)) return 0;
-    wg a, b;
-    wg_init(&a, g->h, g->w, g->ci, g->co);   /* forward */
-    wg_init(&b, g->h, g->w, g->co, g->ci);   /* data gradient */
     const int T = N < LT_CONV_MAX_THREADS ? N : LT_CONV_MAX_THREADS;
-    const size_t fa = a.shared + (size_t)T * a.per_thread, fb = b.shared + (size_t)T * b.per_thread;
-    return fa > fb ? fa : fb;
+    size_t best = 0;
+    for (int m = 2; m <= 4; m += 2) {   /* forward, then data gradient (channels swapped) */
+        const size_t a = wg_scratch(g->h, g->w, g->ci, g->co, m, T), b = wg_scratch(g->h, g->w, g->co, g->ci, m, T);
+        if (a > best) best = a;
+        if (b > best) best = b;
+    }
+    return best;
 }
 
 /* U[xi] = (G g G^T)[xi] for every (out o, in c) pair, packed for the shifted
@@ -191,6 +240,52 @@ static void pack_u(const wg *f, const float *w, int dgrad, float *U) {
                                     0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
                 for (int j = 0; j < 4; j++)
                     U[(size_t)(i * 4 + j) * mb * ci * 8 + ((size_t)(o / 8) * ci + c) * 8 + o % 8] = u[j];
+            }
+        }
+}
+
+/* F(4x4, 3x3): U[xi] = (G g G^T)[xi], xi < 36, packed as pack_u does, with
+ * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6;
+ * 0 0 1] (Lavin & Gray's points 0, +-1, +-2), for the output-channel blocks
+ * ob0 <= ob < ob1 (the threads split them: 36 matrices of up to 64 x 64 took
+ * 10-15% of an 8x8 layer when one thread packed them). The 8 output
+ * channels of a block are the vector lanes. */
+static void pack_u4(const wg *f, const float *w, int dgrad, int ob0, int ob1, float *U) {
+    const int ci = f->ci, co = f->co, mb = up8(co) / 8;
+    const size_t xs = (size_t)mb * ci * 8;   /* floats between the 36 matrices */
+    const float s4 = 0.25f, s6 = 1.0f / 6, s12 = 1.0f / 12, s24 = 1.0f / 24;
+    for (int ob = ob0; ob < ob1; ob++)
+        for (int c = 0; c < ci; c++) {
+            float g[9][8], t[6][3][8];
+            for (int l = 0; l < 8; l++) {
+                const int o = ob * 8 + l;
+                for (int k = 0; k < 9; k++)
+                    g[k][l] = o >= co ? 0.0f
+                              : dgrad ? w[((size_t)c * co + o) * 9 + 8 - k]
+                                      : w[((size_t)o * ci + c) * 9 + k];
+            }
+            for (int j = 0; j < 3; j++)
+                for (int l = 0; l < 8; l++) {
+                    const float g0 = g[j][l], g1 = g[3 + j][l], g2 = g[6 + j][l];
+                    t[0][j][l] = s4 * g0;
+                    t[1][j][l] = -s6 * (g0 + g1 + g2);
+                    t[2][j][l] = -s6 * (g0 - g1 + g2);
+                    t[3][j][l] = s24 * g0 + s12 * g1 + s6 * g2;
+                    t[4][j][l] = s24 * g0 - s12 * g1 + s6 * g2;
+                    t[5][j][l] = g2;
+                }
+            float *u = U + ((size_t)ob * ci + c) * 8;
+            for (int i = 0; i < 6; i++) {
+                float *ui = u + (size_t)i * 6 * xs;
+                for (int l = 0; l < 8; l++) {
+                    const float g0 = t[i][0][l], g1 = t[i][1][l], g2 = t[i][2][l];
+                    ui[l] = s4 * g0;
+                    ui[xs + l] = -s6 * (g0 + g1 + g2);
+                    ui[2 * xs + l] = -s6 * (g0 - g1 + g2);
+                    ui[3 * xs + l] = s24 * g0 + s12 * g1 + s6 * g2;
+                    ui[4 * xs + l] = s24 * g0 - s12 * g1 + s6 * g2;
+                    ui[5 * xs + l] = g2;
+                }
             }
         }
 }
@@ -380,6 +475,257 @@ static void wino_store(const wg *f, const float *Y, const float *bias,
 }
 
 
+/* ---- F(4x4, 3x3) --------------------------------------------------------------
+ * The same scheme with 4x4 output tiles from 6x6 input tiles: 36 multiplies
+ * per (in, out) pair for 16 outputs (2.25 per output instead of F(2x2)'s 4
+ * and the direct path's 9), and V, M of 36 / 16 = 2.25 floats per output
+ * instead of 4. The input is split into 16 stride-4 phase planes, so tile
+ * element (i, j) of tile q is plane[(i&3)*4 + (j&3)][q + (i>>2)*Wg + (j>>2)]. */
+
+/* Phase planes of one image (padding 1): P[(c*16 + a*4 + b)*PS + u*Wg + v] =
+ * x[4u + a - 1][4v + b - 1], zero outside. A row is split into its four
+ * column phases with two permutes and a lane shuffle per 16 outputs. The
+ * first image of a thread zeroes the planes first; the zero positions are
+ * the same for every image, so later ones write only the data. */
+/* lanes 8-15 (AVX-512F has no 32x8 extract) */
+static inline __m256 hi8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+/* n >= 16 lanes: a plain load; fewer: masked; none: no load at all */
+static inline __m512 load_in(const float *p, long n) {
+    return n >= 16 ? _mm512_loadu_ps(p) : n > 0 ? _mm512_maskz_loadu_ps(mask_n(n), p) : _mm512_setzero_ps();
+}
+
+static void wino_planes4(const wg *f, const float *x, float *P, int zeros) {
+    const int H = f->H, W = f->W, Wg = f->Wg;
+    if (zeros) memset(P, 0, sizeof(float) * f->t_planes);
+    __m512i ix[4];
+    for (int p = 0; p < 4; p++) {
+        int v[16];
+        for (int k = 0; k < 16; k++) v[k] = p + 4 * (k & 7);
+        ix[p] = _mm512_loadu_si512(v);
+    }
+    /* rows of up to 32: phases p, p + 1 in one vector; nz[p]: the mask of
+     * phase p's n = ceil((W - p) / 4) data lanes */
+    int i2[2][16];
+    unsigned nz[4];
+    for (int k = 0; k < 16; k++) {
+        i2[0][k] = (k >> 3) + 4 * (k & 7);
+        i2[1][k] = 2 + (k >> 3) + 4 * (k & 7);
+    }
+    for (int p = 0; p < 4; p++) {
+        const int n = W > p ? (W - p + 3) / 4 : 0;
+        nz[p] = n >= 8 ? 0xFFu : (1u << n) - 1;
+    }
+    const __m512i i01 = _mm512_loadu_si512(i2[0]), i23 = _mm512_loadu_si512(i2[1]);
+    for (int c = 0; c < f->ci; c++) {
+        const float *xc = x + (size_t)c * H * W;
+        for (int a = 0; a < 4; a++) {
+            float *pa = P + ((size_t)c * 16 + a * 4) * f->PS;
+            for (int u = 0; u < f->Hg; u++) {
+                const int r = 4 * u + a - 1;
+                if (r < 0 || r >= H) continue;
+                const float *xr = xc + (size_t)r * W;
+                float *d = pa + (size_t)u * Wg;
+                if (W <= 32) {
+                    /* up to 8 per phase: one permute gives two phases (lanes
+                     * 0-7 and 8-15), stored as 8-lane halves, zero past the
+                     * data (n <= 8 <= Wg - 1 + 1: the half ends in the row or
+                     * on the next row's first, zero-or-rewritten position) */
+                    const __m512 x0 = load_in(xr, W), x1 = load_in(xr + 16, W - 16);
+                    const __m512 v01 = _mm512_permutex2var_ps(x0, i01, x1), v23 = _mm512_permutex2var_ps(x0, i23, x1);
+                    const __mmask16 z = (__mmask16)(nz[0] | nz[1] << 8), z23 = (__mmask16)(nz[2] | nz[3] << 8);
+                    const __m512 w01 = _mm512_maskz_mov_ps(z, v01), w23 = _mm512_maskz_mov_ps(z23, v23);
+                    _mm256_storeu_ps(d + f->PS, _mm512_castps512_ps256(w01));              /* phase 0 -> b = 1 */
+                    _mm256_storeu_ps(d + 2 * f->PS, hi8(w01));       /* phase 1 -> b = 2 */
+                    _mm256_storeu_ps(d + 3 * f->PS, _mm512_castps512_ps256(w23));          /* phase 2 -> b = 3 */
+                    _mm256_storeu_ps(d + 1, hi8(w23));               /* phase 3 -> b = 0 */
+                    continue;
+                }
+                for (int v0 = 0; 4 * v0 < W; v0 += 16) {
+                    const long rem = W - 4L * v0;   /* input columns left */
+                    const __m512 x0 = load_in(xr + 4 * v0, rem), x1 = load_in(xr + 4 * v0 + 16, rem - 16);
+                    const __m512 x2 = load_in(xr + 4 * v0 + 32, rem - 32), x3 = load_in(xr + 4 * v0 + 48, rem - 48);
+#pragma GCC unroll 4
+                    for (int p = 0; p < 4; p++) {
+                        /* input columns 4k + p: plane b = p + 1 at v = k, or b = 0 at k + 1 for p = 3 */
+                        const __m512 lo = _mm512_permutex2var_ps(x0, ix[p], x1);
+                        const __m512 hi = _mm512_permutex2var_ps(x2, ix[p], x3);
+                        const __m512 v = _mm512_shuffle_f32x4(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
+                        const long n = (rem - p + 3) / 4;
+                        if (n <= 0) continue;
+                        /* all 16 lanes, those past the row's data zero: they
+                         * land on the next plane row (written after this one,
+                         * rows ascending) or the plane's slack, where zeros
+                         * belong anyway; masked stores cost several times
+                         * more (planes were a quarter of a 16x32x32 layer) */
+                        const __m512 vz = n >= 16 ? v : _mm512_maskz_mov_ps(mask_n(n), v);
+                        _mm512_storeu_ps(p < 3 ? d + (size_t)(p + 1) * f->PS + v0 : d + 1 + v0, vz);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* the 1-D input transform B^T d, B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0;
+ * 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1] */
+static inline __attribute__((always_inline)) void bt6(const __m512 d[6], __m512 t[6]) {
+    const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f);
+    const __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]), b = _mm512_fnmadd_ps(four, d[1], d[3]);
+    const __m512 c = _mm512_sub_ps(d[4], d[2]), e = _mm512_add_ps(_mm512_sub_ps(d[3], d[1]), _mm512_sub_ps(d[3], d[1]));
+    t[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+    t[1] = _mm512_add_ps(a, b);
+    t[2] = _mm512_sub_ps(a, b);
+    t[3] = _mm512_add_ps(c, e);
+    t[4] = _mm512_sub_ps(c, e);
+    t[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+}
+
+/* the 1-D output transform A^T m, A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0;
+ * 0 1 1 4 4 0; 0 1 -1 8 -8 1] */
+static inline __attribute__((always_inline)) void at6(const __m512 m[6], __m512 y[4]) {
+    const __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    const __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
+}
+
+/* V[xi][c][q - q0] = (B^T d B)[xi], xi < 36, for tiles [q0, q0 + n). */
+static void wino_input4(const wg *f, const float *P, size_t q0, size_t n, float *V) {
+    const size_t Wg = (size_t)f->Wg, ld = f->VS;
+    for (int c = 0; c < f->ci; c++) {
+        const float *pc = P + (size_t)c * 16 * f->PS;
+        float *vc = V + (size_t)c * f->QP;
+        for (size_t q = 0; q < n; q += 16) {
+            __m512 e[6][6];   /* rows of d B */
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) {
+                __m512 d[6];
+#pragma GCC unroll 6
+                for (int j = 0; j < 6; j++)
+                    d[j] = _mm512_loadu_ps(pc + (size_t)((i & 3) * 4 + (j & 3)) * f->PS + q0 + q +
+                                           (size_t)(i >> 2) * Wg + (size_t)(j >> 2));
+                bt6(d, e[i]);
+            }
+#pragma GCC unroll 6
+            for (int j = 0; j < 6; j++) {
+                const __m512 col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]};
+                __m512 t[6];
+                bt6(col, t);
+#pragma GCC unroll 6
+                for (int i = 0; i < 6; i++) _mm512_storeu_ps(vc + (size_t)(i * 6 + j) * ld + q, t[i]);
+            }
+        }
+    }
+}
+
+/* Y[o][a*4 + b][q0 + q] = (A^T M A)[a][b]. */
+static void wino_output4(const wg *f, const float *M, size_t q0, size_t n, float *Y) {
+    const size_t ld = f->MS;
+    for (int o = 0; o < f->co; o++) {
+        const float *mo = M + (size_t)o * f->QP;
+        float *yo = Y + (size_t)o * 16 * f->QY + q0;
+        for (size_t q = 0; q < n; q += 16) {
+            __m512 s[6][4];   /* rows of M A */
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) {
+                __m512 m[6];
+#pragma GCC unroll 6
+                for (int j = 0; j < 6; j++) m[j] = _mm512_loadu_ps(mo + (size_t)(i * 6 + j) * ld + q);
+                at6(m, s[i]);
+            }
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) {
+                const __m512 col[6] = {s[0][b], s[1][b], s[2][b], s[3][b], s[4][b], s[5][b]};
+                __m512 y[4];
+                at6(col, y);
+#pragma GCC unroll 4
+                for (int a = 0; a < 4; a++) _mm512_storeu_ps(yo + (size_t)(a * 4 + b) * f->QY + q, y[a]);
+            }
+        }
+    }
+}
+
+/* lanes 0-7 from p, 8-15 from q */
+static inline __m512 cat8(const float *p, const float *q) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(p))),
+                                               _mm256_castps_pd(_mm256_loadu_ps(q)), 1));
+}
+
+/* wino_store for 4x4 tiles: output row 4r + a interleaves the four phase
+ * grids (a, b = 0..3). Rows of up to 32 (8 tiles) put two grids in one
+ * vector and need one permute per 16 outputs; wider rows two levels of
+ * pairwise interleaves per 64. The epilogue is wino_store's. */
+static void wino_store4(const wg *f, const float *Y, const float *bias,
+                        const lt_conv_epilogue *ep, const float *res, int accumulate, float *y) {
+    const int H = f->H, W = f->W, Wg = f->Wg;
+    const size_t QY = f->QY;
+    const __m512i lo_i = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_i = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i lo_d = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    const __m512i hi_d = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    int sidx[2][16];   /* output 4t + b of tiles t < 8 from cat8(g0, g1), cat8(g2, g3) */
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 16; k++) {
+            const int t = 4 * h + (k >> 2), b = k & 3;
+            sidx[h][k] = (b & 1) * 8 + (b >> 1) * 16 + t;
+        }
+    const __m512i s0 = _mm512_loadu_si512(sidx[0]), s1 = _mm512_loadu_si512(sidx[1]);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int o = 0; o < f->co; o++) {
+        const float *yo = Y + (size_t)o * 16 * QY;
+        float *out = y + (size_t)o * H * W;
+        const float *ro = res ? res + (size_t)o * H * W : NULL;
+        const __m512 bc = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        __m512 mu = zero, ea = zero, eb = zero;
+        if (ep) { mu = _mm512_set1_ps(ep->mu[o]); ea = _mm512_set1_ps(ep->a[o]); eb = _mm512_set1_ps(ep->b[o]); }
+        for (int r = 0; r < f->tH; r++)
+            for (int a = 0; a < 4; a++) {
+                const int oh = 4 * r + a;
+                if (oh >= H) break;
+                /* lanes past the row's tiles are garbage (Y has 16 floats of slack) */
+                const float *g0 = yo + (size_t)(a * 4) * QY + (size_t)r * Wg;
+                float *d = out + (size_t)oh * W;
+                for (int t0 = 0; 4 * t0 < W; t0 += 16) {
+                    __m512 v[4];
+                    if (W <= 32) {
+                        const __m512 b01 = cat8(g0, g0 + QY), b23 = cat8(g0 + 2 * QY, g0 + 3 * QY);
+                        v[0] = _mm512_permutex2var_ps(b01, s0, b23);
+                        v[1] = _mm512_permutex2var_ps(b01, s1, b23);
+                        v[2] = v[3] = zero;   /* unused: rem <= 0 */
+                    } else {
+                        const __m512 b0 = _mm512_loadu_ps(g0 + t0), b1 = _mm512_loadu_ps(g0 + QY + t0);
+                        const __m512 b2 = _mm512_loadu_ps(g0 + 2 * QY + t0), b3 = _mm512_loadu_ps(g0 + 3 * QY + t0);
+                        const __m512d p01l = _mm512_castps_pd(_mm512_permutex2var_ps(b0, lo_i, b1));
+                        const __m512d p01h = _mm512_castps_pd(_mm512_permutex2var_ps(b0, hi_i, b1));
+                        const __m512d p23l = _mm512_castps_pd(_mm512_permutex2var_ps(b2, lo_i, b3));
+                        const __m512d p23h = _mm512_castps_pd(_mm512_permutex2var_ps(b2, hi_i, b3));
+                        v[0] = _mm512_castpd_ps(_mm512_permutex2var_pd(p01l, lo_d, p23l));
+                        v[1] = _mm512_castpd_ps(_mm512_permutex2var_pd(p01l, hi_d, p23l));
+                        v[2] = _mm512_castpd_ps(_mm512_permutex2var_pd(p01h, lo_d, p23h));
+                        v[3] = _mm512_castpd_ps(_mm512_permutex2var_pd(p01h, hi_d, p23h));
+                    }
+#pragma GCC unroll 4
+                    for (int h = 0; h < 4; h++) {
+                        const long rem = W - 4L * t0 - 16L * h;
+                        if (rem <= 0) break;
+                        float *dp = d + 4 * t0 + 16 * h;
+                        __m512 x = bias ? _mm512_add_ps(v[h], bc) : v[h];
+                        if (ep) {
+                            x = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mu), ea), eb);
+                            if (ro) x = _mm512_add_ps(x, load_n(ro + (dp - out), rem));
+                            if (ep->relu) x = _mm512_max_ps(x, zero);
+                        }
+                        if (accumulate) x = _mm512_add_ps(load_n(dp, rem), x);
+                        store_n(dp, rem, x);
+                    }
+                }
+            }
+    }
+}
+
 /* ---- weight gradient: F(3x3, 2x2) ------------------------------------------------
  * dW[o][c] = G^T [ sum over images and tiles of (A g A^T) .* (B^T d B) ] G,
  * with d the 4x4 input tile, g the 2x2 output-gradient tile, B^T and G the
@@ -503,12 +849,31 @@ static void ww_chunk(const ww *f, size_t nq, const float *V, const float *U, con
 
 #pragma GCC pop_options
 
-/* One pass over the batch: out = conv(in) through F(2x2, 3x3). */
+/* The tile size's four steps (f->m: 2 or 4). */
+static void planes_m(const wg *f, const float *x, float *P, int zeros) {
+    if (f->m == 4) wino_planes4(f, x, P, zeros);
+    else wino_planes(f, x, P, zeros);
+}
+static void input_m(const wg *f, const float *P, size_t q0, size_t n, float *V) {
+    if (f->m == 4) wino_input4(f, P, q0, n, V);
+    else wino_input(f, P, q0, n, V);
+}
+static void output_m(const wg *f, const float *M, size_t q0, size_t n, float *Y) {
+    if (f->m == 4) wino_output4(f, M, q0, n, Y);
+    else wino_output(f, M, q0, n, Y);
+}
+static void store_m(const wg *f, const float *Y, const float *bias, const lt_conv_epilogue *ep, const float *res,
+                    int accumulate, float *y) {
+    if (f->m == 4) wino_store4(f, Y, bias, ep, res, accumulate, y);
+    else wino_store(f, Y, bias, ep, res, accumulate, y);
+}
+
+/* One pass over the batch: out = conv(in) through F(m x m, 3x3). */
 static void wino_run(const wg *f, int N, const float *in, const float *w, int dgrad, const float *bias,
                      const lt_conv_epilogue *ep, int accumulate, float *out, float *scratch) {
     float *U = scratch;
     int *off = (int *)(scratch + f->sh_u);
-    pack_u(f, w, dgrad, U);
+    if (f->m == 2) pack_u(f, w, dgrad, U);
     for (int c = 0; c < f->ci; c++) off[c] = (int)((size_t)c * f->QP);
     float *tbase = scratch + f->shared;
     const size_t in_img = (size_t)f->ci * f->H * f->W, out_img = (size_t)f->co * f->H * f->W;
@@ -519,6 +884,11 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         float *P = tbase + (size_t)t * f->per_thread;
         float *V = P + f->t_planes, *M = V + f->t_v, *Y = M + f->t_m;
+        if (f->m == 4) {
+            const int mb = up8(f->co) / 8;
+            pack_u4(f, w, dgrad, mb * t / nt, mb * (t + 1) / nt, U);
+#pragma omp barrier
+        }
         const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
         if (f->G > 1) {
             /* small images: G of them side by side in one chunk; image j's
@@ -527,31 +897,31 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
             for (int n = n0; n < n1; n += f->G) {
                 const int g = n1 - n < f->G ? n1 - n : f->G;
                 for (int j = 0; j < g; j++) {
-                    wino_planes(f, in + (size_t)(n + j) * in_img, P, n == n0 && j == 0);
-                    wino_input(f, P, 0, f->Q, V + (size_t)j * f->Q);
+                    planes_m(f, in + (size_t)(n + j) * in_img, P, n == n0 && j == 0);
+                    input_m(f, P, 0, f->Q, V + (size_t)j * f->Q);
                 }
-                for (int xi = 0; xi < 16; xi++)
+                for (int xi = 0; xi < f->NX; xi++)
                     lt_conv_sgemm_shift(f->co, f->ci, (size_t)g * f->Q, U + (size_t)xi * ustride,
                                         V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
                 for (int j = 0; j < g; j++) {
-                    wino_output(f, M + (size_t)j * f->Q, 0, f->Q, Y);
-                    wino_store(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)(n + j) * out_img : NULL,
-                               accumulate, out + (size_t)(n + j) * out_img);
+                    output_m(f, M + (size_t)j * f->Q, 0, f->Q, Y);
+                    store_m(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)(n + j) * out_img : NULL,
+                            accumulate, out + (size_t)(n + j) * out_img);
                 }
             }
         } else {
             for (int n = n0; n < n1; n++) {
-                wino_planes(f, in + (size_t)n * in_img, P, n == n0);
+                planes_m(f, in + (size_t)n * in_img, P, n == n0);
                 for (size_t q0 = 0; q0 < f->Q; q0 += f->QB) {
                     const size_t nq = f->Q - q0 < f->QB ? f->Q - q0 : f->QB;
-                    wino_input(f, P, q0, nq, V);
-                    for (int xi = 0; xi < 16; xi++)
+                    input_m(f, P, q0, nq, V);
+                    for (int xi = 0; xi < f->NX; xi++)
                         lt_conv_sgemm_shift(f->co, f->ci, nq, U + (size_t)xi * ustride,
                                             V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
-                    wino_output(f, M, q0, nq, Y);
+                    output_m(f, M, q0, nq, Y);
                 }
-                wino_store(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)n * out_img : NULL, accumulate,
-                           out + (size_t)n * out_img);
+                store_m(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)n * out_img : NULL, accumulate,
+                        out + (size_t)n * out_img);
             }
         }
     }
@@ -560,14 +930,14 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
 void lt_conv_wino_forward(const lt_conv_geom *g, int N, const float *x, const float *w, const float *b,
                           float *y, float *scratch, const lt_conv_epilogue *ep) {
     wg f;
-    wg_init(&f, g->h, g->w, g->ci, g->co);
+    wg_init(&f, g->h, g->w, g->ci, g->co, lt_conv_wino_tile(g, LT_WINO_FWD));
     wino_run(&f, N, x, w, 0, b, ep, 0, y, scratch);
 }
 
 void lt_conv_wino_dgrad(const lt_conv_geom *g, int N, const float *w, const float *dy, float *dx,
                         float *scratch, int set_dx) {
     wg f;
-    wg_init(&f, g->h, g->w, g->co, g->ci);
+    wg_init(&f, g->h, g->w, g->co, g->ci, lt_conv_wino_tile(g, LT_WINO_DGRAD));
     wino_run(&f, N, dy, w, 1, NULL, NULL, !set_dx, dx, scratch);
 }
 
