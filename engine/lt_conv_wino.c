@@ -142,7 +142,7 @@ static void wg_init(wg *f, int H, int W, int ci, int co, int m) {
      * phase planes by permutes (wino_input_si) instead of shifted loads over
      * a grid with a garbage column (20 lanes per image, 25% waste in the
      * transforms and the GEMM) */
-    f->si = m == 2 && f->tH == 4 && f->tW == 4;
+    f->si = f->tH == 4 && f->tW == 4;   /* F(2x2): 8x8, 7x7; F(4x4): 16x16 .. 13x13 */
     if (f->si) f->Q = 16;
     f->QY = up16(f->Q);
     f->QB = WINO_QB < f->QY ? WINO_QB : f->QY;
@@ -207,7 +207,12 @@ int lt_conv_wino_pays(const lt_conv_geom *g, int pass) {
 int lt_conv_wino_tile(const lt_conv_geom *g, int pass) {
     if (wino_tile_forced) return wino_tile_forced;
     if (pass == LT_WINO_WGRAD) return 2;
-    return g->h % 4 == 0 && g->w % 4 == 0 && g->h >= 16 && g->w >= 16 ? 4 : 2;
+    /* F(4x4) on 4 x 4 tiles (13..16 a side, dense: wino_input4_si) and on
+     * larger images without padded tiles (sides multiples of 4); F(2x2) on
+     * smaller or ragged ones (8x8 under F(4x4) would be 2 x 2 tiles) */
+    const int lo = g->h < g->w ? g->h : g->w;
+    if (lo < 13) return 2;
+    return (g->h <= 16 && g->w <= 16) || (g->h % 4 == 0 && g->w % 4 == 0) ? 4 : 2;
 }
 
 static size_t wg_scratch(int H, int W, int ci, int co, int m, int T) {
@@ -816,6 +821,100 @@ static void wino_store4(const wg *f, const float *Y, const float *bias,
     }
 }
 
+/* F(4x4) on images of 4 x 4 tiles (f->si: 16x16 .. 13x13): as
+ * wino_input_si, with 16 phase planes of 5x5 and 6x6 tile elements. */
+static void wino_input4_si(const wg *f, const float *P, float *V) {
+    int ix[4][16];
+    for (int s = 0; s < 4; s++)
+        for (int k = 0; k < 16; k++) ix[s][k] = ((k >> 2) + (s >> 1)) * f->Wg + (k & 3) + (s & 1);
+    const __m512i is[4] = {_mm512_loadu_si512(ix[0]), _mm512_loadu_si512(ix[1]), _mm512_loadu_si512(ix[2]),
+                           _mm512_loadu_si512(ix[3])};
+    const size_t ld = f->VS;
+    for (int c = 0; c < f->ci; c++) {
+        const float *pc = P + (size_t)c * 16 * f->PS;
+        float *vc = V + (size_t)c * f->QP;
+        __m512 e[6][6];   /* rows of d B */
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            __m512 d[6];
+#pragma GCC unroll 6
+            for (int j = 0; j < 6; j++) {
+                const float *pl = pc + (size_t)((i & 3) * 4 + (j & 3)) * f->PS;
+                d[j] = _mm512_permutex2var_ps(_mm512_loadu_ps(pl), is[(i >> 2) * 2 + (j >> 2)], _mm512_loadu_ps(pl + 16));
+            }
+            bt6(d, e[i]);
+        }
+#pragma GCC unroll 6
+        for (int j = 0; j < 6; j++) {
+            const __m512 col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]};
+            __m512 t[6];
+            bt6(col, t);
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) _mm512_storeu_ps(vc + (size_t)(i * 6 + j) * ld, t[i]);
+        }
+    }
+}
+
+/* The output plane 16 values at a time from the 16 phase grids Y[a*4 + b]:
+ * per row phase a, two permutes (b = 0/1, 2/3) and a blend; a run of 16
+ * spans at most two rows. */
+static void wino_store4_si(const wg *f, const float *Y, const float *bias,
+                           const lt_conv_epilogue *ep, const float *res, int accumulate, float *y) {
+    enum { NB = 16 };   /* 16x16 / 16 */
+    const int HW = f->H * f->W, nb = (HW + 15) / 16;
+    __m512i ix[NB];
+    __mmask16 mb[NB], mr[NB];
+    int a0[NB], a1[NB];
+    for (int cb = 0; cb < nb; cb++) {
+        int v[16];
+        unsigned hb = 0, r1 = 0;
+        a0[cb] = ((cb * 16) / f->W) & 3;
+        for (int k = 0; k < 16; k++) {
+            const int e = cb * 16 + k < HW ? cb * 16 + k : HW - 1, oh = e / f->W, ow = e % f->W;
+            v[k] = (oh >> 2) * 4 + (ow >> 2) + 16 * (ow & 1);
+            if (ow & 2) hb |= 1u << k;
+            if ((oh & 3) != a0[cb]) r1 |= 1u << k;
+            a1[cb] = oh & 3;
+        }
+        ix[cb] = _mm512_loadu_si512(v);
+        mb[cb] = (__mmask16)hb;
+        mr[cb] = (__mmask16)r1;
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    for (int o = 0; o < f->co; o++) {
+        const float *yo = Y + (size_t)o * 16 * f->QY;
+        float *out = y + (size_t)o * HW;
+        const float *ro = res ? res + (size_t)o * HW : NULL;
+        const __m512 bc = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        __m512 mu = zero, ea = zero, eb = zero;
+        if (ep) { mu = _mm512_set1_ps(ep->mu[o]); ea = _mm512_set1_ps(ep->a[o]); eb = _mm512_set1_ps(ep->b[o]); }
+        for (int cb = 0; cb < nb; cb++) {
+            const long rem = HW - 16L * cb;
+            float *dp = out + 16 * cb;
+            __m512 x = zero;
+            for (int r = 0; r < 2; r++) {
+                const int a = r ? a1[cb] : a0[cb];
+                if (r && a == a0[cb]) break;
+                const float *ya = yo + (size_t)(a * 4) * f->QY;
+                const __m512 p01 = _mm512_permutex2var_ps(_mm512_loadu_ps(ya), ix[cb], _mm512_loadu_ps(ya + f->QY));
+                const __m512 p23 = _mm512_permutex2var_ps(_mm512_loadu_ps(ya + 2 * f->QY), ix[cb],
+                                                          _mm512_loadu_ps(ya + 3 * f->QY));
+                const __m512 v = _mm512_mask_blend_ps(mb[cb], p01, p23);
+                x = r ? _mm512_mask_blend_ps(mr[cb], x, v) : v;
+            }
+            if (bias) x = _mm512_add_ps(x, bc);
+            if (ep) {
+                x = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mu), ea), eb);
+                if (ro) x = _mm512_add_ps(x, load_n(ro + 16 * cb, rem));
+                if (ep->relu) x = _mm512_max_ps(x, zero);
+            }
+            if (accumulate) x = _mm512_add_ps(load_n(dp, rem), x);
+            store_n(dp, rem, x);
+        }
+    }
+}
+
+
 /* ---- weight gradient: F(3x3, 2x2) ------------------------------------------------
  * dW[o][c] = G^T [ sum over images and tiles of (A g A^T) .* (B^T d B) ] G,
  * with d the 4x4 input tile, g the 2x2 output-gradient tile, B^T and G the
@@ -945,8 +1044,10 @@ static void planes_m(const wg *f, const float *x, float *P, int zeros) {
     else wino_planes(f, x, P, zeros);
 }
 static void input_m(const wg *f, const float *P, size_t q0, size_t n, float *V) {
-    if (f->si) wino_input_si(f, P, V);
-    else if (f->m == 4) wino_input4(f, P, q0, n, V);
+    if (f->si) {
+        if (f->m == 4) wino_input4_si(f, P, V);
+        else wino_input_si(f, P, V);
+    } else if (f->m == 4) wino_input4(f, P, q0, n, V);
     else wino_input(f, P, q0, n, V);
 }
 static void output_m(const wg *f, const float *M, size_t q0, size_t n, float *Y) {
@@ -955,8 +1056,10 @@ static void output_m(const wg *f, const float *M, size_t q0, size_t n, float *Y)
 }
 static void store_m(const wg *f, const float *Y, const float *bias, const lt_conv_epilogue *ep, const float *res,
                     int accumulate, float *y) {
-    if (f->si) wino_store_si(f, Y, bias, ep, res, accumulate, y);
-    else if (f->m == 4) wino_store4(f, Y, bias, ep, res, accumulate, y);
+    if (f->si) {
+        if (f->m == 4) wino_store4_si(f, Y, bias, ep, res, accumulate, y);
+        else wino_store_si(f, Y, bias, ep, res, accumulate, y);
+    } else if (f->m == 4) wino_store4(f, Y, bias, ep, res, accumulate, y);
     else wino_store(f, Y, bias, ep, res, accumulate, y);
 }
 
