@@ -118,7 +118,9 @@ typedef struct {
     size_t QP;            /* row length of V and M: QB, plus 16 when G > 1 (the last
                              image's 16-lane groups run past QB) */
     int G;                /* images per chunk: 1, or more for small images (WINO_LANES_MIN) */
-    int si;               /* 4 x 4 tiles of F(2x2) (8x8, 7x7 images): dense, 16 lanes per image */
+    int si;               /* 4 x 4 tiles (F(2x2): 8x8, 7x7; F(4x4): 13..16): dense, 16 lanes per image */
+    int quad;             /* F(4x4) on 2 x 2 tiles (5..8 a side): 4 images per 16 lanes */
+    size_t PSI;           /* quad: floats between the 4 images' planes */
     size_t QY;            /* row length of the phase grids Y: up16(Q) */
     size_t sh_u, sh_off, shared;
     size_t VS, MS;        /* floats between the 16 matrices of V / of M */
@@ -144,6 +146,8 @@ static void wg_init(wg *f, int H, int W, int ci, int co, int m) {
      * transforms and the GEMM) */
     f->si = f->tH == 4 && f->tW == 4;   /* F(2x2): 8x8, 7x7; F(4x4): 16x16 .. 13x13 */
     if (f->si) f->Q = 16;
+    f->quad = m == 4 && f->tH == 2 && f->tW == 2;
+    if (f->quad) f->Q = 4;
     f->QY = up16(f->Q);
     f->QB = WINO_QB < f->QY ? WINO_QB : f->QY;
     f->G = 1;
@@ -154,6 +158,7 @@ static void wg_init(wg *f, int H, int W, int ci, int co, int m) {
     if (lanes < lmin) lanes = lmin;
     if (2 * f->Q <= lanes) {
         f->G = (int)(lanes / f->Q);
+        if (f->quad) f->G &= ~3;   /* whole quads */
         f->QB = (size_t)f->G * f->Q;
         f->QP = f->QB + 16;
     } else if (m == 4) {
@@ -165,6 +170,8 @@ static void wg_init(wg *f, int H, int W, int ci, int co, int m) {
     f->sh_off = up16((size_t)ci);
     f->shared = f->sh_u + f->sh_off;
     f->t_planes = (size_t)ci * f->NP * f->PS;
+    f->PSI = f->t_planes;
+    if (f->quad) f->t_planes *= 4;
     /* one cache line more than the matrix: with 16 matrices a power-of-two
      * apart, the transforms' 16 streams alias in the 4 KiB store-forwarding
      * check (measured: the input transform took 1.5x the GEMM's time) */
@@ -207,12 +214,14 @@ int lt_conv_wino_pays(const lt_conv_geom *g, int pass) {
 int lt_conv_wino_tile(const lt_conv_geom *g, int pass) {
     if (wino_tile_forced) return wino_tile_forced;
     if (pass == LT_WINO_WGRAD) return 2;
-    /* F(4x4) on 4 x 4 tiles (13..16 a side, dense: wino_input4_si) and on
+    /* F(4x4) on 2 x 2 tiles (5..8 a side: four images per vector,
+     * wino_input4_q), on 4 x 4 tiles (13..16: dense, wino_input4_si) and on
      * larger images without padded tiles (sides multiples of 4); F(2x2) on
-     * smaller or ragged ones (8x8 under F(4x4) would be 2 x 2 tiles) */
-    const int lo = g->h < g->w ? g->h : g->w;
-    if (lo < 13) return 2;
-    return (g->h <= 16 && g->w <= 16) || (g->h % 4 == 0 && g->w % 4 == 0) ? 4 : 2;
+     * the rest */
+    const int lo = g->h < g->w ? g->h : g->w, hi = g->h < g->w ? g->w : g->h;
+    if (lo >= 5 && hi <= 8) return 4;
+    if (lo >= 13 && hi <= 16) return 4;
+    return lo >= 16 && g->h % 4 == 0 && g->w % 4 == 0 ? 4 : 2;
 }
 
 static size_t wg_scratch(int H, int W, int ci, int co, int m, int T) {
@@ -272,40 +281,64 @@ static void pack_u4(const wg *f, const float *w, int dgrad, int ob0, int ob1, fl
     const int ci = f->ci, co = f->co, mb = up8(co) / 8;
     const size_t xs = (size_t)mb * ci * 8;   /* floats between the 36 matrices */
     const float s4 = 0.25f, s6 = 1.0f / 6, s12 = 1.0f / 12, s24 = 1.0f / 24;
-    for (int ob = ob0; ob < ob1; ob++)
-        for (int c = 0; c < ci; c++) {
-            float g[9][8], t[6][3][8];
-            for (int l = 0; l < 8; l++) {
-                const int o = ob * 8 + l;
-                for (int k = 0; k < 9; k++)
-                    g[k][l] = o >= co ? 0.0f
-                              : dgrad ? w[((size_t)c * co + o) * 9 + 8 - k]
-                                      : w[((size_t)o * ci + c) * 9 + k];
-            }
-            for (int j = 0; j < 3; j++)
+    for (int ob = ob0; ob < ob1; ob++) {
+        /* G g for the block's 8 output channels and every input channel, in
+         * a small buffer; then each of the 36 matrices written as one
+         * contiguous run (writing all 36 per (o, c), 16 KiB apart at 64
+         * channels, took a tenth of an 8x8 layer) */
+        float t[64][6][3][8];
+        for (int c0 = 0; c0 < ci; c0 += 64) {
+            const int nc = ci - c0 < 64 ? ci - c0 : 64;
+            for (int cc = 0; cc < nc; cc++) {
+                const int c = c0 + cc;
+                float g[9][8];
                 for (int l = 0; l < 8; l++) {
-                    const float g0 = g[j][l], g1 = g[3 + j][l], g2 = g[6 + j][l];
-                    t[0][j][l] = s4 * g0;
-                    t[1][j][l] = -s6 * (g0 + g1 + g2);
-                    t[2][j][l] = -s6 * (g0 - g1 + g2);
-                    t[3][j][l] = s24 * g0 + s12 * g1 + s6 * g2;
-                    t[4][j][l] = s24 * g0 - s12 * g1 + s6 * g2;
-                    t[5][j][l] = g2;
+                    const int o = ob * 8 + l;
+                    if (o >= co) {
+                        for (int k = 0; k < 9; k++) g[k][l] = 0.0f;
+                    } else if (dgrad) {
+                        const float *wp = w + ((size_t)c * co + o) * 9;
+                        for (int k = 0; k < 9; k++) g[k][l] = wp[8 - k];
+                    } else {
+                        const float *wp = w + ((size_t)o * ci + c) * 9;
+                        for (int k = 0; k < 9; k++) g[k][l] = wp[k];
+                    }
                 }
-            float *u = U + ((size_t)ob * ci + c) * 8;
-            for (int i = 0; i < 6; i++) {
-                float *ui = u + (size_t)i * 6 * xs;
-                for (int l = 0; l < 8; l++) {
-                    const float g0 = t[i][0][l], g1 = t[i][1][l], g2 = t[i][2][l];
-                    ui[l] = s4 * g0;
-                    ui[xs + l] = -s6 * (g0 + g1 + g2);
-                    ui[2 * xs + l] = -s6 * (g0 - g1 + g2);
-                    ui[3 * xs + l] = s24 * g0 + s12 * g1 + s6 * g2;
-                    ui[4 * xs + l] = s24 * g0 - s12 * g1 + s6 * g2;
-                    ui[5 * xs + l] = g2;
+                for (int j = 0; j < 3; j++) {
+#pragma omp simd
+                    for (int l = 0; l < 8; l++) {
+                        const float g0 = g[j][l], g1 = g[3 + j][l], g2 = g[6 + j][l];
+                        t[cc][0][j][l] = s4 * g0;
+                        t[cc][1][j][l] = -s6 * (g0 + g1 + g2);
+                        t[cc][2][j][l] = -s6 * (g0 - g1 + g2);
+                        t[cc][3][j][l] = s24 * g0 + s12 * g1 + s6 * g2;
+                        t[cc][4][j][l] = s24 * g0 - s12 * g1 + s6 * g2;
+                        t[cc][5][j][l] = g2;
+                    }
                 }
             }
+            for (int i = 0; i < 6; i++)
+                for (int jx = 0; jx < 6; jx++) {
+                    float *u = U + (size_t)(i * 6 + jx) * xs + ((size_t)ob * ci + c0) * 8;
+                    for (int cc = 0; cc < nc; cc++) {
+#pragma omp simd
+                        for (int l = 0; l < 8; l++) {
+                            const float g0 = t[cc][i][0][l], g1 = t[cc][i][1][l], g2 = t[cc][i][2][l];
+                            float v;
+                            switch (jx) {
+                            case 0: v = s4 * g0; break;
+                            case 1: v = -s6 * (g0 + g1 + g2); break;
+                            case 2: v = -s6 * (g0 - g1 + g2); break;
+                            case 3: v = s24 * g0 + s12 * g1 + s6 * g2; break;
+                            case 4: v = s24 * g0 - s12 * g1 + s6 * g2; break;
+                            default: v = g2; break;
+                            }
+                            u[(size_t)cc * 8 + l] = v;
+                        }
+                    }
+                }
         }
+    }
 }
 
 #pragma GCC push_options
@@ -592,7 +625,7 @@ static inline __m512 load_in(const float *p, long n) {
 
 static void wino_planes4(const wg *f, const float *x, float *P, int zeros) {
     const int H = f->H, W = f->W, Wg = f->Wg;
-    if (zeros) memset(P, 0, sizeof(float) * f->t_planes);
+    if (zeros) memset(P, 0, sizeof(float) * f->PSI);   /* one image's planes (a quad has four) */
     __m512i ix[4];
     for (int p = 0; p < 4; p++) {
         int v[16];
@@ -856,29 +889,34 @@ static void wino_input4_si(const wg *f, const float *P, float *V) {
 }
 
 /* The output plane 16 values at a time from the 16 phase grids Y[a*4 + b]:
- * per row phase a, two permutes (b = 0/1, 2/3) and a blend; a run of 16
- * spans at most two rows. */
-static void wino_store4_si(const wg *f, const float *Y, const float *bias,
+ * per output row in the run of 16 (two when W >= 8, up to four below), two
+ * permutes (b = 0/1, 2/3) and a blend. Tile lanes from lane0 (the quad's
+ * image, f->quad). */
+static void wino_store4_si(const wg *f, const float *Y, int lane0, const float *bias,
                            const lt_conv_epilogue *ep, const float *res, int accumulate, float *y) {
     enum { NB = 16 };   /* 16x16 / 16 */
     const int HW = f->H * f->W, nb = (HW + 15) / 16;
     __m512i ix[NB];
-    __mmask16 mb[NB], mr[NB];
-    int a0[NB], a1[NB];
+    __mmask16 mb[NB], rm[NB][4];   /* pair b = 2/3; the lanes of each row of the run */
+    int na[NB], aa[NB][4];          /* rows in the run (up to 4 when W < 8) and their phase */
     for (int cb = 0; cb < nb; cb++) {
         int v[16];
-        unsigned hb = 0, r1 = 0;
-        a0[cb] = ((cb * 16) / f->W) & 3;
+        unsigned hb = 0;
+        na[cb] = 0;
+        int last = -1;
         for (int k = 0; k < 16; k++) {
             const int e = cb * 16 + k < HW ? cb * 16 + k : HW - 1, oh = e / f->W, ow = e % f->W;
-            v[k] = (oh >> 2) * 4 + (ow >> 2) + 16 * (ow & 1);
+            v[k] = lane0 + (oh >> 2) * f->tW + (ow >> 2) + 16 * (ow & 1);
             if (ow & 2) hb |= 1u << k;
-            if ((oh & 3) != a0[cb]) r1 |= 1u << k;
-            a1[cb] = oh & 3;
+            if (oh != last) {
+                aa[cb][na[cb]] = oh & 3;
+                rm[cb][na[cb]++] = 0;
+                last = oh;
+            }
+            rm[cb][na[cb] - 1] |= (__mmask16)(1u << k);
         }
         ix[cb] = _mm512_loadu_si512(v);
         mb[cb] = (__mmask16)hb;
-        mr[cb] = (__mmask16)r1;
     }
     const __m512 zero = _mm512_setzero_ps();
     for (int o = 0; o < f->co; o++) {
@@ -892,15 +930,12 @@ static void wino_store4_si(const wg *f, const float *Y, const float *bias,
             const long rem = HW - 16L * cb;
             float *dp = out + 16 * cb;
             __m512 x = zero;
-            for (int r = 0; r < 2; r++) {
-                const int a = r ? a1[cb] : a0[cb];
-                if (r && a == a0[cb]) break;
-                const float *ya = yo + (size_t)(a * 4) * f->QY;
+            for (int r = 0; r < na[cb]; r++) {
+                const float *ya = yo + (size_t)(aa[cb][r] * 4) * f->QY;
                 const __m512 p01 = _mm512_permutex2var_ps(_mm512_loadu_ps(ya), ix[cb], _mm512_loadu_ps(ya + f->QY));
                 const __m512 p23 = _mm512_permutex2var_ps(_mm512_loadu_ps(ya + 2 * f->QY), ix[cb],
                                                           _mm512_loadu_ps(ya + 3 * f->QY));
-                const __m512 v = _mm512_mask_blend_ps(mb[cb], p01, p23);
-                x = r ? _mm512_mask_blend_ps(mr[cb], x, v) : v;
+                x = _mm512_mask_mov_ps(x, rm[cb][r], _mm512_mask_blend_ps(mb[cb], p01, p23));
             }
             if (bias) x = _mm512_add_ps(x, bc);
             if (ep) {
@@ -910,6 +945,54 @@ static void wino_store4_si(const wg *f, const float *Y, const float *bias,
             }
             if (accumulate) x = _mm512_add_ps(load_n(dp, rem), x);
             store_n(dp, rem, x);
+        }
+    }
+}
+
+
+/* F(4x4) on images of 2 x 2 tiles (f->quad: 5..8 a side): lane k of a
+ * vector is tile k & 3 of image k >> 2 of a quad, gathered from the four
+ * images' 3x3 phase planes (P, PSI apart) by two permutes and a blend. */
+static void wino_input4_q(const wg *f, const float *P, float *V) {
+    int ix[4][16];
+    for (int s = 0; s < 4; s++)
+        for (int k = 0; k < 16; k++) {
+            const int t = k & 3;
+            ix[s][k] = ((t >> 1) + (s >> 1)) * f->Wg + (t & 1) + (s & 1) + 16 * ((k >> 2) & 1);
+        }
+    const __m512i is[4] = {_mm512_loadu_si512(ix[0]), _mm512_loadu_si512(ix[1]), _mm512_loadu_si512(ix[2]),
+                           _mm512_loadu_si512(ix[3])};
+    const size_t ld = f->VS, PSI = f->PSI;
+    for (int c = 0; c < f->ci; c++) {
+        const float *pc = P + (size_t)c * 16 * f->PS;
+        float *vc = V + (size_t)c * f->QP;
+        __m512 d[6][6];
+#pragma GCC unroll 16
+        for (int ph = 0; ph < 16; ph++) {
+            const float *pl = pc + (size_t)ph * f->PS;
+            const __m512 r0 = _mm512_loadu_ps(pl), r1 = _mm512_loadu_ps(pl + PSI);
+            const __m512 r2 = _mm512_loadu_ps(pl + 2 * PSI), r3 = _mm512_loadu_ps(pl + 3 * PSI);
+#pragma GCC unroll 2
+            for (int di = 0; di < 2; di++)
+#pragma GCC unroll 2
+                for (int dj = 0; dj < 2; dj++) {
+                    const int i = (ph >> 2) + 4 * di, j = (ph & 3) + 4 * dj;
+                    if (i >= 6 || j >= 6) continue;
+                    const __m512i x = is[di * 2 + dj];
+                    d[i][j] = _mm512_mask_blend_ps((__mmask16)0xFF00, _mm512_permutex2var_ps(r0, x, r1),
+                                                   _mm512_permutex2var_ps(r2, x, r3));
+                }
+        }
+        __m512 e[6][6];
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) bt6(d[i], e[i]);
+#pragma GCC unroll 6
+        for (int j = 0; j < 6; j++) {
+            const __m512 col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]};
+            __m512 t[6];
+            bt6(col, t);
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) _mm512_storeu_ps(vc + (size_t)(i * 6 + j) * ld, t[i]);
         }
     }
 }
@@ -1057,7 +1140,7 @@ static void output_m(const wg *f, const float *M, size_t q0, size_t n, float *Y)
 static void store_m(const wg *f, const float *Y, const float *bias, const lt_conv_epilogue *ep, const float *res,
                     int accumulate, float *y) {
     if (f->si) {
-        if (f->m == 4) wino_store4_si(f, Y, bias, ep, res, accumulate, y);
+        if (f->m == 4) wino_store4_si(f, Y, 0, bias, ep, res, accumulate, y);
         else wino_store_si(f, Y, bias, ep, res, accumulate, y);
     } else if (f->m == 4) wino_store4(f, Y, bias, ep, res, accumulate, y);
     else wino_store(f, Y, bias, ep, res, accumulate, y);
@@ -1089,7 +1172,26 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
             /* small images: G of them side by side in one chunk; image j's
              * tiles are columns j*Q .. j*Q + Q of V and M (its garbage lanes
              * past Q are overwritten by image j + 1, in order) */
-            for (int n = n0; n < n1; n += f->G) {
+            for (int n = n0; n < n1 && f->quad; n += f->G) {
+                /* quads: image j's planes in slot j & 3 (each slot zeroed on
+                 * its first use), one input transform per 4 images */
+                const int g = n1 - n < f->G ? n1 - n : f->G;
+                for (int j = 0; j < g; j++) {
+                    planes_m(f, in + (size_t)(n + j) * in_img, P + (size_t)(j & 3) * f->PSI, n == n0 && j < 4);
+                    if ((j & 3) == 3 || j == g - 1) wino_input4_q(f, P, V + (size_t)(j & ~3) * 4);
+                }
+                for (int xi = 0; xi < f->NX; xi++)
+                    lt_conv_sgemm_shift(f->co, f->ci, (size_t)g * 4, U + (size_t)xi * ustride,
+                                        V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
+                for (int j = 0; j < g; j += 4) {
+                    wino_output4(f, M + (size_t)j * 4, 0, 16, Y);
+                    for (int jj = j; jj < g && jj < j + 4; jj++)
+                        wino_store4_si(f, Y, (jj & 3) * 4, bias, ep,
+                                       ep && ep->res ? ep->res + (size_t)(n + jj) * out_img : NULL, accumulate,
+                                       out + (size_t)(n + jj) * out_img);
+                }
+            }
+            for (int n = n0; n < n1 && !f->quad; n += f->G) {
                 const int g = n1 - n < f->G ? n1 - n : f->G;
                 for (int j = 0; j < g; j++) {
                     planes_m(f, in + (size_t)(n + j) * in_img, P, n == n0 && j == 0);

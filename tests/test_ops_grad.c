@@ -332,6 +332,9 @@ static void test_conv_winograd(void **state) {
         /* F(4x4): rows wider than one 64-column block, odd widths */
         {2, 3, 9, 70, 5, 3, 1, 1, 1, 1},
         {3, 17, 6, 5, 18, 3, 1, 1, 1, 0},
+        /* F(4x4) quads: 21 images per thread at 64 + 64 channels (G = 12):
+         * planes slots reused with only the data written, a partial quad */
+        {42, 64, 8, 8, 64, 3, 1, 1, 1, 0},
     };
     const size_t nc = sizeof cases / sizeof cases[0];
     lt_conv_wino_enable(2);
@@ -417,15 +420,16 @@ static void test_conv_winograd(void **state) {
     }
     lt_conv_wino_force_tile(0);
     /* the default rule (engine 0.6.0): every pass from 16 channels on both
-     * sides; F(4x4) for forward and data gradient on 4 x 4 tiles (13..16 a
-     * side) and on larger images whose sides are multiples of 4, F(2x2)
-     * otherwise; the weight gradient always F(3x3, 2x2) */
+     * sides; F(4x4) for forward and data gradient on 2 x 2 tiles (5..8 a
+     * side), 4 x 4 tiles (13..16) and larger images whose sides are
+     * multiples of 4, F(2x2) otherwise; the weight gradient always F(3x3, 2x2) */
     lt_conv_wino_enable(1);
     static const struct { int ci, co, hw, k, s, fwd, dgrad, wgrad, tile; } rule[] = {
         {1, 16, 28, 3, 1, 0, 0, 0, 4},  {3, 16, 32, 3, 1, 0, 0, 0, 4},  {16, 16, 32, 3, 1, 1, 1, 1, 4},
         {16, 16, 28, 3, 1, 1, 1, 1, 4}, {32, 32, 16, 3, 1, 1, 1, 1, 4}, {32, 32, 14, 3, 1, 1, 1, 1, 4},
-        {64, 64, 8, 3, 1, 1, 1, 1, 2},  {64, 64, 7, 3, 1, 1, 1, 1, 2},  {16, 32, 8, 3, 1, 1, 1, 1, 2},
-        {8, 16, 32, 3, 1, 0, 0, 0, 4},  {32, 64, 16, 3, 2, 0, 0, 0, 4}, {64, 64, 8, 1, 1, 0, 0, 0, 2},
+        {64, 64, 8, 3, 1, 1, 1, 1, 4},  {64, 64, 7, 3, 1, 1, 1, 1, 4},  {16, 32, 8, 3, 1, 1, 1, 1, 4},
+        {64, 64, 4, 3, 1, 1, 1, 1, 2},  {64, 64, 10, 3, 1, 1, 1, 1, 2},
+        {8, 16, 32, 3, 1, 0, 0, 0, 4},  {32, 64, 16, 3, 2, 0, 0, 0, 4}, {64, 64, 8, 1, 1, 0, 0, 0, 4},
         {32, 32, 17, 3, 1, 1, 1, 1, 2}, {32, 32, 20, 3, 1, 1, 1, 1, 4}, {32, 32, 12, 3, 1, 1, 1, 1, 2},
     };
     for (size_t i = 0; i < sizeof rule / sizeof rule[0]; i++) {
