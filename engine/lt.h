@@ -12,8 +12,9 @@
  * Winograd chunk, so the forward of 8x8 / 7x7 layers takes Winograd too;
  * the weight gradient of 3x3 stride-1 layers of 16+ channels by Winograd
  * F(3x3, 2x2). 0.6.0: Winograd F(4x4, 3x3) for the forward and data
- * gradient of 16+ channel layers whose sides are multiples of 4 and at
- * least 16 (32x32, 28x28, 16x16); F(2x2, 3x3) from 16 channels elsewhere. */
+ * gradient of 16+ channel layers of 5..8 or 13..16 a side or with sides
+ * that are multiples of 4 (32x32, 28x28, 16x16, 14x14, 8x8, 7x7);
+ * F(2x2, 3x3) from 16 channels elsewhere. */
 #define LT_ENGINE_VERSION "0.6.0"
 
 #include "lt_base.h"

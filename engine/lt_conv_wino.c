@@ -50,8 +50,8 @@
  * tiles, 36 matrices, 16 stride-4 phase planes; 2.25 multiplies per output
  * instead of 4. Once its planes and stores were cut to one permute per 16
  * values for rows of up to 32 (they had been half its time), measured at
- * batch 128, 2 threads, 30 interleaved calls each, min ms (direct / F(2x2) /
- * F(4x4), 2026-11-23):
+ * batch 128, 2 threads, 30 interleaved calls each, min ms (direct / F(2x2)
+ * on the grid / F(4x4) on the grid, 2026-11-23):
  *     layer            forward              data gradient
  *     16 -> 16, 32x32  1.67 / 1.70 / 1.27   1.81 / 1.73 / 1.28
  *     16 -> 16, 28x28  1.33 / 1.39 / 1.11   1.44 / 1.42 / 1.09
@@ -59,18 +59,28 @@
  *     32 -> 32, 14x14  1.36 / 1.24 / 1.33   1.59 / 1.20 / 1.30
  *     64 -> 64, 8x8    1.87 / 1.65 / 1.61   2.82 / 1.67 / 1.65
  *     64 -> 64, 7x7    1.67 / 1.59 / 1.60   2.31 / 1.66 / 1.64
- * (one thread: 16 -> 16 32x32 forward 3.41 / 3.09 / 2.39). So F(4x4) where
- * the sides are multiples of 4 and at least 16 (no padded tiles: 14x14
- * would compute 16x16, 7x7 8x8), from 16 channels; F(2x2) elsewhere from
- * 16 channels (at 16 on par with direct). Its rounding is larger: about
- * 4e-6 of max|y| against F(2x2)'s 3e-7 (G has 1/6 and 1/24, B^T and A^T
- * entries up to 8), bounded at 1e-5 in the tests.
+ * (one thread: 16 -> 16 32x32 forward 3.41 / 3.09 / 2.39).
  *
- * 8x8 and 7x7 images under F(2x2) (4 x 4 tiles) gather their tiles from
- * the phase planes by permutes into 16 dense lanes per image, with no
- * garbage column (wino_input_si / wino_store_si, bit-identical): 64 -> 64
- * 8x8 forward 1.65 -> 1.19 ms, data gradient 1.67 -> 1.19; 7x7 1.59 ->
- * 1.19 / 1.66 -> 1.16 (2 threads, min of 30).
+ * Small images waste the grid's garbage column (8x8 under F(2x2): 20 lanes
+ * for 16 tiles; 16x16 under F(4x4): 20 for 16; 8x8 under F(4x4): 6 for 4),
+ * so where an image has 4 x 4 tiles its 16 tiles are gathered from 5x5
+ * phase planes by permutes into one dense vector (f->si: F(2x2) on 7..8 a
+ * side, F(4x4) on 13..16), and where it has 2 x 2 tiles under F(4x4) four
+ * images share a vector (f->quad: 5..8 a side). Same arithmetic per tile as
+ * the grid (the dense F(2x2) path is bit-identical to it). Measured as
+ * above, ms, forward / data gradient:
+ *     32 -> 32, 16x16  dense F(2x2) 1.50 / 1.52, dense F(4x4) 0.93 / 0.95
+ *     32 -> 32, 14x14  dense F(2x2) 1.28 / 1.29, dense F(4x4) 0.97 / 0.84
+ *     64 -> 64, 8x8    grid F(2x2) 1.65 / 1.67, dense F(2x2) 1.19 / 1.19;
+ *                      at a slower hour dense F(2x2) 1.39 / 1.37, quads 1.17 / 1.11
+ *     64 -> 64, 7x7    grid F(2x2) 1.59 / 1.66, dense F(2x2) 1.19 / 1.16;
+ *                      at a slower hour dense F(2x2) 1.39 / 1.37, quads 1.09-1.22 / 1.12
+ * The rule (lt_conv_wino_tile): F(4x4) on 2 x 2 tiles, 4 x 4 tiles and on
+ * larger images whose sides are multiples of 4 (no padded tiles); F(2x2)
+ * elsewhere; Winograd from 16 channels on both sides (F(2x2) at 16 is on
+ * par with direct). F(4x4) rounds more: about 4-7e-6 of max|y| against
+ * F(2x2)'s 3e-7 (G has 1/6 and 1/24, B^T and A^T entries up to 8), bounded
+ * at 1e-5 in the tests.
  *
  * The data gradient of a 3x3 stride-1 pad-1 convolution is the same
  * convolution of dy with the weights transposed over channels and rotated
