@@ -11,7 +11,10 @@
  * machine over both sides instead of charging it to whichever ran second.
  * GFLOP/s counts 2 x forward MACs for eval and 3 x that for training
  * (forward + data grad + weight grad), against the 490 GFLOP/s two-core FMA
- * peak measured for this machine (perf.md §1).
+ * peak measured for this machine (perf.md §1). The MACs are those of direct
+ * convolution; Winograd layers multiply 2.25-4x less, so the rate is an
+ * effective one (the same FLOPs PyTorch's figure would be counted with) and
+ * can approach or pass the FMA peak.
  *
  * Usage: bench_step [steps per run (default 10)]
  *        bench_step --child ARCH C HW THREADS STEPS   (one ltbench run) */
@@ -157,6 +160,8 @@ int main(int argc, char **argv) {
     const char *wp = getenv("OMP_WAIT_POLICY");
     printf("bench: batch 128, %d rounds x %d timed steps (after 5 warm-up), medians; OpenBLAS %s (core %s); OMP_WAIT_POLICY=%s\n",
            ROUNDS, steps, openblas_get_config(), openblas_get_corename(), wp ? wp : "(unset)");
+    printf("bench: GFLOP/s = direct-convolution FLOPs / time: an effective rate, since Winograd layers multiply "
+           "2.25-4x less (it can pass the FMA peak)\n");
     int have_torch = access(TORCH_PYTHON, X_OK) == 0 && access(TORCH_SCRIPT, R_OK) == 0;
     if (have_torch) {
         have_torch = system(TORCH_PYTHON " -c 'import torch' >/dev/null 2>&1") == 0;
