@@ -532,8 +532,68 @@ static void wgrad_image(const fl *f, const float *planes, const float *T, const 
  * and the optional BN-eval [+ residual] + ReLU epilogue (lt_bn_forward_eval's,
  * lt_add_forward's and lt_relu_forward's operations); resn is this image's
  * residual (ep->res offset to the image) or NULL. */
+/* copy_out for rows shorter than a vector (7x7, 14x14, 8x8 outputs of the
+ * stride-2 layers): the plane is written 16 values at a time, each run
+ * gathered from the grid by one permute of two loads (a run crosses at most
+ * three rows, so it spans at most 15 + 2 * (Wg - wo) <= 32 grid points); the
+ * row loops' 7- or 14-wide remainders took as long as the GEMM's tail.
+ * The same float operations as copy_out. */
+#define CO_RUNS 64
+static int copy_out_runs(const fl *f) {
+    const size_t P = (size_t)f->ho * f->wo;
+    /* a run of 16 starting anywhere in a row crosses at most (wo + 14) / wo
+     * row ends, each skipping Wg - wo grid points: it must fit two vectors */
+    const int crossings = f->wo > 0 ? (f->wo + 14) / f->wo : 0;
+    return f->wo > 0 && f->wo < 16 && P <= 16 * CO_RUNS && 15 + crossings * (f->Wg - f->wo) <= 31
+               ? (int)((P + 15) / 16) : 0;
+}
+
+static void copy_out_short(const fl *f, const float *ygrid, const float *b, const lt_conv_epilogue *ep,
+                           const float *resn, float *yn) {
+    const int P = f->ho * f->wo, nr = (P + 15) / 16;
+    int base[CO_RUNS];
+    __m512i ix[CO_RUNS];
+    for (int r = 0; r < nr; r++) {
+        int v[16];
+        const int e0 = 16 * r;
+        base[r] = (e0 / f->wo) * f->Wg + e0 % f->wo;
+        for (int k = 0; k < 16; k++) {
+            const int e = e0 + k < P ? e0 + k : P - 1;
+            v[k] = (e / f->wo) * f->Wg + e % f->wo - base[r];
+        }
+        ix[r] = _mm512_loadu_si512(v);
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    for (int o = 0; o < f->co; o++) {
+        const float *src = ygrid + (size_t)o * up16(f->Q);
+        float *dst = yn + (size_t)o * P;
+        const float *rr = ep && resn ? resn + (size_t)o * P : NULL;
+        const __m512 bc = _mm512_set1_ps(b ? b[o] : 0.0f);
+        __m512 mu = zero, ea = zero, eb = zero;
+        if (ep) { mu = _mm512_set1_ps(ep->mu[o]); ea = _mm512_set1_ps(ep->a[o]); eb = _mm512_set1_ps(ep->b[o]); }
+        for (int r = 0; r < nr; r++) {
+            const long rem = P - 16L * r;
+            const __mmask16 mk = lane_mask(rem);
+            /* the grid holds up16(Q) + slack per row: the second load stays in it */
+            const __m512 x = _mm512_permutex2var_ps(_mm512_loadu_ps(src + base[r]), ix[r],
+                                                    _mm512_loadu_ps(src + base[r] + 16));
+            __m512 v = _mm512_add_ps(x, bc);
+            if (ep) {
+                v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, mu), ea), eb);
+                if (rr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, rr + 16 * r));
+                if (ep->relu) v = _mm512_max_ps(v, zero);
+            }
+            _mm512_mask_storeu_ps(dst + 16 * r, mk, v);
+        }
+    }
+}
+
 static void copy_out(const fl *f, const float *ygrid, const float *b, const lt_conv_epilogue *ep,
                      const float *resn, float *yn) {
+    if (copy_out_runs(f)) {
+        copy_out_short(f, ygrid, b, ep, resn, yn);
+        return;
+    }
     const size_t P = (size_t)f->ho * f->wo;
     for (int o = 0; o < f->co; o++) {
         const float *src = ygrid + (size_t)o * up16(f->Q);
