@@ -14,7 +14,8 @@
  * F(3x3, 2x2). 0.6.0: Winograd F(4x4, 3x3) for the forward and data
  * gradient of 16+ channel layers of 5..8 or 13..16 a side or with sides
  * that are multiples of 4 (32x32, 28x28, 16x16, 14x14, 8x8, 7x7);
- * F(2x2, 3x3) from 16 channels elsewhere. */
+ * F(2x2, 3x3) from 16 channels elsewhere; the weight gradient by
+ * F(3x3, 4x4) from 7 a side. */
 #define LT_ENGINE_VERSION "0.6.0"
 
 #include "lt_base.h"

@@ -24,7 +24,7 @@
  *
  * 3x3 stride-1 pad-1 layers of 16+ channels take Winograd (lt_conv_wino.c):
  * F(4x4, 3x3) or F(2x2, 3x3) for the forward and the data gradient, and
- * F(3x3, 2x2) for the weight gradient; it reuses this file's GEMM
+ * F(3x3, 4x4) or F(3x3, 2x2) for the weight gradient; it reuses this file's GEMM
  * kernel (lt_conv_sgemm_shift) and channels-last transpose (lt_conv_nhwc16).
  *
  * Parallelism: OpenMP over images, static contiguous ranges, one thread per

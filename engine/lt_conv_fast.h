@@ -45,7 +45,8 @@ void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *b
                          const int *off, float *C, size_t ldc);
 
 /* Winograd (lt_conv_wino.c): the fast path's forward, data gradient
- * (F(4x4, 3x3) or F(2x2, 3x3)) and weight gradient (F(3x3, 2x2)) for 3x3
+ * (F(4x4, 3x3) or F(2x2, 3x3)) and weight gradient (F(3x3, 4x4) or
+ * F(3x3, 2x2)) for 3x3
  * stride-1 pad-1 convolutions where it is measured to pay (16+ input and
  * output channels; the tile: lt_conv_wino_tile). Mode 1 (default): that
  * rule; 0: never; 2: every such convolution (tests). Set with
@@ -67,7 +68,7 @@ void lt_conv_wino_forward(const lt_conv_geom *g, int N, const float *x, const fl
                           float *y, float *scratch, const lt_conv_epilogue *ep);
 void lt_conv_wino_dgrad(const lt_conv_geom *g, int N, const float *w, const float *dy, float *dx,
                         float *scratch, int set_dx);
-/* dw += the weight gradient by Winograd F(3x3, 2x2) (lt_conv_wino.c), for
+/* dw += the weight gradient by Winograd F(3x3, 4x4) / F(3x3, 2x2) (lt_conv_wino.c), for
  * the geometries lt_conv_wino_pays(g, 2) accepts. */
 void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const float *dy, float *dw,
                         float *scratch);

@@ -223,7 +223,12 @@ int lt_conv_wino_pays(const lt_conv_geom *g, int pass) {
 
 int lt_conv_wino_tile(const lt_conv_geom *g, int pass) {
     if (wino_tile_forced) return wino_tile_forced;
-    if (pass == LT_WINO_WGRAD) return 2;
+    /* the weight gradient's tiles are dense (no grid): F(3x3, 4x4) from 7 a
+     * side (2 threads, ms, F(3x3, 2x2) / F(3x3, 4x4): 16 -> 16 32x32 1.84 /
+     * 1.37, 28x28 1.31 / 1.02, 32 -> 32 16x16 1.15 / 0.86, 14x14 0.92 /
+     * 0.85, 64 -> 64 8x8 1.05 / 0.93, 7x7 1.02 / 0.89) */
+    const int lo0 = g->h < g->w ? g->h : g->w;
+    if (pass == LT_WINO_WGRAD) return lo0 >= 7 ? 4 : 2;
     /* F(4x4) on 2 x 2 tiles (5..8 a side: four images per vector,
      * wino_input4_q), on 4 x 4 tiles (13..16: dense, wino_input4_si) and on
      * larger images without padded tiles (sides multiples of 4); F(2x2) on
@@ -1008,7 +1013,11 @@ static void wino_input4_q(const wg *f, const float *P, float *V) {
 }
 
 
-/* ---- weight gradient: F(3x3, 2x2) ------------------------------------------------
+/* ---- weight gradient: F(3x3, 2x2), and F(3x3, 4x4) (engine 0.6.0) ------------------
+ * F(3x3, 4x4) (ww_transform4): 6x6 input tiles, 4x4 dy tiles, 36 matrices,
+ * dW = G^T M G with the 6x3 G of F(4x4, 3x3); 36 multiplies per (o, c, 16
+ * pixels) instead of 64, at about 2-3e-6 of max|dw| in rounding (F(3x3,
+ * 2x2): 2-8e-7). Same channels-last layout and GEMM as F(3x3, 2x2):
  * dW[o][c] = G^T [ sum over images and tiles of (A g A^T) .* (B^T d B) ] G,
  * with d the 4x4 input tile, g the 2x2 output-gradient tile, B^T and G the
  * forward's input and kernel transforms and A = (A^T)^T its output
@@ -1022,37 +1031,45 @@ static void wino_input4_q(const wg *f, const float *P, float *V) {
  * M[xi][o][c]; the threads' M are added in thread order and transformed once.
  * Tiles are dense (ty * tW + tx): no garbage column. */
 typedef struct {
+    int m, NX;                               /* dy tile m x m (2: F(3x3, 2x2); 4: F(3x3, 4x4)); NX = (m + 2)^2 */
     int H, W, ci, co, tH, tW, Cp, Op, ob;   /* Cp, Op: channels rounded up to 16; ob: co / 8 rounded up */
     size_t T, KB;                            /* tiles per image, per chunk */
     size_t t_xn, t_dn, t_v, t_u, t_c, t_acc, VS, US, per_thread, shared;
 } ww;
 
-static void ww_init(ww *f, const lt_conv_geom *g) {
+static void ww_init(ww *f, const lt_conv_geom *g, int m) {
+    f->m = m; f->NX = (m + 2) * (m + 2);
     f->H = g->h; f->W = g->w; f->ci = g->ci; f->co = g->co;
-    f->tH = (g->h + 1) / 2; f->tW = (g->w + 1) / 2;
+    f->tH = (g->h + m - 1) / m; f->tW = (g->w + m - 1) / m;
     f->Cp = (g->ci + 15) & ~15; f->Op = (g->co + 15) & ~15; f->ob = (g->co + 7) / 8;
     f->T = (size_t)f->tH * f->tW;
-    size_t kb = WINO_LANE_BUDGET / (size_t)(g->ci + g->co);
+    /* the same V + U footprint for 16 or 36 matrices */
+    size_t kb = (m == 2 ? WINO_LANE_BUDGET : WINO4_LANE_BUDGET) / (size_t)(g->ci + g->co);
     if (kb < WINO_QB) kb = WINO_QB;
     f->KB = f->T <= kb ? (kb / f->T) * f->T : kb;
     f->t_xn = up16((size_t)f->H * f->W * f->Cp);
     f->t_dn = up16((size_t)f->H * f->W * f->Op);
     f->VS = f->KB * f->Cp + 16;
     f->US = (size_t)f->ob * f->KB * 8 + 16;
-    f->t_v = 16 * f->VS;
-    f->t_u = 16 * f->US;
+    f->t_v = (size_t)f->NX * f->VS;
+    f->t_u = (size_t)f->NX * f->US;
     f->t_c = up16((size_t)f->ob * 8 * f->Cp);
-    f->t_acc = up16((size_t)16 * f->co * f->Cp);
+    f->t_acc = up16((size_t)f->NX * f->co * f->Cp);
     f->per_thread = f->t_xn + f->t_dn + f->t_v + f->t_u + f->t_c + f->t_acc;
     f->shared = up16(f->KB);   /* the GEMM's tap offsets */
 }
 
 size_t lt_conv_wino_wgrad_scratch_floats(const lt_conv_geom *g, int N) {
     if (N <= 0 || !lt_conv_wino_applies(g)) return 0;
-    ww f;
-    ww_init(&f, g);
     const int T = N < LT_CONV_MAX_THREADS ? N : LT_CONV_MAX_THREADS;
-    return f.shared + (size_t)T * f.per_thread;
+    size_t best = 0;
+    for (int m = 2; m <= 4; m += 2) {
+        ww f;
+        ww_init(&f, g, m);
+        const size_t n = f.shared + (size_t)T * f.per_thread;
+        if (n > best) best = n;
+    }
+    return best;
 }
 
 /* Tiles t0 .. t0 + n of one image (channels-last xn, dn) into chunk
@@ -1114,9 +1131,88 @@ static void ww_transform(const ww *f, const float *xn, const float *dn, size_t t
     }
 }
 
+/* ww_transform for F(3x3, 4x4): 6x6 input tiles (bt6 on rows, then on
+ * columns) and 4x4 dy tiles through A (6x4: rows [1 0 0 0], [1 1 1 1],
+ * [1 -1 1 -1], [1 2 4 8], [1 -2 4 -8], [0 0 0 1], the forward's A^T read
+ * the other way). */
+static inline __attribute__((always_inline)) void a64(const __m512 g[4], __m512 u[6]) {
+    const __m512 s02 = _mm512_add_ps(g[0], g[2]), s13 = _mm512_add_ps(g[1], g[3]);
+    const __m512 t02 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), g[2], g[0]);
+    const __m512 t13 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), g[3], _mm512_add_ps(g[1], g[1]));
+    u[0] = g[0];
+    u[1] = _mm512_add_ps(s02, s13);
+    u[2] = _mm512_sub_ps(s02, s13);
+    u[3] = _mm512_add_ps(t02, t13);
+    u[4] = _mm512_sub_ps(t02, t13);
+    u[5] = g[3];
+}
+
+static void ww_transform4(const ww *f, const float *xn, const float *dn, size_t t0, size_t n, size_t k0,
+                          size_t nq, float *V, float *U) {
+    const int H = f->H, W = f->W, Cp = f->Cp, Op = f->Op;
+    const __m512 zero = _mm512_setzero_ps();
+    for (size_t q = 0; q < n; q++) {
+        const int ty = (int)((t0 + q) / (size_t)f->tW), tx = (int)((t0 + q) % (size_t)f->tW);
+        const size_t k = k0 + q;
+        for (int c0 = 0; c0 < Cp; c0 += 16) {
+            __m512 e[6][6];
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) {
+                const int r = 4 * ty - 1 + i;
+                __m512 d[6];
+#pragma GCC unroll 6
+                for (int j = 0; j < 6; j++) {
+                    const int cc = 4 * tx - 1 + j;
+                    d[j] = r >= 0 && r < H && cc >= 0 && cc < W ? _mm512_loadu_ps(xn + ((size_t)r * W + cc) * Cp + c0)
+                                                               : zero;
+                }
+                bt6(d, e[i]);
+            }
+            float *vk = V + k * Cp + c0;
+#pragma GCC unroll 6
+            for (int j = 0; j < 6; j++) {
+                const __m512 col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]};
+                __m512 t[6];
+                bt6(col, t);
+#pragma GCC unroll 6
+                for (int i = 0; i < 6; i++) _mm512_storeu_ps(vk + (size_t)(i * 6 + j) * f->VS, t[i]);
+            }
+        }
+        for (int o0 = 0; o0 < Op; o0 += 16) {
+            __m512 h[6][4];   /* A g: columns b of the 4x4 tile */
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) {
+                __m512 gcol[4], u[6];
+#pragma GCC unroll 4
+                for (int a = 0; a < 4; a++) {
+                    const int r = 4 * ty + a, cc = 4 * tx + b;
+                    gcol[a] = r < H && cc < W ? _mm512_loadu_ps(dn + ((size_t)r * W + cc) * Op + o0) : zero;
+                }
+                a64(gcol, u);
+#pragma GCC unroll 6
+                for (int r = 0; r < 6; r++) h[r][b] = u[r];
+            }
+            const int b0 = o0 / 8;
+#pragma GCC unroll 6
+            for (int r = 0; r < 6; r++) {
+                __m512 u[6];
+                a64(h[r], u);
+#pragma GCC unroll 6
+                for (int sc = 0; sc < 6; sc++) {
+                    float *ub = U + (size_t)(r * 6 + sc) * f->US;
+                    _mm256_storeu_ps(ub + ((size_t)b0 * nq + k) * 8, _mm512_castps512_ps256(u[sc]));
+                    if (b0 + 1 < f->ob)
+                        _mm256_storeu_ps(ub + ((size_t)(b0 + 1) * nq + k) * 8,
+                                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u[sc]), 1)));
+                }
+            }
+        }
+    }
+}
+
 /* acc[xi][o][c] += the chunk's nq tiles */
 static void ww_chunk(const ww *f, size_t nq, const float *V, const float *U, const int *off, float *C, float *acc) {
-    for (int xi = 0; xi < 16; xi++) {
+    for (int xi = 0; xi < f->NX; xi++) {
         lt_conv_sgemm_shift(f->co, (int)nq, (size_t)f->ci, U + (size_t)xi * f->US, V + (size_t)xi * f->VS, off, C,
                             (size_t)f->Cp);
         float *a = acc + (size_t)xi * f->co * f->Cp;
@@ -1251,7 +1347,7 @@ void lt_conv_wino_dgrad(const lt_conv_geom *g, int N, const float *w, const floa
 void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const float *dy, float *dw,
                         float *scratch) {
     ww f;
-    ww_init(&f, g);
+    ww_init(&f, g, lt_conv_wino_tile(g, LT_WINO_WGRAD));
     int *off = (int *)scratch;
     for (size_t k = 0; k < f.KB; k++) off[k] = (int)(k * (size_t)f.Cp);
     float *tbase = scratch + f.shared;
@@ -1264,7 +1360,7 @@ void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const floa
         if (t == 0) used = nt;
         float *xn = tbase + (size_t)t * f.per_thread, *dn = xn + f.t_xn, *V = dn + f.t_dn, *U = V + f.t_v;
         float *C = U + f.t_u, *acc = C + f.t_c;
-        memset(acc, 0, sizeof(float) * 16 * (size_t)f.co * f.Cp);
+        memset(acc, 0, sizeof(float) * f.NX * (size_t)f.co * f.Cp);
         const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
         if (f.T <= f.KB) {
             /* whole images per chunk */
@@ -1275,7 +1371,8 @@ void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const floa
                 for (int j = 0; j < gn; j++) {
                     lt_conv_nhwc16(x + (size_t)(n + j) * in_img, f.ci, (int)HW, f.Cp, xn);
                     lt_conv_nhwc16(dy + (size_t)(n + j) * out_img, f.co, (int)HW, f.Op, dn);
-                    ww_transform(&f, xn, dn, 0, f.T, (size_t)j * f.T, nq, V, U);
+                    if (f.m == 4) ww_transform4(&f, xn, dn, 0, f.T, (size_t)j * f.T, nq, V, U);
+                    else ww_transform(&f, xn, dn, 0, f.T, (size_t)j * f.T, nq, V, U);
                 }
                 ww_chunk(&f, nq, V, U, off, C, acc);
             }
@@ -1285,7 +1382,8 @@ void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const floa
                 lt_conv_nhwc16(dy + (size_t)n * out_img, f.co, (int)HW, f.Op, dn);
                 for (size_t t0 = 0; t0 < f.T; t0 += f.KB) {
                     const size_t nq = f.T - t0 < f.KB ? f.T - t0 : f.KB;
-                    ww_transform(&f, xn, dn, t0, nq, 0, nq, V, U);
+                    if (f.m == 4) ww_transform4(&f, xn, dn, t0, nq, 0, nq, V, U);
+                    else ww_transform(&f, xn, dn, t0, nq, 0, nq, V, U);
                     ww_chunk(&f, nq, V, U, off, C, acc);
                 }
             }
@@ -1298,6 +1396,36 @@ void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const floa
 #pragma omp parallel for schedule(static) num_threads(T)
     for (int o = 0; o < f.co; o++)
         for (int c = 0; c < f.ci; c++) {
+            float *d = dw + ((size_t)o * f.ci + c) * 9;
+            if (f.m == 4) {
+                /* dW = G^T M G, G 6x3 as in pack_u4 (in double: 1/6, 1/24) */
+                static const double G4[6][3] = {{0.25, 0, 0},
+                                                {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                                {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                                {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                                {0, 0, 1}};
+                double m6[6][6], t6[6][3];
+                for (int xi = 0; xi < 36; xi++) {
+                    const size_t at = ((size_t)xi * f.co + o) * f.Cp + c;
+                    float v = acc0[at];
+                    for (int t = 1; t < used; t++) v += acc0[(size_t)t * f.per_thread + at];
+                    m6[xi / 6][xi % 6] = v;
+                }
+                for (int r = 0; r < 6; r++)
+                    for (int j = 0; j < 3; j++) {
+                        double v = 0;
+                        for (int sc = 0; sc < 6; sc++) v += m6[r][sc] * G4[sc][j];
+                        t6[r][j] = v;
+                    }
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++) {
+                        double v = 0;
+                        for (int r = 0; r < 6; r++) v += G4[r][i] * t6[r][j];
+                        d[i * 3 + j] += (float)v;
+                    }
+                continue;
+            }
             float m[4][4], tm[4][3];
             for (int xi = 0; xi < 16; xi++) {
                 const size_t at = ((size_t)xi * f.co + o) * f.Cp + c;
@@ -1311,7 +1439,6 @@ void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const floa
                 tm[r][1] = 0.5f * (m[r][1] - m[r][2]);
                 tm[r][2] = 0.5f * (m[r][1] + m[r][2]) + m[r][3];
             }
-            float *d = dw + ((size_t)o * f.ci + c) * 9;
             for (int j = 0; j < 3; j++) {
                 d[0 * 3 + j] += tm[0][j] + 0.5f * (tm[1][j] + tm[2][j]);
                 d[1 * 3 + j] += 0.5f * (tm[1][j] - tm[2][j]);
