@@ -229,7 +229,8 @@ static double max_abs(const double *v, size_t n) {
 
 /* Batches of several images per thread: the fast path writes a thread's
  * zero padding only for its first image and then only the data (and the
- * stride-2 rows go through the even/odd permute split and merge). Every
+ * stride-2 rows go through the even/odd permute split and merge; outputs
+ * with rows shorter than a vector are gathered 16 values at a time). Every
  * image must still match the naive convolution: rows wider than 32 (two
  * permute chunks), odd and even widths, pad 0 and 1, with 1 and 2 threads,
  * scratch and outputs starting as NaN, dx both set and accumulated. */
@@ -242,6 +243,9 @@ static void test_conv_many_images_per_thread(void **state) {
         {5, 4, 10, 10, 6, 3, 1, 1, 1, 1},  /* 3x3 s1 p1 */
         {5, 3, 9, 40, 20, 3, 1, 1, 1, 0},  /* s1, width > 32, 2 channel vectors */
         {5, 3, 11, 13, 4, 7, 2, 3, 1, 1},  /* 7x7 s2 p3 (an ImageNet stem), odd sizes */
+        /* small outputs (rows shorter than a vector: copy_out_short) */
+        {11, 8, 14, 14, 16, 3, 2, 1, 1, 1},
+        {9, 3, 8, 8, 5, 3, 1, 1, 1, 0},
     };
     const int saved = omp_get_max_threads();
     for (int threads = 1; threads <= 2; threads++) {
