@@ -376,6 +376,40 @@ static inline void store_n(float *p, long n, __m512 v) {
     else _mm512_mask_storeu_ps(p, mask_n(n), v);
 }
 
+/* The store epilogue of every Winograd store (one output channel o): v =
+ * conv + bias, then BN eval [+ residual] [ReLU] with the same float
+ * operations as lt_bn_forward_eval / lt_add / lt_relu_forward, so fusion is
+ * bit-identical, then set or accumulate n <= 16 values at dp (res: the
+ * residual at the same position, or NULL). */
+typedef struct {
+    __m512 bc, mu, ea, eb;
+    const lt_conv_epilogue *ep;
+    int bias, accumulate;
+} epi16;
+
+static inline epi16 epi_for(const float *bias, const lt_conv_epilogue *ep, int accumulate, int o) {
+    const __m512 zero = _mm512_setzero_ps();
+    epi16 e = {_mm512_set1_ps(bias ? bias[o] : 0.0f), zero, zero, zero, ep, bias != NULL, accumulate};
+    if (ep) {
+        e.mu = _mm512_set1_ps(ep->mu[o]);
+        e.ea = _mm512_set1_ps(ep->a[o]);
+        e.eb = _mm512_set1_ps(ep->b[o]);
+    }
+    return e;
+}
+
+static inline __attribute__((always_inline)) void epi_store(const epi16 *e, __m512 x, const float *res, float *dp,
+                                                            long n) {
+    if (e->bias) x = _mm512_add_ps(x, e->bc);
+    if (e->ep) {
+        x = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, e->mu), e->ea), e->eb);
+        if (res) x = _mm512_add_ps(x, load_n(res, n));
+        if (e->ep->relu) x = _mm512_max_ps(x, _mm512_setzero_ps());
+    }
+    if (e->accumulate) x = _mm512_add_ps(load_n(dp, n), x);
+    store_n(dp, n, x);
+}
+
 /* Phase planes of one image (padding 1): P[(c*4 + a*2 + b)*PS + u*Wg + v] =
  * x[2u + a - 1][2v + b - 1], zero outside. Each input row is split into its
  * even and odd columns with one permute per 16 outputs; every element is
@@ -502,14 +536,11 @@ static void wino_store(const wg *f, const float *Y, const float *bias,
     const int H = f->H, W = f->W, Wg = f->Wg;
     const __m512i lo_i = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi_i = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    const __m512 zero = _mm512_setzero_ps();
     for (int o = 0; o < f->co; o++) {
         const float *yo = Y + (size_t)o * 4 * f->QY;
         float *out = y + (size_t)o * H * W;
         const float *ro = res ? res + (size_t)o * H * W : NULL;
-        const __m512 bc = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-        __m512 mu = zero, ea = zero, eb = zero;
-        if (ep) { mu = _mm512_set1_ps(ep->mu[o]); ea = _mm512_set1_ps(ep->a[o]); eb = _mm512_set1_ps(ep->b[o]); }
+        const epi16 epi = epi_for(bias, ep, accumulate, o);
         for (int r = 0; r < f->tH; r++)
             for (int a = 0; a < 2; a++) {
                 const int oh = 2 * r + a;
@@ -526,14 +557,7 @@ static void wino_store(const wg *f, const float *Y, const float *bias,
                         const long rem = W - 2L * t0 - 16L * h;
                         if (rem <= 0) break;
                         float *dp = d + 2 * t0 + 16 * h;
-                        __m512 x = bias ? _mm512_add_ps(v[h], bc) : v[h];
-                        if (ep) {
-                            x = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mu), ea), eb);
-                            if (ro) x = _mm512_add_ps(x, load_n(ro + (dp - out), rem));
-                            if (ep->relu) x = _mm512_max_ps(x, zero);
-                        }
-                        if (accumulate) x = _mm512_add_ps(load_n(dp, rem), x);
-                        store_n(dp, rem, x);
+                        epi_store(&epi, v[h], ro ? ro + (dp - out) : NULL, dp, rem);
                     }
                 }
             }
@@ -591,29 +615,19 @@ static void wino_store_si(const wg *f, const float *Y, const float *bias,
         ix[cb] = _mm512_loadu_si512(v);
         odd[cb] = (__mmask16)mk;
     }
-    const __m512 zero = _mm512_setzero_ps();
     for (int o = 0; o < f->co; o++) {
         const float *yo = Y + (size_t)o * 4 * f->QY;
         const __m512 y00 = _mm512_loadu_ps(yo), y01 = _mm512_loadu_ps(yo + f->QY);
         const __m512 y10 = _mm512_loadu_ps(yo + 2 * f->QY), y11 = _mm512_loadu_ps(yo + 3 * f->QY);
         float *out = y + (size_t)o * HW;
         const float *ro = res ? res + (size_t)o * HW : NULL;
-        const __m512 bc = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-        __m512 mu = zero, ea = zero, eb = zero;
-        if (ep) { mu = _mm512_set1_ps(ep->mu[o]); ea = _mm512_set1_ps(ep->a[o]); eb = _mm512_set1_ps(ep->b[o]); }
+        const epi16 epi = epi_for(bias, ep, accumulate, o);
         for (int cb = 0; cb < nb; cb++) {
             const long rem = HW - 16L * cb;
             float *dp = out + 16 * cb;
             const __m512 ev = _mm512_permutex2var_ps(y00, ix[cb], y01), od = _mm512_permutex2var_ps(y10, ix[cb], y11);
             __m512 x = _mm512_mask_blend_ps(odd[cb], ev, od);
-            if (bias) x = _mm512_add_ps(x, bc);
-            if (ep) {
-                x = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mu), ea), eb);
-                if (ro) x = _mm512_add_ps(x, load_n(ro + 16 * cb, rem));
-                if (ep->relu) x = _mm512_max_ps(x, zero);
-            }
-            if (accumulate) x = _mm512_add_ps(load_n(dp, rem), x);
-            store_n(dp, rem, x);
+            epi_store(&epi, x, ro ? ro + 16 * cb : NULL, dp, rem);
         }
     }
 }
@@ -821,9 +835,7 @@ static void wino_store4(const wg *f, const float *Y, const float *bias,
         const float *yo = Y + (size_t)o * 16 * QY;
         float *out = y + (size_t)o * H * W;
         const float *ro = res ? res + (size_t)o * H * W : NULL;
-        const __m512 bc = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-        __m512 mu = zero, ea = zero, eb = zero;
-        if (ep) { mu = _mm512_set1_ps(ep->mu[o]); ea = _mm512_set1_ps(ep->a[o]); eb = _mm512_set1_ps(ep->b[o]); }
+        const epi16 epi = epi_for(bias, ep, accumulate, o);
         for (int r = 0; r < f->tH; r++)
             for (int a = 0; a < 4; a++) {
                 const int oh = 4 * r + a;
@@ -855,14 +867,7 @@ static void wino_store4(const wg *f, const float *Y, const float *bias,
                         const long rem = W - 4L * t0 - 16L * h;
                         if (rem <= 0) break;
                         float *dp = d + 4 * t0 + 16 * h;
-                        __m512 x = bias ? _mm512_add_ps(v[h], bc) : v[h];
-                        if (ep) {
-                            x = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mu), ea), eb);
-                            if (ro) x = _mm512_add_ps(x, load_n(ro + (dp - out), rem));
-                            if (ep->relu) x = _mm512_max_ps(x, zero);
-                        }
-                        if (accumulate) x = _mm512_add_ps(load_n(dp, rem), x);
-                        store_n(dp, rem, x);
+                        epi_store(&epi, v[h], ro ? ro + (dp - out) : NULL, dp, rem);
                     }
                 }
             }
@@ -938,9 +943,7 @@ static void wino_store4_si(const wg *f, const float *Y, int lane0, const float *
         const float *yo = Y + (size_t)o * 16 * f->QY;
         float *out = y + (size_t)o * HW;
         const float *ro = res ? res + (size_t)o * HW : NULL;
-        const __m512 bc = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-        __m512 mu = zero, ea = zero, eb = zero;
-        if (ep) { mu = _mm512_set1_ps(ep->mu[o]); ea = _mm512_set1_ps(ep->a[o]); eb = _mm512_set1_ps(ep->b[o]); }
+        const epi16 epi = epi_for(bias, ep, accumulate, o);
         for (int cb = 0; cb < nb; cb++) {
             const long rem = HW - 16L * cb;
             float *dp = out + 16 * cb;
@@ -952,14 +955,7 @@ static void wino_store4_si(const wg *f, const float *Y, int lane0, const float *
                                                           _mm512_loadu_ps(ya + 3 * f->QY));
                 x = _mm512_mask_mov_ps(x, rm[cb][r], _mm512_mask_blend_ps(mb[cb], p01, p23));
             }
-            if (bias) x = _mm512_add_ps(x, bc);
-            if (ep) {
-                x = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(x, mu), ea), eb);
-                if (ro) x = _mm512_add_ps(x, load_n(ro + 16 * cb, rem));
-                if (ep->relu) x = _mm512_max_ps(x, zero);
-            }
-            if (accumulate) x = _mm512_add_ps(load_n(dp, rem), x);
-            store_n(dp, rem, x);
+            epi_store(&epi, x, ro ? ro + 16 * cb : NULL, dp, rem);
         }
     }
 }
