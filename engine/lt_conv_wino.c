@@ -572,12 +572,20 @@ static void wino_store(const wg *f, const float *Y, const float *bias,
  * values per channel) is assembled 16 at a time from the four phase grids
  * by two permutes and a blend. Per tile the same arithmetic as the grid
  * path: bit-identical. */
+/* is[s]: lane k (tile ty = k >> 2, tx = k & 3) of a 4 x 4-tile image's
+ * plane, shifted by (s >> 1, s & 1) rows / columns */
+static void si_index(const wg *f, __m512i is[4]) {
+    for (int s = 0; s < 4; s++) {
+        int ix[16];
+        for (int k = 0; k < 16; k++) ix[k] = ((k >> 2) + (s >> 1)) * f->Wg + (k & 3) + (s & 1);
+        is[s] = _mm512_loadu_si512(ix);
+    }
+}
+
 static void wino_input_si(const wg *f, const float *P, float *V) {
-    int ix[4][16];
-    for (int s = 0; s < 4; s++)
-        for (int k = 0; k < 16; k++) ix[s][k] = ((k >> 2) + (s >> 1)) * f->Wg + (k & 3) + (s & 1);
-    const __m512i i00 = _mm512_loadu_si512(ix[0]), i01 = _mm512_loadu_si512(ix[1]);
-    const __m512i i10 = _mm512_loadu_si512(ix[2]), i11 = _mm512_loadu_si512(ix[3]);
+    __m512i is[4];
+    si_index(f, is);
+    const __m512i i00 = is[0], i01 = is[1], i10 = is[2], i11 = is[3];
     for (int c = 0; c < f->ci; c++) {
         const float *pc = P + (size_t)c * 4 * f->PS;
         __m512 lo[4], hi[4];
@@ -877,11 +885,8 @@ static void wino_store4(const wg *f, const float *Y, const float *bias,
 /* F(4x4) on images of 4 x 4 tiles (f->si: 16x16 .. 13x13): as
  * wino_input_si, with 16 phase planes of 5x5 and 6x6 tile elements. */
 static void wino_input4_si(const wg *f, const float *P, float *V) {
-    int ix[4][16];
-    for (int s = 0; s < 4; s++)
-        for (int k = 0; k < 16; k++) ix[s][k] = ((k >> 2) + (s >> 1)) * f->Wg + (k & 3) + (s & 1);
-    const __m512i is[4] = {_mm512_loadu_si512(ix[0]), _mm512_loadu_si512(ix[1]), _mm512_loadu_si512(ix[2]),
-                           _mm512_loadu_si512(ix[3])};
+    __m512i is[4];
+    si_index(f, is);
     const size_t ld = f->VS;
     for (int c = 0; c < f->ci; c++) {
         const float *pc = P + (size_t)c * 16 * f->PS;
