@@ -86,8 +86,9 @@
  * convolution of dy with the weights transposed over channels and rotated
  * 180 degrees, so it runs through the same code.
  *
- * Numerics: the transforms reorder and rescale the sums (G has entries 1/2),
- * so results differ from direct summation by a few float roundings; the
+ * Numerics: the transforms reorder and rescale the sums (G has entries 1/2,
+ * and 1/6, 1/24 under F(4x4)), so results differ from direct summation by a
+ * few float roundings (F(4x4): a few more, see above); the
  * forward and gradients are checked against a naive convolution in
  * tests/test_ops_grad.c. Everything is per image, in a fixed order:
  * deterministic for a fixed thread count. */
@@ -123,7 +124,7 @@ typedef struct {
     int H, W, ci, co;     /* input size, input (reduction) and output channels */
     int tH, tW, Hg, Wg;   /* tiles and phase-plane grid */
     size_t PS;            /* floats per phase plane (with slack for shifted loads) */
-    size_t Q;             /* tiles on the grid: tH * Wg */
+    size_t Q;             /* lanes per image: tH * Wg on the grid; 16 dense (si); 4 (quad) */
     size_t QB;            /* tiles per chunk */
     size_t QP;            /* row length of V and M: QB, plus 16 when G > 1 (the last
                              image's 16-lane groups run past QB) */
@@ -133,7 +134,7 @@ typedef struct {
     size_t PSI;           /* quad: floats between the 4 images' planes */
     size_t QY;            /* row length of the phase grids Y: up16(Q) */
     size_t sh_u, sh_off, shared;
-    size_t VS, MS;        /* floats between the 16 matrices of V / of M */
+    size_t VS, MS;        /* floats between the NX matrices of V / of M */
     size_t t_planes, t_v, t_m, t_y, per_thread;
 } wg;
 
@@ -150,10 +151,11 @@ static void wg_init(wg *f, int H, int W, int ci, int co, int m) {
     /* a 16-lane load at the last tile reads up to 15 + Wg + 1 past it */
     f->PS = up16((size_t)f->Hg * f->Wg + 16);
     f->Q = (size_t)f->tH * f->Wg;
-    /* 8x8 and 7x7 images: their 16 tiles are one vector, gathered from the
-     * phase planes by permutes (wino_input_si) instead of shifted loads over
-     * a grid with a garbage column (20 lanes per image, 25% waste in the
-     * transforms and the GEMM) */
+    /* images of 4 x 4 tiles: their 16 tiles are one vector, gathered from the
+     * phase planes by permutes (wino_input_si, wino_input4_si) instead of
+     * shifted loads over a grid with a garbage column (20 lanes per image,
+     * 25% waste in the transforms and the GEMM); 2 x 2 tiles under F(4x4):
+     * four images per vector (wino_input4_q) */
     f->si = f->tH == 4 && f->tW == 4;   /* F(2x2): 8x8, 7x7; F(4x4): 16x16 .. 13x13 */
     if (f->si) f->Q = 16;
     f->quad = m == 4 && f->tH == 2 && f->tW == 2;
