@@ -339,6 +339,9 @@ static void test_conv_winograd(void **state) {
         /* F(4x4) quads: 21 images per thread at 64 + 64 channels (G = 12):
          * planes slots reused with only the data written, a partial quad */
         {42, 64, 8, 8, 64, 3, 1, 1, 1, 0},
+        /* F(4x4) on the grid with rows of 17..32 (two phases per permute,
+         * whole-vector plane rows and output runs) and two images per chunk */
+        {5, 16, 28, 28, 16, 3, 1, 1, 1, 1},
     };
     const size_t nc = sizeof cases / sizeof cases[0];
     lt_conv_wino_enable(2);
