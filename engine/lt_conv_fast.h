@@ -46,9 +46,8 @@ void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *b
 
 /* Winograd (lt_conv_wino.c): the fast path's forward, data gradient
  * (F(4x4, 3x3) or F(2x2, 3x3)) and weight gradient (F(3x3, 4x4) or
- * F(3x3, 2x2)) for 3x3
- * stride-1 pad-1 convolutions where it is measured to pay (16+ input and
- * output channels; the tile: lt_conv_wino_tile). Mode 1 (default): that
+ * F(3x3, 2x2)) for 3x3 stride-1 pad-1 convolutions where it is measured to
+ * pay (16+ input and output channels; the tile: lt_conv_wino_tile). Mode 1 (default): that
  * rule; 0: never; 2: every such convolution (tests). Set with
  * lt_conv_wino_enable or LT_CONV_WINO=0/1/2 in the environment. */
 int lt_conv_wino_applies(const lt_conv_geom *g);   /* 3x3, stride 1, pad 1, groups 1 */
@@ -68,8 +67,9 @@ void lt_conv_wino_forward(const lt_conv_geom *g, int N, const float *x, const fl
                           float *y, float *scratch, const lt_conv_epilogue *ep);
 void lt_conv_wino_dgrad(const lt_conv_geom *g, int N, const float *w, const float *dy, float *dx,
                         float *scratch, int set_dx);
-/* dw += the weight gradient by Winograd F(3x3, 4x4) / F(3x3, 2x2) (lt_conv_wino.c), for
- * the geometries lt_conv_wino_pays(g, 2) accepts. */
+/* dw += the weight gradient by Winograd F(3x3, 4x4) / F(3x3, 2x2)
+ * (lt_conv_wino.c), for the geometries lt_conv_wino_pays(g, LT_WINO_WGRAD)
+ * accepts. */
 void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const float *dy, float *dw,
                         float *scratch);
 size_t lt_conv_wino_wgrad_scratch_floats(const lt_conv_geom *g, int N);

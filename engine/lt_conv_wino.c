@@ -125,7 +125,7 @@
 #define WINO4_LANE_BUDGET 4096
 
 typedef struct {
-    int m, A, NX, NP;     /* output tile m x m (2 or 4), input tile A = m + 2, A*A matrices, m*m phases */
+    int m, NX, NP;        /* output tile m x m (2 or 4); (m + 2)^2 matrices; m*m phases */
     int H, W, ci, co;     /* input size, input (reduction) and output channels */
     int tH, tW, Hg, Wg;   /* tiles and phase-plane grid */
     size_t PS;            /* floats per phase plane (with slack for shifted loads) */
@@ -149,7 +149,7 @@ static int up8(int v) { return (v + 7) & ~7; }
 /* ci: channels reduced over, co: channels produced (swapped for dgrad);
  * m: output tile, 2 for F(2x2, 3x3), 4 for F(4x4, 3x3). */
 static void wg_init(wg *f, int H, int W, int ci, int co, int m) {
-    f->m = m; f->A = m + 2; f->NX = f->A * f->A; f->NP = m * m;
+    f->m = m; f->NX = (m + 2) * (m + 2); f->NP = m * m;
     f->H = H; f->W = W; f->ci = ci; f->co = co;
     f->tH = (H + m - 1) / m; f->tW = (W + m - 1) / m;
     f->Hg = f->tH + 1; f->Wg = f->tW + 1;
@@ -753,6 +753,20 @@ static inline __attribute__((always_inline)) void bt6(const __m512 d[6], __m512 
     t[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
 }
 
+/* The column pass of the 6x6 input transform: e holds the rows of d B; stores
+ * (B^T e)[i][j] at o[(i*6 + j) * ld] (F(4x4) forward / data gradient, lanes =
+ * tiles; F(3x3, 4x4) weight gradient, lanes = channels). */
+static inline __attribute__((always_inline)) void cols6(__m512 e[6][6], float *o, size_t ld) {
+#pragma GCC unroll 6
+    for (int j = 0; j < 6; j++) {
+        const __m512 col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]};
+        __m512 t[6];
+        bt6(col, t);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) _mm512_storeu_ps(o + (size_t)(i * 6 + j) * ld, t[i]);
+    }
+}
+
 /* the 1-D output transform A^T m, A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0;
  * 0 1 1 4 4 0; 0 1 -1 8 -8 1] */
 static inline __attribute__((always_inline)) void at6(const __m512 m[6], __m512 y[4]) {
@@ -781,14 +795,7 @@ static void wino_input4(const wg *f, const float *P, size_t q0, size_t n, float 
                                            (size_t)(i >> 2) * Wg + (size_t)(j >> 2));
                 bt6(d, e[i]);
             }
-#pragma GCC unroll 6
-            for (int j = 0; j < 6; j++) {
-                const __m512 col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]};
-                __m512 t[6];
-                bt6(col, t);
-#pragma GCC unroll 6
-                for (int i = 0; i < 6; i++) _mm512_storeu_ps(vc + (size_t)(i * 6 + j) * ld + q, t[i]);
-            }
+            cols6(e, vc + q, ld);
         }
     }
 }
@@ -909,14 +916,7 @@ static void wino_input4_si(const wg *f, const float *P, float *V) {
             }
             bt6(d, e[i]);
         }
-#pragma GCC unroll 6
-        for (int j = 0; j < 6; j++) {
-            const __m512 col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]};
-            __m512 t[6];
-            bt6(col, t);
-#pragma GCC unroll 6
-            for (int i = 0; i < 6; i++) _mm512_storeu_ps(vc + (size_t)(i * 6 + j) * ld, t[i]);
-        }
+        cols6(e, vc, ld);
     }
 }
 
@@ -1009,14 +1009,7 @@ static void wino_input4_q(const wg *f, const float *P, float *V) {
         __m512 e[6][6];
 #pragma GCC unroll 6
         for (int i = 0; i < 6; i++) bt6(d[i], e[i]);
-#pragma GCC unroll 6
-        for (int j = 0; j < 6; j++) {
-            const __m512 col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]};
-            __m512 t[6];
-            bt6(col, t);
-#pragma GCC unroll 6
-            for (int i = 0; i < 6; i++) _mm512_storeu_ps(vc + (size_t)(i * 6 + j) * ld, t[i]);
-        }
+        cols6(e, vc, ld);
     }
 }
 
@@ -1080,11 +1073,29 @@ size_t lt_conv_wino_wgrad_scratch_floats(const lt_conv_geom *g, int N) {
     return best;
 }
 
+/* 16 channels from c0 at pixel (r, c) of a channels-last image (Cs floats
+ * per pixel), zero outside the image: a tile's padding */
+static inline __m512 ww_at(const ww *f, const float *img, int Cs, int r, int c, int c0) {
+    return r >= 0 && r < f->H && c >= 0 && c < f->W ? _mm512_loadu_ps(img + ((size_t)r * f->W + c) * Cs + c0)
+                                                    : _mm512_setzero_ps();
+}
+
+/* u (output channels o0 .. o0 + 15 of tile position k) into matrix xi of U,
+ * packed [ob][nq][8] for the shifted GEMM */
+static inline void ww_put_u(const ww *f, float *U, int xi, int o0, size_t nq, size_t k, __m512 u) {
+    float *ub = U + (size_t)xi * f->US;
+    const int b0 = o0 / 8;
+    _mm256_storeu_ps(ub + ((size_t)b0 * nq + k) * 8, _mm512_castps512_ps256(u));
+    if (b0 + 1 < f->ob)
+        _mm256_storeu_ps(ub + ((size_t)(b0 + 1) * nq + k) * 8,
+                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
+}
+
 /* Tiles t0 .. t0 + n of one image (channels-last xn, dn) into chunk
  * positions k0 .. k0 + n of V and U (U packed for a chunk of nq tiles). */
 static void ww_transform(const ww *f, const float *xn, const float *dn, size_t t0, size_t n, size_t k0,
                          size_t nq, float *V, float *U) {
-    const int H = f->H, W = f->W, Cp = f->Cp, Op = f->Op;
+    const int Cp = f->Cp, Op = f->Op;
     const __m512 zero = _mm512_setzero_ps();
     for (size_t q = 0; q < n; q++) {
         const int ty = (int)((t0 + q) / (size_t)f->tW), tx = (int)((t0 + q) % (size_t)f->tW);
@@ -1092,15 +1103,9 @@ static void ww_transform(const ww *f, const float *xn, const float *dn, size_t t
         for (int c0 = 0; c0 < Cp; c0 += 16) {
             __m512 d[4][4];
 #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                const int r = 2 * ty - 1 + i;
+            for (int i = 0; i < 4; i++)
 #pragma GCC unroll 4
-                for (int j = 0; j < 4; j++) {
-                    const int cc = 2 * tx - 1 + j;
-                    d[i][j] = r >= 0 && r < H && cc >= 0 && cc < W
-                                  ? _mm512_loadu_ps(xn + ((size_t)r * W + cc) * Cp + c0) : zero;
-                }
-            }
+                for (int j = 0; j < 4; j++) d[i][j] = ww_at(f, xn, Cp, 2 * ty - 1 + i, 2 * tx - 1 + j, c0);
             input_transform(d, V + k * Cp + c0, f->VS);
         }
         for (int o0 = 0; o0 < Op; o0 += 16) {
@@ -1108,10 +1113,7 @@ static void ww_transform(const ww *f, const float *xn, const float *dn, size_t t
 #pragma GCC unroll 2
             for (int a = 0; a < 2; a++)
 #pragma GCC unroll 2
-                for (int b = 0; b < 2; b++) {
-                    const int r = 2 * ty + a, cc = 2 * tx + b;
-                    gg[a][b] = r < H && cc < W ? _mm512_loadu_ps(dn + ((size_t)r * W + cc) * Op + o0) : zero;
-                }
+                for (int b = 0; b < 2; b++) gg[a][b] = ww_at(f, dn, Op, 2 * ty + a, 2 * tx + b, o0);
             /* h = A g: rows g0, g0 + g1, g0 - g1, -g1; then the same on columns */
             __m512 h[4][2];
 #pragma GCC unroll 2
@@ -1126,14 +1128,7 @@ static void ww_transform(const ww *f, const float *xn, const float *dn, size_t t
                 const __m512 u[4] = {h[r][0], _mm512_add_ps(h[r][0], h[r][1]), _mm512_sub_ps(h[r][0], h[r][1]),
                                      _mm512_sub_ps(zero, h[r][1])};
 #pragma GCC unroll 4
-                for (int s = 0; s < 4; s++) {
-                    float *ub = U + (size_t)(r * 4 + s) * f->US;
-                    const int b0 = o0 / 8;
-                    _mm256_storeu_ps(ub + ((size_t)b0 * nq + k) * 8, _mm512_castps512_ps256(u[s]));
-                    if (b0 + 1 < f->ob)
-                        _mm256_storeu_ps(ub + ((size_t)(b0 + 1) * nq + k) * 8,
-                                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u[s]), 1)));
-                }
+                for (int s = 0; s < 4; s++) ww_put_u(f, U, r * 4 + s, o0, nq, k, u[s]);
             }
         }
     }
@@ -1157,8 +1152,7 @@ static inline __attribute__((always_inline)) void a64(const __m512 g[4], __m512 
 
 static void ww_transform4(const ww *f, const float *xn, const float *dn, size_t t0, size_t n, size_t k0,
                           size_t nq, float *V, float *U) {
-    const int H = f->H, W = f->W, Cp = f->Cp, Op = f->Op;
-    const __m512 zero = _mm512_setzero_ps();
+    const int Cp = f->Cp, Op = f->Op;
     for (size_t q = 0; q < n; q++) {
         const int ty = (int)((t0 + q) / (size_t)f->tW), tx = (int)((t0 + q) % (size_t)f->tW);
         const size_t k = k0 + q;
@@ -1166,25 +1160,13 @@ static void ww_transform4(const ww *f, const float *xn, const float *dn, size_t 
             __m512 e[6][6];
 #pragma GCC unroll 6
             for (int i = 0; i < 6; i++) {
-                const int r = 4 * ty - 1 + i;
                 __m512 d[6];
 #pragma GCC unroll 6
-                for (int j = 0; j < 6; j++) {
-                    const int cc = 4 * tx - 1 + j;
-                    d[j] = r >= 0 && r < H && cc >= 0 && cc < W ? _mm512_loadu_ps(xn + ((size_t)r * W + cc) * Cp + c0)
-                                                               : zero;
-                }
+                for (int j = 0; j < 6; j++) d[j] = ww_at(f, xn, Cp, 4 * ty - 1 + i, 4 * tx - 1 + j, c0);
                 bt6(d, e[i]);
             }
             float *vk = V + k * Cp + c0;
-#pragma GCC unroll 6
-            for (int j = 0; j < 6; j++) {
-                const __m512 col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]};
-                __m512 t[6];
-                bt6(col, t);
-#pragma GCC unroll 6
-                for (int i = 0; i < 6; i++) _mm512_storeu_ps(vk + (size_t)(i * 6 + j) * f->VS, t[i]);
-            }
+            cols6(e, vk, f->VS);
         }
         for (int o0 = 0; o0 < Op; o0 += 16) {
             __m512 h[6][4];   /* A g: columns b of the 4x4 tile */
@@ -1192,27 +1174,17 @@ static void ww_transform4(const ww *f, const float *xn, const float *dn, size_t 
             for (int b = 0; b < 4; b++) {
                 __m512 gcol[4], u[6];
 #pragma GCC unroll 4
-                for (int a = 0; a < 4; a++) {
-                    const int r = 4 * ty + a, cc = 4 * tx + b;
-                    gcol[a] = r < H && cc < W ? _mm512_loadu_ps(dn + ((size_t)r * W + cc) * Op + o0) : zero;
-                }
+                for (int a = 0; a < 4; a++) gcol[a] = ww_at(f, dn, Op, 4 * ty + a, 4 * tx + b, o0);
                 a64(gcol, u);
 #pragma GCC unroll 6
                 for (int r = 0; r < 6; r++) h[r][b] = u[r];
             }
-            const int b0 = o0 / 8;
 #pragma GCC unroll 6
             for (int r = 0; r < 6; r++) {
                 __m512 u[6];
                 a64(h[r], u);
 #pragma GCC unroll 6
-                for (int sc = 0; sc < 6; sc++) {
-                    float *ub = U + (size_t)(r * 6 + sc) * f->US;
-                    _mm256_storeu_ps(ub + ((size_t)b0 * nq + k) * 8, _mm512_castps512_ps256(u[sc]));
-                    if (b0 + 1 < f->ob)
-                        _mm256_storeu_ps(ub + ((size_t)(b0 + 1) * nq + k) * 8,
-                                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u[sc]), 1)));
-                }
+                for (int sc = 0; sc < 6; sc++) ww_put_u(f, U, r * 6 + sc, o0, nq, k, u[sc]);
             }
         }
     }

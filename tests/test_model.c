@@ -182,22 +182,26 @@ static void test_first_writer_overwrites(void **st) {
 
 /* Inference fuses conv -> BN -> ReLU and conv -> BN -> residual add ->
  * ReLU; the outputs (features and logits) must equal the unfused forward
- * bit for bit, on both convolution paths (and both Winograd settings), with
- * non-trivial BN statistics, for basic blocks (option A and projection
- * shortcuts, a max-pool stem) and bottlenecks. */
+ * bit for bit, on both convolution paths (Winograd by the rule, forced on
+ * every 3x3 stride-1 layer, and off), with non-trivial BN statistics, for
+ * basic blocks (option A and projection shortcuts, a max-pool stem) and
+ * bottlenecks. ResNet-8 at 12x12 and 28x28: the latter's stages (28, 14, 7)
+ * run the F(4x4) grid, dense 4x4-tile and quad stores, and with Winograd
+ * off the direct path's short-row stores, each with the residual add. */
 static void test_inference_fusion_bit_identical(void **st) {
     (void)st;
-    const char *arch[] = {"resnet8_cifar", "resnet10", "resnet50"};
-    const lt_shape in[] = {{1, 3, 12, 12}, {1, 3, 32, 32}, {1, 3, 32, 32}};
+    const char *arch[] = {"resnet8_cifar", "resnet8_cifar", "resnet10", "resnet50"};
+    const lt_shape in[] = {{1, 3, 12, 12}, {1, 1, 28, 28}, {1, 3, 32, 32}, {1, 3, 32, 32}};
     const int wino = lt_conv_wino_enabled();
-    for (int path = 0; path < 3; path++) {   /* fast path, fast path with Winograd forced, reference */
-        lt_conv_force_reference(path == 2);
-        lt_conv_wino_enable(path == 1 ? 2 : wino);
-        for (int a = 0; a < 3; a++) {
+    /* fast path (Winograd by the rule, forced, off), reference */
+    for (int path = 0; path < 4; path++) {
+        lt_conv_force_reference(path == 3);
+        lt_conv_wino_enable(path == 1 ? 2 : path == 2 ? 0 : wino);
+        for (int a = 0; a < 4; a++) {
             const int N = 2, C = 5;
             lt_model *m = build(arch[a], in[a], C);
             assert_int_equal(lt_model_set_batch(m, N), LT_OK);
-            if (a == 0) {
+            if (a <= 1) {
                 /* ResNet-8 option A: layer1.0 adds its input (fuse 3), the
                  * downsampling blocks their shortcut node (fuse 4) */
                 int f3 = 0, f4 = 0;
