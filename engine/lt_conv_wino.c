@@ -293,82 +293,91 @@ static void pack_u(const wg *f, const float *w, int dgrad, float *U) {
         }
 }
 
-/* F(4x4, 3x3): U[xi] = (G g G^T)[xi], xi < 36, packed as pack_u does, with
- * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6;
- * 0 0 1] (Lavin & Gray's points 0, +-1, +-2), for the output-channel blocks
- * ob0 <= ob < ob1 (the threads split them: 36 matrices of up to 64 x 64 took
- * 10-15% of an 8x8 layer when one thread packed them). The 8 output
- * channels of a block are the vector lanes. */
-static void pack_u4(const wg *f, const float *w, int dgrad, int ob0, int ob1, float *U) {
-    const int ci = f->ci, co = f->co, mb = up8(co) / 8;
-    const size_t xs = (size_t)mb * ci * 8;   /* floats between the 36 matrices */
-    const float s4 = 0.25f, s6 = 1.0f / 6, s12 = 1.0f / 12, s24 = 1.0f / 24;
-    for (int ob = ob0; ob < ob1; ob++) {
-        /* G g for the block's 8 output channels and every input channel, in
-         * a small buffer; then each of the 36 matrices written as one
-         * contiguous run (writing all 36 per (o, c), 16 KiB apart at 64
-         * channels, took a tenth of an 8x8 layer) */
-        float t[64][6][3][8];
-        for (int c0 = 0; c0 < ci; c0 += 64) {
-            const int nc = ci - c0 < 64 ? ci - c0 : 64;
-            for (int cc = 0; cc < nc; cc++) {
-                const int c = c0 + cc;
-                float g[9][8];
-                for (int l = 0; l < 8; l++) {
-                    const int o = ob * 8 + l;
-                    if (o >= co) {
-                        for (int k = 0; k < 9; k++) g[k][l] = 0.0f;
-                    } else if (dgrad) {
-                        const float *wp = w + ((size_t)c * co + o) * 9;
-                        for (int k = 0; k < 9; k++) g[k][l] = wp[8 - k];
-                    } else {
-                        const float *wp = w + ((size_t)o * ci + c) * 9;
-                        for (int k = 0; k < 9; k++) g[k][l] = wp[k];
-                    }
-                }
-                for (int j = 0; j < 3; j++) {
-#pragma omp simd
-                    for (int l = 0; l < 8; l++) {
-                        const float g0 = g[j][l], g1 = g[3 + j][l], g2 = g[6 + j][l];
-                        t[cc][0][j][l] = s4 * g0;
-                        t[cc][1][j][l] = -s6 * (g0 + g1 + g2);
-                        t[cc][2][j][l] = -s6 * (g0 - g1 + g2);
-                        t[cc][3][j][l] = s24 * g0 + s12 * g1 + s6 * g2;
-                        t[cc][4][j][l] = s24 * g0 - s12 * g1 + s6 * g2;
-                        t[cc][5][j][l] = g2;
-                    }
-                }
-            }
-            for (int i = 0; i < 6; i++)
-                for (int jx = 0; jx < 6; jx++) {
-                    float *u = U + (size_t)(i * 6 + jx) * xs + ((size_t)ob * ci + c0) * 8;
-                    for (int cc = 0; cc < nc; cc++) {
-#pragma omp simd
-                        for (int l = 0; l < 8; l++) {
-                            const float g0 = t[cc][i][0][l], g1 = t[cc][i][1][l], g2 = t[cc][i][2][l];
-                            float v;
-                            switch (jx) {
-                            case 0: v = s4 * g0; break;
-                            case 1: v = -s6 * (g0 + g1 + g2); break;
-                            case 2: v = -s6 * (g0 - g1 + g2); break;
-                            case 3: v = s24 * g0 + s12 * g1 + s6 * g2; break;
-                            case 4: v = s24 * g0 - s12 * g1 + s6 * g2; break;
-                            default: v = g2; break;
-                            }
-                            u[(size_t)cc * 8 + l] = v;
-                        }
-                    }
-                }
-        }
-    }
-}
-
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 #include <immintrin.h>
 
 static inline __mmask16 mask_n(long n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* F(4x4, 3x3): U[xi] = (G g G^T)[xi], xi < 36, packed as pack_u does, with
+ * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6;
+ * 0 0 1] (Lavin & Gray's points 0, +-1, +-2), for the output-channel blocks
+ * ob0 <= ob < ob1 (the threads split them: 36 matrices of up to 64 x 64 took
+ * 10-15% of an 8x8 layer when one thread packed them). Every forward and
+ * data gradient repacks (weights change between steps), so this is in
+ * AVX-512: the lanes are 16 consecutive floats of a packed row, (input
+ * channel, output channel of the block) pairs, after one scalar pass puts
+ * the block's 9 taps in that order; each of the 36 matrices is written as
+ * contiguous runs (writing all 36 per (o, c), 16 KiB apart at 64 channels,
+ * took a tenth of an 8x8 layer). The scalar version with 8 lanes took a
+ * fifth of a batch-4 ResNet-8 forward. Same operations in the same order as
+ * it, so bit-identical. */
+static void pack_u4(const wg *f, const float *w, int dgrad, int ob0, int ob1, float *U) {
+    const int ci = f->ci, co = f->co, mb = up8(co) / 8;
+    const size_t xs = (size_t)mb * ci * 8;   /* floats between the 36 matrices */
+    const __m512 s4 = _mm512_set1_ps(0.25f), s6 = _mm512_set1_ps(1.0f / 6), n6 = _mm512_set1_ps(-(1.0f / 6));
+    const __m512 s12 = _mm512_set1_ps(1.0f / 12), s24 = _mm512_set1_ps(1.0f / 24);
+    _Alignas(64) float gt[9][64 * 8];   /* tap k of (c0 + cc, ob*8 + l) at [k][cc*8 + l] */
+    for (int ob = ob0; ob < ob1; ob++)
+        for (int c0 = 0; c0 < ci; c0 += 64) {
+            const int nc = ci - c0 < 64 ? ci - c0 : 64, n = nc * 8;
+            for (int l = 0; l < 8; l++) {
+                const int o = ob * 8 + l;
+                for (int cc = 0; cc < nc; cc++) {
+                    const int c = c0 + cc;
+                    if (o >= co) {
+                        for (int k = 0; k < 9; k++) gt[k][cc * 8 + l] = 0.0f;
+                    } else if (dgrad) {
+                        const float *wp = w + ((size_t)c * co + o) * 9;
+                        for (int k = 0; k < 9; k++) gt[k][cc * 8 + l] = wp[8 - k];
+                    } else {
+                        const float *wp = w + ((size_t)o * ci + c) * 9;
+                        for (int k = 0; k < 9; k++) gt[k][cc * 8 + l] = wp[k];
+                    }
+                }
+            }
+            if (n % 16)
+                for (int k = 0; k < 9; k++) memset(&gt[k][n], 0, sizeof(float) * 8);
+            float *ub = U + ((size_t)ob * ci + c0) * 8;
+            for (int p = 0; p < n; p += 16) {
+                const __mmask16 mk = n - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)0xFF;
+                __m512 t[6][3];   /* G g */
+#pragma GCC unroll 3
+                for (int j = 0; j < 3; j++) {
+                    const __m512 g0 = _mm512_load_ps(&gt[j][p]), g1 = _mm512_load_ps(&gt[3 + j][p]);
+                    const __m512 g2 = _mm512_load_ps(&gt[6 + j][p]);
+                    t[0][j] = _mm512_mul_ps(s4, g0);
+                    t[1][j] = _mm512_mul_ps(n6, _mm512_add_ps(_mm512_add_ps(g0, g1), g2));
+                    t[2][j] = _mm512_mul_ps(n6, _mm512_add_ps(_mm512_sub_ps(g0, g1), g2));
+                    t[3][j] = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(s24, g0), _mm512_mul_ps(s12, g1)),
+                                            _mm512_mul_ps(s6, g2));
+                    t[4][j] = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(s24, g0), _mm512_mul_ps(s12, g1)),
+                                            _mm512_mul_ps(s6, g2));
+                    t[5][j] = g2;
+                }
+#pragma GCC unroll 6
+                for (int i = 0; i < 6; i++) {
+                    const __m512 g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
+                    __m512 u[6];
+                    u[0] = _mm512_mul_ps(s4, g0);
+                    u[1] = _mm512_mul_ps(n6, _mm512_add_ps(_mm512_add_ps(g0, g1), g2));
+                    u[2] = _mm512_mul_ps(n6, _mm512_add_ps(_mm512_sub_ps(g0, g1), g2));
+                    u[3] = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(s24, g0), _mm512_mul_ps(s12, g1)),
+                                         _mm512_mul_ps(s6, g2));
+                    u[4] = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(s24, g0), _mm512_mul_ps(s12, g1)),
+                                         _mm512_mul_ps(s6, g2));
+                    u[5] = g2;
+#pragma GCC unroll 6
+                    for (int jx = 0; jx < 6; jx++) {
+                        float *dst = ub + (size_t)(i * 6 + jx) * xs + p;
+                        if (mk == 0xFFFF) _mm512_storeu_ps(dst, u[jx]);
+                        else _mm512_mask_storeu_ps(dst, mk, u[jx]);
+                    }
+                }
+            }
+        }
 }
 
 /* Masked loads and stores are several times slower than plain ones on this
@@ -691,11 +700,16 @@ static void wino_planes4(const wg *f, const float *x, float *P, int zeros) {
     const __m512i i01 = _mm512_loadu_si512(i2[0]), i23 = _mm512_loadu_si512(i2[1]);
     for (int c = 0; c < f->ci; c++) {
         const float *xc = x + (size_t)c * H * W;
-        for (int a = 0; a < 4; a++) {
-            float *pa = P + ((size_t)c * 16 + a * 4) * f->PS;
-            for (int u = 0; u < f->Hg; u++) {
-                const int r = 4 * u + a - 1;
-                if (r < 0 || r >= H) continue;
+        /* input rows in order (row r is row u = (r + 1) / 4 of phase a =
+         * (r + 1) % 4; each plane's rows still ascend): the input is a
+         * previous layer's output, mostly not in L2, and a sequential walk
+         * is what the hardware prefetcher follows (phase by phase, rows 4
+         * apart, the loads' misses were two thirds of this function) */
+        for (int r = 0; r < H; r++) {
+            const int a = (r + 1) & 3, u = (r + 1) >> 2;
+            if (u >= f->Hg) break;
+            {
+                float *pa = P + ((size_t)c * 16 + a * 4) * f->PS;
                 const float *xr = xc + (size_t)r * W;
                 float *d = pa + (size_t)u * Wg;
                 if (W <= 32) {
