@@ -149,6 +149,7 @@ __attribute__((target("avx512f"))) static void build_planes2_data(const fl *f, c
     float *dst[2];
     for (int c = 0; c < f->ci; c++) {
         const float *xc = x + (size_t)c * H * W;
+        if (c + 1 < f->ci) lt_conv_prefetch(xc + (size_t)H * W, (size_t)H * W);
         for (int r = 0; r < H; r++) {
             const int a = (r + p) & 1, u = (r + p) >> 1;
             if (u >= f->Hg) break;
@@ -198,6 +199,7 @@ __attribute__((target("avx512f"))) static void build_planes(const fl *f, const f
     }
     for (int c = 0; c < f->ci; c++) {
         const float *xc = x + (size_t)c * H * W;
+        if (c + 1 < f->ci) lt_conv_prefetch(xc + (size_t)H * W, (size_t)H * W);
         for (int a = 0; a < s; a++)
             for (int b = 0; b < s; b++) {
                 float *pl = P + ((size_t)c * f->nph + (size_t)a * s + b) * f->PS;
@@ -568,6 +570,10 @@ static void copy_out_short(const fl *f, const float *ygrid, const float *b, cons
         const float *src = ygrid + (size_t)o * up16(f->Q);
         float *dst = yn + (size_t)o * P;
         const float *rr = ep && resn ? resn + (size_t)o * P : NULL;
+        if (o + 1 < f->co) {
+            lt_conv_prefetch_w(dst + P, (size_t)P);
+            if (rr) lt_conv_prefetch(rr + P, (size_t)P);
+        }
         const __m512 bc = _mm512_set1_ps(b ? b[o] : 0.0f);
         __m512 mu = zero, ea = zero, eb = zero;
         if (ep) { mu = _mm512_set1_ps(ep->mu[o]); ea = _mm512_set1_ps(ep->a[o]); eb = _mm512_set1_ps(ep->b[o]); }

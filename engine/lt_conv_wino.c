@@ -440,6 +440,7 @@ static void wino_planes(const wg *f, const float *x, float *P, int zeros) {
     const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     for (int c = 0; c < f->ci; c++) {
         const float *xc = x + (size_t)c * H * W;
+        if (c + 1 < f->ci) lt_conv_prefetch(xc + (size_t)H * W, (size_t)H * W);
         for (int a = 0; a < 2; a++) {
             float *p0 = P + ((size_t)c * 4 + a * 2) * f->PS;   /* b = 0: columns 2v - 1 */
             float *p1 = p0 + f->PS;                             /* b = 1: columns 2v */
@@ -557,6 +558,10 @@ static void wino_store(const wg *f, const float *Y, const float *bias,
         float *out = y + (size_t)o * H * W;
         const float *ro = res ? res + (size_t)o * H * W : NULL;
         const epi16 epi = epi_for(bias, ep, accumulate, o);
+        if (o + 1 < f->co) {
+            lt_conv_prefetch_w(out + (size_t)H * W, (size_t)H * W);
+            if (ro) lt_conv_prefetch(ro + (size_t)H * W, (size_t)H * W);
+        }
         for (int r = 0; r < f->tH; r++)
             for (int a = 0; a < 2; a++) {
                 const int oh = 2 * r + a;
@@ -700,6 +705,7 @@ static void wino_planes4(const wg *f, const float *x, float *P, int zeros) {
     const __m512i i01 = _mm512_loadu_si512(i2[0]), i23 = _mm512_loadu_si512(i2[1]);
     for (int c = 0; c < f->ci; c++) {
         const float *xc = x + (size_t)c * H * W;
+        if (c + 1 < f->ci) lt_conv_prefetch(xc + (size_t)H * W, (size_t)H * W);
         /* input rows in order (row r is row u = (r + 1) / 4 of phase a =
          * (r + 1) % 4; each plane's rows still ascend): the input is a
          * previous layer's output, mostly not in L2, and a sequential walk
@@ -872,6 +878,10 @@ static void wino_store4(const wg *f, const float *Y, const float *bias,
         float *out = y + (size_t)o * H * W;
         const float *ro = res ? res + (size_t)o * H * W : NULL;
         const epi16 epi = epi_for(bias, ep, accumulate, o);
+        if (o + 1 < f->co) {
+            lt_conv_prefetch_w(out + (size_t)H * W, (size_t)H * W);
+            if (ro) lt_conv_prefetch(ro + (size_t)H * W, (size_t)H * W);
+        }
         for (int r = 0; r < f->tH; r++)
             for (int a = 0; a < 4; a++) {
                 const int oh = 4 * r + a;
@@ -970,6 +980,10 @@ static void wino_store4_si(const wg *f, const float *Y, int lane0, const float *
         float *out = y + (size_t)o * HW;
         const float *ro = res ? res + (size_t)o * HW : NULL;
         const epi16 epi = epi_for(bias, ep, accumulate, o);
+        if (o + 1 < f->co) {
+            lt_conv_prefetch_w(out + (size_t)HW, (size_t)HW);
+            if (ro) lt_conv_prefetch(ro + (size_t)HW, (size_t)HW);
+        }
         for (int cb = 0; cb < nb; cb++) {
             const long rem = HW - 16L * cb;
             float *dp = out + 16 * cb;
