@@ -303,7 +303,8 @@ void lt_conv2d_forward_ep(const lt_conv_geom *g, int N, const float *x, const fl
         const int c = (int)(t % g->co);
         const float mu = ep->mu[c], a = ep->a[c], bb = ep->b[c];
         float *yc = y + (size_t)t * P;
-        const float *rc = ep->res ? ep->res + (size_t)t * P : NULL;
+        const float *rc = lt_conv_res_plane(ep, ep->res, c, P);
+        if (rc) rc += (size_t)(t / g->co) * g->co * P;
         for (size_t p = 0; p < P; p++) {
             float v = lt_bn_affine(yc[p], mu, a, bb);
             if (rc) v += rc[p];

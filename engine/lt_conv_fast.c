@@ -569,7 +569,7 @@ static void copy_out_short(const fl *f, const float *ygrid, const float *b, cons
     for (int o = 0; o < f->co; o++) {
         const float *src = ygrid + (size_t)o * up16(f->Q);
         float *dst = yn + (size_t)o * P;
-        const float *rr = ep && resn ? resn + (size_t)o * P : NULL;
+        const float *rr = lt_conv_res_plane(ep, resn, o, P);
         if (o + 1 < f->co) {
             lt_conv_prefetch_w(dst + P, (size_t)P);
             if (rr) lt_conv_prefetch(rr + P, (size_t)P);
@@ -605,14 +605,19 @@ static void copy_out(const fl *f, const float *ygrid, const float *b, const lt_c
         const float *src = ygrid + (size_t)o * up16(f->Q);
         float *dst = yn + (size_t)o * P;
         const float bc = b ? b[o] : 0.0f;
+        const float *ro = lt_conv_res_plane(ep, resn, o, P);
+        if (o + 1 < f->co) {
+            lt_conv_prefetch_w(dst + P, P);
+            if (ro) lt_conv_prefetch(ro + P, P);
+        }
         if (ep) {
             /* lt_bn_forward_eval's and lt_relu_forward's operations */
             const float mu = ep->mu[o], a = ep->a[o], bb = ep->b[o];
             for (int oh = 0; oh < f->ho; oh++) {
                 float *d = dst + (size_t)oh * f->wo;
                 const float *sr = src + (size_t)oh * f->Wg;
-                if (resn) {
-                    const float *rr = resn + (size_t)o * P + (size_t)oh * f->wo;
+                if (ro) {
+                    const float *rr = ro + (size_t)oh * f->wo;
                     if (ep->relu) {
 #pragma omp simd
                         for (int ow = 0; ow < f->wo; ow++)

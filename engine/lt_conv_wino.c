@@ -556,7 +556,7 @@ static void wino_store(const wg *f, const float *Y, const float *bias,
     for (int o = 0; o < f->co; o++) {
         const float *yo = Y + (size_t)o * 4 * f->QY;
         float *out = y + (size_t)o * H * W;
-        const float *ro = res ? res + (size_t)o * H * W : NULL;
+        const float *ro = lt_conv_res_plane(ep, res, o, (size_t)H * W);
         const epi16 epi = epi_for(bias, ep, accumulate, o);
         if (o + 1 < f->co) {
             lt_conv_prefetch_w(out + (size_t)H * W, (size_t)H * W);
@@ -649,7 +649,7 @@ static void wino_store_si(const wg *f, const float *Y, const float *bias,
         const __m512 y00 = _mm512_loadu_ps(yo), y01 = _mm512_loadu_ps(yo + f->QY);
         const __m512 y10 = _mm512_loadu_ps(yo + 2 * f->QY), y11 = _mm512_loadu_ps(yo + 3 * f->QY);
         float *out = y + (size_t)o * HW;
-        const float *ro = res ? res + (size_t)o * HW : NULL;
+        const float *ro = lt_conv_res_plane(ep, res, o, (size_t)HW);
         const epi16 epi = epi_for(bias, ep, accumulate, o);
         for (int cb = 0; cb < nb; cb++) {
             const long rem = HW - 16L * cb;
@@ -876,7 +876,7 @@ static void wino_store4(const wg *f, const float *Y, const float *bias,
     for (int o = 0; o < f->co; o++) {
         const float *yo = Y + (size_t)o * 16 * QY;
         float *out = y + (size_t)o * H * W;
-        const float *ro = res ? res + (size_t)o * H * W : NULL;
+        const float *ro = lt_conv_res_plane(ep, res, o, (size_t)H * W);
         const epi16 epi = epi_for(bias, ep, accumulate, o);
         if (o + 1 < f->co) {
             lt_conv_prefetch_w(out + (size_t)H * W, (size_t)H * W);
@@ -978,7 +978,7 @@ static void wino_store4_si(const wg *f, const float *Y, int lane0, const float *
     for (int o = 0; o < f->co; o++) {
         const float *yo = Y + (size_t)o * 16 * f->QY;
         float *out = y + (size_t)o * HW;
-        const float *ro = res ? res + (size_t)o * HW : NULL;
+        const float *ro = lt_conv_res_plane(ep, res, o, (size_t)HW);
         const epi16 epi = epi_for(bias, ep, accumulate, o);
         if (o + 1 < f->co) {
             lt_conv_prefetch_w(out + (size_t)HW, (size_t)HW);

@@ -95,6 +95,9 @@ static int bn_bwd(lt_model *m, lt_node *nd, int N) {
 }
 static const lt_layer_ops bn_ops = {LT_LAYER_ABI, "bn", bn_plan, bn_fwd, bn_bwd, NULL, LT_LAYER_SETS_DX};
 
+static const lt_layer_ops sca_ops;
+typedef struct { int co, stride; } sca_cfg;
+
 int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int fuse, int N, float *coef) {
     lt_node *cn = &m->nodes[conv], *bnn = &m->nodes[bn];
     const conv_cfg *cc = (const conv_cfg *)cn->cfg;
@@ -102,13 +105,30 @@ int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int fuse, int N, floa
     const int C = bnn->shape.c;
     float *mu = coef, *a = coef + C, *b = coef + 2 * C;
     lt_bn_eval_coeffs(C, pw(m, bnn, 0), pw(m, bnn, 1), bf(m, bnn, 0), bf(m, bnn, 1), bc->eps, mu, a, b);
-    lt_conv_epilogue ep = {mu, a, b, fuse >= 2, NULL};
+    lt_conv_epilogue ep = {mu, a, b, fuse >= 2, NULL, 0, 0};
     float *out = bnn->y;
     if (fuse >= 3) {
         /* + the residual sum's other input (fuse 4: the shortcut node between
-         * the BN and the sum, run by the caller first), written as the sum's
-         * output (which the in-place ReLU after it shares) */
+         * the BN and the sum, run first), written as the sum's output (which
+         * the in-place ReLU after it shares) */
         lt_node *sn = &m->nodes[bn + fuse - 2];
+        if (fuse == 4) {
+            lt_node *sc = &m->nodes[bn + 1];
+            if (sc->ops == &sca_ops) {
+                /* an option-A shortcut writes only its data channels and the
+                 * epilogue adds only those: its zero channels (half of them)
+                 * were a memset and a read of zeros per image (its output is
+                 * not materialised, as the fused BN's is not) */
+                const sca_cfg *c = (const sca_cfg *)sc->cfg;
+                const lt_shape s = in_node(m, sc, 0)->shape;
+                lt_shortcut_a_forward_data(N, s.c, s.h, s.w, c->co, c->stride, in_node(m, sc, 0)->y, sc->y);
+                ep.res_c0 = (c->co - s.c) / 2;
+                ep.res_c1 = ep.res_c0 + s.c;
+            } else {
+                int rc = sc->ops->forward(m, sc, N);
+                if (rc) return lt_err_wrap(rc, "forward of '%s'", sc->name);
+            }
+        }
         ep.res = in_node(m, sn, sn->in[0] == bn ? 1 : 0)->y;
         out = sn->y;
     }
@@ -229,7 +249,6 @@ int lt_add_sum(lt_model *m, const char *name, const char *group, int a, int b) {
 }
 
 /* ---- option-A shortcut ---------------------------------------------------------------- */
-typedef struct { int co, stride; } sca_cfg;
 static int sca_plan(lt_model *m, lt_node *nd) {
     sca_cfg *c = (sca_cfg *)nd->cfg;
     lt_shape s = in_node(m, nd, 0)->shape;

@@ -357,12 +357,6 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
         }
         const int fuse = training || m->no_fuse ? 0 : nd->fuse;
         if (fuse) {
-            if (fuse == 4) {
-                /* the shortcut first: the conv's epilogue adds its output */
-                lt_node *sc = &m->nodes[i + 2];
-                int rc = sc->ops->forward(m, sc, N);
-                if (rc) return lt_err_wrap(rc, "forward of '%s'", sc->name);
-            }
             int rc = lt_layers_conv_bn_fused(m, i, i + 1, fuse, N, m->fuse_coef);
             if (rc) return lt_err_wrap(rc, "forward of '%s' fused with '%s'", nd->name, m->nodes[i + 1].name);
             i += fuse;

@@ -193,8 +193,9 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training);
  * BN node `bn`'s eval affine as its epilogue: fuse 1 writes bn's output,
  * 2 adds the in-place ReLU, 3 the residual sum at bn + 1 (its other input
  * added after the BN) and the in-place ReLU after it, writing the sum's
- * output; 4 the same with the sum at bn + 2 (the caller has run the
- * shortcut node at bn + 1); coef holds 3 x C floats of scratch. */
+ * output; 4 the same with the sum at bn + 2 and the shortcut node at bn + 1
+ * run first (an option-A shortcut writes only its data channels, which
+ * alone are added); coef holds 3 x C floats of scratch. */
 int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int fuse, int N, float *coef);
 /* Training fusion of BN node `bn` with the in-place ReLU node `relu` after
  * it: forward returns 1 when it ran fused (a train-mode BN), 0 when the pair

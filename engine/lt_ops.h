@@ -66,7 +66,17 @@ typedef struct {
     const float *mu, *a, *b;   /* [co] from lt_bn_eval_coeffs */
     int relu;
     const float *res;          /* [N][co][ho][wo] added after the BN, or NULL */
+    /* res_c0 < res_c1: only channels [res_c0, res_c1) of res hold data and
+     * are added; the others are zeros that were never written (the fused
+     * option-A shortcut, whose padding channels are zero). Both 0: all. */
+    int res_c0, res_c1;
 } lt_conv_epilogue;
+/* Channel c's residual plane (P floats) of one image's res, or NULL when c
+ * has none. */
+static inline const float *lt_conv_res_plane(const lt_conv_epilogue *ep, const float *res, int c, size_t P) {
+    if (!ep || !res || (ep->res_c0 < ep->res_c1 && (c < ep->res_c0 || c >= ep->res_c1))) return NULL;
+    return res + (size_t)c * P;
+}
 /* The one spelling of that arithmetic, shared by lt_bn_forward_eval /
  * lt_bn_forward_train's normalisation, lt_relu_forward and the two conv
  * epilogues, so the fused and unfused paths cannot drift apart. */
@@ -154,6 +164,11 @@ void lt_gap_backward(int N, int C, int HW, const float *dy, float *dx);
  * when Co = 2Ci). Requires Co >= Ci and (Co-Ci) even. */
 void lt_shortcut_a_forward(int N, int Ci, int H, int W, int Co, int stride, const float *x,
                            float *y);
+/* The same without writing the zero channels (channels [(Co-Ci)/2,
+ * (Co+Ci)/2) only): for a fused residual add that skips the others
+ * (lt_conv_epilogue.res_c0 / res_c1). */
+void lt_shortcut_a_forward_data(int N, int Ci, int H, int W, int Co, int stride, const float *x,
+                                float *y);
 void lt_shortcut_a_backward(int N, int Ci, int H, int W, int Co, int stride, const float *dy,
                             float *dx);
 

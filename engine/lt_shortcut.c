@@ -10,8 +10,7 @@
 
 #define LT_SC_PAR_MIN 32768
 
-void lt_shortcut_a_forward(int N, int Ci, int H, int W, int Co, int stride, const float *x,
-                           float *y) {
+static void sc_forward(int N, int Ci, int H, int W, int Co, int stride, const float *x, float *y, int zeros) {
     /* Shapes are validated when the model is planned; a mismatch here is an
      * engine bug, not bad input. */
     LT_ASSERT(Co >= Ci && (Co - Ci) % 2 == 0 && stride >= 1);
@@ -24,7 +23,7 @@ void lt_shortcut_a_forward(int N, int Ci, int H, int W, int Co, int stride, cons
         const int n = (int)(t / Co), c = (int)(t % Co), cs = c - lo;
         float *yp = y + t * P;
         if (cs < 0 || cs >= Ci) {
-            memset(yp, 0, sizeof(float) * P);
+            if (zeros) memset(yp, 0, sizeof(float) * P);
             continue;
         }
         const float *xp = x + ((size_t)n * Ci + cs) * HW;
@@ -38,6 +37,16 @@ void lt_shortcut_a_forward(int N, int Ci, int H, int W, int Co, int stride, cons
             for (int ow = 0; ow < wo; ow++) yr[ow] = xr[(size_t)ow * stride];
         }
     }
+}
+
+void lt_shortcut_a_forward(int N, int Ci, int H, int W, int Co, int stride, const float *x,
+                           float *y) {
+    sc_forward(N, Ci, H, W, Co, stride, x, y, 1);
+}
+
+void lt_shortcut_a_forward_data(int N, int Ci, int H, int W, int Co, int stride, const float *x,
+                                float *y) {
+    sc_forward(N, Ci, H, W, Co, stride, x, y, 0);
 }
 
 void lt_shortcut_a_backward(int N, int Ci, int H, int W, int Co, int stride, const float *dy,

@@ -227,6 +227,17 @@ static void test_inference_fusion_bit_identical(void **st) {
             assert_true(c1 > 0);
             float *y1 = lt_model_out(m, c1);
             y1[0] = NAN;
+            /* fused, an option-A shortcut writes only its data channels and
+             * the epilogue adds only those: NaN in its zero channels must not
+             * reach the output */
+            int nsc = 0;
+            for (int i = 1; i < m->n_nodes; i++) {
+                if (strcmp(m->nodes[i].ops->type, "shortcut_a")) continue;
+                const size_t ns = (size_t)N * lt_shape_count(m->nodes[i].shape);
+                for (size_t k = 0; k < ns; k++) m->nodes[i].y[k] = NAN;
+                nsc++;
+            }
+            assert_int_equal(nsc, a <= 1 ? 2 : 0);
             assert_int_equal(lt_model_forward(m, x, N, 0), LT_OK);
             assert_true(isnan(y1[0]));
             assert_memory_equal(l0, lt_model_out(m, logits), sizeof(float) * nl);
