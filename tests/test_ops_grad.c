@@ -965,6 +965,38 @@ static void test_shortcut_gradcheck(void **state) {
     shortcut_gradcheck(2, 4, 3, 3, 4, 1, 880);   /* identity */
 }
 
+/* The stride-2 subsample against a plain loop at CIFAR's sizes and odd
+ * ones; the data-only variant (the fused residual's) must leave the zero
+ * channels as they were. */
+static void test_shortcut_sizes(void **state) {
+    (void)state;
+    const int sizes[][2] = {{7, 7}, {8, 8}, {13, 9}, {14, 14}, {16, 16}, {28, 28}, {32, 32}, {3, 31}, {5, 33}, {6, 40}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        const int N = 3, Ci = 4, Co = 8, H = sizes[k][0], W = sizes[k][1], ho = (H + 1) / 2, wo = (W + 1) / 2;
+        const size_t nx = (size_t)N * Ci * H * W, ny = (size_t)N * Co * ho * wo;
+        float *x = frand(nx, 900 + (unsigned)k, -1, 1), *y = fa(ny), *yd = fa(ny);
+        for (size_t i = 0; i < ny; i++) y[i] = yd[i] = NAN;
+        lt_shortcut_a_forward(N, Ci, H, W, Co, 2, x, y);
+        lt_shortcut_a_forward_data(N, Ci, H, W, Co, 2, x, yd);
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < Co; c++)
+                for (int i = 0; i < ho; i++)
+                    for (int j = 0; j < wo; j++) {
+                        const size_t o = (((size_t)n * Co + c) * ho + i) * wo + j;
+                        const int cs = c - (Co - Ci) / 2;
+                        if (cs < 0 || cs >= Ci) {
+                            assert_true(y[o] == 0.0f);
+                            assert_true(isnan(yd[o]));
+                        } else {
+                            const float e = x[(((size_t)n * Ci + cs) * H + 2 * i) * W + 2 * j];
+                            assert_true(y[o] == e);
+                            assert_true(yd[o] == e);
+                        }
+                    }
+        lt_free(x); lt_free(y); lt_free(yd);
+    }
+}
+
 /* LambdaLayer(lambda x: F.pad(x[:, :, ::2, ::2], (0,0,0,0, planes//4, planes//4)))
  * with Ci=2, Co=4 on a 3x3 input: channels 0 and 3 are zero, channel 1 is
  * input channel 0 at (0,0),(0,2),(2,0),(2,2), channel 2 is input channel 1. */
@@ -1133,6 +1165,7 @@ int main(void) {
         cmocka_unit_test(test_maxpool_hand),
         cmocka_unit_test(test_shortcut_gradcheck),
         cmocka_unit_test(test_shortcut_hand),
+        cmocka_unit_test(test_shortcut_sizes),
         cmocka_unit_test(test_linear_naive_and_gradcheck),
         cmocka_unit_test(test_cosine),
     };
