@@ -25,14 +25,33 @@
 #define LT_BN_PAR_MIN 32768
 #define LT_BN_LANES 32
 
+/* A channel's N blocks are CHW apart: each is a new stream the hardware
+ * prefetcher starts cold (it does not cross 4 KiB pages; at 8x8 a block is
+ * 256 bytes), and the activations are megabytes, out of L2. So each loop
+ * asks for the block about 2 KiB ahead: pf_ahead(HW) images on. Measured
+ * (ResNet-32 training step, 2 threads): chan_sums, chan_affine and chan_dx
+ * had been 14% of it. */
+static inline int pf_ahead(int HW) {
+    const int b = HW * (int)sizeof(float);
+    return b >= 2048 ? 1 : (2048 + b - 1) / b;
+}
+static inline void pf_block(const float *p, int HW) {
+    for (int b = 0; b < HW * (int)sizeof(float); b += 64) __builtin_prefetch((const char *)p + b, 0, 3);
+}
+
 /* y = lt_bn_affine(x, mu, a, b) over one channel's N blocks, then the ReLU
  * when relu (what the in-place ReLU after the BN would compute, without its
  * pass over y). */
 LT_HOT static void chan_affine(int N, int HW, size_t CHW, const float *x0, float mu, float a, float b,
                                int relu, float *y0) {
+    const int ah = pf_ahead(HW);
     for (int n = 0; n < N; n++) {
         const float *xp = x0 + (size_t)n * CHW;
         float *yp = y0 + (size_t)n * CHW;
+        if (n + ah < N) {
+            pf_block(xp + (size_t)ah * CHW, HW);
+            if (yp != xp) pf_block(yp + (size_t)ah * CHW, HW);
+        }
         if (relu) {
 #pragma omp simd
             for (int p = 0; p < HW; p++) yp[p] = lt_relu1(lt_bn_affine(xp[p], mu, a, b));
@@ -52,10 +71,18 @@ static inline float relu_masked(float dy, float r) { return r > 0.0f ? dy : 0.0f
  * with r0, dy is first masked by the ReLU output r0 (relu_masked). */
 LT_HOT static void chan_dx(int N, int HW, size_t CHW, const float *x0, const float *dy0, const float *r0,
                            float k, float kx, float k0, float mu, float rs, float *dx0, int set) {
+    const int ah = pf_ahead(HW);
     for (int n = 0; n < N; n++) {
         const float *xp = x0 + (size_t)n * CHW, *dp = dy0 + (size_t)n * CHW;
         const float *rp = r0 ? r0 + (size_t)n * CHW : NULL;
         float *gp = dx0 + (size_t)n * CHW;
+        if (n + ah < N) {
+            const size_t o = (size_t)ah * CHW;
+            pf_block(xp + o, HW);
+            pf_block(dp + o, HW);
+            if (rp) pf_block(rp + o, HW);
+            if (gp != dp) pf_block(gp + o, HW);
+        }
         if (rp && set) {
 #pragma omp simd
             for (int p = 0; p < HW; p++) gp[p] = k * relu_masked(dp[p], rp[p]) + kx * ((xp[p] - mu) * rs) + k0;
@@ -81,8 +108,15 @@ LT_HOT static void chan_sums(int N, int HW, size_t CHW, const float *x0, const f
                              double K, double *s1, double *s2) {
     double a1[LT_BN_LANES] = {0}, a2[LT_BN_LANES] = {0};
     double t1 = 0, t2 = 0;
+    const int ah = pf_ahead(HW);
     for (int n = 0; n < N; n++) {
         const float *xp = x0 + (size_t)n * CHW;
+        if (n + ah < N) {
+            const size_t o = (size_t)ah * CHW;
+            pf_block(xp + o, HW);
+            if (w0) pf_block(w0 + (size_t)n * CHW + o, HW);
+            if (r0) pf_block(r0 + (size_t)n * CHW + o, HW);
+        }
         int p = 0;
         if (w0 && r0) {
             const float *wp = w0 + (size_t)n * CHW, *rp = r0 + (size_t)n * CHW;
