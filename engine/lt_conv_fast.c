@@ -96,6 +96,8 @@ static void fl_init(fl *f, const lt_conv_geom *g) {
     f->per_thread = f->t_planes + f->t_dyg + f->t_work + f->t_dyt + f->t_dw;
 }
 
+int lt_conv_steal_first = 0;
+
 int lt_conv_fast_threads(int N) {
     int t = omp_get_max_threads();
     if (t > LT_CONV_MAX_THREADS) t = LT_CONV_MAX_THREADS;
@@ -718,14 +720,17 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
     float *tbase = scratch + f.shared;
     const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;
     const int T = lt_conv_fast_threads(N);
+    lt_conv_queue q[LT_CONV_MAX_THREADS];
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+        lt_conv_queue_init(q, nt, N, 1);
         float *planes = tbase + (size_t)t * f.per_thread;
         float *ygrid = planes + f.t_planes + f.t_dyg;
-        const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
-        for (int n = n0; n < n1; n++) {
-            build_planes(&f, x + (size_t)n * f.ci * HWi, planes, n == n0);
+        int first = 1;
+        for (int n, g; lt_conv_queue_next(q, nt, t, &n, &g); first = 0) {
+            build_planes(&f, x + (size_t)n * f.ci * HWi, planes, first);
             lt_conv_sgemm_shift(f.co, f.K, f.Q, Ap, planes, off, ygrid, up16(f.Q));
             copy_out(&f, ygrid, b, ep, ep && ep->res ? ep->res + (size_t)n * f.co * P : NULL,
                      y + (size_t)n * f.co * P);

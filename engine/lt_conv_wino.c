@@ -1271,6 +1271,7 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
     const size_t in_img = (size_t)f->ci * f->H * f->W, out_img = (size_t)f->co * f->H * f->W;
     const size_t ustride = (size_t)up8(f->co) * f->ci;
     const int T = lt_conv_fast_threads(N);
+    lt_conv_queue q[LT_CONV_MAX_THREADS];
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -1279,21 +1280,24 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
         if (f->m == 4) {
             const int mb = up8(f->co) / 8;
             pack_u4(f, w, dgrad, mb * t / nt, mb * (t + 1) / nt, U);
-#pragma omp barrier
         }
-        const int n0 = (int)((long)N * t / nt), n1 = (int)((long)N * (t + 1) / nt);
-        if (f->G > 1) {
-            /* small images: G of them side by side in one chunk; image j's
-             * tiles are columns j*Q .. j*Q + Q of V and M (its garbage lanes
-             * past Q are overwritten by image j + 1, in order) */
-            for (int n = n0; n < n1 && f->quad; n += f->G) {
+        if (t == 0) lt_conv_queue_init(q, nt, N, f->G > 1 ? f->G : 1);
+        /* U packed and the queues set before any thread starts */
+#pragma omp barrier
+        /* chunks of G images (or one), taken as lt_conv_queue says */
+        const int G = f->G > 1 ? f->G : 1;
+        int first = 1, zslots = 0;
+        for (int n, g; lt_conv_queue_next(q, nt, t, &n, &g); first = 0) {
+            if (f->quad) {
                 /* quads: image j's planes in slot j & 3 (each slot zeroed on
-                 * its first use), one input transform per 4 images */
-                const int g = n1 - n < f->G ? n1 - n : f->G;
+                 * its first use: zslots of them are; a chunk taken from
+                 * another thread may use more than this thread's first),
+                 * one input transform per 4 images */
                 for (int j = 0; j < g; j++) {
-                    planes_m(f, in + (size_t)(n + j) * in_img, P + (size_t)(j & 3) * f->PSI, n == n0 && j < 4);
+                    planes_m(f, in + (size_t)(n + j) * in_img, P + (size_t)(j & 3) * f->PSI, j < 4 && j >= zslots);
                     if ((j & 3) == 3 || j == g - 1) wino_input4_q(f, P, V + (size_t)(j & ~3) * 4);
                 }
+                if (g > zslots) zslots = g < 4 ? g : 4;
                 for (int xi = 0; xi < f->NX; xi++)
                     lt_conv_sgemm_shift(f->co, f->ci, (size_t)g * 4, U + (size_t)xi * ustride,
                                         V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
@@ -1304,11 +1308,13 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
                                        ep && ep->res ? ep->res + (size_t)(n + jj) * out_img : NULL, accumulate,
                                        out + (size_t)(n + jj) * out_img);
                 }
-            }
-            for (int n = n0; n < n1 && !f->quad; n += f->G) {
-                const int g = n1 - n < f->G ? n1 - n : f->G;
+            } else if (G > 1) {
+                /* small images: G of them side by side in one chunk; image
+                 * j's tiles are columns j*Q .. j*Q + Q of V and M (its
+                 * garbage lanes past Q are overwritten by image j + 1, in
+                 * order) */
                 for (int j = 0; j < g; j++) {
-                    planes_m(f, in + (size_t)(n + j) * in_img, P, n == n0 && j == 0);
+                    planes_m(f, in + (size_t)(n + j) * in_img, P, first && j == 0);
                     input_m(f, P, 0, f->Q, V + (size_t)j * f->Q);
                 }
                 for (int xi = 0; xi < f->NX; xi++)
@@ -1319,10 +1325,8 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
                     store_m(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)(n + j) * out_img : NULL,
                             accumulate, out + (size_t)(n + j) * out_img);
                 }
-            }
-        } else {
-            for (int n = n0; n < n1; n++) {
-                planes_m(f, in + (size_t)n * in_img, P, n == n0);
+            } else {
+                planes_m(f, in + (size_t)n * in_img, P, first);
                 for (size_t q0 = 0; q0 < f->Q; q0 += f->QB) {
                     const size_t nq = f->Q - q0 < f->QB ? f->Q - q0 : f->QB;
                     input_m(f, P, q0, nq, V);

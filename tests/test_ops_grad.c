@@ -308,6 +308,57 @@ static void test_conv_gradcheck(void **state) {
     }
 }
 
+/* The forward and data-gradient loops let a thread that is done take
+ * another's images (lt_conv_queue): the result must not depend on which
+ * thread computes an image. With lt_conv_steal_first every chunk is taken
+ * by a thread that does not own it, first (a thread's first chunk zeroes
+ * its planes; under F(4x4) quads one chunk may use more plane slots than
+ * the thread's first one did); outputs must equal the normal schedule's bit
+ * for bit, with the scratch poisoned by NaN. Direct (stride 2), Winograd
+ * on the grid, dense 4x4 tiles, several images per chunk and quads, at 2
+ * and 3 threads, batches that split unevenly. */
+static void test_conv_stolen_chunks(void **state) {
+    (void)state;
+    static const conv_case cases[] = {
+        {7, 16, 14, 14, 24, 3, 2, 1, 1, 1},    /* direct, stride 2 */
+        {5, 16, 28, 28, 16, 3, 1, 1, 1, 1},    /* F(4x4) grid */
+        {9, 16, 14, 14, 16, 3, 1, 1, 1, 0},    /* F(4x4) dense, several images per chunk */
+        {23, 16, 7, 7, 24, 3, 1, 1, 1, 1},     /* F(4x4) quads, partial quads */
+        {13, 16, 8, 8, 16, 3, 1, 1, 1, 0},     /* quads */
+        {26, 64, 7, 7, 64, 3, 1, 1, 1, 1},     /* quads, 12 images per chunk: 12 + 1 per thread */
+        {6, 16, 11, 10, 16, 3, 1, 1, 1, 1},    /* F(2x2) grid */
+    };
+    const int saved = omp_get_max_threads();
+    for (int threads = 2; threads <= 3; threads++) {
+        lt_set_num_threads(threads);
+        for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+            conv_ctx c;
+            conv_setup(&c, &cases[t], 1300 + (unsigned)t);
+            const size_t ns = lt_conv2d_scratch_floats(&c.g, c.N);
+            float *y[2], *dx[2];
+            for (int mode = 0; mode < 2; mode++) {
+                lt_conv_steal_first = mode;
+                y[mode] = fa(c.ny);
+                dx[mode] = fa(c.nx);
+                for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
+                lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, y[mode], c.scratch);
+                for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
+                for (size_t i = 0; i < c.nx; i++) dx[mode][i] = NAN;
+                lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx[mode], NULL, NULL, c.scratch, 1);
+            }
+            lt_conv_steal_first = 0;
+            for (size_t i = 0; i < c.ny; i++)
+                if (!(y[0][i] == y[1][i])) fail_msg("case %zu thr %d: y[%zu] %g vs %g stolen", t, threads, i, y[0][i], y[1][i]);
+            for (size_t i = 0; i < c.nx; i++)
+                if (!(dx[0][i] == dx[1][i]))
+                    fail_msg("case %zu thr %d: dx[%zu] %g vs %g stolen", t, threads, i, dx[0][i], dx[1][i]);
+            for (int mode = 0; mode < 2; mode++) { lt_free(y[mode]); lt_free(dx[mode]); }
+            conv_free(&c);
+        }
+    }
+    lt_set_num_threads(saved);
+}
+
 /* Winograd F(2x2, 3x3) (lt_conv_wino.c), the fast path's forward and data
  * gradient of 3x3 stride-1 pad-1 convolutions, forced on (mode 2) for every
  * shape: against the naive double convolution and against the direct
@@ -1148,6 +1199,7 @@ int main(void) {
         cmocka_unit_test(test_conv_forward_matches_naive),
         cmocka_unit_test(test_conv_backward_matches_naive),
         cmocka_unit_test(test_conv_many_images_per_thread),
+        cmocka_unit_test(test_conv_stolen_chunks),
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_accumulates_and_null),
         cmocka_unit_test(test_conv_winograd),
