@@ -920,6 +920,67 @@ static void wino_store4(const wg *f, const float *Y, const float *bias,
     }
 }
 
+/* wino_output4 + wino_store4 in one pass for grids 8 tiles wide (Wg == 8:
+ * 25..28 a side, the default protocol's 28x28): a 16-lane group is exactly
+ * two grid rows, so the 16 output-transform vectors of a group give its 8
+ * output rows directly (the halves of each phase pair side by side, then
+ * wino_store4's permutes), and the phase grids Y (64 KiB per image at 16
+ * channels, written then read back through L2) are not needed. The same
+ * operations as the two functions, so bit-identical. M is one image's
+ * (lane 0 = its tile 0). */
+static void wino_out_store4_w8(const wg *f, const float *M, const float *bias, const lt_conv_epilogue *ep,
+                               const float *res, int accumulate, float *y) {
+    const int H = f->H, W = f->W;
+    const size_t ld = f->MS, HW = (size_t)H * W;
+    int sidx[2][16];   /* as in wino_store4 */
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 16; k++) {
+            const int t = 4 * h + (k >> 2), b = k & 3;
+            sidx[h][k] = (b & 1) * 8 + (b >> 1) * 16 + t;
+        }
+    const __m512i s0 = _mm512_loadu_si512(sidx[0]), s1 = _mm512_loadu_si512(sidx[1]);
+    for (int o = 0; o < f->co; o++) {
+        const float *mo = M + (size_t)o * f->QP;
+        float *out = y + (size_t)o * HW;
+        const float *ro = lt_conv_res_plane(ep, res, o, HW);
+        lt_conv_prefetch_w(out + HW, HW);
+        if (ro) lt_conv_prefetch(ro + HW, HW);
+        const epi16 epi = epi_for(bias, ep, accumulate, o);
+        for (int r0 = 0; r0 < f->tH; r0 += 2) {
+            const size_t q = (size_t)r0 * 8;
+            __m512 s[6][4], yv[4][4];   /* rows of M A; yv[a][b] */
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) {
+                __m512 m[6];
+#pragma GCC unroll 6
+                for (int j = 0; j < 6; j++) m[j] = _mm512_loadu_ps(mo + (size_t)(i * 6 + j) * ld + q);
+                at6(m, s[i]);
+            }
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) {
+                const __m512 col[6] = {s[0][b], s[1][b], s[2][b], s[3][b], s[4][b], s[5][b]};
+                __m512 t4[4];
+                at6(col, t4);
+#pragma GCC unroll 4
+                for (int a = 0; a < 4; a++) yv[a][b] = t4[a];
+            }
+            for (int hs = 0; hs < 2 && r0 + hs < f->tH; hs++)
+                for (int a = 0; a < 4; a++) {
+                    const int oh = 4 * (r0 + hs) + a;
+                    if (oh >= H) break;
+                    const __m512 b01 = hs ? _mm512_shuffle_f32x4(yv[a][0], yv[a][1], 0xEE)
+                                          : _mm512_shuffle_f32x4(yv[a][0], yv[a][1], 0x44);
+                    const __m512 b23 = hs ? _mm512_shuffle_f32x4(yv[a][2], yv[a][3], 0xEE)
+                                          : _mm512_shuffle_f32x4(yv[a][2], yv[a][3], 0x44);
+                    float *d = out + (size_t)oh * W;
+                    const float *rr = ro ? ro + (size_t)oh * W : NULL;
+                    epi_store(&epi, _mm512_permutex2var_ps(b01, s0, b23), rr, d, W);
+                    if (W > 16) epi_store(&epi, _mm512_permutex2var_ps(b01, s1, b23), rr ? rr + 16 : NULL, d + 16, W - 16);
+                }
+        }
+    }
+}
+
 /* F(4x4) on images of 4 x 4 tiles (f->si: 16x16 .. 13x13): as
  * wino_input_si, with 16 phase planes of 5x5 and 6x6 tile elements. */
 static void wino_input4_si(const wg *f, const float *P, float *V) {
@@ -1260,6 +1321,18 @@ static void store_m(const wg *f, const float *Y, const float *bias, const lt_con
     else wino_store(f, Y, bias, ep, res, accumulate, y);
 }
 
+/* output_m then store_m for one image whose tiles are all in M (lane 0 =
+ * its tile 0); fused where the grid is 8 tiles wide (wino_out_store4_w8). */
+static void out_store_m(const wg *f, const float *M, float *Y, const float *bias, const lt_conv_epilogue *ep,
+                        const float *res, int accumulate, float *y) {
+    if (f->m == 4 && !f->si && !f->quad && f->Wg == 8) {
+        wino_out_store4_w8(f, M, bias, ep, res, accumulate, y);
+        return;
+    }
+    output_m(f, M, 0, f->Q, Y);
+    store_m(f, Y, bias, ep, res, accumulate, y);
+}
+
 /* One pass over the batch: out = conv(in) through F(m x m, 3x3). */
 static void wino_run(const wg *f, int N, const float *in, const float *w, int dgrad, const float *bias,
                      const lt_conv_epilogue *ep, int accumulate, float *out, float *scratch) {
@@ -1320,11 +1393,19 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
                 for (int xi = 0; xi < f->NX; xi++)
                     lt_conv_sgemm_shift(f->co, f->ci, (size_t)g * f->Q, U + (size_t)xi * ustride,
                                         V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
-                for (int j = 0; j < g; j++) {
-                    output_m(f, M + (size_t)j * f->Q, 0, f->Q, Y);
-                    store_m(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)(n + j) * out_img : NULL,
-                            accumulate, out + (size_t)(n + j) * out_img);
-                }
+                for (int j = 0; j < g; j++)
+                    out_store_m(f, M + (size_t)j * f->Q, Y, bias, ep,
+                                ep && ep->res ? ep->res + (size_t)(n + j) * out_img : NULL, accumulate,
+                                out + (size_t)(n + j) * out_img);
+            } else if (f->QB >= f->Q) {
+                /* the whole image in one chunk */
+                planes_m(f, in + (size_t)n * in_img, P, first);
+                input_m(f, P, 0, f->Q, V);
+                for (int xi = 0; xi < f->NX; xi++)
+                    lt_conv_sgemm_shift(f->co, f->ci, f->Q, U + (size_t)xi * ustride, V + (size_t)xi * f->VS, off,
+                                        M + (size_t)xi * f->MS, f->QP);
+                out_store_m(f, M, Y, bias, ep, ep && ep->res ? ep->res + (size_t)n * out_img : NULL, accumulate,
+                            out + (size_t)n * out_img);
             } else {
                 planes_m(f, in + (size_t)n * in_img, P, first);
                 for (size_t q0 = 0; q0 < f->Q; q0 += f->QB) {

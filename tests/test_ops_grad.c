@@ -393,6 +393,13 @@ static void test_conv_winograd(void **state) {
         /* F(4x4) on the grid with rows of 17..32 (two phases per permute,
          * whole-vector plane rows and output runs) and two images per chunk */
         {5, 16, 28, 28, 16, 3, 1, 1, 1, 1},
+        /* grids 8 tiles wide (25..28) take the fused output transform +
+         * store under F(4x4) (several images per chunk; one image in one
+         * chunk at 24 channels; at 48 two chunks per image, not fused):
+         * ragged last tile row and column */
+        {3, 9, 27, 26, 7, 3, 1, 1, 1, 1},
+        {2, 24, 25, 28, 24, 3, 1, 1, 1, 0},
+        {2, 48, 25, 28, 48, 3, 1, 1, 1, 1},
     };
     const size_t nc = sizeof cases / sizeof cases[0];
     lt_conv_wino_enable(2);
