@@ -27,10 +27,17 @@
  * F(3x3, 4x4) or F(3x3, 2x2) for the weight gradient; it reuses this file's GEMM
  * kernel (lt_conv_sgemm_shift) and channels-last transpose (lt_conv_nhwc16).
  *
- * Parallelism: OpenMP over images, static contiguous ranges, one thread per
- * range, everything per image in per-thread scratch (cache resident); weight
- * gradients go to per-thread partial sums that are added in thread order
- * afterwards.
+ * Parallelism: OpenMP over images, everything per image in per-thread
+ * scratch (cache resident). Each thread owns a contiguous range of images;
+ * in the forward and data-gradient loops (here and in lt_conv_wino.c) a
+ * thread that is done with its own takes the others' from the back
+ * (lt_conv_queue, lt_conv_fast.h), which changes no result. Weight gradients
+ * go to per-thread partial sums over the static ranges, added in thread
+ * order afterwards.
+ *
+ * Memory: a layer's input and output are megabytes per batch, out of L2, so
+ * the passes that read or write them (planes, stores) prefetch the next
+ * channel (lt_conv_prefetch, lt_conv_prefetch_w).
  *
  * Measured on this machine's Xeon, one thread, batch 128 (tests/bench and
  * the conv microbenchmark in the issue-6 note): forward and data gradient
