@@ -1005,62 +1005,121 @@ static void wino_input4_si(const wg *f, const float *P, float *V) {
     }
 }
 
-/* The output plane 16 values at a time from the 16 phase grids Y[a*4 + b]:
- * per output row in the run of 16 (two when W >= 8, up to four below), two
- * permutes (b = 0/1, 2/3) and a blend. Tile lanes from lane0 (the quad's
- * image, f->quad). */
-static void wino_store4_si(const wg *f, const float *Y, int lane0, const float *bias,
-                           const lt_conv_epilogue *ep, const float *res, int accumulate, float *y) {
-    enum { NB = 16 };   /* 16x16 / 16 */
-    const int HW = f->H * f->W, nb = (HW + 15) / 16;
-    __m512i ix[NB];
-    __mmask16 mb[NB], rm[NB][4];   /* pair b = 2/3; the lanes of each row of the run */
-    int na[NB], aa[NB][4];          /* rows in the run (up to 4 when W < 8) and their phase */
-    for (int cb = 0; cb < nb; cb++) {
+/* The runs of wino_store4_si: the output plane 16 values at a time, each
+ * gathered from the 16 phase grids Y[a*4 + b] (or their vectors): per
+ * output row in the run (two when W >= 8, up to four below), two permutes
+ * (b = 0/1 by ix, 2/3 by ix) and a blend (mb), the row's lanes rm, its
+ * phase a. Tile lanes from 0 (add lane0: the quad's image). */
+enum { SI_NB = 16 };   /* runs: 16x16 / 16 */
+typedef struct {
+    int nb;
+    __m512i ix[SI_NB];
+    __mmask16 mb[SI_NB], rm[SI_NB][4];
+    int na[SI_NB], aa[SI_NB][4];
+} si_runs;
+
+static void si_runs_init(const wg *f, si_runs *R) {
+    const int HW = f->H * f->W;
+    R->nb = (HW + 15) / 16;
+    for (int cb = 0; cb < R->nb; cb++) {
         int v[16];
         unsigned hb = 0;
-        na[cb] = 0;
+        R->na[cb] = 0;
         int last = -1;
         for (int k = 0; k < 16; k++) {
             const int e = cb * 16 + k < HW ? cb * 16 + k : HW - 1, oh = e / f->W, ow = e % f->W;
-            v[k] = lane0 + (oh >> 2) * f->tW + (ow >> 2) + 16 * (ow & 1);
+            v[k] = (oh >> 2) * f->tW + (ow >> 2) + 16 * (ow & 1);
             if (ow & 2) hb |= 1u << k;
             if (oh != last) {
-                aa[cb][na[cb]] = oh & 3;
-                rm[cb][na[cb]++] = 0;
+                R->aa[cb][R->na[cb]] = oh & 3;
+                R->rm[cb][R->na[cb]++] = 0;
                 last = oh;
             }
-            rm[cb][na[cb] - 1] |= (__mmask16)(1u << k);
+            R->rm[cb][R->na[cb] - 1] |= (__mmask16)(1u << k);
         }
-        ix[cb] = _mm512_loadu_si512(v);
-        mb[cb] = (__mmask16)hb;
+        R->ix[cb] = _mm512_loadu_si512(v);
+        R->mb[cb] = (__mmask16)hb;
     }
-    const __m512 zero = _mm512_setzero_ps();
+}
+
+/* One output channel's plane from its 16 phase vectors y[a][b]. */
+static inline __attribute__((always_inline)) void si_store_plane(const si_runs *R, __m512i lane0, const __m512 y[4][4],
+                                                                 const epi16 *epi, const float *ro, float *out, int HW) {
+    for (int cb = 0; cb < R->nb; cb++) {
+        const __m512i ix = _mm512_add_epi32(R->ix[cb], lane0);
+        __m512 x = _mm512_setzero_ps();
+        for (int r = 0; r < R->na[cb]; r++) {
+            const int a = R->aa[cb][r];
+            const __m512 p01 = _mm512_permutex2var_ps(y[a][0], ix, y[a][1]);
+            const __m512 p23 = _mm512_permutex2var_ps(y[a][2], ix, y[a][3]);
+            x = _mm512_mask_mov_ps(x, R->rm[cb][r], _mm512_mask_blend_ps(R->mb[cb], p01, p23));
+        }
+        epi_store(epi, x, ro ? ro + 16 * cb : NULL, out + 16 * cb, HW - 16L * cb);
+    }
+}
+
+/* The output plane from the phase grids Y (tile lanes from lane0: the
+ * quad's image, f->quad). */
+static void wino_store4_si(const wg *f, const float *Y, int lane0, const float *bias,
+                           const lt_conv_epilogue *ep, const float *res, int accumulate, float *y) {
+    const int HW = f->H * f->W;
+    si_runs R;
+    si_runs_init(f, &R);
+    const __m512i l0 = _mm512_set1_epi32(lane0);
     for (int o = 0; o < f->co; o++) {
         const float *yo = Y + (size_t)o * 16 * f->QY;
         float *out = y + (size_t)o * HW;
         const float *ro = lt_conv_res_plane(ep, res, o, (size_t)HW);
+        lt_conv_prefetch_w(out + HW, (size_t)HW);
+        if (ro) lt_conv_prefetch(ro + HW, (size_t)HW);
         const epi16 epi = epi_for(bias, ep, accumulate, o);
-        if (o + 1 < f->co) {
-            lt_conv_prefetch_w(out + (size_t)HW, (size_t)HW);
-            if (ro) lt_conv_prefetch(ro + (size_t)HW, (size_t)HW);
-        }
-        for (int cb = 0; cb < nb; cb++) {
-            const long rem = HW - 16L * cb;
-            float *dp = out + 16 * cb;
-            __m512 x = zero;
-            for (int r = 0; r < na[cb]; r++) {
-                const float *ya = yo + (size_t)(aa[cb][r] * 4) * f->QY;
-                const __m512 p01 = _mm512_permutex2var_ps(_mm512_loadu_ps(ya), ix[cb], _mm512_loadu_ps(ya + f->QY));
-                const __m512 p23 = _mm512_permutex2var_ps(_mm512_loadu_ps(ya + 2 * f->QY), ix[cb],
-                                                          _mm512_loadu_ps(ya + 3 * f->QY));
-                x = _mm512_mask_mov_ps(x, rm[cb][r], _mm512_mask_blend_ps(mb[cb], p01, p23));
-            }
-            epi_store(&epi, x, ro ? ro + 16 * cb : NULL, dp, rem);
-        }
+        __m512 yv[4][4];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) yv[a][b] = _mm512_loadu_ps(yo + (size_t)(a * 4 + b) * f->QY);
+        si_store_plane(&R, l0, yv, &epi, ro, out, HW);
     }
 }
 
+/* wino_output4 + wino_store4_si in one pass for the dense 4x4-tile path
+ * (f->si) and quads (f->quad: the group's images img[0..ni), ni <= 4, at
+ * lanes 4j): each channel's 16 transform vectors stay in registers instead
+ * of going through the phase grids Y. Bit-identical to the two. M holds
+ * the group's 16 lanes from lane 0. out[j] / res[j]: image j's output and
+ * residual (or NULL). */
+static void wino_out_store4_si(const wg *f, const float *M, int ni, const float *bias, const lt_conv_epilogue *ep,
+                               const float *const *res, int accumulate, float *const *out) {
+    const int HW = f->H * f->W;
+    const size_t ld = f->MS;
+    si_runs R;
+    si_runs_init(f, &R);
+    for (int o = 0; o < f->co; o++) {
+        const float *mo = M + (size_t)o * f->QP;
+        const epi16 epi = epi_for(bias, ep, accumulate, o);
+        __m512 s[6][4], yv[4][4];
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            __m512 m[6];
+#pragma GCC unroll 6
+            for (int j = 0; j < 6; j++) m[j] = _mm512_loadu_ps(mo + (size_t)(i * 6 + j) * ld);
+            at6(m, s[i]);
+        }
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; b++) {
+            const __m512 col[6] = {s[0][b], s[1][b], s[2][b], s[3][b], s[4][b], s[5][b]};
+            __m512 t4[4];
+            at6(col, t4);
+#pragma GCC unroll 4
+            for (int a = 0; a < 4; a++) yv[a][b] = t4[a];
+        }
+        for (int j = 0; j < ni; j++) {
+            float *oj = out[j] + (size_t)o * HW;
+            const float *ro = lt_conv_res_plane(ep, res[j], o, (size_t)HW);
+            lt_conv_prefetch_w(oj + HW, (size_t)HW);
+            if (ro) lt_conv_prefetch(ro + HW, (size_t)HW);
+            si_store_plane(&R, _mm512_set1_epi32(4 * j), yv, &epi, ro, oj, HW);
+        }
+    }
+}
 
 /* F(4x4) on images of 2 x 2 tiles (f->quad: 5..8 a side): lane k of a
  * vector is tile k & 3 of image k >> 2 of a quad, gathered from the four
@@ -1329,6 +1388,10 @@ static void out_store_m(const wg *f, const float *M, float *Y, const float *bias
         wino_out_store4_w8(f, M, bias, ep, res, accumulate, y);
         return;
     }
+    if (f->m == 4 && f->si) {
+        wino_out_store4_si(f, M, 1, bias, ep, &res, accumulate, &y);
+        return;
+    }
     output_m(f, M, 0, f->Q, Y);
     store_m(f, Y, bias, ep, res, accumulate, y);
 }
@@ -1375,11 +1438,14 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
                     lt_conv_sgemm_shift(f->co, f->ci, (size_t)g * 4, U + (size_t)xi * ustride,
                                         V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
                 for (int j = 0; j < g; j += 4) {
-                    wino_output4(f, M + (size_t)j * 4, 0, 16, Y);
-                    for (int jj = j; jj < g && jj < j + 4; jj++)
-                        wino_store4_si(f, Y, (jj & 3) * 4, bias, ep,
-                                       ep && ep->res ? ep->res + (size_t)(n + jj) * out_img : NULL, accumulate,
-                                       out + (size_t)(n + jj) * out_img);
+                    const int ni = g - j < 4 ? g - j : 4;
+                    const float *rs[4];
+                    float *os[4];
+                    for (int jj = 0; jj < ni; jj++) {
+                        rs[jj] = ep && ep->res ? ep->res + (size_t)(n + j + jj) * out_img : NULL;
+                        os[jj] = out + (size_t)(n + j + jj) * out_img;
+                    }
+                    wino_out_store4_si(f, M + (size_t)j * 4, ni, bias, ep, rs, accumulate, os);
                 }
             } else if (G > 1) {
                 /* small images: G of them side by side in one chunk; image
