@@ -656,6 +656,108 @@ static void copy_out(const fl *f, const float *ygrid, const float *b, const lt_c
     }
 }
 
+/* ---- the forward vectorised over output channels ------------------------------ */
+/* For small outputs (the stride-2 layers' 14x14 and 7x7) the grid's rows
+ * waste lanes: 7 of 8 grid points are outputs, and 56 of them fill 3 + 1
+ * vectors (the last one half garbage, a tile that is load-bound). Here the
+ * lanes are 16 output channels and each output position is a broadcast:
+ *     T[p][m] = sum_k planes[off[k] + q(p)] * A[k][m]
+ * over the P positions p only (q(p) = oh*Wg + ow), no garbage. Each sum is
+ * the same FMAs in the same k order as sg_tile's, so the result is bit for
+ * bit the grid path's. A register tile holds R positions x NVM vectors
+ * (R * NVM <= 24); positions past the image repeat the last one and are
+ * not stored. */
+static inline __attribute__((always_inline)) void
+cv_tile(const int NVM, const int R, int K, const float *Ak, int Mp, int mv0, const float *planes, const int *off,
+        const int *qp, int np, float *T) {
+    __m512 acc[24];
+    const float *b[24];
+#pragma GCC unroll 24
+    for (int r = 0; r < R; r++) {
+        b[r] = planes + qp[r < np ? r : np - 1];
+#pragma GCC unroll 4
+        for (int v = 0; v < NVM; v++) acc[r * NVM + v] = _mm512_setzero_ps();
+    }
+    const float *a = Ak + (size_t)mv0 * 16;
+    for (int k = 0; k < K; k++, a += Mp) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NVM; v++) wv[v] = _mm512_loadu_ps(a + 16 * v);
+        const int o = off[k];
+#pragma GCC unroll 24
+        for (int r = 0; r < R; r++) {
+            const __m512 x = _mm512_set1_ps(b[r][o]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NVM; v++) acc[r * NVM + v] = _mm512_fmadd_ps(x, wv[v], acc[r * NVM + v]);
+        }
+    }
+#pragma GCC unroll 24
+    for (int r = 0; r < R; r++) {
+        if (r >= np) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < NVM; v++) _mm512_storeu_ps(T + (size_t)r * Mp + (size_t)mv0 * 16 + 16 * v, acc[r * NVM + v]);
+    }
+}
+
+static void cv_tile_1(int K, const float *A, int Mp, int mv0, const float *pl, const int *off, const int *qp, int np,
+                      float *T) { cv_tile(1, 16, K, A, Mp, mv0, pl, off, qp, np, T); }
+static void cv_tile_2(int K, const float *A, int Mp, int mv0, const float *pl, const int *off, const int *qp, int np,
+                      float *T) { cv_tile(2, 12, K, A, Mp, mv0, pl, off, qp, np, T); }
+static void cv_tile_3(int K, const float *A, int Mp, int mv0, const float *pl, const int *off, const int *qp, int np,
+                      float *T) { cv_tile(3, 8, K, A, Mp, mv0, pl, off, qp, np, T); }
+static void cv_tile_4(int K, const float *A, int Mp, int mv0, const float *pl, const int *off, const int *qp, int np,
+                      float *T) { cv_tile(4, 6, K, A, Mp, mv0, pl, off, qp, np, T); }
+
+/* T[p][m] (P x Mp) for one image; Ak is [K][Mp], qp[p] = q(p). */
+static void cv_image(const fl *f, const float *planes, const float *Ak, const int *off, const int *qp, float *T) {
+    const int P = f->ho * f->wo, nvec = f->Mp / 16;
+    for (int mv0 = 0; mv0 < nvec; mv0 += 4) {
+        const int nvm = nvec - mv0 < 4 ? nvec - mv0 : 4;
+        const int R = nvm == 1 ? 16 : 24 / nvm;
+        for (int p0 = 0; p0 < P; p0 += R) {
+            const int np = P - p0 < R ? P - p0 : R;
+            switch (nvm) {
+            case 1: cv_tile_1(f->K, Ak, f->Mp, mv0, planes, off, qp + p0, np, T + (size_t)p0 * f->Mp); break;
+            case 2: cv_tile_2(f->K, Ak, f->Mp, mv0, planes, off, qp + p0, np, T + (size_t)p0 * f->Mp); break;
+            case 3: cv_tile_3(f->K, Ak, f->Mp, mv0, planes, off, qp + p0, np, T + (size_t)p0 * f->Mp); break;
+            default: cv_tile_4(f->K, Ak, f->Mp, mv0, planes, off, qp + p0, np, T + (size_t)p0 * f->Mp); break;
+            }
+        }
+    }
+}
+
+/* T (positions x channels) into the image's output planes, 16 x 16 blocks
+ * transposed in registers, with the bias and epilogue in copy_out_short's
+ * operations (bit-identical to it). */
+static void cv_store(const fl *f, const float *T, const float *b, const lt_conv_epilogue *ep, const float *resn,
+                     float *yn) {
+    const int P = f->ho * f->wo, Mp = f->Mp;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int p0 = 0; p0 < P; p0 += 16) {
+        const int np = P - p0 < 16 ? P - p0 : 16;
+        const __mmask16 mk = lane_mask(np);
+        for (int c0 = 0; c0 < f->co; c0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) r[i] = i < np ? _mm512_loadu_ps(T + (size_t)(p0 + i) * Mp + c0) : zero;
+            transpose16(r);
+            for (int j = 0; j < 16 && c0 + j < f->co; j++) {
+                const int o = c0 + j;
+                float *dst = yn + (size_t)o * P + p0;
+                __m512 v = _mm512_add_ps(r[j], _mm512_set1_ps(b ? b[o] : 0.0f));
+                if (ep) {
+                    v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, _mm512_set1_ps(ep->mu[o])), _mm512_set1_ps(ep->a[o])),
+                                      _mm512_set1_ps(ep->b[o]));
+                    const float *ro = lt_conv_res_plane(ep, resn, o, (size_t)P);
+                    if (ro) v = _mm512_add_ps(v, np == 16 ? _mm512_loadu_ps(ro + p0) : _mm512_maskz_loadu_ps(mk, ro + p0));
+                    if (ep->relu) v = _mm512_max_ps(v, zero);
+                }
+                if (np == 16) _mm512_storeu_ps(dst, v);
+                else _mm512_mask_storeu_ps(dst, mk, v);
+            }
+        }
+    }
+}
+
 #pragma GCC pop_options
 
 /* ---- packing ------------------------------------------------------------------ */
@@ -713,6 +815,21 @@ static void pack_dgrad(const fl *f, const float *w, float *Ap, int *off, int *ph
 
 /* ---- drivers ------------------------------------------------------------------- */
 
+/* Whether the forward takes the channel-vectorised kernel (cv_tile): for
+ * kernels of 9+ taps with outputs at most 8 wide, where the grid wastes
+ * most (2 threads, batch 128, ms, grid / cv: 32 -> 64 3x3 s2 to 7x7 1.00 /
+ * 0.85, to 8x8 1.08 / 0.98, 64 -> 128 to 8x8 4.12 / 3.85; to 14x14 16 -> 32
+ * 0.95 / 0.95, even; 1x1 convolutions are slower by it, 256 -> 64 8x8 1.05 /
+ * 1.12, 64 -> 256 7x7 0.90 / 1.21: with few taps the transposed store
+ * costs more than the lanes saved). */
+#define CV_MAX_P 1024
+static int cv_mode = 1;
+void lt_conv_cv_mode(int mode) { cv_mode = mode < 0 ? 0 : mode > 2 ? 2 : mode; }
+static int cv_pays(const fl *f) {
+    if (!cv_mode || f->co % 16 || f->ho * f->wo > CV_MAX_P) return 0;
+    return cv_mode == 2 || (f->kh * f->kw >= 9 && f->wo <= 8);
+}
+
 void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
                           const float *b, float *y, float *scratch, const lt_conv_epilogue *ep) {
     if (lt_conv_wino_pays(g, LT_WINO_FWD)) {
@@ -724,6 +841,40 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
     float *Ap = scratch;
     int *off = (int *)(scratch + f.sh_afwd + f.sh_adg);
     pack_forward(&f, w, Ap, off);
+    if (cv_pays(&f)) {
+        /* A as [K][Mp] in the data gradient's packing area (unused here) */
+        float *Ak = scratch + f.sh_afwd;
+        for (int k = 0; k < f.K; k++)
+            for (int m = 0; m < f.co; m++) Ak[(size_t)k * f.Mp + m] = w[(size_t)m * f.K + k];
+        const int P = f.ho * f.wo;
+        int qp[CV_MAX_P];
+        for (int p = 0; p < P; p++) qp[p] = (p / f.wo) * f.Wg + p % f.wo;
+        float *tbase = scratch + f.shared;
+        const size_t HWi = (size_t)f.H * f.W;
+        const int T = lt_conv_fast_threads(N);
+        lt_conv_queue q[LT_CONV_MAX_THREADS];
+#pragma omp parallel num_threads(T)
+        {
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+            lt_conv_queue_init(q, nt, N, 1);
+            float *planes = tbase + (size_t)t * f.per_thread;
+            float *Tb = planes + f.t_planes + f.t_dyg;
+            int first = 1;
+            for (int n, g1; lt_conv_queue_next(q, nt, t, &n, &g1); first = 0) {
+                build_planes(&f, x + (size_t)n * f.ci * HWi, planes, first);
+                /* cv_store writes 16 output planes at a time: their lines
+                 * are fetched (owned) while the kernel runs from cache */
+                float *yn = y + (size_t)n * f.co * P;
+                const float *rn = ep && ep->res ? ep->res + (size_t)n * f.co * P : NULL;
+                lt_conv_prefetch_w(yn, (size_t)f.co * P);
+                if (rn) lt_conv_prefetch(rn, (size_t)f.co * P);
+                cv_image(&f, planes, Ak, off, qp, Tb);
+                cv_store(&f, Tb, b, ep, rn, yn);
+            }
+        }
+        return;
+    }
     float *tbase = scratch + f.shared;
     const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;
     const int T = lt_conv_fast_threads(N);

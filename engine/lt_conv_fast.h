@@ -38,6 +38,12 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
 void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
                            const float *dy, float *dx, float *dw, float *scratch, int set_dx);
 
+/* The direct forward's kernel vectorised over output channels (for small
+ * outputs; bit-identical to the grid kernel): 1 (default) where it is
+ * measured faster, 0 never, 2 wherever it can run (16k output channels,
+ * at most 1024 output positions; tests). */
+void lt_conv_cv_mode(int mode);
+
 /* C[m][q] = sum_k A[m][k] * base[off[k] + q] for m < M, q < Q: the shifted
  * GEMM kernel (AVX-512 only). Ap is packed [ceil(M/8)][K][8]; C rows are ldc
  * apart; lanes q >= Q are neither read nor written. */

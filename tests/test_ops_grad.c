@@ -359,6 +359,67 @@ static void test_conv_stolen_chunks(void **state) {
     lt_set_num_threads(saved);
 }
 
+/* The direct forward vectorised over output channels (lt_conv_cv_mode) sums
+ * each output in the grid kernel's order: bit for bit the same outputs,
+ * with bias, the BN / residual / ReLU epilogue (a residual on a channel
+ * range too), 1..5 channel vectors (two blocks at 80), positions that do not
+ * fill the last register tile, and against the naive convolution. */
+static void test_conv_channel_vectorised(void **state) {
+    (void)state;
+    if (!lt_conv_fast_active(&(lt_conv_geom){.ci = 1, .h = 8, .w = 8, .co = 1, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 1})) {
+        skip();
+    }
+    static const conv_case cases[] = {
+        {5, 32, 14, 14, 64, 3, 2, 1, 1, 1},   /* ResNet-8's 7x7 stride-2 layer */
+        {3, 16, 16, 16, 32, 3, 2, 1, 1, 0},   /* 8x8 */
+        {4, 7, 13, 11, 48, 3, 2, 1, 1, 1},    /* 7x6, 3 vectors */
+        {3, 5, 9, 9, 80, 3, 2, 1, 1, 0},      /* 5x5, 5 vectors: two channel blocks */
+        {2, 3, 10, 10, 16, 3, 1, 1, 1, 1},    /* stride 1, 1 vector, 100 positions */
+        {2, 6, 9, 9, 32, 5, 2, 2, 1, 1},      /* 5x5 kernel */
+    };
+    const int saved = omp_get_max_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        lt_set_num_threads(threads);
+        for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+            conv_ctx c;
+            conv_setup(&c, &cases[t], 1400 + (unsigned)t);
+            const int co = cases[t].co;
+            float *mu = frand((size_t)co, 1500 + (unsigned)t, -0.5f, 0.5f);
+            float *ea = frand((size_t)co, 1510 + (unsigned)t, 0.5f, 1.5f);
+            float *eb = frand((size_t)co, 1520 + (unsigned)t, -0.5f, 0.5f);
+            float *res = frand(c.ny, 1530 + (unsigned)t, -1, 1);
+            double *ref = test_calloc(c.ny, sizeof(double));
+            lt_conv_cv_mode(2);
+            double d = conv_forward_vs_naive(&c, ref);
+            lt_conv_cv_mode(1);
+            for (int e = 0; e < 4; e++) {
+                /* no epilogue; BN + ReLU; + residual; + residual on the middle channels */
+                lt_conv_epilogue ep = {mu, ea, eb, e != 0, e >= 2 ? res : NULL, e == 3 ? co / 4 : 0, e == 3 ? 3 * co / 4 : 0};
+                float *y[2];
+                for (int mode = 0; mode < 2; mode++) {
+                    lt_conv_cv_mode(mode == 0 ? 0 : 2);
+                    y[mode] = fa(c.ny);
+                    for (size_t i = 0; i < c.ny; i++) y[mode][i] = NAN;
+                    lt_conv2d_forward_ep(&c.g, c.N, c.x, c.w, c.b, y[mode], c.scratch, e ? &ep : NULL);
+                }
+                lt_conv_cv_mode(1);
+                for (size_t i = 0; i < c.ny; i++)
+                    if (!(y[0][i] == y[1][i]))
+                        fail_msg("case %zu ep %d thr %d: y[%zu] grid %g, channel-vectorised %g", t, e, threads, i, y[0][i],
+                                 y[1][i]);
+                lt_free(y[0]);
+                lt_free(y[1]);
+            }
+            printf("note: channel-vectorised conv case %zu thr %d: max|diff| vs naive %.3g\n", t, threads, d);
+            assert_true(d < 2e-6 * max_abs(ref, c.ny));
+            test_free(ref);
+            lt_free(mu); lt_free(ea); lt_free(eb); lt_free(res);
+            conv_free(&c);
+        }
+    }
+    lt_set_num_threads(saved);
+}
+
 /* Winograd F(2x2, 3x3) (lt_conv_wino.c), the fast path's forward and data
  * gradient of 3x3 stride-1 pad-1 convolutions, forced on (mode 2) for every
  * shape: against the naive double convolution and against the direct
@@ -1207,6 +1268,7 @@ int main(void) {
         cmocka_unit_test(test_conv_backward_matches_naive),
         cmocka_unit_test(test_conv_many_images_per_thread),
         cmocka_unit_test(test_conv_stolen_chunks),
+        cmocka_unit_test(test_conv_channel_vectorised),
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_accumulates_and_null),
         cmocka_unit_test(test_conv_winograd),
