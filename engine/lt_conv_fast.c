@@ -22,6 +22,10 @@
  * broadcast (wg_tile). Garbage columns of dy on the grid are zero, so they
  * add nothing.
  *
+ * Outputs at most 8 wide (the stride-2 layers' 7x7 / 8x8) waste most of
+ * the grid's lanes; there the forward is vectorised over output channels
+ * instead, each position a broadcast (cv_tile, same sums in the same order).
+ *
  * 3x3 stride-1 pad-1 layers of 16+ channels take Winograd (lt_conv_wino.c):
  * F(4x4, 3x3) or F(2x2, 3x3) for the forward and the data gradient, and
  * F(3x3, 4x4) or F(3x3, 2x2) for the weight gradient; it reuses this file's GEMM

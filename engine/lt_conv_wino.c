@@ -21,7 +21,10 @@
  *  3. 16 GEMMs M[xi] = U[xi] V[xi] with the shifted-GEMM kernel of the
  *     direct path (lt_conv_sgemm_shift; here the "taps" are channels);
  *  4. output transform A^T M A into four phase grids, then interleaved into
- *     the NCHW output rows with the bias / BN+ReLU epilogue / accumulate.
+ *     the NCHW output rows with the bias / BN+ReLU epilogue / accumulate
+ *     (under F(4x4), where a 16-lane group maps onto whole output rows or
+ *     runs, 8-tile-wide grids, dense 4x4 tiles and quads, both in one pass
+ *     from registers: wino_out_store4_w8, wino_out_store4_si).
  * Tiles are transformed and multiplied in chunks of 48 so that V and M stay
  * in L2 (small images: several whole images per chunk, see WINO_LANES_MIN);
  * the phase grids hold the whole image until it is stored.
