@@ -766,13 +766,9 @@ static void cv_store(const fl *f, const float *T, const float *b, const lt_conv_
 
 /* ---- packing ------------------------------------------------------------------ */
 
-/* Forward: A[m = output channel][k = (c, i, j)] = w[m*K + k], packed
- * [ceil(co/8)][K][8], and off[k] = the tap's plane and shift. */
-static void pack_forward(const fl *f, const float *w, float *Ap, int *off) {
-    const int K = f->K, s = f->s;
-    memset(Ap, 0, sizeof(float) * f->sh_afwd);
-    for (int m = 0; m < f->co; m++)
-        for (int k = 0; k < K; k++) Ap[((size_t)(m / MR) * K + k) * MR + m % MR] = w[(size_t)m * K + k];
+/* off[k] = tap k = (c, i, j)'s plane and shift. */
+static void tap_offsets(const fl *f, int *off) {
+    const int s = f->s;
     for (int c = 0; c < f->ci; c++)
         for (int i = 0; i < f->kh; i++)
             for (int j = 0; j < f->kw; j++) {
@@ -780,6 +776,16 @@ static void pack_forward(const fl *f, const float *w, float *Ap, int *off) {
                 off[k] = (int)(((size_t)c * f->nph + (size_t)(i % s) * s + j % s) * f->PS +
                                (size_t)(i / s) * f->Wg + j / s);
             }
+}
+
+/* Forward: A[m = output channel][k = (c, i, j)] = w[m*K + k], packed
+ * [ceil(co/8)][K][8] for the grid kernel, and the tap offsets. */
+static void pack_forward(const fl *f, const float *w, float *Ap, int *off) {
+    const int K = f->K;
+    memset(Ap, 0, sizeof(float) * f->sh_afwd);
+    for (int m = 0; m < f->co; m++)
+        for (int k = 0; k < K; k++) Ap[((size_t)(m / MR) * K + k) * MR + m % MR] = w[(size_t)m * K + k];
+    tap_offsets(f, off);
 }
 
 /* Data gradient, one GEMM per phase (a, b): rows are input channels, taps are
@@ -844,43 +850,21 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
     fl_init(&f, g);
     float *Ap = scratch;
     int *off = (int *)(scratch + f.sh_afwd + f.sh_adg);
-    pack_forward(&f, w, Ap, off);
-    if (cv_pays(&f)) {
-        /* A as [K][Mp] in the data gradient's packing area (unused here) */
-        float *Ak = scratch + f.sh_afwd;
+    const int cv = cv_pays(&f);
+    const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;
+    /* the channel-vectorised kernel's A as [K][Mp], in the data gradient's
+     * packing area (unused here), and its positions' grid points */
+    float *Ak = scratch + f.sh_afwd;
+    int qp[CV_MAX_P];
+    if (cv) {
+        tap_offsets(&f, off);
         for (int k = 0; k < f.K; k++)
             for (int m = 0; m < f.co; m++) Ak[(size_t)k * f.Mp + m] = w[(size_t)m * f.K + k];
-        const int P = f.ho * f.wo;
-        int qp[CV_MAX_P];
-        for (int p = 0; p < P; p++) qp[p] = (p / f.wo) * f.Wg + p % f.wo;
-        float *tbase = scratch + f.shared;
-        const size_t HWi = (size_t)f.H * f.W;
-        const int T = lt_conv_fast_threads(N);
-        lt_conv_queue q[LT_CONV_MAX_THREADS];
-#pragma omp parallel num_threads(T)
-        {
-            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-            lt_conv_queue_init(q, nt, N, 1);
-            float *planes = tbase + (size_t)t * f.per_thread;
-            float *Tb = planes + f.t_planes + f.t_dyg;
-            int first = 1;
-            for (int n, g1; lt_conv_queue_next(q, nt, t, &n, &g1); first = 0) {
-                build_planes(&f, x + (size_t)n * f.ci * HWi, planes, first);
-                /* cv_store writes 16 output planes at a time: their lines
-                 * are fetched (owned) while the kernel runs from cache */
-                float *yn = y + (size_t)n * f.co * P;
-                const float *rn = ep && ep->res ? ep->res + (size_t)n * f.co * P : NULL;
-                lt_conv_prefetch_w(yn, (size_t)f.co * P);
-                if (rn) lt_conv_prefetch(rn, (size_t)f.co * P);
-                cv_image(&f, planes, Ak, off, qp, Tb);
-                cv_store(&f, Tb, b, ep, rn, yn);
-            }
-        }
-        return;
+        for (int p = 0; p < (int)P; p++) qp[p] = (p / f.wo) * f.Wg + p % f.wo;
+    } else {
+        pack_forward(&f, w, Ap, off);
     }
     float *tbase = scratch + f.shared;
-    const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;
     const int T = lt_conv_fast_threads(N);
     lt_conv_queue q[LT_CONV_MAX_THREADS];
 #pragma omp parallel num_threads(T)
@@ -889,13 +873,23 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
 #pragma omp single
         lt_conv_queue_init(q, nt, N, 1);
         float *planes = tbase + (size_t)t * f.per_thread;
-        float *ygrid = planes + f.t_planes + f.t_dyg;
+        float *ygrid = planes + f.t_planes + f.t_dyg;   /* the grid's output, or cv's T */
         int first = 1;
         for (int n, g; lt_conv_queue_next(q, nt, t, &n, &g); first = 0) {
+            float *yn = y + (size_t)n * f.co * P;
+            const float *rn = ep && ep->res ? ep->res + (size_t)n * f.co * P : NULL;
             build_planes(&f, x + (size_t)n * f.ci * HWi, planes, first);
-            lt_conv_sgemm_shift(f.co, f.K, f.Q, Ap, planes, off, ygrid, up16(f.Q));
-            copy_out(&f, ygrid, b, ep, ep && ep->res ? ep->res + (size_t)n * f.co * P : NULL,
-                     y + (size_t)n * f.co * P);
+            if (cv) {
+                /* cv_store writes 16 output planes at a time: their lines
+                 * are fetched (owned) while the kernel runs from cache */
+                lt_conv_prefetch_w(yn, (size_t)f.co * P);
+                if (rn) lt_conv_prefetch(rn, (size_t)f.co * P);
+                cv_image(&f, planes, Ak, off, qp, ygrid);
+                cv_store(&f, ygrid, b, ep, rn, yn);
+            } else {
+                lt_conv_sgemm_shift(f.co, f.K, f.Q, Ap, planes, off, ygrid, up16(f.Q));
+                copy_out(&f, ygrid, b, ep, rn, yn);
+            }
         }
     }
 }
@@ -917,12 +911,12 @@ void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const f
     }
     fl f;
     fl_init(&f, g);
-    float *Apf = scratch, *Apd = scratch + f.sh_afwd;
+    float *Apd = scratch + f.sh_afwd;
     int *offf = (int *)(scratch + f.sh_afwd + f.sh_adg);
     int *offd = (int *)(scratch + f.sh_afwd + f.sh_adg + f.sh_offf);
     int ph0[LT_CONV_FAST_MAX_STRIDE * LT_CONV_FAST_MAX_STRIDE];
     int phn[LT_CONV_FAST_MAX_STRIDE * LT_CONV_FAST_MAX_STRIDE];
-    pack_forward(&f, w, Apf, offf);   /* only off[] is used: the planes' tap offsets */
+    tap_offsets(&f, offf);
     if (dx) pack_dgrad(&f, w, Apd, offd, ph0, phn);
     float *tbase = scratch + f.shared;
     const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;

@@ -823,29 +823,38 @@ static void wino_input4(const wg *f, const float *P, size_t q0, size_t n, float 
     }
 }
 
+/* The output transform of one 16-lane group: y[a][b] = (A^T m A)[a][b]
+ * from the 36 matrices' lanes at mo (ld apart). Shared by wino_output4 and
+ * the fused stores, so they cannot drift apart. */
+static inline __attribute__((always_inline)) void out4_group(const float *mo, size_t ld, __m512 y[4][4]) {
+    __m512 s[6][4];   /* rows of M A */
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        __m512 m[6];
+#pragma GCC unroll 6
+        for (int j = 0; j < 6; j++) m[j] = _mm512_loadu_ps(mo + (size_t)(i * 6 + j) * ld);
+        at6(m, s[i]);
+    }
+#pragma GCC unroll 4
+    for (int b = 0; b < 4; b++) {
+        const __m512 col[6] = {s[0][b], s[1][b], s[2][b], s[3][b], s[4][b], s[5][b]};
+        __m512 t4[4];
+        at6(col, t4);
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; a++) y[a][b] = t4[a];
+    }
+}
+
 /* Y[o][a*4 + b][q0 + q] = (A^T M A)[a][b]. */
 static void wino_output4(const wg *f, const float *M, size_t q0, size_t n, float *Y) {
-    const size_t ld = f->MS;
     for (int o = 0; o < f->co; o++) {
         const float *mo = M + (size_t)o * f->QP;
         float *yo = Y + (size_t)o * 16 * f->QY + q0;
         for (size_t q = 0; q < n; q += 16) {
-            __m512 s[6][4];   /* rows of M A */
-#pragma GCC unroll 6
-            for (int i = 0; i < 6; i++) {
-                __m512 m[6];
-#pragma GCC unroll 6
-                for (int j = 0; j < 6; j++) m[j] = _mm512_loadu_ps(mo + (size_t)(i * 6 + j) * ld + q);
-                at6(m, s[i]);
-            }
-#pragma GCC unroll 4
-            for (int b = 0; b < 4; b++) {
-                const __m512 col[6] = {s[0][b], s[1][b], s[2][b], s[3][b], s[4][b], s[5][b]};
-                __m512 y[4];
-                at6(col, y);
-#pragma GCC unroll 4
-                for (int a = 0; a < 4; a++) _mm512_storeu_ps(yo + (size_t)(a * 4 + b) * f->QY + q, y[a]);
-            }
+            __m512 y[4][4];
+            out4_group(mo + q, f->MS, y);
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) _mm512_storeu_ps(yo + (size_t)(a * 4 + b) * f->QY + q, y[a][b]);
         }
     }
 }
@@ -934,7 +943,7 @@ static void wino_store4(const wg *f, const float *Y, const float *bias,
 static void wino_out_store4_w8(const wg *f, const float *M, const float *bias, const lt_conv_epilogue *ep,
                                const float *res, int accumulate, float *y) {
     const int H = f->H, W = f->W;
-    const size_t ld = f->MS, HW = (size_t)H * W;
+    const size_t HW = (size_t)H * W;
     int sidx[2][16];   /* as in wino_store4 */
     for (int h = 0; h < 2; h++)
         for (int k = 0; k < 16; k++) {
@@ -950,23 +959,8 @@ static void wino_out_store4_w8(const wg *f, const float *M, const float *bias, c
         if (ro) lt_conv_prefetch(ro + HW, HW);
         const epi16 epi = epi_for(bias, ep, accumulate, o);
         for (int r0 = 0; r0 < f->tH; r0 += 2) {
-            const size_t q = (size_t)r0 * 8;
-            __m512 s[6][4], yv[4][4];   /* rows of M A; yv[a][b] */
-#pragma GCC unroll 6
-            for (int i = 0; i < 6; i++) {
-                __m512 m[6];
-#pragma GCC unroll 6
-                for (int j = 0; j < 6; j++) m[j] = _mm512_loadu_ps(mo + (size_t)(i * 6 + j) * ld + q);
-                at6(m, s[i]);
-            }
-#pragma GCC unroll 4
-            for (int b = 0; b < 4; b++) {
-                const __m512 col[6] = {s[0][b], s[1][b], s[2][b], s[3][b], s[4][b], s[5][b]};
-                __m512 t4[4];
-                at6(col, t4);
-#pragma GCC unroll 4
-                for (int a = 0; a < 4; a++) yv[a][b] = t4[a];
-            }
+            __m512 yv[4][4];
+            out4_group(mo + (size_t)r0 * 8, f->MS, yv);
             for (int hs = 0; hs < 2 && r0 + hs < f->tH; hs++)
                 for (int a = 0; a < 4; a++) {
                     const int oh = 4 * (r0 + hs) + a;
@@ -1008,7 +1002,8 @@ static void wino_input4_si(const wg *f, const float *P, float *V) {
     }
 }
 
-/* The runs of wino_store4_si: the output plane 16 values at a time, each
+/* The runs of the F(4x4) dense store (wino_out_store4_si): the output
+ * plane 16 values at a time, each
  * gathered from the 16 phase grids Y[a*4 + b] (or their vectors): per
  * output row in the run (two when W >= 8, up to four below), two permutes
  * (b = 0/1 by ix, 2/3 by ix) and a blend (mb), the row's lanes rm, its
@@ -1061,29 +1056,7 @@ static inline __attribute__((always_inline)) void si_store_plane(const si_runs *
     }
 }
 
-/* The output plane from the phase grids Y (tile lanes from lane0: the
- * quad's image, f->quad). */
-static void wino_store4_si(const wg *f, const float *Y, int lane0, const float *bias,
-                           const lt_conv_epilogue *ep, const float *res, int accumulate, float *y) {
-    const int HW = f->H * f->W;
-    si_runs R;
-    si_runs_init(f, &R);
-    const __m512i l0 = _mm512_set1_epi32(lane0);
-    for (int o = 0; o < f->co; o++) {
-        const float *yo = Y + (size_t)o * 16 * f->QY;
-        float *out = y + (size_t)o * HW;
-        const float *ro = lt_conv_res_plane(ep, res, o, (size_t)HW);
-        lt_conv_prefetch_w(out + HW, (size_t)HW);
-        if (ro) lt_conv_prefetch(ro + HW, (size_t)HW);
-        const epi16 epi = epi_for(bias, ep, accumulate, o);
-        __m512 yv[4][4];
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++) yv[a][b] = _mm512_loadu_ps(yo + (size_t)(a * 4 + b) * f->QY);
-        si_store_plane(&R, l0, yv, &epi, ro, out, HW);
-    }
-}
-
-/* wino_output4 + wino_store4_si in one pass for the dense 4x4-tile path
+/* wino_output4 and the dense store in one pass for the dense 4x4-tile path
  * (f->si) and quads (f->quad: the group's images img[0..ni), ni <= 4, at
  * lanes 4j): each channel's 16 transform vectors stay in registers instead
  * of going through the phase grids Y. Bit-identical to the two. M holds
@@ -1092,28 +1065,13 @@ static void wino_store4_si(const wg *f, const float *Y, int lane0, const float *
 static void wino_out_store4_si(const wg *f, const float *M, int ni, const float *bias, const lt_conv_epilogue *ep,
                                const float *const *res, int accumulate, float *const *out) {
     const int HW = f->H * f->W;
-    const size_t ld = f->MS;
     si_runs R;
     si_runs_init(f, &R);
     for (int o = 0; o < f->co; o++) {
         const float *mo = M + (size_t)o * f->QP;
         const epi16 epi = epi_for(bias, ep, accumulate, o);
-        __m512 s[6][4], yv[4][4];
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; i++) {
-            __m512 m[6];
-#pragma GCC unroll 6
-            for (int j = 0; j < 6; j++) m[j] = _mm512_loadu_ps(mo + (size_t)(i * 6 + j) * ld);
-            at6(m, s[i]);
-        }
-#pragma GCC unroll 4
-        for (int b = 0; b < 4; b++) {
-            const __m512 col[6] = {s[0][b], s[1][b], s[2][b], s[3][b], s[4][b], s[5][b]};
-            __m512 t4[4];
-            at6(col, t4);
-#pragma GCC unroll 4
-            for (int a = 0; a < 4; a++) yv[a][b] = t4[a];
-        }
+        __m512 yv[4][4];
+        out4_group(mo, f->MS, yv);
         for (int j = 0; j < ni; j++) {
             float *oj = out[j] + (size_t)o * HW;
             const float *ro = lt_conv_res_plane(ep, res[j], o, (size_t)HW);
@@ -1376,10 +1334,9 @@ static void output_m(const wg *f, const float *M, size_t q0, size_t n, float *Y)
 }
 static void store_m(const wg *f, const float *Y, const float *bias, const lt_conv_epilogue *ep, const float *res,
                     int accumulate, float *y) {
-    if (f->si) {
-        if (f->m == 4) wino_store4_si(f, Y, 0, bias, ep, res, accumulate, y);
-        else wino_store_si(f, Y, bias, ep, res, accumulate, y);
-    } else if (f->m == 4) wino_store4(f, Y, bias, ep, res, accumulate, y);
+    /* (F(4x4) dense tiles and quads store from registers: out_store_m) */
+    if (f->si) wino_store_si(f, Y, bias, ep, res, accumulate, y);
+    else if (f->m == 4) wino_store4(f, Y, bias, ep, res, accumulate, y);
     else wino_store(f, Y, bias, ep, res, accumulate, y);
 }
 
@@ -1466,16 +1423,11 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
                     out_store_m(f, M + (size_t)j * f->Q, Y, bias, ep,
                                 ep && ep->res ? ep->res + (size_t)(n + j) * out_img : NULL, accumulate,
                                 out + (size_t)(n + j) * out_img);
-            } else if (f->QB >= f->Q) {
-                /* the whole image in one chunk */
-                planes_m(f, in + (size_t)n * in_img, P, first);
-                input_m(f, P, 0, f->Q, V);
-                for (int xi = 0; xi < f->NX; xi++)
-                    lt_conv_sgemm_shift(f->co, f->ci, f->Q, U + (size_t)xi * ustride, V + (size_t)xi * f->VS, off,
-                                        M + (size_t)xi * f->MS, f->QP);
-                out_store_m(f, M, Y, bias, ep, ep && ep->res ? ep->res + (size_t)n * out_img : NULL, accumulate,
-                            out + (size_t)n * out_img);
             } else {
+                /* one image in chunks of QB tiles; when one chunk holds it
+                 * all, M has every tile and out_store_m may store fused */
+                const int whole = f->QB >= f->Q;
+                const float *rn = ep && ep->res ? ep->res + (size_t)n * out_img : NULL;
                 planes_m(f, in + (size_t)n * in_img, P, first);
                 for (size_t q0 = 0; q0 < f->Q; q0 += f->QB) {
                     const size_t nq = f->Q - q0 < f->QB ? f->Q - q0 : f->QB;
@@ -1483,10 +1435,10 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
                     for (int xi = 0; xi < f->NX; xi++)
                         lt_conv_sgemm_shift(f->co, f->ci, nq, U + (size_t)xi * ustride,
                                             V + (size_t)xi * f->VS, off, M + (size_t)xi * f->MS, f->QP);
-                    output_m(f, M, q0, nq, Y);
+                    if (!whole) output_m(f, M, q0, nq, Y);
                 }
-                store_m(f, Y, bias, ep, ep && ep->res ? ep->res + (size_t)n * out_img : NULL, accumulate,
-                        out + (size_t)n * out_img);
+                if (whole) out_store_m(f, M, Y, bias, ep, rn, accumulate, out + (size_t)n * out_img);
+                else store_m(f, Y, bias, ep, rn, accumulate, out + (size_t)n * out_img);
             }
         }
     }
