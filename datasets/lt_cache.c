@@ -1,19 +1,17 @@
-/* lt_cache.c — the binary dataset cache and atomic file writes.
+/* lt_cache.c — the binary dataset cache.
  *
  * A built dataset is stored once as a flat file that is memory-mapped at
  * run time: decoding JPEGs or gunzipping archives per run would dominate a
  * short training run, and a mapping lets several runs (one child process
  * per run) share the page cache. Layout in lt_datasets.h.
  *
- * Every file here is written as "<path>.tmp", fsync'd, renamed over <path>
- * and the directory fsync'd: a crash or an error leaves the old file or the
+ * A cache is written through lt_io's atomic writer (temp file, fsync,
+ * rename, directory fsync): a crash or an error leaves the old file or the
  * new one, never a torn one, and an error removes the temp file. The header
  * carries its own checksum so a damaged header is refused before any size
  * computed from it is trusted. */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,37 +21,11 @@
 
 #include "lt_ckpt.h"
 #include "lt_datasets.h"
+#include "lt_io.h"
 
 #define CACHE_MAGIC "LTDSET\r\n"
 #define CACHE_VERSION 1u
 #define CACHE_HDR 64
-
-static int host_is_le(void)
-{
-    const uint16_t one = 1;
-    return *(const uint8_t *)&one == 1;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
 
 static uint64_t fnv1a64(const uint8_t *p, size_t n)
 {
@@ -70,93 +42,6 @@ static uint64_t pixels_offset(uint64_t n)
     return (CACHE_HDR + 4 * n + 63) & ~(uint64_t)63;
 }
 
-/* ---- atomic writer ---------------------------------------------------------- */
-typedef struct {
-    char final[4096], tmp[4112];
-    int fd;
-    lt_sha256 sh;
-} awriter;
-
-static int aw_open(awriter *w, const char *path)
-{
-    if (strlen(path) >= sizeof w->final) return lt_err(LT_EINVAL, "path too long: %s", path);
-    snprintf(w->final, sizeof w->final, "%s", path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
-    lt_sha256_init(&w->sh);
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w->fd < 0) return lt_err(LT_EIO, "%s: cannot create: %s", w->tmp, strerror(errno));
-    return LT_OK;
-}
-
-static int aw_write(awriter *w, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    lt_sha256_update(&w->sh, buf, n);
-    while (n > 0) {
-        ssize_t k = write(w->fd, p, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return lt_err(LT_EIO, "%s: write failed: %s", w->tmp, k < 0 ? strerror(errno) : "no progress");
-        p += k;
-        n -= (size_t)k;
-    }
-    return LT_OK;
-}
-
-static void aw_abort(awriter *w)
-{
-    if (w->fd >= 0) close(w->fd);
-    w->fd = -1;
-    unlink(w->tmp);
-}
-
-/* fsync, close, rename over the final name, fsync the directory. */
-static int aw_commit(awriter *w, char sha_hex[65])
-{
-    if (fsync(w->fd) != 0) {
-        int rc = lt_err(LT_EIO, "%s: fsync failed: %s", w->tmp, strerror(errno));
-        aw_abort(w);
-        return rc;
-    }
-    if (close(w->fd) != 0) {
-        w->fd = -1;
-        int rc = lt_err(LT_EIO, "%s: close failed: %s", w->tmp, strerror(errno));
-        unlink(w->tmp);
-        return rc;
-    }
-    w->fd = -1;
-    if (rename(w->tmp, w->final) != 0) {
-        int rc = lt_err(LT_EIO, "%s: cannot rename to %s: %s", w->tmp, w->final, strerror(errno));
-        unlink(w->tmp);
-        return rc;
-    }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", w->final);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        /* Best effort: some file systems refuse fsync on directories. */
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    if (sha_hex) {
-        uint8_t d[32];
-        lt_sha256_final(&w->sh, d);
-        lt_sha256_hex(d, sha_hex);
-    }
-    return LT_OK;
-}
-
-int lt_file_write_atomic(const char *path, const void *buf, size_t len)
-{
-    awriter w;
-    int rc = aw_open(&w, path);
-    if (rc) return rc;
-    if ((rc = aw_write(&w, buf, len))) {
-        aw_abort(&w);
-        return rc;
-    }
-    return aw_commit(&w, NULL);
-}
-
 /* ---- cache files -------------------------------------------------------------- */
 int lt_cache_write(const char *path, const lt_dataset *d, char sha_hex[65])
 {
@@ -171,40 +56,40 @@ int lt_cache_write(const char *path, const lt_dataset *d, char sha_hex[65])
     uint8_t h[CACHE_HDR];
     memset(h, 0, sizeof h);
     memcpy(h, CACHE_MAGIC, 8);
-    put32(h + 8, CACHE_VERSION);
-    put32(h + 12, CACHE_HDR);
-    put64(h + 16, n);
-    put32(h + 24, (uint32_t)d->c);
-    put32(h + 28, (uint32_t)d->h);
-    put32(h + 32, (uint32_t)d->w);
-    put32(h + 36, (uint32_t)d->n_classes);
-    put64(h + 40, CACHE_HDR);
-    put64(h + 48, poff);
-    put64(h + 56, fnv1a64(h, 56));
+    lt_le_put32(h + 8, CACHE_VERSION);
+    lt_le_put32(h + 12, CACHE_HDR);
+    lt_le_put64(h + 16, n);
+    lt_le_put32(h + 24, (uint32_t)d->c);
+    lt_le_put32(h + 28, (uint32_t)d->h);
+    lt_le_put32(h + 32, (uint32_t)d->w);
+    lt_le_put32(h + 36, (uint32_t)d->n_classes);
+    lt_le_put64(h + 40, CACHE_HDR);
+    lt_le_put64(h + 48, poff);
+    lt_le_put64(h + 56, fnv1a64(h, 56));
 
-    awriter w;
-    int rc = aw_open(&w, path);
+    lt_io_writer w;
+    int rc = lt_io_writer_open(&w, path, NULL);
     if (rc) return rc;
-    rc = aw_write(&w, h, sizeof h);
+    rc = lt_io_writer_write(&w, h, sizeof h);
     /* Labels as little-endian int32, converted in chunks (portable to any host). */
     uint8_t chunk[4096 * 4];
     for (uint64_t i = 0; !rc && i < n; i += 4096) {
         uint64_t m = n - i < 4096 ? n - i : 4096;
-        for (uint64_t k = 0; k < m; k++) put32(chunk + 4 * k, (uint32_t)d->labels[i + k]);
-        rc = aw_write(&w, chunk, (size_t)(4 * m));
+        for (uint64_t k = 0; k < m; k++) lt_le_put32(chunk + 4 * k, (uint32_t)d->labels[i + k]);
+        rc = lt_io_writer_write(&w, chunk, (size_t)(4 * m));
     }
     static const uint8_t zeros[64];
-    if (!rc) rc = aw_write(&w, zeros, (size_t)(poff - CACHE_HDR - 4 * n));
+    if (!rc) rc = lt_io_writer_write(&w, zeros, (size_t)(poff - CACHE_HDR - 4 * n));
     size_t bytes = (size_t)n * (size_t)d->c * (size_t)d->h * (size_t)d->w;
     for (size_t off = 0; !rc && off < bytes; off += (size_t)1 << 24) {
         size_t m = bytes - off < ((size_t)1 << 24) ? bytes - off : ((size_t)1 << 24);
-        rc = aw_write(&w, d->pixels + off, m);
+        rc = lt_io_writer_write(&w, d->pixels + off, m);
     }
     if (rc) {
-        aw_abort(&w);
+        lt_io_writer_abort(&w);
         return rc;
     }
-    return aw_commit(&w, sha_hex);
+    return lt_io_writer_commit(&w, sha_hex);
 }
 
 typedef struct {
@@ -218,19 +103,19 @@ static int parse_hdr(const char *path, const uint8_t *h, uint64_t file_size, cac
     if (file_size < CACHE_HDR) return lt_err(LT_EDATA, "%s: too short for a dataset cache (%llu bytes)", path,
                                              (unsigned long long)file_size);
     if (memcmp(h, CACHE_MAGIC, 8)) return lt_err(LT_EDATA, "%s: not an ltbench dataset cache (bad magic)", path);
-    uint32_t ver = get32(h + 8);
+    uint32_t ver = lt_le_get32(h + 8);
     if (ver != CACHE_VERSION)
         return lt_err(LT_EABI, "%s: cache format version %u not supported (this build reads %u); rebuild it",
                       path, ver, CACHE_VERSION);
-    if (get64(h + 56) != fnv1a64(h, 56)) return lt_err(LT_EDATA, "%s: corrupt cache header (checksum mismatch)", path);
-    o->n = get64(h + 16);
-    o->c = get32(h + 24);
-    o->h = get32(h + 28);
-    o->w = get32(h + 32);
-    o->n_classes = get32(h + 36);
-    o->loff = get64(h + 40);
-    o->poff = get64(h + 48);
-    if (get32(h + 12) != CACHE_HDR || o->loff != CACHE_HDR || o->poff != pixels_offset(o->n) || !o->c || !o->h ||
+    if (lt_le_get64(h + 56) != fnv1a64(h, 56)) return lt_err(LT_EDATA, "%s: corrupt cache header (checksum mismatch)", path);
+    o->n = lt_le_get64(h + 16);
+    o->c = lt_le_get32(h + 24);
+    o->h = lt_le_get32(h + 28);
+    o->w = lt_le_get32(h + 32);
+    o->n_classes = lt_le_get32(h + 36);
+    o->loff = lt_le_get64(h + 40);
+    o->poff = lt_le_get64(h + 48);
+    if (lt_le_get32(h + 12) != CACHE_HDR || o->loff != CACHE_HDR || o->poff != pixels_offset(o->n) || !o->c || !o->h ||
         !o->w || !o->n_classes || o->n > ((uint64_t)1 << 40) || o->c > 4096 || o->h > 65536 || o->w > 65536)
         return lt_err(LT_EDATA, "%s: corrupt cache header (impossible shape or offsets)", path);
     uint64_t want = o->poff + o->n * o->c * o->h * o->w;
@@ -263,7 +148,7 @@ int lt_cache_check(const char *path, long *n, int *n_classes)
 int lt_cache_load(const char *path, lt_dataset *d)
 {
     memset(d, 0, sizeof *d);
-    if (!host_is_le())
+    if (!lt_host_is_le())
         return lt_err(LT_EABI, "%s: dataset caches are little-endian and are mapped directly; this host is "
                       "big-endian", path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -308,63 +193,5 @@ int lt_cache_load(const char *path, lt_dataset *d)
     d->map_len = (size_t)st.st_size;
     /* The loader reads the whole set every epoch, in random order. */
     (void)madvise(map, (size_t)st.st_size, MADV_WILLNEED);
-    return LT_OK;
-}
-
-/* ---- JSON ---------------------------------------------------------------------- */
-int lt_json_write_atomic(const char *path, const cJSON *doc, char sha_hex[65])
-{
-    char *text = cJSON_Print(doc);
-    if (!text) return lt_err(LT_ENOMEM, "%s: cannot format JSON", path);
-    size_t len = strlen(text);
-    awriter w;
-    int rc = aw_open(&w, path);
-    if (!rc) {
-        rc = aw_write(&w, text, len);
-        if (!rc) rc = aw_write(&w, "\n", 1);
-        if (rc) aw_abort(&w);
-        else rc = aw_commit(&w, sha_hex);
-    }
-    cJSON_free(text);
-    return rc;
-}
-
-int lt_json_read(const char *path, cJSON **doc)
-{
-    *doc = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lt_err(LT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    int rc = LT_OK;
-    while (buf) {
-        size_t k = fread(buf + len, 1, cap - len, f);
-        len += k;
-        if (len < cap) break;
-        char *nb = realloc(buf, 2 * cap + 1);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    if (!buf) rc = lt_err(LT_ENOMEM, "%s: out of memory", path);
-    else if (ferror(f)) rc = lt_err(LT_EIO, "%s: read error", path);
-    fclose(f);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    buf[len] = '\0';
-    *doc = cJSON_ParseWithLength(buf, len);
-    if (!*doc) {
-        const char *ep = cJSON_GetErrorPtr();
-        long off = ep && ep >= buf && ep <= buf + len ? (long)(ep - buf) : -1;
-        free(buf);
-        return lt_err(LT_EDATA, "%s: invalid JSON near byte %ld", path, off);
-    }
-    free(buf);
     return LT_OK;
 }

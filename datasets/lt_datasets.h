@@ -149,13 +149,7 @@ int lt_cache_load(const char *path, lt_dataset *d);
 /* Header-only check (cheap; no label scan): LT_OK if the file looks intact. */
 int lt_cache_check(const char *path, long *n, int *n_classes);
 
-/* Writes a cJSON document as pretty JSON atomically (temp + fsync + rename);
- * sha_hex (optional) receives the sha256 of the bytes written. */
-int lt_json_write_atomic(const char *path, const struct cJSON *doc, char sha_hex[65]);
-/* Writes bytes atomically (temp + fsync + rename + directory fsync). */
-int lt_file_write_atomic(const char *path, const void *buf, size_t len);
-/* Reads and parses a JSON file (LT_EIO / LT_EDATA naming the file). */
-int lt_json_read(const char *path, struct cJSON **doc);
+/* Atomic file writes and JSON files: engine/lt_io.h. */
 
 /* ---- registry (lt_registry.c) --------------------------------------------- */
 typedef struct {

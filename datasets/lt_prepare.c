@@ -29,6 +29,7 @@
 
 #include "lt_ckpt.h"
 #include "lt_datasets.h"
+#include "lt_io.h"
 #include "lt_fetch.h"
 
 #define PATH_CAP 4096

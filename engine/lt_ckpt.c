@@ -4,16 +4,18 @@
  *   "LTCKPT\r\n" | u32 version | u32 count |
  *   count x { u32 name_len | name | u64 bytes | data } | sha256(all above)
  *
- * Writing streams the records through the hash into "<path>.tmp", then
- * fflush + fsync + rename + fsync(dir): after a crash at any point the
- * directory holds either the complete old file or the complete new one
- * (plus possibly a stale .tmp, which the next commit truncates).
+ * Writing streams the records through lt_io's atomic writer (which hashes
+ * what it writes: the trailer is its digest) into "<path>.tmp", then fsync
+ * + rename + fsync(dir): after a crash at any point the directory holds
+ * either the complete old file or the complete new one (plus possibly a
+ * stale .tmp, which the next commit truncates).
  *
  * Reading loads the whole file and refuses it unless magic, version and
  * checksum are right; only then is the record table parsed, and even then
  * every length is bounds-checked, because a file with a valid checksum can
  * still have been crafted or produced by a buggy writer. */
 #include "lt_ckpt.h"
+#include "lt_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,29 +27,6 @@
 
 static const uint8_t MAGIC[8] = {'L', 'T', 'C', 'K', 'P', 'T', '\r', '\n'};
 enum { HEADER_BYTES = 16, TRAILER_BYTES = 32 };
-
-/* ---- little-endian helpers ---------------------------------------------- */
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
 
 /* ---- writer --------------------------------------------------------------- */
 
@@ -129,100 +108,39 @@ void lt_ckpt_writer_abort(lt_ckpt_writer *w)
     free(w);
 }
 
-/* fwrite + hash in one step, so the trailer covers exactly what was written. */
-static int emit(FILE *f, lt_sha256 *h, const void *p, size_t n)
-{
-    if (n == 0) return 1;
-    lt_sha256_update(h, p, n);
-    return fwrite(p, 1, n, f) == n;
-}
-
-/* fsync of the containing directory makes the rename itself durable. */
-static int sync_dir(const char *path)
-{
-    char *dir = strdup(path);
-    if (!dir) return lt_err(LT_ENOMEM, "checkpoint %s: out of memory", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) {
-        int e = errno;
-        lt_err(LT_EIO, "checkpoint %s: cannot open directory %s to fsync: %s", path, dir, strerror(e));
-        free(dir);
-        return LT_EIO;
-    }
-    int rc = LT_OK;
-    /* Some filesystems do not support fsync on directories (EINVAL); the
-     * rename is then as durable as that filesystem allows. */
-    if (fsync(fd) != 0 && errno != EINVAL)
-        rc = lt_err(LT_EIO, "checkpoint %s: fsync of directory %s failed: %s", path, dir, strerror(errno));
-    close(fd);
-    free(dir);
-    return rc;
-}
-
 int lt_ckpt_commit(lt_ckpt_writer *w)
 {
     if (!w) return lt_err(LT_EINVAL, "lt_ckpt_commit: NULL writer");
-    size_t pl = strlen(w->path);
-    char *tmp = malloc(pl + 5);
-    if (!tmp) {
-        int rc = lt_err(LT_ENOMEM, "checkpoint %s: out of memory", w->path);
+    char what[300];
+    snprintf(what, sizeof what, "checkpoint %s", w->path);
+    lt_io_writer f;
+    int rc = lt_io_writer_open(&f, w->path, what);
+    if (rc) {
         lt_ckpt_writer_abort(w);
         return rc;
     }
-    memcpy(tmp, w->path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-
-    int rc = LT_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        rc = lt_err(LT_EIO, "checkpoint %s: cannot create %s: %s", w->path, tmp, strerror(errno));
-        goto out;
-    }
-
-    lt_sha256 h;
-    lt_sha256_init(&h);
-    errno = 0;
     uint8_t hdr[HEADER_BYTES];
     memcpy(hdr, MAGIC, 8);
-    put_u32(hdr + 8, LT_CKPT_VERSION);
-    put_u32(hdr + 12, (uint32_t)w->n);
-    int ok = emit(f, &h, hdr, sizeof hdr);
-    for (size_t i = 0; ok && i < w->n; i++) {
+    lt_le_put32(hdr + 8, LT_CKPT_VERSION);
+    lt_le_put32(hdr + 12, (uint32_t)w->n);
+    rc = lt_io_writer_write(&f, hdr, sizeof hdr);
+    for (size_t i = 0; !rc && i < w->n; i++) {
         uint8_t b[8];
-        put_u32(b, (uint32_t)w->recs[i].name_len);
-        ok = emit(f, &h, b, 4) && emit(f, &h, w->recs[i].name, w->recs[i].name_len);
-        put_u64(b, (uint64_t)w->recs[i].bytes);
-        ok = ok && emit(f, &h, b, 8) && emit(f, &h, w->recs[i].data, w->recs[i].bytes);
+        lt_le_put32(b, (uint32_t)w->recs[i].name_len);
+        rc = lt_io_writer_write(&f, b, 4);
+        if (!rc) rc = lt_io_writer_write(&f, w->recs[i].name, w->recs[i].name_len);
+        lt_le_put64(b, (uint64_t)w->recs[i].bytes);
+        if (!rc) rc = lt_io_writer_write(&f, b, 8);
+        if (!rc) rc = lt_io_writer_write(&f, w->recs[i].data, w->recs[i].bytes);
     }
-    if (ok) {
+    if (!rc) {
+        /* the trailer: sha256 of everything before it */
         uint8_t d[32];
-        lt_sha256_final(&h, d);
-        ok = fwrite(d, 1, sizeof d, f) == sizeof d;
+        lt_io_writer_digest(&f, d);
+        rc = lt_io_writer_write(&f, d, sizeof d);
     }
-    /* errno is captured at the first failing step; a full disk usually shows
-     * up only at fflush or fsync, which is why both are checked. */
-    int e = 0;
-    if (!ok) e = errno ? errno : EIO;
-    if (!e && fflush(f) != 0) e = errno;
-    if (!e && fsync(fileno(f)) != 0) e = errno;
-    if (fclose(f) != 0 && !e) e = errno;
-    if (e) {
-        rc = lt_err(LT_EIO, "checkpoint %s: writing %s failed: %s", w->path, tmp, strerror(e));
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, w->path) != 0) {
-        rc = lt_err(LT_EIO, "checkpoint %s: rename from %s failed: %s", w->path, tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    rc = sync_dir(w->path);
-out:
-    free(tmp);
+    if (rc) lt_io_writer_abort(&f);
+    else rc = lt_io_writer_commit(&f, NULL);
     lt_ckpt_writer_abort(w);
     return rc;
 }
@@ -291,7 +209,7 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
  * may use the returned pointers as float/double arrays. */
 static int parse_table(lt_ckpt *c, const char *path, const uint8_t *buf, size_t end)
 {
-    uint32_t count = get_u32(buf + 12);
+    uint32_t count = lt_le_get32(buf + 12);
     size_t pos = HEADER_BYTES;
     /* Each record needs at least 4 + 1 + 8 bytes; a larger count is a lie
      * and must not drive an allocation. */
@@ -311,7 +229,7 @@ static int parse_table(lt_ckpt *c, const char *path, const uint8_t *buf, size_t 
     int rc = LT_OK;
     for (uint32_t i = 0; i < count; i++) {
         if (end - pos < 4) { rc = lt_err(LT_EDATA, "checkpoint %s: record %u header truncated", path, i); goto done; }
-        size_t nl = get_u32(buf + pos);
+        size_t nl = lt_le_get32(buf + pos);
         pos += 4;
         if (nl == 0 || nl > end - pos) {
             rc = lt_err(LT_EDATA, "checkpoint %s: record %u name length %zu out of range", path, i, nl);
@@ -324,7 +242,7 @@ static int parse_table(lt_ckpt *c, const char *path, const uint8_t *buf, size_t 
         name_off[i] = pos;
         pos += nl;
         if (end - pos < 8) { rc = lt_err(LT_EDATA, "checkpoint %s: record %u size truncated", path, i); goto done; }
-        uint64_t nb = get_u64(buf + pos);
+        uint64_t nb = lt_le_get64(buf + pos);
         pos += 8;
         if (nb > end - pos) {
             rc = lt_err(LT_EDATA, "checkpoint %s: record %u size %llu exceeds file (truncated)", path, i,
@@ -344,7 +262,7 @@ static int parse_table(lt_ckpt *c, const char *path, const uint8_t *buf, size_t 
     if (!c->arena) { rc = lt_err(LT_ENOMEM, "checkpoint %s: out of memory (%zu bytes)", path, arena); goto done; }
     size_t at = 0;
     for (uint32_t i = 0; i < count; i++) {
-        size_t nl = get_u32(buf + name_off[i] - 4);
+        size_t nl = lt_le_get32(buf + name_off[i] - 4);
         memcpy(c->arena + at, buf + data_off[i], c->recs[i].bytes);
         c->recs[i].data = c->arena + at;
         at += round64(c->recs[i].bytes);
@@ -385,7 +303,7 @@ int lt_ckpt_read(lt_ckpt **out, const char *path)
     }
     /* Version before checksum: a newer format may frame its trailer
      * differently, and "version 2 not supported" is the useful message. */
-    uint32_t version = get_u32(buf + 8);
+    uint32_t version = lt_le_get32(buf + 8);
     if (version != LT_CKPT_VERSION) {
         rc = lt_err(LT_EABI, "%s: checkpoint format version %u not supported (this build reads version %u)",
                     path, version, LT_CKPT_VERSION);

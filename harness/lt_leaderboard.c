@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "lt_datasets.h"   /* lt_file_write_atomic, lt_json_read */
+#include "lt_io.h"
 #include "lt_leaderboard.h"
 
 /* ---- small helpers ------------------------------------------------------------- */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lt_datasets.h"   /* lt_file_write_atomic */
+#include "lt_io.h"
 #include "lt_run_internal.h"
 
 /* Runs every image of ds through the eval transform and the model in

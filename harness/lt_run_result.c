@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lt_datasets.h"   /* lt_json_write_atomic, lt_json_read */
+#include "lt_io.h"
 #include "lt_run_internal.h"
 
 static void add_num(cJSON *o, const char *k, double v, int have) {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lt_datasets.h"
+#include "lt_io.h"
 #include "lt_run_internal.h"
 
 #define STAGE_STREAM(base, stage) ((uint64_t)(base) + 1000u * (uint64_t)(stage))

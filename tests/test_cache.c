@@ -21,6 +21,7 @@
 
 #include "lt_ckpt.h"
 #include "lt_datasets.h"
+#include "lt_io.h"
 
 static char tmpdir[128];
 

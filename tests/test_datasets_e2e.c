@@ -22,6 +22,7 @@
 #include "httpd.h"
 #include "lt_ckpt.h"
 #include "lt_datasets.h"
+#include "lt_io.h"
 
 static char tmpdir[128];
 static lt_httpd *srv;
