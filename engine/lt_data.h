@@ -81,17 +81,60 @@ void lt_aug_eval(const lt_aug *a, int c, int h, int w, const uint8_t *img, float
 void lt_aug_train(const lt_aug *a, int c, int h, int w, const uint8_t *img, lt_rng *rng,
                   float *out);
 
+/* ---- extra batches from any sampler ---------------------------------------
+ * A method's second data stream (a class-aware batch beside the
+ * instance-balanced one, a redrawn batch, k views of the same images).
+ * i.i.d. samplers (class-balanced, square root, progressive, class
+ * weights) draw each slot's class and image from `rng`: the class by the
+ * inverse CDF of the class weights (a class without images is never
+ * drawn), then a uniform image of the class (lt_rng_below). List samplers
+ * (instance permutation, class-aware) take slots [batch * n, batch * n + n)
+ * of the epoch lists of stream (seed, stream), continuing into the next
+ * epoch's list past the end. Slot s's augmentation draws from a stream
+ * derived from rng (list samplers: from (seed, stream) derived with the
+ * slot's epoch and position) with (LT_DRAW_AUG_TAG ^ v << 32, s) for view
+ * v, so two views of a sample differ and a draw is reproducible. x holds
+ * [views x n] rows, view-major; labels and ids [views x n], repeated per
+ * view. */
+typedef struct lt_draw_req {
+    lt_sampler_cfg sampler;
+    int n;                       /* samples */
+    int views;                   /* >= 1 */
+    int augment;                 /* 1: training augmentation; 0: the eval transform */
+    lt_rng *rng;                 /* i.i.d. samplers: required */
+    uint64_t stream;             /* list samplers: the stream id (methods: LT_STREAM_METHOD + k) */
+    int epoch;                   /* list samplers: the epoch of slot 0's list */
+    long batch;                  /* list samplers: the batch index within it */
+    long samples_per_epoch;      /* list samplers: list length (0 = the dataset's size) */
+} lt_draw_req;
+#define LT_DRAW_AUG_TAG 0x61756775u   /* "augu" */
+
+typedef struct lt_drawer lt_drawer;
+/* Indexes ds by class (allocation happens here, and once per list sampler
+ * at its first draw); ds and aug must outlive the drawer. */
+int lt_drawer_create(lt_drawer **d, const lt_dataset *ds, const lt_aug *aug, uint64_t seed);
+int lt_drawer_draw(lt_drawer *d, const lt_draw_req *req, float *x, int32_t *labels, int32_t *ids);
+void lt_drawer_free(lt_drawer *d);
+
 /* ---- loader: batches prepared in a background thread ---------------------- */
 typedef struct lt_loader lt_loader;
 /* train != 0 applies lt_aug_train with streams derived from (seed, aug_stream);
  * otherwise lt_aug_eval. Batch buffers are allocated here, once. */
 int lt_loader_open(lt_loader **L, const lt_dataset *ds, const lt_aug *aug, int batch,
                    int drop_last, int train, uint64_t seed, uint64_t aug_stream);
+/* k augmented views of every sample (default 1), for multi-view methods: a
+ * batch's x then holds k * count rows, view-major (rows [v*count,
+ * (v+1)*count) are view v of the batch's samples), and y / sample repeat
+ * per view. View 0 is exactly the one-view batch; view v >= 1 draws its
+ * augmentation from the sample's stream derived with (LT_VIEW_TAG, v).
+ * Call before lt_loader_start (it reallocates the batch slots). */
+#define LT_VIEW_TAG 0x76696577u   /* "view" */
+int lt_loader_set_views(lt_loader *L, int views);
 /* Starts an epoch over idx[0..n-1] (copied), beginning at batch `first_batch`
  * (used when resuming mid-epoch; 0 normally). Starts preparing the first batch. */
 int lt_loader_start(lt_loader *L, int epoch, const int32_t *idx, long n, long first_batch);
 /* Returns LT_OK and a batch (pointers valid until the next call), or sets
- * *count = 0 at the end of the epoch. x is [count, c, out_h, out_w]. */
+ * *count = 0 at the end of the epoch. x is [views x count, c, out_h, out_w]. */
 int lt_loader_next(lt_loader *L, const float **x, const int32_t **y, const int32_t **sample,
                    int *count);
 long lt_loader_batches(const lt_loader *L); /* batches in the current epoch */

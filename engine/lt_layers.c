@@ -3,7 +3,7 @@
  * the arithmetic; this file only routes pointers and decides which gradients
  * are needed (frozen parameters and inputs without trainable ancestors get
  * NULL, so their work is skipped). */
-#include "lt_model.h"
+#include "lt_model_impl.h"
 #include "lt_loss.h"
 #include "lt_ops.h"
 
@@ -46,7 +46,23 @@ static int conv_bwd(lt_model *m, lt_node *nd, int N) {
     return LT_OK;
 }
 static size_t conv_scratch(const lt_node *nd, int N) { return lt_conv2d_scratch_floats(&((const conv_cfg *)nd->cfg)->g, N); }
-static const lt_layer_ops conv_ops = {LT_LAYER_ABI, "conv2d", conv_plan, conv_fwd, conv_bwd, conv_scratch, LT_LAYER_SETS_DX};
+/* The conv stores through an epilogue (affine, residual add, ReLU) in
+ * inference: lt_model's fusion of conv -> BN [-> add] [-> ReLU]. */
+static int conv_fwd_ep(lt_model *m, lt_node *nd, int N, float *out, const lt_conv_epilogue *ep) {
+    const conv_cfg *c = (const conv_cfg *)nd->cfg;
+    lt_conv2d_forward_ep(&c->g, N, in_node(m, nd, 0)->y, pw(m, nd, 0), c->bias ? pw(m, nd, 1) : NULL, out,
+                         m->scratch, ep);
+    return LT_OK;
+}
+static double weight_macs(const lt_model *m, const lt_node *nd) {
+    return nd->np > 0 ? (double)m->params[nd->p0].count : 0.0;   /* parameter 0 is the weight */
+}
+static double conv_macs(const lt_model *m, const lt_node *nd) {
+    return weight_macs(m, nd) * nd->shape.h * nd->shape.w;
+}
+static const lt_layer_fusion conv_fusion = {.forward_epilogue = conv_fwd_ep};
+static const lt_layer_ops conv_ops = {LT_LAYER_ABI, "conv2d", conv_plan, conv_fwd, conv_bwd, conv_scratch,
+                                      LT_LAYER_SETS_DX, &conv_fusion, conv_macs};
 
 int lt_add_conv(lt_model *m, const char *name, const char *group, int in, int co, int k, int stride,
                 int pad, int groups, int bias) {
@@ -93,68 +109,31 @@ static int bn_bwd(lt_model *m, lt_node *nd, int N) {
                               nd->dy, in_dy(m, nd, 0), pg(m, nd, 0), pg(m, nd, 1), nd->dx_set[0]);
     return LT_OK;
 }
-static const lt_layer_ops bn_ops = {LT_LAYER_ABI, "bn", bn_plan, bn_fwd, bn_bwd, NULL, LT_LAYER_SETS_DX};
-
-static const lt_layer_ops sca_ops;
-typedef struct { int co, stride; } sca_cfg;
-
-int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int fuse, int N, float *coef) {
-    lt_node *cn = &m->nodes[conv], *bnn = &m->nodes[bn];
-    const conv_cfg *cc = (const conv_cfg *)cn->cfg;
-    const bn_cfg *bc = (const bn_cfg *)bnn->cfg;
-    const int C = bnn->shape.c;
-    float *mu = coef, *a = coef + C, *b = coef + 2 * C;
-    lt_bn_eval_coeffs(C, pw(m, bnn, 0), pw(m, bnn, 1), bf(m, bnn, 0), bf(m, bnn, 1), bc->eps, mu, a, b);
-    lt_conv_epilogue ep = {mu, a, b, fuse >= 2, NULL, 0, 0};
-    float *out = bnn->y;
-    if (fuse >= 3) {
-        /* + the residual sum's other input (fuse 4: the shortcut node between
-         * the BN and the sum, run first), written as the sum's output (which
-         * the in-place ReLU after it shares) */
-        lt_node *sn = &m->nodes[bn + fuse - 2];
-        if (fuse == 4) {
-            lt_node *sc = &m->nodes[bn + 1];
-            if (sc->ops == &sca_ops) {
-                /* an option-A shortcut writes only its data channels and the
-                 * epilogue adds only those: its zero channels (half of them)
-                 * were a memset and a read of zeros per image (its output is
-                 * not materialised, as the fused BN's is not) */
-                const sca_cfg *c = (const sca_cfg *)sc->cfg;
-                const lt_shape s = in_node(m, sc, 0)->shape;
-                lt_shortcut_a_forward_data(N, s.c, s.h, s.w, c->co, c->stride, in_node(m, sc, 0)->y, sc->y);
-                ep.res_c0 = (c->co - s.c) / 2;
-                ep.res_c1 = ep.res_c0 + s.c;
-            } else {
-                int rc = sc->ops->forward(m, sc, N);
-                if (rc) return lt_err_wrap(rc, "forward of '%s'", sc->name);
-            }
-        }
-        ep.res = in_node(m, sn, sn->in[0] == bn ? 1 : 0)->y;
-        out = sn->y;
-    }
-    lt_conv2d_forward_ep(&cc->g, N, in_node(m, cn, 0)->y, pw(m, cn, 0), cc->bias ? pw(m, cn, 1) : NULL, out,
-                         m->scratch, &ep);
+/* Eval-mode BN as an affine for a producer's epilogue. */
+static int bn_eval_affine(lt_model *m, const lt_node *nd, float *mu, float *a, float *b) {
+    const bn_cfg *c = (const bn_cfg *)nd->cfg;
+    lt_bn_eval_coeffs(nd->shape.c, pw(m, nd, 0), pw(m, nd, 1), bf(m, nd, 0), bf(m, nd, 1), c->eps, mu, a, b);
     return LT_OK;
 }
-
-int lt_layers_bn_relu_forward(lt_model *m, int bn, int relu, int N) {
-    lt_node *nd = &m->nodes[bn];
-    (void)relu;   /* in place: the ReLU's output is the BN's */
-    if (!bn_train_mode(m, nd)) return 0;
+/* Training: BN -> the in-place ReLU reading it, as one pass each way. */
+static int bn_fwd_relu(lt_model *m, lt_node *nd, int N) {
+    if (!bn_train_mode(m, nd)) return 0;   /* eval-mode BN: the pair runs unfused */
     bn_cfg *c = (bn_cfg *)nd->cfg;
     int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
     lt_bn_forward_train_relu(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), pw(m, nd, 1), nd->y, nd->saved,
                              nd->saved + C, bf(m, nd, 0), bf(m, nd, 1), c->momentum, c->eps, 1);
     return 1;
 }
-
-int lt_layers_bn_relu_backward(lt_model *m, int bn, int relu, int N) {
-    lt_node *nd = &m->nodes[bn], *rn = &m->nodes[relu];
+static int bn_bwd_relu(lt_model *m, lt_node *nd, const lt_node *rn, int N) {
     int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
     lt_bn_backward_train_relu(N, C, HW, in_node(m, nd, 0)->y, pw(m, nd, 0), nd->saved, nd->saved + C, rn->dy,
                               rn->y, in_dy(m, nd, 0), pg(m, nd, 0), pg(m, nd, 1), nd->dx_set[0]);
     return LT_OK;
 }
+static const lt_layer_fusion bn_fusion = {.eval_affine = bn_eval_affine, .forward_relu = bn_fwd_relu,
+                                          .backward_relu = bn_bwd_relu};
+static const lt_layer_ops bn_ops = {LT_LAYER_ABI, "bn", bn_plan, bn_fwd, bn_bwd, NULL,
+                                    LT_LAYER_SETS_DX | LT_LAYER_BWD_NO_Y, &bn_fusion, NULL};
 
 int lt_add_bn(lt_model *m, const char *name, const char *group, int in) {
     bn_cfg c = {1e-5f, 0.1f};
@@ -170,7 +149,8 @@ static int relu_bwd(lt_model *m, lt_node *nd, int N) {
     if (dx) lt_relu_backward_x(numel(nd, N), nd->y, nd->dy, dx, nd->dx_set[0]);
     return LT_OK;
 }
-static const lt_layer_ops relu_ops = {LT_LAYER_ABI, "relu", same_plan, relu_fwd, relu_bwd, NULL, LT_LAYER_SETS_DX};
+static const lt_layer_ops relu_ops = {LT_LAYER_ABI, "relu", same_plan, relu_fwd, relu_bwd, NULL,
+                                      LT_LAYER_SETS_DX | LT_LAYER_IN_PLACE | LT_LAYER_EPI_RELU, NULL, NULL};
 int lt_add_relu(lt_model *m, const char *name, const char *group, int in) {
     return lt_model_add(m, &relu_ops, name, group, in, -1, NULL, 0);
 }
@@ -199,7 +179,8 @@ static int maxpool_bwd(lt_model *m, lt_node *nd, int N) {
     if (dx) lt_maxpool_backward(N, s.c, s.h, s.w, c->k, c->s, c->p, (const int32_t *)nd->saved, nd->dy, dx);
     return LT_OK;
 }
-static const lt_layer_ops maxpool_ops = {LT_LAYER_ABI, "maxpool", maxpool_plan, maxpool_fwd, maxpool_bwd, NULL, 0};
+static const lt_layer_ops maxpool_ops = {LT_LAYER_ABI, "maxpool", maxpool_plan, maxpool_fwd, maxpool_bwd, NULL, 0,
+                                         NULL, NULL};
 int lt_add_maxpool(lt_model *m, const char *name, const char *group, int in, int k, int stride, int pad) {
     pool_cfg c = {k, stride, pad};
     return lt_model_add(m, &maxpool_ops, name, group, in, -1, &c, sizeof c);
@@ -222,7 +203,7 @@ static int gap_bwd(lt_model *m, lt_node *nd, int N) {
     if (dx) lt_gap_backward(N, s.c, s.h * s.w, nd->dy, dx);
     return LT_OK;
 }
-static const lt_layer_ops gap_ops = {LT_LAYER_ABI, "gap", gap_plan, gap_fwd, gap_bwd, NULL, 0};
+static const lt_layer_ops gap_ops = {LT_LAYER_ABI, "gap", gap_plan, gap_fwd, gap_bwd, NULL, 0, NULL, NULL};
 int lt_add_gap(lt_model *m, const char *name, const char *group, int in) {
     return lt_model_add(m, &gap_ops, name, group, in, -1, NULL, 0);
 }
@@ -243,12 +224,14 @@ static int sum_bwd(lt_model *m, lt_node *nd, int N) {
     lt_add_backward_x(numel(nd, N), nd->dy, in_dy(m, nd, 0), nd->dx_set[0], in_dy(m, nd, 1), nd->dx_set[1]);
     return LT_OK;
 }
-static const lt_layer_ops sum_ops = {LT_LAYER_ABI, "sum", sum_plan, sum_fwd, sum_bwd, NULL, LT_LAYER_SETS_DX};
+static const lt_layer_ops sum_ops = {LT_LAYER_ABI, "sum", sum_plan, sum_fwd, sum_bwd, NULL,
+                                     LT_LAYER_SETS_DX | LT_LAYER_BWD_NO_Y | LT_LAYER_EPI_ADD, NULL, NULL};
 int lt_add_sum(lt_model *m, const char *name, const char *group, int a, int b) {
     return lt_model_add(m, &sum_ops, name, group, a, b, NULL, 0);
 }
 
 /* ---- option-A shortcut ---------------------------------------------------------------- */
+typedef struct { int co, stride; } sca_cfg;
 static int sca_plan(lt_model *m, lt_node *nd) {
     sca_cfg *c = (sca_cfg *)nd->cfg;
     lt_shape s = in_node(m, nd, 0)->shape;
@@ -270,7 +253,19 @@ static int sca_bwd(lt_model *m, lt_node *nd, int N) {
     if (dx) lt_shortcut_a_backward(N, s.c, s.h, s.w, c->co, c->stride, nd->dy, dx);
     return LT_OK;
 }
-static const lt_layer_ops sca_ops = {LT_LAYER_ABI, "shortcut_a", sca_plan, sca_fwd, sca_bwd, NULL, 0};
+/* In a fused inference forward only the data channels are written (the
+ * epilogue adds only those; the zero channels are never read). */
+static int sca_fwd_data(lt_model *m, lt_node *nd, int N, int *c0, int *c1) {
+    const sca_cfg *c = (const sca_cfg *)nd->cfg;
+    const lt_shape s = in_node(m, nd, 0)->shape;
+    lt_shortcut_a_forward_data(N, s.c, s.h, s.w, c->co, c->stride, in_node(m, nd, 0)->y, nd->y);
+    *c0 = (c->co - s.c) / 2;
+    *c1 = *c0 + s.c;
+    return LT_OK;
+}
+static const lt_layer_fusion sca_fusion = {.forward_data = sca_fwd_data};
+static const lt_layer_ops sca_ops = {LT_LAYER_ABI, "shortcut_a", sca_plan, sca_fwd, sca_bwd, NULL, 0, &sca_fusion,
+                                     NULL};
 int lt_add_shortcut_a(lt_model *m, const char *name, const char *group, int in, int co, int stride) {
     sca_cfg c = {co, stride};
     return lt_model_add(m, &sca_ops, name, group, in, -1, &c, sizeof c);
@@ -299,7 +294,7 @@ static int lin_bwd(lt_model *m, lt_node *nd, int N) {
                        pg(m, nd, 0), c->bias ? pg(m, nd, 1) : NULL);
     return LT_OK;
 }
-static const lt_layer_ops lin_ops = {LT_LAYER_ABI, "linear", lin_plan, lin_fwd, lin_bwd, NULL, 0};
+static const lt_layer_ops lin_ops = {LT_LAYER_ABI, "linear", lin_plan, lin_fwd, lin_bwd, NULL, 0, NULL, weight_macs};
 int lt_add_linear(lt_model *m, const char *name, const char *group, int in, int out, int bias) {
     lin_cfg c = {out, bias, 1.0f};
     return lt_model_add(m, &lin_ops, name, group, in, -1, &c, sizeof c);
@@ -329,7 +324,7 @@ static int cos_bwd(lt_model *m, lt_node *nd, int N) {
                        nd->saved + m->batch, nd->y, nd->dy, in_dy(m, nd, 0), pg(m, nd, 0));
     return LT_OK;
 }
-static const lt_layer_ops cos_ops = {LT_LAYER_ABI, "cosine", cos_plan, cos_fwd, cos_bwd, NULL, 0};
+static const lt_layer_ops cos_ops = {LT_LAYER_ABI, "cosine", cos_plan, cos_fwd, cos_bwd, NULL, 0, NULL, weight_macs};
 int lt_add_cosine(lt_model *m, const char *name, const char *group, int in, int out, float scale) {
     lin_cfg c = {out, 0, scale};
     return lt_model_add(m, &cos_ops, name, group, in, -1, &c, sizeof c);
@@ -364,7 +359,7 @@ static int scale_bwd(lt_model *m, lt_node *nd, int N) {
     }
     return LT_OK;
 }
-static const lt_layer_ops scale_ops = {LT_LAYER_ABI, "scale", scale_plan, scale_fwd, scale_bwd, NULL, 0};
+static const lt_layer_ops scale_ops = {LT_LAYER_ABI, "scale", scale_plan, scale_fwd, scale_bwd, NULL, 0, NULL, NULL};
 int lt_add_scale(lt_model *m, const char *name, const char *group, int in) {
     return lt_model_add(m, &scale_ops, name, group, in, -1, NULL, 0);
 }

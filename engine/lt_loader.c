@@ -26,6 +26,7 @@ struct lt_loader {
     const lt_dataset *ds;
     lt_aug aug;
     int batch, drop_last, train;
+    int views;          /* augmented copies of each sample in a batch (view-major rows) */
     int oh, ow;
     size_t img_floats;  /* c * oh * ow */
     lt_rng aug_base;    /* (seed, aug_stream); per-sample streams derive from it */
@@ -77,16 +78,23 @@ static int fill_batch(lt_loader *L, int s, long b)
         long pos = start + i;
         int32_t id = L->idx[pos];
         const uint8_t *img = ds->pixels + (size_t)id * img_bytes;
-        float *dst = L->x[s] + (size_t)i * L->img_floats;
-        if (L->train) {
-            lt_rng r;
-            lt_rng_derive(&r, &L->aug_base, (uint64_t)L->epoch, (uint64_t)pos);
-            lt_aug_train(&L->aug, ds->c, ds->h, ds->w, img, &r, dst);
-        } else {
-            lt_aug_eval(&L->aug, ds->c, ds->h, ds->w, img, dst);
+        lt_rng r0;
+        lt_rng_derive(&r0, &L->aug_base, (uint64_t)L->epoch, (uint64_t)pos);
+        for (int v = 0; v < L->views; v++) {
+            /* view-major: rows [v*m, (v+1)*m) are view v of the batch */
+            float *dst = L->x[s] + ((size_t)v * m + i) * L->img_floats;
+            if (L->train) {
+                /* view 0 draws from the position's own stream (a one-view
+                 * batch is what it always was); view v from a sub-stream */
+                lt_rng r = r0;
+                if (v) lt_rng_derive(&r, &r0, LT_VIEW_TAG, (uint64_t)v);
+                lt_aug_train(&L->aug, ds->c, ds->h, ds->w, img, &r, dst);
+            } else {
+                lt_aug_eval(&L->aug, ds->c, ds->h, ds->w, img, dst);
+            }
+            L->y[s][(size_t)v * m + i] = ds->labels[id];
+            L->sample[s][(size_t)v * m + i] = id;
         }
-        L->y[s][i] = ds->labels[id];
-        L->sample[s][i] = id;
     }
     L->count[s] = (int)m;
     return 1;
@@ -148,6 +156,7 @@ int lt_loader_open(lt_loader **out, const lt_dataset *ds, const lt_aug *aug, int
     L->ds = ds;
     L->aug = *aug;
     L->batch = batch;
+    L->views = 1;
     L->drop_last = drop_last;
     L->train = train;
     L->oh = aug->out_h > 0 ? aug->out_h : ds->h;
@@ -194,6 +203,46 @@ static void quiesce(lt_loader *L)
     atomic_store(&L->abort_fill, 1);
     while (L->busy)
         pthread_cond_wait(&L->cv, &L->mu);
+}
+
+int lt_loader_set_views(lt_loader *L, int views)
+{
+    if (!L)
+        return lt_err(LT_EINVAL, "loader: NULL loader");
+    if (views < 1 || views > 64)
+        return lt_err(LT_EINVAL, "loader: %d views per sample (1..64)", views);
+    if (views == L->views)
+        return LT_OK;
+    pthread_mutex_lock(&L->mu);
+    quiesce(L);
+    int rc = LT_OK;
+    for (int s = 0; s < 2 && !rc; s++) {
+        float *x = lt_alloc((size_t)views * L->batch * L->img_floats * sizeof(float));
+        int32_t *y = calloc((size_t)views * L->batch, sizeof(int32_t));
+        int32_t *id = calloc((size_t)views * L->batch, sizeof(int32_t));
+        if (!x || !y || !id) {
+            lt_free(x);
+            free(y);
+            free(id);
+            rc = lt_err(LT_ENOMEM, "loader: cannot allocate %d views of a batch of %d", views, L->batch);
+            break;
+        }
+        lt_free(L->x[s]);
+        free(L->y[s]);
+        free(L->sample[s]);
+        L->x[s] = x;
+        L->y[s] = y;
+        L->sample[s] = id;
+    }
+    if (!rc)
+        L->views = views;
+    /* nothing prepared survives: the next lt_loader_start begins afresh */
+    L->started = 0;
+    L->slot_state[0] = L->slot_state[1] = SLOT_FREE;
+    L->held = -1;
+    atomic_store(&L->abort_fill, 0);
+    pthread_mutex_unlock(&L->mu);
+    return rc;
 }
 
 int lt_loader_start(lt_loader *L, int epoch, const int32_t *idx, long n, long first_batch)

@@ -2,8 +2,9 @@
  * allocation per flat block), activation planning, forward/backward drivers,
  * groups (freeze, eval mode, re-initialisation) and named taps. The layer
  * types themselves live in lt_layers.c, the ResNet builders in lt_resnet.c. */
-#include "lt_model.h"
+#include "lt_model_impl.h"
 #include "lt_loss.h"
+#include "lt_ops.h"
 #include "lt_rng.h"
 
 #include <math.h>
@@ -17,7 +18,7 @@ static int input_plan(lt_model *m, lt_node *nd) {
     return LT_OK;
 }
 static int input_noop(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; return LT_OK; }
-static const lt_layer_ops input_ops = {LT_LAYER_ABI, "input", input_plan, input_noop, input_noop, NULL, 0};
+static const lt_layer_ops input_ops = {LT_LAYER_ABI, "input", input_plan, input_noop, input_noop, NULL, 0, NULL, NULL};
 
 int lt_model_create(lt_model **out, lt_shape in) {
     *out = NULL;
@@ -62,11 +63,20 @@ static int grow(void **p, int *cap, int need, size_t elem) {
 
 int lt_model_add(lt_model *m, const lt_layer_ops *ops, const char *name, const char *group,
                  int in0, int in1, const void *cfg, size_t cfg_size) {
+    return lt_model_add_ud(m, ops, name, group, in0, in1, cfg, cfg_size, NULL);
+}
+
+int lt_model_add_ud(lt_model *m, const lt_layer_ops *ops, const char *name, const char *group,
+                    int in0, int in1, const void *cfg, size_t cfg_size, void *userdata) {
     if (m->finalized)
         return -lt_err(LT_ESTATE, "model: cannot add node '%s' after finalize", name);
-    if (!ops || ops->abi != LT_LAYER_ABI)
-        return -lt_err(LT_EABI, "model: layer '%s' has layer ABI %d, engine expects %d", name,
+    /* append-only table: an ABI-1 table lacks the members after `flags` */
+    if (!ops || ops->abi < 1 || ops->abi > LT_LAYER_ABI)
+        return -lt_err(LT_EABI, "model: layer '%s' has layer ABI %d, engine reads 1..%d", name,
                        ops ? ops->abi : -1, LT_LAYER_ABI);
+    if (!ops->plan || !ops->forward || !ops->backward)
+        return -lt_err(LT_EINVAL, "model: layer '%s' (%s) lacks plan, forward or backward", name,
+                       ops->type ? ops->type : "?");
     if (cfg_size > sizeof(((lt_node *)0)->cfg))
         return -lt_err(LT_EINVAL, "model: config of layer '%s' too large", name);
     if (strlen(name) >= LT_NAME_MAX)
@@ -90,6 +100,7 @@ int lt_model_add(lt_model *m, const lt_layer_ops *ops, const char *name, const c
     nd->n_in = n_in;
     nd->p0 = m->n_params;
     nd->b0 = m->n_bufs;
+    nd->userdata = userdata;
     if (cfg && cfg_size) memcpy(nd->cfg, cfg, cfg_size);
     m->n_nodes++;
     rc = ops->plan(m, &m->nodes[idx]);
@@ -214,20 +225,10 @@ int lt_model_finalize(lt_model *m, uint64_t seed) {
     return LT_OK;
 }
 
-/* A ReLU may overwrite its input in place (saving one activation buffer)
- * when the input is a BN or a residual sum that feeds nothing else: ReLU's
- * backward needs only its own output, BN's backward reads BN's input (not its
- * output) and a sum's backward reads nothing, so the overwritten values are
- * never needed again. */
-static int relu_in_place(const lt_model *m, int i) {
-    const lt_node *nd = &m->nodes[i];
-    if (strcmp(nd->ops->type, "relu") || nd->n_in != 1 || nd->in[0] <= 0) return 0;
-    const lt_node *x = &m->nodes[nd->in[0]];
-    if (strcmp(x->ops->type, "bn") && strcmp(x->ops->type, "sum")) return 0;
-    int uses = 0;
-    for (int j = 1; j < m->n_nodes; j++)
-        for (int k = 0; k < m->nodes[j].n_in; k++) uses += m->nodes[j].in[k] == nd->in[0];
-    return uses == 1;
+/* The fusion table of a node's layer (NULL for ABI-1 tables, which end
+ * before it, and for layers that take part in no fusion). */
+static const lt_layer_fusion *fusion_of(const lt_node *nd) {
+    return nd->ops->abi >= 2 ? nd->ops->fusion : NULL;
 }
 
 static int n_uses(const lt_model *m, int j) {
@@ -237,45 +238,108 @@ static int n_uses(const lt_model *m, int j) {
     return uses;
 }
 
-/* Inference fusion at node i: 0 none; 1 conv -> BN (BN's input is conv's
- * output and nothing else reads it); 2 the same plus the ReLU after the BN,
- * when that ReLU works in place on the BN's output; 3 conv -> BN -> sum ->
- * ReLU: the BN feeds only a residual sum at i + 2 whose other input is
- * computed before the conv, and the ReLU at i + 3 works in place on the sum;
- * 4 the same with a shortcut node at i + 2 that reads only nodes before the
- * conv (so it can run first) and feeds the sum at i + 3. */
+/* A layer that may work in place (LT_LAYER_IN_PLACE: a ReLU) overwrites its
+ * input, saving one activation buffer, when that input is produced by a
+ * layer whose backward does not read its own output (LT_LAYER_BWD_NO_Y: BN
+ * reads its input, a residual sum reads nothing) and feeds nothing else:
+ * the in-place layer's backward needs only its own output, so the
+ * overwritten values are never needed again. */
+static int in_place(const lt_model *m, int i) {
+    const lt_node *nd = &m->nodes[i];
+    if (!(nd->ops->flags & LT_LAYER_IN_PLACE) || nd->n_in != 1 || nd->in[0] <= 0) return 0;
+    if (!(m->nodes[nd->in[0]].ops->flags & LT_LAYER_BWD_NO_Y)) return 0;
+    return n_uses(m, nd->in[0]) == 1;
+}
+
+/* An in-place ReLU an epilogue can take over. */
+static int epi_relu(const lt_model *m, int i) {
+    return (m->nodes[i].ops->flags & LT_LAYER_EPI_RELU) && in_place(m, i);
+}
+
+/* Inference fusion at node i (a producer whose fusion table has
+ * forward_epilogue: conv): 0 none; 1 producer -> affine node (eval_affine:
+ * BN) whose only input is the producer's output, which nothing else reads;
+ * 2 the same plus the in-place ReLU after the affine node; 3 producer ->
+ * affine -> residual add (LT_LAYER_EPI_ADD) -> ReLU: the affine node feeds
+ * only an add at i + 2 whose other input is computed before the producer,
+ * and the in-place ReLU at i + 3 reads the add; 4 the same with a node at
+ * i + 2 (a shortcut) that reads only nodes before the producer (so it can
+ * run first) and feeds the add at i + 3. */
 static int fusable(const lt_model *m, int i) {
-    if (i + 1 >= m->n_nodes || strcmp(m->nodes[i].ops->type, "conv2d")) return 0;
-    const lt_node *bn = &m->nodes[i + 1];
-    if (strcmp(bn->ops->type, "bn") || bn->n_in != 1 || bn->in[0] != i || n_uses(m, i) != 1) return 0;
-    if (m->fuse_floats < 3 * (size_t)bn->shape.c) return 0;
-    const int relu = i + 2 < m->n_nodes && m->nodes[i + 2].in[0] == i + 1 && relu_in_place(m, i + 2);
+    if (i + 1 >= m->n_nodes) return 0;
+    const lt_layer_fusion *pf = fusion_of(&m->nodes[i]);
+    if (!pf || !pf->forward_epilogue) return 0;
+    const lt_node *af = &m->nodes[i + 1];
+    const lt_layer_fusion *ff = fusion_of(af);
+    if (!ff || !ff->eval_affine || af->n_in != 1 || af->in[0] != i || n_uses(m, i) != 1) return 0;
+    if (m->fuse_floats < 3 * (size_t)af->shape.c) return 0;
+    const int relu = i + 2 < m->n_nodes && m->nodes[i + 2].in[0] == i + 1 && epi_relu(m, i + 2);
     if (relu) return 2;
     if (n_uses(m, i + 1) != 1) return 1;
-    /* the residual tail: the sum at i + 2 + sc (sc = 1: a shortcut node
-     * between, which must read only nodes before the conv), its other input
-     * ready before the conv runs, and an in-place ReLU right after it */
+    /* the residual tail: the add at i + 2 + sc (sc = 1: a shortcut node
+     * between, which must read only nodes before the producer), its other
+     * input ready before the producer runs, and an in-place ReLU right after */
     for (int sc = 0; sc <= 1; sc++) {
         const int si = i + 2 + sc;
         if (si + 1 >= m->n_nodes) break;
         const lt_node *s = &m->nodes[si], *r = &m->nodes[si + 1];
-        if (strcmp(s->ops->type, "sum") || s->n_in != 2 || (s->in[0] != i + 1 && s->in[1] != i + 1)) continue;
+        if (!(s->ops->flags & LT_LAYER_EPI_ADD) || s->n_in != 2 || (s->in[0] != i + 1 && s->in[1] != i + 1))
+            continue;
         const int other = s->in[0] == i + 1 ? s->in[1] : s->in[0];
         int ready = sc ? other == i + 2 : other < i;
         for (int k = 0; sc && k < m->nodes[i + 2].n_in; k++) ready &= m->nodes[i + 2].in[k] < i;
-        if (ready && (!sc || m->nodes[i + 2].n_in >= 1) && r->n_in == 1 && r->in[0] == si &&
-            relu_in_place(m, si + 1))
+        if (ready && (!sc || m->nodes[i + 2].n_in >= 1) && r->n_in == 1 && r->in[0] == si && epi_relu(m, si + 1))
             return 3 + sc;
     }
     return 1;
 }
 
-/* Training fusion at node i: a BN whose only reader is the in-place ReLU at
- * i + 1 (lt_layers_bn_relu_forward / _backward). */
+/* Training fusion at node i: a node with forward_relu/backward_relu (BN)
+ * whose only reader is the in-place ReLU at i + 1. */
 static int train_fusable(const lt_model *m, int i) {
-    if (i + 1 >= m->n_nodes || strcmp(m->nodes[i].ops->type, "bn")) return 0;
+    if (i + 1 >= m->n_nodes) return 0;
+    const lt_layer_fusion *f = fusion_of(&m->nodes[i]);
+    if (!f || !f->forward_relu || !f->backward_relu) return 0;
     const lt_node *r = &m->nodes[i + 1];
-    return r->n_in == 1 && r->in[0] == i && relu_in_place(m, i + 1);
+    return r->n_in == 1 && r->in[0] == i && epi_relu(m, i + 1);
+}
+
+/* Runs producer i with the affine node i + 1 (and what `fuse` adds, see
+ * fusable) as its store epilogue. */
+static int run_fused(lt_model *m, int i, int fuse, int N) {
+    lt_node *pn = &m->nodes[i], *an = &m->nodes[i + 1];
+    const int C = an->shape.c;
+    float *mu = m->fuse_coef, *a = mu + C, *b = mu + 2 * C;
+    LT_TRY(fusion_of(an)->eval_affine(m, an, mu, a, b));
+    lt_conv_epilogue ep = {mu, a, b, fuse >= 2, NULL, 0, 0};
+    float *out = an->y;
+    if (fuse >= 3) {
+        /* + the add's other input (fuse 4: the shortcut node between the
+         * affine node and the add, run first), written as the add's output
+         * (which the in-place ReLU after it shares) */
+        lt_node *sn = &m->nodes[i + fuse - 1];
+        if (fuse == 4) {
+            lt_node *sc = &m->nodes[i + 2];
+            const lt_layer_fusion *sf = fusion_of(sc);
+            if (sf && sf->forward_data) {
+                /* only the data channels are written and added: an option-A
+                 * shortcut's zero channels (half of them) were a memset and a
+                 * read of zeros per image (its output is not materialised, as
+                 * the fused BN's is not) */
+                int c0 = 0, c1 = 0;
+                int rc = sf->forward_data(m, sc, N, &c0, &c1);
+                if (rc) return lt_err_wrap(rc, "forward of '%s'", sc->name);
+                ep.res_c0 = c0;
+                ep.res_c1 = c1;
+            } else {
+                int rc = sc->ops->forward(m, sc, N);
+                if (rc) return lt_err_wrap(rc, "forward of '%s'", sc->name);
+            }
+        }
+        ep.res = m->nodes[sn->in[0] == i + 1 ? sn->in[1] : sn->in[0]].y;
+        out = sn->y;
+    }
+    return fusion_of(pn)->forward_epilogue(m, pn, N, out, &ep);
 }
 
 int lt_model_set_batch(lt_model *m, int N) {
@@ -289,7 +353,7 @@ int lt_model_set_batch(lt_model *m, int N) {
             lt_node *nd = &m->nodes[i];
             size_t sz = ((size_t)N * lt_shape_count(nd->shape) + 15) & ~(size_t)15;
             size_t sv = ((size_t)N * nd->saved_per_sample + nd->saved_fixed + 15) & ~(size_t)15;
-            const int inplace = relu_in_place(m, i);
+            const int inplace = in_place(m, i);
             if (pass == 1) {
                 nd->y = inplace ? m->nodes[nd->in[0]].y : m->acts + off;
                 nd->dy = m->acts + off + (inplace ? 0 : sz);
@@ -319,9 +383,10 @@ int lt_model_set_batch(lt_model *m, int N) {
     if (!m->fuse_coef) {
         /* the graph is fixed after finalize: plan the fusions once */
         size_t widest = 0;
-        for (int i = 1; i < m->n_nodes; i++)
-            if (!strcmp(m->nodes[i].ops->type, "bn") && (size_t)m->nodes[i].shape.c > widest)
-                widest = (size_t)m->nodes[i].shape.c;
+        for (int i = 1; i < m->n_nodes; i++) {
+            const lt_layer_fusion *f = fusion_of(&m->nodes[i]);
+            if (f && f->eval_affine && (size_t)m->nodes[i].shape.c > widest) widest = (size_t)m->nodes[i].shape.c;
+        }
         if (widest) {
             m->fuse_coef = lt_alloc(3 * widest * sizeof(float));
             if (!m->fuse_coef) { m->batch = 0; return lt_err(LT_ENOMEM, "model: out of memory for fusion coefficients"); }
@@ -347,7 +412,7 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
         lt_node *nd = &m->nodes[i];
         if (training && !m->no_fuse && nd->fuse_train) {
             /* BN -> in-place ReLU as one pass; 0 = the BN is in eval mode */
-            int rc = lt_layers_bn_relu_forward(m, i, i + 1, N);
+            int rc = fusion_of(nd)->forward_relu(m, nd, N);
             if (rc < 0) return lt_err_wrap(rc, "forward of '%s' fused with '%s'", nd->name, m->nodes[i + 1].name);
             if (rc == 1) {
                 nd->fused_now = 1;
@@ -357,7 +422,7 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
         }
         const int fuse = training || m->no_fuse ? 0 : nd->fuse;
         if (fuse) {
-            int rc = lt_layers_conv_bn_fused(m, i, i + 1, fuse, N, m->fuse_coef);
+            int rc = run_fused(m, i, fuse, N);
             if (rc) return lt_err_wrap(rc, "forward of '%s' fused with '%s'", nd->name, m->nodes[i + 1].name);
             i += fuse;
             continue;
@@ -419,7 +484,7 @@ int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps) {
          * last); otherwise the two nodes run one by one as usual */
         if (nd->fused_now && i + 1 <= last && m->nodes[i + 1].dx_set[0]) continue;   /* handled below */
         if (i >= 2 && m->nodes[i - 1].fused_now && nd->dx_set[0]) {
-            int rc = lt_layers_bn_relu_backward(m, i - 1, i, N);
+            int rc = fusion_of(&m->nodes[i - 1])->backward_relu(m, &m->nodes[i - 1], nd, N);
             if (rc) return lt_err_wrap(rc, "backward of '%s' fused with '%s'", m->nodes[i - 1].name, nd->name);
             continue;
         }
@@ -451,6 +516,119 @@ float *lt_model_param_data(lt_model *m, const char *name) {
     lt_param *p = lt_model_param(m, name);
     return p && m->w ? m->w + p->off : NULL;
 }
+
+static void param_info(lt_model *m, int i, lt_param_info *o) {
+    const lt_param *p = &m->params[i];
+    o->name = p->name;
+    o->count = p->count;
+    o->w = m->w ? m->w + p->off : NULL;
+    o->g = m->g ? m->g + p->off : NULL;
+    o->node = p->node;
+    o->group = m->nodes[p->node].group;
+    o->flags = p->flags;
+}
+
+int lt_model_n_params(const lt_model *m) { return m->n_params; }
+
+int lt_model_param_at(lt_model *m, int i, lt_param_info *out) {
+    if (i < 0 || i >= m->n_params) return lt_err(LT_EINVAL, "model: no parameter %d (%d in all)", i, m->n_params);
+    param_info(m, i, out);
+    return LT_OK;
+}
+
+int lt_model_param_find(lt_model *m, const char *name, lt_param_info *out) {
+    for (int i = 0; i < m->n_params; i++)
+        if (!strcmp(m->params[i].name, name)) {
+            param_info(m, i, out);
+            return LT_OK;
+        }
+    return lt_err(LT_EINVAL, "model: no parameter '%s'", name);
+}
+
+int lt_model_param_flags(lt_model *m, const char *name, unsigned set, unsigned clear) {
+    lt_param *p = lt_model_param(m, name);
+    if (!p) return lt_err(LT_EINVAL, "model: no parameter '%s'", name);
+    p->flags = (uint8_t)((p->flags | set) & ~clear);
+    if (m->finalized) update_mask_and_flow(m);
+    return LT_OK;
+}
+
+int lt_model_n_buffers(const lt_model *m) { return m->n_bufs; }
+
+int lt_model_buffer_at(lt_model *m, int i, lt_buffer_info *out) {
+    if (i < 0 || i >= m->n_bufs) return lt_err(LT_EINVAL, "model: no buffer %d (%d in all)", i, m->n_bufs);
+    const lt_buffer *b = &m->bufs[i];
+    out->name = b->name;
+    out->count = b->count;
+    out->data = m->buf ? m->buf + b->off : NULL;
+    out->node = b->node;
+    return LT_OK;
+}
+
+int lt_model_rename_params(lt_model *m, int node, const char *prefix) {
+    if (m->finalized) return lt_err(LT_ESTATE, "model: parameters renamed after finalize");
+    if (node <= 0 || node >= m->n_nodes) return lt_err(LT_EINVAL, "model: no node %d", node);
+    const lt_node *nd = &m->nodes[node];
+    const size_t pre = strlen(nd->name) + 1;
+    for (int k = 0; k < nd->np + nd->nb; k++) {
+        char *name = k < nd->np ? m->params[nd->p0 + k].name : m->bufs[nd->b0 + k - nd->np].name;
+        const size_t cap = sizeof m->params[0].name;
+        char suffix[sizeof m->params[0].name], out[sizeof m->params[0].name + 8];
+        if (strncmp(name, nd->name, pre - 1) || name[pre - 1] != '.')
+            return lt_err(LT_ESTATE, "model: parameter '%s' is not named after node '%s'", name, nd->name);
+        snprintf(suffix, sizeof suffix, "%s", name + pre);
+        int n = snprintf(out, sizeof out, "%s.%s", prefix, suffix);
+        if (n < 0 || (size_t)n >= cap) return lt_err(LT_EINVAL, "model: parameter name '%s.%s' too long", prefix, suffix);
+        if (lt_model_param(m, out))
+            return lt_err(LT_EINVAL, "model: renaming '%s' to '%s' would duplicate a parameter name", name, out);
+        memcpy(name, out, (size_t)n + 1);
+    }
+    return LT_OK;
+}
+
+/* ---- accessors ------------------------------------------------------------------ */
+int lt_model_n_nodes(const lt_model *m) { return m->n_nodes; }
+lt_node *lt_model_node(lt_model *m, int i) { return i >= 0 && i < m->n_nodes ? &m->nodes[i] : NULL; }
+const lt_node *lt_model_node_const(const lt_model *m, int i) { return i >= 0 && i < m->n_nodes ? &m->nodes[i] : NULL; }
+lt_shape lt_model_in_shape(const lt_model *m) { return m->in_shape; }
+int lt_model_batch(const lt_model *m) { return m->batch; }
+int lt_model_training(const lt_model *m) { return m->training; }
+float *lt_model_scratch(lt_model *m) { return m->scratch; }
+void lt_model_set_no_fuse(lt_model *m, int no_fuse) { m->no_fuse = no_fuse != 0; }
+
+const char *lt_node_name(const lt_node *nd) { return nd->name; }
+const char *lt_node_group(const lt_node *nd) { return nd->group; }
+const char *lt_node_type(const lt_node *nd) { return nd->ops->type ? nd->ops->type : "?"; }
+int lt_node_n_inputs(const lt_node *nd) { return nd->n_in; }
+int lt_node_input(const lt_node *nd, int k) { return k >= 0 && k < nd->n_in ? nd->in[k] : -1; }
+lt_shape lt_node_shape(const lt_node *nd) { return nd->shape; }
+lt_shape lt_node_in_shape(const lt_model *m, const lt_node *nd, int k) { return m->nodes[nd->in[k]].shape; }
+void lt_node_set_shape(lt_node *nd, lt_shape s) { nd->shape = s; }
+void lt_node_set_saved(lt_node *nd, size_t per_sample, size_t fixed) {
+    nd->saved_per_sample = per_sample;
+    nd->saved_fixed = fixed;
+}
+float *lt_node_saved(const lt_node *nd) { return nd->saved; }
+float *lt_node_saved_fixed(const lt_model *m, const lt_node *nd) {
+    return nd->saved ? nd->saved + nd->saved_per_sample * (size_t)m->batch : NULL;
+}
+const float *lt_node_x(const lt_model *m, const lt_node *nd, int k) { return m->nodes[nd->in[k]].y; }
+float *lt_node_dx(lt_model *m, const lt_node *nd, int k) {
+    const lt_node *s = &m->nodes[nd->in[k]];
+    return (nd->in[k] > 0 && s->need_dy) ? s->dy : NULL;
+}
+int lt_node_dx_set(const lt_node *nd, int k) { return k >= 0 && k < LT_MAX_IN && nd->dx_set[k]; }
+float *lt_node_y(const lt_node *nd) { return nd->y; }
+float *lt_node_dy(const lt_node *nd) { return nd->dy; }
+float *lt_node_w(lt_model *m, const lt_node *nd, int k) { return m->w + m->params[nd->p0 + k].off; }
+float *lt_node_gw(lt_model *m, const lt_node *nd, int k) {
+    return (m->params[nd->p0 + k].flags & LT_MASK_FROZEN) ? NULL : m->g + m->params[nd->p0 + k].off;
+}
+float *lt_node_buf(lt_model *m, const lt_node *nd, int k) { return m->buf + m->bufs[nd->b0 + k].off; }
+void *lt_node_cfg(lt_node *nd) { return nd->cfg; }
+const void *lt_node_cfg_const(const lt_node *nd) { return nd->cfg; }
+void *lt_node_userdata(const lt_node *nd) { return nd->userdata; }
+int lt_node_train_mode(const lt_model *m, const lt_node *nd) { return m->training && !nd->eval_mode; }
 
 static int in_group(const lt_node *nd, const char *group) {
     return !group || !strcmp(nd->group, group);
@@ -508,57 +686,11 @@ int lt_model_no_decay(lt_model *m, const char *suffix) {
     return LT_OK;
 }
 
-/* ---- optimizer over the flat blocks ----------------------------------------- */
-int lt_optim_init(lt_optim *o, const lt_model *m, lt_opt_kind kind, float momentum,
-                  float weight_decay, int nesterov) {
-    memset(o, 0, sizeof *o);
-    if (!m->finalized) return lt_err(LT_ESTATE, "optimizer: model not finalized");
-    o->kind = kind;
-    o->momentum = momentum;
-    o->weight_decay = weight_decay;
-    o->nesterov = nesterov;
-    o->beta1 = 0.9f;
-    o->beta2 = 0.999f;
-    o->eps = 1e-8f;
-    o->n = m->n_w;
-    o->s1 = lt_alloc(o->n * sizeof(float));
-    if (kind == LT_OPT_ADAM) o->s2 = lt_alloc(o->n * sizeof(float));
-    if (!o->s1 || (kind == LT_OPT_ADAM && !o->s2)) { lt_optim_free(o); return lt_err(LT_ENOMEM, "optimizer: out of memory"); }
-    return LT_OK;
-}
-
-int lt_optim_step(lt_optim *o, lt_model *m, float lr) {
-    if (o->n != m->n_w) return lt_err(LT_ESHAPE, "optimizer: built for %zu parameters, model has %zu", o->n, m->n_w);
-    o->step++;
-    if (o->kind == LT_OPT_SGD) {
-        lt_sgd_cfg c = {lr, o->momentum, o->weight_decay, o->nesterov};
-        lt_sgd_step(o->n, m->w, m->g, o->s1, m->mask, &c);
-    } else {
-        lt_adam_cfg c = {lr, o->beta1, o->beta2, o->eps, o->weight_decay};
-        lt_adam_step(o->n, m->w, m->g, o->s1, o->s2, m->mask, &c, o->step);
-    }
-    return LT_OK;
-}
-
-void lt_optim_free(lt_optim *o) {
-    lt_free(o->s1);
-    lt_free(o->s2);
-    o->s1 = o->s2 = NULL;
-}
-
 double lt_model_macs(const lt_model *m) {
     double macs = 0;
     for (int i = 1; i < m->n_nodes; i++) {
         const lt_node *nd = &m->nodes[i];
-        for (int k = 0; k < nd->np; k++) {
-            const lt_param *p = &m->params[nd->p0 + k];
-            size_t ln = strlen(p->name);
-            if (ln < 7 || strcmp(p->name + ln - 7, ".weight")) continue;
-            if (!strcmp(nd->ops->type, "conv2d"))
-                macs += (double)p->count * nd->shape.h * nd->shape.w;
-            else if (!strcmp(nd->ops->type, "linear") || !strcmp(nd->ops->type, "cosine"))
-                macs += (double)p->count;
-        }
+        if (nd->ops->abi >= 2 && nd->ops->macs) macs += nd->ops->macs(m, nd);
     }
     return macs;
 }

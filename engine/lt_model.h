@@ -21,68 +21,115 @@
 #include "lt_base.h"
 #include "lt_ckpt.h"
 
-#define LT_LAYER_ABI 1
+/* 1: the first table. 2: `fusion` and `macs` appended (capabilities instead
+ * of type names: the engine never compares a layer's `type` string). */
+#define LT_LAYER_ABI 2
 #define LT_NAME_MAX 64
 #define LT_MAX_IN 2
+#define LT_LAYER_CFG_MAX 192   /* bytes of plain-data configuration a node carries */
 
+/* Opaque handles: a model and one of its nodes. Layers, methods and the
+ * harness reach a node's buffers through the accessors below only. */
 typedef struct lt_model lt_model;
 typedef struct lt_node lt_node;
 
-/* A layer type. Built-ins are below; a method can define its own (mixture BN)
- * with the same table and add it with lt_model_add. */
+/* ---- layer types -------------------------------------------------------------
+ * Built-ins are below; a method defines its own (mixture BN) with the same
+ * table and adds it with lt_model_add / lt_model_add_ud (ggml's custom-op
+ * pattern: the table plus a userdata pointer the node carries).
+ *
+ * Capability flags (lt_layer_ops.flags). The engine decides in-place
+ * buffers and fusions from these and from `fusion`, never from `type`: a
+ * plugin layer that calls itself "bn" but declares nothing is run as a
+ * plain node. */
+#define LT_LAYER_SETS_DX 1u    /* backward honours lt_node_dx_set(nd, k): overwrites input k's
+                                  gradient instead of accumulating (the engine then skips
+                                  zeroing it) */
+#define LT_LAYER_BWD_NO_Y 2u   /* backward never reads the node's own output, so a following
+                                  in-place layer may overwrite it (BN reads its input, a sum
+                                  reads nothing) */
+#define LT_LAYER_IN_PLACE 4u   /* one input; forward may write its output over that input and
+                                  backward needs only its output and dy (ReLU) */
+#define LT_LAYER_EPI_RELU 8u   /* computes exactly max(0, x) of its one input: a producer's
+                                  fused epilogue may apply it instead */
+#define LT_LAYER_EPI_ADD 16u   /* computes exactly x0 + x1: a producer's fused epilogue may add
+                                  the other input instead */
+
+struct lt_conv_epilogue;
+
+/* The fusions a layer can take part in. A NULL member means "cannot". */
+typedef struct lt_layer_fusion {
+    /* An affine node in inference: y = (x - mu_c) * a_c + b_c per channel
+     * (BN with running statistics). Writes mu, a, b [C]. */
+    int (*eval_affine)(lt_model *m, const lt_node *nd, float *mu, float *a, float *b);
+    /* A producer that applies an epilogue (affine, residual add, ReLU) while
+     * it stores its output, writing `out` instead of its own y (conv). */
+    int (*forward_epilogue)(lt_model *m, lt_node *nd, int N, float *out, const struct lt_conv_epilogue *ep);
+    /* Training: this node and the in-place ReLU reading it as one pass.
+     * forward returns 1 when it ran fused, 0 when the pair must run
+     * unfused this time (a BN in eval mode), negative on error; backward
+     * writes the input gradient from the ReLU's dy and output. */
+    int (*forward_relu)(lt_model *m, lt_node *nd, int N);
+    int (*backward_relu)(lt_model *m, lt_node *nd, const lt_node *relu, int N);
+    /* A node whose output is zero outside channels [*c0, *c1) can write only
+     * those (option-A shortcut); the epilogue then adds only them. */
+    int (*forward_data)(lt_model *m, lt_node *nd, int N, int *c0, int *c1);
+} lt_layer_fusion;
+
 typedef struct lt_layer_ops {
-    int abi;               /* LT_LAYER_ABI */
-    const char *type;      /* "conv2d", "bn", ... */
-    /* Sizes only: set nd->shape (per sample), declare parameters and buffers
-     * (lt_model_param_add / lt_model_buffer_add), and saved/scratch needs. */
+    int abi;               /* LT_LAYER_ABI the table was written for (1 or 2) */
+    const char *type;      /* "conv2d", "bn", ...: for messages only */
+    /* Sizes only: set the output shape (lt_node_set_shape), declare parameters
+     * and buffers (lt_model_param_add / lt_model_buffer_add) and saved floats
+     * (lt_node_set_saved). */
     int (*plan)(lt_model *m, lt_node *nd);
     int (*forward)(lt_model *m, lt_node *nd, int N);
-    /* Accumulate into the inputs' dy (when lt_node_in_dy is non-NULL) and into
-     * parameter gradients (when the parameter is not frozen). A layer with
-     * LT_LAYER_SETS_DX overwrites input k's dy instead when nd->dx_set[k]. */
+    /* Accumulate into the inputs' gradients (when lt_node_dx is non-NULL) and
+     * into parameter gradients (when lt_node_gw is non-NULL). A layer with
+     * LT_LAYER_SETS_DX overwrites input k's gradient instead when
+     * lt_node_dx_set(nd, k). */
     int (*backward)(lt_model *m, lt_node *nd, int N);
     /* Scratch floats this node needs for batch N (shared, reused by every
      * node; NULL = none). */
     size_t (*scratch)(const lt_node *nd, int N);
-    /* LT_LAYER_SETS_DX: backward honours nd->dx_set[k] (appended in ABI 1;
-     * a layer that leaves it 0 always accumulates, and the engine zeroes
-     * the gradients it writes first). */
-    unsigned flags;
+    unsigned flags;        /* LT_LAYER_* */
+    /* ---- ABI 2 ---- */
+    const lt_layer_fusion *fusion;   /* NULL: takes part in no fusion */
+    /* Forward multiply-adds per sample (GFLOP/s reports); NULL = 0. */
+    double (*macs)(const lt_model *m, const lt_node *nd);
 } lt_layer_ops;
 
-/* lt_layer_ops.flags */
-#define LT_LAYER_SETS_DX 1u
+/* ---- node accessors (for layer implementations) --------------------------------- */
+const char *lt_node_name(const lt_node *nd);
+const char *lt_node_group(const lt_node *nd);
+const char *lt_node_type(const lt_node *nd);
+int lt_node_n_inputs(const lt_node *nd);
+int lt_node_input(const lt_node *nd, int k);           /* node index of input k */
+lt_shape lt_node_shape(const lt_node *nd);             /* per-sample output shape (n = 1) */
+lt_shape lt_node_in_shape(const lt_model *m, const lt_node *nd, int k);
+void lt_node_set_shape(lt_node *nd, lt_shape s);       /* plan */
+/* Floats kept from forward to backward: per_sample x N + fixed (plan). */
+void lt_node_set_saved(lt_node *nd, size_t per_sample, size_t fixed);
+float *lt_node_saved(const lt_node *nd);               /* [per_sample x batch] then [fixed] */
+float *lt_node_saved_fixed(const lt_model *m, const lt_node *nd);   /* the fixed part */
+const float *lt_node_x(const lt_model *m, const lt_node *nd, int k);   /* input k's activations */
+float *lt_node_dx(lt_model *m, const lt_node *nd, int k);  /* input k's gradient, NULL when not needed */
+int lt_node_dx_set(const lt_node *nd, int k);          /* LT_LAYER_SETS_DX: overwrite input k's gradient */
+float *lt_node_y(const lt_node *nd);                   /* [N x shape] */
+float *lt_node_dy(const lt_node *nd);
+float *lt_node_w(lt_model *m, const lt_node *nd, int k);   /* the node's k-th parameter */
+float *lt_node_gw(lt_model *m, const lt_node *nd, int k);  /* its gradient; NULL when frozen */
+float *lt_node_buf(lt_model *m, const lt_node *nd, int k); /* the node's k-th buffer */
+void *lt_node_cfg(lt_node *nd);                        /* LT_LAYER_CFG_MAX bytes, 16-aligned */
+const void *lt_node_cfg_const(const lt_node *nd);
+void *lt_node_userdata(const lt_node *nd);
+/* 1 when the node should use batch statistics: a training forward and the
+ * node not put into eval mode (lt_model_set_eval). */
+int lt_node_train_mode(const lt_model *m, const lt_node *nd);
+int lt_model_training(const lt_model *m);              /* mode of the running forward/backward */
+float *lt_model_scratch(lt_model *m);                  /* the shared scratch (see ops.scratch) */
 
-struct lt_node {
-    const lt_layer_ops *ops;
-    char name[LT_NAME_MAX];
-    char group[16];
-    int in[LT_MAX_IN], n_in;
-    lt_shape shape;             /* per-sample output shape (n = 1) */
-    float *y, *dy;              /* [N x shape] activations and their gradient */
-    float *saved;               /* saved_per_sample*N + saved_fixed floats */
-    size_t saved_per_sample, saved_fixed;      /* set by plan */
-    int p0, np;                 /* this node's parameters: params[p0 .. p0+np) */
-    int b0, nb;                 /* this node's buffers */
-    int eval_mode;              /* BN-like layers: use running statistics even when training */
-    int need_dy;                /* computed: some trainable parameter at or before this node */
-    int keep_dy;                /* set by lt_model_backward for taps the caller filled */
-    /* set by lt_model_backward: 1 where this node is the first writer of
-     * input k's dy in the pass, so its backward must overwrite (dx = ...)
-     * instead of accumulating; only for layers with LT_LAYER_SETS_DX */
-    unsigned char dx_set[LT_MAX_IN];
-    unsigned char dy_written;   /* lt_model_backward's bookkeeping */
-    unsigned char fuse;         /* inference fusion planned at set_batch: 0, 1 (conv -> BN), 2 (+ ReLU),
-                                   3 (conv -> BN -> residual sum -> ReLU), 4 (the same with the
-                                   shortcut node between BN and sum, run first) */
-    unsigned char fuse_train;   /* training fusion planned at set_batch: 1 = BN -> in-place ReLU at the next node */
-    unsigned char fused_now;    /* 1: the last forward ran this BN fused with its ReLU (lt_model_backward follows it) */
-    /* aligned: layers cast it to their own config struct (fields added
-     * before it once left it at an odd offset, caught by UBSan) */
-    _Alignas(16) unsigned char cfg[192];   /* layer configuration (layer-private, plain data) */
-};
-
-/* Initialisation rules for parameters. */
+/* Initialisation rules for parameters (lt_model_param_add). */
 enum {
     LT_INIT_KAIMING = 0,   /* N(0, 2/fan_in): conv and linear weights (PROTOCOLS.md) */
     LT_INIT_ZERO = 1,
@@ -90,51 +137,27 @@ enum {
     LT_INIT_UNIFORM_FANIN = 3  /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)): re-initialised linear layers */
 };
 
-typedef struct {
-    char name[96];          /* "<node>.<suffix>", e.g. "layer1.0.conv1.weight" */
-    size_t off, count;
-    int node, fan_in, init;
-    uint8_t flags;          /* LT_MASK_FROZEN | LT_MASK_NO_DECAY (lt_loss.h) */
-} lt_param;
-
-typedef struct {
-    char name[96];
-    size_t off, count;
-    int node;
-    float init;
-} lt_buffer;
-
-struct lt_model {
-    lt_shape in_shape;
-    lt_node *nodes; int n_nodes, cap_nodes;
-    lt_param *params; int n_params, cap_params;
-    lt_buffer *bufs; int n_bufs, cap_bufs;
-    size_t n_w, n_b;        /* floats in the parameter / buffer blocks */
-    float *w, *g;           /* parameters and gradients (same order) */
-    uint8_t *mask;          /* one byte per parameter float */
-    float *buf;             /* non-trainable buffers (BN running stats) */
-    int finalized;
-    int batch;              /* planned batch size (0 = none) */
-    float *acts; size_t acts_floats;
-    float *scratch; size_t scratch_floats;
-    const float *x;         /* current input (not owned) */
-    int training;           /* last forward's mode */
-    int zero_all_dy;        /* 1: zero every dy before backward (the reference
-                               mode the first-writer rule is tested against) */
-    int no_fuse;            /* 1: no conv -> BN -> ReLU fusion in inference forwards */
-    float *fuse_coef; size_t fuse_floats;   /* 3 x the widest BN: fusion coefficients */
-};
-
 /* ---- building ---------------------------------------------------------------- */
 int lt_model_create(lt_model **m, lt_shape in);   /* node 0 = "input" */
 void lt_model_free(lt_model *m);
-/* Adds a node; returns its index (>= 1) or a negative status (message set). */
+/* Adds a node; returns its index (>= 1) or a negative status (message set).
+ * cfg (at most LT_LAYER_CFG_MAX bytes) is copied into the node. */
 int lt_model_add(lt_model *m, const lt_layer_ops *ops, const char *name, const char *group,
                  int in0, int in1, const void *cfg, size_t cfg_size);
+/* The same with a userdata pointer the node keeps (not owned: it must outlive
+ * the model); lt_node_userdata returns it. */
+int lt_model_add_ud(lt_model *m, const lt_layer_ops *ops, const char *name, const char *group,
+                    int in0, int in1, const void *cfg, size_t cfg_size, void *userdata);
 /* For plan functions: declare a parameter / a buffer of this node. */
 int lt_model_param_add(lt_model *m, lt_node *nd, const char *suffix, size_t count, int fan_in,
                        int init, uint8_t flags);
 int lt_model_buffer_add(lt_model *m, lt_node *nd, const char *suffix, size_t count, float init);
+/* Renames node `node`'s parameters and buffers "<node name>.<suffix>" to
+ * "<prefix>.<suffix>" before finalize, so a layer can own the parameter
+ * names another model used (LWS's linear layer keeps CE's "logits.*" while
+ * its node is "logits_linear"). Initialisation streams are keyed by the new
+ * names. */
+int lt_model_rename_params(lt_model *m, int node, const char *prefix);
 /* Allocates the flat blocks and initialises every parameter from seed
  * (stream LT_STREAM_INIT, one sub-stream per parameter). */
 int lt_model_finalize(lt_model *m, uint64_t seed);
@@ -165,60 +188,89 @@ int lt_add_scale(lt_model *m, const char *name, const char *group, int in);
  * resnext50_32x4d (ImageNet-style, 7x7 stem + max-pool, 1x1 conv + BN
  * projection shortcuts). */
 int lt_resnet_backbone(lt_model *m, const char *arch);
+/* A norm-layer factory: called wherever the backbone has a BN, with the
+ * name ("layer1.0.bn1", "bn1", "layer2.0.downsample.1"), group and input
+ * the BN would get; returns the new node's index or a negative status, as
+ * lt_add_bn does. Mixture BN puts its own layer there. */
+typedef int (*lt_norm_fn)(void *ud, lt_model *m, const char *name, const char *group, int in);
+/* lt_resnet_backbone with every BN made by norm(ud, ...) (NULL: lt_add_bn). */
+int lt_resnet_backbone_norm(lt_model *m, const char *arch, lt_norm_fn norm, void *ud);
 /* Convenience: a complete classifier: backbone, "feat", linear head "logits"
  * (group "head", bias on), finalized and planned for `batch`. */
 int lt_model_classifier(lt_model **m, const char *arch, lt_shape in, int n_classes, int batch,
                         uint64_t seed);
-/* Forward MACs per image (conv and linear), for GFLOP/s reporting. */
+/* Forward MACs per image (the layers' macs callbacks), for GFLOP/s reporting. */
 double lt_model_macs(const lt_model *m);
 
 /* ---- running ----------------------------------------------------------------- */
-/* x: [N x in_shape]; N <= planned batch. training selects BN batch statistics
- * (nodes with eval_mode set still use running statistics).
- * Inference (training = 0) fuses conv -> BN [-> in-place ReLU] when the conv
- * feeds only that BN, and conv -> BN -> residual sum -> in-place ReLU when
- * the BN feeds only the sum: the conv writes the last fused node's output
- * directly and the buffers of the nodes before it are not filled. The numbers are the unfused ones
- * bit for bit (tests/test_model.c); set m->no_fuse to keep every node's
- * output, e.g. to read a conv's output by name after an eval forward.
- * Training (training = 1) fuses a train-mode BN with the in-place ReLU that
- * is its only reader: one pass writes the ReLU's output (which is the BN's
- * buffer anyway), and lt_model_backward runs the pair as one pass that
- * leaves the BN's own dy unwritten. Gradients and running statistics are
- * the unfused ones bit for bit (tests/test_model.c); m->no_fuse turns it off
- * too. */
+/* x: [N x in_shape]; N <= planned batch. training selects batch statistics
+ * (nodes put in eval mode still use running statistics).
+ * Inference (training = 0) fuses a producer with an epilogue (conv) -> an
+ * affine node (BN) [-> in-place ReLU] when the producer feeds only that
+ * node, and producer -> affine -> residual add -> in-place ReLU when the
+ * affine node feeds only the add: the producer writes the last fused node's
+ * output directly and the buffers of the nodes before it are not filled.
+ * The numbers are the unfused ones bit for bit (tests/test_model.c);
+ * lt_model_set_no_fuse keeps every node's output, e.g. to read a conv's
+ * output by name after an eval forward.
+ * Training (training = 1) fuses a node that offers forward_relu (a
+ * train-mode BN) with the in-place ReLU that is its only reader: one pass
+ * writes the ReLU's output (which is the BN's buffer anyway), and
+ * lt_model_backward runs the pair as one pass that leaves the BN's own dy
+ * unwritten. Gradients and running statistics are the unfused ones bit for
+ * bit (tests/test_model.c). Which nodes fuse is decided by the layers'
+ * capability flags and fusion tables (lt_layer_ops), never by type name. */
 int lt_model_forward(lt_model *m, const float *x, int N, int training);
-
-/* Engine-internal (lt_model.c -> lt_layers.c): runs conv node `conv` with
- * BN node `bn`'s eval affine as its epilogue: fuse 1 writes bn's output,
- * 2 adds the in-place ReLU, 3 the residual sum at bn + 1 (its other input
- * added after the BN) and the in-place ReLU after it, writing the sum's
- * output; 4 the same with the sum at bn + 2 and the shortcut node at bn + 1
- * run first (an option-A shortcut writes only its data channels, which
- * alone are added); coef holds 3 x C floats of scratch. */
-int lt_layers_conv_bn_fused(lt_model *m, int conv, int bn, int fuse, int N, float *coef);
-/* Training fusion of BN node `bn` with the in-place ReLU node `relu` after
- * it: forward returns 1 when it ran fused (a train-mode BN), 0 when the pair
- * must run unfused (a BN in eval mode); backward runs both nodes' backward
- * as one pass. */
-int lt_layers_bn_relu_forward(lt_model *m, int bn, int relu, int N);
-int lt_layers_bn_relu_backward(lt_model *m, int bn, int relu, int N);
 void lt_model_zero_grad(lt_model *m);
 /* Backward from taps the caller filled: before calling, write d loss / d out
  * into lt_model_dout(m, node) for each tap in taps[0..n_taps) (e.g. logits,
- * and optionally feat). Every other dy is zeroed here; tap dy are kept. */
+ * and optionally feat). Every other dy is zeroed here; tap dy are kept.
+ * Parameter gradients are accumulated into (lt_model_zero_grad first). */
 int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps);
+/* 1: no inference or training fusion (every node's output is kept). */
+void lt_model_set_no_fuse(lt_model *m, int no_fuse);
 
 int lt_model_find(const lt_model *m, const char *node_name);    /* -1 if absent */
+int lt_model_n_nodes(const lt_model *m);
+lt_node *lt_model_node(lt_model *m, int i);                      /* NULL when out of range */
+const lt_node *lt_model_node_const(const lt_model *m, int i);
+lt_shape lt_model_in_shape(const lt_model *m);                   /* per sample (n = 1) */
+int lt_model_batch(const lt_model *m);                           /* planned batch, 0 = none */
 float *lt_model_out(lt_model *m, int node);
 float *lt_model_dout(lt_model *m, int node);
 size_t lt_model_out_size(const lt_model *m, int node);           /* per sample */
-lt_param *lt_model_param(lt_model *m, const char *name);         /* NULL if absent */
-float *lt_model_param_data(lt_model *m, const char *name);
+
+/* Parameters as plain records (a copy; the pointers stay valid while the
+ * model lives). */
+typedef struct {
+    const char *name;       /* "<node>.<suffix>" */
+    size_t count;
+    float *w, *g;           /* values and gradients (NULL before finalize) */
+    int node;               /* owning node index */
+    const char *group;      /* the owning node's group */
+    unsigned flags;         /* LT_MASK_FROZEN | LT_MASK_NO_DECAY */
+} lt_param_info;
+int lt_model_n_params(const lt_model *m);
+int lt_model_param_at(lt_model *m, int i, lt_param_info *out);        /* LT_EINVAL out of range */
+int lt_model_param_find(lt_model *m, const char *name, lt_param_info *out);   /* LT_EINVAL naming it */
+float *lt_model_param_data(lt_model *m, const char *name);           /* NULL if absent */
+/* Sets and clears LT_MASK_* flags of one parameter (the optimizer mask is
+ * updated at once). */
+int lt_model_param_flags(lt_model *m, const char *name, unsigned set, unsigned clear);
+/* Buffers (BN running statistics) as plain records. */
+typedef struct {
+    const char *name;
+    size_t count;
+    float *data;
+    int node;
+} lt_buffer_info;
+int lt_model_n_buffers(const lt_model *m);
+int lt_model_buffer_at(lt_model *m, int i, lt_buffer_info *out);
 
 /* Freeze / unfreeze every parameter of nodes in `group` (NULL = all). */
 int lt_model_freeze(lt_model *m, const char *group, int frozen);
-/* BN layers of `group` use running statistics in training forward passes. */
+/* Nodes of `group` (NULL = all) use running statistics in training forward
+ * passes (lt_node_train_mode returns 0 for them). */
 int lt_model_set_eval(lt_model *m, const char *group, int eval_mode);
 /* Re-initialise the parameters of `group` (linear layers: U(±1/sqrt(fan_in))
  * for weight and bias, PROTOCOLS.md), from (seed, stream LT_STREAM_INIT). */
@@ -226,8 +278,33 @@ int lt_model_reinit(lt_model *m, const char *group, uint64_t seed);
 /* Mark parameters whose name ends with suffix as no-decay. */
 int lt_model_no_decay(lt_model *m, const char *suffix);
 
+/* ---- sub-graphs on extra rows -------------------------------------------------
+ * Runs nodes (from, to] of a model on rows that are not the current batch
+ * (a memory bank's features through the head, a second batch through a
+ * projection head) with activation buffers of its own, so the model's batch
+ * activations (and the taps the loss reads) stay untouched. `from`'s output
+ * is the input: x holds n rows of lt_model_out_size(m, from) floats. Every
+ * node in (from, to] must read only nodes in [from, to]. Backward
+ * accumulates into the model's parameter gradients (those of nodes in the
+ * range only: nothing flows past `from`), so a loss term on extra rows adds
+ * to the batch's gradient when both run between lt_model_zero_grad and the
+ * optimizer step. Nodes run unfused; the values equal those the same rows
+ * get inside a batch (tested). Allocates at create only. The rows given to
+ * forward must stay unchanged until the matching backward (which reads
+ * them again, as a layer's backward reads its input). */
+typedef struct lt_subgraph lt_subgraph;
+int lt_subgraph_create(lt_subgraph **sg, lt_model *m, int from, int to, int max_rows);
+int lt_subgraph_forward(lt_subgraph *sg, const float *x, int n, int training);
+float *lt_subgraph_out(lt_subgraph *sg, int node);     /* [n x size] of a node in (from, to] */
+float *lt_subgraph_dout(lt_subgraph *sg, int node);    /* its gradient: fill the taps before backward */
+/* Backward from the taps the caller filled (nodes in (from, to]); the
+ * gradient arriving at `from` is available as lt_subgraph_dout(sg, from). */
+int lt_subgraph_backward(lt_subgraph *sg, int n, const int *taps, int n_taps);
+void lt_subgraph_free(lt_subgraph *sg);
+
 /* ---- optimizer over the model's flat buffers --------------------------------- */
 typedef enum { LT_OPT_SGD = 0, LT_OPT_ADAM = 1 } lt_opt_kind;
+#define LT_OPTIM_MAX_GROUPS 16   /* group 0 is "every other parameter" */
 typedef struct {
     lt_opt_kind kind;
     float momentum, weight_decay, beta1, beta2, eps;
@@ -235,10 +312,28 @@ typedef struct {
     size_t n;
     float *s1, *s2;   /* SGD momentum / Adam m, v */
     long step;
+    /* per-group factors (lt_optim_set_group): element i uses learning rate
+     * lr * lr_mult[gid[i]] and weight decay weight_decay * wd_mult[gid[i]];
+     * gid NULL = every element in group 0 (factors 1) */
+    uint8_t *gid;
+    int n_groups;
+    char group_name[LT_OPTIM_MAX_GROUPS][16];
+    double lr_mult[LT_OPTIM_MAX_GROUPS], wd_mult[LT_OPTIM_MAX_GROUPS];
 } lt_optim;
 int lt_optim_init(lt_optim *o, const lt_model *m, lt_opt_kind kind, float momentum,
                   float weight_decay, int nesterov);
+/* Every parameter of nodes in node group `group` gets lr * lr_mult and
+ * weight decay * wd_mult (llm.c's update: one loop over the flat block
+ * with a per-element group index; the group's rates are computed once per
+ * step, so a factor of 1 gives exactly the plain update). Calling it again
+ * for a group replaces its factors. LT_EINVAL for an unknown group or more
+ * than LT_OPTIM_MAX_GROUPS - 1 groups. */
+int lt_optim_set_group(lt_optim *o, const lt_model *m, const char *group, double lr_mult, double wd_mult);
 int lt_optim_step(lt_optim *o, lt_model *m, float lr);
+/* The optimizer state of parameter `name`: s1 = SGD momentum buffer or Adam
+ * first moment, s2 = Adam second moment (NULL for SGD), count floats. */
+int lt_optim_state(const lt_optim *o, lt_model *m, const char *name, const float **s1, const float **s2,
+                   size_t *count);
 void lt_optim_free(lt_optim *o);
 
 /* ---- persistence ------------------------------------------------------------- */

@@ -2,7 +2,7 @@
  * One record per named tensor (not one blob) so a checkpoint from a model
  * with an extra head still loads its backbone, and a missing or resized
  * tensor is reported by name. */
-#include "lt_model.h"
+#include "lt_model_impl.h"
 
 #include <stdio.h>
 #include <string.h>

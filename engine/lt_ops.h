@@ -62,7 +62,7 @@ void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float
  * in the same order, so fused and unfused outputs are equal bit for bit
  * (tests/test_model.c). The memory passes of BN, the add and the ReLU over
  * the activation are saved. */
-typedef struct {
+typedef struct lt_conv_epilogue {
     const float *mu, *a, *b;   /* [co] from lt_bn_eval_coeffs */
     int relu;
     const float *res;          /* [N][co][ho][wo] added after the BN, or NULL */

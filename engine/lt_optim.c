@@ -1,4 +1,6 @@
-/* lt_optim.c — SGD and Adam over flat parameter buffers.
+/* lt_optim.c — SGD and Adam over flat parameter buffers, and the model's
+ * optimizer (lt_optim) with per-group learning-rate and weight-decay
+ * factors.
  *
  * Both follow PyTorch's update formulas element by element in float32, the
  * precision PyTorch uses for float32 parameters, so a run can be compared
@@ -13,8 +15,11 @@
  * Updates are element-wise, so splitting the loop over threads changes no
  * result; small buffers stay serial because the fork costs more than it saves. */
 #include "lt_loss.h"
+#include "lt_model_impl.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #define LT_OPTIM_PAR_MIN 65536
 
@@ -71,4 +76,152 @@ void lt_adam_step(size_t n, float *params, const float *grads, float *m, float *
         float denom = sqrtf(vi) / bc2_sqrt + eps;
         params[i] = params[i] - step_size * (mi / denom);
     }
+}
+
+/* ---- the model's optimizer ---------------------------------------------------- */
+
+int lt_optim_init(lt_optim *o, const lt_model *m, lt_opt_kind kind, float momentum, float weight_decay,
+                  int nesterov) {
+    memset(o, 0, sizeof *o);
+    if (!m->finalized) return lt_err(LT_ESTATE, "optimizer: model not finalized");
+    o->kind = kind;
+    o->momentum = momentum;
+    o->weight_decay = weight_decay;
+    o->nesterov = nesterov;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->eps = 1e-8f;
+    o->n = m->n_w;
+    o->n_groups = 1;   /* group 0: every parameter no group was set for */
+    o->lr_mult[0] = o->wd_mult[0] = 1.0;
+    o->s1 = lt_alloc(o->n * sizeof(float));
+    if (kind == LT_OPT_ADAM) o->s2 = lt_alloc(o->n * sizeof(float));
+    if (!o->s1 || (kind == LT_OPT_ADAM && !o->s2)) {
+        lt_optim_free(o);
+        return lt_err(LT_ENOMEM, "optimizer: out of memory");
+    }
+    return LT_OK;
+}
+
+int lt_optim_set_group(lt_optim *o, const lt_model *m, const char *group, double lr_mult, double wd_mult) {
+    if (o->n != m->n_w) return lt_err(LT_ESHAPE, "optimizer: built for %zu parameters, model has %zu", o->n, m->n_w);
+    if (!group || !group[0] || strlen(group) >= sizeof o->group_name[0])
+        return lt_err(LT_EINVAL, "optimizer: bad group name '%s'", group ? group : "(null)");
+    if (!isfinite(lr_mult) || !isfinite(wd_mult) || lr_mult < 0 || wd_mult < 0)
+        return lt_err(LT_EINVAL, "optimizer: group '%s' factors lr x%g, wd x%g must be finite and >= 0", group,
+                      lr_mult, wd_mult);
+    int k = 1;
+    while (k < o->n_groups && strcmp(o->group_name[k], group)) k++;
+    if (k == o->n_groups) {
+        int hit = 0;
+        for (int i = 0; i < m->n_params; i++) hit |= !strcmp(m->nodes[m->params[i].node].group, group);
+        if (!hit) return lt_err(LT_EINVAL, "optimizer: no parameters in group '%s'", group);
+        if (k == LT_OPTIM_MAX_GROUPS)
+            return lt_err(LT_EINVAL, "optimizer: more than %d parameter groups", LT_OPTIM_MAX_GROUPS - 1);
+        if (!o->gid && !(o->gid = lt_alloc(o->n))) return lt_err(LT_ENOMEM, "optimizer: out of memory");
+        snprintf(o->group_name[k], sizeof o->group_name[k], "%s", group);
+        o->n_groups++;
+        for (int i = 0; i < m->n_params; i++) {
+            const lt_param *p = &m->params[i];
+            if (!strcmp(m->nodes[p->node].group, group)) memset(o->gid + p->off, k, p->count);
+        }
+    }
+    o->lr_mult[k] = lr_mult;
+    o->wd_mult[k] = wd_mult;
+    return LT_OK;
+}
+
+/* One loop over the flat block; element i takes its group's rates. The
+ * arithmetic per element is lt_sgd_step's / lt_adam_step's, so a group
+ * whose factors are 1 updates exactly as the plain step does. */
+static void sgd_grouped(size_t n, float *w, const float *g, float *mom, const uint8_t *mask, const uint8_t *gid,
+                        const float *glr, const float *gwd, float mu, int nesterov) {
+    const int use_mom = mu != 0.0f;
+#pragma omp parallel for schedule(static) if (n >= LT_OPTIM_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        uint8_t mk = mask[i];
+        if (mk & LT_MASK_FROZEN) continue;
+        const int k = gid[i];
+        float gi = g[i];
+        if (!(mk & LT_MASK_NO_DECAY)) gi = gi + gwd[k] * w[i];
+        float d = gi;
+        if (use_mom) {
+            float v = mu * mom[i] + gi;
+            mom[i] = v;
+            d = nesterov ? gi + mu * v : v;
+        }
+        w[i] = w[i] - glr[k] * d;
+    }
+}
+
+static void adam_grouped(size_t n, float *w, const float *g, float *m1, float *m2, const uint8_t *mask,
+                         const uint8_t *gid, const float *gstep, const float *gwd, float b1, float b2, float eps,
+                         float bc2_sqrt) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+#pragma omp parallel for schedule(static) if (n >= LT_OPTIM_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        uint8_t mk = mask[i];
+        if (mk & LT_MASK_FROZEN) continue;
+        const int k = gid[i];
+        float gi = g[i];
+        if (!(mk & LT_MASK_NO_DECAY)) gi = gi + gwd[k] * w[i];
+        float mi = b1 * m1[i] + c1 * gi;
+        float vi = b2 * m2[i] + c2 * gi * gi;
+        m1[i] = mi;
+        m2[i] = vi;
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        w[i] = w[i] - gstep[k] * (mi / denom);
+    }
+}
+
+int lt_optim_step(lt_optim *o, lt_model *m, float lr) {
+    if (o->n != m->n_w) return lt_err(LT_ESHAPE, "optimizer: built for %zu parameters, model has %zu", o->n, m->n_w);
+    o->step++;
+    if (!o->gid) {
+        if (o->kind == LT_OPT_SGD) {
+            lt_sgd_cfg c = {lr, o->momentum, o->weight_decay, o->nesterov};
+            lt_sgd_step(o->n, m->w, m->g, o->s1, m->mask, &c);
+        } else {
+            lt_adam_cfg c = {lr, o->beta1, o->beta2, o->eps, o->weight_decay};
+            lt_adam_step(o->n, m->w, m->g, o->s1, o->s2, m->mask, &c, o->step);
+        }
+        return LT_OK;
+    }
+    /* per-group rates, once per step (in double, rounded once, as the
+     * runner's head_lr_mult always was) */
+    float glr[LT_OPTIM_MAX_GROUPS], gwd[LT_OPTIM_MAX_GROUPS];
+    for (int k = 0; k < o->n_groups; k++) {
+        glr[k] = k == 0 ? lr : (float)((double)lr * o->lr_mult[k]);
+        gwd[k] = k == 0 ? o->weight_decay : (float)((double)o->weight_decay * o->wd_mult[k]);
+    }
+    if (o->kind == LT_OPT_SGD) {
+        sgd_grouped(o->n, m->w, m->g, o->s1, m->mask, o->gid, glr, gwd, o->momentum, o->nesterov);
+    } else {
+        const double bc1 = 1.0 - pow((double)o->beta1, (double)o->step);
+        const double bc2 = 1.0 - pow((double)o->beta2, (double)o->step);
+        float gstep[LT_OPTIM_MAX_GROUPS];
+        for (int k = 0; k < o->n_groups; k++) gstep[k] = (float)(glr[k] / bc1);
+        adam_grouped(o->n, m->w, m->g, o->s1, o->s2, m->mask, o->gid, gstep, gwd, o->beta1, o->beta2, o->eps,
+                     (float)sqrt(bc2));
+    }
+    return LT_OK;
+}
+
+int lt_optim_state(const lt_optim *o, lt_model *m, const char *name, const float **s1, const float **s2,
+                   size_t *count) {
+    if (o->n != m->n_w) return lt_err(LT_ESHAPE, "optimizer: built for %zu parameters, model has %zu", o->n, m->n_w);
+    const lt_param *p = lt_model_param(m, name);
+    if (!p) return lt_err(LT_EINVAL, "optimizer: the model has no parameter '%s'", name);
+    if (s1) *s1 = o->s1 + p->off;
+    if (s2) *s2 = o->s2 ? o->s2 + p->off : NULL;
+    if (count) *count = p->count;
+    return LT_OK;
+}
+
+void lt_optim_free(lt_optim *o) {
+    lt_free(o->s1);
+    lt_free(o->s2);
+    lt_free(o->gid);
+    o->s1 = o->s2 = NULL;
+    o->gid = NULL;
 }

@@ -9,6 +9,11 @@
  *
  * A method may include only "lt.h" (the engine) and "lt_method.h" (this
  * file) plus standard C headers; tests/test_method_isolation.c enforces it.
+ * The engine's structs are opaque to it (lt_model, lt_node): models are
+ * reached through lt_model.h's accessors, and everything the runner owns
+ * (the optimizer, extra batches, other models, the validation split)
+ * through the host services in lt_host_api below. methods/README.md is the
+ * method author's guide.
  *
  * Hooks. Every hook is optional: NULL means the engine default
  *   build       one linear layer "logits" (group "head", bias) on "feat"
@@ -37,8 +42,13 @@
 
 #include "lt.h"
 
-/* 1: the first table. 2: needs_feature_bank appended. */
-#define LT_METHOD_ABI 2
+/* 1: the first table. 2: needs_feature_bank appended. 3: the host services
+ * (lt_run_info.api), norm_layer, views and per-group optimizer factors in
+ * lt_stage, a batch hook that may change the batch's size and ids,
+ * lt_taps.x, gradients into further nodes (lt_grads.extra). */
+#define LT_METHOD_ABI 3
+
+struct lt_host_api;
 
 /* ---- what the runner tells a method about the run ------------------------ */
 
@@ -62,6 +72,9 @@ typedef struct lt_run_info {
     void *host;
     /* Writes {"event":"method","key":key,"value":value} to events.jsonl. */
     int (*log)(void *host, const char *key, double value);
+    /* ---- ABI 3 ---- */
+    const struct lt_host_api *api;   /* the host services (never NULL for ABI >= 3 methods) */
+    const char *arch;                /* the protocol's backbone, e.g. "resnet8_cifar" */
 } lt_run_info;
 
 /* Hyper-parameters: the method's `defaults` JSON object with the request's
@@ -73,6 +86,18 @@ int lt_hp_num(const lt_hparams *hp, const char *key, double *out);  /* number or
 int lt_hp_int(const lt_hparams *hp, const char *key, long *out);    /* integral number */
 int lt_hp_str(const lt_hparams *hp, const char *key, const char **out); /* valid until fini */
 int lt_hp_has(const lt_hparams *hp, const char *key);               /* 1 if present */
+/* A string hparam that must be one of names[] (NULL-terminated): *out = its
+ * index; otherwise LT_EINVAL naming the key, the value and the choices. */
+int lt_hp_choice(const lt_hparams *hp, const char *key, const char *const *names, int *out);
+
+#define LT_STAGE_MAX_GROUPS 8
+
+/* BN mode of a frozen backbone in a decoupled stage (hparam "stage2_bn"):
+ * the protocol's bn_mode, running statistics, or batch statistics (the
+ * official decoupling code's train-mode BN). lt_bn_mode_names lists the
+ * hparam spellings in this order, for lt_hp_choice. */
+enum { LT_BN_PROTOCOL = 0, LT_BN_EVAL = 1, LT_BN_TRAIN = 2 };
+extern const char *const lt_bn_mode_names[];
 
 /* ---- stages ---------------------------------------------------------------
  * Before stage_begin(stage) the runner fills *cfg from the protocol: stage 0
@@ -106,18 +131,38 @@ typedef struct lt_stage {
      * (equivalent to calling the engine functions yourself): */
     int freeze_backbone;         /* lt_model_freeze(m, "backbone", 1) */
     int reinit_head;             /* lt_model_reinit(m, "head", seed + 1000*stage) */
+    /* ---- ABI 3 ---- */
+    /* Views: each training batch holds `views` augmented copies of every
+     * sample (rows view-major: lt_batch / lt_taps); the model forwards the
+     * first `model_views` of them (the rest are in lt_taps.x for the method,
+     * e.g. a key encoder's view). Defaults 1 and 1. */
+    int views, model_views;
+    /* Rows the batch buffers hold (batch_hook may grow lt_batch.n up to it);
+     * 0: batch x views. */
+    int batch_cap;
+    /* Per-group optimizer factors (engine lt_optim_set_group): parameters of
+     * node group `group` learn at lr x lr_mult with weight decay x wd_mult.
+     * head_lr_mult above is the entry {"head", head_lr_mult, 1}. */
+    int n_groups;
+    struct { char group[16]; double lr_mult, wd_mult; } groups[LT_STAGE_MAX_GROUPS];
 } lt_stage;
 
-/* One training batch as the runner produced it. x is the runner's own copy
- * (batch_hook may modify it in place: mixup, remix); sample ids index the
- * training set. */
+/* One training batch as the runner produced it. x, labels and ids are the
+ * runner's own copies: batch_hook may modify them in place (mixup, remix,
+ * a redrawn batch) and may change n (up to cap rows; the forward and the
+ * taps then use the new n and ids). Sample ids index the training set.
+ * With views > 1 the rows are view-major: rows [v*s, (v+1)*s) are view v
+ * of the batch's s = n / views samples (labels and ids repeat per view). */
 typedef struct lt_batch {
-    int n;                       /* samples in this batch */
+    int n;                       /* rows in this batch (samples x views) */
     float *x;                    /* [n x in_shape] normalised, augmented */
     int32_t *labels;             /* [n] (batch_hook may relabel) */
-    const int32_t *ids;          /* [n] indices into run->train */
+    int32_t *ids;                /* [n] indices into run->train (ABI 3: writable) */
     int stage, epoch;
     long iter;                   /* iteration within the stage (0-based) */
+    /* ---- ABI 3 ---- */
+    int cap;                     /* rows x, labels and ids hold */
+    int views;                   /* views per sample in the rows */
 } lt_batch;
 
 /* The model's taps for one batch (or for a test batch in predict). */
@@ -132,16 +177,29 @@ typedef struct lt_taps {
     long iter;                   /* -1 in predict */
     float lr;                    /* current learning rate (0 in predict) */
     lt_model *model;             /* to read further taps (lt_model_find/lt_model_out) */
+    /* ---- ABI 3 ---- */
+    const float *x;              /* the input rows: [x_rows x in_shape], every view */
+    int x_rows;                  /* rows in x (n when the model forwards every view) */
+    int views;                   /* views per sample in x (view-major, as lt_batch) */
 } lt_taps;
 
 /* Gradients the loss hook writes. dlogits is always expected (overwrite all
  * n x n_classes values); dfeat is optional: write it and set use_dfeat = 1
  * to add a feature-space gradient (it is added to what flows back from the
- * head). Both buffers are the model's own, sized for the batch. */
+ * head). Both buffers are the model's own, sized for the batch.
+ * ABI 3: gradients into further nodes (a projection head's output): write
+ * lt_model_dout(t->model, node) for all n rows and list the node in
+ * extra[n_extra++]; the backward pass starts from every listed node. The
+ * runner zeroes the parameter gradients before calling the loss hook, so a
+ * loss term on extra rows (lt_subgraph_backward) adds to the batch's. */
+#define LT_GRADS_MAX_EXTRA 8
 typedef struct lt_grads {
     float *dlogits;              /* [n x n_classes] */
     float *dfeat;                /* [n x feat_dim] */
     int use_dfeat;
+    /* ---- ABI 3 ---- */
+    int n_extra;
+    int extra[LT_GRADS_MAX_EXTRA];
 } lt_grads;
 
 /* The training set's features, computed once by the runner when the method
@@ -230,6 +288,112 @@ typedef struct lt_method {
      * bank (an inference pass over the training set) only when it uses it.
      * NULL: LT_METHOD_NEEDS_FEATURE_BANK decides. */
     int (*needs_feature_bank)(const void *st);
+
+    /* ABI 3. Optional norm-layer factory: the runner builds the backbone
+     * with this wherever it has a BN (name, group and input as lt_add_bn
+     * gets them); return the new node's index or a negative status. NULL:
+     * the engine's BN. Also used when the host builds this method's model
+     * as another run's teacher. */
+    int (*norm_layer)(void *st, lt_model *m, const char *name, const char *group, int in);
 } lt_method;
+
+/* ---- host services (ABI 3) -------------------------------------------------
+ * One append-only table of function pointers (SQLite's sqlite3_api_routines
+ * pattern), reached through lt_run_info.api and called with run->host:
+ *
+ *   const lt_run_info *run = ...;             // kept from init
+ *   run->api->draw(run->host, &req, x, y, ids);
+ *
+ * `version` says which members exist: a member added later is appended with
+ * a higher version and only read by methods built for it. Everything a
+ * service creates (sub-graphs, modules, teachers) is owned by the host and
+ * freed after fini; everything it fills is the caller's memory. Creating
+ * allocates, so create in init, build or stage_begin, never per iteration.
+ * Each service returns LT_OK or a status with a message naming the problem. */
+#define LT_HOST_API_VERSION 1
+
+/* A second optimized module: a model of its own (a classifier trained on
+ * stored features, a projection head, a student head) with its own
+ * optimizer and learning-rate schedule, saved in the run's checkpoints
+ * ("mod/<name>/") and restored on resume after stage_begin is replayed.
+ * Its parameters are initialised from the run seed and the module name. */
+typedef struct lt_module_cfg {
+    lt_opt_kind kind;            /* LT_OPT_SGD / LT_OPT_ADAM */
+    float momentum, weight_decay;
+    int nesterov;
+    lt_sched sched;              /* its schedule; module_step evaluates it */
+    int lr_per_epoch;            /* 1: lr of the epoch's first iteration for the whole epoch */
+    int max_rows;                /* rows one forward may have (lt_model_set_batch) */
+} lt_module_cfg;
+
+/* Another finished run's trained model, read-only (a frozen teacher). The
+ * run must be of this protocol (name and sha256), scale and engine version,
+ * with the given seed and hyper-parameters; anything else is refused with a
+ * message saying what differs. Its parameters are frozen. */
+typedef struct lt_teacher_req {
+    const char *method;          /* the teacher run's method */
+    long seed;                   /* -1: this run's seed */
+    const char *hparams;         /* JSON overrides that run was made with (NULL: its defaults) */
+    int bn_train;                /* 1: its BN layers use batch statistics in training forwards
+                                    (forward with training = 1; their running statistics then
+                                    move, and are saved with the run); 0: running statistics */
+    int max_rows;                /* rows one forward may have */
+} lt_teacher_req;
+
+/* Extra batches: lt_draw_req and its rules are the engine's (lt_data.h,
+ * lt_drawer); the host's draw runs them on the run's training set,
+ * augmentation and seed. */
+
+typedef struct lt_host_api {
+    int version;                 /* LT_HOST_API_VERSION of the runner */
+
+    /* Sub-graph of a model (the run's, a module's or a teacher's): nodes
+     * after `from` up to `to` (names) run on up to max_rows extra rows with
+     * buffers of their own; see lt_subgraph_* in lt_model.h. */
+    int (*subgraph)(void *host, lt_model *m, const char *from, const char *to, int max_rows, lt_subgraph **sg);
+
+    /* A module named `name` (a C identifier) taking rows of shape `in`:
+     * *m is an empty model (input node only) to add layers to, then
+     * module_ready finalizes it, plans max_rows and creates its optimizer. */
+    int (*module_new)(void *host, const char *name, lt_shape in, lt_model **m);
+    int (*module_ready)(void *host, lt_model *m, const lt_module_cfg *cfg);
+    /* One optimizer step of the module at iteration `iter` of the stage
+     * (ipe iterations per epoch) after the caller's zero_grad, forward, loss
+     * and backward on it; *lr (may be NULL) receives the rate used. */
+    int (*module_step)(void *host, lt_model *m, long iter, long ipe, float *lr);
+
+    int (*teacher)(void *host, const lt_teacher_req *req, lt_model **m);
+
+    int (*draw)(void *host, const lt_draw_req *req, float *x, int32_t *labels, int32_t *ids);
+
+    /* The validation split built with the dataset (datasets: the official
+     * val list, or class-balanced left-over training images), disjoint from
+     * the training and test rows; *origin says which. The run records its
+     * manifest hash. LT_EINVAL when the dataset has none. */
+    int (*validation)(void *host, const lt_dataset **val, const char **origin);
+
+    /* The run optimizer's state of parameter `name` in the current stage:
+     * s1 = SGD momentum buffer (Adam first moment), s2 = Adam second moment
+     * (NULL for SGD), as it is before this iteration's step. */
+    int (*opt_state)(void *host, const char *name, const float **s1, const float **s2, size_t *count);
+} lt_host_api;
+
+/* ---- the decoupled stage-2 prologue ----------------------------------------
+ * What cRT, LWS, decoupled Balanced Softmax and BALMS do at the start of
+ * their classifier stage, once: freeze every parameter except those of
+ * `train_group`, put the backbone's BN into the chosen mode, optionally
+ * re-initialise train_group (PROTOCOLS.md: U(+-1/sqrt(fan_in)) from seed
+ * run seed + 1000 x stage, as the runner's reinit_head) and choose the
+ * sampler. Sets cfg->freeze_backbone, cfg->reinit_head and cfg->bn_eval to
+ * match, so the runner's switches repeat the same idempotent operations. */
+typedef struct lt_decoupled {
+    int bn;                      /* LT_BN_PROTOCOL / LT_BN_EVAL / LT_BN_TRAIN */
+    const char *train_group;     /* the only trainable group ("head") */
+    int reinit;                  /* 1: re-initialise train_group ("head" only) */
+    uint64_t seed;               /* the run seed */
+    int sampler;                 /* an lt_sampler_kind, or -1 to keep the stage's */
+    int k_per_class;             /* LT_SAMPLER_CLASS_AWARE: samples per class visit */
+} lt_decoupled;
+int lt_stage_decoupled(lt_stage *cfg, lt_model *m, const lt_decoupled *d);
 
 #endif

@@ -15,6 +15,7 @@ int lt_run_save_ckpt(lt_child *c, const char *path, const lt_run_meta *meta, con
     if (!rc) rc = lt_ckpt_put(w, "run/meta", meta, sizeof *meta);
     if (!rc) rc = lt_model_save(c->m, w, "m/");
     if (!rc && opt) rc = lt_optim_save(opt, w, "o/");
+    if (!rc) rc = lt_run_host_save(c, w);
     if (!rc && c->M->save) {
         rc = c->M->save(c->st, w, "method/");
         if (rc) rc = lt_err_wrap(rc, "method %s: save", c->M->name);
@@ -55,6 +56,7 @@ void lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *
 int lt_run_load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt) {
     int rc = lt_model_load(c->m, ck, "m/");
     if (!rc && opt) rc = lt_optim_load(opt, ck, "o/");
+    if (!rc) rc = lt_run_host_load(c, ck);
     if (!rc && c->M->load) {
         rc = c->M->load(c->st, ck, "method/");
         if (rc) rc = lt_err_wrap(rc, "method %s: load", c->M->name);
@@ -67,19 +69,22 @@ int lt_run_load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt) {
 int lt_run_load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int *n_loaded) {
     char key[200];
     *n_loaded = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        snprintf(key, sizeof key, "%sw/%s", prefix, m->params[i].name);
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        lt_param_info p;
+        LT_TRY(lt_model_param_at(m, i, &p));
+        snprintf(key, sizeof key, "%sw/%s", prefix, p.name);
         if (!lt_ckpt_has(ck, key)) continue;
-        int rc = lt_ckpt_get_into(ck, key, m->w + m->params[i].off, m->params[i].count * sizeof(float));
-        if (rc) return lt_err_wrap(rc, "shared stage 1: parameter '%s'", m->params[i].name);
+        int rc = lt_ckpt_get_into(ck, key, p.w, p.count * sizeof(float));
+        if (rc) return lt_err_wrap(rc, "shared stage 1: parameter '%s'", p.name);
         (*n_loaded)++;
     }
-    for (int i = 0; i < m->n_bufs; i++) {
-        snprintf(key, sizeof key, "%sb/%s", prefix, m->bufs[i].name);
+    for (int i = 0; i < lt_model_n_buffers(m); i++) {
+        lt_buffer_info b;
+        LT_TRY(lt_model_buffer_at(m, i, &b));
+        snprintf(key, sizeof key, "%sb/%s", prefix, b.name);
         if (!lt_ckpt_has(ck, key)) continue;
-        int rc = lt_ckpt_get_into(ck, key, m->buf + m->bufs[i].off, m->bufs[i].count * sizeof(float));
-        if (rc) return lt_err_wrap(rc, "shared stage 1: buffer '%s'", m->bufs[i].name);
+        int rc = lt_ckpt_get_into(ck, key, b.data, b.count * sizeof(float));
+        if (rc) return lt_err_wrap(rc, "shared stage 1: buffer '%s'", b.name);
     }
     return LT_OK;
 }
-

@@ -16,10 +16,10 @@
 
 /* Runs every image of ds through the eval transform and the model in
  * inference mode; calls fn per batch. */
-typedef int (*batch_fn)(lt_child *c, void *ud, long first, int n, const int32_t *ids);
+typedef int (*batch_fn)(lt_child *c, void *ud, long first, int n, const int32_t *ids, const float *x);
 
 static int pass(lt_child *c, const lt_dataset *ds, batch_fn fn, void *ud) {
-    const int B = c->m->batch;
+    const int B = lt_model_batch(c->m);
     int32_t *idx = malloc((size_t)ds->n * sizeof *idx);
     if (!idx) return lt_err(LT_ENOMEM, "evaluation: out of memory");
     for (long i = 0; i < ds->n; i++) idx[i] = (int32_t)i;
@@ -34,7 +34,7 @@ static int pass(lt_child *c, const lt_dataset *ds, batch_fn fn, void *ud) {
         rc = lt_loader_next(L, &x, &y, &ids, &n);
         if (rc || n == 0) break;
         rc = lt_model_forward(c->m, x, n, 0);
-        if (!rc) rc = fn(c, ud, done, n, ids);
+        if (!rc) rc = fn(c, ud, done, n, ids, x);
         done += n;
     }
     if (L) lt_loader_close(L);
@@ -46,9 +46,10 @@ static int pass(lt_child *c, const lt_dataset *ds, batch_fn fn, void *ud) {
 
 typedef struct { float *feat, *logits; } bank_buf;
 
-static int bank_batch(lt_child *c, void *ud, long first, int n, const int32_t *ids) {
+static int bank_batch(lt_child *c, void *ud, long first, int n, const int32_t *ids, const float *x) {
     bank_buf *b = ud;
     (void)first;
+    (void)x;
     const float *f = lt_model_out(c->m, c->feat), *l = lt_model_out(c->m, c->logits);
     for (int i = 0; i < n; i++) {
         memcpy(b->feat + (size_t)ids[i] * c->D, f + (size_t)i * c->D, (size_t)c->D * sizeof(float));
@@ -98,13 +99,14 @@ static void softmax_rows(float *z, int n, int C) {
     }
 }
 
-static int eval_batch(lt_child *c, void *ud, long first, int n, const int32_t *ids) {
+static int eval_batch(lt_child *c, void *ud, long first, int n, const int32_t *ids, const float *x) {
     eval_buf *b = ud;
     float *out = b->probs + (size_t)first * c->C;
     const float *lg = lt_model_out(c->m, c->logits);
     int kind = LT_SCORES_LOGITS;
     if (c->M->predict) {
-        lt_taps t = {n, c->C, c->D, lg, lt_model_out(c->m, c->feat), NULL, ids, c->counts, -1, -1, -1, 0.0f, c->m};
+        lt_taps t = {n, c->C, c->D, lg, lt_model_out(c->m, c->feat), NULL, ids, c->counts, -1, -1, -1, 0.0f, c->m,
+                     x, n, 1};
         int rc = c->M->predict(c->st, &t, out, &kind);
         if (rc) return lt_err_wrap(rc, "method %s: predict", c->M->name);
     } else {
@@ -141,14 +143,13 @@ static int want_metric(const lt_protocol *p, const char *name) {
 static const float *classifier_rows(lt_child *c) {
     lt_model *m = c->m;
     const size_t want = (size_t)c->C * c->D;
-    lt_param *p = lt_model_param(m, "logits.weight");
-    if (p && p->count == want) return m->w + p->off;
-    for (int i = 0; i < m->n_params; i++) {
-        const lt_param *q = &m->params[i];
-        size_t ln = strlen(q->name);
-        if (!strcmp(m->nodes[q->node].group, "head") && q->count == want && ln > 7 &&
-            !strcmp(q->name + ln - 7, ".weight"))
-            return m->w + q->off;
+    lt_param_info p;
+    if (lt_model_param_find(m, "logits.weight", &p) == LT_OK && p.count == want) return p.w;
+    lt_err_clear();
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        if (lt_model_param_at(m, i, &p)) break;
+        size_t ln = strlen(p.name);
+        if (!strcmp(p.group, "head") && p.count == want && ln > 7 && !strcmp(p.name + ln - 7, ".weight")) return p.w;
     }
     return NULL;
 }

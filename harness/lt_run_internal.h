@@ -11,6 +11,7 @@
 #define LT_RUN_INTERNAL_H
 
 #include "lt_events.h"
+#include "lt_method.h"
 #include "lt_protocol.h"
 #include "lt_runner.h"
 
@@ -79,6 +80,11 @@ typedef struct {
 } lt_run_msg;
 void lt_run_send(const lt_run_job *job, int type, int stage, int epoch, const char *text);
 
+/* The checkpoint identity of a run: protocol name and sha256, scale, method
+ * and its version, seed, merged hyper-parameters, engine version. */
+void lt_run_identity(char *buf, size_t cap, const lt_protocol *p, const char *scale, const lt_method *M,
+                     uint64_t seed, const struct cJSON *hparams);
+
 /* The child's work. LT_OK after writing result.json, events, per_class.csv;
  * otherwise a status whose message is the failure reason (the parent adds
  * where it happened from the last progress message). */
@@ -86,6 +92,45 @@ int lt_run_child(lt_run_job *job, lt_run_summary *sum);
 
 /* The hyper-parameter view handed to init (lt_run_registry.c). */
 struct lt_hparams { const struct cJSON *obj; };
+
+/* ---- host services' state (lt_run_host.c) ---------------------------------------- */
+#define LT_HOST_MAX_SG 16
+#define LT_HOST_MAX_MOD 8
+#define LT_HOST_MAX_TEACH 4
+
+typedef struct {
+    char name[48];
+    lt_model *m;
+    lt_optim opt;
+    lt_module_cfg cfg;
+    int ready;
+} lt_run_module;
+
+typedef struct {
+    const lt_method *M;
+    void *st;                    /* the teacher method's state (its norm layers may use it) */
+    int inited;
+    struct cJSON *hparams;
+    lt_hparams hpv;
+    lt_run_info info;            /* what its init was told (methods keep the pointer) */
+    lt_model *m;
+    char path[LT_RUN_PATH];      /* its ckpt_final.ltc */
+    int bn_train;
+} lt_run_teacher;
+
+typedef struct {
+    lt_subgraph *sg[LT_HOST_MAX_SG];
+    int n_sg;
+    lt_run_module mod[LT_HOST_MAX_MOD];
+    int n_mod;
+    lt_run_teacher teach[LT_HOST_MAX_TEACH];
+    int n_teach;
+    lt_drawer *drawer;           /* extra batches from the training set */
+    lt_dataset val;              /* the validation split, once asked for */
+    int have_val;
+    char val_origin[320], val_sha256[65];
+    lt_optim *opt;               /* the current stage's optimizer (opt_state) */
+} lt_run_host;
 
 /* The child's state, shared by lt_run_train.c and lt_run_eval.c. */
 typedef struct {
@@ -111,7 +156,21 @@ typedef struct {
     int n_stages;
     double stage_s[LT_RUN_MAX_STAGES];
     double prev_wall_s;              /* wall time of earlier (interrupted) sessions */
+    lt_run_host host;                /* the services' state (lt_run_host.c) */
 } lt_child;
+
+/* The host service table (lt_run_host.c) and its life cycle in the child. */
+extern const lt_host_api lt_run_host_api;
+int lt_run_host_init(lt_child *c);          /* after the dataset is open */
+void lt_run_host_free(lt_child *c);         /* after the method's fini */
+/* Modules and teachers in checkpoints: "mod/<name>/m/", "mod/<name>/o/",
+ * "teacher/<k>/b/" (a teacher's BN statistics when they move). */
+int lt_run_host_save(lt_child *c, lt_ckpt_writer *w);
+int lt_run_host_load(lt_child *c, const lt_ckpt *ck);
+/* Builds method M's model (the run's or a teacher's): backbone of the scale's
+ * arch with M's norm_layer, then M's build (or the default linear head),
+ * finalized with the run seed. */
+int lt_run_build_method_model(lt_child *c, const lt_method *M, void *st, lt_model **out, int *feat);
 
 /* Tells the parent where the child is (1-based stage, 0-based epoch; 0 =
  * setup, -1 = post-training / evaluation). */

@@ -175,3 +175,20 @@ int lt_hp_str(const lt_hparams *hp, const char *key, const char **out) {
     if (cJSON_IsString(v)) { *out = v->valuestring; return LT_OK; }
     return lt_err(LT_EINVAL, "hparams: '%s' %s", key, v ? "is not a string" : "is not set");
 }
+
+int lt_hp_choice(const lt_hparams *hp, const char *key, const char *const *names, int *out) {
+    const char *s;
+    LT_TRY(lt_hp_str(hp, key, &s));
+    char list[512];
+    size_t len = 0;
+    list[0] = 0;
+    for (int i = 0; names[i]; i++) {
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return LT_OK;
+        }
+        len += (size_t)snprintf(list + len, len < sizeof list ? sizeof list - len : 0, "%s%s", i ? ", " : "",
+                                names[i]);
+    }
+    return lt_err(LT_EINVAL, "hparams: '%s' is '%s' (expected one of: %s)", key, s, list);
+}

@@ -147,13 +147,68 @@ static int open_data(lt_child *c) {
 
 /* ---- model and method ---------------------------------------------------------- */
 
+/* The norm-layer hook of an ABI-3 method, as the engine's factory. */
+typedef struct {
+    const lt_method *M;
+    void *st;
+} norm_hook;
+
+static int norm_from_method(void *ud, lt_model *m, const char *name, const char *group, int in) {
+    const norm_hook *h = ud;
+    int r = h->M->norm_layer(h->st, m, name, group, in);
+    if (r < 0 && !lt_errmsg()[0]) lt_err(-r, "method %s: norm_layer('%s') failed", h->M->name, name);
+    return r;
+}
+
+int lt_run_build_method_model(lt_child *c, const lt_method *M, void *st, lt_model **out, int *feat_out) {
+    lt_shape in = c->info.in_shape;
+    lt_model *m = NULL;
+    *out = NULL;
+    LT_TRY(lt_model_create(&m, in));
+    norm_hook h = {M, st};
+    /* a hook appended in ABI 3 exists only in tables built for ABI >= 3 */
+    const int hook = M->abi >= 3 && M->norm_layer;
+    int feat = lt_resnet_backbone_norm(m, c->s->arch, hook ? norm_from_method : NULL, &h);
+    int rc = feat < 0 ? lt_err_wrap(-feat, "model %s", c->s->arch) : LT_OK;
+    if (!rc && (int)lt_model_out_size(m, feat) != c->D)
+        rc = lt_err(LT_ESHAPE, "method %s: its norm layers change the feature size (%zu, expected %d)", M->name,
+                    lt_model_out_size(m, feat), c->D);
+    if (!rc && M->build) {
+        rc = M->build(st, m, feat);
+        if (rc) rc = lt_err_wrap(rc, "method %s: build", M->name);
+    } else if (!rc) {
+        int l = lt_add_linear(m, "logits", "head", feat, c->C, 1);
+        if (l < 0) rc = -l;
+    }
+    int logits = rc ? -1 : lt_model_find(m, "logits");
+    if (!rc && (logits < 0 || lt_model_out_size(m, logits) != (size_t)c->C))
+        rc = lt_err(LT_EINVAL, "method %s: the model needs a node \"logits\" with %d outputs", M->name, c->C);
+    if (!rc) rc = lt_model_finalize(m, c->job->req->seed);
+    if (rc) {
+        lt_model_free(m);
+        return rc;
+    }
+    *out = m;
+    if (feat_out) *feat_out = feat;
+    return LT_OK;
+}
+
 static int build_model(lt_child *c) {
     const lt_run_job *job = c->job;
     lt_shape in = {1, c->train.c, c->aug.out_h, c->aug.out_w};
-    LT_TRY(lt_model_create(&c->m, in));
-    c->feat = lt_resnet_backbone(c->m, c->s->arch);
-    if (c->feat < 0) return lt_err_wrap(-c->feat, "model %s", c->s->arch);
-    c->D = (int)lt_model_out_size(c->m, c->feat);
+    {
+        /* the feature size init is told: a node list of the plain backbone
+         * (nothing allocated for it but the nodes) */
+        lt_model *probe;
+        LT_TRY(lt_model_create(&probe, in));
+        int f = lt_resnet_backbone(probe, c->s->arch);
+        if (f < 0) {
+            lt_model_free(probe);
+            return lt_err_wrap(-f, "model %s", c->s->arch);
+        }
+        c->D = (int)lt_model_out_size(probe, f);
+        lt_model_free(probe);
+    }
 
     lt_run_info *ri = &c->info;
     ri->protocol = c->p->name;
@@ -173,7 +228,10 @@ static int build_model(lt_child *c) {
     ri->aug = &c->aug;
     ri->host = c;
     ri->log = host_log;
+    ri->api = &lt_run_host_api;
+    ri->arch = c->s->arch;
     c->hp.obj = job->hparams;
+    LT_TRY(lt_run_host_init(c));
 
     if (c->M->state_size) {
         c->st = calloc(1, c->M->state_size);
@@ -184,17 +242,8 @@ static int build_model(lt_child *c) {
         if (rc) return lt_err_wrap(rc, "method %s: init", c->M->name);
     }
     c->inited = 1;
-    if (c->M->build) {
-        int rc = c->M->build(c->st, c->m, c->feat);
-        if (rc) return lt_err_wrap(rc, "method %s: build", c->M->name);
-    } else {
-        int l = lt_add_linear(c->m, "logits", "head", c->feat, c->C, 1);
-        if (l < 0) return -l;
-    }
+    LT_TRY(lt_run_build_method_model(c, c->M, c->st, &c->m, &c->feat));
     c->logits = lt_model_find(c->m, "logits");
-    if (c->logits < 0 || lt_model_out_size(c->m, c->logits) != (size_t)c->C)
-        return lt_err(LT_EINVAL, "method %s: the model needs a node \"logits\" with %d outputs", c->M->name, c->C);
-    LT_TRY(lt_model_finalize(c->m, job->req->seed));
     LT_TRY(lt_model_set_batch(c->m, c->s->stage1.batch > 0 ? c->s->stage1.batch : 1));
     c->n_stages = c->M->n_stages ? c->M->n_stages(c->st) : 1;
     if (c->n_stages < 1 || c->n_stages > LT_RUN_MAX_STAGES)
@@ -222,6 +271,8 @@ static void stage_defaults(const lt_child *c, int stage, lt_stage *cfg) {
     cfg->sampler.total_epochs = ps->epochs;
     cfg->bn_eval = ps->bn_eval;
     cfg->augment = 1;
+    cfg->views = 1;
+    cfg->model_views = 1;
 }
 
 /* stage_begin + the switches it may set; the same on a fresh start and on a
@@ -237,26 +288,39 @@ static int begin_stage(lt_child *c, int stage, lt_stage *cfg) {
     if (cfg->reinit_head) LT_TRY(lt_model_reinit(c->m, "head", c->job->req->seed + 1000u * (uint64_t)stage));
     if (cfg->epochs < 0 || cfg->batch < 1 || cfg->samples_per_epoch < 0)
         return lt_err(LT_EINVAL, "stage %d: epochs %d, batch %d: invalid", stage + 1, cfg->epochs, cfg->batch);
+    if (cfg->views < 1 || cfg->views > 64 || cfg->model_views < 1 || cfg->model_views > cfg->views)
+        return lt_err(LT_EINVAL, "stage %d: %d views, %d of them forwarded: need 1 <= model_views <= views <= 64",
+                      stage + 1, cfg->views, cfg->model_views);
+    if (cfg->batch_cap < 0 || (cfg->batch_cap && cfg->batch_cap < cfg->views))
+        return lt_err(LT_EINVAL, "stage %d: batch_cap %d", stage + 1, cfg->batch_cap);
+    if (cfg->n_groups < 0 || cfg->n_groups > LT_STAGE_MAX_GROUPS)
+        return lt_err(LT_EINVAL, "stage %d: %d optimizer groups (0..%d)", stage + 1, cfg->n_groups,
+                      LT_STAGE_MAX_GROUPS);
     return LT_OK;
 }
 
-/* ---- one optimizer step (head_lr_mult applies per parameter) ------------------ */
+/* Rows the batch buffers hold and rows the model forwards at most. */
+static int stage_cap(const lt_stage *cfg) { return cfg->batch_cap ? cfg->batch_cap : cfg->batch * cfg->views; }
+static int stage_fwd_cap(const lt_stage *cfg) { return stage_cap(cfg) / cfg->views * cfg->model_views; }
 
-static int opt_step(lt_child *c, lt_optim *o, float lr, double head_mult) {
-    if (head_mult == 1.0) return lt_optim_step(o, c->m, lr);
-    lt_model *m = c->m;
-    o->step++;
-    for (int i = 0; i < m->n_params; i++) {
-        const lt_param *p = &m->params[i];
-        float plr = strcmp(m->nodes[p->node].group, "head") ? lr : (float)(lr * head_mult);
-        if (o->kind == LT_OPT_SGD) {
-            lt_sgd_cfg cf = {plr, o->momentum, o->weight_decay, o->nesterov};
-            lt_sgd_step(p->count, m->w + p->off, m->g + p->off, o->s1 + p->off, m->mask + p->off, &cf);
-        } else {
-            lt_adam_cfg cf = {plr, o->beta1, o->beta2, o->eps, o->weight_decay};
-            lt_adam_step(p->count, m->w + p->off, m->g + p->off, o->s1 + p->off, o->s2 + p->off,
-                         m->mask + p->off, &cf, o->step);
-        }
+/* ---- the stage's optimizer --------------------------------------------------------- */
+
+/* The stage's optimizer over the model's current freeze mask, with the
+ * stage's per-group factors (head_lr_mult is the group "head"). */
+static int stage_optim(lt_child *c, int stage, const lt_stage *cfg, lt_optim *o) {
+    lt_opt_kind kind = strcmp(stage == 0 ? c->s->stage1.optimizer : c->s->stage2.optimizer, "adam")
+                           ? LT_OPT_SGD : LT_OPT_ADAM;
+    LT_TRY(lt_optim_init(o, c->m, kind, cfg->momentum, cfg->weight_decay, cfg->nesterov));
+    int rc = LT_OK;
+    int head_set = 0;
+    for (int k = 0; !rc && k < cfg->n_groups; k++) {
+        head_set |= !strcmp(cfg->groups[k].group, "head");
+        rc = lt_optim_set_group(o, c->m, cfg->groups[k].group, cfg->groups[k].lr_mult, cfg->groups[k].wd_mult);
+    }
+    if (!rc && !head_set && cfg->head_lr_mult != 1.0) rc = lt_optim_set_group(o, c->m, "head", cfg->head_lr_mult, 1.0);
+    if (rc) {
+        lt_optim_free(o);
+        return lt_err_wrap(rc, "stage %d optimizer", stage + 1);
     }
     return LT_OK;
 }
@@ -275,7 +339,7 @@ static void fmt_eta(double s, char *buf, size_t cap) {
 typedef struct {
     int32_t *idx;
     float *xbuf;
-    int32_t *ybuf;
+    int32_t *ybuf, *idbuf;
     lt_loader *L;
     lt_optim opt;
     int have_opt;
@@ -285,6 +349,7 @@ static void stage_bufs_free(stage_bufs *b) {
     free(b->idx);
     lt_free(b->xbuf);
     free(b->ybuf);
+    free(b->idbuf);
     if (b->L) lt_loader_close(b->L);
     if (b->have_opt) lt_optim_free(&b->opt);
     memset(b, 0, sizeof *b);
@@ -299,18 +364,22 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
     const long ipe = cfg->drop_last ? n_s / cfg->batch : (n_s + cfg->batch - 1) / cfg->batch;
     if (ipe < 1)
         return lt_err(LT_EINVAL, "stage %d: %ld samples per epoch give no batch of %d", stage + 1, n_s, cfg->batch);
-    const size_t in_sz = lt_shape_count(m->in_shape);
+    const size_t in_sz = lt_shape_count(lt_model_in_shape(m));
+    const int views = cfg->views, cap = stage_cap(cfg);
+    /* the hook of an ABI-2 method may not change n (it was ignored then) */
+    const int hook_sets_n = c->M->abi >= 3;
     B->idx = malloc((size_t)n_s * sizeof *B->idx);
     if (!B->idx) return lt_err(LT_ENOMEM, "sampler: out of memory");
     if (c->M->batch_hook) {
-        B->xbuf = lt_alloc((size_t)cfg->batch * in_sz * sizeof(float));
-        B->ybuf = malloc((size_t)cfg->batch * sizeof *B->ybuf);
-        if (!B->xbuf || !B->ybuf) return lt_err(LT_ENOMEM, "batch buffer: out of memory");
+        B->xbuf = lt_alloc((size_t)cap * in_sz * sizeof(float));
+        B->ybuf = malloc((size_t)cap * sizeof *B->ybuf);
+        B->idbuf = malloc((size_t)cap * sizeof *B->idbuf);
+        if (!B->xbuf || !B->ybuf || !B->idbuf) return lt_err(LT_ENOMEM, "batch buffer: out of memory");
     }
     LT_TRY(lt_loader_open(&B->L, &c->train, &c->aug, cfg->batch, cfg->drop_last, cfg->augment, seed,
                           STAGE_STREAM(LT_STREAM_AUG, stage)));
+    LT_TRY(lt_loader_set_views(B->L, views));
     const int tty = !req->quiet && isatty(fileno(c->job->log));
-    const int taps_both[2] = {c->logits, c->feat};
     lt_rng method_rng;
     lt_rng_init(&method_rng, seed, STAGE_STREAM(LT_STREAM_METHOD, stage));
 
@@ -330,43 +399,69 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
         for (;; it++) {
             const float *x;
             const int32_t *y, *ids;
-            int n;
-            LT_TRY(lt_loader_next(B->L, &x, &y, &ids, &n));
-            if (n == 0) break;
+            int ns;
+            LT_TRY(lt_loader_next(B->L, &x, &y, &ids, &ns));
+            if (ns == 0) break;
+            int n = ns * views;   /* rows: every view of the batch's samples */
             const long git = (long)e * ipe + it;
             lr = lt_sched_lr(&cfg->sched, cfg->lr_per_epoch ? (long)e * ipe : git, ipe);
             if (c->M->batch_hook) {
                 memcpy(B->xbuf, x, (size_t)n * in_sz * sizeof(float));
                 memcpy(B->ybuf, y, (size_t)n * sizeof *y);
-                lt_batch b = {n, B->xbuf, B->ybuf, ids, stage, e, git};
+                memcpy(B->idbuf, ids, (size_t)n * sizeof *ids);
+                lt_batch b = {n, B->xbuf, B->ybuf, B->idbuf, stage, e, git, cap, views};
                 lt_rng r;
                 lt_rng_derive(&r, &method_rng, (uint64_t)git, 0);
                 int rc = c->M->batch_hook(c->st, &b, &r);
                 if (rc) return lt_err_wrap(rc, "method %s: batch_hook", c->M->name);
+                if (hook_sets_n) {
+                    if (b.n < views || b.n > cap || b.n % views)
+                        return lt_err(LT_EINVAL, "method %s: batch_hook left %d rows (1..%d samples x %d views)",
+                                      c->M->name, b.n, cap / views, views);
+                    n = b.n;
+                }
                 x = B->xbuf;
                 y = B->ybuf;
+                ids = B->idbuf;
             }
-            LT_TRY(lt_model_forward(m, x, n, 1));
+            /* the model forwards the first model_views views */
+            const int nf = n / views * cfg->model_views;
+            LT_TRY(lt_model_forward(m, x, nf, 1));
             const float *lg = lt_model_out(m, c->logits);
-            lt_taps t = {n, c->C, c->D, lg, lt_model_out(m, c->feat), y, ids, c->counts, stage, e, git,
-                         (float)lr, m};
-            lt_grads g = {lt_model_dout(m, c->logits), lt_model_dout(m, c->feat), 0};
+            lt_taps t = {nf, c->C, c->D, lg, lt_model_out(m, c->feat), y, ids, c->counts, stage, e, git,
+                         (float)lr, m, x, n, views};
+            lt_grads g = {lt_model_dout(m, c->logits), lt_model_dout(m, c->feat), 0, 0, {0}};
             double loss = 0;
+            /* parameter gradients start at zero before the loss hook, so a
+             * term on extra rows (a memory bank through the head) can add
+             * its gradient there before the batch's backward */
+            lt_model_zero_grad(m);
             int rc = c->M->loss ? c->M->loss(c->st, &t, &loss, &g)
-                                : lt_softmax_ce(n, c->C, lg, y, NULL, NULL, &loss, g.dlogits);
+                                : lt_softmax_ce(nf, c->C, lg, y, NULL, NULL, &loss, g.dlogits);
             if (rc) return lt_err_wrap(rc, "loss at iteration %ld", it);
             if (!isfinite(loss))
                 return lt_err(LT_ENUM, "loss is %s at iteration %ld", isnan(loss) ? "NaN" : "Inf", it);
-            lt_model_zero_grad(m);
-            LT_TRY(lt_model_backward(m, n, taps_both, g.use_dfeat ? 2 : 1));
-            LT_TRY(opt_step(c, &B->opt, (float)lr, cfg->head_lr_mult));
+            int taps[2 + LT_GRADS_MAX_EXTRA], n_taps = 0;
+            taps[n_taps++] = c->logits;
+            if (g.use_dfeat) taps[n_taps++] = c->feat;
+            if (g.n_extra < 0 || g.n_extra > LT_GRADS_MAX_EXTRA)
+                return lt_err(LT_EINVAL, "method %s: %d extra gradients (0..%d)", c->M->name, g.n_extra,
+                              LT_GRADS_MAX_EXTRA);
+            for (int k = 0; k < g.n_extra; k++) {
+                if (g.extra[k] <= 0 || g.extra[k] >= lt_model_n_nodes(m))
+                    return lt_err(LT_EINVAL, "method %s: extra gradient for node %d, which the model lacks",
+                                  c->M->name, g.extra[k]);
+                taps[n_taps++] = g.extra[k];
+            }
+            LT_TRY(lt_model_backward(m, nf, taps, n_taps));
+            LT_TRY(lt_optim_step(&B->opt, m, (float)lr));
             if (c->M->iter_end) {
                 rc = c->M->iter_end(c->st, &t);
                 if (rc) return lt_err_wrap(rc, "method %s: iter_end", c->M->name);
             }
-            loss_sum += loss * n;
-            seen += n;
-            for (int i = 0; i < n; i++) {
+            loss_sum += loss * nf;
+            seen += nf;
+            for (int i = 0; i < nf; i++) {
                 const float *row = lg + (size_t)i * c->C;
                 int best = 0;
                 for (int j = 1; j < c->C; j++)
@@ -534,12 +629,11 @@ static int run_stages(lt_child *c) {
         }
         stage_bufs B;
         memset(&B, 0, sizeof B);
-        rc = lt_model_set_batch(c->m, cfg.batch);
+        rc = lt_model_set_batch(c->m, stage_fwd_cap(&cfg));
         if (!rc) {
-            lt_opt_kind kind = strcmp(stage == 0 ? c->s->stage1.optimizer : c->s->stage2.optimizer, "adam")
-                                   ? LT_OPT_SGD : LT_OPT_ADAM;
-            rc = lt_optim_init(&B.opt, c->m, kind, cfg.momentum, cfg.weight_decay, cfg.nesterov);
+            rc = stage_optim(c, stage, &cfg, &B.opt);
             B.have_opt = !rc;
+            c->host.opt = rc ? NULL : &B.opt;
         }
         int first = 0;
         if (!rc && stage == start_stage && mode == RESUME) {
@@ -550,6 +644,7 @@ static int run_stages(lt_child *c) {
             rc = stage_event(c, "stage_start", stage, &cfg, NULL);
         }
         if (!rc) rc = train_stage(c, stage, &cfg, first, &B, &meta, &global_epoch);
+        c->host.opt = NULL;
         stage_bufs_free(&B);
         if (!rc) rc = stage_event(c, "stage_end", stage, &cfg, NULL);
     }
@@ -571,6 +666,7 @@ static int run_stages(lt_child *c) {
 static void child_free(lt_child *c) {
     if (c->inited && c->M->fini) c->M->fini(c->st);
     free(c->st);
+    lt_run_host_free(c);
     lt_model_free(c->m);
     lt_events_close(c->ev);
     if (c->own_train) lt_dataset_free(&c->train);

@@ -71,13 +71,18 @@ static void where_text(int stage, int epoch, char *buf, size_t cap) {
 }
 
 /* Identity of a run's checkpoints: everything that must match to resume. */
-static void make_identity(lt_run_job *job) {
-    char *hp = cJSON_PrintUnformatted(job->hparams);
-    snprintf(job->identity, sizeof job->identity,
-             "protocol=%s;sha256=%s;scale=%s;method=%s;method_version=%s;seed=%llu;hparams=%s;engine=%s",
-             job->proto.name, job->proto.sha256, job->scale->name, job->method->name, job->method->version,
-             (unsigned long long)job->req->seed, hp ? hp : "{}", LT_ENGINE_VERSION);
+void lt_run_identity(char *buf, size_t cap, const lt_protocol *p, const char *scale, const lt_method *M,
+                     uint64_t seed, const cJSON *hparams) {
+    char *hp = cJSON_PrintUnformatted(hparams);
+    snprintf(buf, cap, "protocol=%s;sha256=%s;scale=%s;method=%s;method_version=%s;seed=%llu;hparams=%s;engine=%s",
+             p->name, p->sha256, scale, M->name, M->version, (unsigned long long)seed, hp ? hp : "{}",
+             LT_ENGINE_VERSION);
     free(hp);
+}
+
+static void make_identity(lt_run_job *job) {
+    lt_run_identity(job->identity, sizeof job->identity, &job->proto, job->scale->name, job->method,
+                    job->req->seed, job->hparams);
 }
 
 static int resolve(const lt_run_request *req, lt_run_job *job) {

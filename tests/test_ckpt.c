@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lt_ckpt.h"
+#include "lt_model_impl.h"   /* white-box: the model's structs */
 
 typedef struct {
     char dir[64];

@@ -12,6 +12,7 @@
 
 #include "gradcheck.h"
 #include "lt_loss.h"
+#include "lt_model_impl.h"   /* white-box: the model's structs */
 
 enum { N = 4, C = 6, D = 7 };
 

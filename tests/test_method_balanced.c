@@ -28,6 +28,7 @@
 #include "lt.h"
 #include "lt_method.h"
 #include "lt_run_internal.h"
+#include "lt_model_impl.h"   /* white-box: the model's structs */
 
 const lt_method *lt_method_bsm(void);
 const lt_method *lt_method_bsm_dec(void);
@@ -142,7 +143,7 @@ typedef struct {
 static double hook_loss(void *p) {
     loss_ctx *c = p;
     lt_taps t = make_taps(c->n, c->C, c->z, c->y, c->counts, c->stage);
-    lt_grads g = {c->g, NULL, 0};
+    lt_grads g = {.dlogits = c->g};
     double loss = NAN;
     assert_int_equal(c->I->M->loss(c->I->st, &t, &loss, &g), LT_OK);
     return loss;
@@ -240,7 +241,7 @@ static void test_bsm_zero_count(void **state) {
     /* a sample of the empty class contradicts the counts */
     const int32_t ybad[3] = {0, 1, 3};
     lt_taps t = make_taps(3, 4, z, ybad, cnt, 0);
-    lt_grads gr = {g, NULL, 0};
+    lt_grads gr = {.dlogits = g};
     assert_int_equal(I.M->loss(I.st, &t, &loss, &gr), LT_EINVAL);
     assert_non_null(strstr(lt_errmsg(), "0 training images"));
 
@@ -399,7 +400,7 @@ static void test_bsm_dec_stage(void **state) {
     assert_int_equal(lt_model_forward(m, x, TN, 1), LT_OK);
     int lg = lt_model_find(m, "logits");
     lt_taps t = make_taps(TN, TC, lt_model_out(m, lg), y, cnt, 1);
-    lt_grads g = {lt_model_dout(m, lg), NULL, 0};
+    lt_grads g = {.dlogits = lt_model_dout(m, lg)};
     double loss;
     assert_int_equal(I.M->loss(I.st, &t, &loss, &g), LT_OK);
     double ref_g[TN * TC];
@@ -522,7 +523,7 @@ static void test_bsig_offsets_and_gradient(void **state) {
 
     /* a batch larger than the stage's planned batch is refused */
     lt_taps big = make_taps(TN + 1, TC, z, y, s_counts, 0);
-    lt_grads gg = {g, NULL, 0};
+    lt_grads gg = {.dlogits = g};
     assert_int_equal(I.M->loss(I.st, &big, &loss, &gg), LT_ESTATE);
     lt_model_free(m);
     inst_close(&I);
@@ -639,7 +640,7 @@ static void test_bsig_edge_counts(void **state) {
     /* a positive of the empty class is refused */
     const int32_t ybad[TN] = {0, 1, 3, 0, 0, 2, 0, 3};
     lt_taps tb = make_taps(TN, TC, z, ybad, cnt, 0);
-    lt_grads gg = {g, NULL, 0};
+    lt_grads gg = {.dlogits = g};
     assert_int_equal(I.M->loss(I.st, &tb, &loss, &gg), LT_EINVAL);
     lt_model_free(m);
     inst_close(&I);

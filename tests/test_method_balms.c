@@ -40,6 +40,7 @@
 
 #define lt_method_balms balms_entry_under_test
 #include "../methods/balms/method.c"
+#include "lt_model_impl.h"   /* white-box: the model's structs */
 #undef lt_method_balms
 const lt_method *lt_method_balms(void);
 
@@ -186,9 +187,9 @@ static void fd_analytic(const fd_ctx *c, double *gw) {
     lt_linear_backward(FB, FD, FC, c->feat, c->W, dlog, NULL, gW, gb);
     memcpy(bufW, c->bufW, sizeof bufW);
     memcpy(bufb, c->bufb, sizeof bufb);
-    balms_inner_step(FC, FD, c->W, c->bias, gW, gb, bufW, bufb, c->lr, c->mom, c->wd, c->nesterov, 1, 1, 1, W1, b1);
-    /* the mirror buffer now holds mom*buf + g' */
-    assert_float_equal(bufb[0], c->mom * c->bufb[0] + gb[0] + c->wd * c->bias[0], 1e-6);
+    balms_inner_step(FC, FD, c->W, c->bias, gW, gb, bufW, bufb, c->lr, c->mom, c->wd, c->nesterov, 1, 1, W1, b1);
+    /* the runner's momentum buffer is read, never written */
+    assert_memory_equal(bufb, c->bufb, sizeof bufb);
     assert_int_equal(balms_meta_loss_grad(FM, FC, FD, c->mfeat, c->mlab, W1, b1, mlogit, mdz, &mloss, GW, Gb), LT_OK);
     assert_float_equal(mloss, ref_meta_loss((void *)c), 1e-4);
     for (int b = 0; b < FB; b++) {
@@ -251,7 +252,7 @@ static void test_meta_grad_needs_skb(void **unused) {
     lt_linear_backward(FB, FD, FC, c.feat, c.W, dlog, NULL, gW, gb);
     memcpy(bw, c.bufW, sizeof bw);
     memcpy(bb, c.bufb, sizeof bb);
-    balms_inner_step(FC, FD, c.W, c.bias, gW, gb, bw, bb, c.lr, c.mom, c.wd, 0, 1, 1, 0, W1, b1);
+    balms_inner_step(FC, FD, c.W, c.bias, gW, gb, bw, bb, c.lr, c.mom, c.wd, 0, 1, 1, W1, b1);
     balms_meta_loss_grad(FM, FC, FD, c.mfeat, c.mlab, W1, b1, ml, dz, &mloss, GW, Gb);
     for (int b = 0; b < FB; b++) {
         double s[FN];
@@ -338,8 +339,10 @@ typedef struct {
     int n;
 } logbook;
 
+struct fx;
+static logbook *fx_book(struct fx *F);
 static int log_cb(void *host, const char *key, double value) {
-    logbook *b = host;
+    logbook *b = fx_book(host);
     if (b->n < 64) {
         snprintf(b->key[b->n], sizeof b->key[0], "%s", key);
         b->val[b->n++] = value;
@@ -353,11 +356,19 @@ static int logged(const logbook *b, const char *key, double *v) {
     return 0;
 }
 
-typedef struct {
+/* The fixture plays the runner: run.host is the fixture, whose host API
+ * serves the optimizer's state (an SGD optimizer over the model, as the
+ * runner's stage optimizer) and draws (the engine's lt_drawer, as the
+ * runner's draw service). */
+typedef struct fx {
     const lt_method *M;
     cJSON *obj;
     struct lt_hparams hp;
     lt_run_info run;
+    lt_host_api api;
+    lt_optim opt;
+    int have_opt;
+    lt_drawer *drawer;
     long counts[HC];
     lt_dataset ds;
     lt_aug aug;
@@ -366,6 +377,19 @@ typedef struct {
     logbook book;
     lt_stage cfg;
 } fx;
+
+static logbook *fx_book(struct fx *F) { return &F->book; }
+
+static int fx_opt_state(void *host, const char *name, const float **s1, const float **s2, size_t *count) {
+    fx *F = host;
+    if (!F->have_opt) return lt_err(LT_ESTATE, "no optimizer");
+    return lt_optim_state(&F->opt, F->m, name, s1, s2, count);
+}
+
+static int fx_draw(void *host, const lt_draw_req *r, float *x, int32_t *labels, int32_t *ids) {
+    fx *F = host;
+    return lt_drawer_draw(F->drawer, r, x, labels, ids);
+}
 
 /* Image i has channel 0 = i (so a redrawn batch can be decoded) and random
  * other channels; labels interleave the classes (not grouped). */
@@ -423,8 +447,13 @@ static int fx_try_open(fx *F, const char *overrides, const long *counts) {
     F->run.feat_dim = HD;
     F->run.train = &F->ds;
     F->run.aug = &F->aug;
-    F->run.host = &F->book;
+    F->run.host = F;
     F->run.log = log_cb;
+    F->api.version = LT_HOST_API_VERSION;
+    F->api.opt_state = fx_opt_state;
+    F->api.draw = fx_draw;
+    F->run.api = &F->api;
+    assert_int_equal(lt_drawer_create(&F->drawer, &F->ds, &F->aug, F->run.seed), LT_OK);
     F->st = calloc(1, F->M->state_size);
     assert_non_null(F->st);
     return F->M->init(F->st, &F->run, &F->hp);
@@ -452,11 +481,17 @@ static void fx_open_n(fx *F, const char *overrides, const long *counts, int nest
     cfg->augment = 0;
     rc = F->M->stage_begin(F->st, 1, cfg, F->m);
     if (rc) fail_msg("stage_begin: %s", lt_errmsg());
+    /* the runner creates the stage's optimizer after stage_begin */
+    assert_int_equal(lt_optim_init(&F->opt, F->m, LT_OPT_SGD, 0.9f, 5e-4f, nesterov), LT_OK);
+    if (g_head_mult != 1.0) assert_int_equal(lt_optim_set_group(&F->opt, F->m, "head", g_head_mult, 1.0), LT_OK);
+    F->have_opt = 1;
 }
 
 static void fx_open(fx *F, const char *overrides, const long *counts) { fx_open_n(F, overrides, counts, 0); }
 
 static void fx_close(fx *F) {
+    if (F->have_opt) lt_optim_free(&F->opt);
+    lt_drawer_free(F->drawer);
     if (F->M->fini) F->M->fini(F->st);
     free(F->st);
     cJSON_Delete(F->obj);
@@ -583,7 +618,7 @@ static void hook_meta_step(int nesterov) {
     fx_batch b;
     static const int32_t y[HB] = {0, 1, 0, 2, 3, 1};
     lt_taps t = fx_taps(&F, &b, y, 21, 0);
-    lt_grads g = {b.dlogits, b.dfeat, 0};
+    lt_grads g = {.dlogits = b.dlogits, .dfeat = b.dfeat};
     hk_ctx c = {.F = &F, .b = &b, .lr = 0.1 * g_head_mult, .mom = 0.9, .wd = 5e-4, .nesterov = nesterov, .P = (int)st->P, .pool = st->pool_feat,
                 .plab = st->pool_lab};
     for (int j = 0; j < HC; j++) c.w0[j] = c.w[j] = st->w[j];
@@ -614,11 +649,12 @@ static void hook_meta_step(int nesterov) {
         assert_true(dw * st->gw[j] < 0);
     }
     assert_int_equal(st->adam_step, 1);
-    /* the momentum mirror holds g + wd*theta after the first step */
-    float gb[HC] = {0}, gW[HC * HD] = {0};
-    lt_linear_backward(HB, HD, HC, b.feat, lt_model_param_data(F.m, "logits.weight"), b.dlogits, NULL, gW, gb);
-    const float *bias = lt_model_param_data(F.m, "logits.bias");
-    for (int j = 0; j < HC; j++) assert_float_equal(st->buf_b[j], gb[j] + 5e-4f * bias[j], 1e-6);
+    /* the meta step read the runner's momentum buffer (0 before the first
+     * step, as hk_ref assumes) and left it alone */
+    const float *s1;
+    size_t cnt;
+    assert_int_equal(lt_optim_state(&F.opt, F.m, "logits.bias", &s1, NULL, &cnt), LT_OK);
+    for (size_t j = 0; j < cnt; j++) assert_true(s1[j] == 0.0f);
     /* epoch_end logs the sampling weights */
     assert_int_equal(F.M->epoch_end(F.st, 1, 0, F.m), LT_OK);
     assert_true(logged(&F.book, "q_class0", &v) && fabs(v - sigm(st->w[0])) < 1e-6);
@@ -690,7 +726,7 @@ static void test_balanced_softmax_uniform_is_ce(void **unused) {
     int32_t yy[HB];
     memcpy(yy, b.y, sizeof yy);   /* the redrawn labels */
     lt_taps t = fx_taps(&F, &b, yy, 4, 0);
-    lt_grads g = {b.dlogits, b.dfeat, 0};
+    lt_grads g = {.dlogits = b.dlogits, .dfeat = b.dfeat};
     double loss, ref;
     float d[HB * HC];
     assert_int_equal(F.M->loss(F.st, &t, &loss, &g), LT_OK);
@@ -765,15 +801,17 @@ static void run_steps(fx *F, long first, long n) {
         assert_int_equal(F->M->batch_hook(F->st, &bt, &r), LT_OK);
         fx_batch b;
         lt_taps t = fx_taps(F, &b, lab, (unsigned)(100 + it), it);
-        lt_grads g = {b.dlogits, b.dfeat, 0};
+        lt_grads g = {.dlogits = b.dlogits, .dfeat = b.dfeat};
         double loss;
         assert_int_equal(F->M->loss(F->st, &t, &loss, &g), LT_OK);
-        /* the real SGD step the runner would take on the head */
-        float *W = lt_model_param_data(F->m, "logits.weight"), *bias = lt_model_param_data(F->m, "logits.bias");
-        float gW[HC * HD] = {0}, gb[HC] = {0};
-        lt_linear_backward(HB, HD, HC, b.feat, W, b.dlogits, NULL, gW, gb);
-        for (int i = 0; i < HC * HD; i++) W[i] -= 0.1f * (gW[i] + 5e-4f * W[i]);
-        for (int j = 0; j < HC; j++) bias[j] -= 0.1f * (gb[j] + 5e-4f * bias[j]);
+        /* the real step the runner takes: the head's gradient into the
+         * model's gradient block, then the stage optimizer */
+        lt_model_zero_grad(F->m);
+        lt_param_info pw, pb;
+        assert_int_equal(lt_model_param_find(F->m, "logits.weight", &pw), LT_OK);
+        assert_int_equal(lt_model_param_find(F->m, "logits.bias", &pb), LT_OK);
+        lt_linear_backward(HB, HD, HC, b.feat, pw.w, b.dlogits, NULL, pw.g, pb.g);
+        assert_int_equal(lt_optim_step(&F->opt, F->m, 0.1f), LT_OK);
     }
 }
 
@@ -791,6 +829,7 @@ static void test_save_load_resume(void **unused) {
     lt_ckpt_writer *w;
     assert_int_equal(lt_ckpt_writer_open(&w, path), LT_OK);
     assert_int_equal(lt_model_save(A.m, w, "m/"), LT_OK);
+    assert_int_equal(lt_optim_save(&A.opt, w, "o/"), LT_OK);
     assert_int_equal(A.M->save(A.st, w, "method/"), LT_OK);
     assert_int_equal(lt_ckpt_commit(w), LT_OK);
     run_steps(&A, 3, 3);
@@ -811,9 +850,12 @@ static void test_save_load_resume(void **unused) {
     B.cfg = A.cfg;
     B.cfg.sampler.kind = LT_SAMPLER_CLASS_BALANCED;
     assert_int_equal(B.M->stage_begin(B.st, 1, &B.cfg, B.m), LT_OK);
+    assert_int_equal(lt_optim_init(&B.opt, B.m, LT_OPT_SGD, 0.9f, 5e-4f, 0), LT_OK);
+    B.have_opt = 1;
     lt_ckpt *ck;
     assert_int_equal(lt_ckpt_read(&ck, path), LT_OK);
     assert_int_equal(lt_model_load(B.m, ck, "m/"), LT_OK);
+    assert_int_equal(lt_optim_load(&B.opt, ck, "o/"), LT_OK);
     assert_int_equal(B.M->load(B.st, ck, "method/"), LT_OK);
     lt_ckpt_free(ck);
     unlink(path);
@@ -826,7 +868,7 @@ static void test_save_load_resume(void **unused) {
     assert_memory_equal(sb->w, sa->w, HC * sizeof(float));
     assert_memory_equal(sb->am, sa->am, HC * sizeof(float));
     assert_memory_equal(sb->av, sa->av, HC * sizeof(float));
-    assert_memory_equal(sb->buf_W, sa->buf_W, HC * HD * sizeof(float));
+    assert_memory_equal(B.opt.s1, A.opt.s1, A.opt.n * sizeof(float));
     assert_memory_equal(lt_model_param_data(B.m, "logits.weight"), lt_model_param_data(A.m, "logits.weight"),
                         HC * HD * sizeof(float));
 

@@ -27,6 +27,7 @@
 #include "lt.h"
 #include "lt_method.h"
 #include "lt_run_internal.h"
+#include "lt_model_impl.h"   /* white-box: the model's structs */
 
 const lt_method *lt_method_crt(void);
 const lt_method *lt_method_lws(void);

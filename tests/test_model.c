@@ -16,6 +16,7 @@
 #include "gradcheck.h"
 #include "lt.h"
 #include "lt_conv_fast.h"
+#include "lt_model_impl.h"   /* white-box: the model's structs */
 
 static size_t n_trainable(const lt_model *m) {
     size_t n = 0;

@@ -28,6 +28,7 @@
 #include "lt_base.h"
 #include "lt_ops.h"
 #include "lt_conv_fast.h"
+#include "lt_model_impl.h"   /* white-box: the model's structs */
 
 static const gc_opts LIN_TOL = {1e-2, 5e-3, 2e-4, 0};
 static const gc_opts NONLIN_TOL = {1e-2, 2e-2, 1e-3, 0};

@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "gradcheck.h"
+#include "lt.h"
 #include "lt_loss.h"
+#include "lt_model_impl.h"   /* white-box: the model's structs */
 
 static int close_to(double got, double want, double rtol) {
     return fabs(got - want) <= rtol * fmax(1.0, fabs(want));
@@ -321,6 +323,106 @@ static void test_sched_pure(void **state) {
     assert_true(lt_sched_lr(&s[0], -5, ipe) == lt_sched_lr(&s[0], 0, ipe));
 }
 
+/* ---- per-group factors over a model (lt_optim_set_group) ------------------------ */
+
+static lt_model *grouped_model(void) {
+    lt_model *m;
+    assert_int_equal(lt_model_create(&m, (lt_shape){1, 3, 1, 1}), LT_OK);
+    int a = lt_add_linear(m, "a", "backbone", 0, 4, 1);
+    int b = lt_add_linear(m, "b", "proj", a, 2, 1);
+    assert_true(lt_add_linear(m, "logits", "head", b, 2, 1) > 0);
+    assert_int_equal(lt_model_finalize(m, 5), LT_OK);
+    assert_int_equal(lt_model_no_decay(m, "logits.bias"), LT_OK);
+    return m;
+}
+
+/* Two SGD steps (momentum, per-group lr and weight decay, one no-decay
+ * parameter) against the update written out by hand in double. */
+static void test_optim_groups_hand_computed(void **state) {
+    (void)state;
+    lt_model *m = grouped_model();
+    const float lr = 0.1f, mu = 0.9f, wd = 0.01f;
+    const double lr_mult[3] = {1.0, 0.5, 10.0}, wd_mult[3] = {1.0, 0.0, 2.0};   /* backbone, proj, head */
+    lt_optim o;
+    assert_int_equal(lt_optim_init(&o, m, LT_OPT_SGD, mu, wd, 0), LT_OK);
+    assert_int_equal(lt_optim_set_group(&o, m, "proj", lr_mult[1], wd_mult[1]), LT_OK);
+    assert_int_equal(lt_optim_set_group(&o, m, "head", 3.0, 1.0), LT_OK);
+    assert_int_equal(lt_optim_set_group(&o, m, "head", lr_mult[2], wd_mult[2]), LT_OK);   /* replaced */
+    assert_int_not_equal(lt_optim_set_group(&o, m, "nope", 1, 1), LT_OK);
+    const int np = lt_model_n_params(m);
+    double w[6][16], v[6][16] = {{0}};
+    for (int i = 0; i < np; i++) {
+        lt_param_info p;
+        assert_int_equal(lt_model_param_at(m, i, &p), LT_OK);
+        for (size_t k = 0; k < p.count; k++) w[i][k] = p.w[k];
+    }
+    for (int step = 0; step < 2; step++) {
+        for (int i = 0; i < np; i++) {
+            lt_param_info p;
+            assert_int_equal(lt_model_param_at(m, i, &p), LT_OK);
+            gc_fill(p.g, p.count, 100 + 10 * (unsigned)step + (unsigned)i, -1, 1);
+            const int grp = !strcmp(p.group, "proj") ? 1 : !strcmp(p.group, "head") ? 2 : 0;
+            const float glr = grp ? (float)((double)lr * lr_mult[grp]) : lr;
+            const float gwd = grp ? (float)((double)wd * wd_mult[grp]) : wd;
+            for (size_t k = 0; k < p.count; k++) {
+                /* float arithmetic in the optimizer's order */
+                float g = p.g[k];
+                if (!(p.flags & LT_MASK_NO_DECAY)) g = g + gwd * (float)w[i][k];
+                float nv = mu * (float)v[i][k] + g;
+                v[i][k] = nv;
+                w[i][k] = (float)w[i][k] - glr * nv;
+            }
+        }
+        assert_int_equal(lt_optim_step(&o, m, lr), LT_OK);
+        for (int i = 0; i < np; i++) {
+            lt_param_info p;
+            assert_int_equal(lt_model_param_at(m, i, &p), LT_OK);
+            for (size_t k = 0; k < p.count; k++) assert_true(p.w[k] == (float)w[i][k]);
+        }
+    }
+    /* the state of one parameter: its momentum buffer */
+    const float *s1, *s2;
+    size_t n;
+    assert_int_equal(lt_optim_state(&o, m, "b.weight", &s1, &s2, &n), LT_OK);
+    assert_int_equal(n, 8);
+    assert_null(s2);
+    int bi = -1;
+    for (int i = 0; i < np; i++) {
+        lt_param_info p;
+        lt_model_param_at(m, i, &p);
+        if (!strcmp(p.name, "b.weight")) bi = i;
+    }
+    for (size_t k = 0; k < n; k++) assert_true(s1[k] == (float)v[bi][k]);
+    assert_int_not_equal(lt_optim_state(&o, m, "missing", &s1, &s2, &n), LT_OK);
+    lt_optim_free(&o);
+    lt_model_free(m);
+}
+
+/* A group whose factors are 1 updates exactly as no group at all (SGD and
+ * Adam), so the runner's head_lr_mult = 1 changes no number. */
+static void test_optim_unit_group_is_plain(void **state) {
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        lt_model *a = grouped_model(), *b = grouped_model();
+        lt_optim oa, ob;
+        assert_int_equal(lt_optim_init(&oa, a, (lt_opt_kind)kind, 0.9f, 5e-4f, 1), LT_OK);
+        assert_int_equal(lt_optim_init(&ob, b, (lt_opt_kind)kind, 0.9f, 5e-4f, 1), LT_OK);
+        assert_int_equal(lt_optim_set_group(&ob, b, "head", 1.0, 1.0), LT_OK);
+        assert_non_null(ob.gid);
+        for (int step = 0; step < 3; step++) {
+            gc_fill(a->g, a->n_w, 7 + (unsigned)step, -1, 1);
+            memcpy(b->g, a->g, a->n_w * sizeof(float));
+            assert_int_equal(lt_optim_step(&oa, a, 0.05f), LT_OK);
+            assert_int_equal(lt_optim_step(&ob, b, 0.05f), LT_OK);
+        }
+        assert_memory_equal(a->w, b->w, a->n_w * sizeof(float));
+        lt_optim_free(&oa);
+        lt_optim_free(&ob);
+        lt_model_free(a);
+        lt_model_free(b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgd_three_steps),
@@ -331,6 +433,8 @@ int main(void) {
         cmocka_unit_test(test_sched_warmup_cosine),
         cmocka_unit_test(test_sched_ldam_multistep),
         cmocka_unit_test(test_sched_pure),
+        cmocka_unit_test(test_optim_groups_hand_computed),
+        cmocka_unit_test(test_optim_unit_group_is_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

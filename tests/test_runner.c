@@ -32,6 +32,7 @@
 #include "cmd_run.h"
 #include "lt_protocol.h"
 #include "lt_runner.h"
+#include "lt_model_impl.h"   /* white-box: the model's structs */
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 

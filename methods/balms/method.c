@@ -56,8 +56,10 @@
  * runner's per-epoch LT_SAMPLER_WEIGHTS list with class weights n_c q_c
  * taken at the epoch's start (the sampler then updates once per epoch).
  *
- * Meta set. The runner hands methods no validation split, so the meta set is
- * the official CIFAR one: a class-balanced resampling of the training set.
+ * Meta set: the official CIFAR one, a class-balanced resampling of the
+ * training set (meta_set = "train_balanced"; the official ImageNet-LT /
+ * Places-LT setting uses their val split, which this method does not take
+ * yet: "val" is refused).
  * Its features are computed once in stage_begin (backbone frozen, inference
  * mode, eval transform unless meta_augment) and kept in the state, which the
  * checkpoint persists (the runner replays stage_begin before loading
@@ -80,11 +82,8 @@
  * a class with no training image gets Balanced-Softmax probability 0. */
 #define BALMS_EXCLUDED LT_OFFSET_EXCLUDED
 
-enum { BN_PROTOCOL = 0, BN_EVAL = 1, BN_TRAIN = 2 };
 /* Method rng streams (LT_STREAM_METHOD + k). */
 enum { S_SOFT = 1, S_META = 2, S_POOL_AUG = 3, S_POOL_PICK = 4 };
-/* Sub-stream tag for the per-slot augmentation of a redrawn batch. */
-#define BALMS_AUG_TAG 0x61756775u
 
 typedef struct {
     const lt_run_info *run;
@@ -105,7 +104,7 @@ typedef struct {
     float *w, *am, *av;    /* [C] */
     long adam_step;
     double *class_weights; /* [C] n_c sigmoid(w_c) handed to the runner's sampler */
-    double *cdf;           /* [C] batch redraw */
+    double *draw_w;        /* [C] the same for the batch redraw (host draw) */
     /* the q the current batch was drawn from: per batch (draw = batch) or the
      * epoch snapshots (draw = epoch: ring of two, tagged stage<<32 | epoch) */
     float *w_batch;        /* [C] */
@@ -122,8 +121,6 @@ typedef struct {
     int32_t *pool_lab;     /* [P] grouped by class */
     long *pool_off;        /* [C+1] */
     int pool_ok;           /* features finite (checked again after a load) */
-    /* mirror of the runner's SGD momentum buffer of the classifier */
-    float *buf_W, *buf_b;  /* [C x D], [C] */
     /* per-step scratch (allocated in stage_begin) */
     float *gW, *gb;        /* real-loss gradient */
     float *W1, *b1;        /* theta' */
@@ -220,20 +217,19 @@ static void balms_soft_mass_expected(int C, const long *counts, const float *w, 
 /* theta' = one SGD step of the classifier (W [C x D], b [C]) with gradient
  * (gW, gb), PyTorch semantics: g' = g + wd theta (per-tensor no-decay flags);
  * buf' = mom buf + g'; theta' = theta - lr (nesterov ? g' + mom buf' : buf').
- * The new buffer is written back to (bufW, bufb) when update_buf is set. */
+ * (bufW, bufb) is the runner's momentum buffer before its step (host
+ * service opt_state): the same numbers the runner's step is about to use. */
 static void balms_inner_step(int C, int D, const float *W, const float *b, const float *gW, const float *gb,
-                             float *bufW, float *bufb, float lr, float mom, float wd, int nesterov,
-                             int decay_W, int decay_b, int update_buf, float *W1, float *b1) {
+                             const float *bufW, const float *bufb, float lr, float mom, float wd, int nesterov,
+                             int decay_W, int decay_b, float *W1, float *b1) {
     for (long i = 0; i < (long)C * D + C; i++) {
         int isw = i < (long)C * D;
         long k = isw ? i : i - (long)C * D;
         float th = isw ? W[k] : b[k];
         float g = (isw ? gW[k] : gb[k]) + ((isw ? decay_W : decay_b) ? wd * th : 0.0f);
-        float *bp = isw ? &bufW[k] : &bufb[k];
-        float nb = mom * *bp + g;
+        float nb = mom * (isw ? bufW[k] : bufb[k]) + g;
         float step = nesterov ? g + mom * nb : nb;
         (isw ? W1 : b1)[k] = th - lr * step;
-        if (update_buf) *bp = nb;
     }
 }
 
@@ -284,13 +280,12 @@ static int balms_all_finite(const float *x, size_t n) {
 
 static void balms_free_stage(balms_state *st) {
     lt_free(st->pool_feat); lt_free(st->pool_lab); free(st->pool_off);
-    lt_free(st->buf_W); lt_free(st->buf_b);
     lt_free(st->gW); lt_free(st->gb); lt_free(st->W1); lt_free(st->b1);
     lt_free(st->GW); lt_free(st->Gb);
     lt_free(st->mfeat); lt_free(st->mlogit); lt_free(st->mdz); lt_free(st->mlab);
     lt_free(st->U); lt_free(st->S); lt_free(st->skb); lt_free(st->dldv);
     st->pool_feat = NULL; st->pool_lab = NULL; st->pool_off = NULL;
-    st->buf_W = st->buf_b = st->gW = st->gb = st->W1 = st->b1 = st->GW = st->Gb = NULL;
+    st->gW = st->gb = st->W1 = st->b1 = st->GW = st->Gb = NULL;
     st->mfeat = st->mlogit = st->mdz = st->U = NULL;
     st->mlab = NULL;
     st->S = st->skb = st->dldv = NULL;
@@ -301,24 +296,14 @@ static void balms_fini(void *stp) {
     balms_state *st = stp;
     balms_free_stage(st);
     free(st->counts); free(st->offsets); free(st->cls_off); free(st->cls_members); free(st->nonempty);
-    free(st->w); free(st->am); free(st->av); free(st->class_weights); free(st->cdf);
+    free(st->w); free(st->am); free(st->av); free(st->class_weights); free(st->draw_w);
     free(st->w_batch); free(st->w_epoch[0]); free(st->w_epoch[1]);
     free(st->perm); free(st->gw); free(st->gwf);
     memset(st, 0, sizeof *st);
 }
 
-static int hp_choice(const lt_hparams *hp, const char *key, const char *const *names, const char *list,
-                     int *out) {
-    const char *s;
-    LT_TRY(lt_hp_str(hp, key, &s));
-    for (int i = 0; names[i]; i++)
-        if (!strcmp(s, names[i])) { *out = i; return LT_OK; }
-    return lt_err(LT_EINVAL, "balms: hparam '%s' is '%s' (expected one of: %s)", key, s, list);
-}
-
 static int balms_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     balms_state *st = stp;
-    static const char *const bn_names[] = {"protocol", "eval", "train", NULL};
     static const char *const soft_names[] = {"expected", "sampled", NULL};
     static const char *const draw_names[] = {"epoch", "batch", NULL};
     static const char *const set_names[] = {"train_balanced", NULL};
@@ -332,9 +317,10 @@ static int balms_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     LT_TRY(lt_hp_int(hp, "meta_pool_per_class", &st->pool_cap));
     LT_TRY(lt_hp_num(hp, "meta_augment", &d));
     st->meta_augment = d != 0;
-    LT_TRY(hp_choice(hp, "soft_mass", soft_names, "sampled, expected", &st->sampled));
-    LT_TRY(hp_choice(hp, "draw", draw_names, "batch, epoch", &st->per_batch));
-    LT_TRY(hp_choice(hp, "stage2_bn", bn_names, "protocol, eval, train", &st->bn));
+    int rc = lt_hp_choice(hp, "soft_mass", soft_names, &st->sampled);
+    if (!rc) rc = lt_hp_choice(hp, "draw", draw_names, &st->per_batch);
+    if (!rc) rc = lt_hp_choice(hp, "stage2_bn", lt_bn_mode_names, &st->bn);
+    if (rc) return lt_err_wrap(rc, "balms");
     {
         const char *s;
         LT_TRY(lt_hp_str(hp, "meta_set", &s));
@@ -342,7 +328,8 @@ static int balms_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
             return lt_err(LT_EINVAL, "balms: meta_set 'val' (the official ImageNet-LT/Places-LT setting) needs a "
                                      "validation split, which the runner does not hand to methods; use "
                                      "'train_balanced'");
-        LT_TRY(hp_choice(hp, "meta_set", set_names, "train_balanced", &set));
+        rc = lt_hp_choice(hp, "meta_set", set_names, &set);
+        if (rc) return lt_err_wrap(rc, "balms");
     }
     if (!(st->meta_lr >= 0) || !isfinite(st->meta_lr)) return lt_err(LT_EINVAL, "balms: meta_lr %g", st->meta_lr);
     if (!(st->init_pow >= 0) || !isfinite(st->init_pow))
@@ -368,7 +355,7 @@ static int balms_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     st->am = calloc(Cz, sizeof *st->am);
     st->av = calloc(Cz, sizeof *st->av);
     st->class_weights = calloc(Cz, sizeof *st->class_weights);
-    st->cdf = calloc(Cz, sizeof *st->cdf);
+    st->draw_w = calloc(Cz, sizeof *st->draw_w);
     st->w_batch = calloc(Cz, sizeof *st->w_batch);
     st->w_epoch[0] = calloc(Cz, sizeof(float));
     st->w_epoch[1] = calloc(Cz, sizeof(float));
@@ -376,7 +363,7 @@ static int balms_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     st->gw = calloc(Cz, sizeof *st->gw);
     st->gwf = calloc(Cz, sizeof *st->gwf);
     if (!st->counts || !st->offsets || !st->cls_off || !st->cls_members || !st->nonempty || !st->w || !st->am ||
-        !st->av || !st->class_weights || !st->cdf || !st->w_batch || !st->w_epoch[0] || !st->w_epoch[1] ||
+        !st->av || !st->class_weights || !st->draw_w || !st->w_batch || !st->w_epoch[0] || !st->w_epoch[1] ||
         !st->perm || !st->gw || !st->gwf)
         return lt_err(LT_ENOMEM, "balms: out of memory for %d classes", C);
 
@@ -431,13 +418,13 @@ static int balms_build_pool(balms_state *st, lt_model *m, int chunk_hint) {
     if ((int)lt_model_out_size(m, feat) != D)
         return lt_err(LT_ESHAPE, "balms: 'feat' has %zu values, run says %d", lt_model_out_size(m, feat), D);
     if (!aug) return lt_err(LT_EINVAL, "balms: no augmentation/normalisation in the run info");
-    size_t in_size = lt_shape_count(m->in_shape);
+    size_t in_size = lt_shape_count(lt_model_in_shape(m));
     int oh = aug->out_h > 0 ? aug->out_h : tr->h, ow = aug->out_w > 0 ? aug->out_w : tr->w;
     if ((size_t)tr->c * oh * ow != in_size)
         return lt_err(LT_ESHAPE, "balms: transform gives %dx%dx%d, the model takes %zu values", tr->c, oh, ow,
                       in_size);
-    if (m->batch <= 0) LT_TRY(lt_model_set_batch(m, chunk_hint > 0 ? chunk_hint : 128));
-    int chunk = m->batch;
+    if (lt_model_batch(m) <= 0) LT_TRY(lt_model_set_batch(m, chunk_hint > 0 ? chunk_hint : 128));
+    int chunk = lt_model_batch(m);
 
     /* pick */
     long P = 0;
@@ -514,20 +501,16 @@ static int balms_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     if (stage != 1) return lt_err(LT_EINVAL, "balms: no stage %d (2 stages)", stage);
     int C = st->C, D = st->D;
     /* Frozen backbone, BN in eval mode per PROTOCOLS.md unless the hparam asks
-     * for the official code's train-mode BN (spec §1 pitfall 4). */
-    int bn_eval = st->bn == BN_PROTOCOL ? cfg->bn_eval : st->bn == BN_EVAL;
-    LT_TRY(lt_model_freeze(m, "backbone", 1));
-    LT_TRY(lt_model_freeze(m, "head", 0));
-    LT_TRY(lt_model_set_eval(m, "backbone", bn_eval));
-    LT_TRY(lt_model_reinit(m, "head", st->seed + 1000u * (uint64_t)stage));
-    cfg->freeze_backbone = 1;
-    cfg->reinit_head = 1;
-    cfg->bn_eval = bn_eval;
-    if (!lt_model_param_data(m, "logits.weight") || !lt_model_param_data(m, "logits.bias"))
+     * for the official code's train-mode BN (spec §1 pitfall 4); the
+     * classifier re-initialised; the sampler is set below. */
+    const lt_decoupled d = {st->bn, "head", 1, st->seed, -1, 0};
+    LT_TRY(lt_stage_decoupled(cfg, m, &d));
+    lt_param_info pw;
+    if (!lt_model_param_data(m, "logits.weight") || !lt_model_param_data(m, "logits.bias") ||
+        lt_model_param_find(m, "logits.weight", &pw))
         return lt_err(LT_EINVAL, "balms: needs a linear 'logits' head with bias");
-    lt_param *pw = lt_model_param(m, "logits.weight");
-    if (pw->count != (size_t)C * D)
-        return lt_err(LT_ESHAPE, "balms: logits.weight has %zu values, expected %d x %d", pw->count, C, D);
+    if (pw.count != (size_t)C * D)
+        return lt_err(LT_ESHAPE, "balms: logits.weight has %zu values, expected %d x %d", pw.count, C, D);
 
     /* The Meta Sampler starts afresh (a resume replays this and then loads). */
     LT_TRY(balms_init_w(C, st->counts, st->init_pow, st->w));
@@ -556,8 +539,6 @@ static int balms_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
 
     balms_free_stage(st);
     size_t B = (size_t)st->B, M = (size_t)st->M, Cz = (size_t)C, CD = Cz * (size_t)D;
-    st->buf_W = lt_alloc(CD * sizeof(float));
-    st->buf_b = lt_alloc(Cz * sizeof(float));
     st->gW = lt_alloc(CD * sizeof(float));
     st->gb = lt_alloc(Cz * sizeof(float));
     st->W1 = lt_alloc(CD * sizeof(float));
@@ -572,7 +553,7 @@ static int balms_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     st->S = lt_alloc(B * Cz * sizeof(double));
     st->skb = lt_alloc(B * sizeof(double));
     st->dldv = lt_alloc(B * sizeof(double));
-    if (!st->buf_W || !st->buf_b || !st->gW || !st->gb || !st->W1 || !st->b1 || !st->GW || !st->Gb || !st->mfeat ||
+    if (!st->gW || !st->gb || !st->W1 || !st->b1 || !st->GW || !st->Gb || !st->mfeat ||
         !st->mlogit || !st->mdz || !st->mlab || !st->U || !st->S || !st->skb || !st->dldv)
         return lt_err(LT_ENOMEM, "balms: out of memory for batch %d / meta batch %d", st->B, st->M);
     LT_TRY(balms_build_pool(st, m, st->B));
@@ -610,48 +591,19 @@ static int balms_sampler(void *stp, int stage, int epoch, lt_sampler_cfg *cfg) {
 }
 
 /* draw = batch: replace the runner's batch by B images drawn from the current
- * q, transformed as the runner transforms them. */
+ * q with the host's draw (i.i.d. with probability proportional to q_i, the
+ * runner's augmentation when the stage augments), from the hook's rng. */
 static int balms_batch_hook(void *stp, lt_batch *b, lt_rng *rng) {
     balms_state *st = stp;
     if (b->stage != 1 || !st->active || !st->per_batch) return LT_OK;
     const lt_run_info *run = st->run;
-    const lt_dataset *tr = run->train;
-    int C = st->C;
-    size_t in_size = lt_shape_count(run->in_shape), img = (size_t)tr->c * tr->h * tr->w;
-    memcpy(st->w_batch, st->w, (size_t)C * sizeof(float));
+    memcpy(st->w_batch, st->w, (size_t)st->C * sizeof(float));
     st->batch_iter = b->iter;
-    double tot = 0;
-    for (int c = 0; c < C; c++) {
-        tot += st->counts[c] > 0 ? (double)st->counts[c] * (double)sigmoidf_(st->w_batch[c]) : 0.0;
-        st->cdf[c] = tot;
-    }
-    if (!(tot > 0) || !isfinite(tot)) return lt_err(LT_ENUM, "balms: sampling weights sum to %g", tot);
-    for (int s = 0; s < b->n; s++) {
-        /* the first class whose cumulative weight exceeds u (binary search;
-         * empty classes add nothing, so they are never chosen) */
-        double u = lt_rng_uniform(rng) * tot;
-        int lo = 0, hi = C - 1;
-        while (lo < hi) {
-            int mid = lo + (hi - lo) / 2;
-            if (st->cdf[mid] > u) hi = mid;
-            else lo = mid + 1;
-        }
-        int c = lo;
-        while (st->counts[c] == 0) c--;   /* u rounded up to tot */
-        long j = (long)lt_rng_below(rng, (uint32_t)st->counts[c]);
-        int32_t i = st->cls_members[st->cls_off[c] + j];
-        const uint8_t *src = tr->pixels + (size_t)i * img;
-        float *dst = b->x + (size_t)s * in_size;
-        if (st->augment) {
-            lt_rng r;
-            lt_rng_derive(&r, rng, BALMS_AUG_TAG, (uint64_t)s);
-            lt_aug_train(run->aug, tr->c, tr->h, tr->w, src, &r, dst);
-        } else {
-            lt_aug_eval(run->aug, tr->c, tr->h, tr->w, src, dst);
-        }
-        b->labels[s] = tr->labels[i];
-    }
-    return LT_OK;
+    balms_class_weights(st->C, st->counts, st->w_batch, st->draw_w);
+    lt_draw_req req = {.sampler = {.kind = LT_SAMPLER_WEIGHTS, .class_weights = st->draw_w},
+                       .n = b->n, .views = 1, .augment = st->augment, .rng = rng};
+    int rc = run->api->draw(run->host, &req, b->x, b->labels, b->ids);
+    return rc ? lt_err_wrap(rc, "balms: redrawing the batch") : LT_OK;
 }
 
 /* The meta step on the batch in t (before the runner's real step). */
@@ -659,8 +611,17 @@ static int balms_meta_step(balms_state *st, const lt_taps *t, const float *dlogi
     int n = t->n, C = st->C, D = st->D;
     lt_model *m = t->model;
     const float *W = lt_model_param_data(m, "logits.weight"), *bias = lt_model_param_data(m, "logits.bias");
-    lt_param *pW = lt_model_param(m, "logits.weight"), *pb = lt_model_param(m, "logits.bias");
-    if (!W || !bias) return lt_err(LT_EINVAL, "balms: no 'logits' weight/bias");
+    lt_param_info pW, pb;
+    if (!W || !bias || lt_model_param_find(m, "logits.weight", &pW) || lt_model_param_find(m, "logits.bias", &pb))
+        return lt_err(LT_EINVAL, "balms: no 'logits' weight/bias");
+    /* the runner's momentum buffers of the classifier, before its step */
+    const lt_run_info *run = st->run;
+    const float *buf_W, *buf_b;
+    size_t nW, nb;
+    LT_TRY(run->api->opt_state(run->host, "logits.weight", &buf_W, NULL, &nW));
+    LT_TRY(run->api->opt_state(run->host, "logits.bias", &buf_b, NULL, &nb));
+    if (nW != (size_t)C * D || nb != (size_t)C)
+        return lt_err(LT_ESHAPE, "balms: optimizer state of the classifier has %zu + %zu values", nW, nb);
     if (n > st->B) return lt_err(LT_ESHAPE, "balms: batch of %d, planned %d", n, st->B);
     if (t->feat_dim != D) return lt_err(LT_ESHAPE, "balms: feat has %d values, expected %d", t->feat_dim, D);
     if (!st->pool_ok) return lt_err(LT_ENUM, "balms: the meta pool has non-finite features");
@@ -684,8 +645,8 @@ static int balms_meta_step(balms_state *st, const lt_taps *t, const float *dlogi
     memset(st->gW, 0, (size_t)C * D * sizeof(float));
     memset(st->gb, 0, (size_t)C * sizeof(float));
     lt_linear_backward(n, D, C, t->feat, W, dlogits, NULL, st->gW, st->gb);
-    balms_inner_step(C, D, W, bias, st->gW, st->gb, st->buf_W, st->buf_b, lr_h, st->mom, st->wd, st->nesterov,
-                     !(pW->flags & LT_MASK_NO_DECAY), !(pb->flags & LT_MASK_NO_DECAY), 1, st->W1, st->b1);
+    balms_inner_step(C, D, W, bias, st->gW, st->gb, buf_W, buf_b, lr_h, st->mom, st->wd, st->nesterov,
+                     !(pW.flags & LT_MASK_NO_DECAY), !(pb.flags & LT_MASK_NO_DECAY), st->W1, st->b1);
 
     /* 2. class-balanced meta batch from the pool: successive shuffles of the
      * non-empty classes, a uniform pool member per pick; its own stream per
@@ -815,7 +776,7 @@ static int balms_predict(void *stp, const lt_taps *t, float *scores, int *kind) 
 typedef struct { const char *key; void *p; size_t bytes; } balms_rec;
 
 static int balms_records(balms_state *st, balms_rec *r) {
-    size_t Cz = (size_t)st->C, CD = Cz * (size_t)st->D;
+    size_t Cz = (size_t)st->C;
     int k = 0;
     r[k++] = (balms_rec){"w", st->w, Cz * sizeof(float)};
     r[k++] = (balms_rec){"adam_m", st->am, Cz * sizeof(float)};
@@ -827,8 +788,6 @@ static int balms_records(balms_state *st, balms_rec *r) {
     r[k++] = (balms_rec){"meta_loss", &st->meta_loss_sum, sizeof st->meta_loss_sum};
     r[k++] = (balms_rec){"meta_loss_n", &st->meta_loss_n, sizeof st->meta_loss_n};
     if (st->active) {
-        r[k++] = (balms_rec){"sgd_buf_w", st->buf_W, CD * sizeof(float)};
-        r[k++] = (balms_rec){"sgd_buf_b", st->buf_b, Cz * sizeof(float)};
         r[k++] = (balms_rec){"pool_feat", st->pool_feat, (size_t)st->P * st->D * sizeof(float)};
         r[k++] = (balms_rec){"pool_lab", st->pool_lab, (size_t)st->P * sizeof(int32_t)};
     }

@@ -135,10 +135,10 @@ static int bsig_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     /* Prior-probability bias init: the parameters are initialised by now
      * (stage_begin runs after finalize); on resume the checkpoint's weights
      * are loaded after this and replace it. */
-    lt_param *b = lt_model_param(m, "logits.bias");
-    if (!b) return lt_err(LT_EINVAL, "bsig: the model has no 'logits.bias' parameter");
+    lt_param_info b;
+    if (lt_model_param_find(m, "logits.bias", &b)) return lt_err(LT_EINVAL, "bsig: the model has no 'logits.bias' parameter");
     float b0 = (float)-log((1.0 - st->prior) / st->prior);
-    for (size_t k = 0; k < b->count; k++) m->w[b->off + k] = b0;
+    for (size_t k = 0; k < b.count; k++) b.w[k] = b0;
     return LT_OK;
 }
 

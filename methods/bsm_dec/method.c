@@ -28,11 +28,9 @@
 /* A finite stand-in for -inf (lt_softmax_ce refuses non-finite offsets). */
 #define BSM_EXCLUDED LT_OFFSET_EXCLUDED
 
-enum { BN_PROTOCOL = 0, BN_EVAL = 1, BN_TRAIN = 2 };
-
 typedef struct {
     uint64_t seed;
-    int bn;            /* BN_*: BN mode of the frozen backbone in stage 1 */
+    int bn;            /* LT_BN_*: BN mode of the frozen backbone in stage 1 */
     int C;
     long *counts;      /* [C] the counts the offsets were computed from */
     float *offsets;    /* [C] log n_j, or BSM_EXCLUDED where n_j = 0 */
@@ -52,12 +50,8 @@ static int bsmd_offsets(bsmd_state *st, const long *counts) {
 
 static int bsmd_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     bsmd_state *st = stp;
-    const char *s;
-    LT_TRY(lt_hp_str(hp, "stage2_bn", &s));
-    if (!strcmp(s, "protocol")) st->bn = BN_PROTOCOL;
-    else if (!strcmp(s, "eval")) st->bn = BN_EVAL;
-    else if (!strcmp(s, "train")) st->bn = BN_TRAIN;
-    else return lt_err(LT_EINVAL, "bsm_dec: hparam 'stage2_bn' is '%s' (expected one of: protocol, eval, train)", s);
+    int rc = lt_hp_choice(hp, "stage2_bn", lt_bn_mode_names, &st->bn);
+    if (rc) return lt_err_wrap(rc, "bsm_dec");
     if (run->n_classes <= 0) return lt_err(LT_EINVAL, "bsm_dec: %d classes", run->n_classes);
     st->seed = run->seed;
     st->C = run->n_classes;
@@ -86,20 +80,10 @@ static int bsmd_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     if (stage != 1) return lt_err(LT_EINVAL, "bsm_dec: no stage %d (2 stages)", stage);
     /* BN of the frozen backbone: eval (running statistics) per PROTOCOLS.md
      * unless the hparam asks for the official code's behaviour (backbone left
-     * in train() mode, running statistics re-estimated: spec §1 pitfall 4). */
-    int bn_eval = st->bn == BN_PROTOCOL ? cfg->bn_eval : st->bn == BN_EVAL;
-    /* Applied here, not only through the runner's convenience switches, so
-     * the stage is fully configured when this hook returns; the switches
-     * repeat the same idempotent operations with the same seed. */
-    LT_TRY(lt_model_freeze(m, "backbone", 1));
-    LT_TRY(lt_model_freeze(m, "head", 0));
-    LT_TRY(lt_model_set_eval(m, "backbone", bn_eval));
-    LT_TRY(lt_model_reinit(m, "head", st->seed + 1000u * (uint64_t)stage));
-    cfg->freeze_backbone = 1;
-    cfg->reinit_head = 1;
-    cfg->bn_eval = bn_eval;
-    cfg->sampler.kind = LT_SAMPLER_INSTANCE;
-    cfg->sampler.class_weights = NULL;
+     * in train() mode, running statistics re-estimated: spec §1 pitfall 4);
+     * the classifier re-initialised; instance-balanced sampling. */
+    const lt_decoupled d = {st->bn, "head", 1, st->seed, LT_SAMPLER_INSTANCE, 0};
+    LT_TRY(lt_stage_decoupled(cfg, m, &d));
     cfg->samples_per_epoch = 0;
     return LT_OK;
 }

@@ -20,9 +20,6 @@
  * same streams as CE's, which are keyed by parameter name). The runner's
  * stage-1 loader therefore finds W and b under CE's names, and the one
  * parameter CE lacks, "logits.scale", keeps its initial value 1. */
-#include <stdio.h>
-#include <string.h>
-
 #include "lt.h"
 #include "lt_method.h"
 
@@ -34,34 +31,23 @@
 #define LWS_GROUP "lws_scale"
 #define LWS_LINEAR "logits_linear"
 
-enum { BN_PROTOCOL = 0, BN_EVAL = 1, BN_TRAIN = 2 };
-
 typedef struct {
     int n_classes;
-    int bn;            /* BN_*: BN mode of the frozen backbone in stage 2 */
+    int bn;            /* LT_BN_*: BN mode of the frozen backbone in stage 2 */
     int class_aware;   /* 1: the official ClassAwareSampler (4 per class visit) */
     int scale_decay;   /* 1: weight decay on s (official code), 0: none (PROTOCOLS.md) */
 } lws_state;
 
-static int hp_choice(const lt_hparams *hp, const char *key, const char *const *names,
-                     const char *expected, int *out) {
-    const char *s;
-    LT_TRY(lt_hp_str(hp, key, &s));
-    for (int i = 0; names[i]; i++)
-        if (!strcmp(s, names[i])) { *out = i; return LT_OK; }
-    return lt_err(LT_EINVAL, "lws: hparam '%s' is '%s' (expected one of: %s)", key, s, expected);
-}
-
 static int lws_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     lws_state *st = stp;
-    static const char *const bn_names[] = {"protocol", "eval", "train", NULL};
     static const char *const sampler_names[] = {"class_balanced", "class_aware", NULL};
     double decay;
     if (run->n_classes <= 0) return lt_err(LT_EINVAL, "lws: %d classes", run->n_classes);
     st->n_classes = run->n_classes;
-    LT_TRY(hp_choice(hp, "stage2_bn", bn_names, "protocol, eval, train", &st->bn));
-    LT_TRY(hp_choice(hp, "sampler", sampler_names, "class_balanced, class_aware", &st->class_aware));
-    LT_TRY(lt_hp_num(hp, "scale_decay", &decay));
+    int rc = lt_hp_choice(hp, "stage2_bn", lt_bn_mode_names, &st->bn);
+    if (!rc) rc = lt_hp_choice(hp, "sampler", sampler_names, &st->class_aware);
+    if (!rc) rc = lt_hp_num(hp, "scale_decay", &decay);
+    if (rc) return lt_err_wrap(rc, "lws");
     st->scale_decay = decay != 0;
     return LT_OK;
 }
@@ -70,17 +56,8 @@ static int lws_build(void *stp, lt_model *m, int feat) {
     lws_state *st = stp;
     int lin = lt_add_linear(m, LWS_LINEAR, "head", feat, st->n_classes, 1);
     if (lin < 0) return -lin;
-    /* Rename "logits_linear.<suffix>" to CE's "logits.<suffix>". */
-    const lt_node *nd = &m->nodes[lin];
-    const size_t pre = strlen(LWS_LINEAR) + 1;
-    for (int k = 0; k < nd->np; k++) {
-        lt_param *p = &m->params[nd->p0 + k];
-        char suffix[sizeof p->name];
-        if (strncmp(p->name, LWS_LINEAR ".", pre))
-            return lt_err(LT_ESTATE, "lws: unexpected parameter name '%s'", p->name);
-        snprintf(suffix, sizeof suffix, "%s", p->name + pre);
-        snprintf(p->name, sizeof p->name, "logits.%s", suffix);
-    }
+    /* "logits_linear.<suffix>" takes CE's names "logits.<suffix>" */
+    LT_TRY(lt_model_rename_params(m, lin, "logits"));
     int sc = lt_add_scale(m, "logits", LWS_GROUP, lin);
     if (sc < 0) return -sc;
     /* Frozen from the start: stage 0 must be CE. */
@@ -93,29 +70,15 @@ static int lws_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     lws_state *st = stp;
     if (stage == 0) return lt_model_freeze(m, LWS_GROUP, 1);   /* s = 1, frozen: CE */
     if (stage != 1) return lt_err(LT_EINVAL, "lws: no stage %d (2 stages)", stage);
-    int bn_eval = st->bn == BN_PROTOCOL ? cfg->bn_eval : st->bn == BN_EVAL;
-    lt_param *s = lt_model_param(m, "logits.scale");
-    if (!s) return lt_err(LT_ESTATE, "lws: the model has no parameter 'logits.scale' (build not run?)");
-    /* The scale layer declares s as no-decay; the official code decays it. The
-     * mask is rebuilt by the lt_model_freeze calls below. */
-    if (st->scale_decay) s->flags &= (uint8_t)~LT_MASK_NO_DECAY;
-    else s->flags |= LT_MASK_NO_DECAY;
+    /* The scale layer declares s as no-decay; the official code decays it. */
+    int rc = lt_model_param_flags(m, "logits.scale", st->scale_decay ? 0 : LT_MASK_NO_DECAY,
+                                  st->scale_decay ? LT_MASK_NO_DECAY : 0);
+    if (rc) return lt_err_wrap(rc, "lws (build not run?)");
     /* Everything frozen (backbone, W and b: the classifier keeps its bias),
-     * then s alone trainable. */
-    LT_TRY(lt_model_freeze(m, NULL, 1));
-    LT_TRY(lt_model_freeze(m, LWS_GROUP, 0));
-    LT_TRY(lt_model_set_eval(m, "backbone", bn_eval));
-    cfg->freeze_backbone = 1;
-    cfg->reinit_head = 0;           /* LWS keeps the stage-1 classifier */
-    cfg->bn_eval = bn_eval;
-    if (st->class_aware) {
-        cfg->sampler.kind = LT_SAMPLER_CLASS_AWARE;
-        cfg->sampler.k_per_class = 4;
-    } else {
-        cfg->sampler.kind = LT_SAMPLER_CLASS_BALANCED;
-    }
-    cfg->sampler.class_weights = NULL;
-    return LT_OK;
+     * then s alone trainable; LWS keeps the stage-1 classifier. */
+    const lt_decoupled d = {st->bn, LWS_GROUP, 0, 0,
+                            st->class_aware ? LT_SAMPLER_CLASS_AWARE : LT_SAMPLER_CLASS_BALANCED, 4};
+    return lt_stage_decoupled(cfg, m, &d);
 }
 
 const lt_method *lt_method_lws(void) {

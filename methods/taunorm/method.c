@@ -158,11 +158,11 @@ out:
 static int tau_post_train(void *stp, lt_model *m, const lt_feature_bank *fb) {
     tau_state *st = stp;
     const int C = st->C, D = st->D;
-    lt_param *p = lt_model_param(m, "logits.weight");
-    if (!p) return lt_err(LT_ESTATE, "taunorm: the model has no 'logits.weight'");
-    if (p->count != (size_t)C * D)
-        return lt_err(LT_ESHAPE, "taunorm: 'logits.weight' has %zu values, expected %d x %d", p->count, C, D);
-    const float *W = m->w + p->off;
+    lt_param_info p;
+    if (lt_model_param_find(m, "logits.weight", &p)) return lt_err(LT_ESTATE, "taunorm: the model has no 'logits.weight'");
+    if (p.count != (size_t)C * D)
+        return lt_err(LT_ESHAPE, "taunorm: 'logits.weight' has %zu values, expected %d x %d", p.count, C, D);
+    const float *W = p.w;
     double *norm = malloc((size_t)C * sizeof *norm);
     if (!norm) return lt_err(LT_ENOMEM, "taunorm: out of memory");
     row_norms(C, D, W, norm);

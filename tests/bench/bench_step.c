@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "lt.h"
+#include "lt_model_impl.h"   /* white-box: the model's structs */
 
 #define ROUNDS 2
 #define MAX_SAMPLES 4096

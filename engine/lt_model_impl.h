@@ -1,0 +1,80 @@
+/* lt_model_impl.h — the model's structs, for the engine files that own them
+ * (lt_model.c, lt_layers.c, lt_resnet.c, lt_model_io.c, lt_subgraph.c,
+ * lt_optim.c) and for white-box tests. Everything else, methods and the
+ * harness included, sees lt_model and lt_node as opaque handles and goes
+ * through the accessors of lt_model.h, so the layout can change (a CUDA
+ * backend's device buffers) without touching a plugin. */
+#ifndef LT_MODEL_IMPL_H
+#define LT_MODEL_IMPL_H
+
+#include "lt_model.h"
+
+struct lt_node {
+    const lt_layer_ops *ops;
+    char name[LT_NAME_MAX];
+    char group[16];
+    int in[LT_MAX_IN], n_in;
+    lt_shape shape;             /* per-sample output shape (n = 1) */
+    float *y, *dy;              /* [N x shape] activations and their gradient */
+    float *saved;               /* saved_per_sample*N + saved_fixed floats */
+    size_t saved_per_sample, saved_fixed;      /* set by plan */
+    int p0, np;                 /* this node's parameters: params[p0 .. p0+np) */
+    int b0, nb;                 /* this node's buffers */
+    int eval_mode;              /* BN-like layers: use running statistics even when training */
+    int need_dy;                /* computed: some trainable parameter at or before this node */
+    int keep_dy;                /* set by lt_model_backward for taps the caller filled */
+    /* set by lt_model_backward: 1 where this node is the first writer of
+     * input k's dy in the pass, so its backward must overwrite (dx = ...)
+     * instead of accumulating; only for layers with LT_LAYER_SETS_DX */
+    unsigned char dx_set[LT_MAX_IN];
+    unsigned char dy_written;   /* lt_model_backward's bookkeeping */
+    unsigned char fuse;         /* inference fusion planned at set_batch: 0, 1 (producer -> affine), 2 (+ ReLU),
+                                   3 (producer -> affine -> residual add -> ReLU), 4 (the same with the
+                                   shortcut node between affine and add, run first) */
+    unsigned char fuse_train;   /* training fusion planned at set_batch: 1 = node -> in-place ReLU at the next node */
+    unsigned char fused_now;    /* 1: the last forward ran this node fused with its ReLU (lt_model_backward follows it) */
+    void *userdata;             /* the plugin layer's userdata (lt_model_add_ud), not owned */
+    /* aligned: layers cast it to their own config struct (fields added
+     * before it once left it at an odd offset, caught by UBSan) */
+    _Alignas(16) unsigned char cfg[LT_LAYER_CFG_MAX];   /* layer configuration (layer-private, plain data) */
+};
+
+typedef struct {
+    char name[96];          /* "<node>.<suffix>", e.g. "layer1.0.conv1.weight" */
+    size_t off, count;
+    int node, fan_in, init;
+    uint8_t flags;          /* LT_MASK_FROZEN | LT_MASK_NO_DECAY (lt_loss.h) */
+} lt_param;
+
+typedef struct {
+    char name[96];
+    size_t off, count;
+    int node;
+    float init;
+} lt_buffer;
+
+struct lt_model {
+    lt_shape in_shape;
+    lt_node *nodes; int n_nodes, cap_nodes;
+    lt_param *params; int n_params, cap_params;
+    lt_buffer *bufs; int n_bufs, cap_bufs;
+    size_t n_w, n_b;        /* floats in the parameter / buffer blocks */
+    float *w, *g;           /* parameters and gradients (same order) */
+    uint8_t *mask;          /* one byte per parameter float */
+    float *buf;             /* non-trainable buffers (BN running stats) */
+    int finalized;
+    int batch;              /* planned batch size (0 = none) */
+    float *acts; size_t acts_floats;
+    float *scratch; size_t scratch_floats;
+    const float *x;         /* current input (not owned) */
+    int training;           /* last forward's mode */
+    int zero_all_dy;        /* 1: zero every dy before backward (the reference
+                               mode the first-writer rule is tested against) */
+    int no_fuse;            /* 1: no inference or training fusion */
+    float *fuse_coef; size_t fuse_floats;   /* 3 x the widest affine node: fusion coefficients */
+};
+
+/* The parameter record by name (NULL if absent); engine files and tests. */
+lt_param *lt_model_param(lt_model *m, const char *name);
+
+#endif
