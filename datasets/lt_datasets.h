@@ -11,6 +11,11 @@
  *   ... b.manifest_sha256 goes into every result file ...
  *   lt_dataset_free(&train); lt_dataset_free(&test); lt_ds_built_free(&b);
  *
+ *   lt_dataset val; lt_ds_val_info vi;        // model selection (tau, meta set, ...)
+ *   lt_ds_open_val(def, &o, &val, &vi);       // never the test set, never LT train rows
+ *   ... vi.manifest_sha256 identifies the validation split ...
+ *   lt_dataset_free(&val); lt_ds_val_info_free(&vi);
+ *
  * On-disk layout under the data directory (default "data/" in the repository
  * root, else $LTBENCH_DATA, else --data DIR):
  *
@@ -26,6 +31,8 @@
  *   <data>/<name>/<tag>/test.ltc        binary cache of the test set
  *   <data>/<name>/<tag>/index.txt       EXP/STEP: the kept source positions, ","-joined
  *                                       (sha256 of this file == the manifest's index_sha256)
+ *   <data>/<name>/<tag>/val.ltc         binary cache of the validation split (same format)
+ *   <data>/<name>/<tag>/val_manifest.json  its record (see "Validation split" below)
  *
  * <tag> names the recipe: "exp_ir100", "step_ir10", "exp_ir100_seed3",
  * "natural_px64". The manifest stores a hash of all inputs (source identity
@@ -33,6 +40,42 @@
  * existing manifest with intact caches does nothing. The manifest holds no
  * paths or times, so its sha256 (the "manifest hash" recorded by results) is
  * the same on every machine that built the same data.
+ *
+ * Validation split. Methods that select a model or a hyper-parameter (tau of
+ * tau-norm, BALMS's meta set, SSD/ICCL checkpoints) need held-out images that
+ * are neither the test set (selecting on it inflates test numbers) nor taken
+ * from the long-tailed training rows (that would shrink the tail further).
+ * It is built with the dataset, by a fixed rule:
+ *  - EXP/STEP datasets (fmnist, cifar10, cifar100): the training images the
+ *    long-tailed subset LEAVES OUT. Per class c, k_c = min(V, left-over_c)
+ *    with V = LT_VAL_PER_CLASS = 20 (ImageNet-LT's and Places-LT's official
+ *    val lists hold 20 per class), chosen by lt_val_select (Philox stream
+ *    (subset seed, LT_STREAM_SPLIT), one derived sub-stream per class) and
+ *    stored by class in label order, ascending source position within a class.
+ *    Limitation: a class the subset keeps whole has no left-overs and gets
+ *    FEWER than V images, possibly none: the head class of every EXP profile
+ *    (n_max is the whole class: fmnist class 0 at any IR, cifar10/100 class 0)
+ *    and the first half of the classes of a STEP profile. Such classes are
+ *    listed in the val manifest's "classes_short" and counted in
+ *    lt_ds_val_info.n_short; they are never filled from the training rows or
+ *    the test set.
+ *  - NATURAL datasets with an official val list (imagenet_lt: ImageNet_LT_val.txt,
+ *    places_lt: Places_LT_val.txt, both 20 per class, images from the train
+ *    archive): the list, read with the same list reader and image decoder as
+ *    train and test; checked disjoint from both lists.
+ *  - inat2018, lvis, lvis_fixture: none (their only labelled held-out set is
+ *    the test set); lt_ds_open_val says so with LT_EINVAL.
+ * val_manifest.json ("ltbench-validation-manifest", format_version 1) records
+ * the dataset, tag, the sha256 of the manifest.json it belongs to, origin, V,
+ * seed and stream (null for a list), n, counts, classes_short, index_sha256
+ * (EXP/STEP: sha256 of the ","-joined source positions in stored order, as
+ * lt_subset_index_sha256; a list: the list file's sha256) and cache_sha256.
+ * Like manifest.json it holds no paths or times. The split lives beside the
+ * build, not in manifest.json, so adding it changed no existing manifest hash:
+ * a build that is up to date but lacks a current val split (missing,
+ * damaged, or written for another manifest) gets one on the next
+ * lt_ds_build / lt_ds_open / lt_ds_open_val without its other files being
+ * rewritten.
  *
  * Testing against fixtures: every function takes the definition by pointer,
  * so a test copies a registry entry (`lt_ds_def d = *lt_ds_find("cifar10")`),
@@ -90,6 +133,19 @@ int lt_subset_rank_digest_from(const int32_t *ranks, const int32_t *labels_of_ke
 /* sha256 of the global index list as ASCII decimals joined by "," in list
  * order (reproducible in Python: ",".join(map(str, idx))). */
 void lt_subset_index_sha256(const int32_t *idx, long n, char hex[65]);
+
+/* The validation split of an EXP/STEP dataset (see the top of this file):
+ * `kept` (n_kept positions) is the long-tailed subset of the n training
+ * images with labels[]. Per class c in label order, the ascending positions
+ * of c NOT in kept are shuffled with lt_rng_shuffle_i32 on
+ * lt_rng_derive(stream(seed, LT_STREAM_SPLIT), c, 0); the first
+ * k_c = min(per_class, left-over_c) are kept and written sorted ascending.
+ * val gets sum(k_c) <= n_classes * per_class positions (caller allocates),
+ * counts[n_classes] the k_c. LT_EDATA if a label or a kept position is out of
+ * range or a position is kept twice. */
+#define LT_VAL_PER_CLASS 20
+int lt_val_select(const int32_t *labels, long n, int n_classes, const int32_t *kept, long n_kept, int per_class,
+                  uint32_t seed, int32_t *val, long *counts, long *n_out);
 
 /* OLTR shot groups, strict rule: many > 100, few < 20, medium otherwise. */
 void lt_shot_groups(const long *counts, int n_classes, int *many, int *medium, int *few);
@@ -172,6 +228,9 @@ typedef struct lt_ds_src lt_ds_src;
  * index-list hash for NATURAL datasets. */
 typedef int (*lt_ds_reader)(const lt_ds_src *src, lt_dataset *train, lt_dataset *test,
                             struct cJSON *extra);
+/* Reads only the official validation set (NATURAL datasets with a val list):
+ * repairs the split of a build whose train and test caches are current. */
+typedef int (*lt_ds_val_reader)(const lt_ds_src *src, lt_dataset *val);
 
 typedef struct lt_ds_def {
     const char *name;           /* "cifar10", "cifar100", "fmnist", "imagenet_lt", ... */
@@ -188,6 +247,14 @@ typedef struct lt_ds_def {
     int n_files;
     lt_ds_file files[LT_DS_MAX_FILES];
     const char *fetch_note;     /* printed when a file cannot be fetched (e.g. ImageNet login) */
+    /* Validation split of a NATURAL dataset (EXP/STEP ones use left-over
+     * training images and need none of these): val_list names the file in
+     * files[] holding the official val list; `read` then also fills
+     * src->val in the same pass over the archive it shares with train, and
+     * read_val reads it alone. no_val: why a NATURAL dataset has none. */
+    const char *val_list;
+    lt_ds_val_reader read_val;
+    const char *no_val;
 } lt_ds_def;
 
 int lt_ds_count(void);
@@ -222,6 +289,8 @@ struct lt_ds_src {
     const char *path[LT_DS_MAX_FILES];  /* NULL for an optional file that is absent */
     const char *work_dir;               /* <data>/<name>/work: scratch space (extraction) */
     int side;                           /* decode side in px for JPEG sets (from scale) */
+    lt_dataset *val;                    /* non-NULL: a reader of a dataset with a val_list
+                                           also fills it (owning) from that list */
 };
 
 typedef struct {
@@ -238,6 +307,8 @@ typedef struct {
     lt_profile profile;
     long *counts;               /* n_classes per-class train counts (malloc'd) */
     int rebuilt;                /* 1: this call built it; 0: was up to date */
+    char val_manifest_sha256[65]; /* sha256 of val_manifest.json; "" if no validation split */
+    long n_val;                 /* its images (0 if none) */
 } lt_ds_built;
 /* Frees out->counts (safe on a zeroed or already-freed struct). */
 void lt_ds_built_free(lt_ds_built *b);
@@ -251,14 +322,40 @@ void lt_ds_built_free(lt_ds_built *b);
  * LT_ECHECKSUM / LT_ENET / LT_EIO naming the file otherwise. */
 int lt_ds_fetch(const lt_ds_def *def, const lt_ds_opts *o);
 
-/* fetch (if o->fetch) -> read -> select -> write caches + manifest. Up to date
- * builds return quickly with out->rebuilt = 0. On error nothing new is left
- * in the build directory. out may be NULL. */
+/* fetch (if o->fetch) -> read -> select -> write caches + manifest, then the
+ * validation split (val.ltc + val_manifest.json) for datasets that have one.
+ * Up to date builds return quickly with out->rebuilt = 0; if their split is
+ * missing, damaged (header / size) or made for another manifest, only the
+ * split is written. On error nothing new is left in the build directory.
+ * out may be NULL. */
 int lt_ds_build(const lt_ds_def *def, const lt_ds_opts *o, lt_ds_built *out);
 
-/* Builds if needed, then memory-maps train and test caches. */
+/* Builds if needed (validation split included), then memory-maps train and
+ * test caches. */
 int lt_ds_open(const lt_ds_def *def, const lt_ds_opts *o, lt_dataset *train, lt_dataset *test,
                lt_ds_built *out);
+
+/* The validation split (see the top of this file). */
+typedef struct {
+    char manifest_sha256[65];       /* sha256 of val_manifest.json: identifies the split */
+    char build_manifest_sha256[65]; /* sha256 of the build's manifest.json it belongs to */
+    char index_sha256[65];          /* the selection (positions or list) */
+    char origin[256];               /* where the images come from */
+    int per_class;                  /* V: images per class the rule asks for (20) */
+    long n;
+    int n_classes;
+    long *counts;                   /* n_classes images per class (malloc'd) */
+    int n_short;                    /* classes with fewer than per_class images */
+} lt_ds_val_info;
+
+/* Builds the dataset and its validation split when needed (lt_ds_build),
+ * checks val.ltc against the sha256 its manifest records (rewriting the split
+ * if it differs), and memory-maps it into *val. val may be NULL: then only
+ * info is filled (no hashing). info may be NULL. LT_EINVAL naming the
+ * dataset and the reason for datasets without a validation split. */
+int lt_ds_open_val(const lt_ds_def *def, const lt_ds_opts *o, lt_dataset *val, lt_ds_val_info *info);
+/* Frees info->counts (safe on a zeroed or already-freed struct). */
+void lt_ds_val_info_free(lt_ds_val_info *info);
 
 /* The build tag for o (e.g. "exp_ir100"), so callers can locate a build. */
 int lt_ds_tag(const lt_ds_def *def, const lt_ds_opts *o, char *tag, size_t cap);
@@ -272,6 +369,7 @@ typedef struct {
     char tags[8][64];           /* their tags (first 8) */
     char manifest_sha256[8][65];
     long n_train[8];
+    long n_val[8];              /* its validation split's images; -1: none or not current */
 } lt_ds_state;
 int lt_ds_state_get(const lt_ds_def *def, const lt_ds_opts *o, lt_ds_state *st);
 

@@ -12,7 +12,13 @@
  *    + recipe + format version) stored in the manifest. Same inputs and
  *    intact caches: nothing is done. Otherwise everything is re-read and
  *    rewritten; the manifest is renamed into place last, so it only ever
- *    describes caches that are complete. */
+ *    describes caches that are complete.
+ * The validation split (val.ltc + val_manifest.json, rule in lt_datasets.h)
+ * is written after manifest.json, because its manifest names that file's
+ * sha256; it is not part of manifest.json, so builds made before it existed
+ * keep their manifest hash. An up-to-date build whose split is missing,
+ * damaged or written for another manifest gets a new split and nothing
+ * else rewritten. */
 #include <archive.h>
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -31,6 +37,7 @@
 #include "lt_datasets.h"
 #include "lt_io.h"
 #include "lt_fetch.h"
+#include "lt_rng.h"
 
 #define PATH_CAP 4096
 
@@ -569,6 +576,9 @@ typedef struct {
     long n_idx;
     char index_sha[65], rank_digest[65];
     cJSON *extra;
+    lt_dataset val;             /* the validation split, if the dataset has one */
+    long *val_counts;
+    char val_index[65];
 } build_state;
 
 static void bs_free(build_state *s)
@@ -579,21 +589,37 @@ static void bs_free(build_state *s)
     free(s->test_counts);
     free(s->idx);
     cJSON_Delete(s->extra);
+    lt_dataset_free(&s->val);
+    free(s->val_counts);
     memset(s, 0, sizeof *s);
 }
+
+/* What a reader gets; work[PATH_CAP] holds the scratch directory. */
+static int src_init(const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, const stamp *st, lt_ds_src *src,
+                    char *work)
+{
+    LT_TRY(fmt_path(work, PATH_CAP, "%s/%s/work", lt_ds_data_dir(o), def->name));
+    memset(src, 0, sizeof *src);
+    src->def = def;
+    src->opts = o;
+    src->work_dir = work;
+    src->side = r->side;
+    for (int i = 0; i < def->n_files; i++) src->path[i] = st[i].path[0] ? st[i].path : NULL;
+    return LT_OK;
+}
+
+static int select_val(const lt_ds_def *def, const lt_ds_opts *o, const lt_dataset *full, build_state *s);
+static int check_list_val(const lt_ds_def *def, const recipe *r, const stamp *st, build_state *s);
 
 static int read_and_select(const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, stamp *st, build_state *s)
 {
     char work[PATH_CAP];
-    LT_TRY(fmt_path(work, sizeof work, "%s/%s/work", lt_ds_data_dir(o), def->name));
     lt_ds_src src;
-    memset(&src, 0, sizeof src);
-    src.def = def;
-    src.opts = o;
-    src.work_dir = work;
-    src.side = r->side;
-    for (int i = 0; i < def->n_files; i++) src.path[i] = st[i].path[0] ? st[i].path : NULL;
+    LT_TRY(src_init(def, o, r, st, &src, work));
     if (!def->read) return lt_err(LT_EINVAL, "%s: this build has no reader for the dataset", def->name);
+    /* A NATURAL dataset's official val images share the train archive: read
+     * them in the same pass. */
+    if (r->profile == LT_PROFILE_NATURAL && def->val_list) src.val = &s->val;
     s->extra = cJSON_CreateObject();
     if (!s->extra) return lt_err(LT_ENOMEM, "%s: out of memory", def->name);
     lt_dataset full;
@@ -642,7 +668,7 @@ static int read_and_select(const lt_ds_def *def, const lt_ds_opts *o, const reci
             free(s->idx);
             s->idx = NULL;
         }
-        return LT_OK;
+        return src.val ? check_list_val(def, r, st, s) : LT_OK;
     }
     long *sizes = calloc((size_t)C, sizeof *sizes);
     int32_t *ranks = NULL, *kept = NULL;
@@ -671,11 +697,291 @@ static int read_and_select(const lt_ds_def *def, const lt_ds_opts *o, const reci
     }
     if (!rc) say(o, "%s: %s profile, IR %g, seed %u: kept %ld of %ld training images", def->name,
                  lt_profile_name(r->profile), r->ir, o->seed, s->n_idx, full.n);
+    /* The split is the subset's complement: chosen while the full set is here. */
+    int vrc = rc ? LT_OK : select_val(def, o, &full, s);
     free(sizes);
     free(ranks);
     free(kept);
     lt_dataset_free(&full);
-    return rc ? lt_err_wrap(rc, "%s: selecting the long-tailed subset", def->name) : LT_OK;
+    return rc ? lt_err_wrap(rc, "%s: selecting the long-tailed subset", def->name) : vrc;
+}
+
+/* ---- validation split (rule and file format: lt_datasets.h) ---------------------- */
+#define VAL_FORMAT "ltbench-validation-manifest"
+#define VAL_FORMAT_VERSION 1
+#define VAL_LEFTOVER_ORIGIN "left-over training images: up to V per class not in the long-tailed subset"
+#define VAL_LEFTOVER_SELECTION                                                                                \
+    "Philox stream (seed, stream); for each class in label order: its ascending left-over training "         \
+    "positions shuffled (lt_rng_shuffle_i32) on the sub-stream derived with (class, 0), the first "          \
+    "min(V, left-over) kept, stored ascending"
+#define VAL_SHORT_RULE                                                                                        \
+    "classes with fewer than V validation images: the long-tailed subset keeps (nearly) all their training " \
+    "images; they are never filled from the training rows or the test set"
+
+typedef enum { VAL_NONE = 0, VAL_LEFTOVER, VAL_LIST } val_kind;
+
+static val_kind val_kind_of(const lt_ds_def *def, const recipe *r)
+{
+    if (r->profile != LT_PROFILE_NATURAL) return VAL_LEFTOVER;
+    return def->val_list ? VAL_LIST : VAL_NONE;
+}
+
+static int streq(const char *a, const char *b)
+{
+    return a && b && !strcmp(a, b);
+}
+
+/* files[] index of the official val list, -1 if none. */
+static int val_list_file(const lt_ds_def *def)
+{
+    for (int i = 0; def->val_list && i < def->n_files; i++)
+        if (!strcmp(def->files[i].name, def->val_list)) return i;
+    return -1;
+}
+
+/* The val manifest's "origin": where the images come from and, for a list,
+ * exactly which list. */
+static int val_origin(const lt_ds_def *def, const recipe *r, const stamp *st, char *out, size_t cap)
+{
+    if (val_kind_of(def, r) == VAL_LEFTOVER) {
+        snprintf(out, cap, "%s", VAL_LEFTOVER_ORIGIN);
+        return LT_OK;
+    }
+    int i = val_list_file(def);
+    if (i < 0)
+        return lt_err(LT_EINVAL, "%s: val list %s is not one of the dataset's files", def->name, def->val_list);
+    if (!st[i].identity[0])
+        return lt_err(LT_ESTATE, "%s: %s is not fetched/verified; run `ltbench fetch %s`", def->name,
+                      def->val_list, def->name);
+    snprintf(out, cap, "official val list %s (sha256 %s)", def->val_list, st[i].identity);
+    return LT_OK;
+}
+
+/* EXP/STEP: the left-over images of `full` (s->idx holds the subset). */
+static int select_val(const lt_ds_def *def, const lt_ds_opts *o, const lt_dataset *full, build_state *s)
+{
+    int C = def->n_classes;
+    int32_t *v = malloc((size_t)C * LT_VAL_PER_CLASS * sizeof *v + 1);
+    s->val_counts = calloc((size_t)C, sizeof *s->val_counts);
+    long n = 0;
+    int rc = v && s->val_counts ? LT_OK : lt_err(LT_ENOMEM, "%s: out of memory", def->name);
+    if (!rc)
+        rc = lt_val_select(full->labels, full->n, C, s->idx, s->n_idx, LT_VAL_PER_CLASS, o->seed, v, s->val_counts,
+                           &n);
+    if (!rc) {
+        lt_subset_index_sha256(v, n, s->val_index);
+        rc = lt_dataset_subset(&s->val, full, v, n);
+    }
+    free(v);
+    return rc ? lt_err_wrap(rc, "%s: selecting the validation split", def->name) : LT_OK;
+}
+
+/* NATURAL: the set a reader made from the official list must have the
+ * dataset's classes and the build's image shape. For a published list the
+ * list is the selection, so its sha256 is the index hash (as for train). */
+static int check_list_val(const lt_ds_def *def, const recipe *r, const stamp *st, build_state *s)
+{
+    const lt_dataset *v = &s->val;
+    if (!v->labels)
+        return lt_err(LT_EDATA, "%s: the reader made no validation set from %s", def->name, def->val_list);
+    if (v->n_classes != def->n_classes || (def->c > 0 && v->c != def->c) ||
+        (r->side > 0 && (v->h != r->side || v->w != r->side)))
+        return lt_err(LT_EDATA, "%s: %s gave an unexpected validation set: %ld x %dx%dx%d, %d classes (expected "
+                      "%d classes, side %d)", def->name, def->val_list, v->n, v->c, v->h, v->w, v->n_classes,
+                      def->n_classes, r->side);
+    s->val_counts = calloc((size_t)def->n_classes, sizeof *s->val_counts);
+    if (!s->val_counts) return lt_err(LT_ENOMEM, "%s: out of memory", def->name);
+    lt_dataset_class_counts(v, s->val_counts);
+    int i = val_list_file(def);
+    snprintf(s->val_index, sizeof s->val_index, "%s", i >= 0 ? st[i].identity : "");
+    return LT_OK;
+}
+
+static cJSON *make_val_manifest(const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, const char *origin,
+                                const lt_ds_built *b, const build_state *s, const char *cache_sha)
+{
+    cJSON *m = cJSON_CreateObject(), *a, *x;
+    if (!m) return NULL;
+    cJSON_AddStringToObject(m, "format", VAL_FORMAT);
+    cJSON_AddNumberToObject(m, "format_version", VAL_FORMAT_VERSION);
+    cJSON_AddStringToObject(m, "dataset", def->name);
+    cJSON_AddStringToObject(m, "tag", r->tag);
+    cJSON_AddStringToObject(m, "manifest_sha256", b->manifest_sha256);
+    cJSON_AddStringToObject(m, "origin", origin);
+    cJSON_AddNumberToObject(m, "V", LT_VAL_PER_CLASS);
+    if (val_kind_of(def, r) == VAL_LEFTOVER) {
+        cJSON_AddNumberToObject(m, "seed", o->seed);
+        cJSON_AddNumberToObject(m, "stream", LT_STREAM_SPLIT);
+        cJSON_AddStringToObject(m, "selection", VAL_LEFTOVER_SELECTION);
+    } else {
+        cJSON_AddNullToObject(m, "seed");
+        cJSON_AddNullToObject(m, "stream");
+        cJSON_AddStringToObject(m, "selection", "none: the list's images in list order");
+    }
+    cJSON_AddNumberToObject(m, "n", (double)s->val.n);
+    cJSON_AddItemToObject(m, "counts", counts_json(s->val_counts, def->n_classes));
+    a = cJSON_AddArrayToObject(m, "classes_short");
+    for (int c = 0; c < def->n_classes; c++) {
+        if (s->val_counts[c] >= LT_VAL_PER_CLASS) continue;
+        x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "class", c);
+        cJSON_AddNumberToObject(x, "n", (double)s->val_counts[c]);
+        cJSON_AddItemToArray(a, x);
+    }
+    cJSON_AddStringToObject(m, "classes_short_rule", VAL_SHORT_RULE);
+    cJSON_AddStringToObject(m, "index_sha256", s->val_index);
+    cJSON_AddStringToObject(m, "cache", "val.ltc");
+    cJSON_AddStringToObject(m, "cache_sha256", cache_sha);
+    return m;
+}
+
+static int val_paths(const char *dir, char *vp, char *mp)
+{
+    LT_TRY(fmt_path(vp, PATH_CAP, "%s/val.ltc", dir));
+    return fmt_path(mp, PATH_CAP, "%s/val_manifest.json", dir);
+}
+
+/* Writes val.ltc, then val_manifest.json (last, as manifest.json: it only
+ * ever describes a complete cache); on error removes both. */
+static int write_val(const char *dir, const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, const char *origin,
+                     const build_state *s, lt_ds_built *b)
+{
+    char vp[PATH_CAP], mp[PATH_CAP], sha[65];
+    LT_TRY(val_paths(dir, vp, mp));
+    if (unlink(mp) != 0 && errno != ENOENT) return lt_err(LT_EIO, "%s: cannot remove: %s", mp, strerror(errno));
+    int rc = lt_cache_write(vp, &s->val, sha);
+    cJSON *m = NULL;
+    if (!rc && !(m = make_val_manifest(def, o, r, origin, b, s, sha)))
+        rc = lt_err(LT_ENOMEM, "%s: out of memory", mp);
+    if (!rc) rc = lt_json_write_atomic(mp, m, b->val_manifest_sha256);
+    cJSON_Delete(m);
+    if (rc) {
+        unlink(mp);
+        unlink(vp);
+        b->val_manifest_sha256[0] = '\0';
+        return rc;
+    }
+    b->n_val = s->val.n;
+    int n_short = 0;
+    for (int c = 0; c < def->n_classes; c++) n_short += s->val_counts[c] < LT_VAL_PER_CLASS;
+    say(o, "%s: validation split: %ld images from %s, %d of %d classes with fewer than %d", def->name, s->val.n,
+        val_kind_of(def, r) == VAL_LEFTOVER ? "left-over training images" : def->val_list, n_short,
+        def->n_classes, LT_VAL_PER_CLASS);
+    return LT_OK;
+}
+
+/* Parses val_manifest.json into info (owning counts). */
+static int val_info_read(const char *mp, lt_ds_val_info *info)
+{
+    memset(info, 0, sizeof *info);
+    char *text = NULL;
+    size_t len = 0;
+    LT_TRY(lt_io_read_all(mp, &text, &len));
+    lt_sha256_buf(text, len, info->manifest_sha256);
+    cJSON *m = cJSON_Parse(text);
+    free(text);
+    const cJSON *counts = cJSON_GetObjectItem(m, "counts");
+    const char *bm = jstr(m, "manifest_sha256"), *ix = jstr(m, "index_sha256"), *org = jstr(m, "origin");
+    int nc = cJSON_IsArray(counts) ? cJSON_GetArraySize(counts) : 0;
+    int rc = LT_OK;
+    if (!streq(jstr(m, "format"), VAL_FORMAT) || jnum(m, "format_version", -1) != VAL_FORMAT_VERSION || !bm || !ix ||
+        !org || nc <= 0 || jnum(m, "n", -1) < 0 || jnum(m, "V", -1) < 0)
+        rc = lt_err(LT_EDATA, "%s: not a complete validation manifest (%s version %d)", mp, VAL_FORMAT,
+                    VAL_FORMAT_VERSION);
+    if (!rc && !(info->counts = malloc((size_t)nc * sizeof *info->counts)))
+        rc = lt_err(LT_ENOMEM, "%s: out of memory", mp);
+    if (!rc) {
+        snprintf(info->build_manifest_sha256, sizeof info->build_manifest_sha256, "%s", bm);
+        snprintf(info->index_sha256, sizeof info->index_sha256, "%s", ix);
+        snprintf(info->origin, sizeof info->origin, "%s", org);
+        info->per_class = (int)jnum(m, "V", 0);
+        info->n = (long)jnum(m, "n", 0);
+        info->n_classes = nc;
+        long total = 0;
+        for (int c = 0; c < nc; c++) {
+            const cJSON *it = cJSON_GetArrayItem(counts, c);
+            info->counts[c] = cJSON_IsNumber(it) ? (long)it->valuedouble : 0;
+            total += info->counts[c];
+            info->n_short += info->counts[c] < info->per_class;
+        }
+        if (total != info->n) rc = lt_err(LT_EDATA, "%s: counts add up to %ld, n is %ld", mp, total, info->n);
+    }
+    cJSON_Delete(m);
+    if (rc) lt_ds_val_info_free(info);
+    return rc;
+}
+
+void lt_ds_val_info_free(lt_ds_val_info *info)
+{
+    if (!info) return;
+    free(info->counts);
+    info->counts = NULL;
+}
+
+/* 1 when dir holds a validation split made by the current rule for b's
+ * manifest, with an intact cache (verify: whose bytes also hash to the
+ * recorded sha256); b's val fields are filled then. */
+static int val_current(const char *dir, const lt_ds_def *def, const lt_ds_opts *o, const recipe *r,
+                       const char *origin, lt_ds_built *b, int verify)
+{
+    char vp[PATH_CAP], mp[PATH_CAP];
+    if (val_paths(dir, vp, mp) || !file_exists(mp) || !file_exists(vp)) return 0;
+    cJSON *m = NULL;
+    if (lt_json_read(mp, &m)) return 0;
+    const char *cs = jstr(m, "cache_sha256");
+    long n = (long)jnum(m, "n", -1), cn = -2;
+    int ncl = -1;
+    int ok = streq(jstr(m, "format"), VAL_FORMAT) && jnum(m, "format_version", -1) == VAL_FORMAT_VERSION &&
+             streq(jstr(m, "dataset"), def->name) && streq(jstr(m, "tag"), r->tag) &&
+             hexeq(jstr(m, "manifest_sha256"), b->manifest_sha256) && streq(jstr(m, "origin"), origin) &&
+             jnum(m, "V", -1) == LT_VAL_PER_CLASS && cs &&
+             (val_kind_of(def, r) != VAL_LEFTOVER || jnum(m, "seed", -1) == (double)o->seed);
+    ok = ok && lt_cache_check(vp, &cn, &ncl) == LT_OK && cn == n && ncl == b->n_classes;
+    char h[65];
+    if (ok && verify) ok = lt_sha256_file(vp, h) == LT_OK && hexeq(h, cs);
+    cJSON_Delete(m);
+    if (ok) ok = lt_sha256_file(mp, b->val_manifest_sha256) == LT_OK;
+    if (ok) b->n_val = n;
+    return ok;
+}
+
+/* The validation split alone, for a build whose other files are current. */
+static int read_val_only(const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, stamp *st, const lt_ds_built *b,
+                         build_state *s)
+{
+    if (val_kind_of(def, r) == VAL_LEFTOVER) {
+        /* The left-overs are the subset's complement: select it again (cheap
+         * next to reading the sources) and make sure it is the recorded one. */
+        LT_TRY(read_and_select(def, o, r, st, s));
+        if (!hexeq(s->index_sha, b->index_sha256))
+            return lt_err(LT_EDATA, "%s: the long-tailed subset selected again has index sha256 %.12s..., its "
+                          "manifest.json records %.12s...; rebuild with --force", b->dir, s->index_sha,
+                          b->index_sha256);
+        return LT_OK;
+    }
+    char work[PATH_CAP];
+    lt_ds_src src;
+    LT_TRY(src_init(def, o, r, st, &src, work));
+    if (!def->read_val)
+        return lt_err(LT_EINVAL, "%s: this build has no reader for the validation list %s", def->name, def->val_list);
+    int rc = def->read_val(&src, &s->val);
+    if (rc) return lt_err_wrap(rc, "%s: reading the validation list", def->name);
+    return check_list_val(def, r, st, s);
+}
+
+/* An up-to-date build: (re)writes its validation split unless current.
+ * origin: val_origin's text, NULL when the dataset has no split. */
+static int val_ensure(const char *dir, const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, stamp *st,
+                      const char *origin, lt_ds_built *b, int verify)
+{
+    if (!origin || val_current(dir, def, o, r, origin, b, verify)) return LT_OK;
+    say(o, "%s: %s: writing its validation split (missing, damaged or out of date)", def->name, dir);
+    build_state s;
+    memset(&s, 0, sizeof s);
+    int rc = read_val_only(def, o, r, st, b, &s);
+    if (!rc) rc = write_val(dir, def, o, r, origin, &s, b);
+    bs_free(&s);
+    return rc;
 }
 
 static cJSON *make_manifest(const lt_ds_def *def, const lt_ds_opts *o, const recipe *r, const stamp *st,
@@ -746,9 +1052,11 @@ static cJSON *make_manifest(const lt_ds_def *def, const lt_ds_opts *o, const rec
     return m;
 }
 
-/* Writes caches, index list and manifest; on error removes what it wrote. */
+/* Writes caches, index list, manifest and (val_from != NULL: its origin)
+ * the validation split; on error removes what it wrote. */
 static int write_build(const char *dir, const lt_ds_def *def, const lt_ds_opts *o, const recipe *r,
-                       const stamp *st, const build_state *s, const char *inputs, lt_ds_built *b)
+                       const stamp *st, const build_state *s, const char *inputs, const char *val_from,
+                       lt_ds_built *b)
 {
     char mp[PATH_CAP], tp[PATH_CAP], ep[PATH_CAP], ip[PATH_CAP];
     LT_TRY(fmt_path(mp, sizeof mp, "%s/manifest.json", dir));
@@ -779,6 +1087,7 @@ static int write_build(const char *dir, const lt_ds_def *def, const lt_ds_opts *
     if (!rc) rc = lt_json_write_atomic(mp, m, b->manifest_sha256);
     if (!rc) rc = built_from_manifest(m, mp, b);
     cJSON_Delete(m);
+    if (!rc && val_from) rc = write_val(dir, def, o, r, val_from, s, b);
     if (rc) {
         unlink(mp);
         unlink(tp);
@@ -801,7 +1110,9 @@ static int stamps_for_build(const lt_ds_def *def, const lt_ds_opts *o, stamp *st
     return LT_OK;
 }
 
-int lt_ds_build(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_built *out)
+/* lt_ds_build; verify_val: also hash val.ltc against its manifest (done
+ * before the split is used, not on every build check). */
+static int build_impl(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_built *out, int verify_val)
 {
     lt_ds_opts od;
     if (!o_in) lt_ds_opts_default(&od);
@@ -823,6 +1134,10 @@ int lt_ds_build(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_built *out)
     char inputs[65], dir[PATH_CAP];
     build_state s;
     memset(&s, 0, sizeof s);
+    char vo_buf[256];
+    const char *vo = NULL;
+    if (!rc && val_kind_of(def, &r) != VAL_NONE && !(rc = val_origin(def, &r, st, vo_buf, sizeof vo_buf)))
+        vo = vo_buf;
     if (!rc) {
         inputs_hash(def, o, &r, st, inputs);
         rc = fmt_path(dir, sizeof dir, "%s/%s/%s", lt_ds_data_dir(o), def->name, r.tag);
@@ -832,21 +1147,27 @@ int lt_ds_build(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_built *out)
         if (!o->force && up_to_date(dir, inputs, b)) {
             b->rebuilt = 0;
             say(o, "%s: %s is up to date", def->name, dir);
+            rc = val_ensure(dir, def, o, &r, st, vo, b, verify_val);
             close(lfd);
-            if (!out) lt_ds_built_free(b);
-            return LT_OK;
+            if (rc || !out) lt_ds_built_free(b);
+            return rc;
         }
         rc = read_and_select(def, o, &r, st, &s);
     }
     if (!rc) {
         say(o, "%s: writing %s", def->name, dir);
-        rc = write_build(dir, def, o, &r, st, &s, inputs, b);
+        rc = write_build(dir, def, o, &r, st, &s, inputs, vo, b);
     }
     if (!rc) b->rebuilt = 1;
     bs_free(&s);
     close(lfd);
     if (rc || !out) lt_ds_built_free(b);
     return rc;
+}
+
+int lt_ds_build(const lt_ds_def *def, const lt_ds_opts *o, lt_ds_built *out)
+{
+    return build_impl(def, o, out, 0);
 }
 
 int lt_ds_open(const lt_ds_def *def, const lt_ds_opts *o, lt_dataset *train, lt_dataset *test, lt_ds_built *out)
@@ -872,6 +1193,53 @@ int lt_ds_open(const lt_ds_def *def, const lt_ds_opts *o, lt_dataset *train, lt_
     } else if (!out) {
         lt_ds_built_free(b);
     }
+    return rc;
+}
+
+/* The split must belong to the build just checked and match its cache. */
+static int map_val(const lt_ds_built *b, const char *vp, lt_dataset *val, const lt_ds_val_info *vi)
+{
+    LT_TRY(lt_cache_load(vp, val));
+    if (val->n != vi->n || val->n_classes != b->n_classes || vi->n_classes != b->n_classes || val->c != b->c ||
+        val->h != b->h || val->w != b->w) {
+        int rc = lt_err(LT_EDATA, "%s: %ld images %dx%dx%d, %d classes; val_manifest.json and the build say %ld, "
+                        "%dx%dx%d, %d classes", vp, val->n, val->c, val->h, val->w, val->n_classes, vi->n, b->c,
+                        b->h, b->w, b->n_classes);
+        lt_dataset_free(val);
+        return rc;
+    }
+    return LT_OK;
+}
+
+int lt_ds_open_val(const lt_ds_def *def, const lt_ds_opts *o_in, lt_dataset *val, lt_ds_val_info *info)
+{
+    lt_ds_opts od;
+    if (!o_in) lt_ds_opts_default(&od);
+    const lt_ds_opts *o = o_in ? o_in : &od;
+    if (val) memset(val, 0, sizeof *val);
+    if (info) memset(info, 0, sizeof *info);
+    recipe r;
+    LT_TRY(resolve_recipe(def, o, &r));
+    if (val_kind_of(def, &r) == VAL_NONE)
+        return lt_err(LT_EINVAL, "%s: no validation split: %s", def->name,
+                      def->no_val ? def->no_val : "the dataset has no official validation list");
+    lt_ds_built b;
+    memset(&b, 0, sizeof b);
+    LT_TRY(build_impl(def, o, &b, val != NULL));
+    char vp[PATH_CAP], mp[PATH_CAP];
+    lt_ds_val_info vi;
+    memset(&vi, 0, sizeof vi);
+    int rc = val_paths(b.dir, vp, mp);
+    if (!rc) rc = val_info_read(mp, &vi);
+    /* Only another process rebuilding at this moment could make these differ. */
+    if (!rc && (!hexeq(vi.build_manifest_sha256, b.manifest_sha256) ||
+                !hexeq(vi.manifest_sha256, b.val_manifest_sha256)))
+        rc = lt_err(LT_ESTATE, "%s: changed while being opened (manifest %.12s..., expected %.12s...); try again",
+                    mp, vi.build_manifest_sha256, b.manifest_sha256);
+    if (!rc && val) rc = map_val(&b, vp, val, &vi);
+    lt_ds_built_free(&b);
+    if (rc || !info) lt_ds_val_info_free(&vi);
+    else *info = vi;
     return rc;
 }
 
@@ -918,6 +1286,14 @@ int lt_ds_state_get(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_state *s
         st->n_train[k] = (long)jnum(cJSON_GetObjectItem(m, "train"), "n", 0);
         cJSON_Delete(m);
         if (lt_sha256_file(mp, st->manifest_sha256[k])) continue;
+        /* A validation split counts only if it was made for this manifest. */
+        lt_ds_val_info vi;
+        st->n_val[k] = -1;
+        if (!fmt_path(mp, sizeof mp, "%s/%s/val_manifest.json", dpath, names[i]) && file_exists(mp) &&
+            val_info_read(mp, &vi) == LT_OK) {
+            if (hexeq(vi.build_manifest_sha256, st->manifest_sha256[k])) st->n_val[k] = vi.n;
+            lt_ds_val_info_free(&vi);
+        }
         st->n_builds++;
     }
     return LT_OK;

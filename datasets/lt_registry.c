@@ -70,22 +70,74 @@ static int note_list_hash(const lt_listfile *lf, cJSON *extra, const char *key)
     return LT_OK;
 }
 
-/* files: [0] train list, [1] test list, [2] train image archive, [3] test image archive */
+/* LT_EDATA naming both lists and lines if a path of `val` is also in `other`:
+ * a validation image must be neither a training nor a test image. */
+static int lists_disjoint(const lt_listfile *val, const lt_listfile *other)
+{
+    lt_strmap m;
+    LT_TRY(lt_strmap_init(&m, (size_t)other->n * 2 + 1));
+    int rc = LT_OK;
+    for (long i = 0; !rc && i < other->n; i++) rc = lt_strmap_put(&m, other->path[i], i, NULL);
+    for (long j = 0; !rc && j < val->n; j++) {
+        long k = lt_strmap_get(&m, val->path[j]);
+        if (k >= 0)
+            rc = lt_err(LT_EDATA, "%s:%ld: %s is also line %ld of %s: a validation image must be neither a "
+                        "training nor a test image", val->name, j + 1, val->path[j], k + 1, other->name);
+    }
+    lt_strmap_free(&m);
+    return rc;
+}
+
+/* The official val list (files[4]), checked against the train and test lists. */
+static int read_val_list(const lt_ds_src *s, const lt_listfile *tr, const lt_listfile *te, lt_listfile *va)
+{
+    LT_TRY(lt_listfile_read(va, s->path[4]));
+    int rc = lists_disjoint(va, tr);
+    if (!rc) rc = lists_disjoint(va, te);
+    return rc;
+}
+
+/* files: [0] train list, [1] test list, [2] train image archive, [3] test image
+ * archive, [4] the official val list (images in the train archive). */
 static int read_list_dataset(const lt_ds_src *s, lt_dataset *train, lt_dataset *test, cJSON *extra, lt_pathmap map)
 {
-    lt_listfile tr, te;
+    lt_listfile tr, te, va;
     memset(&tr, 0, sizeof tr);
     memset(&te, 0, sizeof te);
+    memset(&va, 0, sizeof va);
     int rc = lt_listfile_read(&tr, s->path[0]);
     if (!rc) rc = lt_listfile_read(&te, s->path[1]);
     if (!rc) rc = note_list_hash(&tr, extra, "index_sha256");
-    if (!rc) rc = build_from_list(&tr, s->path[2], map, s->side, train);
+    if (!rc && s->val) rc = read_val_list(s, &tr, &te, &va);
+    if (!rc && s->val) {
+        /* train and val images share the train archive (ImageNet: 140 GB): one pass */
+        const char *arch[1] = {s->path[2]};
+        lt_imagelist_src src;
+        memset(&src, 0, sizeof src);
+        src.map = map;
+        src.size = s->side;
+        src.archives = arch;
+        src.n_archives = 1;
+        const lt_listfile *lists[2] = {&tr, &va};
+        lt_dataset both[2];
+        rc = lt_imagelist_build_many(both, lists, 2, &src);
+        if (!rc) {
+            *train = both[0];
+            *s->val = both[1];
+        }
+    } else if (!rc) {
+        rc = build_from_list(&tr, s->path[2], map, s->side, train);
+    }
     if (!rc) {
         rc = build_from_list(&te, s->path[3], map, s->side, test);
-        if (rc) lt_dataset_free(train);
+        if (rc) {
+            lt_dataset_free(train);
+            if (s->val) lt_dataset_free(s->val);
+        }
     }
     lt_listfile_free(&tr);
     lt_listfile_free(&te);
+    lt_listfile_free(&va);
     return rc;
 }
 static int read_imagenet_lt(const lt_ds_src *s, lt_dataset *train, lt_dataset *test, cJSON *extra)
@@ -95,6 +147,31 @@ static int read_imagenet_lt(const lt_ds_src *s, lt_dataset *train, lt_dataset *t
 static int read_places_lt(const lt_ds_src *s, lt_dataset *train, lt_dataset *test, cJSON *extra)
 {
     return read_list_dataset(s, train, test, extra, LT_PATHMAP_PLACES365);
+}
+
+/* The val images alone (one pass over the train archive). */
+static int read_list_val(const lt_ds_src *s, lt_dataset *val, lt_pathmap map)
+{
+    lt_listfile tr, te, va;
+    memset(&tr, 0, sizeof tr);
+    memset(&te, 0, sizeof te);
+    memset(&va, 0, sizeof va);
+    int rc = lt_listfile_read(&tr, s->path[0]);
+    if (!rc) rc = lt_listfile_read(&te, s->path[1]);
+    if (!rc) rc = read_val_list(s, &tr, &te, &va);
+    if (!rc) rc = build_from_list(&va, s->path[2], map, s->side, val);
+    lt_listfile_free(&tr);
+    lt_listfile_free(&te);
+    lt_listfile_free(&va);
+    return rc;
+}
+static int read_imagenet_lt_val(const lt_ds_src *s, lt_dataset *val)
+{
+    return read_list_val(s, val, LT_PATHMAP_BASENAME);
+}
+static int read_places_lt_val(const lt_ds_src *s, lt_dataset *val)
+{
+    return read_list_val(s, val, LT_PATHMAP_PLACES365);
 }
 
 /* Reads the first member of `archive` whose name ends in ".json". */
@@ -254,6 +331,8 @@ static int read_lvis(const lt_ds_src *s, lt_dataset *train, lt_dataset *test, cJ
 /* Split lists shipped with the project: a copy in the repository, else the
  * shared specs folder next to it. */
 #define SPLIT(f) "datasets/splits/" f ":shared/data/splits/" f ":../shared/data/splits/" f
+#define LVIS_NO_VAL "the LVIS v1 val annotations are the test set of LVIS-LT-cls v1, and a validation split " \
+                    "would have to come out of the test set or the long-tailed training crops"
 
 static const lt_ds_def registry[] = {
     {
@@ -325,7 +404,7 @@ static const lt_ds_def registry[] = {
         .n_train = 115846, .n_test = 50000, .n_max = 0,
         .default_profile = LT_PROFILE_NATURAL,
         .read = read_imagenet_lt,
-        .n_files = 4,
+        .n_files = 5,
         .files = {
             {.name = "ImageNet_LT_train.txt", .url = CB_RAW "ImageNet_LT/ImageNet_LT_train.txt",
              .sha256 = "efdbdad4f050237c310b2f354cf95a8b1d7c8d57a63c4ea4bb6bf2bcb012f37f", .bytes = 4658674,
@@ -335,7 +414,13 @@ static const lt_ds_def registry[] = {
              .system_path = SPLIT("ImageNet_LT_test.txt")},
             {.name = "ILSVRC2012_img_train.tar", .md5 = "1d675b47d978889d74fa0da5fadfb00e"},
             {.name = "ILSVRC2012_img_val.tar", .md5 = "29b22e2961454d5413ddabcf34fc5622"},
+            /* OLTR's val list: 20 per class out of the ILSVRC-2012 *train* images */
+            {.name = "ImageNet_LT_val.txt", .url = CB_RAW "ImageNet_LT/ImageNet_LT_val.txt",
+             .sha256 = "9af7ba688acf9532ff5845a8fb14a1e97fdc4c51ac48bc72c08ea9c3f7ff142e", .bytes = 804172,
+             .system_path = SPLIT("ImageNet_LT_val.txt")},
         },
+        .val_list = "ImageNet_LT_val.txt",
+        .read_val = read_imagenet_lt_val,
         .fetch_note = "ImageNet images need an image-net.org account: download ILSVRC2012_img_train.tar and "
                       "ILSVRC2012_img_val.tar yourself and pass --from DIR",
     },
@@ -347,7 +432,7 @@ static const lt_ds_def registry[] = {
         .n_train = 62500, .n_test = 36500, .n_max = 0,
         .default_profile = LT_PROFILE_NATURAL,
         .read = read_places_lt,
-        .n_files = 4,
+        .n_files = 5,
         .files = {
             {.name = "Places_LT_train.txt", .url = CB_RAW "Places_LT/Places_LT_train.txt",
              .sha256 = "726c4871dcbf07ce2f857703bfe32e9a83ffbf52d704239f6d95c4f4f4c247f7", .bytes = 2092674,
@@ -360,7 +445,13 @@ static const lt_ds_def registry[] = {
              .md5 = "53ca1c756c3d1e7809517cc47c5561c5"},
             {.name = "val_256.tar", .url = "http://data.csail.mit.edu/places/places365/val_256.tar",
              .md5 = "e27b17d8d44f4af9a78502beb927f808"},
+            /* OLTR's val list: 20 per class out of the Places365 *train* images */
+            {.name = "Places_LT_val.txt", .url = CB_RAW "Places_LT/Places_LT_val.txt",
+             .sha256 = "719e3cf3766c09134ea28f56f1036c78def511ac1ed2c2532a6beef78f2439ba", .bytes = 253480,
+             .system_path = SPLIT("Places_LT_val.txt")},
         },
+        .val_list = "Places_LT_val.txt",
+        .read_val = read_places_lt_val,
     },
     {
         /* §6: lists regenerated from the official JSON (classifier-balancing rule). */
@@ -385,6 +476,8 @@ static const lt_ds_def registry[] = {
              .sha256 = "276522b02b65d98ee5168a17415b2b1ec971b035bd62959e37b80b1092130495",
              .md5 = "b1c6952ce38f31868cc50ea72d066cc3", .bytes = 127945569561LL},
         },
+        .no_val = "its only labelled held-out set, val2018, is the test set here, and a validation split "
+                  "would have to come out of the test set or the long-tailed training images",
     },
     {
         /* §5.5: this project's crop-classification protocol, LVIS-LT-cls v1. */
@@ -411,6 +504,7 @@ static const lt_ds_def registry[] = {
              .sha256 = "4f7e2ccb2866ec5041993c9cf2a952bbed69647b115d0f74da7ce8f4bef82f05",
              .md5 = "442b8da7639aecaf257c1dceb8ba8c80", .bytes = 815585330},
         },
+        .no_val = LVIS_NO_VAL,
     },
     {
         /* A synthetic stand-in for LVIS in the same four file formats, read by
@@ -435,6 +529,7 @@ static const lt_ds_def registry[] = {
         },
         .fetch_note = "lvis_fixture is generated, not downloaded: run `make lvis-fixture` "
                       "(writes <data>/lvis_fixture/raw/)",
+        .no_val = LVIS_NO_VAL,
     },
 };
 

@@ -7,7 +7,11 @@
  * stream, classes in label order, each class's ascending position list
  * shuffled and cut. Shuffling the within-class ranks 0..n_c-1 and mapping
  * them through the position list is the same draw sequence (the shuffle only
- * depends on the length), and it gives the ranks the §1.5 digest needs. */
+ * depends on the length), and it gives the ranks the §1.5 digest needs.
+ * The validation split of these datasets (lt_val_select) is drawn from the
+ * complement, with the engine's Philox streams rather than MT19937: it is
+ * this project's rule, not LDAM's, and a stream of its own keeps it from
+ * shifting the subset's draws. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,6 +200,66 @@ void lt_subset_index_sha256(const int32_t *idx, long n, char hex[65])
     uint8_t d[32];
     lt_sha256_final(&s, d);
     lt_sha256_hex(d, hex);
+}
+
+/* ---- the validation split of EXP/STEP datasets ------------------------------------ */
+/* Marks the kept positions; LT_EDATA for one out of range or kept twice
+ * (the complement would then be wrong, not merely different). */
+static int mark_kept(const int32_t *kept, long n_kept, long n, uint8_t *used)
+{
+    for (long i = 0; i < n_kept; i++) {
+        if (kept[i] < 0 || kept[i] >= n)
+            return lt_err(LT_EDATA, "validation split: kept position %d outside 0..%ld", kept[i], n - 1);
+        if (used[kept[i]]) return lt_err(LT_EDATA, "validation split: position %d kept twice", kept[i]);
+        used[kept[i]] = 1;
+    }
+    return LT_OK;
+}
+
+int lt_val_select(const int32_t *labels, long n, int n_classes, const int32_t *kept, long n_kept, int per_class,
+                  uint32_t seed, int32_t *val, long *counts, long *n_out)
+{
+    if (n_classes < 1 || per_class < 0)
+        return lt_err(LT_EINVAL, "validation split: %d classes, %d per class", n_classes, per_class);
+    uint8_t *used = calloc((size_t)(n > 0 ? n : 1), 1);
+    long *start = calloc((size_t)n_classes + 1, sizeof *start);
+    int32_t *pos = malloc((size_t)(n > 0 ? n : 1) * sizeof *pos);
+    int rc = used && start && pos ? LT_OK : lt_err(LT_ENOMEM, "validation split: out of memory for %ld labels", n);
+    if (!rc) rc = mark_kept(kept, n_kept, n, used);
+    for (long i = 0; !rc && i < n; i++)
+        if (labels[i] < 0 || labels[i] >= n_classes)
+            rc = lt_err(LT_EDATA, "validation split: label %d at position %ld outside 0..%d", labels[i], i,
+                        n_classes - 1);
+        else if (!used[i]) start[labels[i] + 1]++;
+    if (rc) {
+        free(used); free(start); free(pos);
+        return rc;
+    }
+    /* The left-over positions of each class, ascending: start[c] offsets. */
+    for (int c = 0; c < n_classes; c++) start[c + 1] += start[c];
+    long *fill = counts; /* reused as a cursor, then overwritten with k_c */
+    memset(fill, 0, (size_t)n_classes * sizeof *fill);
+    for (long i = 0; i < n; i++)
+        if (!used[i]) pos[start[labels[i]] + fill[labels[i]]++] = (int32_t)i;
+    /* One sub-stream per class: a class's draw does not depend on how many
+     * left-overs the classes before it had. */
+    lt_rng r;
+    lt_rng_init(&r, seed, LT_STREAM_SPLIT);
+    long k = 0;
+    for (int c = 0; c < n_classes; c++) {
+        long m = start[c + 1] - start[c], kc = m < per_class ? m : per_class;
+        lt_rng rc_;
+        lt_rng_derive(&rc_, &r, (uint64_t)c, 0);
+        lt_rng_shuffle_i32(&rc_, pos + start[c], m);
+        /* Stored ascending: the order says nothing about the draw. */
+        qsort(pos + start[c], (size_t)kc, sizeof *pos, cmp_i32);
+        memcpy(val + k, pos + start[c], (size_t)kc * sizeof *val);
+        counts[c] = kc;
+        k += kc;
+    }
+    *n_out = k;
+    free(used); free(start); free(pos);
+    return LT_OK;
 }
 
 void lt_shot_groups(const long *counts, int n_classes, int *many, int *medium, int *few)

@@ -2,7 +2,8 @@
  *
  * Thin wrappers over the dataset layer (datasets/lt_datasets.h): parse the
  * options, run the pipeline, print what a user needs to cite a build (the
- * per-class counts, shot groups, index-list hash and manifest hash). */
+ * per-class counts, shot groups, index-list hash and manifest hash, and the
+ * validation split's counts and manifest hash). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +27,9 @@ static const char BUILD_USAGE[] =
     "usage: ltbench build NAME [--ir R] [--profile exp|step] [--scale ci|short|full] [--seed N]\n"
     "                          [--force] [--no-fetch] [--url URL] [--from DIR] [--data DIR]\n"
     "\n"
-    "Fetch if needed, verify, read and build the long-tailed training subset of NAME and its\n"
-    "test set into memory-mappable caches plus a manifest. Does nothing if an identical build\n"
-    "exists.\n"
+    "Fetch if needed, verify, read and build the long-tailed training subset of NAME, its\n"
+    "test set and its validation split (left-over training images, or the official val list)\n"
+    "into memory-mappable caches plus manifests. Does nothing if an identical build exists.\n"
     "  --ir R        imbalance ratio n_max/n_min (default: the dataset's, 100)\n"
     "  --profile P   exp (default) or step\n"
     "  --scale S     decode size of JPEG datasets: ci, short (default) or full\n"
@@ -41,7 +42,7 @@ static const char DATASETS_USAGE[] =
     "usage: ltbench datasets [--data DIR]\n"
     "\n"
     "List every known dataset: not fetched / fetched / built, verified bytes, and each build\n"
-    "with its training-set size and manifest hash.\n";
+    "with its training-set size, manifest hash and validation-split size.\n";
 
 typedef struct {
     const char *name;
@@ -182,6 +183,30 @@ static void print_counts(const long *counts, int n)
     printf(" (total %ld)\n", total);
 }
 
+/* The validation split of the build just made (quietly: the build itself
+ * already reported its progress). 0 on error, after saying why. */
+static int print_val(const lt_ds_def *d, const lt_ds_opts *o)
+{
+    lt_ds_opts q = *o;
+    q.quiet = 1;
+    lt_ds_val_info vi;
+    if (lt_ds_open_val(d, &q, NULL, &vi) != LT_OK) {
+        fprintf(stderr, "ltbench build: %s\n", lt_errmsg());
+        return 0;
+    }
+    printf("validation split: %ld images (V = %d), %s\n", vi.n, vi.per_class, vi.origin);
+    print_counts(vi.counts, vi.n_classes);
+    if (vi.n_short) {
+        printf("classes with fewer than %d:", vi.per_class);
+        for (int i = 0; i < vi.n_classes; i++)
+            if (vi.counts[i] < vi.per_class) printf(" %d (%ld)", i, vi.counts[i]);
+        printf("\n");
+    }
+    printf("validation manifest sha256: %s\n", vi.manifest_sha256);
+    lt_ds_val_info_free(&vi);
+    return 1;
+}
+
 int lt_cmd_build(int argc, char **argv)
 {
     cli c;
@@ -203,8 +228,9 @@ int lt_cmd_build(int argc, char **argv)
     if (b.rank_digest[0]) printf("rank digest (specs/datasets.md 1.5): %s\n", b.rank_digest);
     printf("manifest: %s/manifest.json\n", b.dir);
     printf("manifest sha256: %s\n", b.manifest_sha256);
+    int ok = b.val_manifest_sha256[0] ? print_val(d, &c.o) : 1;
     lt_ds_built_free(&b);
-    return 0;
+    return ok ? 0 : 1;
 }
 
 static void human_bytes(long long n, char *out, size_t cap)
@@ -221,7 +247,8 @@ int lt_cmd_datasets(int argc, char **argv)
     int rc = parse(argc, argv, OPT_LIST, &c, DATASETS_USAGE);
     if (rc >= 0) return rc;
     printf("data directory: %s\n", lt_ds_data_dir(&c.o));
-    printf("%-12s %-12s %-6s %-9s %s\n", "NAME", "STATE", "FILES", "SIZE", "BUILDS (tag: train images, manifest sha256)");
+    printf("%-12s %-12s %-6s %-9s %s\n", "NAME", "STATE", "FILES", "SIZE",
+           "BUILDS (tag: train images, manifest sha256, val images)");
     for (int i = 0; i < lt_ds_count(); i++) {
         const lt_ds_def *d = lt_ds_at(i);
         lt_ds_state st;
@@ -236,7 +263,10 @@ int lt_cmd_datasets(int argc, char **argv)
         printf("%-12s %-12s %-6s %-9s", d->name, state, files, size);
         if (!st.n_builds) printf(" -");
         for (int k = 0; k < st.n_builds; k++)
+        {
             printf("%s%s: %ld, %.16s", k ? "; " : " ", st.tags[k], st.n_train[k], st.manifest_sha256[k]);
+            if (st.n_val[k] >= 0) printf(", val %ld", st.n_val[k]);
+        }
         printf("\n%-12s %s\n", "", d->title ? d->title : "");
     }
     return 0;

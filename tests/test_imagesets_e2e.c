@@ -8,7 +8,9 @@
  * basename), places_lt (official 256-px layout via the §4.3 mapping, labels
  * from the list), inat2018 (lists regenerated from JSON inside .tar.gz) and
  * lvis (LVIS-LT-cls v1 crops out of COCO-style zips); plus a list that names
- * a missing image. */
+ * a missing image. imagenet_lt and places_lt also carry their official val
+ * list (images in the train archive), whose images are checked here too
+ * (the validation split itself: test_val_split.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -149,17 +151,36 @@ static void build_open(const lt_ds_def *d, env_t *e, lt_dataset *tr, lt_dataset 
         fail_msg("%s: %s", d->name, lt_errmsg());
 }
 
+/* The official val list's images: label c, colour k0 + c, one per class. */
+static void check_val(const lt_ds_def *d, env_t *e, int n_classes, int k0)
+{
+    lt_ds_opts o;
+    opts_for(e, &o);
+    lt_dataset va;
+    lt_ds_val_info vi;
+    int rc = lt_ds_open_val(d, &o, &va, &vi);
+    if (rc)
+        fail_msg("%s: %s", d->name, lt_errmsg());
+    assert_int_equal(va.n, n_classes);
+    for (long i = 0; i < va.n; i++) {
+        assert_int_equal(va.labels[i], i);
+        check_colour(&va, i, k0 + (int)i);
+    }
+    lt_dataset_free(&va);
+    lt_ds_val_info_free(&vi);
+}
+
 /* ---- ImageNet-LT ----------------------------------------------------------- */
 static void test_imagenet_lt(void **state)
 {
     env_t *e = *state;
     const char *wn[3] = {"n01440764", "n01443537", "n01484850"};
     const int per[3] = {3, 2, 1};
-    char list[2048] = "", name[128];
+    char list[2048] = "", vlist[512] = "", name[128];
     int k = 0;
     fx_member outer[3];
     for (int c = 0; c < 3; c++) {
-        fx_member inner[4];
+        fx_member inner[5];
         int ni = 0;
         for (int j = 0; j < per[c]; j++, k++) {
             snprintf(name, sizeof name, "%s_%d.JPEG", wn[c], 100 + j);
@@ -167,6 +188,10 @@ static void test_imagenet_lt(void **state)
             snprintf(list + strlen(list), sizeof list - strlen(list), "train/%s/%s %d\n", wn[c],
                      name, c);
         }
+        /* the official val list's image of this class: in the train archive, not the train list */
+        snprintf(name, sizeof name, "%s_500.JPEG", wn[c]);
+        inner[ni++] = flat_member(name, 80 + c, 44, 40);
+        snprintf(vlist + strlen(vlist), sizeof vlist - strlen(vlist), "train/%s/%s %d\n", wn[c], name, c);
         /* an image that no list names: must be skipped */
         snprintf(name, sizeof name, "%s_999.JPEG", wn[c]);
         inner[ni++] = flat_member(name, 60, 30, 30);
@@ -195,6 +220,7 @@ static void test_imagenet_lt(void **state)
     val[3] = flat_member("ILSVRC2012_val_00000099.JPEG", 61, 20, 20);
     blob_t tel = make_text(e, "ImageNet_LT_test.txt", list);
     blob_t tea = make_archive(e, "ILSVRC2012_img_val.tar", "tar", val, 4);
+    blob_t val_l = make_text(e, "ImageNet_LT_val.txt", vlist);
     free_members(val, 4);
 
     lt_ds_def d = *lt_ds_find("imagenet_lt");
@@ -205,10 +231,12 @@ static void test_imagenet_lt(void **state)
     d.files[1].sha256 = tel.sha;
     d.files[2].sha256 = tra.sha;
     d.files[3].sha256 = tea.sha;
+    d.files[4].sha256 = val_l.sha;
     lt_dataset tr, te;
     lt_ds_built b;
     memset(&b, 0, sizeof b);
     build_open(&d, e, &tr, &te, &b);
+    check_val(&d, e, 3, 80);
     assert_int_equal(tr.n, 6);
     assert_int_equal(tr.h, 32);
     assert_int_equal(tr.c, 3);
@@ -229,7 +257,7 @@ static void test_imagenet_lt(void **state)
     lt_dataset_free(&tr);
     lt_dataset_free(&te);
     lt_ds_built_free(&b);
-    free(trl.data); free(tra.data); free(tel.data); free(tea.data);
+    free(trl.data); free(tra.data); free(tel.data); free(tea.data); free(val_l.data);
 }
 
 /* ---- Places-LT ------------------------------------------------------------- */
@@ -241,13 +269,20 @@ static void test_places_lt(void **state)
                          "train/desert-sand/00000007.jpg 1\n"
                          "train/desert_road/00000002.jpg 0\n"
                          "train/apartment_building-outdoor/00000794.jpg 2\n";
-    fx_member tm[5] = {
+    fx_member tm[8] = {
         flat_member("data_256/d/desert/sand/00000001.jpg", 0, 40, 40),
         flat_member("data_256/d/desert/sand/00000007.jpg", 1, 40, 40),
         flat_member("data_256/d/desert_road/00000002.jpg", 2, 40, 40),
         flat_member("data_256/a/apartment_building/outdoor/00000794.jpg", 3, 40, 40),
         flat_member("data_256/a/airfield/00000001.jpg", 62, 40, 40), /* unlisted */
+        /* the official val list's images (train archive) */
+        flat_member("data_256/d/desert_road/00000009.jpg", 90, 40, 40),
+        flat_member("data_256/d/desert/sand/00000003.jpg", 91, 40, 40),
+        flat_member("data_256/a/apartment_building/outdoor/00000005.jpg", 92, 40, 40),
     };
+    const char *valist = "train/desert_road/00000009.jpg 0\n"
+                         "train/desert-sand/00000003.jpg 1\n"
+                         "train/apartment_building-outdoor/00000005.jpg 2\n";
     const char *telist = "val/desert_road/Places365_val_00000005.jpg 0\n"
                          "val/desert-sand/Places365_val_00000001.jpg 1\n"
                          "val/apartment_building-outdoor/Places365_val_00000003.jpg 2\n";
@@ -258,8 +293,9 @@ static void test_places_lt(void **state)
     };
     blob_t trl = make_text(e, "Places_LT_train.txt", trlist);
     blob_t tel = make_text(e, "Places_LT_test.txt", telist);
-    blob_t tra = make_archive(e, "train_256_places365standard.tar", "tar", tm, 5);
+    blob_t tra = make_archive(e, "train_256_places365standard.tar", "tar", tm, 8);
     blob_t tea = make_archive(e, "val_256.tar", "tar", vm, 3);
+    blob_t val_l = make_text(e, "Places_LT_val.txt", valist);
     lt_ds_def d = *lt_ds_find("places_lt");
     d.n_classes = 3;
     d.n_train = 4;
@@ -268,10 +304,12 @@ static void test_places_lt(void **state)
     d.files[1].sha256 = tel.sha;
     d.files[2].sha256 = tra.sha;
     d.files[3].sha256 = tea.sha;
+    d.files[4].sha256 = val_l.sha;
     lt_dataset tr, te;
     lt_ds_built b;
     memset(&b, 0, sizeof b);
     build_open(&d, e, &tr, &te, &b);
+    check_val(&d, e, 3, 90);
     const int32_t lab[4] = {1, 1, 0, 2};
     assert_int_equal(tr.n, 4);
     for (long i = 0; i < 4; i++) {
@@ -303,9 +341,9 @@ static void test_places_lt(void **state)
     print_message("note: missing image -> %s\n", lt_errmsg());
     assert_non_null(strstr(lt_errmsg(), "train/desert_road/00000404.jpg"));
     assert_non_null(strstr(lt_errmsg(), "1 of 4 images missing"));
-    free_members(tm, 5);
+    free_members(tm, 8);
     free_members(vm, 3);
-    free(trl.data); free(tra.data); free(tel.data); free(tea.data); free(badl.data);
+    free(trl.data); free(tra.data); free(tel.data); free(tea.data); free(badl.data); free(val_l.data);
 }
 
 /* ---- iNaturalist 2018 ------------------------------------------------------ */
