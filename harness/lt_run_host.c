@@ -292,7 +292,10 @@ static int svc_validation(void *host, const lt_dataset **val, const char **origi
     if (!c) return no_host("validation");
     *val = NULL;
     if (origin) *origin = NULL;
-    return lt_err(LT_EINVAL, "validation: not built yet");
+    LT_TRY(lt_run_open_val(c));
+    *val = &c->host.val;
+    if (origin) *origin = c->host.val_origin;
+    return LT_OK;
 }
 
 /* ---- optimizer state -------------------------------------------------------------- */

@@ -41,6 +41,7 @@ typedef struct {
     char reason[512];
     int have_dataset;
     char ds_name[64], manifest_sha256[65];
+    char val_manifest_sha256[65];   /* "" unless the method used the validation split */
     long train_size, test_size;
     int have_metrics;
     double top1, many, medium, few, ece, macro_f1, map;
@@ -167,6 +168,10 @@ void lt_run_host_free(lt_child *c);         /* after the method's fini */
  * "teacher/<k>/b/" (a teacher's BN statistics when they move). */
 int lt_run_host_save(lt_child *c, lt_ckpt_writer *w);
 int lt_run_host_load(lt_child *c, const lt_ckpt *ck);
+/* The dataset's validation split into c->host.val (once; lt_run_train.c,
+ * which opens the datasets): origin and manifest hash in the host state, an
+ * event "validation" in events.jsonl. */
+int lt_run_open_val(lt_child *c);
 /* Builds method M's model (the run's or a teacher's): backbone of the scale's
  * arch with M's norm_layer, then M's build (or the default linear head),
  * finalized with the run seed. */

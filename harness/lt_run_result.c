@@ -47,6 +47,8 @@ int lt_result_write(const lt_run_job *job, const lt_run_summary *s) {
         cJSON_AddStringToObject(d, "manifest_sha256", s->manifest_sha256);
         cJSON_AddNumberToObject(d, "train_size", (double)s->train_size);
         cJSON_AddNumberToObject(d, "test_size", (double)s->test_size);
+        /* the validation split, when the method used it */
+        if (s->val_manifest_sha256[0]) cJSON_AddStringToObject(d, "val_manifest_sha256", s->val_manifest_sha256);
     } else {
         cJSON_AddNullToObject(d, "manifest_sha256");
         cJSON_AddNullToObject(d, "train_size");

@@ -65,25 +65,63 @@ static int read_freq_groups(lt_child *c, const lt_ds_built *b, int C) {
     return LT_OK;
 }
 
+/* How the protocol's dataset is opened (the build recipe). */
+static const lt_ds_def *ds_opts(const lt_child *c, lt_ds_opts *o) {
+    const lt_protocol *p = c->p;
+    const lt_run_request *req = c->job->req;
+    lt_ds_opts_default(o);
+    o->data_dir = req->data_dir;
+    switch (p->dataset.profile.kind) {
+    case LT_PROTO_EXP: o->profile = LT_PROFILE_EXP; break;
+    case LT_PROTO_STEP: o->profile = LT_PROFILE_STEP; break;
+    default: o->profile = LT_PROFILE_NATURAL; break;
+    }
+    o->ir = p->dataset.profile.imbalance_ratio;
+    o->seed = (uint32_t)p->dataset.profile.subset_seed;
+    o->scale = c->s->name;
+    o->log = c->job->log;
+    o->quiet = req->quiet;
+    return lt_ds_find(p->dataset.name);
+}
+
+int lt_run_open_val(lt_child *c) {
+    lt_run_host *h = &c->host;
+    if (h->have_val) return LT_OK;
+    lt_ds_opts o;
+    const lt_ds_def *def = ds_opts(c, &o);
+    if (!def) return lt_err(LT_EINVAL, "protocol %s: dataset '%s' is unknown to this build", c->p->name,
+                            c->p->dataset.name);
+    lt_ds_val_info vi;
+    memset(&vi, 0, sizeof vi);
+    int rc = lt_ds_open_val(def, &o, &h->val, &vi);
+    if (rc) return lt_err_wrap(rc, "validation split");
+    h->have_val = 1;
+    snprintf(h->val_origin, sizeof h->val_origin, "%s", vi.origin);
+    snprintf(h->val_sha256, sizeof h->val_sha256, "%s", vi.manifest_sha256);
+    snprintf(c->sum->val_manifest_sha256, sizeof c->sum->val_manifest_sha256, "%s", vi.manifest_sha256);
+    const lt_dataset *v = &h->val;
+    if (v->c != c->train.c || v->h != c->train.h || v->w != c->train.w || v->n_classes != c->C)
+        rc = lt_err(LT_EDATA, "validation split of %s: images %dx%dx%d, %d classes; the training set has "
+                    "%dx%dx%d, %d classes", def->name, v->c, v->h, v->w, v->n_classes, c->train.c, c->train.h,
+                    c->train.w, c->C);
+    if (!rc && c->ev) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "origin", vi.origin);
+        cJSON_AddStringToObject(j, "manifest_sha256", vi.manifest_sha256);
+        cJSON_AddNumberToObject(j, "n", (double)vi.n);
+        cJSON_AddNumberToObject(j, "classes_short", (double)vi.n_short);
+        rc = lt_events_emit(c->ev, "validation", 0, -1, "validation", j);
+    }
+    lt_ds_val_info_free(&vi);
+    return rc;
+}
+
 static int open_data(lt_child *c) {
     const lt_protocol *p = c->p;
     const lt_proto_scale *s = c->s;
-    const lt_run_request *req = c->job->req;
-    const lt_ds_def *def = lt_ds_find(p->dataset.name);
-    if (!def) return lt_err(LT_EINVAL, "protocol %s: dataset '%s' is unknown to this build", p->name, p->dataset.name);
     lt_ds_opts o;
-    lt_ds_opts_default(&o);
-    o.data_dir = req->data_dir;
-    switch (p->dataset.profile.kind) {
-    case LT_PROTO_EXP: o.profile = LT_PROFILE_EXP; break;
-    case LT_PROTO_STEP: o.profile = LT_PROFILE_STEP; break;
-    default: o.profile = LT_PROFILE_NATURAL; break;
-    }
-    o.ir = p->dataset.profile.imbalance_ratio;
-    o.seed = (uint32_t)p->dataset.profile.subset_seed;
-    o.scale = s->name;
-    o.log = c->job->log;
-    o.quiet = req->quiet;
+    const lt_ds_def *def = ds_opts(c, &o);
+    if (!def) return lt_err(LT_EINVAL, "protocol %s: dataset '%s' is unknown to this build", p->name, p->dataset.name);
     lt_ds_built b;
     memset(&b, 0, sizeof b);
     int rc = lt_ds_open(def, &o, &c->train_src, &c->test_src, &b);
