@@ -8,6 +8,7 @@
  * on OpenMP threads, so a 100+ GB archive is read exactly once, sequentially,
  * while both cores decode. */
 #include "lt_imagesets.h"
+#include "lt_io.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -245,42 +246,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *outlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lt_err(LT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 65536, len = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        if (len == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf)
-        return lt_err(LT_ENOMEM, "%s: out of memory", path);
-    if (bad) {
-        free(buf);
-        return lt_err(LT_EIO, "%s: read error", path);
-    }
-    *out = buf;
-    *outlen = len;
-    return LT_OK;
-}
-
 /* Walks dir/rel recursively in byte order of names (deterministic). */
 static int walk_dir(scan_t *s, const char *root, const char *rel)
 {
@@ -330,11 +295,11 @@ static int walk_dir(scan_t *s, const char *root, const char *rel)
             if (key == -2) {
                 rc = LT_EDATA;
             } else if (key >= 0) {
-                uint8_t *data = NULL;
+                char *data = NULL;
                 size_t len = 0;
-                rc = read_file(full, &data, &len);
+                rc = lt_io_read_all(full, &data, &len);
                 if (!rc)
-                    rc = batch_add(s, key, root, r2, data, len);
+                    rc = batch_add(s, key, root, r2, (uint8_t *)data, len);
             }
         }
     }

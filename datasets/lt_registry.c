@@ -57,6 +57,27 @@ static int build_from_list(const lt_listfile *lf, const char *archive, lt_pathma
     return lt_imagelist_build(d, &src);
 }
 
+/* Two lists whose images share one archive, read in one pass over it. */
+static int build_two_from_list(const lt_listfile *a, const lt_listfile *b, const char *archive, lt_pathmap map,
+                               int side, lt_dataset *da, lt_dataset *db)
+{
+    const char *arch[1] = {archive};
+    lt_imagelist_src src;
+    memset(&src, 0, sizeof src);
+    src.map = map;
+    src.size = side;
+    src.archives = arch;
+    src.n_archives = 1;
+    const lt_listfile *lists[2] = {a, b};
+    lt_dataset both[2];
+    int rc = lt_imagelist_build_many(both, lists, 2, &src);
+    if (!rc) {
+        *da = both[0];
+        *db = both[1];
+    }
+    return rc;
+}
+
 /* Records the train list's sha256 as the index-list hash: for a published
  * long-tailed set the list *is* the selection. */
 static int note_list_hash(const lt_listfile *lf, cJSON *extra, const char *key)
@@ -111,20 +132,7 @@ static int read_list_dataset(const lt_ds_src *s, lt_dataset *train, lt_dataset *
     if (!rc && s->val) rc = read_val_list(s, &tr, &te, &va);
     if (!rc && s->val) {
         /* train and val images share the train archive (ImageNet: 140 GB): one pass */
-        const char *arch[1] = {s->path[2]};
-        lt_imagelist_src src;
-        memset(&src, 0, sizeof src);
-        src.map = map;
-        src.size = s->side;
-        src.archives = arch;
-        src.n_archives = 1;
-        const lt_listfile *lists[2] = {&tr, &va};
-        lt_dataset both[2];
-        rc = lt_imagelist_build_many(both, lists, 2, &src);
-        if (!rc) {
-            *train = both[0];
-            *s->val = both[1];
-        }
+        rc = build_two_from_list(&tr, &va, s->path[2], map, s->side, train, s->val);
     } else if (!rc) {
         rc = build_from_list(&tr, s->path[2], map, s->side, train);
     }
@@ -251,20 +259,7 @@ static int read_inat2018(const lt_ds_src *s, lt_dataset *train, lt_dataset *test
     }
     if (!rc) {
         /* train and val images share train_val2018.tar.gz (128 GB): one pass */
-        const char *arch[1] = {s->path[2]};
-        lt_imagelist_src src;
-        memset(&src, 0, sizeof src);
-        src.map = LT_PATHMAP_NONE;
-        src.size = s->side;
-        src.archives = arch;
-        src.n_archives = 1;
-        const lt_listfile *lists[2] = {&tr, &te};
-        lt_dataset both[2];
-        rc = lt_imagelist_build_many(both, lists, 2, &src);
-        if (!rc) {
-            *train = both[0];
-            *test = both[1];
-        }
+        rc = build_two_from_list(&tr, &te, s->path[2], LT_PATHMAP_NONE, s->side, train, test);
     }
     lt_listfile_free(&tr);
     lt_listfile_free(&te);

@@ -25,13 +25,17 @@
  *   iter_end, epoch_end, post_train  nothing
  *   predict     the "logits" tap (the runner applies the softmax)
  *   save / load nothing (a method without private state needs neither)
+ *   norm_layer  the engine's BN wherever the backbone has one (ABI 3)
  * Hooks return LT_OK or a status with a message (lt_err); any non-OK status
  * ends the run as "failed" with that message. A NaN/Inf loss is LT_ENUM.
  *
  * Compatibility (SQLite's rule): fields and hooks are only ever APPENDED to
- * the end of struct lt_method; LT_METHOD_ABI is bumped when that happens, and
- * the runner reads a hook added in ABI k only from methods built with
- * abi >= k. Existing members never change meaning.
+ * the end of struct lt_method and of the structs the runner hands a method
+ * (lt_run_info, lt_stage, lt_batch, lt_taps, lt_grads, lt_host_api);
+ * LT_METHOD_ABI is bumped when that happens, and the runner reads a hook
+ * added in ABI k only from methods built with abi >= k. Existing members
+ * never change meaning (ABI 3 made lt_batch.ids writable; its type lost a
+ * const, its meaning did not change).
  *
  * Determinism: a method draws random numbers only from lt_rng streams keyed
  * by (run->seed, LT_STREAM_METHOD + k), or from the per-iteration rng the

@@ -188,20 +188,45 @@ static int check_identity(const char *path, const char *want, const void *got, s
                                        "engine", "hparams"};
     static const char *const what[] = {"protocol", "protocol sha256", "scale", "method", "method version",
                                        "seed", "engine version", "hyper-parameters"};
-    char a[600], b[600];
-    int rc = LT_EDATA;
+    /* every field that differs, so one message says all that is wrong */
+    char a[600], b[600], got_s[1200] = "", want_s[1200] = "";
+    size_t gl = 0, wl = 0;
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         id_field(want, keys[k], a, sizeof a);
         id_field(g, keys[k], b, sizeof b);
-        if (strcmp(a, b)) {
-            rc = lt_err(LT_EDATA, "teacher %s was made with %s %s, this run needs %s %s", path, what[k],
-                        b[0] ? b : "(none)", what[k], a);
-            break;
-        }
+        if (!strcmp(a, b)) continue;
+        gl += (size_t)snprintf(got_s + gl, gl < sizeof got_s ? sizeof got_s - gl : 0, "%s%s %s", gl ? ", " : "",
+                               what[k], b[0] ? b : "(none)");
+        wl += (size_t)snprintf(want_s + wl, wl < sizeof want_s ? sizeof want_s - wl : 0, "%s%s %s", wl ? ", " : "",
+                               what[k], a);
     }
-    if (rc == LT_EDATA && !lt_errmsg()[0]) rc = lt_err(LT_EDATA, "teacher %s: identity differs", path);
+    int rc = gl ? lt_err(LT_EDATA, "teacher %s was made with %s; this run needs %s", path, got_s, want_s)
+                : lt_err(LT_EDATA, "teacher %s: identity differs", path);
     free(g);
     return rc;
+}
+
+static int teacher_event(lt_child *c, lt_run_teacher *t) {
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "method", t->M->name);
+    cJSON_AddNumberToObject(v, "seed", (double)t->seed);
+    cJSON_AddStringToObject(v, "checkpoint", t->path);
+    cJSON_AddBoolToObject(v, "bn_train", t->bn_train);
+    t->logged = 1;
+    return lt_events_emit(c->ev, "teacher", 0, -1, "teacher", v);
+}
+
+/* Services used before the event log opens (in init) are recorded once it
+ * is open: a fresh run's log then names every teacher and the validation
+ * split. (A resumed run's log already has them from its first session.) */
+int lt_run_host_events(lt_child *c) {
+    for (int i = 0; i < c->host.n_pending; i++)
+        LT_TRY(lt_events_num(c->ev, "method", 0, -1, c->host.pending_key[i], c->host.pending_val[i]));
+    c->host.n_pending = 0;
+    for (int i = 0; i < c->host.n_teach; i++)
+        if (c->host.teach[i].m && !c->host.teach[i].logged) LT_TRY(teacher_event(c, &c->host.teach[i]));
+    if (c->host.have_val && !c->host.val_logged) LT_TRY(lt_run_val_event(c));
+    return LT_OK;
 }
 
 static int svc_teacher(void *host, const lt_teacher_req *req, lt_model **out) {
@@ -265,14 +290,8 @@ static int svc_teacher(void *host, const lt_teacher_req *req, lt_model **out) {
     if (!rc) rc = lt_model_set_batch(t->m, req->max_rows);
     lt_ckpt_free(ck);
     if (rc) return rc;
-    if (c->ev) {
-        cJSON *v = cJSON_CreateObject();
-        cJSON_AddStringToObject(v, "method", M->name);
-        cJSON_AddNumberToObject(v, "seed", (double)seed);
-        cJSON_AddStringToObject(v, "checkpoint", t->path);
-        cJSON_AddBoolToObject(v, "bn_train", t->bn_train);
-        LT_TRY(lt_events_emit(c->ev, "teacher", 0, -1, "teacher", v));
-    }
+    t->seed = seed;
+    if (c->ev) LT_TRY(teacher_event(c, t));
     *out = t->m;
     return LT_OK;
 }

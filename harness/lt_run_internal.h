@@ -98,6 +98,7 @@ struct lt_hparams { const struct cJSON *obj; };
 #define LT_HOST_MAX_SG 16
 #define LT_HOST_MAX_MOD 8
 #define LT_HOST_MAX_TEACH 4
+#define LT_HOST_MAX_PENDING 64
 
 typedef struct {
     char name[48];
@@ -116,7 +117,9 @@ typedef struct {
     lt_run_info info;            /* what its init was told (methods keep the pointer) */
     lt_model *m;
     char path[LT_RUN_PATH];      /* its ckpt_final.ltc */
+    uint64_t seed;
     int bn_train;
+    int logged;                  /* its "teacher" event is in the log */
 } lt_run_teacher;
 
 typedef struct {
@@ -130,7 +133,13 @@ typedef struct {
     lt_dataset val;              /* the validation split, once asked for */
     int have_val;
     char val_origin[320], val_sha256[65];
+    long val_n, val_short;
+    int val_logged;              /* the "validation" event is in the log */
     lt_optim *opt;               /* the current stage's optimizer (opt_state) */
+    /* run->log calls made before the event log opened (init) */
+    char pending_key[LT_HOST_MAX_PENDING][64];
+    double pending_val[LT_HOST_MAX_PENDING];
+    int n_pending;
 } lt_run_host;
 
 /* The child's state, shared by lt_run_train.c and lt_run_eval.c. */
@@ -172,6 +181,9 @@ int lt_run_host_load(lt_child *c, const lt_ckpt *ck);
  * which opens the datasets): origin and manifest hash in the host state, an
  * event "validation" in events.jsonl. */
 int lt_run_open_val(lt_child *c);
+int lt_run_val_event(lt_child *c);
+/* Events of services used before the log was open (a fresh run's init). */
+int lt_run_host_events(lt_child *c);
 /* Builds method M's model (the run's or a teacher's): backbone of the scale's
  * arch with M's norm_layer, then M's build (or the default linear head),
  * finalized with the run seed. */

@@ -28,7 +28,15 @@ void lt_run_where(lt_child *c, int stage, int epoch) {
 
 static int host_log(void *host, const char *key, double value) {
     lt_child *c = host;
-    return lt_events_num(c->ev, "method", 0, -1, key, value);
+    if (c->ev) return lt_events_num(c->ev, "method", 0, -1, key, value);
+    /* before the log opens (a method's init): kept, written when it opens */
+    lt_run_host *h = &c->host;
+    if (h->n_pending == LT_HOST_MAX_PENDING)
+        return lt_err(LT_EINVAL, "method %s: more than %d values logged before training", c->M->name,
+                      LT_HOST_MAX_PENDING);
+    snprintf(h->pending_key[h->n_pending], sizeof h->pending_key[0], "%s", key);
+    h->pending_val[h->n_pending++] = value;
+    return LT_OK;
 }
 
 /* ---- dataset ------------------------------------------------------------------ */
@@ -104,16 +112,22 @@ int lt_run_open_val(lt_child *c) {
         rc = lt_err(LT_EDATA, "validation split of %s: images %dx%dx%d, %d classes; the training set has "
                     "%dx%dx%d, %d classes", def->name, v->c, v->h, v->w, v->n_classes, c->train.c, c->train.h,
                     c->train.w, c->C);
-    if (!rc && c->ev) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "origin", vi.origin);
-        cJSON_AddStringToObject(j, "manifest_sha256", vi.manifest_sha256);
-        cJSON_AddNumberToObject(j, "n", (double)vi.n);
-        cJSON_AddNumberToObject(j, "classes_short", (double)vi.n_short);
-        rc = lt_events_emit(c->ev, "validation", 0, -1, "validation", j);
-    }
+    h->val_n = vi.n;
+    h->val_short = vi.n_short;
+    if (!rc && c->ev) rc = lt_run_val_event(c);
     lt_ds_val_info_free(&vi);
     return rc;
+}
+
+int lt_run_val_event(lt_child *c) {
+    const lt_run_host *h = &c->host;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "origin", h->val_origin);
+    cJSON_AddStringToObject(j, "manifest_sha256", h->val_sha256);
+    cJSON_AddNumberToObject(j, "n", (double)h->val_n);
+    cJSON_AddNumberToObject(j, "classes_short", (double)h->val_short);
+    c->host.val_logged = 1;
+    return lt_events_emit(c->ev, "validation", 0, -1, "validation", j);
 }
 
 static int open_data(lt_child *c) {
@@ -629,6 +643,7 @@ static int run_stages(lt_child *c) {
     }
     int rc = lt_events_open(&c->ev, job->events_path, mode == FRESH ? 0 : (long)meta.events_len);
     if (!rc && mode == FRESH) rc = emit_start_events(c);
+    if (!rc && mode == FRESH) rc = lt_run_host_events(c);
     if (!rc && mode != FRESH) {
         cJSON *v = cJSON_CreateObject();
         cJSON_AddNumberToObject(v, "stage", meta.stage + 1);

@@ -180,3 +180,29 @@ int fx_read_file(const char *path, char **data, size_t *len)
     *len = (size_t)n;
     return 0;
 }
+
+int fx_write_gz(const char *path, const void *buf, size_t len)
+{
+    struct archive *a = archive_write_new();
+    struct archive_entry *e = archive_entry_new();
+    int ok = a && e && archive_write_add_filter_gzip(a) == ARCHIVE_OK &&
+             archive_write_set_format_raw(a) == ARCHIVE_OK && archive_write_open_filename(a, path) == ARCHIVE_OK;
+    if (ok) {
+        archive_entry_set_pathname(e, "idx");
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_size(e, (la_int64_t)len);
+        ok = archive_write_header(a, e) == ARCHIVE_OK && archive_write_data(a, buf, len) == (la_ssize_t)len &&
+             archive_write_close(a) == ARCHIVE_OK;
+    }
+    archive_entry_free(e);
+    archive_write_free(a);
+    return ok ? 0 : -1;
+}
+
+void fx_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}

@@ -30,6 +30,11 @@ typedef struct {
 } fx_member;
 /* Writes an archive: format "tar", "tar.gz" or "zip". 0 / -1. */
 int fx_write_archive(const char *path, const char *format, const fx_member *m, int n);
+/* Writes buf as one gzip stream (libarchive's raw format: an IDX .gz as the
+ * publishers ship it). 0 / -1. */
+int fx_write_gz(const char *path, const void *buf, size_t len);
+/* Big-endian u32 (IDX headers). */
+void fx_be32(uint8_t *p, uint32_t v);
 /* Reads a whole file (malloc'd, NUL-terminated). 0 / -1. */
 int fx_read_file(const char *path, char **data, size_t *len);
 

@@ -22,6 +22,7 @@
 #include "lt_ckpt.h"
 #include "lt_datasets.h"
 #include "lt_io.h"
+#include "fixtures_img.h"
 
 static char tmpdir[128];
 
@@ -234,31 +235,6 @@ static void test_write_failure_leaves_nothing(void **state)
 #define FX_TRAIN 300
 #define FX_TEST 100
 
-static void write_gz(const char *path, const void *buf, size_t len)
-{
-    struct archive *a = archive_write_new();
-    assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
-    assert_int_equal(archive_write_set_format_raw(a), ARCHIVE_OK);
-    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
-    struct archive_entry *e = archive_entry_new();
-    archive_entry_set_pathname(e, "idx");
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_size(e, (la_int64_t)len);
-    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
-    assert_int_equal(archive_write_data(a, buf, len), (la_ssize_t)len);
-    archive_entry_free(e);
-    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
-    archive_write_free(a);
-}
-
-static void be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* IDX images (n x 28 x 28) or labels (n) as .gz; `variant` changes pixels;
  * bad_label >= 0 puts label 12 at that position. */
 static void write_idx(const char *path, int images, long n, int variant, long bad_label)
@@ -267,16 +243,16 @@ static void write_idx(const char *path, int images, long n, int variant, long ba
     uint8_t *b = calloc(len, 1);
     b[2] = 8;
     b[3] = images ? 3 : 1;
-    be32(b + 4, (uint32_t)n);
+    fx_be32(b + 4, (uint32_t)n);
     if (images) {
-        be32(b + 8, 28);
-        be32(b + 12, 28);
+        fx_be32(b + 8, 28);
+        fx_be32(b + 12, 28);
         for (size_t k = 0; k < (size_t)n * 784; k++) b[hdr + k] = (uint8_t)(k / 784 * 3 + k % 784 + variant);
     } else {
         for (long i = 0; i < n; i++) b[hdr + i] = (uint8_t)((i * 7) % 10);
         if (bad_label >= 0) b[hdr + bad_label] = 12;
     }
-    write_gz(path, b, len);
+    assert_int_equal(fx_write_gz(path, b, len), 0);
     free(b);
 }
 

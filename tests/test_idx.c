@@ -16,6 +16,7 @@
 
 #include "lt_ckpt.h"
 #include "lt_datasets.h"
+#include "fixtures_img.h"
 
 static char tmpdir[256];
 
@@ -51,23 +52,6 @@ static uint8_t *idx_bytes(int ndim, const uint32_t *dims, const uint8_t *payload
 }
 
 /* Writes buf as a .gz file (libarchive raw format + gzip filter). */
-static void write_gz(const char *path, const void *buf, size_t len)
-{
-    struct archive *a = archive_write_new();
-    assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
-    assert_int_equal(archive_write_set_format_raw(a), ARCHIVE_OK);
-    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
-    struct archive_entry *e = archive_entry_new();
-    archive_entry_set_pathname(e, "idx");
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_size(e, (la_int64_t)len);
-    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
-    assert_int_equal(archive_write_data(a, buf, len), (la_ssize_t)len);
-    archive_entry_free(e);
-    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
-    archive_write_free(a);
-}
-
 static void write_plain(const char *path, const void *buf, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -98,8 +82,8 @@ static void make_fixture(const char *img_path, const char *lab_path, int gz, uin
     size_t li, ll;
     uint8_t *bi = idx_bytes(3, di, pix, N * 4 * 5, &li), *bl = idx_bytes(1, dl, lab, N, &ll);
     if (gz) {
-        write_gz(img_path, bi, li);
-        write_gz(lab_path, bl, ll);
+        assert_int_equal(fx_write_gz(img_path, bi, li), 0);
+        assert_int_equal(fx_write_gz(lab_path, bl, ll), 0);
     } else {
         write_plain(img_path, bi, li);
         write_plain(lab_path, bl, ll);
@@ -185,12 +169,12 @@ static void test_wrong_magic(void **state)
     size_t ll;
     uint8_t *b = idx_bytes(1, dl, lab, N, &ll);
     b[2] = 0x0d; /* float type instead of unsigned byte */
-    write_gz(p, b, ll);
+    assert_int_equal(fx_write_gz(p, b, ll), 0);
     expect_err(p, 1, LT_EDATA, "magic");
     /* An images file handed in as labels: ndim 3 != 1. */
     b[2] = 0x08;
     b[3] = 3;
-    write_gz(p, b, ll);
+    assert_int_equal(fx_write_gz(p, b, ll), 0);
     expect_err(p, 1, LT_EDATA, "magic");
     free(b);
 }
@@ -204,16 +188,16 @@ static void test_size_mismatch(void **state)
     uint32_t dl[1] = {N + 1}; /* header promises one more label than present */
     size_t ll;
     uint8_t *b = idx_bytes(1, dl, lab, N, &ll);
-    write_gz(p, b, ll);
+    assert_int_equal(fx_write_gz(p, b, ll), 0);
     expect_err(p, 1, LT_EDATA, "does not match");
     free(b);
     dl[0] = N - 1; /* fewer promised than present */
     b = idx_bytes(1, dl, lab, N, &ll);
-    write_gz(p, b, ll);
+    assert_int_equal(fx_write_gz(p, b, ll), 0);
     expect_err(p, 1, LT_EDATA, "more data than");
     free(b);
     /* Too short even for the header. */
-    write_gz(p, "\0\0\x08", 3);
+    assert_int_equal(fx_write_gz(p, "\0\0\x08", 3), 0);
     expect_err(p, 1, LT_EDATA, "too short");
     /* Images and labels disagree on N. */
     char ip[512], lp[512];
@@ -223,7 +207,7 @@ static void test_size_mismatch(void **state)
     make_fixture(ip, lp, 1, pix, lab);
     uint32_t d2[1] = {N - 2};
     b = idx_bytes(1, d2, lab, N - 2, &ll);
-    write_gz(lp, b, ll);
+    assert_int_equal(fx_write_gz(lp, b, ll), 0);
     free(b);
     lt_dataset d;
     assert_int_equal(lt_idx_load(ip, lp, 10, &d), LT_EDATA);
@@ -232,7 +216,7 @@ static void test_size_mismatch(void **state)
     lab[5] = 12;
     uint32_t d3[1] = {N};
     b = idx_bytes(1, d3, lab, N, &ll);
-    write_gz(lp, b, ll);
+    assert_int_equal(fx_write_gz(lp, b, ll), 0);
     free(b);
     assert_int_equal(lt_idx_load(ip, lp, 10, &d), LT_EDATA);
     assert_non_null(strstr(lt_errmsg(), "label 12"));
@@ -255,7 +239,7 @@ static void test_truncated_gzip(void **state)
     }
     uint32_t di[3] = {(uint32_t)n, 28, 28};
     uint8_t *b = idx_bytes(3, di, pix, n * 28 * 28, &len);
-    write_gz(p, b, len);
+    assert_int_equal(fx_write_gz(p, b, len), 0);
     size_t glen;
     uint8_t *g = slurp(p, &glen);
     write_plain(q, g, glen / 2);

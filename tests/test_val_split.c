@@ -82,31 +82,6 @@ static long pos_of(const lt_dataset *d, long i)
     return p[0] | (long)p[1] << 8;
 }
 
-static void write_gz(const char *path, const void *buf, size_t len)
-{
-    struct archive *a = archive_write_new();
-    assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
-    assert_int_equal(archive_write_set_format_raw(a), ARCHIVE_OK);
-    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
-    struct archive_entry *e = archive_entry_new();
-    archive_entry_set_pathname(e, "idx");
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_size(e, (la_int64_t)len);
-    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
-    assert_int_equal(archive_write_data(a, buf, len), (la_ssize_t)len);
-    archive_entry_free(e);
-    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
-    archive_write_free(a);
-}
-
-static void be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 static void write_idx(const char *path, int images, int test)
 {
     long n = test ? FX_TEST : FX_TRAIN;
@@ -114,16 +89,16 @@ static void write_idx(const char *path, int images, int test)
     uint8_t *b = calloc(len, 1);
     b[2] = 8;
     b[3] = images ? 3 : 1;
-    be32(b + 4, (uint32_t)n);
+    fx_be32(b + 4, (uint32_t)n);
     if (images) {
-        be32(b + 8, 28);
-        be32(b + 12, 28);
+        fx_be32(b + 8, 28);
+        fx_be32(b + 12, 28);
     }
     for (long i = 0; i < n; i++) {
         if (images) fx_image(test, i, b + hdr + (size_t)i * PX);
         else b[hdr + i] = (uint8_t)fx_label(test, i);
     }
-    write_gz(path, b, len);
+    assert_int_equal(fx_write_gz(path, b, len), 0);
     free(b);
 }
 

@@ -325,9 +325,8 @@ static int balms_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
         const char *s;
         LT_TRY(lt_hp_str(hp, "meta_set", &s));
         if (!strcmp(s, "val"))
-            return lt_err(LT_EINVAL, "balms: meta_set 'val' (the official ImageNet-LT/Places-LT setting) needs a "
-                                     "validation split, which the runner does not hand to methods; use "
-                                     "'train_balanced'");
+            return lt_err(LT_EINVAL, "balms: meta_set 'val' (the official ImageNet-LT/Places-LT setting, from the "
+                                     "validation split) is not implemented by this version; use 'train_balanced'");
         rc = lt_hp_choice(hp, "meta_set", set_names, &set);
         if (rc) return lt_err_wrap(rc, "balms");
     }
