@@ -901,12 +901,14 @@ static void test_hparams_and_defaults(void **unused) {
     F.M->fini(F.st);
     free(F.st);
     cJSON_Delete(F.obj);
+    lt_drawer_free(F.drawer);
     lt_dataset_free(&F.ds);
     assert_int_equal(fx_try_open(&F, "{\"soft_mass\": \"gumbel\"}", counts), LT_EINVAL);
     assert_non_null(strstr(lt_errmsg(), "soft_mass"));
     F.M->fini(F.st);
     free(F.st);
     cJSON_Delete(F.obj);
+    lt_drawer_free(F.drawer);
     lt_dataset_free(&F.ds);
 
     /* registered entry point == the tested copy; defaults.json == defaults */
