@@ -22,7 +22,7 @@ c_ncm     = "#17becf"
 c_cbs     = "#9467bd"
 c_srs     = "#c5b0d5"
 c_pbs     = "#5e3c99"
-# distillation, self-supervision, feature-space methods (planned)
+# distillation, self-supervision, feature-space methods (mbj exists; the others are planned)
 c_cbd     = "#2ca02c"
 c_ssd     = "#98df8a"
 c_camc    = "#8c564b"
