@@ -213,8 +213,9 @@ typedef struct {
     const char *url;            /* upstream URL; NULL: only --from / --url / system */
     const char *sha256;         /* pinned sha256 of the file as published; NULL: unpinned */
     const char *content_sha256; /* pinned sha256 of the decompressed stream (gz files), or NULL */
-    const char *md5;            /* publisher md5, informational (printed on mismatch) */
-    long long bytes;            /* published size, 0 if unknown */
+    const char *md5;            /* publisher md5: checked when neither sha256 is pinned (the
+                                   ImageNet / Places365 image tars), else only quoted in messages */
+    long long bytes;            /* published size, 0 if unknown (a download's expected size) */
     const char *system_path;    /* a packaged copy used before any download (Debian), or NULL.
                                    A relative path is taken from the repository root. */
     int optional;               /* 1: needed only by some builds (e.g. test archives) */

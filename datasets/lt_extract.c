@@ -2,16 +2,18 @@
  *
  * Everything goes into a private staging directory first and is moved into
  * place only after the whole archive read cleanly, so a truncated download or
- * a malicious entry found late never leaves half an extraction behind. Inside
- * the staging directory no entry may be written through a symlink (every
- * parent is lstat'ed), which is what makes symlink entries safe even when one
- * link points at another link's directory. */
+ * a malicious entry found late never leaves half an extraction behind.
+ * Symbolic link entries are refused (lt_extract.h says why), so the staged
+ * tree holds only directories and regular files; every parent of an entry
+ * is still lstat'ed and files are created with O_NOFOLLOW, so nothing is
+ * ever written through a link, whatever lies around the staging directory. */
 #include "lt_extract.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,32 +129,6 @@ static int safe_path(const char *archive, const char *name, char *out, size_t ou
     return LT_OK;
 }
 
-/* Symlink rule: relative target that, resolved lexically from the link's own
- * directory, never climbs above the extraction root. */
-static int safe_symlink(const char *archive, const char *name, const char *target)
-{
-    if (!target || !*target) return lt_err(LT_EDATA, "archive %s: symlink '%s' has no target", archive, name);
-    if (target[0] == '/')
-        return lt_err(LT_EDATA, "archive %s: symlink '%s' -> '%s' has an absolute target (refused)", archive, name,
-                      target);
-    int depth = 0;
-    for (const char *p = name; *p; p++) depth += *p == '/';
-    for (const char *p = target; *p;) {
-        const char *q = strchr(p, '/');
-        size_t len = q ? (size_t)(q - p) : strlen(p);
-        if (len == 2 && p[0] == '.' && p[1] == '.') {
-            if (--depth < 0)
-                return lt_err(LT_EDATA, "archive %s: symlink '%s' -> '%s' points outside the destination (refused)",
-                              archive, name, target);
-        } else if (len > 0 && !(len == 1 && p[0] == '.')) {
-            depth++;
-        }
-        p += len;
-        while (*p == '/') p++;
-    }
-    return LT_OK;
-}
-
 /* Creates root/rel's parent directories (or rel itself when make_last),
  * refusing to go through anything that is not a real directory. */
 static int make_dirs_under(const char *archive, const char *root, const char *rel, int make_last)
@@ -223,29 +199,35 @@ static int copy_data(struct archive *a, const char *archive, const char *name, F
     }
 }
 
-/* Writes the current entry to final_path via final_path + ".lt-tmp". */
+/* Writes the current entry to path, a fresh file: whatever an earlier entry
+ * of the same name left there (a file, a hard link to another entry) is
+ * unlinked first and the file is created with O_EXCL | O_NOFOLLOW, so the
+ * bytes can never land in another entry's inode or through a link. No
+ * temporary name: a name of our choosing could be taken by an entry of the
+ * archive, and the staging directory is discarded on error anyway. */
 static int write_regular(struct archive *a, struct archive_entry *e, const char *archive, const char *name,
-                         const char *final_path, int64_t *written)
+                         const char *path, int64_t *written)
 {
-    char tmp[LT_X_PATH_MAX];
-    int n = snprintf(tmp, sizeof tmp, "%s.lt-tmp", final_path);
-    if (n < 0 || (size_t)n >= sizeof tmp) return lt_err(LT_EDATA, "archive %s: entry '%s': path too long", archive, name);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return lt_err(LT_EIO, "archive %s: create %s: %s", archive, tmp, strerror(errno));
+    if (unlink(path) != 0 && errno != ENOENT)
+        return lt_err(LT_EIO, "archive %s: entry '%s': cannot replace %s: %s", archive, name, path, strerror(errno));
+    mode_t m = e && (archive_entry_perm(e) & 0111) ? 0755 : 0644;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, m);
+    if (fd < 0) return lt_err(LT_EIO, "archive %s: create %s: %s", archive, path, strerror(errno));
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        int err = errno;
+        close(fd);
+        return lt_err(LT_EIO, "archive %s: create %s: %s", archive, path, strerror(err));
+    }
     setvbuf(f, NULL, _IOFBF, 1 << 20);
-    int rc = copy_data(a, archive, name, f, tmp, written);
-    if (fflush(f) != 0 && rc == LT_OK) rc = lt_err(LT_EIO, "archive %s: writing %s: %s", archive, tmp, strerror(errno));
-    if (fclose(f) != 0 && rc == LT_OK) rc = lt_err(LT_EIO, "archive %s: writing %s: %s", archive, tmp, strerror(errno));
+    int rc = copy_data(a, archive, name, f, path, written);
+    if (fflush(f) != 0 && rc == LT_OK) rc = lt_err(LT_EIO, "archive %s: writing %s: %s", archive, path, strerror(errno));
+    if (fclose(f) != 0 && rc == LT_OK) rc = lt_err(LT_EIO, "archive %s: writing %s: %s", archive, path, strerror(errno));
     if (rc == LT_OK && e && archive_entry_size_is_set(e) && archive_entry_size(e) != *written)
         rc = lt_err(LT_EDATA, "archive %s: entry '%s': header says %lld bytes, got %lld", archive, name,
                     (long long)archive_entry_size(e), (long long)*written);
-    if (rc == LT_OK) {
-        mode_t m = e && (archive_entry_perm(e) & 0111) ? 0755 : 0644;
-        chmod(tmp, m);
-        if (rename(tmp, final_path) != 0)
-            rc = lt_err(LT_EIO, "archive %s: rename %s -> %s: %s", archive, tmp, final_path, strerror(errno));
-    }
-    if (rc != LT_OK) unlink(tmp);
+    /* The umask may have narrowed the mode given to open(). */
+    if (rc == LT_OK) chmod(path, m);
     return rc;
 }
 
@@ -386,12 +368,10 @@ static int extract_entries(struct archive *a, const char *archive_path, const ch
         if (type == AE_IFDIR) {
             LT_TRY(make_dirs_under(archive_path, staging, name, 1));
         } else if (type == AE_IFLNK) {
+            /* Refused whatever the target: see "Symbolic links" in lt_extract.h. */
             const char *target = archive_entry_symlink(e);
-            LT_TRY(safe_symlink(archive_path, name, target));
-            LT_TRY(make_dirs_under(archive_path, staging, name, 0));
-            unlink(path);
-            if (symlink(target, path) != 0)
-                return lt_err(LT_EIO, "archive %s: symlink %s: %s", archive_path, path, strerror(errno));
+            return lt_err(LT_EDATA, "archive %s: entry '%s' is a symbolic link (-> '%s'); links are not extracted "
+                          "(refused; a filter can skip the entry)", archive_path, name, target ? target : "");
         } else if (type == AE_IFREG) {
             LT_TRY(make_dirs_under(archive_path, staging, name, 0));
             struct stat sb;

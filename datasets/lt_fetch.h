@@ -1,31 +1,53 @@
 /* lt_fetch.h — download a file with libcurl, resume, retry, verify sha256.
  *
  * What lt_fetch() guarantees: when it returns LT_OK, <dest> exists, is
- * complete and (when a hash was given) has exactly that sha256. It never
- * leaves a partial or unverified file under the name <dest>:
+ * complete and has exactly every checksum given (the sha256 argument,
+ * opts->md5). With no checksum at all, "complete" is all there is to go on,
+ * so the size must prove it: it must equal the size the server announced
+ * (Content-Length, or the total of a 206's Content-Range) and opts->size,
+ * and at least one of those must be known. A download without a checksum
+ * and without a known size is refused with LT_ECHECKSUM (a connection
+ * closed early looks like the end of such a body to libcurl); the message
+ * says to pin a sha256 or to fetch the file by other means and pass --from
+ * DIR. It never leaves a partial or unverified file under the name <dest>:
  *
- *   <dest>.part   bytes received so far. A later call resumes it with an
- *                 HTTP "Range: bytes=N-" request. If the server ignores the
- *                 range (answers 200), the file is restarted from zero; if
- *                 it answers 416 (the .part is already complete) the .part
- *                 is hashed and kept when it matches, else discarded.
- *   <dest>.bad    a completed download whose sha256 did not match. Kept
- *                 aside for inspection, never read by the harness, replaced
- *                 by the next mismatch.
+ *   <dest>.part   bytes received so far, created only once a response with
+ *                 a body arrived (a 404 or 500 leaves none).
+ *   <dest>.part.json  its sidecar: the URL requested, opts->size, the size
+ *                 the server announced and its validators (ETag,
+ *                 Last-Modified), written atomically before the first byte.
+ *                 A later call resumes the .part with "Range: bytes=N-" and
+ *                 "If-Range: <validator>" only if the sidecar names the same
+ *                 URL and expected size, the .part is not longer than the
+ *                 announced size, and, when no checksum will judge the
+ *                 result, the sidecar has a size (announced or expected)
+ *                 and a validator. Otherwise
+ *                 (no sidecar, another URL, ...) the .part is started over.
+ *                 A 206 whose ETag / Last-Modified / total differ from the
+ *                 sidecar's, a 200 (range ignored, or If-Range saw a changed
+ *                 file) and a 416 for a .part of another length than the
+ *                 file all start the file over from zero; a 416 for a .part
+ *                 of exactly the file's length, or a .part as long as the
+ *                 sidecar's size, is complete and goes to the checks.
+ *   <dest>.bad    a completed download that failed its checks (checksum or
+ *                 size mismatch, or nothing to check it with). Kept aside
+ *                 for inspection, never read by the harness, replaced by the
+ *                 next failure.
  *   <dest>        only ever created by rename(<dest>.part, <dest>) after the
- *                 hash matched (atomic on POSIX).
+ *                 checks passed (atomic on POSIX).
  *
- * Idempotent: if <dest> exists and matches the expected hash, nothing is
+ * Idempotent: if <dest> exists and matches the expected checksums, nothing is
  * fetched (zero requests). If <dest> exists but does not match, it is moved
- * to <dest>.bad and fetched again. With expected == NULL an existing <dest>
- * is trusted as is (there is nothing to verify it against).
+ * to <dest>.bad and fetched again. With no checksum an existing <dest> is
+ * trusted as is: only this function's checked rename, or the user, puts a
+ * file under that name.
  *
  * Retries (exponential back-off: backoff_s, 2*backoff_s, 4*backoff_s, ...
  * capped at backoff_max_s) happen on connection errors, timeouts (including
  * the low-speed limit), transfers cut short, HTTP 5xx, 408 and 429. Other
  * HTTP errors (404, 403, ...) fail at once with LT_ENET and a message naming
- * the URL and the status. A transfer that was resumed and then fails the hash
- * check is retried once from zero (the old .part may have come from another
+ * the URL and the status. A transfer that was resumed and then fails its
+ * checks is retried once from zero (the old .part may have come from another
  * version of the file) before LT_ECHECKSUM is returned.
  *
  * Local write failures (disk full, file-size limit, injected write hook
@@ -46,8 +68,10 @@
  *   3. else the URL as given.
  *
  * Offline copies: with opts->from_dir (CLI: --from DIR) nothing is
- * downloaded; DIR/<file name of the URL> is verified and hard-linked (or, if
- * that is impossible, copied) to <dest>. See lt_fetch_from_dir().
+ * downloaded; DIR/<file name of the URL> is verified (sha256, opts->md5) and
+ * hard-linked (or, if that is impossible, copied) to <dest>. See
+ * lt_fetch_from_dir(). With no checksum the user's file is taken as it is:
+ * that is what --from is for.
  *
  * Progress (to stderr): a one-line bar with bytes, rate and ETA when stderr
  * is a terminal; otherwise a plain line every 5 s or every 10 %, whichever
@@ -78,6 +102,13 @@ typedef struct lt_fetch_opts {
     const char *from_dir;     /* non-NULL: take the file from this directory, no network */
     lt_fetch_write_fn write_fn; /* NULL: fwrite */
     void *write_ctx;
+    /* Checked besides the sha256 argument: the publisher's md5 (32 hex
+     * digits, either case), for files that have no pinned sha256. NULL: none. */
+    const char *md5;
+    /* Expected size in bytes (0: unknown). Part of a .part's identity; when
+     * no checksum is given the final size must equal it, and it stands in
+     * for a Content-Length the server did not send. */
+    long long size;
 } lt_fetch_opts;
 
 /* Fills *o with the defaults above. Always start from this, then override. */
@@ -94,8 +125,9 @@ void lt_fetch_global_cleanup(void);
  * actual_hex_out (may be NULL) receives the sha256 of what was fetched, also
  * on LT_ECHECKSUM. Returns LT_OK, LT_ENET (network / HTTP error, message has
  * the URL and the curl error or HTTP status), LT_ECHECKSUM (message names the
- * URL, expected and actual hash, and the .bad path), LT_EIO (local file
- * error, message names the file), LT_EINVAL (bad hash string or URL). */
+ * URL, what failed: expected and actual hash or size, or that nothing could
+ * verify it, and the .bad path), LT_EIO (local file error, message names the
+ * file), LT_EINVAL (bad hash string or URL). */
 int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
              const char *expected_sha256_hex, char actual_hex_out[65]);
 

@@ -172,9 +172,19 @@ typedef struct {
     char path[PATH_CAP];
     long long size, mtime_ns;
     char sha256[65];     /* of the file as stored */
+    char md5[33];        /* of the file as stored, when verified by md5; else "" */
     char identity[65];   /* what the manifest records: the pinned content hash if any */
-    char how[32];        /* "sha256", "content-sha256", "unpinned" */
+    char how[32];        /* "sha256", "content-sha256", "md5", "length-checked", "unpinned" */
 } stamp;
+
+/* A file with no pinned sha256 is checked against the publisher's md5 when
+ * the registry has one (the ImageNet and Places365 image tars): a cut or
+ * spliced download would otherwise pass as the real file. Where a sha256 is
+ * pinned it decides alone; the md5 is then only quoted in messages. */
+static int needs_md5(const lt_ds_file *f)
+{
+    return f->md5 && !f->sha256 && !f->content_sha256;
+}
 
 /* The hashes a definition accepts as this file's identity. */
 static int identity_ok(const lt_ds_file *f, const char *ident)
@@ -194,7 +204,8 @@ static int verify_candidate(const lt_ds_file *f, const char *path, stamp *st)
     free(rp);
     st->size = (long long)sb.st_size;
     st->mtime_ns = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
-    LT_TRY(lt_sha256_file(path, st->sha256));
+    char md5[33] = "";
+    LT_TRY(lt_hash_file(path, st->sha256, needs_md5(f) ? md5 : NULL));
     if (f->sha256 && hexeq(st->sha256, f->sha256)) {
         snprintf(st->identity, sizeof st->identity, "%s", f->content_sha256 ? f->content_sha256 : f->sha256);
         snprintf(st->how, sizeof st->how, "sha256");
@@ -212,7 +223,19 @@ static int verify_candidate(const lt_ds_file *f, const char *path, stamp *st)
                       "(%s), the published content (%s)", path, st->sha256, f->sha256 ? f->sha256 : "none",
                       rc ? "not decompressible" : c, f->content_sha256);
     }
+    if (needs_md5(f)) {
+        if (strcasecmp(md5, f->md5))
+            return lt_err(LT_ECHECKSUM, "%s: md5 %s, expected the publisher's md5 %s (sha256 %s)", path, md5, f->md5,
+                          st->sha256);
+        snprintf(st->md5, sizeof st->md5, "%s", md5);
+        snprintf(st->identity, sizeof st->identity, "%s", st->sha256);
+        snprintf(st->how, sizeof st->how, "md5");
+        return LT_OK;
+    }
     if (!f->sha256) {
+        /* Nothing to check it against. The callers decide what that means:
+         * a download is stamped "length-checked" (lt_fetch proved the
+         * transfer complete), a file the user supplied "unpinned". */
         snprintf(st->identity, sizeof st->identity, "%s", st->sha256);
         snprintf(st->how, sizeof st->how, "unpinned");
         return LT_OK;
@@ -236,6 +259,7 @@ static int stamp_write(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_fi
     cJSON_AddNumberToObject(j, "size", (double)st->size);
     cJSON_AddNumberToObject(j, "mtime_ns", (double)st->mtime_ns);
     cJSON_AddStringToObject(j, "sha256", st->sha256);
+    if (st->md5[0]) cJSON_AddStringToObject(j, "md5", st->md5);
     cJSON_AddStringToObject(j, "identity", st->identity);
     cJSON_AddStringToObject(j, "verified_by", st->how);
     int rc = lt_json_write_atomic(p, j, NULL);
@@ -265,10 +289,16 @@ static int stamp_read(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_fil
         snprintf(st->sha256, sizeof st->sha256, "%s", jh->valuestring);
         snprintf(st->identity, sizeof st->identity, "%s", ji->valuestring);
         snprintf(st->how, sizeof st->how, "%s", jb->valuestring);
+        const cJSON *j5 = cJSON_GetObjectItem(j, "md5");
+        if (cJSON_IsString(j5)) snprintf(st->md5, sizeof st->md5, "%s", j5->valuestring);
     }
     cJSON_Delete(j);
     if (!ok || !identity_ok(f, st->identity)) return LT_EDATA;
     if (!strcmp(st->how, "sha256") && f->sha256 && !hexeq(st->sha256, f->sha256)) return LT_EDATA;
+    /* A file with a publisher md5 counts only if that md5 was checked: a
+     * stamp written before md5s were checked ("unpinned") may describe a cut
+     * download, so the file is verified again. */
+    if (needs_md5(f) && (strcmp(st->how, "md5") || strcasecmp(st->md5, f->md5))) return LT_EDATA;
     struct stat sb;
     if (stat(st->path, &sb) != 0 || (long long)sb.st_size != st->size) return LT_EDATA;
     /* mtime_ns went through a double: compare at microsecond precision. */
@@ -367,6 +397,8 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
     lt_fetch_opts fo;
     lt_fetch_opts_default(&fo);
     fo.quiet = o->quiet;
+    fo.md5 = needs_md5(f) ? f->md5 : NULL;
+    fo.size = f->bytes;
     /* An explicit --url wins over $LTBENCH_MIRROR; otherwise the mirror rule of
      * lt_fetch applies to the registry URL. */
     if (o->url && *o->url) fo.url_override = url;
@@ -387,6 +419,9 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
     }
     if (rc) return lt_err_wrap(rc, "%s: fetching %s", def->name, f->name);
     if ((rc = verify_candidate(f, dest, st))) return rc;
+    /* No checksum: lt_fetch accepted it only as a complete transfer of the
+     * announced size; the stamp says that is all that was checked. */
+    if (!strcmp(st->how, "unpinned")) snprintf(st->how, sizeof st->how, "length-checked");
     say(o, "%s: %s: downloaded and verified (%s %.12s...)", def->name, f->name, st->how, st->identity);
     return stamp_write(def, o, f, st);
 }

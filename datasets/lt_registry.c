@@ -4,8 +4,9 @@
  *
  * Hashes and sizes are copied from specs/datasets.md (section noted per
  * entry). Where only a publisher md5 exists (ImageNet, Places365 tars) the
- * file is "unpinned": it is accepted, its sha256 is computed once and
- * recorded in the manifest, and the md5 is kept here for the user to check.
+ * file has no pinned sha256: it is checked against that md5 (a cut or
+ * spliced download fails it), and its sha256 is computed once and recorded
+ * in the manifest.
  * The definitions are plain data so a test can copy one and swap in its own
  * fixture hashes and URLs (see lt_datasets.h). */
 #include <cjson/cJSON.h>

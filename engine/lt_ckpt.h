@@ -1,4 +1,4 @@
-/* lt_ckpt.h — SHA-256 and versioned checkpoint files.
+/* lt_ckpt.h — SHA-256, MD5 and versioned checkpoint files.
  *
  * A checkpoint is a sequence of named records (tensors, RNG and sampler
  * state, method state) in one file:
@@ -22,6 +22,21 @@ void lt_sha256_hex(const uint8_t digest[32], char hex[65]);
 /* One-shot helpers. lt_sha256_file returns LT_EIO with the path on failure. */
 void lt_sha256_buf(const void *data, size_t n, char hex[65]);
 int lt_sha256_file(const char *path, char hex[65]);
+
+/* ---- MD5 (RFC 1321; lt_md5.c) ------------------------------------------------
+ * Only to check the md5 a publisher gives where no sha256 is pinned (the
+ * ImageNet and Places365 image tars): it tells a cut or spliced download
+ * from a complete one, not a forgery. */
+typedef struct { uint32_t h[4]; uint64_t len; uint8_t buf[64]; size_t nbuf; } lt_md5;
+void lt_md5_init(lt_md5 *s);
+void lt_md5_update(lt_md5 *s, const void *data, size_t n);
+void lt_md5_final(lt_md5 *s, uint8_t out[16]);
+void lt_md5_hex(const uint8_t digest[16], char hex[33]);
+void lt_md5_buf(const void *data, size_t n, char hex[33]);
+/* LT_EIO naming the file on failure. */
+int lt_md5_file(const char *path, char hex[33]);
+/* sha256 and md5 of a file in one read; either output may be NULL. */
+int lt_hash_file(const char *path, char sha_hex[65], char md5_hex[33]);
 
 /* ---- checkpoint files ------------------------------------------------------- */
 #define LT_CKPT_VERSION 1u

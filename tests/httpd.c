@@ -175,7 +175,7 @@ static const char *find_header(const char *head, const char *name, char *out, si
 
 static void serve_conn(lt_httpd *h, int fd)
 {
-    char head[8192], method[16], path[1024], rng[128];
+    char head[8192], method[16], path[1024], rng[128], ifr[128];
     if (read_head(h, fd, head, sizeof head) < 0) { close(fd); return; }
     if (sscanf(head, "%15s %1023s", method, path) != 2) {
         send_simple(h, fd, 400, 0, NULL);
@@ -184,6 +184,7 @@ static void serve_conn(lt_httpd *h, int fd)
     }
     int is_head = !strcmp(method, "HEAD");
     int has_range = find_header(head, "Range", rng, sizeof rng) != NULL;
+    int has_if_range = find_header(head, "If-Range", ifr, sizeof ifr) != NULL;
     long rstart = -1, rend = -1;
     if (has_range) {
         /* Only "bytes=N-" and "bytes=N-M": that is all a downloader sends. */
@@ -196,8 +197,9 @@ static void serve_conn(lt_httpd *h, int fd)
     unsigned char *body = NULL;
     size_t len = 0;
     long cut = -1, stall = -1;
-    int stall_ms = 0, ignore_range = 0;
+    int stall_ms = 0, ignore_range = 0, no_length = 0, ignore_if_range = 0;
     long slow = 0;
+    char etag[64] = "", lastmod[64] = "";
     pthread_mutex_lock(&h->mu);
     h->total++;
     httpd_path *p = path_get(h, path, 1);
@@ -205,6 +207,7 @@ static void serve_conn(lt_httpd *h, int fd)
         p->st.requests++;
         if (is_head) p->st.heads++; else p->st.gets++;
         if (has_range) p->st.ranged++;
+        if (has_if_range) p->st.if_ranged++;
         if (p->st.nlog < LT_HTTPD_MAX_LOG) p->st.range_start[p->st.nlog++] = has_range ? rstart : -1;
         registered = p->registered;
         if (p->b.status && (p->b.status_times < 0 || p->status_used < p->b.status_times)) {
@@ -216,6 +219,11 @@ static void serve_conn(lt_httpd *h, int fd)
             if (body) memcpy(body, p->data, len);
             ignore_range = p->b.ignore_range;
             slow = p->b.slow_bps;
+            no_length = p->b.no_length;
+            ignore_if_range = p->b.ignore_if_range;
+            memcpy(etag, p->b.etag, sizeof etag);
+            memcpy(lastmod, p->b.last_modified, sizeof lastmod);
+            etag[sizeof etag - 1] = lastmod[sizeof lastmod - 1] = 0;
             if (!is_head && p->b.cut_after >= 0 && (p->b.cut_times < 0 || p->cut_used < p->b.cut_times)) {
                 p->cut_used++;
                 cut = p->b.cut_after;
@@ -237,9 +245,16 @@ static void serve_conn(lt_httpd *h, int fd)
         return;
     }
 
+    /* If-Range: the Range counts only while the client's validator is the
+     * path's current one; otherwise the whole (new) body is sent. */
+    if (has_range && has_if_range && !ignore_if_range) {
+        int is_tag = ifr[0] == '"' || !strncmp(ifr, "W/", 2);
+        const char *mine = is_tag ? etag : lastmod;
+        if (!mine[0] || strcmp(ifr, mine)) ignore_range = 1;
+    }
     size_t off = 0, n = len;
     int code = 200;
-    char extra[128] = "";
+    char extra[256] = "";
     if (has_range && rstart >= 0 && !ignore_range) {
         if ((size_t)rstart >= len) {
             snprintf(extra, sizeof extra, "Content-Range: bytes */%zu\r\n", len);
@@ -254,11 +269,14 @@ static void serve_conn(lt_httpd *h, int fd)
         code = 206;
         snprintf(extra, sizeof extra, "Content-Range: bytes %zu-%zu/%zu\r\n", off, last, len);
     }
-    char hdr[512];
+    char hdr[1024], clen[64] = "", vals[192] = "";
+    if (!no_length) snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", n);
+    if (etag[0]) snprintf(vals, sizeof vals, "ETag: %s\r\n", etag);
+    if (lastmod[0]) snprintf(vals + strlen(vals), sizeof vals - strlen(vals), "Last-Modified: %s\r\n", lastmod);
     int hlen = snprintf(hdr, sizeof hdr,
                         "HTTP/1.1 %d %s\r\nContent-Type: application/octet-stream\r\n"
-                        "Content-Length: %zu\r\nAccept-Ranges: bytes\r\n%sConnection: close\r\n\r\n",
-                        code, reason(code), n, extra);
+                        "%sAccept-Ranges: bytes\r\n%s%sConnection: close\r\n\r\n",
+                        code, reason(code), clen, vals, extra);
     if (send_all(h, fd, hdr, (size_t)hlen) != 0 || is_head) {
         free(body);
         close_conn(h, fd);

@@ -3,7 +3,10 @@
  * One background pthread accepts connections on an ephemeral port and serves
  * paths registered from memory buffers or files (contents copied at
  * registration). GET and HEAD; "Range: bytes=N-" and "bytes=N-M" give 206
- * with Content-Range (416 when N is past the end); Content-Length always;
+ * with Content-Range (416, with the body's length in Content-Range, when N
+ * is past the end), unless an If-Range header names another validator than
+ * the path's (then 200 and the whole body, as RFC 9110 says);
+ * Content-Length unless told otherwise;
  * every response carries "Connection: close" and the connection is closed
  * after it, so each client request is one connection (keeps the server
  * simple and its bookkeeping exact). Unregistered paths get 404.
@@ -41,6 +44,17 @@ typedef struct lt_httpd_behavior {
     int stall_times;
     int ignore_range;  /* 1: answer a Range request with 200 and the full body */
     long slow_bps;     /* > 0: send the body at about this many bytes per second */
+    /* 1: no Content-Length on 200/206; the body ends when the connection
+     * closes (HTTP/1.1 allows it with "Connection: close"), so a cut is
+     * indistinguishable from the end for the client. */
+    int no_length;
+    /* Validators sent with 200/206 when non-empty ("ETag: <etag>", quotes
+     * included by the test; "Last-Modified: <date>"). An If-Range value that
+     * starts with '"' or "W/" is compared with etag, any other with
+     * last_modified; a mismatch (or no such validator) ignores the Range. */
+    char etag[64];
+    char last_modified[64];
+    int ignore_if_range; /* 1: honour a Range whatever If-Range says (a broken server) */
 } lt_httpd_behavior;
 
 /* Normal behaviour: status 0, no cut, no stall, honours Range, full speed. */
@@ -51,6 +65,7 @@ typedef struct lt_httpd_stats {
     int requests;          /* requests received for the path (GET + HEAD) */
     int gets, heads;
     int ranged;            /* requests that carried a Range header */
+    int if_ranged;         /* requests that carried an If-Range header */
     int nlog;              /* entries in range_start (<= LT_HTTPD_MAX_LOG) */
     long range_start[LT_HTTPD_MAX_LOG]; /* per request in order: N of "bytes=N-", -1 if no Range */
     long body_bytes_sent;  /* total body bytes written for the path */

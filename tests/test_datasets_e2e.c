@@ -3,7 +3,10 @@
  * against fixture archives in the real formats served by the loopback test
  * server. Each test copies the real registry entry and swaps in the
  * fixture's sizes and sha256, and points the download at 127.0.0.1 through
- * the mirror override (lt_ds_opts.url, the CLI's --url). */
+ * the mirror override (lt_ds_opts.url, the CLI's --url). Files without a
+ * pinned sha256 (Places-LT's image tars) are checked by the publisher's md5,
+ * or, with none, by the transfer's announced length, before they are
+ * stamped verified. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -455,6 +458,166 @@ static void test_bad_downloads(void **state)
     print_message("note: %s\n", lt_errmsg());
 }
 
+/* ---- files without a pinned sha256 ------------------------------------------------ */
+/* Places-LT's val_256.tar has only its publisher's md5 in the registry. The
+ * test serves a fixture under that name from /<prefix>/ and puts the
+ * fixture's md5 (or none) in a copy of the entry. */
+typedef struct {
+    lt_ds_def d;
+    char file[300], url[256], data[300], raw[700], stamp[720], bad[720];
+    char sha[65], md5[33], path[64];
+} unpinned_fx;
+
+static void unpinned_setup(unpinned_fx *u, const char *prefix, int with_md5)
+{
+    memset(u, 0, sizeof *u);
+    uint8_t *bytes = malloc(100000);
+    assert_non_null(bytes);
+    for (int i = 0; i < 100000; i++) bytes[i] = (uint8_t)(i * 131 + 7);
+    snprintf(u->file, sizeof u->file, "%s/%s-val_256.tar", tmpdir, prefix);
+    FILE *f = fopen(u->file, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, 100000, f), 100000);
+    fclose(f);
+    lt_sha256_buf(bytes, 100000, u->sha);
+    lt_md5_buf(bytes, 100000, u->md5);
+    free(bytes);
+    snprintf(u->path, sizeof u->path, "/%s/val_256.tar", prefix);
+    assert_int_equal(lt_httpd_add_file(srv, u->path, u->file), 0);
+    char base[64];
+    snprintf(base, sizeof base, "/%s/", prefix);
+    lt_httpd_url(srv, base, u->url, sizeof u->url);
+    u->d = *lt_ds_find("places_lt");
+    u->d.files[0] = u->d.files[3];
+    u->d.n_files = 1;
+    assert_string_equal(u->d.files[0].name, "val_256.tar");
+    assert_null(u->d.files[0].sha256);
+    assert_non_null(u->d.files[0].md5);
+    u->d.files[0].md5 = with_md5 ? u->md5 : NULL;
+    snprintf(u->data, sizeof u->data, "%s/data-%s", tmpdir, prefix);
+    snprintf(u->raw, sizeof u->raw, "%s/places_lt/raw/val_256.tar", u->data);
+    snprintf(u->stamp, sizeof u->stamp, "%s.verified", u->raw);
+    snprintf(u->bad, sizeof u->bad, "%s.bad", u->raw);
+}
+
+static void serve_behaving(const unpinned_fx *u, int no_length, long cut_after)
+{
+    lt_httpd_behavior b;
+    lt_httpd_behavior_default(&b);
+    b.no_length = no_length;
+    b.cut_after = cut_after;
+    b.cut_times = cut_after >= 0 ? -1 : 0;
+    assert_int_equal(lt_httpd_behave(srv, u->path, &b), 0);
+}
+
+static void assert_stamp(const char *stamp, const char *how)
+{
+    cJSON *s = NULL;
+    assert_int_equal(lt_json_read(stamp, &s), LT_OK);
+    assert_string_equal(cJSON_GetObjectItem(s, "verified_by")->valuestring, how);
+    cJSON_Delete(s);
+}
+
+static long size_of(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static void test_md5_only_file(void **state)
+{
+    (void)state;
+    unpinned_fx u;
+    unpinned_setup(&u, "md5", 1);
+    lt_ds_opts o;
+    e2e_opts(&o, u.data);
+    o.url = u.url;
+    /* Cut after 30000 bytes, no Content-Length: looks complete to libcurl.
+     * The md5 refuses it; no stamp, kept aside as .bad. */
+    serve_behaving(&u, 1, 30000);
+    assert_int_equal(lt_ds_fetch(&u.d, &o), LT_ECHECKSUM);
+    print_message("note: %s\n", lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), "md5"));
+    assert_non_null(strstr(lt_errmsg(), u.md5));
+    assert_int_equal(size_of(u.raw), -1);
+    assert_int_equal(size_of(u.stamp), -1);
+    assert_int_equal(size_of(u.bad), 30000);
+    /* Whole (still without a length): the md5 matches; stamped "md5". */
+    serve_behaving(&u, 1, -1);
+    assert_int_equal(lt_ds_fetch(&u.d, &o), LT_OK);
+    char h[65];
+    assert_int_equal(lt_sha256_file(u.raw, h), LT_OK);
+    assert_string_equal(h, u.sha);
+    assert_stamp(u.stamp, "md5");
+    cJSON *s = NULL;
+    assert_int_equal(lt_json_read(u.stamp, &s), LT_OK);
+    assert_string_equal(cJSON_GetObjectItem(s, "md5")->valuestring, u.md5);
+    assert_string_equal(cJSON_GetObjectItem(s, "identity")->valuestring, u.sha);
+    cJSON_Delete(s);
+    /* The stamp is trusted next time: no request. */
+    lt_httpd_stats st;
+    lt_httpd_stats_get(srv, u.path, &st);
+    int gets = st.gets;
+    assert_int_equal(lt_ds_fetch(&u.d, &o), LT_OK);
+    lt_httpd_stats_get(srv, u.path, &st);
+    assert_int_equal(st.gets, gets);
+
+    /* A stamp from before md5s were checked ("unpinned") over a cut file is
+     * not trusted: the file fails the md5 and is fetched again. */
+    uint8_t junk[30000];
+    memset(junk, 0x42, sizeof junk);
+    FILE *f = fopen(u.raw, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+    fclose(f);
+    char jsha[65];
+    lt_sha256_buf(junk, sizeof junk, jsha);
+    struct stat sb;
+    assert_int_equal(stat(u.raw, &sb), 0);
+    char *rp = realpath(u.raw, NULL);
+    assert_non_null(rp);
+    s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "path", rp);
+    cJSON_AddNumberToObject(s, "size", (double)sb.st_size);
+    cJSON_AddNumberToObject(s, "mtime_ns", (double)((long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec));
+    cJSON_AddStringToObject(s, "sha256", jsha);
+    cJSON_AddStringToObject(s, "identity", jsha);
+    cJSON_AddStringToObject(s, "verified_by", "unpinned");
+    assert_int_equal(lt_json_write_atomic(u.stamp, s, NULL), LT_OK);
+    cJSON_Delete(s);
+    free(rp);
+    assert_int_equal(lt_ds_fetch(&u.d, &o), LT_OK);
+    assert_int_equal(lt_sha256_file(u.raw, h), LT_OK);
+    assert_string_equal(h, u.sha);
+    assert_stamp(u.stamp, "md5");
+}
+
+static void test_unchecked_file_needs_length(void **state)
+{
+    (void)state;
+    /* Neither sha256 nor md5: a download is accepted only as a complete
+     * transfer of the size the server announced. */
+    unpinned_fx u;
+    unpinned_setup(&u, "nosum", 0);
+    lt_ds_opts o;
+    e2e_opts(&o, u.data);
+    o.url = u.url;
+    serve_behaving(&u, 1, 30000);
+    assert_int_equal(lt_ds_fetch(&u.d, &o), LT_ECHECKSUM);
+    print_message("note: %s\n", lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), "Content-Length"));
+    assert_non_null(strstr(lt_errmsg(), "--from DIR"));
+    assert_int_equal(size_of(u.raw), -1);
+    assert_int_equal(size_of(u.stamp), -1);
+    /* With a Content-Length the server's length is checked; then stamped. */
+    serve_behaving(&u, 0, -1);
+    assert_int_equal(lt_ds_fetch(&u.d, &o), LT_OK);
+    char h[65];
+    assert_int_equal(lt_sha256_file(u.raw, h), LT_OK);
+    assert_string_equal(h, u.sha);
+    assert_stamp(u.stamp, "length-checked");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +625,8 @@ int main(void)
         cmocka_unit_test(test_cifar100_e2e),
         cmocka_unit_test(test_fmnist_e2e),
         cmocka_unit_test(test_bad_downloads),
+        cmocka_unit_test(test_md5_only_file),
+        cmocka_unit_test(test_unchecked_file_needs_length),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
