@@ -151,14 +151,21 @@ int lt_val_select(const int32_t *labels, long n, int n_classes, const int32_t *k
 void lt_shot_groups(const long *counts, int n_classes, int *many, int *medium, int *few);
 
 /* ---- IDX files (lt_idx.c) ------------------------------------------------- */
+/* Largest image side (rows, columns) an IDX file may declare: MNIST-family
+ * images are 28 x 28. Checked, with the whole size, before anything is
+ * allocated for the payload. */
+#define LT_IDX_MAX_SIDE 1024
+
 /* Reads an IDX file, gzip-compressed (detected by its magic bytes) or plain,
  * through libarchive. The header must be big-endian 0x00 0x00 0x08 ndim with
  * ndim == expect_ndim (1 labels, 3 images); the decompressed size must equal
  * the header-implied size. *data is malloc'd (payload only), dims[0..ndim-1]
  * filled. If sha_hex != NULL it receives the sha256 of the whole decompressed
  * stream (header included) — the Fashion-MNIST "content" hash of §2.2.
- * Errors (LT_EDATA/LT_EIO) name the file: wrong magic, wrong ndim, size not
- * matching the header, truncated or corrupt gzip. */
+ * Errors (LT_EDATA/LT_EIO) name the file: wrong magic, wrong ndim, a
+ * dimension after the first above LT_IDX_MAX_SIDE or a product above 4 GiB
+ * (both refused before allocating), size not matching the header, truncated
+ * or corrupt gzip. */
 int lt_idx_read(const char *path, int expect_ndim, uint8_t **data, long dims[3],
                 char sha_hex[65]);
 /* Loads an images file (N x H x W) and a labels file (N) into d (c = 1).

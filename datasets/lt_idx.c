@@ -135,11 +135,18 @@ int lt_idx_read(const char *path, int expect_ndim, uint8_t **data, long dims[3],
                 payload = 1;
                 for (int d = 0; d < expect_ndim; d++) {
                     dims[d] = (long)be32(hdr + 4 + 4 * d);
-                    payload *= dims[d];
-                    if (payload > IDX_MAX_PAYLOAD) {
+                    /* dimensions after the first are one item's (rows, columns of an image) */
+                    if (d > 0 && dims[d] > LT_IDX_MAX_SIDE) {
+                        rc = lt_err(LT_EDATA, "%s: IDX header dimension %d is %ld, larger than an image side "
+                                    "may be (%d)", path, d, dims[d], LT_IDX_MAX_SIDE);
+                        goto done;
+                    }
+                    /* checked before multiplying: two 32-bit dimensions overflow the product */
+                    if (dims[d] > 0 && payload > IDX_MAX_PAYLOAD / dims[d]) {
                         rc = lt_err(LT_EDATA, "%s: IDX header dimensions imply more than 4 GiB", path);
                         goto done;
                     }
+                    payload *= dims[d];
                 }
                 out = malloc(payload > 0 ? (size_t)payload : 1);
                 if (!out) {

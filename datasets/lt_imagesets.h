@@ -74,10 +74,17 @@ void lt_listfile_shot_groups(const lt_listfile *train, int *many, int *medium, i
  * Output is planar RGB uint8 (3 x out x out), rounded to nearest.
  * ========================================================================= */
 
+/* Most pixels (width x height) a JPEG may have: 2^28, 16384 x 16384. The
+ * largest images of the supported sets (iNaturalist, COCO) are a few
+ * thousand pixels a side, and a header can claim up to 65535 x 65535. */
+#define LT_JPEG_MAX_PIXELS ((size_t)1 << 28)
+
 /* Decodes a JPEG held in memory to interleaved 8-bit RGB (grayscale is
  * replicated, CMYK/YCCK converted with the Adobe inverted-CMYK convention).
  * *rgb is malloc'd (w*h*3 bytes). `name` names the image in messages.
- * Corrupt or truncated data -> LT_EDATA "name: corrupt JPEG: <libjpeg msg>". */
+ * Corrupt or truncated data -> LT_EDATA "name: corrupt JPEG: <libjpeg msg>";
+ * a header declaring more than LT_JPEG_MAX_PIXELS pixels -> LT_EDATA, before
+ * the decoder (or this function) allocates anything for the image. */
 int lt_jpeg_decode(const char *name, const uint8_t *buf, size_t len, uint8_t **rgb, int *w,
                    int *h);
 
@@ -137,10 +144,14 @@ typedef struct {
  * directories (walked recursively, members named relative to the directory).
  * want() is called serially for every regular file, in source order, and
  * returns a key >= 0 to have the file read, -1 to skip it, or -2 to abort
- * (with lt_err set). Wanted files are read whole and handed to work() in
+ * (with lt_err set). A wanted file larger than LT_SRC_MAX_FILE_BYTES is
+ * refused (LT_EDATA naming source and member) before its buffer is
+ * allocated, whatever size an archive header declares or omits. Wanted
+ * files are read whole and handed to work() in
  * batches run on OpenMP threads: work() must be thread-safe; `where` is
  * "<source>:<member>" for messages. The first failing work() (in file order)
  * decides the returned status and message. */
+#define LT_SRC_MAX_FILE_BYTES ((size_t)64 << 20)   /* 64 MiB: image files are at most a few MB */
 typedef long (*lt_src_want_fn)(void *ctx, const char *member);
 typedef int (*lt_src_work_fn)(void *ctx, long key, const char *where, const uint8_t *data,
                               size_t len);

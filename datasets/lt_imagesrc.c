@@ -101,23 +101,45 @@ static long ask(scan_t *s, const char *member)
     return s->want(s->ctx, member);
 }
 
-/* Reads the current entry's data whole. */
+static int too_large(const char *src, const char *member, long long bytes)
+{
+    return lt_err(LT_EDATA, "%s: %s: %lld bytes, larger than an image file may be (%zu, LT_SRC_MAX_FILE_BYTES)",
+                  src, member, bytes, LT_SRC_MAX_FILE_BYTES);
+}
+
+/* Reads the current entry's data whole. The declared size is checked before
+ * it sizes the buffer, and the data read against the same bound, since a
+ * header may lie or say nothing. */
 static int read_entry(struct archive *a, int64_t declared, const char *src, const char *member,
                       uint8_t **out, size_t *outlen)
 {
+    if (declared > (int64_t)LT_SRC_MAX_FILE_BYTES)
+        return too_large(src, member, (long long)declared);
     size_t cap = declared > 0 ? (size_t)declared : 65536, len = 0;
     uint8_t *buf = malloc(cap);
     if (!buf)
         return lt_err(LT_ENOMEM, "%s: %s: out of memory", src, member);
     for (;;) {
         if (len == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
+            if (cap >= LT_SRC_MAX_FILE_BYTES) {   /* full at the bound: only the end may follow */
+                uint8_t probe;
+                la_ssize_t r = archive_read_data(a, &probe, 1);
+                if (r == 0)
+                    break;
+                free(buf);
+                if (r < 0)
+                    return lt_err(LT_EDATA, "archive %s: member %s: %s", src, member,
+                                  archive_error_string(a) ? archive_error_string(a) : "read error");
+                return too_large(src, member, (long long)len + 1);
+            }
+            size_t nc = cap * 2 < LT_SRC_MAX_FILE_BYTES ? cap * 2 : LT_SRC_MAX_FILE_BYTES;
+            uint8_t *nb = realloc(buf, nc);
             if (!nb) {
                 free(buf);
                 return lt_err(LT_ENOMEM, "%s: %s: out of memory", src, member);
             }
             buf = nb;
-            cap *= 2;
+            cap = nc;
         }
         la_ssize_t r = archive_read_data(a, buf + len, cap - len);
         if (r < 0) {
@@ -294,6 +316,8 @@ static int walk_dir(scan_t *s, const char *root, const char *rel)
             long key = ask(s, r2);
             if (key == -2) {
                 rc = LT_EDATA;
+            } else if (key >= 0 && (uintmax_t)st.st_size > LT_SRC_MAX_FILE_BYTES) {
+                rc = too_large(root, r2, (long long)st.st_size);
             } else if (key >= 0) {
                 char *data = NULL;
                 size_t len = 0;

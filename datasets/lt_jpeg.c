@@ -80,6 +80,14 @@ static int decode_impl(const char *name, const uint8_t *buf, size_t len, uint8_t
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, buf, (unsigned long)len);
     jpeg_read_header(&cinfo, TRUE);
+    /* before jpeg_start_decompress: a progressive image's coefficient
+     * buffers for the whole frame are allocated there */
+    if ((size_t)cinfo.image_width * (size_t)cinfo.image_height > LT_JPEG_MAX_PIXELS) {
+        const unsigned iw = cinfo.image_width, ih = cinfo.image_height;
+        jpeg_destroy_decompress(&cinfo);
+        return lt_err(LT_EDATA, "%s: JPEG image of %ux%u pixels, more than the %zu allowed (LT_JPEG_MAX_PIXELS)",
+                      name, iw, ih, LT_JPEG_MAX_PIXELS);
+    }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     /* Adobe-written CMYK stores inverted ink values (the de-facto convention
      * every decoder follows when the Adobe marker is present). */
@@ -88,7 +96,7 @@ static int decode_impl(const char *name, const uint8_t *buf, size_t len, uint8_t
     jpeg_start_decompress(&cinfo);
     int W = (int)cinfo.output_width, H = (int)cinfo.output_height;
     int nc = cinfo.output_components;
-    if (W <= 0 || H <= 0 || (nc != 3 && nc != 4) || (size_t)W * (size_t)H > ((size_t)1 << 28)) {
+    if (W <= 0 || H <= 0 || (nc != 3 && nc != 4) || (size_t)W * (size_t)H > LT_JPEG_MAX_PIXELS) {
         snprintf(jerr.msg, sizeof jerr.msg, "unsupported geometry %dx%d with %d components", W,
                  H, nc);
         longjmp(jerr.jb, 1);

@@ -4,11 +4,12 @@
  * options, run the pipeline, print what a user needs to cite a build (the
  * per-class counts, shot groups, index-list hash and manifest hash, and the
  * validation split's counts and manifest hash). */
-#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_args.h"
 #include "cmd_datasets.h"
 #include "lt_datasets.h"
 
@@ -86,13 +87,7 @@ static int parse(int argc, char **argv, int what, cli *c, const char *usage)
             c->o.quiet = 1;
         } else if ((what & OPT_BUILD) && !strcmp(a, "--ir")) {
             NEED_VALUE();
-            char *end;
-            errno = 0;
-            c->o.ir = strtod(v, &end);
-            if (errno || *end || !(c->o.ir >= 1)) {
-                fprintf(stderr, "ltbench build: --ir '%s': expected a number >= 1\n", v);
-                return 2;
-            }
+            if (!lt_arg_decimal("build", a, v, 1, INFINITY, &c->o.ir)) return 2;
         } else if ((what & OPT_BUILD) && !strcmp(a, "--profile")) {
             NEED_VALUE();
             if (lt_profile_parse(v, &c->o.profile) != LT_OK || c->o.profile == LT_PROFILE_NATURAL) {
@@ -108,13 +103,8 @@ static int parse(int argc, char **argv, int what, cli *c, const char *usage)
             c->o.scale = v;
         } else if ((what & OPT_BUILD) && !strcmp(a, "--seed")) {
             NEED_VALUE();
-            char *end;
-            errno = 0;
-            unsigned long s = strtoul(v, &end, 10);
-            if (errno || *end || s > 0xffffffffUL || v[0] == '-') {
-                fprintf(stderr, "ltbench build: --seed '%s': expected an integer 0..4294967295\n", v);
-                return 2;
-            }
+            unsigned long long s;
+            if (!lt_arg_uint("build", a, v, 0, 4294967295ull, &s)) return 2;
             c->o.seed = (uint32_t)s;
         } else if ((what & OPT_BUILD) && !strcmp(a, "--force")) {
             c->o.force = 1;

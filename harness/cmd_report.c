@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_args.h"
 #include "cmd_report.h"
 #include "lt_datasets.h"
 #include "lt_figures.h"
 #include "lt_leaderboard.h"
+#include "lt_names.h"
 #include "lt_protocol.h"
 #include "lt_regress.h"
 #include "lt_runner.h"
@@ -105,14 +107,13 @@ static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *u
             continue;
         }
         if ((allowed & O_THREADS) && !strcmp(a, "--threads")) {
-            char *end;
-            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
-            if (i + 1 >= argc || *end || v < 1 || v > 1024) {
-                fprintf(stderr, "ltbench %s: --threads needs a number 1..1024\n%s", argv[0], usage);
+            unsigned long long v;
+            if (i + 1 >= argc) {
+                fprintf(stderr, "ltbench %s: --threads needs a value\n%s", argv[0], usage);
                 return 2;
             }
+            if (!lt_arg_uint(argv[0], a, argv[++i], 1, 1024, &v)) return 2;
             o->threads = (int)v;
-            i++;
             continue;
         }
         int known = 0;
@@ -135,22 +136,48 @@ static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *u
         fputs(usage, stdout);
         return 0;
     }
+    /* the seed list is checked here, not where it is first used, so a bad
+     * one is a usage error (2) naming the flag, like every other number */
+    if (o->seeds) {
+        int seeds[64], ns;
+        if (lt_seed_list_parse(o->seeds, seeds, 64, &ns)) {
+            fprintf(stderr, "ltbench %s: --seeds: %s\n", argv[0], lt_errmsg());
+            return 2;
+        }
+    }
+    if (o->scale && !lt_scale_valid(o->scale)) {
+        fprintf(stderr, "ltbench %s: --scale '%s': expected ci, short or full\n", argv[0], o->scale);
+        return 2;
+    }
     return -1;   /* go on */
 }
 
 /* ---- leaderboard / figures ----------------------------------------------------- */
+
+/* Refused result files (each already named on stderr by the scan) leave the
+ * outputs written from the others, and fail the command at the end. */
+static int refused_status(const char *cmd, int n_refused)
+{
+    if (!n_refused) return 0;
+    fprintf(stderr, "ltbench %s: %d result file%s refused (named above); the others were used\n", cmd, n_refused,
+            n_refused == 1 ? "" : "s");
+    return 1;
+}
 
 int lt_cmd_leaderboard(int argc, char **argv)
 {
     opts o;
     int rc = parse(argc, argv, O_RESULTS | O_METHODS, &o, LEADERBOARD_USAGE);
     if (rc >= 0) return rc;
-    lt_lb_opts lo = {.results_dir = o.results, .methods_dir = o.methods, .log = stdout};
-    if (lt_leaderboard_update(&lo, NULL, NULL, NULL) != LT_OK) {
+    lt_lb_opts lo = {.results_dir = o.results, .methods_dir = o.methods, .log = stdout, .warn = stderr};
+    lt_run_set set;
+    if (lt_leaderboard_update(&lo, &set, NULL, NULL) != LT_OK) {
         fprintf(stderr, "ltbench leaderboard: %s\n", lt_errmsg());
         return 1;
     }
-    return 0;
+    rc = refused_status("leaderboard", set.n_refused);
+    lt_run_set_free(&set);
+    return rc;
 }
 
 int lt_cmd_figures(int argc, char **argv)
@@ -158,13 +185,14 @@ int lt_cmd_figures(int argc, char **argv)
     opts o;
     int rc = parse(argc, argv, O_RESULTS | O_OUT | O_PLOTS, &o, FIGURES_USAGE);
     if (rc >= 0) return rc;
-    lt_fig_opts fo = {.results_dir = o.results, .out_dir = o.out, .scripts_dir = o.plots, .log = stdout};
+    lt_fig_opts fo = {.results_dir = o.results, .out_dir = o.out, .scripts_dir = o.plots, .log = stdout,
+                      .warn = stderr};
     lt_fig_summary sum;
     if (lt_figures_make(&fo, NULL, &sum) != LT_OK) {
         fprintf(stderr, "ltbench figures: %s\n", lt_errmsg());
         return 1;
     }
-    return 0;
+    return refused_status("figures", sum.n_refused);
 }
 
 /* ---- regress -------------------------------------------------------------------- */
@@ -181,13 +209,14 @@ int lt_cmd_regress(int argc, char **argv)
     }
     lt_regress_opts ro = {.scale = o.scale, .results_dir = o.results, .reference_dir = o.reference,
                           .data_dir = o.data, .seeds = o.seeds, .rerun = o.rerun, .threads = o.threads,
-                          .out = stdout, .log = o.rerun ? stderr : NULL};
+                          .out = stdout, .log = o.rerun ? stderr : NULL, .warn = stderr};
     lt_regress_summary s;
     if (lt_regress_run(&ro, &s) != LT_OK) {
         fprintf(stderr, "ltbench regress: %s\n", lt_errmsg());
         return 1;
     }
-    return s.n_above + s.n_below + s.n_missing ? 1 : 0;
+    rc = refused_status("regress", s.n_refused);
+    return s.n_above + s.n_below + s.n_missing || rc ? 1 : 0;
 }
 
 /* ---- reproduce ------------------------------------------------------------------ */
@@ -353,18 +382,22 @@ int lt_cmd_reproduce(int argc, char **argv)
 
     /* 4. leaderboard and figures */
     printf("reproduce: [3/4] leaderboard\n");
-    lt_lb_opts lo = {.results_dir = o.results, .log = stdout};
+    lt_lb_opts lo = {.results_dir = o.results, .log = stdout, .warn = stderr};
     lt_lb_row *rows = NULL;
     int n_rows = 0;
-    if (lt_leaderboard_update(&lo, NULL, &rows, &n_rows) != LT_OK) {
+    lt_run_set set;
+    if (lt_leaderboard_update(&lo, &set, &rows, &n_rows) != LT_OK) {
         fprintf(stderr, "ltbench reproduce: leaderboard: %s\n", lt_errmsg());
         free(p);
         return 1;
     }
     printf("reproduce: [4/4] figures\n");
+    /* the figures use the leaderboard's scan: the refused files are named once */
     lt_fig_opts fo = {.results_dir = o.results, .out_dir = o.out, .log = stdout};
     lt_fig_summary fs;
-    rc = lt_figures_make(&fo, NULL, &fs);
+    rc = lt_figures_make(&fo, &set, &fs);
+    const int refused = refused_status("reproduce", set.n_refused);
+    lt_run_set_free(&set);
     if (rc != LT_OK) fprintf(stderr, "ltbench reproduce: figures: %s\n", lt_errmsg());
     int shown = 0;
     for (int i = 0; i < n_rows; i++) {
@@ -384,5 +417,5 @@ int lt_cmd_reproduce(int argc, char **argv)
         fprintf(stderr, "ltbench reproduce: no leaderboard row for %s (results directory?)\n", m->name);
         return 1;
     }
-    return n_failed || rc ? 1 : 0;
+    return n_failed || rc || refused ? 1 : 0;
 }

@@ -9,7 +9,10 @@
  *
  * Each takes argv starting at the subcommand name and returns the process
  * exit code: 0 success, 1 failure (message on stderr; for regress: a number
- * beyond tolerance or missing), 2 usage error. */
+ * beyond tolerance or missing; for all four: a result file refused as
+ * untrusted input, named on stderr, after the others were used), 2 usage
+ * error (including a number flag that is not strictly a decimal, see
+ * cmd_args.h). */
 #ifndef LT_CMD_REPORT_H
 #define LT_CMD_REPORT_H
 

@@ -1,10 +1,10 @@
 /* cmd_run.c — `ltbench run` (one protocol/scale/method/seed through the
  * isolated runner) and `ltbench list` (datasets, protocols, methods). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_args.h"
 #include "cmd_run.h"
 #include "lt_datasets.h"
 #include "lt_protocol.h"
@@ -43,18 +43,6 @@ static const char LIST_USAGE[] =
 
 static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
 
-static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (errno || end == v || *end || d < lo || d > hi) {
-        fprintf(stderr, "ltbench run: %s: '%s' is not a number in [%g, %g]\n", opt, v, lo, hi);
-        return 0;
-    }
-    *out = d;
-    return 1;
-}
-
 int lt_cmd_run(int argc, char **argv) {
     lt_run_request r;
     lt_run_request_default(&r);
@@ -72,7 +60,7 @@ int lt_cmd_run(int argc, char **argv) {
             return 2;
         }
         const char *v = argv[++i];
-        double d;
+        unsigned long long u;
         if (!strcmp(a, "--protocol")) r.protocol = v;
         else if (!strcmp(a, "--method")) r.method = v;
         else if (!strcmp(a, "--scale")) r.scale = v;
@@ -80,14 +68,13 @@ int lt_cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--data")) r.data_dir = v;
         else if (!strcmp(a, "--hparams")) r.hparams = v;
         else if (!strcmp(a, "--seed")) {
-            if (!parse_num(a, v, 0, 4294967295.0, &d) || d != (double)(uint64_t)d) return 2;
-            r.seed = (uint64_t)d;
+            if (!lt_arg_uint("run", a, v, 0, 4294967295ull, &u)) return 2;
+            r.seed = (uint64_t)u;
         } else if (!strcmp(a, "--threads")) {
-            if (!parse_num(a, v, 1, 256, &d)) return 2;
-            r.threads = (int)d;
+            if (!lt_arg_uint("run", a, v, 1, 256, &u)) return 2;
+            r.threads = (int)u;
         } else if (!strcmp(a, "--time-limit")) {
-            if (!parse_num(a, v, 0, 1e9, &d)) return 2;
-            r.time_limit_s = d;
+            if (!lt_arg_decimal("run", a, v, 0, 1e9, &r.time_limit_s)) return 2;
         } else {
             fprintf(stderr, "ltbench run: unknown option '%s'\n%s", a, RUN_USAGE);
             return 2;
@@ -101,7 +88,10 @@ int lt_cmd_run(int argc, char **argv) {
     int rc = lt_runner_run(&r, &o);
     if (rc) {
         fprintf(stderr, "ltbench run: %s\n", lt_errmsg());
-        return rc == LT_EINVAL || rc == LT_EIO || rc == LT_EDATA || rc == LT_EABI ? 2 : 1;
+        /* Only a request the runner could not make sense of is a usage
+         * error; an I/O failure once the work began (a full disk while
+         * writing the result) is the work failing, whatever its code. */
+        return o.bad_request ? 2 : 1;
     }
     if (!o.ok) {
         fprintf(stderr, "ltbench run: failed: %s (%s)\n", o.reason, o.result_path);

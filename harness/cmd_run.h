@@ -6,8 +6,11 @@
  *   ltbench list [datasets|protocols|methods]
  *
  * Each takes argv starting at the subcommand name and returns the process
- * exit code: 0 success, 1 the run failed (or list could not read something),
- * 2 usage error (including an unknown method, scale or protocol). */
+ * exit code: 0 success, 1 the run failed (including a result or run
+ * directory that could not be written, e.g. on a full disk; or list could
+ * not read something), 2 usage error (an unknown method, scale or protocol,
+ * an invalid protocol file, a number flag that is not strictly a decimal:
+ * cmd_args.h). */
 #ifndef LT_CMD_RUN_H
 #define LT_CMD_RUN_H
 

@@ -741,9 +741,10 @@ int lt_figures_make(const lt_fig_opts *o, const lt_run_set *set_in, lt_fig_summa
     lt_run_set scanned = {0};
     const lt_run_set *set = set_in;
     if (!set) {
-        LT_TRY(lt_runs_scan(o->results_dir, o->log, &scanned));
+        LT_TRY(lt_runs_scan(o->results_dir, o->warn, &scanned));
         set = &scanned;
     }
+    sum->n_refused = set->n_refused;
     int rc = lt_rep_mkdirs(c.out);
     if (!rc) {
         sum->gnuplot_found = lt_find_in_path("gnuplot", sum->gnuplot, sizeof sum->gnuplot) == LT_OK;

@@ -30,6 +30,7 @@ typedef struct {
                                   root, else <results_dir>/plots */
     const char *scripts_dir;   /* NULL: $LTBENCH_PLOTS, else "plots" */
     FILE *log;                 /* progress and gnuplot's messages; NULL: quiet */
+    FILE *warn;                /* refused result files, a line each; NULL: not printed */
 } lt_fig_opts;
 
 typedef struct {
@@ -38,12 +39,15 @@ typedef struct {
     int n_rendered;            /* figures whose PNG and vector file both exist afterwards */
     int gnuplot_found;         /* 0: no gnuplot in PATH; data files only */
     char gnuplot[1024];        /* the executable used */
+    int n_refused;             /* result files refused by the scan (lt_runs_scan) */
 } lt_fig_summary;
 
 /* Writes the data files and renders them. set: the scanned runs (NULL: scan
  * o->results_dir). Without gnuplot this is not an error: the log says so
  * and how to get it, and sum->gnuplot_found = 0. LT_EIO when a file cannot
- * be written or a script is missing; LT_EDATA for a malformed per_class.csv
+ * be written or a script is missing, or when the results directory does not
+ * exist; refused result files are left out and counted in sum->n_refused
+ * (they do not make this fail); LT_EDATA for a malformed per_class.csv
  * (naming file and line); LT_EIO naming the figure and gnuplot's message
  * when gnuplot fails. */
 int lt_figures_make(const lt_fig_opts *o, const lt_run_set *set, lt_fig_summary *sum);

@@ -13,6 +13,7 @@
 
 #include "lt_io.h"
 #include "lt_leaderboard.h"
+#include "lt_names.h"
 
 /* ---- small helpers ------------------------------------------------------------- */
 
@@ -157,13 +158,56 @@ static void copy_str(char *dst, size_t cap, const cJSON *obj, const char *key)
     if (cJSON_IsString(v) && v->valuestring) snprintf(dst, cap, "%s", v->valuestring);
 }
 
+/* A name of the run's identity (protocol, scale, method): absent is "" (the
+ * path gives it), present must be a string that follows the rule of
+ * lt_names.h, because it becomes a path and a file name of the leaderboard
+ * and the figures. Checked before copying, so a long name is not cut into a
+ * valid one. */
+static int get_name(const char *path, const cJSON *obj, const char *key, const char *what, char *dst,
+                    size_t cap)
+{
+    dst[0] = '\0';
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) return LT_OK;
+    if (!cJSON_IsString(v) || !v->valuestring) return lt_err(LT_EDATA, "%s: key '%s' is not a string", path, what);
+    int ok = !strcmp(what, "scale") ? lt_scale_valid(v->valuestring) : lt_name_valid(v->valuestring, cap);
+    if (!ok) {
+        char q[2 * LT_LB_NAME];
+        lt_name_quote(v->valuestring, q, sizeof q);
+        if (!strcmp(what, "scale"))
+            return lt_err(LT_EDATA, "%s: key 'scale' is '%s', not ci, short or full", path, q);
+        return lt_err(LT_EDATA, "%s: key '%s' is '%s', not a name ([a-z0-9_], 1..%zu characters)", path, what, q,
+                      cap - 1);
+    }
+    snprintf(dst, cap, "%s", v->valuestring);
+    return LT_OK;
+}
+
+/* A metric: absent or null is "not computed" (NAN); anything else must be a
+ * fraction in [0,1], since a value out of range (a percent written as 71.2,
+ * a negative, a string) would be averaged into the leaderboard as if it
+ * were one. JSON has no NaN; a huge exponent parses as infinity and is
+ * refused by the range check. */
+static int get_metric(const char *path, const cJSON *metrics, const char *key, double *out)
+{
+    *out = NAN;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(metrics, key);
+    if (!v || cJSON_IsNull(v)) return LT_OK;
+    if (!cJSON_IsNumber(v)) return lt_err(LT_EDATA, "%s: key 'metrics.%s' is not a number or null", path, key);
+    if (!(v->valuedouble >= 0.0 && v->valuedouble <= 1.0))
+        return lt_err(LT_EDATA, "%s: key 'metrics.%s' is %g, not a fraction in [0, 1]", path, key, v->valuedouble);
+    *out = v->valuedouble;
+    return LT_OK;
+}
+
 static double get_num(const cJSON *obj, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* Identity from …/<protocol>/<scale>/<method>/seed<k>/result.json. */
+/* Identity from …/<protocol>/<scale>/<method>/seed<k>/result.json, held to
+ * the same rules as the names inside the file. */
 static int identity_from_path(const char *path, lt_run_record *r)
 {
     char p[LT_LB_PATH];
@@ -177,8 +221,10 @@ static int identity_from_path(const char *path, lt_run_record *r)
     }
     char *slash = strrchr(p, '/');
     part[0] = slash ? slash + 1 : p;
-    if (!part[0][0] || strncmp(part[3], "seed", 4) || !part[3][4] || strspn(part[3] + 4, "0123456789") != strlen(part[3] + 4))
-        return lt_err(LT_EDATA, "%s: not under <protocol>/<scale>/<method>/seed<k>/", path);
+    if (!lt_name_valid(part[0], sizeof r->protocol) || !lt_scale_valid(part[1]) ||
+        !lt_name_valid(part[2], sizeof r->method) || strncmp(part[3], "seed", 4) || !part[3][4] ||
+        strlen(part[3] + 4) > 9 || strspn(part[3] + 4, "0123456789") != strlen(part[3] + 4))
+        return lt_err(LT_EDATA, "%s: not under <protocol>/<scale>/<method>/seed<k>/ with valid names", path);
     snprintf(r->protocol, sizeof r->protocol, "%s", part[0]);
     snprintf(r->scale, sizeof r->scale, "%s", part[1]);
     snprintf(r->method, sizeof r->method, "%s", part[2]);
@@ -197,25 +243,33 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     else snprintf(r->dir, sizeof r->dir, ".");
     r->seed = -1;
 
+    /* An unreadable or torn file is not a failed run: the runner writes
+     * result.json atomically, so a damaged one was damaged afterwards (or
+     * never came from the runner) and says nothing about the run. */
     cJSON *doc = NULL;
     int rc = lt_json_read(path, &doc);
-    if (rc != LT_OK || !cJSON_IsObject(doc)) {
-        char why[256];
-        snprintf(why, sizeof why, "unreadable result.json: %s", rc ? lt_errmsg() : "not a JSON object");
+    if (rc != LT_OK) return rc;   /* the message names the file and what is wrong */
+    if (!cJSON_IsObject(doc)) {
         cJSON_Delete(doc);
-        LT_TRY(identity_from_path(path, r));
-        snprintf(r->reason, sizeof r->reason, "%s", why);
-        return LT_OK;
+        return lt_err(LT_EDATA, "%s: not a JSON object", path);
     }
     const cJSON *proto = cJSON_GetObjectItemCaseSensitive(doc, "protocol");
     const cJSON *method = cJSON_GetObjectItemCaseSensitive(doc, "method");
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(doc, "seed");
-    copy_str(r->protocol, sizeof r->protocol, proto, "name");
+    const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(doc, "metrics");
+    rc = get_name(path, proto, "name", "protocol.name", r->protocol, sizeof r->protocol);
+    if (!rc) rc = get_name(path, doc, "scale", "scale", r->scale, sizeof r->scale);
+    if (!rc) rc = get_name(path, method, "name", "method.name", r->method, sizeof r->method);
+    if (!rc && metrics && !cJSON_IsObject(metrics) && !cJSON_IsNull(metrics))
+        rc = lt_err(LT_EDATA, "%s: key 'metrics' is not an object", path);
+    for (int m = 0; !rc && m < LT_M_COUNT; m++) rc = get_metric(path, metrics, METRIC_NAMES[m], &r->metric[m]);
+    if (rc) {
+        cJSON_Delete(doc);
+        return rc;
+    }
     copy_str(r->protocol_sha256, sizeof r->protocol_sha256, proto, "sha256");
     double pv = get_num(proto, "version");
     r->protocol_version = isnan(pv) ? 0 : (int)pv;
-    copy_str(r->scale, sizeof r->scale, doc, "scale");
-    copy_str(r->method, sizeof r->method, method, "name");
     copy_str(r->method_version, sizeof r->method_version, method, "version");
     copy_str(r->fidelity, sizeof r->fidelity, method, "fidelity");
     if (cJSON_IsNumber(seed)) r->seed = seed->valueint;
@@ -237,8 +291,6 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     copy_str(r->reason, sizeof r->reason, doc, "reason");
     if (!r->ok && !r->reason[0])
         snprintf(r->reason, sizeof r->reason, "status %s", cJSON_IsString(status) ? status->valuestring : "missing");
-    const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(doc, "metrics");
-    for (int m = 0; m < LT_M_COUNT; m++) r->metric[m] = get_num(metrics, METRIC_NAMES[m]);
     copy_str(r->manifest_sha256, sizeof r->manifest_sha256, cJSON_GetObjectItemCaseSensitive(doc, "dataset"),
              "manifest_sha256");
     const cJSON *env = cJSON_GetObjectItemCaseSensitive(doc, "env");
@@ -263,6 +315,14 @@ static int set_push(lt_run_set *s, const lt_run_record *r)
     return LT_OK;
 }
 
+/* A result file the scan cannot use: one line on warn, and counted, so the
+ * command that scanned can say so in its exit status. */
+static void refuse(lt_run_set *out, FILE *warn, const char *why)
+{
+    out->n_refused++;
+    if (warn) fprintf(warn, "refused result file: %s\n", why);
+}
+
 static int walk(const char *dir, int depth, FILE *warn, lt_run_set *out)
 {
     DIR *d = opendir(dir);
@@ -272,18 +332,32 @@ static int walk(const char *dir, int depth, FILE *warn, lt_run_set *out)
     while (rc == LT_OK && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char p[LT_LB_PATH];
-        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) {
+            if (!strcmp(e->d_name, "result.json")) refuse(out, warn, "a result.json whose path is too long");
+            continue;
+        }
         struct stat st;
-        if (stat(p, &st) != 0) continue;
+        if (stat(p, &st) != 0) {
+            if (!strcmp(e->d_name, "result.json")) {
+                char why[LT_LB_PATH + 64];
+                snprintf(why, sizeof why, "%s: %s", p, strerror(errno));
+                refuse(out, warn, why);
+            }
+            continue;
+        }
         if (S_ISDIR(st.st_mode)) {
             if (depth < 8) rc = walk(p, depth + 1, warn, out);
-        } else if (S_ISREG(st.st_mode) && !strcmp(e->d_name, "result.json")) {
+        } else if (!strcmp(e->d_name, "result.json")) {
             lt_run_record r;
-            if (lt_run_record_read(p, &r) != LT_OK) {
-                if (warn) fprintf(warn, "leaderboard: skipping %s\n", lt_errmsg());
-                continue;
+            if (!S_ISREG(st.st_mode)) {
+                char why[LT_LB_PATH + 64];
+                snprintf(why, sizeof why, "%s: not a regular file", p);
+                refuse(out, warn, why);
+            } else if (lt_run_record_read(p, &r) != LT_OK) {
+                refuse(out, warn, lt_errmsg());
+            } else {
+                rc = set_push(out, &r);
             }
-            rc = set_push(out, &r);
         }
     }
     closedir(d);
@@ -304,10 +378,15 @@ static int run_cmp(const void *a, const void *b)
 int lt_runs_scan(const char *results_dir, FILE *warn, lt_run_set *out)
 {
     memset(out, 0, sizeof *out);
+    const char *root = results_dir ? results_dir : "results";
     char runs[LT_LB_PATH];
-    snprintf(runs, sizeof runs, "%s/runs", results_dir ? results_dir : "results");
+    snprintf(runs, sizeof runs, "%s/runs", root);
+    /* A results root that is not there is a wrong --results (a typo), not
+     * an empty leaderboard; a root without runs/ has simply run nothing. */
     struct stat st;
-    if (stat(runs, &st) != 0) return LT_OK;   /* nothing run yet */
+    if (stat(root, &st) != 0) return lt_err(LT_EIO, "results directory %s: %s", root, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return lt_err(LT_EIO, "results directory %s: not a directory", root);
+    if (stat(runs, &st) != 0 && errno == ENOENT) return LT_OK;   /* nothing run yet */
     int rc = walk(runs, 0, warn, out);
     if (rc) {
         lt_run_set_free(out);
@@ -696,7 +775,7 @@ int lt_leaderboard_update(const lt_lb_opts *o, lt_run_set *set_out, lt_lb_row **
 {
     const char *res = o->results_dir ? o->results_dir : "results";
     lt_run_set set;
-    LT_TRY(lt_runs_scan(res, o->log, &set));
+    LT_TRY(lt_runs_scan(res, o->warn, &set));
     lt_lb_row *rows = NULL;
     int n = 0, rc = lt_leaderboard_rows(o, &set, &rows, &n);
     if (rc) {

@@ -55,22 +55,31 @@ typedef struct {
     int dirty;
 } lt_run_record;
 
-/* Reads one result.json. A file that cannot be parsed is not an error here:
- * the record comes back with ok = 0 and the reason, and its identity taken
- * from the path (…/<protocol>/<scale>/<method>/seed<k>/result.json), so a
- * corrupt run shows up as a failed run instead of vanishing from the
- * leaderboard. LT_EDATA only when the identity cannot be found at all. */
+/* Reads one result.json. Result files are shared between researchers and
+ * are untrusted input, so the file is refused (LT_EDATA, or LT_EIO when it
+ * cannot be opened; the message names the file and the problem) when it
+ * cannot be parsed or is torn (the runner writes it atomically, so a damaged
+ * file says nothing about the run: it is not counted as a failed run), when
+ * its protocol, method or scale breaks the name rule of lt_names.h (they
+ * become paths of tables and figures), or when a metric is neither null nor
+ * a number in [0,1]. Names the file does not give are taken from the path
+ * (…/<protocol>/<scale>/<method>/seed<k>/result.json), under the same rule. */
 int lt_run_record_read(const char *path, lt_run_record *r);
 
 typedef struct {
     lt_run_record *v;
     int n, cap;
+    int n_refused;                  /* result files found but refused (not in v) */
 } lt_run_set;
 
 /* Every <results_dir>/runs/ ** /result.json, sorted by protocol, scale,
- * method, seed (byte order). A missing runs/ directory is an empty set.
- * Files whose identity cannot be found are skipped with a line on `warn`
- * (may be NULL). LT_EIO when a directory cannot be read, LT_ENOMEM. */
+ * method, seed (byte order). A missing runs/ directory is an empty set; a
+ * missing results_dir is LT_EIO (a mistyped --results must not look like an
+ * empty leaderboard). A file lt_run_record_read refuses is left out, counted
+ * in n_refused and reported as one line "refused result file: <why>" on
+ * `warn` (may be NULL); the other files still count, and the commands exit
+ * with status 1 at the end when n_refused > 0. LT_EIO when a directory
+ * cannot be read, LT_ENOMEM. */
 int lt_runs_scan(const char *results_dir, FILE *warn, lt_run_set *out);
 void lt_run_set_free(lt_run_set *s);
 
@@ -96,7 +105,8 @@ typedef struct {
 typedef struct {
     const char *results_dir;        /* NULL: "results" */
     const char *methods_dir;        /* NULL: "methods" (for <methods>/<name>/paper.json) */
-    FILE *log;                      /* warnings and the summary line; NULL: quiet */
+    FILE *log;                      /* the summary line; NULL: quiet */
+    FILE *warn;                     /* refused result files, a line each; NULL: not printed */
 } lt_lb_opts;
 
 /* Groups a scanned set into rows (set must be sorted as lt_runs_scan sorts)
@@ -107,7 +117,9 @@ int lt_leaderboard_rows(const lt_lb_opts *o, const lt_run_set *set, lt_lb_row **
  * tables/<protocol>_<scale>.tex, each atomically (temp + rename). Tables
  * that this command wrote before and whose protocol/scale has no runs any
  * more are removed. set/rows/n_rows may be NULL; when given they receive
- * the scan and the rows (caller frees with lt_run_set_free / free). */
+ * the scan and the rows (caller frees with lt_run_set_free / free). Refused
+ * result files do not make this fail: the files are written from the
+ * others, and set->n_refused says how many were left out. */
 int lt_leaderboard_update(const lt_lb_opts *o, lt_run_set *set, lt_lb_row **rows, int *n_rows);
 
 /* The CSV line of a row (no newline). */

@@ -10,6 +10,7 @@
 #include "lt_protocol.h"
 
 #include "lt_ckpt.h"
+#include "lt_names.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -822,6 +823,120 @@ static int check_counts(const P *c, const lt_protocol *p) {
     return LT_OK;
 }
 
+/* The training set of a scale in images, from the protocol alone: exact for
+ * exp/step profiles (each class keeps min(count, subsample) images), else at
+ * most expected_train_size and subsample x classes; -1 when nothing bounds it
+ * (a list or crop profile with a null expected_train_size and no subsample;
+ * the runner checks those once the dataset is open). */
+static long scale_train_size(const lt_protocol *p, const lt_proto_scale *s, int *exact) {
+    const lt_proto_dataset *d = &p->dataset;
+    const long sub = s->subsample_train_per_class;
+    *exact = 0;
+    if (d->profile.kind == LT_PROTO_EXP || d->profile.kind == LT_PROTO_STEP) {
+        long *cnt = malloc((size_t)d->num_classes * sizeof *cnt);
+        if (!cnt) return -1;
+        profile_counts(&d->profile, d->num_classes, cnt);
+        long n = 0;
+        for (int i = 0; i < d->num_classes; i++) n += sub > 0 && cnt[i] > sub ? sub : cnt[i];
+        free(cnt);
+        *exact = 1;
+        return n;
+    }
+    long n = d->expected_train_size;
+    *exact = n >= 0 && sub == 0;
+    if (sub > 0 && (n < 0 || sub * d->num_classes < n)) n = sub * d->num_classes;
+    return n;
+}
+
+/* A batch larger than the training set is no schedule at all: with
+ * drop_last an epoch has no step, without it the one short batch is the
+ * whole set, and the runner would first try to plan activations for the
+ * batch (a huge one fails as "out of memory"). */
+static int check_batches(const P *c, const lt_protocol *p) {
+    for (int i = 0; i < LT_N_SCALES; i++) {
+        const lt_proto_scale *s = &p->scales[i];
+        int exact;
+        long n = scale_train_size(p, s, &exact);
+        if (n < 0) continue;
+        for (int st = 0; st < 2; st++) {
+            const int b = st == 0 ? s->stage1.batch : s->stage2.batch;
+            if (b > n)
+                return lt_err(LT_EDATA, "%s: key 'scales.%s.stage%d.batch' is %d, larger than the training set of "
+                                        "scale %s (%s%ld images)",
+                              c->file, s->name, st + 1, b, s->name, exact ? "" : "at most ", n);
+        }
+    }
+    return LT_OK;
+}
+
+/* cJSON ends a string at an escaped NUL ("closed\u0000 but actually open"
+ * reads as "closed"), so the parsed tree cannot show one. The text, already
+ * known to be valid JSON, is walked once more with the key path tracked,
+ * and a \u0000 in any key or string value is refused. */
+static int check_nul_escapes(const P *c, const char *s, size_t len) {
+    enum { MAX_DEPTH = 64 };
+    typedef struct {
+        int obj, index, want_key;   /* object or array; array position; an object's next string is a key */
+        size_t base;                /* length of the container's own path */
+    } level_t;
+    level_t st[MAX_DEPTH];
+    char path[KP_MAX] = "";
+    int depth = 0;   /* levels tracked; deeper ones are still scanned */
+    int level = 0;   /* real nesting */
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '"') {
+            size_t j = i + 1;
+            int nul = 0;
+            while (j < len && s[j] != '"') {
+                if (s[j] == '\\' && j + 1 < len) {
+                    if (s[j + 1] == 'u' && j + 5 < len && !memcmp(s + j + 2, "0000", 4)) nul = 1;
+                    j += s[j + 1] == 'u' ? 6 : 2;
+                } else {
+                    j++;
+                }
+            }
+            if (j > len) j = len;
+            int is_key = level > 0 && level == depth && st[depth - 1].obj && st[depth - 1].want_key;
+            if (is_key) {
+                size_t b = st[depth - 1].base;
+                snprintf(path + b, sizeof path - b, "%s%.*s", b ? "." : "", (int)(j - i - 1), s + i + 1);
+                st[depth - 1].want_key = 0;
+            }
+            if (nul) {
+                char q[2 * KP_MAX];   /* a key may hold raw bytes: shown escaped */
+                lt_name_quote(path[0] ? path : "(top level)", q, sizeof q);
+                return lt_err(LT_EDATA, "%s: key '%s' %s an escaped NUL character (\\u0000), which would cut it short",
+                              c->file, q, is_key ? "has" : "contains");
+            }
+            i = j;
+        } else if (ch == '{' || ch == '[') {
+            if (level == depth && depth < MAX_DEPTH) {
+                size_t b = strlen(path);
+                st[depth] = (level_t){ch == '{', 0, 1, b};
+                if (ch == '[') snprintf(path + b, sizeof path - b, "[0]");
+                depth++;
+            }
+            level++;
+        } else if (ch == '}' || ch == ']') {
+            if (level == depth && depth > 0) {
+                depth--;
+                path[st[depth].base] = '\0';
+            }
+            level--;
+        } else if (ch == ',' && level == depth && depth > 0) {
+            size_t b = st[depth - 1].base;
+            if (st[depth - 1].obj) {
+                st[depth - 1].want_key = 1;
+                path[b] = '\0';
+            } else {
+                snprintf(path + b, sizeof path - b, "[%d]", ++st[depth - 1].index);
+            }
+        }
+    }
+    return LT_OK;
+}
+
 /* ---- loading ---------------------------------------------------------------- */
 
 static int read_file(const char *path, char **buf, size_t *len) {
@@ -926,6 +1041,15 @@ static int parse_root(const P *c, const cJSON *root, const char *path, lt_protoc
     LT_TRY(check_keys(c, root, "", keys, NULL));
 
     LT_TRY(get_str(c, root, "", "protocol", p->name, sizeof p->name, 0));
+    /* The name becomes results/runs/<name>/ and table and figure file
+     * names: the rule of lt_names.h, before the stem check (a file named
+     * "...json" has the stem ".."). */
+    if (!lt_name_valid(p->name, sizeof p->name)) {
+        char q[2 * LT_PROTO_NAME_MAX];
+        lt_name_quote(p->name, q, sizeof q);
+        return lt_err(LT_EDATA, "%s: key 'protocol' is '%s': a protocol name must be [a-z0-9_], 1..%d characters",
+                      c->file, q, LT_PROTO_NAME_MAX - 1);
+    }
     char stem[LT_PROTO_NAME_MAX];
     file_stem(path, stem, sizeof stem);
     if (strcmp(stem, p->name))
@@ -973,7 +1097,7 @@ static int parse_root(const P *c, const cJSON *root, const char *path, lt_protoc
         LT_TRY(get_obj(c, sc, "scales", k_scales[i], &j, 0));
         LT_TRY(parse_scale(c, j, k_scales[i], p, &p->scales[i]));
     }
-    return LT_OK;
+    return check_batches(c, p);
 }
 
 int lt_protocol_load(const char *path, lt_protocol *out) {
@@ -998,7 +1122,8 @@ int lt_protocol_load(const char *path, lt_protocol *out) {
         return rc;
     }
     P c = {path};
-    int rc = parse_root(&c, root, path, out);
+    int rc = check_nul_escapes(&c, buf, len);
+    if (!rc) rc = parse_root(&c, root, path, out);
     cJSON_Delete(root);
     free(buf);
     return rc;

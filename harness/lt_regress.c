@@ -27,11 +27,12 @@ int lt_seed_list_parse(const char *text, int *seeds, int max, int *n)
     const char *p = text;
     if (!p || !*p) return lt_err(LT_EINVAL, "empty seed list (want e.g. 0,1,2)");
     for (;;) {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 0 || v > 1000000 || (*end && *end != ','))
-            return lt_err(LT_EINVAL, "seed list '%s': want non-negative integers separated by commas", text);
+        /* decimal digits only: strtol alone would take " 1", "+1" and "-0" */
+        size_t k = strspn(p, "0123456789");
+        long v = k && k <= 7 ? strtol(p, NULL, 10) : -1;
+        const char *end = p + k;
+        if (v < 0 || v > 1000000 || (*end && *end != ','))
+            return lt_err(LT_EINVAL, "seed list '%s': want decimal integers 0..1000000 separated by commas", text);
         if (*n == max) return lt_err(LT_EINVAL, "seed list '%s': more than %d seeds", text, max);
         for (int i = 0; i < *n; i++)
             if (seeds[i] == v) return lt_err(LT_EINVAL, "seed list '%s': seed %ld twice", text, v);
@@ -226,11 +227,12 @@ int lt_regress_run(const lt_regress_opts *o, lt_regress_summary *s)
     LT_TRY(lt_ref_load(path, o->scale, &rows, &n));
     int rc = o->rerun ? rerun(o, rows, n) : LT_OK;
     lt_run_set set = {0};
-    if (!rc) rc = lt_runs_scan(o->results_dir, o->log, &set);
+    if (!rc) rc = lt_runs_scan(o->results_dir, o->warn, &set);
     if (rc) {
         free(rows);
         return rc;
     }
+    s->n_refused = set.n_refused;
     fprintf(out, "regress: %s against %s (%d numbers)\n", o->results_dir ? o->results_dir : "results", path, n);
     fprintf(out, "%-20s %-18s %-8s %9s %9s %8s %6s  %s\n", "protocol", "method", "metric", "expected", "obtained",
             "delta", "tol", "verdict");

@@ -57,11 +57,13 @@ typedef struct {
     double time_limit_s;        /* wall-clock limit per re-run; <= 0: none */
     FILE *out;                  /* the table; NULL: stdout */
     FILE *log;                  /* re-run progress; NULL: quiet */
+    FILE *warn;                 /* refused result files, a line each; NULL: not printed */
 } lt_regress_opts;
 
 typedef struct {
     int n;                      /* numbers compared */
     int n_within, n_above, n_below, n_missing;
+    int n_refused;              /* result files refused by the scan (lt_runs_scan), left out */
 } lt_regress_summary;
 
 /* Loads the references, optionally re-runs, compares and prints the table
@@ -71,7 +73,9 @@ typedef struct {
  * seeds), a run request the runner refuses. */
 int lt_regress_run(const lt_regress_opts *o, lt_regress_summary *s);
 
-/* Parses "0,1,2" into seeds (at most max). LT_EINVAL naming the text. */
+/* Parses "0,1,2" into seeds (at most max): decimal digits only (no sign,
+ * blank, exponent or hex), each 0..1000000, no repeats. LT_EINVAL naming
+ * the text. */
 int lt_seed_list_parse(const char *text, int *seeds, int max, int *n);
 
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lt_datasets.h"
+#include "lt_names.h"
 #include "lt_run_internal.h"
 
 static int no_host(const char *what) {
@@ -73,18 +74,11 @@ static lt_run_module *find_module(lt_child *c, const lt_model *m) {
     return NULL;
 }
 
-static int ident(const char *s) {
-    if (!s || !*s) return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_')) return 0;
-    return 1;
-}
-
 static int svc_module_new(void *host, const char *name, lt_shape in, lt_model **m) {
     lt_child *c = host;
     if (!c) return no_host("module_new");
     *m = NULL;
-    if (!ident(name) || strlen(name) >= sizeof c->host.mod[0].name)
+    if (!lt_name_valid(name, sizeof c->host.mod[0].name))
         return lt_err(LT_EINVAL, "module: name '%s' must be [a-z0-9_], 1..%zu characters", name ? name : "",
                       sizeof c->host.mod[0].name - 1);
     for (int i = 0; i < c->host.n_mod; i++)

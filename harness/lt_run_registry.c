@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lt_names.h"
 #include "lt_run_internal.h"
 
 #define LT_MAX_METHODS 128
@@ -26,9 +27,8 @@ static int check(const lt_method *m) {
                       m->name ? m->name : "?", m->abi, LT_METHOD_ABI);
     if (!m->name || !m->name[0] || strlen(m->name) >= 48)
         return lt_err(LT_EINVAL, "method: missing or too long name");
-    for (const char *c = m->name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
-            return lt_err(LT_EINVAL, "method '%s': name must be [a-z0-9_]", m->name);
+    if (!lt_name_valid(m->name, 48))   /* the rule result files are held to (lt_names.h) */
+        return lt_err(LT_EINVAL, "method '%s': name must be [a-z0-9_]", m->name);
     if (!m->version || !m->version[0]) return lt_err(LT_EINVAL, "method '%s': no version", m->name);
     if (!m->fidelity || (strcmp(m->fidelity, "official-code") && strcmp(m->fidelity, "paper") &&
                          strcmp(m->fidelity, "reconstructed")))

@@ -184,6 +184,15 @@ static int open_data(lt_child *c) {
         if (rc) return rc;
         c->own_test = 1;
     }
+    /* The protocol loader refuses a batch above the training set where the
+     * protocol fixes its size; this catches the sizes it only bounds or
+     * leaves open, before the model plans activations for the batch. */
+    for (int st = 0; st < 2; st++) {
+        const int batch = st == 0 ? s->stage1.batch : s->stage2.batch;
+        if (batch > c->train.n)
+            return lt_err(LT_EDATA, "%s: key 'scales.%s.stage%d.batch' is %d, larger than the training set of scale %s "
+                          "(%ld images)", p->path, s->name, st + 1, batch, s->name, c->train.n);
+    }
     c->counts = calloc((size_t)c->C, sizeof *c->counts);
     if (!c->counts) return lt_err(LT_ENOMEM, "counts: out of memory");
     lt_dataset_class_counts(&c->train, c->counts);

@@ -119,7 +119,7 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
         snprintf(job->shared_final, sizeof job->shared_final, "%s/ckpt_final.ltc", dir);
     }
     lt_run_env_capture(&job->env, req->threads > 0 ? req->threads : 2);
-    return mkdirs(job->run_dir);
+    return LT_OK;
 }
 
 /* Writes the failed row (and closes the event log with run_stop). */
@@ -301,6 +301,8 @@ int lt_runner_run(const lt_run_request *req, lt_run_outcome *out) {
     out->top1 = out->many = out->medium = out->few = out->ece = out->macro_f1 = out->map = NAN;
     lt_run_job job;
     int rc = resolve(req, &job);
+    out->bad_request = rc != LT_OK;
+    if (!rc) rc = mkdirs(job.run_dir);   /* the work begins: its failures are not the request's */
     if (rc) {
         cJSON_Delete(job.hparams);
         return rc;

@@ -68,6 +68,7 @@ typedef struct lt_run_outcome {
     /* metrics as fractions in [0,1]; NAN when not computed */
     double top1, many, medium, few, ece, macro_f1, map;
     double total_s;
+    int bad_request;             /* the error was the request's own (see lt_runner_run): a usage error */
 } lt_run_outcome;
 
 /* Runs the request. Returns LT_OK when a result.json was written (outcome->ok
@@ -75,7 +76,9 @@ typedef struct lt_run_outcome {
  * call). Returns a status, without writing results, when the request cannot
  * be carried out at all: LT_EINVAL (unknown method — the message lists the
  * known ones —, unknown scale, bad hparams), LT_EIO / LT_EDATA / LT_EABI
- * (protocol file unreadable or invalid), LT_EIO (run directory). */
+ * (protocol file unreadable or invalid) — these set outcome->bad_request —
+ * and, with bad_request 0, LT_EIO when the run directory or the result
+ * cannot be written (a full disk) and the errors of the shared stage 1. */
 int lt_runner_run(const lt_run_request *req, lt_run_outcome *out);
 
 /* results_root/runs/<protocol>/<scale>/<method>/seed<k> */

@@ -348,6 +348,62 @@ static void test_bad_per_class(void **state)
     free(orig);
 }
 
+/* A shared result.json whose scale is "x/../../../escape" used to make the
+ * figure base name groups_<protocol>_x/../../../escape: its .dat written
+ * (parent directories created on the way) outside the output directory,
+ * and the .png/.pdf/.svg of that name deleted first when gnuplot is there.
+ * The file is refused by name, nothing outside the output directory is
+ * touched, and the other runs' figures are still made. */
+static void test_hostile_result_refused(void **state)
+{
+    (void)state;
+    char dir[512], p[600];
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/evil/seed0", g_root);
+    mkdirs(dir);
+    snprintf(p, sizeof p, "%s/result.json", dir);
+    spit(p, "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\"},"
+            "\"scale\":\"x/../../../escape\",\"method\":{\"name\":\"evil\"},\"seed\":0,"
+            "\"metrics\":{\"top1\":0.5,\"many\":0.5,\"medium\":0.5,\"few\":0.5}}\n");
+    /* a file the hostile name points at, which must survive */
+    char victim[300], escaped[300];
+    snprintf(victim, sizeof victim, "%s/escape.png", g_root);
+    spit(victim, "precious");
+    snprintf(escaped, sizeof escaped, "%s/escape.dat", g_root);
+    char od[256], wlog[256];
+    snprintf(od, sizeof od, "%s/out_hostile/deep", g_root);
+    snprintf(wlog, sizeof wlog, "%s/warn_hostile", g_root);
+    FILE *w = fopen(wlog, "w+");
+    assert_non_null(w);
+    char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", "", 1);   /* data files only: quick */
+    lt_fig_opts o = {.results_dir = g_root, .out_dir = od, .scripts_dir = "plots", .warn = w};
+    lt_fig_summary sum;
+    const int rc = lt_figures_make(&o, NULL, &sum);
+    if (saved) setenv("PATH", saved, 1);
+    free(saved);
+    fclose(w);
+    if (rc) fail_msg("lt_figures_make: %s", lt_errmsg());
+    assert_int_equal(sum.n_refused, 1);
+    assert_int_equal(sum.n_data, 9);   /* the honest runs' figures, as before */
+    char *text = slurp(wlog);
+    assert_non_null(text);
+    char want[800];
+    snprintf(want, sizeof want, "refused result file: %s: key 'scale' is 'x/../../../escape', not ci, short or full", p);
+    assert_non_null(strstr(text, want));
+    print_message("note: %s", text);
+    free(text);
+    assert_int_not_equal(access(escaped, F_OK), 0);
+    char *v = slurp(victim);
+    assert_non_null(v);
+    assert_string_equal(v, "precious");
+    free(v);
+    unlink(victim);
+    unlink(p);
+    rmdir(dir);
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/evil", g_root);
+    rmdir(dir);
+}
+
 /* plots/palette.gp: the table's colours, and a stable hash colour for a
  * method not in the table. */
 static void test_palette(void **state)
@@ -385,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_bad_per_class),
         cmocka_unit_test(test_default_out_beside_results),
         cmocka_unit_test(test_palette),
+        cmocka_unit_test(test_hostile_result_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

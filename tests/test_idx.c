@@ -47,7 +47,7 @@ static uint8_t *idx_bytes(int ndim, const uint32_t *dims, const uint8_t *payload
         b[6 + 4 * d] = (uint8_t)(dims[d] >> 8);
         b[7 + 4 * d] = (uint8_t)dims[d];
     }
-    memcpy(b + 4 + 4 * ndim, payload, plen);
+    if (plen) memcpy(b + 4 + 4 * ndim, payload, plen);
     return b;
 }
 
@@ -266,6 +266,43 @@ static void test_truncated_gzip(void **state)
     free(pix);
 }
 
+/* A header is refused before anything is allocated for its payload: an
+ * image side above LT_IDX_MAX_SIDE, and a product of dimensions above 4 GiB
+ * (computed without overflowing: two 32-bit dimensions used to wrap the
+ * signed product, which then passed the size check). Header only, no
+ * payload: the reader must not get as far as comparing sizes. */
+static void test_huge_dims_refused(void **state)
+{
+    (void)state;
+    char p[512];
+    snprintf(p, sizeof p, "%s/huge.idx", tmpdir);
+    size_t len;
+    /* 0xffffffff x 0xffffffff images: the product overflows 64 bits */
+    uint32_t d1[3] = {1, 0xffffffffu, 0xffffffffu};
+    uint8_t *b = idx_bytes(3, d1, NULL, 0, &len);
+    write_plain(p, b, len);
+    free(b);
+    expect_err(p, 3, LT_EDATA, "larger than an image side may be (1024)");
+    /* one image side just above the bound, the other small */
+    uint32_t d2[3] = {1, LT_IDX_MAX_SIDE + 1, 28};
+    b = idx_bytes(3, d2, NULL, 0, &len);
+    assert_int_equal(fx_write_gz(p, b, len), 0);
+    free(b);
+    expect_err(p, 3, LT_EDATA, "dimension 1 is 1025");
+    /* sides within the bound, the count making it more than 4 GiB */
+    uint32_t d3[3] = {0xffffffffu, 1024, 1024};
+    b = idx_bytes(3, d3, NULL, 0, &len);
+    write_plain(p, b, len);
+    free(b);
+    expect_err(p, 3, LT_EDATA, "more than 4 GiB");
+    /* the bound itself is accepted (the size check then speaks) */
+    uint32_t d4[3] = {1, LT_IDX_MAX_SIDE, 1};
+    b = idx_bytes(3, d4, NULL, 0, &len);
+    write_plain(p, b, len);
+    free(b);
+    expect_err(p, 3, LT_EDATA, "does not match");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_wrong_magic),
         cmocka_unit_test(test_size_mismatch),
         cmocka_unit_test(test_truncated_gzip),
+        cmocka_unit_test(test_huge_dims_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -6,8 +6,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fixtures_img.h"
 #include "lt_imagesets.h"
@@ -246,6 +248,108 @@ static void test_large_downscale_flat(void **state)
     free(jpg);
 }
 
+/* A JPEG whose frame header claims more than LT_JPEG_MAX_PIXELS is refused
+ * from its header, before libjpeg's start_decompress allocates frame
+ * buffers (a progressive image's cover the whole frame) and before the
+ * pixel buffer. */
+static void test_jpeg_header_too_large(void **state)
+{
+    (void)state;
+    uint8_t *pix = fx_gradient_rgb(16, 16, 10);
+    uint8_t *jpg;
+    size_t len;
+    assert_int_equal(fx_jpeg_encode(pix, 16, 16, 3, 90, &jpg, &len), 0);
+    size_t sof = 0;
+    for (size_t i = 2; i + 9 < len && !sof; i++)
+        if (jpg[i] == 0xFF && jpg[i + 1] == 0xC0) sof = i;
+    assert_true(sof > 0);
+    /* SOF0: FF C0, length (2), precision (1), height (2), width (2) */
+    const unsigned side = 20000;   /* 20000^2 = 4e8 > 2^28 */
+    jpg[sof + 5] = (uint8_t)(side >> 8);
+    jpg[sof + 6] = (uint8_t)side;
+    jpg[sof + 7] = (uint8_t)(side >> 8);
+    jpg[sof + 8] = (uint8_t)side;
+    uint8_t *rgb = (uint8_t *)"x";
+    int w = 1, h = 1;
+    assert_int_equal(lt_jpeg_decode("huge.jpg", jpg, len, &rgb, &w, &h), LT_EDATA);
+    assert_null(rgb);
+    assert_string_equal(lt_errmsg(), "huge.jpg: JPEG image of 20000x20000 pixels, more than the 268435456 allowed "
+                                     "(LT_JPEG_MAX_PIXELS)");
+    print_message("note: %s\n", lt_errmsg());
+    free(jpg);
+    free(pix);
+}
+
+static long want_all(void *ctx, const char *member)
+{
+    (void)ctx;
+    (void)member;
+    return 0;
+}
+
+static int work_count(void *ctx, long key, const char *where, const uint8_t *data, size_t len)
+{
+    (void)key;
+    (void)where;
+    (void)data;
+    (void)len;
+#pragma omp atomic
+    (*(int *)ctx)++;
+    return LT_OK;
+}
+
+/* The image-set walker reads wanted files whole: one larger than
+ * LT_SRC_MAX_FILE_BYTES is refused before its buffer is allocated, whether
+ * an archive header declares the size or a directory entry has it. */
+static void test_image_source_file_bound(void **state)
+{
+    (void)state;
+    char dir[256], tar[300];
+    assert_int_equal(fx_tmpdir(dir, sizeof dir), 0);
+    snprintf(tar, sizeof tar, "%s/set.tar", dir);
+    fx_member m = {"img/a.jpg", "xyz", 3};
+    assert_int_equal(fx_write_archive(tar, "tar", &m, 1), 0);
+    /* the ustar header now declares 100 MiB for a.jpg (octal size at 124,
+     * checksum at 148 over the header with its own field as blanks) */
+    char *t;
+    size_t tl;
+    assert_int_equal(fx_read_file(tar, &t, &tl), 0);
+    assert_true(tl >= 512 && !strcmp(t, "img/a.jpg"));
+    snprintf(t + 124, 12, "%011o", 100u << 20);
+    memset(t + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += (uint8_t)t[i];
+    snprintf(t + 148, 8, "%06o", sum);
+    t[155] = ' ';
+    assert_int_equal(fx_write_file(tar, t, tl), 0);
+    free(t);
+    int n = 0;
+    const char *src[] = {tar};
+    assert_int_equal(lt_imagesrc_scan(src, 1, want_all, work_count, &n), LT_EDATA);
+    char want[512];
+    snprintf(want, sizeof want, "%s: img/a.jpg: 104857600 bytes, larger than an image file may be (67108864, "
+             "LT_SRC_MAX_FILE_BYTES)", tar);
+    assert_string_equal(lt_errmsg(), want);
+    print_message("note: %s\n", lt_errmsg());
+    assert_int_equal(n, 0);
+    /* a directory tree: the file's size from stat, a sparse 65 MiB file */
+    char tree[300], big[400];
+    snprintf(tree, sizeof tree, "%s/tree", dir);
+    snprintf(big, sizeof big, "%s/img/b.jpg", tree);
+    assert_int_equal(fx_write_file(big, "", 0), 0);
+    assert_int_equal(truncate(big, (off_t)65 << 20), 0);
+    const char *src2[] = {tree};
+    assert_int_equal(lt_imagesrc_scan(src2, 1, want_all, work_count, &n), LT_EDATA);
+    snprintf(want, sizeof want, "%s: img/b.jpg: 68157440 bytes, larger than an image file may be", tree);
+    assert_non_null(strstr(lt_errmsg(), want));
+    assert_int_equal(n, 0);
+    /* at the bound exactly, a file is still read */
+    assert_int_equal(truncate(big, (off_t)LT_SRC_MAX_FILE_BYTES), 0);
+    assert_int_equal(lt_imagesrc_scan(src2, 1, want_all, work_count, &n), LT_OK);
+    assert_int_equal(n, 1);
+    fx_rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +359,8 @@ int main(void)
         cmocka_unit_test(test_corrupt_inputs_fail_cleanly),
         cmocka_unit_test(test_resampler_exact),
         cmocka_unit_test(test_large_downscale_flat),
+        cmocka_unit_test(test_jpeg_header_too_large),
+        cmocka_unit_test(test_image_source_file_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

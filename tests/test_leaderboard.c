@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmd_report.h"
 #include "lt_leaderboard.h"
 
 static char g_root[64];   /* temporary results root */
@@ -252,18 +253,50 @@ static void test_deterministic(void **state)
     assert_int_not_equal(access(p, F_OK), 0);
 }
 
+/* Builds with refusals written to a temporary file; returns the scan's
+ * n_refused and the refusal lines (malloc'd) in *warn_text. */
+static int build_refusing(char **warn_text)
+{
+    FILE *w = tmpfile();
+    assert_non_null(w);
+    lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent", .warn = w};
+    lt_run_set set;
+    assert_int_equal(lt_leaderboard_update(&o, &set, NULL, NULL), LT_OK);
+    int n = set.n_refused;
+    lt_run_set_free(&set);
+    fflush(w);
+    long len = ftell(w);
+    rewind(w);
+    *warn_text = calloc((size_t)len + 1, 1);
+    assert_non_null(*warn_text);
+    assert_int_equal(fread(*warn_text, 1, (size_t)len, w), (size_t)len);
+    fclose(w);
+    return n;
+}
+
+/* The fmnist ce row of the fixture, which the refused files below must not move. */
+#define CE_ROW "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,,,,ok,abc123def456\n"
+
 static void test_corrupt_and_pruned(void **state)
 {
     (void)state;
-    /* a torn result.json counts as a failed run of its path's identity */
+    /* A torn result.json is refused by name: the runner writes it
+     * atomically, so it is not a failed run of its path's identity, and the
+     * row keeps its three good seeds. */
     char dir[256], p[300];
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce/seed3", g_root);
     mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
     spit(p, "{\"format\":1,\"status\":\"ok\",\"metr");
+    char *warn;
+    assert_int_equal(build_refusing(&warn), 1);
+    char want[400];
+    snprintf(want, sizeof want, "refused result file: %s: invalid JSON", p);
+    assert_non_null(strstr(warn, want));
+    print_message("note: %s", warn);
+    free(warn);
     char *csv = build("leaderboard.csv");
-    assert_non_null(strstr(csv, "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,,,,"
-                                "failed(1/4),abc123def456\n"));
+    assert_non_null(strstr(csv, CE_ROW));
     free(csv);
     unlink(p);
     rmdir(dir);
@@ -306,6 +339,159 @@ static void test_paper_sources(void **state)
     write_fixture();
 }
 
+/* A result.json at runs/fmnist_lt_r100/short/<dir_method>/seed<seed> with
+ * the given JSON fragments for protocol name, scale and method name and
+ * metrics (status ok). */
+static void write_hostile(const char *dir_method, int seed, const char *proto_json, const char *scale_json,
+                          const char *method_json, const char *metrics_json, char *path, size_t cap)
+{
+    char dir[512], text[4096];
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/%s/seed%d", g_root, dir_method, seed);
+    mkdirs(dir);
+    snprintf(path, cap, "%s/result.json", dir);
+    snprintf(text, sizeof text,
+             "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":%s,\"version\":1,"
+             "\"sha256\":\"aaaa\"},\"scale\":%s,\"method\":{\"name\":%s,\"version\":\"1\",\"fidelity\":\"paper\"},"
+             "\"seed\":%d,\"metrics\":%s,\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false}}\n",
+             proto_json, scale_json, method_json, seed, metrics_json);
+    spit(path, text);
+}
+
+static void remove_hostile(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/runs/fmnist_lt_r100/short/hostile' '%s/escape_short.tex' '%s/tables/x'",
+             g_root, g_root, g_root);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Result files are shared and untrusted: a protocol, scale or method name
+ * with '/', ".." or control characters used to become a path of
+ * tables/<protocol>_<scale>.tex (written outside tables/). Each such file is
+ * refused by name, nothing is written for it, the others still count, and
+ * the command exits 1. */
+static void test_hostile_names_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *proto, *scale, *method, *key;
+    } bad[] = {
+        {"\"../escape\"", "\"short\"", "\"ce\"", "key 'protocol.name' is '../escape'"},
+        {"\"..\"", "\"short\"", "\"ce\"", "key 'protocol.name' is '..'"},
+        {"\"a/b\"", "\"short\"", "\"ce\"", "key 'protocol.name' is 'a/b'"},
+        {"\"fmnist\\u001b[31m\"", "\"short\"", "\"ce\"", "key 'protocol.name' is 'fmnist\\x1b[31m'"},
+        {"\"fmnist_lt_r100\"", "\"../x\"", "\"ce\"", "key 'scale' is '../x', not ci, short or full"},
+        {"\"fmnist_lt_r100\"", "\"huge\"", "\"ce\"", "key 'scale' is 'huge', not ci, short or full"},
+        {"\"fmnist_lt_r100\"", "\"short\"", "\"../../ce\"", "key 'method.name' is '../../ce'"},
+        {"\"fmnist_lt_r100\"", "\"short\"", "\"ce\\n\"", "key 'method.name' is 'ce\\x0a'"},
+        {"\"fmnist_lt_r100\"", "\"short\"", "7", "key 'method.name' is not a string"},
+    };
+    const int n_bad = (int)(sizeof bad / sizeof bad[0]);
+    char paths[16][600];
+    for (int i = 0; i < n_bad; i++)
+        write_hostile("hostile", i, bad[i].proto, bad[i].scale, bad[i].method,
+                      "{\"top1\":0.5,\"many\":0.5,\"medium\":0.5,\"few\":0.5,\"ece\":0.1}", paths[i],
+                      sizeof paths[i]);
+    char *warn;
+    assert_int_equal(build_refusing(&warn), n_bad);
+    for (int i = 0; i < n_bad; i++) {
+        char want[900];
+        snprintf(want, sizeof want, "refused result file: %s: %s", paths[i], bad[i].key);
+        if (!strstr(warn, want)) fail_msg("no line '%s' in:\n%s", want, warn);
+    }
+    print_message("note: %.*s", (int)(strchr(warn, '\n') - warn + 1), warn);
+    free(warn);
+    /* nothing outside tables/, no row for them, the other rows as before */
+    char p[300];
+    snprintf(p, sizeof p, "%s/escape_short.tex", g_root);
+    assert_int_not_equal(access(p, F_OK), 0);
+    char *csv = build("leaderboard.csv");
+    assert_non_null(strstr(csv, CE_ROW));
+    assert_null(strstr(csv, "escape"));
+    assert_null(strstr(csv, "hostile"));
+    free(csv);
+    /* the command reports them on stderr and fails at the end */
+    char *argv[] = {"leaderboard", "--results", g_root, "--methods", "/nonexistent", NULL};
+    fflush(stdout);
+    assert_int_equal(lt_cmd_leaderboard(5, argv), 1);
+    /* a directory name from the path is held to the same rule */
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/hostile", g_root);
+    remove_hostile();
+    write_hostile("hostile", 0, "\"fmnist_lt_r100\"", "\"short\"", "\"ce\"", "{\"top1\":0.5}", p, sizeof p);
+    char moved[600];
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/x\x1b", g_root);
+    mkdirs(dir);
+    snprintf(moved, sizeof moved, "%s/runs/fmnist_lt_r100/x\x1b/ce", g_root);
+    mkdirs(moved);
+    snprintf(moved, sizeof moved, "%s/runs/fmnist_lt_r100/x\x1b/ce/seed0", g_root);
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/hostile/seed0", g_root);
+    assert_int_equal(rename(dir, moved), 0);
+    snprintf(p, sizeof p, "%s/result.json", moved);
+    spit(p, "{\"format\":1,\"status\":\"ok\",\"metrics\":{\"top1\":0.5}}\n");   /* identity from the path */
+    assert_int_equal(build_refusing(&warn), 1);
+    assert_non_null(strstr(warn, "with valid names"));
+    free(warn);
+    snprintf(dir, sizeof dir, "rm -rf '%s/runs/fmnist_lt_r100/x\x1b'", g_root);
+    assert_int_equal(system(dir), 0);
+    remove_hostile();
+}
+
+/* Metrics are fractions in [0,1]; anything else would be averaged in as if
+ * it were one (top-1 5.0 = 500%). Refused, naming the file and the key. */
+static void test_metric_out_of_range_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *metrics, *key;
+    } bad[] = {
+        {"{\"top1\":5.0}", "key 'metrics.top1' is 5, not a fraction in [0, 1]"},
+        {"{\"top1\":0.5,\"many\":-0.1}", "key 'metrics.many' is -0.1, not a fraction in [0, 1]"},
+        {"{\"top1\":\"0.5\"}", "key 'metrics.top1' is not a number or null"},
+        {"{\"top1\":0.5,\"ece\":1e999}", "key 'metrics.ece' is inf, not a fraction in [0, 1]"},
+        {"{\"top1\":true}", "key 'metrics.top1' is not a number or null"},
+        {"[0.5]", "key 'metrics' is not an object"},
+    };
+    const int n_bad = (int)(sizeof bad / sizeof bad[0]);
+    char paths[8][600];
+    for (int i = 0; i < n_bad; i++)
+        write_hostile("hostile", i, "\"fmnist_lt_r100\"", "\"short\"", "\"ce\"", bad[i].metrics, paths[i],
+                      sizeof paths[i]);
+    char *warn;
+    assert_int_equal(build_refusing(&warn), n_bad);
+    for (int i = 0; i < n_bad; i++) {
+        char want[900];
+        snprintf(want, sizeof want, "refused result file: %s: %s", paths[i], bad[i].key);
+        if (!strstr(warn, want)) fail_msg("no line '%s' in:\n%s", want, warn);
+    }
+    free(warn);
+    /* the ce row still averages its three good seeds only */
+    char *csv = build("leaderboard.csv");
+    assert_non_null(strstr(csv, CE_ROW));
+    free(csv);
+    remove_hostile();
+    /* null and absent metrics are "not computed", not refused */
+    char p[600];
+    write_hostile("hostile", 7, "\"fmnist_lt_r100\"", "\"short\"", "\"ce\"", "{\"top1\":0.72,\"map\":null}", p,
+                  sizeof p);
+    assert_int_equal(build_refusing(&warn), 0);
+    free(warn);
+    remove_hostile();
+}
+
+static void test_missing_results_root(void **state)
+{
+    (void)state;
+    char root[128];
+    snprintf(root, sizeof root, "%s/absent", g_root);
+    lt_lb_opts o = {.results_dir = root};
+    assert_int_equal(lt_leaderboard_update(&o, NULL, NULL, NULL), LT_EIO);
+    char want[300];
+    snprintf(want, sizeof want, "results directory %s: No such file or directory", root);
+    assert_string_equal(lt_errmsg(), want);
+    assert_int_not_equal(access(root, F_OK), 0);   /* and it was not created */
+}
+
 static void test_csv_split(void **state)
 {
     (void)state;
@@ -333,6 +519,8 @@ int main(void)
         cmocka_unit_test(test_markdown),     cmocka_unit_test(test_latex),
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_corrupt_and_pruned),
         cmocka_unit_test(test_paper_sources), cmocka_unit_test(test_csv_split),
+        cmocka_unit_test(test_hostile_names_refused), cmocka_unit_test(test_metric_out_of_range_refused),
+        cmocka_unit_test(test_missing_results_root),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -149,7 +149,7 @@ static void test_fixture_build_and_bsig_run(void **state) {
     /* The leaderboard carries the group APs: the Markdown table of a protocol
      * with frequency groups gets AP_r / AP_c / AP_f columns, with this run's
      * numbers in percent. */
-    lt_lb_opts lo = {results, "methods", NULL};
+    lt_lb_opts lo = {.results_dir = results, .methods_dir = "methods"};
     lt_run_set set;
     lt_lb_row *rows = NULL;
     int n_rows = 0;
@@ -169,6 +169,32 @@ static void test_fixture_build_and_bsig_run(void **state) {
     free(rows);
     lt_run_set_free(&set);
     cJSON_Delete(res);
+
+    /* A batch above the training set where the protocol cannot know the set's
+     * size (no expected_train_size; 20 per class is only an upper bound of
+     * 1000, since small classes have fewer): the runner refuses it once the
+     * dataset is open, before it plans the model for the batch, naming the
+     * protocol file and the key. */
+    char pdir[400], ppath[500];
+    snprintf(pdir, sizeof pdir, "%s/proto", g_tmp);
+    snprintf(ppath, sizeof ppath, "%s/lvis_lt_fixture.json", pdir);
+    char *ptext;
+    size_t plen;
+    assert_int_equal(fx_read_file("protocols/lvis_lt_fixture.json", &ptext, &plen), 0);
+    char *at = strstr(ptext, "\"batch\": 128,");   /* the first: scales.ci.stage1 */
+    assert_non_null(at);
+    memcpy(at, "\"batch\": 999,", strlen("\"batch\": 999,"));
+    assert_int_equal(fx_write_file(ppath, ptext, plen), 0);
+    free(ptext);
+    r.protocol = ppath;
+    r.method = "ce";
+    assert_int_equal(lt_runner_run(&r, &out), LT_OK);
+    assert_false(out.ok);
+    char want[700];
+    snprintf(want, sizeof want, "%s: key 'scales.ci.stage1.batch' is 999, larger than the training set of scale ci (",
+             ppath);
+    if (!strstr(out.reason, want)) fail_msg("reason: %s", out.reason);
+    print_message("note: %s\n", out.reason);
 }
 
 int main(void) {

@@ -511,6 +511,101 @@ static void test_unsupported_version(void **state) {
                  "protocol version 2 is not supported (this ltbench reads version 1)");
 }
 
+/* Loads path and asserts status and the exact message after "path: ". */
+static void expect_load_error(const char *path, int code, const char *msg_after_path) {
+    lt_protocol *p = malloc(sizeof *p);
+    assert_non_null(p);
+    char want[1024];
+    int rc = lt_protocol_load(path, p);
+    if (rc != code) fail_msg("%s: status %d (%s), want %d", path, rc, lt_errmsg(), code);
+    snprintf(want, sizeof want, "%s: %s", path, msg_after_path);
+    assert_string_equal(lt_errmsg(), want);
+    print_message("note: %s\n", lt_errmsg());
+    free(p);
+}
+
+/* The protocol name becomes results/runs/<name>/ and table and figure file
+ * names, so it follows the name rule of lt_names.h ([a-z0-9_]): a file
+ * "...json" saying "protocol": ".." matched its stem and wrote runs into
+ * results/ instead of results/runs/. */
+static void test_protocol_name_rule(void **state) {
+    (void)state;
+    char path[256], moved[256];
+    variant("fmnist_lt_r100", "\"protocol\": \"fmnist_lt_r100\"", "\"protocol\": \"..\"", path, sizeof path);
+    snprintf(moved, sizeof moved, "%s/...json", g_dir);
+    assert_int_equal(rename(path, moved), 0);
+    expect_load_error(moved, LT_EDATA, "key 'protocol' is '..': a protocol name must be [a-z0-9_], 1..63 characters");
+    /* as the CLI reaches it: `--protocol ..` is a bare name */
+    char found[256];
+    assert_int_equal(lt_protocol_find("..", g_dir, found, sizeof found), LT_OK);
+    expect_load_error(found, LT_EDATA, "key 'protocol' is '..': a protocol name must be [a-z0-9_], 1..63 characters");
+    unlink(moved);
+    /* a control character, shown escaped in the message */
+    variant("fmnist_lt_r100", "\"protocol\": \"fmnist_lt_r100\"", "\"protocol\": \"bad\\u0001\"", path,
+            sizeof path);
+    snprintf(moved, sizeof moved, "%s/bad\x01.json", g_dir);
+    assert_int_equal(rename(path, moved), 0);
+    expect_load_error(moved, LT_EDATA,
+                      "key 'protocol' is 'bad\\x01': a protocol name must be [a-z0-9_], 1..63 characters");
+    unlink(moved);
+    /* upper case is outside the rule as well */
+    variant("fmnist_lt_r100", "\"protocol\": \"fmnist_lt_r100\"", "\"protocol\": \"Fmnist\"", path, sizeof path);
+    snprintf(moved, sizeof moved, "%s/Fmnist.json", g_dir);
+    assert_int_equal(rename(path, moved), 0);
+    expect_load_error(moved, LT_EDATA,
+                      "key 'protocol' is 'Fmnist': a protocol name must be [a-z0-9_], 1..63 characters");
+    unlink(moved);
+}
+
+/* cJSON ends a string at an escaped NUL: "closed\u0000 but actually open"
+ * read as "closed". Refused wherever it is, naming the key. */
+static void test_nul_escape_refused(void **state) {
+    (void)state;
+    expect_error("fmnist_lt_r100", "\"division\": \"closed\"",
+                 "\"division\": \"closed\\u0000 but actually open\"", LT_EDATA,
+                 "key 'division' contains an escaped NUL character (\\u0000), which would cut it short");
+    expect_error("fmnist_lt_r100", "\"arch\": \"resnet8_cifar\"", "\"arch\": \"resnet8_cifar\\u0000x\"",
+                 LT_EDATA, "key 'scales.ci.arch' contains an escaped NUL character (\\u0000), which would cut it short");
+    expect_error("fmnist_lt_r100", "\"metrics\": [\"top1\", \"many\"", "\"metrics\": [\"top1\", \"many\\u0000\"",
+                 LT_EDATA,
+                 "key 'evaluation.metrics[1]' contains an escaped NUL character (\\u0000), which would cut it short");
+    /* in a key: cJSON would have read "drop_last" */
+    expect_error("fmnist_lt_r100", "\"drop_last\": true,", "\"drop_last\\u0000x\": true,", LT_EDATA,
+                 "key 'scales.ci.stage1.drop_last\\u0000x' has an escaped NUL character (\\u0000), which would cut "
+                 "it short");
+    /* an escaped backslash followed by the letters u0000 is text, not a NUL */
+    char path[256];
+    variant("fmnist_lt_r100", "Fashion-MNIST-LT, exponential", "Fashion-MNIST-LT \\\\u0000, exponential", path,
+            sizeof path);
+    lt_protocol *p = malloc(sizeof *p);
+    assert_non_null(p);
+    if (lt_protocol_load(path, p) != LT_OK) fail_msg("%s", lt_errmsg());
+    assert_non_null(strstr(p->description, "Fashion-MNIST-LT \\u0000, exponential"));
+    unlink(path);
+    free(p);
+}
+
+/* A batch larger than the training set of its scale: no step with
+ * drop_last, and the runner used to fail on it as "out of memory". */
+static void test_batch_larger_than_training_set(void **state) {
+    (void)state;
+    /* exp profile: the size is exact (fmnist_lt_r100 ci trains on all 14886) */
+    expect_error("fmnist_lt_r100", "\"batch\": 128,", "\"batch\": 20000,", LT_EDATA,
+                 "key 'scales.ci.stage1.batch' is 20000, larger than the training set of scale ci (14886 images)");
+    /* list profile with a per-class cap: 20 x 1000 classes at most */
+    expect_error("imagenet_lt", "\"batch\": 128,", "\"batch\": 20001,", LT_EDATA,
+                 "key 'scales.ci.stage1.batch' is 20001, larger than the training set of scale ci (at most 20000 "
+                 "images)");
+    /* the whole set in one batch is still a schedule */
+    char path[256];
+    variant("fmnist_lt_r100", "\"batch\": 128,", "\"batch\": 14886,", path, sizeof path);
+    lt_protocol *p = malloc(sizeof *p);
+    assert_non_null(p);
+    if (lt_protocol_load(path, p) != LT_OK) fail_msg("%s", lt_errmsg());
+    unlink(path);
+    free(p);
+}
+
 /* The hash is the sha256 of the bytes: stable, and any edit changes it. */
 static void test_hash_stable_and_changes_with_file(void **state) {
     (void)state;
@@ -624,6 +719,9 @@ int main(void) {
         cmocka_unit_test(test_unsupported_version),
         cmocka_unit_test(test_hash_stable_and_changes_with_file),
         cmocka_unit_test(test_list_reports_invalid_files),
+        cmocka_unit_test(test_protocol_name_rule),
+        cmocka_unit_test(test_nul_escape_refused),
+        cmocka_unit_test(test_batch_larger_than_training_set),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,262 @@
+/* test_cli.c — the command line's contract on hostile input, without
+ * training anything:
+ *   - every numeric flag of every command parses strictly (decimal integers
+ *     for seeds and threads, finite non-negative decimals for time limits and
+ *     ratios): "1.5", "nan", "inf", "0x10", " 1", "+1", "-1", "1e3" and ""
+ *     are usage errors (exit 2) with a message naming the command, the flag
+ *     and the value, and the values that should pass do;
+ *   - a run whose result cannot be written (a full disk, here a file-size
+ *     limit of 0) is the work failing: exit 1, not 2;
+ *   - leaderboard and figures on a results root that does not exist fail
+ *     with a message instead of writing an empty leaderboard.
+ * Commands are called in this process (lt_cmd_*), their stderr captured in a
+ * file; the disk-full run happens in a forked child. Runs from the
+ * repository root. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmd_datasets.h"
+#include "cmd_report.h"
+#include "cmd_run.h"
+#include "fixtures_img.h"
+
+static char g_tmp[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    return fx_tmpdir(g_tmp, sizeof g_tmp);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fx_rm_rf(g_tmp);
+    return 0;
+}
+
+/* Runs a command with stderr (and stdout) captured; returns its exit code
+ * and the stderr text in err (malloc'd). */
+typedef int (*cmd_fn)(int, char **);
+static int call(cmd_fn fn, char **argv, char **err)
+{
+    int argc = 0;
+    while (argv[argc]) argc++;
+    char path[400];
+    snprintf(path, sizeof path, "%s/stderr.txt", g_tmp);
+    fflush(stdout);
+    fflush(stderr);
+    int saved_err = dup(2), saved_out = dup(1);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    dup2(fileno(f), 2);
+    int nul = open("/dev/null", O_WRONLY);
+    if (nul >= 0) dup2(nul, 1);
+    int rc = fn(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_err, 2);
+    dup2(saved_out, 1);
+    close(saved_err);
+    close(saved_out);
+    if (nul >= 0) close(nul);
+    fclose(f);
+    size_t n;
+    assert_int_equal(fx_read_file(path, err, &n), 0);
+    return rc;
+}
+
+/* fn(argv) must exit 2 and say "ltbench <cmd>: <flag> '<value>': expected". */
+static void expect_usage(cmd_fn fn, char **argv, const char *cmd, const char *flag, const char *value)
+{
+    char *err;
+    int rc = call(fn, argv, &err);
+    char want[256];
+    snprintf(want, sizeof want, "ltbench %s: %s '%s': expected", cmd, flag, value);
+    if (rc != 2 || !strstr(err, want))
+        fail_msg("%s %s '%s': exit %d, stderr: %s (want exit 2 and \"%s\")", cmd, flag, value, rc, err, want);
+    free(err);
+}
+
+static const char *const BAD_INTEGERS[] = {"1.5", "nan", "inf", "0x10", " 1", "+1", "-1", "1e3", "", "1,", NULL};
+
+static void test_run_numbers_strict(void **state)
+{
+    (void)state;
+    for (int i = 0; BAD_INTEGERS[i]; i++) {
+        char *seed[] = {"run", "--seed", (char *)BAD_INTEGERS[i], NULL};
+        expect_usage(lt_cmd_run, seed, "run", "--seed", BAD_INTEGERS[i]);
+        char *threads[] = {"run", "--threads", (char *)BAD_INTEGERS[i], NULL};
+        expect_usage(lt_cmd_run, threads, "run", "--threads", BAD_INTEGERS[i]);
+    }
+    char *big[] = {"run", "--seed", "4294967296", NULL};
+    expect_usage(lt_cmd_run, big, "run", "--seed", "4294967296");
+    char *zero_threads[] = {"run", "--threads", "0", NULL};
+    expect_usage(lt_cmd_run, zero_threads, "run", "--threads", "0");
+    static const char *const bad_time[] = {"nan", "inf", "-1", "0x10", "1e3", " 5", ".", "1.2.3", "", NULL};
+    for (int i = 0; bad_time[i]; i++) {
+        char *tl[] = {"run", "--time-limit", (char *)bad_time[i], NULL};
+        expect_usage(lt_cmd_run, tl, "run", "--time-limit", bad_time[i]);
+    }
+    /* accepted values get past the parser: the next complaint is the missing protocol */
+    char *good[] = {"run", "--seed", "16", "--threads", "2", "--time-limit", "0.5", NULL};
+    char *err;
+    assert_int_equal(call(lt_cmd_run, good, &err), 2);
+    assert_non_null(strstr(err, "--protocol and --method are required"));
+    free(err);
+    char *good2[] = {"run", "--seed", "4294967295", "--time-limit", "3600", NULL};
+    assert_int_equal(call(lt_cmd_run, good2, &err), 2);
+    assert_non_null(strstr(err, "--protocol and --method are required"));
+    free(err);
+    /* the message names the value, control characters made visible */
+    char *ctl[] = {"run", "--seed", "1\x1b[2J", NULL};
+    expect_usage(lt_cmd_run, ctl, "run", "--seed", "1\\x1b[2J");
+    char *nan[] = {"run", "--seed", "nan", NULL};
+    assert_int_equal(call(lt_cmd_run, nan, &err), 2);
+    print_message("note: %s", err);
+    free(err);
+}
+
+static void test_report_numbers_strict(void **state)
+{
+    (void)state;
+    for (int i = 0; BAD_INTEGERS[i]; i++) {
+        char *rg[] = {"regress", "--scale", "ci", "--threads", (char *)BAD_INTEGERS[i], NULL};
+        expect_usage(lt_cmd_regress, rg, "regress", "--threads", BAD_INTEGERS[i]);
+        char *rp[] = {"reproduce", "--method", "ce", "--threads", (char *)BAD_INTEGERS[i], NULL};
+        expect_usage(lt_cmd_reproduce, rp, "reproduce", "--threads", BAD_INTEGERS[i]);
+    }
+    /* seed lists: each seed decimal digits, checked before any work */
+    static const char *const bad_lists[] = {"1.5", "0,nan", "0x10", " 1", "+1", "0,-1", "1e3", "0,,1", NULL};
+    for (int i = 0; bad_lists[i]; i++) {
+        char *err;
+        char *rg[] = {"regress", "--scale", "ci", "--seeds", (char *)bad_lists[i], "--results", "/nonexistent",
+                      NULL};
+        int rc = call(lt_cmd_regress, rg, &err);
+        if (rc != 2 || !strstr(err, "ltbench regress: --seeds: seed list") || !strstr(err, bad_lists[i]))
+            fail_msg("regress --seeds '%s': exit %d, stderr: %s", bad_lists[i], rc, err);
+        free(err);
+        char *rp[] = {"reproduce", "--method", "ce", "--seeds", (char *)bad_lists[i], NULL};
+        rc = call(lt_cmd_reproduce, rp, &err);
+        if (rc != 2 || !strstr(err, "ltbench reproduce: --seeds: seed list"))
+            fail_msg("reproduce --seeds '%s': exit %d, stderr: %s", bad_lists[i], rc, err);
+        free(err);
+    }
+    /* a scale that is not one is a usage error too (it names a reference file) */
+    char *err;
+    char *sc[] = {"regress", "--scale", "../../x", NULL};
+    assert_int_equal(call(lt_cmd_regress, sc, &err), 2);
+    assert_non_null(strstr(err, "ltbench regress: --scale '../../x': expected ci, short or full"));
+    free(err);
+}
+
+static void test_build_numbers_strict(void **state)
+{
+    (void)state;
+    for (int i = 0; BAD_INTEGERS[i]; i++) {
+        char *seed[] = {"build", "fmnist", "--seed", (char *)BAD_INTEGERS[i], NULL};
+        expect_usage(lt_cmd_build, seed, "build", "--seed", BAD_INTEGERS[i]);
+    }
+    static const char *const bad_ir[] = {"nan", "inf", "0x10", "1e3", "0.5", "-100", " 100", "", NULL};
+    for (int i = 0; bad_ir[i]; i++) {
+        char *ir[] = {"build", "fmnist", "--ir", (char *)bad_ir[i], NULL};
+        expect_usage(lt_cmd_build, ir, "build", "--ir", bad_ir[i]);
+    }
+}
+
+/* A result that cannot be written is the work failing (exit 1). The run is
+ * made in a child whose files may not grow (RLIMIT_FSIZE 0, SIGXFSZ
+ * ignored, so writes fail with EFBIG as on a full disk); the dataset is a
+ * generated one that an empty data directory does not have, so the run
+ * fails at once without a download and the runner then has to write the
+ * failed result. Its stderr goes through a pipe, which the limit does not
+ * touch. */
+static void test_disk_full_is_exit_1(void **state)
+{
+    (void)state;
+    char data[400], results[400];
+    snprintf(data, sizeof data, "%s/data", g_tmp);
+    snprintf(results, sizeof results, "%s/full_disk", g_tmp);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        dup2(pfd[1], 2);
+        dup2(pfd[1], 1);
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {0, 0};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(99);
+        char *argv[] = {"run", "--protocol", "lvis_lt_fixture", "--method", "ce", "--scale", "ci",
+                        "--data", data, "--results", results, "--quiet", NULL};
+        _exit(lt_cmd_run(12, argv));
+    }
+    close(pfd[1]);
+    char msg[4096];
+    size_t n = 0;
+    for (ssize_t k; n < sizeof msg - 1 && (k = read(pfd[0], msg + n, sizeof msg - 1 - n)) > 0;) n += (size_t)k;
+    msg[n] = '\0';
+    close(pfd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    print_message("note: disk full: exit %d: %s", WEXITSTATUS(status), msg);
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_non_null(strstr(msg, "result.json"));
+}
+
+static void test_missing_results_root(void **state)
+{
+    (void)state;
+    char root[400];
+    snprintf(root, sizeof root, "%s/no_such_results", g_tmp);
+    char *err;
+    char *lb[] = {"leaderboard", "--results", root, NULL};
+    assert_int_equal(call(lt_cmd_leaderboard, lb, &err), 1);
+    char want[600];
+    snprintf(want, sizeof want, "ltbench leaderboard: results directory %s: No such file or directory", root);
+    assert_non_null(strstr(err, want));
+    free(err);
+    char *fg[] = {"figures", "--results", root, NULL};
+    assert_int_equal(call(lt_cmd_figures, fg, &err), 1);
+    snprintf(want, sizeof want, "ltbench figures: results directory %s: No such file or directory", root);
+    assert_non_null(strstr(err, want));
+    free(err);
+    /* nothing was written in its place */
+    struct stat st;
+    assert_int_not_equal(stat(root, &st), 0);
+    /* an existing root without runs/ is simply empty */
+    char empty[400];
+    snprintf(empty, sizeof empty, "%s/empty_results", g_tmp);
+    assert_int_equal(mkdir(empty, 0755), 0);
+    char *lb2[] = {"leaderboard", "--results", empty, NULL};
+    assert_int_equal(call(lt_cmd_leaderboard, lb2, &err), 0);
+    free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_numbers_strict),
+        cmocka_unit_test(test_report_numbers_strict),
+        cmocka_unit_test(test_build_numbers_strict),
+        cmocka_unit_test(test_disk_full_is_exit_1),
+        cmocka_unit_test(test_missing_results_root),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
