@@ -14,6 +14,7 @@
 struct lt_events {
     FILE *f;
     char path[1024];
+    char tmp[1040];   /* staged: the copy being written ("" otherwise) */
     long size;
 };
 
@@ -40,9 +41,50 @@ int lt_events_open(lt_events **out, const char *path, long keep_bytes) {
     return LT_OK;
 }
 
+int lt_events_open_staged(lt_events **out, const char *path, long keep_bytes) {
+    *out = NULL;
+    lt_events *ev = calloc(1, sizeof *ev);
+    if (!ev) return lt_err(LT_ENOMEM, "events: out of memory");
+    snprintf(ev->path, sizeof ev->path, "%s", path);
+    snprintf(ev->tmp, sizeof ev->tmp, "%s.tmp", path);
+    ev->f = fopen(ev->tmp, "w");   /* a stale copy of a killed session is overwritten */
+    if (!ev->f) {
+        int e = errno;
+        free(ev);
+        return lt_err(LT_EIO, "events: open %s: %s", path, strerror(e));
+    }
+    FILE *in = keep_bytes > 0 ? fopen(path, "r") : NULL;   /* absent: nothing to keep */
+    char buf[65536];
+    long left = keep_bytes;
+    while (in && left > 0) {
+        size_t n = fread(buf, 1, left < (long)sizeof buf ? (size_t)left : sizeof buf, in);
+        if (n == 0) break;   /* shorter than keep_bytes: never extended */
+        if (fwrite(buf, 1, n, ev->f) != n) break;
+        left -= (long)n;
+    }
+    int bad = (in && ferror(in)) || ferror(ev->f) || fflush(ev->f) != 0;
+    if (in) fclose(in);
+    if (bad) {
+        lt_events_close(ev);
+        return lt_err(LT_EIO, "events: copying %s to %s.tmp failed", path, path);
+    }
+    ev->size = ftell(ev->f);
+    *out = ev;
+    return LT_OK;
+}
+
+int lt_events_commit(lt_events *ev) {
+    if (!ev || !ev->tmp[0]) return LT_OK;
+    if (fflush(ev->f) != 0 || fsync(fileno(ev->f)) != 0 || rename(ev->tmp, ev->path) != 0)
+        return lt_err(LT_EIO, "events: replacing %s: %s", ev->path, strerror(errno));
+    ev->tmp[0] = 0;   /* the file is the log now; later events go on into it */
+    return LT_OK;
+}
+
 void lt_events_close(lt_events *ev) {
     if (!ev) return;
     if (ev->f) fclose(ev->f);
+    if (ev->tmp[0]) unlink(ev->tmp);   /* not committed: the log stays as it was */
     free(ev);
 }
 

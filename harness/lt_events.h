@@ -19,6 +19,16 @@ typedef struct lt_events lt_events;
  * > 0: keep only the first keep_bytes bytes (the part a checkpoint covers)
  * and append after them. LT_EIO naming the path on failure. */
 int lt_events_open(lt_events **ev, const char *path, long keep_bytes);
+/* Like lt_events_open(ev, path, keep_bytes) with keep_bytes >= 0, but on a
+ * copy: <path>.tmp gets path's first keep_bytes bytes and the new events,
+ * and replaces path only at lt_events_commit. A session that fails or is
+ * killed before then leaves path as it was (a re-evaluation of a finished
+ * run must not cut its log). */
+int lt_events_open_staged(lt_events **ev, const char *path, long keep_bytes);
+/* A staged log: flushed to disk and renamed over its path. Otherwise (and
+ * for NULL) nothing to do. LT_EIO naming the path. */
+int lt_events_commit(lt_events *ev);
+/* A staged log that was not committed is removed. */
 void lt_events_close(lt_events *ev);
 /* Bytes written so far (the file's size): stored in checkpoints. */
 long lt_events_size(const lt_events *ev);

@@ -27,30 +27,38 @@ int lt_run_save_ckpt(lt_child *c, const char *path, const lt_run_meta *meta, con
     return lt_ckpt_commit(w);
 }
 
-/* Reads a checkpoint of this run (same identity). *ck = NULL when the file
- * is absent, of another run, or unreadable (the run then starts afresh; the
- * reason is printed). */
-void lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *meta) {
+/* Reads a checkpoint of this run (same identity). *ck = NULL and LT_OK when
+ * the file is absent or of another run (another identity, or a checkpoint
+ * format version this build does not read); a status naming the file when
+ * it is unreadable (checksum, truncation, bookkeeping record). */
+int lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *meta) {
     *ck = NULL;
-    if (access(path, F_OK) != 0) return;
+    if (access(path, F_OK) != 0) return LT_OK;
     lt_ckpt *k;
-    const char *why = NULL;
-    if (lt_ckpt_read(&k, path) != LT_OK) {
-        why = lt_errmsg();
-    } else {
-        const void *id;
-        size_t n;
-        if (lt_ckpt_get(k, "run/identity", &id, &n) || n != strlen(c->job->identity) ||
-            memcmp(id, c->job->identity, n))
-            why = "made by another protocol, method, seed or version";
-        else if (lt_ckpt_get_into(k, "run/meta", meta, sizeof *meta) || meta->version != 1 ||
-                 meta->n_stages != c->n_stages)
-            why = "bookkeeping record unreadable";
-        if (!why) { *ck = k; return; }
-        lt_ckpt_free(k);
+    int rc = lt_ckpt_read(&k, path);
+    if (rc == LT_EABI) {
+        if (!c->job->req->quiet)
+            fprintf(c->job->log, "note: not resuming from %s (%s); starting afresh\n", path, lt_errmsg());
+        return LT_OK;
     }
-    if (!c->job->req->quiet)
-        fprintf(c->job->log, "note: not resuming from %s (%s); starting afresh\n", path, why);
+    if (rc) return rc;
+    const void *id;
+    size_t n;
+    if (lt_ckpt_get(k, "run/identity", &id, &n) || n != strlen(c->job->identity) ||
+        memcmp(id, c->job->identity, n)) {
+        lt_ckpt_free(k);
+        if (!c->job->req->quiet)
+            fprintf(c->job->log, "note: not resuming from %s (made by another protocol, method, seed or "
+                    "version); starting afresh\n", path);
+        return LT_OK;
+    }
+    if (lt_ckpt_get_into(k, "run/meta", meta, sizeof *meta) || meta->version != 1 ||
+        meta->n_stages != c->n_stages) {
+        lt_ckpt_free(k);
+        return lt_err(LT_EDATA, "%s: bookkeeping record unreadable", path);
+    }
+    *ck = k;
+    return LT_OK;
 }
 
 int lt_run_load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt) {

@@ -246,6 +246,7 @@ int lt_run_finish(lt_child *c) {
     sum->ok = 1;
     sum->total_s = c->prev_wall_s + (lt_now_s() - c->job->t0);
     LT_TRY(lt_events_str(c->ev, "run_stop", 0, -1, "status", "ok"));
+    LT_TRY(lt_events_commit(c->ev));   /* a re-evaluation's log replaces the old one now */
     LT_TRY(lt_result_write(c->job, sum));
     if (!c->job->req->quiet)
         fprintf(c->job->log, "  %s %s %s seed %llu: top1 %.4f many %.4f medium %.4f few %.4f ece %.4f (%.1f s)\n",

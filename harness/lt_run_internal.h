@@ -6,7 +6,8 @@
  *   lt_run_eval.c     feature bank, test evaluation, per_class.csv
  *   lt_run_result.c   result.json writing and reading
  *   lt_run_env.c      environment capture (commit, BLAS, machine, compiler)
- *   lt_run_registry.c  method table, registration, hyper-parameters */
+ *   lt_run_registry.c  method table, registration, hyper-parameters
+ *   lt_run_lock.c     the lock of a run directory */
 #ifndef LT_RUN_INTERNAL_H
 #define LT_RUN_INTERNAL_H
 
@@ -52,7 +53,32 @@ typedef struct {
     int n_stages;
     double stage_s[LT_RUN_MAX_STAGES];
     double total_s, eval_s;
+    /* The child decided to train (afresh or from ckpt.ltc) rather than only
+     * re-evaluate a finished run: from then on a failure may replace an "ok"
+     * result.json (LT_MSG_MODE; set directly when not forked). */
+    int restarted;
 } lt_run_summary;
+
+/* ---- run directory locks (lt_run_lock.c) -------------------------------------------
+ * flock(LOCK_EX) on <dir>/.lock, which holds the holder's pid and is emptied
+ * on a clean release. */
+typedef struct {
+    int fd;          /* >= 0 while held */
+    long holder;     /* busy: the holder's pid; taken: the pid of a holder that ended
+                        without releasing it (0: none / unknown) */
+    int timed_out;   /* wait with a deadline: it passed */
+} lt_dir_lock;
+
+/* Takes the lock of dir (which must exist). wait = 0: LT_ESTATE "<dir>:
+ * already running (pid N) ..." when another process holds it. wait = 1:
+ * prints "waiting for <dir> (pid N is running it)" to log (NULL: nothing)
+ * and blocks until it is free; with deadline > 0 (lt_now_s() time) gives up
+ * then with LT_ESTATE and timed_out set. A lock taken over from a holder
+ * that died is noted on log. LT_EIO when the file cannot be used. */
+int lt_dir_lock_take(lt_dir_lock *l, const char *dir, int wait, double deadline, FILE *log);
+/* Empties the file and drops the lock; only in the process that took it (a
+ * forked child that inherited the descriptor just exits). */
+void lt_dir_lock_release(lt_dir_lock *l);
 
 /* A request resolved before forking. */
 typedef struct {
@@ -73,13 +99,16 @@ typedef struct {
     FILE *log;
 } lt_run_job;
 
-/* Progress messages, one write() each (< PIPE_BUF, so atomic). */
-enum { LT_MSG_POS = 1, LT_MSG_FAIL = 2, LT_MSG_DATASET = 3 };
+/* Progress messages, one write() each (< PIPE_BUF, so atomic).
+ * LT_MSG_FAIL carries the failing status in `code`; LT_MSG_MODE carries the
+ * session's mode (LT_RUN_FRESH, LT_RUN_RESUME, LT_RUN_FINAL) in `code`. */
+enum { LT_MSG_POS = 1, LT_MSG_FAIL = 2, LT_MSG_DATASET = 3, LT_MSG_MODE = 4 };
+enum { LT_RUN_FRESH = 0, LT_RUN_RESUME = 1, LT_RUN_FINAL = 2 };
 typedef struct {
-    int32_t type, stage, epoch, pad;
+    int32_t type, stage, epoch, code;
     char text[496];
 } lt_run_msg;
-void lt_run_send(const lt_run_job *job, int type, int stage, int epoch, const char *text);
+void lt_run_send(const lt_run_job *job, int type, int stage, int epoch, int code, const char *text);
 
 /* The checkpoint identity of a run: protocol name and sha256, scale, method
  * and its version, seed, merged hyper-parameters, engine version. */
@@ -207,9 +236,10 @@ typedef struct {
 /* Checkpoints (lt_run_ckpt.c): "run/identity", "run/meta", model "m/",
  * optimizer "o/" (opt may be NULL), method state "method/". */
 int lt_run_save_ckpt(lt_child *c, const char *path, const lt_run_meta *meta, const lt_optim *opt);
-/* *ck = NULL when the file is absent, of another run or unreadable (the
- * reason is printed and the run starts afresh). */
-void lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *meta);
+/* *ck = NULL and LT_OK when the file is absent or of another run (a note
+ * is printed: the run starts afresh); a status naming the file when it is
+ * unreadable (the caller decides: lt_run_train.c run_stages). */
+int lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *meta);
 int lt_run_load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt);
 /* Parameters and buffers the checkpoint has, by name; others keep their values. */
 int lt_run_load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int *n_loaded);

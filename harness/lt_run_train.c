@@ -23,7 +23,7 @@
 #define STAGE_STREAM(base, stage) ((uint64_t)(base) + 1000u * (uint64_t)(stage))
 
 void lt_run_where(lt_child *c, int stage, int epoch) {
-    lt_run_send(c->job, LT_MSG_POS, stage, epoch, "");
+    lt_run_send(c->job, LT_MSG_POS, stage, epoch, 0, "");
 }
 
 static int host_log(void *host, const char *key, double value) {
@@ -202,7 +202,7 @@ static int open_data(lt_child *c) {
     char text[256];
     snprintf(text, sizeof text, "%s\t%s\t%ld\t%ld", c->sum->ds_name, c->sum->manifest_sha256, c->train.n,
              c->test.n);
-    lt_run_send(c->job, LT_MSG_DATASET, 0, -1, text);
+    lt_run_send(c->job, LT_MSG_DATASET, 0, -1, 0, text);
     return lt_proto_engine_aug(p, s, &c->aug);
 }
 
@@ -626,44 +626,115 @@ static int stage_event(lt_child *c, const char *event, int stage, const lt_stage
     return lt_events_emit(c->ev, event, stage + 1, -1, event, v);
 }
 
+/* The error of an unusable final checkpoint; why: what reading it said
+ * (last: the message travels to the parent in 496 bytes). */
+static int damaged(const char *path, const char *why) {
+    return lt_err(LT_EDATA, "%s is damaged, ltbench run --no-resume starts the run over (%s)", path, why);
+}
+
+/* Whether result.json says "ok": a finished result to keep. */
+static int finished_ok(const lt_run_job *job) {
+    lt_run_outcome o;
+    int ok = lt_result_read(job->result_path, &o) == LT_OK && o.ok;
+    lt_err_clear();
+    return ok;
+}
+
+/* A finished run (ckpt_final.ltc of this identity): only re-evaluated. The
+ * stages' switches are replayed and the trained model loaded before the
+ * run directory is touched, so a final checkpoint with a valid checksum but
+ * bad contents (a tensor record of the wrong size) fails here, naming the
+ * file, and leaves the finished result as it was (the parent keeps it too,
+ * lt_runner.c write_failed). The event log is rewritten as a staged copy
+ * that replaces events.jsonl only with the new result (lt_run_finish). */
+static int reevaluate(lt_child *c, lt_ckpt *ck, const lt_run_meta *meta) {
+    const lt_run_job *job = c->job;
+    int rc = LT_OK;
+    for (int stage = 0; !rc && stage < c->n_stages; stage++) {
+        lt_stage cfg;
+        lt_run_where(c, stage + 1, -1);
+        rc = begin_stage(c, stage, &cfg);
+    }
+    if (!rc) {
+        lt_run_where(c, -1, -1);
+        rc = lt_run_load_state(c, ck, NULL);
+        if (rc) {
+            char why[600];
+            snprintf(why, sizeof why, "%s", lt_errmsg());
+            rc = damaged(job->final_path, why);
+        }
+    }
+    lt_ckpt_free(ck);
+    if (!rc) rc = lt_events_open_staged(&c->ev, job->events_path, (long)meta->events_len);
+    if (!rc) {
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddNumberToObject(v, "stage", meta->stage + 1);
+        cJSON_AddNumberToObject(v, "next_epoch", meta->next_epoch);
+        cJSON_AddBoolToObject(v, "trained", 1);
+        rc = lt_events_emit(c->ev, "resume", 0, -1, "resume", v);
+    }
+    return rc;
+}
+
 static int run_stages(lt_child *c) {
     const lt_run_job *job = c->job;
-    enum { FRESH, RESUME, FINAL } mode = FRESH;
+    int mode = LT_RUN_FRESH;
     lt_ckpt *ck = NULL;
     lt_run_meta meta;
     memset(&meta, 0, sizeof meta);
     if (job->req->resume) {
-        lt_run_read_ckpt(c, job->final_path, &ck, &meta);
-        if (ck) mode = FINAL;
-        else {
-            lt_run_read_ckpt(c, job->ckpt_path, &ck, &meta);
-            if (ck) mode = RESUME;
+        int rc = lt_run_read_ckpt(c, job->final_path, &ck, &meta);
+        char why[600];
+        snprintf(why, sizeof why, "%s", rc ? lt_errmsg() : "");
+        if (rc && finished_ok(job)) {
+            /* retraining would replace a finished result (hours at the full
+             * scale) for a file that went bad: the user decides */
+            rc = damaged(job->final_path, why);
+            lt_run_where(c, -1, -1);
+            lt_run_send(job, LT_MSG_MODE, 0, -1, LT_RUN_FINAL, "");
+            return rc;
         }
+        if (rc && !job->req->quiet)
+            fprintf(job->log, "note: not resuming from %s (%s); starting afresh\n", job->final_path, why);
+        if (ck) mode = LT_RUN_FINAL;
+        else {
+            rc = lt_run_read_ckpt(c, job->ckpt_path, &ck, &meta);
+            if (rc && !job->req->quiet)
+                fprintf(job->log, "note: not resuming from %s (%s); starting afresh\n", job->ckpt_path, lt_errmsg());
+            if (ck) mode = LT_RUN_RESUME;
+        }
+        lt_err_clear();
     }
-    if (mode == FRESH) {
+    /* The parent learns before anything here changes whether this session
+     * trains (a failure then replaces the result) or only re-evaluates. */
+    c->sum->restarted = mode != LT_RUN_FINAL;
+    lt_run_send(job, LT_MSG_MODE, 0, -1, mode, "");
+    if (mode != LT_RUN_FRESH) {
+        c->prev_wall_s = meta.wall_s;
+        memcpy(c->stage_s, meta.stage_s, sizeof c->stage_s);
+    }
+    if (mode == LT_RUN_FINAL) return reevaluate(c, ck, &meta);
+    if (mode == LT_RUN_FRESH) {
         memset(&meta, 0, sizeof meta);
         meta.version = 1;
         meta.n_stages = c->n_stages;
         unlink(job->ckpt_path);
         unlink(job->final_path);
-    } else {
-        c->prev_wall_s = meta.wall_s;
-        memcpy(c->stage_s, meta.stage_s, sizeof c->stage_s);
     }
-    int rc = lt_events_open(&c->ev, job->events_path, mode == FRESH ? 0 : (long)meta.events_len);
-    if (!rc && mode == FRESH) rc = emit_start_events(c);
-    if (!rc && mode == FRESH) rc = lt_run_host_events(c);
-    if (!rc && mode != FRESH) {
+    int rc = lt_events_open(&c->ev, job->events_path, mode == LT_RUN_FRESH ? 0 : (long)meta.events_len);
+    if (!rc && mode == LT_RUN_FRESH) rc = emit_start_events(c);
+    if (!rc && mode == LT_RUN_FRESH) rc = lt_run_host_events(c);
+    if (!rc && mode == LT_RUN_RESUME) {
         cJSON *v = cJSON_CreateObject();
         cJSON_AddNumberToObject(v, "stage", meta.stage + 1);
         cJSON_AddNumberToObject(v, "next_epoch", meta.next_epoch);
-        cJSON_AddBoolToObject(v, "trained", mode == FINAL);
+        cJSON_AddBoolToObject(v, "trained", 0);
         rc = lt_events_emit(c->ev, "resume", 0, -1, "resume", v);
     }
 
-    int start_stage = mode == FRESH ? 0 : mode == FINAL ? c->n_stages : meta.stage;
-    int start_epoch = mode == RESUME ? meta.next_epoch : 0;
-    const int shared = mode == FRESH && c->M->stage1_from;
+    int start_stage = mode == LT_RUN_FRESH ? 0 : meta.stage;
+    int start_epoch = mode == LT_RUN_RESUME ? meta.next_epoch : 0;
+    const int shared = mode == LT_RUN_FRESH && c->M->stage1_from;
     if (shared) start_stage = 1;
     int global_epoch = 0;
     for (int stage = 0; !rc && stage < c->n_stages; stage++) {
@@ -698,7 +769,7 @@ static int run_stages(lt_child *c) {
             c->host.opt = rc ? NULL : &B.opt;
         }
         int first = 0;
-        if (!rc && stage == start_stage && mode == RESUME) {
+        if (!rc && stage == start_stage && mode == LT_RUN_RESUME) {
             rc = lt_run_load_state(c, ck, &B.opt);
             first = start_epoch;
             global_epoch += first;
@@ -710,9 +781,8 @@ static int run_stages(lt_child *c) {
         stage_bufs_free(&B);
         if (!rc) rc = stage_event(c, "stage_end", stage, &cfg, NULL);
     }
-    if (!rc && mode == FINAL) rc = lt_run_load_state(c, ck, NULL);
     lt_ckpt_free(ck);
-    if (rc || mode == FINAL) return rc;
+    if (rc) return rc;
     /* Training done: keep the trained model (before post_train) as the
      * final checkpoint, the shared stage 1 of decoupled methods. */
     meta.stage = c->n_stages;

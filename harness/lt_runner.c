@@ -14,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lt_run_internal.h"
@@ -49,22 +51,25 @@ static int mkdirs(const char *path) {
     return LT_OK;
 }
 
-void lt_run_send(const lt_run_job *job, int type, int stage, int epoch, const char *text) {
+void lt_run_send(const lt_run_job *job, int type, int stage, int epoch, int code, const char *text) {
     if (job->fd < 0) return;
     lt_run_msg m;
     memset(&m, 0, sizeof m);
     m.type = type;
     m.stage = stage;
     m.epoch = epoch;
+    m.code = code;
     snprintf(m.text, sizeof m.text, "%s", text ? text : "");
     /* one write of < PIPE_BUF bytes is atomic; a dead parent is not our problem */
     ssize_t w = write(job->fd, &m, sizeof m);
     (void)w;
 }
 
-/* "in stage 1 epoch 0", "in setup", "in evaluation" */
-static void where_text(int stage, int epoch, char *buf, size_t cap) {
+/* "in stage 1 epoch 0", "in setup", "in evaluation"; final: the session
+ * only re-evaluates a finished run */
+static void where_text(int stage, int epoch, int final, char *buf, size_t cap) {
     if (stage == 0) snprintf(buf, cap, "in setup (dataset, model)");
+    else if (final) snprintf(buf, cap, "in the re-evaluation of the trained model");
     else if (stage < 0) snprintf(buf, cap, "in post-training / evaluation");
     else if (epoch < 0) snprintf(buf, cap, "in stage %d (stage begin)", stage);
     else snprintf(buf, cap, "in stage %d epoch %d", stage, epoch);
@@ -122,8 +127,18 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
     return LT_OK;
 }
 
-/* Writes the failed row (and closes the event log with run_stop). */
-static int write_failed(const lt_run_job *job, lt_run_summary *sum, const char *reason) {
+/* Writes the failed row (and closes the event log with run_stop), unless
+ * the directory holds a finished result that this session never began to
+ * replace: it only re-evaluated the trained model (ckpt_final.ltc), or it
+ * failed before deciding (a damaged final checkpoint, a dataset gone, a
+ * shared stage 1 that failed, the time limit in setup). A finished result
+ * is never destroyed for that: result.json, per_class.csv and events.jsonl
+ * stay as they were and the failure is this call's error (status `code`). */
+static int write_failed(const lt_run_job *job, lt_run_summary *sum, const char *reason, int code) {
+    lt_run_outcome prev;
+    if (!sum->restarted && lt_result_read(job->result_path, &prev) == LT_OK && prev.ok)
+        return lt_err(code ? code : LT_ESTATE, "%s; the finished result in %s is kept as it was", reason,
+                      job->run_dir);
     sum->ok = 0;
     sum->have_metrics = 0;
     snprintf(sum->reason, sizeof sum->reason, "%s", reason);
@@ -146,6 +161,8 @@ static int write_failed(const lt_run_job *job, lt_run_summary *sum, const char *
 /* The child's last words, gathered while waiting. */
 typedef struct {
     int stage, epoch;
+    int code;            /* status of a FAIL message */
+    int final;           /* LT_MSG_MODE said LT_RUN_FINAL */
     char fail[496];
 } watch;
 
@@ -155,8 +172,12 @@ static void take(watch *w, lt_run_summary *sum, const lt_run_msg *m) {
         w->epoch = m->epoch;
     } else if (m->type == LT_MSG_FAIL) {
         snprintf(w->fail, sizeof w->fail, "%s", m->text);
+        w->code = m->code;
         w->stage = m->stage;
         w->epoch = m->epoch;
+    } else if (m->type == LT_MSG_MODE) {
+        sum->restarted = m->code != LT_RUN_FINAL;
+        w->final = m->code == LT_RUN_FINAL;
     } else if (m->type == LT_MSG_DATASET) {
         char t[sizeof m->text];
         snprintf(t, sizeof t, "%s", m->text);
@@ -173,10 +194,39 @@ static void take(watch *w, lt_run_summary *sum, const lt_run_msg *m) {
     }
 }
 
+/* The child keeps its own time limit: a parent that is stopped (SIGSTOP, a
+ * debugger), swapped out or otherwise not watching must not let a run go on
+ * past it. A POSIX timer on the parent's clock, absolute, so both fire at
+ * the same instant t0 + limit, delivering SIGKILL, which nothing in a method
+ * can catch, block or ignore; the parent reads a SIGKILL at or after the
+ * limit as the timeout. The parent's watch loop stays as the second line. */
+static int child_time_limit(const lt_run_job *job) {
+    const double limit = job->req->time_limit_s;
+    if (limit <= 0) return LT_OK;
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGKILL;
+    timer_t t;
+    if (timer_create(CLOCK_MONOTONIC, &sev, &t) != 0)
+        return lt_err(LT_EIO, "time limit: timer_create: %s", strerror(errno));
+    const double at = job->t0 + limit;   /* lt_now_s() is CLOCK_MONOTONIC */
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    its.it_value.tv_sec = (time_t)at;
+    its.it_value.tv_nsec = (long)((at - (double)(time_t)at) * 1e9);
+    if (its.it_value.tv_nsec > 999999999) its.it_value.tv_nsec = 999999999;
+    /* a deadline already past fires at once */
+    if (timer_settime(t, TIMER_ABSTIME, &its, NULL) != 0)
+        return lt_err(LT_EIO, "time limit: timer_settime: %s", strerror(errno));
+    return LT_OK;
+}
+
 static int run_forked(lt_run_job *job, lt_run_summary *sum) {
     int fds[2];
     if (pipe(fds) != 0) return lt_err(LT_EIO, "pipe: %s", strerror(errno));
     fflush(NULL);   /* nothing buffered may be written twice */
+    const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
@@ -184,6 +234,14 @@ static int run_forked(lt_run_job *job, lt_run_summary *sum) {
         return lt_err(LT_EIO, "fork: %s", strerror(errno));
     }
     if (pid == 0) {
+        /* Die with the parent: a runner killed outright (SIGKILL, the OOM
+         * killer) must not leave a training child running unwatched, past
+         * its time limit, and holding the run directory's lock. The
+         * death signal covers a parent dying from now on; one that died
+         * since fork() shows in getppid(). */
+        int rc = prctl(PR_SET_PDEATHSIG, SIGKILL) == 0
+                     ? LT_OK : lt_err(LT_EIO, "prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+        if (getppid() != parent) raise(SIGKILL);
         close(fds[0]);
         /* A crash must be a crash: handlers the caller installed (a test
          * framework's SIGSEGV handler that longjmps) would otherwise run the
@@ -192,13 +250,14 @@ static int run_forked(lt_run_job *job, lt_run_summary *sum) {
         for (size_t i = 0; i < sizeof crash_sigs / sizeof crash_sigs[0]; i++) signal(crash_sigs[i], SIG_DFL);
         signal(SIGPIPE, SIG_IGN);
         job->fd = fds[1];
-        int rc = lt_run_child(job, sum);
-        if (rc) lt_run_send(job, LT_MSG_FAIL, -2, -2, lt_errmsg());
+        if (!rc) rc = child_time_limit(job);
+        if (!rc) rc = lt_run_child(job, sum);
+        if (rc) lt_run_send(job, LT_MSG_FAIL, -2, -2, rc, lt_errmsg());
         fflush(NULL);
         _exit(rc ? 1 : 0);   /* no atexit handlers of the parent in the child */
     }
     close(fds[1]);
-    watch w = {0, -1, ""};
+    watch w = {0, -1, 0, 0, ""};
     const double limit = job->req->time_limit_s;
     int timed_out = 0;
     unsigned char buf[sizeof(lt_run_msg)];
@@ -234,8 +293,13 @@ static int run_forked(lt_run_job *job, lt_run_summary *sum) {
     close(fds[0]);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    /* the child's own timer: SIGKILL at t0 + limit (never earlier) */
+    if (!timed_out && limit > 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+        lt_now_s() - job->t0 >= limit)
+        timed_out = 1;
     char where[96], reason[768];
-    where_text(w.stage, w.epoch, where, sizeof where);
+    where_text(w.stage, w.epoch, w.final, where, sizeof where);
+    int code = LT_ESTATE;
     if (timed_out) {
         snprintf(reason, sizeof reason, "timeout: time limit of %g s reached %s", limit, where);
     } else if (WIFSIGNALED(status)) {
@@ -247,15 +311,22 @@ static int run_forked(lt_run_job *job, lt_run_summary *sum) {
         snprintf(reason, sizeof reason, "child exited without a result %s", where);
     } else if (w.fail[0]) {
         snprintf(reason, sizeof reason, "%s %s", w.fail, where);
+        if (w.code > 0) code = w.code;
     } else {
         snprintf(reason, sizeof reason, "exit status %d %s", WIFEXITED(status) ? WEXITSTATUS(status) : -1, where);
     }
-    return write_failed(job, sum, reason);
+    return write_failed(job, sum, reason, code);
 }
 
-/* Trains the shared stage 1 (stage1_from) when its final checkpoint is
- * missing or belongs to another run; LT_OK with *failed set and a reason
- * when that run failed. */
+static int run_job(lt_run_job *job, lt_run_outcome *out);
+
+/* Makes sure the shared stage 1 (stage1_from) is trained: LT_OK with
+ * *failed set and a reason when that run failed or could not be waited for.
+ *
+ * Its directory is locked while it is checked and, when its final
+ * checkpoint is missing or belongs to another run, trained: two decoupled
+ * methods started together (crt and lws) train ce once; the second waits
+ * for the first and then re-uses the checkpoint it finds. */
 static int ensure_shared(const lt_run_job *job, int *failed, char *reason, size_t cap) {
     *failed = 0;
     if (!job->method->stage1_from) return LT_OK;
@@ -264,18 +335,34 @@ static int ensure_shared(const lt_run_job *job, int *failed, char *reason, size_
     dep.hparams = NULL;
     dep.kill_after_epoch = 0;
     dep.resume = 1;
-    if (job->req->time_limit_s > 0) {
-        dep.time_limit_s = job->req->time_limit_s - (lt_now_s() - job->t0);
+    const double deadline = job->req->time_limit_s > 0 ? job->t0 + job->req->time_limit_s : 0;
+    if (deadline > 0) {
+        dep.time_limit_s = deadline - lt_now_s();
         if (dep.time_limit_s <= 0) dep.time_limit_s = 0.001;
     }
-    /* A final checkpoint of the right identity makes the dependency run a
-     * re-evaluation only; skip even that when it is already there. */
     lt_run_job dj;
     int rc = resolve(&dep, &dj);
+    if (!rc) rc = mkdirs(dj.run_dir);
     if (rc) {
         cJSON_Delete(dj.hparams);
         return lt_err_wrap(rc, "shared stage 1 (%s)", dep.method);
     }
+    lt_dir_lock lk;
+    rc = lt_dir_lock_take(&lk, dj.run_dir, 1, deadline, job->req->quiet ? NULL : job->log);
+    if (rc && lk.timed_out) {
+        *failed = 1;
+        snprintf(reason, cap, "timeout: time limit of %g s reached waiting for the shared stage 1 (%s, pid %ld)",
+                 job->req->time_limit_s, dep.method, lk.holder);
+        cJSON_Delete(dj.hparams);
+        return LT_OK;
+    }
+    if (rc) {
+        cJSON_Delete(dj.hparams);
+        return lt_err_wrap(rc, "shared stage 1 (%s)", dep.method);
+    }
+    /* Under the lock, so after any run that held it: a final checkpoint of
+     * the right identity makes the dependency run a re-evaluation only;
+     * skip even that. */
     int have = 0;
     lt_ckpt *ck;
     if (access(dj.final_path, F_OK) == 0 && lt_ckpt_read(&ck, dj.final_path) == LT_OK) {
@@ -284,15 +371,57 @@ static int ensure_shared(const lt_run_job *job, int *failed, char *reason, size_
         have = !lt_ckpt_get(ck, "run/identity", &id, &n) && n == strlen(dj.identity) && !memcmp(id, dj.identity, n);
         lt_ckpt_free(ck);
     }
-    cJSON_Delete(dj.hparams);
-    if (have) return LT_OK;
-    if (!job->req->quiet) fprintf(job->log, "shared stage 1: training %s first\n", dep.method);
-    lt_run_outcome o;
-    LT_TRY(lt_runner_run(&dep, &o));
-    if (!o.ok) {
-        *failed = 1;
-        snprintf(reason, cap, "shared stage 1 (%s) failed: %s", dep.method, o.reason);
+    lt_err_clear();
+    if (!have) {
+        if (!job->req->quiet) {
+            fprintf(job->log, "shared stage 1: training %s first\n", dep.method);
+            fflush(job->log);
+        }
+        lt_run_outcome o;
+        rc = run_job(&dj, &o);
+        if (!rc && !o.ok) {
+            *failed = 1;
+            snprintf(reason, cap, "shared stage 1 (%s) failed: %s", dep.method, o.reason);
+        }
     }
+    lt_dir_lock_release(&lk);
+    cJSON_Delete(dj.hparams);
+    return rc;
+}
+
+/* Runs a resolved job whose directory lock the caller holds. */
+static int run_job(lt_run_job *job, lt_run_outcome *out) {
+    const lt_run_request *req = job->req;
+    memset(out, 0, sizeof *out);
+    out->top1 = out->many = out->medium = out->few = out->ece = out->macro_f1 = out->map = NAN;
+    snprintf(out->run_dir, sizeof out->run_dir, "%s", job->run_dir);
+    snprintf(out->result_path, sizeof out->result_path, "%s", job->result_path);
+    if (!req->quiet) {
+        fprintf(job->log, "run %s scale %s method %s seed %llu -> %s\n", job->proto.name, job->scale->name,
+                job->method->name, (unsigned long long)req->seed, job->run_dir);
+        fflush(job->log);
+    }
+    lt_run_summary sum;
+    memset(&sum, 0, sizeof sum);
+    int dep_failed = 0;
+    char reason[512];
+    int rc = ensure_shared(job, &dep_failed, reason, sizeof reason);
+    if (!rc && dep_failed) {
+        rc = write_failed(job, &sum, reason, LT_ESTATE);
+    } else if (!rc && req->no_fork) {
+        rc = lt_run_child(job, &sum);
+        if (rc) {
+            char where[600];
+            snprintf(where, sizeof where, "%s", lt_errmsg());
+            rc = write_failed(job, &sum, where, rc);
+        }
+    } else if (!rc) {
+        rc = run_forked(job, &sum);
+    }
+    if (rc) return rc;
+    lt_run_outcome r;
+    LT_TRY(lt_result_read(job->result_path, &r));
+    *out = r;
     return LT_OK;
 }
 
@@ -303,38 +432,12 @@ int lt_runner_run(const lt_run_request *req, lt_run_outcome *out) {
     int rc = resolve(req, &job);
     out->bad_request = rc != LT_OK;
     if (!rc) rc = mkdirs(job.run_dir);   /* the work begins: its failures are not the request's */
-    if (rc) {
-        cJSON_Delete(job.hparams);
-        return rc;
-    }
-    snprintf(out->run_dir, sizeof out->run_dir, "%s", job.run_dir);
-    snprintf(out->result_path, sizeof out->result_path, "%s", job.result_path);
-    if (!req->quiet) {
-        fprintf(job.log, "run %s scale %s method %s seed %llu -> %s\n", job.proto.name, job.scale->name,
-                job.method->name, (unsigned long long)req->seed, job.run_dir);
-        fflush(job.log);
-    }
-    lt_run_summary sum;
-    memset(&sum, 0, sizeof sum);
-    int dep_failed = 0;
-    char reason[512];
-    rc = ensure_shared(&job, &dep_failed, reason, sizeof reason);
-    if (!rc && dep_failed) {
-        rc = write_failed(&job, &sum, reason);
-    } else if (!rc && req->no_fork) {
-        rc = lt_run_child(&job, &sum);
-        if (rc) {
-            char where[600];
-            snprintf(where, sizeof where, "%s", lt_errmsg());
-            rc = write_failed(&job, &sum, where);
-        }
-    } else if (!rc) {
-        rc = run_forked(&job, &sum);
-    }
+    /* one process per run directory: a second identical run is refused
+     * before it touches anything there */
+    lt_dir_lock lk = {-1, 0, 0};
+    if (!rc) rc = lt_dir_lock_take(&lk, job.run_dir, 0, 0, req->quiet ? NULL : job.log);
+    if (!rc) rc = run_job(&job, out);
+    lt_dir_lock_release(&lk);
     cJSON_Delete(job.hparams);
-    if (rc) return rc;
-    lt_run_outcome r;
-    LT_TRY(lt_result_read(job.result_path, &r));
-    *out = r;
-    return LT_OK;
+    return rc;
 }

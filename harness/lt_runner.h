@@ -12,17 +12,41 @@
  *       ckpt.ltc        epoch checkpoint while training (git-ignored)
  *       ckpt_final.ltc  the trained model once training finished (git-ignored;
  *                       the shared stage 1 of decoupled methods)
+ *       .lock           the directory's lock (git-ignored, below)
  *
  * Isolation: the work happens in a forked child. A crash (signal), a NaN or
  * Inf loss, an error status or the time limit ends the child, and the parent
  * writes result.json with "status":"failed" and a reason naming where it
  * happened ("crashed: signal 11 (Segmentation fault) in stage 1 epoch 0").
- * The calling process always survives.
+ * The calling process always survives. The child dies with the calling
+ * process (PR_SET_PDEATHSIG): killing the runner ends its run. It also keeps
+ * the time limit itself (a timer sending SIGKILL at the limit), so a runner
+ * that is stopped or not watching cannot let a run overrun it; the parent's
+ * own watch is the second line.
+ *
+ * Locking: a run directory is used by one process at a time (flock on
+ * <run_dir>/.lock, which holds the runner's pid; the child shares it). A
+ * second identical run fails at once with LT_ESTATE, "<dir>: already
+ * running (pid N)", touching nothing. The lock of a runner that was killed
+ * is released by the kernel; the next run takes it over and says whose it
+ * was. A method with a shared stage 1 waits for the stage-1 run's lock
+ * ("waiting for <dir> (pid N is running it)"; with a time limit, until the
+ * limit), then re-uses its final checkpoint or, when there is none of this
+ * identity, trains it: methods started together train it once.
  *
  * Caching: with resume set (the default), a run whose training finished
  * (ckpt_final.ltc present) is only re-evaluated, and an interrupted run
  * continues from ckpt.ltc; the numbers equal those of an uninterrupted run
  * (same seed and thread count).
+ *
+ * A finished result ("ok" result.json) is never destroyed by a session that
+ * did not start the run over: when a re-evaluation fails (a damaged
+ * ckpt_final.ltc: a valid checksum over bad contents, or a bad checksum) or
+ * a session fails before it began training (setup, time limit, shared stage
+ * 1), result.json, per_class.csv and events.jsonl stay as they were and the
+ * call returns the failure as its error; for a damaged checkpoint LT_EDATA,
+ * naming the file and saying that resume = 0 (--no-resume) starts the run
+ * over.
  *
  * Calling process: call lt_runner_run before running any engine compute
  * (OpenMP parallel regions) in the same process. GNU libgomp's thread pool
@@ -78,7 +102,10 @@ typedef struct lt_run_outcome {
  * known ones —, unknown scale, bad hparams), LT_EIO / LT_EDATA / LT_EABI
  * (protocol file unreadable or invalid) — these set outcome->bad_request —
  * and, with bad_request 0, LT_EIO when the run directory or the result
- * cannot be written (a full disk) and the errors of the shared stage 1. */
+ * cannot be written (a full disk), the errors of the shared stage 1,
+ * LT_ESTATE (the run is already running in another process), or the
+ * failure of a session that kept a finished result (LT_EDATA for a damaged
+ * final checkpoint, above). */
 int lt_runner_run(const lt_run_request *req, lt_run_outcome *out);
 
 /* results_root/runs/<protocol>/<scale>/<method>/seed<k> */

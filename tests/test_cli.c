@@ -217,7 +217,10 @@ static void test_disk_full_is_exit_1(void **state)
     assert_true(WIFEXITED(status));
     print_message("note: disk full: exit %d: %s", WEXITSTATUS(status), msg);
     assert_int_equal(WEXITSTATUS(status), 1);
-    assert_non_null(strstr(msg, "result.json"));
+    /* the first file the run writes (its lock, since runs are locked) is
+     * named with the reason */
+    assert_non_null(strstr(msg, "full_disk/runs/"));
+    assert_non_null(strstr(msg, "File too large"));
 }
 
 static void test_missing_results_root(void **state)
