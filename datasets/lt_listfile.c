@@ -78,6 +78,44 @@ static int bad_line(const char *name, long ln, const char *s, size_t n)
                   name, ln, odd_space ? " (found a tab)" : "", shown, n > k ? "..." : "");
 }
 
+static int not_contiguous(const char *name, long missing, int32_t max_label, long first)
+{
+    return lt_err(LT_EDATA,
+                  "%s: labels are not contiguous: %ld of the labels 0..%d have no sample "
+                  "(first: %ld); labels must be 0-based without gaps",
+                  name, missing, (int)max_label, first);
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The contiguity message for a list whose largest label is not below its
+ * line count, i.e. with a gap for sure, counted on a sorted copy of the
+ * labels: an array of max_label + 1 class counts would let one line
+ * "a.jpg 2147483647" allocate 16 GB (found by tests/fuzz). */
+static int gap_from_sorted(const char *name, const int32_t *label, long n, int32_t max_label)
+{
+    int32_t *s = malloc((size_t)n * sizeof *s);
+    if (!s)
+        return lt_err(LT_ENOMEM, "%s: out of memory for %ld labels", name, n);
+    memcpy(s, label, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_i32);
+    long distinct = 0, first = -1, next = 0; /* next: the label a gap-free list has next */
+    for (long i = 0; i < n; i++) {
+        if (i && s[i] == s[i - 1])
+            continue;
+        distinct++;
+        if (first < 0 && s[i] != next)
+            first = next;
+        next = (long)s[i] + 1;
+    }
+    free(s);
+    return not_contiguous(name, (long)max_label + 1 - distinct, max_label, first < 0 ? next : first);
+}
+
 int lt_listfile_parse(lt_listfile *lf, const char *name, const char *buf, size_t len)
 {
     memset(lf, 0, sizeof *lf);
@@ -170,6 +208,11 @@ int lt_listfile_parse(lt_listfile *lf, const char *name, const char *buf, size_t
     }
     lt_strmap_free(&seen);
     lf->n = ln;
+    if (max_label >= ln) {
+        rc = gap_from_sorted(name, lf->label, ln, max_label);
+        lt_listfile_free(lf);
+        return rc;
+    }
     lf->n_classes = max_label + 1;
     lf->class_count = calloc((size_t)lf->n_classes, sizeof *lf->class_count);
     if (!lf->class_count) {
@@ -189,10 +232,7 @@ int lt_listfile_parse(lt_listfile *lf, const char *name, const char *buf, size_t
             missing++;
         }
     if (missing) {
-        rc = lt_err(LT_EDATA,
-                    "%s: labels are not contiguous: %d of the labels 0..%d have no sample "
-                    "(first: %d); labels must be 0-based without gaps",
-                    name, missing, lf->n_classes - 1, first);
+        rc = not_contiguous(name, missing, max_label, first);
         lt_listfile_free(lf);
         return rc;
     }

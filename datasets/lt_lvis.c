@@ -401,7 +401,9 @@ int lt_lvis_select_buf(lt_lvis_subset *s, const char *name, const char *buf, siz
     t.n_classes = n_classes;
     t.s = s;
     int rc = lt_json_each(name, buf, len, "images", on_image, &t);
-    if (!rc) {
+    /* qsort's array must not be NULL even for 0 elements, and t.img is NULL
+     * when 'images' is empty (found by tests/fuzz); likewise t.cand below. */
+    if (!rc && t.n_img > 1) {
         qsort(t.img, (size_t)t.n_img, sizeof *t.img, cmp_img);
         for (long i = 1; i < t.n_img && !rc; i++)
             if (t.img[i].id == t.img[i - 1].id)
@@ -423,7 +425,8 @@ int lt_lvis_select_buf(lt_lvis_subset *s, const char *name, const char *buf, siz
     if (!rc) {
         memcpy(s->group, group, (size_t)n_classes);
         s->group[n_classes] = 0;
-        qsort(t.cand, (size_t)t.n_cand, sizeof *t.cand, cmp_cand);
+        if (t.n_cand > 1)
+            qsort(t.cand, (size_t)t.n_cand, sizeof *t.cand, cmp_cand);
         for (long i = 0; i < t.n_cand; i++) {
             int y = t.cand[i].it.label;
             if (cap > 0 && s->class_count[y] >= cap) {

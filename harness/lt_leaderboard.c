@@ -2,6 +2,7 @@
  * and the CSV / Markdown / LaTeX writers (see lt_leaderboard.h). */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -268,7 +269,15 @@ int lt_run_record_read(const char *path, lt_run_record *r)
         return rc;
     }
     copy_str(r->protocol_sha256, sizeof r->protocol_sha256, proto, "sha256");
+    /* A version that is not a number reads as 0 (unknown); a number must be
+     * an integer an int holds: converting 4e11 to int is undefined behaviour
+     * (found by tests/fuzz), and the leaderboard shows the largest version
+     * of a row's files, so one bogus file would relabel the row. */
     double pv = get_num(proto, "version");
+    if (!isnan(pv) && !(pv >= 0.0 && pv <= (double)INT_MAX && pv == floor(pv))) {
+        cJSON_Delete(doc);
+        return lt_err(LT_EDATA, "%s: key 'protocol.version' is %g, not an integer in [0, %d]", path, pv, INT_MAX);
+    }
     r->protocol_version = isnan(pv) ? 0 : (int)pv;
     copy_str(r->method_version, sizeof r->method_version, method, "version");
     copy_str(r->fidelity, sizeof r->fidelity, method, "fidelity");

@@ -62,7 +62,8 @@ typedef struct {
  * file says nothing about the run: it is not counted as a failed run), when
  * its protocol, method or scale breaks the name rule of lt_names.h (they
  * become paths of tables and figures), or when a metric is neither null nor
- * a number in [0,1]. Names the file does not give are taken from the path
+ * a number in [0,1], or protocol.version a number but not an integer in
+ * [0, INT_MAX]. Names the file does not give are taken from the path
  * (…/<protocol>/<scale>/<method>/seed<k>/result.json), under the same rule. */
 int lt_run_record_read(const char *path, lt_run_record *r);
 

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lt_ckpt.h"
@@ -303,6 +305,53 @@ static void test_huge_dims_refused(void **state)
     expect_err(p, 3, LT_EDATA, "does not match");
 }
 
+/* A header may claim up to 4 GiB; the reader must not allocate that before
+ * the data is there (found by tests/fuzz: 25 bytes whose header said
+ * 0xffffffff labels made it malloc 4 GiB). In a child whose address space
+ * is capped at 1 GiB above its current size, a 4 GiB claim with 10 bytes of
+ * payload must fail on the size, not for lack of memory. Under
+ * AddressSanitizer (whose shadow memory needs the address space) only the
+ * message is checked. */
+static void test_header_size_not_allocated(void **state)
+{
+    (void)state;
+    char p[512];
+    snprintf(p, sizeof p, "%s/claims4g.idx", tmpdir);
+    size_t len;
+    uint8_t ten[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    uint32_t d[3] = {4096, 1024, 1024}; /* exactly 4 GiB: within the header bounds */
+    uint8_t *b = idx_bytes(3, d, ten, sizeof ten, &len);
+    write_plain(p, b, len);
+    free(b);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+#ifndef __SANITIZE_ADDRESS__
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%ld", &pages) != 1) _exit(4);
+        fclose(f);
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(4);
+#endif
+        uint8_t *data = NULL;
+        long dims[3];
+        int rc = lt_idx_read(p, 3, &data, dims, NULL);
+        if (rc == LT_ENOMEM) _exit(1);
+        _exit(rc == LT_EDATA && strstr(lt_errmsg(), "does not match the IDX header") && !data ? 0 : 2);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    /* the same file through gzip, in this process: the refusal names the size */
+    b = idx_bytes(3, d, ten, sizeof ten, &len);
+    assert_int_equal(fx_write_gz(p, b, len), 0);
+    free(b);
+    expect_err(p, 3, LT_EDATA, "does not match the IDX header");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_size_mismatch),
         cmocka_unit_test(test_truncated_gzip),
         cmocka_unit_test(test_huge_dims_refused),
+        cmocka_unit_test(test_header_size_not_allocated),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -479,6 +479,46 @@ static void test_metric_out_of_range_refused(void **state)
     remove_hostile();
 }
 
+/* protocol.version must be an integer an int holds: tests/fuzz found
+ * "version": 444444444453, which the reader converted to int (undefined
+ * behaviour), and the leaderboard prints the largest version of a row. A
+ * version that is not a number still reads as 0 (unknown). */
+static void test_protocol_version_out_of_range_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *version, *why;
+    } bad[] = {
+        {"444444444453", "key 'protocol.version' is 4.44444e+11, not an integer in [0, 2147483647]"},
+        {"-1", "key 'protocol.version' is -1, not an integer in [0, 2147483647]"},
+        {"1.5", "key 'protocol.version' is 1.5, not an integer in [0, 2147483647]"},
+        {"1e999", "key 'protocol.version' is inf, not an integer in [0, 2147483647]"},
+    };
+    char dir[512], p[600], text[1024];
+    snprintf(dir, sizeof dir, "%s/versions/runs/fmnist_lt_r100/short/ce/seed0", g_root);
+    mkdirs(dir);
+    snprintf(p, sizeof p, "%s/result.json", dir);
+    lt_run_record r;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"version\":%s},"
+                 "\"metrics\":{\"top1\":0.5}}\n", bad[i].version);
+        spit(p, text);
+        assert_int_equal(lt_run_record_read(p, &r), LT_EDATA);
+        char want[900];
+        snprintf(want, sizeof want, "%s: %s", p, bad[i].why);
+        assert_string_equal(lt_errmsg(), want);
+    }
+    spit(p, "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"version\":2147483647},\"metrics\":{}}\n");
+    assert_int_equal(lt_run_record_read(p, &r), LT_OK);
+    assert_int_equal(r.protocol_version, 2147483647);
+    spit(p, "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"version\":\"1\"},\"metrics\":{}}\n");
+    assert_int_equal(lt_run_record_read(p, &r), LT_OK);
+    assert_int_equal(r.protocol_version, 0);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/versions'", g_root);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_missing_results_root(void **state)
 {
     (void)state;
@@ -520,7 +560,7 @@ int main(void)
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_corrupt_and_pruned),
         cmocka_unit_test(test_paper_sources), cmocka_unit_test(test_csv_split),
         cmocka_unit_test(test_hostile_names_refused), cmocka_unit_test(test_metric_out_of_range_refused),
-        cmocka_unit_test(test_missing_results_root),
+        cmocka_unit_test(test_missing_results_root), cmocka_unit_test(test_protocol_version_out_of_range_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

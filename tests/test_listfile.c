@@ -100,6 +100,21 @@ static void test_non_contiguous_labels(void **state)
     expect_error("a.jpg 1\nb.jpg 2\n", "not contiguous", "first: 0");
 }
 
+/* A label larger than the line count means a gap without counting classes:
+ * tests/fuzz found that "a.jpg 2147483647" made the parser allocate an array
+ * of 2^31 class counts (16 GB; and max_label + 1 overflowed int). The
+ * message is the same as for a small gap. */
+static void test_huge_label_not_allocated(void **state)
+{
+    (void)state;
+    expect_error("a.jpg 2147483647\n", "not contiguous",
+                 "2147483647 of the labels 0..2147483647 have no sample (first: 0)");
+    expect_error("a.jpg 0\nb.jpg 5\nc.jpg 5\n", "not contiguous", "4 of the labels 0..5 have no sample (first: 1)");
+    expect_error("a.jpg 0\nb.jpg 1\nc.jpg 3\n", "not contiguous", "1 of the labels 0..3 have no sample (first: 2)");
+    expect_error("a.jpg 0\nb.jpg 1\nc.jpg 1000000000\nd.jpg 2\n", "not contiguous",
+                 "999999997 of the labels 0..1000000000 have no sample (first: 3)");
+}
+
 static void test_empty_file_and_io(void **state)
 {
     (void)state;
@@ -146,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_crlf),
         cmocka_unit_test(test_duplicate_path),
         cmocka_unit_test(test_non_contiguous_labels),
+        cmocka_unit_test(test_huge_label_not_allocated),
         cmocka_unit_test(test_empty_file_and_io),
         cmocka_unit_test(test_file_roundtrip),
     };

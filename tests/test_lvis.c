@@ -391,6 +391,32 @@ static void test_errors(void **state)
     assert_non_null(strstr(lt_errmsg(), "/nonexistent/lvis_v1_val.json"));
 }
 
+/* Empty 'images' and 'annotations' select nothing, cleanly: the selection
+ * used to hand qsort a NULL array for 0 elements (undefined behaviour that
+ * UBSan reports; found by tests/fuzz). One image with nothing on it, and
+ * annotations on an empty image table, too. */
+static void test_empty_arrays(void **state)
+{
+    (void)state;
+    lt_lvis_params p = params();
+    lt_lvis_subset s;
+    static const char *const ok[] = {
+        "{\"images\": [], \"annotations\": []}",
+        "{\"images\": [{\"id\": 1, \"coco_url\": \"x/1.jpg\", \"height\": 9, \"width\": 9}], \"annotations\": []}",
+    };
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(lt_lvis_select_buf(&s, "lvis_v1_val.json", ok[i], strlen(ok[i]), LT_LVIS_VAL, &p, 4, "rcff"),
+                         LT_OK);
+        assert_int_equal(s.n, 0);
+        assert_int_equal(s.n_images, 0);
+        assert_int_equal(s.n_candidates, 0);
+        lt_lvis_subset_free(&s);
+    }
+    const char *none = "{\"images\": [], \"annotations\": [{\"id\": 5, \"image_id\": 1, \"category_id\": 1, "
+                       "\"bbox\": [0, 0, 20, 20]}]}";
+    expect_select_fail(none, "image_id 1 is not in 'images'", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_select_train_and_val),
         cmocka_unit_test(test_crops_from_zip),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_empty_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
