@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd_report.h"
 #include "lt.h"
 #include "lt_fingerprint.h"
 #include "lt_leaderboard.h"
@@ -134,6 +135,19 @@ static void test_record_fingerprint(void **state)
     rmdir(dir);
 }
 
+/* reproduce takes --reuse strict|any (and --no-report for regen-results);
+ * anything else is a usage error naming the flag. */
+static void test_reproduce_reuse_flag(void **state)
+{
+    (void)state;
+    char *any[] = {"reproduce", "--reuse", "any", "--no-report", "--help", NULL};
+    assert_int_equal(lt_cmd_reproduce(5, any), 0);
+    char *strict[] = {"reproduce", "--reuse", "strict", "--help", NULL};
+    assert_int_equal(lt_cmd_reproduce(4, strict), 0);
+    char *bad[] = {"reproduce", "--reuse", "sometimes", "--method", "ce", NULL};
+    assert_int_equal(lt_cmd_reproduce(5, bad), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +155,7 @@ int main(void)
         cmocka_unit_test(test_reasons),
         cmocka_unit_test(test_version_order),
         cmocka_unit_test(test_record_fingerprint),
+        cmocka_unit_test(test_reproduce_reuse_flag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
