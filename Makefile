@@ -47,6 +47,9 @@ help:
 	@echo "make lvis-fixture write the synthetic LVIS look-alike (dataset lvis_fixture) into the data dir"
 	@echo "make fuzz         libFuzzer targets of every input parser, FUZZ_SECONDS (60) each, + tests/fuzz/regressions"
 	@echo "make fuzz-deps    install Debian clang-14, libclang-rt-14-dev, libomp-14-dev for make fuzz"
+	@echo "make reproduce METHOD=m [REUSE=any]  runs (re-using current ones), leaderboard, figures"
+	@echo "make regen-results [PROTOCOLS=a,b]   re-run the committed grid (results/grid.txt) at this engine"
+	@echo "make verify-results  re-run ce and crt seed 0 and compare with the committed results"
 	@echo "make clean        remove build outputs"
 
 deps:
@@ -194,14 +197,33 @@ PROTOCOL ?= fmnist_lt_r100
 SCALE    ?= short
 SEEDS    ?=
 RESULTS  ?= results
-.PHONY: reproduce leaderboard figures regress-ci
+.PHONY: reproduce leaderboard figures regress-ci regen-grid regen-results verify-results
 
 reproduce: check-deps
 	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory ltbench
 	$(if $(filter lvis_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory lvis-fixture)
 	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
-	    --results $(RESULTS)
+	    --results $(RESULTS) $(if $(REUSE),--reuse $(REUSE))
+
+# make regen-grid: results/grid.txt from results/runs (stage-1 methods first).
+# make regen-results [PROTOCOLS=a,b]: re-run the committed grid at the current
+#   engine, one run at a time, skipping runs already current under the strict
+#   re-use rule (so it resumes), then leaderboard and figures. Refuses a dirty
+#   tree. harness/regen_results.sh.
+# make verify-results: re-run seed 0 of ce and crt (fmnist_lt_r100 short) and
+#   compare with the committed files: exact where the fingerprint matches,
+#   within results/reference tolerance otherwise. harness/verify_results.sh.
+regen-grid:
+	@harness/regen_results.sh grid
+
+regen-results: check-deps
+	@$(MAKE) --no-print-directory ltbench
+	@PROTOCOLS="$(PROTOCOLS)" RESULTS="$(RESULTS)" harness/regen_results.sh run
+
+verify-results: check-deps
+	@$(MAKE) --no-print-directory ltbench
+	@harness/verify_results.sh
 
 leaderboard: ltbench
 	./ltbench leaderboard --results $(RESULTS)

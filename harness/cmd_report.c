@@ -13,6 +13,7 @@
 #include "cmd_report.h"
 #include "lt_datasets.h"
 #include "lt_figures.h"
+#include "lt_fingerprint.h"
 #include "lt_leaderboard.h"
 #include "lt_names.h"
 #include "lt_protocol.h"
@@ -58,11 +59,13 @@ static const char REGRESS_USAGE[] =
 
 static const char REPRODUCE_USAGE[] =
     "usage: ltbench reproduce --method M [--protocol P] [--scale S] [--seeds LIST] [--results DIR]\n"
-    "                         [--data DIR] [--out DIR] [--threads N]\n"
+    "                         [--data DIR] [--out DIR] [--threads N] [--reuse strict|any] [--no-report]\n"
     "\n"
-    "Build the protocol's dataset, run every seed (a finished run of the same protocol file,\n"
-    "dataset and method version is re-used), rebuild the leaderboard and the figures, and print\n"
-    "the method's leaderboard row. Running it again re-uses everything.\n"
+    "Build the protocol's dataset, run every seed, rebuild the leaderboard and the figures, and print\n"
+    "the method's leaderboard row. A finished run of the same protocol file, dataset and method\n"
+    "version is re-used when it was made by this engine version from a clean committed tree with\n"
+    "the same conv backend, BLAS core and thread count (bit-identical numbers); otherwise it says\n"
+    "why the run is stale and runs it again. Running it again re-uses everything.\n"
     "  --method M     method name (see methods/)\n"
     "  --protocol P   protocol name or file (default fmnist_lt_r100)\n"
     "  --scale S      ci, short (default) or full\n"
@@ -70,17 +73,21 @@ static const char REPRODUCE_USAGE[] =
     "  --results DIR  results directory (default results)\n"
     "  --data DIR     data directory (default $LTBENCH_DATA, else data)\n"
     "  --out DIR      figure directory (default plots/out; DIR/plots for another --results)\n"
-    "  --threads N    threads per run (default: the runner's, 2)\n";
+    "  --threads N    threads per run (default: the runner's, 2)\n"
+    "  --reuse any    also re-use finished runs whose engine, tree or fingerprint differ (said on\n"
+    "                 stderr and in the output); default --reuse strict\n"
+    "  --no-report    only the runs: no leaderboard, figures or row (make regen-results)\n";
 
 /* ---- option parsing ------------------------------------------------------------ */
 
 typedef struct {
-    const char *results, *methods, *out, *plots, *scale, *reference, *seeds, *data, *method, *protocol;
-    int rerun, threads, help;
+    const char *results, *methods, *out, *plots, *scale, *reference, *seeds, *data, *method, *protocol, *reuse;
+    int rerun, threads, help, no_report;
 } opts;
 
 enum { O_RESULTS = 1, O_METHODS = 2, O_OUT = 4, O_PLOTS = 8, O_SCALE = 16, O_REF = 32, O_RERUN = 64,
-       O_SEEDS = 128, O_THREADS = 256, O_DATA = 512, O_METHOD = 1024, O_PROTOCOL = 2048 };
+       O_SEEDS = 128, O_THREADS = 256, O_DATA = 512, O_METHOD = 1024, O_PROTOCOL = 2048, O_REUSE = 4096,
+       O_NO_REPORT = 8192 };
 
 static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *usage)
 {
@@ -95,11 +102,16 @@ static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *u
         {"--scale", O_SCALE, offsetof(opts, scale)},       {"--reference", O_REF, offsetof(opts, reference)},
         {"--seeds", O_SEEDS, offsetof(opts, seeds)},       {"--data", O_DATA, offsetof(opts, data)},
         {"--method", O_METHOD, offsetof(opts, method)},    {"--protocol", O_PROTOCOL, offsetof(opts, protocol)},
+        {"--reuse", O_REUSE, offsetof(opts, reuse)},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             o->help = 1;
+            continue;
+        }
+        if ((allowed & O_NO_REPORT) && !strcmp(a, "--no-report")) {
+            o->no_report = 1;
             continue;
         }
         if ((allowed & O_RERUN) && !strcmp(a, "--rerun")) {
@@ -144,6 +156,10 @@ static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *u
             fprintf(stderr, "ltbench %s: --seeds: %s\n", argv[0], lt_errmsg());
             return 2;
         }
+    }
+    if (o->reuse && strcmp(o->reuse, "strict") && strcmp(o->reuse, "any")) {
+        fprintf(stderr, "ltbench %s: --reuse '%s': expected strict or any\n", argv[0], o->reuse);
+        return 2;
     }
     if (o->scale && !lt_scale_valid(o->scale)) {
         fprintf(stderr, "ltbench %s: --scale '%s': expected ci, short or full\n", argv[0], o->scale);
@@ -248,9 +264,13 @@ static int build_dataset(const lt_protocol *p, const char *scale, const char *da
 }
 
 /* A finished run that can stand for this request: status ok, made from the
- * same protocol file and dataset build, by the same method version. */
+ * same protocol file and dataset build, by the same method version (else 0,
+ * why says which), and then, under the strict rule, by this engine from a
+ * clean tree with the same numerics fingerprint (lt_fingerprint_stale). A
+ * run that passes the first checks but not the second is 2 under --reuse
+ * any (used, with why saying what differs), 0 under strict. */
 static int reusable(const char *result_path, const char *proto_sha, const char *manifest, const char *method_version,
-                    char *why, size_t cap)
+                    const lt_fingerprint *now, int any, char *why, size_t cap)
 {
     lt_run_record r;
     FILE *f = fopen(result_path, "r");
@@ -269,14 +289,23 @@ static int reusable(const char *result_path, const char *proto_sha, const char *
         snprintf(why, cap, "the dataset build changed since it ran");
     else if (method_version && r.method_version[0] && strcmp(r.method_version, method_version))
         snprintf(why, cap, "method version %s, now %s", r.method_version, method_version);
-    else return 1;
+    else {
+        lt_fingerprint run;
+        lt_fingerprint_of_record(&r, &run);
+        char fw[256];
+        if (!lt_fingerprint_stale(&run, now, fw, sizeof fw)) return 1;
+        snprintf(why, cap, "stale: %s", fw);
+        return any ? 2 : 0;
+    }
     return 0;
 }
 
 int lt_cmd_reproduce(int argc, char **argv)
 {
     opts o;
-    int rc = parse(argc, argv, O_METHOD | O_PROTOCOL | O_SCALE | O_SEEDS | O_RESULTS | O_DATA | O_OUT | O_THREADS,
+    int rc = parse(argc, argv,
+                   O_METHOD | O_PROTOCOL | O_SCALE | O_SEEDS | O_RESULTS | O_DATA | O_OUT | O_THREADS | O_REUSE |
+                       O_NO_REPORT,
                    &o, REPRODUCE_USAGE);
     if (rc >= 0) return rc;
     if (!o.method) {
@@ -338,6 +367,10 @@ int lt_cmd_reproduce(int argc, char **argv)
 
     /* 3. runs */
     int n_failed = 0;
+    const int any = o.reuse && !strcmp(o.reuse, "any");
+    lt_fingerprint now;
+    lt_fingerprint_current(&now, o.threads > 0 ? o.threads : 2);   /* the runner's default */
+    char overridden[1024] = "";   /* seeds re-used under --reuse any despite a mismatch */
     for (int i = 0; i < ns; i++) {
         char dir[1024], result[1100], why[600];
         if (lt_run_dir(o.results, p->name, scale, m->name, (uint64_t)seeds[i], dir, sizeof dir)) {
@@ -346,8 +379,17 @@ int lt_cmd_reproduce(int argc, char **argv)
             break;
         }
         snprintf(result, sizeof result, "%s/result.json", dir);
-        if (reusable(result, p->sha256, b.manifest_sha256, m->version, why, sizeof why)) {
+        const int use = reusable(result, p->sha256, b.manifest_sha256, m->version, &now, any, why, sizeof why);
+        if (use == 1) {
             printf("reproduce: [2/4] seed %d: re-using %s\n", seeds[i], result);
+            continue;
+        }
+        if (use == 2) {
+            printf("reproduce: [2/4] seed %d: re-using %s under --reuse any, although %s\n", seeds[i], result, why);
+            fprintf(stderr, "ltbench reproduce: warning: seed %d re-used under --reuse any, although %s\n", seeds[i],
+                    why);
+            size_t len = strlen(overridden);
+            snprintf(overridden + len, sizeof overridden - len, "%sseed %d (%s)", len ? "; " : "", seeds[i], why);
             continue;
         }
         printf("reproduce: [2/4] seed %d: running (%s)\n", seeds[i], why);
@@ -378,6 +420,10 @@ int lt_cmd_reproduce(int argc, char **argv)
     if (n_failed < 0) {
         free(p);
         return 1;
+    }
+    if (o.no_report) {
+        free(p);
+        return n_failed ? 1 : 0;
     }
 
     /* 4. leaderboard and figures */
@@ -410,6 +456,11 @@ int lt_cmd_reproduce(int argc, char **argv)
         printf("\n%s\n%s\n\n%s %s %s: top-1 %s%s%s over %d seed(s), status %s\n", LT_LB_CSV_HEADER, line, p->name,
                scale, m->name, top1[0] ? top1 : "-", std[0] ? " +- " : "", std, rows[i].n_ok, rows[i].status);
         shown = 1;
+        break;   /* the newest engine's row (rows of a method sort newest first) */
+    }
+    if (overridden[0]) {
+        printf("reproduce: NOTE: re-used under --reuse any, not as this build would make them: %s\n", overridden);
+        fprintf(stderr, "ltbench reproduce: re-used under --reuse any despite a mismatch: %s\n", overridden);
     }
     free(rows);
     free(p);

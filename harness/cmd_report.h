@@ -6,6 +6,7 @@
  *                       [--seeds LIST] [--threads N] [--data DIR]
  *   ltbench reproduce   --method M [--protocol P] [--scale S] [--seeds LIST]
  *                       [--results DIR] [--data DIR] [--out DIR] [--threads N]
+ *                       [--reuse strict|any] [--no-report]
  *
  * Each takes argv starting at the subcommand name and returns the process
  * exit code: 0 success, 1 failure (message on stderr; for regress: a number

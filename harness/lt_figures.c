@@ -766,8 +766,12 @@ int lt_figures_make(const lt_fig_opts *o, const lt_run_set *set_in, lt_fig_summa
             while (k < set->n && !strcmp(set->v[k].protocol, set->v[j].protocol) &&
                    !strcmp(set->v[k].scale, set->v[j].scale) && !strcmp(set->v[k].method, set->v[j].method))
                 k++;
-            mr[nm] = (method_runs){.name = set->v[j].method, .runs = &set->v[j], .n_runs = k - j};
-            for (int q = j; q < k; q++) mr[nm].n_ok += set->v[q].ok;
+            /* the newest engine's runs only (the scan sorts them first): runs
+             * of an older engine are another experiment, as on the leaderboard */
+            int e = j;
+            while (e < k && !strcmp(set->v[e].engine_version, set->v[j].engine_version)) e++;
+            mr[nm] = (method_runs){.name = set->v[j].method, .runs = &set->v[j], .n_runs = e - j};
+            for (int q = j; q < e; q++) mr[nm].n_ok += set->v[q].ok;
             nm++;
             j = k;
         }

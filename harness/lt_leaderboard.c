@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "lt.h"
+#include "lt_fingerprint.h"
 #include "lt_io.h"
 #include "lt_leaderboard.h"
 #include "lt_names.h"
@@ -304,7 +306,13 @@ int lt_run_record_read(const char *path, lt_run_record *r)
              "manifest_sha256");
     const cJSON *env = cJSON_GetObjectItemCaseSensitive(doc, "env");
     copy_str(r->commit, sizeof r->commit, env, "commit");
-    r->dirty = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(env, "dirty"));
+    const cJSON *dirty = cJSON_GetObjectItemCaseSensitive(env, "dirty");
+    r->dirty = cJSON_IsBool(dirty) ? cJSON_IsTrue(dirty) : -1;
+    copy_str(r->engine_version, sizeof r->engine_version, env, "engine_version");
+    copy_str(r->conv_backend, sizeof r->conv_backend, env, "conv_backend");
+    copy_str(r->blas_core, sizeof r->blas_core, env, "blas_core");
+    double th = get_num(env, "threads");
+    r->threads = th >= 1 && th <= 1e6 ? (int)th : 0;   /* a bogus number is "unknown", never UB */
     cJSON_Delete(doc);
     return LT_OK;
 }
@@ -380,6 +388,8 @@ static int run_cmp(const void *a, const void *b)
     if ((c = strcmp(x->protocol, y->protocol))) return c;
     if ((c = strcmp(x->scale, y->scale))) return c;
     if ((c = strcmp(x->method, y->method))) return c;
+    /* newest engine first: a row of the current engine leads its older ones */
+    if ((c = lt_engine_version_cmp(y->engine_version, x->engine_version))) return c;
     if (x->seed != y->seed) return x->seed < y->seed ? -1 : 1;
     return strcmp(x->path, y->path);
 }
@@ -474,7 +484,8 @@ int lt_paper_top1(const lt_lb_opts *o, const char *protocol, const char *method,
 
 static int same_group(const lt_run_record *a, const lt_run_record *b)
 {
-    return !strcmp(a->protocol, b->protocol) && !strcmp(a->scale, b->scale) && !strcmp(a->method, b->method);
+    return !strcmp(a->protocol, b->protocol) && !strcmp(a->scale, b->scale) && !strcmp(a->method, b->method) &&
+           !strcmp(a->engine_version, b->engine_version);
 }
 
 static int str48_cmp(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
@@ -487,7 +498,7 @@ static void group_commits(const lt_run_record *v, int n, char *out, size_t cap)
     for (int i = 0; i < n; i++) {
         char c[48];
         if (!v[i].commit[0]) continue;
-        snprintf(c, sizeof c, "%.12s%s", v[i].commit, v[i].dirty ? "+dirty" : "");
+        snprintf(c, sizeof c, "%.12s%s", v[i].commit, v[i].dirty == 1 ? "+dirty" : "");
         int dup = 0;
         for (int j = 0; j < k; j++) dup |= !strcmp(seen[j], c);
         if (!dup && k < 16) snprintf(seen[k++], sizeof seen[0], "%s", c);
@@ -547,6 +558,14 @@ static void aggregate(const lt_run_record *v, int n, lt_lb_row *r)
         snprintf(r->status + len, sizeof r->status - len, ";mixed-protocol");
     }
     group_commits(v, n, r->commit, sizeof r->commit);
+    snprintf(r->engine, sizeof r->engine, "%s", v[0].engine_version);
+    /* an older engine sums in another order: its numbers are not what this
+     * build makes, and `reproduce` re-runs them */
+    r->stale = lt_engine_version_cmp(r->engine, LT_ENGINE_VERSION) < 0;
+    if (r->stale) {
+        size_t len = strlen(r->status);
+        snprintf(r->status + len, sizeof r->status - len, ";stale");
+    }
 }
 
 int lt_leaderboard_rows(const lt_lb_opts *o, const lt_run_set *set, lt_lb_row **rows, int *n_rows)
@@ -615,6 +634,7 @@ static void row_csv(lt_rep_buf *b, const lt_lb_row *r)
     }
     csv_field(b, r->status, 0);
     csv_field(b, r->commit, 0);
+    csv_field(b, r->engine, 0);
 }
 
 void lt_lb_row_csv(const lt_lb_row *r, char *buf, size_t cap)
@@ -653,7 +673,10 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
                       "Fidelity: `official-code` (implemented against the authors' code), `paper` (from "
                       "the paper's text), `reconstructed` (rebuilt from abstracts and first principles; "
                       "not the paper's method until checked against it). Paper numbers are shown for "
-                      "the `full` scale only.\n");
+                      "the `full` scale only. Engine: the engine version (`LT_ENGINE_VERSION`) that made the "
+                      "row's runs; seeds of different engines are separate rows. Status `stale`: made by an "
+                      "engine older than the current one (" LT_ENGINE_VERSION "); `make reproduce` re-runs it. "
+                      "Commit `+dirty`: made from an uncommitted tree.\n");
     for (int i = 0; i < n;) {
         int j = i;
         while (j < n && !strcmp(rows[j].protocol, rows[i].protocol) && !strcmp(rows[j].scale, rows[i].scale)) j++;
@@ -664,8 +687,8 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
         for (int k = i; k < j; k++)
             if (!isnan(rows[k].mean[LT_M_AP_R]) || !isnan(rows[k].mean[LT_M_AP_F])) rcf = 1;
         lt_rep_buf_printf(b, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | mAP %s"
-                             "| paper top-1 | Δ paper | status | commit |\n", rcf ? "| AP_r | AP_c | AP_f " : "");
-        lt_rep_buf_printf(b, "|:--|:--|--:|--:|--:|--:|--:|--:|--:|%s--:|--:|:--|:--|\n", rcf ? "--:|--:|--:|" : "");
+                             "| paper top-1 | Δ paper | status | commit | engine |\n", rcf ? "| AP_r | AP_c | AP_f " : "");
+        lt_rep_buf_printf(b, "|:--|:--|--:|--:|--:|--:|--:|--:|--:|%s--:|--:|:--|:--|:--|\n", rcf ? "--:|--:|--:|" : "");
         for (int k = i; k < j; k++) {
             const lt_lb_row *r = &rows[k];
             char cell[64];
@@ -687,6 +710,7 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
             md_cell(b, cell);
             md_cell(b, r->status);
             md_cell(b, r->commit);
+            md_cell(b, r->engine);
             lt_rep_buf_printf(b, "\n");
         }
         i = j;
@@ -728,6 +752,11 @@ static void write_tex(lt_rep_buf *b, const lt_lb_row *rows, int n)
         const lt_lb_row *r = &rows[k];
         char cell[64];
         tex_text(b, r->method);
+        if (r->stale) {   /* rows of an older engine stay apart and say so */
+            lt_rep_buf_printf(b, " (engine ");
+            tex_text(b, r->engine[0] ? r->engine : "?");
+            lt_rep_buf_printf(b, ", stale)");
+        }
         lt_rep_buf_printf(b, " & ");
         tex_text(b, r->fidelity[0] ? r->fidelity : "--");
         if (r->n_ok == r->n_runs) lt_rep_buf_printf(b, " & %d", r->n_ok);

@@ -24,7 +24,7 @@
 /* Leaderboard CSV header, exactly (the column contract of results/leaderboard.csv). */
 #define LT_LB_CSV_HEADER                                                                   \
     "protocol,protocol_version,scale,method,fidelity,n_seeds,top1_mean,top1_std,many_mean," \
-    "medium_mean,few_mean,ece_mean,map_mean,paper_top1,delta_vs_paper,status,commit"
+    "medium_mean,few_mean,ece_mean,map_mean,paper_top1,delta_vs_paper,status,commit,engine"
 
 /* ---- one run ------------------------------------------------------------------ */
 
@@ -51,8 +51,13 @@ typedef struct {
     char reason[256];               /* why it failed ("" when ok) */
     double metric[LT_M_COUNT];      /* fractions, NAN = null */
     char manifest_sha256[65];
-    char commit[64];
-    int dirty;
+    char commit[64];                /* env.commit; "" absent */
+    int dirty;                      /* env.dirty: 1 true, 0 false, -1 null or absent */
+    /* the numerics-relevant fingerprint (lt_fingerprint.h); "" / 0 absent */
+    char engine_version[32];
+    char conv_backend[64];
+    char blas_core[64];
+    int threads;
 } lt_run_record;
 
 /* Reads one result.json. Result files are shared between researchers and
@@ -86,7 +91,9 @@ void lt_run_set_free(lt_run_set *s);
 
 /* ---- the leaderboard ---------------------------------------------------------- */
 
-/* One row per (protocol, scale, method). Numbers are percent; NAN = empty. */
+/* One row per (protocol, scale, method, engine version): seeds of different
+ * engines are never pooled (their sums run in different orders). Numbers
+ * are percent; NAN = empty. */
 typedef struct {
     char protocol[LT_LB_NAME];
     int protocol_version;
@@ -98,8 +105,11 @@ typedef struct {
     double mean[LT_M_COUNT];        /* over ok runs with a value */
     double top1_std;                /* sample std (n-1); NAN when n_ok < 2 */
     double paper_top1, delta_vs_paper;
-    char status[64];                /* "ok", "failed(1/3)", "failed", + ";mixed-protocol" */
+    char status[64];                /* "ok", "failed(1/3)", "failed", + ";mixed-protocol",
+                                       + ";stale" when engine is older than LT_ENGINE_VERSION */
     char commit[96];
+    char engine[32];                /* the runs' env.engine_version ("" unknown) */
+    int stale;                      /* engine older than this build's (or unknown) */
     int first;                      /* its runs: set.v[first .. first+n_runs-1] */
 } lt_lb_row;
 

@@ -67,6 +67,7 @@ void lt_run_env_capture(lt_run_env *e, int threads) {
     struct utsname u;
     char cpu[200];
     cpu_model(cpu, sizeof cpu);
+    cpu_model(e->cpu_model, sizeof e->cpu_model);
     if (uname(&u) == 0)
         snprintf(e->machine, sizeof e->machine, "%s %s %s%s%s", u.sysname, u.release, u.machine,
                  cpu[0] ? ", " : "", cpu);
@@ -96,6 +97,8 @@ cJSON *lt_run_env_json(const lt_run_env *e) {
     cJSON_AddStringToObject(o, "machine", e->machine);
     cJSON_AddStringToObject(o, "compiler", e->compiler);
     cJSON_AddStringToObject(o, "engine_version", LT_ENGINE_VERSION);
+    /* added later, so older readers see the keys they know unchanged */
+    cJSON_AddStringToObject(o, "cpu_model", e->cpu_model);
     return o;
 }
 

@@ -28,6 +28,7 @@ typedef struct {
     char conv_backend[32];      /* lt_conv_backend(): which conv path summed the numbers */
     int threads;
     char machine[256], compiler[128];
+    char cpu_model[256];   /* /proc/cpuinfo "model name", whole (machine has it cut) */
 } lt_run_env;
 
 /* Captured in the parent before forking (no threads started there). */

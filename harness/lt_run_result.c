@@ -16,6 +16,39 @@ static void add_num(cJSON *o, const char *k, double v, int have) {
     else cJSON_AddNullToObject(o, k);
 }
 
+/* method.stage1 of a decoupled run: which stage-1 model it was built on,
+ * so a result can be traced to the checkpoint bytes and the code that made
+ * them. Taken when the result is written, after the run (which holds the
+ * stage-1 run's lock while it loads) finished with it. Unknown parts are
+ * null; a missing checkpoint leaves the whole object null. */
+static cJSON *stage1_json(const lt_run_job *job) {
+    char hex[65];
+    if (!job->shared_final[0] || lt_sha256_file(job->shared_final, hex) != LT_OK) {
+        lt_err_clear();
+        return cJSON_CreateNull();
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "checkpoint_sha256", hex);
+    char rp[LT_RUN_PATH + 16];
+    snprintf(rp, sizeof rp, "%s", job->shared_final);
+    char *slash = strrchr(rp, '/');
+    if (slash) snprintf(slash + 1, sizeof rp - (size_t)(slash + 1 - rp), "result.json");
+    else snprintf(rp, sizeof rp, "result.json");
+    cJSON *doc = NULL;
+    const cJSON *env = NULL;
+    if (lt_json_read(rp, &doc) == LT_OK) env = cJSON_GetObjectItemCaseSensitive(doc, "env");
+    else lt_err_clear();
+    static const char *const keys[] = {"commit", "dirty", "engine_version"};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(env, keys[i]);
+        if (cJSON_IsString(v) || cJSON_IsBool(v)) cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, 0));
+        else cJSON_AddNullToObject(o, keys[i]);
+    }
+    cJSON_Delete(doc);
+    return o;
+}
+
 int lt_result_write(const lt_run_job *job, const lt_run_summary *s) {
     const lt_protocol *p = &job->proto;
     const lt_method *m = job->method;
@@ -39,6 +72,7 @@ int lt_result_write(const lt_run_job *job, const lt_run_summary *s) {
     cJSON_AddItemToObject(mo, "hparams", cJSON_Duplicate(job->hparams, 1));
     if (m->stage1_from) cJSON_AddStringToObject(mo, "stage1_from", m->stage1_from);
     else cJSON_AddNullToObject(mo, "stage1_from");
+    if (m->stage1_from) cJSON_AddItemToObject(mo, "stage1", stage1_json(job));
     cJSON_AddNumberToObject(r, "seed", (double)job->req->seed);
 
     cJSON *d = cJSON_AddObjectToObject(r, "dataset");

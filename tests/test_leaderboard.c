@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cmd_report.h"
+#include "lt.h"
 #include "lt_leaderboard.h"
 
 static char g_root[64];   /* temporary results root */
@@ -75,7 +76,7 @@ static void write_run(const char *protocol, const char *scale, const char *metho
                  "\"method\":{\"name\":\"%s\",\"version\":\"1\",\"fidelity\":\"%s\",\"hparams\":{}},\"seed\":%d,"
                  "\"metrics\":{\"top1\":null,\"many\":null,\"medium\":null,\"few\":null,\"ece\":null,"
                  "\"macro_f1\":null,\"map\":null},"
-                 "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false}}\n",
+                 "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"" LT_ENGINE_VERSION "\"}}\n",
                  protocol, scale, method, fidelity, seed);
     } else {
         snprintf(text, sizeof text,
@@ -87,7 +88,7 @@ static void write_run(const char *protocol, const char *scale, const char *metho
                  "\"metrics\":{\"top1\":%.17g,\"many\":%.17g,\"medium\":%.17g,\"few\":%.17g,\"ece\":%.17g,"
                  "\"macro_f1\":0.5,\"map\":null},\"group_sizes\":[3,5,2],"
                  "\"timings\":{\"total_s\":12.5,\"stages_s\":[12.0],\"eval_s\":0.5},"
-                 "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"threads\":2},"
+                 "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"" LT_ENGINE_VERSION "\",\"threads\":2},"
                  "\"started\":\"2024-01-01T00:00:00Z\",\"finished\":\"2024-01-01T00:01:00Z\"}\n",
                  protocol, scale, method, fidelity, seed, top1, many, medium, few, ece);
     }
@@ -150,15 +151,17 @@ static void test_csv_rows(void **state)
     char *csv = build("leaderboard.csv");
     const char *want =
         LT_LB_CSV_HEADER "\n"
-        "cifar10_lt_r100,1,full,ce,official-code,1,71.23,,90.00,70.00,50.00,20.00,,70.36,0.87,ok,abc123def456\n"
-        "cifar10_lt_r100,1,full,crt,reconstructed,0,,,,,,,,,,failed,abc123def456\n"
+        "cifar10_lt_r100,1,full,ce,official-code,1,71.23,,90.00,70.00,50.00,20.00,,70.36,0.87,ok,abc123def456,"
+        LT_ENGINE_VERSION "\n"
+        "cifar10_lt_r100,1,full,crt,reconstructed,0,,,,,,,,,,failed,abc123def456," LT_ENGINE_VERSION "\n"
         "fmnist_lt_r100,1,short,balanced_softmax,paper,2,76.50,2.12,85.50,71.00,62.00,6.00,,,,failed(1/3),"
-        "abc123def456\n"
-        "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,,,,ok,abc123def456\n";
+        "abc123def456," LT_ENGINE_VERSION "\n"
+        "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,,,,ok,abc123def456,"
+        LT_ENGINE_VERSION "\n";
     assert_string_equal(csv, want);
     const char *header = "protocol,protocol_version,scale,method,fidelity,n_seeds,top1_mean,top1_std,"
                          "many_mean,medium_mean,few_mean,ece_mean,map_mean,paper_top1,delta_vs_paper,"
-                         "status,commit\n";
+                         "status,commit,engine\n";
     assert_int_equal(strncmp(csv, header, strlen(header)), 0);
     free(csv);
 }
@@ -200,9 +203,9 @@ static void test_markdown(void **state)
     assert_non_null(strstr(md, "\n## fmnist_lt_r100, scale short (protocol version 1)\n"));
     assert_non_null(strstr(md, "\n## cifar10_lt_r100, scale full (protocol version 1)\n"));
     assert_non_null(strstr(md, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | mAP "
-                               "| paper top-1 | Δ paper | status | commit |\n"));
+                               "| paper top-1 | Δ paper | status | commit | engine |\n"));
     assert_non_null(strstr(md, "| ce | reconstructed | 3 | 72.00 ± 2.00 | 91.00 | 62.00 | 33.00 | 12.00 |  |  |  "
-                               "| ok | abc123def456 |\n"));
+                               "| ok | abc123def456 | " LT_ENGINE_VERSION " |\n"));
     assert_non_null(strstr(md, "| balanced_softmax | paper | 2 | 76.50 ± 2.12 |"));
     assert_non_null(strstr(md, "| failed(1/3) |"));
     assert_non_null(strstr(md, "| ce | official-code | 1 | 71.23 | 90.00 |"));
@@ -275,7 +278,8 @@ static int build_refusing(char **warn_text)
 }
 
 /* The fmnist ce row of the fixture, which the refused files below must not move. */
-#define CE_ROW "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,,,,ok,abc123def456\n"
+#define CE_ROW "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,,,,ok,abc123def456," \
+               LT_ENGINE_VERSION "\n"
 
 static void test_corrupt_and_pruned(void **state)
 {
@@ -352,7 +356,7 @@ static void write_hostile(const char *dir_method, int seed, const char *proto_js
     snprintf(text, sizeof text,
              "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":%s,\"version\":1,"
              "\"sha256\":\"aaaa\"},\"scale\":%s,\"method\":{\"name\":%s,\"version\":\"1\",\"fidelity\":\"paper\"},"
-             "\"seed\":%d,\"metrics\":%s,\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false}}\n",
+             "\"seed\":%d,\"metrics\":%s,\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"" LT_ENGINE_VERSION "\"}}\n",
              proto_json, scale_json, method_json, seed, metrics_json);
     spit(path, text);
 }
@@ -552,6 +556,63 @@ static void test_csv_split(void **state)
     assert_string_equal(buf, "");
 }
 
+/* Seeds of different engine versions sum in different orders: never one
+ * row. Two ce seeds made by engine 0.1.0 next to the fixture's three of
+ * this engine give a second, stale row (after the current one), with the
+ * engine column filled, in the CSV, the Markdown and the LaTeX table. */
+static void test_engines_separate_and_stale(void **state)
+{
+    (void)state;
+    char dir[512], path[600], text[2048];
+    for (int seed = 0; seed < 2; seed++) {
+        snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce/seed%d", g_root, seed + 7);
+        mkdirs(dir);
+        snprintf(path, sizeof path, "%s/result.json", dir);
+        snprintf(text, sizeof text,
+                 "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
+                 "\"version\":1,\"sha256\":\"aaaa\"},\"scale\":\"short\",\"method\":{\"name\":\"ce\","
+                 "\"version\":\"1\",\"fidelity\":\"reconstructed\"},\"seed\":%d,\"metrics\":{\"top1\":0.5},"
+                 "\"env\":{\"commit\":\"0123456789abcdef\",\"dirty\":true,\"engine_version\":\"0.1.0\"}}\n",
+                 seed + 7);
+        spit(path, text);
+    }
+    lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent"};
+    lt_run_set set;
+    lt_lb_row *rows;
+    int n;
+    assert_int_equal(lt_leaderboard_update(&o, &set, &rows, &n), LT_OK);
+    assert_int_equal(n, 5);
+    assert_string_equal(rows[3].method, "ce");
+    assert_string_equal(rows[3].engine, LT_ENGINE_VERSION);
+    assert_int_equal(rows[3].n_ok, 3);
+    assert_int_equal(rows[3].stale, 0);
+    assert_true(fabs(rows[3].mean[LT_M_TOP1] - 72.0) < 1e-9);   /* the 0.1.0 seeds are not pooled in */
+    assert_string_equal(rows[4].method, "ce");
+    assert_string_equal(rows[4].engine, "0.1.0");
+    assert_int_equal(rows[4].n_ok, 2);
+    assert_int_equal(rows[4].stale, 1);
+    assert_string_equal(rows[4].status, "ok;stale");
+    assert_string_equal(rows[4].commit, "0123456789ab+dirty");
+    lt_run_set_free(&set);
+    free(rows);
+    char *csv = build("leaderboard.csv");
+    assert_non_null(strstr(csv, CE_ROW));
+    assert_non_null(strstr(csv, "\nfmnist_lt_r100,1,short,ce,reconstructed,2,50.00,0.00,,,,,,,,ok;stale,"
+                                "0123456789ab+dirty,0.1.0\n"));
+    free(csv);
+    char *md = build("leaderboard.md");
+    assert_non_null(strstr(md, "| ok;stale | 0123456789ab+dirty | 0.1.0 |\n"));
+    assert_non_null(strstr(md, "Status `stale`"));
+    free(md);
+    char *tex = build("tables/fmnist_lt_r100_short.tex");
+    assert_non_null(strstr(tex, "\nce (engine 0.1.0, stale) & reconstructed & 2 & "));
+    free(tex);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/runs/fmnist_lt_r100/short/ce/seed7' '%s/runs/fmnist_lt_r100/short/ce/seed8'",
+             g_root, g_root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -561,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_paper_sources), cmocka_unit_test(test_csv_split),
         cmocka_unit_test(test_hostile_names_refused), cmocka_unit_test(test_metric_out_of_range_refused),
         cmocka_unit_test(test_missing_results_root), cmocka_unit_test(test_protocol_version_out_of_range_refused),
+        cmocka_unit_test(test_engines_separate_and_stale),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

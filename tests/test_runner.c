@@ -487,6 +487,11 @@ static void test_shipped_ci_scale(void **state) {
     print_message("note: fmnist_lt_r100 ci: top1 %.4f in %.1f s\n", o.top1, o.total_s);
 }
 
+static const char *p_ce_final(char *p, size_t cap) {
+    snprintf(p, cap, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/ckpt_final.ltc", g_tmp);
+    return p;
+}
+
 static void test_shared_stage1(void **state) {
     (void)state;
     SKIP_IF_NO_DATA();
@@ -523,6 +528,20 @@ static void test_shared_stage1(void **state) {
     cJSON *j = read_json(o.result_path);
     assert_string_equal(get(j, "method.stage1_from")->valuestring, "ce");
     assert_int_equal(cJSON_GetArraySize(get(j, "timings.stages_s")), 2);
+    /* provenance: the bytes of the stage-1 checkpoint it loaded, and the code
+     * (commit, engine) of the stage-1 run, read from ce's result.json */
+    char hex[65];
+    assert_int_equal(lt_sha256_file(p_ce_final(p, sizeof p), hex), LT_OK);
+    assert_string_equal(get(j, "method.stage1.checkpoint_sha256")->valuestring, hex);
+    snprintf(q, sizeof q, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/result.json", g_tmp);
+    cJSON *cej = read_json(q);
+    assert_string_equal(get(j, "method.stage1.commit")->valuestring, get(cej, "env.commit")->valuestring);
+    assert_string_equal(get(j, "method.stage1.engine_version")->valuestring, LT_ENGINE_VERSION);
+    assert_true(cJSON_IsBool(get(j, "method.stage1.dirty")) || cJSON_IsNull(get(j, "method.stage1.dirty")));
+    cJSON_Delete(cej);
+    /* env gains the whole CPU model string next to the older keys */
+    assert_true(cJSON_IsString(get(j, "env.cpu_model")));
+    assert_true(cJSON_IsString(get(j, "env.conv_backend")));
     cJSON_Delete(j);
     path_in(&o, "events.jsonl", p, sizeof p);
     char *ev = slurp(p);

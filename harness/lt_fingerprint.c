@@ -1,0 +1,72 @@
+/* lt_fingerprint.c — see lt_fingerprint.h. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lt.h"
+#include "lt_fingerprint.h"
+
+void lt_fingerprint_current(lt_fingerprint *f, int threads)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->engine_version, sizeof f->engine_version, "%s", LT_ENGINE_VERSION);
+    snprintf(f->conv_backend, sizeof f->conv_backend, "%s", lt_conv_backend());
+    snprintf(f->blas_core, sizeof f->blas_core, "%s", openblas_get_corename());
+    f->threads = threads;
+    f->dirty = -1;
+}
+
+void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->engine_version, sizeof f->engine_version, "%s", r->engine_version);
+    snprintf(f->conv_backend, sizeof f->conv_backend, "%s", r->conv_backend);
+    snprintf(f->blas_core, sizeof f->blas_core, "%s", r->blas_core);
+    f->threads = r->threads;
+    snprintf(f->commit, sizeof f->commit, "%s", r->commit);
+    f->dirty = r->dirty;
+}
+
+int lt_fingerprint_stale(const lt_fingerprint *run, const lt_fingerprint *now, char *why, size_t cap)
+{
+    why[0] = '\0';
+    if (strcmp(run->engine_version, now->engine_version))
+        snprintf(why, cap, "made by engine %s, now %s", run->engine_version[0] ? run->engine_version : "(unknown)",
+                 now->engine_version);
+    else if (run->dirty == 1) snprintf(why, cap, "made from an uncommitted tree (+dirty)");
+    else if (!run->commit[0] || !strcmp(run->commit, "unknown") || run->dirty < 0)
+        snprintf(why, cap, "made from no known commit (not a clean git tree)");
+    else if (run->threads != now->threads) snprintf(why, cap, "threads %d, now %d", run->threads, now->threads);
+    else if (strcmp(run->conv_backend, now->conv_backend))
+        snprintf(why, cap, "conv backend %s, now %s", run->conv_backend[0] ? run->conv_backend : "(unknown)",
+                 now->conv_backend);
+    else if (strcmp(run->blas_core, now->blas_core))
+        snprintf(why, cap, "BLAS core %s, now %s", run->blas_core[0] ? run->blas_core : "(unknown)", now->blas_core);
+    else return 0;
+    return 1;
+}
+
+/* Three non-negative numbers, or -1 when s is not "A.B.C". */
+static int parse_version(const char *s, long v[3])
+{
+    const char *p = s;
+    for (int i = 0; i < 3; i++) {
+        char *end;
+        if (*p < '0' || *p > '9') return -1;
+        v[i] = strtol(p, &end, 10);
+        p = end;
+        if (i < 2 && *p++ != '.') return -1;
+    }
+    return *p ? -1 : 0;
+}
+
+int lt_engine_version_cmp(const char *a, const char *b)
+{
+    long x[3], y[3];
+    int ga = parse_version(a, x) == 0, gb = parse_version(b, y) == 0;
+    if (!ga || !gb) return ga == gb ? (strcmp(a, b) > 0) - (strcmp(a, b) < 0) : (ga ? 1 : -1);
+    for (int i = 0; i < 3; i++)
+        if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+    return 0;
+}

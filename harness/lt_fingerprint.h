@@ -1,0 +1,44 @@
+/* lt_fingerprint.h — what decides a run's last bits, and whether a finished
+ * run may stand for one this process would make now.
+ *
+ * Same build (engine version), same convolution kernel path, same BLAS core
+ * and same thread count give bit-identical numbers (README, Reproducibility);
+ * anything else gives numbers within the tolerance of results/reference, not
+ * the same ones. So a run is re-used as is only when all four match, and
+ * only when it was made from a committed, clean tree (otherwise nobody can
+ * say which code produced it). */
+#ifndef LT_FINGERPRINT_H
+#define LT_FINGERPRINT_H
+
+#include <stddef.h>
+
+typedef struct {
+    char engine_version[32];   /* LT_ENGINE_VERSION of the run; "" unknown */
+    char conv_backend[64];     /* lt_conv_backend(): the kernel path */
+    char blas_core[64];        /* openblas_get_corename() */
+    int threads;               /* 0 unknown */
+    char commit[64];           /* "" or "unknown": not made from a git tree */
+    int dirty;                 /* 1 dirty, 0 clean, -1 unknown */
+} lt_fingerprint;
+
+/* This process's fingerprint for runs at `threads` threads (commit and dirty
+ * are not looked at by lt_fingerprint_stale for `now`). */
+void lt_fingerprint_current(lt_fingerprint *f, int threads);
+
+/* Why a run made under `run` is not the run this process would make under
+ * `now`: 0 when it is (why = ""), else 1 with the first reason in why, e.g.
+ * "made by engine 0.1.0, now 0.7.0", "made from an uncommitted tree (+dirty)",
+ * "made from no known commit", "threads 2, now 16", "conv backend
+ * im2col-sgemm, now avx512-direct+winograd", "BLAS core Haswell, now
+ * SkylakeX". Checked in that order. */
+int lt_fingerprint_stale(const lt_fingerprint *run, const lt_fingerprint *now, char *why, size_t cap);
+
+/* The fingerprint a result file recorded (lt_run_record's env fields). */
+#include "lt_leaderboard.h"
+void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f);
+
+/* Orders two engine versions "MAJOR.MINOR.PATCH" numerically (-1, 0, 1);
+ * "" or text that is not a version sorts before every version. */
+int lt_engine_version_cmp(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,91 @@
+/* test_committed_results.c — the committed results are products of committed
+ * code (issue 15). Reads only the files under results/: every
+ * results/runs/ ** /result.json must name a commit and have env.dirty false,
+ * and no row of results/leaderboard.csv may pool engine versions (its
+ * `engine` column is one version, never empty or ';'-joined). Cheap: no
+ * training, so `make test` runs it. Each offending file is named. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lt_leaderboard.h"
+
+static void test_runs_clean_and_committed(void **state)
+{
+    (void)state;
+    if (access("results/runs", F_OK) != 0) {
+        print_message("skip: results/runs absent (not run from the repository root)\n");
+        skip();
+    }
+    lt_run_set set;
+    assert_int_equal(lt_runs_scan("results", stderr, &set), LT_OK);
+    int bad = 0;
+    for (int i = 0; i < set.n; i++) {
+        const lt_run_record *r = &set.v[i];
+        const char *why = !r->commit[0] || !strcmp(r->commit, "unknown") ? "no commit"
+                          : r->dirty == 1                                 ? "env.dirty is true"
+                          : r->dirty < 0                                  ? "env.dirty is null or absent"
+                                                                          : NULL;
+        if (!why) continue;
+        print_message("committed result not made by committed code: %s: %s (engine %s)\n", r->path, why,
+                      r->engine_version[0] ? r->engine_version : "?");
+        bad++;
+    }
+    if (set.n_refused) print_message("%d committed result file(s) refused by the reader (above)\n", set.n_refused);
+    print_message("note: %d of %d committed results are dirty or without a commit\n", bad, set.n);
+    const int refused = set.n_refused;
+    lt_run_set_free(&set);
+    assert_int_equal(refused, 0);
+    assert_int_equal(bad, 0);
+}
+
+static void test_leaderboard_rows_one_engine(void **state)
+{
+    (void)state;
+    FILE *f = fopen("results/leaderboard.csv", "r");
+    if (!f) {
+        print_message("skip: results/leaderboard.csv absent\n");
+        skip();
+    }
+    char line[4096];
+    int lineno = 0, col = -1, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *fld[64];
+        int n = lt_rep_csv_split(line, fld, 64);
+        if (lineno == 1) {
+            for (int k = 0; k < n && k < 64; k++)
+                if (!strcmp(fld[k], "engine")) col = k;
+            if (col < 0) {
+                print_message("results/leaderboard.csv: no `engine` column: rows may pool engine versions\n");
+                bad++;
+                break;
+            }
+            continue;
+        }
+        if (n <= col || !fld[col][0] || strchr(fld[col], ';')) {
+            print_message("results/leaderboard.csv:%d: %s %s %s: engine '%s': not one engine version\n", lineno,
+                          n > 0 ? fld[0] : "?", n > 2 ? fld[2] : "?", n > 3 ? fld[3] : "?",
+                          n > col ? fld[col] : "");
+            bad++;
+        }
+    }
+    fclose(f);
+    assert_int_equal(bad, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_runs_clean_and_committed),
+        cmocka_unit_test(test_leaderboard_rows_one_engine),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
