@@ -95,7 +95,7 @@ $(BUILD)/tests/%: tests/%.c $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(LIBS)
 # with an instrumented build.
 tests-build: $(TEST_BIN)
 
-# The suite: every test binary, then one summary line "N passed, N failed".
+# The suite: every test binary, then one summary line "N passed, N skipped, N failed".
 test: check-deps
 	@$(MAKE) --no-print-directory tests-build ltbench
 	@tests/run.sh $(TEST_BIN)
@@ -121,8 +121,8 @@ bench-deps:
 	else echo "bench-deps: run: sudo apt-get install -y --no-install-recommends python3-torch" >&2; exit 1; fi
 
 # The bench needs only the engine.
-$(BUILD)/bench_step: tests/bench/bench_step.c $(ENGINE_LIB)
-	$(CC) $(CFLAGS) -o $@ $< $(ENGINE_LIB) $(LDLIBS)
+$(BUILD)/bench_step: tests/bench/bench_step.c $(call obj,tests/cpu_peak.c) $(ENGINE_LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(call obj,tests/cpu_peak.c) $(ENGINE_LIB) $(LDLIBS)
 
 # The synthetic LVIS look-alike for protocol lvis_lt_fixture (no real LVIS
 # here): four files in the real formats, written straight into raw/.

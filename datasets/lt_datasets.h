@@ -193,6 +193,9 @@ int lt_cifar_read_dir(const char *dir, lt_cifar_kind kind, long n_train, long n_
  * 3 8 8 0 6 6 1 6 3 1. LT_EDATA with the mismatch if they differ (the binary
  * files would then not be in the python-pickle order LDAM's subsets assume). */
 int lt_cifar10_check_sentinels(const lt_dataset *train, const lt_dataset *test);
+/* The same for CIFAR-100's fine labels: train 19 29 0 11 1 86 90 28 23 31,
+ * test 49 33 72 51 71 92 15 14 23 0 (the python version's order). */
+int lt_cifar100_check_sentinels(const lt_dataset *train, const lt_dataset *test);
 
 /* ---- binary cache and manifest (lt_cache.c) ------------------------------- */
 /* Cache file, little-endian:
@@ -251,6 +254,10 @@ typedef struct lt_ds_def {
     lt_profile default_profile;
     double default_ir;          /* EXP/STEP default imbalance ratio */
     int check_cifar10_sentinels;
+    /* Not part of the manifest hash (unlike the CIFAR-10 flag, whose value is
+     * hashed): the check reads the same data and changes nothing in the build,
+     * so builds and results made before it was added keep their hashes. */
+    int check_cifar100_sentinels;
     lt_ds_reader read;          /* NULL: dataset known but no reader in this build */
     int n_files;
     lt_ds_file files[LT_DS_MAX_FILES];

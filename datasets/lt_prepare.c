@@ -676,7 +676,8 @@ static int read_and_select(const lt_ds_def *def, const lt_ds_opts *o, const reci
         lt_dataset_free(&full);
         return rc;
     }
-    if (def->check_cifar10_sentinels && (rc = lt_cifar10_check_sentinels(&full, &s->test))) {
+    if ((def->check_cifar10_sentinels && (rc = lt_cifar10_check_sentinels(&full, &s->test))) ||
+        (def->check_cifar100_sentinels && (rc = lt_cifar100_check_sentinels(&full, &s->test)))) {
         lt_dataset_free(&full);
         return lt_err_wrap(rc, "%s", def->name);
     }

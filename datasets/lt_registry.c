@@ -352,6 +352,7 @@ static const lt_ds_def registry[] = {
         .n_classes = 100, .c = 3, .h = 32, .w = 32,
         .n_train = 50000, .n_test = 10000, .n_max = 500,
         .default_profile = LT_PROFILE_EXP, .default_ir = 100,
+        .check_cifar100_sentinels = 1,
         .read = read_cifar100,
         .n_files = 1,
         .files = {{.name = "cifar-100-binary.tar.gz",

@@ -502,36 +502,75 @@ static int group_figures(ctx *c, const char *protocol, const char *scale, const 
         lt_rep_buf_free(&data);
         lt_rep_buf_free(&methods);
     }
-    /* many / medium / few */
+    /* many / medium / few: per method the seed mean and the sample standard
+     * deviation (n-1, as the leaderboard; 0 for one seed), a group only where
+     * some method has a value (a protocol without medium or few classes, like
+     * fmnist_lt_r10, gets no empty group), and a y-range fitted to
+     * mean -+ std with a margin, clamped to 0..100, instead of 0..100. */
     if (!rc) {
         static const char *const gname[3] = {"many", "medium", "few"};
         static const int gm[3] = {LT_M_MANY, LT_M_MEDIUM, LT_M_FEW};
-        lt_rep_buf_printf(&data, "# shot-group accuracy (percent, mean over successful seeds), %s scale %s\n# group",
-                          protocol, scale);
-        for (int m = 0; m < nm; m++)
-            if (mr[m].n_ok) {
-                lt_rep_buf_printf(&data, " %s", mr[m].name);
-                lt_rep_buf_printf(&methods, "%s%s", methods.n ? " " : "", mr[m].name);
-            }
-        lt_rep_buf_printf(&data, "\n");
-        for (int g = 0; g < 3; g++) {
-            lt_rep_buf_printf(&data, "%s", gname[g]);
-            for (int m = 0; m < nm; m++) {
-                if (!mr[m].n_ok) continue;
-                double s = 0;
+        double mean[3][64], sd[3][64];
+        int ok[64] = {0}, n_ok = 0, have_g[3] = {0, 0, 0};
+        double lo = INFINITY, hi = -INFINITY;
+        for (int m = 0; m < nm && m < 64; m++) {
+            if (!mr[m].n_ok) continue;
+            ok[m] = 1;
+            n_ok++;
+            for (int g = 0; g < 3; g++) {
+                double sum = 0, sq = 0;
                 int k = 0;
                 for (int i = 0; i < mr[m].n_runs; i++)
                     if (mr[m].runs[i].ok && !isnan(mr[m].runs[i].metric[gm[g]])) {
-                        s += 100.0 * mr[m].runs[i].metric[gm[g]];
+                        sum += 100.0 * mr[m].runs[i].metric[gm[g]];
                         k++;
                     }
-                fmt_val(&data, k ? s / k : NAN);
+                mean[g][m] = k ? sum / k : NAN;
+                for (int i = 0; i < mr[m].n_runs; i++)
+                    if (mr[m].runs[i].ok && !isnan(mr[m].runs[i].metric[gm[g]])) {
+                        double d = 100.0 * mr[m].runs[i].metric[gm[g]] - mean[g][m];
+                        sq += d * d;
+                    }
+                sd[g][m] = k > 1 ? sqrt(sq / (k - 1)) : k ? 0.0 : NAN;
+                if (k) {
+                    have_g[g] = 1;
+                    if (mean[g][m] - sd[g][m] < lo) lo = mean[g][m] - sd[g][m];
+                    if (mean[g][m] + sd[g][m] > hi) hi = mean[g][m] + sd[g][m];
+                }
             }
-            lt_rep_buf_printf(&data, "\n");
         }
-        snprintf(base, sizeof base, "groups_%s_%s", protocol, scale);
-        snprintf(title, sizeof title, "%s (%s): accuracy by shot group", protocol, scale);
-        rc = figure(c, "groups", base, &data, methods.s ? methods.s : "", title, extra);
+        if (nm > 64) rc = lt_err(LT_EINVAL, "figures: %d methods in %s/%s, the groups figure takes 64", nm, protocol, scale);
+        if (!rc && n_ok && isfinite(lo)) {
+            double margin = (hi - lo) * 0.08 + 1.0, ymin = floor(lo - margin), ymax = ceil(hi + margin);
+            if (ymin < 0) ymin = 0;
+            if (ymax > 100) ymax = 100;
+            lt_rep_buf_printf(&data,
+                              "# shot-group accuracy (percent): per method the mean over successful seeds and "
+                              "the seed standard deviation (n-1; 0 for one seed), %s scale %s\n"
+                              "# yrange %g %g\n# group",
+                              protocol, scale, ymin, ymax);
+            for (int m = 0; m < nm; m++)
+                if (ok[m]) {
+                    lt_rep_buf_printf(&data, " %s %s_std", mr[m].name, mr[m].name);
+                    lt_rep_buf_printf(&methods, "%s%s", methods.n ? " " : "", mr[m].name);
+                }
+            lt_rep_buf_printf(&data, "\n");
+            for (int g = 0; g < 3; g++) {
+                if (!have_g[g]) continue;   /* no class in this group */
+                lt_rep_buf_printf(&data, "%s", gname[g]);
+                for (int m = 0; m < nm; m++)
+                    if (ok[m]) {
+                        fmt_val(&data, mean[g][m]);
+                        fmt_val(&data, sd[g][m]);
+                    }
+                lt_rep_buf_printf(&data, "\n");
+            }
+            char gextra[160];
+            snprintf(gextra, sizeof gextra, "%symin=%g; ymax=%g; ", extra, ymin, ymax);
+            snprintf(base, sizeof base, "groups_%s_%s", protocol, scale);
+            snprintf(title, sizeof title, "%s (%s): accuracy by shot group", protocol, scale);
+            rc = figure(c, "groups", base, &data, methods.s ? methods.s : "", title, gextra);
+        }
         lt_rep_buf_free(&data);
         lt_rep_buf_free(&methods);
     }

@@ -670,13 +670,11 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
                       "Numbers are percent: mean over the seeds that finished, ± the sample standard "
                       "deviation (n-1) of top-1. The last epoch is reported; nothing is selected on the "
                       "test set. Shot groups: many > 100, medium 20-100, few < 20 training images. "
-                      "Fidelity: `official-code` (implemented against the authors' code), `paper` (from "
-                      "the paper's text), `reconstructed` (rebuilt from abstracts and first principles; "
-                      "not the paper's method until checked against it). Paper numbers are shown for "
+                      "Fidelity: " LT_FIDELITY_LEGEND ". Paper numbers are shown for "
                       "the `full` scale only. Engine: the engine version (`LT_ENGINE_VERSION`) that made the "
                       "row's runs; seeds of different engines are separate rows. Status `stale`: made by an "
                       "engine older than the current one (" LT_ENGINE_VERSION "); `make reproduce` re-runs it. "
-                      "Commit `+dirty`: made from an uncommitted tree.\n");
+                      "Commit `+dirty`: made from an uncommitted tree.\n\n" LT_LEADERBOARD_NOTES);
     for (int i = 0; i < n;) {
         int j = i;
         while (j < n && !strcmp(rows[j].protocol, rows[i].protocol) && !strcmp(rows[j].scale, rows[i].scale)) j++;

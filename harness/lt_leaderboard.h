@@ -172,4 +172,18 @@ int lt_rep_csv_split(char *line, char **fields, int max);
 /* "%.2f" of a percent value with "-0.00" folded to "0.00"; "" for NAN. */
 void lt_rep_pct(double v, char *buf, size_t cap);
 
+/* The fidelity labels' definitions, written into leaderboard.md's legend.
+ * README.md ("Methods") states the same words; tests/test_leaderboard.c
+ * checks that it contains this text, so the two cannot drift apart again. */
+#define LT_FIDELITY_LEGEND                                                                      \
+    "`official-code` (follows the authors' code), `paper` (follows the paper where the code " \
+    "differs or is unavailable), `reconstructed` (details the sources leave open were filled in by us)"
+
+/* Deviations a reader of the leaderboard must know that the fidelity label
+ * does not say (each also in the method's README). */
+#define LT_LEADERBOARD_NOTES                                                                     \
+    "Notes: `bsig` initialises its classifier weights with the engine's Kaiming normal "        \
+    "N(0, 2/fan_in), not the official N(0, 0.01) of detectron2's FastRCNNOutputLayers "        \
+    "(methods/bsig/README.md).\n"
+
 #endif

@@ -299,6 +299,17 @@ typedef struct lt_method {
      * the engine's BN. Also used when the host builds this method's model
      * as another run's teacher. */
     int (*norm_layer)(void *st, lt_model *m, const char *name, const char *group, int in);
+
+    /* Appended after ABI 3's first members (read only from ABI >= 3 tables;
+     * NULL in every table built before it). Optional: the L2 norm of each
+     * class's EFFECTIVE classifier row, the one that scores the test set
+     * (per_class.csv's weight_norm, the classifier-norm figure), called after
+     * post_train: tau-normalised rows for taunorm, scaled rows for LWS,
+     * centroids for NCM. norms[j] = NAN where class j has no such row (the
+     * column is then left empty). NULL: the norms of the head's [C x D] weight
+     * rows as the model holds them, right for every method whose test scores
+     * are that layer's logits. */
+    int (*class_norms)(const void *st, lt_model *m, int n_classes, double *norms);
 } lt_method;
 
 /* ---- host services (ABI 3) -------------------------------------------------

@@ -154,26 +154,48 @@ static const float *classifier_rows(lt_child *c) {
     return NULL;
 }
 
-static int write_per_class(lt_child *c, const lt_metrics *mt) {
+/* Each class's classifier norm for per_class.csv: the method's effective
+ * classifier when it says (class_norms), else the head's rows; NAN where
+ * there is none. Methods that score the test set with something other than
+ * the head's rows (tau-normalised rows, centroids) must not be shown with
+ * the head's norms, which is what the figure plotted before. */
+static int class_norms(lt_child *c, double *norms) {
+    for (int j = 0; j < c->C; j++) norms[j] = NAN;
+    if (c->M->abi >= 3 && c->M->class_norms) {
+        int rc = c->M->class_norms(c->st, c->m, c->C, norms);
+        if (rc) return lt_err_wrap(rc, "per_class.csv: %s's class norms", c->M->name);
+        return LT_OK;
+    }
     const float *W = classifier_rows(c);
+    if (!W) return LT_OK;
+    for (int j = 0; j < c->C; j++) {
+        double s = 0;
+        for (int d = 0; d < c->D; d++) s += (double)W[(size_t)j * c->D + d] * W[(size_t)j * c->D + d];
+        norms[j] = sqrt(s);
+    }
+    return LT_OK;
+}
+
+static int write_per_class(lt_child *c, const lt_metrics *mt) {
+    double *norms = malloc((size_t)c->C * sizeof *norms);
+    if (!norms) return lt_err(LT_ENOMEM, "per_class.csv: out of memory");
+    int nrc = class_norms(c, norms);
+    if (nrc) { free(norms); return nrc; }
     size_t cap = 128 + (size_t)c->C * 160, len = 0;
     char *buf = malloc(cap);
-    if (!buf) return lt_err(LT_ENOMEM, "per_class.csv: out of memory");
+    if (!buf) { free(norms); return lt_err(LT_ENOMEM, "per_class.csv: out of memory"); }
     static const char *gname[3] = {"many", "medium", "few"};
     len += (size_t)snprintf(buf, cap, "class_id,train_count,test_count,correct,acc,group,weight_norm\n");
     for (int j = 0; j < c->C; j++) {
         char acc[32] = "", wn[32] = "";
         if (isfinite(mt->acc[j])) snprintf(acc, sizeof acc, "%.17g", mt->acc[j]);
-        if (W) {
-            double s = 0;
-            for (int d = 0; d < c->D; d++) s += (double)W[(size_t)j * c->D + d] * W[(size_t)j * c->D + d];
-            snprintf(wn, sizeof wn, "%.9g", sqrt(s));
-        }
+        if (isfinite(norms[j])) snprintf(wn, sizeof wn, "%.9g", norms[j]);
         len += (size_t)snprintf(buf + len, cap - len, "%d,%ld,%ld,%ld,%s,%s,%s\n", j, c->counts[j],
                                 mt->test_count[j], mt->correct[j], acc, gname[lt_shot_group(c->counts[j])], wn);
     }
     int rc = lt_file_write_atomic(c->job->per_class_path, buf, len);
     free(buf);
+    free(norms);
     return rc;
 }
 

@@ -18,13 +18,13 @@ set rmargin at screen 0.84
 set ylabel "training loss"
 set xlabel ""
 set format x ""
-plot for [i=1:n_methods] datafile using 1:(column(2*i)) with linespoints lw 2 pt 7 ps 0.6 \
+plot for [i=1:n_methods] datafile using 1:(column(2*i)) with linespoints lw 2 pt method_point(word(methods, i)) ps 0.6 \
      lc rgb method_colour(word(methods, i)) title word(methods, i)
 set ylabel "training accuracy (%)"
 unset key
 set xlabel "epoch"
 set format x "%g"
 set yrange [0:100]
-plot for [i=1:n_methods] datafile using 1:(column(2*i+1)) with linespoints lw 2 pt 7 ps 0.6 \
+plot for [i=1:n_methods] datafile using 1:(column(2*i+1)) with linespoints lw 2 pt method_point(word(methods, i)) ps 0.6 \
      lc rgb method_colour(word(methods, i)) title word(methods, i)
 unset multiplot

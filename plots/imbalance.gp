@@ -9,5 +9,5 @@ set ylabel "top-1 accuracy (%)"
 set logscale x
 set offsets graph 0.05, graph 0.05, 0, 0
 set key outside right top vertical
-plot for [i=1:n_methods] datafile using 1:(column(1+i)):xtic(1) with linespoints lw 2 pt 7 ps 1.2 \
+plot for [i=1:n_methods] datafile using 1:(column(1+i)):xtic(1) with linespoints lw 2 pt method_point(word(methods, i)) ps 1.2 \
      lc rgb method_colour(word(methods, i)) title word(methods, i)

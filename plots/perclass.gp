@@ -19,7 +19,7 @@ set style fill solid 0.5 noborder
 set boxwidth 0.8 absolute
 set key outside right top vertical
 xt = nclasses <= 20 ? ":xtic(2)" : ""
-sty = nclasses <= 50 ? "linespoints pt 7 ps 0.9" : "lines"
+sty = nclasses <= 50 ? "linespoints pt method_point(word(methods, i)) ps 0.9" : "lines"
 if (nclasses > 20) { set xlabel "class rank by training images (0 = most)" }
 plot datafile using 1:3@xt axes x1y2 with boxes lc rgb "#cccccc" title "training images", \
      for [i=1:n_methods] datafile using 1:(column(3+i)) with @sty lw 2 \

@@ -336,6 +336,49 @@ static void test_cifar100_archive_and_dir(void **state)
     free(bte);
 }
 
+/* CIFAR-100's binary files must be in the python version's order, as
+ * CIFAR-10's are: the fine-label sentinels, from a fixture in the real
+ * binary format (one archive with train.bin and test.bin). */
+static void test_cifar100_sentinels(void **state)
+{
+    (void)state;
+    enum { NTR = 100, NTE = 100 };
+    static const int str[10] = {19, 29, 0, 11, 1, 86, 90, 28, 23, 31};
+    static const int ste[10] = {49, 33, 72, 51, 71, 92, 15, 14, 23, 0};
+    int ftr[NTR], fte[NTE];
+    for (int i = 0; i < NTR; i++) ftr[i] = i < 10 ? str[i] : (i * 37) % 100;
+    for (int i = 0; i < NTE; i++) fte[i] = i < 10 ? ste[i] : (i * 11) % 100;
+    char p[512];
+    snprintf(p, sizeof p, "%s/c100_sent.tar.gz", tmpdir);
+    for (int bad = 0; bad < 2; bad++) {
+        if (bad) fte[4] = 70; /* 49 33 72 51 70 ... */
+        size_t ltr, lte;
+        uint8_t *btr = c100_records(0, NTR, ftr, &ltr, -1), *bte = c100_records(1, NTE, fte, &lte, -1);
+        member m[2] = {{"cifar-100-binary/train.bin", btr, ltr}, {"cifar-100-binary/test.bin", bte, lte}};
+        write_tgz(p, m, 2);
+        free(btr);
+        free(bte);
+        lt_dataset a, b;
+        assert_int_equal(lt_cifar_read_archive(p, LT_CIFAR100, NTR, NTE, &a, &b), LT_OK);
+        if (!bad) {
+            assert_int_equal(lt_cifar100_check_sentinels(&a, &b), LT_OK);
+        } else {
+            assert_int_equal(lt_cifar100_check_sentinels(&a, &b), LT_EDATA);
+            assert_non_null(strstr(lt_errmsg(), "CIFAR-100 test labels[0..9] are 49 33 72 51 70"));
+            assert_non_null(strstr(lt_errmsg(), "expected 49 33 72 51 71 92 15 14 23 0"));
+            print_message("note: %s\n", lt_errmsg());
+        }
+        /* CIFAR-10's sentinels do not pass for CIFAR-100 data (and vice versa) */
+        assert_int_equal(lt_cifar10_check_sentinels(&a, NULL), LT_EDATA);
+        lt_dataset_free(&a);
+        lt_dataset_free(&b);
+    }
+    /* the build runs the check for CIFAR-100 as it does for CIFAR-10 */
+    assert_true(lt_ds_find("cifar100")->check_cifar100_sentinels);
+    assert_true(lt_ds_find("cifar10")->check_cifar10_sentinels);
+    assert_false(lt_ds_find("cifar10")->check_cifar100_sentinels);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_cifar10_bad_sizes),
         cmocka_unit_test(test_cifar10_truncated),
         cmocka_unit_test(test_cifar100_archive_and_dir),
+        cmocka_unit_test(test_cifar100_sentinels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -121,8 +121,12 @@ static uint8_t *records(int split, const int *lab, long n, int rec, size_t *len)
 
 static const int SENT_TR[10] = {6, 9, 9, 4, 1, 1, 2, 7, 8, 3};
 static const int SENT_TE[10] = {3, 8, 8, 0, 6, 6, 1, 6, 3, 1};
+/* CIFAR-100 fine-label sentinels (lt_cifar100_check_sentinels); the test
+ * set has 2 per class so that its prefix (23 twice) fits. */
+static const int SENT100_TR[10] = {19, 29, 0, 11, 1, 86, 90, 28, 23, 31};
+static const int SENT100_TE[10] = {49, 33, 72, 51, 71, 92, 15, 14, 23, 0};
 
-enum { C10_TRAIN = 500, C10_TEST = 100, C100_TRAIN = 500, C100_TEST = 100 };
+enum { C10_TRAIN = 500, C10_TEST = 100, C100_TRAIN = 500, C100_TEST = 200 };
 static int c10_tr[C10_TRAIN], c10_te[C10_TEST], c100_tr[C100_TRAIN], c100_te[C100_TEST];
 
 static void make_cifar10(const char *path)
@@ -151,8 +155,8 @@ static void make_cifar10(const char *path)
 
 static void make_cifar100(const char *path)
 {
-    for (int i = 0; i < C100_TRAIN; i++) c100_tr[i] = (i * 37) % 100;
-    for (int i = 0; i < C100_TEST; i++) c100_te[i] = (i * 11) % 100;
+    balanced_labels(c100_tr, C100_TRAIN, 100, 5, SENT100_TR, 10);
+    balanced_labels(c100_te, C100_TEST, 100, 2, SENT100_TE, 10);
     size_t l1, l2;
     uint8_t *tr = records(0, c100_tr, C100_TRAIN, 3074, &l1), *te = records(1, c100_te, C100_TEST, 3074, &l2);
     member m[3] = {{"cifar-100-binary/fine_label_names.txt", (const uint8_t *)"apple\n", 6},

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,12 @@ static char *slurp(const char *path)
  * events.jsonl with three stage-1 epochs (ce) or stage-2 epochs only (crt). */
 static void write_run(const char *protocol, const char *method, int seed, double top1, double many)
 {
-    char dir[512], p[600], text[4096];
+    char dir[512], p[600], text[4096], med[32] = "null", few[32] = "null";
+    /* fmnist_lt_r10 as the real one: no medium or few class (null groups) */
+    if (strcmp(protocol, "fmnist_lt_r10")) {
+        snprintf(med, sizeof med, "%.17g", many - 0.3);
+        snprintf(few, sizeof few, "%.17g", many - 0.6);
+    }
     snprintf(dir, sizeof dir, "%s/runs/%s/short/%s/seed%d", g_root, protocol, method, seed);
     mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
@@ -74,9 +80,9 @@ static void write_run(const char *protocol, const char *method, int seed, double
              "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"%s\",\"version\":1,"
              "\"sha256\":\"aa\"},\"scale\":\"short\",\"method\":{\"name\":\"%s\",\"version\":\"1\","
              "\"fidelity\":\"reconstructed\",\"hparams\":{}},\"seed\":%d,\"metrics\":{\"top1\":%.17g,"
-             "\"many\":%.17g,\"medium\":%.17g,\"few\":%.17g,\"ece\":0.1,\"macro_f1\":0.5,\"map\":null},"
+             "\"many\":%.17g,\"medium\":%s,\"few\":%s,\"ece\":0.1,\"macro_f1\":0.5,\"map\":null},"
              "\"env\":{\"commit\":\"c0ffee\",\"dirty\":false}}\n",
-             protocol, method, seed, top1, many, many - 0.3, many - 0.6);
+             protocol, method, seed, top1, many, med, few);
     spit(p, text);
 
     int ce = !strcmp(method, "ce");
@@ -222,10 +228,23 @@ static void test_data_files(void **state)
     free(t);
 
     /* shot groups: means of the two seeds, percent */
+    /* shot groups: means of the two seeds and their standard deviation
+     * (n-1), percent; the y-range fitted to mean -+ std (20 .. 92.4, a margin
+     * of 8% + 1, clamped to 100) */
     t = data_lines(dat("out", "groups_fmnist_lt_r100_short"));
-    assert_string_equal(t, "many 91.0000 80.0000\n"
-                           "medium 61.0000 50.0000\n"
-                           "few 31.0000 20.0000\n");
+    assert_string_equal(t, "many 91.0000 1.4142 80.0000 0.0000\n"
+                           "medium 61.0000 1.4142 50.0000 0.0000\n"
+                           "few 31.0000 1.4142 20.0000 0.0000\n");
+    free(t);
+    t = dat("out", "groups_fmnist_lt_r100_short");
+    assert_non_null(strstr(t, "\n# yrange 13 100\n# group ce ce_std crt crt_std\n"));
+    free(t);
+    /* fmnist_lt_r10 has no medium or few classes: no empty groups */
+    t = data_lines(dat("out", "groups_fmnist_lt_r10_short"));
+    assert_string_equal(t, "many 95.0000 0.0000 85.0000 0.0000\n");
+    free(t);
+    t = dat("out", "groups_fmnist_lt_r10_short");
+    assert_non_null(strstr(t, "\n# yrange 83 97\n"));
     free(t);
 
     /* top-1 against imbalance ratio, ascending ratio */
@@ -426,10 +445,68 @@ static void test_palette(void **state)
     char ce[16], crt[16], other[16];
     assert_int_equal(sscanf(out[0], "%15s %15s %15s", ce, crt, other), 3);
     assert_string_equal(ce, "#000000");
-    assert_string_equal(crt, "#1f77b4");
+    assert_string_equal(crt, "#0072B2");
     assert_int_equal(strlen(other), 7);
     assert_int_equal(other[0], '#');
     assert_int_equal(strspn(other + 1, "0123456789abcdef"), 6);
+}
+
+/* Every registered method (a folder under methods/) has its own entry in
+ * plots/palette.gp: an Okabe-Ito colour, and no two methods share a
+ * (colour, pattern) pair or a (colour, point) pair, so each is distinguishable
+ * in the bar and line figures. Read from the file, so no gnuplot is needed;
+ * groups.gp uses the pattern and the std column. */
+static void test_palette_distinct(void **state)
+{
+    (void)state;
+    FILE *f = fopen("plots/palette.gp", "r");
+    assert_non_null(f);
+    static char pal[16384];
+    pal[fread(pal, 1, sizeof pal - 1, f)] = 0;
+    fclose(f);
+    static const char *const okabe_ito[8] = {"#000000", "#E69F00", "#56B4E9", "#009E73",
+                                             "#F0E442", "#0072B2", "#D55E00", "#CC79A7"};
+    glob_t g;
+    assert_int_equal(glob("methods/*/method.c", 0, NULL, &g), 0);
+    assert_true(g.gl_pathc >= 13);
+    char col[64][8], pat[64][8], pt[64][8], name[64][64];
+    size_t n = g.gl_pathc;
+    assert_true(n <= 64);
+    for (size_t i = 0; i < n; i++) {
+        const char *d = g.gl_pathv[i] + strlen("methods/");
+        size_t l = strcspn(d, "/");
+        snprintf(name[i], sizeof name[i], "%.*s", (int)l, d);
+        char key[96];
+        const char *at;
+        snprintf(key, sizeof key, "\nc_%s ", name[i]);
+        if (!(at = strstr(pal, key))) fail_msg("plots/palette.gp: no colour c_%s", name[i]);
+        assert_int_equal(sscanf(strchr(at, '"'), "\"%7[^\"]\"", col[i]), 1);
+        int ok = 0;
+        for (int k = 0; k < 8; k++) ok |= !strcmp(col[i], okabe_ito[k]);
+        if (!ok) fail_msg("plots/palette.gp: c_%s = %s is not an Okabe-Ito colour", name[i], col[i]);
+        snprintf(key, sizeof key, " p_%s ", name[i]);
+        if (!(at = strstr(pal, key))) fail_msg("plots/palette.gp: no pattern p_%s", name[i]);
+        assert_int_equal(sscanf(strchr(at, '=') + 1, "%7s", pat[i]), 1);
+        snprintf(key, sizeof key, " pt_%s ", name[i]);
+        if (!(at = strstr(pal, key))) fail_msg("plots/palette.gp: no point type pt_%s", name[i]);
+        assert_int_equal(sscanf(strchr(at, '=') + 1, "%7s", pt[i]), 1);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            if (!strcmp(col[i], col[j]) && !strcmp(pat[i], pat[j]))
+                fail_msg("plots/palette.gp: %s and %s share colour %s and pattern %s", name[i], name[j], col[i], pat[i]);
+            if (!strcmp(col[i], col[j]) && !strcmp(pt[i], pt[j]))
+                fail_msg("plots/palette.gp: %s and %s share colour %s and point %s", name[i], name[j], col[i], pt[i]);
+        }
+    globfree(&g);
+    f = fopen("plots/groups.gp", "r");
+    assert_non_null(f);
+    static char gp[4096];
+    gp[fread(gp, 1, sizeof gp - 1, f)] = 0;
+    fclose(f);
+    assert_non_null(strstr(gp, "method_pattern("));
+    assert_non_null(strstr(gp, "errorbars"));
+    assert_null(strstr(gp, "set yrange [0:100]"));
 }
 
 int main(void)
@@ -441,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_bad_per_class),
         cmocka_unit_test(test_default_out_beside_results),
         cmocka_unit_test(test_palette),
+        cmocka_unit_test(test_palette_distinct),
         cmocka_unit_test(test_hostile_result_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -20,6 +20,8 @@
 #include "cmd_report.h"
 #include "lt.h"
 #include "lt_leaderboard.h"
+#include "lt_method.h"
+#include "lt_runner.h"
 
 static char g_root[64];   /* temporary results root */
 
@@ -213,6 +215,67 @@ static void test_markdown(void **state)
     /* cifar sorts before fmnist */
     assert_true(strstr(md, "## cifar10_lt_r100") < strstr(md, "## fmnist_lt_r100"));
     free(md);
+}
+
+/* The whole of FILE with every run of whitespace (and markdown line breaks)
+ * turned into one space, so wrapped text compares with one-line text. */
+static char *squeezed(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) fail_msg("%s: cannot open", file);
+    static char raw[1 << 17];
+    size_t n = fread(raw, 1, sizeof raw - 1, f);
+    raw[n] = 0;
+    fclose(f);
+    char *out = malloc(n + 1), *w = out;
+    for (const char *r = raw; *r; r++) {
+        int sp = *r == ' ' || *r == '\n' || *r == '\t';
+        if (sp && w > out && w[-1] == ' ') continue;
+        *w++ = sp ? ' ' : *r;
+    }
+    *w = 0;
+    return out;
+}
+
+/* The leaderboard legend defines the fidelity labels with the README's
+ * words (one string, LT_FIDELITY_LEGEND), every method's label is the same in
+ * its plugin, the README's method table and its own README, and the legend
+ * declares bsig's classifier initialisation. */
+static void test_fidelity_legend_matches_readme(void **state)
+{
+    (void)state;
+    char *md = build("leaderboard.md");
+    assert_non_null(strstr(md, "Fidelity: " LT_FIDELITY_LEGEND "."));
+    assert_non_null(strstr(md, "`bsig` initialises its classifier weights"));
+    assert_null(strstr(md, "first principles"));
+    free(md);
+    char *readme = squeezed("README.md");
+    if (!strstr(readme, LT_FIDELITY_LEGEND))
+        fail_msg("README.md does not define the fidelity labels as the leaderboard does: %s", LT_FIDELITY_LEGEND);
+    for (int i = 0; i < lt_method_count(); i++) {
+        const lt_method *m = lt_method_at(i);
+        char row[160], own[200];
+        snprintf(row, sizeof row, "| `%s` |", m->name);
+        const char *at = strstr(readme, row);
+        if (!at) fail_msg("README.md: no row for method %s", m->name);
+        const char *next = strstr(at + 1, "| `");   /* the next row */
+        char label[48];
+        snprintf(label, sizeof label, "| %s |", m->fidelity);
+        const char *hit = strstr(at, label);
+        if (!hit || (next && hit > next))
+            fail_msg("README.md: method %s's row does not say fidelity %s", m->name, m->fidelity);
+        snprintf(own, sizeof own, "methods/%s/README.md", m->name);
+        char *mr = squeezed(own);
+        char a[80], b[80];
+        snprintf(a, sizeof a, "Fidelity: %s", m->fidelity);
+        snprintf(b, sizeof b, "Fidelity:** `%s`", m->fidelity);
+        if (!strstr(mr, a) && !strstr(mr, b)) fail_msg("%s does not state fidelity %s", own, m->fidelity);
+        free(mr);
+    }
+    free(readme);
+    /* pbs follows the official sampler's lambda schedule (specs/methods-a.md 2) */
+    for (int i = 0; i < lt_method_count(); i++)
+        if (!strcmp(lt_method_at(i)->name, "pbs")) assert_string_equal(lt_method_at(i)->fidelity, "official-code");
 }
 
 static void test_latex(void **state)
@@ -618,6 +681,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_rows),     cmocka_unit_test(test_rows_numbers),
         cmocka_unit_test(test_markdown),     cmocka_unit_test(test_latex),
+        cmocka_unit_test(test_fidelity_legend_matches_readme),
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_corrupt_and_pruned),
         cmocka_unit_test(test_paper_sources), cmocka_unit_test(test_csv_split),
         cmocka_unit_test(test_hostile_names_refused), cmocka_unit_test(test_metric_out_of_range_refused),

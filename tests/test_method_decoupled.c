@@ -767,6 +767,107 @@ static void test_defaults_files(void **unused) {
     }
 }
 
+/* ---- effective classifier norms (per_class.csv weight_norm, wnorm figure) ---- */
+
+/* taunorm: ||w_j||^(1 - tau) of CE's rows, NAN before post_train. */
+static void test_class_norms_taunorm(void **unused) {
+    (void)unused;
+    const lt_method *meth = lt_method_taunorm();
+    assert_non_null(meth->class_norms);
+    lt_model *m = linear_model();
+    const float *W = lt_model_param_data(m, "logits.weight");
+    double norms[TC];
+    const double taus[3] = {0, 0.5, 1};
+    for (int k = 0; k < 3; k++) {
+        char hp[32];
+        snprintf(hp, sizeof hp, "{\"tau\": %g}", taus[k]);
+        inst I;
+        inst_open(&I, meth, hp, TC, TD, 0);
+        assert_int_equal(meth->class_norms(I.st, m, TC, norms), LT_OK);
+        for (int j = 0; j < TC; j++) assert_true(isnan(norms[j]));
+        assert_int_equal(meth->post_train(I.st, m, NULL), LT_OK);
+        assert_int_equal(meth->class_norms(I.st, m, TC, norms), LT_OK);
+        for (int j = 0; j < TC; j++) {
+            double n0 = 0;
+            for (int d = 0; d < TD; d++) n0 += (double)W[j * TD + d] * W[j * TD + d];
+            assert_float_equal(norms[j], pow(sqrt(n0), 1 - taus[k]), 1e-5);
+        }
+        assert_int_not_equal(meth->class_norms(I.st, m, TC + 1, norms), LT_OK);
+        inst_close(&I);
+    }
+    lt_model_free(m);
+}
+
+/* ncm: the centroids' norms (unit for l2n_cos, the centred means' for cl2n_l2). */
+static void test_class_norms_ncm(void **unused) {
+    (void)unused;
+    const lt_method *meth = lt_method_ncm();
+    assert_non_null(meth->class_norms);
+    static float tr[NTRAIN * ND];
+    static int32_t y[NTRAIN];
+    long counts[NC] = {0};
+    gc_fill(tr, NTRAIN * ND, 5, 0, 1);
+    for (int i = 0; i < NTRAIN; i++) {
+        y[i] = i % NC;
+        counts[y[i]]++;
+        for (int d = 0; d < ND; d++) tr[i * ND + d] += (float)(y[i] == d);
+    }
+    lt_feature_bank fb = {.n = NTRAIN, .feat_dim = ND, .n_classes = NC, .feat = tr, .labels = y,
+                          .class_counts = counts};
+    const char *variants[2] = {NULL, "{\"variant\": \"cl2n_l2\"}"};
+    for (int v = 0; v < 2; v++) {
+        double g[ND] = {0}, mean[NC][ND] = {{0}}, x[ND], norms[NC];
+        for (int i = 0; i < NTRAIN; i++)
+            for (int d = 0; d < ND; d++) g[d] += tr[i * ND + d] / (double)NTRAIN;
+        for (int i = 0; i < NTRAIN; i++) {
+            brute_transform(tr + i * ND, v ? g : NULL, x);
+            for (int d = 0; d < ND; d++) mean[y[i]][d] += x[d] / (double)counts[y[i]];
+        }
+        inst I;
+        inst_open(&I, meth, variants[v], NC, ND, 0);
+        assert_int_equal(meth->class_norms(I.st, NULL, NC, norms), LT_OK);
+        for (int j = 0; j < NC; j++) assert_true(isnan(norms[j]));
+        assert_int_equal(meth->post_train(I.st, NULL, &fb), LT_OK);
+        assert_int_equal(meth->class_norms(I.st, NULL, NC, norms), LT_OK);
+        for (int j = 0; j < NC; j++) {
+            double mm = 0;
+            for (int d = 0; d < ND; d++) mm += mean[j][d] * mean[j][d];
+            assert_float_equal(norms[j], v ? sqrt(mm) : 1.0, 1e-5);
+            if (v) assert_true(norms[j] < 0.999);   /* not the unit rows of l2n_cos */
+        }
+        inst_close(&I);
+    }
+}
+
+/* lws: |s_j| ||w_j|| of the linear rows and the learnt scales. */
+static void test_class_norms_lws(void **unused) {
+    (void)unused;
+    const lt_method *meth = lt_method_lws();
+    assert_non_null(meth->class_norms);
+    inst I;
+    inst_open(&I, meth, NULL, MC, 64, 0);
+    lt_model *m = resnet_model(meth, I.st, 42);
+    float *sc = lt_model_param_data(m, "logits.scale");
+    const float *W = lt_model_param_data(m, "logits.weight");
+    assert_non_null(sc);
+    assert_non_null(W);
+    for (int j = 0; j < MC; j++) sc[j] = (j % 2 ? -1.0f : 1.0f) * (0.5f + (float)j);
+    double norms[MC];
+    assert_int_equal(meth->class_norms(I.st, m, MC, norms), LT_OK);
+    for (int j = 0; j < MC; j++) {
+        double q = 0;
+        for (int d = 0; d < 64; d++) q += (double)W[j * 64 + d] * W[j * 64 + d];
+        assert_float_equal(norms[j], (0.5 + j) * sqrt(q), 1e-5);
+    }
+    assert_int_not_equal(meth->class_norms(I.st, m, MC + 1, norms), LT_OK);
+    /* a plain CE model has no scale: refused, not guessed */
+    lt_model *ce = resnet_model(NULL, NULL, 42);
+    assert_int_not_equal(meth->class_norms(I.st, ce, MC, norms), LT_OK);
+    lt_model_free(ce);
+    lt_model_free(m);
+    inst_close(&I);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_taunorm_tau0_and_tau1),
@@ -776,6 +877,9 @@ int main(void) {
         cmocka_unit_test(test_lws_stage1_and_scale_gradient),
         cmocka_unit_test(test_crt_stage1_and_head_gradient),
         cmocka_unit_test(test_defaults_files),
+        cmocka_unit_test(test_class_norms_taunorm),
+        cmocka_unit_test(test_class_norms_ncm),
+        cmocka_unit_test(test_class_norms_lws),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -576,9 +576,55 @@ static void test_cli(void **state) {
     assert_int_equal(lt_cmd_list(2, badlist), 2);
 }
 
+/* per_class.csv's weight_norm column of a finished run: n values, NAN where empty. */
+static void weight_norms(const lt_run_outcome *o, double *wn, int n) {
+    char p[1200], line[256];
+    path_in(o, "per_class.csv", p, sizeof p);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    for (int j = 0; j < n; j++) {
+        assert_non_null(fgets(line, sizeof line, f));
+        const char *last = strrchr(line, ',');
+        assert_non_null(last);
+        wn[j] = last[1] == '\n' || last[1] == 0 ? NAN : strtod(last + 1, NULL);
+    }
+    fclose(f);
+}
+
+/* per_class.csv records each method's EFFECTIVE classifier norms (the
+ * weight-norm figure): ce its head rows, taunorm (tau = 1) its normalised
+ * rows, norm 1, and ncm its centroids (unit for l2n_cos), not ce's rows. */
+static void test_effective_weight_norms(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    if (!g_ref.ok) skip();
+    double ce[10], tn[10], nc[10];
+    weight_norms(&g_ref, ce, 10);
+    const char *m[2] = {"taunorm", "ncm"};
+    double *out[2] = {tn, nc};
+    for (int k = 0; k < 2; k++) {
+        lt_run_request r;
+        request(&r, "a", m[k], 0);   /* re-uses the ce run of test_ce_run_files */
+        lt_run_outcome o;
+        assert_int_equal(lt_runner_run(&r, &o), LT_OK);
+        if (!o.ok) fail_msg("%s run failed: %s", m[k], o.reason);
+        weight_norms(&o, out[k], 10);
+    }
+    int differ = 0;
+    for (int j = 0; j < 10; j++) {
+        assert_true(ce[j] > 0);
+        assert_float_equal(tn[j], 1.0, 1e-6);
+        assert_float_equal(nc[j], 1.0, 1e-6);
+        differ += fabs(ce[j] - 1.0) > 1e-3;
+    }
+    assert_true(differ > 0);   /* ce's raw rows are not unit rows */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ce_run_files),
+        cmocka_unit_test(test_effective_weight_norms),
         cmocka_unit_test(test_shared_stage1),
         cmocka_unit_test(test_same_seed_same_numbers),
         cmocka_unit_test(test_killed_run_resumes_exactly),

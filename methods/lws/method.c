@@ -20,6 +20,8 @@
  * same streams as CE's, which are keyed by parameter name). The runner's
  * stage-1 loader therefore finds W and b under CE's names, and the one
  * parameter CE lacks, "logits.scale", keeps its initial value 1. */
+#include <math.h>
+
 #include "lt.h"
 #include "lt_method.h"
 
@@ -81,6 +83,26 @@ static int lws_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     return lt_stage_decoupled(cfg, m, &d);
 }
 
+/* The effective classifier row of class j is s_j w_j (the scale multiplies
+ * the whole logit), so its norm is |s_j| ||w_j||: the figure must show the
+ * rescaled rows, not CE's rows that LWS leaves as they are. */
+static int lws_class_norms(const void *stp, lt_model *m, int n_classes, double *norms) {
+    (void)stp;
+    lt_param_info w, s;
+    if (lt_model_param_find(m, "logits.weight", &w) || lt_model_param_find(m, "logits.scale", &s))
+        return lt_err(LT_ESTATE, "lws: the model has no 'logits.weight' / 'logits.scale'");
+    if (s.count != (size_t)n_classes || w.count % (size_t)n_classes)
+        return lt_err(LT_ESHAPE, "lws: 'logits.weight' has %zu values and 'logits.scale' %zu for %d classes",
+                      w.count, s.count, n_classes);
+    const size_t D = w.count / (size_t)n_classes;
+    for (int j = 0; j < n_classes; j++) {
+        double q = 0;
+        for (size_t d = 0; d < D; d++) q += (double)w.w[j * D + d] * w.w[j * D + d];
+        norms[j] = fabs((double)s.w[j]) * sqrt(q);
+    }
+    return LT_OK;
+}
+
 const lt_method *lt_method_lws(void) {
     static const lt_method m = {
         .abi = LT_METHOD_ABI,
@@ -96,6 +118,7 @@ const lt_method *lt_method_lws(void) {
         .build = lws_build,
         .n_stages = lws_n_stages,
         .stage_begin = lws_stage_begin,
+        .class_norms = lws_class_norms,
     };
     return &m;
 }

@@ -209,6 +209,22 @@ static int ncm_load(void *stp, const lt_ckpt *c, const char *prefix) {
     return LT_OK;
 }
 
+/* NCM's classifier is its centroids: their norms (1 for the unit centroids
+ * of l2n_cos, varying for cl2n_l2, 0 for a class without training images);
+ * NAN before post_train. */
+static int ncm_class_norms(const void *stp, lt_model *m, int n_classes, double *norms) {
+    const ncm_state *st = stp;
+    (void)m;
+    if (n_classes != st->C) return lt_err(LT_ESHAPE, "ncm: %d classes asked, the run has %d", n_classes, st->C);
+    for (int j = 0; j < st->C; j++) {
+        double s = 0;
+        for (int d = 0; d < st->D; d++)
+            s += (double)st->cent[(size_t)j * st->D + d] * st->cent[(size_t)j * st->D + d];
+        norms[j] = st->ready ? sqrt(s) : NAN;
+    }
+    return LT_OK;
+}
+
 const lt_method *lt_method_ncm(void) {
     static const lt_method m = {
         .abi = LT_METHOD_ABI,
@@ -227,6 +243,7 @@ const lt_method *lt_method_ncm(void) {
         .predict = ncm_predict,
         .save = ncm_save,
         .load = ncm_load,
+        .class_norms = ncm_class_norms,
     };
     return &m;
 }

@@ -54,7 +54,7 @@ const lt_method *lt_method_pbs(void) {
         .name = "pbs",
         .version = "1",
         .cite = "Kang et al., ICLR 2020, arXiv:1910.09217",
-        .fidelity = "paper",
+        .fidelity = "official-code",   /* the official sampler's schedule (README) */
         .defaults = PBS_DEFAULTS,
         .state_size = sizeof(pbs_state),
         .flags = 0,

@@ -223,6 +223,20 @@ static int tau_load(void *stp, const lt_ckpt *c, const char *prefix) {
     return LT_OK;
 }
 
+/* The effective classifier's row norms, ||w_j / ||w_j||^tau|| = ||w_j||^(1-tau),
+ * read from the rows predict uses (a zero row stays 0); NAN before post_train. */
+static int tau_class_norms(const void *stp, lt_model *m, int n_classes, double *norms) {
+    const tau_state *st = stp;
+    (void)m;
+    if (n_classes != st->C) return lt_err(LT_ESHAPE, "taunorm: %d classes asked, the run has %d", n_classes, st->C);
+    for (int j = 0; j < st->C; j++) {
+        double s = 0;
+        for (int d = 0; d < st->D; d++) s += (double)st->wt[(size_t)j * st->D + d] * st->wt[(size_t)j * st->D + d];
+        norms[j] = st->ready ? sqrt(s) : NAN;
+    }
+    return LT_OK;
+}
+
 const lt_method *lt_method_taunorm(void) {
     static const lt_method m = {
         .abi = LT_METHOD_ABI,
@@ -242,6 +256,7 @@ const lt_method *lt_method_taunorm(void) {
         .save = tau_save,
         .needs_feature_bank = tau_needs_bank,
         .load = tau_load,
+        .class_norms = tau_class_norms,
     };
     return &m;
 }

@@ -10,8 +10,10 @@
  * steps of all rounds. Alternating spreads the drift of a shared, noisy
  * machine over both sides instead of charging it to whichever ran second.
  * GFLOP/s counts 2 x forward MACs for eval and 3 x that for training
- * (forward + data grad + weight grad), against the 490 GFLOP/s two-core FMA
- * peak measured for this machine (perf.md §1). The MACs are those of direct
+ * (forward + data grad + weight grad), against the fp32 FMA peak of the CPU
+ * it runs on, derived from /proc/cpuinfo (tests/cpu_peak.c: threads x FMA
+ * units x SIMD lanes x 2 x clock, the derivation printed) or not given at
+ * all where the ISA or the clock is unknown. The MACs are those of direct
  * convolution; Winograd layers multiply 2.25-4x less, so the rate is an
  * effective one (the same FLOPs PyTorch's figure would be counted with) and
  * can approach or pass the FMA peak.
@@ -28,11 +30,11 @@
 #include <unistd.h>
 
 #include "lt.h"
+#include "../cpu_peak.h"
 #include "lt_model_impl.h"   /* white-box: the model's structs */
 
 #define ROUNDS 2
 #define MAX_SAMPLES 4096
-#define PEAK_GFLOPS 490.0
 #define TORCH_SCRIPT "tests/bench/bench_torch.py"
 #define TORCH_PYTHON "/usr/bin/python3"
 
@@ -163,6 +165,15 @@ int main(int argc, char **argv) {
            ROUNDS, steps, openblas_get_config(), openblas_get_corename(), wp ? wp : "(unset)");
     printf("bench: GFLOP/s = direct-convolution FLOPs / time: an effective rate, since Winograd layers multiply "
            "2.25-4x less (it can pass the FMA peak)\n");
+    lt_cpu_peak peak;
+    char why[200], how[300];
+    int have_peak = lt_cpu_peak_here(&peak, why, sizeof why) == 0;
+    if (have_peak) {
+        lt_cpu_peak_describe(&peak, how, sizeof how);
+        printf("bench: peak = %s (thr=N uses N cores)\n", how);
+    } else {
+        printf("bench: peak not derived (%s): no %% of peak printed\n", why);
+    }
     int have_torch = access(TORCH_PYTHON, X_OK) == 0 && access(TORCH_SCRIPT, R_OK) == 0;
     if (have_torch) {
         have_torch = system(TORCH_PYTHON " -c 'import torch' >/dev/null 2>&1") == 0;
@@ -208,10 +219,13 @@ int main(int argc, char **argv) {
                 char pt[64] = "pytorch=skipped ratio=n/a";
                 if (b > 0 && a > 0)
                     snprintf(pt, sizeof pt, "pytorch=%.1f ratio=%.2f", N / b, b / a);
-                printf("bench: %s %dx%dx%d thr=%d %s ltbench=%.1f %s | %.1f ms%s %.1f GFLOP/s = %.1f%% of %.0f peak",
+                printf("bench: %s %dx%dx%d thr=%d %s ltbench=%.1f %s | %.1f ms%s %.1f GFLOP/s",
                        cfg[i].arch, cfg[i].c, cfg[i].hw, cfg[i].hw, th, mode ? "eval " : "train",
-                       a > 0 ? N / a : 0.0, pt, a * 1e3, mode ? "/fwd " : "/step", gf, 100 * gf / PEAK_GFLOPS,
-                       PEAK_GFLOPS);
+                       a > 0 ? N / a : 0.0, pt, a * 1e3, mode ? "/fwd " : "/step", gf);
+                if (have_peak) {
+                    double pk = th * peak.gflops_per_core;
+                    printf(" = %.1f%% of %.0f peak", 100 * gf / pk, pk);
+                }
                 if (b > 0) printf(" (pytorch %.1f ms)", b * 1e3);
                 if (!mode) printf(" | peak RSS %.0f MiB", rss / 1024.0);
                 printf("\n");

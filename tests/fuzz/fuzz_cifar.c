@@ -35,6 +35,7 @@ static void read_both(void)
         for (long j = 0; j < te.n; j++)
             if (te.labels[j] < 0 || te.labels[j] >= (int)k[i].kind) fz_fail("test label %d", te.labels[j]);
         if (k[i].kind == LT_CIFAR10) (void)lt_cifar10_check_sentinels(&tr, &te);
+        else (void)lt_cifar100_check_sentinels(&tr, &te);
         lt_dataset_free(&tr);
         lt_dataset_free(&te);
         /* the train split alone */
