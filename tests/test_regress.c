@@ -197,7 +197,7 @@ static void test_malformed(void **state)
                "fmnist_lt_r100,ci,ce,many,80.00\n",
                "3: expected 7 fields protocol,scale,method,metric,expected,tol,why, got 5");
     expect_bad("fmnist_lt_r100,ci,ce,top5,63.00,0.50,x\n",
-               "1: unknown metric 'top5' (top1 many medium few ece macro_f1 map ap_r ap_c ap_f)");
+               "1: unknown metric 'top5' (top1 many medium few ece macro_f1 map ap_r ap_c ap_f ece_ts)");
     expect_bad("\n# c\nfmnist_lt_r100,ci,ce,top1,sixty,0.50,x\n", "3: expected 'sixty' is not a number");
     expect_bad("fmnist_lt_r100,ci,ce,top1,63,-1,x\n", "1: tol '-1' is not a non-negative number");
     expect_bad("fmnist_lt_r100,short,ce,top1,63,1,x\n", "1: scale 'short' in the reference file of scale ci");
@@ -264,7 +264,7 @@ static void test_reproduce_reuses(void **state)
         assert_non_null(f);
         char *csv = slurp_file(f);
         fclose(f);
-        assert_non_null(strstr(csv, "\nfmnist_lt_r100,1,ci,ce,official-code,1,50.00,,60.00,10.00,,10.00,,,,ok,\n"));
+        assert_non_null(strstr(csv, "\nfmnist_lt_r100,1,ci,ce,official-code,1,50.00,,60.00,10.00,,10.00,,,,,ok,\n"));
         free(csv);
     }
     /* the planted run was not replaced by a training run */
