@@ -22,6 +22,7 @@
 #include "lt_ops.h"
 #include "lt_loss.h"
 #include "lt_metrics.h"
+#include "lt_calib.h"
 #include "lt_rng.h"
 #include "lt_data.h"
 #include "lt_ckpt.h"

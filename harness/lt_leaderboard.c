@@ -139,7 +139,7 @@ void lt_rep_pct(double v, char *buf, size_t cap)
 /* ---- metrics -------------------------------------------------------------------- */
 
 static const char *const METRIC_NAMES[LT_M_COUNT] = {"top1", "many", "medium", "few", "ece", "macro_f1", "map",
-                                                      "ap_r", "ap_c", "ap_f"};
+                                                      "ap_r", "ap_c", "ap_f", "ece_ts"};
 
 const char *lt_metric_name(int m) { return m >= 0 && m < LT_M_COUNT ? METRIC_NAMES[m] : "?"; }
 
@@ -150,7 +150,7 @@ int lt_metric_parse(const char *s, int *m)
             *m = i;
             return LT_OK;
         }
-    return lt_err(LT_EINVAL, "unknown metric '%s' (top1 many medium few ece macro_f1 map ap_r ap_c ap_f)", s);
+    return lt_err(LT_EINVAL, "unknown metric '%s' (top1 many medium few ece macro_f1 map ap_r ap_c ap_f ece_ts)", s);
 }
 
 /* ---- result.json ---------------------------------------------------------------- */
@@ -626,7 +626,7 @@ static void row_csv(lt_rep_buf *b, const lt_lb_row *r)
     csv_field(b, r->fidelity, 0);
     lt_rep_buf_printf(b, ",%d", r->n_ok);
     const double cols[] = {r->mean[LT_M_TOP1], r->top1_std, r->mean[LT_M_MANY], r->mean[LT_M_MEDIUM],
-                           r->mean[LT_M_FEW], r->mean[LT_M_ECE], r->mean[LT_M_MAP], r->paper_top1,
+                           r->mean[LT_M_FEW], r->mean[LT_M_ECE], r->mean[LT_M_ECE_TS], r->mean[LT_M_MAP], r->paper_top1,
                            r->delta_vs_paper};
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
         lt_rep_pct(cols[i], num, sizeof num);
@@ -644,6 +644,12 @@ void lt_lb_row_csv(const lt_lb_row *r, char *buf, size_t cap)
     snprintf(buf, cap, "%s", b.oom || !b.s ? "" : b.s);
     lt_rep_buf_free(&b);
 }
+
+/* ECE columns of a row with finished seeds show "n/a" for null: a method
+ * whose scores are not logits has no raw ECE, a dataset without a
+ * validation split no ECE-TS (result.json's "calibration" says why), which
+ * is not "nothing finished". */
+static int na_cell(const lt_lb_row *r, int m) { return r->n_ok > 0 && (m == LT_M_ECE || m == LT_M_ECE_TS); }
 
 static void md_cell(lt_rep_buf *b, const char *s)
 {
@@ -674,7 +680,10 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
                       "the `full` scale only. Engine: the engine version (`LT_ENGINE_VERSION`) that made the "
                       "row's runs; seeds of different engines are separate rows. Status `stale`: made by an "
                       "engine older than the current one (" LT_ENGINE_VERSION "); `make reproduce` re-runs it. "
-                      "Commit `+dirty`: made from an uncommitted tree.\n\n" LT_LEADERBOARD_NOTES);
+                      "Commit `+dirty`: made from an uncommitted tree. ECE: of softmax(scores), only where the scores are a "
+                      "probability model's logits; ECE-TS: after temperature scaling, one T fitted by the "
+                      "NLL on the dataset's validation split; n/a where neither applies (result.json "
+                      "\"calibration\" says why).\n\n" LT_LEADERBOARD_NOTES);
     for (int i = 0; i < n;) {
         int j = i;
         while (j < n && !strcmp(rows[j].protocol, rows[i].protocol) && !strcmp(rows[j].scale, rows[i].scale)) j++;
@@ -684,9 +693,9 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
         int rcf = 0;
         for (int k = i; k < j; k++)
             if (!isnan(rows[k].mean[LT_M_AP_R]) || !isnan(rows[k].mean[LT_M_AP_F])) rcf = 1;
-        lt_rep_buf_printf(b, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | mAP %s"
+        lt_rep_buf_printf(b, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | ECE-TS | mAP %s"
                              "| paper top-1 | Δ paper | status | commit | engine |\n", rcf ? "| AP_r | AP_c | AP_f " : "");
-        lt_rep_buf_printf(b, "|:--|:--|--:|--:|--:|--:|--:|--:|--:|%s--:|--:|:--|:--|:--|\n", rcf ? "--:|--:|--:|" : "");
+        lt_rep_buf_printf(b, "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|%s--:|--:|:--|:--|:--|\n", rcf ? "--:|--:|--:|" : "");
         for (int k = i; k < j; k++) {
             const lt_lb_row *r = &rows[k];
             char cell[64];
@@ -697,10 +706,11 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
             md_cell(b, cell);
             mean_pm(r->mean[LT_M_TOP1], r->top1_std, " ± ", cell, sizeof cell);
             md_cell(b, cell);
-            const int ms[] = {LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE, LT_M_MAP, LT_M_AP_R, LT_M_AP_C, LT_M_AP_F};
-            for (int q = 0; q < (rcf ? 8 : 5); q++) {
+            const int ms[] = {LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE, LT_M_ECE_TS, LT_M_MAP,
+                              LT_M_AP_R, LT_M_AP_C, LT_M_AP_F};
+            for (int q = 0; q < (rcf ? 9 : 6); q++) {
                 lt_rep_pct(r->mean[ms[q]], cell, sizeof cell);
-                md_cell(b, cell);
+                md_cell(b, cell[0] || !na_cell(r, ms[q]) ? cell : "n/a");
             }
             lt_rep_pct(r->paper_top1, cell, sizeof cell);
             md_cell(b, cell);
@@ -742,8 +752,9 @@ static void write_tex(lt_rep_buf *b, const lt_lb_row *rows, int n)
     lt_rep_buf_printf(b, "%s, scale %s, version %d. Percent; top-1 is mean $\\pm$ sample std over seeds.\n",
                       rows[0].protocol, rows[0].scale, rows[0].protocol_version);
     lt_rep_buf_printf(b, "%% Needs \\usepackage{booktabs}.\n");
-    lt_rep_buf_printf(b, "\\begin{tabular}{llr%s%s}\n", "rrrrr", paper ? "rr" : "");
-    lt_rep_buf_printf(b, "\\toprule\nMethod & Fidelity & Seeds & Top-1 & Many & Medium & Few & ECE%s \\\\\n",
+    lt_rep_buf_printf(b, "\\begin{tabular}{llr%s%s}\n", "rrrrrr", paper ? "rr" : "");
+    lt_rep_buf_printf(b, "\\toprule\nMethod & Fidelity & Seeds & Top-1 & Many & Medium & Few & ECE & ECE-TS%s "
+                         "\\\\\n",
                       paper ? " & Paper & $\\Delta$" : "");
     lt_rep_buf_printf(b, "\\midrule\n");
     for (int k = 0; k < n; k++) {
@@ -761,10 +772,10 @@ static void write_tex(lt_rep_buf *b, const lt_lb_row *rows, int n)
         else lt_rep_buf_printf(b, " & %d/%d", r->n_ok, r->n_runs);
         mean_pm(r->mean[LT_M_TOP1], r->top1_std, " $\\pm$ ", cell, sizeof cell);
         lt_rep_buf_printf(b, " & %s", cell[0] ? cell : "--");
-        const int ms[] = {LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE};
-        for (int q = 0; q < 4; q++) {
+        const int ms[] = {LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE, LT_M_ECE_TS};
+        for (int q = 0; q < 5; q++) {
             lt_rep_pct(r->mean[ms[q]], cell, sizeof cell);
-            lt_rep_buf_printf(b, " & %s", cell[0] ? cell : "--");
+            lt_rep_buf_printf(b, " & %s", cell[0] ? cell : na_cell(r, ms[q]) ? "n/a" : "--");
         }
         if (paper) {
             lt_rep_pct(r->paper_top1, cell, sizeof cell);

@@ -24,7 +24,7 @@
 /* Leaderboard CSV header, exactly (the column contract of results/leaderboard.csv). */
 #define LT_LB_CSV_HEADER                                                                   \
     "protocol,protocol_version,scale,method,fidelity,n_seeds,top1_mean,top1_std,many_mean," \
-    "medium_mean,few_mean,ece_mean,map_mean,paper_top1,delta_vs_paper,status,commit,engine"
+    "medium_mean,few_mean,ece_mean,ece_ts_mean,map_mean,paper_top1,delta_vs_paper,status,commit,engine"
 
 /* ---- one run ------------------------------------------------------------------ */
 
@@ -32,6 +32,7 @@
  * or absent. The order is the one lt_metric_name / lt_metric_parse use. */
 enum { LT_M_TOP1 = 0, LT_M_MANY, LT_M_MEDIUM, LT_M_FEW, LT_M_ECE, LT_M_MACRO_F1, LT_M_MAP,
        LT_M_AP_R, LT_M_AP_C, LT_M_AP_F,   /* LVIS frequency groups; NAN elsewhere */
+       LT_M_ECE_TS,                       /* ECE after temperature scaling on the validation split */
        LT_M_COUNT };
 const char *lt_metric_name(int m);              /* "top1", "many", ... */
 int lt_metric_parse(const char *s, int *m);     /* LT_EINVAL naming s when unknown */

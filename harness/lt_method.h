@@ -219,12 +219,20 @@ typedef struct lt_feature_bank {
 } lt_feature_bank;
 
 /* What predict writes. */
-enum { LT_SCORES_LOGITS = 0,     /* the runner applies softmax for metrics/ECE */
+enum { LT_SCORES_LOGITS = 0,     /* logits of a probability model: the runner applies softmax
+                                    for metrics and reports the raw ECE */
        LT_SCORES_PROBS = 1,      /* already probabilities (rows sum to 1) */
        /* logits z of independent one-vs-rest sigmoids (Balanced Sigmoid):
         * AP ranks class j by z_j (the order of sigma(z_j)); top-1 and ECE use
         * the normalised sigmoid sigma(z_j) / sum_k sigma(z_k). */
-       LT_SCORES_SIGMOID = 2 };
+       LT_SCORES_SIGMOID = 2,
+       /* class scores that are not a probability model's logits (NCM
+        * similarities or negative distances, post-hoc rescaled logits):
+        * ranked like logits (softmax for top-1 and per-class accuracy), but
+        * a softmax at temperature 1 over them is no probability, so the raw
+        * ECE is null; calibration is reported only temperature-scaled
+        * (ece_ts). Also for SIGMOID the raw ECE is null. */
+       LT_SCORES_SCORES = 3 };
 
 /* lt_method.flags */
 #define LT_METHOD_NEEDS_FEATURE_BANK 1u
@@ -325,7 +333,7 @@ typedef struct lt_method {
  * freed after fini; everything it fills is the caller's memory. Creating
  * allocates, so create in init, build or stage_begin, never per iteration.
  * Each service returns LT_OK or a status with a message naming the problem. */
-#define LT_HOST_API_VERSION 1
+#define LT_HOST_API_VERSION 2   /* 2: validation_bank */
 
 /* A second optimized module: a model of its own (a classifier trained on
  * stored features, a projection head, a student head) with its own
@@ -391,6 +399,15 @@ typedef struct lt_host_api {
      * s1 = SGD momentum buffer (Adam first moment), s2 = Adam second moment
      * (NULL for SGD), as it is before this iteration's step. */
     int (*opt_state)(void *host, const char *name, const float **s1, const float **s2, size_t *count);
+
+    /* ---- version 2 ---- */
+    /* The validation split (as `validation` gives it) through the run's
+     * model in inference mode and the eval transform, as the training
+     * feature bank is made: feat, logits, labels, and the training
+     * class_counts. For selecting something on held-out images after
+     * training (taunorm's tau): call from post_train. The buffers are the
+     * host's, valid until the next call or fini. */
+    int (*validation_bank)(void *host, lt_feature_bank *fb);
 } lt_host_api;
 
 /* ---- the decoupled stage-2 prologue ----------------------------------------

@@ -14,11 +14,7 @@
 #include "lt_io.h"
 #include "lt_run_internal.h"
 
-/* Runs every image of ds through the eval transform and the model in
- * inference mode; calls fn per batch. */
-typedef int (*batch_fn)(lt_child *c, void *ud, long first, int n, const int32_t *ids, const float *x);
-
-static int pass(lt_child *c, const lt_dataset *ds, batch_fn fn, void *ud) {
+int lt_run_pass(lt_child *c, const lt_dataset *ds, lt_run_batch_fn fn, void *ud) {
     const int B = lt_model_batch(c->m);
     int32_t *idx = malloc((size_t)ds->n * sizeof *idx);
     if (!idx) return lt_err(LT_ENOMEM, "evaluation: out of memory");
@@ -68,7 +64,7 @@ static int post_train(lt_child *c) {
         b.feat = lt_alloc((size_t)c->train.n * c->D * sizeof(float));
         b.logits = lt_alloc((size_t)c->train.n * c->C * sizeof(float));
         if (!b.feat || !b.logits) rc = lt_err(LT_ENOMEM, "feature bank: out of memory");
-        if (!rc) rc = pass(c, &c->train, bank_batch, &b);
+        if (!rc) rc = lt_run_pass(c, &c->train, bank_batch, &b);
         fb = (lt_feature_bank){c->train.n, c->D, c->C, b.feat, b.logits, c->train.labels, c->counts};
     }
     if (!rc) {
@@ -84,8 +80,17 @@ static int post_train(lt_child *c) {
 
 /* probs: what top-1 / ECE / per-class accuracy read (rows sum to 1).
  * scores: a method's own per-class ranking scores (LT_SCORES_SIGMOID), used
- * for AP instead of probs; NULL until a batch reports that kind. */
-typedef struct { float *probs, *scores; long n; int kind; } eval_buf;
+ * for AP instead of probs; NULL until a batch reports that kind.
+ * T > 0: the fitted temperature; conf_ts / ok_ts get softmax(s/T)'s
+ * top-label confidence and correctness per test image. */
+typedef struct {
+    float *probs, *scores;
+    long n;
+    int kind;
+    double T;
+    float *conf_ts, *tmp;
+    uint8_t *ok_ts;
+} eval_buf;
 
 /* Row softmax in place; accumulation in double, max subtracted first. */
 static void softmax_rows(float *z, int n, int C) {
@@ -99,27 +104,50 @@ static void softmax_rows(float *z, int n, int C) {
     }
 }
 
-static int eval_batch(lt_child *c, void *ud, long first, int n, const int32_t *ids, const float *x) {
-    eval_buf *b = ud;
-    float *out = b->probs + (size_t)first * c->C;
+int lt_run_scores(lt_child *c, int n, const int32_t *ids, const float *x, float *out, int *kind) {
     const float *lg = lt_model_out(c->m, c->logits);
-    int kind = LT_SCORES_LOGITS;
+    *kind = LT_SCORES_LOGITS;
     if (c->M->predict) {
         lt_taps t = {n, c->C, c->D, lg, lt_model_out(c->m, c->feat), NULL, ids, c->counts, -1, -1, -1, 0.0f, c->m,
                      x, n, 1};
-        int rc = c->M->predict(c->st, &t, out, &kind);
+        int rc = c->M->predict(c->st, &t, out, kind);
         if (rc) return lt_err_wrap(rc, "method %s: predict", c->M->name);
     } else {
         memcpy(out, lg, (size_t)n * c->C * sizeof(float));
     }
-    if (kind != LT_SCORES_LOGITS && kind != LT_SCORES_PROBS && kind != LT_SCORES_SIGMOID)
-        return lt_err(LT_EINVAL, "method %s: predict reported score kind %d", c->M->name, kind);
+    if (*kind != LT_SCORES_LOGITS && *kind != LT_SCORES_PROBS && *kind != LT_SCORES_SIGMOID &&
+        *kind != LT_SCORES_SCORES)
+        return lt_err(LT_EINVAL, "method %s: predict reported score kind %d", c->M->name, *kind);
+    for (size_t i = 0; i < (size_t)n * c->C; i++)
+        if (!isfinite(out[i])) return lt_err(LT_ENUM, "method %s: scores contain NaN/Inf", c->M->name);
+    return LT_OK;
+}
+
+void lt_run_scores_to_logits(float *s, size_t len, int kind) {
+    /* log of a probability; a zero becomes the log of the smallest normal
+     * float, so a certain-wrong row costs a large but finite NLL */
+    if (kind == LT_SCORES_PROBS)
+        for (size_t i = 0; i < len; i++) s[i] = (float)log(s[i] > 1.17549435e-38f ? (double)s[i] : 1.17549435e-38);
+}
+
+static int eval_batch(lt_child *c, void *ud, long first, int n, const int32_t *ids, const float *x) {
+    eval_buf *b = ud;
+    float *out = b->probs + (size_t)first * c->C;
+    int kind;
+    int rc = lt_run_scores(c, n, ids, x, out, &kind);
+    if (rc) return rc == LT_ENUM ? lt_err(LT_ENUM, "test scores contain NaN/Inf") : rc;
     if (first > 0 && kind != b->kind)
         return lt_err(LT_EINVAL, "method %s: predict changed its score kind between batches", c->M->name);
     b->kind = kind;
-    for (size_t i = 0; i < (size_t)n * c->C; i++)
-        if (!isfinite(out[i])) return lt_err(LT_ENUM, "test scores contain NaN/Inf");
-    if (kind == LT_SCORES_LOGITS) softmax_rows(out, n, c->C);
+    if (b->T > 0) {
+        /* temperature-scaled confidences from the raw scores, before they
+         * are normalised below */
+        const size_t len = (size_t)n * c->C;
+        memcpy(b->tmp, out, len * sizeof(float));
+        lt_run_scores_to_logits(b->tmp, len, kind);
+        LT_TRY(lt_temp_conf(n, c->C, b->tmp, c->test.labels + first, b->T, b->conf_ts + first, b->ok_ts + first));
+    }
+    if (kind == LT_SCORES_LOGITS || kind == LT_SCORES_SCORES) softmax_rows(out, n, c->C);
     if (kind == LT_SCORES_SIGMOID) {
         if (!b->scores) {
             b->scores = lt_alloc((size_t)b->n * c->C * sizeof(float));
@@ -204,12 +232,22 @@ int lt_run_finish(lt_child *c) {
     lt_run_where(c, -1, -1);
     double t_post = lt_now_s();
     LT_TRY(post_train(c));
+    LT_TRY(lt_run_calibrate(c));
     const long N = c->test.n;
-    eval_buf b = {lt_alloc((size_t)N * c->C * sizeof(float)), NULL, N, LT_SCORES_LOGITS};
+    eval_buf b = {lt_alloc((size_t)N * c->C * sizeof(float)), NULL, N, LT_SCORES_LOGITS, 0.0, NULL, NULL, NULL};
     if (!b.probs) return lt_err(LT_ENOMEM, "evaluation: out of memory");
+    const int bins = c->p->ece_bins > 0 ? c->p->ece_bins : 15;
+    int rc = LT_OK;
+    if (sum->cal_done) {
+        b.T = sum->cal_T;
+        b.conf_ts = malloc((size_t)N * sizeof *b.conf_ts);
+        b.ok_ts = malloc((size_t)N);
+        b.tmp = malloc((size_t)lt_model_batch(c->m) * c->C * sizeof *b.tmp);
+        if (!b.conf_ts || !b.ok_ts || !b.tmp) rc = lt_err(LT_ENOMEM, "ece_ts: out of memory");
+    }
     lt_metrics mt;
     memset(&mt, 0, sizeof mt);
-    int rc = pass(c, &c->test, eval_batch, &b);
+    if (!rc) rc = lt_run_pass(c, &c->test, eval_batch, &b);
     const int want_ap = want_metric(c->p, "map") || want_metric(c->p, "ap_r") || want_metric(c->p, "ap_c") ||
                         want_metric(c->p, "ap_f");
     if (!rc) rc = lt_metrics_compute(&mt, (int)N, c->C, b.probs, c->test.labels, c->counts, want_ap);
@@ -230,13 +268,24 @@ int lt_run_finish(lt_child *c) {
             conf[i] = r[best];
             ok[i] = best == c->test.labels[i];
         }
-        if (!rc) mt.ece = lt_ece((int)N, conf, ok, c->p->ece_bins);
+        if (!rc) mt.ece = lt_ece((int)N, conf, ok, bins);
         free(conf);
         free(ok);
     }
+    sum->ece_ts = NAN;
+    if (!rc && sum->cal_done) sum->ece_ts = lt_ece((int)N, b.conf_ts, b.ok_ts, bins);
+    /* The raw ECE reads softmax(s) at T = 1, a probability only where s are
+     * a probability model's logits (or probabilities); for sigmoid logits and
+     * other scores it would be a number without meaning (lt_method.h). */
+    static const char *const kind_name[] = {"logits", "probs", "sigmoid", "scores"};
+    sum->score_kind = kind_name[b.kind];
     lt_free(b.probs);
     lt_free(b.scores);
+    free(b.conf_ts);
+    free(b.ok_ts);
+    free(b.tmp);
     if (rc) { lt_metrics_free(&mt); return rc; }
+    if (b.kind == LT_SCORES_SIGMOID || b.kind == LT_SCORES_SCORES) mt.ece = NAN;
     sum->eval_s = lt_now_s() - t_post;
     sum->have_metrics = 1;
     sum->top1 = mt.top1;
@@ -254,12 +303,12 @@ int lt_run_finish(lt_child *c) {
     if (rc) return rc;
 
     cJSON *v = cJSON_CreateObject();
-    const char *k[14] = {"top1", "many", "medium", "few", "ece", "macro_f1", "map", "class_mean_acc",
+    const char *k[15] = {"top1", "many", "medium", "few", "ece", "macro_f1", "map", "class_mean_acc", "ece_ts",
                          "acc_r", "acc_c", "acc_f", "ap_r", "ap_c", "ap_f"};
-    const double x[14] = {sum->top1, sum->many, sum->medium, sum->few, sum->ece, sum->macro_f1, sum->map,
-                          sum->class_mean_acc, sum->acc_rcf[0], sum->acc_rcf[1], sum->acc_rcf[2],
+    const double x[15] = {sum->top1, sum->many, sum->medium, sum->few, sum->ece, sum->macro_f1, sum->map,
+                          sum->class_mean_acc, sum->ece_ts, sum->acc_rcf[0], sum->acc_rcf[1], sum->acc_rcf[2],
                           sum->ap_rcf[0], sum->ap_rcf[1], sum->ap_rcf[2]};
-    for (int i = 0; i < (c->freq_group ? 14 : 8); i++) {
+    for (int i = 0; i < (c->freq_group ? 15 : 9); i++) {
         if (isfinite(x[i])) cJSON_AddNumberToObject(v, k[i], x[i]);
         else cJSON_AddNullToObject(v, k[i]);
     }
@@ -271,8 +320,8 @@ int lt_run_finish(lt_child *c) {
     LT_TRY(lt_events_commit(c->ev));   /* a re-evaluation's log replaces the old one now */
     LT_TRY(lt_result_write(c->job, sum));
     if (!c->job->req->quiet)
-        fprintf(c->job->log, "  %s %s %s seed %llu: top1 %.4f many %.4f medium %.4f few %.4f ece %.4f (%.1f s)\n",
-                c->p->name, c->s->name, c->M->name, (unsigned long long)c->job->req->seed, sum->top1, sum->many,
-                sum->medium, sum->few, sum->ece, sum->total_s);
+        fprintf(c->job->log, "  %s %s %s seed %llu: top1 %.4f many %.4f medium %.4f few %.4f ece %.4f ece_ts %.4f "
+                "(%.1f s)\n", c->p->name, c->s->name, c->M->name, (unsigned long long)c->job->req->seed, sum->top1,
+                sum->many, sum->medium, sum->few, sum->ece, sum->ece_ts, sum->total_s);
     return LT_OK;
 }

@@ -47,6 +47,9 @@ void lt_run_host_free(lt_child *c) {
     }
     lt_drawer_free(h->drawer);
     if (h->have_val) lt_dataset_free(&h->val);
+    lt_free(h->val_feat);
+    lt_free(h->val_logits);
+    h->val_feat = h->val_logits = NULL;
     memset(h, 0, sizeof *h);
 }
 
@@ -311,6 +314,37 @@ static int svc_validation(void *host, const lt_dataset **val, const char **origi
     return LT_OK;
 }
 
+typedef struct { float *feat, *logits; } vbank_buf;
+
+static int vbank_batch(lt_child *c, void *ud, long first, int n, const int32_t *ids, const float *x) {
+    vbank_buf *b = ud;
+    (void)ids;
+    (void)x;
+    memcpy(b->feat + (size_t)first * c->D, lt_model_out(c->m, c->feat), (size_t)n * c->D * sizeof(float));
+    memcpy(b->logits + (size_t)first * c->C, lt_model_out(c->m, c->logits), (size_t)n * c->C * sizeof(float));
+    return LT_OK;
+}
+
+static int svc_validation_bank(void *host, lt_feature_bank *fb) {
+    lt_child *c = host;
+    if (!c) return no_host("validation_bank");
+    memset(fb, 0, sizeof *fb);
+    LT_TRY(lt_run_open_val(c));
+    lt_run_host *h = &c->host;
+    const lt_dataset *v = &h->val;
+    if (v->n <= 0) return lt_err(LT_EDATA, "validation_bank: the validation split is empty");
+    if (!h->val_feat) {
+        h->val_feat = lt_alloc((size_t)v->n * c->D * sizeof(float));
+        h->val_logits = lt_alloc((size_t)v->n * c->C * sizeof(float));
+        if (!h->val_feat || !h->val_logits) return lt_err(LT_ENOMEM, "validation_bank: out of memory");
+    }
+    vbank_buf b = {h->val_feat, h->val_logits};
+    /* rows in split order (the pass does not shuffle), so labels line up */
+    LT_TRY(lt_run_pass(c, v, vbank_batch, &b));
+    *fb = (lt_feature_bank){v->n, c->D, c->C, h->val_feat, h->val_logits, v->labels, c->counts};
+    return LT_OK;
+}
+
 /* ---- optimizer state -------------------------------------------------------------- */
 
 static int svc_opt_state(void *host, const char *name, const float **s1, const float **s2, size_t *count) {
@@ -330,6 +364,7 @@ const lt_host_api lt_run_host_api = {
     .draw = svc_draw,
     .validation = svc_validation,
     .opt_state = svc_opt_state,
+    .validation_bank = svc_validation_bank,
 };
 
 /* ---- checkpoints ------------------------------------------------------------------- */

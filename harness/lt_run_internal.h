@@ -43,10 +43,21 @@ typedef struct {
     char reason[512];
     int have_dataset;
     char ds_name[64], manifest_sha256[65];
-    char val_manifest_sha256[65];   /* "" unless the method used the validation split */
+    char val_manifest_sha256[65];   /* "" unless the method or the calibration used the validation split */
     long train_size, test_size;
     int have_metrics;
     double top1, many, medium, few, ece, macro_f1, map;
+    /* Calibration (lt_run_calib.c). ece is NAN when the method's scores are
+     * not probabilities or logits (score_kind). ece_ts: ECE of softmax(s/T)
+     * with T fitted on the validation split; NAN with cal_reason when there
+     * is none. */
+    double ece_ts;
+    const char *score_kind;          /* "logits", "probs", "sigmoid", "scores" */
+    int cal_done;                    /* T was fitted */
+    double cal_T, cal_nll_before, cal_nll_after;
+    long cal_val_n;
+    int cal_at_bound;                /* T ended on an edge of [LT_TEMP_MIN, LT_TEMP_MAX] */
+    char cal_reason[320];            /* why ece_ts is null ("" when it is not) */
     int group_sizes[3];
     /* protocols with groups.frequency_groups (LVIS r/c/f): NAN otherwise */
     double class_mean_acc, acc_rcf[3], ap_rcf[3];
@@ -165,6 +176,7 @@ typedef struct {
     char val_origin[320], val_sha256[65];
     long val_n, val_short;
     int val_logged;              /* the "validation" event is in the log */
+    float *val_feat, *val_logits;   /* validation_bank's buffers */
     lt_optim *opt;               /* the current stage's optimizer (opt_state) */
     /* run->log calls made before the event log opened (init) */
     char pending_key[LT_HOST_MAX_PENDING][64];
@@ -244,6 +256,23 @@ int lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *m
 int lt_run_load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt);
 /* Parameters and buffers the checkpoint has, by name; others keep their values. */
 int lt_run_load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int *n_loaded);
+
+/* Passes every image of ds (eval transform, model in inference mode) and
+ * calls fn per batch (lt_run_eval.c). */
+typedef int (*lt_run_batch_fn)(lt_child *c, void *ud, long first, int n, const int32_t *ids, const float *x);
+int lt_run_pass(lt_child *c, const lt_dataset *ds, lt_run_batch_fn fn, void *ud);
+/* The method's scores [n x C] for the batch the model just ran (predict, or
+ * the logits) into out, *kind = LT_SCORES_*, checked finite (lt_run_eval.c). */
+int lt_run_scores(lt_child *c, int n, const int32_t *ids, const float *x, float *out, int *kind);
+/* Scores in place -> the logits temperature scaling divides: log p for
+ * LT_SCORES_PROBS, unchanged otherwise (a sigmoid model's z, NCM's scores). */
+void lt_run_scores_to_logits(float *s, size_t len, int kind);
+
+/* Temperature scaling on the validation split (lt_run_calib.c): after
+ * post_train, before the test pass. Fills sum->cal_*: T and the NLLs, or
+ * cal_reason when the dataset has no validation split (never fitted on the
+ * test set). Fails only on a real error (memory, the method's predict). */
+int lt_run_calibrate(lt_child *c);
 
 /* Feature bank (when the method asks), post_train, test evaluation,
  * per_class.csv, result.json (lt_run_eval.c). */

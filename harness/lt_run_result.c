@@ -99,6 +99,7 @@ int lt_result_write(const lt_run_job *job, const lt_run_summary *s) {
     add_num(me, "macro_f1", s->macro_f1, h);
     add_num(me, "map", s->map, h);
     add_num(me, "class_mean_acc", s->class_mean_acc, h);
+    add_num(me, "ece_ts", s->ece_ts, h);
     /* LVIS frequency groups (only protocols with groups.frequency_groups) */
     const int rcf = h && s->rcf_sizes[0] + s->rcf_sizes[1] + s->rcf_sizes[2] > 0;
     if (rcf) {
@@ -109,6 +110,28 @@ int lt_result_write(const lt_run_job *job, const lt_run_summary *s) {
     if (h) cJSON_AddItemToObject(r, "group_sizes", cJSON_CreateIntArray(s->group_sizes, 3));
     else cJSON_AddNullToObject(r, "group_sizes");
     if (rcf) cJSON_AddItemToObject(r, "frequency_group_sizes", cJSON_CreateIntArray(s->rcf_sizes, 3));
+
+    /* How ece / ece_ts were made: the score kind decides whether the raw
+     * ECE means anything; the temperature and the validation NLLs, or why
+     * there is no ece_ts. */
+    if (h) {
+        cJSON *ca = cJSON_AddObjectToObject(r, "calibration");
+        cJSON_AddStringToObject(ca, "score_kind", s->score_kind ? s->score_kind : "logits");
+        if (s->cal_done) {
+            cJSON_AddNumberToObject(ca, "temperature", s->cal_T);
+            cJSON_AddStringToObject(ca, "fit_on", "val");
+            cJSON_AddNumberToObject(ca, "val_size", (double)s->cal_val_n);
+            cJSON_AddNumberToObject(ca, "val_nll_before", s->cal_nll_before);
+            cJSON_AddNumberToObject(ca, "val_nll_after", s->cal_nll_after);
+            cJSON_AddBoolToObject(ca, "at_bound", s->cal_at_bound);
+        } else {
+            cJSON_AddNullToObject(ca, "temperature");
+            cJSON_AddStringToObject(ca, "reason", s->cal_reason);
+        }
+        if (!isfinite(s->ece))
+            cJSON_AddStringToObject(ca, "ece_reason", "scores are not a probability model's logits: a softmax at "
+                                                      "T = 1 over them is no probability (see ece_ts)");
+    }
 
     cJSON *t = cJSON_AddObjectToObject(r, "timings");
     cJSON_AddNumberToObject(t, "total_s", s->total_s);
@@ -152,6 +175,7 @@ int lt_result_read(const char *path, lt_run_outcome *out) {
     out->medium = num_or_nan(me, "medium");
     out->few = num_or_nan(me, "few");
     out->ece = num_or_nan(me, "ece");
+    out->ece_ts = num_or_nan(me, "ece_ts");
     out->macro_f1 = num_or_nan(me, "macro_f1");
     out->map = num_or_nan(me, "map");
     out->total_s = num_or_nan(cJSON_GetObjectItemCaseSensitive(r, "timings"), "total_s");

@@ -91,6 +91,7 @@ typedef struct lt_run_outcome {
     char result_path[1100];
     /* metrics as fractions in [0,1]; NAN when not computed */
     double top1, many, medium, few, ece, macro_f1, map;
+    double ece_ts;               /* temperature-scaled ECE (T fitted on the validation split) */
     double total_s;
     int bad_request;             /* the error was the request's own (see lt_runner_run): a usage error */
 } lt_run_outcome;

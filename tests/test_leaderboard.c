@@ -63,10 +63,15 @@ static char *slurp(const char *path)
     return b;
 }
 
-/* One result.json in the schema of harness/RESULTS.md. top1 < 0: failed run. */
+/* One result.json in the schema of harness/RESULTS.md. top1 < 0: failed run;
+ * g_ece_ts < 0: "ece_ts" null (no validation split). */
+static double g_ece_ts = -1;
 static void write_run(const char *protocol, const char *scale, const char *method, const char *fidelity, int seed,
                       double top1, double many, double medium, double few, double ece)
 {
+    char ts[32];
+    if (g_ece_ts < 0) snprintf(ts, sizeof ts, "null");
+    else snprintf(ts, sizeof ts, "%.17g", g_ece_ts);
     char dir[512], path[600], text[4096];
     snprintf(dir, sizeof dir, "%s/runs/%s/%s/%s/seed%d", g_root, protocol, scale, method, seed);
     mkdirs(dir);
@@ -88,28 +93,34 @@ static void write_run(const char *protocol, const char *scale, const char *metho
                  "\"dataset\":{\"name\":\"fmnist\",\"manifest_sha256\":\"bbbb\",\"train_size\":14886,"
                  "\"test_size\":10000},"
                  "\"metrics\":{\"top1\":%.17g,\"many\":%.17g,\"medium\":%.17g,\"few\":%.17g,\"ece\":%.17g,"
-                 "\"macro_f1\":0.5,\"map\":null},\"group_sizes\":[3,5,2],"
+                 "\"macro_f1\":0.5,\"map\":null,\"ece_ts\":%s},\"group_sizes\":[3,5,2],"
                  "\"timings\":{\"total_s\":12.5,\"stages_s\":[12.0],\"eval_s\":0.5},"
                  "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"" LT_ENGINE_VERSION "\",\"threads\":2},"
                  "\"started\":\"2024-01-01T00:00:00Z\",\"finished\":\"2024-01-01T00:01:00Z\"}\n",
-                 protocol, scale, method, fidelity, seed, top1, many, medium, few, ece);
+                 protocol, scale, method, fidelity, seed, top1, many, medium, few, ece, ts);
     }
     spit(path, text);
 }
 
 static void write_fixture(void)
 {
-    /* ce: top1 70 / 72 / 74 -> mean 72.00, sample std 2.00 */
+    /* ce: top1 70 / 72 / 74 -> mean 72.00, sample std 2.00; ece_ts 5 / 6 / 7 */
+    g_ece_ts = 0.05;
     write_run("fmnist_lt_r100", "short", "ce", "reconstructed", 0, 0.70, 0.90, 0.60, 0.30, 0.10);
+    g_ece_ts = 0.06;
     write_run("fmnist_lt_r100", "short", "ce", "reconstructed", 1, 0.72, 0.91, 0.62, 0.33, 0.12);
+    g_ece_ts = 0.07;
     write_run("fmnist_lt_r100", "short", "ce", "reconstructed", 2, 0.74, 0.92, 0.64, 0.36, 0.14);
+    g_ece_ts = -1;   /* balanced_softmax: ece_ts null -> n/a */
     /* balanced_softmax: 75 / 78 ok, seed 2 failed -> mean 76.50, std 2.12 */
     write_run("fmnist_lt_r100", "short", "balanced_softmax", "paper", 0, 0.75, 0.85, 0.70, 0.60, 0.05);
     write_run("fmnist_lt_r100", "short", "balanced_softmax", "paper", 1, 0.78, 0.86, 0.72, 0.64, 0.07);
     write_run("fmnist_lt_r100", "short", "balanced_softmax", "paper", 2, -1, 0, 0, 0, 0);
     /* full scale: one seed (no std), paper number 70.36 from the CSV */
+    g_ece_ts = 0.10;
     write_run("cifar10_lt_r100", "full", "ce", "official-code", 0, 0.7123, 0.9, 0.7, 0.5, 0.2);
     write_run("cifar10_lt_r100", "full", "crt", "reconstructed", 0, -1, 0, 0, 0, 0);
+    g_ece_ts = -1;
     char p[256];
     snprintf(p, sizeof p, "%s/paper_numbers.csv", g_root);
     spit(p, "protocol,method,top1,source\n"
@@ -153,16 +164,16 @@ static void test_csv_rows(void **state)
     char *csv = build("leaderboard.csv");
     const char *want =
         LT_LB_CSV_HEADER "\n"
-        "cifar10_lt_r100,1,full,ce,official-code,1,71.23,,90.00,70.00,50.00,20.00,,70.36,0.87,ok,abc123def456,"
+        "cifar10_lt_r100,1,full,ce,official-code,1,71.23,,90.00,70.00,50.00,20.00,10.00,,70.36,0.87,ok,abc123def456,"
         LT_ENGINE_VERSION "\n"
-        "cifar10_lt_r100,1,full,crt,reconstructed,0,,,,,,,,,,failed,abc123def456," LT_ENGINE_VERSION "\n"
-        "fmnist_lt_r100,1,short,balanced_softmax,paper,2,76.50,2.12,85.50,71.00,62.00,6.00,,,,failed(1/3),"
+        "cifar10_lt_r100,1,full,crt,reconstructed,0,,,,,,,,,,,failed,abc123def456," LT_ENGINE_VERSION "\n"
+        "fmnist_lt_r100,1,short,balanced_softmax,paper,2,76.50,2.12,85.50,71.00,62.00,6.00,,,,,failed(1/3),"
         "abc123def456," LT_ENGINE_VERSION "\n"
-        "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,,,,ok,abc123def456,"
+        "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,6.00,,,,ok,abc123def456,"
         LT_ENGINE_VERSION "\n";
     assert_string_equal(csv, want);
     const char *header = "protocol,protocol_version,scale,method,fidelity,n_seeds,top1_mean,top1_std,"
-                         "many_mean,medium_mean,few_mean,ece_mean,map_mean,paper_top1,delta_vs_paper,"
+                         "many_mean,medium_mean,few_mean,ece_mean,ece_ts_mean,map_mean,paper_top1,delta_vs_paper,"
                          "status,commit,engine\n";
     assert_int_equal(strncmp(csv, header, strlen(header)), 0);
     free(csv);
@@ -204,11 +215,13 @@ static void test_markdown(void **state)
     char *md = build("leaderboard.md");
     assert_non_null(strstr(md, "\n## fmnist_lt_r100, scale short (protocol version 1)\n"));
     assert_non_null(strstr(md, "\n## cifar10_lt_r100, scale full (protocol version 1)\n"));
-    assert_non_null(strstr(md, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | mAP "
+    assert_non_null(strstr(md, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | ECE-TS | mAP "
                                "| paper top-1 | Δ paper | status | commit | engine |\n"));
-    assert_non_null(strstr(md, "| ce | reconstructed | 3 | 72.00 ± 2.00 | 91.00 | 62.00 | 33.00 | 12.00 |  |  |  "
-                               "| ok | abc123def456 | " LT_ENGINE_VERSION " |\n"));
-    assert_non_null(strstr(md, "| balanced_softmax | paper | 2 | 76.50 ± 2.12 |"));
+    assert_non_null(strstr(md, "| ce | reconstructed | 3 | 72.00 ± 2.00 | 91.00 | 62.00 | 33.00 | 12.00 | 6.00 "
+                               "|  |  |  | ok | abc123def456 | " LT_ENGINE_VERSION " |\n"));
+    /* a null ece_ts of finished seeds is n/a, not a blank */
+    assert_non_null(strstr(md, "| balanced_softmax | paper | 2 | 76.50 ± 2.12 | 85.50 | 71.00 | 62.00 | 6.00 "
+                               "| n/a |  |"));
     assert_non_null(strstr(md, "| failed(1/3) |"));
     assert_non_null(strstr(md, "| ce | official-code | 1 | 71.23 | 90.00 |"));
     assert_non_null(strstr(md, "| 70.36 | 0.87 | ok |"));
@@ -282,19 +295,22 @@ static void test_latex(void **state)
 {
     (void)state;
     char *tex = build("tables/fmnist_lt_r100_short.tex");
-    assert_non_null(strstr(tex, "\\begin{tabular}{llrrrrrr}\n\\toprule\n"
-                                "Method & Fidelity & Seeds & Top-1 & Many & Medium & Few & ECE \\\\\n\\midrule\n"));
+    assert_non_null(strstr(tex, "\\begin{tabular}{llrrrrrrr}\n\\toprule\n"
+                                "Method & Fidelity & Seeds & Top-1 & Many & Medium & Few & ECE & ECE-TS \\\\\n"
+                                "\\midrule\n"));
     assert_non_null(strstr(tex, "\nbalanced\\_softmax & paper & 2/3 & 76.50 $\\pm$ 2.12 & 85.50 & 71.00 & 62.00 & "
+                                "6.00 & n/a \\\\\n"));
+    assert_non_null(strstr(tex, "\nce & reconstructed & 3 & 72.00 $\\pm$ 2.00 & 91.00 & 62.00 & 33.00 & 12.00 & "
                                 "6.00 \\\\\n"));
-    assert_non_null(strstr(tex, "\nce & reconstructed & 3 & 72.00 $\\pm$ 2.00 & 91.00 & 62.00 & 33.00 & 12.00 \\\\\n"));
     assert_non_null(strstr(tex, "\\bottomrule\n\\end{tabular}\n"));
     assert_null(strstr(tex, "balanced_softmax"));   /* every underscore escaped */
     free(tex);
     /* the full-scale table has the paper columns; the failed row shows dashes */
     tex = build("tables/cifar10_lt_r100_full.tex");
-    assert_non_null(strstr(tex, "Few & ECE & Paper & $\\Delta$ \\\\\n"));
-    assert_non_null(strstr(tex, "\nce & official-code & 1 & 71.23 & 90.00 & 70.00 & 50.00 & 20.00 & 70.36 & +0.87 \\\\\n"));
-    assert_non_null(strstr(tex, "\ncrt & reconstructed & 0/1 & -- & -- & -- & -- & -- & -- & -- \\\\\n"));
+    assert_non_null(strstr(tex, "Few & ECE & ECE-TS & Paper & $\\Delta$ \\\\\n"));
+    assert_non_null(strstr(tex, "\nce & official-code & 1 & 71.23 & 90.00 & 70.00 & 50.00 & 20.00 & 10.00 & 70.36 & "
+                                "+0.87 \\\\\n"));
+    assert_non_null(strstr(tex, "\ncrt & reconstructed & 0/1 & -- & -- & -- & -- & -- & -- & -- & -- \\\\\n"));
     free(tex);
 }
 
@@ -341,7 +357,7 @@ static int build_refusing(char **warn_text)
 }
 
 /* The fmnist ce row of the fixture, which the refused files below must not move. */
-#define CE_ROW "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,,,,ok,abc123def456," \
+#define CE_ROW "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,6.00,,,,ok,abc123def456," \
                LT_ENGINE_VERSION "\n"
 
 static void test_corrupt_and_pruned(void **state)
@@ -660,7 +676,7 @@ static void test_engines_separate_and_stale(void **state)
     free(rows);
     char *csv = build("leaderboard.csv");
     assert_non_null(strstr(csv, CE_ROW));
-    assert_non_null(strstr(csv, "\nfmnist_lt_r100,1,short,ce,reconstructed,2,50.00,0.00,,,,,,,,ok;stale,"
+    assert_non_null(strstr(csv, "\nfmnist_lt_r100,1,short,ce,reconstructed,2,50.00,0.00,,,,,,,,,ok;stale,"
                                 "0123456789ab+dirty,0.1.0\n"));
     free(csv);
     char *md = build("leaderboard.md");

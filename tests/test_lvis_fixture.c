@@ -145,6 +145,20 @@ static void test_fixture_build_and_bsig_run(void **state) {
     assert_true(fabs(num(me, "class_mean_acc") - num(me, "top1")) < 1e-9);
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(res, "dataset");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(ds, "name")->valuestring, "lvis_fixture");
+    /* Calibration: LVIS has no validation split, so no temperature is
+     * fitted (never on the test set) and ece_ts is null with the reason;
+     * sigmoid scores are no softmax logits, so the raw ECE is null too. */
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(me, "ece_ts")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(me, "ece")));
+    const cJSON *cal = cJSON_GetObjectItemCaseSensitive(res, "calibration");
+    assert_true(cJSON_IsObject(cal));
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(cal, "score_kind")->valuestring, "sigmoid");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cal, "temperature")));
+    const cJSON *why = cJSON_GetObjectItemCaseSensitive(cal, "reason");
+    assert_true(cJSON_IsString(why));
+    assert_non_null(strstr(why->valuestring, "no validation split"));
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(cal, "ece_reason"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(ds, "val_manifest_sha256"));
 
     /* The leaderboard carries the group APs: the Markdown table of a protocol
      * with frequency groups gets AP_r / AP_c / AP_f columns, with this run's
@@ -163,6 +177,7 @@ static void test_fixture_build_and_bsig_run(void **state) {
     size_t mdn;
     assert_int_equal(fx_read_file(mdp, &md, &mdn), 0);
     assert_non_null(strstr(md, "| mAP | AP_r | AP_c | AP_f |"));
+    assert_non_null(strstr(md, "| n/a | n/a |"));   /* ECE and ECE-TS of this row */
     snprintf(cell, sizeof cell, "| %.2f |", 100.0 * apg[0]);
     assert_non_null(strstr(md, cell));
     free(md);

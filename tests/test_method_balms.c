@@ -391,6 +391,15 @@ static int fx_draw(void *host, const lt_draw_req *r, float *x, int32_t *labels, 
     return lt_drawer_draw(F->drawer, r, x, labels, ids);
 }
 
+/* The host's validation service, faked when g_val is set (meta_set "val"). */
+static lt_dataset *g_val;
+static int fx_validation(void *host, const lt_dataset **val, const char **origin) {
+    (void)host;
+    *val = g_val;
+    if (origin) *origin = "test: validation images";
+    return LT_OK;
+}
+
 /* Image i has channel 0 = i (so a redrawn batch can be decoded) and random
  * other channels; labels interleave the classes (not grouped). */
 static void fx_data(fx *F, const long *counts) {
@@ -452,6 +461,7 @@ static int fx_try_open(fx *F, const char *overrides, const long *counts) {
     F->api.version = LT_HOST_API_VERSION;
     F->api.opt_state = fx_opt_state;
     F->api.draw = fx_draw;
+    if (g_val) F->api.validation = fx_validation;
     F->run.api = &F->api;
     assert_int_equal(lt_drawer_create(&F->drawer, &F->ds, &F->aug, F->run.seed), LT_OK);
     F->st = calloc(1, F->M->state_size);
@@ -889,14 +899,74 @@ static void test_save_load_resume(void **unused) {
     fx_close(&B);
 }
 
+/* ---- 7b. meta_set "val": the pool from the validation split -------------------------- */
+
+/* Validation images (channel 0 = 200 + i: none is a training image) with
+ * counts 2, 0, 1, 3: the pool holds exactly their features and labels, and
+ * class 1 (no validation image) never enters a meta batch. */
+static void test_meta_set_val_pool(void **unused) {
+    (void)unused;
+    static const long counts[HC] = {5, 4, 3, 2};
+    static const int32_t vlab[6] = {3, 0, 2, 3, 0, 3};
+    lt_dataset val;
+    assert_int_equal(lt_dataset_alloc(&val, 6, HD, 1, 1, HC), LT_OK);
+    for (int j = 0; j < 6; j++) {
+        val.labels[j] = vlab[j];
+        val.pixels[j * HD] = (uint8_t)(200 + j);
+        for (int d = 1; d < HD; d++) val.pixels[j * HD + d] = (uint8_t)((j * 31 + d * 17) % 256);
+    }
+    g_val = &val;
+    fx F;
+    fx_open(&F, "{\"meta_set\": \"val\"}", counts);
+    g_val = NULL;
+    balms_state *st = F.st;
+    double v;
+    assert_true(logged(&F.book, "meta_set_is_val", &v) && v == 1);
+    assert_true(logged(&F.book, "meta_pool_images", &v) && v == 6);
+    assert_true(logged(&F.book, "meta_classes", &v) && v == 3);
+    assert_int_equal(st->P, 6);
+    assert_int_equal(st->n_meta_cls, 3);
+    assert_int_equal(st->meta_cls[0], 0);
+    assert_int_equal(st->meta_cls[1], 2);
+    assert_int_equal(st->meta_cls[2], 3);
+    /* every pool row is the feature of a validation image of its label, and
+     * of no training image */
+    float x[HD], y[HD];
+    const int feat = lt_model_find(F.m, "feat");
+    for (int p = 0; p < st->P; p++) {
+        int hit = -1;
+        for (int i = 0; i < 6; i++) {
+            lt_aug_eval(&F.aug, HD, 1, 1, val.pixels + i * HD, x);
+            assert_int_equal(lt_model_forward(F.m, x, 1, 0), LT_OK);
+            memcpy(y, lt_model_out(F.m, feat), sizeof y);
+            double err = 0;
+            for (int d = 0; d < HD; d++) err = fmax(err, fabs(y[d] - st->pool_feat[p * HD + d]));
+            if (err < 1e-5) hit = i;
+        }
+        assert_true(hit >= 0);
+        assert_int_equal(vlab[hit], st->pool_lab[p]);
+        for (long i = 0; i < F.ds.n; i++) {
+            lt_aug_eval(&F.aug, HD, 1, 1, F.ds.pixels + i * HD, x);
+            assert_int_equal(lt_model_forward(F.m, x, 1, 0), LT_OK);
+            memcpy(y, lt_model_out(F.m, feat), sizeof y);
+            double err = 0;
+            for (int d = 0; d < HD; d++) err = fmax(err, fabs(y[d] - st->pool_feat[p * HD + d]));
+            assert_true(err > 1e-6);
+        }
+    }
+    fx_close(&F);
+    lt_dataset_free(&val);
+}
+
 /* ---- 8. hyper-parameters and defaults ------------------------------------------------ */
 
 static void test_hparams_and_defaults(void **unused) {
     (void)unused;
     static const long counts[HC] = {5, 4, 3, 2};
     fx F;
-    /* the official ImageNet-LT / Places-LT meta set needs a val split */
-    assert_int_equal(fx_try_open(&F, "{\"meta_set\": \"val\"}", counts), LT_EINVAL);
+    /* the official ImageNet-LT / Places-LT meta set needs the host's
+     * validation service (this fixture's host has none unless g_val) */
+    assert_int_equal(fx_try_open(&F, "{\"meta_set\": \"val\"}", counts), LT_EABI);
     assert_non_null(strstr(lt_errmsg(), "validation"));
     F.M->fini(F.st);
     free(F.st);
@@ -937,6 +1007,7 @@ int main(void) {
         cmocka_unit_test(test_balanced_softmax_uniform_is_ce),
         cmocka_unit_test(test_batch_redraw),
         cmocka_unit_test(test_save_load_resume),
+        cmocka_unit_test(test_meta_set_val_pool),
         cmocka_unit_test(test_hparams_and_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,7 @@
  * 2020): crt, lws, taunorm, ncm. Each hook is called directly, the way the
  * runner calls it, on synthetic features or a tiny ResNet-8:
  *   - taunorm: row norms for tau = 0 (rows unchanged) and tau = 1 (unit rows),
- *     the bias dropped, and tau chosen on the carved validation split only;
+ *     the bias dropped, and tau chosen on the dataset's validation split only;
  *   - ncm: both variants against a brute-force nearest-class-mean classifier;
  *   - lws: stage 0 is CE bit for bit (names, init, forward, an SGD step),
  *     stage 1 trains the scales only (frozen classifier incl. bias, BN eval,
@@ -57,6 +57,19 @@ static int logged(const logbook *b, const char *key, double *v) {
     return 0;
 }
 
+/* The host's validation_bank, faked: the bank a test puts in g_vbank
+ * stands for the dataset's validation split. */
+static const lt_feature_bank *g_vbank;
+static int g_vbank_calls;
+static int fake_validation_bank(void *host, lt_feature_bank *fb) {
+    (void)host;
+    g_vbank_calls++;
+    if (!g_vbank) return lt_err(LT_EINVAL, "dataset test: no validation split (fake)");
+    *fb = *g_vbank;
+    return LT_OK;
+}
+static const lt_host_api g_fake_api = {.version = LT_HOST_API_VERSION, .validation_bank = fake_validation_bank};
+
 typedef struct {
     const lt_method *m;
     cJSON *obj;
@@ -85,6 +98,7 @@ static void inst_open(inst *I, const lt_method *m, const char *overrides, int C,
     I->run.class_counts = I->counts;
     I->run.host = &I->book;
     I->run.log = log_cb;
+    I->run.api = &g_fake_api;
     I->st = calloc(1, m->state_size ? m->state_size : 1);
     assert_non_null(I->st);
     int rc = m->init(I->st, &I->run, &I->hp);
@@ -126,7 +140,7 @@ static void effective_rows(inst *I, float *Wt, float *bias) {
     lt_taps t = {.n = TD, .n_classes = TC, .feat_dim = TD, .feat = eye, .stage = -1, .epoch = -1, .iter = -1};
     int kind = -1;
     assert_int_equal(I->m->predict(I->st, &t, scores, &kind), LT_OK);
-    assert_int_equal(kind, LT_SCORES_LOGITS);
+    assert_int_equal(kind, LT_SCORES_SCORES);   /* rescaled logits: no raw ECE */
     for (int d = 0; d < TD; d++)
         for (int j = 0; j < TC; j++) Wt[j * TD + d] = scores[d * TC + j];
     t.n = 1;
@@ -162,7 +176,8 @@ static void test_taunorm_tau0_and_tau1(void **unused) {
 
     /* tau = 1 (the default, PROTOCOLS.md fmnist_lt): unit rows, same directions. */
     inst_open(&I, meth, NULL, TC, TD, 0);
-    /* a fixed tau asks for no feature bank; select = val does */
+    /* a fixed tau asks for no feature bank (nor does select = val: it
+     * reads the validation split, not the training set) */
     assert_int_equal(lt_method_wants_bank(meth, I.st), 0);
     assert_int_equal(meth->post_train(I.st, m, NULL), LT_OK);
     effective_rows(&I, Wt, bias);
@@ -212,19 +227,18 @@ static void test_taunorm_tau0_and_tau1(void **unused) {
     lt_model_free(m);
 }
 
-/* tau on the carved validation split: two classes, w_0 = (4, 0), w_1 = (0, 1).
+/* tau on the dataset's validation split (the host's validation_bank), never
+ * on the training bank: two classes, w_0 = (4, 0), w_1 = (0, 1).
  * Validation images of class 1 have f = (0.5, 1): s_0 = 2/4^tau, s_1 = 1, so
  * they are right only for tau > 0.5 (tau = 0.5 ties, and a tie goes to class
  * 0); class 0's validation images f = (1, 0.2) are right for every tau on the
- * grid. The first best tau is therefore 0.6. The training (non-validation)
- * images of class 1 are f = (1, 0), wrong for every tau, and those of class 0
- * are f = (0.45, 1), right only for tau <= 0.4: if they were used the answer
- * would be tau = 0. Classes alternate in the bank, so "the last k images of a
- * class in the stored order" is not simply the end of the bank. */
-static void test_taunorm_selects_on_carved_split(void **unused) {
+ * grid. The first best tau is therefore 0.6. The training images (the bank
+ * post_train is handed, and version 1's carve of it) of class 1 are
+ * f = (1, 0), wrong for every tau, and those of class 0 are f = (0.45, 1),
+ * right only for tau <= 0.4: if they were used the answer would be tau = 0. */
+static void test_taunorm_selects_on_validation_split(void **unused) {
     (void)unused;
     const lt_method *meth = lt_method_taunorm();
-    assert_non_null(meth->needs_feature_bank);   /* asked per run: only select = val */
     lt_model *m = NULL;
     assert_int_equal(lt_model_create(&m, (lt_shape){1, 2, 1, 1}), LT_OK);
     assert_true(lt_add_linear(m, "logits", "head", 0, 2, 1) > 0);
@@ -233,29 +247,40 @@ static void test_taunorm_selects_on_carved_split(void **unused) {
     W[0] = 4; W[1] = 0; W[2] = 0; W[3] = 1;
     lt_model_param_data(m, "logits.bias")[0] = 100;   /* dropped: would decide everything */
 
-    enum { NPC = 100 };   /* per class: floor(0.1 * 100) = 10 <= 20 validation images */
-    static float feat[2 * NPC * 2];
-    static int32_t labels[2 * NPC];
-    long seen[2] = {0, 0}, counts[2] = {NPC, NPC};
-    for (int i = 0; i < 2 * NPC; i++) {
+    enum { NPC = 100, NV = 7 };
+    static float feat[2 * NPC * 2], vfeat[2 * NV * 2];
+    static int32_t labels[2 * NPC], vlabels[2 * NV];
+    long counts[2] = {NPC, NPC};
+    for (int i = 0; i < 2 * NPC; i++) {   /* training rows */
         int y = i % 2;
-        int is_val = seen[y]++ >= NPC - 10;
         labels[i] = y;
         float *f = feat + 2 * i;
-        if (y == 0) { f[0] = is_val ? 1.0f : 0.45f; f[1] = is_val ? 0.2f : 1.0f; }
-        else { f[0] = is_val ? 0.5f : 1.0f; f[1] = is_val ? 1.0f : 0.0f; }
+        if (y == 0) { f[0] = 0.45f; f[1] = 1.0f; }
+        else { f[0] = 1.0f; f[1] = 0.0f; }
+    }
+    for (int i = 0; i < 2 * NV; i++) {   /* validation rows */
+        int y = i < NV ? 0 : 1;
+        vlabels[i] = y;
+        float *f = vfeat + 2 * i;
+        if (y == 0) { f[0] = 1.0f; f[1] = 0.2f; }
+        else { f[0] = 0.5f; f[1] = 1.0f; }
     }
     lt_feature_bank fb = {.n = 2 * NPC, .feat_dim = 2, .n_classes = 2, .feat = feat, .labels = labels,
                           .class_counts = counts};
+    lt_feature_bank vb = {.n = 2 * NV, .feat_dim = 2, .n_classes = 2, .feat = vfeat, .labels = vlabels,
+                          .class_counts = counts};
     inst I;
     inst_open(&I, meth, "{\"select\": \"val\"}", 2, 2, 0);
-    assert_int_equal(lt_method_wants_bank(meth, I.st), 1);
-    assert_int_equal(meth->post_train(I.st, m, &fb), LT_OK);
+    assert_int_equal(lt_method_wants_bank(meth, I.st), 0);   /* no training bank */
+    g_vbank = &vb;
+    g_vbank_calls = 0;
+    assert_int_equal(meth->post_train(I.st, m, &fb), LT_OK);   /* fb handed anyway: must be ignored */
+    assert_int_equal(g_vbank_calls, 1);
     double tau, n_val, acc;
     assert_true(logged(&I.book, "tau", &tau));
     assert_float_equal(tau, 0.6, 1e-12);
     assert_true(logged(&I.book, "tau_val_images", &n_val));
-    assert_float_equal(n_val, 20, 0);
+    assert_float_equal(n_val, 2 * NV, 0);
     assert_true(logged(&I.book, "tau_val_mean_class_acc", &acc));
     assert_float_equal(acc, 1.0, 0);
     /* predict uses that tau: row 0 becomes (4 / 4^0.6, 0). */
@@ -265,16 +290,34 @@ static void test_taunorm_selects_on_carved_split(void **unused) {
                                    scores, &kind), LT_OK);
     assert_float_equal(scores[0], 4.0 / pow(4.0, 0.6), 1e-5);
     assert_float_equal(scores[1], 0, 0);
-    /* Without the bank (select = val) it is an error, not a silent default. */
-    assert_int_equal(meth->post_train(I.st, m, NULL), LT_ESTATE);
     inst_close(&I);
 
-    /* With a cap of 3 per class only the last 3 of each class are validation. */
-    inst_open(&I, meth, "{\"select\": \"val\", \"val_max_per_class\": 3}", 2, 2, 0);
-    assert_int_equal(meth->post_train(I.st, m, &fb), LT_OK);
-    assert_true(logged(&I.book, "tau_val_images", &n_val));
-    assert_float_equal(n_val, 6, 0);
+    /* A dataset without a validation split: an error naming it, not a
+     * silent fall-back to training rows or a default tau. */
+    inst_open(&I, meth, "{\"select\": \"val\"}", 2, 2, 0);
+    g_vbank = NULL;
+    assert_int_not_equal(meth->post_train(I.st, m, &fb), LT_OK);
+    assert_non_null(strstr(lt_errmsg(), "no validation split"));
+    assert_non_null(strstr(lt_errmsg(), "taunorm"));
     inst_close(&I);
+
+    /* version 1's carve hparams are gone: refused before init, naming the key */
+    cJSON *o = NULL;
+    assert_int_equal(lt_method_hparams(meth, "{\"select\": \"val\", \"val_max_per_class\": 3}", &o), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "val_max_per_class"));
+    assert_int_equal(lt_method_hparams(meth, "{\"val_fraction\": 0.1}", &o), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "val_fraction"));
+    /* a host without the service (API 1) is refused at init for select = val */
+    static const lt_host_api old_api = {.version = 1};
+    assert_int_equal(lt_method_hparams(meth, "{\"select\": \"val\"}", &o), LT_OK);
+    struct lt_hparams hp = {o};
+    lt_run_info run = {.n_classes = 2, .feat_dim = 2, .api = &old_api};
+    void *st = calloc(1, meth->state_size);
+    assert_int_equal(meth->init(st, &run, &hp), LT_EABI);
+    assert_non_null(strstr(lt_errmsg(), "validation_bank"));
+    if (meth->fini) meth->fini(st);
+    free(st);
+    cJSON_Delete(o);
     lt_model_free(m);
 }
 
@@ -361,7 +404,7 @@ static void test_ncm_matches_brute_force(void **unused) {
         assert_int_equal(meth->predict(I.st, &t, scores, &kind), LT_ESTATE);   /* before post_train */
         assert_int_equal(meth->post_train(I.st, NULL, &fb), LT_OK);
         assert_int_equal(meth->predict(I.st, &t, scores, &kind), LT_OK);
-        assert_int_equal(kind, LT_SCORES_LOGITS);
+        assert_int_equal(kind, LT_SCORES_SCORES);   /* similarities or -distances: no raw ECE */
         int agree = 0, distinct = 0;
         for (int i = 0; i < NTEST; i++) {
             int arg = 0;
@@ -871,7 +914,7 @@ static void test_class_norms_lws(void **unused) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_taunorm_tau0_and_tau1),
-        cmocka_unit_test(test_taunorm_selects_on_carved_split),
+        cmocka_unit_test(test_taunorm_selects_on_validation_split),
         cmocka_unit_test(test_ncm_matches_brute_force),
         cmocka_unit_test(test_lws_stage0_is_ce),
         cmocka_unit_test(test_lws_stage1_and_scale_gradient),

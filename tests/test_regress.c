@@ -17,6 +17,7 @@
 #include "cmd_report.h"
 #include "lt_protocol.h"
 #include "lt_regress.h"
+#include "lt_fingerprint.h"
 
 static char g_root[64];   /* results root; references in <root>/ref */
 
@@ -197,7 +198,7 @@ static void test_malformed(void **state)
                "fmnist_lt_r100,ci,ce,many,80.00\n",
                "3: expected 7 fields protocol,scale,method,metric,expected,tol,why, got 5");
     expect_bad("fmnist_lt_r100,ci,ce,top5,63.00,0.50,x\n",
-               "1: unknown metric 'top5' (top1 many medium few ece macro_f1 map ap_r ap_c ap_f)");
+               "1: unknown metric 'top5' (top1 many medium few ece macro_f1 map ap_r ap_c ap_f ece_ts)");
     expect_bad("\n# c\nfmnist_lt_r100,ci,ce,top1,sixty,0.50,x\n", "3: expected 'sixty' is not a number");
     expect_bad("fmnist_lt_r100,ci,ce,top1,63,-1,x\n", "1: tol '-1' is not a non-negative number");
     expect_bad("fmnist_lt_r100,short,ce,top1,63,1,x\n", "1: scale 'short' in the reference file of scale ci");
@@ -241,6 +242,10 @@ static void test_reproduce_reuses(void **state)
     (void)state;
     char sha[65], dir[512], p[600], text[2048], out[300];
     assert_int_equal(lt_protocol_hash("protocols/fmnist_lt_r100.json", sha), LT_OK);
+    /* a clean run of this engine with this process's numerics fingerprint at
+     * reproduce's default 2 threads: the only kind strict re-use accepts */
+    lt_fingerprint now;
+    lt_fingerprint_current(&now, 2);
     snprintf(dir, sizeof dir, "%s/rep/runs/fmnist_lt_r100/ci/ce/seed0", g_root);
     mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
@@ -248,8 +253,10 @@ static void test_reproduce_reuses(void **state)
              "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
              "\"version\":1,\"sha256\":\"%s\"},\"scale\":\"ci\",\"method\":{\"name\":\"ce\",\"version\":\"1\","
              "\"fidelity\":\"official-code\"},\"seed\":0,\"metrics\":{\"top1\":0.5,\"many\":0.6,"
-             "\"medium\":0.1,\"few\":null,\"ece\":0.1,\"macro_f1\":0.4,\"map\":null}}\n",
-             sha);
+             "\"medium\":0.1,\"few\":null,\"ece\":0.1,\"macro_f1\":0.4,\"map\":null},"
+             "\"env\":{\"commit\":\"0123456789abcdef\",\"dirty\":false,\"engine_version\":\"%s\","
+             "\"conv_backend\":\"%s\",\"blas_core\":\"%s\",\"threads\":%d}}\n",
+             sha, now.engine_version, now.conv_backend, now.blas_core, now.threads);
     spit(p, text);
     char results[300];
     snprintf(results, sizeof results, "%s/rep", g_root);
@@ -264,7 +271,7 @@ static void test_reproduce_reuses(void **state)
         assert_non_null(f);
         char *csv = slurp_file(f);
         fclose(f);
-        assert_non_null(strstr(csv, "\nfmnist_lt_r100,1,ci,ce,official-code,1,50.00,,60.00,10.00,,10.00,,,,ok,\n"));
+        assert_non_null(strstr(csv, "\nfmnist_lt_r100,1,ci,ce,official-code,1,50.00,,60.00,10.00,,10.00,,,,,ok,012345678"));
         free(csv);
     }
     /* the planted run was not replaced by a training run */

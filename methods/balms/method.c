@@ -57,9 +57,11 @@
  * taken at the epoch's start (the sampler then updates once per epoch).
  *
  * Meta set: the official CIFAR one, a class-balanced resampling of the
- * training set (meta_set = "train_balanced"; the official ImageNet-LT /
- * Places-LT setting uses their val split, which this method does not take
- * yet: "val" is refused).
+ * training set (meta_set = "train_balanced", the default), or, as the
+ * official ImageNet-LT / Places-LT setting, the dataset's validation split
+ * (meta_set = "val", the host's validation service: official val lists, or
+ * left-over training images for CIFAR-LT / Fashion-MNIST-LT; classes
+ * without validation images are left out of the meta batch).
  * Its features are computed once in stage_begin (backbone frozen, inference
  * mode, eval transform unless meta_augment) and kept in the state, which the
  * checkpoint persists (the runner replays stage_begin before loading
@@ -128,6 +130,9 @@ typedef struct {
     float *mfeat, *mlogit, *mdz;  /* [M x D], [M x C], [M x C] */
     int32_t *mlab;         /* [M] */
     int32_t *perm;         /* [C] class shuffles of the meta batch */
+    int meta_val;          /* meta_set = "val": the pool comes from the validation split */
+    int32_t *meta_cls;     /* [C] classes with pool images (and training images), ascending */
+    int n_meta_cls;
     float *U;              /* [B x C] G_W f_b + G_b */
     double *S, *skb, *dldv, *gw;  /* [B x C], [B], [B], [C] */
     float *gwf;            /* [C] */
@@ -298,7 +303,7 @@ static void balms_fini(void *stp) {
     free(st->counts); free(st->offsets); free(st->cls_off); free(st->cls_members); free(st->nonempty);
     free(st->w); free(st->am); free(st->av); free(st->class_weights); free(st->draw_w);
     free(st->w_batch); free(st->w_epoch[0]); free(st->w_epoch[1]);
-    free(st->perm); free(st->gw); free(st->gwf);
+    free(st->perm); free(st->gw); free(st->gwf); free(st->meta_cls);
     memset(st, 0, sizeof *st);
 }
 
@@ -306,7 +311,7 @@ static int balms_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     balms_state *st = stp;
     static const char *const soft_names[] = {"expected", "sampled", NULL};
     static const char *const draw_names[] = {"epoch", "batch", NULL};
-    static const char *const set_names[] = {"train_balanced", NULL};
+    static const char *const set_names[] = {"train_balanced", "val", NULL};
     double d;
     int set;
     st->run = run;
@@ -322,13 +327,11 @@ static int balms_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     if (!rc) rc = lt_hp_choice(hp, "stage2_bn", lt_bn_mode_names, &st->bn);
     if (rc) return lt_err_wrap(rc, "balms");
     {
-        const char *s;
-        LT_TRY(lt_hp_str(hp, "meta_set", &s));
-        if (!strcmp(s, "val"))
-            return lt_err(LT_EINVAL, "balms: meta_set 'val' (the official ImageNet-LT/Places-LT setting, from the "
-                                     "validation split) is not implemented by this version; use 'train_balanced'");
         rc = lt_hp_choice(hp, "meta_set", set_names, &set);
         if (rc) return lt_err_wrap(rc, "balms");
+        st->meta_val = set == 1;
+        if (st->meta_val && (!run->api || !run->api->validation))
+            return lt_err(LT_EABI, "balms: meta_set 'val' needs the host's validation service");
     }
     if (!(st->meta_lr >= 0) || !isfinite(st->meta_lr)) return lt_err(LT_EINVAL, "balms: meta_lr %g", st->meta_lr);
     if (!(st->init_pow >= 0) || !isfinite(st->init_pow))
@@ -359,11 +362,12 @@ static int balms_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     st->w_epoch[0] = calloc(Cz, sizeof(float));
     st->w_epoch[1] = calloc(Cz, sizeof(float));
     st->perm = calloc(Cz, sizeof *st->perm);
+    st->meta_cls = calloc(Cz, sizeof *st->meta_cls);
     st->gw = calloc(Cz, sizeof *st->gw);
     st->gwf = calloc(Cz, sizeof *st->gwf);
     if (!st->counts || !st->offsets || !st->cls_off || !st->cls_members || !st->nonempty || !st->w || !st->am ||
         !st->av || !st->class_weights || !st->draw_w || !st->w_batch || !st->w_epoch[0] || !st->w_epoch[1] ||
-        !st->perm || !st->gw || !st->gwf)
+        !st->perm || !st->meta_cls || !st->gw || !st->gwf)
         return lt_err(LT_ENOMEM, "balms: out of memory for %d classes", C);
 
     /* Counts from the training set itself (the sampler and the redraw index
@@ -410,25 +414,59 @@ static int balms_n_stages(const void *st) { (void)st; return 2; }
 static int balms_build_pool(balms_state *st, lt_model *m, int chunk_hint) {
     const lt_run_info *run = st->run;
     const lt_dataset *tr = run->train;
+    /* the pool's source: the training set's class lists, or the validation
+     * split's (counted here; only classes that also have training images) */
+    const long *src_n = st->counts;
+    const int32_t *src_members = st->cls_members;
+    const long *src_off = st->cls_off;
+    long *vn = NULL, *voff = NULL;
+    int32_t *vmem = NULL;
+    if (st->meta_val) {
+        const lt_dataset *v = NULL;
+        LT_TRY(run->api->validation(run->host, &v, NULL));
+        if (v->n_classes != st->C || v->c != tr->c || v->h != tr->h || v->w != tr->w)
+            return lt_err(LT_ESHAPE, "balms: validation split is %dx%dx%d, %d classes; training %dx%dx%d, %d",
+                          v->c, v->h, v->w, v->n_classes, tr->c, tr->h, tr->w, st->C);
+        vn = calloc((size_t)st->C, sizeof *vn);
+        voff = calloc((size_t)st->C + 1, sizeof *voff);
+        vmem = malloc((size_t)(v->n > 0 ? v->n : 1) * sizeof *vmem);
+        if (!vn || !voff || !vmem) { free(vn); free(voff); free(vmem); return lt_err(LT_ENOMEM, "balms: out of memory"); }
+        for (long i = 0; i < v->n; i++) {
+            int y = v->labels[i];
+            if (y < 0 || y >= st->C) { free(vn); free(voff); free(vmem); return lt_err(LT_EDATA, "balms: validation label %d", y); }
+            if (st->counts[y] > 0) voff[y + 1]++;
+        }
+        for (int c = 0; c < st->C; c++) voff[c + 1] += voff[c];
+        for (long i = 0; i < v->n; i++) {
+            int y = v->labels[i];
+            if (st->counts[y] > 0) vmem[voff[y] + vn[y]++] = (int32_t)i;
+        }
+        tr = v;
+        src_n = vn;
+        src_members = vmem;
+        src_off = voff;
+    }
     const lt_aug *aug = run->aug;
     int C = st->C, D = st->D;
     int feat = lt_model_find(m, "feat");
-    if (feat < 0) return lt_err(LT_EINVAL, "balms: the model has no 'feat' node");
-    if ((int)lt_model_out_size(m, feat) != D)
-        return lt_err(LT_ESHAPE, "balms: 'feat' has %zu values, run says %d", lt_model_out_size(m, feat), D);
-    if (!aug) return lt_err(LT_EINVAL, "balms: no augmentation/normalisation in the run info");
+    int rc = LT_OK;
     size_t in_size = lt_shape_count(lt_model_in_shape(m));
-    int oh = aug->out_h > 0 ? aug->out_h : tr->h, ow = aug->out_w > 0 ? aug->out_w : tr->w;
-    if ((size_t)tr->c * oh * ow != in_size)
-        return lt_err(LT_ESHAPE, "balms: transform gives %dx%dx%d, the model takes %zu values", tr->c, oh, ow,
-                      in_size);
-    if (lt_model_batch(m) <= 0) LT_TRY(lt_model_set_batch(m, chunk_hint > 0 ? chunk_hint : 128));
+    int oh = aug && aug->out_h > 0 ? aug->out_h : tr->h, ow = aug && aug->out_w > 0 ? aug->out_w : tr->w;
+    if (feat < 0) rc = lt_err(LT_EINVAL, "balms: the model has no 'feat' node");
+    else if ((int)lt_model_out_size(m, feat) != D)
+        rc = lt_err(LT_ESHAPE, "balms: 'feat' has %zu values, run says %d", lt_model_out_size(m, feat), D);
+    else if (!aug) rc = lt_err(LT_EINVAL, "balms: no augmentation/normalisation in the run info");
+    else if ((size_t)tr->c * oh * ow != in_size)
+        rc = lt_err(LT_ESHAPE, "balms: transform gives %dx%dx%d, the model takes %zu values", tr->c, oh, ow,
+                    in_size);
+    else if (lt_model_batch(m) <= 0) rc = lt_model_set_batch(m, chunk_hint > 0 ? chunk_hint : 128);
+    if (rc) { free(vn); free(voff); free(vmem); return rc; }
     int chunk = lt_model_batch(m);
 
     /* pick */
     long P = 0;
     for (int c = 0; c < C; c++) {
-        long k = st->counts[c];
+        long k = src_n[c];
         if (st->pool_cap > 0 && k > st->pool_cap) k = st->pool_cap;
         P += k;
     }
@@ -437,9 +475,8 @@ static int balms_build_pool(balms_state *st, lt_model *m, int chunk_hint) {
     st->pool_lab = lt_alloc((size_t)P * sizeof *st->pool_lab);
     st->pool_feat = lt_alloc((size_t)P * D * sizeof *st->pool_feat);
     int32_t *idx = malloc((size_t)P * sizeof *idx);
-    int32_t *tmp = malloc((size_t)tr->n * sizeof *tmp);
+    int32_t *tmp = malloc((size_t)(tr->n > 0 ? tr->n : 1) * sizeof *tmp);
     float *x = lt_alloc((size_t)chunk * in_size * sizeof *x);
-    int rc = LT_OK;
     if (!st->pool_off || !st->pool_lab || !st->pool_feat || !idx || !tmp || !x) {
         rc = lt_err(LT_ENOMEM, "balms: out of memory for a meta pool of %ld images", P);
         goto out;
@@ -448,8 +485,8 @@ static int balms_build_pool(balms_state *st, lt_model *m, int chunk_hint) {
     lt_rng_init(&pick, st->seed, LT_STREAM_METHOD + S_POOL_PICK);
     long p = 0;
     for (int c = 0; c < C; c++) {
-        long n = st->counts[c], k = n;
-        const int32_t *mem = st->cls_members + st->cls_off[c];
+        long n = src_n[c], k = n;
+        const int32_t *mem = src_members + src_off[c];
         st->pool_off[c] = p;
         if (st->pool_cap > 0 && n > st->pool_cap) {
             memcpy(tmp, mem, (size_t)n * sizeof *tmp);
@@ -464,6 +501,12 @@ static int balms_build_pool(balms_state *st, lt_model *m, int chunk_hint) {
         }
     }
     st->pool_off[C] = p;
+    /* the classes a meta batch visits: those with pool images (for the
+     * training set exactly the non-empty classes, in the same order) */
+    st->n_meta_cls = 0;
+    for (int c = 0; c < C; c++)
+        if (st->pool_off[c + 1] > st->pool_off[c] && st->counts[c] > 0) st->meta_cls[st->n_meta_cls++] = c;
+    if (st->n_meta_cls == 0) { rc = lt_err(LT_EDATA, "balms: the meta set has no image of a trained class"); goto out; }
 
     lt_rng augr;
     lt_rng_init(&augr, st->seed, LT_STREAM_METHOD + S_POOL_AUG);
@@ -491,6 +534,9 @@ out:
     free(idx);
     free(tmp);
     lt_free(x);
+    free(vn);
+    free(voff);
+    free(vmem);
     return rc;
 }
 
@@ -562,7 +608,8 @@ static int balms_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     if (run->log) {
         /* the meta set's origin, so the result says which split fed it (the
          * events file is open from stage_begin on, not yet at init) */
-        LT_TRY(run->log(run->host, "meta_set_is_val", 0.0));
+        LT_TRY(run->log(run->host, "meta_set_is_val", (double)st->meta_val));
+        LT_TRY(run->log(run->host, "meta_classes", (double)st->n_meta_cls));
         LT_TRY(run->log(run->host, "meta_soft_mass_sampled", (double)st->sampled));
         LT_TRY(run->log(run->host, "meta_draw_per_batch", (double)st->per_batch));
         LT_TRY(run->log(run->host, "meta_pool_images", (double)st->P));
@@ -653,10 +700,10 @@ static int balms_meta_step(balms_state *st, const lt_taps *t, const float *dlogi
     lt_rng base, r;
     lt_rng_init(&base, st->seed, LT_STREAM_METHOD + S_META);
     lt_rng_derive(&r, &base, (uint64_t)t->stage, (uint64_t)t->iter);
-    int K = st->n_nonempty, pos = K;
+    int K = st->n_meta_cls, pos = K;
     for (int j = 0; j < st->M; j++) {
         if (pos == K) {
-            memcpy(st->perm, st->nonempty, (size_t)K * sizeof *st->perm);
+            memcpy(st->perm, st->meta_cls, (size_t)K * sizeof *st->perm);
             lt_rng_shuffle_i32(&r, st->perm, K);
             pos = 0;
         }
@@ -825,7 +872,7 @@ const lt_method *lt_method_balms(void) {
     static const lt_method m = {
         .abi = LT_METHOD_ABI,
         .name = "balms",
-        .version = "1",
+        .version = "2",  /* 2: meta_set "val" (the dataset's validation split); default unchanged */
         .cite = "Ren et al., NeurIPS 2020, arXiv:2007.10740",
         .fidelity = "reconstructed",
         .defaults = BALMS_DEFAULTS,

@@ -178,7 +178,7 @@ static int ncm_predict(void *stp, const lt_taps *t, float *scores, int *kind) {
             }
         }
     }
-    *kind = LT_SCORES_LOGITS;
+    *kind = LT_SCORES_SCORES;
     return LT_OK;
 }
 
@@ -229,7 +229,7 @@ const lt_method *lt_method_ncm(void) {
     static const lt_method m = {
         .abi = LT_METHOD_ABI,
         .name = "ncm",
-        .version = "1",
+        .version = "2",  /* 2: predict reports LT_SCORES_SCORES (similarities / negative distances are no logits: raw ECE null) */
         .cite = "Kang et al., ICLR 2020, arXiv:1910.09217",
         .fidelity = "paper",
         .defaults = NCM_DEFAULTS,

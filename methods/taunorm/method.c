@@ -12,10 +12,16 @@
  *
  * tau: the hparam "tau" (PROTOCOLS.md fmnist_lt: 1), or, with
  * "select": "val", chosen on the grid 0, 0.1, ..., 2.0 by mean per-class
- * accuracy (tau_norm.py's "overall") on a validation split carved from the
- * training subset by the protocol's carve_from_train rule: per class c the
- * last min(val_max_per_class, floor(val_fraction * n_c)) images in the stored
- * subset order. The test set is never looked at. */
+ * accuracy (tau_norm.py's "overall") on the dataset's validation split
+ * (the host's validation_bank: the official val list, or class-balanced
+ * training images the long-tailed subset left out), never on training rows
+ * (version 1 carved them from the training subset, which stage 1 had seen)
+ * and never on the test set.
+ *
+ * Scores are reported as LT_SCORES_SCORES: f . w_j / ||w_j||^tau rescales
+ * every logit after training with no likelihood fitted to the new scale,
+ * so a softmax at temperature 1 over them is no probability; the run
+ * reports their calibration temperature-scaled only (ece_ts). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +30,7 @@
 #include "lt.h"
 #include "lt_method.h"
 
-#define TAU_DEFAULTS \
-    "{\"tau\": 1.0, \"select\": \"fixed\", \"val_fraction\": 0.1, \"val_max_per_class\": 20}"
+#define TAU_DEFAULTS "{\"tau\": 1.0, \"select\": \"fixed\"}"
 
 #define TAU_GRID_N 21          /* 0, 0.1, ..., 2.0 */
 #define TAU_GRID_STEP 0.1
@@ -35,8 +40,6 @@ typedef struct {
     int C, D;
     double tau;                /* the hparam, or the selected value after post_train */
     int select_val;
-    double val_fraction;
-    long val_max_per_class;
     float *wt;                 /* [C x D] the tau-normalised rows */
     int ready;                 /* wt holds the classifier (post_train ran or load restored it) */
 } tau_state;
@@ -51,16 +54,13 @@ static int tau_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
         return lt_err(LT_EINVAL, "taunorm: %d classes, feature size %d", st->C, st->D);
     LT_TRY(lt_hp_num(hp, "tau", &st->tau));
     LT_TRY(lt_hp_str(hp, "select", &sel));
-    LT_TRY(lt_hp_num(hp, "val_fraction", &st->val_fraction));
-    LT_TRY(lt_hp_int(hp, "val_max_per_class", &st->val_max_per_class));
     if (!strcmp(sel, "fixed")) st->select_val = 0;
     else if (!strcmp(sel, "val")) st->select_val = 1;
     else return lt_err(LT_EINVAL, "taunorm: hparam 'select' is '%s' (expected fixed or val)", sel);
     if (!isfinite(st->tau) || st->tau < 0)
         return lt_err(LT_EINVAL, "taunorm: hparam 'tau' must be a finite number >= 0, got %g", st->tau);
-    if (!(st->val_fraction > 0 && st->val_fraction < 1) || st->val_max_per_class < 1)
-        return lt_err(LT_EINVAL, "taunorm: val_fraction must be in (0, 1) and val_max_per_class >= 1 "
-                      "(got %g, %ld)", st->val_fraction, st->val_max_per_class);
+    if (st->select_val && (!run->api || run->api->version < 2 || !run->api->validation_bank))
+        return lt_err(LT_EABI, "taunorm: select = val needs the host's validation_bank service (host API 2)");
     st->wt = lt_alloc((size_t)st->C * st->D * sizeof(float));
     if (!st->wt) return lt_err(LT_ENOMEM, "taunorm: out of memory");
     return LT_OK;
@@ -92,54 +92,40 @@ static void normalise_rows(int C, int D, const float *W, const double *norm, dou
     }
 }
 
-/* Chooses tau on the carved validation split of the feature bank: mean
- * per-class accuracy of argmax_j (f . w_j) / ||w_j||^tau, first best on the
- * grid (so ties go to the smaller tau). */
-static int select_tau(tau_state *st, const float *W, const double *norm, const lt_feature_bank *fb,
+/* Chooses tau on the validation bank: mean per-class accuracy (over the
+ * classes with validation images) of argmax_j (f . w_j) / ||w_j||^tau, first
+ * best on the grid (so ties go to the smaller tau). */
+static int select_tau(tau_state *st, const float *W, const double *norm, const lt_feature_bank *vb,
                       double *best_tau, double *best_acc) {
     const int C = st->C, D = st->D;
-    long *n_c = calloc((size_t)C, sizeof *n_c), *k_c = calloc((size_t)C, sizeof *k_c);
-    long *seen = calloc((size_t)C, sizeof *seen);
-    int32_t *val = malloc((size_t)(fb->n > 0 ? fb->n : 1) * sizeof *val);
-    float *dots = NULL, *fv = NULL;
-    long *correct = calloc((size_t)C, sizeof *correct);
+    if (vb->feat_dim != D || vb->n_classes != C)
+        return lt_err(LT_ESHAPE, "taunorm: validation bank is %d x %d classes, model %d x %d", vb->feat_dim,
+                      vb->n_classes, D, C);
+    if (vb->n <= 0) return lt_err(LT_EINVAL, "taunorm: the validation split is empty");
+    long *k_c = calloc((size_t)C, sizeof *k_c), *correct = calloc((size_t)C, sizeof *correct);
+    float *dots = malloc((size_t)vb->n * C * sizeof *dots);
     int rc = LT_OK;
-    long nv = 0;
-    if (!n_c || !k_c || !seen || !val || !correct) { rc = lt_err(LT_ENOMEM, "taunorm: out of memory"); goto out; }
-    for (long i = 0; i < fb->n; i++) {
-        int32_t y = fb->labels[i];
-        if (y < 0 || y >= C) { rc = lt_err(LT_EDATA, "taunorm: feature bank label %d out of range", (int)y); goto out; }
-        n_c[y]++;
+    if (!k_c || !correct || !dots) { rc = lt_err(LT_ENOMEM, "taunorm: out of memory"); goto out; }
+    for (long i = 0; i < vb->n; i++) {
+        int32_t y = vb->labels[i];
+        if (y < 0 || y >= C) { rc = lt_err(LT_EDATA, "taunorm: validation label %d out of range", (int)y); goto out; }
+        k_c[y]++;
     }
-    for (int c = 0; c < C; c++) {
-        long k = (long)floor(st->val_fraction * (double)n_c[c]);
-        k_c[c] = k < st->val_max_per_class ? k : st->val_max_per_class;
-    }
-    /* The last k_c images of class c in the stored (bank) order. */
-    for (long i = 0; i < fb->n; i++) {
-        int32_t y = fb->labels[i];
-        if (seen[y]++ >= n_c[y] - k_c[y]) val[nv++] = (int32_t)i;
-    }
-    if (nv == 0) { rc = lt_err(LT_EINVAL, "taunorm: the carved validation split is empty"); goto out; }
-    dots = malloc((size_t)nv * C * sizeof *dots);
-    fv = malloc((size_t)nv * D * sizeof *fv);
-    if (!dots || !fv) { rc = lt_err(LT_ENOMEM, "taunorm: out of memory"); goto out; }
-    for (long v = 0; v < nv; v++) memcpy(fv + (size_t)v * D, fb->feat + (size_t)val[v] * D, (size_t)D * sizeof(float));
-    lt_linear_forward((int)nv, D, C, fv, W, NULL, dots);
+    lt_linear_forward((int)vb->n, D, C, vb->feat, W, NULL, dots);
     *best_acc = -1;
     *best_tau = 0;
     for (int g = 0; g < TAU_GRID_N; g++) {
         double tau = g * TAU_GRID_STEP, acc = 0;
         int n_groups = 0;
         memset(correct, 0, (size_t)C * sizeof *correct);
-        for (long v = 0; v < nv; v++) {
+        for (long v = 0; v < vb->n; v++) {
             int arg = 0;
             double best = -INFINITY;
             for (int j = 0; j < C; j++) {
                 double s = norm[j] > 0 ? dots[(size_t)v * C + j] / pow(norm[j], tau) : 0.0;
                 if (s > best) { best = s; arg = j; }
             }
-            if (arg == fb->labels[val[v]]) correct[arg]++;
+            if (arg == vb->labels[v]) correct[arg]++;
         }
         for (int c = 0; c < C; c++)
             if (k_c[c] > 0) { acc += (double)correct[c] / (double)k_c[c]; n_groups++; }
@@ -147,11 +133,11 @@ static int select_tau(tau_state *st, const float *W, const double *norm, const l
         if (acc > *best_acc) { *best_acc = acc; *best_tau = tau; }
     }
     if (st->run && st->run->log) {
-        st->run->log(st->run->host, "tau_val_images", (double)nv);
+        st->run->log(st->run->host, "tau_val_images", (double)vb->n);
         st->run->log(st->run->host, "tau_val_mean_class_acc", *best_acc);
     }
 out:
-    free(n_c); free(k_c); free(seen); free(val); free(dots); free(fv); free(correct);
+    free(k_c); free(correct); free(dots);
     return rc;
 }
 
@@ -167,13 +153,13 @@ static int tau_post_train(void *stp, lt_model *m, const lt_feature_bank *fb) {
     if (!norm) return lt_err(LT_ENOMEM, "taunorm: out of memory");
     row_norms(C, D, W, norm);
     int rc = LT_OK;
+    (void)fb;   /* the training bank is never asked for: tau is chosen on held-out images */
     if (st->select_val) {
         double acc;
-        if (!fb) rc = lt_err(LT_ESTATE, "taunorm: select = val needs the feature bank");
-        else if (fb->feat_dim != D || fb->n_classes != C)
-            rc = lt_err(LT_ESHAPE, "taunorm: feature bank is %d x %d classes, model %d x %d",
-                        fb->feat_dim, fb->n_classes, D, C);
-        else rc = select_tau(st, W, norm, fb, &st->tau, &acc);
+        lt_feature_bank vb;
+        rc = st->run->api->validation_bank(st->run->host, &vb);
+        if (rc) rc = lt_err_wrap(rc, "taunorm: select = val");
+        else rc = select_tau(st, W, norm, &vb, &st->tau, &acc);
     }
     if (rc == LT_OK) {
         normalise_rows(C, D, W, norm, st->tau, st->wt);
@@ -184,10 +170,6 @@ static int tau_post_train(void *stp, lt_model *m, const lt_feature_bank *fb) {
     return rc;
 }
 
-/* The bank (an inference pass over the training set) serves only select =
- * val; a fixed tau needs just the classifier. */
-static int tau_needs_bank(const void *stp) { return ((const tau_state *)stp)->select_val; }
-
 static int tau_predict(void *stp, const lt_taps *t, float *scores, int *kind) {
     tau_state *st = stp;
     if (!st->ready) return lt_err(LT_ESTATE, "taunorm: predict before post_train");
@@ -195,7 +177,7 @@ static int tau_predict(void *stp, const lt_taps *t, float *scores, int *kind) {
         return lt_err(LT_ESHAPE, "taunorm: taps are %d features x %d classes, expected %d x %d",
                       t->feat_dim, t->n_classes, st->D, st->C);
     lt_linear_forward(t->n, st->D, st->C, t->feat, st->wt, NULL, scores);   /* no bias */
-    *kind = LT_SCORES_LOGITS;
+    *kind = LT_SCORES_SCORES;
     return LT_OK;
 }
 
@@ -241,7 +223,7 @@ const lt_method *lt_method_taunorm(void) {
     static const lt_method m = {
         .abi = LT_METHOD_ABI,
         .name = "taunorm",
-        .version = "1",
+        .version = "2",  /* 2: predict reports LT_SCORES_SCORES (raw ECE null); select = val uses the dataset's validation split */
         .cite = "Kang et al., ICLR 2020, arXiv:1910.09217",
         .fidelity = "official-code",
         .defaults = TAU_DEFAULTS,
@@ -254,7 +236,6 @@ const lt_method *lt_method_taunorm(void) {
         .post_train = tau_post_train,
         .predict = tau_predict,
         .save = tau_save,
-        .needs_feature_bank = tau_needs_bank,
         .load = tau_load,
         .class_norms = tau_class_norms,
     };
