@@ -122,8 +122,8 @@ int lt_cmd_export(int argc, char **argv) {
                                {"engine", engine ? engine : "unknown"}, {"commit", commit ? commit : "unknown"}};
     if (!rc) rc = lt_model_write_st(m, out, LT_ST_WEIGHTS, 0, meta, (int)(sizeof meta / sizeof meta[0]));
     lt_model_free(m);
+    if (!rc)   /* before cJSON_Delete: the names point into the document */
+        printf("export: %s (%d tensors of %s, %s %s %s seed %s)\n", out, n_loaded, sc->arch, pname, scale, method, seed_s);
     cJSON_Delete(res);
-    if (rc) return fail("");
-    printf("export: %s (%d tensors of %s, %s %s %s seed %s)\n", out, n_loaded, sc->arch, pname, scale, method, seed_s);
-    return 0;
+    return rc ? fail("") : 0;
 }
