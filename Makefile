@@ -34,7 +34,7 @@ METHOD_OBJ  := $(call obj,$(METHOD_SRC)) $(BUILD)/methods_table.o
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 LIBS        := $(HARNESS_LIB) $(DATA_LIB) $(ENGINE_LIB)
 
-.PHONY: all deps check-deps test asan bench bench-deps clean help lvis-fixture fuzz fuzz-deps fuzz-build fuzz-seeds FORCE
+.PHONY: all deps check-deps test asan bench bench-deps verify-torch clean help lvis-fixture fuzz fuzz-deps fuzz-build fuzz-seeds FORCE
 all: ltbench
 
 help:
@@ -44,6 +44,7 @@ help:
 	@echo "make asan         the suite under AddressSanitizer + UBSan"
 	@echo "make bench        time ResNet-32 / ResNet-8 steps, side by side with PyTorch"
 	@echo "make bench-deps   install Debian python3-torch for the PyTorch side of bench"
+	@echo "make verify-torch ResNet-8/32 logits, loss, gradients, BN stats against PyTorch (skips without torch)"
 	@echo "make lvis-fixture write the synthetic LVIS look-alike (dataset lvis_fixture) into the data dir"
 	@echo "make fuzz         libFuzzer targets of every input parser, FUZZ_SECONDS (60) each, + tests/fuzz/regressions"
 	@echo "make fuzz-deps    install Debian clang-14, libclang-rt-14-dev, libomp-14-dev for make fuzz"
@@ -123,6 +124,19 @@ bench-deps:
 # The bench needs only the engine.
 $(BUILD)/bench_step: tests/bench/bench_step.c $(call obj,tests/cpu_peak.c) $(ENGINE_LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(call obj,tests/cpu_peak.c) $(ENGINE_LIB) $(LDLIBS)
+
+# Whole-model parity with PyTorch: the engine writes weights, a batch and
+# its results (tests/verify_torch/verify_torch.c), PyTorch recomputes and
+# compares them. Without python3-torch it says "skipped" and succeeds.
+VERIFY_DIR = $(BUILD)/verify_torch_out
+$(BUILD)/verify_torch: tests/verify_torch/verify_torch.c $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(ENGINE_LIB) $(LDLIBS)
+verify-torch: check-deps
+	@$(MAKE) --no-print-directory $(BUILD)/verify_torch
+	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	    echo "verify-torch: SKIPPED: python3-torch not installed (make bench-deps)"; exit 0; fi; \
+	$(BUILD)/verify_torch $(VERIFY_DIR) && /usr/bin/python3 tests/verify_torch/verify_torch.py $(VERIFY_DIR)
 
 # The synthetic LVIS look-alike for protocol lvis_lt_fixture (no real LVIS
 # here): four files in the real formats, written straight into raw/.

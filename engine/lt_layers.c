@@ -363,3 +363,29 @@ static const lt_layer_ops scale_ops = {LT_LAYER_ABI, "scale", scale_plan, scale_
 int lt_add_scale(lt_model *m, const char *name, const char *group, int in) {
     return lt_model_add(m, &scale_ops, name, group, in, -1, NULL, 0);
 }
+
+/* ---- parameter tensor shapes (for export) ------------------------------------------
+ * Only the layer that declared a parameter knows its tensor shape; the flat
+ * buffers do not. Conv weights are [co, ci/groups, kh, kw] and linear /
+ * cosine weights [out, in], PyTorch's layouts (the engine stores them in
+ * that row-major order); everything else, plugin layers' parameters
+ * included, is one-dimensional. */
+int lt_model_param_shape(const lt_model *m, int i, int64_t dims[4], int *ndim) {
+    if (i < 0 || i >= m->n_params) return lt_err(LT_EINVAL, "parameter %d of %d", i, m->n_params);
+    const lt_param *p = &m->params[i];
+    const lt_node *nd = &m->nodes[p->node];
+    const int first = p->node >= 0 && i == nd->p0;   /* "weight" is each built-in layer's first */
+    if (first && nd->ops == &conv_ops) {
+        const conv_cfg *c = (const conv_cfg *)nd->cfg;
+        dims[0] = c->g.co; dims[1] = c->g.ci / c->g.groups; dims[2] = c->g.kh; dims[3] = c->g.kw;
+        *ndim = 4;
+    } else if (first && (nd->ops == &lin_ops || nd->ops == &cos_ops)) {
+        const lin_cfg *c = (const lin_cfg *)nd->cfg;
+        dims[0] = c->out; dims[1] = (int64_t)(p->count / (size_t)c->out);
+        *ndim = 2;
+    } else {
+        dims[0] = (int64_t)p->count;
+        *ndim = 1;
+    }
+    return LT_OK;
+}

@@ -253,6 +253,10 @@ typedef struct {
 int lt_model_n_params(const lt_model *m);
 int lt_model_param_at(lt_model *m, int i, lt_param_info *out);        /* LT_EINVAL out of range */
 int lt_model_param_find(lt_model *m, const char *name, lt_param_info *out);   /* LT_EINVAL naming it */
+/* The tensor shape of parameter i in PyTorch's layout: conv weight
+ * [co, ci/groups, kh, kw], linear / cosine weight [out, in], anything else
+ * [count] (the flat data is already row-major in that order). */
+int lt_model_param_shape(const lt_model *m, int i, int64_t dims[4], int *ndim);
 float *lt_model_param_data(lt_model *m, const char *name);           /* NULL if absent */
 /* Sets and clears LT_MASK_* flags of one parameter (the optimizer mask is
  * updated at once). */

@@ -5,6 +5,7 @@
 
 #include "lt.h"
 #include "cmd_datasets.h"
+#include "cmd_export.h"
 #include "cmd_report.h"
 #include "cmd_run.h"
 
@@ -21,6 +22,7 @@ static const struct {
     {"reproduce", lt_cmd_reproduce, "dataset -> runs (re-using finished ones) -> leaderboard -> figures"},
     {"leaderboard", lt_cmd_leaderboard, "rebuild results/leaderboard.csv, .md and results/tables/*.tex"},
     {"figures", lt_cmd_figures, "figure data files and gnuplot PNG/PDF into plots/out"},
+    {"export", lt_cmd_export, "a finished run's model as safetensors (PyTorch state_dict names)"},
     {"regress", lt_cmd_regress, "compare numbers with results/reference/<scale>.csv (--rerun)"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])

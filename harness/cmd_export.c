@@ -1,0 +1,129 @@
+/* cmd_export.c — ltbench export: a run's final model as safetensors.
+ *
+ * The checkpoint holds flat tensors by engine name, not shapes, so the model
+ * is rebuilt from the run's protocol (result.json names protocol and scale;
+ * the scale names the architecture): the plain classifier of that
+ * architecture, input channels and class count read off the checkpoint's
+ * conv1 and logits tensors. Every parameter and buffer of that model must
+ * come from the checkpoint (a run whose method renames or replaces the head,
+ * as LWS does, is refused naming the tensor). Limitation: the checkpoint
+ * has no record iterator, so tensors a method adds beside the plain model
+ * (e.g. extra mixture-BN buffers) are not detected and not exported. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd_export.h"
+#include "lt.h"
+#include "lt_io.h"
+#include "lt_model_st.h"
+#include "lt_protocol.h"
+
+static const char *HELP =
+    "usage: ltbench export RUN_DIR --format safetensors [--out FILE]\n"
+    "\n"
+    "Writes the trained model of a finished run (RUN_DIR/ckpt_final.ltc) as a\n"
+    "safetensors file (default RUN_DIR/model.safetensors) with PyTorch state_dict\n"
+    "names (conv1.weight, layer1.0.bn1.running_mean, ..., fc.weight, BN\n"
+    "num_batches_tracked as I64 0: the engine does not count them), loadable with\n"
+    "model.load_state_dict(safetensors.torch.load_file(FILE)) into the torchvision-\n"
+    "style ResNet of tests/verify_torch/verify_torch.py. __metadata__ records\n"
+    "protocol, scale, method, seed, engine version and commit. Runs whose model is\n"
+    "not the plain classifier of the protocol's architecture are refused. The protocol is looked up in $LTBENCH_PROTOCOLS\n"
+    "or protocols/.\n";
+
+static int fail(const char *what) {
+    fprintf(stderr, "ltbench export: %s%s%s\n", what, *what ? ": " : "", lt_errmsg());
+    return 1;
+}
+
+static const char *jstr(const cJSON *o, const char *a, const char *b) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+    if (b) v = cJSON_GetObjectItemCaseSensitive(v, b);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int lt_cmd_export(int argc, char **argv) {
+    const char *dir = NULL, *format = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(HELP, stdout); return 0; }
+        if (!strcmp(argv[i], "--format") && i + 1 < argc) format = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (argv[i][0] != '-' && !dir) dir = argv[i];
+        else { fprintf(stderr, "ltbench export: unexpected argument '%s'\n%s", argv[i], HELP); return 2; }
+    }
+    if (!dir || !format) { fputs(HELP, stderr); return 2; }
+    if (strcmp(format, "safetensors")) {
+        fprintf(stderr, "ltbench export: format '%s' not supported (safetensors)\n", format);
+        return 2;
+    }
+    char path[1200], outp[1200], proto_path[1200];
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    cJSON *res;
+    if (lt_json_read(path, &res)) return fail("");
+    const char *pname = jstr(res, "protocol", "name"), *scale = jstr(res, "scale", NULL);
+    const char *method = jstr(res, "method", "name"), *commit = jstr(res, "env", "commit");
+    const char *engine = jstr(res, "env", "engine_version");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(res, "seed");
+    if (!pname || !scale || !method || !cJSON_IsNumber(seed)) {
+        cJSON_Delete(res);
+        fprintf(stderr, "ltbench export: %s: protocol, scale, method or seed missing\n", path);
+        return 1;
+    }
+    lt_protocol proto;
+    const lt_proto_scale *sc;
+    int rc = lt_protocol_find(pname, NULL, proto_path, sizeof proto_path);
+    if (!rc) rc = lt_protocol_load(proto_path, &proto);
+    if (!rc) rc = lt_protocol_scale(&proto, scale, &sc);
+    if (rc) { cJSON_Delete(res); return fail(pname); }
+    snprintf(path, sizeof path, "%s/ckpt_final.ltc", dir);
+    lt_ckpt *ck;
+    if (lt_ckpt_read(&ck, path)) { cJSON_Delete(res); return fail("no final checkpoint (is the run finished?)"); }
+    /* Input channels and classes from the checkpoint's first conv and head. */
+    const void *d;
+    size_t n1 = 0, nc = 0;
+    int cifar = !strncmp(sc->arch, "resnet", 6) && strstr(sc->arch, "_cifar") != NULL;
+    rc = lt_ckpt_get(ck, "m/w/conv1.weight", &d, &n1);
+    if (!rc) rc = lt_ckpt_get(ck, "m/w/logits.bias", &d, &nc);
+    if (rc) rc = lt_err_wrap(rc, "%s: not a plain classifier (method '%s' builds its own head?)", path, method);
+    lt_model *m = NULL;
+    if (!rc) {
+        size_t per = cifar ? 16 * 9 : 64 * 49;
+        lt_shape in = {1, (int)(n1 / sizeof(float) / per), sc->image_size, sc->image_size};
+        rc = lt_model_classifier(&m, sc->arch, in, (int)(nc / sizeof(float)), 1, 0);
+    }
+    int n_loaded = 0;
+    for (int i = 0; !rc && i < lt_model_n_params(m) + lt_model_n_buffers(m); i++) {
+        char key[200];
+        const char *nm;
+        float *dst;
+        size_t cnt;
+        if (i < lt_model_n_params(m)) {
+            lt_param_info p;
+            lt_model_param_at(m, i, &p);
+            snprintf(key, sizeof key, "m/w/%s", p.name);
+            nm = p.name; dst = p.w; cnt = p.count;
+        } else {
+            lt_buffer_info b;
+            lt_model_buffer_at(m, i - lt_model_n_params(m), &b);
+            snprintf(key, sizeof key, "m/b/%s", b.name);
+            nm = b.name; dst = b.data; cnt = b.count;
+        }
+        rc = lt_ckpt_get_into(ck, key, dst, cnt * sizeof(float));
+        if (rc) rc = lt_err_wrap(rc, "%s: tensor '%s'", path, nm);
+        n_loaded++;
+    }
+    lt_ckpt_free(ck);
+    if (!out) { snprintf(outp, sizeof outp, "%s/model.safetensors", dir); out = outp; }
+    char seed_s[32];
+    snprintf(seed_s, sizeof seed_s, "%.0f", seed->valuedouble);
+    const lt_st_meta meta[] = {{"format", "ltbench-model 1"}, {"protocol", pname}, {"scale", scale},
+                               {"method", method}, {"seed", seed_s}, {"arch", sc->arch},
+                               {"engine", engine ? engine : "unknown"}, {"commit", commit ? commit : "unknown"}};
+    if (!rc) rc = lt_model_write_st(m, out, LT_ST_WEIGHTS, 0, meta, (int)(sizeof meta / sizeof meta[0]));
+    lt_model_free(m);
+    if (!rc)   /* before cJSON_Delete: the names point into the document */
+        printf("export: %s (%d tensors of %s, %s %s %s seed %s)\n", out, n_loaded, sc->arch, pname, scale, method, seed_s);
+    cJSON_Delete(res);
+    return rc ? fail("") : 0;
+}
