@@ -267,27 +267,29 @@ int lt_cifar_read_dir(const char *dir, lt_cifar_kind kind, long n_train, long n_
     return rc;
 }
 
-/* Both sets' labels[0..9] against WANT_TR / WANT_TE; NAME goes into the error. */
-static int check_sentinels(const char *name, const int *want_tr, const int *want_te, const lt_dataset *train,
-                           const lt_dataset *test)
+/* The first N_TR train and N_TE test labels against WANT_TR / WANT_TE
+ * (N = 0: that set is not checked); NAME goes into the error. */
+static int check_sentinels(const char *name, const int *want_tr, int n_tr, const int *want_te, int n_te,
+                           const lt_dataset *train, const lt_dataset *test)
 {
     for (int which = 0; which < 2; which++) {
         const lt_dataset *d = which ? test : train;
         const int *want = which ? want_te : want_tr;
-        if (!d) continue;
-        if (d->n < 10)
-            return lt_err(LT_EDATA, "%s %s set has %ld images, fewer than the 10 sentinel labels", name,
-                          which ? "test" : "train", d->n);
-        for (int i = 0; i < 10; i++)
+        const int n = which ? n_te : n_tr;
+        if (!d || n == 0) continue;
+        if (d->n < n)
+            return lt_err(LT_EDATA, "%s %s set has %ld images, fewer than the %d sentinel labels", name,
+                          which ? "test" : "train", d->n, n);
+        for (int i = 0; i < n; i++)
             if (d->labels[i] != want[i]) {
                 char got[64] = "", exp[64] = "";
-                for (int k = 0; k < 10; k++) {
+                for (int k = 0; k < n; k++) {
                     snprintf(got + strlen(got), sizeof got - strlen(got), "%s%d", k ? " " : "", d->labels[k]);
                     snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%d", k ? " " : "", want[k]);
                 }
-                return lt_err(LT_EDATA, "%s %s labels[0..9] are %s, expected %s (specs/datasets.md "
+                return lt_err(LT_EDATA, "%s %s labels[0..%d] are %s, expected %s (specs/datasets.md "
                               "1.2): the binary files are not in the order LDAM's subsets assume",
-                              name, which ? "test" : "train", got, exp);
+                              name, which ? "test" : "train", n - 1, got, exp);
             }
     }
     return LT_OK;
@@ -297,17 +299,17 @@ int lt_cifar10_check_sentinels(const lt_dataset *train, const lt_dataset *test)
 {
     static const int tr[10] = {6, 9, 9, 4, 1, 1, 2, 7, 8, 3};
     static const int te[10] = {3, 8, 8, 0, 6, 6, 1, 6, 3, 1};
-    return check_sentinels("CIFAR-10", tr, te, train, test);
+    return check_sentinels("CIFAR-10", tr, 10, te, 10, train, test);
 }
 
 int lt_cifar100_check_sentinels(const lt_dataset *train, const lt_dataset *test)
 {
-    /* Fine labels of the python version (cifar-100-python/train and test,
-     * "fine_labels"). train[0..4] = 19 29 0 11 1 is printed by MLDatasets.jl's
-     * CIFAR100 docs (fine = [19, 29, 0, 11, 1]) and train[0] = 19 by the
-     * Hugging Face uoft-cs/cifar100 card; the rest are the widely quoted values
-     * not confirmed against a second source here. */
-    static const int tr[10] = {19, 29, 0, 11, 1, 86, 90, 28, 23, 31};
-    static const int te[10] = {49, 33, 72, 51, 71, 92, 15, 14, 23, 0};
-    return check_sentinels("CIFAR-100", tr, te, train, test);
+    /* Fine labels of the python version (cifar-100-python/train,
+     * "fine_labels"): train[0..4] = 19 29 0 11 1 as printed by MLDatasets.jl's
+     * CIFAR100 docs, train[0] = 19 also by the Hugging Face uoft-cs/cifar100
+     * card. Only values two published sources confirm are checked: a wrong
+     * sentinel would refuse every correct CIFAR-100 build, so the test set
+     * (whose first labels no source at hand prints) is not checked. */
+    static const int tr[5] = {19, 29, 0, 11, 1};
+    return check_sentinels("CIFAR-100", tr, 5, NULL, 0, train, test);
 }

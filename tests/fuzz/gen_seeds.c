@@ -231,7 +231,7 @@ static void ckpt_seeds(void)
     for (int i = 0; i < 16; i++) params[i] = (float)i * 0.25f - 1.0f;
     uint64_t rng[4] = {1, 2, 3, 0x9e3779b97f4a7c15ull};
     uint32_t epoch = 3;
-    static const char id[] = "protocol=fuzz scale=ci method=ce seed=0 engine=0.6.0";
+    static const char id[] = "protocol=fuzz scale=ci method=ce seed=0 engine=0.7.0";
     const char *names[] = {"run/identity", "model/params", "rng", "epoch"};
     const void *data[] = {id, params, rng, &epoch};
     size_t bytes[] = {sizeof id - 1, sizeof params, sizeof rng, sizeof epoch};
