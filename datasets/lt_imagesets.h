@@ -148,7 +148,8 @@ typedef struct {
  * refused (LT_EDATA naming source and member) before its buffer is
  * allocated, whatever size an archive header declares or omits. Wanted
  * files are read whole and handed to work() in
- * batches run on OpenMP threads: work() must be thread-safe; `where` is
+ * batches run on worker threads (pthreads joined per batch, so a later fork
+ * is safe): work() must be thread-safe; `where` is
  * "<source>:<member>" for messages. The first failing work() (in file order)
  * decides the returned status and message. */
 #define LT_SRC_MAX_FILE_BYTES ((size_t)64 << 20)   /* 64 MiB: image files are at most a few MB */

@@ -14,10 +14,13 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define BATCH_BYTES ((size_t)64 << 20)
 #define BATCH_ITEMS 512
@@ -50,18 +53,55 @@ static void batch_clear(scan_t *s)
     s->bytes = 0;
 }
 
-/* Runs work() over the batch on OpenMP threads. The message of a failure is
- * captured in its own thread (lt_err is thread-local) and re-raised here. */
-static int batch_flush(scan_t *s)
+typedef struct {
+    scan_t *s;
+    atomic_int next;   /* the next item to take */
+} pool_t;
+
+static void *batch_worker(void *arg)
 {
-    int n = s->n;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) {
+    pool_t *p = arg;
+    scan_t *s = p->s;
+    for (int i; (i = atomic_fetch_add(&p->next, 1)) < s->n;) {
         item_t *it = &s->items[i];
         it->rc = s->work(s->ctx, it->key, it->where, it->data, it->len);
         if (it->rc)
             snprintf(it->msg, sizeof it->msg, "%s", lt_errmsg());
     }
+    return NULL;
+}
+
+/* Threads for a batch: the online CPUs (OMP_NUM_THREADS, when set, caps
+ * them, as it capped the OpenMP region this replaces), at most one per item. */
+static int batch_threads(int n)
+{
+    long t = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env = getenv("OMP_NUM_THREADS");
+    if (env) {
+        long e = strtol(env, NULL, 10);
+        if (e > 0 && e < t) t = e;
+    }
+    if (t < 1) t = 1;
+    if (t > 64) t = 64;
+    return t < n ? (int)t : n;
+}
+
+/* Runs work() over the batch on worker threads (items are independent; the
+ * order they finish in changes nothing). The message of a failure is
+ * captured in its own thread (lt_err is thread-local) and re-raised here. */
+static int batch_flush(scan_t *s)
+{
+    int n = s->n;
+    pool_t p = {.s = s};
+    atomic_init(&p.next, 0);
+    pthread_t th[64];
+    int nt = batch_threads(n), started = 0;
+    for (int k = 1; k < nt; k++) {   /* this thread is worker 0 */
+        if (pthread_create(&th[started], NULL, batch_worker, &p) != 0) break;   /* fewer threads: still correct */
+        started++;
+    }
+    batch_worker(&p);
+    for (int k = 0; k < started; k++) pthread_join(th[k], NULL);
     for (int i = 0; i < n; i++)
         if (s->items[i].rc) {
             int rc = lt_err(s->items[i].rc, "%s", s->items[i].msg);
