@@ -36,7 +36,7 @@ for m in ce crt; do
     a=$(fp "$committed/result.json"); b=$(fp "$fresh/result.json")
     if [ "$a" = "$b" ]; then
         echo "verify-results: $m: same fingerprint ($a): exact comparison"
-        for k in top1 many medium few ece macro_f1; do
+        for k in top1 many medium few ece ece_ts macro_f1; do
             x=$(jget "$committed/result.json" "$k"); y=$(jget "$fresh/result.json" "$k")
             v=$([ "$x" = "$y" ] && echo same || echo DIFFERENT)
             echo "  $k committed $x, now $y: $v"
@@ -46,7 +46,7 @@ for m in ce crt; do
         else echo "  per_class.csv: DIFFERENT"; bad=1; fi
     else
         echo "verify-results: $m: fingerprint differs (committed: $a; now: $b): tolerance comparison"
-        for k in top1 many medium ece macro_f1; do
+        for k in top1 many medium ece ece_ts macro_f1; do
             x=$(jget "$committed/result.json" "$k"); y=$(jget "$fresh/result.json" "$k")
             read -r t src < <(tol "$m" "$k"; echo) || true
             if [ -z "${t:-}" ] || [ "$x" = null ] || [ "$y" = null ]; then
