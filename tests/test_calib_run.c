@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixtures_proto.h"
 #include "lt_io.h"
 #include "lt_leaderboard.h"
 #include "lt_runner.h"
@@ -37,25 +38,7 @@ static int setup(void **state) {
     if (access(FMNIST, F_OK) != 0) { g_skip = 1; return 0; }
     snprintf(g_tmp, sizeof g_tmp, "/tmp/ltbench_test_calib_XXXXXX");
     if (!mkdtemp(g_tmp)) return -1;
-    char *s;
-    size_t n;
-    if (lt_io_read_all("protocols/fmnist_lt_r100.json", &s, &n)) return -1;
-    cJSON *p = cJSON_Parse(s);
-    free(s);
-    cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString("fmnist_lt_tiny"));
-    cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
-    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(120));
-    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(300));
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage1"), "batch", cJSON_CreateNumber(64));
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage2"), "batch", cJSON_CreateNumber(64));
-    char *out = cJSON_Print(p);
-    cJSON_Delete(p);
-    snprintf(g_proto, sizeof g_proto, "%s/fmnist_lt_tiny.json", g_tmp);
-    FILE *f = fopen(g_proto, "w");
-    if (!f) return -1;
-    fputs(out, f);
-    fclose(f);
-    free(out);
+    if (fx_tiny_protocol(g_tmp, g_proto, sizeof g_proto)) return -1;
     snprintf(g_root, sizeof g_root, "%s/results", g_tmp);
     return 0;
 }

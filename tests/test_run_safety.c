@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "lt.h"
+#include "fixtures_proto.h"
 #include "lt_io.h"
 #include "lt_method.h"
 #include "lt_runner.h"
@@ -293,24 +294,7 @@ static int setup(void **state) {
     if (!file_exists(FMNIST)) { g_skip = 1; return 0; }
     snprintf(g_tmp, sizeof g_tmp, "/tmp/ltbench_test_run_safety_XXXXXX");
     if (!mkdtemp(g_tmp)) return -1;
-    char *s = slurp("protocols/fmnist_lt_r100.json");
-    if (!s) return -1;
-    cJSON *p = cJSON_Parse(s);
-    free(s);
-    cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString("fmnist_lt_tiny"));
-    cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
-    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(120));
-    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(300));
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage1"), "batch", cJSON_CreateNumber(64));
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage2"), "batch", cJSON_CreateNumber(64));
-    char *out = cJSON_Print(p);
-    cJSON_Delete(p);
-    snprintf(g_proto, sizeof g_proto, "%s/fmnist_lt_tiny.json", g_tmp);
-    FILE *f = fopen(g_proto, "w");
-    if (!f) return -1;
-    fputs(out, f);
-    fclose(f);
-    free(out);
+    if (fx_tiny_protocol(g_tmp, g_proto, sizeof g_proto)) return -1;
     if (lt_method_register(lt_method_test_slow()) || lt_method_register(&dec_a) || lt_method_register(&dec_b) ||
         lt_method_register(&refuse_m))
         return -1;
