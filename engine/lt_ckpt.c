@@ -365,6 +365,12 @@ int lt_ckpt_get_into(const lt_ckpt *c, const char *name, void *dst, size_t bytes
 
 int lt_ckpt_has(const lt_ckpt *c, const char *name) { return find(c, name) != NULL; }
 
+int lt_ckpt_count(const lt_ckpt *c) { return (int)c->n; }
+
+const char *lt_ckpt_name(const lt_ckpt *c, int i) {
+    return i >= 0 && (size_t)i < c->n ? c->recs[i].name : NULL;
+}
+
 void lt_ckpt_free(lt_ckpt *c)
 {
     if (!c) return;

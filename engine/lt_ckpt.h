@@ -60,6 +60,10 @@ int lt_ckpt_get(const lt_ckpt *c, const char *name, const void **data, size_t *b
 /* Copies a record of exactly `bytes` bytes into dst (LT_ESHAPE if the size differs). */
 int lt_ckpt_get_into(const lt_ckpt *c, const char *name, void *dst, size_t bytes);
 int lt_ckpt_has(const lt_ckpt *c, const char *name);
+/* The records in file order: names for copying or inspecting a checkpoint
+ * whose contents the caller does not know in advance. NULL out of range. */
+int lt_ckpt_count(const lt_ckpt *c);
+const char *lt_ckpt_name(const lt_ckpt *c, int i);
 void lt_ckpt_free(lt_ckpt *c);
 
 #endif

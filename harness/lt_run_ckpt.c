@@ -13,6 +13,7 @@ int lt_run_save_ckpt(lt_child *c, const char *path, const lt_run_meta *meta, con
     LT_TRY(lt_ckpt_writer_open(&w, path));
     int rc = lt_ckpt_put(w, "run/identity", c->job->identity, strlen(c->job->identity));
     if (!rc) rc = lt_ckpt_put(w, "run/meta", meta, sizeof *meta);
+    if (!rc && c->job->shared_sha[0]) rc = lt_ckpt_put(w, "run/stage1_sha256", c->job->shared_sha, 64);
     if (!rc) rc = lt_model_save(c->m, w, "m/");
     if (!rc && opt) rc = lt_optim_save(opt, w, "o/");
     if (!rc) rc = lt_run_host_save(c, w);
@@ -57,6 +58,12 @@ int lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *m
         lt_ckpt_free(k);
         return lt_err(LT_EDATA, "%s: bookkeeping record unreadable", path);
     }
+    /* the stage-1 checkpoint this run loaded before it was interrupted */
+    if (lt_ckpt_has(k, "run/stage1_sha256") &&
+        lt_ckpt_get_into(k, "run/stage1_sha256", c->job->shared_sha, 64) == LT_OK)
+        c->job->shared_sha[64] = 0;
+    else
+        c->job->shared_sha[0] = 0;
     *ck = k;
     return LT_OK;
 }

@@ -104,6 +104,8 @@ typedef struct {
     char ckpt_path[LT_RUN_PATH], final_path[LT_RUN_PATH], result_path[LT_RUN_PATH];
     char events_path[LT_RUN_PATH], per_class_path[LT_RUN_PATH];
     char shared_final[LT_RUN_PATH];  /* stage1_from's ckpt_final.ltc, "" if none */
+    char shared_sha[65];         /* sha256 of shared_final as it was loaded, "" if unknown:
+                                  * kept in this run's checkpoints ("run/stage1_sha256") */
     lt_run_env env;
     char started[32];
     double t0;                   /* lt_now_s() at start */

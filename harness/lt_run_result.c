@@ -18,18 +18,20 @@ static void add_num(cJSON *o, const char *k, double v, int have) {
 
 /* method.stage1 of a decoupled run: which stage-1 model it was built on,
  * so a result can be traced to the checkpoint bytes and the code that made
- * them. Taken when the result is written, after the run (which holds the
- * stage-1 run's lock while it loads) finished with it. Unknown parts are
- * null; a missing checkpoint leaves the whole object null. */
+ * them. checkpoint_sha256 is the hash taken when the run loaded the
+ * checkpoint (kept across resumes in the run's own checkpoints). The
+ * stage-1 run's commit, dirty flag and engine version are read from its
+ * result.json now, so they are given only while its checkpoint still has
+ * those bytes; after it was re-trained they are null (unknown), not the new
+ * run's. A run that never recorded a hash gives a null object. */
 static cJSON *stage1_json(const lt_run_job *job) {
-    char hex[65];
-    if (!job->shared_final[0] || lt_sha256_file(job->shared_final, hex) != LT_OK) {
-        lt_err_clear();
-        return cJSON_CreateNull();
-    }
+    if (!job->shared_final[0] || !job->shared_sha[0]) return cJSON_CreateNull();
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    cJSON_AddStringToObject(o, "checkpoint_sha256", hex);
+    cJSON_AddStringToObject(o, "checkpoint_sha256", job->shared_sha);
+    char now[65];
+    int same = lt_sha256_file(job->shared_final, now) == LT_OK && strcmp(now, job->shared_sha) == 0;
+    lt_err_clear();
     char rp[LT_RUN_PATH + 16];
     snprintf(rp, sizeof rp, "%s", job->shared_final);
     char *slash = strrchr(rp, '/');
@@ -37,7 +39,7 @@ static cJSON *stage1_json(const lt_run_job *job) {
     else snprintf(rp, sizeof rp, "result.json");
     cJSON *doc = NULL;
     const cJSON *env = NULL;
-    if (lt_json_read(rp, &doc) == LT_OK) env = cJSON_GetObjectItemCaseSensitive(doc, "env");
+    if (same && lt_json_read(rp, &doc) == LT_OK) env = cJSON_GetObjectItemCaseSensitive(doc, "env");
     else lt_err_clear();
     static const char *const keys[] = {"commit", "dirty", "engine_version"};
     for (int i = 0; i < 3; i++) {

@@ -747,7 +747,10 @@ static int run_stages(lt_child *c) {
             if (stage == 0 && shared) {
                 lt_ckpt *sk;
                 int n_loaded = 0;
-                rc = lt_ckpt_read(&sk, job->shared_final);
+                /* hashed here, under the stage-1 run's lock, so the result names the
+                 * bytes this run loaded even if that run is re-trained later */
+                rc = lt_sha256_file(job->shared_final, c->job->shared_sha);
+                if (!rc) rc = lt_ckpt_read(&sk, job->shared_final);
                 if (!rc) {
                     rc = lt_run_load_matching(c->m, sk, "m/", &n_loaded);
                     lt_ckpt_free(sk);

@@ -138,6 +138,12 @@ static void test_roundtrip(void **st)
     assert_false(lt_ckpt_has(c, "nope"));
     assert_int_equal(lt_ckpt_get(c, "nope", &p, &n), LT_EDATA);
     assert_non_null(strstr(lt_errmsg(), "nope"));
+    /* the records in file order, by name */
+    static const char *const order[] = {"model/fc.weight", "empty", "step", "sgd/momentum"};
+    assert_int_equal(lt_ckpt_count(c), 4);
+    for (int i = 0; i < 4; i++) assert_string_equal(lt_ckpt_name(c, i), order[i]);
+    assert_null(lt_ckpt_name(c, 4));
+    assert_null(lt_ckpt_name(c, -1));
     lt_ckpt_free(c);
 
     /* a second commit replaces the file */
@@ -165,6 +171,7 @@ static void test_empty_checkpoint(void **st)
     lt_ckpt *c;
     assert_int_equal(lt_ckpt_read(&c, f->path), LT_OK);
     assert_false(lt_ckpt_has(c, "x"));
+    assert_int_equal(lt_ckpt_count(c), 0);
     lt_ckpt_free(c);
 }
 

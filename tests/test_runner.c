@@ -534,6 +534,38 @@ static void test_shared_stage1(void **state) {
     assert_non_null(strstr(ev, "\"event\":\"epoch_end\",\"stage\":2,\"epoch\":0"));
     assert_null(strstr(ev, "\"event\":\"epoch_end\",\"stage\":1"));
     free(ev);
+
+    /* the hash is the one taken at load: re-evaluating from this run's final
+     * checkpoint after the stage-1 checkpoint's bytes changed keeps it, and
+     * no longer claims the stage-1 run's commit (it may be another run's) */
+    char saved[1300];
+    snprintf(saved, sizeof saved, "%s.saved", p_ce_final(p, sizeof p));
+    assert_int_equal(rename(p, saved), 0);
+    {   /* the same records plus one: a valid checkpoint of ce, other bytes */
+        lt_ckpt *k;
+        lt_ckpt_writer *w;
+        assert_int_equal(lt_ckpt_read(&k, saved), LT_OK);
+        assert_int_equal(lt_ckpt_writer_open(&w, p), LT_OK);
+        for (int i = 0; i < lt_ckpt_count(k); i++) {
+            const void *d;
+            size_t nd;
+            assert_int_equal(lt_ckpt_get(k, lt_ckpt_name(k, i), &d, &nd), LT_OK);
+            assert_int_equal(lt_ckpt_put(w, lt_ckpt_name(k, i), d, nd), LT_OK);
+        }
+        assert_null(lt_ckpt_name(k, lt_ckpt_count(k)));
+        assert_int_equal(lt_ckpt_put(w, "test/extra", "x", 1), LT_OK);
+        assert_int_equal(lt_ckpt_commit(w), LT_OK);
+        lt_ckpt_free(k);
+    }
+    assert_int_equal(remove(o.result_path), 0);
+    lt_run_outcome o2;
+    if (lt_runner_run(&r, &o2) != LT_OK) fail_msg("re-evaluation: %s", lt_errmsg());
+    if (!o2.ok) fail_msg("re-evaluation failed: %s", o2.reason);
+    j = read_json(o2.result_path);
+    assert_string_equal(get(j, "method.stage1.checkpoint_sha256")->valuestring, hex);
+    assert_true(cJSON_IsNull(get(j, "method.stage1.commit")));
+    cJSON_Delete(j);
+    assert_int_equal(rename(saved, p), 0);
 }
 
 static void test_cli(void **state) {
