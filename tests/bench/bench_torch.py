@@ -13,63 +13,20 @@ Exit status 3 when torch cannot be imported (the caller then skips it)."""
 import sys
 import time
 
+import os
+
 try:
     import torch
     import torch.nn as nn
-    import torch.nn.functional as F
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from torch_resnet import DEPTH, ResNetCifar
 except ImportError:
     sys.exit(3)
 
 
-class LambdaShortcut(nn.Module):
-    def __init__(self, planes):
-        super().__init__()
-        self.pad = planes // 4
-
-    def forward(self, x):
-        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, inp, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inp, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or inp != planes:
-            self.shortcut = LambdaShortcut(planes)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
-class ResNetCifar(nn.Module):
-    def __init__(self, n, in_ch, classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        layers, inp = [], 16
-        for s, planes in enumerate((16, 32, 64)):
-            for b in range(n):
-                layers.append(BasicBlock(inp, planes, 2 if (s > 0 and b == 0) else 1))
-                inp = planes
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(64, classes)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layers(out)
-        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
-        return self.fc(out)
-
-
 def main():
     arch, c, hw, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    n = {"resnet8_cifar": 1, "resnet20_cifar": 3, "resnet32_cifar": 5, "resnet56_cifar": 9}[arch]
+    n = DEPTH[arch]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     N = 128

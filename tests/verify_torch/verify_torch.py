@@ -2,7 +2,7 @@
 """verify_torch.py DIR — the PyTorch side of `make verify-torch`.
 
 Loads the files tests/verify_torch/verify_torch.c wrote into DIR into the
-PyTorch CIFAR ResNet (the architecture of tests/bench/bench_torch.py: 3x3
+PyTorch CIFAR ResNet (tests/torch_resnet.py, shared with bench_torch.py: 3x3
 conv 16 + BN + ReLU, three stages of BasicBlocks, 16/32/64 channels, stride 2
 at the start of stages 2 and 3, option-A shortcuts x[:, :, ::2, ::2] zero-
 padded by planes/4 channels on each side, BN eps 1e-5 momentum 0.1, global
@@ -29,10 +29,14 @@ import json
 import struct
 import sys
 
+import os
+
 try:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from torch_resnet import DEPTH, ResNetCifar
 except ImportError:
     print("verify-torch: skipped: python3-torch not installed (make bench-deps)")
     sys.exit(3)
@@ -83,60 +87,6 @@ class KinkReLU(nn.Module):
         return x * mask
 
 
-class LambdaShortcut(nn.Module):
-    def __init__(self, planes):
-        super().__init__()
-        self.pad = planes // 4
-
-    def forward(self, x):
-        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, inp, planes, stride, name):
-        super().__init__()
-        self.relu1, self.relu2 = KinkReLU(name + ".relu1"), KinkReLU(name + ".relu2")
-        self.conv1 = nn.Conv2d(inp, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or inp != planes:
-            self.shortcut = LambdaShortcut(planes)
-
-    def forward(self, x):
-        out = self.relu1(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu2(out + self.shortcut(x))
-
-
-class ResNetCifar(nn.Module):
-    """bench_torch.py's ResNetCifar with the stages as layer1..layer3."""
-
-    def __init__(self, n, in_ch, classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.relu = KinkReLU("relu")
-        inp = 16
-        for s, planes in enumerate((16, 32, 64)):
-            blocks = []
-            for b in range(n):
-                blocks.append(BasicBlock(inp, planes, 2 if (s > 0 and b == 0) else 1, "layer%d.%d" % (s + 1, b)))
-                inp = planes
-            setattr(self, "layer%d" % (s + 1), nn.Sequential(*blocks))
-        self.fc = nn.Linear(64, classes)
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.layer3(self.layer2(self.layer1(out)))
-        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
-        return self.fc(out)
-
-
-DEPTH = {"resnet8_cifar": 1, "resnet20_cifar": 3, "resnet32_cifar": 5, "resnet56_cifar": 9}
-
-
 class Report:
     def __init__(self, case):
         self.case, self.bad, self.worst = case, [], ("", 0.0, 0.0)
@@ -164,7 +114,7 @@ def run_case(d, arch, mode):
     io = load_st("%s/%s.io.safetensors" % (d, case))
     out = load_st("%s/%s.out.safetensors" % (d, case))
     torch.manual_seed(0)
-    model = ResNetCifar(DEPTH[arch], io["x"].shape[1], out["logits"].shape[1]).double()
+    model = ResNetCifar(DEPTH[arch], io["x"].shape[1], out["logits"].shape[1], relu=KinkReLU).double()
     # Strict: every state_dict key (num_batches_tracked included) must be in
     # the file and nothing else, and shapes must agree.
     model.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in w.items()}, strict=True)
