@@ -6,6 +6,7 @@
  * complete download from a cut or spliced one when no sha256 is pinned.
  * Written from the RFC (no crypto library), like lt_sha256.c. */
 #include "lt_ckpt.h"
+#include "lt_mdblock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -66,44 +67,14 @@ void lt_md5_init(lt_md5 *s)
 
 void lt_md5_update(lt_md5 *s, const void *data, size_t n)
 {
-    const uint8_t *p = data;
-    if (n == 0) return; /* data may be NULL then */
-    s->len += (uint64_t)n;
-    if (s->nbuf) {
-        size_t take = 64 - s->nbuf;
-        if (take > n) take = n;
-        memcpy(s->buf + s->nbuf, p, take);
-        s->nbuf += take; p += take; n -= take;
-        if (s->nbuf < 64) return;
-        compress(s->h, s->buf);
-        s->nbuf = 0;
-    }
-    while (n >= 64) {
-        compress(s->h, p);
-        p += 64; n -= 64;
-    }
-    if (n) {
-        memcpy(s->buf, p, n);
-        s->nbuf = n;
-    }
+    lt_md_update(s->h, s->buf, &s->nbuf, &s->len, data, n, compress);
 }
 
 void lt_md5_final(lt_md5 *s, uint8_t out[16])
 {
-    uint64_t bits = s->len * 8u;
-    /* 0x80, zeros to 56 mod 64, then the 64-bit little-endian bit length. */
-    s->buf[s->nbuf++] = 0x80;
-    if (s->nbuf > 56) {
-        memset(s->buf + s->nbuf, 0, 64 - s->nbuf);
-        compress(s->h, s->buf);
-        s->nbuf = 0;
-    }
-    memset(s->buf + s->nbuf, 0, 56 - s->nbuf);
-    for (int i = 0; i < 8; i++) s->buf[56 + i] = (uint8_t)(bits >> (8 * i));
-    compress(s->h, s->buf);
+    lt_md_finish(s->h, s->buf, &s->nbuf, s->len, 0, compress);
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) out[4 * i + j] = (uint8_t)(s->h[i] >> (8 * j));
-    s->nbuf = 0;
 }
 
 void lt_md5_hex(const uint8_t digest[16], char hex[33])

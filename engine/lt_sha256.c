@@ -4,6 +4,7 @@
  * manifests, so it must be bit-exact and independent of any crypto library
  * (the harness should build on a bare Debian with only OpenBLAS). */
 #include "lt_ckpt.h"
+#include "lt_mdblock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -60,51 +61,18 @@ void lt_sha256_init(lt_sha256 *s)
 
 void lt_sha256_update(lt_sha256 *s, const void *data, size_t n)
 {
-    const uint8_t *p = data;
-    if (n == 0) return; /* data may be NULL then; memcpy(…, NULL, 0) is UB */
-    s->len += (uint64_t)n;
-    /* Top up a partial block first, then hash whole blocks straight from the
-     * caller's memory (no copy), then keep the tail. */
-    if (s->nbuf) {
-        size_t take = 64 - s->nbuf;
-        if (take > n) take = n;
-        memcpy(s->buf + s->nbuf, p, take);
-        s->nbuf += take; p += take; n -= take;
-        if (s->nbuf < 64) return;
-        compress(s->h, s->buf);
-        s->nbuf = 0;
-    }
-    while (n >= 64) {
-        compress(s->h, p);
-        p += 64; n -= 64;
-    }
-    if (n) {
-        memcpy(s->buf, p, n);
-        s->nbuf = n;
-    }
+    lt_md_update(s->h, s->buf, &s->nbuf, &s->len, data, n, compress);
 }
 
 void lt_sha256_final(lt_sha256 *s, uint8_t out[32])
 {
-    uint64_t bits = s->len * 8u;
-    /* Padding: 0x80, zeros to 56 mod 64, then the 64-bit big-endian length.
-     * Written directly into buf so len is not disturbed by update(). */
-    s->buf[s->nbuf++] = 0x80;
-    if (s->nbuf > 56) {
-        memset(s->buf + s->nbuf, 0, 64 - s->nbuf);
-        compress(s->h, s->buf);
-        s->nbuf = 0;
-    }
-    memset(s->buf + s->nbuf, 0, 56 - s->nbuf);
-    for (int i = 0; i < 8; i++) s->buf[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
-    compress(s->h, s->buf);
+    lt_md_finish(s->h, s->buf, &s->nbuf, s->len, 1, compress);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(s->h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
         out[4 * i + 2] = (uint8_t)(s->h[i] >> 8);
         out[4 * i + 3] = (uint8_t)s->h[i];
     }
-    s->nbuf = 0;
 }
 
 void lt_sha256_hex(const uint8_t digest[32], char hex[65])
