@@ -5,10 +5,13 @@
  * the scale names the architecture): the plain classifier of that
  * architecture, input channels and class count read off the checkpoint's
  * conv1 and logits tensors. Every parameter and buffer of that model must
- * come from the checkpoint (a run whose method renames or replaces the head,
- * as LWS does, is refused naming the tensor). Limitation: the checkpoint
- * has no record iterator, so tensors a method adds beside the plain model
- * (e.g. extra mixture-BN buffers) are not detected and not exported. */
+ * come from the checkpoint, and every model tensor of the checkpoint must
+ * land in it: one the plain model lacks (a method's own layer, e.g. mixture
+ * BN buffers) is refused, naming it, except LWS's per-class scale, which is
+ * folded exactly into fc (s_j (w_j f + b_j) = (s_j w_j) f + s_j b_j). A
+ * method whose predict hook turns the logits into its scores (NCM's
+ * centroids, tau-norm's normalised rows) exports its network with a
+ * "scores" metadata entry and a note saying so. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 #include "lt_io.h"
 #include "lt_model_st.h"
 #include "lt_protocol.h"
+#include "lt_runner.h"
 
 static const char *HELP =
     "usage: ltbench export RUN_DIR --format safetensors [--out FILE]\n"
@@ -29,8 +33,56 @@ static const char *HELP =
     "model.load_state_dict(safetensors.torch.load_file(FILE)) into the torchvision-\n"
     "style ResNet of tests/verify_torch/verify_torch.py. __metadata__ records\n"
     "protocol, scale, method, seed, engine version and commit. Runs whose model is\n"
-    "not the plain classifier of the protocol's architecture are refused. The protocol is looked up in $LTBENCH_PROTOCOLS\n"
-    "or protocols/.\n";
+    "not the plain classifier of the protocol's architecture are refused, naming the\n"
+    "tensor, except LWS, whose per-class scale is folded into fc exactly. For a method\n"
+    "whose predict hook turns the logits into other scores (ncm, taunorm) the file\n"
+    "holds the network and says so (metadata \"scores\"). The protocol is looked up\n"
+    "in $LTBENCH_PROTOCOLS or protocols/.\n";
+
+/* Whether the model has a parameter (w) or buffer (b) of this engine name. */
+static int model_has(lt_model *m, char kind, const char *name) {
+    int n = kind == 'w' ? lt_model_n_params(m) : lt_model_n_buffers(m);
+    for (int i = 0; i < n; i++) {
+        lt_param_info p;
+        lt_buffer_info b;
+        const char *nm = kind == 'w' ? (lt_model_param_at(m, i, &p) ? NULL : p.name)
+                                     : (lt_model_buffer_at(m, i, &b) ? NULL : b.name);
+        if (nm && !strcmp(nm, name)) return 1;
+    }
+    return 0;
+}
+
+/* Every "m/w/" and "m/b/" record must be a tensor of m, except
+ * "m/w/logits.scale" (LWS), folded into the head's rows and bias. */
+static int check_and_fold(lt_model *m, const lt_ckpt *ck, const char *path, const char *method, int *folded) {
+    *folded = 0;
+    for (int i = 0; i < lt_ckpt_count(ck); i++) {
+        const char *k = lt_ckpt_name(ck, i);
+        if (strncmp(k, "m/w/", 4) && strncmp(k, "m/b/", 4)) continue;
+        if (model_has(m, k[2], k + 4)) continue;
+        if (strcmp(k, "m/w/logits.scale"))
+            return lt_err(LT_EINVAL, "%s: tensor '%s' is not part of the plain classifier (method '%s' adds it); "
+                          "the run's model cannot be exported as the plain network", path, k + 4, method);
+        const void *d;
+        size_t ns;
+        lt_param_info pw, pb;
+        LT_TRY(lt_ckpt_get(ck, k, &d, &ns));
+        size_t C = ns / sizeof(float);
+        if (lt_model_param_find(m, "logits.weight", &pw) || lt_model_param_find(m, "logits.bias", &pb))
+            return lt_err_wrap(LT_ESTATE, "%s: the plain model's head", path);
+        if (C == 0 || pb.count != C || pw.count % C)
+            return lt_err(LT_ESHAPE, "%s: logits.scale has %zu values for a head of %zu classes", path, C, pb.count);
+        float *w = pw.w, *b = pb.w;
+        const float *s = d;
+        size_t D = pw.count / C;
+        for (size_t j = 0; j < C; j++) {
+            for (size_t q = 0; q < D; q++) w[j * D + q] *= s[j];
+            b[j] *= s[j];
+        }
+        *folded = 1;
+    }
+    return LT_OK;
+}
 
 static int fail(const char *what) {
     fprintf(stderr, "ltbench export: %s%s%s\n", what, *what ? ": " : "", lt_errmsg());
@@ -113,17 +165,29 @@ int lt_cmd_export(int argc, char **argv) {
         if (rc) rc = lt_err_wrap(rc, "%s: tensor '%s'", path, nm);
         n_loaded++;
     }
+    int folded = 0;
+    if (!rc) rc = check_and_fold(m, ck, path, method, &folded);
     lt_ckpt_free(ck);
+    const lt_method *M = lt_method_find(method);
+    const char *scores = M && M->predict ? "the method's predict hook maps these logits to its scores "
+                                           "(see methods/<method>/README.md)" : "logits";
     if (!out) { snprintf(outp, sizeof outp, "%s/model.safetensors", dir); out = outp; }
     char seed_s[32];
     snprintf(seed_s, sizeof seed_s, "%.0f", seed->valuedouble);
     const lt_st_meta meta[] = {{"format", "ltbench-model 1"}, {"protocol", pname}, {"scale", scale},
                                {"method", method}, {"seed", seed_s}, {"arch", sc->arch},
-                               {"engine", engine ? engine : "unknown"}, {"commit", commit ? commit : "unknown"}};
+                               {"engine", engine ? engine : "unknown"}, {"commit", commit ? commit : "unknown"},
+                               {"scores", scores},
+                               {"folded", folded ? "logits.scale (LWS) into fc.weight and fc.bias" : "none"}};
     if (!rc) rc = lt_model_write_st(m, out, LT_ST_WEIGHTS, 0, meta, (int)(sizeof meta / sizeof meta[0]));
     lt_model_free(m);
-    if (!rc)   /* before cJSON_Delete: the names point into the document */
+    if (!rc) { /* before cJSON_Delete: the names point into the document */
         printf("export: %s (%d tensors of %s, %s %s %s seed %s)\n", out, n_loaded, sc->arch, pname, scale, method, seed_s);
+        if (folded) printf("export: LWS's per-class scale folded into fc.weight and fc.bias\n");
+        if (M && M->predict)
+            printf("export: note: %s scores with its own predict hook; the file holds the network whose logits "
+                   "it maps\n", method);
+    }
     cJSON_Delete(res);
     return rc ? fail("") : 0;
 }
