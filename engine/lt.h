@@ -30,5 +30,6 @@
 #include "lt_data.h"
 #include "lt_ckpt.h"
 #include "lt_model.h"
+#include "lt_kit.h"
 
 #endif

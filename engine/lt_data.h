@@ -81,6 +81,86 @@ void lt_aug_eval(const lt_aug *a, int c, int h, int w, const uint8_t *img, float
 void lt_aug_train(const lt_aug *a, int c, int h, int w, const uint8_t *img, lt_rng *rng,
                   float *out);
 
+/* ---- strong augmentation: a pipeline of torchvision transforms -------------
+ * One view's recipe (SimCLR / MoCo-v2 style), applied in the fixed order
+ *   crop -> RandomApply(ColorJitter, jitter_p) -> RandomGrayscale(gray_p)
+ *   -> RandomApply(GaussianBlur, blur_p) -> RandomHorizontalFlip(hflip_p)
+ *   -> Normalize (the base lt_aug's mean / std)
+ * which is MoCo-v2's order (SSD-LT's loader.py copies it). The output size
+ * is the base lt_aug's (out_h, out_w), so every view fits the model input.
+ * Pixels stay float in [0, 255] between the ops (no uint8 rounding as PIL
+ * does between transforms, as lt_aug_train). A zeroed struct has enabled = 0,
+ * which every consumer (loader views, lt_draw_req, lt_stage) reads as "the
+ * protocol's own training augmentation".
+ *
+ * Random draws per image, from the caller's rng, in this order: crop
+ * parameters; u < jitter_p; then (when applied) the order of the four ops
+ * (torch.randperm(4) as a Fisher-Yates shuffle) and one uniform factor per
+ * enabled op (brightness, contrast, saturation, hue, in that order, drawn
+ * whether or not the image has colour, so the stream use does not depend
+ * on the channel count); u < gray_p; u < blur_p and then sigma; u < hflip_p. */
+enum { LT_AUG_CROP_NONE = 0,   /* lt_aug_eval's geometry (identity / centre crop / resize) */
+       LT_AUG_CROP_PAD = 1,    /* RandomCrop(out, padding = pad), zero fill */
+       LT_AUG_CROP_RRC = 2 };  /* RandomResizedCrop(out, rrc_scale, rrc_ratio), bilinear */
+typedef struct lt_aug_pipeline {
+    int enabled;                 /* 0: not a pipeline (the protocol's augmentation instead) */
+    int crop;                    /* LT_AUG_CROP_* */
+    int pad;                     /* LT_AUG_CROP_PAD */
+    float rrc_scale[2];          /* area fraction range; (0, 0) = torchvision's (0.08, 1) */
+    float rrc_ratio[2];          /* aspect range; (0, 0) = (3/4, 4/3) */
+    float jitter_p;              /* probability the colour jitter is applied */
+    /* ColorJitter(brightness, contrast, saturation, hue): factors uniform in
+     * [max(0, 1 - v), 1 + v] (hue: a shift uniform in [-hue, hue], hue <= 0.5);
+     * 0 = op off */
+    float brightness, contrast, saturation, hue;
+    float gray_p;                /* RandomGrayscale: ITU-R 601-2 luma to every channel */
+    float blur_p;                /* probability of the Gaussian blur */
+    float blur_sigma[2];         /* sigma uniform in [lo, hi] (MoCo-v2: 0.1, 2.0) */
+    int blur_ksize;              /* odd kernel side; 0 = 2 * ceil(3 * blur_sigma[1]) + 1 */
+    float hflip_p;               /* horizontal flip probability */
+} lt_aug_pipeline;
+
+/* Ops a pipeline enables that have no meaning for `channels` (bits below):
+ * saturation, hue and grayscale on 1-channel images (Fashion-MNIST). They
+ * are skipped there (the random numbers are still drawn); a method or the
+ * runner records the mask (lt_aug_op_name spells each bit). 0 for RGB. */
+enum { LT_AUG_OP_SATURATION = 1u, LT_AUG_OP_HUE = 2u, LT_AUG_OP_GRAYSCALE = 4u };
+unsigned lt_aug_pipeline_skipped(const lt_aug_pipeline *p, int channels);
+const char *lt_aug_op_name(unsigned bit);   /* "saturation", "hue", "grayscale"; NULL otherwise */
+/* LT_EINVAL naming the field when a parameter is out of range, or when the
+ * blur kernel is wider than LT_AUG_MAX_SIDE allows for an oh x ow output. */
+#define LT_AUG_MAX_SIDE 4096
+int lt_aug_pipeline_check(const lt_aug_pipeline *p, int channels, int oh, int ow);
+/* Presets. MoCo-v2 / SSD stage-I strong view: RRC(scale 0.2-1), ColorJitter
+ * (0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale p 0.2, blur sigma 0.1-2 with
+ * p 0.5 (kernel `blur_ksize`, 0 = from sigma), flip 0.5. */
+void lt_aug_pipeline_mocov2(lt_aug_pipeline *p, int blur_ksize);
+/* Training transform of one image through pipeline p (which must pass
+ * lt_aug_pipeline_check); base gives the output size and normalisation.
+ * Allocates nothing (the blur runs in place with a line buffer). */
+void lt_aug_pipeline_apply(const lt_aug_pipeline *p, const lt_aug *base, int c, int h, int w,
+                           const uint8_t *img, lt_rng *rng, float *out);
+
+/* The single ops on a planar float image with values in [0, 255], exactly
+ * as the pipeline applies them (torchvision's tensor functional
+ * semantics), for tests and for methods composing their own order. plane =
+ * h * w. Colour ops on c != 3 images: brightness and contrast work per
+ * pixel / on the image mean; saturation, hue and grayscale leave them
+ * unchanged. */
+void lt_aug_brightness(int c, size_t plane, float *img, float f);
+void lt_aug_contrast(int c, size_t plane, float *img, float f);
+void lt_aug_saturation(int c, size_t plane, float *img, float f);
+void lt_aug_hue(int c, size_t plane, float *img, float shift);
+void lt_aug_grayscale(int c, size_t plane, float *img);
+/* Gaussian blur, kernel exp(-x^2 / 2 sigma^2) on x = -(k-1)/2..(k-1)/2,
+ * normalised, reflect padding (torchvision F.gaussian_blur), separable and
+ * in place. k odd, 1 <= k, and max(h, w) + k <= LT_AUG_MAX_SIDE + 1. */
+void lt_aug_gaussian_blur(int c, int h, int w, float *img, float sigma, int k);
+/* RGB <-> HSV of one pixel, all in [0, 1] (torchvision's _rgb2hsv /
+ * _hsv2rgb, whose hue adjustment they implement). */
+void lt_aug_rgb_to_hsv(float r, float g, float b, float *h, float *s, float *v);
+void lt_aug_hsv_to_rgb(float h, float s, float v, float *r, float *g, float *b);
+
 /* ---- extra batches from any sampler ---------------------------------------
  * A method's second data stream (a class-aware batch beside the
  * instance-balanced one, a redrawn batch, k views of the same images).
@@ -106,6 +186,12 @@ typedef struct lt_draw_req {
     int epoch;                   /* list samplers: the epoch of slot 0's list */
     long batch;                  /* list samplers: the batch index within it */
     long samples_per_epoch;      /* list samplers: list length (0 = the dataset's size) */
+    /* Appended (issue 17): per-view pipelines. View v < n_pipelines with
+     * pipelines[v].enabled takes that strong pipeline instead of the run's
+     * augmentation (augment = 1 only), drawing from the same slot stream.
+     * Zero / NULL: the run's augmentation for every view. */
+    const lt_aug_pipeline *pipelines;
+    int n_pipelines;
 } lt_draw_req;
 #define LT_DRAW_AUG_TAG 0x61756775u   /* "augu" */
 
@@ -130,6 +216,14 @@ int lt_loader_open(lt_loader **L, const lt_dataset *ds, const lt_aug *aug, int b
  * Call before lt_loader_start (it reallocates the batch slots). */
 #define LT_VIEW_TAG 0x76696577u   /* "view" */
 int lt_loader_set_views(lt_loader *L, int views);
+/* View v's training transform: pipeline p (copied; must pass
+ * lt_aug_pipeline_check for the loader's output) instead of the loader's
+ * lt_aug; p NULL or p->enabled == 0 returns view v to the lt_aug. It draws
+ * from the same per-view stream the lt_aug would, so a run stays
+ * reproducible and two views of a sample differ. Views v >= the view count
+ * keep the setting for a later lt_loader_set_views. Call before
+ * lt_loader_start; training loaders only (eval loaders ignore it). */
+int lt_loader_set_view_pipeline(lt_loader *L, int v, const lt_aug_pipeline *p);
 /* Starts an epoch over idx[0..n-1] (copied), beginning at batch `first_batch`
  * (used when resuming mid-epoch; 0 normally). Starts preparing the first batch. */
 int lt_loader_start(lt_loader *L, int epoch, const int32_t *idx, long n, long first_batch);

@@ -104,7 +104,10 @@ static void fill_slot(const lt_drawer *d, const lt_draw_req *r, const lt_rng *pa
         if (r->augment) {
             lt_rng a;
             lt_rng_derive(&a, parent, LT_DRAW_AUG_TAG ^ ((uint64_t)v << 32), (uint64_t)s);
-            lt_aug_train(&d->aug, ds->c, ds->h, ds->w, src, &a, dst);
+            if (v < r->n_pipelines && r->pipelines && r->pipelines[v].enabled)
+                lt_aug_pipeline_apply(&r->pipelines[v], &d->aug, ds->c, ds->h, ds->w, src, &a, dst);
+            else
+                lt_aug_train(&d->aug, ds->c, ds->h, ds->w, src, &a, dst);
         } else {
             lt_aug_eval(&d->aug, ds->c, ds->h, ds->w, src, dst);
         }
@@ -198,6 +201,12 @@ static int draw_list_kind(lt_drawer *d, const lt_draw_req *r, float *x, int32_t 
 int lt_drawer_draw(lt_drawer *d, const lt_draw_req *r, float *x, int32_t *labels, int32_t *ids) {
     if (!d || !r || r->n < 1 || r->views < 1 || !x || !labels || !ids)
         return lt_err(LT_EINVAL, "draw: needs n >= 1, views >= 1 and output buffers");
+    if (r->n_pipelines < 0 || (r->n_pipelines > 0 && !r->pipelines))
+        return lt_err(LT_EINVAL, "draw: %d pipelines without an array", r->n_pipelines);
+    for (int v = 0; v < r->n_pipelines && v < r->views; v++) {
+        const int oh = d->aug.out_h > 0 ? d->aug.out_h : d->ds->h, ow = d->aug.out_w > 0 ? d->aug.out_w : d->ds->w;
+        LT_TRY(lt_aug_pipeline_check(&r->pipelines[v], d->ds->c, oh, ow));
+    }
     if (iid_kind(r->sampler.kind)) return draw_iid(d, r, x, labels, ids);
     if (r->sampler.kind == LT_SAMPLER_INSTANCE || r->sampler.kind == LT_SAMPLER_CLASS_AWARE)
         return draw_list_kind(d, r, x, labels, ids);

@@ -330,6 +330,54 @@ int lt_add_cosine(lt_model *m, const char *name, const char *group, int in, int 
     return lt_model_add(m, &cos_ops, name, group, in, -1, &c, sizeof c);
 }
 
+/* ---- cosine linear with a learned scale ------------------------------------------------------
+ * y = (scale_init * p) * cos: the kernel runs at scale 1 and leaves the
+ * cosines (saved per sample, the scale's gradient sum_ij dy_ij cos_ij needs
+ * them even when s is 0), then y is scaled. Saved: [xinv | cos] per sample,
+ * winv fixed. */
+static int cosl_plan(lt_model *m, lt_node *nd) {
+    lin_cfg *c = (lin_cfg *)nd->cfg;
+    int in = lin_in(m, nd);
+    if (c->out <= 0) return lt_err(LT_EINVAL, "cosine: %d outputs", c->out);
+    nd->shape = (lt_shape){1, c->out, 1, 1};
+    LT_TRY(lt_model_param_add(m, nd, "weight", (size_t)c->out * in, in, LT_INIT_KAIMING, 0));
+    LT_TRY(lt_model_param_add(m, nd, "scale", 1, 0, LT_INIT_ONE, LT_MASK_NO_DECAY));
+    nd->saved_per_sample = 1 + (size_t)c->out;
+    nd->saved_fixed = (size_t)c->out;
+    return LT_OK;
+}
+static float *cosl_cos(lt_model *m, lt_node *nd) { return nd->saved + m->batch; }
+static int cosl_fwd(lt_model *m, lt_node *nd, int N) {
+    lin_cfg *c = (lin_cfg *)nd->cfg;
+    float *cs = cosl_cos(m, nd);
+    lt_cosine_forward(N, lin_in(m, nd), c->out, in_node(m, nd, 0)->y, pw(m, nd, 0), 1.0f, COS_EPS, cs,
+                      nd->saved, lt_node_saved_fixed(m, nd));
+    const float s = c->scale * pw(m, nd, 1)[0];
+    for (size_t k = 0; k < (size_t)N * c->out; k++) nd->y[k] = s * cs[k];
+    return LT_OK;
+}
+static int cosl_bwd(lt_model *m, lt_node *nd, int N) {
+    lin_cfg *c = (lin_cfg *)nd->cfg;
+    const float s = c->scale * pw(m, nd, 1)[0];
+    lt_cosine_backward(N, lin_in(m, nd), c->out, in_node(m, nd, 0)->y, pw(m, nd, 0), s, nd->saved,
+                       lt_node_saved_fixed(m, nd), nd->y, nd->dy, in_dy(m, nd, 0), pg(m, nd, 0));
+    float *gs = pg(m, nd, 1);
+    if (gs) {
+        const float *cs = cosl_cos(m, nd);
+        double acc = 0;   /* fixed order: one serial sum */
+        for (size_t k = 0; k < (size_t)N * c->out; k++) acc += (double)nd->dy[k] * cs[k];
+        gs[0] += (float)(acc * c->scale);
+    }
+    return LT_OK;
+}
+static const lt_layer_ops cosl_ops = {LT_LAYER_ABI, "cosine_learned", cosl_plan, cosl_fwd, cosl_bwd, NULL, 0, NULL,
+                                      weight_macs};
+int lt_add_cosine_learned(lt_model *m, const char *name, const char *group, int in, int out, float scale_init) {
+    if (!isfinite(scale_init)) return -lt_err(LT_EINVAL, "cosine %s: scale %g", name, (double)scale_init);
+    lin_cfg c = {out, 0, scale_init};
+    return lt_model_add(m, &cosl_ops, name, group, in, -1, &c, sizeof c);
+}
+
 /* ---- per-class scale (LWS): y_ij = s_j x_ij ---------------------------------------------------- */
 static int scale_plan(lt_model *m, lt_node *nd) {
     nd->shape = in_node(m, nd, 0)->shape;
@@ -379,7 +427,7 @@ int lt_model_param_shape(const lt_model *m, int i, int64_t dims[4], int *ndim) {
         const conv_cfg *c = (const conv_cfg *)nd->cfg;
         dims[0] = c->g.co; dims[1] = c->g.ci / c->g.groups; dims[2] = c->g.kh; dims[3] = c->g.kw;
         *ndim = 4;
-    } else if (first && (nd->ops == &lin_ops || nd->ops == &cos_ops)) {
+    } else if (first && (nd->ops == &lin_ops || nd->ops == &cos_ops || nd->ops == &cosl_ops)) {
         const lin_cfg *c = (const lin_cfg *)nd->cfg;
         dims[0] = c->out; dims[1] = (int64_t)(p->count / (size_t)c->out);
         *ndim = 2;

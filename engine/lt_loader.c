@@ -21,12 +21,16 @@
 #include <string.h>
 
 enum { SLOT_FREE = 0, SLOT_READY = 1 };
+#define LT_LOADER_MAX_VIEWS 64
 
 struct lt_loader {
     const lt_dataset *ds;
     lt_aug aug;
     int batch, drop_last, train;
     int views;          /* augmented copies of each sample in a batch (view-major rows) */
+    /* per-view strong pipelines (lt_loader_set_view_pipeline); enabled == 0:
+     * the view uses aug */
+    lt_aug_pipeline pipe[LT_LOADER_MAX_VIEWS];
     int oh, ow;
     size_t img_floats;  /* c * oh * ow */
     lt_rng aug_base;    /* (seed, aug_stream); per-sample streams derive from it */
@@ -88,7 +92,10 @@ static int fill_batch(lt_loader *L, int s, long b)
                  * batch is what it always was); view v from a sub-stream */
                 lt_rng r = r0;
                 if (v) lt_rng_derive(&r, &r0, LT_VIEW_TAG, (uint64_t)v);
-                lt_aug_train(&L->aug, ds->c, ds->h, ds->w, img, &r, dst);
+                if (L->pipe[v].enabled)
+                    lt_aug_pipeline_apply(&L->pipe[v], &L->aug, ds->c, ds->h, ds->w, img, &r, dst);
+                else
+                    lt_aug_train(&L->aug, ds->c, ds->h, ds->w, img, &r, dst);
             } else {
                 lt_aug_eval(&L->aug, ds->c, ds->h, ds->w, img, dst);
             }
@@ -209,7 +216,7 @@ int lt_loader_set_views(lt_loader *L, int views)
 {
     if (!L)
         return lt_err(LT_EINVAL, "loader: NULL loader");
-    if (views < 1 || views > 64)
+    if (views < 1 || views > LT_LOADER_MAX_VIEWS)
         return lt_err(LT_EINVAL, "loader: %d views per sample (1..64)", views);
     if (views == L->views)
         return LT_OK;
@@ -243,6 +250,29 @@ int lt_loader_set_views(lt_loader *L, int views)
     atomic_store(&L->abort_fill, 0);
     pthread_mutex_unlock(&L->mu);
     return rc;
+}
+
+int lt_loader_set_view_pipeline(lt_loader *L, int v, const lt_aug_pipeline *p)
+{
+    if (!L)
+        return lt_err(LT_EINVAL, "loader: NULL loader");
+    if (v < 0 || v >= LT_LOADER_MAX_VIEWS)
+        return lt_err(LT_EINVAL, "loader: view %d (0..%d)", v, LT_LOADER_MAX_VIEWS - 1);
+    if (p && p->enabled)
+        LT_TRY(lt_aug_pipeline_check(p, L->ds->c, L->oh, L->ow));
+    pthread_mutex_lock(&L->mu);
+    /* as set_views: whatever was prepared with the old transform is dropped */
+    quiesce(L);
+    if (p && p->enabled)
+        L->pipe[v] = *p;
+    else
+        memset(&L->pipe[v], 0, sizeof L->pipe[v]);
+    L->started = 0;
+    L->slot_state[0] = L->slot_state[1] = SLOT_FREE;
+    L->held = -1;
+    atomic_store(&L->abort_fill, 0);
+    pthread_mutex_unlock(&L->mu);
+    return LT_OK;
 }
 
 int lt_loader_start(lt_loader *L, int epoch, const int32_t *idx, long n, long first_batch)

@@ -178,6 +178,13 @@ int lt_add_shortcut_a(lt_model *m, const char *name, const char *group, int in, 
 int lt_add_linear(lt_model *m, const char *name, const char *group, int in, int out, int bias);
 int lt_add_cosine(lt_model *m, const char *name, const char *group, int in, int out,
                   float scale);
+/* Cosine classifier with a learned scale: y = s * <x/|x|, w_j/|w_j|> with
+ * s = scale_init * p, p the node's one-float parameter "<name>.scale"
+ * (init 1, no weight decay: lt_model_param_flags clears that), so
+ * re-initialising the head restores scale_init. lt_add_cosine is the fixed
+ * scale (CBD: sigma = 20 fixed; CAMC: s learned or fixed). */
+int lt_add_cosine_learned(lt_model *m, const char *name, const char *group, int in, int out,
+                          float scale_init);
 /* Per-class scale on the input logits (LWS): y_j = s_j * x_j, s init 1, no decay. */
 int lt_add_scale(lt_model *m, const char *name, const char *group, int in);
 

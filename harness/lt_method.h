@@ -49,8 +49,9 @@
 /* 1: the first table. 2: needs_feature_bank appended. 3: the host services
  * (lt_run_info.api), norm_layer, views and per-group optimizer factors in
  * lt_stage, a batch hook that may change the batch's size and ids,
- * lt_taps.x, gradients into further nodes (lt_grads.extra). */
-#define LT_METHOD_ABI 3
+ * lt_taps.x, gradients into further nodes (lt_grads.extra). 4: per-view
+ * augmentation pipelines in lt_stage (view_pipelines). */
+#define LT_METHOD_ABI 4
 
 struct lt_host_api;
 
@@ -95,6 +96,7 @@ int lt_hp_has(const lt_hparams *hp, const char *key);               /* 1 if pres
 int lt_hp_choice(const lt_hparams *hp, const char *key, const char *const *names, int *out);
 
 #define LT_STAGE_MAX_GROUPS 8
+#define LT_STAGE_MAX_VIEW_PIPELINES 4
 
 /* BN mode of a frozen backbone in a decoupled stage (hparam "stage2_bn"):
  * the protocol's bn_mode, running statistics, or batch statistics (the
@@ -149,6 +151,18 @@ typedef struct lt_stage {
      * head_lr_mult above is the entry {"head", head_lr_mult, 1}. */
     int n_groups;
     struct { char group[16]; double lr_mult, wd_mult; } groups[LT_STAGE_MAX_GROUPS];
+    /* ---- ABI 4 ---- */
+    /* Per-view strong augmentation (lt_aug_pipeline, lt_data.h; e.g.
+     * lt_aug_pipeline_mocov2): view v < n_view_pipelines whose
+     * view_pipelines[v].enabled is set takes that pipeline instead of the
+     * protocol's training augmentation, drawing from the view's own stream
+     * (two views of a sample differ; a run is reproducible). Others keep the
+     * protocol's. Only with augment = 1. The stage_begin event records each
+     * pipeline and the ops it skips for the data's channel count
+     * (lt_aug_pipeline_skipped: saturation, hue, grayscale on 1-channel
+     * images). Default 0 (none). */
+    int n_view_pipelines;
+    lt_aug_pipeline view_pipelines[LT_STAGE_MAX_VIEW_PIPELINES];
 } lt_stage;
 
 /* One training batch as the runner produced it. x, labels and ids are the

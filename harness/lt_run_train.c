@@ -357,6 +357,14 @@ static int begin_stage(lt_child *c, int stage, lt_stage *cfg) {
     if (cfg->n_groups < 0 || cfg->n_groups > LT_STAGE_MAX_GROUPS)
         return lt_err(LT_EINVAL, "stage %d: %d optimizer groups (0..%d)", stage + 1, cfg->n_groups,
                       LT_STAGE_MAX_GROUPS);
+    if (cfg->n_view_pipelines < 0 || cfg->n_view_pipelines > LT_STAGE_MAX_VIEW_PIPELINES)
+        return lt_err(LT_EINVAL, "stage %d: %d view pipelines (0..%d)", stage + 1, cfg->n_view_pipelines,
+                      LT_STAGE_MAX_VIEW_PIPELINES);
+    for (int v = 0; v < cfg->n_view_pipelines; v++) {
+        const int oh = c->aug.out_h > 0 ? c->aug.out_h : c->train.h, ow = c->aug.out_w > 0 ? c->aug.out_w : c->train.w;
+        int rc = lt_aug_pipeline_check(&cfg->view_pipelines[v], c->train.c, oh, ow);
+        if (rc) return lt_err_wrap(rc, "stage %d: view %d", stage + 1, v);
+    }
     return LT_OK;
 }
 
@@ -440,6 +448,10 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
     LT_TRY(lt_loader_open(&B->L, &c->train, &c->aug, cfg->batch, cfg->drop_last, cfg->augment, seed,
                           STAGE_STREAM(LT_STREAM_AUG, stage)));
     LT_TRY(lt_loader_set_views(B->L, views));
+    /* ABI 4: strong per-view pipelines (a zeroed stage of an older method
+     * has none) */
+    for (int v = 0; v < cfg->n_view_pipelines && v < views; v++)
+        LT_TRY(lt_loader_set_view_pipeline(B->L, v, &cfg->view_pipelines[v]));
     const int tty = !req->quiet && isatty(fileno(c->job->log));
     lt_rng method_rng;
     lt_rng_init(&method_rng, seed, STAGE_STREAM(LT_STREAM_METHOD, stage));
@@ -611,6 +623,40 @@ static const char *sampler_name(lt_sampler_kind k) {
     return "unknown";
 }
 
+/* One view's pipeline for the stage_begin event: its parameters and the ops
+ * it skips on this dataset's channel count (1-channel data: saturation,
+ * hue, grayscale), so a result says what its strong views really did. */
+static cJSON *view_aug_json(const lt_aug_pipeline *p, int channels) {
+    cJSON *o = cJSON_CreateObject();
+    if (!p->enabled) {
+        cJSON_AddStringToObject(o, "kind", "protocol");
+        return o;
+    }
+    static const char *const crops[] = {"none", "pad_crop", "random_resized_crop"};
+    cJSON_AddStringToObject(o, "kind", "pipeline");
+    cJSON_AddStringToObject(o, "crop", crops[p->crop]);
+    if (p->crop == LT_AUG_CROP_PAD) cJSON_AddNumberToObject(o, "pad", p->pad);
+    if (p->crop == LT_AUG_CROP_RRC) {
+        double sc[2] = {p->rrc_scale[0], p->rrc_scale[1]}, ra[2] = {p->rrc_ratio[0], p->rrc_ratio[1]};
+        cJSON_AddItemToObject(o, "scale", cJSON_CreateDoubleArray(sc, 2));
+        cJSON_AddItemToObject(o, "ratio", cJSON_CreateDoubleArray(ra, 2));
+    }
+    double cj[4] = {p->brightness, p->contrast, p->saturation, p->hue};
+    cJSON_AddItemToObject(o, "color_jitter", cJSON_CreateDoubleArray(cj, 4));
+    cJSON_AddNumberToObject(o, "jitter_p", p->jitter_p);
+    cJSON_AddNumberToObject(o, "gray_p", p->gray_p);
+    cJSON_AddNumberToObject(o, "blur_p", p->blur_p);
+    double bs[2] = {p->blur_sigma[0], p->blur_sigma[1]};
+    cJSON_AddItemToObject(o, "blur_sigma", cJSON_CreateDoubleArray(bs, 2));
+    cJSON_AddNumberToObject(o, "blur_ksize", p->blur_ksize);
+    cJSON_AddNumberToObject(o, "hflip_p", p->hflip_p);
+    cJSON *sk = cJSON_AddArrayToObject(o, "skipped");
+    const unsigned m = lt_aug_pipeline_skipped(p, channels);
+    for (unsigned b = 1; b <= LT_AUG_OP_GRAYSCALE; b <<= 1)
+        if (m & b) cJSON_AddItemToArray(sk, cJSON_CreateString(lt_aug_op_name(b)));
+    return o;
+}
+
 static int stage_event(lt_child *c, const char *event, int stage, const lt_stage *cfg, const char *shared) {
     cJSON *v = cJSON_CreateObject();
     if (cfg) {
@@ -620,6 +666,11 @@ static int stage_event(lt_child *c, const char *event, int stage, const lt_stage
         cJSON_AddStringToObject(v, "sampler", sampler_name(cfg->sampler.kind));
         cJSON_AddBoolToObject(v, "freeze_backbone", cfg->freeze_backbone);
         cJSON_AddBoolToObject(v, "bn_eval", cfg->bn_eval);
+        if (cfg->n_view_pipelines > 0) {
+            cJSON *va = cJSON_AddArrayToObject(v, "view_aug");
+            for (int k = 0; k < cfg->n_view_pipelines; k++)
+                cJSON_AddItemToArray(va, view_aug_json(&cfg->view_pipelines[k], c->train.c));
+        }
     }
     if (shared) cJSON_AddStringToObject(v, "shared_from", shared);
     if (!strcmp(event, "stage_end")) cJSON_AddNumberToObject(v, "time_s", c->stage_s[stage]);

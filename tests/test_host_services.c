@@ -108,6 +108,11 @@ static int toy_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     if (st->norm_calls != 7) return toy_fail("norm_layer was not asked for every BN of ResNet-8");
     cfg->views = 2;
     cfg->model_views = 1;
+    /* ABI 4: view 1 through the strong MoCo-v2 pipeline (view 0 keeps the
+     * protocol's); on 1-channel Fashion-MNIST its colour-only ops are skipped
+     * and the stage_start event says so */
+    cfg->n_view_pipelines = 2;
+    lt_aug_pipeline_mocov2(&cfg->view_pipelines[1], 0);
     cfg->n_groups = 1;
     snprintf(cfg->groups[0].group, sizeof cfg->groups[0].group, "proj");
     cfg->groups[0].lr_mult = 2.0;
@@ -361,6 +366,16 @@ static void test_every_service(void **state) {
     assert_true(logged(&g_toy, "toy_opt_nonzero") == iters - 1);
     assert_true(logged(&g_toy, "toy_teacher_acc") > 0.3);   /* a trained model, not noise */
     assert_true(has_event(&g_toy, "teacher"));
+    {   /* the strong view's record: kind, and the ops skipped on 1-channel data */
+        char p[1300];
+        snprintf(p, sizeof p, "%s/events.jsonl", g_toy.run_dir);
+        char *ev;
+        size_t n;
+        assert_int_equal(lt_io_read_all(p, &ev, &n), LT_OK);
+        assert_non_null(strstr(ev, "\"view_aug\":[{\"kind\":\"protocol\"},{\"kind\":\"pipeline\""));
+        assert_non_null(strstr(ev, "\"skipped\":[\"saturation\",\"hue\",\"grayscale\"]"));
+        free(ev);
+    }
     assert_true(has_event(&g_toy, "validation"));
     /* the result records the validation split */
     char p[1300];
