@@ -379,14 +379,18 @@ static int lock_held(const char *dir, char *who, size_t cap)
 }
 
 /* Runs a command, its output (stdout and stderr) to f with a prefix; its exit status. */
-static int show_cmd(const char *cmd, FILE *f, const char *prefix)
+static int show_cmd(const char *cmd, FILE *f, const char *prefix, int *lines)
 {
+    *lines = 0;
     char full[4400];
     snprintf(full, sizeof full, "%s 2>&1", cmd);
     FILE *p = popen(full, "r");
     if (!p) return -1;
     char line[1024];
-    while (fgets(line, sizeof line, p)) fprintf(f, "%s%s", prefix, line);
+    while (fgets(line, sizeof line, p)) {
+        fprintf(f, "%s%s", prefix, line);
+        ++*lines;
+    }
     int st = pclose(p);
     return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
@@ -442,11 +446,12 @@ int lt_sweep_status(const lt_sweep_plan *pl, FILE *f)
             fprintf(f, "slurm jobs (from %s): %s\n", jobs_path, ids);
             snprintf(cmd, sizeof cmd, "squeue --noheader -j %s -o '%%i %%j %%T %%M %%r'", ids);
             fprintf(f, "squeue (queued and running):\n");
-            int rc = show_cmd(cmd, f, "  ");
+            int lines, rc = show_cmd(cmd, f, "  ", &lines);
+            if (!rc && !lines) fprintf(f, "  (none queued or running)\n");
             if (rc) fprintf(f, "  (squeue exit %d: the jobs have left the queue, or Slurm is not reachable here)\n", rc);
             snprintf(cmd, sizeof cmd, "sacct --noheader -P -j %s -o JobID,JobName,State,ExitCode,Elapsed", ids);
             fprintf(f, "sacct (accounting):\n");
-            rc = show_cmd(cmd, f, "  ");
+            rc = show_cmd(cmd, f, "  ", &lines);
             if (rc)
                 fprintf(f, "  sacct is unavailable here (exit %d; a cluster without accounting storage): the state above\n"
                            "  rests on squeue and the result files\n", rc);

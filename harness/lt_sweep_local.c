@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -50,6 +51,9 @@ static void child(const lt_sweep_plan *pl, int i, const lt_sweep_local_opts *o, 
      * and every lock is dropped by the kernel */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(CH_ERROR);
+    /* its own process group, with the training child the runner forks:
+     * the sweep stops a run by killing the group, both at once */
+    setpgid(0, 0);
     signal(SIGINT, SIG_IGN);   /* stopped by the sweep (SIGKILL), not by the terminal's Ctrl-C */
     signal(SIGTERM, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
@@ -155,6 +159,24 @@ static void sleep_s(double t)
     nanosleep(&ts, NULL);   /* a signal ends it early: the loop looks at *stop */
 }
 
+/* Waits up to secs until nobody holds dir/.lock (a shared try-lock, given
+ * back at once). */
+static void wait_unlocked(const char *dir, double secs)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    for (double t = 0; t < secs; t += 0.01) {
+        if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+            flock(fd, LOCK_UN);
+            break;
+        }
+        sleep_s(0.01);
+    }
+    close(fd);
+}
+
 static void progress(const lt_sweep_plan *pl, const lt_sweep_summary *s, int running, double t0, double sum_s,
                      int n_timed, int jobs, FILE *f, const char *what)
 {
@@ -208,6 +230,7 @@ int lt_sweep_local(lt_sweep_plan *pl, const lt_sweep_local_opts *o, lt_sweep_sum
                 break;
             }
             if (pid == 0) child(pl, i, o, self);
+            setpgid(pid, pid);   /* as the child does: whichever runs first */
             r->pid = pid;
             r->state = LT_SW_RUNNING;
             r->t_start = lt_now_s();
@@ -272,11 +295,19 @@ int lt_sweep_local(lt_sweep_plan *pl, const lt_sweep_local_opts *o, lt_sweep_sum
          * checkpoints stay for the next sweep to resume from */
         s->interrupted = 1;
         for (int i = 0; i < pl->n_runs; i++)
-            if (pl->runs[i].state == LT_SW_RUNNING) kill((pid_t)pl->runs[i].pid, SIGKILL);
+            if (pl->runs[i].state == LT_SW_RUNNING) {
+                kill(-(pid_t)pl->runs[i].pid, SIGKILL);   /* the run's group: runner and training child */
+                kill((pid_t)pl->runs[i].pid, SIGKILL);
+            }
         for (int i = 0; i < pl->n_runs; i++) {
             lt_sweep_run *r = &pl->runs[i];
             if (r->state != LT_SW_RUNNING) continue;
             while (waitpid((pid_t)r->pid, NULL, 0) < 0 && errno == EINTR) {}
+            /* the training child is not ours to wait for: wait (bounded)
+             * until the kernel has dropped its lock, so the next sweep
+             * finds the directory free */
+            char dir[1100];
+            if (!lt_sweep_run_dir(pl, i, dir, sizeof dir)) wait_unlocked(dir, 10);
             r->state = LT_SW_TODO;
             snprintf(r->why, sizeof r->why, "interrupted: resumes from its last epoch checkpoint");
         }

@@ -229,7 +229,7 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
     snprintf(dep, sizeof dep, "afterany%s", all);
     long id;
     LT_TRY(submit(o, script, dep, &id));
-    fprintf(log, "sweep: submitted the leaderboard as job %ld, after %s\n", id, all + 1);
+    fprintf(log, "sweep: submitted the leaderboard as job %ld, after job(s) %s\n", id, all + 1);
     FILE *jf = fopen(jobs_path, "a");
     if (jf) {
         fprintf(jf, "%s leaderboard %ld\n", stamp, id);
