@@ -21,6 +21,10 @@
  *   - two sweeps over overlapping grids at once: every run is trained once
  *     (one first epoch in its log, however many sweeps asked) and every
  *     result reads back ok.
+ *   - the run lock across hosts: a lock file naming a holder on another host
+ *     with a fresh heartbeat, although the flock was free, is refused
+ *     loudly (the file system's locks do not reach across hosts); with an
+ *     old heartbeat it is taken over with a note; the file names pid and host.
  * With Slurm (skips with the script's reason where slurm-wlm / munge are
  * missing or cannot start): tests/slurm/run_slurm_test.sh.
  *
@@ -53,6 +57,7 @@
 #include "fixtures_img.h"
 #include "fixtures_proto.h"
 #include "lt.h"
+#include "lt_run_internal.h"   /* the run lock, white-box */
 #include "lt_runner.h"
 #include "lt_sweep.h"
 
@@ -115,6 +120,8 @@ static int teardown(void **state)
     if (!getenv("LTBENCH_KEEP_TMP")) fx_rm_rf(g_tmp);
     return 0;
 }
+
+static int count_in(const char *path, const char *needle);
 
 static int find(const lt_sweep_plan *pl, const char *method, uint64_t seed)
 {
@@ -259,6 +266,44 @@ static void test_skip_rule_fixtures(void **state)
     assert_int_equal(pl.runs[i].state, LT_SW_DONE_ANY);
     assert_int_equal(pl.runs[find(&pl, "ce", 2)].state, LT_SW_TODO);   /* failed stays failed */
     lt_sweep_plan_free(&pl);
+}
+
+static void test_lock_other_host(void **state)
+{
+    (void)state;
+    char dir[400], path[500], log_path[500];
+    snprintf(dir, sizeof dir, "%s/lockdir", g_tmp);
+    assert_int_equal(mkdir(dir, 0777), 0);
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    snprintf(log_path, sizeof log_path, "%s/lock.log", g_tmp);
+    const char *other = "12345 some-other-node.example\n";
+    assert_int_equal(fx_write_file(path, other, strlen(other)), 0);
+    lt_dir_lock lk;
+    FILE *log = fopen(log_path, "w");
+    assert_non_null(log);
+    /* fresh heartbeat: refused, naming the file and the host */
+    assert_int_equal(lt_dir_lock_take(&lk, dir, 0, 0, log), LT_ESTATE);
+    assert_non_null(strstr(lt_errmsg(), "pid 12345 on host some-other-node.example"));
+    assert_non_null(strstr(lt_errmsg(), "do not reach across hosts"));
+    assert_non_null(strstr(lt_errmsg(), path));
+    print_message("note: %s\n", lt_errmsg());
+    /* heartbeat older than LT_LOCK_STALE_S: taken over, said on the log */
+    struct timespec old[2] = {{time(NULL) - LT_LOCK_STALE_S - 10, 0}, {time(NULL) - LT_LOCK_STALE_S - 10, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+    assert_int_equal(lt_dir_lock_take(&lk, dir, 0, 0, log), LT_OK);
+    fclose(log);
+    assert_int_equal(count_in(log_path, "taking over the lock of pid 12345 on host some-other-node.example, whose "
+                                        "heartbeat stopped"), 1);
+    /* it names this process and this host while held */
+    char *s;
+    size_t n;
+    char host[256], want[300];
+    gethostname(host, sizeof host);
+    snprintf(want, sizeof want, "%ld %s\n", (long)getpid(), host);
+    assert_int_equal(fx_read_file(path, &s, &n), 0);
+    assert_string_equal(s, want);
+    free(s);
+    lt_dir_lock_release(&lk);
 }
 
 /* ---- helpers for the executor tests ----------------------------------------------- */
@@ -565,6 +610,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_grid_and_order),
         cmocka_unit_test(test_skip_rule_fixtures),
+        cmocka_unit_test(test_lock_other_host),
         cmocka_unit_test(test_local_grid_shared_stage1_and_failure),
         cmocka_unit_test(test_local_interrupt_resume),
         cmocka_unit_test(test_overlapping_sweeps),
