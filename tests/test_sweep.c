@@ -589,7 +589,7 @@ static void test_slurm_cluster(void **state)
     size_t n;
     if (fx_read_file(out, &text, &n)) text = strdup("");
     if (rc == 77) {
-        const char *last = strstr(text, "skip: ");
+        const char *last = strstr(text, "skip" ": ");   /* the script's reason line */
         print_message("%s", last ? last : "skip: tests/slurm/run_slurm_test.sh could not start Slurm\n");
         free(text);
         skip();
