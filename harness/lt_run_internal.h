@@ -72,8 +72,11 @@ typedef struct {
 } lt_run_summary;
 
 /* ---- run directory locks (lt_run_lock.c) -------------------------------------------
- * flock(LOCK_EX) on <dir>/.lock, which holds the holder's pid and is emptied
- * on a clean release. */
+ * flock(LOCK_EX) on <dir>/.lock, which holds "<pid> <host>" of the holder and
+ * is emptied on a clean release; its mtime is the holder's heartbeat, for
+ * takers on other hosts (lt_run_lock.c says why). */
+#define LT_LOCK_BEAT_S 60     /* the runner touches its lock at least this often */
+#define LT_LOCK_STALE_S 300   /* a foreign holder silent this long is gone */
 typedef struct {
     int fd;          /* >= 0 while held */
     long holder;     /* busy: the holder's pid; taken: the pid of a holder that ended
@@ -91,6 +94,8 @@ int lt_dir_lock_take(lt_dir_lock *l, const char *dir, int wait, double deadline,
 /* Empties the file and drops the lock; only in the process that took it (a
  * forked child that inherited the descriptor just exits). */
 void lt_dir_lock_release(lt_dir_lock *l);
+/* Touches dir/.lock (the heartbeat): by the holder, while it runs. */
+void lt_dir_lock_beat(const char *dir);
 
 /* A request resolved before forking. */
 typedef struct {
