@@ -120,6 +120,9 @@ static void test_resume_and_report(void **unused) {
     assert_true(fabs(report(mr, "cbn_mode_gap") - (at - ae)) < 1e-9);
     const double dis = report(mr, "cbn_mode_disagree");
     assert_true(dis >= fabs(at - ae) - 1e-9 && dis <= 100);
+    const double ct = report(mr, "cbn_train_mode_class_acc"), cev = report(mr, "cbn_eval_mode_class_acc");
+    assert_true(ct >= 0 && ct <= 100 && cev >= 0 && cev <= 100);
+    assert_true(fabs(report(mr, "cbn_mode_class_gap") - (ct - cev)) < 1e-9);
     print_message("note: cbn tiny: top1 %.4f (uninterrupted and resumed); train mode %.2f%%, eval mode %.2f%% "
                   "on training images, %.2f%% disagree\n", a.top1, at, ae, dis);
     cJSON_Delete(j);

@@ -621,12 +621,21 @@ static int argmax(int C, const float *z) {
     return b;
 }
 
+/* What cbn_consistency measures, in percent. */
+typedef struct {
+    double acc_train, acc_eval;         /* over the images */
+    double cls_train, cls_eval;         /* mean per-class accuracy (classes with images measured) */
+    double disagree;                    /* images whose two predictions differ */
+} cbn_modes;
+
 /* Every full batch of a fixed permutation of the training set (eval
  * transform), forwarded in train mode (batch statistics, soft E-step from
  * the running parameters; running statistics frozen) and in eval mode
  * (running parameters): the accuracies and how often the two predictions
- * differ. Logged as cbn_train_mode_acc, cbn_eval_mode_acc, cbn_mode_gap. */
-static int cbn_consistency(cbn_state *st, lt_model *m, double *acc_train, double *acc_eval, double *disagree) {
+ * differ. The class mean weighs the tail as much as the head: the training
+ * images are long-tailed, and a tail-class inconsistency would hide in the
+ * micro accuracy. */
+static int cbn_consistency(cbn_state *st, lt_model *m, cbn_modes *out) {
     const lt_run_info *run = st->run;
     const lt_dataset *ds = run->train;
     const int B = st->batch, C = st->C;
@@ -636,8 +645,9 @@ static int cbn_consistency(cbn_state *st, lt_model *m, double *acc_train, double
     if (lt_model_batch(m) < B) LT_TRY(lt_model_set_batch(m, B));
     float *x = malloc((size_t)B * isz * sizeof *x);
     int32_t *perm = malloc((size_t)ds->n * sizeof *perm), *pt = malloc((size_t)B * sizeof *pt);
-    if (!x || !perm || !pt) {
-        free(x), free(perm), free(pt);
+    long *cnt = calloc((size_t)3 * C, sizeof *cnt);   /* per class: images, train-mode hits, eval-mode hits */
+    if (!x || !perm || !pt || !cnt) {
+        free(x), free(perm), free(pt), free(cnt);
         return lt_err(LT_ENOMEM, "cbn: out of memory");
     }
     lt_rng r;
@@ -668,29 +678,47 @@ static int cbn_consistency(cbn_state *st, lt_model *m, double *acc_train, double
             const int y = ds->labels[perm[b0 + i]], pe = argmax(C, z + (size_t)i * C);
             ct += pt[i] == y;
             ce += pe == y;
+            if (y >= 0 && y < C) {
+                cnt[3 * y]++;
+                cnt[3 * y + 1] += pt[i] == y;
+                cnt[3 * y + 2] += pe == y;
+            }
             dis += pe != pt[i];
             tot++;
         }
     }
     st->ctx.frozen = 0;
-    free(x), free(perm), free(pt);
+    double st_sum = 0, se_sum = 0;
+    int nc = 0;
+    for (int j = 0; j < C; j++)
+        if (cnt[3 * j] > 0) {
+            st_sum += (double)cnt[3 * j + 1] / cnt[3 * j];
+            se_sum += (double)cnt[3 * j + 2] / cnt[3 * j];
+            nc++;
+        }
+    free(x), free(perm), free(pt), free(cnt);
     LT_TRY(rc);
-    *acc_train = 100.0 * ct / tot;
-    *acc_eval = 100.0 * ce / tot;
-    *disagree = 100.0 * dis / tot;
+    out->acc_train = 100.0 * ct / tot;
+    out->acc_eval = 100.0 * ce / tot;
+    out->disagree = 100.0 * dis / tot;
+    out->cls_train = nc ? 100.0 * st_sum / nc : 0;
+    out->cls_eval = nc ? 100.0 * se_sum / nc : 0;
     return LT_OK;
 }
 
 static int cbn_post_train(void *stp, lt_model *m, const lt_feature_bank *fb) {
     cbn_state *st = stp;
     (void)fb;
-    double at = 0, ae = 0, d = 0;
-    LT_TRY(cbn_consistency(st, m, &at, &ae, &d));
+    cbn_modes r = {0, 0, 0, 0, 0};
+    LT_TRY(cbn_consistency(st, m, &r));
     if (st->run->log) {
-        LT_TRY(st->run->log(st->run->host, "cbn_train_mode_acc", at));
-        LT_TRY(st->run->log(st->run->host, "cbn_eval_mode_acc", ae));
-        LT_TRY(st->run->log(st->run->host, "cbn_mode_gap", at - ae));
-        LT_TRY(st->run->log(st->run->host, "cbn_mode_disagree", d));
+        LT_TRY(st->run->log(st->run->host, "cbn_train_mode_acc", r.acc_train));
+        LT_TRY(st->run->log(st->run->host, "cbn_eval_mode_acc", r.acc_eval));
+        LT_TRY(st->run->log(st->run->host, "cbn_mode_gap", r.acc_train - r.acc_eval));
+        LT_TRY(st->run->log(st->run->host, "cbn_train_mode_class_acc", r.cls_train));
+        LT_TRY(st->run->log(st->run->host, "cbn_eval_mode_class_acc", r.cls_eval));
+        LT_TRY(st->run->log(st->run->host, "cbn_mode_class_gap", r.cls_train - r.cls_eval));
+        LT_TRY(st->run->log(st->run->host, "cbn_mode_disagree", r.disagree));
     }
     return LT_OK;
 }
