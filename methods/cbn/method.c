@@ -440,8 +440,7 @@ typedef struct {
     cbn_ctx ctx;
     lt_subgraph *sg;         /* "input" .. "logits" for the auxiliary path (the host's) */
     int logits, batch;
-    float *paux;             /* [rows x C] aux softmax (allocated in stage_begin) */
-    int rows;
+    int rows;                /* rows the sub-graph has room for */
     int n_layers;
 } cbn_state;
 
@@ -507,7 +506,6 @@ static int cbn_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
 static void cbn_fini(void *stp) {
     cbn_state *st = stp;
     free(st->group);
-    free(st->paux);
     memset(st, 0, sizeof *st);   /* the sub-graph is the host's */
 }
 
@@ -530,8 +528,6 @@ static int cbn_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
      * network on the batch's rows again, with activations of its own */
     if (st->aux && !st->sg) {
         LT_TRY(st->run->api->subgraph(st->run->host, m, "input", "logits", rows, &st->sg));
-        st->paux = malloc((size_t)rows * st->C * sizeof *st->paux);
-        if (!st->paux) return lt_err(LT_ENOMEM, "cbn: out of memory");
         st->rows = rows;
     }
     if (st->run->log) {
