@@ -282,7 +282,7 @@ static int cbn_fwd(lt_model *m, lt_node *nd, int N) {
     const int upd = ctx ? !ctx->frozen && (split ? ctx->update_aux : ctx->update_main) : 1;
     /* §2.2's first-batch initialisation spreads the components apart; one
      * component has nothing to spread and keeps BN's (0, 1) start, so that
-     * K = 1 is exactly BN (tested). */
+     * K = 1 is BN (tested, to float rounding). */
     if (K > 1 && *inited == 0.0f && upd) {
         cbn_init_from_batch(N, C, HW, K, x, cf->eps, pi, rmu, rvar);
         *inited = 1.0f;
