@@ -462,7 +462,8 @@ static void test_defaults(void **unused) {
     const lt_method *M = lt_method_cbn();
     assert_string_equal(M->name, "cbn");
     assert_string_equal(M->fidelity, "reconstructed");
-    assert_int_equal(M->abi, 3);
+    assert_int_equal(M->abi, LT_METHOD_ABI);   /* built for the ABI it is compiled with (3 or later) */
+    assert_true(M->abi >= 3);                   /* norm_layer and the host services */
     assert_non_null(M->norm_layer);
     char *d;
     size_t n;
