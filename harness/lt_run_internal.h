@@ -19,6 +19,7 @@
 struct cJSON;
 
 #define LT_RUN_MAX_STAGES 16
+#define LT_RUN_MAX_REPORT 16   /* values a method reports from post_train */
 #define LT_RUN_PATH 1100
 
 typedef struct {
@@ -69,6 +70,12 @@ typedef struct {
      * re-evaluate a finished run: from then on a failure may replace an "ok"
      * result.json (LT_MSG_MODE; set directly when not forked). */
     int restarted;
+    /* What the method logged (run->log) from post_train: its after-training
+     * measurements (cbn's train-mode against eval-mode accuracy), written
+     * to result.json as "method_report"; a key logged twice keeps the last. */
+    int n_report;
+    char report_key[LT_RUN_MAX_REPORT][64];
+    double report_val[LT_RUN_MAX_REPORT];
 } lt_run_summary;
 
 /* ---- run directory locks (lt_run_lock.c) -------------------------------------------
@@ -216,6 +223,7 @@ typedef struct {
     double stage_s[LT_RUN_MAX_STAGES];
     double prev_wall_s;              /* wall time of earlier (interrupted) sessions */
     lt_run_host host;                /* the services' state (lt_run_host.c) */
+    int in_post_train;               /* 1 while the method's post_train runs (run->log reports) */
 } lt_child;
 
 /* The host service table (lt_run_host.c) and its life cycle in the child. */
