@@ -60,7 +60,38 @@ typedef struct {
     int tfeat[CBD_MAX_TEACHERS];
     float *tcat;                  /* [cap x P] concatenated teacher features */
     int cap;
+    uint64_t tsum[CBD_MAX_TEACHERS];   /* checksum of each teacher's parameters and buffers */
 } cbd_state;
+
+/* FNV-1a over a model's parameter and buffer bytes: the teachers must come
+ * out of every epoch exactly as they went in (frozen, inference-mode BN),
+ * and epoch_end checks it, so a change that let a gradient or a BN update
+ * reach them fails the run instead of silently moving the target. */
+static int cbd_checksum(lt_model *m, uint64_t *out) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < lt_model_n_params(m) + lt_model_n_buffers(m); i++) {
+        const float *v;
+        size_t n;
+        if (i < lt_model_n_params(m)) {
+            lt_param_info p;
+            LT_TRY(lt_model_param_at(m, i, &p));
+            v = p.w;
+            n = p.count;
+        } else {
+            lt_buffer_info b;
+            LT_TRY(lt_model_buffer_at(m, i - lt_model_n_params(m), &b));
+            v = b.data;
+            n = b.count;
+        }
+        const unsigned char *c = (const unsigned char *)v;
+        for (size_t k = 0; k < n * sizeof(float); k++) {
+            h ^= c[k];
+            h *= 1099511628211ull;
+        }
+    }
+    *out = h;
+    return LT_OK;
+}
 
 static int cbd_init(void *vst, const lt_run_info *run, const lt_hparams *hp) {
     cbd_state *st = vst;
@@ -184,6 +215,20 @@ static int cbd_stage_begin(void *vst, int stage, lt_stage *cfg, lt_model *m) {
         }
         st->tcat = lt_alloc((size_t)st->cap * st->P * sizeof(float));
         if (!st->tcat) return lt_err(LT_ENOMEM, "cbd: out of memory");
+        for (int k = 0; k < st->K; k++) LT_TRY(cbd_checksum(st->T[k], &st->tsum[k]));
+    }
+    return LT_OK;
+}
+
+static int cbd_epoch_end(void *vst, int stage, int epoch, lt_model *m) {
+    cbd_state *st = vst;
+    (void)m;
+    if (stage == 0) return LT_OK;
+    for (int k = 0; k < st->K; k++) {
+        uint64_t h;
+        LT_TRY(cbd_checksum(st->T[k], &h));
+        if (h != st->tsum[k])
+            return lt_err(LT_ESTATE, "cbd: teacher %d changed during epoch %d (it must stay frozen)", k, epoch + 1);
     }
     return LT_OK;
 }
@@ -239,6 +284,7 @@ const lt_method *lt_method_cbd(void) {
         .n_stages = cbd_n_stages,
         .stage_begin = cbd_stage_begin,
         .loss = cbd_loss,
+        .epoch_end = cbd_epoch_end,
     };
     return &m;
 }
