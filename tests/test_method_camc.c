@@ -227,7 +227,7 @@ static void test_method_build_and_hook(void **unused) {
     run.n_classes = 10;
     const lt_method *M = camc_entry_under_test();
     assert_string_equal(M->fidelity, "reconstructed");
-    st->C = 10; st->s = 16; st->gamma = 1; st->stop_grad = 0;
+    st->C = 10; st->s = 16; st->gamma = 1; st->cam_scale = 1; st->stop_grad = 0;
     for (int i = 0; i < CAMC_MAX_ROWS; i++) st->cls[i] = -1;
     lt_model *m;
     assert_int_equal(lt_model_create(&m, (lt_shape){1, 1, 28, 28}), LT_OK);
