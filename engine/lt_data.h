@@ -46,7 +46,8 @@ typedef enum {
     LT_SAMPLER_WEIGHTS = 5,        /* i.i.d., class prob. proportional to class_weights[j] */
     LT_SAMPLER_OVER_UNDER = 6      /* CBD's class-balanced over/under-sampling of a repeated
                                       stream (google-research class_balanced_distillation,
-                                      input_pipeline.py; see lt_sampler.c) */
+                                      input_pipeline.py; see lt_sampler.c); an epoch sampler
+                                      only (lt_draw refuses it) */
 } lt_sampler_kind;
 
 typedef struct {
