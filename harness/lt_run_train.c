@@ -637,6 +637,7 @@ static const char *sampler_name(lt_sampler_kind k) {
     case LT_SAMPLER_SQRT: return "square_root";
     case LT_SAMPLER_PROGRESSIVE: return "progressive";
     case LT_SAMPLER_WEIGHTS: return "class_weights";
+    case LT_SAMPLER_OVER_UNDER: return "over_under";
     }
     return "unknown";
 }
