@@ -348,6 +348,15 @@ static int bc_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
         mc.sched.base_lr *= st->cb_lr_mult;
         LT_TRY(run->api->module_ready(run->host, st->cb, &mc));
     }
+    if (!st->ready) {
+        /* the drawer allocates a list sampler's index list at its first
+         * draw: one draw here keeps that out of the training loop (draws
+         * are pure functions of their slots, so this changes no batch) */
+        lt_draw_req q = {.sampler = {.kind = LT_SAMPLER_CLASS_AWARE, .k_per_class = (int)st->k_per_class},
+                         .n = st->B, .views = 1, .augment = 1, .stream = LT_STREAM_METHOD + S_CLASS_AWARE,
+                         .epoch = 0, .batch = 0, .samples_per_epoch = st->cas_len};
+        LT_TRY(run->api->draw(run->host, &q, st->dx, st->dy, st->did));
+    }
     if (run->log) {
         LT_TRY(run->log(run->host, "bcrumb_iters_per_epoch", (double)st->I));
         LT_TRY(run->log(run->host, "bcrumb_nb", (double)st->nb));
