@@ -95,7 +95,7 @@ static double report(const lt_run_outcome *o, const char *key) {
     cJSON *j = cJSON_Parse(s);
     free(s);
     assert_non_null(j);
-    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "method"), "report"), key);
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "method_report"), key);
     assert_true(cJSON_IsNumber(v));
     const double x = v->valuedouble;
     cJSON_Delete(j);
@@ -139,8 +139,8 @@ static void assert_resumed_equal(const lt_run_outcome *a, const lt_run_outcome *
     }
     lt_ckpt_free(ca);
     lt_ckpt_free(cb);
-    assert_true(report(a, "bank_peak_bytes") == report(b, "bank_peak_bytes"));
-    assert_true(report(a, "bank_peak_bytes") <= report(a, "bank_bound_bytes"));
+    assert_true(report(a, "bcrumb_bank_peak_bytes") == report(b, "bcrumb_bank_peak_bytes"));
+    assert_true(report(a, "bcrumb_bank_peak_bytes") <= report(a, "bcrumb_bank_bound_bytes"));
 }
 
 /* fmnist_lt_tiny with 4 epochs: the bank is in use before and after the kill. */
@@ -176,7 +176,7 @@ static void test_resume_with_bank(void **unused) {
     run_one(proto, ra, 0, &a);
     if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
     /* the bank trained Cb from epoch 2 (the deques were full after epoch 1) */
-    assert_true(report(&a, "ready_epoch") == 2);
+    assert_true(report(&a, "bcrumb_ready_epoch") == 2);
     run_one(proto, rb, 3, &b);   /* killed after epoch 3's checkpoint (0-based epoch 2, on the bank) */
     assert_false(b.ok);
     char ck[1300];
@@ -205,7 +205,7 @@ static void test_resume_ci(void **unused) {
     lt_run_outcome a, b;
     run_one("fmnist_lt_r100", ra, 0, &a);
     if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
-    assert_true(report(&a, "ready_epoch") == -1);   /* q_max = 25 > 2 epochs */
+    assert_true(report(&a, "bcrumb_ready_epoch") == -1);   /* q_max = 25 > 2 epochs */
     run_one("fmnist_lt_r100", rb, 1, &b);
     assert_false(b.ok);
     run_one("fmnist_lt_r100", rb, 0, &b);

@@ -42,7 +42,8 @@
  * permutation from (seed, LT_STREAM_METHOD + 2) derived per epoch; the
  * deques are in the checkpoint (written at epoch ends), Cb and its
  * optimizer are the host's (mod/cb/), and the bank is a function of the
- * deques and the epoch, rebuilt by the first iteration of every epoch. */
+ * deques and the epoch, rebuilt by the first iteration of every epoch.
+ * The bank's sizes go into result.json's method_report (post_train). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -422,19 +423,21 @@ static int bc_epoch_end(void *stp, int stage, int epoch, lt_model *m) {
     return LT_OK;
 }
 
-/* The bank's peak size for result.json (host API 3). */
+/* The bank's sizes for result.json: values logged from post_train go into
+ * its method_report (and events.jsonl); all from checkpointed state, so a
+ * resumed run or a re-evaluation reports the same. */
 static int bc_post_train(void *stp, lt_model *m, const lt_feature_bank *fb) {
     bc_state *st = stp;
     const lt_run_info *run = st->run;
     (void)m;
     (void)fb;
-    if (run->api->version < 3 || !run->api->report) return LT_OK;
+    if (!run->log) return LT_OK;
     const double fl = sizeof(float);
-    LT_TRY(run->api->report(run->host, "bank_peak_bytes", (double)st->peak_rows * st->D * fl));
-    LT_TRY(run->api->report(run->host, "bank_bound_bytes", (double)(st->N + (long)st->C * st->nb) * st->D * fl));
-    LT_TRY(run->api->report(run->host, "bank_batches_bytes", (double)st->I * st->B * st->D * fl));
-    LT_TRY(run->api->report(run->host, "nb", (double)st->nb));
-    return run->api->report(run->host, "ready_epoch", (double)st->ready_epoch);
+    LT_TRY(run->log(run->host, "bcrumb_bank_peak_bytes", (double)st->peak_rows * st->D * fl));
+    LT_TRY(run->log(run->host, "bcrumb_bank_bound_bytes", (double)(st->N + (long)st->C * st->nb) * st->D * fl));
+    LT_TRY(run->log(run->host, "bcrumb_bank_batches_bytes", (double)st->I * st->B * st->D * fl));
+    LT_TRY(run->log(run->host, "bcrumb_nb", (double)st->nb));
+    return run->log(run->host, "bcrumb_ready_epoch", (double)st->ready_epoch);
 }
 
 /* Test time: F + Cb (eval.py), in chunks of Cb's planned rows. */
