@@ -19,9 +19,9 @@
  *     running variances at inference floored at rho times the running
  *     mixture's channel variance; finite differences with the floor active
  *     (its value held fixed: a clamp, no gradient through the floored
- *     variance); K = 1 with rho up to 1 never binds and stays BN; rho = 0
- *     is the frozen version-1 layer (tests/methods_test/cbn_v1.c) bit for
- *     bit;
+ *     variance); K = 1 with rho up to 1 never binds and stays BN (rho = 0,
+ *     the default, is version 1's layer: the ci reference rows hold its
+ *     numbers);
  *   - split mode normalises every class group by its own batch statistics
  *     and moves only the running statistics of the groups present;
  *   - the class groups (equal class count by frequency rank);
@@ -48,7 +48,6 @@
 #include "../methods/cbn/method.c"
 #undef lt_method_cbn
 const lt_method *lt_method_cbn(void);
-const lt_method *lt_method_cbn_v1(void);   /* tests/methods_test/cbn_v1.c */
 
 enum { N = 4, CH = 3, H = 3, W = 4, HWP = H * W };
 
@@ -610,53 +609,6 @@ static void unhook(hooked *h) {
     cJSON_Delete(h->hp);
 }
 
-static void test_rho0_is_v1(void **unused) {
-    (void)unused;
-    lt_host_api api = {.version = 1};
-    const long counts[3] = {50, 10, 2};
-    lt_run_info run = {.n_classes = 3, .feat_dim = 4, .class_counts = counts, .api = &api};
-    static const char *const ov1[] = {NULL, "{\"pi_div\": true}", "{\"K\": 1}"};
-    static const char *const ov2[] = {"{\"rho\": 0}", "{\"pi_div\": true, \"rho\": 0}", "{\"K\": 1, \"rho\": 0}"};
-    assert_string_equal(lt_method_cbn_v1()->version, "1");
-    for (int v = 0; v < 3; v++) {
-        hooked a = hook_net(lt_method_cbn_v1(), ov1[v], &run), b = hook_net(lt_method_cbn(), ov2[v], &run);
-        const int K = v == 2 ? 1 : 3;
-        /* from the uninitialised start (the first batch initialises), over
-         * steps with and without the collapsed background */
-        for (int step = 0; step < 4; step++) {
-            float x[N * CH * HWP], proj[N * CH * HWP];
-            gc_fill(x, N * CH * HWP, 100 + step, -1.5f, 1.5f + step);
-            if (step % 2) collapse_input(x, 0.0f);
-            gc_fill(proj, N * CH * HWP, 110 + step, -1, 1);
-            hooked *hs[2] = {&a, &b};
-            for (int i = 0; i < 2; i++) {
-                net *t = &hs[i]->t;
-                assert_int_equal(lt_model_forward(t->m, x, N, 1), LT_OK);
-                memcpy(lt_model_dout(t->m, t->norm), proj, sizeof proj);
-                lt_model_zero_grad(t->m);
-                assert_int_equal(lt_model_backward(t->m, N, &t->norm, 1), LT_OK);
-            }
-            assert_memory_equal(lt_model_out(a.t.m, a.t.norm), lt_model_out(b.t.m, b.t.norm), sizeof x);
-            assert_memory_equal(lt_model_dout(a.t.m, a.t.pre), lt_model_dout(b.t.m, b.t.pre), sizeof x);
-            lt_param_info ga, gb;
-            assert_int_equal(lt_model_param_find(a.t.m, "norm.weight", &ga), LT_OK);
-            assert_int_equal(lt_model_param_find(b.t.m, "norm.weight", &gb), LT_OK);
-            assert_memory_equal(ga.g, gb.g, sizeof(float) * CH);
-            assert_int_equal(lt_model_param_find(a.t.m, "norm.bias", &ga), LT_OK);
-            assert_int_equal(lt_model_param_find(b.t.m, "norm.bias", &gb), LT_OK);
-            assert_memory_equal(ga.g, gb.g, sizeof(float) * CH);
-            assert_memory_equal(buf(a.t.m, "norm.pi"), buf(b.t.m, "norm.pi"), sizeof(float) * K);
-            assert_memory_equal(buf(a.t.m, "norm.mean"), buf(b.t.m, "norm.mean"), sizeof(float) * K * CH);
-            assert_memory_equal(buf(a.t.m, "norm.var"), buf(b.t.m, "norm.var"), sizeof(float) * K * CH);
-            assert_memory_equal(buf(a.t.m, "norm.inited"), buf(b.t.m, "norm.inited"), sizeof(float));
-            assert_int_equal(lt_model_forward(a.t.m, x, N, 0), LT_OK);
-            assert_int_equal(lt_model_forward(b.t.m, x, N, 0), LT_OK);
-            assert_memory_equal(lt_model_out(a.t.m, a.t.norm), lt_model_out(b.t.m, b.t.norm), sizeof x);
-        }
-        unhook(&a);
-        unhook(&b);
-    }
-}
 
 /* ---- split mode: every group by its own statistics -------------------------------------- */
 
@@ -814,7 +766,7 @@ static void test_defaults(void **unused) {
     assert_int_equal(cbn_init(&st, &run, &hp), LT_OK);
     assert_int_equal(st.K, 3);
     assert_true(st.ctx.update_main && !st.ctx.update_aux && st.aux && !st.pi_div);
-    assert_true(st.rho == 0.01);   /* the relative variance floor, on by default (version 2) */
+    assert_true(st.rho == 0);      /* the relative variance floor: opt-in (README "Results") */
     assert_string_equal(M->version, "2");
     assert_int_equal(st.group[0], 0);
     assert_int_equal(st.group[2], 2);
@@ -826,7 +778,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_naive),   cmocka_unit_test(test_gradcheck),
         cmocka_unit_test(test_k1_is_bn),        cmocka_unit_test(test_floor_collapse),
-        cmocka_unit_test(test_rho0_is_v1),      cmocka_unit_test(test_split_groups),
+        cmocka_unit_test(test_split_groups),
         cmocka_unit_test(test_first_batch_init), cmocka_unit_test(test_groups),
         cmocka_unit_test(test_defaults),
     };

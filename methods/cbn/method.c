@@ -34,7 +34,7 @@
 
 #define CBN_DEFAULTS                                                                                          \
     "{\"K\": 3, \"running_update\": \"main\", \"pi_div\": false, \"lambda_cons\": 1.0, \"momentum\": 0.1, " \
-    "\"eps\": 1e-05, \"rho\": 0.01, \"aux\": true}"
+    "\"eps\": 1e-05, \"rho\": 0, \"aux\": true}"
 
 #define CBN_KMAX 8
 /* the parallel loops pay only on large tensors (as the engine's BN) */
