@@ -568,48 +568,6 @@ static void test_floor_collapse(void **unused) {
     }
 }
 
-/* ---- rho = 0 is version 1, bit for bit ------------------------------------------------ */
-
-typedef struct {
-    const lt_method *M;
-    void *st;
-    cJSON *hp;
-    net t;
-} hooked;
-
-/* the model as the runner builds it: the method's norm_layer hook puts its
- * layer after the identity conv */
-static hooked hook_net(const lt_method *M, const char *overrides, const lt_run_info *run) {
-    hooked h;
-    h.M = M;
-    assert_int_equal(lt_method_hparams(M, overrides, &h.hp), LT_OK);
-    struct lt_hparams hp = {h.hp};
-    h.st = calloc(1, M->state_size);
-    assert_non_null(h.st);
-    assert_int_equal(M->init(h.st, run, &hp), LT_OK);
-    assert_int_equal(lt_model_create(&h.t.m, (lt_shape){1, CH, H, W}), LT_OK);
-    h.t.pre = lt_add_conv(h.t.m, "pre", "backbone", 0, CH, 1, 1, 0, 1, 0);
-    assert_true(h.t.pre > 0);
-    h.t.norm = M->norm_layer(h.st, h.t.m, "norm", "backbone", h.t.pre);
-    assert_true(h.t.norm > 0);
-    assert_int_equal(lt_model_finalize(h.t.m, 1), LT_OK);
-    assert_int_equal(lt_model_set_batch(h.t.m, N), LT_OK);
-    float *w = lt_model_param_data(h.t.m, "pre.weight");
-    for (int i = 0; i < CH; i++)
-        for (int j = 0; j < CH; j++) w[i * CH + j] = i == j ? 1.0f : 0.0f;
-    gc_fill(lt_model_param_data(h.t.m, "norm.weight"), CH, 21, 0.5f, 1.5f);
-    gc_fill(lt_model_param_data(h.t.m, "norm.bias"), CH, 22, -0.5f, 0.5f);
-    return h;
-}
-
-static void unhook(hooked *h) {
-    lt_model_free(h->t.m);
-    h->M->fini(h->st);
-    free(h->st);
-    cJSON_Delete(h->hp);
-}
-
-
 /* ---- split mode: every group by its own statistics -------------------------------------- */
 
 static void test_split_groups(void **unused) {
