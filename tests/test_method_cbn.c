@@ -12,6 +12,16 @@
  *     several steps, and the eval forward, to float rounding (5e-6
  *     relative, not bit for bit: the layer sums in another order, and the
  *     spec's N_k = sum r + eps differs from BN's count by eps);
+ *   - the relative variance floor rho (version 2): a component collapsed
+ *     onto a constant input (Fashion-MNIST's background) has its batch
+ *     variance floored at rho times the whole batch's channel variance
+ *     (against a naive reference), the running variance it feeds, and the
+ *     running variances at inference floored at rho times the running
+ *     mixture's channel variance; finite differences with the floor active
+ *     (its value held fixed: a clamp, no gradient through the floored
+ *     variance); K = 1 with rho up to 1 never binds and stays BN (rho = 0,
+ *     the default, is version 1's layer: the ci reference rows hold its
+ *     numbers);
  *   - split mode normalises every class group by its own batch statistics
  *     and moves only the running statistics of the groups present;
  *   - the class groups (equal class count by frequency rank);
@@ -59,14 +69,14 @@ static float *buf(lt_model *m, const char *name) {
 }
 
 /* K = 0: the engine's BN instead of the mixture layer */
-static net make_net(int K, int pi_div, cbn_ctx *ctx) {
+static net make_net_rho(int K, int pi_div, cbn_ctx *ctx, float rho) {
     net n;
     assert_int_equal(lt_model_create(&n.m, (lt_shape){1, CH, H, W}), LT_OK);
     n.pre = lt_add_conv(n.m, "pre", "backbone", 0, CH, 1, 1, 0, 1, 0);
     assert_true(n.pre > 0);
     if (K == 0) n.norm = lt_add_bn(n.m, "norm", "backbone", n.pre);
     else {
-        const cbn_cfg c = {K, pi_div, 1e-5f, 0.1f};
+        const cbn_cfg c = {K, pi_div, 1e-5f, 0.1f, rho};
         n.norm = lt_model_add_ud(n.m, &cbn_ops, "norm", "backbone", n.pre, -1, &c, sizeof c, ctx);
     }
     assert_true(n.norm > 0);
@@ -80,6 +90,8 @@ static net make_net(int K, int pi_div, cbn_ctx *ctx) {
     gc_fill(b, CH, 22, -0.5f, 0.5f);
     return n;
 }
+
+static net make_net(int K, int pi_div, cbn_ctx *ctx) { return make_net_rho(K, pi_div, ctx, 0.0f); }
 
 /* distinct running components (as after some training), marked initialised */
 static void set_running(lt_model *m, int K) {
@@ -117,9 +129,41 @@ static void naive_estep(int K, const float *x, const float *pi, const float *mu,
 
 /* y from fixed responsibilities r: batch statistics (train) or the given
  * statistics (eval: mu_e, var_e, pi_e). Also the batch mu, var, R. */
-static void naive_norm(int K, int pi_div, const float *x, const double *r, const float *gamma, const float *beta,
-                       double eps, const float *mu_e, const float *var_e, const float *pi_e, double *y, double *bm,
-                       double *bv, double *R) {
+/* The relative floor of the naive reference, from the definitions:
+ * training: rho times the whole batch's variance of channel c (every
+ * position, divided by the count); inference: rho times the running
+ * mixture's variance of channel c, E[x^2] - E[x]^2 under the mixture. */
+static void naive_floor_batch(double rho, const float *x, double *fl) {
+    for (int c = 0; c < CH; c++) {
+        double s = 0, v = 0;
+        for (int n = 0; n < N; n++)
+            for (int p = 0; p < HWP; p++) s += x[(n * CH + c) * HWP + p];
+        s /= N * HWP;
+        for (int n = 0; n < N; n++)
+            for (int p = 0; p < HWP; p++) v += pow(x[(n * CH + c) * HWP + p] - s, 2);
+        fl[c] = rho * v / (N * HWP);
+    }
+}
+
+static void naive_floor_running(int K, double rho, const float *pi, const float *mu, const float *var, double *fl) {
+    for (int c = 0; c < CH; c++) {
+        double e1 = 0, e2 = 0, z = 0;
+        for (int k = 0; k < K; k++) {
+            z += pi[k];
+            e1 += pi[k] * (double)mu[k * CH + c];
+            e2 += pi[k] * ((double)var[k * CH + c] + (double)mu[k * CH + c] * mu[k * CH + c]);
+        }
+        fl[c] = rho * (e2 / z - (e1 / z) * (e1 / z));
+    }
+}
+
+/* y from fixed responsibilities r: batch statistics (train) or the given
+ * statistics (eval: mu_e, var_e, pi_e); every variance (batch or given) at
+ * least fl[c] when fl is not NULL (the relative floor). Also the batch mu,
+ * the floored batch var, R. */
+static void naive_norm_fl(int K, int pi_div, const float *x, const double *r, const float *gamma, const float *beta,
+                          double eps, const float *mu_e, const float *var_e, const float *pi_e, const double *fl,
+                          const double *shift, double *y, double *bm, double *bv, double *R) {
     double mu[CBN_KMAX * CH], rs[CBN_KMAX * CH], wk[CBN_KMAX], Rs[CBN_KMAX] = {0}, tot = 0;
     for (int k = 0; k < K; k++) {
         for (int n = 0; n < N; n++)
@@ -139,10 +183,14 @@ static void naive_norm(int K, int pi_div, const float *x, const double *r, const
                     v += r[(n * K + k) * HWP + p] * d * d;
                 }
             v /= Nk;
+            if (shift) v += shift[k * CH + c];
+            if (fl && v < fl[c]) v = fl[c];
             if (bm) bm[k * CH + c] = m;
             if (bv) bv[k * CH + c] = v;
             mu[k * CH + c] = mu_e ? mu_e[k * CH + c] : m;
-            rs[k * CH + c] = 1.0 / sqrt((var_e ? var_e[k * CH + c] : v) + eps);
+            double ve = var_e ? var_e[k * CH + c] : v;
+            if (fl && ve < fl[c]) ve = fl[c];
+            rs[k * CH + c] = 1.0 / sqrt(ve + eps);
         }
         wk[k] = !pi_div ? 1.0 : pi_e ? 1.0 / sqrt(pi_e[k]) : 1.0 / sqrt(Nk / tot);
         if (R) R[k] = Rs[k];
@@ -155,6 +203,12 @@ static void naive_norm(int K, int pi_div, const float *x, const double *r, const
                     xh += wk[k] * r[(n * K + k) * HWP + p] * (x[(n * CH + c) * HWP + p] - mu[k * CH + c]) * rs[k * CH + c];
                 y[(n * CH + c) * HWP + p] = gamma[c] * xh + beta[c];
             }
+}
+
+static void naive_norm(int K, int pi_div, const float *x, const double *r, const float *gamma, const float *beta,
+                       double eps, const float *mu_e, const float *var_e, const float *pi_e, double *y, double *bm,
+                       double *bv, double *R) {
+    naive_norm_fl(K, pi_div, x, r, gamma, beta, eps, mu_e, var_e, pi_e, NULL, NULL, y, bm, bv, R);
 }
 
 static void assert_close(const char *what, const float *a, const double *b, size_t n, double tol) {
@@ -226,7 +280,9 @@ static void test_forward_naive(void **unused) {
 /* ---- finite differences with the responsibilities held fixed ------------------------ */
 
 typedef struct {
-    int K, pi_div, eval;
+    int K, pi_div, eval, use_fl, use_shift;
+    double fl[CH];   /* the relative floor, held fixed (a clamp's constant) when use_fl */
+    double shift[CBN_KMAX * CH];   /* added to the batch variances when use_shift */
     float x[N * CH * HWP], gamma[CH], beta[CH], proj[N * CH * HWP];
     float mu_e[CBN_KMAX * CH], var_e[CBN_KMAX * CH], pi_e[CBN_KMAX];
     double r[N * CBN_KMAX * HWP];
@@ -235,23 +291,63 @@ typedef struct {
 static double fd_loss(void *p) {
     fd_ctx *c = p;
     double y[N * CH * HWP], s = 0;
-    naive_norm(c->K, c->pi_div, c->x, c->r, c->gamma, c->beta, 1e-5, c->eval ? c->mu_e : NULL,
-               c->eval ? c->var_e : NULL, c->eval ? c->pi_e : NULL, y, NULL, NULL, NULL);
+    naive_norm_fl(c->K, c->pi_div, c->x, c->r, c->gamma, c->beta, 1e-5, c->eval ? c->mu_e : NULL,
+                  c->eval ? c->var_e : NULL, c->eval ? c->pi_e : NULL, c->use_fl ? c->fl : NULL,
+                  c->use_shift ? c->shift : NULL, y, NULL, NULL, NULL);
     for (int i = 0; i < N * CH * HWP; i++) s += y[i] * c->proj[i];
     return s;
 }
 
-static void gradcheck(int K, int pi_div, int split, int eval) {
+/* Fashion-MNIST's background after the first convolution: the first half
+ * of the positions of every image hold one constant vector BG, and the
+ * running component 0 sits on it with a tiny variance (the collapse of
+ * methods/cbn/README.md: its batch variance is then ~0). */
+static const float BG[CH] = {0.25f, -0.4f, 0.1f};
+
+static void collapse_input(float *x, float amp) {
+    float noise[N * CH * HWP];
+    gc_fill(noise, N * CH * HWP, 91, -amp, amp);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < CH; c++)
+            for (int p = 0; p < HWP / 2; p++) x[(n * CH + c) * HWP + p] = BG[c] + noise[(n * CH + c) * HWP + p];
+}
+
+static void collapse_running(lt_model *m) {
+    float *mu = buf(m, "norm.mean"), *var = buf(m, "norm.var");
+    for (int c = 0; c < CH; c++) mu[c] = BG[c], var[c] = 1e-4f;
+}
+
+static const float *saved_bound(lt_model *m, int node, int K) {
+    return (const float *)lt_node_saved_fixed(m, (lt_node *)lt_model_node(m, node)) + 2 * K * CH + 2 * K + 1;
+}
+
+static void gradcheck_rho(int K, int pi_div, int split, int eval, float rho, int collapse) {
     static const int group[4] = {0, 1, 2, 1};
     static const int32_t labels[N] = {0, 3, 1, 0};
     cbn_ctx ctx = {.split = split, .labels = labels, .group = group, .n_classes = 4, .update_main = 1,
                    .update_aux = 1};
-    net t = make_net(K, pi_div, &ctx);
+    net t = make_net_rho(K, pi_div, &ctx, rho);
     set_running(t.m, K);
+    if (collapse) collapse_running(t.m);
     static fd_ctx c;
     memset(&c, 0, sizeof c);
     c.K = K, c.pi_div = pi_div, c.eval = eval;
     gc_fill(c.x, N * CH * HWP, 31, -1.5f, 1.5f);
+    /* the background with a little noise (0.01, variance ~3e-5, far under
+     * the floor), so that the bound component's output depends on its
+     * variance and the gradient through it is not negligible */
+    if (collapse) collapse_input(c.x, 0.01f);
+    if (rho > 0 && K > 1) {
+        /* the floor's value is a constant of the gradient (as r): held at
+         * its value for the unperturbed input. (K = 1: the floor is the
+         * component's own variance and never binds, so the reference is the
+         * unfloored layer; the naive whole-batch variance divides by the
+         * count, not by the spec's N_k = count + eps, and at rho = 1 would
+         * sit a rounding above the component's variance.) */
+        c.use_fl = 1;
+        if (eval) naive_floor_running(K, rho, buf(t.m, "norm.pi"), buf(t.m, "norm.mean"), buf(t.m, "norm.var"), c.fl);
+        else naive_floor_batch(rho, c.x, c.fl);
+    }
     gc_fill(c.proj, N * CH * HWP, 32, -1, 1);
     memcpy(c.gamma, lt_model_param_data(t.m, "norm.weight"), sizeof c.gamma);
     memcpy(c.beta, lt_model_param_data(t.m, "norm.bias"), sizeof c.beta);
@@ -259,6 +355,15 @@ static void gradcheck(int K, int pi_div, int split, int eval) {
     memcpy(c.var_e, buf(t.m, "norm.var"), sizeof(float) * K * CH);
     memcpy(c.pi_e, buf(t.m, "norm.pi"), sizeof(float) * K);
     assert_int_equal(lt_model_forward(t.m, c.x, N, !eval), LT_OK);
+    /* the floor binds for the collapsed component (so the clamp's zero
+     * gradient through its variance is what is checked), not elsewhere; for
+     * K = 1 never */
+    const int expect_bound = collapse && rho > 0 && !eval && !split && K > 1;
+    if (!eval && !split) {
+        const float *bd = saved_bound(t.m, t.norm, K);
+        for (int ch = 0; ch < CH; ch++)
+            for (int k = 0; k < K; k++) assert_true(bd[k * CH + ch] == (expect_bound && k == 0 ? 1.0f : 0.0f));
+    }
     const float *rl = lt_node_saved(lt_model_node(t.m, t.norm));
     for (int i = 0; i < N * K * HWP; i++) c.r[i] = rl[i];
     memcpy(lt_model_dout(t.m, t.norm), c.proj, sizeof c.proj);
@@ -272,15 +377,34 @@ static void gradcheck(int K, int pi_div, int split, int eval) {
     memcpy(dg, g.g, sizeof dg);
     memcpy(db, b.g, sizeof db);
     gc_opts o = {.eps = 1e-3, .rtol = 2e-3, .atol = 2e-4, .max_checks = 0};
-    char what[80];
-    snprintf(what, sizeof what, "cbn dx (K %d pi_div %d split %d eval %d)", K, pi_div, split, eval);
+    char what[120];
+    snprintf(what, sizeof what, "cbn dx (K %d pi_div %d split %d eval %d rho %g collapse %d)", K, pi_div, split, eval,
+             rho, collapse);
     assert_int_equal(gc_check(what, fd_loss, &c, c.x, dx, N * CH * HWP, &o), 0);
-    snprintf(what, sizeof what, "cbn dgamma (K %d pi_div %d split %d eval %d)", K, pi_div, split, eval);
+    snprintf(what, sizeof what, "cbn dgamma (K %d pi_div %d split %d eval %d rho %g collapse %d)", K, pi_div, split,
+             eval, rho, collapse);
     assert_int_equal(gc_check(what, fd_loss, &c, c.gamma, dg, CH, &o), 0);
-    snprintf(what, sizeof what, "cbn dbeta (K %d pi_div %d split %d eval %d)", K, pi_div, split, eval);
+    snprintf(what, sizeof what, "cbn dbeta (K %d pi_div %d split %d eval %d rho %g collapse %d)", K, pi_div, split,
+             eval, rho, collapse);
     assert_int_equal(gc_check(what, fd_loss, &c, c.beta, db, CH, &o), 0);
+    if (expect_bound) {
+        /* and the check is sensitive to it: had the gradient flowed through
+         * the bound component's batch variance (its value kept, the
+         * variance shifted by a constant instead of clamped), the finite
+         * differences would disagree with the layer's dx */
+        double bv0[CBN_KMAX * CH], y0[N * CH * HWP];
+        naive_norm(K, pi_div, c.x, c.r, c.gamma, c.beta, 1e-5, NULL, NULL, NULL, y0, NULL, bv0, NULL);
+        c.use_fl = 0;
+        c.use_shift = 1;
+        for (int i = 0; i < K * CH; i++) c.shift[i] = i < CH ? c.fl[i] - bv0[i] : 0.0;
+        assert_int_not_equal(gc_check("cbn dx if the gradient flowed through the floored variance (must FAIL)",
+                                      fd_loss, &c, c.x, dx, N * CH * HWP, &o),
+                             0);
+    }
     lt_model_free(t.m);
 }
+
+static void gradcheck(int K, int pi_div, int split, int eval) { gradcheck_rho(K, pi_div, split, eval, 0.0f, 0); }
 
 static void test_gradcheck(void **unused) {
     (void)unused;
@@ -290,13 +414,21 @@ static void test_gradcheck(void **unused) {
     gradcheck(3, 0, 1, 0);   /* split mode: hard groups */
     gradcheck(1, 0, 0, 0);   /* BN */
     gradcheck(3, 0, 0, 1);   /* eval mode: running statistics */
+    /* the relative floor: inactive on ordinary inputs, binding on the
+     * collapsed component (train, pi-divided, split, eval) */
+    gradcheck_rho(3, 0, 0, 0, 1e-2f, 0);
+    gradcheck_rho(3, 0, 0, 0, 1e-2f, 1);
+    gradcheck_rho(2, 0, 0, 0, 1e-2f, 1);
+    gradcheck_rho(3, 1, 0, 0, 1e-2f, 1);
+    gradcheck_rho(3, 0, 1, 0, 1e-2f, 1);
+    gradcheck_rho(3, 0, 0, 1, 1e-2f, 1);
+    gradcheck_rho(1, 0, 0, 0, 1.0f, 1);   /* K = 1: never binds, even at rho = 1 */
 }
 
 /* ---- K = 1 is BN ---------------------------------------------------------------------- */
 
-static void test_k1_is_bn(void **unused) {
-    (void)unused;
-    net a = make_net(0, 0, NULL), b = make_net(1, 0, NULL);
+static void k1_is_bn(float rho) {
+    net a = make_net(0, 0, NULL), b = make_net_rho(1, 0, NULL, rho);
     float x[N * CH * HWP], proj[N * CH * HWP];
     for (int step = 0; step < 3; step++) {
         gc_fill(x, N * CH * HWP, 40 + step, -1.0f + step, 2.0f + 0.5f * step);
@@ -326,6 +458,10 @@ static void test_k1_is_bn(void **unused) {
         assert_close("K=1 dgamma", dg[1], ref, CH, 1e-5);
         for (int i = 0; i < CH; i++) ref[i] = db[0][i];
         assert_close("K=1 dbeta", db[1], ref, CH, 5e-6);
+        /* the relative floor never binds for one component (rho <= 1):
+         * the whole batch's variance is the component's */
+        const float *bd = saved_bound(b.m, b.norm, 1);
+        for (int i = 0; i < CH; i++) assert_true(bd[i] == 0.0f);
         /* running statistics: BN's (0, 1) start, momentum, unbiased var */
         for (int i = 0; i < CH; i++) ref[i] = buf(a.m, "norm.running_mean")[i];
         assert_close("K=1 running mean", buf(b.m, "norm.mean"), ref, CH, 1e-6);
@@ -340,6 +476,96 @@ static void test_k1_is_bn(void **unused) {
     }
     lt_model_free(a.m);
     lt_model_free(b.m);
+}
+
+static void test_k1_is_bn(void **unused) {
+    (void)unused;
+    k1_is_bn(0.0f);
+    k1_is_bn(1e-2f);
+    k1_is_bn(1.0f);   /* the largest rho allowed */
+}
+
+/* ---- the relative variance floor against the naive reference ------------------------- */
+
+/* One component collapsed onto a constant input (half of every image is the
+ * background vector BG; the running component 0 sits on it with variance
+ * 1e-4): its batch variance is ~0, and with rho > 0 the layer normalises it
+ * with rho times the whole batch's channel variance, feeds that floored
+ * value into the running variance, and at inference floors the running
+ * variances at rho times the running mixture's channel variance. With rho =
+ * 0 the gain of the collapsed component is the spec's 1/sqrt(eps) range. */
+static void test_floor_collapse(void **unused) {
+    (void)unused;
+    enum { K = 3 };
+    for (int pass = 0; pass < 2; pass++) {
+        const float rho = pass ? 1e-2f : 0.0f;
+        net t = make_net_rho(K, 0, NULL, rho);
+        set_running(t.m, K);
+        collapse_running(t.m);
+        float x[N * CH * HWP];
+        gc_fill(x, N * CH * HWP, 81, -1.5f, 1.5f);
+        collapse_input(x, 0.0f);
+        float pi0[K], mu0[K * CH], var0[K * CH], veff[K * CH];
+        memcpy(pi0, buf(t.m, "norm.pi"), sizeof pi0);
+        memcpy(mu0, buf(t.m, "norm.mean"), sizeof mu0);
+        memcpy(var0, buf(t.m, "norm.var"), sizeof var0);
+        const float *gamma = lt_model_param_data(t.m, "norm.weight"), *beta = lt_model_param_data(t.m, "norm.bias");
+        double fl[CH], flr[CH], r[N * K * HWP], y[N * CH * HWP], bm[K * CH], bv[K * CH], bv0[K * CH], R[K];
+        naive_floor_batch(rho, x, fl);
+        naive_floor_running(K, rho, pi0, mu0, var0, flr);
+        for (int i = 0; i < K * CH; i++) veff[i] = (float)fmax(var0[i], flr[i % CH]);
+        naive_estep(K, x, pi0, mu0, veff, 1e-5, r);
+        naive_norm(K, 0, x, r, gamma, beta, 1e-5, NULL, NULL, NULL, y, NULL, bv0, NULL);
+        naive_norm_fl(K, 0, x, r, gamma, beta, 1e-5, NULL, NULL, NULL, fl, NULL, y, bm, bv, R);
+        assert_int_equal(lt_model_forward(t.m, x, N, 1), LT_OK);
+        const lt_node *nd = lt_model_node(t.m, t.norm);
+        assert_close("collapse responsibilities", lt_node_saved(nd), r, (size_t)N * K * HWP, 2e-6);
+        assert_close("collapse train y", lt_model_out(t.m, t.norm), y, N * CH * HWP, 2e-5);
+        const float *rs = (const float *)lt_node_saved_fixed(t.m, (lt_node *)nd) + K * CH;
+        const float *bd = saved_bound(t.m, t.norm, K);
+        for (int c = 0; c < CH; c++) {
+            /* the collapse: component 0's batch variance is ~0 */
+            assert_true(bv0[c] < 1e-9);
+            if (pass) {
+                assert_true(bd[c] == 1.0f);
+                assert_true(fabs(rs[c] * sqrt(fl[c] + 1e-5) - 1.0) < 1e-5);   /* 1/sqrt(rho V_c + eps) */
+                assert_true(rs[c] < 20.0f);
+            } else {
+                assert_true(bd[c] == 0.0f);
+                assert_true(rs[c] > 300.0f);   /* 1/sqrt(eps): the v1 gain */
+            }
+            for (int k = 1; k < K; k++) {   /* the broad components are untouched */
+                assert_true(bd[k * CH + c] == 0.0f);
+                assert_true(bv[k * CH + c] == bv0[k * CH + c]);
+                assert_true(fabs(rs[k * CH + c] * sqrt(bv0[k * CH + c] + 1e-5) - 1.0) < 1e-5);
+            }
+        }
+        /* the running variance takes the floored (regularised) estimate */
+        double evar[K * CH];
+        for (int i = 0; i < K * CH; i++) {
+            const double Nk = R[i / CH] + 1e-5;
+            evar[i] = 0.9 * var0[i] + 0.1 * bv[i] * Nk / (Nk - 1);
+        }
+        assert_close("collapse running var", buf(t.m, "norm.var"), evar, K * CH, 1e-6);
+
+        /* inference: the running variances floored at rho times the running
+         * mixture's channel variance (binds here for component 0: its
+         * running variance is still ~1e-3 after one update) */
+        const float *pr = buf(t.m, "norm.pi"), *mr = buf(t.m, "norm.mean"), *vr = buf(t.m, "norm.var");
+        naive_floor_running(K, rho, pr, mr, vr, flr);
+        int binds = 0;
+        for (int i = 0; i < K * CH; i++) {
+            veff[i] = (float)fmax(vr[i], flr[i % CH]);
+            binds += vr[i] < flr[i % CH];
+        }
+        assert_int_equal(binds, pass ? CH : 0);
+        naive_estep(K, x, pr, mr, veff, 1e-5, r);
+        naive_norm_fl(K, 0, x, r, gamma, beta, 1e-5, mr, vr, pr, flr, NULL, y, NULL, NULL, NULL);
+        assert_int_equal(lt_model_forward(t.m, x, N, 0), LT_OK);
+        assert_close("collapse eval responsibilities", lt_node_saved(nd), r, (size_t)N * K * HWP, 2e-6);
+        assert_close("collapse eval y", lt_model_out(t.m, t.norm), y, N * CH * HWP, 2e-5);
+        lt_model_free(t.m);
+    }
 }
 
 /* ---- split mode: every group by its own statistics -------------------------------------- */
@@ -475,9 +701,10 @@ static void test_defaults(void **unused) {
     const long counts[3] = {50, 10, 2};
     lt_run_info run = {.n_classes = 3, .feat_dim = 4, .class_counts = counts, .api = &api};
     const char *bad[] = {"{\"K\": 0}", "{\"K\": 4}", "{\"running_update\": \"all\"}", "{\"lambda_cons\": -1}",
-                         "{\"momentum\": 0}", "{\"eps\": 0}", "{\"aux\": false, \"running_update\": \"aux\"}"};
-    const char *key[] = {"K", "K", "running_update", "lambda_cons", "momentum", "eps", "aux"};
-    for (int i = 0; i < 7; i++) {
+                         "{\"momentum\": 0}", "{\"eps\": 0}", "{\"aux\": false, \"running_update\": \"aux\"}",
+                         "{\"rho\": -0.01}", "{\"rho\": 1.5}"};
+    const char *key[] = {"K", "K", "running_update", "lambda_cons", "momentum", "eps", "aux", "rho", "rho"};
+    for (int i = 0; i < 9; i++) {
         cJSON *o;
         assert_int_equal(lt_method_hparams(M, bad[i], &o), LT_OK);
         struct lt_hparams hp = {o};
@@ -497,6 +724,8 @@ static void test_defaults(void **unused) {
     assert_int_equal(cbn_init(&st, &run, &hp), LT_OK);
     assert_int_equal(st.K, 3);
     assert_true(st.ctx.update_main && !st.ctx.update_aux && st.aux && !st.pi_div);
+    assert_true(st.rho == 0);      /* the relative variance floor: opt-in (README "Results") */
+    assert_string_equal(M->version, "2");
     assert_int_equal(st.group[0], 0);
     assert_int_equal(st.group[2], 2);
     cbn_fini(&st);
@@ -506,7 +735,8 @@ static void test_defaults(void **unused) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_naive),   cmocka_unit_test(test_gradcheck),
-        cmocka_unit_test(test_k1_is_bn),        cmocka_unit_test(test_split_groups),
+        cmocka_unit_test(test_k1_is_bn),        cmocka_unit_test(test_floor_collapse),
+        cmocka_unit_test(test_split_groups),
         cmocka_unit_test(test_first_batch_init), cmocka_unit_test(test_groups),
         cmocka_unit_test(test_defaults),
     };

@@ -10,7 +10,10 @@
  *      soft E-step with the running parameters (responsibilities are
  *      constants for the gradient), M-step on the batch, moving-average
  *      update, normalisation by the responsibility-weighted batch
- *      statistics, one per-channel affine. In "split" mode (the auxiliary
+ *      statistics, one per-channel affine. Every component variance is
+ *      floored at rho times the layer's channel variance (version 2: GMM
+ *      covariance regularisation against components collapsing onto a
+ *      constant input; rho = 0 is version 1). In "split" mode (the auxiliary
  *      path) every position of image i belongs hard to the component of
  *      its class group.
  *   2. the method: the auxiliary path is the same batch through the same
@@ -31,7 +34,7 @@
 
 #define CBN_DEFAULTS                                                                                          \
     "{\"K\": 3, \"running_update\": \"main\", \"pi_div\": false, \"lambda_cons\": 1.0, \"momentum\": 0.1, " \
-    "\"eps\": 1e-05, \"aux\": true}"
+    "\"eps\": 1e-05, \"rho\": 0, \"aux\": true}"
 
 #define CBN_KMAX 8
 /* the parallel loops pay only on large tensors (as the engine's BN) */
@@ -45,6 +48,7 @@ typedef struct {
     int pi_div;     /* 1: component term divided by sqrt(pi_k) (Mixture Normalization); §2.5.6 */
     float eps;      /* variance floor inside the sqrt, N_k guard, sigma^2 clamp */
     float momentum; /* moving-average factor of the running pi, mu, sigma^2 */
+    float rho;      /* relative variance floor: sigma^2_kc >= rho * (the layer's variance of channel c); 0: none */
 } cbn_cfg;
 
 /* Shared by every cbn node of a model (the node's userdata; owned by the
@@ -60,9 +64,13 @@ typedef struct {
 } cbn_ctx;
 
 /* Saved floats: per sample the responsibilities r [K][HW]; fixed part:
- * mu [K*C], rstd [K*C], N_k [K], w_k [K] (1 or 1/sqrt(pi_k)), and a flag
- * (1: train-mode statistics, whose gradients flow; 0: running ones). */
-static size_t cbn_fixed(int K, int C) { return 2 * (size_t)K * C + 2 * (size_t)K + 1; }
+ * mu [K*C], rstd [K*C], N_k [K], w_k [K] (1 or 1/sqrt(pi_k)), a flag
+ * (1: train-mode statistics, whose gradients flow; 0: running ones), then
+ * bound [K*C] (1 where the relative floor replaced the batch variance: no
+ * gradient through it) and veff [K*C] (the floored running variances, the
+ * E-step's and inference's; scratch planned with the node, so nothing is
+ * allocated in the training loop). */
+static size_t cbn_fixed(int K, int C) { return 4 * (size_t)K * C + 2 * (size_t)K + 1; }
 
 static int cbn_plan(lt_model *m, lt_node *nd) {
     const cbn_cfg *c = lt_node_cfg_const(nd);
@@ -82,6 +90,41 @@ static int cbn_plan(lt_model *m, lt_node *nd) {
     LT_TRY(lt_model_buffer_add(m, nd, "inited", 1, 0.0f));
     lt_node_set_saved(nd, K * (size_t)s.h * s.w, cbn_fixed(c->K, s.c));
     return LT_OK;
+}
+
+/* The variance floor (GMM covariance regularisation, scale-free): every
+ * component's variance of channel c is at least rho times the layer's
+ * variance of channel c, the mixture's total variance by the law of total
+ * variance, V_c = sum_k w_k (var_kc + (mu_kc - mbar_c)^2) with
+ * mbar_c = sum_k w_k mu_kc and w_k the (normalised) weights. For the batch
+ * (w_k = N_k / sum N_j, the M-step's mu, var) V_c is the whole batch's
+ * variance of channel c (to the eps in N_k); for the running parameters
+ * (w_k = pi_k) the running mixture's. K = 1 gives V_c = var_1c exactly, so
+ * with rho <= 1 the floor never binds and K = 1 stays BN. */
+static double cbn_pooled(int K, const double *w, const double *mu, const double *var) {
+    double mb = 0, v = 0, z = 0;
+    for (int k = 0; k < K; k++) z += w[k];
+    for (int k = 0; k < K; k++) mb += w[k] / z * mu[k];
+    for (int k = 0; k < K; k++) {
+        const double d = mu[k] - mb;
+        v += w[k] / z * (var[k] + d * d);
+    }
+    return v;
+}
+
+/* veff = max(var, rho * V_c) of the running parameters (rho = 0: a copy) */
+static void cbn_floor_running(int K, int C, float rho, const float *pi, const float *mu, const float *var,
+                              float *veff) {
+    memcpy(veff, var, sizeof(float) * (size_t)K * C);
+    if (!(rho > 0)) return;
+    double w[CBN_KMAX], m[CBN_KMAX], v[CBN_KMAX];
+    for (int k = 0; k < K; k++) w[k] = pi[k];
+    for (int c = 0; c < C; c++) {
+        for (int k = 0; k < K; k++) m[k] = mu[(size_t)k * C + c], v[k] = var[(size_t)k * C + c];
+        const double fl = (double)rho * cbn_pooled(K, w, m, v);
+        for (int k = 0; k < K; k++)
+            if ((double)var[(size_t)k * C + c] < fl) veff[(size_t)k * C + c] = (float)fl;
+    }
 }
 
 /* Responsibilities from the running parameters, in log space:
@@ -260,16 +303,19 @@ static int cbn_fwd(lt_model *m, lt_node *nd, int N) {
     float *inited = lt_node_buf(m, nd, 3);
     float *r = lt_node_saved(nd), *fx = lt_node_saved_fixed(m, nd);
     float *mu = fx, *rs = fx + (size_t)K * C, *nk = rs + (size_t)K * C, *wk = nk + K, *flag = wk + K;
+    float *bound = flag + 1, *veff = bound + (size_t)K * C;
     const double eps = cf->eps;
     const int split = ctx && ctx->split;
+    memset(bound, 0, sizeof(float) * (size_t)K * C);
 
     if (!lt_node_train_mode(m, nd)) {
         /* inference: the running parameters for the responsibilities and
          * for the normalisation (§2.1 "Inference") */
-        cbn_estep(N, C, HW, K, x, pi, rmu, rvar, cf->eps, r);
+        cbn_floor_running(K, C, cf->rho, pi, rmu, rvar, veff);
+        cbn_estep(N, C, HW, K, x, pi, rmu, veff, cf->eps, r);
         for (size_t i = 0; i < (size_t)K * C; i++) {
             mu[i] = rmu[i];
-            rs[i] = (float)(1.0 / sqrt((double)rvar[i] + eps));
+            rs[i] = (float)(1.0 / sqrt((double)veff[i] + eps));
         }
         for (int k = 0; k < K; k++) {
             nk[k] = 0;
@@ -288,7 +334,10 @@ static int cbn_fwd(lt_model *m, lt_node *nd, int N) {
         *inited = 1.0f;
     }
     if (split) LT_TRY(cbn_split(N, HW, K, ctx, r));
-    else cbn_estep(N, C, HW, K, x, pi, rmu, rvar, cf->eps, r);
+    else {
+        cbn_floor_running(K, C, cf->rho, pi, rmu, rvar, veff);
+        cbn_estep(N, C, HW, K, x, pi, rmu, veff, cf->eps, r);
+    }
 
     double R[CBN_KMAX], Rt = 0;
     cbn_resp_sums(N, HW, K, r, R);
@@ -300,10 +349,23 @@ static int cbn_fwd(lt_model *m, lt_node *nd, int N) {
     }
     *flag = 1;
     const float mom = cf->momentum;
+    const double rho = cf->rho;
+    double wN[CBN_KMAX];
+    for (int k = 0; k < K; k++) wN[k] = R[k] + eps;
 #pragma omp parallel for schedule(static) if ((size_t)N * C * HW * K >= CBN_PAR_MIN)
     for (int c = 0; c < C; c++) {
         double bm[CBN_KMAX], bv[CBN_KMAX];
         cbn_mstep_channel(N, C, HW, K, c, x, r, R, eps, bm, bv);
+        if (rho > 0) {
+            /* the relative floor on the batch variances (a clamp: where it
+             * binds the variance is the constant rho * V_c, no gradient) */
+            const double fl = rho * cbn_pooled(K, wN, bm, bv);
+            for (int k = 0; k < K; k++)
+                if (bv[k] < fl) {
+                    bv[k] = fl;
+                    bound[(size_t)k * C + c] = 1.0f;
+                }
+        }
         for (int k = 0; k < K; k++) {
             const size_t i = (size_t)k * C + c;
             mu[i] = (float)bm[k];
@@ -341,7 +403,10 @@ static int cbn_fwd(lt_model *m, lt_node *nd, int N) {
  *   dmu  = -rstd sum_n h_n + dvar * (-2/N_k) sum_n r_nk (x_n - mu_k)
  *        (the last sum is mu_k eps, not 0, since N_k carries eps)
  *   dx_n += r_nk (w_k gamma rstd dy_n + dmu / N_k + 2 dvar (x_n - mu_k) / N_k)
- * and, from running statistics (flag 0), only the first term. */
+ * and, from running statistics (flag 0), only the first term. Where the
+ * relative variance floor bound (var_kc = rho V_c) the variance is a
+ * constant, as after a clamp: dvar = 0 (the floor's V_c is a constant of
+ * the gradient, as r), while the gradient through mu_k still flows. */
 static int cbn_bwd(lt_model *m, lt_node *nd, int N) {
     const cbn_cfg *cf = lt_node_cfg_const(nd);
     const lt_shape s = lt_node_shape(nd);
@@ -352,6 +417,7 @@ static int cbn_bwd(lt_model *m, lt_node *nd, int N) {
     const int set = dx ? lt_node_dx_set(nd, 0) : 0;
     const float *r = lt_node_saved(nd), *fx = lt_node_saved_fixed(m, nd);
     const float *mu = fx, *rs = fx + (size_t)K * C, *nk = rs + (size_t)K * C, *wk = nk + K, *flag = wk + K;
+    const float *bound = flag + 1;
     const int stats = *flag != 0.0f;
     const double eps = cf->eps;
 #pragma omp parallel for schedule(static) if ((size_t)N * CHW * K >= CBN_PAR_MIN)
@@ -387,7 +453,7 @@ static int cbn_bwd(lt_model *m, lt_node *nd, int N) {
             km[k] = (float)mk;
             if (stats) {
                 const double Nk = nk[k];
-                const double dvar = -0.5 * rsd * rsd * rsd * hs * B[k];
+                const double dvar = bound[(size_t)k * C + c] != 0.0f ? 0.0 : -0.5 * rsd * rsd * rsd * hs * B[k];
                 const double dmu = -rsd * hs * A[k] + dvar * (-2.0 * mk * eps / Nk);
                 kb[k] = (float)(2.0 * dvar / Nk);
                 kc[k] = (float)(dmu / Nk);
@@ -434,7 +500,7 @@ static const char *const cbn_update_names[] = {"main", "aux", "both", NULL};
 typedef struct {
     const lt_run_info *run;
     int K, update, pi_div, aux;
-    double lambda, momentum, eps;
+    double lambda, momentum, eps, rho;
     int C;
     int *group;              /* [C] component of each class */
     cbn_ctx ctx;
@@ -480,6 +546,7 @@ static int cbn_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     if (!rc) rc = lt_hp_num(hp, "lambda_cons", &st->lambda);
     if (!rc) rc = lt_hp_num(hp, "momentum", &st->momentum);
     if (!rc) rc = lt_hp_num(hp, "eps", &st->eps);
+    if (!rc) rc = lt_hp_num(hp, "rho", &st->rho);
     if (rc) return lt_err_wrap(rc, "cbn");
     if (K < 1 || K > CBN_KMAX) return lt_err(LT_EINVAL, "cbn: K %ld outside 1..%d", K, CBN_KMAX);
     st->K = (int)K;
@@ -487,6 +554,8 @@ static int cbn_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
         return lt_err(LT_EINVAL, "cbn: lambda_cons %g must be >= 0", st->lambda);
     if (!(st->momentum > 0 && st->momentum <= 1)) return lt_err(LT_EINVAL, "cbn: momentum %g outside (0, 1]", st->momentum);
     if (!(st->eps > 0) || !isfinite(st->eps)) return lt_err(LT_EINVAL, "cbn: eps %g must be > 0", st->eps);
+    /* rho > 1 would make every component wider than the channel itself */
+    if (!(st->rho >= 0 && st->rho <= 1)) return lt_err(LT_EINVAL, "cbn: rho %g outside [0, 1]", st->rho);
     if (st->C < 1) return lt_err(LT_EINVAL, "cbn: %d classes", st->C);
     if (st->K > st->C) return lt_err(LT_EINVAL, "cbn: K %d exceeds the %d classes (a class group would be empty)", st->K, st->C);
     if (!run->api || run->api->version < 1) return lt_err(LT_EABI, "cbn: needs the host services (method ABI 3)");
@@ -511,7 +580,7 @@ static void cbn_fini(void *stp) {
 
 static int cbn_norm_layer(void *stp, lt_model *m, const char *name, const char *group, int in) {
     cbn_state *st = stp;
-    const cbn_cfg c = {st->K, st->pi_div, (float)st->eps, (float)st->momentum};
+    const cbn_cfg c = {st->K, st->pi_div, (float)st->eps, (float)st->momentum, (float)st->rho};
     st->n_layers++;
     return lt_model_add_ud(m, &cbn_ops, name, group, in, -1, &c, sizeof c, &st->ctx);
 }
@@ -723,7 +792,7 @@ const lt_method *lt_method_cbn(void) {
     static const lt_method m = {
         .abi = LT_METHOD_ABI,
         .name = "cbn",
-        .version = "1",
+        .version = "2",
         .cite = "Cheng et al., ACM MM 2022, arXiv:2212.01007",
         .fidelity = "reconstructed",
         .defaults = CBN_DEFAULTS,
