@@ -29,14 +29,15 @@ c_ncm     = "#56B4E9"; p_ncm     = 6; pt_ncm     = 8
 c_cbs     = "#009E73"; p_cbs     = 3; pt_cbs     = 7
 c_srs     = "#009E73"; p_srs     = 7; pt_srs     = 10
 c_pbs     = "#F0E442"; p_pbs     = 3; pt_pbs     = 9
-# feature-space methods (mbj exists; the others are planned)
+# representation and feature-space methods
 c_mbj     = "#E69F00"; p_mbj     = 4; pt_mbj     = 12
 c_cbd     = "#009E73"; p_cbd     = 1; pt_cbd     = 14
+c_cbd_teacher = "#009E73"; p_cbd_teacher = 2; pt_cbd_teacher = 3
 c_ssd     = "#CC79A7"; p_ssd     = 5; pt_ssd     = 15
 c_camc    = "#000000"; p_camc    = 4; pt_camc    = 6
 c_cbn     = "#F0E442"; p_cbn     = 5; pt_cbn     = 4
 c_iccl    = "#D55E00"; p_iccl    = 7; pt_iccl    = 10
-c_emanate = "#0072B2"; p_emanate = 7; pt_emanate = 12
+c_bcrumb  = "#0072B2"; p_bcrumb  = 7; pt_bcrumb  = 12
 
 # Any other method: a deterministic colour from a hash of its name (the
 # position of each character in lt_alpha, weighted by its position), turned
