@@ -19,6 +19,8 @@
  *     parameters are bit-identical after several SGD steps; its BN running
  *     statistics move with teacher_bn = "train" (the code's quirk) and stay
  *     with "eval"; stage III takes the protocol's stage-1 block;
+ *   - the optional stage IV (only the scale on the hard head learns) and
+ *     the reported head (soft by default, the scaled hard head on request);
  *   - defaults.json equals the defaults.
  * The resume test through the runner is test_method_ssd_run.c. */
 #include <setjmp.h>
@@ -404,17 +406,21 @@ static double kd_naive(int n, int C, const float *s, const float *t, double T) {
     return L * T * T / n;
 }
 
-static int buffers_equal(lt_model *a, lt_model *b) {
+/* Every BN buffer of `a` equals the snapshot of `b`'s buffer of the same name. */
+static int buffers_match(lt_model *a, lt_model *b, float **snap) {
+    int hit = 0;
     for (int i = 0; i < lt_model_n_buffers(a); i++) {
         lt_buffer_info x;
         lt_model_buffer_at(a, i, &x);
         for (int k = 0; k < lt_model_n_buffers(b); k++) {
             lt_buffer_info z;
             lt_model_buffer_at(b, k, &z);
-            if (!strcmp(x.name, z.name) && memcmp(x.data, z.data, x.count * sizeof(float))) return 0;
+            if (strcmp(x.name, z.name)) continue;
+            if (memcmp(x.data, snap[k], x.count * sizeof(float))) return 0;
+            hit++;
         }
     }
-    return 1;
+    return hit == lt_model_n_buffers(a);
 }
 
 static void teacher_case(const char *hp, int bn_train) {
@@ -446,7 +452,19 @@ static void teacher_case(const char *hp, int bn_train) {
         snap[i] = malloc(a.count * sizeof(float));
         memcpy(snap[i], a.w, a.count * sizeof(float));
     }
+    const int nb = lt_model_n_buffers(F.m);
+    float **bsnap = calloc((size_t)nb, sizeof *bsnap);
+    for (int i = 0; i < nb; i++) {
+        lt_buffer_info b;
+        assert_int_equal(lt_model_buffer_at(F.m, i, &b), LT_OK);
+        bsnap[i] = malloc(b.count * sizeof(float));
+        memcpy(bsnap[i], b.data, b.count * sizeof(float));
+    }
     assert_int_equal(ssd_stage_begin(F.st, 2, &c2, F.m), LT_OK);
+    /* the teacher carries the BN statistics stage II re-estimated */
+    assert_true(buffers_match(F.st->teacher, F.m, bsnap));
+    for (int i = 0; i < nb; i++) free(bsnap[i]);
+    free(bsnap);
     /* a representation stage: the stage-1 block */
     assert_int_equal(c2.epochs, 7);
     assert_true(c2.weight_decay == 5e-4f);
@@ -518,7 +536,6 @@ static void teacher_case(const char *hp, int bn_train) {
     assert_int_equal(lt_model_param_find(F.m, "soft.weight", &sw), LT_OK);
     assert_int_equal(lt_model_param_find(fresh, "soft.weight", &fw), LT_OK);
     assert_true(memcmp(sw.w, fw.w, sw.count * sizeof(float)) != 0);
-    (void)buffers_equal;
     for (int i = 0; i < np; i++) free(snap[i]);
     free(snap);
     lt_optim_free(&opt);
@@ -529,6 +546,46 @@ static void test_stage3_teacher(void **unused) {
     (void)unused;
     teacher_case("{\"dim\": 8}", 1);
     teacher_case("{\"dim\": 8, \"teacher_bn\": \"eval\"}", 0);
+}
+
+/* ---- optional stage IV and the reported head -------------------------------------------- */
+
+static void test_stage4_and_report(void **unused) {
+    (void)unused;
+    fx F;
+    fx_open(&F, "{\"dim\": 8, \"stage4\": true, \"report\": \"hard\"}", 40);
+    assert_int_equal(ssd_n_stages(F.st), 4);
+    lt_stage c[4] = {stage_cfg(0), stage_cfg(1), stage_cfg(2), stage_cfg(3)};
+    for (int k = 0; k < 4; k++) assert_int_equal(ssd_stage_begin(F.st, k, &c[k], F.m), LT_OK);
+    /* stage IV: LWS on the stage-III hard head; only the scale learns */
+    assert_int_equal(c[3].sampler.kind, LT_SAMPLER_CLASS_AWARE);
+    assert_int_equal(c[3].sampler.k_per_class, 2);
+    const char *frozen[] = {"cls.weight", "cls.bias", "soft.weight", "proj1.weight"};
+    for (size_t i = 0; i < sizeof frozen / sizeof *frozen; i++) {
+        lt_param_info a;
+        assert_int_equal(lt_model_param_find(F.m, frozen[i], &a), LT_OK);
+        assert_true(a.flags & LT_MASK_FROZEN);
+    }
+    lt_param_info s;
+    assert_int_equal(lt_model_param_find(F.m, "logits.scale", &s), LT_OK);
+    assert_int_equal(s.flags & LT_MASK_FROZEN, 0);
+    for (int j = 0; j < TC; j++) assert_true(s.w[j] == 1.0f);
+    /* report "hard": the scaled hard head; "soft": the KD head */
+    assert_int_equal(lt_model_forward(F.m, F.x, TB, 0), LT_OK);
+    lt_taps t = {.n = TB, .n_classes = TC, .logits = lt_model_out(F.m, lt_model_find(F.m, "logits")),
+                 .model = F.m, .stage = -1, .epoch = -1, .iter = -1};
+    float sc[TB * TC];
+    int kind = -1;
+    assert_int_equal(ssd_predict(F.st, &t, sc, &kind), LT_OK);
+    assert_int_equal(kind, LT_SCORES_LOGITS);
+    assert_memory_equal(sc, t.logits, sizeof sc);
+    F.st->report = REPORT_SOFT;
+    assert_int_equal(ssd_predict(F.st, &t, sc, &kind), LT_OK);
+    assert_memory_equal(sc, lt_model_out(F.m, lt_model_find(F.m, "soft")), sizeof sc);
+    double norms[TC];
+    assert_int_equal(ssd_class_norms(F.st, F.m, TC, norms), LT_OK);
+    for (int j = 0; j < TC; j++) assert_true(norms[j] > 0);
+    fx_close(&F);
 }
 
 /* ---- defaults and checks ----------------------------------------------------------------- */
@@ -573,6 +630,7 @@ int main(void) {
         cmocka_unit_test(test_ema_and_queue_order),
         cmocka_unit_test(test_queue_size_rule),
         cmocka_unit_test(test_stage3_teacher),
+        cmocka_unit_test(test_stage4_and_report),
         cmocka_unit_test(test_defaults_file_and_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
