@@ -49,6 +49,10 @@ help:
 	@echo "make fuzz         libFuzzer targets of every input parser, FUZZ_SECONDS (60) each, + tests/fuzz/regressions"
 	@echo "make fuzz-deps    install Debian clang-14, libclang-rt-14-dev, libomp-14-dev for make fuzz"
 	@echo "make reproduce METHOD=m [REUSE=any]  runs (re-using current ones), leaderboard, figures"
+	@echo "make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [SWEEP_ARGS=...]"
+	@echo "                  a grid of runs (shared stage 1 once, finished runs skipped), leaderboard, figures;"
+	@echo "                  SWEEP_ARGS='--executor slurm --partition P' submits job arrays (ltbench sweep --help)"
+	@echo "make slurm-deps   install Debian slurm-wlm and munge (for the Slurm test of make test)"
 	@echo "make regen-results [PROTOCOLS=a,b]   re-run the committed grid (results/grid.txt) at this engine"
 	@echo "make verify-results  re-run ce and crt seed 0 and compare with the committed results"
 	@echo "make clean        remove build outputs"
@@ -211,7 +215,7 @@ PROTOCOL ?= fmnist_lt_r100
 SCALE    ?= short
 SEEDS    ?=
 RESULTS  ?= results
-.PHONY: reproduce leaderboard figures regress-ci regen-grid regen-results verify-results
+.PHONY: reproduce leaderboard figures regress-ci regen-grid regen-results verify-results sweep slurm-deps
 
 reproduce: check-deps
 	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2]" >&2; exit 2; }
@@ -219,6 +223,28 @@ reproduce: check-deps
 	$(if $(filter lvis_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory lvis-fixture)
 	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
 	    --results $(RESULTS) $(if $(REUSE),--reuse $(REUSE))
+
+# make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [SWEEP_ARGS=...]
+#   ltbench sweep: the grid with its shared stage-1 runs, -j JOBS at a time
+#   (threads split over the cores), finished runs skipped, then leaderboard and
+#   figures. SWEEP_ARGS passes anything else (--dry-run, --status, --executor
+#   slurm --partition P ...).
+JOBS ?= 1
+sweep: check-deps
+	@test -n "$(METHODS)" -a -n "$(PROTOCOLS)" || { echo "usage: make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [SWEEP_ARGS=...]" >&2; exit 2; }
+	@$(MAKE) --no-print-directory ltbench
+	./ltbench sweep --methods $(METHODS) --protocols $(PROTOCOLS) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
+	    --results $(RESULTS) -j $(JOBS) $(SWEEP_ARGS)
+
+# Debian's Slurm and munge: tests/slurm/run_slurm_test.sh starts a private
+# one-node cluster with them (skipped by make test where they are absent).
+slurm-deps:
+	@if dpkg-query -W -f='$${Status}' slurm-wlm 2>/dev/null | grep -q "install ok installed" && \
+	    dpkg-query -W -f='$${Status}' munge 2>/dev/null | grep -q "install ok installed"; then \
+	    echo "slurm-deps: slurm-wlm and munge present"; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+	    apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge; \
+	else echo "slurm-deps: not root; run: sudo apt-get update && sudo apt-get install -y slurm-wlm munge" >&2; exit 1; fi
 
 # make regen-grid: results/grid.txt from results/runs (stage-1 methods first).
 # make regen-results [PROTOCOLS=a,b]: re-run the committed grid at the current

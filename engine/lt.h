@@ -31,5 +31,6 @@
 #include "lt_ckpt.h"
 #include "lt_model.h"
 #include "lt_kit.h"
+#include "lt_centroids.h"
 
 #endif

@@ -43,7 +43,11 @@ typedef enum {
     LT_SAMPLER_SQRT = 3,           /* i.i.d., class prob. proportional to sqrt(n_j) */
     LT_SAMPLER_PROGRESSIVE = 4,    /* i.i.d., p_j(e) = (1-l) n_j/N + l/C with l = e/(E-1)
                                       (the decoupling code: last epoch fully balanced) */
-    LT_SAMPLER_WEIGHTS = 5         /* i.i.d., class prob. proportional to class_weights[j] */
+    LT_SAMPLER_WEIGHTS = 5,        /* i.i.d., class prob. proportional to class_weights[j] */
+    LT_SAMPLER_OVER_UNDER = 6      /* CBD's class-balanced over/under-sampling of a repeated
+                                      stream (google-research class_balanced_distillation,
+                                      input_pipeline.py; see lt_sampler.c); an epoch sampler
+                                      only (lt_draw refuses it) */
 } lt_sampler_kind;
 
 typedef struct {

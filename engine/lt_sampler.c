@@ -22,7 +22,25 @@
  * class visit the next k items of that class's own shuffled cycle
  * (reshuffled when it wraps). Unlike the reference, whose iterators persist
  * across epochs, the cycles restart each epoch from the epoch's stream so
- * that any epoch can be regenerated on its own. */
+ * that any epoch can be regenerated on its own.
+ *
+ * OVER_UNDER reproduces CBD's class-balanced stream (google-research
+ * class_balanced_distillation, input_pipeline.py oversample_classes +
+ * undersampling_filter, deterministic_data.py create_dataset): with
+ * r_j = (1/C) / (n_j/N) (C = non-empty classes), one PASS over the data
+ * gives sample i of class j floor(r_j) copies plus one more when u <=
+ * max(r_j, 1) - floor(r_j) (so a head class, r_j < 1, always gets exactly
+ * one), and keeps each copy when u <= min(r_j, 1); the pass is then
+ * shuffled. The official pipeline repeats such passes without caching, so
+ * every pass draws afresh and an "epoch" (N samples, the step count being
+ * floor(N/B) x epochs) does not align with a pass. Here the stream is the
+ * concatenation of passes p = 0, 1, ... (pass p from its own stream
+ * derived from (seed, stream, p, 1)), and epoch e is its slice
+ * [e * n_out, (e + 1) * n_out): regenerating epoch e replays the copy and
+ * keep draws of the passes before it (O(e * N) uniforms, no shuffles), so
+ * any epoch is still reproducible on its own. One difference: the official
+ * code shuffles with a 1000-element buffer over the repeated stream; a
+ * pass here is a full permutation (documented in methods/cbd/README.md). */
 #include "lt_data.h"
 
 #include <math.h>
@@ -54,6 +72,7 @@ int lt_sampler_class_probs(const lt_sampler_cfg *cfg, int epoch, int n_classes,
         return LT_OK;
     case LT_SAMPLER_CLASS_BALANCED:
     case LT_SAMPLER_CLASS_AWARE:
+    case LT_SAMPLER_OVER_UNDER:   /* expected class frequency N/C each */
         for (int j = 0; j < n_classes; j++)
             p[j] = counts[j] > 0 ? 1.0 / nonempty : 0.0;
         return LT_OK;
@@ -233,6 +252,81 @@ static void sample_iid(lt_rng *r, sampler_work *w, int C, int uniform_classes,
     }
 }
 
+/* One OVER_UNDER pass: the copy and keep draws over samples 0..n-1 in
+ * order, then (when out is given) a shuffle of the kept indices. Returns
+ * the pass length; with out = NULL only the draws that decide the length
+ * are made, the same ones the full pass makes first. */
+static long over_under_pass(lt_rng *r, const int32_t *labels, long n, const double *ratio, int32_t *out)
+{
+    long m = 0;
+    for (long i = 0; i < n; i++) {
+        const double rt = ratio[labels[i]];
+        const double fl = floor(rt);
+        const double resid = (rt > 1.0 ? rt : 1.0) - fl;
+        long copies = (long)fl + (lt_rng_uniform(r) <= resid);
+        const double keep = rt < 1.0 ? rt : 1.0;
+        for (long k = 0; k < copies; k++)
+            if (lt_rng_uniform(r) <= keep) {
+                if (out)
+                    out[m] = (int32_t)i;
+                m++;
+            }
+    }
+    if (out)
+        lt_rng_shuffle_i32(r, out, m);
+    return m;
+}
+
+static int sample_over_under(const lt_rng *base, const sampler_work *w, const int32_t *labels, long n, int C,
+                             int epoch, int32_t *out, long n_out)
+{
+    double *ratio = malloc((size_t)C * sizeof *ratio);
+    if (!ratio)
+        return lt_err(LT_ENOMEM, "sampler: out of memory");
+    long bound = 0;
+    for (int j = 0; j < C; j++) {
+        /* target 1/C over base n_j/N; empty classes are never drawn */
+        ratio[j] = w->counts[j] > 0 ? ((double)n / (double)w->nonempty) / (double)w->counts[j] : 0.0;
+        bound += w->counts[j] * ((long)floor(ratio[j] > 1.0 ? ratio[j] : 1.0) + 1);
+    }
+    int32_t *pass = malloc((size_t)(bound > 0 ? bound : 1) * sizeof *pass);
+    if (!pass) {
+        free(ratio);
+        return lt_err(LT_ENOMEM, "sampler: out of memory for a pass of up to %ld", bound);
+    }
+    const long start = (long)epoch * n_out;
+    long pos = 0, o = 0;
+    int empty_run = 0;
+    for (uint64_t p = 0; o < n_out; p++) {
+        lt_rng r;
+        lt_rng_derive(&r, base, p, 1);
+        long len = over_under_pass(&r, labels, n, ratio, NULL);
+        if (len == 0) {
+            if (++empty_run == 64) {
+                free(pass);
+                free(ratio);
+                return lt_err(LT_EINVAL, "sampler: over/under-sampling kept nothing in 64 passes");
+            }
+            continue;
+        }
+        empty_run = 0;
+        if (pos + len <= start) {   /* before this epoch: only its length matters */
+            pos += len;
+            continue;
+        }
+        lt_rng_derive(&r, base, p, 1);
+        over_under_pass(&r, labels, n, ratio, pass);
+        long from = start > pos ? start - pos : 0;
+        long take = len - from < n_out - o ? len - from : n_out - o;
+        memcpy(out + o, pass + from, (size_t)take * sizeof *out);
+        o += take;
+        pos += len;
+    }
+    free(pass);
+    free(ratio);
+    return LT_OK;
+}
+
 int lt_sampler_epoch(const lt_sampler_cfg *cfg, int epoch, uint64_t seed, uint64_t stream,
                      const int32_t *labels, long n, int n_classes, int32_t *out, long n_out)
 {
@@ -270,6 +364,9 @@ int lt_sampler_epoch(const lt_sampler_cfg *cfg, int epoch, uint64_t seed, uint64
             break;
         case LT_SAMPLER_CLASS_BALANCED:
             sample_iid(&r, &w, n_classes, 1, out, n_out);
+            break;
+        case LT_SAMPLER_OVER_UNDER:
+            rc = sample_over_under(&base, &w, labels, n, n_classes, epoch, out, n_out);
             break;
         default:
             sample_iid(&r, &w, n_classes, 0, out, n_out);

@@ -19,6 +19,7 @@
 #include "lt_protocol.h"
 #include "lt_regress.h"
 #include "lt_runner.h"
+#include "lt_sweep.h"
 
 static const char LEADERBOARD_USAGE[] =
     "usage: ltbench leaderboard [--results DIR] [--methods DIR]\n"
@@ -237,69 +238,6 @@ int lt_cmd_regress(int argc, char **argv)
 
 /* ---- reproduce ------------------------------------------------------------------ */
 
-/* The dataset build a protocol asks for (the same recipe the runner opens). */
-static int build_dataset(const lt_protocol *p, const char *scale, const char *data_dir, lt_ds_built *b)
-{
-    const lt_ds_def *def = lt_ds_find(p->dataset.name);
-    if (!def) return lt_err(LT_EINVAL, "%s: unknown dataset '%s'", p->path, p->dataset.name);
-    lt_ds_opts o;
-    lt_ds_opts_default(&o);
-    o.data_dir = data_dir;
-    o.scale = scale;
-    o.seed = (uint32_t)p->dataset.profile.subset_seed;
-    switch (p->dataset.profile.kind) {
-    case LT_PROTO_EXP:
-        o.profile = LT_PROFILE_EXP;
-        o.ir = p->dataset.profile.imbalance_ratio;
-        break;
-    case LT_PROTO_STEP:
-        o.profile = LT_PROFILE_STEP;
-        o.ir = p->dataset.profile.imbalance_ratio;
-        break;
-    default:
-        o.profile = def->default_profile;
-        break;
-    }
-    return lt_ds_build(def, &o, b);
-}
-
-/* A finished run that can stand for this request: status ok, made from the
- * same protocol file and dataset build, by the same method version (else 0,
- * why says which), and then, under the strict rule, by this engine from a
- * clean tree with the same numerics fingerprint (lt_fingerprint_stale). A
- * run that passes the first checks but not the second is 2 under --reuse
- * any (used, with why saying what differs), 0 under strict. */
-static int reusable(const char *result_path, const char *proto_sha, const char *manifest, const char *method_version,
-                    const lt_fingerprint *now, int any, char *why, size_t cap)
-{
-    lt_run_record r;
-    FILE *f = fopen(result_path, "r");
-    if (!f) {
-        snprintf(why, cap, "no result yet");
-        return 0;
-    }
-    fclose(f);
-    if (lt_run_record_read(result_path, &r) != LT_OK) {
-        snprintf(why, cap, "%s", lt_errmsg());
-        return 0;
-    }
-    if (!r.ok) snprintf(why, cap, "the last attempt failed: %s", r.reason);
-    else if (strcmp(r.protocol_sha256, proto_sha)) snprintf(why, cap, "the protocol file changed since it ran");
-    else if (manifest[0] && r.manifest_sha256[0] && strcmp(r.manifest_sha256, manifest))
-        snprintf(why, cap, "the dataset build changed since it ran");
-    else if (method_version && r.method_version[0] && strcmp(r.method_version, method_version))
-        snprintf(why, cap, "method version %s, now %s", r.method_version, method_version);
-    else {
-        lt_fingerprint run;
-        lt_fingerprint_of_record(&r, &run);
-        char fw[256];
-        if (!lt_fingerprint_stale(&run, now, fw, sizeof fw)) return 1;
-        snprintf(why, cap, "stale: %s", fw);
-        return any ? 2 : 0;
-    }
-    return 0;
-}
-
 int lt_cmd_reproduce(int argc, char **argv)
 {
     opts o;
@@ -357,7 +295,7 @@ int lt_cmd_reproduce(int argc, char **argv)
     memset(&b, 0, sizeof b);
     printf("reproduce: [1/4] dataset %s\n", p->dataset.name);
     fflush(stdout);
-    if (build_dataset(p, scale, o.data, &b) != LT_OK) {
+    if (lt_protocol_dataset_build(p, scale, o.data, &b) != LT_OK) {
         fprintf(stderr, "ltbench reproduce: dataset %s: %s\n", p->dataset.name, lt_errmsg());
         free(p);
         return 1;
@@ -379,7 +317,7 @@ int lt_cmd_reproduce(int argc, char **argv)
             break;
         }
         snprintf(result, sizeof result, "%s/result.json", dir);
-        const int use = reusable(result, p->sha256, b.manifest_sha256, m->version, &now, any, why, sizeof why);
+        const int use = lt_result_reusable(result, p->sha256, b.manifest_sha256, m->version, &now, any, why, sizeof why);
         if (use == 1) {
             printf("reproduce: [2/4] seed %d: re-using %s\n", seeds[i], result);
             continue;

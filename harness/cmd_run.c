@@ -145,7 +145,7 @@ int lt_cmd_list(int argc, char **argv) {
         printf("methods (name, version, fidelity, stage 1, citation):\n");
         for (int i = 0; i < lt_method_count(); i++) {
             const lt_method *m = lt_method_at(i);
-            printf("  %-22s v%-4s %-14s %-10s %s\n", m->name, m->version, m->fidelity,
+            printf("  %-22s v%-4s %-14s %-12s %s\n", m->name, m->version, m->fidelity,
                    m->stage1_from ? m->stage1_from : "own", m->cite ? m->cite : "");
         }
     }

@@ -6,6 +6,7 @@
 
 #include "lt.h"
 #include "lt_fingerprint.h"
+#include "lt_leaderboard.h"
 
 void lt_fingerprint_current(lt_fingerprint *f, int threads)
 {
@@ -68,5 +69,42 @@ int lt_engine_version_cmp(const char *a, const char *b)
     if (!ga || !gb) return ga == gb ? (strcmp(a, b) > 0) - (strcmp(a, b) < 0) : (ga ? 1 : -1);
     for (int i = 0; i < 3; i++)
         if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+    return 0;
+}
+
+/* A finished run that can stand for this request: status ok, made from the
+ * same protocol file and dataset build, by the same method version (else 0,
+ * why says which), and then, under the strict rule, by this engine from a
+ * clean tree with the same numerics fingerprint (lt_fingerprint_stale). A
+ * run that passes the first checks but not the second is 2 under --reuse
+ * any (used, with why saying what differs), 0 under strict. */
+int lt_result_reusable(const char *result_path, const char *proto_sha, const char *manifest,
+                       const char *method_version, const lt_fingerprint *now, int any, char *why, size_t cap)
+{
+    lt_run_record r;
+    FILE *f = fopen(result_path, "r");
+    if (!f) {
+        snprintf(why, cap, "no result yet");
+        return 0;
+    }
+    fclose(f);
+    if (lt_run_record_read(result_path, &r) != LT_OK) {
+        snprintf(why, cap, "%s", lt_errmsg());
+        return 0;
+    }
+    if (!r.ok) snprintf(why, cap, "the last attempt failed: %s", r.reason);
+    else if (strcmp(r.protocol_sha256, proto_sha)) snprintf(why, cap, "the protocol file changed since it ran");
+    else if (manifest[0] && r.manifest_sha256[0] && strcmp(r.manifest_sha256, manifest))
+        snprintf(why, cap, "the dataset build changed since it ran");
+    else if (method_version && r.method_version[0] && strcmp(r.method_version, method_version))
+        snprintf(why, cap, "method version %s, now %s", r.method_version, method_version);
+    else {
+        lt_fingerprint run;
+        lt_fingerprint_of_record(&r, &run);
+        char fw[256];
+        if (!lt_fingerprint_stale(&run, now, fw, sizeof fw)) return 1;
+        snprintf(why, cap, "stale: %s", fw);
+        return any ? 2 : 0;
+    }
     return 0;
 }

@@ -37,6 +37,18 @@ int lt_fingerprint_stale(const lt_fingerprint *run, const lt_fingerprint *now, c
 #include "lt_leaderboard.h"
 void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f);
 
+/* The skip rule of `reproduce` and `sweep`: whether the finished run whose
+ * result file is result_path can stand for the run this process would make
+ * now. 1: yes. 0: no, why says so ("no result yet", "the last attempt
+ * failed: ...", "the protocol file changed since it ran", "stale: made by
+ * engine ..."). 2: only under any = 1 (--reuse any): ok and made from the
+ * same protocol, dataset and method version, but its engine, tree or
+ * fingerprint differ (why says which). manifest "" skips the dataset check
+ * (a plan made before the dataset was built); method_version NULL skips
+ * the method check. */
+int lt_result_reusable(const char *result_path, const char *proto_sha, const char *manifest,
+                       const char *method_version, const lt_fingerprint *now, int any, char *why, size_t cap);
+
 /* Orders two engine versions "MAJOR.MINOR.PATCH" numerically (-1, 0, 1);
  * "" or text that is not a version sorts before every version. */
 int lt_engine_version_cmp(const char *a, const char *b);

@@ -654,7 +654,9 @@ static int na_cell(const lt_lb_row *r, int m) { return r->n_ok > 0 && (m == LT_M
 static void md_cell(lt_rep_buf *b, const char *s)
 {
     lt_rep_buf_printf(b, " ");
-    for (const char *p = s; *p; p++) lt_rep_buf_printf(b, *p == '|' ? "\\|" : "%c", *p);
+    /* a cell is one line: a failure reason may hold line breaks */
+    for (const char *p = s; *p; p++)
+        lt_rep_buf_printf(b, *p == '|' ? "\\|" : "%c", *p == '\n' || *p == '\r' ? ' ' : *p);
     lt_rep_buf_printf(b, " |");
 }
 
@@ -667,7 +669,7 @@ static void mean_pm(double mean, double std, const char *pm, char *out, size_t c
     else snprintf(out, cap, "%s", m);
 }
 
-static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
+static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n, const lt_run_set *set)
 {
     lt_rep_buf_printf(b,
                       "# Leaderboard\n\n"
@@ -722,6 +724,25 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n)
             lt_rep_buf_printf(b, "\n");
         }
         i = j;
+    }
+    /* the CSV keeps a fixed column list; the reasons of failed seeds are here */
+    int n_failed = 0;
+    for (int k = 0; k < set->n; k++) n_failed += !set->v[k].ok;
+    if (!n_failed) return;
+    lt_rep_buf_printf(b, "\n## Failed runs\n\n| protocol | scale | method | seed | reason |\n"
+                         "|:--|:--|:--|--:|:--|\n");
+    for (int k = 0; k < set->n; k++) {
+        const lt_run_record *r = &set->v[k];
+        if (r->ok) continue;
+        char seed[16];
+        snprintf(seed, sizeof seed, "%d", r->seed);
+        lt_rep_buf_printf(b, "|");
+        md_cell(b, r->protocol);
+        md_cell(b, r->scale);
+        md_cell(b, r->method);
+        md_cell(b, seed);
+        md_cell(b, r->reason);
+        lt_rep_buf_printf(b, "\n");
     }
 }
 
@@ -840,7 +861,7 @@ int lt_leaderboard_update(const lt_lb_opts *o, lt_run_set *set_out, lt_lb_row **
     rc = lt_rep_write(p, &b);
     lt_rep_buf_free(&b);
     if (!rc) {
-        write_md(&b, rows, n);
+        write_md(&b, rows, n, &set);
         snprintf(p, sizeof p, "%s/leaderboard.md", res);
         rc = lt_rep_write(p, &b);
         lt_rep_buf_free(&b);

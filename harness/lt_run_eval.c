@@ -68,7 +68,10 @@ static int post_train(lt_child *c) {
         fb = (lt_feature_bank){c->train.n, c->D, c->C, b.feat, b.logits, c->train.labels, c->counts};
     }
     if (!rc) {
+        c->in_post_train = 1;
+        c->sum->n_report = 0;   /* a re-evaluation reports afresh */
         rc = c->M->post_train(c->st, c->m, want ? &fb : NULL);
+        c->in_post_train = 0;
         if (rc) rc = lt_err_wrap(rc, "method %s: post_train", c->M->name);
     }
     lt_free(b.feat);

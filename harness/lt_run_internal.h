@@ -19,6 +19,7 @@
 struct cJSON;
 
 #define LT_RUN_MAX_STAGES 16
+#define LT_RUN_MAX_REPORT 16   /* values a method reports from post_train */
 #define LT_RUN_PATH 1100
 
 typedef struct {
@@ -69,11 +70,20 @@ typedef struct {
      * re-evaluate a finished run: from then on a failure may replace an "ok"
      * result.json (LT_MSG_MODE; set directly when not forked). */
     int restarted;
+    /* What the method logged (run->log) from post_train: its after-training
+     * measurements (cbn's train-mode against eval-mode accuracy), written
+     * to result.json as "method_report"; a key logged twice keeps the last. */
+    int n_report;
+    char report_key[LT_RUN_MAX_REPORT][64];
+    double report_val[LT_RUN_MAX_REPORT];
 } lt_run_summary;
 
 /* ---- run directory locks (lt_run_lock.c) -------------------------------------------
- * flock(LOCK_EX) on <dir>/.lock, which holds the holder's pid and is emptied
- * on a clean release. */
+ * flock(LOCK_EX) on <dir>/.lock, which holds "<pid> <host>" of the holder and
+ * is emptied on a clean release; its mtime is the holder's heartbeat, for
+ * takers on other hosts (lt_run_lock.c says why). */
+#define LT_LOCK_BEAT_S 60     /* the runner touches its lock at least this often */
+#define LT_LOCK_STALE_S 300   /* a foreign holder silent this long is gone */
 typedef struct {
     int fd;          /* >= 0 while held */
     long holder;     /* busy: the holder's pid; taken: the pid of a holder that ended
@@ -91,6 +101,8 @@ int lt_dir_lock_take(lt_dir_lock *l, const char *dir, int wait, double deadline,
 /* Empties the file and drops the lock; only in the process that took it (a
  * forked child that inherited the descriptor just exits). */
 void lt_dir_lock_release(lt_dir_lock *l);
+/* Touches dir/.lock (the heartbeat): by the holder, while it runs. */
+void lt_dir_lock_beat(const char *dir);
 
 /* A request resolved before forking. */
 typedef struct {
@@ -211,6 +223,7 @@ typedef struct {
     double stage_s[LT_RUN_MAX_STAGES];
     double prev_wall_s;              /* wall time of earlier (interrupted) sessions */
     lt_run_host host;                /* the services' state (lt_run_host.c) */
+    int in_post_train;               /* 1 while the method's post_train runs (run->log reports) */
 } lt_child;
 
 /* The host service table (lt_run_host.c) and its life cycle in the child. */

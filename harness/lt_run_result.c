@@ -135,6 +135,13 @@ int lt_result_write(const lt_run_job *job, const lt_run_summary *s) {
                                                       "T = 1 over them is no probability (see ece_ts)");
     }
 
+    /* the method's own after-training measurements (run->log from post_train) */
+    if (s->n_report > 0) {
+        cJSON *mr = cJSON_AddObjectToObject(r, "method_report");
+        for (int i = 0; i < s->n_report && i < LT_RUN_MAX_REPORT; i++)
+            cJSON_AddNumberToObject(mr, s->report_key[i], s->report_val[i]);
+    }
+
     cJSON *t = cJSON_AddObjectToObject(r, "timings");
     cJSON_AddNumberToObject(t, "total_s", s->total_s);
     cJSON *st = cJSON_AddArrayToObject(t, "stages_s");

@@ -26,8 +26,26 @@ void lt_run_where(lt_child *c, int stage, int epoch) {
     lt_run_send(c->job, LT_MSG_POS, stage, epoch, 0, "");
 }
 
+/* A value logged from post_train also goes into result.json's method_report. */
+static int report(lt_child *c, const char *key, double value) {
+    lt_run_summary *s = c->sum;
+    int i = 0;
+    while (i < s->n_report && strcmp(s->report_key[i], key)) i++;
+    if (i == LT_RUN_MAX_REPORT)
+        return lt_err(LT_EINVAL, "method %s: more than %d values reported from post_train", c->M->name,
+                      LT_RUN_MAX_REPORT);
+    if (strlen(key) >= sizeof s->report_key[0])
+        return lt_err(LT_EINVAL, "method %s: report key '%s' longer than %zu characters", c->M->name, key,
+                      sizeof s->report_key[0] - 1);
+    snprintf(s->report_key[i], sizeof s->report_key[0], "%s", key);
+    s->report_val[i] = value;
+    if (i == s->n_report) s->n_report++;
+    return LT_OK;
+}
+
 static int host_log(void *host, const char *key, double value) {
     lt_child *c = host;
+    if (c->in_post_train && c->sum) LT_TRY(report(c, key, value));
     if (c->ev) return lt_events_num(c->ev, "method", 0, -1, key, value);
     /* before the log opens (a method's init): kept, written when it opens */
     lt_run_host *h = &c->host;
@@ -619,6 +637,7 @@ static const char *sampler_name(lt_sampler_kind k) {
     case LT_SAMPLER_SQRT: return "square_root";
     case LT_SAMPLER_PROGRESSIVE: return "progressive";
     case LT_SAMPLER_WEIGHTS: return "class_weights";
+    case LT_SAMPLER_OVER_UNDER: return "over_under";
     }
     return "unknown";
 }

@@ -262,8 +262,10 @@ static int run_forked(lt_run_job *job, lt_run_summary *sum) {
     int timed_out = 0;
     unsigned char buf[sizeof(lt_run_msg)];
     size_t have = 0;
+    double beat = lt_now_s();
     for (;;) {
-        int ms = -1;
+        /* wake at least once a heartbeat to touch the lock (lt_run_lock.c) */
+        int ms = LT_LOCK_BEAT_S * 1000;
         if (limit > 0) {
             double left = limit - (lt_now_s() - job->t0);
             if (left <= 0) {
@@ -271,7 +273,11 @@ static int run_forked(lt_run_job *job, lt_run_summary *sum) {
                 timed_out = 1;
                 break;
             }
-            ms = (int)(left * 1000) + 1;
+            if (left * 1000 + 1 < ms) ms = (int)(left * 1000) + 1;
+        }
+        if (lt_now_s() - beat >= LT_LOCK_BEAT_S) {
+            lt_dir_lock_beat(job->run_dir);
+            beat = lt_now_s();
         }
         struct pollfd pf = {fds[0], POLLIN, 0};
         int pr = poll(&pf, 1, ms);

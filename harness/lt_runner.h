@@ -25,9 +25,10 @@
  * own watch is the second line.
  *
  * Locking: a run directory is used by one process at a time (flock on
- * <run_dir>/.lock, which holds the runner's pid; the child shares it). A
- * second identical run fails at once with LT_ESTATE, "<dir>: already
- * running (pid N)", touching nothing. The lock of a runner that was killed
+ * <run_dir>/.lock, which holds the runner's "pid host"; the child shares
+ * it; the runner touches it every LT_LOCK_BEAT_S as a heartbeat for other
+ * hosts, lt_run_lock.c). A second identical run fails at once with
+ * LT_ESTATE, "<dir>: already running (pid N) on host H", touching nothing. The lock of a runner that was killed
  * is released by the kernel; the next run takes it over and says whose it
  * was. A method with a shared stage 1 waits for the stage-1 run's lock
  * ("waiting for <dir> (pid N is running it)"; with a time limit, until the

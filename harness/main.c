@@ -8,6 +8,7 @@
 #include "cmd_export.h"
 #include "cmd_report.h"
 #include "cmd_run.h"
+#include "cmd_sweep.h"
 
 static const struct {
     const char *name;
@@ -20,6 +21,7 @@ static const struct {
     {"datasets", lt_cmd_datasets, "dataset states: not fetched / fetched / built, manifest hashes"},
     {"run", lt_cmd_run, "train + evaluate one protocol/scale/method/seed, isolated"},
     {"reproduce", lt_cmd_reproduce, "dataset -> runs (re-using finished ones) -> leaderboard -> figures"},
+    {"sweep", lt_cmd_sweep, "a grid methods x protocols x seeds: -j N local runs or Slurm job arrays"},
     {"leaderboard", lt_cmd_leaderboard, "rebuild results/leaderboard.csv, .md and results/tables/*.tex"},
     {"figures", lt_cmd_figures, "figure data files and gnuplot PNG/PDF into plots/out"},
     {"export", lt_cmd_export, "a finished run's model as safetensors (PyTorch state_dict names)"},

@@ -31,6 +31,7 @@
 #include "cmd_datasets.h"
 #include "cmd_report.h"
 #include "cmd_run.h"
+#include "cmd_sweep.h"
 #include "fixtures_img.h"
 
 static char g_tmp[256];
@@ -252,6 +253,50 @@ static void test_missing_results_root(void **state)
     free(err);
 }
 
+/* sweep: numbers as strict as everywhere, and its own usage errors */
+static void test_sweep_usage(void **state)
+{
+    (void)state;
+    for (int i = 0; BAD_INTEGERS[i]; i++) {
+        char *j[] = {"sweep", "--methods", "ce", "--protocols", "fmnist_lt_r100", "-j", (char *)BAD_INTEGERS[i], NULL};
+        expect_usage(lt_cmd_sweep, j, "sweep", "-j", BAD_INTEGERS[i]);
+        char *t[] = {"sweep", "--threads", (char *)BAD_INTEGERS[i], NULL};
+        expect_usage(lt_cmd_sweep, t, "sweep", "--threads", BAD_INTEGERS[i]);
+    }
+    char *zero[] = {"sweep", "-j", "0", NULL};
+    expect_usage(lt_cmd_sweep, zero, "sweep", "-j", "0");
+    static const struct { const char *a[12]; const char *want; } cases[] = {
+        {{"sweep", "--methods", "ce", NULL}, "--methods and --protocols are required"},
+        {{"sweep", "--methods", "ce", "--protocols", "fmnist_lt_r100", "--scale", "huge", NULL}, "--scale 'huge'"},
+        {{"sweep", "--methods", "ce", "--protocols", "fmnist_lt_r100", "--executor", "pbs", NULL},
+         "--executor 'pbs': expected local or slurm"},
+        {{"sweep", "--methods", "ce", "--protocols", "fmnist_lt_r100", "--partition", "gpu", NULL},
+         "are for --executor slurm"},
+        {{"sweep", "--methods", "ce,nosuch", "--protocols", "fmnist_lt_r100", "--dry-run", NULL},
+         "unknown method 'nosuch'"},
+        {{"sweep", "--methods", "ce", "--protocols", "fmnist_lt_r100", "--seeds", "0,0", "--dry-run", NULL},
+         "--seeds"},
+        {{"sweep", "--methods", "ce", "--protocols", "fmnist_lt_r100", "--reuse", "some", NULL}, "--reuse 'some'"},
+        {{"sweep", "--bogus", "x", NULL}, "unknown option '--bogus'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err;
+        int rc = call(lt_cmd_sweep, (char **)cases[i].a, &err);
+        if (rc != 2 || !strstr(err, cases[i].want))
+            fail_msg("sweep case %zu: exit %d, stderr: %s (want 2 and \"%s\")", i, rc, err, cases[i].want);
+        free(err);
+    }
+    /* a dry run reads protocols and results only */
+    char res[400];
+    snprintf(res, sizeof res, "%s/sweep-dry", g_tmp);
+    char *dry[] = {"sweep", "--methods", "crt", "--protocols", "fmnist_lt_r100", "--seeds", "0", "--scale", "ci",
+                   "--results", res, "--dry-run", NULL};
+    char *err;
+    assert_int_equal(call(lt_cmd_sweep, dry, &err), 0);
+    free(err);
+    assert_int_equal(access(res, F_OK), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_build_numbers_strict),
         cmocka_unit_test(test_disk_full_is_exit_1),
         cmocka_unit_test(test_missing_results_root),
+        cmocka_unit_test(test_sweep_usage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

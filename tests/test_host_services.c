@@ -12,6 +12,8 @@
  *     per-group optimizer factors;
  *   - the toy checks each property inside the run (a broken one fails the
  *     run with a reason) and logs what it saw; the test reads the events;
+ *   - what the toy logs from post_train (and only that) is in result.json's
+ *     method_report, the last value of a key logged twice;
  *   - a killed and resumed toy run equals the uninterrupted one (the module's
  *     parameters and optimizer come back from the checkpoint);
  *   - the teacher service refuses a run that does not exist, and runs of
@@ -239,6 +241,17 @@ static int toy_epoch_end(void *stp, int stage, int epoch, lt_model *m) {
     return LT_OK;
 }
 
+/* After training: a method's own measurements go into result.json's
+ * method_report (the last value of a key logged twice). */
+static int toy_post_train(void *stp, lt_model *m, const lt_feature_bank *fb) {
+    toy_state *st = stp;
+    (void)m;
+    (void)fb;
+    LT_TRY(st->run->log(st->run->host, "toy_post_a", 1.5));
+    LT_TRY(st->run->log(st->run->host, "toy_post_a", 2.5));
+    return st->run->log(st->run->host, "toy_post_b", 7.0);
+}
+
 static void toy_fini(void *stp) {
     toy_state *st = stp;
     free(st->dx);
@@ -250,7 +263,7 @@ static const lt_method toy = {
     .abi = LT_METHOD_ABI, .name = "test_toy", .version = "1", .cite = "none", .fidelity = "reconstructed",
     .defaults = TOY_DEFAULTS, .state_size = sizeof(toy_state), .init = toy_init, .fini = toy_fini,
     .build = toy_build, .stage_begin = toy_stage_begin, .batch_hook = toy_batch_hook, .loss = toy_loss,
-    .epoch_end = toy_epoch_end, .norm_layer = toy_norm,
+    .epoch_end = toy_epoch_end, .post_train = toy_post_train, .norm_layer = toy_norm,
 };
 
 /* ---- the test process ---------------------------------------------------------------- */
@@ -384,6 +397,12 @@ static void test_every_service(void **state) {
     assert_int_equal(lt_json_read(p, &j), LT_OK);
     const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "dataset"), "val_manifest_sha256");
     assert_true(cJSON_IsString(v) && strlen(v->valuestring) == 64);
+    /* post_train's values, and nothing logged before it */
+    const cJSON *mr = cJSON_GetObjectItem(j, "method_report");
+    assert_true(cJSON_IsObject(mr));
+    assert_int_equal(cJSON_GetArraySize(mr), 2);
+    assert_true(cJSON_GetObjectItem(mr, "toy_post_a")->valuedouble == 2.5);
+    assert_true(cJSON_GetObjectItem(mr, "toy_post_b")->valuedouble == 7.0);
     cJSON_Delete(j);
     /* the module is in the final checkpoint */
     snprintf(p, sizeof p, "%s/ckpt_final.ltc", g_toy.run_dir);

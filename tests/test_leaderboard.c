@@ -223,6 +223,9 @@ static void test_markdown(void **state)
     assert_non_null(strstr(md, "| balanced_softmax | paper | 2 | 76.50 ± 2.12 | 85.50 | 71.00 | 62.00 | 6.00 "
                                "| n/a |  |"));
     assert_non_null(strstr(md, "| failed(1/3) |"));
+    /* each failed seed with its reason, below the tables */
+    assert_non_null(strstr(md, "\n## Failed runs\n"));
+    assert_non_null(strstr(md, "| fmnist_lt_r100 | short | balanced_softmax | 2 | loss is NaN in stage 1 epoch 3 |\n"));
     assert_non_null(strstr(md, "| ce | official-code | 1 | 71.23 | 90.00 |"));
     assert_non_null(strstr(md, "| 70.36 | 0.87 | ok |"));
     /* cifar sorts before fmnist */

@@ -300,7 +300,7 @@ static void test_defaults(void **unused) {
     assert_string_equal(M->name, "mbj");
     assert_string_equal(M->fidelity, "reconstructed");
     assert_null(M->stage1_from);
-    assert_int_equal(M->abi, 3);
+    assert_int_equal(M->abi, LT_METHOD_ABI);
     char *d;
     size_t n;
     assert_int_equal(lt_io_read_all("methods/mbj/defaults.json", &d, &n), LT_OK);

@@ -1,0 +1,223 @@
+/* test_method_bcrumb_run.c — bcrumb through the runner on the real
+ * Fashion-MNIST: a run killed after an epoch checkpoint and resumed ends with
+ * the numbers of the uninterrupted run, bit for bit (metrics, per-class
+ * table, Cb's weights), and its result records the bank's size:
+ *   - fmnist_lt_tiny (the runner tests' small copy of fmnist_lt_r100, ci
+ *     scale) with 4 epochs: the deques are full after epoch 2 (q_max = 2),
+ *     so the checkpoint after epoch 3 holds full deques and the resumed
+ *     epoch trains Cb on a bank rebuilt from them;
+ *   - fmnist_lt_r100 at ci scale as committed (2 epochs, the warm-up path:
+ *     q_max = 25), killed after epoch 1.
+ * A binary of its own: the runner forks, and a child forked after OpenMP
+ * work in its parent can hang in libgomp (lt_runner.h). Skips when the
+ * Debian Fashion-MNIST package is absent, and under AddressSanitizer (ci
+ * trainings; the method's code runs instrumented in test_method_bcrumb). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lt.h"
+#include "lt_io.h"
+#include "lt_runner.h"
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define LT_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LT_UNDER_ASAN 1
+#endif
+#endif
+#ifndef LT_UNDER_ASAN
+#define LT_UNDER_ASAN 0
+#endif
+
+static char g_tmp[256];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/ltbench_bcrumb_XXXXXX");
+    return mkdtemp(g_tmp) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (g_tmp[0] && !getenv("LTBENCH_KEEP_TMP")) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+        if (system(cmd) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Skips the case (reason first) where it cannot run. */
+#define SKIP_IF_UNABLE()                                                                  \
+    do {                                                                                  \
+        if (LT_UNDER_ASAN) {                                                              \
+            print_message("skip: bcrumb resume at ci scale not run under AddressSanitizer\n"); \
+            skip();                                                                       \
+        }                                                                                 \
+        if (access(FMNIST, F_OK) != 0) {                                                  \
+            print_message("skip: %s absent\n", FMNIST);                                   \
+            skip();                                                                       \
+        }                                                                                 \
+    } while (0)
+
+static void run_one(const char *proto, const char *root, int kill, lt_run_outcome *o) {
+    lt_run_request r;
+    lt_run_request_default(&r);
+    r.protocol = proto;
+    r.scale = "ci";
+    r.method = "bcrumb";
+    r.seed = 0;
+    r.threads = 2;
+    r.quiet = 1;
+    r.results_root = root;
+    r.kill_after_epoch = kill;
+    assert_int_equal(lt_runner_run(&r, o), LT_OK);
+}
+
+static double report(const lt_run_outcome *o, const char *key) {
+    char p[1300];
+    snprintf(p, sizeof p, "%s/result.json", o->run_dir);
+    char *s;
+    size_t n;
+    assert_int_equal(lt_io_read_all(p, &s, &n), LT_OK);
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    assert_non_null(j);
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "method_report"), key);
+    assert_true(cJSON_IsNumber(v));
+    const double x = v->valuedouble;
+    cJSON_Delete(j);
+    return x;
+}
+
+static void assert_same_file(const lt_run_outcome *a, const lt_run_outcome *b, const char *name) {
+    char pa[1300], pb[1300];
+    snprintf(pa, sizeof pa, "%s/%s", a->run_dir, name);
+    snprintf(pb, sizeof pb, "%s/%s", b->run_dir, name);
+    char *sa, *sb;
+    size_t la, lb;
+    assert_int_equal(lt_io_read_all(pa, &sa, &la), LT_OK);
+    assert_int_equal(lt_io_read_all(pb, &sb, &lb), LT_OK);
+    assert_int_equal(la, lb);
+    assert_memory_equal(sa, sb, la);
+    free(sa);
+    free(sb);
+}
+
+/* Same numbers, same per-class table, same Cb and deques in the final checkpoint. */
+static void assert_resumed_equal(const lt_run_outcome *a, const lt_run_outcome *b) {
+    const double x[] = {a->top1, a->many, a->medium, a->ece, a->macro_f1};
+    const double y[] = {b->top1, b->many, b->medium, b->ece, b->macro_f1};
+    assert_memory_equal(x, y, sizeof x);
+    assert_same_file(a, b, "per_class.csv");
+    char pa[1300], pb[1300];
+    snprintf(pa, sizeof pa, "%s/ckpt_final.ltc", a->run_dir);
+    snprintf(pb, sizeof pb, "%s/ckpt_final.ltc", b->run_dir);
+    lt_ckpt *ca, *cb;
+    assert_int_equal(lt_ckpt_read(&ca, pa), LT_OK);
+    assert_int_equal(lt_ckpt_read(&cb, pb), LT_OK);
+    static const char *const keys[] = {"mod/cb/m/w/cb.weight", "mod/cb/o/optim/s1", "method/hist", "method/mean"};
+    for (int k = 0; k < 4; k++) {
+        const void *da, *db;
+        size_t na, nb;
+        assert_int_equal(lt_ckpt_get(ca, keys[k], &da, &na), LT_OK);
+        assert_int_equal(lt_ckpt_get(cb, keys[k], &db, &nb), LT_OK);
+        assert_int_equal(na, nb);
+        assert_memory_equal(da, db, na);
+    }
+    lt_ckpt_free(ca);
+    lt_ckpt_free(cb);
+    assert_true(report(a, "bcrumb_bank_peak_bytes") == report(b, "bcrumb_bank_peak_bytes"));
+    assert_true(report(a, "bcrumb_bank_peak_bytes") <= report(a, "bcrumb_bank_bound_bytes"));
+}
+
+/* fmnist_lt_tiny with 4 epochs: the bank is in use before and after the kill. */
+static void test_resume_with_bank(void **unused) {
+    (void)unused;
+    SKIP_IF_UNABLE();
+    char *s;
+    size_t n;
+    assert_int_equal(lt_io_read_all("protocols/fmnist_lt_r100.json", &s, &n), LT_OK);
+    cJSON *p = cJSON_Parse(s);
+    free(s);
+    assert_non_null(p);
+    cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString("fmnist_lt_tiny"));
+    cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
+    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(120));
+    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(300));
+    cJSON *s1 = cJSON_GetObjectItem(ci, "stage1");
+    cJSON_ReplaceItemInObject(s1, "batch", cJSON_CreateNumber(64));
+    cJSON_ReplaceItemInObject(s1, "epochs", cJSON_CreateNumber(4));
+    char proto[400];
+    snprintf(proto, sizeof proto, "%s/fmnist_lt_tiny.json", g_tmp);
+    char *text = cJSON_Print(p);
+    cJSON_Delete(p);
+    FILE *f = fopen(proto, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    free(text);
+    char ra[420], rb[420];
+    snprintf(ra, sizeof ra, "%s/tiny_a", g_tmp);
+    snprintf(rb, sizeof rb, "%s/tiny_b", g_tmp);
+    lt_run_outcome a, b;
+    run_one(proto, ra, 0, &a);
+    if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
+    /* the bank trained Cb from epoch 2 (the deques were full after epoch 1) */
+    assert_true(report(&a, "bcrumb_ready_epoch") == 2);
+    run_one(proto, rb, 3, &b);   /* killed after epoch 3's checkpoint (0-based epoch 2, on the bank) */
+    assert_false(b.ok);
+    char ck[1300];
+    snprintf(ck, sizeof ck, "%s/ckpt.ltc", b.run_dir);
+    lt_ckpt *c;
+    assert_int_equal(lt_ckpt_read(&c, ck), LT_OK);
+    int64_t hdr[7];
+    assert_int_equal(lt_ckpt_get_into(c, "method/hdr", hdr, sizeof hdr), LT_OK);
+    lt_ckpt_free(c);
+    print_message("note: checkpoint after epoch 3: ready %lld, first bank epoch %lld, %lld history rows\n",
+                  (long long)hdr[4], (long long)hdr[5], (long long)hdr[6]);
+    assert_true(hdr[4] == 1 && hdr[5] == 2);
+    run_one(proto, rb, 0, &b);   /* resumes */
+    if (!b.ok) fail_msg("resumed run failed: %s", b.reason);
+    assert_resumed_equal(&a, &b);
+    print_message("note: bcrumb tiny top1 %.4f (uninterrupted and resumed)\n", a.top1);
+}
+
+/* fmnist_lt_r100, ci scale as committed: killed after epoch 1 of 2. */
+static void test_resume_ci(void **unused) {
+    (void)unused;
+    SKIP_IF_UNABLE();
+    char ra[420], rb[420];
+    snprintf(ra, sizeof ra, "%s/ci_a", g_tmp);
+    snprintf(rb, sizeof rb, "%s/ci_b", g_tmp);
+    lt_run_outcome a, b;
+    run_one("fmnist_lt_r100", ra, 0, &a);
+    if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
+    assert_true(report(&a, "bcrumb_ready_epoch") == -1);   /* q_max = 25 > 2 epochs */
+    run_one("fmnist_lt_r100", rb, 1, &b);
+    assert_false(b.ok);
+    run_one("fmnist_lt_r100", rb, 0, &b);
+    if (!b.ok) fail_msg("resumed run failed: %s", b.reason);
+    assert_resumed_equal(&a, &b);
+    print_message("note: bcrumb ci top1 %.4f (uninterrupted and resumed)\n", a.top1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resume_with_bank),
+        cmocka_unit_test(test_resume_ci),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
