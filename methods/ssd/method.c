@@ -475,6 +475,18 @@ static int ssd_epoch_end(void *stp, int stage, int epoch, lt_model *m) {
     return LT_OK;
 }
 
+/* Values logged from post_train land in result.json's method_report: the
+ * shuffle-BN split count S and the queue size are recorded with the numbers
+ * (§4.5.1 asks for S). */
+static int ssd_post_train(void *stp, lt_model *m, const lt_feature_bank *fb) {
+    ssd_state *st = stp;
+    (void)m;
+    (void)fb;
+    if (!st->run->log) return LT_OK;
+    LT_TRY(st->run->log(st->run->host, "shuffle_bn_splits", (double)st->S));
+    return st->run->log(st->run->host, "queue_size", (double)st->q.K);
+}
+
 static int ssd_predict(void *stp, const lt_taps *t, float *scores, int *kind) {
     ssd_state *st = stp;
     const float *src = t->logits;
@@ -534,6 +546,7 @@ const lt_method *lt_method_ssd(void) {
         .stage_begin = ssd_stage_begin,
         .loss = ssd_loss,
         .epoch_end = ssd_epoch_end,
+        .post_train = ssd_post_train,
         .predict = ssd_predict,
         .save = ssd_save,
         .load = ssd_load,
