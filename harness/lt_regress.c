@@ -215,6 +215,19 @@ static int rerun(const lt_regress_opts *o, const lt_ref_row *rows, int n)
     return LT_OK;
 }
 
+/* Whether name is one of the comma-separated names in list. */
+static int name_listed(const char *name, const char *list)
+{
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == len && !strncmp(p, name, len)) return 1;
+        p += l;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
 int lt_regress_run(const lt_regress_opts *o, lt_regress_summary *s)
 {
     memset(s, 0, sizeof *s);
@@ -225,6 +238,12 @@ int lt_regress_run(const lt_regress_opts *o, lt_regress_summary *s)
     lt_ref_row *rows = NULL;
     int n = 0;
     LT_TRY(lt_ref_load(path, o->scale, &rows, &n));
+    if (o->exclude_methods) {   /* keep the rows of methods not listed, in order */
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (!name_listed(rows[i].method, o->exclude_methods)) rows[k++] = rows[i];
+        n = k;
+    }
     int rc = o->rerun ? rerun(o, rows, n) : LT_OK;
     lt_run_set set = {0};
     if (!rc) rc = lt_runs_scan(o->results_dir, o->warn, &set);

@@ -55,6 +55,7 @@ typedef struct {
     int rerun;                  /* 1: run every referenced (protocol, method, seed) first */
     int threads;                /* threads of re-runs; 0: the runner's default */
     double time_limit_s;        /* wall-clock limit per re-run; <= 0: none */
+    const char *exclude_methods; /* "a,b": these methods' rows are neither re-run nor compared; NULL: none */
     FILE *out;                  /* the table; NULL: stdout */
     FILE *log;                  /* re-run progress; NULL: quiet */
     FILE *warn;                 /* refused result files, a line each; NULL: not printed */

@@ -139,6 +139,34 @@ static void test_within(void **state)
     assert_int_equal(lt_cmd_regress(7, argv), 0);
 }
 
+/* exclude_methods: the rows of listed methods are neither compared nor
+ * missing (test_regress_ci leaves out the slow ones this way) */
+static void test_exclude_methods(void **state)
+{
+    (void)state;
+    write_ref("protocol,scale,method,metric,expected,tol,why\n"
+              "fmnist_lt_r100,ci,ce,top1,63.00,0.50,ce is there\n"
+              "fmnist_lt_r100,ci,slow_method,top1,50.00,0.50,no run of it: missing unless excluded\n"
+              "fmnist_lt_r100,ci,other,top1,50.00,0.50,no run either\n");
+    lt_regress_summary s;
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    lt_regress_opts o = {.scale = "ci", .results_dir = g_root, .reference_dir = g_ref, .out = out,
+                         .exclude_methods = "other,slow_method"};
+    assert_int_equal(lt_regress_run(&o, &s), LT_OK);
+    fclose(out);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.n_within, 1);
+    assert_int_equal(s.n_missing, 0);
+    o.exclude_methods = "slow";   /* a prefix of a name is not the name */
+    out = tmpfile();
+    o.out = out;
+    assert_int_equal(lt_regress_run(&o, &s), LT_OK);
+    fclose(out);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.n_missing, 2);
+}
+
 static void test_beyond(void **state)
 {
     (void)state;
@@ -286,6 +314,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_within),
+        cmocka_unit_test(test_exclude_methods),
         cmocka_unit_test(test_beyond),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_seed_list),

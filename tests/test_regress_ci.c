@@ -9,6 +9,10 @@
  * already fetched); the dataset build is cached in the data directory
  * ($LTBENCH_DATA, else data/). Runs from the repository root.
  *
+ * Left out here: the methods in SLOW (ssd: its MoCo stage I costs some 20
+ * ce runs at the ci scale), so `make test` stays within its time; their
+ * rows are checked by `make regress-ci`, which .ci/run also runs.
+ *
  * Under AddressSanitizer (`make asan`) the re-runs are skipped: they would
  * take several times longer and test no memory behaviour that test_runner
  * does not already cover. */
@@ -36,6 +40,7 @@
 #endif
 
 #define REFERENCE_DIR "results/reference"
+#define SLOW "ssd"
 
 static void test_ci_numbers(void **state)
 {
@@ -49,7 +54,10 @@ static void test_ci_numbers(void **state)
     lt_ref_row *rows = NULL;
     int n = 0;
     if (lt_ref_load(REFERENCE_DIR "/ci.csv", "ci", &rows, &n) != LT_OK) fail_msg("%s", lt_errmsg());
+    int n_slow = 0;
+    for (int i = 0; i < n; i++) n_slow += !strcmp(rows[i].method, SLOW);
     free(rows);
+    n -= n_slow;
     assert_true(n > 0);
 
     char root[] = "/tmp/lt_regress_ci_XXXXXX";
@@ -59,7 +67,8 @@ static void test_ci_numbers(void **state)
         .results_dir = root,
         .reference_dir = REFERENCE_DIR,
         .rerun = 1,
-        .time_limit_s = 1800,   /* a hung run fails the test instead of the suite hanging */
+        .time_limit_s = 1800,
+        .exclude_methods = SLOW,   /* a hung run fails the test instead of the suite hanging */
         .out = stdout,
         .log = NULL,
     };
