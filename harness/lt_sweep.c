@@ -270,14 +270,14 @@ void lt_sweep_plan_check(lt_sweep_plan *pl)
         const lt_sweep_proto *sp = &pl->protos[r->proto];
         char dir[1100], result[1200];
         if (lt_sweep_run_dir(pl, i, dir, sizeof dir)) {
-            r->state = LT_SW_TODO;
+            r->state = LT_SW_PENDING;
             snprintf(r->why, sizeof r->why, "%s", lt_errmsg());
             continue;
         }
         snprintf(result, sizeof result, "%s/result.json", dir);
         int use = lt_result_reusable(result, sp->p->sha256, sp->manifest, r->m->version, &now, pl->reuse_any,
                                      r->why, sizeof r->why);
-        r->state = use == 1 ? LT_SW_DONE : use == 2 ? LT_SW_DONE_ANY : LT_SW_TODO;
+        r->state = use == 1 ? LT_SW_DONE : use == 2 ? LT_SW_DONE_ANY : LT_SW_PENDING;
         lt_err_clear();
         /* the estimate: past wall times here, else the work in image-epochs */
         const lt_proto_scale *ps;
@@ -304,7 +304,7 @@ static void fmt_s(double s, char *buf, size_t cap)
 void lt_sweep_plan_print(const lt_sweep_plan *pl, FILE *f)
 {
     int todo = 0;
-    for (int i = 0; i < pl->n_runs; i++) todo += pl->runs[i].state == LT_SW_TODO;
+    for (int i = 0; i < pl->n_runs; i++) todo += pl->runs[i].state == LT_SW_PENDING;
     fprintf(f, "sweep plan: %d runs at scale %s in %s/runs (%d to run, %d finished), %d thread%s per run\n",
             pl->n_runs, pl->scale, pl->results, todo, pl->n_runs - todo, pl->threads, pl->threads == 1 ? "" : "s");
     for (int i = 0; i < pl->n_runs; i++) {
@@ -326,7 +326,7 @@ void lt_sweep_plan_print(const lt_sweep_plan *pl, FILE *f)
         int n = 0, timed = 0, untimed = 0;
         for (int i = 0; i < pl->n_runs; i++) {
             const lt_sweep_run *r = &pl->runs[i];
-            if (r->proto != p || r->state != LT_SW_TODO) continue;
+            if (r->proto != p || r->state != LT_SW_PENDING) continue;
             n++;
             if (r->est_s >= 0) {
                 secs += r->est_s;
@@ -413,7 +413,7 @@ int lt_sweep_status(const lt_sweep_plan *pl, FILE *f)
             n_running++;
         } else if (have && o.ok) {
             fprintf(f, "  finished  %s: top-1 %.2f%% (%.0f s)%s%s%s\n", name, 100 * o.top1, o.total_s,
-                    r->state == LT_SW_TODO ? " but not current: " : "", r->state == LT_SW_TODO ? r->why : "", "");
+                    r->state == LT_SW_PENDING ? " but not current: " : "", r->state == LT_SW_PENDING ? r->why : "", "");
             n_ok++;
         } else if (have) {
             fprintf(f, "  failed    %s: %s\n", name, o.reason);

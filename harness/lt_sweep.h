@@ -57,7 +57,7 @@
 int lt_protocol_dataset_build(const lt_protocol *p, const char *scale, const char *data_dir, lt_ds_built *b);
 
 typedef enum {
-    LT_SW_TODO = 0,      /* plan: to run */
+    LT_SW_PENDING = 0,      /* plan: to run */
     LT_SW_DONE,          /* plan: a finished run the skip rule re-uses */
     LT_SW_DONE_ANY,      /* plan: re-used under --reuse any although stale (why says how) */
     LT_SW_RUNNING,       /* local executor states below */
@@ -118,7 +118,7 @@ typedef struct {
  * naming the entry for an unknown method, a bad seed list, an empty or too
  * long list; the protocol loader's errors naming the file. */
 int lt_sweep_plan_make(const lt_sweep_opts *o, lt_sweep_plan *plan);
-/* Applies the skip rule to every run (LT_SW_TODO / DONE / DONE_ANY and why)
+/* Applies the skip rule to every run (LT_SW_PENDING / DONE / DONE_ANY and why)
  * with each protocol's manifest as known so far, and the cost estimates. */
 void lt_sweep_plan_check(lt_sweep_plan *plan);
 void lt_sweep_plan_free(lt_sweep_plan *plan);
@@ -146,7 +146,7 @@ typedef struct {
     double wall_s;
 } lt_sweep_summary;
 
-/* Runs the plan's LT_SW_TODO runs. LT_OK when every run was tried (failed
+/* Runs the plan's LT_SW_PENDING runs. LT_OK when every run was tried (failed
  * ones are counted, not errors) or the sweep was interrupted; LT_EIO when
  * the log directory cannot be made or a child cannot be forked. */
 int lt_sweep_local(lt_sweep_plan *plan, const lt_sweep_local_opts *o, lt_sweep_summary *s);
@@ -162,7 +162,7 @@ typedef struct {
     FILE *log;                             /* NULL: stdout */
 } lt_sweep_slurm_opts;
 
-/* Writes and submits the scripts for the plan's LT_SW_TODO runs; prints
+/* Writes and submits the scripts for the plan's LT_SW_PENDING runs; prints
  * the directory and the job ids. LT_OK with nothing written when nothing is
  * left to run; LT_EIO naming the file or the sbatch command that failed
  * (with sbatch's own message). */

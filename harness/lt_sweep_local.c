@@ -142,7 +142,7 @@ static void skip_dependents(lt_sweep_plan *pl, int failed, lt_sweep_summary *s)
     lt_sweep_run_name(pl, failed, dn, sizeof dn);
     for (int j = 0; j < pl->n_runs; j++) {
         lt_sweep_run *d = &pl->runs[j];
-        if (d->dep != failed || d->state != LT_SW_TODO) continue;
+        if (d->dep != failed || d->state != LT_SW_PENDING) continue;
         char reason[600];
         snprintf(reason, sizeof reason, "%s", pl->runs[failed].why);
         d->state = LT_SW_SKIPPED;
@@ -202,7 +202,7 @@ int lt_sweep_local(lt_sweep_plan *pl, const lt_sweep_local_opts *o, lt_sweep_sum
     snprintf(logs, sizeof logs, "%s/sweep/logs", pl->results);
     if (mkdir_p(logs)) return lt_err(LT_EIO, "mkdir %s: %s", logs, strerror(errno));
     for (int i = 0; i < pl->n_runs; i++) {
-        if (pl->runs[i].state == LT_SW_TODO) s->n_todo++;
+        if (pl->runs[i].state == LT_SW_PENDING) s->n_todo++;
         else s->n_reused++;
         pl->runs[i].pid = 0;
     }
@@ -218,7 +218,7 @@ int lt_sweep_local(lt_sweep_plan *pl, const lt_sweep_local_opts *o, lt_sweep_sum
         /* start what is ready, in plan order (dependencies first) */
         for (int i = 0; i < pl->n_runs && running < jobs && rc == LT_OK; i++) {
             lt_sweep_run *r = &pl->runs[i];
-            if (r->state != LT_SW_TODO) continue;
+            if (r->state != LT_SW_PENDING) continue;
             if (r->dep >= 0) {
                 lt_sweep_state ds = pl->runs[r->dep].state;
                 if (ds != LT_SW_DONE && ds != LT_SW_DONE_ANY && ds != LT_SW_OK && ds != LT_SW_OTHER) continue;
@@ -308,7 +308,7 @@ int lt_sweep_local(lt_sweep_plan *pl, const lt_sweep_local_opts *o, lt_sweep_sum
              * finds the directory free */
             char dir[1100];
             if (!lt_sweep_run_dir(pl, i, dir, sizeof dir)) wait_unlocked(dir, 10);
-            r->state = LT_SW_TODO;
+            r->state = LT_SW_PENDING;
             snprintf(r->why, sizeof r->why, "interrupted: resumes from its last epoch checkpoint");
         }
     } else if (o->stop && *o->stop) {

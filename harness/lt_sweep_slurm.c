@@ -86,7 +86,7 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
 {
     FILE *log = o->log ? o->log : stdout;
     int n_todo = 0;
-    for (int i = 0; i < pl->n_runs; i++) n_todo += pl->runs[i].state == LT_SW_TODO;
+    for (int i = 0; i < pl->n_runs; i++) n_todo += pl->runs[i].state == LT_SW_PENDING;
     if (!n_todo) {
         fprintf(log, "sweep: nothing to submit: all %d runs are finished\n", pl->n_runs);
         return LT_OK;
@@ -97,8 +97,8 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
     if (!lvl) return lt_err(LT_ENOMEM, "sweep: out of memory");
     for (int i = 0; i < pl->n_runs; i++) {
         const lt_sweep_run *r = &pl->runs[i];
-        lvl[i] = r->dep >= 0 && pl->runs[r->dep].state == LT_SW_TODO ? lvl[r->dep] + 1 : 0;
-        if (r->state == LT_SW_TODO && lvl[i] > max_level) max_level = lvl[i];
+        lvl[i] = r->dep >= 0 && pl->runs[r->dep].state == LT_SW_PENDING ? lvl[r->dep] + 1 : 0;
+        if (r->state == LT_SW_PENDING && lvl[i] > max_level) max_level = lvl[i];
     }
     char results[PATH_MAX], cwd[PATH_MAX], exe[PATH_MAX], data[PATH_MAX] = "", dir[PATH_MAX + 200];
     int rc = mkdir_p(pl->results) ? lt_err(LT_EIO, "mkdir %s: %s", pl->results, strerror(errno)) : LT_OK;
@@ -131,7 +131,7 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
     char deps[1024] = "", all[1024] = "";
     for (int L = 0; L <= max_level && !rc; L++) {
         int n = 0;
-        for (int i = 0; i < pl->n_runs; i++) n += pl->runs[i].state == LT_SW_TODO && lvl[i] == L;
+        for (int i = 0; i < pl->n_runs; i++) n += pl->runs[i].state == LT_SW_PENDING && lvl[i] == L;
         if (!n) continue;
         char script[PATH_MAX + 400], name[64], out[PATH_MAX + 400];
         snprintf(script, sizeof script, "%s/level%d.sbatch", dir, L);
@@ -157,7 +157,7 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
                 stamp, L, max_level, exe, results, pl->threads, data);
         for (int i = 0; i < pl->n_runs; i++) {
             const lt_sweep_run *r = &pl->runs[i];
-            if (r->state != LT_SW_TODO || lvl[i] != L) continue;
+            if (r->state != LT_SW_PENDING || lvl[i] != L) continue;
             fprintf(f, "  '%s %s %s %s %llu %s'\n", pfile[r->proto], pl->protos[r->proto].p->name, pl->scale,
                     r->m->name, (unsigned long long)r->seed, r->dep >= 0 ? pl->runs[r->dep].m->name : "-");
         }

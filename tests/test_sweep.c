@@ -170,7 +170,7 @@ static void test_plan_grid_and_order(void **state)
     assert_int_equal(pl.runs[1].dep, 0);
     /* a fresh results root: everything to run, with an estimate of the work */
     lt_sweep_plan_check(&pl);
-    assert_int_equal(pl.runs[0].state, LT_SW_TODO);
+    assert_int_equal(pl.runs[0].state, LT_SW_PENDING);
     assert_string_equal(pl.runs[0].why, "no result yet");
     assert_true(pl.runs[0].image_epochs > 0);
     assert_true(pl.runs[0].est_s < 0);   /* nothing timed before */
@@ -243,18 +243,18 @@ static void test_skip_rule_fixtures(void **state)
     lt_sweep_plan_check(&pl);
     assert_int_equal(pl.runs[find(&pl, "ce", 0)].state, LT_SW_DONE);
     int i = find(&pl, "ce", 1);
-    assert_int_equal(pl.runs[i].state, LT_SW_TODO);
+    assert_int_equal(pl.runs[i].state, LT_SW_PENDING);
     assert_string_equal(pl.runs[i].why, "stale: threads 2, now 1");
     i = find(&pl, "ce", 2);
-    assert_int_equal(pl.runs[i].state, LT_SW_TODO);
+    assert_int_equal(pl.runs[i].state, LT_SW_PENDING);
     assert_non_null(strstr(pl.runs[i].why, "the last attempt failed: crashed"));
     i = find(&pl, "ce", 3);
-    assert_int_equal(pl.runs[i].state, LT_SW_TODO);
+    assert_int_equal(pl.runs[i].state, LT_SW_PENDING);
     assert_string_equal(pl.runs[i].why, "the protocol file changed since it ran");
     i = find(&pl, "crt", 0);
-    assert_int_equal(pl.runs[i].state, LT_SW_TODO);
+    assert_int_equal(pl.runs[i].state, LT_SW_PENDING);
     assert_non_null(strstr(pl.runs[i].why, "method version 0.0-old, now"));
-    assert_int_equal(pl.runs[find(&pl, "crt", 1)].state, LT_SW_TODO);
+    assert_int_equal(pl.runs[find(&pl, "crt", 1)].state, LT_SW_PENDING);
     /* the past wall time of ce here (3.5 s, the ok fixtures) is the estimate */
     assert_true(pl.runs[find(&pl, "ce", 1)].est_s > 3.4 && pl.runs[find(&pl, "ce", 1)].est_s < 3.6);
     lt_sweep_plan_free(&pl);
@@ -264,7 +264,7 @@ static void test_skip_rule_fixtures(void **state)
     lt_sweep_plan_check(&pl);
     i = find(&pl, "ce", 1);
     assert_int_equal(pl.runs[i].state, LT_SW_DONE_ANY);
-    assert_int_equal(pl.runs[find(&pl, "ce", 2)].state, LT_SW_TODO);   /* failed stays failed */
+    assert_int_equal(pl.runs[find(&pl, "ce", 2)].state, LT_SW_PENDING);   /* failed stays failed */
     lt_sweep_plan_free(&pl);
 }
 
