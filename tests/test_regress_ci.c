@@ -9,8 +9,10 @@
  * already fetched); the dataset build is cached in the data directory
  * ($LTBENCH_DATA, else data/). Runs from the repository root.
  *
- * Left out here: the methods in SLOW (ssd: its MoCo stage I costs some 20
- * ce runs at the ci scale), so `make test` stays within its time; their
+ * Left out here: the methods in SLOW (ssd: three stages, a key encoder
+ * forward per step and a teacher forward in stage III, about 3.5 ce runs
+ * at the ci scale: 71 s against ce's 20 s side by side on one loaded
+ * 2-core machine), so `make test` stays within its time; their
  * rows are checked by `make regress-ci`, which .ci/run also runs.
  *
  * Under AddressSanitizer (`make asan`) the re-runs are skipped: they would
