@@ -67,6 +67,19 @@ CUDA_LDLIBS ?= -L$(CUDNN_LIB) -L$(CUBLAS_LIB) -L$(CUDART_LIB) -lcudnn -lcublas -
               -Wl,-rpath,$(CUDNN_LIB) -Wl,-rpath,$(CUBLAS_LIB) -Wl,-rpath,$(CUDART_LIB)
 CUDA_TEST_BIN := $(BUILD)/tests/test_backend_ops
 CUDA_TESTLIB_SRC := tests/gpu/optable.c
+# nvcc without the cuDNN / cuBLAS headers (a bare toolkit): say so and build
+# the CPU targets only, rather than fail the whole build
+ifeq ($(strip $(wildcard $(CUDNN_INC)/cudnn.h)),)
+$(info make: $(NVCC) found but not $(CUDNN_INC)/cudnn.h: the CUDA op library is not built (CUDNN_INC=... to name it))
+NVCC :=
+else ifeq ($(strip $(wildcard $(CUBLAS_INC)/cublas_v2.h)),)
+$(info make: $(NVCC) found but not $(CUBLAS_INC)/cublas_v2.h: the CUDA op library is not built (CUBLAS_INC=... to name it))
+NVCC :=
+endif
+endif
+ifeq ($(strip $(NVCC)),)
+CUDA_LIB :=
+CUDA_TEST_BIN :=
 endif
 
 .PHONY: all deps check-deps test asan bench bench-deps verify-torch clean help lvis-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
