@@ -34,11 +34,60 @@ METHOD_OBJ  := $(call obj,$(METHOD_SRC)) $(BUILD)/methods_table.o
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 LIBS        := $(HARNESS_LIB) $(DATA_LIB) $(ENGINE_LIB)
 
-.PHONY: all deps check-deps test asan bench bench-deps verify-torch clean help lvis-fixture fuzz fuzz-deps fuzz-build fuzz-seeds FORCE
-all: ltbench
+# ---- CUDA op library (issue 19): built only where nvcc is found -----------------
+# engine/cuda/*.cu -> build/libltcuda.a (cuDNN 9 + cuBLAS + own kernels) and the
+# op-table test build/tests/test_backend_ops (tests/gpu/), which make test runs
+# (without a GPU its device cases report SKIPPED). No nvcc (or CUDA=0): nothing
+# here is built and every other target is unchanged. The include / library
+# folders default to nvcc's toolkit; tests/gpu/run.sh points them at PyTorch's
+# pip-wheel cuDNN / cuBLAS on the GPU machine.
+NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+ifeq ($(CUDA),0)
+NVCC :=
+endif
+ifneq ($(strip $(NVCC)),)
+CUDA_HOME  ?= $(patsubst %/bin/,%,$(dir $(NVCC)))
+CUDA_LIBDIR ?= $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
+CUDNN_INC  ?= $(CUDA_HOME)/include
+CUDNN_LIB  ?= $(CUDA_LIBDIR)
+CUBLAS_INC ?= $(CUDA_HOME)/include
+CUBLAS_LIB ?= $(CUDA_LIBDIR)
+CUDART_LIB ?= $(CUDA_LIBDIR)
+# sm_90 machine code (H100 / H200) plus compute_90 PTX for anything newer
+NVCC_ARCH  ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS  ?= -O2 -g
+# --fmad=false: no FMA contraction, as the C side's -ffp-contract=off, so the
+# elementwise kernels compute the CPU's floats bit for bit
+NVCCFLAGS  += -std=c++17 --fmad=false $(NVCC_ARCH) -Werror all-warnings \
+              -Xcompiler -Wall,-Wextra,-Wno-format-truncation \
+              -Iengine -Iengine/cuda -I$(CUDNN_INC) -I$(CUBLAS_INC) -MMD -MP
+CUDA_SRC   := $(sort $(wildcard engine/cuda/*.cu))
+CUDA_LIB   := $(BUILD)/libltcuda.a
+CUDA_LDLIBS ?= -L$(CUDNN_LIB) -L$(CUBLAS_LIB) -L$(CUDART_LIB) -lcudnn -lcublas -lcudart -lstdc++ \
+              -Wl,-rpath,$(CUDNN_LIB) -Wl,-rpath,$(CUBLAS_LIB) -Wl,-rpath,$(CUDART_LIB)
+CUDA_TEST_BIN := $(BUILD)/tests/test_backend_ops
+CUDA_TESTLIB_SRC := tests/gpu/optable.c
+# nvcc without the cuDNN / cuBLAS headers (a bare toolkit): say so and build
+# the CPU targets only, rather than fail the whole build
+ifeq ($(strip $(wildcard $(CUDNN_INC)/cudnn.h)),)
+$(info make: $(NVCC) found but not $(CUDNN_INC)/cudnn.h: the CUDA op library is not built (CUDNN_INC=... to name it))
+NVCC :=
+else ifeq ($(strip $(wildcard $(CUBLAS_INC)/cublas_v2.h)),)
+$(info make: $(NVCC) found but not $(CUBLAS_INC)/cublas_v2.h: the CUDA op library is not built (CUBLAS_INC=... to name it))
+NVCC :=
+endif
+endif
+ifeq ($(strip $(NVCC)),)
+CUDA_LIB :=
+CUDA_TEST_BIN :=
+endif
+
+.PHONY: all deps check-deps test asan bench bench-deps verify-torch clean help lvis-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
+all: ltbench $(CUDA_LIB)
 
 help:
-	@echo "make              build ./ltbench and the libraries"
+	@echo "make              build ./ltbench and the libraries (and build/libltcuda.a where nvcc is found)"
+	@echo "make cuda         the CUDA op library and its op-table test build/tests/test_backend_ops"
 	@echo "make deps         install the Debian packages the project needs"
 	@echo "make test         build and run the CMocka suite (runs deps first if needed)"
 	@echo "make asan         the suite under AddressSanitizer + UBSan"
@@ -96,14 +145,30 @@ $(BUILD)/tests/%: tests/%.c $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(LIBS) $(LDLIBS) -lcmocka
 
+ifneq ($(strip $(NVCC)),)
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+$(CUDA_LIB): $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(CUDA_TEST_BIN): tests/gpu/test_backend_ops.c $(call obj,$(CUDA_TESTLIB_SRC)) $(CUDA_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iengine/cuda -Itests/gpu -o $@ $< $(call obj,$(CUDA_TESTLIB_SRC)) $(CUDA_LIB) $(ENGINE_LIB) \
+	    $(CUDA_LDLIBS) $(LDLIBS) -lcmocka
+cuda: $(CUDA_LIB) $(CUDA_TEST_BIN)
+else
+cuda:
+	@echo "cuda: no nvcc found (NVCC=/path/to/nvcc to name one): nothing to build" >&2; exit 1
+endif
+
 # ltbench is not a prerequisite: `make asan` must never replace ./ltbench
 # with an instrumented build.
 tests-build: $(TEST_BIN)
 
 # The suite: every test binary, then one summary line "N passed, N skipped, N failed".
 test: check-deps
-	@$(MAKE) --no-print-directory tests-build ltbench
-	@tests/run.sh $(TEST_BIN)
+	@$(MAKE) --no-print-directory tests-build ltbench $(CUDA_TEST_BIN)
+	@tests/run.sh $(TEST_BIN) $(CUDA_TEST_BIN)
 
 asan:
 	@$(MAKE) --no-print-directory check-deps

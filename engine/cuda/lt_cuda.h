@@ -1,0 +1,190 @@
+/* lt_cuda.h — the CUDA op library: a device context, device memory, and the
+ * layer kernels of lt_ops.h, the losses and the optimizer steps of lt_loss.h
+ * on device pointers (issue 19, part 1: no model integration yet).
+ *
+ * A plain C header: no CUDA type appears here, so C code that links
+ * build/libltcuda.a needs no CUDA headers. Built only where nvcc is found
+ * (Makefile); cuDNN 9 (its legacy convolution API) does the convolutions,
+ * cuBLAS the linear layers, small CUDA C kernels everything else.
+ *
+ * Semantics are lt_ops.h's, kernel for kernel (the same arguments in the
+ * same order, device pointers instead of host pointers, and the context
+ * first):
+ *  - float32, NCHW, row-major;
+ *  - forward overwrites its output; backward ACCUMULATES (+=) into dx, dw,
+ *    db unless the op's `set` flag asks to overwrite dx; a NULL gradient
+ *    pointer means "not needed" and the work is skipped;
+ *  - every call returns a status (LT_OK == 0) and, on failure, sets the
+ *    engine's message (lt_errmsg()): CUDA, cuDNN and cuBLAS errors become
+ *    LT_EDEVICE, out of memory LT_ENOMEM with the size asked for, bad
+ *    arguments LT_EINVAL / LT_ESHAPE. Nothing aborts.
+ *  - Calls are asynchronous on the context's one stream, except the losses
+ *    (they return the loss value and validate labels on the host side) and
+ *    the copies to the host. lt_cuda_sync waits and reports a failed kernel.
+ *
+ * Math modes: LT_CUDA_FP32 (the default) computes in IEEE float32 with
+ * TF32 tensor cores off in cuDNN and cuBLAS; LT_CUDA_TF32 lets convolutions
+ * and matrix products use TF32 tensor cores (about 3 decimal digits in the
+ * products). Deterministic mode: cuDNN algorithms are chosen by heuristic
+ * (never timed) among the deterministic ones, so the same inputs on the same
+ * GPU and library versions give bit-identical outputs. The library's own
+ * kernels never use atomics in any mode: every reduction (batch-norm
+ * statistics, bias gradients, loss sums) runs in a fixed order, most of
+ * them in double as the CPU kernels do. */
+#ifndef LT_CUDA_H
+#define LT_CUDA_H
+
+/* the engine headers have no extern "C" of their own */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "lt_base.h"
+#include "lt_loss.h"
+#include "lt_ops.h"
+
+typedef struct lt_cuda_ctx lt_cuda_ctx;
+
+typedef enum {
+    LT_CUDA_FP32 = 0,   /* IEEE float32, TF32 off (default) */
+    LT_CUDA_TF32 = 1    /* TF32 tensor cores in convolutions and GEMMs */
+} lt_cuda_math;
+
+/* Number of CUDA devices the driver reports (0 without a driver or device;
+ * never an error). */
+int lt_cuda_device_count(void);
+/* Creates a context on device `device` (0-based): a stream, a cuDNN and a
+ * cuBLAS handle bound to it, the math mode and the deterministic flag.
+ * LT_EDEVICE with a message ("no CUDA device: ...") when there is no
+ * driver, no device or the index is out of range; *out is NULL then. */
+int lt_cuda_create(lt_cuda_ctx **out, int device, lt_cuda_math math, int deterministic);
+void lt_cuda_free_ctx(lt_cuda_ctx *ctx);              /* NULL is fine */
+lt_cuda_math lt_cuda_math_mode(const lt_cuda_ctx *ctx);
+int lt_cuda_deterministic(const lt_cuda_ctx *ctx);
+/* "NVIDIA H200 (sm_90, 132 SMs), CUDA runtime 13000, cuDNN 91900, cuBLAS 130000" */
+const char *lt_cuda_describe(const lt_cuda_ctx *ctx);
+/* The cudaStream_t of the context, as void * (for later CUDA-graph capture). */
+void *lt_cuda_stream(lt_cuda_ctx *ctx);
+
+/* ---- device memory ----------------------------------------------------------
+ * lt_cuda_alloc: *p = device memory of `bytes` (0 bytes gives NULL and LT_OK);
+ * LT_ENOMEM "cuda: out of device memory allocating N bytes (x GiB)" on
+ * failure, with *p = NULL. Copies and memset are ordered on the stream; the
+ * device-to-host copy waits for it. */
+int lt_cuda_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes);
+void lt_cuda_free(lt_cuda_ctx *ctx, void *p);          /* NULL is fine */
+int lt_cuda_memset0(lt_cuda_ctx *ctx, void *p, size_t bytes);
+int lt_cuda_h2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
+int lt_cuda_d2h(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
+int lt_cuda_d2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
+/* Waits for the stream; reports any error a kernel raised (LT_EDEVICE). */
+int lt_cuda_sync(lt_cuda_ctx *ctx);
+
+/* ---- convolution (cuDNN) -----------------------------------------------------
+ * Geometry and weight layout as lt_conv_geom ([co][ci/groups][kh][kw]); b may
+ * be NULL. The algorithms of each (geometry, N) are chosen once and cached
+ * in the context, with their workspace. */
+int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const float *x,
+                           const float *w, const float *b, float *y);
+/* dx (+=, or = when set_dx), dw +=, db += ; each may be NULL. */
+int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const float *x,
+                            const float *w, const float *dy, float *dx, float *dw, float *db,
+                            int set_dx);
+
+/* ---- batch normalisation (lt_bn_* semantics) ----------------------------------
+ * Train forward: batch statistics in double, mean and rstd saved, running
+ * stats updated with the unbiased variance (run_mean / run_var may be NULL);
+ * relu != 0 folds the following ReLU in (lt_bn_forward_train_relu).
+ * gamma / beta may be NULL (1 / 0). */
+int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x,
+                             const float *gamma, const float *beta, float *y, float *mean,
+                             float *rstd, float *run_mean, float *run_var, float momentum,
+                             float eps, int relu);
+int lt_cuda_bn_forward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x,
+                            const float *gamma, const float *beta, const float *run_mean,
+                            const float *run_var, float eps, float *y);
+/* r: the fused ReLU's output (dy is masked by r > 0), NULL for plain BN. */
+int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x,
+                              const float *gamma, const float *mean, const float *rstd,
+                              const float *dy, const float *r, float *dx, float *dgamma,
+                              float *dbeta, int set);
+int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x,
+                             const float *gamma, const float *run_mean, const float *run_var,
+                             float eps, const float *dy, float *dx, float *dgamma, float *dbeta,
+                             int set);
+
+/* ---- elementwise ----------------------------------------------------------------- */
+int lt_cuda_relu_forward(lt_cuda_ctx *ctx, size_t n, const float *x, float *y);
+int lt_cuda_relu_backward(lt_cuda_ctx *ctx, size_t n, const float *y, const float *dy, float *dx,
+                          int set);
+int lt_cuda_add_forward(lt_cuda_ctx *ctx, size_t n, const float *a, const float *b, float *y);
+/* da written before db (they may be the same buffer), as lt_add_backward_x. */
+int lt_cuda_add_backward(lt_cuda_ctx *ctx, size_t n, const float *dy, float *da, int set_a,
+                         float *db, int set_b);
+
+/* ---- pooling ------------------------------------------------------------------------
+ * Max pool: -inf padding, first maximum in row-major window order wins, a
+ * NaN wins and sticks; argmax (int32, index into the input plane) saved.
+ * Backward gathers in the CPU's order (no atomics), so gradients equal the
+ * CPU's bit for bit. */
+int lt_cuda_maxpool_forward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k, int s, int p,
+                            const float *x, float *y, int32_t *argmax);
+int lt_cuda_maxpool_backward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k, int s, int p,
+                             const int32_t *argmax, const float *dy, float *dx);
+int lt_cuda_gap_forward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, float *y);
+int lt_cuda_gap_backward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *dy, float *dx);
+
+/* ---- option-A shortcut ------------------------------------------------------------------ */
+int lt_cuda_shortcut_a_forward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, int Co, int stride,
+                               const float *x, float *y);
+int lt_cuda_shortcut_a_backward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, int Co, int stride,
+                                const float *dy, float *dx);
+
+/* ---- linear (cuBLAS): y[N,out] = x[N,in] W^T + b, W [out][in] ------------------------- */
+int lt_cuda_linear_forward(lt_cuda_ctx *ctx, int N, int in, int out, const float *x,
+                           const float *W, const float *b, float *y);
+int lt_cuda_linear_backward(lt_cuda_ctx *ctx, int N, int in, int out, const float *x,
+                            const float *W, const float *dy, float *dx, float *dW, float *db,
+                            int set_dx);
+/* Cosine classifier (lt_cosine_*): xinv [N], winv [out] saved by forward. */
+int lt_cuda_cosine_forward(lt_cuda_ctx *ctx, int N, int in, int out, const float *x,
+                           const float *W, float scale, float eps, float *y, float *xinv,
+                           float *winv);
+int lt_cuda_cosine_backward(lt_cuda_ctx *ctx, int N, int in, int out, const float *x,
+                            const float *W, float scale, const float *xinv, const float *winv,
+                            const float *y, const float *dy, float *dx, float *dW);
+
+/* ---- losses (lt_loss.h semantics; the loss is the batch mean, returned on
+ * the host in *loss; dlogits overwritten, already divided by N, may be NULL).
+ * labels, offsets, weights, targets are device pointers; offsets / weights
+ * may be NULL. LT_EINVAL for a label outside [0, C), LT_ENUM for a
+ * non-finite logit, offset, weight or loss (dlogits undefined then). These
+ * calls wait for the stream. */
+int lt_cuda_softmax_ce(lt_cuda_ctx *ctx, int N, int C, const float *logits, const int32_t *labels,
+                       const float *offsets, const float *weights, double *loss, float *dlogits);
+int lt_cuda_sigmoid_bce(lt_cuda_ctx *ctx, int N, int C, const float *logits, const float *targets,
+                        const float *offsets, double *loss, float *dlogits);
+
+/* ---- optimizers (lt_optim.c's arithmetic, element by element, in float) ------
+ * mask: device bytes (LT_MASK_FROZEN / LT_MASK_NO_DECAY) or NULL. */
+int lt_cuda_sgd_step(lt_cuda_ctx *ctx, size_t n, float *params, const float *grads, float *mom,
+                     const uint8_t *mask, const lt_sgd_cfg *cfg);
+int lt_cuda_adam_step(lt_cuda_ctx *ctx, size_t n, float *params, const float *grads, float *m,
+                      float *v, const uint8_t *mask, const lt_adam_cfg *cfg, long step);
+/* lt_optim_step's grouped updates: element i uses the rates of group gid[i]
+ * (gid: device bytes, < n_groups <= LT_CUDA_MAX_GROUPS). glr / gwd / gstep
+ * are host arrays of n_groups floats computed as lt_optim_step does. */
+#define LT_CUDA_MAX_GROUPS 16
+int lt_cuda_sgd_step_grouped(lt_cuda_ctx *ctx, size_t n, float *w, const float *g, float *mom,
+                             const uint8_t *mask, const uint8_t *gid, int n_groups,
+                             const float *glr, const float *gwd, float momentum, int nesterov);
+int lt_cuda_adam_step_grouped(lt_cuda_ctx *ctx, size_t n, float *w, const float *g, float *m1,
+                              float *m2, const uint8_t *mask, const uint8_t *gid, int n_groups,
+                              const float *gstep, const float *gwd, float beta1, float beta2,
+                              float eps, float bc2_sqrt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,165 @@
+/* lt_cuda_conv.cu — 2-D convolution through cuDNN 9's legacy convolution API
+ * (cudnnConvolutionForward / BackwardData / BackwardFilter; present in
+ * cuDNN 9, marked deprecated in favour of the graph API).
+ *
+ * Each (geometry, batch) gets a plan, made on first use and kept in the
+ * context: tensor, filter and convolution descriptors (groups through
+ * cudnnSetConvolutionGroupCount, weight layout [co][ci/groups][kh][kw] as
+ * lt_conv_geom) and one algorithm per direction. Algorithms come from the
+ * cuDNN heuristics (cudnnGet*Algorithm_v7: a pure function of the geometry
+ * and the GPU, never a timing race), the first one that
+ *  - is deterministic, in deterministic mode;
+ *  - does not use TF32 tensor cores, in FP32 mode (CUDNN_FMA_MATH, as
+ *    PyTorch does with allow_tf32 off);
+ *  - needs at most LT_CUDA_CONV_WS_CAP bytes of workspace.
+ * The bias add and the bias gradient are the library's own kernels (the
+ * gradient a fixed-order double reduction, no atomics). */
+#include "lt_cuda_impl.h"
+
+#include <stdlib.h>
+
+#define LT_CUDA_CONV_WS_CAP ((size_t)2 << 30)
+
+static int same_geom(const lt_conv_geom *a, const lt_conv_geom *b) {
+    return a->ci == b->ci && a->h == b->h && a->w == b->w && a->co == b->co && a->kh == b->kh && a->kw == b->kw &&
+           a->stride == b->stride && a->pad == b->pad && a->groups == b->groups;
+}
+
+static int math_ok(const lt_cuda_ctx *ctx, cudnnMathType_t m) {
+    if (ctx->math == LT_CUDA_TF32) return 1;
+    return m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
+}
+
+/* Picks from a perf list sorted best-first: FMA math preferred over DEFAULT
+ * in FP32 mode (DEFAULT may allow TF32 on some versions). */
+#define PICK(perf, n, out_algo, out_math, out_ws, what)                                                   \
+    do {                                                                                                  \
+        int best_ = -1;                                                                                   \
+        for (int pass_ = 0; pass_ < 2 && best_ < 0; pass_++)                                              \
+            for (int i_ = 0; i_ < (n) && best_ < 0; i_++) {                                               \
+                if ((perf)[i_].status != CUDNN_STATUS_SUCCESS) continue;                                  \
+                if (ctx->deterministic && (perf)[i_].determinism != CUDNN_DETERMINISTIC) continue;        \
+                if (!math_ok(ctx, (perf)[i_].mathType)) continue;                                         \
+                if (ctx->math == LT_CUDA_FP32 && pass_ == 0 && (perf)[i_].mathType != CUDNN_FMA_MATH)     \
+                    continue;                                                                             \
+                if ((perf)[i_].memory > LT_CUDA_CONV_WS_CAP) continue;                                    \
+                best_ = i_;                                                                               \
+            }                                                                                             \
+        if (best_ < 0)                                                                                    \
+            return lt_err(LT_EDEVICE, "cudnn: no %s%s %s algorithm for conv %dx%d s%d p%d g%d %d->%d %dx%d N=%d", \
+                          ctx->deterministic ? "deterministic " : "", ctx->math == LT_CUDA_TF32 ? "tf32" : "fp32", \
+                          what, g->kh, g->kw, g->stride, g->pad, g->groups, g->ci, g->co, g->h, g->w, N);        \
+        out_algo = (perf)[best_].algo;                                                                    \
+        out_math = (perf)[best_].mathType;                                                                \
+        out_ws = (perf)[best_].memory;                                                                    \
+    } while (0)
+
+static void plan_destroy(struct lt_cuda_conv_plan *p) {
+    if (!p) return;
+    if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
+    if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
+    if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
+    if (p->cd) cudnnDestroyConvolutionDescriptor(p->cd);
+    free(p);
+}
+
+static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_cuda_conv_plan *p) {
+    p->g = *g;
+    p->N = N;
+    LT_DNN(cudnnCreateTensorDescriptor(&p->xd), "create tensor descriptor");
+    LT_DNN(cudnnCreateTensorDescriptor(&p->yd), "create tensor descriptor");
+    LT_DNN(cudnnCreateFilterDescriptor(&p->wd), "create filter descriptor");
+    LT_DNN(cudnnCreateConvolutionDescriptor(&p->cd), "create convolution descriptor");
+    LT_DNN(cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, g->ci, g->h, g->w), "input descriptor");
+    LT_DNN(cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, g->co, g->ho, g->wo), "output descriptor");
+    LT_DNN(cudnnSetFilter4dDescriptor(p->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, g->co, g->ci / g->groups, g->kh, g->kw),
+           "filter descriptor");
+    LT_DNN(cudnnSetConvolution2dDescriptor(p->cd, g->pad, g->pad, g->stride, g->stride, 1, 1, CUDNN_CROSS_CORRELATION,
+                                           CUDNN_DATA_FLOAT),
+           "convolution descriptor");
+    LT_DNN(cudnnSetConvolutionGroupCount(p->cd, g->groups), "group count");
+    LT_DNN(cudnnSetConvolutionMathType(p->cd, ctx->math == LT_CUDA_TF32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH),
+           "math type");
+    int n_out = 0, ho = 0, wo = 0, co = 0;
+    LT_DNN(cudnnGetConvolution2dForwardOutputDim(p->cd, p->xd, p->wd, &n_out, &co, &ho, &wo), "output size");
+    if (n_out != N || co != g->co || ho != g->ho || wo != g->wo)
+        return lt_err(LT_ESHAPE, "cudnn: output %dx%dx%dx%d, geometry says %dx%dx%dx%d", n_out, co, ho, wo, N, g->co,
+                      g->ho, g->wo);
+
+    cudnnConvolutionFwdAlgoPerf_t pf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int n = 0;
+    LT_DNN(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, p->xd, p->wd, p->cd, p->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                  &n, pf),
+           "forward algorithm");
+    PICK(pf, n, p->fwd, p->fwd_math, p->ws_fwd, "forward");
+
+    cudnnConvolutionBwdDataAlgoPerf_t pd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    LT_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->dnn, p->wd, p->yd, p->cd, p->xd,
+                                                       CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, pd),
+           "backward-data algorithm");
+    PICK(pd, n, p->bwd_data, p->bwd_data_math, p->ws_bwd_data, "backward-data");
+
+    cudnnConvolutionBwdFilterAlgoPerf_t pw[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->dnn, p->xd, p->yd, p->cd, p->wd,
+                                                         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, pw),
+           "backward-filter algorithm");
+    PICK(pw, n, p->bwd_filter, p->bwd_filter_math, p->ws_bwd_filter, "backward-filter");
+    return LT_OK;
+}
+
+static int get_plan(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_cuda_conv_plan **out) {
+    if (!g || N <= 0) return lt_err(LT_EINVAL, "cuda conv: NULL geometry or N=%d", N);
+    if (g->groups <= 0 || g->ci % g->groups || g->co % g->groups || g->ho <= 0 || g->wo <= 0)
+        return lt_err(LT_ESHAPE, "cuda conv: geometry not initialised (lt_conv_geom_init)");
+    for (struct lt_cuda_conv_plan *p = ctx->plans; p; p = p->next)
+        if (p->N == N && same_geom(&p->g, g)) { *out = p; return LT_OK; }
+    struct lt_cuda_conv_plan *p = (struct lt_cuda_conv_plan *)calloc(1, sizeof *p);
+    if (!p) return lt_err(LT_ENOMEM, "cuda conv: out of host memory");
+    int rc = plan_build(ctx, g, N, p);
+    if (rc != LT_OK) {
+        plan_destroy(p);
+        return rc;
+    }
+    p->next = ctx->plans;
+    ctx->plans = p;
+    *out = p;
+    return LT_OK;
+}
+
+int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const float *x, const float *w,
+                           const float *b, float *y) {
+    LT_CTX(ctx);
+    struct lt_cuda_conv_plan *p;
+    LT_TRY(get_plan(ctx, g, N, &p));
+    LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_fwd));
+    const float one = 1.0f, zero = 0.0f;
+    LT_DNN(cudnnSetConvolutionMathType(p->cd, p->fwd_math), "math type");
+    LT_DNN(cudnnConvolutionForward(ctx->dnn, &one, p->xd, x, p->wd, w, p->cd, p->fwd, ctx->ws, p->ws_fwd, &zero, p->yd, y),
+           "convolution forward");
+    if (b) LT_TRY(lt_cuda_bias_add(ctx, N, g->co, (size_t)g->ho * g->wo, b, y));
+    return LT_OK;
+}
+
+int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *db, int set_dx) {
+    LT_CTX(ctx);
+    struct lt_cuda_conv_plan *p;
+    LT_TRY(get_plan(ctx, g, N, &p));
+    const float one = 1.0f, zero = 0.0f;
+    if (db) LT_TRY(lt_cuda_bias_grad(ctx, N, g->co, (size_t)g->ho * g->wo, dy, db));
+    if (dw) {
+        LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_bwd_filter));
+        LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");
+        LT_DNN(cudnnConvolutionBackwardFilter(ctx->dnn, &one, p->xd, x, p->yd, dy, p->cd, p->bwd_filter, ctx->ws,
+                                              p->ws_bwd_filter, &one, p->wd, dw),
+               "convolution backward filter");
+    }
+    if (dx) {
+        LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_bwd_data));
+        LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_data_math), "math type");
+        LT_DNN(cudnnConvolutionBackwardData(ctx->dnn, &one, p->wd, w, p->yd, dy, p->cd, p->bwd_data, ctx->ws,
+                                            p->ws_bwd_data, set_dx ? &zero : &one, p->xd, dx),
+               "convolution backward data");
+    }
+    return LT_OK;
+}

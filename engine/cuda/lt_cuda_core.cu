@@ -1,0 +1,198 @@
+/* lt_cuda_core.cu — context, device memory, errors. */
+#include "lt_cuda_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lt_cuda_rt_err(cudaError_t e, const char *what) {
+    if (e == cudaErrorMemoryAllocation)
+        return lt_err(LT_ENOMEM, "cuda: %s: out of device memory (%s)", what, cudaGetErrorString(e));
+    return lt_err(LT_EDEVICE, "cuda: %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+int lt_cuda_dnn_err(cudnnStatus_t s, const char *what) {
+    if (s == CUDNN_STATUS_ALLOC_FAILED)
+        return lt_err(LT_ENOMEM, "cudnn: %s: out of memory (%s)", what, cudnnGetErrorString(s));
+    return lt_err(LT_EDEVICE, "cudnn: %s: %s (status %d)", what, cudnnGetErrorString(s), (int)s);
+}
+
+int lt_cuda_blas_err(cublasStatus_t s, const char *what) {
+    if (s == CUBLAS_STATUS_ALLOC_FAILED)
+        return lt_err(LT_ENOMEM, "cublas: %s: out of memory (%s)", what, cublasGetStatusString(s));
+    return lt_err(LT_EDEVICE, "cublas: %s: %s (status %d)", what, cublasGetStatusString(s), (int)s);
+}
+
+int lt_cuda_launch_check(const char *what) {
+    cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? LT_OK : lt_cuda_rt_err(e, what);
+}
+
+int lt_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();   /* clear the sticky "no driver" state */
+        return 0;
+    }
+    return n;
+}
+
+int lt_cuda_create(lt_cuda_ctx **out, int device, lt_cuda_math math, int deterministic) {
+    if (!out) return lt_err(LT_EINVAL, "cuda: NULL output context");
+    *out = NULL;
+    if (math != LT_CUDA_FP32 && math != LT_CUDA_TF32) return lt_err(LT_EINVAL, "cuda: unknown math mode %d", (int)math);
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return lt_err(LT_EDEVICE, "no CUDA device: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    if (n == 0) return lt_err(LT_EDEVICE, "no CUDA device: the driver reports none");
+    if (device < 0 || device >= n)
+        return lt_err(LT_EDEVICE, "no CUDA device %d: the driver reports %d device%s", device, n, n == 1 ? "" : "s");
+    lt_cuda_ctx *c = (lt_cuda_ctx *)calloc(1, sizeof *c);
+    if (!c) return lt_err(LT_ENOMEM, "cuda: out of host memory for the context");
+    c->device = device;
+    c->math = math;
+    c->deterministic = deterministic != 0;
+    int rc = LT_OK;
+    cudaDeviceProp prop;
+    size_t blas_ver = 0;
+    int rt_ver = 0;
+#define TRY_(x) do { rc = (x); if (rc != LT_OK) goto fail; } while (0)
+    if ((e = cudaSetDevice(device)) != cudaSuccess) { rc = lt_cuda_rt_err(e, "set device"); goto fail; }
+    if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        rc = lt_cuda_rt_err(e, "create stream");
+        goto fail;
+    }
+    {
+        cudnnStatus_t s = cudnnCreate(&c->dnn);
+        if (s != CUDNN_STATUS_SUCCESS) { c->dnn = NULL; rc = lt_cuda_dnn_err(s, "create handle"); goto fail; }
+        if ((s = cudnnSetStream(c->dnn, c->stream)) != CUDNN_STATUS_SUCCESS) { rc = lt_cuda_dnn_err(s, "set stream"); goto fail; }
+    }
+    {
+        cublasStatus_t s = cublasCreate(&c->blas);
+        if (s != CUBLAS_STATUS_SUCCESS) { c->blas = NULL; rc = lt_cuda_blas_err(s, "create handle"); goto fail; }
+        if ((s = cublasSetStream(c->blas, c->stream)) != CUBLAS_STATUS_SUCCESS) { rc = lt_cuda_blas_err(s, "set stream"); goto fail; }
+        /* FP32: no TF32, no reduced-precision reductions; TF32: tensor cores */
+        s = cublasSetMathMode(c->blas, math == LT_CUDA_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
+        if (s != CUBLAS_STATUS_SUCCESS) { rc = lt_cuda_blas_err(s, "set math mode"); goto fail; }
+        /* atomics off: cuBLAS results are then bit-reproducible on one GPU */
+        if ((s = cublasSetAtomicsMode(c->blas, CUBLAS_ATOMICS_NOT_ALLOWED)) != CUBLAS_STATUS_SUCCESS) {
+            rc = lt_cuda_blas_err(s, "set atomics mode");
+            goto fail;
+        }
+        int bv = 0;
+        if (cublasGetVersion(c->blas, &bv) == CUBLAS_STATUS_SUCCESS) blas_ver = (size_t)bv;
+    }
+    TRY_(lt_cuda_alloc(c, &c->small, 256));
+    if ((e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess) { rc = lt_cuda_rt_err(e, "device properties"); goto fail; }
+    rt_ver = 0;
+    cudaRuntimeGetVersion(&rt_ver);
+    snprintf(c->desc, sizeof c->desc, "%s (sm_%d%d, %d SMs), CUDA runtime %d, cuDNN %zu, cuBLAS %zu, %s%s", prop.name,
+             prop.major, prop.minor, prop.multiProcessorCount, rt_ver, cudnnGetVersion(), blas_ver,
+             math == LT_CUDA_TF32 ? "tf32" : "fp32", c->deterministic ? ", deterministic" : "");
+#undef TRY_
+    *out = c;
+    return LT_OK;
+fail:
+    lt_cuda_free_ctx(c);
+    return rc;
+}
+
+void lt_cuda_free_ctx(lt_cuda_ctx *c) {
+    if (!c) return;
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    for (struct lt_cuda_conv_plan *p = c->plans, *nx; p; p = nx) {
+        nx = p->next;
+        cudnnDestroyTensorDescriptor(p->xd);
+        cudnnDestroyTensorDescriptor(p->yd);
+        cudnnDestroyFilterDescriptor(p->wd);
+        cudnnDestroyConvolutionDescriptor(p->cd);
+        free(p);
+    }
+    if (c->ws) cudaFree(c->ws);
+    if (c->small) cudaFree(c->small);
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->dnn) cudnnDestroy(c->dnn);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    (void)cudaGetLastError();
+    free(c);
+}
+
+lt_cuda_math lt_cuda_math_mode(const lt_cuda_ctx *ctx) { return ctx ? ctx->math : LT_CUDA_FP32; }
+int lt_cuda_deterministic(const lt_cuda_ctx *ctx) { return ctx ? ctx->deterministic : 0; }
+const char *lt_cuda_describe(const lt_cuda_ctx *ctx) { return ctx ? ctx->desc : "(no context)"; }
+void *lt_cuda_stream(lt_cuda_ctx *ctx) { return ctx ? (void *)ctx->stream : NULL; }
+
+int lt_cuda_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes) {
+    LT_CTX(ctx);
+    if (!p) return lt_err(LT_EINVAL, "cuda: alloc: NULL output pointer");
+    *p = NULL;
+    if (bytes == 0) return LT_OK;
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        (void)cudaGetLastError();   /* an allocation failure is not sticky: clear it */
+        if (e == cudaErrorMemoryAllocation)
+            return lt_err(LT_ENOMEM, "cuda: out of device memory allocating %zu bytes (%.2f GiB)", bytes,
+                          (double)bytes / (1024.0 * 1024.0 * 1024.0));
+        return lt_cuda_rt_err(e, "cudaMalloc");
+    }
+    return LT_OK;
+}
+
+void lt_cuda_free(lt_cuda_ctx *ctx, void *p) {
+    (void)ctx;
+    if (p) cudaFree(p);
+}
+
+int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {
+    if (bytes <= ctx->ws_bytes) return LT_OK;
+    LT_CU(cudaStreamSynchronize(ctx->stream), "workspace: sync");
+    if (ctx->ws) cudaFree(ctx->ws);
+    ctx->ws = NULL;
+    ctx->ws_bytes = 0;
+    size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes;
+    int rc = lt_cuda_alloc(ctx, &ctx->ws, want);
+    if (rc != LT_OK) return lt_err_wrap(rc, "workspace");
+    ctx->ws_bytes = want;
+    return LT_OK;
+}
+
+int lt_cuda_memset0(lt_cuda_ctx *ctx, void *p, size_t bytes) {
+    LT_CTX(ctx);
+    if (!bytes) return LT_OK;
+    LT_CU(cudaMemsetAsync(p, 0, bytes, ctx->stream), "memset");
+    return LT_OK;
+}
+
+int lt_cuda_h2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    LT_CTX(ctx);
+    if (!bytes) return LT_OK;
+    /* pageable host memory: the copy is staged, src may be reused at return */
+    LT_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx->stream), "copy host to device");
+    LT_CU(cudaStreamSynchronize(ctx->stream), "copy host to device");
+    return LT_OK;
+}
+
+int lt_cuda_d2h(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    LT_CTX(ctx);
+    if (!bytes) return LT_OK;
+    LT_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream), "copy device to host");
+    LT_CU(cudaStreamSynchronize(ctx->stream), "copy device to host");
+    return LT_OK;
+}
+
+int lt_cuda_d2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    LT_CTX(ctx);
+    if (!bytes) return LT_OK;
+    LT_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx->stream), "copy device to device");
+    return LT_OK;
+}
+
+int lt_cuda_sync(lt_cuda_ctx *ctx) {
+    LT_CTX(ctx);
+    LT_CU(cudaStreamSynchronize(ctx->stream), "sync");
+    return lt_cuda_launch_check("sync");
+}

@@ -1,0 +1,70 @@
+/* lt_cuda_impl.h — the context struct and helpers shared by the lt_cuda_*.cu
+ * files (CUDA C++; never included from C). */
+#ifndef LT_CUDA_IMPL_H
+#define LT_CUDA_IMPL_H
+
+#include "lt_cuda.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+/* One cached convolution: descriptors and algorithms of a (geometry, N). */
+struct lt_cuda_conv_plan {
+    lt_conv_geom g;
+    int N;
+    cudnnTensorDescriptor_t xd, yd;
+    cudnnFilterDescriptor_t wd;
+    cudnnConvolutionDescriptor_t cd;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    cudnnMathType_t fwd_math, bwd_data_math, bwd_filter_math;
+    size_t ws_fwd, ws_bwd_data, ws_bwd_filter;
+    struct lt_cuda_conv_plan *next;
+};
+
+struct lt_cuda_ctx {
+    int device;
+    lt_cuda_math math;
+    int deterministic;
+    cudaStream_t stream;
+    cudnnHandle_t dnn;
+    cublasHandle_t blas;
+    void *ws;          /* workspace (cuDNN, scratch of the own kernels) */
+    size_t ws_bytes;
+    void *small;       /* a few bytes for loss values and status words */
+    struct lt_cuda_conv_plan *plans;
+    char desc[512];
+};
+
+/* Status helpers: each turns a failed call into the engine's error. */
+int lt_cuda_rt_err(cudaError_t e, const char *what);
+int lt_cuda_dnn_err(cudnnStatus_t s, const char *what);
+int lt_cuda_blas_err(cublasStatus_t s, const char *what);
+/* The error of the last launch (cudaGetLastError). */
+int lt_cuda_launch_check(const char *what);
+/* Grows the context's workspace to at least `bytes` (waits for the stream
+ * before freeing the old one). */
+int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes);
+
+/* Kernels other files call (lt_cuda_ops.cu): y[n][c][p] += b[c]; and
+ * db[c] += sum over n, p of dy[n][c][p] (double, fixed order). */
+int lt_cuda_bias_add(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *b, float *y);
+int lt_cuda_bias_grad(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *dy, float *db);
+
+#define LT_CU(call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return lt_cuda_rt_err(e_, what); } while (0)
+#define LT_DNN(call, what) do { cudnnStatus_t s_ = (call); if (s_ != CUDNN_STATUS_SUCCESS) return lt_cuda_dnn_err(s_, what); } while (0)
+#define LT_BLAS(call, what) do { cublasStatus_t s_ = (call); if (s_ != CUBLAS_STATUS_SUCCESS) return lt_cuda_blas_err(s_, what); } while (0)
+#define LT_CTX(ctx) do { if (!(ctx)) return lt_err(LT_EINVAL, "cuda: NULL context"); } while (0)
+
+/* Grid of 1-D elementwise launches: enough blocks for n, capped (the
+ * kernels stride over the rest). */
+static inline unsigned lt_cuda_blocks(size_t n, unsigned threads) {
+    size_t b = (n + threads - 1) / threads;
+    if (b < 1) b = 1;
+    if (b > 65535u * 8u) b = 65535u * 8u;
+    return (unsigned)b;
+}
+
+#endif

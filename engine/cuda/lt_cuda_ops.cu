@@ -1,0 +1,497 @@
+/* lt_cuda_ops.cu — batch norm, elementwise ops, pooling, the option-A
+ * shortcut and the conv bias kernels, in CUDA C.
+ *
+ * The arithmetic of each element is the CPU kernel's (engine/lt_bn.c,
+ * lt_elementwise.c, lt_pool.c, lt_shortcut.c), in the same order of float
+ * operations; the library is built with --fmad=false so that nvcc does not
+ * contract a*b+c into an FMA (the engine's C is built with
+ * -ffp-contract=off for the same reason). Elementwise results therefore
+ * equal the CPU's bit for bit; reductions differ in summation order only.
+ *
+ * Reductions: one thread block per channel; thread t sums a fixed subset of
+ * the elements in a fixed order (image by image, p = t, t + T, ...) in
+ * double, then the block adds the partial sums as a fixed binary tree. No
+ * atomics anywhere, so the results are the same run to run in any mode. */
+#include "lt_cuda_impl.h"
+
+#include <math.h>
+
+#define RT 256   /* threads of the per-channel reduction blocks (power of two) */
+#define ET 256   /* threads of the elementwise kernels */
+
+/* Sum of v over the block, a fixed tree; every thread gets the result. */
+__device__ static double block_sum(double v, double *sh) {
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = RT / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+static inline int launch_ok(const char *what) { return lt_cuda_launch_check(what); }
+
+/* ---- conv bias ------------------------------------------------------------------ */
+__global__ static void k_bias_add(size_t total, int C, size_t P, const float *b, float *y) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const int c = (int)((i / P) % C);
+        y[i] = y[i] + b[c];
+    }
+}
+
+int lt_cuda_bias_add(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *b, float *y) {
+    const size_t total = (size_t)N * C * P;
+    if (!total) return LT_OK;
+    k_bias_add<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(total, C, P, b, y);
+    return launch_ok("bias add");
+}
+
+__global__ static void k_bias_grad(int N, int C, size_t P, const float *dy, float *db) {
+    __shared__ double sh[RT];
+    const int c = blockIdx.x;
+    double s = 0;
+    for (int n = 0; n < N; n++) {
+        const float *d = dy + ((size_t)n * C + c) * P;
+        for (size_t p = threadIdx.x; p < P; p += RT) s += d[p];
+    }
+    s = block_sum(s, sh);
+    if (threadIdx.x == 0) db[c] += (float)s;
+}
+
+int lt_cuda_bias_grad(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *dy, float *db) {
+    if (!db || C <= 0) return LT_OK;
+    k_bias_grad<<<C, RT, 0, ctx->stream>>>(N, C, P, dy, db);
+    return launch_ok("bias gradient");
+}
+
+/* ---- batch norm ----------------------------------------------------------------- */
+__device__ static inline float bn_affine(float v, float mu, float a, float b) { return (v - mu) * a + b; }
+__device__ static inline float relu1(float v) { return v > 0.0f ? v : 0.0f; }
+__device__ static inline float relu_masked(float dy, float r) { return r > 0.0f ? dy : 0.0f; }
+
+__global__ static void k_bn_fwd_train(int N, int C, int HW, const float *x, const float *gamma, const float *beta,
+                                      float *y, float *mean, float *rstd, float *run_mean, float *run_var,
+                                      float momentum, float eps, int relu) {
+    __shared__ double sh[RT];
+    __shared__ float coef[3];
+    const int c = blockIdx.x;
+    const size_t CHW = (size_t)C * HW, M = (size_t)N * HW;
+    const float *xc = x + (size_t)c * HW;
+    const double K = xc[0];
+    double s1 = 0, s2 = 0;
+    for (int n = 0; n < N; n++) {
+        const float *xp = xc + (size_t)n * CHW;
+        for (int p = threadIdx.x; p < HW; p += RT) {
+            const double d = (double)xp[p] - K;
+            s1 += d;
+            s2 += d * d;
+        }
+    }
+    s1 = block_sum(s1, sh);
+    s2 = block_sum(s2, sh);
+    if (threadIdx.x == 0) {
+        const double mu = K + s1 / (double)M;
+        double ss = s2 - s1 * (s1 / (double)M);
+        if (ss < 0) ss = 0;
+        const double var = ss / (double)M;
+        const double rs = 1.0 / sqrt(var + (double)eps);
+        mean[c] = (float)mu;
+        rstd[c] = (float)rs;
+        if (run_mean && run_var) {
+            const double unb = M > 1 ? ss / (double)(M - 1) : var;
+            run_mean[c] = (float)((1.0 - momentum) * run_mean[c] + momentum * mu);
+            run_var[c] = (float)((1.0 - momentum) * run_var[c] + momentum * unb);
+        }
+        coef[0] = (float)mu;
+        coef[1] = (float)((gamma ? gamma[c] : 1.0f) * rs);
+        coef[2] = beta ? beta[c] : 0.0f;
+    }
+    __syncthreads();
+    const float fmu = coef[0], a = coef[1], bb = coef[2];
+    for (int n = 0; n < N; n++) {
+        const float *xp = xc + (size_t)n * CHW;
+        float *yp = y + (size_t)c * HW + (size_t)n * CHW;
+        for (int p = threadIdx.x; p < HW; p += RT) {
+            const float v = bn_affine(xp[p], fmu, a, bb);
+            yp[p] = relu ? relu1(v) : v;
+        }
+    }
+}
+
+static int bn_args(int N, int C, int HW, const void *x, const void *y) {
+    if (N <= 0 || C <= 0 || HW <= 0) return lt_err(LT_ESHAPE, "cuda bn: N=%d C=%d HW=%d must be positive", N, C, HW);
+    if (!x || !y) return lt_err(LT_EINVAL, "cuda bn: NULL tensor");
+    return LT_OK;
+}
+
+int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, const float *gamma,
+                             const float *beta, float *y, float *mean, float *rstd, float *run_mean, float *run_var,
+                             float momentum, float eps, int relu) {
+    LT_CTX(ctx);
+    LT_TRY(bn_args(N, C, HW, x, y));
+    if (!mean || !rstd) return lt_err(LT_EINVAL, "cuda bn: NULL mean / rstd");
+    k_bn_fwd_train<<<C, RT, 0, ctx->stream>>>(N, C, HW, x, gamma, beta, y, mean, rstd, run_mean, run_var, momentum,
+                                               eps, relu);
+    return launch_ok("bn forward (train)");
+}
+
+__device__ static inline void eval_coeff(int c, const float *gamma, const float *beta, const float *run_mean,
+                                         const float *run_var, float eps, float *mu, float *a, float *b) {
+    const double rs = 1.0 / sqrt((double)run_var[c] + (double)eps);
+    *a = (float)((gamma ? gamma[c] : 1.0f) * rs);
+    *b = beta ? beta[c] : 0.0f;
+    *mu = run_mean[c];
+}
+
+__global__ static void k_bn_fwd_eval(size_t total, int C, int HW, const float *x, const float *gamma,
+                                     const float *beta, const float *run_mean, const float *run_var, float eps,
+                                     float *y) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const int c = (int)((i / HW) % C);
+        float mu, a, b;
+        eval_coeff(c, gamma, beta, run_mean, run_var, eps, &mu, &a, &b);
+        y[i] = bn_affine(x[i], mu, a, b);
+    }
+}
+
+int lt_cuda_bn_forward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, const float *gamma,
+                            const float *beta, const float *run_mean, const float *run_var, float eps, float *y) {
+    LT_CTX(ctx);
+    LT_TRY(bn_args(N, C, HW, x, y));
+    if (!run_mean || !run_var) return lt_err(LT_EINVAL, "cuda bn: NULL running statistics");
+    const size_t total = (size_t)N * C * HW;
+    k_bn_fwd_eval<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(total, C, HW, x, gamma, beta, run_mean, run_var,
+                                                                     eps, y);
+    return launch_ok("bn forward (eval)");
+}
+
+/* Per channel: s1 = sum(w), s2 = sum(w * (x - K)), w = dy masked by r. */
+__device__ static void chan_wsums(int N, int C, int HW, int c, const float *x, const float *dy, const float *r,
+                                  double K, double *sh, double *o1, double *o2) {
+    const size_t CHW = (size_t)C * HW;
+    double s1 = 0, s2 = 0;
+    for (int n = 0; n < N; n++) {
+        const size_t off = (size_t)n * CHW + (size_t)c * HW;
+        for (int p = threadIdx.x; p < HW; p += RT) {
+            const float w = r ? relu_masked(dy[off + p], r[off + p]) : dy[off + p];
+            s1 += w;
+            s2 += (double)w * ((double)x[off + p] - K);
+        }
+    }
+    *o1 = block_sum(s1, sh);
+    *o2 = block_sum(s2, sh);
+}
+
+__global__ static void k_bn_bwd_train(int N, int C, int HW, const float *x, const float *gamma, const float *mean,
+                                      const float *rstd, const float *dy, const float *r, float *dx, float *dgamma,
+                                      float *dbeta, int set) {
+    __shared__ double sh[RT];
+    const int c = blockIdx.x;
+    const size_t M = (size_t)N * HW, CHW = (size_t)C * HW;
+    const double mu = mean[c], rs = rstd[c];
+    double sdy, sdxm;
+    chan_wsums(N, C, HW, c, x, dy, r, mu, sh, &sdy, &sdxm);
+    const double sdyx = sdxm * rs;
+    if (threadIdx.x == 0) {
+        if (dgamma) dgamma[c] += (float)sdyx;
+        if (dbeta) dbeta[c] += (float)sdy;
+    }
+    if (!dx) return;
+    const double gm = gamma ? gamma[c] : 1.0;
+    const float k = (float)(gm * rs);
+    const float kx = (float)(-gm * rs * sdyx / (double)M);
+    const float k0 = (float)(-gm * rs * sdy / (double)M);
+    const float fmu = (float)mu, frs = (float)rs;
+    for (int n = 0; n < N; n++) {
+        const size_t off = (size_t)n * CHW + (size_t)c * HW;
+        for (int p = threadIdx.x; p < HW; p += RT) {
+            const float d = r ? relu_masked(dy[off + p], r[off + p]) : dy[off + p];
+            const float v = k * d + kx * ((x[off + p] - fmu) * frs) + k0;
+            if (set) dx[off + p] = v;
+            else dx[off + p] += v;
+        }
+    }
+}
+
+int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, const float *gamma,
+                              const float *mean, const float *rstd, const float *dy, const float *r, float *dx,
+                              float *dgamma, float *dbeta, int set) {
+    LT_CTX(ctx);
+    LT_TRY(bn_args(N, C, HW, x, dy));
+    if (!mean || !rstd) return lt_err(LT_EINVAL, "cuda bn: NULL mean / rstd");
+    if (!dx && !dgamma && !dbeta) return LT_OK;
+    k_bn_bwd_train<<<C, RT, 0, ctx->stream>>>(N, C, HW, x, gamma, mean, rstd, dy, r, dx, dgamma, dbeta, set);
+    return launch_ok("bn backward (train)");
+}
+
+__global__ static void k_bn_bwd_eval_params(int N, int C, int HW, const float *x, const float *run_mean,
+                                            const float *run_var, float eps, const float *dy, float *dgamma,
+                                            float *dbeta) {
+    __shared__ double sh[RT];
+    const int c = blockIdx.x;
+    const double mu = run_mean[c];
+    const double rs = 1.0 / sqrt((double)run_var[c] + (double)eps);
+    double sdy, sdxm;
+    chan_wsums(N, C, HW, c, x, dy, NULL, mu, sh, &sdy, &sdxm);
+    if (threadIdx.x == 0) {
+        if (dgamma) dgamma[c] += (float)(sdxm * rs);
+        if (dbeta) dbeta[c] += (float)sdy;
+    }
+}
+
+__global__ static void k_bn_bwd_eval_dx(size_t total, int C, int HW, const float *gamma, const float *run_var,
+                                        float eps, const float *dy, float *dx, int set) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const int c = (int)((i / HW) % C);
+        const double rs = 1.0 / sqrt((double)run_var[c] + (double)eps);
+        const float a = (float)((gamma ? gamma[c] : 1.0f) * rs);
+        if (set) dx[i] = a * dy[i];
+        else dx[i] += a * dy[i];
+    }
+}
+
+int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, const float *gamma,
+                             const float *run_mean, const float *run_var, float eps, const float *dy, float *dx,
+                             float *dgamma, float *dbeta, int set) {
+    LT_CTX(ctx);
+    LT_TRY(bn_args(N, C, HW, x, dy));
+    if (!run_mean || !run_var) return lt_err(LT_EINVAL, "cuda bn: NULL running statistics");
+    if (dgamma || dbeta) {
+        k_bn_bwd_eval_params<<<C, RT, 0, ctx->stream>>>(N, C, HW, x, run_mean, run_var, eps, dy, dgamma, dbeta);
+        LT_TRY(launch_ok("bn backward (eval, parameters)"));
+    }
+    if (dx) {
+        const size_t total = (size_t)N * C * HW;
+        k_bn_bwd_eval_dx<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(total, C, HW, gamma, run_var, eps, dy, dx,
+                                                                            set);
+        LT_TRY(launch_ok("bn backward (eval)"));
+    }
+    return LT_OK;
+}
+
+/* ---- elementwise ---------------------------------------------------------------- */
+#define GRID_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+__global__ static void k_relu_fwd(size_t n, const float *x, float *y) { GRID_LOOP(i, n) y[i] = relu1(x[i]); }
+__global__ static void k_relu_bwd(size_t n, const float *y, const float *dy, float *dx, int set) {
+    GRID_LOOP(i, n) {
+        const float g = y[i] > 0.0f ? dy[i] : 0.0f;
+        if (set) dx[i] = g;
+        else dx[i] += g;
+    }
+}
+__global__ static void k_add_fwd(size_t n, const float *a, const float *b, float *y) { GRID_LOOP(i, n) y[i] = a[i] + b[i]; }
+__global__ static void k_acc(size_t n, const float *dy, float *d, int set) {
+    GRID_LOOP(i, n) {
+        if (set) d[i] = dy[i];
+        else d[i] += dy[i];
+    }
+}
+
+int lt_cuda_relu_forward(lt_cuda_ctx *ctx, size_t n, const float *x, float *y) {
+    LT_CTX(ctx);
+    if (!n) return LT_OK;
+    k_relu_fwd<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, x, y);
+    return launch_ok("relu forward");
+}
+
+int lt_cuda_relu_backward(lt_cuda_ctx *ctx, size_t n, const float *y, const float *dy, float *dx, int set) {
+    LT_CTX(ctx);
+    if (!n || !dx) return LT_OK;
+    k_relu_bwd<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, y, dy, dx, set);
+    return launch_ok("relu backward");
+}
+
+int lt_cuda_add_forward(lt_cuda_ctx *ctx, size_t n, const float *a, const float *b, float *y) {
+    LT_CTX(ctx);
+    if (!n) return LT_OK;
+    k_add_fwd<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, a, b, y);
+    return launch_ok("add forward");
+}
+
+int lt_cuda_add_backward(lt_cuda_ctx *ctx, size_t n, const float *dy, float *da, int set_a, float *db, int set_b) {
+    LT_CTX(ctx);
+    if (!n) return LT_OK;
+    if (da) {
+        k_acc<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, dy, da, set_a);
+        LT_TRY(launch_ok("add backward"));
+    }
+    if (db) {
+        /* same buffer as da: the second contribution accumulates (CPU: dy + dy) */
+        k_acc<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, dy, db, set_b && db != da);
+        LT_TRY(launch_ok("add backward"));
+    }
+    return LT_OK;
+}
+
+/* ---- pooling -------------------------------------------------------------------- */
+__global__ static void k_maxpool_fwd(long planes, int H, int W, int k, int s, int p, int ho, int wo, const float *x,
+                                     float *y, int32_t *argmax) {
+    const size_t P = (size_t)ho * wo, HW = (size_t)H * W;
+    GRID_LOOP(i, (size_t)planes * P) {
+        const size_t pl = i / P, q = i % P;
+        const int oh = (int)(q / wo), ow = (int)(q % wo);
+        const float *xp = x + pl * HW;
+        const int h0 = oh * s - p, w0 = ow * s - p;
+        const int hlo = h0 < 0 ? 0 : h0, hhi = h0 + k > H ? H : h0 + k;
+        const int wlo = w0 < 0 ? 0 : w0, whi = w0 + k > W ? W : w0 + k;
+        float best = -INFINITY;
+        int32_t bi = -1;
+        for (int ih = hlo; ih < hhi; ih++)
+            for (int iw = wlo; iw < whi; iw++) {
+                const float v = xp[(size_t)ih * W + iw];
+                if (bi < 0 || v > best || isnan(v)) {
+                    if (bi >= 0 && isnan(best)) continue;
+                    best = v;
+                    bi = (int32_t)(ih * W + iw);
+                }
+            }
+        y[i] = best;
+        argmax[i] = bi;
+    }
+}
+
+/* Each input element gathers the gradients of the windows whose argmax it
+ * is, in ascending output order: the CPU's scatter order, so equal sums. */
+__global__ static void k_maxpool_bwd(long planes, int H, int W, int k, int s, int p, int ho, int wo,
+                                     const int32_t *argmax, const float *dy, float *dx) {
+    const size_t P = (size_t)ho * wo, HW = (size_t)H * W;
+    GRID_LOOP(i, (size_t)planes * HW) {
+        const size_t pl = i / HW;
+        const int idx = (int)(i % HW), ih = idx / W, iw = idx % W;
+        const int nh = ih + p - k + 1, nw = iw + p - k + 1;
+        const int oh0 = nh <= 0 ? 0 : (nh + s - 1) / s, ow0 = nw <= 0 ? 0 : (nw + s - 1) / s;
+        int oh1 = (ih + p) / s, ow1 = (iw + p) / s;
+        if (oh1 > ho - 1) oh1 = ho - 1;
+        if (ow1 > wo - 1) ow1 = wo - 1;
+        const int32_t *ap = argmax + pl * P;
+        const float *dp = dy + pl * P;
+        float acc = dx[i];
+        int hit = 0;
+        for (int oh = oh0; oh <= oh1; oh++)
+            for (int ow = ow0; ow <= ow1; ow++) {
+                const size_t q = (size_t)oh * wo + ow;
+                if (ap[q] == idx) {
+                    acc += dp[q];
+                    hit = 1;
+                }
+            }
+        if (hit) dx[i] = acc;
+    }
+}
+
+int lt_cuda_maxpool_forward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k, int s, int p, const float *x,
+                            float *y, int32_t *argmax) {
+    LT_CTX(ctx);
+    if (N <= 0 || C <= 0 || k <= 0 || s <= 0 || p < 0 || H + 2 * p < k || W + 2 * p < k)
+        return lt_err(LT_ESHAPE, "cuda maxpool: bad shape N=%d C=%d %dx%d k=%d s=%d p=%d", N, C, H, W, k, s, p);
+    const int ho = (H + 2 * p - k) / s + 1, wo = (W + 2 * p - k) / s + 1;
+    const size_t total = (size_t)N * C * ho * wo;
+    k_maxpool_fwd<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>((long)N * C, H, W, k, s, p, ho, wo, x, y, argmax);
+    return launch_ok("maxpool forward");
+}
+
+int lt_cuda_maxpool_backward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k, int s, int p, const int32_t *argmax,
+                             const float *dy, float *dx) {
+    LT_CTX(ctx);
+    if (!dx) return LT_OK;
+    if (N <= 0 || C <= 0 || k <= 0 || s <= 0 || p < 0 || H + 2 * p < k || W + 2 * p < k)
+        return lt_err(LT_ESHAPE, "cuda maxpool: bad shape N=%d C=%d %dx%d k=%d s=%d p=%d", N, C, H, W, k, s, p);
+    const int ho = (H + 2 * p - k) / s + 1, wo = (W + 2 * p - k) / s + 1;
+    const size_t total = (size_t)N * C * H * W;
+    k_maxpool_bwd<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>((long)N * C, H, W, k, s, p, ho, wo, argmax, dy, dx);
+    return launch_ok("maxpool backward");
+}
+
+__global__ static void k_gap_fwd(size_t planes, int HW, const float *x, float *y) {
+    GRID_LOOP(pl, planes) {
+        const float *xp = x + pl * (size_t)HW;
+        double sum = 0;
+        for (int q = 0; q < HW; q++) sum += xp[q];
+        y[pl] = (float)(sum / HW);
+    }
+}
+
+__global__ static void k_gap_bwd(size_t total, int HW, float inv, const float *dy, float *dx) {
+    GRID_LOOP(i, total) {
+        const float g = dy[i / HW] * inv;
+        dx[i] += g;
+    }
+}
+
+int lt_cuda_gap_forward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, float *y) {
+    LT_CTX(ctx);
+    if (N <= 0 || C <= 0 || HW <= 0) return lt_err(LT_ESHAPE, "cuda gap: N=%d C=%d HW=%d", N, C, HW);
+    const size_t planes = (size_t)N * C;
+    k_gap_fwd<<<lt_cuda_blocks(planes, 128), 128, 0, ctx->stream>>>(planes, HW, x, y);
+    return launch_ok("global average pool forward");
+}
+
+int lt_cuda_gap_backward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *dy, float *dx) {
+    LT_CTX(ctx);
+    if (!dx) return LT_OK;
+    if (N <= 0 || C <= 0 || HW <= 0) return lt_err(LT_ESHAPE, "cuda gap: N=%d C=%d HW=%d", N, C, HW);
+    const size_t total = (size_t)N * C * HW;
+    k_gap_bwd<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(total, HW, 1.0f / (float)HW, dy, dx);
+    return launch_ok("global average pool backward");
+}
+
+/* ---- option-A shortcut ------------------------------------------------------------ */
+__global__ static void k_sc_fwd(int N, int Ci, int H, int W, int Co, int stride, int ho, int wo, const float *x,
+                                float *y) {
+    const int lo = (Co - Ci) / 2;
+    const size_t P = (size_t)ho * wo;
+    GRID_LOOP(i, (size_t)N * Co * P) {
+        const size_t t = i / P, q = i % P;
+        const int n = (int)(t / Co), c = (int)(t % Co), cs = c - lo;
+        if (cs < 0 || cs >= Ci) {
+            y[i] = 0.0f;
+            continue;
+        }
+        const int oh = (int)(q / wo), ow = (int)(q % wo);
+        y[i] = x[((size_t)n * Ci + cs) * H * W + (size_t)oh * stride * W + (size_t)ow * stride];
+    }
+}
+
+__global__ static void k_sc_bwd(int N, int Ci, int H, int W, int Co, int stride, int ho, int wo, const float *dy,
+                                float *dx) {
+    const int lo = (Co - Ci) / 2;
+    const size_t HW = (size_t)H * W, P = (size_t)ho * wo;
+    GRID_LOOP(i, (size_t)N * Ci * HW) {
+        const size_t t = i / HW, q = i % HW;
+        const int ih = (int)(q / W), iw = (int)(q % W);
+        if (ih % stride || iw % stride) continue;
+        const int n = (int)(t / Ci), c = (int)(t % Ci);
+        dx[i] += dy[((size_t)n * Co + lo + c) * P + (size_t)(ih / stride) * wo + iw / stride];
+    }
+}
+
+static int sc_args(int N, int Ci, int H, int W, int Co, int stride) {
+    if (N <= 0 || Ci <= 0 || H <= 0 || W <= 0 || Co < Ci || (Co - Ci) % 2 || stride < 1)
+        return lt_err(LT_ESHAPE, "cuda shortcut: bad shape N=%d Ci=%d %dx%d Co=%d stride=%d", N, Ci, H, W, Co, stride);
+    return LT_OK;
+}
+
+int lt_cuda_shortcut_a_forward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, int Co, int stride, const float *x,
+                               float *y) {
+    LT_CTX(ctx);
+    LT_TRY(sc_args(N, Ci, H, W, Co, stride));
+    const int ho = (H + stride - 1) / stride, wo = (W + stride - 1) / stride;
+    const size_t total = (size_t)N * Co * ho * wo;
+    k_sc_fwd<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(N, Ci, H, W, Co, stride, ho, wo, x, y);
+    return launch_ok("shortcut forward");
+}
+
+int lt_cuda_shortcut_a_backward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, int Co, int stride, const float *dy,
+                                float *dx) {
+    LT_CTX(ctx);
+    if (!dx) return LT_OK;
+    LT_TRY(sc_args(N, Ci, H, W, Co, stride));
+    const int ho = (H + stride - 1) / stride, wo = (W + stride - 1) / stride;
+    const size_t total = (size_t)N * Ci * H * W;
+    k_sc_bwd<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(N, Ci, H, W, Co, stride, ho, wo, dy, dx);
+    return launch_ok("shortcut backward");
+}
