@@ -51,6 +51,7 @@ const char *lt_strstatus(int code) {
     case LT_ECHECKSUM: return "checksum mismatch";
     case LT_ENUM: return "non-finite number";
     case LT_ESTATE: return "wrong state";
+    case LT_ENOTBUILT: return "not built into this binary";
     default: return "unknown error";
     }
 }
