@@ -22,6 +22,7 @@
 #define LT_ENGINE_VERSION "0.7.0"
 
 #include "lt_base.h"
+#include "lt_backend.h"
 #include "lt_ops.h"
 #include "lt_loss.h"
 #include "lt_metrics.h"

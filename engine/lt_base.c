@@ -52,6 +52,7 @@ const char *lt_strstatus(int code) {
     case LT_ENUM: return "non-finite number";
     case LT_ESTATE: return "wrong state";
     case LT_EDEVICE: return "device error";
+    case LT_ENOTBUILT: return "not built into this binary";
     default: return "unknown error";
     }
 }

@@ -22,7 +22,8 @@ enum {
     LT_ECHECKSUM = 8, /* hash / checksum mismatch */
     LT_ENUM = 9,    /* NaN/Inf where a finite number was required */
     LT_ESTATE = 10, /* call made in the wrong state (e.g. before plan) */
-    LT_EDEVICE = 11 /* no usable accelerator, or a device/driver/library error (CUDA) */
+    LT_EDEVICE = 11,  /* no usable accelerator, or a device/driver/library error (CUDA) */
+    LT_ENOTBUILT = 12 /* a feature this binary was built without (the CUDA backend) */
 };
 
 /* Sets the thread-local last-error message (printf-style) and returns code,

@@ -62,6 +62,8 @@ int lt_conv_geom_init(lt_conv_geom *g, int ci, int h, int w, int co, int kh, int
     g->stride = stride; g->pad = pad; g->groups = groups;
     g->ho = (hp - kh) / stride + 1;
     g->wo = (wp - kw) / stride + 1;
+    g->path = LT_CONV_PATH_DEFAULT;
+    g->wino_tile = 0;
     return LT_OK;
 }
 
@@ -69,35 +71,36 @@ size_t lt_conv2d_weight_count(const lt_conv_geom *g) {
     return (size_t)g->co * (g->ci / g->groups) * g->kh * g->kw;
 }
 
-/* -1: not yet read from the environment. */
-static int force_ref = -1;
-
-void lt_conv_force_reference(int on) { force_ref = on ? 1 : 0; }
-
-static int reference_forced(void) {
-    if (force_ref < 0) {
-        const char *e = getenv("LT_CONV_REF");
-        force_ref = e && *e && strcmp(e, "0") != 0;
+void lt_conv_geom_set_backend(lt_conv_geom *g, const lt_backend *b) {
+    lt_cpu_opts o;
+    if (!b || lt_backend_cpu_opts(b, &o) != LT_OK) {
+        /* no cpu backend: the process default's, looked up at each call */
+        g->path = LT_CONV_PATH_DEFAULT;
+        g->wino_tile = 0;
+        return;
     }
-    return force_ref;
+    g->path = o.conv;
+    g->wino_tile = o.wino_tile;
 }
 
-const char *lt_conv_backend(void) {
-    lt_conv_geom g;
-    memset(&g, 0, sizeof g);
-    g.groups = 1;
-    g.stride = 1;
-    if (!lt_conv_fast_active(&g)) return "im2col-sgemm";
-    return lt_conv_wino_enabled() ? "avx512-direct+winograd" : "avx512-direct";   /* the mode, not a layer's choice */
+/* The process default backend's options, for geometries that name none. */
+static lt_cpu_opts default_opts(void) {
+    lt_cpu_opts o;
+    if (lt_backend_cpu_opts(lt_backend_default(), &o) != LT_OK) lt_cpu_opts_default(&o);
+    return o;
+}
+
+lt_conv_path lt_conv_geom_path(const lt_conv_geom *g) {
+    return g->path != LT_CONV_PATH_DEFAULT ? g->path : default_opts().conv;
+}
+
+int lt_conv_geom_wino_tile(const lt_conv_geom *g) {
+    return g->path != LT_CONV_PATH_DEFAULT ? g->wino_tile : default_opts().wino_tile;
 }
 
 int lt_conv_fast_active(const lt_conv_geom *g) {
-    static int cpu = -1;
-    if (cpu < 0) {
-        __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    }
-    if (!cpu || reference_forced() || g->groups != 1 || g->stride > LT_CONV_FAST_MAX_STRIDE)
+    if (!lt_cpu_has_avx512f() || lt_conv_geom_path(g) == LT_CONV_PATH_REF || g->groups != 1 ||
+        g->stride > LT_CONV_FAST_MAX_STRIDE)
         return 0;
     /* tap offsets within one image are int */
     size_t planes = (size_t)g->ci * g->stride * g->stride * ((size_t)(g->h + 2 * g->pad + 1) * (g->w + 2 * g->pad + 1) + g->kw + 32);

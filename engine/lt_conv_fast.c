@@ -121,8 +121,8 @@ size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N) {
     fl f;
     fl_init(&f, g);
     int T = N < LT_CONV_MAX_THREADS ? N : LT_CONV_MAX_THREADS;
-    /* sized for Winograd too whether or not it is enabled: lt_conv_wino_enable
-     * may change after the model's scratch was allocated */
+    /* sized for Winograd too whether or not g's path takes it: one size for
+     * both AVX-512 paths, as before the path moved into the geometry */
     const size_t direct = f.shared + (size_t)T * f.per_thread, wino = lt_conv_wino_scratch_floats(g, N);
     const size_t wwg = lt_conv_wino_wgrad_scratch_floats(g, N);
     const size_t m = direct > wino ? direct : wino;

@@ -1,10 +1,10 @@
 /* lt_conv_fast.h — the AVX-512 direct convolution behind lt_conv2d_* (with
- * Winograd for 3x3 stride-1 pad-1 layers, lt_conv_wino.c) and
- * the switch back to the reference im2col + sgemm path.
+ * Winograd for 3x3 stride-1 pad-1 layers, lt_conv_wino.c).
  *
  * lt_conv2d_forward / lt_conv2d_backward (lt_ops.h) take the fast path when
- * the CPU has AVX-512F, the convolution has groups == 1, and the reference
- * path is not forced. The fast path sums in a different order than the
+ * the CPU has AVX-512F, the convolution has groups == 1, and the geometry's
+ * path (lt_conv_geom.path, from its model's backend: lt_backend.h) is not
+ * LT_CONV_PATH_REF. The fast path sums in a different order than the
  * reference sgemm, so results agree to float rounding, not bit for bit
  * (tests/test_ops_grad.c bounds the difference); each path on its own is
  * deterministic for a fixed thread count. */
@@ -18,11 +18,7 @@
 /* Largest stride the fast path takes (it keeps stride^2 phase planes). */
 #define LT_CONV_FAST_MAX_STRIDE 4
 
-/* 1: every convolution uses the reference path (also set by the environment
- * variable LT_CONV_REF=1 at first use). Scratch sizes depend on the mode, so
- * set it before lt_model_set_batch / lt_conv2d_scratch_floats. */
-void lt_conv_force_reference(int on);
-/* 1 when g would run on the fast path in the current mode. */
+/* 1 when g would run on the fast path (on this CPU, on g's path). */
 int lt_conv_fast_active(const lt_conv_geom *g);
 
 /* Threads one batch-N fast-path convolution uses (its scratch has slots for
@@ -53,21 +49,17 @@ void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *b
 /* Winograd (lt_conv_wino.c): the fast path's forward, data gradient
  * (F(4x4, 3x3) or F(2x2, 3x3)) and weight gradient (F(3x3, 4x4) or
  * F(3x3, 2x2)) for 3x3 stride-1 pad-1 convolutions where it is measured to
- * pay (16+ input and output channels; the tile: lt_conv_wino_tile). Mode 1 (default): that
- * rule; 0: never; 2: every such convolution (tests). Set with
- * lt_conv_wino_enable or LT_CONV_WINO=0/1/2 in the environment. */
+ * pay (16+ input and output channels; the tile: lt_conv_wino_tile). g's
+ * path decides: LT_CONV_PATH_AUTO (default) that rule; DIRECT never; WINO
+ * every such convolution (tests; LT_CONV_WINO=2). */
 int lt_conv_wino_applies(const lt_conv_geom *g);   /* 3x3, stride 1, pad 1, groups 1 */
 /* Whether pass LT_WINO_FWD / LT_WINO_DGRAD / LT_WINO_WGRAD of g takes
- * Winograd in the current mode. */
+ * Winograd on g's path. */
 enum { LT_WINO_FWD = 0, LT_WINO_DGRAD = 1, LT_WINO_WGRAD = 2 };
 int lt_conv_wino_pays(const lt_conv_geom *g, int pass);
 /* The output tile of that pass: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3) (the
- * rule, or the tile forced by lt_conv_wino_force_tile: 2, 4, or 0 for the
- * rule; tests). */
+ * rule, or the tile g's backend forces: lt_cpu_opts.wino_tile; tests). */
 int lt_conv_wino_tile(const lt_conv_geom *g, int pass);
-void lt_conv_wino_force_tile(int m);
-void lt_conv_wino_enable(int mode);
-int lt_conv_wino_enabled(void);
 size_t lt_conv_wino_scratch_floats(const lt_conv_geom *g, int N);
 void lt_conv_wino_forward(const lt_conv_geom *g, int N, const float *x, const float *w, const float *b,
                           float *y, float *scratch, const lt_conv_epilogue *ep);

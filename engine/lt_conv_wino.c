@@ -207,21 +207,11 @@ int lt_conv_wino_applies(const lt_conv_geom *g) {
     return g->groups == 1 && g->kh == 3 && g->kw == 3 && g->stride == 1 && g->pad == 1;
 }
 
-static int wino_on = -1;
-void lt_conv_wino_enable(int mode) { wino_on = mode < 0 ? 0 : mode > 2 ? 2 : mode; }
-int lt_conv_wino_enabled(void) {
-    if (wino_on < 0) {
-        const char *e = getenv("LT_CONV_WINO");
-        wino_on = !e || !*e ? 1 : strcmp(e, "0") == 0 ? 0 : strcmp(e, "2") == 0 ? 2 : 1;
-    }
-    return wino_on;
-}
-
-static int wino_tile_forced = 0;
-void lt_conv_wino_force_tile(int m) { wino_tile_forced = m == 2 || m == 4 ? m : 0; }
-
+/* The backend's path decides (lt_conv_geom.path): AUTO the measured rule
+ * below, WINO every 3x3 stride-1 pad-1 layer, DIRECT and REF never. */
 int lt_conv_wino_pays(const lt_conv_geom *g, int pass) {
-    const int mode = lt_conv_wino_enabled();
+    const lt_conv_path path = lt_conv_geom_path(g);
+    const int mode = path == LT_CONV_PATH_AUTO ? 1 : path == LT_CONV_PATH_WINO ? 2 : 0;
     if (!mode || !lt_conv_wino_applies(g)) return 0;
     if (mode == 2) return 1;
     (void)pass;   /* all three passes: 16+ channels on both sides (the tile: lt_conv_wino_tile) */
@@ -232,7 +222,8 @@ int lt_conv_wino_pays(const lt_conv_geom *g, int pass) {
 }
 
 int lt_conv_wino_tile(const lt_conv_geom *g, int pass) {
-    if (wino_tile_forced) return wino_tile_forced;
+    const int forced = lt_conv_geom_wino_tile(g);
+    if (forced) return forced;
     /* the weight gradient's tiles are dense (no grid): F(3x3, 4x4) from 7 a
      * side (2 threads, ms, F(3x3, 2x2) / F(3x3, 4x4): 16 -> 16 32x32 1.84 /
      * 1.37, 28x28 1.31 / 1.02, 32 -> 32 16x16 1.15 / 0.86, 14x14 0.92 /

@@ -28,6 +28,9 @@ static int conv_plan(lt_model *m, lt_node *nd) {
     conv_cfg *c = (conv_cfg *)nd->cfg;
     lt_shape s = in_node(m, nd, 0)->shape;
     LT_TRY(lt_conv_geom_init(&c->g, s.c, s.h, s.w, c->g.co, c->g.kh, c->g.kw, c->g.stride, c->g.pad, c->g.groups));
+    /* the model's backend picks the kernel path, here once for every later
+     * call (scratch size, forward, backward) */
+    lt_conv_geom_set_backend(&c->g, m->backend);
     nd->shape = (lt_shape){1, c->g.co, c->g.ho, c->g.wo};
     int fan_in = (c->g.ci / c->g.groups) * c->g.kh * c->g.kw;
     LT_TRY(lt_model_param_add(m, nd, "weight", lt_conv2d_weight_count(&c->g), fan_in, LT_INIT_KAIMING, 0));

@@ -20,12 +20,20 @@ static int input_plan(lt_model *m, lt_node *nd) {
 static int input_noop(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; return LT_OK; }
 static const lt_layer_ops input_ops = {LT_LAYER_ABI, "input", input_plan, input_noop, input_noop, NULL, 0, NULL, NULL};
 
-int lt_model_create(lt_model **out, lt_shape in) {
+int lt_model_create(lt_model **out, lt_shape in) { return lt_model_create_on(out, in, NULL); }
+
+int lt_model_create_on(lt_model **out, lt_shape in, lt_backend *b) {
     *out = NULL;
     if (in.c <= 0 || in.h <= 0 || in.w <= 0)
         return lt_err(LT_ESHAPE, "model input shape %dx%dx%d is empty", in.c, in.h, in.w);
+    if (!b) b = lt_backend_default();
+    /* the layers run host kernels on host buffers; device buffers come with
+     * the CUDA integration */
+    if (lt_backend_get_kind(b) != LT_BACKEND_CPU)
+        return lt_err(LT_EINVAL, "model: backend %s cannot hold a model yet (cpu only)", lt_backend_describe(b));
     lt_model *m = calloc(1, sizeof *m);
     if (!m) return lt_err(LT_ENOMEM, "model: out of memory");
+    m->backend = b;
     m->in_shape = in;
     m->in_shape.n = 1;
     int rc = lt_model_add(m, &input_ops, "input", "input", -1, -1, NULL, 0);
@@ -592,6 +600,7 @@ lt_node *lt_model_node(lt_model *m, int i) { return i >= 0 && i < m->n_nodes ? &
 const lt_node *lt_model_node_const(const lt_model *m, int i) { return i >= 0 && i < m->n_nodes ? &m->nodes[i] : NULL; }
 lt_shape lt_model_in_shape(const lt_model *m) { return m->in_shape; }
 int lt_model_batch(const lt_model *m) { return m->batch; }
+lt_backend *lt_model_backend(const lt_model *m) { return m->backend; }
 int lt_model_training(const lt_model *m) { return m->training; }
 float *lt_model_scratch(lt_model *m) { return m->scratch; }
 void lt_model_set_no_fuse(lt_model *m, int no_fuse) { m->no_fuse = no_fuse != 0; }

@@ -18,6 +18,7 @@
 #ifndef LT_MODEL_H
 #define LT_MODEL_H
 
+#include "lt_backend.h"
 #include "lt_base.h"
 #include "lt_ckpt.h"
 
@@ -138,7 +139,17 @@ enum {
 };
 
 /* ---- building ---------------------------------------------------------------- */
-int lt_model_create(lt_model **m, lt_shape in);   /* node 0 = "input" */
+/* A model on backend b (lt_backend.h; NULL = the process default, cpu with
+ * the options of LT_CONV_REF / LT_CONV_WINO): its layers take their kernel
+ * path from b (a conv node fixes it when it is added), so models on
+ * different backends in one process each compute on their own. The model
+ * does not own b: b must outlive it. Only cpu backends hold models so far
+ * (LT_EINVAL otherwise). Node 0 = "input". */
+int lt_model_create_on(lt_model **m, lt_shape in, lt_backend *b);
+/* lt_model_create_on(m, in, NULL): every caller that names no backend. */
+int lt_model_create(lt_model **m, lt_shape in);
+/* The backend the model was created on (the default one for NULL). */
+lt_backend *lt_model_backend(const lt_model *m);
 void lt_model_free(lt_model *m);
 /* Adds a node; returns its index (>= 1) or a negative status (message set).
  * cfg (at most LT_LAYER_CFG_MAX bytes) is copied into the node. */

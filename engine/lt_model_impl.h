@@ -54,6 +54,7 @@ typedef struct {
 } lt_buffer;
 
 struct lt_model {
+    lt_backend *backend;    /* where it computes (not owned; lt_model_create_on) */
     lt_shape in_shape;
     lt_node *nodes; int n_nodes, cap_nodes;
     lt_param *params; int n_params, cap_params;

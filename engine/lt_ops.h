@@ -16,6 +16,7 @@
 #ifndef LT_OPS_H
 #define LT_OPS_H
 
+#include "lt_backend.h"
 #include "lt_base.h"
 
 /* Hot loops of the engine are built for the baseline x86-64 ISA (SSE2: the
@@ -37,19 +38,29 @@ typedef struct {
     int co, kh, kw;        /* output channels, kernel */
     int stride, pad, groups;
     int ho, wo;            /* output spatial size (computed) */
+    /* The kernel path, from the backend of the model the layer is in
+     * (lt_conv_geom_set_backend at plan): every lt_conv2d_* call, scratch
+     * size included, follows it, so models on different backends in one
+     * process keep their own paths. LT_CONV_PATH_DEFAULT (0, what
+     * lt_conv_geom_init leaves and a zeroed geometry holds) is the process
+     * default backend's path and tile. */
+    lt_conv_path path;
+    int wino_tile;         /* 0 the rule, 2 or 4 forced (lt_cpu_opts.wino_tile) */
 } lt_conv_geom;
 
-/* Fills g (computes ho, wo); LT_ESHAPE if ci or co not divisible by groups or
- * the output would be empty. Weight layout: [co][ci/groups][kh][kw]. */
+/* Fills g (computes ho, wo; path LT_CONV_PATH_DEFAULT); LT_ESHAPE if ci or co
+ * not divisible by groups or the output would be empty. Weight layout:
+ * [co][ci/groups][kh][kw]. */
 int lt_conv_geom_init(lt_conv_geom *g, int ci, int h, int w, int co, int kh, int kw,
                       int stride, int pad, int groups);
+/* g's path and Winograd tile from cpu backend b (NULL: LT_CONV_PATH_DEFAULT).
+ * Scratch sizes depend on the path: set it before lt_conv2d_scratch_floats. */
+void lt_conv_geom_set_backend(lt_conv_geom *g, const lt_backend *b);
+/* The path g runs on (AUTO .. WINO: DEFAULT resolved) and its forced
+ * Winograd tile (0 = the rule). */
+lt_conv_path lt_conv_geom_path(const lt_conv_geom *g);
+int lt_conv_geom_wino_tile(const lt_conv_geom *g);
 size_t lt_conv2d_scratch_floats(const lt_conv_geom *g, int N);
-/* Which convolution path groups-1 convolutions take on this machine:
- * "avx512-direct+winograd" (3x3 stride-1 layers by Winograd F(2x2, 3x3),
- * the default), "avx512-direct" (LT_CONV_WINO=0) or "im2col-sgemm" (recorded
- * in every result: they sum in different orders, so their last bits
- * differ). */
-const char *lt_conv_backend(void);
 size_t lt_conv2d_weight_count(const lt_conv_geom *g);
 /* b may be NULL (no bias). */
 void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float *w,

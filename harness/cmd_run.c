@@ -6,6 +6,7 @@
 
 #include "cmd_args.h"
 #include "cmd_run.h"
+#include "lt.h"
 #include "lt_datasets.h"
 #include "lt_protocol.h"
 #include "lt_runner.h"
@@ -13,7 +14,7 @@
 static const char RUN_USAGE[] =
     "usage: ltbench run --protocol P --method M [--scale S] [--seed K] [--threads T]\n"
     "                   [--results DIR] [--data DIR] [--time-limit SEC] [--hparams JSON]\n"
-    "                   [--no-resume] [--quiet]\n"
+    "                   [--conv PATH] [--no-resume] [--quiet]\n"
     "\n"
     "Train and evaluate method M on protocol P in an isolated child process and write\n"
     "DIR/runs/P/S/M/seedK/{result.json,events.jsonl,per_class.csv}. A crash, NaN loss or\n"
@@ -31,6 +32,11 @@ static const char RUN_USAGE[] =
     "  --data DIR        data directory (default $LTBENCH_DATA, else data)\n"
     "  --time-limit SEC  wall-clock limit of the run (default none)\n"
     "  --hparams JSON    override the method's default hyper-parameters, e.g. '{\"tau\":1}'\n"
+    "  --conv PATH       convolution path of the cpu backend: auto (AVX-512 direct +\n"
+    "                    Winograd where it pays, im2col-sgemm without AVX-512), ref\n"
+    "                    (im2col + sgemm), direct (no Winograd) or winograd (every 3x3\n"
+    "                    stride-1 layer); default: LT_CONV_REF / LT_CONV_WINO, else auto.\n"
+    "                    The paths differ in the last bits; results record it (conv_backend)\n"
     "  --no-resume       start afresh, ignoring checkpoints\n"
     "  --quiet           no progress output\n"
     "exit status: 0 ok, 1 run failed, 2 usage error\n";
@@ -68,6 +74,14 @@ int lt_cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--results")) r.results_root = v;
         else if (!strcmp(a, "--data")) r.data_dir = v;
         else if (!strcmp(a, "--hparams")) r.hparams = v;
+        else if (!strcmp(a, "--conv")) {
+            lt_conv_path cp;
+            if (lt_conv_path_parse(v, &cp) != LT_OK) {
+                fprintf(stderr, "ltbench run: --conv: %s\n%s", lt_errmsg(), RUN_USAGE);
+                return 2;
+            }
+            r.conv = v;
+        }
         else if (!strcmp(a, "--seed")) {
             if (!lt_arg_uint("run", a, v, 0, 4294967295ull, &u)) return 2;
             r.seed = (uint64_t)u;

@@ -12,7 +12,8 @@ void lt_fingerprint_current(lt_fingerprint *f, int threads)
 {
     memset(f, 0, sizeof *f);
     snprintf(f->engine_version, sizeof f->engine_version, "%s", LT_ENGINE_VERSION);
-    snprintf(f->conv_backend, sizeof f->conv_backend, "%s", lt_conv_backend());
+    /* the backend a run of this process gets without --conv: the environment's */
+    snprintf(f->conv_backend, sizeof f->conv_backend, "%s", lt_backend_describe(lt_backend_default()));
     snprintf(f->blas_core, sizeof f->blas_core, "%s", openblas_get_corename());
     f->threads = threads;
     f->dirty = -1;

@@ -14,7 +14,7 @@
 
 typedef struct {
     char engine_version[32];   /* LT_ENGINE_VERSION of the run; "" unknown */
-    char conv_backend[64];     /* lt_conv_backend(): the kernel path */
+    char conv_backend[64];     /* lt_backend_describe(): the kernel path */
     char blas_core[64];        /* openblas_get_corename() */
     int threads;               /* 0 unknown */
     char commit[64];           /* "" or "unknown": not made from a git tree */

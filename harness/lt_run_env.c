@@ -45,7 +45,7 @@ static void cpu_model(char *buf, size_t cap) {
     fclose(f);
 }
 
-void lt_run_env_capture(lt_run_env *e, int threads) {
+void lt_run_env_capture(lt_run_env *e, int threads, const lt_backend *b) {
     memset(e, 0, sizeof *e);
     char line[256];
     if (first_line("git rev-parse HEAD 2>/dev/null", line, sizeof line) == 1 && strlen(line) >= 40)
@@ -62,7 +62,7 @@ void lt_run_env_capture(lt_run_env *e, int threads) {
     e->dirty = st < 0 ? -1 : st == 1;
     snprintf(e->blas_config, sizeof e->blas_config, "%s", openblas_get_config());
     snprintf(e->blas_core, sizeof e->blas_core, "%s", openblas_get_corename());
-    snprintf(e->conv_backend, sizeof e->conv_backend, "%s", lt_conv_backend());
+    snprintf(e->conv_backend, sizeof e->conv_backend, "%s", lt_backend_describe(b));
     e->threads = threads;
     struct utsname u;
     char cpu[200];

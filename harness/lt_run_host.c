@@ -89,7 +89,7 @@ static int svc_module_new(void *host, const char *name, lt_shape in, lt_model **
     if (c->host.n_mod == LT_HOST_MAX_MOD) return lt_err(LT_EINVAL, "module: more than %d per run", LT_HOST_MAX_MOD);
     lt_run_module *md = &c->host.mod[c->host.n_mod];
     memset(md, 0, sizeof *md);
-    LT_TRY(lt_model_create(&md->m, in));
+    LT_TRY(lt_model_create_on(&md->m, in, c->job->backend));
     snprintf(md->name, sizeof md->name, "%s", name);
     c->host.n_mod++;
     *m = md->m;

@@ -26,14 +26,16 @@ typedef struct {
     char commit[64];
     int dirty;                  /* -1: unknown (not a git checkout) */
     char blas_config[256], blas_core[64];
-    char conv_backend[32];      /* lt_conv_backend(): which conv path summed the numbers */
+    char conv_backend[32];      /* lt_backend_describe() of the run's backend: which conv path summed the numbers */
     int threads;
     char machine[256], compiler[128];
     char cpu_model[256];   /* /proc/cpuinfo "model name", whole (machine has it cut) */
 } lt_run_env;
 
-/* Captured in the parent before forking (no threads started there). */
-void lt_run_env_capture(lt_run_env *e, int threads);
+/* Captured in the parent before forking (no threads started there); b is
+ * the backend the run's models are built on. */
+struct lt_backend;
+void lt_run_env_capture(lt_run_env *e, int threads, const struct lt_backend *b);
 struct cJSON *lt_run_env_json(const lt_run_env *e);
 void lt_iso8601_now(char buf[32]);
 double lt_now_s(void);   /* monotonic seconds */
@@ -119,6 +121,9 @@ typedef struct {
     char shared_sha[65];         /* sha256 of shared_final as it was loaded, "" if unknown:
                                   * kept in this run's checkpoints ("run/stage1_sha256") */
     lt_run_env env;
+    /* the cpu backend every model of the run is built on: the request's
+     * --conv or the environment (owned; lt_run_job_release) */
+    struct lt_backend *backend;
     char started[32];
     double t0;                   /* lt_now_s() at start */
     int fd;                      /* child -> parent progress pipe, -1 when not forked */

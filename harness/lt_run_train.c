@@ -243,7 +243,7 @@ int lt_run_build_method_model(lt_child *c, const lt_method *M, void *st, lt_mode
     lt_shape in = c->info.in_shape;
     lt_model *m = NULL;
     *out = NULL;
-    LT_TRY(lt_model_create(&m, in));
+    LT_TRY(lt_model_create_on(&m, in, c->job->backend));
     norm_hook h = {M, st};
     /* a hook appended in ABI 3 exists only in tables built for ABI >= 3 */
     const int hook = M->abi >= 3 && M->norm_layer;
@@ -279,7 +279,7 @@ static int build_model(lt_child *c) {
         /* the feature size init is told: a node list of the plain backbone
          * (nothing allocated for it but the nodes) */
         lt_model *probe;
-        LT_TRY(lt_model_create(&probe, in));
+        LT_TRY(lt_model_create_on(&probe, in, job->backend));
         int f = lt_resnet_backbone(probe, c->s->arch);
         if (f < 0) {
             lt_model_free(probe);

@@ -123,8 +123,22 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
                           sizeof dir));
         snprintf(job->shared_final, sizeof job->shared_final, "%s/ckpt_final.ltc", dir);
     }
-    lt_run_env_capture(&job->env, req->threads > 0 ? req->threads : 2);
+    /* every model of the run, the method's own modules included, is built
+     * on this backend, and the result records what it describes */
+    lt_cpu_opts co;
+    lt_cpu_opts_from_env(&co);
+    if (req->conv && req->conv[0]) LT_TRY(lt_conv_path_parse(req->conv, &co.conv));
+    LT_TRY(lt_backend_cpu_create(&co, &job->backend));
+    lt_run_env_capture(&job->env, req->threads > 0 ? req->threads : 2, job->backend);
     return LT_OK;
+}
+
+/* What resolve allocated (also after it failed half-way). */
+static void job_release(lt_run_job *job) {
+    cJSON_Delete(job->hparams);
+    job->hparams = NULL;
+    lt_backend_free(job->backend);
+    job->backend = NULL;
 }
 
 /* Writes the failed row (and closes the event log with run_stop), unless
@@ -350,7 +364,7 @@ static int ensure_shared(const lt_run_job *job, int *failed, char *reason, size_
     int rc = resolve(&dep, &dj);
     if (!rc) rc = mkdirs(dj.run_dir);
     if (rc) {
-        cJSON_Delete(dj.hparams);
+        job_release(&dj);
         return lt_err_wrap(rc, "shared stage 1 (%s)", dep.method);
     }
     lt_dir_lock lk;
@@ -359,11 +373,11 @@ static int ensure_shared(const lt_run_job *job, int *failed, char *reason, size_
         *failed = 1;
         snprintf(reason, cap, "timeout: time limit of %g s reached waiting for the shared stage 1 (%s, pid %ld)",
                  job->req->time_limit_s, dep.method, lk.holder);
-        cJSON_Delete(dj.hparams);
+        job_release(&dj);
         return LT_OK;
     }
     if (rc) {
-        cJSON_Delete(dj.hparams);
+        job_release(&dj);
         return lt_err_wrap(rc, "shared stage 1 (%s)", dep.method);
     }
     /* Under the lock, so after any run that held it: a final checkpoint of
@@ -391,7 +405,7 @@ static int ensure_shared(const lt_run_job *job, int *failed, char *reason, size_
         }
     }
     lt_dir_lock_release(&lk);
-    cJSON_Delete(dj.hparams);
+    job_release(&dj);
     return rc;
 }
 
@@ -444,6 +458,6 @@ int lt_runner_run(const lt_run_request *req, lt_run_outcome *out) {
     if (!rc) rc = lt_dir_lock_take(&lk, job.run_dir, 0, 0, req->quiet ? NULL : job.log);
     if (!rc) rc = run_job(&job, out);
     lt_dir_lock_release(&lk);
-    cJSON_Delete(job.hparams);
+    job_release(&job);
     return rc;
 }

@@ -75,6 +75,11 @@ typedef struct lt_run_request {
     int quiet;                   /* 1: no progress output */
     FILE *log;                   /* progress output; NULL: stdout */
     const char *hparams;         /* JSON object overriding the method's defaults; NULL: none */
+    /* The convolution path of the cpu backend the run's models are built on:
+     * "auto", "ref", "direct" or "winograd" (lt_conv_path_parse); NULL or
+     * "": from LT_CONV_REF / LT_CONV_WINO (lt_cpu_opts_from_env). The
+     * result records the path as conv_backend. */
+    const char *conv;
     /* Testing: after the checkpoint of the k-th completed epoch (counted over
      * all stages, 1-based) the child dies as if killed (SIGKILL to itself).
      * 0: off. */

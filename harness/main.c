@@ -44,7 +44,8 @@ static void usage(FILE *f) {
             "  LTBENCH_MIRROR     base URL replacing each download URL's directory part\n"
             "  LTBENCH_PROTOCOLS  protocol directory (default: protocols/)\n"
             "  LT_CONV_REF=1      use the reference im2col + sgemm convolution (results record it)\n"
-            "  LT_CONV_WINO=0     no Winograd in the AVX-512 convolutions (results record it)\n"
+            "  LT_CONV_WINO=0     no Winograd in the AVX-512 convolutions (results record it);\n"
+            "                     `ltbench run --conv auto|ref|direct|winograd` overrides both\n"
             "\n"
             "exit status: 0 success, 1 the work failed (message on stderr), 2 usage error\n");
 }

@@ -129,6 +129,18 @@ static void test_run_numbers_strict(void **state)
     assert_int_equal(call(lt_cmd_run, nan, &err), 2);
     print_message("note: %s", err);
     free(err);
+    /* --conv takes the cpu backend's path names only */
+    char *conv_bad[] = {"run", "--conv", "wino", NULL};
+    assert_int_equal(call(lt_cmd_run, conv_bad, &err), 2);
+    assert_non_null(strstr(err, "--conv: conv path 'wino': expected auto, ref, direct or winograd"));
+    free(err);
+    static const char *const conv_good[] = {"auto", "ref", "direct", "winograd", NULL};
+    for (int i = 0; conv_good[i]; i++) {
+        char *cv[] = {"run", "--conv", (char *)conv_good[i], NULL};
+        assert_int_equal(call(lt_cmd_run, cv, &err), 2);
+        assert_non_null(strstr(err, "--protocol and --method are required"));
+        free(err);
+    }
 }
 
 static void test_report_numbers_strict(void **state)

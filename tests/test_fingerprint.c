@@ -33,7 +33,7 @@ static void test_current_is_this_build(void **state)
     lt_fingerprint f;
     lt_fingerprint_current(&f, 16);
     assert_string_equal(f.engine_version, LT_ENGINE_VERSION);
-    assert_string_equal(f.conv_backend, lt_conv_backend());
+    assert_string_equal(f.conv_backend, lt_backend_describe(lt_backend_default()));
     assert_true(f.blas_core[0] != '\0');
     assert_int_equal(f.threads, 16);
 }

@@ -24,15 +24,17 @@ static size_t n_trainable(const lt_model *m) {
     return n;
 }
 
-static lt_model *build(const char *arch, lt_shape in, int classes) {
+/* b NULL: the process default backend (lt_model_create) */
+static lt_model *build_on(const char *arch, lt_shape in, int classes, lt_backend *b) {
     lt_model *m = NULL;
-    assert_int_equal(lt_model_create(&m, in), LT_OK);
+    assert_int_equal(b ? lt_model_create_on(&m, in, b) : lt_model_create(&m, in), LT_OK);
     int feat = lt_resnet_backbone(m, arch);
     assert_true(feat > 0);
     assert_true(lt_add_linear(m, "logits", "head", feat, classes, 1) > 0);
     assert_int_equal(lt_model_finalize(m, 0), LT_OK);
     return m;
 }
+static lt_model *build(const char *arch, lt_shape in, int classes) { return build_on(arch, in, classes, NULL); }
 
 /* Parameter counts against torchvision / the CIFAR ResNet paper figures. */
 static void test_resnet_param_counts(void **st) {
@@ -193,14 +195,18 @@ static void test_inference_fusion_bit_identical(void **st) {
     (void)st;
     const char *arch[] = {"resnet8_cifar", "resnet8_cifar", "resnet10", "resnet50"};
     const lt_shape in[] = {{1, 3, 12, 12}, {1, 1, 28, 28}, {1, 3, 32, 32}, {1, 3, 32, 32}};
-    const int wino = lt_conv_wino_enabled();
-    /* fast path (Winograd by the rule, forced, off), reference */
+    /* fast path (Winograd by the rule, forced, off), reference: each a
+     * backend the models are built on */
+    static const lt_conv_path paths[] = {LT_CONV_PATH_AUTO, LT_CONV_PATH_WINO, LT_CONV_PATH_DIRECT, LT_CONV_PATH_REF};
     for (int path = 0; path < 4; path++) {
-        lt_conv_force_reference(path == 3);
-        lt_conv_wino_enable(path == 1 ? 2 : path == 2 ? 0 : wino);
+        lt_cpu_opts o;
+        lt_cpu_opts_default(&o);
+        o.conv = paths[path];
+        lt_backend *be;
+        assert_int_equal(lt_backend_cpu_create(&o, &be), LT_OK);
         for (int a = 0; a < 4; a++) {
             const int N = 2, C = 5;
-            lt_model *m = build(arch[a], in[a], C);
+            lt_model *m = build_on(arch[a], in[a], C, be);
             assert_int_equal(lt_model_set_batch(m, N), LT_OK);
             if (a <= 1) {
                 /* ResNet-8 option A: layer1.0 adds its input (fuse 3), the
@@ -249,9 +255,8 @@ static void test_inference_fusion_bit_identical(void **st) {
             free(x); free(l0); free(f0);
             lt_model_free(m);
         }
+        lt_backend_free(be);
     }
-    lt_conv_force_reference(0);
-    lt_conv_wino_enable(wino);
 }
 
 /* Training fuses BN -> in-place ReLU into one pass each way; gradients,

@@ -464,22 +464,23 @@ static void test_conv_winograd(void **state) {
         {2, 48, 25, 28, 48, 3, 1, 1, 1, 1},
     };
     const size_t nc = sizeof cases / sizeof cases[0];
-    lt_conv_wino_enable(2);
     for (size_t tt = 0; tt < 2 * nc; tt++) {
         const size_t t = tt % nc;
         const int m = tt < nc ? 2 : 4;
-        lt_conv_wino_force_tile(m);
         const conv_case *cc = &cases[t];
         conv_ctx c;
         conv_setup(&c, cc, 900 + (unsigned)t);
+        /* what a cpu backend {LT_CONV_PATH_WINO, wino_tile m} gives its layers */
+        c.g.path = LT_CONV_PATH_WINO;
+        c.g.wino_tile = m;
         assert_true(lt_conv_wino_applies(&c.g));
         const size_t ns = lt_conv2d_scratch_floats(&c.g, c.N);
         double *ref = test_calloc(c.ny, sizeof(double));
         const double ef = conv_forward_vs_naive(&c, ref);
         float *yd = fa(c.ny);
-        lt_conv_wino_enable(0);
+        c.g.path = LT_CONV_PATH_DIRECT;
         lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, yd, c.scratch);
-        lt_conv_wino_enable(2);
+        c.g.path = LT_CONV_PATH_WINO;
         double ed = 0;
         for (size_t i = 0; i < c.ny; i++) ed = fmax(ed, fabs((double)c.y[i] - yd[i]));
         /* data gradient, set and accumulate */
@@ -488,9 +489,9 @@ static void test_conv_winograd(void **state) {
         for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
         lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx, NULL, NULL, c.scratch, 1);
         lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx2, NULL, NULL, c.scratch, 0);
-        lt_conv_wino_enable(0);
+        c.g.path = LT_CONV_PATH_DIRECT;
         lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dxd, NULL, NULL, c.scratch, 1);
-        lt_conv_wino_enable(2);
+        c.g.path = LT_CONV_PATH_WINO;
         double *rdx = test_calloc(c.nx, sizeof(double)), *rdw = test_calloc(c.nw, sizeof(double));
         double *rdb = test_calloc((size_t)cc->co, sizeof(double));
         conv_ref_backward(&c.g, c.N, c.x, c.w, c.r, rdx, rdw, rdb);
@@ -545,13 +546,11 @@ static void test_conv_winograd(void **state) {
         lt_free(yd); lt_free(dx); lt_free(dx2); lt_free(dxd);
         conv_free(&c);
     }
-    lt_conv_wino_force_tile(0);
     /* the default rule (engine 0.6.0): every pass from 16 channels on both
      * sides; F(4x4) for forward and data gradient on 2 x 2 tiles (5..8 a
      * side), 4 x 4 tiles (13..16) and larger images whose sides are
      * multiples of 4, F(2x2) otherwise; the weight gradient F(3x3, 4x4) from
      * 7 a side, F(3x3, 2x2) below */
-    lt_conv_wino_enable(1);
     static const struct { int ci, co, hw, k, s, fwd, dgrad, wgrad, tile; } rule[] = {
         {1, 16, 28, 3, 1, 0, 0, 0, 4},  {3, 16, 32, 3, 1, 0, 0, 0, 4},  {16, 16, 32, 3, 1, 1, 1, 1, 4},
         {16, 16, 28, 3, 1, 1, 1, 1, 4}, {32, 32, 16, 3, 1, 1, 1, 1, 4}, {32, 32, 14, 3, 1, 1, 1, 1, 4},
@@ -564,6 +563,7 @@ static void test_conv_winograd(void **state) {
         lt_conv_geom g;
         assert_int_equal(lt_conv_geom_init(&g, rule[i].ci, rule[i].hw, rule[i].hw, rule[i].co, rule[i].k, rule[i].k,
                                            rule[i].s, rule[i].k / 2, 1), LT_OK);
+        g.path = LT_CONV_PATH_AUTO;
         assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_FWD), rule[i].fwd);
         assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_DGRAD), rule[i].dgrad);
         assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_WGRAD), rule[i].wgrad);
@@ -571,11 +571,20 @@ static void test_conv_winograd(void **state) {
         assert_int_equal(lt_conv_wino_tile(&g, LT_WINO_DGRAD), rule[i].tile);
         assert_int_equal(lt_conv_wino_tile(&g, LT_WINO_WGRAD), rule[i].hw >= 7 ? 4 : 2);
     }
-    lt_conv_wino_enable(0);
+    /* the other paths: direct and reference never, forced on the stems too */
     lt_conv_geom g;
     assert_int_equal(lt_conv_geom_init(&g, 32, 16, 16, 32, 3, 3, 1, 1, 1), LT_OK);
+    g.path = LT_CONV_PATH_DIRECT;
     assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_DGRAD), 0);
-    lt_conv_wino_enable(1);
+    assert_int_equal(lt_conv_fast_active(&g), 1);
+    g.path = LT_CONV_PATH_REF;
+    assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_FWD), 0);
+    assert_int_equal(lt_conv_fast_active(&g), 0);
+    assert_int_equal(lt_conv_geom_init(&g, 3, 16, 16, 16, 3, 3, 1, 1, 1), LT_OK);
+    g.path = LT_CONV_PATH_WINO;
+    assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_FWD), 1);
+    g.wino_tile = 2;
+    assert_int_equal(lt_conv_wino_tile(&g, LT_WINO_WGRAD), 2);
 }
 
 /* Backward adds into dx/dw/db, and a NULL gradient is skipped without

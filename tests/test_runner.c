@@ -321,6 +321,55 @@ static void test_same_seed_same_numbers(void **state) {
     free(eb);
 }
 
+/* The run's models are built on one backend: `--conv direct` (the
+ * request's conv) and LT_CONV_WINO=0 give the same run, bit for bit,
+ * recorded as that backend describes itself (avx512-direct, im2col-sgemm
+ * without AVX-512); an unknown path is a bad request. */
+static void test_conv_path_option(void **state) {
+    (void)state;
+    SKIP_IF_NO_DATA();
+    if (!g_ref.ok) skip();
+    lt_run_request r;
+    request(&r, "conv_opt", "ce", 0);
+    r.conv = "direct";
+    lt_run_outcome a, b;
+    assert_int_equal(lt_runner_run(&r, &a), LT_OK);
+    if (!a.ok) fail_msg("--conv direct run failed: %s", a.reason);
+    char *ref0 = getenv("LT_CONV_REF") ? strdup(getenv("LT_CONV_REF")) : NULL;
+    char *wino0 = getenv("LT_CONV_WINO") ? strdup(getenv("LT_CONV_WINO")) : NULL;
+    unsetenv("LT_CONV_REF");
+    setenv("LT_CONV_WINO", "0", 1);
+    request(&r, "conv_env", "ce", 0);
+    const int rc = lt_runner_run(&r, &b);
+    if (ref0) setenv("LT_CONV_REF", ref0, 1);
+    if (wino0) setenv("LT_CONV_WINO", wino0, 1); else unsetenv("LT_CONV_WINO");
+    free(ref0);
+    free(wino0);
+    assert_int_equal(rc, LT_OK);
+    if (!b.ok) fail_msg("LT_CONV_WINO=0 run failed: %s", b.reason);
+    same_numbers(&a, &b);
+    lt_cpu_opts o;
+    lt_cpu_opts_default(&o);
+    o.conv = LT_CONV_PATH_DIRECT;
+    lt_backend *be;
+    assert_int_equal(lt_backend_cpu_create(&o, &be), LT_OK);
+    cJSON *ja = read_json(a.result_path), *jb = read_json(b.result_path), *jr = read_json(g_ref.result_path);
+    assert_string_equal(get(ja, "env.conv_backend")->valuestring, lt_backend_describe(be));
+    assert_string_equal(get(jb, "env.conv_backend")->valuestring, lt_backend_describe(be));
+    lt_backend_free(be);
+    /* the default run: the environment's backend (this test's process) */
+    assert_string_equal(get(jr, "env.conv_backend")->valuestring, lt_backend_describe(lt_backend_default()));
+    cJSON_Delete(ja);
+    cJSON_Delete(jb);
+    cJSON_Delete(jr);
+    request(&r, "conv_bad", "ce", 0);
+    r.conv = "fast";
+    lt_run_outcome c;
+    assert_int_equal(lt_runner_run(&r, &c), LT_EINVAL);
+    assert_true(c.bad_request);
+    assert_non_null(strstr(lt_errmsg(), "conv path 'fast'"));
+}
+
 static void test_killed_run_resumes_exactly(void **state) {
     (void)state;
     SKIP_IF_NO_DATA();
@@ -643,6 +692,7 @@ int main(void) {
         cmocka_unit_test(test_effective_weight_norms),
         cmocka_unit_test(test_shared_stage1),
         cmocka_unit_test(test_same_seed_same_numbers),
+        cmocka_unit_test(test_conv_path_option),
         cmocka_unit_test(test_killed_run_resumes_exactly),
         cmocka_unit_test(test_crash_is_isolated),
         cmocka_unit_test(test_nan_is_isolated),

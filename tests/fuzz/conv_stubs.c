@@ -1,9 +1,9 @@
 /* conv_stubs.c — build-fuzz only: stand-ins for the AVX-512 convolution
  * kernels (engine/lt_conv_fast.c, lt_conv_wino.c), which select their ISA
  * with `#pragma GCC target` and do not compile with clang. lt_conv.o is
- * linked into a target only because lt_run_result.c records the convolution
- * backend when it *writes* a result; no parser runs a convolution, so each
- * stand-in aborts if it is ever reached. */
+ * linked into a target only through the model code the harness library
+ * pulls in; no parser runs a convolution, so each stand-in aborts if it is
+ * ever reached. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,12 +13,6 @@ static void unreachable(const char *fn)
 {
     fprintf(stderr, "%s: convolution kernel reached from a fuzz target (not built in build-fuzz)\n", fn);
     abort();
-}
-
-int lt_conv_wino_enabled(void)
-{
-    unreachable(__func__);
-    return 0;
 }
 
 size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N)

@@ -1,0 +1,130 @@
+/* lt_backend.c — the backend objects (lt_backend.h): the cpu backend's
+ * options, the process default made from the environment, and the cuda
+ * stub that says it is not built. */
+#include "lt_backend.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lt_backend {
+    lt_backend_kind kind;
+    lt_cpu_opts cpu;      /* kind == LT_BACKEND_CPU */
+    int device;           /* kind == LT_BACKEND_CUDA */
+    char cuda_name[24];   /* "cuda:N", what lt_backend_describe returns for it */
+    int is_default;       /* the process default: lt_backend_free leaves it */
+};
+
+int lt_cpu_has_avx512f(void) {
+    /* __builtin_cpu_supports needs __builtin_cpu_init first when called
+     * before constructors ran; both are cheap, the answer never changes */
+    static int cpu = -1;
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return cpu;
+}
+
+void lt_cpu_opts_default(lt_cpu_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->conv = LT_CONV_PATH_AUTO;
+    o->wino_tile = 0;
+}
+
+void lt_cpu_opts_from_strings(lt_cpu_opts *o, const char *conv_ref, const char *conv_wino) {
+    lt_cpu_opts_default(o);
+    /* the meanings lt_conv.c and lt_conv_wino.c gave these variables when
+     * they read them lazily (engine 0.7.0 and before): results recorded
+     * under them must stay reproducible with the same settings */
+    if (conv_ref && *conv_ref && strcmp(conv_ref, "0") != 0) {
+        o->conv = LT_CONV_PATH_REF;
+        return;
+    }
+    if (conv_wino && !strcmp(conv_wino, "0")) o->conv = LT_CONV_PATH_DIRECT;
+    else if (conv_wino && !strcmp(conv_wino, "2")) o->conv = LT_CONV_PATH_WINO;
+}
+
+void lt_cpu_opts_from_env(lt_cpu_opts *o) {
+    lt_cpu_opts_from_strings(o, getenv("LT_CONV_REF"), getenv("LT_CONV_WINO"));
+}
+
+static const char *const path_names[] = {"default", "auto", "ref", "direct", "winograd"};
+
+int lt_conv_path_parse(const char *name, lt_conv_path *out) {
+    for (int p = LT_CONV_PATH_AUTO; p <= LT_CONV_PATH_WINO; p++)
+        if (name && !strcmp(name, path_names[p])) {
+            *out = (lt_conv_path)p;
+            return LT_OK;
+        }
+    return lt_err(LT_EINVAL, "conv path '%s': expected auto, ref, direct or winograd", name ? name : "(none)");
+}
+
+const char *lt_conv_path_name(lt_conv_path p) {
+    return (int)p >= 0 && (int)p <= LT_CONV_PATH_WINO ? path_names[p] : "?";
+}
+
+static int opts_check(const lt_cpu_opts *o) {
+    if (!o) return lt_err(LT_EINVAL, "cpu backend: NULL options");
+    if (o->conv < LT_CONV_PATH_AUTO || o->conv > LT_CONV_PATH_WINO)
+        return lt_err(LT_EINVAL, "cpu backend: conv path %d out of range (auto, ref, direct, winograd)", (int)o->conv);
+    if (o->wino_tile != 0 && o->wino_tile != 2 && o->wino_tile != 4)
+        return lt_err(LT_EINVAL, "cpu backend: Winograd tile %d (0 = the rule, 2 or 4)", o->wino_tile);
+    return LT_OK;
+}
+
+int lt_backend_cpu_create(const lt_cpu_opts *o, lt_backend **out) {
+    if (!out) return lt_err(LT_EINVAL, "cpu backend: NULL output");
+    *out = NULL;
+    LT_TRY(opts_check(o));
+    lt_backend *b = calloc(1, sizeof *b);
+    if (!b) return lt_err(LT_ENOMEM, "cpu backend: out of memory");
+    b->kind = LT_BACKEND_CPU;
+    b->cpu = *o;
+    *out = b;
+    return LT_OK;
+}
+
+int lt_backend_cuda_create(int device, lt_backend **out) {
+    if (out) *out = NULL;
+    /* engine/cuda/ is not linked into the model yet: fail where the backend
+     * is chosen, not at the first kernel */
+    return lt_err(LT_ENOTBUILT, "CUDA backend not built into this binary (cuda:%d requested)", device);
+}
+
+void lt_backend_free(lt_backend *b) {
+    if (!b || b->is_default) return;
+    free(b);
+}
+
+lt_backend_kind lt_backend_get_kind(const lt_backend *b) { return b->kind; }
+
+int lt_backend_cpu_opts(const lt_backend *b, lt_cpu_opts *out) {
+    if (!b || b->kind != LT_BACKEND_CPU) return lt_err(LT_EINVAL, "backend: not a cpu backend");
+    *out = b->cpu;
+    return LT_OK;
+}
+
+const char *lt_backend_describe(const lt_backend *b) {
+    if (!b) return "?";
+    if (b->kind == LT_BACKEND_CUDA) return b->cuda_name;   /* unreachable until cuda is built */
+    /* the strings results have recorded as conv_backend since engine 0.3.0 */
+    if (!lt_cpu_has_avx512f() || b->cpu.conv == LT_CONV_PATH_REF) return "im2col-sgemm";
+    return b->cpu.conv == LT_CONV_PATH_DIRECT ? "avx512-direct" : "avx512-direct+winograd";
+}
+
+/* Static storage: the default is never freed, and making it needs no
+ * allocation that could fail. */
+static lt_backend default_backend;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void default_init(void) {
+    default_backend.kind = LT_BACKEND_CPU;
+    lt_cpu_opts_from_env(&default_backend.cpu);
+    default_backend.is_default = 1;
+}
+
+lt_backend *lt_backend_default(void) {
+    pthread_once(&default_once, default_init);
+    return &default_backend;
+}

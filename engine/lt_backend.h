@@ -1,0 +1,102 @@
+/* lt_backend.h — where a model computes: a backend object instead of
+ * process-wide switches.
+ *
+ * A model is created on a backend (lt_model_create_on); its layers take
+ * their kernel path from it, so two models on two backends in one process
+ * compute each on its own path. Kinds:
+ *   cpu     today's engine: AVX-512 direct convolutions with Winograd where
+ *           they pay, the im2col + OpenBLAS sgemm path elsewhere; the path
+ *           choices are plain fields of lt_cpu_opts.
+ *   cuda:N  a CUDA device (parameters, gradients, optimizer state and
+ *           activations on it). Not built yet: lt_backend_cuda_create says
+ *           so.
+ *
+ * The environment switches LT_CONV_REF and LT_CONV_WINO are read in one
+ * place only, lt_cpu_opts_from_env, which fills the options of the process
+ * default backend (lt_backend_default) and of the backend a run is built on
+ * (harness). Nothing else in the engine reads the environment for them.
+ *
+ * A backend is immutable once created (its options are copied in), so a
+ * model's numbers cannot change under it; it is not owned by the models
+ * created on it and must outlive them. */
+#ifndef LT_BACKEND_H
+#define LT_BACKEND_H
+
+#include "lt_base.h"
+
+typedef struct lt_backend lt_backend;
+
+typedef enum { LT_BACKEND_CPU = 0, LT_BACKEND_CUDA = 1 } lt_backend_kind;
+
+/* The convolution path of a cpu backend. The paths sum in different orders,
+ * so their last bits differ; each is deterministic for a fixed thread
+ * count. */
+typedef enum {
+    /* lt_conv_geom only (what lt_conv_geom_init and zeroed geometries
+     * hold): the process default backend's path. Not an option value. */
+    LT_CONV_PATH_DEFAULT = 0,
+    /* AVX-512 direct, Winograd on the 3x3 stride-1 layers where it is
+     * measured to pay; im2col + sgemm where the CPU lacks AVX-512F */
+    LT_CONV_PATH_AUTO = 1,
+    LT_CONV_PATH_REF = 2,      /* im2col + sgemm everywhere (LT_CONV_REF=1) */
+    LT_CONV_PATH_DIRECT = 3,   /* AVX-512 direct, no Winograd (LT_CONV_WINO=0) */
+    /* Winograd on every 3x3 stride-1 pad-1 layer, whatever it costs
+     * (LT_CONV_WINO=2; tests) */
+    LT_CONV_PATH_WINO = 4
+} lt_conv_path;
+
+/* Options of a cpu backend; {0} is not valid, start from lt_cpu_opts_default
+ * or lt_cpu_opts_from_env. */
+typedef struct {
+    lt_conv_path conv;   /* LT_CONV_PATH_AUTO .. LT_CONV_PATH_WINO */
+    /* The Winograd output tile: 0 = the measured rule (lt_conv_wino_tile),
+     * 2 = F(2x2, 3x3), 4 = F(4x4, 3x3) wherever Winograd runs (tests; the
+     * tiles round differently, so this changes the last bits too). */
+    int wino_tile;
+} lt_cpu_opts;
+
+/* {LT_CONV_PATH_AUTO, 0}: today's default. */
+void lt_cpu_opts_default(lt_cpu_opts *o);
+/* The defaults changed by the environment, with the meanings these switches
+ * always had: LT_CONV_REF set, non-empty and not "0" -> LT_CONV_PATH_REF
+ * (whatever LT_CONV_WINO says); otherwise LT_CONV_WINO "0" -> DIRECT, "2" ->
+ * WINO, anything else or unset -> AUTO. The only reader of those two
+ * variables. */
+void lt_cpu_opts_from_env(lt_cpu_opts *o);
+/* The same rule on given strings (NULL = unset), for tests and callers that
+ * hold the values already. */
+void lt_cpu_opts_from_strings(lt_cpu_opts *o, const char *conv_ref, const char *conv_wino);
+/* "auto" "ref" "direct" "winograd" -> the path (`ltbench run --conv`);
+ * LT_EINVAL naming the choices otherwise. */
+int lt_conv_path_parse(const char *name, lt_conv_path *out);
+const char *lt_conv_path_name(lt_conv_path p);   /* the inverse; "?" when out of range */
+
+/* LT_EINVAL for options out of range. */
+int lt_backend_cpu_create(const lt_cpu_opts *o, lt_backend **out);
+/* Always fails in this build: LT_ENOTBUILT "CUDA backend not built into this
+ * binary (cuda:<device> requested)", *out = NULL. */
+int lt_backend_cuda_create(int device, lt_backend **out);
+/* NULL and the process default are ignored (the default lives as long as
+ * the process). */
+void lt_backend_free(lt_backend *b);
+
+lt_backend_kind lt_backend_get_kind(const lt_backend *b);
+/* The cpu options (a copy); LT_EINVAL for a non-cpu backend. */
+int lt_backend_cpu_opts(const lt_backend *b, lt_cpu_opts *out);
+/* The convolution path the backend's layers actually take, as results
+ * record it ("conv_backend"): "avx512-direct+winograd" (AUTO or WINO on an
+ * AVX-512 CPU), "avx512-direct" (DIRECT), "im2col-sgemm" (REF, or any path
+ * on a CPU without AVX-512F); "cuda:N" for a cuda backend. These strings are
+ * compared with finished runs' (lt_fingerprint.c): keep them. */
+const char *lt_backend_describe(const lt_backend *b);
+
+/* The process default backend: cpu, options from the environment
+ * (lt_cpu_opts_from_env), made on first use and never freed. Models created
+ * without a backend (lt_model_create) and convolution geometries with
+ * LT_CONV_PATH_DEFAULT use it. */
+lt_backend *lt_backend_default(void);
+
+/* 1 when this CPU has AVX-512F (the fast convolution kernels need it). */
+int lt_cpu_has_avx512f(void);
+
+#endif
