@@ -93,11 +93,12 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
     return remove(p);
 }
 
-void fx_rm_rf(const char *dir)
+int fx_rm_rf(const char *dir)
 {
     /* Only ever called on a mkdtemp directory under /tmp. */
-    if (strncmp(dir, "/tmp/ltbench-test-", 18) == 0)
-        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (strncmp(dir, "/tmp/ltbench-test-", 18) != 0)
+        return -1;
+    return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }
 
 static int mkdirs_for(const char *path)

@@ -18,8 +18,9 @@ int fx_jpeg_flat(int w, int h, int r, int g, int b, uint8_t **out, size_t *len);
 
 /* mkdtemp("/tmp/ltbench-test-XXXXXX") into out. 0 / -1. */
 int fx_tmpdir(char *out, size_t cap);
-/* rm -rf of a directory tree made by the test. */
-void fx_rm_rf(const char *dir);
+/* rm -rf of a directory tree made by fx_tmpdir. 0, or -1 where something
+ * was left (callers that care say so; the rest may ignore it). */
+int fx_rm_rf(const char *dir);
 /* Writes a file, creating parent directories. 0 / -1. */
 int fx_write_file(const char *path, const void *data, size_t len);
 

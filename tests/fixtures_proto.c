@@ -1,10 +1,18 @@
 /* fixtures_proto.c — see fixtures_proto.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include "fixtures_proto.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include "lt.h"
 #include "lt_io.h"
 
 int fx_tiny_protocol(const char *dir, char *out, size_t cap)
@@ -30,4 +38,56 @@ int fx_tiny_protocol(const char *dir, char *out, size_t cap)
     if (f && fclose(f)) rc = -1;
     free(text);
     return rc;
+}
+
+int fx_can_train(const char *asan_why)
+{
+    if (FX_UNDER_ASAN) {
+        print_message("skip: %s\n", asan_why);
+        return 0;
+    }
+    if (access(FX_FMNIST_TRAIN, F_OK) != 0) {
+        print_message("skip: %s absent\n", FX_FMNIST_TRAIN);
+        return 0;
+    }
+    return 1;
+}
+
+void fx_run(const char *proto, const char *root, const char *method, const char *hparams,
+            int kill_after_epoch, lt_run_outcome *o)
+{
+    lt_run_request r;
+    lt_run_request_default(&r);
+    r.protocol = proto;
+    r.scale = "ci";
+    r.method = method;
+    r.seed = 0;
+    r.threads = 2;
+    r.quiet = 1;
+    r.results_root = root;
+    r.hparams = hparams;
+    r.kill_after_epoch = kill_after_epoch;
+    assert_int_equal(lt_runner_run(&r, o), LT_OK);
+}
+
+void fx_assert_same_metrics(const lt_run_outcome *a, const lt_run_outcome *b)
+{
+    const double x[] = {a->top1, a->many, a->medium, a->ece, a->macro_f1};
+    const double y[] = {b->top1, b->many, b->medium, b->ece, b->macro_f1};
+    assert_memory_equal(x, y, sizeof x);
+}
+
+void fx_assert_same_outcome(const lt_run_outcome *a, const lt_run_outcome *b)
+{
+    fx_assert_same_metrics(a, b);
+    char pa[1300], pb[1300];
+    snprintf(pa, sizeof pa, "%s/per_class.csv", a->run_dir);
+    snprintf(pb, sizeof pb, "%s/per_class.csv", b->run_dir);
+    char *sa, *sb;
+    size_t la, lb;
+    assert_int_equal(lt_io_read_all(pa, &sa, &la), LT_OK);
+    assert_int_equal(lt_io_read_all(pb, &sb, &lb), LT_OK);
+    assert_string_equal(sa, sb);
+    free(sa);
+    free(sb);
 }

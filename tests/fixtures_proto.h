@@ -1,13 +1,66 @@
-/* fixtures_proto.h — the small copy of fmnist_lt_r100 the runner tests train
- * on: protocol "fmnist_lt_tiny", ci scale with 120 training images per class,
- * a 300-image test subset and batches of 64. */
+/* fixtures_proto.h — what the runner tests that train share: the small copy
+ * of fmnist_lt_r100 they train on (protocol "fmnist_lt_tiny", ci scale with
+ * 120 training images per class, a 300-image test subset and batches of 64),
+ * when such a test can run here, one runner call as they all make it, and
+ * the bit-for-bit comparison of a resumed run with the uninterrupted one.
+ * Their scratch directories come from fixtures_img.h (fx_tmpdir, fx_rm_rf).
+ * The fx_run and fx_assert_* helpers check with CMocka asserts, so they are
+ * called from inside a test case only. */
 #ifndef FIXTURES_PROTO_H
 #define FIXTURES_PROTO_H
 
 #include <stddef.h>
 
+#include "lt_runner.h"
+
+/* 1 in an AddressSanitizer build: gcc says so with __SANITIZE_ADDRESS__,
+ * clang only through __has_feature. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FX_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FX_UNDER_ASAN 1
+#endif
+#endif
+#ifndef FX_UNDER_ASAN
+#define FX_UNDER_ASAN 0
+#endif
+
+/* The Debian Fashion-MNIST package's training images: where this file is
+ * absent, so is the data the runner tests train on. */
+#define FX_FMNIST_TRAIN "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
 /* Writes DIR/fmnist_lt_tiny.json (path into out); 0 or -1. Run from the
  * repository root (reads protocols/fmnist_lt_r100.json). */
 int fx_tiny_protocol(const char *dir, char *out, size_t cap);
+
+/* 1 where a test that trains on the real Fashion-MNIST can run. Else 0,
+ * after printing the "skip:" line run.sh reports: "skip: ASAN_WHY" under
+ * AddressSanitizer (instrumented, these trainings take many minutes), else
+ * that FX_FMNIST_TRAIN is absent. */
+int fx_can_train(const char *asan_why);
+
+/* Skips the calling test case where fx_can_train says it cannot run. A
+ * macro so that CMocka reports the skip at the test's own line. */
+#define FX_SKIP_UNLESS_RUNNABLE(asan_why)      \
+    do {                                       \
+        if (!fx_can_train(asan_why)) skip();   \
+    } while (0)
+
+/* Runs METHOD on PROTO (a protocol name or a .json path) as the runner tests
+ * do: ci scale, seed 0, 2 threads, quiet, results under ROOT. HPARAMS
+ * overrides the method's defaults (NULL: none); KILL_AFTER_EPOCH > 0 kills
+ * the run after that epoch's checkpoint (lt_run_request), 0 runs to the end
+ * or resumes. Asserts that lt_runner_run wrote a result; whether the run
+ * succeeded is o->ok, for the caller to judge. */
+void fx_run(const char *proto, const char *root, const char *method, const char *hparams,
+            int kill_after_epoch, lt_run_outcome *o);
+
+/* Asserts that b ends with a's top1, many, medium, ece and macro_f1 bit for
+ * bit (memory, not a tolerance: a resume must not change a single bit). */
+void fx_assert_same_metrics(const lt_run_outcome *a, const lt_run_outcome *b);
+
+/* fx_assert_same_metrics, and the two runs' per_class.csv are the same text. */
+void fx_assert_same_outcome(const lt_run_outcome *a, const lt_run_outcome *b);
 
 #endif

@@ -22,69 +22,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "fixtures_img.h"
+#include "fixtures_proto.h"
 #include "lt.h"
 #include "lt_io.h"
 #include "lt_runner.h"
-
-#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define LT_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LT_UNDER_ASAN 1
-#endif
-#endif
-#ifndef LT_UNDER_ASAN
-#define LT_UNDER_ASAN 0
-#endif
 
 static char g_tmp[256];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ltbench_bcrumb_XXXXXX");
-    return mkdtemp(g_tmp) ? 0 : -1;
+    return fx_tmpdir(g_tmp, sizeof g_tmp);
 }
 
 static int teardown(void **state) {
     (void)state;
-    if (g_tmp[0] && !getenv("LTBENCH_KEEP_TMP")) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-        if (system(cmd) != 0) return -1;
-    }
+    if (g_tmp[0] && !getenv("LTBENCH_KEEP_TMP")) return fx_rm_rf(g_tmp);
     return 0;
 }
 
-/* Skips the case (reason first) where it cannot run. */
-#define SKIP_IF_UNABLE()                                                                  \
-    do {                                                                                  \
-        if (LT_UNDER_ASAN) {                                                              \
-            print_message("skip: bcrumb resume at ci scale not run under AddressSanitizer\n"); \
-            skip();                                                                       \
-        }                                                                                 \
-        if (access(FMNIST, F_OK) != 0) {                                                  \
-            print_message("skip: %s absent\n", FMNIST);                                   \
-            skip();                                                                       \
-        }                                                                                 \
-    } while (0)
-
-static void run_one(const char *proto, const char *root, int kill, lt_run_outcome *o) {
-    lt_run_request r;
-    lt_run_request_default(&r);
-    r.protocol = proto;
-    r.scale = "ci";
-    r.method = "bcrumb";
-    r.seed = 0;
-    r.threads = 2;
-    r.quiet = 1;
-    r.results_root = root;
-    r.kill_after_epoch = kill;
-    assert_int_equal(lt_runner_run(&r, o), LT_OK);
-}
+/* Both cases' reason to skip under AddressSanitizer (fx_can_train). */
+static const char k_asan_why[] = "bcrumb resume at ci scale not run under AddressSanitizer";
 
 static double report(const lt_run_outcome *o, const char *key) {
     char p[1300];
@@ -118,9 +77,7 @@ static void assert_same_file(const lt_run_outcome *a, const lt_run_outcome *b, c
 
 /* Same numbers, same per-class table, same Cb and deques in the final checkpoint. */
 static void assert_resumed_equal(const lt_run_outcome *a, const lt_run_outcome *b) {
-    const double x[] = {a->top1, a->many, a->medium, a->ece, a->macro_f1};
-    const double y[] = {b->top1, b->many, b->medium, b->ece, b->macro_f1};
-    assert_memory_equal(x, y, sizeof x);
+    fx_assert_same_metrics(a, b);
     assert_same_file(a, b, "per_class.csv");
     char pa[1300], pb[1300];
     snprintf(pa, sizeof pa, "%s/ckpt_final.ltc", a->run_dir);
@@ -146,7 +103,7 @@ static void assert_resumed_equal(const lt_run_outcome *a, const lt_run_outcome *
 /* fmnist_lt_tiny with 4 epochs: the bank is in use before and after the kill. */
 static void test_resume_with_bank(void **unused) {
     (void)unused;
-    SKIP_IF_UNABLE();
+    FX_SKIP_UNLESS_RUNNABLE(k_asan_why);
     char *s;
     size_t n;
     assert_int_equal(lt_io_read_all("protocols/fmnist_lt_r100.json", &s, &n), LT_OK);
@@ -173,11 +130,11 @@ static void test_resume_with_bank(void **unused) {
     snprintf(ra, sizeof ra, "%s/tiny_a", g_tmp);
     snprintf(rb, sizeof rb, "%s/tiny_b", g_tmp);
     lt_run_outcome a, b;
-    run_one(proto, ra, 0, &a);
+    fx_run(proto, ra, "bcrumb", NULL, 0, &a);
     if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
     /* the bank trained Cb from epoch 2 (the deques were full after epoch 1) */
     assert_true(report(&a, "bcrumb_ready_epoch") == 2);
-    run_one(proto, rb, 3, &b);   /* killed after epoch 3's checkpoint (0-based epoch 2, on the bank) */
+    fx_run(proto, rb, "bcrumb", NULL, 3, &b);   /* killed after epoch 3's checkpoint (0-based epoch 2, on the bank) */
     assert_false(b.ok);
     char ck[1300];
     snprintf(ck, sizeof ck, "%s/ckpt.ltc", b.run_dir);
@@ -189,7 +146,7 @@ static void test_resume_with_bank(void **unused) {
     print_message("note: checkpoint after epoch 3: ready %lld, first bank epoch %lld, %lld history rows\n",
                   (long long)hdr[4], (long long)hdr[5], (long long)hdr[6]);
     assert_true(hdr[4] == 1 && hdr[5] == 2);
-    run_one(proto, rb, 0, &b);   /* resumes */
+    fx_run(proto, rb, "bcrumb", NULL, 0, &b);   /* resumes */
     if (!b.ok) fail_msg("resumed run failed: %s", b.reason);
     assert_resumed_equal(&a, &b);
     print_message("note: bcrumb tiny top1 %.4f (uninterrupted and resumed)\n", a.top1);
@@ -198,17 +155,17 @@ static void test_resume_with_bank(void **unused) {
 /* fmnist_lt_r100, ci scale as committed: killed after epoch 1 of 2. */
 static void test_resume_ci(void **unused) {
     (void)unused;
-    SKIP_IF_UNABLE();
+    FX_SKIP_UNLESS_RUNNABLE(k_asan_why);
     char ra[420], rb[420];
     snprintf(ra, sizeof ra, "%s/ci_a", g_tmp);
     snprintf(rb, sizeof rb, "%s/ci_b", g_tmp);
     lt_run_outcome a, b;
-    run_one("fmnist_lt_r100", ra, 0, &a);
+    fx_run("fmnist_lt_r100", ra, "bcrumb", NULL, 0, &a);
     if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
     assert_true(report(&a, "bcrumb_ready_epoch") == -1);   /* q_max = 25 > 2 epochs */
-    run_one("fmnist_lt_r100", rb, 1, &b);
+    fx_run("fmnist_lt_r100", rb, "bcrumb", NULL, 1, &b);
     assert_false(b.ok);
-    run_one("fmnist_lt_r100", rb, 0, &b);
+    fx_run("fmnist_lt_r100", rb, "bcrumb", NULL, 0, &b);
     if (!b.ok) fail_msg("resumed run failed: %s", b.reason);
     assert_resumed_equal(&a, &b);
     print_message("note: bcrumb ci top1 %.4f (uninterrupted and resumed)\n", a.top1);

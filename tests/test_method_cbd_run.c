@@ -19,60 +19,27 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixtures_img.h"
 #include "fixtures_proto.h"
 #include "lt.h"
 #include "lt_io.h"
 #include "lt_runner.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define LT_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LT_UNDER_ASAN 1
-#endif
-#endif
-#ifndef LT_UNDER_ASAN
-#define LT_UNDER_ASAN 0
-#endif
-
 static char g_proto[512];
-
-static void run_one(const char *root, int kill, lt_run_outcome *o) {
-    lt_run_request r;
-    lt_run_request_default(&r);
-    r.protocol = g_proto;
-    r.scale = "ci";
-    r.method = "cbd";
-    r.seed = 0;
-    r.threads = 2;
-    r.quiet = 1;
-    r.results_root = root;
-    r.kill_after_epoch = kill;
-    assert_int_equal(lt_runner_run(&r, o), LT_OK);
-}
 
 static void read_file(const char *path, char **s, size_t *n) { assert_int_equal(lt_io_read_all(path, s, n), LT_OK); }
 
 static void test_resume_equals_uninterrupted(void **unused) {
     (void)unused;
-    if (LT_UNDER_ASAN) {
-        print_message("skip: cbd resume not run under AddressSanitizer (four trainings instrumented)\n");
-        skip();
-    }
-    if (access(FMNIST, F_OK) != 0) {
-        print_message("skip: %s absent\n", FMNIST);
-        skip();
-    }
-    char tmp[] = "/tmp/ltbench_cbd_XXXXXX";
-    assert_non_null(mkdtemp(tmp));
+    FX_SKIP_UNLESS_RUNNABLE("cbd resume not run under AddressSanitizer (four trainings instrumented)");
+    char tmp[64];
+    assert_int_equal(fx_tmpdir(tmp, sizeof tmp), 0);
     assert_int_equal(fx_tiny_protocol(tmp, g_proto, sizeof g_proto), 0);
     char ra[300], rb[300], cmd[1000];
     snprintf(ra, sizeof ra, "%s/a", tmp);
     snprintf(rb, sizeof rb, "%s/b", tmp);
     lt_run_outcome a, b;
-    run_one(ra, 0, &a);   /* trains cbd_teacher first, then the student */
+    fx_run(g_proto, ra, "cbd", NULL, 0, &a);   /* trains cbd_teacher first, then the student */
     if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
     char tck[600];
     snprintf(tck, sizeof tck, "%s/runs/fmnist_lt_tiny/ci/cbd_teacher/seed0/ckpt_final.ltc", ra);
@@ -84,25 +51,14 @@ static void test_resume_equals_uninterrupted(void **unused) {
     snprintf(cmd, sizeof cmd, "mkdir -p '%s/runs/fmnist_lt_tiny/ci' && cp -r '%s/runs/fmnist_lt_tiny/ci/cbd_teacher' "
              "'%s/runs/fmnist_lt_tiny/ci/'", rb, ra, rb);
     assert_int_equal(system(cmd), 0);
-    run_one(rb, 3, &b);   /* killed after the student's first epoch (2 teacher epochs + 1) */
+    fx_run(g_proto, rb, "cbd", NULL, 3, &b);   /* killed after the student's first epoch (2 teacher epochs + 1) */
     assert_false(b.ok);
     char ck[1300];
     snprintf(ck, sizeof ck, "%s/ckpt.ltc", b.run_dir);
     assert_int_equal(access(ck, F_OK), 0);
-    run_one(rb, 0, &b);   /* resumes */
+    fx_run(g_proto, rb, "cbd", NULL, 0, &b);   /* resumes */
     if (!b.ok) fail_msg("resumed run failed: %s", b.reason);
-    const double x[] = {a.top1, a.many, a.medium, a.ece, a.macro_f1};
-    const double y[] = {b.top1, b.many, b.medium, b.ece, b.macro_f1};
-    assert_memory_equal(x, y, sizeof x);
-    char pa[1300], pb[1300], *sa, *sb;
-    size_t la, lb;
-    snprintf(pa, sizeof pa, "%s/per_class.csv", a.run_dir);
-    snprintf(pb, sizeof pb, "%s/per_class.csv", b.run_dir);
-    read_file(pa, &sa, &la);
-    read_file(pb, &sb, &lb);
-    assert_string_equal(sa, sb);
-    free(sa);
-    free(sb);
+    fx_assert_same_outcome(&a, &b);
     /* the teacher checkpoint the student read is unchanged */
     read_file(tck, &t1, &n1);
     assert_int_equal(n0, n1);
@@ -110,8 +66,7 @@ static void test_resume_equals_uninterrupted(void **unused) {
     free(t0);
     free(t1);
     print_message("note: cbd tiny top1 %.4f (uninterrupted and resumed)\n", a.top1);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) print_message("note: could not remove %s\n", tmp);
+    if (fx_rm_rf(tmp) != 0) print_message("note: could not remove %s\n", tmp);
 }
 
 int main(void) {

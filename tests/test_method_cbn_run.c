@@ -21,41 +21,13 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "fixtures_img.h"
 #include "fixtures_proto.h"
 #include "lt.h"
 #include "lt_io.h"
 #include "lt_runner.h"
-
-#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define LT_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LT_UNDER_ASAN 1
-#endif
-#endif
-#ifndef LT_UNDER_ASAN
-#define LT_UNDER_ASAN 0
-#endif
-
-static void run_one(const char *proto, const char *root, int kill, lt_run_outcome *o) {
-    lt_run_request r;
-    lt_run_request_default(&r);
-    r.protocol = proto;
-    r.scale = "ci";
-    r.method = "cbn";
-    r.seed = 0;
-    r.threads = 2;
-    r.quiet = 1;
-    r.results_root = root;
-    r.kill_after_epoch = kill;
-    assert_int_equal(lt_runner_run(&r, o), LT_OK);
-}
 
 static double report(const cJSON *mr, const char *key) {
     const cJSON *v = cJSON_GetObjectItem(mr, key);
@@ -65,24 +37,17 @@ static double report(const cJSON *mr, const char *key) {
 
 static void test_resume_and_report(void **unused) {
     (void)unused;
-    if (LT_UNDER_ASAN) {
-        print_message("skip: cbn runs not run under AddressSanitizer\n");
-        skip();
-    }
-    if (access(FMNIST, F_OK) != 0) {
-        print_message("skip: %s absent\n", FMNIST);
-        skip();
-    }
-    char tmp[] = "/tmp/ltbench_cbn_XXXXXX";
-    assert_non_null(mkdtemp(tmp));
+    FX_SKIP_UNLESS_RUNNABLE("cbn runs not run under AddressSanitizer");
+    char tmp[64];
+    assert_int_equal(fx_tmpdir(tmp, sizeof tmp), 0);
     char proto[400], ra[300], rb[300];
     assert_int_equal(fx_tiny_protocol(tmp, proto, sizeof proto), 0);
     snprintf(ra, sizeof ra, "%s/a", tmp);
     snprintf(rb, sizeof rb, "%s/b", tmp);
     lt_run_outcome a, b;
-    run_one(proto, ra, 0, &a);
+    fx_run(proto, ra, "cbn", NULL, 0, &a);
     if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
-    run_one(proto, rb, 1, &b);   /* killed after the first epoch's checkpoint */
+    fx_run(proto, rb, "cbn", NULL, 1, &b);   /* killed after the first epoch's checkpoint */
     assert_false(b.ok);
     char p[1300];
     snprintf(p, sizeof p, "%s/ckpt.ltc", b.run_dir);
@@ -104,11 +69,9 @@ static void test_resume_and_report(void **unused) {
         assert_true(inited == 1.0f);
     }
     lt_ckpt_free(c);
-    run_one(proto, rb, 0, &b);   /* resumes */
+    fx_run(proto, rb, "cbn", NULL, 0, &b);   /* resumes */
     if (!b.ok) fail_msg("resumed run failed: %s", b.reason);
-    const double x[] = {a.top1, a.many, a.medium, a.ece, a.macro_f1};
-    const double y[] = {b.top1, b.many, b.medium, b.ece, b.macro_f1};
-    assert_memory_equal(x, y, sizeof x);
+    fx_assert_same_metrics(&a, &b);
     /* the consistency measurement in result.json */
     snprintf(p, sizeof p, "%s/result.json", a.run_dir);
     cJSON *j;
@@ -126,9 +89,7 @@ static void test_resume_and_report(void **unused) {
     print_message("note: cbn tiny: top1 %.4f (uninterrupted and resumed); train mode %.2f%%, eval mode %.2f%% "
                   "on training images, %.2f%% disagree\n", a.top1, at, ae, dis);
     cJSON_Delete(j);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) print_message("note: could not remove %s\n", tmp);
+    if (fx_rm_rf(tmp) != 0) print_message("note: could not remove %s\n", tmp);
 }
 
 int main(void) {

@@ -16,59 +16,14 @@
 #include <cmocka.h>
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "fixtures_img.h"
 #include "fixtures_proto.h"
 #include "lt.h"
-#include "lt_io.h"
 #include "lt_runner.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define LT_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LT_UNDER_ASAN 1
-#endif
-#endif
-#ifndef LT_UNDER_ASAN
-#define LT_UNDER_ASAN 0
-#endif
-
 static char g_proto[512];
-
-static void run_one(const char *root, int kill, lt_run_outcome *o) {
-    lt_run_request r;
-    lt_run_request_default(&r);
-    r.protocol = g_proto;
-    r.scale = "ci";
-    r.method = "iccl";
-    r.seed = 0;
-    r.threads = 2;
-    r.quiet = 1;
-    r.results_root = root;
-    r.kill_after_epoch = kill;
-    assert_int_equal(lt_runner_run(&r, o), LT_OK);
-}
-
-static void same_result(const lt_run_outcome *a, const lt_run_outcome *b) {
-    const double x[] = {a->top1, a->many, a->medium, a->ece, a->macro_f1};
-    const double y[] = {b->top1, b->many, b->medium, b->ece, b->macro_f1};
-    assert_memory_equal(x, y, sizeof x);
-    char pa[1300], pb[1300];
-    snprintf(pa, sizeof pa, "%s/per_class.csv", a->run_dir);
-    snprintf(pb, sizeof pb, "%s/per_class.csv", b->run_dir);
-    char *sa, *sb;
-    size_t la, lb;
-    assert_int_equal(lt_io_read_all(pa, &sa, &la), LT_OK);
-    assert_int_equal(lt_io_read_all(pb, &sb, &lb), LT_OK);
-    assert_string_equal(sa, sb);
-    free(sa);
-    free(sb);
-}
 
 /* The checkpoint of a killed run holds centroids that left their random
  * initialisation (the EMA ran). */
@@ -92,42 +47,33 @@ static void centroids_moved(const char *run_dir) {
 
 static void test_resume_equals_uninterrupted(void **unused) {
     (void)unused;
-    if (LT_UNDER_ASAN) {
-        print_message("skip: iccl resume not run under AddressSanitizer (three trainings)\n");
-        skip();
-    }
-    if (access(FMNIST, F_OK) != 0) {
-        print_message("skip: %s absent\n", FMNIST);
-        skip();
-    }
-    char tmp[] = "/tmp/ltbench_iccl_XXXXXX";
-    assert_non_null(mkdtemp(tmp));
+    FX_SKIP_UNLESS_RUNNABLE("iccl resume not run under AddressSanitizer (three trainings)");
+    char tmp[64];
+    assert_int_equal(fx_tmpdir(tmp, sizeof tmp), 0);
     assert_int_equal(fx_tiny_protocol(tmp, g_proto, sizeof g_proto), 0);
     char ra[300], rb[300], rc[300];
     snprintf(ra, sizeof ra, "%s/a", tmp);
     snprintf(rb, sizeof rb, "%s/b", tmp);
     snprintf(rc, sizeof rc, "%s/c", tmp);
     lt_run_outcome a, b;
-    run_one(ra, 0, &a);
+    fx_run(g_proto, ra, "iccl", NULL, 0, &a);
     if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
     /* killed after epoch 1 of stage 1, resumed */
-    run_one(rb, 1, &b);
+    fx_run(g_proto, rb, "iccl", NULL, 1, &b);
     assert_false(b.ok);
     centroids_moved(b.run_dir);
-    run_one(rb, 0, &b);
+    fx_run(g_proto, rb, "iccl", NULL, 0, &b);
     if (!b.ok) fail_msg("resumed run (epoch 1) failed: %s", b.reason);
-    same_result(&a, &b);
+    fx_assert_same_outcome(&a, &b);
     /* killed at the end of stage 1 (epoch 2), resumed into the cRT stage */
-    run_one(rc, 2, &b);
+    fx_run(g_proto, rc, "iccl", NULL, 2, &b);
     assert_false(b.ok);
     centroids_moved(b.run_dir);
-    run_one(rc, 0, &b);
+    fx_run(g_proto, rc, "iccl", NULL, 0, &b);
     if (!b.ok) fail_msg("resumed run (epoch 2) failed: %s", b.reason);
-    same_result(&a, &b);
+    fx_assert_same_outcome(&a, &b);
     print_message("note: iccl tiny top1 %.4f (uninterrupted and both resumes)\n", a.top1);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) print_message("note: could not remove %s\n", tmp);
+    if (fx_rm_rf(tmp) != 0) print_message("note: could not remove %s\n", tmp);
 }
 
 int main(void) {
