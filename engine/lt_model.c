@@ -452,6 +452,8 @@ int lt_model_set_batch(lt_model *m, int N) {
         total = off;
         if (pass == 0) {
             if (m->dev) {
+                /* grows scratch too, so the host scratch branch below never
+                 * runs for a device model */
                 LT_TRY(dev_plan_blocks(m, N, total, scratch));
             } else if (total > m->acts_floats) {
                 lt_free(m->acts);
