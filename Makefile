@@ -36,7 +36,7 @@ LIBS        := $(HARNESS_LIB) $(DATA_LIB) $(ENGINE_LIB)
 
 # ---- CUDA op library (issue 19): built only where nvcc is found -----------------
 # engine/cuda/*.cu -> build/libltcuda.a (cuDNN 9 + cuBLAS + own kernels) and the
-# op-table test build/tests/test_backend_ops (tests/gpu/), which make test runs
+# tests build/tests/test_backend_ops and test_model_cuda (tests/gpu/), which make test runs
 # (without a GPU its device cases report SKIPPED). No nvcc (or CUDA=0): nothing
 # here is built and every other target is unchanged. The include / library
 # folders default to nvcc's toolkit; tests/gpu/run.sh points them at PyTorch's
@@ -62,10 +62,14 @@ NVCCFLAGS  += -std=c++17 --fmad=false $(NVCC_ARCH) -Werror all-warnings \
               -Xcompiler -Wall,-Wextra,-Wno-format-truncation \
               -Iengine -Iengine/cuda -I$(CUDNN_INC) -I$(CUBLAS_INC) -MMD -MP
 CUDA_SRC   := $(sort $(wildcard engine/cuda/*.cu))
+# the model glue (lt_backend_cuda_create, the built-in layers on the device):
+# plain C with the engine's flags
+CUDA_CSRC  := $(sort $(wildcard engine/cuda/*.c))
 CUDA_LIB   := $(BUILD)/libltcuda.a
 CUDA_LDLIBS ?= -L$(CUDNN_LIB) -L$(CUBLAS_LIB) -L$(CUDART_LIB) -lcudnn -lcublas -lcudart -lstdc++ \
               -Wl,-rpath,$(CUDNN_LIB) -Wl,-rpath,$(CUBLAS_LIB) -Wl,-rpath,$(CUDART_LIB)
-CUDA_TEST_BIN := $(BUILD)/tests/test_backend_ops
+# tests/gpu/test_*.c: the op table and the whole models (cpu vs cuda)
+CUDA_TEST_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/gpu/test_*.c)))
 CUDA_TESTLIB_SRC := tests/gpu/optable.c
 # nvcc without the cuDNN / cuBLAS headers (a bare toolkit): say so and build
 # the CPU targets only, rather than fail the whole build
@@ -87,7 +91,7 @@ all: ltbench $(CUDA_LIB)
 
 help:
 	@echo "make              build ./ltbench and the libraries (and build/libltcuda.a where nvcc is found)"
-	@echo "make cuda         the CUDA op library and its op-table test build/tests/test_backend_ops"
+	@echo "make cuda         the CUDA library and its tests build/tests/test_backend_ops, test_model_cuda"
 	@echo "make deps         install the Debian packages the project needs"
 	@echo "make test         build and run the CMocka suite (runs deps first if needed)"
 	@echo "make asan         the suite under AddressSanitizer + UBSan"
@@ -149,9 +153,11 @@ ifneq ($(strip $(NVCC)),)
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
-$(CUDA_LIB): $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
+$(CUDA_LIB): $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC)) $(call obj,$(CUDA_CSRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
-$(CUDA_TEST_BIN): tests/gpu/test_backend_ops.c $(call obj,$(CUDA_TESTLIB_SRC)) $(CUDA_LIB) $(ENGINE_LIB)
+# libltcuda.a BEFORE libltengine.a: its lt_backend_cuda_create (the real one)
+# must be taken before the engine's weak ENOTBUILT stub (lt_backend.h)
+$(CUDA_TEST_BIN): $(BUILD)/tests/%: tests/gpu/%.c $(call obj,$(CUDA_TESTLIB_SRC)) $(CUDA_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iengine/cuda -Itests/gpu -o $@ $< $(call obj,$(CUDA_TESTLIB_SRC)) $(CUDA_LIB) $(ENGINE_LIB) \
 	    $(CUDA_LDLIBS) $(LDLIBS) -lcmocka

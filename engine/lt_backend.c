@@ -1,19 +1,11 @@
 /* lt_backend.c — the backend objects (lt_backend.h): the cpu backend's
  * options, the process default made from the environment, and the cuda
- * stub that says it is not built. */
-#include "lt_backend.h"
+ * stub (weak) that says it is not built where libltcuda.a is not linked. */
+#include "lt_backend_impl.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct lt_backend {
-    lt_backend_kind kind;
-    lt_cpu_opts cpu;      /* kind == LT_BACKEND_CPU */
-    int device;           /* kind == LT_BACKEND_CUDA */
-    char cuda_name[24];   /* "cuda:N", what lt_backend_describe returns for it */
-    int is_default;       /* the process default: lt_backend_free leaves it */
-};
 
 int lt_cpu_has_avx512f(void) {
     /* __builtin_cpu_supports needs __builtin_cpu_init first when called
@@ -85,15 +77,20 @@ int lt_backend_cpu_create(const lt_cpu_opts *o, lt_backend **out) {
     return LT_OK;
 }
 
-int lt_backend_cuda_create(int device, lt_backend **out) {
+/* Weak: libltcuda.a's definition (engine/cuda/lt_cuda_model.c) replaces it
+ * in programs linked with it (lt_backend.h). Fails where the backend is
+ * chosen, not at the first kernel. */
+__attribute__((weak)) int lt_backend_cuda_create(int device, lt_cuda_math math, int deterministic,
+                                                 lt_backend **out) {
+    (void)math;
+    (void)deterministic;
     if (out) *out = NULL;
-    /* engine/cuda/ is not linked into the model yet: fail where the backend
-     * is chosen, not at the first kernel */
     return lt_err(LT_ENOTBUILT, "CUDA backend not built into this binary (cuda:%d requested)", device);
 }
 
 void lt_backend_free(lt_backend *b) {
     if (!b || b->is_default) return;
+    if (b->dev && b->ctx) b->dev->ctx_free(b->ctx);
     free(b);
 }
 
@@ -107,7 +104,7 @@ int lt_backend_cpu_opts(const lt_backend *b, lt_cpu_opts *out) {
 
 const char *lt_backend_describe(const lt_backend *b) {
     if (!b) return "?";
-    if (b->kind == LT_BACKEND_CUDA) return b->cuda_name;   /* unreachable until cuda is built */
+    if (b->kind == LT_BACKEND_CUDA) return b->cuda_name;
     /* the strings results have recorded as conv_backend since engine 0.3.0 */
     if (!lt_cpu_has_avx512f() || b->cpu.conv == LT_CONV_PATH_REF) return "im2col-sgemm";
     return b->cpu.conv == LT_CONV_PATH_DIRECT ? "avx512-direct" : "avx512-direct+winograd";

@@ -8,8 +8,9 @@
  *           they pay, the im2col + OpenBLAS sgemm path elsewhere; the path
  *           choices are plain fields of lt_cpu_opts.
  *   cuda:N  a CUDA device (parameters, gradients, optimizer state and
- *           activations on it). Not built yet: lt_backend_cuda_create says
- *           so.
+ *           activations on it; engine/cuda/, cuDNN + cuBLAS). Only in
+ *           binaries linked with build/libltcuda.a: elsewhere
+ *           lt_backend_cuda_create returns LT_ENOTBUILT.
  *
  * The environment switches LT_CONV_REF and LT_CONV_WINO are read in one
  * place only, lt_cpu_opts_from_env, which fills the options of the process
@@ -27,6 +28,12 @@
 typedef struct lt_backend lt_backend;
 
 typedef enum { LT_BACKEND_CPU = 0, LT_BACKEND_CUDA = 1 } lt_backend_kind;
+
+/* Math mode of a cuda backend (and of engine/cuda/lt_cuda.h's contexts). */
+typedef enum {
+    LT_CUDA_FP32 = 0,   /* IEEE float32, TF32 off (default) */
+    LT_CUDA_TF32 = 1    /* TF32 tensor cores in convolutions and GEMMs */
+} lt_cuda_math;
 
 /* The convolution path of a cpu backend. The paths sum in different orders,
  * so their last bits differ; each is deterministic for a fixed thread
@@ -73,9 +80,21 @@ const char *lt_conv_path_name(lt_conv_path p);   /* the inverse; "?" when out of
 
 /* LT_EINVAL for options out of range. */
 int lt_backend_cpu_create(const lt_cpu_opts *o, lt_backend **out);
-/* Always fails in this build: LT_ENOTBUILT "CUDA backend not built into this
- * binary (cuda:<device> requested)", *out = NULL. */
-int lt_backend_cuda_create(int device, lt_backend **out);
+/* A CUDA backend on device `device` (0-based) with its own context (stream,
+ * cuDNN and cuBLAS handles), math mode and deterministic flag (lt_cuda.h).
+ * Binaries linked with build/libltcuda.a: LT_EDEVICE with the reason ("no
+ * CUDA device: ...") when there is no driver or device or the index is out
+ * of range, LT_EINVAL for a bad math mode. Binaries without it (the engine
+ * library alone, a CPU-only build): LT_ENOTBUILT "CUDA backend not built
+ * into this binary (cuda:<device> requested)". *out = NULL on failure.
+ *
+ * How: the engine defines this function as a weak symbol (the ENOTBUILT
+ * stub, lt_backend.c); libltcuda.a defines the real one
+ * (engine/cuda/lt_cuda_model.c), which the linker takes when the program
+ * references it and libltcuda.a comes before libltengine.a on the link line
+ * (Makefile). The engine itself never calls into libltcuda: the backend
+ * object carries the device functions (lt_backend_impl.h). */
+int lt_backend_cuda_create(int device, lt_cuda_math math, int deterministic, lt_backend **out);
 /* NULL and the process default are ignored (the default lives as long as
  * the process). */
 void lt_backend_free(lt_backend *b);

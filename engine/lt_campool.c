@@ -210,7 +210,7 @@ static double cp_macs(const lt_model *m, const lt_node *nd) {
     return 4.0 * K * HW;
 }
 
-static const lt_layer_ops cp_ops = {LT_LAYER_ABI, "cam_pool", cp_plan, cp_fwd, cp_bwd, cp_scratch, 0, NULL, cp_macs};
+static const lt_layer_ops cp_ops = {LT_LAYER_ABI, "cam_pool", cp_plan, cp_fwd, cp_bwd, cp_scratch, 0, NULL, cp_macs, NULL, NULL};
 
 int lt_add_cam_pool(lt_model *m, const char *name, const char *group, int in, const char *weight, float scale,
                     float gamma, int stop_grad, int32_t *cls) {

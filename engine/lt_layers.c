@@ -3,6 +3,7 @@
  * the arithmetic; this file only routes pointers and decides which gradients
  * are needed (frozen parameters and inputs without trainable ancestors get
  * NULL, so their work is skipped). */
+#include "lt_layers_impl.h"
 #include "lt_model_impl.h"
 #include "lt_loss.h"
 #include "lt_ops.h"
@@ -10,19 +11,22 @@
 #include <math.h>
 #include <string.h>
 
-static lt_node *in_node(lt_model *m, const lt_node *nd, int k) { return &m->nodes[nd->in[k]]; }
-static float *in_dy(lt_model *m, const lt_node *nd, int k) {
-    lt_node *s = in_node(m, nd, k);
-    return (nd->in[k] > 0 && s->need_dy) ? s->dy : NULL;
-}
-static float *pw(lt_model *m, const lt_node *nd, int k) { return m->w + m->params[nd->p0 + k].off; }
-static float *pg(lt_model *m, const lt_node *nd, int k) {
-    return (m->params[nd->p0 + k].flags & LT_MASK_FROZEN) ? NULL : m->g + m->params[nd->p0 + k].off;
-}
-static float *bf(lt_model *m, const lt_node *nd, int k) { return m->buf + m->bufs[nd->b0 + k].off; }
+/* the buffer routing helpers and the configurations are lt_layers_impl.h's
+ * (the CUDA implementations share them) */
+#define in_node lt_in_node
+#define in_dy lt_in_dy
+#define pw lt_pw
+#define pg lt_pg
+#define bf lt_bf
+#define lin_in lt_lin_in
+#define COS_EPS LT_COS_EPS
+typedef lt_conv_cfg conv_cfg;
+typedef lt_bn_cfg bn_cfg;
+typedef lt_pool_cfg pool_cfg;
+typedef lt_sca_cfg sca_cfg;
+typedef lt_lin_cfg lin_cfg;
 
 /* ---- conv2d ------------------------------------------------------------------ */
-typedef struct { lt_conv_geom g; int bias; } conv_cfg;
 
 static int conv_plan(lt_model *m, lt_node *nd) {
     conv_cfg *c = (conv_cfg *)nd->cfg;
@@ -65,7 +69,7 @@ static double conv_macs(const lt_model *m, const lt_node *nd) {
 }
 static const lt_layer_fusion conv_fusion = {.forward_epilogue = conv_fwd_ep};
 static const lt_layer_ops conv_ops = {LT_LAYER_ABI, "conv2d", conv_plan, conv_fwd, conv_bwd, conv_scratch,
-                                      LT_LAYER_SETS_DX, &conv_fusion, conv_macs};
+                                      LT_LAYER_SETS_DX, &conv_fusion, conv_macs, NULL, NULL};
 
 int lt_add_conv(lt_model *m, const char *name, const char *group, int in, int co, int k, int stride,
                 int pad, int groups, int bias) {
@@ -77,7 +81,6 @@ int lt_add_conv(lt_model *m, const char *name, const char *group, int in, int co
 }
 
 /* ---- batch norm ----------------------------------------------------------------- */
-typedef struct { float eps, momentum; } bn_cfg;
 
 static int bn_plan(lt_model *m, lt_node *nd) {
     nd->shape = in_node(m, nd, 0)->shape;
@@ -136,7 +139,7 @@ static int bn_bwd_relu(lt_model *m, lt_node *nd, const lt_node *rn, int N) {
 static const lt_layer_fusion bn_fusion = {.eval_affine = bn_eval_affine, .forward_relu = bn_fwd_relu,
                                           .backward_relu = bn_bwd_relu};
 static const lt_layer_ops bn_ops = {LT_LAYER_ABI, "bn", bn_plan, bn_fwd, bn_bwd, NULL,
-                                    LT_LAYER_SETS_DX | LT_LAYER_BWD_NO_Y, &bn_fusion, NULL};
+                                    LT_LAYER_SETS_DX | LT_LAYER_BWD_NO_Y, &bn_fusion, NULL, NULL, NULL};
 
 int lt_add_bn(lt_model *m, const char *name, const char *group, int in) {
     bn_cfg c = {1e-5f, 0.1f};
@@ -153,13 +156,12 @@ static int relu_bwd(lt_model *m, lt_node *nd, int N) {
     return LT_OK;
 }
 static const lt_layer_ops relu_ops = {LT_LAYER_ABI, "relu", same_plan, relu_fwd, relu_bwd, NULL,
-                                      LT_LAYER_SETS_DX | LT_LAYER_IN_PLACE | LT_LAYER_EPI_RELU, NULL, NULL};
+                                      LT_LAYER_SETS_DX | LT_LAYER_IN_PLACE | LT_LAYER_EPI_RELU, NULL, NULL, NULL, NULL};
 int lt_add_relu(lt_model *m, const char *name, const char *group, int in) {
     return lt_model_add(m, &relu_ops, name, group, in, -1, NULL, 0);
 }
 
 /* ---- max pool ------------------------------------------------------------------- */
-typedef struct { int k, s, p; } pool_cfg;
 static int maxpool_plan(lt_model *m, lt_node *nd) {
     pool_cfg *c = (pool_cfg *)nd->cfg;
     lt_shape s = in_node(m, nd, 0)->shape;
@@ -183,7 +185,7 @@ static int maxpool_bwd(lt_model *m, lt_node *nd, int N) {
     return LT_OK;
 }
 static const lt_layer_ops maxpool_ops = {LT_LAYER_ABI, "maxpool", maxpool_plan, maxpool_fwd, maxpool_bwd, NULL, 0,
-                                         NULL, NULL};
+                                         NULL, NULL, NULL, NULL};
 int lt_add_maxpool(lt_model *m, const char *name, const char *group, int in, int k, int stride, int pad) {
     pool_cfg c = {k, stride, pad};
     return lt_model_add(m, &maxpool_ops, name, group, in, -1, &c, sizeof c);
@@ -206,7 +208,7 @@ static int gap_bwd(lt_model *m, lt_node *nd, int N) {
     if (dx) lt_gap_backward(N, s.c, s.h * s.w, nd->dy, dx);
     return LT_OK;
 }
-static const lt_layer_ops gap_ops = {LT_LAYER_ABI, "gap", gap_plan, gap_fwd, gap_bwd, NULL, 0, NULL, NULL};
+static const lt_layer_ops gap_ops = {LT_LAYER_ABI, "gap", gap_plan, gap_fwd, gap_bwd, NULL, 0, NULL, NULL, NULL, NULL};
 int lt_add_gap(lt_model *m, const char *name, const char *group, int in) {
     return lt_model_add(m, &gap_ops, name, group, in, -1, NULL, 0);
 }
@@ -228,13 +230,12 @@ static int sum_bwd(lt_model *m, lt_node *nd, int N) {
     return LT_OK;
 }
 static const lt_layer_ops sum_ops = {LT_LAYER_ABI, "sum", sum_plan, sum_fwd, sum_bwd, NULL,
-                                     LT_LAYER_SETS_DX | LT_LAYER_BWD_NO_Y | LT_LAYER_EPI_ADD, NULL, NULL};
+                                     LT_LAYER_SETS_DX | LT_LAYER_BWD_NO_Y | LT_LAYER_EPI_ADD, NULL, NULL, NULL, NULL};
 int lt_add_sum(lt_model *m, const char *name, const char *group, int a, int b) {
     return lt_model_add(m, &sum_ops, name, group, a, b, NULL, 0);
 }
 
 /* ---- option-A shortcut ---------------------------------------------------------------- */
-typedef struct { int co, stride; } sca_cfg;
 static int sca_plan(lt_model *m, lt_node *nd) {
     sca_cfg *c = (sca_cfg *)nd->cfg;
     lt_shape s = in_node(m, nd, 0)->shape;
@@ -268,15 +269,13 @@ static int sca_fwd_data(lt_model *m, lt_node *nd, int N, int *c0, int *c1) {
 }
 static const lt_layer_fusion sca_fusion = {.forward_data = sca_fwd_data};
 static const lt_layer_ops sca_ops = {LT_LAYER_ABI, "shortcut_a", sca_plan, sca_fwd, sca_bwd, NULL, 0, &sca_fusion,
-                                     NULL};
+                                     NULL, NULL, NULL};
 int lt_add_shortcut_a(lt_model *m, const char *name, const char *group, int in, int co, int stride) {
     sca_cfg c = {co, stride};
     return lt_model_add(m, &sca_ops, name, group, in, -1, &c, sizeof c);
 }
 
 /* ---- linear ------------------------------------------------------------------------------ */
-typedef struct { int out, bias; float scale; } lin_cfg;
-static int lin_in(lt_model *m, const lt_node *nd) { return (int)lt_shape_count(in_node(m, nd, 0)->shape); }
 static int lin_plan(lt_model *m, lt_node *nd) {
     lin_cfg *c = (lin_cfg *)nd->cfg;
     int in = lin_in(m, nd);
@@ -297,14 +296,13 @@ static int lin_bwd(lt_model *m, lt_node *nd, int N) {
                        pg(m, nd, 0), c->bias ? pg(m, nd, 1) : NULL);
     return LT_OK;
 }
-static const lt_layer_ops lin_ops = {LT_LAYER_ABI, "linear", lin_plan, lin_fwd, lin_bwd, NULL, 0, NULL, weight_macs};
+static const lt_layer_ops lin_ops = {LT_LAYER_ABI, "linear", lin_plan, lin_fwd, lin_bwd, NULL, 0, NULL, weight_macs, NULL, NULL};
 int lt_add_linear(lt_model *m, const char *name, const char *group, int in, int out, int bias) {
     lin_cfg c = {out, bias, 1.0f};
     return lt_model_add(m, &lin_ops, name, group, in, -1, &c, sizeof c);
 }
 
 /* ---- cosine linear ------------------------------------------------------------------------- */
-#define COS_EPS 1e-12f
 static int cos_plan(lt_model *m, lt_node *nd) {
     lin_cfg *c = (lin_cfg *)nd->cfg;
     int in = lin_in(m, nd);
@@ -327,7 +325,7 @@ static int cos_bwd(lt_model *m, lt_node *nd, int N) {
                        nd->saved + m->batch, nd->y, nd->dy, in_dy(m, nd, 0), pg(m, nd, 0));
     return LT_OK;
 }
-static const lt_layer_ops cos_ops = {LT_LAYER_ABI, "cosine", cos_plan, cos_fwd, cos_bwd, NULL, 0, NULL, weight_macs};
+static const lt_layer_ops cos_ops = {LT_LAYER_ABI, "cosine", cos_plan, cos_fwd, cos_bwd, NULL, 0, NULL, weight_macs, NULL, NULL};
 int lt_add_cosine(lt_model *m, const char *name, const char *group, int in, int out, float scale) {
     lin_cfg c = {out, 0, scale};
     return lt_model_add(m, &cos_ops, name, group, in, -1, &c, sizeof c);
@@ -374,7 +372,7 @@ static int cosl_bwd(lt_model *m, lt_node *nd, int N) {
     return LT_OK;
 }
 static const lt_layer_ops cosl_ops = {LT_LAYER_ABI, "cosine_learned", cosl_plan, cosl_fwd, cosl_bwd, NULL, 0, NULL,
-                                      weight_macs};
+                                      weight_macs, NULL, NULL};
 int lt_add_cosine_learned(lt_model *m, const char *name, const char *group, int in, int out, float scale_init) {
     if (!isfinite(scale_init)) return -lt_err(LT_EINVAL, "cosine %s: scale %g", name, (double)scale_init);
     lin_cfg c = {out, 0, scale_init};
@@ -410,7 +408,7 @@ static int scale_bwd(lt_model *m, lt_node *nd, int N) {
     }
     return LT_OK;
 }
-static const lt_layer_ops scale_ops = {LT_LAYER_ABI, "scale", scale_plan, scale_fwd, scale_bwd, NULL, 0, NULL, NULL};
+static const lt_layer_ops scale_ops = {LT_LAYER_ABI, "scale", scale_plan, scale_fwd, scale_bwd, NULL, 0, NULL, NULL, NULL, NULL};
 int lt_add_scale(lt_model *m, const char *name, const char *group, int in) {
     return lt_model_add(m, &scale_ops, name, group, in, -1, NULL, 0);
 }
@@ -439,4 +437,28 @@ int lt_model_param_shape(const lt_model *m, int i, int64_t dims[4], int *ndim) {
         *ndim = 1;
     }
     return LT_OK;
+}
+
+/* ---- built-in kinds (lt_layers_impl.h) ---------------------------------------------
+ * By table address: a plugin that copies a built-in's members is a plugin. */
+lt_layer_kind lt_layer_kind_of(const lt_layer_ops *ops) {
+    if (ops == &conv_ops) return LT_LK_CONV;
+    if (ops == &bn_ops) return LT_LK_BN;
+    if (ops == &relu_ops) return LT_LK_RELU;
+    if (ops == &maxpool_ops) return LT_LK_MAXPOOL;
+    if (ops == &gap_ops) return LT_LK_GAP;
+    if (ops == &sum_ops) return LT_LK_SUM;
+    if (ops == &sca_ops) return LT_LK_SHORTCUT_A;
+    if (ops == &lin_ops) return LT_LK_LINEAR;
+    if (ops == &cos_ops) return LT_LK_COSINE;
+    if (ops == &cosl_ops) return LT_LK_COSINE_LEARNED;
+    if (ops == &scale_ops) return LT_LK_SCALE;
+    return LT_LK_PLUGIN;
+}
+
+const char *lt_layer_kind_name(int kind) {
+    static const char *const names[LT_LK_COUNT] = {"plugin", "input", "conv2d", "bn", "relu", "maxpool", "gap",
+                                                   "sum", "shortcut_a", "linear", "cosine", "cosine_learned",
+                                                   "scale"};
+    return kind >= 0 && kind < LT_LK_COUNT ? names[kind] : "?";
 }

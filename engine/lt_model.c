@@ -2,6 +2,8 @@
  * allocation per flat block), activation planning, forward/backward drivers,
  * groups (freeze, eval mode, re-initialisation) and named taps. The layer
  * types themselves live in lt_layers.c, the ResNet builders in lt_resnet.c. */
+#include "lt_backend_impl.h"
+#include "lt_layers_impl.h"
 #include "lt_model_impl.h"
 #include "lt_loss.h"
 #include "lt_ops.h"
@@ -18,7 +20,7 @@ static int input_plan(lt_model *m, lt_node *nd) {
     return LT_OK;
 }
 static int input_noop(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; return LT_OK; }
-static const lt_layer_ops input_ops = {LT_LAYER_ABI, "input", input_plan, input_noop, input_noop, NULL, 0, NULL, NULL};
+static const lt_layer_ops input_ops = {LT_LAYER_ABI, "input", input_plan, input_noop, input_noop, NULL, 0, NULL, NULL, NULL, NULL};
 
 int lt_model_create(lt_model **out, lt_shape in) { return lt_model_create_on(out, in, NULL); }
 
@@ -27,13 +29,18 @@ int lt_model_create_on(lt_model **out, lt_shape in, lt_backend *b) {
     if (in.c <= 0 || in.h <= 0 || in.w <= 0)
         return lt_err(LT_ESHAPE, "model input shape %dx%dx%d is empty", in.c, in.h, in.w);
     if (!b) b = lt_backend_default();
-    /* the layers run host kernels on host buffers; device buffers come with
-     * the CUDA integration */
-    if (lt_backend_get_kind(b) != LT_BACKEND_CPU)
-        return lt_err(LT_EINVAL, "model: backend %s cannot hold a model yet (cpu only)", lt_backend_describe(b));
+    /* a device backend holds models through its device functions */
+    if (lt_backend_get_kind(b) != LT_BACKEND_CPU && !b->dev)
+        return lt_err(LT_EINVAL, "model: backend %s cannot hold a model", lt_backend_describe(b));
     lt_model *m = calloc(1, sizeof *m);
     if (!m) return lt_err(LT_ENOMEM, "model: out of memory");
     m->backend = b;
+    if (b->dev) {
+        /* device models run every node unfused (fusions are CPU kernels) */
+        m->dev = b->dev;
+        m->dctx = b->ctx;
+        m->no_fuse = 1;
+    }
     m->in_shape = in;
     m->in_shape.n = 1;
     int rc = lt_model_add(m, &input_ops, "input", "input", -1, -1, NULL, 0);
@@ -47,6 +54,13 @@ void lt_model_free(lt_model *m) {
     free(m->nodes);
     free(m->params);
     free(m->bufs);
+    if (m->dev) {
+        void *dev_blocks[] = {m->w, m->g, m->dmask, m->buf, m->acts, m->scratch, m->xin};
+        for (size_t i = 0; i < sizeof dev_blocks / sizeof dev_blocks[0]; i++) m->dev->free(m->dctx, dev_blocks[i]);
+        lt_free(m->mask);   /* the host copy */
+        free(m);
+        return;
+    }
     lt_free(m->w);
     lt_free(m->g);
     lt_free(m->mask);
@@ -109,6 +123,7 @@ int lt_model_add_ud(lt_model *m, const lt_layer_ops *ops, const char *name, cons
     nd->p0 = m->n_params;
     nd->b0 = m->n_bufs;
     nd->userdata = userdata;
+    nd->kind = (unsigned char)(ops == &input_ops ? LT_LK_INPUT : lt_layer_kind_of(ops));
     if (cfg && cfg_size) memcpy(nd->cfg, cfg, cfg_size);
     m->n_nodes++;
     rc = ops->plan(m, &m->nodes[idx]);
@@ -204,6 +219,45 @@ static void update_mask_and_flow(lt_model *m) {
     }
 }
 
+/* A device model's mask copy after update_mask_and_flow (LT_OK on cpu). */
+static int mask_sync(lt_model *m) {
+    if (!m->dev || !m->dmask) return LT_OK;
+    return m->dev->h2d(m->dctx, m->dmask, m->mask, m->n_w);
+}
+
+/* Device blocks of a cuda model: initialised on the host with the CPU
+ * code (so a cuda model starts from the cpu model's numbers), then copied. */
+static int dev_finalize(lt_model *m, uint64_t seed) {
+    const lt_dev_ops *d = m->dev;
+    float *hw = lt_alloc(m->n_w * sizeof(float)), *hb = lt_alloc(m->n_b * sizeof(float) + 1);
+    m->mask = lt_alloc(m->n_w + 1);
+    int rc = !hw || !hb || !m->mask ? lt_err(LT_ENOMEM, "model: out of memory for parameters") : LT_OK;
+    if (!rc) {
+        memset(m->mask, LT_MASK_FROZEN, m->n_w);
+        m->w = hw;
+        for (int i = 0; i < m->n_params; i++) init_param(m, &m->params[i], seed);
+        for (int i = 0; i < m->n_bufs; i++)
+            for (size_t k = 0; k < m->bufs[i].count; k++) hb[m->bufs[i].off + k] = m->bufs[i].init;
+        m->w = NULL;
+    }
+    if (!rc) rc = d->alloc(m->dctx, (void **)&m->w, m->n_w * sizeof(float));
+    if (!rc) rc = d->alloc(m->dctx, (void **)&m->g, m->n_w * sizeof(float));
+    if (!rc) rc = d->alloc(m->dctx, (void **)&m->dmask, m->n_w);
+    if (!rc) rc = d->alloc(m->dctx, (void **)&m->buf, m->n_b * sizeof(float));
+    if (!rc) rc = d->h2d(m->dctx, m->w, hw, m->n_w * sizeof(float));
+    if (!rc) rc = d->memset0(m->dctx, m->g, m->n_w * sizeof(float));
+    if (!rc) rc = d->h2d(m->dctx, m->buf, hb, m->n_b * sizeof(float));
+    if (!rc) {
+        m->finalized = 1;
+        update_mask_and_flow(m);
+        rc = mask_sync(m);
+    }
+    if (!rc) rc = d->sync(m->dctx);   /* the host blocks are freed next */
+    lt_free(hw);
+    lt_free(hb);
+    return rc ? lt_err_wrap(rc, "model on %s: finalize", lt_backend_describe(m->backend)) : LT_OK;
+}
+
 int lt_model_finalize(lt_model *m, uint64_t seed) {
     if (m->finalized) return lt_err(LT_ESTATE, "model: finalize called twice");
     size_t off = 0;
@@ -218,6 +272,7 @@ int lt_model_finalize(lt_model *m, uint64_t seed) {
         off += m->bufs[i].count;
     }
     m->n_b = off;
+    if (m->dev) return dev_finalize(m, seed);
     m->w = lt_alloc(m->n_w * sizeof(float));
     m->g = lt_alloc(m->n_w * sizeof(float));
     m->mask = lt_alloc(m->n_w);
@@ -350,6 +405,28 @@ static int run_fused(lt_model *m, int i, int fuse, int N) {
     return fusion_of(pn)->forward_epilogue(m, pn, N, out, &ep);
 }
 
+/* set_batch's allocation on a device: activations (+ saved), scratch and
+ * the input rows, each grown when needed. */
+static int dev_grow(lt_model *m, void **p, size_t *have, size_t need, size_t elem) {
+    if (need <= *have) return LT_OK;
+    m->dev->free(m->dctx, *p);
+    *p = NULL;
+    *have = 0;
+    LT_TRY(m->dev->alloc(m->dctx, p, need * elem));
+    *have = need;
+    return LT_OK;
+}
+static int dev_plan_blocks(lt_model *m, int N, size_t acts, size_t scratch) {
+    int rc = dev_grow(m, (void **)&m->acts, &m->acts_floats, acts, sizeof(float));
+    if (!rc) rc = dev_grow(m, (void **)&m->scratch, &m->scratch_floats, scratch, sizeof(float));
+    if (!rc) rc = dev_grow(m, (void **)&m->xin, &m->xin_floats, (size_t)N * lt_shape_count(m->in_shape), sizeof(float));
+    if (rc) {
+        m->batch = 0;
+        return lt_err_wrap(rc, "model on %s: set_batch(%d)", lt_backend_describe(m->backend), N);
+    }
+    return LT_OK;
+}
+
 int lt_model_set_batch(lt_model *m, int N) {
     if (!m->finalized) return lt_err(LT_ESTATE, "model: set_batch before finalize");
     if (N <= 0) return lt_err(LT_EINVAL, "model: batch size %d", N);
@@ -366,7 +443,7 @@ int lt_model_set_batch(lt_model *m, int N) {
                 nd->y = inplace ? m->nodes[nd->in[0]].y : m->acts + off;
                 nd->dy = m->acts + off + (inplace ? 0 : sz);
                 nd->saved = sv ? m->acts + off + (inplace ? 1 : 2) * sz : NULL;
-            } else if (nd->ops->scratch) {
+            } else if (nd->ops->scratch && !(m->dev && nd->kind)) {   /* built-ins on a device: its own workspace */
                 size_t s = nd->ops->scratch(nd, N);
                 if (s > scratch) scratch = s;
             }
@@ -374,7 +451,11 @@ int lt_model_set_batch(lt_model *m, int N) {
         }
         total = off;
         if (pass == 0) {
-            if (total > m->acts_floats) {
+            if (m->dev) {
+                /* grows scratch too, so the host scratch branch below never
+                 * runs for a device model */
+                LT_TRY(dev_plan_blocks(m, N, total, scratch));
+            } else if (total > m->acts_floats) {
                 lt_free(m->acts);
                 m->acts = lt_alloc(total * sizeof(float));
                 if (!m->acts) { m->acts_floats = 0; m->batch = 0; return lt_err(LT_ENOMEM, "model: out of memory for activations (%zu MB)", total * 4 >> 20); }
@@ -388,7 +469,7 @@ int lt_model_set_batch(lt_model *m, int N) {
             }
         }
     }
-    if (!m->fuse_coef) {
+    if (!m->fuse_coef && !m->dev) {
         /* the graph is fixed after finalize: plan the fusions once */
         size_t widest = 0;
         for (int i = 1; i < m->n_nodes; i++) {
@@ -409,9 +490,53 @@ int lt_model_set_batch(lt_model *m, int N) {
     return LT_OK;
 }
 
+/* ---- a device model's forward and backward ------------------------------------
+ * Every node unfused, through the backend's table for built-in kinds and the
+ * layer's own forward_cuda / backward_cuda (ABI 3) for plugins. */
+static int dev_fn(const lt_model *m, const lt_node *nd, int bwd, int (**fn)(lt_model *, lt_node *, int)) {
+    *fn = NULL;
+    if (nd->kind != LT_LK_PLUGIN) {
+        const lt_dev_layer *l = &m->dev->layers[nd->kind];
+        *fn = bwd ? l->backward : l->forward;
+    } else if (nd->ops->abi >= 3) {
+        *fn = bwd ? nd->ops->backward_cuda : nd->ops->forward_cuda;
+    }
+    if (!*fn)
+        return lt_err(LT_EINVAL, "layer '%s' (%s) has no CUDA implementation (the model is on %s; no CPU fallback)",
+                      nd->name, lt_node_type(nd), lt_backend_describe(m->backend));
+    return LT_OK;
+}
+
+static int dev_check(lt_model *m) {
+    if (!m->dev_status) return LT_OK;
+    int rc = m->dev_status;
+    m->dev_status = 0;
+    return lt_err(rc, "model on %s: an earlier device call (zero_grad) failed", lt_backend_describe(m->backend));
+}
+
+static int dev_forward(lt_model *m, const float *x, int N, int training) {
+    LT_TRY(dev_check(m));
+    /* the plugin check first: a model that cannot run fails before any work */
+    int (*fn)(lt_model *, lt_node *, int);
+    for (int i = 1; i < m->n_nodes; i++) LT_TRY(dev_fn(m, &m->nodes[i], 0, &fn));
+    LT_TRY(m->dev->h2d(m->dctx, m->xin, x, (size_t)N * lt_shape_count(m->in_shape) * sizeof(float)));
+    m->x = x;
+    m->nodes[0].y = m->xin;
+    m->training = training;
+    for (int i = 1; i < m->n_nodes; i++) {
+        lt_node *nd = &m->nodes[i];
+        nd->fused_now = 0;
+        dev_fn(m, nd, 0, &fn);
+        int rc = fn(m, nd, N);
+        if (rc) return lt_err_wrap(rc, "forward of '%s'", nd->name);
+    }
+    return LT_OK;
+}
+
 int lt_model_forward(lt_model *m, const float *x, int N, int training) {
     if (!m->batch) return lt_err(LT_ESTATE, "model: forward before set_batch");
     if (N <= 0 || N > m->batch) return lt_err(LT_EINVAL, "model: forward with N=%d, planned batch %d", N, m->batch);
+    if (m->dev) return dev_forward(m, x, N, training);
     m->x = x;
     m->nodes[0].y = (float *)x;
     m->training = training;
@@ -441,7 +566,31 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
     return LT_OK;
 }
 
-void lt_model_zero_grad(lt_model *m) { memset(m->g, 0, m->n_w * sizeof(float)); }
+void lt_model_zero_grad(lt_model *m) {
+    if (m->dev) {
+        int rc = m->dev->memset0(m->dctx, m->g, m->n_w * sizeof(float));
+        if (rc && !m->dev_status) m->dev_status = rc;
+        return;
+    }
+    memset(m->g, 0, m->n_w * sizeof(float));
+}
+
+static int dev_backward(lt_model *m, int N, int last) {
+    for (int i = 1; i <= last; i++) {
+        lt_node *nd = &m->nodes[i];
+        if (nd->need_dy && !nd->keep_dy && nd->dy_written != 1)
+            LT_TRY(m->dev->memset0(m->dctx, nd->dy, (size_t)N * lt_shape_count(nd->shape) * sizeof(float)));
+    }
+    for (int i = last; i >= 1; i--) {
+        lt_node *nd = &m->nodes[i];
+        if (!nd->need_dy) continue;
+        int (*fn)(lt_model *, lt_node *, int);
+        LT_TRY(dev_fn(m, nd, 1, &fn));
+        int rc = fn(m, nd, N);
+        if (rc) return lt_err_wrap(rc, "backward of '%s'", nd->name);
+    }
+    return LT_OK;
+}
 
 int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps) {
     if (!m->batch) return lt_err(LT_ESTATE, "model: backward before set_batch");
@@ -475,6 +624,10 @@ int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps) {
             if (!m->zero_all_dy && !src->keep_dy && (nd->ops->flags & LT_LAYER_SETS_DX)) nd->dx_set[k] = 1;
             else src->dy_written = 2;   /* first writer accumulates: zero it */
         }
+    }
+    if (m->dev) {
+        LT_TRY(dev_check(m));
+        return dev_backward(m, N, last);
     }
     for (int i = 1; i <= last; i++) {
         lt_node *nd = &m->nodes[i];
@@ -557,7 +710,10 @@ int lt_model_param_flags(lt_model *m, const char *name, unsigned set, unsigned c
     lt_param *p = lt_model_param(m, name);
     if (!p) return lt_err(LT_EINVAL, "model: no parameter '%s'", name);
     p->flags = (uint8_t)((p->flags | set) & ~clear);
-    if (m->finalized) update_mask_and_flow(m);
+    if (m->finalized) {
+        update_mask_and_flow(m);
+        LT_TRY(mask_sync(m));
+    }
     return LT_OK;
 }
 
@@ -652,7 +808,10 @@ int lt_model_freeze(lt_model *m, const char *group, int frozen) {
         if (frozen) p->flags |= LT_MASK_FROZEN;
         else p->flags &= (uint8_t)~LT_MASK_FROZEN;
     }
-    if (m->finalized) update_mask_and_flow(m);
+    if (m->finalized) {
+        update_mask_and_flow(m);
+        LT_TRY(mask_sync(m));
+    }
     if (!hit && group) return lt_err(LT_EINVAL, "model: no parameters in group '%s'", group);
     return LT_OK;
 }
@@ -665,6 +824,7 @@ int lt_model_set_eval(lt_model *m, const char *group, int eval_mode) {
 
 int lt_model_reinit(lt_model *m, const char *group, uint64_t seed) {
     if (!m->finalized) return lt_err(LT_ESTATE, "model: reinit before finalize");
+    if (m->dev) return lt_err(LT_EINVAL, "model: reinit on %s is not supported yet", lt_backend_describe(m->backend));
     int hit = 0;
     for (int i = 0; i < m->n_params; i++) {
         lt_param *p = &m->params[i];
@@ -691,7 +851,10 @@ int lt_model_no_decay(lt_model *m, const char *suffix) {
         size_t ln = strlen(m->params[i].name);
         if (ln >= ls && !strcmp(m->params[i].name + ln - ls, suffix)) m->params[i].flags |= LT_MASK_NO_DECAY;
     }
-    if (m->finalized) update_mask_and_flow(m);
+    if (m->finalized) {
+        update_mask_and_flow(m);
+        LT_TRY(mask_sync(m));
+    }
     return LT_OK;
 }
 
@@ -703,3 +866,56 @@ double lt_model_macs(const lt_model *m) {
     }
     return macs;
 }
+
+/* ---- host copies ----------------------------------------------------------------- */
+static int copy_out(lt_model *m, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return LT_OK;
+    if (!dst || !src) return lt_err(LT_EINVAL, "model: host copy with a NULL buffer");
+    if (m->dev) return m->dev->d2h(m->dctx, dst, src, bytes);
+    memcpy(dst, src, bytes);
+    return LT_OK;
+}
+static int copy_in(lt_model *m, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return LT_OK;
+    if (!dst || !src) return lt_err(LT_EINVAL, "model: host copy with a NULL buffer");
+    if (m->dev) return m->dev->h2d(m->dctx, dst, src, bytes);
+    memcpy(dst, src, bytes);
+    return LT_OK;
+}
+static int rows_check(const lt_model *m, int node, int N, int grad) {
+    if (node < (grad ? 1 : 0) || node >= m->n_nodes) return lt_err(LT_EINVAL, "model: no node %d", node);
+    if (N <= 0 || N > m->batch) return lt_err(LT_EINVAL, "model: %d rows, planned batch %d", N, m->batch);
+    return LT_OK;
+}
+
+int lt_model_out_to_host(lt_model *m, int node, int N, float *dst) {
+    LT_TRY(rows_check(m, node, N, 0));
+    return copy_out(m, dst, m->nodes[node].y, (size_t)N * lt_model_out_size(m, node) * sizeof(float));
+}
+int lt_model_dout_to_host(lt_model *m, int node, int N, float *dst) {
+    LT_TRY(rows_check(m, node, N, 1));
+    return copy_out(m, dst, m->nodes[node].dy, (size_t)N * lt_model_out_size(m, node) * sizeof(float));
+}
+int lt_model_dout_from_host(lt_model *m, int node, int N, const float *src) {
+    LT_TRY(rows_check(m, node, N, 1));
+    return copy_in(m, m->nodes[node].dy, src, (size_t)N * lt_model_out_size(m, node) * sizeof(float));
+}
+int lt_model_param_to_host(lt_model *m, int i, float *w, float *g) {
+    if (i < 0 || i >= m->n_params || !m->finalized) return lt_err(LT_EINVAL, "model: no parameter %d", i);
+    const lt_param *p = &m->params[i];
+    if (w) LT_TRY(copy_out(m, w, m->w + p->off, p->count * sizeof(float)));
+    if (g) LT_TRY(copy_out(m, g, m->g + p->off, p->count * sizeof(float)));
+    return LT_OK;
+}
+int lt_model_param_from_host(lt_model *m, int i, const float *w) {
+    if (i < 0 || i >= m->n_params || !m->finalized) return lt_err(LT_EINVAL, "model: no parameter %d", i);
+    const lt_param *p = &m->params[i];
+    return copy_in(m, m->w + p->off, w, p->count * sizeof(float));
+}
+int lt_model_buffer_to_host(lt_model *m, int i, float *dst) {
+    if (i < 0 || i >= m->n_bufs || !m->finalized) return lt_err(LT_EINVAL, "model: no buffer %d", i);
+    const lt_buffer *b = &m->bufs[i];
+    return copy_out(m, dst, m->buf + b->off, b->count * sizeof(float));
+}
+void *lt_model_device_ctx(const lt_model *m) { return m->dctx; }
+int lt_model_sync(lt_model *m) { return m->dev ? m->dev->sync(m->dctx) : LT_OK; }

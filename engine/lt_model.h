@@ -23,8 +23,10 @@
 #include "lt_ckpt.h"
 
 /* 1: the first table. 2: `fusion` and `macs` appended (capabilities instead
- * of type names: the engine never compares a layer's `type` string). */
-#define LT_LAYER_ABI 2
+ * of type names: the engine never compares a layer's `type` string).
+ * 3: `forward_cuda` and `backward_cuda` appended (a plugin's device
+ * implementation; built-in layers take theirs from the backend). */
+#define LT_LAYER_ABI 3
 #define LT_NAME_MAX 64
 #define LT_MAX_IN 2
 #define LT_LAYER_CFG_MAX 192   /* bytes of plain-data configuration a node carries */
@@ -98,6 +100,16 @@ typedef struct lt_layer_ops {
     const lt_layer_fusion *fusion;   /* NULL: takes part in no fusion */
     /* Forward multiply-adds per sample (GFLOP/s reports); NULL = 0. */
     double (*macs)(const lt_model *m, const lt_node *nd);
+    /* ---- ABI 3 ---- */
+    /* The layer on a cuda model: every node buffer the accessors return
+     * (lt_node_x, _y, _dy, _dx, _w, _gw, _buf, _saved, lt_model_scratch) is
+     * device memory, lt_model_device_ctx gives the lt_cuda_ctx (one stream;
+     * engine/cuda/lt_cuda.h). Same contract as forward / backward. NULL: the
+     * layer cannot run on a cuda model, whose forward then fails naming it
+     * (there is no CPU fallback). Built-in layers leave them NULL: the
+     * backend holds their device implementations, by kind. */
+    int (*forward_cuda)(lt_model *m, lt_node *nd, int N);
+    int (*backward_cuda)(lt_model *m, lt_node *nd, int N);
 } lt_layer_ops;
 
 /* ---- node accessors (for layer implementations) --------------------------------- */
@@ -143,8 +155,19 @@ enum {
  * the options of LT_CONV_REF / LT_CONV_WINO): its layers take their kernel
  * path from b (a conv node fixes it when it is added), so models on
  * different backends in one process each compute on their own. The model
- * does not own b: b must outlive it. Only cpu backends hold models so far
- * (LT_EINVAL otherwise). Node 0 = "input". */
+ * does not own b: b must outlive it. Node 0 = "input".
+ *
+ * On a cuda backend (lt_backend_cuda_create) the parameter, gradient, mask,
+ * buffer, activation, saved and scratch blocks are device memory: every
+ * float * the model hands out (lt_model_out / _dout, lt_param_info.w / .g,
+ * lt_buffer_info.data, lt_model_param_data, lt_node_* accessors,
+ * lt_optim_state) is a DEVICE pointer then; read and write them with the
+ * lt_model_*_host helpers below. lt_model_forward's x stays host memory
+ * (copied to the device). Built-in layers run engine/cuda's kernels, plugin
+ * layers their forward_cuda / backward_cuda (ABI 3; missing: forward fails
+ * naming the layer). Nodes run unfused there. Not on cuda models yet
+ * (LT_EINVAL): lt_model_reinit, sub-graphs, save / load of models and
+ * optimizers. */
 int lt_model_create_on(lt_model **m, lt_shape in, lt_backend *b);
 /* lt_model_create_on(m, in, NULL): every caller that names no backend. */
 int lt_model_create(lt_model **m, lt_shape in);
@@ -248,6 +271,23 @@ int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps);
 /* 1: no inference or training fusion (every node's output is kept). */
 void lt_model_set_no_fuse(lt_model *m, int no_fuse);
 
+/* ---- host copies (any backend: a memcpy on cpu, a device copy on cuda) ------- */
+/* Node `node`'s output / gradient for N rows (N x lt_model_out_size floats). */
+int lt_model_out_to_host(lt_model *m, int node, int N, float *dst);
+int lt_model_dout_to_host(lt_model *m, int node, int N, float *dst);
+/* Fills a tap's gradient before lt_model_backward. */
+int lt_model_dout_from_host(lt_model *m, int node, int N, const float *src);
+/* Parameter i's values / gradient (count floats each; either may be NULL). */
+int lt_model_param_to_host(lt_model *m, int i, float *w, float *g);
+int lt_model_param_from_host(lt_model *m, int i, const float *w);
+/* Buffer i (BN running statistics), count floats. */
+int lt_model_buffer_to_host(lt_model *m, int i, float *dst);
+/* The lt_cuda_ctx * of a model on a cuda backend (for plugin layers' device
+ * code and tests), NULL on cpu. */
+void *lt_model_device_ctx(const lt_model *m);
+/* Waits for the model's device work and reports a failed kernel (LT_OK on cpu). */
+int lt_model_sync(lt_model *m);
+
 int lt_model_find(const lt_model *m, const char *node_name);    /* -1 if absent */
 int lt_model_n_nodes(const lt_model *m);
 lt_node *lt_model_node(lt_model *m, int i);                      /* NULL when out of range */
@@ -341,6 +381,11 @@ typedef struct {
     int n_groups;
     char group_name[LT_OPTIM_MAX_GROUPS][16];
     double lr_mult[LT_OPTIM_MAX_GROUPS], wd_mult[LT_OPTIM_MAX_GROUPS];
+    /* a model on a cuda backend: s1, s2 are device memory, gid has a device
+     * copy dgid (lt_optim_set_group keeps it); NULL on cpu */
+    const struct lt_dev_ops *dev;
+    struct lt_cuda_ctx *dctx;
+    uint8_t *dgid;
 } lt_optim;
 int lt_optim_init(lt_optim *o, const lt_model *m, lt_opt_kind kind, float momentum,
                   float weight_decay, int nesterov);

@@ -33,6 +33,7 @@ struct lt_node {
                                    shortcut node between affine and add, run first) */
     unsigned char fuse_train;   /* training fusion planned at set_batch: 1 = node -> in-place ReLU at the next node */
     unsigned char fused_now;    /* 1: the last forward ran this node fused with its ReLU (lt_model_backward follows it) */
+    unsigned char kind;         /* lt_layer_kind (lt_layers_impl.h), from the ops table's address at add */
     void *userdata;             /* the plugin layer's userdata (lt_model_add_ud), not owned */
     /* aligned: layers cast it to their own config struct (fields added
      * before it once left it at an odd offset, caught by UBSan) */
@@ -73,6 +74,15 @@ struct lt_model {
                                mode the first-writer rule is tested against) */
     int no_fuse;            /* 1: no inference or training fusion */
     float *fuse_coef; size_t fuse_floats;   /* 3 x the widest affine node: fusion coefficients */
+    /* a cuda backend's device functions and context (NULL on cpu: every
+     * device branch is `if (m->dev)`). w, g, buf, acts, scratch are device
+     * memory then; mask stays on the host (update_mask_and_flow writes it)
+     * with its device copy dmask; xin holds the input rows copied over. */
+    const struct lt_dev_ops *dev;
+    struct lt_cuda_ctx *dctx;
+    uint8_t *dmask;
+    float *xin; size_t xin_floats;
+    int dev_status;         /* a failed device call of a void function (zero_grad), reported by the next forward */
 };
 
 /* The parameter record by name (NULL if absent); engine files and tests. */

@@ -30,6 +30,7 @@ static int get_tensors(const lt_model *m, const lt_ckpt *c, const char *prefix, 
 
 int lt_model_save(const lt_model *m, lt_ckpt_writer *w, const char *prefix) {
     if (!m->finalized) return lt_err(LT_ESTATE, "model: save before finalize");
+    if (m->dev) return lt_err(LT_EINVAL, "model: save of a model on a device is not supported yet");
     LT_TRY(put_tensors(m, w, prefix, "w", m->w));
     char key[160];
     for (int i = 0; i < m->n_bufs; i++) {
@@ -41,6 +42,7 @@ int lt_model_save(const lt_model *m, lt_ckpt_writer *w, const char *prefix) {
 
 int lt_model_load(lt_model *m, const lt_ckpt *c, const char *prefix) {
     if (!m->finalized) return lt_err(LT_ESTATE, "model: load before finalize");
+    if (m->dev) return lt_err(LT_EINVAL, "model: load into a model on a device is not supported yet");
     LT_TRY(get_tensors(m, c, prefix, "w", m->w));
     char key[160];
     for (int i = 0; i < m->n_bufs; i++) {
@@ -56,6 +58,7 @@ int lt_model_load(lt_model *m, const lt_ckpt *c, const char *prefix) {
 typedef struct { int32_t kind, nesterov; int64_t step; float momentum, weight_decay, beta1, beta2, eps; } optim_hdr;
 
 int lt_optim_save(const lt_optim *o, lt_ckpt_writer *w, const char *prefix) {
+    if (o->dev) return lt_err(LT_EINVAL, "optimizer: save of a device optimizer is not supported yet");
     char key[160];
     optim_hdr h = {(int32_t)o->kind, o->nesterov, o->step, o->momentum, o->weight_decay, o->beta1, o->beta2, o->eps};
     snprintf(key, sizeof key, "%soptim/header", prefix);
@@ -70,6 +73,7 @@ int lt_optim_save(const lt_optim *o, lt_ckpt_writer *w, const char *prefix) {
 }
 
 int lt_optim_load(lt_optim *o, const lt_ckpt *c, const char *prefix) {
+    if (o->dev) return lt_err(LT_EINVAL, "optimizer: load into a device optimizer is not supported yet");
     char key[160];
     optim_hdr h;
     snprintf(key, sizeof key, "%soptim/header", prefix);

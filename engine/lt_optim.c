@@ -14,6 +14,7 @@
  *
  * Updates are element-wise, so splitting the loop over threads changes no
  * result; small buffers stay serial because the fork costs more than it saves. */
+#include "lt_backend_impl.h"
 #include "lt_loss.h"
 #include "lt_model_impl.h"
 
@@ -94,6 +95,21 @@ int lt_optim_init(lt_optim *o, const lt_model *m, lt_opt_kind kind, float moment
     o->n = m->n_w;
     o->n_groups = 1;   /* group 0: every parameter no group was set for */
     o->lr_mult[0] = o->wd_mult[0] = 1.0;
+    if (m->dev) {
+        /* a device model: the state lives next to the parameters */
+        o->dev = m->dev;
+        o->dctx = m->dctx;
+        const size_t bytes = o->n * sizeof(float);
+        int rc = o->dev->alloc(o->dctx, (void **)&o->s1, bytes);
+        if (!rc) rc = o->dev->memset0(o->dctx, o->s1, bytes);
+        if (!rc && kind == LT_OPT_ADAM) rc = o->dev->alloc(o->dctx, (void **)&o->s2, bytes);
+        if (!rc && kind == LT_OPT_ADAM) rc = o->dev->memset0(o->dctx, o->s2, bytes);
+        if (rc) {
+            lt_optim_free(o);
+            return lt_err_wrap(rc, "optimizer on %s", lt_backend_describe(m->backend));
+        }
+        return LT_OK;
+    }
     o->s1 = lt_alloc(o->n * sizeof(float));
     if (kind == LT_OPT_ADAM) o->s2 = lt_alloc(o->n * sizeof(float));
     if (!o->s1 || (kind == LT_OPT_ADAM && !o->s2)) {
@@ -124,6 +140,10 @@ int lt_optim_set_group(lt_optim *o, const lt_model *m, const char *group, double
         for (int i = 0; i < m->n_params; i++) {
             const lt_param *p = &m->params[i];
             if (!strcmp(m->nodes[p->node].group, group)) memset(o->gid + p->off, k, p->count);
+        }
+        if (o->dev) {
+            if (!o->dgid) LT_TRY(o->dev->alloc(o->dctx, (void **)&o->dgid, o->n));
+            LT_TRY(o->dev->h2d(o->dctx, o->dgid, o->gid, o->n));
         }
     }
     o->lr_mult[k] = lr_mult;
@@ -174,9 +194,39 @@ static void adam_grouped(size_t n, float *w, const float *g, float *m1, float *m
     }
 }
 
+/* lt_optim_step on a device model: the same rates, the CUDA updates
+ * (lt_cuda.h: lt_optim.c's arithmetic element by element). */
+static int dev_step(lt_optim *o, lt_model *m, float lr) {
+    const lt_dev_ops *d = o->dev;
+    if (!o->gid) {
+        if (o->kind == LT_OPT_SGD) {
+            lt_sgd_cfg c = {lr, o->momentum, o->weight_decay, o->nesterov};
+            return d->sgd_step(o->dctx, o->n, m->w, m->g, o->s1, m->dmask, &c);
+        }
+        lt_adam_cfg c = {lr, o->beta1, o->beta2, o->eps, o->weight_decay};
+        return d->adam_step(o->dctx, o->n, m->w, m->g, o->s1, o->s2, m->dmask, &c, o->step);
+    }
+    float glr[LT_OPTIM_MAX_GROUPS], gwd[LT_OPTIM_MAX_GROUPS];
+    for (int k = 0; k < o->n_groups; k++) {
+        glr[k] = k == 0 ? lr : (float)((double)lr * o->lr_mult[k]);
+        gwd[k] = k == 0 ? o->weight_decay : (float)((double)o->weight_decay * o->wd_mult[k]);
+    }
+    if (o->kind == LT_OPT_SGD)
+        return d->sgd_grouped(o->dctx, o->n, m->w, m->g, o->s1, m->dmask, o->dgid, o->n_groups, glr, gwd, o->momentum,
+                              o->nesterov);
+    const double bc1 = 1.0 - pow((double)o->beta1, (double)o->step);
+    const double bc2 = 1.0 - pow((double)o->beta2, (double)o->step);
+    float gstep[LT_OPTIM_MAX_GROUPS];
+    for (int k = 0; k < o->n_groups; k++) gstep[k] = (float)(glr[k] / bc1);
+    return d->adam_grouped(o->dctx, o->n, m->w, m->g, o->s1, o->s2, m->dmask, o->dgid, o->n_groups, gstep, gwd,
+                           o->beta1, o->beta2, o->eps, (float)sqrt(bc2));
+}
+
 int lt_optim_step(lt_optim *o, lt_model *m, float lr) {
     if (o->n != m->n_w) return lt_err(LT_ESHAPE, "optimizer: built for %zu parameters, model has %zu", o->n, m->n_w);
+    if (o->dev != m->dev) return lt_err(LT_EINVAL, "optimizer: made for a model on another backend");
     o->step++;
+    if (o->dev) return dev_step(o, m, lr);
     if (!o->gid) {
         if (o->kind == LT_OPT_SGD) {
             lt_sgd_cfg c = {lr, o->momentum, o->weight_decay, o->nesterov};
@@ -219,8 +269,15 @@ int lt_optim_state(const lt_optim *o, lt_model *m, const char *name, const float
 }
 
 void lt_optim_free(lt_optim *o) {
-    lt_free(o->s1);
-    lt_free(o->s2);
+    if (o->dev) {
+        o->dev->free(o->dctx, o->s1);
+        o->dev->free(o->dctx, o->s2);
+        o->dev->free(o->dctx, o->dgid);
+        o->dgid = NULL;
+    } else {
+        lt_free(o->s1);
+        lt_free(o->s2);
+    }
     lt_free(o->gid);
     o->s1 = o->s2 = NULL;
     o->gid = NULL;

@@ -36,6 +36,7 @@ static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 int lt_subgraph_create(lt_subgraph **out, lt_model *m, int from, int to, int max_rows) {
     *out = NULL;
     if (!m->finalized) return lt_err(LT_ESTATE, "sub-graph: model not finalized");
+    if (m->dev) return lt_err(LT_EINVAL, "sub-graph: models on a device are not supported yet");
     if (from < 0 || to <= from || to >= m->n_nodes)
         return lt_err(LT_EINVAL, "sub-graph: nodes (%d, %d] are not a range of the model's %d nodes", from, to,
                       m->n_nodes);

@@ -134,12 +134,12 @@ static void test_cuda_not_built(void **st) {
     (void)st;
     lt_backend *b = (lt_backend *)&b;
     lt_err_clear();
-    assert_int_equal(lt_backend_cuda_create(0, &b), LT_ENOTBUILT);
+    assert_int_equal(lt_backend_cuda_create(0, LT_CUDA_FP32, 0, &b), LT_ENOTBUILT);
     assert_null(b);
     assert_non_null(strstr(lt_errmsg(), "CUDA backend not built into this binary"));
     assert_non_null(strstr(lt_errmsg(), "cuda:0"));
     assert_string_equal(lt_strstatus(LT_ENOTBUILT), "not built into this binary");
-    assert_int_equal(lt_backend_cuda_create(3, NULL), LT_ENOTBUILT);
+    assert_int_equal(lt_backend_cuda_create(3, LT_CUDA_TF32, 1, NULL), LT_ENOTBUILT);
     assert_non_null(strstr(lt_errmsg(), "cuda:3"));
 }
 

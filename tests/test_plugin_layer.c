@@ -80,11 +80,11 @@ static int pbn_affine(lt_model *m, const lt_node *nd, float *mu, float *a, float
 }
 
 /* Named "bn", declaring nothing: must run as a plain node. */
-static const lt_layer_ops pbn_named_bn = {LT_LAYER_ABI, "bn", pbn_plan, pbn_fwd, pbn_bwd, NULL, 0, NULL, NULL};
+static const lt_layer_ops pbn_named_bn = {LT_LAYER_ABI, "bn", pbn_plan, pbn_fwd, pbn_bwd, NULL, 0, NULL, NULL, NULL, NULL};
 /* Another name, declaring what it can: the engine may fuse it. */
 static const lt_layer_fusion pbn_fusion = {.eval_affine = pbn_affine};
 static const lt_layer_ops pbn_capable = {LT_LAYER_ABI, "plugin_norm", pbn_plan, pbn_fwd, pbn_bwd, NULL,
-                                         LT_LAYER_SETS_DX | LT_LAYER_BWD_NO_Y, &pbn_fusion, NULL};
+                                         LT_LAYER_SETS_DX | LT_LAYER_BWD_NO_Y, &pbn_fusion, NULL, NULL, NULL};
 
 typedef struct {
     const lt_layer_ops *ops;

@@ -45,10 +45,7 @@ extern "C" {
 
 typedef struct lt_cuda_ctx lt_cuda_ctx;
 
-typedef enum {
-    LT_CUDA_FP32 = 0,   /* IEEE float32, TF32 off (default) */
-    LT_CUDA_TF32 = 1    /* TF32 tensor cores in convolutions and GEMMs */
-} lt_cuda_math;
+/* lt_cuda_math (LT_CUDA_FP32, LT_CUDA_TF32) is lt_backend.h's. */
 
 /* Number of CUDA devices the driver reports (0 without a driver or device;
  * never an error). */
@@ -153,6 +150,26 @@ int lt_cuda_cosine_forward(lt_cuda_ctx *ctx, int N, int in, int out, const float
 int lt_cuda_cosine_backward(lt_cuda_ctx *ctx, int N, int in, int out, const float *x,
                             const float *W, float scale, const float *xinv, const float *winv,
                             const float *y, const float *dy, float *dx, float *dW);
+
+/* ---- the learned cosine scale and the per-class scale (lt_layers.c) ----------
+ * y[i] = (mul * p[0]) * x[i], p a device float (the learned scale); *out +=
+ * (float)(sum_k (double)a[k] * b[k] * mul), one serial sum (its gradient). */
+int lt_cuda_scale_by(lt_cuda_ctx *ctx, size_t n, float mul, const float *p, const float *x, float *y);
+int lt_cuda_dot_acc(lt_cuda_ctx *ctx, size_t n, const float *a, const float *b, float mul, float *out);
+/* LWS: y[i][j] = s[j] x[i][j]; backward dx += dy * s (dx may be NULL), ds[j] +=
+ * sum_i dy x (double, rows in order; ds may be NULL). */
+int lt_cuda_chscale_forward(lt_cuda_ctx *ctx, int N, size_t C, const float *s, const float *x, float *y);
+int lt_cuda_chscale_backward(lt_cuda_ctx *ctx, int N, size_t C, const float *x, const float *s, const float *dy,
+                             float *dx, float *ds);
+
+/* ---- models on the CUDA backend (engine/cuda/lt_cuda_model.c) -------------------
+ * lt_backend_cuda_create (lt_backend.h) is defined there. The device
+ * implementations of the built-in layer kinds, indexed by lt_layer_kind
+ * (lt_layers_impl.h; lt_cuda_model_layer_count() entries): a table test
+ * checks that every built-in kind has one. Returns void * to keep this
+ * header free of engine-internal types (it is const lt_dev_layer *). */
+const void *lt_cuda_model_layers(void);
+int lt_cuda_model_layer_count(void);
 
 /* ---- losses (lt_loss.h semantics; the loss is the batch mean, returned on
  * the host in *loss; dlogits overwritten, already divided by N, may be NULL).

@@ -491,7 +491,7 @@ static double cbn_macs(const lt_model *m, const lt_node *nd) {
  * the layer is not an affine map of its input, so it cannot fold into a
  * convolution's epilogue. */
 static const lt_layer_ops cbn_ops = {LT_LAYER_ABI, "cbn", cbn_plan, cbn_fwd, cbn_bwd, NULL,
-                                     LT_LAYER_SETS_DX | LT_LAYER_BWD_NO_Y, NULL, cbn_macs};
+                                     LT_LAYER_SETS_DX | LT_LAYER_BWD_NO_Y, NULL, cbn_macs, NULL, NULL};
 
 /* ---- the method ---------------------------------------------------------------------- */
 

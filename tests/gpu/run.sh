@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# tests/gpu/run.sh [--build-only] LOGDIR — build the CUDA op library and its
-# op-table test on the GPU machine, run it, and write the logs into LOGDIR.
+# tests/gpu/run.sh [--build-only] LOGDIR — build the CUDA library and its
+# tests (the op table test_backend_ops, the whole models test_model_cuda) on
+# the GPU machine, run them, and write the logs into LOGDIR.
 # tests/gpu/README.md says how to call it through the device tool.
 #
 # Needs: nvcc (PATH, $NVCC or /usr/local/cuda/bin/nvcc); cuDNN 9 and cuBLAS
@@ -108,12 +109,13 @@ fi
 RPATH="$CUDNN_LIB:$CUBLAS_LIB:$CUDA_LIBDIR${DEP_LIB:+:$DEP_LIB}"
 CUDA_LDLIBS="-L$LNK -L$CUDA_LIBDIR -lcudnn -lcublas -lcudart -lstdc++ -Wl,-rpath,$RPATH"
 LDLIBS="-L$LNK ${DEP_LIB:+-L${DEP_LIB//:/ -L}} -lopenblas -lcjson -lm -lpthread -fopenmp"
+TESTS="test_backend_ops test_model_cuda"
 say "build: make BUILD=$BUILD -j$JOBS cuda"
 make --no-print-directory -j"$JOBS" BUILD="$BUILD" NVCC="$NVCC" CUDA_HOME="$CUDA_HOME" \
     CUDNN_INC="$CUDNN_INC" CUBLAS_INC="$CUBLAS_INC" CUDA_LDLIBS="$CUDA_LDLIBS" LDLIBS="$LDLIBS" \
-    OPT="-O2 $DEP_INC" "$BUILD/libltcuda.a" "$BUILD/tests/test_backend_ops" > "$LOGDIR/build.log" 2>&1 ||
+    OPT="-O2 $DEP_INC" "$BUILD/libltcuda.a" $(for t in $TESTS; do echo "$BUILD/tests/$t"; done) > "$LOGDIR/build.log" 2>&1 ||
     { tail -40 "$LOGDIR/build.log"; die "build failed (whole log: $LOGDIR/build.log)"; }
-say "built $BUILD/libltcuda.a and $BUILD/tests/test_backend_ops ($(( $(date +%s) - START )) s)"
+say "built $BUILD/libltcuda.a and $BUILD/tests/{${TESTS// /,}} ($(( $(date +%s) - START )) s)"
 export LD_LIBRARY_PATH="$RPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 if command -v ldd >/dev/null; then
     ldd "$BUILD/tests/test_backend_ops" > "$LOGDIR/ldd.txt" 2>&1 || true
@@ -123,17 +125,19 @@ if [ "$BUILD_ONLY" = 1 ]; then say "--build-only: done"; rm -rf "$TMP"; exit 0; 
 
 # ---- run ----------------------------------------------------------------------------
 command -v nvidia-smi >/dev/null && nvidia-smi > "$LOGDIR/nvidia-smi.txt" 2>&1 || true
-say "op table: $BUILD/tests/test_backend_ops (log: $LOGDIR/test_backend_ops.log)"
-set +e
-CMOCKA_MESSAGE_OUTPUT=stdout timeout 900 "$BUILD/tests/test_backend_ops" > "$LOGDIR/test_backend_ops.log" 2>&1
-rc=$?
-set -e
-cat "$LOGDIR/test_backend_ops.log"
+fail=""
+for t in $TESTS; do
+    say "$t: $BUILD/tests/$t (log: $LOGDIR/$t.log)"
+    set +e
+    CMOCKA_MESSAGE_OUTPUT=stdout timeout 900 "$BUILD/tests/$t" > "$LOGDIR/$t.log" 2>&1
+    rc=$?
+    set -e
+    cat "$LOGDIR/$t.log"
+    if [ "$rc" -eq 124 ]; then fail="$fail $t(timed out after 900 s)";
+    elif grep -q '^\[  SKIPPED \]' "$LOGDIR/$t.log"; then fail="$fail $t(GPU cases SKIPPED: no usable CUDA device, see the skip: lines)";
+    elif [ "$rc" -ne 0 ]; then fail="$fail $t(exit $rc: see the FAIL rows and [  FAILED  ] lines)"; fi
+done
 rm -rf "$TMP"
-say "finished in $(( $(date +%s) - START )) s, exit $rc"
-[ "$rc" -eq 124 ] && die "test_backend_ops timed out after 900 s"
-if grep -q '^\[  SKIPPED \]' "$LOGDIR/test_backend_ops.log"; then
-    die "GPU cases were SKIPPED: no usable CUDA device on this machine (see the skip: lines above)"
-fi
-[ "$rc" -eq 0 ] || die "test_backend_ops failed (exit $rc): see the FAIL rows and [  FAILED  ] lines above"
+say "finished in $(( $(date +%s) - START )) s"
+[ -z "$fail" ] || die "failed:$fail"
 say "all GPU checks passed"

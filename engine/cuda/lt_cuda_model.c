@@ -1,0 +1,230 @@
+/* lt_cuda_model.c — models on the CUDA backend: the real
+ * lt_backend_cuda_create (replacing the engine's weak ENOTBUILT stub in
+ * programs linked with libltcuda.a) and the device implementations of
+ * every built-in layer kind, on the model's device buffers.
+ *
+ * Plain C, compiled with the engine's flags into libltcuda.a. Each layer is
+ * lt_layers.c's CPU layer with its kernel calls replaced by the lt_cuda.h
+ * ops of the same semantics (forward overwrites, backward accumulates or
+ * overwrites per the node's dx_set, NULL gradients skipped). The engine
+ * reaches these through the backend's lt_dev_ops table, by layer kind. */
+#include "lt_backend_impl.h"
+#include "lt_cuda.h"
+#include "lt_layers_impl.h"
+#include "lt_model_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static lt_cuda_ctx *CX(const lt_model *m) { return m->dctx; }
+static size_t numel(const lt_node *nd, int N) { return (size_t)N * lt_shape_count(nd->shape); }
+
+static int noop(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; return LT_OK; }
+
+/* ---- conv2d (cuDNN) ------------------------------------------------------------------ */
+static int conv_fwd(lt_model *m, lt_node *nd, int N) {
+    const lt_conv_cfg *c = (const lt_conv_cfg *)nd->cfg;
+    return lt_cuda_conv2d_forward(CX(m), &c->g, N, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0),
+                                  c->bias ? lt_pw(m, nd, 1) : NULL, nd->y);
+}
+static int conv_bwd(lt_model *m, lt_node *nd, int N) {
+    const lt_conv_cfg *c = (const lt_conv_cfg *)nd->cfg;
+    return lt_cuda_conv2d_backward(CX(m), &c->g, N, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), nd->dy,
+                                   lt_in_dy(m, nd, 0), lt_pg(m, nd, 0), c->bias ? lt_pg(m, nd, 1) : NULL,
+                                   nd->dx_set[0]);
+}
+
+/* ---- batch norm ---------------------------------------------------------------------- */
+static int bn_fwd(lt_model *m, lt_node *nd, int N) {
+    const lt_bn_cfg *c = (const lt_bn_cfg *)nd->cfg;
+    const int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
+    const float *x = lt_in_node(m, nd, 0)->y;
+    if (lt_node_train_mode(m, nd))
+        return lt_cuda_bn_forward_train(CX(m), N, C, HW, x, lt_pw(m, nd, 0), lt_pw(m, nd, 1), nd->y, nd->saved,
+                                        nd->saved + C, lt_bf(m, nd, 0), lt_bf(m, nd, 1), c->momentum, c->eps, 0);
+    return lt_cuda_bn_forward_eval(CX(m), N, C, HW, x, lt_pw(m, nd, 0), lt_pw(m, nd, 1), lt_bf(m, nd, 0),
+                                   lt_bf(m, nd, 1), c->eps, nd->y);
+}
+static int bn_bwd(lt_model *m, lt_node *nd, int N) {
+    const lt_bn_cfg *c = (const lt_bn_cfg *)nd->cfg;
+    const int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
+    const float *x = lt_in_node(m, nd, 0)->y;
+    if (lt_node_train_mode(m, nd))
+        return lt_cuda_bn_backward_train(CX(m), N, C, HW, x, lt_pw(m, nd, 0), nd->saved, nd->saved + C, nd->dy, NULL,
+                                         lt_in_dy(m, nd, 0), lt_pg(m, nd, 0), lt_pg(m, nd, 1), nd->dx_set[0]);
+    return lt_cuda_bn_backward_eval(CX(m), N, C, HW, x, lt_pw(m, nd, 0), lt_bf(m, nd, 0), lt_bf(m, nd, 1), c->eps,
+                                    nd->dy, lt_in_dy(m, nd, 0), lt_pg(m, nd, 0), lt_pg(m, nd, 1), nd->dx_set[0]);
+}
+
+/* ---- relu (in place when the engine planned it so: y == x) ------------------------------ */
+static int relu_fwd(lt_model *m, lt_node *nd, int N) {
+    return lt_cuda_relu_forward(CX(m), numel(nd, N), lt_in_node(m, nd, 0)->y, nd->y);
+}
+static int relu_bwd(lt_model *m, lt_node *nd, int N) {
+    float *dx = lt_in_dy(m, nd, 0);
+    return dx ? lt_cuda_relu_backward(CX(m), numel(nd, N), nd->y, nd->dy, dx, nd->dx_set[0]) : LT_OK;
+}
+
+/* ---- max pool (int32 argmax in saved) --------------------------------------------------- */
+static int maxpool_fwd(lt_model *m, lt_node *nd, int N) {
+    const lt_pool_cfg *c = (const lt_pool_cfg *)nd->cfg;
+    const lt_shape s = lt_in_node(m, nd, 0)->shape;
+    return lt_cuda_maxpool_forward(CX(m), N, s.c, s.h, s.w, c->k, c->s, c->p, lt_in_node(m, nd, 0)->y, nd->y,
+                                   (int32_t *)nd->saved);
+}
+static int maxpool_bwd(lt_model *m, lt_node *nd, int N) {
+    const lt_pool_cfg *c = (const lt_pool_cfg *)nd->cfg;
+    const lt_shape s = lt_in_node(m, nd, 0)->shape;
+    float *dx = lt_in_dy(m, nd, 0);
+    return dx ? lt_cuda_maxpool_backward(CX(m), N, s.c, s.h, s.w, c->k, c->s, c->p, (const int32_t *)nd->saved,
+                                         nd->dy, dx)
+              : LT_OK;
+}
+
+/* ---- global average pool ------------------------------------------------------------------ */
+static int gap_fwd(lt_model *m, lt_node *nd, int N) {
+    const lt_shape s = lt_in_node(m, nd, 0)->shape;
+    return lt_cuda_gap_forward(CX(m), N, s.c, s.h * s.w, lt_in_node(m, nd, 0)->y, nd->y);
+}
+static int gap_bwd(lt_model *m, lt_node *nd, int N) {
+    const lt_shape s = lt_in_node(m, nd, 0)->shape;
+    float *dx = lt_in_dy(m, nd, 0);
+    return dx ? lt_cuda_gap_backward(CX(m), N, s.c, s.h * s.w, nd->dy, dx) : LT_OK;
+}
+
+/* ---- residual sum -------------------------------------------------------------------------- */
+static int sum_fwd(lt_model *m, lt_node *nd, int N) {
+    return lt_cuda_add_forward(CX(m), numel(nd, N), lt_in_node(m, nd, 0)->y, lt_in_node(m, nd, 1)->y, nd->y);
+}
+static int sum_bwd(lt_model *m, lt_node *nd, int N) {
+    return lt_cuda_add_backward(CX(m), numel(nd, N), nd->dy, lt_in_dy(m, nd, 0), nd->dx_set[0], lt_in_dy(m, nd, 1),
+                                nd->dx_set[1]);
+}
+
+/* ---- option-A shortcut ----------------------------------------------------------------------- */
+static int sca_fwd(lt_model *m, lt_node *nd, int N) {
+    const lt_sca_cfg *c = (const lt_sca_cfg *)nd->cfg;
+    const lt_shape s = lt_in_node(m, nd, 0)->shape;
+    return lt_cuda_shortcut_a_forward(CX(m), N, s.c, s.h, s.w, c->co, c->stride, lt_in_node(m, nd, 0)->y, nd->y);
+}
+static int sca_bwd(lt_model *m, lt_node *nd, int N) {
+    const lt_sca_cfg *c = (const lt_sca_cfg *)nd->cfg;
+    const lt_shape s = lt_in_node(m, nd, 0)->shape;
+    float *dx = lt_in_dy(m, nd, 0);
+    return dx ? lt_cuda_shortcut_a_backward(CX(m), N, s.c, s.h, s.w, c->co, c->stride, nd->dy, dx) : LT_OK;
+}
+
+/* ---- linear (cuBLAS) ------------------------------------------------------------------------------ */
+static int lin_fwd(lt_model *m, lt_node *nd, int N) {
+    const lt_lin_cfg *c = (const lt_lin_cfg *)nd->cfg;
+    return lt_cuda_linear_forward(CX(m), N, lt_lin_in(m, nd), c->out, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0),
+                                  c->bias ? lt_pw(m, nd, 1) : NULL, nd->y);
+}
+static int lin_bwd(lt_model *m, lt_node *nd, int N) {
+    const lt_lin_cfg *c = (const lt_lin_cfg *)nd->cfg;
+    /* the CPU layer accumulates into dx (no LT_LAYER_SETS_DX): set_dx 0 */
+    return lt_cuda_linear_backward(CX(m), N, lt_lin_in(m, nd), c->out, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0),
+                                   nd->dy, lt_in_dy(m, nd, 0), lt_pg(m, nd, 0), c->bias ? lt_pg(m, nd, 1) : NULL, 0);
+}
+
+/* ---- cosine (fixed scale): saved = xinv [batch] then winv [out] ---------------------------------------- */
+static int cos_fwd(lt_model *m, lt_node *nd, int N) {
+    const lt_lin_cfg *c = (const lt_lin_cfg *)nd->cfg;
+    return lt_cuda_cosine_forward(CX(m), N, lt_lin_in(m, nd), c->out, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0),
+                                  c->scale, LT_COS_EPS, nd->y, nd->saved, nd->saved + m->batch);
+}
+static int cos_bwd(lt_model *m, lt_node *nd, int N) {
+    const lt_lin_cfg *c = (const lt_lin_cfg *)nd->cfg;
+    return lt_cuda_cosine_backward(CX(m), N, lt_lin_in(m, nd), c->out, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0),
+                                   c->scale, nd->saved, nd->saved + m->batch, nd->y, nd->dy, lt_in_dy(m, nd, 0),
+                                   lt_pg(m, nd, 0));
+}
+
+/* ---- cosine with a learned scale: saved = [xinv | cos] per sample, winv fixed ---------------------------- */
+static float *cosl_cos(lt_model *m, lt_node *nd) { return nd->saved + m->batch; }
+static int cosl_fwd(lt_model *m, lt_node *nd, int N) {
+    const lt_lin_cfg *c = (const lt_lin_cfg *)nd->cfg;
+    float *cs = cosl_cos(m, nd);
+    LT_TRY(lt_cuda_cosine_forward(CX(m), N, lt_lin_in(m, nd), c->out, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), 1.0f,
+                                  LT_COS_EPS, cs, nd->saved, lt_node_saved_fixed(m, nd)));
+    return lt_cuda_scale_by(CX(m), (size_t)N * c->out, c->scale, lt_pw(m, nd, 1), cs, nd->y);
+}
+static int cosl_bwd(lt_model *m, lt_node *nd, int N) {
+    const lt_lin_cfg *c = (const lt_lin_cfg *)nd->cfg;
+    float p = 0;   /* the kernel takes the scale on the host: one float back */
+    LT_TRY(lt_cuda_d2h(CX(m), &p, lt_pw(m, nd, 1), sizeof p));
+    const float s = c->scale * p;
+    LT_TRY(lt_cuda_cosine_backward(CX(m), N, lt_lin_in(m, nd), c->out, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), s,
+                                   nd->saved, lt_node_saved_fixed(m, nd), nd->y, nd->dy, lt_in_dy(m, nd, 0),
+                                   lt_pg(m, nd, 0)));
+    float *gs = lt_pg(m, nd, 1);
+    return gs ? lt_cuda_dot_acc(CX(m), (size_t)N * c->out, nd->dy, cosl_cos(m, nd), c->scale, gs) : LT_OK;
+}
+
+/* ---- per-class scale (LWS) -------------------------------------------------------------------------------- */
+static int scale_fwd(lt_model *m, lt_node *nd, int N) {
+    return lt_cuda_chscale_forward(CX(m), N, lt_shape_count(nd->shape), lt_pw(m, nd, 0), lt_in_node(m, nd, 0)->y,
+                                   nd->y);
+}
+static int scale_bwd(lt_model *m, lt_node *nd, int N) {
+    return lt_cuda_chscale_backward(CX(m), N, lt_shape_count(nd->shape), lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0),
+                                    nd->dy, lt_in_dy(m, nd, 0), lt_pg(m, nd, 0));
+}
+
+/* Every built-in kind; LT_LK_PLUGIN stays empty (plugins bring their own). */
+static const lt_dev_layer layers[LT_LK_COUNT] = {
+    [LT_LK_INPUT] = {noop, noop},
+    [LT_LK_CONV] = {conv_fwd, conv_bwd},
+    [LT_LK_BN] = {bn_fwd, bn_bwd},
+    [LT_LK_RELU] = {relu_fwd, relu_bwd},
+    [LT_LK_MAXPOOL] = {maxpool_fwd, maxpool_bwd},
+    [LT_LK_GAP] = {gap_fwd, gap_bwd},
+    [LT_LK_SUM] = {sum_fwd, sum_bwd},
+    [LT_LK_SHORTCUT_A] = {sca_fwd, sca_bwd},
+    [LT_LK_LINEAR] = {lin_fwd, lin_bwd},
+    [LT_LK_COSINE] = {cos_fwd, cos_bwd},
+    [LT_LK_COSINE_LEARNED] = {cosl_fwd, cosl_bwd},
+    [LT_LK_SCALE] = {scale_fwd, scale_bwd},
+};
+
+const void *lt_cuda_model_layers(void) { return layers; }
+int lt_cuda_model_layer_count(void) { return LT_LK_COUNT; }
+
+static const lt_dev_ops cuda_dev = {
+    .alloc = lt_cuda_alloc,
+    .free = lt_cuda_free,
+    .memset0 = lt_cuda_memset0,
+    .h2d = lt_cuda_h2d,
+    .d2h = lt_cuda_d2h,
+    .d2d = lt_cuda_d2d,
+    .sync = lt_cuda_sync,
+    .ctx_free = lt_cuda_free_ctx,
+    .sgd_step = lt_cuda_sgd_step,
+    .adam_step = lt_cuda_adam_step,
+    .sgd_grouped = lt_cuda_sgd_step_grouped,
+    .adam_grouped = lt_cuda_adam_step_grouped,
+    .layers = layers,
+};
+
+/* The strong definition (lt_backend.c has the weak ENOTBUILT one). */
+int lt_backend_cuda_create(int device, lt_cuda_math math, int deterministic, lt_backend **out) {
+    if (!out) return lt_err(LT_EINVAL, "CUDA backend: NULL output");
+    *out = NULL;
+    lt_cuda_ctx *ctx = NULL;
+    int rc = lt_cuda_create(&ctx, device, math, deterministic);
+    if (rc) return lt_err_wrap(rc, "CUDA backend cuda:%d", device);
+    lt_backend *b = calloc(1, sizeof *b);
+    if (!b) {
+        lt_cuda_free_ctx(ctx);
+        return lt_err(LT_ENOMEM, "CUDA backend: out of memory");
+    }
+    b->kind = LT_BACKEND_CUDA;
+    b->device = device;
+    snprintf(b->cuda_name, sizeof b->cuda_name, "cuda:%d", device);
+    b->dev = &cuda_dev;
+    b->ctx = ctx;
+    b->math = math;
+    b->deterministic = deterministic != 0;
+    *out = b;
+    return LT_OK;
+}

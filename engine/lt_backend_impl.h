@@ -1,0 +1,64 @@
+/* lt_backend_impl.h — the backend object's struct and the device interface
+ * a device backend fills in (engine files and engine/cuda/ only).
+ *
+ * The engine library never calls into libltcuda directly: a cuda backend
+ * carries a table of device functions (lt_dev_ops) and its context, set by
+ * the real lt_backend_cuda_create in libltcuda.a. lt_model.c and lt_optim.c
+ * call through the table, so libltengine.a links without libltcuda and a
+ * CPU model never touches it (m->dev is NULL). */
+#ifndef LT_BACKEND_IMPL_H
+#define LT_BACKEND_IMPL_H
+
+#include "lt_backend.h"
+#include "lt_layers_impl.h"
+#include "lt_loss.h"
+
+/* engine/cuda/lt_cuda.h's context; opaque here (the same typedef). */
+typedef struct lt_cuda_ctx lt_cuda_ctx;
+
+/* A built-in layer kind's device implementation (node buffers are device
+ * pointers; semantics are the CPU layer's). */
+typedef struct {
+    int (*forward)(lt_model *m, lt_node *nd, int N);
+    int (*backward)(lt_model *m, lt_node *nd, int N);
+} lt_dev_layer;
+
+/* The functions of engine/cuda/lt_cuda.h the model and the optimizer need,
+ * with their signatures. */
+typedef struct lt_dev_ops {
+    int (*alloc)(lt_cuda_ctx *ctx, void **p, size_t bytes);
+    void (*free)(lt_cuda_ctx *ctx, void *p);
+    int (*memset0)(lt_cuda_ctx *ctx, void *p, size_t bytes);
+    int (*h2d)(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
+    int (*d2h)(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
+    int (*d2d)(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
+    int (*sync)(lt_cuda_ctx *ctx);
+    void (*ctx_free)(lt_cuda_ctx *ctx);
+    int (*sgd_step)(lt_cuda_ctx *ctx, size_t n, float *params, const float *grads, float *mom,
+                    const uint8_t *mask, const lt_sgd_cfg *cfg);
+    int (*adam_step)(lt_cuda_ctx *ctx, size_t n, float *params, const float *grads, float *m, float *v,
+                     const uint8_t *mask, const lt_adam_cfg *cfg, long step);
+    int (*sgd_grouped)(lt_cuda_ctx *ctx, size_t n, float *w, const float *g, float *mom, const uint8_t *mask,
+                       const uint8_t *gid, int n_groups, const float *glr, const float *gwd, float momentum,
+                       int nesterov);
+    int (*adam_grouped)(lt_cuda_ctx *ctx, size_t n, float *w, const float *g, float *m1, float *m2,
+                        const uint8_t *mask, const uint8_t *gid, int n_groups, const float *gstep,
+                        const float *gwd, float beta1, float beta2, float eps, float bc2_sqrt);
+    /* [LT_LK_COUNT]: every built-in kind (LT_LK_PLUGIN's entry unused) */
+    const lt_dev_layer *layers;
+} lt_dev_ops;
+
+struct lt_backend {
+    lt_backend_kind kind;
+    lt_cpu_opts cpu;      /* kind == LT_BACKEND_CPU */
+    int device;           /* kind == LT_BACKEND_CUDA */
+    char cuda_name[24];   /* "cuda:N", what lt_backend_describe returns for it */
+    int is_default;       /* the process default: lt_backend_free leaves it */
+    /* kind == LT_BACKEND_CUDA: the device functions and the context (owned) */
+    const lt_dev_ops *dev;
+    lt_cuda_ctx *ctx;
+    lt_cuda_math math;
+    int deterministic;
+};
+
+#endif

@@ -1,0 +1,484 @@
+/* test_model_cuda.c — whole models on the CUDA backend against the same
+ * models on the cpu backend (issue 19): ResNet-8 (28x28x1, 10 classes),
+ * ResNet-32 (32x32x3, 100 classes) and ResNet-50 (64x64x3, 1000 classes),
+ * built with the same seed (so the same initial parameters: a cuda model
+ * is initialised on the host by the CPU code, then copied), one training
+ * forward on the same batch, softmax cross-entropy (CPU: lt_softmax_ce; GPU:
+ * lt_cuda_softmax_ce straight into the logits' device gradient), backward,
+ * then one SGD step (momentum 0.9, weight decay 5e-4, Nesterov off).
+ *
+ * Compared, each as max |gpu - cpu| / max |cpu| (tests/gpu/optable.h):
+ *
+ *   output                          fp32    tf32
+ *   logits                          1e-3    5e-2
+ *   loss (relative)                 1e-4    2e-2
+ *   every parameter gradient        1e-2    1.5e-1
+ *   BN running mean / var           1e-3    5e-2
+ *   parameters after the SGD step   1e-4    5e-3
+ *
+ * Why these: each op matches the CPU within the op table's tolerances
+ * (conv 1e-4 fp32, 5e-3 tf32; tests/gpu/README.md), but the differences
+ * compound through 8 to 50 layers, and a train-mode BN over a small batch
+ * (ResNet-50's last stage normalises 4 x 2 x 2 values per channel) divides
+ * by small deviations, which amplifies them in the gradients. The worst
+ * tensor of every class is printed, so the first GPU run calibrates these
+ * (they were set before one; see tests/gpu/README.md).
+ *
+ * Further cases:
+ *   deterministic   a ResNet-32 step twice on a deterministic backend:
+ *                   logits, loss, gradients, buffers memcmp-equal;
+ *   plugin          a plugin layer without forward_cuda: forward fails with
+ *                   LT_EINVAL naming the layer, before any work;
+ * and, running on every machine:
+ *   create_status   lt_backend_cuda_create without a device: LT_EDEVICE and
+ *                   the reason (with one: an absent device index); a bad
+ *                   math mode: LT_EINVAL;
+ *   table_complete  every built-in layer kind has a CUDA forward and
+ *                   backward, and a model with one node of every lt_add_*
+ *                   layer has no node of the plugin kind;
+ *   host_device     the model's device plumbing (device blocks, input copy,
+ *                   first-writer dy bookkeeping with device memsets,
+ *                   zero_grad, host copies, the optimizer's device path, the
+ *                   plugin error) on a host-memory stand-in device whose
+ *                   layers run the CPU kernels: ResNet-8 and a ResNet-50
+ *                   slice must equal the cpu model BIT FOR BIT (same
+ *                   kernels, unfused; the cpu model's training fusion is
+ *                   bit-identical to unfused by tests/test_model.c).
+ * Without a CUDA device the GPU cases print a reason and call skip(). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lt_backend_impl.h"
+#include "lt_cuda.h"
+#include "lt_layers_impl.h"
+#include "lt_loss.h"
+#include "lt_model.h"
+#include "lt_model_impl.h"
+#include "lt_rng.h"
+#include "optable.h"
+
+typedef struct {
+    double logits, loss, grad, buf, step;
+} tols;
+static const tols TOL_FP32 = {1e-3, 1e-4, 1e-2, 1e-3, 1e-4};
+static const tols TOL_TF32 = {5e-2, 2e-2, 1.5e-1, 5e-2, 5e-3};
+
+typedef struct {
+    const char *arch;
+    lt_shape in;
+    int classes, N;
+} net;
+static const net R8 = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4};
+static const net R32 = {"resnet32_cifar", {1, 3, 32, 32}, 100, 4};
+static const net R50 = {"resnet50", {1, 3, 64, 64}, 1000, 4};
+
+/* ---- building and running one model ---------------------------------------------- */
+static lt_model *build(const net *n, lt_backend *b, int *logits) {
+    lt_model *m = NULL;
+    assert_int_equal(lt_model_create_on(&m, n->in, b), LT_OK);
+    int feat = lt_resnet_backbone(m, n->arch);
+    assert_true(feat > 0);
+    *logits = lt_add_linear(m, "logits", "head", feat, n->classes, 1);
+    assert_true(*logits > 0);
+    assert_int_equal(lt_model_finalize(m, 1234), LT_OK);
+    assert_int_equal(lt_model_set_batch(m, n->N), LT_OK);
+    return m;
+}
+
+static void batch(const net *n, float **x, int32_t **y) {
+    const size_t per = lt_shape_count(n->in);
+    *x = malloc((size_t)n->N * per * sizeof(float));
+    *y = malloc((size_t)n->N * sizeof(int32_t));
+    assert_non_null(*x);
+    assert_non_null(*y);
+    lt_rng r;
+    lt_rng_init(&r, 99, 7);
+    for (size_t i = 0; i < (size_t)n->N * per; i++) (*x)[i] = (float)lt_rng_normal(&r);
+    for (int i = 0; i < n->N; i++) (*y)[i] = (int32_t)lt_rng_below(&r, (uint32_t)n->classes);
+}
+
+/* Everything one step produces, on the host. */
+typedef struct {
+    float *logits;
+    double loss;
+    float **g, **w_after;   /* per parameter */
+    float **bufs;           /* per buffer, after the forward */
+    int np, nb;
+} result;
+
+static void result_free(result *r) {
+    for (int i = 0; i < r->np; i++) { free(r->g[i]); free(r->w_after[i]); }
+    for (int i = 0; i < r->nb; i++) free(r->bufs[i]);
+    free(r->g); free(r->w_after); free(r->bufs); free(r->logits);
+    memset(r, 0, sizeof *r);
+}
+
+/* One step of model m (any backend). On a cuda backend the loss runs on
+ * the device (lt_cuda_softmax_ce into the logits' device gradient). */
+static void step(lt_model *m, int logits, const net *n, const float *x, const int32_t *y, result *r) {
+    const int N = n->N, C = n->classes;
+    /* a real device (the host stand-in below has no context: host loss) */
+    const int on_dev = lt_model_device_ctx(m) != NULL;
+    memset(r, 0, sizeof *r);
+    lt_model_zero_grad(m);
+    assert_int_equal(lt_model_forward(m, x, N, 1), LT_OK);
+    r->logits = malloc((size_t)N * C * sizeof(float));
+    assert_int_equal(lt_model_out_to_host(m, logits, N, r->logits), LT_OK);
+    if (on_dev) {
+        lt_cuda_ctx *ctx = lt_model_device_ctx(m);
+        int32_t *dy = NULL;
+        assert_int_equal(lt_cuda_alloc(ctx, (void **)&dy, (size_t)N * sizeof(int32_t)), LT_OK);
+        assert_int_equal(lt_cuda_h2d(ctx, dy, y, (size_t)N * sizeof(int32_t)), LT_OK);
+        assert_int_equal(lt_cuda_softmax_ce(ctx, N, C, lt_model_out(m, logits), dy, NULL, NULL, &r->loss,
+                                            lt_model_dout(m, logits)),
+                         LT_OK);
+        lt_cuda_free(ctx, dy);
+    } else {
+        float *dl = malloc((size_t)N * C * sizeof(float));
+        assert_int_equal(lt_softmax_ce(N, C, r->logits, y, NULL, NULL, &r->loss, dl), LT_OK);
+        assert_int_equal(lt_model_dout_from_host(m, logits, N, dl), LT_OK);
+        free(dl);
+    }
+    r->nb = lt_model_n_buffers(m);
+    r->bufs = calloc((size_t)r->nb + 1, sizeof(float *));
+    for (int i = 0; i < r->nb; i++) {
+        lt_buffer_info b;
+        assert_int_equal(lt_model_buffer_at(m, i, &b), LT_OK);
+        r->bufs[i] = malloc(b.count * sizeof(float));
+        assert_int_equal(lt_model_buffer_to_host(m, i, r->bufs[i]), LT_OK);
+    }
+    assert_int_equal(lt_model_backward(m, N, &logits, 1), LT_OK);
+    r->np = lt_model_n_params(m);
+    r->g = calloc((size_t)r->np, sizeof(float *));
+    r->w_after = calloc((size_t)r->np, sizeof(float *));
+    for (int i = 0; i < r->np; i++) {
+        lt_param_info p;
+        assert_int_equal(lt_model_param_at(m, i, &p), LT_OK);
+        r->g[i] = malloc(p.count * sizeof(float));
+        r->w_after[i] = malloc(p.count * sizeof(float));
+        assert_int_equal(lt_model_param_to_host(m, i, NULL, r->g[i]), LT_OK);
+    }
+    lt_optim o;
+    assert_int_equal(lt_optim_init(&o, m, LT_OPT_SGD, 0.9f, 5e-4f, 0), LT_OK);
+    assert_int_equal(lt_optim_step(&o, m, 0.1f), LT_OK);
+    for (int i = 0; i < r->np; i++) assert_int_equal(lt_model_param_to_host(m, i, r->w_after[i], NULL), LT_OK);
+    lt_optim_free(&o);
+    assert_int_equal(lt_model_sync(m), LT_OK);
+}
+
+/* Worst error of each class; exact = 1 demands 0 everywhere. */
+static int compare(lt_model *m, const net *n, const result *a, const result *b, const tols *t, const char *what,
+                   int exact) {
+    double e_log = lt_ot_relerr(a->logits, b->logits, (size_t)n->N * n->classes);
+    double e_loss = fabs(a->loss - b->loss) / fmax(fabs(a->loss), 1e-30);
+    double e_g = 0, e_b = 0, e_w = 0;
+    const char *wg = "-", *wb = "-", *ww = "-";
+    for (int i = 0; i < a->np; i++) {
+        lt_param_info p;
+        lt_model_param_at(m, i, &p);
+        double e = lt_ot_relerr(a->g[i], b->g[i], p.count);
+        if (!(e <= e_g)) { e_g = e; wg = p.name; }
+        e = lt_ot_relerr(a->w_after[i], b->w_after[i], p.count);
+        if (!(e <= e_w)) { e_w = e; ww = p.name; }
+    }
+    for (int i = 0; i < a->nb; i++) {
+        lt_buffer_info bi;
+        lt_model_buffer_at(m, i, &bi);
+        double e = lt_ot_relerr(a->bufs[i], b->bufs[i], bi.count);
+        if (!(e <= e_b)) { e_b = e; wb = bi.name; }
+    }
+    const tols z = {0, 0, 0, 0, 0};
+    if (exact) t = &z;
+    int ok = e_log <= t->logits && e_loss <= t->loss && e_g <= t->grad && e_b <= t->buf && e_w <= t->step;
+    print_message("%-15s %-6s N=%d: logits %.3g (tol %.0e), loss %.3g (%.0e), grads %.3g (%.0e, worst %s), "
+                  "BN buffers %.3g (%.0e, worst %s), after SGD %.3g (%.0e, worst %s): %s\n",
+                  n->arch, what, n->N, e_log, t->logits, e_loss, t->loss, e_g, t->grad, wg, e_b, t->buf, wb, e_w,
+                  t->step, ww, ok ? "PASS" : "FAIL");
+    return ok;
+}
+
+/* ---- GPU presence ------------------------------------------------------------------------ */
+static lt_backend *gpu_backend(lt_cuda_math math, int det) {
+    lt_backend *b = NULL;
+    if (lt_backend_cuda_create(0, math, det, &b) != LT_OK) {
+        print_message("skip: no usable CUDA device: %s\n", lt_errmsg());
+        return NULL;
+    }
+    return b;
+}
+#define NEED_GPU(bp, math, det)      \
+    do {                             \
+        (bp) = gpu_backend(math, det); \
+        if (!(bp)) { skip(); return; } \
+    } while (0)
+
+static void cpu_vs_cuda(const net *n, lt_cuda_math math) {
+    lt_backend *gb;
+    NEED_GPU(gb, math, 0);
+    float *x;
+    int32_t *y;
+    batch(n, &x, &y);
+    int lc, lg;
+    lt_model *mc = build(n, NULL, &lc), *mg = build(n, gb, &lg);
+    result rc, rg;
+    step(mc, lc, n, x, y, &rc);
+    step(mg, lg, n, x, y, &rg);
+    int ok = compare(mc, n, &rc, &rg, math == LT_CUDA_TF32 ? &TOL_TF32 : &TOL_FP32,
+                     math == LT_CUDA_TF32 ? "tf32" : "fp32", 0);
+    result_free(&rc);
+    result_free(&rg);
+    lt_model_free(mc);
+    lt_model_free(mg);
+    lt_backend_free(gb);
+    free(x);
+    free(y);
+    assert_true(ok);
+}
+
+static void test_resnet8_fp32(void **s) { (void)s; cpu_vs_cuda(&R8, LT_CUDA_FP32); }
+static void test_resnet32_fp32(void **s) { (void)s; cpu_vs_cuda(&R32, LT_CUDA_FP32); }
+static void test_resnet50_fp32(void **s) { (void)s; cpu_vs_cuda(&R50, LT_CUDA_FP32); }
+static void test_resnet8_tf32(void **s) { (void)s; cpu_vs_cuda(&R8, LT_CUDA_TF32); }
+static void test_resnet32_tf32(void **s) { (void)s; cpu_vs_cuda(&R32, LT_CUDA_TF32); }
+static void test_resnet50_tf32(void **s) { (void)s; cpu_vs_cuda(&R50, LT_CUDA_TF32); }
+
+/* Two identical models, one deterministic backend: bit-identical steps. */
+static void test_deterministic(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, LT_CUDA_FP32, 1);
+    const net *n = &R32;
+    float *x;
+    int32_t *y;
+    batch(n, &x, &y);
+    int l1, l2;
+    lt_model *m1 = build(n, gb, &l1), *m2 = build(n, gb, &l2);
+    result a, b;
+    step(m1, l1, n, x, y, &a);
+    step(m2, l2, n, x, y, &b);
+    int ok = compare(m1, n, &a, &b, &TOL_FP32, "det", 1);
+    result_free(&a);
+    result_free(&b);
+    lt_model_free(m1);
+    lt_model_free(m2);
+    lt_backend_free(gb);
+    free(x);
+    free(y);
+    assert_true(ok);
+}
+
+/* ---- a plugin layer without CUDA support ------------------------------------------------- */
+static int pl_plan(lt_model *m, lt_node *nd) {
+    lt_node_set_shape(nd, lt_node_in_shape(m, nd, 0));
+    return LT_OK;
+}
+static int pl_run(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; return LT_OK; }
+static const lt_layer_ops plugin_ops = {LT_LAYER_ABI, "my_plugin", pl_plan, pl_run, pl_run, NULL, 0, NULL, NULL,
+                                        NULL, NULL};
+
+static void plugin_refused(lt_backend *b) {
+    lt_model *m = NULL;
+    assert_int_equal(lt_model_create_on(&m, (lt_shape){1, 1, 8, 8}, b), LT_OK);
+    int c = lt_add_conv(m, "conv", "backbone", 0, 4, 3, 1, 1, 1, 0);
+    assert_true(c > 0);
+    assert_true(lt_model_add(m, &plugin_ops, "odd_norm", "backbone", c, -1, NULL, 0) > 0);
+    assert_int_equal(lt_model_finalize(m, 1), LT_OK);
+    assert_int_equal(lt_model_set_batch(m, 2), LT_OK);
+    float x[2 * 64] = {0};
+    lt_err_clear();
+    assert_int_equal(lt_model_forward(m, x, 2, 1), LT_EINVAL);
+    print_message("plugin refused: %s\n", lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), "'odd_norm'"));
+    assert_non_null(strstr(lt_errmsg(), "my_plugin"));
+    assert_non_null(strstr(lt_errmsg(), "no CUDA implementation"));
+    lt_model_free(m);
+}
+
+static void test_plugin_gpu(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, LT_CUDA_FP32, 0);
+    plugin_refused(gb);
+    lt_backend_free(gb);
+}
+
+/* ---- runs everywhere ------------------------------------------------------------------------ */
+static void test_create_status(void **s) {
+    (void)s;
+    lt_backend *b = (lt_backend *)&b;
+    const int devs = lt_cuda_device_count();
+    const int idx = devs > 0 ? devs + 7 : 0;
+    lt_err_clear();
+    assert_int_equal(lt_backend_cuda_create(idx, LT_CUDA_FP32, 0, &b), LT_EDEVICE);
+    assert_null(b);
+    print_message("cuda:%d -> %s\n", idx, lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), "no CUDA device"));
+    char tag[16];
+    snprintf(tag, sizeof tag, "cuda:%d", idx);
+    assert_non_null(strstr(lt_errmsg(), tag));
+    b = (lt_backend *)&b;
+    assert_int_equal(lt_backend_cuda_create(0, (lt_cuda_math)7, 0, &b), LT_EINVAL);
+    assert_null(b);
+    assert_int_equal(lt_backend_cuda_create(0, LT_CUDA_FP32, 0, NULL), LT_EINVAL);
+}
+
+static void test_table_complete(void **s) {
+    (void)s;
+    assert_int_equal(lt_cuda_model_layer_count(), LT_LK_COUNT);
+    const lt_dev_layer *t = lt_cuda_model_layers();
+    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) {
+        if (!t[k].forward || !t[k].backward) print_message("kind %d (%s) has no CUDA entry\n", k, lt_layer_kind_name(k));
+        assert_non_null(t[k].forward);
+        assert_non_null(t[k].backward);
+    }
+    /* one node of every built-in layer: each gets a built-in kind, and
+     * together they cover every kind (a new lt_add_* without a kind, or a
+     * kind nobody makes, fails here) */
+    lt_model *m = NULL;
+    assert_int_equal(lt_model_create(&m, (lt_shape){1, 4, 8, 8}), LT_OK);
+    int c = lt_add_conv(m, "conv", "b", 0, 4, 3, 1, 1, 1, 0);
+    int bn = lt_add_bn(m, "bn", "b", c);
+    int r = lt_add_relu(m, "relu", "b", bn);
+    int mp = lt_add_maxpool(m, "mp", "b", r, 3, 2, 1);
+    int sc = lt_add_shortcut_a(m, "sc", "b", mp, 8, 1);
+    int sc2 = lt_add_shortcut_a(m, "sc2", "b", mp, 8, 1);
+    int sm = lt_add_sum(m, "sum", "b", sc, sc2);
+    int g = lt_add_gap(m, "gap", "b", sm);
+    int li = lt_add_linear(m, "lin", "h", g, 5, 1);
+    int co = lt_add_cosine(m, "cos", "h", g, 5, 16.0f);
+    int cl = lt_add_cosine_learned(m, "cosl", "h", g, 5, 16.0f);
+    int scl = lt_add_scale(m, "scale", "h", li);
+    assert_true(c > 0 && bn > 0 && r > 0 && mp > 0 && sc > 0 && sc2 > 0 && sm > 0 && g > 0 && li > 0 && co > 0 &&
+                cl > 0 && scl > 0);
+    int seen[LT_LK_COUNT] = {0};
+    for (int i = 0; i < lt_model_n_nodes(m); i++) {
+        const lt_node *nd = lt_model_node_const(m, i);
+        assert_int_not_equal(nd->kind, LT_LK_PLUGIN);
+        seen[nd->kind] = 1;
+    }
+    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) {
+        if (!seen[k]) print_message("kind %s made by no lt_add_* here\n", lt_layer_kind_name(k));
+        assert_true(seen[k]);
+    }
+    /* a plugin copying a built-in's members is still a plugin */
+    lt_model *m2 = NULL;
+    assert_int_equal(lt_model_create(&m2, (lt_shape){1, 1, 4, 4}), LT_OK);
+    assert_true(lt_model_add(m2, &plugin_ops, "p", "b", 0, -1, NULL, 0) > 0);
+    assert_int_equal(lt_model_node_const(m2, 1)->kind, LT_LK_PLUGIN);
+    lt_model_free(m2);
+    lt_model_free(m);
+}
+
+/* ---- a host-memory stand-in device -----------------------------------------------------------
+ * lt_dev_ops whose "device" memory is host memory and whose layers run the
+ * CPU layers: the model's device plumbing, tested on any machine. The CPU
+ * convolution needs scratch, which a device model does not plan for
+ * built-in layers (cuDNN brings its own workspace): the stand-in lends its
+ * own. */
+static float *fake_scratch;
+/* 64-byte aligned, as the CPU kernels' aligned loads need */
+static int f_alloc(lt_cuda_ctx *c, void **p, size_t n) { (void)c; *p = n ? lt_alloc(n) : NULL; return n && !*p ? LT_ENOMEM : LT_OK; }
+static void f_free(lt_cuda_ctx *c, void *p) { (void)c; lt_free(p); }
+static int f_memset0(lt_cuda_ctx *c, void *p, size_t n) { (void)c; memset(p, 0, n); return LT_OK; }
+static int f_copy(lt_cuda_ctx *c, void *d, const void *s, size_t n) { (void)c; memcpy(d, s, n); return LT_OK; }
+static int f_sync(lt_cuda_ctx *c) { (void)c; return LT_OK; }
+static void f_ctx_free(lt_cuda_ctx *c) { (void)c; }
+static int f_sgd(lt_cuda_ctx *c, size_t n, float *w, const float *g, float *mom, const uint8_t *mask,
+                 const lt_sgd_cfg *cfg) {
+    (void)c;
+    lt_sgd_step(n, w, g, mom, mask, cfg);
+    return LT_OK;
+}
+static int f_run(lt_model *m, lt_node *nd, int N, int bwd) {
+    float *keep = m->scratch;
+    m->scratch = fake_scratch;
+    int rc = bwd ? nd->ops->backward(m, nd, N) : nd->ops->forward(m, nd, N);
+    m->scratch = keep;
+    return rc;
+}
+static int f_fwd(lt_model *m, lt_node *nd, int N) { return f_run(m, nd, N, 0); }
+static int f_bwd(lt_model *m, lt_node *nd, int N) { return f_run(m, nd, N, 1); }
+static lt_dev_layer fake_layers[LT_LK_COUNT];
+static const lt_dev_ops fake_dev = {.alloc = f_alloc, .free = f_free, .memset0 = f_memset0, .h2d = f_copy,
+                                    .d2h = f_copy, .d2d = f_copy, .sync = f_sync, .ctx_free = f_ctx_free,
+                                    .sgd_step = f_sgd, .layers = fake_layers};
+
+static lt_backend *fake_backend(void) {
+    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) fake_layers[k] = (lt_dev_layer){f_fwd, f_bwd};
+    lt_backend *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    b->kind = LT_BACKEND_CUDA;
+    snprintf(b->cuda_name, sizeof b->cuda_name, "cuda:fake");
+    b->dev = &fake_dev;
+    return b;
+}
+
+static void host_device_case(const net *n) {
+    lt_backend *fb = fake_backend();
+    float *x;
+    int32_t *y;
+    batch(n, &x, &y);
+    int lc, lf;
+    lt_model *mc = build(n, NULL, &lc), *mf = build(n, fb, &lf);
+    size_t sc = 0;
+    for (int i = 1; i < lt_model_n_nodes(mf); i++) {
+        const lt_node *nd = lt_model_node_const(mf, i);
+        if (nd->ops->scratch) {
+            size_t s = nd->ops->scratch(nd, n->N);
+            if (s > sc) sc = s;
+        }
+    }
+    fake_scratch = lt_alloc((sc + 16) * sizeof(float));
+    /* the device model's blocks are not the cpu model's, and it runs unfused */
+    assert_ptr_not_equal(lt_model_out(mf, lf), lt_model_out(mc, lc));
+    result rc, rf;
+    step(mc, lc, n, x, y, &rc);
+    step(mf, lf, n, x, y, &rf);
+    assert_true(compare(mc, n, &rc, &rf, &TOL_FP32, "host", 1));
+    /* a second step accumulates onto a zeroed gradient again */
+    result_free(&rf);
+    result_free(&rc);
+    lt_model_free(mc);
+    lt_model_free(mf);
+    lt_free(fake_scratch);
+    fake_scratch = NULL;
+    plugin_refused(fb);
+    lt_backend_free(fb);
+    free(x);
+    free(y);
+}
+
+static void test_host_device_resnet8(void **s) { (void)s; host_device_case(&R8); }
+/* ResNet-50's stem, max pool, bottlenecks and projections at 32x32 / batch
+ * 2: every layer kind of the ImageNet ResNets through the device plumbing */
+static void test_host_device_resnet50(void **s) {
+    (void)s;
+    const net small = {"resnet50", {1, 3, 32, 32}, 10, 2};
+    host_device_case(&small);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_status),
+        cmocka_unit_test(test_table_complete),
+        cmocka_unit_test(test_host_device_resnet8),
+        cmocka_unit_test(test_host_device_resnet50),
+        cmocka_unit_test(test_resnet8_fp32),
+        cmocka_unit_test(test_resnet32_fp32),
+        cmocka_unit_test(test_resnet50_fp32),
+        cmocka_unit_test(test_resnet8_tf32),
+        cmocka_unit_test(test_resnet32_tf32),
+        cmocka_unit_test(test_resnet50_tf32),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_plugin_gpu),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
