@@ -1,6 +1,6 @@
 /* lt_backend.c — the backend objects (lt_backend.h): the cpu backend's
  * options, the process default made from the environment, and the cuda
- * stub (weak) that says it is not built where libltcuda.a is not linked. */
+ * creator's weak definition, which returns LT_ENOTBUILT where libltcuda.a is not linked. */
 #include "lt_backend_impl.h"
 
 #include <pthread.h>

@@ -88,8 +88,8 @@ int lt_backend_cpu_create(const lt_cpu_opts *o, lt_backend **out);
  * library alone, a CPU-only build): LT_ENOTBUILT "CUDA backend not built
  * into this binary (cuda:<device> requested)". *out = NULL on failure.
  *
- * How: the engine defines this function as a weak symbol (the ENOTBUILT
- * stub, lt_backend.c); libltcuda.a defines the real one
+ * How: the engine defines this function as a weak symbol (returning LT_ENOTBUILT,
+ * in lt_backend.c); libltcuda.a defines the real one
  * (engine/cuda/lt_cuda_model.c), which the linker takes when the program
  * references it and libltcuda.a comes before libltengine.a on the link line
  * (Makefile). The engine itself never calls into libltcuda: the backend

@@ -40,17 +40,15 @@ int fx_tiny_protocol(const char *dir, char *out, size_t cap)
     return rc;
 }
 
-int fx_can_train(const char *asan_why)
+const char *fx_train_blocker(const char *asan_why)
 {
-    if (FX_UNDER_ASAN) {
-        print_message("skip: %s\n", asan_why);
-        return 0;
-    }
+    static char why[300];
+    if (FX_UNDER_ASAN) return asan_why;
     if (access(FX_FMNIST_TRAIN, F_OK) != 0) {
-        print_message("skip: %s absent\n", FX_FMNIST_TRAIN);
-        return 0;
+        snprintf(why, sizeof why, "%s absent", FX_FMNIST_TRAIN);
+        return why;
     }
-    return 1;
+    return NULL;
 }
 
 void fx_run(const char *proto, const char *root, const char *method, const char *hparams,

@@ -34,17 +34,21 @@
  * repository root (reads protocols/fmnist_lt_r100.json). */
 int fx_tiny_protocol(const char *dir, char *out, size_t cap);
 
-/* 1 where a test that trains on the real Fashion-MNIST can run. Else 0,
- * after printing the "skip:" line run.sh reports: "skip: ASAN_WHY" under
- * AddressSanitizer (instrumented, these trainings take many minutes), else
- * that FX_FMNIST_TRAIN is absent. */
-int fx_can_train(const char *asan_why);
+/* NULL where a test that trains on the real Fashion-MNIST can run; else
+ * why not: ASAN_WHY under AddressSanitizer (instrumented, these trainings
+ * take many minutes), else that FX_FMNIST_TRAIN is absent. */
+const char *fx_train_blocker(const char *asan_why);
 
-/* Skips the calling test case where fx_can_train says it cannot run. A
- * macro so that CMocka reports the skip at the test's own line. */
-#define FX_SKIP_UNLESS_RUNNABLE(asan_why)      \
-    do {                                       \
-        if (!fx_can_train(asan_why)) skip();   \
+/* Prints "skip: <why>" (the line run.sh reports) and calls CMocka's skip()
+ * where fx_train_blocker gives a reason. A macro so that skip() runs in the
+ * calling test case and CMocka reports it skipped there. */
+#define FX_SKIP_UNLESS_RUNNABLE(asan_why)                        \
+    do {                                                         \
+        const char *fx_why_ = fx_train_blocker(asan_why);        \
+        if (fx_why_) {                                           \
+            print_message("skip: %s\n", fx_why_);                \
+            skip();                                              \
+        }                                                        \
     } while (0)
 
 /* Runs METHOD on PROTO (a protocol name or a .json path) as the runner tests

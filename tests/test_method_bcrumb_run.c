@@ -42,7 +42,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* Both cases' reason to skip under AddressSanitizer (fx_can_train). */
+/* Both cases' reason to skip under AddressSanitizer (fx_train_blocker). */
 static const char k_asan_why[] = "bcrumb resume at ci scale not run under AddressSanitizer";
 
 static double report(const lt_run_outcome *o, const char *key) {

@@ -1,5 +1,5 @@
 /* lt_cuda_model.c — models on the CUDA backend: the real
- * lt_backend_cuda_create (replacing the engine's weak ENOTBUILT stub in
+ * lt_backend_cuda_create (replacing the engine's weak LT_ENOTBUILT definition in
  * programs linked with libltcuda.a) and the device implementations of
  * every built-in layer kind, on the model's device buffers.
  *
