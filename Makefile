@@ -307,24 +307,32 @@ fuzz-seeds: check-deps
 
 # ---- reporting: reproduce, leaderboard, figures, number regression ----------
 # make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [RESULTS=results]
+#                [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32]
 #   dataset -> every seed (finished runs re-used) -> leaderboard -> figures,
 #   then the method's leaderboard row. A second call re-uses everything.
+#   DEVICE=cuda: the runs on the GPU (the CUDA module build/libltcuda.so is
+#   built first), their own rows; MATH only with it.
 # make regress-ci: re-runs results/reference/ci.csv's runs from scratch in a
 #   scratch results root (results/ is left alone) and compares the numbers.
 PROTOCOL ?= fmnist_lt_r100
 SCALE    ?= short
 SEEDS    ?=
 RESULTS  ?= results
+DEVICE   ?=
+MATH     ?=
+# --device / --math for the runs, and the CUDA module they load
+DEVICE_ARGS = $(if $(DEVICE),--device $(DEVICE)) $(if $(MATH),--math $(MATH))
+DEVICE_DEPS = $(if $(filter cuda%,$(DEVICE)),$(CUDA_SO))
 .PHONY: reproduce leaderboard figures regress-ci regen-grid regen-results verify-results sweep slurm-deps
 
 reproduce: check-deps
-	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2]" >&2; exit 2; }
-	@$(MAKE) --no-print-directory ltbench
+	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [DEVICE=cuda] [MATH=tf32]" >&2; exit 2; }
+	@$(MAKE) --no-print-directory ltbench $(DEVICE_DEPS)
 	$(if $(filter lvis_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory lvis-fixture)
 	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
-	    --results $(RESULTS) $(if $(REUSE),--reuse $(REUSE))
+	    --results $(RESULTS) $(if $(REUSE),--reuse $(REUSE)) $(DEVICE_ARGS)
 
-# make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [SWEEP_ARGS=...]
+# make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [SWEEP_ARGS=...]
 #   ltbench sweep: the grid with its shared stage-1 runs, -j JOBS at a time
 #   (threads split over the cores), finished runs skipped, then leaderboard and
 #   figures. SWEEP_ARGS passes anything else (--dry-run, --status, --executor
@@ -332,9 +340,9 @@ reproduce: check-deps
 JOBS ?= 1
 sweep: check-deps
 	@test -n "$(METHODS)" -a -n "$(PROTOCOLS)" || { echo "usage: make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [SWEEP_ARGS=...]" >&2; exit 2; }
-	@$(MAKE) --no-print-directory ltbench
+	@$(MAKE) --no-print-directory ltbench $(DEVICE_DEPS)
 	./ltbench sweep --methods $(METHODS) --protocols $(PROTOCOLS) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
-	    --results $(RESULTS) -j $(JOBS) $(SWEEP_ARGS)
+	    --results $(RESULTS) -j $(JOBS) $(DEVICE_ARGS) $(SWEEP_ARGS)
 
 # Debian's Slurm and munge: tests/slurm/run_slurm_test.sh starts a private
 # one-node cluster with them (skipped by make test where they are absent).
