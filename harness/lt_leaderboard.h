@@ -2,7 +2,7 @@
  * from them (results/leaderboard.csv, results/leaderboard.md,
  * results/tables/<protocol>_<scale>.tex).
  *
- * Runs live in <results>/runs/<protocol>/<scale>/<method>/seed<k>/ with
+ * Runs live in <results>/runs/<protocol>/<scale>/<method>[@cuda]/seed<k>/ with
  * result.json, per_class.csv and events.jsonl (harness/RESULTS.md). This
  * module is also the one place that parses result.json for the figures and
  * the regression check, so the three agree on what a run said.

@@ -5,7 +5,7 @@
  * needed), builds the model, runs the method's stages with epoch
  * checkpoints, evaluates and writes the run directory
  *
- *   <results>/runs/<protocol>/<scale>/<method>/seed<k>/
+ *   <results>/runs/<protocol>/<scale>/<method>/seed<k>/   (<method>@cuda/ for --device cuda)
  *       result.json     the run record (schema: harness/RESULTS.md)
  *       events.jsonl    one JSON event per line (harness/RESULTS.md)
  *       per_class.csv   class_id,train_count,test_count,correct,acc,group,weight_norm
