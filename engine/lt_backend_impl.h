@@ -46,6 +46,10 @@ typedef struct lt_dev_ops {
                         const float *gwd, float beta1, float beta2, float eps, float bc2_sqrt);
     /* [LT_LK_COUNT]: every built-in kind (LT_LK_PLUGIN's entry unused) */
     const lt_dev_layer *layers;
+    /* host memory (issue 20, C): pinned host buffers (cudaHostAlloc /
+     * cudaFreeHost) for lt_backend_host_alloc; NULL: aligned heap memory */
+    int (*host_alloc)(lt_cuda_ctx *ctx, void **p, size_t bytes);
+    void (*host_free)(lt_cuda_ctx *ctx, void *p);
 } lt_dev_ops;
 
 struct lt_backend {
