@@ -204,6 +204,9 @@ static const lt_dev_ops cuda_dev = {
     .sgd_grouped = lt_cuda_sgd_step_grouped,
     .adam_grouped = lt_cuda_adam_step_grouped,
     .layers = layers,
+    /* host memory (issue 20, C) */
+    .host_alloc = lt_cuda_host_alloc,
+    .host_free = lt_cuda_host_free,
 };
 
 /* The strong definition (lt_backend.c has the weak ENOTBUILT one). */
