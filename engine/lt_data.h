@@ -258,8 +258,9 @@ int lt_loader_open(lt_loader **L, const lt_dataset *ds, const lt_aug *aug, int b
 /* The options in effect (defaults resolved: workers, prefetch, chunk >= 1). */
 int lt_loader_get_opts(const lt_loader *L, lt_loader_opts *out);
 
-/* Where the time went since lt_loader_open (sums over workers, seconds of
- * thread time; with several workers they exceed the wall time). */
+/* Where the time went since lt_loader_open: load_s and aug_s are the
+ * workers' CPU seconds (CLOCK_THREAD_CPUTIME_ID, summed over workers), so
+ * their split holds on a busy machine; wait_s is the caller's wall time. */
 typedef struct {
     long samples;    /* samples prepared (each with all its views) */
     long batches;    /* batches handed to the caller */
