@@ -582,8 +582,6 @@ static void test_backend_host_memory(void **state)
     lt_backend_host_free(NULL, p);
     lt_backend_host_free(b, NULL);
     assert_int_equal(lt_backend_host_alloc(b, NULL, 8), LT_EINVAL);
-    assert_int_equal(lt_backend_host_alloc(b, &p, (size_t)-64), LT_ENOMEM);
-    assert_null(p);
     assert_non_null(strstr(lt_errmsg(), "host alloc"));
     /* cpu runs keep one loader thread and heap slots: the old loader */
     assert_int_equal(lt_backend_loader_workers(b), 1);
