@@ -201,6 +201,8 @@ static int fill_chunk(lt_loader *L, worker_t *w, slot_t *s, long b, long lo, lon
             *t_load += t1 - t0;
             if (rc) {
                 *fail_pos = pos;
+                if (rc < 0)   /* not an LT_* code (and -1 means "aborted" here) */
+                    rc = lt_err(LT_EINVAL, "the load function returned %d, not an LT_* status", rc);
                 snprintf(msg, ERRMSG_CAP, "%s", lt_errmsg());   /* lt_err is per thread */
                 return rc;
             }

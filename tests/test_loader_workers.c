@@ -157,7 +157,7 @@ static int copy_load(void *ud, int32_t id, uint8_t *dst)
         nanosleep(&ts, NULL);
     }
     if (id == c->fail_id)
-        return lt_err(LT_EDATA, "img_%d.JPEG: corrupt JPEG: test", (int)id);
+        return c->slow < 0 ? -1 : lt_err(LT_EDATA, "img_%d.JPEG: corrupt JPEG: test", (int)id);
     size_t img = (size_t)IC * IH * IW;
     memcpy(dst, c->d->pixels + (size_t)id * img, img);
     return LT_OK;
@@ -374,6 +374,22 @@ static void test_load_error_names_sample(void **state)
     assert_int_equal(lt_loader_get_stats(L, &st), LT_OK);
     assert_true(st.load_s > 0 && st.aug_s > 0);
     lt_loader_close(L);
+    /* a load function returning something that is no LT_* code (here -1)
+     * still fails its batch with a message, never hangs the caller */
+    lt_dataset pd;
+    assert_int_equal(lt_dataset_alloc(&pd, NIMG, IC, IH, IW, 2), LT_OK);
+    copy_src cs = {.d = &pd, .fail_id = 3, .slow = -1};
+    atomic_init(&cs.calls, 0);
+    o.load = copy_load;
+    o.load_ud = &cs;
+    assert_int_equal(lt_loader_open_opts(&L, &pd, &a, BATCH, 0, 1, SEED, LT_STREAM_AUG, &o), LT_OK);
+    assert_int_equal(lt_loader_start(L, 0, idx, NIMG, 0), LT_OK);
+    int count;
+    assert_int_equal(lt_loader_next(L, NULL, NULL, NULL, &count), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "sample 3"));
+    assert_non_null(strstr(lt_errmsg(), "returned -1"));
+    lt_loader_close(L);
+    lt_dataset_free(&pd);
     free(px);
     free(ref);
     for (int i = 0; i < NIMG; i++) free(j->buf[i]);
