@@ -98,7 +98,7 @@ CUDA_SO :=
 CUDA_TEST_BIN :=
 endif
 
-.PHONY: all deps check-deps test asan bench bench-deps verify-torch clean help lvis-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
+.PHONY: all deps check-deps test asan bench bench-pipeline bench-deps verify-torch clean help lvis-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
 all: ltbench $(CUDA_LIB) $(CUDA_SO)
 
 help:
@@ -109,6 +109,7 @@ help:
 	@echo "make test         build and run the CMocka suite (runs deps first if needed)"
 	@echo "make asan         the suite under AddressSanitizer + UBSan"
 	@echo "make bench        time ResNet-32 / ResNet-8 steps, side by side with PyTorch"
+	@echo "make bench-pipeline  images/s of the input pipeline alone (ImageNet-LT 224 crop, 1..nproc loader workers)"
 	@echo "make bench-deps   install Debian python3-torch for the PyTorch side of bench"
 	@echo "make verify-torch ResNet-8/32 logits, loss, gradients, BN stats against PyTorch (skips without torch)"
 	@echo "make lvis-fixture write the synthetic LVIS look-alike (dataset lvis_fixture) into the data dir"
@@ -228,6 +229,16 @@ bench-deps:
 # The bench needs only the engine.
 $(BUILD)/bench_step: tests/bench/bench_step.c $(call obj,tests/cpu_peak.c) $(ENGINE_LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(call obj,tests/cpu_peak.c) $(ENGINE_LIB) $(LDLIBS)
+
+# The input pipeline alone (issue 20): images per second lt_loader delivers
+# for the ImageNet-LT protocol's 224 input with 1..nproc workers, from the
+# dataset cache and from JPEGs decoded per sample (tests/bench/bench_pipeline.c).
+# BENCH_PIPELINE_ARGS="--images 512 --seconds 5" to change the defaults.
+bench-pipeline: check-deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench_pipeline
+	@$(BUILD)/bench_pipeline $(BENCH_PIPELINE_ARGS)
+$(BUILD)/bench_pipeline: tests/bench/bench_pipeline.c $(call obj,tests/fixtures_img.c) $(HARNESS_LIB) $(DATA_LIB) $(ENGINE_LIB)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(call obj,tests/fixtures_img.c) $(HARNESS_LIB) $(DATA_LIB) $(ENGINE_LIB) $(LDLIBS)
 
 # Whole-model parity with PyTorch: the engine writes weights, a batch and
 # its results (tests/verify_torch/verify_torch.c), PyTorch recomputes and

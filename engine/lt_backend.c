@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int lt_cpu_has_avx512f(void) {
     /* __builtin_cpu_supports needs __builtin_cpu_init first when called
@@ -175,4 +176,36 @@ static void default_init(void) {
 lt_backend *lt_backend_default(void) {
     pthread_once(&default_once, default_init);
     return &default_backend;
+}
+
+/* ---- host memory (issue 20, C) ------------------------------------------------ */
+int lt_backend_host_alloc(const lt_backend *b, void **p, size_t bytes) {
+    if (!p) return lt_err(LT_EINVAL, "host alloc: NULL output pointer");
+    *p = NULL;
+    /* a device that pins host memory (cudaHostAlloc): copies from it run
+     * asynchronously and at full bus speed */
+    if (b && b->kind == LT_BACKEND_CUDA && b->dev && b->dev->host_alloc)
+        return b->dev->host_alloc(b->ctx, p, bytes);
+    /* cpu: aligned heap memory (one byte at least, so NULL means failure) */
+    *p = lt_alloc(bytes ? bytes : 1);
+    return *p ? LT_OK : lt_err(LT_ENOMEM, "host alloc: out of memory allocating %zu bytes", bytes);
+}
+
+void lt_backend_host_free(const lt_backend *b, void *p) {
+    if (!p) return;
+    if (b && b->kind == LT_BACKEND_CUDA && b->dev && b->dev->host_free)
+        b->dev->host_free(b->ctx, p);
+    else
+        lt_free(p);
+}
+
+int lt_backend_loader_workers(const lt_backend *b) {
+    /* cpu: the trainer's OpenMP threads own the cores; one background
+     * loader thread keeps CPU results and timings what they were. A device
+     * trains on the device: every core prepares batches. */
+    if (!b || b->kind == LT_BACKEND_CPU) return 1;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > 256) n = 256;   /* lt_loader's limit */
+    return (int)n;
 }

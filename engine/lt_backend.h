@@ -163,4 +163,18 @@ lt_backend *lt_backend_default(void);
 /* 1 when this CPU has AVX-512F (the fast convolution kernels need it). */
 int lt_cpu_has_avx512f(void);
 
+/* ---- host memory (issue 20, C) ------------------------------------------------
+ * Host buffers that feed a backend: the batch loader's slots. A cuda backend
+ * gives pinned (page-locked) memory (cudaHostAlloc), which host-to-device
+ * copies read asynchronously at full bus speed; LT_ENOMEM / LT_EDEVICE with
+ * the reason when that fails. cpu, NULL or a device without it: 64-byte
+ * aligned heap memory (lt_alloc), LT_ENOMEM naming the size. *p = NULL on
+ * failure. Free with lt_backend_host_free on the same backend. */
+int lt_backend_host_alloc(const lt_backend *b, void **p, size_t bytes);
+void lt_backend_host_free(const lt_backend *b, void *p);   /* NULL p is fine */
+/* Loader worker threads for runs on b: 1 on cpu (the trainer's OpenMP
+ * threads own the cores, so CPU results and timings stay what they were),
+ * the online cores (sysconf(_SC_NPROCESSORS_ONLN), at most 256) on a device. */
+int lt_backend_loader_workers(const lt_backend *b);
+
 #endif

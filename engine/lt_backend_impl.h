@@ -52,6 +52,10 @@ typedef struct lt_dev_ops {
     /* the device's properties and library versions, math mode and
      * deterministic flag (lt_backend_get_info fills kind and device) */
     int (*info)(const lt_cuda_ctx *ctx, lt_backend_info *out);
+    /* host memory (issue 20, C): pinned host buffers (cudaHostAlloc /
+     * cudaFreeHost) for lt_backend_host_alloc; NULL: aligned heap memory */
+    int (*host_alloc)(lt_cuda_ctx *ctx, void **p, size_t bytes);
+    void (*host_free)(lt_cuda_ctx *ctx, void *p);
 } lt_dev_ops;
 
 struct lt_backend {

@@ -81,6 +81,13 @@ int lt_cuda_d2h(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 int lt_cuda_d2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 /* Waits for the stream; reports any error a kernel raised (LT_EDEVICE). */
 int lt_cuda_sync(lt_cuda_ctx *ctx);
+/* host memory (issue 20, C): *p = `bytes` of pinned host memory
+ * (cudaHostAlloc, portable: usable by any context's copies), 0 bytes gives
+ * NULL and LT_OK; LT_ENOMEM "cuda: out of pinned host memory allocating N
+ * bytes" or LT_EDEVICE naming the runtime error, with *p = NULL. Free with
+ * lt_cuda_host_free (cudaFreeHost; NULL is fine). */
+int lt_cuda_host_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes);
+void lt_cuda_host_free(lt_cuda_ctx *ctx, void *p);
 
 /* ---- convolution (cuDNN) -----------------------------------------------------
  * Geometry and weight layout as lt_conv_geom ([co][ci/groups][kh][kw]); b may

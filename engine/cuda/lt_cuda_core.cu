@@ -170,6 +170,31 @@ void lt_cuda_free(lt_cuda_ctx *ctx, void *p) {
     if (p) cudaFree(p);
 }
 
+/* host memory (issue 20, C) */
+int lt_cuda_host_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes) {
+    LT_CTX(ctx);
+    if (!p) return lt_err(LT_EINVAL, "cuda: host alloc: NULL output pointer");
+    *p = NULL;
+    if (bytes == 0) return LT_OK;
+    /* portable: pinned for every context, so a loader's slots may feed
+     * copies on any device's stream */
+    cudaError_t e = cudaHostAlloc(p, bytes, cudaHostAllocPortable);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        (void)cudaGetLastError();   /* not sticky: clear it */
+        if (e == cudaErrorMemoryAllocation)
+            return lt_err(LT_ENOMEM, "cuda: out of pinned host memory allocating %zu bytes (%.2f GiB)", bytes,
+                          (double)bytes / (1024.0 * 1024.0 * 1024.0));
+        return lt_cuda_rt_err(e, "cudaHostAlloc");
+    }
+    return LT_OK;
+}
+
+void lt_cuda_host_free(lt_cuda_ctx *ctx, void *p) {
+    (void)ctx;
+    if (p) cudaFreeHost(p);
+}
+
 int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {
     if (bytes <= ctx->ws_bytes) return LT_OK;
     LT_CU(cudaStreamSynchronize(ctx->stream), "workspace: sync");

@@ -208,6 +208,9 @@ static const lt_dev_ops cuda_dev = {
     .layers = layers,
     /* device info (issue 20, A) */
     .info = lt_cuda_get_info,
+    /* host memory (issue 20, C) */
+    .host_alloc = lt_cuda_host_alloc,
+    .host_free = lt_cuda_host_free,
 };
 
 /* Fills b's cuda part on a new context (b is zeroed by the caller). */
