@@ -169,10 +169,10 @@ $(BUILD)/tests/%: tests/%.c $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $< $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(TEST_LINK) $(LDLIBS) -lcmocka
 
 ifneq ($(strip $(NVCC)),)
-$(BUILD)/obj/%.o: %.cu
-	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
-$(CUDA_LIB): $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC)) $(call obj,$(CUDA_CSRC))
+# one compile of the CUDA sources (nvcc is the slow part of the build): the
+# position-independent objects serve both the static library (tests/gpu
+# programs, PIE like every program here) and the module
+$(CUDA_LIB): $(CUDA_PIC_OBJ)
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 # the module: position-independent objects, one exported symbol, the engine's
 # symbols left undefined (the loading program has them)
