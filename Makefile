@@ -86,7 +86,7 @@ CUDA_LIB :=
 CUDA_TEST_BIN :=
 endif
 
-.PHONY: all deps check-deps test asan bench bench-deps verify-torch clean help lvis-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
+.PHONY: all deps check-deps test asan bench bench-deps bench-gpu verify-torch clean help lvis-fixture imagenet-lt-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
 all: ltbench $(CUDA_LIB)
 
 help:
@@ -97,6 +97,8 @@ help:
 	@echo "make asan         the suite under AddressSanitizer + UBSan"
 	@echo "make bench        time ResNet-32 / ResNet-8 steps, side by side with PyTorch"
 	@echo "make bench-deps   install Debian python3-torch for the PyTorch side of bench"
+	@echo "make bench-gpu    CUDA backend train/eval img/s of ResNet-32, ResNet-8, ResNet-50 (fp32, tf32) side by side"
+	@echo "                  with PyTorch eager on the same GPU (BENCH_GPU_PYTHON=python3, BENCH_GPU_ARGS=...)"
 	@echo "make verify-torch ResNet-8/32 logits, loss, gradients, BN stats against PyTorch (skips without torch)"
 	@echo "make lvis-fixture write the synthetic LVIS look-alike (dataset lvis_fixture) into the data dir"
 	@echo "make fuzz         libFuzzer targets of every input parser, FUZZ_SECONDS (60) each, + tests/fuzz/regressions"
@@ -199,6 +201,28 @@ bench-deps:
 # The bench needs only the engine.
 $(BUILD)/bench_step: tests/bench/bench_step.c $(call obj,tests/cpu_peak.c) $(ENGINE_LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(call obj,tests/cpu_peak.c) $(ENGINE_LIB) $(LDLIBS)
+
+# make bench-gpu: the CUDA backend side by side with PyTorch eager on the same
+# GPU (tests/bench/bench_gpu.c runs tests/bench/bench_gpu_torch.py with
+# BENCH_GPU_PYTHON, PyTorch's python3 on the GPU machine; tests/gpu/train.sh
+# runs it there). Not a test: it prints `bench-gpu: ...` lines with the
+# ratios and whether each train target is met, and "skipped: no CUDA device"
+# (status 0) where there is none. Needs the CUDA library, so nvcc with the
+# cuDNN and cuBLAS headers (CUDNN_INC / CUBLAS_INC name them elsewhere).
+BENCH_GPU_PYTHON ?= python3
+BENCH_GPU_ARGS   ?=
+ifneq ($(strip $(NVCC)),)
+$(BUILD)/bench_gpu: tests/bench/bench_gpu.c $(call obj,tests/gpu_peak.c) $(CUDA_LIB) $(ENGINE_LIB)
+	$(CC) $(CFLAGS) -Iengine/cuda -o $@ $< $(call obj,tests/gpu_peak.c) $(CUDA_LIB) $(ENGINE_LIB) \
+	    $(CUDA_LDLIBS) $(LDLIBS)
+bench-gpu:
+	@$(MAKE) --no-print-directory $(BUILD)/bench_gpu
+	@BENCH_GPU_PYTHON="$(BENCH_GPU_PYTHON)" $(BUILD)/bench_gpu $(BENCH_GPU_ARGS)
+else
+bench-gpu:
+	@echo "bench-gpu: needs the CUDA library (build/libltcuda.a): no nvcc with cuDNN and cuBLAS headers found;" \
+	    "name them with NVCC=/path/to/nvcc CUDNN_INC=... CUBLAS_INC=... (tests/gpu/README.md)" >&2; exit 1
+endif
 
 # Whole-model parity with PyTorch: the engine writes weights, a batch and
 # its results (tests/verify_torch/verify_torch.c), PyTorch recomputes and
