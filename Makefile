@@ -101,6 +101,7 @@ help:
 	@echo "                  with PyTorch eager on the same GPU (BENCH_GPU_PYTHON=python3, BENCH_GPU_ARGS=...)"
 	@echo "make verify-torch ResNet-8/32 logits, loss, gradients, BN stats against PyTorch (skips without torch)"
 	@echo "make lvis-fixture write the synthetic LVIS look-alike (dataset lvis_fixture) into the data dir"
+	@echo "make imagenet-lt-fixture  the synthetic ImageNet-LT look-alike (dataset imagenet_lt_fixture) likewise"
 	@echo "make fuzz         libFuzzer targets of every input parser, FUZZ_SECONDS (60) each, + tests/fuzz/regressions"
 	@echo "make fuzz-deps    install Debian clang-14, libclang-rt-14-dev, libomp-14-dev for make fuzz"
 	@echo "make reproduce METHOD=m [REUSE=any]  runs (re-using current ones), leaderboard, figures"
@@ -246,6 +247,16 @@ lvis-fixture: check-deps
 	@$(MAKE) --no-print-directory $(BUILD)/make_lvis_fixture
 	@$(BUILD)/make_lvis_fixture $(LVIS_FIXTURE_DIR)
 
+# The synthetic ImageNet-LT look-alike for protocol imagenet_lt_fixture (a
+# full-scale model's smoke run: 1000 classes, 224 px, ~4,700 JPEGs in the
+# real split-list and nested-tar layout), written straight into raw/.
+INET_FIXTURE_DIR = $(or $(LTBENCH_DATA),data)/imagenet_lt_fixture/raw
+$(BUILD)/make_imagenet_lt_fixture: tests/tools/make_imagenet_lt_fixture.c $(call obj,tests/fixtures_inet.c tests/fixtures_img.c)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+imagenet-lt-fixture:
+	@$(MAKE) --no-print-directory $(BUILD)/make_imagenet_lt_fixture
+	@$(BUILD)/make_imagenet_lt_fixture $(INET_FIXTURE_DIR)
+
 clean:
 	rm -rf build build-asan build-fuzz ltbench
 
@@ -316,6 +327,7 @@ reproduce: check-deps
 	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory ltbench
 	$(if $(filter lvis_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory lvis-fixture)
+	$(if $(filter imagenet_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory imagenet-lt-fixture)
 	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
 	    --results $(RESULTS) $(if $(REUSE),--reuse $(REUSE))
 
