@@ -11,7 +11,7 @@
  * (TF32 tensor cores in convolutions and GEMMs on both sides). Output lines:
  *
  *   bench-gpu: <model> <input> <mode> train ltbench=<img/s> pytorch=<img/s> ratio=<r> | ...
- *   bench-gpu: <model> <input> <mode> eval  ltbench=<img/s> pytorch=<img/s> ratio=<r> | ...
+ *   bench-gpu: <model> <input> <mode> eval ltbench=<img/s> pytorch=<img/s> ratio=<r> | ...
  *
  * ratio = ltbench img/s / PyTorch img/s; after the bar: the model's GFLOP
  * per image, the achieved TFLOP/s of both and their fraction of the GPU's
@@ -274,7 +274,7 @@ static void print_pair(const bench_cfg *c, int mode, int train, const side_resul
     if (b > 0) snprintf(ptxt, sizeof ptxt, "pytorch=%.1f ratio=%.2f", b, a / b);
     else snprintf(ptxt, sizeof ptxt, "pytorch=skipped ratio=n/a");
     printf("bench-gpu: %s %dx%dx%d %s %s ltbench=%.1f %s | batch %d, %.3f GFLOP/img, ltbench %.2f TFLOP/s",
-           c->arch, c->c, c->hw, c->hw, MODE_NAME[mode], train ? "train" : "eval ", a, ptxt, c->batch,
+           c->arch, c->c, c->hw, c->hw, MODE_NAME[mode], train ? "train" : "eval", a, ptxt, c->batch,
            flop_img / 1e9, a * flop_img / 1e12);
     const double pk = lt_gpu_peak_tflops(peak, mode);
     if (pk > 0) printf(" = %.1f%% of %.0f", 100.0 * a * flop_img / 1e12 / pk, pk);

@@ -9,8 +9,10 @@ forward, CrossEntropyLoss, backward, SGD(lr 1e-3, momentum 0.9, weight
 decay 5e-4).step(); eval is model.eval() under no_grad with the same
 upload. cudnn.benchmark on (it picks algorithms in the warm-up), cudnn
 deterministic off. Math mode per run: fp32 sets
+torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.
+fp32_precision = "ieee", tf32 sets both "tf32" (PyTorch >= 2.9; older ones:
 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 =
-False, tf32 sets both True.
+False / True).
 
 Timing as bench_gpu.c: W warm-up steps, one timed step for the count that
 fills --seconds (at least 5), then that many steps between two
@@ -70,12 +72,29 @@ def time_steps(step, dev, warm, secs, batch):
     return n * batch / dt, n
 
 
+def new_math_api():
+    # PyTorch 2.9 added fp32_precision ("ieee" / "tf32") and deprecated allow_tf32
+    # (torch 1.x's matmul object raises AssertionError for unknown names)
+    try:
+        return hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(torch.backends.cudnn, "conv")
+    except (AssertionError, AttributeError):
+        return False
+
+
+def set_math(tf32):
+    """TF32 tensor cores in matrix products and cuDNN convolutions, or IEEE fp32."""
+    if new_math_api():
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if tf32 else "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "tf32" if tf32 else "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+
+
 def bench(spec, mode, dev, warm, secs):
     arch, c, hw, batch, classes = spec.split(":")
     c, hw, batch, classes = int(c), int(hw), int(batch), int(classes)
-    tf32 = mode == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
+    set_math(mode == "tf32")
     torch.manual_seed(0)
     model, channels_last = build(arch, c, classes)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -126,8 +145,9 @@ def main():
     torch.backends.cudnn.deterministic = False
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
     cudnn = torch.backends.cudnn.version() if dev.type == "cuda" else None
-    print("torch-info torch %s, CUDA %s, cuDNN %s, device %s, eager" % (torch.__version__, torch.version.cuda, cudnn,
-                                                                         name), flush=True)
+    print("torch-info torch %s, CUDA %s, cuDNN %s, device %s, eager, math mode via %s" %
+          (torch.__version__, torch.version.cuda, cudnn, name,
+           "fp32_precision" if new_math_api() else "allow_tf32"), flush=True)
     for spec in a.specs:
         for mode in modes:
             bench(spec, mode, dev, a.warmup, a.seconds)
