@@ -59,7 +59,7 @@ for f in "$OUT"/*.deb; do
     # md5sums would list the removed files
     rm -f "$TMPD/x/DEBIAN/md5sums"
     [ "$(du -sb "$TMPD/x" | cut -f1)" -lt "$before" ] || continue
-    dpkg-deb --root-owner-group -Zxz -z9 -b "$TMPD/x" "$TMPD/slim.deb" >/dev/null && mv "$TMPD/slim.deb" "$f"
+    dpkg-deb --root-owner-group -Zxz -z6 -b "$TMPD/x" "$TMPD/slim.deb" >/dev/null && mv "$TMPD/slim.deb" "$f"
 done
 rm -rf "$TMPD"
 total=$(du -cb "$OUT"/*.deb | tail -1 | cut -f1)
