@@ -3,7 +3,9 @@
  *
  * The engine library never calls into libltcuda directly: a cuda backend
  * carries a table of device functions (lt_dev_ops) and its context, set by
- * the real lt_backend_cuda_create in libltcuda.a. lt_model.c and lt_optim.c
+ * the real lt_backend_cuda_create in libltcuda.a or by the CUDA module's
+ * entry point (lt_cuda_module.h). A field added here changes the module
+ * ABI: the size check of lt_cuda_module.h catches a module built before. lt_model.c and lt_optim.c
  * call through the table, so libltengine.a links without libltcuda and a
  * CPU model never touches it (m->dev is NULL). */
 #ifndef LT_BACKEND_IMPL_H
@@ -46,6 +48,14 @@ typedef struct lt_dev_ops {
                         const float *gwd, float beta1, float beta2, float eps, float bc2_sqrt);
     /* [LT_LK_COUNT]: every built-in kind (LT_LK_PLUGIN's entry unused) */
     const lt_dev_layer *layers;
+    /* device info (issue 20, A) */
+    /* the device's properties and library versions, math mode and
+     * deterministic flag (lt_backend_get_info fills kind and device) */
+    int (*info)(const lt_cuda_ctx *ctx, lt_backend_info *out);
+    /* host memory (issue 20, C): pinned host buffers (cudaHostAlloc /
+     * cudaFreeHost) for lt_backend_host_alloc; NULL: aligned heap memory */
+    int (*host_alloc)(lt_cuda_ctx *ctx, void **p, size_t bytes);
+    void (*host_free)(lt_cuda_ctx *ctx, void *p);
 } lt_dev_ops;
 
 struct lt_backend {

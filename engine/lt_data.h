@@ -2,8 +2,8 @@
  *
  * A dataset is uint8 pixels (N x C x H x W, planar) plus int32 labels. The
  * data layer turns an epoch's list of sample indices (from a sampler) into
- * normalised, augmented float batches, preparing the next batch in a
- * background thread. Every random decision for sample slot i of epoch e is
+ * normalised, augmented float batches, preparing the next batches on
+ * worker threads. Every random decision for sample slot i of epoch e is
  * drawn from a stream derived from (seed, stream, e, i), so the batch
  * contents are independent of thread timing and of other streams. */
 #ifndef LT_DATA_H
@@ -206,12 +206,72 @@ int lt_drawer_create(lt_drawer **d, const lt_dataset *ds, const lt_aug *aug, uin
 int lt_drawer_draw(lt_drawer *d, const lt_draw_req *req, float *x, int32_t *labels, int32_t *ids);
 void lt_drawer_free(lt_drawer *d);
 
-/* ---- loader: batches prepared in a background thread ---------------------- */
+/* ---- loader: batches prepared ahead on worker threads ---------------------- */
 typedef struct lt_loader lt_loader;
+typedef struct lt_backend lt_backend;
+
+/* An image source other than ds->pixels: writes image `id` (ds->c x ds->h x
+ * ds->w uint8, planar, as ds->pixels would hold it) into dst, e.g. by
+ * decoding its JPEG. Called on the loader's worker threads, concurrently:
+ * must be thread-safe. Returns LT_OK or an LT_* code with lt_err's message
+ * naming the image; lt_loader_next then returns that code for the batch, the
+ * message prefixed with the epoch, batch, position and sample id. */
+typedef int (*lt_loader_load_fn)(void *ud, int32_t id, uint8_t *dst);
+/* Slot memory: *p = bytes of host memory (LT_OK), or an LT_* code with a
+ * message; free releases it. */
+typedef int (*lt_host_alloc_fn)(void *ud, void **p, size_t bytes);
+typedef void (*lt_host_free_fn)(void *ud, void *p);
+
+typedef struct {
+    int workers;     /* threads preparing batches (1..256; 0 = 1) */
+    int prefetch;    /* batch slots in the ring (2..64; 0 = 2 for one worker, else 3):
+                        the caller holds one, the workers fill the others */
+    int chunk;       /* samples a worker claims at a time (0 = the whole batch for one
+                        worker, else about batch / (4 workers)); never changes a batch */
+    /* slot memory (x, labels, ids in one block per slot); NULL = lt_alloc */
+    lt_host_alloc_fn alloc;
+    lt_host_free_fn free;
+    void *alloc_ud;
+    /* image source; NULL = ds->pixels (ds->pixels may be NULL when set) */
+    lt_loader_load_fn load;
+    void *load_ud;
+} lt_loader_opts;
+
+/* One worker, the default depth and chunk, heap slots, ds->pixels: the
+ * single background thread lt_loader_open always had. */
+void lt_loader_opts_default(lt_loader_opts *o);
+/* The options for runs on backend b: lt_backend_loader_workers(b) workers,
+ * slots from lt_backend_host_alloc(b) (pinned on cuda). b must outlive the
+ * loader. cpu or NULL: exactly lt_loader_opts_default. */
+void lt_loader_opts_for_backend(lt_loader_opts *o, const lt_backend *b);
+
 /* train != 0 applies lt_aug_train with streams derived from (seed, aug_stream);
- * otherwise lt_aug_eval. Batch buffers are allocated here, once. */
+ * otherwise lt_aug_eval. Batch buffers are allocated here, once. A batch's
+ * bytes do not depend on opts (workers, prefetch, chunk, allocator). opts
+ * NULL = lt_loader_opts_default. */
+int lt_loader_open_opts(lt_loader **L, const lt_dataset *ds, const lt_aug *aug, int batch,
+                        int drop_last, int train, uint64_t seed, uint64_t aug_stream,
+                        const lt_loader_opts *opts);
+/* lt_loader_open_opts with the default options. */
 int lt_loader_open(lt_loader **L, const lt_dataset *ds, const lt_aug *aug, int batch,
                    int drop_last, int train, uint64_t seed, uint64_t aug_stream);
+/* The options in effect (defaults resolved: workers, prefetch, chunk >= 1). */
+int lt_loader_get_opts(const lt_loader *L, lt_loader_opts *out);
+
+/* Where the time went since lt_loader_open: load_s and aug_s are the
+ * workers' CPU seconds (CLOCK_THREAD_CPUTIME_ID, summed over workers), so
+ * their split holds on a busy machine; wait_s is the caller's wall time. */
+typedef struct {
+    long samples;    /* samples prepared (each with all its views) */
+    long batches;    /* batches handed to the caller */
+    double load_s;   /* in the load function (decoding); 0 without one */
+    double aug_s;    /* augmenting and normalising (and, without a load
+                        function, reading ds->pixels) */
+    double wait_s;   /* the caller blocked in lt_loader_next for a batch */
+    long waits;      /* calls of lt_loader_next that had to wait */
+} lt_loader_stats;
+int lt_loader_get_stats(lt_loader *L, lt_loader_stats *out);
+
 /* k augmented views of every sample (default 1), for multi-view methods: a
  * batch's x then holds k * count rows, view-major (rows [v*count,
  * (v+1)*count) are view v of the batch's samples), and y / sample repeat
@@ -232,10 +292,13 @@ int lt_loader_set_view_pipeline(lt_loader *L, int v, const lt_aug_pipeline *p);
  * (used when resuming mid-epoch; 0 normally). Starts preparing the first batch. */
 int lt_loader_start(lt_loader *L, int epoch, const int32_t *idx, long n, long first_batch);
 /* Returns LT_OK and a batch (pointers valid until the next call), or sets
- * *count = 0 at the end of the epoch. x is [views x count, c, out_h, out_w]. */
+ * *count = 0 at the end of the epoch. x is [views x count, c, out_h, out_w].
+ * A batch whose load function failed returns that code (count 0) naming the
+ * sample; so does every later call until the next lt_loader_start. */
 int lt_loader_next(lt_loader *L, const float **x, const int32_t **y, const int32_t **sample,
                    int *count);
 long lt_loader_batches(const lt_loader *L); /* batches in the current epoch */
+/* Stops and joins the workers (mid-epoch too) and frees everything. */
 void lt_loader_close(lt_loader *L);
 
 #endif

@@ -20,7 +20,11 @@ int lt_run_pass(lt_child *c, const lt_dataset *ds, lt_run_batch_fn fn, void *ud)
     if (!idx) return lt_err(LT_ENOMEM, "evaluation: out of memory");
     for (long i = 0; i < ds->n; i++) idx[i] = (int32_t)i;
     lt_loader *L = NULL;
-    int rc = lt_loader_open(&L, ds, &c->aug, B, 0, 0, c->job->req->seed, LT_STREAM_AUG);
+    /* cpu: the one background thread it always was; a device: every core
+     * and pinned slots (lt_loader_opts_for_backend) */
+    lt_loader_opts lo;
+    lt_loader_opts_for_backend(&lo, c->job->backend);
+    int rc = lt_loader_open_opts(&L, ds, &c->aug, B, 0, 0, c->job->req->seed, LT_STREAM_AUG, &lo);
     if (!rc) rc = lt_loader_start(L, 0, idx, ds->n, 0);
     long done = 0;
     while (!rc) {

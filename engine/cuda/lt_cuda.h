@@ -39,6 +39,7 @@
 extern "C" {
 #endif
 
+#include "lt_backend.h"
 #include "lt_base.h"
 #include "lt_loss.h"
 #include "lt_ops.h"
@@ -62,6 +63,10 @@ int lt_cuda_deterministic(const lt_cuda_ctx *ctx);
 const char *lt_cuda_describe(const lt_cuda_ctx *ctx);
 /* The cudaStream_t of the context, as void * (for later CUDA-graph capture). */
 void *lt_cuda_stream(lt_cuda_ctx *ctx);
+/* The device's name, compute capability, the driver, runtime, cuDNN and
+ * cuBLAS versions, the math mode and deterministic flag, as read when the
+ * context was made (the backend's `info` op, lt_backend_get_info). */
+int lt_cuda_get_info(const lt_cuda_ctx *ctx, lt_backend_info *out);
 
 /* ---- device memory ----------------------------------------------------------
  * lt_cuda_alloc: *p = device memory of `bytes` (0 bytes gives NULL and LT_OK);
@@ -76,6 +81,13 @@ int lt_cuda_d2h(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 int lt_cuda_d2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 /* Waits for the stream; reports any error a kernel raised (LT_EDEVICE). */
 int lt_cuda_sync(lt_cuda_ctx *ctx);
+/* host memory (issue 20, C): *p = `bytes` of pinned host memory
+ * (cudaHostAlloc, portable: usable by any context's copies), 0 bytes gives
+ * NULL and LT_OK; LT_ENOMEM "cuda: out of pinned host memory allocating N
+ * bytes" or LT_EDEVICE naming the runtime error, with *p = NULL. Free with
+ * lt_cuda_host_free (cudaFreeHost; NULL is fine). */
+int lt_cuda_host_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes);
+void lt_cuda_host_free(lt_cuda_ctx *ctx, void *p);
 
 /* ---- convolution (cuDNN) -----------------------------------------------------
  * Geometry and weight layout as lt_conv_geom ([co][ci/groups][kh][kw]); b may

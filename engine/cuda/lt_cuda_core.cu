@@ -92,6 +92,22 @@ int lt_cuda_create(lt_cuda_ctx **out, int device, lt_cuda_math math, int determi
     snprintf(c->desc, sizeof c->desc, "%s (sm_%d%d, %d SMs), CUDA runtime %d, cuDNN %zu, cuBLAS %zu, %s%s", prop.name,
              prop.major, prop.minor, prop.multiProcessorCount, rt_ver, cudnnGetVersion(), blas_ver,
              math == LT_CUDA_TF32 ? "tf32" : "fp32", c->deterministic ? ", deterministic" : "");
+    {
+        lt_backend_info *in = &c->info;
+        in->kind = LT_BACKEND_CUDA;
+        in->device = device;
+        snprintf(in->device_name, sizeof in->device_name, "%s", prop.name);
+        in->cc_major = prop.major;
+        in->cc_minor = prop.minor;
+        int drv = 0;
+        if (cudaDriverGetVersion(&drv) != cudaSuccess) drv = 0;
+        in->driver_version = drv;
+        in->runtime_version = rt_ver;
+        in->cudnn_version = (int)cudnnGetVersion();
+        in->cublas_version = (int)blas_ver;
+        in->math = math;
+        in->deterministic = c->deterministic;
+    }
 #undef TRY_
     *out = c;
     return LT_OK;
@@ -125,6 +141,13 @@ int lt_cuda_deterministic(const lt_cuda_ctx *ctx) { return ctx ? ctx->determinis
 const char *lt_cuda_describe(const lt_cuda_ctx *ctx) { return ctx ? ctx->desc : "(no context)"; }
 void *lt_cuda_stream(lt_cuda_ctx *ctx) { return ctx ? (void *)ctx->stream : NULL; }
 
+int lt_cuda_get_info(const lt_cuda_ctx *ctx, lt_backend_info *out) {
+    LT_CTX(ctx);
+    if (!out) return lt_err(LT_EINVAL, "cuda: info: NULL output");
+    *out = ctx->info;
+    return LT_OK;
+}
+
 int lt_cuda_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes) {
     LT_CTX(ctx);
     if (!p) return lt_err(LT_EINVAL, "cuda: alloc: NULL output pointer");
@@ -145,6 +168,31 @@ int lt_cuda_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes) {
 void lt_cuda_free(lt_cuda_ctx *ctx, void *p) {
     (void)ctx;
     if (p) cudaFree(p);
+}
+
+/* host memory (issue 20, C) */
+int lt_cuda_host_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes) {
+    LT_CTX(ctx);
+    if (!p) return lt_err(LT_EINVAL, "cuda: host alloc: NULL output pointer");
+    *p = NULL;
+    if (bytes == 0) return LT_OK;
+    /* portable: pinned for every context, so a loader's slots may feed
+     * copies on any device's stream */
+    cudaError_t e = cudaHostAlloc(p, bytes, cudaHostAllocPortable);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        (void)cudaGetLastError();   /* not sticky: clear it */
+        if (e == cudaErrorMemoryAllocation)
+            return lt_err(LT_ENOMEM, "cuda: out of pinned host memory allocating %zu bytes (%.2f GiB)", bytes,
+                          (double)bytes / (1024.0 * 1024.0 * 1024.0));
+        return lt_cuda_rt_err(e, "cudaHostAlloc");
+    }
+    return LT_OK;
+}
+
+void lt_cuda_host_free(lt_cuda_ctx *ctx, void *p) {
+    (void)ctx;
+    if (p) cudaFreeHost(p);
 }
 
 int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {

@@ -36,6 +36,7 @@ struct lt_cuda_ctx {
     void *small;       /* a few bytes for loss values and status words */
     struct lt_cuda_conv_plan *plans;
     char desc[512];
+    lt_backend_info info;   /* read once in lt_cuda_create (lt_cuda_get_info) */
 };
 
 /* Status helpers: each turns a failed call into the engine's error. */

@@ -37,7 +37,7 @@ gpu_env_deps cblas.h cmocka.h cjson/cJSON.h
 # ---- build --------------------------------------------------------------------------
 gpu_env_flags
 LDLIBS="-L$LNK ${DEP_LIB:+-L${DEP_LIB//:/ -L}} -lopenblas -lcjson -lm -lpthread -fopenmp"
-TESTS="test_backend_ops test_model_cuda"
+TESTS="test_backend_ops test_model_cuda test_host_mem"
 say "build: make BUILD=$BUILD -j$JOBS cuda"
 make --no-print-directory -j"$JOBS" BUILD="$BUILD" NVCC="$NVCC" CUDA_HOME="$CUDA_HOME" \
     CUDNN_INC="$CUDNN_INC" CUBLAS_INC="$CUBLAS_INC" CUDA_LDLIBS="$CUDA_LDLIBS" LDLIBS="$LDLIBS" \
