@@ -98,7 +98,7 @@ CUDA_SO :=
 CUDA_TEST_BIN :=
 endif
 
-.PHONY: all deps check-deps test asan bench bench-pipeline bench-deps verify-torch clean help lvis-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
+.PHONY: all deps check-deps test asan bench bench-pipeline bench-deps bench-gpu verify-torch clean help lvis-fixture imagenet-lt-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
 all: ltbench $(CUDA_LIB) $(CUDA_SO)
 
 help:
@@ -111,8 +111,11 @@ help:
 	@echo "make bench        time ResNet-32 / ResNet-8 steps, side by side with PyTorch"
 	@echo "make bench-pipeline  images/s of the input pipeline alone (ImageNet-LT 224 crop, 1..nproc loader workers)"
 	@echo "make bench-deps   install Debian python3-torch for the PyTorch side of bench"
+	@echo "make bench-gpu    CUDA backend train/eval img/s of ResNet-32, ResNet-8, ResNet-50 (fp32, tf32) side by side"
+	@echo "                  with PyTorch eager on the same GPU (BENCH_GPU_PYTHON=python3, BENCH_GPU_ARGS=...)"
 	@echo "make verify-torch ResNet-8/32 logits, loss, gradients, BN stats against PyTorch (skips without torch)"
 	@echo "make lvis-fixture write the synthetic LVIS look-alike (dataset lvis_fixture) into the data dir"
+	@echo "make imagenet-lt-fixture  the synthetic ImageNet-LT look-alike (dataset imagenet_lt_fixture) likewise"
 	@echo "make fuzz         libFuzzer targets of every input parser, FUZZ_SECONDS (60) each, + tests/fuzz/regressions"
 	@echo "make fuzz-deps    install Debian clang-14, libclang-rt-14-dev, libomp-14-dev for make fuzz"
 	@echo "make reproduce METHOD=m [REUSE=any] [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32]"
@@ -230,6 +233,28 @@ bench-deps:
 $(BUILD)/bench_step: tests/bench/bench_step.c $(call obj,tests/cpu_peak.c) $(ENGINE_LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(call obj,tests/cpu_peak.c) $(ENGINE_LIB) $(LDLIBS)
 
+# make bench-gpu: the CUDA backend side by side with PyTorch eager on the same
+# GPU (tests/bench/bench_gpu.c runs tests/bench/bench_gpu_torch.py with
+# BENCH_GPU_PYTHON, PyTorch's python3 on the GPU machine; tests/gpu/train.sh
+# runs it there). Not a test: it prints `bench-gpu: ...` lines with the
+# ratios and whether each train target is met, and "skipped: no CUDA device"
+# (status 0) where there is none. Needs the CUDA library, so nvcc with the
+# cuDNN and cuBLAS headers (CUDNN_INC / CUBLAS_INC name them elsewhere).
+BENCH_GPU_PYTHON ?= python3
+BENCH_GPU_ARGS   ?=
+ifneq ($(strip $(NVCC)),)
+$(BUILD)/bench_gpu: tests/bench/bench_gpu.c $(call obj,tests/gpu_peak.c) $(CUDA_LIB) $(ENGINE_LIB)
+	$(CC) $(CFLAGS) -Iengine/cuda -o $@ $< $(call obj,tests/gpu_peak.c) $(CUDA_LIB) $(ENGINE_LIB) \
+	    $(CUDA_LDLIBS) $(LDLIBS)
+bench-gpu:
+	@$(MAKE) --no-print-directory $(BUILD)/bench_gpu
+	@BENCH_GPU_PYTHON="$(BENCH_GPU_PYTHON)" $(BUILD)/bench_gpu $(BENCH_GPU_ARGS)
+else
+bench-gpu:
+	@echo "bench-gpu: needs the CUDA library (build/libltcuda.a): no nvcc with cuDNN and cuBLAS headers found;" \
+	    "name them with NVCC=/path/to/nvcc CUDNN_INC=... CUBLAS_INC=... (tests/gpu/README.md)" >&2; exit 1
+endif
+
 # The input pipeline alone (issue 20): images per second lt_loader delivers
 # for the ImageNet-LT protocol's 224 input with 1..nproc workers, from the
 # dataset cache and from JPEGs decoded per sample (tests/bench/bench_pipeline.c).
@@ -261,6 +286,16 @@ $(BUILD)/make_lvis_fixture: tests/tools/make_lvis_fixture.c $(call obj,tests/fix
 lvis-fixture: check-deps
 	@$(MAKE) --no-print-directory $(BUILD)/make_lvis_fixture
 	@$(BUILD)/make_lvis_fixture $(LVIS_FIXTURE_DIR)
+
+# The synthetic ImageNet-LT look-alike for protocol imagenet_lt_fixture (a
+# full-scale model's smoke run: 1000 classes, 224 px, ~4,700 JPEGs in the
+# real split-list and nested-tar layout), written straight into raw/.
+INET_FIXTURE_DIR = $(or $(LTBENCH_DATA),data)/imagenet_lt_fixture/raw
+$(BUILD)/make_imagenet_lt_fixture: tests/tools/make_imagenet_lt_fixture.c $(call obj,tests/fixtures_inet.c tests/fixtures_img.c)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+imagenet-lt-fixture:
+	@$(MAKE) --no-print-directory $(BUILD)/make_imagenet_lt_fixture
+	@$(BUILD)/make_imagenet_lt_fixture $(INET_FIXTURE_DIR)
 
 clean:
 	rm -rf build build-asan build-fuzz ltbench
@@ -340,6 +375,7 @@ reproduce: check-deps
 	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [DEVICE=cuda] [MATH=tf32]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory ltbench $(DEVICE_DEPS)
 	$(if $(filter lvis_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory lvis-fixture)
+	$(if $(filter imagenet_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory imagenet-lt-fixture)
 	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
 	    --results $(RESULTS) $(if $(REUSE),--reuse $(REUSE)) $(DEVICE_ARGS)
 

@@ -528,6 +528,34 @@ static const lt_ds_def registry[] = {
                       "(writes <data>/lvis_fixture/raw/)",
         .no_val = LVIS_NO_VAL,
     },
+    {
+        /* A synthetic stand-in for ImageNet-LT in the same five files and
+         * layout (OLTR-style split lists, the nested train tar, the flat val
+         * tar), read by the same reader: 1000 classes, a Zipf tail of 2,701
+         * training images (320 .. 1 per class), 1,000 val and 1,000 test
+         * images, 224 px JPEGs. For full-scale models' smoke runs
+         * (protocol imagenet_lt_fixture): NOT ImageNet. Written by `make
+         * imagenet-lt-fixture` (tests/tools/make_imagenet_lt_fixture.c) into
+         * raw/; deterministic, so its files are pinned like downloads. */
+        .name = "imagenet_lt_fixture",
+        .title = "synthetic ImageNet-LT look-alike, 1000 classes, 224 px (NOT ImageNet; `make imagenet-lt-fixture`)",
+        .n_classes = 1000, .c = 3, .side = {32, 64, 224},
+        .n_train = 2701, .n_test = 1000, .n_max = 0,
+        .default_profile = LT_PROFILE_NATURAL,
+        .read = read_imagenet_lt,
+        .n_files = 5,
+        .files = {
+            {.name = "ImageNet_LT_train.txt", .sha256 = "cdbed6e6c1fec209eed6eb9dd300a3815d1baed4c523fcc1efd45793285dd5c0"},
+            {.name = "ImageNet_LT_test.txt", .sha256 = "21fbaaf608b613e0258e94267ce74098c4d95a40b6a43670665e7f9921abb8c2"},
+            {.name = "ILSVRC2012_img_train.tar", .sha256 = "0e4c6470710b59002cb288f68e2e8366a4f4fde8be8c40ae1bfc3925469d768e"},
+            {.name = "ILSVRC2012_img_val.tar", .sha256 = "c9b2466dafb45b54e33e321a39cd9066c62dfd79b74e02b6655d815012ab1b02"},
+            {.name = "ImageNet_LT_val.txt", .sha256 = "17eea92cab5e908e1045c586019897b537f0090c2c0eee0951b88a883e46bb5a"},
+        },
+        .val_list = "ImageNet_LT_val.txt",
+        .read_val = read_imagenet_lt_val,
+        .fetch_note = "imagenet_lt_fixture is generated, not downloaded: run `make imagenet-lt-fixture` "
+                      "(writes <data>/imagenet_lt_fixture/raw/)",
+    },
 };
 
 int lt_ds_count(void)

@@ -38,9 +38,10 @@ static const char *const k_arch[] = {
 /* Dataset-layer names with the class count and channels they imply, so a
  * protocol cannot silently claim 100 classes for CIFAR-10. */
 static const char *const k_dataset_names[] = {"fmnist",    "cifar10",  "cifar100", "imagenet_lt",
-                                              "places_lt", "inat2018", "lvis",     "lvis_fixture", NULL};
-static const int k_dataset_classes[] = {10, 10, 100, 1000, 365, 8142, 1203, 50};
-static const int k_dataset_channels[] = {1, 3, 3, 3, 3, 3, 3, 3};
+                                              "places_lt", "inat2018", "lvis",     "lvis_fixture",
+                                              "imagenet_lt_fixture", NULL};
+static const int k_dataset_classes[] = {10, 10, 100, 1000, 365, 8142, 1203, 50, 1000};
+static const int k_dataset_channels[] = {1, 3, 3, 3, 3, 3, 3, 3, 3};
 
 static const char *const k_metrics[] = {
     "top1", "many", "medium", "few", "ece", "macro_f1", "class_mean_acc",

@@ -119,7 +119,7 @@ static int teardown(void **state) {
 static const char *const k_shipped[] = {
     "cifar100_lt_r10", "cifar100_lt_r100", "cifar100_lt_r200", "cifar100_lt_r50",
     "cifar10_lt_r10",  "cifar10_lt_r100",  "cifar10_lt_r200",  "cifar10_lt_r50",
-    "fmnist_lt_r10",   "fmnist_lt_r100",   "imagenet_lt",      "inat2018",
+    "fmnist_lt_r10",   "fmnist_lt_r100",   "imagenet_lt",      "imagenet_lt_fixture", "inat2018",
     "lvis_lt",         "lvis_lt_fixture",  "places_lt"};
 #define N_SHIPPED ((int)(sizeof k_shipped / sizeof k_shipped[0]))
 

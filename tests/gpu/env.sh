@@ -1,0 +1,133 @@
+# shellcheck shell=bash
+# tests/gpu/env.sh — sourced (not run) by tests/gpu/run.sh and
+# tests/gpu/train.sh: finds the GPU machine's toolchain and libraries and
+# sets the make variables that build against them. bash only; the caller
+# defines die() and say(), has `set -euo pipefail` and runs from the
+# repository root.
+#
+#   gpu_env_toolkit      NVCC, CUDA_HOME, CUDA_LIBDIR; TMP (a temp folder the
+#                        caller removes) and LNK (unversioned .so links for
+#                        the linker: the wheels ship only libX.so.N);
+#                        CUDNN_INC/_LIB, CUBLAS_INC/_LIB: PyTorch's pip
+#                        wheels (python3 -c 'import nvidia.cudnn') first,
+#                        else nvcc's toolkit
+#   gpu_env_deps HDR...  DEPS, DEP_INC, DEP_LIB: the Debian .debs in
+#                        .gpudeps/ (tests/gpu/fetch-deps.sh) unpacked with
+#                        dpkg -x into $TMP/deps, else the system; each
+#                        header named must be found (cblas.h, cmocka.h,
+#                        archive.h, ...), and where it was found is printed
+#   gpu_env_flags        RPATH, CUDA_LDLIBS, and DEP_RPATH_FLAGS: the
+#                        linker flags that make a binary find the unpacked
+#                        libraries by itself (below)
+#
+# Why DT_RPATH (-Wl,--disable-new-dtags) and not only LD_LIBRARY_PATH: the
+# unpacked libcurl and libarchive need further unpacked libraries (libssh2,
+# libxml2, ...); an executable's DT_RPATH is searched for those too (a
+# DT_RUNPATH only for its direct needs), so ./ltbench and the test binaries
+# run with no environment, and nothing exported leaks into the python3 that
+# make bench-gpu starts (PyTorch loads its own libssl, libz, ... and must
+# not get Debian's).
+
+# wheel_dir nvidia.cudnn -> its folder, or nothing
+wheel_dir() {
+    python3 -c "import $1 as m, sys; sys.stdout.write(list(m.__path__)[0])" 2>/dev/null || true
+}
+
+# find_lib DIR NAME -> links LNK/libNAME.so to the newest libNAME.so[.N] in DIR
+find_lib() {
+    local f
+    f=$(ls "$1"/lib$2.so "$1"/lib$2.so.* 2>/dev/null | sort -V | tail -1 || true)
+    [ -n "$f" ] || return 1
+    ln -sf "$f" "$LNK/lib$2.so"
+}
+
+gpu_env_toolkit() {
+    NVCC=${NVCC:-$(command -v nvcc || true)}
+    [ -n "$NVCC" ] || NVCC=/usr/local/cuda/bin/nvcc
+    [ -x "$NVCC" ] || die "no nvcc (not in PATH, not /usr/local/cuda/bin/nvcc; set NVCC=/path/to/nvcc)"
+    CUDA_HOME=$(cd "$(dirname "$NVCC")/.." && pwd)
+    CUDA_LIBDIR=""
+    local d
+    for d in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$CUDA_HOME/targets/x86_64-linux/lib"; do
+        if [ -e "$d/libcudart.so" ]; then CUDA_LIBDIR=$d; break; fi
+    done
+    [ -n "$CUDA_LIBDIR" ] || die "no libcudart.so under $CUDA_HOME (lib64, lib, targets/x86_64-linux/lib)"
+    say "nvcc: $NVCC ($("$NVCC" --version | tail -1)); cudart: $CUDA_LIBDIR"
+
+    TMP=$(mktemp -d /tmp/ltgpu.XXXXXX)
+    LNK=$TMP/lnk
+    mkdir -p "$LNK"
+
+    local W_CUDNN W_CUBLAS
+    W_CUDNN=$(wheel_dir nvidia.cudnn)
+    W_CUBLAS=$(wheel_dir nvidia.cublas)
+    if [ -n "$W_CUDNN" ] && [ -e "$W_CUDNN/include/cudnn.h" ]; then
+        CUDNN_INC=$W_CUDNN/include; CUDNN_LIB=$W_CUDNN/lib; say "cuDNN: pip wheel $W_CUDNN"
+    elif [ -e "$CUDA_HOME/include/cudnn.h" ]; then
+        CUDNN_INC=$CUDA_HOME/include; CUDNN_LIB=$CUDA_LIBDIR; say "cuDNN: toolkit $CUDA_HOME"
+    else
+        die "no cuDNN: neither python3's nvidia.cudnn wheel nor $CUDA_HOME/include/cudnn.h"
+    fi
+    if [ -n "$W_CUBLAS" ] && [ -e "$W_CUBLAS/include/cublas_v2.h" ]; then
+        CUBLAS_INC=$W_CUBLAS/include; CUBLAS_LIB=$W_CUBLAS/lib; say "cuBLAS: pip wheel $W_CUBLAS"
+    elif [ -e "$CUDA_HOME/include/cublas_v2.h" ]; then
+        CUBLAS_INC=$CUDA_HOME/include; CUBLAS_LIB=$CUDA_LIBDIR; say "cuBLAS: toolkit $CUDA_HOME"
+    else
+        die "no cuBLAS: neither python3's nvidia.cublas wheel nor $CUDA_HOME/include/cublas_v2.h"
+    fi
+    find_lib "$CUDNN_LIB" cudnn || die "no libcudnn.so* in $CUDNN_LIB"
+    find_lib "$CUBLAS_LIB" cublas || die "no libcublas.so* in $CUBLAS_LIB"
+    find_lib "$CUBLAS_LIB" cublasLt || true
+    grep -h -E '#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$CUDNN_INC"/cudnn_version*.h | awk '{printf "%s=%s ", $2, $3} END {print ""}'
+}
+
+# Where header $1 is under the include folders $2... ("" when nowhere).
+find_header() {
+    local h=$1 d
+    shift
+    for d in "$@"; do
+        if [ -e "$d/$h" ]; then echo "$d/$h"; return 0; fi
+    done
+    return 0
+}
+
+gpu_env_deps() {
+    DEPS=$TMP/deps
+    DEP_INC=""; DEP_LIB=""
+    local h f where
+    local MA=x86_64-linux-gnu
+    if ls .gpudeps/*.deb >/dev/null 2>&1; then
+        command -v dpkg >/dev/null || die "dpkg not found: cannot unpack .gpudeps/*.deb"
+        for f in .gpudeps/*.deb; do dpkg -x "$f" "$DEPS" || die "dpkg -x $f failed"; done
+        local OB=$DEPS/usr/lib/$MA/openblas-pthread
+        [ -e "$OB/libopenblas.so.0" ] || die ".gpudeps: no libopenblas.so.0 (libopenblas0-pthread missing; tests/gpu/fetch-deps.sh)"
+        ln -sf "$OB/libopenblas.so.0" "$LNK/libopenblas.so"
+        local incs=("$DEPS/usr/include/$MA/openblas-pthread" "$DEPS/usr/include/$MA" "$DEPS/usr/include")
+        for h in "$@"; do
+            where=$(find_header "$h" "${incs[@]}")
+            [ -n "$where" ] || die ".gpudeps: no $h (its -dev package is missing: run tests/gpu/fetch-deps.sh where apt works)"
+            echo "   $h: .gpudeps ($where)"
+        done
+        DEP_INC="-I${incs[0]} -I${incs[1]} -I${incs[2]}"
+        DEP_LIB="$OB:$DEPS/usr/lib/$MA:$DEPS/lib/$MA"
+        say "libraries: $(ls .gpudeps/*.deb | wc -l) .debs from .gpudeps unpacked into $DEPS"
+    else
+        local incs=(/usr/include/$MA/openblas-pthread /usr/include/$MA /usr/include)
+        for h in "$@"; do
+            where=$(find_header "$h" "${incs[@]}")
+            [ -n "$where" ] || die "no .gpudeps/*.deb and no system $h; fetch the .debs where apt works:
+  bash tests/gpu/fetch-deps.sh      (writes .gpudeps/; name .gpudeps in the device call's carry)"
+            echo "   $h: system ($where)"
+        done
+        say "libraries: system (no .gpudeps/*.deb)"
+    fi
+}
+
+gpu_env_flags() {
+    RPATH="$CUDNN_LIB:$CUBLAS_LIB:$CUDA_LIBDIR${DEP_LIB:+:$DEP_LIB}"
+    CUDA_LDLIBS="-L$LNK -L$CUDA_LIBDIR -lcudnn -lcublas -lcudart -lstdc++ -Wl,-rpath,$RPATH"
+    # DT_RPATH (see the top) and -rpath-link: the linker, too, must find the
+    # unpacked libraries' own needs
+    DEP_RPATH_FLAGS=""
+    [ -z "$DEP_LIB" ] || DEP_RPATH_FLAGS="-Wl,--disable-new-dtags -Wl,-rpath,$DEP_LIB -Wl,-rpath-link,$DEP_LIB"
+}

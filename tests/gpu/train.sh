@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# tests/gpu/train.sh [--build-only] LOGDIR — the GPU machine's training
+# checks (issue 20), one script that finishes inside ~9 minutes:
+#
+#   build   ./ltbench, the CUDA library (build/gpu/libltcuda.a, and
+#           libltcuda.so where the Makefile has it), the bench and the
+#           ImageNet-LT fixture generator, against the pip wheels' cuDNN /
+#           cuBLAS and the .debs of .gpudeps/ (tests/gpu/env.sh)
+#   check   a short GPU training run: ce on fmnist_lt_r100, scale ci,
+#           --device cuda --deterministic
+#   bench   make bench-gpu (ltbench against PyTorch eager, same GPU)
+#   runs    if time is left: ce on fmnist_lt_r100 short, seeds 0-2, on the
+#           GPU; then the ResNet-50 smoke run on the synthetic ImageNet-LT
+#           fixture (protocol imagenet_lt_fixture, scale full: one epoch at
+#           224 px) with its throughput
+#
+# Every step has a timeout cut to the time left (TRAIN_BUDGET_S, default
+# 540 s, from the start), and a failed or skipped step is logged and the
+# script goes on; the summary at the end says PASS / FAIL / SKIPPED /
+# TIMEOUT per step and the exit status is 1 when any step did not pass.
+# LOGDIR gets: train.log (everything), build.log, ldd.txt, nvidia-smi.txt,
+# one <step>.log each, and results/ (a results root: runs/<protocol>/
+# <scale>/<method>/seed<k>/ to copy into results/ when they are to be
+# committed).
+#
+# The data: Fashion-MNIST comes from the dataset-fashion-mnist .deb in
+# .gpudeps (tests/gpu/fetch-deps.sh), copied into the data folder
+# (build/gpu-data, kept between calls on a warm machine); the ImageNet-LT
+# fixture is generated there. --build-only stops after the build and the
+# library check: it runs on any machine with nvcc (tests/gpu/README.md).
+#
+# Environment: TRAIN_BUDGET_S (540), TRAIN_THREADS (--threads of the runs,
+# 8), TRAIN_RUN_ARGS (extra `ltbench run` options, default
+# "--device cuda --deterministic"), BENCH_GPU_ARGS (make bench-gpu's), BUILD,
+# TRAIN_BUILD_TIMEOUT_S (420; a 2-core machine needs far more).
+set -uo pipefail
+
+die() { echo "tests/gpu/train.sh: ERROR: $*" >&2; exit 1; }
+say() { echo "== $*"; }
+
+BUILD_ONLY=0
+if [ "${1:-}" = "--build-only" ]; then BUILD_ONLY=1; shift; fi
+[ $# -eq 1 ] || die "usage: tests/gpu/train.sh [--build-only] LOGDIR"
+mkdir -p "$1" || die "cannot create log folder $1"
+LOGDIR=$(cd "$1" && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+exec > >(tee "$LOGDIR/train.log") 2>&1
+START=$(date +%s)
+BUDGET=${TRAIN_BUDGET_S:-540}
+JOBS=$(nproc 2>/dev/null || echo 4)
+BUILD=${BUILD:-build/gpu}
+THREADS=${TRAIN_THREADS:-8}
+RUN_ARGS=${TRAIN_RUN_ARGS:---device cuda --deterministic}
+DATA=$ROOT/build/gpu-data
+RESULTS=$LOGDIR/results
+
+elapsed() { echo $(( $(date +%s) - START )); }
+left() { echo $(( BUDGET - $(date +%s) + START )); }
+
+# ---- steps: NAME TIMEOUT CMD...; the status goes into SUMMARY ----------------------
+SUMMARY=""
+FAILED=0
+note() { SUMMARY="$SUMMARY
+  $1"; }
+step() {
+    local name=$1 t=$2 rc
+    shift 2
+    local l
+    l=$(( $(left) - 10 ))
+    if [ "$l" -lt 20 ]; then
+        say "$name: SKIPPED (no time left: $(elapsed) s of $BUDGET used)"
+        note "$name: SKIPPED (no time left)"
+        FAILED=1
+        return 1
+    fi
+    [ "$t" -le "$l" ] || t=$l
+    say "$name: $* (timeout $t s, log $LOGDIR/$name.log)"
+    local t0
+    t0=$(date +%s)
+    timeout "$t" "$@" > "$LOGDIR/$name.log" 2>&1
+    rc=$?
+    tail -25 "$LOGDIR/$name.log"
+    local dt=$(( $(date +%s) - t0 ))
+    if [ "$rc" -eq 0 ]; then note "$name: PASS ($dt s)"
+    elif [ "$rc" -eq 124 ]; then note "$name: TIMEOUT after $t s"; FAILED=1
+    else note "$name: FAIL (exit $rc, $dt s; see $name.log)"; FAILED=1; fi
+    return "$rc"
+}
+finish() {
+    [ -n "${TMP:-}" ] && rm -rf "$TMP"
+    say "summary ($(elapsed) s of a $BUDGET s budget):$SUMMARY"
+    if [ "$FAILED" -ne 0 ]; then echo "tests/gpu/train.sh: ERROR: some steps did not pass (summary above)" >&2; exit 1; fi
+    say "all steps passed"
+    exit 0
+}
+
+# ---- toolchain and libraries (tests/gpu/env.sh) ---------------------------------------
+. tests/gpu/env.sh
+gpu_env_toolkit
+gpu_env_deps cblas.h cmocka.h cjson/cJSON.h archive.h curl/curl.h jpeglib.h
+gpu_env_flags
+# ltbench's libraries; DT_RPATH to the unpacked ones (env.sh says why)
+LDLIBS="-L$LNK ${DEP_LIB:+-L${DEP_LIB//:/ -L}} -lopenblas -larchive -lcurl -lcjson -ljpeg -lm -lpthread -fopenmp $DEP_RPATH_FLAGS"
+MAKEVARS=(BUILD="$BUILD" NVCC="$NVCC" CUDA_HOME="$CUDA_HOME" CUDNN_INC="$CUDNN_INC" CUBLAS_INC="$CUBLAS_INC"
+          CUDA_LDLIBS="$CUDA_LDLIBS" LDLIBS="$LDLIBS" OPT="-O2 $DEP_INC")
+
+# ---- build --------------------------------------------------------------------------
+TARGETS="ltbench $BUILD/libltcuda.a $BUILD/bench_gpu $BUILD/make_imagenet_lt_fixture"
+# the dlopen'ed CUDA module (`ltbench run --device cuda`), where the Makefile builds one
+if make -n --no-print-directory "${MAKEVARS[@]}" "$BUILD/libltcuda.so" >/dev/null 2>&1; then
+    TARGETS="$TARGETS $BUILD/libltcuda.so"
+else
+    say "this Makefile has no $BUILD/libltcuda.so target: libltcuda.a only"
+fi
+say "build: make -j$JOBS BUILD=$BUILD $TARGETS"
+if ! timeout "${TRAIN_BUILD_TIMEOUT_S:-420}" make --no-print-directory -j"$JOBS" "${MAKEVARS[@]}" $TARGETS > "$LOGDIR/build.log" 2>&1; then
+    tail -40 "$LOGDIR/build.log"
+    note "build: FAIL (see build.log)"
+    FAILED=1
+    finish
+fi
+note "build: PASS ($(elapsed) s)"
+# ltbench may look for its CUDA module beside the default build folder
+if [ -e "$BUILD/libltcuda.so" ] && [ "$BUILD" != build ] && [ ! -e build/libltcuda.so ]; then
+    ln -s "$(cd "$BUILD" && pwd)/libltcuda.so" build/libltcuda.so
+fi
+say "built ($(elapsed) s)"
+
+# Where every shared library of the binaries resolves: an unpacked .deb
+# ($DEPS), a wheel, the toolkit or the system. "not found" is fatal.
+: > "$LOGDIR/ldd.txt"
+bad=0
+for b in ltbench "$BUILD/bench_gpu" ${BUILD}/libltcuda.so; do
+    [ -e "$b" ] || continue
+    { echo "### $b"; ldd "$b" 2>&1; } >> "$LOGDIR/ldd.txt"
+    n_all=$(ldd "$b" 2>/dev/null | grep -c '=>' || true)
+    n_deps=$(ldd "$b" 2>/dev/null | grep -c "=> ${DEPS:-/nonexistent}" || true)
+    say "$b: $n_all shared libraries, $n_deps from the unpacked .debs; system ones: $(ldd "$b" 2>/dev/null |
+        grep '=> /' | grep -v "${DEPS:-/nonexistent}" | grep -v -e "${CUDNN_LIB}" -e "${CUBLAS_LIB}" -e "${CUDA_LIBDIR}" |
+        awk '{print $1}' | tr '\n' ' ')"
+    if ldd "$b" 2>&1 | grep -q 'not found'; then ldd "$b" | grep 'not found'; bad=1; fi
+done
+if [ "$bad" -ne 0 ]; then note "libraries: FAIL (unresolved, see ldd.txt)"; FAILED=1; finish; fi
+if [ "$BUILD_ONLY" = 1 ]; then say "--build-only: done"; finish; fi
+
+# ---- on the GPU ---------------------------------------------------------------------
+if command -v nvidia-smi >/dev/null; then nvidia-smi > "$LOGDIR/nvidia-smi.txt" 2>&1 || true; fi
+
+# Fashion-MNIST: the .deb's files into the data folder (verified there by
+# their pinned hashes when a build needs them)
+FM_SRC=""
+for d in "${DEPS:-/nonexistent}/usr/share/datasets/fashion-mnist" /usr/share/datasets/fashion-mnist; do
+    if [ -e "$d/train-images-idx3-ubyte.gz" ]; then FM_SRC=$d; break; fi
+done
+if [ -n "$FM_SRC" ]; then
+    mkdir -p "$DATA/fmnist/raw" && cp -n "$FM_SRC"/*.gz "$DATA/fmnist/raw/" && say "fmnist: $FM_SRC -> $DATA/fmnist/raw"
+else
+    say "fmnist: no dataset-fashion-mnist .deb in .gpudeps and no /usr/share/datasets/fashion-mnist: the fmnist runs will fail"
+fi
+
+HAVE_DEVICE=1
+if ! ./ltbench run --help 2>&1 | grep -q -- '--device'; then
+    HAVE_DEVICE=0
+    say "ltbench run has no --device option in this build (issue 20 part A not merged): the GPU runs are SKIPPED"
+fi
+run() {   # run NAME TIMEOUT ltbench-run-args...: one ltbench run on the GPU
+    local name=$1 t=$2
+    shift 2
+    if [ "$HAVE_DEVICE" = 0 ]; then note "$name: SKIPPED (ltbench run has no --device)"; FAILED=1; return 1; fi
+    # LD_LIBRARY_PATH for ltbench alone (its CUDA module is dlopen'ed); never
+    # exported, so no python3 ever sees the Debian libraries
+    # shellcheck disable=SC2086
+    step "$name" "$t" env LD_LIBRARY_PATH="$RPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        ./ltbench run "$@" --data "$DATA" --results "$RESULTS" --threads "$THREADS" $RUN_ARGS
+}
+
+# (a) the short training check
+run check-fmnist-ci 120 --protocol fmnist_lt_r100 --method ce --scale ci --seed 0
+
+# (b) the bench
+step bench-gpu 240 make --no-print-directory "${MAKEVARS[@]}" BENCH_GPU_PYTHON=python3 \
+    BENCH_GPU_ARGS="${BENCH_GPU_ARGS:-}" bench-gpu
+grep '^bench-gpu:' "$LOGDIR/bench-gpu.log" > "$LOGDIR/bench-gpu.txt" 2>/dev/null || true
+
+# (c) the runs to commit, while time is left
+for s in 0 1 2; do
+    run "fmnist-short-seed$s" 100 --protocol fmnist_lt_r100 --method ce --scale short --seed "$s"
+done
+if step imagenet-fixture-gen 120 "$BUILD/make_imagenet_lt_fixture" "$DATA/imagenet_lt_fixture/raw"; then
+    if run imagenet-fixture-r50 200 --protocol imagenet_lt_fixture --method ce --scale full --seed 0; then
+        r="$RESULTS/runs/imagenet_lt_fixture/full/ce/seed0/result.json"
+        python3 - "$r" <<'EOF' | tee -a "$LOGDIR/imagenet-fixture-r50.log" || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+t = d.get("timings", {})
+st = (t.get("stages_s") or [0])[0]
+n = d.get("dataset", {}).get("train_size") or 2701
+print("imagenet-fixture-r50: ResNet-50 224x224, 1 epoch, %s images in %.1f s of stage 1 = %.1f img/s (loader, "
+      "augmentation and the step, end to end); eval %.1f s; top1 %s; conv_backend %s" %
+      (n, st, n / st if st else 0, t.get("eval_s", 0), d.get("metrics", {}).get("top1"),
+       d.get("env", {}).get("conv_backend")))
+EOF
+    fi
+fi
+finish
