@@ -204,6 +204,19 @@ static const lt_dev_ops cuda_dev = {
     .sgd_grouped = lt_cuda_sgd_step_grouped,
     .adam_grouped = lt_cuda_adam_step_grouped,
     .layers = layers,
+    /* training step (issue 20, B) */
+    .upload_new = lt_cuda_upload_new,
+    .upload_free = lt_cuda_upload_free,
+    .upload = lt_cuda_upload,
+    .ce_acc = lt_cuda_ce_acc,
+    .sgd_dev_rates = lt_cuda_sgd_dev_rates,
+    .adam_dev_rates = lt_cuda_adam_dev_rates,
+    .graph_prepare = lt_cuda_graph_prepare,
+    .ws_generation = lt_cuda_ws_generation,
+    .graph_begin = lt_cuda_graph_begin,
+    .graph_end = lt_cuda_graph_end,
+    .graph_launch = lt_cuda_graph_launch,
+    .graph_free = lt_cuda_graph_free,
 };
 
 /* The strong definition (lt_backend.c has the weak ENOTBUILT one). */
