@@ -251,6 +251,7 @@ static int dev_capture(lt_step *s) {
             if (!rc) s->info.graph_steps++;
             return rc;
         }
+        d->graph_free(s->ctx, exec);   /* a graph of a body that failed */
         rc = body ? body : end;
         if (body) lt_err(rc, "%s", why);
     }
