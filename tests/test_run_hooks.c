@@ -1,4 +1,4 @@
-/* test_run_device.c — the runner's side of training on a device backend
+/* test_run_hooks.c — the runner's side of training on a device backend
  * (harness/lt_run_train.c lt_run_device_hooks_check, lt_run_on_device),
  * on any machine: a run whose backend is a cuda one (a stand-in backend
  * object: the check reads only its kind and name) refuses exactly the
