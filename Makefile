@@ -13,7 +13,7 @@ CFLAGS  ?= $(OPT) -g
 # bounded truncation; gcc cannot see the bounds and would bury real warnings.
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-format-truncation -fopenmp -pthread \
            -Iengine -Idatasets -Iharness -MMD -MP
-LDLIBS  += -lopenblas -larchive -lcurl -lcjson -ljpeg -lm -lpthread -fopenmp
+LDLIBS  += -lopenblas -larchive -lcurl -lcjson -ljpeg -lm -lpthread -ldl -fopenmp
 BUILD   ?= build
 
 ENGINE_SRC  := $(sort $(wildcard engine/*.c))
@@ -33,12 +33,21 @@ METHODS_TABLE := $(BUILD)/methods_table.c
 METHOD_OBJ  := $(call obj,$(METHOD_SRC)) $(BUILD)/methods_table.o
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 LIBS        := $(HARNESS_LIB) $(DATA_LIB) $(ENGINE_LIB)
+# Programs that may load the CUDA module (build/libltcuda.so, engine/lt_backend_dl.c)
+# export the whole engine to it: the module's code calls the engine's functions
+# (lt_err, the model's helpers) in the program rather than carrying copies.
+DYN_LDFLAGS := -rdynamic
+DYN_LIBS    := $(HARNESS_LIB) $(DATA_LIB) -Wl,--whole-archive $(ENGINE_LIB) -Wl,--no-whole-archive
 
 # ---- CUDA op library (issue 19): built only where nvcc is found -----------------
 # engine/cuda/*.cu -> build/libltcuda.a (cuDNN 9 + cuBLAS + own kernels) and the
 # tests build/tests/test_backend_ops and test_model_cuda (tests/gpu/), which make test runs
-# (without a GPU its device cases report SKIPPED). No nvcc (or CUDA=0): nothing
-# here is built and every other target is unchanged. The include / library
+# (without a GPU its device cases report SKIPPED). The same sources compiled
+# -fPIC (build/pic/) -> build/libltcuda.so, the CUDA module ./ltbench loads on
+# demand for --device cuda (issue 20; engine/lt_cuda_module.h): it exports one
+# symbol (engine/cuda/module.map) and finds cuDNN, cuBLAS and cudart by rpath.
+# No nvcc (or CUDA=0): nothing here is built and every other target is
+# unchanged; ./ltbench then answers --device cuda with "not built". The include / library
 # folders default to nvcc's toolkit; tests/gpu/run.sh points them at PyTorch's
 # pip-wheel cuDNN / cuBLAS on the GPU machine.
 NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
@@ -66,6 +75,8 @@ CUDA_SRC   := $(sort $(wildcard engine/cuda/*.cu))
 # plain C with the engine's flags
 CUDA_CSRC  := $(sort $(wildcard engine/cuda/*.c))
 CUDA_LIB   := $(BUILD)/libltcuda.a
+CUDA_SO    := $(BUILD)/libltcuda.so
+CUDA_PIC_OBJ := $(patsubst %.cu,$(BUILD)/pic/%.o,$(CUDA_SRC)) $(patsubst %.c,$(BUILD)/pic/%.o,$(CUDA_CSRC))
 CUDA_LDLIBS ?= -L$(CUDNN_LIB) -L$(CUBLAS_LIB) -L$(CUDART_LIB) -lcudnn -lcublas -lcudart -lstdc++ \
               -Wl,-rpath,$(CUDNN_LIB) -Wl,-rpath,$(CUBLAS_LIB) -Wl,-rpath,$(CUDART_LIB)
 # tests/gpu/test_*.c: the op table and the whole models (cpu vs cuda)
@@ -83,15 +94,17 @@ endif
 endif
 ifeq ($(strip $(NVCC)),)
 CUDA_LIB :=
+CUDA_SO :=
 CUDA_TEST_BIN :=
 endif
 
 .PHONY: all deps check-deps test asan bench bench-deps verify-torch clean help lvis-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
-all: ltbench $(CUDA_LIB)
+all: ltbench $(CUDA_LIB) $(CUDA_SO)
 
 help:
-	@echo "make              build ./ltbench and the libraries (and build/libltcuda.a where nvcc is found)"
-	@echo "make cuda         the CUDA library and its tests build/tests/test_backend_ops, test_model_cuda"
+	@echo "make              build ./ltbench and the libraries (and build/libltcuda.a, .so where nvcc is found)"
+	@echo "make cuda         the CUDA library, the module build/libltcuda.so (ltbench run --device cuda)"
+	@echo "                  and its tests build/tests/test_backend_ops, test_model_cuda"
 	@echo "make deps         install the Debian packages the project needs"
 	@echo "make test         build and run the CMocka suite (runs deps first if needed)"
 	@echo "make asan         the suite under AddressSanitizer + UBSan"
@@ -101,8 +114,9 @@ help:
 	@echo "make lvis-fixture write the synthetic LVIS look-alike (dataset lvis_fixture) into the data dir"
 	@echo "make fuzz         libFuzzer targets of every input parser, FUZZ_SECONDS (60) each, + tests/fuzz/regressions"
 	@echo "make fuzz-deps    install Debian clang-14, libclang-rt-14-dev, libomp-14-dev for make fuzz"
-	@echo "make reproduce METHOD=m [REUSE=any]  runs (re-using current ones), leaderboard, figures"
-	@echo "make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [SWEEP_ARGS=...]"
+	@echo "make reproduce METHOD=m [REUSE=any] [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32]"
+	@echo "                  runs (re-using current ones), leaderboard, figures"
+	@echo "make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [SWEEP_ARGS=...]"
 	@echo "                  a grid of runs (shared stage 1 once, finished runs skipped), leaderboard, figures;"
 	@echo "                  SWEEP_ARGS='--executor slurm --partition P' submits job arrays (ltbench sweep --help)"
 	@echo "make slurm-deps   install Debian slurm-wlm and munge (for the Slurm test of make test)"
@@ -143,11 +157,15 @@ $(HARNESS_LIB): $(call obj,$(HARNESS_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 
 ltbench: $(call obj,harness/main.c) $(METHOD_OBJ) $(LIBS)
-	$(CC) $(CFLAGS) -o $@ $(call obj,harness/main.c) $(METHOD_OBJ) $(LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(DYN_LDFLAGS) -o $@ $(call obj,harness/main.c) $(METHOD_OBJ) $(DYN_LIBS) $(LDLIBS)
 
+# TEST_LINK: how a test links the libraries; the module-load test links as
+# ./ltbench does, so the module resolves its engine symbols from it
+TEST_LINK = $(LIBS)
+$(BUILD)/tests/test_backend_load: TEST_LINK = $(DYN_LDFLAGS) $(DYN_LIBS)
 $(BUILD)/tests/%: tests/%.c $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(LIBS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $< $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(TEST_LINK) $(LDLIBS) -lcmocka
 
 ifneq ($(strip $(NVCC)),)
 $(BUILD)/obj/%.o: %.cu
@@ -155,13 +173,24 @@ $(BUILD)/obj/%.o: %.cu
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 $(CUDA_LIB): $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC)) $(call obj,$(CUDA_CSRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+# the module: position-independent objects, one exported symbol, the engine's
+# symbols left undefined (the loading program has them)
+$(BUILD)/pic/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Xcompiler -fPIC -c $< -o $@
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+$(CUDA_SO): $(CUDA_PIC_OBJ) engine/cuda/module.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(CUDA_PIC_OBJ) -Wl,--version-script=engine/cuda/module.map $(CUDA_LDLIBS)
 # libltcuda.a BEFORE libltengine.a: its lt_backend_cuda_create (the real one)
 # must be taken before the engine's weak ENOTBUILT stub (lt_backend.h)
 $(CUDA_TEST_BIN): $(BUILD)/tests/%: tests/gpu/%.c $(call obj,$(CUDA_TESTLIB_SRC)) $(CUDA_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iengine/cuda -Itests/gpu -o $@ $< $(call obj,$(CUDA_TESTLIB_SRC)) $(CUDA_LIB) $(ENGINE_LIB) \
 	    $(CUDA_LDLIBS) $(LDLIBS) -lcmocka
-cuda: $(CUDA_LIB) $(CUDA_TEST_BIN)
+cuda: $(CUDA_LIB) $(CUDA_SO) $(CUDA_TEST_BIN)
 else
 cuda:
 	@echo "cuda: no nvcc found (NVCC=/path/to/nvcc to name one): nothing to build" >&2; exit 1
@@ -173,7 +202,7 @@ tests-build: $(TEST_BIN)
 
 # The suite: every test binary, then one summary line "N passed, N skipped, N failed".
 test: check-deps
-	@$(MAKE) --no-print-directory tests-build ltbench $(CUDA_TEST_BIN)
+	@$(MAKE) --no-print-directory tests-build ltbench $(CUDA_TEST_BIN) $(CUDA_SO)
 	@tests/run.sh $(TEST_BIN) $(CUDA_TEST_BIN)
 
 asan:
@@ -278,24 +307,32 @@ fuzz-seeds: check-deps
 
 # ---- reporting: reproduce, leaderboard, figures, number regression ----------
 # make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [RESULTS=results]
+#                [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32]
 #   dataset -> every seed (finished runs re-used) -> leaderboard -> figures,
 #   then the method's leaderboard row. A second call re-uses everything.
+#   DEVICE=cuda: the runs on the GPU (the CUDA module build/libltcuda.so is
+#   built first), their own rows; MATH only with it.
 # make regress-ci: re-runs results/reference/ci.csv's runs from scratch in a
 #   scratch results root (results/ is left alone) and compares the numbers.
 PROTOCOL ?= fmnist_lt_r100
 SCALE    ?= short
 SEEDS    ?=
 RESULTS  ?= results
+DEVICE   ?=
+MATH     ?=
+# --device / --math for the runs, and the CUDA module they load
+DEVICE_ARGS = $(if $(DEVICE),--device $(DEVICE)) $(if $(MATH),--math $(MATH))
+DEVICE_DEPS = $(if $(filter cuda%,$(DEVICE)),$(CUDA_SO))
 .PHONY: reproduce leaderboard figures regress-ci regen-grid regen-results verify-results sweep slurm-deps
 
 reproduce: check-deps
-	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2]" >&2; exit 2; }
-	@$(MAKE) --no-print-directory ltbench
+	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [DEVICE=cuda] [MATH=tf32]" >&2; exit 2; }
+	@$(MAKE) --no-print-directory ltbench $(DEVICE_DEPS)
 	$(if $(filter lvis_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory lvis-fixture)
 	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
-	    --results $(RESULTS) $(if $(REUSE),--reuse $(REUSE))
+	    --results $(RESULTS) $(if $(REUSE),--reuse $(REUSE)) $(DEVICE_ARGS)
 
-# make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [SWEEP_ARGS=...]
+# make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [SWEEP_ARGS=...]
 #   ltbench sweep: the grid with its shared stage-1 runs, -j JOBS at a time
 #   (threads split over the cores), finished runs skipped, then leaderboard and
 #   figures. SWEEP_ARGS passes anything else (--dry-run, --status, --executor
@@ -303,9 +340,9 @@ reproduce: check-deps
 JOBS ?= 1
 sweep: check-deps
 	@test -n "$(METHODS)" -a -n "$(PROTOCOLS)" || { echo "usage: make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [SWEEP_ARGS=...]" >&2; exit 2; }
-	@$(MAKE) --no-print-directory ltbench
+	@$(MAKE) --no-print-directory ltbench $(DEVICE_DEPS)
 	./ltbench sweep --methods $(METHODS) --protocols $(PROTOCOLS) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
-	    --results $(RESULTS) -j $(JOBS) $(SWEEP_ARGS)
+	    --results $(RESULTS) -j $(JOBS) $(DEVICE_ARGS) $(SWEEP_ARGS)
 
 # Debian's Slurm and munge: tests/slurm/run_slurm_test.sh starts a private
 # one-node cluster with them (skipped by make test where they are absent).

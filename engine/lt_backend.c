@@ -1,9 +1,12 @@
 /* lt_backend.c — the backend objects (lt_backend.h): the cpu backend's
- * options, the process default made from the environment, and the cuda
- * creator's weak definition, which returns LT_ENOTBUILT where libltcuda.a is not linked. */
+ * options, the process default made from the environment, the device and
+ * math-mode names, and what a backend computes on (lt_backend_get_info).
+ * The cuda creator's weak definition, which loads the CUDA module, is
+ * lt_backend_dl.c's. */
 #include "lt_backend_impl.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,17 +80,6 @@ int lt_backend_cpu_create(const lt_cpu_opts *o, lt_backend **out) {
     return LT_OK;
 }
 
-/* Weak: libltcuda.a's definition (engine/cuda/lt_cuda_model.c) replaces it
- * in programs linked with it (lt_backend.h). Fails where the backend is
- * chosen, not at the first kernel. */
-__attribute__((weak)) int lt_backend_cuda_create(int device, lt_cuda_math math, int deterministic,
-                                                 lt_backend **out) {
-    (void)math;
-    (void)deterministic;
-    if (out) *out = NULL;
-    return lt_err(LT_ENOTBUILT, "CUDA backend not built into this binary (cuda:%d requested)", device);
-}
-
 void lt_backend_free(lt_backend *b) {
     if (!b || b->is_default) return;
     if (b->dev && b->ctx) b->dev->ctx_free(b->ctx);
@@ -95,6 +87,65 @@ void lt_backend_free(lt_backend *b) {
 }
 
 lt_backend_kind lt_backend_get_kind(const lt_backend *b) { return b->kind; }
+
+int lt_backend_parse_device(const char *s, lt_backend_kind *kind, int *device) {
+    if (s && !strcmp(s, "cpu")) {
+        *kind = LT_BACKEND_CPU;
+        *device = 0;
+        return LT_OK;
+    }
+    if (s && !strncmp(s, "cuda", 4)) {
+        const char *p = s + 4;
+        if (!*p) {
+            *kind = LT_BACKEND_CUDA;
+            *device = 0;
+            return LT_OK;
+        }
+        /* "cuda:N": decimal, no sign, no leading zeros beyond "0", <= 255 */
+        if (*p == ':' && p[1] >= '0' && p[1] <= '9' && strlen(p + 1) <= 3 &&
+            strspn(p + 1, "0123456789") == strlen(p + 1) && (p[1] != '0' || !p[2])) {
+            int n = atoi(p + 1);
+            if (n <= 255) {
+                *kind = LT_BACKEND_CUDA;
+                *device = n;
+                return LT_OK;
+            }
+        }
+    }
+    return lt_err(LT_EINVAL, "device '%s': expected cpu, cuda or cuda:N (N = 0..255)", s ? s : "(none)");
+}
+
+const char *lt_backend_kind_name(lt_backend_kind k) {
+    return k == LT_BACKEND_CPU ? "cpu" : k == LT_BACKEND_CUDA ? "cuda" : "?";
+}
+
+int lt_cuda_math_parse(const char *s, lt_cuda_math *out) {
+    if (s && !strcmp(s, "fp32")) *out = LT_CUDA_FP32;
+    else if (s && !strcmp(s, "tf32")) *out = LT_CUDA_TF32;
+    else return lt_err(LT_EINVAL, "math mode '%s': expected fp32 or tf32", s ? s : "(none)");
+    return LT_OK;
+}
+
+const char *lt_cuda_math_name(lt_cuda_math m) {
+    return m == LT_CUDA_FP32 ? "fp32" : m == LT_CUDA_TF32 ? "tf32" : "?";
+}
+
+int lt_backend_get_info(const lt_backend *b, lt_backend_info *out) {
+    if (!b || !out) return lt_err(LT_EINVAL, "backend info: NULL argument");
+    memset(out, 0, sizeof *out);
+    out->kind = b->kind;
+    out->math = LT_CUDA_FP32;
+    if (b->kind != LT_BACKEND_CUDA) return LT_OK;
+    out->device = b->device;
+    out->math = b->math;
+    out->deterministic = b->deterministic;
+    if (!b->dev || !b->dev->info) return lt_err(LT_EINVAL, "backend info: cuda:%d has no device functions", b->device);
+    LT_TRY(b->dev->info(b->ctx, out));
+    /* the object's own say, whatever the op wrote */
+    out->kind = LT_BACKEND_CUDA;
+    out->device = b->device;
+    return LT_OK;
+}
 
 int lt_backend_cpu_opts(const lt_backend *b, lt_cpu_opts *out) {
     if (!b || b->kind != LT_BACKEND_CPU) return lt_err(LT_EINVAL, "backend: not a cpu backend");

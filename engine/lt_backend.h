@@ -8,9 +8,10 @@
  *           they pay, the im2col + OpenBLAS sgemm path elsewhere; the path
  *           choices are plain fields of lt_cpu_opts.
  *   cuda:N  a CUDA device (parameters, gradients, optimizer state and
- *           activations on it; engine/cuda/, cuDNN + cuBLAS). Only in
- *           binaries linked with build/libltcuda.a: elsewhere
- *           lt_backend_cuda_create returns LT_ENOTBUILT.
+ *           activations on it; engine/cuda/, cuDNN + cuBLAS). In binaries
+ *           linked with build/libltcuda.a, or loaded from the module
+ *           build/libltcuda.so (lt_backend_cuda_create); elsewhere
+ *           LT_ENOTBUILT.
  *
  * The environment switches LT_CONV_REF and LT_CONV_WINO are read in one
  * place only, lt_cpu_opts_from_env, which fills the options of the process
@@ -82,22 +83,66 @@ const char *lt_conv_path_name(lt_conv_path p);   /* the inverse; "?" when out of
 int lt_backend_cpu_create(const lt_cpu_opts *o, lt_backend **out);
 /* A CUDA backend on device `device` (0-based) with its own context (stream,
  * cuDNN and cuBLAS handles), math mode and deterministic flag (lt_cuda.h).
- * Binaries linked with build/libltcuda.a: LT_EDEVICE with the reason ("no
- * CUDA device: ...") when there is no driver or device or the index is out
- * of range, LT_EINVAL for a bad math mode. Binaries without it (the engine
- * library alone, a CPU-only build): LT_ENOTBUILT "CUDA backend not built
- * into this binary (cuda:<device> requested)". *out = NULL on failure.
+ * With the CUDA code (linked or loaded, below): LT_EDEVICE with the reason
+ * ("no CUDA device: ...") when there is no driver or device or the index is
+ * out of range, LT_EINVAL for a bad math mode. Without it (no module found,
+ * a CPU-only build): LT_ENOTBUILT "CUDA backend not built: ..." naming the
+ * module paths tried. *out = NULL on failure.
  *
- * How: the engine defines this function as a weak symbol (returning LT_ENOTBUILT,
- * in lt_backend.c); libltcuda.a defines the real one
- * (engine/cuda/lt_cuda_model.c), which the linker takes when the program
- * references it and libltcuda.a comes before libltengine.a on the link line
- * (Makefile). The engine itself never calls into libltcuda: the backend
- * object carries the device functions (lt_backend_impl.h). */
+ * How (two ways, the same backend object):
+ *  - linked statically: libltcuda.a defines the real function
+ *    (engine/cuda/lt_cuda_model.c), which the linker takes over the engine's
+ *    weak one when libltcuda.a comes before libltengine.a (the tests of
+ *    tests/gpu, Makefile);
+ *  - loaded on demand (./ltbench): the engine's weak definition
+ *    (lt_backend_dl.c) dlopen()s the CUDA module build/libltcuda.so, the first
+ *    found of: $LTBENCH_CUDA_LIB when set (then only that); <exe dir>/build/
+ *    libltcuda.so; <exe dir>/libltcuda.so; <exe dir>/../libltcuda.so (exe dir:
+ *    the directory of /proc/self/exe). None there: LT_ENOTBUILT naming the
+ *    paths tried and "make cuda". dlopen fails (a missing libcudnn, a
+ *    program that does not export the engine's symbols): LT_EDEVICE with
+ *    dlerror()'s text. A module built from other engine sources (another
+ *    LT_CUDA_MODULE_ABI or struct layout, lt_cuda_module.h): LT_ENOTBUILT
+ *    "stale". The module is loaded once and never unloaded.
+ * The module's code resolves the engine's symbols from the program, which
+ * must export them (-rdynamic, libltengine.a linked whole). The engine
+ * itself never calls into the CUDA code: the backend object carries the
+ * device functions (lt_backend_impl.h).
+ *
+ * CUDA does not survive fork(): a process that forks workers which use
+ * CUDA must not create a cuda backend itself (the runner probes the device
+ * in a child, harness/lt_run_device.c). */
 int lt_backend_cuda_create(int device, lt_cuda_math math, int deterministic, lt_backend **out);
 /* NULL and the process default are ignored (the default lives as long as
  * the process). */
 void lt_backend_free(lt_backend *b);
+
+/* "cpu", "cuda" or "cuda:N" (N in 0..255; "cuda" is cuda:0) -> kind and
+ * device index (0 for cpu): `ltbench run --device`. LT_EINVAL naming the
+ * choices otherwise. */
+int lt_backend_parse_device(const char *s, lt_backend_kind *kind, int *device);
+const char *lt_backend_kind_name(lt_backend_kind k);   /* "cpu", "cuda"; "?" out of range */
+/* "fp32" "tf32" -> the math mode (`--math`); LT_EINVAL naming the choices. */
+int lt_cuda_math_parse(const char *s, lt_cuda_math *out);
+const char *lt_cuda_math_name(lt_cuda_math m);          /* the inverse; "?" out of range */
+
+/* What a backend computes on, as results record it (the fingerprint of
+ * harness/lt_fingerprint.h). Versions are the libraries' integers:
+ * driver / runtime 13000 = 13.0, cuDNN 91900 = 9.19.0, cuBLAS 130000. */
+typedef struct {
+    lt_backend_kind kind;
+    int device;                  /* cuda: the index; cpu: 0 */
+    char device_name[128];       /* cuda: "NVIDIA H100 80GB HBM3"; cpu: "" */
+    int cc_major, cc_minor;      /* cuda: compute capability (9, 0) */
+    int driver_version, runtime_version, cudnn_version, cublas_version;
+    lt_cuda_math math;           /* cuda; LT_CUDA_FP32 for cpu */
+    int deterministic;           /* cuda; 0 for cpu */
+} lt_backend_info;
+
+/* Fills *out (zeroed first): the kind for cpu; for cuda the device's
+ * properties and library versions, from the backend's module (its `info`
+ * op). LT_EINVAL for NULL arguments. */
+int lt_backend_get_info(const lt_backend *b, lt_backend_info *out);
 
 lt_backend_kind lt_backend_get_kind(const lt_backend *b);
 /* The cpu options (a copy); LT_EINVAL for a non-cpu backend. */

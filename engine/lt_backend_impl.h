@@ -3,7 +3,9 @@
  *
  * The engine library never calls into libltcuda directly: a cuda backend
  * carries a table of device functions (lt_dev_ops) and its context, set by
- * the real lt_backend_cuda_create in libltcuda.a. lt_model.c and lt_optim.c
+ * the real lt_backend_cuda_create in libltcuda.a or by the CUDA module's
+ * entry point (lt_cuda_module.h). A field added here changes the module
+ * ABI: the size check of lt_cuda_module.h catches a module built before. lt_model.c and lt_optim.c
  * call through the table, so libltengine.a links without libltcuda and a
  * CPU model never touches it (m->dev is NULL). */
 #ifndef LT_BACKEND_IMPL_H
@@ -47,6 +49,10 @@ typedef struct lt_dev_ops {
                         const float *gwd, float beta1, float beta2, float eps, float bc2_sqrt);
     /* [LT_LK_COUNT]: every built-in kind (LT_LK_PLUGIN's entry unused) */
     const lt_dev_layer *layers;
+    /* device info (issue 20, A) */
+    /* the device's properties and library versions, math mode and
+     * deterministic flag (lt_backend_get_info fills kind and device) */
+    int (*info)(const lt_cuda_ctx *ctx, lt_backend_info *out);
 
     /* training step (issue 20, B): what engine/lt_step.c needs to run a
      * whole step on the stream without the host, and to capture it as a

@@ -18,6 +18,7 @@
 #include "lt_names.h"
 #include "lt_protocol.h"
 #include "lt_regress.h"
+#include "lt_run_device.h"
 #include "lt_runner.h"
 #include "lt_sweep.h"
 
@@ -61,6 +62,7 @@ static const char REGRESS_USAGE[] =
 static const char REPRODUCE_USAGE[] =
     "usage: ltbench reproduce --method M [--protocol P] [--scale S] [--seeds LIST] [--results DIR]\n"
     "                         [--data DIR] [--out DIR] [--threads N] [--reuse strict|any] [--no-report]\n"
+    "                         [--device D] [--math fp32|tf32] [--deterministic]\n"
     "\n"
     "Build the protocol's dataset, run every seed, rebuild the leaderboard and the figures, and print\n"
     "the method's leaderboard row. A finished run of the same protocol file, dataset and method\n"
@@ -77,18 +79,24 @@ static const char REPRODUCE_USAGE[] =
     "  --threads N    threads per run (default: the runner's, 2)\n"
     "  --reuse any    also re-use finished runs whose engine, tree or fingerprint differ (said on\n"
     "                 stderr and in the output); default --reuse strict\n"
-    "  --no-report    only the runs: no leaderboard, figures or row (make regen-results)\n";
+    "  --no-report    only the runs: no leaderboard, figures or row (make regen-results)\n"
+    "  --device D     cpu (default), cuda or cuda:N: the runs' device (`ltbench run --help`); cuda\n"
+    "                 runs are their own rows, re-used only for cuda runs of the same math mode,\n"
+    "                 GPU model and CUDA libraries\n"
+    "  --math M       cuda only: fp32 (default) or tf32\n"
+    "  --deterministic  cuda only: deterministic cuDNN algorithms\n";
 
 /* ---- option parsing ------------------------------------------------------------ */
 
 typedef struct {
     const char *results, *methods, *out, *plots, *scale, *reference, *seeds, *data, *method, *protocol, *reuse;
-    int rerun, threads, help, no_report;
+    const char *device, *math;
+    int rerun, threads, help, no_report, deterministic;
 } opts;
 
 enum { O_RESULTS = 1, O_METHODS = 2, O_OUT = 4, O_PLOTS = 8, O_SCALE = 16, O_REF = 32, O_RERUN = 64,
        O_SEEDS = 128, O_THREADS = 256, O_DATA = 512, O_METHOD = 1024, O_PROTOCOL = 2048, O_REUSE = 4096,
-       O_NO_REPORT = 8192 };
+       O_NO_REPORT = 8192, O_DEVICE = 16384 /* --device, --math, --deterministic */ };
 
 static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *usage)
 {
@@ -103,7 +111,8 @@ static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *u
         {"--scale", O_SCALE, offsetof(opts, scale)},       {"--reference", O_REF, offsetof(opts, reference)},
         {"--seeds", O_SEEDS, offsetof(opts, seeds)},       {"--data", O_DATA, offsetof(opts, data)},
         {"--method", O_METHOD, offsetof(opts, method)},    {"--protocol", O_PROTOCOL, offsetof(opts, protocol)},
-        {"--reuse", O_REUSE, offsetof(opts, reuse)},
+        {"--reuse", O_REUSE, offsetof(opts, reuse)},       {"--device", O_DEVICE, offsetof(opts, device)},
+        {"--math", O_DEVICE, offsetof(opts, math)},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -113,6 +122,10 @@ static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *u
         }
         if ((allowed & O_NO_REPORT) && !strcmp(a, "--no-report")) {
             o->no_report = 1;
+            continue;
+        }
+        if ((allowed & O_DEVICE) && !strcmp(a, "--deterministic")) {
+            o->deterministic = 1;
             continue;
         }
         if ((allowed & O_RERUN) && !strcmp(a, "--rerun")) {
@@ -243,11 +256,16 @@ int lt_cmd_reproduce(int argc, char **argv)
     opts o;
     int rc = parse(argc, argv,
                    O_METHOD | O_PROTOCOL | O_SCALE | O_SEEDS | O_RESULTS | O_DATA | O_OUT | O_THREADS | O_REUSE |
-                       O_NO_REPORT,
+                       O_NO_REPORT | O_DEVICE,
                    &o, REPRODUCE_USAGE);
     if (rc >= 0) return rc;
     if (!o.method) {
         fprintf(stderr, "ltbench reproduce: --method is required\n%s", REPRODUCE_USAGE);
+        return 2;
+    }
+    lt_run_device dev;
+    if (lt_run_device_parse(o.device, o.math, o.deterministic, NULL, &dev) != LT_OK) {
+        fprintf(stderr, "ltbench reproduce: %s\n%s", lt_errmsg(), REPRODUCE_USAGE);
         return 2;
     }
     const char *protocol = o.protocol ? o.protocol : "fmnist_lt_r100";
@@ -290,6 +308,14 @@ int lt_cmd_reproduce(int argc, char **argv)
     for (int i = 0; i < ns; i++) printf("%s%d", i ? "," : " ", seeds[i]);
     printf("\n");
 
+    /* the device, asked before any work (in a child: CUDA stays out of this process) */
+    lt_backend_info dev_info;
+    if (lt_run_device_probe(&dev, &dev_info) != LT_OK) {
+        fprintf(stderr, "ltbench reproduce: %s\n", lt_errmsg());
+        free(p);
+        return 1;
+    }
+
     /* 2. dataset */
     lt_ds_built b;
     memset(&b, 0, sizeof b);
@@ -307,11 +333,11 @@ int lt_cmd_reproduce(int argc, char **argv)
     int n_failed = 0;
     const int any = o.reuse && !strcmp(o.reuse, "any");
     lt_fingerprint now;
-    lt_fingerprint_current(&now, o.threads > 0 ? o.threads : 2);   /* the runner's default */
+    lt_fingerprint_current_on(&now, o.threads > 0 ? o.threads : 2, &dev_info);   /* threads: the runner's default */
     char overridden[1024] = "";   /* seeds re-used under --reuse any despite a mismatch */
     for (int i = 0; i < ns; i++) {
         char dir[1024], result[1100], why[600];
-        if (lt_run_dir(o.results, p->name, scale, m->name, (uint64_t)seeds[i], dir, sizeof dir)) {
+        if (lt_run_dir_on(o.results, p->name, scale, m->name, dev.kind, (uint64_t)seeds[i], dir, sizeof dir)) {
             fprintf(stderr, "ltbench reproduce: %s\n", lt_errmsg());
             n_failed = -1;
             break;
@@ -340,6 +366,9 @@ int lt_cmd_reproduce(int argc, char **argv)
         req.seed = (uint64_t)seeds[i];
         req.results_root = o.results;
         req.data_dir = o.data;
+        req.device = o.device;
+        req.math = o.math;
+        req.deterministic = o.deterministic;
         if (o.threads > 0) req.threads = o.threads;
         lt_run_outcome out;
         if (lt_runner_run(&req, &out) != LT_OK) {
@@ -385,7 +414,8 @@ int lt_cmd_reproduce(int argc, char **argv)
     if (rc != LT_OK) fprintf(stderr, "ltbench reproduce: figures: %s\n", lt_errmsg());
     int shown = 0;
     for (int i = 0; i < n_rows; i++) {
-        if (strcmp(rows[i].protocol, p->name) || strcmp(rows[i].scale, scale) || strcmp(rows[i].method, m->name))
+        if (strcmp(rows[i].protocol, p->name) || strcmp(rows[i].scale, scale) || strcmp(rows[i].method, m->name) ||
+            strcmp(rows[i].backend, lt_backend_kind_name(dev.kind)))
             continue;
         char line[1024], top1[32], std[32];
         lt_lb_row_csv(&rows[i], line, sizeof line);

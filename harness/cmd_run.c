@@ -9,16 +9,20 @@
 #include "lt.h"
 #include "lt_datasets.h"
 #include "lt_protocol.h"
+#include "lt_run_device.h"
 #include "lt_runner.h"
 
 static const char RUN_USAGE[] =
     "usage: ltbench run --protocol P --method M [--scale S] [--seed K] [--threads T]\n"
     "                   [--results DIR] [--data DIR] [--time-limit SEC] [--hparams JSON]\n"
-    "                   [--conv PATH] [--no-resume] [--quiet]\n"
+    "                   [--conv PATH] [--device D] [--math fp32|tf32] [--deterministic]\n"
+    "                   [--no-resume] [--quiet]\n"
     "\n"
     "Train and evaluate method M on protocol P in an isolated child process and write\n"
-    "DIR/runs/P/S/M/seedK/{result.json,events.jsonl,per_class.csv}. A crash, NaN loss or\n"
-    "timeout gives a result with \"status\":\"failed\" and the reason (exit code 1).\n"
+    "DIR/runs/P/S/M/seedK/{result.json,events.jsonl,per_class.csv} (a cuda run:\n"
+    "DIR/runs/P/S/M@cuda/seedK/, its own row: CPU and GPU numbers are not bit-identical).\n"
+    "A crash, NaN loss or timeout gives a result with \"status\":\"failed\" and the reason\n"
+    "(exit code 1).\n"
     "An interrupted run resumes from its last epoch checkpoint; a finished one is only\n"
     "re-evaluated, and a failed re-evaluation keeps the finished result. One process at a\n"
     "time per run directory: a second identical run is refused (\"already running\").\n"
@@ -37,9 +41,17 @@ static const char RUN_USAGE[] =
     "                    (im2col + sgemm), direct (no Winograd) or winograd (every 3x3\n"
     "                    stride-1 layer); default: LT_CONV_REF / LT_CONV_WINO, else auto.\n"
     "                    The paths differ in the last bits; results record it (conv_backend)\n"
+    "  --device D        cpu (default), cuda (= cuda:0) or cuda:N. cuda loads the CUDA module\n"
+    "                    build/libltcuda.so (make cuda; LTBENCH_CUDA_LIB names another) and\n"
+    "                    records the GPU, driver, CUDA runtime, cuDNN and cuBLAS in result.json\n"
+    "  --math M          cuda only: fp32 (default; IEEE float32) or tf32 (TF32 tensor cores in\n"
+    "                    convolutions and matrix products)\n"
+    "  --deterministic   cuda only: deterministic cuDNN algorithms (bit-identical reruns on\n"
+    "                    the same GPU and libraries)\n"
     "  --no-resume       start afresh, ignoring checkpoints\n"
     "  --quiet           no progress output\n"
-    "exit status: 0 ok, 1 run failed, 2 usage error\n";
+    "exit status: 0 ok, 1 run failed (or no CUDA module / device for --device cuda),\n"
+    "2 usage error\n";
 
 static const char LIST_USAGE[] =
     "usage: ltbench list [datasets|protocols|methods]\n"
@@ -62,6 +74,7 @@ int lt_cmd_run(int argc, char **argv) {
         }
         if (!strcmp(a, "--no-resume")) { r.resume = 0; continue; }
         if (!strcmp(a, "--quiet")) { r.quiet = 1; continue; }
+        if (!strcmp(a, "--deterministic")) { r.deterministic = 1; continue; }
         if (i + 1 >= argc) {
             fprintf(stderr, "ltbench run: %s needs a value (or is unknown)\n%s", a, RUN_USAGE);
             return 2;
@@ -82,6 +95,8 @@ int lt_cmd_run(int argc, char **argv) {
             }
             r.conv = v;
         }
+        else if (!strcmp(a, "--device")) r.device = v;
+        else if (!strcmp(a, "--math")) r.math = v;
         else if (!strcmp(a, "--seed")) {
             if (!lt_arg_uint("run", a, v, 0, 4294967295ull, &u)) return 2;
             r.seed = (uint64_t)u;
@@ -97,6 +112,13 @@ int lt_cmd_run(int argc, char **argv) {
     }
     if (!r.protocol || !r.method) {
         fprintf(stderr, "ltbench run: --protocol and --method are required\n%s", RUN_USAGE);
+        return 2;
+    }
+    /* the device words and their combinations (--math without cuda, --conv
+     * with it), before anything is loaded */
+    lt_run_device dev;
+    if (lt_run_device_parse(r.device, r.math, r.deterministic, r.conv, &dev) != LT_OK) {
+        fprintf(stderr, "ltbench run: %s\n%s", lt_errmsg(), RUN_USAGE);
         return 2;
     }
     lt_run_outcome o;

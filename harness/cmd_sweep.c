@@ -13,12 +13,14 @@
 #include "lt_figures.h"
 #include "lt_leaderboard.h"
 #include "lt_names.h"
+#include "lt_run_device.h"
 #include "lt_sweep.h"
 
 static const char SWEEP_USAGE[] =
     "usage: ltbench sweep --methods A,B --protocols P,Q [--seeds 0,1,2] [--scale S] [--results DIR]\n"
     "                     [--data DIR] [-j N] [--threads T] [--reuse strict|any] [--time-limit SEC]\n"
     "                     [--dry-run] [--status] [--no-report]\n"
+    "                     [--device D] [--math fp32|tf32] [--deterministic]\n"
     "                     [--executor local|slurm] [--partition P] [--time T] [--gres G]\n"
     "                     [--cpus-per-task C] [--no-submit]\n"
     "\n"
@@ -26,8 +28,9 @@ static const char SWEEP_USAGE[] =
     "the leaderboard and the figures. A method with a shared stage 1 (crt, lws, taunorm, ncm,\n"
     "bsm_dec, balms start from ce) gets the ce run of the same protocol, scale and seed added to\n"
     "the plan, trained once before its dependents. Finished runs are skipped by the rule of\n"
-    "`reproduce` (same protocol file, dataset, method version, engine, clean tree, conv backend,\n"
-    "BLAS core and thread count), so running the same sweep again resumes it.\n"
+    "`reproduce` (same protocol file, dataset, method version, engine, clean tree, backend (conv\n"
+    "path; or GPU, math mode and CUDA libraries), BLAS core and thread count), so running the\n"
+    "same sweep again resumes it.\n"
     "  --methods LIST     method names, comma-separated (required)\n"
     "  --protocols LIST   protocol names or files, comma-separated (required)\n"
     "  --seeds LIST       e.g. 0,1,2 (default: each protocol's seeds)\n"
@@ -39,6 +42,13 @@ static const char SWEEP_USAGE[] =
     "                     this results root submitted (squeue, sacct where accounting exists)\n"
     "  --reuse any        also skip finished runs whose engine, tree or fingerprint differ\n"
     "  --no-report        no leaderboard and figures at the end\n"
+    "  --device D         cpu (default), cuda or cuda:N: every run's device, passed to `ltbench\n"
+    "                     run`; cuda runs go to runs/P/S/M@cuda/ and are their own rows, re-used\n"
+    "                     only as cuda runs of the same math mode, GPU model and CUDA libraries\n"
+    "  --math M           cuda only: fp32 (default) or tf32\n"
+    "  --deterministic    cuda only: deterministic cuDNN algorithms\n"
+    "  (the device is probed here for the skip rule; with --executor slurm on a host without\n"
+    "  the GPU the probe's failure is a note, and finished cuda runs are submitted again)\n"
     "local executor (default):\n"
     "  -j N               runs at a time (default 1); threads per run default to cores / N,\n"
     "                     and N x threads never exceeds the cores\n"
@@ -74,7 +84,8 @@ int lt_cmd_sweep(int argc, char **argv)
 {
     const char *methods = NULL, *protocols = NULL, *seeds = NULL, *scale = "short", *results = NULL, *data = NULL;
     const char *executor = "local", *partition = NULL, *stime = NULL, *gres = NULL, *reuse = NULL;
-    int jobs = 1, threads = 0, cpus = 0, dry = 0, status = 0, no_report = 0, no_submit = 0;
+    const char *device = NULL, *math = NULL;
+    int jobs = 1, threads = 0, cpus = 0, dry = 0, status = 0, no_report = 0, no_submit = 0, deterministic = 0;
     double time_limit = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -86,6 +97,7 @@ int lt_cmd_sweep(int argc, char **argv)
         if (!strcmp(a, "--status")) { status = 1; continue; }
         if (!strcmp(a, "--no-report")) { no_report = 1; continue; }
         if (!strcmp(a, "--no-submit")) { no_submit = 1; continue; }
+        if (!strcmp(a, "--deterministic")) { deterministic = 1; continue; }
         if (i + 1 >= argc) {
             fprintf(stderr, "ltbench sweep: %s needs a value (or is unknown)\n%s", a, SWEEP_USAGE);
             return 2;
@@ -103,6 +115,8 @@ int lt_cmd_sweep(int argc, char **argv)
         else if (!strcmp(a, "--time")) stime = v;
         else if (!strcmp(a, "--gres")) gres = v;
         else if (!strcmp(a, "--reuse")) reuse = v;
+        else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--math")) math = v;
         else if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
             if (!lt_arg_uint("sweep", a, v, 1, 1024, &u)) return 2;
             jobs = (int)u;
@@ -154,8 +168,29 @@ int lt_cmd_sweep(int argc, char **argv)
         jobs = j;
     }
 
+    lt_run_device dev;
+    if (lt_run_device_parse(device, math, deterministic, NULL, &dev) != LT_OK) {
+        fprintf(stderr, "ltbench sweep: %s\n%s", lt_errmsg(), SWEEP_USAGE);
+        return 2;
+    }
+    /* the device, probed in a child (this process forks the runs and must
+     * stay free of CUDA): the skip rule's fingerprint. The local executor
+     * runs here, so a device missing here is the end of it; Slurm jobs run
+     * elsewhere, a look (--dry-run, --status) runs nothing. */
+    lt_backend_info dev_info;
+    const int probed = lt_run_device_probe(&dev, &dev_info) == LT_OK;
+    if (!probed) {
+        if (!slurm && !dry && !status) {
+            fprintf(stderr, "ltbench sweep: %s\n", lt_errmsg());
+            return 1;
+        }
+        fprintf(stderr, "ltbench sweep: note: %s; the skip rule cannot compare the GPU and its libraries here\n",
+                lt_errmsg());
+    }
     lt_sweep_opts so = {.methods = methods, .protocols = protocols, .seeds = seeds, .scale = scale,
-                        .results = results, .threads = threads, .reuse_any = reuse && !strcmp(reuse, "any")};
+                        .results = results, .threads = threads, .reuse_any = reuse && !strcmp(reuse, "any"),
+                        .device = device, .math = math, .deterministic = deterministic,
+                        .dev_info = probed ? &dev_info : NULL};
     lt_sweep_plan plan;
     int rc = lt_sweep_plan_make(&so, &plan);
     if (rc) {

@@ -683,6 +683,17 @@ typedef struct {
     const lt_lb_row *row;
 } ir_point;
 
+/* A method's series name in the figures: "ce" for cpu runs, "ce@cuda" for
+ * GPU runs (the run directory's name, lt_runner.h), so the two are separate
+ * series as they are separate leaderboard rows. One word: the gnuplot
+ * scripts split the list at spaces. */
+#define LABEL_CAP (LT_LB_NAME + 8)
+static void series_label(const char *method, const char *backend, char *buf, size_t cap)
+{
+    if (!backend[0] || !strcmp(backend, "cpu")) snprintf(buf, cap, "%s", method);
+    else snprintf(buf, cap, "%s@%s", method, backend);
+}
+
 static int imbalance_figures(ctx *c, const lt_lb_row *rows, int n)
 {
     /* rows are sorted by protocol, scale, method; families are collected by
@@ -697,7 +708,7 @@ static int imbalance_figures(ctx *c, const lt_lb_row *rows, int n)
         /* members: rows of the same family and scale */
         long irs[32];
         int n_ir = 0;
-        const char *meth[64];
+        char meth[64][LABEL_CAP];
         int n_meth = 0;
         for (int j = i; j < n; j++) {
             long r2;
@@ -710,8 +721,10 @@ static int imbalance_figures(ctx *c, const lt_lb_row *rows, int n)
             for (int q = 0; q < n_ir; q++) seen |= irs[q] == r2;
             if (!seen && n_ir < 32) irs[n_ir++] = r2;
             seen = 0;
-            for (int q = 0; q < n_meth; q++) seen |= !strcmp(meth[q], rows[j].method);
-            if (!seen && n_meth < 64) meth[n_meth++] = rows[j].method;
+            char lab[LABEL_CAP];
+            series_label(rows[j].method, rows[j].backend, lab, sizeof lab);
+            for (int q = 0; q < n_meth; q++) seen |= !strcmp(meth[q], lab);
+            if (!seen && n_meth < 64) snprintf(meth[n_meth++], LABEL_CAP, "%s", lab);
         }
         if (n_ir < 2) continue;
         for (int a = 1; a < n_ir; a++)   /* ascending ratio */
@@ -722,9 +735,10 @@ static int imbalance_figures(ctx *c, const lt_lb_row *rows, int n)
             }
         for (int a = 1; a < n_meth; a++)   /* method columns in byte order */
             for (int b = a; b > 0 && strcmp(meth[b - 1], meth[b]) > 0; b--) {
-                const char *t = meth[b];
-                meth[b] = meth[b - 1];
-                meth[b - 1] = t;
+                char t[LABEL_CAP];
+                memcpy(t, meth[b], LABEL_CAP);
+                memcpy(meth[b], meth[b - 1], LABEL_CAP);
+                memcpy(meth[b - 1], t, LABEL_CAP);
             }
         lt_rep_buf data = {0}, methods = {0};
         lt_rep_buf_printf(&data, "# top-1 (percent, mean over successful seeds) against imbalance ratio, %s_r*, "
@@ -740,7 +754,9 @@ static int imbalance_figures(ctx *c, const lt_lb_row *rows, int n)
                 double v = NAN;
                 for (int j = 0; j < n; j++) {
                     long r2;
-                    if (!strcmp(rows[j].scale, rows[i].scale) && !strcmp(rows[j].method, meth[m]) &&
+                    char lab[LABEL_CAP];
+                    series_label(rows[j].method, rows[j].backend, lab, sizeof lab);
+                    if (!strcmp(rows[j].scale, rows[i].scale) && !strcmp(lab, meth[m]) &&
                         family_ir(rows[j].protocol, f2, sizeof f2, &r2) && !strcmp(f2, fam) && r2 == irs[q])
                         v = rows[j].mean[LT_M_TOP1];
                 }
@@ -797,19 +813,22 @@ int lt_figures_make(const lt_fig_opts *o, const lt_run_set *set_in, lt_fig_summa
     }
     /* one pass over (protocol, scale) groups */
     method_runs *mr = set->n ? calloc((size_t)set->n, sizeof *mr) : NULL;
-    if (!rc && set->n && !mr) rc = lt_err(LT_ENOMEM, "figures: out of memory");
+    char (*label)[LABEL_CAP] = set->n ? calloc((size_t)set->n, sizeof *label) : NULL;
+    if (!rc && set->n && (!mr || !label)) rc = lt_err(LT_ENOMEM, "figures: out of memory");
     for (int i = 0; rc == LT_OK && i < set->n;) {
         int j = i, nm = 0;
         while (j < set->n && !strcmp(set->v[j].protocol, set->v[i].protocol) && !strcmp(set->v[j].scale, set->v[i].scale)) {
             int k = j;
             while (k < set->n && !strcmp(set->v[k].protocol, set->v[j].protocol) &&
-                   !strcmp(set->v[k].scale, set->v[j].scale) && !strcmp(set->v[k].method, set->v[j].method))
+                   !strcmp(set->v[k].scale, set->v[j].scale) && !strcmp(set->v[k].method, set->v[j].method) &&
+                   !strcmp(set->v[k].backend, set->v[j].backend))
                 k++;
             /* the newest engine's runs only (the scan sorts them first): runs
              * of an older engine are another experiment, as on the leaderboard */
             int e = j;
             while (e < k && !strcmp(set->v[e].engine_version, set->v[j].engine_version)) e++;
-            mr[nm] = (method_runs){.name = set->v[j].method, .runs = &set->v[j], .n_runs = e - j};
+            series_label(set->v[j].method, set->v[j].backend, label[nm], LABEL_CAP);
+            mr[nm] = (method_runs){.name = label[nm], .runs = &set->v[j], .n_runs = e - j};
             for (int q = j; q < e; q++) mr[nm].n_ok += set->v[q].ok;
             nm++;
             j = k;
@@ -820,6 +839,7 @@ int lt_figures_make(const lt_fig_opts *o, const lt_run_set *set_in, lt_fig_summa
         i = j;
     }
     free(mr);
+    free(label);
     if (!rc) {
         lt_lb_opts lo = {.results_dir = o->results_dir, .log = NULL};
         lt_lb_row *rows = NULL;

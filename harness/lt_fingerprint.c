@@ -17,6 +17,23 @@ void lt_fingerprint_current(lt_fingerprint *f, int threads)
     snprintf(f->blas_core, sizeof f->blas_core, "%s", openblas_get_corename());
     f->threads = threads;
     f->dirty = -1;
+    snprintf(f->backend, sizeof f->backend, "cpu");
+}
+
+void lt_fingerprint_current_on(lt_fingerprint *f, int threads, const lt_backend_info *dev)
+{
+    lt_fingerprint_current(f, threads);
+    if (!dev || dev->kind != LT_BACKEND_CUDA) return;
+    snprintf(f->backend, sizeof f->backend, "%s", lt_backend_kind_name(dev->kind));
+    /* what lt_backend_describe says of the backend the run's child makes */
+    snprintf(f->conv_backend, sizeof f->conv_backend, "cuda:%d", dev->device);
+    snprintf(f->gpu_name, sizeof f->gpu_name, "%s", dev->device_name);
+    snprintf(f->gpu_cc, sizeof f->gpu_cc, "%d.%d", dev->cc_major, dev->cc_minor);
+    f->cuda_runtime = dev->runtime_version;
+    f->cudnn = dev->cudnn_version;
+    f->cublas = dev->cublas_version;
+    snprintf(f->math, sizeof f->math, "%s", lt_cuda_math_name(dev->math));
+    f->deterministic = dev->deterministic;
 }
 
 void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f)
@@ -28,6 +45,33 @@ void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f)
     f->threads = r->threads;
     snprintf(f->commit, sizeof f->commit, "%s", r->commit);
     f->dirty = r->dirty;
+    snprintf(f->backend, sizeof f->backend, "%s", r->backend[0] ? r->backend : "cpu");
+    snprintf(f->gpu_name, sizeof f->gpu_name, "%s", r->gpu_name);
+    snprintf(f->gpu_cc, sizeof f->gpu_cc, "%s", r->gpu_cc);
+    f->cuda_runtime = r->cuda_runtime;
+    f->cudnn = r->cudnn;
+    f->cublas = r->cublas;
+    snprintf(f->math, sizeof f->math, "%s", r->cuda_math);
+    f->deterministic = r->cuda_deterministic;
+}
+
+/* The cuda part of the stale check: 1 with why when it differs. */
+static int cuda_stale(const lt_fingerprint *run, const lt_fingerprint *now, char *why, size_t cap)
+{
+    if (strcmp(run->math, now->math))
+        snprintf(why, cap, "math mode %s, now %s", run->math[0] ? run->math : "(unknown)", now->math);
+    else if (run->deterministic != now->deterministic)
+        snprintf(why, cap, "deterministic algorithms %s, now %s", run->deterministic ? "on" : "off",
+                 now->deterministic ? "on" : "off");
+    else if (strcmp(run->gpu_name, now->gpu_name) || strcmp(run->gpu_cc, now->gpu_cc))
+        snprintf(why, cap, "GPU %s (%s), now %s (%s)", run->gpu_name[0] ? run->gpu_name : "(unknown)",
+                 run->gpu_cc[0] ? run->gpu_cc : "?", now->gpu_name, now->gpu_cc);
+    else if (run->cudnn != now->cudnn) snprintf(why, cap, "cuDNN %d, now %d", run->cudnn, now->cudnn);
+    else if (run->cublas != now->cublas) snprintf(why, cap, "cuBLAS %d, now %d", run->cublas, now->cublas);
+    else if (run->cuda_runtime != now->cuda_runtime)
+        snprintf(why, cap, "CUDA runtime %d, now %d", run->cuda_runtime, now->cuda_runtime);
+    else return 0;
+    return 1;
 }
 
 int lt_fingerprint_stale(const lt_fingerprint *run, const lt_fingerprint *now, char *why, size_t cap)
@@ -39,7 +83,18 @@ int lt_fingerprint_stale(const lt_fingerprint *run, const lt_fingerprint *now, c
     else if (run->dirty == 1) snprintf(why, cap, "made from an uncommitted tree (+dirty)");
     else if (!run->commit[0] || !strcmp(run->commit, "unknown") || run->dirty < 0)
         snprintf(why, cap, "made from no known commit (not a clean git tree)");
+    /* "" is a result from before the backend was recorded: a cpu run */
+    else if (strcmp(run->backend[0] ? run->backend : "cpu", now->backend[0] ? now->backend : "cpu"))
+        snprintf(why, cap, "backend %s, now %s", run->backend[0] ? run->backend : "cpu",
+                 now->backend[0] ? now->backend : "cpu");
     else if (run->threads != now->threads) snprintf(why, cap, "threads %d, now %d", run->threads, now->threads);
+    else if (!strcmp(now->backend, "cuda")) {
+        /* the device index (conv_backend "cuda:N") is where it ran, not how */
+        if (!cuda_stale(run, now, why, cap) && strcmp(run->blas_core, now->blas_core))
+            snprintf(why, cap, "BLAS core %s, now %s", run->blas_core[0] ? run->blas_core : "(unknown)",
+                     now->blas_core);
+        return why[0] != '\0';
+    }
     else if (strcmp(run->conv_backend, now->conv_backend))
         snprintf(why, cap, "conv backend %s, now %s", run->conv_backend[0] ? run->conv_backend : "(unknown)",
                  now->conv_backend);
@@ -104,6 +159,18 @@ int lt_result_reusable(const char *result_path, const char *proto_sha, const cha
         lt_fingerprint_of_record(&r, &run);
         char fw[256];
         if (!lt_fingerprint_stale(&run, now, fw, sizeof fw)) return 1;
+        /* another backend or math mode is another experiment, not an older
+         * build of this one: never re-used, not even under --reuse any */
+        const char *rb = run.backend[0] ? run.backend : "cpu", *nb = now->backend[0] ? now->backend : "cpu";
+        if (strcmp(rb, nb)) {
+            snprintf(why, cap, "backend %s, now %s: another experiment (not re-used under --reuse any either)", rb, nb);
+            return 0;
+        }
+        if (!strcmp(nb, "cuda") && strcmp(run.math, now->math)) {
+            snprintf(why, cap, "math mode %s, now %s: another experiment (not re-used under --reuse any either)",
+                     run.math[0] ? run.math : "(unknown)", now->math);
+            return 0;
+        }
         snprintf(why, cap, "stale: %s", fw);
         return any ? 2 : 0;
     }

@@ -6,11 +6,21 @@
  * anything else gives numbers within the tolerance of results/reference, not
  * the same ones. So a run is re-used as is only when all four match, and
  * only when it was made from a committed, clean tree (otherwise nobody can
- * say which code produced it). */
+ * say which code produced it).
+ *
+ * The backend is part of it (issue 20): a cuda run never stands for a cpu
+ * run or the reverse, and a cuda run only for one of the same math mode,
+ * deterministic flag, GPU model (name, compute capability) and CUDA
+ * runtime, cuDNN and cuBLAS versions (their kernels and heuristics decide
+ * the sums). The driver version is recorded, not compared: it runs the
+ * kernels the libraries chose, it does not choose them. Results written
+ * before the backend was recorded have none: they are cpu runs. */
 #ifndef LT_FINGERPRINT_H
 #define LT_FINGERPRINT_H
 
 #include <stddef.h>
+
+#include "lt_backend.h"
 
 typedef struct {
     char engine_version[32];   /* LT_ENGINE_VERSION of the run; "" unknown */
@@ -19,17 +29,31 @@ typedef struct {
     int threads;               /* 0 unknown */
     char commit[64];           /* "" or "unknown": not made from a git tree */
     int dirty;                 /* 1 dirty, 0 clean, -1 unknown */
+    char backend[8];           /* "cpu" (also: not recorded) or "cuda" */
+    /* cuda only ("" / 0 for cpu) */
+    char gpu_name[128];
+    char gpu_cc[16];           /* compute capability "9.0" */
+    int cuda_runtime, cudnn, cublas;   /* the libraries' version integers */
+    char math[8];              /* "fp32" | "tf32" */
+    int deterministic;
 } lt_fingerprint;
 
-/* This process's fingerprint for runs at `threads` threads (commit and dirty
- * are not looked at by lt_fingerprint_stale for `now`). */
+/* This process's fingerprint for cpu runs at `threads` threads (commit and
+ * dirty are not looked at by lt_fingerprint_stale for `now`). */
 void lt_fingerprint_current(lt_fingerprint *f, int threads);
+/* The same for runs on a device: dev NULL or a cpu kind is
+ * lt_fingerprint_current; a cuda device's info (lt_run_device_probe) gives
+ * the cuda fingerprint. */
+void lt_fingerprint_current_on(lt_fingerprint *f, int threads, const lt_backend_info *dev);
 
 /* Why a run made under `run` is not the run this process would make under
  * `now`: 0 when it is (why = ""), else 1 with the first reason in why, e.g.
  * "made by engine 0.1.0, now 0.7.0", "made from an uncommitted tree (+dirty)",
- * "made from no known commit", "threads 2, now 16", "conv backend
- * im2col-sgemm, now avx512-direct+winograd", "BLAS core Haswell, now
+ * "made from no known commit", "backend cuda, now cpu", "threads 2, now
+ * 16", "conv backend im2col-sgemm, now avx512-direct+winograd" (cpu),
+ * "math mode tf32, now fp32", "deterministic algorithms off, now on", "GPU
+ * NVIDIA A100 (8.0), now NVIDIA H100 (9.0)", "cuDNN 91900, now 92000",
+ * "cuBLAS ...", "CUDA runtime ..." (cuda), "BLAS core Haswell, now
  * SkylakeX". Checked in that order. */
 int lt_fingerprint_stale(const lt_fingerprint *run, const lt_fingerprint *now, char *why, size_t cap);
 
@@ -41,9 +65,11 @@ void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f);
  * result file is result_path can stand for the run this process would make
  * now. 1: yes. 0: no, why says so ("no result yet", "the last attempt
  * failed: ...", "the protocol file changed since it ran", "stale: made by
- * engine ..."). 2: only under any = 1 (--reuse any): ok and made from the
- * same protocol, dataset and method version, but its engine, tree or
- * fingerprint differ (why says which). manifest "" skips the dataset check
+ * engine ...", "backend cuda, now cpu: another experiment ..."). 2: only
+ * under any = 1 (--reuse any): ok and made from the same protocol, dataset
+ * and method version, but its engine, tree or fingerprint differ (why says
+ * which); never for another backend or cuda math mode, which are other
+ * experiments rather than other builds. manifest "" skips the dataset check
  * (a plan made before the dataset was built); method_version NULL skips
  * the method check. */
 int lt_result_reusable(const char *result_path, const char *proto_sha, const char *manifest,

@@ -209,8 +209,19 @@ static double get_num(const cJSON *obj, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* Identity from …/<protocol>/<scale>/<method>/seed<k>/result.json, held to
- * the same rules as the names inside the file. */
+/* The backend a run directory's method component names: "ce" -> "cpu",
+ * "ce@cuda" -> "cuda" (lt_run_dir_on), with the method name cut off in m.
+ * NULL for a suffix that is no backend. */
+static const char *split_backend(char *m)
+{
+    char *at = strchr(m, '@');
+    if (!at) return "cpu";
+    *at = '\0';
+    return !strcmp(at + 1, "cuda") ? "cuda" : NULL;
+}
+
+/* Identity from …/<protocol>/<scale>/<method>[@cuda]/seed<k>/result.json,
+ * held to the same rules as the names inside the file. */
 static int identity_from_path(const char *path, lt_run_record *r)
 {
     char p[LT_LB_PATH];
@@ -224,15 +235,37 @@ static int identity_from_path(const char *path, lt_run_record *r)
     }
     char *slash = strrchr(p, '/');
     part[0] = slash ? slash + 1 : p;
-    if (!lt_name_valid(part[0], sizeof r->protocol) || !lt_scale_valid(part[1]) ||
+    const char *backend = split_backend(part[2]);
+    if (!backend || !lt_name_valid(part[0], sizeof r->protocol) || !lt_scale_valid(part[1]) ||
         !lt_name_valid(part[2], sizeof r->method) || strncmp(part[3], "seed", 4) || !part[3][4] ||
         strlen(part[3] + 4) > 9 || strspn(part[3] + 4, "0123456789") != strlen(part[3] + 4))
         return lt_err(LT_EDATA, "%s: not under <protocol>/<scale>/<method>/seed<k>/ with valid names", path);
     snprintf(r->protocol, sizeof r->protocol, "%s", part[0]);
     snprintf(r->scale, sizeof r->scale, "%s", part[1]);
     snprintf(r->method, sizeof r->method, "%s", part[2]);
+    snprintf(r->backend, sizeof r->backend, "%s", backend);
     r->seed = atoi(part[3] + 4);
     return LT_OK;
+}
+
+/* The backend the directory of a result file names, when it is laid out as
+ * …/<method>[@backend]/seed<k>/result.json: "cpu", "cuda", or "" when the
+ * path does not have that shape (a file read from elsewhere). */
+static void path_backend(const char *path, char *out, size_t cap)
+{
+    out[0] = '\0';
+    char p[LT_LB_PATH];
+    snprintf(p, sizeof p, "%s", path);
+    char *s1 = strrchr(p, '/');           /* /result.json */
+    if (!s1) return;
+    *s1 = '\0';
+    char *s2 = strrchr(p, '/');           /* /seed<k> */
+    if (!s2 || strncmp(s2 + 1, "seed", 4)) return;
+    *s2 = '\0';
+    char *s3 = strrchr(p, '/');
+    char *m = s3 ? s3 + 1 : p;            /* <method>[@backend] */
+    const char *b = split_backend(m);
+    snprintf(out, cap, "%s", b ? b : "?");
 }
 
 int lt_run_record_read(const char *path, lt_run_record *r)
@@ -313,6 +346,32 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     copy_str(r->blas_core, sizeof r->blas_core, env, "blas_core");
     double th = get_num(env, "threads");
     r->threads = th >= 1 && th <= 1e6 ? (int)th : 0;   /* a bogus number is "unknown", never UB */
+    /* the backend is a part of the row's identity: only the two known
+     * words, and the directory must agree (a cpu result copied into a
+     * …@cuda directory, or the reverse, would land in the wrong row) */
+    const cJSON *be = cJSON_GetObjectItemCaseSensitive(env, "backend");
+    if (be && (!cJSON_IsString(be) || !be->valuestring ||
+               (strcmp(be->valuestring, "cpu") && strcmp(be->valuestring, "cuda")))) {
+        cJSON_Delete(doc);
+        return lt_err(LT_EDATA, "%s: key 'env.backend' is not \"cpu\" or \"cuda\"", path);
+    }
+    /* absent: a result from before the backend was recorded, a cpu run */
+    snprintf(r->backend, sizeof r->backend, "%s", be ? be->valuestring : "cpu");
+    char pb[8];
+    path_backend(path, pb, sizeof pb);
+    if (pb[0] && strcmp(pb, r->backend)) {
+        cJSON_Delete(doc);
+        return lt_err(LT_EDATA, "%s: a %s run (env.backend) in a directory of %s runs", path, r->backend,
+                      !strcmp(pb, "?") ? "unknown" : pb);
+    }
+    copy_str(r->gpu_name, sizeof r->gpu_name, env, "gpu_name");
+    copy_str(r->gpu_cc, sizeof r->gpu_cc, env, "gpu_cc");
+    copy_str(r->cuda_math, sizeof r->cuda_math, env, "cuda_math");
+    const double ver[3] = {get_num(env, "cuda_runtime"), get_num(env, "cudnn"), get_num(env, "cublas")};
+    int *const dst[3] = {&r->cuda_runtime, &r->cudnn, &r->cublas};
+    for (int k = 0; k < 3; k++) *dst[k] = ver[k] >= 0 && ver[k] <= 1e9 ? (int)ver[k] : 0;
+    const cJSON *det = cJSON_GetObjectItemCaseSensitive(env, "cuda_deterministic");
+    r->cuda_deterministic = cJSON_IsTrue(det);
     cJSON_Delete(doc);
     return LT_OK;
 }
@@ -388,6 +447,7 @@ static int run_cmp(const void *a, const void *b)
     if ((c = strcmp(x->protocol, y->protocol))) return c;
     if ((c = strcmp(x->scale, y->scale))) return c;
     if ((c = strcmp(x->method, y->method))) return c;
+    if ((c = strcmp(x->backend, y->backend))) return c;   /* cpu before cuda */
     /* newest engine first: a row of the current engine leads its older ones */
     if ((c = lt_engine_version_cmp(y->engine_version, x->engine_version))) return c;
     if (x->seed != y->seed) return x->seed < y->seed ? -1 : 1;
@@ -485,7 +545,7 @@ int lt_paper_top1(const lt_lb_opts *o, const char *protocol, const char *method,
 static int same_group(const lt_run_record *a, const lt_run_record *b)
 {
     return !strcmp(a->protocol, b->protocol) && !strcmp(a->scale, b->scale) && !strcmp(a->method, b->method) &&
-           !strcmp(a->engine_version, b->engine_version);
+           !strcmp(a->backend, b->backend) && !strcmp(a->engine_version, b->engine_version);
 }
 
 static int str48_cmp(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
@@ -516,6 +576,7 @@ static void aggregate(const lt_run_record *v, int n, lt_lb_row *r)
     snprintf(r->protocol, sizeof r->protocol, "%s", v[0].protocol);
     snprintf(r->scale, sizeof r->scale, "%s", v[0].scale);
     snprintf(r->method, sizeof r->method, "%s", v[0].method);
+    snprintf(r->backend, sizeof r->backend, "%s", v[0].backend);
     r->n_runs = n;
     const char *sha = NULL;
     int mixed = 0;
@@ -635,6 +696,7 @@ static void row_csv(lt_rep_buf *b, const lt_lb_row *r)
     csv_field(b, r->status, 0);
     csv_field(b, r->commit, 0);
     csv_field(b, r->engine, 0);
+    csv_field(b, r->backend, 0);
 }
 
 void lt_lb_row_csv(const lt_lb_row *r, char *buf, size_t cap)
@@ -680,7 +742,9 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n, const lt_run_s
                       "test set. Shot groups: many > 100, medium 20-100, few < 20 training images. "
                       "Fidelity: " LT_FIDELITY_LEGEND ". Paper numbers are shown for "
                       "the `full` scale only. Engine: the engine version (`LT_ENGINE_VERSION`) that made the "
-                      "row's runs; seeds of different engines are separate rows. Status `stale`: made by an "
+                      "row's runs; seeds of different engines are separate rows. Backend: `cpu` or `cuda` "
+                      "(a GPU); CPU and GPU runs are separate rows, their numbers are not bit-identical. "
+                      "Status `stale`: made by an "
                       "engine older than the current one (" LT_ENGINE_VERSION "); `make reproduce` re-runs it. "
                       "Commit `+dirty`: made from an uncommitted tree. ECE: of softmax(scores), only where the scores are a "
                       "probability model's logits; ECE-TS: after temperature scaling, one T fitted by the "
@@ -695,14 +759,16 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n, const lt_run_s
         int rcf = 0;
         for (int k = i; k < j; k++)
             if (!isnan(rows[k].mean[LT_M_AP_R]) || !isnan(rows[k].mean[LT_M_AP_F])) rcf = 1;
-        lt_rep_buf_printf(b, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | ECE-TS | mAP %s"
+        lt_rep_buf_printf(b, "| method | backend | fidelity | seeds | top-1 | many | medium | few | ECE | ECE-TS | mAP %s"
                              "| paper top-1 | Δ paper | status | commit | engine |\n", rcf ? "| AP_r | AP_c | AP_f " : "");
-        lt_rep_buf_printf(b, "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|%s--:|--:|:--|:--|:--|\n", rcf ? "--:|--:|--:|" : "");
+        lt_rep_buf_printf(b, "|:--|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|%s--:|--:|:--|:--|:--|\n",
+                          rcf ? "--:|--:|--:|" : "");
         for (int k = i; k < j; k++) {
             const lt_lb_row *r = &rows[k];
             char cell[64];
             lt_rep_buf_printf(b, "|");
             md_cell(b, r->method);
+            md_cell(b, r->backend);
             md_cell(b, r->fidelity);
             snprintf(cell, sizeof cell, "%d", r->n_ok);
             md_cell(b, cell);
@@ -729,8 +795,8 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n, const lt_run_s
     int n_failed = 0;
     for (int k = 0; k < set->n; k++) n_failed += !set->v[k].ok;
     if (!n_failed) return;
-    lt_rep_buf_printf(b, "\n## Failed runs\n\n| protocol | scale | method | seed | reason |\n"
-                         "|:--|:--|:--|--:|:--|\n");
+    lt_rep_buf_printf(b, "\n## Failed runs\n\n| protocol | scale | method | backend | seed | reason |\n"
+                         "|:--|:--|:--|:--|--:|:--|\n");
     for (int k = 0; k < set->n; k++) {
         const lt_run_record *r = &set->v[k];
         if (r->ok) continue;
@@ -740,6 +806,7 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n, const lt_run_s
         md_cell(b, r->protocol);
         md_cell(b, r->scale);
         md_cell(b, r->method);
+        md_cell(b, r->backend);
         md_cell(b, seed);
         md_cell(b, r->reason);
         lt_rep_buf_printf(b, "\n");
@@ -782,6 +849,11 @@ static void write_tex(lt_rep_buf *b, const lt_lb_row *rows, int n)
         const lt_lb_row *r = &rows[k];
         char cell[64];
         tex_text(b, r->method);
+        if (strcmp(r->backend, "cpu")) {   /* GPU rows stand apart from the CPU ones and say so */
+            lt_rep_buf_printf(b, " (");
+            tex_text(b, r->backend);
+            lt_rep_buf_printf(b, ")");
+        }
         if (r->stale) {   /* rows of an older engine stay apart and say so */
             lt_rep_buf_printf(b, " (engine ");
             tex_text(b, r->engine[0] ? r->engine : "?");

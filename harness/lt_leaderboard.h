@@ -2,7 +2,7 @@
  * from them (results/leaderboard.csv, results/leaderboard.md,
  * results/tables/<protocol>_<scale>.tex).
  *
- * Runs live in <results>/runs/<protocol>/<scale>/<method>/seed<k>/ with
+ * Runs live in <results>/runs/<protocol>/<scale>/<method>[@cuda]/seed<k>/ with
  * result.json, per_class.csv and events.jsonl (harness/RESULTS.md). This
  * module is also the one place that parses result.json for the figures and
  * the regression check, so the three agree on what a run said.
@@ -21,10 +21,12 @@
 #define LT_LB_NAME 64
 #define LT_LB_PATH 1024
 
-/* Leaderboard CSV header, exactly (the column contract of results/leaderboard.csv). */
+/* Leaderboard CSV header, exactly (the column contract of results/leaderboard.csv).
+ * `backend` (cpu or cuda) came last, so readers of the earlier columns by
+ * position are unchanged. */
 #define LT_LB_CSV_HEADER                                                                   \
     "protocol,protocol_version,scale,method,fidelity,n_seeds,top1_mean,top1_std,many_mean," \
-    "medium_mean,few_mean,ece_mean,ece_ts_mean,map_mean,paper_top1,delta_vs_paper,status,commit,engine"
+    "medium_mean,few_mean,ece_mean,ece_ts_mean,map_mean,paper_top1,delta_vs_paper,status,commit,engine,backend"
 
 /* ---- one run ------------------------------------------------------------------ */
 
@@ -59,6 +61,11 @@ typedef struct {
     char conv_backend[64];
     char blas_core[64];
     int threads;
+    /* what the models computed on: env.backend, "cpu" when the file has
+     * none (every result before issue 20); the cuda fingerprint */
+    char backend[8];
+    char gpu_name[128], gpu_cc[16], cuda_math[8];
+    int cuda_runtime, cudnn, cublas, cuda_deterministic;
 } lt_run_record;
 
 /* Reads one result.json. Result files are shared between researchers and
@@ -69,8 +76,11 @@ typedef struct {
  * its protocol, method or scale breaks the name rule of lt_names.h (they
  * become paths of tables and figures), or when a metric is neither null nor
  * a number in [0,1], or protocol.version a number but not an integer in
- * [0, INT_MAX]. Names the file does not give are taken from the path
- * (…/<protocol>/<scale>/<method>/seed<k>/result.json), under the same rule. */
+ * [0, INT_MAX], or env.backend neither "cpu" nor "cuda" or not the one
+ * its directory names (…/<method>@cuda/ holds cuda runs only, …/<method>/
+ * cpu runs only). Names the file does not give are taken from the path
+ * (…/<protocol>/<scale>/<method>[@cuda]/seed<k>/result.json), under the
+ * same rule. */
 int lt_run_record_read(const char *path, lt_run_record *r);
 
 typedef struct {
@@ -80,7 +90,7 @@ typedef struct {
 } lt_run_set;
 
 /* Every <results_dir>/runs/ ** /result.json, sorted by protocol, scale,
- * method, seed (byte order). A missing runs/ directory is an empty set; a
+ * method, backend, engine (newest first), seed (byte order). A missing runs/ directory is an empty set; a
  * missing results_dir is LT_EIO (a mistyped --results must not look like an
  * empty leaderboard). A file lt_run_record_read refuses is left out, counted
  * in n_refused and reported as one line "refused result file: <why>" on
@@ -92,14 +102,15 @@ void lt_run_set_free(lt_run_set *s);
 
 /* ---- the leaderboard ---------------------------------------------------------- */
 
-/* One row per (protocol, scale, method, engine version): seeds of different
- * engines are never pooled (their sums run in different orders). Numbers
- * are percent; NAN = empty. */
+/* One row per (protocol, scale, method, backend, engine version): seeds of
+ * different engines or backends are never pooled (their sums run in
+ * different orders). Numbers are percent; NAN = empty. */
 typedef struct {
     char protocol[LT_LB_NAME];
     int protocol_version;
     char scale[16];
     char method[LT_LB_NAME];
+    char backend[8];                /* "cpu" | "cuda" */
     char fidelity[32];
     int n_runs;                     /* result files found */
     int n_ok;                       /* runs with status ok = n_seeds */

@@ -45,7 +45,7 @@ static void cpu_model(char *buf, size_t cap) {
     fclose(f);
 }
 
-void lt_run_env_capture(lt_run_env *e, int threads, const lt_backend *b) {
+void lt_run_env_capture(lt_run_env *e, int threads, const lt_backend *b, const lt_backend_info *dev) {
     memset(e, 0, sizeof *e);
     char line[256];
     if (first_line("git rev-parse HEAD 2>/dev/null", line, sizeof line) == 1 && strlen(line) >= 40)
@@ -62,7 +62,14 @@ void lt_run_env_capture(lt_run_env *e, int threads, const lt_backend *b) {
     e->dirty = st < 0 ? -1 : st == 1;
     snprintf(e->blas_config, sizeof e->blas_config, "%s", openblas_get_config());
     snprintf(e->blas_core, sizeof e->blas_core, "%s", openblas_get_corename());
-    snprintf(e->conv_backend, sizeof e->conv_backend, "%s", lt_backend_describe(b));
+    if (b) {
+        snprintf(e->conv_backend, sizeof e->conv_backend, "%s", lt_backend_describe(b));
+        lt_backend_get_info(b, &e->dev);
+    } else if (dev) {
+        /* a cuda run: lt_backend_describe's string for the backend the child makes */
+        e->dev = *dev;
+        snprintf(e->conv_backend, sizeof e->conv_backend, "cuda:%d", dev->device);
+    }
     e->threads = threads;
     struct utsname u;
     char cpu[200];
@@ -99,6 +106,21 @@ cJSON *lt_run_env_json(const lt_run_env *e) {
     cJSON_AddStringToObject(o, "engine_version", LT_ENGINE_VERSION);
     /* added later, so older readers see the keys they know unchanged */
     cJSON_AddStringToObject(o, "cpu_model", e->cpu_model);
+    /* issue 20: what the models computed on. Results without "backend"
+     * were made on the cpu (lt_run_record_read reads them so). */
+    cJSON_AddStringToObject(o, "backend", lt_backend_kind_name(e->dev.kind));
+    if (e->dev.kind == LT_BACKEND_CUDA) {
+        char cc[16];
+        snprintf(cc, sizeof cc, "%d.%d", e->dev.cc_major, e->dev.cc_minor);
+        cJSON_AddStringToObject(o, "gpu_name", e->dev.device_name);
+        cJSON_AddStringToObject(o, "gpu_cc", cc);
+        cJSON_AddNumberToObject(o, "cuda_driver", e->dev.driver_version);
+        cJSON_AddNumberToObject(o, "cuda_runtime", e->dev.runtime_version);
+        cJSON_AddNumberToObject(o, "cudnn", e->dev.cudnn_version);
+        cJSON_AddNumberToObject(o, "cublas", e->dev.cublas_version);
+        cJSON_AddStringToObject(o, "cuda_math", lt_cuda_math_name(e->dev.math));
+        cJSON_AddBoolToObject(o, "cuda_deterministic", e->dev.deterministic);
+    }
     return o;
 }
 

@@ -243,16 +243,20 @@ static int svc_teacher(void *host, const lt_teacher_req *req, lt_model **out) {
     t->bn_train = req->bn_train != 0;
     const char *root = c->job->req->results_root && c->job->req->results_root[0] ? c->job->req->results_root : "results";
     char dir[1024];
-    LT_TRY(lt_run_dir(root, c->p->name, c->s->name, M->name, seed, dir, sizeof dir));
+    /* the teacher trained on this run's device: a cuda run's teacher is its cuda run */
+    LT_TRY(lt_run_dir_on(root, c->p->name, c->s->name, M->name, c->job->dev.kind, seed, dir, sizeof dir));
     snprintf(t->path, sizeof t->path, "%s/ckpt_final.ltc", dir);
-    if (access(t->path, F_OK) != 0)
+    if (access(t->path, F_OK) != 0) {
+        char dv[48] = "";
+        if (c->job->dev.kind == LT_BACKEND_CUDA) snprintf(dv, sizeof dv, " --device cuda:%d", c->job->dev.device);
         return lt_err(LT_EINVAL, "teacher %s seed %llu: %s does not exist; train it first: ltbench run --protocol %s "
-                      "--scale %s --method %s --seed %llu", M->name, (unsigned long long)seed, t->path, c->p->name,
-                      c->s->name, M->name, (unsigned long long)seed);
+                      "--scale %s --method %s --seed %llu%s", M->name, (unsigned long long)seed, t->path, c->p->name,
+                      c->s->name, M->name, (unsigned long long)seed, dv);
+    }
     LT_TRY(lt_method_hparams(M, req->hparams, &t->hparams));
     c->host.n_teach++;   /* from here lt_run_host_free cleans up */
     char want[2048];
-    lt_run_identity(want, sizeof want, c->p, c->s->name, M, seed, t->hparams);
+    lt_run_identity(want, sizeof want, c->p, c->s->name, M, seed, t->hparams, &c->job->dev);
     lt_ckpt *ck = NULL;
     int rc = lt_ckpt_read(&ck, t->path);
     if (!rc) {

@@ -14,6 +14,7 @@
 #include "lt_events.h"
 #include "lt_method.h"
 #include "lt_protocol.h"
+#include "lt_run_device.h"
 #include "lt_runner.h"
 
 struct cJSON;
@@ -30,12 +31,16 @@ typedef struct {
     int threads;
     char machine[256], compiler[128];
     char cpu_model[256];   /* /proc/cpuinfo "model name", whole (machine has it cut) */
+    /* what the models compute on: kind "cpu" or "cuda"; for cuda the
+     * device, its libraries, the math mode (lt_run_device_probe) */
+    lt_backend_info dev;
 } lt_run_env;
 
-/* Captured in the parent before forking (no threads started there); b is
- * the backend the run's models are built on. */
+/* Captured in the parent before forking (no threads started there). cpu:
+ * b is the backend the run's models are built on, dev NULL. cuda: b NULL
+ * (the child makes it), dev what the probe found. */
 struct lt_backend;
-void lt_run_env_capture(lt_run_env *e, int threads, const struct lt_backend *b);
+void lt_run_env_capture(lt_run_env *e, int threads, const struct lt_backend *b, const lt_backend_info *dev);
 struct cJSON *lt_run_env_json(const lt_run_env *e);
 void lt_iso8601_now(char buf[32]);
 double lt_now_s(void);   /* monotonic seconds */
@@ -121,9 +126,12 @@ typedef struct {
     char shared_sha[65];         /* sha256 of shared_final as it was loaded, "" if unknown:
                                   * kept in this run's checkpoints ("run/stage1_sha256") */
     lt_run_env env;
-    /* the cpu backend every model of the run is built on: the request's
-     * --conv or the environment (owned; lt_run_job_release) */
+    /* the backend every model of the run is built on (owned; job_release):
+     * cpu: the request's --conv or the environment, made in resolve; cuda:
+     * NULL in the runner, made in the run's child (lt_run_device.h says
+     * why), so the child's code sees it set either way */
     struct lt_backend *backend;
+    lt_run_device dev;           /* the request's device, math mode, deterministic flag */
     char started[32];
     double t0;                   /* lt_now_s() at start */
     int fd;                      /* child -> parent progress pipe, -1 when not forked */
@@ -142,9 +150,10 @@ typedef struct {
 void lt_run_send(const lt_run_job *job, int type, int stage, int epoch, int code, const char *text);
 
 /* The checkpoint identity of a run: protocol name and sha256, scale, method
- * and its version, seed, merged hyper-parameters, engine version. */
+ * and its version, seed, merged hyper-parameters, engine version, and the
+ * device's part (lt_run_device_identity: "" for cpu). */
 void lt_run_identity(char *buf, size_t cap, const lt_protocol *p, const char *scale, const lt_method *M,
-                     uint64_t seed, const struct cJSON *hparams);
+                     uint64_t seed, const struct cJSON *hparams, const lt_run_device *dev);
 
 /* The child's work. LT_OK after writing result.json, events, per_class.csv;
  * otherwise a status whose message is the failure reason (the parent adds

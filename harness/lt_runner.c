@@ -38,6 +38,13 @@ int lt_run_dir(const char *root, const char *protocol, const char *scale, const 
     return LT_OK;
 }
 
+int lt_run_dir_on(const char *root, const char *protocol, const char *scale, const char *method,
+                  lt_backend_kind kind, uint64_t seed, char *buf, size_t cap) {
+    char m[128];
+    LT_TRY(lt_run_device_method_dir(kind, method, m, sizeof m));
+    return lt_run_dir(root, protocol, scale, m, seed, buf, cap);
+}
+
 static int mkdirs(const char *path) {
     char tmp[1024];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -77,17 +84,19 @@ static void where_text(int stage, int epoch, int final, char *buf, size_t cap) {
 
 /* Identity of a run's checkpoints: everything that must match to resume. */
 void lt_run_identity(char *buf, size_t cap, const lt_protocol *p, const char *scale, const lt_method *M,
-                     uint64_t seed, const cJSON *hparams) {
+                     uint64_t seed, const cJSON *hparams, const lt_run_device *dev) {
     char *hp = cJSON_PrintUnformatted(hparams);
-    snprintf(buf, cap, "protocol=%s;sha256=%s;scale=%s;method=%s;method_version=%s;seed=%llu;hparams=%s;engine=%s",
+    char dv[128];
+    lt_run_device_identity(dev, dv, sizeof dv);
+    snprintf(buf, cap, "protocol=%s;sha256=%s;scale=%s;method=%s;method_version=%s;seed=%llu;hparams=%s;engine=%s%s",
              p->name, p->sha256, scale, M->name, M->version, (unsigned long long)seed, hp ? hp : "{}",
-             LT_ENGINE_VERSION);
+             LT_ENGINE_VERSION, dv);
     free(hp);
 }
 
 static void make_identity(lt_run_job *job) {
     lt_run_identity(job->identity, sizeof job->identity, &job->proto, job->scale->name, job->method,
-                    job->req->seed, job->hparams);
+                    job->req->seed, job->hparams, &job->dev);
 }
 
 static int resolve(const lt_run_request *req, lt_run_job *job) {
@@ -103,6 +112,7 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
         return lt_err(LT_EINVAL, "unknown method '%s' (known: %s)", req->method ? req->method : "(none)", names);
     }
     if (!req->protocol) return lt_err(LT_EINVAL, "no protocol given");
+    LT_TRY(lt_run_device_parse(req->device, req->math, req->deterministic, req->conv, &job->dev));
     char path[LT_PROTO_PATH_MAX];
     LT_TRY(lt_protocol_find(req->protocol, req->protocols_dir, path, sizeof path));
     LT_TRY(lt_protocol_load(path, &job->proto));
@@ -110,8 +120,8 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
     LT_TRY(lt_method_hparams(job->method, req->hparams, &job->hparams));
     make_identity(job);
     const char *root = req->results_root && req->results_root[0] ? req->results_root : "results";
-    LT_TRY(lt_run_dir(root, job->proto.name, job->scale->name, job->method->name, req->seed, job->run_dir,
-                      sizeof job->run_dir));
+    LT_TRY(lt_run_dir_on(root, job->proto.name, job->scale->name, job->method->name, job->dev.kind, req->seed,
+                         job->run_dir, sizeof job->run_dir));
     snprintf(job->ckpt_path, sizeof job->ckpt_path, "%s/ckpt.ltc", job->run_dir);
     snprintf(job->final_path, sizeof job->final_path, "%s/ckpt_final.ltc", job->run_dir);
     snprintf(job->result_path, sizeof job->result_path, "%s/result.json", job->run_dir);
@@ -119,17 +129,26 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
     snprintf(job->per_class_path, sizeof job->per_class_path, "%s/per_class.csv", job->run_dir);
     if (job->method->stage1_from) {
         char dir[1024];
-        LT_TRY(lt_run_dir(root, job->proto.name, job->scale->name, job->method->stage1_from, req->seed, dir,
-                          sizeof dir));
+        LT_TRY(lt_run_dir_on(root, job->proto.name, job->scale->name, job->method->stage1_from, job->dev.kind,
+                             req->seed, dir, sizeof dir));
         snprintf(job->shared_final, sizeof job->shared_final, "%s/ckpt_final.ltc", dir);
     }
     /* every model of the run, the method's own modules included, is built
      * on this backend, and the result records what it describes */
+    const int threads = req->threads > 0 ? req->threads : 2;
+    if (job->dev.kind == LT_BACKEND_CUDA) {
+        /* no CUDA in this process: the device is asked in a child, the
+         * run's child makes the backend (lt_run_device.h) */
+        lt_backend_info dev;
+        LT_TRY(lt_run_device_probe(&job->dev, &dev));
+        lt_run_env_capture(&job->env, threads, NULL, &dev);
+        return LT_OK;
+    }
     lt_cpu_opts co;
     lt_cpu_opts_from_env(&co);
     if (req->conv && req->conv[0]) LT_TRY(lt_conv_path_parse(req->conv, &co.conv));
     LT_TRY(lt_backend_cpu_create(&co, &job->backend));
-    lt_run_env_capture(&job->env, req->threads > 0 ? req->threads : 2, job->backend);
+    lt_run_env_capture(&job->env, threads, job->backend, NULL);
     return LT_OK;
 }
 
@@ -265,6 +284,7 @@ static int run_forked(lt_run_job *job, lt_run_summary *sum) {
         signal(SIGPIPE, SIG_IGN);
         job->fd = fds[1];
         if (!rc) rc = child_time_limit(job);
+        if (!rc && !job->backend) rc = lt_run_device_open(&job->dev, &job->backend);
         if (!rc) rc = lt_run_child(job, sum);
         if (rc) lt_run_send(job, LT_MSG_FAIL, -2, -2, rc, lt_errmsg());
         fflush(NULL);
@@ -429,7 +449,9 @@ static int run_job(lt_run_job *job, lt_run_outcome *out) {
     if (!rc && dep_failed) {
         rc = write_failed(job, &sum, reason, LT_ESTATE);
     } else if (!rc && req->no_fork) {
-        rc = lt_run_child(job, &sum);
+        /* debugging: CUDA in this process, which then must not fork runs */
+        if (!job->backend) rc = lt_run_device_open(&job->dev, &job->backend);
+        if (!rc) rc = lt_run_child(job, &sum);
         if (rc) {
             char where[600];
             snprintf(where, sizeof where, "%s", lt_errmsg());
@@ -450,7 +472,8 @@ int lt_runner_run(const lt_run_request *req, lt_run_outcome *out) {
     out->top1 = out->many = out->medium = out->few = out->ece = out->macro_f1 = out->map = NAN;
     lt_run_job job;
     int rc = resolve(req, &job);
-    out->bad_request = rc != LT_OK;
+    /* a device this machine lacks is not a malformed request */
+    out->bad_request = rc != LT_OK && rc != LT_EDEVICE && rc != LT_ENOTBUILT;
     if (!rc) rc = mkdirs(job.run_dir);   /* the work begins: its failures are not the request's */
     /* one process per run directory: a second identical run is refused
      * before it touches anything there */

@@ -5,7 +5,7 @@
  * needed), builds the model, runs the method's stages with epoch
  * checkpoints, evaluates and writes the run directory
  *
- *   <results>/runs/<protocol>/<scale>/<method>/seed<k>/
+ *   <results>/runs/<protocol>/<scale>/<method>/seed<k>/   (<method>@cuda/ for --device cuda)
  *       result.json     the run record (schema: harness/RESULTS.md)
  *       events.jsonl    one JSON event per line (harness/RESULTS.md)
  *       per_class.csv   class_id,train_count,test_count,correct,acc,group,weight_norm
@@ -80,6 +80,15 @@ typedef struct lt_run_request {
      * "": from LT_CONV_REF / LT_CONV_WINO (lt_cpu_opts_from_env). The
      * result records the path as conv_backend. */
     const char *conv;
+    /* The device the run's models are built on: "cpu" (NULL or "" too),
+     * "cuda" (cuda:0) or "cuda:N" (lt_backend_parse_device). A cuda run
+     * lives in its own directory (lt_run_dir_on) and records the device in
+     * result.json's env (backend, GPU, library versions). */
+    const char *device;
+    /* cuda only: "fp32" (NULL or "" too) or "tf32" (lt_cuda_math_parse) */
+    const char *math;
+    /* cuda only: 1 = deterministic cuDNN algorithms (lt_cuda.h) */
+    int deterministic;
     /* Testing: after the checkpoint of the k-th completed epoch (counted over
      * all stages, 1-based) the child dies as if killed (SIGKILL to itself).
      * 0: off. */
@@ -106,18 +115,27 @@ typedef struct lt_run_outcome {
  * tells whether the run succeeded; a failed run is not an error of this
  * call). Returns a status, without writing results, when the request cannot
  * be carried out at all: LT_EINVAL (unknown method — the message lists the
- * known ones —, unknown scale, bad hparams), LT_EIO / LT_EDATA / LT_EABI
+ * known ones —, unknown scale, bad hparams, a bad device, math mode or an
+ * option that does not fit the device), LT_EIO / LT_EDATA / LT_EABI
  * (protocol file unreadable or invalid) — these set outcome->bad_request —
- * and, with bad_request 0, LT_EIO when the run directory or the result
- * cannot be written (a full disk), the errors of the shared stage 1,
+ * and, with bad_request 0, LT_ENOTBUILT (no CUDA module) and LT_EDEVICE
+ * ("no CUDA device: ...") for a cuda device this machine cannot give
+ * (probed in a child: this process never initialises CUDA), LT_EIO when
+ * the run directory or the result cannot be written (a full disk), the errors of the shared stage 1,
  * LT_ESTATE (the run is already running in another process), or the
  * failure of a session that kept a finished result (LT_EDATA for a damaged
  * final checkpoint, above). */
 int lt_runner_run(const lt_run_request *req, lt_run_outcome *out);
 
-/* results_root/runs/<protocol>/<scale>/<method>/seed<k> */
+/* results_root/runs/<protocol>/<scale>/<method>/seed<k>: a cpu run's */
 int lt_run_dir(const char *results_root, const char *protocol, const char *scale,
                const char *method, uint64_t seed, char *buf, size_t cap);
+/* The directory of a run on a backend kind: cpu as lt_run_dir, cuda
+ * results_root/runs/<protocol>/<scale>/<method>@cuda/seed<k>. The backend
+ * is part of a run's identity: a cuda run never writes over, resumes or
+ * stands for a cpu run (their numbers are not bit-identical). */
+int lt_run_dir_on(const char *results_root, const char *protocol, const char *scale, const char *method,
+                  lt_backend_kind kind, uint64_t seed, char *buf, size_t cap);
 
 /* Reads a result.json into *out (metrics, status, reason, total_s).
  * LT_EIO / LT_EDATA naming the file. */

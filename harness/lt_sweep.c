@@ -115,6 +115,17 @@ int lt_sweep_plan_make(const lt_sweep_opts *o, lt_sweep_plan *pl)
     snprintf(pl->results, sizeof pl->results, "%s", o->results && o->results[0] ? o->results : "results");
     pl->threads = o->threads > 0 ? o->threads : 2;
     pl->reuse_any = o->reuse_any;
+    LT_TRY(lt_run_device_parse(o->device, o->math, o->deterministic, NULL, &pl->dev));
+    snprintf(pl->device, sizeof pl->device, "%s", o->device ? o->device : "");
+    snprintf(pl->math, sizeof pl->math, "%s", o->math ? o->math : "");
+    if (o->dev_info) {
+        pl->dev_info = *o->dev_info;
+    } else {   /* cpu, or a cuda device not probed: what the request says */
+        pl->dev_info.kind = pl->dev.kind;
+        pl->dev_info.device = pl->dev.device;
+        pl->dev_info.math = pl->dev.math;
+        pl->dev_info.deterministic = pl->dev.deterministic;
+    }
     char mbuf[4096], pbuf[8192];
     char *mnames[LT_SWEEP_MAX_LIST], *pnames[LT_SWEEP_MAX_LIST];
     int nm, np, seeds[LT_SWEEP_MAX_LIST], ns = 0;
@@ -219,7 +230,8 @@ void lt_sweep_plan_free(lt_sweep_plan *pl)
 int lt_sweep_run_dir(const lt_sweep_plan *pl, int i, char *buf, size_t cap)
 {
     const lt_sweep_run *r = &pl->runs[i];
-    return lt_run_dir(pl->results, pl->protos[r->proto].p->name, pl->scale, r->m->name, r->seed, buf, cap);
+    return lt_run_dir_on(pl->results, pl->protos[r->proto].p->name, pl->scale, r->m->name, pl->dev.kind, r->seed, buf,
+                         cap);
 }
 
 void lt_sweep_run_name(const lt_sweep_plan *pl, int i, char *buf, size_t cap)
@@ -236,7 +248,8 @@ static double past_time(const lt_sweep_plan *pl, int i)
 {
     char dir[1100];
     const lt_sweep_run *r = &pl->runs[i];
-    if (lt_run_dir(pl->results, pl->protos[r->proto].p->name, pl->scale, r->m->name, 0, dir, sizeof dir))
+    if (lt_run_dir_on(pl->results, pl->protos[r->proto].p->name, pl->scale, r->m->name, pl->dev.kind, 0, dir,
+                      sizeof dir))
         return -1;
     char *slash = strrchr(dir, '/');
     if (!slash) return -1;
@@ -264,7 +277,7 @@ static double past_time(const lt_sweep_plan *pl, int i)
 void lt_sweep_plan_check(lt_sweep_plan *pl)
 {
     lt_fingerprint now;
-    lt_fingerprint_current(&now, pl->threads);
+    lt_fingerprint_current_on(&now, pl->threads, &pl->dev_info);
     for (int i = 0; i < pl->n_runs; i++) {
         lt_sweep_run *r = &pl->runs[i];
         const lt_sweep_proto *sp = &pl->protos[r->proto];
@@ -307,6 +320,10 @@ void lt_sweep_plan_print(const lt_sweep_plan *pl, FILE *f)
     for (int i = 0; i < pl->n_runs; i++) todo += pl->runs[i].state == LT_SW_PENDING;
     fprintf(f, "sweep plan: %d runs at scale %s in %s/runs (%d to run, %d finished), %d thread%s per run\n",
             pl->n_runs, pl->scale, pl->results, todo, pl->n_runs - todo, pl->threads, pl->threads == 1 ? "" : "s");
+    if (pl->dev.kind == LT_BACKEND_CUDA)
+        fprintf(f, "sweep plan: device cuda:%d%s%s, math %s%s (runs in <method>@cuda/)\n", pl->dev.device,
+                pl->dev_info.device_name[0] ? ", " : "", pl->dev_info.device_name, lt_cuda_math_name(pl->dev.math),
+                pl->dev.deterministic ? ", deterministic" : "");
     for (int i = 0; i < pl->n_runs; i++) {
         const lt_sweep_run *r = &pl->runs[i];
         char name[256], dep[256] = "";

@@ -49,6 +49,7 @@
 #include "lt_datasets.h"
 #include "lt_method.h"
 #include "lt_protocol.h"
+#include "lt_run_device.h"
 
 #define LT_SWEEP_MAX_LIST 64   /* entries per comma list */
 
@@ -102,12 +103,23 @@ typedef struct {
     const char *protocols_dir;   /* NULL: $LTBENCH_PROTOCOLS, else protocols */
     int threads;                 /* threads per run: part of the skip rule's fingerprint; 0: 2 */
     int reuse_any;               /* --reuse any */
+    /* the runs' device (lt_run_request's words): NULL / "" = cpu */
+    const char *device, *math;
+    int deterministic;
+    /* cuda: the device as probed here (lt_run_device_probe), the skip rule's
+     * fingerprint; NULL when it could not be probed (a Slurm login node
+     * without a GPU): the skip rule then knows only backend and math mode,
+     * so cuda runs of any GPU look stale and are submitted again */
+    const lt_backend_info *dev_info;
 } lt_sweep_opts;
 
 typedef struct {
     char scale[8];
     char results[1024];
     int threads, reuse_any;
+    lt_run_device dev;           /* the runs' device; runs/<p>/<s>/<method>@cuda/ for cuda */
+    char device[16], math[8];    /* the words passed on to the runs ("" = default) */
+    lt_backend_info dev_info;    /* the skip rule's device (see lt_sweep_opts.dev_info) */
     lt_sweep_proto *protos;
     int n_protos;
     lt_sweep_run *runs;
@@ -122,7 +134,7 @@ int lt_sweep_plan_make(const lt_sweep_opts *o, lt_sweep_plan *plan);
  * with each protocol's manifest as known so far, and the cost estimates. */
 void lt_sweep_plan_check(lt_sweep_plan *plan);
 void lt_sweep_plan_free(lt_sweep_plan *plan);
-/* results/runs/<protocol>/<scale>/<method>/seed<k> */
+/* results/runs/<protocol>/<scale>/<method>[@cuda]/seed<k> */
 int lt_sweep_run_dir(const lt_sweep_plan *plan, int i, char *buf, size_t cap);
 /* "fmnist_lt_r100 ci crt seed 0" */
 void lt_sweep_run_name(const lt_sweep_plan *plan, int i, char *buf, size_t cap);

@@ -78,7 +78,7 @@ static void child(const lt_sweep_plan *pl, int i, const lt_sweep_local_opts *o, 
     }
     snprintf(result, sizeof result, "%s/result.json", dir);
     lt_fingerprint now;
-    lt_fingerprint_current(&now, pl->threads);
+    lt_fingerprint_current_on(&now, pl->threads, &pl->dev_info);
     const lt_sweep_proto *sp = &pl->protos[r->proto];
     for (int attempt = 0; attempt < 100; attempt++) {
         lt_run_request req;
@@ -91,6 +91,9 @@ static void child(const lt_sweep_plan *pl, int i, const lt_sweep_local_opts *o, 
         req.results_root = pl->results;
         req.data_dir = o->data_dir;
         req.time_limit_s = o->time_limit_s;
+        req.device = pl->device;
+        req.math = pl->math;
+        req.deterministic = pl->dev.deterministic;
         req.log = stdout;
         lt_run_outcome out;
         int rc = lt_runner_run(&req, &out);

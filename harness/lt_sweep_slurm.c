@@ -152,9 +152,13 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
                 "# part of a result's fingerprint: keep THREADS as the sweep had it for its skip rule.\n"
                 "set -u\n"
                 "LTBENCH=%s\nRESULTS=%s\nTHREADS=%d\nDATA=%s\n"
+                "# the runs' device: --device, --math, --deterministic (empty: cpu)\n"
+                "DEVICE_ARGS='%s%s%s%s%s'\nMETHOD_DIR_SUFFIX=%s\n"
                 "# protocol-file protocol scale method seed stage-1-method-or-minus\n"
                 "RUNS=(\n",
-                stamp, L, max_level, exe, results, pl->threads, data);
+                stamp, L, max_level, exe, results, pl->threads, data, pl->device[0] ? "--device " : "", pl->device,
+                pl->math[0] ? " --math " : "", pl->math, pl->dev.deterministic ? " --deterministic" : "",
+                pl->dev.kind == LT_BACKEND_CUDA ? "@cuda" : "");
         for (int i = 0; i < pl->n_runs; i++) {
             const lt_sweep_run *r = &pl->runs[i];
             if (r->state != LT_SW_PENDING || lvl[i] != L) continue;
@@ -168,14 +172,14 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
                 "if [ \"$STAGE1\" != - ]; then\n"
                 "  # the stage-1 level ran first (afterany: it may have failed); without its finished\n"
                 "  # result this run stops here instead of training the stage 1 again inside itself\n"
-                "  dep=\"$RESULTS/runs/$PROTO/$SCALE/$STAGE1/seed$SEED/result.json\"\n"
+                "  dep=\"$RESULTS/runs/$PROTO/$SCALE/$STAGE1$METHOD_DIR_SUFFIX/seed$SEED/result.json\"\n"
                 "  if ! grep -Eq '\"status\":[[:space:]]*\"ok\"' \"$dep\" 2>/dev/null; then\n"
                 "    echo \"ltbench sweep: skipped: its stage 1 ($STAGE1 seed $SEED) has no finished result: $dep\" >&2\n"
                 "    exit 3\n"
                 "  fi\n"
                 "fi\n"
                 "exec \"$LTBENCH\" run --protocol \"$PFILE\" --scale \"$SCALE\" --method \"$METHOD\" --seed \"$SEED\" \\\n"
-                "    --results \"$RESULTS\" --threads \"$THREADS\" ${DATA:+--data \"$DATA\"}\n");
+                "    --results \"$RESULTS\" --threads \"$THREADS\" ${DATA:+--data \"$DATA\"} $DEVICE_ARGS\n");
         if (fclose(f)) {
             rc = lt_err(LT_EIO, "write %s: %s", script, strerror(errno));
             break;

@@ -130,17 +130,92 @@ static void test_opts_from_env_strings(void **st) {
     assert_int_equal(p, LT_CONV_PATH_AUTO);
 }
 
+/* No CUDA module where the loader looks ($LTBENCH_CUDA_LIB naming nothing:
+ * this binary is not linked with libltcuda.a, so the engine's weak creator
+ * answers; tests/test_backend_load.c covers the module itself). */
 static void test_cuda_not_built(void **st) {
     (void)st;
+    setenv("LTBENCH_CUDA_LIB", "/nonexistent/libltcuda.so", 1);
     lt_backend *b = (lt_backend *)&b;
     lt_err_clear();
     assert_int_equal(lt_backend_cuda_create(0, LT_CUDA_FP32, 0, &b), LT_ENOTBUILT);
     assert_null(b);
-    assert_non_null(strstr(lt_errmsg(), "CUDA backend not built into this binary"));
+    assert_non_null(strstr(lt_errmsg(), "CUDA backend not built"));
     assert_non_null(strstr(lt_errmsg(), "cuda:0"));
     assert_string_equal(lt_strstatus(LT_ENOTBUILT), "not built into this binary");
-    assert_int_equal(lt_backend_cuda_create(3, LT_CUDA_TF32, 1, NULL), LT_ENOTBUILT);
+    assert_int_equal(lt_backend_cuda_create(3, LT_CUDA_TF32, 1, &b), LT_ENOTBUILT);
     assert_non_null(strstr(lt_errmsg(), "cuda:3"));
+    assert_int_equal(lt_backend_cuda_create(0, LT_CUDA_FP32, 0, NULL), LT_EINVAL);
+    unsetenv("LTBENCH_CUDA_LIB");
+}
+
+/* --device and --math words: each accepted spelling against the value it
+ * must give, and the refusals naming the choices. */
+static void test_device_and_math_parse(void **st) {
+    (void)st;
+    static const struct { const char *s; lt_backend_kind k; int dev; } ok[] = {
+        {"cpu", LT_BACKEND_CPU, 0}, {"cuda", LT_BACKEND_CUDA, 0}, {"cuda:0", LT_BACKEND_CUDA, 0},
+        {"cuda:1", LT_BACKEND_CUDA, 1}, {"cuda:17", LT_BACKEND_CUDA, 17}, {"cuda:255", LT_BACKEND_CUDA, 255},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        lt_backend_kind k = (lt_backend_kind)-1;
+        int d = -1;
+        assert_int_equal(lt_backend_parse_device(ok[i].s, &k, &d), LT_OK);
+        assert_int_equal(k, ok[i].k);
+        assert_int_equal(d, ok[i].dev);
+    }
+    static const char *const bad[] = {"", "gpu", "CPU", "cuda:", "cuda:-1", "cuda:256", "cuda:01", "cuda:1x",
+                                      "cuda0", "cuda:1000", "cpu:0", " cuda"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lt_backend_kind k = LT_BACKEND_CPU;
+        int d = 5;
+        assert_int_equal(lt_backend_parse_device(bad[i], &k, &d), LT_EINVAL);
+        assert_non_null(strstr(lt_errmsg(), "expected cpu, cuda or cuda:N"));
+        assert_int_equal(d, 5);   /* untouched on failure */
+    }
+    lt_backend_kind k;
+    int d;
+    assert_int_equal(lt_backend_parse_device(NULL, &k, &d), LT_EINVAL);
+    assert_string_equal(lt_backend_kind_name(LT_BACKEND_CPU), "cpu");
+    assert_string_equal(lt_backend_kind_name(LT_BACKEND_CUDA), "cuda");
+    assert_string_equal(lt_backend_kind_name((lt_backend_kind)7), "?");
+
+    lt_cuda_math m = (lt_cuda_math)-1;
+    assert_int_equal(lt_cuda_math_parse("fp32", &m), LT_OK);
+    assert_int_equal(m, LT_CUDA_FP32);
+    assert_int_equal(lt_cuda_math_parse("tf32", &m), LT_OK);
+    assert_int_equal(m, LT_CUDA_TF32);
+    assert_int_equal(lt_cuda_math_parse("fp16", &m), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "expected fp32 or tf32"));
+    assert_int_equal(m, LT_CUDA_TF32);
+    assert_int_equal(lt_cuda_math_parse(NULL, &m), LT_EINVAL);
+    assert_string_equal(lt_cuda_math_name(LT_CUDA_FP32), "fp32");
+    assert_string_equal(lt_cuda_math_name(LT_CUDA_TF32), "tf32");
+    assert_string_equal(lt_cuda_math_name((lt_cuda_math)5), "?");
+}
+
+/* A cpu backend's info: the kind and nothing else (no device, fp32). */
+static void test_cpu_info(void **st) {
+    (void)st;
+    lt_cpu_opts o;
+    lt_cpu_opts_default(&o);
+    lt_backend *b = NULL;
+    assert_int_equal(lt_backend_cpu_create(&o, &b), LT_OK);
+    lt_backend_info in;
+    memset(&in, 0x5a, sizeof in);
+    assert_int_equal(lt_backend_get_info(b, &in), LT_OK);
+    assert_int_equal(in.kind, LT_BACKEND_CPU);
+    assert_int_equal(in.device, 0);
+    assert_string_equal(in.device_name, "");
+    assert_int_equal(in.cc_major, 0);
+    assert_int_equal(in.cudnn_version, 0);
+    assert_int_equal(in.math, LT_CUDA_FP32);
+    assert_int_equal(in.deterministic, 0);
+    assert_int_equal(lt_backend_get_info(lt_backend_default(), &in), LT_OK);
+    assert_int_equal(in.kind, LT_BACKEND_CPU);
+    assert_int_equal(lt_backend_get_info(NULL, &in), LT_EINVAL);
+    assert_int_equal(lt_backend_get_info(b, NULL), LT_EINVAL);
+    lt_backend_free(b);
 }
 
 /* ---- two backends in one process ---------------------------------------------------
@@ -333,6 +408,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cpu_create_describe_free),
         cmocka_unit_test(test_opts_from_env_strings),
         cmocka_unit_test(test_cuda_not_built),
+        cmocka_unit_test(test_device_and_math_parse),
+        cmocka_unit_test(test_cpu_info),
         cmocka_unit_test(test_two_backends_one_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

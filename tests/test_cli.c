@@ -309,6 +309,67 @@ static void test_sweep_usage(void **state)
     assert_int_equal(access(res, F_OK), -1);
 }
 
+/* --device, --math, --deterministic of run, reproduce and sweep: bad words
+ * and combinations are usage errors naming the choices; a cuda device this
+ * machine cannot give (no CUDA module: LTBENCH_CUDA_LIB names nothing) is
+ * exit 1 with the loader's message, and nothing is written. */
+static void test_device_options(void **state)
+{
+    (void)state;
+    setenv("LTBENCH_CUDA_LIB", "/nonexistent/libltcuda.so", 1);
+    char res[400];
+    snprintf(res, sizeof res, "%s/dev-results", g_tmp);
+    const struct { const char *a[16]; int rc; const char *want; } cases[] = {
+        {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--device", "gpu", NULL}, 2,
+         "ltbench run: device 'gpu': expected cpu, cuda or cuda:N"},
+        {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--device", "cuda:x", NULL}, 2,
+         "expected cpu, cuda or cuda:N"},
+        {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--device", "cuda", "--math", "fp16", NULL}, 2,
+         "ltbench run: math mode 'fp16': expected fp32 or tf32"},
+        {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--math", "tf32", NULL}, 2,
+         "math mode tf32: only for a cuda device (--device cuda)"},
+        {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--device", "cpu", "--deterministic", NULL}, 2,
+         "deterministic: only for a cuda device"},
+        {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--device", "cuda", "--conv", "ref", NULL}, 2,
+         "conv path ref: a cpu backend's option, not for device cuda"},
+        {{"run", "--device", NULL}, 2, "--device needs a value"},
+        {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--scale", "ci", "--device", "cuda:1", "--math",
+          "tf32", "--deterministic", "--results", res, NULL}, 1,
+         "ltbench run: CUDA backend not built: no CUDA module at /nonexistent/libltcuda.so (cuda:1 requested)"},
+        {{"reproduce", "--method", "ce", "--device", "tpu", NULL}, 2, "ltbench reproduce: device 'tpu': expected"},
+        {{"reproduce", "--method", "ce", "--math", "tf32", NULL}, 2, "only for a cuda device"},
+        {{"reproduce", "--method", "ce", "--scale", "ci", "--seeds", "0", "--device", "cuda", "--results", res,
+          NULL}, 1, "ltbench reproduce: CUDA backend not built"},
+        {{"sweep", "--methods", "ce", "--protocols", "fmnist_lt_r100", "--device", "cuda:256", NULL}, 2,
+         "ltbench sweep: device 'cuda:256': expected cpu, cuda or cuda:N"},
+        {{"sweep", "--methods", "ce", "--protocols", "fmnist_lt_r100", "--deterministic", NULL}, 2,
+         "deterministic: only for a cuda device"},
+        {{"sweep", "--methods", "ce", "--protocols", "fmnist_lt_r100", "--scale", "ci", "--device", "cuda",
+          "--results", res, NULL}, 1, "ltbench sweep: CUDA backend not built"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err;
+        cmd_fn fn = !strcmp(cases[i].a[0], "run") ? lt_cmd_run : !strcmp(cases[i].a[0], "sweep") ? lt_cmd_sweep
+                                                                                                 : lt_cmd_reproduce;
+        int rc = call(fn, (char **)cases[i].a, &err);
+        if (rc != cases[i].rc || !strstr(err, cases[i].want))
+            fail_msg("device case %zu: exit %d, stderr: %s (want %d and \"%s\")", i, rc, err, cases[i].rc,
+                     cases[i].want);
+        free(err);
+    }
+    /* nothing was written for the runs the device refused */
+    assert_int_equal(access(res, F_OK), -1);
+    /* a look at a cuda plan (--dry-run) needs no device: a note, the plan */
+    char *dry[] = {"sweep", "--methods", "crt", "--protocols", "fmnist_lt_r100", "--seeds", "0", "--scale", "ci",
+                   "--device", "cuda", "--math", "tf32", "--results", res, "--dry-run", NULL};
+    char *err;
+    assert_int_equal(call(lt_cmd_sweep, dry, &err), 0);
+    assert_non_null(strstr(err, "ltbench sweep: note: CUDA backend not built"));
+    free(err);
+    assert_int_equal(access(res, F_OK), -1);
+    unsetenv("LTBENCH_CUDA_LIB");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_disk_full_is_exit_1),
         cmocka_unit_test(test_missing_results_root),
         cmocka_unit_test(test_sweep_usage),
+        cmocka_unit_test(test_device_options),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

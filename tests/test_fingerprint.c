@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd_report.h"
@@ -131,8 +132,231 @@ static void test_record_fingerprint(void **state)
     assert_int_equal(fp.threads, 4);
     assert_string_equal(fp.commit, "abc");
     assert_int_equal(fp.dirty, -1);
+    /* no "backend" key: a cpu run (results before issue 20) */
+    assert_string_equal(r.backend, "cpu");
+    assert_string_equal(fp.backend, "cpu");
     unlink(path);
     rmdir(dir);
+}
+
+/* A cuda device's info as the probe returns it. */
+static lt_backend_info h100(int device)
+{
+    lt_backend_info in;
+    memset(&in, 0, sizeof in);
+    in.kind = LT_BACKEND_CUDA;
+    in.device = device;
+    snprintf(in.device_name, sizeof in.device_name, "NVIDIA H100 80GB HBM3");
+    in.cc_major = 9;
+    in.driver_version = 13000;
+    in.runtime_version = 13000;
+    in.cudnn_version = 91900;
+    in.cublas_version = 130100;
+    in.math = LT_CUDA_FP32;
+    return in;
+}
+
+/* The cuda fingerprint from the device's info; cpu (or NULL) gives the cpu one. */
+static void test_current_on_device(void **state)
+{
+    (void)state;
+    lt_fingerprint f, c;
+    lt_fingerprint_current(&c, 4);
+    assert_string_equal(c.backend, "cpu");
+    lt_fingerprint_current_on(&f, 4, NULL);
+    assert_memory_equal(&f, &c, sizeof f);
+    lt_backend_info cpu;
+    memset(&cpu, 0, sizeof cpu);
+    cpu.kind = LT_BACKEND_CPU;
+    lt_fingerprint_current_on(&f, 4, &cpu);
+    assert_memory_equal(&f, &c, sizeof f);
+
+    lt_backend_info in = h100(1);
+    in.math = LT_CUDA_TF32;
+    in.deterministic = 1;
+    lt_fingerprint_current_on(&f, 4, &in);
+    assert_string_equal(f.backend, "cuda");
+    assert_string_equal(f.conv_backend, "cuda:1");
+    assert_string_equal(f.gpu_name, "NVIDIA H100 80GB HBM3");
+    assert_string_equal(f.gpu_cc, "9.0");
+    assert_int_equal(f.cuda_runtime, 13000);
+    assert_int_equal(f.cudnn, 91900);
+    assert_int_equal(f.cublas, 130100);
+    assert_string_equal(f.math, "tf32");
+    assert_int_equal(f.deterministic, 1);
+    assert_int_equal(f.threads, 4);
+    assert_string_equal(f.engine_version, LT_ENGINE_VERSION);
+    assert_string_equal(f.blas_core, c.blas_core);
+}
+
+/* The backend and the cuda fingerprint in the stale check: each difference
+ * named; the device index and the driver are not differences. */
+static void test_backend_reasons(void **state)
+{
+    (void)state;
+    char why[256];
+    lt_fingerprint now_cpu = clean_now(), run;
+    const lt_backend_info dev = h100(0);
+    lt_fingerprint now_cuda;
+    lt_fingerprint_current_on(&now_cuda, 2, &dev);
+
+    /* a result without "backend" (every one before issue 20) is a cpu run */
+    run = clean_now();
+    run.backend[0] = '\0';
+    assert_int_equal(lt_fingerprint_stale(&run, &now_cpu, why, sizeof why), 0);
+    assert_int_equal(lt_fingerprint_stale(&run, &now_cuda, why, sizeof why), 1);
+    assert_string_equal(why, "backend cpu, now cuda");
+
+    lt_fingerprint_current_on(&run, 2, &dev);
+    snprintf(run.commit, sizeof run.commit, "0123456789abcdef0123456789abcdef01234567");
+    run.dirty = 0;
+    assert_int_equal(lt_fingerprint_stale(&run, &now_cuda, why, sizeof why), 0);
+    assert_int_equal(lt_fingerprint_stale(&run, &now_cpu, why, sizeof why), 1);
+    assert_string_equal(why, "backend cuda, now cpu");
+
+    /* cuda:1 of the same model: the same numbers */
+    const lt_backend_info dev1 = h100(1);
+    lt_fingerprint now1;
+    lt_fingerprint_current_on(&now1, 2, &dev1);
+    assert_int_equal(lt_fingerprint_stale(&run, &now1, why, sizeof why), 0);
+    /* the driver is recorded, not compared (there is no field for it) */
+
+    static const struct { int what; const char *why; } cases[] = {
+        {0, "math mode tf32, now fp32"},
+        {1, "deterministic algorithms on, now off"},
+        {2, "GPU NVIDIA A100-SXM4-80GB (8.0), now NVIDIA H100 80GB HBM3 (9.0)"},
+        {3, "cuDNN 90100, now 91900"},
+        {4, "cuBLAS 120000, now 130100"},
+        {5, "CUDA runtime 12040, now 13000"},
+        {6, "threads 8, now 2"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lt_fingerprint r = run;
+        switch (cases[i].what) {
+        case 0: snprintf(r.math, sizeof r.math, "tf32"); break;
+        case 1: r.deterministic = 1; break;
+        case 2:
+            snprintf(r.gpu_name, sizeof r.gpu_name, "NVIDIA A100-SXM4-80GB");
+            snprintf(r.gpu_cc, sizeof r.gpu_cc, "8.0");
+            break;
+        case 3: r.cudnn = 90100; break;
+        case 4: r.cublas = 120000; break;
+        case 5: r.cuda_runtime = 12040; break;
+        case 6: r.threads = 8; break;
+        }
+        assert_int_equal(lt_fingerprint_stale(&r, &now_cuda, why, sizeof why), 1);
+        assert_string_equal(why, cases[i].why);
+    }
+    /* the BLAS core still counts on cuda (host-side sums) */
+    lt_fingerprint r = run;
+    snprintf(r.blas_core, sizeof r.blas_core, "NoSuchCore");
+    assert_int_equal(lt_fingerprint_stale(&r, &now_cuda, why, sizeof why), 1);
+    assert_non_null(strstr(why, "BLAS core NoSuchCore, now "));
+}
+
+/* Writes text to <dir>/<rel> (making the directories). */
+static void put(const char *dir, const char *rel, const char *text, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", dir, rel);
+    char d[512];
+    snprintf(d, sizeof d, "%s", path);
+    for (char *p = d + strlen(dir) + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(d, 0755);
+            *p = '/';
+        }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+#define ENV_CPU "\"env\":{\"commit\":\"0123456789abcdef0123456789abcdef01234567\",\"dirty\":false," \
+                "\"blas_core\":\"%s\",\"conv_backend\":\"%s\",\"threads\":2,\"engine_version\":\"" LT_ENGINE_VERSION "\"%s}"
+#define HEAD "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"name\":\"p\",\"sha256\":\"aa\"},\"scale\":\"ci\"," \
+             "\"method\":{\"name\":\"ce\",\"version\":\"1\"},\"seed\":0,\"metrics\":{\"top1\":0.5},"
+
+/* A result file's backend read back (absent = cpu), checked against its
+ * directory, and the re-use rule: another backend or math mode is never
+ * re-used, not even under --reuse any; a cuda run of the same fingerprint is. */
+static void test_record_backend_and_reuse(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/lt_fpb_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    lt_fingerprint now_cpu;
+    lt_fingerprint_current(&now_cpu, 2);
+    const lt_backend_info dev = h100(0);
+    lt_fingerprint now_cuda;
+    lt_fingerprint_current_on(&now_cuda, 2, &dev);
+    char text[2048], path[512], why[512];
+    lt_run_record r;
+
+    /* no backend: cpu, and re-used as one */
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend, "");
+    put(dir, "runs/p/ci/ce/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_OK);
+    assert_string_equal(r.backend, "cpu");
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_cpu, 0, why, sizeof why), 1);
+    /* ... never as a cuda run */
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_cuda, 1, why, sizeof why), 0);
+    assert_string_equal(why, "backend cpu, now cuda: another experiment (not re-used under --reuse any either)");
+
+    /* a cuda run: its fingerprint read back */
+    const char *cuda_env = ",\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
+                           "\"cuda_driver\":13000,\"cuda_runtime\":13000,\"cudnn\":91900,\"cublas\":130100,"
+                           "\"cuda_math\":\"fp32\",\"cuda_deterministic\":false";
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:3", cuda_env);
+    put(dir, "runs/p/ci/ce@cuda/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_OK);
+    assert_string_equal(r.backend, "cuda");
+    assert_string_equal(r.method, "ce");
+    lt_fingerprint fp;
+    lt_fingerprint_of_record(&r, &fp);
+    assert_string_equal(fp.backend, "cuda");
+    assert_string_equal(fp.gpu_name, "NVIDIA H100 80GB HBM3");
+    assert_string_equal(fp.gpu_cc, "9.0");
+    assert_int_equal(fp.cuda_runtime, 13000);
+    assert_int_equal(fp.cudnn, 91900);
+    assert_int_equal(fp.cublas, 130100);
+    assert_string_equal(fp.math, "fp32");
+    assert_int_equal(fp.deterministic, 0);
+    /* made on cuda:3, asked on cuda:0 of the same kind: re-used */
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_cuda, 0, why, sizeof why), 1);
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_cpu, 1, why, sizeof why), 0);
+    assert_string_equal(why, "backend cuda, now cpu: another experiment (not re-used under --reuse any either)");
+    lt_fingerprint now_tf32 = now_cuda;
+    snprintf(now_tf32.math, sizeof now_tf32.math, "tf32");
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_tf32, 1, why, sizeof why), 0);
+    assert_string_equal(why, "math mode fp32, now tf32: another experiment (not re-used under --reuse any either)");
+    /* another cuDNN: stale, re-used only under --reuse any */
+    lt_fingerprint now_dnn = now_cuda;
+    now_dnn.cudnn = 92000;
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_dnn, 0, why, sizeof why), 0);
+    assert_string_equal(why, "stale: cuDNN 91900, now 92000");
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_dnn, 1, why, sizeof why), 2);
+
+    /* a cuda result in a cpu run's directory, a cpu one in a cuda directory,
+     * an unknown backend word or suffix: refused */
+    put(dir, "runs/p/ci/crt/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "a cuda run (env.backend) in a directory of cpu runs"));
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend, ",\"backend\":\"cpu\"");
+    put(dir, "runs/p/ci/crt@cuda/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "a cpu run (env.backend) in a directory of cuda runs"));
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend, ",\"backend\":\"tpu\"");
+    put(dir, "runs/p/ci/lws/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "key 'env.backend' is not \"cpu\" or \"cuda\""));
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend, "");
+    put(dir, "runs/p/ci/lws@tpu/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "in a directory of unknown runs"));
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* reproduce takes --reuse strict|any (and --no-report for regen-results);
@@ -155,6 +379,9 @@ int main(void)
         cmocka_unit_test(test_reasons),
         cmocka_unit_test(test_version_order),
         cmocka_unit_test(test_record_fingerprint),
+        cmocka_unit_test(test_current_on_device),
+        cmocka_unit_test(test_backend_reasons),
+        cmocka_unit_test(test_record_backend_and_reuse),
         cmocka_unit_test(test_reproduce_reuse_flag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -165,16 +165,16 @@ static void test_csv_rows(void **state)
     const char *want =
         LT_LB_CSV_HEADER "\n"
         "cifar10_lt_r100,1,full,ce,official-code,1,71.23,,90.00,70.00,50.00,20.00,10.00,,70.36,0.87,ok,abc123def456,"
-        LT_ENGINE_VERSION "\n"
-        "cifar10_lt_r100,1,full,crt,reconstructed,0,,,,,,,,,,,failed,abc123def456," LT_ENGINE_VERSION "\n"
+        LT_ENGINE_VERSION ",cpu\n"
+        "cifar10_lt_r100,1,full,crt,reconstructed,0,,,,,,,,,,,failed,abc123def456," LT_ENGINE_VERSION ",cpu\n"
         "fmnist_lt_r100,1,short,balanced_softmax,paper,2,76.50,2.12,85.50,71.00,62.00,6.00,,,,,failed(1/3),"
-        "abc123def456," LT_ENGINE_VERSION "\n"
+        "abc123def456," LT_ENGINE_VERSION ",cpu\n"
         "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,6.00,,,,ok,abc123def456,"
-        LT_ENGINE_VERSION "\n";
+        LT_ENGINE_VERSION ",cpu\n";
     assert_string_equal(csv, want);
     const char *header = "protocol,protocol_version,scale,method,fidelity,n_seeds,top1_mean,top1_std,"
                          "many_mean,medium_mean,few_mean,ece_mean,ece_ts_mean,map_mean,paper_top1,delta_vs_paper,"
-                         "status,commit,engine\n";
+                         "status,commit,engine,backend\n";
     assert_int_equal(strncmp(csv, header, strlen(header)), 0);
     free(csv);
 }
@@ -215,18 +215,18 @@ static void test_markdown(void **state)
     char *md = build("leaderboard.md");
     assert_non_null(strstr(md, "\n## fmnist_lt_r100, scale short (protocol version 1)\n"));
     assert_non_null(strstr(md, "\n## cifar10_lt_r100, scale full (protocol version 1)\n"));
-    assert_non_null(strstr(md, "| method | fidelity | seeds | top-1 | many | medium | few | ECE | ECE-TS | mAP "
+    assert_non_null(strstr(md, "| method | backend | fidelity | seeds | top-1 | many | medium | few | ECE | ECE-TS | mAP "
                                "| paper top-1 | Δ paper | status | commit | engine |\n"));
-    assert_non_null(strstr(md, "| ce | reconstructed | 3 | 72.00 ± 2.00 | 91.00 | 62.00 | 33.00 | 12.00 | 6.00 "
+    assert_non_null(strstr(md, "| ce | cpu | reconstructed | 3 | 72.00 ± 2.00 | 91.00 | 62.00 | 33.00 | 12.00 | 6.00 "
                                "|  |  |  | ok | abc123def456 | " LT_ENGINE_VERSION " |\n"));
     /* a null ece_ts of finished seeds is n/a, not a blank */
-    assert_non_null(strstr(md, "| balanced_softmax | paper | 2 | 76.50 ± 2.12 | 85.50 | 71.00 | 62.00 | 6.00 "
+    assert_non_null(strstr(md, "| balanced_softmax | cpu | paper | 2 | 76.50 ± 2.12 | 85.50 | 71.00 | 62.00 | 6.00 "
                                "| n/a |  |"));
     assert_non_null(strstr(md, "| failed(1/3) |"));
     /* each failed seed with its reason, below the tables */
     assert_non_null(strstr(md, "\n## Failed runs\n"));
-    assert_non_null(strstr(md, "| fmnist_lt_r100 | short | balanced_softmax | 2 | loss is NaN in stage 1 epoch 3 |\n"));
-    assert_non_null(strstr(md, "| ce | official-code | 1 | 71.23 | 90.00 |"));
+    assert_non_null(strstr(md, "| fmnist_lt_r100 | short | balanced_softmax | cpu | 2 | loss is NaN in stage 1 epoch 3 |\n"));
+    assert_non_null(strstr(md, "| ce | cpu | official-code | 1 | 71.23 | 90.00 |"));
     assert_non_null(strstr(md, "| 70.36 | 0.87 | ok |"));
     /* cifar sorts before fmnist */
     assert_true(strstr(md, "## cifar10_lt_r100") < strstr(md, "## fmnist_lt_r100"));
@@ -364,7 +364,7 @@ static int build_refusing(char **warn_text)
 
 /* The fmnist ce row of the fixture, which the refused files below must not move. */
 #define CE_ROW "fmnist_lt_r100,1,short,ce,reconstructed,3,72.00,2.00,91.00,62.00,33.00,12.00,6.00,,,,ok,abc123def456," \
-               LT_ENGINE_VERSION "\n"
+               LT_ENGINE_VERSION ",cpu\n"
 
 static void test_corrupt_and_pruned(void **state)
 {
@@ -683,7 +683,7 @@ static void test_engines_separate_and_stale(void **state)
     char *csv = build("leaderboard.csv");
     assert_non_null(strstr(csv, CE_ROW));
     assert_non_null(strstr(csv, "\nfmnist_lt_r100,1,short,ce,reconstructed,2,50.00,0.00,,,,,,,,,ok;stale,"
-                                "0123456789ab+dirty,0.1.0\n"));
+                                "0123456789ab+dirty,0.1.0,cpu\n"));
     free(csv);
     char *md = build("leaderboard.md");
     assert_non_null(strstr(md, "| ok;stale | 0123456789ab+dirty | 0.1.0 |\n"));
@@ -698,6 +698,82 @@ static void test_engines_separate_and_stale(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A cuda result of the same (protocol, scale, method, seed) as a cpu one:
+ * two rows, neither pooled into nor written over the other. The runner
+ * puts cuda runs in <method>@cuda/ (lt_run_dir_on), so both files exist
+ * side by side; the row identity takes env.backend. */
+static void test_cpu_and_cuda_rows(void **state)
+{
+    (void)state;
+    char dir[512], path[600], text[2048];
+    /* where the runner puts them */
+    char cpu_dir[512], cuda_dir[512];
+    assert_int_equal(lt_run_dir_on(g_root, "fmnist_lt_r100", "short", "ce", LT_BACKEND_CPU, 0, cpu_dir, sizeof cpu_dir),
+                     LT_OK);
+    assert_int_equal(lt_run_dir_on(g_root, "fmnist_lt_r100", "short", "ce", LT_BACKEND_CUDA, 0, cuda_dir,
+                                   sizeof cuda_dir), LT_OK);
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce/seed0", g_root);
+    assert_string_equal(cpu_dir, dir);   /* cpu: the layout every committed result has */
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda/seed0", g_root);
+    assert_string_equal(cuda_dir, dir);
+    for (int seed = 0; seed < 2; seed++) {
+        snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda/seed%d", g_root, seed);
+        mkdirs(dir);
+        snprintf(path, sizeof path, "%s/result.json", dir);
+        snprintf(text, sizeof text,
+                 "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
+                 "\"version\":1,\"sha256\":\"aaaa\"},\"scale\":\"short\",\"method\":{\"name\":\"ce\","
+                 "\"version\":\"1\",\"fidelity\":\"reconstructed\"},\"seed\":%d,\"metrics\":{\"top1\":%s},"
+                 "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"" LT_ENGINE_VERSION "\","
+                 "\"threads\":2,\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
+                 "\"cuda_math\":\"fp32\",\"cuda_deterministic\":false}}\n",
+                 seed, seed ? "0.81" : "0.80");
+        spit(path, text);
+    }
+    lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent"};
+    lt_run_set set;
+    lt_lb_row *rows;
+    int n;
+    assert_int_equal(lt_leaderboard_update(&o, &set, &rows, &n), LT_OK);
+    assert_int_equal(set.n, 10);
+    assert_int_equal(n, 5);
+    /* cpu before cuda, each with its own seeds */
+    assert_string_equal(rows[3].method, "ce");
+    assert_string_equal(rows[3].backend, "cpu");
+    assert_int_equal(rows[3].n_ok, 3);
+    assert_true(fabs(rows[3].mean[LT_M_TOP1] - 72.0) < 1e-9);
+    assert_string_equal(rows[4].method, "ce");
+    assert_string_equal(rows[4].backend, "cuda");
+    assert_int_equal(rows[4].n_ok, 2);
+    assert_true(fabs(rows[4].mean[LT_M_TOP1] - 80.5) < 1e-9);
+    assert_true(fabs(rows[4].top1_std - sqrt(0.5)) < 1e-9);
+    /* the cpu seed 0 file is untouched beside the cuda seed 0 */
+    assert_int_equal(set.v[rows[3].first].seed, 0);
+    assert_true(fabs(set.v[rows[3].first].metric[LT_M_TOP1] - 0.70) < 1e-12);
+    assert_int_equal(set.v[rows[4].first].seed, 0);
+    assert_true(fabs(set.v[rows[4].first].metric[LT_M_TOP1] - 0.80) < 1e-12);
+    assert_string_equal(set.v[rows[4].first].gpu_name, "NVIDIA H100 80GB HBM3");
+    lt_run_set_free(&set);
+    free(rows);
+    char *csv = build("leaderboard.csv");
+    assert_non_null(strstr(csv, CE_ROW));
+    assert_non_null(strstr(csv, CE_ROW "fmnist_lt_r100,1,short,ce,reconstructed,2,80.50,0.71,,,,,,,,,ok,abc123def456,"
+                                LT_ENGINE_VERSION ",cuda\n"));
+    free(csv);
+    char *md = build("leaderboard.md");
+    assert_non_null(strstr(md, "| ce | cpu | reconstructed | 3 | 72.00 ± 2.00 |"));
+    assert_non_null(strstr(md, "| ce | cuda | reconstructed | 2 | 80.50 ± 0.71 |"));
+    assert_non_null(strstr(md, "CPU and GPU runs are separate rows"));
+    free(md);
+    char *tex = build("tables/fmnist_lt_r100_short.tex");
+    assert_non_null(strstr(tex, "\nce & reconstructed & 3 & 72.00 $\\pm$ 2.00 & "));
+    assert_non_null(strstr(tex, "\nce (cuda) & reconstructed & 2 & 80.50 $\\pm$ 0.71 & "));
+    free(tex);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/runs/fmnist_lt_r100/short/ce@cuda'", g_root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -709,6 +785,7 @@ int main(void)
         cmocka_unit_test(test_hostile_names_refused), cmocka_unit_test(test_metric_out_of_range_refused),
         cmocka_unit_test(test_missing_results_root), cmocka_unit_test(test_protocol_version_out_of_range_refused),
         cmocka_unit_test(test_engines_separate_and_stale),
+        cmocka_unit_test(test_cpu_and_cuda_rows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

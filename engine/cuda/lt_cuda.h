@@ -39,6 +39,7 @@
 extern "C" {
 #endif
 
+#include "lt_backend.h"
 #include "lt_base.h"
 #include "lt_loss.h"
 #include "lt_ops.h"
@@ -63,6 +64,10 @@ int lt_cuda_deterministic(const lt_cuda_ctx *ctx);
 const char *lt_cuda_describe(const lt_cuda_ctx *ctx);
 /* The cudaStream_t of the context, as void * (for later CUDA-graph capture). */
 void *lt_cuda_stream(lt_cuda_ctx *ctx);
+/* The device's name, compute capability, the driver, runtime, cuDNN and
+ * cuBLAS versions, the math mode and deterministic flag, as read when the
+ * context was made (the backend's `info` op, lt_backend_get_info). */
+int lt_cuda_get_info(const lt_cuda_ctx *ctx, lt_backend_info *out);
 
 /* ---- device memory ----------------------------------------------------------
  * lt_cuda_alloc: *p = device memory of `bytes` (0 bytes gives NULL and LT_OK);

@@ -92,6 +92,22 @@ int lt_cuda_create(lt_cuda_ctx **out, int device, lt_cuda_math math, int determi
     snprintf(c->desc, sizeof c->desc, "%s (sm_%d%d, %d SMs), CUDA runtime %d, cuDNN %zu, cuBLAS %zu, %s%s", prop.name,
              prop.major, prop.minor, prop.multiProcessorCount, rt_ver, cudnnGetVersion(), blas_ver,
              math == LT_CUDA_TF32 ? "tf32" : "fp32", c->deterministic ? ", deterministic" : "");
+    {
+        lt_backend_info *in = &c->info;
+        in->kind = LT_BACKEND_CUDA;
+        in->device = device;
+        snprintf(in->device_name, sizeof in->device_name, "%s", prop.name);
+        in->cc_major = prop.major;
+        in->cc_minor = prop.minor;
+        int drv = 0;
+        if (cudaDriverGetVersion(&drv) != cudaSuccess) drv = 0;
+        in->driver_version = drv;
+        in->runtime_version = rt_ver;
+        in->cudnn_version = (int)cudnnGetVersion();
+        in->cublas_version = (int)blas_ver;
+        in->math = math;
+        in->deterministic = c->deterministic;
+    }
 #undef TRY_
     *out = c;
     return LT_OK;
@@ -125,6 +141,13 @@ lt_cuda_math lt_cuda_math_mode(const lt_cuda_ctx *ctx) { return ctx ? ctx->math 
 int lt_cuda_deterministic(const lt_cuda_ctx *ctx) { return ctx ? ctx->deterministic : 0; }
 const char *lt_cuda_describe(const lt_cuda_ctx *ctx) { return ctx ? ctx->desc : "(no context)"; }
 void *lt_cuda_stream(lt_cuda_ctx *ctx) { return ctx ? (void *)ctx->stream : NULL; }
+
+int lt_cuda_get_info(const lt_cuda_ctx *ctx, lt_backend_info *out) {
+    LT_CTX(ctx);
+    if (!out) return lt_err(LT_EINVAL, "cuda: info: NULL output");
+    *out = ctx->info;
+    return LT_OK;
+}
 
 int lt_cuda_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes) {
     LT_CTX(ctx);

@@ -36,6 +36,7 @@ struct lt_cuda_ctx {
     void *small;       /* a few bytes for loss values and status words */
     struct lt_cuda_conv_plan *plans;
     char desc[512];
+    lt_backend_info info;   /* read once in lt_cuda_create (lt_cuda_get_info) */
     /* training step (issue 20, B): ws_gen counts reallocations of ws (a
      * captured graph holds ws's address); blas_ws is the explicit cuBLAS
      * workspace that makes cuBLAS capturable (lt_cuda_graph_prepare) */

@@ -1,6 +1,7 @@
 /* lt_cuda_model.c — models on the CUDA backend: the real
- * lt_backend_cuda_create (replacing the engine's weak LT_ENOTBUILT definition in
- * programs linked with libltcuda.a) and the device implementations of
+ * lt_backend_cuda_create (replacing the engine's weak module-loading
+ * definition in programs linked with libltcuda.a), the CUDA module's entry
+ * point (build/libltcuda.so, lt_cuda_module.h) and the device implementations of
  * every built-in layer kind, on the model's device buffers.
  *
  * Plain C, compiled with the engine's flags into libltcuda.a. Each layer is
@@ -8,13 +9,14 @@
  * ops of the same semantics (forward overwrites, backward accumulates or
  * overwrites per the node's dx_set, NULL gradients skipped). The engine
  * reaches these through the backend's lt_dev_ops table, by layer kind. */
-#include "lt_backend_impl.h"
 #include "lt_cuda.h"
+#include "lt_cuda_module.h"
 #include "lt_layers_impl.h"
 #include "lt_model_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static lt_cuda_ctx *CX(const lt_model *m) { return m->dctx; }
 static size_t numel(const lt_node *nd, int N) { return (size_t)N * lt_shape_count(nd->shape); }
@@ -204,6 +206,8 @@ static const lt_dev_ops cuda_dev = {
     .sgd_grouped = lt_cuda_sgd_step_grouped,
     .adam_grouped = lt_cuda_adam_step_grouped,
     .layers = layers,
+    /* device info (issue 20, A) */
+    .info = lt_cuda_get_info,
     /* training step (issue 20, B) */
     .upload_new = lt_cuda_upload_new,
     .upload_free = lt_cuda_upload_free,
@@ -219,18 +223,11 @@ static const lt_dev_ops cuda_dev = {
     .graph_free = lt_cuda_graph_free,
 };
 
-/* The strong definition (lt_backend.c has the weak ENOTBUILT one). */
-int lt_backend_cuda_create(int device, lt_cuda_math math, int deterministic, lt_backend **out) {
-    if (!out) return lt_err(LT_EINVAL, "CUDA backend: NULL output");
-    *out = NULL;
+/* Fills b's cuda part on a new context (b is zeroed by the caller). */
+static int cuda_backend_fill(int device, lt_cuda_math math, int deterministic, lt_backend *b) {
     lt_cuda_ctx *ctx = NULL;
     int rc = lt_cuda_create(&ctx, device, math, deterministic);
     if (rc) return lt_err_wrap(rc, "CUDA backend cuda:%d", device);
-    lt_backend *b = calloc(1, sizeof *b);
-    if (!b) {
-        lt_cuda_free_ctx(ctx);
-        return lt_err(LT_ENOMEM, "CUDA backend: out of memory");
-    }
     b->kind = LT_BACKEND_CUDA;
     b->device = device;
     snprintf(b->cuda_name, sizeof b->cuda_name, "cuda:%d", device);
@@ -238,6 +235,39 @@ int lt_backend_cuda_create(int device, lt_cuda_math math, int deterministic, lt_
     b->ctx = ctx;
     b->math = math;
     b->deterministic = deterministic != 0;
+    return LT_OK;
+}
+
+/* The strong definition, for programs linked with libltcuda.a (the engine's
+ * weak one in lt_backend_dl.c loads the module instead). In the module it
+ * is not exported (engine/cuda/module.map), so nothing there can call the
+ * program's weak one by mistake. */
+int lt_backend_cuda_create(int device, lt_cuda_math math, int deterministic, lt_backend **out) {
+    if (!out) return lt_err(LT_EINVAL, "CUDA backend: NULL output");
+    *out = NULL;
+    lt_backend *b = calloc(1, sizeof *b);
+    if (!b) return lt_err(LT_ENOMEM, "CUDA backend: out of memory");
+    int rc = cuda_backend_fill(device, math, deterministic, b);
+    if (rc) {
+        free(b);
+        return rc;
+    }
     *out = b;
     return LT_OK;
+}
+
+/* The module's entry point (lt_cuda_module.h): the only symbol
+ * build/libltcuda.so exports. */
+int lt_cuda_module_entry(const lt_cuda_module_abi *abi, int device, lt_cuda_math math, int deterministic,
+                         lt_backend *out) {
+    if (!abi || !out) return lt_err(LT_EINVAL, "CUDA module: NULL argument");
+    const lt_cuda_module_abi mine = lt_cuda_module_abi_here();
+    if (memcmp(abi, &mine, sizeof mine))
+        return lt_err(LT_ENOTBUILT,
+                      "stale CUDA module: built for ABI %u (struct sizes %u/%u/%u/%u, %u layer kinds), the program "
+                      "has ABI %u (%u/%u/%u/%u, %u): rebuild it with `make cuda`",
+                      mine.version, mine.backend_size, mine.dev_ops_size, mine.model_size, mine.node_size,
+                      mine.layer_kinds, abi->version, abi->backend_size, abi->dev_ops_size, abi->model_size,
+                      abi->node_size, abi->layer_kinds);
+    return cuda_backend_fill(device, math, deterministic, out);
 }

@@ -1,0 +1,112 @@
+/* test_run_device.c — the run's device (harness/lt_run_device.h): the
+ * request's words and their combinations, the checkpoint identity's device
+ * part, the run directory's method component, and the probe (cpu: no
+ * child; cuda without a module: the loader's answer from the child, kept
+ * for the process). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lt.h"
+#include "lt_run_device.h"
+
+static void test_parse(void **state)
+{
+    (void)state;
+    lt_run_device d;
+    assert_int_equal(lt_run_device_parse(NULL, NULL, 0, NULL, &d), LT_OK);
+    assert_int_equal(d.kind, LT_BACKEND_CPU);
+    assert_int_equal(d.math, LT_CUDA_FP32);
+    assert_int_equal(d.deterministic, 0);
+    assert_int_equal(lt_run_device_parse("", "", 0, "ref", &d), LT_OK);   /* --conv on cpu: fine */
+    assert_int_equal(d.kind, LT_BACKEND_CPU);
+    assert_int_equal(lt_run_device_parse("cuda:2", "tf32", 1, "", &d), LT_OK);
+    assert_int_equal(d.kind, LT_BACKEND_CUDA);
+    assert_int_equal(d.device, 2);
+    assert_int_equal(d.math, LT_CUDA_TF32);
+    assert_int_equal(d.deterministic, 1);
+    assert_int_equal(lt_run_device_parse("cuda", NULL, 0, NULL, &d), LT_OK);
+    assert_int_equal(d.device, 0);
+    assert_int_equal(d.math, LT_CUDA_FP32);
+    static const struct { const char *dev, *math; int det; const char *conv, *why; } bad[] = {
+        {"gpu", NULL, 0, NULL, "expected cpu, cuda or cuda:N"},
+        {"cuda", "bf16", 0, NULL, "expected fp32 or tf32"},
+        {"cpu", "fp32", 0, NULL, "math mode fp32: only for a cuda device"},
+        {NULL, "tf32", 0, NULL, "only for a cuda device"},
+        {"cpu", NULL, 1, NULL, "deterministic: only for a cuda device"},
+        {"cuda:1", NULL, 0, "direct", "conv path direct: a cpu backend's option, not for device cuda:1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(lt_run_device_parse(bad[i].dev, bad[i].math, bad[i].det, bad[i].conv, &d), LT_EINVAL);
+        if (!strstr(lt_errmsg(), bad[i].why)) fail_msg("case %zu: %s (want %s)", i, lt_errmsg(), bad[i].why);
+    }
+}
+
+static void test_identity_and_dir(void **state)
+{
+    (void)state;
+    lt_run_device d;
+    char buf[128];
+    assert_int_equal(lt_run_device_parse("cpu", NULL, 0, NULL, &d), LT_OK);
+    lt_run_device_identity(&d, buf, sizeof buf);
+    assert_string_equal(buf, "");   /* cpu checkpoints keep the identities they always had */
+    assert_int_equal(lt_run_device_method_dir(d.kind, "crt", buf, sizeof buf), LT_OK);
+    assert_string_equal(buf, "crt");
+    assert_int_equal(lt_run_device_parse("cuda:3", "tf32", 1, NULL, &d), LT_OK);
+    lt_run_device_identity(&d, buf, sizeof buf);
+    assert_string_equal(buf, ";backend=cuda;math=tf32;deterministic=1");
+    assert_int_equal(lt_run_device_parse("cuda", NULL, 0, NULL, &d), LT_OK);
+    lt_run_device_identity(&d, buf, sizeof buf);
+    assert_string_equal(buf, ";backend=cuda;math=fp32;deterministic=0");
+    assert_int_equal(lt_run_device_method_dir(d.kind, "crt", buf, sizeof buf), LT_OK);
+    assert_string_equal(buf, "crt@cuda");   /* the device index is not part of it */
+    char small[8];
+    assert_int_equal(lt_run_device_method_dir(d.kind, "crt_long", small, sizeof small), LT_EINVAL);
+}
+
+static void test_probe(void **state)
+{
+    (void)state;
+    lt_run_device d;
+    lt_backend_info in;
+    assert_int_equal(lt_run_device_parse("cpu", NULL, 0, NULL, &d), LT_OK);
+    memset(&in, 0x5a, sizeof in);
+    assert_int_equal(lt_run_device_probe(&d, &in), LT_OK);
+    assert_int_equal(in.kind, LT_BACKEND_CPU);
+    assert_string_equal(in.device_name, "");
+    /* cuda with no module: the answer of the child, as the loader gave it */
+    setenv("LTBENCH_CUDA_LIB", "/nonexistent/probe/libltcuda.so", 1);
+    assert_int_equal(lt_run_device_parse("cuda:1", "tf32", 0, NULL, &d), LT_OK);
+    assert_int_equal(lt_run_device_probe(&d, &in), LT_ENOTBUILT);
+    assert_non_null(strstr(lt_errmsg(), "no CUDA module at /nonexistent/probe/libltcuda.so (cuda:1 requested)"));
+    /* kept for the process: the same device is not probed again */
+    setenv("LTBENCH_CUDA_LIB", "/nonexistent/other.so", 1);
+    assert_int_equal(lt_run_device_probe(&d, &in), LT_ENOTBUILT);
+    assert_non_null(strstr(lt_errmsg(), "/nonexistent/probe/libltcuda.so"));
+    /* another device is */
+    assert_int_equal(lt_run_device_parse("cuda:2", NULL, 0, NULL, &d), LT_OK);
+    assert_int_equal(lt_run_device_probe(&d, &in), LT_ENOTBUILT);
+    assert_non_null(strstr(lt_errmsg(), "/nonexistent/other.so (cuda:2 requested)"));
+    unsetenv("LTBENCH_CUDA_LIB");
+    /* open is for cuda only */
+    lt_backend *b = (lt_backend *)&b;
+    assert_int_equal(lt_run_device_parse("cpu", NULL, 0, NULL, &d), LT_OK);
+    assert_int_equal(lt_run_device_open(&d, &b), LT_EINVAL);
+    assert_null(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_identity_and_dir),
+        cmocka_unit_test(test_probe),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
