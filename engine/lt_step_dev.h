@@ -5,7 +5,9 @@
  *
  * Plain C, no CUDA type: included by lt_backend_impl.h (the device
  * functions' signatures) and by engine/cuda/lt_cuda.h. The layout is the
- * contract between the two sides; change both together. */
+ * contract between the two sides; change both together, and bump
+ * LT_CUDA_MODULE_ABI (lt_cuda_module.h), whose size checks do not see
+ * these records. */
 #ifndef LT_STEP_DEV_H
 #define LT_STEP_DEV_H
 
