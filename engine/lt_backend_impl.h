@@ -14,6 +14,7 @@
 #include "lt_backend.h"
 #include "lt_layers_impl.h"
 #include "lt_loss.h"
+#include "lt_step_dev.h"
 
 /* engine/cuda/lt_cuda.h's context; opaque here (the same typedef). */
 typedef struct lt_cuda_ctx lt_cuda_ctx;
@@ -56,7 +57,50 @@ typedef struct lt_dev_ops {
      * cudaFreeHost) for lt_backend_host_alloc; NULL: aligned heap memory */
     int (*host_alloc)(lt_cuda_ctx *ctx, void **p, size_t bytes);
     void (*host_free)(lt_cuda_ctx *ctx, void *p);
+
+    /* training step (issue 20, B): what engine/lt_step.c needs to run a
+     * whole step on the stream without the host, and to capture it as a
+     * CUDA graph. Every call is asynchronous unless it says otherwise. */
+    /* Pinned host staging of `bytes` per slot (two slots, so the host fills
+     * one while the device still reads the other). */
+    int (*upload_new)(lt_cuda_ctx *ctx, size_t bytes, void **up);
+    void (*upload_free)(lt_cuda_ctx *ctx, void *up);
+    /* Copies n host regions (any memory; src may be reused at return) into
+     * device dst[k] through the next slot: waits until that slot's earlier
+     * copies are done, memcpy into it, async copies, records an event. The
+     * regions together must fit the slot. */
+    int (*upload)(lt_cuda_ctx *ctx, void *up, int n, void *const *dst, const void *const *src,
+                  const size_t *bytes);
+    /* Softmax cross-entropy (batch mean) of N rows into dlogits (divided by
+     * N), accumulated into the device record acc (lt_step_dev.h); labels on
+     * the device, checked by the caller; scratch: device memory of
+     * lt_ce_acc_scratch_bytes(N). No host wait. */
+    int (*ce_acc)(lt_cuda_ctx *ctx, int N, int C, const float *logits, const int32_t *labels, float *dlogits,
+                  void *scratch, lt_ce_acc *acc);
+    /* lt_optim_step's grouped SGD / Adam with the rates read from device
+     * memory (r: lt_step_rates on the device); gid may be NULL (group 0). */
+    int (*sgd_dev_rates)(lt_cuda_ctx *ctx, size_t n, float *w, const float *g, float *mom, const uint8_t *mask,
+                         const uint8_t *gid, int n_groups, const lt_step_rates *r, float momentum, int nesterov);
+    int (*adam_dev_rates)(lt_cuda_ctx *ctx, size_t n, float *w, const float *g, float *m1, float *m2,
+                          const uint8_t *mask, const uint8_t *gid, int n_groups, const lt_step_rates *r,
+                          float beta1, float beta2, float eps);
+    /* Makes the context capturable once (an explicit cuBLAS workspace), and
+     * a counter that changes whenever the context's own workspace is
+     * reallocated (a captured graph holds its address). */
+    int (*graph_prepare)(lt_cuda_ctx *ctx);
+    unsigned long (*ws_generation)(const lt_cuda_ctx *ctx);
+    /* Stream capture: begin; end + instantiate (*exec = NULL and an error
+     * when the capture was invalidated or instantiation failed; the stream
+     * is out of capture mode either way); launch; free (NULL is fine). */
+    int (*graph_begin)(lt_cuda_ctx *ctx);
+    int (*graph_end)(lt_cuda_ctx *ctx, void **exec);
+    int (*graph_launch)(lt_cuda_ctx *ctx, void *exec);
+    void (*graph_free)(lt_cuda_ctx *ctx, void *exec);
 } lt_dev_ops;
+
+/* Device scratch the ce_acc call needs for N rows (row losses, failing
+ * columns, hits). */
+#define lt_ce_acc_scratch_bytes(N) ((size_t)(N) * (sizeof(double) + 2 * sizeof(int32_t)))
 
 struct lt_backend {
     lt_backend_kind kind;

@@ -514,12 +514,13 @@ static int dev_check(lt_model *m) {
     return lt_err(rc, "model on %s: an earlier device call (zero_grad) failed", lt_backend_describe(m->backend));
 }
 
+/* x NULL: the rows are in m->xin already (lt_model_forward_staged). */
 static int dev_forward(lt_model *m, const float *x, int N, int training) {
     LT_TRY(dev_check(m));
     /* the plugin check first: a model that cannot run fails before any work */
     int (*fn)(lt_model *, lt_node *, int);
     for (int i = 1; i < m->n_nodes; i++) LT_TRY(dev_fn(m, &m->nodes[i], 0, &fn));
-    LT_TRY(m->dev->h2d(m->dctx, m->xin, x, (size_t)N * lt_shape_count(m->in_shape) * sizeof(float)));
+    if (x) LT_TRY(m->dev->h2d(m->dctx, m->xin, x, (size_t)N * lt_shape_count(m->in_shape) * sizeof(float)));
     m->x = x;
     m->nodes[0].y = m->xin;
     m->training = training;
@@ -564,6 +565,13 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
         if (rc) return lt_err_wrap(rc, "forward of '%s'", nd->name);
     }
     return LT_OK;
+}
+
+int lt_model_forward_staged(lt_model *m, int N, int training) {
+    if (!m->dev) return lt_err(LT_EINVAL, "model: staged forward on a cpu model");
+    if (!m->batch) return lt_err(LT_ESTATE, "model: forward before set_batch");
+    if (N <= 0 || N > m->batch) return lt_err(LT_EINVAL, "model: forward with N=%d, planned batch %d", N, m->batch);
+    return dev_forward(m, NULL, N, training);
 }
 
 void lt_model_zero_grad(lt_model *m) {
@@ -822,9 +830,35 @@ int lt_model_set_eval(lt_model *m, const char *group, int eval_mode) {
     return LT_OK;
 }
 
+/* lt_model_reinit on a device model: the host rule on a host copy of the
+ * blocks (so the numbers are the cpu model's), copied back. */
+static int dev_reinit(lt_model *m, const char *group, uint64_t seed) {
+    const lt_dev_ops *d = m->dev;
+    float *dw = m->w, *db = m->buf;
+    float *hw = lt_alloc(m->n_w * sizeof(float) + 4), *hb = lt_alloc(m->n_b * sizeof(float) + 4);
+    int rc = !hw || !hb ? lt_err(LT_ENOMEM, "model: out of memory re-initialising '%s'", group ? group : "(all)") : LT_OK;
+    if (!rc) rc = d->d2h(m->dctx, hw, dw, m->n_w * sizeof(float));
+    if (!rc) rc = d->d2h(m->dctx, hb, db, m->n_b * sizeof(float));
+    if (!rc) {
+        /* the host rule writes through m->w and m->buf */
+        m->w = hw;
+        m->buf = hb;
+        m->dev = NULL;
+        rc = lt_model_reinit(m, group, seed);
+        m->dev = d;
+        m->w = dw;
+        m->buf = db;
+    }
+    if (!rc) rc = d->h2d(m->dctx, dw, hw, m->n_w * sizeof(float));
+    if (!rc) rc = d->h2d(m->dctx, db, hb, m->n_b * sizeof(float));
+    lt_free(hw);
+    lt_free(hb);
+    return rc;
+}
+
 int lt_model_reinit(lt_model *m, const char *group, uint64_t seed) {
     if (!m->finalized) return lt_err(LT_ESTATE, "model: reinit before finalize");
-    if (m->dev) return lt_err(LT_EINVAL, "model: reinit on %s is not supported yet", lt_backend_describe(m->backend));
+    if (m->dev) return dev_reinit(m, group, seed);
     int hit = 0;
     for (int i = 0; i < m->n_params; i++) {
         lt_param *p = &m->params[i];
@@ -916,6 +950,11 @@ int lt_model_buffer_to_host(lt_model *m, int i, float *dst) {
     if (i < 0 || i >= m->n_bufs || !m->finalized) return lt_err(LT_EINVAL, "model: no buffer %d", i);
     const lt_buffer *b = &m->bufs[i];
     return copy_out(m, dst, m->buf + b->off, b->count * sizeof(float));
+}
+int lt_model_buffer_from_host(lt_model *m, int i, const float *src) {
+    if (i < 0 || i >= m->n_bufs || !m->finalized) return lt_err(LT_EINVAL, "model: no buffer %d", i);
+    const lt_buffer *b = &m->bufs[i];
+    return copy_in(m, m->buf + b->off, src, b->count * sizeof(float));
 }
 void *lt_model_device_ctx(const lt_model *m) { return m->dctx; }
 int lt_model_sync(lt_model *m) { return m->dev ? m->dev->sync(m->dctx) : LT_OK; }

@@ -165,9 +165,10 @@ enum {
  * lt_model_*_host helpers below. lt_model_forward's x stays host memory
  * (copied to the device). Built-in layers run engine/cuda's kernels, plugin
  * layers their forward_cuda / backward_cuda (ABI 3; missing: forward fails
- * naming the layer). Nodes run unfused there. Not on cuda models yet
- * (LT_EINVAL): lt_model_reinit, sub-graphs, save / load of models and
- * optimizers. */
+ * naming the layer). Nodes run unfused there. lt_model_reinit, save /
+ * load of models and optimizers copy through the host (the checkpoint
+ * format is the cpu model's). Not on cuda models yet (LT_EINVAL):
+ * sub-graphs. */
 int lt_model_create_on(lt_model **m, lt_shape in, lt_backend *b);
 /* lt_model_create_on(m, in, NULL): every caller that names no backend. */
 int lt_model_create(lt_model **m, lt_shape in);
@@ -282,6 +283,7 @@ int lt_model_param_to_host(lt_model *m, int i, float *w, float *g);
 int lt_model_param_from_host(lt_model *m, int i, const float *w);
 /* Buffer i (BN running statistics), count floats. */
 int lt_model_buffer_to_host(lt_model *m, int i, float *dst);
+int lt_model_buffer_from_host(lt_model *m, int i, const float *src);
 /* The lt_cuda_ctx * of a model on a cuda backend (for plugin layers' device
  * code and tests), NULL on cpu. */
 void *lt_model_device_ctx(const lt_model *m);

@@ -1,6 +1,6 @@
 /* lt_model_impl.h — the model's structs, for the engine files that own them
  * (lt_model.c, lt_layers.c, lt_resnet.c, lt_model_io.c, lt_subgraph.c,
- * lt_optim.c) and for white-box tests. Everything else, methods and the
+ * lt_optim.c, lt_step.c) and for white-box tests. Everything else, methods and the
  * harness included, sees lt_model and lt_node as opaque handles and goes
  * through the accessors of lt_model.h, so the layout can change (a CUDA
  * backend's device buffers) without touching a plugin. */
@@ -87,5 +87,9 @@ struct lt_model {
 
 /* The parameter record by name (NULL if absent); engine files and tests. */
 lt_param *lt_model_param(lt_model *m, const char *name);
+/* A device model's training or inference forward from the rows already in
+ * m->xin (the caller copied them, asynchronously: lt_step.c), so nothing in
+ * it waits for the host. LT_EINVAL on a cpu model. */
+int lt_model_forward_staged(lt_model *m, int N, int training);
 
 #endif

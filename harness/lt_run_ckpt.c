@@ -3,6 +3,7 @@
  * state back; plus loading another run's model by parameter name (the
  * shared stage 1 of decoupled methods). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -79,6 +80,20 @@ int lt_run_load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt) {
     return rc ? lt_err_wrap(rc, "resuming") : LT_OK;
 }
 
+/* A record into a tensor of the model: straight into it on cpu, through a
+ * host copy on a device (param >= 0: parameter `param`, else buffer `buf`). */
+static int get_tensor(lt_model *m, const lt_ckpt *ck, const char *key, float *dst, size_t count, int param,
+                      int buf) {
+    if (lt_backend_get_kind(lt_model_backend(m)) == LT_BACKEND_CPU)
+        return lt_ckpt_get_into(ck, key, dst, count * sizeof(float));
+    float *h = malloc(count * sizeof(float) + 4);
+    if (!h) return lt_err(LT_ENOMEM, "%s: out of memory", key);
+    int rc = lt_ckpt_get_into(ck, key, h, count * sizeof(float));
+    if (!rc) rc = param >= 0 ? lt_model_param_from_host(m, param, h) : lt_model_buffer_from_host(m, buf, h);
+    free(h);
+    return rc;
+}
+
 /* Loads the parameters (and buffers) a checkpoint has, by name; the others
  * keep their values. For the shared stage 1 of decoupled methods. */
 int lt_run_load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int *n_loaded) {
@@ -89,7 +104,7 @@ int lt_run_load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int
         LT_TRY(lt_model_param_at(m, i, &p));
         snprintf(key, sizeof key, "%sw/%s", prefix, p.name);
         if (!lt_ckpt_has(ck, key)) continue;
-        int rc = lt_ckpt_get_into(ck, key, p.w, p.count * sizeof(float));
+        int rc = get_tensor(m, ck, key, p.w, p.count, i, -1);
         if (rc) return lt_err_wrap(rc, "shared stage 1: parameter '%s'", p.name);
         (*n_loaded)++;
     }
@@ -98,7 +113,7 @@ int lt_run_load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int
         LT_TRY(lt_model_buffer_at(m, i, &b));
         snprintf(key, sizeof key, "%sb/%s", prefix, b.name);
         if (!lt_ckpt_has(ck, key)) continue;
-        int rc = lt_ckpt_get_into(ck, key, b.data, b.count * sizeof(float));
+        int rc = get_tensor(m, ck, key, b.data, b.count, -1, i);
         if (rc) return lt_err_wrap(rc, "shared stage 1: buffer '%s'", b.name);
     }
     return LT_OK;

@@ -14,8 +14,30 @@
 #include "lt_io.h"
 #include "lt_run_internal.h"
 
+/* The batch's logits and features on the host: the model's buffers on
+ * cpu, copies into c->out_buf on a device (the rest of the evaluation is
+ * host code either way). */
+static int pass_outputs(lt_child *c, int n) {
+    if (!lt_run_on_device(c)) {
+        c->out_logits = lt_model_out(c->m, c->logits);
+        c->out_feat = lt_model_out(c->m, c->feat);
+        return LT_OK;
+    }
+    float *lg = c->out_buf, *ft = c->out_buf + (size_t)lt_model_batch(c->m) * c->C;
+    LT_TRY(lt_model_out_to_host(c->m, c->logits, n, lg));
+    LT_TRY(lt_model_out_to_host(c->m, c->feat, n, ft));
+    c->out_logits = lg;
+    c->out_feat = ft;
+    return LT_OK;
+}
+
 int lt_run_pass(lt_child *c, const lt_dataset *ds, lt_run_batch_fn fn, void *ud) {
     const int B = lt_model_batch(c->m);
+    if (lt_run_on_device(c)) {
+        free(c->out_buf);
+        c->out_buf = malloc((size_t)B * ((size_t)c->C + (size_t)c->D) * sizeof(float));
+        if (!c->out_buf) return lt_err(LT_ENOMEM, "evaluation: out of memory for the batch's outputs");
+    }
     int32_t *idx = malloc((size_t)ds->n * sizeof *idx);
     if (!idx) return lt_err(LT_ENOMEM, "evaluation: out of memory");
     for (long i = 0; i < ds->n; i++) idx[i] = (int32_t)i;
@@ -34,6 +56,7 @@ int lt_run_pass(lt_child *c, const lt_dataset *ds, lt_run_batch_fn fn, void *ud)
         rc = lt_loader_next(L, &x, &y, &ids, &n);
         if (rc || n == 0) break;
         rc = lt_model_forward(c->m, x, n, 0);
+        if (!rc) rc = pass_outputs(c, n);
         if (!rc) rc = fn(c, ud, done, n, ids, x);
         done += n;
     }
@@ -50,7 +73,7 @@ static int bank_batch(lt_child *c, void *ud, long first, int n, const int32_t *i
     bank_buf *b = ud;
     (void)first;
     (void)x;
-    const float *f = lt_model_out(c->m, c->feat), *l = lt_model_out(c->m, c->logits);
+    const float *f = c->out_feat, *l = c->out_logits;
     for (int i = 0; i < n; i++) {
         memcpy(b->feat + (size_t)ids[i] * c->D, f + (size_t)i * c->D, (size_t)c->D * sizeof(float));
         memcpy(b->logits + (size_t)ids[i] * c->C, l + (size_t)i * c->C, (size_t)c->C * sizeof(float));
@@ -112,10 +135,10 @@ static void softmax_rows(float *z, int n, int C) {
 }
 
 int lt_run_scores(lt_child *c, int n, const int32_t *ids, const float *x, float *out, int *kind) {
-    const float *lg = lt_model_out(c->m, c->logits);
+    const float *lg = c->out_logits;
     *kind = LT_SCORES_LOGITS;
     if (c->M->predict) {
-        lt_taps t = {n, c->C, c->D, lg, lt_model_out(c->m, c->feat), NULL, ids, c->counts, -1, -1, -1, 0.0f, c->m,
+        lt_taps t = {n, c->C, c->D, lg, c->out_feat, NULL, ids, c->counts, -1, -1, -1, 0.0f, c->m,
                      x, n, 1};
         int rc = c->M->predict(c->st, &t, out, kind);
         if (rc) return lt_err_wrap(rc, "method %s: predict", c->M->name);
@@ -173,20 +196,23 @@ static int want_metric(const lt_protocol *p, const char *name) {
     return 0;
 }
 
-/* The classifier's weight rows: "logits.weight" when logits is a linear
- * layer, else the first head parameter shaped [C x D] (LWS, cRT heads). */
-static const float *classifier_rows(lt_child *c) {
+/* The index of the classifier's weight rows: "logits.weight" when logits
+ * is a linear layer, else the first head parameter shaped [C x D] (LWS, cRT
+ * heads); -1 when there is none. */
+static int classifier_rows(lt_child *c) {
     lt_model *m = c->m;
     const size_t want = (size_t)c->C * c->D;
     lt_param_info p;
-    if (lt_model_param_find(m, "logits.weight", &p) == LT_OK && p.count == want) return p.w;
-    lt_err_clear();
-    for (int i = 0; i < lt_model_n_params(m); i++) {
+    int found = -1;
+    for (int i = 0; found < 0 && i < lt_model_n_params(m); i++)
+        if (lt_model_param_at(m, i, &p) == LT_OK && !strcmp(p.name, "logits.weight") && p.count == want) found = i;
+    for (int i = 0; found < 0 && i < lt_model_n_params(m); i++) {
         if (lt_model_param_at(m, i, &p)) break;
         size_t ln = strlen(p.name);
-        if (!strcmp(p.group, "head") && p.count == want && ln > 7 && !strcmp(p.name + ln - 7, ".weight")) return p.w;
+        if (!strcmp(p.group, "head") && p.count == want && ln > 7 && !strcmp(p.name + ln - 7, ".weight")) found = i;
     }
-    return NULL;
+    lt_err_clear();
+    return found;
 }
 
 /* Each class's classifier norm for per_class.csv: the method's effective
@@ -201,14 +227,19 @@ static int class_norms(lt_child *c, double *norms) {
         if (rc) return lt_err_wrap(rc, "per_class.csv: %s's class norms", c->M->name);
         return LT_OK;
     }
-    const float *W = classifier_rows(c);
-    if (!W) return LT_OK;
-    for (int j = 0; j < c->C; j++) {
+    const int k = classifier_rows(c);
+    if (k < 0) return LT_OK;
+    /* a host copy (the rows may be device memory) */
+    float *W = malloc((size_t)c->C * c->D * sizeof(float));
+    if (!W) return lt_err(LT_ENOMEM, "per_class.csv: out of memory");
+    int rc = lt_model_param_to_host(c->m, k, W, NULL);
+    for (int j = 0; !rc && j < c->C; j++) {
         double s = 0;
         for (int d = 0; d < c->D; d++) s += (double)W[(size_t)j * c->D + d] * W[(size_t)j * c->D + d];
         norms[j] = sqrt(s);
     }
-    return LT_OK;
+    free(W);
+    return rc;
 }
 
 static int write_per_class(lt_child *c, const lt_metrics *mt) {

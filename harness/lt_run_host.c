@@ -324,8 +324,8 @@ static int vbank_batch(lt_child *c, void *ud, long first, int n, const int32_t *
     vbank_buf *b = ud;
     (void)ids;
     (void)x;
-    memcpy(b->feat + (size_t)first * c->D, lt_model_out(c->m, c->feat), (size_t)n * c->D * sizeof(float));
-    memcpy(b->logits + (size_t)first * c->C, lt_model_out(c->m, c->logits), (size_t)n * c->C * sizeof(float));
+    memcpy(b->feat + (size_t)first * c->D, c->out_feat, (size_t)n * c->D * sizeof(float));
+    memcpy(b->logits + (size_t)first * c->C, c->out_logits, (size_t)n * c->C * sizeof(float));
     return LT_OK;
 }
 

@@ -238,7 +238,18 @@ typedef struct {
     double prev_wall_s;              /* wall time of earlier (interrupted) sessions */
     lt_run_host host;                /* the services' state (lt_run_host.c) */
     int in_post_train;               /* 1 while the method's post_train runs (run->log reports) */
+    /* The outputs of the batch lt_run_pass just ran, on the host: the
+     * model's own buffers on cpu, copies of them (out_buf) on a device. */
+    const float *out_logits, *out_feat;
+    float *out_buf;
 } lt_child;
+
+/* 1 when the run's models are on a device backend (cuda). */
+int lt_run_on_device(const lt_child *c);
+/* LT_EINVAL "method X: its <hook> runs on the host, not supported on
+ * cuda:N yet" for a method with a hook the device path cannot run
+ * (batch_hook, loss, iter_end, post_train, class_norms); LT_OK on cpu. */
+int lt_run_device_hooks_check(const lt_child *c);
 
 /* The host service table (lt_run_host.c) and its life cycle in the child. */
 extern const lt_host_api lt_run_host_api;
@@ -287,7 +298,8 @@ int lt_run_load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt);
 int lt_run_load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int *n_loaded);
 
 /* Passes every image of ds (eval transform, model in inference mode) and
- * calls fn per batch (lt_run_eval.c). */
+ * calls fn per batch (lt_run_eval.c); fn reads the batch's logits and
+ * features from c->out_logits / c->out_feat (host memory on any backend). */
 typedef int (*lt_run_batch_fn)(lt_child *c, void *ud, long first, int n, const int32_t *ids, const float *x);
 int lt_run_pass(lt_child *c, const lt_dataset *ds, lt_run_batch_fn fn, void *ud);
 /* The method's scores [n x C] for the batch the model just ran (predict, or

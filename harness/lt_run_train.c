@@ -19,6 +19,7 @@
 #include "lt_datasets.h"
 #include "lt_io.h"
 #include "lt_run_internal.h"
+#include "lt_step.h"
 
 #define STAGE_STREAM(base, stage) ((uint64_t)(base) + 1000u * (uint64_t)(stage))
 
@@ -272,6 +273,29 @@ int lt_run_build_method_model(lt_child *c, const lt_method *M, void *st, lt_mode
     return LT_OK;
 }
 
+int lt_run_on_device(const lt_child *c) {
+    return c->job->backend && lt_backend_get_kind(c->job->backend) != LT_BACKEND_CPU;
+}
+
+/* A model on a device trains through lt_step (the whole step on the
+ * device), which has no place for a hook that reads or writes batch data,
+ * logits or the model on the host: such a method is refused before any
+ * work, naming the hook. The sampler, stage_begin and epoch_end are fine
+ * (predict gets host copies of the logits and features, lt_run_eval.c). */
+int lt_run_device_hooks_check(const lt_child *c) {
+    if (!lt_run_on_device(c)) return LT_OK;
+    const lt_method *M = c->M;
+    const char *hook = M->batch_hook ? "batch_hook"
+                       : M->loss ? "loss"
+                       : M->iter_end ? "iter_end"
+                       : M->post_train ? "post_train"
+                       : (M->abi >= 3 && M->class_norms) ? "class_norms" : NULL;
+    if (hook)
+        return lt_err(LT_EINVAL, "method %s: its %s runs on the host, not supported on %s yet", M->name, hook,
+                      lt_backend_describe(c->job->backend));
+    return LT_OK;
+}
+
 static int build_model(lt_child *c) {
     const lt_run_job *job = c->job;
     lt_shape in = {1, c->train.c, c->aug.out_h, c->aug.out_w};
@@ -321,6 +345,7 @@ static int build_model(lt_child *c) {
         if (rc) return lt_err_wrap(rc, "method %s: init", c->M->name);
     }
     c->inited = 1;
+    LT_TRY(lt_run_device_hooks_check(c));
     LT_TRY(lt_run_build_method_model(c, c->M, c->st, &c->m, &c->feat));
     c->logits = lt_model_find(c->m, "logits");
     LT_TRY(lt_model_set_batch(c->m, c->s->stage1.batch > 0 ? c->s->stage1.batch : 1));
@@ -430,9 +455,11 @@ typedef struct {
     lt_loader *L;
     lt_optim opt;
     int have_opt;
+    lt_step *step;   /* a model on a device: the whole step there (lt_step.h) */
 } stage_bufs;
 
 static void stage_bufs_free(stage_bufs *b) {
+    lt_step_free(b->step);
     free(b->idx);
     lt_free(b->xbuf);
     free(b->ybuf);
@@ -470,6 +497,13 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
      * has none) */
     for (int v = 0; v < cfg->n_view_pipelines && v < views; v++)
         LT_TRY(lt_loader_set_view_pipeline(B->L, v, &cfg->view_pipelines[v]));
+    if (lt_run_on_device(c)) {
+        /* cuda: LT_CUDA_GRAPH=0 runs every step eagerly */
+        lt_step_opts so;
+        lt_step_opts_from_env(&so);
+        LT_TRY(lt_step_create(&B->step, m, &B->opt, c->logits, stage_fwd_cap(cfg), c->C, &so));
+    }
+    long graph_failures = 0;
     const int tty = !req->quiet && isatty(fileno(c->job->log));
     lt_rng method_rng;
     lt_rng_init(&method_rng, seed, STAGE_STREAM(LT_STREAM_METHOD, stage));
@@ -485,6 +519,7 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
         LT_TRY(lt_sampler_epoch(&sc, e, seed, STAGE_STREAM(LT_STREAM_ORDER, stage), c->train.labels, c->train.n,
                                 c->C, B->idx, n_s));
         LT_TRY(lt_loader_start(B->L, e, B->idx, n_s, 0));
+        if (B->step) LT_TRY(lt_step_reset_stats(B->step));
         double loss_sum = 0, lr = 0;
         long correct = 0, seen = 0, it = 0;
         for (;; it++) {
@@ -517,6 +552,30 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
             }
             /* the model forwards the first model_views views */
             const int nf = n / views * cfg->model_views;
+            if (B->step) {
+                /* on the device, the loss and the counts stay there until a
+                 * print or the epoch's end asks (lt_step_epoch_stats) */
+                int rc = lt_step_run(B->step, x, y, nf, (float)lr);
+                if (rc) return lt_err_wrap(rc, "iteration %ld", it);
+                lt_step_info si;
+                lt_step_get_info(B->step, &si);
+                if (si.capture_failures != graph_failures) {
+                    graph_failures = si.capture_failures;
+                    if (!req->quiet) fprintf(c->job->log, "%s%s\n", tty ? "\n" : "", si.notice);
+                }
+                if (tty && lt_now_s() - t_print > 0.5) {
+                    LT_TRY(lt_step_epoch_stats(B->step, &loss_sum, &correct, &seen));
+                    t_print = lt_now_s();
+                    double el = t_print - t_ep, ips = seen / (el > 0 ? el : 1);
+                    char eta[32];
+                    fmt_eta((double)(ipe - it - 1) * el / (it + 1) + (cfg->epochs - e - 1) * (ipe * el / (it + 1)),
+                            eta, sizeof eta);
+                    fprintf(c->job->log, "\r  stage %d/%d epoch %d/%d it %ld/%ld loss %.4f lr %.5f %.0f img/s ETA %s   ",
+                            stage + 1, c->n_stages, e + 1, cfg->epochs, it + 1, ipe, loss_sum / seen, lr, ips, eta);
+                    fflush(c->job->log);
+                }
+                continue;
+            }
             LT_TRY(lt_model_forward(m, x, nf, 1));
             const float *lg = lt_model_out(m, c->logits);
             lt_taps t = {nf, c->C, c->D, lg, lt_model_out(m, c->feat), y, ids, c->counts, stage, e, git,
@@ -570,6 +629,10 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
                 fflush(c->job->log);
             }
         }
+        if (B->step) {
+            int rc = lt_step_epoch_stats(B->step, &loss_sum, &correct, &seen);
+            if (rc) return lt_err_wrap(rc, "stage %d epoch %d", stage + 1, e + 1);
+        }
         if (c->M->epoch_end) {
             int rc = c->M->epoch_end(c->st, stage, e, m);
             if (rc) return lt_err_wrap(rc, "method %s: epoch_end", c->M->name);
@@ -584,6 +647,14 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
         cJSON_AddNumberToObject(v, "lr", lr);
         cJSON_AddNumberToObject(v, "img_s", img_s);
         cJSON_AddNumberToObject(v, "iters", (double)it);
+        if (B->step) {
+            /* how the device ran the epoch's steps (cumulative over the stage) */
+            lt_step_info si;
+            lt_step_get_info(B->step, &si);
+            cJSON_AddNumberToObject(v, "graph_steps", (double)si.graph_steps);
+            cJSON_AddNumberToObject(v, "eager_steps", (double)si.eager_steps);
+            cJSON_AddNumberToObject(v, "capture_failures", (double)si.capture_failures);
+        }
         LT_TRY(lt_events_emit(c->ev, "epoch_end", stage + 1, e, "train", v));
         if (!req->quiet) {
             char eta[32];
@@ -880,6 +951,7 @@ static void child_free(lt_child *c) {
     lt_dataset_free(&c->test_src);
     free(c->counts);
     free(c->freq_group);
+    free(c->out_buf);
 }
 
 int lt_run_child(lt_run_job *job, lt_run_summary *sum) {

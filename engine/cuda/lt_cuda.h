@@ -43,6 +43,7 @@ extern "C" {
 #include "lt_base.h"
 #include "lt_loss.h"
 #include "lt_ops.h"
+#include "lt_step_dev.h"
 
 typedef struct lt_cuda_ctx lt_cuda_ctx;
 
@@ -211,6 +212,49 @@ int lt_cuda_adam_step_grouped(lt_cuda_ctx *ctx, size_t n, float *w, const float 
                               float *m2, const uint8_t *mask, const uint8_t *gid, int n_groups,
                               const float *gstep, const float *gwd, float beta1, float beta2,
                               float eps, float bc2_sqrt);
+
+/* ---- the training step (issue 20, B; engine/cuda/lt_cuda_step.cu) -------------
+ * What engine/lt_step.c runs through lt_dev_ops to keep a whole step on the
+ * stream, capturable as a CUDA graph (lt_step.h says how it is used).
+ *
+ * Uploads: pinned host staging with two slots of `bytes` each and an event
+ * per slot; lt_cuda_upload copies n host regions into the next slot (after
+ * waiting for that slot's earlier copies), queues the copies to dst[k] and
+ * records the slot's event. src may be reused at return. */
+int lt_cuda_upload_new(lt_cuda_ctx *ctx, size_t bytes, void **up);
+void lt_cuda_upload_free(lt_cuda_ctx *ctx, void *up);
+int lt_cuda_upload(lt_cuda_ctx *ctx, void *up, int n, void *const *dst, const void *const *src, const size_t *bytes);
+/* Softmax cross-entropy of N rows (no offsets or weights), lt_cuda_softmax_ce's
+ * arithmetic, dlogits overwritten (divided by N), accumulated into the
+ * device record acc (lt_step_dev.h) instead of returned: asynchronous.
+ * Labels must be in [0, C) (the caller checks them on the host); a
+ * non-finite logit or loss is recorded in acc->status (the first one).
+ * scratch: device memory of N * (sizeof(double) + 2 * sizeof(int32_t)) bytes. */
+int lt_cuda_ce_acc(lt_cuda_ctx *ctx, int N, int C, const float *logits, const int32_t *labels, float *dlogits,
+                   void *scratch, lt_ce_acc *acc);
+/* lt_cuda_sgd_step_grouped / lt_cuda_adam_step_grouped with the rates read
+ * from device memory r (lt_step_dev.h: group k's rate from r->lr and
+ * r->lr_mult[k] in lt_optim_step's arithmetic); gid NULL = group 0. */
+int lt_cuda_sgd_dev_rates(lt_cuda_ctx *ctx, size_t n, float *w, const float *g, float *mom, const uint8_t *mask,
+                          const uint8_t *gid, int n_groups, const lt_step_rates *r, float momentum, int nesterov);
+int lt_cuda_adam_dev_rates(lt_cuda_ctx *ctx, size_t n, float *w, const float *g, float *m1, float *m2,
+                           const uint8_t *mask, const uint8_t *gid, int n_groups, const lt_step_rates *r,
+                           float beta1, float beta2, float eps);
+/* CUDA graphs. prepare: once per context, an explicit cuBLAS workspace
+ * (cublasSetWorkspace, LT_CUDA_BLAS_WS bytes): cuBLAS then allocates
+ * nothing while a stream is captured. ws_generation: changes whenever the
+ * context's workspace is reallocated (a graph holds its address).
+ * begin / end: stream capture (cudaStreamCaptureModeThreadLocal) and
+ * instantiation; end always takes the stream out of capture mode and
+ * returns LT_EDEVICE with *exec = NULL when the capture was invalidated (a
+ * wait, a host copy or an allocation inside it) or instantiation failed. */
+#define LT_CUDA_BLAS_WS ((size_t)32 << 20)
+int lt_cuda_graph_prepare(lt_cuda_ctx *ctx);
+unsigned long lt_cuda_ws_generation(const lt_cuda_ctx *ctx);
+int lt_cuda_graph_begin(lt_cuda_ctx *ctx);
+int lt_cuda_graph_end(lt_cuda_ctx *ctx, void **exec);
+int lt_cuda_graph_launch(lt_cuda_ctx *ctx, void *exec);
+void lt_cuda_graph_free(lt_cuda_ctx *ctx, void *exec);
 
 #ifdef __cplusplus
 }

@@ -130,6 +130,7 @@ void lt_cuda_free_ctx(lt_cuda_ctx *c) {
     if (c->ws) cudaFree(c->ws);
     if (c->small) cudaFree(c->small);
     if (c->blas) cublasDestroy(c->blas);
+    if (c->blas_ws) cudaFree(c->blas_ws);   /* after the handle that used it */
     if (c->dnn) cudnnDestroy(c->dnn);
     if (c->stream) cudaStreamDestroy(c->stream);
     (void)cudaGetLastError();
@@ -205,6 +206,7 @@ int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {
     int rc = lt_cuda_alloc(ctx, &ctx->ws, want);
     if (rc != LT_OK) return lt_err_wrap(rc, "workspace");
     ctx->ws_bytes = want;
+    ctx->ws_gen++;
     return LT_OK;
 }
 

@@ -37,6 +37,11 @@ struct lt_cuda_ctx {
     struct lt_cuda_conv_plan *plans;
     char desc[512];
     lt_backend_info info;   /* read once in lt_cuda_create (lt_cuda_get_info) */
+    /* training step (issue 20, B): ws_gen counts reallocations of ws (a
+     * captured graph holds ws's address); blas_ws is the explicit cuBLAS
+     * workspace that makes cuBLAS capturable (lt_cuda_graph_prepare) */
+    unsigned long ws_gen;
+    void *blas_ws;
 };
 
 /* Status helpers: each turns a failed call into the engine's error. */

@@ -211,6 +211,19 @@ static const lt_dev_ops cuda_dev = {
     /* host memory (issue 20, C) */
     .host_alloc = lt_cuda_host_alloc,
     .host_free = lt_cuda_host_free,
+    /* training step (issue 20, B) */
+    .upload_new = lt_cuda_upload_new,
+    .upload_free = lt_cuda_upload_free,
+    .upload = lt_cuda_upload,
+    .ce_acc = lt_cuda_ce_acc,
+    .sgd_dev_rates = lt_cuda_sgd_dev_rates,
+    .adam_dev_rates = lt_cuda_adam_dev_rates,
+    .graph_prepare = lt_cuda_graph_prepare,
+    .ws_generation = lt_cuda_ws_generation,
+    .graph_begin = lt_cuda_graph_begin,
+    .graph_end = lt_cuda_graph_end,
+    .graph_launch = lt_cuda_graph_launch,
+    .graph_free = lt_cuda_graph_free,
 };
 
 /* Fills b's cuda part on a new context (b is zeroed by the caller). */

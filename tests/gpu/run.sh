@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/gpu/run.sh [--build-only] LOGDIR — build the CUDA library and its
-# tests (the op table test_backend_ops, the whole models test_model_cuda) on
+# tests (the op table test_backend_ops, the whole models test_model_cuda,
+# the training steps and CUDA graphs test_train_cuda) on
 # the GPU machine, run them, and write the logs into LOGDIR.
 # tests/gpu/README.md says how to call it through the device tool.
 #
@@ -37,7 +38,7 @@ gpu_env_deps cblas.h cmocka.h cjson/cJSON.h
 # ---- build --------------------------------------------------------------------------
 gpu_env_flags
 LDLIBS="-L$LNK ${DEP_LIB:+-L${DEP_LIB//:/ -L}} -lopenblas -lcjson -lm -lpthread -fopenmp"
-TESTS="test_backend_ops test_model_cuda test_host_mem"
+TESTS="test_backend_ops test_model_cuda test_host_mem test_train_cuda"
 say "build: make BUILD=$BUILD -j$JOBS cuda"
 make --no-print-directory -j"$JOBS" BUILD="$BUILD" NVCC="$NVCC" CUDA_HOME="$CUDA_HOME" \
     CUDNN_INC="$CUDNN_INC" CUBLAS_INC="$CUBLAS_INC" CUDA_LDLIBS="$CUDA_LDLIBS" LDLIBS="$LDLIBS" \

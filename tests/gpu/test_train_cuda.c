@@ -1,0 +1,419 @@
+/* test_train_cuda.c — whole training steps on the CUDA backend
+ * (engine/lt_step.h, issue 20): ResNet-8 on random 28x28x1 data, 10
+ * classes, batch 8, six steps (five full batches and a partial one of 5
+ * rows), SGD (momentum 0.9, weight decay 5e-4, Nesterov) with a "head"
+ * group at lr x2, wd x0.5, or Adam.
+ *
+ *   cuda_vs_cpu_sgd/adam  lt_step on cuda (graphs on) against lt_step on
+ *                         cpu (the harness's sequence): each step's loss
+ *                         within 1e-4 (relative), and after the six steps
+ *                         every parameter within 2e-3, every BN running
+ *                         statistic within 2e-3 (max |gpu - cpu| / max
+ *                         |cpu|, tests/gpu/optable.h); correct and seen
+ *                         equal, loss sums within 1e-4. Why these: one
+ *                         step matches within 1e-4 (test_model_cuda.c);
+ *                         six steps compound it, and a momentum step moves
+ *                         a weight by lr * (accumulated gradient), whose
+ *                         1e-2 gradient tolerance in BN-heavy layers shows
+ *                         up in the weights at a few 1e-4. Set before any
+ *                         GPU run; the worst values are printed.
+ *   graph_vs_eager        deterministic backend: graphs on against
+ *                         LT_CUDA_GRAPH-off (eager) from the same seed:
+ *                         parameters, buffers, optimizer state and the
+ *                         accumulated sums memcmp-equal; the graph run
+ *                         captured once and replayed 4 of the 5 full
+ *                         batches after its warm-up step;
+ *   deterministic_twice   two deterministic graph runs: memcmp-equal;
+ *   ckpt_resume           deterministic: 3 steps, save model + optimizer
+ *                         (lt_model_save / lt_optim_save from device
+ *                         memory), load into a fresh cuda model and
+ *                         optimizer, 3 more steps on each: the resumed run
+ *                         equals the uninterrupted one bit for bit; the
+ *                         file loads into a cpu model with the same values
+ *                         (the format does not depend on the backend);
+ *   capture_fallback      a head with the learned-scale cosine layer (its
+ *                         backward reads the scale on the host, which a
+ *                         capture cannot hold): the capture fails, one
+ *                         notice, capture_failures = 1, every step eager,
+ *                         and the numbers equal a graphs-off run bit for
+ *                         bit (deterministic);
+ * Without a CUDA device every case prints the reason and calls skip(). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lt_backend.h"
+#include "lt_ckpt.h"
+#include "lt_model.h"
+#include "lt_rng.h"
+#include "lt_step.h"
+#include "optable.h"
+
+enum { N = 8, C = 10, STEPS = 6, PARTIAL = 5 };
+static const lt_shape IN = {1, 1, 28, 28};
+static const double TOL_LOSS = 1e-4, TOL_W = 2e-3, TOL_BUF = 2e-3;
+
+static lt_backend *gpu_backend(int det) {
+    lt_backend *b = NULL;
+    if (lt_backend_cuda_create(0, LT_CUDA_FP32, det, &b) != LT_OK) {
+        print_message("skip: no usable CUDA device: %s\n", lt_errmsg());
+        return NULL;
+    }
+    return b;
+}
+#define NEED_GPU(bp, det)                \
+    do {                                 \
+        (bp) = gpu_backend(det);         \
+        if (!(bp)) { skip(); return; }   \
+    } while (0)
+
+/* head: 0 = linear "logits", 1 = learned-scale cosine "logits" */
+static lt_model *build(lt_backend *b, int head, int *logits) {
+    lt_model *m = NULL;
+    assert_int_equal(lt_model_create_on(&m, IN, b), LT_OK);
+    int feat = lt_resnet_backbone(m, "resnet8_cifar");
+    assert_true(feat > 0);
+    *logits = head ? lt_add_cosine_learned(m, "logits", "head", feat, C, 16.0f)
+                   : lt_add_linear(m, "logits", "head", feat, C, 1);
+    assert_true(*logits > 0);
+    assert_int_equal(lt_model_finalize(m, 2024), LT_OK);
+    assert_int_equal(lt_model_set_batch(m, N), LT_OK);
+    return m;
+}
+
+static void optim(lt_model *m, lt_opt_kind kind, lt_optim *o) {
+    assert_int_equal(lt_optim_init(o, m, kind, 0.9f, 5e-4f, kind == LT_OPT_SGD), LT_OK);
+    assert_int_equal(lt_optim_set_group(o, m, "head", 2.0, 0.5), LT_OK);
+}
+
+static int batch(int k, float *x, int32_t *y) {
+    const int n = k == STEPS - 1 ? PARTIAL : N;
+    lt_rng r;
+    lt_rng_init(&r, 11, (uint64_t)k);
+    for (size_t i = 0; i < (size_t)n * lt_shape_count(IN); i++) x[i] = (float)lt_rng_normal(&r);
+    for (int i = 0; i < n; i++) y[i] = (int32_t)lt_rng_below(&r, C);
+    return n;
+}
+static float lr_at(int k, lt_opt_kind kind) { return (kind == LT_OPT_SGD ? 0.05f : 1e-3f) / (float)(1 + k); }
+
+/* One run: a model, its optimizer and step. */
+typedef struct {
+    lt_model *m;
+    lt_optim o;
+    lt_step *s;
+    int logits;
+    double loss[STEPS];   /* per-step losses (stats read after each step) */
+} run;
+
+static void run_open(run *r, lt_backend *b, int head, lt_opt_kind kind, int graphs) {
+    memset(r, 0, sizeof *r);
+    r->m = build(b, head, &r->logits);
+    optim(r->m, kind, &r->o);
+    lt_step_opts so;
+    lt_step_opts_default(&so);
+    so.graphs = graphs;
+    assert_int_equal(lt_step_create(&r->s, r->m, &r->o, r->logits, N, C, &so), LT_OK);
+}
+
+static void run_close(run *r) {
+    lt_step_free(r->s);
+    lt_optim_free(&r->o);
+    lt_model_free(r->m);
+}
+
+/* Steps [k0, k1) with the per-step loss read back (a wait per step: these
+ * tests are about numbers, not speed). */
+static void run_steps(run *r, lt_opt_kind kind, int k0, int k1) {
+    float *x = malloc((size_t)N * lt_shape_count(IN) * sizeof(float));
+    int32_t y[N];
+    for (int k = k0; k < k1; k++) {
+        const int n = batch(k, x, y);
+        double before = 0, after = 0;
+        long c0, s0, c1, s1;
+        assert_int_equal(lt_step_epoch_stats(r->s, &before, &c0, &s0), LT_OK);
+        assert_int_equal(lt_step_run(r->s, x, y, n, lr_at(k, kind)), LT_OK);
+        assert_int_equal(lt_step_epoch_stats(r->s, &after, &c1, &s1), LT_OK);
+        assert_int_equal(s1 - s0, n);
+        r->loss[k] = (after - before) / n;
+    }
+    free(x);
+}
+
+/* Host copies of every parameter and buffer, concatenated. */
+typedef struct { float *w, *b; size_t nw, nb; } snap;
+static void snap_take(run *r, snap *s) {
+    lt_model *m = r->m;
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        lt_param_info p;
+        lt_model_param_at(m, i, &p);
+        s->nw += p.count;
+    }
+    for (int i = 0; i < lt_model_n_buffers(m); i++) {
+        lt_buffer_info b;
+        lt_model_buffer_at(m, i, &b);
+        s->nb += b.count;
+    }
+    s->w = malloc(s->nw * sizeof(float));
+    s->b = malloc(s->nb * sizeof(float) + 4);
+    size_t o = 0;
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        lt_param_info p;
+        lt_model_param_at(m, i, &p);
+        assert_int_equal(lt_model_param_to_host(m, i, s->w + o, NULL), LT_OK);
+        o += p.count;
+    }
+    o = 0;
+    for (int i = 0; i < lt_model_n_buffers(m); i++) {
+        lt_buffer_info b;
+        lt_model_buffer_at(m, i, &b);
+        assert_int_equal(lt_model_buffer_to_host(m, i, s->b + o), LT_OK);
+        o += b.count;
+    }
+}
+static void snap_free(snap *s) { free(s->w); free(s->b); }
+
+/* The optimizer state through a checkpoint record (the only host view of a
+ * device optimizer's slots): "o/optim/s1" (and s2). */
+static void optim_state_host(run *r, const char *path, float **s1, float **s2, size_t *n) {
+    lt_ckpt_writer *w;
+    assert_int_equal(lt_ckpt_writer_open(&w, path), LT_OK);
+    assert_int_equal(lt_optim_save(&r->o, w, "o/"), LT_OK);
+    assert_int_equal(lt_ckpt_commit(w), LT_OK);
+    lt_ckpt *c;
+    assert_int_equal(lt_ckpt_read(&c, path), LT_OK);
+    const void *d;
+    size_t bytes;
+    assert_int_equal(lt_ckpt_get(c, "o/optim/s1", &d, &bytes), LT_OK);
+    *n = bytes / sizeof(float);
+    *s1 = malloc(bytes);
+    memcpy(*s1, d, bytes);
+    *s2 = NULL;
+    if (lt_ckpt_has(c, "o/optim/s2")) {
+        assert_int_equal(lt_ckpt_get(c, "o/optim/s2", &d, &bytes), LT_OK);
+        *s2 = malloc(bytes);
+        memcpy(*s2, d, bytes);
+    }
+    lt_ckpt_free(c);
+    unlink(path);
+}
+
+static char tmp_path[64];
+static const char *tmpfile_name(const char *tag) {
+    snprintf(tmp_path, sizeof tmp_path, "/tmp/lt_train_cuda_%s_%d.ltc", tag, (int)getpid());
+    return tmp_path;
+}
+
+/* a, b bit for bit: parameters, buffers, optimizer state, accumulated sums. */
+static void assert_runs_equal(run *a, run *b, const char *what) {
+    snap sa, sb;
+    snap_take(a, &sa);
+    snap_take(b, &sb);
+    assert_int_equal(sa.nw, sb.nw);
+    int ok = !memcmp(sa.w, sb.w, sa.nw * sizeof(float)) && !memcmp(sa.b, sb.b, sa.nb * sizeof(float));
+    float *a1, *a2, *b1, *b2;
+    size_t na, nb;
+    optim_state_host(a, tmpfile_name("a"), &a1, &a2, &na);
+    optim_state_host(b, tmpfile_name("b"), &b1, &b2, &nb);
+    ok = ok && na == nb && !memcmp(a1, b1, na * sizeof(float)) && (!a2 || !memcmp(a2, b2, na * sizeof(float)));
+    double la, lb;
+    long ca, cb, na_, nb_;
+    assert_int_equal(lt_step_epoch_stats(a->s, &la, &ca, &na_), LT_OK);
+    assert_int_equal(lt_step_epoch_stats(b->s, &lb, &cb, &nb_), LT_OK);
+    ok = ok && !memcmp(&la, &lb, sizeof la) && ca == cb && na_ == nb_;
+    print_message("%s: parameters, buffers, optimizer state, sums %s\n", what, ok ? "bit-identical" : "DIFFER");
+    free(a1); free(a2); free(b1); free(b2);
+    snap_free(&sa);
+    snap_free(&sb);
+    assert_true(ok);
+}
+
+/* ---- cuda against cpu ---------------------------------------------------------------------- */
+static void cuda_vs_cpu(lt_opt_kind kind) {
+    lt_backend *gb;
+    NEED_GPU(gb, 0);
+    run g, c;
+    run_open(&g, gb, 0, kind, 1);
+    run_open(&c, NULL, 0, kind, 1);
+    run_steps(&g, kind, 0, STEPS);
+    run_steps(&c, kind, 0, STEPS);
+    double e_loss = 0;
+    for (int k = 0; k < STEPS; k++) {
+        const double e = fabs(g.loss[k] - c.loss[k]) / fmax(fabs(c.loss[k]), 1e-30);
+        if (!(e <= e_loss)) e_loss = e;
+    }
+    double e_w = 0, e_b = 0;
+    const char *ww = "-", *wb = "-";
+    for (int i = 0; i < lt_model_n_params(c.m); i++) {
+        lt_param_info p;
+        lt_model_param_at(c.m, i, &p);
+        float *h = malloc(p.count * sizeof(float));
+        assert_int_equal(lt_model_param_to_host(g.m, i, h, NULL), LT_OK);
+        const double e = lt_ot_relerr(p.w, h, p.count);
+        if (!(e <= e_w)) { e_w = e; ww = p.name; }
+        free(h);
+    }
+    for (int i = 0; i < lt_model_n_buffers(c.m); i++) {
+        lt_buffer_info b;
+        lt_model_buffer_at(c.m, i, &b);
+        float *h = malloc(b.count * sizeof(float));
+        assert_int_equal(lt_model_buffer_to_host(g.m, i, h), LT_OK);
+        const double e = lt_ot_relerr(b.data, h, b.count);
+        if (!(e <= e_b)) { e_b = e; wb = b.name; }
+        free(h);
+    }
+    double lg, lc;
+    long cg, cc, sg, sc;
+    assert_int_equal(lt_step_epoch_stats(g.s, &lg, &cg, &sg), LT_OK);
+    assert_int_equal(lt_step_epoch_stats(c.s, &lc, &cc, &sc), LT_OK);
+    const double e_sum = fabs(lg - lc) / fmax(fabs(lc), 1e-30);
+    lt_step_info gi;
+    lt_step_get_info(g.s, &gi);
+    const int ok = e_loss <= TOL_LOSS && e_w <= TOL_W && e_b <= TOL_BUF && e_sum <= TOL_LOSS && cg == cc && sg == sc;
+    print_message("%s: %d steps, losses %.3g (tol %.0e), parameters %.3g (%.0e, worst %s), BN buffers %.3g (%.0e, "
+                  "worst %s), loss sum %.3g, correct %ld/%ld, graph steps %ld, eager %ld: %s\n",
+                  kind == LT_OPT_SGD ? "sgd" : "adam", STEPS, e_loss, TOL_LOSS, e_w, TOL_W, ww, e_b, TOL_BUF, wb, e_sum,
+                  cg, cc, gi.graph_steps, gi.eager_steps, ok ? "PASS" : "FAIL");
+    run_close(&g);
+    run_close(&c);
+    lt_backend_free(gb);
+    assert_true(ok);
+}
+static void test_cuda_vs_cpu_sgd(void **s) { (void)s; cuda_vs_cpu(LT_OPT_SGD); }
+static void test_cuda_vs_cpu_adam(void **s) { (void)s; cuda_vs_cpu(LT_OPT_ADAM); }
+
+/* ---- graphs against eager, and determinism --------------------------------------------------- */
+static void test_graph_vs_eager(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, 1);
+    run a, b;
+    run_open(&a, gb, 0, LT_OPT_SGD, 1);
+    run_open(&b, gb, 0, LT_OPT_SGD, 0);
+    run_steps(&a, LT_OPT_SGD, 0, STEPS);
+    run_steps(&b, LT_OPT_SGD, 0, STEPS);
+    lt_step_info ia, ib;
+    lt_step_get_info(a.s, &ia);
+    lt_step_get_info(b.s, &ib);
+    print_message("graph run: %ld captures, %ld graph steps, %ld eager, %ld failures%s%s\n", ia.captures,
+                  ia.graph_steps, ia.eager_steps, ia.capture_failures, ia.notice[0] ? ": " : "", ia.notice);
+    assert_int_equal(ia.capture_failures, 0);
+    assert_int_equal(ia.captures, 1);
+    assert_int_equal(ia.graph_steps, STEPS - 2);   /* five full: warm-up eager, capture + 3 replays -> 4 */
+    assert_int_equal(ib.graph_steps, 0);
+    assert_runs_equal(&a, &b, "graph vs eager");
+    run_close(&a);
+    run_close(&b);
+    lt_backend_free(gb);
+}
+
+static void test_deterministic_twice(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, 1);
+    run a, b;
+    run_open(&a, gb, 0, LT_OPT_ADAM, 1);
+    run_open(&b, gb, 0, LT_OPT_ADAM, 1);
+    run_steps(&a, LT_OPT_ADAM, 0, STEPS);
+    run_steps(&b, LT_OPT_ADAM, 0, STEPS);
+    assert_runs_equal(&a, &b, "two deterministic runs");
+    run_close(&a);
+    run_close(&b);
+    lt_backend_free(gb);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------------ */
+static void test_ckpt_resume(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, 1);
+    run a, b;
+    run_open(&a, gb, 0, LT_OPT_SGD, 1);
+    run_steps(&a, LT_OPT_SGD, 0, 3);
+    const char *path = tmpfile_name("resume");
+    char keep[64];
+    snprintf(keep, sizeof keep, "%s", path);
+    lt_ckpt_writer *w;
+    assert_int_equal(lt_ckpt_writer_open(&w, keep), LT_OK);
+    assert_int_equal(lt_model_save(a.m, w, "m/"), LT_OK);
+    assert_int_equal(lt_optim_save(&a.o, w, "o/"), LT_OK);
+    assert_int_equal(lt_ckpt_commit(w), LT_OK);
+    /* a fresh model (other initial values: another seed would do; the load
+     * must replace everything) */
+    run_open(&b, gb, 0, LT_OPT_SGD, 1);
+    lt_ckpt *ck;
+    assert_int_equal(lt_ckpt_read(&ck, keep), LT_OK);
+    assert_int_equal(lt_model_load(b.m, ck, "m/"), LT_OK);
+    assert_int_equal(lt_optim_load(&b.o, ck, "o/"), LT_OK);
+    assert_int_equal(b.o.step, a.o.step);
+    /* the same file into a cpu model: the values the cuda model holds */
+    int lc;
+    lt_model *mc = build(NULL, 0, &lc);
+    assert_int_equal(lt_model_load(mc, ck, "m/"), LT_OK);
+    for (int i = 0; i < lt_model_n_params(mc); i++) {
+        lt_param_info p;
+        lt_model_param_at(mc, i, &p);
+        float *h = malloc(p.count * sizeof(float));
+        assert_int_equal(lt_model_param_to_host(a.m, i, h, NULL), LT_OK);
+        assert_memory_equal(h, p.w, p.count * sizeof(float));
+        free(h);
+    }
+    lt_model_free(mc);
+    lt_ckpt_free(ck);
+    unlink(keep);
+    /* both go on; the sums restart so they compare the resumed steps only */
+    assert_int_equal(lt_step_reset_stats(a.s), LT_OK);
+    run_steps(&a, LT_OPT_SGD, 3, STEPS);
+    run_steps(&b, LT_OPT_SGD, 3, STEPS);
+    assert_runs_equal(&a, &b, "resumed vs uninterrupted");
+    run_close(&a);
+    run_close(&b);
+    lt_backend_free(gb);
+}
+
+/* ---- a capture that cannot hold the step -------------------------------------------------------- */
+static void test_capture_fallback(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, 1);
+    run a, b;
+    run_open(&a, gb, 1, LT_OPT_SGD, 1);
+    run_open(&b, gb, 1, LT_OPT_SGD, 0);
+    run_steps(&a, LT_OPT_SGD, 0, STEPS);
+    run_steps(&b, LT_OPT_SGD, 0, STEPS);
+    lt_step_info ia;
+    lt_step_get_info(a.s, &ia);
+    print_message("fallback: %ld failures, %ld graph steps, notice: %s\n", ia.capture_failures, ia.graph_steps,
+                  ia.notice);
+    assert_int_equal(ia.capture_failures, 1);
+    assert_int_equal(ia.graph_steps, 0);
+    assert_int_equal(ia.eager_steps, STEPS);
+    assert_int_equal(ia.graphs, 0);
+    assert_non_null(strstr(ia.notice, "runs eagerly"));
+    assert_runs_equal(&a, &b, "fallback vs eager");
+    /* the stream is usable after the failed capture: one more step each */
+    run_steps(&a, LT_OPT_SGD, 0, 1);
+    run_close(&a);
+    run_close(&b);
+    lt_backend_free(gb);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cuda_vs_cpu_sgd),
+        cmocka_unit_test(test_cuda_vs_cpu_adam),
+        cmocka_unit_test(test_graph_vs_eager),
+        cmocka_unit_test(test_deterministic_twice),
+        cmocka_unit_test(test_ckpt_resume),
+        cmocka_unit_test(test_capture_fallback),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,92 @@
+/* test_run_hooks.c — the runner's side of training on a device backend
+ * (harness/lt_run_train.c lt_run_device_hooks_check, lt_run_on_device),
+ * on any machine: a run whose backend is a cuda one (a stand-in backend
+ * object: the check reads only its kind and name) refuses exactly the
+ * methods with a hook the device step cannot run, naming the method, the
+ * hook and the device; every method is accepted on a cpu backend and
+ * without one. ce, the sampling baselines and cRT must be accepted. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lt_backend_impl.h"
+#include "lt_run_internal.h"
+
+static const char *host_hook(const lt_method *M) {
+    if (M->batch_hook) return "batch_hook";
+    if (M->loss) return "loss";
+    if (M->iter_end) return "iter_end";
+    if (M->post_train) return "post_train";
+    if (M->abi >= 3 && M->class_norms) return "class_norms";
+    return NULL;
+}
+
+static void test_hooks_check(void **st) {
+    (void)st;
+    lt_backend *cuda = calloc(1, sizeof *cuda), *cpu = NULL;
+    assert_non_null(cuda);
+    cuda->kind = LT_BACKEND_CUDA;
+    snprintf(cuda->cuda_name, sizeof cuda->cuda_name, "cuda:3");
+    lt_cpu_opts o;
+    lt_cpu_opts_default(&o);
+    assert_int_equal(lt_backend_cpu_create(&o, &cpu), LT_OK);
+    lt_run_job job;
+    memset(&job, 0, sizeof job);
+    lt_child c;
+    memset(&c, 0, sizeof c);
+    c.job = &job;
+    int n = 0, refused = 0;
+    for (const lt_method_entry *e = lt_method_table; *e; e++, n++) {
+        c.M = (*e)();
+        const char *hook = host_hook(c.M);
+        job.backend = NULL;
+        assert_int_equal(lt_run_on_device(&c), 0);
+        assert_int_equal(lt_run_device_hooks_check(&c), LT_OK);
+        job.backend = cpu;
+        assert_int_equal(lt_run_on_device(&c), 0);
+        assert_int_equal(lt_run_device_hooks_check(&c), LT_OK);
+        job.backend = cuda;
+        assert_int_equal(lt_run_on_device(&c), 1);
+        lt_err_clear();
+        const int rc = lt_run_device_hooks_check(&c);
+        if (!hook) {
+            assert_int_equal(rc, LT_OK);
+            continue;
+        }
+        refused++;
+        char want[160];
+        snprintf(want, sizeof want, "method %s: its %s runs on the host, not supported on cuda:3 yet", c.M->name,
+                 hook);
+        assert_int_equal(rc, LT_EINVAL);
+        assert_string_equal(lt_errmsg(), want);
+    }
+    print_message("%d methods, %d refused on cuda\n", n, refused);
+    assert_true(n > 0 && refused > 0 && refused < n);
+    /* the baselines the device path is for */
+    static const char *const ok[] = {"ce", "cbs", "srs", "pbs", "crt"};
+    for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) {
+        int found = 0;
+        for (const lt_method_entry *e = lt_method_table; *e; e++) {
+            c.M = (*e)();
+            if (strcmp(c.M->name, ok[k])) continue;
+            found = 1;
+            assert_int_equal(lt_run_device_hooks_check(&c), LT_OK);
+        }
+        if (!found) fail_msg("method %s is not in the table", ok[k]);
+    }
+    free(cuda);
+    lt_backend_free(cpu);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hooks_check),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
