@@ -469,6 +469,17 @@ static void stage_bufs_free(stage_bufs *b) {
     memset(b, 0, sizeof *b);
 }
 
+/* The terminal's progress line during an epoch (overwritten in place). */
+static void progress_line(lt_child *c, const lt_stage *cfg, int stage, int e, long it, long ipe, double el,
+                          double loss_sum, long seen, double lr) {
+    double ips = seen / (el > 0 ? el : 1);
+    char eta[32];
+    fmt_eta((double)(ipe - it - 1) * el / (it + 1) + (cfg->epochs - e - 1) * (ipe * el / (it + 1)), eta, sizeof eta);
+    fprintf(c->job->log, "\r  stage %d/%d epoch %d/%d it %ld/%ld loss %.4f lr %.5f %.0f img/s ETA %s   ", stage + 1,
+            c->n_stages, e + 1, cfg->epochs, it + 1, ipe, loss_sum / seen, lr, ips, eta);
+    fflush(c->job->log);
+}
+
 static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_epoch, stage_bufs *B,
                        lt_run_meta *meta, int *global_epoch) {
     const lt_run_request *req = c->job->req;
@@ -490,8 +501,13 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
         B->idbuf = malloc((size_t)cap * sizeof *B->idbuf);
         if (!B->xbuf || !B->ybuf || !B->idbuf) return lt_err(LT_ENOMEM, "batch buffer: out of memory");
     }
-    LT_TRY(lt_loader_open(&B->L, &c->train, &c->aug, cfg->batch, cfg->drop_last, cfg->augment, seed,
-                          STAGE_STREAM(LT_STREAM_AUG, stage)));
+    /* cpu: one loader thread and heap slots, as always (the trainer's
+     * OpenMP threads own the cores); a device: every core and pinned slots.
+     * The batches' bytes are the same either way. */
+    lt_loader_opts lo;
+    lt_loader_opts_for_backend(&lo, c->job->backend);
+    LT_TRY(lt_loader_open_opts(&B->L, &c->train, &c->aug, cfg->batch, cfg->drop_last, cfg->augment, seed,
+                               STAGE_STREAM(LT_STREAM_AUG, stage), &lo));
     LT_TRY(lt_loader_set_views(B->L, views));
     /* ABI 4: strong per-view pipelines (a zeroed stage of an older method
      * has none) */
@@ -566,13 +582,7 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
                 if (tty && lt_now_s() - t_print > 0.5) {
                     LT_TRY(lt_step_epoch_stats(B->step, &loss_sum, &correct, &seen));
                     t_print = lt_now_s();
-                    double el = t_print - t_ep, ips = seen / (el > 0 ? el : 1);
-                    char eta[32];
-                    fmt_eta((double)(ipe - it - 1) * el / (it + 1) + (cfg->epochs - e - 1) * (ipe * el / (it + 1)),
-                            eta, sizeof eta);
-                    fprintf(c->job->log, "\r  stage %d/%d epoch %d/%d it %ld/%ld loss %.4f lr %.5f %.0f img/s ETA %s   ",
-                            stage + 1, c->n_stages, e + 1, cfg->epochs, it + 1, ipe, loss_sum / seen, lr, ips, eta);
-                    fflush(c->job->log);
+                    progress_line(c, cfg, stage, e, it, ipe, t_print - t_ep, loss_sum, seen, lr);
                 }
                 continue;
             }
@@ -620,13 +630,7 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
             }
             if (tty && lt_now_s() - t_print > 0.5) {
                 t_print = lt_now_s();
-                double el = t_print - t_ep, ips = seen / (el > 0 ? el : 1);
-                char eta[32];
-                fmt_eta((double)(ipe - it - 1) * el / (it + 1) + (cfg->epochs - e - 1) * (ipe * el / (it + 1)),
-                        eta, sizeof eta);
-                fprintf(c->job->log, "\r  stage %d/%d epoch %d/%d it %ld/%ld loss %.4f lr %.5f %.0f img/s ETA %s   ",
-                        stage + 1, c->n_stages, e + 1, cfg->epochs, it + 1, ipe, loss_sum / seen, lr, ips, eta);
-                fflush(c->job->log);
+                progress_line(c, cfg, stage, e, it, ipe, t_print - t_ep, loss_sum, seen, lr);
             }
         }
         if (B->step) {

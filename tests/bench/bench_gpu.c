@@ -33,11 +33,10 @@
  * batch / seconds. PyTorch runs first, in its own process (so the two never
  * share the GPU), then ltbench in this one.
  *
- * ltbench's step is bench_train_step() below, written on today's engine
- * API (lt_model_forward / lt_cuda_softmax_ce / lt_model_backward /
- * lt_optim_step on a model made with lt_model_create_on on a cuda backend).
- * It is the one function the training-step object lt_step (engine/lt_step.h,
- * issue 20 part B: the same work captured as a CUDA graph) replaces.
+ * ltbench's step is the harness's: lt_step (engine/lt_step.h) on a model
+ * made with lt_model_create_on on a cuda backend, the whole step captured
+ * as a CUDA graph after warm-up (LT_CUDA_GRAPH=0: every step eager, to
+ * compare). A line per model and mode says how the steps ran.
  *
  * No CUDA device, or a binary whose backend was not built: prints
  * "bench-gpu: skipped: no CUDA device (<reason>)" and exits 0. PyTorch
@@ -59,6 +58,7 @@
 #include "lt_cuda.h"
 #include "lt_model.h"
 #include "lt_rng.h"
+#include "lt_step.h"
 #include "../gpu_peak.h"
 
 #define TORCH_SCRIPT "tests/bench/bench_gpu_torch.py"
@@ -100,11 +100,11 @@ typedef struct {
     int have_opt;
     lt_cuda_ctx *ctx;
     int logits, N, C;
-    int32_t *y_dev;   /* device labels */
+    lt_step *step;    /* the harness's training step (graph after warm-up) */
 } bench_net;
 
 static void net_free(bench_net *b) {
-    if (b->y_dev) lt_cuda_free(b->ctx, b->y_dev);
+    lt_step_free(b->step);
     if (b->have_opt) lt_optim_free(&b->opt);
     lt_model_free(b->m);
     lt_backend_free(b->be);
@@ -130,28 +130,21 @@ static int net_create(bench_net *b, const bench_cfg *c, lt_cuda_math math) {
     if (!rc) b->ctx = lt_model_device_ctx(b->m);
     if (!rc && !b->ctx) rc = lt_err(LT_EDEVICE, "bench_gpu: model on %s has no device context",
                                     lt_backend_describe(b->be));
-    if (!rc) rc = lt_cuda_alloc(b->ctx, (void **)&b->y_dev, (size_t)b->N * sizeof(int32_t));
+    if (!rc) {
+        lt_step_opts so;
+        lt_step_opts_from_env(&so);
+        rc = lt_step_create(&b->step, b->m, &b->opt, b->logits, b->N, b->C, &so);
+    }
     if (rc) net_free(b);
     return rc;
 }
 
-/* ==== bench_train_step: ONE training step on today's engine API ==============
- * Upload the batch (lt_model_forward copies x to the device), forward in
- * training mode, softmax cross-entropy on the device straight into the
- * logits' gradient (it returns the loss on the host, so it waits for the
- * stream), backward, SGD. REPLACE with lt_step_run(s, x, y, n, lr) once
- * engine/lt_step.h (issue 20 part B) is merged: the same work, captured as
- * a CUDA graph after warm-up. Nothing else in this file depends on how the
- * step is done. */
+/* ==== bench_train_step: one training step, as the harness takes it ==========
+ * lt_step_run: the batch uploaded through pinned staging, forward, softmax
+ * cross-entropy into device accumulators, backward, SGD with the rate in
+ * device memory; from the second full batch on one CUDA graph launch. */
 static int bench_train_step(bench_net *b, const float *x, const int32_t *y, float lr) {
-    double loss;
-    lt_model_zero_grad(b->m);
-    LT_TRY(lt_model_forward(b->m, x, b->N, 1));
-    LT_TRY(lt_cuda_h2d(b->ctx, b->y_dev, y, (size_t)b->N * sizeof(int32_t)));
-    LT_TRY(lt_cuda_softmax_ce(b->ctx, b->N, b->C, lt_model_out(b->m, b->logits), b->y_dev, NULL, NULL, &loss,
-                              lt_model_dout(b->m, b->logits)));
-    LT_TRY(lt_model_backward(b->m, b->N, &b->logits, 1));
-    return lt_optim_step(&b->opt, b->m, lr);
+    return lt_step_run(b->step, x, y, b->N, lr);
 }
 
 static int bench_eval_step(bench_net *b, const float *x) { return lt_model_forward(b->m, x, b->N, 0); }
@@ -199,6 +192,19 @@ static int run_ltbench(const bench_cfg *c, lt_cuda_math math, int warm, double s
         for (int i = 0; i < c->batch; i++) y[i] = (int32_t)lt_rng_below(&g, (uint32_t)c->classes);
     }
     if (!rc) rc = time_steps(&b, 1, x, y, warm, secs, &r->train_ips, &r->train_steps);
+    if (!rc) {
+        /* a non-finite loss in any timed step surfaces here; how the steps ran */
+        double loss_sum;
+        long correct, seen;
+        rc = lt_step_epoch_stats(b.step, &loss_sum, &correct, &seen);
+        lt_step_info si;
+        lt_step_get_info(b.step, &si);
+        printf("bench-gpu: %s %s step: graphs=%d captures=%ld graph_steps=%ld eager_steps=%ld "
+               "capture_failures=%ld mean_loss=%.4f%s%s\n",
+               c->arch, MODE_NAME[math], si.graphs, si.captures, si.graph_steps, si.eager_steps,
+               si.capture_failures, seen ? loss_sum / seen : 0.0, si.notice[0] ? " notice: " : "", si.notice);
+        fflush(stdout);
+    }
     if (!rc) rc = time_steps(&b, 0, x, y, warm, secs, &r->eval_ips, &r->eval_steps);
     free(x);
     free(y);
