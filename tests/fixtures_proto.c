@@ -40,6 +40,15 @@ int fx_tiny_protocol(const char *dir, char *out, size_t cap)
     return rc;
 }
 
+const char *fx_fmnist_missing(void)
+{
+    static const char *const f[4] = {FX_FMNIST_TRAIN, FX_FMNIST_TRAIN_LABELS, FX_FMNIST_TEST,
+                                     FX_FMNIST_TEST_LABELS};
+    for (int i = 0; i < 4; i++)
+        if (access(f[i], R_OK) != 0) return f[i];
+    return NULL;
+}
+
 const char *fx_train_blocker(const char *asan_why)
 {
     static char why[300];

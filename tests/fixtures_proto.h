@@ -1,4 +1,6 @@
-/* fixtures_proto.h — what the runner tests that train share: the small copy
+/* fixtures_proto.h — what the tests on the real Fashion-MNIST share (the
+ * Debian package's files, and when a test that reads them can run), and what
+ * the runner tests that train share: the small copy
  * of fmnist_lt_r100 they train on (protocol "fmnist_lt_tiny", ci scale with
  * 120 training images per class, a 300-image test subset and batches of 64),
  * when such a test can run here, one runner call as they all make it, and
@@ -26,9 +28,31 @@
 #define FX_UNDER_ASAN 0
 #endif
 
-/* The Debian Fashion-MNIST package's training images: where this file is
- * absent, so is the data the runner tests train on. */
-#define FX_FMNIST_TRAIN "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+/* The Debian Fashion-MNIST package's (dataset-fashion-mnist) four files.
+ * Where the training images are absent, so is the data the runner tests
+ * train on. */
+#define FX_FMNIST_DIR "/usr/share/datasets/fashion-mnist/"
+#define FX_FMNIST_TRAIN FX_FMNIST_DIR "train-images-idx3-ubyte.gz"
+#define FX_FMNIST_TRAIN_LABELS FX_FMNIST_DIR "train-labels-idx1-ubyte.gz"
+#define FX_FMNIST_TEST FX_FMNIST_DIR "t10k-images-idx3-ubyte.gz"
+#define FX_FMNIST_TEST_LABELS FX_FMNIST_DIR "t10k-labels-idx1-ubyte.gz"
+
+/* The first of the package's four files that cannot be read, or NULL where
+ * all four can: the tests that read the files themselves need them all. */
+const char *fx_fmnist_missing(void);
+
+/* Prints "skip: <file> absent (...)" and calls CMocka's skip() where
+ * fx_fmnist_missing names a file. A macro so that skip() runs in the
+ * calling test case. */
+#define FX_SKIP_WITHOUT_FMNIST()                                                                   \
+    do {                                                                                           \
+        const char *fx_m_ = fx_fmnist_missing();                                                   \
+        if (fx_m_) {                                                                               \
+            print_message("skip: %s absent (install dataset-fashion-mnist: make deps)\n", fx_m_); \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
 
 /* Writes DIR/fmnist_lt_tiny.json (path into out); 0 or -1. Run from the
  * repository root (reads protocols/fmnist_lt_r100.json). */
