@@ -117,6 +117,24 @@ int fx_rm_rf(const char *dir)
     return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }
 
+char fx_scratch[256];
+
+int fx_scratch_setup(void **state)
+{
+    (void)state;
+    return fx_tmpdir(fx_scratch, sizeof fx_scratch);
+}
+
+int fx_scratch_teardown(void **state)
+{
+    (void)state;
+    if (!fx_scratch[0] || getenv("LTBENCH_KEEP_TMP"))
+        return 0;
+    const int rc = fx_rm_rf(fx_scratch);
+    fx_scratch[0] = 0;
+    return rc;
+}
+
 static int mkdirs_for(const char *path)
 {
     char tmp[4096];

@@ -28,6 +28,15 @@ int fx_tmpdir(char *out, size_t cap);
  * was left (callers that care say so; the rest may ignore it). */
 int fx_rm_rf(const char *dir);
 
+/* A test binary's scratch directory, shared by its cases: a CMocka setup
+ * and teardown (group or per case). fx_scratch_setup makes it (fx_tmpdir);
+ * fx_scratch_teardown removes it unless LTBENCH_KEEP_TMP is set (0, or -1
+ * where something was left) and does nothing where setup did not run
+ * (fx_scratch empty). */
+extern char fx_scratch[256];
+int fx_scratch_setup(void **state);
+int fx_scratch_teardown(void **state);
+
 /* Writes a file, creating parent directories. 0 / -1. */
 int fx_write_file(const char *path, const void *data, size_t len);
 
