@@ -5,6 +5,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,21 @@ int fx_jpeg_flat(int w, int h, int r, int g, int b, uint8_t **out, size_t *len)
     return rc;
 }
 
+void fx_hsv(double h, double s, double v, double rgb[3])
+{
+    h = h - floor(h);
+    const double c = v * s, x = c * (1 - fabs(fmod(h * 6, 2) - 1)), m = v - c;
+    const int i = (int)(h * 6) % 6;
+    const double t[6][3] = {{c, x, 0}, {x, c, 0}, {0, c, x}, {0, x, c}, {x, 0, c}, {c, 0, x}};
+    for (int q = 0; q < 3; q++)
+        rgb[q] = 255.0 * (t[i][q] + m);
+}
+
+uint8_t fx_clamp8(double v)
+{
+    return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)lrint(v);
+}
+
 int fx_tmpdir(char *out, size_t cap)
 {
     if (snprintf(out, cap, "/tmp/ltbench-test-XXXXXX") >= (int)cap)
@@ -99,6 +115,24 @@ int fx_rm_rf(const char *dir)
     if (strncmp(dir, "/tmp/ltbench-test-", 18) != 0)
         return -1;
     return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+char fx_scratch[256];
+
+int fx_scratch_setup(void **state)
+{
+    (void)state;
+    return fx_tmpdir(fx_scratch, sizeof fx_scratch);
+}
+
+int fx_scratch_teardown(void **state)
+{
+    (void)state;
+    if (!fx_scratch[0] || getenv("LTBENCH_KEEP_TMP"))
+        return 0;
+    const int rc = fx_rm_rf(fx_scratch);
+    fx_scratch[0] = 0;
+    return rc;
 }
 
 static int mkdirs_for(const char *path)
@@ -159,6 +193,48 @@ int fx_write_archive(const char *path, const char *format, const fx_member *m, i
         rc = -1;
     archive_write_free(a);
     return rc;
+}
+
+/* Ends an fx_put_*: written (rc 0) to tmp, it is renamed to path; else
+ * or where the rename fails, tmp goes and who says so. */
+static int put_commit(const char *who, int rc, const char *tmp, const char *path)
+{
+    if (rc || rename(tmp, path)) {
+        fprintf(stderr, "%s: cannot write %s\n", who, path);
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int fx_put_file(const char *who, const char *dir, const char *name, const void *data, size_t len)
+{
+    char tmp[1200], path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    return put_commit(who, fx_write_file(tmp, data, len), tmp, path);
+}
+
+int fx_put_archive(const char *who, const char *dir, const char *name, const char *format, const fx_member *m,
+                   int n)
+{
+    char tmp[1200], path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    return put_commit(who, fx_write_archive(tmp, format, m, n), tmp, path);
+}
+
+int fx_make_dir(const char *who, const char *dir)
+{
+    /* fx_write_file makes a file's parents: a probe file makes dir */
+    char probe[1200];
+    snprintf(probe, sizeof probe, "%s/.probe", dir);
+    if (fx_write_file(probe, "", 0)) {
+        fprintf(stderr, "%s: cannot create %s\n", who, dir);
+        return -1;
+    }
+    remove(probe);
+    return 0;
 }
 
 int fx_read_file(const char *path, char **data, size_t *len)

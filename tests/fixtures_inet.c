@@ -22,6 +22,8 @@
 
 #include "fixtures_img.h"
 
+#define WHO "make_imagenet_lt_fixture"   /* what its messages start with */
+
 void fx_inet_spec_default(fx_inet_spec *s) {
     *s = (fx_inet_spec){.classes = 1000, .head = 320, .val_per_class = 1, .test_per_class = 1, .side = 224, .seed = 0};
 }
@@ -49,32 +51,23 @@ static uint64_t next(rng_t *r) {   /* splitmix64 */
 }
 static double unif(rng_t *r) { return (double)(next(r) >> 11) / 9007199254740992.0; }
 
-static void hsv(double h, double s, double v, double rgb[3]) {
-    h = h - floor(h);
-    const double c = v * s, x = c * (1 - fabs(fmod(h * 6, 2) - 1)), m = v - c;
-    const int i = (int)(h * 6) % 6;
-    const double t[6][3] = {{c, x, 0}, {x, c, 0}, {0, c, x}, {0, x, c}, {x, 0, c}, {c, 0, x}};
-    for (int q = 0; q < 3; q++) rgb[q] = 255.0 * (t[i][q] + m);
-}
-static uint8_t clamp8(double v) { return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)lrint(v); }
-
 void fx_inet_render(const fx_inet_spec *s, int k, int index, uint8_t *pix) {
     rng_t r = {s->seed * 0x100000001B3ULL ^ ((uint64_t)k << 32) ^ (uint64_t)index};
     next(&r);
     const int S = s->side;
     double bg[3];
-    hsv(unif(&r), 0.15 + 0.3 * unif(&r), 0.25 + 0.4 * unif(&r), bg);
+    fx_hsv(unif(&r), 0.15 + 0.3 * unif(&r), 0.25 + 0.4 * unif(&r), bg);
     for (int i = 0; i < S * S; i++) {
         const double n = 16.0 * (unif(&r) - 0.5);
-        for (int q = 0; q < 3; q++) pix[i * 3 + q] = clamp8(bg[q] + n);
+        for (int q = 0; q < 3; q++) pix[i * 3 + q] = fx_clamp8(bg[q] + n);
     }
     const int bw = (int)(S * (0.4 + 0.5 * unif(&r))), bh = (int)(S * (0.4 + 0.5 * unif(&r)));
     const int bx = (int)((S - bw) * unif(&r)), by = (int)((S - bh) * unif(&r));
     const double hue = fmod(k * 0.6180339887, 1.0) + (unif(&r) - 0.5) * 0.02;
     const double val = 0.7 + 0.3 * unif(&r);
     double fg[3], dark[3];
-    hsv(hue, 0.85, val, fg);
-    hsv(hue, 0.85, val * 0.3, dark);
+    fx_hsv(hue, 0.85, val, fg);
+    fx_hsv(hue, 0.85, val * 0.3, dark);
     const int orient = k % 4;
     int half = S * (2 + (k / 4) % 6) / 112;   /* half a stripe period: 4..14 px at 224 */
     if (half < 2) half = 2;   /* 1-px stripes would be JPEG noise at small sides */
@@ -83,7 +76,7 @@ void fx_inet_render(const fx_inet_spec *s, int k, int index, uint8_t *pix) {
             const int t = orient == 0 ? x : orient == 1 ? y : orient == 2 ? x + y : x - y + 4 * S;
             const double *c = (t / half) % 2 ? fg : dark;
             const double n = 16.0 * (unif(&r) - 0.5);
-            for (int q = 0; q < 3; q++) pix[(y * S + x) * 3 + q] = clamp8(c[q] + n);
+            for (int q = 0; q < 3; q++) pix[(y * S + x) * 3 + q] = fx_clamp8(c[q] + n);
         }
 }
 
@@ -114,30 +107,6 @@ static void members_free(fx_member *m, int n) {
     }
 }
 
-/* Writes the archive or text to dir/name through a temp file and a rename. */
-static int put_archive(const char *dir, const char *name, const fx_member *m, int n) {
-    char tmp[1200], path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    if (fx_write_archive(tmp, "tar", m, n) || rename(tmp, path)) {
-        fprintf(stderr, "make_imagenet_lt_fixture: cannot write %s\n", path);
-        remove(tmp);
-        return -1;
-    }
-    return 0;
-}
-static int put_text(const char *dir, const char *name, const sbuf *b) {
-    char tmp[1200], path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    if (fx_write_file(tmp, b->s ? b->s : "", b->len) || rename(tmp, path)) {
-        fprintf(stderr, "make_imagenet_lt_fixture: cannot write %s\n", path);
-        remove(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 /* One JPEG of (k, index) as an archive member named `name`. */
 static int jpeg_member(const fx_inet_spec *s, int k, int index, uint8_t *pix, const char *name, fx_member *m) {
     uint8_t *jpg;
@@ -153,16 +122,10 @@ static int jpeg_member(const fx_inet_spec *s, int k, int index, uint8_t *pix, co
 int fx_inet_fixture_write(const char *out, const fx_inet_spec *s, FILE *log) {
     if (s->classes < 1 || s->classes > 10000000 || s->head < 1 || s->val_per_class < 0 || s->test_per_class < 1 ||
         s->side < 8 || s->side > 4096) {
-        fprintf(stderr, "make_imagenet_lt_fixture: bad fixture shape\n");
+        fprintf(stderr, WHO ": bad fixture shape\n");
         return -1;
     }
-    char probe[1200];
-    snprintf(probe, sizeof probe, "%s/.probe", out);
-    if (fx_write_file(probe, "", 0)) {
-        fprintf(stderr, "make_imagenet_lt_fixture: cannot create %s\n", out);
-        return -1;
-    }
-    remove(probe);
+    if (fx_make_dir(WHO, out)) return -1;
     char inner_tmp[1200];
     snprintf(inner_tmp, sizeof inner_tmp, "%s/.inner.tar.tmp", out);
     uint8_t *pix = malloc((size_t)s->side * s->side * 3);
@@ -208,20 +171,20 @@ int fx_inet_fixture_write(const char *out, const fx_inet_spec *s, FILE *log) {
             rc = sb_add(&te, line);
         }
         if (!rc && log && (k + 1) % 100 == 0)
-            fprintf(log, "make_imagenet_lt_fixture: %d of %d classes rendered\n", k + 1, s->classes);
+            fprintf(log, WHO ": %d of %d classes rendered\n", k + 1, s->classes);
     }
     remove(inner_tmp);
-    if (!rc) rc = put_archive(out, "ILSVRC2012_img_train.tar", outer, n_outer);
-    if (!rc) rc = put_archive(out, "ILSVRC2012_img_val.tar", test, n_test);
-    if (!rc) rc = put_text(out, "ImageNet_LT_train.txt", &tr);
-    if (!rc) rc = put_text(out, "ImageNet_LT_val.txt", &va);
-    if (!rc) rc = put_text(out, "ImageNet_LT_test.txt", &te);
+    if (!rc) rc = fx_put_archive(WHO, out, "ILSVRC2012_img_train.tar", "tar", outer, n_outer);
+    if (!rc) rc = fx_put_archive(WHO, out, "ILSVRC2012_img_val.tar", "tar", test, n_test);
+    if (!rc) rc = fx_put_file(WHO, out, "ImageNet_LT_train.txt", tr.s ? tr.s : "", tr.len);
+    if (!rc) rc = fx_put_file(WHO, out, "ImageNet_LT_val.txt", va.s ? va.s : "", va.len);
+    if (!rc) rc = fx_put_file(WHO, out, "ImageNet_LT_test.txt", te.s ? te.s : "", te.len);
     if (!rc && log)
-        fprintf(log, "make_imagenet_lt_fixture: %d classes, %ld train (class 0: %d, last: %d), %ld val, %d test "
+        fprintf(log, WHO ": %d classes, %ld train (class 0: %d, last: %d), %ld val, %d test "
                      "images of %dx%d px in %s\n",
                 s->classes, n_tr, fx_inet_train_count(s, 0), fx_inet_train_count(s, s->classes - 1), n_va, n_test,
                 s->side, s->side, out);
-    if (rc) fprintf(stderr, "make_imagenet_lt_fixture: failed writing into %s\n", out);
+    if (rc) fprintf(stderr, WHO ": failed writing into %s\n", out);
     members_free(outer, n_outer);
     members_free(test, n_test);
     free(outer);

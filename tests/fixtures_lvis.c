@@ -33,6 +33,7 @@
 #include "fixtures_lvis.h"
 #include "fixtures_img.h"
 
+#define WHO "make_lvis_fixture"   /* what its messages start with */
 #define K FX_LVIS_CLASSES
 #define N_VAL 12
 #define IMG_W 96
@@ -48,22 +49,12 @@ static uint64_t rnd(void) {
 static double unif(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
 static int irange(int lo, int hi) { return lo + (int)(unif() * (hi - lo + 1)); }
 
-static void hsv(double h, double s, double v, double rgb[3]) {
-    h = h - floor(h);
-    const double c = v * s, x = c * (1 - fabs(fmod(h * 6, 2) - 1)), m = v - c;
-    const int i = (int)(h * 6) % 6;
-    const double t[6][3] = {{c, x, 0}, {x, c, 0}, {0, c, x}, {0, x, c}, {x, 0, c}, {c, 0, x}};
-    for (int q = 0; q < 3; q++) rgb[q] = 255.0 * (t[i][q] + m);
-}
-
-static uint8_t clamp8(double v) { return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)lrint(v); }
-
 /* One image of class k; the object box (x, y, w, h) is returned. */
 static void render(int k, uint8_t *pix, int *bx, int *by, int *bw, int *bh) {
     double bg[3];
-    hsv(unif(), 0.2 + 0.3 * unif(), 0.3 + 0.4 * unif(), bg);
+    fx_hsv(unif(), 0.2 + 0.3 * unif(), 0.3 + 0.4 * unif(), bg);
     for (int i = 0; i < IMG_W * IMG_H; i++)
-        for (int q = 0; q < 3; q++) pix[i * 3 + q] = clamp8(bg[q] + 40.0 * (unif() - 0.5));
+        for (int q = 0; q < 3; q++) pix[i * 3 + q] = fx_clamp8(bg[q] + 40.0 * (unif() - 0.5));
     *bw = irange(20, 56);
     *bh = irange(20, 56);
     if (*bh > IMG_H - 4) *bh = IMG_H - 4;
@@ -72,14 +63,14 @@ static void render(int k, uint8_t *pix, int *bx, int *by, int *bw, int *bh) {
     double fg[3], dark[3];
     const double hue = (double)k / K + (unif() - 0.5) * 1.5 / K;   /* overlaps the neighbours */
     const double val = 0.65 + 0.35 * unif();
-    hsv(hue, 0.85, val, fg);
-    hsv(hue, 0.85, val * 0.35, dark);
+    fx_hsv(hue, 0.85, val, fg);
+    fx_hsv(hue, 0.85, val * 0.35, dark);
     const int orient = k % 4, period = 4 + (k / 4) % 4;
     for (int y = *by; y < *by + *bh; y++)
         for (int x = *bx; x < *bx + *bw; x++) {
             int t = orient == 0 ? x : orient == 1 ? y : orient == 2 ? x + y : x - y + 1000;
             const double *c = (t / (period / 2 > 0 ? period / 2 : 1)) % 2 ? fg : dark;
-            for (int q = 0; q < 3; q++) pix[(y * IMG_W + x) * 3 + q] = clamp8(c[q] + 30.0 * (unif() - 0.5));
+            for (int q = 0; q < 3; q++) pix[(y * IMG_W + x) * 3 + q] = fx_clamp8(c[q] + 30.0 * (unif() - 0.5));
         }
 }
 
@@ -150,27 +141,9 @@ static int make_split(int val, int id0, const int *count, const char *freq, sbuf
     return 0;
 }
 
-static int write_zip(const char *dir, const char *name, const fx_member *m, int n) {
-    char tmp[1200], path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    if (fx_write_archive(tmp, "zip", m, n) || rename(tmp, path)) {
-        fprintf(stderr, "make_lvis_fixture: cannot write %s\n", path);
-        remove(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 int fx_lvis_fixture_write(const char *out, uint64_t seed, FILE *log) {
     rng_state = 0x9E3779B97F4A7C15ULL ^ seed;
-    char probe[1200];
-    snprintf(probe, sizeof probe, "%s/.probe", out);
-    if (fx_write_file(probe, "", 0)) {
-        fprintf(stderr, "make_lvis_fixture: cannot create %s\n", out);
-        return -1;
-    }
-    remove(probe);
+    if (fx_make_dir(WHO, out)) return -1;
     int count[K];
     char freq[K + 1];
     for (int k = 0; k < K; k++) {
@@ -188,9 +161,9 @@ int fx_lvis_fixture_write(const char *out, uint64_t seed, FILE *log) {
         char zname[64];
         snprintf(zname, sizeof zname, "%s.zip", jname);
         fx_member jm = {jname, js.s, js.len};
-        if (!rc) rc = write_zip(out, zname, &jm, 1);
-        if (!rc) rc = write_zip(out, val ? "val2017.zip" : "train2017.zip", mem, n);
-        if (!rc && log) fprintf(log, "make_lvis_fixture: %s: %d objects in %d images\n", val ? "val" : "train", n, n);
+        if (!rc) rc = fx_put_archive(WHO, out, zname, "zip", &jm, 1);
+        if (!rc) rc = fx_put_archive(WHO, out, val ? "val2017.zip" : "train2017.zip", "zip", mem, n);
+        if (!rc && log) fprintf(log, WHO ": %s: %d objects in %d images\n", val ? "val" : "train", n, n);
         for (int i = 0; i < n; i++) {
             free((void *)mem[i].name);
             free((void *)mem[i].data);
@@ -198,6 +171,6 @@ int fx_lvis_fixture_write(const char *out, uint64_t seed, FILE *log) {
         free(mem);
         free(js.s);
     }
-    if (!rc && log) fprintf(log, "make_lvis_fixture: %d classes, frequency groups %s, files in %s\n", K, freq, out);
+    if (!rc && log) fprintf(log, WHO ": %d classes, frequency groups %s, files in %s\n", K, freq, out);
     return rc ? -1 : 0;
 }

@@ -22,59 +22,30 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixtures_img.h"
 #include "fixtures_proto.h"
 #include "lt_io.h"
 #include "lt_leaderboard.h"
 #include "lt_runner.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 #define VAL_N 180   /* fmnist IR 100: 0 + 9 x 20 left-over images */
 
-static char g_tmp[256], g_proto[512], g_root[400];
-static int g_skip;
+static char g_proto[512], g_root[400];
 
 static int setup(void **state) {
-    (void)state;
-    if (access(FMNIST, F_OK) != 0) { g_skip = 1; return 0; }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ltbench_test_calib_XXXXXX");
-    if (!mkdtemp(g_tmp)) return -1;
-    if (fx_tiny_protocol(g_tmp, g_proto, sizeof g_proto)) return -1;
-    snprintf(g_root, sizeof g_root, "%s/results", g_tmp);
+    if (fx_train_blocker(NULL)) return 0;   /* every case skips */
+    if (fx_scratch_setup(state) || fx_tiny_protocol(fx_scratch, g_proto, sizeof g_proto)) return -1;
+    snprintf(g_root, sizeof g_root, "%s/results", fx_scratch);
     return 0;
 }
 
-static int teardown(void **state) {
-    (void)state;
-    if (g_tmp[0] && !getenv("LTBENCH_KEEP_TMP")) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-        if (system(cmd) != 0) return -1;
-    }
-    return 0;
-}
-
-#define SKIP_IF_NO_DATA() do { if (g_skip) { print_message("skip: %s absent\n", FMNIST); skip(); } } while (0)
-
+/* METHOD trained (or re-used) on one thread; its result.json. */
 static cJSON *run(const char *method, const char *hparams, lt_run_outcome *o) {
     lt_run_request r;
-    lt_run_request_default(&r);
-    r.results_root = g_root;
-    r.protocol = g_proto;
-    r.scale = "ci";
-    r.method = method;
+    fx_request(&r, g_proto, g_root, method, 1);
     r.hparams = hparams;
-    r.seed = 0;
-    r.threads = 1;
-    r.quiet = 1;
-    assert_int_equal(lt_runner_run(&r, o), LT_OK);
-    if (!o->ok) fail_msg("%s failed: %s", method, o->reason);
-    char *s;
-    size_t n;
-    assert_int_equal(lt_io_read_all(o->result_path, &s, &n), LT_OK);
-    cJSON *j = cJSON_Parse(s);
-    free(s);
-    assert_non_null(j);
-    return j;
+    fx_run_ok(&r, o);
+    return fx_read_json(o->result_path);
 }
 
 static const cJSON *at(const cJSON *o, const char *a, const char *b) {
@@ -84,28 +55,9 @@ static const cJSON *at(const cJSON *o, const char *a, const char *b) {
     return v;
 }
 
-/* The last value of a method event `key` in the run's events.jsonl (NAN if none). */
-static double logged(const lt_run_outcome *o, const char *key) {
-    char p[1300], *s;
-    size_t n;
-    snprintf(p, sizeof p, "%s/events.jsonl", o->run_dir);
-    assert_int_equal(lt_io_read_all(p, &s, &n), LT_OK);
-    double v = NAN;
-    for (char *save = NULL, *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *e = cJSON_Parse(line);
-        const cJSON *k = cJSON_GetObjectItem(e, "key"), *ev = cJSON_GetObjectItem(e, "event");
-        if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "method") && cJSON_IsString(k) &&
-            !strcmp(k->valuestring, key))
-            v = cJSON_GetObjectItem(e, "value")->valuedouble;
-        cJSON_Delete(e);
-    }
-    free(s);
-    return v;
-}
-
 static void test_ce_temperature_on_val(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     lt_run_outcome o;
     cJSON *j = run("ce", NULL, &o);
     const double ece = at(j, "metrics", "ece")->valuedouble, ts = at(j, "metrics", "ece_ts")->valuedouble;
@@ -129,7 +81,7 @@ static void test_ce_temperature_on_val(void **state) {
 
 static void test_ncm_has_no_raw_ece(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     lt_run_outcome o;
     cJSON *j = run("ncm", NULL, &o);
     assert_true(cJSON_IsNull(at(j, "metrics", "ece")));
@@ -172,12 +124,12 @@ static void test_ncm_has_no_raw_ece(void **state) {
 
 static void test_taunorm_selects_on_val_split(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     lt_run_outcome o;
     cJSON *j = run("taunorm", "{\"select\": \"val\"}", &o);
     /* the validation split's 180 images, not a carve of the training rows */
-    assert_float_equal(logged(&o, "tau_val_images"), VAL_N, 0);
-    const double tau = logged(&o, "tau");
+    assert_float_equal(fx_logged(&o, "tau_val_images"), VAL_N, 0);
+    const double tau = fx_logged(&o, "tau");
     assert_true(tau >= 0 && tau <= 2.0 + 1e-12);
     assert_true(cJSON_IsNull(at(j, "metrics", "ece")));
     assert_string_equal(at(j, "calibration", "score_kind")->valuestring, "scores");
@@ -185,13 +137,8 @@ static void test_taunorm_selects_on_val_split(void **state) {
     cJSON_Delete(j);
     /* the removed carve hparam is refused, naming it */
     lt_run_request r;
-    lt_run_request_default(&r);
-    r.results_root = g_root;
-    r.protocol = g_proto;
-    r.scale = "ci";
-    r.method = "taunorm";
+    fx_request(&r, g_proto, g_root, "taunorm", 2);   /* lt_run_request_default's threads */
     r.hparams = "{\"select\": \"val\", \"val_fraction\": 0.1}";
-    r.quiet = 1;
     assert_int_not_equal(lt_runner_run(&r, &o), LT_OK);
     assert_non_null(strstr(lt_errmsg(), "val_fraction"));
 }
@@ -202,5 +149,5 @@ int main(void) {
         cmocka_unit_test(test_ncm_has_no_raw_ece),
         cmocka_unit_test(test_taunorm_selects_on_val_split),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fx_scratch_teardown);
 }

@@ -19,54 +19,29 @@
 #include <unistd.h>
 
 #include "cmd_export.h"
+#include "fixtures_img.h"
 #include "fixtures_proto.h"
 #include "lt.h"
 #include "lt_runner.h"
 #include "lt_model_st.h"
 #include "lt_safetensors.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-
-static char g_tmp[256], g_proto[512], g_root[400];
-static int g_skip;
+static char g_proto[512], g_root[400];
 
 static int setup(void **state) {
-    (void)state;
-    if (access(FMNIST, F_OK) != 0) { g_skip = 1; return 0; }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ltbench_test_export_XXXXXX");
-    if (!mkdtemp(g_tmp)) return -1;
-    if (fx_tiny_protocol(g_tmp, g_proto, sizeof g_proto)) return -1;
-    snprintf(g_root, sizeof g_root, "%s/results", g_tmp);
-    setenv("LTBENCH_PROTOCOLS", g_tmp, 1);   /* export finds the protocol by name */
+    if (fx_train_blocker(NULL)) return 0;   /* every case skips */
+    if (fx_scratch_setup(state) || fx_tiny_protocol(fx_scratch, g_proto, sizeof g_proto)) return -1;
+    snprintf(g_root, sizeof g_root, "%s/results", fx_scratch);
+    setenv("LTBENCH_PROTOCOLS", fx_scratch, 1);   /* export finds the protocol by name */
     return 0;
 }
 
-static int teardown(void **state) {
-    (void)state;
-    if (g_tmp[0] && !getenv("LTBENCH_KEEP_TMP")) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-        if (system(cmd) != 0) return -1;
-    }
-    return 0;
-}
-
-#define SKIP_IF_NO_DATA() do { if (g_skip) { print_message("skip: %s absent\n", FMNIST); skip(); } } while (0)
-
-/* Trains (or re-uses) method at seed 0; its run directory into dir. */
+/* Trains (or re-uses) method at seed 0 on one thread; its run directory into dir. */
 static void run(const char *method, char *dir, size_t cap) {
     lt_run_request r;
-    lt_run_request_default(&r);
-    r.results_root = g_root;
-    r.protocol = g_proto;
-    r.scale = "ci";
-    r.method = method;
-    r.seed = 0;
-    r.threads = 1;
-    r.quiet = 1;
+    fx_request(&r, g_proto, g_root, method, 1);
     lt_run_outcome o;
-    assert_int_equal(lt_runner_run(&r, &o), LT_OK);
-    if (!o.ok) fail_msg("%s failed: %s", method, o.reason);
+    fx_run_ok(&r, &o);
     snprintf(dir, cap, "%s", o.result_path);
     char *slash = strrchr(dir, '/');
     assert_non_null(slash);
@@ -88,10 +63,10 @@ static const float *ck_f32(const lt_ckpt *k, const char *name, size_t *n) {
 
 static void test_ce(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char dir[1200], out[1300], ckp[1300];
     run("ce", dir, sizeof dir);
-    snprintf(out, sizeof out, "%s/ce.safetensors", g_tmp);
+    snprintf(out, sizeof out, "%s/ce.safetensors", fx_scratch);
     assert_int_equal(export_to(dir, out), 0);
     snprintf(ckp, sizeof ckp, "%s/ckpt_final.ltc", dir);
     lt_ckpt *k;
@@ -120,7 +95,7 @@ static void test_ce(void **state) {
 
     /* one model tensor the plain classifier lacks: refused, named */
     char bad_dir[1300], bad_ck[1400], res[1400], cmd[3000];
-    snprintf(bad_dir, sizeof bad_dir, "%s/extra_run", g_tmp);
+    snprintf(bad_dir, sizeof bad_dir, "%s/extra_run", fx_scratch);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/result.json' '%s/'", bad_dir, dir, bad_dir);
     assert_int_equal(system(cmd), 0);
     snprintf(bad_ck, sizeof bad_ck, "%s/ckpt_final.ltc", bad_dir);
@@ -136,7 +111,7 @@ static void test_ce(void **state) {
     assert_int_equal(lt_ckpt_put(w, "m/b/bn1.mix_pi", mix, sizeof mix), LT_OK);
     assert_int_equal(lt_ckpt_commit(w), LT_OK);
     lt_ckpt_free(k);
-    snprintf(res, sizeof res, "%s/bad.safetensors", g_tmp);
+    snprintf(res, sizeof res, "%s/bad.safetensors", fx_scratch);
     assert_int_equal(export_to(bad_dir, res), 1);
     assert_non_null(strstr(lt_errmsg(), "bn1.mix_pi"));
     assert_int_equal(access(res, F_OK), -1);
@@ -144,10 +119,10 @@ static void test_ce(void **state) {
 
 static void test_lws_folded(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char dir[1200], out[1300], ckp[1300];
     run("lws", dir, sizeof dir);
-    snprintf(out, sizeof out, "%s/lws.safetensors", g_tmp);
+    snprintf(out, sizeof out, "%s/lws.safetensors", fx_scratch);
     assert_int_equal(export_to(dir, out), 0);
     snprintf(ckp, sizeof ckp, "%s/ckpt_final.ltc", dir);
     lt_ckpt *k;
@@ -181,10 +156,10 @@ static void test_lws_folded(void **state) {
 
 static void test_ncm_says_scores(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char dir[1200], out[1300];
     run("ncm", dir, sizeof dir);
-    snprintf(out, sizeof out, "%s/ncm.safetensors", g_tmp);
+    snprintf(out, sizeof out, "%s/ncm.safetensors", fx_scratch);
     assert_int_equal(export_to(dir, out), 0);
     lt_st_file *f;
     assert_int_equal(lt_st_read(&f, out), LT_OK);
@@ -198,5 +173,5 @@ int main(void) {
         cmocka_unit_test(test_lws_folded),
         cmocka_unit_test(test_ncm_says_scores),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fx_scratch_teardown);
 }

@@ -15,32 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixtures_proto.h"
 #include "lt_ckpt.h"
 #include "lt_datasets.h"
 
-#define SYS "/usr/share/datasets/fashion-mnist/"
-
 static char tmpdir[128];
-
-/* The first file of the package that is missing, or NULL when all are there. */
-static const char *missing_file(void)
-{
-    static const char *const f[4] = {SYS "train-images-idx3-ubyte.gz", SYS "train-labels-idx1-ubyte.gz",
-                                     SYS "t10k-images-idx3-ubyte.gz", SYS "t10k-labels-idx1-ubyte.gz"};
-    for (int i = 0; i < 4; i++)
-        if (access(f[i], R_OK) != 0) return f[i];
-    return NULL;
-}
-
-/* CMocka reports the case SKIPPED (not passed) with the reason printed. */
-#define SKIP_WITHOUT_PACKAGE()                                                                \
-    do {                                                                                      \
-        const char *m_ = missing_file();                                                      \
-        if (m_) {                                                                             \
-            print_message("skip: %s absent (install dataset-fashion-mnist: make deps)\n", m_); \
-            skip();                                                                           \
-        }                                                                                     \
-    } while (0)
 
 static int setup(void **state)
 {
@@ -67,14 +46,14 @@ static double now(void)
 static void test_read_package(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_PACKAGE();
+    FX_SKIP_WITHOUT_FMNIST();
     /* Decompressed-stream hashes (§2.2): the Debian .gz files differ from
      * upstream only in their gzip headers. */
     static const struct { const char *file; int ndim; const char *sha; long n; } f[4] = {
-        {SYS "train-images-idx3-ubyte.gz", 3, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", 60000},
-        {SYS "train-labels-idx1-ubyte.gz", 1, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", 60000},
-        {SYS "t10k-images-idx3-ubyte.gz", 3, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", 10000},
-        {SYS "t10k-labels-idx1-ubyte.gz", 1, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 10000},
+        {FX_FMNIST_TRAIN, 3, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", 60000},
+        {FX_FMNIST_TRAIN_LABELS, 1, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", 60000},
+        {FX_FMNIST_TEST, 3, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", 10000},
+        {FX_FMNIST_TEST_LABELS, 1, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 10000},
     };
     for (int i = 0; i < 4; i++) {
         uint8_t *data;
@@ -115,7 +94,7 @@ static void test_read_package(void **state)
 static void test_build_ir100(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_PACKAGE();
+    FX_SKIP_WITHOUT_FMNIST();
     char data[256];
     snprintf(data, sizeof data, "%s/data", tmpdir);
     lt_ds_opts o;
@@ -175,7 +154,7 @@ static void test_build_ir100(void **state)
     assert_int_equal(lt_ds_open(def, &o, &tr, &te, NULL), LT_OK);
     assert_int_equal(tr.n, 14886);
     assert_int_equal(te.n, 10000);
-    assert_int_equal(lt_idx_load(SYS "train-images-idx3-ubyte.gz", SYS "train-labels-idx1-ubyte.gz", 10, &src), LT_OK);
+    assert_int_equal(lt_idx_load(FX_FMNIST_TRAIN, FX_FMNIST_TRAIN_LABELS, 10, &src), LT_OK);
     int32_t *idx = malloc(60000 * sizeof *idx);
     long k;
     assert_int_equal(lt_subset_select(src.labels, src.n, 10, want, 0, idx, NULL, &k), LT_OK);

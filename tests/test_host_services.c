@@ -1,6 +1,6 @@
 /* test_host_services.c — a toy method that uses every host service of
  * method ABI 3 through the real runner (a small copy of fmnist_lt_r100, as
- * in test_runner.c):
+ * fx_tiny_protocol of tests/fixtures_proto.h):
  *   - norm_layer builds every BN of the backbone; the validation split
  *     (left-over training images); a second optimized module trained on the
  *     batch's features and saved in the checkpoints; a frozen teacher (the
@@ -35,12 +35,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixtures_img.h"
+#include "fixtures_proto.h"
 #include "lt.h"
 #include "lt_io.h"
 #include "lt_method.h"
 #include "lt_runner.h"
-
-#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 /* ---- the toy method (runs in the forked child) --------------------------------------- */
 
@@ -268,80 +268,22 @@ static const lt_method toy = {
 
 /* ---- the test process ---------------------------------------------------------------- */
 
-static char g_tmp[256], g_proto[512], g_root[400];
-static int g_skip;
+static char g_proto[512], g_root[400];
 
 static int setup(void **state) {
-    (void)state;
-    if (access(FMNIST, F_OK) != 0) {
-        g_skip = 1;
-        return 0;
-    }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ltbench_host_XXXXXX");
-    if (!mkdtemp(g_tmp)) return -1;
-    snprintf(g_root, sizeof g_root, "%s/r", g_tmp);
-    char *s;
-    size_t n;
-    if (lt_io_read_all("protocols/fmnist_lt_r100.json", &s, &n)) return -1;
-    cJSON *p = cJSON_Parse(s);
-    free(s);
-    cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString("fmnist_lt_tiny"));
-    cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
-    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(120));
-    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(300));
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage1"), "batch", cJSON_CreateNumber(64));
-    snprintf(g_proto, sizeof g_proto, "%s/fmnist_lt_tiny.json", g_tmp);
-    int rc = lt_json_write_atomic(g_proto, p, NULL);
-    cJSON_Delete(p);
-    if (rc) return -1;
+    if (fx_train_blocker(NULL)) return 0;   /* every case skips */
+    if (fx_scratch_setup(state) || fx_tiny_protocol(fx_scratch, g_proto, sizeof g_proto)) return -1;
+    snprintf(g_root, sizeof g_root, "%s/r", fx_scratch);
     return lt_method_register(&toy) ? -1 : 0;
 }
 
-static int teardown(void **state) {
-    (void)state;
-    if (g_tmp[0] && !getenv("LTBENCH_KEEP_TMP")) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-        if (system(cmd) != 0) return -1;
-    }
-    return 0;
-}
-
-#define SKIP_IF_NO_DATA() do { if (g_skip) { print_message("skip: %s absent\n", FMNIST); skip(); } } while (0)
-
+/* fx_run on one thread (fx_request). */
 static void run(const char *root, const char *method, const char *hp, int kill, lt_run_outcome *o) {
     lt_run_request r;
-    lt_run_request_default(&r);
-    r.protocol = g_proto;
-    r.scale = "ci";
-    r.method = method;
-    r.seed = 0;
-    r.threads = 1;
-    r.quiet = 1;
-    r.results_root = root;
+    fx_request(&r, g_proto, root, method, 1);
     r.hparams = hp;
     r.kill_after_epoch = kill;
     assert_int_equal(lt_runner_run(&r, o), LT_OK);
-}
-
-/* The last value the method logged under key (NAN if none). */
-static double logged(const lt_run_outcome *o, const char *key) {
-    char p[1300];
-    snprintf(p, sizeof p, "%s/events.jsonl", o->run_dir);
-    char *s;
-    size_t n;
-    assert_int_equal(lt_io_read_all(p, &s, &n), LT_OK);
-    double v = NAN;
-    for (char *save = NULL, *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *e = cJSON_Parse(line);
-        assert_non_null(e);
-        const cJSON *k = cJSON_GetObjectItem(e, "key"), *ev = cJSON_GetObjectItem(e, "event");
-        if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "method") && cJSON_IsString(k) && !strcmp(k->valuestring, key))
-            v = cJSON_GetObjectItem(e, "value")->valuedouble;
-        cJSON_Delete(e);
-    }
-    free(s);
-    return v;
 }
 
 static int has_event(const lt_run_outcome *o, const char *event) {
@@ -360,24 +302,25 @@ static lt_run_outcome g_toy;
 
 static void test_every_service(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     lt_run_outcome ce;
     run(g_root, "ce", NULL, 0, &ce);   /* the teacher */
     if (!ce.ok) fail_msg("ce: %s", ce.reason);
     run(g_root, "test_toy", NULL, 0, &g_toy);
     if (!g_toy.ok) fail_msg("toy: %s", g_toy.reason);
-    const double iters = logged(&g_toy, "toy_iters");
+    const double iters = fx_logged(&g_toy, "toy_iters");
     print_message("note: toy: %g iterations, val %g images, subgraph max |diff| %g, teacher acc %.3f\n", iters,
-                  logged(&g_toy, "toy_val_n"), logged(&g_toy, "toy_subgraph_err"), logged(&g_toy, "toy_teacher_acc"));
+                  fx_logged(&g_toy, "toy_val_n"), fx_logged(&g_toy, "toy_subgraph_err"),
+                  fx_logged(&g_toy, "toy_teacher_acc"));
     assert_true(iters == 2 * 17);   /* 1120 images / batch 64, 2 epochs */
-    assert_true(logged(&g_toy, "toy_norm_calls") == 7);
-    assert_true(logged(&g_toy, "toy_val_n") == 180);   /* 20 per class but class 0 (no left-overs) */
-    assert_true(logged(&g_toy, "toy_views_ok") == iters);
-    assert_true(logged(&g_toy, "toy_draws_ok") == iters);
-    assert_true(logged(&g_toy, "toy_shrunk") == iters);
-    assert_true(logged(&g_toy, "toy_subgraph_err") < 1e-4);
-    assert_true(logged(&g_toy, "toy_opt_nonzero") == iters - 1);
-    assert_true(logged(&g_toy, "toy_teacher_acc") > 0.3);   /* a trained model, not noise */
+    assert_true(fx_logged(&g_toy, "toy_norm_calls") == 7);
+    assert_true(fx_logged(&g_toy, "toy_val_n") == 180);   /* 20 per class but class 0 (no left-overs) */
+    assert_true(fx_logged(&g_toy, "toy_views_ok") == iters);
+    assert_true(fx_logged(&g_toy, "toy_draws_ok") == iters);
+    assert_true(fx_logged(&g_toy, "toy_shrunk") == iters);
+    assert_true(fx_logged(&g_toy, "toy_subgraph_err") < 1e-4);
+    assert_true(fx_logged(&g_toy, "toy_opt_nonzero") == iters - 1);
+    assert_true(fx_logged(&g_toy, "toy_teacher_acc") > 0.3);   /* a trained model, not noise */
     assert_true(has_event(&g_toy, "teacher"));
     {   /* the strong view's record: kind, and the ops skipped on 1-channel data */
         char p[1300];
@@ -415,10 +358,10 @@ static void test_every_service(void **state) {
 
 static void test_resume_restores_modules(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     if (!g_toy.ok) skip();
     char root[420];
-    snprintf(root, sizeof root, "%s/k", g_tmp);
+    snprintf(root, sizeof root, "%s/k", fx_scratch);
     lt_run_outcome ce, a, b;
     run(root, "ce", NULL, 0, &ce);
     assert_true(ce.ok);
@@ -426,9 +369,7 @@ static void test_resume_restores_modules(void **state) {
     assert_false(a.ok);
     run(root, "test_toy", NULL, 0, &b);   /* resumed */
     if (!b.ok) fail_msg("resumed toy: %s", b.reason);
-    const double x[] = {g_toy.top1, g_toy.many, g_toy.medium, g_toy.ece, g_toy.macro_f1};
-    const double y[] = {b.top1, b.many, b.medium, b.ece, b.macro_f1};
-    assert_memory_equal(x, y, sizeof x);
+    fx_assert_same_metrics(&g_toy, &b);
     /* the module's parameters too */
     char pa[1300], pb[1300];
     snprintf(pa, sizeof pa, "%s/ckpt_final.ltc", g_toy.run_dir);
@@ -450,7 +391,7 @@ static void test_resume_restores_modules(void **state) {
  * replaced by `to` (same length) in its identity and the checksum redone. */
 static void forge(const char *src, long seed, const char *from, const char *to) {
     char dir[600], dst[700];
-    snprintf(dir, sizeof dir, "%s/f/runs/fmnist_lt_tiny/ci/ce/seed%ld", g_tmp, seed);
+    snprintf(dir, sizeof dir, "%s/f/runs/fmnist_lt_tiny/ci/ce/seed%ld", fx_scratch, seed);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     assert_int_equal(system(cmd), 0);
@@ -476,7 +417,7 @@ static void forge(const char *src, long seed, const char *from, const char *to) 
 
 static void refused(const char *hp, const char *want1, const char *want2) {
     char root[420];
-    snprintf(root, sizeof root, "%s/f", g_tmp);   /* the forged teachers' results root */
+    snprintf(root, sizeof root, "%s/f", fx_scratch);   /* the forged teachers' results root */
     lt_run_outcome o;
     run(root, "test_toy", hp, 0, &o);
     print_message("note: %s -> %s\n", hp, o.reason);
@@ -488,7 +429,7 @@ static void refused(const char *hp, const char *want1, const char *want2) {
 
 static void test_teacher_refusals(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     if (!g_toy.ok) skip();
     char src[1300];
     snprintf(src, sizeof src, "%s/runs/fmnist_lt_tiny/ci/ce/seed0/ckpt_final.ltc", g_root);
@@ -517,5 +458,5 @@ int main(void) {
         cmocka_unit_test(test_resume_restores_modules),
         cmocka_unit_test(test_teacher_refusals),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fx_scratch_teardown);
 }

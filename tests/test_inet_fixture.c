@@ -29,19 +29,6 @@
 #include "lt_datasets.h"
 #include "lt_imagesets.h"
 
-static char g_tmp[256];
-
-static int setup(void **state) {
-    (void)state;
-    return fx_tmpdir(g_tmp, sizeof g_tmp);
-}
-
-static int teardown(void **state) {
-    (void)state;
-    fx_rm_rf(g_tmp);
-    return 0;
-}
-
 static const fx_inet_spec SMALL = {.classes = 10, .head = 12, .val_per_class = 1, .test_per_class = 1, .side = 32,
                                    .seed = 0};
 
@@ -81,7 +68,7 @@ static void check_image(const lt_dataset *d, long i, int k, int index, uint8_t *
 static void test_small_fixture_round_trip(void **state) {
     (void)state;
     char data[400], raw[500];
-    snprintf(data, sizeof data, "%s/data", g_tmp);
+    snprintf(data, sizeof data, "%s/data", fx_scratch);
     snprintf(raw, sizeof raw, "%s/imagenet_lt_fixture/raw", data);
     assert_int_equal(fx_inet_fixture_write(raw, &SMALL, NULL), 0);
 
@@ -156,7 +143,7 @@ static void test_small_fixture_round_trip(void **state) {
 
     /* Deterministic: a second write gives the same bytes. */
     char raw2[500];
-    snprintf(raw2, sizeof raw2, "%s/again", g_tmp);
+    snprintf(raw2, sizeof raw2, "%s/again", fx_scratch);
     assert_int_equal(fx_inet_fixture_write(raw2, &SMALL, NULL), 0);
     const char *files[5] = {"ImageNet_LT_train.txt", "ImageNet_LT_val.txt", "ImageNet_LT_test.txt",
                             "ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"};
@@ -204,7 +191,7 @@ static void test_default_shape(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_small_fixture_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_fixture_round_trip, fx_scratch_setup, fx_scratch_teardown),
         cmocka_unit_test(test_default_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,32 +23,10 @@
 
 #include "fixtures_img.h"
 #include "fixtures_lvis.h"
+#include "fixtures_proto.h"
 #include "lt_datasets.h"
 #include "lt_leaderboard.h"
 #include "lt_runner.h"
-
-static char g_tmp[256];
-
-static int setup(void **state) {
-    (void)state;
-    return fx_tmpdir(g_tmp, sizeof g_tmp);
-}
-
-static int teardown(void **state) {
-    (void)state;
-    fx_rm_rf(g_tmp);
-    return 0;
-}
-
-static cJSON *read_json(const char *path) {
-    char *s;
-    size_t n;
-    assert_int_equal(fx_read_file(path, &s, &n), 0);
-    cJSON *j = cJSON_Parse(s);
-    free(s);
-    assert_non_null(j);
-    return j;
-}
 
 static double num(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -59,7 +37,7 @@ static double num(const cJSON *o, const char *k) {
 static void test_fixture_build_and_bsig_run(void **state) {
     (void)state;
     char data[400], raw[500];
-    snprintf(data, sizeof data, "%s/data", g_tmp);
+    snprintf(data, sizeof data, "%s/data", fx_scratch);
     snprintf(raw, sizeof raw, "%s/lvis_fixture/raw", data);
     assert_int_equal(fx_lvis_fixture_write(raw, 0, NULL), 0);
 
@@ -83,7 +61,7 @@ static void test_fixture_build_and_bsig_run(void **state) {
     assert_int_equal(b.counts[49], 3);
     char mpath[1200];
     snprintf(mpath, sizeof mpath, "%s/manifest.json", b.dir);
-    cJSON *man = read_json(mpath);
+    cJSON *man = fx_read_json(mpath);
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(man, "extra"), "report"), "group");
     assert_true(cJSON_IsString(g));
@@ -106,21 +84,14 @@ static void test_fixture_build_and_bsig_run(void **state) {
 
     /* bsig through the runner at the ci scale, in this process's child. */
     char results[400];
-    snprintf(results, sizeof results, "%s/results", g_tmp);
+    snprintf(results, sizeof results, "%s/results", fx_scratch);
     lt_run_request r;
-    lt_run_request_default(&r);
-    r.results_root = results;
+    fx_request(&r, "lvis_lt_fixture", results, "bsig", 1);
     r.data_dir = data;
-    r.protocol = "lvis_lt_fixture";
-    r.scale = "ci";
-    r.method = "bsig";
-    r.seed = 0;
-    r.threads = 1;
-    r.quiet = 1;
     lt_run_outcome out;
     assert_int_equal(lt_runner_run(&r, &out), LT_OK);
     if (!out.ok) fail_msg("bsig run failed: %s", out.reason);
-    cJSON *res = read_json(out.result_path);
+    cJSON *res = fx_read_json(out.result_path);
     const cJSON *me = cJSON_GetObjectItemCaseSensitive(res, "metrics");
     const double map = num(me, "map"), apg[3] = {num(me, "ap_r"), num(me, "ap_c"), num(me, "ap_f")};
     const double accg[3] = {num(me, "acc_r"), num(me, "acc_c"), num(me, "acc_f")};
@@ -191,7 +162,7 @@ static void test_fixture_build_and_bsig_run(void **state) {
      * dataset is open, before it plans the model for the batch, naming the
      * protocol file and the key. */
     char pdir[400], ppath[500];
-    snprintf(pdir, sizeof pdir, "%s/proto", g_tmp);
+    snprintf(pdir, sizeof pdir, "%s/proto", fx_scratch);
     snprintf(ppath, sizeof ppath, "%s/lvis_lt_fixture.json", pdir);
     char *ptext;
     size_t plen;
@@ -214,7 +185,7 @@ static void test_fixture_build_and_bsig_run(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_fixture_build_and_bsig_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fixture_build_and_bsig_run, fx_scratch_setup, fx_scratch_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,31 +29,11 @@
 #include "lt_io.h"
 #include "lt_runner.h"
 
-static char g_tmp[256];
-
-static int setup(void **state) {
-    (void)state;
-    return fx_tmpdir(g_tmp, sizeof g_tmp);
-}
-
-static int teardown(void **state) {
-    (void)state;
-    if (g_tmp[0] && !getenv("LTBENCH_KEEP_TMP")) return fx_rm_rf(g_tmp);
-    return 0;
-}
-
 /* Both cases' reason to skip under AddressSanitizer (fx_train_blocker). */
 static const char k_asan_why[] = "bcrumb resume at ci scale not run under AddressSanitizer";
 
 static double report(const lt_run_outcome *o, const char *key) {
-    char p[1300];
-    snprintf(p, sizeof p, "%s/result.json", o->run_dir);
-    char *s;
-    size_t n;
-    assert_int_equal(lt_io_read_all(p, &s, &n), LT_OK);
-    cJSON *j = cJSON_Parse(s);
-    free(s);
-    assert_non_null(j);
+    cJSON *j = fx_read_json(o->result_path);
     const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "method_report"), key);
     assert_true(cJSON_IsNumber(v));
     const double x = v->valuedouble;
@@ -100,41 +80,20 @@ static void assert_resumed_equal(const lt_run_outcome *a, const lt_run_outcome *
     assert_true(report(a, "bcrumb_bank_peak_bytes") <= report(a, "bcrumb_bank_bound_bytes"));
 }
 
-/* fmnist_lt_tiny with 4 epochs: the bank is in use before and after the kill. */
+/* fmnist_lt_tiny with 4 epochs: the bank is in use before and after the
+ * kill. Results in fx_scratch/tiny_a and tiny_b. */
 static void test_resume_with_bank(void **unused) {
     (void)unused;
     FX_SKIP_UNLESS_RUNNABLE(k_asan_why);
-    char *s;
-    size_t n;
-    assert_int_equal(lt_io_read_all("protocols/fmnist_lt_r100.json", &s, &n), LT_OK);
-    cJSON *p = cJSON_Parse(s);
-    free(s);
-    assert_non_null(p);
-    cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString("fmnist_lt_tiny"));
-    cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
-    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(120));
-    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(300));
-    cJSON *s1 = cJSON_GetObjectItem(ci, "stage1");
-    cJSON_ReplaceItemInObject(s1, "batch", cJSON_CreateNumber(64));
-    cJSON_ReplaceItemInObject(s1, "epochs", cJSON_CreateNumber(4));
     char proto[400];
-    snprintf(proto, sizeof proto, "%s/fmnist_lt_tiny.json", g_tmp);
-    char *text = cJSON_Print(p);
-    cJSON_Delete(p);
-    FILE *f = fopen(proto, "w");
-    assert_non_null(f);
-    assert_true(fputs(text, f) >= 0);
-    assert_int_equal(fclose(f), 0);
-    free(text);
-    char ra[420], rb[420];
-    snprintf(ra, sizeof ra, "%s/tiny_a", g_tmp);
-    snprintf(rb, sizeof rb, "%s/tiny_b", g_tmp);
+    assert_int_equal(fx_tiny_protocol_as(fx_scratch, "fmnist_lt_tiny", 4, proto, sizeof proto), 0);
     lt_run_outcome a, b;
-    fx_run(proto, ra, "bcrumb", NULL, 0, &a);
+    fx_run(proto, "tiny_a", "bcrumb", NULL, 0, &a);
     if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
     /* the bank trained Cb from epoch 2 (the deques were full after epoch 1) */
     assert_true(report(&a, "bcrumb_ready_epoch") == 2);
-    fx_run(proto, rb, "bcrumb", NULL, 3, &b);   /* killed after epoch 3's checkpoint (0-based epoch 2, on the bank) */
+    /* killed after epoch 3's checkpoint (0-based epoch 2, on the bank) */
+    fx_run(proto, "tiny_b", "bcrumb", NULL, 3, &b);
     assert_false(b.ok);
     char ck[1300];
     snprintf(ck, sizeof ck, "%s/ckpt.ltc", b.run_dir);
@@ -146,26 +105,24 @@ static void test_resume_with_bank(void **unused) {
     print_message("note: checkpoint after epoch 3: ready %lld, first bank epoch %lld, %lld history rows\n",
                   (long long)hdr[4], (long long)hdr[5], (long long)hdr[6]);
     assert_true(hdr[4] == 1 && hdr[5] == 2);
-    fx_run(proto, rb, "bcrumb", NULL, 0, &b);   /* resumes */
+    fx_run(proto, "tiny_b", "bcrumb", NULL, 0, &b);   /* resumes */
     if (!b.ok) fail_msg("resumed run failed: %s", b.reason);
     assert_resumed_equal(&a, &b);
     print_message("note: bcrumb tiny top1 %.4f (uninterrupted and resumed)\n", a.top1);
 }
 
-/* fmnist_lt_r100, ci scale as committed: killed after epoch 1 of 2. */
+/* fmnist_lt_r100, ci scale as committed: killed after epoch 1 of 2.
+ * Results in fx_scratch/ci_a and ci_b. */
 static void test_resume_ci(void **unused) {
     (void)unused;
     FX_SKIP_UNLESS_RUNNABLE(k_asan_why);
-    char ra[420], rb[420];
-    snprintf(ra, sizeof ra, "%s/ci_a", g_tmp);
-    snprintf(rb, sizeof rb, "%s/ci_b", g_tmp);
     lt_run_outcome a, b;
-    fx_run("fmnist_lt_r100", ra, "bcrumb", NULL, 0, &a);
+    fx_run("fmnist_lt_r100", "ci_a", "bcrumb", NULL, 0, &a);
     if (!a.ok) fail_msg("uninterrupted run failed: %s", a.reason);
     assert_true(report(&a, "bcrumb_ready_epoch") == -1);   /* q_max = 25 > 2 epochs */
-    fx_run("fmnist_lt_r100", rb, "bcrumb", NULL, 1, &b);
+    fx_run("fmnist_lt_r100", "ci_b", "bcrumb", NULL, 1, &b);
     assert_false(b.ok);
-    fx_run("fmnist_lt_r100", rb, "bcrumb", NULL, 0, &b);
+    fx_run("fmnist_lt_r100", "ci_b", "bcrumb", NULL, 0, &b);
     if (!b.ok) fail_msg("resumed run failed: %s", b.reason);
     assert_resumed_equal(&a, &b);
     print_message("note: bcrumb ci top1 %.4f (uninterrupted and resumed)\n", a.top1);
@@ -176,5 +133,5 @@ int main(void) {
         cmocka_unit_test(test_resume_with_bank),
         cmocka_unit_test(test_resume_ci),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, fx_scratch_setup, fx_scratch_teardown);
 }

@@ -46,18 +46,17 @@
 #include <unistd.h>
 
 #include "lt.h"
+#include "fixtures_img.h"
 #include "fixtures_proto.h"
 #include "lt_io.h"
 #include "lt_method.h"
 #include "lt_runner.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 #define RUNS "runs/fmnist_lt_tiny/ci"
 
 const lt_method *lt_method_test_slow(void);
 
-static char g_tmp[256], g_proto[512];
-static int g_skip;
+static char g_proto[512];
 /* A lock this process holds: helpers close their inherited copy (the same
  * open file, so it would keep the lock after this process lets it go). */
 static int g_held_fd = -1;
@@ -134,21 +133,12 @@ static int wait_text(const char *path, const char *needle, double secs) {
 }
 
 static void run_dir(char *buf, size_t cap, const char *root, const char *method) {
-    snprintf(buf, cap, "%s/%s/" RUNS "/%s/seed0", g_tmp, root, method);
+    snprintf(buf, cap, "%s/%s/" RUNS "/%s/seed0", fx_scratch, root, method);
 }
 
+/* The tiny protocol, results in fx_scratch/ROOT, one thread. */
 static void request(lt_run_request *r, const char *root, const char *method) {
-    static char roots[16][400];
-    static int k;
-    lt_run_request_default(r);
-    snprintf(roots[k % 16], sizeof roots[0], "%s/%s", g_tmp, root);
-    r->results_root = roots[k++ % 16];
-    r->protocol = g_proto;
-    r->scale = "ci";
-    r->method = method;
-    r->seed = 0;
-    r->threads = 1;
-    r->quiet = 1;
+    fx_request(r, g_proto, root, method, 1);
 }
 
 /* A helper process running one request; its exit status: 0 ok, 1 failed
@@ -285,32 +275,17 @@ static void damage_ckpt(const char *path, const char *name) {
     lt_ckpt_free(ck);
 }
 
-#define SKIP_IF_NO_DATA() do { if (g_skip) { print_message("skip: %s absent\n", FMNIST); skip(); } } while (0)
-
 /* ---- setup: test_runner.c's small copy of fmnist_lt_r100 ------------------------ */
 
 static int setup(void **state) {
-    (void)state;
-    if (!file_exists(FMNIST)) { g_skip = 1; return 0; }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ltbench_test_run_safety_XXXXXX");
-    if (!mkdtemp(g_tmp)) return -1;
-    if (fx_tiny_protocol(g_tmp, g_proto, sizeof g_proto)) return -1;
+    if (fx_train_blocker(NULL)) return 0;   /* every case skips */
+    if (fx_scratch_setup(state) || fx_tiny_protocol(fx_scratch, g_proto, sizeof g_proto)) return -1;
     if (lt_method_register(lt_method_test_slow()) || lt_method_register(&dec_a) || lt_method_register(&dec_b) ||
         lt_method_register(&refuse_m))
         return -1;
-    snprintf(g_refuse, sizeof g_refuse, "%s/refuse", g_tmp);
+    snprintf(g_refuse, sizeof g_refuse, "%s/refuse", fx_scratch);
     /* orphaned run children come to this process (see the top) */
     return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    if (g_tmp[0] && !getenv("LTBENCH_KEEP_TMP")) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-        if (system(cmd) != 0) return -1;
-    }
-    return 0;
 }
 
 /* ---- tests ----------------------------------------------------------------------- */
@@ -319,7 +294,7 @@ static int teardown(void **state) {
  * directory; after the first is killed its lock is taken over, naming it. */
 static void test_second_identical_run_refused(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char dir[1200], p[1300], log[600];
     run_dir(dir, sizeof dir, "lock", "test_slow");
     pid_t h = spawn_run("lock", "test_slow", 60, NULL);
@@ -362,7 +337,7 @@ static void test_second_identical_run_refused(void **state) {
     free(ev);
 
     /* the killed run's pid is still in the file: taken over, and said so */
-    snprintf(log, sizeof log, "%s/lock_takeover.log", g_tmp);
+    snprintf(log, sizeof log, "%s/lock_takeover.log", fx_scratch);
     FILE *f = fopen(log, "w");
     assert_non_null(f);
     request(&r, "lock", "test_slow");
@@ -391,7 +366,7 @@ static void test_second_identical_run_refused(void **state) {
  * the other re-uses it. A time limit ends the wait. */
 static void test_decoupled_pair_trains_ce_once(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char ce[1200], p[1300], la[600], lb[600], lc[600], want[1400];
     run_dir(ce, sizeof ce, "pair", "ce");
     snprintf(p, sizeof p, "mkdir -p '%s'", ce);
@@ -406,7 +381,7 @@ static void test_decoupled_pair_trains_ce_once(void **state) {
     snprintf(want, sizeof want, "waiting for %s (pid %d is running it)", ce, (int)getpid());
 
     /* with a time limit the wait ends there, as a failed row */
-    snprintf(lc, sizeof lc, "%s/pair_c.log", g_tmp);
+    snprintf(lc, sizeof lc, "%s/pair_c.log", fx_scratch);
     FILE *f = fopen(lc, "w");
     assert_non_null(f);
     lt_run_request r;
@@ -427,8 +402,8 @@ static void test_decoupled_pair_trains_ce_once(void **state) {
     assert_true(now_s() - t < 10);
     assert_true(wait_text(lc, want, 0));
 
-    snprintf(la, sizeof la, "%s/pair_a.log", g_tmp);
-    snprintf(lb, sizeof lb, "%s/pair_b.log", g_tmp);
+    snprintf(la, sizeof la, "%s/pair_a.log", fx_scratch);
+    snprintf(lb, sizeof lb, "%s/pair_b.log", fx_scratch);
     pid_t a = spawn_run("pair", "test_dec_a", 0, la);
     pid_t b = spawn_run("pair", "test_dec_b", 0, lb);
     const int waited = wait_text(la, want, 30) && wait_text(lb, want, 30);
@@ -473,7 +448,7 @@ static void test_decoupled_pair_trains_ce_once(void **state) {
 /* The runner is SIGKILLed: its training child goes with it. */
 static void test_parent_killed_child_dies(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char dir[1200], p[1300];
     run_dir(dir, sizeof dir, "orphan", "test_slow");
     snprintf(p, sizeof p, "%s/events.jsonl", dir);
@@ -497,7 +472,7 @@ static void test_parent_killed_child_dies(void **state) {
  * by itself, and the runner, once continued, writes the timeout row. */
 static void test_unwatched_child_stops_at_limit(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char dir[1200], p[1300];
     run_dir(dir, sizeof dir, "unwatched", "test_slow");
     snprintf(p, sizeof p, "%s/events.jsonl", dir);
@@ -551,12 +526,11 @@ static void expect_unchanged(const char *dir, char *const saved[3]) {
  * the finished result stays; the error names the file and --no-resume. */
 static void test_damaged_final_keeps_result(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     lt_run_request r;
     request(&r, "dmg", "ce");
     lt_run_outcome o;
-    assert_int_equal(lt_runner_run(&r, &o), LT_OK);
-    if (!o.ok) fail_msg("ce failed: %s", o.reason);
+    fx_run_ok(&r, &o);
     char dir[1200], p[1300];
     run_dir(dir, sizeof dir, "dmg", "ce");
     static const char *name[3] = {"result.json", "per_class.csv", "events.jsonl"};
@@ -634,7 +608,7 @@ static void test_damaged_final_keeps_result(void **state) {
  * predict refuses): the finished result and its log stay as they were. */
 static void test_failed_reevaluation_keeps_result(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     lt_run_request r;
     request(&r, "reeval", "test_eval_refuses");
     lt_run_outcome o;
@@ -679,5 +653,5 @@ int main(void) {
         cmocka_unit_test(test_damaged_final_keeps_result),
         cmocka_unit_test(test_failed_reevaluation_keeps_result),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fx_scratch_teardown);
 }

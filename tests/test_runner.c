@@ -30,19 +30,17 @@
 #include <unistd.h>
 
 #include "cmd_run.h"
+#include "fixtures_img.h"
 #include "fixtures_proto.h"
 #include "lt_protocol.h"
 #include "lt_runner.h"
 #include "lt_model_impl.h"   /* white-box: the model's structs */
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-
 const lt_method *lt_method_test_crash(void);
 const lt_method *lt_method_test_nan(void);
 const lt_method *lt_method_test_slow(void);
 
-static char g_tmp[256], g_proto[512];
-static int g_skip;
+static char g_proto[512];
 
 /* ---- a decoupled test method: stage 1 shared with ce, stage 2 re-trains the
  * head on the frozen backbone with class-balanced sampling ---------------- */
@@ -75,15 +73,6 @@ static char *slurp(const char *path) {
     return b;
 }
 
-static cJSON *read_json(const char *path) {
-    char *s = slurp(path);
-    assert_non_null(s);
-    cJSON *j = cJSON_Parse(s);
-    free(s);
-    assert_non_null(j);
-    return j;
-}
-
 static const cJSON *get(const cJSON *o, const char *path) {
     char buf[128];
     snprintf(buf, sizeof buf, "%s", path);
@@ -97,64 +86,25 @@ static const cJSON *get(const cJSON *o, const char *path) {
 
 static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 
-static void request(lt_run_request *r, const char *root, const char *method, uint64_t seed) {
-    static char roots[16][400];
-    static int k;
-    lt_run_request_default(r);
-    snprintf(roots[k % 16], sizeof roots[0], "%s/%s", g_tmp, root);
-    r->results_root = roots[k++ % 16];
-    r->protocol = g_proto;
-    r->scale = "ci";
-    r->method = method;
-    r->seed = seed;
-    /* one thread: numbers are bit-identical per thread count, and on a
-     * shared, oversubscribed machine one thread avoids OpenMP barrier waits */
-    r->threads = 1;
-    r->quiet = 1;
+/* The tiny protocol, results in fx_scratch/ROOT, one thread: numbers are
+ * bit-identical per thread count, and on a shared, oversubscribed machine
+ * one thread avoids OpenMP barrier waits. */
+static void request(lt_run_request *r, const char *root, const char *method) {
+    fx_request(r, g_proto, root, method, 1);
 }
 
 static void path_in(const lt_run_outcome *o, const char *name, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/%s", o->run_dir, name);
 }
 
-static void same_numbers(const lt_run_outcome *a, const lt_run_outcome *b) {
-    const double x[] = {a->top1, a->many, a->medium, a->ece, a->macro_f1};
-    const double y[] = {b->top1, b->many, b->medium, b->ece, b->macro_f1};
-    for (int i = 0; i < 5; i++) assert_memory_equal(&x[i], &y[i], sizeof(double));
-    char pa[1200], pb[1200];
-    path_in(a, "per_class.csv", pa, sizeof pa);
-    path_in(b, "per_class.csv", pb, sizeof pb);
-    char *sa = slurp(pa), *sb = slurp(pb);
-    assert_non_null(sa);
-    assert_non_null(sb);
-    assert_string_equal(sa, sb);   /* per-class correct counts and classifier norms */
-    free(sa);
-    free(sb);
-}
-
-#define SKIP_IF_NO_DATA() do { if (g_skip) { print_message("skip: %s absent\n", FMNIST); skip(); } } while (0)
-
 /* ---- setup: a small copy of fmnist_lt_r100 ------------------------------------ */
 
 static int setup(void **state) {
-    (void)state;
-    if (!file_exists(FMNIST)) { g_skip = 1; return 0; }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ltbench_test_runner_XXXXXX");
-    if (!mkdtemp(g_tmp)) return -1;
-    if (fx_tiny_protocol(g_tmp, g_proto, sizeof g_proto)) return -1;
+    if (fx_train_blocker(NULL)) return 0;   /* every case skips */
+    if (fx_scratch_setup(state) || fx_tiny_protocol(fx_scratch, g_proto, sizeof g_proto)) return -1;
     if (lt_method_register(lt_method_test_crash()) || lt_method_register(lt_method_test_nan()) ||
         lt_method_register(lt_method_test_slow()) || lt_method_register(&dec_m))
         return -1;
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    if (g_tmp[0] && !getenv("LTBENCH_KEEP_TMP")) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-        if (system(cmd) != 0) return -1;
-    }
     return 0;
 }
 
@@ -164,16 +114,16 @@ static lt_run_outcome g_ref;   /* the uninterrupted ce run, seed 0 */
 
 static void test_ce_run_files(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     lt_run_request r;
-    request(&r, "a", "ce", 0);
+    request(&r, "a", "ce");
     assert_int_equal(lt_runner_run(&r, &g_ref), LT_OK);
     if (!g_ref.ok) fail_msg("run failed: %s", g_ref.reason);
     print_message("note: one run (1120 images x 2 epochs, 300 test images, 1 thread): %.1f s\n", g_ref.total_s);
     char p[1200];
 
     /* result.json */
-    cJSON *j = read_json(g_ref.result_path);
+    cJSON *j = fx_read_json(g_ref.result_path);
     assert_int_equal(get(j, "format")->valueint, 1);
     assert_string_equal(get(j, "status")->valuestring, "ok");
     assert_string_equal(get(j, "reason")->valuestring, "");
@@ -295,14 +245,14 @@ static void test_ce_run_files(void **state) {
  * bit for bit, and so must its per-epoch training losses. */
 static void test_same_seed_same_numbers(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     if (!g_ref.ok) skip();
     char p[1200];
-    snprintf(p, sizeof p, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/result.json", g_tmp);
+    snprintf(p, sizeof p, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/result.json", fx_scratch);
     lt_run_outcome o;
     assert_int_equal(lt_result_read(p, &o), LT_OK);
     assert_true(o.ok);
-    same_numbers(&g_ref, &o);
+    fx_assert_same_outcome(&g_ref, &o);
     char pa[1200], pb[1200];
     path_in(&g_ref, "events.jsonl", pa, sizeof pa);
     path_in(&o, "events.jsonl", pb, sizeof pb);
@@ -327,10 +277,10 @@ static void test_same_seed_same_numbers(void **state) {
  * without AVX-512); an unknown path is a bad request. */
 static void test_conv_path_option(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     if (!g_ref.ok) skip();
     lt_run_request r;
-    request(&r, "conv_opt", "ce", 0);
+    request(&r, "conv_opt", "ce");
     r.conv = "direct";
     lt_run_outcome a, b;
     assert_int_equal(lt_runner_run(&r, &a), LT_OK);
@@ -339,7 +289,7 @@ static void test_conv_path_option(void **state) {
     char *wino0 = getenv("LT_CONV_WINO") ? strdup(getenv("LT_CONV_WINO")) : NULL;
     unsetenv("LT_CONV_REF");
     setenv("LT_CONV_WINO", "0", 1);
-    request(&r, "conv_env", "ce", 0);
+    request(&r, "conv_env", "ce");
     const int rc = lt_runner_run(&r, &b);
     if (ref0) setenv("LT_CONV_REF", ref0, 1);
     if (wino0) setenv("LT_CONV_WINO", wino0, 1); else unsetenv("LT_CONV_WINO");
@@ -347,13 +297,14 @@ static void test_conv_path_option(void **state) {
     free(wino0);
     assert_int_equal(rc, LT_OK);
     if (!b.ok) fail_msg("LT_CONV_WINO=0 run failed: %s", b.reason);
-    same_numbers(&a, &b);
+    fx_assert_same_outcome(&a, &b);
     lt_cpu_opts o;
     lt_cpu_opts_default(&o);
     o.conv = LT_CONV_PATH_DIRECT;
     lt_backend *be;
     assert_int_equal(lt_backend_cpu_create(&o, &be), LT_OK);
-    cJSON *ja = read_json(a.result_path), *jb = read_json(b.result_path), *jr = read_json(g_ref.result_path);
+    cJSON *ja = fx_read_json(a.result_path), *jb = fx_read_json(b.result_path);
+    cJSON *jr = fx_read_json(g_ref.result_path);
     assert_string_equal(get(ja, "env.conv_backend")->valuestring, lt_backend_describe(be));
     assert_string_equal(get(jb, "env.conv_backend")->valuestring, lt_backend_describe(be));
     lt_backend_free(be);
@@ -362,7 +313,7 @@ static void test_conv_path_option(void **state) {
     cJSON_Delete(ja);
     cJSON_Delete(jb);
     cJSON_Delete(jr);
-    request(&r, "conv_bad", "ce", 0);
+    request(&r, "conv_bad", "ce");
     r.conv = "fast";
     lt_run_outcome c;
     assert_int_equal(lt_runner_run(&r, &c), LT_EINVAL);
@@ -372,10 +323,10 @@ static void test_conv_path_option(void **state) {
 
 static void test_killed_run_resumes_exactly(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     if (!g_ref.ok) skip();
     lt_run_request r;
-    request(&r, "c", "ce", 0);
+    request(&r, "c", "ce");
     r.kill_after_epoch = 1;
     lt_run_outcome o;
     assert_int_equal(lt_runner_run(&r, &o), LT_OK);
@@ -389,7 +340,7 @@ static void test_killed_run_resumes_exactly(void **state) {
     r.kill_after_epoch = 0;
     assert_int_equal(lt_runner_run(&r, &o), LT_OK);
     if (!o.ok) fail_msg("resumed run failed: %s", o.reason);
-    same_numbers(&g_ref, &o);
+    fx_assert_same_outcome(&g_ref, &o);
     path_in(&o, "events.jsonl", p, sizeof p);
     char *ev = slurp(p);
     assert_non_null(ev);
@@ -412,20 +363,20 @@ static void test_killed_run_resumes_exactly(void **state) {
     /* a finished run is only re-evaluated: same numbers again */
     assert_int_equal(lt_runner_run(&r, &o), LT_OK);
     assert_true(o.ok);
-    same_numbers(&g_ref, &o);
+    fx_assert_same_outcome(&g_ref, &o);
 }
 
 /* A failed row: status, reason prefix, and the harness (this process) alive. */
 static void expect_failed(const char *method, double limit, const char *prefix, const char *also) {
     lt_run_request r;
-    request(&r, "fail", method, 0);
+    request(&r, "fail", method);
     r.time_limit_s = limit;
     lt_run_outcome o;
     assert_int_equal(lt_runner_run(&r, &o), LT_OK);
     assert_false(o.ok);
     if (strncmp(o.reason, prefix, strlen(prefix)) || (also && !strstr(o.reason, also)))
         fail_msg("reason '%s' does not start with '%s'", o.reason, prefix);
-    cJSON *j = read_json(o.result_path);
+    cJSON *j = fx_read_json(o.result_path);
     assert_string_equal(get(j, "status")->valuestring, "failed");
     assert_string_equal(get(j, "reason")->valuestring, o.reason);
     assert_string_equal(get(j, "method.name")->valuestring, method);
@@ -442,40 +393,40 @@ static void expect_failed(const char *method, double limit, const char *prefix, 
 
 static void test_crash_is_isolated(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     expect_failed("test_crash", 0, "crashed: signal 11 (Segmentation fault) in stage 1 epoch 0", NULL);
 }
 
 static void test_nan_is_isolated(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     expect_failed("test_nan", 0, "loss is NaN at iteration 0", "in stage 1 epoch 0");
 }
 
 static void test_timeout_is_isolated(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     expect_failed("test_slow", 4.0, "timeout: time limit of 4 s reached", NULL);
 }
 
 static void test_unknown_method(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     lt_run_request r;
-    request(&r, "unknown", "no_such_method", 0);
+    request(&r, "unknown", "no_such_method");
     lt_run_outcome o;
     assert_int_equal(lt_runner_run(&r, &o), LT_EINVAL);
     assert_non_null(strstr(lt_errmsg(), "no_such_method"));
     assert_non_null(strstr(lt_errmsg(), "ce"));
     /* hyper-parameters: only keys the method declares, with their types */
-    request(&r, "unknown", "ce", 0);
+    request(&r, "unknown", "ce");
     r.hparams = "{\"tau\": 1}";
     assert_int_equal(lt_runner_run(&r, &o), LT_EINVAL);
     assert_non_null(strstr(lt_errmsg(), "tau"));
     r.hparams = "[1]";
     assert_int_equal(lt_runner_run(&r, &o), LT_EINVAL);
     char p[600];
-    snprintf(p, sizeof p, "%s/unknown", g_tmp);
+    snprintf(p, sizeof p, "%s/unknown", fx_scratch);
     assert_false(file_exists(p));   /* nothing written */
 }
 
@@ -484,13 +435,13 @@ static void test_unknown_method(void **state) {
  * one, so only with LTBENCH_SLOW=1. */
 static void test_shipped_ci_scale(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     if (!getenv("LTBENCH_SLOW")) {
         print_message("skip: fmnist_lt_r100 at the ci scale (set LTBENCH_SLOW=1)\n");
         skip();
     }
     lt_run_request r;
-    request(&r, "ci", "ce", 0);
+    request(&r, "ci", "ce");
     r.protocol = "protocols/fmnist_lt_r100.json";
     r.threads = 2;
     lt_run_outcome o;
@@ -521,28 +472,28 @@ static void test_shipped_ci_scale(void **state) {
 }
 
 static const char *p_ce_final(char *p, size_t cap) {
-    snprintf(p, cap, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/ckpt_final.ltc", g_tmp);
+    snprintf(p, cap, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/ckpt_final.ltc", fx_scratch);
     return p;
 }
 
 static void test_shared_stage1(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     if (!g_ref.ok) skip();
     lt_run_request r;
-    request(&r, "b", "test_decoupled", 0);
+    request(&r, "b", "test_decoupled");
     lt_run_outcome o;
     assert_int_equal(lt_runner_run(&r, &o), LT_OK);
     if (!o.ok) fail_msg("decoupled run failed: %s", o.reason);
     /* ce was trained first (its numbers: test_same_seed_same_numbers) */
     char p[1200], q[1200];
-    snprintf(p, sizeof p, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/result.json", g_tmp);
+    snprintf(p, sizeof p, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/result.json", fx_scratch);
     lt_run_outcome ce;
     assert_int_equal(lt_result_read(p, &ce), LT_OK);
     assert_true(ce.ok);
     /* stage 2 trained the head on the frozen, shared backbone */
     lt_ckpt *a, *b;
-    snprintf(p, sizeof p, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/ckpt_final.ltc", g_tmp);
+    snprintf(p, sizeof p, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/ckpt_final.ltc", fx_scratch);
     path_in(&o, "ckpt_final.ltc", q, sizeof q);
     assert_int_equal(lt_ckpt_read(&a, p), LT_OK);
     assert_int_equal(lt_ckpt_read(&b, q), LT_OK);
@@ -558,7 +509,7 @@ static void test_shared_stage1(void **state) {
     assert_true(memcmp(da, db, na) != 0);
     lt_ckpt_free(a);
     lt_ckpt_free(b);
-    cJSON *j = read_json(o.result_path);
+    cJSON *j = fx_read_json(o.result_path);
     assert_string_equal(get(j, "method.stage1_from")->valuestring, "ce");
     assert_int_equal(cJSON_GetArraySize(get(j, "timings.stages_s")), 2);
     /* provenance: the bytes of the stage-1 checkpoint it loaded, and the code
@@ -566,8 +517,8 @@ static void test_shared_stage1(void **state) {
     char hex[65];
     assert_int_equal(lt_sha256_file(p_ce_final(p, sizeof p), hex), LT_OK);
     assert_string_equal(get(j, "method.stage1.checkpoint_sha256")->valuestring, hex);
-    snprintf(q, sizeof q, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/result.json", g_tmp);
-    cJSON *cej = read_json(q);
+    snprintf(q, sizeof q, "%s/b/runs/fmnist_lt_tiny/ci/ce/seed0/result.json", fx_scratch);
+    cJSON *cej = fx_read_json(q);
     assert_string_equal(get(j, "method.stage1.commit")->valuestring, get(cej, "env.commit")->valuestring);
     assert_string_equal(get(j, "method.stage1.engine_version")->valuestring, LT_ENGINE_VERSION);
     assert_true(cJSON_IsBool(get(j, "method.stage1.dirty")) || cJSON_IsNull(get(j, "method.stage1.dirty")));
@@ -610,7 +561,7 @@ static void test_shared_stage1(void **state) {
     lt_run_outcome o2;
     if (lt_runner_run(&r, &o2) != LT_OK) fail_msg("re-evaluation: %s", lt_errmsg());
     if (!o2.ok) fail_msg("re-evaluation failed: %s", o2.reason);
-    j = read_json(o2.result_path);
+    j = fx_read_json(o2.result_path);
     assert_string_equal(get(j, "method.stage1.checkpoint_sha256")->valuestring, hex);
     assert_true(cJSON_IsNull(get(j, "method.stage1.commit")));
     cJSON_Delete(j);
@@ -619,7 +570,7 @@ static void test_shared_stage1(void **state) {
 
 static void test_cli(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char *help[] = {"run", "--help", NULL};
     assert_int_equal(lt_cmd_run(2, help), 0);
     char *none[] = {"run", NULL};
@@ -631,7 +582,7 @@ static void test_cli(void **state) {
     char *badopt[] = {"run", "--frobnicate", "1", NULL};
     assert_int_equal(lt_cmd_run(3, badopt), 2);
     char root[400];
-    snprintf(root, sizeof root, "%s/cli", g_tmp);
+    snprintf(root, sizeof root, "%s/cli", fx_scratch);
     char *crash[] = {"run", "--protocol", g_proto, "--method", "test_crash", "--scale", "ci", "--results", root,
                      "--quiet", NULL};
     assert_int_equal(lt_cmd_run(10, crash), 1);
@@ -662,7 +613,7 @@ static void weight_norms(const lt_run_outcome *o, double *wn, int n) {
  * rows, norm 1, and ncm its centroids (unit for l2n_cos), not ce's rows. */
 static void test_effective_weight_norms(void **state) {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     if (!g_ref.ok) skip();
     double ce[10], tn[10], nc[10];
     weight_norms(&g_ref, ce, 10);
@@ -670,7 +621,7 @@ static void test_effective_weight_norms(void **state) {
     double *out[2] = {tn, nc};
     for (int k = 0; k < 2; k++) {
         lt_run_request r;
-        request(&r, "a", m[k], 0);   /* re-uses the ce run of test_ce_run_files */
+        request(&r, "a", m[k]);   /* re-uses the ce run of test_ce_run_files */
         lt_run_outcome o;
         assert_int_equal(lt_runner_run(&r, &o), LT_OK);
         if (!o.ok) fail_msg("%s run failed: %s", m[k], o.reason);
@@ -701,5 +652,5 @@ int main(void) {
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_shipped_ci_scale),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fx_scratch_teardown);
 }

@@ -61,63 +61,30 @@
 #include "lt_runner.h"
 #include "lt_sweep.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-
 const lt_method *lt_method_test_crash(void);
 
-static char g_tmp[256], g_proto[512], g_proto_long[512];
-static int g_no_data;
+static char g_proto[512], g_proto_long[512];
 
 /* a decoupled method whose stage 1 is the crashing one: its dependents are skipped */
 static const lt_method dec_crash_m = {.abi = LT_METHOD_ABI, .name = "test_dec_crash", .version = "1",
                                       .cite = "none", .fidelity = "reconstructed", .defaults = "{}",
                                       .stage1_from = "test_crash"};
 
-#define SKIP_IF_NO_DATA()                                             \
-    do {                                                              \
-        if (g_no_data) {                                              \
-            print_message("skip: %s absent (Debian dataset-fashion-mnist)\n", FMNIST); \
-            skip();                                                   \
-        }                                                             \
-    } while (0)
-
-/* The tiny protocol with more epochs, renamed: a run long enough to be
- * interrupted while it trains. */
-static int long_protocol(void)
-{
-    char *s;
-    size_t n;
-    if (fx_read_file(g_proto, &s, &n)) return -1;
-    cJSON *p = cJSON_Parse(s);
-    free(s);
-    if (!p) return -1;
-    cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString("fmnist_lt_tiny8"));
-    cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage1"), "epochs", cJSON_CreateNumber(8));
-    char *text = cJSON_Print(p);
-    cJSON_Delete(p);
-    snprintf(g_proto_long, sizeof g_proto_long, "%s/fmnist_lt_tiny8.json", g_tmp);
-    FILE *f = fopen(g_proto_long, "w");
-    int rc = f && text && fputs(text, f) >= 0 ? 0 : -1;
-    if (f) fclose(f);
-    free(text);
-    return rc;
-}
-
 static int setup(void **state)
 {
-    (void)state;
-    if (fx_tmpdir(g_tmp, sizeof g_tmp)) return -1;
-    if (fx_tiny_protocol(g_tmp, g_proto, sizeof g_proto) || long_protocol()) return -1;
+    if (fx_scratch_setup(state)) return -1;
+    /* the tiny protocol, and one with more epochs, renamed: a run long
+     * enough to be interrupted while it trains */
+    if (fx_tiny_protocol(fx_scratch, g_proto, sizeof g_proto) ||
+        fx_tiny_protocol_as(fx_scratch, "fmnist_lt_tiny8", 8, g_proto_long, sizeof g_proto_long))
+        return -1;
     if (lt_method_register(lt_method_test_crash()) || lt_method_register(&dec_crash_m)) return -1;
-    g_no_data = access(FMNIST, F_OK) != 0;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    (void)state;
-    if (!getenv("LTBENCH_KEEP_TMP")) fx_rm_rf(g_tmp);
+    fx_scratch_teardown(state);   /* what it cannot remove is not reported */
     return 0;
 }
 
@@ -136,7 +103,7 @@ static void test_plan_grid_and_order(void **state)
 {
     (void)state;
     char root[400];
-    snprintf(root, sizeof root, "%s/plan", g_tmp);
+    snprintf(root, sizeof root, "%s/plan", fx_scratch);
     lt_sweep_opts o = {.methods = "crt,lws,ce", .protocols = g_proto, .seeds = "0,1", .scale = "ci",
                        .results = root, .threads = 1};
     lt_sweep_plan pl;
@@ -228,7 +195,7 @@ static void test_skip_rule_fixtures(void **state)
 {
     (void)state;
     char root[400], sha[65];
-    snprintf(root, sizeof root, "%s/skip", g_tmp);
+    snprintf(root, sizeof root, "%s/skip", fx_scratch);
     assert_int_equal(lt_protocol_hash(g_proto, sha), LT_OK);
     const lt_method *ce = lt_method_find("ce");
     fixture(root, "ce", ce->version, 0, "ok", sha, 1);                  /* current */
@@ -272,10 +239,10 @@ static void test_lock_other_host(void **state)
 {
     (void)state;
     char dir[400], path[500], log_path[500];
-    snprintf(dir, sizeof dir, "%s/lockdir", g_tmp);
+    snprintf(dir, sizeof dir, "%s/lockdir", fx_scratch);
     assert_int_equal(mkdir(dir, 0777), 0);
     snprintf(path, sizeof path, "%s/.lock", dir);
-    snprintf(log_path, sizeof log_path, "%s/lock.log", g_tmp);
+    snprintf(log_path, sizeof log_path, "%s/lock.log", fx_scratch);
     const char *other = "12345 some-other-node.example\n";
     assert_int_equal(fx_write_file(path, other, strlen(other)), 0);
     lt_dir_lock lk;
@@ -394,10 +361,10 @@ static void no_lock_held(const char *root)
 static void test_local_grid_shared_stage1_and_failure(void **state)
 {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char root[400], out[500];
-    snprintf(root, sizeof root, "%s/local", g_tmp);
-    snprintf(out, sizeof out, "%s/local.out", g_tmp);
+    snprintf(root, sizeof root, "%s/local", fx_scratch);
+    snprintf(out, sizeof out, "%s/local.out", fx_scratch);
     char *argv[] = {"sweep", "--methods", "ce,crt,test_crash,test_dec_crash", "--protocols", g_proto,
                     "--seeds", "0,1", "--scale", "ci", "--results", root, "-j", "2", "--threads", "1",
                     "--reuse", "any", "--no-report", NULL};
@@ -438,7 +405,7 @@ static void test_local_grid_shared_stage1_and_failure(void **state)
     char *argv2[] = {"sweep", "--methods", "ce,crt", "--protocols", g_proto, "--seeds", "0,1", "--scale", "ci",
                      "--results", root, "-j", "2", "--threads", "1", "--reuse", "any", NULL};
     char out2[500];
-    snprintf(out2, sizeof out2, "%s/local2.out", g_tmp);
+    snprintf(out2, sizeof out2, "%s/local2.out", fx_scratch);
     rc = sweep(out2, argv2);
     if (rc != 0) {
         dump(out2);
@@ -465,10 +432,10 @@ static int wait_for(const char *path, double secs)
 static void test_local_interrupt_resume(void **state)
 {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char root[400], out[500], ckpt[700], lg[700];
-    snprintf(root, sizeof root, "%s/intr", g_tmp);
-    snprintf(out, sizeof out, "%s/intr.out", g_tmp);
+    snprintf(root, sizeof root, "%s/intr", fx_scratch);
+    snprintf(out, sizeof out, "%s/intr.out", fx_scratch);
     snprintf(ckpt, sizeof ckpt, "%s/runs/fmnist_lt_tiny8/ci/ce/seed0/ckpt.ltc", root);
     log_of(root, "fmnist_lt_tiny8", "ce", 0, lg, sizeof lg);
     char *argv[] = {"sweep", "--methods", "ce,crt", "--protocols", g_proto_long, "--seeds", "0", "--scale", "ci",
@@ -535,11 +502,11 @@ static void test_local_interrupt_resume(void **state)
 static void test_overlapping_sweeps(void **state)
 {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char root[400], out_a[500], out_b[500];
-    snprintf(root, sizeof root, "%s/overlap", g_tmp);
-    snprintf(out_a, sizeof out_a, "%s/overlap_a.out", g_tmp);
-    snprintf(out_b, sizeof out_b, "%s/overlap_b.out", g_tmp);
+    snprintf(root, sizeof root, "%s/overlap", fx_scratch);
+    snprintf(out_a, sizeof out_a, "%s/overlap_a.out", fx_scratch);
+    snprintf(out_b, sizeof out_b, "%s/overlap_b.out", fx_scratch);
     /* A: ce, crt x {5, 6}; B: ce, lws x {6, 5}: ce 5 and ce 6 in both, in opposite orders */
     char *a[] = {"sweep", "--methods", "ce,crt", "--protocols", g_proto, "--seeds", "5,6", "--scale", "ci",
                  "--results", root, "-j", "1", "--threads", "1", "--reuse", "any", "--no-report", NULL};
@@ -578,10 +545,10 @@ static void test_overlapping_sweeps(void **state)
 static void test_slurm_cluster(void **state)
 {
     (void)state;
-    SKIP_IF_NO_DATA();
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
     char cmd[1200], out[600];
-    snprintf(out, sizeof out, "%s/slurm.out", g_tmp);
-    snprintf(cmd, sizeof cmd, "tests/slurm/run_slurm_test.sh '%s/slurm' '%s' >'%s' 2>&1", g_tmp, g_proto, out);
+    snprintf(out, sizeof out, "%s/slurm.out", fx_scratch);
+    snprintf(cmd, sizeof cmd, "tests/slurm/run_slurm_test.sh '%s/slurm' '%s' >'%s' 2>&1", fx_scratch, g_proto, out);
     fflush(NULL);
     int st = system(cmd);
     int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "fixtures_img.h"
+#include "fixtures_proto.h"
 #include "lt_ckpt.h"
 #include "lt_datasets.h"
 #include "lt_io.h"
@@ -927,22 +928,7 @@ static void test_no_split_says_why(void **state)
 }
 
 /* ---- the real Fashion-MNIST ------------------------------------------------------------ */
-#define SYS "/usr/share/datasets/fashion-mnist/"
 #define COMMITTED "results/runs/fmnist_lt_r100/short/ce/seed0/result.json"
-
-static int have_fmnist(void)
-{
-    return access(SYS "train-images-idx3-ubyte.gz", R_OK) == 0 && access(SYS "train-labels-idx1-ubyte.gz", R_OK) == 0 &&
-           access(SYS "t10k-images-idx3-ubyte.gz", R_OK) == 0 && access(SYS "t10k-labels-idx1-ubyte.gz", R_OK) == 0;
-}
-
-#define SKIP_WITHOUT_FMNIST()                                                                  \
-    do {                                                                                       \
-        if (!have_fmnist()) {                                                                  \
-            print_message("skip: %s absent (install dataset-fashion-mnist: make deps)\n", SYS); \
-            skip();                                                                            \
-        }                                                                                      \
-    } while (0)
 
 /* Images by content: FNV-1a of the bytes, sorted, for exact lookups. */
 typedef struct {
@@ -1056,8 +1042,8 @@ typedef struct {
 
 static void real_load(real_data *r)
 {
-    must(lt_idx_load(SYS "train-images-idx3-ubyte.gz", SYS "train-labels-idx1-ubyte.gz", 10, &r->src), "train");
-    must(lt_idx_load(SYS "t10k-images-idx3-ubyte.gz", SYS "t10k-labels-idx1-ubyte.gz", 10, &r->test), "test");
+    must(lt_idx_load(FX_FMNIST_TRAIN, FX_FMNIST_TRAIN_LABELS, 10, &r->src), "train");
+    must(lt_idx_load(FX_FMNIST_TEST, FX_FMNIST_TEST_LABELS, 10, &r->test), "test");
     r->sk = index_images(&r->src);
     r->tk = index_images(&r->test);
 }
@@ -1073,7 +1059,7 @@ static void real_free(real_data *r)
 static void test_fmnist_real_ir100(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FMNIST();
+    FX_SKIP_WITHOUT_FMNIST();
     real_data rd;
     real_load(&rd);
     lt_ds_built b;
@@ -1118,7 +1104,7 @@ static void test_fmnist_real_ir100(void **state)
 static void test_fmnist_real_ir10(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_FMNIST();
+    FX_SKIP_WITHOUT_FMNIST();
     real_data rd;
     real_load(&rd);
     lt_ds_built b;
