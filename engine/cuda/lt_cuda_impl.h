@@ -73,4 +73,7 @@ static inline unsigned lt_cuda_blocks(size_t n, unsigned threads) {
     return (unsigned)b;
 }
 
+/* The element loop of those launches: thread i, then a grid's stride on. */
+#define GRID_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
 #endif

@@ -9,10 +9,10 @@
  * sums the row losses in row order and leaves {status, index, loss} for the
  * host, which turns a status into the CPU's error message. No atomics. */
 #include "lt_cuda_impl.h"
+#include "lt_cuda_optim.cuh"
 
 #include <math.h>
 
-#define GRID_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
 enum { ST_OK = 0, ST_LABEL, ST_OFFSET, ST_WEIGHT, ST_TARGET, ST_LOGIT, ST_LOSS };
 
@@ -199,38 +199,13 @@ struct group_rates {
 __global__ static void k_sgd(size_t n, float *w, const float *g, float *mom, const uint8_t *mask, const uint8_t *gid,
                              struct group_rates r, float mu, int nesterov) {
     const int use_mom = mu != 0.0f;
-    GRID_LOOP(i, n) {
-        const uint8_t mk = mask ? mask[i] : 0;
-        if (mk & LT_MASK_FROZEN) continue;
-        const int k = gid ? gid[i] : 0;
-        float gi = g[i];
-        if (!(mk & LT_MASK_NO_DECAY)) gi = gi + r.b[k] * w[i];
-        float d = gi;
-        if (use_mom) {
-            const float v = mu * mom[i] + gi;
-            mom[i] = v;
-            d = nesterov ? gi + mu * v : v;
-        }
-        w[i] = w[i] - r.a[k] * d;
-    }
+    GRID_LOOP(i, n) lt_sgd_elem(i, w, g, mom, mask, gid, r.a, r.b, mu, use_mom, nesterov);
 }
 
 __global__ static void k_adam(size_t n, float *w, const float *g, float *m1, float *m2, const uint8_t *mask,
                               const uint8_t *gid, struct group_rates r, float b1, float b2, float eps, float bc2_sqrt) {
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
-    GRID_LOOP(i, n) {
-        const uint8_t mk = mask ? mask[i] : 0;
-        if (mk & LT_MASK_FROZEN) continue;
-        const int k = gid ? gid[i] : 0;
-        float gi = g[i];
-        if (!(mk & LT_MASK_NO_DECAY)) gi = gi + r.b[k] * w[i];
-        const float mi = b1 * m1[i] + c1 * gi;
-        const float vi = b2 * m2[i] + c2 * gi * gi;
-        m1[i] = mi;
-        m2[i] = vi;
-        const float denom = sqrtf(vi) / bc2_sqrt + eps;
-        w[i] = w[i] - r.a[k] * (mi / denom);
-    }
+    GRID_LOOP(i, n) lt_adam_elem(i, w, g, m1, m2, mask, gid, r.a, r.b, b1, b2, c1, c2, bc2_sqrt, eps);
 }
 
 static int rates(struct group_rates *r, int n_groups, const float *a, const float *b) {

@@ -273,7 +273,6 @@ int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float
 }
 
 /* ---- elementwise ---------------------------------------------------------------- */
-#define GRID_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
 __global__ static void k_relu_fwd(size_t n, const float *x, float *y) { GRID_LOOP(i, n) y[i] = relu1(x[i]); }
 __global__ static void k_relu_bwd(size_t n, const float *y, const float *dy, float *dx, int set) {

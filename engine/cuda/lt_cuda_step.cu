@@ -20,12 +20,12 @@
  *    algorithms and, in deterministic mode, the same bits.
  * No atomics anywhere: every sum runs in a fixed order. */
 #include "lt_cuda_impl.h"
+#include "lt_cuda_optim.cuh"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define GRID_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
 /* ---- uploads ----------------------------------------------------------------------------- */
 struct lt_cuda_upload {
@@ -201,20 +201,7 @@ __global__ static void k_sgd_dr(size_t n, float *w, const float *g, float *mom, 
     }
     __syncthreads();
     const int use_mom = mu != 0.0f;
-    GRID_LOOP(i, n) {
-        const uint8_t mk = mask ? mask[i] : 0;
-        if (mk & LT_MASK_FROZEN) continue;
-        const int k = gid ? gid[i] : 0;
-        float gi = g[i];
-        if (!(mk & LT_MASK_NO_DECAY)) gi = gi + rb[k] * w[i];
-        float d = gi;
-        if (use_mom) {
-            const float v = mu * mom[i] + gi;
-            mom[i] = v;
-            d = nesterov ? gi + mu * v : v;
-        }
-        w[i] = w[i] - ra[k] * d;
-    }
+    GRID_LOOP(i, n) lt_sgd_elem(i, w, g, mom, mask, gid, ra, rb, mu, use_mom, nesterov);
 }
 
 __global__ static void k_adam_dr(size_t n, float *w, const float *g, float *m1, float *m2, const uint8_t *mask,
@@ -229,19 +216,7 @@ __global__ static void k_adam_dr(size_t n, float *w, const float *g, float *m1, 
     if (threadIdx.x == 0) bc2_sqrt = r->bc2_sqrt;
     __syncthreads();
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
-    GRID_LOOP(i, n) {
-        const uint8_t mk = mask ? mask[i] : 0;
-        if (mk & LT_MASK_FROZEN) continue;
-        const int k = gid ? gid[i] : 0;
-        float gi = g[i];
-        if (!(mk & LT_MASK_NO_DECAY)) gi = gi + rb[k] * w[i];
-        const float mi = b1 * m1[i] + c1 * gi;
-        const float vi = b2 * m2[i] + c2 * gi * gi;
-        m1[i] = mi;
-        m2[i] = vi;
-        const float denom = sqrtf(vi) / bc2_sqrt + eps;
-        w[i] = w[i] - ra[k] * (mi / denom);
-    }
+    GRID_LOOP(i, n) lt_adam_elem(i, w, g, m1, m2, mask, gid, ra, rb, b1, b2, c1, c2, bc2_sqrt, eps);
 }
 
 static int dr_args(const char *what, int n_groups, const lt_step_rates *r) {
