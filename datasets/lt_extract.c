@@ -262,13 +262,6 @@ static int move_into(const char *src, const char *dst)
     return LT_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Single compressed file: decompress to out via out.partial. */
 static int extract_single(const char *archive_path, const char *dest_dir, const lt_extract_opts *o)
 {
@@ -334,7 +327,7 @@ static int extract_entries(struct archive *a, const char *archive_path, const ch
     struct archive_entry *e;
     char name[LT_X_PATH_MAX], path[LT_X_PATH_MAX * 2], tpath[LT_X_PATH_MAX * 2];
     long nentries = 0;
-    double last = now_s();
+    double last = lt_now_s();
     for (;;) {
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF) break;
@@ -384,8 +377,8 @@ static int extract_entries(struct archive *a, const char *archive_path, const ch
         } else {
             return lt_err(LT_EDATA, "archive %s: entry '%s' is a device, FIFO or socket (refused)", archive_path, name);
         }
-        if (!(o && o->quiet) && now_s() - last >= 5.0) {
-            last = now_s();
+        if (!(o && o->quiet) && lt_now_s() - last >= 5.0) {
+            last = lt_now_s();
             fprintf(stderr, "extracting %s: %ld files, %.1f MiB\n", archive_path, *nfiles, (double)*nbytes / 1048576.0);
         }
     }

@@ -61,13 +61,6 @@ void lt_fetch_global_cleanup(void)
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void sleep_s(double s)
 {
     if (s <= 0) return;
@@ -237,7 +230,7 @@ static void fmt_eta(double s, char *out, size_t n)
 static void progress_show(progress *p, curl_off_t dltotal, curl_off_t dlnow, int final)
 {
     if (p->quiet) return;
-    double t = now_s();
+    double t = lt_now_s();
     double el = t - p->t0;
     double rate = el > 0 ? (double)dlnow / el : 0;
     double have = (double)(p->base + dlnow);
@@ -583,7 +576,7 @@ static int attempt(CURL *c, const lt_fetch_opts *o, const char *url, const char 
     if (start > 0) curl_easy_setopt(c, CURLOPT_RANGE, range);
     if (hdrs) curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     pg->base = start;
-    pg->t0 = now_s();
+    pg->t0 = lt_now_s();
     pg->last_print = pg->t0;
     pg->last_decile = -1;
     pg->last_have = -1;

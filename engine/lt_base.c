@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -91,4 +92,10 @@ void lt_set_num_threads(int n) {
     omp_set_num_threads(n);
 #endif
     openblas_set_num_threads(__builtin_cpu_supports("avx512f") ? 1 : n);
+}
+
+double lt_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }

@@ -60,4 +60,7 @@ void lt_free(void *p);
 int lt_num_threads(void);
 void lt_set_num_threads(int n);
 
+/* Monotonic seconds (CLOCK_MONOTONIC): durations, progress, timeouts. */
+double lt_now_s(void);
+
 #endif

@@ -110,13 +110,6 @@ struct lt_loader {
     lt_loader_stats st;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The calling thread's CPU time: the decode / augment split stays true on
  * a machine where the workers are preempted. */
 static double cpu_s(void)
@@ -648,10 +641,10 @@ int lt_loader_next(lt_loader *L, const float **x, const int32_t **y, const int32
     int k = (int)(L->next_consume % L->o.prefetch);
     slot_t *s = &L->slot[k];
     if (s->state != SLOT_READY) {
-        double t0 = now_s();
+        double t0 = lt_now_s();
         while (s->state != SLOT_READY)
             pthread_cond_wait(&L->cv_done, &L->mu);
-        L->st.wait_s += now_s() - t0;
+        L->st.wait_s += lt_now_s() - t0;
         L->st.waits++;
     }
     if (s->err_rc) {

@@ -43,7 +43,6 @@ struct lt_backend;
 void lt_run_env_capture(lt_run_env *e, int threads, const struct lt_backend *b, const lt_backend_info *dev);
 struct cJSON *lt_run_env_json(const lt_run_env *e);
 void lt_iso8601_now(char buf[32]);
-double lt_now_s(void);   /* monotonic seconds */
 
 /* What the parent and the child (or the failed-row writer) know about a run. */
 typedef struct {

@@ -86,12 +86,6 @@ typedef struct {
     char why[240];   /* why not measured */
 } side_result;
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- ltbench side ------------------------------------------------------------- */
 typedef struct {
     lt_backend *be;
@@ -159,17 +153,17 @@ static int time_steps(bench_net *b, int train, const float *x, const int32_t *y,
                       double *ips, int *steps) {
     for (int i = 0; i < warm; i++) LT_TRY(one_step(b, train, x, y));
     LT_TRY(lt_model_sync(b->m));
-    double t0 = now();
+    double t0 = lt_now_s();
     LT_TRY(one_step(b, train, x, y));
     LT_TRY(lt_model_sync(b->m));
-    double t1 = now() - t0;
+    double t1 = lt_now_s() - t0;
     int n = t1 > 0 ? (int)ceil(secs / t1) : MAX_STEPS;
     if (n < MIN_STEPS) n = MIN_STEPS;
     if (n > MAX_STEPS) n = MAX_STEPS;
-    t0 = now();
+    t0 = lt_now_s();
     for (int i = 0; i < n; i++) LT_TRY(one_step(b, train, x, y));
     LT_TRY(lt_model_sync(b->m));
-    double dt = now() - t0;
+    double dt = lt_now_s() - t0;
     *ips = dt > 0 ? (double)n * b->N / dt : 0;
     *steps = n;
     return LT_OK;

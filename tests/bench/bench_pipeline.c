@@ -37,13 +37,6 @@
 #include "lt_imagesets.h"
 #include "lt_protocol.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static double proc_cpu_s(void)
 {
     struct timespec ts;
@@ -117,7 +110,7 @@ static int measure(const lt_dataset *ds, const lt_aug *aug, int batch, const lt_
     if (!rc) rc = lt_loader_next(L, NULL, NULL, NULL, &count);
     lt_loader_stats s0, s1;
     if (!rc) rc = lt_loader_get_stats(L, &s0);
-    double t0 = now_s(), t = t0;
+    double t0 = lt_now_s(), t = t0;
     long images = 0;
     for (int e = 1; !rc && t - t0 < seconds; e++) {
         rc = lt_loader_start(L, e, idx, n, 0);
@@ -126,7 +119,7 @@ static int measure(const lt_dataset *ds, const lt_aug *aug, int batch, const lt_
             if (rc || !count) break;
             images += count;
         }
-        t = now_s();
+        t = lt_now_s();
     }
     if (!rc) rc = lt_loader_get_stats(L, &s1);
     lt_loader_close(L);
@@ -194,7 +187,7 @@ int main(int argc, char **argv)
     static const int sizes[4][2] = {{500, 375}, {375, 500}, {500, 333}, {500, 400}};
     lt_rng r;
     lt_rng_init(&r, 20, 0);
-    double t_enc = now_s();
+    double t_enc = lt_now_s();
     size_t bytes = 0;
     for (int i = 0; i < n_img; i++) {
         int c = i % n_cls, w = sizes[i % 4][0], h = sizes[i % 4][1];
@@ -213,7 +206,7 @@ int main(int argc, char **argv)
         bytes += J.len[i];
     }
     printf("bench-pipeline: %d JPEGs (500x375 and similar, quality 90, mean %.0f KB) written to %s in %.1f s\n",
-           n_img, bytes / 1024.0 / n_img, dir, now_s() - t_enc);
+           n_img, bytes / 1024.0 / n_img, dir, lt_now_s() - t_enc);
 
     /* 1. the cache, as the harness builds it */
     lt_listfile lf;
@@ -226,9 +219,9 @@ int main(int argc, char **argv)
     if (lt_listfile_read(&lf, listpath)) return die(listpath);
     lt_dataset cache;
     lt_imagelist_src src = {.list = &lf, .map = LT_PATHMAP_BASENAME, .size = store, .root = dir};
-    double t_build = now_s(), c_build = proc_cpu_s();
+    double t_build = lt_now_s(), c_build = proc_cpu_s();
     if (lt_imagelist_build(&cache, &src)) return die("cache build");
-    t_build = now_s() - t_build;
+    t_build = lt_now_s() - t_build;
     c_build = proc_cpu_s() - c_build;
     printf("bench-pipeline: cache build (read + decode + resize to %d, the harness's threads): %.0f img/s "
            "cpu_ms/img=%.2f\n", store, n_img / t_build, 1e3 * c_build / n_img);
