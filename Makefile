@@ -42,8 +42,8 @@ DYN_LIBS    := $(HARNESS_LIB) $(DATA_LIB) -Wl,--whole-archive $(ENGINE_LIB) -Wl,
 # ---- CUDA op library (issue 19): built only where nvcc is found -----------------
 # engine/cuda/*.cu -> build/libltcuda.a (cuDNN 9 + cuBLAS + own kernels) and the
 # tests build/tests/test_backend_ops and test_model_cuda (tests/gpu/), which make test runs
-# (without a GPU its device cases report SKIPPED). The same sources compiled
-# -fPIC (build/pic/) -> build/libltcuda.so, the CUDA module ./ltbench loads on
+# (without a GPU its device cases report SKIPPED). The same -fPIC objects
+# (build/pic/, one nvcc compile) -> build/libltcuda.so, the CUDA module ./ltbench loads on
 # demand for --device cuda (issue 20; engine/lt_cuda_module.h): it exports one
 # symbol (engine/cuda/module.map) and finds cuDNN, cuBLAS and cudart by rpath.
 # No nvcc (or CUDA=0): nothing here is built and every other target is
