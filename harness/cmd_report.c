@@ -11,6 +11,7 @@
 
 #include "cmd_args.h"
 #include "cmd_report.h"
+#include "lt_compare.h"
 #include "lt_datasets.h"
 #include "lt_figures.h"
 #include "lt_fingerprint.h"
@@ -247,6 +248,58 @@ int lt_cmd_regress(int argc, char **argv)
     }
     rc = refused_status("regress", s.n_refused);
     return s.n_above + s.n_below + s.n_missing || rc ? 1 : 0;
+}
+
+/* ---- compare -------------------------------------------------------------------- */
+
+static const char COMPARE_USAGE[] =
+    "usage: ltbench compare [--reference DIR] RUN_A RUN_B\n"
+    "\n"
+    "Compare two runs of one experiment (directories holding result.json and per_class.csv, e.g.\n"
+    "results/runs/fmnist_lt_r100/short/ce/seed0 and a fresh run of it). When their numerics\n"
+    "fingerprints agree (engine version, conv backend, BLAS core, threads; backend and GPU\n"
+    "libraries on cuda) every metric and per_class.csv must be identical; otherwise each metric\n"
+    "must be within its tolerance in DIR/<scale>.csv, else DIR/ci.csv, and metrics without one are\n"
+    "printed as not compared. Exit status 1 on a difference, or when the runs are not of the same\n"
+    "protocol file, dataset, scale, method and seed.\n"
+    "  --reference DIR  reference directory (default results/reference)\n";
+
+int lt_cmd_compare(int argc, char **argv)
+{
+    const char *ref = NULL, *run[2] = {NULL, NULL};
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(COMPARE_USAGE, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--reference")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "ltbench compare: --reference needs a value\n%s", COMPARE_USAGE);
+                return 2;
+            }
+            ref = argv[++i];
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "ltbench compare: unknown option '%s'\n%s", argv[i], COMPARE_USAGE);
+            return 2;
+        } else if (n < 2) {
+            run[n++] = argv[i];
+        } else {
+            fprintf(stderr, "ltbench compare: more than two runs ('%s')\n%s", argv[i], COMPARE_USAGE);
+            return 2;
+        }
+    }
+    if (n != 2) {
+        fprintf(stderr, "ltbench compare: two run directories are needed\n%s", COMPARE_USAGE);
+        return 2;
+    }
+    lt_compare_opts co = {.reference_dir = ref, .out = stdout};
+    lt_compare_summary s;
+    if (lt_compare_runs(&co, run[0], run[1], &s) != LT_OK) {
+        fprintf(stderr, "ltbench compare: %s\n", lt_errmsg());
+        return 1;
+    }
+    return s.n_mismatch ? 1 : 0;
 }
 
 /* ---- reproduce ------------------------------------------------------------------ */

@@ -26,6 +26,7 @@ static const struct {
     {"figures", lt_cmd_figures, "figure data files and gnuplot PNG/PDF into plots/out"},
     {"export", lt_cmd_export, "a finished run's model as safetensors (PyTorch state_dict names)"},
     {"regress", lt_cmd_regress, "compare numbers with results/reference/<scale>.csv (--rerun)"},
+    {"compare", lt_cmd_compare, "two runs of one experiment: identical, or within tolerance"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
