@@ -94,12 +94,6 @@ static const lt_method refuse_m = {.abi = LT_METHOD_ABI, .name = "test_eval_refu
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void nap(double s) {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     nanosleep(&ts, NULL);
@@ -121,13 +115,13 @@ static int count(const char *text, const char *needle) {
 
 /* Polls until the file contains needle; 1 when it did within secs. */
 static int wait_text(const char *path, const char *needle, double secs) {
-    const double end = now_s() + secs;
+    const double end = lt_now_s() + secs;
     for (;;) {
         char *s = slurp(path);
         int hit = s && strstr(s, needle);
         free(s);
         if (hit) return 1;
-        if (now_s() > end) return 0;
+        if (lt_now_s() > end) return 0;
         nap(0.02);
     }
 }
@@ -165,12 +159,12 @@ static pid_t spawn_run(const char *root, const char *method, double limit, const
 
 /* waitpid with a deadline; -1 (and the process killed) when it ran over. */
 static int wait_exit(pid_t pid, double secs, int *status) {
-    const double end = now_s() + secs;
+    const double end = lt_now_s() + secs;
     for (;;) {
         pid_t w = waitpid(pid, status, WNOHANG);
         if (w == pid) return 0;
         if (w < 0 && errno != EINTR) return -1;
-        if (now_s() > end) {
+        if (lt_now_s() > end) {
             kill(pid, SIGKILL);
             waitpid(pid, status, 0);
             return -1;
@@ -181,7 +175,7 @@ static int wait_exit(pid_t pid, double secs, int *status) {
 
 /* A child of ppid (from /proc), waiting up to secs for one to appear; 0 if none. */
 static pid_t child_of(pid_t ppid, double secs) {
-    const double end = now_s() + secs;
+    const double end = lt_now_s() + secs;
     do {
         DIR *d = opendir("/proc");
         struct dirent *e;
@@ -203,7 +197,7 @@ static pid_t child_of(pid_t ppid, double secs) {
         if (d) closedir(d);
         if (found) return found;
         nap(0.02);
-    } while (now_s() < end);
+    } while (lt_now_s() < end);
     return 0;
 }
 
@@ -233,9 +227,9 @@ static long lock_pid(const char *dir) {
 
 /* Waits until the helper holds the run directory's lock (its pid in .lock). */
 static int wait_lock_pid(const char *dir, pid_t pid, double secs) {
-    const double end = now_s() + secs;
+    const double end = lt_now_s() + secs;
     while (lock_pid(dir) != (long)pid) {
-        if (now_s() > end) return 0;
+        if (lt_now_s() > end) return 0;
         nap(0.02);
     }
     return 1;
@@ -390,7 +384,7 @@ static void test_decoupled_pair_trains_ce_once(void **state) {
     r.log = f;
     r.time_limit_s = 1;
     lt_run_outcome o;
-    const double t = now_s();
+    const double t = lt_now_s();
     int rc = lt_runner_run(&r, &o);
     fclose(f);
     assert_int_equal(rc, LT_OK);
@@ -399,7 +393,7 @@ static void test_decoupled_pair_trains_ce_once(void **state) {
     snprintf(reason, sizeof reason, "timeout: time limit of 1 s reached waiting for the shared stage 1 (ce, pid %d)",
              (int)getpid());
     if (strncmp(o.reason, reason, strlen(reason))) fail_msg("reason '%s'", o.reason);
-    assert_true(now_s() - t < 10);
+    assert_true(lt_now_s() - t < 10);
     assert_true(wait_text(lc, want, 0));
 
     snprintf(la, sizeof la, "%s/pair_a.log", fx_scratch);
@@ -461,11 +455,11 @@ static void test_parent_killed_child_dies(void **state) {
     assert_true(c > 0);
     /* the child is ours now (subreaper): it must be gone at once, not after
      * its ~8 s of slow training */
-    const double t = now_s();
+    const double t = lt_now_s();
     if (wait_exit(c, 3, &st) != 0) fail_msg("the training child outlived its killed parent by 3 s");
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), SIGKILL);
-    print_message("note: the orphaned child ended %.3f s after its parent\n", now_s() - t);
+    print_message("note: the orphaned child ended %.3f s after its parent\n", lt_now_s() - t);
 }
 
 /* A runner that does not watch (stopped): the child ends at the time limit
@@ -477,15 +471,15 @@ static void test_unwatched_child_stops_at_limit(void **state) {
     run_dir(dir, sizeof dir, "unwatched", "test_slow");
     snprintf(p, sizeof p, "%s/events.jsonl", dir);
     const double limit = 6;
-    const double t0 = now_s();
+    const double t0 = lt_now_s();
     pid_t h = spawn_run("unwatched", "test_slow", limit, NULL);
     pid_t c = wait_text(p, "\"event\":\"stage_start\"", limit - 1) ? child_of(h, 0.5) : 0;
     kill(h, SIGSTOP);
     /* the stopped parent cannot reap it: a dead child is a zombie */
     double died = -1;
-    while (c > 0 && now_s() - t0 < limit + 3) {
+    while (c > 0 && lt_now_s() - t0 < limit + 3) {
         char s = proc_state(c);
-        if (s == 'Z' || s == 0) { died = now_s() - t0; break; }
+        if (s == 'Z' || s == 0) { died = lt_now_s() - t0; break; }
         nap(0.02);
     }
     if (c > 0 && died < 0) kill(c, SIGKILL);

@@ -38,12 +38,6 @@
 #define TORCH_SCRIPT "tests/bench/bench_torch.py"
 #define TORCH_PYTHON "/usr/bin/python3"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -87,19 +81,19 @@ static int child(const char *arch, int c, int hw, int threads, int steps) {
     const int warm = 5;
     printf("lt ");
     for (int s = -warm; s < steps; s++) {
-        double t0 = now();
+        double t0 = lt_now_s();
         lt_model_forward(m, x, N, 1);
         lt_softmax_ce(N, C, lt_model_out(m, logits), y, NULL, NULL, &loss, lt_model_dout(m, logits));
         lt_model_zero_grad(m);
         lt_model_backward(m, N, &logits, 1);
         lt_optim_step(&opt, m, 0.1f);
-        if (s >= 0) printf("%s%.6f", s ? "," : "", now() - t0);
+        if (s >= 0) printf("%s%.6f", s ? "," : "", lt_now_s() - t0);
     }
     printf(" ");
     for (int s = -warm; s < steps; s++) {
-        double t0 = now();
+        double t0 = lt_now_s();
         lt_model_forward(m, x, N, 0);
-        if (s >= 0) printf("%s%.6f", s ? "," : "", now() - t0);
+        if (s >= 0) printf("%s%.6f", s ? "," : "", lt_now_s() - t0);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

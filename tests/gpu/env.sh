@@ -1,10 +1,19 @@
 # shellcheck shell=bash
 # tests/gpu/env.sh — sourced (not run) by tests/gpu/run.sh and
-# tests/gpu/train.sh: finds the GPU machine's toolchain and libraries and
-# sets the make variables that build against them. bash only; the caller
-# defines die() and say(), has `set -euo pipefail` and runs from the
-# repository root.
+# tests/gpu/train.sh: the start both scripts share, and what finds the GPU
+# machine's toolchain and libraries and sets the make variables that build
+# against them. bash only; the caller sources it from anywhere, then calls
+# gpu_script_init first (the others need its die(), say() and the
+# repository root as the working directory).
 #
+#   gpu_script_init NAME LOG ARGS...
+#                        die() and say() naming the script; ARGS are the
+#                        script's: [--build-only] LOGDIR (BUILD_ONLY; LOGDIR
+#                        created, made absolute); ROOT (the repository, and
+#                        the working directory from here on); everything
+#                        printed from here on teed into LOGDIR/LOG; START,
+#                        JOBS (nproc), BUILD (default build/gpu); TMP
+#                        removed on exit, however the script ends
 #   gpu_env_toolkit      NVCC, CUDA_HOME, CUDA_LIBDIR; TMP (a temp folder the
 #                        caller removes) and LNK (unversioned .so links for
 #                        the linker: the wheels ship only libX.so.N);
@@ -27,6 +36,26 @@
 # run with no environment, and nothing exported leaks into the python3 that
 # make bench-gpu starts (PyTorch loads its own libssl, libz, ... and must
 # not get Debian's).
+
+gpu_script_init() {
+    GPU_SCRIPT=$1
+    local log=$2
+    shift 2
+    die() { echo "$GPU_SCRIPT: ERROR: $*" >&2; exit 1; }
+    say() { echo "== $*"; }
+    BUILD_ONLY=0
+    if [ "${1:-}" = "--build-only" ]; then BUILD_ONLY=1; shift; fi
+    [ $# -eq 1 ] || die "usage: $GPU_SCRIPT [--build-only] LOGDIR"
+    mkdir -p "$1" || die "cannot create log folder $1"
+    LOGDIR=$(cd "$1" && pwd)
+    ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    cd "$ROOT" || die "cannot enter $ROOT"
+    exec > >(tee "$LOGDIR/$log") 2>&1
+    START=$(date +%s)
+    JOBS=$(nproc 2>/dev/null || echo 4)
+    BUILD=${BUILD:-build/gpu}
+    trap 'if [ -n "${TMP:-}" ]; then rm -rf "$TMP"; fi' EXIT
+}
 
 # wheel_dir nvidia.cudnn -> its folder, or nothing
 wheel_dir() {

@@ -15,23 +15,9 @@
 # flags and the link here).
 set -euo pipefail
 
-die() { echo "tests/gpu/run.sh: ERROR: $*" >&2; exit 1; }
-say() { echo "== $*"; }
-
-BUILD_ONLY=0
-if [ "${1:-}" = "--build-only" ]; then BUILD_ONLY=1; shift; fi
-[ $# -eq 1 ] || die "usage: tests/gpu/run.sh [--build-only] LOGDIR"
-mkdir -p "$1" || die "cannot create log folder $1"
-LOGDIR=$(cd "$1" && pwd)
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
-exec > >(tee "$LOGDIR/run.log") 2>&1
-START=$(date +%s)
-JOBS=$(nproc 2>/dev/null || echo 4)
-BUILD=${BUILD:-build/gpu}
-
-# ---- nvcc, cuDNN / cuBLAS, OpenBLAS / CMocka / cJSON: tests/gpu/env.sh -------------------
-. tests/gpu/env.sh
+# ---- the shared start, nvcc, cuDNN / cuBLAS, OpenBLAS / CMocka / cJSON: tests/gpu/env.sh --
+. "$(dirname "$0")/env.sh"
+gpu_script_init tests/gpu/run.sh run.log "$@"
 gpu_env_toolkit
 gpu_env_deps cblas.h cmocka.h cjson/cJSON.h
 
@@ -50,7 +36,7 @@ if command -v ldd >/dev/null; then
     ldd "$BUILD/tests/test_backend_ops" > "$LOGDIR/ldd.txt" 2>&1 || true
     if grep -q 'not found' "$LOGDIR/ldd.txt"; then grep 'not found' "$LOGDIR/ldd.txt"; die "unresolved shared libraries (see $LOGDIR/ldd.txt)"; fi
 fi
-if [ "$BUILD_ONLY" = 1 ]; then say "--build-only: done"; rm -rf "$TMP"; exit 0; fi
+if [ "$BUILD_ONLY" = 1 ]; then say "--build-only: done"; exit 0; fi
 
 # ---- run ----------------------------------------------------------------------------
 command -v nvidia-smi >/dev/null && nvidia-smi > "$LOGDIR/nvidia-smi.txt" 2>&1 || true
@@ -66,7 +52,6 @@ for t in $TESTS; do
     elif grep -q '^\[  SKIPPED \]' "$LOGDIR/$t.log"; then fail="$fail $t(GPU cases SKIPPED: no usable CUDA device, see the skip: lines)";
     elif [ "$rc" -ne 0 ]; then fail="$fail $t(exit $rc: see the FAIL rows and [  FAILED  ] lines)"; fi
 done
-rm -rf "$TMP"
 say "finished in $(( $(date +%s) - START )) s"
 [ -z "$fail" ] || die "failed:$fail"
 say "all GPU checks passed"

@@ -35,21 +35,10 @@
 # TRAIN_BUILD_TIMEOUT_S (420; a 2-core machine needs far more).
 set -uo pipefail
 
-die() { echo "tests/gpu/train.sh: ERROR: $*" >&2; exit 1; }
-say() { echo "== $*"; }
-
-BUILD_ONLY=0
-if [ "${1:-}" = "--build-only" ]; then BUILD_ONLY=1; shift; fi
-[ $# -eq 1 ] || die "usage: tests/gpu/train.sh [--build-only] LOGDIR"
-mkdir -p "$1" || die "cannot create log folder $1"
-LOGDIR=$(cd "$1" && pwd)
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT" || exit 1
-exec > >(tee "$LOGDIR/train.log") 2>&1
-START=$(date +%s)
+# the shared start (die, say, [--build-only] LOGDIR, the log, START, JOBS, BUILD): tests/gpu/env.sh
+. "$(dirname "$0")/env.sh"
+gpu_script_init tests/gpu/train.sh train.log "$@"
 BUDGET=${TRAIN_BUDGET_S:-540}
-JOBS=$(nproc 2>/dev/null || echo 4)
-BUILD=${BUILD:-build/gpu}
 THREADS=${TRAIN_THREADS:-8}
 RUN_ARGS=${TRAIN_RUN_ARGS:---device cuda --deterministic}
 DATA=$ROOT/build/gpu-data
@@ -96,7 +85,6 @@ finish() {
 }
 
 # ---- toolchain and libraries (tests/gpu/env.sh) ---------------------------------------
-. tests/gpu/env.sh
 gpu_env_toolkit
 gpu_env_deps cblas.h cmocka.h cjson/cJSON.h archive.h curl/curl.h jpeglib.h
 gpu_env_flags
