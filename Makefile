@@ -81,7 +81,7 @@ CUDA_LDLIBS ?= -L$(CUDNN_LIB) -L$(CUBLAS_LIB) -L$(CUDART_LIB) -lcudnn -lcublas -
               -Wl,-rpath,$(CUDNN_LIB) -Wl,-rpath,$(CUBLAS_LIB) -Wl,-rpath,$(CUDART_LIB)
 # tests/gpu/test_*.c: the op table and the whole models (cpu vs cuda)
 CUDA_TEST_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/gpu/test_*.c)))
-CUDA_TESTLIB_SRC := tests/gpu/optable.c
+CUDA_TESTLIB_SRC := tests/gpu/optable.c tests/standin_dev.c
 # nvcc without the cuDNN / cuBLAS headers (a bare toolkit): say so and build
 # the CPU targets only, rather than fail the whole build
 ifeq ($(strip $(wildcard $(CUDNN_INC)/cudnn.h)),)
@@ -192,7 +192,7 @@ $(CUDA_SO): $(CUDA_PIC_OBJ) engine/cuda/module.map
 # must be taken before the engine's weak ENOTBUILT stub (lt_backend.h)
 $(CUDA_TEST_BIN): $(BUILD)/tests/%: tests/gpu/%.c $(call obj,$(CUDA_TESTLIB_SRC)) $(CUDA_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iengine/cuda -Itests/gpu -o $@ $< $(call obj,$(CUDA_TESTLIB_SRC)) $(CUDA_LIB) $(ENGINE_LIB) \
+	$(CC) $(CFLAGS) -Iengine/cuda -Itests/gpu -Itests -o $@ $< $(call obj,$(CUDA_TESTLIB_SRC)) $(CUDA_LIB) $(ENGINE_LIB) \
 	    $(CUDA_LDLIBS) $(LDLIBS) -lcmocka
 cuda: $(CUDA_LIB) $(CUDA_SO) $(CUDA_TEST_BIN)
 else

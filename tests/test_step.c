@@ -40,6 +40,7 @@
 #include "lt_backend_impl.h"
 #include "lt_layers_impl.h"
 #include "lt_loss.h"
+#include "standin_dev.h"
 #include "lt_model.h"
 #include "lt_model_impl.h"
 #include "lt_rng.h"
@@ -248,7 +249,6 @@ typedef struct { rec *r; int n, cap; } recording;
 static recording *capturing;   /* non-NULL while a capture is open */
 static int capture_invalid, fail_end, n_launch;
 static unsigned long ws_gen;
-static float *fake_scratch;
 
 static void record(const rec *r) {
     if (capturing->n == capturing->cap) {
@@ -259,8 +259,6 @@ static void record(const rec *r) {
     capturing->r[capturing->n++] = *r;
 }
 
-static int f_alloc(lt_cuda_ctx *c, void **p, size_t n) { (void)c; *p = n ? lt_alloc(n) : NULL; return n && !*p ? LT_ENOMEM : LT_OK; }
-static void f_free(lt_cuda_ctx *c, void *p) { (void)c; lt_free(p); }
 static int f_memset0(lt_cuda_ctx *c, void *p, size_t n) {
     (void)c;
     if (capturing) { record(&(rec){.kind = R_MEMSET, .p = p, .bytes = n}); return LT_OK; }
@@ -278,21 +276,13 @@ static int f_sync(lt_cuda_ctx *c) {
     if (capturing) { capture_invalid = 1; return lt_err(LT_EDEVICE, "stand-in: wait while capturing"); }
     return LT_OK;
 }
-static void f_ctx_free(lt_cuda_ctx *c) { (void)c; }
-static int f_layer(lt_model *m, lt_node *nd, int n, int bwd) {
-    float *keep = m->scratch;
-    m->scratch = fake_scratch;
-    int rc = bwd ? nd->ops->backward(m, nd, n) : nd->ops->forward(m, nd, n);
-    m->scratch = keep;
-    return rc;
-}
 static int f_fwd(lt_model *m, lt_node *nd, int n) {
     if (capturing) { record(&(rec){.kind = R_FWD, .m = m, .nd = nd, .n = n}); return LT_OK; }
-    return f_layer(m, nd, n, 0);
+    return standin_layer(m, nd, n, 0);
 }
 static int f_bwd(lt_model *m, lt_node *nd, int n) {
     if (capturing) { record(&(rec){.kind = R_BWD, .m = m, .nd = nd, .n = n}); return LT_OK; }
-    return f_layer(m, nd, n, 1);
+    return standin_layer(m, nd, n, 1);
 }
 /* uploads: the stand-in's staging is the copy itself */
 static int f_upload_new(lt_cuda_ctx *c, size_t bytes, void **up) { (void)c; *up = malloc(bytes + 1); return *up ? LT_OK : LT_ENOMEM; }
@@ -414,8 +404,8 @@ static int f_launch(lt_cuda_ctx *c, void *exec) {
     for (int i = 0; i < g->n; i++) {
         const rec *a = &g->r[i];
         switch (a->kind) {
-        case R_FWD: LT_TRY(f_layer(a->m, a->nd, a->n, 0)); break;
-        case R_BWD: LT_TRY(f_layer(a->m, a->nd, a->n, 1)); break;
+        case R_FWD: LT_TRY(standin_layer(a->m, a->nd, a->n, 0)); break;
+        case R_BWD: LT_TRY(standin_layer(a->m, a->nd, a->n, 1)); break;
         case R_MEMSET: memset(a->p, 0, a->bytes); break;
         case R_CE: ce_run(a->n, a->c, a->lg, a->lab, a->dl, a->acc); break;
         case R_SGD: sgd_run(a); break;
@@ -425,23 +415,32 @@ static int f_launch(lt_cuda_ctx *c, void *exec) {
     return LT_OK;
 }
 
+/* The plain stand-in (tests/standin_dev.h) with the recording entries: what
+ * a capture may hold is recorded, a copy or a wait while capturing
+ * invalidates it, as on the device. */
 static lt_dev_layer fake_layers[LT_LK_COUNT];
-static const lt_dev_ops fake_dev = {
-    .alloc = f_alloc, .free = f_free, .memset0 = f_memset0, .h2d = f_copy, .d2h = f_copy, .d2d = f_copy,
-    .sync = f_sync, .ctx_free = f_ctx_free, .layers = fake_layers,
-    .upload_new = f_upload_new, .upload_free = f_upload_free, .upload = f_upload, .ce_acc = f_ce,
-    .sgd_dev_rates = f_sgd, .adam_dev_rates = f_adam, .graph_prepare = f_prepare, .ws_generation = f_ws_gen,
-    .graph_begin = f_begin, .graph_end = f_end, .graph_launch = f_launch, .graph_free = f_graph_free,
-};
+static lt_dev_ops fake_dev;
 
 static lt_backend *fake_backend(void) {
+    standin_ops_init(&fake_dev);
     for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) fake_layers[k] = (lt_dev_layer){f_fwd, f_bwd};
-    lt_backend *b = calloc(1, sizeof *b);
-    assert_non_null(b);
-    b->kind = LT_BACKEND_CUDA;
-    snprintf(b->cuda_name, sizeof b->cuda_name, "cuda:fake");
-    b->dev = &fake_dev;
-    return b;
+    fake_dev.layers = fake_layers;
+    fake_dev.memset0 = f_memset0;
+    fake_dev.h2d = fake_dev.d2h = fake_dev.d2d = f_copy;
+    fake_dev.sync = f_sync;
+    fake_dev.upload_new = f_upload_new;
+    fake_dev.upload_free = f_upload_free;
+    fake_dev.upload = f_upload;
+    fake_dev.ce_acc = f_ce;
+    fake_dev.sgd_dev_rates = f_sgd;
+    fake_dev.adam_dev_rates = f_adam;
+    fake_dev.graph_prepare = f_prepare;
+    fake_dev.ws_generation = f_ws_gen;
+    fake_dev.graph_begin = f_begin;
+    fake_dev.graph_end = f_end;
+    fake_dev.graph_launch = f_launch;
+    fake_dev.graph_free = f_graph_free;
+    return standin_backend(&fake_dev);
 }
 
 /* Twelve steps (two epochs of six: five full batches and a partial one),
@@ -458,12 +457,7 @@ static void device_case(const dev_case *dc) {
     lt_backend *fb = fake_backend();
     int lf, lc;
     lt_model *mf = build(fb, &lf), *mc = build(NULL, &lc);
-    size_t sc = 0;
-    for (int i = 1; i < lt_model_n_nodes(mf); i++) {
-        const lt_node *nd = lt_model_node_const(mf, i);
-        if (nd->ops->scratch && nd->ops->scratch(nd, N) > sc) sc = nd->ops->scratch(nd, N);
-    }
-    fake_scratch = lt_alloc((sc + 16) * sizeof(float));
+    standin_scratch_for(mf, N);
     lt_optim of, oc;
     optim(mf, dc->kind, &of);
     optim(mc, dc->kind, &oc);
@@ -517,8 +511,7 @@ static void device_case(const dev_case *dc) {
     lt_optim_free(&oc);
     lt_model_free(mf);
     lt_model_free(mc);
-    lt_free(fake_scratch);
-    fake_scratch = NULL;
+    standin_scratch_free();
     fail_end = 0;
     lt_backend_free(fb);
     free(x);

@@ -64,6 +64,7 @@
 #include "lt_model_impl.h"
 #include "lt_rng.h"
 #include "optable.h"
+#include "standin_dev.h"
 
 typedef struct {
     double logits, loss, grad, buf, step;
@@ -377,48 +378,13 @@ static void test_table_complete(void **s) {
     lt_model_free(m);
 }
 
-/* ---- a host-memory stand-in device -----------------------------------------------------------
- * lt_dev_ops whose "device" memory is host memory and whose layers run the
- * CPU layers: the model's device plumbing, tested on any machine. The CPU
- * convolution needs scratch, which a device model does not plan for
- * built-in layers (cuDNN brings its own workspace): the stand-in lends its
- * own. */
-static float *fake_scratch;
-/* 64-byte aligned, as the CPU kernels' aligned loads need */
-static int f_alloc(lt_cuda_ctx *c, void **p, size_t n) { (void)c; *p = n ? lt_alloc(n) : NULL; return n && !*p ? LT_ENOMEM : LT_OK; }
-static void f_free(lt_cuda_ctx *c, void *p) { (void)c; lt_free(p); }
-static int f_memset0(lt_cuda_ctx *c, void *p, size_t n) { (void)c; memset(p, 0, n); return LT_OK; }
-static int f_copy(lt_cuda_ctx *c, void *d, const void *s, size_t n) { (void)c; memcpy(d, s, n); return LT_OK; }
-static int f_sync(lt_cuda_ctx *c) { (void)c; return LT_OK; }
-static void f_ctx_free(lt_cuda_ctx *c) { (void)c; }
-static int f_sgd(lt_cuda_ctx *c, size_t n, float *w, const float *g, float *mom, const uint8_t *mask,
-                 const lt_sgd_cfg *cfg) {
-    (void)c;
-    lt_sgd_step(n, w, g, mom, mask, cfg);
-    return LT_OK;
-}
-static int f_run(lt_model *m, lt_node *nd, int N, int bwd) {
-    float *keep = m->scratch;
-    m->scratch = fake_scratch;
-    int rc = bwd ? nd->ops->backward(m, nd, N) : nd->ops->forward(m, nd, N);
-    m->scratch = keep;
-    return rc;
-}
-static int f_fwd(lt_model *m, lt_node *nd, int N) { return f_run(m, nd, N, 0); }
-static int f_bwd(lt_model *m, lt_node *nd, int N) { return f_run(m, nd, N, 1); }
-static lt_dev_layer fake_layers[LT_LK_COUNT];
-static const lt_dev_ops fake_dev = {.alloc = f_alloc, .free = f_free, .memset0 = f_memset0, .h2d = f_copy,
-                                    .d2h = f_copy, .d2d = f_copy, .sync = f_sync, .ctx_free = f_ctx_free,
-                                    .sgd_step = f_sgd, .layers = fake_layers};
+/* ---- a host-memory stand-in device (tests/standin_dev.h) ---------------------------------------
+ * The model's device plumbing, tested on any machine. */
+static lt_dev_ops fake_dev;
 
 static lt_backend *fake_backend(void) {
-    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) fake_layers[k] = (lt_dev_layer){f_fwd, f_bwd};
-    lt_backend *b = calloc(1, sizeof *b);
-    assert_non_null(b);
-    b->kind = LT_BACKEND_CUDA;
-    snprintf(b->cuda_name, sizeof b->cuda_name, "cuda:fake");
-    b->dev = &fake_dev;
-    return b;
+    standin_ops_init(&fake_dev);
+    return standin_backend(&fake_dev);
 }
 
 static void host_device_case(const net *n) {
@@ -428,15 +394,7 @@ static void host_device_case(const net *n) {
     batch(n, &x, &y);
     int lc, lf;
     lt_model *mc = build(n, NULL, &lc), *mf = build(n, fb, &lf);
-    size_t sc = 0;
-    for (int i = 1; i < lt_model_n_nodes(mf); i++) {
-        const lt_node *nd = lt_model_node_const(mf, i);
-        if (nd->ops->scratch) {
-            size_t s = nd->ops->scratch(nd, n->N);
-            if (s > sc) sc = s;
-        }
-    }
-    fake_scratch = lt_alloc((sc + 16) * sizeof(float));
+    standin_scratch_for(mf, n->N);
     /* the device model's blocks are not the cpu model's, and it runs unfused */
     assert_ptr_not_equal(lt_model_out(mf, lf), lt_model_out(mc, lc));
     result rc, rf;
@@ -448,8 +406,7 @@ static void host_device_case(const net *n) {
     result_free(&rc);
     lt_model_free(mc);
     lt_model_free(mf);
-    lt_free(fake_scratch);
-    fake_scratch = NULL;
+    standin_scratch_free();
     plugin_refused(fb);
     lt_backend_free(fb);
     free(x);
