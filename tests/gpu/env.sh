@@ -25,6 +25,12 @@
 #                        dpkg -x into $TMP/deps, else the system; each
 #                        header named must be found (cblas.h, cmocka.h,
 #                        archive.h, ...), and where it was found is printed
+#   gpu_env_git          where the copied tree has no .git (the device tool
+#                        copies the work tree only) and .gpudeps/git exists
+#                        (tests/gpu/pack-git.sh): GIT_DIR, GIT_WORK_TREE and
+#                        a GIT_INDEX_FILE in $TMP exported, so the runs'
+#                        `git rev-parse HEAD` / `git status` record the
+#                        commit and whether this tree differs from it
 #   gpu_env_flags        RPATH, CUDA_LDLIBS, and DEP_RPATH_FLAGS: the
 #                        linker flags that make a binary find the unpacked
 #                        libraries by itself (below)
@@ -55,6 +61,22 @@ gpu_script_init() {
     JOBS=$(nproc 2>/dev/null || echo 4)
     BUILD=${BUILD:-build/gpu}
     trap 'if [ -n "${TMP:-}" ]; then rm -rf "$TMP"; fi' EXIT
+}
+
+gpu_env_git() {
+    if [ -e "$ROOT/.git" ]; then say "git: $ROOT/.git"; return 0; fi
+    if [ ! -d "$ROOT/.gpudeps/git" ]; then
+        say "git: no .git and no .gpudeps/git (tests/gpu/pack-git.sh): results will say commit unknown"
+        return 0
+    fi
+    if ! command -v git >/dev/null; then say "git: not installed here: results will say commit unknown"; return 0; fi
+    [ -n "${TMP:-}" ] || TMP=$(mktemp -d /tmp/ltgpu.XXXXXX)
+    export GIT_DIR="$ROOT/.gpudeps/git" GIT_WORK_TREE="$ROOT" GIT_INDEX_FILE="$TMP/git-index"
+    git read-tree HEAD || die "git read-tree HEAD in .gpudeps/git failed"
+    local n
+    n=$(git --no-optional-locks status --porcelain --untracked-files=no -- . ':(exclude)results' \
+        ':(exclude)plots/out' 2>/dev/null | wc -l)
+    say "git: commit $(git rev-parse HEAD) from .gpudeps/git; $n tracked files differ from it$([ "$n" -eq 0 ] || echo ': runs will be dirty')"
 }
 
 # wheel_dir nvidia.cudnn -> its folder, or nothing

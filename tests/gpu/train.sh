@@ -86,6 +86,7 @@ finish() {
 
 # ---- toolchain and libraries (tests/gpu/env.sh) ---------------------------------------
 gpu_env_toolkit
+gpu_env_git
 gpu_env_deps cblas.h cmocka.h cjson/cJSON.h archive.h curl/curl.h jpeglib.h
 gpu_env_flags
 # ltbench's libraries; DT_RPATH to the unpacked ones (env.sh says why)
