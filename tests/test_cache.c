@@ -23,6 +23,7 @@
 #include "lt_datasets.h"
 #include "lt_io.h"
 #include "fixtures_img.h"
+#include "tfiles.h"
 
 static char tmpdir[128];
 
@@ -46,27 +47,6 @@ static void make_ds(lt_dataset *d, long n, int c, int h, int w, int nc)
     assert_int_equal(lt_dataset_alloc(d, n, c, h, w, nc), LT_OK);
     for (long i = 0; i < n; i++) d->labels[i] = (int32_t)((i * 5) % nc);
     for (size_t k = 0; k < (size_t)n * c * h * w; k++) d->pixels[k] = (uint8_t)(k * 13 + 1);
-}
-
-static void *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    rewind(f);
-    void *b = malloc(*len ? *len : 1);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, len, f), len);
-    fclose(f);
 }
 
 static int count_tmp_files(const char *dir)
@@ -147,27 +127,27 @@ static void test_corrupt_cache_refused(void **state)
     snprintf(q, sizeof q, "%s/bad.ltc", tmpdir);
     assert_int_equal(lt_cache_write(p, &d, NULL), LT_OK);
     size_t len;
-    uint8_t *b = slurp(p, &len);
+    uint8_t *b = (uint8_t *)tf_read(p, &len);
     /* A flipped bit in n: the header checksum catches it. */
     b[16] ^= 0x01;
-    spit(q, b, len);
+    tf_spit_bytes(q, b, len);
     expect_refused(q, LT_EDATA, "corrupt cache header");
     assert_int_equal(lt_cache_check(q, NULL, NULL), LT_EDATA);
     b[16] ^= 0x01;
     /* Not a cache at all. */
     b[0] = 'X';
-    spit(q, b, len);
+    tf_spit_bytes(q, b, len);
     expect_refused(q, LT_EDATA, "bad magic");
     b[0] = 'L';
     /* Truncated: the header is fine but the size is not. */
-    spit(q, b, len - 3);
+    tf_spit_bytes(q, b, len - 3);
     expect_refused(q, LT_EDATA, "does not match its header");
-    spit(q, b, 10);
+    tf_spit_bytes(q, b, 10);
     expect_refused(q, LT_EDATA, "too short");
     /* A label out of range in the body. */
     uint8_t save = b[64];
     b[64] = 9;
-    spit(q, b, len);
+    tf_spit_bytes(q, b, len);
     expect_refused(q, LT_EDATA, "label 9");
     b[64] = save;
     /* Another format version (checksum recomputed): refused as such. */
@@ -178,7 +158,7 @@ static void test_corrupt_cache_refused(void **state)
         h *= 1099511628211ull;
     }
     for (int i = 0; i < 8; i++) b[56 + i] = (uint8_t)(h >> (8 * i));
-    spit(q, b, len);
+    tf_spit_bytes(q, b, len);
     expect_refused(q, LT_EABI, "version 2");
     free(b);
     lt_dataset_free(&d);
@@ -196,7 +176,7 @@ static void test_write_failure_leaves_nothing(void **state)
     snprintf(p, sizeof p, "%s/x.ltc", dir);
     mkdir(p, 0755);
     snprintf(inner, sizeof inner, "%s/keep", p);
-    spit(inner, "k", 1);
+    tf_spit_bytes(inner, "k", 1);
     assert_int_equal(lt_cache_write(p, &d, NULL), LT_EIO);
     assert_non_null(strstr(lt_errmsg(), "x.ltc"));
     assert_int_equal(count_tmp_files(dir), 0);
@@ -225,7 +205,7 @@ static void test_write_failure_leaves_nothing(void **state)
     assert_int_equal(cJSON_GetObjectItem(r, "a")->valueint, 1);
     cJSON_Delete(r);
     cJSON_Delete(j);
-    spit(jp, "{\"a\": ", 6);
+    tf_spit_bytes(jp, "{\"a\": ", 6);
     assert_int_equal(lt_json_read(jp, &r), LT_EDATA);
     assert_non_null(strstr(lt_errmsg(), "doc.json"));
     lt_dataset_free(&d);
@@ -489,7 +469,7 @@ static void test_failed_build_leaves_nothing(void **state)
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", blocker);
     assert_int_equal(system(cmd), 0);
     snprintf(keep, sizeof keep, "%s/keep", blocker);
-    spit(keep, "k", 1);
+    tf_spit_bytes(keep, "k", 1);
     assert_int_equal(lt_ds_build(&fx.def, &o, NULL), LT_EIO);
     print_message("note: %s\n", lt_errmsg());
     snprintf(p, sizeof p, "%s/manifest.json", dir);
@@ -511,8 +491,8 @@ static void test_failed_build_leaves_nothing(void **state)
     /* 4. A damaged cache under an intact manifest is noticed and rebuilt. */
     snprintf(p, sizeof p, "%s/train.ltc", dir);
     size_t len;
-    uint8_t *buf = slurp(p, &len);
-    spit(p, buf, len / 2);
+    uint8_t *buf = (uint8_t *)tf_read(p, &len);
+    tf_spit_bytes(p, buf, len / 2);
     free(buf);
     memset(&b, 0, sizeof b);
     assert_int_equal(lt_ds_build(&fx.def, &o, &b), LT_OK);

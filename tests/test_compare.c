@@ -20,15 +20,9 @@
 #include "cmd_report.h"
 #include "lt.h"
 #include "lt_compare.h"
+#include "tfiles.h"
 
 static char g_root[64];
-
-static void spit(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
-}
 
 /* What one run file says; the defaults are a finished ce run at 2 threads. */
 typedef struct {
@@ -66,10 +60,10 @@ static const char *write_run(const char *name, const run *r) {
              r->status, strcmp(r->status, "ok") ? "loss is NaN in stage 1 epoch 3" : "", r->protocol_sha, r->method,
              r->seed, r->top1, r->ece, r->engine, r->conv, r->blas, r->threads);
     snprintf(path, sizeof path, "%s/result.json", dir);
-    spit(path, text);
+    tf_spit(path, text);
     if (!r->no_per_class) {
         snprintf(path, sizeof path, "%s/per_class.csv", dir);
-        spit(path, r->per_class);
+        tf_spit(path, r->per_class);
     }
     return dir;
 }
@@ -82,10 +76,10 @@ static int setup(void **state) {
     snprintf(p, sizeof p, "%s/ref", g_root);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/ref/short.csv", g_root);
-    spit(p, "protocol,scale,method,metric,expected,tol,why\n"
+    tf_spit(p, "protocol,scale,method,metric,expected,tol,why\n"
             "fmnist_lt_r100,short,ce,top1,85.44,0.50,seed spread\n");
     snprintf(p, sizeof p, "%s/ref/ci.csv", g_root);
-    spit(p, "fmnist_lt_r100,ci,ce,top1,60.00,9.00,not used: short.csv has top1\n"
+    tf_spit(p, "fmnist_lt_r100,ci,ce,top1,60.00,9.00,not used: short.csv has top1\n"
             "fmnist_lt_r100,ci,ce,ece,9.90,1.00,ci tolerance used at short\n");
     return 0;
 }
@@ -227,7 +221,7 @@ static void test_refusals(void **state) {
     snprintf(dir, sizeof dir, "%s/torn", g_root);
     mkdir(dir, 0755);
     snprintf(p, sizeof p, "%s/result.json", dir);
-    spit(p, "{\"format\":1,\"status\":\"ok\",\"metr");
+    tf_spit(p, "{\"format\":1,\"status\":\"ok\",\"metr");
     assert_int_equal(compare(a, dir, &s, rep, sizeof rep), LT_EDATA);
     assert_non_null(strstr(lt_errmsg(), "torn/result.json"));
     snprintf(dir, sizeof dir, "%s/nothing_here", g_root);

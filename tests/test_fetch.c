@@ -26,6 +26,7 @@
 #include "httpd.h"
 #include "lt_ckpt.h"
 #include "lt_fetch.h"
+#include "tfiles.h"
 
 #define PAYLOAD_LEN 300000
 
@@ -57,14 +58,6 @@ static void pathf(char *out, size_t n, const char *name)
 }
 
 static void url_of(const char *path, char *out, size_t n) { lt_httpd_url(srv, path, out, n); }
-
-static void write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
 
 static void assert_file_is_payload(const char *path)
 {
@@ -401,7 +394,7 @@ static void test_server_ignores_range(void **st)
     make_cut_part("/norange.bin", dest, 50000, NULL);
     unsigned char junk[50000];
     memset(junk, 0xAB, sizeof junk);
-    write_file(part, junk, sizeof junk);
+    tf_spit_bytes(part, junk, sizeof junk);
     lt_httpd_behavior b;
     lt_httpd_behavior_default(&b);
     b.ignore_range = 1;
@@ -430,7 +423,7 @@ static void test_stale_part_redownloaded(void **st)
     make_cut_part("/stale.bin", dest, 40000, NULL);
     unsigned char junk[40000];
     memset(junk, 0x5A, sizeof junk);
-    write_file(part, junk, sizeof junk);
+    tf_spit_bytes(part, junk, sizeof junk);
     lt_fetch_opts o;
     test_opts(&o);
     assert_int_equal(lt_fetch(&o, url, dest, payload_hex, NULL), LT_OK);
@@ -454,7 +447,7 @@ static void test_complete_part_kept(void **st)
     snprintf(part, sizeof part, "%s.part", dest);
     snprintf(meta, sizeof meta, "%s.part.json", dest);
     make_cut_part("/whole.bin", dest, 100000, NULL);
-    write_file(part, payload, PAYLOAD_LEN);
+    tf_spit_bytes(part, payload, PAYLOAD_LEN);
     lt_fetch_opts o;
     test_opts(&o);
     assert_int_equal(lt_fetch(&o, url, dest, payload_hex, NULL), LT_OK);
@@ -493,7 +486,7 @@ static void test_complete_part_416(void **st)
     o.low_speed_time_s = 1;
     assert_int_equal(lt_fetch(&o, url, dest, payload_hex, NULL), LT_ENET);
     assert_int_equal(file_size(part), 20000);
-    write_file(part, payload, PAYLOAD_LEN);
+    tf_spit_bytes(part, payload, PAYLOAD_LEN);
     lt_httpd_behavior_default(&b);
     assert_int_equal(lt_httpd_behave(srv, "/whole416.bin", &b), 0);
     lt_httpd_stats_reset(srv, "/whole416.bin");
@@ -521,7 +514,7 @@ static void test_oversized_part_dropped(void **st)
     make_cut_part("/over.bin", dest, 100000, NULL);
     unsigned char *junk = calloc(1, PAYLOAD_LEN + 10);
     assert_non_null(junk);
-    write_file(part, junk, PAYLOAD_LEN + 10);
+    tf_spit_bytes(part, junk, PAYLOAD_LEN + 10);
     free(junk);
     lt_fetch_opts o;
     test_opts(&o);
@@ -546,7 +539,7 @@ static void test_oversized_part_unpinned_not_accepted(void **st)
     snprintf(part, sizeof part, "%s.part", dest);
     unsigned char *junk = calloc(1, PAYLOAD_LEN + 10);
     assert_non_null(junk);
-    write_file(part, junk, PAYLOAD_LEN + 10);
+    tf_spit_bytes(part, junk, PAYLOAD_LEN + 10);
     free(junk);
     lt_fetch_opts o;
     test_opts(&o);
@@ -803,7 +796,7 @@ static void test_md5_checked(void **st)
     assert_int_equal(lt_fetch(&o, url, dest, NULL, NULL), LT_OK);
     assert_file_is_payload(dest);
     /* An existing dest is checked against it: a wrong one goes to .bad. */
-    write_file(dest, "old", 3);
+    tf_spit_bytes(dest, "old", 3);
     assert_int_equal(lt_fetch(&o, url, dest, NULL, NULL), LT_OK);
     assert_file_is_payload(dest);
     assert_int_equal(file_size(bad), 3);
@@ -828,7 +821,7 @@ static void test_md5_checked(void **st)
     pathf(dir, sizeof dir, "md5-from");
     assert_int_equal(mkdir(dir, 0755), 0);
     snprintf(src, sizeof src, "%s/md5-from.bin", dir);
-    write_file(src, payload, PAYLOAD_LEN - 1);
+    tf_spit_bytes(src, payload, PAYLOAD_LEN - 1);
     pathf(dest3, sizeof dest3, "md5-from-dest.bin");
     o.from_dir = dir;
     url_of("/x/md5-from.bin", url, sizeof url);
@@ -904,7 +897,7 @@ static void test_wrong_existing_dest_replaced(void **st)
     serve("/replace.bin");
     url_of("/replace.bin", url, sizeof url);
     pathf(dest, sizeof dest, "replace.bin");
-    write_file(dest, "old", 3);
+    tf_spit_bytes(dest, "old", 3);
     lt_fetch_opts o;
     test_opts(&o);
     assert_int_equal(lt_fetch(&o, url, dest, payload_hex, NULL), LT_OK);
@@ -922,7 +915,7 @@ static void test_from_dir(void **st)
     pathf(dir, sizeof dir, "offline");
     assert_int_equal(mkdir(dir, 0755), 0);
     snprintf(src, sizeof src, "%s/archive.tar.gz", dir);
-    write_file(src, payload, PAYLOAD_LEN);
+    tf_spit_bytes(src, payload, PAYLOAD_LEN);
     url_of("/remote/archive.tar.gz", url, sizeof url);
     pathf(dest, sizeof dest, "from/archive.tar.gz");
     int before = lt_httpd_total_requests(srv);

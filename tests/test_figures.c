@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lt_figures.h"
+#include "tfiles.h"
 
 static char g_root[64];   /* temporary results root; figures go to <root>/out* */
 static lt_fig_summary g_sum;   /* of the rendering into <root>/out done in setup */
@@ -25,42 +26,6 @@ static lt_fig_summary g_sum;   /* of the rendering into <root>/out done in setup
 /* Training counts by class id: not sorted by id, so the figure's ordering
  * by count is visible in the data (class 1 has the most images). */
 static const long COUNTS[10] = {100, 6000, 60, 3596, 774, 2156, 278, 1292, 166, 464};
-
-static void mkdirs(const char *path)
-{
-    char p[1024];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = '\0';
-            mkdir(p, 0755);
-            *s = '/';
-        }
-    mkdir(p, 0755);
-}
-
-static void spit(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    return b;
-}
 
 /* One run: result.json with the given top-1 and many (medium, few derived),
  * per_class.csv with correct = base - step*class of 1000 test images, and
@@ -74,7 +39,7 @@ static void write_run(const char *protocol, const char *method, int seed, double
         snprintf(few, sizeof few, "%.17g", many - 0.6);
     }
     snprintf(dir, sizeof dir, "%s/runs/%s/short/%s/seed%d", g_root, protocol, method, seed);
-    mkdirs(dir);
+    tf_mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
     snprintf(text, sizeof text,
              "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"%s\",\"version\":1,"
@@ -83,7 +48,7 @@ static void write_run(const char *protocol, const char *method, int seed, double
              "\"many\":%.17g,\"medium\":%s,\"few\":%s,\"ece\":0.1,\"macro_f1\":0.5,\"map\":null},"
              "\"env\":{\"commit\":\"c0ffee\",\"dirty\":false}}\n",
              protocol, method, seed, top1, many, med, few);
-    spit(p, text);
+    tf_spit(p, text);
 
     int ce = !strcmp(method, "ce");
     snprintf(p, sizeof p, "%s/per_class.csv", dir);
@@ -154,7 +119,7 @@ static char *dat(const char *out, const char *name)
 {
     char p[256];
     snprintf(p, sizeof p, "%s/%s/%s.dat", g_root, out, name);
-    char *t = slurp(p);
+    char *t = tf_slurp(p, NULL);
     if (!t) fail_msg("missing %s", p);
     return t;
 }
@@ -309,7 +274,7 @@ static void test_no_gnuplot(void **state)
     assert_false(sum.gnuplot_found);
     assert_int_equal(sum.n_data, 9);
     assert_int_equal(sum.n_rendered, 0);
-    char *text = slurp(log);
+    char *text = tf_slurp(log, NULL);
     assert_non_null(text);
     assert_non_null(strstr(text, "figures: gnuplot not found in PATH, so only the data files are written"));
     assert_non_null(strstr(text, "gnuplot-nox"));
@@ -353,8 +318,8 @@ static void test_bad_per_class(void **state)
     (void)state;
     char p[300];
     snprintf(p, sizeof p, "%s/runs/fmnist_lt_r100/short/ce/seed1/per_class.csv", g_root);
-    char *orig = slurp(p);
-    spit(p, "class_id,train_count,test_count,correct,acc,group,weight_norm\n0,100,1000,900,0.9,many,1\nx,1,1,1,1,few,1\n");
+    char *orig = tf_slurp(p, NULL);
+    tf_spit(p, "class_id,train_count,test_count,correct,acc,group,weight_norm\n0,100,1000,900,0.9,many,1\nx,1,1,1,1,few,1\n");
     char od[256];
     snprintf(od, sizeof od, "%s/out_bad", g_root);
     lt_fig_opts o = {.results_dir = g_root, .out_dir = od, .scripts_dir = "plots"};
@@ -363,7 +328,7 @@ static void test_bad_per_class(void **state)
     char want[400];
     snprintf(want, sizeof want, "%s:3: class_id and train_count must be non-negative integers", p);
     assert_string_equal(lt_errmsg(), want);
-    spit(p, orig);
+    tf_spit(p, orig);
     free(orig);
 }
 
@@ -378,15 +343,15 @@ static void test_hostile_result_refused(void **state)
     (void)state;
     char dir[512], p[600];
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/evil/seed0", g_root);
-    mkdirs(dir);
+    tf_mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
-    spit(p, "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\"},"
+    tf_spit(p, "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\"},"
             "\"scale\":\"x/../../../escape\",\"method\":{\"name\":\"evil\"},\"seed\":0,"
             "\"metrics\":{\"top1\":0.5,\"many\":0.5,\"medium\":0.5,\"few\":0.5}}\n");
     /* a file the hostile name points at, which must survive */
     char victim[300], escaped[300];
     snprintf(victim, sizeof victim, "%s/escape.png", g_root);
-    spit(victim, "precious");
+    tf_spit(victim, "precious");
     snprintf(escaped, sizeof escaped, "%s/escape.dat", g_root);
     char od[256], wlog[256];
     snprintf(od, sizeof od, "%s/out_hostile/deep", g_root);
@@ -404,7 +369,7 @@ static void test_hostile_result_refused(void **state)
     if (rc) fail_msg("lt_figures_make: %s", lt_errmsg());
     assert_int_equal(sum.n_refused, 1);
     assert_int_equal(sum.n_data, 9);   /* the honest runs' figures, as before */
-    char *text = slurp(wlog);
+    char *text = tf_slurp(wlog, NULL);
     assert_non_null(text);
     char want[800];
     snprintf(want, sizeof want, "refused result file: %s: key 'scale' is 'x/../../../escape', not ci, short or full", p);
@@ -412,7 +377,7 @@ static void test_hostile_result_refused(void **state)
     print_message("note: %s", text);
     free(text);
     assert_int_not_equal(access(escaped, F_OK), 0);
-    char *v = slurp(victim);
+    char *v = tf_slurp(victim, NULL);
     assert_non_null(v);
     assert_string_equal(v, "precious");
     free(v);

@@ -22,46 +22,11 @@
 #include "lt_leaderboard.h"
 #include "lt_method.h"
 #include "lt_runner.h"
+#include "tfiles.h"
 
 static char g_root[64];   /* temporary results root */
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static void mkdirs(const char *path)
-{
-    char p[1024];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = '\0';
-            mkdir(p, 0755);
-            *s = '/';
-        }
-    mkdir(p, 0755);
-}
-
-static void spit(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    return b;
-}
 
 /* One result.json in the schema of harness/RESULTS.md. top1 < 0: failed run;
  * g_ece_ts < 0: "ece_ts" null (no validation split). */
@@ -74,7 +39,7 @@ static void write_run(const char *protocol, const char *scale, const char *metho
     else snprintf(ts, sizeof ts, "%.17g", g_ece_ts);
     char dir[512], path[600], text[4096];
     snprintf(dir, sizeof dir, "%s/runs/%s/%s/%s/seed%d", g_root, protocol, scale, method, seed);
-    mkdirs(dir);
+    tf_mkdirs(dir);
     snprintf(path, sizeof path, "%s/result.json", dir);
     if (top1 < 0) {
         snprintf(text, sizeof text,
@@ -99,7 +64,7 @@ static void write_run(const char *protocol, const char *scale, const char *metho
                  "\"started\":\"2024-01-01T00:00:00Z\",\"finished\":\"2024-01-01T00:01:00Z\"}\n",
                  protocol, scale, method, fidelity, seed, top1, many, medium, few, ece, ts);
     }
-    spit(path, text);
+    tf_spit(path, text);
 }
 
 static void write_fixture(void)
@@ -123,7 +88,7 @@ static void write_fixture(void)
     g_ece_ts = -1;
     char p[256];
     snprintf(p, sizeof p, "%s/paper_numbers.csv", g_root);
-    spit(p, "protocol,method,top1,source\n"
+    tf_spit(p, "protocol,method,top1,source\n"
             "cifar10_lt_r100,ce,70.36,\"Cao et al. 2019, Table 2\"\n"
             "fmnist_lt_r100,ce,99.00,not shown: short is not the paper's scale\n");
 }
@@ -151,7 +116,7 @@ static char *build(const char *file)
     assert_int_equal(lt_leaderboard_update(&o, NULL, NULL, NULL), LT_OK);
     char p[256];
     snprintf(p, sizeof p, "%s/%s", g_root, file);
-    char *t = slurp(p);
+    char *t = tf_slurp(p, NULL);
     assert_non_null(t);
     return t;
 }
@@ -374,9 +339,9 @@ static void test_corrupt_and_pruned(void **state)
      * row keeps its three good seeds. */
     char dir[256], p[300];
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce/seed3", g_root);
-    mkdirs(dir);
+    tf_mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
-    spit(p, "{\"format\":1,\"status\":\"ok\",\"metr");
+    tf_spit(p, "{\"format\":1,\"status\":\"ok\",\"metr");
     char *warn;
     assert_int_equal(build_refusing(&warn), 1);
     char want[400];
@@ -404,9 +369,9 @@ static void test_paper_sources(void **state)
     (void)state;
     char mdir[256], p[300];
     snprintf(mdir, sizeof mdir, "%s/methods/crt", g_root);
-    mkdirs(mdir);
+    tf_mkdirs(mdir);
     snprintf(p, sizeof p, "%s/paper.json", mdir);
-    spit(p, "{\"source\": \"Kang et al. 2020\", \"top1\": {\"cifar10_lt_r100\": 73.5}}\n");
+    tf_spit(p, "{\"source\": \"Kang et al. 2020\", \"top1\": {\"cifar10_lt_r100\": 73.5}}\n");
     lt_lb_opts o = {.results_dir = g_root};
     char methods[256];
     snprintf(methods, sizeof methods, "%s/methods", g_root);
@@ -420,7 +385,7 @@ static void test_paper_sources(void **state)
     assert_true(isnan(v));
     /* a malformed CSV names file and line */
     snprintf(p, sizeof p, "%s/paper_numbers.csv", g_root);
-    spit(p, "protocol,method,top1,source\ncifar10_lt_r100,ce,seventy,x\n");
+    tf_spit(p, "protocol,method,top1,source\ncifar10_lt_r100,ce,seventy,x\n");
     assert_int_equal(lt_paper_top1(&o, "cifar10_lt_r100", "ce", &v), LT_EDATA);
     char want[400];
     snprintf(want, sizeof want, "%s:2: top1 'seventy' is not a percentage in [0,100]", p);
@@ -436,14 +401,14 @@ static void write_hostile(const char *dir_method, int seed, const char *proto_js
 {
     char dir[512], text[4096];
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/%s/seed%d", g_root, dir_method, seed);
-    mkdirs(dir);
+    tf_mkdirs(dir);
     snprintf(path, cap, "%s/result.json", dir);
     snprintf(text, sizeof text,
              "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":%s,\"version\":1,"
              "\"sha256\":\"aaaa\"},\"scale\":%s,\"method\":{\"name\":%s,\"version\":\"1\",\"fidelity\":\"paper\"},"
              "\"seed\":%d,\"metrics\":%s,\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"" LT_ENGINE_VERSION "\"}}\n",
              proto_json, scale_json, method_json, seed, metrics_json);
-    spit(path, text);
+    tf_spit(path, text);
 }
 
 static void remove_hostile(void)
@@ -510,14 +475,14 @@ static void test_hostile_names_refused(void **state)
     write_hostile("hostile", 0, "\"fmnist_lt_r100\"", "\"short\"", "\"ce\"", "{\"top1\":0.5}", p, sizeof p);
     char moved[600];
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/x\x1b", g_root);
-    mkdirs(dir);
+    tf_mkdirs(dir);
     snprintf(moved, sizeof moved, "%s/runs/fmnist_lt_r100/x\x1b/ce", g_root);
-    mkdirs(moved);
+    tf_mkdirs(moved);
     snprintf(moved, sizeof moved, "%s/runs/fmnist_lt_r100/x\x1b/ce/seed0", g_root);
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/hostile/seed0", g_root);
     assert_int_equal(rename(dir, moved), 0);
     snprintf(p, sizeof p, "%s/result.json", moved);
-    spit(p, "{\"format\":1,\"status\":\"ok\",\"metrics\":{\"top1\":0.5}}\n");   /* identity from the path */
+    tf_spit(p, "{\"format\":1,\"status\":\"ok\",\"metrics\":{\"top1\":0.5}}\n");   /* identity from the path */
     assert_int_equal(build_refusing(&warn), 1);
     assert_non_null(strstr(warn, "with valid names"));
     free(warn);
@@ -585,22 +550,22 @@ static void test_protocol_version_out_of_range_refused(void **state)
     };
     char dir[512], p[600], text[1024];
     snprintf(dir, sizeof dir, "%s/versions/runs/fmnist_lt_r100/short/ce/seed0", g_root);
-    mkdirs(dir);
+    tf_mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
     lt_run_record r;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(text, sizeof text, "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"version\":%s},"
                  "\"metrics\":{\"top1\":0.5}}\n", bad[i].version);
-        spit(p, text);
+        tf_spit(p, text);
         assert_int_equal(lt_run_record_read(p, &r), LT_EDATA);
         char want[900];
         snprintf(want, sizeof want, "%s: %s", p, bad[i].why);
         assert_string_equal(lt_errmsg(), want);
     }
-    spit(p, "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"version\":2147483647},\"metrics\":{}}\n");
+    tf_spit(p, "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"version\":2147483647},\"metrics\":{}}\n");
     assert_int_equal(lt_run_record_read(p, &r), LT_OK);
     assert_int_equal(r.protocol_version, 2147483647);
-    spit(p, "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"version\":\"1\"},\"metrics\":{}}\n");
+    tf_spit(p, "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"version\":\"1\"},\"metrics\":{}}\n");
     assert_int_equal(lt_run_record_read(p, &r), LT_OK);
     assert_int_equal(r.protocol_version, 0);
     char cmd[700];
@@ -651,7 +616,7 @@ static void test_engines_separate_and_stale(void **state)
     char dir[512], path[600], text[2048];
     for (int seed = 0; seed < 2; seed++) {
         snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce/seed%d", g_root, seed + 7);
-        mkdirs(dir);
+        tf_mkdirs(dir);
         snprintf(path, sizeof path, "%s/result.json", dir);
         snprintf(text, sizeof text,
                  "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
@@ -659,7 +624,7 @@ static void test_engines_separate_and_stale(void **state)
                  "\"version\":\"1\",\"fidelity\":\"reconstructed\"},\"seed\":%d,\"metrics\":{\"top1\":0.5},"
                  "\"env\":{\"commit\":\"0123456789abcdef\",\"dirty\":true,\"engine_version\":\"0.1.0\"}}\n",
                  seed + 7);
-        spit(path, text);
+        tf_spit(path, text);
     }
     lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent"};
     lt_run_set set;
@@ -718,7 +683,7 @@ static void test_cpu_and_cuda_rows(void **state)
     assert_string_equal(cuda_dir, dir);
     for (int seed = 0; seed < 2; seed++) {
         snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda/seed%d", g_root, seed);
-        mkdirs(dir);
+        tf_mkdirs(dir);
         snprintf(path, sizeof path, "%s/result.json", dir);
         snprintf(text, sizeof text,
                  "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
@@ -728,7 +693,7 @@ static void test_cpu_and_cuda_rows(void **state)
                  "\"threads\":2,\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
                  "\"cuda_math\":\"fp32\",\"cuda_deterministic\":false}}\n",
                  seed, seed ? "0.81" : "0.80");
-        spit(path, text);
+        tf_spit(path, text);
     }
     lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent"};
     lt_run_set set;

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "lt_runner.h"
+#include "tfiles.h"
 
 /* Standard C11 headers plus the POSIX ones a method may reasonably need. */
 static const char *const ALLOWED_SYS[] = {
@@ -36,19 +37,6 @@ static int allowed(const char *name, int quoted) {
     for (int i = 0; ALLOWED_SYS[i]; i++)
         if (!strcmp(name, ALLOWED_SYS[i])) return 1;
     return 0;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
 }
 
 /* Returns the number of offending include lines in one source file (each
@@ -110,7 +98,7 @@ static void test_methods_follow_the_rules(void **state) {
             if (!has_suffix(f->d_name, ".c") && !has_suffix(f->d_name, ".h")) continue;
             char p[800];
             snprintf(p, sizeof p, "%s/%s", dir, f->d_name);
-            char *text = slurp(p);
+            char *text = tf_slurp(p, NULL);
             assert_non_null(text);
             bad += check_includes(p, text);
             free(text);
@@ -132,7 +120,7 @@ static void test_methods_follow_the_rules(void **state) {
         }
         char p[800];
         snprintf(p, sizeof p, "%s/defaults.json", dir);
-        char *text = slurp(p);
+        char *text = tf_slurp(p, NULL);
         cJSON *file = text ? cJSON_Parse(text) : NULL;
         cJSON *mine = cJSON_Parse(m->defaults ? m->defaults : "{}");
         if (!cJSON_IsObject(file) || !cJSON_Compare(file, mine, 1)) {

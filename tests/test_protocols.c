@@ -20,40 +20,18 @@
 #include <unistd.h>
 
 #include "lt_protocol.h"
+#include "tfiles.h"
 
 static char g_dir[64];   /* scratch directory for broken variants */
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long len = ftell(f);
-    assert_true(len > 0);
-    rewind(f);
-    char *b = malloc((size_t)len + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)len, f), (size_t)len);
-    b[len] = '\0';
-    fclose(f);
-    if (n) *n = (size_t)len;
-    return b;
-}
-
-static void spit(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
-}
 
 /* Writes g_dir/<name>.json = protocols/<name>.json with the first occurrence
  * of `from` replaced by `to` (which must exist: the test is about that spot). */
 static void variant(const char *name, const char *from, const char *to, char *out, size_t cap) {
     char src[256];
     snprintf(src, sizeof src, "protocols/%s.json", name);
-    char *t = slurp(src, NULL);
+    char *t = tf_read(src, NULL);
     char *at = strstr(t, from);
     assert_non_null(at);
     size_t nf = strlen(from), nt = strlen(to), nt_all = strlen(t) - nf + nt;
@@ -64,7 +42,7 @@ static void variant(const char *name, const char *from, const char *to, char *ou
     memcpy(v + pre, to, nt);
     strcpy(v + pre + nt, at + nf);
     snprintf(out, cap, "%s/%s.json", g_dir, name);
-    spit(out, v);
+    tf_spit(out, v);
     free(v);
     free(t);
 }
@@ -345,7 +323,7 @@ static void test_places_full_refuses_without_init_checkpoint(void **state) {
     assert_int_equal(lt_protocol_check_init(p, full, missing), LT_EIO);
     char ck[256];
     snprintf(ck, sizeof ck, "%s/r152.ckpt", g_dir);
-    spit(ck, "weights");
+    tf_spit(ck, "weights");
     assert_int_equal(lt_protocol_check_init(p, full, ck), LT_OK);
     unlink(ck);
     /* short and ci train from scratch */
@@ -446,12 +424,12 @@ static void test_malformed_json_has_line_and_column(void **state) {
     snprintf(want, sizeof want, "%s:4:3: malformed JSON near '\"description\": \"Fashion'", path);
     assert_string_equal(lt_errmsg(), want);
     /* a truncated file */
-    spit(path, "{\n  \"protocol\": \"fmnist_lt_r100\",\n  \"version\": [1,\n");
+    tf_spit(path, "{\n  \"protocol\": \"fmnist_lt_r100\",\n  \"version\": [1,\n");
     assert_int_equal(lt_protocol_load(path, p), LT_EDATA);
     snprintf(want, sizeof want, "%s:4:1: malformed JSON (unexpected end of file)", path);
     assert_string_equal(lt_errmsg(), want);
     /* trailing garbage after the object */
-    spit(path, "{}\nx");
+    tf_spit(path, "{}\nx");
     assert_int_equal(lt_protocol_load(path, p), LT_EDATA);
     snprintf(want, sizeof want, "%s:2:1: malformed JSON near 'x'", path);
     assert_string_equal(lt_errmsg(), want);
@@ -676,7 +654,7 @@ static void test_list_reports_invalid_files(void **state) {
     assert_int_equal(rename(path, moved), 0);
     char readme[256];
     snprintf(readme, sizeof readme, "%s/README.md", dir);
-    spit(readme, "not a protocol");
+    tf_spit(readme, "not a protocol");
     list_bad b = {0};
     assert_int_equal(lt_protocol_list(dir, note_bad, &b), LT_OK);
     assert_int_equal(b.ok, 1);

@@ -18,29 +18,9 @@
 #include "lt_protocol.h"
 #include "lt_regress.h"
 #include "lt_fingerprint.h"
+#include "tfiles.h"
 
 static char g_root[64];   /* results root; references in <root>/ref */
-
-static void mkdirs(const char *path)
-{
-    char p[1024];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = '\0';
-            mkdir(p, 0755);
-            *s = '/';
-        }
-    mkdir(p, 0755);
-}
-
-static void spit(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
-}
 
 static char *slurp_file(FILE *f)
 {
@@ -59,7 +39,7 @@ static void write_run(const char *method, int seed, const char *status, double t
 {
     char dir[512], p[600], text[2048];
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/ci/%s/seed%d", g_root, method, seed);
-    mkdirs(dir);
+    tf_mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
     snprintf(text, sizeof text,
              "{\"format\":1,\"status\":\"%s\",\"reason\":\"%s\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
@@ -68,7 +48,7 @@ static void write_run(const char *method, int seed, const char *status, double t
              "\"medium\":0.5,\"few\":%.17g,\"ece\":0.05,\"macro_f1\":0.6,\"map\":null}}\n",
              status, strcmp(status, "ok") ? "crashed: signal 11 (Segmentation fault) in stage 1 epoch 0" : "", method,
              seed, top1, many, few);
-    spit(p, text);
+    tf_spit(p, text);
 }
 
 static char g_ref[128];
@@ -77,7 +57,7 @@ static void write_ref(const char *text)
 {
     char p[256];
     snprintf(p, sizeof p, "%s/ci.csv", g_ref);
-    spit(p, text);
+    tf_spit(p, text);
 }
 
 static int setup(void **state)
@@ -86,7 +66,7 @@ static int setup(void **state)
     snprintf(g_root, sizeof g_root, "/tmp/lt_reg_XXXXXX");
     if (!mkdtemp(g_root)) return -1;
     snprintf(g_ref, sizeof g_ref, "%s/ref", g_root);
-    mkdirs(g_ref);
+    tf_mkdirs(g_ref);
     write_run("ce", 0, "ok", 0.6315, 0.81, 0.40);
     /* seed 1 exists but ci compares seed 0 only: its wild numbers must not count */
     write_run("ce", 1, "ok", 0.10, 0.10, 0.10);
@@ -275,7 +255,7 @@ static void test_reproduce_reuses(void **state)
     lt_fingerprint now;
     lt_fingerprint_current(&now, 2);
     snprintf(dir, sizeof dir, "%s/rep/runs/fmnist_lt_r100/ci/ce/seed0", g_root);
-    mkdirs(dir);
+    tf_mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
     snprintf(text, sizeof text,
              "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
@@ -285,7 +265,7 @@ static void test_reproduce_reuses(void **state)
              "\"env\":{\"commit\":\"0123456789abcdef\",\"dirty\":false,\"engine_version\":\"%s\","
              "\"conv_backend\":\"%s\",\"blas_core\":\"%s\",\"threads\":%d}}\n",
              sha, now.engine_version, now.conv_backend, now.blas_core, now.threads);
-    spit(p, text);
+    tf_spit(p, text);
     char results[300];
     snprintf(results, sizeof results, "%s/rep", g_root);
     snprintf(out, sizeof out, "%s/rep/figs", g_root);

@@ -51,6 +51,7 @@
 #include "lt_io.h"
 #include "lt_method.h"
 #include "lt_runner.h"
+#include "tfiles.h"
 
 #define RUNS "runs/fmnist_lt_tiny/ci"
 
@@ -99,12 +100,6 @@ static void nap(double s) {
     nanosleep(&ts, NULL);
 }
 
-static char *slurp(const char *path) {
-    char *b = NULL;
-    size_t n;
-    return lt_io_read_all(path, &b, &n) == LT_OK ? b : NULL;
-}
-
 static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 
 static int count(const char *text, const char *needle) {
@@ -117,7 +112,7 @@ static int count(const char *text, const char *needle) {
 static int wait_text(const char *path, const char *needle, double secs) {
     const double end = lt_now_s() + secs;
     for (;;) {
-        char *s = slurp(path);
+        char *s = tf_slurp(path, NULL);
         int hit = s && strstr(s, needle);
         free(s);
         if (hit) return 1;
@@ -219,7 +214,7 @@ static char proc_state(pid_t pid) {
 static long lock_pid(const char *dir) {
     char p[1200];
     snprintf(p, sizeof p, "%s/.lock", dir);
-    char *s = slurp(p);
+    char *s = tf_slurp(p, NULL);
     long pid = s ? strtol(s, NULL, 10) : -1;
     free(s);
     return pid;
@@ -325,7 +320,7 @@ static void test_second_identical_run_refused(void **state) {
     assert_non_null(strstr(msg, dir));
     assert_false(wrote);
     snprintf(p, sizeof p, "%s/events.jsonl", dir);
-    char *ev = slurp(p);
+    char *ev = tf_slurp(p, NULL);
     assert_non_null(ev);
     assert_int_equal(count(ev, "\"event\":\"run_start\""), 1);
     free(ev);
@@ -343,7 +338,7 @@ static void test_second_identical_run_refused(void **state) {
     assert_int_equal(rc, LT_OK);
     assert_false(o.ok);
     assert_non_null(strstr(o.reason, "timeout"));
-    char *text = slurp(log);
+    char *text = tf_slurp(log, NULL);
     assert_non_null(text);
     snprintf(want, sizeof want, "taking over the lock of pid %d,", (int)h);
     if (!strstr(text, want)) fail_msg("log lacks '%s':\n%s", want, text);
@@ -405,7 +400,7 @@ static void test_decoupled_pair_trains_ce_once(void **state) {
     g_held_fd = -1;
     int sa, sb;
     const int ea = wait_exit(a, 300, &sa), eb = wait_exit(b, 300, &sb);
-    char *ta = slurp(la), *tb = slurp(lb);
+    char *ta = tf_slurp(la, NULL), *tb = tf_slurp(lb, NULL);
     assert_non_null(ta);
     assert_non_null(tb);
     if (!waited) fail_msg("a run did not wait for ce's lock:\n--- a\n%s--- b\n%s", ta, tb);
@@ -417,7 +412,7 @@ static void test_decoupled_pair_trains_ce_once(void **state) {
     free(ta);
     free(tb);
     snprintf(p, sizeof p, "%s/events.jsonl", ce);
-    char *ev = slurp(p);
+    char *ev = tf_slurp(p, NULL);
     assert_non_null(ev);
     assert_int_equal(count(ev, "\"event\":\"run_start\""), 1);
     assert_int_equal(count(ev, "\"event\":\"epoch_end\""), 2);
@@ -432,7 +427,7 @@ static void test_decoupled_pair_trains_ce_once(void **state) {
         assert_int_equal(lt_result_read(p, &o), LT_OK);
         assert_true(o.ok);
         snprintf(p, sizeof p, "%s/events.jsonl", d);
-        ev = slurp(p);
+        ev = tf_slurp(p, NULL);
         assert_non_null(ev);
         assert_non_null(strstr(ev, "\"shared_from\":\"ce\""));
         free(ev);
@@ -507,7 +502,7 @@ static void expect_unchanged(const char *dir, char *const saved[3]) {
     for (int i = 0; i < 3; i++) {
         char p[1300];
         snprintf(p, sizeof p, "%s/%s", dir, name[i]);
-        char *s = slurp(p);
+        char *s = tf_slurp(p, NULL);
         if (!s || strcmp(s, saved[i])) fail_msg("%s changed", p);
         free(s);
     }
@@ -531,7 +526,7 @@ static void test_damaged_final_keeps_result(void **state) {
     char *saved[3];
     for (int i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, name[i]);
-        assert_non_null(saved[i] = slurp(p));
+        assert_non_null(saved[i] = tf_slurp(p, NULL));
     }
     char final[1300], want[1400];
     snprintf(final, sizeof final, "%s/ckpt_final.ltc", dir);
@@ -577,7 +572,7 @@ static void test_damaged_final_keeps_result(void **state) {
     assert_int_equal(lt_runner_run(&r, &o), LT_OK);
     if (!o.ok) fail_msg("--no-resume run failed: %s", o.reason);
     snprintf(p, sizeof p, "%s/per_class.csv", dir);
-    char *pc = slurp(p);
+    char *pc = tf_slurp(p, NULL);
     assert_non_null(pc);
     assert_string_equal(pc, saved[1]);
     free(pc);
@@ -586,7 +581,7 @@ static void test_damaged_final_keeps_result(void **state) {
     assert_int_equal(lt_runner_run(&r, &o), LT_OK);
     assert_true(o.ok);
     snprintf(p, sizeof p, "%s/events.jsonl", dir);
-    char *ev = slurp(p);
+    char *ev = tf_slurp(p, NULL);
     assert_non_null(ev);
     assert_int_equal(count(ev, "\"event\":\"run_start\""), 1);
     assert_int_equal(count(ev, "\"event\":\"resume\""), 1);
@@ -614,7 +609,7 @@ static void test_failed_reevaluation_keeps_result(void **state) {
     char *saved[3];
     for (int i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, name[i]);
-        assert_non_null(saved[i] = slurp(p));
+        assert_non_null(saved[i] = tf_slurp(p, NULL));
     }
     FILE *f = fopen(g_refuse, "w");
     assert_non_null(f);
@@ -631,7 +626,7 @@ static void test_failed_reevaluation_keeps_result(void **state) {
     assert_int_equal(lt_runner_run(&r, &o), LT_OK);
     assert_true(o.ok);
     snprintf(p, sizeof p, "%s/per_class.csv", dir);
-    char *pc = slurp(p);
+    char *pc = tf_slurp(p, NULL);
     assert_non_null(pc);
     assert_string_equal(pc, saved[1]);
     free(pc);

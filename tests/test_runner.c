@@ -34,6 +34,7 @@
 #include "fixtures_proto.h"
 #include "lt_protocol.h"
 #include "lt_runner.h"
+#include "tfiles.h"
 #include "lt_model_impl.h"   /* white-box: the model's structs */
 
 const lt_method *lt_method_test_crash(void);
@@ -59,19 +60,6 @@ static const lt_method dec_m = {.abi = LT_METHOD_ABI, .name = "test_decoupled", 
                                 .stage1_from = "ce", .n_stages = dec_stages, .stage_begin = dec_begin};
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 static const cJSON *get(const cJSON *o, const char *path) {
     char buf[128];
@@ -170,7 +158,7 @@ static void test_ce_run_files(void **state) {
 
     /* events.jsonl: every line has the fixed keys; required events in order */
     path_in(&g_ref, "events.jsonl", p, sizeof p);
-    char *ev = slurp(p);
+    char *ev = tf_slurp(p, NULL);
     assert_non_null(ev);
     const char *want[] = {"run_start", "protocol", "protocol_version", "seed", "blas_config", "stage_start",
                           "epoch_end", "epoch_end", "stage_end", "eval", "run_stop"};
@@ -256,7 +244,7 @@ static void test_same_seed_same_numbers(void **state) {
     char pa[1200], pb[1200];
     path_in(&g_ref, "events.jsonl", pa, sizeof pa);
     path_in(&o, "events.jsonl", pb, sizeof pb);
-    char *ea = slurp(pa), *eb = slurp(pb);
+    char *ea = tf_slurp(pa, NULL), *eb = tf_slurp(pb, NULL);
     assert_non_null(ea);
     assert_non_null(eb);
     const char *a = ea, *b = eb;
@@ -342,7 +330,7 @@ static void test_killed_run_resumes_exactly(void **state) {
     if (!o.ok) fail_msg("resumed run failed: %s", o.reason);
     fx_assert_same_outcome(&g_ref, &o);
     path_in(&o, "events.jsonl", p, sizeof p);
-    char *ev = slurp(p);
+    char *ev = tf_slurp(p, NULL);
     assert_non_null(ev);
     int starts = 0, epochs = 0, resumes = 0, stops = 0;
     for (const char *s = ev; (s = strstr(s, "\"event\":\"")); s++) {
@@ -385,7 +373,7 @@ static void expect_failed(const char *method, double limit, const char *prefix, 
     cJSON_Delete(j);
     char p[1200];
     path_in(&o, "events.jsonl", p, sizeof p);
-    char *ev = slurp(p);
+    char *ev = tf_slurp(p, NULL);
     assert_non_null(ev);
     assert_non_null(strstr(ev, "\"event\":\"run_stop\",\"stage\":null,\"epoch\":null,\"key\":\"status\",\"value\":\"failed\""));
     free(ev);
@@ -528,7 +516,7 @@ static void test_shared_stage1(void **state) {
     assert_true(cJSON_IsString(get(j, "env.conv_backend")));
     cJSON_Delete(j);
     path_in(&o, "events.jsonl", p, sizeof p);
-    char *ev = slurp(p);
+    char *ev = tf_slurp(p, NULL);
     assert_non_null(ev);
     assert_non_null(strstr(ev, "\"shared_from\":\"ce\""));
     assert_non_null(strstr(ev, "\"event\":\"epoch_end\",\"stage\":2,\"epoch\":0"));
