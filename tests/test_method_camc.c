@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "lt.h"
 #include "lt_method.h"
 #include "lt_io.h"
+#include "lt_run_internal.h"
 
 #define lt_method_camc camc_entry_under_test
 #include "../methods/camc/method.c"
@@ -243,6 +245,11 @@ static void test_method_build_and_hook(void **unused) {
     lt_batch b = {.n = 4, .labels = y};
     assert_int_equal(M->batch_hook(st, &b, NULL), LT_OK);
     assert_memory_equal(st->cls, y, sizeof y);
+    /* cam_class "pred": no label reaches the layer (-1: the top-1 class, as at test) */
+    st->train_pred = 1;
+    assert_int_equal(M->batch_hook(st, &b, NULL), LT_OK);
+    for (int i = 0; i < 4; i++) assert_int_equal(st->cls[i], -1);
+    st->train_pred = 0;
     b.n = CAMC_MAX_ROWS + 1;
     assert_int_equal(M->batch_hook(st, &b, NULL), LT_EINVAL);
     lt_model_free(m);
@@ -256,8 +263,43 @@ static void test_method_build_and_hook(void **unused) {
     free(d);
 }
 
+/* init: the defaults give the spec's choice (the label's CAM in training);
+ * cam_class "pred" takes the top-1 class's; anything else is refused naming
+ * the key */
+static int init_with(const char *overrides, camc_state *st) {
+    const lt_method *M = camc_entry_under_test();
+    cJSON *obj = NULL;
+    assert_int_equal(lt_method_hparams(M, overrides, &obj), LT_OK);
+    struct lt_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.obj = obj;
+    lt_run_info run;
+    memset(&run, 0, sizeof run);
+    run.n_classes = 10;
+    memset(st, 0, sizeof *st);
+    const int rc = M->init(st, &run, &hp);
+    cJSON_Delete(obj);
+    return rc;
+}
+
+static void test_init_cam_class(void **unused) {
+    (void)unused;
+    camc_state *st = calloc(1, sizeof *st);
+    assert_non_null(st);
+    assert_int_equal(init_with(NULL, st), LT_OK);
+    assert_int_equal(st->train_pred, 0);
+    assert_true(st->s == 16 && st->gamma == 1 && st->cam_scale == 1 && st->stop_grad == 0);
+    for (int i = 0; i < CAMC_MAX_ROWS; i++) assert_int_equal(st->cls[i], -1);
+    assert_int_equal(init_with("{\"cam_class\": \"pred\"}", st), LT_OK);
+    assert_int_equal(st->train_pred, 1);
+    assert_int_equal(init_with("{\"cam_class\": \"top1\"}", st), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "cam_class"));
+    free(st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_init_cam_class),
         cmocka_unit_test(test_forward_reference),
         cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_method_build_and_hook),

@@ -25,17 +25,22 @@
  * cosine classifier ignores the norm of f, so that top-1 is the cosine
  * classifier's on GAP(F)): one forward does what a two-pass test would.
  *
+ * cam_class "pred" (not the spec's; an ablation, README) gives the layer
+ * -1 in training too, so training pools with the top-1 class's CAM as the
+ * test does: no label reaches the forward.
+ *
  * One stage, the protocol's stage-1 block (a representation stage),
  * instance-balanced sampling, softmax CE on the logits. */
 #include "lt.h"
 #include "lt_method.h"
 
-#define CAMC_DEFAULTS "{\"s\": 16.0, \"gamma\": 1.0, \"cam_scale\": 1.0, \"stop_grad\": false}"
+#define CAMC_DEFAULTS "{\"s\": 16.0, \"gamma\": 1.0, \"cam_scale\": 1.0, \"stop_grad\": false, \"cam_class\": \"label\"}"
 #define CAMC_MAX_ROWS 4096
 
 typedef struct {
     int C;
     double s, gamma, cam_scale, stop_grad;
+    int train_pred;               /* cam_class "pred": the top-1 class in training too */
     int32_t cls[CAMC_MAX_ROWS];   /* the labels of the current training batch */
 } camc_state;
 
@@ -46,6 +51,8 @@ static int camc_init(void *vst, const lt_run_info *run, const lt_hparams *hp) {
     if (!rc) rc = lt_hp_num(hp, "gamma", &st->gamma);
     if (!rc) rc = lt_hp_num(hp, "cam_scale", &st->cam_scale);
     if (!rc) rc = lt_hp_num(hp, "stop_grad", &st->stop_grad);
+    static const char *const cam_class_names[] = {"label", "pred", NULL};   /* index = train_pred */
+    if (!rc) rc = lt_hp_choice(hp, "cam_class", cam_class_names, &st->train_pred);
     if (rc) return rc;
     if (!(st->s > 0)) return lt_err(LT_EINVAL, "camc: s %g must be > 0", st->s);
     if (!(st->gamma >= 0)) return lt_err(LT_EINVAL, "camc: gamma %g must be >= 0", st->gamma);
@@ -67,12 +74,13 @@ static int camc_build(void *vst, lt_model *m, int feat) {
     return l < 0 ? l : LT_OK;
 }
 
-/* The ground-truth classes of this training batch, for the layer. */
+/* The ground-truth classes of this training batch, for the layer; with
+ * cam_class "pred" -1 (the layer then takes the top-1 class, as at test). */
 static int camc_batch_hook(void *vst, lt_batch *b, lt_rng *rng) {
     camc_state *st = vst;
     (void)rng;
     if (b->n > CAMC_MAX_ROWS) return lt_err(LT_EINVAL, "camc: %d rows exceed %d", b->n, CAMC_MAX_ROWS);
-    for (int i = 0; i < b->n; i++) st->cls[i] = b->labels[i];
+    for (int i = 0; i < b->n; i++) st->cls[i] = st->train_pred ? -1 : b->labels[i];
     return LT_OK;
 }
 
