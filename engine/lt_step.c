@@ -72,8 +72,9 @@ static uint64_t rates_signature(const lt_optim *o) {
 }
 
 /* Everything a captured step has baked in: the addresses of the blocks it
- * reads and writes, the batch plan, which nodes run in which mode, the
- * rates, the context's workspace. The node buffers are offsets into the
+ * reads and writes, the batch plan, which nodes run in which mode, which
+ * parameters are frozen, the optimizer's arguments, the rates, the
+ * context's workspace. The node buffers are offsets into the
  * activation block fixed by the batch, so the block's address and the
  * batch cover them. */
 static uint64_t graph_signature(const lt_step *s) {
@@ -84,6 +85,19 @@ static uint64_t graph_signature(const lt_step *s) {
     h = fnv(h, ptrs, sizeof ptrs);
     FNV(h, m->batch);
     FNV(h, m->acts_floats);
+    /* the optimizer's kernel arguments */
+    FNV(h, o->kind);
+    FNV(h, o->momentum);
+    FNV(h, o->nesterov);
+    FNV(h, o->beta1);
+    FNV(h, o->beta2);
+    FNV(h, o->eps);
+    /* a frozen parameter's gradient pointer is NULL in the captured layer
+     * calls (lt_pg), so freezing or unfreezing one changes the graph */
+    for (int k = 0; k < m->n_params; k++) {
+        const unsigned char f = (unsigned char)(m->params[k].flags & LT_MASK_FROZEN);
+        h = fnv(h, &f, 1);
+    }
     for (int i = 1; i < m->n_nodes; i++) {
         const unsigned char f[2] = {(unsigned char)(m->nodes[i].eval_mode != 0), (unsigned char)m->nodes[i].need_dy};
         h = fnv(h, f, sizeof f);

@@ -445,8 +445,10 @@ static lt_backend *fake_backend(void) {
 
 /* Twelve steps (two epochs of six: five full batches and a partial one),
  * the stand-in against the cpu manual sequence; between the epochs, when
- * `change` says so, the backbone is frozen (1) or the workspace generation
- * moves (2) in both. */
+ * `change` says so, the backbone is frozen (1), the workspace generation
+ * moves (2), the momentum changes (3: an argument of the captured
+ * optimizer kernel) or the head, frozen in epoch 1, is unfrozen (4: its
+ * gradient pointer was NULL in the captured layer calls) in both. */
 typedef struct {
     lt_opt_kind kind;
     int graphs, fail, change;
@@ -477,6 +479,11 @@ static void device_case(const dev_case *dc) {
             assert_int_equal(lt_model_freeze(mc, "backbone", 1), LT_OK);
         }
         if (e == 1 && dc->change == 2) ws_gen++;
+        if (e == 1 && dc->change == 3) of.momentum = oc.momentum = 0.5f;
+        if (dc->change == 4) {
+            assert_int_equal(lt_model_freeze(mf, "head", e == 0), LT_OK);
+            assert_int_equal(lt_model_freeze(mc, "head", e == 0), LT_OK);
+        }
         assert_int_equal(lt_step_reset_stats(s), LT_OK);
         for (int k = 0; k < 6; k++) {
             const int n = batch(6 * e + k, k == 5, x, y);
@@ -543,6 +550,17 @@ static void test_device_graph_recapture_ws(void **st) {
     (void)st;
     device_case(&(dev_case){LT_OPT_ADAM, 1, 0, 2, 2, 8, 0});
 }
+/* What the optimizer kernel was captured with (momentum) and which
+ * parameters have a gradient are part of the graph: changing either
+ * between the epochs recaptures, and the numbers stay the cpu's. */
+static void test_device_graph_recapture_momentum(void **st) {
+    (void)st;
+    device_case(&(dev_case){LT_OPT_SGD, 1, 0, 3, 2, 8, 0});
+}
+static void test_device_graph_recapture_unfreeze(void **st) {
+    (void)st;
+    device_case(&(dev_case){LT_OPT_SGD, 1, 0, 4, 2, 8, 0});
+}
 /* A failed capture: notice, counter, eager from then on, the same numbers. */
 static void test_device_capture_fails(void **st) {
     (void)st;
@@ -559,6 +577,8 @@ int main(void) {
         cmocka_unit_test(test_device_graph_adam),
         cmocka_unit_test(test_device_graph_recapture_freeze),
         cmocka_unit_test(test_device_graph_recapture_ws),
+        cmocka_unit_test(test_device_graph_recapture_momentum),
+        cmocka_unit_test(test_device_graph_recapture_unfreeze),
         cmocka_unit_test(test_device_capture_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

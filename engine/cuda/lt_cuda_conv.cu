@@ -7,11 +7,14 @@
  * cudnnSetConvolutionGroupCount, weight layout [co][ci/groups][kh][kw] as
  * lt_conv_geom) and one algorithm per direction. Algorithms come from the
  * cuDNN heuristics (cudnnGet*Algorithm_v7: a pure function of the geometry
- * and the GPU, never a timing race), the first one that
+ * and the GPU, never a timing race; the whole list, sized by
+ * cudnnGet*AlgorithmMaxCount), the first one that
  *  - is deterministic, in deterministic mode;
- *  - does not use TF32 tensor cores, in FP32 mode (CUDNN_FMA_MATH, as
- *    PyTorch does with allow_tf32 off);
- *  - needs at most LT_CUDA_CONV_WS_CAP bytes of workspace.
+ *  - uses FMA math only, in FP32 mode (no TF32 tensor cores, as PyTorch
+ *    with allow_tf32 off), and never ALLOW_CONVERSION (fp16) in TF32 mode;
+ *  - needs at most LT_CUDA_CONV_WS_CAP bytes of workspace;
+ * else the classic deterministic FMA algorithms (forward IMPLICIT_GEMM,
+ * backward ALGO_1).
  * The bias add and the bias gradient are the library's own kernels (the
  * gradient a fixed-order double reduction, no atomics). */
 #include "lt_cuda_impl.h"
@@ -25,34 +28,33 @@ static int same_geom(const lt_conv_geom *a, const lt_conv_geom *b) {
            a->stride == b->stride && a->pad == b->pad && a->groups == b->groups;
 }
 
+/* FP32 mode: FMA math only. cuDNN's DEFAULT math lets the library use TF32
+ * tensor cores on Ampere and later (cudnnMathType_t), which is what FP32 mode
+ * must exclude (PyTorch asserts FMA math with allow_tf32 off). TF32 mode:
+ * anything but ALLOW_CONVERSION, which may convert fp32 data to fp16. */
 static int math_ok(const lt_cuda_ctx *ctx, cudnnMathType_t m) {
-    if (ctx->math == LT_CUDA_TF32) return 1;
-    return m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
+    if (ctx->math == LT_CUDA_TF32) return m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    return m == CUDNN_FMA_MATH;
 }
 
-/* Picks from a perf list sorted best-first: FMA math preferred over DEFAULT
- * in FP32 mode (DEFAULT may allow TF32 on some versions). */
-#define PICK(perf, n, out_algo, out_math, out_ws, what)                                                   \
-    do {                                                                                                  \
-        int best_ = -1;                                                                                   \
-        for (int pass_ = 0; pass_ < 2 && best_ < 0; pass_++)                                              \
-            for (int i_ = 0; i_ < (n) && best_ < 0; i_++) {                                               \
-                if ((perf)[i_].status != CUDNN_STATUS_SUCCESS) continue;                                  \
-                if (ctx->deterministic && (perf)[i_].determinism != CUDNN_DETERMINISTIC) continue;        \
-                if (!math_ok(ctx, (perf)[i_].mathType)) continue;                                         \
-                if (ctx->math == LT_CUDA_FP32 && pass_ == 0 && (perf)[i_].mathType != CUDNN_FMA_MATH)     \
-                    continue;                                                                             \
-                if ((perf)[i_].memory > LT_CUDA_CONV_WS_CAP) continue;                                    \
-                best_ = i_;                                                                               \
-            }                                                                                             \
-        if (best_ < 0)                                                                                    \
-            return lt_err(LT_EDEVICE, "cudnn: no %s%s %s algorithm for conv %dx%d s%d p%d g%d %d->%d %dx%d N=%d", \
-                          ctx->deterministic ? "deterministic " : "", ctx->math == LT_CUDA_TF32 ? "tf32" : "fp32", \
-                          what, g->kh, g->kw, g->stride, g->pad, g->groups, g->ci, g->co, g->h, g->w, N);        \
-        out_algo = (perf)[best_].algo;                                                                    \
-        out_math = (perf)[best_].mathType;                                                                \
-        out_ws = (perf)[best_].memory;                                                                    \
+/* The index of the first entry of a perf list (sorted best-first) that this
+ * context may use, or -1. */
+#define PICK(perf, n, best)                                                                     \
+    do {                                                                                        \
+        (best) = -1;                                                                            \
+        for (int i_ = 0; i_ < (n) && (best) < 0; i_++) {                                        \
+            if ((perf)[i_].status != CUDNN_STATUS_SUCCESS) continue;                            \
+            if (ctx->deterministic && (perf)[i_].determinism != CUDNN_DETERMINISTIC) continue;  \
+            if (!math_ok(ctx, (perf)[i_].mathType)) continue;                                   \
+            if ((perf)[i_].memory > LT_CUDA_CONV_WS_CAP) continue;                              \
+            (best) = i_;                                                                        \
+        }                                                                                       \
     } while (0)
+
+/* How many entries a heuristic query may return: one per (algorithm, math
+ * type), more than the *_ALGO_COUNT constants; at most LT_CUDA_PERF_MAX. */
+#define LT_CUDA_PERF_MAX 64
+static int perf_count(int max_count) { return max_count < 1 ? 1 : max_count > LT_CUDA_PERF_MAX ? LT_CUDA_PERF_MAX : max_count; }
 
 static void plan_destroy(struct lt_cuda_conv_plan *p) {
     if (!p) return;
@@ -86,24 +88,71 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
         return lt_err(LT_ESHAPE, "cudnn: output %dx%dx%dx%d, geometry says %dx%dx%dx%d", n_out, co, ho, wo, N, g->co,
                       g->ho, g->wo);
 
-    cudnnConvolutionFwdAlgoPerf_t pf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int n = 0;
-    LT_DNN(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, p->xd, p->wd, p->cd, p->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                  &n, pf),
+    /* When no heuristic entry qualifies: the classic FMA algorithms, each
+     * deterministic and fp32 (forward IMPLICIT_GEMM, backward ALGO_1), with
+     * the workspace their query gives. */
+    const cudnnMathType_t heur_math = ctx->math == LT_CUDA_TF32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    int n = 0, max = 0, best = -1;
+
+    LT_DNN(cudnnGetConvolutionForwardAlgorithmMaxCount(ctx->dnn, &max), "forward algorithm count");
+    cudnnConvolutionFwdAlgoPerf_t pf[LT_CUDA_PERF_MAX];
+    LT_DNN(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf),
            "forward algorithm");
-    PICK(pf, n, p->fwd, p->fwd_math, p->ws_fwd, "forward");
+    PICK(pf, n, best);
+    if (best >= 0) {
+        p->fwd = pf[best].algo;
+        p->fwd_math = pf[best].mathType;
+        p->ws_fwd = pf[best].memory;
+    } else {
+        p->fwd = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        p->fwd_math = CUDNN_FMA_MATH;
+        LT_DNN(cudnnSetConvolutionMathType(p->cd, CUDNN_FMA_MATH), "math type");
+        LT_DNN(cudnnGetConvolutionForwardWorkspaceSize(ctx->dnn, p->xd, p->wd, p->cd, p->yd, p->fwd, &p->ws_fwd),
+               "forward workspace (fallback algorithm)");
+        LT_DNN(cudnnSetConvolutionMathType(p->cd, heur_math), "math type");
+    }
 
-    cudnnConvolutionBwdDataAlgoPerf_t pd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    LT_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->dnn, p->wd, p->yd, p->cd, p->xd,
-                                                       CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, pd),
+    LT_DNN(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(ctx->dnn, &max), "backward-data algorithm count");
+    cudnnConvolutionBwdDataAlgoPerf_t pd[LT_CUDA_PERF_MAX];
+    LT_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n, pd),
            "backward-data algorithm");
-    PICK(pd, n, p->bwd_data, p->bwd_data_math, p->ws_bwd_data, "backward-data");
+    PICK(pd, n, best);
+    if (best >= 0) {
+        p->bwd_data = pd[best].algo;
+        p->bwd_data_math = pd[best].mathType;
+        p->ws_bwd_data = pd[best].memory;
+    } else {
+        p->bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+        p->bwd_data_math = CUDNN_FMA_MATH;
+        LT_DNN(cudnnSetConvolutionMathType(p->cd, CUDNN_FMA_MATH), "math type");
+        LT_DNN(cudnnGetConvolutionBackwardDataWorkspaceSize(ctx->dnn, p->wd, p->yd, p->cd, p->xd, p->bwd_data,
+                                                            &p->ws_bwd_data),
+               "backward-data workspace (fallback algorithm)");
+        LT_DNN(cudnnSetConvolutionMathType(p->cd, heur_math), "math type");
+    }
 
-    cudnnConvolutionBwdFilterAlgoPerf_t pw[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->dnn, p->xd, p->yd, p->cd, p->wd,
-                                                         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, pw),
+    LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(ctx->dnn, &max), "backward-filter algorithm count");
+    cudnnConvolutionBwdFilterAlgoPerf_t pw[LT_CUDA_PERF_MAX];
+    LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n, pw),
            "backward-filter algorithm");
-    PICK(pw, n, p->bwd_filter, p->bwd_filter_math, p->ws_bwd_filter, "backward-filter");
+    PICK(pw, n, best);
+    if (best >= 0) {
+        p->bwd_filter = pw[best].algo;
+        p->bwd_filter_math = pw[best].mathType;
+        p->ws_bwd_filter = pw[best].memory;
+    } else {
+        p->bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+        p->bwd_filter_math = CUDNN_FMA_MATH;
+        LT_DNN(cudnnSetConvolutionMathType(p->cd, CUDNN_FMA_MATH), "math type");
+        LT_DNN(cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->dnn, p->xd, p->yd, p->cd, p->wd, p->bwd_filter,
+                                                              &p->ws_bwd_filter),
+               "backward-filter workspace (fallback algorithm)");
+        LT_DNN(cudnnSetConvolutionMathType(p->cd, heur_math), "math type");
+    }
+    if (p->ws_fwd > LT_CUDA_CONV_WS_CAP || p->ws_bwd_data > LT_CUDA_CONV_WS_CAP || p->ws_bwd_filter > LT_CUDA_CONV_WS_CAP)
+        return lt_err(LT_EDEVICE, "cudnn: conv %dx%d s%d p%d g%d %d->%d %dx%d N=%d needs over %zu bytes of workspace",
+                      g->kh, g->kw, g->stride, g->pad, g->groups, g->ci, g->co, g->h, g->w, N,
+                      (size_t)LT_CUDA_CONV_WS_CAP);
     return LT_OK;
 }
 

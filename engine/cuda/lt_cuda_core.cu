@@ -6,6 +6,10 @@
 #include <string.h>
 
 int lt_cuda_rt_err(cudaError_t e, const char *what) {
+    /* a failed runtime call also sets the thread's last error; take it, so
+     * the next launch check does not report this error against another op
+     * (a sticky error stays whatever is done here) */
+    (void)cudaGetLastError();
     if (e == cudaErrorMemoryAllocation)
         return lt_err(LT_ENOMEM, "cuda: %s: out of device memory (%s)", what, cudaGetErrorString(e));
     return lt_err(LT_EDEVICE, "cuda: %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
@@ -202,6 +206,7 @@ int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {
     if (ctx->ws) cudaFree(ctx->ws);
     ctx->ws = NULL;
     ctx->ws_bytes = 0;
+    ctx->ws_gen++;   /* the old address is gone, even if the new one fails: no graph may keep it */
     size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes;
     int rc = lt_cuda_alloc(ctx, &ctx->ws, want);
     if (rc != LT_OK) return lt_err_wrap(rc, "workspace");

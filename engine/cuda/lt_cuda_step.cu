@@ -78,21 +78,30 @@ int lt_cuda_upload(lt_cuda_ctx *ctx, void *p, int n, void *const *dst, const voi
     struct lt_cuda_upload *up = (struct lt_cuda_upload *)p;
     if (!up || n < 0 || (n && (!dst || !src || !bytes))) return lt_err(LT_EINVAL, "cuda upload: bad arguments");
     const int slot = up->next;
+    /* the whole upload must fit before anything is written or queued */
+    size_t total = 0;
+    for (int k = 0; k < n; k++)
+        if (bytes[k]) total = ((total + bytes[k] + 15) & ~(size_t)15);
+    if (total > up->bytes)
+        return lt_err(LT_EINVAL, "cuda upload: %zu bytes do not fit the %zu-byte staging", total, up->bytes - 64);
     /* the slot's copies of two uploads ago must have left it */
     LT_CU(cudaEventSynchronize(up->ev[slot]), "upload: wait for the staging slot");
     size_t off = 0;
-    for (int k = 0; k < n; k++) {
+    int rc = LT_OK;
+    for (int k = 0; k < n && rc == LT_OK; k++) {
         if (!bytes[k]) continue;
-        if (off + bytes[k] > up->bytes)
-            return lt_err(LT_EINVAL, "cuda upload: %zu bytes do not fit the %zu-byte staging", off + bytes[k],
-                          up->bytes - 64);
         char *h = (char *)up->host[slot] + off;
         memcpy(h, src[k], bytes[k]);
-        LT_CU(cudaMemcpyAsync(dst[k], h, bytes[k], cudaMemcpyHostToDevice, ctx->stream), "upload: copy");
+        const cudaError_t e = cudaMemcpyAsync(dst[k], h, bytes[k], cudaMemcpyHostToDevice, ctx->stream);
+        if (e != cudaSuccess) rc = lt_cuda_rt_err(e, "upload: copy");
         off = (off + bytes[k] + 15) & ~(size_t)15;
     }
-    LT_CU(cudaEventRecord(up->ev[slot], ctx->stream), "upload: record");
+    /* recorded after a failed copy too: copies queued before it may still
+     * read the slot, and the next use of the slot waits for this event */
+    const cudaError_t e = cudaEventRecord(up->ev[slot], ctx->stream);
     up->next = slot ^ 1;
+    if (rc) return rc;
+    if (e != cudaSuccess) return lt_cuda_rt_err(e, "upload: record");
     return LT_OK;
 }
 
