@@ -89,6 +89,11 @@ int lt_cuda_sync(lt_cuda_ctx *ctx);
  * lt_cuda_host_free (cudaFreeHost; NULL is fine). */
 int lt_cuda_host_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes);
 void lt_cuda_host_free(lt_cuda_ctx *ctx, void *p);
+/* 1 when p points into page-locked host memory the CUDA runtime knows
+ * (cudaHostAlloc / cudaHostRegister), 0 otherwise (ordinary host memory,
+ * device memory, or the query failed): what the tests check the loader's
+ * slots with. */
+int lt_cuda_host_is_pinned(const void *p);
 
 /* ---- convolution (cuDNN) -----------------------------------------------------
  * Geometry and weight layout as lt_conv_geom ([co][ci/groups][kh][kw]); b may

@@ -195,6 +195,16 @@ int lt_cuda_host_alloc(lt_cuda_ctx *ctx, void **p, size_t bytes) {
     return LT_OK;
 }
 
+int lt_cuda_host_is_pinned(const void *p) {
+    if (!p) return 0;
+    cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return a.type == cudaMemoryTypeHost;
+}
+
 void lt_cuda_host_free(lt_cuda_ctx *ctx, void *p) {
     (void)ctx;
     if (p) cudaFreeHost(p);

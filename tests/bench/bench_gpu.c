@@ -25,8 +25,9 @@
  *
  * Method, the same on both sides: random N(0,1) inputs and uniform labels
  * in host memory, uploaded every step (as a training loop does); W warm-up
- * steps (cuDNN picks its algorithms there: ltbench's context times them in
- * non-deterministic mode, PyTorch has cudnn.benchmark on); then one timed
+ * steps (the algorithms are chosen there: ltbench takes cuDNN's heuristic
+ * choice, never timed, so reruns choose the same kernels; PyTorch has
+ * cudnn.benchmark on and times them, which may favour it); then one timed
  * step gives the step count that fills --seconds (at least 5), and those
  * steps are timed as one block between two device synchronisations
  * (lt_model_sync here, torch.cuda.synchronize there). img/s = steps x

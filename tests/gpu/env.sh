@@ -57,11 +57,35 @@ gpu_script_init() {
     ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     cd "$ROOT" || die "cannot enter $ROOT"
     exec > >(tee "$LOGDIR/$log") 2>&1
+    GPU_TEE=$!
     START=$(date +%s)
     JOBS=$(nproc 2>/dev/null || echo 4)
     BUILD=${BUILD:-build/gpu}
-    trap 'if [ -n "${TMP:-}" ]; then rm -rf "$TMP"; fi' EXIT
+    # the step logs: in a work folder, packed into LOGDIR/<name>-logs.tgz at
+    # exit (the device tool brings back at most 8 files from $OUT)
+    GPU_LOGS=$ROOT/build/gpu-logs/${log%.log}
+    rm -rf "$GPU_LOGS"
+    mkdir -p "$GPU_LOGS" || die "cannot create $GPU_LOGS"
+    trap gpu_script_exit EXIT
 }
+
+# At exit, however the script ends: the step logs packed, the temp folder
+# removed, and the log's tee drained (bash does not wait for a process
+# substitution; the device tool ends what is left when the command returns).
+gpu_script_exit() {
+    local rc=$?
+    if [ -n "${GPU_LOGS:-}" ] && [ -d "$GPU_LOGS" ] && [ -n "$(ls -A "$GPU_LOGS" 2>/dev/null)" ]; then
+        tar czf "$LOGDIR/$(basename "$GPU_LOGS")-logs.tgz" -C "$GPU_LOGS" . 2>/dev/null ||
+            echo "$GPU_SCRIPT: could not pack $GPU_LOGS"
+    fi
+    if [ -n "${TMP:-}" ]; then rm -rf "$TMP"; fi
+    exec >&- 2>&-
+    if [ -n "${GPU_TEE:-}" ]; then wait "$GPU_TEE" 2>/dev/null || true; fi
+    exit "$rc"
+}
+
+# gpu_budget_left: seconds left of GPU_BUDGET_S (the caller's budget, from START)
+gpu_budget_left() { echo $(( ${GPU_BUDGET_S:-540} - $(date +%s) + START )); }
 
 gpu_env_git() {
     if [ -e "$ROOT/.git" ]; then say "git: $ROOT/.git"; return 0; fi
@@ -72,7 +96,11 @@ gpu_env_git() {
     if ! command -v git >/dev/null; then say "git: not installed here: results will say commit unknown"; return 0; fi
     [ -n "${TMP:-}" ] || TMP=$(mktemp -d /tmp/ltgpu.XXXXXX)
     export GIT_DIR="$ROOT/.gpudeps/git" GIT_WORK_TREE="$ROOT" GIT_INDEX_FILE="$TMP/git-index"
-    git read-tree HEAD || die "git read-tree HEAD in .gpudeps/git failed"
+    if ! git read-tree HEAD; then
+        say "git: read-tree HEAD in .gpudeps/git failed: results will say commit unknown"
+        unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
+        return 0
+    fi
     local n
     n=$(git --no-optional-locks status --porcelain --untracked-files=no -- . ':(exclude)results' \
         ':(exclude)plots/out' 2>/dev/null | wc -l)
@@ -99,19 +127,29 @@ gpu_env_toolkit() {
     CUDA_HOME=$(cd "$(dirname "$NVCC")/.." && pwd)
     CUDA_LIBDIR=""
     local d
+    # an unversioned libcudart.so (toolkit) or only libcudart.so.N (the pip
+    # toolkit wheels): linked through LNK below either way
     for d in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$CUDA_HOME/targets/x86_64-linux/lib"; do
-        if [ -e "$d/libcudart.so" ]; then CUDA_LIBDIR=$d; break; fi
+        if ls "$d"/libcudart.so "$d"/libcudart.so.* >/dev/null 2>&1; then CUDA_LIBDIR=$d; break; fi
     done
-    [ -n "$CUDA_LIBDIR" ] || die "no libcudart.so under $CUDA_HOME (lib64, lib, targets/x86_64-linux/lib)"
+    [ -n "$CUDA_LIBDIR" ] || die "no libcudart.so* under $CUDA_HOME (lib64, lib, targets/x86_64-linux/lib)"
     say "nvcc: $NVCC ($("$NVCC" --version | tail -1)); cudart: $CUDA_LIBDIR"
 
-    TMP=$(mktemp -d /tmp/ltgpu.XXXXXX)
+    [ -n "${TMP:-}" ] || TMP=$(mktemp -d /tmp/ltgpu.XXXXXX)
     LNK=$TMP/lnk
     mkdir -p "$LNK"
+    find_lib "$CUDA_LIBDIR" cudart || die "no libcudart.so* in $CUDA_LIBDIR"
 
-    local W_CUDNN W_CUBLAS
+    # the wheels: cuDNN in nvidia/cudnn; cuBLAS in nvidia/cublas (CUDA 12
+    # wheels) or nvidia/cu13 (CUDA 13 wheels: include/ and lib/ shared by the
+    # toolkit packages)
+    local W_CUDNN W_CUBLAS w
     W_CUDNN=$(wheel_dir nvidia.cudnn)
-    W_CUBLAS=$(wheel_dir nvidia.cublas)
+    W_CUBLAS=""
+    for w in nvidia.cublas nvidia.cu13; do
+        d=$(wheel_dir "$w")
+        if [ -n "$d" ] && [ -e "$d/include/cublas_v2.h" ]; then W_CUBLAS=$d; break; fi
+    done
     if [ -n "$W_CUDNN" ] && [ -e "$W_CUDNN/include/cudnn.h" ]; then
         CUDNN_INC=$W_CUDNN/include; CUDNN_LIB=$W_CUDNN/lib; say "cuDNN: pip wheel $W_CUDNN"
     elif [ -e "$CUDA_HOME/include/cudnn.h" ]; then
@@ -124,12 +162,12 @@ gpu_env_toolkit() {
     elif [ -e "$CUDA_HOME/include/cublas_v2.h" ]; then
         CUBLAS_INC=$CUDA_HOME/include; CUBLAS_LIB=$CUDA_LIBDIR; say "cuBLAS: toolkit $CUDA_HOME"
     else
-        die "no cuBLAS: neither python3's nvidia.cublas wheel nor $CUDA_HOME/include/cublas_v2.h"
+        die "no cuBLAS: neither python3's nvidia.cublas / nvidia.cu13 wheel nor $CUDA_HOME/include/cublas_v2.h"
     fi
     find_lib "$CUDNN_LIB" cudnn || die "no libcudnn.so* in $CUDNN_LIB"
     find_lib "$CUBLAS_LIB" cublas || die "no libcublas.so* in $CUBLAS_LIB"
     find_lib "$CUBLAS_LIB" cublasLt || true
-    grep -h -E '#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$CUDNN_INC"/cudnn_version*.h | awk '{printf "%s=%s ", $2, $3} END {print ""}'
+    { grep -h -E '#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$CUDNN_INC"/cudnn_version*.h | awk '{printf "%s=%s ", $2, $3} END {print ""}'; } || true
 }
 
 # Where header $1 is under the include folders $2... ("" when nowhere).

@@ -26,6 +26,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 git init -q --bare "$OUT"
 git -C "$OUT" config core.bare false   # used with a work tree (GIT_WORK_TREE) there
+git -C "$OUT" config core.fileMode false   # a copy that loses executable bits is not a change
 git rev-list --objects --no-walk "$sha" | git pack-objects -q "$OUT/objects/pack/pack" >/dev/null
 echo "$sha" > "$OUT/shallow"
 git -C "$OUT" update-ref refs/heads/gpu "$sha"

@@ -4,13 +4,14 @@
  * giving the cpu loader's bytes and copying to the device.
  *
  * Cases:
- *   host_alloc      1 MiB pinned, written, copied host -> device -> host and
- *                   compared; 0 bytes gives NULL; an impossible size gives
+ *   host_alloc      1 MiB pinned (the runtime says so; the heap is not),
+ *                   written, copied host -> device -> host and compared; 0 bytes gives NULL; an impossible size gives
  *                   LT_ENOMEM or LT_EDEVICE with a message and NULL.
  *   backend_loader  lt_loader_opts_for_backend on cuda: every core, the
  *                   backend's allocator; two epochs of batches equal to a
- *                   default (one worker, heap) loader's bit for bit, and each
- *                   batch round-trips through the device unchanged.
+ *                   default (one worker, heap) loader's bit for bit, its
+ *                   slots pinned, and each batch round-trips through the
+ *                   device unchanged.
  * Without a CUDA device both print a reason and call skip(). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -52,6 +53,10 @@ static void test_host_alloc(void **state)
     assert_non_null(back);
     assert_int_equal(lt_cuda_host_alloc(b->ctx, (void **)&h, n), LT_OK);
     assert_non_null(h);
+    /* page-locked, as the runtime sees it; the heap is not */
+    assert_int_equal(lt_cuda_host_is_pinned(h), 1);
+    assert_int_equal(lt_cuda_host_is_pinned(h + n / 2), 1);
+    assert_int_equal(lt_cuda_host_is_pinned(back), 0);
     for (size_t i = 0; i < n; i++) h[i] = (uint8_t)(i * 131 + 7);
     assert_int_equal(lt_cuda_alloc(b->ctx, &d, n), LT_OK);
     assert_int_equal(lt_cuda_h2d(b->ctx, d, h, n), LT_OK);
@@ -135,6 +140,10 @@ static void test_backend_loader(void **state)
             assert_int_equal(cp, ch);
             if (!cp) break;
             assert_memory_equal(xp, xh, (size_t)cp * per * sizeof(float));
+            /* the slots are pinned (not a silent fallback to the heap) */
+            assert_int_equal(lt_cuda_host_is_pinned(xp), 1);
+            assert_int_equal(lt_cuda_host_is_pinned(yp), 1);
+            assert_int_equal(lt_cuda_host_is_pinned(xh), 0);
             assert_memory_equal(yp, yh, (size_t)cp * sizeof(int32_t));
             assert_int_equal(lt_cuda_h2d(b->ctx, d, xp, (size_t)cp * per * sizeof(float)), LT_OK);
             assert_int_equal(lt_cuda_d2h(b->ctx, back, d, (size_t)cp * per * sizeof(float)), LT_OK);

@@ -18,10 +18,12 @@
 # 540 s, from the start), and a failed or skipped step is logged and the
 # script goes on; the summary at the end says PASS / FAIL / SKIPPED /
 # TIMEOUT per step and the exit status is 1 when any step did not pass.
-# LOGDIR gets: train.log (everything), build.log, ldd.txt, nvidia-smi.txt,
-# one <step>.log each, and results/ (a results root: runs/<protocol>/
-# <scale>/<method>/seed<k>/ to copy into results/ when they are to be
-# committed).
+# LOGDIR gets four files (the device tool brings back at most 8 from $OUT,
+# 2 folders down): train.log (everything, with the summary), bench-gpu.txt
+# (the bench lines), train-logs.tgz (build.log, ldd.txt, nvidia-smi.txt, one
+# <step>.log each) and results.tgz (runs/<protocol>/<scale>/<method>@cuda/
+# seed<k>/ without checkpoints, from the results root build/gpu-results:
+# unpack into results/ when they are to be committed).
 #
 # The data: Fashion-MNIST comes from the dataset-fashion-mnist .deb in
 # .gpudeps (tests/gpu/fetch-deps.sh), copied into the data folder
@@ -39,13 +41,18 @@ set -uo pipefail
 . "$(dirname "$0")/env.sh"
 gpu_script_init tests/gpu/train.sh train.log "$@"
 BUDGET=${TRAIN_BUDGET_S:-540}
+GPU_BUDGET_S=$BUDGET
 THREADS=${TRAIN_THREADS:-8}
 RUN_ARGS=${TRAIN_RUN_ARGS:---device cuda --deterministic}
 DATA=$ROOT/build/gpu-data
-RESULTS=$LOGDIR/results
+# the runs' results root: outside LOGDIR (the device tool brings back at
+# most 8 files, 2 folders down), packed into LOGDIR/results.tgz at the end
+# without the checkpoints; kept between calls on a warm machine, so a run
+# cut short resumes
+RESULTS=$ROOT/build/gpu-results
 
 elapsed() { echo $(( $(date +%s) - START )); }
-left() { echo $(( BUDGET - $(date +%s) + START )); }
+left() { gpu_budget_left; }
 
 # ---- steps: NAME TIMEOUT CMD...; the status goes into SUMMARY ----------------------
 SUMMARY=""
@@ -64,12 +71,12 @@ step() {
         return 1
     fi
     [ "$t" -le "$l" ] || t=$l
-    say "$name: $* (timeout $t s, log $LOGDIR/$name.log)"
+    say "$name: $* (timeout $t s, log $name.log in train-logs.tgz)"
     local t0
     t0=$(date +%s)
-    timeout "$t" "$@" > "$LOGDIR/$name.log" 2>&1
+    timeout "$t" "$@" > "$GPU_LOGS/$name.log" 2>&1
     rc=$?
-    tail -25 "$LOGDIR/$name.log"
+    tail -25 "$GPU_LOGS/$name.log"
     local dt=$(( $(date +%s) - t0 ))
     if [ "$rc" -eq 0 ]; then note "$name: PASS ($dt s)"
     elif [ "$rc" -eq 124 ]; then note "$name: TIMEOUT after $t s"; FAILED=1
@@ -77,7 +84,10 @@ step() {
     return "$rc"
 }
 finish() {
-    [ -n "${TMP:-}" ] && rm -rf "$TMP"
+    if [ -d "$RESULTS/runs" ]; then
+        tar czf "$LOGDIR/results.tgz" --exclude='*.ltc' --exclude='*.lock' -C "$RESULTS" runs &&
+            say "results: $LOGDIR/results.tgz ($(tar tzf "$LOGDIR/results.tgz" | grep -c 'result.json$') result files; unpack into results/ to commit)"
+    fi
     say "summary ($(elapsed) s of a $BUDGET s budget):$SUMMARY"
     if [ "$FAILED" -ne 0 ]; then echo "tests/gpu/train.sh: ERROR: some steps did not pass (summary above)" >&2; exit 1; fi
     say "all steps passed"
@@ -92,7 +102,7 @@ gpu_env_flags
 # ltbench's libraries; DT_RPATH to the unpacked ones (env.sh says why)
 LDLIBS="-L$LNK ${DEP_LIB:+-L${DEP_LIB//:/ -L}} -lopenblas -larchive -lcurl -lcjson -ljpeg -lm -lpthread -fopenmp $DEP_RPATH_FLAGS"
 MAKEVARS=(BUILD="$BUILD" NVCC="$NVCC" CUDA_HOME="$CUDA_HOME" CUDNN_INC="$CUDNN_INC" CUBLAS_INC="$CUBLAS_INC"
-          CUDA_LDLIBS="$CUDA_LDLIBS" LDLIBS="$LDLIBS" OPT="-O2 $DEP_INC")
+          CUDA_LDLIBS="$CUDA_LDLIBS" LDLIBS="$LDLIBS" OPT="-O2 $DEP_INC" NVCC_WERROR=)
 
 # ---- build --------------------------------------------------------------------------
 TARGETS="ltbench $BUILD/libltcuda.a $BUILD/bench_gpu $BUILD/make_imagenet_lt_fixture"
@@ -103,8 +113,8 @@ else
     say "this Makefile has no $BUILD/libltcuda.so target: libltcuda.a only"
 fi
 say "build: make -j$JOBS BUILD=$BUILD $TARGETS"
-if ! timeout "${TRAIN_BUILD_TIMEOUT_S:-420}" make --no-print-directory -j"$JOBS" "${MAKEVARS[@]}" $TARGETS > "$LOGDIR/build.log" 2>&1; then
-    tail -40 "$LOGDIR/build.log"
+if ! timeout "${TRAIN_BUILD_TIMEOUT_S:-420}" make --no-print-directory -j"$JOBS" "${MAKEVARS[@]}" $TARGETS > "$GPU_LOGS/build.log" 2>&1; then
+    tail -40 "$GPU_LOGS/build.log"
     note "build: FAIL (see build.log)"
     FAILED=1
     finish
@@ -118,11 +128,11 @@ say "built ($(elapsed) s)"
 
 # Where every shared library of the binaries resolves: an unpacked .deb
 # ($DEPS), a wheel, the toolkit or the system. "not found" is fatal.
-: > "$LOGDIR/ldd.txt"
+: > "$GPU_LOGS/ldd.txt"
 bad=0
 for b in ltbench "$BUILD/bench_gpu" ${BUILD}/libltcuda.so; do
     [ -e "$b" ] || continue
-    { echo "### $b"; ldd "$b" 2>&1; } >> "$LOGDIR/ldd.txt"
+    { echo "### $b"; ldd "$b" 2>&1; } >> "$GPU_LOGS/ldd.txt"
     n_all=$(ldd "$b" 2>/dev/null | grep -c '=>' || true)
     n_deps=$(ldd "$b" 2>/dev/null | grep -c "=> ${DEPS:-/nonexistent}" || true)
     say "$b: $n_all shared libraries, $n_deps from the unpacked .debs; system ones: $(ldd "$b" 2>/dev/null |
@@ -134,7 +144,7 @@ if [ "$bad" -ne 0 ]; then note "libraries: FAIL (unresolved, see ldd.txt)"; FAIL
 if [ "$BUILD_ONLY" = 1 ]; then say "--build-only: done"; finish; fi
 
 # ---- on the GPU ---------------------------------------------------------------------
-if command -v nvidia-smi >/dev/null; then nvidia-smi > "$LOGDIR/nvidia-smi.txt" 2>&1 || true; fi
+if command -v nvidia-smi >/dev/null; then nvidia-smi > "$GPU_LOGS/nvidia-smi.txt" 2>&1 || true; fi
 
 # Fashion-MNIST: the .deb's files into the data folder (verified there by
 # their pinned hashes when a build needs them)
@@ -170,7 +180,7 @@ run check-fmnist-ci 120 --protocol fmnist_lt_r100 --method ce --scale ci --seed 
 # (b) the bench
 step bench-gpu 240 make --no-print-directory "${MAKEVARS[@]}" BENCH_GPU_PYTHON=python3 \
     BENCH_GPU_ARGS="${BENCH_GPU_ARGS:-}" bench-gpu
-grep '^bench-gpu:' "$LOGDIR/bench-gpu.log" > "$LOGDIR/bench-gpu.txt" 2>/dev/null || true
+grep '^bench-gpu:' "$GPU_LOGS/bench-gpu.log" > "$LOGDIR/bench-gpu.txt" 2>/dev/null || true
 
 # (c) the runs to commit, while time is left
 for s in 0 1 2; do
@@ -178,8 +188,9 @@ for s in 0 1 2; do
 done
 if step imagenet-fixture-gen 120 "$BUILD/make_imagenet_lt_fixture" "$DATA/imagenet_lt_fixture/raw"; then
     if run imagenet-fixture-r50 200 --protocol imagenet_lt_fixture --method ce --scale full --seed 0; then
-        r="$RESULTS/runs/imagenet_lt_fixture/full/ce/seed0/result.json"
-        python3 - "$r" <<'EOF' | tee -a "$LOGDIR/imagenet-fixture-r50.log" || true
+        # cuda runs live in <method>@cuda (fp32) or <method>@cuda-tf32
+        r=$(ls "$RESULTS"/runs/imagenet_lt_fixture/full/ce@cuda*/seed0/result.json 2>/dev/null | head -1)
+        python3 - "$r" <<'EOF' | tee -a "$GPU_LOGS/imagenet-fixture-r50.log" || true
 import json, sys
 d = json.load(open(sys.argv[1]))
 t = d.get("timings", {})
