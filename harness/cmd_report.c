@@ -27,10 +27,10 @@ static const char LEADERBOARD_USAGE[] =
     "usage: ltbench leaderboard [--results DIR] [--methods DIR]\n"
     "\n"
     "Rebuild DIR/leaderboard.csv, DIR/leaderboard.md and DIR/tables/<protocol>_<scale>.tex from\n"
-    "every DIR/runs/<protocol>/<scale>/<method>/seed<k>/result.json: one row per (protocol,\n"
-    "scale, method), mean and sample std over the seeds that finished, failed runs counted in\n"
-    "the status column. Paper numbers (full scale only) come from DIR/paper_numbers.csv or\n"
-    "<methods>/<method>/paper.json.\n"
+    "every DIR/runs/<protocol>/<scale>/<method>[@cuda|@cuda-tf32]/seed<k>/result.json: one row\n"
+    "per (protocol, scale, method, backend cpu|cuda|cuda-tf32, engine), mean and sample std\n"
+    "over the seeds that finished, failed runs counted in the status column. Paper numbers\n"
+    "(full scale only) come from DIR/paper_numbers.csv or <methods>/<method>/paper.json.\n"
     "  --results DIR  results directory (default results)\n"
     "  --methods DIR  methods directory, for paper.json (default methods)\n";
 
@@ -390,7 +390,7 @@ int lt_cmd_reproduce(int argc, char **argv)
     char overridden[1024] = "";   /* seeds re-used under --reuse any despite a mismatch */
     for (int i = 0; i < ns; i++) {
         char dir[1024], result[1100], why[600];
-        if (lt_run_dir_on(o.results, p->name, scale, m->name, dev.kind, (uint64_t)seeds[i], dir, sizeof dir)) {
+        if (lt_run_dir_on(o.results, p->name, scale, m->name, &dev, (uint64_t)seeds[i], dir, sizeof dir)) {
             fprintf(stderr, "ltbench reproduce: %s\n", lt_errmsg());
             n_failed = -1;
             break;
@@ -468,7 +468,7 @@ int lt_cmd_reproduce(int argc, char **argv)
     int shown = 0;
     for (int i = 0; i < n_rows; i++) {
         if (strcmp(rows[i].protocol, p->name) || strcmp(rows[i].scale, scale) || strcmp(rows[i].method, m->name) ||
-            strcmp(rows[i].backend, lt_backend_kind_name(dev.kind)))
+            strcmp(rows[i].backend, lt_run_device_tag(dev.kind, dev.math)))
             continue;
         char line[1024], top1[32], std[32];
         lt_lb_row_csv(&rows[i], line, sizeof line);

@@ -684,10 +684,11 @@ typedef struct {
 } ir_point;
 
 /* A method's series name in the figures: "ce" for cpu runs, "ce@cuda" for
- * GPU runs (the run directory's name, lt_runner.h), so the two are separate
- * series as they are separate leaderboard rows. One word: the gnuplot
- * scripts split the list at spaces. */
-#define LABEL_CAP (LT_LB_NAME + 8)
+ * GPU runs in fp32 math, "ce@cuda-tf32" in tf32 (the run directory's name,
+ * lt_run_dir_on; backend is the device tag), so they are separate series
+ * as they are separate leaderboard rows. One word: the gnuplot scripts
+ * split the list at spaces. */
+#define LABEL_CAP (LT_LB_NAME + 16)
 static void series_label(const char *method, const char *backend, char *buf, size_t cap)
 {
     if (!backend[0] || !strcmp(backend, "cpu")) snprintf(buf, cap, "%s", method);
@@ -821,13 +822,13 @@ int lt_figures_make(const lt_fig_opts *o, const lt_run_set *set_in, lt_fig_summa
             int k = j;
             while (k < set->n && !strcmp(set->v[k].protocol, set->v[j].protocol) &&
                    !strcmp(set->v[k].scale, set->v[j].scale) && !strcmp(set->v[k].method, set->v[j].method) &&
-                   !strcmp(set->v[k].backend, set->v[j].backend))
+                   !strcmp(set->v[k].device_tag, set->v[j].device_tag))
                 k++;
             /* the newest engine's runs only (the scan sorts them first): runs
              * of an older engine are another experiment, as on the leaderboard */
             int e = j;
             while (e < k && !strcmp(set->v[e].engine_version, set->v[j].engine_version)) e++;
-            series_label(set->v[j].method, set->v[j].backend, label[nm], LABEL_CAP);
+            series_label(set->v[j].method, set->v[j].device_tag, label[nm], LABEL_CAP);
             mr[nm] = (method_runs){.name = label[nm], .runs = &set->v[j], .n_runs = e - j};
             for (int q = j; q < e; q++) mr[nm].n_ok += set->v[q].ok;
             nm++;

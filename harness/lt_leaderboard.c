@@ -17,6 +17,7 @@
 #include "lt_io.h"
 #include "lt_leaderboard.h"
 #include "lt_names.h"
+#include "lt_run_device.h"
 
 /* ---- small helpers ------------------------------------------------------------- */
 
@@ -209,18 +210,21 @@ static double get_num(const cJSON *obj, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* The backend a run directory's method component names: "ce" -> "cpu",
- * "ce@cuda" -> "cuda" (lt_run_dir_on), with the method name cut off in m.
- * NULL for a suffix that is no backend. */
-static const char *split_backend(char *m)
+/* The device a run directory's method component names, as its tag
+ * (lt_run_device_tag): "ce" -> "cpu", "ce@cuda" -> "cuda", "ce@cuda-tf32"
+ * -> "cuda-tf32" (lt_run_dir_on), with the method name cut off in m. NULL
+ * for a suffix that is no tag. */
+static const char *split_device(char *m)
 {
     char *at = strchr(m, '@');
     if (!at) return "cpu";
     *at = '\0';
-    return !strcmp(at + 1, "cuda") ? "cuda" : NULL;
+    lt_backend_kind kind;
+    lt_cuda_math math;
+    return lt_run_device_tag_parse(at + 1, &kind, &math) == LT_OK ? lt_run_device_tag(kind, math) : NULL;
 }
 
-/* Identity from …/<protocol>/<scale>/<method>[@cuda]/seed<k>/result.json,
+/* Identity from …/<protocol>/<scale>/<method>[@<tag>]/seed<k>/result.json,
  * held to the same rules as the names inside the file. */
 static int identity_from_path(const char *path, lt_run_record *r)
 {
@@ -235,23 +239,24 @@ static int identity_from_path(const char *path, lt_run_record *r)
     }
     char *slash = strrchr(p, '/');
     part[0] = slash ? slash + 1 : p;
-    const char *backend = split_backend(part[2]);
-    if (!backend || !lt_name_valid(part[0], sizeof r->protocol) || !lt_scale_valid(part[1]) ||
+    const char *tag = split_device(part[2]);
+    if (!tag || !lt_name_valid(part[0], sizeof r->protocol) || !lt_scale_valid(part[1]) ||
         !lt_name_valid(part[2], sizeof r->method) || strncmp(part[3], "seed", 4) || !part[3][4] ||
         strlen(part[3] + 4) > 9 || strspn(part[3] + 4, "0123456789") != strlen(part[3] + 4))
         return lt_err(LT_EDATA, "%s: not under <protocol>/<scale>/<method>/seed<k>/ with valid names", path);
     snprintf(r->protocol, sizeof r->protocol, "%s", part[0]);
     snprintf(r->scale, sizeof r->scale, "%s", part[1]);
     snprintf(r->method, sizeof r->method, "%s", part[2]);
-    snprintf(r->backend, sizeof r->backend, "%s", backend);
+    snprintf(r->device_tag, sizeof r->device_tag, "%s", tag);
     r->seed = atoi(part[3] + 4);
     return LT_OK;
 }
 
-/* The backend the directory of a result file names, when it is laid out as
- * …/<method>[@backend]/seed<k>/result.json: "cpu", "cuda", or "" when the
- * path does not have that shape (a file read from elsewhere). */
-static void path_backend(const char *path, char *out, size_t cap)
+/* The device tag the directory of a result file names, when it is laid out
+ * as …/<method>[@<tag>]/seed<k>/result.json: "cpu", "cuda", "cuda-tf32",
+ * "?" for a suffix that is no tag, or "" when the path does not have that
+ * shape (a file read from elsewhere). */
+static void path_device(const char *path, char *out, size_t cap)
 {
     out[0] = '\0';
     char p[LT_LB_PATH];
@@ -263,8 +268,8 @@ static void path_backend(const char *path, char *out, size_t cap)
     if (!s2 || strncmp(s2 + 1, "seed", 4)) return;
     *s2 = '\0';
     char *s3 = strrchr(p, '/');
-    char *m = s3 ? s3 + 1 : p;            /* <method>[@backend] */
-    const char *b = split_backend(m);
+    char *m = s3 ? s3 + 1 : p;            /* <method>[@<tag>] */
+    const char *b = split_device(m);
     snprintf(out, cap, "%s", b ? b : "?");
 }
 
@@ -346,9 +351,10 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     copy_str(r->blas_core, sizeof r->blas_core, env, "blas_core");
     double th = get_num(env, "threads");
     r->threads = th >= 1 && th <= 1e6 ? (int)th : 0;   /* a bogus number is "unknown", never UB */
-    /* the backend is a part of the row's identity: only the two known
-     * words, and the directory must agree (a cpu result copied into a
-     * …@cuda directory, or the reverse, would land in the wrong row) */
+    /* the backend and, for cuda, the math mode are a part of the row's
+     * identity (lt_run_device_tag): only the known words, and the directory
+     * must agree (a cpu result copied into a …@cuda directory, a tf32 one
+     * into …@cuda, or the reverse, would land in the wrong row) */
     const cJSON *be = cJSON_GetObjectItemCaseSensitive(env, "backend");
     if (be && (!cJSON_IsString(be) || !be->valuestring ||
                (strcmp(be->valuestring, "cpu") && strcmp(be->valuestring, "cuda")))) {
@@ -357,16 +363,29 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     }
     /* absent: a result from before the backend was recorded, a cpu run */
     snprintf(r->backend, sizeof r->backend, "%s", be ? be->valuestring : "cpu");
-    char pb[8];
-    path_backend(path, pb, sizeof pb);
-    if (pb[0] && strcmp(pb, r->backend)) {
+    copy_str(r->cuda_math, sizeof r->cuda_math, env, "cuda_math");
+    lt_backend_kind kind = LT_BACKEND_CPU;
+    lt_cuda_math math = LT_CUDA_FP32;
+    int dev_index;
+    rc = lt_backend_parse_device(r->backend, &kind, &dev_index);   /* "cpu" or "cuda": checked above */
+    /* a cuda run always records its math mode; without it the row is unknown */
+    if (!rc && kind == LT_BACKEND_CUDA && lt_cuda_math_parse(r->cuda_math, &math) != LT_OK)
+        rc = lt_err(LT_EDATA, "%s: key 'env.cuda_math' of a cuda run is not \"fp32\" or \"tf32\"", path);
+    if (rc) {
         cJSON_Delete(doc);
-        return lt_err(LT_EDATA, "%s: a %s run (env.backend) in a directory of %s runs", path, r->backend,
-                      !strcmp(pb, "?") ? "unknown" : pb);
+        return rc;
+    }
+    snprintf(r->device_tag, sizeof r->device_tag, "%s", lt_run_device_tag(kind, math));
+    char pd[16];
+    path_device(path, pd, sizeof pd);
+    if (pd[0] && strcmp(pd, r->device_tag)) {
+        cJSON_Delete(doc);
+        return lt_err(LT_EDATA, "%s: a %s run (%s) in a directory of %s runs", path, r->device_tag,
+                      kind == LT_BACKEND_CUDA ? "env.backend, env.cuda_math" : "env.backend",
+                      !strcmp(pd, "?") ? "unknown" : pd);
     }
     copy_str(r->gpu_name, sizeof r->gpu_name, env, "gpu_name");
     copy_str(r->gpu_cc, sizeof r->gpu_cc, env, "gpu_cc");
-    copy_str(r->cuda_math, sizeof r->cuda_math, env, "cuda_math");
     const double ver[3] = {get_num(env, "cuda_runtime"), get_num(env, "cudnn"), get_num(env, "cublas")};
     int *const dst[3] = {&r->cuda_runtime, &r->cudnn, &r->cublas};
     for (int k = 0; k < 3; k++) *dst[k] = ver[k] >= 0 && ver[k] <= 1e9 ? (int)ver[k] : 0;
@@ -447,7 +466,7 @@ static int run_cmp(const void *a, const void *b)
     if ((c = strcmp(x->protocol, y->protocol))) return c;
     if ((c = strcmp(x->scale, y->scale))) return c;
     if ((c = strcmp(x->method, y->method))) return c;
-    if ((c = strcmp(x->backend, y->backend))) return c;   /* cpu before cuda */
+    if ((c = strcmp(x->device_tag, y->device_tag))) return c;   /* cpu, cuda, cuda-tf32 */
     /* newest engine first: a row of the current engine leads its older ones */
     if ((c = lt_engine_version_cmp(y->engine_version, x->engine_version))) return c;
     if (x->seed != y->seed) return x->seed < y->seed ? -1 : 1;
@@ -545,7 +564,7 @@ int lt_paper_top1(const lt_lb_opts *o, const char *protocol, const char *method,
 static int same_group(const lt_run_record *a, const lt_run_record *b)
 {
     return !strcmp(a->protocol, b->protocol) && !strcmp(a->scale, b->scale) && !strcmp(a->method, b->method) &&
-           !strcmp(a->backend, b->backend) && !strcmp(a->engine_version, b->engine_version);
+           !strcmp(a->device_tag, b->device_tag) && !strcmp(a->engine_version, b->engine_version);
 }
 
 static int str48_cmp(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
@@ -576,7 +595,7 @@ static void aggregate(const lt_run_record *v, int n, lt_lb_row *r)
     snprintf(r->protocol, sizeof r->protocol, "%s", v[0].protocol);
     snprintf(r->scale, sizeof r->scale, "%s", v[0].scale);
     snprintf(r->method, sizeof r->method, "%s", v[0].method);
-    snprintf(r->backend, sizeof r->backend, "%s", v[0].backend);
+    snprintf(r->backend, sizeof r->backend, "%s", v[0].device_tag);
     r->n_runs = n;
     const char *sha = NULL;
     int mixed = 0;
@@ -742,8 +761,9 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n, const lt_run_s
                       "test set. Shot groups: many > 100, medium 20-100, few < 20 training images. "
                       "Fidelity: " LT_FIDELITY_LEGEND ". Paper numbers are shown for "
                       "the `full` scale only. Engine: the engine version (`LT_ENGINE_VERSION`) that made the "
-                      "row's runs; seeds of different engines are separate rows. Backend: `cpu` or `cuda` "
-                      "(a GPU); CPU and GPU runs are separate rows, their numbers are not bit-identical. "
+                      "row's runs; seeds of different engines are separate rows. Backend: `cpu`, `cuda` "
+                      "(a GPU, fp32 math) or `cuda-tf32` (a GPU, TF32 math); CPU runs and GPU runs of each "
+                      "math mode are separate rows, their numbers are not bit-identical. "
                       "Status `stale`: made by an "
                       "engine older than the current one (" LT_ENGINE_VERSION "); `make reproduce` re-runs it. "
                       "Commit `+dirty`: made from an uncommitted tree. ECE: of softmax(scores), only where the scores are a "
@@ -806,7 +826,7 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n, const lt_run_s
         md_cell(b, r->protocol);
         md_cell(b, r->scale);
         md_cell(b, r->method);
-        md_cell(b, r->backend);
+        md_cell(b, r->device_tag);
         md_cell(b, seed);
         md_cell(b, r->reason);
         lt_rep_buf_printf(b, "\n");

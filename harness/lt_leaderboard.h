@@ -2,7 +2,7 @@
  * from them (results/leaderboard.csv, results/leaderboard.md,
  * results/tables/<protocol>_<scale>.tex).
  *
- * Runs live in <results>/runs/<protocol>/<scale>/<method>[@cuda]/seed<k>/ with
+ * Runs live in <results>/runs/<protocol>/<scale>/<method>[@cuda|@cuda-tf32]/seed<k>/ with
  * result.json, per_class.csv and events.jsonl (harness/RESULTS.md). This
  * module is also the one place that parses result.json for the figures and
  * the regression check, so the three agree on what a run said.
@@ -22,8 +22,8 @@
 #define LT_LB_PATH 1024
 
 /* Leaderboard CSV header, exactly (the column contract of results/leaderboard.csv).
- * `backend` (cpu or cuda) came last, so readers of the earlier columns by
- * position are unchanged. */
+ * `backend` (cpu, cuda or cuda-tf32: lt_run_device_tag) came last, so readers
+ * of the earlier columns by position are unchanged. */
 #define LT_LB_CSV_HEADER                                                                   \
     "protocol,protocol_version,scale,method,fidelity,n_seeds,top1_mean,top1_std,many_mean," \
     "medium_mean,few_mean,ece_mean,ece_ts_mean,map_mean,paper_top1,delta_vs_paper,status,commit,engine,backend"
@@ -64,7 +64,11 @@ typedef struct {
     /* what the models computed on: env.backend, "cpu" when the file has
      * none (every result before issue 20); the cuda fingerprint */
     char backend[8];
-    char gpu_name[128], gpu_cc[16], cuda_math[8];
+    char gpu_name[128], gpu_cc[16], cuda_math[8];   /* cuda_math: "fp32" | "tf32" for cuda */
+    /* the device part of the run's identity, from env.backend and
+     * env.cuda_math: "cpu", "cuda" (fp32) or "cuda-tf32"
+     * (lt_run_device_tag); what rows group by, and the row's backend */
+    char device_tag[16];
     int cuda_runtime, cudnn, cublas, cuda_deterministic;
 } lt_run_record;
 
@@ -76,10 +80,12 @@ typedef struct {
  * its protocol, method or scale breaks the name rule of lt_names.h (they
  * become paths of tables and figures), or when a metric is neither null nor
  * a number in [0,1], or protocol.version a number but not an integer in
- * [0, INT_MAX], or env.backend neither "cpu" nor "cuda" or not the one
- * its directory names (…/<method>@cuda/ holds cuda runs only, …/<method>/
- * cpu runs only). Names the file does not give are taken from the path
- * (…/<protocol>/<scale>/<method>[@cuda]/seed<k>/result.json), under the
+ * [0, INT_MAX], or env.backend neither "cpu" nor "cuda", or a cuda run's
+ * env.cuda_math neither "fp32" nor "tf32", or the device they name not the
+ * one its directory names (…/<method>@cuda/ holds cuda fp32 runs only,
+ * …/<method>@cuda-tf32/ cuda tf32 runs only, …/<method>/ cpu runs only).
+ * Names the file does not give are taken from the path
+ * (…/<protocol>/<scale>/<method>[@<tag>]/seed<k>/result.json), under the
  * same rule. */
 int lt_run_record_read(const char *path, lt_run_record *r);
 
@@ -90,7 +96,7 @@ typedef struct {
 } lt_run_set;
 
 /* Every <results_dir>/runs/ ** /result.json, sorted by protocol, scale,
- * method, backend, engine (newest first), seed (byte order). A missing runs/ directory is an empty set; a
+ * method, device tag, engine (newest first), seed (byte order). A missing runs/ directory is an empty set; a
  * missing results_dir is LT_EIO (a mistyped --results must not look like an
  * empty leaderboard). A file lt_run_record_read refuses is left out, counted
  * in n_refused and reported as one line "refused result file: <why>" on
@@ -102,15 +108,16 @@ void lt_run_set_free(lt_run_set *s);
 
 /* ---- the leaderboard ---------------------------------------------------------- */
 
-/* One row per (protocol, scale, method, backend, engine version): seeds of
- * different engines or backends are never pooled (their sums run in
+/* One row per (protocol, scale, method, backend, engine version), backend
+ * the device tag (cuda fp32 and tf32 are two): seeds of different engines,
+ * backends or cuda math modes are never pooled (their sums run in
  * different orders). Numbers are percent; NAN = empty. */
 typedef struct {
     char protocol[LT_LB_NAME];
     int protocol_version;
     char scale[16];
     char method[LT_LB_NAME];
-    char backend[8];                /* "cpu" | "cuda" */
+    char backend[16];               /* "cpu" | "cuda" | "cuda-tf32" (lt_run_device_tag) */
     char fidelity[32];
     int n_runs;                     /* result files found */
     int n_ok;                       /* runs with status ok = n_seeds */

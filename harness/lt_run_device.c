@@ -104,9 +104,34 @@ int lt_run_device_open(const lt_run_device *d, lt_backend **out) {
     return lt_backend_cuda_create(d->device, d->math, d->deterministic, out);
 }
 
-int lt_run_device_method_dir(lt_backend_kind kind, const char *method, char *buf, size_t cap) {
-    int n = kind == LT_BACKEND_CPU ? snprintf(buf, cap, "%s", method)
-                                   : snprintf(buf, cap, "%s@%s", method, lt_backend_kind_name(kind));
+const char *lt_run_device_tag(lt_backend_kind kind, lt_cuda_math math) {
+    switch (kind) {
+    case LT_BACKEND_CPU: return "cpu";
+    case LT_BACKEND_CUDA:
+        switch (math) {
+        case LT_CUDA_FP32: return "cuda";   /* the first cuda runs' name: their directories stay valid */
+        case LT_CUDA_TF32: return "cuda-tf32";
+        }
+        break;
+    }
+    return "?";
+}
+
+int lt_run_device_tag_parse(const char *s, lt_backend_kind *kind, lt_cuda_math *math) {
+    /* by the forward map, so the two cannot disagree */
+    static const lt_cuda_math maths[] = {LT_CUDA_FP32, LT_CUDA_TF32};
+    for (size_t i = 0; s && i < sizeof maths / sizeof maths[0]; i++)
+        if (!strcmp(s, lt_run_device_tag(LT_BACKEND_CUDA, maths[i]))) {
+            *kind = LT_BACKEND_CUDA;
+            *math = maths[i];
+            return LT_OK;
+        }
+    return lt_err(LT_EINVAL, "run directory device '%s': not cuda or cuda-tf32", s ? s : "(none)");
+}
+
+int lt_run_device_method_dir(const lt_run_device *d, const char *method, char *buf, size_t cap) {
+    int n = d->kind == LT_BACKEND_CPU ? snprintf(buf, cap, "%s", method)
+                                      : snprintf(buf, cap, "%s@%s", method, lt_run_device_tag(d->kind, d->math));
     if (n < 0 || (size_t)n >= cap) return lt_err(LT_EINVAL, "run directory name of %s too long", method);
     return LT_OK;
 }

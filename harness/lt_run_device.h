@@ -46,8 +46,25 @@ int lt_run_device_open(const lt_run_device *d, lt_backend **out);
  * math mode. */
 void lt_run_device_identity(const lt_run_device *d, char *buf, size_t cap);
 
+/* The device part of a run's identity: "cpu", "cuda" (cuda, fp32 math) or
+ * "cuda-tf32" (cuda, tf32 math); "?" for a kind or math out of range. The
+ * math mode is in it because tf32 numbers are another experiment, not
+ * another build of the fp32 one; the device index (where it ran) and the
+ * deterministic flag (like the cpu thread count: the reuse rule's business,
+ * lt_fingerprint.h) are not. It names the run directory (below) and is the
+ * leaderboard's `backend` column and the figures' series suffix, so a run
+ * of one math mode never writes over, resumes or pools with one of the
+ * other. cpu ignores math. */
+const char *lt_run_device_tag(lt_backend_kind kind, lt_cuda_math math);
+
+/* The inverse of lt_run_device_tag for the tags a run directory carries
+ * after '@' ("cuda", "cuda-tf32"; cpu directories carry none, so "cpu" is
+ * not one): LT_OK with kind and math, LT_EINVAL naming s otherwise. */
+int lt_run_device_tag_parse(const char *s, lt_backend_kind *kind, lt_cuda_math *math);
+
 /* The run directory's method component: "ce" for cpu (the layout every
- * result so far has), "ce@cuda" for cuda. LT_EINVAL when it does not fit. */
-int lt_run_device_method_dir(lt_backend_kind kind, const char *method, char *buf, size_t cap);
+ * result so far has), "ce@<tag>" otherwise: "ce@cuda" for cuda fp32,
+ * "ce@cuda-tf32" for cuda tf32. LT_EINVAL when it does not fit. */
+int lt_run_device_method_dir(const lt_run_device *d, const char *method, char *buf, size_t cap);
 
 #endif

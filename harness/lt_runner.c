@@ -39,9 +39,9 @@ int lt_run_dir(const char *root, const char *protocol, const char *scale, const 
 }
 
 int lt_run_dir_on(const char *root, const char *protocol, const char *scale, const char *method,
-                  lt_backend_kind kind, uint64_t seed, char *buf, size_t cap) {
+                  const lt_run_device *dev, uint64_t seed, char *buf, size_t cap) {
     char m[128];
-    LT_TRY(lt_run_device_method_dir(kind, method, m, sizeof m));
+    LT_TRY(lt_run_device_method_dir(dev, method, m, sizeof m));
     return lt_run_dir(root, protocol, scale, m, seed, buf, cap);
 }
 
@@ -120,7 +120,7 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
     LT_TRY(lt_method_hparams(job->method, req->hparams, &job->hparams));
     make_identity(job);
     const char *root = req->results_root && req->results_root[0] ? req->results_root : "results";
-    LT_TRY(lt_run_dir_on(root, job->proto.name, job->scale->name, job->method->name, job->dev.kind, req->seed,
+    LT_TRY(lt_run_dir_on(root, job->proto.name, job->scale->name, job->method->name, &job->dev, req->seed,
                          job->run_dir, sizeof job->run_dir));
     snprintf(job->ckpt_path, sizeof job->ckpt_path, "%s/ckpt.ltc", job->run_dir);
     snprintf(job->final_path, sizeof job->final_path, "%s/ckpt_final.ltc", job->run_dir);
@@ -129,7 +129,7 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
     snprintf(job->per_class_path, sizeof job->per_class_path, "%s/per_class.csv", job->run_dir);
     if (job->method->stage1_from) {
         char dir[1024];
-        LT_TRY(lt_run_dir_on(root, job->proto.name, job->scale->name, job->method->stage1_from, job->dev.kind,
+        LT_TRY(lt_run_dir_on(root, job->proto.name, job->scale->name, job->method->stage1_from, &job->dev,
                              req->seed, dir, sizeof dir));
         snprintf(job->shared_final, sizeof job->shared_final, "%s/ckpt_final.ltc", dir);
     }

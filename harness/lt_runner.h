@@ -5,7 +5,8 @@
  * needed), builds the model, runs the method's stages with epoch
  * checkpoints, evaluates and writes the run directory
  *
- *   <results>/runs/<protocol>/<scale>/<method>/seed<k>/   (<method>@cuda/ for --device cuda)
+ *   <results>/runs/<protocol>/<scale>/<method>/seed<k>/   (<method>@cuda/ for --device cuda,
+ *                                                          <method>@cuda-tf32/ with --math tf32)
  *       result.json     the run record (schema: harness/RESULTS.md)
  *       events.jsonl    one JSON event per line (harness/RESULTS.md)
  *       per_class.csv   class_id,train_count,test_count,correct,acc,group,weight_norm
@@ -60,6 +61,7 @@
 #include <stdio.h>
 
 #include "lt_method.h"
+#include "lt_run_device.h"
 
 typedef struct lt_run_request {
     const char *protocol;        /* protocol name or path to a .json */
@@ -130,12 +132,14 @@ int lt_runner_run(const lt_run_request *req, lt_run_outcome *out);
 /* results_root/runs/<protocol>/<scale>/<method>/seed<k>: a cpu run's */
 int lt_run_dir(const char *results_root, const char *protocol, const char *scale,
                const char *method, uint64_t seed, char *buf, size_t cap);
-/* The directory of a run on a backend kind: cpu as lt_run_dir, cuda
- * results_root/runs/<protocol>/<scale>/<method>@cuda/seed<k>. The backend
- * is part of a run's identity: a cuda run never writes over, resumes or
- * stands for a cpu run (their numbers are not bit-identical). */
+/* The directory of a run on a device: cpu as lt_run_dir, cuda
+ * results_root/runs/<protocol>/<scale>/<method>@<tag>/seed<k>, the tag
+ * "cuda" for fp32 math and "cuda-tf32" for tf32 (lt_run_device_method_dir).
+ * The backend and the cuda math mode are part of a run's identity: a cuda
+ * run never writes over, resumes or stands for a cpu run, nor a tf32 run
+ * for an fp32 one (their numbers are not bit-identical). */
 int lt_run_dir_on(const char *results_root, const char *protocol, const char *scale, const char *method,
-                  lt_backend_kind kind, uint64_t seed, char *buf, size_t cap);
+                  const lt_run_device *dev, uint64_t seed, char *buf, size_t cap);
 
 /* Reads a result.json into *out (metrics, status, reason, total_s).
  * LT_EIO / LT_EDATA naming the file. */

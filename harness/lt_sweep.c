@@ -230,7 +230,7 @@ void lt_sweep_plan_free(lt_sweep_plan *pl)
 int lt_sweep_run_dir(const lt_sweep_plan *pl, int i, char *buf, size_t cap)
 {
     const lt_sweep_run *r = &pl->runs[i];
-    return lt_run_dir_on(pl->results, pl->protos[r->proto].p->name, pl->scale, r->m->name, pl->dev.kind, r->seed, buf,
+    return lt_run_dir_on(pl->results, pl->protos[r->proto].p->name, pl->scale, r->m->name, &pl->dev, r->seed, buf,
                          cap);
 }
 
@@ -248,7 +248,7 @@ static double past_time(const lt_sweep_plan *pl, int i)
 {
     char dir[1100];
     const lt_sweep_run *r = &pl->runs[i];
-    if (lt_run_dir_on(pl->results, pl->protos[r->proto].p->name, pl->scale, r->m->name, pl->dev.kind, 0, dir,
+    if (lt_run_dir_on(pl->results, pl->protos[r->proto].p->name, pl->scale, r->m->name, &pl->dev, 0, dir,
                       sizeof dir))
         return -1;
     char *slash = strrchr(dir, '/');
@@ -320,10 +320,11 @@ void lt_sweep_plan_print(const lt_sweep_plan *pl, FILE *f)
     for (int i = 0; i < pl->n_runs; i++) todo += pl->runs[i].state == LT_SW_PENDING;
     fprintf(f, "sweep plan: %d runs at scale %s in %s/runs (%d to run, %d finished), %d thread%s per run\n",
             pl->n_runs, pl->scale, pl->results, todo, pl->n_runs - todo, pl->threads, pl->threads == 1 ? "" : "s");
-    if (pl->dev.kind == LT_BACKEND_CUDA)
-        fprintf(f, "sweep plan: device cuda:%d%s%s, math %s%s (runs in <method>@cuda/)\n", pl->dev.device,
+    char mdir[64];
+    if (pl->dev.kind == LT_BACKEND_CUDA && !lt_run_device_method_dir(&pl->dev, "<method>", mdir, sizeof mdir))
+        fprintf(f, "sweep plan: device cuda:%d%s%s, math %s%s (runs in %s/)\n", pl->dev.device,
                 pl->dev_info.device_name[0] ? ", " : "", pl->dev_info.device_name, lt_cuda_math_name(pl->dev.math),
-                pl->dev.deterministic ? ", deterministic" : "");
+                pl->dev.deterministic ? ", deterministic" : "", mdir);
     for (int i = 0; i < pl->n_runs; i++) {
         const lt_sweep_run *r = &pl->runs[i];
         char name[256], dep[256] = "";

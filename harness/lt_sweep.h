@@ -117,7 +117,8 @@ typedef struct {
     char scale[8];
     char results[1024];
     int threads, reuse_any;
-    lt_run_device dev;           /* the runs' device; runs/<p>/<s>/<method>@cuda/ for cuda */
+    lt_run_device dev;           /* the runs' device; runs/<p>/<s>/<method>@cuda/ for cuda
+                                    (@cuda-tf32/ with tf32 math: lt_run_dir_on) */
     char device[16], math[8];    /* the words passed on to the runs ("" = default) */
     lt_backend_info dev_info;    /* the skip rule's device (see lt_sweep_opts.dev_info) */
     lt_sweep_proto *protos;
@@ -134,7 +135,7 @@ int lt_sweep_plan_make(const lt_sweep_opts *o, lt_sweep_plan *plan);
  * with each protocol's manifest as known so far, and the cost estimates. */
 void lt_sweep_plan_check(lt_sweep_plan *plan);
 void lt_sweep_plan_free(lt_sweep_plan *plan);
-/* results/runs/<protocol>/<scale>/<method>[@cuda]/seed<k> */
+/* results/runs/<protocol>/<scale>/<method>[@cuda|@cuda-tf32]/seed<k> (lt_run_dir_on) */
 int lt_sweep_run_dir(const lt_sweep_plan *plan, int i, char *buf, size_t cap);
 /* "fmnist_lt_r100 ci crt seed 0" */
 void lt_sweep_run_name(const lt_sweep_plan *plan, int i, char *buf, size_t cap);

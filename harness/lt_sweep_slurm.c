@@ -124,6 +124,13 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
         return rc;
     }
     const int cpus = o->cpus_per_task > 0 ? o->cpus_per_task : pl->threads;
+    /* the run directories' device suffix ("", "@cuda", "@cuda-tf32"): the
+     * method component of a method named "" (lt_run_device_method_dir) */
+    char suffix[32];
+    if ((rc = lt_run_device_method_dir(&pl->dev, "", suffix, sizeof suffix))) {
+        free(lvl);
+        return rc;
+    }
     fprintf(log, "sweep: %d runs to submit in %d level%s; scripts in %s\n", n_todo, max_level + 1,
             max_level ? "s" : "", dir);
     char jobs_path[PATH_MAX + 100];
@@ -157,8 +164,7 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
                 "# protocol-file protocol scale method seed stage-1-method-or-minus\n"
                 "RUNS=(\n",
                 stamp, L, max_level, exe, results, pl->threads, data, pl->device[0] ? "--device " : "", pl->device,
-                pl->math[0] ? " --math " : "", pl->math, pl->dev.deterministic ? " --deterministic" : "",
-                pl->dev.kind == LT_BACKEND_CUDA ? "@cuda" : "");
+                pl->math[0] ? " --math " : "", pl->math, pl->dev.deterministic ? " --deterministic" : "", suffix);
         for (int i = 0; i < pl->n_runs; i++) {
             const lt_sweep_run *r = &pl->runs[i];
             if (r->state != LT_SW_PENDING || lvl[i] != L) continue;

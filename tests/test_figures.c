@@ -29,16 +29,21 @@ static const long COUNTS[10] = {100, 6000, 60, 3596, 774, 2156, 278, 1292, 166, 
 
 /* One run: result.json with the given top-1 and many (medium, few derived),
  * per_class.csv with correct = base - step*class of 1000 test images, and
- * events.jsonl with three stage-1 epochs (ce) or stage-2 epochs only (crt). */
-static void write_run(const char *protocol, const char *method, int seed, double top1, double many)
+ * events.jsonl with three stage-1 epochs (ce) or stage-2 epochs only (crt).
+ * cuda_math NULL: a cpu run; "fp32" / "tf32": a cuda run of that math mode,
+ * in <method>@cuda/ or <method>@cuda-tf32/ as the runner puts it. */
+static void write_run_on(const char *protocol, const char *method, const char *cuda_math, int seed, double top1,
+                         double many)
 {
-    char dir[512], p[600], text[4096], med[32] = "null", few[32] = "null";
+    char dir[512], p[600], text[4096], med[32] = "null", few[32] = "null", env[128] = "";
     /* fmnist_lt_r10 as the real one: no medium or few class (null groups) */
     if (strcmp(protocol, "fmnist_lt_r10")) {
         snprintf(med, sizeof med, "%.17g", many - 0.3);
         snprintf(few, sizeof few, "%.17g", many - 0.6);
     }
-    snprintf(dir, sizeof dir, "%s/runs/%s/short/%s/seed%d", g_root, protocol, method, seed);
+    const char *suffix = !cuda_math ? "" : !strcmp(cuda_math, "tf32") ? "@cuda-tf32" : "@cuda";
+    if (cuda_math) snprintf(env, sizeof env, ",\"backend\":\"cuda\",\"cuda_math\":\"%s\"", cuda_math);
+    snprintf(dir, sizeof dir, "%s/runs/%s/short/%s%s/seed%d", g_root, protocol, method, suffix, seed);
     tf_mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
     snprintf(text, sizeof text,
@@ -46,8 +51,8 @@ static void write_run(const char *protocol, const char *method, int seed, double
              "\"sha256\":\"aa\"},\"scale\":\"short\",\"method\":{\"name\":\"%s\",\"version\":\"1\","
              "\"fidelity\":\"reconstructed\",\"hparams\":{}},\"seed\":%d,\"metrics\":{\"top1\":%.17g,"
              "\"many\":%.17g,\"medium\":%s,\"few\":%s,\"ece\":0.1,\"macro_f1\":0.5,\"map\":null},"
-             "\"env\":{\"commit\":\"c0ffee\",\"dirty\":false}}\n",
-             protocol, method, seed, top1, many, med, few);
+             "\"env\":{\"commit\":\"c0ffee\",\"dirty\":false%s}}\n",
+             protocol, method, seed, top1, many, med, few, env);
     tf_spit(p, text);
 
     int ce = !strcmp(method, "ce");
@@ -78,6 +83,11 @@ static void write_run(const char *protocol, const char *method, int seed, double
                    "\"value\":{\"loss\":9,\"acc\":0.01}}\n");
     fprintf(f, "{\"t_ms\":4,\"event\":\"run_stop\",\"stage\":null,\"epoch\":null,\"key\":\"status\",\"value\":\"ok\"}\n");
     fclose(f);
+}
+
+static void write_run(const char *protocol, const char *method, int seed, double top1, double many)
+{
+    write_run_on(protocol, method, NULL, seed, top1, many);
 }
 
 static int setup(void **state)
@@ -388,6 +398,47 @@ static void test_hostile_result_refused(void **state)
     rmdir(dir);
 }
 
+/* Cuda runs of ce beside the cpu ones, in fp32 and in tf32 math: each its
+ * own series, named as its run directory ("ce@cuda", "ce@cuda-tf32"), with
+ * its own numbers (never pooled with the cpu runs or each other). */
+static void test_cuda_series(void **state)
+{
+    (void)state;
+    write_run_on("fmnist_lt_r100", "ce", "fp32", 0, 0.60, 0.85);
+    write_run_on("fmnist_lt_r100", "ce", "tf32", 0, 0.65, 0.95);
+    char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", "", 1);   /* data files only: quick */
+    lt_fig_summary sum;
+    char log[256];
+    snprintf(log, sizeof log, "%s/log_cuda", g_root);
+    make("out_cuda", log, &sum);
+    if (saved) setenv("PATH", saved, 1);
+    free(saved);
+    assert_int_equal(sum.n_refused, 0);
+    /* many / medium / few of the one seed each: 85 / 55 / 25 (fp32) and
+     * 95 / 65 / 35 (tf32), beside the cpu means of before */
+    char *t = dat("out_cuda", "groups_fmnist_lt_r100_short");
+    assert_non_null(strstr(t, "\n# group ce ce_std ce@cuda ce@cuda_std ce@cuda-tf32 ce@cuda-tf32_std crt crt_std\n"
+                              "many 91.0000 1.4142 85.0000 0.0000 95.0000 0.0000 80.0000 0.0000\n"
+                              "medium 61.0000 1.4142 55.0000 0.0000 65.0000 0.0000 50.0000 0.0000\n"
+                              "few 31.0000 1.4142 25.0000 0.0000 35.0000 0.0000 20.0000 0.0000\n"));
+    free(t);
+    /* top-1: cuda runs of fmnist_lt_r100 only ('?' at ratio 10) */
+    t = dat("out_cuda", "imbalance_fmnist_lt_short");
+    assert_non_null(strstr(t, "\n# ir ce ce@cuda ce@cuda-tf32 crt\n10 81.0000 ? ? 86.0000\n"
+                              "100 71.0000 60.0000 65.0000 76.0000\n"));
+    free(t);
+    /* per class: the cuda runs are seed 0's numbers, the cpu column the two seeds' mean */
+    t = dat("out_cuda", "perclass_fmnist_lt_r100_short");
+    assert_non_null(strstr(t, "\n# rank class_id train_count ce ce@cuda ce@cuda-tf32 crt\n"
+                              "0 1 6000 85.5000 85.0000 85.0000 79.0000\n"));
+    free(t);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/runs/fmnist_lt_r100/short/ce@cuda' '%s/runs/fmnist_lt_r100/short/ce@cuda-tf32'",
+             g_root, g_root);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* plots/palette.gp: the table's colours, and a stable hash colour for a
  * method not in the table. */
 static void test_palette(void **state)
@@ -485,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_palette),
         cmocka_unit_test(test_palette_distinct),
         cmocka_unit_test(test_hostile_result_refused),
+        cmocka_unit_test(test_cuda_series),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -341,7 +341,7 @@ static void test_record_backend_and_reuse(void **state)
      * an unknown backend word or suffix: refused */
     put(dir, "runs/p/ci/crt/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
-    assert_non_null(strstr(lt_errmsg(), "a cuda run (env.backend) in a directory of cpu runs"));
+    assert_non_null(strstr(lt_errmsg(), "a cuda run (env.backend, env.cuda_math) in a directory of cpu runs"));
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend, ",\"backend\":\"cpu\"");
     put(dir, "runs/p/ci/crt@cuda/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
@@ -352,6 +352,73 @@ static void test_record_backend_and_reuse(void **state)
     assert_non_null(strstr(lt_errmsg(), "key 'env.backend' is not \"cpu\" or \"cuda\""));
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend, "");
     put(dir, "runs/p/ci/lws@tpu/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "in a directory of unknown runs"));
+
+    /* the cuda math mode: tf32 runs live in …@cuda-tf32/, fp32 ones in
+     * …@cuda/; each read back with its tag, and refused in any other
+     * directory (their numbers would land in the other mode's row) */
+    const char *tf32_env = ",\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
+                           "\"cuda_driver\":13000,\"cuda_runtime\":13000,\"cudnn\":91900,\"cublas\":130100,"
+                           "\"cuda_math\":\"tf32\",\"cuda_deterministic\":true";
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", tf32_env);
+    put(dir, "runs/p/ci/ce@cuda-tf32/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_OK);
+    assert_string_equal(r.backend, "cuda");          /* what it computed on */
+    assert_string_equal(r.cuda_math, "tf32");
+    assert_string_equal(r.device_tag, "cuda-tf32");  /* its row */
+    assert_string_equal(r.method, "ce");
+    lt_fingerprint_of_record(&r, &fp);
+    assert_string_equal(fp.backend, "cuda");
+    assert_string_equal(fp.math, "tf32");
+    assert_int_equal(fp.deterministic, 1);
+    lt_fingerprint now_tf32_det = now_tf32;
+    now_tf32_det.deterministic = 1;
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_tf32_det, 0, why, sizeof why), 1);
+    /* another deterministic flag: the same directory, stale (the reuse rule's business) */
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_tf32, 0, why, sizeof why), 0);
+    assert_string_equal(why, "stale: deterministic algorithms on, now off");
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_cuda, 1, why, sizeof why), 0);
+    assert_string_equal(why, "math mode tf32, now fp32: another experiment (not re-used under --reuse any either)");
+    /* the fp32 file of the same run beside it is still read as fp32 */
+    snprintf(path, sizeof path, "%s/runs/p/ci/ce@cuda/seed0/result.json", dir);
+    assert_int_equal(lt_run_record_read(path, &r), LT_OK);
+    assert_string_equal(r.device_tag, "cuda");
+    /* tf32 in an fp32 directory, in a cpu one; fp32 and cpu in a tf32 one */
+    put(dir, "runs/p/ci/bbn@cuda/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "bbn@cuda/seed0/result.json: a cuda-tf32 run (env.backend, env.cuda_math) "
+                                        "in a directory of cuda runs"));
+    put(dir, "runs/p/ci/bbn/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "a cuda-tf32 run (env.backend, env.cuda_math) in a directory of cpu runs"));
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", cuda_env);
+    put(dir, "runs/p/ci/ldam@cuda-tf32/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "ldam@cuda-tf32/seed0/result.json: a cuda run (env.backend, env.cuda_math) "
+                                        "in a directory of cuda-tf32 runs"));
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend, "");
+    put(dir, "runs/p/ci/focal@cuda-tf32/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "a cpu run (env.backend) in a directory of cuda-tf32 runs"));
+    /* a cuda run without a known math mode has no row: refused, wherever it is */
+    const char *no_math_env = ",\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\"";
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", no_math_env);
+    put(dir, "runs/p/ci/ride@cuda/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "ride@cuda/seed0/result.json: key 'env.cuda_math' of a cuda run is not "
+                                        "\"fp32\" or \"tf32\""));
+    const char *fp16_env = ",\"backend\":\"cuda\",\"cuda_math\":\"fp16\"";
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", fp16_env);
+    put(dir, "runs/p/ci/ride@cuda-tf32/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "key 'env.cuda_math' of a cuda run is not \"fp32\" or \"tf32\""));
+    /* a suffix that is no tag, and one without a math mode of its own */
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", cuda_env);
+    put(dir, "runs/p/ci/ride@cuda-fp32/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "a cuda run (env.backend, env.cuda_math) in a directory of unknown runs"));
+    put(dir, "runs/p/ci/ride@cpu/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
     assert_non_null(strstr(lt_errmsg(), "in a directory of unknown runs"));
     char cmd[600];

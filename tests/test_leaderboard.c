@@ -663,46 +663,62 @@ static void test_engines_separate_and_stale(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-/* A cuda result of the same (protocol, scale, method, seed) as a cpu one:
- * two rows, neither pooled into nor written over the other. The runner
- * puts cuda runs in <method>@cuda/ (lt_run_dir_on), so both files exist
- * side by side; the row identity takes env.backend. */
+/* A cuda result as the runner writes it: seed, top-1, math mode. */
+static void cuda_result(const char *dir, int seed, const char *top1, const char *math)
+{
+    char path[600], text[2048];
+    tf_mkdirs(dir);
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    snprintf(text, sizeof text,
+             "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
+             "\"version\":1,\"sha256\":\"aaaa\"},\"scale\":\"short\",\"method\":{\"name\":\"ce\","
+             "\"version\":\"1\",\"fidelity\":\"reconstructed\"},\"seed\":%d,\"metrics\":{\"top1\":%s},"
+             "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"" LT_ENGINE_VERSION "\","
+             "\"threads\":2,\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
+             "\"cuda_math\":\"%s\",\"cuda_deterministic\":false}}\n",
+             seed, top1, math);
+    tf_spit(path, text);
+}
+
+/* Cuda results of the same (protocol, scale, method, seed) as a cpu one, in
+ * fp32 and in tf32 math: three rows (backend cpu, cuda, cuda-tf32), none
+ * pooled into nor written over another. The runner puts cuda runs in
+ * <method>@cuda/ and tf32 ones in <method>@cuda-tf32/ (lt_run_dir_on), so
+ * the files exist side by side; the row identity takes env.backend and
+ * env.cuda_math. */
 static void test_cpu_and_cuda_rows(void **state)
 {
     (void)state;
-    char dir[512], path[600], text[2048];
+    char dir[512];
     /* where the runner puts them */
-    char cpu_dir[512], cuda_dir[512];
-    assert_int_equal(lt_run_dir_on(g_root, "fmnist_lt_r100", "short", "ce", LT_BACKEND_CPU, 0, cpu_dir, sizeof cpu_dir),
+    char cpu_dir[512], cuda_dir[512], tf32_dir[512];
+    const lt_run_device cpu = {.kind = LT_BACKEND_CPU}, cuda = {.kind = LT_BACKEND_CUDA, .math = LT_CUDA_FP32},
+                        tf32 = {.kind = LT_BACKEND_CUDA, .math = LT_CUDA_TF32, .deterministic = 1, .device = 1};
+    assert_int_equal(lt_run_dir_on(g_root, "fmnist_lt_r100", "short", "ce", &cpu, 0, cpu_dir, sizeof cpu_dir), LT_OK);
+    assert_int_equal(lt_run_dir_on(g_root, "fmnist_lt_r100", "short", "ce", &cuda, 0, cuda_dir, sizeof cuda_dir),
                      LT_OK);
-    assert_int_equal(lt_run_dir_on(g_root, "fmnist_lt_r100", "short", "ce", LT_BACKEND_CUDA, 0, cuda_dir,
-                                   sizeof cuda_dir), LT_OK);
+    assert_int_equal(lt_run_dir_on(g_root, "fmnist_lt_r100", "short", "ce", &tf32, 0, tf32_dir, sizeof tf32_dir),
+                     LT_OK);
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce/seed0", g_root);
     assert_string_equal(cpu_dir, dir);   /* cpu: the layout every committed result has */
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda/seed0", g_root);
     assert_string_equal(cuda_dir, dir);
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda-tf32/seed0", g_root);
+    assert_string_equal(tf32_dir, dir);
     for (int seed = 0; seed < 2; seed++) {
         snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda/seed%d", g_root, seed);
-        tf_mkdirs(dir);
-        snprintf(path, sizeof path, "%s/result.json", dir);
-        snprintf(text, sizeof text,
-                 "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
-                 "\"version\":1,\"sha256\":\"aaaa\"},\"scale\":\"short\",\"method\":{\"name\":\"ce\","
-                 "\"version\":\"1\",\"fidelity\":\"reconstructed\"},\"seed\":%d,\"metrics\":{\"top1\":%s},"
-                 "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"" LT_ENGINE_VERSION "\","
-                 "\"threads\":2,\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
-                 "\"cuda_math\":\"fp32\",\"cuda_deterministic\":false}}\n",
-                 seed, seed ? "0.81" : "0.80");
-        tf_spit(path, text);
+        cuda_result(dir, seed, seed ? "0.81" : "0.80", "fp32");
+        snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda-tf32/seed%d", g_root, seed);
+        cuda_result(dir, seed, seed ? "0.92" : "0.90", "tf32");
     }
     lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent"};
     lt_run_set set;
     lt_lb_row *rows;
     int n;
     assert_int_equal(lt_leaderboard_update(&o, &set, &rows, &n), LT_OK);
-    assert_int_equal(set.n, 10);
-    assert_int_equal(n, 5);
-    /* cpu before cuda, each with its own seeds */
+    assert_int_equal(set.n, 12);
+    assert_int_equal(n, 6);
+    /* cpu, cuda, cuda-tf32, each with its own seeds */
     assert_string_equal(rows[3].method, "ce");
     assert_string_equal(rows[3].backend, "cpu");
     assert_int_equal(rows[3].n_ok, 3);
@@ -718,24 +734,56 @@ static void test_cpu_and_cuda_rows(void **state)
     assert_int_equal(set.v[rows[4].first].seed, 0);
     assert_true(fabs(set.v[rows[4].first].metric[LT_M_TOP1] - 0.80) < 1e-12);
     assert_string_equal(set.v[rows[4].first].gpu_name, "NVIDIA H100 80GB HBM3");
+    assert_string_equal(set.v[rows[4].first].device_tag, "cuda");
+    assert_string_equal(rows[5].method, "ce");
+    assert_string_equal(rows[5].backend, "cuda-tf32");
+    assert_int_equal(rows[5].n_ok, 2);
+    assert_true(fabs(rows[5].mean[LT_M_TOP1] - 91.0) < 1e-9);
+    assert_true(fabs(rows[5].top1_std - sqrt(2.0)) < 1e-9);
+    assert_int_equal(set.v[rows[5].first].seed, 0);
+    assert_true(fabs(set.v[rows[5].first].metric[LT_M_TOP1] - 0.90) < 1e-12);
+    assert_string_equal(set.v[rows[5].first].backend, "cuda");   /* env.backend as the file says */
+    assert_string_equal(set.v[rows[5].first].cuda_math, "tf32");
     lt_run_set_free(&set);
     free(rows);
     char *csv = build("leaderboard.csv");
     assert_non_null(strstr(csv, CE_ROW));
     assert_non_null(strstr(csv, CE_ROW "fmnist_lt_r100,1,short,ce,reconstructed,2,80.50,0.71,,,,,,,,,ok,abc123def456,"
-                                LT_ENGINE_VERSION ",cuda\n"));
+                                LT_ENGINE_VERSION ",cuda\n"
+                                "fmnist_lt_r100,1,short,ce,reconstructed,2,91.00,1.41,,,,,,,,,ok,abc123def456,"
+                                LT_ENGINE_VERSION ",cuda-tf32\n"));
     free(csv);
     char *md = build("leaderboard.md");
     assert_non_null(strstr(md, "| ce | cpu | reconstructed | 3 | 72.00 ± 2.00 |"));
     assert_non_null(strstr(md, "| ce | cuda | reconstructed | 2 | 80.50 ± 0.71 |"));
-    assert_non_null(strstr(md, "CPU and GPU runs are separate rows"));
+    assert_non_null(strstr(md, "| ce | cuda-tf32 | reconstructed | 2 | 91.00 ± 1.41 |"));
+    assert_non_null(strstr(md, "CPU runs and GPU runs of each math mode are separate rows"));
     free(md);
     char *tex = build("tables/fmnist_lt_r100_short.tex");
     assert_non_null(strstr(tex, "\nce & reconstructed & 3 & 72.00 $\\pm$ 2.00 & "));
     assert_non_null(strstr(tex, "\nce (cuda) & reconstructed & 2 & 80.50 $\\pm$ 0.71 & "));
+    assert_non_null(strstr(tex, "\nce (cuda-tf32) & reconstructed & 2 & 91.00 $\\pm$ 1.41 & "));
     free(tex);
+    /* a tf32 result in the fp32 directory, and an fp32 one in the tf32
+     * directory: refused by name, the rows unchanged */
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda/seed5", g_root);
+    cuda_result(dir, 5, "0.10", "tf32");
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda-tf32/seed6", g_root);
+    cuda_result(dir, 6, "0.10", "fp32");
+    char *warn;
+    assert_int_equal(build_refusing(&warn), 2);
+    assert_non_null(strstr(warn, "ce@cuda/seed5/result.json: a cuda-tf32 run (env.backend, env.cuda_math) in a "
+                                 "directory of cuda runs"));
+    assert_non_null(strstr(warn, "ce@cuda-tf32/seed6/result.json: a cuda run (env.backend, env.cuda_math) in a "
+                                 "directory of cuda-tf32 runs"));
+    free(warn);
+    csv = build("leaderboard.csv");
+    assert_non_null(strstr(csv, ",2,80.50,0.71,"));
+    assert_non_null(strstr(csv, ",2,91.00,1.41,"));
+    free(csv);
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s/runs/fmnist_lt_r100/short/ce@cuda'", g_root);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/runs/fmnist_lt_r100/short/ce@cuda' '%s/runs/fmnist_lt_r100/short/ce@cuda-tf32'",
+             g_root, g_root);
     assert_int_equal(system(cmd), 0);
 }
 

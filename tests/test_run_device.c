@@ -1,6 +1,7 @@
 /* test_run_device.c — the run's device (harness/lt_run_device.h): the
  * request's words and their combinations, the checkpoint identity's device
- * part, the run directory's method component, and the probe (cpu: no
+ * part, the device tag (cpu, cuda, cuda-tf32) and the run directory's
+ * method component it names, and the probe (cpu: no
  * child; cuda without a module: the loader's answer from the child, kept
  * for the process). */
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 
 #include "lt.h"
 #include "lt_run_device.h"
+#include "lt_runner.h"
 
 static void test_parse(void **state)
 {
@@ -56,18 +58,66 @@ static void test_identity_and_dir(void **state)
     assert_int_equal(lt_run_device_parse("cpu", NULL, 0, NULL, &d), LT_OK);
     lt_run_device_identity(&d, buf, sizeof buf);
     assert_string_equal(buf, "");   /* cpu checkpoints keep the identities they always had */
-    assert_int_equal(lt_run_device_method_dir(d.kind, "crt", buf, sizeof buf), LT_OK);
+    assert_int_equal(lt_run_device_method_dir(&d, "crt", buf, sizeof buf), LT_OK);
     assert_string_equal(buf, "crt");
     assert_int_equal(lt_run_device_parse("cuda:3", "tf32", 1, NULL, &d), LT_OK);
     lt_run_device_identity(&d, buf, sizeof buf);
     assert_string_equal(buf, ";backend=cuda;math=tf32;deterministic=1");
+    /* tf32 is another experiment: its own directory; the device index and
+     * the deterministic flag are not part of it */
+    assert_int_equal(lt_run_device_method_dir(&d, "crt", buf, sizeof buf), LT_OK);
+    assert_string_equal(buf, "crt@cuda-tf32");
     assert_int_equal(lt_run_device_parse("cuda", NULL, 0, NULL, &d), LT_OK);
     lt_run_device_identity(&d, buf, sizeof buf);
     assert_string_equal(buf, ";backend=cuda;math=fp32;deterministic=0");
-    assert_int_equal(lt_run_device_method_dir(d.kind, "crt", buf, sizeof buf), LT_OK);
+    assert_int_equal(lt_run_device_method_dir(&d, "crt", buf, sizeof buf), LT_OK);
     assert_string_equal(buf, "crt@cuda");   /* the device index is not part of it */
+    assert_int_equal(lt_run_device_parse("cuda:2", "fp32", 1, NULL, &d), LT_OK);
+    assert_int_equal(lt_run_device_method_dir(&d, "crt", buf, sizeof buf), LT_OK);
+    assert_string_equal(buf, "crt@cuda");   /* explicit fp32, deterministic: the same directory */
     char small[8];
-    assert_int_equal(lt_run_device_method_dir(d.kind, "crt_long", small, sizeof small), LT_EINVAL);
+    assert_int_equal(lt_run_device_method_dir(&d, "crt_long", small, sizeof small), LT_EINVAL);
+    assert_int_equal(lt_run_device_method_dir(&d, "crt", small, sizeof small), LT_EINVAL);   /* "crt@cuda" + NUL */
+    char nine[9];
+    assert_int_equal(lt_run_device_method_dir(&d, "crt", nine, sizeof nine), LT_OK);
+    assert_string_equal(nine, "crt@cuda");
+    /* the rest of the runs' paths: lt_run_dir_on puts the method component
+     * between the scale and the seed */
+    char path[256];
+    assert_int_equal(lt_run_device_parse("cuda:1", "tf32", 0, NULL, &d), LT_OK);
+    assert_int_equal(lt_run_dir_on("res", "p", "ci", "ce", &d, 4, path, sizeof path), LT_OK);
+    assert_string_equal(path, "res/runs/p/ci/ce@cuda-tf32/seed4");
+    assert_int_equal(lt_run_device_parse(NULL, NULL, 0, NULL, &d), LT_OK);
+    assert_int_equal(lt_run_dir_on(NULL, "p", "ci", "ce", &d, 4, path, sizeof path), LT_OK);
+    assert_string_equal(path, "results/runs/p/ci/ce/seed4");
+}
+
+/* The device part of a run's identity, each (backend, math) pair, and its
+ * inverse for the directory suffixes. */
+static void test_tag(void **state)
+{
+    (void)state;
+    assert_string_equal(lt_run_device_tag(LT_BACKEND_CPU, LT_CUDA_FP32), "cpu");
+    assert_string_equal(lt_run_device_tag(LT_BACKEND_CPU, LT_CUDA_TF32), "cpu");   /* cpu has no math mode */
+    assert_string_equal(lt_run_device_tag(LT_BACKEND_CUDA, LT_CUDA_FP32), "cuda");
+    assert_string_equal(lt_run_device_tag(LT_BACKEND_CUDA, LT_CUDA_TF32), "cuda-tf32");
+    assert_string_equal(lt_run_device_tag((lt_backend_kind)7, LT_CUDA_FP32), "?");
+    assert_string_equal(lt_run_device_tag(LT_BACKEND_CUDA, (lt_cuda_math)7), "?");
+    lt_backend_kind k = LT_BACKEND_CPU;
+    lt_cuda_math m = LT_CUDA_TF32;
+    assert_int_equal(lt_run_device_tag_parse("cuda", &k, &m), LT_OK);
+    assert_int_equal(k, LT_BACKEND_CUDA);
+    assert_int_equal(m, LT_CUDA_FP32);
+    k = LT_BACKEND_CPU;
+    assert_int_equal(lt_run_device_tag_parse("cuda-tf32", &k, &m), LT_OK);
+    assert_int_equal(k, LT_BACKEND_CUDA);
+    assert_int_equal(m, LT_CUDA_TF32);
+    /* "cpu" is never a directory suffix; nor the --device or --math words */
+    const char *bad[] = {"cpu", "tf32", "cuda-fp32", "cuda:0", "cuda-tf32x", "CUDA", "", NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(lt_run_device_tag_parse(bad[i], &k, &m), LT_EINVAL);
+        if (!strstr(lt_errmsg(), "not cuda or cuda-tf32")) fail_msg("case %zu: %s", i, lt_errmsg());
+    }
 }
 
 static void test_probe(void **state)
@@ -106,6 +156,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_identity_and_dir),
+        cmocka_unit_test(test_tag),
         cmocka_unit_test(test_probe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,6 +60,7 @@
 #include "lt_run_internal.h"   /* the run lock, white-box */
 #include "lt_runner.h"
 #include "lt_sweep.h"
+#include "tfiles.h"
 
 const lt_method *lt_method_test_crash(void);
 
@@ -232,6 +233,113 @@ static void test_skip_rule_fixtures(void **state)
     i = find(&pl, "ce", 1);
     assert_int_equal(pl.runs[i].state, LT_SW_DONE_ANY);
     assert_int_equal(pl.runs[find(&pl, "ce", 2)].state, LT_SW_PENDING);   /* failed stays failed */
+    lt_sweep_plan_free(&pl);
+}
+
+/* A cuda run's result file: ce of the tiny protocol in <method>@<suffix>/. */
+static void cuda_fixture(const char *root, const char *suffix, const char *math, int seed, const char *sha)
+{
+    char dir[600], path[700], text[2048];
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_tiny/ci/ce%s/seed%d", root, suffix, seed);
+    tf_mkdirs(dir);
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    snprintf(text, sizeof text,
+             "{\"format\":1,\"status\":\"ok\",\"reason\":\"\","
+             "\"protocol\":{\"name\":\"fmnist_lt_tiny\",\"version\":1,\"sha256\":\"%s\"},\"scale\":\"ci\","
+             "\"method\":{\"name\":\"ce\",\"version\":\"%s\"},\"seed\":%d,\"metrics\":{\"top1\":0.5},"
+             "\"timings\":{\"total_s\":2.0},"
+             "\"env\":{\"commit\":\"0123456789abcdef0123456789abcdef01234567\",\"dirty\":false,"
+             "\"engine_version\":\"%s\",\"conv_backend\":\"cuda:0\",\"blas_core\":\"%s\",\"threads\":1,"
+             "\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\",\"cuda_runtime\":13000,"
+             "\"cudnn\":91900,\"cublas\":130100,\"cuda_math\":\"%s\",\"cuda_deterministic\":false}}\n",
+             sha, lt_method_find("ce")->version, seed, LT_ENGINE_VERSION, openblas_get_corename(), math);
+    tf_spit(path, text);
+}
+
+/* The Slurm script the plan's level 0 gets (written, not submitted). */
+static char *slurm_level0(const lt_sweep_plan *pl)
+{
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    lt_sweep_slurm_opts so = {.no_submit = 1, .log = log, .sbatch = "/nonexistent/sbatch"};
+    assert_int_equal(lt_sweep_slurm(pl, &so), LT_OK);
+    char text[4096] = "";
+    rewind(log);
+    size_t n = fread(text, 1, sizeof text - 1, log);
+    text[n] = '\0';
+    fclose(log);
+    char *w = strstr(text, "sweep: wrote "), *end = w ? strstr(w, "/level0.sbatch") : NULL;
+    if (!end) fail_msg("no level 0 script in: %s", text);
+    char path[1024];
+    snprintf(path, sizeof path, "%.*s/level0.sbatch", (int)(end - (w + 13)), w + 13);
+    return tf_read(path, NULL);
+}
+
+/* cuda runs: fp32 in <method>@cuda/, tf32 in <method>@cuda-tf32/
+ * (lt_run_dir_on), so a sweep of one math mode neither sees, re-uses nor
+ * overwrites the other's results; the plan's note and the Slurm scripts
+ * name the same directories. The device is not probed (no dev_info): the
+ * skip rule then knows backend and math mode only, so a found cuda run is
+ * stale by its GPU, which shows that it was found. */
+static void test_plan_cuda_math_dirs(void **state)
+{
+    (void)state;
+    char root[400], sha[65], dir[600], want[700];
+    snprintf(root, sizeof root, "%s/cudamath", fx_scratch);
+    assert_int_equal(lt_protocol_hash(g_proto, sha), LT_OK);
+    cuda_fixture(root, "@cuda", "fp32", 0, sha);
+    cuda_fixture(root, "@cuda-tf32", "tf32", 1, sha);
+    lt_sweep_opts o = {.methods = "ce", .protocols = g_proto, .seeds = "0,1", .scale = "ci", .results = root,
+                       .threads = 1, .device = "cuda", .math = "tf32"};
+    lt_sweep_plan pl;
+    assert_int_equal(lt_sweep_plan_make(&o, &pl), LT_OK);
+    int i0 = find(&pl, "ce", 0), i1 = find(&pl, "ce", 1);
+    assert_int_equal(lt_sweep_run_dir(&pl, i0, dir, sizeof dir), LT_OK);
+    snprintf(want, sizeof want, "%s/runs/fmnist_lt_tiny/ci/ce@cuda-tf32/seed0", root);
+    assert_string_equal(dir, want);
+    lt_sweep_plan_check(&pl);
+    assert_int_equal(pl.runs[i0].state, LT_SW_PENDING);
+    assert_string_equal(pl.runs[i0].why, "no result yet");   /* the fp32 seed 0 is not this run */
+    assert_int_equal(pl.runs[i1].state, LT_SW_PENDING);
+    assert_non_null(strstr(pl.runs[i1].why, "stale: GPU NVIDIA H100 80GB HBM3 (9.0)"));   /* the tf32 seed 1 is */
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    lt_sweep_plan_print(&pl, f);
+    char text[8192] = "";
+    rewind(f);
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    assert_non_null(strstr(text, "math tf32 (runs in <method>@cuda-tf32/)"));
+    char *sh = slurm_level0(&pl);
+    assert_non_null(strstr(sh, "DEVICE_ARGS='--device cuda --math tf32'\nMETHOD_DIR_SUFFIX=@cuda-tf32\n"));
+    free(sh);
+    lt_sweep_plan_free(&pl);
+
+    /* fp32 (the default math mode): the other way round */
+    o.math = NULL;
+    assert_int_equal(lt_sweep_plan_make(&o, &pl), LT_OK);
+    i0 = find(&pl, "ce", 0);
+    i1 = find(&pl, "ce", 1);
+    assert_int_equal(lt_sweep_run_dir(&pl, i1, dir, sizeof dir), LT_OK);
+    snprintf(want, sizeof want, "%s/runs/fmnist_lt_tiny/ci/ce@cuda/seed1", root);
+    assert_string_equal(dir, want);
+    lt_sweep_plan_check(&pl);
+    assert_non_null(strstr(pl.runs[i0].why, "stale: GPU NVIDIA H100 80GB HBM3 (9.0)"));
+    assert_string_equal(pl.runs[i1].why, "no result yet");
+    sh = slurm_level0(&pl);
+    assert_non_null(strstr(sh, "DEVICE_ARGS='--device cuda'\nMETHOD_DIR_SUFFIX=@cuda\n"));
+    free(sh);
+    lt_sweep_plan_free(&pl);
+
+    /* cpu: no suffix, and neither cuda result is its run */
+    o.device = NULL;
+    assert_int_equal(lt_sweep_plan_make(&o, &pl), LT_OK);
+    lt_sweep_plan_check(&pl);
+    assert_string_equal(pl.runs[find(&pl, "ce", 0)].why, "no result yet");
+    assert_string_equal(pl.runs[find(&pl, "ce", 1)].why, "no result yet");
+    sh = slurm_level0(&pl);
+    assert_non_null(strstr(sh, "DEVICE_ARGS=''\nMETHOD_DIR_SUFFIX=\n"));
+    free(sh);
     lt_sweep_plan_free(&pl);
 }
 
@@ -577,6 +685,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_grid_and_order),
         cmocka_unit_test(test_skip_rule_fixtures),
+        cmocka_unit_test(test_plan_cuda_math_dirs),
         cmocka_unit_test(test_lock_other_host),
         cmocka_unit_test(test_local_grid_shared_stage1_and_failure),
         cmocka_unit_test(test_local_interrupt_resume),
