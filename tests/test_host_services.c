@@ -44,7 +44,7 @@
 
 /* ---- the toy method (runs in the forked child) --------------------------------------- */
 
-#define TOY_DEFAULTS "{\"teacher_method\": \"ce\", \"teacher_seed\": -1}"
+#define TOY_DEFAULTS "{\"teacher_method\": \"ce\", \"teacher_seed\": -1, \"teacher_bn_train\": false}"
 enum { DRAW_N = 16 };
 
 typedef struct {
@@ -52,6 +52,7 @@ typedef struct {
     int C, D;
     const char *teacher_method;
     long teacher_seed;
+    double teacher_bn_train;      /* 1: the teacher's BN on batch statistics, running ones drifting */
     int norm_calls;
     lt_model *cb;                 /* the module */
     lt_model *teacher;
@@ -72,6 +73,7 @@ static int toy_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     st->D = run->feat_dim;
     LT_TRY(lt_hp_str(hp, "teacher_method", &st->teacher_method));
     LT_TRY(lt_hp_int(hp, "teacher_seed", &st->teacher_seed));
+    LT_TRY(lt_hp_num(hp, "teacher_bn_train", &st->teacher_bn_train));
     if (!run->api || run->api->version < 1) return toy_fail("no host services");
     if (!run->host) return LT_OK;   /* built as another run's teacher: no services */
     /* the validation split: disjoint from the training and test rows */
@@ -124,7 +126,8 @@ static int toy_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     st->proj = lt_model_find(m, "proj");
     if (!st->sg) LT_TRY(run->api->subgraph(run->host, m, "feat", "logits", cfg->batch, &st->sg));
     if (!st->teacher) {
-        lt_teacher_req tq = {.method = st->teacher_method, .seed = st->teacher_seed, .max_rows = cfg->batch};
+        lt_teacher_req tq = {.method = st->teacher_method, .seed = st->teacher_seed, .max_rows = cfg->batch,
+                             .bn_train = st->teacher_bn_train != 0};
         LT_TRY(run->api->teacher(run->host, &tq, &st->teacher));
     }
     if (!st->dx) {
@@ -200,7 +203,7 @@ static int toy_loss(void *stp, const lt_taps *t, double *loss, lt_grads *g) {
     LT_TRY(run->api->module_step(run->host, st->cb, t->iter, 1, &lr));
     if (lr != 0.05f) return toy_fail("module learning rate");
     /* the teacher on the forwarded view */
-    LT_TRY(lt_model_forward(st->teacher, t->x, n, 0));
+    LT_TRY(lt_model_forward(st->teacher, t->x, n, st->teacher_bn_train != 0));
     const float *tl = lt_model_out(st->teacher, lt_model_find(st->teacher, "logits"));
     for (int i = 0; i < n; i++) {
         int a = 0, b = 0;
@@ -387,6 +390,65 @@ static void test_resume_restores_modules(void **state) {
     lt_ckpt_free(cb);
 }
 
+/* A teacher with train-mode BN (the host's bn_train): its running
+ * statistics drift with every forward and live in the run's checkpoints
+ * (teacher/<i>/b/...), copied through host memory (lt_run_host.c); a run
+ * killed after epoch 1 and resumed ends with the same statistics as the
+ * uninterrupted one, and the same metrics. */
+static void test_teacher_bn_train_resume(void **state) {
+    (void)state;
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
+    if (!g_toy.ok) skip();
+    const char *hp = "{\"teacher_bn_train\": true}";
+    char ra[420], rb[420];
+    snprintf(ra, sizeof ra, "%s/tb_a", fx_scratch);
+    snprintf(rb, sizeof rb, "%s/tb_b", fx_scratch);
+    lt_run_outcome ce, a, k, b;
+    run(ra, "ce", NULL, 0, &ce);
+    assert_true(ce.ok);
+    run(rb, "ce", NULL, 0, &ce);
+    assert_true(ce.ok);
+    run(ra, "test_toy", hp, 0, &a);
+    if (!a.ok) fail_msg("toy, teacher bn train: %s", a.reason);
+    run(rb, "test_toy", hp, 1, &k);   /* killed after epoch 1 */
+    assert_false(k.ok);
+    run(rb, "test_toy", hp, 0, &b);   /* resumed */
+    if (!b.ok) fail_msg("resumed toy, teacher bn train: %s", b.reason);
+    fx_assert_same_metrics(&a, &b);
+    char pa[1300], pb[1300];
+    snprintf(pa, sizeof pa, "%s/ckpt_final.ltc", a.run_dir);
+    snprintf(pb, sizeof pb, "%s/ckpt_final.ltc", b.run_dir);
+    lt_ckpt *ca, *cb;
+    assert_int_equal(lt_ckpt_read(&ca, pa), LT_OK);
+    assert_int_equal(lt_ckpt_read(&cb, pb), LT_OK);
+    /* the teacher's statistics: saved, moved from the teacher run's, equal */
+    char tp[1300];
+    snprintf(tp, sizeof tp, "%s/ckpt_final.ltc", ce.run_dir);
+    lt_ckpt *ct;
+    assert_int_equal(lt_ckpt_read(&ct, tp), LT_OK);
+    int n_buf = 0, n_moved = 0;
+    for (int i = 0; i < lt_ckpt_count(ca); i++) {
+        const char *name = lt_ckpt_name(ca, i);
+        if (strncmp(name, "teacher/0/b/", 12)) continue;
+        n_buf++;
+        const void *da, *db, *dt;
+        size_t na, nb, nt;
+        assert_int_equal(lt_ckpt_get(ca, name, &da, &na), LT_OK);
+        assert_int_equal(lt_ckpt_get(cb, name, &db, &nb), LT_OK);
+        assert_int_equal(na, nb);
+        assert_memory_equal(da, db, na);
+        char own[300];
+        snprintf(own, sizeof own, "m/b/%s", name + 12);   /* the teacher run's own copy */
+        if (lt_ckpt_get(ct, own, &dt, &nt) == LT_OK && nt == na && memcmp(dt, da, na)) n_moved++;
+    }
+    print_message("teacher buffers in the checkpoint: %d, moved from the teacher run's: %d\n", n_buf, n_moved);
+    assert_true(n_buf > 0);
+    assert_true(n_moved > 0);
+    lt_ckpt_free(ct);
+    lt_ckpt_free(ca);
+    lt_ckpt_free(cb);
+}
+
 /* A copy of ce's final checkpoint at another seed's place, with `from`
  * replaced by `to` (same length) in its identity and the checksum redone. */
 static void forge(const char *src, long seed, const char *from, const char *to) {
@@ -456,6 +518,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_service),
         cmocka_unit_test(test_resume_restores_modules),
+        cmocka_unit_test(test_teacher_bn_train_resume),
         cmocka_unit_test(test_teacher_refusals),
     };
     return cmocka_run_group_tests(tests, setup, fx_scratch_teardown);
