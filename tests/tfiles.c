@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lt.h"
+#include "lt_io.h"
 #include "tfiles.h"
 
 void tf_mkdirs(const char *path) {
@@ -37,30 +39,13 @@ void tf_spit_bytes(const char *path, const void *data, size_t n) {
 void tf_spit(const char *path, const char *text) { tf_spit_bytes(path, text, strlen(text)); }
 
 char *tf_slurp(const char *path, size_t *n) {
+    char *b = NULL;
+    size_t len = 0;
     if (n) *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 12, len = 0;
-    char *b = malloc(cap);
-    while (b) {
-        len += fread(b + len, 1, cap - 1 - len, f);
-        if (len < cap - 1) break;   /* end of file, or an error (below) */
-        char *nb = realloc(b, 2 * cap);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {   /* a directory opens but does not read */
-        free(b);
+    if (lt_io_read_all(path, &b, &len) != LT_OK) {   /* missing, or not a regular file */
+        lt_err_clear();
         return NULL;
     }
-    b[len] = '\0';
     if (n) *n = len;
     return b;
 }
