@@ -409,6 +409,11 @@ void lt_optim_free(lt_optim *o);
 /* Parameters as "<prefix>w/<name>", buffers as "<prefix>b/<name>". */
 int lt_model_save(const lt_model *m, lt_ckpt_writer *w, const char *prefix);
 int lt_model_load(lt_model *m, const lt_ckpt *c, const char *prefix);
+/* The buffers alone (BN running statistics), as "<prefix>b/<name>": a
+ * frozen model whose statistics still move (a teacher in train-mode BN).
+ * Through one host copy of the block on a device model. */
+int lt_model_save_buffers(const lt_model *m, lt_ckpt_writer *w, const char *prefix);
+int lt_model_load_buffers(lt_model *m, const lt_ckpt *c, const char *prefix);
 int lt_optim_save(const lt_optim *o, lt_ckpt_writer *w, const char *prefix);
 int lt_optim_load(lt_optim *o, const lt_ckpt *c, const char *prefix);
 

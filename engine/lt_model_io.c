@@ -46,8 +46,7 @@ static int host_block(const lt_dev_ops *d, lt_cuda_ctx *ctx, const float *dev, s
     return rc;
 }
 
-static int save_blocks(const lt_model *m, lt_ckpt_writer *w, const char *prefix, const float *wb, const float *bb) {
-    LT_TRY(put_tensors(m, w, prefix, "w", wb));
+static int put_buffers(const lt_model *m, lt_ckpt_writer *w, const char *prefix, const float *bb) {
     char key[160];
     for (int i = 0; i < m->n_bufs; i++) {
         snprintf(key, sizeof key, "%sb/%s", prefix, m->bufs[i].name);
@@ -56,8 +55,7 @@ static int save_blocks(const lt_model *m, lt_ckpt_writer *w, const char *prefix,
     return LT_OK;
 }
 
-static int load_blocks(const lt_model *m, const lt_ckpt *c, const char *prefix, float *wb, float *bb) {
-    LT_TRY(get_tensors(m, c, prefix, "w", wb));
+static int get_buffers(const lt_model *m, const lt_ckpt *c, const char *prefix, float *bb) {
     char key[160];
     for (int i = 0; i < m->n_bufs; i++) {
         snprintf(key, sizeof key, "%sb/%s", prefix, m->bufs[i].name);
@@ -65,6 +63,16 @@ static int load_blocks(const lt_model *m, const lt_ckpt *c, const char *prefix, 
         if (rc) return lt_err_wrap(rc, "loading buffer '%s'", m->bufs[i].name);
     }
     return LT_OK;
+}
+
+static int save_blocks(const lt_model *m, lt_ckpt_writer *w, const char *prefix, const float *wb, const float *bb) {
+    LT_TRY(put_tensors(m, w, prefix, "w", wb));
+    return put_buffers(m, w, prefix, bb);
+}
+
+static int load_blocks(const lt_model *m, const lt_ckpt *c, const char *prefix, float *wb, float *bb) {
+    LT_TRY(get_tensors(m, c, prefix, "w", wb));
+    return get_buffers(m, c, prefix, bb);
 }
 
 int lt_model_save(const lt_model *m, lt_ckpt_writer *w, const char *prefix) {
@@ -91,6 +99,27 @@ int lt_model_load(lt_model *m, const lt_ckpt *c, const char *prefix) {
     if (!rc) rc = m->dev->h2d(m->dctx, m->w, hw, m->n_w * sizeof(float));
     if (!rc) rc = m->dev->h2d(m->dctx, m->buf, hb, m->n_b * sizeof(float));
     lt_free(hw);
+    lt_free(hb);
+    return rc;
+}
+
+int lt_model_save_buffers(const lt_model *m, lt_ckpt_writer *w, const char *prefix) {
+    if (!m->finalized) return lt_err(LT_ESTATE, "model: save before finalize");
+    if (!m->dev) return put_buffers(m, w, prefix, m->buf);
+    float *hb = NULL;
+    int rc = host_block(m->dev, m->dctx, m->buf, m->n_b, 1, &hb);
+    if (!rc) rc = put_buffers(m, w, prefix, hb);
+    lt_free(hb);
+    return rc ? lt_err_wrap(rc, "model on %s: save buffers", lt_backend_describe(m->backend)) : LT_OK;
+}
+
+int lt_model_load_buffers(lt_model *m, const lt_ckpt *c, const char *prefix) {
+    if (!m->finalized) return lt_err(LT_ESTATE, "model: load before finalize");
+    if (!m->dev) return get_buffers(m, c, prefix, m->buf);
+    float *hb = NULL;
+    int rc = host_block(m->dev, m->dctx, m->buf, m->n_b, 1, &hb);
+    if (!rc) rc = get_buffers(m, c, prefix, hb);
+    if (!rc) rc = m->dev->h2d(m->dctx, m->buf, hb, m->n_b * sizeof(float));
     lt_free(hb);
     return rc;
 }

@@ -2,7 +2,6 @@
  * (lt_compare.h). */
 #include "lt_compare.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 
 #include "lt.h"
 #include "lt_fingerprint.h"
+#include "lt_io.h"
 #include "lt_leaderboard.h"
 #include "lt_regress.h"
 
@@ -42,47 +42,13 @@ static int same_experiment(const lt_run_record *a, const lt_run_record *b) {
     return LT_OK;
 }
 
-/* Whole file into memory (per_class.csv is small: one line per class). */
-static int slurp(const char *path, char **out, size_t *n) {
-    *out = NULL;
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lt_err(LT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 0, len = 0;
-    char *b = NULL;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? 2 * cap : 1 << 14;
-            char *nb = realloc(b, cap);
-            if (!nb) {
-                free(b);
-                fclose(f);
-                return lt_err(LT_ENOMEM, "%s: out of memory", path);
-            }
-            b = nb;
-        }
-        const size_t k = fread(b + len, 1, cap - len, f);
-        len += k;
-        if (k == 0) break;
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return lt_err(LT_EIO, "%s: read error", path);
-    }
-    *out = b;
-    *n = len;
-    return LT_OK;
-}
-
 /* 1 identical, 0 different; a missing or unreadable file is "different",
  * with the reason in why. */
 static int same_file(const char *a, const char *b, char *why, size_t cap) {
     char *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;
     int same = 0;
-    if (slurp(a, &x, &nx) || slurp(b, &y, &ny)) snprintf(why, cap, "%s", lt_errmsg());
+    if (lt_io_read_all(a, &x, &nx) || lt_io_read_all(b, &y, &ny)) snprintf(why, cap, "%s", lt_errmsg());
     else if (nx != ny) snprintf(why, cap, "%zu bytes against %zu", nx, ny);
     else if (memcmp(x, y, nx)) snprintf(why, cap, "same length, different bytes");
     else same = 1;

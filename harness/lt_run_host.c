@@ -389,18 +389,8 @@ int lt_run_host_save(lt_child *c, lt_ckpt_writer *w) {
     for (int i = 0; i < c->host.n_teach; i++) {
         const lt_run_teacher *t = &c->host.teach[i];
         if (!t->bn_train || !t->m) continue;   /* frozen statistics need no saving */
-        /* through host memory: a cuda run's teacher lives on the device */
-        for (int k = 0; k < lt_model_n_buffers(t->m); k++) {
-            lt_buffer_info b;
-            LT_TRY(lt_model_buffer_at(t->m, k, &b));
-            snprintf(key, sizeof key, "teacher/%d/b/%s", i, b.name);
-            float *h = malloc(b.count * sizeof(float) + 1);
-            if (!h) return lt_err(LT_ENOMEM, "teacher buffer %s: out of memory", b.name);
-            int rc = lt_model_buffer_to_host(t->m, k, h);
-            if (!rc) rc = lt_ckpt_put(w, key, h, b.count * sizeof(float));
-            free(h);
-            if (rc) return rc;
-        }
+        snprintf(key, sizeof key, "teacher/%d/", i);
+        LT_TRY(lt_model_save_buffers(t->m, w, key));   /* host copies for a device model */
     }
     return LT_OK;
 }
@@ -420,19 +410,16 @@ int lt_run_host_load(lt_child *c, const lt_ckpt *ck) {
     }
     for (int i = 0; i < c->host.n_teach; i++) {
         lt_run_teacher *t = &c->host.teach[i];
-        if (!t->bn_train || !t->m) continue;
-        for (int k = 0; k < lt_model_n_buffers(t->m); k++) {
-            lt_buffer_info b;
-            LT_TRY(lt_model_buffer_at(t->m, k, &b));
-            snprintf(key, sizeof key, "teacher/%d/b/%s", i, b.name);
-            if (!lt_ckpt_has(ck, key)) continue;
-            float *h = malloc(b.count * sizeof(float) + 1);
-            if (!h) return lt_err(LT_ENOMEM, "teacher buffer %s: out of memory", b.name);
-            int rc = lt_ckpt_get_into(ck, key, h, b.count * sizeof(float));
-            if (!rc) rc = lt_model_buffer_from_host(t->m, k, h);
-            free(h);
-            if (rc) return rc;
-        }
+        if (!t->bn_train || !t->m || lt_model_n_buffers(t->m) == 0) continue;
+        /* a checkpoint written before this teacher was requested has none of
+         * its records; one that has the first has them all */
+        lt_buffer_info b;
+        LT_TRY(lt_model_buffer_at(t->m, 0, &b));
+        snprintf(key, sizeof key, "teacher/%d/b/%s", i, b.name);
+        if (!lt_ckpt_has(ck, key)) continue;
+        snprintf(key, sizeof key, "teacher/%d/", i);
+        int rc = lt_model_load_buffers(t->m, ck, key);   /* host copies for a device model */
+        if (rc) return lt_err_wrap(rc, "teacher %d (%s)", i, t->M->name);
     }
     return LT_OK;
 }

@@ -427,6 +427,46 @@ static void test_checkpoint_resume_bit_identical(void **st) {
     rmdir(dir);
 }
 
+/* The buffers alone (a teacher's moving BN statistics): "<prefix>b/<name>"
+ * records and no parameter records; loaded into a model with other
+ * parameters, the buffers come back and the parameters stay. */
+static void test_checkpoint_buffers_only(void **st) {
+    (void)st;
+    char dir[] = "/tmp/lt_model_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/bufs.ckpt", dir);
+    trainer a;
+    trainer_init(&a, 11, 8);
+    for (long it = 0; it < 3; it++) trainer_step(&a, it);   /* statistics moved */
+    lt_ckpt_writer *w;
+    assert_int_equal(lt_ckpt_writer_open(&w, path), LT_OK);
+    assert_int_equal(lt_model_save_buffers(a.m, w, "t/"), LT_OK);
+    assert_int_equal(lt_ckpt_commit(w), LT_OK);
+    lt_ckpt *c;
+    assert_int_equal(lt_ckpt_read(&c, path), LT_OK);
+    assert_int_equal(lt_ckpt_count(c), lt_model_n_buffers(a.m));
+    for (int i = 0; i < lt_ckpt_count(c); i++) assert_int_equal(strncmp(lt_ckpt_name(c, i), "t/b/", 4), 0);
+    trainer r;
+    trainer_init(&r, 999, 8);
+    float *w0 = malloc(sizeof(float) * r.m->n_w);
+    assert_non_null(w0);
+    memcpy(w0, r.m->w, sizeof(float) * r.m->n_w);
+    assert_memory_not_equal(a.m->buf, r.m->buf, a.m->n_b * sizeof(float));
+    assert_int_equal(lt_model_load_buffers(r.m, c, "t/"), LT_OK);
+    assert_memory_equal(a.m->buf, r.m->buf, a.m->n_b * sizeof(float));
+    assert_memory_equal(w0, r.m->w, r.m->n_w * sizeof(float));
+    /* another prefix has no records: refused naming the buffer */
+    assert_int_not_equal(lt_model_load_buffers(r.m, c, "u/"), LT_OK);
+    assert_non_null(strstr(lt_errmsg(), "loading buffer"));
+    lt_ckpt_free(c);
+    free(w0);
+    trainer_free(&a);
+    trainer_free(&r);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_freeze_and_eval_mode(void **st) {
     (void)st;
     trainer t;
@@ -502,6 +542,7 @@ int main(void) {
         cmocka_unit_test(test_training_fusion_bit_identical),
         cmocka_unit_test(test_training_deterministic),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
+        cmocka_unit_test(test_checkpoint_buffers_only),
         cmocka_unit_test(test_freeze_and_eval_mode),
         cmocka_unit_test(test_tiny_training_learns),
         cmocka_unit_test(test_bad_model_calls),

@@ -524,62 +524,42 @@ static void device_case(const dev_case *dc) {
     free(x);
 }
 
-/* Graphs off: every step eager through the device calls. */
-static void test_device_eager_sgd(void **st) {
-    (void)st;
-    device_case(&(dev_case){LT_OPT_SGD, 0, 0, 0, 0, 0, 0});
-}
-/* Per epoch: 5 full + 1 partial. Epoch 1: eager warm-up, capture (+launch),
- * 3 replays, partial eager; epoch 2: 5 replays, partial eager -> 1 capture,
- * 9 graph steps. */
-static void test_device_graph_sgd(void **st) {
-    (void)st;
-    device_case(&(dev_case){LT_OPT_SGD, 1, 0, 0, 1, 9, 0});
-}
-static void test_device_graph_adam(void **st) {
-    (void)st;
-    device_case(&(dev_case){LT_OPT_ADAM, 1, 0, 0, 1, 9, 0});
-}
-/* Freezing the backbone after epoch 1 changes which nodes run backward:
- * epoch 2 warms up and captures again (2 captures, 4 + 4 graph steps). */
-static void test_device_graph_recapture_freeze(void **st) {
-    (void)st;
-    device_case(&(dev_case){LT_OPT_SGD, 1, 0, 1, 2, 8, 0});
-}
-static void test_device_graph_recapture_ws(void **st) {
-    (void)st;
-    device_case(&(dev_case){LT_OPT_ADAM, 1, 0, 2, 2, 8, 0});
-}
-/* What the optimizer kernel was captured with (momentum) and which
- * parameters have a gradient are part of the graph: changing either
- * between the epochs recaptures, and the numbers stay the cpu's. */
-static void test_device_graph_recapture_momentum(void **st) {
-    (void)st;
-    device_case(&(dev_case){LT_OPT_SGD, 1, 0, 3, 2, 8, 0});
-}
-static void test_device_graph_recapture_unfreeze(void **st) {
-    (void)st;
-    device_case(&(dev_case){LT_OPT_SGD, 1, 0, 4, 2, 8, 0});
-}
-/* A failed capture: notice, counter, eager from then on, the same numbers. */
-static void test_device_capture_fails(void **st) {
-    (void)st;
-    device_case(&(dev_case){LT_OPT_SGD, 1, 1, 0, 0, 0, 1});
-}
+/* The device cases: {optimizer, graphs, failing capture, change between
+ * the epochs, captures, graph steps, capture failures}. Per epoch 5 full
+ * batches + 1 partial: with graphs, epoch 1 is an eager warm-up, the
+ * capture (+ launch), 3 replays and the partial eagerly; epoch 2 is 5
+ * replays and the partial -> 1 capture, 9 graph steps. A change the graph
+ * depends on (freezing the backbone: other nodes run backward; the
+ * workspace moved; the momentum, an argument of the captured optimizer
+ * kernel; unfreezing the head, whose gradient pointer was NULL in the
+ * captured calls) makes epoch 2 warm up and capture again: 2 captures,
+ * 4 + 4 graph steps, the cpu's numbers throughout. A failed capture: the
+ * notice, the counter, eager from then on, the same numbers. */
+static const dev_case DEV_EAGER = {LT_OPT_SGD, 0, 0, 0, 0, 0, 0};
+static const dev_case DEV_GRAPH_SGD = {LT_OPT_SGD, 1, 0, 0, 1, 9, 0};
+static const dev_case DEV_GRAPH_ADAM = {LT_OPT_ADAM, 1, 0, 0, 1, 9, 0};
+static const dev_case DEV_RECAPTURE_FREEZE = {LT_OPT_SGD, 1, 0, 1, 2, 8, 0};
+static const dev_case DEV_RECAPTURE_WS = {LT_OPT_ADAM, 1, 0, 2, 2, 8, 0};
+static const dev_case DEV_RECAPTURE_MOMENTUM = {LT_OPT_SGD, 1, 0, 3, 2, 8, 0};
+static const dev_case DEV_RECAPTURE_UNFREEZE = {LT_OPT_SGD, 1, 0, 4, 2, 8, 0};
+static const dev_case DEV_CAPTURE_FAILS = {LT_OPT_SGD, 1, 1, 0, 0, 0, 1};
+
+static void test_device(void **st) { device_case((const dev_case *)*st); }
+#define DEVICE_TEST(name, c) {"test_device_" name, test_device, NULL, NULL, (void *)&(c)}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cpu_sgd),
         cmocka_unit_test(test_cpu_adam),
         cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_device_eager_sgd),
-        cmocka_unit_test(test_device_graph_sgd),
-        cmocka_unit_test(test_device_graph_adam),
-        cmocka_unit_test(test_device_graph_recapture_freeze),
-        cmocka_unit_test(test_device_graph_recapture_ws),
-        cmocka_unit_test(test_device_graph_recapture_momentum),
-        cmocka_unit_test(test_device_graph_recapture_unfreeze),
-        cmocka_unit_test(test_device_capture_fails),
+        DEVICE_TEST("eager_sgd", DEV_EAGER),
+        DEVICE_TEST("graph_sgd", DEV_GRAPH_SGD),
+        DEVICE_TEST("graph_adam", DEV_GRAPH_ADAM),
+        DEVICE_TEST("graph_recapture_freeze", DEV_RECAPTURE_FREEZE),
+        DEVICE_TEST("graph_recapture_ws", DEV_RECAPTURE_WS),
+        DEVICE_TEST("graph_recapture_momentum", DEV_RECAPTURE_MOMENTUM),
+        DEVICE_TEST("graph_recapture_unfreeze", DEV_RECAPTURE_UNFREEZE),
+        DEVICE_TEST("capture_fails", DEV_CAPTURE_FAILS),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

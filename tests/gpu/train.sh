@@ -40,8 +40,7 @@ set -uo pipefail
 # the shared start (die, say, [--build-only] LOGDIR, the log, START, JOBS, BUILD): tests/gpu/env.sh
 . "$(dirname "$0")/env.sh"
 gpu_script_init tests/gpu/train.sh train.log "$@"
-BUDGET=${TRAIN_BUDGET_S:-540}
-GPU_BUDGET_S=$BUDGET
+GPU_BUDGET_S=${TRAIN_BUDGET_S:-540}   # gpu_budget_left (env.sh) counts it down
 THREADS=${TRAIN_THREADS:-8}
 RUN_ARGS=${TRAIN_RUN_ARGS:---device cuda --deterministic}
 DATA=$ROOT/build/gpu-data
@@ -52,7 +51,6 @@ DATA=$ROOT/build/gpu-data
 RESULTS=$ROOT/build/gpu-results
 
 elapsed() { echo $(( $(date +%s) - START )); }
-left() { gpu_budget_left; }
 
 # ---- steps: NAME TIMEOUT CMD...; the status goes into SUMMARY ----------------------
 SUMMARY=""
@@ -63,9 +61,9 @@ step() {
     local name=$1 t=$2 rc
     shift 2
     local l
-    l=$(( $(left) - 10 ))
+    l=$(( $(gpu_budget_left) - 10 ))
     if [ "$l" -lt 20 ]; then
-        say "$name: SKIPPED (no time left: $(elapsed) s of $BUDGET used)"
+        say "$name: SKIPPED (no time left: $(elapsed) s of $GPU_BUDGET_S used)"
         note "$name: SKIPPED (no time left)"
         FAILED=1
         return 1
@@ -88,7 +86,7 @@ finish() {
         tar czf "$LOGDIR/results.tgz" --exclude='*.ltc' --exclude='*.lock' -C "$RESULTS" runs &&
             say "results: $LOGDIR/results.tgz ($(tar tzf "$LOGDIR/results.tgz" | grep -c 'result.json$') result files; unpack into results/ to commit)"
     fi
-    say "summary ($(elapsed) s of a $BUDGET s budget):$SUMMARY"
+    say "summary ($(elapsed) s of a $GPU_BUDGET_S s budget):$SUMMARY"
     if [ "$FAILED" -ne 0 ]; then echo "tests/gpu/train.sh: ERROR: some steps did not pass (summary above)" >&2; exit 1; fi
     say "all steps passed"
     exit 0
