@@ -21,7 +21,10 @@
  *      worker (chunk = batch, nproc + 2 slots so every worker has one).
  *
  * Usage: bench_pipeline [--images N] [--batch B] [--seconds S]
- *                       [--max-workers W] [--protocol PATH] [--keep DIR]
+ *                       [--max-workers W | --workers W1,W2,...]
+ *                       [--protocol PATH] [--keep DIR]
+ * --workers measures only the listed worker counts (a short run on a big
+ * machine: tests/gpu/train.sh); step 3 then uses the largest of them.
  * Numbers depend on what else runs on the machine: say so when reporting. */
 #include <errno.h>
 #include <math.h>
@@ -98,6 +101,29 @@ static int jpeg_load(void *ud, int32_t id, uint8_t *dst)
     return lt_jpeg_to_planar(j->name[id], j->buf[id], j->len[id], j->store, dst);
 }
 
+/* "1,8,16" into w[0..*n): positive counts the loader takes (its workers
+ * are at most 64). */
+static int parse_workers(const char *arg, int *w, int cap, int *n)
+{
+    *n = 0;
+    for (const char *p = arg; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 64 || (*end && (*end != ',' || !end[1])) || *n == cap) {
+            fprintf(stderr, "bench-pipeline: --workers '%s': want a comma-separated list of 1..64 (at most %d)\n",
+                    arg, cap);
+            return 1;
+        }
+        w[(*n)++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!*n) {
+        fprintf(stderr, "bench-pipeline: --workers is empty\n");
+        return 1;
+    }
+    return 0;
+}
+
 /* Delivered images per second over at least `seconds` of whole epochs. */
 static int measure(const lt_dataset *ds, const lt_aug *aug, int batch, const lt_loader_opts *o,
                    const int32_t *idx, long n, double seconds, double *ips, double *dec_frac, double *cpu_ms)
@@ -137,15 +163,20 @@ int main(int argc, char **argv)
     int n_img = 256, batch = 128, max_w = (int)sysconf(_SC_NPROCESSORS_ONLN);
     double seconds = 3;
     const char *proto_path = "protocols/imagenet_lt.json", *keep = NULL;
+    enum { MAX_LIST = 32 };
+    int wlist[MAX_LIST], n_wlist = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--images") && i + 1 < argc) n_img = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--max-workers") && i + 1 < argc) max_w = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--protocol") && i + 1 < argc) proto_path = argv[++i];
+        else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
+            if (parse_workers(argv[++i], wlist, MAX_LIST, &n_wlist)) return 2;
+        } else if (!strcmp(argv[i], "--protocol") && i + 1 < argc) proto_path = argv[++i];
         else if (!strcmp(argv[i], "--keep") && i + 1 < argc) keep = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_pipeline [--images N] [--batch B] [--seconds S] [--max-workers W]\n"
+            fprintf(stderr, "usage: bench_pipeline [--images N] [--batch B] [--seconds S]\n"
+                            "                      [--max-workers W | --workers W1,W2,...]\n"
                             "                      [--protocol PATH] [--keep DIR]\n");
             return 2;
         }
@@ -153,6 +184,12 @@ int main(int argc, char **argv)
     if (n_img < 8 || batch < 1 || max_w < 1 || seconds <= 0) {
         fprintf(stderr, "bench-pipeline: need --images >= 8, --batch >= 1, --max-workers >= 1, --seconds > 0\n");
         return 2;
+    }
+    if (n_wlist) {
+        max_w = 0;
+        for (int k = 0; k < n_wlist; k++) max_w = wlist[k] > max_w ? wlist[k] : max_w;
+    } else {
+        for (int w = 1; w <= max_w && n_wlist < MAX_LIST; w++) wlist[n_wlist++] = w;
     }
 
     /* the protocol's input: scale full (224 crop from a 256 store) */
@@ -243,9 +280,10 @@ int main(int argc, char **argv)
     if (!idx || lt_sampler_epoch(&scfg, 0, 1, LT_STREAM_ORDER, cache.labels, cache.n, cache.n_classes, idx, n))
         return die("sampler");
 
-    /* 2. workers 1..max, both sources */
+    /* 2. workers 1..max (or the --workers list), both sources */
     for (int s = 0; s < 2; s++) {
-        for (int w = 1; w <= max_w; w++) {
+        for (int k = 0; k < n_wlist; k++) {
+            int w = wlist[k];
             lt_loader_opts o;
             lt_loader_opts_default(&o);
             o.workers = w;

@@ -8,7 +8,9 @@
 #           cuBLAS and the .debs of .gpudeps/ (tests/gpu/env.sh)
 #   check   a short GPU training run: ce on fmnist_lt_r100, scale ci,
 #           --device cuda --deterministic
-#   bench   make bench-gpu (ltbench against PyTorch eager, same GPU)
+#   bench   make bench-gpu (ltbench against PyTorch eager, same GPU), then
+#           the input pipeline alone at the ImageNet-LT input (224 crop) on
+#           1, 4, 8 and all cores (bench_pipeline, make bench-pipeline's)
 #   runs    if time is left: ce on fmnist_lt_r100 short, seeds 0-2, on the
 #           GPU; then the ResNet-50 smoke run on the synthetic ImageNet-LT
 #           fixture (protocol imagenet_lt_fixture, scale full: one epoch at
@@ -20,7 +22,7 @@
 # TIMEOUT per step and the exit status is 1 when any step did not pass.
 # LOGDIR gets four files (the device tool brings back at most 8 from $OUT,
 # 2 folders down): train.log (everything, with the summary), bench-gpu.txt
-# (the bench lines), train-logs.tgz (build.log, ldd.txt, nvidia-smi.txt, one
+# (the bench-gpu: and bench-pipeline: lines), train-logs.tgz (build.log, ldd.txt, nvidia-smi.txt, one
 # <step>.log each) and results.tgz (runs/<protocol>/<scale>/<method>@cuda/
 # seed<k>/ without checkpoints, from the results root build/gpu-results:
 # unpack into results/ when they are to be committed).
@@ -103,7 +105,7 @@ MAKEVARS=(BUILD="$BUILD" NVCC="$NVCC" CUDA_HOME="$CUDA_HOME" CUDNN_INC="$CUDNN_I
           CUDA_LDLIBS="$CUDA_LDLIBS" LDLIBS="$LDLIBS" OPT="-O2 $DEP_INC" NVCC_WERROR=)
 
 # ---- build --------------------------------------------------------------------------
-TARGETS="ltbench $BUILD/libltcuda.a $BUILD/bench_gpu $BUILD/make_imagenet_lt_fixture"
+TARGETS="ltbench $BUILD/libltcuda.a $BUILD/bench_gpu $BUILD/bench_pipeline $BUILD/make_imagenet_lt_fixture"
 # the dlopen'ed CUDA module (`ltbench run --device cuda`), where the Makefile builds one
 if make -n --no-print-directory "${MAKEVARS[@]}" "$BUILD/libltcuda.so" >/dev/null 2>&1; then
     TARGETS="$TARGETS $BUILD/libltcuda.so"
@@ -128,7 +130,7 @@ say "built ($(elapsed) s)"
 # ($DEPS), a wheel, the toolkit or the system. "not found" is fatal.
 : > "$GPU_LOGS/ldd.txt"
 bad=0
-for b in ltbench "$BUILD/bench_gpu" ${BUILD}/libltcuda.so; do
+for b in ltbench "$BUILD/bench_gpu" "$BUILD/bench_pipeline" ${BUILD}/libltcuda.so; do
     [ -e "$b" ] || continue
     { echo "### $b"; ldd "$b" 2>&1; } >> "$GPU_LOGS/ldd.txt"
     n_all=$(ldd "$b" 2>/dev/null | grep -c '=>' || true)
@@ -179,6 +181,12 @@ run check-fmnist-ci 120 --protocol fmnist_lt_r100 --method ce --scale ci --seed 
 step bench-gpu 240 make --no-print-directory "${MAKEVARS[@]}" BENCH_GPU_PYTHON=python3 \
     BENCH_GPU_ARGS="${BENCH_GPU_ARGS:-}" bench-gpu
 grep '^bench-gpu:' "$GPU_LOGS/bench-gpu.log" > "$LOGDIR/bench-gpu.txt" 2>/dev/null || true
+# the input pipeline alone (CPU only, about 20 s): the images per second the
+# loader delivers at the ImageNet-LT protocol's input on this machine's cores
+NCPU=$(nproc)
+step bench-pipeline 60 "$BUILD/bench_pipeline" --images 384 --seconds 1 \
+    --workers "$(printf '%s\n' 1 4 8 "$NCPU" | awk -v n="$NCPU" '$1 <= n' | sort -nu | paste -sd,)"
+grep '^bench-pipeline:' "$GPU_LOGS/bench-pipeline.log" >> "$LOGDIR/bench-gpu.txt" 2>/dev/null || true
 
 # (c) the runs to commit, while time is left
 for s in 0 1 2; do
