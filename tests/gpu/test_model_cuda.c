@@ -7,22 +7,39 @@
  * lt_cuda_softmax_ce straight into the logits' device gradient), backward,
  * then one SGD step (momentum 0.9, weight decay 5e-4, Nesterov off).
  *
- * Compared, each as max |gpu - cpu| / max |cpu| (tests/gpu/optable.h):
+ * The CPU reference runs on the im2col + sgemm conv path (LT_CONV_PATH_REF:
+ * no Winograd, whose own error is ~5e-6), so what differs is the GPU.
+ * Compared:
  *
- *   output                          fp32    tf32
- *   logits                          1e-3    5e-2
- *   loss (relative)                 1e-4    2e-2
- *   every parameter gradient        1e-2    1.5e-1
- *   BN running mean / var           1e-3    5e-2
- *   parameters after the SGD step   1e-4    5e-3
+ *   output                      metric                    fp32    tf32
+ *   logits                      max-normalised (1)        1e-3    2e-1
+ *   loss                        relative                  1e-4    2e-2
+ *   every parameter gradient    per-tensor L2 (2)         2.5e-1  6e-1 (ResNet-50 tf32: printed only)
+ *   BN running mean / var       max-normalised (1)        1e-3    1e-1
+ *   parameters after SGD        max-normalised (1)        1e-6    1e-6  (3)
  *
- * Why these: each op matches the CPU within the op table's tolerances
- * (conv 1e-4 fp32, 5e-3 tf32; tests/gpu/README.md), but the differences
- * compound through 8 to 50 layers, and a train-mode BN over a small batch
- * (ResNet-50's last stage normalises 4 x 2 x 2 values per channel) divides
- * by small deviations, which amplifies them in the gradients. The worst
- * tensor of every class is printed, so the first GPU run calibrates these
- * (they were set before one; see tests/gpu/README.md).
+ *   (1) max |gpu - cpu| / max |cpu| per tensor (tests/gpu/optable.h)
+ *   (2) |g_gpu - g_cpu|_2 / |g_cpu|_2 per tensor; the global L2 error and
+ *       the smallest cosine are printed with it
+ *   (3) the CPU optimizer applied to the GPU's own gradients: the SGD
+ *       kernels do the CPU's float operations, so this is exact up to an ulp
+ *
+ * Why these (measured before any GPU run, by two correct CPU models, the
+ * Winograd path against im2col, whose ~5e-6 conv difference is what cuDNN's
+ * own Winograd / FFT / other-order algorithms give; seeds 1-5 and 99 of
+ * this batch): a 1e-6-sized difference in a conv output flips the sign of
+ * ~1-3 pre-ReLU values per million, and at batch 4 one flip moves every
+ * gradient upstream of it (ResNet-50's last stage normalises 4 x 2 x 2
+ * values per channel). So a gradient's max-normalised error reached 0.46
+ * (ResNet-50, fp32) for correct code, while its per-tensor L2 error stayed
+ * at most 0.061 (fp32; cosine >= 0.998) and 0.24 (tf32, ResNet-8/32). In
+ * tf32 (emulated: inputs rounded to 10 mantissa bits) ResNet-50's
+ * gradients decorrelate (global L2 0.67-0.72, one tensor 0.99), so there
+ * only the forward is asserted; its logits reached 0.067, BN buffers 0.035.
+ * A wiring error (a lost shortcut gradient, a missing accumulation, a wrong
+ * stride) moves a tensor's gradient by O(1); the op table checks each op's
+ * gradient tightly (tests/gpu/test_backend_ops.c). The worst tensor of
+ * every class is printed.
  *
  * Further cases:
  *   deterministic   a ResNet-32 step twice on a deterministic backend:
@@ -30,6 +47,9 @@
  *   plugin          a plugin layer without forward_cuda: forward fails with
  *                   LT_EINVAL naming the layer, before any work;
  * and, running on every machine:
+ *   metrics_on_cpu_paths  the comparison and the fp32 tolerances above on
+ *                   two correct cpu models (default conv path against the
+ *                   reference): each class passes, the SGD step exactly;
  *   create_status   lt_backend_cuda_create without a device: LT_EDEVICE and
  *                   the reason (with one: an absent device index); a bad
  *                   math mode: LT_EINVAL;
@@ -66,11 +86,13 @@
 #include "optable.h"
 #include "standin_dev.h"
 
+/* grad < 0: the gradients are printed, not asserted */
 typedef struct {
     double logits, loss, grad, buf, step;
 } tols;
-static const tols TOL_FP32 = {1e-3, 1e-4, 1e-2, 1e-3, 1e-4};
-static const tols TOL_TF32 = {5e-2, 2e-2, 1.5e-1, 5e-2, 5e-3};
+static const tols TOL_FP32 = {1e-3, 1e-4, 2.5e-1, 1e-3, 1e-6};
+static const tols TOL_TF32 = {2e-1, 2e-2, 6e-1, 1e-1, 1e-6};
+static const tols TOL_TF32_R50 = {2e-1, 2e-2, -1, 1e-1, 1e-6};
 
 typedef struct {
     const char *arch;
@@ -123,8 +145,12 @@ static void result_free(result *r) {
 }
 
 /* One step of model m (any backend). On a cuda backend the loss runs on
- * the device (lt_cuda_softmax_ce into the logits' device gradient). */
-static void step(lt_model *m, int logits, const net *n, const float *x, const int32_t *y, result *r) {
+ * the device (lt_cuda_softmax_ce into the logits' device gradient). With
+ * step_grads (a cpu model only), r->g keeps m's own gradients but the SGD
+ * step takes step_grads->g instead: the optimizer checked on the other
+ * backend's gradients. */
+static void step(lt_model *m, int logits, const net *n, const float *x, const int32_t *y, result *r,
+                 const result *step_grads) {
     const int N = n->N, C = n->classes;
     /* a real device (the host stand-in below has no context: host loss) */
     const int on_dev = lt_model_device_ctx(m) != NULL;
@@ -166,6 +192,11 @@ static void step(lt_model *m, int logits, const net *n, const float *x, const in
         r->g[i] = malloc(p.count * sizeof(float));
         r->w_after[i] = malloc(p.count * sizeof(float));
         assert_int_equal(lt_model_param_to_host(m, i, NULL, r->g[i]), LT_OK);
+        if (step_grads) {
+            assert_null(lt_model_device_ctx(m));
+            assert_int_equal(step_grads->np, r->np);
+            memcpy(p.g, step_grads->g[i], p.count * sizeof(float));
+        }
     }
     lt_optim o;
     assert_int_equal(lt_optim_init(&o, m, LT_OPT_SGD, 0.9f, 5e-4f, 0), LT_OK);
@@ -175,18 +206,37 @@ static void step(lt_model *m, int logits, const net *n, const float *x, const in
     assert_int_equal(lt_model_sync(m), LT_OK);
 }
 
+/* |b - a|_2 / |a|_2 (|b|_2 when a is 0), and the pieces for the global error. */
+static double l2err(const float *a, const float *b, size_t n, double *d2, double *a2, double *cosine) {
+    double d = 0, aa = 0, bb = 0, ab = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double u = a[i], v = b[i];
+        d += (v - u) * (v - u);
+        aa += u * u;
+        bb += v * v;
+        ab += u * v;
+    }
+    *d2 += d;
+    *a2 += aa;
+    *cosine = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1 : 0);
+    return aa > 0 ? sqrt(d / aa) : sqrt(d);
+}
+
 /* Worst error of each class; exact = 1 demands 0 everywhere. */
 static int compare(lt_model *m, const net *n, const result *a, const result *b, const tols *t, const char *what,
                    int exact) {
     double e_log = lt_ot_relerr(a->logits, b->logits, (size_t)n->N * n->classes);
     double e_loss = fabs(a->loss - b->loss) / fmax(fabs(a->loss), 1e-30);
-    double e_g = 0, e_b = 0, e_w = 0;
-    const char *wg = "-", *wb = "-", *ww = "-";
+    double e_g = 0, e_b = 0, e_w = 0, d2 = 0, a2 = 0, cmin = 1;
+    const char *wg = "-", *wb = "-", *ww = "-", *wc = "-";
     for (int i = 0; i < a->np; i++) {
         lt_param_info p;
         lt_model_param_at(m, i, &p);
-        double e = lt_ot_relerr(a->g[i], b->g[i], p.count);
+        double cs;
+        double e = l2err(a->g[i], b->g[i], p.count, &d2, &a2, &cs);
+        if (exact && memcmp(a->g[i], b->g[i], p.count * sizeof(float))) e = fmax(e, 1e-300);
         if (!(e <= e_g)) { e_g = e; wg = p.name; }
+        if (!(cs >= cmin)) { cmin = cs; wc = p.name; }
         e = lt_ot_relerr(a->w_after[i], b->w_after[i], p.count);
         if (!(e <= e_w)) { e_w = e; ww = p.name; }
     }
@@ -198,12 +248,28 @@ static int compare(lt_model *m, const net *n, const result *a, const result *b, 
     }
     const tols z = {0, 0, 0, 0, 0};
     if (exact) t = &z;
-    int ok = e_log <= t->logits && e_loss <= t->loss && e_g <= t->grad && e_b <= t->buf && e_w <= t->step;
-    print_message("%-15s %-6s N=%d: logits %.3g (tol %.0e), loss %.3g (%.0e), grads %.3g (%.0e, worst %s), "
-                  "BN buffers %.3g (%.0e, worst %s), after SGD %.3g (%.0e, worst %s): %s\n",
-                  n->arch, what, n->N, e_log, t->logits, e_loss, t->loss, e_g, t->grad, wg, e_b, t->buf, wb, e_w,
-                  t->step, ww, ok ? "PASS" : "FAIL");
+    const int grads_ok = t->grad < 0 ? 1 : e_g <= t->grad;
+    int ok = e_log <= t->logits && e_loss <= t->loss && grads_ok && e_b <= t->buf && e_w <= t->step;
+    char gtol[32];
+    if (t->grad < 0) snprintf(gtol, sizeof gtol, "printed only");
+    else snprintf(gtol, sizeof gtol, "tol %.1e", t->grad);
+    print_message("%-15s %-6s N=%d: logits %.3g (tol %.0e), loss %.3g (%.0e), grads per-tensor L2 %.3g (%s, worst "
+                  "%s; global L2 %.3g, min cosine %.6f at %s), BN buffers %.3g (%.0e, worst %s), SGD step %.3g "
+                  "(%.0e, worst %s): %s\n",
+                  n->arch, what, n->N, e_log, t->logits, e_loss, t->loss, e_g, gtol, wg,
+                  a2 > 0 ? sqrt(d2 / a2) : sqrt(d2), cmin, wc, e_b, t->buf, wb, e_w, t->step, ww,
+                  ok ? "PASS" : "FAIL");
     return ok;
+}
+
+/* The cpu reference: im2col + sgemm convolutions (no Winograd error). */
+static lt_backend *ref_cpu_backend(void) {
+    lt_cpu_opts o;
+    lt_cpu_opts_default(&o);
+    o.conv = LT_CONV_PATH_REF;
+    lt_backend *b = NULL;
+    assert_int_equal(lt_backend_cpu_create(&o, &b), LT_OK);
+    return b;
 }
 
 /* ---- GPU presence ------------------------------------------------------------------------ */
@@ -221,27 +287,50 @@ static lt_backend *gpu_backend(lt_cuda_math math, int det) {
         if (!(bp)) { skip(); return; } \
     } while (0)
 
-static void cpu_vs_cuda(const net *n, lt_cuda_math math) {
-    lt_backend *gb;
-    NEED_GPU(gb, math, 0);
+/* Model on backend `other` (a GPU, or the default cpu path) against the
+ * reference cpu model: one step each, the reference's SGD step on the
+ * other's gradients, compared with tolerances t. */
+static int versus_ref(const net *n, lt_backend *other, const tols *t, const char *what) {
     float *x;
     int32_t *y;
     batch(n, &x, &y);
     int lc, lg;
-    lt_model *mc = build(n, NULL, &lc), *mg = build(n, gb, &lg);
+    lt_backend *cb = ref_cpu_backend();
+    lt_model *mc = build(n, cb, &lc), *mg = build(n, other, &lg);
     result rc, rg;
-    step(mc, lc, n, x, y, &rc);
-    step(mg, lg, n, x, y, &rg);
-    int ok = compare(mc, n, &rc, &rg, math == LT_CUDA_TF32 ? &TOL_TF32 : &TOL_FP32,
-                     math == LT_CUDA_TF32 ? "tf32" : "fp32", 0);
+    step(mg, lg, n, x, y, &rg, NULL);
+    step(mc, lc, n, x, y, &rc, &rg);   /* its SGD step on the other model's gradients */
+    int ok = compare(mc, n, &rc, &rg, t, what, 0);
     result_free(&rc);
     result_free(&rg);
     lt_model_free(mc);
     lt_model_free(mg);
-    lt_backend_free(gb);
+    lt_backend_free(cb);
     free(x);
     free(y);
+    return ok;
+}
+
+static void cpu_vs_cuda(const net *n, lt_cuda_math math) {
+    lt_backend *gb;
+    NEED_GPU(gb, math, 0);
+    const tols *t = math == LT_CUDA_FP32 ? &TOL_FP32 : n == &R50 ? &TOL_TF32_R50 : &TOL_TF32;
+    int ok = versus_ref(n, gb, t, math == LT_CUDA_TF32 ? "tf32" : "fp32");
+    lt_backend_free(gb);
     assert_true(ok);
+}
+
+/* Runs everywhere: the comparison above and its fp32 tolerances on two
+ * correct cpu models, the default conv path (Winograd where AVX-512 has
+ * it) against the reference: the size of difference cuDNN's algorithms
+ * make. Every class must pass, and the SGD step (the same kernels on the
+ * same gradients) must be exact. */
+static void test_metrics_on_cpu_paths(void **s) {
+    (void)s;
+    const tols exact_step = {TOL_FP32.logits, TOL_FP32.loss, TOL_FP32.grad, TOL_FP32.buf, 0};
+    assert_true(versus_ref(&R8, NULL, &exact_step, "cpu"));
+    assert_true(versus_ref(&R32, NULL, &exact_step, "cpu"));
+    assert_true(versus_ref(&R50, NULL, &exact_step, "cpu"));
 }
 
 static void test_resnet8_fp32(void **s) { (void)s; cpu_vs_cuda(&R8, LT_CUDA_FP32); }
@@ -263,8 +352,8 @@ static void test_deterministic(void **s) {
     int l1, l2;
     lt_model *m1 = build(n, gb, &l1), *m2 = build(n, gb, &l2);
     result a, b;
-    step(m1, l1, n, x, y, &a);
-    step(m2, l2, n, x, y, &b);
+    step(m1, l1, n, x, y, &a, NULL);
+    step(m2, l2, n, x, y, &b, NULL);
     int ok = compare(m1, n, &a, &b, &TOL_FP32, "det", 1);
     result_free(&a);
     result_free(&b);
@@ -398,8 +487,8 @@ static void host_device_case(const net *n) {
     /* the device model's blocks are not the cpu model's, and it runs unfused */
     assert_ptr_not_equal(lt_model_out(mf, lf), lt_model_out(mc, lc));
     result rc, rf;
-    step(mc, lc, n, x, y, &rc);
-    step(mf, lf, n, x, y, &rf);
+    step(mc, lc, n, x, y, &rc, NULL);
+    step(mf, lf, n, x, y, &rf, NULL);
     assert_true(compare(mc, n, &rc, &rf, &TOL_FP32, "host", 1));
     /* a second step accumulates onto a zeroed gradient again */
     result_free(&rf);
@@ -428,6 +517,7 @@ int main(void) {
         cmocka_unit_test(test_table_complete),
         cmocka_unit_test(test_host_device_resnet8),
         cmocka_unit_test(test_host_device_resnet50),
+        cmocka_unit_test(test_metrics_on_cpu_paths),
         cmocka_unit_test(test_resnet8_fp32),
         cmocka_unit_test(test_resnet32_fp32),
         cmocka_unit_test(test_resnet50_fp32),

@@ -5,18 +5,30 @@
  * group at lr x2, wd x0.5, or Adam.
  *
  *   cuda_vs_cpu_sgd/adam  lt_step on cuda (graphs on) against lt_step on
- *                         cpu (the harness's sequence): each step's loss
- *                         within 1e-4 (relative), and after the six steps
- *                         every parameter within 2e-3, every BN running
- *                         statistic within 2e-3 (max |gpu - cpu| / max
- *                         |cpu|, tests/gpu/optable.h); correct and seen
- *                         equal, loss sums within 1e-4. Why these: one
- *                         step matches within 1e-4 (test_model_cuda.c);
- *                         six steps compound it, and a momentum step moves
- *                         a weight by lr * (accumulated gradient), whose
- *                         1e-2 gradient tolerance in BN-heavy layers shows
- *                         up in the weights at a few 1e-4. Set before any
- *                         GPU run; the worst values are printed.
+ *                         cpu (the harness's sequence) on the reference
+ *                         conv path (im2col + sgemm, no Winograd error):
+ *                         each step's loss within 2e-3 (relative), after
+ *                         the six steps every parameter's update
+ *                         (w - w_init) within 4e-1 per-tensor L2
+ *                         (|u_gpu - u_cpu|_2 / |u_cpu|_2), every BN
+ *                         running statistic within 1e-2 (max |gpu - cpu|
+ *                         / max |cpu|, tests/gpu/optable.h), the loss sums
+ *                         within 2e-3, seen equal and correct within 2 of
+ *                         the 45 rows (a near-tie of two logits may go
+ *                         either way). Why these: measured before any GPU
+ *                         run on two correct cpu models (the Winograd
+ *                         path against the reference, the size of
+ *                         difference cuDNN's own algorithms make), this
+ *                         recipe, 60 data seeds each: a ~5e-6 conv
+ *                         difference flips a few pre-ReLU signs, which at
+ *                         batch 8 moves small BN biases by 5% of their
+ *                         size, and Adam moves any weight with a near-zero
+ *                         gradient by lr whatever its sign; the worst
+ *                         were step losses 3.0e-4, updates 0.076 (SGD)
+ *                         and 0.158 (Adam, conv1), BN statistics 2.5e-3.
+ *                         A lost update, a wrong group factor (x2 on the
+ *                         head) or a wrong sign moves an update by >= 0.5.
+ *                         The worst values are printed.
  *   graph_vs_eager        deterministic backend: graphs on against
  *                         LT_CUDA_GRAPH-off (eager) from the same seed:
  *                         parameters, buffers, optimizer state and the
@@ -37,7 +49,10 @@
  *                         notice, capture_failures = 1, every step eager,
  *                         and the numbers equal a graphs-off run bit for
  *                         bit (deterministic);
- * Without a CUDA device every case prints the reason and calls skip(). */
+ *   metrics_on_cpu_paths  (runs everywhere) the cuda_vs_cpu comparison and
+ *                         tolerances on two correct cpu runs (the default
+ *                         conv path against the reference): both pass.
+ * Without a CUDA device every GPU case prints the reason and calls skip(). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,7 +74,8 @@
 
 enum { N = 8, C = 10, STEPS = 6, PARTIAL = 5 };
 static const lt_shape IN = {1, 1, 28, 28};
-static const double TOL_LOSS = 1e-4, TOL_W = 2e-3, TOL_BUF = 2e-3;
+static const double TOL_LOSS = 2e-3, TOL_UPD = 4e-1, TOL_BUF = 1e-2;
+static const long TOL_CORRECT = 2;
 
 static lt_backend *gpu_backend(int det) {
     lt_backend *b = NULL;
@@ -237,12 +253,21 @@ static void assert_runs_equal(run *a, run *b, const char *what) {
 }
 
 /* ---- cuda against cpu ---------------------------------------------------------------------- */
-static void cuda_vs_cpu(lt_opt_kind kind) {
-    lt_backend *gb;
-    NEED_GPU(gb, 0);
+/* A run on backend `other` (a GPU, or NULL: the default cpu conv path)
+ * against the reference cpu run, compared as above: 1 when within the
+ * tolerances. */
+static int versus_ref(lt_opt_kind kind, lt_backend *gb, const char *what) {
+    lt_cpu_opts co;
+    lt_cpu_opts_default(&co);
+    co.conv = LT_CONV_PATH_REF;
+    lt_backend *cb = NULL;
+    assert_int_equal(lt_backend_cpu_create(&co, &cb), LT_OK);
     run g, c;
     run_open(&g, gb, 0, kind, 1);
-    run_open(&c, NULL, 0, kind, 1);
+    run_open(&c, cb, 0, kind, 1);
+    /* the initial parameters (the same on both: initialised on the host) */
+    snap w0;
+    snap_take(&c, &w0);
     run_steps(&g, kind, 0, STEPS);
     run_steps(&c, kind, 0, STEPS);
     double e_loss = 0;
@@ -252,15 +277,24 @@ static void cuda_vs_cpu(lt_opt_kind kind) {
     }
     double e_w = 0, e_b = 0;
     const char *ww = "-", *wb = "-";
+    size_t off = 0;
     for (int i = 0; i < lt_model_n_params(c.m); i++) {
         lt_param_info p;
         lt_model_param_at(c.m, i, &p);
         float *h = malloc(p.count * sizeof(float));
         assert_int_equal(lt_model_param_to_host(g.m, i, h, NULL), LT_OK);
-        const double e = lt_ot_relerr(p.w, h, p.count);
+        double d2 = 0, u2 = 0;
+        for (size_t q = 0; q < p.count; q++) {
+            const double u = (double)p.w[q] - w0.w[off + q], d = (double)h[q] - p.w[q];
+            u2 += u * u;
+            d2 += d * d;
+        }
+        const double e = u2 > 0 ? sqrt(d2 / u2) : sqrt(d2);
         if (!(e <= e_w)) { e_w = e; ww = p.name; }
+        off += p.count;
         free(h);
     }
+    snap_free(&w0);
     for (int i = 0; i < lt_model_n_buffers(c.m); i++) {
         lt_buffer_info b;
         lt_model_buffer_at(c.m, i, &b);
@@ -277,18 +311,35 @@ static void cuda_vs_cpu(lt_opt_kind kind) {
     const double e_sum = fabs(lg - lc) / fmax(fabs(lc), 1e-30);
     lt_step_info gi;
     lt_step_get_info(g.s, &gi);
-    const int ok = e_loss <= TOL_LOSS && e_w <= TOL_W && e_b <= TOL_BUF && e_sum <= TOL_LOSS && cg == cc && sg == sc;
-    print_message("%s: %d steps, losses %.3g (tol %.0e), parameters %.3g (%.0e, worst %s), BN buffers %.3g (%.0e, "
-                  "worst %s), loss sum %.3g, correct %ld/%ld, graph steps %ld, eager %ld: %s\n",
-                  kind == LT_OPT_SGD ? "sgd" : "adam", STEPS, e_loss, TOL_LOSS, e_w, TOL_W, ww, e_b, TOL_BUF, wb, e_sum,
-                  cg, cc, gi.graph_steps, gi.eager_steps, ok ? "PASS" : "FAIL");
+    const int ok = e_loss <= TOL_LOSS && e_w <= TOL_UPD && e_b <= TOL_BUF && e_sum <= TOL_LOSS &&
+                   labs(cg - cc) <= TOL_CORRECT && sg == sc;
+    print_message("%s %s: %d steps, losses %.3g (tol %.0e), updates per-tensor L2 %.3g (%.0e, worst %s), BN buffers "
+                  "%.3g (%.0e, worst %s), loss sum %.3g, correct %ld/%ld (gpu/cpu), seen %ld/%ld, graph steps %ld, "
+                  "eager %ld: %s\n",
+                  what, kind == LT_OPT_SGD ? "sgd" : "adam", STEPS, e_loss, TOL_LOSS, e_w, TOL_UPD, ww, e_b, TOL_BUF, wb,
+                  e_sum, cg, cc, sg, sc, gi.graph_steps, gi.eager_steps, ok ? "PASS" : "FAIL");
     run_close(&g);
     run_close(&c);
+    lt_backend_free(cb);
+    return ok;
+}
+static void cuda_vs_cpu(lt_opt_kind kind) {
+    lt_backend *gb;
+    NEED_GPU(gb, 0);
+    const int ok = versus_ref(kind, gb, "cuda");
     lt_backend_free(gb);
     assert_true(ok);
 }
 static void test_cuda_vs_cpu_sgd(void **s) { (void)s; cuda_vs_cpu(LT_OPT_SGD); }
 static void test_cuda_vs_cpu_adam(void **s) { (void)s; cuda_vs_cpu(LT_OPT_ADAM); }
+/* Runs everywhere: the comparison and its tolerances on two correct cpu
+ * runs, the default conv path (Winograd where AVX-512 has it) against the
+ * reference. */
+static void test_metrics_on_cpu_paths(void **s) {
+    (void)s;
+    assert_true(versus_ref(LT_OPT_SGD, NULL, "cpu"));
+    assert_true(versus_ref(LT_OPT_ADAM, NULL, "cpu"));
+}
 
 /* ---- graphs against eager, and determinism --------------------------------------------------- */
 static void test_graph_vs_eager(void **s) {
@@ -408,6 +459,7 @@ static void test_capture_fallback(void **s) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_metrics_on_cpu_paths),
         cmocka_unit_test(test_cuda_vs_cpu_sgd),
         cmocka_unit_test(test_cuda_vs_cpu_adam),
         cmocka_unit_test(test_graph_vs_eager),
