@@ -121,7 +121,7 @@ help:
 	@echo "make imagenet-lt-fixture  the synthetic ImageNet-LT look-alike (dataset imagenet_lt_fixture) likewise"
 	@echo "make fuzz         libFuzzer targets of every input parser, FUZZ_SECONDS (60) each, + tests/fuzz/regressions"
 	@echo "make fuzz-deps    install Debian clang-14, libclang-rt-14-dev, libomp-14-dev for make fuzz"
-	@echo "make reproduce METHOD=m [REUSE=any] [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32]"
+	@echo "make reproduce METHOD=m [REUSE=any] [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32] [DETERMINISTIC=0|1]"
 	@echo "                  runs (re-using current ones), leaderboard, figures"
 	@echo "make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [SWEEP_ARGS=...]"
 	@echo "                  a grid of runs (shared stage 1 once, finished runs skipped), leaderboard, figures;"
@@ -356,11 +356,13 @@ fuzz-seeds: check-deps
 
 # ---- reporting: reproduce, leaderboard, figures, number regression ----------
 # make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [RESULTS=results]
-#                [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32]
+#                [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32] [DETERMINISTIC=0|1]
 #   dataset -> every seed (finished runs re-used) -> leaderboard -> figures,
 #   then the method's leaderboard row. A second call re-uses everything.
 #   DEVICE=cuda: the runs on the GPU (the CUDA module build/libltcuda.so is
-#   built first), their own rows; MATH only with it.
+#   built first), their own rows; MATH only with it. GPU runs are
+#   deterministic (--deterministic: bit-identical reruns on the same GPU
+#   model, and the identity of the committed GPU rows) unless DETERMINISTIC=0.
 # make regress-ci: re-runs results/reference/ci.csv's runs from scratch in a
 #   scratch results root (results/ is left alone) and compares the numbers.
 PROTOCOL ?= fmnist_lt_r100
@@ -369,8 +371,10 @@ SEEDS    ?=
 RESULTS  ?= results
 DEVICE   ?=
 MATH     ?=
-# --device / --math for the runs, and the CUDA module they load
-DEVICE_ARGS = $(if $(DEVICE),--device $(DEVICE)) $(if $(MATH),--math $(MATH))
+DETERMINISTIC ?= $(if $(filter cuda%,$(DEVICE)),1,0)
+# --device / --math / --deterministic for the runs, and the CUDA module they load
+DEVICE_ARGS = $(if $(DEVICE),--device $(DEVICE)) $(if $(MATH),--math $(MATH)) \
+              $(if $(filter 1,$(DETERMINISTIC)),--deterministic)
 DEVICE_DEPS = $(if $(filter cuda%,$(DEVICE)),$(CUDA_SO))
 .PHONY: reproduce leaderboard figures regress-ci regen-grid regen-results verify-results sweep slurm-deps
 

@@ -22,7 +22,11 @@
 #                        else nvcc's toolkit
 #   gpu_env_deps HDR...  DEPS, DEP_INC, DEP_LIB: the Debian .debs in
 #                        .gpudeps/ (tests/gpu/fetch-deps.sh) unpacked with
-#                        dpkg -x into $TMP/deps, else the system; each
+#                        dpkg -x into build/gpu-deps (kept: the objects'
+#                        header dependencies and the binaries' rpath point
+#                        there, so run.sh's build stays valid for train.sh
+#                        and after the script; unpacked again when the set
+#                        of .debs changes), else the system; each
 #                        header named must be found (cblas.h, cmocka.h,
 #                        archive.h, ...), and where it was found is printed
 #   gpu_env_git          where the copied tree has no .git (the device tool
@@ -88,23 +92,36 @@ gpu_script_exit() {
 gpu_budget_left() { echo $(( ${GPU_BUDGET_S:-540} - $(date +%s) + START )); }
 
 gpu_env_git() {
-    if [ -e "$ROOT/.git" ]; then say "git: $ROOT/.git"; return 0; fi
+    GPU_GIT_NOTE="commit unknown"
+    if [ -e "$ROOT/.git" ]; then GPU_GIT_NOTE="$ROOT/.git"; say "git: $ROOT/.git"; return 0; fi
     if [ ! -d "$ROOT/.gpudeps/git" ]; then
-        say "git: no .git and no .gpudeps/git (tests/gpu/pack-git.sh): results will say commit unknown"
+        GPU_GIT_NOTE="no .git and no .gpudeps/git: results say commit unknown (tests/gpu/pack-git.sh)"
+        say "git: $GPU_GIT_NOTE"
         return 0
     fi
-    if ! command -v git >/dev/null; then say "git: not installed here: results will say commit unknown"; return 0; fi
+    if ! command -v git >/dev/null; then
+        GPU_GIT_NOTE="git not installed here: results say commit unknown"
+        say "git: $GPU_GIT_NOTE"
+        return 0
+    fi
     [ -n "${TMP:-}" ] || TMP=$(mktemp -d /tmp/ltgpu.XXXXXX)
     export GIT_DIR="$ROOT/.gpudeps/git" GIT_WORK_TREE="$ROOT" GIT_INDEX_FILE="$TMP/git-index"
     if ! git read-tree HEAD; then
-        say "git: read-tree HEAD in .gpudeps/git failed: results will say commit unknown"
+        GPU_GIT_NOTE="read-tree HEAD in .gpudeps/git failed: results say commit unknown"
+        say "git: $GPU_GIT_NOTE"
         unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
         return 0
     fi
     local n
     n=$(git --no-optional-locks status --porcelain --untracked-files=no -- . ':(exclude)results' \
         ':(exclude)plots/out' 2>/dev/null | wc -l)
-    say "git: commit $(git rev-parse HEAD) from .gpudeps/git; $n tracked files differ from it$([ "$n" -eq 0 ] || echo ': runs will be dirty')"
+    GPU_GIT_NOTE="commit $(git rev-parse HEAD) from .gpudeps/git, $n tracked files differ"
+    if [ "$n" -ne 0 ]; then
+        GPU_GIT_NOTE="$GPU_GIT_NOTE: STALE pack, runs are dirty (run tests/gpu/pack-git.sh after the last commit)"
+        git --no-optional-locks status --porcelain --untracked-files=no -- . ':(exclude)results' \
+            ':(exclude)plots/out' 2>/dev/null | head -10
+    fi
+    say "git: $GPU_GIT_NOTE ($(git --version))"
 }
 
 # wheel_dir nvidia.cudnn -> its folder, or nothing
@@ -181,13 +198,19 @@ find_header() {
 }
 
 gpu_env_deps() {
-    DEPS=$TMP/deps
+    DEPS=$ROOT/build/gpu-deps
     DEP_INC=""; DEP_LIB=""
-    local h f where
+    local h f where stamp
     local MA=x86_64-linux-gnu
     if ls .gpudeps/*.deb >/dev/null 2>&1; then
         command -v dpkg >/dev/null || die "dpkg not found: cannot unpack .gpudeps/*.deb"
-        for f in .gpudeps/*.deb; do dpkg -x "$f" "$DEPS" || die "dpkg -x $f failed"; done
+        stamp=$(ls -l .gpudeps/*.deb | awk '{print $5, $NF}' | cksum)
+        if [ "$(cat "$DEPS/.stamp" 2>/dev/null)" != "$stamp" ]; then
+            rm -rf "$DEPS"
+            mkdir -p "$DEPS" || die "cannot create $DEPS"
+            for f in .gpudeps/*.deb; do dpkg -x "$f" "$DEPS" || die "dpkg -x $f failed"; done
+            echo "$stamp" > "$DEPS/.stamp"
+        fi
         local OB=$DEPS/usr/lib/$MA/openblas-pthread
         [ -e "$OB/libopenblas.so.0" ] || die ".gpudeps: no libopenblas.so.0 (libopenblas0-pthread missing; tests/gpu/fetch-deps.sh)"
         ln -sf "$OB/libopenblas.so.0" "$LNK/libopenblas.so"
@@ -199,7 +222,7 @@ gpu_env_deps() {
         done
         DEP_INC="-I${incs[0]} -I${incs[1]} -I${incs[2]}"
         DEP_LIB="$OB:$DEPS/usr/lib/$MA:$DEPS/lib/$MA"
-        say "libraries: $(ls .gpudeps/*.deb | wc -l) .debs from .gpudeps unpacked into $DEPS"
+        say "libraries: $(ls .gpudeps/*.deb | wc -l) .debs from .gpudeps, unpacked in $DEPS"
     else
         local incs=(/usr/include/$MA/openblas-pthread /usr/include/$MA /usr/include)
         for h in "$@"; do

@@ -34,16 +34,21 @@
 # library check: it runs on any machine with nvcc (tests/gpu/README.md).
 #
 # Environment: TRAIN_BUDGET_S (540), TRAIN_THREADS (--threads of the runs,
-# 8), TRAIN_RUN_ARGS (extra `ltbench run` options, default
-# "--device cuda --deterministic"), BENCH_GPU_ARGS (make bench-gpu's), BUILD,
-# TRAIN_BUILD_TIMEOUT_S (420; a 2-core machine needs far more).
+# 2, as make reproduce), TRAIN_RUN_ARGS (extra `ltbench run` options, default
+# "--device cuda --deterministic"), BENCH_GPU_ARGS (make bench-gpu's,
+# default --seconds 1: each of the 24 timings fills a second), BUILD,
+# TRAIN_BUILD_TIMEOUT_S (420, and no more than the budget left; a 2-core
+# machine needs far more).
 set -uo pipefail
 
 # the shared start (die, say, [--build-only] LOGDIR, the log, START, JOBS, BUILD): tests/gpu/env.sh
 . "$(dirname "$0")/env.sh"
 gpu_script_init tests/gpu/train.sh train.log "$@"
 GPU_BUDGET_S=${TRAIN_BUDGET_S:-540}   # gpu_budget_left (env.sh) counts it down
-THREADS=${TRAIN_THREADS:-8}
+# the runs' host threads and flags are those of `make reproduce DEVICE=cuda`
+# (2 threads, --deterministic), so the committed GPU rows are re-used by it
+# (a device run's loader takes every core whatever --threads says)
+THREADS=${TRAIN_THREADS:-2}
 RUN_ARGS=${TRAIN_RUN_ARGS:---device cuda --deterministic}
 DATA=$ROOT/build/gpu-data
 # the runs' results root: outside LOGDIR (the device tool brings back at
@@ -97,6 +102,7 @@ finish() {
 # ---- toolchain and libraries (tests/gpu/env.sh) ---------------------------------------
 gpu_env_toolkit
 gpu_env_git
+note "git: $GPU_GIT_NOTE"
 gpu_env_deps cblas.h cmocka.h cjson/cJSON.h archive.h curl/curl.h jpeglib.h
 gpu_env_flags
 # ltbench's libraries; DT_RPATH to the unpacked ones (env.sh says why)
@@ -113,7 +119,10 @@ else
     say "this Makefile has no $BUILD/libltcuda.so target: libltcuda.a only"
 fi
 say "build: make -j$JOBS BUILD=$BUILD $TARGETS"
-if ! timeout "${TRAIN_BUILD_TIMEOUT_S:-420}" make --no-print-directory -j"$JOBS" "${MAKEVARS[@]}" $TARGETS > "$GPU_LOGS/build.log" 2>&1; then
+build_to=${TRAIN_BUILD_TIMEOUT_S:-420}
+[ "$build_to" -le "$(( $(gpu_budget_left) - 10 ))" ] || build_to=$(( $(gpu_budget_left) - 10 ))
+[ "$build_to" -ge 30 ] || build_to=30
+if ! timeout "$build_to" make --no-print-directory -j"$JOBS" "${MAKEVARS[@]}" $TARGETS > "$GPU_LOGS/build.log" 2>&1; then
     tail -40 "$GPU_LOGS/build.log"
     note "build: FAIL (see build.log)"
     FAILED=1
@@ -179,7 +188,7 @@ run check-fmnist-ci 120 --protocol fmnist_lt_r100 --method ce --scale ci --seed 
 
 # (b) the bench
 step bench-gpu 240 make --no-print-directory "${MAKEVARS[@]}" BENCH_GPU_PYTHON=python3 \
-    BENCH_GPU_ARGS="${BENCH_GPU_ARGS:-}" bench-gpu
+    BENCH_GPU_ARGS="${BENCH_GPU_ARGS:---seconds 1}" bench-gpu
 grep '^bench-gpu:' "$GPU_LOGS/bench-gpu.log" > "$LOGDIR/bench-gpu.txt" 2>/dev/null || true
 # the input pipeline alone (CPU only, about 20 s): the images per second the
 # loader delivers at the ImageNet-LT protocol's input on this machine's cores
