@@ -105,6 +105,14 @@ int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const
 int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const float *x,
                             const float *w, const float *dy, float *dx, float *dw, float *db,
                             int set_dx);
+/* What cuDNN chose: one line per cached plan, oldest first, e.g.
+ *   "conv 3x3 s1 p1 g1 64->64 56x56 N=4: fwd IMPLICIT_PRECOMP_GEMM/FMA 0 KiB,
+ *    bwd-data ALGO_1/FMA 0 KiB, bwd-filter ALGO_1/FMA 512 KiB\n"
+ * (the algorithm decides how far a result may be from the CPU's: Winograd
+ * and FFT round differently from a direct sum; tests/gpu print it). At
+ * most cap bytes, always NUL-terminated when cap > 0; the plan count, or -1
+ * for a NULL context. */
+int lt_cuda_conv_plans_describe(const lt_cuda_ctx *ctx, char *buf, size_t cap);
 
 /* ---- batch normalisation (lt_bn_* semantics) ----------------------------------
  * Train forward: batch statistics in double, mean and rstd saved, running

@@ -19,6 +19,7 @@
  * gradient a fixed-order double reduction, no atomics). */
 #include "lt_cuda_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #define LT_CUDA_CONV_WS_CAP ((size_t)2 << 30)
@@ -211,4 +212,77 @@ int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, cons
                "convolution backward data");
     }
     return LT_OK;
+}
+
+/* ---- what was chosen -------------------------------------------------------------- */
+static const char *fwd_name(cudnnConvolutionFwdAlgo_t a) {
+    switch (a) {
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM: return "IMPLICIT_GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM: return "IMPLICIT_PRECOMP_GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_GEMM: return "GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT: return "DIRECT";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT: return "FFT";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING: return "FFT_TILING";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD: return "WINOGRAD";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+    default: return "?";
+    }
+}
+static const char *bwd_data_name(cudnnConvolutionBwdDataAlgo_t a) {
+    switch (a) {
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_0: return "ALGO_0";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_1: return "ALGO_1";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT: return "FFT";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING: return "FFT_TILING";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD: return "WINOGRAD";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+    default: return "?";
+    }
+}
+static const char *bwd_filter_name(cudnnConvolutionBwdFilterAlgo_t a) {
+    switch (a) {
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0: return "ALGO_0";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1: return "ALGO_1";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT: return "FFT";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3: return "ALGO_3";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING: return "FFT_TILING";
+    default: return "?";
+    }
+}
+static const char *math_name(cudnnMathType_t m) {
+    switch (m) {
+    case CUDNN_DEFAULT_MATH: return "DEFAULT";
+    case CUDNN_TENSOR_OP_MATH: return "TENSOR_OP";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "TENSOR_OP_ALLOW_CONVERSION";
+    case CUDNN_FMA_MATH: return "FMA";
+    default: return "?";
+    }
+}
+
+int lt_cuda_conv_plans_describe(const lt_cuda_ctx *ctx, char *buf, size_t cap) {
+    if (buf && cap) buf[0] = 0;
+    if (!ctx) return -1;
+    int n = 0;
+    for (const struct lt_cuda_conv_plan *p = ctx->plans; p; p = p->next) n++;
+    size_t used = 0;
+    /* the list is newest first: walk it from the end */
+    for (int k = n - 1; k >= 0 && buf && cap; k--) {
+        const struct lt_cuda_conv_plan *p = ctx->plans;
+        for (int j = 0; j < k; j++) p = p->next;
+        const lt_conv_geom *g = &p->g;
+        const int w = snprintf(buf + used, cap - used,
+                               "conv %dx%d s%d p%d g%d %d->%d %dx%d N=%d: fwd %s/%s %zu KiB, bwd-data %s/%s %zu KiB, "
+                               "bwd-filter %s/%s %zu KiB\n",
+                               g->kh, g->kw, g->stride, g->pad, g->groups, g->ci, g->co, g->h, g->w, p->N,
+                               fwd_name(p->fwd), math_name(p->fwd_math), p->ws_fwd >> 10, bwd_data_name(p->bwd_data),
+                               math_name(p->bwd_data_math), p->ws_bwd_data >> 10, bwd_filter_name(p->bwd_filter),
+                               math_name(p->bwd_filter_math), p->ws_bwd_filter >> 10);
+        if (w < 0 || (size_t)w >= cap - used) {   /* the rest does not fit: no partial line */
+            buf[used] = 0;
+            break;
+        }
+        used += (size_t)w;
+    }
+    return n;
 }

@@ -301,6 +301,20 @@ static int versus_ref(const net *n, lt_backend *other, const tols *t, const char
     step(mg, lg, n, x, y, &rg, NULL);
     step(mc, lc, n, x, y, &rc, &rg);   /* its SGD step on the other model's gradients */
     int ok = compare(mc, n, &rc, &rg, t, what, 0);
+    lt_cuda_ctx *ctx = lt_model_device_ctx(mg);
+    if (ctx) {
+        /* what cuDNN chose (Winograd and FFT round differently from a direct
+         * sum): printed with the errors; fp32 mode must use FMA math only */
+        const size_t cap = 1 << 16;
+        char *d = malloc(cap);
+        assert_non_null(d);
+        const int np = lt_cuda_conv_plans_describe(ctx, d, cap);
+        print_message("%s %s: %d cuDNN convolution plans\n%s", n->arch, what, np, d);
+        assert_true(np > 0);
+        assert_non_null(strstr(d, ": fwd "));
+        if (!strcmp(what, "fp32")) assert_null(strstr(d, "TENSOR_OP"));
+        free(d);
+    }
     result_free(&rc);
     result_free(&rg);
     lt_model_free(mc);
@@ -418,6 +432,9 @@ static void test_create_status(void **s) {
     assert_int_equal(lt_backend_cuda_create(0, (lt_cuda_math)7, 0, &b), LT_EINVAL);
     assert_null(b);
     assert_int_equal(lt_backend_cuda_create(0, LT_CUDA_FP32, 0, NULL), LT_EINVAL);
+    char d[8] = "x";
+    assert_int_equal(lt_cuda_conv_plans_describe(NULL, d, sizeof d), -1);
+    assert_string_equal(d, "");
 }
 
 static void test_table_complete(void **s) {
