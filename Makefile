@@ -123,7 +123,7 @@ help:
 	@echo "make fuzz-deps    install Debian clang-14, libclang-rt-14-dev, libomp-14-dev for make fuzz"
 	@echo "make reproduce METHOD=m [REUSE=any] [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32] [DETERMINISTIC=0|1]"
 	@echo "                  runs (re-using current ones), leaderboard, figures"
-	@echo "make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [SWEEP_ARGS=...]"
+	@echo "make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [DETERMINISTIC=0|1] [SWEEP_ARGS=...]"
 	@echo "                  a grid of runs (shared stage 1 once, finished runs skipped), leaderboard, figures;"
 	@echo "                  SWEEP_ARGS='--executor slurm --partition P' submits job arrays (ltbench sweep --help)"
 	@echo "make slurm-deps   install Debian slurm-wlm and munge (for the Slurm test of make test)"
@@ -379,21 +379,21 @@ DEVICE_DEPS = $(if $(filter cuda%,$(DEVICE)),$(CUDA_SO))
 .PHONY: reproduce leaderboard figures regress-ci regen-grid regen-results verify-results sweep slurm-deps
 
 reproduce: check-deps
-	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [DEVICE=cuda] [MATH=tf32]" >&2; exit 2; }
+	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [DEVICE=cuda] [MATH=tf32] [DETERMINISTIC=0]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory ltbench $(DEVICE_DEPS)
 	$(if $(filter lvis_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory lvis-fixture)
 	$(if $(filter imagenet_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory imagenet-lt-fixture)
 	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
 	    --results $(RESULTS) $(if $(REUSE),--reuse $(REUSE)) $(DEVICE_ARGS)
 
-# make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [SWEEP_ARGS=...]
+# make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [DETERMINISTIC=0|1] [SWEEP_ARGS=...]
 #   ltbench sweep: the grid with its shared stage-1 runs, -j JOBS at a time
 #   (threads split over the cores), finished runs skipped, then leaderboard and
 #   figures. SWEEP_ARGS passes anything else (--dry-run, --status, --executor
 #   slurm --partition P ...).
 JOBS ?= 1
 sweep: check-deps
-	@test -n "$(METHODS)" -a -n "$(PROTOCOLS)" || { echo "usage: make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [SWEEP_ARGS=...]" >&2; exit 2; }
+	@test -n "$(METHODS)" -a -n "$(PROTOCOLS)" || { echo "usage: make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [DETERMINISTIC=0|1] [SWEEP_ARGS=...]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory ltbench $(DEVICE_DEPS)
 	./ltbench sweep --methods $(METHODS) --protocols $(PROTOCOLS) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
 	    --results $(RESULTS) -j $(JOBS) $(DEVICE_ARGS) $(SWEEP_ARGS)

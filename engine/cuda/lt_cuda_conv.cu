@@ -245,6 +245,7 @@ static const char *bwd_filter_name(cudnnConvolutionBwdFilterAlgo_t a) {
     case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1: return "ALGO_1";
     case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT: return "FFT";
     case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3: return "ALGO_3";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD: return "WINOGRAD";
     case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
     case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING: return "FFT_TILING";
     default: return "?";

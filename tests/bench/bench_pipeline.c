@@ -101,17 +101,16 @@ static int jpeg_load(void *ud, int32_t id, uint8_t *dst)
     return lt_jpeg_to_planar(j->name[id], j->buf[id], j->len[id], j->store, dst);
 }
 
-/* "1,8,16" into w[0..*n): positive counts the loader takes (its workers
- * are at most 64). */
+/* "1,8,16" into w[0..*n): counts 1..cap (cap = the loader's limit). */
 static int parse_workers(const char *arg, int *w, int cap, int *n)
 {
     *n = 0;
     for (const char *p = arg; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > 64 || (*end && (*end != ',' || !end[1])) || *n == cap) {
-            fprintf(stderr, "bench-pipeline: --workers '%s': want a comma-separated list of 1..64 (at most %d)\n",
-                    arg, cap);
+        if (end == p || v < 1 || v > cap || (*end && (*end != ',' || !end[1])) || *n == cap) {
+            fprintf(stderr, "bench-pipeline: --workers '%s': want a comma-separated list of 1..%d (at most %d)\n",
+                    arg, cap, cap);
             return 1;
         }
         w[(*n)++] = (int)v;
@@ -163,7 +162,7 @@ int main(int argc, char **argv)
     int n_img = 256, batch = 128, max_w = (int)sysconf(_SC_NPROCESSORS_ONLN);
     double seconds = 3;
     const char *proto_path = "protocols/imagenet_lt.json", *keep = NULL;
-    enum { MAX_LIST = 32 };
+    enum { MAX_LIST = 256 };   /* the loader's limit on workers */
     int wlist[MAX_LIST], n_wlist = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--images") && i + 1 < argc) n_img = atoi(argv[++i]);

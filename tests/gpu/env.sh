@@ -204,7 +204,7 @@ gpu_env_deps() {
     local MA=x86_64-linux-gnu
     if ls .gpudeps/*.deb >/dev/null 2>&1; then
         command -v dpkg >/dev/null || die "dpkg not found: cannot unpack .gpudeps/*.deb"
-        stamp=$(ls -l .gpudeps/*.deb | awk '{print $5, $NF}' | cksum)
+        stamp=$(cksum .gpudeps/*.deb | cksum)   # names and contents
         if [ "$(cat "$DEPS/.stamp" 2>/dev/null)" != "$stamp" ]; then
             rm -rf "$DEPS"
             mkdir -p "$DEPS" || die "cannot create $DEPS"

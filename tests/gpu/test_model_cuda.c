@@ -12,10 +12,10 @@
  * Compared:
  *
  *   output                      metric                    fp32    tf32
- *   logits                      max-normalised (1)        1e-3    2e-1
- *   loss                        relative                  1e-4    2e-2
- *   every parameter gradient    per-tensor L2 (2)         2.5e-1  6e-1 (ResNet-50 tf32: printed only)
- *   BN running mean / var       max-normalised (1)        1e-3    1e-1
+ *   logits                      max-normalised (1)        1e-3    2e-2 (ResNet-50: 2e-1)
+ *   loss                        relative                  1e-4    2e-2 (ResNet-50: 5e-2)
+ *   every parameter gradient    per-tensor L2 (2)         2.5e-1  6e-1 (ResNet-50: printed only)
+ *   BN running mean / var       max-normalised (1)        1e-3    2e-2 (ResNet-50: 1e-1)
  *   parameters after SGD        max-normalised (1)        1e-6    1e-6  (3)
  *
  *   (1) max |gpu - cpu| / max |cpu| per tensor (tests/gpu/optable.h)
@@ -26,16 +26,18 @@
  *
  * Why these (measured before any GPU run, by two correct CPU models, the
  * Winograd path against im2col, whose ~5e-6 conv difference is what cuDNN's
- * own Winograd / FFT / other-order algorithms give; seeds 1-5 and 99 of
- * this batch): a 1e-6-sized difference in a conv output flips the sign of
+ * own Winograd / FFT / other-order algorithms give; input seeds 1-30 and
+ * 99): a 1e-6-sized difference in a conv output flips the sign of
  * ~1-3 pre-ReLU values per million, and at batch 4 one flip moves every
  * gradient upstream of it (ResNet-50's last stage normalises 4 x 2 x 2
- * values per channel). So a gradient's max-normalised error reached 0.46
+ * values per channel). So a gradient's max-normalised error reached 0.57
  * (ResNet-50, fp32) for correct code, while its per-tensor L2 error stayed
- * at most 0.061 (fp32; cosine >= 0.998) and 0.24 (tf32, ResNet-8/32). In
- * tf32 (emulated: inputs rounded to 10 mantissa bits) ResNet-50's
- * gradients decorrelate (global L2 0.67-0.72, one tensor 0.99), so there
- * only the forward is asserted; its logits reached 0.067, BN buffers 0.035.
+ * at most 0.089 (fp32, ResNet-50; cosine >= 0.996; logits 1.7e-4, loss
+ * 2.1e-5, BN 1.0e-4) and 0.24 (tf32, emulated by rounding the conv and
+ * linear inputs to 10 mantissa bits, ResNet-32; logits 1.1e-3, loss 2.8e-4,
+ * BN 2.1e-3). In tf32 ResNet-50's gradients decorrelate (global L2 up to
+ * 0.74, one tensor 0.99), so there only the forward is asserted; its logits
+ * reached 0.072, loss 0.018, BN buffers 0.049.
  * A wiring error (a lost shortcut gradient, a missing accumulation, a wrong
  * stride) moves a tensor's gradient by O(1); the op table checks each op's
  * gradient tightly (tests/gpu/test_backend_ops.c). The worst tensor of
@@ -91,8 +93,8 @@ typedef struct {
     double logits, loss, grad, buf, step;
 } tols;
 static const tols TOL_FP32 = {1e-3, 1e-4, 2.5e-1, 1e-3, 1e-6};
-static const tols TOL_TF32 = {2e-1, 2e-2, 6e-1, 1e-1, 1e-6};
-static const tols TOL_TF32_R50 = {2e-1, 2e-2, -1, 1e-1, 1e-6};
+static const tols TOL_TF32 = {2e-2, 2e-2, 6e-1, 2e-2, 1e-6};
+static const tols TOL_TF32_R50 = {2e-1, 5e-2, -1, 1e-1, 1e-6};
 
 typedef struct {
     const char *arch;
@@ -219,7 +221,8 @@ static double l2err(const float *a, const float *b, size_t n, double *d2, double
     *d2 += d;
     *a2 += aa;
     *cosine = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1 : 0);
-    return aa > 0 ? sqrt(d / aa) : sqrt(d);
+    const double e = aa > 0 ? sqrt(d / aa) : sqrt(d);
+    return isnan(e) ? INFINITY : e;   /* a NaN must fail, and stay the worst */
 }
 
 /* Worst error of each class; exact = 1 demands 0 everywhere. */

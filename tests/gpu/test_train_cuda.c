@@ -272,7 +272,8 @@ static int versus_ref(lt_opt_kind kind, lt_backend *gb, const char *what) {
     run_steps(&c, kind, 0, STEPS);
     double e_loss = 0;
     for (int k = 0; k < STEPS; k++) {
-        const double e = fabs(g.loss[k] - c.loss[k]) / fmax(fabs(c.loss[k]), 1e-30);
+        double e = fabs(g.loss[k] - c.loss[k]) / fmax(fabs(c.loss[k]), 1e-30);
+        if (isnan(e)) e = INFINITY;
         if (!(e <= e_loss)) e_loss = e;
     }
     double e_w = 0, e_b = 0;
@@ -289,7 +290,8 @@ static int versus_ref(lt_opt_kind kind, lt_backend *gb, const char *what) {
             u2 += u * u;
             d2 += d * d;
         }
-        const double e = u2 > 0 ? sqrt(d2 / u2) : sqrt(d2);
+        double e = u2 > 0 ? sqrt(d2 / u2) : sqrt(d2);
+        if (isnan(e)) e = INFINITY;   /* a NaN must fail, and stay the worst */
         if (!(e <= e_w)) { e_w = e; ww = p.name; }
         off += p.count;
         free(h);

@@ -8,11 +8,12 @@
 #           cuBLAS and the .debs of .gpudeps/ (tests/gpu/env.sh)
 #   check   a short GPU training run: ce on fmnist_lt_r100, scale ci,
 #           --device cuda --deterministic
-#   bench   make bench-gpu (ltbench against PyTorch eager, same GPU), then
-#           the input pipeline alone at the ImageNet-LT input (224 crop) on
-#           1, 4, 8 and all cores (bench_pipeline, make bench-pipeline's)
+#   bench   make bench-gpu (ltbench against PyTorch eager, same GPU); after
+#           the runs to commit, the input pipeline alone at the ImageNet-LT
+#           input (224 crop) on 1, 4, 8 and all cores (bench_pipeline, make
+#           bench-pipeline's)
 #   runs    if time is left: ce on fmnist_lt_r100 short, seeds 0-2, on the
-#           GPU; then the ResNet-50 smoke run on the synthetic ImageNet-LT
+#           GPU; then the pipeline bench; then the ResNet-50 smoke run on the synthetic ImageNet-LT
 #           fixture (protocol imagenet_lt_fixture, scale full: one epoch at
 #           224 px) with its throughput
 #
@@ -190,17 +191,21 @@ run check-fmnist-ci 120 --protocol fmnist_lt_r100 --method ce --scale ci --seed 
 step bench-gpu 240 make --no-print-directory "${MAKEVARS[@]}" BENCH_GPU_PYTHON=python3 \
     BENCH_GPU_ARGS="${BENCH_GPU_ARGS:---seconds 1}" bench-gpu
 grep '^bench-gpu:' "$GPU_LOGS/bench-gpu.log" > "$LOGDIR/bench-gpu.txt" 2>/dev/null || true
-# the input pipeline alone (CPU only, about 20 s): the images per second the
-# loader delivers at the ImageNet-LT protocol's input on this machine's cores
-NCPU=$(nproc)
-step bench-pipeline 60 "$BUILD/bench_pipeline" --images 384 --seconds 1 \
-    --workers "$(printf '%s\n' 1 4 8 "$NCPU" | awk -v n="$NCPU" '$1 <= n' | sort -nu | paste -sd,)"
-grep '^bench-pipeline:' "$GPU_LOGS/bench-pipeline.log" >> "$LOGDIR/bench-gpu.txt" 2>/dev/null || true
 
 # (c) the runs to commit, while time is left
 for s in 0 1 2; do
     run "fmnist-short-seed$s" 100 --protocol fmnist_lt_r100 --method ce --scale short --seed "$s"
 done
+
+# (d) the input pipeline alone (CPU only, about 20 s; after the runs to
+# commit): the images per second the loader delivers at the ImageNet-LT
+# protocol's input on this machine's cores
+NCPU=$(nproc)
+step bench-pipeline 60 "$BUILD/bench_pipeline" --images 384 --seconds 1 \
+    --workers "$(printf '%s\n' 1 4 8 "$NCPU" | awk -v n="$NCPU" '$1 <= n' | sort -nu | paste -sd,)"
+grep '^bench-pipeline:' "$GPU_LOGS/bench-pipeline.log" >> "$LOGDIR/bench-gpu.txt" 2>/dev/null || true
+
+# (e) the ResNet-50 smoke run
 if step imagenet-fixture-gen 120 "$BUILD/make_imagenet_lt_fixture" "$DATA/imagenet_lt_fixture/raw"; then
     if run imagenet-fixture-r50 200 --protocol imagenet_lt_fixture --method ce --scale full --seed 0; then
         # cuda runs live in <method>@cuda (fp32) or <method>@cuda-tf32
