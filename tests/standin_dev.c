@@ -20,8 +20,10 @@ static int s_alloc(lt_cuda_ctx *c, void **p, size_t n) {
     return n && !*p ? LT_ENOMEM : LT_OK;
 }
 static void s_free(lt_cuda_ctx *c, void *p) { (void)c; lt_free(p); }
-static int s_memset0(lt_cuda_ctx *c, void *p, size_t n) { (void)c; memset(p, 0, n); return LT_OK; }
-static int s_copy(lt_cuda_ctx *c, void *d, const void *s, size_t n) { (void)c; memcpy(d, s, n); return LT_OK; }
+/* n = 0 with NULL pointers (a model without buffers) is a valid device
+ * call; memset / memcpy declare their pointers non-NULL even then */
+static int s_memset0(lt_cuda_ctx *c, void *p, size_t n) { (void)c; if (n) memset(p, 0, n); return LT_OK; }
+static int s_copy(lt_cuda_ctx *c, void *d, const void *s, size_t n) { (void)c; if (n) memcpy(d, s, n); return LT_OK; }
 static int s_sync(lt_cuda_ctx *c) { (void)c; return LT_OK; }
 static void s_ctx_free(lt_cuda_ctx *c) { (void)c; }
 static int s_sgd(lt_cuda_ctx *c, size_t n, float *w, const float *g, float *mom, const uint8_t *mask,
