@@ -206,6 +206,8 @@ endif
 # ltbench is not a prerequisite: `make asan` must never replace ./ltbench
 # with an instrumented build.
 tests-build: $(TEST_BIN)
+# the CUDA library's tests (their CPU cases run everywhere; nothing where nvcc is missing)
+tests-build-cuda: $(CUDA_TEST_BIN)
 
 # The suite: every test binary, then one summary line "N passed, N skipped, N failed".
 test: check-deps
@@ -215,9 +217,9 @@ test: check-deps
 asan:
 	@$(MAKE) --no-print-directory check-deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	    LDLIBS="$(LDLIBS) -fsanitize=address,undefined" tests-build
+	    LDLIBS="$(LDLIBS) -fsanitize=address,undefined" tests-build tests-build-cuda
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	    tests/run.sh $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN))
+	    tests/run.sh $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN) $(CUDA_TEST_BIN))
 
 # ltbench and PyTorch (tests/bench/bench_torch.py) alternate in one run;
 # the PyTorch side is skipped with a message when torch is not installed.
