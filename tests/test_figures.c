@@ -161,6 +161,19 @@ static int has_magic(const char *path, const char *magic, size_t n)
     return k == n && !memcmp(buf, magic, n);
 }
 
+/* lt_figures_make with an empty PATH: no gnuplot, the data files only
+ * (quick); PATH is restored before returning. */
+static int make_data_only(const lt_fig_opts *o, lt_fig_summary *sum)
+{
+    char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", "", 1);
+    const int rc = lt_figures_make(o, NULL, sum);
+    if (saved) setenv("PATH", saved, 1);
+    free(saved);
+    return rc;
+}
+
+/* The data files into <root>/<out> (no gnuplot), the log into log_path. */
 static void make(const char *out, const char *log_path, lt_fig_summary *sum)
 {
     char od[256];
@@ -168,7 +181,7 @@ static void make(const char *out, const char *log_path, lt_fig_summary *sum)
     FILE *log = fopen(log_path, "w+");
     assert_non_null(log);
     lt_fig_opts o = {.results_dir = g_root, .out_dir = od, .scripts_dir = "plots", .log = log};
-    int rc = lt_figures_make(&o, NULL, sum);
+    int rc = make_data_only(&o, sum);
     if (rc) fail_msg("lt_figures_make: %s", lt_errmsg());
     fclose(log);
 }
@@ -273,14 +286,10 @@ static void test_rendered(void **state)
 static void test_no_gnuplot(void **state)
 {
     (void)state;
-    char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
-    setenv("PATH", "", 1);
     lt_fig_summary sum;
     char log[256];
     snprintf(log, sizeof log, "%s/log3", g_root);
     make("out_nogp", log, &sum);
-    if (saved) setenv("PATH", saved, 1);
-    free(saved);
     assert_false(sum.gnuplot_found);
     assert_int_equal(sum.n_data, 9);
     assert_int_equal(sum.n_rendered, 0);
@@ -304,13 +313,9 @@ static void test_default_out_beside_results(void **state)
     (void)state;
     struct stat before;
     const int had = stat("plots/out/perclass_fmnist_lt_r100_short.dat", &before) == 0;
-    char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
-    setenv("PATH", "", 1);   /* data files only: quick */
     lt_fig_opts o = {.results_dir = g_root, .scripts_dir = "plots"};
     lt_fig_summary sum;
-    const int rc = lt_figures_make(&o, NULL, &sum);
-    if (saved) setenv("PATH", saved, 1);
-    free(saved);
+    const int rc = make_data_only(&o, &sum);
     assert_int_equal(rc, LT_OK);
     assert_int_equal(sum.n_data, 9);
     char p[300];
@@ -368,13 +373,9 @@ static void test_hostile_result_refused(void **state)
     snprintf(wlog, sizeof wlog, "%s/warn_hostile", g_root);
     FILE *w = fopen(wlog, "w+");
     assert_non_null(w);
-    char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
-    setenv("PATH", "", 1);   /* data files only: quick */
     lt_fig_opts o = {.results_dir = g_root, .out_dir = od, .scripts_dir = "plots", .warn = w};
     lt_fig_summary sum;
-    const int rc = lt_figures_make(&o, NULL, &sum);
-    if (saved) setenv("PATH", saved, 1);
-    free(saved);
+    const int rc = make_data_only(&o, &sum);
     fclose(w);
     if (rc) fail_msg("lt_figures_make: %s", lt_errmsg());
     assert_int_equal(sum.n_refused, 1);
@@ -406,14 +407,10 @@ static void test_cuda_series(void **state)
     (void)state;
     write_run_on("fmnist_lt_r100", "ce", "fp32", 0, 0.60, 0.85);
     write_run_on("fmnist_lt_r100", "ce", "tf32", 0, 0.65, 0.95);
-    char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
-    setenv("PATH", "", 1);   /* data files only: quick */
     lt_fig_summary sum;
     char log[256];
     snprintf(log, sizeof log, "%s/log_cuda", g_root);
     make("out_cuda", log, &sum);
-    if (saved) setenv("PATH", saved, 1);
-    free(saved);
     assert_int_equal(sum.n_refused, 0);
     /* many / medium / few of the one seed each: 85 / 55 / 25 (fp32) and
      * 95 / 65 / 35 (tf32), beside the cpu means of before */

@@ -280,6 +280,11 @@ static void put(const char *dir, const char *rel, const char *text, char *path, 
 /* A result file's backend read back (absent = cpu), checked against its
  * directory, and the re-use rule: another backend or math mode is never
  * re-used, not even under --reuse any; a cuda run of the same fingerprint is. */
+/* The env of a cuda result: the GPU, then the library versions (each test
+ * adds its math mode and deterministic flag). */
+#define CUDA_GPU ",\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\""
+#define CUDA_LIBS ",\"cuda_driver\":13000,\"cuda_runtime\":13000,\"cudnn\":91900,\"cublas\":130100"
+
 static void test_record_backend_and_reuse(void **state)
 {
     (void)state;
@@ -304,9 +309,7 @@ static void test_record_backend_and_reuse(void **state)
     assert_string_equal(why, "backend cpu, now cuda: another experiment (not re-used under --reuse any either)");
 
     /* a cuda run: its fingerprint read back */
-    const char *cuda_env = ",\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
-                           "\"cuda_driver\":13000,\"cuda_runtime\":13000,\"cudnn\":91900,\"cublas\":130100,"
-                           "\"cuda_math\":\"fp32\",\"cuda_deterministic\":false";
+    const char *cuda_env = CUDA_GPU CUDA_LIBS ",\"cuda_math\":\"fp32\",\"cuda_deterministic\":false";
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:3", cuda_env);
     put(dir, "runs/p/ci/ce@cuda/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_OK);
@@ -358,9 +361,7 @@ static void test_record_backend_and_reuse(void **state)
     /* the cuda math mode: tf32 runs live in …@cuda-tf32/, fp32 ones in
      * …@cuda/; each read back with its tag, and refused in any other
      * directory (their numbers would land in the other mode's row) */
-    const char *tf32_env = ",\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
-                           "\"cuda_driver\":13000,\"cuda_runtime\":13000,\"cudnn\":91900,\"cublas\":130100,"
-                           "\"cuda_math\":\"tf32\",\"cuda_deterministic\":true";
+    const char *tf32_env = CUDA_GPU CUDA_LIBS ",\"cuda_math\":\"tf32\",\"cuda_deterministic\":true";
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", tf32_env);
     put(dir, "runs/p/ci/ce@cuda-tf32/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_OK);
@@ -402,7 +403,7 @@ static void test_record_backend_and_reuse(void **state)
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
     assert_non_null(strstr(lt_errmsg(), "a cpu run (env.backend) in a directory of cuda-tf32 runs"));
     /* a cuda run without a known math mode has no row: refused, wherever it is */
-    const char *no_math_env = ",\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\"";
+    const char *no_math_env = CUDA_GPU;
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", no_math_env);
     put(dir, "runs/p/ci/ride@cuda/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);

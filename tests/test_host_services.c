@@ -289,6 +289,25 @@ static void run(const char *root, const char *method, const char *hp, int kill, 
     assert_int_equal(lt_runner_run(&r, o), LT_OK);
 }
 
+/* A run's final checkpoint (the caller frees it). */
+static lt_ckpt *final_ckpt(const char *run_dir) {
+    char p[1300];
+    snprintf(p, sizeof p, "%s/ckpt_final.ltc", run_dir);
+    lt_ckpt *c = NULL;
+    assert_int_equal(lt_ckpt_read(&c, p), LT_OK);
+    return c;
+}
+
+/* Record `name` in both checkpoints, byte for byte the same. */
+static void assert_record_equal(const lt_ckpt *a, const lt_ckpt *b, const char *name) {
+    const void *da, *db;
+    size_t na, nb;
+    assert_int_equal(lt_ckpt_get(a, name, &da, &na), LT_OK);
+    assert_int_equal(lt_ckpt_get(b, name, &db, &nb), LT_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(da, db, na);
+}
+
 static int has_event(const lt_run_outcome *o, const char *event) {
     char p[1300], pat[80];
     snprintf(p, sizeof p, "%s/events.jsonl", o->run_dir);
@@ -374,18 +393,8 @@ static void test_resume_restores_modules(void **state) {
     if (!b.ok) fail_msg("resumed toy: %s", b.reason);
     fx_assert_same_metrics(&g_toy, &b);
     /* the module's parameters too */
-    char pa[1300], pb[1300];
-    snprintf(pa, sizeof pa, "%s/ckpt_final.ltc", g_toy.run_dir);
-    snprintf(pb, sizeof pb, "%s/ckpt_final.ltc", b.run_dir);
-    lt_ckpt *ca, *cb;
-    assert_int_equal(lt_ckpt_read(&ca, pa), LT_OK);
-    assert_int_equal(lt_ckpt_read(&cb, pb), LT_OK);
-    const void *da, *db;
-    size_t na, nb;
-    assert_int_equal(lt_ckpt_get(ca, "mod/cb/m/w/cb.weight", &da, &na), LT_OK);
-    assert_int_equal(lt_ckpt_get(cb, "mod/cb/m/w/cb.weight", &db, &nb), LT_OK);
-    assert_int_equal(na, nb);
-    assert_memory_equal(da, db, na);
+    lt_ckpt *ca = final_ckpt(g_toy.run_dir), *cb = final_ckpt(b.run_dir);
+    assert_record_equal(ca, cb, "mod/cb/m/w/cb.weight");
     lt_ckpt_free(ca);
     lt_ckpt_free(cb);
 }
@@ -415,28 +424,18 @@ static void test_teacher_bn_train_resume(void **state) {
     run(rb, "test_toy", hp, 0, &b);   /* resumed */
     if (!b.ok) fail_msg("resumed toy, teacher bn train: %s", b.reason);
     fx_assert_same_metrics(&a, &b);
-    char pa[1300], pb[1300];
-    snprintf(pa, sizeof pa, "%s/ckpt_final.ltc", a.run_dir);
-    snprintf(pb, sizeof pb, "%s/ckpt_final.ltc", b.run_dir);
-    lt_ckpt *ca, *cb;
-    assert_int_equal(lt_ckpt_read(&ca, pa), LT_OK);
-    assert_int_equal(lt_ckpt_read(&cb, pb), LT_OK);
+    lt_ckpt *ca = final_ckpt(a.run_dir), *cb = final_ckpt(b.run_dir);
     /* the teacher's statistics: saved, moved from the teacher run's, equal */
-    char tp[1300];
-    snprintf(tp, sizeof tp, "%s/ckpt_final.ltc", ce.run_dir);
-    lt_ckpt *ct;
-    assert_int_equal(lt_ckpt_read(&ct, tp), LT_OK);
+    lt_ckpt *ct = final_ckpt(ce.run_dir);
     int n_buf = 0, n_moved = 0;
     for (int i = 0; i < lt_ckpt_count(ca); i++) {
         const char *name = lt_ckpt_name(ca, i);
         if (strncmp(name, "teacher/0/b/", 12)) continue;
         n_buf++;
-        const void *da, *db, *dt;
-        size_t na, nb, nt;
+        assert_record_equal(ca, cb, name);
+        const void *da, *dt;
+        size_t na, nt;
         assert_int_equal(lt_ckpt_get(ca, name, &da, &na), LT_OK);
-        assert_int_equal(lt_ckpt_get(cb, name, &db, &nb), LT_OK);
-        assert_int_equal(na, nb);
-        assert_memory_equal(da, db, na);
         char own[300];
         snprintf(own, sizeof own, "m/b/%s", name + 12);   /* the teacher run's own copy */
         if (lt_ckpt_get(ct, own, &dt, &nt) == LT_OK && nt == na && memcmp(dt, da, na)) n_moved++;

@@ -680,6 +680,17 @@ static void cuda_result(const char *dir, int seed, const char *top1, const char 
     tf_spit(path, text);
 }
 
+/* A leaderboard row: method, backend, seeds, mean top-1 and (std >= 0)
+ * its sample std. */
+static void assert_row(const lt_lb_row *r, const char *method, const char *backend, int n_ok, double top1,
+                       double std) {
+    assert_string_equal(r->method, method);
+    assert_string_equal(r->backend, backend);
+    assert_int_equal(r->n_ok, n_ok);
+    assert_true(fabs(r->mean[LT_M_TOP1] - top1) < 1e-9);
+    if (std >= 0) assert_true(fabs(r->top1_std - std) < 1e-9);
+}
+
 /* Cuda results of the same (protocol, scale, method, seed) as a cpu one, in
  * fp32 and in tf32 math: three rows (backend cpu, cuda, cuda-tf32), none
  * pooled into nor written over another. The runner puts cuda runs in
@@ -719,15 +730,8 @@ static void test_cpu_and_cuda_rows(void **state)
     assert_int_equal(set.n, 12);
     assert_int_equal(n, 6);
     /* cpu, cuda, cuda-tf32, each with its own seeds */
-    assert_string_equal(rows[3].method, "ce");
-    assert_string_equal(rows[3].backend, "cpu");
-    assert_int_equal(rows[3].n_ok, 3);
-    assert_true(fabs(rows[3].mean[LT_M_TOP1] - 72.0) < 1e-9);
-    assert_string_equal(rows[4].method, "ce");
-    assert_string_equal(rows[4].backend, "cuda");
-    assert_int_equal(rows[4].n_ok, 2);
-    assert_true(fabs(rows[4].mean[LT_M_TOP1] - 80.5) < 1e-9);
-    assert_true(fabs(rows[4].top1_std - sqrt(0.5)) < 1e-9);
+    assert_row(&rows[3], "ce", "cpu", 3, 72.0, -1);
+    assert_row(&rows[4], "ce", "cuda", 2, 80.5, sqrt(0.5));
     /* the cpu seed 0 file is untouched beside the cuda seed 0 */
     assert_int_equal(set.v[rows[3].first].seed, 0);
     assert_true(fabs(set.v[rows[3].first].metric[LT_M_TOP1] - 0.70) < 1e-12);
@@ -735,11 +739,7 @@ static void test_cpu_and_cuda_rows(void **state)
     assert_true(fabs(set.v[rows[4].first].metric[LT_M_TOP1] - 0.80) < 1e-12);
     assert_string_equal(set.v[rows[4].first].gpu_name, "NVIDIA H100 80GB HBM3");
     assert_string_equal(set.v[rows[4].first].device_tag, "cuda");
-    assert_string_equal(rows[5].method, "ce");
-    assert_string_equal(rows[5].backend, "cuda-tf32");
-    assert_int_equal(rows[5].n_ok, 2);
-    assert_true(fabs(rows[5].mean[LT_M_TOP1] - 91.0) < 1e-9);
-    assert_true(fabs(rows[5].top1_std - sqrt(2.0)) < 1e-9);
+    assert_row(&rows[5], "ce", "cuda-tf32", 2, 91.0, sqrt(2.0));
     assert_int_equal(set.v[rows[5].first].seed, 0);
     assert_true(fabs(set.v[rows[5].first].metric[LT_M_TOP1] - 0.90) < 1e-12);
     assert_string_equal(set.v[rows[5].first].backend, "cuda");   /* env.backend as the file says */

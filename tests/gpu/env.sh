@@ -112,14 +112,14 @@ gpu_env_git() {
         unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
         return 0
     fi
-    local n
-    n=$(git --no-optional-locks status --porcelain --untracked-files=no -- . ':(exclude)results' \
-        ':(exclude)plots/out' 2>/dev/null | wc -l)
+    local changed n
+    changed=$(git --no-optional-locks status --porcelain --untracked-files=no -- . ':(exclude)results' \
+        ':(exclude)plots/out' 2>/dev/null)
+    n=$(printf '%s' "$changed" | grep -c . || true)
     GPU_GIT_NOTE="commit $(git rev-parse HEAD) from .gpudeps/git, $n tracked files differ"
     if [ "$n" -ne 0 ]; then
         GPU_GIT_NOTE="$GPU_GIT_NOTE: STALE pack, runs are dirty (run tests/gpu/pack-git.sh after the last commit)"
-        git --no-optional-locks status --porcelain --untracked-files=no -- . ':(exclude)results' \
-            ':(exclude)plots/out' 2>/dev/null | head -10
+        printf '%s\n' "$changed" | head -10
     fi
     say "git: $GPU_GIT_NOTE ($(git --version))"
 }
