@@ -101,13 +101,15 @@ CUDA_SO :=
 CUDA_TEST_BIN :=
 endif
 
-.PHONY: all deps check-deps test asan bench bench-pipeline bench-deps bench-gpu verify-torch clean help lvis-fixture imagenet-lt-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
+.PHONY: all deps check-deps test asan cuemu bench bench-pipeline bench-deps bench-gpu verify-torch clean help lvis-fixture imagenet-lt-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
 all: ltbench $(CUDA_LIB) $(CUDA_SO)
 
 help:
 	@echo "make              build ./ltbench and the libraries (and build/libltcuda.a, .so where nvcc is found)"
 	@echo "make cuda         the CUDA library, the module build/libltcuda.so (ltbench run --device cuda)"
 	@echo "                  and its tests build/tests/test_backend_ops, test_model_cuda"
+	@echo "make cuemu        the CUDA library on the CPU emulator (tests/cuemu): build/libltcuemu.so and"
+	@echo "                  the GPU tests against it, build/tests/*_emu (make test runs them; no nvcc needed)"
 	@echo "make deps         install the Debian packages the project needs"
 	@echo "make test         build and run the CMocka suite (runs deps first if needed)"
 	@echo "make asan         the suite under AddressSanitizer + UBSan"
@@ -203,23 +205,66 @@ cuda:
 	@echo "cuda: no nvcc found (NVCC=/path/to/nvcc to name one): nothing to build" >&2; exit 1
 endif
 
+# ---- the CUDA library on the CPU emulator (tests/cuemu) ---------------------------
+# The same engine/cuda sources built by g++ against tests/cuemu's runtime,
+# fake cuDNN and fake cuBLAS (-DLT_CUEMU): build/libltcuemu.a, the module
+# build/libltcuemu.so (LTBENCH_CUDA_LIB=build/libltcuemu.so ./ltbench run ...
+# --device cuda runs the CUDA code path on the CPU), and tests/gpu's programs
+# linked against it as build/tests/<name>_emu, which make test runs: every
+# GPU case then runs here, on the emulated device. Needs no nvcc. Where the
+# nvcc build of the same tests exists, the _emu twin leaves out their CPU-only
+# cases (-DLT_TEST_EMU_TWIN): the nvcc build's binary runs them.
+CXX ?= g++
+CUEMU_CXXFLAGS = $(OPT) -g -std=c++17 -D_GNU_SOURCE -DLT_CUEMU -Wall -Wextra -Wno-format-truncation \
+                 -ffp-contract=off -pthread -Itests/cuemu/include -Itests/cuemu -Iengine -Iengine/cuda -MMD -MP
+CUEMU_LIBSRC := $(sort $(wildcard tests/cuemu/lt_cuemu_*.cc))
+CUEMU_CUDA_SRC := $(sort $(wildcard engine/cuda/*.cu))
+CUEMU_CUDA_CSRC := $(sort $(wildcard engine/cuda/*.c))
+CUEMU_OBJ := $(patsubst %.cu,$(BUILD)/cuemu/%.o,$(CUEMU_CUDA_SRC)) $(patsubst %.cc,$(BUILD)/cuemu/%.o,$(CUEMU_LIBSRC)) \
+             $(patsubst %.c,$(BUILD)/cuemu/%.o,$(CUEMU_CUDA_CSRC))
+CUEMU_LIB := $(BUILD)/libltcuemu.a
+CUEMU_SO  := $(BUILD)/libltcuemu.so
+CUEMU_TEST_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/%_emu,$(sort $(wildcard tests/gpu/test_*.c))) \
+                  $(patsubst tests/cuemu/%.cc,$(BUILD)/tests/%,$(sort $(wildcard tests/cuemu/test_*.cc)))
+$(BUILD)/cuemu/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(CXX) $(CUEMU_CXXFLAGS) -fPIC -x c++ -c $< -o $@
+$(BUILD)/cuemu/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CUEMU_CXXFLAGS) -fPIC -c $< -o $@
+$(BUILD)/cuemu/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+$(CUEMU_LIB): $(CUEMU_OBJ)
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(CUEMU_SO): $(CUEMU_OBJ) engine/cuda/module.map
+	$(CXX) -shared -o $@ $(CUEMU_OBJ) -Wl,--version-script=engine/cuda/module.map -lopenblas -pthread
+$(filter %_emu,$(CUEMU_TEST_BIN)): $(BUILD)/tests/%_emu: tests/gpu/%.c $(call obj,$(CUDA_TESTLIB_SRC)) $(CUEMU_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(if $(strip $(NVCC)),-DLT_TEST_EMU_TWIN) -Iengine/cuda -Itests/gpu -Itests -o $@ $< \
+	    $(call obj,$(CUDA_TESTLIB_SRC)) $(CUEMU_LIB) $(ENGINE_LIB) $(LDLIBS) -lstdc++ -lcmocka
+$(filter-out %_emu,$(CUEMU_TEST_BIN)): $(BUILD)/tests/%: tests/cuemu/%.cc $(CUEMU_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CUEMU_CXXFLAGS) -o $@ $< $(CUEMU_LIB) $(ENGINE_LIB) $(LDLIBS) -lcmocka
+cuemu: $(CUEMU_LIB) $(CUEMU_SO) $(CUEMU_TEST_BIN)
+
 # ltbench is not a prerequisite: `make asan` must never replace ./ltbench
 # with an instrumented build.
 tests-build: $(TEST_BIN)
 # the CUDA library's tests (their CPU cases run everywhere; nothing where nvcc is missing)
-tests-build-cuda: $(CUDA_TEST_BIN)
+tests-build-cuda: $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN)
 
 # The suite: every test binary, then one summary line "N passed, N skipped, N failed".
 test: check-deps
-	@$(MAKE) --no-print-directory tests-build ltbench $(CUDA_TEST_BIN) $(CUDA_SO)
-	@tests/run.sh $(TEST_BIN) $(CUDA_TEST_BIN)
+	@$(MAKE) --no-print-directory tests-build ltbench $(CUDA_TEST_BIN) $(CUDA_SO) $(CUEMU_TEST_BIN) $(CUEMU_SO)
+	@tests/run.sh $(TEST_BIN) $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN)
 
 asan:
 	@$(MAKE) --no-print-directory check-deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    LDLIBS="$(LDLIBS) -fsanitize=address,undefined" tests-build tests-build-cuda
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	    tests/run.sh $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN) $(CUDA_TEST_BIN))
+	    tests/run.sh $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN) $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN))
 
 # ltbench and PyTorch (tests/bench/bench_torch.py) alternate in one run;
 # the PyTorch side is skipped with a message when torch is not installed.

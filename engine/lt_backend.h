@@ -26,6 +26,11 @@
 
 #include "lt_base.h"
 
+/* The device name the CPU emulator of the CUDA backend (tests/cuemu)
+ * reports: a run on it exercises the CUDA code path, its numbers are not a
+ * GPU's, and the leaderboard refuses it. */
+#define LT_CUEMU_DEVICE_NAME "ltbench cuemu (CPU emulator)"
+
 typedef struct lt_backend lt_backend;
 
 typedef enum { LT_BACKEND_CPU = 0, LT_BACKEND_CUDA = 1 } lt_backend_kind;
@@ -132,7 +137,8 @@ const char *lt_cuda_math_name(lt_cuda_math m);          /* the inverse; "?" out 
 typedef struct {
     lt_backend_kind kind;
     int device;                  /* cuda: the index; cpu: 0 */
-    char device_name[128];       /* cuda: "NVIDIA H100 80GB HBM3"; cpu: "" */
+    char device_name[128];       /* cuda: "NVIDIA H100 80GB HBM3"; cpu: "";
+                                  * the CPU emulator (tests/cuemu): LT_CUEMU_DEVICE... */
     int cc_major, cc_minor;      /* cuda: compute capability (9, 0) */
     int driver_version, runtime_version, cudnn_version, cublas_version;
     lt_cuda_math math;           /* cuda; LT_CUDA_FP32 for cpu */

@@ -385,6 +385,11 @@ int lt_run_record_read(const char *path, lt_run_record *r)
                       !strcmp(pd, "?") ? "unknown" : pd);
     }
     copy_str(r->gpu_name, sizeof r->gpu_name, env, "gpu_name");
+    if (kind == LT_BACKEND_CUDA && !strcmp(r->gpu_name, LT_CUEMU_DEVICE_NAME)) {
+        cJSON_Delete(doc);
+        return lt_err(LT_EDATA, "%s: a run on the CPU emulator of the CUDA backend (env.gpu_name \"%s\"): it checks "
+                      "the code path, its numbers are not a GPU's", path, LT_CUEMU_DEVICE_NAME);
+    }
     copy_str(r->gpu_cc, sizeof r->gpu_cc, env, "gpu_cc");
     const double ver[3] = {get_num(env, "cuda_runtime"), get_num(env, "cudnn"), get_num(env, "cublas")};
     int *const dst[3] = {&r->cuda_runtime, &r->cudnn, &r->cublas};

@@ -664,7 +664,7 @@ static void test_engines_separate_and_stale(void **state)
 }
 
 /* A cuda result as the runner writes it: seed, top-1, math mode. */
-static void cuda_result(const char *dir, int seed, const char *top1, const char *math)
+static void cuda_result_on(const char *dir, int seed, const char *top1, const char *math, const char *gpu)
 {
     char path[600], text[2048];
     tf_mkdirs(dir);
@@ -674,10 +674,15 @@ static void cuda_result(const char *dir, int seed, const char *top1, const char 
              "\"version\":1,\"sha256\":\"aaaa\"},\"scale\":\"short\",\"method\":{\"name\":\"ce\","
              "\"version\":\"1\",\"fidelity\":\"reconstructed\"},\"seed\":%d,\"metrics\":{\"top1\":%s},"
              "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"" LT_ENGINE_VERSION "\","
-             "\"threads\":2,\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
+             "\"threads\":2,\"backend\":\"cuda\",\"gpu_name\":\"%s\",\"gpu_cc\":\"9.0\","
              "\"cuda_math\":\"%s\",\"cuda_deterministic\":false}}\n",
-             seed, top1, math);
+             seed, top1, gpu, math);
     tf_spit(path, text);
+}
+
+static void cuda_result(const char *dir, int seed, const char *top1, const char *math)
+{
+    cuda_result_on(dir, seed, top1, math, "NVIDIA H100 80GB HBM3");
 }
 
 /* A leaderboard row: method, backend, seeds, mean top-1 and (std >= 0)
@@ -770,8 +775,12 @@ static void test_cpu_and_cuda_rows(void **state)
     cuda_result(dir, 5, "0.10", "tf32");
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda-tf32/seed6", g_root);
     cuda_result(dir, 6, "0.10", "fp32");
+    /* and a run on the CPU emulator of the CUDA backend: refused, never a row */
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda/seed9", g_root);
+    cuda_result_on(dir, 9, "0.10", "fp32", LT_CUEMU_DEVICE_NAME);
     char *warn;
-    assert_int_equal(build_refusing(&warn), 2);
+    assert_int_equal(build_refusing(&warn), 3);
+    assert_non_null(strstr(warn, "ce@cuda/seed9/result.json: a run on the CPU emulator of the CUDA backend"));
     assert_non_null(strstr(warn, "ce@cuda/seed5/result.json: a cuda-tf32 run (env.backend, env.cuda_math) in a "
                                  "directory of cuda runs"));
     assert_non_null(strstr(warn, "ce@cuda-tf32/seed6/result.json: a cuda run (env.backend, env.cuda_math) in a "

@@ -73,6 +73,16 @@ static inline unsigned lt_cuda_blocks(size_t n, unsigned threads) {
     return (unsigned)b;
 }
 
+/* A kernel launch: LT_LAUNCH(k, grid, block, stream)(args...). With nvcc
+ * the triple-chevron launch (no dynamic shared memory); in the CPU build of
+ * this library (tests/cuemu, -DLT_CUEMU) a call that runs k once per
+ * emulated thread, so the same source is tested without a GPU. */
+#ifdef LT_CUEMU
+#define LT_LAUNCH(k, grid, block, stream) lt_cuemu_launcher(k, #k, (grid), (block), 0, (stream))
+#else
+#define LT_LAUNCH(k, grid, block, stream) k<<<(grid), (block), 0, (stream)>>>
+#endif
+
 /* The element loop of those launches: thread i, then a grid's stride on. */
 #define GRID_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 

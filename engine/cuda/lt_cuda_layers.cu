@@ -17,7 +17,7 @@ __global__ static void k_scale_by(size_t n, float mul, const float *p, const flo
 int lt_cuda_scale_by(lt_cuda_ctx *ctx, size_t n, float mul, const float *p, const float *x, float *y) {
     LT_CTX(ctx);
     if (!n) return LT_OK;
-    k_scale_by<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, mul, p, x, y);
+    LT_LAUNCH(k_scale_by, lt_cuda_blocks(n, ET), ET, ctx->stream)(n, mul, p, x, y);
     return lt_cuda_launch_check("scale by");
 }
 
@@ -31,7 +31,7 @@ __global__ static void k_dot_acc(size_t n, const float *a, const float *b, float
 
 int lt_cuda_dot_acc(lt_cuda_ctx *ctx, size_t n, const float *a, const float *b, float mul, float *out) {
     LT_CTX(ctx);
-    k_dot_acc<<<1, 1, 0, ctx->stream>>>(n, a, b, mul, out);
+    LT_LAUNCH(k_dot_acc, 1, 1, ctx->stream)(n, a, b, mul, out);
     return lt_cuda_launch_check("dot accumulate");
 }
 
@@ -44,7 +44,7 @@ __global__ static void k_chscale_fwd(int N, size_t C, const float *s, const floa
 int lt_cuda_chscale_forward(lt_cuda_ctx *ctx, int N, size_t C, const float *s, const float *x, float *y) {
     LT_CTX(ctx);
     if (!N || !C) return LT_OK;
-    k_chscale_fwd<<<lt_cuda_blocks((size_t)N * C, ET), ET, 0, ctx->stream>>>(N, C, s, x, y);
+    LT_LAUNCH(k_chscale_fwd, lt_cuda_blocks((size_t)N * C, ET), ET, ctx->stream)(N, C, s, x, y);
     return lt_cuda_launch_check("per-class scale forward");
 }
 
@@ -66,6 +66,6 @@ int lt_cuda_chscale_backward(lt_cuda_ctx *ctx, int N, size_t C, const float *x, 
                              float *dx, float *ds) {
     LT_CTX(ctx);
     if (!N || !C || (!dx && !ds)) return LT_OK;
-    k_chscale_bwd<<<lt_cuda_blocks(C, ET), ET, 0, ctx->stream>>>(N, C, x, s, dy, dx, ds);
+    LT_LAUNCH(k_chscale_bwd, lt_cuda_blocks(C, ET), ET, ctx->stream)(N, C, x, s, dy, dx, ds);
     return lt_cuda_launch_check("per-class scale backward");
 }

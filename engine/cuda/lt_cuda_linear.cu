@@ -44,7 +44,7 @@ int lt_cuda_linear_forward(lt_cuda_ctx *ctx, int N, int in, int out, const float
     LT_TRY(gemm(ctx, CUBLAS_OP_T, CUBLAS_OP_N, out, N, in, W, in, x, in, 0.0f, y, out));
     if (b) {
         const size_t total = (size_t)N * out;
-        k_row_bias<<<lt_cuda_blocks(total, 256), 256, 0, ctx->stream>>>(total, out, b, y);
+        LT_LAUNCH(k_row_bias, lt_cuda_blocks(total, 256), 256, ctx->stream)(total, out, b, y);
         LT_TRY(lt_cuda_launch_check("linear bias"));
     }
     return LT_OK;
@@ -57,7 +57,7 @@ int lt_cuda_linear_backward(lt_cuda_ctx *ctx, int N, int in, int out, const floa
     if (dx) LT_TRY(gemm(ctx, CUBLAS_OP_N, CUBLAS_OP_N, in, N, out, W, in, dy, out, set_dx ? 0.0f : 1.0f, dx, in));
     if (dW) LT_TRY(gemm(ctx, CUBLAS_OP_N, CUBLAS_OP_T, in, out, N, x, in, dy, out, 1.0f, dW, in));
     if (db) {
-        k_col_sum<<<lt_cuda_blocks((size_t)out, 128), 128, 0, ctx->stream>>>(N, out, dy, db);
+        LT_LAUNCH(k_col_sum, lt_cuda_blocks((size_t)out, 128), 128, ctx->stream)(N, out, dy, db);
         LT_TRY(lt_cuda_launch_check("linear bias gradient"));
     }
     return LT_OK;
@@ -86,11 +86,11 @@ int lt_cuda_cosine_forward(lt_cuda_ctx *ctx, int N, int in, int out, const float
                            float eps, float *y, float *xinv, float *winv) {
     LT_CTX(ctx);
     LT_TRY(lin_args(N, in, out));
-    k_row_inv<<<lt_cuda_blocks((size_t)N, 128), 128, 0, ctx->stream>>>(N, in, x, eps, xinv);
-    k_row_inv<<<lt_cuda_blocks((size_t)out, 128), 128, 0, ctx->stream>>>(out, in, W, eps, winv);
+    LT_LAUNCH(k_row_inv, lt_cuda_blocks((size_t)N, 128), 128, ctx->stream)(N, in, x, eps, xinv);
+    LT_LAUNCH(k_row_inv, lt_cuda_blocks((size_t)out, 128), 128, ctx->stream)(out, in, W, eps, winv);
     LT_TRY(lt_cuda_launch_check("cosine norms"));
     LT_TRY(gemm(ctx, CUBLAS_OP_T, CUBLAS_OP_N, out, N, in, W, in, x, in, 0.0f, y, out));
-    k_cos_scale<<<lt_cuda_blocks((size_t)N * out, 256), 256, 0, ctx->stream>>>(N, out, scale, xinv, winv, y);
+    LT_LAUNCH(k_cos_scale, lt_cuda_blocks((size_t)N * out, 256), 256, ctx->stream)(N, out, scale, xinv, winv, y);
     return lt_cuda_launch_check("cosine scale");
 }
 
@@ -135,17 +135,17 @@ int lt_cuda_cosine_backward(lt_cuda_ctx *ctx, int N, int in, int out, const floa
     float *D = (float *)ctx->ws;
     const unsigned nb = lt_cuda_blocks((size_t)N * out, 256);
     if (dx) {
-        k_cos_coef<<<nb, 256, 0, ctx->stream>>>(N, out, scale, xinv, winv, dy, D, 0);
+        LT_LAUNCH(k_cos_coef, nb, 256, ctx->stream)(N, out, scale, xinv, winv, dy, D, 0);
         LT_TRY(lt_cuda_launch_check("cosine backward"));
         LT_TRY(gemm(ctx, CUBLAS_OP_N, CUBLAS_OP_N, in, N, out, W, in, D, out, 1.0f, dx, in));
-        k_cos_radial<<<lt_cuda_blocks((size_t)N, 64), 64, 0, ctx->stream>>>(N, out, in, x, xinv, dy, y, 0, dx);
+        LT_LAUNCH(k_cos_radial, lt_cuda_blocks((size_t)N, 64), 64, ctx->stream)(N, out, in, x, xinv, dy, y, 0, dx);
         LT_TRY(lt_cuda_launch_check("cosine backward"));
     }
     if (dW) {
-        k_cos_coef<<<nb, 256, 0, ctx->stream>>>(N, out, scale, xinv, winv, dy, D, 1);
+        LT_LAUNCH(k_cos_coef, nb, 256, ctx->stream)(N, out, scale, xinv, winv, dy, D, 1);
         LT_TRY(lt_cuda_launch_check("cosine backward"));
         LT_TRY(gemm(ctx, CUBLAS_OP_N, CUBLAS_OP_T, in, out, N, x, in, D, out, 1.0f, dW, in));
-        k_cos_radial<<<lt_cuda_blocks((size_t)out, 64), 64, 0, ctx->stream>>>(out, N, in, W, winv, dy, y, 1, dW);
+        LT_LAUNCH(k_cos_radial, lt_cuda_blocks((size_t)out, 64), 64, ctx->stream)(out, N, in, W, winv, dy, y, 1, dW);
         LT_TRY(lt_cuda_launch_check("cosine backward"));
     }
     return LT_OK;

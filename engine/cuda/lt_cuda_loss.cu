@@ -167,10 +167,10 @@ int lt_cuda_softmax_ce(lt_cuda_ctx *ctx, int N, int C, const float *logits, cons
     LT_TRY(lt_cuda_ws_reserve(ctx, (size_t)N * (sizeof(double) + sizeof(int))));
     double *rowloss = (double *)ctx->ws;
     int *rowbad = (int *)(rowloss + N);
-    k_softmax_ce_rows<<<lt_cuda_blocks((size_t)N, 64), 64, 0, ctx->stream>>>(N, C, logits, labels, offsets, weights,
+    LT_LAUNCH(k_softmax_ce_rows, lt_cuda_blocks((size_t)N, 64), 64, ctx->stream)(N, C, logits, labels, offsets, weights,
                                                                              dlogits, rowloss, rowbad);
     LT_TRY(lt_cuda_launch_check(fn));
-    k_softmax_ce_final<<<1, 1, 0, ctx->stream>>>(N, C, logits, labels, offsets, weights, rowloss, rowbad,
+    LT_LAUNCH(k_softmax_ce_final, 1, 1, ctx->stream)(N, C, logits, labels, offsets, weights, rowloss, rowbad,
                                                  (struct loss_out *)ctx->small);
     return finish_loss(ctx, fn, C, loss);
 }
@@ -184,10 +184,10 @@ int lt_cuda_sigmoid_bce(lt_cuda_ctx *ctx, int N, int C, const float *logits, con
     LT_TRY(lt_cuda_ws_reserve(ctx, (size_t)N * (sizeof(double) + sizeof(int))));
     double *rowloss = (double *)ctx->ws;
     int *rowbad = (int *)(rowloss + N);
-    k_bce_rows<<<lt_cuda_blocks((size_t)N, 64), 64, 0, ctx->stream>>>(N, C, logits, targets, offsets, dlogits, rowloss,
+    LT_LAUNCH(k_bce_rows, lt_cuda_blocks((size_t)N, 64), 64, ctx->stream)(N, C, logits, targets, offsets, dlogits, rowloss,
                                                                       rowbad);
     LT_TRY(lt_cuda_launch_check(fn));
-    k_bce_final<<<1, 1, 0, ctx->stream>>>(N, C, logits, targets, offsets, rowloss, rowbad, (struct loss_out *)ctx->small);
+    LT_LAUNCH(k_bce_final, 1, 1, ctx->stream)(N, C, logits, targets, offsets, rowloss, rowbad, (struct loss_out *)ctx->small);
     return finish_loss(ctx, fn, C, loss);
 }
 
@@ -226,7 +226,7 @@ int lt_cuda_sgd_step_grouped(lt_cuda_ctx *ctx, size_t n, float *w, const float *
     if (!w || !g || (momentum != 0.0f && !mom)) return lt_err(LT_EINVAL, "cuda sgd: NULL parameter, gradient or momentum");
     struct group_rates r;
     LT_TRY(rates(&r, n_groups, glr, gwd));
-    k_sgd<<<lt_cuda_blocks(n, 256), 256, 0, ctx->stream>>>(n, w, g, mom, mask, gid, r, momentum, nesterov != 0);
+    LT_LAUNCH(k_sgd, lt_cuda_blocks(n, 256), 256, ctx->stream)(n, w, g, mom, mask, gid, r, momentum, nesterov != 0);
     return lt_cuda_launch_check("sgd step");
 }
 
@@ -245,7 +245,7 @@ int lt_cuda_adam_step_grouped(lt_cuda_ctx *ctx, size_t n, float *w, const float 
     if (!w || !g || !m1 || !m2) return lt_err(LT_EINVAL, "cuda adam: NULL parameter, gradient or state");
     struct group_rates r;
     LT_TRY(rates(&r, n_groups, gstep, gwd));
-    k_adam<<<lt_cuda_blocks(n, 256), 256, 0, ctx->stream>>>(n, w, g, m1, m2, mask, gid, r, beta1, beta2, eps, bc2_sqrt);
+    LT_LAUNCH(k_adam, lt_cuda_blocks(n, 256), 256, ctx->stream)(n, w, g, m1, m2, mask, gid, r, beta1, beta2, eps, bc2_sqrt);
     return lt_cuda_launch_check("adam step");
 }
 

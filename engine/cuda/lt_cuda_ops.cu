@@ -8,9 +8,10 @@
  * -ffp-contract=off for the same reason). Elementwise results therefore
  * equal the CPU's bit for bit; reductions differ in summation order only.
  *
- * Reductions: one thread block per channel; thread t sums a fixed subset of
- * the elements in a fixed order (image by image, p = t, t + T, ...) in
- * double, then the block adds the partial sums as a fixed binary tree. No
+ * Reductions: thread t of a block sums a fixed subset of the elements in a
+ * fixed order (t, t + T, ...) in double, then the block adds the threads'
+ * sums as a fixed binary tree; the conv bias gradient takes one block per
+ * channel, batch norm splits each channel over several blocks (below). No
  * atomics anywhere, so the results are the same run to run in any mode. */
 #include "lt_cuda_impl.h"
 
@@ -45,7 +46,7 @@ __global__ static void k_bias_add(size_t total, int C, size_t P, const float *b,
 int lt_cuda_bias_add(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *b, float *y) {
     const size_t total = (size_t)N * C * P;
     if (!total) return LT_OK;
-    k_bias_add<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(total, C, P, b, y);
+    LT_LAUNCH(k_bias_add, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, C, P, b, y);
     return launch_ok("bias add");
 }
 
@@ -63,36 +64,99 @@ __global__ static void k_bias_grad(int N, int C, size_t P, const float *dy, floa
 
 int lt_cuda_bias_grad(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *dy, float *db) {
     if (!db || C <= 0) return LT_OK;
-    k_bias_grad<<<C, RT, 0, ctx->stream>>>(N, C, P, dy, db);
+    LT_LAUNCH(k_bias_grad, C, RT, ctx->stream)(N, C, P, dy, db);
     return launch_ok("bias gradient");
 }
 
-/* ---- batch norm ----------------------------------------------------------------- */
+/* ---- batch norm -----------------------------------------------------------------
+ * Train statistics and the backward sums are split reductions, so that a
+ * layer fills the GPU whatever its channel count (one block per channel
+ * left most SMs idle at C = 16..64 and made BN latency-bound): channel c's
+ * M = N*HW elements, in element order m = n*HW + p, are cut into S chunks of
+ * BN_CHUNK (the last shorter); block (s, c) sums chunk s as above (thread t:
+ * m = start + t, + RT, ... in double, then the fixed tree) into the context
+ * workspace, one thread per channel then adds the S partial sums in order
+ * and computes the channel's coefficients, and an elementwise kernel applies
+ * them. S depends on the shape only: the same bits on every run and GPU. */
+#define BN_CHUNK 8192
+
 __device__ static inline float bn_affine(float v, float mu, float a, float b) { return (v - mu) * a + b; }
 __device__ static inline float relu1(float v) { return v > 0.0f ? v : 0.0f; }
 __device__ static inline float relu_masked(float dy, float r) { return r > 0.0f ? dy : 0.0f; }
 
-__global__ static void k_bn_fwd_train(int N, int C, int HW, const float *x, const float *gamma, const float *beta,
-                                      float *y, float *mean, float *rstd, float *run_mean, float *run_var,
-                                      float momentum, float eps, int relu) {
+static inline int bn_splits(int N, int HW) { return (int)(((size_t)N * HW + BN_CHUNK - 1) / BN_CHUNK); }
+
+/* Workspace of a BN call: S*C partial pairs (double), then 5 floats of
+ * coefficients per channel. */
+struct bn_ws {
+    double *part;
+    float *coef;
+    int S;
+};
+
+static int bn_ws_get(lt_cuda_ctx *ctx, int N, int C, int HW, struct bn_ws *w) {
+    w->S = bn_splits(N, HW);
+    const size_t part = (size_t)w->S * C * 2 * sizeof(double);
+    LT_TRY(lt_cuda_ws_reserve(ctx, part + (size_t)C * 5 * sizeof(float)));
+    w->part = (double *)ctx->ws;
+    w->coef = (float *)((char *)ctx->ws + part);
+    return LT_OK;
+}
+
+/* Block (s, c): the two sums of chunk s of channel c into part[(c*S + s)*2].
+ * what 0: v = x - K, sums v and v*v (K = the channel's first element: the
+ * CPU's shifted sums); what 1: w = dy (masked by r > 0 when r), sums w and
+ * w * (x - K) (K = center[c]). */
+__global__ static void k_bn_part(int N, int C, int HW, int S, const float *x, const float *dy, const float *r,
+                                 const float *center, int what, double *part) {
     __shared__ double sh[RT];
-    __shared__ float coef[3];
-    const int c = blockIdx.x;
-    const size_t CHW = (size_t)C * HW, M = (size_t)N * HW;
-    const float *xc = x + (size_t)c * HW;
-    const double K = xc[0];
+    const int s = (int)blockIdx.x, c = (int)blockIdx.y;
+    const unsigned M = (unsigned)N * (unsigned)HW, hw = (unsigned)HW;
+    const unsigned m0 = (unsigned)s * BN_CHUNK, m1 = m0 + BN_CHUNK < M ? m0 + BN_CHUNK : M;
+    const double K = what == 0 ? (double)x[(size_t)c * HW] : (double)center[c];
     double s1 = 0, s2 = 0;
-    for (int n = 0; n < N; n++) {
-        const float *xp = xc + (size_t)n * CHW;
-        for (int p = threadIdx.x; p < HW; p += RT) {
-            const double d = (double)xp[p] - K;
+    for (unsigned m = m0 + threadIdx.x; m < m1; m += RT) {
+        const unsigned n = m / hw, p = m - n * hw;
+        const size_t off = ((size_t)n * C + c) * HW + p;
+        const double d = (double)x[off] - K;
+        if (what == 0) {
             s1 += d;
             s2 += d * d;
+        } else {
+            const float w = r ? relu_masked(dy[off], r[off]) : dy[off];
+            s1 += w;
+            s2 += (double)w * d;
         }
     }
     s1 = block_sum(s1, sh);
     s2 = block_sum(s2, sh);
     if (threadIdx.x == 0) {
+        part[((size_t)c * S + s) * 2] = s1;
+        part[((size_t)c * S + s) * 2 + 1] = s2;
+    }
+}
+
+__device__ static inline void part_total(const double *part, int S, int c, double *s1, double *s2) {
+    double a = 0, b = 0;
+    for (int s = 0; s < S; s++) {
+        a += part[((size_t)c * S + s) * 2];
+        b += part[((size_t)c * S + s) * 2 + 1];
+    }
+    *s1 = a;
+    *s2 = b;
+}
+
+/* Thread per channel: batch statistics, running statistics, and the affine
+ * coefficients (mu, a, b) of the apply kernel. */
+__global__ static void k_bn_fwd_stats(int N, int C, int HW, int S, const float *x, const double *part,
+                                      const float *gamma, const float *beta, float *mean, float *rstd,
+                                      float *run_mean, float *run_var, float momentum, float eps, float *coef) {
+    GRID_LOOP(cc, (size_t)C) {
+        const int c = (int)cc;
+        const size_t M = (size_t)N * HW;
+        const double K = x[(size_t)c * HW];
+        double s1, s2;
+        part_total(part, S, c, &s1, &s2);
         const double mu = K + s1 / (double)M;
         double ss = s2 - s1 * (s1 / (double)M);
         if (ss < 0) ss = 0;
@@ -105,24 +169,24 @@ __global__ static void k_bn_fwd_train(int N, int C, int HW, const float *x, cons
             run_mean[c] = (float)((1.0 - momentum) * run_mean[c] + momentum * mu);
             run_var[c] = (float)((1.0 - momentum) * run_var[c] + momentum * unb);
         }
-        coef[0] = (float)mu;
-        coef[1] = (float)((gamma ? gamma[c] : 1.0f) * rs);
-        coef[2] = beta ? beta[c] : 0.0f;
+        coef[(size_t)c * 5] = (float)mu;
+        coef[(size_t)c * 5 + 1] = (float)((gamma ? gamma[c] : 1.0f) * rs);
+        coef[(size_t)c * 5 + 2] = beta ? beta[c] : 0.0f;
     }
-    __syncthreads();
-    const float fmu = coef[0], a = coef[1], bb = coef[2];
-    for (int n = 0; n < N; n++) {
-        const float *xp = xc + (size_t)n * CHW;
-        float *yp = y + (size_t)c * HW + (size_t)n * CHW;
-        for (int p = threadIdx.x; p < HW; p += RT) {
-            const float v = bn_affine(xp[p], fmu, a, bb);
-            yp[p] = relu ? relu1(v) : v;
-        }
+}
+
+__global__ static void k_bn_apply(size_t total, int C, int HW, const float *x, const float *coef, int relu, float *y) {
+    GRID_LOOP(i, total) {
+        const size_t c = (i / (size_t)HW) % (size_t)C;
+        const float v = bn_affine(x[i], coef[c * 5], coef[c * 5 + 1], coef[c * 5 + 2]);
+        y[i] = relu ? relu1(v) : v;
     }
 }
 
 static int bn_args(int N, int C, int HW, const void *x, const void *y) {
     if (N <= 0 || C <= 0 || HW <= 0) return lt_err(LT_ESHAPE, "cuda bn: N=%d C=%d HW=%d must be positive", N, C, HW);
+    if (C > 65535 || (size_t)N * HW > (size_t)0x7fffffff)
+        return lt_err(LT_ESHAPE, "cuda bn: N=%d C=%d HW=%d: over 65535 channels or 2^31 elements a channel", N, C, HW);
     if (!x || !y) return lt_err(LT_EINVAL, "cuda bn: NULL tensor");
     return LT_OK;
 }
@@ -133,8 +197,17 @@ int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float
     LT_CTX(ctx);
     LT_TRY(bn_args(N, C, HW, x, y));
     if (!mean || !rstd) return lt_err(LT_EINVAL, "cuda bn: NULL mean / rstd");
-    k_bn_fwd_train<<<C, RT, 0, ctx->stream>>>(N, C, HW, x, gamma, beta, y, mean, rstd, run_mean, run_var, momentum,
-                                               eps, relu);
+    struct bn_ws w;
+    LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
+    LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, x, NULL, NULL, NULL, 0,
+                                                                            w.part);
+    LT_TRY(launch_ok("bn forward (train): statistics"));
+    LT_LAUNCH(k_bn_fwd_stats, lt_cuda_blocks((size_t)C, 128), 128, ctx->stream)(N, C, HW, w.S, x, w.part, gamma, beta,
+                                                                                mean, rstd, run_mean, run_var,
+                                                                                momentum, eps, w.coef);
+    LT_TRY(launch_ok("bn forward (train): coefficients"));
+    const size_t total = (size_t)N * C * HW;
+    LT_LAUNCH(k_bn_apply, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, C, HW, x, w.coef, relu, y);
     return launch_ok("bn forward (train)");
 }
 
@@ -163,56 +236,47 @@ int lt_cuda_bn_forward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float 
     LT_TRY(bn_args(N, C, HW, x, y));
     if (!run_mean || !run_var) return lt_err(LT_EINVAL, "cuda bn: NULL running statistics");
     const size_t total = (size_t)N * C * HW;
-    k_bn_fwd_eval<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(total, C, HW, x, gamma, beta, run_mean, run_var,
+    LT_LAUNCH(k_bn_fwd_eval, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, C, HW, x, gamma, beta, run_mean, run_var,
                                                                      eps, y);
     return launch_ok("bn forward (eval)");
 }
 
-/* Per channel: s1 = sum(w), s2 = sum(w * (x - K)), w = dy masked by r. */
-__device__ static void chan_wsums(int N, int C, int HW, int c, const float *x, const float *dy, const float *r,
-                                  double K, double *sh, double *o1, double *o2) {
-    const size_t CHW = (size_t)C * HW;
-    double s1 = 0, s2 = 0;
-    for (int n = 0; n < N; n++) {
-        const size_t off = (size_t)n * CHW + (size_t)c * HW;
-        for (int p = threadIdx.x; p < HW; p += RT) {
-            const float w = r ? relu_masked(dy[off + p], r[off + p]) : dy[off + p];
-            s1 += w;
-            s2 += (double)w * ((double)x[off + p] - K);
-        }
-    }
-    *o1 = block_sum(s1, sh);
-    *o2 = block_sum(s2, sh);
-}
-
-__global__ static void k_bn_bwd_train(int N, int C, int HW, const float *x, const float *gamma, const float *mean,
-                                      const float *rstd, const float *dy, const float *r, float *dx, float *dgamma,
-                                      float *dbeta, int set) {
-    __shared__ double sh[RT];
-    const int c = blockIdx.x;
-    const size_t M = (size_t)N * HW, CHW = (size_t)C * HW;
-    const double mu = mean[c], rs = rstd[c];
-    double sdy, sdxm;
-    chan_wsums(N, C, HW, c, x, dy, r, mu, sh, &sdy, &sdxm);
-    const double sdyx = sdxm * rs;
-    if (threadIdx.x == 0) {
+/* Thread per channel, after k_bn_part(what 1): sdy = sum(w), sdxm =
+ * sum(w * (x - center)); the parameter gradients, and for train mode the
+ * coefficients of dx = k*w + kx*((x - mu)*rs) + k0 (the CPU's). eval: the
+ * center is the running mean, rs from the running variance. */
+__global__ static void k_bn_bwd_stats(int N, int C, int HW, int S, const double *part, const float *gamma,
+                                      const float *mean, const float *rstd, const float *run_var, float eps,
+                                      float *dgamma, float *dbeta, float *coef) {
+    GRID_LOOP(cc, (size_t)C) {
+        const int c = (int)cc;
+        const size_t M = (size_t)N * HW;
+        double sdy, sdxm;
+        part_total(part, S, c, &sdy, &sdxm);
+        const double rs = run_var ? 1.0 / sqrt((double)run_var[c] + (double)eps) : (double)rstd[c];
+        const double sdyx = sdxm * rs;
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
-    }
-    if (!dx) return;
-    const double gm = gamma ? gamma[c] : 1.0;
-    const float k = (float)(gm * rs);
-    const float kx = (float)(-gm * rs * sdyx / (double)M);
-    const float k0 = (float)(-gm * rs * sdy / (double)M);
-    const float fmu = (float)mu, frs = (float)rs;
-    for (int n = 0; n < N; n++) {
-        const size_t off = (size_t)n * CHW + (size_t)c * HW;
-        for (int p = threadIdx.x; p < HW; p += RT) {
-            const float d = r ? relu_masked(dy[off + p], r[off + p]) : dy[off + p];
-            const float v = k * d + kx * ((x[off + p] - fmu) * frs) + k0;
-            if (set) dx[off + p] = v;
-            else dx[off + p] += v;
+        if (coef) {
+            const double gm = gamma ? gamma[c] : 1.0;
+            coef[(size_t)c * 5] = (float)(gm * rs);
+            coef[(size_t)c * 5 + 1] = (float)(-gm * rs * sdyx / (double)M);
+            coef[(size_t)c * 5 + 2] = (float)(-gm * rs * sdy / (double)M);
+            coef[(size_t)c * 5 + 3] = mean[c];
+            coef[(size_t)c * 5 + 4] = (float)rs;
         }
+    }
+}
+
+__global__ static void k_bn_bwd_dx(size_t total, int C, int HW, const float *x, const float *dy, const float *r,
+                                   const float *coef, float *dx, int set) {
+    GRID_LOOP(i, total) {
+        const size_t c = (i / (size_t)HW) % (size_t)C;
+        const float *k = coef + c * 5;
+        const float d = r ? relu_masked(dy[i], r[i]) : dy[i];
+        const float v = k[0] * d + k[1] * ((x[i] - k[3]) * k[4]) + k[2];
+        if (set) dx[i] = v;
+        else dx[i] += v;
     }
 }
 
@@ -223,23 +287,18 @@ int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const floa
     LT_TRY(bn_args(N, C, HW, x, dy));
     if (!mean || !rstd) return lt_err(LT_EINVAL, "cuda bn: NULL mean / rstd");
     if (!dx && !dgamma && !dbeta) return LT_OK;
-    k_bn_bwd_train<<<C, RT, 0, ctx->stream>>>(N, C, HW, x, gamma, mean, rstd, dy, r, dx, dgamma, dbeta, set);
+    struct bn_ws w;
+    LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
+    LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, x, dy, r, mean, 1, w.part);
+    LT_TRY(launch_ok("bn backward (train): sums"));
+    LT_LAUNCH(k_bn_bwd_stats, lt_cuda_blocks((size_t)C, 128), 128, ctx->stream)(N, C, HW, w.S, w.part, gamma, mean,
+                                                                                rstd, NULL, 0.0f, dgamma, dbeta,
+                                                                                dx ? w.coef : NULL);
+    LT_TRY(launch_ok("bn backward (train): coefficients"));
+    if (!dx) return LT_OK;
+    const size_t total = (size_t)N * C * HW;
+    LT_LAUNCH(k_bn_bwd_dx, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, C, HW, x, dy, r, w.coef, dx, set);
     return launch_ok("bn backward (train)");
-}
-
-__global__ static void k_bn_bwd_eval_params(int N, int C, int HW, const float *x, const float *run_mean,
-                                            const float *run_var, float eps, const float *dy, float *dgamma,
-                                            float *dbeta) {
-    __shared__ double sh[RT];
-    const int c = blockIdx.x;
-    const double mu = run_mean[c];
-    const double rs = 1.0 / sqrt((double)run_var[c] + (double)eps);
-    double sdy, sdxm;
-    chan_wsums(N, C, HW, c, x, dy, NULL, mu, sh, &sdy, &sdxm);
-    if (threadIdx.x == 0) {
-        if (dgamma) dgamma[c] += (float)(sdxm * rs);
-        if (dbeta) dbeta[c] += (float)sdy;
-    }
 }
 
 __global__ static void k_bn_bwd_eval_dx(size_t total, int C, int HW, const float *gamma, const float *run_var,
@@ -260,12 +319,19 @@ int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float
     LT_TRY(bn_args(N, C, HW, x, dy));
     if (!run_mean || !run_var) return lt_err(LT_EINVAL, "cuda bn: NULL running statistics");
     if (dgamma || dbeta) {
-        k_bn_bwd_eval_params<<<C, RT, 0, ctx->stream>>>(N, C, HW, x, run_mean, run_var, eps, dy, dgamma, dbeta);
+        struct bn_ws w;
+        LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
+        LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, x, dy, NULL, run_mean,
+                                                                                1, w.part);
+        LT_TRY(launch_ok("bn backward (eval, parameters): sums"));
+        LT_LAUNCH(k_bn_bwd_stats, lt_cuda_blocks((size_t)C, 128), 128, ctx->stream)(N, C, HW, w.S, w.part, gamma,
+                                                                                    NULL, NULL, run_var, eps, dgamma,
+                                                                                    dbeta, NULL);
         LT_TRY(launch_ok("bn backward (eval, parameters)"));
     }
     if (dx) {
         const size_t total = (size_t)N * C * HW;
-        k_bn_bwd_eval_dx<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(total, C, HW, gamma, run_var, eps, dy, dx,
+        LT_LAUNCH(k_bn_bwd_eval_dx, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, C, HW, gamma, run_var, eps, dy, dx,
                                                                             set);
         LT_TRY(launch_ok("bn backward (eval)"));
     }
@@ -293,21 +359,21 @@ __global__ static void k_acc(size_t n, const float *dy, float *d, int set) {
 int lt_cuda_relu_forward(lt_cuda_ctx *ctx, size_t n, const float *x, float *y) {
     LT_CTX(ctx);
     if (!n) return LT_OK;
-    k_relu_fwd<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, x, y);
+    LT_LAUNCH(k_relu_fwd, lt_cuda_blocks(n, ET), ET, ctx->stream)(n, x, y);
     return launch_ok("relu forward");
 }
 
 int lt_cuda_relu_backward(lt_cuda_ctx *ctx, size_t n, const float *y, const float *dy, float *dx, int set) {
     LT_CTX(ctx);
     if (!n || !dx) return LT_OK;
-    k_relu_bwd<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, y, dy, dx, set);
+    LT_LAUNCH(k_relu_bwd, lt_cuda_blocks(n, ET), ET, ctx->stream)(n, y, dy, dx, set);
     return launch_ok("relu backward");
 }
 
 int lt_cuda_add_forward(lt_cuda_ctx *ctx, size_t n, const float *a, const float *b, float *y) {
     LT_CTX(ctx);
     if (!n) return LT_OK;
-    k_add_fwd<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, a, b, y);
+    LT_LAUNCH(k_add_fwd, lt_cuda_blocks(n, ET), ET, ctx->stream)(n, a, b, y);
     return launch_ok("add forward");
 }
 
@@ -315,12 +381,12 @@ int lt_cuda_add_backward(lt_cuda_ctx *ctx, size_t n, const float *dy, float *da,
     LT_CTX(ctx);
     if (!n) return LT_OK;
     if (da) {
-        k_acc<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, dy, da, set_a);
+        LT_LAUNCH(k_acc, lt_cuda_blocks(n, ET), ET, ctx->stream)(n, dy, da, set_a);
         LT_TRY(launch_ok("add backward"));
     }
     if (db) {
         /* same buffer as da: the second contribution accumulates (CPU: dy + dy) */
-        k_acc<<<lt_cuda_blocks(n, ET), ET, 0, ctx->stream>>>(n, dy, db, set_b && db != da);
+        LT_LAUNCH(k_acc, lt_cuda_blocks(n, ET), ET, ctx->stream)(n, dy, db, set_b && db != da);
         LT_TRY(launch_ok("add backward"));
     }
     return LT_OK;
@@ -389,7 +455,7 @@ int lt_cuda_maxpool_forward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k,
         return lt_err(LT_ESHAPE, "cuda maxpool: bad shape N=%d C=%d %dx%d k=%d s=%d p=%d", N, C, H, W, k, s, p);
     const int ho = (H + 2 * p - k) / s + 1, wo = (W + 2 * p - k) / s + 1;
     const size_t total = (size_t)N * C * ho * wo;
-    k_maxpool_fwd<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>((long)N * C, H, W, k, s, p, ho, wo, x, y, argmax);
+    LT_LAUNCH(k_maxpool_fwd, lt_cuda_blocks(total, ET), ET, ctx->stream)((long)N * C, H, W, k, s, p, ho, wo, x, y, argmax);
     return launch_ok("maxpool forward");
 }
 
@@ -401,7 +467,7 @@ int lt_cuda_maxpool_backward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k
         return lt_err(LT_ESHAPE, "cuda maxpool: bad shape N=%d C=%d %dx%d k=%d s=%d p=%d", N, C, H, W, k, s, p);
     const int ho = (H + 2 * p - k) / s + 1, wo = (W + 2 * p - k) / s + 1;
     const size_t total = (size_t)N * C * H * W;
-    k_maxpool_bwd<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>((long)N * C, H, W, k, s, p, ho, wo, argmax, dy, dx);
+    LT_LAUNCH(k_maxpool_bwd, lt_cuda_blocks(total, ET), ET, ctx->stream)((long)N * C, H, W, k, s, p, ho, wo, argmax, dy, dx);
     return launch_ok("maxpool backward");
 }
 
@@ -425,7 +491,7 @@ int lt_cuda_gap_forward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, 
     LT_CTX(ctx);
     if (N <= 0 || C <= 0 || HW <= 0) return lt_err(LT_ESHAPE, "cuda gap: N=%d C=%d HW=%d", N, C, HW);
     const size_t planes = (size_t)N * C;
-    k_gap_fwd<<<lt_cuda_blocks(planes, 128), 128, 0, ctx->stream>>>(planes, HW, x, y);
+    LT_LAUNCH(k_gap_fwd, lt_cuda_blocks(planes, 128), 128, ctx->stream)(planes, HW, x, y);
     return launch_ok("global average pool forward");
 }
 
@@ -434,7 +500,7 @@ int lt_cuda_gap_backward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *dy
     if (!dx) return LT_OK;
     if (N <= 0 || C <= 0 || HW <= 0) return lt_err(LT_ESHAPE, "cuda gap: N=%d C=%d HW=%d", N, C, HW);
     const size_t total = (size_t)N * C * HW;
-    k_gap_bwd<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(total, HW, 1.0f / (float)HW, dy, dx);
+    LT_LAUNCH(k_gap_bwd, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, HW, 1.0f / (float)HW, dy, dx);
     return launch_ok("global average pool backward");
 }
 
@@ -480,7 +546,7 @@ int lt_cuda_shortcut_a_forward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, in
     LT_TRY(sc_args(N, Ci, H, W, Co, stride));
     const int ho = (H + stride - 1) / stride, wo = (W + stride - 1) / stride;
     const size_t total = (size_t)N * Co * ho * wo;
-    k_sc_fwd<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(N, Ci, H, W, Co, stride, ho, wo, x, y);
+    LT_LAUNCH(k_sc_fwd, lt_cuda_blocks(total, ET), ET, ctx->stream)(N, Ci, H, W, Co, stride, ho, wo, x, y);
     return launch_ok("shortcut forward");
 }
 
@@ -491,6 +557,6 @@ int lt_cuda_shortcut_a_backward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, i
     LT_TRY(sc_args(N, Ci, H, W, Co, stride));
     const int ho = (H + stride - 1) / stride, wo = (W + stride - 1) / stride;
     const size_t total = (size_t)N * Ci * H * W;
-    k_sc_bwd<<<lt_cuda_blocks(total, ET), ET, 0, ctx->stream>>>(N, Ci, H, W, Co, stride, ho, wo, dy, dx);
+    LT_LAUNCH(k_sc_bwd, lt_cuda_blocks(total, ET), ET, ctx->stream)(N, Ci, H, W, Co, stride, ho, wo, dy, dx);
     return launch_ok("shortcut backward");
 }

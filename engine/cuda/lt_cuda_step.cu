@@ -186,10 +186,10 @@ int lt_cuda_ce_acc(lt_cuda_ctx *ctx, int N, int C, const float *logits, const in
         return lt_err(LT_EINVAL, "%s: NULL logits, labels, gradient, scratch or accumulator", fn);
     double *rowloss = (double *)scratch;
     int32_t *rowbad = (int32_t *)(rowloss + N), *rowhit = rowbad + N;
-    k_ce_rows<<<lt_cuda_blocks((size_t)N, 64), 64, 0, ctx->stream>>>(N, C, logits, labels, dlogits, rowloss, rowbad,
+    LT_LAUNCH(k_ce_rows, lt_cuda_blocks((size_t)N, 64), 64, ctx->stream)(N, C, logits, labels, dlogits, rowloss, rowbad,
                                                                      rowhit);
     LT_TRY(lt_cuda_launch_check(fn));
-    k_ce_acc<<<1, 1, 0, ctx->stream>>>(N, C, logits, rowloss, rowbad, rowhit, acc);
+    LT_LAUNCH(k_ce_acc, 1, 1, ctx->stream)(N, C, logits, rowloss, rowbad, rowhit, acc);
     return lt_cuda_launch_check(fn);
 }
 
@@ -240,7 +240,7 @@ int lt_cuda_sgd_dev_rates(lt_cuda_ctx *ctx, size_t n, float *w, const float *g, 
     if (!n) return LT_OK;
     LT_TRY(dr_args("sgd", n_groups, r));
     if (!w || !g || (momentum != 0.0f && !mom)) return lt_err(LT_EINVAL, "cuda sgd: NULL parameter, gradient or momentum");
-    k_sgd_dr<<<lt_cuda_blocks(n, 256), 256, 0, ctx->stream>>>(n, w, g, mom, mask, gid, n_groups, r, momentum,
+    LT_LAUNCH(k_sgd_dr, lt_cuda_blocks(n, 256), 256, ctx->stream)(n, w, g, mom, mask, gid, n_groups, r, momentum,
                                                                nesterov != 0);
     return lt_cuda_launch_check("sgd step (device rates)");
 }
@@ -252,7 +252,7 @@ int lt_cuda_adam_dev_rates(lt_cuda_ctx *ctx, size_t n, float *w, const float *g,
     if (!n) return LT_OK;
     LT_TRY(dr_args("adam", n_groups, r));
     if (!w || !g || !m1 || !m2) return lt_err(LT_EINVAL, "cuda adam: NULL parameter, gradient or state");
-    k_adam_dr<<<lt_cuda_blocks(n, 256), 256, 0, ctx->stream>>>(n, w, g, m1, m2, mask, gid, n_groups, r, beta1, beta2,
+    LT_LAUNCH(k_adam_dr, lt_cuda_blocks(n, 256), 256, ctx->stream)(n, w, g, m1, m2, mask, gid, n_groups, r, beta1, beta2,
                                                                 eps);
     return lt_cuda_launch_check("adam step (device rates)");
 }

@@ -81,6 +81,10 @@ static const ot_case cases[] = {
     {K_BN, "bn", {2, 256, 14, 14, 0}},
     {K_BN, "bn", {1, 10, 13, 11, 1}},
     {K_BN, "bn", {8, 2048, 1, 1, 0}},
+    /* a channel over several reduction blocks (8192 elements each, the
+     * last shorter; chunks cross image boundaries) */
+    {K_BN, "bn", {16, 8, 56, 56, 1}},
+    {K_BN, "bn", {3, 5, 61, 67, 0}},
     {K_RELU, "relu", {4 * 16 * 32 * 32, 0}},
     {K_RELU, "relu", {1001, 1}},
     {K_ADD, "add", {4 * 16 * 32 * 32, 0}},

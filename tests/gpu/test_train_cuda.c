@@ -460,8 +460,13 @@ static void test_capture_fallback(void **s) {
 }
 
 int main(void) {
+#ifdef LT_TEST_EMU_TWIN
+    (void)test_metrics_on_cpu_paths;
+#endif
     const struct CMUnitTest tests[] = {
+#ifndef LT_TEST_EMU_TWIN   /* CPU-only: the nvcc build of this test runs it (Makefile, tests/cuemu) */
         cmocka_unit_test(test_metrics_on_cpu_paths),
+#endif
         cmocka_unit_test(test_cuda_vs_cpu_sgd),
         cmocka_unit_test(test_cuda_vs_cpu_adam),
         cmocka_unit_test(test_graph_vs_eager),

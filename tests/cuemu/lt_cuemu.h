@@ -1,0 +1,51 @@
+/* lt_cuemu.h — what the emulator's parts share (C++ only; the fake cuDNN
+ * and cuBLAS use it, nothing in engine/ does).
+ *
+ * The emulator runs the CUDA library (engine/cuda) on the CPU so that every
+ * line of it -- own kernels, the cuDNN / cuBLAS call sequences, streams,
+ * events, graph capture -- runs in the CPU test suite. Device memory is
+ * host memory from cudaMalloc's registry; stream work is queued and runs
+ * lazily, at the stream's next synchronisation point, so code that reads a
+ * result before it synchronises sees stale data, as it would on a GPU. */
+#ifndef LT_CUEMU_H
+#define LT_CUEMU_H
+
+#include <cuda_runtime.h>
+
+#include <functional>
+#include <stddef.h>
+#include <string.h>
+
+/* Queues fn on stream s (NULL: the legacy default stream): recorded as a
+ * graph node while s is capturing, else run in order at s's next
+ * synchronisation point. Returns cudaSuccess, or the error that the call
+ * would give (a sticky error; a capture-time error, which also invalidates
+ * the capture). `what` names the work in the emulator's messages. */
+cudaError_t lt_cuemu_enqueue(cudaStream_t s, const char *what, std::function<void()> fn);
+
+/* 1 when [p, p + bytes) lies inside one live cudaMalloc allocation. */
+int lt_cuemu_is_device(const void *p, size_t bytes);
+
+/* Records a fault found while running queued work (a kernel or library
+ * call that would have crashed or misbehaved on a GPU): the message is
+ * printed to stderr once and the error becomes sticky, as an illegal
+ * address is on a GPU. */
+void lt_cuemu_fault(const char *fmt, ...);
+
+/* A call on the host that is not allowed while this thread captures
+ * (cudaStreamCaptureModeThreadLocal): 1 when a capture is open. */
+int lt_cuemu_capturing(void);
+
+/* fp32 -> TF32 (10 explicit mantissa bits, round to nearest, ties away
+ * from zero as NVIDIA's conversion; NaN / Inf unchanged): what tensor-op
+ * math does to every input of a product. */
+static inline float lt_cuemu_tf32(float v) {
+    unsigned u;
+    memcpy(&u, &v, sizeof u);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
+}
+
+#endif

@@ -1,0 +1,649 @@
+/* lt_cuemu_dnn.cc — the emulator's cuDNN (include/cudnn.h): the legacy
+ * convolution API on the CPU, NCHW float only, so that engine/cuda's cuDNN
+ * call sequences run in the CPU test suite. A test double written from
+ * cuDNN's documented semantics, not a copy of the library: results are
+ * plain direct convolutions, and the parts a caller can get wrong are made
+ * to show, as they would on a GPU:
+ *  - the work is queued on the handle's stream (lt_cuemu_enqueue) with the
+ *    arguments copied at call time, so results appear at the stream's next
+ *    synchronisation and a descriptor changed after the call does not matter;
+ *  - every tensor and the workspace must be device memory covering its
+ *    extent, and the workspace at least the chosen algorithm's size;
+ *  - the queued work leaves garbage (0xff bytes: NaN as floats) over the
+ *    workspace it was given, so nothing survives there between calls;
+ *  - the algorithms cuDNN documents as non-deterministic (backward-data
+ *    ALGO_0, backward-filter ALGO_0 and ALGO_3) sum in an order that changes
+ *    on every run, the others in one fixed order;
+ *  - the descriptor's math type at the time of the call decides TF32:
+ *    tensor-op math rounds both inputs of every product (lt_cuemu_tf32).
+ * The heuristics return a short list per direction, best first, whose
+ * entries differ in determinism, math type and workspace, so that a
+ * caller's choice among them is exercised. */
+#include <cudnn.h>
+
+#include "lt_cuemu.h"
+
+#include <algorithm>
+#include <atomic>
+#include <type_traits>
+#include <vector>
+#include <new>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+struct lt_cuemu_dnn {
+    cudaStream_t stream;
+};
+struct lt_cuemu_dnn_tensor {
+    int set, n, c, h, w;
+};
+struct lt_cuemu_dnn_filter {
+    int set, k, c, h, w;
+};
+struct lt_cuemu_dnn_conv {
+    int set, pad_h, pad_w, u, v, dil_h, dil_w, groups;
+    cudnnMathType_t math;
+};
+
+/* What one convolution call needs, copied into the queued work. */
+struct geom {
+    int N, C, H, W;      /* input */
+    int K, kh, kw;       /* filter: K x C/G x kh x kw */
+    int G, ph, pw, u, v, dh, dw;
+    int ho, wo;          /* output */
+};
+
+enum dir { FWD, BWD_DATA, BWD_FILTER };
+
+static cudnnStatus_t fail(cudnnStatus_t s, const char *call, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cuemu cudnn: %s: ", call);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return s;
+}
+
+/* ---- library, handle --------------------------------------------------------------- */
+/* The emulator's own version number (cuDNN 9.10.0), not a real library's. */
+size_t cudnnGetVersion(void) { return 91000; }
+
+const char *cudnnGetErrorString(cudnnStatus_t s) {
+    switch (s) {
+    case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
+    case CUDNN_STATUS_NOT_INITIALIZED: return "CUDNN_STATUS_NOT_INITIALIZED";
+    case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM";
+    case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED";
+    case CUDNN_STATUS_INTERNAL_ERROR: return "CUDNN_STATUS_INTERNAL_ERROR";
+    case CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED: return "CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED";
+    case CUDNN_STATUS_EXECUTION_FAILED: return "CUDNN_STATUS_EXECUTION_FAILED";
+    }
+    return "CUDNN_UNKNOWN_STATUS_FOUND";
+}
+
+cudnnStatus_t cudnnCreate(cudnnHandle_t *handle) {
+    if (!handle) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnCreate", "NULL handle pointer");
+    *handle = new (std::nothrow) lt_cuemu_dnn();
+    return *handle ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_ALLOC_FAILED;
+}
+
+cudnnStatus_t cudnnDestroy(cudnnHandle_t handle) {
+    delete handle;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t s) {
+    if (!handle) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnSetStream", "NULL handle");
+    handle->stream = s;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* ---- descriptors ------------------------------------------------------------------- */
+#define CREATE_DESC(fn, T, what)                                                          \
+    cudnnStatus_t fn(T *d) {                                                              \
+        if (!d) return fail(CUDNN_STATUS_BAD_PARAM, #fn, "NULL " what " pointer");        \
+        *d = new (std::nothrow) std::remove_pointer<T>::type();                           \
+        return *d ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_ALLOC_FAILED;                     \
+    }
+CREATE_DESC(cudnnCreateTensorDescriptor, cudnnTensorDescriptor_t, "descriptor")
+CREATE_DESC(cudnnCreateFilterDescriptor, cudnnFilterDescriptor_t, "descriptor")
+
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *d) {
+    if (!d) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnCreateConvolutionDescriptor", "NULL descriptor pointer");
+    *d = new (std::nothrow) lt_cuemu_dnn_conv();
+    if (!*d) return CUDNN_STATUS_ALLOC_FAILED;
+    (*d)->groups = 1;
+    (*d)->math = CUDNN_DEFAULT_MATH;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) { delete d; return CUDNN_STATUS_SUCCESS; }
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) { delete d; return CUDNN_STATUS_SUCCESS; }
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) { delete d; return CUDNN_STATUS_SUCCESS; }
+
+static cudnnStatus_t nchw_float(const char *call, cudnnTensorFormat_t f, cudnnDataType_t t) {
+    if (f != CUDNN_TENSOR_NCHW) return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "format %d: only NCHW is emulated", (int)f);
+    if (t != CUDNN_DATA_FLOAT) return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "data type %d: only FLOAT is emulated", (int)t);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format, cudnnDataType_t type,
+                                         int n, int c, int h, int w) {
+    const char *call = "cudnnSetTensor4dDescriptor";
+    if (!d) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL descriptor");
+    cudnnStatus_t s = nchw_float(call, format, type);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    if (n <= 0 || c <= 0 || h <= 0 || w <= 0) return fail(CUDNN_STATUS_BAD_PARAM, call, "dims %dx%dx%dx%d", n, c, h, w);
+    *d = lt_cuemu_dnn_tensor{1, n, c, h, w};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type, cudnnTensorFormat_t format,
+                                         int k, int c, int h, int w) {
+    const char *call = "cudnnSetFilter4dDescriptor";
+    if (!d) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL descriptor");
+    cudnnStatus_t s = nchw_float(call, format, type);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    if (k <= 0 || c <= 0 || h <= 0 || w <= 0) return fail(CUDNN_STATUS_BAD_PARAM, call, "dims %dx%dx%dx%d", k, c, h, w);
+    *d = lt_cuemu_dnn_filter{1, k, c, h, w};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int pad_h, int pad_w, int u, int v,
+                                              int dil_h, int dil_w, cudnnConvolutionMode_t mode,
+                                              cudnnDataType_t computeType) {
+    const char *call = "cudnnSetConvolution2dDescriptor";
+    if (!d) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL descriptor");
+    if ((int)mode == 0) return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "CUDNN_CONVOLUTION mode is not emulated");
+    if (mode != CUDNN_CROSS_CORRELATION) return fail(CUDNN_STATUS_BAD_PARAM, call, "mode %d", (int)mode);
+    if (computeType != CUDNN_DATA_FLOAT)
+        return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "compute type %d: only FLOAT is emulated", (int)computeType);
+    if (pad_h < 0 || pad_w < 0 || u <= 0 || v <= 0 || dil_h <= 0 || dil_w <= 0)
+        return fail(CUDNN_STATUS_BAD_PARAM, call, "pad %d,%d stride %d,%d dilation %d,%d", pad_h, pad_w, u, v, dil_h,
+                    dil_w);
+    d->set = 1;
+    d->pad_h = pad_h;
+    d->pad_w = pad_w;
+    d->u = u;
+    d->v = v;
+    d->dil_h = dil_h;
+    d->dil_w = dil_w;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t d, int groups) {
+    if (!d || groups <= 0) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnSetConvolutionGroupCount", "group count %d", groups);
+    d->groups = groups;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t m) {
+    if (!d || (m != CUDNN_DEFAULT_MATH && m != CUDNN_TENSOR_OP_MATH && m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+               m != CUDNN_FMA_MATH))
+        return fail(CUDNN_STATUS_BAD_PARAM, "cudnnSetConvolutionMathType", "math type %d", (int)m);
+    d->math = m;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* The geometry of (x, w, conv), checked as cuDNN documents: set descriptors,
+ * filter C * groups == input C, K divisible by groups, a dilated kernel that
+ * fits the padded input. */
+static cudnnStatus_t geometry(const char *call, const lt_cuemu_dnn_tensor *x, const lt_cuemu_dnn_filter *w,
+                              const lt_cuemu_dnn_conv *cd, geom *g) {
+    if (!x || !x->set) return fail(CUDNN_STATUS_BAD_PARAM, call, "input tensor descriptor NULL or not set");
+    if (!w || !w->set) return fail(CUDNN_STATUS_BAD_PARAM, call, "filter descriptor NULL or not set");
+    if (!cd || !cd->set) return fail(CUDNN_STATUS_BAD_PARAM, call, "convolution descriptor NULL or not set");
+    if ((long)w->c * cd->groups != x->c || w->k % cd->groups)
+        return fail(CUDNN_STATUS_BAD_PARAM, call, "filter %dx%d, %d groups, input with %d channels", w->k, w->c,
+                    cd->groups, x->c);
+    const long eh = (long)cd->dil_h * (w->h - 1) + 1, ew = (long)cd->dil_w * (w->w - 1) + 1;
+    if (x->h + 2L * cd->pad_h < eh || x->w + 2L * cd->pad_w < ew)
+        return fail(CUDNN_STATUS_BAD_PARAM, call, "dilated %ldx%ld kernel larger than the padded %dx%d input", eh, ew,
+                    x->h, x->w);
+    *g = geom{x->n, x->c, x->h, x->w, w->k, w->h, w->w, cd->groups, cd->pad_h, cd->pad_w, cd->u, cd->v, cd->dil_h,
+              cd->dil_w, (int)((x->h + 2L * cd->pad_h - eh) / cd->u + 1), (int)((x->w + 2L * cd->pad_w - ew) / cd->v + 1)};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* The output (y or dy) descriptor must be the convolution's output. */
+static cudnnStatus_t check_out(const char *call, const char *name, const lt_cuemu_dnn_tensor *y, const geom &g) {
+    if (!y || !y->set) return fail(CUDNN_STATUS_BAD_PARAM, call, "%s descriptor NULL or not set", name);
+    if (y->n != g.N || y->c != g.K || y->h != g.ho || y->w != g.wo)
+        return fail(CUDNN_STATUS_BAD_PARAM, call, "%s is %dx%dx%dx%d, the convolution gives %dx%dx%dx%d", name, y->n,
+                    y->c, y->h, y->w, g.N, g.K, g.ho, g.wo);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescriptor_t cd,
+                                                    const cudnnTensorDescriptor_t x, const cudnnFilterDescriptor_t w,
+                                                    int *n, int *c, int *h, int *wo) {
+    const char *call = "cudnnGetConvolution2dForwardOutputDim";
+    if (!n || !c || !h || !wo) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL output pointer");
+    geom g;
+    cudnnStatus_t s = geometry(call, x, w, cd, &g);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    *n = g.N;
+    *c = g.K;
+    *h = g.ho;
+    *wo = g.wo;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* ---- algorithms ---------------------------------------------------------------------- */
+static size_t x_elems(const geom &g) { return (size_t)g.N * g.C * g.H * g.W; }
+static size_t w_elems(const geom &g) { return (size_t)g.K * (g.C / g.G) * g.kh * g.kw; }
+static size_t y_elems(const geom &g) { return (size_t)g.N * g.K * g.ho * g.wo; }
+
+/* The workspace an algorithm needs: 1 when the emulator runs it, 0 when it
+ * is a real algorithm the emulator does not run, -1 for no such algorithm.
+ * The sizes stand for what the real kernels keep (indices per output pixel
+ * and tap, a transformed filter, transformed input and filter); they only
+ * need to be nonzero and to grow with the problem. */
+static int algo_ws(int d, int algo, const geom &g, size_t *ws) {
+    const size_t taps = (size_t)g.kh * g.kw * g.ho * g.wo;
+    *ws = 0;
+    if (d == FWD) {
+        switch (algo) {
+        case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM: return 1;
+        case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM: *ws = sizeof(int) * taps; return 1;
+        case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED: *ws = sizeof(float) * (x_elems(g) + w_elems(g)); return 1;
+        }
+        return algo >= 0 && algo <= CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED ? 0 : -1;
+    }
+    if (d == BWD_DATA) {
+        switch (algo) {
+        case CUDNN_CONVOLUTION_BWD_DATA_ALGO_0: return 1;
+        case CUDNN_CONVOLUTION_BWD_DATA_ALGO_1: *ws = sizeof(float) * w_elems(g); return 1;
+        }
+        return algo >= 0 && algo <= CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED ? 0 : -1;
+    }
+    switch (algo) {
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0: return 1;
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1: *ws = sizeof(float) * w_elems(g); return 1;
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3: *ws = sizeof(int) * taps; return 1;
+    }
+    return algo >= 0 && algo <= CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ? 0 : -1;
+}
+
+static bool nondeterministic(int d, int algo) {
+    return (d == BWD_DATA && algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0) ||
+           (d == BWD_FILTER && (algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3));
+}
+
+struct entry {
+    int algo;
+    cudnnMathType_t math;
+    cudnnStatus_t status;
+};
+
+#define LIST_MAX 8
+
+/* The heuristic list, best first. Tensor-op entries come only when the
+ * descriptor's math allows them (as in cuDNN), an ALLOW_CONVERSION entry
+ * only under that math; an algorithm the emulator does not run ends the
+ * list with status NOT_SUPPORTED, as cuDNN reports inapplicable ones. */
+static int algo_list(int d, cudnnMathType_t m, entry *e) {
+    const bool conv = m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, tensor = conv || m == CUDNN_TENSOR_OP_MATH;
+    const cudnnMathType_t TO = CUDNN_TENSOR_OP_MATH, AC = CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, F = CUDNN_FMA_MATH;
+    const cudnnStatus_t OK = CUDNN_STATUS_SUCCESS, NS = CUDNN_STATUS_NOT_SUPPORTED;
+    int n = 0;
+    if (d == FWD) {
+        if (conv) e[n++] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, AC, OK};
+        if (tensor) e[n++] = {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, TO, OK};
+        e[n++] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, F, OK};
+        e[n++] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, F, OK};
+        e[n++] = {CUDNN_CONVOLUTION_FWD_ALGO_FFT, F, NS};
+    } else if (d == BWD_DATA) {
+        if (conv) e[n++] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, AC, OK};
+        if (tensor) e[n++] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, TO, OK};
+        if (tensor) e[n++] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, TO, OK};
+        e[n++] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, F, OK};
+        e[n++] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, F, OK};
+        e[n++] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT, F, NS};
+    } else {
+        if (conv) e[n++] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, AC, OK};
+        if (tensor) e[n++] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, TO, OK};
+        if (tensor) e[n++] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, TO, OK};
+        e[n++] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, F, OK};
+        e[n++] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, F, OK};
+        e[n++] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, F, OK};
+        e[n++] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, F, NS};
+    }
+    return n;
+}
+
+static cudnnStatus_t max_count(const char *call, cudnnHandle_t h, int *count) {
+    if (!h || !count) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL handle or count");
+    *count = LIST_MAX;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* Fills a perf array (the three perf structs have the same fields). */
+template <class Perf, class Algo>
+static cudnnStatus_t heuristics(const char *call, int d, cudnnHandle_t h, const lt_cuemu_dnn_tensor *x,
+                                const lt_cuemu_dnn_filter *w, const lt_cuemu_dnn_conv *cd,
+                                const lt_cuemu_dnn_tensor *y, const char *yname, int requested, int *returned,
+                                Perf *perf) {
+    if (!h || !returned || !perf || requested < 1)
+        return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL handle / output, or requestedAlgoCount %d", requested);
+    geom g;
+    cudnnStatus_t s = geometry(call, x, w, cd, &g);
+    if (s == CUDNN_STATUS_SUCCESS) s = check_out(call, yname, y, g);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    entry e[LIST_MAX];
+    const int n = algo_list(d, cd->math, e);
+    int i = 0;
+    for (; i < n && i < requested; i++) {
+        Perf p;
+        memset(&p, 0, sizeof p);
+        p.algo = (Algo)e[i].algo;
+        p.status = e[i].status;
+        p.time = -1.0f;   /* a heuristic guess, nothing was timed */
+        p.mathType = e[i].math;
+        p.determinism = nondeterministic(d, e[i].algo) ? CUDNN_NON_DETERMINISTIC : CUDNN_DETERMINISTIC;
+        if (algo_ws(d, e[i].algo, g, &p.memory) != 1) p.memory = 0;
+        perf[i] = p;
+    }
+    *returned = i;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* Geometry, output shape and the algorithm's workspace of a call. */
+static cudnnStatus_t prepare(const char *call, int d, cudnnHandle_t h, const lt_cuemu_dnn_tensor *x,
+                             const lt_cuemu_dnn_filter *w, const lt_cuemu_dnn_conv *cd, const lt_cuemu_dnn_tensor *y,
+                             const char *yname, int algo, geom *g, size_t *ws) {
+    if (!h) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL handle");
+    cudnnStatus_t s = geometry(call, x, w, cd, g);
+    if (s == CUDNN_STATUS_SUCCESS) s = check_out(call, yname, y, *g);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    const int r = algo_ws(d, algo, *g, ws);
+    if (r < 0) return fail(CUDNN_STATUS_BAD_PARAM, call, "no algorithm %d", algo);
+    if (r == 0) return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "algorithm %d is not emulated", algo);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t h, int *count) {
+    return max_count("cudnnGetConvolutionForwardAlgorithmMaxCount", h, count);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t h, int *count) {
+    return max_count("cudnnGetConvolutionBackwardDataAlgorithmMaxCount", h, count);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t h, int *count) {
+    return max_count("cudnnGetConvolutionBackwardFilterAlgorithmMaxCount", h, count);
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
+                                                     const cudnnFilterDescriptor_t w,
+                                                     const cudnnConvolutionDescriptor_t cd,
+                                                     const cudnnTensorDescriptor_t y, const int requested,
+                                                     int *returned, cudnnConvolutionFwdAlgoPerf_t *perf) {
+    return heuristics<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
+        "cudnnGetConvolutionForwardAlgorithm_v7", FWD, h, x, w, cd, y, "y", requested, returned, perf);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h, const cudnnFilterDescriptor_t w,
+                                                          const cudnnTensorDescriptor_t dy,
+                                                          const cudnnConvolutionDescriptor_t cd,
+                                                          const cudnnTensorDescriptor_t dx, const int requested,
+                                                          int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+    return heuristics<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
+        "cudnnGetConvolutionBackwardDataAlgorithm_v7", BWD_DATA, h, dx, w, cd, dy, "dy", requested, returned, perf);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
+                                                            const cudnnTensorDescriptor_t dy,
+                                                            const cudnnConvolutionDescriptor_t cd,
+                                                            const cudnnFilterDescriptor_t dw, const int requested,
+                                                            int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+    return heuristics<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
+        "cudnnGetConvolutionBackwardFilterAlgorithm_v7", BWD_FILTER, h, x, dw, cd, dy, "dy", requested, returned, perf);
+}
+
+static cudnnStatus_t ws_size(const char *call, int d, cudnnHandle_t h, const lt_cuemu_dnn_tensor *x,
+                             const lt_cuemu_dnn_filter *w, const lt_cuemu_dnn_conv *cd, const lt_cuemu_dnn_tensor *y,
+                             const char *yname, int algo, size_t *bytes) {
+    if (!bytes) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL size pointer");
+    geom g;
+    return prepare(call, d, h, x, w, cd, y, yname, algo, &g, bytes);
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
+                                                      const cudnnFilterDescriptor_t w,
+                                                      const cudnnConvolutionDescriptor_t cd,
+                                                      const cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t algo,
+                                                      size_t *bytes) {
+    return ws_size("cudnnGetConvolutionForwardWorkspaceSize", FWD, h, x, w, cd, y, "y", algo, bytes);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t h, const cudnnFilterDescriptor_t w,
+                                                           const cudnnTensorDescriptor_t dy,
+                                                           const cudnnConvolutionDescriptor_t cd,
+                                                           const cudnnTensorDescriptor_t dx,
+                                                           cudnnConvolutionBwdDataAlgo_t algo, size_t *bytes) {
+    return ws_size("cudnnGetConvolutionBackwardDataWorkspaceSize", BWD_DATA, h, dx, w, cd, dy, "dy", algo, bytes);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
+                                                             const cudnnTensorDescriptor_t dy,
+                                                             const cudnnConvolutionDescriptor_t cd,
+                                                             const cudnnFilterDescriptor_t dw,
+                                                             cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes) {
+    return ws_size("cudnnGetConvolutionBackwardFilterWorkspaceSize", BWD_FILTER, h, x, dw, cd, dy, "dy", algo, bytes);
+}
+
+/* ---- the kernels --------------------------------------------------------------------- */
+/* Each output element is a float sum of its terms in a fixed order (or, for
+ * a non-deterministic algorithm, an order that changes from call to call).
+ * The loops run term by term over whole planes: for one term index, every
+ * output element gets at most one product, so each element still sees its
+ * terms in that order, and the inner loops are plain strided loops. */
+
+/* Where a non-deterministic algorithm starts each sum's terms: a new order
+ * on every run, as atomics' arrival order on a GPU. */
+static std::atomic<unsigned long long> nondet_runs{0};
+static inline size_t start_of(unsigned long long run, size_t elem, size_t total) {
+    return (size_t)((run * 0x9E3779B97F4A7C15ull + elem * 0xD1B54A32D192ED03ull) >> 17) % total;
+}
+
+static inline float in_(float v, bool tf32) { return tf32 ? lt_cuemu_tf32(v) : v; }
+
+/* alpha * acc + beta * prior; beta == 0 never reads the prior value. */
+static inline void store(float *p, float acc, float alpha, float beta) {
+    float v = alpha * acc;
+    if (beta != 0.0f) v += beta * *p;
+    *p = v;
+}
+
+/* The o in [0, n_out) with 0 <= o*stride + off < n_in, as [*lo, *hi]. */
+static inline void span(int n_out, int stride, int off, int n_in, int *lo, int *hi) {
+    *lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    *hi = n_in - 1 - off < 0 ? -1 : (n_in - 1 - off) / stride;
+    if (*hi > n_out - 1) *hi = n_out - 1;
+}
+
+/* y[n][k][oh][ow] = sum over (c < C/G, r, q), in that order, of
+ * x[n][g*C/G + c][ih][iw] * w[k][c][r][q] */
+static void run_fwd(const geom &g, const float *x, const float *w, float *y, float alpha, float beta, bool tf32) {
+    const int Cg = g.C / g.G, Kg = g.K / g.G, T = Cg * g.kh * g.kw;
+    std::vector<float> acc((size_t)g.ho * g.wo);
+    for (int n = 0; n < g.N; n++)
+        for (int k = 0; k < g.K; k++) {
+            const float *xg = x + ((size_t)n * g.C + (size_t)(k / Kg) * Cg) * g.H * g.W;
+            const float *wk = w + (size_t)k * T;
+            std::fill(acc.begin(), acc.end(), 0.0f);
+            for (int t = 0; t < T; t++) {
+                const int c = t / (g.kh * g.kw), r = t / g.kw % g.kh, q = t % g.kw;
+                const float wv = in_(wk[t], tf32);
+                int h0, h1, w0, w1;
+                span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
+                span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
+                for (int oh = h0; oh <= h1; oh++) {
+                    /* x's index of ow = 0 (may be negative: only ow in [w0, w1] are read) */
+                    const ptrdiff_t xi = ((ptrdiff_t)c * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
+                    float *a = &acc[(size_t)oh * g.wo];
+                    for (int ow = w0; ow <= w1; ow++) a[ow] += in_(xg[xi + (ptrdiff_t)ow * g.v], tf32) * wv;
+                }
+            }
+            float *yp = y + ((size_t)n * g.K + k) * g.ho * g.wo;
+            for (size_t i = 0; i < acc.size(); i++) store(&yp[i], acc[i], alpha, beta);
+        }
+}
+
+/* dx[n][c][ih][iw] = sum over the group's (k, r, q), in that order (from a
+ * per-plane start when run != 0), of dy[n][k][oh][ow] * w[k][c mod C/G][r][q]
+ * where ih = oh*u - ph + r*dh, iw = ow*v - pw + q*dw */
+static void run_bwd_data(const geom &g, const float *w, const float *dy, float *dx, float alpha, float beta, bool tf32,
+                         unsigned long long run) {
+    const int Cg = g.C / g.G, Kg = g.K / g.G, T = Kg * g.kh * g.kw;
+    std::vector<float> acc((size_t)g.H * g.W);
+    for (int n = 0; n < g.N; n++)
+        for (int c = 0; c < g.C; c++) {
+            const size_t plane = (size_t)n * g.C + c;
+            const int k0 = c / Cg * Kg, cl = c % Cg;
+            const size_t t0 = run ? start_of(run, plane, (size_t)T) : 0;
+            std::fill(acc.begin(), acc.end(), 0.0f);
+            for (int i = 0; i < T; i++) {
+                const int t = (int)((t0 + (size_t)i) % (size_t)T);
+                const int kl = t / (g.kh * g.kw), r = t / g.kw % g.kh, q = t % g.kw, k = k0 + kl;
+                const float wv = in_(w[(((size_t)k * Cg + cl) * g.kh + r) * g.kw + q], tf32);
+                int h0, h1, w0, w1;
+                span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
+                span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
+                for (int oh = h0; oh <= h1; oh++) {
+                    const float *d = dy + (((size_t)n * g.K + k) * g.ho + oh) * g.wo;
+                    const ptrdiff_t ai = (ptrdiff_t)(oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
+                    for (int ow = w0; ow <= w1; ow++) acc[(size_t)(ai + (ptrdiff_t)ow * g.v)] += in_(d[ow], tf32) * wv;
+                }
+            }
+            float *xp = dx + plane * g.H * g.W;
+            for (size_t i = 0; i < acc.size(); i++) store(&xp[i], acc[i], alpha, beta);
+        }
+}
+
+/* dw[k][c][r][q] = sum over (n, oh, ow), in that order (rows (n, oh) from a
+ * per-element start when run != 0), of x[n][g*C/G + c][ih][iw] * dy[n][k][oh][ow] */
+static void run_bwd_filter(const geom &g, const float *x, const float *dy, float *dw, float alpha, float beta,
+                           bool tf32, unsigned long long run) {
+    const int Cg = g.C / g.G, Kg = g.K / g.G;
+    const size_t rows = (size_t)g.N * g.ho;
+    for (int k = 0; k < g.K; k++)
+        for (int c = 0; c < Cg; c++)
+            for (int r = 0; r < g.kh; r++)
+                for (int q = 0; q < g.kw; q++) {
+                    const size_t at = (((size_t)k * Cg + c) * g.kh + r) * g.kw + q;
+                    const int ci = k / Kg * Cg + c;
+                    const size_t r0 = run ? start_of(run, at, rows) : 0;
+                    int h0, h1, w0, w1;
+                    span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
+                    span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
+                    float acc = 0.0f;
+                    for (size_t i = 0; i < rows; i++) {
+                        const size_t row = (r0 + i) % rows;
+                        const int n = (int)(row / (size_t)g.ho), oh = (int)(row % (size_t)g.ho);
+                        if (oh < h0 || oh > h1) continue;
+                        const ptrdiff_t xi =
+                            (((ptrdiff_t)n * g.C + ci) * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
+                        const float *d = dy + (((size_t)n * g.K + k) * g.ho + oh) * g.wo;
+                        for (int ow = w0; ow <= w1; ow++) acc += in_(x[xi + (ptrdiff_t)ow * g.v], tf32) * in_(d[ow], tf32);
+                    }
+                    store(&dw[at], acc, alpha, beta);
+                }
+}
+
+/* ---- the calls ------------------------------------------------------------------------ */
+static bool device_arg(const char *call, const char *arg, const void *p, size_t bytes) {
+    if (p && lt_cuemu_is_device(p, bytes)) return true;
+    fprintf(stderr, "cuemu cudnn: %s: %s = %p is not device memory covering %zu bytes (a GPU would fault)\n", call, arg,
+            p, bytes);
+    return false;
+}
+
+/* Checks shared by the three calls: scaling factors, the workspace. */
+static cudnnStatus_t call_args(const char *call, const void *alpha, const void *beta, void *ws, size_t ws_bytes,
+                               size_t need) {
+    if (!alpha || !beta) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL alpha or beta");
+    if (need == 0) return CUDNN_STATUS_SUCCESS;
+    if (ws_bytes < need)
+        return fail(CUDNN_STATUS_BAD_PARAM, call, "workspace of %zu bytes, the algorithm needs %zu", ws_bytes, need);
+    if (!device_arg(call, "workSpace", ws, need)) return CUDNN_STATUS_BAD_PARAM;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static bool tensor_math(const lt_cuemu_dnn_conv *cd) {
+    return cd->math == CUDNN_TENSOR_OP_MATH || cd->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+}
+
+/* Queues the work; after it the algorithm's workspace holds garbage. */
+static cudnnStatus_t queue(const char *call, cudnnHandle_t h, void *ws, size_t need, std::function<void()> work) {
+    cudaError_t e = lt_cuemu_enqueue(h->stream, call, [work, ws, need]() {
+        work();
+        if (need) memset(ws, 0xff, need);
+    });
+    if (e != cudaSuccess) return fail(CUDNN_STATUS_EXECUTION_FAILED, call, "queueing failed (cuda error %d)", (int)e);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
+                                      const void *x, const cudnnFilterDescriptor_t wd, const void *w,
+                                      const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo, void *ws,
+                                      size_t ws_bytes, const void *beta, const cudnnTensorDescriptor_t yd, void *y) {
+    const char *call = "cudnnConvolutionForward";
+    geom g;
+    size_t need;
+    cudnnStatus_t s = prepare(call, FWD, h, xd, wd, cd, yd, "y", algo, &g, &need);
+    if (s == CUDNN_STATUS_SUCCESS) s = call_args(call, alpha, beta, ws, ws_bytes, need);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    if (!device_arg(call, "x", x, 4 * x_elems(g)) || !device_arg(call, "w", w, 4 * w_elems(g)) ||
+        !device_arg(call, "y", y, 4 * y_elems(g)))
+        return CUDNN_STATUS_BAD_PARAM;
+    const float a = *(const float *)alpha, b = *(const float *)beta;
+    const bool tf32 = tensor_math(cd);
+    const float *xp = (const float *)x, *wp = (const float *)w;
+    float *yp = (float *)y;
+    return queue(call, h, ws, need, [g, xp, wp, yp, a, b, tf32]() { run_fwd(g, xp, wp, yp, a, b, tf32); });
+}
+
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, const cudnnFilterDescriptor_t wd,
+                                           const void *w, const cudnnTensorDescriptor_t dyd, const void *dy,
+                                           const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t algo,
+                                           void *ws, size_t ws_bytes, const void *beta,
+                                           const cudnnTensorDescriptor_t dxd, void *dx) {
+    const char *call = "cudnnConvolutionBackwardData";
+    geom g;
+    size_t need;
+    cudnnStatus_t s = prepare(call, BWD_DATA, h, dxd, wd, cd, dyd, "dy", algo, &g, &need);
+    if (s == CUDNN_STATUS_SUCCESS) s = call_args(call, alpha, beta, ws, ws_bytes, need);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    if (!device_arg(call, "w", w, 4 * w_elems(g)) || !device_arg(call, "dy", dy, 4 * y_elems(g)) ||
+        !device_arg(call, "dx", dx, 4 * x_elems(g)))
+        return CUDNN_STATUS_BAD_PARAM;
+    const float a = *(const float *)alpha, b = *(const float *)beta;
+    const bool tf32 = tensor_math(cd), nondet = nondeterministic(BWD_DATA, algo);
+    const float *wp = (const float *)w, *dyp = (const float *)dy;
+    float *dxp = (float *)dx;
+    return queue(call, h, ws, need, [g, wp, dyp, dxp, a, b, tf32, nondet]() {
+        run_bwd_data(g, wp, dyp, dxp, a, b, tf32, nondet ? ++nondet_runs : 0);
+    });
+}
+
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
+                                             const void *x, const cudnnTensorDescriptor_t dyd, const void *dy,
+                                             const cudnnConvolutionDescriptor_t cd,
+                                             cudnnConvolutionBwdFilterAlgo_t algo, void *ws, size_t ws_bytes,
+                                             const void *beta, const cudnnFilterDescriptor_t dwd, void *dw) {
+    const char *call = "cudnnConvolutionBackwardFilter";
+    geom g;
+    size_t need;
+    cudnnStatus_t s = prepare(call, BWD_FILTER, h, xd, dwd, cd, dyd, "dy", algo, &g, &need);
+    if (s == CUDNN_STATUS_SUCCESS) s = call_args(call, alpha, beta, ws, ws_bytes, need);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    if (!device_arg(call, "x", x, 4 * x_elems(g)) || !device_arg(call, "dy", dy, 4 * y_elems(g)) ||
+        !device_arg(call, "dw", dw, 4 * w_elems(g)))
+        return CUDNN_STATUS_BAD_PARAM;
+    const float a = *(const float *)alpha, b = *(const float *)beta;
+    const bool tf32 = tensor_math(cd), nondet = nondeterministic(BWD_FILTER, algo);
+    const float *xp = (const float *)x, *dyp = (const float *)dy;
+    float *dwp = (float *)dw;
+    return queue(call, h, ws, need, [g, xp, dyp, dwp, a, b, tf32, nondet]() {
+        run_bwd_filter(g, xp, dyp, dwp, a, b, tf32, nondet ? ++nondet_runs : 0);
+    });
+}

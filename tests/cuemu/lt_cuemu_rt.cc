@@ -1,0 +1,741 @@
+/* lt_cuemu_rt.cc — the emulator's CUDA runtime: device memory, streams,
+ * events, graph capture and errors, with the rules of the real runtime that
+ * a library can break without noticing on one GPU run:
+ *
+ *  - stream work is lazy: it runs at the next synchronisation point
+ *    (cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize,
+ *    cudaFree, a copy into pageable host memory), so a result read before
+ *    a wait is stale, and a pinned staging buffer reused before its copy ran
+ *    gives the copy the new bytes;
+ *  - a copy from pageable host memory takes its bytes at the call (CUDA
+ *    stages it), from pinned memory when it runs;
+ *  - new device memory is filled with NaN bytes (0xff): code that reads it
+ *    before writing sees NaN, not the zeros a fresh GPU often gives;
+ *  - copies check their direction against the pointers (a host pointer
+ *    passed as device memory is an error here; on a GPU, undefined);
+ *  - during a thread-local capture, allocation, freeing, synchronous copies
+ *    and waits are errors that invalidate the capture; launches, copies and
+ *    library calls on the capturing stream are recorded with their
+ *    arguments of the moment, and a graph launch replays exactly those;
+ *  - a fault inside a kernel or library call (lt_cuemu_fault) is sticky.
+ * One stream order for all work (any order consistent with each stream's is
+ * one a GPU may run). Work runs on the thread that synchronises; every entry
+ * point takes one lock. */
+#include "lt_cuemu.h"
+
+#include "lt_backend.h"   /* LT_CUEMU_DEVICE_NAME */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+void lt_cuemu_run_kernel(const char *name, dim3 grid, dim3 block, const std::function<void()> &body);
+
+struct work {
+    std::string what;
+    std::function<void()> fn;
+};
+
+struct lt_cuemu_graph {
+    std::vector<work> nodes;
+};
+struct lt_cuemu_graph_exec {
+    std::vector<work> nodes;
+};
+
+struct lt_cuemu_stream {
+    int capturing;
+    int invalidated;   /* a capture error happened: EndCapture fails */
+    std::thread::id owner;
+    lt_cuemu_graph *graph;
+};
+
+struct lt_cuemu_event {
+    unsigned long long seq;   /* the queue position of its last record, 0: never recorded */
+};
+
+namespace {
+
+enum kind { K_DEVICE, K_PINNED, K_REGISTERED };
+struct alloc {
+    size_t bytes;
+    kind k;
+};
+
+struct state {
+    std::recursive_mutex mu;
+    std::map<uintptr_t, alloc> mem;
+    size_t device_bytes = 0;
+    std::deque<work> queue;
+    unsigned long long queued = 0, done = 0;   /* work items ever queued / run */
+    cudaError_t sticky = cudaSuccess;
+    lt_cuemu_stream legacy{};                  /* the NULL stream */
+    std::vector<lt_cuemu_stream *> streams;
+    int running = 0;                           /* inside flush(): no re-entry */
+};
+
+state &G() {
+    static state *s = new state;   /* never destroyed: outlives static destructors that free */
+    return *s;
+}
+
+thread_local cudaError_t last_error = cudaSuccess;
+thread_local int capture_open = 0;   /* captures this thread has open */
+
+cudaError_t ret(cudaError_t e) {
+    if (e != cudaSuccess) last_error = e;
+    return e;
+}
+
+size_t mem_limit() {
+    const char *v = getenv("LT_CUEMU_MEM_GB");
+    double gb = v && *v ? atof(v) : 80.0;
+    if (gb <= 0) gb = 80.0;
+    return (size_t)(gb * 1073741824.0);
+}
+
+int device_count() {
+    const char *v = getenv("LT_CUEMU_DEVICES");
+    return v && *v ? atoi(v) : 1;
+}
+
+/* the allocation holding [p, p + bytes), or NULL */
+const std::pair<const uintptr_t, alloc> *find(const void *p, size_t bytes) {
+    state &g = G();
+    const uintptr_t a = (uintptr_t)p;
+    auto it = g.mem.upper_bound(a);
+    if (it == g.mem.begin()) return NULL;
+    --it;
+    if (a >= it->first && a - it->first <= it->second.bytes && bytes <= it->second.bytes - (a - it->first)) return &*it;
+    return NULL;
+}
+
+int is_device(const void *p, size_t bytes) {
+    const auto *e = find(p, bytes ? bytes : 1);
+    return e && e->second.k == K_DEVICE;
+}
+
+int is_pinned(const void *p, size_t bytes) {
+    const auto *e = find(p, bytes ? bytes : 1);
+    return e && e->second.k != K_DEVICE;
+}
+
+void run_all() {
+    state &g = G();
+    if (g.running) return;   /* a library call's own work runs inside a flush */
+    g.running = 1;
+    while (!g.queue.empty()) {
+        work w = std::move(g.queue.front());
+        g.queue.pop_front();
+        if (g.sticky == cudaSuccess) w.fn();
+        g.done++;
+    }
+    g.running = 0;
+}
+
+/* A call that is not allowed while this thread captures: invalidates its
+ * captures and gives the error the runtime gives. */
+cudaError_t capture_violation(const char *call) {
+    state &g = G();
+    if (!capture_open) return cudaSuccess;
+    fprintf(stderr, "cuemu: %s while a stream capture is open on this thread (not allowed in thread-local mode): "
+                    "the capture is invalidated\n", call);
+    for (lt_cuemu_stream *s : g.streams)
+        if (s->capturing && s->owner == std::this_thread::get_id()) s->invalidated = 1;
+    return cudaErrorStreamCaptureUnsupported;
+}
+
+lt_cuemu_stream *stream_of(cudaStream_t s) { return s ? s : &G().legacy; }
+
+int stream_known(cudaStream_t s) {
+    if (!s) return 1;
+    for (lt_cuemu_stream *x : G().streams)
+        if (x == s) return 1;
+    return 0;
+}
+
+const char *kind_name(enum cudaMemcpyKind k) {
+    switch (k) {
+    case cudaMemcpyHostToHost: return "HostToHost";
+    case cudaMemcpyHostToDevice: return "HostToDevice";
+    case cudaMemcpyDeviceToHost: return "DeviceToHost";
+    case cudaMemcpyDeviceToDevice: return "DeviceToDevice";
+    default: return "Default";
+    }
+}
+
+}  // namespace
+
+#define LOCK std::lock_guard<std::recursive_mutex> lock_(G().mu)
+#define STICKY do { if (G().sticky != cudaSuccess) return ret(G().sticky); } while (0)
+
+/* ---- shared with the fake libraries (lt_cuemu.h) ---------------------------------- */
+cudaError_t lt_cuemu_enqueue(cudaStream_t s, const char *what, std::function<void()> fn) {
+    LOCK;
+    STICKY;
+    if (!stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    lt_cuemu_stream *st = stream_of(s);
+    if (st->capturing) {
+        if (st->owner != std::this_thread::get_id()) {
+            st->invalidated = 1;
+            return ret(cudaErrorStreamCaptureWrongThread);
+        }
+        st->graph->nodes.push_back(work{what, std::move(fn)});
+        return cudaSuccess;
+    }
+    G().queue.push_back(work{what, std::move(fn)});
+    G().queued++;
+    return cudaSuccess;
+}
+
+int lt_cuemu_is_device(const void *p, size_t bytes) {
+    LOCK;
+    return is_device(p, bytes);
+}
+
+int lt_cuemu_capturing(void) { return capture_open > 0; }
+
+void lt_cuemu_fault(const char *fmt, ...) {
+    LOCK;
+    if (G().sticky != cudaSuccess) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cuemu: fault: %s (the context's error is now sticky, as after a kernel fault on a GPU)\n", msg);
+    G().sticky = cudaErrorLaunchFailure;
+}
+
+/* ---- launches ----------------------------------------------------------------------- */
+void lt_cuemu_launch(const char *name, dim3 grid, dim3 block, size_t shmem, cudaStream_t s, std::function<void()> body) {
+    LOCK;
+    if (G().sticky != cudaSuccess) {
+        ret(G().sticky);
+        return;
+    }
+    const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+    if (!grid.x || !grid.y || !grid.z || !block.x || !block.y || !block.z || threads > 1024 || block.z > 64 ||
+        grid.y > 65535 || grid.z > 65535 || grid.x > 0x7fffffffu || shmem > 48 * 1024) {
+        fprintf(stderr, "cuemu: launch of %s: invalid configuration grid (%u,%u,%u) block (%u,%u,%u)\n", name, grid.x,
+                grid.y, grid.z, block.x, block.y, block.z);
+        lt_cuemu_stream *st = stream_of(s);
+        if (st->capturing) st->invalidated = 1;
+        ret(cudaErrorInvalidConfiguration);
+        return;
+    }
+    std::string what = std::string("kernel ") + name;
+    cudaError_t e = lt_cuemu_enqueue(s, what.c_str(), [name, grid, block, body]() { lt_cuemu_run_kernel(name, grid, block, body); });
+    if (e != cudaSuccess) ret(e);
+}
+
+/* ---- errors ------------------------------------------------------------------------- */
+const char *cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
+    default: return "cudaErrorUnknown";
+    }
+}
+
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorNotReady: return "device not ready";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another thread";
+    case cudaErrorIllegalState: return "the operation is not permitted in the current state";
+    default: return "unknown error";
+    }
+}
+
+cudaError_t cudaGetLastError(void) {
+    LOCK;
+    if (G().sticky != cudaSuccess) return G().sticky;
+    const cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) {
+    LOCK;
+    return G().sticky != cudaSuccess ? G().sticky : last_error;
+}
+
+/* ---- devices ------------------------------------------------------------------------ */
+cudaError_t cudaGetDeviceCount(int *n) {
+    if (!n) return ret(cudaErrorInvalidValue);
+    *n = device_count();
+    if (*n <= 0) {
+        *n = 0;
+        return ret(cudaErrorNoDevice);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+    if (device < 0 || device >= device_count()) return ret(cudaErrorInvalidDevice);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int *device) {
+    if (!device) return ret(cudaErrorInvalidValue);
+    *device = 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int device) {
+    if (!p) return ret(cudaErrorInvalidValue);
+    if (device < 0 || device >= device_count()) return ret(cudaErrorInvalidDevice);
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", LT_CUEMU_DEVICE_NAME);
+    p->totalGlobalMem = mem_limit();
+    p->major = 9;
+    p->minor = 0;
+    p->multiProcessorCount = 1;
+    p->maxThreadsPerBlock = 1024;
+    p->warpSize = 32;
+    return cudaSuccess;
+}
+
+/* the CUDA 13 the library is built against elsewhere */
+cudaError_t cudaRuntimeGetVersion(int *v) {
+    if (!v) return ret(cudaErrorInvalidValue);
+    *v = 13000;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDriverGetVersion(int *v) {
+    if (!v) return ret(cudaErrorInvalidValue);
+    *v = 13000;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void) {
+    LOCK;
+    cudaError_t e = capture_violation("cudaDeviceSynchronize");
+    if (e) return ret(e);
+    run_all();
+    STICKY;
+    return cudaSuccess;
+}
+
+/* Ends the context: pending work is dropped, every allocation freed, the
+ * sticky error cleared (the only way out of one, as on a GPU). */
+cudaError_t cudaDeviceReset(void) {
+    LOCK;
+    state &g = G();
+    g.queue.clear();
+    g.done = g.queued;
+    for (auto &m : g.mem)
+        if (m.second.k != K_REGISTERED) free((void *)m.first);
+    g.mem.clear();
+    g.device_bytes = 0;
+    for (lt_cuemu_stream *s : g.streams)
+        if (s->capturing) {
+            delete s->graph;
+            s->graph = NULL;
+            s->capturing = 0;
+        }
+    capture_open = 0;
+    g.sticky = cudaSuccess;
+    last_error = cudaSuccess;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    LOCK;
+    const size_t lim = mem_limit();
+    if (free_bytes) *free_bytes = lim > G().device_bytes ? lim - G().device_bytes : 0;
+    if (total_bytes) *total_bytes = lim;
+    return cudaSuccess;
+}
+
+/* ---- memory ------------------------------------------------------------------------- */
+static cudaError_t host_alloc(void **p, size_t bytes, kind k, const char *call) {
+    LOCK;
+    STICKY;
+    if (!p) return ret(cudaErrorInvalidValue);
+    *p = NULL;
+    cudaError_t e = capture_violation(call);
+    if (e) return ret(e);
+    if (bytes == 0) return cudaSuccess;
+    if (k == K_DEVICE && (bytes > mem_limit() || G().device_bytes > mem_limit() - bytes))
+        return ret(cudaErrorMemoryAllocation);
+    /* pinned memory cannot exceed the machine's RAM */
+    if (k != K_DEVICE && bytes > (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE))
+        return ret(cudaErrorMemoryAllocation);
+    void *m = NULL;
+    if (posix_memalign(&m, 256, bytes) != 0 || !m) return ret(cudaErrorMemoryAllocation);
+    if (k == K_DEVICE) {
+        memset(m, 0xff, bytes);   /* NaN in every float */
+        G().device_bytes += bytes;
+    }
+    G().mem[(uintptr_t)m] = alloc{bytes, k};
+    *p = m;
+    return cudaSuccess;
+}
+
+static cudaError_t host_free(void *p, kind k, const char *call) {
+    LOCK;
+    if (!p) return cudaSuccess;
+    cudaError_t e = capture_violation(call);
+    if (e) return ret(e);
+    auto it = G().mem.find((uintptr_t)p);
+    if (it == G().mem.end() || (it->second.k == K_DEVICE) != (k == K_DEVICE) || it->second.k == K_REGISTERED) {
+        fprintf(stderr, "cuemu: %s(%p): not the start of a live %s allocation\n", call, p,
+                k == K_DEVICE ? "cudaMalloc" : "cudaHostAlloc");
+        return ret(cudaErrorInvalidValue);
+    }
+    run_all();   /* freeing waits for the device */
+    if (it->second.k == K_DEVICE) G().device_bytes -= it->second.bytes;
+    G().mem.erase(it);
+    free(p);
+    STICKY;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes) { return host_alloc(p, bytes, K_DEVICE, "cudaMalloc"); }
+cudaError_t cudaFree(void *p) { return host_free(p, K_DEVICE, "cudaFree"); }
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags) {
+    (void)flags;
+    return host_alloc(p, bytes, K_PINNED, "cudaHostAlloc");
+}
+cudaError_t cudaMallocHost(void **p, size_t bytes) { return host_alloc(p, bytes, K_PINNED, "cudaMallocHost"); }
+cudaError_t cudaFreeHost(void *p) { return host_free(p, K_PINNED, "cudaFreeHost"); }
+
+cudaError_t cudaHostRegister(void *p, size_t bytes, unsigned flags) {
+    (void)flags;
+    LOCK;
+    STICKY;
+    if (!p || !bytes || find(p, 1)) return ret(cudaErrorInvalidValue);
+    G().mem[(uintptr_t)p] = alloc{bytes, K_REGISTERED};
+    return cudaSuccess;
+}
+
+cudaError_t cudaHostUnregister(void *p) {
+    LOCK;
+    auto it = G().mem.find((uintptr_t)p);
+    if (it == G().mem.end() || it->second.k != K_REGISTERED) return ret(cudaErrorInvalidValue);
+    run_all();
+    G().mem.erase(it);
+    return cudaSuccess;
+}
+
+cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void *p) {
+    LOCK;
+    if (!a) return ret(cudaErrorInvalidValue);
+    memset(a, 0, sizeof *a);
+    const auto *e = find(p, 1);
+    if (!e) {
+        a->type = cudaMemoryTypeUnregistered;
+        a->device = -2;
+        a->hostPointer = (void *)p;
+        return cudaSuccess;
+    }
+    a->type = e->second.k == K_DEVICE ? cudaMemoryTypeDevice : cudaMemoryTypeHost;
+    a->device = 0;
+    a->devicePointer = (void *)p;
+    if (a->type == cudaMemoryTypeHost) a->hostPointer = (void *)p;
+    return cudaSuccess;
+}
+
+/* The checks of a copy's direction; cudaSuccess or InvalidValue with a line. */
+static cudaError_t copy_check(const char *call, void *dst, const void *src, size_t bytes, enum cudaMemcpyKind k) {
+    const int dd = is_device(dst, bytes), sd = is_device(src, bytes);
+    const char *bad = NULL;
+    switch (k) {
+    case cudaMemcpyHostToDevice: bad = !dd ? "dst does not lie inside one device allocation" : sd ? "src is device memory" : NULL; break;
+    case cudaMemcpyDeviceToHost: bad = !sd ? "src does not lie inside one device allocation" : dd ? "dst is device memory" : NULL; break;
+    case cudaMemcpyDeviceToDevice: bad = !dd ? "dst does not lie inside one device allocation" : !sd ? "src does not lie inside one device allocation" : NULL; break;
+    case cudaMemcpyHostToHost: bad = dd || sd ? "a pointer is device memory" : NULL; break;
+    case cudaMemcpyDefault: {
+        /* a pointer inside a device allocation must fit in it */
+        if ((find(dst, 1) && !find(dst, bytes)) || (find(src, 1) && !find(src, bytes))) bad = "overruns its allocation";
+        break;
+    }
+    default: bad = "unknown copy kind";
+    }
+    if (!bad) return cudaSuccess;
+    fprintf(stderr, "cuemu: %s(%p <- %p, %zu bytes, %s): %s\n", call, dst, src, bytes, kind_name(k), bad);
+    return cudaErrorInvalidValue;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind k, cudaStream_t s) {
+    LOCK;
+    STICKY;
+    if (!stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    if (!bytes) return cudaSuccess;
+    cudaError_t e = copy_check("cudaMemcpyAsync", dst, src, bytes, k);
+    if (e) return ret(e);
+    lt_cuemu_stream *st = stream_of(s);
+    const int dst_host = !is_device(dst, bytes), src_host = !is_device(src, bytes);
+    const int dst_pageable = dst_host && !is_pinned(dst, bytes), src_pageable = src_host && !is_pinned(src, bytes);
+    if (st->capturing && (dst_pageable || src_pageable)) {
+        fprintf(stderr, "cuemu: cudaMemcpyAsync with pageable host memory on a capturing stream: the capture is "
+                        "invalidated\n");
+        st->invalidated = 1;
+        return ret(cudaErrorStreamCaptureUnsupported);
+    }
+    if (dst_pageable) {
+        /* into pageable memory: the call returns when the copy is done */
+        run_all();
+        STICKY;
+        memmove(dst, src, bytes);
+        return cudaSuccess;
+    }
+    if (src_pageable) {
+        /* from pageable memory: staged now, src may be reused at return */
+        auto copy = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + bytes);
+        return ret(lt_cuemu_enqueue(s, "memcpy (staged)", [dst, copy]() { memcpy(dst, copy->data(), copy->size()); }));
+    }
+    return ret(lt_cuemu_enqueue(s, "memcpy", [dst, src, bytes]() { memmove(dst, src, bytes); }));
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind k) {
+    LOCK;
+    cudaError_t e = capture_violation("cudaMemcpy");
+    if (e) return ret(e);
+    e = cudaMemcpyAsync(dst, src, bytes, k, NULL);
+    if (e) return e;
+    run_all();
+    STICKY;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s) {
+    LOCK;
+    STICKY;
+    if (!stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    if (!bytes) return cudaSuccess;
+    if (!is_device(p, bytes)) {
+        fprintf(stderr, "cuemu: cudaMemsetAsync(%p, %zu bytes): not inside one device allocation\n", p, bytes);
+        return ret(cudaErrorInvalidValue);
+    }
+    return ret(lt_cuemu_enqueue(s, "memset", [p, value, bytes]() { memset(p, value, bytes); }));
+}
+
+cudaError_t cudaMemset(void *p, int value, size_t bytes) {
+    LOCK;
+    cudaError_t e = capture_violation("cudaMemset");
+    if (e) return ret(e);
+    e = cudaMemsetAsync(p, value, bytes, NULL);
+    if (e) return e;
+    run_all();
+    STICKY;
+    return cudaSuccess;
+}
+
+/* ---- streams and events --------------------------------------------------------------- */
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
+    (void)flags;
+    LOCK;
+    if (!s) return ret(cudaErrorInvalidValue);
+    lt_cuemu_stream *st = new lt_cuemu_stream();
+    G().streams.push_back(st);
+    *s = st;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
+
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    LOCK;
+    if (!s || !stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    if (s->capturing) {
+        s->invalidated = 1;
+        return ret(cudaErrorStreamCaptureUnsupported);
+    }
+    run_all();   /* its work completes first */
+    auto &v = G().streams;
+    for (size_t i = 0; i < v.size(); i++)
+        if (v[i] == s) {
+            v.erase(v.begin() + (long)i);
+            break;
+        }
+    delete s;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    LOCK;
+    if (!stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    lt_cuemu_stream *st = stream_of(s);
+    if (st->capturing) {
+        fprintf(stderr, "cuemu: cudaStreamSynchronize on a capturing stream: the capture is invalidated\n");
+        st->invalidated = 1;
+        return ret(cudaErrorStreamCaptureUnsupported);
+    }
+    cudaError_t e = capture_violation("cudaStreamSynchronize");
+    if (e) return ret(e);
+    run_all();
+    STICKY;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamQuery(cudaStream_t s) {
+    LOCK;
+    STICKY;
+    if (!stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    return G().queue.empty() ? cudaSuccess : cudaErrorNotReady;
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
+    (void)flags;
+    LOCK;
+    STICKY;
+    if (!stream_known(s) || !e) return ret(cudaErrorInvalidResourceHandle);
+    return cudaSuccess;   /* one queue for every stream: already ordered */
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
+    (void)flags;
+    if (!e) return ret(cudaErrorInvalidValue);
+    *e = new lt_cuemu_event();
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
+
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    if (!e) return ret(cudaErrorInvalidResourceHandle);
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    LOCK;
+    STICKY;
+    if (!e || !stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    lt_cuemu_stream *st = stream_of(s);
+    if (st->capturing) return ret(lt_cuemu_enqueue(s, "event record", []() {}));
+    cudaError_t r = lt_cuemu_enqueue(s, "event record", []() {});
+    if (r) return ret(r);
+    e->seq = G().queued;   /* complete once the queue has run this far */
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    LOCK;
+    if (!e) return ret(cudaErrorInvalidResourceHandle);
+    cudaError_t r = capture_violation("cudaEventSynchronize");
+    if (r) return ret(r);
+    if (G().done < e->seq) run_all();
+    STICKY;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+    LOCK;
+    STICKY;
+    if (!e) return ret(cudaErrorInvalidResourceHandle);
+    return G().done >= e->seq ? cudaSuccess : cudaErrorNotReady;
+}
+
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    if (!ms || !a || !b) return ret(cudaErrorInvalidValue);
+    *ms = 0.0f;   /* the emulator has no device clock */
+    return cudaSuccess;
+}
+
+/* ---- graphs ------------------------------------------------------------------------- */
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode) {
+    LOCK;
+    STICKY;
+    if (!s) return ret(cudaErrorStreamCaptureUnsupported);   /* the legacy stream cannot be captured */
+    if (!stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    if (s->capturing) return ret(cudaErrorIllegalState);
+    if (mode != cudaStreamCaptureModeThreadLocal) {
+        fprintf(stderr, "cuemu: cudaStreamBeginCapture: only thread-local capture is emulated\n");
+        return ret(cudaErrorInvalidValue);
+    }
+    s->capturing = 1;
+    s->invalidated = 0;
+    s->owner = std::this_thread::get_id();
+    s->graph = new lt_cuemu_graph();
+    capture_open++;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
+    LOCK;
+    if (!g) return ret(cudaErrorInvalidValue);
+    *g = NULL;
+    if (!s || !stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    if (!s->capturing) return ret(cudaErrorIllegalState);
+    if (s->owner != std::this_thread::get_id()) return ret(cudaErrorStreamCaptureWrongThread);
+    s->capturing = 0;
+    capture_open--;
+    lt_cuemu_graph *gr = s->graph;
+    s->graph = NULL;
+    if (s->invalidated) {
+        delete gr;
+        return ret(cudaErrorStreamCaptureInvalidated);
+    }
+    STICKY;
+    *g = gr;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *x, cudaGraph_t g, unsigned long long flags) {
+    (void)flags;
+    LOCK;
+    STICKY;
+    if (!x || !g) return ret(cudaErrorInvalidValue);
+    lt_cuemu_graph_exec *e = new lt_cuemu_graph_exec();
+    e->nodes = g->nodes;
+    *x = e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t x, cudaStream_t s) {
+    LOCK;
+    STICKY;
+    if (!x) return ret(cudaErrorInvalidValue);
+    for (const work &w : x->nodes) {
+        cudaError_t e = lt_cuemu_enqueue(s, w.what.c_str(), w.fn);
+        if (e) return ret(e);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x) {
+    delete x;
+    return cudaSuccess;
+}

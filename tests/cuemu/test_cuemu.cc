@@ -1,0 +1,307 @@
+/* test_cuemu.cc — the emulator's runtime and scheduler (tests/cuemu): the
+ * rules it promises (lt_cuemu_rt.cc, lt_cuemu_sched.cc), each checked on a
+ * small kernel or call sequence. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+extern "C" {
+#include <cmocka.h>
+}
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lt_cuemu.h"
+
+#define RT 256
+
+/* A fixed-tree block sum through shared memory, the pattern of
+ * lt_cuda_ops.cu's reductions: one block per row. */
+__global__ static void k_rowsum(int n, const float *x, double *out) {
+    __shared__ double sh[RT];
+    const int row = (int)blockIdx.x;
+    double s = 0;
+    for (int i = (int)threadIdx.x; i < n; i += RT) s += x[(size_t)row * n + i];
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (int h = RT / 2; h > 0; h >>= 1) {
+        if ((int)threadIdx.x < h) sh[threadIdx.x] += sh[threadIdx.x + h];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[row] = sh[0];
+}
+
+__global__ static void k_scale(size_t n, float a, const float *x, float *y) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = a * x[i];
+}
+
+/* every thread writes one slot: the last writer wins, which differs between
+ * forward (even blocks) and reverse (odd blocks) order */
+__global__ static void k_race(int *out) { out[blockIdx.x] = (int)threadIdx.x; }
+
+__global__ static void k_divergent_barrier(int *out) {
+    if (threadIdx.x == 5) __syncthreads();
+    out[threadIdx.x] = 1;
+}
+
+__global__ static void k_index3(int *out) {
+    const unsigned t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    const unsigned b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    out[b * (blockDim.x * blockDim.y * blockDim.z) + t] = (int)(b * 1000 + t);
+}
+
+#define LAUNCH(k, g, b, s) lt_cuemu_launcher(k, #k, (g), (b), 0, (s))
+
+static void *dev(size_t bytes) {
+    void *p = NULL;
+    assert_int_equal(cudaMalloc(&p, bytes), cudaSuccess);
+    return p;
+}
+
+static void reset(void) {
+    assert_int_equal(cudaDeviceReset(), cudaSuccess);
+    (void)cudaGetLastError();
+}
+
+static void barrier_reduction(void **state) {
+    (void)state;
+    reset();
+    const int rows = 7, n = 1000;
+    float *h = (float *)malloc(sizeof(float) * rows * n);
+    for (int i = 0; i < rows * n; i++) h[i] = (float)((i * 37) % 101) - 50.0f;
+    float *x = (float *)dev(sizeof(float) * rows * n);
+    double *o = (double *)dev(sizeof(double) * rows);
+    assert_int_equal(cudaMemcpy(x, h, sizeof(float) * rows * n, cudaMemcpyHostToDevice), cudaSuccess);
+    LAUNCH(k_rowsum, rows, RT, (cudaStream_t)NULL)(n, x, o);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    double got[7];
+    assert_int_equal(cudaMemcpy(got, o, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+    for (int r = 0; r < rows; r++) {
+        double want = 0;
+        for (int i = 0; i < n; i++) want += h[(size_t)r * n + i];
+        assert_true(got[r] == want);   /* integers: exact in any order */
+    }
+    cudaFree(x);
+    cudaFree(o);
+    free(h);
+}
+
+static void plain_kernel_and_3d_index(void **state) {
+    (void)state;
+    reset();
+    const size_t n = 100003;
+    float *x = (float *)dev(n * sizeof(float)), *y = (float *)dev(n * sizeof(float));
+    float *h = (float *)malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) h[i] = (float)i;
+    cudaMemcpy(x, h, n * sizeof(float), cudaMemcpyHostToDevice);
+    LAUNCH(k_scale, 13u, 128u, (cudaStream_t)NULL)(n, 2.0, x, y);   /* a double argument converted to float */
+    cudaMemcpy(h, y, n * sizeof(float), cudaMemcpyDeviceToHost);
+    for (size_t i = 0; i < n; i++) assert_true(h[i] == 2.0f * (float)i);
+
+    const dim3 g(3, 2, 2), b(4, 3, 2);
+    const int total = 12 * 24;
+    int *o = (int *)dev(total * sizeof(int));
+    LAUNCH(k_index3, g, b, (cudaStream_t)NULL)(o);
+    int ho[12 * 24];
+    cudaMemcpy(ho, o, sizeof ho, cudaMemcpyDeviceToHost);
+    for (int i = 0; i < total; i++) assert_int_equal(ho[i], (i / 24) * 1000 + i % 24);
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(o);
+    free(h);
+}
+
+static void thread_order_alternates(void **state) {
+    (void)state;
+    reset();
+    int *o = (int *)dev(4 * sizeof(int));
+    LAUNCH(k_race, 4u, 64u, (cudaStream_t)NULL)(o);
+    int h[4];
+    cudaMemcpy(h, o, sizeof h, cudaMemcpyDeviceToHost);
+    assert_int_equal(h[0], 63);   /* forward: thread 63 writes last */
+    assert_int_equal(h[1], 0);    /* reverse */
+    assert_int_equal(h[2], 63);
+    assert_int_equal(h[3], 0);
+    cudaFree(o);
+}
+
+static void divergent_barrier_is_sticky_fault(void **state) {
+    (void)state;
+    reset();
+    int *o = (int *)dev(64 * sizeof(int));
+    LAUNCH(k_divergent_barrier, 1u, 64u, (cudaStream_t)NULL)(o);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);   /* the configuration was fine */
+    assert_int_equal(cudaDeviceSynchronize(), cudaErrorLaunchFailure);
+    assert_int_equal(cudaGetLastError(), cudaErrorLaunchFailure);   /* sticky */
+    void *p = NULL;
+    assert_int_equal(cudaMalloc(&p, 16), cudaErrorLaunchFailure);
+    reset();
+    assert_int_equal(cudaMalloc(&p, 16), cudaSuccess);
+    cudaFree(p);
+}
+
+static void launch_configuration_errors(void **state) {
+    (void)state;
+    reset();
+    float *x = (float *)dev(16);
+    LAUNCH(k_scale, 0u, 128u, (cudaStream_t)NULL)((size_t)4, 1.0f, x, x);
+    assert_int_equal(cudaGetLastError(), cudaErrorInvalidConfiguration);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);   /* not sticky */
+    LAUNCH(k_scale, 1u, 2048u, (cudaStream_t)NULL)((size_t)4, 1.0f, x, x);
+    assert_int_equal(cudaGetLastError(), cudaErrorInvalidConfiguration);
+    cudaFree(x);
+}
+
+static void memory_rules(void **state) {
+    (void)state;
+    reset();
+    float *d = (float *)dev(8 * sizeof(float));
+    float h[8];
+    cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
+    for (int i = 0; i < 8; i++) assert_true(isnan(h[i]));   /* fresh device memory is NaN */
+    /* directions: a host pointer as device memory is an error */
+    assert_int_equal(cudaMemcpy(h, h, sizeof h, cudaMemcpyHostToDevice), cudaErrorInvalidValue);
+    assert_int_equal(cudaMemcpy(d, d, sizeof h, cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
+    assert_int_equal(cudaMemcpy(d + 4, h, sizeof h, cudaMemcpyHostToDevice), cudaErrorInvalidValue);   /* overrun */
+    assert_int_equal(cudaMemsetAsync(h, 0, sizeof h, NULL), cudaErrorInvalidValue);
+    assert_int_equal(cudaFree(d + 1), cudaErrorInvalidValue);
+    (void)cudaGetLastError();
+    /* an absurd allocation: out of memory, not sticky */
+    void *p = NULL;
+    assert_int_equal(cudaMalloc(&p, (size_t)1 << 50), cudaErrorMemoryAllocation);
+    assert_null(p);
+    assert_int_equal(cudaGetLastError(), cudaErrorMemoryAllocation);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    assert_true(lt_cuemu_is_device(d, 8 * sizeof(float)));
+    assert_false(lt_cuemu_is_device(d, 9 * sizeof(float)));
+    assert_false(lt_cuemu_is_device(h, 4));
+    cudaPointerAttributes a;
+    assert_int_equal(cudaPointerGetAttributes(&a, d), cudaSuccess);
+    assert_int_equal(a.type, cudaMemoryTypeDevice);
+    assert_int_equal(cudaPointerGetAttributes(&a, h), cudaSuccess);
+    assert_int_equal(a.type, cudaMemoryTypeUnregistered);
+    cudaFree(d);
+}
+
+static void lazy_streams(void **state) {
+    (void)state;
+    reset();
+    cudaStream_t s;
+    assert_int_equal(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    float *d = (float *)dev(4 * sizeof(float));
+    float *pin = NULL;
+    assert_int_equal(cudaHostAlloc((void **)&pin, 4 * sizeof(float), cudaHostAllocDefault), cudaSuccess);
+    cudaPointerAttributes a;
+    cudaPointerGetAttributes(&a, pin);
+    assert_int_equal(a.type, cudaMemoryTypeHost);
+    /* from pinned memory: the bytes are read when the copy runs */
+    for (int i = 0; i < 4; i++) pin[i] = 1.0f;
+    cudaMemcpyAsync(d, pin, 4 * sizeof(float), cudaMemcpyHostToDevice, s);
+    for (int i = 0; i < 4; i++) pin[i] = 2.0f;   /* reused before the copy ran */
+    cudaStreamSynchronize(s);
+    /* into pinned memory: stale until the wait */
+    for (int i = 0; i < 4; i++) pin[i] = 0.0f;
+    cudaMemcpyAsync(pin, d, 4 * sizeof(float), cudaMemcpyDeviceToHost, s);
+    assert_true(pin[0] == 0.0f);
+    cudaEvent_t ev;
+    cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    cudaEventRecord(ev, s);
+    assert_int_equal(cudaEventQuery(ev), cudaErrorNotReady);
+    assert_int_equal(cudaEventSynchronize(ev), cudaSuccess);
+    assert_int_equal(cudaEventQuery(ev), cudaSuccess);
+    assert_true(pin[0] == 2.0f);
+    /* from pageable memory: staged at the call */
+    float pg[4] = {3, 3, 3, 3};
+    cudaMemcpyAsync(d, pg, sizeof pg, cudaMemcpyHostToDevice, s);
+    pg[0] = 9.0f;
+    float back[4];
+    cudaMemcpyAsync(back, d, sizeof back, cudaMemcpyDeviceToHost, s);   /* into pageable: returns when done */
+    assert_true(back[0] == 3.0f);
+    cudaEventDestroy(ev);
+    cudaFreeHost(pin);
+    cudaFree(d);
+    cudaStreamDestroy(s);
+}
+
+static void graph_capture(void **state) {
+    (void)state;
+    reset();
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    const size_t n = 1000;
+    float *x = (float *)dev(n * sizeof(float)), *y = (float *)dev(n * sizeof(float));
+    cudaMemsetAsync(x, 0, n * sizeof(float), s);
+    float a = 3.0f;
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    LAUNCH(k_scale, 4u, 256u, s)(n, a, y, x);   /* x = a * y, recorded with a = 3 */
+    a = 5.0f;                                   /* a later change does not reach the graph */
+    cudaGraph_t g = NULL;
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaSuccess);
+    cudaGraphExec_t gx = NULL;
+    assert_int_equal(cudaGraphInstantiate(&gx, g, 0), cudaSuccess);
+    cudaGraphDestroy(g);
+    float h[1000];
+    for (size_t i = 0; i < n; i++) h[i] = (float)i;
+    cudaMemcpy(y, h, sizeof h, cudaMemcpyHostToDevice);
+    cudaStreamSynchronize(s);
+    /* nothing ran at capture: x is still zero */
+    cudaMemcpy(h, x, sizeof h, cudaMemcpyDeviceToHost);
+    assert_true(h[7] == 0.0f);
+    assert_int_equal(cudaGraphLaunch(gx, s), cudaSuccess);
+    cudaStreamSynchronize(s);
+    cudaMemcpy(h, x, sizeof h, cudaMemcpyDeviceToHost);
+    assert_true(h[7] == 21.0f);
+
+    /* not allowed while capturing: each invalidates the capture */
+    void *p = NULL;
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaMalloc(&p, 64), cudaErrorStreamCaptureUnsupported);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    assert_null(g);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaStreamSynchronize(s), cudaErrorStreamCaptureUnsupported);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(x, h, sizeof h, cudaMemcpyHostToDevice, s), cudaErrorStreamCaptureUnsupported);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    (void)cudaGetLastError();
+    assert_int_equal(cudaStreamBeginCapture(NULL, cudaStreamCaptureModeThreadLocal), cudaErrorStreamCaptureUnsupported);
+    (void)cudaGetLastError();
+    /* the context still works after the capture errors */
+    assert_int_equal(cudaGraphLaunch(gx, s), cudaSuccess);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    cudaGraphExecDestroy(gx);
+    cudaFree(x);
+    cudaFree(y);
+    cudaStreamDestroy(s);
+}
+
+static void tf32_rounding(void **state) {
+    (void)state;
+    assert_true(lt_cuemu_tf32(1.0f) == 1.0f);
+    const float v = 1.0f + 1.0f / 4096.0f;   /* below TF32's resolution (2^-10) */
+    assert_true(lt_cuemu_tf32(v) == 1.0f);
+    assert_true(lt_cuemu_tf32(1.0f + 1.0f / 1024.0f) == 1.0f + 1.0f / 1024.0f);
+    assert_true(lt_cuemu_tf32(1.0f + 3.0f / 2048.0f) == 1.0f + 2.0f / 1024.0f);   /* tie: away from zero */
+    assert_true(isinf(lt_cuemu_tf32(INFINITY)));
+    assert_true(isnan(lt_cuemu_tf32(NAN)));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(barrier_reduction),
+        cmocka_unit_test(plain_kernel_and_3d_index),
+        cmocka_unit_test(thread_order_alternates),
+        cmocka_unit_test(divergent_barrier_is_sticky_fault),
+        cmocka_unit_test(launch_configuration_errors),
+        cmocka_unit_test(memory_rules),
+        cmocka_unit_test(lazy_streams),
+        cmocka_unit_test(graph_capture),
+        cmocka_unit_test(tf32_rounding),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1093 @@
+/* test_cuemu_dnn.cc — self-test of the emulator's cuDNN and cuBLAS
+ * (lt_cuemu_dnn.cc, lt_cuemu_blas.cc) on the emulator's runtime: every
+ * result against a double-precision reference written here independently
+ * (the convolutions as one scatter over all (output, tap) products, the
+ * GEMM from its row/column definition), bounded by the float summation
+ * error bound (T + 3) * 2^-24 * sum |terms|, plus the rules the fakes
+ * promise: alpha / beta, laziness, arguments taken at call time, TF32,
+ * (non-)determinism, workspace and pointer checks, the heuristic lists.
+ * Each group of checks is a CMocka case; every check prints its line.
+ * Built by make (build/tests/test_cuemu_dnn) against build/libltcuemu.a. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+extern "C" {
+#include <cmocka.h>
+}
+
+#include <cublas_v2.h>
+#include <cudnn.h>
+
+#include "lt_cuemu.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vector>
+
+static int n_checks, n_fail;
+#define CHECK(cond, ...)                                          \
+    do {                                                          \
+        n_checks++;                                               \
+        if (!(cond)) {                                            \
+            n_fail++;                                             \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);           \
+            printf(__VA_ARGS__);                                  \
+            printf("\n");                                         \
+        }                                                         \
+    } while (0)
+/* the call runs once; its status must be `want` */
+#define STATUS_IS(call, want)                                                             \
+    do {                                                                                  \
+        const int got_ = (int)(call);                                                     \
+        CHECK(got_ == (int)(want), "%s -> %d, want %d", #call, got_, (int)(want));        \
+    } while (0)
+#define DNN_IS STATUS_IS
+#define BLAS_IS STATUS_IS
+
+static const double U = 1.0 / 16777216.0;   /* 2^-24, float's unit roundoff */
+static cudaStream_t stream;
+static cudnnHandle_t dnn;
+static cublasHandle_t blas;
+
+/* ---- helpers ------------------------------------------------------------------------ */
+static uint64_t rng = 88172645463325252ull;
+static float urand(void) {   /* uniform in [-1, 1) */
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+static std::vector<float> randv(size_t n) {
+    std::vector<float> v(n);
+    for (float &f : v) f = urand();
+    return v;
+}
+static void *dalloc(size_t bytes) {
+    void *p = NULL;
+    CHECK(cudaMalloc(&p, bytes) == cudaSuccess, "cudaMalloc %zu", bytes);
+    return p;
+}
+static float *dput(const std::vector<float> &h) {
+    float *d = (float *)dalloc(h.size() * 4);
+    cudaMemcpy(d, h.data(), h.size() * 4, cudaMemcpyHostToDevice);
+    return d;
+}
+static void dset(float *d, const std::vector<float> &h) { cudaMemcpy(d, h.data(), h.size() * 4, cudaMemcpyHostToDevice); }
+static std::vector<float> dget(const float *d, size_t n) {
+    CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "stream synchronize");
+    std::vector<float> h(n);
+    cudaMemcpy(h.data(), d, n * 4, cudaMemcpyDeviceToHost);
+    return h;
+}
+static int same_bits(const std::vector<float> &a, const std::vector<float> &b) {
+    return a.size() == b.size() && !memcmp(a.data(), b.data(), a.size() * 4);
+}
+static size_t n_differ(const std::vector<float> &a, const std::vector<float> &b) {
+    size_t d = 0;
+    for (size_t i = 0; i < a.size(); i++) d += memcmp(&a[i], &b[i], 4) != 0;
+    return d;
+}
+
+/* fp32 -> TF32 written from the definition: 11 significant bits, round to
+ * nearest, ties away from zero (normal numbers; the data here has no others) */
+static float tf32_ref(float v) {
+    if (!isfinite(v) || v == 0.0f) return v;
+    int e;
+    const double m = frexp(v, &e);
+    return (float)ldexp(round(m * 2048.0) / 2048.0, e);
+}
+static std::vector<float> tf32v(const std::vector<float> &v) {
+    std::vector<float> r(v);
+    for (float &f : r) f = tf32_ref(f);
+    return r;
+}
+
+/* |got - (a*ref + b*prior)| <= (|a| abs + |b prior|) * gamma for every element;
+ * returns the number of violations (NaN counts), prints the first. */
+static size_t bad_elems(const char *what, const std::vector<float> &got, const std::vector<double> &ref,
+                        const std::vector<double> &abs_, double gamma, double a = 1, double b = 0,
+                        const std::vector<float> *prior = NULL) {
+    size_t bad = 0;
+    for (size_t i = 0; i < got.size(); i++) {
+        const double p = prior ? (*prior)[i] : 0.0;
+        const double want = a * ref[i] + b * p, tol = (fabs(a) * abs_[i] + fabs(b * p)) * gamma + 1e-30;
+        if (!(fabs(got[i] - want) <= tol)) {
+            if (!bad++) printf("  %s: element %zu = %.9g, want %.9g (tolerance %.3g)\n", what, i, got[i], want, tol);
+        }
+    }
+    return bad;
+}
+
+/* ---- convolution cases and the reference ------------------------------------------- */
+struct ccase {
+    const char *name;
+    int N, C, H, W, K, kh, kw, pad, stride, dil, G;
+};
+static int outdim(int in, int k, int pad, int stride, int dil) { return (in + 2 * pad - dil * (k - 1) - 1) / stride + 1; }
+
+/* Calls f(xi, wi, yi) once per product x[xi] * w[wi] that output yi sums. */
+template <class F>
+static void each_term(const ccase &c, F f) {
+    const int ho = outdim(c.H, c.kh, c.pad, c.stride, c.dil), wo = outdim(c.W, c.kw, c.pad, c.stride, c.dil);
+    const int Cg = c.C / c.G, Kg = c.K / c.G;
+    for (int n = 0; n < c.N; n++)
+        for (int k = 0; k < c.K; k++)
+            for (int oh = 0; oh < ho; oh++)
+                for (int ow = 0; ow < wo; ow++)
+                    for (int cl = 0; cl < Cg; cl++)
+                        for (int r = 0; r < c.kh; r++)
+                            for (int q = 0; q < c.kw; q++) {
+                                const int ih = oh * c.stride - c.pad + r * c.dil, iw = ow * c.stride - c.pad + q * c.dil;
+                                if (ih < 0 || iw < 0 || ih >= c.H || iw >= c.W) continue;
+                                const int ci = k / Kg * Cg + cl;
+                                f((((size_t)n * c.C + ci) * c.H + ih) * c.W + iw,
+                                  (((size_t)k * Cg + cl) * c.kh + r) * c.kw + q,
+                                  (((size_t)n * c.K + k) * ho + oh) * wo + ow);
+                            }
+}
+
+struct conv {
+    ccase c;
+    int ho, wo;
+    size_t nx, nw, ny;
+    cudnnTensorDescriptor_t xd, yd;
+    cudnnFilterDescriptor_t wd;
+    cudnnConvolutionDescriptor_t cd;
+    std::vector<float> hx, hw, hdy;
+    float *x, *w, *y, *dx, *dw, *dy;
+    void *ws;
+    size_t ws_bytes;
+    /* references (double) and the sums of |terms| */
+    std::vector<double> y_ref, y_abs, dx_ref, dx_abs, dw_ref, dw_abs;
+    double g_fwd, g_bd, g_bf;   /* error-bound factors (T + 3) * 2^-24 */
+};
+
+static void reference(conv &v, const std::vector<float> &x, const std::vector<float> &w, const std::vector<float> &dy) {
+    v.y_ref.assign(v.ny, 0);
+    v.y_abs.assign(v.ny, 0);
+    v.dx_ref.assign(v.nx, 0);
+    v.dx_abs.assign(v.nx, 0);
+    v.dw_ref.assign(v.nw, 0);
+    v.dw_abs.assign(v.nw, 0);
+    each_term(v.c, [&](size_t xi, size_t wi, size_t yi) {
+        const double p = (double)x[xi] * w[wi], pd = (double)dy[yi] * w[wi], pw = (double)x[xi] * dy[yi];
+        v.y_ref[yi] += p;
+        v.y_abs[yi] += fabs(p);
+        v.dx_ref[xi] += pd;
+        v.dx_abs[xi] += fabs(pd);
+        v.dw_ref[wi] += pw;
+        v.dw_abs[wi] += fabs(pw);
+    });
+}
+
+static void conv_init(conv &v, const ccase &c) {
+    v.c = c;
+    v.ho = outdim(c.H, c.kh, c.pad, c.stride, c.dil);
+    v.wo = outdim(c.W, c.kw, c.pad, c.stride, c.dil);
+    v.nx = (size_t)c.N * c.C * c.H * c.W;
+    v.nw = (size_t)c.K * (c.C / c.G) * c.kh * c.kw;
+    v.ny = (size_t)c.N * c.K * v.ho * v.wo;
+    cudnnCreateTensorDescriptor(&v.xd);
+    cudnnCreateTensorDescriptor(&v.yd);
+    cudnnCreateFilterDescriptor(&v.wd);
+    cudnnCreateConvolutionDescriptor(&v.cd);
+    DNN_IS(cudnnSetTensor4dDescriptor(v.xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, c.N, c.C, c.H, c.W), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetFilter4dDescriptor(v.wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c.K, c.C / c.G, c.kh, c.kw),
+           CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetConvolution2dDescriptor(v.cd, c.pad, c.pad, c.stride, c.stride, c.dil, c.dil, CUDNN_CROSS_CORRELATION,
+                                           CUDNN_DATA_FLOAT),
+           CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetConvolutionGroupCount(v.cd, c.G), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetConvolutionMathType(v.cd, CUDNN_FMA_MATH), CUDNN_STATUS_SUCCESS);
+    int n = 0, k = 0, h = 0, w = 0;
+    DNN_IS(cudnnGetConvolution2dForwardOutputDim(v.cd, v.xd, v.wd, &n, &k, &h, &w), CUDNN_STATUS_SUCCESS);
+    CHECK(n == c.N && k == c.K && h == v.ho && w == v.wo, "%s: output %dx%dx%dx%d, want %dx%dx%dx%d", c.name, n, k, h, w,
+          c.N, c.K, v.ho, v.wo);
+    DNN_IS(cudnnSetTensor4dDescriptor(v.yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, c.N, c.K, v.ho, v.wo),
+           CUDNN_STATUS_SUCCESS);
+    v.hx = randv(v.nx);
+    v.hw = randv(v.nw);
+    v.hdy = randv(v.ny);
+    v.x = dput(v.hx);
+    v.w = dput(v.hw);
+    v.dy = dput(v.hdy);
+    v.y = (float *)dalloc(v.ny * 4);
+    v.dx = (float *)dalloc(v.nx * 4);
+    v.dw = (float *)dalloc(v.nw * 4);
+    v.ws_bytes = 4 * (v.nx + v.nw) + 4 * (size_t)c.kh * c.kw * v.ho * v.wo + 4096;   /* over every algorithm's */
+    v.ws = dalloc(v.ws_bytes);
+    reference(v, v.hx, v.hw, v.hdy);
+    v.g_fwd = ((c.C / c.G) * c.kh * c.kw + 3) * U;
+    v.g_bd = ((c.K / c.G) * c.kh * c.kw + 3) * U;
+    v.g_bf = ((double)c.N * v.ho * v.wo + 3) * U;
+}
+
+static void conv_free(conv &v) {
+    cudaFree(v.x);
+    cudaFree(v.w);
+    cudaFree(v.y);
+    cudaFree(v.dx);
+    cudaFree(v.dw);
+    cudaFree(v.dy);
+    cudaFree(v.ws);
+    cudnnDestroyTensorDescriptor(v.xd);
+    cudnnDestroyTensorDescriptor(v.yd);
+    cudnnDestroyFilterDescriptor(v.wd);
+    cudnnDestroyConvolutionDescriptor(v.cd);
+}
+
+static size_t ws_fwd(conv &v, cudnnConvolutionFwdAlgo_t a) {
+    size_t b = 0;
+    DNN_IS(cudnnGetConvolutionForwardWorkspaceSize(dnn, v.xd, v.wd, v.cd, v.yd, a, &b), CUDNN_STATUS_SUCCESS);
+    return b;
+}
+static size_t ws_bd(conv &v, cudnnConvolutionBwdDataAlgo_t a) {
+    size_t b = 0;
+    DNN_IS(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, v.wd, v.yd, v.cd, v.xd, a, &b), CUDNN_STATUS_SUCCESS);
+    return b;
+}
+static size_t ws_bf(conv &v, cudnnConvolutionBwdFilterAlgo_t a) {
+    size_t b = 0;
+    DNN_IS(cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn, v.xd, v.yd, v.cd, v.wd, a, &b), CUDNN_STATUS_SUCCESS);
+    return b;
+}
+
+/* The three calls with the case's buffers; the workspace is the algorithm's size. */
+static cudnnStatus_t fwd(conv &v, cudnnConvolutionFwdAlgo_t a, float alpha = 1, float beta = 0) {
+    return cudnnConvolutionForward(dnn, &alpha, v.xd, v.x, v.wd, v.w, v.cd, a, v.ws, ws_fwd(v, a), &beta, v.yd, v.y);
+}
+static cudnnStatus_t bwd_data(conv &v, cudnnConvolutionBwdDataAlgo_t a, float alpha = 1, float beta = 0) {
+    return cudnnConvolutionBackwardData(dnn, &alpha, v.wd, v.w, v.yd, v.dy, v.cd, a, v.ws, ws_bd(v, a), &beta, v.xd,
+                                        v.dx);
+}
+static cudnnStatus_t bwd_filter(conv &v, cudnnConvolutionBwdFilterAlgo_t a, float alpha = 1, float beta = 0) {
+    return cudnnConvolutionBackwardFilter(dnn, &alpha, v.xd, v.x, v.yd, v.dy, v.cd, a, v.ws, ws_bf(v, a), &beta, v.wd,
+                                          v.dw);
+}
+static void nan_fill(float *d, size_t n) { dset(d, std::vector<float>(n, NAN)); }
+
+static const cudnnConvolutionFwdAlgo_t FWD_ALGOS[] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                                      CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                                                      CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED};
+static const cudnnConvolutionBwdDataAlgo_t BD_ALGOS[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+                                                         CUDNN_CONVOLUTION_BWD_DATA_ALGO_1};
+static const cudnnConvolutionBwdFilterAlgo_t BF_ALGOS[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0,
+                                                           CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
+                                                           CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3};
+
+static const ccase CASES[] = {
+    {"3x3 p1 s1 N1 odd 9x7", 1, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1},
+    {"3x3 p1 s2 g2 N3 11x10", 3, 4, 11, 10, 6, 3, 3, 1, 2, 1, 2},
+    {"3x3 p1 s1 g32 (ResNeXt) N2 5x5", 2, 64, 5, 5, 64, 3, 3, 1, 1, 1, 32},
+    {"1x1 p0 s1 N3 6x7", 3, 5, 6, 7, 3, 1, 1, 0, 1, 1, 1},
+    {"1x1 p0 s2 N3 7x7 (downsample)", 3, 8, 7, 7, 16, 1, 1, 0, 2, 1, 1},
+    {"7x7 p3 s2 N1 15x13 (stem)", 1, 3, 15, 13, 4, 7, 7, 3, 2, 1, 1},
+    {"3x3 p0 s1 N3 odd 8x9", 3, 2, 8, 9, 5, 3, 3, 0, 1, 1, 1},
+    {"3x3 p2 s1 dil2 N1 9x9", 1, 3, 9, 9, 2, 3, 3, 2, 1, 2, 1},
+    {"3x3 p1 s2 g2 7x6 tail cut", 1, 4, 7, 6, 4, 3, 3, 1, 2, 1, 2},
+};
+
+/* ---- convolution checks ------------------------------------------------------------- */
+static void test_cases(void) {
+    for (const ccase &c : CASES) {
+        conv v;
+        conv_init(v, c);
+        const int before = n_fail;
+        for (auto a : FWD_ALGOS) {
+            nan_fill(v.y, v.ny);
+            DNN_IS(fwd(v, a), CUDNN_STATUS_SUCCESS);
+            CHECK(!bad_elems("forward", dget(v.y, v.ny), v.y_ref, v.y_abs, v.g_fwd), "%s: forward algo %d", c.name, a);
+        }
+        for (auto a : BD_ALGOS) {
+            nan_fill(v.dx, v.nx);
+            DNN_IS(bwd_data(v, a), CUDNN_STATUS_SUCCESS);
+            CHECK(!bad_elems("bwd data", dget(v.dx, v.nx), v.dx_ref, v.dx_abs, v.g_bd), "%s: bwd data algo %d", c.name, a);
+        }
+        for (auto a : BF_ALGOS) {
+            nan_fill(v.dw, v.nw);
+            DNN_IS(bwd_filter(v, a), CUDNN_STATUS_SUCCESS);
+            CHECK(!bad_elems("bwd filter", dget(v.dw, v.nw), v.dw_ref, v.dw_abs, v.g_bf), "%s: bwd filter algo %d",
+                  c.name, a);
+        }
+        printf("%s conv %-32s forward x3, bwd-data x2, bwd-filter x3 algorithms vs the double reference\n",
+               n_fail == before ? "ok  " : "FAIL", c.name);
+        conv_free(v);
+    }
+}
+
+static void test_alpha_beta(void) {
+    conv v;
+    conv_init(v, CASES[1]);
+    const int before = n_fail;
+    const auto A = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+    /* beta 0: the NaN in y is never read */
+    nan_fill(v.y, v.ny);
+    DNN_IS(fwd(v, A, 0.5f, 0.0f), CUDNN_STATUS_SUCCESS);
+    CHECK(!bad_elems("fwd a=.5 b=0", dget(v.y, v.ny), v.y_ref, v.y_abs, v.g_fwd, 0.5), "forward alpha 0.5 beta 0 over NaN");
+    const std::vector<float> y0 = randv(v.ny), dx0 = randv(v.nx), dw0 = randv(v.nw);
+    for (float beta : {1.0f, -0.25f}) {
+        dset(v.y, y0);
+        DNN_IS(fwd(v, A, 2.0f, beta), CUDNN_STATUS_SUCCESS);
+        CHECK(!bad_elems("fwd beta", dget(v.y, v.ny), v.y_ref, v.y_abs, v.g_fwd, 2.0, beta, &y0), "forward beta %g", beta);
+        dset(v.dx, dx0);
+        DNN_IS(bwd_data(v, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, 1.0f, beta), CUDNN_STATUS_SUCCESS);
+        CHECK(!bad_elems("bwd data beta", dget(v.dx, v.nx), v.dx_ref, v.dx_abs, v.g_bd, 1.0, beta, &dx0),
+              "bwd data beta %g", beta);
+        dset(v.dw, dw0);
+        DNN_IS(bwd_filter(v, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, 1.0f, beta), CUDNN_STATUS_SUCCESS);
+        CHECK(!bad_elems("bwd filter beta", dget(v.dw, v.nw), v.dw_ref, v.dw_abs, v.g_bf, 1.0, beta, &dw0),
+              "bwd filter beta %g", beta);
+    }
+    /* the backward calls with beta 0 over NaN (set_dx in lt_cuda_conv.cu) */
+    nan_fill(v.dx, v.nx);
+    DNN_IS(bwd_data(v, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, -1.0f, 0.0f), CUDNN_STATUS_SUCCESS);
+    CHECK(!bad_elems("bwd data b=0", dget(v.dx, v.nx), v.dx_ref, v.dx_abs, v.g_bd, -1.0), "bwd data beta 0 over NaN");
+    nan_fill(v.dw, v.nw);
+    DNN_IS(bwd_filter(v, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, 3.0f, 0.0f), CUDNN_STATUS_SUCCESS);
+    CHECK(!bad_elems("bwd filter b=0", dget(v.dw, v.nw), v.dw_ref, v.dw_abs, v.g_bf, 3.0), "bwd filter beta 0 over NaN");
+    printf("%s alpha/beta: beta 0 never reads NaN outputs, beta 1 and -0.25 scale the prior values (3 directions)\n",
+           n_fail == before ? "ok  " : "FAIL");
+    conv_free(v);
+}
+
+/* L(x, w) = sum r .* conv(x, w): dL/dx = bwd_data(r), dL/dw = bwd_filter(r),
+ * checked by central differences of the emulator's own forward. */
+static void test_finite_differences(void) {
+    conv v;
+    conv_init(v, CASES[1]);
+    const int before = n_fail;
+    const auto F = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+    auto loss = [&](const std::vector<float> &x, const std::vector<float> &w) {
+        dset(v.x, x);
+        dset(v.w, w);
+        DNN_IS(fwd(v, F), CUDNN_STATUS_SUCCESS);
+        const std::vector<float> y = dget(v.y, v.ny);
+        double L = 0;
+        for (size_t i = 0; i < v.ny; i++) L += (double)v.hdy[i] * y[i];
+        return L;
+    };
+    DNN_IS(bwd_data(v, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1), CUDNN_STATUS_SUCCESS);
+    DNN_IS(bwd_filter(v, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1), CUDNN_STATUS_SUCCESS);
+    const std::vector<float> gx = dget(v.dx, v.nx), gw = dget(v.dw, v.nw);
+    const float h = 0.25f;
+    double worst = 0;
+    for (int t = 0; t < 12; t++) {
+        const size_t i = (size_t)(rng = rng * 6364136223846793005ull + 1442695040888963407ull) % v.nx;
+        std::vector<float> xp = v.hx, xm = v.hx;
+        xp[i] += h;
+        xm[i] -= h;
+        const double fd = (loss(xp, v.hw) - loss(xm, v.hw)) / (2.0 * h);
+        worst = fmax(worst, fabs(fd - gx[i]));
+        CHECK(fabs(fd - gx[i]) <= 1e-4 * (1 + fabs(fd)), "dL/dx[%zu]: difference %.7g, bwd data %.7g", i, fd, gx[i]);
+        const size_t j = (size_t)(rng = rng * 6364136223846793005ull + 1442695040888963407ull) % v.nw;
+        std::vector<float> wp = v.hw, wm = v.hw;
+        wp[j] += h;
+        wm[j] -= h;
+        const double fdw = (loss(v.hx, wp) - loss(v.hx, wm)) / (2.0 * h);
+        worst = fmax(worst, fabs(fdw - gw[j]));
+        CHECK(fabs(fdw - gw[j]) <= 1e-4 * (1 + fabs(fdw)), "dL/dw[%zu]: difference %.7g, bwd filter %.7g", j, fdw, gw[j]);
+    }
+    printf("%s gradients: central differences of sum(r .* forward) match bwd-data and bwd-filter at 12+12 points "
+           "(worst |diff| %.2g)\n", n_fail == before ? "ok  " : "FAIL", worst);
+    conv_free(v);
+}
+
+static void test_tf32(void) {
+    conv v;
+    conv_init(v, CASES[2]);   /* ResNeXt 3x3, 18 terms per output */
+    const int before = n_fail;
+    const auto F = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+    const auto BD = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    const auto BF = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    DNN_IS(fwd(v, F), CUDNN_STATUS_SUCCESS);
+    const std::vector<float> y_fma = dget(v.y, v.ny);
+    /* the reference with TF32-rounded inputs */
+    conv t = v;
+    reference(t, tf32v(v.hx), tf32v(v.hw), tf32v(v.hdy));
+    DNN_IS(cudnnSetConvolutionMathType(v.cd, CUDNN_TENSOR_OP_MATH), CUDNN_STATUS_SUCCESS);
+    DNN_IS(fwd(v, F), CUDNN_STATUS_SUCCESS);
+    /* the math type of the call counts, not the one at the synchronisation */
+    DNN_IS(cudnnSetConvolutionMathType(v.cd, CUDNN_FMA_MATH), CUDNN_STATUS_SUCCESS);
+    const std::vector<float> y_tf = dget(v.y, v.ny);
+    CHECK(!bad_elems("tf32 forward", y_tf, t.y_ref, t.y_abs, v.g_fwd), "TENSOR_OP forward = reference on TF32 inputs");
+    double rel = 0;
+    for (size_t i = 0; i < v.ny; i++) rel = fmax(rel, fabs((double)y_tf[i] - y_fma[i]) / v.y_abs[i]);
+    CHECK(rel > 1e-5 && rel < 2.5e-3, "TENSOR_OP vs FMA: max |diff| / sum|terms| = %.3g, want ~1e-3", rel);
+    DNN_IS(fwd(v, F), CUDNN_STATUS_SUCCESS);
+    CHECK(same_bits(dget(v.y, v.ny), y_fma), "FMA again after TENSOR_OP: the FMA bits");
+    DNN_IS(cudnnSetConvolutionMathType(v.cd, CUDNN_DEFAULT_MATH), CUDNN_STATUS_SUCCESS);
+    DNN_IS(fwd(v, F), CUDNN_STATUS_SUCCESS);
+    CHECK(same_bits(dget(v.y, v.ny), y_fma), "DEFAULT math: plain fp32");
+    DNN_IS(cudnnSetConvolutionMathType(v.cd, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION), CUDNN_STATUS_SUCCESS);
+    DNN_IS(fwd(v, F), CUDNN_STATUS_SUCCESS);
+    CHECK(same_bits(dget(v.y, v.ny), y_tf), "ALLOW_CONVERSION: the TF32 bits");
+    DNN_IS(cudnnSetConvolutionMathType(v.cd, CUDNN_TENSOR_OP_MATH), CUDNN_STATUS_SUCCESS);
+    DNN_IS(bwd_data(v, BD), CUDNN_STATUS_SUCCESS);
+    DNN_IS(bwd_filter(v, BF), CUDNN_STATUS_SUCCESS);
+    const std::vector<float> dx_tf = dget(v.dx, v.nx), dw_tf = dget(v.dw, v.nw);
+    CHECK(!bad_elems("tf32 bwd data", dx_tf, t.dx_ref, t.dx_abs, v.g_bd), "TENSOR_OP bwd data");
+    CHECK(!bad_elems("tf32 bwd filter", dw_tf, t.dw_ref, t.dw_abs, v.g_bf), "TENSOR_OP bwd filter");
+    DNN_IS(cudnnSetConvolutionMathType(v.cd, CUDNN_FMA_MATH), CUDNN_STATUS_SUCCESS);
+    DNN_IS(bwd_data(v, BD), CUDNN_STATUS_SUCCESS);
+    DNN_IS(bwd_filter(v, BF), CUDNN_STATUS_SUCCESS);
+    CHECK(n_differ(dget(v.dx, v.nx), dx_tf) > 0 && n_differ(dget(v.dw, v.nw), dw_tf) > 0, "FMA backward differs from TF32");
+    printf("%s tf32: TENSOR_OP / ALLOW_CONVERSION = reference on TF32-rounded inputs (3 directions), max rel. "
+           "difference from FMA %.2g; DEFAULT / FMA plain fp32; the math of the call, not of the sync\n",
+           n_fail == before ? "ok  " : "FAIL", rel);
+    conv_free(v);
+}
+
+static void test_determinism(void) {
+    const ccase big = {"many terms", 3, 8, 16, 16, 64, 3, 3, 1, 1, 1, 1};   /* 576 / 768 terms per sum */
+    conv v;
+    conv_init(v, big);
+    const int before = n_fail;
+    size_t d_bd = 0, d_bf0 = 0, d_bf3 = 0;
+    {
+        DNN_IS(bwd_data(v, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0), CUDNN_STATUS_SUCCESS);
+        const std::vector<float> a = dget(v.dx, v.nx);
+        DNN_IS(bwd_data(v, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0), CUDNN_STATUS_SUCCESS);
+        const std::vector<float> b = dget(v.dx, v.nx);
+        d_bd = n_differ(a, b);
+        CHECK(d_bd > 0, "bwd data ALGO_0 twice: identical bits (it must be non-deterministic)");
+        CHECK(!bad_elems("ALGO_0", b, v.dx_ref, v.dx_abs, v.g_bd), "bwd data ALGO_0 still within the bound");
+    }
+    for (auto a3 : {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3}) {
+        DNN_IS(bwd_filter(v, a3), CUDNN_STATUS_SUCCESS);
+        const std::vector<float> a = dget(v.dw, v.nw);
+        DNN_IS(bwd_filter(v, a3), CUDNN_STATUS_SUCCESS);
+        const std::vector<float> b = dget(v.dw, v.nw);
+        (a3 == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 ? d_bf0 : d_bf3) = n_differ(a, b);
+        CHECK(n_differ(a, b) > 0, "bwd filter algo %d twice: identical bits", a3);
+        CHECK(!bad_elems("nondet filter", b, v.dw_ref, v.dw_abs, v.g_bf), "bwd filter algo %d within the bound", a3);
+    }
+    DNN_IS(bwd_data(v, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1), CUDNN_STATUS_SUCCESS);
+    const std::vector<float> d1 = dget(v.dx, v.nx);
+    DNN_IS(bwd_data(v, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1), CUDNN_STATUS_SUCCESS);
+    CHECK(same_bits(d1, dget(v.dx, v.nx)), "bwd data ALGO_1: not bit-identical");
+    DNN_IS(bwd_filter(v, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1), CUDNN_STATUS_SUCCESS);
+    const std::vector<float> f1 = dget(v.dw, v.nw);
+    DNN_IS(bwd_filter(v, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1), CUDNN_STATUS_SUCCESS);
+    CHECK(same_bits(f1, dget(v.dw, v.nw)), "bwd filter ALGO_1: not bit-identical");
+    for (auto a : FWD_ALGOS) {
+        DNN_IS(fwd(v, a), CUDNN_STATUS_SUCCESS);
+        const std::vector<float> y1 = dget(v.y, v.ny);
+        DNN_IS(fwd(v, a), CUDNN_STATUS_SUCCESS);
+        CHECK(same_bits(y1, dget(v.y, v.ny)), "forward algo %d: not bit-identical", a);
+    }
+    printf("%s determinism: two runs differ in %zu/%zu (bwd-data ALGO_0), %zu, %zu/%zu (bwd-filter ALGO_0, ALGO_3) "
+           "elements; bwd ALGO_1 and the 3 forward algorithms bit-identical\n",
+           n_fail == before ? "ok  " : "FAIL", d_bd, v.nx, d_bf0, d_bf3, v.nw);
+    conv_free(v);
+}
+
+static void test_workspace_and_pointers(void) {
+    conv v;
+    conv_init(v, CASES[1]);
+    const int before = n_fail;
+    const auto P = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+    const float one = 1, zero = 0;
+    const size_t need = ws_fwd(v, P);
+    CHECK(need > 0, "IMPLICIT_PRECOMP_GEMM needs workspace");
+    CHECK(ws_fwd(v, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM) == 0, "IMPLICIT_GEMM needs none");
+    unsigned char *ws = (unsigned char *)dalloc(need + 64);
+    CHECK(cudaMemset(ws, 0, need + 64) == cudaSuccess, "memset");
+    std::vector<char> host(need + 64);
+    void *small = dalloc(need - 4);
+#define FWD_WS(p, bytes) cudnnConvolutionForward(dnn, &one, v.xd, v.x, v.wd, v.w, v.cd, P, (p), (bytes), &zero, v.yd, v.y)
+    DNN_IS(FWD_WS(ws, need - 1), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(FWD_WS(NULL, need), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(FWD_WS(host.data(), need), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(FWD_WS(small, need), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(FWD_WS(ws, need), CUDNN_STATUS_SUCCESS);
+    CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "sync");
+    cudaMemcpy(host.data(), ws, need + 64, cudaMemcpyDeviceToHost);
+    size_t garbage = 0, beyond = 0;
+    for (size_t i = 0; i < need; i++) garbage += (unsigned char)host[i] == 0xff;
+    for (size_t i = need; i < need + 64; i++) beyond += host[i] != 0;
+    CHECK(garbage == need && beyond == 0, "after the call %zu/%zu workspace bytes are garbage, %zu past it changed",
+          garbage, need, beyond);
+    DNN_IS(cudnnConvolutionForward(dnn, &one, v.xd, v.x, v.wd, v.w, v.cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL,
+                                   0, &zero, v.yd, v.y),
+           CUDNN_STATUS_SUCCESS);
+    /* backward workspaces */
+    const size_t nbd = ws_bd(v, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1), nbf = ws_bf(v, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1),
+                 nbf3 = ws_bf(v, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3);
+    CHECK(nbd > 0 && nbf > 0 && nbf3 > 0, "backward ALGO_1 / ALGO_3 need workspace");
+    CHECK(ws_bd(v, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0) == 0 && ws_bf(v, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0) == 0,
+          "backward ALGO_0 needs none");
+    DNN_IS(cudnnConvolutionBackwardData(dnn, &one, v.wd, v.w, v.yd, v.dy, v.cd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, v.ws,
+                                        nbd - 1, &zero, v.xd, v.dx),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionBackwardFilter(dnn, &one, v.xd, v.x, v.yd, v.dy, v.cd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
+                                          v.ws, nbf - 1, &zero, v.wd, v.dw),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionBackwardFilter(dnn, &one, v.xd, v.x, v.yd, v.dy, v.cd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3,
+                                          host.data(), nbf3, &zero, v.wd, v.dw),
+           CUDNN_STATUS_BAD_PARAM);
+
+    /* tensors: host memory, an overrun, NULL; a refused call queues nothing */
+    const auto G = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+    std::vector<float> hx = v.hx;
+    float *w_short = (float *)dalloc(v.nw * 4);
+    CHECK(cudaMemset(v.y, 0, v.ny * 4) == cudaSuccess, "memset");
+    DNN_IS(cudnnConvolutionForward(dnn, &one, v.xd, hx.data(), v.wd, v.w, v.cd, G, NULL, 0, &zero, v.yd, v.y),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionForward(dnn, &one, v.xd, v.x, v.wd, w_short + 1, v.cd, G, NULL, 0, &zero, v.yd, v.y),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionForward(dnn, &one, v.xd, v.x, v.wd, v.w, v.cd, G, NULL, 0, &zero, v.yd, NULL),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionForward(dnn, NULL, v.xd, v.x, v.wd, v.w, v.cd, G, NULL, 0, &zero, v.yd, v.y),
+           CUDNN_STATUS_BAD_PARAM);
+    const std::vector<float> y = dget(v.y, v.ny);
+    size_t touched = 0;
+    for (float f : y) touched += f != 0.0f;
+    CHECK(touched == 0, "a refused forward changed %zu outputs", touched);
+    std::vector<float> hdx(v.nx), hdw(v.nw), hdy = v.hdy;
+    const auto BD0 = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+    const auto BF0 = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+    DNN_IS(cudnnConvolutionBackwardData(dnn, &one, v.wd, v.w, v.yd, v.dy, v.cd, BD0, NULL, 0, &zero, v.xd, hdx.data()),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionBackwardData(dnn, &one, v.wd, v.w, v.yd, hdy.data(), v.cd, BD0, NULL, 0, &zero, v.xd, v.dx),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionBackwardFilter(dnn, &one, v.xd, v.x, v.yd, v.dy, v.cd, BF0, NULL, 0, &zero, v.wd, hdw.data()),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionBackwardFilter(dnn, &one, v.xd, hx.data(), v.yd, v.dy, v.cd, BF0, NULL, 0, &zero, v.wd, v.dw),
+           CUDNN_STATUS_BAD_PARAM);
+    printf("%s workspace (too small, NULL, host, short allocation refused; 0xff garbage over exactly the needed bytes) "
+           "and tensor pointers (host, overrun, NULL refused, nothing queued)\n", n_fail == before ? "ok  " : "FAIL");
+    cudaFree(ws);
+    cudaFree(small);
+    cudaFree(w_short);
+    conv_free(v);
+}
+
+static void test_descriptors(void) {
+    const int before = n_fail;
+    cudnnTensorDescriptor_t t, y;
+    cudnnFilterDescriptor_t f;
+    cudnnConvolutionDescriptor_t c;
+    cudnnCreateTensorDescriptor(&t);
+    cudnnCreateTensorDescriptor(&y);
+    cudnnCreateFilterDescriptor(&f);
+    cudnnCreateConvolutionDescriptor(&c);
+    DNN_IS(cudnnSetTensor4dDescriptor(t, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 0, 3, 8, 8), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnSetTensor4dDescriptor(t, (cudnnTensorFormat_t)1, CUDNN_DATA_FLOAT, 2, 3, 8, 8), CUDNN_STATUS_NOT_SUPPORTED);
+    DNN_IS(cudnnSetTensor4dDescriptor(t, CUDNN_TENSOR_NCHW, (cudnnDataType_t)2, 2, 3, 8, 8), CUDNN_STATUS_NOT_SUPPORTED);
+    DNN_IS(cudnnSetFilter4dDescriptor(f, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 4, 3, 0, 3), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnSetConvolution2dDescriptor(c, 1, 1, 0, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnSetConvolution2dDescriptor(c, -1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnSetConvolution2dDescriptor(c, 1, 1, 1, 1, 1, 1, (cudnnConvolutionMode_t)0, CUDNN_DATA_FLOAT),
+           CUDNN_STATUS_NOT_SUPPORTED);
+    DNN_IS(cudnnSetConvolutionGroupCount(c, 0), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnSetConvolutionMathType(c, (cudnnMathType_t)7), CUDNN_STATUS_BAD_PARAM);
+    int n, k, h, w;
+    /* never set: refused */
+    DNN_IS(cudnnGetConvolution2dForwardOutputDim(c, t, f, &n, &k, &h, &w), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnSetTensor4dDescriptor(t, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 2, 6, 8, 8), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetConvolution2dDescriptor(c, 1, 1, 2, 2, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+           CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetFilter4dDescriptor(f, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 4, 6, 3, 3), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolution2dForwardOutputDim(c, t, f, &n, &k, &h, &w), CUDNN_STATUS_SUCCESS);
+    CHECK(n == 2 && k == 4 && h == 4 && w == 4, "output %dx%dx%dx%d, want 2x4x4x4", n, k, h, w);
+    DNN_IS(cudnnSetConvolutionGroupCount(c, 2), CUDNN_STATUS_SUCCESS);   /* filter C 6 * 2 != 6 */
+    DNN_IS(cudnnGetConvolution2dForwardOutputDim(c, t, f, &n, &k, &h, &w), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnSetFilter4dDescriptor(f, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 5, 3, 3, 3), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolution2dForwardOutputDim(c, t, f, &n, &k, &h, &w), CUDNN_STATUS_BAD_PARAM);   /* 5 % 2 */
+    DNN_IS(cudnnSetFilter4dDescriptor(f, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 4, 3, 11, 3), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolution2dForwardOutputDim(c, t, f, &n, &k, &h, &w), CUDNN_STATUS_BAD_PARAM);   /* 11 > 8+2 */
+    DNN_IS(cudnnSetFilter4dDescriptor(f, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 4, 3, 3, 3), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolution2dForwardOutputDim(c, t, f, &n, &k, &h, &w), CUDNN_STATUS_SUCCESS);
+    /* output descriptors that disagree with the convolution; unknown or unemulated algorithms */
+    size_t b;
+    DNN_IS(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 2, 4, 4, 5), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolutionForwardWorkspaceSize(dnn, t, f, c, y, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &b),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, f, y, c, t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, &b),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 2, 4, 4, 4), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolutionForwardWorkspaceSize(dnn, t, f, c, y, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, &b),
+           CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolutionForwardWorkspaceSize(dnn, t, f, c, y, CUDNN_CONVOLUTION_FWD_ALGO_FFT, &b),
+           CUDNN_STATUS_NOT_SUPPORTED);
+    DNN_IS(cudnnGetConvolutionForwardWorkspaceSize(dnn, t, f, c, y, (cudnnConvolutionFwdAlgo_t)99, &b),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn, t, y, c, f, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD, &b),
+           CUDNN_STATUS_NOT_SUPPORTED);
+    DNN_IS(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, f, y, c, t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING, &b),
+           CUDNN_STATUS_NOT_SUPPORTED);
+    const float one = 1, zero = 0;
+    float *dx = (float *)dalloc(2 * 6 * 8 * 8 * 4), *dw = (float *)dalloc(4 * 3 * 9 * 4), *dy = (float *)dalloc(2 * 4 * 16 * 4);
+    DNN_IS(cudnnConvolutionForward(dnn, &one, t, dx, f, dw, c, CUDNN_CONVOLUTION_FWD_ALGO_GEMM, NULL, 0, &zero, y, dy),
+           CUDNN_STATUS_NOT_SUPPORTED);
+    DNN_IS(cudnnConvolutionForward(dnn, &one, t, dx, f, dw, c, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero, y,
+                                   dy),
+           CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnConvolutionForward(NULL, &one, t, dx, f, dw, c, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero,
+                                   y, dy),
+           CUDNN_STATUS_BAD_PARAM);
+    CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "sync");
+    cudaFree(dx);
+    cudaFree(dw);
+    cudaFree(dy);
+    cudnnDestroyTensorDescriptor(t);
+    cudnnDestroyTensorDescriptor(y);
+    cudnnDestroyFilterDescriptor(f);
+    cudnnDestroyConvolutionDescriptor(c);
+    DNN_IS(cudnnDestroyTensorDescriptor(NULL), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnDestroyFilterDescriptor(NULL), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnDestroyConvolutionDescriptor(NULL), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnDestroy(NULL), CUDNN_STATUS_SUCCESS);
+    CHECK(cudnnGetVersion() == 91000, "version %zu", cudnnGetVersion());
+    CHECK(!strcmp(cudnnGetErrorString(CUDNN_STATUS_BAD_PARAM), "CUDNN_STATUS_BAD_PARAM"), "error string");
+    CHECK((int)CUDNN_STATUS_ALLOC_FAILED == 4003 && (int)CUDNN_STATUS_BAD_PARAM == 2000, "status values");
+    printf("%s descriptors: bad dims / stride / pad / groups / math refused, NHWC / half / CUDNN_CONVOLUTION not "
+           "supported, group and kernel-size consistency, output descriptor checks, unknown and unemulated algorithms; "
+           "NULL destroys; version, strings\n", n_fail == before ? "ok  " : "FAIL");
+}
+
+/* lt_cuda_conv.cu's choice: the first usable entry */
+template <class P>
+static int pick(const P *p, int n, bool det, bool tf32) {
+    for (int i = 0; i < n; i++) {
+        if (p[i].status != CUDNN_STATUS_SUCCESS) continue;
+        if (det && p[i].determinism != CUDNN_DETERMINISTIC) continue;
+        if (tf32 ? p[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : p[i].mathType != CUDNN_FMA_MATH) continue;
+        if (p[i].memory > ((size_t)2 << 30)) continue;
+        return i;
+    }
+    return -1;
+}
+
+static void test_heuristics(void) {
+    conv v;
+    conv_init(v, CASES[1]);
+    const int before = n_fail;
+    int mf = 0, md = 0, mw = 0;
+    DNN_IS(cudnnGetConvolutionForwardAlgorithmMaxCount(dnn, &mf), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(dnn, &md), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(dnn, &mw), CUDNN_STATUS_SUCCESS);
+    CHECK(mf >= 1 && mf <= 64 && md >= 1 && md <= 64 && mw >= 1 && mw <= 64, "max counts %d %d %d", mf, md, mw);
+    cudnnConvolutionFwdAlgoPerf_t pf[64];
+    cudnnConvolutionBwdDataAlgoPerf_t pd[64];
+    cudnnConvolutionBwdFilterAlgoPerf_t pw[64];
+    int nf = 0, nd = 0, nw = 0;
+    /* per mode: what lt_cuda_conv.cu would pick (algorithm, math) */
+    struct mode {
+        bool det, tf32;
+        int fwd, fwd_m, bd, bd_m, bf, bf_m;
+    } modes[] = {
+        {true, false, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_FMA_MATH, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+         CUDNN_FMA_MATH, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, CUDNN_FMA_MATH},
+        {false, false, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_FMA_MATH, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+         CUDNN_FMA_MATH, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_FMA_MATH},
+        {true, true, CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, CUDNN_TENSOR_OP_MATH, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+         CUDNN_TENSOR_OP_MATH, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, CUDNN_TENSOR_OP_MATH},
+        {false, true, CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, CUDNN_TENSOR_OP_MATH, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+         CUDNN_TENSOR_OP_MATH, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_TENSOR_OP_MATH},
+    };
+    for (const mode &m : modes) {
+        DNN_IS(cudnnSetConvolutionMathType(v.cd, m.tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnGetConvolutionForwardAlgorithm_v7(dnn, v.xd, v.wd, v.cd, v.yd, mf, &nf, pf), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, v.wd, v.yd, v.cd, v.xd, md, &nd, pd), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn, v.xd, v.yd, v.cd, v.wd, mw, &nw, pw),
+               CUDNN_STATUS_SUCCESS);
+        CHECK(nf >= 2 && nf <= mf && nd >= 2 && nd <= md && nw >= 2 && nw <= mw, "list lengths %d %d %d", nf, nd, nw);
+        const int i = pick(pf, nf, m.det, m.tf32), j = pick(pd, nd, m.det, m.tf32), k = pick(pw, nw, m.det, m.tf32);
+        CHECK(i >= 0 && (int)pf[i].algo == m.fwd && (int)pf[i].mathType == m.fwd_m, "det %d tf32 %d: forward pick",
+              m.det, m.tf32);
+        CHECK(j >= 0 && (int)pd[j].algo == m.bd && (int)pd[j].mathType == m.bd_m, "det %d tf32 %d: bwd data pick", m.det,
+              m.tf32);
+        CHECK(k >= 0 && (int)pw[k].algo == m.bf && (int)pw[k].mathType == m.bf_m, "det %d tf32 %d: bwd filter pick",
+              m.det, m.tf32);
+        /* every usable entry's memory is its workspace query, and it runs with exactly that */
+        int nondet = 0, unsupported = 0;
+        for (int e = 0; e < nf; e++) {
+            unsupported += pf[e].status != CUDNN_STATUS_SUCCESS;
+            if (pf[e].status != CUDNN_STATUS_SUCCESS) continue;
+            CHECK(pf[e].memory == ws_fwd(v, pf[e].algo), "forward entry %d memory", e);
+            CHECK(pf[e].determinism == CUDNN_DETERMINISTIC, "forward entries are deterministic");
+            CHECK(m.tf32 || pf[e].mathType == CUDNN_FMA_MATH, "FMA math: FMA entries only");
+            DNN_IS(fwd(v, pf[e].algo), CUDNN_STATUS_SUCCESS);
+        }
+        for (int e = 0; e < nd; e++) {
+            if (pd[e].status != CUDNN_STATUS_SUCCESS) {
+                unsupported++;
+                continue;
+            }
+            nondet += pd[e].determinism == CUDNN_NON_DETERMINISTIC;
+            CHECK(pd[e].memory == ws_bd(v, pd[e].algo), "bwd data entry %d memory", e);
+            CHECK((pd[e].determinism == CUDNN_NON_DETERMINISTIC) == (pd[e].algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0),
+                  "bwd data entry %d determinism", e);
+            DNN_IS(bwd_data(v, pd[e].algo), CUDNN_STATUS_SUCCESS);
+        }
+        for (int e = 0; e < nw; e++) {
+            if (pw[e].status != CUDNN_STATUS_SUCCESS) {
+                unsupported++;
+                continue;
+            }
+            nondet += pw[e].determinism == CUDNN_NON_DETERMINISTIC;
+            CHECK(pw[e].memory == ws_bf(v, pw[e].algo), "bwd filter entry %d memory", e);
+            DNN_IS(bwd_filter(v, pw[e].algo), CUDNN_STATUS_SUCCESS);
+        }
+        CHECK(nondet >= 2 && unsupported >= 3, "lists hold non-deterministic (%d) and unsupported (%d) entries", nondet,
+              unsupported);
+    }
+    /* ALLOW_CONVERSION math: such an entry first, which TF32 mode skips */
+    DNN_IS(cudnnSetConvolutionMathType(v.cd, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolutionForwardAlgorithm_v7(dnn, v.xd, v.wd, v.cd, v.yd, mf, &nf, pf), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, v.wd, v.yd, v.cd, v.xd, md, &nd, pd), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn, v.xd, v.yd, v.cd, v.wd, mw, &nw, pw), CUDNN_STATUS_SUCCESS);
+    CHECK(pf[0].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION && pd[0].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+              pw[0].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION,
+          "ALLOW_CONVERSION entries first");
+    CHECK(pick(pf, nf, true, true) == 1 && pick(pd, nd, true, true) > 0 && pick(pw, nw, true, true) > 0,
+          "TF32 mode skips ALLOW_CONVERSION");
+    /* requested count, bad arguments */
+    DNN_IS(cudnnGetConvolutionForwardAlgorithm_v7(dnn, v.xd, v.wd, v.cd, v.yd, 1, &nf, pf), CUDNN_STATUS_SUCCESS);
+    CHECK(nf == 1, "requested 1, returned %d", nf);
+    DNN_IS(cudnnGetConvolutionForwardAlgorithm_v7(dnn, v.xd, v.wd, v.cd, v.yd, 0, &nf, pf), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, v.wd, v.xd, v.cd, v.xd, md, &nd, pd), CUDNN_STATUS_BAD_PARAM);
+    CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "sync");
+    printf("%s heuristics: lists best first, the picks of lt_cuda_conv.cu in fp32/tf32 x deterministic or not, "
+           "memory = workspace query, each usable entry runs, ALLOW_CONVERSION first under that math\n",
+           n_fail == before ? "ok  " : "FAIL");
+    conv_free(v);
+}
+
+/* Laziness: nothing before the sync; scalars are taken at the call. */
+static void call_with_local_alpha(conv &v, float a) {
+    float alpha = a, beta = 0;
+    DNN_IS(cudnnConvolutionForward(dnn, &alpha, v.xd, v.x, v.wd, v.w, v.cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                   NULL, 0, &beta, v.yd, v.y),
+           CUDNN_STATUS_SUCCESS);
+    alpha = 1e9f;   /* a later change must not matter */
+}
+
+static void test_lazy(void) {
+    conv v;
+    conv_init(v, CASES[0]);
+    const int before = n_fail;
+    CHECK(cudaMemset(v.y, 0, v.ny * 4) == cudaSuccess, "memset");
+    call_with_local_alpha(v, 2.0f);
+    /* the descriptor's later state must not matter either */
+    DNN_IS(cudnnSetConvolutionMathType(v.cd, CUDNN_TENSOR_OP_MATH), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetTensor4dDescriptor(v.xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 1, 1, 1), CUDNN_STATUS_SUCCESS);
+    std::vector<float> early(v.ny);
+    memcpy(early.data(), v.y, v.ny * 4);   /* device memory is host memory here: a stale read */
+    size_t written = 0;
+    for (float f : early) written += f != 0.0f;
+    CHECK(written == 0, "%zu outputs written before the stream synchronised", written);
+    CHECK(!bad_elems("lazy", dget(v.y, v.ny), v.y_ref, v.y_abs, v.g_fwd, 2.0), "result with the call's alpha and math");
+    DNN_IS(cudnnSetTensor4dDescriptor(v.xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, v.c.N, v.c.C, v.c.H, v.c.W),
+           CUDNN_STATUS_SUCCESS);
+    printf("%s laziness: nothing written before the sync; alpha, math type and shapes taken at the call\n",
+           n_fail == before ? "ok  " : "FAIL");
+    conv_free(v);
+}
+
+/* ---- cuBLAS ------------------------------------------------------------------------ */
+/* column-major op(A)[i][p] */
+static double opa(const std::vector<float> &A, bool t, int lda, int i, int p) { return t ? A[p + (size_t)i * lda] : A[i + (size_t)p * lda]; }
+
+static void gemm_ref(bool ta, bool tb, int m, int n, int k, const std::vector<float> &A, int lda,
+                     const std::vector<float> &B, int ldb, int ldc, std::vector<double> &ref, std::vector<double> &abs_) {
+    ref.assign((size_t)ldc * n, 0);
+    abs_.assign((size_t)ldc * n, 0);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            for (int p = 0; p < k; p++) {
+                const double t = opa(A, ta, lda, i, p) * opa(B, !tb, ldb, j, p);   /* op(B)[p][j] */
+                ref[i + (size_t)j * ldc] += t;
+                abs_[i + (size_t)j * ldc] += fabs(t);
+            }
+}
+
+static void test_sgemm(void) {
+    const int before = n_fail;
+    const int m = 5, n = 7, k = 9, ldc = m + 4;
+    const float one = 1, zero = 0, half = 0.5f, minus2 = -2;
+    const float SENT = 12345.0f;
+    float *dC = (float *)dalloc((size_t)ldc * n * 4);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            const int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+            const int lda = ar + 3, ldb = br + 2;
+            std::vector<float> A = randv((size_t)lda * ac), B = randv((size_t)ldb * bc);
+            float *dA = dput(A), *dB = dput(B);
+            std::vector<double> ref, abs_;
+            gemm_ref(ta, tb, m, n, k, A, lda, B, ldb, ldc, ref, abs_);
+            const double gam = (k + 3) * U;
+            const cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+            /* beta 0 over NaN; the rows between m and ldc are never touched */
+            std::vector<float> C0((size_t)ldc * n, NAN);
+            for (int j = 0; j < n; j++)
+                for (int i = m; i < ldc; i++) C0[i + (size_t)j * ldc] = SENT;
+            dset(dC, C0);
+            BLAS_IS(cublasSgemm(blas, oa, ob, m, n, k, &one, dA, lda, dB, ldb, &zero, dC, ldc), CUBLAS_STATUS_SUCCESS);
+            std::vector<float> C = dget(dC, (size_t)ldc * n);
+            size_t bad = 0, pad = 0;
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < ldc; i++) {
+                    const size_t at = i + (size_t)j * ldc;
+                    if (i >= m) pad += C[at] != SENT;
+                    else bad += !(fabs(C[at] - ref[at]) <= abs_[at] * gam);
+                }
+            CHECK(bad == 0 && pad == 0, "op %d%d: %zu wrong, %zu padding elements touched", ta, tb, bad, pad);
+            /* beta 1, -2 accumulate; same bits on a second run */
+            std::vector<float> P = randv((size_t)ldc * n);
+            for (float beta : {1.0f, -2.0f}) {
+                dset(dC, P);
+                BLAS_IS(cublasSgemm(blas, oa, ob, m, n, k, &half, dA, lda, dB, ldb, &beta, dC, ldc), CUBLAS_STATUS_SUCCESS);
+                C = dget(dC, (size_t)ldc * n);
+                bad = 0;
+                for (int j = 0; j < n; j++)
+                    for (int i = 0; i < m; i++) {
+                        const size_t at = i + (size_t)j * ldc;
+                        const double want = 0.5 * ref[at] + (double)beta * P[at];
+                        bad += !(fabs(C[at] - want) <= (0.5 * abs_[at] + fabs(beta * P[at])) * gam);
+                    }
+                CHECK(bad == 0, "op %d%d beta %g: %zu wrong", ta, tb, beta, bad);
+            }
+            dset(dC, P);
+            BLAS_IS(cublasSgemm(blas, oa, ob, m, n, k, &half, dA, lda, dB, ldb, &minus2, dC, ldc), CUBLAS_STATUS_SUCCESS);
+            CHECK(same_bits(C, dget(dC, (size_t)ldc * n)), "op %d%d: a second run differs", ta, tb);
+            cudaFree(dA);
+            cudaFree(dB);
+        }
+    printf("%s sgemm: NN NT TN TT with lda/ldb/ldc > rows vs the double reference; beta 0 over NaN, beta 1 and -2 "
+           "accumulate; padding untouched; bit-identical reruns\n", n_fail == before ? "ok  " : "FAIL");
+    cudaFree(dC);
+}
+
+/* lt_cuda_linear.cu's calls: row-major y = x W^T, dx = dy W, dW = dy^T x */
+static void test_linear_shapes(void) {
+    const int before = n_fail;
+    const int N = 3, in = 6, out = 4;
+    std::vector<float> x = randv((size_t)N * in), W = randv((size_t)out * in), dy = randv((size_t)N * out);
+    float *dx_ = dput(x), *dW = dput(W), *ddy = dput(dy), *y = (float *)dalloc(N * out * 4),
+          *gx = (float *)dalloc(N * in * 4), *gW = (float *)dalloc(out * in * 4);
+    const float one = 1, zero = 0;
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, out, N, in, &one, dW, in, dx_, in, &zero, y, out),
+            CUBLAS_STATUS_SUCCESS);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, in, N, out, &one, dW, in, ddy, out, &zero, gx, in),
+            CUBLAS_STATUS_SUCCESS);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, in, out, N, &one, dx_, in, ddy, out, &zero, gW, in),
+            CUBLAS_STATUS_SUCCESS);
+    const std::vector<float> hy = dget(y, N * out), hgx = dget(gx, N * in), hgW = dget(gW, out * in);
+    double worst = 0;
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < out; o++) {
+            double s = 0;
+            for (int c = 0; c < in; c++) s += (double)x[i * in + c] * W[o * in + c];
+            worst = fmax(worst, fabs(hy[i * out + o] - s));
+        }
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < in; c++) {
+            double s = 0;
+            for (int o = 0; o < out; o++) s += (double)dy[i * out + o] * W[o * in + c];
+            worst = fmax(worst, fabs(hgx[i * in + c] - s));
+        }
+    for (int o = 0; o < out; o++)
+        for (int c = 0; c < in; c++) {
+            double s = 0;
+            for (int i = 0; i < N; i++) s += (double)dy[i * out + o] * x[i * in + c];
+            worst = fmax(worst, fabs(hgW[o * in + c] - s));
+        }
+    CHECK(worst < 1e-5, "linear layer products: worst error %.3g", worst);
+    printf("%s sgemm in lt_cuda_linear.cu's row-major calls (y = x W^T, dx = dy W, dW = dy^T x), worst error %.2g\n",
+           n_fail == before ? "ok  " : "FAIL", worst);
+    cudaFree(dx_);
+    cudaFree(dW);
+    cudaFree(ddy);
+    cudaFree(y);
+    cudaFree(gx);
+    cudaFree(gW);
+}
+
+static void test_sgemm_rules(void) {
+    const int before = n_fail;
+    const int m = 6, n = 5, k = 40;
+    const float one = 1, zero = 0, two = 2, half = 0.5f;
+    std::vector<float> A = randv((size_t)m * k), B = randv((size_t)k * n), P = randv((size_t)m * n);
+    float *dA = dput(A), *dB = dput(B), *dC = (float *)dalloc((size_t)m * n * 4);
+    float *nanA = (float *)dalloc((size_t)m * k * 4);   /* fresh device memory: NaN */
+    std::vector<double> ref, abs_;
+    gemm_ref(false, false, m, n, k, A, m, B, k, m, ref, abs_);
+    /* alpha 0 or k 0: A and B are not read, C = beta C */
+    dset(dC, P);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &zero, nanA, m, nanA, k, &two, dC, m),
+            CUBLAS_STATUS_SUCCESS);
+    std::vector<float> C = dget(dC, (size_t)m * n);
+    size_t bad = 0;
+    for (size_t i = 0; i < C.size(); i++) bad += C[i] != 2 * P[i];
+    CHECK(bad == 0, "alpha 0: %zu elements not 2*C", bad);
+    dset(dC, P);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, 0, &one, NULL, m, NULL, 1, &zero, dC, m),
+            CUBLAS_STATUS_SUCCESS);
+    C = dget(dC, (size_t)m * n);
+    bad = 0;
+    for (float f : C) bad += f != 0.0f;
+    CHECK(bad == 0, "k 0, beta 0: %zu elements not 0", bad);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, 0, n, k, &one, NULL, 1, NULL, k, &zero, NULL, 1),
+            CUBLAS_STATUS_SUCCESS);
+    /* argument checks */
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, -1, n, k, &one, dA, m, dB, k, &zero, dC, m),
+            CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m - 1, dB, k, &zero, dC, m),
+            CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, dA, k - 1, dB, k, &zero, dC, m),
+            CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, m, n, k, &one, dA, m, dB, n - 1, &zero, dC, m),
+            CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m, dB, k, &zero, dC, m - 1),
+            CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSgemm(blas, (cublasOperation_t)7, CUBLAS_OP_N, m, n, k, &one, dA, m, dB, k, &zero, dC, m),
+            CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, NULL, dA, m, dB, k, &zero, dC, m),
+            CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSgemm(NULL, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m, dB, k, &zero, dC, m),
+            CUBLAS_STATUS_NOT_INITIALIZED);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, A.data(), m, dB, k, &zero, dC, m),
+            CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m, dB + 1, k, &zero, dC, m),
+            CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m, dB, k, &zero, dC, m + 1),
+            CUBLAS_STATUS_INVALID_VALUE);   /* C's extent with ldc m+1 overruns */
+    /* laziness and alpha at the call */
+    dset(dC, std::vector<float>((size_t)m * n, 0.0f));
+    {
+        float a = 0.5f;
+        BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &a, dA, m, dB, k, &zero, dC, m),
+                CUBLAS_STATUS_SUCCESS);
+        a = 100.0f;
+    }
+    bad = 0;
+    for (int i = 0; i < m * n; i++) bad += dC[i] != 0.0f;
+    CHECK(bad == 0, "sgemm wrote %zu elements before the sync", bad);
+    CHECK(!bad_elems("sgemm lazy", dget(dC, (size_t)m * n), ref, abs_, (k + 3) * U, 0.5), "alpha taken at the call");
+    /* TF32 math */
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m, dB, k, &zero, dC, m), CUBLAS_STATUS_SUCCESS);
+    const std::vector<float> c_ped = dget(dC, (size_t)m * n);
+    BLAS_IS(cublasSetMathMode(blas, CUBLAS_TF32_TENSOR_OP_MATH), CUBLAS_STATUS_SUCCESS);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m, dB, k, &zero, dC, m), CUBLAS_STATUS_SUCCESS);
+    const std::vector<float> c_tf = dget(dC, (size_t)m * n);
+    std::vector<double> tref, tabs;
+    gemm_ref(false, false, m, n, k, tf32v(A), m, tf32v(B), k, m, tref, tabs);
+    CHECK(!bad_elems("sgemm tf32", c_tf, tref, tabs, (k + 3) * U), "TF32 sgemm = reference on TF32 inputs");
+    double rel = 0;
+    for (size_t i = 0; i < c_tf.size(); i++) rel = fmax(rel, fabs((double)c_tf[i] - c_ped[i]) / abs_[i]);
+    CHECK(rel > 1e-5 && rel < 2.5e-3, "TF32 vs pedantic: max rel. difference %.3g", rel);
+    BLAS_IS(cublasSetMathMode(blas, (cublasMath_t)(CUBLAS_PEDANTIC_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
+            CUBLAS_STATUS_SUCCESS);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m, dB, k, &zero, dC, m), CUBLAS_STATUS_SUCCESS);
+    CHECK(same_bits(dget(dC, (size_t)m * n), c_ped), "PEDANTIC|DISALLOW_REDUCED: the plain fp32 bits");
+    BLAS_IS(cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH), CUBLAS_STATUS_SUCCESS);
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m, dB, k, &zero, dC, m), CUBLAS_STATUS_SUCCESS);
+    CHECK(same_bits(dget(dC, (size_t)m * n), c_ped), "DEFAULT math: the plain fp32 bits");
+    BLAS_IS(cublasSetMathMode(blas, (cublasMath_t)9), CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH), CUBLAS_STATUS_SUCCESS);
+    /* workspace: device, 256-aligned; garbage after a GEMM; dropped by SetStream */
+    unsigned char *ws = (unsigned char *)dalloc(4096);
+    std::vector<unsigned char> hws(4096);
+    BLAS_IS(cublasSetWorkspace(blas, hws.data(), 4096), CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSetWorkspace(blas, ws + 4, 1024), CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSetWorkspace(blas, ws, 8192), CUBLAS_STATUS_INVALID_VALUE);
+    BLAS_IS(cublasSetWorkspace(blas, ws, 4096), CUBLAS_STATUS_SUCCESS);
+    CHECK(cudaMemset(ws, 0, 4096) == cudaSuccess, "memset");
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m, dB, k, &zero, dC, m), CUBLAS_STATUS_SUCCESS);
+    CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "sync");
+    cudaMemcpy(hws.data(), ws, 4096, cudaMemcpyDeviceToHost);
+    size_t junk = 0;
+    for (unsigned char ch : hws) junk += ch != 0;
+    CHECK(junk > 0, "a GEMM left the user workspace untouched");
+    CHECK(same_bits(dget(dC, (size_t)m * n), c_ped), "with a workspace: the same bits");
+    BLAS_IS(cublasSetStream(blas, stream), CUBLAS_STATUS_SUCCESS);
+    CHECK(cudaMemset(ws, 0, 4096) == cudaSuccess, "memset");
+    BLAS_IS(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, m, dB, k, &zero, dC, m), CUBLAS_STATUS_SUCCESS);
+    CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "sync");
+    cudaMemcpy(hws.data(), ws, 4096, cudaMemcpyDeviceToHost);
+    junk = 0;
+    for (unsigned char ch : hws) junk += ch != 0;
+    CHECK(junk == 0, "after cublasSetStream the old workspace was still used");
+    /* handle settings, strings */
+    BLAS_IS(cublasSetAtomicsMode(blas, CUBLAS_ATOMICS_NOT_ALLOWED), CUBLAS_STATUS_SUCCESS);
+    BLAS_IS(cublasSetAtomicsMode(blas, (cublasAtomicsMode_t)5), CUBLAS_STATUS_INVALID_VALUE);
+    int ver = 0;
+    BLAS_IS(cublasGetVersion(blas, &ver), CUBLAS_STATUS_SUCCESS);
+    CHECK(ver == 130000, "version %d", ver);
+    CHECK(!strcmp(cublasGetStatusString(CUBLAS_STATUS_INVALID_VALUE), "CUBLAS_STATUS_INVALID_VALUE"), "status string");
+    (void)half;
+    printf("%s sgemm rules: alpha 0 / k 0 read no A, B; m 0 quick return; lda/ldb/ldc/m/op/NULL checks; host and "
+           "overrunning pointers refused; lazy with alpha at the call; TF32 = reference on TF32 inputs (max rel. "
+           "difference %.2g), DEFAULT / PEDANTIC plain; workspace checks, garbage, dropped by SetStream\n",
+           n_fail == before ? "ok  " : "FAIL", rel);
+    cudaFree(ws);
+    cudaFree(dA);
+    cudaFree(dB);
+    cudaFree(dC);
+    cudaFree(nanA);
+}
+
+/* CMocka: each group of checks is a case that fails when any check in it
+ * failed (the failed checks print their own lines). */
+static int setup(void **st) {
+    (void)st;
+    CHECK(cudaStreamCreate(&stream) == cudaSuccess, "stream");
+    DNN_IS(cudnnCreate(&dnn), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetStream(dnn, stream), CUDNN_STATUS_SUCCESS);
+    BLAS_IS(cublasCreate(&blas), CUBLAS_STATUS_SUCCESS);
+    BLAS_IS(cublasSetStream(blas, stream), CUBLAS_STATUS_SUCCESS);
+    BLAS_IS(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH), CUBLAS_STATUS_SUCCESS);
+    printf("(the emulator's stderr lines below come from calls this test makes to be refused)\n");
+    return n_fail ? -1 : 0;
+}
+
+static int teardown(void **st) {
+    (void)st;
+    CHECK(cudaDeviceSynchronize() == cudaSuccess, "no sticky error at the end");
+    BLAS_IS(cublasDestroy(blas), CUBLAS_STATUS_SUCCESS);
+    DNN_IS(cudnnDestroy(dnn), CUDNN_STATUS_SUCCESS);
+    cudaStreamDestroy(stream);
+    printf("%d checks, %d failed\n", n_checks, n_fail);
+    return n_fail ? -1 : 0;
+}
+
+#define CM_CASE(fn)                     \
+    static void cm_##fn(void **st) {    \
+        (void)st;                       \
+        const int before = n_fail;      \
+        fn();                           \
+        fflush(stdout);                 \
+        assert_int_equal(n_fail, before); \
+    }
+CM_CASE(test_cases)
+CM_CASE(test_alpha_beta)
+CM_CASE(test_finite_differences)
+CM_CASE(test_tf32)
+CM_CASE(test_determinism)
+CM_CASE(test_workspace_and_pointers)
+CM_CASE(test_descriptors)
+CM_CASE(test_heuristics)
+CM_CASE(test_lazy)
+CM_CASE(test_sgemm)
+CM_CASE(test_linear_shapes)
+CM_CASE(test_sgemm_rules)
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cm_test_cases),         cmocka_unit_test(cm_test_alpha_beta),
+        cmocka_unit_test(cm_test_finite_differences), cmocka_unit_test(cm_test_tf32),
+        cmocka_unit_test(cm_test_determinism),   cmocka_unit_test(cm_test_workspace_and_pointers),
+        cmocka_unit_test(cm_test_descriptors),   cmocka_unit_test(cm_test_heuristics),
+        cmocka_unit_test(cm_test_lazy),          cmocka_unit_test(cm_test_sgemm),
+        cmocka_unit_test(cm_test_linear_shapes), cmocka_unit_test(cm_test_sgemm_rules),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
