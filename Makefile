@@ -225,7 +225,8 @@ CUEMU_OBJ := $(patsubst %.cu,$(BUILD)/cuemu/%.o,$(CUEMU_CUDA_SRC)) $(patsubst %.
 CUEMU_LIB := $(BUILD)/libltcuemu.a
 CUEMU_SO  := $(BUILD)/libltcuemu.so
 CUEMU_TEST_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/%_emu,$(sort $(wildcard tests/gpu/test_*.c))) \
-                  $(patsubst tests/cuemu/%.cc,$(BUILD)/tests/%,$(sort $(wildcard tests/cuemu/test_*.cc)))
+                  $(patsubst tests/cuemu/%.cc,$(BUILD)/tests/%,$(sort $(wildcard tests/cuemu/test_*.cc))) \
+                  $(patsubst tests/cuemu/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/cuemu/test_*.c)))
 $(BUILD)/cuemu/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(CXX) $(CUEMU_CXXFLAGS) -fPIC -x c++ -c $< -o $@
@@ -243,9 +244,14 @@ $(filter %_emu,$(CUEMU_TEST_BIN)): $(BUILD)/tests/%_emu: tests/gpu/%.c $(call ob
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(strip $(NVCC)),-DLT_TEST_EMU_TWIN) -Iengine/cuda -Itests/gpu -Itests -o $@ $< \
 	    $(call obj,$(CUDA_TESTLIB_SRC)) $(CUEMU_LIB) $(ENGINE_LIB) $(LDLIBS) -lstdc++ -lcmocka
-$(filter-out %_emu,$(CUEMU_TEST_BIN)): $(BUILD)/tests/%: tests/cuemu/%.cc $(CUEMU_LIB) $(ENGINE_LIB)
+$(patsubst tests/cuemu/%.cc,$(BUILD)/tests/%,$(sort $(wildcard tests/cuemu/test_*.cc))): $(BUILD)/tests/%: \
+    tests/cuemu/%.cc $(CUEMU_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CUEMU_CXXFLAGS) -o $@ $< $(CUEMU_LIB) $(ENGINE_LIB) $(LDLIBS) -lcmocka
+$(patsubst tests/cuemu/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/cuemu/test_*.c))): $(BUILD)/tests/%: \
+    tests/cuemu/%.c $(CUEMU_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/cuemu -o $@ $< $(CUEMU_LIB) $(ENGINE_LIB) $(LDLIBS) -lstdc++ -lcmocka
 cuemu: $(CUEMU_LIB) $(CUEMU_SO) $(CUEMU_TEST_BIN)
 
 # ltbench is not a prerequisite: `make asan` must never replace ./ltbench

@@ -35,10 +35,18 @@ __device__ static double block_sum(double v, double *sh) {
 
 static inline int launch_ok(const char *what) { return lt_cuda_launch_check(what); }
 
+/* The channel of element i of an [N][C][P] tensor. In 32 bits where the
+ * index fits: a 64-bit division is a long software sequence on the GPU,
+ * and the elementwise kernels would spend more on it than on memory. */
+__device__ static inline int chan_of(size_t i, size_t P, int C) {
+    if (i <= 0xffffffffu && P <= 0xffffffffu) return (int)(((unsigned)i / (unsigned)P) % (unsigned)C);
+    return (int)((i / P) % (size_t)C);
+}
+
 /* ---- conv bias ------------------------------------------------------------------ */
 __global__ static void k_bias_add(size_t total, int C, size_t P, const float *b, float *y) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        const int c = (int)((i / P) % C);
+        const int c = chan_of(i, P, C);
         y[i] = y[i] + b[c];
     }
 }
@@ -177,7 +185,7 @@ __global__ static void k_bn_fwd_stats(int N, int C, int HW, int S, const float *
 
 __global__ static void k_bn_apply(size_t total, int C, int HW, const float *x, const float *coef, int relu, float *y) {
     GRID_LOOP(i, total) {
-        const size_t c = (i / (size_t)HW) % (size_t)C;
+        const size_t c = (size_t)chan_of(i, (size_t)HW, C);
         const float v = bn_affine(x[i], coef[c * 5], coef[c * 5 + 1], coef[c * 5 + 2]);
         y[i] = relu ? relu1(v) : v;
     }
@@ -223,7 +231,7 @@ __global__ static void k_bn_fwd_eval(size_t total, int C, int HW, const float *x
                                      const float *beta, const float *run_mean, const float *run_var, float eps,
                                      float *y) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        const int c = (int)((i / HW) % C);
+        const int c = chan_of(i, (size_t)HW, C);
         float mu, a, b;
         eval_coeff(c, gamma, beta, run_mean, run_var, eps, &mu, &a, &b);
         y[i] = bn_affine(x[i], mu, a, b);
@@ -271,7 +279,7 @@ __global__ static void k_bn_bwd_stats(int N, int C, int HW, int S, const double 
 __global__ static void k_bn_bwd_dx(size_t total, int C, int HW, const float *x, const float *dy, const float *r,
                                    const float *coef, float *dx, int set) {
     GRID_LOOP(i, total) {
-        const size_t c = (i / (size_t)HW) % (size_t)C;
+        const size_t c = (size_t)chan_of(i, (size_t)HW, C);
         const float *k = coef + c * 5;
         const float d = r ? relu_masked(dy[i], r[i]) : dy[i];
         const float v = k[0] * d + k[1] * ((x[i] - k[3]) * k[4]) + k[2];
@@ -304,7 +312,7 @@ int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const floa
 __global__ static void k_bn_bwd_eval_dx(size_t total, int C, int HW, const float *gamma, const float *run_var,
                                         float eps, const float *dy, float *dx, int set) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        const int c = (int)((i / HW) % C);
+        const int c = chan_of(i, (size_t)HW, C);
         const double rs = 1.0 / sqrt((double)run_var[c] + (double)eps);
         const float a = (float)((gamma ? gamma[c] : 1.0f) * rs);
         if (set) dx[i] = a * dy[i];

@@ -22,6 +22,7 @@
  * one a GPU may run). Work runs on the thread that synchronises; every entry
  * point takes one lock. */
 #include "lt_cuemu.h"
+#include "lt_cuemu_counts.h"
 
 #include "lt_backend.h"   /* LT_CUEMU_DEVICE_NAME */
 
@@ -82,6 +83,7 @@ struct state {
     lt_cuemu_stream legacy{};                  /* the NULL stream */
     std::vector<lt_cuemu_stream *> streams;
     int running = 0;                           /* inside flush(): no re-entry */
+    lt_cuemu_counts n{};                       /* lt_cuemu_counts.h */
 };
 
 state &G() {
@@ -180,7 +182,7 @@ const char *kind_name(enum cudaMemcpyKind k) {
 #define STICKY do { if (G().sticky != cudaSuccess) return ret(G().sticky); } while (0)
 
 /* ---- shared with the fake libraries (lt_cuemu.h) ---------------------------------- */
-cudaError_t lt_cuemu_enqueue(cudaStream_t s, const char *what, std::function<void()> fn) {
+static cudaError_t enqueue(cudaStream_t s, const char *what, std::function<void()> fn) {
     LOCK;
     STICKY;
     if (!stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
@@ -198,12 +200,29 @@ cudaError_t lt_cuemu_enqueue(cudaStream_t s, const char *what, std::function<voi
     return cudaSuccess;
 }
 
+/* the fake libraries' work (cuDNN, cuBLAS) */
+cudaError_t lt_cuemu_enqueue(cudaStream_t s, const char *what, std::function<void()> fn) {
+    LOCK;
+    const int now = stream_known(s) && !stream_of(s)->capturing;
+    const cudaError_t e = enqueue(s, what, std::move(fn));
+    if (e == cudaSuccess && now) G().n.lib_calls++;
+    return e;
+}
+
 int lt_cuemu_is_device(const void *p, size_t bytes) {
     LOCK;
     return is_device(p, bytes);
 }
 
 int lt_cuemu_capturing(void) { return capture_open > 0; }
+
+void lt_cuemu_counts_get(lt_cuemu_counts *c) {
+    LOCK;
+    if (c) *c = G().n;
+}
+
+/* 1 when work queued on s now runs later (not recorded into a capture) */
+static int eager(cudaStream_t s) { return !stream_of(s)->capturing; }
 
 void lt_cuemu_fault(const char *fmt, ...) {
     LOCK;
@@ -235,8 +254,10 @@ void lt_cuemu_launch(const char *name, dim3 grid, dim3 block, size_t shmem, cuda
         return;
     }
     std::string what = std::string("kernel ") + name;
-    cudaError_t e = lt_cuemu_enqueue(s, what.c_str(), [name, grid, block, body]() { lt_cuemu_run_kernel(name, grid, block, body); });
+    const int now = eager(s);
+    cudaError_t e = enqueue(s, what.c_str(), [name, grid, block, body]() { lt_cuemu_run_kernel(name, grid, block, body); });
     if (e != cudaSuccess) ret(e);
+    else if (now) G().n.launches++;
 }
 
 /* ---- errors ------------------------------------------------------------------------- */
@@ -346,6 +367,7 @@ cudaError_t cudaDeviceSynchronize(void) {
     LOCK;
     cudaError_t e = capture_violation("cudaDeviceSynchronize");
     if (e) return ret(e);
+    G().n.device_syncs++;
     run_all();
     STICKY;
     return cudaSuccess;
@@ -370,6 +392,7 @@ cudaError_t cudaDeviceReset(void) {
         }
     capture_open = 0;
     g.sticky = cudaSuccess;
+    g.n = lt_cuemu_counts{};
     last_error = cudaSuccess;
     return cudaSuccess;
 }
@@ -404,6 +427,8 @@ static cudaError_t host_alloc(void **p, size_t bytes, kind k, const char *call) 
     }
     G().mem[(uintptr_t)m] = alloc{bytes, k};
     *p = m;
+    if (k == K_DEVICE) G().n.mallocs++;
+    else G().n.host_allocs++;
     return cudaSuccess;
 }
 
@@ -419,7 +444,12 @@ static cudaError_t host_free(void *p, kind k, const char *call) {
         return ret(cudaErrorInvalidValue);
     }
     run_all();   /* freeing waits for the device */
-    if (it->second.k == K_DEVICE) G().device_bytes -= it->second.bytes;
+    if (it->second.k == K_DEVICE) {
+        G().device_bytes -= it->second.bytes;
+        G().n.frees++;
+    } else {
+        G().n.host_frees++;
+    }
     G().mem.erase(it);
     free(p);
     STICKY;
@@ -513,14 +543,22 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         run_all();
         STICKY;
         memmove(dst, src, bytes);
+        G().n.d2h += !src_host;
         return cudaSuccess;
     }
     if (src_pageable) {
         /* from pageable memory: staged now, src may be reused at return */
         auto copy = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + bytes);
-        return ret(lt_cuemu_enqueue(s, "memcpy (staged)", [dst, copy]() { memcpy(dst, copy->data(), copy->size()); }));
+        e = enqueue(s, "memcpy (staged)", [dst, copy]() { memcpy(dst, copy->data(), copy->size()); });
+    } else {
+        e = enqueue(s, "memcpy", [dst, src, bytes]() { memmove(dst, src, bytes); });
     }
-    return ret(lt_cuemu_enqueue(s, "memcpy", [dst, src, bytes]() { memmove(dst, src, bytes); }));
+    if (e == cudaSuccess && !st->capturing) {
+        if (dst_host) G().n.d2h++;
+        else if (src_host) G().n.h2d++;
+        else G().n.d2d++;
+    }
+    return ret(e);
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind k) {
@@ -543,7 +581,10 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s) {
         fprintf(stderr, "cuemu: cudaMemsetAsync(%p, %zu bytes): not inside one device allocation\n", p, bytes);
         return ret(cudaErrorInvalidValue);
     }
-    return ret(lt_cuemu_enqueue(s, "memset", [p, value, bytes]() { memset(p, value, bytes); }));
+    const int now = eager(s);
+    const cudaError_t e = enqueue(s, "memset", [p, value, bytes]() { memset(p, value, bytes); });
+    if (e == cudaSuccess && now) G().n.memsets++;
+    return ret(e);
 }
 
 cudaError_t cudaMemset(void *p, int value, size_t bytes) {
@@ -599,6 +640,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     }
     cudaError_t e = capture_violation("cudaStreamSynchronize");
     if (e) return ret(e);
+    G().n.stream_syncs++;
     run_all();
     STICKY;
     return cudaSuccess;
@@ -639,8 +681,8 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     STICKY;
     if (!e || !stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
     lt_cuemu_stream *st = stream_of(s);
-    if (st->capturing) return ret(lt_cuemu_enqueue(s, "event record", []() {}));
-    cudaError_t r = lt_cuemu_enqueue(s, "event record", []() {});
+    if (st->capturing) return ret(enqueue(s, "event record", []() {}));
+    cudaError_t r = enqueue(s, "event record", []() {});
     if (r) return ret(r);
     e->seq = G().queued;   /* complete once the queue has run this far */
     return cudaSuccess;
@@ -651,6 +693,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!e) return ret(cudaErrorInvalidResourceHandle);
     cudaError_t r = capture_violation("cudaEventSynchronize");
     if (r) return ret(r);
+    G().n.event_syncs++;
     if (G().done < e->seq) run_all();
     STICKY;
     return cudaSuccess;
@@ -705,6 +748,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
     }
     STICKY;
     *g = gr;
+    G().n.captures++;
     return cudaSuccess;
 }
 
@@ -723,10 +767,12 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t x, cudaStream_t s) {
     LOCK;
     STICKY;
     if (!x) return ret(cudaErrorInvalidValue);
+    const int now = stream_known(s) && eager(s);
     for (const work &w : x->nodes) {
-        cudaError_t e = lt_cuemu_enqueue(s, w.what.c_str(), w.fn);
+        cudaError_t e = enqueue(s, w.what.c_str(), w.fn);
         if (e) return ret(e);
     }
+    G().n.graph_launches += now;
     return cudaSuccess;
 }
 
