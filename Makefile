@@ -50,6 +50,9 @@ DYN_LIBS    := $(HARNESS_LIB) $(DATA_LIB) -Wl,--whole-archive $(ENGINE_LIB) -Wl,
 # unchanged; ./ltbench then answers --device cuda with "not built". The include / library
 # folders default to nvcc's toolkit; tests/gpu/run.sh points them at PyTorch's
 # pip-wheel cuDNN / cuBLAS on the GPU machine.
+# the tests' helpers (op table comparator, stand-in device): also the CPU
+# emulator's tests use them, with or without nvcc
+CUDA_TESTLIB_SRC := tests/gpu/optable.c tests/standin_dev.c
 NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
 ifeq ($(CUDA),0)
 NVCC :=
@@ -84,7 +87,6 @@ CUDA_LDLIBS ?= -L$(CUDNN_LIB) -L$(CUBLAS_LIB) -L$(CUDART_LIB) -lcudnn -lcublas -
               -Wl,-rpath,$(CUDNN_LIB) -Wl,-rpath,$(CUBLAS_LIB) -Wl,-rpath,$(CUDART_LIB)
 # tests/gpu/test_*.c: the op table and the whole models (cpu vs cuda)
 CUDA_TEST_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/gpu/test_*.c)))
-CUDA_TESTLIB_SRC := tests/gpu/optable.c tests/standin_dev.c
 # nvcc without the cuDNN / cuBLAS headers (a bare toolkit): say so and build
 # the CPU targets only, rather than fail the whole build
 ifeq ($(strip $(wildcard $(CUDNN_INC)/cudnn.h)),)

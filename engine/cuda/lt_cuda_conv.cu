@@ -66,6 +66,15 @@ static void plan_destroy(struct lt_cuda_conv_plan *p) {
     free(p);
 }
 
+/* The status of a workspace query: for a heuristic pick its failure is not
+ * fatal (the entry's own size stands, q = 0); for the fallback algorithm,
+ * which has no entry, it is. */
+static int ws_query(cudnnStatus_t st, int best, const char *what, size_t *q) {
+    if (st == CUDNN_STATUS_SUCCESS) return LT_OK;
+    *q = 0;
+    return best >= 0 ? LT_OK : lt_cuda_dnn_err(st, what);
+}
+
 static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_cuda_conv_plan *p) {
     p->g = *g;
     p->N = N;
@@ -90,66 +99,53 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
                       g->ho, g->wo);
 
     /* When no heuristic entry qualifies: the classic FMA algorithms, each
-     * deterministic and fp32 (forward IMPLICIT_GEMM, backward ALGO_1), with
-     * the workspace their query gives. */
+     * deterministic and fp32 (forward IMPLICIT_GEMM, backward ALGO_1). Either
+     * way the workspace is the larger of the entry's and what
+     * cudnnGet*WorkspaceSize says for the chosen algorithm under its math
+     * type (the size the call is checked against; ws_query). The heuristic
+     * queries run under the context's math type. */
     const cudnnMathType_t heur_math = ctx->math == LT_CUDA_TF32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
     int n = 0, max = 0, best = -1;
+    size_t q = 0;
 
     LT_DNN(cudnnGetConvolutionForwardAlgorithmMaxCount(ctx->dnn, &max), "forward algorithm count");
     cudnnConvolutionFwdAlgoPerf_t pf[LT_CUDA_PERF_MAX];
     LT_DNN(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf),
            "forward algorithm");
     PICK(pf, n, best);
-    if (best >= 0) {
-        p->fwd = pf[best].algo;
-        p->fwd_math = pf[best].mathType;
-        p->ws_fwd = pf[best].memory;
-    } else {
-        p->fwd = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
-        p->fwd_math = CUDNN_FMA_MATH;
-        LT_DNN(cudnnSetConvolutionMathType(p->cd, CUDNN_FMA_MATH), "math type");
-        LT_DNN(cudnnGetConvolutionForwardWorkspaceSize(ctx->dnn, p->xd, p->wd, p->cd, p->yd, p->fwd, &p->ws_fwd),
-               "forward workspace (fallback algorithm)");
-        LT_DNN(cudnnSetConvolutionMathType(p->cd, heur_math), "math type");
-    }
+    p->fwd = best >= 0 ? pf[best].algo : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+    p->fwd_math = best >= 0 ? pf[best].mathType : CUDNN_FMA_MATH;
+    LT_DNN(cudnnSetConvolutionMathType(p->cd, p->fwd_math), "math type");
+    LT_TRY(ws_query(cudnnGetConvolutionForwardWorkspaceSize(ctx->dnn, p->xd, p->wd, p->cd, p->yd, p->fwd, &q), best,
+                    "forward workspace", &q));
+    p->ws_fwd = best >= 0 && pf[best].memory > q ? pf[best].memory : q;
+    LT_DNN(cudnnSetConvolutionMathType(p->cd, heur_math), "math type");
 
     LT_DNN(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(ctx->dnn, &max), "backward-data algorithm count");
     cudnnConvolutionBwdDataAlgoPerf_t pd[LT_CUDA_PERF_MAX];
     LT_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n, pd),
            "backward-data algorithm");
     PICK(pd, n, best);
-    if (best >= 0) {
-        p->bwd_data = pd[best].algo;
-        p->bwd_data_math = pd[best].mathType;
-        p->ws_bwd_data = pd[best].memory;
-    } else {
-        p->bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
-        p->bwd_data_math = CUDNN_FMA_MATH;
-        LT_DNN(cudnnSetConvolutionMathType(p->cd, CUDNN_FMA_MATH), "math type");
-        LT_DNN(cudnnGetConvolutionBackwardDataWorkspaceSize(ctx->dnn, p->wd, p->yd, p->cd, p->xd, p->bwd_data,
-                                                            &p->ws_bwd_data),
-               "backward-data workspace (fallback algorithm)");
-        LT_DNN(cudnnSetConvolutionMathType(p->cd, heur_math), "math type");
-    }
+    p->bwd_data = best >= 0 ? pd[best].algo : CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    p->bwd_data_math = best >= 0 ? pd[best].mathType : CUDNN_FMA_MATH;
+    LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_data_math), "math type");
+    LT_TRY(ws_query(cudnnGetConvolutionBackwardDataWorkspaceSize(ctx->dnn, p->wd, p->yd, p->cd, p->xd, p->bwd_data, &q),
+                    best, "backward-data workspace", &q));
+    p->ws_bwd_data = best >= 0 && pd[best].memory > q ? pd[best].memory : q;
+    LT_DNN(cudnnSetConvolutionMathType(p->cd, heur_math), "math type");
 
     LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(ctx->dnn, &max), "backward-filter algorithm count");
     cudnnConvolutionBwdFilterAlgoPerf_t pw[LT_CUDA_PERF_MAX];
     LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n, pw),
            "backward-filter algorithm");
     PICK(pw, n, best);
-    if (best >= 0) {
-        p->bwd_filter = pw[best].algo;
-        p->bwd_filter_math = pw[best].mathType;
-        p->ws_bwd_filter = pw[best].memory;
-    } else {
-        p->bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
-        p->bwd_filter_math = CUDNN_FMA_MATH;
-        LT_DNN(cudnnSetConvolutionMathType(p->cd, CUDNN_FMA_MATH), "math type");
-        LT_DNN(cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->dnn, p->xd, p->yd, p->cd, p->wd, p->bwd_filter,
-                                                              &p->ws_bwd_filter),
-               "backward-filter workspace (fallback algorithm)");
-        LT_DNN(cudnnSetConvolutionMathType(p->cd, heur_math), "math type");
-    }
+    p->bwd_filter = best >= 0 ? pw[best].algo : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    p->bwd_filter_math = best >= 0 ? pw[best].mathType : CUDNN_FMA_MATH;
+    LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");
+    LT_TRY(ws_query(cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->dnn, p->xd, p->yd, p->cd, p->wd, p->bwd_filter,
+                                                                   &q),
+                    best, "backward-filter workspace", &q));
+    p->ws_bwd_filter = best >= 0 && pw[best].memory > q ? pw[best].memory : q;
     if (p->ws_fwd > LT_CUDA_CONV_WS_CAP || p->ws_bwd_data > LT_CUDA_CONV_WS_CAP || p->ws_bwd_filter > LT_CUDA_CONV_WS_CAP)
         return lt_err(LT_EDEVICE, "cudnn: conv %dx%d s%d p%d g%d %d->%d %dx%d N=%d needs over %zu bytes of workspace",
                       g->kh, g->kw, g->stride, g->pad, g->groups, g->ci, g->co, g->h, g->w, N,

@@ -81,18 +81,27 @@ int lt_cuda_bias_grad(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *dy,
  * layer fills the GPU whatever its channel count (one block per channel
  * left most SMs idle at C = 16..64 and made BN latency-bound): channel c's
  * M = N*HW elements, in element order m = n*HW + p, are cut into S chunks of
- * BN_CHUNK (the last shorter); block (s, c) sums chunk s as above (thread t:
- * m = start + t, + RT, ... in double, then the fixed tree) into the context
- * workspace, one thread per channel then adds the S partial sums in order
- * and computes the channel's coefficients, and an elementwise kernel applies
- * them. S depends on the shape only: the same bits on every run and GPU. */
-#define BN_CHUNK 8192
+ * ceil(M / S) (the last shorter); block (s, c) sums chunk s as above (thread
+ * t: m = start + t, + RT, ... in double, then the fixed tree) into the
+ * context workspace, one thread per channel then adds the S partial sums in
+ * order and computes the channel's coefficients, and an elementwise kernel
+ * applies them. S (bn_splits) depends on the shape only: the same bits on
+ * every run and GPU. */
 
 __device__ static inline float bn_affine(float v, float mu, float a, float b) { return (v - mu) * a + b; }
 __device__ static inline float relu1(float v) { return v > 0.0f ? v : 0.0f; }
 __device__ static inline float relu_masked(float dy, float r) { return r > 0.0f ? dy : 0.0f; }
 
-static inline int bn_splits(int N, int HW) { return (int)(((size_t)N * HW + BN_CHUNK - 1) / BN_CHUNK); }
+/* Chunks of at most 8192 elements, and for few channels more of them, down
+ * to 1024 elements, until C * S reaches about 512 blocks (a few per SM). */
+static inline int bn_splits(int N, int C, int HW) {
+    const size_t M = (size_t)N * HW;
+    size_t S = (M + 8191) / 8192, fill = (512 + (size_t)C - 1) / (size_t)C;
+    const size_t most = (M + 1023) / 1024;
+    if (fill > most) fill = most;
+    if (fill > S) S = fill;
+    return (int)S;
+}
 
 /* Workspace of a BN call: S*C partial pairs (double), then 5 floats of
  * coefficients per channel. */
@@ -100,10 +109,12 @@ struct bn_ws {
     double *part;
     float *coef;
     int S;
+    unsigned chunk;   /* elements a chunk: ceil(M / S) */
 };
 
 static int bn_ws_get(lt_cuda_ctx *ctx, int N, int C, int HW, struct bn_ws *w) {
-    w->S = bn_splits(N, HW);
+    w->S = bn_splits(N, C, HW);
+    w->chunk = (unsigned)(((size_t)N * HW + (size_t)w->S - 1) / (size_t)w->S);
     const size_t part = (size_t)w->S * C * 2 * sizeof(double);
     LT_TRY(lt_cuda_ws_reserve(ctx, part + (size_t)C * 5 * sizeof(float)));
     w->part = (double *)ctx->ws;
@@ -115,12 +126,12 @@ static int bn_ws_get(lt_cuda_ctx *ctx, int N, int C, int HW, struct bn_ws *w) {
  * what 0: v = x - K, sums v and v*v (K = the channel's first element: the
  * CPU's shifted sums); what 1: w = dy (masked by r > 0 when r), sums w and
  * w * (x - K) (K = center[c]). */
-__global__ static void k_bn_part(int N, int C, int HW, int S, const float *x, const float *dy, const float *r,
-                                 const float *center, int what, double *part) {
+__global__ static void k_bn_part(int N, int C, int HW, int S, unsigned chunk, const float *x, const float *dy,
+                                 const float *r, const float *center, int what, double *part) {
     __shared__ double sh[RT];
     const int s = (int)blockIdx.x, c = (int)blockIdx.y;
     const unsigned M = (unsigned)N * (unsigned)HW, hw = (unsigned)HW;
-    const unsigned m0 = (unsigned)s * BN_CHUNK, m1 = m0 + BN_CHUNK < M ? m0 + BN_CHUNK : M;
+    const unsigned m0 = (unsigned)s * chunk, m1 = m0 < M && chunk < M - m0 ? m0 + chunk : M;
     const double K = what == 0 ? (double)x[(size_t)c * HW] : (double)center[c];
     double s1 = 0, s2 = 0;
     for (unsigned m = m0 + threadIdx.x; m < m1; m += RT) {
@@ -207,8 +218,8 @@ int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float
     if (!mean || !rstd) return lt_err(LT_EINVAL, "cuda bn: NULL mean / rstd");
     struct bn_ws w;
     LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
-    LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, x, NULL, NULL, NULL, 0,
-                                                                            w.part);
+    LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, w.chunk, x, NULL, NULL,
+                                                                            NULL, 0, w.part);
     LT_TRY(launch_ok("bn forward (train): statistics"));
     LT_LAUNCH(k_bn_fwd_stats, lt_cuda_blocks((size_t)C, 128), 128, ctx->stream)(N, C, HW, w.S, x, w.part, gamma, beta,
                                                                                 mean, rstd, run_mean, run_var,
@@ -297,7 +308,8 @@ int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const floa
     if (!dx && !dgamma && !dbeta) return LT_OK;
     struct bn_ws w;
     LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
-    LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, x, dy, r, mean, 1, w.part);
+    LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, w.chunk, x, dy, r, mean, 1,
+                                                                            w.part);
     LT_TRY(launch_ok("bn backward (train): sums"));
     LT_LAUNCH(k_bn_bwd_stats, lt_cuda_blocks((size_t)C, 128), 128, ctx->stream)(N, C, HW, w.S, w.part, gamma, mean,
                                                                                 rstd, NULL, 0.0f, dgamma, dbeta,
@@ -329,8 +341,8 @@ int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float
     if (dgamma || dbeta) {
         struct bn_ws w;
         LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
-        LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, x, dy, NULL, run_mean,
-                                                                                1, w.part);
+        LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, w.chunk, x, dy, NULL,
+                                                                                run_mean, 1, w.part);
         LT_TRY(launch_ok("bn backward (eval, parameters): sums"));
         LT_LAUNCH(k_bn_bwd_stats, lt_cuda_blocks((size_t)C, 128), 128, ctx->stream)(N, C, HW, w.S, w.part, gamma,
                                                                                     NULL, NULL, run_var, eps, dgamma,

@@ -63,6 +63,7 @@ struct lt_cuemu_stream {
 
 struct lt_cuemu_event {
     unsigned long long seq;   /* the queue position of its last record, 0: never recorded */
+    int captured;             /* its last record was into a capture: no host wait or query on it */
 };
 
 namespace {
@@ -132,11 +133,13 @@ int is_pinned(const void *p, size_t bytes) {
     return e && e->second.k != K_DEVICE;
 }
 
-void run_all() {
+/* Runs queued work up to and including item `upto` (1-based, in the order
+ * queued). */
+void run_upto(unsigned long long upto) {
     state &g = G();
     if (g.running) return;   /* a library call's own work runs inside a flush */
     g.running = 1;
-    while (!g.queue.empty()) {
+    while (!g.queue.empty() && g.done < upto) {
         work w = std::move(g.queue.front());
         g.queue.pop_front();
         if (g.sticky == cudaSuccess) w.fn();
@@ -144,6 +147,8 @@ void run_all() {
     }
     g.running = 0;
 }
+
+void run_all() { run_upto(~0ull); }
 
 /* A call that is not allowed while this thread captures: invalidates its
  * captures and gives the error the runtime gives. */
@@ -188,10 +193,9 @@ static cudaError_t enqueue(cudaStream_t s, const char *what, std::function<void(
     if (!stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
     lt_cuemu_stream *st = stream_of(s);
     if (st->capturing) {
-        if (st->owner != std::this_thread::get_id()) {
-            st->invalidated = 1;
-            return ret(cudaErrorStreamCaptureWrongThread);
-        }
+        /* work from any thread on a capturing stream is captured; after a
+         * capture error, every further operation fails until EndCapture */
+        if (st->invalidated) return ret(cudaErrorStreamCaptureInvalidated);
         st->graph->nodes.push_back(work{what, std::move(fn)});
         return cudaSuccess;
     }
@@ -237,6 +241,13 @@ void lt_cuemu_fault(const char *fmt, ...) {
 }
 
 /* ---- launches ----------------------------------------------------------------------- */
+void lt_cuemu_check_kernel_ptr(const char *kernel, int arg, const void *p) {
+    LOCK;
+    if (!p || find(p, 1)) return;   /* device, pinned or registered memory */
+    lt_cuemu_fault("kernel %s: argument %d = %p is neither device memory nor pinned host memory (an illegal "
+                   "address on a GPU)", kernel, arg, p);
+}
+
 void lt_cuemu_launch(const char *name, dim3 grid, dim3 block, size_t shmem, cudaStream_t s, std::function<void()> body) {
     LOCK;
     if (G().sticky != cudaSuccess) {
@@ -276,6 +287,7 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
+    case cudaErrorCapturedEvent: return "cudaErrorCapturedEvent";
     case cudaErrorIllegalState: return "cudaErrorIllegalState";
     default: return "cudaErrorUnknown";
     }
@@ -296,6 +308,7 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another thread";
+    case cudaErrorCapturedEvent: return "operation not permitted on an event last recorded in a capturing stream";
     case cudaErrorIllegalState: return "the operation is not permitted in the current state";
     default: return "unknown error";
     }
@@ -650,6 +663,10 @@ cudaError_t cudaStreamQuery(cudaStream_t s) {
     LOCK;
     STICKY;
     if (!stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    if (stream_of(s)->capturing) {
+        stream_of(s)->invalidated = 1;
+        return ret(cudaErrorStreamCaptureUnsupported);
+    }
     return G().queue.empty() ? cudaSuccess : cudaErrorNotReady;
 }
 
@@ -681,10 +698,15 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     STICKY;
     if (!e || !stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
     lt_cuemu_stream *st = stream_of(s);
-    if (st->capturing) return ret(enqueue(s, "event record", []() {}));
+    if (st->capturing) {
+        const cudaError_t r = enqueue(s, "event record", []() {});
+        if (r == cudaSuccess) e->captured = 1;
+        return ret(r);
+    }
     cudaError_t r = enqueue(s, "event record", []() {});
     if (r) return ret(r);
     e->seq = G().queued;   /* complete once the queue has run this far */
+    e->captured = 0;
     return cudaSuccess;
 }
 
@@ -694,7 +716,8 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     cudaError_t r = capture_violation("cudaEventSynchronize");
     if (r) return ret(r);
     G().n.event_syncs++;
-    if (G().done < e->seq) run_all();
+    if (e->captured) return ret(cudaErrorCapturedEvent);
+    if (G().done < e->seq) run_upto(e->seq);   /* what was queued before the record, not after */
     STICKY;
     return cudaSuccess;
 }
@@ -703,6 +726,7 @@ cudaError_t cudaEventQuery(cudaEvent_t e) {
     LOCK;
     STICKY;
     if (!e) return ret(cudaErrorInvalidResourceHandle);
+    if (e->captured) return ret(cudaErrorCapturedEvent);
     return G().done >= e->seq ? cudaSuccess : cudaErrorNotReady;
 }
 

@@ -8,10 +8,15 @@
  * thread that then reaches a barrier the first did not is a fault, as a
  * barrier in divergent code is on a GPU.
  *
- * The threads of odd-numbered blocks run in reverse order: a kernel whose
- * result depends on the order of its threads between barriers (a missing
- * __syncthreads, two threads writing one element) then gives results that
- * differ from block to block, and the op tests see them.
+ * Orders: the threads of every other block run in reverse, and every other
+ * launch runs its blocks in reverse, so a kernel whose result depends on
+ * the order of its threads between barriers or of its blocks (a missing
+ * __syncthreads, two threads storing to one element, a block reading what
+ * another wrote) gives results that differ from block to block or run to
+ * run, and the op tests see them. Shared memory is filled with NaN bytes
+ * before a launch and before each block of a kernel with barriers. Not
+ * seen: read-modify-write races on one element (a thread runs to its next
+ * barrier before the next thread starts, so no update is ever lost).
  *
  * Fibers: a 14-instruction context switch on x86-64 (callee-saved registers
  * and the stack pointer; glibc's swapcontext also saves the signal mask,
@@ -35,10 +40,13 @@
 #endif
 #endif
 #ifdef LT_CUEMU_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-#if !defined(__x86_64__) || defined(LT_CUEMU_UCONTEXT)
+/* ucontext elsewhere, and under a CET shadow stack (the switch "returns"
+ * into a fiber's entry that no call pushed) */
+#if !defined(__x86_64__) || defined(LT_CUEMU_UCONTEXT) || defined(__CET__)
 #define LT_CUEMU_USE_UCONTEXT 1
 #include <ucontext.h>
 #endif
@@ -78,6 +86,8 @@ struct sched {
     int plain;       /* threads run as plain calls: a barrier is a fault */
     int fault;       /* this launch faulted: stop running it */
     unsigned first;  /* the linear index of the block's first thread to run */
+    int barriers;    /* a block of this launch used __syncthreads */
+    unsigned long long launches;   /* launches run: every other one runs its blocks in reverse */
 #ifdef LT_CUEMU_USE_UCONTEXT
     ucontext_t main_uc;
 #else
@@ -108,18 +118,23 @@ void set_thread(unsigned t) {
  * A new fiber's stack holds six zero registers and lt_cuemu_fiber_entry. */
 extern "C" void lt_cuemu_switch(void **save, void *to);
 extern "C" void lt_cuemu_fiber_entry(void);
-__asm__(".text\n"
+__asm__(".pushsection .text\n"
         ".p2align 4\n"
+        ".type lt_cuemu_switch, @function\n"
         "lt_cuemu_switch:\n"
         "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
         "  movq %rsp, (%rdi)\n"
         "  movq %rsi, %rsp\n"
         "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
         "  ret\n"
+        ".size lt_cuemu_switch, .-lt_cuemu_switch\n"
         ".p2align 4\n"
+        ".type lt_cuemu_fiber_entry, @function\n"
         "lt_cuemu_fiber_entry:\n"
         "  call lt_cuemu_fiber_main\n"
-        "  ud2\n");
+        "  ud2\n"
+        ".size lt_cuemu_fiber_entry, .-lt_cuemu_fiber_entry\n"
+        ".popsection\n");
 #endif
 
 /* Switches from the running context to fiber f (f == NULL: back to the
@@ -163,6 +178,10 @@ static int fiber_start(fiber *f, unsigned tid) {
         mprotect(m, 4096, PROT_NONE);   /* an overflow faults instead of corrupting */
         f->stack = (char *)m + 4096;
     }
+#ifdef LT_CUEMU_ASAN
+    /* a fiber abandoned after a fault may have left poisoned frames */
+    __asan_unpoison_memory_region(f->stack, STACK);
+#endif
     f->tid = tid;
     f->state = F_RUN;
 #ifdef LT_CUEMU_USE_UCONTEXT
@@ -198,6 +217,15 @@ void lt_cuemu_syncthreads(void) {
     switch_to(NULL, 0);
 }
 
+/* Every kernel's __shared__ arrays (cuda_runtime.h puts them in one
+ * section); weak: a program may have none. */
+extern "C" char __start_lt_cuemu_shared[] __attribute__((weak));
+extern "C" char __stop_lt_cuemu_shared[] __attribute__((weak));
+static void poison_shared(void) {
+    char *a = __start_lt_cuemu_shared, *b = __stop_lt_cuemu_shared;
+    if (a && b > a) memset(a, 0xff, (size_t)(b - a));
+}
+
 /* Runs one block; 0, or -1 after a fault. */
 static int run_block(unsigned nthreads, int reverse) {
     auto order = [&](unsigned i) { return reverse ? nthreads - 1 - i : i; };
@@ -225,6 +253,7 @@ static int run_block(unsigned nthreads, int reverse) {
             lt_cuemu_fault("kernel %s: no memory for a fiber stack", S.name);
             return -1;
         }
+    S.barriers = 1;
     for (;;) {
         unsigned waiting = 0, done = 0;
         for (unsigned i = 0; i < nthreads; i++) {
@@ -262,15 +291,17 @@ void lt_cuemu_run_kernel(const char *name, dim3 grid, dim3 block, const std::fun
     gridDim = grid;
     blockDim = block;
     const unsigned nthreads = block.x * block.y * block.z;
-    unsigned long long b = 0;
-    for (unsigned z = 0; z < grid.z && !S.fault; z++)
-        for (unsigned y = 0; y < grid.y && !S.fault; y++)
-            for (unsigned x = 0; x < grid.x && !S.fault; x++, b++) {
-                blockIdx.x = x;
-                blockIdx.y = y;
-                blockIdx.z = z;
-                if (run_block(nthreads, (int)(b & 1))) break;
-            }
+    const unsigned long long nb = (unsigned long long)grid.x * grid.y * grid.z, launch = S.launches++;
+    S.barriers = 0;
+    poison_shared();
+    for (unsigned long long b = 0; b < nb && !S.fault; b++) {
+        const unsigned long long lin = launch & 1 ? nb - 1 - b : b;
+        blockIdx.x = (unsigned)(lin % grid.x);
+        blockIdx.y = (unsigned)(lin / grid.x % grid.y);
+        blockIdx.z = (unsigned)(lin / ((unsigned long long)grid.x * grid.y));
+        if (S.barriers) poison_shared();
+        if (run_block(nthreads, (int)((lin + launch) & 1))) break;
+    }
     S.body = NULL;
     S.name = NULL;
 }

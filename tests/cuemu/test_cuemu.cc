@@ -122,11 +122,51 @@ static void thread_order_alternates(void **state) {
     LAUNCH(k_race, 4u, 64u, (cudaStream_t)NULL)(o);
     int h[4];
     cudaMemcpy(h, o, sizeof h, cudaMemcpyDeviceToHost);
-    assert_int_equal(h[0], 63);   /* forward: thread 63 writes last */
-    assert_int_equal(h[1], 0);    /* reverse */
-    assert_int_equal(h[2], 63);
-    assert_int_equal(h[3], 0);
+    /* every other block runs its threads in reverse: the last writer is
+     * thread 63 in one, thread 0 in the next */
+    assert_true((h[0] == 63 && h[1] == 0) || (h[0] == 0 && h[1] == 63));
+    assert_int_equal(h[2], h[0]);
+    assert_int_equal(h[3], h[1]);
+    /* every other launch runs its blocks in reverse: the order flips */
+    LAUNCH(k_race, 4u, 64u, (cudaStream_t)NULL)(o);
+    int h2[4];
+    cudaMemcpy(h2, o, sizeof h2, cudaMemcpyDeviceToHost);
+    assert_int_equal(h2[0], h[1]);
+    assert_int_equal(h2[1], h[0]);
     cudaFree(o);
+}
+
+/* reads its shared slot before writing it: garbage on a GPU */
+__global__ static void k_shared_stale(float *out) {
+    __shared__ float sh[4];
+    out[blockIdx.x] = sh[threadIdx.x];
+    sh[threadIdx.x] = 1.0f;
+    __syncthreads();
+}
+
+static void shared_memory_starts_as_garbage(void **state) {
+    (void)state;
+    reset();
+    float *o = (float *)dev(3 * sizeof(float));
+    LAUNCH(k_shared_stale, 3u, 1u, (cudaStream_t)NULL)(o);
+    float h[3];
+    cudaMemcpy(h, o, sizeof h, cudaMemcpyDeviceToHost);
+    /* not the 1.0 the previous block (or launch) left: NaN */
+    for (int i = 0; i < 3; i++) assert_true(isnan(h[i]));
+    cudaFree(o);
+}
+
+static void kernel_pointer_arguments(void **state) {
+    (void)state;
+    reset();
+    float host[4] = {0, 0, 0, 0};
+    float *pin = NULL;
+    assert_int_equal(cudaHostAlloc((void **)&pin, sizeof host, cudaHostAllocDefault), cudaSuccess);
+    LAUNCH(k_scale, 1u, 4u, (cudaStream_t)NULL)((size_t)4, 2.0f, pin, pin);   /* pinned: mapped, fine */
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    LAUNCH(k_scale, 1u, 4u, (cudaStream_t)NULL)((size_t)4, 2.0f, host, host);   /* pageable host memory */
+    assert_int_equal(cudaDeviceSynchronize(), cudaErrorLaunchFailure);
+    reset();
 }
 
 static void divergent_barrier_is_sticky_fault(void **state) {
@@ -296,6 +336,8 @@ int main(void) {
         cmocka_unit_test(barrier_reduction),
         cmocka_unit_test(plain_kernel_and_3d_index),
         cmocka_unit_test(thread_order_alternates),
+        cmocka_unit_test(shared_memory_starts_as_garbage),
+        cmocka_unit_test(kernel_pointer_arguments),
         cmocka_unit_test(divergent_barrier_is_sticky_fault),
         cmocka_unit_test(launch_configuration_errors),
         cmocka_unit_test(memory_rules),

@@ -40,6 +40,7 @@ enum cudaError {
     cudaErrorLaunchFailure = 719,
     cudaErrorStreamCaptureUnsupported = 900,
     cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorCapturedEvent = 907,
     cudaErrorStreamCaptureWrongThread = 908,
     cudaErrorIllegalState = 401,
     cudaErrorUnknown = 999
@@ -150,7 +151,10 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x);
 #define __forceinline__ inline
 #define __noinline__
 #define __restrict__ __restrict
-#define __shared__ static
+/* one section for every kernel's shared arrays, so the scheduler can fill
+ * it with NaN bytes before a block runs: a read of shared memory this block
+ * did not write gives garbage, as on a GPU, not an earlier block's values */
+#define __shared__ __attribute__((section("lt_cuemu_shared"), used)) static
 #define __launch_bounds__(...)
 
 struct uint3 { unsigned x, y, z; };
@@ -171,6 +175,17 @@ void lt_cuemu_syncthreads(void);
  * next cudaGetLastError, as on a GPU. */
 void lt_cuemu_launch(const char *name, dim3 grid, dim3 block, size_t shmem, cudaStream_t s, std::function<void()> body);
 
+/* A kernel's pointer argument must be NULL, device memory or pinned host
+ * memory (mapped into the device's address space); anything else is a fault
+ * (an illegal address on a GPU). Checked at the launch. */
+void lt_cuemu_check_kernel_ptr(const char *kernel, int arg, const void *p);
+template <class T>
+inline void lt_cuemu_check_arg(const char *, int, const T &) {}
+template <class T>
+inline void lt_cuemu_check_arg(const char *kernel, int arg, T *const &p) {
+    lt_cuemu_check_kernel_ptr(kernel, arg, (const void *)p);
+}
+
 template <class... P>
 struct lt_cuemu_launch_args {
     void (*k)(P...);
@@ -181,6 +196,8 @@ struct lt_cuemu_launch_args {
     /* the arguments convert to the kernel's parameter types at the call
      * (NULL included) and are copied now */
     void operator()(P... a) const {
+        int i = 0;
+        (lt_cuemu_check_arg(name, i++, a), ...);
         std::tuple<P...> args(a...);
         void (*kk)(P...) = k;
         lt_cuemu_launch(name, grid, block, shmem, s, [kk, args]() { std::apply(kk, args); });
