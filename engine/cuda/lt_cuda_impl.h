@@ -83,6 +83,20 @@ static inline unsigned lt_cuda_blocks(size_t n, unsigned threads) {
 #define LT_LAUNCH(k, grid, block, stream) k<<<(grid), (block), 0, (stream)>>>
 #endif
 
+/* q = i / d, r = i % d: in 32 bits where both fit (a 64-bit division is a
+ * long software sequence on the GPU, and the elementwise kernels would
+ * spend more on it than on memory). */
+__device__ static inline void lt_cuda_divmod(size_t i, size_t d, size_t *q, size_t *r) {
+    if (i <= 0xffffffffu && d <= 0xffffffffu) {
+        const unsigned a = (unsigned)i, b = (unsigned)d, qq = a / b;
+        *q = qq;
+        *r = a - qq * b;
+    } else {
+        *q = i / d;
+        *r = i - *q * d;
+    }
+}
+
 /* The element loop of those launches: thread i, then a grid's stride on. */
 #define GRID_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 

@@ -37,8 +37,11 @@ int lt_cuda_dot_acc(lt_cuda_ctx *ctx, size_t n, const float *a, const float *b, 
 
 __global__ static void k_chscale_fwd(int N, size_t C, const float *s, const float *x, float *y) {
     const size_t n = (size_t)N * C;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        y[i] = s[i % C] * x[i];
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        size_t row, j;
+        lt_cuda_divmod(i, C, &row, &j);
+        y[i] = s[j] * x[i];
+    }
 }
 
 int lt_cuda_chscale_forward(lt_cuda_ctx *ctx, int N, size_t C, const float *s, const float *x, float *y) {

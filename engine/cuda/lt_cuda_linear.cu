@@ -21,7 +21,11 @@ static int gemm(lt_cuda_ctx *ctx, cublasOperation_t ta, cublasOperation_t tb, in
 }
 
 __global__ static void k_row_bias(size_t total, int out, const float *b, float *y) {
-    GRID_LOOP(i, total) y[i] += b[i % out];
+    GRID_LOOP(i, total) {
+        size_t row, j;
+        lt_cuda_divmod(i, (size_t)out, &row, &j);
+        y[i] += b[j];
+    }
 }
 
 __global__ static void k_col_sum(int N, int out, const float *dy, float *db) {

@@ -35,12 +35,13 @@ __device__ static double block_sum(double v, double *sh) {
 
 static inline int launch_ok(const char *what) { return lt_cuda_launch_check(what); }
 
-/* The channel of element i of an [N][C][P] tensor. In 32 bits where the
- * index fits: a 64-bit division is a long software sequence on the GPU,
- * and the elementwise kernels would spend more on it than on memory. */
+/* The channel of element i of an [N][C][P] tensor (lt_cuda_divmod: in 32
+ * bits where the index fits). */
 __device__ static inline int chan_of(size_t i, size_t P, int C) {
-    if (i <= 0xffffffffu && P <= 0xffffffffu) return (int)(((unsigned)i / (unsigned)P) % (unsigned)C);
-    return (int)((i / P) % (size_t)C);
+    size_t t, q, n, c;
+    lt_cuda_divmod(i, P, &t, &q);
+    lt_cuda_divmod(t, (size_t)C, &n, &c);
+    return (int)c;
 }
 
 /* ---- conv bias ------------------------------------------------------------------ */
@@ -417,8 +418,9 @@ __global__ static void k_maxpool_fwd(long planes, int H, int W, int k, int s, in
                                      float *y, int32_t *argmax) {
     const size_t P = (size_t)ho * wo, HW = (size_t)H * W;
     GRID_LOOP(i, (size_t)planes * P) {
-        const size_t pl = i / P, q = i % P;
-        const int oh = (int)(q / wo), ow = (int)(q % wo);
+        size_t pl, q;
+        lt_cuda_divmod(i, P, &pl, &q);
+        const int oh = (int)q / wo, ow = (int)q % wo;
         const float *xp = x + pl * HW;
         const int h0 = oh * s - p, w0 = ow * s - p;
         const int hlo = h0 < 0 ? 0 : h0, hhi = h0 + k > H ? H : h0 + k;
@@ -445,8 +447,9 @@ __global__ static void k_maxpool_bwd(long planes, int H, int W, int k, int s, in
                                      const int32_t *argmax, const float *dy, float *dx) {
     const size_t P = (size_t)ho * wo, HW = (size_t)H * W;
     GRID_LOOP(i, (size_t)planes * HW) {
-        const size_t pl = i / HW;
-        const int idx = (int)(i % HW), ih = idx / W, iw = idx % W;
+        size_t pl, r;
+        lt_cuda_divmod(i, HW, &pl, &r);
+        const int idx = (int)r, ih = idx / W, iw = idx % W;
         const int nh = ih + p - k + 1, nw = iw + p - k + 1;
         const int oh0 = nh <= 0 ? 0 : (nh + s - 1) / s, ow0 = nw <= 0 ? 0 : (nw + s - 1) / s;
         int oh1 = (ih + p) / s, ow1 = (iw + p) / s;
@@ -502,7 +505,9 @@ __global__ static void k_gap_fwd(size_t planes, int HW, const float *x, float *y
 
 __global__ static void k_gap_bwd(size_t total, int HW, float inv, const float *dy, float *dx) {
     GRID_LOOP(i, total) {
-        const float g = dy[i / HW] * inv;
+        size_t pl, r;
+        lt_cuda_divmod(i, (size_t)HW, &pl, &r);
+        const float g = dy[pl] * inv;
         dx[i] += g;
     }
 }
@@ -530,8 +535,9 @@ __global__ static void k_sc_fwd(int N, int Ci, int H, int W, int Co, int stride,
     const int lo = (Co - Ci) / 2;
     const size_t P = (size_t)ho * wo;
     GRID_LOOP(i, (size_t)N * Co * P) {
-        const size_t t = i / P, q = i % P;
-        const int n = (int)(t / Co), c = (int)(t % Co), cs = c - lo;
+        size_t t, q;
+        lt_cuda_divmod(i, P, &t, &q);
+        const int n = (int)(t / (size_t)Co), c = (int)(t % (size_t)Co), cs = c - lo;
         if (cs < 0 || cs >= Ci) {
             y[i] = 0.0f;
             continue;
@@ -546,7 +552,8 @@ __global__ static void k_sc_bwd(int N, int Ci, int H, int W, int Co, int stride,
     const int lo = (Co - Ci) / 2;
     const size_t HW = (size_t)H * W, P = (size_t)ho * wo;
     GRID_LOOP(i, (size_t)N * Ci * HW) {
-        const size_t t = i / HW, q = i % HW;
+        size_t t, q;
+        lt_cuda_divmod(i, HW, &t, &q);
         const int ih = (int)(q / W), iw = (int)(q % W);
         if (ih % stride || iw % stride) continue;
         const int n = (int)(t / Ci), c = (int)(t % Ci);

@@ -96,14 +96,27 @@ static const tols TOL_FP32 = {1e-3, 1e-4, 2.5e-1, 1e-3, 1e-6};
 static const tols TOL_TF32 = {2e-2, 2e-2, 6e-1, 2e-2, 1e-6};
 static const tols TOL_TF32_R50 = {2e-1, 5e-2, -1, 1e-1, 1e-6};
 
+/* head: 0 a linear layer; HEAD_LWS a linear layer and a per-class scale
+ * (LWS); HEAD_COSL a cosine classifier with a learned scale. */
+enum { HEAD_LINEAR, HEAD_LWS, HEAD_COSL };
 typedef struct {
     const char *arch;
     lt_shape in;
-    int classes, N;
+    int classes, N, head;
 } net;
-static const net R8 = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4};
-static const net R32 = {"resnet32_cifar", {1, 3, 32, 32}, 100, 4};
-static const net R50 = {"resnet50", {1, 3, 64, 64}, 1000, 4};
+static const net R8 = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_LINEAR};
+/* the heads the op table has no row for (their kernels: lt_cuda_layers.cu) */
+static const net R8_LWS = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_LWS};
+static const net R8_COSL = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_COSL};
+static const net R32 = {"resnet32_cifar", {1, 3, 32, 32}, 100, 4, HEAD_LINEAR};
+static const net R50 = {"resnet50", {1, 3, 64, 64}, 1000, 4, HEAD_LINEAR};
+
+/* the arch, and the head when not the plain linear one */
+static const char *net_label(const net *n) {
+    static char buf[64];
+    snprintf(buf, sizeof buf, "%s%s", n->arch, n->head == HEAD_LWS ? "+lws" : n->head == HEAD_COSL ? "+cosl" : "");
+    return buf;
+}
 
 /* ---- building and running one model ---------------------------------------------- */
 static lt_model *build(const net *n, lt_backend *b, int *logits) {
@@ -111,7 +124,12 @@ static lt_model *build(const net *n, lt_backend *b, int *logits) {
     assert_int_equal(lt_model_create_on(&m, n->in, b), LT_OK);
     int feat = lt_resnet_backbone(m, n->arch);
     assert_true(feat > 0);
-    *logits = lt_add_linear(m, "logits", "head", feat, n->classes, 1);
+    if (n->head == HEAD_COSL) {
+        *logits = lt_add_cosine_learned(m, "logits", "head", feat, n->classes, 16.0f);
+    } else {
+        *logits = lt_add_linear(m, n->head == HEAD_LWS ? "fc" : "logits", "head", feat, n->classes, 1);
+        if (n->head == HEAD_LWS && *logits > 0) *logits = lt_add_scale(m, "logits", "head", *logits);
+    }
     assert_true(*logits > 0);
     assert_int_equal(lt_model_finalize(m, 1234), LT_OK);
     assert_int_equal(lt_model_set_batch(m, n->N), LT_OK);
@@ -259,7 +277,7 @@ static int compare(lt_model *m, const net *n, const result *a, const result *b, 
     print_message("%-15s %-6s N=%d: logits %.3g (tol %.0e), loss %.3g (%.0e), grads per-tensor L2 %.3g (%s, worst "
                   "%s; global L2 %.3g, min cosine %.6f at %s), BN buffers %.3g (%.0e, worst %s), SGD step %.3g "
                   "(%.0e, worst %s): %s\n",
-                  n->arch, what, n->N, e_log, t->logits, e_loss, t->loss, e_g, gtol, wg,
+                  net_label(n), what, n->N, e_log, t->logits, e_loss, t->loss, e_g, gtol, wg,
                   a2 > 0 ? sqrt(d2 / a2) : sqrt(d2), cmin, wc, e_b, t->buf, wb, e_w, t->step, ww,
                   ok ? "PASS" : "FAIL");
     return ok;
@@ -313,7 +331,7 @@ static int versus_ref(const net *n, lt_backend *other, const tols *t, const char
         assert_non_null(d);
         const int np = lt_cuda_conv_plans_describe(ctx, d, cap);
         /* printf, not print_message: CMocka's message buffer would cut the list */
-        printf("%s %s: %d cuDNN convolution plans\n%s", n->arch, what, np, d);
+        printf("%s %s: %d cuDNN convolution plans\n%s", net_label(n), what, np, d);
         fflush(stdout);
         assert_true(np > 0);
         assert_non_null(strstr(d, ": fwd "));
@@ -356,6 +374,11 @@ static void test_resnet8_fp32(void **s) { (void)s; cpu_vs_cuda(&R8, LT_CUDA_FP32
 static void test_resnet32_fp32(void **s) { (void)s; cpu_vs_cuda(&R32, LT_CUDA_FP32); }
 static void test_resnet50_fp32(void **s) { (void)s; cpu_vs_cuda(&R50, LT_CUDA_FP32); }
 static void test_resnet8_tf32(void **s) { (void)s; cpu_vs_cuda(&R8, LT_CUDA_TF32); }
+static void test_heads_fp32(void **s) {
+    (void)s;
+    cpu_vs_cuda(&R8_LWS, LT_CUDA_FP32);
+    cpu_vs_cuda(&R8_COSL, LT_CUDA_FP32);
+}
 static void test_resnet32_tf32(void **s) { (void)s; cpu_vs_cuda(&R32, LT_CUDA_TF32); }
 static void test_resnet50_tf32(void **s) { (void)s; cpu_vs_cuda(&R50, LT_CUDA_TF32); }
 
@@ -529,7 +552,7 @@ static void test_host_device_resnet8(void **s) { (void)s; host_device_case(&R8);
  * 2: every layer kind of the ImageNet ResNets through the device plumbing */
 static void test_host_device_resnet50(void **s) {
     (void)s;
-    const net small = {"resnet50", {1, 3, 32, 32}, 10, 2};
+    const net small = {"resnet50", {1, 3, 32, 32}, 10, 2, HEAD_LINEAR};
     host_device_case(&small);
 }
 
@@ -550,6 +573,7 @@ int main(void) {
         cmocka_unit_test(test_resnet8_fp32),
         cmocka_unit_test(test_resnet32_fp32),
         cmocka_unit_test(test_resnet50_fp32),
+        cmocka_unit_test(test_heads_fp32),
         cmocka_unit_test(test_resnet8_tf32),
         cmocka_unit_test(test_resnet32_tf32),
         cmocka_unit_test(test_resnet50_tf32),
