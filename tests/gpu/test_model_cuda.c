@@ -368,6 +368,8 @@ static void test_metrics_on_cpu_paths(void **s) {
     assert_true(versus_ref(&R8, NULL, &exact_step, "cpu"));
     assert_true(versus_ref(&R32, NULL, &exact_step, "cpu"));
     assert_true(versus_ref(&R50, NULL, &exact_step, "cpu"));
+    assert_true(versus_ref(&R8_LWS, NULL, &exact_step, "cpu"));
+    assert_true(versus_ref(&R8_COSL, NULL, &exact_step, "cpu"));
 }
 
 static void test_resnet8_fp32(void **s) { (void)s; cpu_vs_cuda(&R8, LT_CUDA_FP32); }
