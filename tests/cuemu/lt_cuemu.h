@@ -32,6 +32,11 @@ int lt_cuemu_is_device(const void *p, size_t bytes);
  * address is on a GPU. */
 void lt_cuemu_fault(const char *fmt, ...);
 
+/* Copies device memory to the host as it is now, without waiting for the
+ * queue (device memory is not readable from the host otherwise): for tests
+ * of the emulator's own laziness. */
+void lt_cuemu_peek(void *dst, const void *src, size_t bytes);
+
 /* A call on the host that is not allowed while this thread captures
  * (cudaStreamCaptureModeThreadLocal): 1 when a capture is open. */
 int lt_cuemu_capturing(void);

@@ -11,6 +11,11 @@
  *    stages it), from pinned memory when it runs;
  *  - new device memory is filled with NaN bytes (0xff): code that reads it
  *    before writing sees NaN, not the zeros a fresh GPU often gives;
+ *  - device memory is mapped PROT_NONE except while queued work runs, so
+ *    host code that dereferences a device pointer crashes here as it would
+ *    on a GPU (not under AddressSanitizer, where device memory stays ASan's
+ *    heap so that a kernel's out-of-range access is reported instead;
+ *    LT_CUEMU_PROTECT=0 turns it off);
  *  - copies check their direction against the pointers (a host pointer
  *    passed as device memory is an error here; on a GPU, undefined);
  *  - during a thread-local capture, allocation, freeing, synchronous copies
@@ -30,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <deque>
@@ -68,10 +74,19 @@ struct lt_cuemu_event {
 
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__)
+#define LT_CUEMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LT_CUEMU_ASAN 1
+#endif
+#endif
+
 enum kind { K_DEVICE, K_PINNED, K_REGISTERED };
 struct alloc {
     size_t bytes;
     kind k;
+    size_t mapped;   /* device memory from mmap (protected outside the device's work): its length; 0 = heap */
 };
 
 struct state {
@@ -90,6 +105,25 @@ struct state {
 state &G() {
     static state *s = new state;   /* never destroyed: outlives static destructors that free */
     return *s;
+}
+
+/* Device memory protection (see the top): on while queued work runs. */
+int protect_on() {
+#ifdef LT_CUEMU_ASAN
+    return 0;
+#else
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("LT_CUEMU_PROTECT");
+        on = !(v && !strcmp(v, "0"));
+    }
+    return on;
+#endif
+}
+
+void device_access(int open) {
+    for (auto &m : G().mem)
+        if (m.second.mapped) mprotect((void *)m.first, m.second.mapped, open ? PROT_READ | PROT_WRITE : PROT_NONE);
 }
 
 thread_local cudaError_t last_error = cudaSuccess;
@@ -138,13 +172,16 @@ int is_pinned(const void *p, size_t bytes) {
 void run_upto(unsigned long long upto) {
     state &g = G();
     if (g.running) return;   /* a library call's own work runs inside a flush */
+    if (g.queue.empty() || g.done >= upto) return;
     g.running = 1;
+    device_access(1);
     while (!g.queue.empty() && g.done < upto) {
         work w = std::move(g.queue.front());
         g.queue.pop_front();
         if (g.sticky == cudaSuccess) w.fn();
         g.done++;
     }
+    device_access(0);
     g.running = 0;
 }
 
@@ -219,6 +256,13 @@ int lt_cuemu_is_device(const void *p, size_t bytes) {
 }
 
 int lt_cuemu_capturing(void) { return capture_open > 0; }
+
+void lt_cuemu_peek(void *dst, const void *src, size_t bytes) {
+    LOCK;
+    device_access(1);
+    memcpy(dst, src, bytes);
+    device_access(0);
+}
 
 void lt_cuemu_counts_get(lt_cuemu_counts *c) {
     LOCK;
@@ -393,8 +437,10 @@ cudaError_t cudaDeviceReset(void) {
     state &g = G();
     g.queue.clear();
     g.done = g.queued;
-    for (auto &m : g.mem)
-        if (m.second.k != K_REGISTERED) free((void *)m.first);
+    for (auto &m : g.mem) {
+        if (m.second.mapped) munmap((void *)m.first, m.second.mapped);
+        else if (m.second.k != K_REGISTERED) free((void *)m.first);
+    }
     g.mem.clear();
     g.device_bytes = 0;
     for (lt_cuemu_stream *s : g.streams)
@@ -433,12 +479,21 @@ static cudaError_t host_alloc(void **p, size_t bytes, kind k, const char *call) 
     if (k != K_DEVICE && bytes > (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE))
         return ret(cudaErrorMemoryAllocation);
     void *m = NULL;
-    if (posix_memalign(&m, 256, bytes) != 0 || !m) return ret(cudaErrorMemoryAllocation);
+    size_t mapped = 0;
+    if (k == K_DEVICE && protect_on()) {
+        const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        mapped = (bytes + page - 1) / page * page;
+        m = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return ret(cudaErrorMemoryAllocation);
+    } else if (posix_memalign(&m, 256, bytes) != 0 || !m) {
+        return ret(cudaErrorMemoryAllocation);
+    }
     if (k == K_DEVICE) {
         memset(m, 0xff, bytes);   /* NaN in every float */
         G().device_bytes += bytes;
+        if (mapped && !G().running) mprotect(m, mapped, PROT_NONE);
     }
-    G().mem[(uintptr_t)m] = alloc{bytes, k};
+    G().mem[(uintptr_t)m] = alloc{bytes, k, mapped};
     *p = m;
     if (k == K_DEVICE) G().n.mallocs++;
     else G().n.host_allocs++;
@@ -463,8 +518,10 @@ static cudaError_t host_free(void *p, kind k, const char *call) {
     } else {
         G().n.host_frees++;
     }
+    const size_t mapped = it->second.mapped;
     G().mem.erase(it);
-    free(p);
+    if (mapped) munmap(p, mapped);
+    else free(p);
     STICKY;
     return cudaSuccess;
 }
@@ -483,7 +540,7 @@ cudaError_t cudaHostRegister(void *p, size_t bytes, unsigned flags) {
     LOCK;
     STICKY;
     if (!p || !bytes || find(p, 1)) return ret(cudaErrorInvalidValue);
-    G().mem[(uintptr_t)p] = alloc{bytes, K_REGISTERED};
+    G().mem[(uintptr_t)p] = alloc{bytes, K_REGISTERED, 0};
     return cudaSuccess;
 }
 
@@ -555,7 +612,11 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         /* into pageable memory: the call returns when the copy is done */
         run_all();
         STICKY;
+        /* only the source's allocation is opened (a copy per parameter is common) */
+        const auto *a = src_host ? NULL : find(src, bytes);
+        if (a && a->second.mapped) mprotect((void *)a->first, a->second.mapped, PROT_READ);
         memmove(dst, src, bytes);
+        if (a && a->second.mapped) mprotect((void *)a->first, a->second.mapped, PROT_NONE);
         G().n.d2h += !src_host;
         return cudaSuccess;
     }

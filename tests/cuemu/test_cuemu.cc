@@ -10,9 +10,12 @@ extern "C" {
 }
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "lt_cuemu.h"
 
@@ -320,6 +323,52 @@ static void graph_capture(void **state) {
     cudaStreamDestroy(s);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* host code that dereferences a device pointer dies, as on a GPU */
+static void host_reads_of_device_memory_fault(void **state) {
+    (void)state;
+#ifdef UNDER_ASAN
+    print_message("skip: under AddressSanitizer device memory is ASan's heap (its kernels' accesses are checked "
+                  "instead), not protected\n");
+    skip();
+#else
+    const char *v = getenv("LT_CUEMU_PROTECT");
+    if (v && !strcmp(v, "0")) {
+        print_message("skip: LT_CUEMU_PROTECT=0\n");
+        skip();
+        return;
+    }
+    reset();
+    float *d = (float *)dev(64);
+    fflush(NULL);
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);   /* not CMocka's handler: die of it */
+        volatile float x = d[3];
+        (void)x;
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGSEGV);
+    /* while the device's work runs, the same memory is there */
+    float h[16];
+    assert_int_equal(cudaMemset(d, 0, 64), cudaSuccess);
+    assert_int_equal(cudaMemcpy(h, d, 64, cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_true(h[3] == 0.0f);
+    cudaFree(d);
+#endif
+}
+
 static void tf32_rounding(void **state) {
     (void)state;
     assert_true(lt_cuemu_tf32(1.0f) == 1.0f);
@@ -343,6 +392,7 @@ int main(void) {
         cmocka_unit_test(memory_rules),
         cmocka_unit_test(lazy_streams),
         cmocka_unit_test(graph_capture),
+        cmocka_unit_test(host_reads_of_device_memory_fault),
         cmocka_unit_test(tf32_rounding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
