@@ -37,9 +37,16 @@ void lt_cuemu_fault(const char *fmt, ...);
  * of the emulator's own laziness. */
 void lt_cuemu_peek(void *dst, const void *src, size_t bytes);
 
-/* A call on the host that is not allowed while this thread captures
- * (cudaStreamCaptureModeThreadLocal): 1 when a capture is open. */
-int lt_cuemu_capturing(void);
+/* Defined when built with AddressSanitizer: device memory then stays ASan's
+ * heap (lt_cuemu_rt.cc) and fiber switches are announced to it
+ * (lt_cuemu_sched.cc). */
+#if defined(__SANITIZE_ADDRESS__)
+#define LT_CUEMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LT_CUEMU_ASAN 1
+#endif
+#endif
 
 /* fp32 -> TF32 (10 explicit mantissa bits, round to nearest, ties away
  * from zero as NVIDIA's conversion; NaN / Inf unchanged): what tensor-op

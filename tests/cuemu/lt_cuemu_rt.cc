@@ -74,13 +74,6 @@ struct lt_cuemu_event {
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-#define LT_CUEMU_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LT_CUEMU_ASAN 1
-#endif
-#endif
 
 enum kind { K_DEVICE, K_PINNED, K_REGISTERED };
 struct alloc {
@@ -254,8 +247,6 @@ int lt_cuemu_is_device(const void *p, size_t bytes) {
     LOCK;
     return is_device(p, bytes);
 }
-
-int lt_cuemu_capturing(void) { return capture_open > 0; }
 
 void lt_cuemu_peek(void *dst, const void *src, size_t bytes) {
     LOCK;

@@ -32,13 +32,6 @@
 
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define LT_CUEMU_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LT_CUEMU_ASAN 1
-#endif
-#endif
 #ifdef LT_CUEMU_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>

@@ -323,18 +323,10 @@ static void graph_capture(void **state) {
     cudaStreamDestroy(s);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 /* host code that dereferences a device pointer dies, as on a GPU */
 static void host_reads_of_device_memory_fault(void **state) {
     (void)state;
-#ifdef UNDER_ASAN
+#ifdef LT_CUEMU_ASAN
     print_message("skip: under AddressSanitizer device memory is ASan's heap (its kernels' accesses are checked "
                   "instead), not protected\n");
     skip();
