@@ -407,7 +407,8 @@ fuzz-seeds: check-deps
 	@$(MAKE) --no-print-directory $(BUILD)/fuzz_gen_seeds
 	$(BUILD)/fuzz_gen_seeds tests/fuzz/corpus
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# -type f: an unpacked .deb (build/gpu-deps, tests/gpu/env.sh) holds folders named *.d
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)
 
 # ---- reporting: reproduce, leaderboard, figures, number regression ----------
 # make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [RESULTS=results]

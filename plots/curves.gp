@@ -10,7 +10,8 @@ set key outside right top vertical
 # whole epochs on the x axis; a tick per epoch while that stays readable
 stats datafile using 1 nooutput
 if (STATS_max <= 20) { set xtics 1 } else { set xtics autofreq }
-set xrange [STATS_min:STATS_max]
+# a one-epoch run (a smoke run) is one point: gnuplot refuses an empty x range
+if (STATS_max > STATS_min) { set xrange [STATS_min:STATS_max] } else { set xrange [STATS_min-1:STATS_max+1] }
 set multiplot layout 2,1 title ttl noenhanced
 # fixed side margins, so both panels share one x axis although only the top one has the key
 set lmargin at screen 0.09

@@ -26,6 +26,7 @@ static lt_fig_summary g_sum;   /* of the rendering into <root>/out done in setup
 /* Training counts by class id: not sorted by id, so the figure's ordering
  * by count is visible in the data (class 1 has the most images). */
 static const long COUNTS[10] = {100, 6000, 60, 3596, 774, 2156, 278, 1292, 166, 464};
+static int g_epochs = 3;   /* stage-1 epochs write_run_on writes to events.jsonl */
 
 /* One run: result.json with the given top-1 and many (medium, few derived),
  * per_class.csv with correct = base - step*class of 1000 test images, and
@@ -72,7 +73,7 @@ static void write_run_on(const char *protocol, const char *method, const char *c
     f = fopen(p, "w");
     assert_non_null(f);
     fprintf(f, "{\"t_ms\":1,\"event\":\"run_start\",\"stage\":null,\"epoch\":null,\"key\":\"seed\",\"value\":%d}\n", seed);
-    for (int e = 0; e < 3; e++) {
+    for (int e = 0; e < g_epochs; e++) {
         fprintf(f,
                 "{\"t_ms\":2,\"event\":\"epoch_end\",\"stage\":%d,\"epoch\":%d,\"key\":\"train\","
                 "\"value\":{\"loss\":%.4f,\"acc\":%.4f,\"lr\":0.1,\"img_s\":500}}\n",
@@ -436,6 +437,45 @@ static void test_cuda_series(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A one-epoch run (the GPU smoke run of a full-scale model is one): its
+ * curve is one point, an empty x range to gnuplot unless curves.gp widens
+ * it; every figure must still render. Its own results root. */
+static void test_one_epoch_rendered(void **state)
+{
+    (void)state;
+    char gp[1024];
+    if (lt_find_in_path("gnuplot", gp, sizeof gp) != LT_OK) {
+        printf("skip: gnuplot not in PATH; rendering not checked\n");
+        skip();
+    }
+    char saved[sizeof g_root];
+    memcpy(saved, g_root, sizeof g_root);
+    snprintf(g_root, sizeof g_root, "/tmp/lt_fig1_XXXXXX");
+    assert_non_null(mkdtemp(g_root));
+    g_epochs = 1;
+    write_run("fmnist_lt_r100", "ce", 0, 0.70, 0.90);
+    g_epochs = 3;
+    char od[128], log[128];
+    snprintf(od, sizeof od, "%s/out", g_root);
+    snprintf(log, sizeof log, "%s/log", g_root);
+    FILE *lf = fopen(log, "w+");
+    assert_non_null(lf);
+    lt_fig_opts o = {.results_dir = g_root, .out_dir = od, .scripts_dir = "plots", .log = lf};
+    lt_fig_summary sum;
+    const int rc = lt_figures_make(&o, NULL, &sum);
+    fclose(lf);
+    if (rc) fail_msg("lt_figures_make: %s", lt_errmsg());
+    assert_true(sum.n_figures > 0);
+    assert_int_equal(sum.n_rendered, sum.n_figures);
+    char p[300];
+    snprintf(p, sizeof p, "%s/curves_fmnist_lt_r100_short.png", od);
+    assert_true(has_magic(p, "\x89PNG\r\n\x1a\n", 8));
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
+    assert_int_equal(system(cmd), 0);
+    memcpy(g_root, saved, sizeof g_root);
+}
+
 /* plots/palette.gp: the table's colours, and a stable hash colour for a
  * method not in the table. */
 static void test_palette(void **state)
@@ -534,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_palette_distinct),
         cmocka_unit_test(test_hostile_result_refused),
         cmocka_unit_test(test_cuda_series),
+        cmocka_unit_test(test_one_epoch_rendered),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
