@@ -85,7 +85,7 @@ static const char REPRODUCE_USAGE[] =
     "                 runs are their own rows, re-used only for cuda runs of the same math mode,\n"
     "                 GPU model and CUDA libraries\n"
     "  --math M       cuda only: fp32 (default) or tf32\n"
-    "  --deterministic  cuda only: deterministic cuDNN algorithms\n";
+    "  --deterministic  cuda only: deterministic cuDNN algorithms (else timed on first use)\n";
 
 /* ---- option parsing ------------------------------------------------------------ */
 

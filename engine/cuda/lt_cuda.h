@@ -27,7 +27,9 @@
  * and matrix products use TF32 tensor cores (about 3 decimal digits in the
  * products). Deterministic mode: cuDNN algorithms are chosen by heuristic
  * (never timed) among the deterministic ones, so the same inputs on the same
- * GPU and library versions give bit-identical outputs. The library's own
+ * GPU and library versions give bit-identical outputs. Otherwise they are
+ * timed on first use (cudnnFind, as PyTorch's cudnn.benchmark): the fastest
+ * on this GPU, possibly other kernels on another run (lt_cuda_conv.cu). The library's own
  * kernels never use atomics in any mode: every reduction (batch-norm
  * statistics, bias gradients, loss sums) runs in a fixed order, most of
  * them in double as the CPU kernels do. */
@@ -82,6 +84,15 @@ int lt_cuda_d2h(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 int lt_cuda_d2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 /* Waits for the stream; reports any error a kernel raised (LT_EDEVICE). */
 int lt_cuda_sync(lt_cuda_ctx *ctx);
+/* Grows the context's workspace (cuDNN's and the library's scratch) to at
+ * least `bytes` now: growing it while the stream is captured into a CUDA
+ * graph would invalidate the capture. */
+int lt_cuda_workspace_reserve(lt_cuda_ctx *ctx, size_t bytes);
+/* The profiler's capture range (cudaProfilerStart when on, else
+ * cudaProfilerStop): a profiler started with --profile-from-start off
+ * (ncu) records only the GPU work queued in between (tests/bench/bench_gpu
+ * with LT_BENCH_PROFILE=1). */
+int lt_cuda_profiler_range(int on);
 /* host memory (issue 20, C): *p = `bytes` of pinned host memory
  * (cudaHostAlloc, portable: usable by any context's copies), 0 bytes gives
  * NULL and LT_OK; LT_ENOMEM "cuda: out of pinned host memory allocating N

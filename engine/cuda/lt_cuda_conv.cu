@@ -5,10 +5,19 @@
  * Each (geometry, batch) gets a plan, made on first use and kept in the
  * context: tensor, filter and convolution descriptors (groups through
  * cudnnSetConvolutionGroupCount, weight layout [co][ci/groups][kh][kw] as
- * lt_conv_geom) and one algorithm per direction. Algorithms come from the
- * cuDNN heuristics (cudnnGet*Algorithm_v7: a pure function of the geometry
- * and the GPU, never a timing race; the whole list, sized by
- * cudnnGet*AlgorithmMaxCount), the first one that
+ * lt_conv_geom) and one algorithm per direction. Where they come from:
+ *  - deterministic mode: the cuDNN heuristics (cudnnGet*Algorithm_v7: a
+ *    pure function of the geometry, the GPU and the library, never a timing
+ *    race, so a rerun picks the same kernels and gets the same bits);
+ *  - otherwise: timed, as PyTorch's cudnn.benchmark (cudnnFind*Algorithm
+ *    runs every algorithm once on buffers it allocates itself, so nothing
+ *    of the caller's is overwritten; the list comes back fastest first).
+ *    Timing can pick other kernels on another run, which is why only the
+ *    non-deterministic mode does it. Not while the stream is captured into
+ *    a CUDA graph (a search allocates and synchronises, which would
+ *    invalidate the capture), and not when the search itself fails (out of
+ *    memory for its buffers, say): the heuristics then.
+ * From either list (sized by cudnnGet*AlgorithmMaxCount) the first entry that
  *  - is deterministic, in deterministic mode;
  *  - uses FMA math only, in FP32 mode (no TF32 tensor cores, as PyTorch
  *    with allow_tf32 off), and never ALLOW_CONVERSION (fp16) in TF32 mode;
@@ -75,6 +84,17 @@ static int ws_query(cudnnStatus_t st, int best, const char *what, size_t *q) {
     return best >= 0 ? LT_OK : lt_cuda_dnn_err(st, what);
 }
 
+/* 1 when the context's stream is being captured into a CUDA graph (or the
+ * query fails: then no search either). */
+static int capturing(const lt_cuda_ctx *ctx) {
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(ctx->stream, &cs) != cudaSuccess) {
+        (void)cudaGetLastError();   /* not sticky: clear it for the next launch check */
+        return 1;
+    }
+    return cs != cudaStreamCaptureStatusNone;
+}
+
 static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_cuda_conv_plan *p) {
     p->g = *g;
     p->N = N;
@@ -108,10 +128,18 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
     int n = 0, max = 0, best = -1;
     size_t q = 0;
 
+    /* timed (cudnnFind) or not: the file's comment says when */
+    const int timed = !ctx->deterministic && !capturing(ctx);
+    p->timed = 0;
+
     LT_DNN(cudnnGetConvolutionForwardAlgorithmMaxCount(ctx->dnn, &max), "forward algorithm count");
     cudnnConvolutionFwdAlgoPerf_t pf[LT_CUDA_PERF_MAX];
-    LT_DNN(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf),
-           "forward algorithm");
+    if (timed && cudnnFindConvolutionForwardAlgorithm(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf) ==
+                     CUDNN_STATUS_SUCCESS)
+        p->timed |= 1;
+    else
+        LT_DNN(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf),
+               "forward algorithm");
     PICK(pf, n, best);
     p->fwd = best >= 0 ? pf[best].algo : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
     p->fwd_math = best >= 0 ? pf[best].mathType : CUDNN_FMA_MATH;
@@ -123,8 +151,13 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
 
     LT_DNN(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(ctx->dnn, &max), "backward-data algorithm count");
     cudnnConvolutionBwdDataAlgoPerf_t pd[LT_CUDA_PERF_MAX];
-    LT_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n, pd),
-           "backward-data algorithm");
+    if (timed && cudnnFindConvolutionBackwardDataAlgorithm(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n,
+                                                           pd) == CUDNN_STATUS_SUCCESS)
+        p->timed |= 2;
+    else
+        LT_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n,
+                                                           pd),
+               "backward-data algorithm");
     PICK(pd, n, best);
     p->bwd_data = best >= 0 ? pd[best].algo : CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
     p->bwd_data_math = best >= 0 ? pd[best].mathType : CUDNN_FMA_MATH;
@@ -136,8 +169,17 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
 
     LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(ctx->dnn, &max), "backward-filter algorithm count");
     cudnnConvolutionBwdFilterAlgoPerf_t pw[LT_CUDA_PERF_MAX];
-    LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n, pw),
-           "backward-filter algorithm");
+    if (timed && cudnnFindConvolutionBackwardFilterAlgorithm(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n,
+                                                             pw) == CUDNN_STATUS_SUCCESS)
+        p->timed |= 4;
+    else
+        LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n,
+                                                             pw),
+               "backward-filter algorithm");
+    /* a search's trial allocations that failed (an algorithm wanting more
+     * workspace than is free) leave the runtime's last error set, which the
+     * next kernel's launch check would report as its own */
+    if (timed) (void)cudaGetLastError();
     PICK(pw, n, best);
     p->bwd_filter = best >= 0 ? pw[best].algo : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
     p->bwd_filter_math = best >= 0 ? pw[best].mathType : CUDNN_FMA_MATH;
@@ -270,11 +312,12 @@ int lt_cuda_conv_plans_describe(const lt_cuda_ctx *ctx, char *buf, size_t cap) {
         const lt_conv_geom *g = &p->g;
         const int w = snprintf(buf + used, cap - used,
                                "conv %dx%d s%d p%d g%d %d->%d %dx%d N=%d: fwd %s/%s %zu KiB, bwd-data %s/%s %zu KiB, "
-                               "bwd-filter %s/%s %zu KiB\n",
+                               "bwd-filter %s/%s %zu KiB (%s)\n",
                                g->kh, g->kw, g->stride, g->pad, g->groups, g->ci, g->co, g->h, g->w, p->N,
                                fwd_name(p->fwd), math_name(p->fwd_math), p->ws_fwd >> 10, bwd_data_name(p->bwd_data),
                                math_name(p->bwd_data_math), p->ws_bwd_data >> 10, bwd_filter_name(p->bwd_filter),
-                               math_name(p->bwd_filter_math), p->ws_bwd_filter >> 10);
+                               math_name(p->bwd_filter_math), p->ws_bwd_filter >> 10,
+                               p->timed == 7 ? "timed" : p->timed ? "partly timed" : "heuristic");
         if (w < 0 || (size_t)w >= cap - used) {   /* the rest does not fit: no partial line */
             buf[used] = 0;
             break;

@@ -1,6 +1,8 @@
 /* lt_cuda_core.cu — context, device memory, errors. */
 #include "lt_cuda_impl.h"
 
+#include <cuda_profiler_api.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +210,16 @@ int lt_cuda_host_is_pinned(const void *p) {
 void lt_cuda_host_free(lt_cuda_ctx *ctx, void *p) {
     (void)ctx;
     if (p) cudaFreeHost(p);
+}
+
+int lt_cuda_profiler_range(int on) {
+    LT_CU(on ? cudaProfilerStart() : cudaProfilerStop(), on ? "profiler start" : "profiler stop");
+    return LT_OK;
+}
+
+int lt_cuda_workspace_reserve(lt_cuda_ctx *ctx, size_t bytes) {
+    LT_CTX(ctx);
+    return lt_cuda_ws_reserve(ctx, bytes);
 }
 
 int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {

@@ -21,6 +21,7 @@ struct lt_cuda_conv_plan {
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     cudnnMathType_t fwd_math, bwd_data_math, bwd_filter_math;
     size_t ws_fwd, ws_bwd_data, ws_bwd_filter;
+    int timed;   /* bits 1 / 2 / 4: fwd / bwd-data / bwd-filter chosen by cudnnFind (lt_cuda_conv.cu) */
     struct lt_cuda_conv_plan *next;
 };
 

@@ -25,9 +25,9 @@
  *
  * Method, the same on both sides: random N(0,1) inputs and uniform labels
  * in host memory, uploaded every step (as a training loop does); W warm-up
- * steps (the algorithms are chosen there: ltbench takes cuDNN's heuristic
- * choice, never timed, so reruns choose the same kernels; PyTorch has
- * cudnn.benchmark on and times them, which may favour it); then one timed
+ * steps (the algorithms are chosen there, timed on both sides: ltbench's
+ * backend is not deterministic, so lt_cuda_conv.cu searches with cudnnFind,
+ * as PyTorch does with cudnn.benchmark on); then one timed
  * step gives the step count that fills --seconds (at least 5), and those
  * steps are timed as one block between two device synchronisations
  * (lt_model_sync here, torch.cuda.synchronize there). img/s = steps x
@@ -38,6 +38,11 @@
  * made with lt_model_create_on on a cuda backend, the whole step captured
  * as a CUDA graph after warm-up (LT_CUDA_GRAPH=0: every step eager, to
  * compare). A line per model and mode says how the steps ran.
+ *
+ * LT_BENCH_PROFILE=1: one more training step, after the count step, inside
+ * the profiler's capture range (lt_cuda_profiler_range), so that
+ * `ncu --profile-from-start off` records one step's kernels and no warm-up
+ * (tests/gpu/train.sh, the profile steps; tests/gpu/ncu_summary.py).
  *
  * No CUDA device, or a binary whose backend was not built: prints
  * "bench-gpu: skipped: no CUDA device (<reason>)" and exits 0. PyTorch
@@ -158,6 +163,17 @@ static int time_steps(bench_net *b, int train, const float *x, const int32_t *y,
     LT_TRY(one_step(b, train, x, y));
     LT_TRY(lt_model_sync(b->m));
     double t1 = lt_now_s() - t0;
+    const char *prof = getenv("LT_BENCH_PROFILE");
+    if (train && prof && !strcmp(prof, "1")) {
+        LT_TRY(lt_cuda_profiler_range(1));
+        const int rc = one_step(b, train, x, y);
+        const int rc_sync = lt_model_sync(b->m);
+        LT_TRY(lt_cuda_profiler_range(0));
+        LT_TRY(rc);
+        LT_TRY(rc_sync);
+        printf("bench-gpu: one training step in the profiler's range (LT_BENCH_PROFILE=1)\n");
+        fflush(stdout);
+    }
     int n = t1 > 0 ? (int)ceil(secs / t1) : MAX_STEPS;
     if (n < MIN_STEPS) n = MIN_STEPS;
     if (n > MAX_STEPS) n = MAX_STEPS;

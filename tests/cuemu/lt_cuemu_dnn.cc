@@ -18,7 +18,8 @@
  *    tensor-op math rounds both inputs of every product (lt_cuemu_tf32).
  * The heuristics return a short list per direction, best first, whose
  * entries differ in determinism, math type and workspace, so that a
- * caller's choice among them is exercised. */
+ * caller's choice among them is exercised; the searches (cudnnFind*)
+ * return another order (find(), below). */
 #include <cudnn.h>
 
 #include "lt_cuemu.h"
@@ -349,6 +350,70 @@ static cudnnStatus_t heuristics(const char *call, int d, cudnnHandle_t h, const 
     }
     *returned = i;
     return CUDNN_STATUS_SUCCESS;
+}
+
+/* cudnnFind*Algorithm: cuDNN runs every algorithm on buffers it allocates
+ * itself, synchronises, and returns the list fastest first. The emulator
+ * has no clock. It allocates and frees a buffer and synchronises the
+ * handle's stream, so the rules of those calls hold (a search during a
+ * stream capture invalidates it, as on a GPU). Then it returns the
+ * heuristic list's supported entries in reverse order with made-up times,
+ * and the unsupported ones last: an order the heuristics never give, so a
+ * caller that ignores a search's result shows. */
+template <class Perf, class Algo>
+static cudnnStatus_t find(const char *call, int d, cudnnHandle_t h, const lt_cuemu_dnn_tensor *x,
+                          const lt_cuemu_dnn_filter *w, const lt_cuemu_dnn_conv *cd, const lt_cuemu_dnn_tensor *y,
+                          const char *yname, int requested, int *returned, Perf *perf) {
+    if (!h || !returned || !perf || requested < 1)
+        return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL handle / output, or requestedAlgoCount %d", requested);
+    Perf all[LIST_MAX];
+    int n = 0;
+    cudnnStatus_t s = heuristics<Perf, Algo>(call, d, h, x, w, cd, y, yname, LIST_MAX, &n, all);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    void *buf = NULL;
+    if (cudaMalloc(&buf, 256) != cudaSuccess) return fail(CUDNN_STATUS_ALLOC_FAILED, call, "cannot allocate its buffers");
+    cudaFree(buf);
+    if (cudaStreamSynchronize(h->stream) != cudaSuccess)
+        return fail(CUDNN_STATUS_EXECUTION_FAILED, call, "synchronising the handle's stream failed");
+    int k = 0;
+    for (int i = n - 1; i >= 0 && k < requested; i--)
+        if (all[i].status == CUDNN_STATUS_SUCCESS) {
+            perf[k] = all[i];
+            perf[k].time = 0.25f * (float)(k + 1);
+            k++;
+        }
+    for (int i = 0; i < n && k < requested; i++)
+        if (all[i].status != CUDNN_STATUS_SUCCESS) {
+            perf[k] = all[i];
+            perf[k].time = -1.0f;
+            k++;
+        }
+    *returned = k;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
+                                                   const cudnnFilterDescriptor_t w, const cudnnConvolutionDescriptor_t cd,
+                                                   const cudnnTensorDescriptor_t y, const int requested, int *returned,
+                                                   cudnnConvolutionFwdAlgoPerf_t *perf) {
+    return find<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
+        "cudnnFindConvolutionForwardAlgorithm", FWD, h, x, w, cd, y, "y", requested, returned, perf);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t h, const cudnnFilterDescriptor_t w,
+                                                        const cudnnTensorDescriptor_t dy,
+                                                        const cudnnConvolutionDescriptor_t cd,
+                                                        const cudnnTensorDescriptor_t dx, const int requested,
+                                                        int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+    return find<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
+        "cudnnFindConvolutionBackwardDataAlgorithm", BWD_DATA, h, dx, w, cd, dy, "dy", requested, returned, perf);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
+                                                          const cudnnTensorDescriptor_t dy,
+                                                          const cudnnConvolutionDescriptor_t cd,
+                                                          const cudnnFilterDescriptor_t dw, const int requested,
+                                                          int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+    return find<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
+        "cudnnFindConvolutionBackwardFilterAlgorithm", BWD_FILTER, h, x, dw, cd, dy, "dy", requested, returned, perf);
 }
 
 /* Geometry, output shape and the algorithm's workspace of a call. */

@@ -28,6 +28,7 @@
  * point takes one lock. */
 #include "lt_cuemu.h"
 #include "lt_cuemu_counts.h"
+#include <cuda_profiler_api.h>
 
 #include "lt_backend.h"   /* LT_CUEMU_DEVICE_NAME */
 
@@ -804,6 +805,20 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mo
     s->owner = std::this_thread::get_id();
     s->graph = new lt_cuemu_graph();
     capture_open++;
+    return cudaSuccess;
+}
+
+/* cuda_profiler_api.h: no profiler attaches to the emulator */
+cudaError_t cudaProfilerStart(void) { return cudaSuccess; }
+cudaError_t cudaProfilerStop(void) { return cudaSuccess; }
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, enum cudaStreamCaptureStatus *status) {
+    LOCK;
+    if (!status) return ret(cudaErrorInvalidValue);
+    if (s && !stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    *status = !s || !s->capturing ? cudaStreamCaptureStatusNone
+              : s->invalidated    ? cudaStreamCaptureStatusInvalidated
+                                  : cudaStreamCaptureStatusActive;
     return cudaSuccess;
 }
 

@@ -5,7 +5,8 @@
  * GEMM from its row/column definition), bounded by the float summation
  * error bound (T + 3) * 2^-24 * sum |terms|, plus the rules the fakes
  * promise: alpha / beta, laziness, arguments taken at call time, TF32,
- * (non-)determinism, workspace and pointer checks, the heuristic lists.
+ * (non-)determinism, workspace and pointer checks, the heuristic lists and
+ * the searches.
  * Each group of checks is a CMocka case; every check prints its line.
  * Built by make (build/tests/test_cuemu_dnn) against build/libltcuemu.a. */
 #include <setjmp.h>
@@ -761,6 +762,75 @@ static void test_heuristics(void) {
     conv_free(v);
 }
 
+/* The searches (cudnnFind*): the heuristic list's supported entries in
+ * reverse, with increasing made-up times, then the unsupported ones; and
+ * they allocate and synchronise, so a search during a stream capture
+ * invalidates it. */
+template <class Perf>
+static void check_search(const char *dir, const Perf *h, int nh, const Perf *f, int nf) {
+    int sup = 0;
+    for (int i = 0; i < nh; i++) sup += h[i].status == CUDNN_STATUS_SUCCESS;
+    CHECK(nf == nh, "%s: search returned %d entries, heuristics %d", dir, nf, nh);
+    int k = 0;
+    for (int i = nh - 1; i >= 0 && k < nf; i--) {
+        if (h[i].status != CUDNN_STATUS_SUCCESS) continue;
+        CHECK(f[k].algo == h[i].algo && f[k].mathType == h[i].mathType && f[k].memory == h[i].memory &&
+                  f[k].determinism == h[i].determinism,
+              "%s: search entry %d is heuristic entry %d", dir, k, i);
+        CHECK(f[k].time > 0 && (k == 0 || f[k].time > f[k - 1].time), "%s: search entry %d time %g", dir, k,
+              (double)f[k].time);
+        k++;
+    }
+    CHECK(k == sup, "%s: %d supported entries first", dir, sup);
+    for (; k < nf; k++) CHECK(f[k].status != CUDNN_STATUS_SUCCESS, "%s: unsupported entries last", dir);
+}
+
+static void test_searches(void) {
+    conv v;
+    conv_init(v, CASES[1]);
+    const int before = n_fail;
+    cudnnConvolutionFwdAlgoPerf_t hf[64], ff[64];
+    cudnnConvolutionBwdDataAlgoPerf_t hd[64], fd[64];
+    cudnnConvolutionBwdFilterAlgoPerf_t hw[64], fw[64];
+    for (int tf32 = 0; tf32 < 2; tf32++) {
+        int a = 0, b = 0;
+        DNN_IS(cudnnSetConvolutionMathType(v.cd, tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnGetConvolutionForwardAlgorithm_v7(dnn, v.xd, v.wd, v.cd, v.yd, 64, &a, hf), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnFindConvolutionForwardAlgorithm(dnn, v.xd, v.wd, v.cd, v.yd, 64, &b, ff), CUDNN_STATUS_SUCCESS);
+        check_search("forward", hf, a, ff, b);
+        DNN_IS(cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, v.wd, v.yd, v.cd, v.xd, 64, &a, hd), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnFindConvolutionBackwardDataAlgorithm(dnn, v.wd, v.yd, v.cd, v.xd, 64, &b, fd), CUDNN_STATUS_SUCCESS);
+        check_search("bwd data", hd, a, fd, b);
+        DNN_IS(cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn, v.xd, v.yd, v.cd, v.wd, 64, &a, hw),
+               CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnFindConvolutionBackwardFilterAlgorithm(dnn, v.xd, v.yd, v.cd, v.wd, 64, &b, fw), CUDNN_STATUS_SUCCESS);
+        check_search("bwd filter", hw, a, fw, b);
+        CHECK(ff[0].algo != hf[0].algo || ff[0].mathType != hf[0].mathType, "tf32 %d: the search's first differs", tf32);
+    }
+    int b = 0;
+    DNN_IS(cudnnFindConvolutionForwardAlgorithm(dnn, v.xd, v.wd, v.cd, v.yd, 1, &b, ff), CUDNN_STATUS_SUCCESS);
+    CHECK(b == 1, "requested 1, returned %d", b);
+    DNN_IS(cudnnFindConvolutionForwardAlgorithm(dnn, v.xd, v.wd, v.cd, v.yd, 0, &b, ff), CUDNN_STATUS_BAD_PARAM);
+    /* during a capture: fails, and the capture with it */
+    CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "sync");
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusActive;
+    CHECK(cudaStreamIsCapturing(stream, &cs) == cudaSuccess && cs == cudaStreamCaptureStatusNone, "not capturing");
+    CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess, "begin capture");
+    CHECK(cudaStreamIsCapturing(stream, &cs) == cudaSuccess && cs == cudaStreamCaptureStatusActive, "capturing");
+    CHECK(cudnnFindConvolutionForwardAlgorithm(dnn, v.xd, v.wd, v.cd, v.yd, 64, &b, ff) != CUDNN_STATUS_SUCCESS,
+          "a search during a capture fails");
+    CHECK(cudaStreamIsCapturing(stream, &cs) == cudaSuccess && cs == cudaStreamCaptureStatusInvalidated,
+          "and invalidates it");
+    cudaGraph_t g = NULL;
+    CHECK(cudaStreamEndCapture(stream, &g) == cudaErrorStreamCaptureInvalidated && !g, "end capture fails");
+    (void)cudaGetLastError();
+    CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "sync after");
+    printf("%s searches: supported heuristic entries reversed with rising times, unsupported last; a search during "
+           "a capture fails and invalidates it\n",
+           n_fail == before ? "ok  " : "FAIL");
+    conv_free(v);
+}
+
 /* Laziness: nothing before the sync; scalars are taken at the call. */
 static void call_with_local_alpha(conv &v, float a) {
     float alpha = a, beta = 0;
@@ -1079,6 +1149,7 @@ CM_CASE(test_determinism)
 CM_CASE(test_workspace_and_pointers)
 CM_CASE(test_descriptors)
 CM_CASE(test_heuristics)
+CM_CASE(test_searches)
 CM_CASE(test_lazy)
 CM_CASE(test_sgemm)
 CM_CASE(test_linear_shapes)
@@ -1090,6 +1161,7 @@ int main(void) {
         cmocka_unit_test(cm_test_finite_differences), cmocka_unit_test(cm_test_tf32),
         cmocka_unit_test(cm_test_determinism),   cmocka_unit_test(cm_test_workspace_and_pointers),
         cmocka_unit_test(cm_test_descriptors),   cmocka_unit_test(cm_test_heuristics),
+        cmocka_unit_test(cm_test_searches),
         cmocka_unit_test(cm_test_lazy),          cmocka_unit_test(cm_test_sgemm),
         cmocka_unit_test(cm_test_linear_shapes), cmocka_unit_test(cm_test_sgemm_rules),
     };

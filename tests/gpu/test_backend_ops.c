@@ -25,6 +25,8 @@
  *                      status and a message, never an abort;
  *   optable_fp32 / optable_tf32   the table on the GPU, printed;
  *   deterministic      every row twice in deterministic mode: outputs memcmp-equal;
+ *   algo_choice        convolution plans timed (cudnnFind) without deterministic
+ *                      mode, heuristic with it and when made during a capture;
  *   oom                an absurd allocation: LT_ENOMEM + message, and the
  *                      context still works afterwards;
  *   error_paths        bad label, NaN logit, bad geometry: statuses + messages.
@@ -727,6 +729,115 @@ static void test_deterministic(void **state) {
     assert_int_equal(bad, 0);
 }
 
+/* One convolution forward (and backward when `bwd`) on fresh buffers of
+ * ones: only the plan it leaves matters here. */
+static void conv_once(lt_cuda_ctx *ctx, int ci, int co, int hw, int N, int bwd) {
+    lt_conv_geom g;
+    assert_int_equal(lt_conv_geom_init(&g, ci, hw, hw, co, 3, 3, 1, 1, 1), LT_OK);
+    const size_t nx = (size_t)N * ci * hw * hw, ny = (size_t)N * co * g.ho * g.wo, nw = lt_conv2d_weight_count(&g);
+    float *x = NULL, *w = NULL, *y = NULL, *dx = NULL, *dw = NULL;
+    assert_int_equal(lt_cuda_alloc(ctx, (void **)&x, nx * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_alloc(ctx, (void **)&w, nw * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_alloc(ctx, (void **)&y, ny * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_alloc(ctx, (void **)&dx, nx * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_alloc(ctx, (void **)&dw, nw * sizeof(float)), LT_OK);
+    float *h = hbuf(nx > ny ? (nx > nw ? nx : nw) : (ny > nw ? ny : nw));
+    for (size_t i = 0; i < nx || i < ny || i < nw; i++) h[i] = 1.0f;
+    assert_int_equal(lt_cuda_h2d(ctx, x, h, nx * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_h2d(ctx, w, h, nw * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_h2d(ctx, dw, h, nw * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_conv2d_forward(ctx, &g, N, x, w, NULL, y), LT_OK);
+    if (bwd) assert_int_equal(lt_cuda_conv2d_backward(ctx, &g, N, x, w, y, dx, dw, NULL, 1), LT_OK);
+    assert_int_equal(lt_cuda_sync(ctx), LT_OK);
+    float *back = hbuf(ny);
+    assert_int_equal(lt_cuda_d2h(ctx, back, y, ny * sizeof(float)), LT_OK);
+    /* an interior output of ones: 9 taps x ci channels (FFT and Winograd
+     * round, hence not ==) */
+    assert_true(fabsf(back[(size_t)(hw / 2) * hw + hw / 2] - (float)(9 * ci)) < 1e-3f * (float)(9 * ci));
+    free(back);
+    free(h);
+    lt_cuda_free(ctx, x);
+    lt_cuda_free(ctx, w);
+    lt_cuda_free(ctx, y);
+    lt_cuda_free(ctx, dx);
+    lt_cuda_free(ctx, dw);
+}
+
+/* The newest plan's line of lt_cuda_conv_plans_describe, into line. */
+static void newest_plan(lt_cuda_ctx *ctx, char *line, size_t cap) {
+    static char d[1 << 14];
+    assert_true(lt_cuda_conv_plans_describe(ctx, d, sizeof d) > 0);
+    const size_t n = strlen(d);
+    assert_true(n > 0 && d[n - 1] == '\n');
+    d[n - 1] = 0;
+    const char *last = strrchr(d, '\n');
+    snprintf(line, cap, "%s", last ? last + 1 : d);
+}
+
+/* How convolution algorithms are chosen: timed (cudnnFind, as PyTorch's
+ * cudnn.benchmark) without deterministic mode, by heuristic with it, and
+ * by heuristic for a plan first needed while the stream is captured into a
+ * CUDA graph (a search allocates and synchronises: the capture would be
+ * invalidated). On the emulator the searches return an order the
+ * heuristics never give, so the timed picks are known. */
+static void test_algo_choice(void **state) {
+    (void)state;
+    lt_cuda_ctx *ctx = NULL;
+    NEED_GPU(&ctx, LT_CUDA_FP32, 0);
+    const int emu = strstr(lt_cuda_describe(ctx), LT_CUEMU_DEVICE_NAME) != NULL;
+    char line[512];
+    conv_once(ctx, 16, 16, 12, 2, 1);
+    newest_plan(ctx, line, sizeof line);
+    print_message("note: not deterministic: %s\n", line);
+    assert_non_null(strstr(line, "(timed)"));
+    assert_null(strstr(line, "TENSOR_OP"));
+    if (emu)   /* the fake search's fastest: the last supported entry of each heuristic list */
+    {
+        assert_non_null(strstr(line, "fwd IMPLICIT_GEMM/FMA "));
+        assert_non_null(strstr(line, "bwd-data ALGO_1/FMA "));
+        assert_non_null(strstr(line, "bwd-filter ALGO_3/FMA "));
+    }
+
+    /* a plan made during a capture: heuristic, and the capture stands */
+    assert_int_equal(lt_cuda_graph_prepare(ctx), LT_OK);
+    assert_int_equal(lt_cuda_workspace_reserve(ctx, (size_t)64 << 20), LT_OK);
+    lt_conv_geom g;
+    assert_int_equal(lt_conv_geom_init(&g, 4, 6, 6, 8, 3, 3, 1, 1, 1), LT_OK);
+    float *x = NULL, *w = NULL, *y = NULL;
+    assert_int_equal(lt_cuda_alloc(ctx, (void **)&x, 4 * 36 * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_alloc(ctx, (void **)&w, lt_conv2d_weight_count(&g) * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_alloc(ctx, (void **)&y, 8 * 36 * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_memset0(ctx, x, 4 * 36 * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_memset0(ctx, w, lt_conv2d_weight_count(&g) * sizeof(float)), LT_OK);
+    assert_int_equal(lt_cuda_sync(ctx), LT_OK);
+    void *exec = NULL;
+    assert_int_equal(lt_cuda_graph_begin(ctx), LT_OK);
+    const int rc = lt_cuda_conv2d_forward(ctx, &g, 1, x, w, NULL, y);
+    const int rc_end = lt_cuda_graph_end(ctx, &exec);
+    if (rc_end != LT_OK) print_message("capture: %s\n", lt_errmsg());
+    assert_int_equal(rc, LT_OK);
+    assert_int_equal(rc_end, LT_OK);
+    assert_non_null(exec);
+    assert_int_equal(lt_cuda_graph_launch(ctx, exec), LT_OK);
+    assert_int_equal(lt_cuda_sync(ctx), LT_OK);
+    lt_cuda_graph_free(ctx, exec);
+    newest_plan(ctx, line, sizeof line);
+    print_message("note: made during a capture: %s\n", line);
+    assert_non_null(strstr(line, "(heuristic)"));
+    lt_cuda_free(ctx, x);
+    lt_cuda_free(ctx, w);
+    lt_cuda_free(ctx, y);
+    lt_cuda_free_ctx(ctx);
+
+    /* deterministic: heuristic */
+    NEED_GPU(&ctx, LT_CUDA_FP32, 1);
+    conv_once(ctx, 16, 16, 12, 2, 1);
+    newest_plan(ctx, line, sizeof line);
+    print_message("note: deterministic: %s\n", line);
+    assert_non_null(strstr(line, "(heuristic)"));
+    lt_cuda_free_ctx(ctx);
+}
+
 static void test_oom(void **state) {
     (void)state;
     lt_cuda_ctx *ctx = NULL;
@@ -796,6 +907,7 @@ int main(void) {
         cmocka_unit_test(test_optable_fp32),
         cmocka_unit_test(test_optable_tf32),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_algo_choice),
         cmocka_unit_test(test_oom),
         cmocka_unit_test(test_error_paths),
     };

@@ -39,7 +39,8 @@
 # "--device cuda --deterministic"), BENCH_GPU_ARGS (make bench-gpu's,
 # default --seconds 1: each of the 24 timings fills a second), BUILD,
 # TRAIN_BUILD_TIMEOUT_S (420, and no more than the budget left; a 2-core
-# machine needs far more).
+# machine needs far more), TRAIN_SKIP (step names not to run, e.g.
+# "bench-pipeline imagenet-fixture-gen": skipped, not failed).
 set -uo pipefail
 
 # the shared start (die, say, [--build-only] LOGDIR, the log, START, JOBS, BUILD): tests/gpu/env.sh
@@ -68,6 +69,9 @@ note() { SUMMARY="$SUMMARY
 step() {
     local name=$1 t=$2 rc
     shift 2
+    case " ${TRAIN_SKIP:-} " in
+    *" $name "*) say "$name: SKIPPED (TRAIN_SKIP)"; note "$name: SKIPPED (TRAIN_SKIP)"; return 1 ;;
+    esac
     local l
     l=$(( $(gpu_budget_left) - 10 ))
     if [ "$l" -lt 20 ]; then
@@ -222,5 +226,27 @@ print("imagenet-fixture-r50: ResNet-50 224x224, 1 epoch, %s images in %.1f s of 
        d.get("env", {}).get("conv_backend")))
 EOF
     fi
+fi
+
+# (f) after everything else, auxiliary (a failure here fails nothing): one
+# training step's kernels under Nsight Compute, for the next speed work.
+# LT_BENCH_PROFILE=1 puts one step after the warm-up in the profiler's
+# range; ncu times each kernel alone (gpu__time_duration), and
+# tests/gpu/ncu_summary.py sums them by name and kind into the log.
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if [ -n "$NCU" ] && [ -x "$BUILD/bench_gpu" ]; then
+    for mm in resnet32_cifar:fp32 resnet50:tf32; do
+        m=${mm%%:*} mode=${mm##*:}
+        saved=$FAILED
+        if step "profile-$m-$mode" 120 env LT_BENCH_PROFILE=1 "$NCU" --profile-from-start off \
+            --metrics gpu__time_duration.sum --csv --page raw --log-file "$GPU_LOGS/ncu-$m-$mode.csv" \
+            "$BUILD/bench_gpu" --models "$m" --modes "$mode" --no-torch --seconds 0.2; then
+            python3 tests/gpu/ncu_summary.py "$GPU_LOGS/ncu-$m-$mode.csv" 2>&1 |
+                sed "s/^ncu-summary:/ncu-summary: $m $mode:/" | tee -a "$LOGDIR/bench-gpu.txt"
+        fi
+        FAILED=$saved   # auxiliary
+    done
+else
+    note "profile: SKIPPED (no ncu, or no bench_gpu)"
 fi
 finish
