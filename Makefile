@@ -253,7 +253,7 @@ $(patsubst tests/cuemu/%.cc,$(BUILD)/tests/%,$(sort $(wildcard tests/cuemu/test_
 $(patsubst tests/cuemu/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/cuemu/test_*.c))): $(BUILD)/tests/%: \
     tests/cuemu/%.c $(CUEMU_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/cuemu -o $@ $< $(CUEMU_LIB) $(ENGINE_LIB) $(LDLIBS) -lstdc++ -lcmocka
+	$(CC) $(CFLAGS) -Itests/cuemu -Iengine/cuda -o $@ $< $(CUEMU_LIB) $(ENGINE_LIB) $(LDLIBS) -lstdc++ -lcmocka
 cuemu: $(CUEMU_LIB) $(CUEMU_SO) $(CUEMU_TEST_BIN)
 
 # ltbench is not a prerequisite: `make asan` must never replace ./ltbench

@@ -264,6 +264,23 @@ static void lazy_streams(void **state) {
     float back[4];
     cudaMemcpyAsync(back, d, sizeof back, cudaMemcpyDeviceToHost, s);   /* into pageable: returns when done */
     assert_true(back[0] == 3.0f);
+    /* a wait on an event runs the work queued before its record, not after */
+    float *e1 = (float *)dev(4 * sizeof(float)), *e2 = (float *)dev(4 * sizeof(float));
+    for (int i = 0; i < 4; i++) pin[i] = 7.0f;
+    cudaMemcpyAsync(e1, pin, 4 * sizeof(float), cudaMemcpyHostToDevice, s);
+    cudaEventRecord(ev, s);
+    cudaMemcpyAsync(e2, pin, 4 * sizeof(float), cudaMemcpyHostToDevice, s);
+    assert_int_equal(cudaEventSynchronize(ev), cudaSuccess);
+    float p1[4] = {0}, p2[4] = {0};
+    lt_cuemu_peek(p1, e1, sizeof p1);
+    lt_cuemu_peek(p2, e2, sizeof p2);
+    assert_true(p1[0] == 7.0f);   /* before the record: done */
+    assert_true(isnan(p2[0]));    /* after it: still fresh memory (NaN bytes) */
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    lt_cuemu_peek(p2, e2, sizeof p2);
+    assert_true(p2[0] == 7.0f);
+    cudaFree(e1);
+    cudaFree(e2);
     cudaEventDestroy(ev);
     cudaFreeHost(pin);
     cudaFree(d);
@@ -312,6 +329,20 @@ static void graph_capture(void **state) {
     assert_int_equal(cudaMemcpyAsync(x, h, sizeof h, cudaMemcpyHostToDevice, s), cudaErrorStreamCaptureUnsupported);
     assert_int_equal(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
     (void)cudaGetLastError();
+    /* an event last recorded into a capture: no host wait or query on it
+     * until it is recorded outside one again */
+    cudaEvent_t ce;
+    cudaEventCreateWithFlags(&ce, cudaEventDisableTiming);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaEventRecord(ce, s), cudaSuccess);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaSuccess);
+    cudaGraphDestroy(g);
+    assert_int_equal(cudaEventSynchronize(ce), cudaErrorCapturedEvent);
+    assert_int_equal(cudaEventQuery(ce), cudaErrorCapturedEvent);
+    (void)cudaGetLastError();
+    assert_int_equal(cudaEventRecord(ce, s), cudaSuccess);
+    assert_int_equal(cudaEventSynchronize(ce), cudaSuccess);
+    cudaEventDestroy(ce);
     assert_int_equal(cudaStreamBeginCapture(NULL, cudaStreamCaptureModeThreadLocal), cudaErrorStreamCaptureUnsupported);
     (void)cudaGetLastError();
     /* the context still works after the capture errors */
