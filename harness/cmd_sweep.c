@@ -47,7 +47,7 @@ static const char SWEEP_USAGE[] =
     "                     and are their own rows, re-used only as cuda runs of the same math\n"
     "                     mode, GPU model and CUDA libraries\n"
     "  --math M           cuda only: fp32 (default) or tf32\n"
-    "  --deterministic    cuda only: deterministic cuDNN algorithms\n"
+    "  --deterministic    cuda only: deterministic cuDNN algorithms (else timed on first use)\n"
     "  (the device is probed here for the skip rule; with --executor slurm on a host without\n"
     "  the GPU the probe's failure is a note, and finished cuda runs are submitted again)\n"
     "local executor (default):\n"

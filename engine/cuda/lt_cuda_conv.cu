@@ -16,7 +16,9 @@
  *    non-deterministic mode does it. Not while the stream is captured into
  *    a CUDA graph (a search allocates and synchronises, which would
  *    invalidate the capture), and not when the search itself fails (out of
- *    memory for its buffers, say): the heuristics then.
+ *    memory for its buffers, say) or leaves no entry this context may use:
+ *    the heuristics then, for that direction (describe says "partly
+ *    timed" when some directions were timed and some not).
  * From either list (sized by cudnnGet*AlgorithmMaxCount) the first entry that
  *  - is deterministic, in deterministic mode;
  *  - uses FMA math only, in FP32 mode (no TF32 tensor cores, as PyTorch
@@ -85,7 +87,9 @@ static int ws_query(cudnnStatus_t st, int best, const char *what, size_t *q) {
 }
 
 /* 1 when the context's stream is being captured into a CUDA graph (or the
- * query fails: then no search either). */
+ * query fails: then no search either). Only this stream: the library
+ * captures nothing else, and a capture on another stream of the same
+ * thread (thread-local mode) would be invalidated by a search too. */
 static int capturing(const lt_cuda_ctx *ctx) {
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(ctx->stream, &cs) != cudaSuccess) {
@@ -94,6 +98,11 @@ static int capturing(const lt_cuda_ctx *ctx) {
     }
     return cs != cudaStreamCaptureStatusNone;
 }
+
+/* After a search: its trial allocations that failed (an algorithm wanting
+ * more workspace than is free) leave the runtime's last error set, which
+ * the next kernel's launch check would report as its own. */
+static void search_done(void) { (void)cudaGetLastError(); }
 
 static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_cuda_conv_plan *p) {
     p->g = *g;
@@ -134,13 +143,20 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
 
     LT_DNN(cudnnGetConvolutionForwardAlgorithmMaxCount(ctx->dnn, &max), "forward algorithm count");
     cudnnConvolutionFwdAlgoPerf_t pf[LT_CUDA_PERF_MAX];
-    if (timed && cudnnFindConvolutionForwardAlgorithm(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf) ==
-                     CUDNN_STATUS_SUCCESS)
+    best = -1;
+    if (timed) {
+        if (cudnnFindConvolutionForwardAlgorithm(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf) ==
+            CUDNN_STATUS_SUCCESS)
+            PICK(pf, n, best);
+        search_done();
+    }
+    if (best >= 0) {
         p->timed |= 1;
-    else
+    } else {
         LT_DNN(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf),
                "forward algorithm");
-    PICK(pf, n, best);
+        PICK(pf, n, best);
+    }
     p->fwd = best >= 0 ? pf[best].algo : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
     p->fwd_math = best >= 0 ? pf[best].mathType : CUDNN_FMA_MATH;
     LT_DNN(cudnnSetConvolutionMathType(p->cd, p->fwd_math), "math type");
@@ -151,14 +167,21 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
 
     LT_DNN(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(ctx->dnn, &max), "backward-data algorithm count");
     cudnnConvolutionBwdDataAlgoPerf_t pd[LT_CUDA_PERF_MAX];
-    if (timed && cudnnFindConvolutionBackwardDataAlgorithm(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n,
-                                                           pd) == CUDNN_STATUS_SUCCESS)
+    best = -1;
+    if (timed) {
+        if (cudnnFindConvolutionBackwardDataAlgorithm(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n, pd) ==
+            CUDNN_STATUS_SUCCESS)
+            PICK(pd, n, best);
+        search_done();
+    }
+    if (best >= 0) {
         p->timed |= 2;
-    else
+    } else {
         LT_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n,
                                                            pd),
                "backward-data algorithm");
-    PICK(pd, n, best);
+        PICK(pd, n, best);
+    }
     p->bwd_data = best >= 0 ? pd[best].algo : CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
     p->bwd_data_math = best >= 0 ? pd[best].mathType : CUDNN_FMA_MATH;
     LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_data_math), "math type");
@@ -169,18 +192,21 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
 
     LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(ctx->dnn, &max), "backward-filter algorithm count");
     cudnnConvolutionBwdFilterAlgoPerf_t pw[LT_CUDA_PERF_MAX];
-    if (timed && cudnnFindConvolutionBackwardFilterAlgorithm(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n,
-                                                             pw) == CUDNN_STATUS_SUCCESS)
+    best = -1;
+    if (timed) {
+        if (cudnnFindConvolutionBackwardFilterAlgorithm(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n, pw) ==
+            CUDNN_STATUS_SUCCESS)
+            PICK(pw, n, best);
+        search_done();
+    }
+    if (best >= 0) {
         p->timed |= 4;
-    else
+    } else {
         LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n,
                                                              pw),
                "backward-filter algorithm");
-    /* a search's trial allocations that failed (an algorithm wanting more
-     * workspace than is free) leave the runtime's last error set, which the
-     * next kernel's launch check would report as its own */
-    if (timed) (void)cudaGetLastError();
-    PICK(pw, n, best);
+        PICK(pw, n, best);
+    }
     p->bwd_filter = best >= 0 ? pw[best].algo : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
     p->bwd_filter_math = best >= 0 ? pw[best].mathType : CUDNN_FMA_MATH;
     LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");

@@ -15,9 +15,11 @@
  *    address is dropped); cuBLAS gets an explicit workspace here
  *    (cublasSetWorkspace after its stream was set: cublasSetStream would
  *    reset it);
- *  - algorithm searches that time kernels: none (the heuristics choose,
- *    lt_cuda_conv.cu), so the captured step runs the eager step's
- *    algorithms and, in deterministic mode, the same bits.
+ *  - algorithm searches (cudnnFind, lt_cuda_conv.cu: only without
+ *    deterministic mode) run when a plan is made, in the eager warm-up
+ *    step, never during a capture; the captured step runs the eager
+ *    step's algorithms, and in deterministic mode (heuristic choice, no
+ *    timing) the same bits.
  * No atomics anywhere: every sum runs in a fixed order. */
 #include "lt_cuda_impl.h"
 #include "lt_cuda_optim.cuh"

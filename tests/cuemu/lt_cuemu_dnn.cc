@@ -399,6 +399,11 @@ static cudnnStatus_t find(const char *call, int d, cudnnHandle_t h, const lt_cue
             perf[k].time = -1.0f;
             k++;
         }
+    /* LT_CUEMU_DNN_FIND_ALLOC_FAILS=1: every trial failed for want of
+     * memory (a search under memory pressure), the call itself succeeds */
+    const char *af = getenv("LT_CUEMU_DNN_FIND_ALLOC_FAILS");
+    if (af && !strcmp(af, "1"))
+        for (int i = 0; i < k; i++) perf[i].status = CUDNN_STATUS_ALLOC_FAILED;
     *returned = k;
     return CUDNN_STATUS_SUCCESS;
 }

@@ -226,6 +226,8 @@ print("imagenet-fixture-r50: ResNet-50 224x224, 1 epoch, %s images in %.1f s of 
        d.get("env", {}).get("conv_backend")))
 EOF
     fi
+else
+    note "imagenet-fixture-r50: not run (no fixture: imagenet-fixture-gen did not pass)"
 fi
 
 # (f) after everything else, auxiliary (a failure here fails nothing): one
@@ -238,7 +240,10 @@ if [ -n "$NCU" ] && [ -x "$BUILD/bench_gpu" ]; then
     for mm in resnet32_cifar:fp32 resnet50:tf32; do
         m=${mm%%:*} mode=${mm##*:}
         saved=$FAILED
+        # the GPU's own clocks and warm caches, as in the bench (ncu's
+        # defaults lock base clocks and flush caches before each kernel)
         if step "profile-$m-$mode" 120 env LT_BENCH_PROFILE=1 "$NCU" --profile-from-start off \
+            --clock-control none --cache-control none \
             --metrics gpu__time_duration.sum --csv --page raw --log-file "$GPU_LOGS/ncu-$m-$mode.csv" \
             "$BUILD/bench_gpu" --models "$m" --modes "$mode" --no-torch --seconds 0.2; then
             python3 tests/gpu/ncu_summary.py "$GPU_LOGS/ncu-$m-$mode.csv" 2>&1 |
