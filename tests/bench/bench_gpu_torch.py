@@ -18,6 +18,9 @@ False / True).
 Timing as bench_gpu.c: W warm-up steps, one timed step for the count that
 fills --seconds (at least 5), then that many steps between two
 torch.cuda.synchronize() calls. img/s = steps x batch / seconds.
+LT_BENCH_PROFILE=1: one more training step after the count step inside
+the profiler's range (torch.cuda.profiler.start / stop), as bench_gpu.c
+does, for `ncu --profile-from-start off` (tests/gpu/train.sh).
 
 Usage: bench_gpu_torch.py [--seconds S] [--warmup W] [--modes fp32,tf32]
                           [--device cuda|cpu] ARCH:C:HW:BATCH:CLASSES ...
@@ -56,7 +59,7 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
-def time_steps(step, dev, warm, secs, batch):
+def time_steps(step, dev, warm, secs, batch, profile=False):
     for _ in range(warm):
         step()
     sync(dev)
@@ -64,6 +67,15 @@ def time_steps(step, dev, warm, secs, batch):
     step()
     sync(dev)
     t1 = time.perf_counter() - t0
+    if profile and dev.type == "cuda":
+        # one more step inside the profiler's range (cudaProfilerStart /
+        # Stop), as bench_gpu.c does with LT_BENCH_PROFILE=1, for
+        # `ncu --profile-from-start off` (tests/gpu/train.sh)
+        torch.cuda.profiler.start()
+        step()
+        sync(dev)
+        torch.cuda.profiler.stop()
+        print("torch-profile: one training step in the profiler's range", flush=True)
     n = max(MIN_STEPS, min(MAX_STEPS, int(math.ceil(secs / t1)) if t1 > 0 else MAX_STEPS))
     t0 = time.perf_counter()
     for _ in range(n):
@@ -123,7 +135,7 @@ def bench(spec, mode, dev, warm, secs):
             model(x_host.to(dev, non_blocking=pinned))
 
     model.train()
-    tr, ntr = time_steps(train_step, dev, warm, secs, batch)
+    tr, ntr = time_steps(train_step, dev, warm, secs, batch, os.environ.get("LT_BENCH_PROFILE") == "1")
     model.eval()
     ev, nev = time_steps(eval_step, dev, warm, secs, batch)
     print("torch %s %s train %.3f eval %.3f steps %d %d" % (arch, mode, tr, ev, ntr, nev), flush=True)

@@ -6,8 +6,11 @@ gpu__time_duration.sum --csv --page raw --log-file NCU_CSV bench_gpu ...`
 with LT_BENCH_PROFILE=1 (tests/bench/bench_gpu.c: one training step in the
 profiler's range; tests/gpu/train.sh runs it). ncu runs the kernels one at a
 time, so the sum is the step's kernel time without launch gaps or overlap.
-Prints the total, the share by kind (cuDNN / cuBLAS / ltbench's own kernels
-/ other) and the TOP (25) kernel names by time. Standard library only."""
+Also reads the same for bench_gpu_torch.py (PyTorch's side: one step in
+torch.cuda.profiler's range). Prints the total, the share by kind,
+approximately, by name (cuDNN / cuBLAS or gemm / ltbench's own kernels /
+PyTorch's own / other) and the TOP (25) kernel names by time. Standard
+library only."""
 import collections
 import csv
 import sys
@@ -18,7 +21,9 @@ UNITS = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
 def kind(name):
     n = name.lower()
     if n.startswith("k_") or "lt_cuda" in n:
-        return "ltbench kernels"
+        return "ltbench's own"
+    if n.startswith("at::") or "at::native" in n:
+        return "PyTorch's own"
     if "cudnn" in n or "conv" in n or "wgrad" in n or "dgrad" in n or "winograd" in n or "fft" in n or "implicit" in n:
         return "cuDNN"
     if "gemm" in n or "cublas" in n:

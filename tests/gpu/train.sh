@@ -237,19 +237,28 @@ fi
 # tests/gpu/ncu_summary.py sums them by name and kind into the log.
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ -n "$NCU" ] && [ -x "$BUILD/bench_gpu" ]; then
-    for mm in resnet32_cifar:fp32 resnet50:tf32; do
-        m=${mm%%:*} mode=${mm##*:}
-        saved=$FAILED
-        # the GPU's own clocks and warm caches, as in the bench (ncu's
-        # defaults lock base clocks and flush caches before each kernel)
-        if step "profile-$m-$mode" 120 env LT_BENCH_PROFILE=1 "$NCU" --profile-from-start off \
-            --clock-control none --cache-control none \
-            --metrics gpu__time_duration.sum --csv --page raw --log-file "$GPU_LOGS/ncu-$m-$mode.csv" \
-            "$BUILD/bench_gpu" --models "$m" --modes "$mode" --no-torch --seconds 0.2; then
-            python3 tests/gpu/ncu_summary.py "$GPU_LOGS/ncu-$m-$mode.csv" 2>&1 |
-                sed "s/^ncu-summary:/ncu-summary: $m $mode:/" | tee -a "$LOGDIR/bench-gpu.txt"
-        fi
-        FAILED=$saved   # auxiliary
+    # each model: ltbench's step, then PyTorch's (bench_gpu_torch.py, the
+    # same model, batch and math mode as make bench-gpu)
+    for mm in resnet32_cifar:fp32:3:32:128:100 resnet50:tf32:3:224:256:1000; do
+        IFS=: read -r m mode c hw batch classes <<< "$mm"
+        for side in ltbench pytorch; do
+            if [ "$side" = ltbench ]; then
+                cmd=("$BUILD/bench_gpu" --models "$m" --modes "$mode" --no-torch --seconds 0.2)
+            else
+                cmd=(python3 tests/bench/bench_gpu_torch.py --seconds 0.2 --modes "$mode" "$m:$c:$hw:$batch:$classes")
+            fi
+            saved=$FAILED
+            # the GPU's own clocks and warm caches, as in the bench (ncu's
+            # defaults lock base clocks and flush caches before each kernel)
+            if step "profile-$side-$m-$mode" 120 env LT_BENCH_PROFILE=1 "$NCU" --profile-from-start off \
+                --clock-control none --cache-control none \
+                --metrics gpu__time_duration.sum --csv --page raw --log-file "$GPU_LOGS/ncu-$side-$m-$mode.csv" \
+                "${cmd[@]}"; then
+                python3 tests/gpu/ncu_summary.py "$GPU_LOGS/ncu-$side-$m-$mode.csv" 2>&1 |
+                    sed "s/^ncu-summary:/ncu-summary: $side $m $mode:/" | tee -a "$LOGDIR/bench-gpu.txt"
+            fi
+            FAILED=$saved   # auxiliary
+        done
     done
 else
     note "profile: SKIPPED (no ncu, or no bench_gpu)"
