@@ -52,7 +52,7 @@ DYN_LIBS    := $(HARNESS_LIB) $(DATA_LIB) -Wl,--whole-archive $(ENGINE_LIB) -Wl,
 # pip-wheel cuDNN / cuBLAS on the GPU machine.
 # the tests' helpers (op table comparator, stand-in device): also the CPU
 # emulator's tests use them, with or without nvcc
-CUDA_TESTLIB_SRC := tests/gpu/optable.c tests/standin_dev.c
+CUDA_TESTLIB_SRC := tests/gpu/optable.c tests/gpu/conv_plan.c tests/standin_dev.c
 NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
 ifeq ($(CUDA),0)
 NVCC :=
@@ -251,9 +251,10 @@ $(patsubst tests/cuemu/%.cc,$(BUILD)/tests/%,$(sort $(wildcard tests/cuemu/test_
 	@mkdir -p $(dir $@)
 	$(CXX) $(CUEMU_CXXFLAGS) -o $@ $< $(CUEMU_LIB) $(ENGINE_LIB) $(LDLIBS) -lcmocka
 $(patsubst tests/cuemu/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/cuemu/test_*.c))): $(BUILD)/tests/%: \
-    tests/cuemu/%.c $(CUEMU_LIB) $(ENGINE_LIB)
+    tests/cuemu/%.c $(call obj,$(CUDA_TESTLIB_SRC)) $(CUEMU_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/cuemu -Iengine/cuda -o $@ $< $(CUEMU_LIB) $(ENGINE_LIB) $(LDLIBS) -lstdc++ -lcmocka
+	$(CC) $(CFLAGS) -Itests/cuemu -Itests/gpu -o $@ $< $(call obj,$(CUDA_TESTLIB_SRC)) $(CUEMU_LIB) $(ENGINE_LIB) \
+	    $(LDLIBS) -lstdc++ -lcmocka
 cuemu: $(CUEMU_LIB) $(CUEMU_SO) $(CUEMU_TEST_BIN)
 
 # ltbench is not a prerequisite: `make asan` must never replace ./ltbench

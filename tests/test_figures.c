@@ -189,6 +189,17 @@ static void make(const char *out, const char *log_path, lt_fig_summary *sum)
 
 /* ---- tests ---------------------------------------------------------------- */
 
+/* Skips the calling test (CMocka skip()) where gnuplot is not in PATH,
+ * saying what goes unchecked. */
+static void need_gnuplot(const char *what)
+{
+    char gp[1024];
+    if (lt_find_in_path("gnuplot", gp, sizeof gp) != LT_OK) {
+        printf("skip: gnuplot not in PATH; %s not checked\n", what);
+        skip();
+    }
+}
+
 static void test_data_files(void **state)
 {
     (void)state;
@@ -254,11 +265,7 @@ static void test_data_files(void **state)
 static void test_rendered(void **state)
 {
     (void)state;
-    char gp[1024];
-    if (lt_find_in_path("gnuplot", gp, sizeof gp) != LT_OK) {
-        printf("skip: gnuplot not in PATH; rendering not checked\n");
-        skip();
-    }
+    need_gnuplot("rendering");
     assert_true(g_sum.gnuplot_found);
     assert_int_equal(g_sum.n_figures, 9);
     assert_int_equal(g_sum.n_rendered, 9);
@@ -443,11 +450,7 @@ static void test_cuda_series(void **state)
 static void test_one_epoch_rendered(void **state)
 {
     (void)state;
-    char gp[1024];
-    if (lt_find_in_path("gnuplot", gp, sizeof gp) != LT_OK) {
-        printf("skip: gnuplot not in PATH; rendering not checked\n");
-        skip();
-    }
+    need_gnuplot("rendering");
     char saved[sizeof g_root];
     memcpy(saved, g_root, sizeof g_root);
     snprintf(g_root, sizeof g_root, "/tmp/lt_fig1_XXXXXX");
@@ -481,11 +484,7 @@ static void test_one_epoch_rendered(void **state)
 static void test_palette(void **state)
 {
     (void)state;
-    char gp[1024];
-    if (lt_find_in_path("gnuplot", gp, sizeof gp) != LT_OK) {
-        printf("skip: gnuplot not in PATH; palette not checked\n");
-        skip();
-    }
+    need_gnuplot("palette");
     char out[2][128];
     for (int i = 0; i < 2; i++) {
         FILE *p = popen("gnuplot -e 'load \"plots/palette.gp\"; print method_colour(\"ce\"), \" \", "

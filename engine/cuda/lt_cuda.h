@@ -29,8 +29,8 @@
  * (never timed) among the deterministic ones, so the same inputs on the same
  * GPU and library versions give bit-identical outputs. Otherwise they are
  * timed on first use (cudnnFind, as PyTorch's cudnn.benchmark): the fastest
- * on this GPU, possibly other kernels on another run (lt_cuda_conv.cu). The library's own
- * kernels never use atomics in any mode: every reduction (batch-norm
+ * on this GPU, possibly other kernels on another run (lt_cuda_conv.cu).
+ * The library's own kernels never use atomics in any mode: every reduction (batch-norm
  * statistics, bias gradients, loss sums) runs in a fixed order, most of
  * them in double as the CPU kernels do. */
 #ifndef LT_CUDA_H

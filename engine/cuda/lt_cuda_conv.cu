@@ -63,6 +63,25 @@ static int math_ok(const lt_cuda_ctx *ctx, cudnnMathType_t m) {
         }                                                                                       \
     } while (0)
 
+/* One direction's pick into perf / best: from the search FIND (a
+ * cudnnFind* call) when `timed` and it leaves an entry this context may
+ * use (then bit `bit` of p->timed is set), else from the heuristic query
+ * HEUR (a cudnnGet*_v7 call; its failure is the plan's). */
+#define CHOOSE(perf, bit, FIND, HEUR, what)                                  \
+    do {                                                                     \
+        best = -1;                                                           \
+        if (timed) {                                                         \
+            if ((FIND) == CUDNN_STATUS_SUCCESS) PICK(perf, n, best);         \
+            search_done();                                                   \
+        }                                                                    \
+        if (best >= 0) {                                                     \
+            p->timed |= (bit);                                               \
+        } else {                                                             \
+            LT_DNN(HEUR, what);                                              \
+            PICK(perf, n, best);                                             \
+        }                                                                    \
+    } while (0)
+
 /* How many entries a heuristic query may return: one per (algorithm, math
  * type), more than the *_ALGO_COUNT constants; at most LT_CUDA_PERF_MAX. */
 #define LT_CUDA_PERF_MAX 64
@@ -143,20 +162,9 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
 
     LT_DNN(cudnnGetConvolutionForwardAlgorithmMaxCount(ctx->dnn, &max), "forward algorithm count");
     cudnnConvolutionFwdAlgoPerf_t pf[LT_CUDA_PERF_MAX];
-    best = -1;
-    if (timed) {
-        if (cudnnFindConvolutionForwardAlgorithm(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf) ==
-            CUDNN_STATUS_SUCCESS)
-            PICK(pf, n, best);
-        search_done();
-    }
-    if (best >= 0) {
-        p->timed |= 1;
-    } else {
-        LT_DNN(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf),
-               "forward algorithm");
-        PICK(pf, n, best);
-    }
+    CHOOSE(pf, 1, cudnnFindConvolutionForwardAlgorithm(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf),
+           cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, p->xd, p->wd, p->cd, p->yd, perf_count(max), &n, pf),
+           "forward algorithm");
     p->fwd = best >= 0 ? pf[best].algo : CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
     p->fwd_math = best >= 0 ? pf[best].mathType : CUDNN_FMA_MATH;
     LT_DNN(cudnnSetConvolutionMathType(p->cd, p->fwd_math), "math type");
@@ -167,21 +175,10 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
 
     LT_DNN(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(ctx->dnn, &max), "backward-data algorithm count");
     cudnnConvolutionBwdDataAlgoPerf_t pd[LT_CUDA_PERF_MAX];
-    best = -1;
-    if (timed) {
-        if (cudnnFindConvolutionBackwardDataAlgorithm(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n, pd) ==
-            CUDNN_STATUS_SUCCESS)
-            PICK(pd, n, best);
-        search_done();
-    }
-    if (best >= 0) {
-        p->timed |= 2;
-    } else {
-        LT_DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n,
-                                                           pd),
-               "backward-data algorithm");
-        PICK(pd, n, best);
-    }
+    CHOOSE(pd, 2,
+           cudnnFindConvolutionBackwardDataAlgorithm(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n, pd),
+           cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->dnn, p->wd, p->yd, p->cd, p->xd, perf_count(max), &n, pd),
+           "backward-data algorithm");
     p->bwd_data = best >= 0 ? pd[best].algo : CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
     p->bwd_data_math = best >= 0 ? pd[best].mathType : CUDNN_FMA_MATH;
     LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_data_math), "math type");
@@ -192,21 +189,10 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
 
     LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(ctx->dnn, &max), "backward-filter algorithm count");
     cudnnConvolutionBwdFilterAlgoPerf_t pw[LT_CUDA_PERF_MAX];
-    best = -1;
-    if (timed) {
-        if (cudnnFindConvolutionBackwardFilterAlgorithm(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n, pw) ==
-            CUDNN_STATUS_SUCCESS)
-            PICK(pw, n, best);
-        search_done();
-    }
-    if (best >= 0) {
-        p->timed |= 4;
-    } else {
-        LT_DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n,
-                                                             pw),
-               "backward-filter algorithm");
-        PICK(pw, n, best);
-    }
+    CHOOSE(pw, 4,
+           cudnnFindConvolutionBackwardFilterAlgorithm(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n, pw),
+           cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->dnn, p->xd, p->yd, p->cd, p->wd, perf_count(max), &n, pw),
+           "backward-filter algorithm");
     p->bwd_filter = best >= 0 ? pw[best].algo : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
     p->bwd_filter_math = best >= 0 ? pw[best].mathType : CUDNN_FMA_MATH;
     LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");

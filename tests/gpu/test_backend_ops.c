@@ -46,6 +46,7 @@
 #include "lt_loss.h"
 #include "lt_ops.h"
 #include "lt_rng.h"
+#include "conv_plan.h"
 #include "optable.h"
 
 /* ---- the table ------------------------------------------------------------------ */
@@ -729,51 +730,6 @@ static void test_deterministic(void **state) {
     assert_int_equal(bad, 0);
 }
 
-/* One convolution forward (and backward when `bwd`) on fresh buffers of
- * ones: only the plan it leaves matters here. */
-static void conv_once(lt_cuda_ctx *ctx, int ci, int co, int hw, int N, int bwd) {
-    lt_conv_geom g;
-    assert_int_equal(lt_conv_geom_init(&g, ci, hw, hw, co, 3, 3, 1, 1, 1), LT_OK);
-    const size_t nx = (size_t)N * ci * hw * hw, ny = (size_t)N * co * g.ho * g.wo, nw = lt_conv2d_weight_count(&g);
-    float *x = NULL, *w = NULL, *y = NULL, *dx = NULL, *dw = NULL;
-    assert_int_equal(lt_cuda_alloc(ctx, (void **)&x, nx * sizeof(float)), LT_OK);
-    assert_int_equal(lt_cuda_alloc(ctx, (void **)&w, nw * sizeof(float)), LT_OK);
-    assert_int_equal(lt_cuda_alloc(ctx, (void **)&y, ny * sizeof(float)), LT_OK);
-    assert_int_equal(lt_cuda_alloc(ctx, (void **)&dx, nx * sizeof(float)), LT_OK);
-    assert_int_equal(lt_cuda_alloc(ctx, (void **)&dw, nw * sizeof(float)), LT_OK);
-    float *h = hbuf(nx > ny ? (nx > nw ? nx : nw) : (ny > nw ? ny : nw));
-    for (size_t i = 0; i < nx || i < ny || i < nw; i++) h[i] = 1.0f;
-    assert_int_equal(lt_cuda_h2d(ctx, x, h, nx * sizeof(float)), LT_OK);
-    assert_int_equal(lt_cuda_h2d(ctx, w, h, nw * sizeof(float)), LT_OK);
-    assert_int_equal(lt_cuda_h2d(ctx, dw, h, nw * sizeof(float)), LT_OK);
-    assert_int_equal(lt_cuda_conv2d_forward(ctx, &g, N, x, w, NULL, y), LT_OK);
-    if (bwd) assert_int_equal(lt_cuda_conv2d_backward(ctx, &g, N, x, w, y, dx, dw, NULL, 1), LT_OK);
-    assert_int_equal(lt_cuda_sync(ctx), LT_OK);
-    float *back = hbuf(ny);
-    assert_int_equal(lt_cuda_d2h(ctx, back, y, ny * sizeof(float)), LT_OK);
-    /* an interior output of ones: 9 taps x ci channels (FFT and Winograd
-     * round, hence not ==) */
-    assert_true(fabsf(back[(size_t)(hw / 2) * hw + hw / 2] - (float)(9 * ci)) < 1e-3f * (float)(9 * ci));
-    free(back);
-    free(h);
-    lt_cuda_free(ctx, x);
-    lt_cuda_free(ctx, w);
-    lt_cuda_free(ctx, y);
-    lt_cuda_free(ctx, dx);
-    lt_cuda_free(ctx, dw);
-}
-
-/* The newest plan's line of lt_cuda_conv_plans_describe, into line. */
-static void newest_plan(lt_cuda_ctx *ctx, char *line, size_t cap) {
-    static char d[1 << 14];
-    assert_true(lt_cuda_conv_plans_describe(ctx, d, sizeof d) > 0);
-    const size_t n = strlen(d);
-    assert_true(n > 0 && d[n - 1] == '\n');
-    d[n - 1] = 0;
-    const char *last = strrchr(d, '\n');
-    snprintf(line, cap, "%s", last ? last + 1 : d);
-}
-
 /* How convolution algorithms are chosen: timed (cudnnFind, as PyTorch's
  * cudnn.benchmark) without deterministic mode, by heuristic with it, and
  * by heuristic for a plan first needed while the stream is captured into a
@@ -786,8 +742,8 @@ static void test_algo_choice(void **state) {
     NEED_GPU(&ctx, LT_CUDA_FP32, 0);
     const int emu = strstr(lt_cuda_describe(ctx), LT_CUEMU_DEVICE_NAME) != NULL;
     char line[512];
-    conv_once(ctx, 16, 16, 12, 2, 1);
-    newest_plan(ctx, line, sizeof line);
+    lt_test_conv_ones(ctx, 16, 16, 12, 2, 1);
+    lt_test_newest_plan(ctx, line, sizeof line);
     print_message("note: not deterministic: %s\n", line);
     assert_non_null(strstr(line, "(timed)"));
     assert_null(strstr(line, "TENSOR_OP"));
@@ -821,7 +777,7 @@ static void test_algo_choice(void **state) {
     assert_int_equal(lt_cuda_graph_launch(ctx, exec), LT_OK);
     assert_int_equal(lt_cuda_sync(ctx), LT_OK);
     lt_cuda_graph_free(ctx, exec);
-    newest_plan(ctx, line, sizeof line);
+    lt_test_newest_plan(ctx, line, sizeof line);
     print_message("note: made during a capture: %s\n", line);
     assert_non_null(strstr(line, "(heuristic)"));
     lt_cuda_free(ctx, x);
@@ -831,8 +787,8 @@ static void test_algo_choice(void **state) {
 
     /* deterministic: heuristic */
     NEED_GPU(&ctx, LT_CUDA_FP32, 1);
-    conv_once(ctx, 16, 16, 12, 2, 1);
-    newest_plan(ctx, line, sizeof line);
+    lt_test_conv_ones(ctx, 16, 16, 12, 2, 1);
+    lt_test_newest_plan(ctx, line, sizeof line);
     print_message("note: deterministic: %s\n", line);
     assert_non_null(strstr(line, "(heuristic)"));
     lt_cuda_free_ctx(ctx);
