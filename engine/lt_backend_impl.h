@@ -20,10 +20,20 @@
 typedef struct lt_cuda_ctx lt_cuda_ctx;
 
 /* A built-in layer kind's device implementation (node buffers are device
- * pointers; semantics are the CPU layer's). */
+ * pointers; semantics are the CPU layer's).
+ *
+ * forward_relu / backward_relu (optional, both or neither): node nd with
+ * the in-place ReLU that is its only reader (lt_model.c plans the pairs)
+ * as one pass each way, the device twin of lt_layer_fusion's. forward_relu
+ * sets *fused to 1 when it ran the pair, 0 when the pair must run unfused
+ * this time (an eval-mode BN), and returns an error code; backward_relu
+ * reads the ReLU's dy and output and leaves nd's own dy unwritten. Both
+ * must give the unfused pair's results bit for bit. */
 typedef struct {
     int (*forward)(lt_model *m, lt_node *nd, int N);
     int (*backward)(lt_model *m, lt_node *nd, int N);
+    int (*forward_relu)(lt_model *m, lt_node *nd, int N, int *fused);
+    int (*backward_relu)(lt_model *m, lt_node *nd, const lt_node *relu, int N);
 } lt_dev_layer;
 
 /* The functions of engine/cuda/lt_cuda.h the model and the optimizer need,

@@ -19,18 +19,19 @@
 
 #include "lt_backend_impl.h"
 
-#define LT_CUDA_MODULE_ABI 1
+#define LT_CUDA_MODULE_ABI 2   /* 2: lt_dev_layer's fused BN / sum -> ReLU entries */
 #define LT_CUDA_MODULE_ENTRY "lt_cuda_module_entry"
 
 typedef struct {
     uint32_t version;            /* LT_CUDA_MODULE_ABI */
-    uint32_t backend_size, dev_ops_size, model_size, node_size, layer_kinds;
+    uint32_t backend_size, dev_ops_size, model_size, node_size, layer_kinds, dev_layer_size;
 } lt_cuda_module_abi;
 
 /* This compilation unit's ABI (the engine's, or the module's). */
 static inline lt_cuda_module_abi lt_cuda_module_abi_here(void) {
     lt_cuda_module_abi a = {LT_CUDA_MODULE_ABI, (uint32_t)sizeof(lt_backend), (uint32_t)sizeof(lt_dev_ops),
-                            (uint32_t)sizeof(lt_model), (uint32_t)sizeof(lt_node), (uint32_t)LT_LK_COUNT};
+                            (uint32_t)sizeof(lt_model), (uint32_t)sizeof(lt_node), (uint32_t)LT_LK_COUNT,
+                            (uint32_t)sizeof(lt_dev_layer)};
     return a;
 }
 

@@ -36,10 +36,11 @@ int lt_model_create_on(lt_model **out, lt_shape in, lt_backend *b) {
     if (!m) return lt_err(LT_ENOMEM, "model: out of memory");
     m->backend = b;
     if (b->dev) {
-        /* device models run every node unfused (fusions are CPU kernels) */
+        /* a device model fuses only what its layer table offers (the
+         * training pairs: dev_train_fusable); the inference fusions are
+         * CPU kernels */
         m->dev = b->dev;
         m->dctx = b->ctx;
-        m->no_fuse = 1;
     }
     m->in_shape = in;
     m->in_shape.n = 1;
@@ -367,6 +368,16 @@ static int train_fusable(const lt_model *m, int i) {
     return r->n_in == 1 && r->in[0] == i && epi_relu(m, i + 1);
 }
 
+/* The same on a device: the node's kind has a fused pair in the backend's
+ * layer table (BN, the residual sum). */
+static int dev_train_fusable(const lt_model *m, int i) {
+    if (i + 1 >= m->n_nodes || m->nodes[i].kind == LT_LK_PLUGIN) return 0;
+    const lt_dev_layer *l = &m->dev->layers[m->nodes[i].kind];
+    if (!l->forward_relu || !l->backward_relu) return 0;
+    const lt_node *r = &m->nodes[i + 1];
+    return r->n_in == 1 && r->in[0] == i && epi_relu(m, i + 1);
+}
+
 /* Runs producer i with the affine node i + 1 (and what `fuse` adds, see
  * fusable) as its store epilogue. */
 static int run_fused(lt_model *m, int i, int fuse, int N) {
@@ -469,6 +480,8 @@ int lt_model_set_batch(lt_model *m, int N) {
             }
         }
     }
+    if (m->dev)
+        for (int i = 1; i < m->n_nodes; i++) m->nodes[i].fuse_train = (unsigned char)dev_train_fusable(m, i);
     if (!m->fuse_coef && !m->dev) {
         /* the graph is fixed after finalize: plan the fusions once */
         size_t widest = 0;
@@ -491,8 +504,11 @@ int lt_model_set_batch(lt_model *m, int N) {
 }
 
 /* ---- a device model's forward and backward ------------------------------------
- * Every node unfused, through the backend's table for built-in kinds and the
- * layer's own forward_cuda / backward_cuda (ABI 3) for plugins. */
+ * Through the backend's table for built-in kinds and the layer's own
+ * forward_cuda / backward_cuda (ABI 3) for plugins; a node planned as a
+ * training pair with the ReLU after it (fuse_train) runs with it as one
+ * pass each way, as lt_model_forward / lt_model_backward do on the CPU, and
+ * in eval mode too where the table's pair allows it (the sum's). */
 static int dev_fn(const lt_model *m, const lt_node *nd, int bwd, int (**fn)(lt_model *, lt_node *, int)) {
     *fn = NULL;
     if (nd->kind != LT_LK_PLUGIN) {
@@ -524,9 +540,19 @@ static int dev_forward(lt_model *m, const float *x, int N, int training) {
     m->x = x;
     m->nodes[0].y = m->xin;
     m->training = training;
+    for (int i = 1; i < m->n_nodes; i++) m->nodes[i].fused_now = 0;
     for (int i = 1; i < m->n_nodes; i++) {
         lt_node *nd = &m->nodes[i];
-        nd->fused_now = 0;
+        if (!m->no_fuse && nd->fuse_train) {
+            int fused = 0;
+            int rc = m->dev->layers[nd->kind].forward_relu(m, nd, N, &fused);
+            if (rc) return lt_err_wrap(rc, "forward of '%s' fused with '%s'", nd->name, m->nodes[i + 1].name);
+            if (fused) {
+                nd->fused_now = 1;
+                i++;
+                continue;
+            }
+        }
         dev_fn(m, nd, 0, &fn);
         int rc = fn(m, nd, N);
         if (rc) return lt_err_wrap(rc, "forward of '%s'", nd->name);
@@ -592,6 +618,14 @@ static int dev_backward(lt_model *m, int N, int last) {
     for (int i = last; i >= 1; i--) {
         lt_node *nd = &m->nodes[i];
         if (!nd->need_dy) continue;
+        /* a pair fused in the forward: as in lt_model_backward */
+        if (nd->fused_now && i + 1 <= last && m->nodes[i + 1].dx_set[0]) continue;   /* handled below */
+        if (i >= 2 && m->nodes[i - 1].fused_now && nd->dx_set[0]) {
+            lt_node *pn = &m->nodes[i - 1];
+            int rc = m->dev->layers[pn->kind].backward_relu(m, pn, nd, N);
+            if (rc) return lt_err_wrap(rc, "backward of '%s' fused with '%s'", pn->name, nd->name);
+            continue;
+        }
         int (*fn)(lt_model *, lt_node *, int);
         LT_TRY(dev_fn(m, nd, 1, &fn));
         int rc = fn(m, nd, N);

@@ -165,7 +165,11 @@ enum {
  * lt_model_*_host helpers below. lt_model_forward's x stays host memory
  * (copied to the device). Built-in layers run engine/cuda's kernels, plugin
  * layers their forward_cuda / backward_cuda (ABI 3; missing: forward fails
- * naming the layer). Nodes run unfused there. lt_model_reinit, save /
+ * naming the layer). There the training fusion covers BN -> ReLU and the
+ * residual sum -> ReLU (the backend's layer table offers the pairs; the
+ * sum's in eval mode too), bit for bit the unfused numbers
+ * (tests/gpu/test_model_cuda.c); the inference fusions are CPU kernels.
+ * lt_model_set_no_fuse turns it off. lt_model_reinit, save /
  * load of models and optimizers copy through the host (the checkpoint
  * format is the cpu model's). Not on cuda models yet (LT_EINVAL):
  * sub-graphs. */

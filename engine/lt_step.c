@@ -85,6 +85,8 @@ static uint64_t graph_signature(const lt_step *s) {
     h = fnv(h, ptrs, sizeof ptrs);
     FNV(h, m->batch);
     FNV(h, m->acts_floats);
+    /* fused pairs (lt_model_set_no_fuse) run other kernels */
+    FNV(h, m->no_fuse);
     /* the optimizer's kernel arguments */
     FNV(h, o->kind);
     FNV(h, o->momentum);

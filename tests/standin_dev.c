@@ -43,8 +43,38 @@ int standin_layer(lt_model *m, lt_node *nd, int n, int bwd) {
 static int s_fwd(lt_model *m, lt_node *nd, int n) { return standin_layer(m, nd, n, 0); }
 static int s_bwd(lt_model *m, lt_node *nd, int n) { return standin_layer(m, nd, n, 1); }
 
+/* The fused pairs a device table offers (BN, sum -> in-place ReLU): the CPU
+ * layer's own fusion where it has one (BN), else the two CPU layers one
+ * after the other, the ReLU's backward writing the node's dy first (the
+ * engine calls this only when that dy has no other writer). */
+static int s_fwd_relu(lt_model *m, lt_node *nd, int n, int *fused) {
+    *fused = 0;
+    const lt_layer_fusion *f = nd->ops->fusion;
+    if (f && f->forward_relu) {
+        float *keep = m->scratch;
+        m->scratch = lent_scratch;
+        const int rc = f->forward_relu(m, nd, n);
+        m->scratch = keep;
+        if (rc < 0) return -rc;
+        *fused = rc == 1;
+        return LT_OK;
+    }
+    LT_TRY(standin_layer(m, nd, n, 0));
+    LT_TRY(standin_layer(m, nd + 1, n, 0));
+    *fused = 1;
+    return LT_OK;
+}
+static int s_bwd_relu(lt_model *m, lt_node *nd, const lt_node *rn, int n) {
+    const lt_layer_fusion *f = nd->ops->fusion;
+    if (f && f->backward_relu) return f->backward_relu(m, nd, rn, n);
+    LT_TRY(standin_layer(m, nd + 1, n, 1));
+    return standin_layer(m, nd, n, 1);
+}
+
 void standin_ops_init(lt_dev_ops *ops) {
-    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) standin_layers[k] = (lt_dev_layer){s_fwd, s_bwd};
+    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) standin_layers[k] = (lt_dev_layer){s_fwd, s_bwd, NULL, NULL};
+    standin_layers[LT_LK_BN].forward_relu = standin_layers[LT_LK_SUM].forward_relu = s_fwd_relu;
+    standin_layers[LT_LK_BN].backward_relu = standin_layers[LT_LK_SUM].backward_relu = s_bwd_relu;
     memset(ops, 0, sizeof *ops);
     ops->alloc = s_alloc;
     ops->free = s_free;

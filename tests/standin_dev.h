@@ -16,8 +16,9 @@
 
 /* Fills ops with the plain stand-in: alloc (64-byte aligned, as the CPU
  * kernels' aligned loads need), free, memset0, h2d / d2h / d2d, sync,
- * ctx_free, sgd_step (lt_sgd_step) and every built-in layer kind run by
- * standin_layer. The rest is zero. */
+ * ctx_free, sgd_step (lt_sgd_step), every built-in layer kind run by
+ * standin_layer, and the fused BN / sum -> ReLU pairs a device table offers
+ * (the CPU layers' fusion, or the two layers in turn). The rest is zero. */
 void standin_ops_init(lt_dev_ops *ops);
 /* A cuda-kind backend named "cuda:fake" on ops (ops must outlive it);
  * lt_backend_free() it. Fails the test when out of memory. */

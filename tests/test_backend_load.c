@@ -224,6 +224,10 @@ static void test_module_abi_check(void **st) {
     abi.model_size += 8;   /* a field added to lt_model without a version bump */
     assert_int_equal(entry(&abi, 0, LT_CUDA_FP32, 0, &b), LT_ENOTBUILT);
     assert_non_null(strstr(lt_errmsg(), "stale CUDA module"));
+    abi = lt_cuda_module_abi_here();
+    abi.dev_layer_size += 16;   /* an entry added to the device layer table */
+    assert_int_equal(entry(&abi, 0, LT_CUDA_FP32, 0, &b), LT_ENOTBUILT);
+    assert_non_null(strstr(lt_errmsg(), "stale CUDA module"));
     assert_int_equal(entry(NULL, 0, LT_CUDA_FP32, 0, &b), LT_EINVAL);
     assert_int_equal(b.kind, LT_BACKEND_CPU);   /* never written */
     assert_null(b.dev);

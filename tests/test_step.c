@@ -21,8 +21,9 @@
  *                       launch shows as a wrong number): equal to the cpu
  *                       manual sequence bit for bit, eager and with graphs
  *                       (warm-up, capture, replays, partial batches eager),
- *                       a recapture after freezing the backbone and after
- *                       the workspace generation changed, and a failed
+ *                       a recapture after freezing the backbone, after
+ *                       the workspace generation changed and after fusion
+ *                       was turned off, and a failed
  *                       capture: eager fallback, a notice, the counter,
  *                       the same numbers.
  * The real device's version of these is tests/gpu/test_train_cuda.c. */
@@ -423,7 +424,7 @@ static lt_dev_ops fake_dev;
 
 static lt_backend *fake_backend(void) {
     standin_ops_init(&fake_dev);
-    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) fake_layers[k] = (lt_dev_layer){f_fwd, f_bwd};
+    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) fake_layers[k] = (lt_dev_layer){f_fwd, f_bwd, NULL, NULL};
     fake_dev.layers = fake_layers;
     fake_dev.memset0 = f_memset0;
     fake_dev.h2d = fake_dev.d2h = fake_dev.d2d = f_copy;
@@ -447,8 +448,9 @@ static lt_backend *fake_backend(void) {
  * the stand-in against the cpu manual sequence; between the epochs, when
  * `change` says so, the backbone is frozen (1), the workspace generation
  * moves (2), the momentum changes (3: an argument of the captured
- * optimizer kernel) or the head, frozen in epoch 1, is unfrozen (4: its
- * gradient pointer was NULL in the captured layer calls) in both. */
+ * optimizer kernel), the head, frozen in epoch 1, is unfrozen (4: its
+ * gradient pointer was NULL in the captured layer calls) or fusion is
+ * turned off (5: fused pairs run other kernels) in both. */
 typedef struct {
     lt_opt_kind kind;
     int graphs, fail, change;
@@ -480,6 +482,10 @@ static void device_case(const dev_case *dc) {
         }
         if (e == 1 && dc->change == 2) ws_gen++;
         if (e == 1 && dc->change == 3) of.momentum = oc.momentum = 0.5f;
+        if (e == 1 && dc->change == 5) {
+            lt_model_set_no_fuse(mf, 1);
+            lt_model_set_no_fuse(mc, 1);
+        }
         if (dc->change == 4) {
             assert_int_equal(lt_model_freeze(mf, "head", e == 0), LT_OK);
             assert_int_equal(lt_model_freeze(mc, "head", e == 0), LT_OK);
@@ -541,6 +547,7 @@ static const dev_case DEV_GRAPH_ADAM = {LT_OPT_ADAM, 1, 0, 0, 1, 9, 0};
 static const dev_case DEV_RECAPTURE_FREEZE = {LT_OPT_SGD, 1, 0, 1, 2, 8, 0};
 static const dev_case DEV_RECAPTURE_WS = {LT_OPT_ADAM, 1, 0, 2, 2, 8, 0};
 static const dev_case DEV_RECAPTURE_MOMENTUM = {LT_OPT_SGD, 1, 0, 3, 2, 8, 0};
+static const dev_case DEV_RECAPTURE_NOFUSE = {LT_OPT_SGD, 1, 0, 5, 2, 8, 0};
 static const dev_case DEV_RECAPTURE_UNFREEZE = {LT_OPT_SGD, 1, 0, 4, 2, 8, 0};
 static const dev_case DEV_CAPTURE_FAILS = {LT_OPT_SGD, 1, 1, 0, 0, 0, 1};
 
@@ -558,6 +565,7 @@ int main(void) {
         DEVICE_TEST("graph_recapture_freeze", DEV_RECAPTURE_FREEZE),
         DEVICE_TEST("graph_recapture_ws", DEV_RECAPTURE_WS),
         DEVICE_TEST("graph_recapture_momentum", DEV_RECAPTURE_MOMENTUM),
+        DEVICE_TEST("graph_recapture_nofuse", DEV_RECAPTURE_NOFUSE),
         DEVICE_TEST("graph_recapture_unfreeze", DEV_RECAPTURE_UNFREEZE),
         DEVICE_TEST("capture_fails", DEV_CAPTURE_FAILS),
     };

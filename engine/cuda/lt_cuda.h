@@ -155,6 +155,13 @@ int lt_cuda_add_forward(lt_cuda_ctx *ctx, size_t n, const float *a, const float 
 /* da written before db (they may be the same buffer), as lt_add_backward_x. */
 int lt_cuda_add_backward(lt_cuda_ctx *ctx, size_t n, const float *dy, float *da, int set_a,
                          float *db, int set_b);
+/* The residual sum with the in-place ReLU after it, as one kernel each way
+ * (the training fusion of lt_model.c on a device): y = max(0, a + b); and
+ * g = (y > 0 ? dy : 0) into da, then db, with lt_cuda_add_backward's
+ * set / same-buffer rules. Bit for bit the unfused pair's results. */
+int lt_cuda_add_relu_forward(lt_cuda_ctx *ctx, size_t n, const float *a, const float *b, float *y);
+int lt_cuda_add_relu_backward(lt_cuda_ctx *ctx, size_t n, const float *y, const float *dy, float *da,
+                              int set_a, float *db, int set_b);
 
 /* ---- pooling ------------------------------------------------------------------------
  * Max pool: -inf padding, first maximum in row-major window order wins, a

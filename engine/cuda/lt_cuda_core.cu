@@ -92,6 +92,10 @@ int lt_cuda_create(lt_cuda_ctx **out, int device, lt_cuda_math math, int determi
         if (cublasGetVersion(c->blas, &bv) == CUBLAS_STATUS_SUCCESS) blas_ver = (size_t)bv;
     }
     TRY_(lt_cuda_alloc(c, &c->small, 256));
+    /* batch norm's arrival counters (lt_cuda_ops.cu): zero at rest */
+    TRY_(lt_cuda_alloc(c, (void **)&c->bn_count, LT_CUDA_BN_MAX_C * sizeof(unsigned)));
+    TRY_(lt_cuda_memset0(c, c->bn_count, LT_CUDA_BN_MAX_C * sizeof(unsigned)));
+    TRY_(lt_cuda_sync(c));
     if ((e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess) { rc = lt_cuda_rt_err(e, "device properties"); goto fail; }
     rt_ver = 0;
     cudaRuntimeGetVersion(&rt_ver);
@@ -135,6 +139,7 @@ void lt_cuda_free_ctx(lt_cuda_ctx *c) {
     }
     if (c->ws) cudaFree(c->ws);
     if (c->small) cudaFree(c->small);
+    if (c->bn_count) cudaFree(c->bn_count);
     if (c->blas) cublasDestroy(c->blas);
     if (c->blas_ws) cudaFree(c->blas_ws);   /* after the handle that used it */
     if (c->dnn) cudnnDestroy(c->dnn);

@@ -25,6 +25,9 @@ struct lt_cuda_conv_plan {
     struct lt_cuda_conv_plan *next;
 };
 
+/* Most channels a batch-norm call takes (its grid's y extent). */
+#define LT_CUDA_BN_MAX_C 65535
+
 struct lt_cuda_ctx {
     int device;
     lt_cuda_math math;
@@ -35,6 +38,7 @@ struct lt_cuda_ctx {
     void *ws;          /* workspace (cuDNN, scratch of the own kernels) */
     size_t ws_bytes;
     void *small;       /* a few bytes for loss values and status words */
+    unsigned *bn_count;   /* LT_CUDA_BN_MAX_C per-channel arrival counters of batch norm, zero at rest */
     struct lt_cuda_conv_plan *plans;
     char desc[512];
     lt_backend_info info;   /* read once in lt_cuda_create (lt_cuda_get_info) */

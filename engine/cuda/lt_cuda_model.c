@@ -58,6 +58,26 @@ static int bn_bwd(lt_model *m, lt_node *nd, int N) {
                                     nd->dy, lt_in_dy(m, nd, 0), lt_pg(m, nd, 0), lt_pg(m, nd, 1), nd->dx_set[0]);
 }
 
+/* Training: BN -> the in-place ReLU reading it (the same kernels with the
+ * ReLU folded in: lt_cuda.h); the pair runs unfused in eval mode. */
+static int bn_fwd_relu(lt_model *m, lt_node *nd, int N, int *fused) {
+    *fused = 0;
+    if (!lt_node_train_mode(m, nd)) return LT_OK;
+    const lt_bn_cfg *c = (const lt_bn_cfg *)nd->cfg;
+    const int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
+    LT_TRY(lt_cuda_bn_forward_train(CX(m), N, C, HW, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), lt_pw(m, nd, 1), nd->y,
+                                    nd->saved, nd->saved + C, lt_bf(m, nd, 0), lt_bf(m, nd, 1), c->momentum, c->eps,
+                                    1));
+    *fused = 1;
+    return LT_OK;
+}
+static int bn_bwd_relu(lt_model *m, lt_node *nd, const lt_node *rn, int N) {
+    const int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
+    return lt_cuda_bn_backward_train(CX(m), N, C, HW, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), nd->saved,
+                                     nd->saved + C, rn->dy, rn->y, lt_in_dy(m, nd, 0), lt_pg(m, nd, 0), lt_pg(m, nd, 1),
+                                     nd->dx_set[0]);
+}
+
 /* ---- relu (in place when the engine planned it so: y == x) ------------------------------ */
 static int relu_fwd(lt_model *m, lt_node *nd, int N) {
     return lt_cuda_relu_forward(CX(m), numel(nd, N), lt_in_node(m, nd, 0)->y, nd->y);
@@ -101,6 +121,19 @@ static int sum_fwd(lt_model *m, lt_node *nd, int N) {
 static int sum_bwd(lt_model *m, lt_node *nd, int N) {
     return lt_cuda_add_backward(CX(m), numel(nd, N), nd->dy, lt_in_dy(m, nd, 0), nd->dx_set[0], lt_in_dy(m, nd, 1),
                                 nd->dx_set[1]);
+}
+
+/* The sum with the in-place ReLU after it: one kernel each way, in eval
+ * mode too (nothing in the pair depends on it). */
+static int sum_fwd_relu(lt_model *m, lt_node *nd, int N, int *fused) {
+    *fused = 0;
+    LT_TRY(lt_cuda_add_relu_forward(CX(m), numel(nd, N), lt_in_node(m, nd, 0)->y, lt_in_node(m, nd, 1)->y, nd->y));
+    *fused = 1;
+    return LT_OK;
+}
+static int sum_bwd_relu(lt_model *m, lt_node *nd, const lt_node *rn, int N) {
+    return lt_cuda_add_relu_backward(CX(m), numel(nd, N), rn->y, rn->dy, lt_in_dy(m, nd, 0), nd->dx_set[0],
+                                     lt_in_dy(m, nd, 1), nd->dx_set[1]);
 }
 
 /* ---- option-A shortcut ----------------------------------------------------------------------- */
@@ -177,11 +210,11 @@ static int scale_bwd(lt_model *m, lt_node *nd, int N) {
 static const lt_dev_layer layers[LT_LK_COUNT] = {
     [LT_LK_INPUT] = {noop, noop},
     [LT_LK_CONV] = {conv_fwd, conv_bwd},
-    [LT_LK_BN] = {bn_fwd, bn_bwd},
+    [LT_LK_BN] = {bn_fwd, bn_bwd, bn_fwd_relu, bn_bwd_relu},
     [LT_LK_RELU] = {relu_fwd, relu_bwd},
     [LT_LK_MAXPOOL] = {maxpool_fwd, maxpool_bwd},
     [LT_LK_GAP] = {gap_fwd, gap_bwd},
-    [LT_LK_SUM] = {sum_fwd, sum_bwd},
+    [LT_LK_SUM] = {sum_fwd, sum_bwd, sum_fwd_relu, sum_bwd_relu},
     [LT_LK_SHORTCUT_A] = {sca_fwd, sca_bwd},
     [LT_LK_LINEAR] = {lin_fwd, lin_bwd},
     [LT_LK_COSINE] = {cos_fwd, cos_bwd},
@@ -265,12 +298,16 @@ int lt_cuda_module_entry(const lt_cuda_module_abi *abi, int device, lt_cuda_math
                          lt_backend *out) {
     if (!abi || !out) return lt_err(LT_EINVAL, "CUDA module: NULL argument");
     const lt_cuda_module_abi mine = lt_cuda_module_abi_here();
+    /* the version first: a program of another ABI may pass a shorter struct */
+    if (abi->version != mine.version)
+        return lt_err(LT_ENOTBUILT, "stale CUDA module: built for ABI %u, the program has ABI %u: rebuild it with "
+                      "`make cuda`", mine.version, abi->version);
     if (memcmp(abi, &mine, sizeof mine))
         return lt_err(LT_ENOTBUILT,
-                      "stale CUDA module: built for ABI %u (struct sizes %u/%u/%u/%u, %u layer kinds), the program "
-                      "has ABI %u (%u/%u/%u/%u, %u): rebuild it with `make cuda`",
+                      "stale CUDA module: built for ABI %u (struct sizes %u/%u/%u/%u/%u, %u layer kinds), the "
+                      "program has ABI %u (%u/%u/%u/%u/%u, %u): rebuild it with `make cuda`",
                       mine.version, mine.backend_size, mine.dev_ops_size, mine.model_size, mine.node_size,
-                      mine.layer_kinds, abi->version, abi->backend_size, abi->dev_ops_size, abi->model_size,
-                      abi->node_size, abi->layer_kinds);
+                      mine.dev_layer_size, mine.layer_kinds, abi->version, abi->backend_size, abi->dev_ops_size,
+                      abi->model_size, abi->node_size, abi->dev_layer_size, abi->layer_kinds);
     return cuda_backend_fill(device, math, deterministic, out);
 }

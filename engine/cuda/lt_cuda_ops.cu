@@ -12,7 +12,9 @@
  * fixed order (t, t + T, ...) in double, then the block adds the threads'
  * sums as a fixed binary tree; the conv bias gradient takes one block per
  * channel, batch norm splits each channel over several blocks (below). No
- * atomics anywhere, so the results are the same run to run in any mode. */
+ * value passes through an atomic (batch norm's arrival counters decide only
+ * which block takes the last step), so the results are the same run to run
+ * in any mode. */
 #include "lt_cuda_impl.h"
 
 #include <math.h>
@@ -84,10 +86,14 @@ int lt_cuda_bias_grad(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *dy,
  * M = N*HW elements, in element order m = n*HW + p, are cut into S chunks of
  * ceil(M / S) (the last shorter); block (s, c) sums chunk s as above (thread
  * t: m = start + t, + RT, ... in double, then the fixed tree) into the
- * context workspace, one thread per channel then adds the S partial sums in
- * order and computes the channel's coefficients, and an elementwise kernel
- * applies them. S (bn_splits) depends on the shape only: the same bits on
- * every run and GPU. */
+ * context workspace; the channel's block that arrives last (a counter per
+ * channel, ctx->bn_count, back to zero after each call) then adds the S
+ * partial sums in order s = 0 .. S-1 on one thread and computes the
+ * channel's coefficients; an elementwise kernel applies them. Two launches
+ * a direction (a separate per-channel kernel for the last step made three:
+ * at CIFAR sizes, launches rather than bytes are BN's cost). S (bn_splits)
+ * depends on the shape only: the same bits on every run and GPU, whichever
+ * block arrives last. */
 
 __device__ static inline float bn_affine(float v, float mu, float a, float b) { return (v - mu) * a + b; }
 __device__ static inline float relu1(float v) { return v > 0.0f ? v : 0.0f; }
@@ -123,23 +129,99 @@ static int bn_ws_get(lt_cuda_ctx *ctx, int N, int C, int HW, struct bn_ws *w) {
     return LT_OK;
 }
 
+/* What the last block of a channel computes from the S partial pairs:
+ * what 0 (forward, train): the batch statistics into mean / rstd, the
+ * running statistics (when both are set) and coef; what 1 (backward): the
+ * parameter gradients and, when coef is set, the coefficients of dx, with
+ * the saved smean / srstd (train) or, evar set, the running variance (eval). */
+struct bn_fin {
+    int what;
+    const float *gamma, *beta;
+    float *mean, *rstd, *run_mean, *run_var;
+    float momentum, eps;
+    const float *smean, *srstd, *evar;
+    float *dgamma, *dbeta, *coef;
+};
+
+/* The channel's two totals: the partial pairs added in order s = 0 .. S-1
+ * (volatile: other blocks wrote them during this launch). */
+__device__ static inline void part_total(const volatile double *part, int S, int c, double *s1, double *s2) {
+    double a = 0, b = 0;
+    for (int s = 0; s < S; s++) {
+        a += part[((size_t)c * S + s) * 2];
+        b += part[((size_t)c * S + s) * 2 + 1];
+    }
+    *s1 = a;
+    *s2 = b;
+}
+
+/* Forward: batch statistics, running statistics, and the affine
+ * coefficients (mu, a, b) of the apply kernel. */
+__device__ static void bn_fwd_finish(int N, int HW, int S, int c, const float *x, const volatile double *part,
+                                     const bn_fin &f) {
+    const size_t M = (size_t)N * HW;
+    const double K = x[(size_t)c * HW];
+    double s1, s2;
+    part_total(part, S, c, &s1, &s2);
+    const double mu = K + s1 / (double)M;
+    double ss = s2 - s1 * (s1 / (double)M);
+    if (ss < 0) ss = 0;
+    const double var = ss / (double)M;
+    const double rs = 1.0 / sqrt(var + (double)f.eps);
+    f.mean[c] = (float)mu;
+    f.rstd[c] = (float)rs;
+    if (f.run_mean && f.run_var) {
+        const double unb = M > 1 ? ss / (double)(M - 1) : var;
+        f.run_mean[c] = (float)((1.0 - f.momentum) * f.run_mean[c] + f.momentum * mu);
+        f.run_var[c] = (float)((1.0 - f.momentum) * f.run_var[c] + f.momentum * unb);
+    }
+    f.coef[(size_t)c * 5] = (float)mu;
+    f.coef[(size_t)c * 5 + 1] = (float)((f.gamma ? f.gamma[c] : 1.0f) * rs);
+    f.coef[(size_t)c * 5 + 2] = f.beta ? f.beta[c] : 0.0f;
+}
+
+/* Backward, from sdy = sum(w) and sdxm = sum(w * (x - center)): the
+ * parameter gradients, and for train mode the coefficients of
+ * dx = k*w + kx*((x - mu)*rs) + k0 (the CPU's). eval: the center is the
+ * running mean, rs from the running variance. */
+__device__ static void bn_bwd_finish(int N, int HW, int S, int c, const volatile double *part, const bn_fin &f) {
+    const size_t M = (size_t)N * HW;
+    double sdy, sdxm;
+    part_total(part, S, c, &sdy, &sdxm);
+    const double rs = f.evar ? 1.0 / sqrt((double)f.evar[c] + (double)f.eps) : (double)f.srstd[c];
+    const double sdyx = sdxm * rs;
+    if (f.dgamma) f.dgamma[c] += (float)sdyx;
+    if (f.dbeta) f.dbeta[c] += (float)sdy;
+    if (f.coef) {
+        const double gm = f.gamma ? f.gamma[c] : 1.0;
+        f.coef[(size_t)c * 5] = (float)(gm * rs);
+        f.coef[(size_t)c * 5 + 1] = (float)(-gm * rs * sdyx / (double)M);
+        f.coef[(size_t)c * 5 + 2] = (float)(-gm * rs * sdy / (double)M);
+        f.coef[(size_t)c * 5 + 3] = f.smean[c];
+        f.coef[(size_t)c * 5 + 4] = (float)rs;
+    }
+}
+
 /* Block (s, c): the two sums of chunk s of channel c into part[(c*S + s)*2].
- * what 0: v = x - K, sums v and v*v (K = the channel's first element: the
+ * f.what 0: v = x - K, sums v and v*v (K = the channel's first element: the
  * CPU's shifted sums); what 1: w = dy (masked by r > 0 when r), sums w and
- * w * (x - K) (K = center[c]). */
+ * w * (x - K) (K = center[c]). The channel's last block to arrive then
+ * finishes it (bn_fwd_finish / bn_bwd_finish) and sets its counter back to
+ * zero. */
 __global__ static void k_bn_part(int N, int C, int HW, int S, unsigned chunk, const float *x, const float *dy,
-                                 const float *r, const float *center, int what, double *part) {
+                                 const float *r, const float *center, double *part, unsigned *count, bn_fin f) {
     __shared__ double sh[RT];
+    __shared__ int last;
     const int s = (int)blockIdx.x, c = (int)blockIdx.y;
     const unsigned M = (unsigned)N * (unsigned)HW, hw = (unsigned)HW;
     const unsigned m0 = (unsigned)s * chunk, m1 = m0 < M && chunk < M - m0 ? m0 + chunk : M;
-    const double K = what == 0 ? (double)x[(size_t)c * HW] : (double)center[c];
+    const double K = f.what == 0 ? (double)x[(size_t)c * HW] : (double)center[c];
     double s1 = 0, s2 = 0;
     for (unsigned m = m0 + threadIdx.x; m < m1; m += RT) {
         const unsigned n = m / hw, p = m - n * hw;
         const size_t off = ((size_t)n * C + c) * HW + p;
         const double d = (double)x[off] - K;
-        if (what == 0) {
+        if (f.what == 0) {
             s1 += d;
             s2 += d * d;
         } else {
@@ -153,46 +235,16 @@ __global__ static void k_bn_part(int N, int C, int HW, int S, unsigned chunk, co
     if (threadIdx.x == 0) {
         part[((size_t)c * S + s) * 2] = s1;
         part[((size_t)c * S + s) * 2 + 1] = s2;
+        /* the pair visible to every block before this block counts in */
+        __threadfence();
+        last = atomicAdd(&count[c], 1u) == (unsigned)S - 1;
     }
-}
-
-__device__ static inline void part_total(const double *part, int S, int c, double *s1, double *s2) {
-    double a = 0, b = 0;
-    for (int s = 0; s < S; s++) {
-        a += part[((size_t)c * S + s) * 2];
-        b += part[((size_t)c * S + s) * 2 + 1];
-    }
-    *s1 = a;
-    *s2 = b;
-}
-
-/* Thread per channel: batch statistics, running statistics, and the affine
- * coefficients (mu, a, b) of the apply kernel. */
-__global__ static void k_bn_fwd_stats(int N, int C, int HW, int S, const float *x, const double *part,
-                                      const float *gamma, const float *beta, float *mean, float *rstd,
-                                      float *run_mean, float *run_var, float momentum, float eps, float *coef) {
-    GRID_LOOP(cc, (size_t)C) {
-        const int c = (int)cc;
-        const size_t M = (size_t)N * HW;
-        const double K = x[(size_t)c * HW];
-        double s1, s2;
-        part_total(part, S, c, &s1, &s2);
-        const double mu = K + s1 / (double)M;
-        double ss = s2 - s1 * (s1 / (double)M);
-        if (ss < 0) ss = 0;
-        const double var = ss / (double)M;
-        const double rs = 1.0 / sqrt(var + (double)eps);
-        mean[c] = (float)mu;
-        rstd[c] = (float)rs;
-        if (run_mean && run_var) {
-            const double unb = M > 1 ? ss / (double)(M - 1) : var;
-            run_mean[c] = (float)((1.0 - momentum) * run_mean[c] + momentum * mu);
-            run_var[c] = (float)((1.0 - momentum) * run_var[c] + momentum * unb);
-        }
-        coef[(size_t)c * 5] = (float)mu;
-        coef[(size_t)c * 5 + 1] = (float)((gamma ? gamma[c] : 1.0f) * rs);
-        coef[(size_t)c * 5 + 2] = beta ? beta[c] : 0.0f;
-    }
+    __syncthreads();
+    if (!last || threadIdx.x != 0) return;
+    __threadfence();
+    count[c] = 0;
+    if (f.what == 0) bn_fwd_finish(N, HW, S, c, x, part, f);
+    else bn_bwd_finish(N, HW, S, c, part, f);
 }
 
 __global__ static void k_bn_apply(size_t total, int C, int HW, const float *x, const float *coef, int relu, float *y) {
@@ -219,13 +271,20 @@ int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float
     if (!mean || !rstd) return lt_err(LT_EINVAL, "cuda bn: NULL mean / rstd");
     struct bn_ws w;
     LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
+    bn_fin f = {};
+    f.what = 0;
+    f.gamma = gamma;
+    f.beta = beta;
+    f.mean = mean;
+    f.rstd = rstd;
+    f.run_mean = run_mean;
+    f.run_var = run_var;
+    f.momentum = momentum;
+    f.eps = eps;
+    f.coef = w.coef;
     LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, w.chunk, x, NULL, NULL,
-                                                                            NULL, 0, w.part);
+                                                                            NULL, w.part, ctx->bn_count, f);
     LT_TRY(launch_ok("bn forward (train): statistics"));
-    LT_LAUNCH(k_bn_fwd_stats, lt_cuda_blocks((size_t)C, 128), 128, ctx->stream)(N, C, HW, w.S, x, w.part, gamma, beta,
-                                                                                mean, rstd, run_mean, run_var,
-                                                                                momentum, eps, w.coef);
-    LT_TRY(launch_ok("bn forward (train): coefficients"));
     const size_t total = (size_t)N * C * HW;
     LT_LAUNCH(k_bn_apply, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, C, HW, x, w.coef, relu, y);
     return launch_ok("bn forward (train)");
@@ -261,33 +320,6 @@ int lt_cuda_bn_forward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float 
     return launch_ok("bn forward (eval)");
 }
 
-/* Thread per channel, after k_bn_part(what 1): sdy = sum(w), sdxm =
- * sum(w * (x - center)); the parameter gradients, and for train mode the
- * coefficients of dx = k*w + kx*((x - mu)*rs) + k0 (the CPU's). eval: the
- * center is the running mean, rs from the running variance. */
-__global__ static void k_bn_bwd_stats(int N, int C, int HW, int S, const double *part, const float *gamma,
-                                      const float *mean, const float *rstd, const float *run_var, float eps,
-                                      float *dgamma, float *dbeta, float *coef) {
-    GRID_LOOP(cc, (size_t)C) {
-        const int c = (int)cc;
-        const size_t M = (size_t)N * HW;
-        double sdy, sdxm;
-        part_total(part, S, c, &sdy, &sdxm);
-        const double rs = run_var ? 1.0 / sqrt((double)run_var[c] + (double)eps) : (double)rstd[c];
-        const double sdyx = sdxm * rs;
-        if (dgamma) dgamma[c] += (float)sdyx;
-        if (dbeta) dbeta[c] += (float)sdy;
-        if (coef) {
-            const double gm = gamma ? gamma[c] : 1.0;
-            coef[(size_t)c * 5] = (float)(gm * rs);
-            coef[(size_t)c * 5 + 1] = (float)(-gm * rs * sdyx / (double)M);
-            coef[(size_t)c * 5 + 2] = (float)(-gm * rs * sdy / (double)M);
-            coef[(size_t)c * 5 + 3] = mean[c];
-            coef[(size_t)c * 5 + 4] = (float)rs;
-        }
-    }
-}
-
 __global__ static void k_bn_bwd_dx(size_t total, int C, int HW, const float *x, const float *dy, const float *r,
                                    const float *coef, float *dx, int set) {
     GRID_LOOP(i, total) {
@@ -309,13 +341,17 @@ int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const floa
     if (!dx && !dgamma && !dbeta) return LT_OK;
     struct bn_ws w;
     LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
-    LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, w.chunk, x, dy, r, mean, 1,
-                                                                            w.part);
+    bn_fin f = {};
+    f.what = 1;
+    f.gamma = gamma;
+    f.smean = mean;
+    f.srstd = rstd;
+    f.dgamma = dgamma;
+    f.dbeta = dbeta;
+    f.coef = dx ? w.coef : NULL;
+    LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, w.chunk, x, dy, r, mean,
+                                                                            w.part, ctx->bn_count, f);
     LT_TRY(launch_ok("bn backward (train): sums"));
-    LT_LAUNCH(k_bn_bwd_stats, lt_cuda_blocks((size_t)C, 128), 128, ctx->stream)(N, C, HW, w.S, w.part, gamma, mean,
-                                                                                rstd, NULL, 0.0f, dgamma, dbeta,
-                                                                                dx ? w.coef : NULL);
-    LT_TRY(launch_ok("bn backward (train): coefficients"));
     if (!dx) return LT_OK;
     const size_t total = (size_t)N * C * HW;
     LT_LAUNCH(k_bn_bwd_dx, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, C, HW, x, dy, r, w.coef, dx, set);
@@ -342,12 +378,15 @@ int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float
     if (dgamma || dbeta) {
         struct bn_ws w;
         LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
+        bn_fin f = {};
+        f.what = 1;
+        f.gamma = gamma;
+        f.evar = run_var;
+        f.eps = eps;
+        f.dgamma = dgamma;
+        f.dbeta = dbeta;
         LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, w.chunk, x, dy, NULL,
-                                                                                run_mean, 1, w.part);
-        LT_TRY(launch_ok("bn backward (eval, parameters): sums"));
-        LT_LAUNCH(k_bn_bwd_stats, lt_cuda_blocks((size_t)C, 128), 128, ctx->stream)(N, C, HW, w.S, w.part, gamma,
-                                                                                    NULL, NULL, run_var, eps, dgamma,
-                                                                                    dbeta, NULL);
+                                                                                run_mean, w.part, ctx->bn_count, f);
         LT_TRY(launch_ok("bn backward (eval, parameters)"));
     }
     if (dx) {
@@ -374,6 +413,30 @@ __global__ static void k_acc(size_t n, const float *dy, float *d, int set) {
     GRID_LOOP(i, n) {
         if (set) d[i] = dy[i];
         else d[i] += dy[i];
+    }
+}
+
+/* A residual sum and the in-place ReLU after it, as one pass each way: the
+ * same float operations as k_add_fwd then k_relu_fwd (a + b rounded, then
+ * max with 0), and as k_relu_bwd into the sum's gradient then k_acc into
+ * each input (g = dy masked by y > 0; da first, then db, which when it is
+ * da's buffer receives the second g on top). */
+__global__ static void k_add_relu_fwd(size_t n, const float *a, const float *b, float *y) {
+    GRID_LOOP(i, n) y[i] = relu1(a[i] + b[i]);
+}
+__global__ static void k_add_relu_bwd(size_t n, const float *y, const float *dy, float *da, int set_a, float *db,
+                                      int set_b) {
+    GRID_LOOP(i, n) {
+        const float g = y[i] > 0.0f ? dy[i] : 0.0f;
+        float va = 0.0f;
+        if (da) {
+            va = set_a ? g : da[i] + g;
+            da[i] = va;
+        }
+        if (db) {
+            if (db == da) db[i] = va + g;
+            else db[i] = set_b ? g : db[i] + g;
+        }
     }
 }
 
@@ -411,6 +474,23 @@ int lt_cuda_add_backward(lt_cuda_ctx *ctx, size_t n, const float *dy, float *da,
         LT_TRY(launch_ok("add backward"));
     }
     return LT_OK;
+}
+
+int lt_cuda_add_relu_forward(lt_cuda_ctx *ctx, size_t n, const float *a, const float *b, float *y) {
+    LT_CTX(ctx);
+    if (!n) return LT_OK;
+    if (!a || !b || !y) return lt_err(LT_EINVAL, "cuda add+relu: NULL tensor");
+    LT_LAUNCH(k_add_relu_fwd, lt_cuda_blocks(n, ET), ET, ctx->stream)(n, a, b, y);
+    return launch_ok("add+relu forward");
+}
+
+int lt_cuda_add_relu_backward(lt_cuda_ctx *ctx, size_t n, const float *y, const float *dy, float *da, int set_a,
+                              float *db, int set_b) {
+    LT_CTX(ctx);
+    if (!n || (!da && !db)) return LT_OK;
+    if (!y || !dy) return lt_err(LT_EINVAL, "cuda add+relu backward: NULL tensor");
+    LT_LAUNCH(k_add_relu_bwd, lt_cuda_blocks(n, ET), ET, ctx->stream)(n, y, dy, da, set_a, db, set_b);
+    return launch_ok("add+relu backward");
 }
 
 /* ---- pooling -------------------------------------------------------------------- */

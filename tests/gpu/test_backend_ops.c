@@ -50,7 +50,7 @@
 #include "optable.h"
 
 /* ---- the table ------------------------------------------------------------------ */
-enum { K_CONV, K_BN, K_RELU, K_ADD, K_MAXPOOL, K_GAP, K_SHORTCUT, K_LINEAR, K_COSINE, K_CE, K_BCE, K_SGD, K_ADAM };
+enum { K_CONV, K_BN, K_RELU, K_ADD, K_ADD_RELU, K_MAXPOOL, K_GAP, K_SHORTCUT, K_LINEAR, K_COSINE, K_CE, K_BCE, K_SGD, K_ADAM };
 
 typedef struct {
     int kind;
@@ -61,6 +61,7 @@ typedef struct {
 /* conv: ci h w co k stride pad groups N flags(1 bias, 2 set_dx)
  * bn: N C H W relu
  * relu / add: n set
+ * add_relu: n set_a set_b same (1: db is da's buffer)
  * maxpool: N C H W k s p quantized
  * gap: N C H W
  * shortcut: N Ci H W Co stride
@@ -92,6 +93,10 @@ static const ot_case cases[] = {
     {K_RELU, "relu", {1001, 1}},
     {K_ADD, "add", {4 * 16 * 32 * 32, 0}},
     {K_ADD, "add", {1001, 1}},
+    {K_ADD_RELU, "add_relu", {4 * 16 * 32 * 32, 1, 1, 0}},
+    {K_ADD_RELU, "add_relu", {1001, 0, 1, 0}},
+    {K_ADD_RELU, "add_relu", {999, 1, 0, 1}},
+    {K_ADD_RELU, "add_relu", {999, 0, 0, 1}},
     {K_MAXPOOL, "maxpool", {4, 64, 56, 56, 3, 2, 1, 0}},
     {K_MAXPOOL, "maxpool", {3, 5, 13, 11, 3, 2, 1, 1}},
     {K_MAXPOOL, "maxpool", {1, 4, 8, 8, 2, 2, 0, 1}},
@@ -357,6 +362,35 @@ static void run_relu_add(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     free(a); free(b); free(y); free(dy); free(da); free(db);
 }
 
+/* The residual sum with the ReLU after it, one kernel each way, against the
+ * CPU's two layers in turn (add, ReLU; the ReLU's backward into the sum's
+ * gradient, then the sum's into both inputs). */
+static void run_add_relu(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
+    const size_t n = (size_t)c->a[0];
+    const int set_a = c->a[1], set_b = c->a[2], same = c->a[3];
+    snprintf(shape, 64, "n=%zu%s%s%s", n, set_a ? " set_a" : "", set_b ? " set_b" : "", same ? " da=db" : "");
+    float *a = hbuf(n), *b = hbuf(n), *y = hbuf(n), *dy = hbuf(n), *g = hbuf(n), *da = hbuf(n), *db = hbuf(n);
+    fill(rng, a, n, -1, 1);
+    fill(rng, b, n, -1, 1);
+    fill(rng, dy, n, -1, 1);
+    fill(rng, da, n, -1, 1);
+    fill(rng, db, n, -1, 1);
+    float *d_a = UPF(R, a, n), *d_b = UPF(R, b, n), *d_y = UPF(R, y, n), *d_dy = UPF(R, dy, n);
+    float *d_da = UPF(R, da, n), *d_db = UPF(R, db, n);
+    lt_add_forward(n, a, b, y);
+    lt_relu_forward(n, y, y);
+    lt_relu_backward_x(n, y, dy, g, 1);
+    lt_add_backward_x(n, g, da, set_a, same ? da : db, set_b);
+    if (R->ctx && !R->status) {
+        gpu(R, lt_cuda_add_relu_forward(R->ctx, n, d_a, d_b, d_y));
+        gpu(R, lt_cuda_add_relu_backward(R->ctx, n, d_y, d_dy, d_da, set_a, same ? d_da : d_db, set_b));
+    }
+    cmp(R, c->name, shape, "y", y, d_y, n, TOL_EW);
+    cmp(R, c->name, shape, "da", da, d_da, n, TOL_EW);
+    if (!same) cmp(R, c->name, shape, "db", db, d_db, n, TOL_EW);
+    free(a); free(b); free(y); free(dy); free(g); free(da); free(db);
+}
+
 static void run_maxpool(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     const int N = c->a[0], C = c->a[1], H = c->a[2], W = c->a[3], k = c->a[4], s = c->a[5], p = c->a[6];
     const int ho = (H + 2 * p - k) / s + 1, wo = (W + 2 * p - k) / s + 1;
@@ -595,6 +629,7 @@ static void run_case(run_t *R, int i) {
     case K_CONV: run_conv(R, c, &rng, shape); break;
     case K_BN: run_bn(R, c, &rng, shape); break;
     case K_RELU: case K_ADD: run_relu_add(R, c, &rng, shape); break;
+    case K_ADD_RELU: run_add_relu(R, c, &rng, shape); break;
     case K_MAXPOOL: run_maxpool(R, c, &rng, shape); break;
     case K_GAP: run_gap(R, c, &rng, shape); break;
     case K_SHORTCUT: run_shortcut(R, c, &rng, shape); break;

@@ -46,6 +46,11 @@
  * Further cases:
  *   deterministic   a ResNet-32 step twice on a deterministic backend:
  *                   logits, loss, gradients, buffers memcmp-equal;
+ *   fusion          the device's training fusion (BN / sum -> ReLU in one
+ *                   kernel each way) against the same model unfused, on a
+ *                   deterministic backend: every output bit for bit
+ *                   (ResNet-8 plain, with a tap on a fused BN and with an
+ *                   eval-mode backbone; ResNet-10);
  *   plugin          a plugin layer without forward_cuda: forward fails with
  *                   LT_EINVAL naming the layer, before any work;
  * and, running on every machine:
@@ -61,11 +66,13 @@
  *   host_device     the model's device plumbing (device blocks, input copy,
  *                   first-writer dy bookkeeping with device memsets,
  *                   zero_grad, host copies, the optimizer's device path, the
- *                   plugin error) on a host-memory stand-in device whose
- *                   layers run the CPU kernels: ResNet-8 and a ResNet-50
- *                   slice must equal the cpu model BIT FOR BIT (same
- *                   kernels, unfused; the cpu model's training fusion is
- *                   bit-identical to unfused by tests/test_model.c).
+ *                   plugin error, the fused pairs' planning and running)
+ *                   on a host-memory stand-in device whose layers run the
+ *                   CPU kernels: ResNet-8 and a ResNet-50 slice must equal
+ *                   the cpu model BIT FOR BIT (same kernels; the cpu
+ *                   model's training fusion is bit-identical to unfused by
+ *                   tests/test_model.c, the stand-in's sum -> ReLU pair is
+ *                   the two CPU layers in turn).
  * Without a CUDA device the GPU cases print a reason and call skip(). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -169,8 +176,8 @@ static void result_free(result *r) {
  * step_grads (a cpu model only), r->g keeps m's own gradients but the SGD
  * step takes step_grads->g instead: the optimizer checked on the other
  * backend's gradients. */
-static void step(lt_model *m, int logits, const net *n, const float *x, const int32_t *y, result *r,
-                 const result *step_grads) {
+static void step_tap(lt_model *m, int logits, int tap, const net *n, const float *x, const int32_t *y, result *r,
+                     const result *step_grads) {
     const int N = n->N, C = n->classes;
     /* a real device (the host stand-in below has no context: host loss) */
     const int on_dev = lt_model_device_ctx(m) != NULL;
@@ -202,7 +209,17 @@ static void step(lt_model *m, int logits, const net *n, const float *x, const in
         r->bufs[i] = malloc(b.count * sizeof(float));
         assert_int_equal(lt_model_buffer_to_host(m, i, r->bufs[i]), LT_OK);
     }
-    assert_int_equal(lt_model_backward(m, N, &logits, 1), LT_OK);
+    int taps[2] = {logits, tap};
+    if (tap > 0) {
+        /* a caller-filled gradient on another node too (d loss / d out = 0.01) */
+        const size_t nt = (size_t)N * lt_model_out_size(m, tap);
+        float *dt = malloc(nt * sizeof(float));
+        assert_non_null(dt);
+        for (size_t i = 0; i < nt; i++) dt[i] = 0.01f;
+        assert_int_equal(lt_model_dout_from_host(m, tap, N, dt), LT_OK);
+        free(dt);
+    }
+    assert_int_equal(lt_model_backward(m, N, taps, tap > 0 ? 2 : 1), LT_OK);
     r->np = lt_model_n_params(m);
     r->g = calloc((size_t)r->np, sizeof(float *));
     r->w_after = calloc((size_t)r->np, sizeof(float *));
@@ -224,6 +241,11 @@ static void step(lt_model *m, int logits, const net *n, const float *x, const in
     for (int i = 0; i < r->np; i++) assert_int_equal(lt_model_param_to_host(m, i, r->w_after[i], NULL), LT_OK);
     lt_optim_free(&o);
     assert_int_equal(lt_model_sync(m), LT_OK);
+}
+
+static void step(lt_model *m, int logits, const net *n, const float *x, const int32_t *y, result *r,
+                 const result *step_grads) {
+    step_tap(m, logits, -1, n, x, y, r, step_grads);
 }
 
 /* |b - a|_2 / |a|_2 (|b|_2 when a is 0), and the pieces for the global error. */
@@ -409,6 +431,68 @@ static void test_deterministic(void **s) {
     assert_true(ok);
 }
 
+/* The device's training fusion (BN -> ReLU and sum -> ReLU as one kernel
+ * each way) against the same model unfused (no_fuse), on a deterministic
+ * backend: logits, loss, gradients, BN buffers and SGD step bit for bit.
+ * Modes as tests/test_model.c's: 0 plain; 1 a caller tap on a fused BN
+ * (its ReLU then accumulates, so that pair runs unfused backward); 2 the
+ * backbone in eval mode (BN on running statistics: BN pairs unfused, sums
+ * still fused). */
+static void fusion_case(lt_backend *gb, const net *n, int mode) {
+    float *x;
+    int32_t *y;
+    batch(n, &x, &y);
+    int l0, l1;
+    lt_model *m0 = build(n, gb, &l0), *m1 = build(n, gb, &l1);
+    lt_model_set_no_fuse(m0, 1);
+    if (mode == 2) {
+        assert_int_equal(lt_model_set_eval(m0, "backbone", 1), LT_OK);
+        assert_int_equal(lt_model_set_eval(m1, "backbone", 1), LT_OK);
+    }
+    const int tap = mode == 1 ? lt_model_find(m1, "layer1.0.bn1") : -1;
+    if (mode == 1) assert_true(tap > 0 && lt_model_node_const(m1, tap)->fuse_train);
+    result a, b;
+    step_tap(m0, l0, tap, n, x, y, &a, NULL);
+    step_tap(m1, l1, tap, n, x, y, &b, NULL);
+    int bn = 0, sum = 0, planned = 0;
+    for (int i = 1; i < lt_model_n_nodes(m1); i++) {
+        const lt_node *nd = lt_model_node_const(m1, i);
+        assert_int_equal(lt_model_node_const(m0, i)->fused_now, 0);
+        planned += nd->fuse_train;
+        bn += nd->fused_now && nd->kind == LT_LK_BN;
+        sum += nd->fused_now && nd->kind == LT_LK_SUM;
+    }
+    char what[16];
+    snprintf(what, sizeof what, "fused%d", mode);
+    int ok = compare(m0, n, &a, &b, &TOL_FP32, what, 1);
+    print_message("%s mode %d: %d pairs planned, %d BN -> ReLU and %d sum -> ReLU fused\n", net_label(n), mode, planned,
+                  bn, sum);
+    result_free(&a);
+    result_free(&b);
+    lt_model_free(m0);
+    lt_model_free(m1);
+    free(x);
+    free(y);
+    assert_true(ok);
+    assert_true(sum >= 1);
+    if (mode == 2) assert_int_equal(bn, 0);
+    else assert_true(bn >= 2);
+    assert_int_equal(bn + sum, mode == 2 ? sum : planned);
+}
+
+static void test_fusion_bit_identical(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, LT_CUDA_FP32, 1);
+    /* small inputs, cheap on the emulator; ResNet-10: the ImageNet stem,
+     * max pool and projection shortcuts (conv -> BN into the sum) */
+    const net r8 = {"resnet8_cifar", {1, 1, 12, 12}, 10, 3, HEAD_LINEAR};
+    const net r10 = {"resnet10", {1, 3, 32, 32}, 10, 2, HEAD_LINEAR};
+    for (int mode = 0; mode < 3; mode++) fusion_case(gb, &r8, mode);
+    fusion_case(gb, &r10, 0);
+    lt_backend_free(gb);
+}
+
 /* ---- a plugin layer without CUDA support ------------------------------------------------- */
 static int pl_plan(lt_model *m, lt_node *nd) {
     lt_node_set_shape(nd, lt_node_in_shape(m, nd, 0));
@@ -531,8 +615,12 @@ static void host_device_case(const net *n) {
     int lc, lf;
     lt_model *mc = build(n, NULL, &lc), *mf = build(n, fb, &lf);
     standin_scratch_for(mf, n->N);
-    /* the device model's blocks are not the cpu model's, and it runs unfused */
+    /* the device model's blocks are not the cpu model's; it fuses the pairs
+     * its table offers (BN and sum -> ReLU), the cpu model BN -> ReLU only */
     assert_ptr_not_equal(lt_model_out(mf, lf), lt_model_out(mc, lc));
+    int pairs = 0;
+    for (int i = 1; i < lt_model_n_nodes(mf); i++) pairs += lt_model_node_const(mf, i)->fuse_train;
+    assert_true(pairs >= 4);
     result rc, rf;
     step(mc, lc, n, x, y, &rc, NULL);
     step(mf, lf, n, x, y, &rf, NULL);
@@ -580,6 +668,7 @@ int main(void) {
         cmocka_unit_test(test_resnet32_tf32),
         cmocka_unit_test(test_resnet50_tf32),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_fusion_bit_identical),
         cmocka_unit_test(test_plugin_gpu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -173,6 +173,18 @@ extern dim3 blockDim, gridDim;
 void lt_cuemu_syncthreads(void);
 #define __syncthreads() lt_cuemu_syncthreads()
 
+/* One block runs at a time and its threads take turns only at barriers:
+ * an atomic is a plain read-modify-write, and a fence has nothing to order.
+ * Blocks arrive in the order the scheduler runs them (lt_cuemu_sched.cc:
+ * every other launch in reverse), so a "last block" pattern is tested with
+ * the first and the last block of the grid finishing. */
+inline unsigned atomicAdd(unsigned *p, unsigned v) {
+    const unsigned old = *p;
+    *p = old + v;
+    return old;
+}
+inline void __threadfence(void) {}
+
 /* Runs (or queues) a launch: body() once per thread of grid x block, with
  * threadIdx / blockIdx set. Launch-configuration errors are returned by the
  * next cudaGetLastError, as on a GPU. */
