@@ -103,7 +103,7 @@ CUDA_SO :=
 CUDA_TEST_BIN :=
 endif
 
-.PHONY: all deps check-deps test asan cuemu bench bench-pipeline bench-deps bench-gpu verify-torch clean help lvis-fixture imagenet-lt-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
+.PHONY: all deps check-deps test asan cuemu bench bench-pipeline bench-deps bench-gpu bench-conv-layout verify-torch clean help lvis-fixture imagenet-lt-fixture fuzz fuzz-deps fuzz-build fuzz-seeds cuda FORCE
 all: ltbench $(CUDA_LIB) $(CUDA_SO)
 
 help:
@@ -120,6 +120,7 @@ help:
 	@echo "make bench-deps   install Debian python3-torch for the PyTorch side of bench"
 	@echo "make bench-gpu    CUDA backend train/eval img/s of ResNet-32, ResNet-8, ResNet-50 (fp32, tf32) side by side"
 	@echo "                  with PyTorch eager on the same GPU (BENCH_GPU_PYTHON=python3, BENCH_GPU_ARGS=...)"
+	@echo "make bench-conv-layout  one training step's cuDNN convolutions, NCHW against NHWC (channels-last)"
 	@echo "make verify-torch ResNet-8/32 logits, loss, gradients, BN stats against PyTorch (skips without torch)"
 	@echo "make lvis-fixture write the synthetic LVIS look-alike (dataset lvis_fixture) into the data dir"
 	@echo "make imagenet-lt-fixture  the synthetic ImageNet-LT look-alike (dataset imagenet_lt_fixture) likewise"
@@ -308,7 +309,16 @@ $(BUILD)/bench_gpu: tests/bench/bench_gpu.c $(call obj,tests/gpu_peak.c) $(CUDA_
 bench-gpu:
 	@$(MAKE) --no-print-directory $(BUILD)/bench_gpu
 	@BENCH_GPU_PYTHON="$(BENCH_GPU_PYTHON)" $(BUILD)/bench_gpu $(BENCH_GPU_ARGS)
+# One training step's convolutions in cuDNN, NCHW against NHWC, fastest
+# algorithms (tests/bench/bench_conv_layout.c): `conv-layout: ...` lines.
+$(BUILD)/bench_conv_layout: tests/bench/bench_conv_layout.c $(ENGINE_LIB)
+	$(CC) $(CFLAGS) -I$(CUDNN_INC) -I$(CUDA_HOME)/include -o $@ $< $(ENGINE_LIB) $(CUDA_LDLIBS) $(LDLIBS)
+bench-conv-layout:
+	@$(MAKE) --no-print-directory $(BUILD)/bench_conv_layout
+	@$(BUILD)/bench_conv_layout $(BENCH_CONV_LAYOUT_ARGS)
 else
+bench-conv-layout:
+	@echo "bench-conv-layout: needs nvcc with the cuDNN headers (tests/gpu/README.md)" >&2; exit 1
 bench-gpu:
 	@echo "bench-gpu: needs the CUDA library (build/libltcuda.a): no nvcc with cuDNN and cuBLAS headers found;" \
 	    "name them with NVCC=/path/to/nvcc CUDNN_INC=... CUBLAS_INC=... (tests/gpu/README.md)" >&2; exit 1

@@ -16,6 +16,9 @@
 #           GPU; then the pipeline bench; then the ResNet-50 smoke run on the synthetic ImageNet-LT
 #           fixture (protocol imagenet_lt_fixture, scale full: one epoch at
 #           224 px) with its throughput
+#   aux     (failures fail nothing) make bench-conv-layout: one step's cuDNN
+#           convolutions NCHW against NHWC; the ncu profile of one step,
+#           ltbench's and PyTorch's
 #
 # Every step has a timeout cut to the time left (TRAIN_BUDGET_S, default
 # 540 s, from the start), and a failed or skipped step is logged and the
@@ -23,7 +26,7 @@
 # TIMEOUT per step and the exit status is 1 when any step did not pass.
 # LOGDIR gets four files (the device tool brings back at most 8 from $OUT,
 # 2 folders down): train.log (everything, with the summary), bench-gpu.txt
-# (the bench-gpu: and bench-pipeline: lines), train-logs.tgz (build.log, ldd.txt, nvidia-smi.txt, one
+# (the bench-gpu:, bench-pipeline:, conv-layout: and ncu-summary: lines), train-logs.tgz (build.log, ldd.txt, nvidia-smi.txt, one
 # <step>.log each) and results.tgz (runs/<protocol>/<scale>/<method>@cuda/
 # seed<k>/ without checkpoints, from the results root build/gpu-results:
 # unpack into results/ when they are to be committed).
@@ -116,7 +119,7 @@ MAKEVARS=(BUILD="$BUILD" NVCC="$NVCC" CUDA_HOME="$CUDA_HOME" CUDNN_INC="$CUDNN_I
           CUDA_LDLIBS="$CUDA_LDLIBS" LDLIBS="$LDLIBS" OPT="-O2 $DEP_INC" NVCC_WERROR=)
 
 # ---- build --------------------------------------------------------------------------
-TARGETS="ltbench $BUILD/libltcuda.a $BUILD/bench_gpu $BUILD/bench_pipeline $BUILD/make_imagenet_lt_fixture"
+TARGETS="ltbench $BUILD/libltcuda.a $BUILD/bench_gpu $BUILD/bench_conv_layout $BUILD/bench_pipeline $BUILD/make_imagenet_lt_fixture"
 # the dlopen'ed CUDA module (`ltbench run --device cuda`), where the Makefile builds one
 if make -n --no-print-directory "${MAKEVARS[@]}" "$BUILD/libltcuda.so" >/dev/null 2>&1; then
     TARGETS="$TARGETS $BUILD/libltcuda.so"
@@ -144,7 +147,7 @@ say "built ($(elapsed) s)"
 # ($DEPS), a wheel, the toolkit or the system. "not found" is fatal.
 : > "$GPU_LOGS/ldd.txt"
 bad=0
-for b in ltbench "$BUILD/bench_gpu" "$BUILD/bench_pipeline" ${BUILD}/libltcuda.so; do
+for b in ltbench "$BUILD/bench_gpu" "$BUILD/bench_conv_layout" "$BUILD/bench_pipeline" ${BUILD}/libltcuda.so; do
     [ -e "$b" ] || continue
     { echo "### $b"; ldd "$b" 2>&1; } >> "$GPU_LOGS/ldd.txt"
     n_all=$(ldd "$b" 2>/dev/null | grep -c '=>' || true)
@@ -230,8 +233,17 @@ else
     note "imagenet-fixture-r50: not run (no fixture: imagenet-fixture-gen did not pass)"
 fi
 
-# (f) after everything else, auxiliary (a failure here fails nothing): one
+# (f) after everything else, auxiliary (a failure here fails nothing):
+# what one training step's convolutions cost in cuDNN with NCHW tensors
+# (the backend's layout) against NHWC (PyTorch's channels-last), the
+# fastest algorithm each (tests/bench/bench_conv_layout.c); then one
 # training step's kernels under Nsight Compute, for the next speed work.
+saved=$FAILED
+if step conv-layout 150 make --no-print-directory "${MAKEVARS[@]}" \
+    BENCH_CONV_LAYOUT_ARGS="--models resnet32_cifar,resnet50" bench-conv-layout; then
+    grep '^conv-layout:' "$GPU_LOGS/conv-layout.log" | tee -a "$LOGDIR/bench-gpu.txt" || true
+fi
+FAILED=$saved
 # LT_BENCH_PROFILE=1 puts one step after the warm-up in the profiler's
 # range; ncu times each kernel alone (gpu__time_duration), and
 # tests/gpu/ncu_summary.py sums them by name and kind into the log.

@@ -32,7 +32,7 @@ typedef enum {
 } cudnnStatus_t;
 
 typedef enum { CUDNN_DATA_FLOAT = 0 } cudnnDataType_t;
-typedef enum { CUDNN_TENSOR_NCHW = 0 } cudnnTensorFormat_t;
+typedef enum { CUDNN_TENSOR_NCHW = 0, CUDNN_TENSOR_NHWC = 1 } cudnnTensorFormat_t;   /* NHWC: refused (NOT_SUPPORTED) */
 /* CUDNN_CONVOLUTION (0, the flipped kernel) is not emulated */
 typedef enum { CUDNN_CROSS_CORRELATION = 1 } cudnnConvolutionMode_t;
 
