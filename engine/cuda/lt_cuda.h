@@ -249,9 +249,13 @@ int lt_cuda_adam_step_grouped(lt_cuda_ctx *ctx, size_t n, float *w, const float 
  * stream, capturable as a CUDA graph (lt_step.h says how it is used).
  *
  * Uploads: pinned host staging with two slots of `bytes` each and an event
- * per slot; lt_cuda_upload copies n host regions into the next slot (after
- * waiting for that slot's earlier copies), queues the copies to dst[k] and
- * records the slot's event. src may be reused at return. */
+ * per slot, device staging of `bytes` and a copy stream; lt_cuda_upload
+ * copies n host regions into the next slot (after waiting for that slot's
+ * earlier copy), queues one copy of the slot into the device staging on
+ * the copy stream (after the previous upload's staging was read out), and
+ * on the compute stream, after that copy, the device copies from the
+ * staging to dst[k]: the PCIe transfer overlaps the step before. src may
+ * be reused at return. */
 int lt_cuda_upload_new(lt_cuda_ctx *ctx, size_t bytes, void **up);
 void lt_cuda_upload_free(lt_cuda_ctx *ctx, void *up);
 int lt_cuda_upload(lt_cuda_ctx *ctx, void *up, int n, void *const *dst, const void *const *src, const size_t *bytes);

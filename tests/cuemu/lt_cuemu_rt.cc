@@ -22,10 +22,15 @@
  *    and waits are errors that invalidate the capture; launches, copies and
  *    library calls on the capturing stream are recorded with their
  *    arguments of the moment, and a graph launch replays exactly those;
- *  - a fault inside a kernel or library call (lt_cuemu_fault) is sticky.
- * One stream order for all work (any order consistent with each stream's is
- * one a GPU may run). Work runs on the thread that synchronises; every entry
- * point takes one lock. */
+ *  - a fault inside a kernel or library call (lt_cuemu_fault) is sticky;
+ *  - streams are independent: a wait runs only what it must (the waited-for
+ *    stream's work up to that point and, through cudaStreamWaitEvent, the
+ *    work of other streams it depends on), so work on another stream stays
+ *    pending and a missing cross-stream wait shows as stale or overwritten
+ *    data. The legacy NULL stream orders with everything (all streams act
+ *    as blocking ones towards it: never less order than a GPU gives).
+ * Work runs on the thread that synchronises; every entry point takes one
+ * lock. */
 #include "lt_cuemu.h"
 #include "lt_cuemu_counts.h"
 #include <cuda_profiler_api.h>
@@ -39,7 +44,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -69,7 +73,7 @@ struct lt_cuemu_stream {
 };
 
 struct lt_cuemu_event {
-    unsigned long long seq;   /* the queue position of its last record, 0: never recorded */
+    unsigned long long seq;   /* the work item of its last record, 0: never recorded */
     int captured;             /* its last record was into a capture: no host wait or query on it */
 };
 
@@ -87,8 +91,16 @@ struct state {
     std::recursive_mutex mu;
     std::map<uintptr_t, alloc> mem;
     size_t device_bytes = 0;
-    std::deque<work> queue;
-    unsigned long long queued = 0, done = 0;   /* work items ever queued / run */
+    /* work not yet run, by its number (queued order): the stream it is on
+     * and the items it waits for besides its stream's earlier ones */
+    struct item {
+        work w;
+        lt_cuemu_stream *st;
+        std::vector<unsigned long long> deps;
+    };
+    std::map<unsigned long long, item> pending;
+    unsigned long long queued = 0;   /* work items ever queued: the last one's number */
+    unsigned long long last_legacy = 0;   /* the last item on the NULL stream */
     cudaError_t sticky = cudaSuccess;
     lt_cuemu_stream legacy{};                  /* the NULL stream */
     std::vector<lt_cuemu_stream *> streams;
@@ -161,25 +173,56 @@ int is_pinned(const void *p, size_t bytes) {
     return e && e->second.k != K_DEVICE;
 }
 
-/* Runs queued work up to and including item `upto` (1-based, in the order
- * queued). */
-void run_upto(unsigned long long upto) {
+/* Runs item `seq` if it is pending, after what it must follow: the earlier
+ * items of its stream (all earlier items for one on the NULL stream) and
+ * the items it waits for. */
+void run_item(unsigned long long seq) {
+    state &g = G();
+    auto it = g.pending.find(seq);
+    if (it == g.pending.end()) return;
+    std::vector<unsigned long long> before;
+    for (auto p = g.pending.begin(); p != it; ++p)
+        if (p->second.st == it->second.st || !it->second.st) before.push_back(p->first);
+    before.insert(before.end(), it->second.deps.begin(), it->second.deps.end());
+    for (unsigned long long b : before) run_item(b);
+    it = g.pending.find(seq);
+    if (it == g.pending.end()) return;
+    work w = std::move(it->second.w);
+    g.pending.erase(it);
+    if (g.sticky == cudaSuccess) w.fn();
+}
+
+/* Runs item `seq` and what it needs (nothing else: other streams' work
+ * stays pending); 0 = nothing. */
+void run_upto(unsigned long long seq) {
     state &g = G();
     if (g.running) return;   /* a library call's own work runs inside a flush */
-    if (g.queue.empty() || g.done >= upto) return;
+    if (!seq || g.pending.empty()) return;
     g.running = 1;
     device_access(1);
-    while (!g.queue.empty() && g.done < upto) {
-        work w = std::move(g.queue.front());
-        g.queue.pop_front();
-        if (g.sticky == cudaSuccess) w.fn();
-        g.done++;
-    }
+    run_item(seq);
     device_access(0);
     g.running = 0;
 }
 
-void run_all() { run_upto(~0ull); }
+/* Every pending item, in the order queued (which satisfies every wait). */
+void run_all() {
+    state &g = G();
+    if (g.running || g.pending.empty()) return;
+    g.running = 1;
+    device_access(1);
+    while (!g.pending.empty()) run_item(g.pending.begin()->first);
+    device_access(0);
+    g.running = 0;
+}
+
+/* The last pending item on stream st (NULL: the legacy stream), 0: none. */
+unsigned long long last_on(const lt_cuemu_stream *st) {
+    state &g = G();
+    for (auto p = g.pending.rbegin(); p != g.pending.rend(); ++p)
+        if (p->second.st == st) return p->first;
+    return 0;
+}
 
 /* A call that is not allowed while this thread captures: invalidates its
  * captures and gives the error the runtime gives. */
@@ -230,9 +273,22 @@ static cudaError_t enqueue(cudaStream_t s, const char *what, std::function<void(
         st->graph->nodes.push_back(work{what, std::move(fn)});
         return cudaSuccess;
     }
-    G().queue.push_back(work{what, std::move(fn)});
-    G().queued++;
+    state &g = G();
+    state::item it{work{what, std::move(fn)}, s, {}};
+    /* blocking streams wait for the legacy stream's work queued before */
+    if (s && g.last_legacy && g.pending.count(g.last_legacy)) it.deps.push_back(g.last_legacy);
+    const unsigned long long seq = ++g.queued;
+    if (!s) g.last_legacy = seq;
+    g.pending.emplace(seq, std::move(it));
     return cudaSuccess;
+}
+
+/* A wait of stream s for item dep (cudaStreamWaitEvent): a no-op item on s
+ * that runs after dep. */
+static cudaError_t enqueue_wait(cudaStream_t s, unsigned long long dep) {
+    cudaError_t e = enqueue(s, "stream wait", []() {});
+    if (e == cudaSuccess && dep) G().pending[G().queued].deps.push_back(dep);
+    return e;
 }
 
 /* the fake libraries' work (cuDNN, cuBLAS) */
@@ -427,8 +483,7 @@ cudaError_t cudaDeviceSynchronize(void) {
 cudaError_t cudaDeviceReset(void) {
     LOCK;
     state &g = G();
-    g.queue.clear();
-    g.done = g.queued;
+    g.pending.clear();
     for (auto &m : g.mem) {
         if (m.second.mapped) munmap((void *)m.first, m.second.mapped);
         else if (m.second.k != K_REGISTERED) free((void *)m.first);
@@ -601,8 +656,10 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         return ret(cudaErrorStreamCaptureUnsupported);
     }
     if (dst_pageable) {
-        /* into pageable memory: the call returns when the copy is done */
-        run_all();
+        /* into pageable memory: the call returns when the copy is done (what
+         * the stream queued before it runs first) */
+        if (s) run_upto(last_on(s));
+        else run_all();   /* the legacy stream: after every stream's work */
         STICKY;
         /* only the source's allocation is opened (a copy per parameter is common) */
         const auto *a = src_host ? NULL : find(src, bytes);
@@ -707,7 +764,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     cudaError_t e = capture_violation("cudaStreamSynchronize");
     if (e) return ret(e);
     G().n.stream_syncs++;
-    run_all();
+    if (s) run_upto(last_on(st));   /* this stream's work and what it waits for, nothing else */
+    else run_all();
     STICKY;
     return cudaSuccess;
 }
@@ -720,7 +778,8 @@ cudaError_t cudaStreamQuery(cudaStream_t s) {
         stream_of(s)->invalidated = 1;
         return ret(cudaErrorStreamCaptureUnsupported);
     }
-    return G().queue.empty() ? cudaSuccess : cudaErrorNotReady;
+    const int idle = s ? !last_on(stream_of(s)) : G().pending.empty();
+    return idle ? cudaSuccess : cudaErrorNotReady;
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
@@ -728,7 +787,10 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
     LOCK;
     STICKY;
     if (!stream_known(s) || !e) return ret(cudaErrorInvalidResourceHandle);
-    return cudaSuccess;   /* one queue for every stream: already ordered */
+    /* a record not yet run (or never made: no wait, as on a GPU); in a
+     * capture the wait is not recorded (the library captures one stream) */
+    if (stream_of(s)->capturing || !e->seq || !G().pending.count(e->seq)) return cudaSuccess;
+    return ret(enqueue_wait(s, e->seq));
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
@@ -758,7 +820,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     }
     cudaError_t r = enqueue(s, "event record", []() {});
     if (r) return ret(r);
-    e->seq = G().queued;   /* complete once the queue has run this far */
+    e->seq = G().queued;   /* complete once this item has run */
     e->captured = 0;
     return cudaSuccess;
 }
@@ -770,7 +832,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (r) return ret(r);
     G().n.event_syncs++;
     if (e->captured) return ret(cudaErrorCapturedEvent);
-    if (G().done < e->seq) run_upto(e->seq);   /* what was queued before the record, not after */
+    run_upto(e->seq);   /* what its stream queued before the record and what that waits for, nothing more */
     STICKY;
     return cudaSuccess;
 }
@@ -780,7 +842,7 @@ cudaError_t cudaEventQuery(cudaEvent_t e) {
     STICKY;
     if (!e) return ret(cudaErrorInvalidResourceHandle);
     if (e->captured) return ret(cudaErrorCapturedEvent);
-    return G().done >= e->seq ? cudaSuccess : cudaErrorNotReady;
+    return !e->seq || !G().pending.count(e->seq) ? cudaSuccess : cudaErrorNotReady;
 }
 
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {

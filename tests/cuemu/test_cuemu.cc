@@ -287,6 +287,60 @@ static void lazy_streams(void **state) {
     cudaStreamDestroy(s);
 }
 
+/* Streams are independent: waiting for one runs its work and what it waits
+ * for (cudaStreamWaitEvent), not other streams' work queued before. */
+static void independent_streams(void **state) {
+    (void)state;
+    reset();
+    cudaStream_t a, b;
+    assert_int_equal(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking), cudaSuccess);
+    assert_int_equal(cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking), cudaSuccess);
+    float *pin = NULL;
+    assert_int_equal(cudaHostAlloc((void **)&pin, 4 * sizeof(float), cudaHostAllocDefault), cudaSuccess);
+    float *da = (float *)dev(4 * sizeof(float)), *db = (float *)dev(4 * sizeof(float));
+    for (int i = 0; i < 4; i++) pin[i] = 5.0f;
+    /* b's copy is queued first, then a's: a's wait leaves b's pending */
+    cudaMemcpyAsync(db, pin, 4 * sizeof(float), cudaMemcpyHostToDevice, b);
+    cudaMemcpyAsync(da, pin, 4 * sizeof(float), cudaMemcpyHostToDevice, a);
+    assert_int_equal(cudaStreamQuery(b), cudaErrorNotReady);
+    assert_int_equal(cudaStreamSynchronize(a), cudaSuccess);
+    assert_int_equal(cudaStreamQuery(a), cudaSuccess);
+    assert_int_equal(cudaStreamQuery(b), cudaErrorNotReady);
+    float p[4] = {0};
+    lt_cuemu_peek(p, db, sizeof p);
+    assert_true(isnan(p[0]));   /* b's copy has not run */
+    /* a waits for b's event: a's wait now runs b's work up to the record */
+    cudaEvent_t ev;
+    cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    assert_int_equal(cudaEventRecord(ev, b), cudaSuccess);
+    for (int i = 0; i < 4; i++) pin[i] = 6.0f;   /* b's first copy has not read the slot yet */
+    const float eight[2] = {8.0f, 8.0f};
+    cudaMemcpyAsync(db + 2, eight, sizeof eight, cudaMemcpyHostToDevice, b);   /* after the record */
+    assert_int_equal(cudaStreamWaitEvent(a, ev, 0), cudaSuccess);
+    cudaMemcpyAsync(da, db, 4 * sizeof(float), cudaMemcpyDeviceToDevice, a);
+    assert_int_equal(cudaStreamSynchronize(a), cudaSuccess);
+    lt_cuemu_peek(p, da, sizeof p);
+    assert_true(p[0] == 6.0f && p[2] == 6.0f);   /* b's first copy ran (with the slot's later bytes), not its second */
+    assert_int_equal(cudaStreamQuery(b), cudaErrorNotReady);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    assert_int_equal(cudaStreamQuery(b), cudaSuccess);
+    lt_cuemu_peek(p, db, sizeof p);
+    assert_true(p[0] == 6.0f && p[2] == 8.0f);
+    /* a wait on an event never recorded, or already complete, waits for nothing */
+    cudaEvent_t fresh;
+    cudaEventCreateWithFlags(&fresh, cudaEventDisableTiming);
+    assert_int_equal(cudaStreamWaitEvent(a, fresh, 0), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(a, ev, 0), cudaSuccess);
+    assert_int_equal(cudaStreamQuery(a), cudaSuccess);
+    cudaEventDestroy(fresh);
+    cudaEventDestroy(ev);
+    cudaFree(da);
+    cudaFree(db);
+    cudaFreeHost(pin);
+    cudaStreamDestroy(a);
+    cudaStreamDestroy(b);
+}
+
 static void graph_capture(void **state) {
     (void)state;
     reset();
@@ -414,6 +468,7 @@ int main(void) {
         cmocka_unit_test(launch_configuration_errors),
         cmocka_unit_test(memory_rules),
         cmocka_unit_test(lazy_streams),
+        cmocka_unit_test(independent_streams),
         cmocka_unit_test(graph_capture),
         cmocka_unit_test(host_reads_of_device_memory_fault),
         cmocka_unit_test(tf32_rounding),

@@ -36,6 +36,9 @@
  *                         captured once and replayed 4 of the 5 full
  *                         batches after its warm-up step;
  *   deterministic_twice   two deterministic graph runs: memcmp-equal;
+ *   uploads_unsynced      the same steps back to back without a wait between
+ *                         them against steps with one: memcmp-equal (no
+ *                         step gets another's batch);
  *   ckpt_resume           deterministic: 3 steps, save model + optimizer
  *                         (lt_model_save / lt_optim_save from device
  *                         memory), load into a fresh cuda model and
@@ -159,6 +162,21 @@ static void run_steps(run *r, lt_opt_kind kind, int k0, int k1) {
         assert_int_equal(lt_step_epoch_stats(r->s, &after, &c1, &s1), LT_OK);
         assert_int_equal(s1 - s0, n);
         r->loss[k] = (after - before) / n;
+    }
+    free(x);
+}
+
+/* The same steps back to back, nothing read in between: the host runs
+ * ahead of the device, so the uploads of later batches are queued while
+ * earlier steps still wait (on the emulator nothing runs until the end;
+ * its streams are independent, so a missing wait between the upload's copy
+ * stream and the compute stream shows as a wrong batch). */
+static void run_steps_unsynced(run *r, lt_opt_kind kind, int k0, int k1) {
+    float *x = malloc((size_t)N * lt_shape_count(IN) * sizeof(float));
+    int32_t y[N];
+    for (int k = k0; k < k1; k++) {
+        const int n = batch(k, x, y);
+        assert_int_equal(lt_step_run(r->s, x, y, n, lr_at(k, kind)), LT_OK);
     }
     free(x);
 }
@@ -383,6 +401,24 @@ static void test_deterministic_twice(void **s) {
     lt_backend_free(gb);
 }
 
+/* Steps run back to back (the host ahead of the device) equal steps with a
+ * wait after each, bit for bit: the batch upload (pinned slots, the copy
+ * stream, the device staging) never hands a step another step's batch. */
+static void test_uploads_unsynced(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, 1);
+    run a, b;
+    run_open(&a, gb, 0, LT_OPT_SGD, 1);
+    run_open(&b, gb, 0, LT_OPT_SGD, 1);
+    run_steps(&a, LT_OPT_SGD, 0, STEPS);
+    run_steps_unsynced(&b, LT_OPT_SGD, 0, STEPS);
+    assert_runs_equal(&a, &b, "steps with and without waits");
+    run_close(&a);
+    run_close(&b);
+    lt_backend_free(gb);
+}
+
 /* ---- checkpoints ------------------------------------------------------------------------------ */
 static void test_ckpt_resume(void **s) {
     (void)s;
@@ -471,6 +507,7 @@ int main(void) {
         cmocka_unit_test(test_cuda_vs_cpu_adam),
         cmocka_unit_test(test_graph_vs_eager),
         cmocka_unit_test(test_deterministic_twice),
+        cmocka_unit_test(test_uploads_unsynced),
         cmocka_unit_test(test_ckpt_resume),
         cmocka_unit_test(test_capture_fallback),
     };
