@@ -386,38 +386,29 @@ static void test_graph_vs_eager(void **s) {
     lt_backend_free(gb);
 }
 
-static void test_deterministic_twice(void **s) {
-    (void)s;
+/* Two graph runs of the same steps on one deterministic backend, the
+ * second's steps back to back when `unsynced`: bit-identical. */
+static void two_runs(lt_opt_kind kind, int unsynced, const char *what) {
     lt_backend *gb;
     NEED_GPU(gb, 1);
     run a, b;
-    run_open(&a, gb, 0, LT_OPT_ADAM, 1);
-    run_open(&b, gb, 0, LT_OPT_ADAM, 1);
-    run_steps(&a, LT_OPT_ADAM, 0, STEPS);
-    run_steps(&b, LT_OPT_ADAM, 0, STEPS);
-    assert_runs_equal(&a, &b, "two deterministic runs");
+    run_open(&a, gb, 0, kind, 1);
+    run_open(&b, gb, 0, kind, 1);
+    run_steps(&a, kind, 0, STEPS);
+    if (unsynced) run_steps_unsynced(&b, kind, 0, STEPS);
+    else run_steps(&b, kind, 0, STEPS);
+    assert_runs_equal(&a, &b, what);
     run_close(&a);
     run_close(&b);
     lt_backend_free(gb);
 }
 
+static void test_deterministic_twice(void **s) { (void)s; two_runs(LT_OPT_ADAM, 0, "two deterministic runs"); }
+
 /* Steps run back to back (the host ahead of the device) equal steps with a
  * wait after each, bit for bit: the batch upload (pinned slots, the copy
  * stream, the device staging) never hands a step another step's batch. */
-static void test_uploads_unsynced(void **s) {
-    (void)s;
-    lt_backend *gb;
-    NEED_GPU(gb, 1);
-    run a, b;
-    run_open(&a, gb, 0, LT_OPT_SGD, 1);
-    run_open(&b, gb, 0, LT_OPT_SGD, 1);
-    run_steps(&a, LT_OPT_SGD, 0, STEPS);
-    run_steps_unsynced(&b, LT_OPT_SGD, 0, STEPS);
-    assert_runs_equal(&a, &b, "steps with and without waits");
-    run_close(&a);
-    run_close(&b);
-    lt_backend_free(gb);
-}
+static void test_uploads_unsynced(void **s) { (void)s; two_runs(LT_OPT_SGD, 1, "steps with and without waits"); }
 
 /* ---- checkpoints ------------------------------------------------------------------------------ */
 static void test_ckpt_resume(void **s) {
