@@ -312,7 +312,7 @@ bench-gpu:
 # One training step's convolutions in cuDNN, NCHW against NHWC, fastest
 # algorithms (tests/bench/bench_conv_layout.c): `conv-layout: ...` lines.
 $(BUILD)/bench_conv_layout: tests/bench/bench_conv_layout.c $(ENGINE_LIB)
-	$(CC) $(CFLAGS) -I$(CUDNN_INC) -I$(CUDA_HOME)/include -o $@ $< $(ENGINE_LIB) $(CUDA_LDLIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Iengine/cuda -I$(CUDNN_INC) -I$(CUDA_HOME)/include -o $@ $< $(ENGINE_LIB) $(CUDA_LDLIBS) $(LDLIBS)
 bench-conv-layout:
 	@$(MAKE) --no-print-directory $(BUILD)/bench_conv_layout
 	@$(BUILD)/bench_conv_layout $(BENCH_CONV_LAYOUT_ARGS)

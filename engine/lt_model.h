@@ -167,9 +167,11 @@ enum {
  * layers their forward_cuda / backward_cuda (ABI 3; missing: forward fails
  * naming the layer). There the training fusion covers BN -> ReLU and the
  * residual sum -> ReLU (the backend's layer table offers the pairs; the
- * sum's in eval mode too), bit for bit the unfused numbers
- * (tests/gpu/test_model_cuda.c); the inference fusions are CPU kernels.
- * lt_model_set_no_fuse turns it off. lt_model_reinit, save /
+ * sum's in eval-mode forwards too), bit for bit the unfused numbers
+ * (tests/gpu/test_model_cuda.c); as on the CPU, a fused pair's backward
+ * leaves the first node's own dy unwritten (a tap there unfuses it), which
+ * on a device holds for a sum before a ReLU as well. The inference fusions
+ * are CPU kernels. lt_model_set_no_fuse turns it off. lt_model_reinit, save /
  * load of models and optimizers copy through the host (the checkpoint
  * format is the cpu model's). Not on cuda models yet (LT_EINVAL):
  * sub-graphs. */

@@ -85,8 +85,10 @@ static uint64_t graph_signature(const lt_step *s) {
     h = fnv(h, ptrs, sizeof ptrs);
     FNV(h, m->batch);
     FNV(h, m->acts_floats);
-    /* fused pairs (lt_model_set_no_fuse) run other kernels */
+    /* fused pairs (lt_model_set_no_fuse) run other kernels; zero_all_dy
+     * decides which backward writes set (and so which pairs fuse) */
     FNV(h, m->no_fuse);
+    FNV(h, m->zero_all_dy);
     /* the optimizer's kernel arguments */
     FNV(h, o->kind);
     FNV(h, o->momentum);

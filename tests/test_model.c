@@ -259,11 +259,25 @@ static void test_inference_fusion_bit_identical(void **st) {
     }
 }
 
+/* A backward from node t alone (d loss / d out = a fixed pattern), its
+ * gradients into out. */
+static void bn_alone(lt_model *m, int N, int t, float *out) {
+    lt_model_zero_grad(m);
+    float *d = lt_model_dout(m, t);
+    for (size_t k = 0; k < (size_t)N * lt_shape_count(m->nodes[t].shape); k++) d[k] = 0.01f * (float)(k % 7) - 0.03f;
+    assert_int_equal(lt_model_backward(m, N, &t, 1), LT_OK);
+    size_t nz = 0;
+    for (size_t k = 0; k < m->n_w; k++) nz += m->g[k] != 0.0f;
+    assert_true(nz > 0);
+    memcpy(out, m->g, sizeof(float) * m->n_w);
+}
+
 /* Training fuses BN -> in-place ReLU into one pass each way; gradients,
  * outputs and running statistics must equal the unfused ones (no_fuse) bit
  * for bit: basic blocks, projection shortcuts and bottlenecks; a caller tap
  * on a fused BN (its ReLU must then accumulate, so the pair runs unfused);
- * and a backbone in eval mode (BN on running statistics: not fused). */
+ * and a backbone in eval mode (BN on running statistics: not fused). In
+ * plain mode also a backward from a fused BN alone after the full one. */
 static void test_training_fusion_bit_identical(void **st) {
     (void)st;
     const char *arch[] = {"resnet8_cifar", "resnet10", "resnet50"};
@@ -290,9 +304,26 @@ static void test_training_fusion_bit_identical(void **st) {
             run_grads(m, N, x, y, logits, tap, g0);
             memcpy(l0, lt_model_out(m, logits), sizeof(float) * nl);
             memcpy(b1, m->buf, sizeof(float) * m->n_b);
+            /* plain mode, then a backward from a fused BN alone: its ReLU
+             * lies beyond the pass's last node with the earlier pass's
+             * "overwrites" flag still set, so the BN runs its own backward */
+            const int bn = mode == 0 ? lt_model_find(m, "layer1.0.bn1") : -1;
+            float *h0 = NULL, *h1 = NULL;
+            if (mode == 0) {
+                h0 = malloc(sizeof(float) * m->n_w);
+                h1 = malloc(sizeof(float) * m->n_w);
+                bn_alone(m, N, bn, h0);
+            }
             memcpy(m->buf, b0, sizeof(float) * m->n_b);
             m->no_fuse = 0;
             run_grads(m, N, x, y, logits, tap, g1);
+            if (mode == 0) {
+                assert_true(bn > 0 && m->nodes[bn].fused_now);
+                bn_alone(m, N, bn, h1);
+                assert_memory_equal(h0, h1, sizeof(float) * m->n_w);
+                free(h0);
+                free(h1);
+            }
             int fused = 0;
             for (int i = 1; i < m->n_nodes; i++) fused += m->nodes[i].fused_now;
             if (mode == 2) assert_int_equal(fused, 0);

@@ -28,26 +28,19 @@
  * backward ALGO_1).
  * The bias add and the bias gradient are the library's own kernels (the
  * gradient a fixed-order double reduction, no atomics). */
+#include "lt_cuda_conv_rules.h"
 #include "lt_cuda_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-#define LT_CUDA_CONV_WS_CAP ((size_t)2 << 30)
 
 static int same_geom(const lt_conv_geom *a, const lt_conv_geom *b) {
     return a->ci == b->ci && a->h == b->h && a->w == b->w && a->co == b->co && a->kh == b->kh && a->kw == b->kw &&
            a->stride == b->stride && a->pad == b->pad && a->groups == b->groups;
 }
 
-/* FP32 mode: FMA math only. cuDNN's DEFAULT math lets the library use TF32
- * tensor cores on Ampere and later (cudnnMathType_t), which is what FP32 mode
- * must exclude (PyTorch asserts FMA math with allow_tf32 off). TF32 mode:
- * anything but ALLOW_CONVERSION, which may convert fp32 data to fp16. */
-static int math_ok(const lt_cuda_ctx *ctx, cudnnMathType_t m) {
-    if (ctx->math == LT_CUDA_TF32) return m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
-    return m == CUDNN_FMA_MATH;
-}
+/* lt_cuda_conv_rules.h says which math types a mode allows */
+static int math_ok(const lt_cuda_ctx *ctx, cudnnMathType_t m) { return lt_cuda_conv_math_ok(ctx->math == LT_CUDA_TF32, m); }
 
 /* The index of the first entry of a perf list (sorted best-first) that this
  * context may use, or -1. */

@@ -16,8 +16,12 @@
  *   fastest cuDNN times: NCHW <ms> (fwd <ms>, dgrad <ms>, wgrad <ms>),
  *   NHWC <ms> (...): NHWC/NCHW <ratio>
  *
- * A layout cuDNN refuses for a geometry (the CPU emulator knows NCHW only)
- * is reported as "n/a". Without a CUDA device: "skipped: ..." and status 0.
+ * Only algorithms the backend could pick count (lt_cuda_conv_rules.h: in
+ * fp32 FMA math only, never fp16 conversion, at most the workspace cap). A
+ * layout cuDNN refuses for any geometry (the CPU emulator knows NCHW only)
+ * makes that layout's total "n/a", with the count of refused timings.
+ * Without a CUDA device: "skipped: ..." and status 0; an unknown model or
+ * mode name: status 2.
  *
  * Usage: bench_conv_layout [--models a,b] [--modes fp32,tf32] */
 #include <cuda_runtime.h>
@@ -27,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lt_cuda_conv_rules.h"
 #include "lt_layers_impl.h"
 #include "lt_model.h"
 #include "lt_model_impl.h"
@@ -64,14 +69,16 @@ static int set_desc(cudnnTensorDescriptor_t xd, cudnnTensorDescriptor_t yd, cudn
     return 0;
 }
 
-/* The fastest successful entry of a cudnnFind result whose math type the
- * mode allows (fp32: FMA only, as the backend's plans). */
+/* The fastest successful entry of a cudnnFind result that the backend's
+ * plans could use (lt_cuda_conv_rules.h: the mode's math types, the
+ * workspace cap). */
 #define BEST(perf, n, tf32, out)                                                                 \
     do {                                                                                         \
         (out) = -1.0;                                                                            \
         for (int k_ = 0; k_ < (n); k_++) {                                                       \
             if ((perf)[k_].status != CUDNN_STATUS_SUCCESS || (perf)[k_].time < 0) continue;      \
-            if (!(tf32) && (perf)[k_].mathType == CUDNN_TENSOR_OP_MATH) continue;                 \
+            if (!lt_cuda_conv_math_ok((tf32), (perf)[k_].mathType)) continue;                   \
+            if ((perf)[k_].memory > LT_CUDA_CONV_WS_CAP) continue;                              \
             if ((out) < 0 || (perf)[k_].time < (out)) (out) = (perf)[k_].time;                  \
         }                                                                                        \
     } while (0)
@@ -179,6 +186,27 @@ int main(int argc, char **argv) {
                     argv[0]);
             return 2;
         }
+    }
+    /* every name given must be known: a typo would otherwise print nothing */
+    for (const char *list = models; list && *list;) {
+        const size_t n = strcspn(list, ",");
+        int known = 0;
+        for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++)
+            known |= strlen(MODELS[i].name) == n && !strncmp(MODELS[i].name, list, n);
+        if (!known) {
+            fprintf(stderr, "bench_conv_layout: unknown model '%.*s' (resnet32_cifar, resnet8_cifar, resnet50)\n",
+                    (int)n, list);
+            return 2;
+        }
+        list += n + (list[n] == ',');
+    }
+    for (const char *list = modes; list && *list;) {
+        const size_t n = strcspn(list, ",");
+        if (!((n == 4 && !strncmp(list, "fp32", 4)) || (n == 4 && !strncmp(list, "tf32", 4)))) {
+            fprintf(stderr, "bench_conv_layout: unknown mode '%.*s' (fp32, tf32)\n", (int)n, list);
+            return 2;
+        }
+        list += n + (list[n] == ',');
     }
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {

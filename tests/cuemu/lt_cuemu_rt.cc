@@ -27,8 +27,8 @@
  *    stream's work up to that point and, through cudaStreamWaitEvent, the
  *    work of other streams it depends on), so work on another stream stays
  *    pending and a missing cross-stream wait shows as stale or overwritten
- *    data. The legacy NULL stream orders with everything (all streams act
- *    as blocking ones towards it: never less order than a GPU gives).
+ *    data. The legacy NULL stream orders with the blocking streams (those
+ *    made without cudaStreamNonBlocking), as in CUDA.
  * Work runs on the thread that synchronises; every entry point takes one
  * lock. */
 #include "lt_cuemu.h"
@@ -44,6 +44,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -66,6 +67,7 @@ struct lt_cuemu_graph_exec {
 };
 
 struct lt_cuemu_stream {
+    int blocking;      /* created without cudaStreamNonBlocking: orders with the legacy NULL stream */
     int capturing;
     int invalidated;   /* a capture error happened: EndCapture fails */
     std::thread::id owner;
@@ -99,8 +101,10 @@ struct state {
         std::vector<unsigned long long> deps;
     };
     std::map<unsigned long long, item> pending;
+    /* each stream's pending items in order (NULL: the legacy stream) */
+    std::map<const lt_cuemu_stream *, std::deque<unsigned long long>> order;
     unsigned long long queued = 0;   /* work items ever queued: the last one's number */
-    unsigned long long last_legacy = 0;   /* the last item on the NULL stream */
+    unsigned long long last_legacy = 0;   /* the last item queued on the NULL stream */
     cudaError_t sticky = cudaSuccess;
     lt_cuemu_stream legacy{};                  /* the NULL stream */
     std::vector<lt_cuemu_stream *> streams;
@@ -174,21 +178,25 @@ int is_pinned(const void *p, size_t bytes) {
 }
 
 /* Runs item `seq` if it is pending, after what it must follow: the earlier
- * items of its stream (all earlier items for one on the NULL stream) and
- * the items it waits for. */
+ * items of its stream (for one on the legacy NULL stream, the earlier items
+ * of every blocking stream too) and the items it waits for. */
 void run_item(unsigned long long seq) {
     state &g = G();
     auto it = g.pending.find(seq);
     if (it == g.pending.end()) return;
-    std::vector<unsigned long long> before;
-    for (auto p = g.pending.begin(); p != it; ++p)
-        if (p->second.st == it->second.st || !it->second.st) before.push_back(p->first);
-    before.insert(before.end(), it->second.deps.begin(), it->second.deps.end());
-    for (unsigned long long b : before) run_item(b);
+    const lt_cuemu_stream *st = it->second.st;
+    for (auto &o : g.order) {
+        if (o.first != st && (st || (o.first && !o.first->blocking))) continue;
+        while (!o.second.empty() && o.second.front() < seq) run_item(o.second.front());
+    }
+    const std::vector<unsigned long long> deps = it->second.deps;
+    for (unsigned long long d : deps) run_item(d);
     it = g.pending.find(seq);
     if (it == g.pending.end()) return;
     work w = std::move(it->second.w);
     g.pending.erase(it);
+    std::deque<unsigned long long> &q = g.order[st];
+    if (!q.empty() && q.front() == seq) q.pop_front();
     if (g.sticky == cudaSuccess) w.fn();
 }
 
@@ -219,9 +227,8 @@ void run_all() {
 /* The last pending item on stream st (NULL: the legacy stream), 0: none. */
 unsigned long long last_on(const lt_cuemu_stream *st) {
     state &g = G();
-    for (auto p = g.pending.rbegin(); p != g.pending.rend(); ++p)
-        if (p->second.st == st) return p->first;
-    return 0;
+    auto o = g.order.find(st);
+    return o == g.order.end() || o->second.empty() ? 0 : o->second.back();
 }
 
 /* A call that is not allowed while this thread captures: invalidates its
@@ -276,10 +283,11 @@ static cudaError_t enqueue(cudaStream_t s, const char *what, std::function<void(
     state &g = G();
     state::item it{work{what, std::move(fn)}, s, {}};
     /* blocking streams wait for the legacy stream's work queued before */
-    if (s && g.last_legacy && g.pending.count(g.last_legacy)) it.deps.push_back(g.last_legacy);
+    if (s && s->blocking && g.last_legacy && g.pending.count(g.last_legacy)) it.deps.push_back(g.last_legacy);
     const unsigned long long seq = ++g.queued;
     if (!s) g.last_legacy = seq;
     g.pending.emplace(seq, std::move(it));
+    g.order[s].push_back(seq);
     return cudaSuccess;
 }
 
@@ -484,6 +492,7 @@ cudaError_t cudaDeviceReset(void) {
     LOCK;
     state &g = G();
     g.pending.clear();
+    g.order.clear();
     for (auto &m : g.mem) {
         if (m.second.mapped) munmap((void *)m.first, m.second.mapped);
         else if (m.second.k != K_REGISTERED) free((void *)m.first);
@@ -723,10 +732,10 @@ cudaError_t cudaMemset(void *p, int value, size_t bytes) {
 
 /* ---- streams and events --------------------------------------------------------------- */
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
-    (void)flags;
     LOCK;
     if (!s) return ret(cudaErrorInvalidValue);
     lt_cuemu_stream *st = new lt_cuemu_stream();
+    st->blocking = !(flags & cudaStreamNonBlocking);
     G().streams.push_back(st);
     *s = st;
     return cudaSuccess;
@@ -742,6 +751,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
         return ret(cudaErrorStreamCaptureUnsupported);
     }
     run_all();   /* its work completes first */
+    G().order.erase(s);
     auto &v = G().streams;
     for (size_t i = 0; i < v.size(); i++)
         if (v[i] == s) {
@@ -789,7 +799,9 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
     if (!stream_known(s) || !e) return ret(cudaErrorInvalidResourceHandle);
     /* a record not yet run (or never made: no wait, as on a GPU); in a
      * capture the wait is not recorded (the library captures one stream) */
-    if (stream_of(s)->capturing || !e->seq || !G().pending.count(e->seq)) return cudaSuccess;
+    if (stream_of(s)->capturing) return cudaSuccess;
+    if (e->captured) return ret(cudaErrorCapturedEvent);   /* its last record is in a graph, not on a stream */
+    if (!e->seq || !G().pending.count(e->seq)) return cudaSuccess;
     return ret(enqueue_wait(s, e->seq));
 }
 

@@ -288,7 +288,9 @@ static void lazy_streams(void **state) {
 }
 
 /* Streams are independent: waiting for one runs its work and what it waits
- * for (cudaStreamWaitEvent), not other streams' work queued before. */
+ * for (cudaStreamWaitEvent), not other streams' work queued before; the
+ * legacy NULL stream orders with blocking streams only; a captured event
+ * cannot be waited for. */
 static void independent_streams(void **state) {
     (void)state;
     reset();
@@ -333,6 +335,33 @@ static void independent_streams(void **state) {
     assert_int_equal(cudaStreamWaitEvent(a, ev, 0), cudaSuccess);
     assert_int_equal(cudaStreamQuery(a), cudaSuccess);
     cudaEventDestroy(fresh);
+    /* the legacy NULL stream: a blocking stream's later work waits for its
+     * work, a non-blocking stream's does not */
+    cudaStream_t c;
+    assert_int_equal(cudaStreamCreate(&c), cudaSuccess);
+    float *x = (float *)dev(4 * sizeof(float)), *y = (float *)dev(4 * sizeof(float)),
+          *z = (float *)dev(4 * sizeof(float));
+    assert_int_equal(cudaMemsetAsync(x, 0, 4 * sizeof(float), NULL), cudaSuccess);
+    cudaMemcpyAsync(y, x, 4 * sizeof(float), cudaMemcpyDeviceToDevice, a);   /* non-blocking */
+    cudaMemcpyAsync(z, x, 4 * sizeof(float), cudaMemcpyDeviceToDevice, c);   /* blocking */
+    assert_int_equal(cudaStreamSynchronize(a), cudaSuccess);
+    lt_cuemu_peek(p, y, sizeof p);
+    assert_true(isnan(p[0]));   /* read before the legacy memset ran */
+    assert_int_equal(cudaStreamSynchronize(c), cudaSuccess);
+    lt_cuemu_peek(p, z, sizeof p);
+    assert_true(p[0] == 0.0f);
+    /* an event last recorded into a capture cannot be waited for from a stream */
+    assert_int_equal(cudaStreamBeginCapture(a, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaEventRecord(ev, a), cudaSuccess);
+    cudaGraph_t g = NULL;
+    assert_int_equal(cudaStreamEndCapture(a, &g), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(b, ev, 0), cudaErrorCapturedEvent);
+    (void)cudaGetLastError();
+    cudaGraphDestroy(g);
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(z);
+    cudaStreamDestroy(c);
     cudaEventDestroy(ev);
     cudaFree(da);
     cudaFree(db);

@@ -49,8 +49,9 @@
  *   fusion          the device's training fusion (BN / sum -> ReLU in one
  *                   kernel each way) against the same model unfused, on a
  *                   deterministic backend: every output bit for bit
- *                   (ResNet-8 plain, with a tap on a fused BN and with an
- *                   eval-mode backbone; ResNet-10);
+ *                   (ResNet-8 plain, then a backward from a fused BN
+ *                   alone; with a tap on a fused BN and with an eval-mode
+ *                   backbone; ResNet-10);
  *   plugin          a plugin layer without forward_cuda: forward fails with
  *                   LT_EINVAL naming the layer, before any work;
  * and, running on every machine:
@@ -465,6 +466,42 @@ static void fusion_case(lt_backend *gb, const net *n, int mode) {
     char what[16];
     snprintf(what, sizeof what, "fused%d", mode);
     int ok = compare(m0, n, &a, &b, &TOL_FP32, what, 1);
+    if (mode == 0) {
+        /* then a backward from a fused BN alone: its ReLU lies beyond the
+         * pass's last node, with the earlier pass's "overwrites" flag still
+         * set, so the BN must run its own backward */
+        const int t = lt_model_find(m1, "layer1.0.bn1");
+        assert_true(t > 0 && lt_model_node_const(m1, t)->fused_now);
+        const size_t nt = (size_t)n->N * lt_model_out_size(m1, t);
+        float *dt = malloc(nt * sizeof(float)), *g[2] = {NULL, NULL};
+        assert_non_null(dt);
+        for (size_t i = 0; i < nt; i++) dt[i] = 0.01f * (float)(i % 7) - 0.03f;
+        lt_model *ms[2] = {m0, m1};
+        size_t total = 0;
+        for (int k = 0; k < 2; k++) {
+            lt_model_zero_grad(ms[k]);
+            assert_int_equal(lt_model_dout_from_host(ms[k], t, n->N, dt), LT_OK);
+            assert_int_equal(lt_model_backward(ms[k], n->N, &t, 1), LT_OK);
+            total = 0;
+            for (int i = 0; i < lt_model_n_params(ms[k]); i++) {
+                lt_param_info p;
+                assert_int_equal(lt_model_param_at(ms[k], i, &p), LT_OK);
+                g[k] = realloc(g[k], (total + p.count) * sizeof(float));
+                assert_non_null(g[k]);
+                assert_int_equal(lt_model_param_to_host(ms[k], i, NULL, g[k] + total), LT_OK);
+                total += p.count;
+            }
+        }
+        size_t nz = 0;
+        for (size_t i = 0; i < total; i++) nz += g[0][i] != 0.0f;
+        print_message("%s: backward from %s alone: %zu gradients non-zero, fused %s unfused\n", net_label(n),
+                      lt_model_node_const(m1, t)->name, nz, memcmp(g[0], g[1], total * sizeof(float)) ? "!=" : "==");
+        assert_true(nz > 0);
+        assert_memory_equal(g[0], g[1], total * sizeof(float));
+        free(dt);
+        free(g[0]);
+        free(g[1]);
+    }
     print_message("%s mode %d: %d pairs planned, %d BN -> ReLU and %d sum -> ReLU fused\n", net_label(n), mode, planned,
                   bn, sum);
     result_free(&a);
