@@ -41,10 +41,12 @@ typedef struct {
     int c, hw, batch;
 } model_spec;
 
+/* in the order they run: the question (NHWC for ResNet-50 in tf32) first,
+ * so a timeout cuts the least useful lines */
 static const model_spec MODELS[] = {
+    {"resnet50", 3, 224, 256},
     {"resnet32_cifar", 3, 32, 128},
     {"resnet8_cifar", 1, 28, 128},
-    {"resnet50", 3, 224, 256},
 };
 
 /* the directions; a time < 0: refused or failed */
@@ -222,7 +224,7 @@ int main(int argc, char **argv) {
     int rc = 0;
     for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++) {
         if (!listed(models, MODELS[i].name)) continue;
-        for (int tf32 = 0; tf32 < 2; tf32++)
+        for (int tf32 = 1; tf32 >= 0; tf32--)
             if (listed(modes, tf32 ? "tf32" : "fp32") && run_model(h, &MODELS[i], tf32)) rc = 1;
     }
     cudnnDestroy(h);
