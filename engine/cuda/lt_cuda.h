@@ -30,9 +30,11 @@
  * GPU and library versions give bit-identical outputs. Otherwise they are
  * timed on first use (cudnnFind, as PyTorch's cudnn.benchmark): the fastest
  * on this GPU, possibly other kernels on another run (lt_cuda_conv.cu).
- * The library's own kernels never use atomics in any mode: every reduction (batch-norm
- * statistics, bias gradients, loss sums) runs in a fixed order, most of
- * them in double as the CPU kernels do. */
+ * No value of the library's own kernels passes through an atomic, in any
+ * mode: every reduction (batch-norm statistics, bias gradients, loss sums)
+ * runs in a fixed order, most of them in double as the CPU kernels do
+ * (batch norm's arrival counters only pick which block adds the partial
+ * sums up, in that order). */
 #ifndef LT_CUDA_H
 #define LT_CUDA_H
 

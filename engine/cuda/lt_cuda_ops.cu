@@ -143,6 +143,39 @@ struct bn_fin {
     float *dgamma, *dbeta, *coef;
 };
 
+static bn_fin bn_fin_fwd(const float *gamma, const float *beta, float *mean, float *rstd, float *run_mean,
+                         float *run_var, float momentum, float eps, float *coef) {
+    bn_fin f = {};
+    f.what = 0;
+    f.gamma = gamma;
+    f.beta = beta;
+    f.mean = mean;
+    f.rstd = rstd;
+    f.run_mean = run_mean;
+    f.run_var = run_var;
+    f.momentum = momentum;
+    f.eps = eps;
+    f.coef = coef;
+    return f;
+}
+
+/* train: smean / srstd saved by the forward; eval: evar (the running
+ * variance) and eps */
+static bn_fin bn_fin_bwd(const float *gamma, const float *smean, const float *srstd, const float *evar, float eps,
+                         float *dgamma, float *dbeta, float *coef) {
+    bn_fin f = {};
+    f.what = 1;
+    f.gamma = gamma;
+    f.smean = smean;
+    f.srstd = srstd;
+    f.evar = evar;
+    f.eps = eps;
+    f.dgamma = dgamma;
+    f.dbeta = dbeta;
+    f.coef = coef;
+    return f;
+}
+
 /* The channel's two totals: the partial pairs added in order s = 0 .. S-1
  * (volatile: other blocks wrote them during this launch). */
 __device__ static inline void part_total(const volatile double *part, int S, int c, double *s1, double *s2) {
@@ -257,8 +290,9 @@ __global__ static void k_bn_apply(size_t total, int C, int HW, const float *x, c
 
 static int bn_args(int N, int C, int HW, const void *x, const void *y) {
     if (N <= 0 || C <= 0 || HW <= 0) return lt_err(LT_ESHAPE, "cuda bn: N=%d C=%d HW=%d must be positive", N, C, HW);
-    if (C > 65535 || (size_t)N * HW > (size_t)0x7fffffff)
-        return lt_err(LT_ESHAPE, "cuda bn: N=%d C=%d HW=%d: over 65535 channels or 2^31 elements a channel", N, C, HW);
+    if (C > LT_CUDA_BN_MAX_C || (size_t)N * HW > (size_t)0x7fffffff)
+        return lt_err(LT_ESHAPE, "cuda bn: N=%d C=%d HW=%d: over %d channels or 2^31 elements a channel", N, C, HW,
+                      LT_CUDA_BN_MAX_C);
     if (!x || !y) return lt_err(LT_EINVAL, "cuda bn: NULL tensor");
     return LT_OK;
 }
@@ -271,17 +305,7 @@ int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float
     if (!mean || !rstd) return lt_err(LT_EINVAL, "cuda bn: NULL mean / rstd");
     struct bn_ws w;
     LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
-    bn_fin f = {};
-    f.what = 0;
-    f.gamma = gamma;
-    f.beta = beta;
-    f.mean = mean;
-    f.rstd = rstd;
-    f.run_mean = run_mean;
-    f.run_var = run_var;
-    f.momentum = momentum;
-    f.eps = eps;
-    f.coef = w.coef;
+    const bn_fin f = bn_fin_fwd(gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, w.coef);
     LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, w.chunk, x, NULL, NULL,
                                                                             NULL, w.part, ctx->bn_count, f);
     LT_TRY(launch_ok("bn forward (train): statistics"));
@@ -341,14 +365,7 @@ int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const floa
     if (!dx && !dgamma && !dbeta) return LT_OK;
     struct bn_ws w;
     LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
-    bn_fin f = {};
-    f.what = 1;
-    f.gamma = gamma;
-    f.smean = mean;
-    f.srstd = rstd;
-    f.dgamma = dgamma;
-    f.dbeta = dbeta;
-    f.coef = dx ? w.coef : NULL;
+    const bn_fin f = bn_fin_bwd(gamma, mean, rstd, NULL, 0.0f, dgamma, dbeta, dx ? w.coef : NULL);
     LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, w.chunk, x, dy, r, mean,
                                                                             w.part, ctx->bn_count, f);
     LT_TRY(launch_ok("bn backward (train): sums"));
@@ -378,13 +395,7 @@ int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float
     if (dgamma || dbeta) {
         struct bn_ws w;
         LT_TRY(bn_ws_get(ctx, N, C, HW, &w));
-        bn_fin f = {};
-        f.what = 1;
-        f.gamma = gamma;
-        f.evar = run_var;
-        f.eps = eps;
-        f.dgamma = dgamma;
-        f.dbeta = dbeta;
+        const bn_fin f = bn_fin_bwd(gamma, NULL, NULL, run_var, eps, dgamma, dbeta, NULL);
         LT_LAUNCH(k_bn_part, dim3((unsigned)w.S, (unsigned)C), RT, ctx->stream)(N, C, HW, w.S, w.chunk, x, dy, NULL,
                                                                                 run_mean, w.part, ctx->bn_count, f);
         LT_TRY(launch_ok("bn backward (eval, parameters)"));

@@ -294,8 +294,8 @@ static cudaError_t enqueue(cudaStream_t s, const char *what, std::function<void(
 /* A wait of stream s for item dep (cudaStreamWaitEvent): a no-op item on s
  * that runs after dep. */
 static cudaError_t enqueue_wait(cudaStream_t s, unsigned long long dep) {
-    cudaError_t e = enqueue(s, "stream wait", []() {});
-    if (e == cudaSuccess && dep) G().pending[G().queued].deps.push_back(dep);
+    const cudaError_t e = enqueue(s, "stream wait", []() {});
+    if (e == cudaSuccess) G().pending[G().queued].deps.push_back(dep);
     return e;
 }
 

@@ -327,10 +327,16 @@ static void run_bn(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     free(rm); free(rv); free(dg); free(dbt); free(dge); free(dbe);
 }
 
+/* ReLU, add, and the residual sum with the ReLU after it (one kernel each
+ * way) against the CPU's two layers in turn: add, ReLU; the ReLU's
+ * backward into the sum's gradient, then the sum's into both inputs. */
 static void run_relu_add(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     const size_t n = (size_t)c->a[0];
-    const int set = c->a[1];
-    snprintf(shape, 64, "n=%zu%s", n, set ? " set" : "");
+    const int set = c->a[1], set_b = c->a[2], same = c->kind == K_ADD_RELU && c->a[3];
+    if (c->kind == K_ADD_RELU)
+        snprintf(shape, 64, "n=%zu%s%s%s", n, set ? " set_a" : "", set_b ? " set_b" : "", same ? " da=db" : "");
+    else
+        snprintf(shape, 64, "n=%zu%s", n, set ? " set" : "");
     float *a = hbuf(n), *b = hbuf(n), *y = hbuf(n), *dy = hbuf(n), *da = hbuf(n), *db = hbuf(n);
     fill(rng, a, n, -1, 1);
     fill(rng, b, n, -1, 1);
@@ -348,7 +354,7 @@ static void run_relu_add(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
         }
         cmp(R, c->name, shape, "y", y, d_y, n, TOL_EW);
         cmp(R, c->name, shape, "dx", da, d_da, n, TOL_EW);
-    } else {
+    } else if (c->kind == K_ADD) {
         lt_add_forward(n, a, b, y);
         lt_add_backward_x(n, dy, da, set, db, 0);
         if (R->ctx && !R->status) {
@@ -358,37 +364,22 @@ static void run_relu_add(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
         cmp(R, c->name, shape, "y", y, d_y, n, TOL_EW);
         cmp(R, c->name, shape, "da", da, d_da, n, TOL_EW);
         cmp(R, c->name, shape, "db", db, d_db, n, TOL_EW);
+    } else {
+        float *g = hbuf(n);
+        lt_add_forward(n, a, b, y);
+        lt_relu_forward(n, y, y);
+        lt_relu_backward_x(n, y, dy, g, 1);
+        lt_add_backward_x(n, g, da, set, same ? da : db, set_b);
+        if (R->ctx && !R->status) {
+            gpu(R, lt_cuda_add_relu_forward(R->ctx, n, d_a, d_b, d_y));
+            gpu(R, lt_cuda_add_relu_backward(R->ctx, n, d_y, d_dy, d_da, set, same ? d_da : d_db, set_b));
+        }
+        cmp(R, c->name, shape, "y", y, d_y, n, TOL_EW);
+        cmp(R, c->name, shape, "da", da, d_da, n, TOL_EW);
+        if (!same) cmp(R, c->name, shape, "db", db, d_db, n, TOL_EW);
+        free(g);
     }
     free(a); free(b); free(y); free(dy); free(da); free(db);
-}
-
-/* The residual sum with the ReLU after it, one kernel each way, against the
- * CPU's two layers in turn (add, ReLU; the ReLU's backward into the sum's
- * gradient, then the sum's into both inputs). */
-static void run_add_relu(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
-    const size_t n = (size_t)c->a[0];
-    const int set_a = c->a[1], set_b = c->a[2], same = c->a[3];
-    snprintf(shape, 64, "n=%zu%s%s%s", n, set_a ? " set_a" : "", set_b ? " set_b" : "", same ? " da=db" : "");
-    float *a = hbuf(n), *b = hbuf(n), *y = hbuf(n), *dy = hbuf(n), *g = hbuf(n), *da = hbuf(n), *db = hbuf(n);
-    fill(rng, a, n, -1, 1);
-    fill(rng, b, n, -1, 1);
-    fill(rng, dy, n, -1, 1);
-    fill(rng, da, n, -1, 1);
-    fill(rng, db, n, -1, 1);
-    float *d_a = UPF(R, a, n), *d_b = UPF(R, b, n), *d_y = UPF(R, y, n), *d_dy = UPF(R, dy, n);
-    float *d_da = UPF(R, da, n), *d_db = UPF(R, db, n);
-    lt_add_forward(n, a, b, y);
-    lt_relu_forward(n, y, y);
-    lt_relu_backward_x(n, y, dy, g, 1);
-    lt_add_backward_x(n, g, da, set_a, same ? da : db, set_b);
-    if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_add_relu_forward(R->ctx, n, d_a, d_b, d_y));
-        gpu(R, lt_cuda_add_relu_backward(R->ctx, n, d_y, d_dy, d_da, set_a, same ? d_da : d_db, set_b));
-    }
-    cmp(R, c->name, shape, "y", y, d_y, n, TOL_EW);
-    cmp(R, c->name, shape, "da", da, d_da, n, TOL_EW);
-    if (!same) cmp(R, c->name, shape, "db", db, d_db, n, TOL_EW);
-    free(a); free(b); free(y); free(dy); free(g); free(da); free(db);
 }
 
 static void run_maxpool(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
@@ -628,8 +619,7 @@ static void run_case(run_t *R, int i) {
     switch (c->kind) {
     case K_CONV: run_conv(R, c, &rng, shape); break;
     case K_BN: run_bn(R, c, &rng, shape); break;
-    case K_RELU: case K_ADD: run_relu_add(R, c, &rng, shape); break;
-    case K_ADD_RELU: run_add_relu(R, c, &rng, shape); break;
+    case K_RELU: case K_ADD: case K_ADD_RELU: run_relu_add(R, c, &rng, shape); break;
     case K_MAXPOOL: run_maxpool(R, c, &rng, shape); break;
     case K_GAP: run_gap(R, c, &rng, shape); break;
     case K_SHORTCUT: run_shortcut(R, c, &rng, shape); break;
