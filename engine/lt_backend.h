@@ -41,6 +41,14 @@ typedef enum {
     LT_CUDA_TF32 = 1    /* TF32 tensor cores in convolutions and GEMMs */
 } lt_cuda_math;
 
+/* Activation layout of a cuda model's 4-D tensors on the device (and of
+ * lt_cuda.h's layout-sensitive ops): NCHW [N][C][H][W], the engine's own
+ * and the default; NHWC [N][H][W][C], PyTorch's channels_last, which
+ * cuDNN's tensor-core convolutions read without transposing. Weights keep
+ * lt_conv_geom's [co][ci/groups][kh][kw] in both; tensors with H = W = 1
+ * are the same bytes in both. */
+typedef enum { LT_LAYOUT_NCHW = 0, LT_LAYOUT_NHWC = 1 } lt_layout;
+
 /* The convolution path of a cpu backend. The paths sum in different orders,
  * so their last bits differ; each is deterministic for a fixed thread
  * count. */

@@ -10,7 +10,11 @@
  * Semantics are lt_ops.h's, kernel for kernel (the same arguments in the
  * same order, device pointers instead of host pointers, and the context
  * first):
- *  - float32, NCHW, row-major;
+ *  - float32, row-major, NCHW; the layout-sensitive ops (convolution,
+ *    batch norm, the pools, the option-A shortcut, the conv bias) take an
+ *    lt_layout (lt_backend.h) right after the context: LT_LAYOUT_NHWC
+ *    means [N][H][W][C] activations (weights stay [co][ci/groups][kh][kw]),
+ *    the same arithmetic per element, reductions in another order;
  *  - forward overwrites its output; backward ACCUMULATES (+=) into dx, dw,
  *    db unless the op's `set` flag asks to overwrite dx; a NULL gradient
  *    pointer means "not needed" and the work is skipped;
@@ -112,10 +116,10 @@ int lt_cuda_host_is_pinned(const void *p);
  * Geometry and weight layout as lt_conv_geom ([co][ci/groups][kh][kw]); b may
  * be NULL. The algorithms of each (geometry, N) are chosen once and cached
  * in the context, with their workspace. */
-int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const float *x,
+int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x,
                            const float *w, const float *b, float *y);
 /* dx (+=, or = when set_dx), dw +=, db += ; each may be NULL. */
-int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const float *x,
+int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x,
                             const float *w, const float *dy, float *dx, float *dw, float *db,
                             int set_dx);
 /* What cuDNN chose: one line per cached plan, oldest first, e.g.
@@ -132,22 +136,31 @@ int lt_cuda_conv_plans_describe(const lt_cuda_ctx *ctx, char *buf, size_t cap);
  * stats updated with the unbiased variance (run_mean / run_var may be NULL);
  * relu != 0 folds the following ReLU in (lt_bn_forward_train_relu).
  * gamma / beta may be NULL (1 / 0). */
-int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x,
+int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *x,
                              const float *gamma, const float *beta, float *y, float *mean,
                              float *rstd, float *run_mean, float *run_var, float momentum,
                              float eps, int relu);
-int lt_cuda_bn_forward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x,
+int lt_cuda_bn_forward_eval(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *x,
                             const float *gamma, const float *beta, const float *run_mean,
                             const float *run_var, float eps, float *y);
 /* r: the fused ReLU's output (dy is masked by r > 0), NULL for plain BN. */
-int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x,
+int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *x,
                               const float *gamma, const float *mean, const float *rstd,
                               const float *dy, const float *r, float *dx, float *dgamma,
                               float *dbeta, int set);
-int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x,
+int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *x,
                              const float *gamma, const float *run_mean, const float *run_var,
                              float eps, const float *dy, float *dx, float *dgamma, float *dbeta,
                              int set);
+
+/* ---- layout conversion -----------------------------------------------------------
+ * dst = (or += when accumulate) src converted to layout `to` from the other
+ * one: to NHWC, src [N][C][HW] -> dst [N][HW][C]; to NCHW, src [N][HW][C]
+ * -> dst [N][C][HW]. src and dst must not overlap. Exact (a copy, or one
+ * float add per element). The same call converts a weight [co][ci][kh][kw]
+ * to [co][kh][kw][ci] and back (N = co, C = ci, HW = kh*kw). */
+int lt_cuda_layout_convert(lt_cuda_ctx *ctx, lt_layout to, int N, int C, int HW, const float *src, float *dst,
+                           int accumulate);
 
 /* ---- elementwise ----------------------------------------------------------------- */
 int lt_cuda_relu_forward(lt_cuda_ctx *ctx, size_t n, const float *x, float *y);
@@ -170,17 +183,17 @@ int lt_cuda_add_relu_backward(lt_cuda_ctx *ctx, size_t n, const float *y, const 
  * NaN wins and sticks; argmax (int32, index into the input plane) saved.
  * Backward gathers in the CPU's order (no atomics), so gradients equal the
  * CPU's bit for bit. */
-int lt_cuda_maxpool_forward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k, int s, int p,
+int lt_cuda_maxpool_forward(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int H, int W, int k, int s, int p,
                             const float *x, float *y, int32_t *argmax);
-int lt_cuda_maxpool_backward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k, int s, int p,
+int lt_cuda_maxpool_backward(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int H, int W, int k, int s, int p,
                              const int32_t *argmax, const float *dy, float *dx);
-int lt_cuda_gap_forward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, float *y);
-int lt_cuda_gap_backward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *dy, float *dx);
+int lt_cuda_gap_forward(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *x, float *y);
+int lt_cuda_gap_backward(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *dy, float *dx);
 
 /* ---- option-A shortcut ------------------------------------------------------------------ */
-int lt_cuda_shortcut_a_forward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, int Co, int stride,
+int lt_cuda_shortcut_a_forward(lt_cuda_ctx *ctx, lt_layout layout, int N, int Ci, int H, int W, int Co, int stride,
                                const float *x, float *y);
-int lt_cuda_shortcut_a_backward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, int Co, int stride,
+int lt_cuda_shortcut_a_backward(lt_cuda_ctx *ctx, lt_layout layout, int N, int Ci, int H, int W, int Co, int stride,
                                 const float *dy, float *dx);
 
 /* ---- linear (cuBLAS): y[N,out] = x[N,in] W^T + b, W [out][in] ------------------------- */

@@ -219,8 +219,9 @@ static int get_plan(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_cu
     return LT_OK;
 }
 
-int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const float *x, const float *w,
+int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x, const float *w,
                            const float *b, float *y) {
+    if (layout != LT_LAYOUT_NCHW) return lt_err(LT_EINVAL, "cuda conv: layout %d not supported", (int)layout);
     LT_CTX(ctx);
     struct lt_cuda_conv_plan *p;
     LT_TRY(get_plan(ctx, g, N, &p));
@@ -229,17 +230,18 @@ int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const
     LT_DNN(cudnnSetConvolutionMathType(p->cd, p->fwd_math), "math type");
     LT_DNN(cudnnConvolutionForward(ctx->dnn, &one, p->xd, x, p->wd, w, p->cd, p->fwd, ctx->ws, p->ws_fwd, &zero, p->yd, y),
            "convolution forward");
-    if (b) LT_TRY(lt_cuda_bias_add(ctx, N, g->co, (size_t)g->ho * g->wo, b, y));
+    if (b) LT_TRY(lt_cuda_bias_add(ctx, layout, N, g->co, (size_t)g->ho * g->wo, b, y));
     return LT_OK;
 }
 
-int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, const float *x, const float *w,
+int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x, const float *w,
                             const float *dy, float *dx, float *dw, float *db, int set_dx) {
+    if (layout != LT_LAYOUT_NCHW) return lt_err(LT_EINVAL, "cuda conv: layout %d not supported", (int)layout);
     LT_CTX(ctx);
     struct lt_cuda_conv_plan *p;
     LT_TRY(get_plan(ctx, g, N, &p));
     const float one = 1.0f, zero = 0.0f;
-    if (db) LT_TRY(lt_cuda_bias_grad(ctx, N, g->co, (size_t)g->ho * g->wo, dy, db));
+    if (db) LT_TRY(lt_cuda_bias_grad(ctx, layout, N, g->co, (size_t)g->ho * g->wo, dy, db));
     if (dw) {
         LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_bwd_filter));
         LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");

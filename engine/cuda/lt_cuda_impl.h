@@ -61,8 +61,8 @@ int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes);
 
 /* Kernels other files call (lt_cuda_ops.cu): y[n][c][p] += b[c]; and
  * db[c] += sum over n, p of dy[n][c][p] (double, fixed order). */
-int lt_cuda_bias_add(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *b, float *y);
-int lt_cuda_bias_grad(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *dy, float *db);
+int lt_cuda_bias_add(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, size_t P, const float *b, float *y);
+int lt_cuda_bias_grad(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, size_t P, const float *dy, float *db);
 
 #define LT_CU(call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return lt_cuda_rt_err(e_, what); } while (0)
 #define LT_DNN(call, what) do { cudnnStatus_t s_ = (call); if (s_ != CUDNN_STATUS_SUCCESS) return lt_cuda_dnn_err(s_, what); } while (0)

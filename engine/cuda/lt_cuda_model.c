@@ -19,6 +19,7 @@
 #include <string.h>
 
 static lt_cuda_ctx *CX(const lt_model *m) { return m->dctx; }
+static lt_layout LY(const lt_model *m) { (void)m; return LT_LAYOUT_NCHW; }
 static size_t numel(const lt_node *nd, int N) { return (size_t)N * lt_shape_count(nd->shape); }
 
 static int noop(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; return LT_OK; }
@@ -26,12 +27,12 @@ static int noop(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; r
 /* ---- conv2d (cuDNN) ------------------------------------------------------------------ */
 static int conv_fwd(lt_model *m, lt_node *nd, int N) {
     const lt_conv_cfg *c = (const lt_conv_cfg *)nd->cfg;
-    return lt_cuda_conv2d_forward(CX(m), &c->g, N, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0),
+    return lt_cuda_conv2d_forward(CX(m), LY(m), &c->g, N, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0),
                                   c->bias ? lt_pw(m, nd, 1) : NULL, nd->y);
 }
 static int conv_bwd(lt_model *m, lt_node *nd, int N) {
     const lt_conv_cfg *c = (const lt_conv_cfg *)nd->cfg;
-    return lt_cuda_conv2d_backward(CX(m), &c->g, N, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), nd->dy,
+    return lt_cuda_conv2d_backward(CX(m), LY(m), &c->g, N, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), nd->dy,
                                    lt_in_dy(m, nd, 0), lt_pg(m, nd, 0), c->bias ? lt_pg(m, nd, 1) : NULL,
                                    nd->dx_set[0]);
 }
@@ -42,9 +43,9 @@ static int bn_fwd(lt_model *m, lt_node *nd, int N) {
     const int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
     const float *x = lt_in_node(m, nd, 0)->y;
     if (lt_node_train_mode(m, nd))
-        return lt_cuda_bn_forward_train(CX(m), N, C, HW, x, lt_pw(m, nd, 0), lt_pw(m, nd, 1), nd->y, nd->saved,
+        return lt_cuda_bn_forward_train(CX(m), LY(m), N, C, HW, x, lt_pw(m, nd, 0), lt_pw(m, nd, 1), nd->y, nd->saved,
                                         nd->saved + C, lt_bf(m, nd, 0), lt_bf(m, nd, 1), c->momentum, c->eps, 0);
-    return lt_cuda_bn_forward_eval(CX(m), N, C, HW, x, lt_pw(m, nd, 0), lt_pw(m, nd, 1), lt_bf(m, nd, 0),
+    return lt_cuda_bn_forward_eval(CX(m), LY(m), N, C, HW, x, lt_pw(m, nd, 0), lt_pw(m, nd, 1), lt_bf(m, nd, 0),
                                    lt_bf(m, nd, 1), c->eps, nd->y);
 }
 static int bn_bwd(lt_model *m, lt_node *nd, int N) {
@@ -52,9 +53,9 @@ static int bn_bwd(lt_model *m, lt_node *nd, int N) {
     const int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
     const float *x = lt_in_node(m, nd, 0)->y;
     if (lt_node_train_mode(m, nd))
-        return lt_cuda_bn_backward_train(CX(m), N, C, HW, x, lt_pw(m, nd, 0), nd->saved, nd->saved + C, nd->dy, NULL,
+        return lt_cuda_bn_backward_train(CX(m), LY(m), N, C, HW, x, lt_pw(m, nd, 0), nd->saved, nd->saved + C, nd->dy, NULL,
                                          lt_in_dy(m, nd, 0), lt_pg(m, nd, 0), lt_pg(m, nd, 1), nd->dx_set[0]);
-    return lt_cuda_bn_backward_eval(CX(m), N, C, HW, x, lt_pw(m, nd, 0), lt_bf(m, nd, 0), lt_bf(m, nd, 1), c->eps,
+    return lt_cuda_bn_backward_eval(CX(m), LY(m), N, C, HW, x, lt_pw(m, nd, 0), lt_bf(m, nd, 0), lt_bf(m, nd, 1), c->eps,
                                     nd->dy, lt_in_dy(m, nd, 0), lt_pg(m, nd, 0), lt_pg(m, nd, 1), nd->dx_set[0]);
 }
 
@@ -65,7 +66,7 @@ static int bn_fwd_relu(lt_model *m, lt_node *nd, int N, int *fused) {
     if (!lt_node_train_mode(m, nd)) return LT_OK;
     const lt_bn_cfg *c = (const lt_bn_cfg *)nd->cfg;
     const int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
-    LT_TRY(lt_cuda_bn_forward_train(CX(m), N, C, HW, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), lt_pw(m, nd, 1), nd->y,
+    LT_TRY(lt_cuda_bn_forward_train(CX(m), LY(m), N, C, HW, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), lt_pw(m, nd, 1), nd->y,
                                     nd->saved, nd->saved + C, lt_bf(m, nd, 0), lt_bf(m, nd, 1), c->momentum, c->eps,
                                     1));
     *fused = 1;
@@ -73,7 +74,7 @@ static int bn_fwd_relu(lt_model *m, lt_node *nd, int N, int *fused) {
 }
 static int bn_bwd_relu(lt_model *m, lt_node *nd, const lt_node *rn, int N) {
     const int C = nd->shape.c, HW = nd->shape.h * nd->shape.w;
-    return lt_cuda_bn_backward_train(CX(m), N, C, HW, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), nd->saved,
+    return lt_cuda_bn_backward_train(CX(m), LY(m), N, C, HW, lt_in_node(m, nd, 0)->y, lt_pw(m, nd, 0), nd->saved,
                                      nd->saved + C, rn->dy, rn->y, lt_in_dy(m, nd, 0), lt_pg(m, nd, 0), lt_pg(m, nd, 1),
                                      nd->dx_set[0]);
 }
@@ -91,14 +92,14 @@ static int relu_bwd(lt_model *m, lt_node *nd, int N) {
 static int maxpool_fwd(lt_model *m, lt_node *nd, int N) {
     const lt_pool_cfg *c = (const lt_pool_cfg *)nd->cfg;
     const lt_shape s = lt_in_node(m, nd, 0)->shape;
-    return lt_cuda_maxpool_forward(CX(m), N, s.c, s.h, s.w, c->k, c->s, c->p, lt_in_node(m, nd, 0)->y, nd->y,
+    return lt_cuda_maxpool_forward(CX(m), LY(m), N, s.c, s.h, s.w, c->k, c->s, c->p, lt_in_node(m, nd, 0)->y, nd->y,
                                    (int32_t *)nd->saved);
 }
 static int maxpool_bwd(lt_model *m, lt_node *nd, int N) {
     const lt_pool_cfg *c = (const lt_pool_cfg *)nd->cfg;
     const lt_shape s = lt_in_node(m, nd, 0)->shape;
     float *dx = lt_in_dy(m, nd, 0);
-    return dx ? lt_cuda_maxpool_backward(CX(m), N, s.c, s.h, s.w, c->k, c->s, c->p, (const int32_t *)nd->saved,
+    return dx ? lt_cuda_maxpool_backward(CX(m), LY(m), N, s.c, s.h, s.w, c->k, c->s, c->p, (const int32_t *)nd->saved,
                                          nd->dy, dx)
               : LT_OK;
 }
@@ -106,12 +107,12 @@ static int maxpool_bwd(lt_model *m, lt_node *nd, int N) {
 /* ---- global average pool ------------------------------------------------------------------ */
 static int gap_fwd(lt_model *m, lt_node *nd, int N) {
     const lt_shape s = lt_in_node(m, nd, 0)->shape;
-    return lt_cuda_gap_forward(CX(m), N, s.c, s.h * s.w, lt_in_node(m, nd, 0)->y, nd->y);
+    return lt_cuda_gap_forward(CX(m), LY(m), N, s.c, s.h * s.w, lt_in_node(m, nd, 0)->y, nd->y);
 }
 static int gap_bwd(lt_model *m, lt_node *nd, int N) {
     const lt_shape s = lt_in_node(m, nd, 0)->shape;
     float *dx = lt_in_dy(m, nd, 0);
-    return dx ? lt_cuda_gap_backward(CX(m), N, s.c, s.h * s.w, nd->dy, dx) : LT_OK;
+    return dx ? lt_cuda_gap_backward(CX(m), LY(m), N, s.c, s.h * s.w, nd->dy, dx) : LT_OK;
 }
 
 /* ---- residual sum -------------------------------------------------------------------------- */
@@ -140,13 +141,13 @@ static int sum_bwd_relu(lt_model *m, lt_node *nd, const lt_node *rn, int N) {
 static int sca_fwd(lt_model *m, lt_node *nd, int N) {
     const lt_sca_cfg *c = (const lt_sca_cfg *)nd->cfg;
     const lt_shape s = lt_in_node(m, nd, 0)->shape;
-    return lt_cuda_shortcut_a_forward(CX(m), N, s.c, s.h, s.w, c->co, c->stride, lt_in_node(m, nd, 0)->y, nd->y);
+    return lt_cuda_shortcut_a_forward(CX(m), LY(m), N, s.c, s.h, s.w, c->co, c->stride, lt_in_node(m, nd, 0)->y, nd->y);
 }
 static int sca_bwd(lt_model *m, lt_node *nd, int N) {
     const lt_sca_cfg *c = (const lt_sca_cfg *)nd->cfg;
     const lt_shape s = lt_in_node(m, nd, 0)->shape;
     float *dx = lt_in_dy(m, nd, 0);
-    return dx ? lt_cuda_shortcut_a_backward(CX(m), N, s.c, s.h, s.w, c->co, c->stride, nd->dy, dx) : LT_OK;
+    return dx ? lt_cuda_shortcut_a_backward(CX(m), LY(m), N, s.c, s.h, s.w, c->co, c->stride, nd->dy, dx) : LT_OK;
 }
 
 /* ---- linear (cuBLAS) ------------------------------------------------------------------------------ */

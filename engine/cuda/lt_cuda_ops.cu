@@ -37,6 +37,11 @@ __device__ static double block_sum(double v, double *sh) {
 
 static inline int launch_ok(const char *what) { return lt_cuda_launch_check(what); }
 
+static int nchw_only(lt_layout layout, const char *what) {
+    if (layout == LT_LAYOUT_NCHW) return LT_OK;
+    return lt_err(LT_EINVAL, "cuda %s: layout %d not supported", what, (int)layout);
+}
+
 /* The channel of element i of an [N][C][P] tensor (lt_cuda_divmod: in 32
  * bits where the index fits). */
 __device__ static inline int chan_of(size_t i, size_t P, int C) {
@@ -54,7 +59,8 @@ __global__ static void k_bias_add(size_t total, int C, size_t P, const float *b,
     }
 }
 
-int lt_cuda_bias_add(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *b, float *y) {
+int lt_cuda_bias_add(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, size_t P, const float *b, float *y) {
+    LT_TRY(nchw_only(layout, "bias_add"));
     const size_t total = (size_t)N * C * P;
     if (!total) return LT_OK;
     LT_LAUNCH(k_bias_add, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, C, P, b, y);
@@ -73,7 +79,8 @@ __global__ static void k_bias_grad(int N, int C, size_t P, const float *dy, floa
     if (threadIdx.x == 0) db[c] += (float)s;
 }
 
-int lt_cuda_bias_grad(lt_cuda_ctx *ctx, int N, int C, size_t P, const float *dy, float *db) {
+int lt_cuda_bias_grad(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, size_t P, const float *dy, float *db) {
+    LT_TRY(nchw_only(layout, "bias_grad"));
     if (!db || C <= 0) return LT_OK;
     LT_LAUNCH(k_bias_grad, C, RT, ctx->stream)(N, C, P, dy, db);
     return launch_ok("bias gradient");
@@ -297,9 +304,10 @@ static int bn_args(int N, int C, int HW, const void *x, const void *y) {
     return LT_OK;
 }
 
-int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, const float *gamma,
+int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *x, const float *gamma,
                              const float *beta, float *y, float *mean, float *rstd, float *run_mean, float *run_var,
                              float momentum, float eps, int relu) {
+    LT_TRY(nchw_only(layout, "bn_forward_train"));
     LT_CTX(ctx);
     LT_TRY(bn_args(N, C, HW, x, y));
     if (!mean || !rstd) return lt_err(LT_EINVAL, "cuda bn: NULL mean / rstd");
@@ -333,8 +341,9 @@ __global__ static void k_bn_fwd_eval(size_t total, int C, int HW, const float *x
     }
 }
 
-int lt_cuda_bn_forward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, const float *gamma,
+int lt_cuda_bn_forward_eval(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *x, const float *gamma,
                             const float *beta, const float *run_mean, const float *run_var, float eps, float *y) {
+    LT_TRY(nchw_only(layout, "bn_forward_eval"));
     LT_CTX(ctx);
     LT_TRY(bn_args(N, C, HW, x, y));
     if (!run_mean || !run_var) return lt_err(LT_EINVAL, "cuda bn: NULL running statistics");
@@ -356,9 +365,10 @@ __global__ static void k_bn_bwd_dx(size_t total, int C, int HW, const float *x, 
     }
 }
 
-int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, const float *gamma,
+int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *x, const float *gamma,
                               const float *mean, const float *rstd, const float *dy, const float *r, float *dx,
                               float *dgamma, float *dbeta, int set) {
+    LT_TRY(nchw_only(layout, "bn_backward_train"));
     LT_CTX(ctx);
     LT_TRY(bn_args(N, C, HW, x, dy));
     if (!mean || !rstd) return lt_err(LT_EINVAL, "cuda bn: NULL mean / rstd");
@@ -386,9 +396,10 @@ __global__ static void k_bn_bwd_eval_dx(size_t total, int C, int HW, const float
     }
 }
 
-int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, const float *gamma,
+int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *x, const float *gamma,
                              const float *run_mean, const float *run_var, float eps, const float *dy, float *dx,
                              float *dgamma, float *dbeta, int set) {
+    LT_TRY(nchw_only(layout, "bn_backward_eval"));
     LT_CTX(ctx);
     LT_TRY(bn_args(N, C, HW, x, dy));
     if (!run_mean || !run_var) return lt_err(LT_EINVAL, "cuda bn: NULL running statistics");
@@ -562,8 +573,9 @@ __global__ static void k_maxpool_bwd(long planes, int H, int W, int k, int s, in
     }
 }
 
-int lt_cuda_maxpool_forward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k, int s, int p, const float *x,
+int lt_cuda_maxpool_forward(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int H, int W, int k, int s, int p, const float *x,
                             float *y, int32_t *argmax) {
+    LT_TRY(nchw_only(layout, "maxpool_forward"));
     LT_CTX(ctx);
     if (N <= 0 || C <= 0 || k <= 0 || s <= 0 || p < 0 || H + 2 * p < k || W + 2 * p < k)
         return lt_err(LT_ESHAPE, "cuda maxpool: bad shape N=%d C=%d %dx%d k=%d s=%d p=%d", N, C, H, W, k, s, p);
@@ -573,8 +585,9 @@ int lt_cuda_maxpool_forward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k,
     return launch_ok("maxpool forward");
 }
 
-int lt_cuda_maxpool_backward(lt_cuda_ctx *ctx, int N, int C, int H, int W, int k, int s, int p, const int32_t *argmax,
+int lt_cuda_maxpool_backward(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int H, int W, int k, int s, int p, const int32_t *argmax,
                              const float *dy, float *dx) {
+    LT_TRY(nchw_only(layout, "maxpool_backward"));
     LT_CTX(ctx);
     if (!dx) return LT_OK;
     if (N <= 0 || C <= 0 || k <= 0 || s <= 0 || p < 0 || H + 2 * p < k || W + 2 * p < k)
@@ -603,7 +616,8 @@ __global__ static void k_gap_bwd(size_t total, int HW, float inv, const float *d
     }
 }
 
-int lt_cuda_gap_forward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, float *y) {
+int lt_cuda_gap_forward(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *x, float *y) {
+    LT_TRY(nchw_only(layout, "gap_forward"));
     LT_CTX(ctx);
     if (N <= 0 || C <= 0 || HW <= 0) return lt_err(LT_ESHAPE, "cuda gap: N=%d C=%d HW=%d", N, C, HW);
     const size_t planes = (size_t)N * C;
@@ -611,7 +625,8 @@ int lt_cuda_gap_forward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *x, 
     return launch_ok("global average pool forward");
 }
 
-int lt_cuda_gap_backward(lt_cuda_ctx *ctx, int N, int C, int HW, const float *dy, float *dx) {
+int lt_cuda_gap_backward(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int HW, const float *dy, float *dx) {
+    LT_TRY(nchw_only(layout, "gap_backward"));
     LT_CTX(ctx);
     if (!dx) return LT_OK;
     if (N <= 0 || C <= 0 || HW <= 0) return lt_err(LT_ESHAPE, "cuda gap: N=%d C=%d HW=%d", N, C, HW);
@@ -658,8 +673,9 @@ static int sc_args(int N, int Ci, int H, int W, int Co, int stride) {
     return LT_OK;
 }
 
-int lt_cuda_shortcut_a_forward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, int Co, int stride, const float *x,
+int lt_cuda_shortcut_a_forward(lt_cuda_ctx *ctx, lt_layout layout, int N, int Ci, int H, int W, int Co, int stride, const float *x,
                                float *y) {
+    LT_TRY(nchw_only(layout, "shortcut_a_forward"));
     LT_CTX(ctx);
     LT_TRY(sc_args(N, Ci, H, W, Co, stride));
     const int ho = (H + stride - 1) / stride, wo = (W + stride - 1) / stride;
@@ -668,8 +684,9 @@ int lt_cuda_shortcut_a_forward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, in
     return launch_ok("shortcut forward");
 }
 
-int lt_cuda_shortcut_a_backward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, int Co, int stride, const float *dy,
+int lt_cuda_shortcut_a_backward(lt_cuda_ctx *ctx, lt_layout layout, int N, int Ci, int H, int W, int Co, int stride, const float *dy,
                                 float *dx) {
+    LT_TRY(nchw_only(layout, "shortcut_a_backward"));
     LT_CTX(ctx);
     if (!dx) return LT_OK;
     LT_TRY(sc_args(N, Ci, H, W, Co, stride));
@@ -677,4 +694,39 @@ int lt_cuda_shortcut_a_backward(lt_cuda_ctx *ctx, int N, int Ci, int H, int W, i
     const size_t total = (size_t)N * Ci * H * W;
     LT_LAUNCH(k_sc_bwd, lt_cuda_blocks(total, ET), ET, ctx->stream)(N, Ci, H, W, Co, stride, ho, wo, dy, dx);
     return launch_ok("shortcut backward");
+}
+
+/* ---- layout conversion ---------------------------------------------------------------
+ * One thread per destination element (coalesced stores; the loads are
+ * strided, which at weight and input sizes costs little). */
+__global__ static void k_layout_convert(size_t total, int to_nhwc, int C, int HW, const float *src, float *dst,
+                                        int acc) {
+    GRID_LOOP(i, total) {
+        size_t s;
+        if (to_nhwc) {   /* i = (n*HW + p)*C + c  <-  (n*C + c)*HW + p */
+            size_t t, c, n, p;
+            lt_cuda_divmod(i, (size_t)C, &t, &c);
+            lt_cuda_divmod(t, (size_t)HW, &n, &p);
+            s = (n * C + c) * HW + p;
+        } else {         /* i = (n*C + c)*HW + p  <-  (n*HW + p)*C + c */
+            size_t t, p, n, c;
+            lt_cuda_divmod(i, (size_t)HW, &t, &p);
+            lt_cuda_divmod(t, (size_t)C, &n, &c);
+            s = (n * HW + p) * C + c;
+        }
+        dst[i] = acc ? dst[i] + src[s] : src[s];
+    }
+}
+
+int lt_cuda_layout_convert(lt_cuda_ctx *ctx, lt_layout to, int N, int C, int HW, const float *src, float *dst,
+                           int accumulate) {
+    LT_CTX(ctx);
+    if (N < 0 || C < 0 || HW < 0) return lt_err(LT_ESHAPE, "cuda layout convert: N=%d C=%d HW=%d", N, C, HW);
+    if (to != LT_LAYOUT_NCHW && to != LT_LAYOUT_NHWC) return lt_err(LT_EINVAL, "cuda layout convert: layout %d", (int)to);
+    const size_t total = (size_t)N * C * HW;
+    if (!total) return LT_OK;
+    if (!src || !dst) return lt_err(LT_EINVAL, "cuda layout convert: NULL tensor");
+    LT_LAUNCH(k_layout_convert, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, to == LT_LAYOUT_NHWC, C, HW, src,
+                                                                             dst, accumulate != 0);
+    return launch_ok("layout convert");
 }

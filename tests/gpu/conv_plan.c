@@ -33,8 +33,8 @@ void lt_test_conv_ones(lt_cuda_ctx *ctx, int ci, int co, int hw, int N, int bwd)
     ok(lt_cuda_h2d(ctx, x, h, nx * sizeof(float)), "upload x");
     ok(lt_cuda_h2d(ctx, w, h, nw * sizeof(float)), "upload w");
     ok(lt_cuda_h2d(ctx, dw, h, nw * sizeof(float)), "upload dw");
-    ok(lt_cuda_conv2d_forward(ctx, &g, N, x, w, NULL, y), "conv forward");
-    if (bwd) ok(lt_cuda_conv2d_backward(ctx, &g, N, x, w, y, dx, dw, NULL, 1), "conv backward");
+    ok(lt_cuda_conv2d_forward(ctx, LT_LAYOUT_NCHW, &g, N, x, w, NULL, y), "conv forward");
+    if (bwd) ok(lt_cuda_conv2d_backward(ctx, LT_LAYOUT_NCHW, &g, N, x, w, y, dx, dw, NULL, 1), "conv backward");
     ok(lt_cuda_sync(ctx), "sync");
     ok(lt_cuda_d2h(ctx, h, y, ny * sizeof(float)), "download y");
     /* an interior output of ones: 9 taps x ci channels (FFT and Winograd

@@ -263,8 +263,8 @@ static void run_conv(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     lt_conv2d_forward(&g, N, x, w, bias ? b : NULL, y, scr);
     lt_conv2d_backward_x(&g, N, x, w, dy, dx, dw, bias ? db : NULL, scr, set_dx);
     if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_conv2d_forward(R->ctx, &g, N, dx_x, dx_w, bias ? dx_b : NULL, d_y));
-        gpu(R, lt_cuda_conv2d_backward(R->ctx, &g, N, dx_x, dx_w, d_dy, d_dx, d_dw, bias ? d_db : NULL, set_dx));
+        gpu(R, lt_cuda_conv2d_forward(R->ctx, LT_LAYOUT_NCHW, &g, N, dx_x, dx_w, bias ? dx_b : NULL, d_y));
+        gpu(R, lt_cuda_conv2d_backward(R->ctx, LT_LAYOUT_NCHW, &g, N, dx_x, dx_w, d_dy, d_dx, d_dw, bias ? d_db : NULL, set_dx));
     }
     cmp(R, c->name, shape, "y", y, d_y, ny, TOL_MM(R));
     cmp(R, c->name, shape, "dx", dx, d_dx, nx, TOL_MM(R));
@@ -304,11 +304,11 @@ static void run_bn(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     lt_bn_forward_train_relu(N, C, HW, x, ga, be, y, mean, rstd, rm, rv, mom, eps, relu);
     lt_bn_backward_train_relu(N, C, HW, x, ga, mean, rstd, dy, relu ? y : NULL, dx, dg, dbt, relu);
     if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_bn_forward_eval(R->ctx, N, C, HW, d_x, d_ga, d_be, d_rm, d_rv, eps, d_ye));
-        gpu(R, lt_cuda_bn_backward_eval(R->ctx, N, C, HW, d_x, d_ga, d_rm, d_rv, eps, d_dy, d_dxe, d_dge, d_dbe, 0));
-        gpu(R, lt_cuda_bn_forward_train(R->ctx, N, C, HW, d_x, d_ga, d_be, d_y, d_mean, d_rstd, d_rm, d_rv, mom, eps,
+        gpu(R, lt_cuda_bn_forward_eval(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_x, d_ga, d_be, d_rm, d_rv, eps, d_ye));
+        gpu(R, lt_cuda_bn_backward_eval(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_x, d_ga, d_rm, d_rv, eps, d_dy, d_dxe, d_dge, d_dbe, 0));
+        gpu(R, lt_cuda_bn_forward_train(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_x, d_ga, d_be, d_y, d_mean, d_rstd, d_rm, d_rv, mom, eps,
                                         relu));
-        gpu(R, lt_cuda_bn_backward_train(R->ctx, N, C, HW, d_x, d_ga, d_mean, d_rstd, d_dy, relu ? d_y : NULL, d_dx,
+        gpu(R, lt_cuda_bn_backward_train(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_x, d_ga, d_mean, d_rstd, d_dy, relu ? d_y : NULL, d_dx,
                                          d_dg, d_db, relu));
     }
     cmp(R, "bn_eval", shape, "y", ye, d_ye, n, TOL_BN);
@@ -400,8 +400,8 @@ static void run_maxpool(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     lt_maxpool_forward(N, C, H, W, k, s, p, x, y, am);
     lt_maxpool_backward(N, C, H, W, k, s, p, am, dy, dx);
     if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_maxpool_forward(R->ctx, N, C, H, W, k, s, p, d_x, d_y, d_am));
-        gpu(R, lt_cuda_maxpool_backward(R->ctx, N, C, H, W, k, s, p, d_am, d_dy, d_dx));
+        gpu(R, lt_cuda_maxpool_forward(R->ctx, LT_LAYOUT_NCHW, N, C, H, W, k, s, p, d_x, d_y, d_am));
+        gpu(R, lt_cuda_maxpool_backward(R->ctx, LT_LAYOUT_NCHW, N, C, H, W, k, s, p, d_am, d_dy, d_dx));
     }
     cmp(R, c->name, shape, "y", y, d_y, ny, TOL_EW);
     cmp_i32(R, c->name, shape, am, d_am, ny);
@@ -421,8 +421,8 @@ static void run_gap(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     lt_gap_forward(N, C, HW, x, y);
     lt_gap_backward(N, C, HW, dy, dx);
     if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_gap_forward(R->ctx, N, C, HW, d_x, d_y));
-        gpu(R, lt_cuda_gap_backward(R->ctx, N, C, HW, d_dy, d_dx));
+        gpu(R, lt_cuda_gap_forward(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_x, d_y));
+        gpu(R, lt_cuda_gap_backward(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_dy, d_dx));
     }
     cmp(R, c->name, shape, "y", y, d_y, ny, TOL_EW);
     cmp(R, c->name, shape, "dx", dx, d_dx, nx, TOL_EW);
@@ -443,8 +443,8 @@ static void run_shortcut(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     lt_shortcut_a_forward(N, Ci, H, W, Co, st, x, y);
     lt_shortcut_a_backward(N, Ci, H, W, Co, st, dy, dx);
     if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_shortcut_a_forward(R->ctx, N, Ci, H, W, Co, st, d_x, d_y));
-        gpu(R, lt_cuda_shortcut_a_backward(R->ctx, N, Ci, H, W, Co, st, d_dy, d_dx));
+        gpu(R, lt_cuda_shortcut_a_forward(R->ctx, LT_LAYOUT_NCHW, N, Ci, H, W, Co, st, d_x, d_y));
+        gpu(R, lt_cuda_shortcut_a_backward(R->ctx, LT_LAYOUT_NCHW, N, Ci, H, W, Co, st, d_dy, d_dx));
     }
     cmp(R, c->name, shape, "y", y, d_y, ny, TOL_EW);
     cmp(R, c->name, shape, "dx", dx, d_dx, nx, TOL_EW);
@@ -793,7 +793,7 @@ static void test_algo_choice(void **state) {
     assert_int_equal(lt_cuda_sync(ctx), LT_OK);
     void *exec = NULL;
     assert_int_equal(lt_cuda_graph_begin(ctx), LT_OK);
-    const int rc = lt_cuda_conv2d_forward(ctx, &g, 1, x, w, NULL, y);
+    const int rc = lt_cuda_conv2d_forward(ctx, LT_LAYOUT_NCHW, &g, 1, x, w, NULL, y);
     const int rc_end = lt_cuda_graph_end(ctx, &exec);
     if (rc_end != LT_OK) print_message("capture: %s\n", lt_errmsg());
     assert_int_equal(rc, LT_OK);
@@ -869,9 +869,9 @@ static void test_error_paths(void **state) {
     print_message("note: NaN logit: %s\n", lt_errmsg());
     /* a geometry that was never initialised */
     lt_conv_geom bad = {0};
-    assert_int_equal(lt_cuda_conv2d_forward(ctx, &bad, 1, dz, dz, NULL, dg), LT_ESHAPE);
+    assert_int_equal(lt_cuda_conv2d_forward(ctx, LT_LAYOUT_NCHW, &bad, 1, dz, dz, NULL, dg), LT_ESHAPE);
     print_message("note: bad geometry: %s\n", lt_errmsg());
-    assert_int_equal(lt_cuda_maxpool_forward(ctx, 1, 1, 2, 2, 5, 1, 0, dz, dg, dl), LT_ESHAPE);
+    assert_int_equal(lt_cuda_maxpool_forward(ctx, LT_LAYOUT_NCHW, 1, 1, 2, 2, 5, 1, 0, dz, dg, dl), LT_ESHAPE);
     assert_int_equal(lt_cuda_sgd_step_grouped(ctx, 6, dz, dg, NULL, NULL, NULL, 99, NULL, NULL, 0, 0), LT_EINVAL);
     /* nothing above is sticky */
     assert_int_equal(lt_cuda_sync(ctx), LT_OK);
