@@ -34,6 +34,10 @@ typedef struct {
     int (*backward)(lt_model *m, lt_node *nd, int N);
     int (*forward_relu)(lt_model *m, lt_node *nd, int N, int *fused);
     int (*backward_relu)(lt_model *m, lt_node *nd, const lt_node *relu, int N);
+    /* 1: forward / backward honour the model's layout (m->layout: NHWC
+     * activations where H*W > 1); 0: NCHW only, so a model with such a
+     * node keeps NCHW unless all its tensors are 1x1 (lt_model_set_layout) */
+    int nhwc;
 } lt_dev_layer;
 
 /* The functions of engine/cuda/lt_cuda.h the model and the optimizer need,
@@ -45,6 +49,9 @@ typedef struct lt_dev_ops {
     int (*h2d)(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
     int (*d2h)(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
     int (*d2d)(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
+    /* lt_cuda_layout_convert: the model's input rows into NHWC */
+    int (*layout_convert)(lt_cuda_ctx *ctx, lt_layout to, int N, int C, int HW, const float *src, float *dst,
+                          int accumulate);
     int (*sync)(lt_cuda_ctx *ctx);
     void (*ctx_free)(lt_cuda_ctx *ctx);
     int (*sgd_step)(lt_cuda_ctx *ctx, size_t n, float *params, const float *grads, float *mom,

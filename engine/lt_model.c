@@ -56,7 +56,7 @@ void lt_model_free(lt_model *m) {
     free(m->params);
     free(m->bufs);
     if (m->dev) {
-        void *dev_blocks[] = {m->w, m->g, m->dmask, m->buf, m->acts, m->scratch, m->xin};
+        void *dev_blocks[] = {m->w, m->g, m->dmask, m->buf, m->acts, m->scratch, m->xin, m->xin_t};
         for (size_t i = 0; i < sizeof dev_blocks / sizeof dev_blocks[0]; i++) m->dev->free(m->dctx, dev_blocks[i]);
         lt_free(m->mask);   /* the host copy */
         free(m);
@@ -416,8 +416,14 @@ static int run_fused(lt_model *m, int i, int fuse, int N) {
     return fusion_of(pn)->forward_epilogue(m, pn, N, out, &ep);
 }
 
+/* 1 when a device model's input rows go through xin_t: NHWC, and an input
+ * with more than one pixel (1x1 rows are the same bytes in both layouts). */
+static int in_converted(const lt_model *m) {
+    return m->dev && m->layout == LT_LAYOUT_NHWC && m->in_shape.h * m->in_shape.w > 1;
+}
+
 /* set_batch's allocation on a device: activations (+ saved), scratch and
- * the input rows, each grown when needed. */
+ * the input rows (and their NHWC copy), each grown when needed. */
 static int dev_grow(lt_model *m, void **p, size_t *have, size_t need, size_t elem) {
     if (need <= *have) return LT_OK;
     m->dev->free(m->dctx, *p);
@@ -431,6 +437,8 @@ static int dev_plan_blocks(lt_model *m, int N, size_t acts, size_t scratch) {
     int rc = dev_grow(m, (void **)&m->acts, &m->acts_floats, acts, sizeof(float));
     if (!rc) rc = dev_grow(m, (void **)&m->scratch, &m->scratch_floats, scratch, sizeof(float));
     if (!rc) rc = dev_grow(m, (void **)&m->xin, &m->xin_floats, (size_t)N * lt_shape_count(m->in_shape), sizeof(float));
+    if (!rc && in_converted(m))
+        rc = dev_grow(m, (void **)&m->xin_t, &m->xin_t_floats, (size_t)N * lt_shape_count(m->in_shape), sizeof(float));
     if (rc) {
         m->batch = 0;
         return lt_err_wrap(rc, "model on %s: set_batch(%d)", lt_backend_describe(m->backend), N);
@@ -539,6 +547,12 @@ static int dev_forward(lt_model *m, const float *x, int N, int training) {
     if (x) LT_TRY(m->dev->h2d(m->dctx, m->xin, x, (size_t)N * lt_shape_count(m->in_shape) * sizeof(float)));
     m->x = x;
     m->nodes[0].y = m->xin;
+    if (in_converted(m)) {
+        const lt_shape s = m->in_shape;
+        LT_TRY(m->dev->layout_convert(m->dctx, LT_LAYOUT_NHWC, N, s.c, s.h * s.w, m->xin, m->xin_t, 0));
+        m->nodes[0].y = m->xin_t;
+    }
+    m->fwd_layout = m->layout;
     m->training = training;
     for (int i = 1; i < m->n_nodes; i++) m->nodes[i].fused_now = 0;
     for (int i = 1; i < m->n_nodes; i++) {
@@ -610,6 +624,9 @@ void lt_model_zero_grad(lt_model *m) {
 }
 
 static int dev_backward(lt_model *m, int N, int last) {
+    if (m->fwd_layout != m->layout)
+        return lt_err(LT_ESTATE, "model on %s: backward in another layout than the forward (lt_model_set_layout "
+                      "between them)", lt_backend_describe(m->backend));
     for (int i = 1; i <= last; i++) {
         lt_node *nd = &m->nodes[i];
         if (nd->need_dy && !nd->keep_dy && nd->dy_written != 1)
@@ -803,6 +820,41 @@ int lt_model_training(const lt_model *m) { return m->training; }
 float *lt_model_scratch(lt_model *m) { return m->scratch; }
 void lt_model_set_no_fuse(lt_model *m, int no_fuse) { m->no_fuse = no_fuse != 0; }
 
+static int px(lt_shape s) { return s.h * s.w; }
+
+int lt_model_set_layout(lt_model *m, lt_layout layout) {
+    if (layout != LT_LAYOUT_NCHW && layout != LT_LAYOUT_NHWC) return lt_err(LT_EINVAL, "model: layout %d", (int)layout);
+    if (layout == LT_LAYOUT_NHWC) {
+        if (!m->dev)
+            return lt_err(LT_EINVAL, "model on %s: NHWC is a device layout (the CPU kernels are NCHW)",
+                          lt_backend_describe(m->backend));
+        /* every node with a multi-pixel input or output must be of a kind
+         * whose device layer takes NHWC (lt_dev_layer.nhwc) */
+        for (int i = 1; i < m->n_nodes; i++) {
+            const lt_node *nd = &m->nodes[i];
+            int multi = px(nd->shape) > 1;
+            for (int k = 0; k < nd->n_in; k++) multi |= px(m->nodes[nd->in[k]].shape) > 1;
+            if (multi && (nd->kind == LT_LK_PLUGIN || !m->dev->layers[nd->kind].nhwc))
+                return lt_err(LT_EINVAL, "model on %s: layer '%s' (%s) runs NCHW only, on a tensor of more than one "
+                              "pixel: the model stays NCHW", lt_backend_describe(m->backend), nd->name,
+                              lt_node_type(nd));
+        }
+    }
+    if (layout == m->layout) return LT_OK;
+    const lt_layout old = m->layout;
+    m->layout = layout;
+    if (m->batch && in_converted(m)) {
+        const int rc = dev_grow(m, (void **)&m->xin_t, &m->xin_t_floats,
+                                (size_t)m->batch * lt_shape_count(m->in_shape), sizeof(float));
+        if (rc) {
+            m->layout = old;
+            return lt_err_wrap(rc, "model on %s: NHWC input rows", lt_backend_describe(m->backend));
+        }
+    }
+    return LT_OK;
+}
+lt_layout lt_model_layout(const lt_model *m) { return m->layout; }
+
 const char *lt_node_name(const lt_node *nd) { return nd->name; }
 const char *lt_node_group(const lt_node *nd) { return nd->group; }
 const char *lt_node_type(const lt_node *nd) { return nd->ops->type ? nd->ops->type : "?"; }
@@ -956,17 +1008,57 @@ static int rows_check(const lt_model *m, int node, int N, int grad) {
     return LT_OK;
 }
 
+/* A node's rows held NHWC on the device under layout l (more than one
+ * pixel); the host always sees NCHW, converted through a host copy (these
+ * are not the training loop's copies). */
+static int node_nhwc(const lt_model *m, int node, lt_layout l) {
+    return m->dev && l == LT_LAYOUT_NHWC && px(m->nodes[node].shape) > 1;
+}
+static void host_convert(int to_nhwc, int N, int C, int HW, const float *src, float *dst) {
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < HW; p++) {
+                const size_t a = ((size_t)n * C + c) * HW + p, b = ((size_t)n * HW + p) * C + c;
+                if (to_nhwc) dst[b] = src[a];
+                else dst[a] = src[b];
+            }
+}
+static int node_out(lt_model *m, int node, int N, float *dst, const float *src, lt_layout l) {
+    const size_t n = (size_t)N * lt_model_out_size(m, node);
+    if (!node_nhwc(m, node, l)) return copy_out(m, dst, src, n * sizeof(float));
+    if (!dst) return lt_err(LT_EINVAL, "model: host copy with a NULL buffer");
+    float *t = malloc(n * sizeof(float) + 1);
+    if (!t) return lt_err(LT_ENOMEM, "model: out of memory for an NHWC copy of '%s'", m->nodes[node].name);
+    const int rc = copy_out(m, t, src, n * sizeof(float));
+    const lt_shape s = m->nodes[node].shape;
+    if (!rc) host_convert(0, N, s.c, px(s), t, dst);
+    free(t);
+    return rc;
+}
+static int node_in(lt_model *m, int node, int N, float *dst, const float *src) {
+    const size_t n = (size_t)N * lt_model_out_size(m, node);
+    if (!node_nhwc(m, node, m->layout)) return copy_in(m, dst, src, n * sizeof(float));
+    if (!src) return lt_err(LT_EINVAL, "model: host copy with a NULL buffer");
+    float *t = malloc(n * sizeof(float) + 1);
+    if (!t) return lt_err(LT_ENOMEM, "model: out of memory for an NHWC copy of '%s'", m->nodes[node].name);
+    const lt_shape s = m->nodes[node].shape;
+    host_convert(1, N, s.c, px(s), src, t);
+    const int rc = copy_in(m, dst, t, n * sizeof(float));   /* a pageable copy: t is read before it returns */
+    free(t);
+    return rc;
+}
+
 int lt_model_out_to_host(lt_model *m, int node, int N, float *dst) {
     LT_TRY(rows_check(m, node, N, 0));
-    return copy_out(m, dst, m->nodes[node].y, (size_t)N * lt_model_out_size(m, node) * sizeof(float));
+    return node_out(m, node, N, dst, m->nodes[node].y, m->fwd_layout);
 }
 int lt_model_dout_to_host(lt_model *m, int node, int N, float *dst) {
     LT_TRY(rows_check(m, node, N, 1));
-    return copy_out(m, dst, m->nodes[node].dy, (size_t)N * lt_model_out_size(m, node) * sizeof(float));
+    return node_out(m, node, N, dst, m->nodes[node].dy, m->fwd_layout);
 }
 int lt_model_dout_from_host(lt_model *m, int node, int N, const float *src) {
     LT_TRY(rows_check(m, node, N, 1));
-    return copy_in(m, m->nodes[node].dy, src, (size_t)N * lt_model_out_size(m, node) * sizeof(float));
+    return node_in(m, node, N, m->nodes[node].dy, src);
 }
 int lt_model_param_to_host(lt_model *m, int i, float *w, float *g) {
     if (i < 0 || i >= m->n_params || !m->finalized) return lt_err(LT_EINVAL, "model: no parameter %d", i);

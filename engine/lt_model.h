@@ -277,6 +277,19 @@ void lt_model_zero_grad(lt_model *m);
 int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps);
 /* 1: no inference or training fusion (every node's output is kept). */
 void lt_model_set_no_fuse(lt_model *m, int no_fuse);
+/* The activation layout of a device model (lt_backend.h's lt_layout;
+ * NCHW by default). NHWC keeps every tensor of more than one pixel as
+ * [N][H][W][C] on the device (cuDNN's tensor-core convolutions read it
+ * without transposing: PyTorch's channels_last); the input rows are
+ * converted on the device, the host copies below convert, and weights,
+ * gradients, the optimizer and checkpoints keep their one layout. Results
+ * differ from NCHW's in the last bits (other kernels, other summation
+ * orders). LT_EINVAL (the model unchanged) on a cpu model, or when a
+ * layer that runs NCHW only (lt_dev_layer.nhwc: linear, cosine, plugin
+ * layers...) reads or writes a tensor of more than one pixel, naming it.
+ * Set it between a backward and the next forward. */
+int lt_model_set_layout(lt_model *m, lt_layout layout);
+lt_layout lt_model_layout(const lt_model *m);
 
 /* ---- host copies (any backend: a memcpy on cpu, a device copy on cuda) ------- */
 /* Node `node`'s output / gradient for N rows (N x lt_model_out_size floats). */

@@ -82,6 +82,12 @@ struct lt_model {
     struct lt_cuda_ctx *dctx;
     uint8_t *dmask;
     float *xin; size_t xin_floats;
+    /* the activation layout on the device (lt_model_set_layout); NHWC: the
+     * input rows are converted from xin into xin_t before the first layer,
+     * and fwd_layout is the layout of the last forward (its saved tensors
+     * are what the backward reads) */
+    lt_layout layout, fwd_layout;
+    float *xin_t; size_t xin_t_floats;
     int dev_status;         /* a failed device call of a void function (zero_grad), reported by the next forward */
 };
 

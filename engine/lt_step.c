@@ -81,7 +81,7 @@ static uint64_t graph_signature(const lt_step *s) {
     const lt_model *m = s->m;
     const lt_optim *o = s->o;
     uint64_t h = rates_signature(o);
-    const void *ptrs[] = {m->w, m->g, m->dmask, m->buf, m->acts, m->scratch, m->xin, o->s1, o->s2, o->dgid};
+    const void *ptrs[] = {m->w, m->g, m->dmask, m->buf, m->acts, m->scratch, m->xin, m->xin_t, o->s1, o->s2, o->dgid};
     h = fnv(h, ptrs, sizeof ptrs);
     FNV(h, m->batch);
     FNV(h, m->acts_floats);
@@ -89,6 +89,8 @@ static uint64_t graph_signature(const lt_step *s) {
      * decides which backward writes set (and so which pairs fuse) */
     FNV(h, m->no_fuse);
     FNV(h, m->zero_all_dy);
+    /* the layout: other kernels, and the input's conversion into xin_t */
+    FNV(h, m->layout);
     /* the optimizer's kernel arguments */
     FNV(h, o->kind);
     FNV(h, o->momentum);

@@ -72,7 +72,7 @@ static int s_bwd_relu(lt_model *m, lt_node *nd, const lt_node *rn, int n) {
 }
 
 void standin_ops_init(lt_dev_ops *ops) {
-    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) standin_layers[k] = (lt_dev_layer){s_fwd, s_bwd, NULL, NULL};
+    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) standin_layers[k] = (lt_dev_layer){s_fwd, s_bwd, NULL, NULL, 0};   /* NCHW only */
     standin_layers[LT_LK_BN].forward_relu = standin_layers[LT_LK_SUM].forward_relu = s_fwd_relu;
     standin_layers[LT_LK_BN].backward_relu = standin_layers[LT_LK_SUM].backward_relu = s_bwd_relu;
     memset(ops, 0, sizeof *ops);

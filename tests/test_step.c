@@ -424,7 +424,7 @@ static lt_dev_ops fake_dev;
 
 static lt_backend *fake_backend(void) {
     standin_ops_init(&fake_dev);
-    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) fake_layers[k] = (lt_dev_layer){f_fwd, f_bwd, NULL, NULL};
+    for (int k = LT_LK_PLUGIN + 1; k < LT_LK_COUNT; k++) fake_layers[k] = (lt_dev_layer){f_fwd, f_bwd, NULL, NULL, 0};
     fake_dev.layers = fake_layers;
     fake_dev.memset0 = f_memset0;
     fake_dev.h2d = fake_dev.d2h = fake_dev.d2d = f_copy;

@@ -113,8 +113,9 @@ void lt_cuda_host_free(lt_cuda_ctx *ctx, void *p);
 int lt_cuda_host_is_pinned(const void *p);
 
 /* ---- convolution (cuDNN) -----------------------------------------------------
- * Geometry and weight layout as lt_conv_geom ([co][ci/groups][kh][kw]); b may
- * be NULL. The algorithms of each (geometry, N) are chosen once and cached
+ * Geometry and weight layout as lt_conv_geom ([co][ci/groups][kh][kw], in
+ * both activation layouts: NHWC converts a copy for cuDNN); b may be NULL.
+ * The algorithms of each (layout, geometry, N) are chosen once and cached
  * in the context, with their workspace. */
 int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x,
                            const float *w, const float *b, float *y);
@@ -125,8 +126,8 @@ int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_ge
 /* What cuDNN chose: one line per cached plan, oldest first, e.g.
  *   "conv 3x3 s1 p1 g1 64->64 56x56 N=4: fwd IMPLICIT_PRECOMP_GEMM/FMA 0 KiB,
  *    bwd-data ALGO_1/FMA 0 KiB, bwd-filter ALGO_1/FMA 512 KiB\n"
- * (the algorithm decides how far a result may be from the CPU's: Winograd
- * and FFT round differently from a direct sum; tests/gpu print it). At
+ * ("N=4 nhwc:" for an NHWC plan; the algorithm decides how far a result may be from the CPU's: Winograd
+ * and FFT round differently from a direct sum: tests/gpu print it). At
  * most cap bytes, always NUL-terminated when cap > 0; the plan count, or -1
  * for a NULL context. */
 int lt_cuda_conv_plans_describe(const lt_cuda_ctx *ctx, char *buf, size_t cap);

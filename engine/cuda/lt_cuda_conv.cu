@@ -27,12 +27,25 @@
  * else the classic deterministic FMA algorithms (forward IMPLICIT_GEMM,
  * backward ALGO_1).
  * The bias add and the bias gradient are the library's own kernels (the
- * gradient a fixed-order double reduction, no atomics). */
+ * gradient a fixed-order double reduction, no atomics).
+ *
+ * NHWC (lt_layout): x, y, dx, dy are [N][H][W][C] and the plan's
+ * descriptors say so, the filter descriptor included: cuDNN's tensor-core
+ * kernels want the filter as [co][kh][kw][ci] too (PyTorch's channels_last
+ * converts its weights as well). The caller's weights and weight gradients
+ * stay [co][ci][kh][kw], so that the optimizer, checkpoints and every
+ * host copy see one layout: each call converts w into scratch behind
+ * cuDNN's workspace (lt_cuda_layout_convert), and the filter gradient is
+ * computed into scratch and added into dw converted back. A 1x1 filter is
+ * the same bytes in both orders and is used as is. */
 #include "lt_cuda_conv_rules.h"
 #include "lt_cuda_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+
+static int layout_ok(lt_layout l) { return l == LT_LAYOUT_NCHW || l == LT_LAYOUT_NHWC; }
+static cudnnTensorFormat_t fmt(lt_layout l) { return l == LT_LAYOUT_NHWC ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW; }
 
 static int same_geom(const lt_conv_geom *a, const lt_conv_geom *b) {
     return a->ci == b->ci && a->h == b->h && a->w == b->w && a->co == b->co && a->kh == b->kh && a->kw == b->kw &&
@@ -116,16 +129,17 @@ static int capturing(const lt_cuda_ctx *ctx) {
  * the next kernel's launch check would report as its own. */
 static void search_done(void) { (void)cudaGetLastError(); }
 
-static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_cuda_conv_plan *p) {
+static int plan_build(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, struct lt_cuda_conv_plan *p) {
     p->g = *g;
     p->N = N;
+    p->layout = layout;
     LT_DNN(cudnnCreateTensorDescriptor(&p->xd), "create tensor descriptor");
     LT_DNN(cudnnCreateTensorDescriptor(&p->yd), "create tensor descriptor");
     LT_DNN(cudnnCreateFilterDescriptor(&p->wd), "create filter descriptor");
     LT_DNN(cudnnCreateConvolutionDescriptor(&p->cd), "create convolution descriptor");
-    LT_DNN(cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, g->ci, g->h, g->w), "input descriptor");
-    LT_DNN(cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, g->co, g->ho, g->wo), "output descriptor");
-    LT_DNN(cudnnSetFilter4dDescriptor(p->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, g->co, g->ci / g->groups, g->kh, g->kw),
+    LT_DNN(cudnnSetTensor4dDescriptor(p->xd, fmt(layout), CUDNN_DATA_FLOAT, N, g->ci, g->h, g->w), "input descriptor");
+    LT_DNN(cudnnSetTensor4dDescriptor(p->yd, fmt(layout), CUDNN_DATA_FLOAT, N, g->co, g->ho, g->wo), "output descriptor");
+    LT_DNN(cudnnSetFilter4dDescriptor(p->wd, CUDNN_DATA_FLOAT, fmt(layout), g->co, g->ci / g->groups, g->kh, g->kw),
            "filter descriptor");
     LT_DNN(cudnnSetConvolution2dDescriptor(p->cd, g->pad, g->pad, g->stride, g->stride, 1, 1, CUDNN_CROSS_CORRELATION,
                                            CUDNN_DATA_FLOAT),
@@ -200,15 +214,16 @@ static int plan_build(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_
     return LT_OK;
 }
 
-static int get_plan(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_cuda_conv_plan **out) {
+static int get_plan(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, struct lt_cuda_conv_plan **out) {
     if (!g || N <= 0) return lt_err(LT_EINVAL, "cuda conv: NULL geometry or N=%d", N);
+    if (!layout_ok(layout)) return lt_err(LT_EINVAL, "cuda conv: layout %d", (int)layout);
     if (g->groups <= 0 || g->ci % g->groups || g->co % g->groups || g->ho <= 0 || g->wo <= 0)
         return lt_err(LT_ESHAPE, "cuda conv: geometry not initialised (lt_conv_geom_init)");
     for (struct lt_cuda_conv_plan *p = ctx->plans; p; p = p->next)
-        if (p->N == N && same_geom(&p->g, g)) { *out = p; return LT_OK; }
+        if (p->N == N && p->layout == layout && same_geom(&p->g, g)) { *out = p; return LT_OK; }
     struct lt_cuda_conv_plan *p = (struct lt_cuda_conv_plan *)calloc(1, sizeof *p);
     if (!p) return lt_err(LT_ENOMEM, "cuda conv: out of host memory");
-    int rc = plan_build(ctx, g, N, p);
+    int rc = plan_build(ctx, layout, g, N, p);
     if (rc != LT_OK) {
         plan_destroy(p);
         return rc;
@@ -219,16 +234,38 @@ static int get_plan(lt_cuda_ctx *ctx, const lt_conv_geom *g, int N, struct lt_cu
     return LT_OK;
 }
 
+/* NHWC scratch behind cuDNN's workspace of `ws` bytes: the filter as
+ * [co][kh][kw][ci] (and, for the backward, its gradient) -- none for a 1x1
+ * filter or NCHW, whose weights cuDNN reads as they are. */
+static size_t wt_floats(const struct lt_cuda_conv_plan *p) {
+    const lt_conv_geom *g = &p->g;
+    if (p->layout != LT_LAYOUT_NHWC || g->kh * g->kw == 1) return 0;
+    return (size_t)g->co * (g->ci / g->groups) * g->kh * g->kw;
+}
+static size_t wt_offset(size_t ws) { return (ws + 255) & ~(size_t)255; }
+
+/* w in cuDNN's order for the plan: w itself, or converted into *wt. */
+static int filter_for(lt_cuda_ctx *ctx, const struct lt_cuda_conv_plan *p, const float *w, float *wt, const float **out) {
+    *out = w;
+    if (!wt) return LT_OK;
+    const lt_conv_geom *g = &p->g;
+    LT_TRY(lt_cuda_layout_convert(ctx, LT_LAYOUT_NHWC, g->co, g->ci / g->groups, g->kh * g->kw, w, wt, 0));
+    *out = wt;
+    return LT_OK;
+}
+
 int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x, const float *w,
                            const float *b, float *y) {
-    if (layout != LT_LAYOUT_NCHW) return lt_err(LT_EINVAL, "cuda conv: layout %d not supported", (int)layout);
     LT_CTX(ctx);
     struct lt_cuda_conv_plan *p;
-    LT_TRY(get_plan(ctx, g, N, &p));
-    LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_fwd));
+    LT_TRY(get_plan(ctx, layout, g, N, &p));
+    const size_t nwt = wt_floats(p), off = wt_offset(p->ws_fwd);
+    LT_TRY(lt_cuda_ws_reserve(ctx, nwt ? off + nwt * sizeof(float) : p->ws_fwd));
+    const float *wc;
+    LT_TRY(filter_for(ctx, p, w, nwt ? (float *)((char *)ctx->ws + off) : NULL, &wc));
     const float one = 1.0f, zero = 0.0f;
     LT_DNN(cudnnSetConvolutionMathType(p->cd, p->fwd_math), "math type");
-    LT_DNN(cudnnConvolutionForward(ctx->dnn, &one, p->xd, x, p->wd, w, p->cd, p->fwd, ctx->ws, p->ws_fwd, &zero, p->yd, y),
+    LT_DNN(cudnnConvolutionForward(ctx->dnn, &one, p->xd, x, p->wd, wc, p->cd, p->fwd, ctx->ws, p->ws_fwd, &zero, p->yd, y),
            "convolution forward");
     if (b) LT_TRY(lt_cuda_bias_add(ctx, layout, N, g->co, (size_t)g->ho * g->wo, b, y));
     return LT_OK;
@@ -236,23 +273,36 @@ int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geo
 
 int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x, const float *w,
                             const float *dy, float *dx, float *dw, float *db, int set_dx) {
-    if (layout != LT_LAYOUT_NCHW) return lt_err(LT_EINVAL, "cuda conv: layout %d not supported", (int)layout);
     LT_CTX(ctx);
     struct lt_cuda_conv_plan *p;
-    LT_TRY(get_plan(ctx, g, N, &p));
+    LT_TRY(get_plan(ctx, layout, g, N, &p));
     const float one = 1.0f, zero = 0.0f;
+    /* NHWC scratch: [converted w | the filter gradient], behind the larger
+     * of the two directions' workspaces */
+    const size_t nwt = wt_floats(p);
+    const size_t off = wt_offset(p->ws_bwd_data > p->ws_bwd_filter ? p->ws_bwd_data : p->ws_bwd_filter);
+    float *wt = NULL, *dwt = NULL;
+    if (nwt && (dw || dx)) {
+        LT_TRY(lt_cuda_ws_reserve(ctx, off + 2 * nwt * sizeof(float)));
+        wt = (float *)((char *)ctx->ws + off);
+        dwt = wt + nwt;
+    }
     if (db) LT_TRY(lt_cuda_bias_grad(ctx, layout, N, g->co, (size_t)g->ho * g->wo, dy, db));
     if (dw) {
         LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_bwd_filter));
         LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");
+        /* into dw (+=), or into the scratch (=) and then added into dw in its order */
         LT_DNN(cudnnConvolutionBackwardFilter(ctx->dnn, &one, p->xd, x, p->yd, dy, p->cd, p->bwd_filter, ctx->ws,
-                                              p->ws_bwd_filter, &one, p->wd, dw),
+                                              p->ws_bwd_filter, dwt ? &zero : &one, p->wd, dwt ? dwt : dw),
                "convolution backward filter");
+        if (dwt) LT_TRY(lt_cuda_layout_convert(ctx, LT_LAYOUT_NCHW, g->co, g->ci / g->groups, g->kh * g->kw, dwt, dw, 1));
     }
     if (dx) {
         LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_bwd_data));
+        const float *wc;
+        LT_TRY(filter_for(ctx, p, w, wt, &wc));
         LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_data_math), "math type");
-        LT_DNN(cudnnConvolutionBackwardData(ctx->dnn, &one, p->wd, w, p->yd, dy, p->cd, p->bwd_data, ctx->ws,
+        LT_DNN(cudnnConvolutionBackwardData(ctx->dnn, &one, p->wd, wc, p->yd, dy, p->cd, p->bwd_data, ctx->ws,
                                             p->ws_bwd_data, set_dx ? &zero : &one, p->xd, dx),
                "convolution backward data");
     }
@@ -318,9 +368,10 @@ int lt_cuda_conv_plans_describe(const lt_cuda_ctx *ctx, char *buf, size_t cap) {
         for (int j = 0; j < k; j++) p = p->next;
         const lt_conv_geom *g = &p->g;
         const int w = snprintf(buf + used, cap - used,
-                               "conv %dx%d s%d p%d g%d %d->%d %dx%d N=%d: fwd %s/%s %zu KiB, bwd-data %s/%s %zu KiB, "
+                               "conv %dx%d s%d p%d g%d %d->%d %dx%d N=%d%s: fwd %s/%s %zu KiB, bwd-data %s/%s %zu KiB, "
                                "bwd-filter %s/%s %zu KiB (%s)\n",
                                g->kh, g->kw, g->stride, g->pad, g->groups, g->ci, g->co, g->h, g->w, p->N,
+                               p->layout == LT_LAYOUT_NHWC ? " nhwc" : "",
                                fwd_name(p->fwd), math_name(p->fwd_math), p->ws_fwd >> 10, bwd_data_name(p->bwd_data),
                                math_name(p->bwd_data_math), p->ws_bwd_data >> 10, bwd_filter_name(p->bwd_filter),
                                math_name(p->bwd_filter_math), p->ws_bwd_filter >> 10,

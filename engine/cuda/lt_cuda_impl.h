@@ -13,6 +13,7 @@
 struct lt_cuda_conv_plan {
     lt_conv_geom g;
     int N;
+    lt_layout layout;   /* of x / y (and of the filter descriptor: NHWC = [co][kh][kw][ci]) */
     cudnnTensorDescriptor_t xd, yd;
     cudnnFilterDescriptor_t wd;
     cudnnConvolutionDescriptor_t cd;

@@ -19,7 +19,7 @@
 #include <string.h>
 
 static lt_cuda_ctx *CX(const lt_model *m) { return m->dctx; }
-static lt_layout LY(const lt_model *m) { (void)m; return LT_LAYOUT_NCHW; }
+static lt_layout LY(const lt_model *m) { return m->layout; }
 static size_t numel(const lt_node *nd, int N) { return (size_t)N * lt_shape_count(nd->shape); }
 
 static int noop(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; return LT_OK; }
@@ -207,16 +207,19 @@ static int scale_bwd(lt_model *m, lt_node *nd, int N) {
                                     nd->dy, lt_in_dy(m, nd, 0), lt_pg(m, nd, 0));
 }
 
-/* Every built-in kind; LT_LK_PLUGIN stays empty (plugins bring their own). */
+/* Every built-in kind; LT_LK_PLUGIN stays empty (plugins bring their own).
+ * nhwc: the layer passes the model's layout to its ops (LY) or is
+ * elementwise; the heads (linear, cosine, scale) read rows as flat
+ * vectors, so they run on 1x1 tensors only under NHWC. */
 static const lt_dev_layer layers[LT_LK_COUNT] = {
-    [LT_LK_INPUT] = {noop, noop},
-    [LT_LK_CONV] = {conv_fwd, conv_bwd},
-    [LT_LK_BN] = {bn_fwd, bn_bwd, bn_fwd_relu, bn_bwd_relu},
-    [LT_LK_RELU] = {relu_fwd, relu_bwd},
-    [LT_LK_MAXPOOL] = {maxpool_fwd, maxpool_bwd},
-    [LT_LK_GAP] = {gap_fwd, gap_bwd},
-    [LT_LK_SUM] = {sum_fwd, sum_bwd, sum_fwd_relu, sum_bwd_relu},
-    [LT_LK_SHORTCUT_A] = {sca_fwd, sca_bwd},
+    [LT_LK_INPUT] = {noop, noop, .nhwc = 1},
+    [LT_LK_CONV] = {conv_fwd, conv_bwd, .nhwc = 1},
+    [LT_LK_BN] = {bn_fwd, bn_bwd, bn_fwd_relu, bn_bwd_relu, .nhwc = 1},
+    [LT_LK_RELU] = {relu_fwd, relu_bwd, .nhwc = 1},
+    [LT_LK_MAXPOOL] = {maxpool_fwd, maxpool_bwd, .nhwc = 1},
+    [LT_LK_GAP] = {gap_fwd, gap_bwd, .nhwc = 1},
+    [LT_LK_SUM] = {sum_fwd, sum_bwd, sum_fwd_relu, sum_bwd_relu, .nhwc = 1},
+    [LT_LK_SHORTCUT_A] = {sca_fwd, sca_bwd, .nhwc = 1},
     [LT_LK_LINEAR] = {lin_fwd, lin_bwd},
     [LT_LK_COSINE] = {cos_fwd, cos_bwd},
     [LT_LK_COSINE_LEARNED] = {cosl_fwd, cosl_bwd},
@@ -233,6 +236,7 @@ static const lt_dev_ops cuda_dev = {
     .h2d = lt_cuda_h2d,
     .d2h = lt_cuda_d2h,
     .d2d = lt_cuda_d2d,
+    .layout_convert = lt_cuda_layout_convert,
     .sync = lt_cuda_sync,
     .ctx_free = lt_cuda_free_ctx,
     .sgd_step = lt_cuda_sgd_step,

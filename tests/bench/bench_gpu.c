@@ -49,8 +49,14 @@
  * missing or without CUDA: the pytorch columns say "skipped" with the reason.
  * Exit status 1 only when an ltbench measurement failed (an engine error).
  *
+ * Layouts: each (model, mode) runs with NCHW activations (what `ltbench
+ * run --device cuda` uses) and again with NHWC (lt_model_set_layout:
+ * PyTorch's channels_last, the layout its ResNet-50 side runs in), the
+ * NHWC lines with "<mode>/nhwc" in the mode column; --layouts picks.
+ *
  * Usage: bench_gpu [--seconds S (default 2)] [--warmup W (default 5)]
- *                  [--models a,b] [--modes fp32,tf32] [--python PY] [--no-torch]
+ *                  [--models a,b] [--modes fp32,tf32] [--layouts nchw,nhwc]
+ *                  [--python PY] [--no-torch]
  * PY (default $BENCH_GPU_PYTHON, else python3) runs tests/bench/bench_gpu_torch.py. */
 #include <math.h>
 #include <stdio.h>
@@ -84,6 +90,13 @@ static const bench_cfg CFGS[] = {
 };
 #define N_CFGS ((int)(sizeof CFGS / sizeof CFGS[0]))
 static const char *const MODE_NAME[2] = {"fp32", "tf32"};
+static const char *const LAYOUT_NAME[2] = {"nchw", "nhwc"};
+/* "tf32", "tf32/nhwc" */
+static const char *mode_tag(int mode, lt_layout layout) {
+    static char buf[16];
+    snprintf(buf, sizeof buf, "%s%s", MODE_NAME[mode], layout == LT_LAYOUT_NHWC ? "/nhwc" : "");
+    return buf;
+}
 
 /* One side's numbers for one (model, mode); 0 = not measured. */
 typedef struct {
@@ -111,7 +124,7 @@ static void net_free(bench_net *b) {
     memset(b, 0, sizeof *b);
 }
 
-static int net_create(bench_net *b, const bench_cfg *c, lt_cuda_math math) {
+static int net_create(bench_net *b, const bench_cfg *c, lt_cuda_math math, lt_layout layout) {
     memset(b, 0, sizeof *b);
     b->N = c->batch;
     b->C = c->classes;
@@ -125,6 +138,7 @@ static int net_create(bench_net *b, const bench_cfg *c, lt_cuda_math math) {
     }
     if (!rc) rc = lt_model_finalize(b->m, 0);
     if (!rc) rc = lt_model_set_batch(b->m, b->N);
+    if (!rc) rc = lt_model_set_layout(b->m, layout);
     if (!rc) rc = lt_optim_init(&b->opt, b->m, LT_OPT_SGD, 0.9f, 5e-4f, 0);
     if (!rc) b->have_opt = 1;
     if (!rc) b->ctx = lt_model_device_ctx(b->m);
@@ -186,10 +200,10 @@ static int time_steps(bench_net *b, int train, const float *x, const int32_t *y,
     return LT_OK;
 }
 
-static int run_ltbench(const bench_cfg *c, lt_cuda_math math, int warm, double secs, side_result *r,
+static int run_ltbench(const bench_cfg *c, lt_cuda_math math, lt_layout layout, int warm, double secs, side_result *r,
                        double *flop_fwd, char *dev, size_t dev_cap) {
     bench_net b;
-    LT_TRY(net_create(&b, c, math));
+    LT_TRY(net_create(&b, c, math, layout));
     *flop_fwd = 2.0 * lt_model_macs(b.m);
     snprintf(dev, dev_cap, "%s", lt_cuda_describe(b.ctx));
     const size_t n_in = (size_t)c->batch * c->c * c->hw * c->hw;
@@ -212,7 +226,7 @@ static int run_ltbench(const bench_cfg *c, lt_cuda_math math, int warm, double s
         lt_step_get_info(b.step, &si);
         printf("bench-gpu: %s %s step: graphs=%d captures=%ld graph_steps=%ld eager_steps=%ld "
                "capture_failures=%ld mean_loss=%.4f%s%s\n",
-               c->arch, MODE_NAME[math], si.graphs, si.captures, si.graph_steps, si.eager_steps,
+               c->arch, mode_tag(math, layout), si.graphs, si.captures, si.graph_steps, si.eager_steps,
                si.capture_failures, seen ? loss_sum / seen : 0.0, si.notice[0] ? " notice: " : "", si.notice);
         fflush(stdout);
     }
@@ -283,15 +297,15 @@ static int run_torch(const char *python, const int *use_cfg, const int *use_mode
 }
 
 /* ---- report ------------------------------------------------------------------------ */
-static void print_pair(const bench_cfg *c, int mode, int train, const side_result *lt, const side_result *pt,
-                       double flop_fwd, const lt_gpu_peak *peak, int *met, int *judged) {
+static void print_pair(const bench_cfg *c, int mode, lt_layout layout, int train, const side_result *lt,
+                       const side_result *pt, double flop_fwd, const lt_gpu_peak *peak, int *met, int *judged) {
     const double a = train ? lt->train_ips : lt->eval_ips, b = train ? pt->train_ips : pt->eval_ips;
     const double flop_img = flop_fwd * (train ? 3.0 : 1.0);
     char ptxt[96];
     if (b > 0) snprintf(ptxt, sizeof ptxt, "pytorch=%.1f ratio=%.2f", b, a / b);
     else snprintf(ptxt, sizeof ptxt, "pytorch=skipped ratio=n/a");
     printf("bench-gpu: %s %dx%dx%d %s %s ltbench=%.1f %s | batch %d, %.3f GFLOP/img, ltbench %.2f TFLOP/s",
-           c->arch, c->c, c->hw, c->hw, MODE_NAME[mode], train ? "train" : "eval", a, ptxt, c->batch,
+           c->arch, c->c, c->hw, c->hw, mode_tag(mode, layout), train ? "train" : "eval", a, ptxt, c->batch,
            flop_img / 1e9, a * flop_img / 1e12);
     const double pk = lt_gpu_peak_tflops(peak, mode);
     if (pk > 0) printf(" = %.1f%% of %.0f", 100.0 * a * flop_img / 1e12 / pk, pk);
@@ -331,13 +345,13 @@ static int parse_list(const char *s, const char *const *names, int n, int *use, 
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_gpu [--seconds S] [--warmup W] [--models resnet32_cifar,resnet8_cifar,resnet50]\n"
-                    "                 [--modes fp32,tf32] [--python PY] [--no-torch]\n");
+                    "                 [--modes fp32,tf32] [--layouts nchw,nhwc] [--python PY] [--no-torch]\n");
 }
 
 int main(int argc, char **argv) {
     double secs = 2.0;
     int warm = 5, no_torch = 0;
-    int use_cfg[N_CFGS], use_mode[2] = {1, 1};
+    int use_cfg[N_CFGS], use_mode[2] = {1, 1}, use_layout[2] = {1, 1};
     for (int i = 0; i < N_CFGS; i++) use_cfg[i] = 1;
     const char *python = getenv("BENCH_GPU_PYTHON");
     if (!python || !*python) python = "python3";
@@ -352,6 +366,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--python")) python = v;
         else if (!strcmp(a, "--models")) { if (parse_list(v, cfg_names, N_CFGS, use_cfg, "model")) return 2; }
         else if (!strcmp(a, "--modes")) { if (parse_list(v, MODE_NAME, 2, use_mode, "math mode")) return 2; }
+        else if (!strcmp(a, "--layouts")) { if (parse_list(v, LAYOUT_NAME, 2, use_layout, "layout")) return 2; }
         else { usage(); return 2; }
         i++;
     }
@@ -366,7 +381,7 @@ int main(int argc, char **argv) {
     }
     lt_backend_free(probe);
 
-    static side_result lt[N_CFGS][2], pt[N_CFGS][2];
+    static side_result lt[N_CFGS][2][2], pt[N_CFGS][2];
     char tinfo[512] = "", twhy[512] = "";
     int have_torch = 0;
     if (no_torch) snprintf(twhy, sizeof twhy, "--no-torch");
@@ -384,29 +399,32 @@ int main(int argc, char **argv) {
     char dev[512] = "";
     const lt_gpu_peak *peak = NULL;
     for (int i = 0; i < N_CFGS; i++)
-        for (int k = 0; k < 2; k++) {
-            if (!use_cfg[i] || !use_mode[k]) continue;
-            double flop_fwd = 0;
-            fflush(stdout);
-            if (run_ltbench(&CFGS[i], k ? LT_CUDA_TF32 : LT_CUDA_FP32, warm, secs, &lt[i][k], &flop_fwd, dev,
-                            sizeof dev)) {
-                printf("bench-gpu: %s %dx%dx%d %s FAILED: %s\n", CFGS[i].arch, CFGS[i].c, CFGS[i].hw, CFGS[i].hw,
-                       MODE_NAME[k], lt_errmsg());
-                rc = 1;
-                continue;
+        for (int k = 0; k < 2; k++)
+            for (int l = 0; l < 2; l++) {
+                if (!use_cfg[i] || !use_mode[k] || !use_layout[l]) continue;
+                const lt_layout lay = l ? LT_LAYOUT_NHWC : LT_LAYOUT_NCHW;
+                double flop_fwd = 0;
+                fflush(stdout);
+                if (run_ltbench(&CFGS[i], k ? LT_CUDA_TF32 : LT_CUDA_FP32, lay, warm, secs, &lt[i][k][l], &flop_fwd,
+                                dev, sizeof dev)) {
+                    printf("bench-gpu: %s %dx%dx%d %s FAILED: %s\n", CFGS[i].arch, CFGS[i].c, CFGS[i].hw, CFGS[i].hw,
+                           mode_tag(k, lay), lt_errmsg());
+                    rc = 1;
+                    continue;
+                }
+                if (!peak) {
+                    peak = lt_gpu_peak_find(dev);
+                    printf("bench-gpu: ltbench: %s; peak %s\n", dev,
+                           peak ? "from NVIDIA's data sheet (tests/gpu_peak.c), dense"
+                                : "unknown for this GPU: no % of peak");
+                    if (peak)
+                        printf("bench-gpu: peak of the %s: fp32 %.1f TFLOP/s, tf32 %.1f TFLOP/s\n", peak->product,
+                               peak->fp32_tflops, peak->tf32_tflops);
+                }
+                print_pair(&CFGS[i], k, lay, 1, &lt[i][k][l], &pt[i][k], flop_fwd, peak, &met, &judged);
+                print_pair(&CFGS[i], k, lay, 0, &lt[i][k][l], &pt[i][k], flop_fwd, peak, &met, &judged);
+                fflush(stdout);
             }
-            if (!peak) {
-                peak = lt_gpu_peak_find(dev);
-                printf("bench-gpu: ltbench: %s; peak %s\n", dev,
-                       peak ? "from NVIDIA's data sheet (tests/gpu_peak.c), dense" : "unknown for this GPU: no % of peak");
-                if (peak)
-                    printf("bench-gpu: peak of the %s: fp32 %.1f TFLOP/s, tf32 %.1f TFLOP/s\n", peak->product,
-                           peak->fp32_tflops, peak->tf32_tflops);
-            }
-            print_pair(&CFGS[i], k, 1, &lt[i][k], &pt[i][k], flop_fwd, peak, &met, &judged);
-            print_pair(&CFGS[i], k, 0, &lt[i][k], &pt[i][k], flop_fwd, peak, &met, &judged);
-            fflush(stdout);
-        }
     printf("bench-gpu: train targets met: %d of %d judged%s\n", met, judged, rc ? " (some ltbench runs FAILED)" : "");
     return rc;
 }

@@ -52,6 +52,19 @@
  *                   (ResNet-8 plain, then a backward from a fused BN
  *                   alone; with a tap on a fused BN and with an eval-mode
  *                   backbone; ResNet-10);
+ *   nhwc_fp32 / nhwc_tf32  the cpu_vs_cuda comparison above (same
+ *                   tolerances) with the cuda model in NHWC
+ *                   (lt_model_set_layout): ResNet-8 / 32 / 50 and the
+ *                   heads in fp32, ResNet-50 in tf32 (PyTorch's
+ *                   channels_last case); deterministic and fusion cases
+ *                   repeated in NHWC;
+ *   nhwc_host_copies  a node of many pixels read back (lt_model_out_to_host)
+ *                   from an NHWC model equals the NCHW model's within the
+ *                   conv tolerance, and a tap gradient written into one and
+ *                   read back is the same values (the host sees NCHW);
+ *   layout_refused  NHWC on a cpu model, on a model whose plugin layer
+ *                   reads a many-pixel tensor, on a linear layer reading
+ *                   one: LT_EINVAL naming the layer, the model unchanged;
  *   plugin          a plugin layer without forward_cuda: forward fails with
  *                   LT_EINVAL naming the layer, before any work;
  * and, running on every machine:
@@ -111,18 +124,26 @@ typedef struct {
     const char *arch;
     lt_shape in;
     int classes, N, head;
+    lt_layout layout;   /* of the cuda model */
 } net;
-static const net R8 = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_LINEAR};
+static const net R8 = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_LINEAR, LT_LAYOUT_NCHW};
 /* the heads the op table has no row for (their kernels: lt_cuda_layers.cu) */
-static const net R8_LWS = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_LWS};
-static const net R8_COSL = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_COSL};
-static const net R32 = {"resnet32_cifar", {1, 3, 32, 32}, 100, 4, HEAD_LINEAR};
-static const net R50 = {"resnet50", {1, 3, 64, 64}, 1000, 4, HEAD_LINEAR};
+static const net R8_LWS = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_LWS, LT_LAYOUT_NCHW};
+static const net R8_COSL = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_COSL, LT_LAYOUT_NCHW};
+static const net R32 = {"resnet32_cifar", {1, 3, 32, 32}, 100, 4, HEAD_LINEAR, LT_LAYOUT_NCHW};
+static const net R50 = {"resnet50", {1, 3, 64, 64}, 1000, 4, HEAD_LINEAR, LT_LAYOUT_NCHW};
+static const net R8_NHWC = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_LINEAR, LT_LAYOUT_NHWC};
+static const net R8_LWS_NHWC = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_LWS, LT_LAYOUT_NHWC};
+static const net R8_COSL_NHWC = {"resnet8_cifar", {1, 1, 28, 28}, 10, 4, HEAD_COSL, LT_LAYOUT_NHWC};
+static const net R32_NHWC = {"resnet32_cifar", {1, 3, 32, 32}, 100, 4, HEAD_LINEAR, LT_LAYOUT_NHWC};
+static const net R50_NHWC = {"resnet50", {1, 3, 64, 64}, 1000, 4, HEAD_LINEAR, LT_LAYOUT_NHWC};
+static int is_r50(const net *n) { return !strcmp(n->arch, "resnet50"); }
 
 /* the arch, and the head when not the plain linear one */
 static const char *net_label(const net *n) {
     static char buf[64];
-    snprintf(buf, sizeof buf, "%s%s", n->arch, n->head == HEAD_LWS ? "+lws" : n->head == HEAD_COSL ? "+cosl" : "");
+    snprintf(buf, sizeof buf, "%s%s%s", n->arch, n->head == HEAD_LWS ? "+lws" : n->head == HEAD_COSL ? "+cosl" : "",
+             n->layout == LT_LAYOUT_NHWC ? "/nhwc" : "");
     return buf;
 }
 
@@ -141,6 +162,10 @@ static lt_model *build(const net *n, lt_backend *b, int *logits) {
     assert_true(*logits > 0);
     assert_int_equal(lt_model_finalize(m, 1234), LT_OK);
     assert_int_equal(lt_model_set_batch(m, n->N), LT_OK);
+    if (lt_model_device_ctx(m)) {
+        assert_int_equal(lt_model_set_layout(m, n->layout), LT_OK);
+        assert_int_equal(lt_model_layout(m), n->layout);
+    }
     return m;
 }
 
@@ -359,6 +384,9 @@ static int versus_ref(const net *n, lt_backend *other, const tols *t, const char
         assert_true(np > 0);
         assert_non_null(strstr(d, ": fwd "));
         if (!strcmp(what, "fp32")) assert_null(strstr(d, "TENSOR_OP"));
+        /* every plan in the model's layout */
+        if (n->layout == LT_LAYOUT_NHWC) assert_null(strstr(d, "N=4:"));
+        else assert_null(strstr(d, " nhwc:"));
         free(d);
     }
     result_free(&rc);
@@ -374,7 +402,7 @@ static int versus_ref(const net *n, lt_backend *other, const tols *t, const char
 static void cpu_vs_cuda(const net *n, lt_cuda_math math) {
     lt_backend *gb;
     NEED_GPU(gb, math, 0);
-    const tols *t = math == LT_CUDA_FP32 ? &TOL_FP32 : n == &R50 ? &TOL_TF32_R50 : &TOL_TF32;
+    const tols *t = math == LT_CUDA_FP32 ? &TOL_FP32 : is_r50(n) ? &TOL_TF32_R50 : &TOL_TF32;
     int ok = versus_ref(n, gb, t, math == LT_CUDA_TF32 ? "tf32" : "fp32");
     lt_backend_free(gb);
     assert_true(ok);
@@ -407,12 +435,20 @@ static void test_heads_fp32(void **s) {
 static void test_resnet32_tf32(void **s) { (void)s; cpu_vs_cuda(&R32, LT_CUDA_TF32); }
 static void test_resnet50_tf32(void **s) { (void)s; cpu_vs_cuda(&R50, LT_CUDA_TF32); }
 
-/* Two identical models, one deterministic backend: bit-identical steps. */
-static void test_deterministic(void **s) {
+static void test_nhwc_fp32(void **s) {
     (void)s;
+    cpu_vs_cuda(&R8_NHWC, LT_CUDA_FP32);
+    cpu_vs_cuda(&R32_NHWC, LT_CUDA_FP32);
+    cpu_vs_cuda(&R50_NHWC, LT_CUDA_FP32);
+    cpu_vs_cuda(&R8_LWS_NHWC, LT_CUDA_FP32);
+    cpu_vs_cuda(&R8_COSL_NHWC, LT_CUDA_FP32);
+}
+static void test_nhwc_tf32(void **s) { (void)s; cpu_vs_cuda(&R50_NHWC, LT_CUDA_TF32); }
+
+/* Two identical models, one deterministic backend: bit-identical steps. */
+static void deterministic_case(const net *n) {
     lt_backend *gb;
     NEED_GPU(gb, LT_CUDA_FP32, 1);
-    const net *n = &R32;
     float *x;
     int32_t *y;
     batch(n, &x, &y);
@@ -430,6 +466,11 @@ static void test_deterministic(void **s) {
     free(x);
     free(y);
     assert_true(ok);
+}
+static void test_deterministic(void **s) {
+    (void)s;
+    deterministic_case(&R32);
+    deterministic_case(&R32_NHWC);
 }
 
 /* The device's training fusion (BN -> ReLU and sum -> ReLU as one kernel
@@ -523,11 +564,66 @@ static void test_fusion_bit_identical(void **s) {
     NEED_GPU(gb, LT_CUDA_FP32, 1);
     /* small inputs, cheap on the emulator; ResNet-10: the ImageNet stem,
      * max pool and projection shortcuts (conv -> BN into the sum) */
-    const net r8 = {"resnet8_cifar", {1, 1, 12, 12}, 10, 3, HEAD_LINEAR};
-    const net r10 = {"resnet10", {1, 3, 32, 32}, 10, 2, HEAD_LINEAR};
+    const net r8 = {"resnet8_cifar", {1, 1, 12, 12}, 10, 3, HEAD_LINEAR, LT_LAYOUT_NCHW};
+    const net r10 = {"resnet10", {1, 3, 32, 32}, 10, 2, HEAD_LINEAR, LT_LAYOUT_NCHW};
     for (int mode = 0; mode < 3; mode++) fusion_case(gb, &r8, mode);
     fusion_case(gb, &r10, 0);
+    const net r8n = {"resnet8_cifar", {1, 1, 12, 12}, 10, 3, HEAD_LINEAR, LT_LAYOUT_NHWC};
+    const net r10n = {"resnet10", {1, 3, 32, 32}, 10, 2, HEAD_LINEAR, LT_LAYOUT_NHWC};
+    fusion_case(gb, &r8n, 0);
+    fusion_case(gb, &r10n, 0);
     lt_backend_free(gb);
+}
+
+/* A many-pixel node read back from an NHWC model is the NCHW model's
+ * (within the conv tolerance: cuDNN may pick other kernels per layout),
+ * and a gradient written into it reads back as written. */
+static void test_nhwc_host_copies(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, LT_CUDA_FP32, 1);
+    const net a = {"resnet10", {1, 3, 20, 20}, 10, 2, HEAD_LINEAR, LT_LAYOUT_NCHW};
+    net b = a;
+    b.layout = LT_LAYOUT_NHWC;
+    float *x;
+    int32_t *y;
+    batch(&a, &x, &y);
+    int la, lb;
+    lt_model *ma = build(&a, gb, &la), *mb = build(&b, gb, &lb);
+    lt_model_set_no_fuse(ma, 1);
+    lt_model_set_no_fuse(mb, 1);
+    assert_int_equal(lt_model_forward(ma, x, a.N, 0), LT_OK);
+    assert_int_equal(lt_model_forward(mb, x, a.N, 0), LT_OK);
+    const char *names[] = {"conv1", "layer1.0.conv2", "layer2.0.bn1"};
+    for (int k = 0; k < 3; k++) {
+        const int nd = lt_model_find(ma, names[k]);
+        assert_true(nd > 0);
+        const lt_shape sh = lt_node_shape(lt_model_node_const(ma, nd));
+        assert_true(sh.h * sh.w > 1 && sh.c > 1);
+        const size_t n = (size_t)a.N * lt_model_out_size(ma, nd);
+        float *ya = malloc(n * sizeof(float)), *yb = malloc(n * sizeof(float)), *back = malloc(n * sizeof(float));
+        assert_non_null(ya);
+        assert_non_null(yb);
+        assert_non_null(back);
+        assert_int_equal(lt_model_out_to_host(ma, nd, a.N, ya), LT_OK);
+        assert_int_equal(lt_model_out_to_host(mb, nd, a.N, yb), LT_OK);
+        const double e = lt_ot_relerr(ya, yb, n);
+        print_message("nhwc host copy of %s (%dx%dx%d): %.3g from the NCHW model's\n", names[k], sh.c, sh.h, sh.w, e);
+        assert_true(e <= 1e-4);
+        /* a gradient in and out: the host's order both ways */
+        for (size_t i = 0; i < n; i++) ya[i] = (float)i;
+        assert_int_equal(lt_model_dout_from_host(mb, nd, a.N, ya), LT_OK);
+        assert_int_equal(lt_model_dout_to_host(mb, nd, a.N, back), LT_OK);
+        assert_memory_equal(ya, back, n * sizeof(float));
+        free(ya);
+        free(yb);
+        free(back);
+    }
+    lt_model_free(ma);
+    lt_model_free(mb);
+    lt_backend_free(gb);
+    free(x);
+    free(y);
 }
 
 /* ---- a plugin layer without CUDA support ------------------------------------------------- */
@@ -562,6 +658,50 @@ static void test_plugin_gpu(void **s) {
     lt_backend *gb;
     NEED_GPU(gb, LT_CUDA_FP32, 0);
     plugin_refused(gb);
+    lt_backend_free(gb);
+}
+
+/* NHWC refused where a layer cannot take it: the message names it and the
+ * model stays NCHW. */
+static void layout_refused_on(lt_backend *b, int plugin) {
+    lt_model *m = NULL;
+    assert_int_equal(lt_model_create_on(&m, (lt_shape){1, 1, 8, 8}, b), LT_OK);
+    int c = lt_add_conv(m, "conv", "backbone", 0, 4, 3, 1, 1, 1, 0);
+    assert_true(c > 0);
+    if (plugin) assert_true(lt_model_add(m, &plugin_ops, "odd_norm", "backbone", c, -1, NULL, 0) > 0);
+    else assert_true(lt_add_linear(m, "flat_fc", "head", c, 5, 1) > 0);
+    assert_int_equal(lt_model_finalize(m, 1), LT_OK);
+    assert_int_equal(lt_model_set_batch(m, 2), LT_OK);
+    lt_err_clear();
+    assert_int_equal(lt_model_set_layout(m, LT_LAYOUT_NHWC), LT_EINVAL);
+    print_message("layout refused: %s\n", lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), plugin ? "'odd_norm'" : "'flat_fc'"));
+    assert_non_null(strstr(lt_errmsg(), "NCHW only"));
+    assert_int_equal(lt_model_layout(m), LT_LAYOUT_NCHW);
+    assert_int_equal(lt_model_set_layout(m, (lt_layout)5), LT_EINVAL);
+    assert_int_equal(lt_model_set_layout(m, LT_LAYOUT_NCHW), LT_OK);
+    lt_model_free(m);
+}
+
+static void test_layout_refused(void **s) {
+    (void)s;
+    /* a cpu model: NHWC is a device layout */
+    lt_backend *cb = ref_cpu_backend();
+    lt_model *m = NULL;
+    assert_int_equal(lt_model_create_on(&m, (lt_shape){1, 1, 8, 8}, cb), LT_OK);
+    assert_true(lt_add_conv(m, "conv", "backbone", 0, 4, 3, 1, 1, 1, 0) > 0);
+    assert_int_equal(lt_model_finalize(m, 1), LT_OK);
+    lt_err_clear();
+    assert_int_equal(lt_model_set_layout(m, LT_LAYOUT_NHWC), LT_EINVAL);
+    print_message("cpu model: %s\n", lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), "device layout"));
+    assert_int_equal(lt_model_set_layout(m, LT_LAYOUT_NCHW), LT_OK);
+    lt_model_free(m);
+    lt_backend_free(cb);
+    lt_backend *gb;
+    NEED_GPU(gb, LT_CUDA_FP32, 0);
+    layout_refused_on(gb, 1);
+    layout_refused_on(gb, 0);
     lt_backend_free(gb);
 }
 
@@ -679,7 +819,7 @@ static void test_host_device_resnet8(void **s) { (void)s; host_device_case(&R8);
  * 2: every layer kind of the ImageNet ResNets through the device plumbing */
 static void test_host_device_resnet50(void **s) {
     (void)s;
-    const net small = {"resnet50", {1, 3, 32, 32}, 10, 2, HEAD_LINEAR};
+    const net small = {"resnet50", {1, 3, 32, 32}, 10, 2, HEAD_LINEAR, LT_LAYOUT_NCHW};
     host_device_case(&small);
 }
 
@@ -704,6 +844,10 @@ int main(void) {
         cmocka_unit_test(test_resnet8_tf32),
         cmocka_unit_test(test_resnet32_tf32),
         cmocka_unit_test(test_resnet50_tf32),
+        cmocka_unit_test(test_nhwc_fp32),
+        cmocka_unit_test(test_nhwc_tf32),
+        cmocka_unit_test(test_nhwc_host_copies),
+        cmocka_unit_test(test_layout_refused),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_fusion_bit_identical),
         cmocka_unit_test(test_plugin_gpu),

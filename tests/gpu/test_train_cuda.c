@@ -52,6 +52,13 @@
  *                         notice, capture_failures = 1, every step eager,
  *                         and the numbers equal a graphs-off run bit for
  *                         bit (deterministic);
+ *   nhwc                  the model in NHWC (lt_model_set_layout): cuda_vs_cpu
+ *                         (SGD) at the same tolerances, and graph_vs_eager
+ *                         bit for bit;
+ *   layout_switch         deterministic: 3 steps NCHW, then NHWC, then NCHW
+ *                         again, graphs on against graphs off: memcmp-equal
+ *                         and a capture per layout (a graph of one layout
+ *                         is never replayed under the other);
  *   metrics_on_cpu_paths  (runs everywhere) the cuda_vs_cpu comparison and
  *                         tolerances on two correct cpu runs (the default
  *                         conv path against the reference): both pass.
@@ -94,6 +101,9 @@ static lt_backend *gpu_backend(int det) {
         if (!(bp)) { skip(); return; }   \
     } while (0)
 
+/* the layout build() gives cuda models (test_nhwc) */
+static lt_layout g_layout = LT_LAYOUT_NCHW;
+
 /* head: 0 = linear "logits", 1 = learned-scale cosine "logits" */
 static lt_model *build(lt_backend *b, int head, int *logits) {
     lt_model *m = NULL;
@@ -105,6 +115,7 @@ static lt_model *build(lt_backend *b, int head, int *logits) {
     assert_true(*logits > 0);
     assert_int_equal(lt_model_finalize(m, 2024), LT_OK);
     assert_int_equal(lt_model_set_batch(m, N), LT_OK);
+    if (lt_model_device_ctx(m)) assert_int_equal(lt_model_set_layout(m, g_layout), LT_OK);
     return m;
 }
 
@@ -362,8 +373,7 @@ static void test_metrics_on_cpu_paths(void **s) {
 }
 
 /* ---- graphs against eager, and determinism --------------------------------------------------- */
-static void test_graph_vs_eager(void **s) {
-    (void)s;
+static void graph_vs_eager(void) {
     lt_backend *gb;
     NEED_GPU(gb, 1);
     run a, b;
@@ -381,6 +391,54 @@ static void test_graph_vs_eager(void **s) {
     assert_int_equal(ia.graph_steps, STEPS - 2);   /* five full: warm-up eager, capture + 3 replays -> 4 */
     assert_int_equal(ib.graph_steps, 0);
     assert_runs_equal(&a, &b, "graph vs eager");
+    run_close(&a);
+    run_close(&b);
+    lt_backend_free(gb);
+}
+
+static void test_graph_vs_eager(void **s) { (void)s; graph_vs_eager(); }
+
+/* NHWC activations: the same comparisons (the CPU reference stays NCHW). */
+static void test_nhwc(void **s) {
+    (void)s;
+    g_layout = LT_LAYOUT_NHWC;
+    lt_backend *gb = gpu_backend(0);
+    if (!gb) {
+        g_layout = LT_LAYOUT_NCHW;
+        skip();
+        return;
+    }
+    const int ok = versus_ref(LT_OPT_SGD, gb, "cuda nhwc");
+    lt_backend_free(gb);
+    graph_vs_eager();
+    g_layout = LT_LAYOUT_NCHW;
+    assert_true(ok);
+}
+
+/* Steps in NCHW, NHWC, NCHW on one model, graphs on against off: the
+ * layout is part of what a captured graph was made for. */
+static void test_layout_switch(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, 1);
+    run a, b;
+    run_open(&a, gb, 0, LT_OPT_SGD, 1);
+    run_open(&b, gb, 0, LT_OPT_SGD, 0);
+    const lt_layout seq[3] = {LT_LAYOUT_NCHW, LT_LAYOUT_NHWC, LT_LAYOUT_NCHW};
+    const int k0[4] = {0, 2, 4, STEPS};
+    for (int j = 0; j < 3; j++) {
+        assert_int_equal(lt_model_set_layout(a.m, seq[j]), LT_OK);
+        assert_int_equal(lt_model_set_layout(b.m, seq[j]), LT_OK);
+        run_steps(&a, LT_OPT_SGD, k0[j], k0[j + 1]);
+        run_steps(&b, LT_OPT_SGD, k0[j], k0[j + 1]);
+    }
+    lt_step_info ia;
+    lt_step_get_info(a.s, &ia);
+    print_message("layout switches: %ld captures, %ld graph steps, %ld eager\n", ia.captures, ia.graph_steps,
+                  ia.eager_steps);
+    assert_int_equal(ia.capture_failures, 0);
+    assert_true(ia.captures >= 2);
+    assert_runs_equal(&a, &b, "layout switches, graph vs eager");
     run_close(&a);
     run_close(&b);
     lt_backend_free(gb);
@@ -497,6 +555,8 @@ int main(void) {
         cmocka_unit_test(test_cuda_vs_cpu_sgd),
         cmocka_unit_test(test_cuda_vs_cpu_adam),
         cmocka_unit_test(test_graph_vs_eager),
+        cmocka_unit_test(test_nhwc),
+        cmocka_unit_test(test_layout_switch),
         cmocka_unit_test(test_deterministic_twice),
         cmocka_unit_test(test_uploads_unsynced),
         cmocka_unit_test(test_ckpt_resume),
