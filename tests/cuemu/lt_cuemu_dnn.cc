@@ -1,7 +1,8 @@
 /* lt_cuemu_dnn.cc — the emulator's cuDNN (include/cudnn.h): the legacy
- * convolution API on the CPU, NCHW float only, so that engine/cuda's cuDNN
- * call sequences run in the CPU test suite. A test double written from
- * cuDNN's documented semantics, not a copy of the library: results are
+ * convolution API on the CPU, float tensors and filters in NCHW or NHWC,
+ * so that engine/cuda's cuDNN call sequences run in the CPU test suite. A
+ * test double written from cuDNN's documented semantics, not a copy of the
+ * library: results are
  * plain direct convolutions, and the parts a caller can get wrong are made
  * to show, as they would on a GPU:
  *  - the work is queued on the handle's stream (lt_cuemu_enqueue) with the
@@ -15,7 +16,11 @@
  *    ALGO_0, backward-filter ALGO_0 and ALGO_3) sum in an order that changes
  *    on every run, the others in one fixed order;
  *  - the descriptor's math type at the time of the call decides TF32:
- *    tensor-op math rounds both inputs of every product (lt_cuemu_tf32).
+ *    tensor-op math rounds both inputs of every product (lt_cuemu_tf32);
+ *  - a call's tensors and filter must share one format (all NCHW or all
+ *    NHWC, as engine/cuda uses them): a mix is refused, NOT_SUPPORTED. An
+ *    NHWC call sums the same terms in the same order as the NCHW one, so
+ *    its result is the NCHW result transposed, bit for bit.
  * The heuristics return a short list per direction, best first, whose
  * entries differ in determinism, math type and workspace, so that a
  * caller's choice among them is exercised; the searches (cudnnFind*)
@@ -38,11 +43,15 @@
 struct lt_cuemu_dnn {
     cudaStream_t stream;
 };
+/* dims are always given (and kept) as n, c, h, w / k, c, h, w; fmt says
+ * only how they lie in memory */
 struct lt_cuemu_dnn_tensor {
     int set, n, c, h, w;
+    cudnnTensorFormat_t fmt;
 };
 struct lt_cuemu_dnn_filter {
     int set, k, c, h, w;
+    cudnnTensorFormat_t fmt;
 };
 struct lt_cuemu_dnn_conv {
     int set, pad_h, pad_w, u, v, dil_h, dil_w, groups;
@@ -55,6 +64,7 @@ struct geom {
     int K, kh, kw;       /* filter: K x C/G x kh x kw */
     int G, ph, pw, u, v, dh, dw;
     int ho, wo;          /* output */
+    int nhwc;            /* every tensor and the filter NHWC, else all NCHW */
 };
 
 enum dir { FWD, BWD_DATA, BWD_FILTER };
@@ -126,8 +136,9 @@ cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) { delete d
 cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) { delete d; return CUDNN_STATUS_SUCCESS; }
 cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) { delete d; return CUDNN_STATUS_SUCCESS; }
 
-static cudnnStatus_t nchw_float(const char *call, cudnnTensorFormat_t f, cudnnDataType_t t) {
-    if (f != CUDNN_TENSOR_NCHW) return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "format %d: only NCHW is emulated", (int)f);
+static cudnnStatus_t format_float(const char *call, cudnnTensorFormat_t f, cudnnDataType_t t) {
+    if (f != CUDNN_TENSOR_NCHW && f != CUDNN_TENSOR_NHWC)
+        return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "format %d: only NCHW and NHWC are emulated", (int)f);
     if (t != CUDNN_DATA_FLOAT) return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "data type %d: only FLOAT is emulated", (int)t);
     return CUDNN_STATUS_SUCCESS;
 }
@@ -136,10 +147,10 @@ cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorF
                                          int n, int c, int h, int w) {
     const char *call = "cudnnSetTensor4dDescriptor";
     if (!d) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL descriptor");
-    cudnnStatus_t s = nchw_float(call, format, type);
+    cudnnStatus_t s = format_float(call, format, type);
     if (s != CUDNN_STATUS_SUCCESS) return s;
     if (n <= 0 || c <= 0 || h <= 0 || w <= 0) return fail(CUDNN_STATUS_BAD_PARAM, call, "dims %dx%dx%dx%d", n, c, h, w);
-    *d = lt_cuemu_dnn_tensor{1, n, c, h, w};
+    *d = lt_cuemu_dnn_tensor{1, n, c, h, w, format};
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -147,10 +158,10 @@ cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataTyp
                                          int k, int c, int h, int w) {
     const char *call = "cudnnSetFilter4dDescriptor";
     if (!d) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL descriptor");
-    cudnnStatus_t s = nchw_float(call, format, type);
+    cudnnStatus_t s = format_float(call, format, type);
     if (s != CUDNN_STATUS_SUCCESS) return s;
     if (k <= 0 || c <= 0 || h <= 0 || w <= 0) return fail(CUDNN_STATUS_BAD_PARAM, call, "dims %dx%dx%dx%d", k, c, h, w);
-    *d = lt_cuemu_dnn_filter{1, k, c, h, w};
+    *d = lt_cuemu_dnn_filter{1, k, c, h, w, format};
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -206,7 +217,8 @@ static cudnnStatus_t geometry(const char *call, const lt_cuemu_dnn_tensor *x, co
         return fail(CUDNN_STATUS_BAD_PARAM, call, "dilated %ldx%ld kernel larger than the padded %dx%d input", eh, ew,
                     x->h, x->w);
     *g = geom{x->n, x->c, x->h, x->w, w->k, w->h, w->w, cd->groups, cd->pad_h, cd->pad_w, cd->u, cd->v, cd->dil_h,
-              cd->dil_w, (int)((x->h + 2L * cd->pad_h - eh) / cd->u + 1), (int)((x->w + 2L * cd->pad_w - ew) / cd->v + 1)};
+              cd->dil_w, (int)((x->h + 2L * cd->pad_h - eh) / cd->u + 1), (int)((x->w + 2L * cd->pad_w - ew) / cd->v + 1),
+              x->fmt == CUDNN_TENSOR_NHWC};
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -216,6 +228,24 @@ static cudnnStatus_t check_out(const char *call, const char *name, const lt_cuem
     if (y->n != g.N || y->c != g.K || y->h != g.ho || y->w != g.wo)
         return fail(CUDNN_STATUS_BAD_PARAM, call, "%s is %dx%dx%dx%d, the convolution gives %dx%dx%dx%d", name, y->n,
                     y->c, y->h, y->w, g.N, g.K, g.ho, g.wo);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static const char *format_name(cudnnTensorFormat_t f) { return f == CUDNN_TENSOR_NHWC ? "NHWC" : "NCHW"; }
+
+/* The tensors and the filter of a call must share one format. Real cuDNN
+ * runs some mixes with some algorithms; engine/cuda never asks for one, so
+ * the emulator refuses them, and a caller that mixes formats by mistake
+ * (an NHWC tensor described beside an NCHW filter) finds out at its first
+ * query rather than computing on misread memory. The output-dim query is
+ * left out: it reads shapes only, which do not depend on the format. */
+static cudnnStatus_t same_format(const char *call, int d, const lt_cuemu_dnn_tensor *x, const lt_cuemu_dnn_filter *w,
+                                 const lt_cuemu_dnn_tensor *y, const char *yname) {
+    if (x->fmt != w->fmt || x->fmt != y->fmt)
+        return fail(CUDNN_STATUS_NOT_SUPPORTED, call,
+                    "%s is %s, %s %s, %s %s: mixed formats are not emulated (all NCHW or all NHWC)",
+                    d == BWD_DATA ? "dx" : "x", format_name(x->fmt), d == BWD_FILTER ? "dw" : "w", format_name(w->fmt),
+                    yname, format_name(y->fmt));
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -343,6 +373,7 @@ static cudnnStatus_t heuristics(const char *call, int d, cudnnHandle_t h, const 
     geom g;
     cudnnStatus_t s = geometry(call, x, w, cd, &g);
     if (s == CUDNN_STATUS_SUCCESS) s = check_out(call, yname, y, g);
+    if (s == CUDNN_STATUS_SUCCESS) s = same_format(call, d, x, w, y, yname);
     if (s != CUDNN_STATUS_SUCCESS) return s;
     entry e[LIST_MAX];
     const int n = algo_list(d, cd->math, e);
@@ -439,6 +470,7 @@ static cudnnStatus_t prepare(const char *call, int d, cudnnHandle_t h, const lt_
     if (!h) return fail(CUDNN_STATUS_BAD_PARAM, call, "NULL handle");
     cudnnStatus_t s = geometry(call, x, w, cd, g);
     if (s == CUDNN_STATUS_SUCCESS) s = check_out(call, yname, y, *g);
+    if (s == CUDNN_STATUS_SUCCESS) s = same_format(call, d, x, w, y, yname);
     if (s != CUDNN_STATUS_SUCCESS) return s;
     const int r = algo_ws(d, algo, *g, ws);
     if (r < 0) return fail(CUDNN_STATUS_BAD_PARAM, call, "no algorithm %d", algo);
@@ -541,10 +573,43 @@ static inline void span(int n_out, int stride, int off, int n_in, int *lo, int *
     if (*hi > n_out - 1) *hi = n_out - 1;
 }
 
+/* Where element (n, c, h, w) of a tensor (k, c, r, q of a filter) lies:
+ * n * s.n + c * s.c + h * s.h + w * s.w. */
+struct strides {
+    ptrdiff_t n, c, h, w;
+};
+static strides layout(bool nhwc, int c, int h, int w) {
+    const ptrdiff_t chw = (ptrdiff_t)c * h * w;
+    if (nhwc) return strides{chw, 1, (ptrdiff_t)w * c, c};   /* [n][h][w][c] */
+    return strides{chw, (ptrdiff_t)h * w, w, 1};           /* [n][c][h][w] */
+}
+
+/* The kernels below read their inputs in NCHW order and write their output
+ * through its strides. An NHWC input is first copied into NCHW order (when
+ * the queued work runs): the kernels read whole rows and planes of their
+ * inputs once per output element or plane, which NHWC's strided reads made
+ * up to ten times slower. Everything else (accumulators, term order, the
+ * non-deterministic starts) is keyed by the NCHW indices, so an NHWC call
+ * computes exactly the NCHW call's sums and only stores them elsewhere. */
+static const float *nchw_input(bool nhwc, const float *p, int n, int c, int h, int w, std::vector<float> &copy) {
+    if (!nhwc) return p;
+    copy.resize((size_t)n * c * h * w);
+    float *d = copy.data();
+    const size_t hw = (size_t)h * w;
+    for (int i = 0; i < n; i++, d += (size_t)c * hw)
+        for (size_t j = 0; j < hw; j++, p += c)
+            for (int k = 0; k < c; k++) d[(size_t)k * hw + j] = p[k];
+    return copy.data();
+}
+
 /* y[n][k][oh][ow] = sum over (c < C/G, r, q), in that order, of
  * x[n][g*C/G + c][ih][iw] * w[k][c][r][q] */
 static void run_fwd(const geom &g, const float *x, const float *w, float *y, float alpha, float beta, bool tf32) {
     const int Cg = g.C / g.G, Kg = g.K / g.G, T = Cg * g.kh * g.kw;
+    std::vector<float> xc, wc;
+    x = nchw_input(g.nhwc, x, g.N, g.C, g.H, g.W, xc);
+    w = nchw_input(g.nhwc, w, g.K, Cg, g.kh, g.kw, wc);
+    const strides ys = layout(g.nhwc, g.K, g.ho, g.wo);
     std::vector<float> acc((size_t)g.ho * g.wo);
     for (int n = 0; n < g.N; n++)
         for (int k = 0; k < g.K; k++) {
@@ -564,8 +629,10 @@ static void run_fwd(const geom &g, const float *x, const float *w, float *y, flo
                     for (int ow = w0; ow <= w1; ow++) a[ow] += in_(xg[xi + (ptrdiff_t)ow * g.v], tf32) * wv;
                 }
             }
-            float *yp = y + ((size_t)n * g.K + k) * g.ho * g.wo;
-            for (size_t i = 0; i < acc.size(); i++) store(&yp[i], acc[i], alpha, beta);
+            float *yp = y + n * ys.n + k * ys.c;
+            for (int oh = 0; oh < g.ho; oh++)
+                for (int ow = 0; ow < g.wo; ow++)
+                    store(&yp[oh * ys.h + ow * ys.w], acc[(size_t)oh * g.wo + ow], alpha, beta);
         }
 }
 
@@ -575,6 +642,10 @@ static void run_fwd(const geom &g, const float *x, const float *w, float *y, flo
 static void run_bwd_data(const geom &g, const float *w, const float *dy, float *dx, float alpha, float beta, bool tf32,
                          unsigned long long run) {
     const int Cg = g.C / g.G, Kg = g.K / g.G, T = Kg * g.kh * g.kw;
+    std::vector<float> wc, dyc;
+    w = nchw_input(g.nhwc, w, g.K, Cg, g.kh, g.kw, wc);
+    dy = nchw_input(g.nhwc, dy, g.N, g.K, g.ho, g.wo, dyc);
+    const strides xs = layout(g.nhwc, g.C, g.H, g.W);
     std::vector<float> acc((size_t)g.H * g.W);
     for (int n = 0; n < g.N; n++)
         for (int c = 0; c < g.C; c++) {
@@ -595,8 +666,10 @@ static void run_bwd_data(const geom &g, const float *w, const float *dy, float *
                     for (int ow = w0; ow <= w1; ow++) acc[(size_t)(ai + (ptrdiff_t)ow * g.v)] += in_(d[ow], tf32) * wv;
                 }
             }
-            float *xp = dx + plane * g.H * g.W;
-            for (size_t i = 0; i < acc.size(); i++) store(&xp[i], acc[i], alpha, beta);
+            float *xp = dx + n * xs.n + c * xs.c;
+            for (int ih = 0; ih < g.H; ih++)
+                for (int iw = 0; iw < g.W; iw++)
+                    store(&xp[ih * xs.h + iw * xs.w], acc[(size_t)ih * g.W + iw], alpha, beta);
         }
 }
 
@@ -605,6 +678,10 @@ static void run_bwd_data(const geom &g, const float *w, const float *dy, float *
 static void run_bwd_filter(const geom &g, const float *x, const float *dy, float *dw, float alpha, float beta,
                            bool tf32, unsigned long long run) {
     const int Cg = g.C / g.G, Kg = g.K / g.G;
+    std::vector<float> xc, dyc;
+    x = nchw_input(g.nhwc, x, g.N, g.C, g.H, g.W, xc);
+    dy = nchw_input(g.nhwc, dy, g.N, g.K, g.ho, g.wo, dyc);
+    const strides fs = layout(g.nhwc, Cg, g.kh, g.kw);
     const size_t rows = (size_t)g.N * g.ho;
     for (int k = 0; k < g.K; k++)
         for (int c = 0; c < Cg; c++)
@@ -626,7 +703,7 @@ static void run_bwd_filter(const geom &g, const float *x, const float *dy, float
                         const float *d = dy + (((size_t)n * g.K + k) * g.ho + oh) * g.wo;
                         for (int ow = w0; ow <= w1; ow++) acc += in_(x[xi + (ptrdiff_t)ow * g.v], tf32) * in_(d[ow], tf32);
                     }
-                    store(&dw[at], acc, alpha, beta);
+                    store(&dw[k * fs.n + c * fs.c + r * fs.h + q * fs.w], acc, alpha, beta);
                 }
 }
 

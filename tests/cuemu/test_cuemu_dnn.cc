@@ -6,7 +6,8 @@
  * error bound (T + 3) * 2^-24 * sum |terms|, plus the rules the fakes
  * promise: alpha / beta, laziness, arguments taken at call time, TF32,
  * (non-)determinism, workspace and pointer checks, the heuristic lists and
- * the searches.
+ * the searches; NHWC against NCHW (the same bits once transposed) and the
+ * refusal of mixed formats.
  * Each group of checks is a CMocka case; every check prints its line.
  * Built by make (build/tests/test_cuemu_dnn) against build/libltcuemu.a. */
 #include <setjmp.h>
@@ -153,6 +154,7 @@ static void each_term(const ccase &c, F f) {
 
 struct conv {
     ccase c;
+    cudnnTensorFormat_t f;   /* of every tensor and the filter on the device; the host data and references are NCHW */
     int ho, wo;
     size_t nx, nw, ny;
     cudnnTensorDescriptor_t xd, yd;
@@ -185,8 +187,40 @@ static void reference(conv &v, const std::vector<float> &x, const std::vector<fl
     });
 }
 
-static void conv_init(conv &v, const ccase &c) {
+/* [n][c][h][w] <-> [n][h][w][c] (a filter: n = k, c = input channels per group) */
+static std::vector<float> nchw_nhwc(const std::vector<float> &a, int N, int C, int H, int W, bool to_nhwc) {
+    std::vector<float> r(a.size());
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++) {
+                    const size_t i = (((size_t)n * C + c) * H + h) * W + w, j = (((size_t)n * H + h) * W + w) * C + c;
+                    if (to_nhwc) r[j] = a[i];
+                    else r[i] = a[j];
+                }
+    return r;
+}
+
+/* v's x / dx, w / dw or y / dy data between NCHW order (host) and v's format */
+enum tensor { TX, TW, TY };
+static std::vector<float> relayout(const conv &v, tensor t, const std::vector<float> &a, bool to_nhwc) {
+    if (v.f != CUDNN_TENSOR_NHWC) return a;
+    if (t == TX) return nchw_nhwc(a, v.c.N, v.c.C, v.c.H, v.c.W, to_nhwc);
+    if (t == TW) return nchw_nhwc(a, v.c.K, v.c.C / v.c.G, v.c.kh, v.c.kw, to_nhwc);
+    return nchw_nhwc(a, v.c.N, v.c.K, v.ho, v.wo, to_nhwc);
+}
+/* NCHW-ordered host data into v's device buffer d, and back */
+static void put(const conv &v, tensor t, float *d, const std::vector<float> &nchw) { dset(d, relayout(v, t, nchw, true)); }
+static std::vector<float> get(const conv &v, tensor t, const float *d) {
+    const size_t n = t == TX ? v.nx : t == TW ? v.nw : v.ny;
+    return relayout(v, t, dget(d, n), false);
+}
+
+/* The case's descriptors (all in format f) and buffers; random data, or
+ * `same`'s data (the same case) so that two formats compute on one input. */
+static void conv_init(conv &v, const ccase &c, cudnnTensorFormat_t f = CUDNN_TENSOR_NCHW, const conv *same = NULL) {
     v.c = c;
+    v.f = f;
     v.ho = outdim(c.H, c.kh, c.pad, c.stride, c.dil);
     v.wo = outdim(c.W, c.kw, c.pad, c.stride, c.dil);
     v.nx = (size_t)c.N * c.C * c.H * c.W;
@@ -196,9 +230,8 @@ static void conv_init(conv &v, const ccase &c) {
     cudnnCreateTensorDescriptor(&v.yd);
     cudnnCreateFilterDescriptor(&v.wd);
     cudnnCreateConvolutionDescriptor(&v.cd);
-    DNN_IS(cudnnSetTensor4dDescriptor(v.xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, c.N, c.C, c.H, c.W), CUDNN_STATUS_SUCCESS);
-    DNN_IS(cudnnSetFilter4dDescriptor(v.wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c.K, c.C / c.G, c.kh, c.kw),
-           CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetTensor4dDescriptor(v.xd, f, CUDNN_DATA_FLOAT, c.N, c.C, c.H, c.W), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetFilter4dDescriptor(v.wd, CUDNN_DATA_FLOAT, f, c.K, c.C / c.G, c.kh, c.kw), CUDNN_STATUS_SUCCESS);
     DNN_IS(cudnnSetConvolution2dDescriptor(v.cd, c.pad, c.pad, c.stride, c.stride, c.dil, c.dil, CUDNN_CROSS_CORRELATION,
                                            CUDNN_DATA_FLOAT),
            CUDNN_STATUS_SUCCESS);
@@ -208,14 +241,13 @@ static void conv_init(conv &v, const ccase &c) {
     DNN_IS(cudnnGetConvolution2dForwardOutputDim(v.cd, v.xd, v.wd, &n, &k, &h, &w), CUDNN_STATUS_SUCCESS);
     CHECK(n == c.N && k == c.K && h == v.ho && w == v.wo, "%s: output %dx%dx%dx%d, want %dx%dx%dx%d", c.name, n, k, h, w,
           c.N, c.K, v.ho, v.wo);
-    DNN_IS(cudnnSetTensor4dDescriptor(v.yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, c.N, c.K, v.ho, v.wo),
-           CUDNN_STATUS_SUCCESS);
-    v.hx = randv(v.nx);
-    v.hw = randv(v.nw);
-    v.hdy = randv(v.ny);
-    v.x = dput(v.hx);
-    v.w = dput(v.hw);
-    v.dy = dput(v.hdy);
+    DNN_IS(cudnnSetTensor4dDescriptor(v.yd, f, CUDNN_DATA_FLOAT, c.N, c.K, v.ho, v.wo), CUDNN_STATUS_SUCCESS);
+    v.hx = same ? same->hx : randv(v.nx);
+    v.hw = same ? same->hw : randv(v.nw);
+    v.hdy = same ? same->hdy : randv(v.ny);
+    v.x = dput(relayout(v, TX, v.hx, true));
+    v.w = dput(relayout(v, TW, v.hw, true));
+    v.dy = dput(relayout(v, TY, v.hdy, true));
     v.y = (float *)dalloc(v.ny * 4);
     v.dx = (float *)dalloc(v.nx * 4);
     v.dw = (float *)dalloc(v.nw * 4);
@@ -577,7 +609,9 @@ static void test_descriptors(void) {
     cudnnCreateFilterDescriptor(&f);
     cudnnCreateConvolutionDescriptor(&c);
     DNN_IS(cudnnSetTensor4dDescriptor(t, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 0, 3, 8, 8), CUDNN_STATUS_BAD_PARAM);
-    DNN_IS(cudnnSetTensor4dDescriptor(t, (cudnnTensorFormat_t)1, CUDNN_DATA_FLOAT, 2, 3, 8, 8), CUDNN_STATUS_NOT_SUPPORTED);
+    /* NCHW_VECT_C (2) is not emulated; NHWC is (below, and test_nhwc) */
+    DNN_IS(cudnnSetTensor4dDescriptor(t, (cudnnTensorFormat_t)2, CUDNN_DATA_FLOAT, 2, 3, 8, 8), CUDNN_STATUS_NOT_SUPPORTED);
+    DNN_IS(cudnnSetFilter4dDescriptor(f, CUDNN_DATA_FLOAT, (cudnnTensorFormat_t)2, 4, 3, 3, 3), CUDNN_STATUS_NOT_SUPPORTED);
     DNN_IS(cudnnSetTensor4dDescriptor(t, CUDNN_TENSOR_NCHW, (cudnnDataType_t)2, 2, 3, 8, 8), CUDNN_STATUS_NOT_SUPPORTED);
     DNN_IS(cudnnSetFilter4dDescriptor(f, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 4, 3, 0, 3), CUDNN_STATUS_BAD_PARAM);
     DNN_IS(cudnnSetConvolution2dDescriptor(c, 1, 1, 0, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
@@ -591,6 +625,8 @@ static void test_descriptors(void) {
     int n, k, h, w;
     /* never set: refused */
     DNN_IS(cudnnGetConvolution2dForwardOutputDim(c, t, f, &n, &k, &h, &w), CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnSetTensor4dDescriptor(t, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 2, 3, 8, 8), CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnSetFilter4dDescriptor(f, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, 4, 3, 3, 3), CUDNN_STATUS_SUCCESS);
     DNN_IS(cudnnSetTensor4dDescriptor(t, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 2, 6, 8, 8), CUDNN_STATUS_SUCCESS);
     DNN_IS(cudnnSetConvolution2dDescriptor(c, 1, 1, 2, 2, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
            CUDNN_STATUS_SUCCESS);
@@ -648,9 +684,9 @@ static void test_descriptors(void) {
     CHECK(cudnnGetVersion() == 91000, "version %zu", cudnnGetVersion());
     CHECK(!strcmp(cudnnGetErrorString(CUDNN_STATUS_BAD_PARAM), "CUDNN_STATUS_BAD_PARAM"), "error string");
     CHECK((int)CUDNN_STATUS_ALLOC_FAILED == 4003 && (int)CUDNN_STATUS_BAD_PARAM == 2000, "status values");
-    printf("%s descriptors: bad dims / stride / pad / groups / math refused, NHWC / half / CUDNN_CONVOLUTION not "
-           "supported, group and kernel-size consistency, output descriptor checks, unknown and unemulated algorithms; "
-           "NULL destroys; version, strings\n", n_fail == before ? "ok  " : "FAIL");
+    printf("%s descriptors: bad dims / stride / pad / groups / math refused, NHWC accepted, NCHW_VECT_C / half / "
+           "CUDNN_CONVOLUTION not supported, group and kernel-size consistency, output descriptor checks, unknown and "
+           "unemulated algorithms; NULL destroys; version, strings\n", n_fail == before ? "ok  " : "FAIL");
 }
 
 /* lt_cuda_conv.cu's choice: the first usable entry */
@@ -860,6 +896,287 @@ static void test_lazy(void) {
     printf("%s laziness: nothing written before the sync; alpha, math type and shapes taken at the call\n",
            n_fail == before ? "ok  " : "FAIL");
     conv_free(v);
+}
+
+/* ---- NHWC ---------------------------------------------------------------------------- */
+/* Each runs in both formats on one set of data (conv_init's `same`). */
+static const ccase NHWC_CASES[] = {
+    {"3x3 p1 s1 N1 odd 13x11", 1, 8, 13, 11, 12, 3, 3, 1, 1, 1, 1},
+    {"3x3 p1 s2 N3 odd 13x11", 3, 8, 13, 11, 16, 3, 3, 1, 2, 1, 1},
+    {"1x1 p0 s2 N3 13x11 (downsample)", 3, 16, 13, 11, 8, 1, 1, 0, 2, 1, 1},
+    {"7x7 p3 s2 C3 N1 23x19 (stem)", 1, 3, 23, 19, 8, 7, 7, 3, 2, 1, 1},
+    {"7x7 p3 s2 C3 N3 16x16 (stem)", 3, 3, 16, 16, 4, 7, 7, 3, 2, 1, 1},
+    {"3x3 p1 s1 g8 N3 odd 9x7", 3, 16, 9, 7, 24, 3, 3, 1, 1, 1, 8},
+    {"3x3 p1 s2 g8 depthwise N1 13x11", 1, 8, 13, 11, 8, 3, 3, 1, 2, 1, 8},
+    {"3x3 p2 s1 dil2 g2 N3 odd 11x9", 3, 4, 11, 9, 6, 3, 3, 2, 1, 2, 2},
+};
+
+/* The NHWC convolution is the NCHW one transposed, bit for bit: the
+ * emulator sums the same terms in the same order whatever the format. The
+ * non-deterministic algorithms take a new order on every call (a global run
+ * count), so no NHWC call can share an NCHW call's order: those are held to
+ * the float bound and shown still to vary, not compared bit for bit. */
+static void test_nhwc(void) {
+    const auto BD1 = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    const auto BF1 = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    size_t varied = 0;
+    for (const ccase &c : NHWC_CASES) {
+        conv a, b;
+        conv_init(a, c);
+        conv_init(b, c, CUDNN_TENSOR_NHWC, &a);
+        const int before = n_fail;
+        for (int tf32 = 0; tf32 < 2; tf32++) {
+            const cudnnMathType_t m = tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+            DNN_IS(cudnnSetConvolutionMathType(a.cd, m), CUDNN_STATUS_SUCCESS);
+            DNN_IS(cudnnSetConvolutionMathType(b.cd, m), CUDNN_STATUS_SUCCESS);
+            /* beta 0 over NaN */
+            for (auto al : FWD_ALGOS) {
+                nan_fill(a.y, a.ny);
+                nan_fill(b.y, b.ny);
+                DNN_IS(fwd(a, al), CUDNN_STATUS_SUCCESS);
+                DNN_IS(fwd(b, al), CUDNN_STATUS_SUCCESS);
+                const std::vector<float> ya = get(a, TY, a.y), yb = get(b, TY, b.y);
+                CHECK(same_bits(ya, yb), "%s: tf32 %d forward algo %d: NHWC differs from NCHW in %zu elements", c.name,
+                      tf32, al, n_differ(ya, yb));
+                CHECK(tf32 || !bad_elems("nhwc forward", yb, a.y_ref, a.y_abs, a.g_fwd), "%s: forward algo %d", c.name,
+                      al);
+            }
+            nan_fill(a.dx, a.nx);
+            nan_fill(b.dx, b.nx);
+            DNN_IS(bwd_data(a, BD1), CUDNN_STATUS_SUCCESS);
+            DNN_IS(bwd_data(b, BD1), CUDNN_STATUS_SUCCESS);
+            const std::vector<float> dxa = get(a, TX, a.dx), dxb = get(b, TX, b.dx);
+            CHECK(same_bits(dxa, dxb), "%s: tf32 %d bwd data: NHWC differs from NCHW in %zu elements", c.name, tf32,
+                  n_differ(dxa, dxb));
+            CHECK(tf32 || !bad_elems("nhwc bwd data", dxb, a.dx_ref, a.dx_abs, a.g_bd), "%s: bwd data", c.name);
+            nan_fill(a.dw, a.nw);
+            nan_fill(b.dw, b.nw);
+            DNN_IS(bwd_filter(a, BF1), CUDNN_STATUS_SUCCESS);
+            DNN_IS(bwd_filter(b, BF1), CUDNN_STATUS_SUCCESS);
+            const std::vector<float> dwa = get(a, TW, a.dw), dwb = get(b, TW, b.dw);
+            CHECK(same_bits(dwa, dwb), "%s: tf32 %d bwd filter: NHWC differs from NCHW in %zu elements", c.name, tf32,
+                  n_differ(dwa, dwb));
+            CHECK(tf32 || !bad_elems("nhwc bwd filter", dwb, a.dw_ref, a.dw_abs, a.g_bf), "%s: bwd filter", c.name);
+        }
+        DNN_IS(cudnnSetConvolutionMathType(a.cd, CUDNN_FMA_MATH), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnSetConvolutionMathType(b.cd, CUDNN_FMA_MATH), CUDNN_STATUS_SUCCESS);
+        /* alpha 0.5, beta 1: accumulation onto one prior, laid out in each format */
+        const std::vector<float> y0 = randv(a.ny), dx0 = randv(a.nx), dw0 = randv(a.nw);
+        for (conv *v : {&a, &b}) {
+            put(*v, TY, v->y, y0);
+            put(*v, TX, v->dx, dx0);
+            put(*v, TW, v->dw, dw0);
+            DNN_IS(fwd(*v, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, 0.5f, 1.0f), CUDNN_STATUS_SUCCESS);
+            DNN_IS(bwd_data(*v, BD1, 0.5f, 1.0f), CUDNN_STATUS_SUCCESS);
+            DNN_IS(bwd_filter(*v, BF1, 0.5f, 1.0f), CUDNN_STATUS_SUCCESS);
+        }
+        const std::vector<float> ya = get(a, TY, a.y), yb = get(b, TY, b.y), dxa = get(a, TX, a.dx),
+                                 dxb = get(b, TX, b.dx), dwa = get(a, TW, a.dw), dwb = get(b, TW, b.dw);
+        CHECK(same_bits(ya, yb) && same_bits(dxa, dxb) && same_bits(dwa, dwb),
+              "%s: beta 1: NHWC differs from NCHW in %zu (y), %zu (dx), %zu (dw) elements", c.name, n_differ(ya, yb),
+              n_differ(dxa, dxb), n_differ(dwa, dwb));
+        CHECK(!bad_elems("nhwc fwd beta 1", yb, a.y_ref, a.y_abs, a.g_fwd, 0.5, 1.0, &y0) &&
+                  !bad_elems("nhwc bwd data beta 1", dxb, a.dx_ref, a.dx_abs, a.g_bd, 0.5, 1.0, &dx0) &&
+                  !bad_elems("nhwc bwd filter beta 1", dwb, a.dw_ref, a.dw_abs, a.g_bf, 0.5, 1.0, &dw0),
+              "%s: beta 1 against the reference", c.name);
+        /* the non-deterministic algorithms: within the bound, and varying */
+        {
+            nan_fill(b.dx, b.nx);
+            DNN_IS(bwd_data(b, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0), CUDNN_STATUS_SUCCESS);
+            const std::vector<float> r1 = get(b, TX, b.dx);
+            DNN_IS(bwd_data(b, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0), CUDNN_STATUS_SUCCESS);
+            const std::vector<float> r2 = get(b, TX, b.dx);
+            CHECK(!bad_elems("nhwc bwd data ALGO_0", r1, a.dx_ref, a.dx_abs, a.g_bd) &&
+                      !bad_elems("nhwc bwd data ALGO_0", r2, a.dx_ref, a.dx_abs, a.g_bd),
+                  "%s: bwd data ALGO_0", c.name);
+            varied += n_differ(r1, r2);
+        }
+        for (auto al : {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3}) {
+            nan_fill(b.dw, b.nw);
+            DNN_IS(bwd_filter(b, al), CUDNN_STATUS_SUCCESS);
+            const std::vector<float> r1 = get(b, TW, b.dw);
+            DNN_IS(bwd_filter(b, al), CUDNN_STATUS_SUCCESS);
+            const std::vector<float> r2 = get(b, TW, b.dw);
+            CHECK(!bad_elems("nhwc bwd filter nondet", r1, a.dw_ref, a.dw_abs, a.g_bf) &&
+                      !bad_elems("nhwc bwd filter nondet", r2, a.dw_ref, a.dw_abs, a.g_bf),
+                  "%s: bwd filter algo %d", c.name, al);
+            varied += n_differ(r1, r2);
+        }
+        printf("%s nhwc %-34s = NCHW bits: forward x3, bwd-data ALGO_1, bwd-filter ALGO_1 (fp32 and tf32, beta 0 "
+               "over NaN; alpha 0.5 beta 1); ALGO_0 / ALGO_3 within the bound\n",
+               n_fail == before ? "ok  " : "FAIL", c.name);
+        conv_free(a);
+        conv_free(b);
+    }
+    CHECK(varied > 0, "NHWC non-deterministic algorithms: every rerun gave the same bits");
+    printf("%s nhwc non-deterministic algorithms still vary: %zu elements differed between reruns\n",
+           varied > 0 ? "ok  " : "FAIL", varied);
+}
+
+/* The heuristics and the searches on NHWC descriptors: the NCHW lists, and
+ * what lt_cuda_conv.cu would pick from them runs to the NCHW bits. */
+static void test_nhwc_choice(void) {
+    conv a, b;
+    conv_init(a, NHWC_CASES[1]);
+    conv_init(b, NHWC_CASES[1], CUDNN_TENSOR_NHWC, &a);
+    const int before = n_fail;
+    cudnnConvolutionFwdAlgoPerf_t hfa[64], hfb[64], ffb[64];
+    cudnnConvolutionBwdDataAlgoPerf_t hda[64], hdb[64], fdb[64];
+    cudnnConvolutionBwdFilterAlgoPerf_t hwa[64], hwb[64], fwb[64];
+    /* the same list entries; the list lengths must agree too */
+    auto same_list = [](const char *dir, const auto *p, int np, const auto *q, int nq) {
+        bool same = np == nq;
+        for (int i = 0; same && i < np; i++)
+            same = p[i].algo == q[i].algo && p[i].status == q[i].status && p[i].mathType == q[i].mathType &&
+                   p[i].determinism == q[i].determinism && p[i].memory == q[i].memory;
+        CHECK(same, "%s: the NHWC list differs from the NCHW one (%d, %d entries)", dir, nq, np);
+    };
+    int picks = 0;
+    for (int tf32 = 0; tf32 < 2; tf32++) {
+        const cudnnMathType_t m = tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+        int n1 = 0, n2 = 0, n3 = 0, nf[2], nd[2], nw[2];   /* the NHWC list lengths: heuristics, search */
+        DNN_IS(cudnnSetConvolutionMathType(a.cd, m), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnSetConvolutionMathType(b.cd, m), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnGetConvolutionForwardAlgorithm_v7(dnn, a.xd, a.wd, a.cd, a.yd, 64, &n1, hfa), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnGetConvolutionForwardAlgorithm_v7(dnn, b.xd, b.wd, b.cd, b.yd, 64, &n2, hfb), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnFindConvolutionForwardAlgorithm(dnn, b.xd, b.wd, b.cd, b.yd, 64, &n3, ffb), CUDNN_STATUS_SUCCESS);
+        same_list("forward", hfa, n1, hfb, n2);
+        check_search("nhwc forward", hfb, n2, ffb, n3);
+        nf[0] = n2;
+        nf[1] = n3;
+        for (int e = 0; e < n2; e++)
+            if (hfb[e].status == CUDNN_STATUS_SUCCESS) CHECK(hfb[e].memory == ws_fwd(b, hfb[e].algo), "forward memory");
+        DNN_IS(cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, a.wd, a.yd, a.cd, a.xd, 64, &n1, hda), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, b.wd, b.yd, b.cd, b.xd, 64, &n2, hdb), CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnFindConvolutionBackwardDataAlgorithm(dnn, b.wd, b.yd, b.cd, b.xd, 64, &n3, fdb), CUDNN_STATUS_SUCCESS);
+        same_list("bwd data", hda, n1, hdb, n2);
+        check_search("nhwc bwd data", hdb, n2, fdb, n3);
+        nd[0] = n2;
+        nd[1] = n3;
+        for (int e = 0; e < n2; e++)
+            if (hdb[e].status == CUDNN_STATUS_SUCCESS) CHECK(hdb[e].memory == ws_bd(b, hdb[e].algo), "bwd data memory");
+        DNN_IS(cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn, a.xd, a.yd, a.cd, a.wd, 64, &n1, hwa),
+               CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn, b.xd, b.yd, b.cd, b.wd, 64, &n2, hwb),
+               CUDNN_STATUS_SUCCESS);
+        DNN_IS(cudnnFindConvolutionBackwardFilterAlgorithm(dnn, b.xd, b.yd, b.cd, b.wd, 64, &n3, fwb),
+               CUDNN_STATUS_SUCCESS);
+        same_list("bwd filter", hwa, n1, hwb, n2);
+        check_search("nhwc bwd filter", hwb, n2, fwb, n3);
+        nw[0] = n2;
+        nw[1] = n3;
+        for (int e = 0; e < n2; e++)
+            if (hwb[e].status == CUDNN_STATUS_SUCCESS) CHECK(hwb[e].memory == ws_bf(b, hwb[e].algo), "bwd filter memory");
+        /* deterministic picks, from the heuristics and from the searches, in the entry's math: the NCHW bits */
+        for (int searched = 0; searched < 2; searched++) {
+            const cudnnConvolutionFwdAlgoPerf_t *pf = searched ? ffb : hfb;
+            const cudnnConvolutionBwdDataAlgoPerf_t *pd = searched ? fdb : hdb;
+            const cudnnConvolutionBwdFilterAlgoPerf_t *pw = searched ? fwb : hwb;
+            const int i = pick(pf, nf[searched], true, tf32), j = pick(pd, nd[searched], true, tf32),
+                      k = pick(pw, nw[searched], true, tf32);
+            CHECK(i >= 0 && j >= 0 && k >= 0, "tf32 %d searched %d: no deterministic pick", tf32, searched);
+            if (i < 0 || j < 0 || k < 0) continue;
+            for (conv *v : {&a, &b}) {
+                DNN_IS(cudnnSetConvolutionMathType(v->cd, pf[i].mathType), CUDNN_STATUS_SUCCESS);
+                nan_fill(v->y, v->ny);
+                DNN_IS(fwd(*v, pf[i].algo), CUDNN_STATUS_SUCCESS);
+                DNN_IS(cudnnSetConvolutionMathType(v->cd, pd[j].mathType), CUDNN_STATUS_SUCCESS);
+                nan_fill(v->dx, v->nx);
+                DNN_IS(bwd_data(*v, pd[j].algo), CUDNN_STATUS_SUCCESS);
+                DNN_IS(cudnnSetConvolutionMathType(v->cd, pw[k].mathType), CUDNN_STATUS_SUCCESS);
+                nan_fill(v->dw, v->nw);
+                DNN_IS(bwd_filter(*v, pw[k].algo), CUDNN_STATUS_SUCCESS);
+                DNN_IS(cudnnSetConvolutionMathType(v->cd, m), CUDNN_STATUS_SUCCESS);
+            }
+            CHECK(same_bits(get(a, TY, a.y), get(b, TY, b.y)) && same_bits(get(a, TX, a.dx), get(b, TX, b.dx)) &&
+                      same_bits(get(a, TW, a.dw), get(b, TW, b.dw)),
+                  "tf32 %d searched %d: picks %d/%d/%d: NHWC differs from NCHW", tf32, searched, (int)pf[i].algo,
+                  (int)pd[j].algo, (int)pw[k].algo);
+            picks++;
+        }
+    }
+    printf("%s nhwc heuristics and searches: the NCHW lists (fp32, tf32), memory = the NHWC workspace query; %d "
+           "deterministic picks of lt_cuda_conv.cu run to the NCHW bits\n",
+           n_fail == before ? "ok  " : "FAIL", picks);
+    conv_free(a);
+    conv_free(b);
+}
+
+/* Formats mixed within one call are refused (NOT_SUPPORTED) by every call
+ * that takes the descriptors together, and queue nothing; the pointer
+ * checks count an NHWC tensor's elements as an NCHW one's. */
+static void test_nhwc_rules(void) {
+    conv a, b;
+    conv_init(a, NHWC_CASES[1]);
+    conv_init(b, NHWC_CASES[1], CUDNN_TENSOR_NHWC, &a);
+    const int before = n_fail;
+    const float one = 1, zero = 0;
+    const auto F = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;   /* no workspace: the check is the formats' */
+    const auto BD = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+    const auto BF = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+    const cudnnStatus_t NS = CUDNN_STATUS_NOT_SUPPORTED;
+    cudnnConvolutionFwdAlgoPerf_t pf[64];
+    cudnnConvolutionBwdDataAlgoPerf_t pd[64];
+    cudnnConvolutionBwdFilterAlgoPerf_t pw[64];
+    CHECK(cudaMemset(a.y, 0, a.ny * 4) == cudaSuccess && cudaMemset(a.dx, 0, a.nx * 4) == cudaSuccess &&
+              cudaMemset(a.dw, 0, a.nw * 4) == cudaSuccess,
+          "memset");
+    int mixes = 0;
+    /* bit 0: x NHWC, bit 1: the filter, bit 2: y; 0 and 7 are the uniform ones */
+    for (int mix = 1; mix < 7; mix++) {
+        const conv &X = mix & 1 ? b : a, &W = mix & 2 ? b : a, &Y = mix & 4 ? b : a;
+        size_t bytes = 0;
+        int n = 0;
+        DNN_IS(cudnnGetConvolutionForwardWorkspaceSize(dnn, X.xd, W.wd, a.cd, Y.yd, F, &bytes), NS);
+        DNN_IS(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, W.wd, Y.yd, a.cd, X.xd, BD, &bytes), NS);
+        DNN_IS(cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn, X.xd, Y.yd, a.cd, W.wd, BF, &bytes), NS);
+        DNN_IS(cudnnGetConvolutionForwardAlgorithm_v7(dnn, X.xd, W.wd, a.cd, Y.yd, 64, &n, pf), NS);
+        DNN_IS(cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, W.wd, Y.yd, a.cd, X.xd, 64, &n, pd), NS);
+        DNN_IS(cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn, X.xd, Y.yd, a.cd, W.wd, 64, &n, pw), NS);
+        DNN_IS(cudnnFindConvolutionForwardAlgorithm(dnn, X.xd, W.wd, a.cd, Y.yd, 64, &n, pf), NS);
+        DNN_IS(cudnnFindConvolutionBackwardDataAlgorithm(dnn, W.wd, Y.yd, a.cd, X.xd, 64, &n, pd), NS);
+        DNN_IS(cudnnFindConvolutionBackwardFilterAlgorithm(dnn, X.xd, Y.yd, a.cd, W.wd, 64, &n, pw), NS);
+        DNN_IS(cudnnConvolutionForward(dnn, &one, X.xd, a.x, W.wd, a.w, a.cd, F, NULL, 0, &zero, Y.yd, a.y), NS);
+        DNN_IS(cudnnConvolutionBackwardData(dnn, &one, W.wd, a.w, Y.yd, a.dy, a.cd, BD, NULL, 0, &zero, X.xd, a.dx), NS);
+        DNN_IS(cudnnConvolutionBackwardFilter(dnn, &one, X.xd, a.x, Y.yd, a.dy, a.cd, BF, NULL, 0, &zero, W.wd, a.dw),
+               NS);
+        /* the output-dim query reads shapes only, which no format changes */
+        int on = 0, oc = 0, oh = 0, ow = 0;
+        DNN_IS(cudnnGetConvolution2dForwardOutputDim(a.cd, X.xd, W.wd, &on, &oc, &oh, &ow), CUDNN_STATUS_SUCCESS);
+        CHECK(on == a.c.N && oc == a.c.K && oh == a.ho && ow == a.wo, "mix %d: output dims", mix);
+        mixes++;
+    }
+    size_t touched = 0;
+    for (float f : dget(a.y, a.ny)) touched += f != 0.0f;
+    for (float f : dget(a.dx, a.nx)) touched += f != 0.0f;
+    for (float f : dget(a.dw, a.nw)) touched += f != 0.0f;
+    CHECK(touched == 0, "refused mixed-format calls changed %zu outputs", touched);
+    /* NHWC pointers: one element short is refused, as in NCHW (the allocations are exact) */
+    DNN_IS(cudnnConvolutionForward(dnn, &one, b.xd, b.x + 1, b.wd, b.w, b.cd, F, NULL, 0, &zero, b.yd, b.y),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionForward(dnn, &one, b.xd, b.x, b.wd, b.w + 1, b.cd, F, NULL, 0, &zero, b.yd, b.y),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionForward(dnn, &one, b.xd, b.x, b.wd, b.w, b.cd, F, NULL, 0, &zero, b.yd, b.y + 1),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionBackwardData(dnn, &one, b.wd, b.w, b.yd, b.dy + 1, b.cd, BD, NULL, 0, &zero, b.xd, b.dx),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionBackwardData(dnn, &one, b.wd, b.w, b.yd, b.dy, b.cd, BD, NULL, 0, &zero, b.xd, b.dx + 1),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionBackwardFilter(dnn, &one, b.xd, b.x, b.yd, b.dy, b.cd, BF, NULL, 0, &zero, b.wd, b.dw + 1),
+           CUDNN_STATUS_BAD_PARAM);
+    DNN_IS(cudnnConvolutionForward(dnn, &one, b.xd, b.x, b.wd, b.w, b.cd, F, NULL, 0, &zero, b.yd, b.y),
+           CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnConvolutionBackwardData(dnn, &one, b.wd, b.w, b.yd, b.dy, b.cd, BD, NULL, 0, &zero, b.xd, b.dx),
+           CUDNN_STATUS_SUCCESS);
+    DNN_IS(cudnnConvolutionBackwardFilter(dnn, &one, b.xd, b.x, b.yd, b.dy, b.cd, BF, NULL, 0, &zero, b.wd, b.dw),
+           CUDNN_STATUS_SUCCESS);
+    CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "sync");
+    printf("%s nhwc rules: %d format mixes refused (NOT_SUPPORTED) by the workspace queries, heuristics, searches and "
+           "the 3 calls, nothing queued, output dims still given; NHWC pointers one element short refused, exact ones "
+           "run\n",
+           n_fail == before ? "ok  " : "FAIL", mixes);
+    conv_free(a);
+    conv_free(b);
 }
 
 /* ---- cuBLAS ------------------------------------------------------------------------ */
@@ -1151,6 +1468,9 @@ CM_CASE(test_descriptors)
 CM_CASE(test_heuristics)
 CM_CASE(test_searches)
 CM_CASE(test_lazy)
+CM_CASE(test_nhwc)
+CM_CASE(test_nhwc_choice)
+CM_CASE(test_nhwc_rules)
 CM_CASE(test_sgemm)
 CM_CASE(test_linear_shapes)
 CM_CASE(test_sgemm_rules)
@@ -1162,7 +1482,9 @@ int main(void) {
         cmocka_unit_test(cm_test_determinism),   cmocka_unit_test(cm_test_workspace_and_pointers),
         cmocka_unit_test(cm_test_descriptors),   cmocka_unit_test(cm_test_heuristics),
         cmocka_unit_test(cm_test_searches),
-        cmocka_unit_test(cm_test_lazy),          cmocka_unit_test(cm_test_sgemm),
+        cmocka_unit_test(cm_test_lazy),          cmocka_unit_test(cm_test_nhwc),
+        cmocka_unit_test(cm_test_nhwc_choice),   cmocka_unit_test(cm_test_nhwc_rules),
+        cmocka_unit_test(cm_test_sgemm),
         cmocka_unit_test(cm_test_linear_shapes), cmocka_unit_test(cm_test_sgemm_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

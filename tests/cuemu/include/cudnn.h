@@ -1,8 +1,8 @@
 /* cudnn.h — the emulator's cuDNN (tests/cuemu): the part of cuDNN 9's legacy
  * convolution API that engine/cuda uses, with cuDNN's names, values and
  * signatures, so that the CUDA library builds and runs on the CPU. Not
- * NVIDIA's header: a test double of the documented semantics (NCHW float
- * convolutions only), implemented in tests/cuemu/lt_cuemu_dnn.cc. */
+ * NVIDIA's header: a test double of the documented semantics (float
+ * convolutions, NCHW or NHWC), implemented in tests/cuemu/lt_cuemu_dnn.cc. */
 #ifndef LT_CUEMU_CUDNN_H
 #define LT_CUEMU_CUDNN_H
 
@@ -32,7 +32,10 @@ typedef enum {
 } cudnnStatus_t;
 
 typedef enum { CUDNN_DATA_FLOAT = 0 } cudnnDataType_t;
-typedef enum { CUDNN_TENSOR_NCHW = 0, CUDNN_TENSOR_NHWC = 1 } cudnnTensorFormat_t;   /* NHWC: refused (NOT_SUPPORTED) */
+/* Dims are given as n, c, h, w (filters k, c, h, w) in either format; NHWC
+ * lays tensors out [n][h][w][c], filters [k][h][w][c]. A convolution's
+ * tensors and filter must share one format (a mix: NOT_SUPPORTED). */
+typedef enum { CUDNN_TENSOR_NCHW = 0, CUDNN_TENSOR_NHWC = 1 } cudnnTensorFormat_t;
 /* CUDNN_CONVOLUTION (0, the flipped kernel) is not emulated */
 typedef enum { CUDNN_CROSS_CORRELATION = 1 } cudnnConvolutionMode_t;
 
