@@ -61,7 +61,11 @@ int lt_cuda_launch_check(const char *what);
 int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes);
 
 /* Kernels other files call (lt_cuda_ops.cu): y[n][c][p] += b[c]; and
- * db[c] += sum over n, p of dy[n][c][p] (double, fixed order). */
+ * db[c] += sum over n, p of dy[n][c][p] (double, fixed order), with
+ * y / dy in `layout` ([N][P][C] for LT_LAYOUT_NHWC; P = the output's
+ * pixels). NHWC's gradient is batch norm's split reduction: it uses the
+ * context workspace and arrival counters, and refuses over 2^31 rows
+ * (N*P) with LT_ESHAPE. */
 int lt_cuda_bias_add(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, size_t P, const float *b, float *y);
 int lt_cuda_bias_grad(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, size_t P, const float *dy, float *db);
 

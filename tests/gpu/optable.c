@@ -50,10 +50,10 @@ int lt_ot_add(lt_ot_table *t, const char *op, const char *shape, const char *wha
 }
 
 void lt_ot_print(const lt_ot_table *t, FILE *f) {
-    fprintf(f, "%-14s %-34s %-10s %-6s %11s %9s  %s\n", "op", "shape", "output", "mode", "max err", "tol", "result");
+    fprintf(f, "%-16s %-34s %-10s %-6s %11s %9s  %s\n", "op", "shape", "output", "mode", "max err", "tol", "result");
     for (int i = 0; i < t->n; i++) {
         const lt_ot_row *r = &t->rows[i];
-        fprintf(f, "%-14s %-34s %-10s %-6s %11.3e %9.1e  %s\n", r->op, r->shape, r->what, r->mode, r->err, r->tol,
+        fprintf(f, "%-16s %-34s %-10s %-6s %11.3e %9.1e  %s\n", r->op, r->shape, r->what, r->mode, r->err, r->tol,
                 r->pass ? "PASS" : "FAIL");
     }
     fprintf(f, "%d rows, %d passed, %d failed\n", t->n, t->n - t->n_fail, t->n_fail);

@@ -17,19 +17,32 @@
  *   shortcut, optimizers
  *   maxpool argmax           0 mismatches
  *
+ * Layouts: the batch norm, pool and shortcut rows run in both layouts of
+ * lt_layout (LAYOUTS): the same CPU inputs and references ([N][C][HW]); in
+ * NHWC the activations go up transposed to [N][HW][C] and the outputs come
+ * back transposed before the same comparison at the same tolerance (the
+ * argmax values are plane indices h*W + w in both layouts: compared as they
+ * are). Their rows print the layout in the op's name ("bn_train/nhwc").
+ * Convolutions run in NCHW only for now (CONV_LAYOUTS).
+ *
  * Cases:
- *   cpu_harness        (runs everywhere) the comparator on crafted data, and
- *                      the CPU half of every table row (shapes valid, outputs
- *                      finite), so the table itself is exercised without a GPU;
+ *   cpu_harness        (runs everywhere) the comparator and the host
+ *                      transposition on crafted data, and the CPU half of
+ *                      every table row (shapes valid, outputs finite), so the
+ *                      table itself is exercised without a GPU;
  *   no_device_status   (runs everywhere) a context for a missing device is a
  *                      status and a message, never an abort;
  *   optable_fp32 / optable_tf32   the table on the GPU, printed;
- *   deterministic      every row twice in deterministic mode: outputs memcmp-equal;
+ *   deterministic      every row twice in deterministic mode, both layouts:
+ *                      outputs memcmp-equal;
+ *   layout_convert     lt_cuda_layout_convert both ways, = and +=, odd sizes:
+ *                      exact against the host transposition;
  *   algo_choice        convolution plans timed (cudnnFind) without deterministic
  *                      mode, heuristic with it and when made during a capture;
  *   oom                an absurd allocation: LT_ENOMEM + message, and the
  *                      context still works afterwards;
- *   error_paths        bad label, NaN logit, bad geometry: statuses + messages.
+ *   error_paths        bad label, NaN logit, bad geometry, unknown layout:
+ *                      statuses + messages.
  * Without a CUDA device the GPU cases print a reason and call skip(). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,7 +140,7 @@ static const ot_case cases[] = {
 
 /* ---- one run of the table ---------------------------------------------------------- */
 #define MAX_DEV 32
-#define MAX_CAP 16
+#define MAX_CAP 48   /* a case's GPU outputs, all layouts */
 
 typedef struct {
     lt_cuda_ctx *ctx;      /* NULL: CPU half only */
@@ -141,6 +154,8 @@ typedef struct {
     void *dev[MAX_DEV];
     int n_dev;
     int status;            /* first non-LT_OK status of the case */
+    const char *lay;       /* the layout being run ("" or "/nhwc"), for the status row */
+    const char *fail_lay;  /* the layout of the first failed call */
     int cpu_bad;           /* a non-finite CPU output */
 } run_t;
 
@@ -167,14 +182,16 @@ static void *up(run_t *R, const void *h, size_t bytes) {
         return NULL;
     }
     if (R->n_dev < MAX_DEV) R->dev[R->n_dev++] = d;
+    else fail_msg("more than %d device buffers in one layout of a case: raise MAX_DEV", MAX_DEV);
     return d;
 }
 #define UPF(R, h, n) ((float *)up(R, h, (n) * sizeof(float)))
 
 static void gpu(run_t *R, int rc) {
     if (rc != LT_OK && R->status == LT_OK) {
-        print_message("cuda: %s (%s)\n", lt_errmsg(), lt_strstatus(rc));
+        print_message("cuda%s: %s (%s)\n", R->lay ? R->lay : "", lt_errmsg(), lt_strstatus(rc));
         R->status = rc;
+        R->fail_lay = R->lay;
     }
 }
 
@@ -183,33 +200,137 @@ static void check_finite(run_t *R, const float *ref, size_t n) {
         if (!isfinite(ref[i])) { R->cpu_bad = 1; return; }
 }
 
-/* Compares the CPU result `ref` with the device array `d`: a row in the
- * table; the GPU output is kept for the determinism check. */
-static void cmp(run_t *R, const char *op, const char *shape, const char *what, const float *ref, const void *d, size_t n,
-                double tol) {
-    check_finite(R, ref, n);
-    if (!R->ctx || R->status || !d) return;
-    float *g = hbuf(n);
-    int rc = lt_cuda_d2h(R->ctx, g, d, n * sizeof(float));
-    if (rc != LT_OK) { gpu(R, rc); free(g); return; }
-    if (R->tab) lt_ot_add(R->tab, op, shape, what, R->mode, lt_ot_relerr(ref, g, n), tol);
+static void keep(run_t *R, void *g, size_t bytes) {
     if (R->n_cap < MAX_CAP) {
         R->cap[R->n_cap] = g;
-        R->cap_bytes[R->n_cap++] = n * sizeof(float);
-    } else free(g);
+        R->cap_bytes[R->n_cap++] = bytes;
+    } else {
+        free(g);
+        fail_msg("more than %d GPU outputs in one case: raise MAX_CAP", MAX_CAP);
+    }
 }
 
-static void cmp_i32(run_t *R, const char *op, const char *shape, const int32_t *ref, const void *d, size_t n) {
-    if (!R->ctx || R->status || !d) return;
-    int32_t *g = calloc(n, sizeof *g);
+/* ---- layouts ---------------------------------------------------------------------
+ * The layout-sensitive rows run once per entry of LAYOUTS (convolutions:
+ * the first CONV_LAYOUTS). The CPU works in [N][C][HW]; up_act uploads such
+ * an activation in the row's layout (transposed to [N][HW][C] for NHWC),
+ * cmp_act / cmp_act_i32 bring a device activation back to [N][C][HW] before
+ * comparing. Parameters, per-channel and [N][C] tensors are the same in
+ * both layouts. */
+static const lt_layout LAYOUTS[] = {LT_LAYOUT_NCHW, LT_LAYOUT_NHWC};
+#define N_LAYOUTS ((int)(sizeof LAYOUTS / sizeof LAYOUTS[0]))
+#define CONV_LAYOUTS 1   /* NCHW only until NHWC convolution lands; then N_LAYOUTS */
+
+static const char *lay_suffix(lt_layout l) { return l == LT_LAYOUT_NHWC ? "/nhwc" : ""; }
+
+/* The op's name in the table: "bn_train", "bn_train/nhwc". */
+static const char *lay_op(char *buf, size_t cap, const char *op, lt_layout l) {
+    snprintf(buf, cap, "%s%s", op, lay_suffix(l));
+    return buf;
+}
+
+/* dst = src (4-byte elements: float or int32) in layout `to`: to NHWC,
+ * [N][C][HW] -> [N][HW][C]; to NCHW, [N][HW][C] -> [N][C][HW]. */
+static void host_convert(lt_layout to, int N, int C, int HW, const void *src, void *dst) {
+    const char *s = src;
+    char *d = dst;
+    for (size_t n = 0; n < (size_t)N; n++)
+        for (size_t c = 0; c < (size_t)C; c++)
+            for (size_t p = 0; p < (size_t)HW; p++) {
+                const size_t nchw = (n * C + c) * HW + p, nhwc = (n * HW + p) * C + c;
+                if (to == LT_LAYOUT_NHWC) memcpy(d + 4 * nhwc, s + 4 * nchw, 4);
+                else memcpy(d + 4 * nchw, s + 4 * nhwc, 4);
+            }
+}
+
+/* An activation [N][C][HW] uploaded in layout l. */
+static void *up_act(run_t *R, lt_layout l, const void *h, int N, int C, int HW) {
+    const size_t bytes = (size_t)N * C * HW * 4;
+    if (l == LT_LAYOUT_NCHW || !R->ctx || R->status) return up(R, h, bytes);
+    void *t = malloc(bytes ? bytes : 1);
+    assert_non_null(t);
+    host_convert(LT_LAYOUT_NHWC, N, C, HW, h, t);
+    void *d = up(R, t, bytes);
+    free(t);
+    return d;
+}
+#define UPA(R, l, h, N, C, HW) ((float *)up_act(R, l, h, N, C, HW))
+
+/* An output the GPU must write: n floats of NaN (never the CPU's result,
+ * nor what an earlier layout left in reused device memory). */
+static float *up_junk(run_t *R, size_t n) {
+    if (!R->ctx || R->status) return NULL;
+    float *h = hbuf(n);
+    for (size_t i = 0; i < n; i++) h[i] = NAN;
+    float *d = UPF(R, h, n);
+    free(h);
+    return d;
+}
+
+/* The device array d (n elements of 4 bytes, [N][C][HW] in layout l when
+ * N > 0, else as it is) on the host in [N][C][HW]; NULL after a failed
+ * copy (recorded). */
+static void *down(run_t *R, lt_layout l, const void *d, size_t n, int N, int C, int HW) {
+    void *g = malloc(n ? n * 4 : 1);
     assert_non_null(g);
-    int rc = lt_cuda_d2h(R->ctx, g, d, n * sizeof *g);
-    if (rc == LT_OK && R->tab) lt_ot_add(R->tab, op, shape, "argmax", R->mode, (double)lt_ot_mismatch_i32(ref, g, n), 0);
-    gpu(R, rc);
-    if (R->n_cap < MAX_CAP) {
-        R->cap[R->n_cap] = g;
-        R->cap_bytes[R->n_cap++] = n * sizeof *g;
-    } else free(g);
+    int rc = lt_cuda_d2h(R->ctx, g, d, n * 4);
+    if (rc != LT_OK) { gpu(R, rc); free(g); return NULL; }
+    if (l == LT_LAYOUT_NHWC && N > 0) {
+        void *t = malloc(n ? n * 4 : 1);
+        assert_non_null(t);
+        host_convert(LT_LAYOUT_NCHW, N, C, HW, g, t);
+        free(g);
+        g = t;
+    }
+    return g;
+}
+
+/* Compares the CPU result `ref` ([N][C][HW]) with the device activation
+ * `d` in layout l: a row in the table; the GPU output is kept for the
+ * determinism check. */
+static void cmp_act(run_t *R, lt_layout l, const char *op, const char *shape, const char *what, const float *ref,
+                    const void *d, int N, int C, int HW, double tol) {
+    const size_t n = (size_t)N * C * HW;
+    check_finite(R, ref, n);
+    if (!R->ctx || R->status || !d) return;
+    float *g = down(R, l, d, n, N, C, HW);
+    if (!g) return;
+    char name[24];
+    if (R->tab) lt_ot_add(R->tab, lay_op(name, sizeof name, op, l), shape, what, R->mode, lt_ot_relerr(ref, g, n), tol);
+    keep(R, g, n * sizeof(float));
+}
+
+/* The same for a tensor that has no layout (parameters, per-channel
+ * statistics, [N][C], losses' arrays): l only names the row. */
+static void cmp_l(run_t *R, lt_layout l, const char *op, const char *shape, const char *what, const float *ref,
+                  const void *d, size_t n, double tol) {
+    check_finite(R, ref, n);
+    if (!R->ctx || R->status || !d) return;
+    float *g = down(R, LT_LAYOUT_NCHW, d, n, 0, 0, 0);
+    if (!g) return;
+    char name[24];
+    if (R->tab) lt_ot_add(R->tab, lay_op(name, sizeof name, op, l), shape, what, R->mode, lt_ot_relerr(ref, g, n), tol);
+    keep(R, g, n * sizeof(float));
+}
+
+static void cmp(run_t *R, const char *op, const char *shape, const char *what, const float *ref, const void *d, size_t n,
+                double tol) {
+    cmp_l(R, LT_LAYOUT_NCHW, op, shape, what, ref, d, n, tol);
+}
+
+/* maxpool's argmax ([N][C][P] int32 in layout l): the number of
+ * mismatches. */
+static void cmp_act_i32(run_t *R, lt_layout l, const char *op, const char *shape, const int32_t *ref, const void *d,
+                        int N, int C, int HW) {
+    const size_t n = (size_t)N * C * HW;
+    if (!R->ctx || R->status || !d) return;
+    int32_t *g = down(R, l, d, n, N, C, HW);
+    if (!g) return;
+    char name[24];
+    if (R->tab)
+        lt_ot_add(R->tab, lay_op(name, sizeof name, op, l), shape, "argmax", R->mode,
+                  (double)lt_ot_mismatch_i32(ref, g, n), 0);
+    keep(R, g, n * sizeof *g);
 }
 
 static void cmp_scalar(run_t *R, const char *op, const char *shape, double ref, double got, double tol) {
@@ -219,15 +340,26 @@ static void cmp_scalar(run_t *R, const char *op, const char *shape, double ref, 
     double *g = malloc(sizeof *g);
     assert_non_null(g);
     *g = got;
-    if (R->n_cap < MAX_CAP) {
-        R->cap[R->n_cap] = g;
-        R->cap_bytes[R->n_cap++] = sizeof *g;
-    } else free(g);
+    keep(R, g, sizeof *g);
 }
 
+/* Frees the case's device buffers (also between two layouts of a case). */
 static void case_end(run_t *R) {
     for (int i = 0; i < R->n_dev; i++) lt_cuda_free(R->ctx, R->dev[i]);
     R->n_dev = 0;
+}
+
+/* Starts layout l of a case: the buffers of the previous one freed. */
+static lt_layout lay_begin(run_t *R, int li) {
+    case_end(R);
+    R->lay = lay_suffix(LAYOUTS[li]);
+    return LAYOUTS[li];
+}
+
+static float *hcopy(const float *src, size_t n) {
+    float *p = hbuf(n);
+    memcpy(p, src, n * sizeof *p);
+    return p;
 }
 
 static void cap_clear(run_t *R) {
@@ -247,7 +379,8 @@ static void run_conv(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     const int N = a[8], bias = a[9] & 1, set_dx = (a[9] & 2) != 0;
     snprintf(shape, 64, "%dx%d s%d p%d g%d %d->%d %dx%d N=%d%s%s", g.kh, g.kw, g.stride, g.pad, g.groups, g.ci, g.co,
              g.h, g.w, N, bias ? " b" : "", set_dx ? " set" : "");
-    const size_t nx = (size_t)N * g.ci * g.h * g.w, ny = (size_t)N * g.co * g.ho * g.wo, nw = lt_conv2d_weight_count(&g);
+    const int HWi = g.h * g.w, HWo = g.ho * g.wo;
+    const size_t nx = (size_t)N * g.ci * HWi, ny = (size_t)N * g.co * HWo, nw = lt_conv2d_weight_count(&g);
     float *x = hbuf(nx), *w = hbuf(nw), *b = hbuf(g.co), *y = hbuf(ny), *dy = hbuf(ny);
     float *dx = hbuf(nx), *dw = hbuf(nw), *db = hbuf(g.co);
     fill(rng, x, nx, -1, 1);
@@ -257,20 +390,27 @@ static void run_conv(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     fill(rng, dx, nx, -1, 1);
     fill(rng, dw, nw, -1, 1);
     fill(rng, db, g.co, -1, 1);
-    float *dx_x = UPF(R, x, nx), *dx_w = UPF(R, w, nw), *dx_b = UPF(R, b, g.co), *d_y = UPF(R, y, ny);
-    float *d_dy = UPF(R, dy, ny), *d_dx = UPF(R, dx, nx), *d_dw = UPF(R, dw, nw), *d_db = UPF(R, db, g.co);
+    /* the gradients' initial contents, for every layout's run */
+    float *dx0 = hcopy(dx, nx), *dw0 = hcopy(dw, nw), *db0 = hcopy(db, g.co);
     float *scr = hbuf(lt_conv2d_scratch_floats(&g, N));
     lt_conv2d_forward(&g, N, x, w, bias ? b : NULL, y, scr);
     lt_conv2d_backward_x(&g, N, x, w, dy, dx, dw, bias ? db : NULL, scr, set_dx);
-    if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_conv2d_forward(R->ctx, LT_LAYOUT_NCHW, &g, N, dx_x, dx_w, bias ? dx_b : NULL, d_y));
-        gpu(R, lt_cuda_conv2d_backward(R->ctx, LT_LAYOUT_NCHW, &g, N, dx_x, dx_w, d_dy, d_dx, d_dw, bias ? d_db : NULL, set_dx));
+    for (int li = 0; li < CONV_LAYOUTS; li++) {
+        const lt_layout l = lay_begin(R, li);
+        float *d_x = UPA(R, l, x, N, g.ci, HWi), *d_w = UPF(R, w, nw), *d_b = UPF(R, b, g.co), *d_y = up_junk(R, ny);
+        float *d_dy = UPA(R, l, dy, N, g.co, HWo), *d_dx = UPA(R, l, dx0, N, g.ci, HWi), *d_dw = UPF(R, dw0, nw);
+        float *d_db = UPF(R, db0, g.co);
+        if (R->ctx && !R->status) {
+            gpu(R, lt_cuda_conv2d_forward(R->ctx, l, &g, N, d_x, d_w, bias ? d_b : NULL, d_y));
+            gpu(R, lt_cuda_conv2d_backward(R->ctx, l, &g, N, d_x, d_w, d_dy, d_dx, d_dw, bias ? d_db : NULL, set_dx));
+        }
+        cmp_act(R, l, c->name, shape, "y", y, d_y, N, g.co, HWo, TOL_MM(R));
+        cmp_act(R, l, c->name, shape, "dx", dx, d_dx, N, g.ci, HWi, TOL_MM(R));
+        cmp_l(R, l, c->name, shape, "dw", dw, d_dw, nw, TOL_MM(R));
+        if (bias) cmp_l(R, l, c->name, shape, "db", db, d_db, g.co, TOL_BN);
     }
-    cmp(R, c->name, shape, "y", y, d_y, ny, TOL_MM(R));
-    cmp(R, c->name, shape, "dx", dx, d_dx, nx, TOL_MM(R));
-    cmp(R, c->name, shape, "dw", dw, d_dw, nw, TOL_MM(R));
-    if (bias) cmp(R, c->name, shape, "db", db, d_db, g.co, TOL_BN);
     free(x); free(w); free(b); free(y); free(dy); free(dx); free(dw); free(db); free(scr);
+    free(dx0); free(dw0); free(db0);
 }
 
 static void run_bn(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
@@ -278,53 +418,58 @@ static void run_bn(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     snprintf(shape, 64, "N=%d C=%d %dx%d%s", N, C, c->a[2], c->a[3], relu ? " +relu" : "");
     const size_t n = (size_t)N * C * HW;
     const float mom = 0.1f, eps = 1e-5f;
-    float *x = hbuf(n), *y = hbuf(n), *dy = hbuf(n), *dx = hbuf(n), *ye = hbuf(n), *dxe = hbuf(n);
+    float *x = hbuf(n), *y = hbuf(n), *dy = hbuf(n), *dx = hbuf(n), *ye = hbuf(n);
     float *ga = hbuf(C), *be = hbuf(C), *mean = hbuf(C), *rstd = hbuf(C), *rm = hbuf(C), *rv = hbuf(C);
-    float *dg = hbuf(C), *dbt = hbuf(C), *dge = hbuf(C), *dbe = hbuf(C);
+    float *dg = hbuf(C), *dbt = hbuf(C);
     fill(rng, x, n, 2.0f, 4.0f);   /* a mean far from 0: the shifted sums matter */
     fill(rng, dy, n, -1, 1);
     fill(rng, dx, n, -1, 1);
-    memcpy(dxe, dx, n * sizeof *dx);
     fill(rng, ga, C, 0.5f, 1.5f);
     fill(rng, be, C, -0.5f, 0.5f);
     fill(rng, rm, C, -0.1f, 0.1f);
     fill(rng, rv, C, 0.5f, 1.5f);
     fill(rng, dg, C, -1, 1);
     fill(rng, dbt, C, -1, 1);
-    memcpy(dge, dg, C * sizeof *dg);
-    memcpy(dbe, dbt, C * sizeof *dbt);
-    float *d_x = UPF(R, x, n), *d_y = UPF(R, y, n), *d_dy = UPF(R, dy, n), *d_dx = UPF(R, dx, n);
-    float *d_ye = UPF(R, ye, n), *d_dxe = UPF(R, dxe, n);
-    float *d_ga = UPF(R, ga, C), *d_be = UPF(R, be, C), *d_mean = UPF(R, mean, C), *d_rstd = UPF(R, rstd, C);
-    float *d_rm = UPF(R, rm, C), *d_rv = UPF(R, rv, C), *d_dg = UPF(R, dg, C), *d_db = UPF(R, dbt, C);
-    float *d_dge = UPF(R, dge, C), *d_dbe = UPF(R, dbe, C);
+    /* the initial contents of everything a call updates, for every layout's run */
+    float *dx0 = hcopy(dx, n), *rm0 = hcopy(rm, C), *rv0 = hcopy(rv, C), *dg0 = hcopy(dg, C), *db0 = hcopy(dbt, C);
+    float *dxe = hcopy(dx, n), *dge = hcopy(dg, C), *dbe = hcopy(dbt, C);
     /* eval first (running stats as drawn), then train (updates them) */
     lt_bn_forward_eval(N, C, HW, x, ga, be, rm, rv, eps, ye);
     lt_bn_backward_eval_x(N, C, HW, x, ga, rm, rv, eps, dy, dxe, dge, dbe, 0);
     lt_bn_forward_train_relu(N, C, HW, x, ga, be, y, mean, rstd, rm, rv, mom, eps, relu);
     lt_bn_backward_train_relu(N, C, HW, x, ga, mean, rstd, dy, relu ? y : NULL, dx, dg, dbt, relu);
-    if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_bn_forward_eval(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_x, d_ga, d_be, d_rm, d_rv, eps, d_ye));
-        gpu(R, lt_cuda_bn_backward_eval(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_x, d_ga, d_rm, d_rv, eps, d_dy, d_dxe, d_dge, d_dbe, 0));
-        gpu(R, lt_cuda_bn_forward_train(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_x, d_ga, d_be, d_y, d_mean, d_rstd, d_rm, d_rv, mom, eps,
-                                        relu));
-        gpu(R, lt_cuda_bn_backward_train(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_x, d_ga, d_mean, d_rstd, d_dy, relu ? d_y : NULL, d_dx,
-                                         d_dg, d_db, relu));
+    for (int li = 0; li < N_LAYOUTS; li++) {
+        const lt_layout l = lay_begin(R, li);
+        float *d_x = UPA(R, l, x, N, C, HW), *d_y = up_junk(R, n), *d_dy = UPA(R, l, dy, N, C, HW);
+        float *d_dx = UPA(R, l, dx0, N, C, HW), *d_ye = up_junk(R, n), *d_dxe = UPA(R, l, dx0, N, C, HW);
+        float *d_ga = UPF(R, ga, C), *d_be = UPF(R, be, C), *d_mean = up_junk(R, C), *d_rstd = up_junk(R, C);
+        float *d_rm = UPF(R, rm0, C), *d_rv = UPF(R, rv0, C), *d_dg = UPF(R, dg0, C), *d_db = UPF(R, db0, C);
+        float *d_dge = UPF(R, dg0, C), *d_dbe = UPF(R, db0, C);
+        if (R->ctx && !R->status) {
+            gpu(R, lt_cuda_bn_forward_eval(R->ctx, l, N, C, HW, d_x, d_ga, d_be, d_rm, d_rv, eps, d_ye));
+            gpu(R, lt_cuda_bn_backward_eval(R->ctx, l, N, C, HW, d_x, d_ga, d_rm, d_rv, eps, d_dy, d_dxe, d_dge, d_dbe,
+                                            0));
+            gpu(R, lt_cuda_bn_forward_train(R->ctx, l, N, C, HW, d_x, d_ga, d_be, d_y, d_mean, d_rstd, d_rm, d_rv, mom,
+                                            eps, relu));
+            gpu(R, lt_cuda_bn_backward_train(R->ctx, l, N, C, HW, d_x, d_ga, d_mean, d_rstd, d_dy, relu ? d_y : NULL,
+                                             d_dx, d_dg, d_db, relu));
+        }
+        cmp_act(R, l, "bn_eval", shape, "y", ye, d_ye, N, C, HW, TOL_BN);
+        cmp_act(R, l, "bn_eval", shape, "dx", dxe, d_dxe, N, C, HW, TOL_BN);
+        cmp_l(R, l, "bn_eval", shape, "dgamma", dge, d_dge, C, TOL_BN);
+        cmp_l(R, l, "bn_eval", shape, "dbeta", dbe, d_dbe, C, TOL_BN);
+        cmp_act(R, l, "bn_train", shape, "y", y, d_y, N, C, HW, TOL_BN);
+        cmp_l(R, l, "bn_train", shape, "mean", mean, d_mean, C, TOL_BN);
+        cmp_l(R, l, "bn_train", shape, "rstd", rstd, d_rstd, C, TOL_BN);
+        cmp_l(R, l, "bn_train", shape, "run_mean", rm, d_rm, C, TOL_BN);
+        cmp_l(R, l, "bn_train", shape, "run_var", rv, d_rv, C, TOL_BN);
+        cmp_act(R, l, "bn_train", shape, "dx", dx, d_dx, N, C, HW, TOL_BN);
+        cmp_l(R, l, "bn_train", shape, "dgamma", dg, d_dg, C, TOL_BN);
+        cmp_l(R, l, "bn_train", shape, "dbeta", dbt, d_db, C, TOL_BN);
     }
-    cmp(R, "bn_eval", shape, "y", ye, d_ye, n, TOL_BN);
-    cmp(R, "bn_eval", shape, "dx", dxe, d_dxe, n, TOL_BN);
-    cmp(R, "bn_eval", shape, "dgamma", dge, d_dge, C, TOL_BN);
-    cmp(R, "bn_eval", shape, "dbeta", dbe, d_dbe, C, TOL_BN);
-    cmp(R, "bn_train", shape, "y", y, d_y, n, TOL_BN);
-    cmp(R, "bn_train", shape, "mean", mean, d_mean, C, TOL_BN);
-    cmp(R, "bn_train", shape, "rstd", rstd, d_rstd, C, TOL_BN);
-    cmp(R, "bn_train", shape, "run_mean", rm, d_rm, C, TOL_BN);
-    cmp(R, "bn_train", shape, "run_var", rv, d_rv, C, TOL_BN);
-    cmp(R, "bn_train", shape, "dx", dx, d_dx, n, TOL_BN);
-    cmp(R, "bn_train", shape, "dgamma", dg, d_dg, C, TOL_BN);
-    cmp(R, "bn_train", shape, "dbeta", dbt, d_db, C, TOL_BN);
     free(x); free(y); free(dy); free(dx); free(ye); free(dxe); free(ga); free(be); free(mean); free(rstd);
     free(rm); free(rv); free(dg); free(dbt); free(dge); free(dbe);
+    free(dx0); free(rm0); free(rv0); free(dg0); free(db0);
 }
 
 /* ReLU, add, and the residual sum with the ReLU after it (one kernel each
@@ -395,18 +540,23 @@ static void run_maxpool(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
         for (size_t i = 0; i < nx; i++) x[i] = floorf(x[i] * 2.0f);
     fill(rng, dy, ny, -1, 1);
     fill(rng, dx, nx, -1, 1);
-    float *d_x = UPF(R, x, nx), *d_y = UPF(R, y, ny), *d_dy = UPF(R, dy, ny), *d_dx = UPF(R, dx, nx);
-    int32_t *d_am = (int32_t *)up(R, am, ny * sizeof *am);
+    float *dx0 = hcopy(dx, nx);
     lt_maxpool_forward(N, C, H, W, k, s, p, x, y, am);
     lt_maxpool_backward(N, C, H, W, k, s, p, am, dy, dx);
-    if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_maxpool_forward(R->ctx, LT_LAYOUT_NCHW, N, C, H, W, k, s, p, d_x, d_y, d_am));
-        gpu(R, lt_cuda_maxpool_backward(R->ctx, LT_LAYOUT_NCHW, N, C, H, W, k, s, p, d_am, d_dy, d_dx));
+    for (int li = 0; li < N_LAYOUTS; li++) {
+        const lt_layout l = lay_begin(R, li);
+        float *d_x = UPA(R, l, x, N, C, H * W), *d_y = up_junk(R, ny), *d_dy = UPA(R, l, dy, N, C, ho * wo);
+        float *d_dx = UPA(R, l, dx0, N, C, H * W);
+        int32_t *d_am = (int32_t *)up_junk(R, ny);   /* NaN bytes: no plane index */
+        if (R->ctx && !R->status) {
+            gpu(R, lt_cuda_maxpool_forward(R->ctx, l, N, C, H, W, k, s, p, d_x, d_y, d_am));
+            gpu(R, lt_cuda_maxpool_backward(R->ctx, l, N, C, H, W, k, s, p, d_am, d_dy, d_dx));
+        }
+        cmp_act(R, l, c->name, shape, "y", y, d_y, N, C, ho * wo, TOL_EW);
+        cmp_act_i32(R, l, c->name, shape, am, d_am, N, C, ho * wo);
+        cmp_act(R, l, c->name, shape, "dx", dx, d_dx, N, C, H * W, TOL_EW);
     }
-    cmp(R, c->name, shape, "y", y, d_y, ny, TOL_EW);
-    cmp_i32(R, c->name, shape, am, d_am, ny);
-    cmp(R, c->name, shape, "dx", dx, d_dx, nx, TOL_EW);
-    free(x); free(y); free(dy); free(dx); free(am);
+    free(x); free(y); free(dy); free(dx); free(am); free(dx0);
 }
 
 static void run_gap(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
@@ -417,16 +567,22 @@ static void run_gap(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     fill(rng, x, nx, -1, 1);
     fill(rng, dy, ny, -1, 1);
     fill(rng, dx, nx, -1, 1);
-    float *d_x = UPF(R, x, nx), *d_y = UPF(R, y, ny), *d_dy = UPF(R, dy, ny), *d_dx = UPF(R, dx, nx);
+    float *dx0 = hcopy(dx, nx);
     lt_gap_forward(N, C, HW, x, y);
     lt_gap_backward(N, C, HW, dy, dx);
-    if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_gap_forward(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_x, d_y));
-        gpu(R, lt_cuda_gap_backward(R->ctx, LT_LAYOUT_NCHW, N, C, HW, d_dy, d_dx));
+    for (int li = 0; li < N_LAYOUTS; li++) {
+        const lt_layout l = lay_begin(R, li);
+        /* y and dy are [N][C] in both layouts */
+        float *d_x = UPA(R, l, x, N, C, HW), *d_y = up_junk(R, ny), *d_dy = UPF(R, dy, ny);
+        float *d_dx = UPA(R, l, dx0, N, C, HW);
+        if (R->ctx && !R->status) {
+            gpu(R, lt_cuda_gap_forward(R->ctx, l, N, C, HW, d_x, d_y));
+            gpu(R, lt_cuda_gap_backward(R->ctx, l, N, C, HW, d_dy, d_dx));
+        }
+        cmp_l(R, l, c->name, shape, "y", y, d_y, ny, TOL_EW);
+        cmp_act(R, l, c->name, shape, "dx", dx, d_dx, N, C, HW, TOL_EW);
     }
-    cmp(R, c->name, shape, "y", y, d_y, ny, TOL_EW);
-    cmp(R, c->name, shape, "dx", dx, d_dx, nx, TOL_EW);
-    free(x); free(y); free(dy); free(dx);
+    free(x); free(y); free(dy); free(dx); free(dx0);
 }
 
 static void run_shortcut(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
@@ -439,16 +595,21 @@ static void run_shortcut(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     fill(rng, y, ny, -1, 1);   /* garbage the forward must overwrite, zero channels included */
     fill(rng, dy, ny, -1, 1);
     fill(rng, dx, nx, -1, 1);
-    float *d_x = UPF(R, x, nx), *d_y = UPF(R, y, ny), *d_dy = UPF(R, dy, ny), *d_dx = UPF(R, dx, nx);
+    float *y0 = hcopy(y, ny), *dx0 = hcopy(dx, nx);
     lt_shortcut_a_forward(N, Ci, H, W, Co, st, x, y);
     lt_shortcut_a_backward(N, Ci, H, W, Co, st, dy, dx);
-    if (R->ctx && !R->status) {
-        gpu(R, lt_cuda_shortcut_a_forward(R->ctx, LT_LAYOUT_NCHW, N, Ci, H, W, Co, st, d_x, d_y));
-        gpu(R, lt_cuda_shortcut_a_backward(R->ctx, LT_LAYOUT_NCHW, N, Ci, H, W, Co, st, d_dy, d_dx));
+    for (int li = 0; li < N_LAYOUTS; li++) {
+        const lt_layout l = lay_begin(R, li);
+        float *d_x = UPA(R, l, x, N, Ci, H * W), *d_y = UPA(R, l, y0, N, Co, ho * wo);
+        float *d_dy = UPA(R, l, dy, N, Co, ho * wo), *d_dx = UPA(R, l, dx0, N, Ci, H * W);
+        if (R->ctx && !R->status) {
+            gpu(R, lt_cuda_shortcut_a_forward(R->ctx, l, N, Ci, H, W, Co, st, d_x, d_y));
+            gpu(R, lt_cuda_shortcut_a_backward(R->ctx, l, N, Ci, H, W, Co, st, d_dy, d_dx));
+        }
+        cmp_act(R, l, c->name, shape, "y", y, d_y, N, Co, ho * wo, TOL_EW);
+        cmp_act(R, l, c->name, shape, "dx", dx, d_dx, N, Ci, H * W, TOL_EW);
     }
-    cmp(R, c->name, shape, "y", y, d_y, ny, TOL_EW);
-    cmp(R, c->name, shape, "dx", dx, d_dx, nx, TOL_EW);
-    free(x); free(y); free(dy); free(dx);
+    free(x); free(y); free(dy); free(dx); free(y0); free(dx0);
 }
 
 static void run_linear(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
@@ -615,6 +776,8 @@ static void run_case(run_t *R, int i) {
     lt_rng_init(&rng, 19, (uint64_t)i);
     char shape[64] = "";
     R->status = LT_OK;
+    R->lay = "";
+    R->fail_lay = "";
     R->cpu_bad = 0;
     switch (c->kind) {
     case K_CONV: run_conv(R, c, &rng, shape); break;
@@ -630,9 +793,13 @@ static void run_case(run_t *R, int i) {
     default: fail_msg("case %d: unknown kind %d", i, c->kind);
     }
     if (R->ctx && R->status == LT_OK) gpu(R, lt_cuda_sync(R->ctx));
-    if (R->ctx && R->status != LT_OK && R->tab)
-        lt_ot_add(R->tab, c->name, shape, "status", R->mode, INFINITY, 0);   /* a failed call is a failed row */
+    if (R->ctx && R->status != LT_OK && R->tab) {   /* a failed call is a failed row */
+        char name[24];
+        snprintf(name, sizeof name, "%s%s", c->name, R->fail_lay ? R->fail_lay : "");
+        lt_ot_add(R->tab, name, shape, "status", R->mode, INFINITY, 0);
+    }
     case_end(R);
+    R->lay = "";
 }
 
 /* ---- GPU presence ----------------------------------------------------------------
@@ -681,13 +848,32 @@ static void test_cpu_harness(void **state) {
     assert_non_null(strstr(buf, "FAIL"));
     lt_ot_free(&t);
 
+    /* the host transposition the NHWC rows rely on: v[n][c][p] = 100n + 10c + p */
+    {
+        enum { TN = 2, TCH = 3, THW = 5 };
+        float a[TN * TCH * THW], t[TN * TCH * THW], back[TN * TCH * THW];
+        for (int n = 0; n < TN; n++)
+            for (int ch = 0; ch < TCH; ch++)
+                for (int q = 0; q < THW; q++) a[(n * TCH + ch) * THW + q] = (float)(100 * n + 10 * ch + q);
+        host_convert(LT_LAYOUT_NHWC, TN, TCH, THW, a, t);
+        for (int n = 0; n < TN; n++)
+            for (int q = 0; q < THW; q++)
+                for (int ch = 0; ch < TCH; ch++)
+                    assert_true(t[(n * THW + q) * TCH + ch] == (float)(100 * n + 10 * ch + q));
+        host_convert(LT_LAYOUT_NCHW, TN, TCH, THW, t, back);
+        assert_memory_equal(a, back, sizeof a);
+        char name[24];
+        assert_string_equal(lay_op(name, sizeof name, "bn_train", LT_LAYOUT_NHWC), "bn_train/nhwc");
+        assert_string_equal(lay_op(name, sizeof name, "bn_train", LT_LAYOUT_NCHW), "bn_train");
+    }
+
     /* the CPU half of every row: shapes valid, references finite */
     run_t R = {.mode = "cpu"};
     for (int i = 0; i < N_CASES; i++) {
         run_case(&R, i);
         if (R.cpu_bad) fail_msg("case %d (%s): a CPU reference output is not finite", i, cases[i].name);
     }
-    print_message("note: CPU half of the %d-row op table ran\n", N_CASES);
+    print_message("note: CPU half of the %d-case op table ran (every layout of a case)\n", N_CASES);
 }
 
 static void test_no_device_status(void **state) {
@@ -749,10 +935,54 @@ static void test_deterministic(void **state) {
         cap_clear(&A);
         cap_clear(&B);
     }
-    print_message("note: deterministic mode: %d outputs of %d rows compared bit for bit, %d differ\n", compared,
-                  N_CASES, bad);
+    print_message("note: deterministic mode: %d outputs of %d cases (every layout) compared bit for bit, %d differ\n",
+                  compared, N_CASES, bad);
     lt_cuda_free_ctx(ctx);
     assert_int_equal(bad, 0);
+}
+
+/* lt_cuda_layout_convert both ways, = and +=, against host_convert: exact
+ * (a copy, or one float add per element); odd sizes, a single channel, a
+ * single pixel, and an empty tensor. */
+static void test_layout_convert(void **state) {
+    (void)state;
+    lt_cuda_ctx *ctx = NULL;
+    NEED_GPU(&ctx, LT_CUDA_FP32, 0);
+    static const int shapes[][3] = {{3, 5, 7}, {2, 64, 49}, {1, 1, 13}, {4, 3, 1}, {2, 17, 9}, {0, 4, 4}};
+    lt_rng rng;
+    lt_rng_init(&rng, 19, 1000);
+    int checked = 0;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int N = shapes[k][0], C = shapes[k][1], HW = shapes[k][2];
+        const size_t n = (size_t)N * C * HW, bytes = n * sizeof(float);
+        float *src = hbuf(n + 1), *dst0 = hbuf(n + 1), *want = hbuf(n + 1), *got = hbuf(n + 1);
+        float *d_src = NULL, *d_dst = NULL;
+        assert_int_equal(lt_cuda_alloc(ctx, (void **)&d_src, bytes), LT_OK);
+        assert_int_equal(lt_cuda_alloc(ctx, (void **)&d_dst, bytes), LT_OK);
+        for (int to = 0; to < 2; to++)
+            for (int acc = 0; acc < 2; acc++) {
+                const lt_layout l = to ? LT_LAYOUT_NHWC : LT_LAYOUT_NCHW;
+                fill(&rng, src, n, -1, 1);
+                fill(&rng, dst0, n, -1, 1);
+                assert_int_equal(lt_cuda_h2d(ctx, d_src, src, bytes), LT_OK);
+                assert_int_equal(lt_cuda_h2d(ctx, d_dst, dst0, bytes), LT_OK);
+                assert_int_equal(lt_cuda_layout_convert(ctx, l, N, C, HW, d_src, d_dst, acc), LT_OK);
+                assert_int_equal(lt_cuda_d2h(ctx, got, d_dst, bytes), LT_OK);
+                host_convert(l, N, C, HW, src, want);
+                if (acc)
+                    for (size_t i = 0; i < n; i++) want[i] = dst0[i] + want[i];
+                if (memcmp(want, got, bytes))
+                    fail_msg("layout convert to %s, N=%d C=%d HW=%d, %s: differs from the host transposition",
+                             to ? "NHWC" : "NCHW", N, C, HW, acc ? "+=" : "=");
+                checked++;
+            }
+        lt_cuda_free(ctx, d_src);
+        lt_cuda_free(ctx, d_dst);
+        free(src); free(dst0); free(want); free(got);
+    }
+    assert_int_equal(lt_cuda_sync(ctx), LT_OK);
+    print_message("note: layout convert: %d conversions exact\n", checked);
+    lt_cuda_free_ctx(ctx);
 }
 
 /* How convolution algorithms are chosen: timed (cudnnFind, as PyTorch's
@@ -873,6 +1103,28 @@ static void test_error_paths(void **state) {
     print_message("note: bad geometry: %s\n", lt_errmsg());
     assert_int_equal(lt_cuda_maxpool_forward(ctx, LT_LAYOUT_NCHW, 1, 1, 2, 2, 5, 1, 0, dz, dg, dl), LT_ESHAPE);
     assert_int_equal(lt_cuda_sgd_step_grouped(ctx, 6, dz, dg, NULL, NULL, NULL, 99, NULL, NULL, 0, 0), LT_EINVAL);
+    /* a layout that is neither NCHW nor NHWC: refused before anything else */
+    const lt_layout bad_l = (lt_layout)2;
+    float *f6 = dz;
+    int rcs[11];
+    rcs[0] = lt_cuda_bn_forward_train(ctx, bad_l, 1, 2, 3, f6, NULL, NULL, dg, dg, dg, NULL, NULL, 0.1f, 1e-5f, 0);
+    rcs[1] = lt_cuda_bn_forward_eval(ctx, bad_l, 1, 2, 3, f6, NULL, NULL, f6, f6, 1e-5f, dg);
+    rcs[2] = lt_cuda_bn_backward_train(ctx, bad_l, 1, 2, 3, f6, NULL, f6, f6, f6, NULL, dg, NULL, NULL, 1);
+    rcs[3] = lt_cuda_bn_backward_eval(ctx, bad_l, 1, 2, 3, f6, NULL, f6, f6, 1e-5f, f6, dg, NULL, NULL, 1);
+    rcs[4] = lt_cuda_maxpool_forward(ctx, bad_l, 1, 1, 2, 3, 1, 1, 0, dz, dg, dl);
+    rcs[5] = lt_cuda_maxpool_backward(ctx, bad_l, 1, 1, 2, 3, 1, 1, 0, dl, dz, dg);
+    rcs[6] = lt_cuda_gap_forward(ctx, bad_l, 1, 2, 3, dz, dg);
+    rcs[7] = lt_cuda_gap_backward(ctx, bad_l, 1, 2, 3, dz, dg);
+    rcs[8] = lt_cuda_shortcut_a_forward(ctx, bad_l, 1, 1, 2, 3, 1, 1, dz, dg);
+    rcs[9] = lt_cuda_shortcut_a_backward(ctx, bad_l, 1, 1, 2, 3, 1, 1, dz, dg);
+    rcs[10] = lt_cuda_layout_convert(ctx, bad_l, 1, 2, 3, dz, dg, 0);
+    for (int k = 0; k < 11; k++) {
+        if (rcs[k] != LT_EINVAL) fail_msg("layout 2, call %d: status %d, not LT_EINVAL", k, rcs[k]);
+    }
+    lt_err_clear();
+    assert_int_equal(lt_cuda_gap_forward(ctx, (lt_layout)-1, 1, 2, 3, dz, dg), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "layout -1"));
+    print_message("note: bad layout: %s\n", lt_errmsg());
     /* nothing above is sticky */
     assert_int_equal(lt_cuda_sync(ctx), LT_OK);
     lt_cuda_free(ctx, dz);
@@ -888,6 +1140,7 @@ int main(void) {
         cmocka_unit_test(test_optable_fp32),
         cmocka_unit_test(test_optable_tf32),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_layout_convert),
         cmocka_unit_test(test_algo_choice),
         cmocka_unit_test(test_oom),
         cmocka_unit_test(test_error_paths),
