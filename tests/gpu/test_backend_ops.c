@@ -23,7 +23,9 @@
  * back transposed before the same comparison at the same tolerance (the
  * argmax values are plane indices h*W + w in both layouts: compared as they
  * are). Their rows print the layout in the op's name ("bn_train/nhwc").
- * Convolutions run in NCHW only for now (CONV_LAYOUTS).
+ * Convolutions too: in NHWC the library converts the [co][ci][kh][kw]
+ * weights for cuDNN and the filter gradient back, so w and dw are
+ * compared as they are, and the bias rows exercise the NHWC bias kernels.
  *
  * Cases:
  *   cpu_harness        (runs everywhere) the comparator and the host
@@ -211,15 +213,13 @@ static void keep(run_t *R, void *g, size_t bytes) {
 }
 
 /* ---- layouts ---------------------------------------------------------------------
- * The layout-sensitive rows run once per entry of LAYOUTS (convolutions:
- * the first CONV_LAYOUTS). The CPU works in [N][C][HW]; up_act uploads such
+ * The layout-sensitive rows run once per entry of LAYOUTS. The CPU works in [N][C][HW]; up_act uploads such
  * an activation in the row's layout (transposed to [N][HW][C] for NHWC),
  * cmp_act / cmp_act_i32 bring a device activation back to [N][C][HW] before
  * comparing. Parameters, per-channel and [N][C] tensors are the same in
  * both layouts. */
 static const lt_layout LAYOUTS[] = {LT_LAYOUT_NCHW, LT_LAYOUT_NHWC};
 #define N_LAYOUTS ((int)(sizeof LAYOUTS / sizeof LAYOUTS[0]))
-#define CONV_LAYOUTS 1   /* NCHW only until NHWC convolution lands; then N_LAYOUTS */
 
 static const char *lay_suffix(lt_layout l) { return l == LT_LAYOUT_NHWC ? "/nhwc" : ""; }
 
@@ -395,7 +395,7 @@ static void run_conv(run_t *R, const ot_case *c, lt_rng *rng, char *shape) {
     float *scr = hbuf(lt_conv2d_scratch_floats(&g, N));
     lt_conv2d_forward(&g, N, x, w, bias ? b : NULL, y, scr);
     lt_conv2d_backward_x(&g, N, x, w, dy, dx, dw, bias ? db : NULL, scr, set_dx);
-    for (int li = 0; li < CONV_LAYOUTS; li++) {
+    for (int li = 0; li < N_LAYOUTS; li++) {
         const lt_layout l = lay_begin(R, li);
         float *d_x = UPA(R, l, x, N, g.ci, HWi), *d_w = UPF(R, w, nw), *d_b = UPF(R, b, g.co), *d_y = up_junk(R, ny);
         float *d_dy = UPA(R, l, dy, N, g.co, HWo), *d_dx = UPA(R, l, dx0, N, g.ci, HWi), *d_dw = UPF(R, dw0, nw);

@@ -55,10 +55,11 @@
  *   nhwc                  the model in NHWC (lt_model_set_layout): cuda_vs_cpu
  *                         (SGD) at the same tolerances, and graph_vs_eager
  *                         bit for bit;
- *   layout_switch         deterministic: 3 steps NCHW, then NHWC, then NCHW
- *                         again, graphs on against graphs off: memcmp-equal
- *                         and a capture per layout (a graph of one layout
- *                         is never replayed under the other);
+ *   layout_switch         deterministic: 2 steps NCHW, then 2 NHWC, then 2
+ *                         NCHW again, graphs on against graphs off:
+ *                         memcmp-equal, and a warm-up after each switch (2
+ *                         captures, 2 graph steps: a graph of one layout is
+ *                         never replayed under the other);
  *   metrics_on_cpu_paths  (runs everywhere) the cuda_vs_cpu comparison and
  *                         tolerances on two correct cpu runs (the default
  *                         conv path against the reference): both pass.
@@ -437,7 +438,13 @@ static void test_layout_switch(void **s) {
     print_message("layout switches: %ld captures, %ld graph steps, %ld eager\n", ia.captures, ia.graph_steps,
                   ia.eager_steps);
     assert_int_equal(ia.capture_failures, 0);
-    assert_true(ia.captures >= 2);
+    /* each switch warms up again: steps 1 and 3 are captured and run as
+     * graphs, steps 0, 2, 4 (after a switch) and 5 (partial) eagerly. The
+     * counts matter: NHWC and NCHW can give the same bits (they do on the
+     * emulator), so a stale graph replayed after the switch back would not
+     * show in the numbers */
+    assert_int_equal(ia.captures, 2);
+    assert_int_equal(ia.graph_steps, 2);
     assert_runs_equal(&a, &b, "layout switches, graph vs eager");
     run_close(&a);
     run_close(&b);
