@@ -824,6 +824,8 @@ static int px(lt_shape s) { return s.h * s.w; }
 
 int lt_model_set_layout(lt_model *m, lt_layout layout) {
     if (layout != LT_LAYOUT_NCHW && layout != LT_LAYOUT_NHWC) return lt_err(LT_EINVAL, "model: layout %d", (int)layout);
+    /* the check below covers the nodes there are: all of them, after finalize */
+    if (!m->finalized) return lt_err(LT_ESTATE, "model: set_layout before finalize");
     if (layout == LT_LAYOUT_NHWC) {
         if (!m->dev)
             return lt_err(LT_EINVAL, "model on %s: NHWC is a device layout (the CPU kernels are NCHW)",
@@ -1037,7 +1039,7 @@ static int node_out(lt_model *m, int node, int N, float *dst, const float *src, 
 }
 static int node_in(lt_model *m, int node, int N, float *dst, const float *src) {
     const size_t n = (size_t)N * lt_model_out_size(m, node);
-    if (!node_nhwc(m, node, m->layout)) return copy_in(m, dst, src, n * sizeof(float));
+    if (!node_nhwc(m, node, m->fwd_layout)) return copy_in(m, dst, src, n * sizeof(float));
     if (!src) return lt_err(LT_EINVAL, "model: host copy with a NULL buffer");
     float *t = malloc(n * sizeof(float) + 1);
     if (!t) return lt_err(LT_ENOMEM, "model: out of memory for an NHWC copy of '%s'", m->nodes[node].name);
@@ -1056,6 +1058,8 @@ int lt_model_dout_to_host(lt_model *m, int node, int N, float *dst) {
     LT_TRY(rows_check(m, node, N, 1));
     return node_out(m, node, N, dst, m->nodes[node].dy, m->fwd_layout);
 }
+/* in the last forward's layout, which the backward reads (it refuses to run
+ * in another) */
 int lt_model_dout_from_host(lt_model *m, int node, int N, const float *src) {
     LT_TRY(rows_check(m, node, N, 1));
     return node_in(m, node, N, m->nodes[node].dy, src);

@@ -128,7 +128,7 @@ float *lt_node_saved_fixed(const lt_model *m, const lt_node *nd);   /* the fixed
 const float *lt_node_x(const lt_model *m, const lt_node *nd, int k);   /* input k's activations */
 float *lt_node_dx(lt_model *m, const lt_node *nd, int k);  /* input k's gradient, NULL when not needed */
 int lt_node_dx_set(const lt_node *nd, int k);          /* LT_LAYER_SETS_DX: overwrite input k's gradient */
-float *lt_node_y(const lt_node *nd);                   /* [N x shape] */
+float *lt_node_y(const lt_node *nd);                   /* [N x shape]; NHWC on a device model in that layout */
 float *lt_node_dy(const lt_node *nd);
 float *lt_node_w(lt_model *m, const lt_node *nd, int k);   /* the node's k-th parameter */
 float *lt_node_gw(lt_model *m, const lt_node *nd, int k);  /* its gradient; NULL when frozen */
@@ -284,10 +284,12 @@ void lt_model_set_no_fuse(lt_model *m, int no_fuse);
  * converted on the device, the host copies below convert, and weights,
  * gradients, the optimizer and checkpoints keep their one layout. Results
  * differ from NCHW's in the last bits (other kernels, other summation
- * orders). LT_EINVAL (the model unchanged) on a cpu model, or when a
- * layer that runs NCHW only (lt_dev_layer.nhwc: linear, cosine, plugin
- * layers...) reads or writes a tensor of more than one pixel, naming it.
- * Set it between a backward and the next forward. */
+ * orders). After finalize (LT_ESTATE before); LT_EINVAL (the model
+ * unchanged) on a cpu model, or when a layer that runs NCHW only
+ * (lt_dev_layer.nhwc: linear, cosine, plugin layers...) reads or writes a
+ * tensor of more than one pixel, naming it. Set it between a backward and
+ * the next forward: a backward after a forward in the other layout is
+ * LT_ESTATE. */
 int lt_model_set_layout(lt_model *m, lt_layout layout);
 lt_layout lt_model_layout(const lt_model *m);
 
@@ -315,6 +317,9 @@ lt_node *lt_model_node(lt_model *m, int i);                      /* NULL when ou
 const lt_node *lt_model_node_const(const lt_model *m, int i);
 lt_shape lt_model_in_shape(const lt_model *m);                   /* per sample (n = 1) */
 int lt_model_batch(const lt_model *m);                           /* planned batch, 0 = none */
+/* The node's device (or host) buffers as the model holds them: on a
+ * device model in NHWC (lt_model_set_layout), [N][H][W][C] for a node of
+ * more than one pixel; the host copies below convert to NCHW. */
 float *lt_model_out(lt_model *m, int node);
 float *lt_model_dout(lt_model *m, int node);
 size_t lt_model_out_size(const lt_model *m, int node);           /* per sample */

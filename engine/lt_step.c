@@ -343,6 +343,14 @@ int lt_step_run(lt_step *s, const float *x, const int32_t *y, int n, float lr) {
         if (y[i] < 0 || y[i] >= s->C)
             return lt_err(LT_EINVAL, "step: label[%d] = %d outside [0, %d)", i, (int)y[i], s->C);
     if (!isfinite(lr)) return lt_err(LT_EINVAL, "step: learning rate %g", (double)lr);
+    if (lt_model_layout(s->m) == LT_LAYOUT_NHWC) {
+        /* the loss reads the logits rows as C classes in order: NHWC
+         * would permute a logits node of more than one pixel */
+        const lt_shape ls = lt_node_shape(lt_model_node_const(s->m, s->logits));
+        if (ls.h * ls.w > 1)
+            return lt_err(LT_EINVAL, "step: the logits node has %dx%d pixels, which NHWC stores channel-last: "
+                          "use NCHW for this model", ls.h, ls.w);
+    }
     int rc = s->dev ? dev_step(s, x, y, n, lr) : cpu_step(s, x, y, n, lr);
     if (!rc) s->info.steps++;
     return rc;

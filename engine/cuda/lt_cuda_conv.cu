@@ -277,17 +277,21 @@ int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_ge
     struct lt_cuda_conv_plan *p;
     LT_TRY(get_plan(ctx, layout, g, N, &p));
     const float one = 1.0f, zero = 0.0f;
+    /* first: the bias gradient may grow (move) the workspace that the
+     * scratch pointers below point into */
+    if (db) LT_TRY(lt_cuda_bias_grad(ctx, layout, N, g->co, (size_t)g->ho * g->wo, dy, db));
     /* NHWC scratch: [converted w | the filter gradient], behind the larger
-     * of the two directions' workspaces */
+     * of the two directions' workspaces, each 256-byte aligned as cuDNN's
+     * other pointers are */
     const size_t nwt = wt_floats(p);
     const size_t off = wt_offset(p->ws_bwd_data > p->ws_bwd_filter ? p->ws_bwd_data : p->ws_bwd_filter);
+    const size_t off2 = wt_offset(off + nwt * sizeof(float));
     float *wt = NULL, *dwt = NULL;
     if (nwt && (dw || dx)) {
-        LT_TRY(lt_cuda_ws_reserve(ctx, off + 2 * nwt * sizeof(float)));
+        LT_TRY(lt_cuda_ws_reserve(ctx, off2 + nwt * sizeof(float)));
         wt = (float *)((char *)ctx->ws + off);
-        dwt = wt + nwt;
+        dwt = (float *)((char *)ctx->ws + off2);
     }
-    if (db) LT_TRY(lt_cuda_bias_grad(ctx, layout, N, g->co, (size_t)g->ho * g->wo, dy, db));
     if (dw) {
         LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_bwd_filter));
         LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");

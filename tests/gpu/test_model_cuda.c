@@ -58,13 +58,17 @@
  *                   heads in fp32, ResNet-50 in tf32 (PyTorch's
  *                   channels_last case); deterministic and fusion cases
  *                   repeated in NHWC;
- *   nhwc_host_copies  a node of many pixels read back (lt_model_out_to_host)
- *                   from an NHWC model equals the NCHW model's within the
- *                   conv tolerance, and a tap gradient written into one and
- *                   read back is the same values (the host sees NCHW);
- *   layout_refused  NHWC on a cpu model, on a model whose plugin layer
- *                   reads a many-pixel tensor, on a linear layer reading
- *                   one: LT_EINVAL naming the layer, the model unchanged;
+ *   nhwc_host_copies  nodes of many pixels read back (lt_model_out_to_host,
+ *                   then lt_model_dout_to_host after a backward from the
+ *                   same logits tap) from an NHWC model equal the NCHW
+ *                   model's within the conv tolerance; a gradient written
+ *                   in reads back as written (the host sees NCHW); a
+ *                   backward after a layout switch is LT_ESTATE;
+ *   layout_refused  NHWC before finalize: LT_ESTATE; on a cpu model, on a
+ *                   model whose plugin layer reads a many-pixel tensor, on
+ *                   a linear layer reading one: LT_EINVAL naming the layer,
+ *                   the model unchanged; lt_step_run with a many-pixel
+ *                   logits node in NHWC: LT_EINVAL;
  *   plugin          a plugin layer without forward_cuda: forward fails with
  *                   LT_EINVAL naming the layer, before any work;
  * and, running on every machine:
@@ -106,6 +110,7 @@
 #include "lt_model.h"
 #include "lt_model_impl.h"
 #include "lt_rng.h"
+#include "lt_step.h"
 #include "optable.h"
 #include "standin_dev.h"
 
@@ -610,15 +615,50 @@ static void test_nhwc_host_copies(void **s) {
         const double e = lt_ot_relerr(ya, yb, n);
         print_message("nhwc host copy of %s (%dx%dx%d): %.3g from the NCHW model's\n", names[k], sh.c, sh.h, sh.w, e);
         assert_true(e <= 1e-4);
-        /* a gradient in and out: the host's order both ways */
-        for (size_t i = 0; i < n; i++) ya[i] = (float)i;
-        assert_int_equal(lt_model_dout_from_host(mb, nd, a.N, ya), LT_OK);
-        assert_int_equal(lt_model_dout_to_host(mb, nd, a.N, back), LT_OK);
-        assert_memory_equal(ya, back, n * sizeof(float));
         free(ya);
         free(yb);
         free(back);
     }
+    /* gradients: the same tap on the logits of both, a backward, then the
+     * many-pixel nodes' dy read back (converted) against the NCHW model's */
+    const size_t nl = (size_t)a.N * a.classes;
+    float *dl = malloc(nl * sizeof(float));
+    assert_non_null(dl);
+    for (size_t i = 0; i < nl; i++) dl[i] = 0.05f * (float)((int)(i % 11) - 5);
+    lt_model *ms[2] = {ma, mb};
+    const int ls[2] = {la, lb};
+    for (int k = 0; k < 2; k++) {
+        lt_model_zero_grad(ms[k]);
+        assert_int_equal(lt_model_dout_from_host(ms[k], ls[k], a.N, dl), LT_OK);
+        assert_int_equal(lt_model_backward(ms[k], a.N, &ls[k], 1), LT_OK);
+    }
+    for (int k = 0; k < 3; k++) {
+        const int nd = lt_model_find(ma, names[k]);
+        const size_t n = (size_t)a.N * lt_model_out_size(ma, nd);
+        float *ga = malloc(n * sizeof(float)), *gb2 = malloc(n * sizeof(float)), *back = malloc(n * sizeof(float));
+        assert_non_null(ga);
+        assert_non_null(gb2);
+        assert_non_null(back);
+        assert_int_equal(lt_model_dout_to_host(ma, nd, a.N, ga), LT_OK);
+        assert_int_equal(lt_model_dout_to_host(mb, nd, a.N, gb2), LT_OK);
+        const double e = lt_ot_relerr(ga, gb2, n);
+        print_message("nhwc host copy of d %s: %.3g from the NCHW model's\n", names[k], e);
+        assert_true(e <= 1e-4);
+        /* and a gradient written in reads back as written */
+        for (size_t i = 0; i < n; i++) ga[i] = (float)i;
+        assert_int_equal(lt_model_dout_from_host(mb, nd, a.N, ga), LT_OK);
+        assert_int_equal(lt_model_dout_to_host(mb, nd, a.N, back), LT_OK);
+        assert_memory_equal(ga, back, n * sizeof(float));
+        free(ga);
+        free(gb2);
+        free(back);
+    }
+    free(dl);
+    /* a backward in another layout than its forward is refused */
+    assert_int_equal(lt_model_set_layout(mb, LT_LAYOUT_NCHW), LT_OK);
+    lt_err_clear();
+    assert_int_equal(lt_model_backward(mb, a.N, &lb, 1), LT_ESTATE);
+    print_message("backward after a layout switch: %s\n", lt_errmsg());
     lt_model_free(ma);
     lt_model_free(mb);
     lt_backend_free(gb);
@@ -668,6 +708,8 @@ static void layout_refused_on(lt_backend *b, int plugin) {
     assert_int_equal(lt_model_create_on(&m, (lt_shape){1, 1, 8, 8}, b), LT_OK);
     int c = lt_add_conv(m, "conv", "backbone", 0, 4, 3, 1, 1, 1, 0);
     assert_true(c > 0);
+    /* before finalize: more nodes may come, which the check could not see */
+    assert_int_equal(lt_model_set_layout(m, LT_LAYOUT_NHWC), LT_ESTATE);
     if (plugin) assert_true(lt_model_add(m, &plugin_ops, "odd_norm", "backbone", c, -1, NULL, 0) > 0);
     else assert_true(lt_add_linear(m, "flat_fc", "head", c, 5, 1) > 0);
     assert_int_equal(lt_model_finalize(m, 1), LT_OK);
@@ -702,6 +744,29 @@ static void test_layout_refused(void **s) {
     NEED_GPU(gb, LT_CUDA_FP32, 0);
     layout_refused_on(gb, 1);
     layout_refused_on(gb, 0);
+    /* a training step whose logits node has many pixels (a conv's 2x4x4 as
+     * 32 classes): NHWC would permute them, so lt_step_run refuses */
+    assert_int_equal(lt_model_create_on(&m, (lt_shape){1, 1, 4, 4}, gb), LT_OK);
+    const int lg = lt_add_conv(m, "conv_logits", "head", 0, 2, 3, 1, 1, 1, 1);
+    assert_true(lg > 0);
+    assert_int_equal(lt_model_finalize(m, 1), LT_OK);
+    assert_int_equal(lt_model_set_batch(m, 2), LT_OK);
+    assert_int_equal(lt_model_set_layout(m, LT_LAYOUT_NHWC), LT_OK);
+    lt_optim o;
+    assert_int_equal(lt_optim_init(&o, m, LT_OPT_SGD, 0.9f, 0.0f, 0), LT_OK);
+    lt_step_opts so;
+    lt_step_opts_default(&so);
+    lt_step *st = NULL;
+    assert_int_equal(lt_step_create(&st, m, &o, lg, 2, 32, &so), LT_OK);
+    float x[2 * 16] = {0};
+    int32_t y[2] = {1, 30};
+    lt_err_clear();
+    assert_int_equal(lt_step_run(st, x, y, 2, 0.1f), LT_EINVAL);
+    print_message("step with many-pixel logits in NHWC: %s\n", lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), "NHWC"));
+    lt_step_free(st);
+    lt_optim_free(&o);
+    lt_model_free(m);
     lt_backend_free(gb);
 }
 
