@@ -252,25 +252,33 @@ FAILED=$saved
 # tests/gpu/ncu_summary.py sums them by name and kind into the log.
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ -n "$NCU" ] && [ -x "$BUILD/bench_gpu" ]; then
-    # each model: ltbench's step, then PyTorch's (bench_gpu_torch.py, the
-    # same model, batch and math mode as make bench-gpu)
-    for mm in resnet32_cifar:fp32:3:32:128:100 resnet50:tf32:3:224:256:1000; do
-        IFS=: read -r m mode c hw batch classes <<< "$mm"
-        for side in ltbench pytorch; do
+    # each model: ltbench's step (ResNet-50 tf32 in NHWC first, then NCHW),
+    # then PyTorch's once (bench_gpu_torch.py, the same model, batch and
+    # math mode as make bench-gpu)
+    declare -A PROFILED=()
+    for mm in resnet32_cifar:fp32:3:32:128:100:nchw resnet50:tf32:3:224:256:1000:nhwc \
+              resnet50:tf32:3:224:256:1000:nchw; do
+        IFS=: read -r m mode c hw batch classes lay <<< "$mm"
+        sides=ltbench
+        [ -n "${PROFILED[$m:$mode]:-}" ] || sides="ltbench pytorch"
+        PROFILED[$m:$mode]=1
+        for side in $sides; do
             if [ "$side" = ltbench ]; then
-                cmd=("$BUILD/bench_gpu" --models "$m" --modes "$mode" --no-torch --seconds 0.2)
+                tag=$mode-$lay
+                cmd=("$BUILD/bench_gpu" --models "$m" --modes "$mode" --layouts "$lay" --no-torch --seconds 0.2)
             else
+                tag=$mode
                 cmd=(python3 tests/bench/bench_gpu_torch.py --seconds 0.2 --modes "$mode" "$m:$c:$hw:$batch:$classes")
             fi
             saved=$FAILED
             # the GPU's own clocks and warm caches, as in the bench (ncu's
             # defaults lock base clocks and flush caches before each kernel)
-            if step "profile-$side-$m-$mode" 120 env LT_BENCH_PROFILE=1 "$NCU" --profile-from-start off \
+            if step "profile-$side-$m-$tag" 120 env LT_BENCH_PROFILE=1 "$NCU" --profile-from-start off \
                 --clock-control none --cache-control none \
-                --metrics gpu__time_duration.sum --csv --page raw --log-file "$GPU_LOGS/ncu-$side-$m-$mode.csv" \
+                --metrics gpu__time_duration.sum --csv --page raw --log-file "$GPU_LOGS/ncu-$side-$m-$tag.csv" \
                 "${cmd[@]}"; then
-                python3 tests/gpu/ncu_summary.py "$GPU_LOGS/ncu-$side-$m-$mode.csv" 2>&1 |
-                    sed "s/^ncu-summary:/ncu-summary: $side $m $mode:/" | tee -a "$LOGDIR/bench-gpu.txt"
+                python3 tests/gpu/ncu_summary.py "$GPU_LOGS/ncu-$side-$m-$tag.csv" 2>&1 |
+                    sed "s/^ncu-summary:/ncu-summary: $side $m $tag:/" | tee -a "$LOGDIR/bench-gpu.txt"
             fi
             FAILED=$saved   # auxiliary
         done
