@@ -395,7 +395,7 @@ int main(int argc, char **argv) {
     if (have_torch) printf("bench-gpu: pytorch: %s%s%s\n", tinfo, twhy[0] ? "; " : "", twhy);
     else printf("bench-gpu: pytorch: skipped (%s)\n", twhy);
 
-    int rc = 0, met = 0, judged = 0;
+    int rc = 0, met[2] = {0, 0}, judged[2] = {0, 0};   /* per layout */
     char dev[512] = "";
     const lt_gpu_peak *peak = NULL;
     for (int i = 0; i < N_CFGS; i++)
@@ -421,10 +421,12 @@ int main(int argc, char **argv) {
                         printf("bench-gpu: peak of the %s: fp32 %.1f TFLOP/s, tf32 %.1f TFLOP/s\n", peak->product,
                                peak->fp32_tflops, peak->tf32_tflops);
                 }
-                print_pair(&CFGS[i], k, lay, 1, &lt[i][k][l], &pt[i][k], flop_fwd, peak, &met, &judged);
-                print_pair(&CFGS[i], k, lay, 0, &lt[i][k][l], &pt[i][k], flop_fwd, peak, &met, &judged);
+                print_pair(&CFGS[i], k, lay, 1, &lt[i][k][l], &pt[i][k], flop_fwd, peak, &met[l], &judged[l]);
+                print_pair(&CFGS[i], k, lay, 0, &lt[i][k][l], &pt[i][k], flop_fwd, peak, &met[l], &judged[l]);
                 fflush(stdout);
             }
-    printf("bench-gpu: train targets met: %d of %d judged%s\n", met, judged, rc ? " (some ltbench runs FAILED)" : "");
+    /* NCHW is what `ltbench run --device cuda` runs: its count first */
+    printf("bench-gpu: train targets met: %d of %d judged (nchw), %d of %d (nhwc)%s\n", met[0], judged[0], met[1],
+           judged[1], rc ? " (some ltbench runs FAILED)" : "");
     return rc;
 }
