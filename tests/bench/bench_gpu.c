@@ -398,6 +398,7 @@ int main(int argc, char **argv) {
     int rc = 0, met[2] = {0, 0}, judged[2] = {0, 0};   /* per layout */
     char dev[512] = "";
     const lt_gpu_peak *peak = NULL;
+    int dev_said = 0;   /* the device line once, known peak or not */
     for (int i = 0; i < N_CFGS; i++)
         for (int k = 0; k < 2; k++)
             for (int l = 0; l < 2; l++) {
@@ -412,7 +413,8 @@ int main(int argc, char **argv) {
                     rc = 1;
                     continue;
                 }
-                if (!peak) {
+                if (!dev_said) {
+                    dev_said = 1;
                     peak = lt_gpu_peak_find(dev);
                     printf("bench-gpu: ltbench: %s; peak %s\n", dev,
                            peak ? "from NVIDIA's data sheet (tests/gpu_peak.c), dense"
