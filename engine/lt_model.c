@@ -416,11 +416,12 @@ static int run_fused(lt_model *m, int i, int fuse, int N) {
     return fusion_of(pn)->forward_epilogue(m, pn, N, out, &ep);
 }
 
+/* Pixels of a shape: a tensor of one pixel is the same bytes in NCHW and NHWC. */
+static int px(lt_shape s) { return s.h * s.w; }
+
 /* 1 when a device model's input rows go through xin_t: NHWC, and an input
- * with more than one pixel (1x1 rows are the same bytes in both layouts). */
-static int in_converted(const lt_model *m) {
-    return m->dev && m->layout == LT_LAYOUT_NHWC && m->in_shape.h * m->in_shape.w > 1;
-}
+ * of more than one pixel. */
+static int in_converted(const lt_model *m) { return m->dev && m->layout == LT_LAYOUT_NHWC && px(m->in_shape) > 1; }
 
 /* set_batch's allocation on a device: activations (+ saved), scratch and
  * the input rows (and their NHWC copy), each grown when needed. */
@@ -820,8 +821,6 @@ int lt_model_training(const lt_model *m) { return m->training; }
 float *lt_model_scratch(lt_model *m) { return m->scratch; }
 void lt_model_set_no_fuse(lt_model *m, int no_fuse) { m->no_fuse = no_fuse != 0; }
 
-static int px(lt_shape s) { return s.h * s.w; }
-
 int lt_model_set_layout(lt_model *m, lt_layout layout) {
     if (layout != LT_LAYOUT_NCHW && layout != LT_LAYOUT_NHWC) return lt_err(LT_EINVAL, "model: layout %d", (int)layout);
     /* the check below covers the nodes there are: all of them, after finalize */
@@ -1010,12 +1009,6 @@ static int rows_check(const lt_model *m, int node, int N, int grad) {
     return LT_OK;
 }
 
-/* A node's rows held NHWC on the device under layout l (more than one
- * pixel); the host always sees NCHW, converted through a host copy (these
- * are not the training loop's copies). */
-static int node_nhwc(const lt_model *m, int node, lt_layout l) {
-    return m->dev && l == LT_LAYOUT_NHWC && px(m->nodes[node].shape) > 1;
-}
 static void host_convert(int to_nhwc, int N, int C, int HW, const float *src, float *dst) {
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++)
@@ -1025,44 +1018,42 @@ static void host_convert(int to_nhwc, int N, int C, int HW, const float *src, fl
                 else dst[a] = src[b];
             }
 }
-static int node_out(lt_model *m, int node, int N, float *dst, const float *src, lt_layout l) {
-    const size_t n = (size_t)N * lt_model_out_size(m, node);
-    if (!node_nhwc(m, node, l)) return copy_out(m, dst, src, n * sizeof(float));
-    if (!dst) return lt_err(LT_EINVAL, "model: host copy with a NULL buffer");
-    float *t = malloc(n * sizeof(float) + 1);
-    if (!t) return lt_err(LT_ENOMEM, "model: out of memory for an NHWC copy of '%s'", m->nodes[node].name);
-    const int rc = copy_out(m, t, src, n * sizeof(float));
+/* N rows of a node between the host, which always sees NCHW, and the
+ * model's buffer (out: buffer -> host): a plain copy, or, for a node of
+ * many pixels held NHWC by the last forward (the layout its backward
+ * reads too), through a host buffer converted on the way (these are not
+ * the training loop's copies). */
+static int node_copy(lt_model *m, int node, int N, float *dst, const float *src, int out) {
     const lt_shape s = m->nodes[node].shape;
-    if (!rc) host_convert(0, N, s.c, px(s), t, dst);
-    free(t);
-    return rc;
-}
-static int node_in(lt_model *m, int node, int N, float *dst, const float *src) {
-    const size_t n = (size_t)N * lt_model_out_size(m, node);
-    if (!node_nhwc(m, node, m->fwd_layout)) return copy_in(m, dst, src, n * sizeof(float));
-    if (!src) return lt_err(LT_EINVAL, "model: host copy with a NULL buffer");
-    float *t = malloc(n * sizeof(float) + 1);
+    const size_t bytes = (size_t)N * lt_model_out_size(m, node) * sizeof(float);
+    if (!m->dev || m->fwd_layout != LT_LAYOUT_NHWC || px(s) <= 1)
+        return out ? copy_out(m, dst, src, bytes) : copy_in(m, dst, src, bytes);
+    if (!dst || !src) return lt_err(LT_EINVAL, "model: host copy with a NULL buffer");
+    float *t = malloc(bytes + 1);
     if (!t) return lt_err(LT_ENOMEM, "model: out of memory for an NHWC copy of '%s'", m->nodes[node].name);
-    const lt_shape s = m->nodes[node].shape;
-    host_convert(1, N, s.c, px(s), src, t);
-    const int rc = copy_in(m, dst, t, n * sizeof(float));   /* a pageable copy: t is read before it returns */
+    int rc;
+    if (out) {
+        rc = copy_out(m, t, src, bytes);
+        if (!rc) host_convert(0, N, s.c, px(s), t, dst);
+    } else {
+        host_convert(1, N, s.c, px(s), src, t);
+        rc = copy_in(m, dst, t, bytes);   /* a pageable copy: t is read before it returns */
+    }
     free(t);
     return rc;
 }
 
 int lt_model_out_to_host(lt_model *m, int node, int N, float *dst) {
     LT_TRY(rows_check(m, node, N, 0));
-    return node_out(m, node, N, dst, m->nodes[node].y, m->fwd_layout);
+    return node_copy(m, node, N, dst, m->nodes[node].y, 1);
 }
 int lt_model_dout_to_host(lt_model *m, int node, int N, float *dst) {
     LT_TRY(rows_check(m, node, N, 1));
-    return node_out(m, node, N, dst, m->nodes[node].dy, m->fwd_layout);
+    return node_copy(m, node, N, dst, m->nodes[node].dy, 1);
 }
-/* in the last forward's layout, which the backward reads (it refuses to run
- * in another) */
 int lt_model_dout_from_host(lt_model *m, int node, int N, const float *src) {
     LT_TRY(rows_check(m, node, N, 1));
-    return node_in(m, node, N, m->nodes[node].dy, src);
+    return node_copy(m, node, N, m->nodes[node].dy, src, 0);
 }
 int lt_model_param_to_host(lt_model *m, int i, float *w, float *g) {
     if (i < 0 || i >= m->n_params || !m->finalized) return lt_err(LT_EINVAL, "model: no parameter %d", i);

@@ -193,8 +193,8 @@ __device__ static inline void stv(float *p, const float *v) {
  * coefficients (one thread adding up to 1024 pairs in turn, an L2 round
  * trip each, would take tens of microseconds: at CIFAR sizes more than
  * the pass over the tensor). The order depends on S only.
- * The coefficients are stored channel-minor (coef[k*C + c]) for the NHWC
- * apply kernels, whose consecutive threads take consecutive channels. */
+ * The coefficients are stored channel-minor (coef[k*C + c], both layouts):
+ * the NHWC apply kernels' consecutive threads take consecutive channels. */
 
 __device__ static inline float bn_affine(float v, float mu, float a, float b) { return (v - mu) * a + b; }
 __device__ static inline float relu1(float v) { return v > 0.0f ? v : 0.0f; }
@@ -255,8 +255,7 @@ static int bn_ws_get(lt_cuda_ctx *ctx, lt_layout layout, size_t M, int C, struct
  * parameter gradients and, when coef is set, the coefficients of dx, with
  * the saved smean / srstd (train) or, evar set, the running variance
  * (eval); what 2 (the NHWC conv bias gradient): dbeta[c] += the sum.
- * Coefficient k of channel c is coef[c*cs + k*ks]: cs = 5, ks = 1 (NCHW),
- * cs = 1, ks = C (NHWC). */
+ * Coefficient k of channel c is coef[k*C + c] in both layouts. */
 struct bn_fin {
     int what;
     const float *gamma, *beta;
@@ -264,15 +263,10 @@ struct bn_fin {
     float momentum, eps;
     const float *smean, *srstd, *evar;
     float *dgamma, *dbeta, *coef;
-    unsigned cs, ks;
+    unsigned C;   /* coef's stride between coefficients */
 };
 
-static void bn_fin_layout(bn_fin *f, lt_layout layout, int C) {
-    f->cs = layout == LT_LAYOUT_NHWC ? 1u : 5u;
-    f->ks = layout == LT_LAYOUT_NHWC ? (unsigned)C : 1u;
-}
-
-static bn_fin bn_fin_fwd(lt_layout layout, int C, const float *gamma, const float *beta, float *mean, float *rstd,
+static bn_fin bn_fin_fwd(int C, const float *gamma, const float *beta, float *mean, float *rstd,
                          float *run_mean, float *run_var, float momentum, float eps, float *coef) {
     bn_fin f = {};
     f.what = 0;
@@ -285,13 +279,13 @@ static bn_fin bn_fin_fwd(lt_layout layout, int C, const float *gamma, const floa
     f.momentum = momentum;
     f.eps = eps;
     f.coef = coef;
-    bn_fin_layout(&f, layout, C);
+    f.C = (unsigned)C;
     return f;
 }
 
 /* train: smean / srstd saved by the forward; eval: evar (the running
  * variance) and eps */
-static bn_fin bn_fin_bwd(lt_layout layout, int C, const float *gamma, const float *smean, const float *srstd,
+static bn_fin bn_fin_bwd(int C, const float *gamma, const float *smean, const float *srstd,
                          const float *evar, float eps, float *dgamma, float *dbeta, float *coef) {
     bn_fin f = {};
     f.what = 1;
@@ -303,12 +297,12 @@ static bn_fin bn_fin_bwd(lt_layout layout, int C, const float *gamma, const floa
     f.dgamma = dgamma;
     f.dbeta = dbeta;
     f.coef = coef;
-    bn_fin_layout(&f, layout, C);
+    f.C = (unsigned)C;
     return f;
 }
 
 __device__ static inline float &coef_at(const bn_fin &f, int c, int k) {
-    return f.coef[(size_t)c * f.cs + (size_t)k * f.ks];
+    return f.coef[(size_t)k * f.C + (size_t)c];
 }
 
 /* NCHW: the channel's two totals, the partial pairs added in order s = 0 ..
@@ -533,12 +527,12 @@ static int bn_part_launch(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, int 
 __global__ static void k_bn_apply(size_t total, int C, int HW, const float *x, const float *coef, int relu, float *y) {
     GRID_LOOP(i, total) {
         const size_t c = (size_t)chan_of(i, (size_t)HW, C);
-        const float v = bn_affine(x[i], coef[c * 5], coef[c * 5 + 1], coef[c * 5 + 2]);
+        const float v = bn_affine(x[i], coef[c], coef[C + c], coef[2 * (size_t)C + c]);
         y[i] = relu ? relu1(v) : v;
     }
 }
 
-/* NHWC apply: coef channel-minor (coef[k*C + c]) */
+/* NHWC apply */
 template <int VW>
 __global__ static void k_bnh_apply(size_t nvec, int C, const float *x, const float *coef, int relu, float *y) {
     NHWC_THREAD(t, G, c0, C);
@@ -578,7 +572,7 @@ int lt_cuda_bn_forward_train(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, i
     if (!mean || !rstd) return lt_err(LT_EINVAL, "cuda bn: NULL mean / rstd");
     struct bn_ws w;
     LT_TRY(bn_ws_get(ctx, layout, (size_t)N * HW, C, &w));
-    const bn_fin f = bn_fin_fwd(layout, C, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, w.coef);
+    const bn_fin f = bn_fin_fwd(C, gamma, beta, mean, rstd, run_mean, run_var, momentum, eps, w.coef);
     LT_TRY(bn_part_launch(ctx, layout, N, C, HW, &w, x, NULL, NULL, NULL, f));
     LT_TRY(launch_ok("bn forward (train): statistics"));
     const size_t total = (size_t)N * C * HW;
@@ -646,15 +640,15 @@ __global__ static void k_bn_bwd_dx(size_t total, int C, int HW, const float *x, 
                                    const float *coef, float *dx, int set) {
     GRID_LOOP(i, total) {
         const size_t c = (size_t)chan_of(i, (size_t)HW, C);
-        const float *k = coef + c * 5;
+        const float *k = coef + c;   /* coefficient q at k[q * C] */
         const float d = r ? relu_masked(dy[i], r[i]) : dy[i];
-        const float v = k[0] * d + k[1] * ((x[i] - k[3]) * k[4]) + k[2];
+        const float v = k[0] * d + k[C] * ((x[i] - k[3 * (size_t)C]) * k[4 * (size_t)C]) + k[2 * (size_t)C];
         if (set) dx[i] = v;
         else dx[i] += v;
     }
 }
 
-/* NHWC: coef channel-minor (coef[k*C + c]) */
+/* NHWC */
 template <int VW>
 __global__ static void k_bnh_bwd_dx(size_t nvec, int C, const float *x, const float *dy, const float *r,
                                     const float *coef, float *dx, int set) {
@@ -688,7 +682,7 @@ int lt_cuda_bn_backward_train(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, 
     if (!dx && !dgamma && !dbeta) return LT_OK;
     struct bn_ws w;
     LT_TRY(bn_ws_get(ctx, layout, (size_t)N * HW, C, &w));
-    const bn_fin f = bn_fin_bwd(layout, C, gamma, mean, rstd, NULL, 0.0f, dgamma, dbeta, dx ? w.coef : NULL);
+    const bn_fin f = bn_fin_bwd(C, gamma, mean, rstd, NULL, 0.0f, dgamma, dbeta, dx ? w.coef : NULL);
     LT_TRY(bn_part_launch(ctx, layout, N, C, HW, &w, x, dy, r, mean, f));
     LT_TRY(launch_ok("bn backward (train): sums"));
     if (!dx) return LT_OK;
@@ -743,7 +737,7 @@ int lt_cuda_bn_backward_eval(lt_cuda_ctx *ctx, lt_layout layout, int N, int C, i
     if (dgamma || dbeta) {
         struct bn_ws w;
         LT_TRY(bn_ws_get(ctx, layout, (size_t)N * HW, C, &w));
-        const bn_fin f = bn_fin_bwd(layout, C, gamma, NULL, NULL, run_var, eps, dgamma, dbeta, NULL);
+        const bn_fin f = bn_fin_bwd(C, gamma, NULL, NULL, run_var, eps, dgamma, dbeta, NULL);
         LT_TRY(bn_part_launch(ctx, layout, N, C, HW, &w, x, dy, NULL, run_mean, f));
         LT_TRY(launch_ok("bn backward (eval, parameters)"));
     }

@@ -63,6 +63,7 @@
  *                   same logits tap) from an NHWC model equal the NCHW
  *                   model's within the conv tolerance; a gradient written
  *                   in reads back as written (the host sees NCHW); a
+ *                   larger set_batch after the layout still matches; a
  *                   backward after a layout switch is LT_ESTATE;
  *   layout_refused  NHWC before finalize: LT_ESTATE; on a cpu model, on a
  *                   model whose plugin layer reads a many-pixel tensor, on
@@ -580,6 +581,22 @@ static void test_fusion_bit_identical(void **s) {
     lt_backend_free(gb);
 }
 
+/* Node nd of two models read back to the host (grad: its gradient),
+ * max |b - a| / max |a|. */
+static double readback_err(lt_model *ma, lt_model *mb, int nd, int N, int grad) {
+    const size_t n = (size_t)N * lt_model_out_size(ma, nd);
+    float *ya = malloc(n * sizeof(float)), *yb = malloc(n * sizeof(float));
+    assert_non_null(ya);
+    assert_non_null(yb);
+    int (*read)(lt_model *, int, int, float *) = grad ? lt_model_dout_to_host : lt_model_out_to_host;
+    assert_int_equal(read(ma, nd, N, ya), LT_OK);
+    assert_int_equal(read(mb, nd, N, yb), LT_OK);
+    const double e = lt_ot_relerr(ya, yb, n);
+    free(ya);
+    free(yb);
+    return e;
+}
+
 /* A many-pixel node read back from an NHWC model is the NCHW model's
  * (within the conv tolerance: cuDNN may pick other kernels per layout),
  * and a gradient written into it reads back as written. */
@@ -605,19 +622,9 @@ static void test_nhwc_host_copies(void **s) {
         assert_true(nd > 0);
         const lt_shape sh = lt_node_shape(lt_model_node_const(ma, nd));
         assert_true(sh.h * sh.w > 1 && sh.c > 1);
-        const size_t n = (size_t)a.N * lt_model_out_size(ma, nd);
-        float *ya = malloc(n * sizeof(float)), *yb = malloc(n * sizeof(float)), *back = malloc(n * sizeof(float));
-        assert_non_null(ya);
-        assert_non_null(yb);
-        assert_non_null(back);
-        assert_int_equal(lt_model_out_to_host(ma, nd, a.N, ya), LT_OK);
-        assert_int_equal(lt_model_out_to_host(mb, nd, a.N, yb), LT_OK);
-        const double e = lt_ot_relerr(ya, yb, n);
+        const double e = readback_err(ma, mb, nd, a.N, 0);
         print_message("nhwc host copy of %s (%dx%dx%d): %.3g from the NCHW model's\n", names[k], sh.c, sh.h, sh.w, e);
         assert_true(e <= 1e-4);
-        free(ya);
-        free(yb);
-        free(back);
     }
     /* gradients: the same tap on the logits of both, a backward, then the
      * many-pixel nodes' dy read back (converted) against the NCHW model's */
@@ -634,26 +641,37 @@ static void test_nhwc_host_copies(void **s) {
     }
     for (int k = 0; k < 3; k++) {
         const int nd = lt_model_find(ma, names[k]);
-        const size_t n = (size_t)a.N * lt_model_out_size(ma, nd);
-        float *ga = malloc(n * sizeof(float)), *gb2 = malloc(n * sizeof(float)), *back = malloc(n * sizeof(float));
-        assert_non_null(ga);
-        assert_non_null(gb2);
-        assert_non_null(back);
-        assert_int_equal(lt_model_dout_to_host(ma, nd, a.N, ga), LT_OK);
-        assert_int_equal(lt_model_dout_to_host(mb, nd, a.N, gb2), LT_OK);
-        const double e = lt_ot_relerr(ga, gb2, n);
+        const double e = readback_err(ma, mb, nd, a.N, 1);
         print_message("nhwc host copy of d %s: %.3g from the NCHW model's\n", names[k], e);
         assert_true(e <= 1e-4);
         /* and a gradient written in reads back as written */
-        for (size_t i = 0; i < n; i++) ga[i] = (float)i;
-        assert_int_equal(lt_model_dout_from_host(mb, nd, a.N, ga), LT_OK);
+        const size_t n = (size_t)a.N * lt_model_out_size(mb, nd);
+        float *g = malloc(n * sizeof(float)), *back = malloc(n * sizeof(float));
+        assert_non_null(g);
+        assert_non_null(back);
+        for (size_t i = 0; i < n; i++) g[i] = (float)i;
+        assert_int_equal(lt_model_dout_from_host(mb, nd, a.N, g), LT_OK);
         assert_int_equal(lt_model_dout_to_host(mb, nd, a.N, back), LT_OK);
-        assert_memory_equal(ga, back, n * sizeof(float));
-        free(ga);
-        free(gb2);
+        assert_memory_equal(g, back, n * sizeof(float));
+        free(g);
         free(back);
     }
     free(dl);
+    /* a larger batch planned after the layout: the NHWC input copy grows */
+    net a3 = a;
+    a3.N = 3;
+    float *x3;
+    int32_t *y3;
+    batch(&a3, &x3, &y3);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(lt_model_set_batch(ms[k], a3.N), LT_OK);
+        assert_int_equal(lt_model_forward(ms[k], x3, a3.N, 0), LT_OK);
+    }
+    const double e3 = readback_err(ma, mb, lt_model_find(ma, "conv1"), a3.N, 0);
+    print_message("nhwc after set_batch(%d): conv1 %.3g from the NCHW model's\n", a3.N, e3);
+    assert_true(e3 <= 1e-4);
+    free(x3);
+    free(y3);
     /* a backward in another layout than its forward is refused */
     assert_int_equal(lt_model_set_layout(mb, LT_LAYOUT_NCHW), LT_OK);
     lt_err_clear();
