@@ -126,9 +126,9 @@ help:
 	@echo "make imagenet-lt-fixture  the synthetic ImageNet-LT look-alike (dataset imagenet_lt_fixture) likewise"
 	@echo "make fuzz         libFuzzer targets of every input parser, FUZZ_SECONDS (60) each, + tests/fuzz/regressions"
 	@echo "make fuzz-deps    install Debian clang-14, libclang-rt-14-dev, libomp-14-dev for make fuzz"
-	@echo "make reproduce METHOD=m [REUSE=any] [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32] [DETERMINISTIC=0|1]"
+	@echo "make reproduce METHOD=m [REUSE=any] [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32] [LAYOUT=nchw|nhwc] [DETERMINISTIC=0|1]"
 	@echo "                  runs (re-using current ones), leaderboard, figures"
-	@echo "make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [DETERMINISTIC=0|1] [SWEEP_ARGS=...]"
+	@echo "make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [LAYOUT=..] [DETERMINISTIC=0|1] [SWEEP_ARGS=...]"
 	@echo "                  a grid of runs (shared stage 1 once, finished runs skipped), leaderboard, figures;"
 	@echo "                  SWEEP_ARGS='--executor slurm --partition P' submits job arrays (ltbench sweep --help)"
 	@echo "make slurm-deps   install Debian slurm-wlm and munge (for the Slurm test of make test)"
@@ -171,10 +171,11 @@ $(HARNESS_LIB): $(call obj,$(HARNESS_SRC))
 ltbench: $(call obj,harness/main.c) $(METHOD_OBJ) $(LIBS)
 	$(CC) $(CFLAGS) $(DYN_LDFLAGS) -o $@ $(call obj,harness/main.c) $(METHOD_OBJ) $(DYN_LIBS) $(LDLIBS)
 
-# TEST_LINK: how a test links the libraries; the module-load test links as
-# ./ltbench does, so the module resolves its engine symbols from it
+# TEST_LINK: how a test links the libraries; the tests that load a CUDA
+# module link as ./ltbench does, so the module resolves its engine symbols
+# from them
 TEST_LINK = $(LIBS)
-$(BUILD)/tests/test_backend_load: TEST_LINK = $(DYN_LDFLAGS) $(DYN_LIBS)
+$(BUILD)/tests/test_backend_load $(BUILD)/tests/test_run_cuemu: TEST_LINK = $(DYN_LDFLAGS) $(DYN_LIBS)
 $(BUILD)/tests/%: tests/%.c $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(TEST_LINK) $(LDLIBS) -lcmocka
@@ -423,11 +424,11 @@ fuzz-seeds: check-deps
 
 # ---- reporting: reproduce, leaderboard, figures, number regression ----------
 # make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [RESULTS=results]
-#                [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32] [DETERMINISTIC=0|1]
+#                [DEVICE=cpu|cuda|cuda:N] [MATH=fp32|tf32] [LAYOUT=nchw|nhwc] [DETERMINISTIC=0|1]
 #   dataset -> every seed (finished runs re-used) -> leaderboard -> figures,
 #   then the method's leaderboard row. A second call re-uses everything.
 #   DEVICE=cuda: the runs on the GPU (the CUDA module build/libltcuda.so is
-#   built first), their own rows; MATH only with it. GPU runs are
+#   built first), their own rows; MATH and LAYOUT only with it. GPU runs are
 #   deterministic (--deterministic: bit-identical reruns on the same GPU
 #   model, and the identity of the committed GPU rows) unless DETERMINISTIC=0.
 # make regress-ci: re-runs results/reference/ci.csv's runs from scratch in a
@@ -438,29 +439,30 @@ SEEDS    ?=
 RESULTS  ?= results
 DEVICE   ?=
 MATH     ?=
+LAYOUT   ?=
 DETERMINISTIC ?= $(if $(filter cuda%,$(DEVICE)),1,0)
-# --device / --math / --deterministic for the runs, and the CUDA module they load
-DEVICE_ARGS = $(if $(DEVICE),--device $(DEVICE)) $(if $(MATH),--math $(MATH)) \
+# --device / --math / --layout / --deterministic for the runs, and the CUDA module they load
+DEVICE_ARGS = $(if $(DEVICE),--device $(DEVICE)) $(if $(MATH),--math $(MATH)) $(if $(LAYOUT),--layout $(LAYOUT)) \
               $(if $(filter 1,$(DETERMINISTIC)),--deterministic)
 DEVICE_DEPS = $(if $(filter cuda%,$(DEVICE)),$(CUDA_SO))
 .PHONY: reproduce leaderboard figures regress-ci regen-grid regen-results verify-results sweep slurm-deps
 
 reproduce: check-deps
-	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [DEVICE=cuda] [MATH=tf32] [DETERMINISTIC=0]" >&2; exit 2; }
+	@test -n "$(METHOD)" || { echo "usage: make reproduce METHOD=m [PROTOCOL=fmnist_lt_r100] [SCALE=short] [SEEDS=0,1,2] [DEVICE=cuda] [MATH=tf32] [LAYOUT=nhwc] [DETERMINISTIC=0]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory ltbench $(DEVICE_DEPS)
 	$(if $(filter lvis_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory lvis-fixture)
 	$(if $(filter imagenet_lt_fixture,$(PROTOCOL)),@$(MAKE) --no-print-directory imagenet-lt-fixture)
 	./ltbench reproduce --method $(METHOD) --protocol $(PROTOCOL) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
 	    --results $(RESULTS) $(if $(REUSE),--reuse $(REUSE)) $(DEVICE_ARGS)
 
-# make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [DETERMINISTIC=0|1] [SWEEP_ARGS=...]
+# make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [LAYOUT=..] [DETERMINISTIC=0|1] [SWEEP_ARGS=...]
 #   ltbench sweep: the grid with its shared stage-1 runs, -j JOBS at a time
 #   (threads split over the cores), finished runs skipped, then leaderboard and
 #   figures. SWEEP_ARGS passes anything else (--dry-run, --status, --executor
 #   slurm --partition P ...).
 JOBS ?= 1
 sweep: check-deps
-	@test -n "$(METHODS)" -a -n "$(PROTOCOLS)" || { echo "usage: make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [DETERMINISTIC=0|1] [SWEEP_ARGS=...]" >&2; exit 2; }
+	@test -n "$(METHODS)" -a -n "$(PROTOCOLS)" || { echo "usage: make sweep METHODS=a,b PROTOCOLS=p,q [SEEDS=0,1,2] [SCALE=short] [JOBS=N] [DEVICE=..] [MATH=..] [LAYOUT=..] [DETERMINISTIC=0|1] [SWEEP_ARGS=...]" >&2; exit 2; }
 	@$(MAKE) --no-print-directory ltbench $(DEVICE_DEPS)
 	./ltbench sweep --methods $(METHODS) --protocols $(PROTOCOLS) --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) \
 	    --results $(RESULTS) -j $(JOBS) $(DEVICE_ARGS) $(SWEEP_ARGS)

@@ -131,6 +131,17 @@ const char *lt_cuda_math_name(lt_cuda_math m) {
     return m == LT_CUDA_FP32 ? "fp32" : m == LT_CUDA_TF32 ? "tf32" : "?";
 }
 
+int lt_layout_parse(const char *s, lt_layout *out) {
+    if (s && !strcmp(s, "nchw")) *out = LT_LAYOUT_NCHW;
+    else if (s && !strcmp(s, "nhwc")) *out = LT_LAYOUT_NHWC;
+    else return lt_err(LT_EINVAL, "layout '%s': expected nchw or nhwc", s ? s : "(none)");
+    return LT_OK;
+}
+
+const char *lt_layout_name(lt_layout l) {
+    return l == LT_LAYOUT_NCHW ? "nchw" : l == LT_LAYOUT_NHWC ? "nhwc" : "?";
+}
+
 int lt_backend_get_info(const lt_backend *b, lt_backend_info *out) {
     if (!b || !out) return lt_err(LT_EINVAL, "backend info: NULL argument");
     memset(out, 0, sizeof *out);

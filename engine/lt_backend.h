@@ -138,6 +138,10 @@ const char *lt_backend_kind_name(lt_backend_kind k);   /* "cpu", "cuda"; "?" out
 /* "fp32" "tf32" -> the math mode (`--math`); LT_EINVAL naming the choices. */
 int lt_cuda_math_parse(const char *s, lt_cuda_math *out);
 const char *lt_cuda_math_name(lt_cuda_math m);          /* the inverse; "?" out of range */
+/* "nchw" / "nhwc" (LT_EINVAL naming s otherwise), and the inverse ("?"
+ * out of range). */
+int lt_layout_parse(const char *s, lt_layout *out);
+const char *lt_layout_name(lt_layout l);
 
 /* What a backend computes on, as results record it (the fingerprint of
  * harness/lt_fingerprint.h). Versions are the libraries' integers:

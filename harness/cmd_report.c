@@ -63,7 +63,7 @@ static const char REGRESS_USAGE[] =
 static const char REPRODUCE_USAGE[] =
     "usage: ltbench reproduce --method M [--protocol P] [--scale S] [--seeds LIST] [--results DIR]\n"
     "                         [--data DIR] [--out DIR] [--threads N] [--reuse strict|any] [--no-report]\n"
-    "                         [--device D] [--math fp32|tf32] [--deterministic]\n"
+    "                         [--device D] [--math fp32|tf32] [--layout nchw|nhwc] [--deterministic]\n"
     "\n"
     "Build the protocol's dataset, run every seed, rebuild the leaderboard and the figures, and print\n"
     "the method's leaderboard row. A finished run of the same protocol file, dataset and method\n"
@@ -83,21 +83,22 @@ static const char REPRODUCE_USAGE[] =
     "  --no-report    only the runs: no leaderboard, figures or row (make regen-results)\n"
     "  --device D     cpu (default), cuda or cuda:N: the runs' device (`ltbench run --help`); cuda\n"
     "                 runs are their own rows, re-used only for cuda runs of the same math mode,\n"
-    "                 GPU model and CUDA libraries\n"
+    "                 layout, GPU model and CUDA libraries\n"
     "  --math M       cuda only: fp32 (default) or tf32\n"
+    "  --layout L     cuda only: the activation layout, nchw (default) or nhwc\n"
     "  --deterministic  cuda only: deterministic cuDNN algorithms (else timed on first use)\n";
 
 /* ---- option parsing ------------------------------------------------------------ */
 
 typedef struct {
     const char *results, *methods, *out, *plots, *scale, *reference, *seeds, *data, *method, *protocol, *reuse;
-    const char *device, *math;
+    const char *device, *math, *layout;
     int rerun, threads, help, no_report, deterministic;
 } opts;
 
 enum { O_RESULTS = 1, O_METHODS = 2, O_OUT = 4, O_PLOTS = 8, O_SCALE = 16, O_REF = 32, O_RERUN = 64,
        O_SEEDS = 128, O_THREADS = 256, O_DATA = 512, O_METHOD = 1024, O_PROTOCOL = 2048, O_REUSE = 4096,
-       O_NO_REPORT = 8192, O_DEVICE = 16384 /* --device, --math, --deterministic */ };
+       O_NO_REPORT = 8192, O_DEVICE = 16384 /* --device, --math, --layout, --deterministic */ };
 
 static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *usage)
 {
@@ -113,7 +114,7 @@ static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *u
         {"--seeds", O_SEEDS, offsetof(opts, seeds)},       {"--data", O_DATA, offsetof(opts, data)},
         {"--method", O_METHOD, offsetof(opts, method)},    {"--protocol", O_PROTOCOL, offsetof(opts, protocol)},
         {"--reuse", O_REUSE, offsetof(opts, reuse)},       {"--device", O_DEVICE, offsetof(opts, device)},
-        {"--math", O_DEVICE, offsetof(opts, math)},
+        {"--math", O_DEVICE, offsetof(opts, math)},        {"--layout", O_DEVICE, offsetof(opts, layout)},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -317,7 +318,7 @@ int lt_cmd_reproduce(int argc, char **argv)
         return 2;
     }
     lt_run_device dev;
-    if (lt_run_device_parse(o.device, o.math, o.deterministic, NULL, &dev) != LT_OK) {
+    if (lt_run_device_parse(o.device, o.math, o.layout, o.deterministic, NULL, &dev) != LT_OK) {
         fprintf(stderr, "ltbench reproduce: %s\n%s", lt_errmsg(), REPRODUCE_USAGE);
         return 2;
     }
@@ -386,7 +387,8 @@ int lt_cmd_reproduce(int argc, char **argv)
     int n_failed = 0;
     const int any = o.reuse && !strcmp(o.reuse, "any");
     lt_fingerprint now;
-    lt_fingerprint_current_on(&now, o.threads > 0 ? o.threads : 2, &dev_info);   /* threads: the runner's default */
+    /* threads: the runner's default */
+    lt_fingerprint_current_on(&now, o.threads > 0 ? o.threads : 2, &dev_info, dev.layout);
     char overridden[1024] = "";   /* seeds re-used under --reuse any despite a mismatch */
     for (int i = 0; i < ns; i++) {
         char dir[1024], result[1100], why[600];
@@ -421,6 +423,7 @@ int lt_cmd_reproduce(int argc, char **argv)
         req.data_dir = o.data;
         req.device = o.device;
         req.math = o.math;
+        req.layout = o.layout;
         req.deterministic = o.deterministic;
         if (o.threads > 0) req.threads = o.threads;
         lt_run_outcome out;
@@ -468,7 +471,7 @@ int lt_cmd_reproduce(int argc, char **argv)
     int shown = 0;
     for (int i = 0; i < n_rows; i++) {
         if (strcmp(rows[i].protocol, p->name) || strcmp(rows[i].scale, scale) || strcmp(rows[i].method, m->name) ||
-            strcmp(rows[i].backend, lt_run_device_tag(dev.kind, dev.math)))
+            strcmp(rows[i].backend, lt_run_device_tag(dev.kind, dev.math, dev.layout)))
             continue;
         char line[1024], top1[32], std[32];
         lt_lb_row_csv(&rows[i], line, sizeof line);

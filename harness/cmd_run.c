@@ -15,13 +15,14 @@
 static const char RUN_USAGE[] =
     "usage: ltbench run --protocol P --method M [--scale S] [--seed K] [--threads T]\n"
     "                   [--results DIR] [--data DIR] [--time-limit SEC] [--hparams JSON]\n"
-    "                   [--conv PATH] [--device D] [--math fp32|tf32] [--deterministic]\n"
-    "                   [--no-resume] [--quiet]\n"
+    "                   [--conv PATH] [--device D] [--math fp32|tf32] [--layout nchw|nhwc]\n"
+    "                   [--deterministic] [--no-resume] [--quiet]\n"
     "\n"
     "Train and evaluate method M on protocol P in an isolated child process and write\n"
     "DIR/runs/P/S/M/seedK/{result.json,events.jsonl,per_class.csv} (a cuda run:\n"
-    "DIR/runs/P/S/M@cuda/seedK/, with --math tf32 M@cuda-tf32/, each its own row: CPU,\n"
-    "GPU fp32 and GPU tf32 numbers are not bit-identical).\n"
+    "DIR/runs/P/S/M@cuda/seedK/, with --math tf32 M@cuda-tf32/, with --layout nhwc\n"
+    "M@cuda-nhwc/ or M@cuda-tf32-nhwc/, each its own row: CPU, GPU fp32, GPU tf32 and\n"
+    "the two layouts' numbers are not bit-identical).\n"
     "A crash, NaN loss or timeout gives a result with \"status\":\"failed\" and the reason\n"
     "(exit code 1).\n"
     "An interrupted run resumes from its last epoch checkpoint; a finished one is only\n"
@@ -47,6 +48,10 @@ static const char RUN_USAGE[] =
     "                    records the GPU, driver, CUDA runtime, cuDNN and cuBLAS in result.json\n"
     "  --math M          cuda only: fp32 (default; IEEE float32) or tf32 (TF32 tensor cores in\n"
     "                    convolutions and matrix products)\n"
+    "  --layout L        cuda only: the activation layout on the GPU, nchw (default) or nhwc\n"
+    "                    (channels-last, as PyTorch's channels_last; weights, checkpoints and\n"
+    "                    results keep one layout). A method whose own layers read or write\n"
+    "                    feature maps in NCHW only fails its run, naming the layer\n"
     "  --deterministic   cuda only: deterministic cuDNN algorithms picked by heuristics\n"
     "                    (bit-identical reruns on the same GPU and libraries); without it\n"
     "                    the algorithms are timed on first use (as PyTorch's cudnn.benchmark)\n"
@@ -99,6 +104,7 @@ int lt_cmd_run(int argc, char **argv) {
         }
         else if (!strcmp(a, "--device")) r.device = v;
         else if (!strcmp(a, "--math")) r.math = v;
+        else if (!strcmp(a, "--layout")) r.layout = v;
         else if (!strcmp(a, "--seed")) {
             if (!lt_arg_uint("run", a, v, 0, 4294967295ull, &u)) return 2;
             r.seed = (uint64_t)u;
@@ -116,10 +122,10 @@ int lt_cmd_run(int argc, char **argv) {
         fprintf(stderr, "ltbench run: --protocol and --method are required\n%s", RUN_USAGE);
         return 2;
     }
-    /* the device words and their combinations (--math without cuda, --conv
-     * with it), before anything is loaded */
+    /* the device words and their combinations (--math or --layout without
+     * cuda, --conv with it), before anything is loaded */
     lt_run_device dev;
-    if (lt_run_device_parse(r.device, r.math, r.deterministic, r.conv, &dev) != LT_OK) {
+    if (lt_run_device_parse(r.device, r.math, r.layout, r.deterministic, r.conv, &dev) != LT_OK) {
         fprintf(stderr, "ltbench run: %s\n%s", lt_errmsg(), RUN_USAGE);
         return 2;
     }

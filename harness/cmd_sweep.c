@@ -20,7 +20,7 @@ static const char SWEEP_USAGE[] =
     "usage: ltbench sweep --methods A,B --protocols P,Q [--seeds 0,1,2] [--scale S] [--results DIR]\n"
     "                     [--data DIR] [-j N] [--threads T] [--reuse strict|any] [--time-limit SEC]\n"
     "                     [--dry-run] [--status] [--no-report]\n"
-    "                     [--device D] [--math fp32|tf32] [--deterministic]\n"
+    "                     [--device D] [--math fp32|tf32] [--layout nchw|nhwc] [--deterministic]\n"
     "                     [--executor local|slurm] [--partition P] [--time T] [--gres G]\n"
     "                     [--cpus-per-task C] [--no-submit]\n"
     "\n"
@@ -29,7 +29,7 @@ static const char SWEEP_USAGE[] =
     "bsm_dec, balms start from ce) gets the ce run of the same protocol, scale and seed added to\n"
     "the plan, trained once before its dependents. Finished runs are skipped by the rule of\n"
     "`reproduce` (same protocol file, dataset, method version, engine, clean tree, backend (conv\n"
-    "path; or GPU, math mode and CUDA libraries), BLAS core and thread count), so running the\n"
+    "path; or GPU, math mode, layout and CUDA libraries), BLAS core and thread count), so running the\n"
     "same sweep again resumes it.\n"
     "  --methods LIST     method names, comma-separated (required)\n"
     "  --protocols LIST   protocol names or files, comma-separated (required)\n"
@@ -43,10 +43,11 @@ static const char SWEEP_USAGE[] =
     "  --reuse any        also skip finished runs whose engine, tree or fingerprint differ\n"
     "  --no-report        no leaderboard and figures at the end\n"
     "  --device D         cpu (default), cuda or cuda:N: every run's device, passed to `ltbench\n"
-    "                     run`; cuda runs go to runs/P/S/M@cuda/ (M@cuda-tf32/ with --math tf32)\n"
-    "                     and are their own rows, re-used only as cuda runs of the same math\n"
-    "                     mode, GPU model and CUDA libraries\n"
+    "                     run`; cuda runs go to runs/P/S/M@cuda/ (M@cuda-tf32/ with --math tf32,\n"
+    "                     -nhwc appended with --layout nhwc) and are their own rows, re-used only\n"
+    "                     as cuda runs of the same math mode, layout, GPU model and CUDA libraries\n"
     "  --math M           cuda only: fp32 (default) or tf32\n"
+    "  --layout L         cuda only: the activation layout, nchw (default) or nhwc\n"
     "  --deterministic    cuda only: deterministic cuDNN algorithms (else timed on first use)\n"
     "  (the device is probed here for the skip rule; with --executor slurm on a host without\n"
     "  the GPU the probe's failure is a note, and finished cuda runs are submitted again)\n"
@@ -85,7 +86,7 @@ int lt_cmd_sweep(int argc, char **argv)
 {
     const char *methods = NULL, *protocols = NULL, *seeds = NULL, *scale = "short", *results = NULL, *data = NULL;
     const char *executor = "local", *partition = NULL, *stime = NULL, *gres = NULL, *reuse = NULL;
-    const char *device = NULL, *math = NULL;
+    const char *device = NULL, *math = NULL, *layout = NULL;
     int jobs = 1, threads = 0, cpus = 0, dry = 0, status = 0, no_report = 0, no_submit = 0, deterministic = 0;
     double time_limit = 0;
     for (int i = 1; i < argc; i++) {
@@ -118,6 +119,7 @@ int lt_cmd_sweep(int argc, char **argv)
         else if (!strcmp(a, "--reuse")) reuse = v;
         else if (!strcmp(a, "--device")) device = v;
         else if (!strcmp(a, "--math")) math = v;
+        else if (!strcmp(a, "--layout")) layout = v;
         else if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
             if (!lt_arg_uint("sweep", a, v, 1, 1024, &u)) return 2;
             jobs = (int)u;
@@ -170,7 +172,7 @@ int lt_cmd_sweep(int argc, char **argv)
     }
 
     lt_run_device dev;
-    if (lt_run_device_parse(device, math, deterministic, NULL, &dev) != LT_OK) {
+    if (lt_run_device_parse(device, math, layout, deterministic, NULL, &dev) != LT_OK) {
         fprintf(stderr, "ltbench sweep: %s\n%s", lt_errmsg(), SWEEP_USAGE);
         return 2;
     }
@@ -190,7 +192,7 @@ int lt_cmd_sweep(int argc, char **argv)
     }
     lt_sweep_opts so = {.methods = methods, .protocols = protocols, .seeds = seeds, .scale = scale,
                         .results = results, .threads = threads, .reuse_any = reuse && !strcmp(reuse, "any"),
-                        .device = device, .math = math, .deterministic = deterministic,
+                        .device = device, .math = math, .layout = layout, .deterministic = deterministic,
                         .dev_info = probed ? &dev_info : NULL};
     lt_sweep_plan plan;
     int rc = lt_sweep_plan_make(&so, &plan);

@@ -20,7 +20,7 @@ void lt_fingerprint_current(lt_fingerprint *f, int threads)
     snprintf(f->backend, sizeof f->backend, "cpu");
 }
 
-void lt_fingerprint_current_on(lt_fingerprint *f, int threads, const lt_backend_info *dev)
+void lt_fingerprint_current_on(lt_fingerprint *f, int threads, const lt_backend_info *dev, lt_layout layout)
 {
     lt_fingerprint_current(f, threads);
     if (!dev || dev->kind != LT_BACKEND_CUDA) return;
@@ -33,6 +33,7 @@ void lt_fingerprint_current_on(lt_fingerprint *f, int threads, const lt_backend_
     f->cudnn = dev->cudnn_version;
     f->cublas = dev->cublas_version;
     snprintf(f->math, sizeof f->math, "%s", lt_cuda_math_name(dev->math));
+    snprintf(f->layout, sizeof f->layout, "%s", lt_layout_name(layout));
     f->deterministic = dev->deterministic;
 }
 
@@ -52,6 +53,9 @@ void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f)
     f->cudnn = r->cudnn;
     f->cublas = r->cublas;
     snprintf(f->math, sizeof f->math, "%s", r->cuda_math);
+    /* a cuda result without the key ran NCHW (lt_run_record_read) */
+    if (!strcmp(f->backend, "cuda"))
+        snprintf(f->layout, sizeof f->layout, "%s", r->cuda_layout[0] ? r->cuda_layout : "nchw");
     f->deterministic = r->cuda_deterministic;
 }
 
@@ -60,6 +64,8 @@ static int cuda_stale(const lt_fingerprint *run, const lt_fingerprint *now, char
 {
     if (strcmp(run->math, now->math))
         snprintf(why, cap, "math mode %s, now %s", run->math[0] ? run->math : "(unknown)", now->math);
+    else if (strcmp(run->layout, now->layout))
+        snprintf(why, cap, "layout %s, now %s", run->layout[0] ? run->layout : "(unknown)", now->layout);
     else if (run->deterministic != now->deterministic)
         snprintf(why, cap, "deterministic algorithms %s, now %s", run->deterministic ? "on" : "off",
                  now->deterministic ? "on" : "off");
@@ -159,8 +165,8 @@ int lt_result_reusable(const char *result_path, const char *proto_sha, const cha
         lt_fingerprint_of_record(&r, &run);
         char fw[256];
         if (!lt_fingerprint_stale(&run, now, fw, sizeof fw)) return 1;
-        /* another backend or math mode is another experiment, not an older
-         * build of this one: never re-used, not even under --reuse any */
+        /* another backend, math mode or layout is another experiment, not an
+         * older build of this one: never re-used, not even under --reuse any */
         const char *rb = run.backend[0] ? run.backend : "cpu", *nb = now->backend[0] ? now->backend : "cpu";
         if (strcmp(rb, nb)) {
             snprintf(why, cap, "backend %s, now %s: another experiment (not re-used under --reuse any either)", rb, nb);
@@ -169,6 +175,11 @@ int lt_result_reusable(const char *result_path, const char *proto_sha, const cha
         if (!strcmp(nb, "cuda") && strcmp(run.math, now->math)) {
             snprintf(why, cap, "math mode %s, now %s: another experiment (not re-used under --reuse any either)",
                      run.math[0] ? run.math : "(unknown)", now->math);
+            return 0;
+        }
+        if (!strcmp(nb, "cuda") && strcmp(run.layout, now->layout)) {
+            snprintf(why, cap, "layout %s, now %s: another experiment (not re-used under --reuse any either)",
+                     run.layout[0] ? run.layout : "(unknown)", now->layout);
             return 0;
         }
         snprintf(why, cap, "stale: %s", fw);

@@ -10,7 +10,7 @@
  *
  * The backend is part of it (issue 20): a cuda run never stands for a cpu
  * run or the reverse, and a cuda run only for one of the same math mode,
- * deterministic flag, GPU model (name, compute capability) and CUDA
+ * activation layout, deterministic flag, GPU model (name, compute capability) and CUDA
  * runtime, cuDNN and cuBLAS versions (their kernels and heuristics decide
  * the sums). The driver version is recorded, not compared: it runs the
  * kernels the libraries chose, it does not choose them. Results written
@@ -35,6 +35,7 @@ typedef struct {
     char gpu_cc[16];           /* compute capability "9.0" */
     int cuda_runtime, cudnn, cublas;   /* the libraries' version integers */
     char math[8];              /* "fp32" | "tf32" */
+    char layout[8];            /* "nchw" (also: not recorded) | "nhwc" */
     int deterministic;
 } lt_fingerprint;
 
@@ -42,16 +43,16 @@ typedef struct {
  * dirty are not looked at by lt_fingerprint_stale for `now`). */
 void lt_fingerprint_current(lt_fingerprint *f, int threads);
 /* The same for runs on a device: dev NULL or a cpu kind is
- * lt_fingerprint_current; a cuda device's info (lt_run_device_probe) gives
- * the cuda fingerprint. */
-void lt_fingerprint_current_on(lt_fingerprint *f, int threads, const lt_backend_info *dev);
+ * lt_fingerprint_current; a cuda device's info (lt_run_device_probe) and
+ * the runs' activation layout give the cuda fingerprint. */
+void lt_fingerprint_current_on(lt_fingerprint *f, int threads, const lt_backend_info *dev, lt_layout layout);
 
 /* Why a run made under `run` is not the run this process would make under
  * `now`: 0 when it is (why = ""), else 1 with the first reason in why, e.g.
  * "made by engine 0.1.0, now 0.7.0", "made from an uncommitted tree (+dirty)",
  * "made from no known commit", "backend cuda, now cpu", "threads 2, now
  * 16", "conv backend im2col-sgemm, now avx512-direct+winograd" (cpu),
- * "math mode tf32, now fp32", "deterministic algorithms off, now on", "GPU
+ * "math mode tf32, now fp32", "layout nhwc, now nchw", "deterministic algorithms off, now on", "GPU
  * NVIDIA A100 (8.0), now NVIDIA H100 (9.0)", "cuDNN 91900, now 92000",
  * "cuBLAS ...", "CUDA runtime ..." (cuda), "BLAS core Haswell, now
  * SkylakeX". Checked in that order. */
@@ -68,8 +69,8 @@ void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f);
  * engine ...", "backend cuda, now cpu: another experiment ..."). 2: only
  * under any = 1 (--reuse any): ok and made from the same protocol, dataset
  * and method version, but its engine, tree or fingerprint differ (why says
- * which); never for another backend or cuda math mode, which are other
- * experiments rather than other builds. manifest "" skips the dataset check
+ * which); never for another backend, cuda math mode or layout, which are
+ * other experiments rather than other builds. manifest "" skips the dataset check
  * (a plan made before the dataset was built); method_version NULL skips
  * the method check. */
 int lt_result_reusable(const char *result_path, const char *proto_sha, const char *manifest,

@@ -212,8 +212,8 @@ static double get_num(const cJSON *obj, const char *key)
 
 /* The device a run directory's method component names, as its tag
  * (lt_run_device_tag): "ce" -> "cpu", "ce@cuda" -> "cuda", "ce@cuda-tf32"
- * -> "cuda-tf32" (lt_run_dir_on), with the method name cut off in m. NULL
- * for a suffix that is no tag. */
+ * -> "cuda-tf32", "ce@cuda-nhwc" -> "cuda-nhwc" (lt_run_dir_on), with the
+ * method name cut off in m. NULL for a suffix that is no tag. */
 static const char *split_device(char *m)
 {
     char *at = strchr(m, '@');
@@ -221,7 +221,9 @@ static const char *split_device(char *m)
     *at = '\0';
     lt_backend_kind kind;
     lt_cuda_math math;
-    return lt_run_device_tag_parse(at + 1, &kind, &math) == LT_OK ? lt_run_device_tag(kind, math) : NULL;
+    lt_layout layout;
+    return lt_run_device_tag_parse(at + 1, &kind, &math, &layout) == LT_OK ? lt_run_device_tag(kind, math, layout)
+                                                                           : NULL;
 }
 
 /* Identity from …/<protocol>/<scale>/<method>[@<tag>]/seed<k>/result.json,
@@ -254,7 +256,7 @@ static int identity_from_path(const char *path, lt_run_record *r)
 
 /* The device tag the directory of a result file names, when it is laid out
  * as …/<method>[@<tag>]/seed<k>/result.json: "cpu", "cuda", "cuda-tf32",
- * "?" for a suffix that is no tag, or "" when the path does not have that
+ * "cuda-nhwc", "cuda-tf32-nhwc", "?" for a suffix that is no tag, or "" when the path does not have that
  * shape (a file read from elsewhere). */
 static void path_device(const char *path, char *out, size_t cap)
 {
@@ -351,10 +353,11 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     copy_str(r->blas_core, sizeof r->blas_core, env, "blas_core");
     double th = get_num(env, "threads");
     r->threads = th >= 1 && th <= 1e6 ? (int)th : 0;   /* a bogus number is "unknown", never UB */
-    /* the backend and, for cuda, the math mode are a part of the row's
-     * identity (lt_run_device_tag): only the known words, and the directory
-     * must agree (a cpu result copied into a …@cuda directory, a tf32 one
-     * into …@cuda, or the reverse, would land in the wrong row) */
+    /* the backend and, for cuda, the math mode and the layout are a part
+     * of the row's identity (lt_run_device_tag): only the known words, and
+     * the directory must agree (a cpu result copied into a …@cuda
+     * directory, a tf32 or NHWC one into …@cuda, or the reverse, would land
+     * in the wrong row) */
     const cJSON *be = cJSON_GetObjectItemCaseSensitive(env, "backend");
     if (be && (!cJSON_IsString(be) || !be->valuestring ||
                (strcmp(be->valuestring, "cpu") && strcmp(be->valuestring, "cuda")))) {
@@ -364,24 +367,31 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     /* absent: a result from before the backend was recorded, a cpu run */
     snprintf(r->backend, sizeof r->backend, "%s", be ? be->valuestring : "cpu");
     copy_str(r->cuda_math, sizeof r->cuda_math, env, "cuda_math");
+    copy_str(r->cuda_layout, sizeof r->cuda_layout, env, "cuda_layout");
     lt_backend_kind kind = LT_BACKEND_CPU;
     lt_cuda_math math = LT_CUDA_FP32;
+    lt_layout layout = LT_LAYOUT_NCHW;
     int dev_index;
     rc = lt_backend_parse_device(r->backend, &kind, &dev_index);   /* "cpu" or "cuda": checked above */
     /* a cuda run always records its math mode; without it the row is unknown */
     if (!rc && kind == LT_BACKEND_CUDA && lt_cuda_math_parse(r->cuda_math, &math) != LT_OK)
         rc = lt_err(LT_EDATA, "%s: key 'env.cuda_math' of a cuda run is not \"fp32\" or \"tf32\"", path);
+    /* the layout came later: absent, the run was NCHW; present, a known word */
+    const cJSON *lay = cJSON_GetObjectItemCaseSensitive(env, "cuda_layout");
+    if (!rc && kind == LT_BACKEND_CUDA && lay && lt_layout_parse(r->cuda_layout, &layout) != LT_OK)
+        rc = lt_err(LT_EDATA, "%s: key 'env.cuda_layout' of a cuda run is not \"nchw\" or \"nhwc\"", path);
     if (rc) {
         cJSON_Delete(doc);
         return rc;
     }
-    snprintf(r->device_tag, sizeof r->device_tag, "%s", lt_run_device_tag(kind, math));
+    if (kind == LT_BACKEND_CUDA) snprintf(r->cuda_layout, sizeof r->cuda_layout, "%s", lt_layout_name(layout));
+    snprintf(r->device_tag, sizeof r->device_tag, "%s", lt_run_device_tag(kind, math, layout));
     char pd[16];
     path_device(path, pd, sizeof pd);
     if (pd[0] && strcmp(pd, r->device_tag)) {
         cJSON_Delete(doc);
         return lt_err(LT_EDATA, "%s: a %s run (%s) in a directory of %s runs", path, r->device_tag,
-                      kind == LT_BACKEND_CUDA ? "env.backend, env.cuda_math" : "env.backend",
+                      kind == LT_BACKEND_CUDA ? "env.backend, env.cuda_math, env.cuda_layout" : "env.backend",
                       !strcmp(pd, "?") ? "unknown" : pd);
     }
     copy_str(r->gpu_name, sizeof r->gpu_name, env, "gpu_name");
@@ -471,7 +481,7 @@ static int run_cmp(const void *a, const void *b)
     if ((c = strcmp(x->protocol, y->protocol))) return c;
     if ((c = strcmp(x->scale, y->scale))) return c;
     if ((c = strcmp(x->method, y->method))) return c;
-    if ((c = strcmp(x->device_tag, y->device_tag))) return c;   /* cpu, cuda, cuda-tf32 */
+    if ((c = strcmp(x->device_tag, y->device_tag))) return c;   /* cpu, cuda, cuda-nhwc, cuda-tf32, ... */
     /* newest engine first: a row of the current engine leads its older ones */
     if ((c = lt_engine_version_cmp(y->engine_version, x->engine_version))) return c;
     if (x->seed != y->seed) return x->seed < y->seed ? -1 : 1;
@@ -767,8 +777,9 @@ static void write_md(lt_rep_buf *b, const lt_lb_row *rows, int n, const lt_run_s
                       "Fidelity: " LT_FIDELITY_LEGEND ". Paper numbers are shown for "
                       "the `full` scale only. Engine: the engine version (`LT_ENGINE_VERSION`) that made the "
                       "row's runs; seeds of different engines are separate rows. Backend: `cpu`, `cuda` "
-                      "(a GPU, fp32 math) or `cuda-tf32` (a GPU, TF32 math); CPU runs and GPU runs of each "
-                      "math mode are separate rows, their numbers are not bit-identical. "
+                      "(a GPU, fp32 math) or `cuda-tf32` (a GPU, TF32 math), `-nhwc` appended for the NHWC "
+                      "(channels-last) layout; CPU runs and GPU runs of each math mode and layout are "
+                      "separate rows, their numbers are not bit-identical. "
                       "Status `stale`: made by an "
                       "engine older than the current one (" LT_ENGINE_VERSION "); `make reproduce` re-runs it. "
                       "Commit `+dirty`: made from an uncommitted tree. ECE: of softmax(scores), only where the scores are a "

@@ -2,7 +2,7 @@
  * from them (results/leaderboard.csv, results/leaderboard.md,
  * results/tables/<protocol>_<scale>.tex).
  *
- * Runs live in <results>/runs/<protocol>/<scale>/<method>[@cuda|@cuda-tf32]/seed<k>/ with
+ * Runs live in <results>/runs/<protocol>/<scale>/<method>[@<device tag>]/seed<k>/ with
  * result.json, per_class.csv and events.jsonl (harness/RESULTS.md). This
  * module is also the one place that parses result.json for the figures and
  * the regression check, so the three agree on what a run said.
@@ -65,9 +65,11 @@ typedef struct {
      * none (every result before issue 20); the cuda fingerprint */
     char backend[8];
     char gpu_name[128], gpu_cc[16], cuda_math[8];   /* cuda_math: "fp32" | "tf32" for cuda */
-    /* the device part of the run's identity, from env.backend and
-     * env.cuda_math: "cpu", "cuda" (fp32) or "cuda-tf32"
-     * (lt_run_device_tag); what rows group by, and the row's backend */
+    char cuda_layout[8];   /* cuda: "nchw" (also: not recorded) | "nhwc"; "" for cpu */
+    /* the device part of the run's identity, from env.backend,
+     * env.cuda_math and env.cuda_layout: "cpu", "cuda" (fp32), "cuda-tf32",
+     * "cuda-nhwc" or "cuda-tf32-nhwc" (lt_run_device_tag); what rows group
+     * by, and the row's backend */
     char device_tag[16];
     int cuda_runtime, cudnn, cublas, cuda_deterministic;
 } lt_run_record;
@@ -81,9 +83,12 @@ typedef struct {
  * become paths of tables and figures), or when a metric is neither null nor
  * a number in [0,1], or protocol.version a number but not an integer in
  * [0, INT_MAX], or env.backend neither "cpu" nor "cuda", or a cuda run's
- * env.cuda_math neither "fp32" nor "tf32", or the device they name not the
- * one its directory names (…/<method>@cuda/ holds cuda fp32 runs only,
- * …/<method>@cuda-tf32/ cuda tf32 runs only, …/<method>/ cpu runs only).
+ * env.cuda_math neither "fp32" nor "tf32", or its env.cuda_layout present
+ * but neither "nchw" nor "nhwc" (absent: NCHW, every cuda result before
+ * --layout), or the device they name not the one its directory names
+ * (…/<method>@cuda/ holds cuda fp32 NCHW runs only, …/<method>@cuda-tf32/
+ * cuda tf32 NCHW runs only, …/<method>@cuda-nhwc/ and @cuda-tf32-nhwc/
+ * their NHWC twins, …/<method>/ cpu runs only).
  * Names the file does not give are taken from the path
  * (…/<protocol>/<scale>/<method>[@<tag>]/seed<k>/result.json), under the
  * same rule. */
@@ -117,7 +122,8 @@ typedef struct {
     int protocol_version;
     char scale[16];
     char method[LT_LB_NAME];
-    char backend[16];               /* "cpu" | "cuda" | "cuda-tf32" (lt_run_device_tag) */
+    char backend[16];               /* "cpu" | "cuda" | "cuda-tf32" | "cuda-nhwc" | "cuda-tf32-nhwc"
+                                     * (lt_run_device_tag) */
     char fidelity[32];
     int n_runs;                     /* result files found */
     int n_ok;                       /* runs with status ok = n_seeds */

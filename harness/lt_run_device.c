@@ -8,16 +8,21 @@
 
 #include "lt_run_device.h"
 
-int lt_run_device_parse(const char *device, const char *math, int deterministic, const char *conv,
-                        lt_run_device *out) {
+int lt_run_device_parse(const char *device, const char *math, const char *layout, int deterministic,
+                        const char *conv, lt_run_device *out) {
     memset(out, 0, sizeof *out);
     out->kind = LT_BACKEND_CPU;
     out->math = LT_CUDA_FP32;
+    out->layout = LT_LAYOUT_NCHW;
     if (device && device[0]) LT_TRY(lt_backend_parse_device(device, &out->kind, &out->device));
     const int cuda = out->kind == LT_BACKEND_CUDA;
     if (math && math[0]) {
         LT_TRY(lt_cuda_math_parse(math, &out->math));
         if (!cuda) return lt_err(LT_EINVAL, "math mode %s: only for a cuda device (--device cuda)", math);
+    }
+    if (layout && layout[0]) {
+        LT_TRY(lt_layout_parse(layout, &out->layout));
+        if (!cuda) return lt_err(LT_EINVAL, "layout %s: only for a cuda device (--device cuda)", layout);
     }
     if (deterministic && !cuda) return lt_err(LT_EINVAL, "deterministic: only for a cuda device (--device cuda)");
     out->deterministic = deterministic != 0;
@@ -85,6 +90,10 @@ int lt_run_device_probe(const lt_run_device *d, lt_backend_info *info) {
     info->kind = d->kind;
     info->math = LT_CUDA_FP32;
     if (d->kind != LT_BACKEND_CUDA) return LT_OK;
+    /* the layout is the model's business, not the device's: not a question */
+    lt_run_device q = *d;
+    q.layout = LT_LAYOUT_NCHW;
+    d = &q;
     if (!cached || memcmp(&cached_dev, d, sizeof *d)) {
         probe_msg m;
         memset(&m, 0, sizeof m);
@@ -104,40 +113,42 @@ int lt_run_device_open(const lt_run_device *d, lt_backend **out) {
     return lt_backend_cuda_create(d->device, d->math, d->deterministic, out);
 }
 
-const char *lt_run_device_tag(lt_backend_kind kind, lt_cuda_math math) {
-    switch (kind) {
-    case LT_BACKEND_CPU: return "cpu";
-    case LT_BACKEND_CUDA:
-        switch (math) {
-        case LT_CUDA_FP32: return "cuda";   /* the first cuda runs' name: their directories stay valid */
-        case LT_CUDA_TF32: return "cuda-tf32";
-        }
-        break;
-    }
+/* The cuda tags, [math][layout]: the first cuda runs' names ("cuda",
+ * "cuda-tf32") stay what they were, so their directories stay valid. */
+static const char *const CUDA_TAG[2][2] = {{"cuda", "cuda-nhwc"}, {"cuda-tf32", "cuda-tf32-nhwc"}};
+
+const char *lt_run_device_tag(lt_backend_kind kind, lt_cuda_math math, lt_layout layout) {
+    if (kind == LT_BACKEND_CPU) return "cpu";
+    if (kind == LT_BACKEND_CUDA && (math == LT_CUDA_FP32 || math == LT_CUDA_TF32) &&
+        (layout == LT_LAYOUT_NCHW || layout == LT_LAYOUT_NHWC))
+        return CUDA_TAG[math][layout];
     return "?";
 }
 
-int lt_run_device_tag_parse(const char *s, lt_backend_kind *kind, lt_cuda_math *math) {
-    /* by the forward map, so the two cannot disagree */
-    static const lt_cuda_math maths[] = {LT_CUDA_FP32, LT_CUDA_TF32};
-    for (size_t i = 0; s && i < sizeof maths / sizeof maths[0]; i++)
-        if (!strcmp(s, lt_run_device_tag(LT_BACKEND_CUDA, maths[i]))) {
-            *kind = LT_BACKEND_CUDA;
-            *math = maths[i];
-            return LT_OK;
-        }
-    return lt_err(LT_EINVAL, "run directory device '%s': not cuda or cuda-tf32", s ? s : "(none)");
+int lt_run_device_tag_parse(const char *s, lt_backend_kind *kind, lt_cuda_math *math, lt_layout *layout) {
+    for (int m = 0; s && m < 2; m++)
+        for (int l = 0; l < 2; l++)
+            if (!strcmp(s, CUDA_TAG[m][l])) {
+                *kind = LT_BACKEND_CUDA;
+                *math = (lt_cuda_math)m;
+                *layout = (lt_layout)l;
+                return LT_OK;
+            }
+    return lt_err(LT_EINVAL, "run directory device '%s': not cuda, cuda-tf32, cuda-nhwc or cuda-tf32-nhwc",
+                  s ? s : "(none)");
 }
 
 int lt_run_device_method_dir(const lt_run_device *d, const char *method, char *buf, size_t cap) {
-    int n = d->kind == LT_BACKEND_CPU ? snprintf(buf, cap, "%s", method)
-                                      : snprintf(buf, cap, "%s@%s", method, lt_run_device_tag(d->kind, d->math));
+    const char *tag = lt_run_device_tag(d->kind, d->math, d->layout);
+    int n = d->kind == LT_BACKEND_CPU ? snprintf(buf, cap, "%s", method) : snprintf(buf, cap, "%s@%s", method, tag);
     if (n < 0 || (size_t)n >= cap) return lt_err(LT_EINVAL, "run directory name of %s too long", method);
     return LT_OK;
 }
 
 void lt_run_device_identity(const lt_run_device *d, char *buf, size_t cap) {
     if (d->kind == LT_BACKEND_CPU) snprintf(buf, cap, "%s", "");
-    else snprintf(buf, cap, ";backend=%s;math=%s;deterministic=%d", lt_backend_kind_name(d->kind),
-                  lt_cuda_math_name(d->math), d->deterministic);
+    /* the layout only when it is not NCHW: the identities of the checkpoints
+     * made before it existed (all NCHW) stay what they were */
+    else snprintf(buf, cap, ";backend=%s;math=%s;deterministic=%d%s", lt_backend_kind_name(d->kind),
+                  lt_cuda_math_name(d->math), d->deterministic, d->layout == LT_LAYOUT_NHWC ? ";layout=nhwc" : "");
 }

@@ -120,6 +120,8 @@ cJSON *lt_run_env_json(const lt_run_env *e) {
         cJSON_AddNumberToObject(o, "cublas", e->dev.cublas_version);
         cJSON_AddStringToObject(o, "cuda_math", lt_cuda_math_name(e->dev.math));
         cJSON_AddBoolToObject(o, "cuda_deterministic", e->dev.deterministic);
+        /* added with --layout: a cuda result without it ran NCHW */
+        cJSON_AddStringToObject(o, "cuda_layout", lt_layout_name(e->layout));
     }
     return o;
 }

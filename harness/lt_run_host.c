@@ -247,11 +247,12 @@ static int svc_teacher(void *host, const lt_teacher_req *req, lt_model **out) {
     LT_TRY(lt_run_dir_on(root, c->p->name, c->s->name, M->name, &c->job->dev, seed, dir, sizeof dir));
     snprintf(t->path, sizeof t->path, "%s/ckpt_final.ltc", dir);
     if (access(t->path, F_OK) != 0) {
-        char dv[48] = "";
-        /* the math mode too: it names the teacher's directory (lt_run_dir_on) */
+        char dv[64] = "";
+        /* the math mode and layout too: they name the teacher's directory (lt_run_dir_on) */
         if (c->job->dev.kind == LT_BACKEND_CUDA)
-            snprintf(dv, sizeof dv, " --device cuda:%d%s", c->job->dev.device,
-                     c->job->dev.math == LT_CUDA_TF32 ? " --math tf32" : "");
+            snprintf(dv, sizeof dv, " --device cuda:%d%s%s", c->job->dev.device,
+                     c->job->dev.math == LT_CUDA_TF32 ? " --math tf32" : "",
+                     c->job->dev.layout == LT_LAYOUT_NHWC ? " --layout nhwc" : "");
         return lt_err(LT_EINVAL, "teacher %s seed %llu: %s does not exist; train it first: ltbench run --protocol %s "
                       "--scale %s --method %s --seed %llu%s", M->name, (unsigned long long)seed, t->path, c->p->name,
                       c->s->name, M->name, (unsigned long long)seed, dv);

@@ -34,6 +34,9 @@ typedef struct {
     /* what the models compute on: kind "cpu" or "cuda"; for cuda the
      * device, its libraries, the math mode (lt_run_device_probe) */
     lt_backend_info dev;
+    /* cuda: the activation layout of the run's model (a model's, not the
+     * backend's: capture leaves NCHW, the runner sets the request's) */
+    lt_layout layout;
 } lt_run_env;
 
 /* Captured in the parent before forking (no threads started there). cpu:

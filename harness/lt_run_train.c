@@ -264,6 +264,12 @@ int lt_run_build_method_model(lt_child *c, const lt_method *M, void *st, lt_mode
     if (!rc && (logits < 0 || lt_model_out_size(m, logits) != (size_t)c->C))
         rc = lt_err(LT_EINVAL, "method %s: the model needs a node \"logits\" with %d outputs", M->name, c->C);
     if (!rc) rc = lt_model_finalize(m, c->job->req->seed);
+    /* --layout nhwc: the run's model (a method's own modules keep NCHW).
+     * Refused, naming the layer, where a layer runs NCHW only on feature
+     * maps: the run fails with that reason rather than running NCHW
+     * under an NHWC row's name */
+    if (!rc && c->job->dev.layout != LT_LAYOUT_NCHW && (rc = lt_model_set_layout(m, c->job->dev.layout)))
+        rc = lt_err_wrap(rc, "--layout %s", lt_layout_name(c->job->dev.layout));
     if (rc) {
         lt_model_free(m);
         return rc;

@@ -112,7 +112,7 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
         return lt_err(LT_EINVAL, "unknown method '%s' (known: %s)", req->method ? req->method : "(none)", names);
     }
     if (!req->protocol) return lt_err(LT_EINVAL, "no protocol given");
-    LT_TRY(lt_run_device_parse(req->device, req->math, req->deterministic, req->conv, &job->dev));
+    LT_TRY(lt_run_device_parse(req->device, req->math, req->layout, req->deterministic, req->conv, &job->dev));
     char path[LT_PROTO_PATH_MAX];
     LT_TRY(lt_protocol_find(req->protocol, req->protocols_dir, path, sizeof path));
     LT_TRY(lt_protocol_load(path, &job->proto));
@@ -142,6 +142,7 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
         lt_backend_info dev;
         LT_TRY(lt_run_device_probe(&job->dev, &dev));
         lt_run_env_capture(&job->env, threads, NULL, &dev);
+        job->env.layout = job->dev.layout;   /* the model's, not the backend's */
         return LT_OK;
     }
     lt_cpu_opts co;

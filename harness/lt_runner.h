@@ -6,7 +6,9 @@
  * checkpoints, evaluates and writes the run directory
  *
  *   <results>/runs/<protocol>/<scale>/<method>/seed<k>/   (<method>@cuda/ for --device cuda,
- *                                                          <method>@cuda-tf32/ with --math tf32)
+ *                                                          <method>@cuda-tf32/ with --math tf32,
+ *                                                          @cuda-nhwc/, @cuda-tf32-nhwc/ with
+ *                                                          --layout nhwc)
  *       result.json     the run record (schema: harness/RESULTS.md)
  *       events.jsonl    one JSON event per line (harness/RESULTS.md)
  *       per_class.csv   class_id,train_count,test_count,correct,acc,group,weight_norm
@@ -89,6 +91,9 @@ typedef struct lt_run_request {
     const char *device;
     /* cuda only: "fp32" (NULL or "" too) or "tf32" (lt_cuda_math_parse) */
     const char *math;
+    /* cuda only: the model's activation layout, "nchw" (NULL or "" too) or
+     * "nhwc" (lt_layout_parse, lt_model_set_layout) */
+    const char *layout;
     /* cuda only: 1 = deterministic cuDNN algorithms (lt_cuda.h) */
     int deterministic;
     /* Testing: after the checkpoint of the k-th completed epoch (counted over
@@ -134,10 +139,11 @@ int lt_run_dir(const char *results_root, const char *protocol, const char *scale
                const char *method, uint64_t seed, char *buf, size_t cap);
 /* The directory of a run on a device: cpu as lt_run_dir, cuda
  * results_root/runs/<protocol>/<scale>/<method>@<tag>/seed<k>, the tag
- * "cuda" for fp32 math and "cuda-tf32" for tf32 (lt_run_device_method_dir).
- * The backend and the cuda math mode are part of a run's identity: a cuda
- * run never writes over, resumes or stands for a cpu run, nor a tf32 run
- * for an fp32 one (their numbers are not bit-identical). */
+ * "cuda" for fp32 math and "cuda-tf32" for tf32, "-nhwc" appended in the
+ * NHWC layout (lt_run_device_method_dir). The backend, the cuda math mode
+ * and the layout are part of a run's identity: a cuda run never writes
+ * over, resumes or stands for a cpu run, nor a tf32 run for an fp32 one,
+ * nor an NHWC run for an NCHW one (their numbers are not bit-identical). */
 int lt_run_dir_on(const char *results_root, const char *protocol, const char *scale, const char *method,
                   const lt_run_device *dev, uint64_t seed, char *buf, size_t cap);
 

@@ -115,9 +115,11 @@ int lt_sweep_plan_make(const lt_sweep_opts *o, lt_sweep_plan *pl)
     snprintf(pl->results, sizeof pl->results, "%s", o->results && o->results[0] ? o->results : "results");
     pl->threads = o->threads > 0 ? o->threads : 2;
     pl->reuse_any = o->reuse_any;
-    LT_TRY(lt_run_device_parse(o->device, o->math, o->deterministic, NULL, &pl->dev));
+    LT_TRY(lt_run_device_parse(o->device, o->math, o->layout, o->deterministic, NULL, &pl->dev));
     snprintf(pl->device, sizeof pl->device, "%s", o->device ? o->device : "");
     snprintf(pl->math, sizeof pl->math, "%s", o->math ? o->math : "");
+    /* parsed above: "", "nchw" or "nhwc" */
+    snprintf(pl->layout, sizeof pl->layout, "%s", o->layout ? o->layout : "");
     if (o->dev_info) {
         pl->dev_info = *o->dev_info;
     } else {   /* cpu, or a cuda device not probed: what the request says */
@@ -277,7 +279,7 @@ static double past_time(const lt_sweep_plan *pl, int i)
 void lt_sweep_plan_check(lt_sweep_plan *pl)
 {
     lt_fingerprint now;
-    lt_fingerprint_current_on(&now, pl->threads, &pl->dev_info);
+    lt_fingerprint_current_on(&now, pl->threads, &pl->dev_info, pl->dev.layout);
     for (int i = 0; i < pl->n_runs; i++) {
         lt_sweep_run *r = &pl->runs[i];
         const lt_sweep_proto *sp = &pl->protos[r->proto];
@@ -322,9 +324,9 @@ void lt_sweep_plan_print(const lt_sweep_plan *pl, FILE *f)
             pl->n_runs, pl->scale, pl->results, todo, pl->n_runs - todo, pl->threads, pl->threads == 1 ? "" : "s");
     char mdir[64];
     if (pl->dev.kind == LT_BACKEND_CUDA && !lt_run_device_method_dir(&pl->dev, "<method>", mdir, sizeof mdir))
-        fprintf(f, "sweep plan: device cuda:%d%s%s, math %s%s (runs in %s/)\n", pl->dev.device,
+        fprintf(f, "sweep plan: device cuda:%d%s%s, math %s, layout %s%s (runs in %s/)\n", pl->dev.device,
                 pl->dev_info.device_name[0] ? ", " : "", pl->dev_info.device_name, lt_cuda_math_name(pl->dev.math),
-                pl->dev.deterministic ? ", deterministic" : "", mdir);
+                lt_layout_name(pl->dev.layout), pl->dev.deterministic ? ", deterministic" : "", mdir);
     for (int i = 0; i < pl->n_runs; i++) {
         const lt_sweep_run *r = &pl->runs[i];
         char name[256], dep[256] = "";

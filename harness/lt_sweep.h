@@ -104,11 +104,11 @@ typedef struct {
     int threads;                 /* threads per run: part of the skip rule's fingerprint; 0: 2 */
     int reuse_any;               /* --reuse any */
     /* the runs' device (lt_run_request's words): NULL / "" = cpu */
-    const char *device, *math;
+    const char *device, *math, *layout;
     int deterministic;
     /* cuda: the device as probed here (lt_run_device_probe), the skip rule's
      * fingerprint; NULL when it could not be probed (a Slurm login node
-     * without a GPU): the skip rule then knows only backend and math mode,
+     * without a GPU): the skip rule then knows only backend, math mode and layout,
      * so cuda runs of any GPU look stale and are submitted again */
     const lt_backend_info *dev_info;
 } lt_sweep_opts;
@@ -118,8 +118,9 @@ typedef struct {
     char results[1024];
     int threads, reuse_any;
     lt_run_device dev;           /* the runs' device; runs/<p>/<s>/<method>@cuda/ for cuda
-                                    (@cuda-tf32/ with tf32 math: lt_run_dir_on) */
-    char device[16], math[8];    /* the words passed on to the runs ("" = default) */
+                                    (@cuda-tf32/ with tf32 math, -nhwc appended in
+                                    NHWC: lt_run_dir_on) */
+    char device[16], math[8], layout[8];   /* the words passed on to the runs ("" = default) */
     lt_backend_info dev_info;    /* the skip rule's device (see lt_sweep_opts.dev_info) */
     lt_sweep_proto *protos;
     int n_protos;

@@ -78,7 +78,7 @@ static void child(const lt_sweep_plan *pl, int i, const lt_sweep_local_opts *o, 
     }
     snprintf(result, sizeof result, "%s/result.json", dir);
     lt_fingerprint now;
-    lt_fingerprint_current_on(&now, pl->threads, &pl->dev_info);
+    lt_fingerprint_current_on(&now, pl->threads, &pl->dev_info, pl->dev.layout);
     const lt_sweep_proto *sp = &pl->protos[r->proto];
     for (int attempt = 0; attempt < 100; attempt++) {
         lt_run_request req;
@@ -93,6 +93,7 @@ static void child(const lt_sweep_plan *pl, int i, const lt_sweep_local_opts *o, 
         req.time_limit_s = o->time_limit_s;
         req.device = pl->device;
         req.math = pl->math;
+        req.layout = pl->layout;
         req.deterministic = pl->dev.deterministic;
         req.log = stdout;
         lt_run_outcome out;

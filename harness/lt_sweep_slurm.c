@@ -124,7 +124,7 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
         return rc;
     }
     const int cpus = o->cpus_per_task > 0 ? o->cpus_per_task : pl->threads;
-    /* the run directories' device suffix ("", "@cuda", "@cuda-tf32"): the
+    /* the run directories' device suffix ("", "@cuda", "@cuda-tf32", ...): the
      * method component of a method named "" (lt_run_device_method_dir) */
     char suffix[32];
     if ((rc = lt_run_device_method_dir(&pl->dev, "", suffix, sizeof suffix))) {
@@ -159,12 +159,13 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
                 "# part of a result's fingerprint: keep THREADS as the sweep had it for its skip rule.\n"
                 "set -u\n"
                 "LTBENCH=%s\nRESULTS=%s\nTHREADS=%d\nDATA=%s\n"
-                "# the runs' device: --device, --math, --deterministic (empty: cpu)\n"
-                "DEVICE_ARGS='%s%s%s%s%s'\nMETHOD_DIR_SUFFIX=%s\n"
+                "# the runs' device: --device, --math, --layout, --deterministic (empty: cpu)\n"
+                "DEVICE_ARGS='%s%s%s%s%s%s%s'\nMETHOD_DIR_SUFFIX=%s\n"
                 "# protocol-file protocol scale method seed stage-1-method-or-minus\n"
                 "RUNS=(\n",
                 stamp, L, max_level, exe, results, pl->threads, data, pl->device[0] ? "--device " : "", pl->device,
-                pl->math[0] ? " --math " : "", pl->math, pl->dev.deterministic ? " --deterministic" : "", suffix);
+                pl->math[0] ? " --math " : "", pl->math, pl->layout[0] ? " --layout " : "", pl->layout,
+                pl->dev.deterministic ? " --deterministic" : "", suffix);
         for (int i = 0; i < pl->n_runs; i++) {
             const lt_sweep_run *r = &pl->runs[i];
             if (r->state != LT_SW_PENDING || lvl[i] != L) continue;

@@ -192,6 +192,20 @@ static void test_device_and_math_parse(void **st) {
     assert_string_equal(lt_cuda_math_name(LT_CUDA_FP32), "fp32");
     assert_string_equal(lt_cuda_math_name(LT_CUDA_TF32), "tf32");
     assert_string_equal(lt_cuda_math_name((lt_cuda_math)5), "?");
+
+    lt_layout l = (lt_layout)-1;
+    assert_int_equal(lt_layout_parse("nchw", &l), LT_OK);
+    assert_int_equal(l, LT_LAYOUT_NCHW);
+    assert_int_equal(lt_layout_parse("nhwc", &l), LT_OK);
+    assert_int_equal(l, LT_LAYOUT_NHWC);
+    assert_int_equal(lt_layout_parse("NHWC", &l), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "layout 'NHWC': expected nchw or nhwc"));
+    assert_int_equal(l, LT_LAYOUT_NHWC);   /* untouched on a refusal */
+    assert_int_equal(lt_layout_parse("", &l), LT_EINVAL);
+    assert_int_equal(lt_layout_parse(NULL, &l), LT_EINVAL);
+    assert_string_equal(lt_layout_name(LT_LAYOUT_NCHW), "nchw");
+    assert_string_equal(lt_layout_name(LT_LAYOUT_NHWC), "nhwc");
+    assert_string_equal(lt_layout_name((lt_layout)2), "?");
 }
 
 /* A cpu backend's info: the kind and nothing else (no device, fp32). */

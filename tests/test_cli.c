@@ -309,7 +309,7 @@ static void test_sweep_usage(void **state)
     assert_int_equal(access(res, F_OK), -1);
 }
 
-/* --device, --math, --deterministic of run, reproduce and sweep: bad words
+/* --device, --math, --layout, --deterministic of run, reproduce and sweep: bad words
  * and combinations are usage errors naming the choices; a cuda device this
  * machine cannot give (no CUDA module: LTBENCH_CUDA_LIB names nothing) is
  * exit 1 with the loader's message, and nothing is written. */
@@ -333,6 +333,17 @@ static void test_device_options(void **state)
         {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--device", "cuda", "--conv", "ref", NULL}, 2,
          "conv path ref: a cpu backend's option, not for device cuda"},
         {{"run", "--device", NULL}, 2, "--device needs a value"},
+        {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--layout", "nhwc", NULL}, 2,
+         "ltbench run: layout nhwc: only for a cuda device (--device cuda)"},
+        {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--device", "cuda", "--layout", "NHWC", NULL}, 2,
+         "ltbench run: layout 'NHWC': expected nchw or nhwc"},
+        {{"run", "--layout", NULL}, 2, "--layout needs a value"},
+        {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--scale", "ci", "--device", "cuda", "--layout",
+          "nhwc", "--results", res, NULL}, 1, "ltbench run: CUDA backend not built"},
+        {{"reproduce", "--method", "ce", "--device", "cuda", "--layout", "chwn", NULL}, 2,
+         "ltbench reproduce: layout 'chwn': expected nchw or nhwc"},
+        {{"sweep", "--methods", "ce", "--protocols", "fmnist_lt_r100", "--layout", "nhwc", NULL}, 2,
+         "ltbench sweep: layout nhwc: only for a cuda device"},
         {{"run", "--protocol", "fmnist_lt_r100", "--method", "ce", "--scale", "ci", "--device", "cuda:1", "--math",
           "tf32", "--deterministic", "--results", res, NULL}, 1,
          "ltbench run: CUDA backend not built: no CUDA module at /nonexistent/libltcuda.so (cuda:1 requested)"},

@@ -163,18 +163,21 @@ static void test_current_on_device(void **state)
     lt_fingerprint f, c;
     lt_fingerprint_current(&c, 4);
     assert_string_equal(c.backend, "cpu");
-    lt_fingerprint_current_on(&f, 4, NULL);
+    lt_fingerprint_current_on(&f, 4, NULL, LT_LAYOUT_NHWC);   /* cpu: no layout */
     assert_memory_equal(&f, &c, sizeof f);
     lt_backend_info cpu;
     memset(&cpu, 0, sizeof cpu);
     cpu.kind = LT_BACKEND_CPU;
-    lt_fingerprint_current_on(&f, 4, &cpu);
+    lt_fingerprint_current_on(&f, 4, &cpu, LT_LAYOUT_NCHW);
     assert_memory_equal(&f, &c, sizeof f);
 
     lt_backend_info in = h100(1);
     in.math = LT_CUDA_TF32;
     in.deterministic = 1;
-    lt_fingerprint_current_on(&f, 4, &in);
+    lt_fingerprint_current_on(&f, 4, &in, LT_LAYOUT_NCHW);
+    assert_string_equal(f.layout, "nchw");
+    lt_fingerprint_current_on(&f, 4, &in, LT_LAYOUT_NHWC);
+    assert_string_equal(f.layout, "nhwc");
     assert_string_equal(f.backend, "cuda");
     assert_string_equal(f.conv_backend, "cuda:1");
     assert_string_equal(f.gpu_name, "NVIDIA H100 80GB HBM3");
@@ -198,7 +201,7 @@ static void test_backend_reasons(void **state)
     lt_fingerprint now_cpu = clean_now(), run;
     const lt_backend_info dev = h100(0);
     lt_fingerprint now_cuda;
-    lt_fingerprint_current_on(&now_cuda, 2, &dev);
+    lt_fingerprint_current_on(&now_cuda, 2, &dev, LT_LAYOUT_NCHW);
 
     /* a result without "backend" (every one before issue 20) is a cpu run */
     run = clean_now();
@@ -207,7 +210,7 @@ static void test_backend_reasons(void **state)
     assert_int_equal(lt_fingerprint_stale(&run, &now_cuda, why, sizeof why), 1);
     assert_string_equal(why, "backend cpu, now cuda");
 
-    lt_fingerprint_current_on(&run, 2, &dev);
+    lt_fingerprint_current_on(&run, 2, &dev, LT_LAYOUT_NCHW);
     snprintf(run.commit, sizeof run.commit, "0123456789abcdef0123456789abcdef01234567");
     run.dirty = 0;
     assert_int_equal(lt_fingerprint_stale(&run, &now_cuda, why, sizeof why), 0);
@@ -217,12 +220,13 @@ static void test_backend_reasons(void **state)
     /* cuda:1 of the same model: the same numbers */
     const lt_backend_info dev1 = h100(1);
     lt_fingerprint now1;
-    lt_fingerprint_current_on(&now1, 2, &dev1);
+    lt_fingerprint_current_on(&now1, 2, &dev1, LT_LAYOUT_NCHW);
     assert_int_equal(lt_fingerprint_stale(&run, &now1, why, sizeof why), 0);
     /* the driver is recorded, not compared (there is no field for it) */
 
     static const struct { int what; const char *why; } cases[] = {
         {0, "math mode tf32, now fp32"},
+        {7, "layout nhwc, now nchw"},
         {1, "deterministic algorithms on, now off"},
         {2, "GPU NVIDIA A100-SXM4-80GB (8.0), now NVIDIA H100 80GB HBM3 (9.0)"},
         {3, "cuDNN 90100, now 91900"},
@@ -243,6 +247,7 @@ static void test_backend_reasons(void **state)
         case 4: r.cublas = 120000; break;
         case 5: r.cuda_runtime = 12040; break;
         case 6: r.threads = 8; break;
+        case 7: snprintf(r.layout, sizeof r.layout, "nhwc"); break;
         }
         assert_int_equal(lt_fingerprint_stale(&r, &now_cuda, why, sizeof why), 1);
         assert_string_equal(why, cases[i].why);
@@ -294,7 +299,7 @@ static void test_record_backend_and_reuse(void **state)
     lt_fingerprint_current(&now_cpu, 2);
     const lt_backend_info dev = h100(0);
     lt_fingerprint now_cuda;
-    lt_fingerprint_current_on(&now_cuda, 2, &dev);
+    lt_fingerprint_current_on(&now_cuda, 2, &dev, LT_LAYOUT_NCHW);
     char text[2048], path[512], why[512];
     lt_run_record r;
 
@@ -344,7 +349,7 @@ static void test_record_backend_and_reuse(void **state)
      * an unknown backend word or suffix: refused */
     put(dir, "runs/p/ci/crt/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
-    assert_non_null(strstr(lt_errmsg(), "a cuda run (env.backend, env.cuda_math) in a directory of cpu runs"));
+    assert_non_null(strstr(lt_errmsg(), "a cuda run (env.backend, env.cuda_math, env.cuda_layout) in a directory of cpu runs"));
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend, ",\"backend\":\"cpu\"");
     put(dir, "runs/p/ci/crt@cuda/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
@@ -388,15 +393,18 @@ static void test_record_backend_and_reuse(void **state)
     /* tf32 in an fp32 directory, in a cpu one; fp32 and cpu in a tf32 one */
     put(dir, "runs/p/ci/bbn@cuda/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
-    assert_non_null(strstr(lt_errmsg(), "bbn@cuda/seed0/result.json: a cuda-tf32 run (env.backend, env.cuda_math) "
+    assert_non_null(strstr(lt_errmsg(), "bbn@cuda/seed0/result.json: a cuda-tf32 run (env.backend, env.cuda_math, "
+                                        "env.cuda_layout) "
                                         "in a directory of cuda runs"));
     put(dir, "runs/p/ci/bbn/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
-    assert_non_null(strstr(lt_errmsg(), "a cuda-tf32 run (env.backend, env.cuda_math) in a directory of cpu runs"));
+    assert_non_null(strstr(lt_errmsg(), "a cuda-tf32 run (env.backend, env.cuda_math, env.cuda_layout) in a directory "
+                                        "of cpu runs"));
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", cuda_env);
     put(dir, "runs/p/ci/ldam@cuda-tf32/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
-    assert_non_null(strstr(lt_errmsg(), "ldam@cuda-tf32/seed0/result.json: a cuda run (env.backend, env.cuda_math) "
+    assert_non_null(strstr(lt_errmsg(), "ldam@cuda-tf32/seed0/result.json: a cuda run (env.backend, env.cuda_math, "
+                                        "env.cuda_layout) "
                                         "in a directory of cuda-tf32 runs"));
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend, "");
     put(dir, "runs/p/ci/focal@cuda-tf32/seed0/result.json", text, path, sizeof path);
@@ -418,10 +426,74 @@ static void test_record_backend_and_reuse(void **state)
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", cuda_env);
     put(dir, "runs/p/ci/ride@cuda-fp32/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
-    assert_non_null(strstr(lt_errmsg(), "a cuda run (env.backend, env.cuda_math) in a directory of unknown runs"));
+    assert_non_null(strstr(lt_errmsg(), "a cuda run (env.backend, env.cuda_math, env.cuda_layout) in a directory of "
+                                        "unknown runs"));
     put(dir, "runs/p/ci/ride@cpu/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
     assert_non_null(strstr(lt_errmsg(), "in a directory of unknown runs"));
+
+    /* the layout: a cuda result without env.cuda_layout (every one before
+     * --layout) ran NCHW, as does one that says "nchw"; NHWC runs live in
+     * …@cuda-nhwc/ (…@cuda-tf32-nhwc/), are their own experiment for the
+     * reuse rule, and are refused in any other directory */
+    snprintf(path, sizeof path, "%s/runs/p/ci/ce@cuda/seed0/result.json", dir);
+    assert_int_equal(lt_run_record_read(path, &r), LT_OK);
+    assert_string_equal(r.cuda_layout, "nchw");
+    lt_fingerprint_of_record(&r, &fp);
+    assert_string_equal(fp.layout, "nchw");
+    lt_fingerprint now_nhwc;
+    lt_fingerprint_current_on(&now_nhwc, 2, &dev, LT_LAYOUT_NHWC);
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_nhwc, 1, why, sizeof why), 0);
+    assert_string_equal(why, "layout nchw, now nhwc: another experiment (not re-used under --reuse any either)");
+    const char *nchw_env = CUDA_GPU CUDA_LIBS ",\"cuda_math\":\"fp32\",\"cuda_deterministic\":false,"
+                           "\"cuda_layout\":\"nchw\"";
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", nchw_env);
+    put(dir, "runs/p/ci/lws@cuda/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_OK);
+    assert_string_equal(r.device_tag, "cuda");
+    const char *nhwc_env = CUDA_GPU CUDA_LIBS ",\"cuda_math\":\"fp32\",\"cuda_deterministic\":false,"
+                           "\"cuda_layout\":\"nhwc\"";
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", nhwc_env);
+    put(dir, "runs/p/ci/ce@cuda-nhwc/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_OK);
+    assert_string_equal(r.backend, "cuda");
+    assert_string_equal(r.cuda_layout, "nhwc");
+    assert_string_equal(r.device_tag, "cuda-nhwc");
+    assert_string_equal(r.method, "ce");
+    lt_fingerprint_of_record(&r, &fp);
+    assert_string_equal(fp.layout, "nhwc");
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_nhwc, 0, why, sizeof why), 1);
+    assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_cuda, 1, why, sizeof why), 0);
+    assert_string_equal(why, "layout nhwc, now nchw: another experiment (not re-used under --reuse any either)");
+    put(dir, "runs/p/ci/bbn@cuda/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "a cuda-nhwc run (env.backend, env.cuda_math, env.cuda_layout) "
+                                        "in a directory of cuda runs"));
+    put(dir, "runs/p/ci/bbn@cuda-tf32-nhwc/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "in a directory of cuda-tf32-nhwc runs"));
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", cuda_env);   /* no layout: NCHW */
+    put(dir, "runs/p/ci/ldam@cuda-nhwc/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "a cuda run (env.backend, env.cuda_math, env.cuda_layout) in a directory "
+                                        "of cuda-nhwc runs"));
+    const char *tf32_nhwc_env = CUDA_GPU CUDA_LIBS ",\"cuda_math\":\"tf32\",\"cuda_deterministic\":false,"
+                                "\"cuda_layout\":\"nhwc\"";
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", tf32_nhwc_env);
+    put(dir, "runs/p/ci/ce@cuda-tf32-nhwc/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_OK);
+    assert_string_equal(r.device_tag, "cuda-tf32-nhwc");
+    /* a layout word that is not one, or not a string: refused, naming the key */
+    const char *bad_layouts[] = {"\"NHWC\"", "\"channels_last\"", "\"\"", "1", "null"};
+    for (size_t i = 0; i < sizeof bad_layouts / sizeof bad_layouts[0]; i++) {
+        char env[512];
+        snprintf(env, sizeof env, "%s,\"cuda_math\":\"fp32\",\"cuda_layout\":%s", CUDA_GPU, bad_layouts[i]);
+        snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", env);
+        put(dir, "runs/p/ci/ride@cuda-nhwc/seed0/result.json", text, path, sizeof path);
+        assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+        if (!strstr(lt_errmsg(), "key 'env.cuda_layout' of a cuda run is not \"nchw\" or \"nhwc\""))
+            fail_msg("layout %s: %s", bad_layouts[i], lt_errmsg());
+    }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);

@@ -663,10 +663,13 @@ static void test_engines_separate_and_stale(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-/* A cuda result as the runner writes it: seed, top-1, math mode. */
-static void cuda_result_on(const char *dir, int seed, const char *top1, const char *math, const char *gpu)
+/* A cuda result as the runner writes it: seed, top-1, math mode, layout
+ * (NULL: no key, as every cuda result before --layout). */
+static void cuda_result_lay(const char *dir, int seed, const char *top1, const char *math, const char *gpu,
+                            const char *layout)
 {
-    char path[600], text[2048];
+    char path[600], text[2048], lay[64] = "";
+    if (layout) snprintf(lay, sizeof lay, ",\"cuda_layout\":\"%s\"", layout);
     tf_mkdirs(dir);
     snprintf(path, sizeof path, "%s/result.json", dir);
     snprintf(text, sizeof text,
@@ -675,9 +678,14 @@ static void cuda_result_on(const char *dir, int seed, const char *top1, const ch
              "\"version\":\"1\",\"fidelity\":\"reconstructed\"},\"seed\":%d,\"metrics\":{\"top1\":%s},"
              "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"" LT_ENGINE_VERSION "\","
              "\"threads\":2,\"backend\":\"cuda\",\"gpu_name\":\"%s\",\"gpu_cc\":\"9.0\","
-             "\"cuda_math\":\"%s\",\"cuda_deterministic\":false}}\n",
-             seed, top1, gpu, math);
+             "\"cuda_math\":\"%s\",\"cuda_deterministic\":false%s}}\n",
+             seed, top1, gpu, math, lay);
     tf_spit(path, text);
+}
+
+static void cuda_result_on(const char *dir, int seed, const char *top1, const char *math, const char *gpu)
+{
+    cuda_result_lay(dir, seed, top1, math, gpu, NULL);
 }
 
 static void cuda_result(const char *dir, int seed, const char *top1, const char *math)
@@ -697,19 +705,21 @@ static void assert_row(const lt_lb_row *r, const char *method, const char *backe
 }
 
 /* Cuda results of the same (protocol, scale, method, seed) as a cpu one, in
- * fp32 and in tf32 math: three rows (backend cpu, cuda, cuda-tf32), none
- * pooled into nor written over another. The runner puts cuda runs in
- * <method>@cuda/ and tf32 ones in <method>@cuda-tf32/ (lt_run_dir_on), so
- * the files exist side by side; the row identity takes env.backend and
- * env.cuda_math. */
+ * fp32 and in tf32 math, and in fp32 in the NHWC layout: four rows (backend
+ * cpu, cuda, cuda-nhwc, cuda-tf32), none pooled into nor written over
+ * another. The runner puts cuda runs in <method>@cuda/, tf32 ones in
+ * <method>@cuda-tf32/ and NHWC ones in <method>@cuda-nhwc/ (lt_run_dir_on),
+ * so the files exist side by side; the row identity takes env.backend,
+ * env.cuda_math and env.cuda_layout. */
 static void test_cpu_and_cuda_rows(void **state)
 {
     (void)state;
     char dir[512];
     /* where the runner puts them */
-    char cpu_dir[512], cuda_dir[512], tf32_dir[512];
+    char cpu_dir[512], cuda_dir[512], tf32_dir[512], nhwc_dir[512];
     const lt_run_device cpu = {.kind = LT_BACKEND_CPU}, cuda = {.kind = LT_BACKEND_CUDA, .math = LT_CUDA_FP32},
-                        tf32 = {.kind = LT_BACKEND_CUDA, .math = LT_CUDA_TF32, .deterministic = 1, .device = 1};
+                        tf32 = {.kind = LT_BACKEND_CUDA, .math = LT_CUDA_TF32, .deterministic = 1, .device = 1},
+                        nhwc = {.kind = LT_BACKEND_CUDA, .math = LT_CUDA_FP32, .layout = LT_LAYOUT_NHWC};
     assert_int_equal(lt_run_dir_on(g_root, "fmnist_lt_r100", "short", "ce", &cpu, 0, cpu_dir, sizeof cpu_dir), LT_OK);
     assert_int_equal(lt_run_dir_on(g_root, "fmnist_lt_r100", "short", "ce", &cuda, 0, cuda_dir, sizeof cuda_dir),
                      LT_OK);
@@ -721,20 +731,26 @@ static void test_cpu_and_cuda_rows(void **state)
     assert_string_equal(cuda_dir, dir);
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda-tf32/seed0", g_root);
     assert_string_equal(tf32_dir, dir);
+    assert_int_equal(lt_run_dir_on(g_root, "fmnist_lt_r100", "short", "ce", &nhwc, 0, nhwc_dir, sizeof nhwc_dir),
+                     LT_OK);
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda-nhwc/seed0", g_root);
+    assert_string_equal(nhwc_dir, dir);
     for (int seed = 0; seed < 2; seed++) {
         snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda/seed%d", g_root, seed);
         cuda_result(dir, seed, seed ? "0.81" : "0.80", "fp32");
         snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda-tf32/seed%d", g_root, seed);
         cuda_result(dir, seed, seed ? "0.92" : "0.90", "tf32");
+        snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda-nhwc/seed%d", g_root, seed);
+        cuda_result_lay(dir, seed, seed ? "0.86" : "0.84", "fp32", "NVIDIA H100 80GB HBM3", "nhwc");
     }
     lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent"};
     lt_run_set set;
     lt_lb_row *rows;
     int n;
     assert_int_equal(lt_leaderboard_update(&o, &set, &rows, &n), LT_OK);
-    assert_int_equal(set.n, 12);
-    assert_int_equal(n, 6);
-    /* cpu, cuda, cuda-tf32, each with its own seeds */
+    assert_int_equal(set.n, 14);
+    assert_int_equal(n, 7);
+    /* cpu, cuda, cuda-nhwc, cuda-tf32, each with its own seeds */
     assert_row(&rows[3], "ce", "cpu", 3, 72.0, -1);
     assert_row(&rows[4], "ce", "cuda", 2, 80.5, sqrt(0.5));
     /* the cpu seed 0 file is untouched beside the cuda seed 0 */
@@ -744,17 +760,22 @@ static void test_cpu_and_cuda_rows(void **state)
     assert_true(fabs(set.v[rows[4].first].metric[LT_M_TOP1] - 0.80) < 1e-12);
     assert_string_equal(set.v[rows[4].first].gpu_name, "NVIDIA H100 80GB HBM3");
     assert_string_equal(set.v[rows[4].first].device_tag, "cuda");
-    assert_row(&rows[5], "ce", "cuda-tf32", 2, 91.0, sqrt(2.0));
-    assert_int_equal(set.v[rows[5].first].seed, 0);
-    assert_true(fabs(set.v[rows[5].first].metric[LT_M_TOP1] - 0.90) < 1e-12);
-    assert_string_equal(set.v[rows[5].first].backend, "cuda");   /* env.backend as the file says */
-    assert_string_equal(set.v[rows[5].first].cuda_math, "tf32");
+    assert_row(&rows[5], "ce", "cuda-nhwc", 2, 85.0, sqrt(2.0));
+    assert_string_equal(set.v[rows[5].first].cuda_layout, "nhwc");
+    assert_string_equal(set.v[rows[4].first].cuda_layout, "nchw");   /* no key: NCHW */
+    assert_row(&rows[6], "ce", "cuda-tf32", 2, 91.0, sqrt(2.0));
+    assert_int_equal(set.v[rows[6].first].seed, 0);
+    assert_true(fabs(set.v[rows[6].first].metric[LT_M_TOP1] - 0.90) < 1e-12);
+    assert_string_equal(set.v[rows[6].first].backend, "cuda");   /* env.backend as the file says */
+    assert_string_equal(set.v[rows[6].first].cuda_math, "tf32");
     lt_run_set_free(&set);
     free(rows);
     char *csv = build("leaderboard.csv");
     assert_non_null(strstr(csv, CE_ROW));
     assert_non_null(strstr(csv, CE_ROW "fmnist_lt_r100,1,short,ce,reconstructed,2,80.50,0.71,,,,,,,,,ok,abc123def456,"
                                 LT_ENGINE_VERSION ",cuda\n"
+                                "fmnist_lt_r100,1,short,ce,reconstructed,2,85.00,1.41,,,,,,,,,ok,abc123def456,"
+                                LT_ENGINE_VERSION ",cuda-nhwc\n"
                                 "fmnist_lt_r100,1,short,ce,reconstructed,2,91.00,1.41,,,,,,,,,ok,abc123def456,"
                                 LT_ENGINE_VERSION ",cuda-tf32\n"));
     free(csv);
@@ -762,12 +783,14 @@ static void test_cpu_and_cuda_rows(void **state)
     assert_non_null(strstr(md, "| ce | cpu | reconstructed | 3 | 72.00 ± 2.00 |"));
     assert_non_null(strstr(md, "| ce | cuda | reconstructed | 2 | 80.50 ± 0.71 |"));
     assert_non_null(strstr(md, "| ce | cuda-tf32 | reconstructed | 2 | 91.00 ± 1.41 |"));
-    assert_non_null(strstr(md, "CPU runs and GPU runs of each math mode are separate rows"));
+    assert_non_null(strstr(md, "| ce | cuda-nhwc | reconstructed | 2 | 85.00 ± 1.41 |"));
+    assert_non_null(strstr(md, "CPU runs and GPU runs of each math mode and layout are separate rows"));
     free(md);
     char *tex = build("tables/fmnist_lt_r100_short.tex");
     assert_non_null(strstr(tex, "\nce & reconstructed & 3 & 72.00 $\\pm$ 2.00 & "));
     assert_non_null(strstr(tex, "\nce (cuda) & reconstructed & 2 & 80.50 $\\pm$ 0.71 & "));
     assert_non_null(strstr(tex, "\nce (cuda-tf32) & reconstructed & 2 & 91.00 $\\pm$ 1.41 & "));
+    assert_non_null(strstr(tex, "\nce (cuda-nhwc) & reconstructed & 2 & 85.00 $\\pm$ 1.41 & "));
     free(tex);
     /* a tf32 result in the fp32 directory, and an fp32 one in the tf32
      * directory: refused by name, the rows unchanged */
@@ -778,21 +801,32 @@ static void test_cpu_and_cuda_rows(void **state)
     /* and a run on the CPU emulator of the CUDA backend: refused, never a row */
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda/seed9", g_root);
     cuda_result_on(dir, 9, "0.10", "fp32", LT_CUEMU_DEVICE_NAME);
+    /* an NHWC result in the NCHW directory, an NCHW one (no key) in the NHWC one */
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda/seed7", g_root);
+    cuda_result_lay(dir, 7, "0.10", "fp32", "NVIDIA H100 80GB HBM3", "nhwc");
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/ce@cuda-nhwc/seed8", g_root);
+    cuda_result(dir, 8, "0.10", "fp32");
     char *warn;
-    assert_int_equal(build_refusing(&warn), 3);
+    assert_int_equal(build_refusing(&warn), 5);
     assert_non_null(strstr(warn, "ce@cuda/seed9/result.json: a run on the CPU emulator of the CUDA backend"));
-    assert_non_null(strstr(warn, "ce@cuda/seed5/result.json: a cuda-tf32 run (env.backend, env.cuda_math) in a "
-                                 "directory of cuda runs"));
-    assert_non_null(strstr(warn, "ce@cuda-tf32/seed6/result.json: a cuda run (env.backend, env.cuda_math) in a "
-                                 "directory of cuda-tf32 runs"));
+    assert_non_null(strstr(warn, "ce@cuda/seed5/result.json: a cuda-tf32 run (env.backend, env.cuda_math, "
+                                 "env.cuda_layout) in a directory of cuda runs"));
+    assert_non_null(strstr(warn, "ce@cuda-tf32/seed6/result.json: a cuda run (env.backend, env.cuda_math, "
+                                 "env.cuda_layout) in a directory of cuda-tf32 runs"));
+    assert_non_null(strstr(warn, "ce@cuda/seed7/result.json: a cuda-nhwc run (env.backend, env.cuda_math, "
+                                 "env.cuda_layout) in a directory of cuda runs"));
+    assert_non_null(strstr(warn, "ce@cuda-nhwc/seed8/result.json: a cuda run (env.backend, env.cuda_math, "
+                                 "env.cuda_layout) in a directory of cuda-nhwc runs"));
     free(warn);
     csv = build("leaderboard.csv");
     assert_non_null(strstr(csv, ",2,80.50,0.71,"));
     assert_non_null(strstr(csv, ",2,91.00,1.41,"));
+    assert_non_null(strstr(csv, ",2,85.00,1.41,"));
     free(csv);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s/runs/fmnist_lt_r100/short/ce@cuda' '%s/runs/fmnist_lt_r100/short/ce@cuda-tf32'",
-             g_root, g_root);
+    char cmd[1000];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/runs/fmnist_lt_r100/short/ce@cuda' "
+             "'%s/runs/fmnist_lt_r100/short/ce@cuda-tf32' '%s/runs/fmnist_lt_r100/short/ce@cuda-nhwc'",
+             g_root, g_root, g_root);
     assert_int_equal(system(cmd), 0);
 }
 

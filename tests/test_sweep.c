@@ -237,9 +237,11 @@ static void test_skip_rule_fixtures(void **state)
 }
 
 /* A cuda run's result file: ce of the tiny protocol in <method>@<suffix>/. */
-static void cuda_fixture(const char *root, const char *suffix, const char *math, int seed, const char *sha)
+static void cuda_fixture_lay(const char *root, const char *suffix, const char *math, const char *layout, int seed,
+                             const char *sha)
 {
-    char dir[600], path[700], text[2048];
+    char dir[600], path[700], text[2048], lay[64] = "";
+    if (layout) snprintf(lay, sizeof lay, ",\"cuda_layout\":\"%s\"", layout);
     snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_tiny/ci/ce%s/seed%d", root, suffix, seed);
     tf_mkdirs(dir);
     snprintf(path, sizeof path, "%s/result.json", dir);
@@ -251,9 +253,14 @@ static void cuda_fixture(const char *root, const char *suffix, const char *math,
              "\"env\":{\"commit\":\"0123456789abcdef0123456789abcdef01234567\",\"dirty\":false,"
              "\"engine_version\":\"%s\",\"conv_backend\":\"cuda:0\",\"blas_core\":\"%s\",\"threads\":1,"
              "\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\",\"cuda_runtime\":13000,"
-             "\"cudnn\":91900,\"cublas\":130100,\"cuda_math\":\"%s\",\"cuda_deterministic\":false}}\n",
-             sha, lt_method_find("ce")->version, seed, LT_ENGINE_VERSION, openblas_get_corename(), math);
+             "\"cudnn\":91900,\"cublas\":130100,\"cuda_math\":\"%s\",\"cuda_deterministic\":false%s}}\n",
+             sha, lt_method_find("ce")->version, seed, LT_ENGINE_VERSION, openblas_get_corename(), math, lay);
     tf_spit(path, text);
+}
+
+static void cuda_fixture(const char *root, const char *suffix, const char *math, int seed, const char *sha)
+{
+    cuda_fixture_lay(root, suffix, math, NULL, seed, sha);
 }
 
 /* The Slurm script the plan's level 0 gets (written, not submitted). */
@@ -275,9 +282,9 @@ static char *slurm_level0(const lt_sweep_plan *pl)
     return tf_read(path, NULL);
 }
 
-/* cuda runs: fp32 in <method>@cuda/, tf32 in <method>@cuda-tf32/
- * (lt_run_dir_on), so a sweep of one math mode neither sees, re-uses nor
- * overwrites the other's results; the plan's note and the Slurm scripts
+/* cuda runs: fp32 in <method>@cuda/, tf32 in <method>@cuda-tf32/, NHWC
+ * ones in <method>@cuda-tf32-nhwc/ (lt_run_dir_on), so a sweep of one math
+ * mode or layout neither sees, re-uses nor overwrites another's results; the plan's note and the Slurm scripts
  * name the same directories. The device is not probed (no dev_info): the
  * skip rule then knows backend and math mode only, so a found cuda run is
  * stale by its GPU, which shows that it was found. */
@@ -309,11 +316,47 @@ static void test_plan_cuda_math_dirs(void **state)
     rewind(f);
     text[fread(text, 1, sizeof text - 1, f)] = '\0';
     fclose(f);
-    assert_non_null(strstr(text, "math tf32 (runs in <method>@cuda-tf32/)"));
+    assert_non_null(strstr(text, "math tf32, layout nchw (runs in <method>@cuda-tf32/)"));
     char *sh = slurm_level0(&pl);
     assert_non_null(strstr(sh, "DEVICE_ARGS='--device cuda --math tf32'\nMETHOD_DIR_SUFFIX=@cuda-tf32\n"));
     free(sh);
     lt_sweep_plan_free(&pl);
+
+    /* tf32 in NHWC: its own directory; the NCHW tf32 seed 1 is not its run */
+    cuda_fixture_lay(root, "@cuda-tf32-nhwc", "tf32", "nhwc", 0, sha);
+    o.layout = "nhwc";
+    assert_int_equal(lt_sweep_plan_make(&o, &pl), LT_OK);
+    i0 = find(&pl, "ce", 0);
+    i1 = find(&pl, "ce", 1);
+    assert_int_equal(lt_sweep_run_dir(&pl, i0, dir, sizeof dir), LT_OK);
+    snprintf(want, sizeof want, "%s/runs/fmnist_lt_tiny/ci/ce@cuda-tf32-nhwc/seed0", root);
+    assert_string_equal(dir, want);
+    lt_sweep_plan_check(&pl);
+    assert_non_null(strstr(pl.runs[i0].why, "stale: GPU NVIDIA H100 80GB HBM3 (9.0)"));   /* found */
+    assert_string_equal(pl.runs[i1].why, "no result yet");
+    f = tmpfile();
+    assert_non_null(f);
+    lt_sweep_plan_print(&pl, f);
+    rewind(f);
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    assert_non_null(strstr(text, "math tf32, layout nhwc (runs in <method>@cuda-tf32-nhwc/)"));
+    sh = slurm_level0(&pl);
+    assert_non_null(strstr(sh, "DEVICE_ARGS='--device cuda --math tf32 --layout nhwc'\n"
+                               "METHOD_DIR_SUFFIX=@cuda-tf32-nhwc\n"));
+    free(sh);
+    lt_sweep_plan_free(&pl);
+    /* a layout without cuda, or one that is not one: refused */
+    lt_sweep_opts bad = o;
+    bad.device = NULL;
+    bad.math = NULL;
+    assert_int_equal(lt_sweep_plan_make(&bad, &pl), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "layout nhwc: only for a cuda device"));
+    bad = o;
+    bad.layout = "hwcn";
+    assert_int_equal(lt_sweep_plan_make(&bad, &pl), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "layout 'hwcn': expected nchw or nhwc"));
+    o.layout = NULL;
 
     /* fp32 (the default math mode): the other way round */
     o.math = NULL;

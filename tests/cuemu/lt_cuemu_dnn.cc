@@ -136,9 +136,24 @@ cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) { delete d
 cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) { delete d; return CUDNN_STATUS_SUCCESS; }
 cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) { delete d; return CUDNN_STATUS_SUCCESS; }
 
+/* LT_CUEMU_DNN_FORMAT=nchw or nhwc: descriptors of the other format are
+ * refused (NOT_SUPPORTED), so that a test can tell which layout a whole
+ * run's convolutions were described in -- the numbers cannot tell, NHWC
+ * being NCHW bit for bit here. */
+static cudnnStatus_t format_allowed(const char *call, cudnnTensorFormat_t f) {
+    const char *v = getenv("LT_CUEMU_DNN_FORMAT");
+    if (!v || !v[0]) return CUDNN_STATUS_SUCCESS;
+    const cudnnTensorFormat_t only = !strcmp(v, "nhwc") ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    if (f == only) return CUDNN_STATUS_SUCCESS;
+    return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "format %s refused: LT_CUEMU_DNN_FORMAT=%s",
+                f == CUDNN_TENSOR_NHWC ? "NHWC" : "NCHW", v);
+}
+
 static cudnnStatus_t format_float(const char *call, cudnnTensorFormat_t f, cudnnDataType_t t) {
     if (f != CUDNN_TENSOR_NCHW && f != CUDNN_TENSOR_NHWC)
         return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "format %d: only NCHW and NHWC are emulated", (int)f);
+    cudnnStatus_t s = format_allowed(call, f);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
     if (t != CUDNN_DATA_FLOAT) return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "data type %d: only FLOAT is emulated", (int)t);
     return CUDNN_STATUS_SUCCESS;
 }

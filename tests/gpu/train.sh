@@ -7,7 +7,7 @@
 #           ImageNet-LT fixture generator, against the pip wheels' cuDNN /
 #           cuBLAS and the .debs of .gpudeps/ (tests/gpu/env.sh)
 #   check   a short GPU training run: ce on fmnist_lt_r100, scale ci,
-#           --device cuda --deterministic
+#           --device cuda --deterministic; the same with --layout nhwc
 #   bench   make bench-gpu (ltbench against PyTorch eager, same GPU); after
 #           the runs to commit, the input pipeline alone at the ImageNet-LT
 #           input (224 crop) on 1, 4, 8 and all cores (bench_pipeline, make
@@ -192,8 +192,10 @@ run() {   # run NAME TIMEOUT ltbench-run-args...: one ltbench run on the GPU
         ./ltbench run "$@" --data "$DATA" --results "$RESULTS" --threads "$THREADS" $RUN_ARGS
 }
 
-# (a) the short training check
+# (a) the short training check, then the same in NHWC (--layout nhwc: its
+# own directory, ce@cuda-nhwc; the first whole run of that layout on a GPU)
 run check-fmnist-ci 120 --protocol fmnist_lt_r100 --method ce --scale ci --seed 0
+run check-fmnist-ci-nhwc 120 --protocol fmnist_lt_r100 --method ce --scale ci --seed 0 --layout nhwc
 
 # (b) the bench (ltbench in both layouts: twice the ltbench timings of
 # before the NHWC path, hence 300 s)

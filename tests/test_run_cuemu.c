@@ -1,0 +1,188 @@
+/* test_run_cuemu.c — `ltbench run --device cuda` end to end, on the CPU
+ * emulator of the CUDA backend (build/libltcuemu.so, tests/cuemu): the
+ * harness's whole GPU path (device probe in a child, the backend made in
+ * the run's child, lt_step's captured training step, evaluation through
+ * the host copies, checkpoints, result files) in both activation layouts
+ * (--layout).
+ *
+ * Checked:
+ *  - --layout nhwc: the run finishes in ce@cuda-nhwc/ and records
+ *    env.cuda_layout "nhwc"; with LT_CUEMU_DNN_FORMAT=nhwc (the emulator
+ *    refuses every NCHW tensor or filter descriptor) it still finishes, so
+ *    every convolution of the run, evaluation included, was NHWC;
+ *  - killed after its first epoch's checkpoint and resumed, the NHWC run
+ *    ends with the uninterrupted one's metrics and per-class file;
+ *  - the default layout under the same switch fails at its first
+ *    convolution: a failed row naming cuDNN's refusal (the switch bites);
+ *  - the default layout without the switch finishes in ce@cuda/ with
+ *    env.cuda_layout "nchw", and its metrics and per-class file equal the
+ *    NHWC run's: on the emulator a deterministic NHWC step is the NCHW
+ *    step bit for bit (its convolutions by construction, batch norm, pools
+ *    and the rest by the op table's 0 errors), so a difference is the
+ *    harness's (a host copy or an evaluation in the wrong layout). On a GPU
+ *    the two differ in the last bits and are separate rows.
+ * The protocol is fmnist_lt_r100's ci scale cut further than the runner
+ * tests' (10 training images per class, 40 test images, batch 16): the
+ * emulator trains at about 25 images a second.
+ * Skips: Fashion-MNIST absent, the emulator module not built (make cuemu),
+ * under AddressSanitizer (minutes there). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fixtures_img.h"
+#include "fixtures_proto.h"
+#include "lt.h"
+#include "lt_io.h"
+#include "lt_runner.h"
+
+static char g_proto[600];
+static char g_emu[PATH_MAX];   /* the emulator module, "" when not built */
+
+/* fmnist_lt_r100 with its ci scale cut to 10 training images per class,
+ * the first 40 test images, batches of 16. */
+static int tiny_protocol(const char *dir, char *out, size_t cap)
+{
+    char *s;
+    size_t n;
+    if (lt_io_read_all("protocols/fmnist_lt_r100.json", &s, &n)) return -1;
+    cJSON *p = cJSON_Parse(s);
+    free(s);
+    if (!p) return -1;
+    cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString("fmnist_lt_emu"));
+    cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
+    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(10));
+    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(40));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage1"), "batch", cJSON_CreateNumber(16));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage2"), "batch", cJSON_CreateNumber(16));
+    char *text = cJSON_Print(p);
+    cJSON_Delete(p);
+    if (!text) return -1;
+    snprintf(out, cap, "%s/fmnist_lt_emu.json", dir);
+    int rc = fx_write_file(out, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+static const char *g_argv0;
+
+static int setup(void **state)
+{
+    g_emu[0] = '\0';
+    /* the module beside this binary's build directory: <build>/tests/x -> <build>/libltcuemu.so */
+    char self[PATH_MAX];
+    snprintf(self, sizeof self, "%s", g_argv0);
+    char *d = dirname(dirname(self));
+    char emu[PATH_MAX + 32];
+    snprintf(emu, sizeof emu, "%s/libltcuemu.so", d);
+    if (access(emu, R_OK) == 0 && realpath(emu, g_emu) == NULL) g_emu[0] = '\0';
+    if (fx_train_blocker("") || !g_emu[0]) return 0;   /* every case skips */
+    if (fx_scratch_setup(state) || tiny_protocol(fx_scratch, g_proto, sizeof g_proto)) return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    return fx_scratch[0] ? fx_scratch_teardown(state) : 0;
+}
+
+#define SKIP_UNLESS_EMU()                                                                                \
+    do {                                                                                                 \
+        FX_SKIP_UNLESS_RUNNABLE("the emulated GPU runs take minutes under AddressSanitizer");          \
+        if (!g_emu[0]) {                                                                                 \
+            print_message("skip: the CUDA emulator module (libltcuemu.so) is not built: make cuemu\n"); \
+            skip();                                                                                      \
+        }                                                                                                \
+    } while (0)
+
+/* One emulated cuda run of ce, seed 0, deterministic, results under ROOT;
+ * ONLY_FORMAT: LT_CUEMU_DNN_FORMAT for it (NULL: none); KILL: killed after
+ * that epoch's checkpoint (0: not). */
+static void emu_run(const char *root, const char *layout, const char *only_format, int kill, lt_run_outcome *o)
+{
+    lt_run_request r;
+    fx_request(&r, g_proto, root, "ce", 1);
+    r.device = "cuda";
+    r.deterministic = 1;
+    r.layout = layout;
+    r.kill_after_epoch = kill;
+    setenv("LTBENCH_CUDA_LIB", g_emu, 1);
+    if (only_format) setenv("LT_CUEMU_DNN_FORMAT", only_format, 1);
+    int rc = lt_runner_run(&r, o);
+    unsetenv("LT_CUEMU_DNN_FORMAT");
+    unsetenv("LTBENCH_CUDA_LIB");
+    if (rc != LT_OK) fail_msg("%s run: status %d: %s", layout ? layout : "default", rc, lt_errmsg());
+}
+
+static const char *env_str(const cJSON *doc, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "env"), key);
+    return cJSON_IsString(v) ? v->valuestring : "(absent)";
+}
+
+static void test_layouts_end_to_end(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_EMU();
+    char want[1200];
+
+    /* NHWC, with every NCHW descriptor refused */
+    lt_run_outcome nhwc;
+    emu_run("emu", "nhwc", "nhwc", 0, &nhwc);
+    if (!nhwc.ok) fail_msg("the NHWC run failed: %s", nhwc.reason);
+    snprintf(want, sizeof want, "%s/emu/runs/fmnist_lt_emu/ci/ce@cuda-nhwc/seed0", fx_scratch);
+    assert_string_equal(nhwc.run_dir, want);
+    cJSON *a = fx_read_json(nhwc.result_path);
+    assert_string_equal(env_str(a, "backend"), "cuda");
+    assert_string_equal(env_str(a, "gpu_name"), LT_CUEMU_DEVICE_NAME);
+    assert_string_equal(env_str(a, "cuda_layout"), "nhwc");
+    assert_string_equal(env_str(a, "cuda_math"), "fp32");
+
+    /* killed after its first epoch's checkpoint and resumed, still NHWC
+     * throughout: the uninterrupted run's numbers */
+    lt_run_outcome resumed;
+    emu_run("emu-resume", "nhwc", "nhwc", 1, &resumed);
+    assert_false(resumed.ok);
+    assert_non_null(strstr(resumed.reason, "signal 9"));
+    emu_run("emu-resume", "nhwc", "nhwc", 0, &resumed);
+    if (!resumed.ok) fail_msg("the resumed NHWC run failed: %s", resumed.reason);
+    fx_assert_same_outcome(&nhwc, &resumed);
+
+    /* NCHW under the same switch: refused at its first convolution */
+    lt_run_outcome refused;
+    emu_run("emu-refused", NULL, "nhwc", 0, &refused);
+    assert_false(refused.ok);
+    if (!strstr(refused.reason, "NOT_SUPPORTED")) fail_msg("reason: %s", refused.reason);
+
+    /* NCHW: its own directory, the same numbers here */
+    lt_run_outcome nchw;
+    emu_run("emu", NULL, NULL, 0, &nchw);
+    if (!nchw.ok) fail_msg("the NCHW run failed: %s", nchw.reason);
+    snprintf(want, sizeof want, "%s/emu/runs/fmnist_lt_emu/ci/ce@cuda/seed0", fx_scratch);
+    assert_string_equal(nchw.run_dir, want);
+    cJSON *b = fx_read_json(nchw.result_path);
+    assert_string_equal(env_str(b, "cuda_layout"), "nchw");
+    fx_assert_same_outcome(&nhwc, &nchw);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    g_argv0 = argv[0];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layouts_end_to_end),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
