@@ -161,15 +161,16 @@ int lt_compare_runs(const lt_compare_opts *o, const char *a_dir, const char *b_d
         s->exact = !lt_fingerprint_stale(&fa, &fb, why, sizeof why);
         fprintf(out, "compare: %s %s %s seed %d\n  A %s\n  B %s\n", a->protocol, a->scale, a->method, a->seed, a->path,
                 b->path);
+        /* the backend as the row names it: cpu, cuda, cuda-tf32, cuda-nhwc, ... */
         fprintf(out, "  fingerprint A: engine %s, %s, BLAS core %s, %d threads, backend %s\n", fa.engine_version,
-                fa.conv_backend, fa.blas_core, fa.threads, fa.backend);
+                fa.conv_backend, fa.blas_core, fa.threads, a->device_tag);
         if (s->exact) {
             fprintf(out, "  same fingerprint: every number must be identical\n");
             fprintf(out, "  %-9s %-19s  %-19s\n", "metric", "A", "B");
             exact(out, a, b, s);
         } else {
             fprintf(out, "  fingerprint B: engine %s, %s, BLAS core %s, %d threads, backend %s\n", fb.engine_version,
-                    fb.conv_backend, fb.blas_core, fb.threads, fb.backend);
+                    fb.conv_backend, fb.blas_core, fb.threads, b->device_tag);
             fprintf(out, "  different fingerprint (A against B: %s): each number within its tolerance\n", why);
             fprintf(out, "  %-9s %8s  %8s  (percent)\n", "metric", "A", "B");
             within(out, a, b, &r, s);

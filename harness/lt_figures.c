@@ -684,7 +684,8 @@ typedef struct {
 } ir_point;
 
 /* A method's series name in the figures: "ce" for cpu runs, "ce@cuda" for
- * GPU runs in fp32 math, "ce@cuda-tf32" in tf32 (the run directory's name,
+ * GPU runs in fp32 math, "ce@cuda-tf32" in tf32, "-nhwc" appended in the
+ * NHWC layout (the run directory's name,
  * lt_run_dir_on; backend is the device tag), so they are separate series
  * as they are separate leaderboard rows. One word: the gnuplot scripts
  * split the list at spaces. */

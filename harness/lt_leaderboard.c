@@ -379,12 +379,17 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     /* the layout came later: absent, the run was NCHW; present, a known word */
     const cJSON *lay = cJSON_GetObjectItemCaseSensitive(env, "cuda_layout");
     if (!rc && kind == LT_BACKEND_CUDA && lay && lt_layout_parse(r->cuda_layout, &layout) != LT_OK)
-        rc = lt_err(LT_EDATA, "%s: key 'env.cuda_layout' of a cuda run is not \"nchw\" or \"nhwc\"", path);
+        rc = cJSON_IsString(lay) && lay->valuestring
+                 ? lt_err(LT_EDATA, "%s: key 'env.cuda_layout' of a cuda run is not \"nchw\" or \"nhwc\": \"%.40s\"",
+                          path, lay->valuestring)
+                 : lt_err(LT_EDATA, "%s: key 'env.cuda_layout' of a cuda run is not \"nchw\" or \"nhwc\": not a string",
+                          path);
     if (rc) {
         cJSON_Delete(doc);
         return rc;
     }
-    if (kind == LT_BACKEND_CUDA) snprintf(r->cuda_layout, sizeof r->cuda_layout, "%s", lt_layout_name(layout));
+    /* cuda: the word, "nchw" when absent; cpu: "" whatever the file says */
+    snprintf(r->cuda_layout, sizeof r->cuda_layout, "%s", kind == LT_BACKEND_CUDA ? lt_layout_name(layout) : "");
     snprintf(r->device_tag, sizeof r->device_tag, "%s", lt_run_device_tag(kind, math, layout));
     char pd[16];
     path_device(path, pd, sizeof pd);

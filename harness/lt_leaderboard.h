@@ -22,7 +22,7 @@
 #define LT_LB_PATH 1024
 
 /* Leaderboard CSV header, exactly (the column contract of results/leaderboard.csv).
- * `backend` (cpu, cuda or cuda-tf32: lt_run_device_tag) came last, so readers
+ * `backend` (cpu, cuda, cuda-tf32, cuda-nhwc, cuda-tf32-nhwc: lt_run_device_tag) came last, so readers
  * of the earlier columns by position are unchanged. */
 #define LT_LB_CSV_HEADER                                                                   \
     "protocol,protocol_version,scale,method,fidelity,n_seeds,top1_mean,top1_std,many_mean," \

@@ -264,8 +264,11 @@ int lt_regress_run(const lt_regress_opts *o, lt_regress_summary *s)
         const char *reason = NULL;
         for (int j = 0; j < set.n; j++) {
             const lt_run_record *x = &set.v[j];
+            /* cpu runs only: the references are CPU numbers, and a GPU run
+             * (any math mode or layout) is another experiment, never
+             * pooled with them (lt_run_device_tag) */
             if (strcmp(x->protocol, r->protocol) || strcmp(x->scale, r->scale) || strcmp(x->method, r->method) ||
-                !in_list(x->seed, seeds, ns))
+                strcmp(x->device_tag, "cpu") || !in_list(x->seed, seeds, ns))
                 continue;
             if (!x->ok) {
                 n_failed++;

@@ -12,9 +12,11 @@
  * the header line is optional. results/reference/README.md says how the
  * references are produced and why each tolerance is what it is.
  *
- * The obtained number is the mean over the successful runs of the compared
- * seeds: by default seed 0 at scale ci (a smoke scale runs one seed) and
- * the protocol's seeds at short and full. A number beyond tolerance in
+ * The obtained number is the mean over the successful cpu runs of the
+ * compared seeds: by default seed 0 at scale ci (a smoke scale runs one
+ * seed) and the protocol's seeds at short and full. The references are
+ * CPU numbers; GPU runs (<method>@cuda*) are other experiments and are
+ * left out. A number beyond tolerance in
  * either direction fails: "above" is as much a change as "below", and an
  * unexplained improvement is usually a bug in evaluation. */
 #ifndef LT_REGRESS_H

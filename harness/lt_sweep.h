@@ -13,7 +13,7 @@
  * Local executor (lt_sweep_local): N runs at a time, each in a forked
  * child of the calling process that calls lt_runner_run (which forks the
  * isolated training child as always), its output appended to
- * <results>/sweep/logs/<protocol>.<scale>.<method>.seed<k>.log. A run
+ * <results>/sweep/logs/<protocol>.<scale>.<method>[@<device tag>].seed<k>.log. A run
  * starts once its dependency finished ok; a dependency that failed makes
  * its dependents "skipped" with the reason, without trying them (the
  * runner would otherwise train the stage 1 again inside each dependent). A
@@ -136,7 +136,7 @@ int lt_sweep_plan_make(const lt_sweep_opts *o, lt_sweep_plan *plan);
  * with each protocol's manifest as known so far, and the cost estimates. */
 void lt_sweep_plan_check(lt_sweep_plan *plan);
 void lt_sweep_plan_free(lt_sweep_plan *plan);
-/* results/runs/<protocol>/<scale>/<method>[@cuda|@cuda-tf32]/seed<k> (lt_run_dir_on) */
+/* results/runs/<protocol>/<scale>/<method>[@<device tag>]/seed<k> (lt_run_dir_on) */
 int lt_sweep_run_dir(const lt_sweep_plan *plan, int i, char *buf, size_t cap);
 /* "fmnist_lt_r100 ci crt seed 0" */
 void lt_sweep_run_name(const lt_sweep_plan *plan, int i, char *buf, size_t cap);

@@ -35,11 +35,17 @@ static int mkdir_p(const char *path)
     return mkdir(tmp, 0777) && errno != EEXIST ? -1 : 0;
 }
 
+/* <results>/sweep/logs/<protocol>.<scale>.<method dir>.seed<k>.log, the
+ * method as its run directory names it (ce, ce@cuda, ce@cuda-nhwc, ...), so
+ * that sweeps of one grid on other devices, math modes or layouts keep
+ * their logs apart */
 static void log_path(const lt_sweep_plan *pl, int i, char *buf, size_t cap)
 {
     const lt_sweep_run *r = &pl->runs[i];
-    snprintf(buf, cap, "%s/sweep/logs/%s.%s.%s.seed%llu.log", pl->results, pl->protos[r->proto].p->name, pl->scale,
-             r->m->name, (unsigned long long)r->seed);
+    char m[LT_LB_NAME + 32];
+    if (lt_run_device_method_dir(&pl->dev, r->m->name, m, sizeof m)) snprintf(m, sizeof m, "%s", r->m->name);
+    snprintf(buf, cap, "%s/sweep/logs/%s.%s.%s.seed%llu.log", pl->results, pl->protos[r->proto].p->name, pl->scale, m,
+             (unsigned long long)r->seed);
 }
 
 /* The child: one run through the runner, its output in the run's log.

@@ -22,7 +22,7 @@ grid() {
     for r in "$RESULTS"/runs/*/*/*/seed*/result.json; do
         [ -f "$r" ] || continue
         IFS=/ read -r -a part <<<"${r#"$RESULTS"/runs/}"
-        # GPU runs (<method>@cuda/, <method>@cuda-tf32/) are not in the grid: it is re-run on this
+        # GPU runs (<method>@cuda/, <method>@cuda-tf32/, ...-nhwc/) are not in the grid: it is re-run on this
         # machine's CPU, and a GPU run needs its own device (make reproduce DEVICE=cuda)
         case "${part[2]}" in *@*) continue ;; esac
         # stage-1 methods sort first (key 0), decoupled ones after (key 1)

@@ -31,6 +31,7 @@ typedef struct {
     double top1, ece;
     const char *per_class;
     int no_per_class;
+    const char *env_device;   /* the env's device keys; NULL: "backend":"cpu" */
 } run;
 
 static run base(void) {
@@ -56,9 +57,10 @@ static const char *write_run(const char *name, const run *r) {
              "\"metrics\":{\"top1\":%.17g,\"many\":0.85,\"medium\":0.8722,\"few\":null,\"ece\":%.17g,"
              "\"macro_f1\":0.84,\"map\":null,\"ece_ts\":0.0125},"
              "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"%s\","
-             "\"conv_backend\":\"%s\",\"blas_core\":\"%s\",\"threads\":%d,\"backend\":\"cpu\"}}\n",
+             "\"conv_backend\":\"%s\",\"blas_core\":\"%s\",\"threads\":%d,%s}}\n",
              r->status, strcmp(r->status, "ok") ? "loss is NaN in stage 1 epoch 3" : "", r->protocol_sha, r->method,
-             r->seed, r->top1, r->ece, r->engine, r->conv, r->blas, r->threads);
+             r->seed, r->top1, r->ece, r->engine, r->conv, r->blas, r->threads,
+             r->env_device ? r->env_device : "\"backend\":\"cpu\"");
     snprintf(path, sizeof path, "%s/result.json", dir);
     tf_spit(path, text);
     if (!r->no_per_class) {
@@ -191,6 +193,32 @@ static void test_tolerance(void **state) {
     assert_non_null(strstr(rep, "-0.51 points, tol 0.50"));
 }
 
+/* GPU runs of one experiment in the two layouts: the fingerprint lines
+ * name each row's backend (cuda, cuda-nhwc), and the layout is the
+ * difference that makes it a tolerance comparison. */
+static void test_gpu_layouts(void **state) {
+    (void)state;
+    run r = base();
+    r.conv = "cuda:0";
+    r.env_device = "\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
+                   "\"cuda_math\":\"fp32\",\"cuda_deterministic\":true";
+    const char *a = write_run("gpu_nchw", &r);
+    r.env_device = "\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\","
+                   "\"cuda_math\":\"fp32\",\"cuda_deterministic\":true,\"cuda_layout\":\"nhwc\"";
+    r.top1 += 0.001;
+    const char *b = write_run("gpu_nhwc", &r);
+    lt_compare_summary s;
+    char rep[8192];
+    assert_int_equal(compare(a, b, &s, rep, sizeof rep), LT_OK);
+    assert_int_equal(s.exact, 0);
+    assert_non_null(strstr(rep, "fingerprint A: engine " LT_ENGINE_VERSION ", cuda:0, BLAS core Cooperlake, 2 threads, "
+                                "backend cuda\n"));
+    assert_non_null(strstr(rep, "fingerprint B: engine " LT_ENGINE_VERSION ", cuda:0, BLAS core Cooperlake, 2 threads, "
+                                "backend cuda-nhwc\n"));
+    assert_non_null(strstr(rep, "layout nchw, now nhwc"));
+    assert_int_equal(s.n_mismatch, 0);
+}
+
 static void test_refusals(void **state) {
     (void)state;
     run r = base();
@@ -258,6 +286,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_same),    cmocka_unit_test(test_exact_last_bit),
         cmocka_unit_test(test_exact_per_class), cmocka_unit_test(test_tolerance),
+        cmocka_unit_test(test_gpu_layouts),
         cmocka_unit_test(test_refusals),      cmocka_unit_test(test_command),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -494,6 +494,23 @@ static void test_record_backend_and_reuse(void **state)
         if (!strstr(lt_errmsg(), "key 'env.cuda_layout' of a cuda run is not \"nchw\" or \"nhwc\""))
             fail_msg("layout %s: %s", bad_layouts[i], lt_errmsg());
     }
+    assert_non_null(strstr(lt_errmsg(), "ride@cuda-nhwc/seed0/result.json: key 'env.cuda_layout' of a cuda run is "
+                                        "not \"nchw\" or \"nhwc\": not a string"));   /* null, the last */
+    {
+        char env[512];
+        snprintf(env, sizeof env, "%s,\"cuda_math\":\"fp32\",\"cuda_layout\":\"channels_last\"", CUDA_GPU);
+        snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", env);
+        put(dir, "runs/p/ci/ride@cuda-nhwc/seed0/result.json", text, path, sizeof path);
+        assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
+        assert_non_null(strstr(lt_errmsg(), "is not \"nchw\" or \"nhwc\": \"channels_last\""));
+    }
+    /* a cpu result has no layout, whatever its file says */
+    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend,
+             ",\"backend\":\"cpu\",\"cuda_layout\":\"nhwc\"");
+    put(dir, "runs/p/ci/ride/seed0/result.json", text, path, sizeof path);
+    assert_int_equal(lt_run_record_read(path, &r), LT_OK);
+    assert_string_equal(r.device_tag, "cpu");
+    assert_string_equal(r.cuda_layout, "");
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);

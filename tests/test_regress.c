@@ -51,6 +51,23 @@ static void write_run(const char *method, int seed, const char *status, double t
     tf_spit(p, text);
 }
 
+/* A GPU run of the same method and seed (<method>@cuda/): never pooled
+ * with the cpu runs the references describe. */
+static void write_cuda_run(const char *method, int seed, double top1)
+{
+    char dir[512], p[600], text[2048];
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/ci/%s@cuda/seed%d", g_root, method, seed);
+    tf_mkdirs(dir);
+    snprintf(p, sizeof p, "%s/result.json", dir);
+    snprintf(text, sizeof text,
+             "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"name\":\"fmnist_lt_r100\",\"version\":1,"
+             "\"sha256\":\"aa\"},\"scale\":\"ci\",\"method\":{\"name\":\"%s\",\"version\":\"1\"},\"seed\":%d,"
+             "\"metrics\":{\"top1\":%.17g,\"many\":%.17g},\"env\":{\"backend\":\"cuda\","
+             "\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\",\"cuda_math\":\"fp32\"}}\n",
+             method, seed, top1, top1);
+    tf_spit(p, text);
+}
+
 static char g_ref[128];
 
 static void write_ref(const char *text)
@@ -71,6 +88,8 @@ static int setup(void **state)
     /* seed 1 exists but ci compares seed 0 only: its wild numbers must not count */
     write_run("ce", 1, "ok", 0.10, 0.10, 0.10);
     write_run("crt", 0, "failed", 0, 0, 0);
+    /* and ce seed 0 on a GPU: its numbers must not count either */
+    write_cuda_run("ce", 0, 0.10);
     return 0;
 }
 

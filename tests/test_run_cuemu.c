@@ -21,8 +21,12 @@
  *    and the rest by the op table's 0 errors), so a difference is the
  *    harness's (a host copy or an evaluation in the wrong layout). On a GPU
  *    the two differ in the last bits and are separate rows.
+ *  - `ltbench reproduce` and a local `ltbench sweep` with --layout nhwc
+ *    (under the same switch) pass the layout on to their runs: they land
+ *    in ce@cuda-nhwc/ with the NHWC run's numbers, the sweep's log is named
+ *    for that directory, and no ce@cuda/ appears;
  * The protocol is fmnist_lt_r100's ci scale cut further than the runner
- * tests' (10 training images per class, 40 test images, batch 16): the
+ * tests' (6 training images per class, 24 test images, batch 16): the
  * emulator trains at about 25 images a second.
  * Skips: Fashion-MNIST absent, the emulator module not built (make cuemu),
  * under AddressSanitizer (minutes there). */
@@ -40,6 +44,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd_report.h"
+#include "cmd_sweep.h"
 #include "fixtures_img.h"
 #include "fixtures_proto.h"
 #include "lt.h"
@@ -49,8 +55,8 @@
 static char g_proto[600];
 static char g_emu[PATH_MAX];   /* the emulator module, "" when not built */
 
-/* fmnist_lt_r100 with its ci scale cut to 10 training images per class,
- * the first 40 test images, batches of 16. */
+/* fmnist_lt_r100 with its ci scale cut to 6 training images per class,
+ * the first 24 test images, batches of 16. */
 static int tiny_protocol(const char *dir, char *out, size_t cap)
 {
     char *s;
@@ -61,8 +67,8 @@ static int tiny_protocol(const char *dir, char *out, size_t cap)
     if (!p) return -1;
     cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString("fmnist_lt_emu"));
     cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
-    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(10));
-    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(40));
+    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(6));
+    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(24));
     cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage1"), "batch", cJSON_CreateNumber(16));
     cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage2"), "batch", cJSON_CreateNumber(16));
     char *text = cJSON_Print(p);
@@ -124,6 +130,45 @@ static void emu_run(const char *root, const char *layout, const char *only_forma
     if (rc != LT_OK) fail_msg("%s run: status %d: %s", layout ? layout : "default", rc, lt_errmsg());
 }
 
+/* Runs a command function with this process's stdout (and its children's)
+ * in a file; its exit status, the text in *out (malloc'ed). */
+static int call_out(int (*fn)(int, char **), char **argv, char **out)
+{
+    int argc = 0;
+    while (argv[argc]) argc++;
+    char path[] = "/tmp/lt_run_cuemu_outXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stdout);
+    int saved = dup(1);
+    assert_true(saved >= 0);
+    assert_true(dup2(fd, 1) >= 0);
+    setenv("LTBENCH_CUDA_LIB", g_emu, 1);
+    setenv("LT_CUEMU_DNN_FORMAT", "nhwc", 1);
+    int rc = fn(argc, argv);
+    unsetenv("LT_CUEMU_DNN_FORMAT");
+    unsetenv("LTBENCH_CUDA_LIB");
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    close(fd);
+    size_t n;
+    *out = NULL;
+    assert_int_equal(lt_io_read_all(path, out, &n), LT_OK);
+    unlink(path);
+    return rc;
+}
+
+/* The metrics object of a result file, as text. */
+static char *metrics_text(const char *result_path)
+{
+    cJSON *d = fx_read_json(result_path);
+    char *t = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(d, "metrics"));
+    cJSON_Delete(d);
+    assert_non_null(t);
+    return t;
+}
+
 static const char *env_str(const cJSON *doc, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "env"), key);
@@ -175,6 +220,43 @@ static void test_layouts_end_to_end(void **state)
     fx_assert_same_outcome(&nhwc, &nchw);
     cJSON_Delete(a);
     cJSON_Delete(b);
+
+    char *out;
+    int rc;
+
+    /* reproduce and a local sweep, each into a results root of its own */
+    char *want_metrics = metrics_text(nhwc.result_path), *got;
+    char root[700], path[1200], seen[1200];
+    snprintf(root, sizeof root, "%s/emu-repro", fx_scratch);
+    char *rep[] = {"reproduce", "--method", "ce", "--protocol", g_proto, "--scale", "ci", "--seeds", "0",
+                   "--results", root, "--threads", "1", "--device", "cuda", "--layout", "nhwc",
+                   "--deterministic", "--no-report", NULL};
+    rc = call_out(lt_cmd_reproduce, rep, &out);
+    if (rc) fail_msg("reproduce --layout nhwc: exit %d: %s", rc, out);
+    free(out);
+    snprintf(path, sizeof path, "%s/runs/fmnist_lt_emu/ci/ce@cuda-nhwc/seed0/result.json", root);
+    got = metrics_text(path);
+    assert_string_equal(got, want_metrics);
+    free(got);
+    snprintf(seen, sizeof seen, "%s/runs/fmnist_lt_emu/ci/ce@cuda", root);
+    assert_int_equal(access(seen, F_OK), -1);
+
+    snprintf(root, sizeof root, "%s/emu-sweep", fx_scratch);
+    char *sw[] = {"sweep", "--methods", "ce", "--protocols", g_proto, "--seeds", "0", "--scale", "ci",
+                  "--results", root, "--threads", "1", "--device", "cuda", "--layout", "nhwc",
+                  "--deterministic", "--no-report", NULL};
+    rc = call_out(lt_cmd_sweep, sw, &out);
+    if (rc) fail_msg("sweep --layout nhwc: exit %d: %s", rc, out);
+    free(out);
+    snprintf(path, sizeof path, "%s/runs/fmnist_lt_emu/ci/ce@cuda-nhwc/seed0/result.json", root);
+    got = metrics_text(path);
+    assert_string_equal(got, want_metrics);
+    free(got);
+    snprintf(seen, sizeof seen, "%s/runs/fmnist_lt_emu/ci/ce@cuda", root);
+    assert_int_equal(access(seen, F_OK), -1);
+    snprintf(path, sizeof path, "%s/sweep/logs/fmnist_lt_emu.ci.ce@cuda-nhwc.seed0.log", root);
+    assert_int_equal(access(path, F_OK), 0);
+    free(want_metrics);
 }
 
 int main(int argc, char **argv)

@@ -282,8 +282,8 @@ static char *slurm_level0(const lt_sweep_plan *pl)
     return tf_read(path, NULL);
 }
 
-/* cuda runs: fp32 in <method>@cuda/, tf32 in <method>@cuda-tf32/, NHWC
- * ones in <method>@cuda-tf32-nhwc/ (lt_run_dir_on), so a sweep of one math
+/* cuda runs: fp32 in <method>@cuda/, tf32 in <method>@cuda-tf32/, tf32
+ * NHWC ones in <method>@cuda-tf32-nhwc/ (lt_run_dir_on), so a sweep of one math
  * mode or layout neither sees, re-uses nor overwrites another's results; the plan's note and the Slurm scripts
  * name the same directories. The device is not probed (no dev_info): the
  * skip rule then knows backend and math mode only, so a found cuda run is

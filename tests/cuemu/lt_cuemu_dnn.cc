@@ -143,6 +143,8 @@ cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) 
 static cudnnStatus_t format_allowed(const char *call, cudnnTensorFormat_t f) {
     const char *v = getenv("LT_CUEMU_DNN_FORMAT");
     if (!v || !v[0]) return CUDNN_STATUS_SUCCESS;
+    if (strcmp(v, "nhwc") && strcmp(v, "nchw"))
+        return fail(CUDNN_STATUS_BAD_PARAM, call, "LT_CUEMU_DNN_FORMAT=%s: expected nchw or nhwc", v);
     const cudnnTensorFormat_t only = !strcmp(v, "nhwc") ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     if (f == only) return CUDNN_STATUS_SUCCESS;
     return fail(CUDNN_STATUS_NOT_SUPPORTED, call, "format %s refused: LT_CUEMU_DNN_FORMAT=%s",

@@ -28,7 +28,7 @@
 # LOGDIR gets four files (the device tool brings back at most 8 from $OUT,
 # 2 folders down): train.log (everything, with the summary), bench-gpu.txt
 # (the bench-gpu:, bench-pipeline:, conv-layout: and ncu-summary: lines), train-logs.tgz (build.log, ldd.txt, nvidia-smi.txt, one
-# <step>.log each) and results.tgz (runs/<protocol>/<scale>/<method>@cuda/
+# <step>.log each) and results.tgz (runs/<protocol>/<scale>/<method>@cuda*/
 # seed<k>/ without checkpoints, from the results root build/gpu-results:
 # unpack into results/ when they are to be committed).
 #
@@ -223,7 +223,7 @@ grep '^bench-pipeline:' "$GPU_LOGS/bench-pipeline.log" >> "$LOGDIR/bench-gpu.txt
 # (e) the ResNet-50 smoke run
 if step imagenet-fixture-gen 120 "$BUILD/make_imagenet_lt_fixture" "$DATA/imagenet_lt_fixture/raw"; then
     if run imagenet-fixture-r50 200 --protocol imagenet_lt_fixture --method ce --scale full --seed 0; then
-        # cuda runs live in <method>@cuda (fp32) or <method>@cuda-tf32
+        # cuda runs live in <method>@cuda (fp32), <method>@cuda-tf32, or their -nhwc twins
         r=$(ls "$RESULTS"/runs/imagenet_lt_fixture/full/ce@cuda*/seed0/result.json 2>/dev/null | head -1)
         python3 - "$r" <<'EOF' | tee -a "$GPU_LOGS/imagenet-fixture-r50.log" || true
 import json, sys
