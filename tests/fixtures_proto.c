@@ -39,6 +39,12 @@ const char *fx_train_blocker(const char *asan_why)
 
 int fx_tiny_protocol_as(const char *dir, const char *name, int epochs, char *out, size_t cap)
 {
+    return fx_protocol_cut(dir, name, epochs, 120, 300, 64, out, cap);
+}
+
+int fx_protocol_cut(const char *dir, const char *name, int epochs, int per_class, int test_subset, int batch,
+                    char *out, size_t cap)
+{
     char *s;
     size_t n;
     if (lt_io_read_all("protocols/fmnist_lt_r100.json", &s, &n)) return -1;
@@ -47,12 +53,12 @@ int fx_tiny_protocol_as(const char *dir, const char *name, int epochs, char *out
     if (!p) return -1;
     cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString(name));
     cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
-    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(120));
-    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(300));
+    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(per_class));
+    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(test_subset));
     cJSON *s1 = cJSON_GetObjectItem(ci, "stage1");
-    cJSON_ReplaceItemInObject(s1, "batch", cJSON_CreateNumber(64));
+    cJSON_ReplaceItemInObject(s1, "batch", cJSON_CreateNumber(batch));
     if (epochs > 0) cJSON_ReplaceItemInObject(s1, "epochs", cJSON_CreateNumber(epochs));
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage2"), "batch", cJSON_CreateNumber(64));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage2"), "batch", cJSON_CreateNumber(batch));
     char *text = cJSON_Print(p);
     cJSON_Delete(p);
     if (!text) return -1;

@@ -81,6 +81,11 @@ int fx_tiny_protocol(const char *dir, char *out, size_t cap);
  * EPOCHS epochs (0: the protocol's 2): a run that lasts longer. 0 or -1. */
 int fx_tiny_protocol_as(const char *dir, const char *name, int epochs, char *out, size_t cap);
 
+/* The same with its own cut: at most PER_CLASS training images per class,
+ * the first TEST_SUBSET test images, batches of BATCH in both stages. */
+int fx_protocol_cut(const char *dir, const char *name, int epochs, int per_class, int test_subset, int batch,
+                    char *out, size_t cap);
+
 /* The request the runner tests make: METHOD on PROTO (a protocol name or a
  * .json path) at ci scale, seed 0, THREADS threads, quiet, results under
  * ROOT; the rest as lt_run_request_default. ROOT is copied (the request

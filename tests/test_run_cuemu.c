@@ -55,31 +55,6 @@
 static char g_proto[600];
 static char g_emu[PATH_MAX];   /* the emulator module, "" when not built */
 
-/* fmnist_lt_r100 with its ci scale cut to 6 training images per class,
- * the first 24 test images, batches of 16. */
-static int tiny_protocol(const char *dir, char *out, size_t cap)
-{
-    char *s;
-    size_t n;
-    if (lt_io_read_all("protocols/fmnist_lt_r100.json", &s, &n)) return -1;
-    cJSON *p = cJSON_Parse(s);
-    free(s);
-    if (!p) return -1;
-    cJSON_ReplaceItemInObject(p, "protocol", cJSON_CreateString("fmnist_lt_emu"));
-    cJSON *ci = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "scales"), "ci");
-    cJSON_ReplaceItemInObject(ci, "subsample_train_per_class", cJSON_CreateNumber(6));
-    cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(24));
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage1"), "batch", cJSON_CreateNumber(16));
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage2"), "batch", cJSON_CreateNumber(16));
-    char *text = cJSON_Print(p);
-    cJSON_Delete(p);
-    if (!text) return -1;
-    snprintf(out, cap, "%s/fmnist_lt_emu.json", dir);
-    int rc = fx_write_file(out, text, strlen(text));
-    free(text);
-    return rc;
-}
-
 static const char *g_argv0;
 
 static int setup(void **state)
@@ -93,7 +68,10 @@ static int setup(void **state)
     snprintf(emu, sizeof emu, "%s/libltcuemu.so", d);
     if (access(emu, R_OK) == 0 && realpath(emu, g_emu) == NULL) g_emu[0] = '\0';
     if (fx_train_blocker("") || !g_emu[0]) return 0;   /* every case skips */
-    if (fx_scratch_setup(state) || tiny_protocol(fx_scratch, g_proto, sizeof g_proto)) return -1;
+    /* fmnist_lt_r100's ci scale cut to 6 training images per class, the
+     * first 24 test images, batches of 16 */
+    if (fx_scratch_setup(state) || fx_protocol_cut(fx_scratch, "fmnist_lt_emu", 0, 6, 24, 16, g_proto, sizeof g_proto))
+        return -1;
     return 0;
 }
 
@@ -169,6 +147,28 @@ static char *metrics_text(const char *result_path)
     return t;
 }
 
+/* A command (reproduce, sweep) with --layout nhwc whose "--results"
+ * value is "<root>": run with results in fx_scratch/ROOT under the
+ * NHWC-only switch; its run must land in ce@cuda-nhwc/ with the metrics
+ * WANT, and no ce@cuda/ may appear. */
+static void nhwc_command(int (*fn)(int, char **), char **argv, const char *root, const char *want)
+{
+    char dir[700], path[1200];
+    snprintf(dir, sizeof dir, "%s/%s", fx_scratch, root);
+    for (int i = 0; argv[i]; i++)
+        if (!strcmp(argv[i], "<root>")) argv[i] = dir;
+    char *out;
+    int rc = call_out(fn, argv, &out);
+    if (rc) fail_msg("%s --layout nhwc: exit %d: %s", argv[0], rc, out);
+    free(out);
+    snprintf(path, sizeof path, "%s/runs/fmnist_lt_emu/ci/ce@cuda-nhwc/seed0/result.json", dir);
+    char *got = metrics_text(path);
+    assert_string_equal(got, want);
+    free(got);
+    snprintf(path, sizeof path, "%s/runs/fmnist_lt_emu/ci/ce@cuda", dir);
+    assert_int_equal(access(path, F_OK), -1);
+}
+
 static const char *env_str(const cJSON *doc, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "env"), key);
@@ -221,42 +221,20 @@ static void test_layouts_end_to_end(void **state)
     cJSON_Delete(a);
     cJSON_Delete(b);
 
-    char *out;
-    int rc;
-
     /* reproduce and a local sweep, each into a results root of its own */
-    char *want_metrics = metrics_text(nhwc.result_path), *got;
-    char root[700], path[1200], seen[1200];
-    snprintf(root, sizeof root, "%s/emu-repro", fx_scratch);
+    char *metrics = metrics_text(nhwc.result_path);
     char *rep[] = {"reproduce", "--method", "ce", "--protocol", g_proto, "--scale", "ci", "--seeds", "0",
-                   "--results", root, "--threads", "1", "--device", "cuda", "--layout", "nhwc",
+                   "--results", "<root>", "--threads", "1", "--device", "cuda", "--layout", "nhwc",
                    "--deterministic", "--no-report", NULL};
-    rc = call_out(lt_cmd_reproduce, rep, &out);
-    if (rc) fail_msg("reproduce --layout nhwc: exit %d: %s", rc, out);
-    free(out);
-    snprintf(path, sizeof path, "%s/runs/fmnist_lt_emu/ci/ce@cuda-nhwc/seed0/result.json", root);
-    got = metrics_text(path);
-    assert_string_equal(got, want_metrics);
-    free(got);
-    snprintf(seen, sizeof seen, "%s/runs/fmnist_lt_emu/ci/ce@cuda", root);
-    assert_int_equal(access(seen, F_OK), -1);
-
-    snprintf(root, sizeof root, "%s/emu-sweep", fx_scratch);
+    nhwc_command(lt_cmd_reproduce, rep, "emu-repro", metrics);
     char *sw[] = {"sweep", "--methods", "ce", "--protocols", g_proto, "--seeds", "0", "--scale", "ci",
-                  "--results", root, "--threads", "1", "--device", "cuda", "--layout", "nhwc",
+                  "--results", "<root>", "--threads", "1", "--device", "cuda", "--layout", "nhwc",
                   "--deterministic", "--no-report", NULL};
-    rc = call_out(lt_cmd_sweep, sw, &out);
-    if (rc) fail_msg("sweep --layout nhwc: exit %d: %s", rc, out);
-    free(out);
-    snprintf(path, sizeof path, "%s/runs/fmnist_lt_emu/ci/ce@cuda-nhwc/seed0/result.json", root);
-    got = metrics_text(path);
-    assert_string_equal(got, want_metrics);
-    free(got);
-    snprintf(seen, sizeof seen, "%s/runs/fmnist_lt_emu/ci/ce@cuda", root);
-    assert_int_equal(access(seen, F_OK), -1);
-    snprintf(path, sizeof path, "%s/sweep/logs/fmnist_lt_emu.ci.ce@cuda-nhwc.seed0.log", root);
+    nhwc_command(lt_cmd_sweep, sw, "emu-sweep", metrics);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/emu-sweep/sweep/logs/fmnist_lt_emu.ci.ce@cuda-nhwc.seed0.log", fx_scratch);
     assert_int_equal(access(path, F_OK), 0);
-    free(want_metrics);
+    free(metrics);
 }
 
 int main(int argc, char **argv)
