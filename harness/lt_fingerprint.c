@@ -53,9 +53,7 @@ void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f)
     f->cudnn = r->cudnn;
     f->cublas = r->cublas;
     snprintf(f->math, sizeof f->math, "%s", r->cuda_math);
-    /* a cuda result without the key ran NCHW (lt_run_record_read) */
-    if (!strcmp(f->backend, "cuda"))
-        snprintf(f->layout, sizeof f->layout, "%s", r->cuda_layout[0] ? r->cuda_layout : "nchw");
+    snprintf(f->layout, sizeof f->layout, "%s", r->cuda_layout);   /* "nchw" for a cuda result without the key */
     f->deterministic = r->cuda_deterministic;
 }
 
@@ -168,20 +166,16 @@ int lt_result_reusable(const char *result_path, const char *proto_sha, const cha
         /* another backend, math mode or layout is another experiment, not an
          * older build of this one: never re-used, not even under --reuse any */
         const char *rb = run.backend[0] ? run.backend : "cpu", *nb = now->backend[0] ? now->backend : "cpu";
-        if (strcmp(rb, nb)) {
-            snprintf(why, cap, "backend %s, now %s: another experiment (not re-used under --reuse any either)", rb, nb);
-            return 0;
-        }
-        if (!strcmp(nb, "cuda") && strcmp(run.math, now->math)) {
-            snprintf(why, cap, "math mode %s, now %s: another experiment (not re-used under --reuse any either)",
-                     run.math[0] ? run.math : "(unknown)", now->math);
-            return 0;
-        }
-        if (!strcmp(nb, "cuda") && strcmp(run.layout, now->layout)) {
-            snprintf(why, cap, "layout %s, now %s: another experiment (not re-used under --reuse any either)",
-                     run.layout[0] ? run.layout : "(unknown)", now->layout);
-            return 0;
-        }
+        /* the backend; for cuda (both, once the backends agree) the math mode and the layout */
+        const struct { const char *what, *run, *now; } exp[] = {
+            {"backend", rb, nb}, {"math mode", run.math, now->math}, {"layout", run.layout, now->layout}};
+        const int n_exp = strcmp(nb, "cuda") ? 1 : 3;
+        for (int k = 0; k < n_exp; k++)
+            if (strcmp(exp[k].run, exp[k].now)) {
+                snprintf(why, cap, "%s %s, now %s: another experiment (not re-used under --reuse any either)",
+                         exp[k].what, exp[k].run[0] ? exp[k].run : "(unknown)", exp[k].now);
+                return 0;
+            }
         snprintf(why, cap, "stale: %s", fw);
         return any ? 2 : 0;
     }

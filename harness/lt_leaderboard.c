@@ -256,8 +256,8 @@ static int identity_from_path(const char *path, lt_run_record *r)
 
 /* The device tag the directory of a result file names, when it is laid out
  * as …/<method>[@<tag>]/seed<k>/result.json: "cpu", "cuda", "cuda-tf32",
- * "cuda-nhwc", "cuda-tf32-nhwc", "?" for a suffix that is no tag, or "" when the path does not have that
- * shape (a file read from elsewhere). */
+ * "cuda-nhwc", "cuda-tf32-nhwc", "?" for a suffix that is no tag, or ""
+ * when the path does not have that shape (a file read from elsewhere). */
 static void path_device(const char *path, char *out, size_t cap)
 {
     out[0] = '\0';
@@ -367,7 +367,6 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     /* absent: a result from before the backend was recorded, a cpu run */
     snprintf(r->backend, sizeof r->backend, "%s", be ? be->valuestring : "cpu");
     copy_str(r->cuda_math, sizeof r->cuda_math, env, "cuda_math");
-    copy_str(r->cuda_layout, sizeof r->cuda_layout, env, "cuda_layout");
     lt_backend_kind kind = LT_BACKEND_CPU;
     lt_cuda_math math = LT_CUDA_FP32;
     lt_layout layout = LT_LAYOUT_NCHW;
@@ -378,12 +377,10 @@ int lt_run_record_read(const char *path, lt_run_record *r)
         rc = lt_err(LT_EDATA, "%s: key 'env.cuda_math' of a cuda run is not \"fp32\" or \"tf32\"", path);
     /* the layout came later: absent, the run was NCHW; present, a known word */
     const cJSON *lay = cJSON_GetObjectItemCaseSensitive(env, "cuda_layout");
-    if (!rc && kind == LT_BACKEND_CUDA && lay && lt_layout_parse(r->cuda_layout, &layout) != LT_OK)
-        rc = cJSON_IsString(lay) && lay->valuestring
-                 ? lt_err(LT_EDATA, "%s: key 'env.cuda_layout' of a cuda run is not \"nchw\" or \"nhwc\": \"%.40s\"",
-                          path, lay->valuestring)
-                 : lt_err(LT_EDATA, "%s: key 'env.cuda_layout' of a cuda run is not \"nchw\" or \"nhwc\": not a string",
-                          path);
+    const int lay_str = cJSON_IsString(lay) && lay->valuestring;
+    if (!rc && kind == LT_BACKEND_CUDA && lay && (!lay_str || lt_layout_parse(lay->valuestring, &layout) != LT_OK))
+        rc = lt_err(LT_EDATA, "%s: key 'env.cuda_layout' of a cuda run is not \"nchw\" or \"nhwc\": %s%.40s%s", path,
+                    lay_str ? "\"" : "not a string", lay_str ? lay->valuestring : "", lay_str ? "\"" : "");
     if (rc) {
         cJSON_Delete(doc);
         return rc;

@@ -290,6 +290,17 @@ static void put(const char *dir, const char *rel, const char *text, char *path, 
 #define CUDA_GPU ",\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\""
 #define CUDA_LIBS ",\"cuda_driver\":13000,\"cuda_runtime\":13000,\"cudnn\":91900,\"cublas\":130100"
 
+/* A cuda result file's text (the library versions, not deterministic,
+ * conv_backend cuda:0) with math mode MATH and, unless LAYOUT is NULL,
+ * "cuda_layout": LAYOUT (JSON text: "\"nhwc\"", "1", "null", ...). */
+static void cuda_text(char *text, size_t cap, const char *blas, const char *math, const char *layout)
+{
+    char env[512], lay[128] = "";
+    if (layout) snprintf(lay, sizeof lay, ",\"cuda_layout\":%s", layout);
+    snprintf(env, sizeof env, CUDA_GPU CUDA_LIBS ",\"cuda_math\":\"%s\",\"cuda_deterministic\":false%s", math, lay);
+    snprintf(text, cap, HEAD ENV_CPU "}\n", blas, "cuda:0", env);
+}
+
 static void test_record_backend_and_reuse(void **state)
 {
     (void)state;
@@ -445,15 +456,11 @@ static void test_record_backend_and_reuse(void **state)
     lt_fingerprint_current_on(&now_nhwc, 2, &dev, LT_LAYOUT_NHWC);
     assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_nhwc, 1, why, sizeof why), 0);
     assert_string_equal(why, "layout nchw, now nhwc: another experiment (not re-used under --reuse any either)");
-    const char *nchw_env = CUDA_GPU CUDA_LIBS ",\"cuda_math\":\"fp32\",\"cuda_deterministic\":false,"
-                           "\"cuda_layout\":\"nchw\"";
-    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", nchw_env);
+    cuda_text(text, sizeof text, now_cpu.blas_core, "fp32", "\"nchw\"");
     put(dir, "runs/p/ci/lws@cuda/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_OK);
     assert_string_equal(r.device_tag, "cuda");
-    const char *nhwc_env = CUDA_GPU CUDA_LIBS ",\"cuda_math\":\"fp32\",\"cuda_deterministic\":false,"
-                           "\"cuda_layout\":\"nhwc\"";
-    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", nhwc_env);
+    cuda_text(text, sizeof text, now_cpu.blas_core, "fp32", "\"nhwc\"");
     put(dir, "runs/p/ci/ce@cuda-nhwc/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_OK);
     assert_string_equal(r.backend, "cuda");
@@ -477,32 +484,21 @@ static void test_record_backend_and_reuse(void **state)
     assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
     assert_non_null(strstr(lt_errmsg(), "a cuda run (env.backend, env.cuda_math, env.cuda_layout) in a directory "
                                         "of cuda-nhwc runs"));
-    const char *tf32_nhwc_env = CUDA_GPU CUDA_LIBS ",\"cuda_math\":\"tf32\",\"cuda_deterministic\":false,"
-                                "\"cuda_layout\":\"nhwc\"";
-    snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", tf32_nhwc_env);
+    cuda_text(text, sizeof text, now_cpu.blas_core, "tf32", "\"nhwc\"");
     put(dir, "runs/p/ci/ce@cuda-tf32-nhwc/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_OK);
     assert_string_equal(r.device_tag, "cuda-tf32-nhwc");
-    /* a layout word that is not one, or not a string: refused, naming the key */
+    /* a layout word that is not one, or not a string: refused, naming the
+     * file and the key, and quoting a string */
     const char *bad_layouts[] = {"\"NHWC\"", "\"channels_last\"", "\"\"", "1", "null"};
     for (size_t i = 0; i < sizeof bad_layouts / sizeof bad_layouts[0]; i++) {
-        char env[512];
-        snprintf(env, sizeof env, "%s,\"cuda_math\":\"fp32\",\"cuda_layout\":%s", CUDA_GPU, bad_layouts[i]);
-        snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", env);
+        cuda_text(text, sizeof text, now_cpu.blas_core, "fp32", bad_layouts[i]);
         put(dir, "runs/p/ci/ride@cuda-nhwc/seed0/result.json", text, path, sizeof path);
         assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
-        if (!strstr(lt_errmsg(), "key 'env.cuda_layout' of a cuda run is not \"nchw\" or \"nhwc\""))
-            fail_msg("layout %s: %s", bad_layouts[i], lt_errmsg());
-    }
-    assert_non_null(strstr(lt_errmsg(), "ride@cuda-nhwc/seed0/result.json: key 'env.cuda_layout' of a cuda run is "
-                                        "not \"nchw\" or \"nhwc\": not a string"));   /* null, the last */
-    {
-        char env[512];
-        snprintf(env, sizeof env, "%s,\"cuda_math\":\"fp32\",\"cuda_layout\":\"channels_last\"", CUDA_GPU);
-        snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, "cuda:0", env);
-        put(dir, "runs/p/ci/ride@cuda-nhwc/seed0/result.json", text, path, sizeof path);
-        assert_int_equal(lt_run_record_read(path, &r), LT_EDATA);
-        assert_non_null(strstr(lt_errmsg(), "is not \"nchw\" or \"nhwc\": \"channels_last\""));
+        char want[256];
+        snprintf(want, sizeof want, "ride@cuda-nhwc/seed0/result.json: key 'env.cuda_layout' of a cuda run is not "
+                 "\"nchw\" or \"nhwc\": %s", bad_layouts[i][0] == '"' ? bad_layouts[i] : "not a string");
+        if (!strstr(lt_errmsg(), want)) fail_msg("layout %s: %s (want %s)", bad_layouts[i], lt_errmsg(), want);
     }
     /* a cpu result has no layout, whatever its file says */
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend,

@@ -35,37 +35,36 @@ static char *slurp_file(FILE *f)
     return b;
 }
 
-static void write_run(const char *method, int seed, const char *status, double top1, double many, double few)
+/* <root>/runs/fmnist_lt_r100/ci/<method><suffix>/seed<k>/result.json with
+ * ENV_JSON (",\"env\":{...}" or "") after the metrics. */
+static void write_run_on(const char *method, const char *suffix, const char *env_json, int seed, const char *status,
+                         double top1, double many, double few)
 {
     char dir[512], p[600], text[2048];
-    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/ci/%s/seed%d", g_root, method, seed);
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/ci/%s%s/seed%d", g_root, method, suffix, seed);
     tf_mkdirs(dir);
     snprintf(p, sizeof p, "%s/result.json", dir);
     snprintf(text, sizeof text,
              "{\"format\":1,\"status\":\"%s\",\"reason\":\"%s\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
              "\"version\":1,\"sha256\":\"aa\"},\"scale\":\"ci\",\"method\":{\"name\":\"%s\",\"version\":\"1\","
              "\"fidelity\":\"reconstructed\"},\"seed\":%d,\"metrics\":{\"top1\":%.17g,\"many\":%.17g,"
-             "\"medium\":0.5,\"few\":%.17g,\"ece\":0.05,\"macro_f1\":0.6,\"map\":null}}\n",
+             "\"medium\":0.5,\"few\":%.17g,\"ece\":0.05,\"macro_f1\":0.6,\"map\":null}%s}\n",
              status, strcmp(status, "ok") ? "crashed: signal 11 (Segmentation fault) in stage 1 epoch 0" : "", method,
-             seed, top1, many, few);
+             seed, top1, many, few, env_json);
     tf_spit(p, text);
+}
+
+static void write_run(const char *method, int seed, const char *status, double top1, double many, double few)
+{
+    write_run_on(method, "", "", seed, status, top1, many, few);
 }
 
 /* A GPU run of the same method and seed (<method>@cuda/): never pooled
  * with the cpu runs the references describe. */
 static void write_cuda_run(const char *method, int seed, double top1)
 {
-    char dir[512], p[600], text[2048];
-    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/ci/%s@cuda/seed%d", g_root, method, seed);
-    tf_mkdirs(dir);
-    snprintf(p, sizeof p, "%s/result.json", dir);
-    snprintf(text, sizeof text,
-             "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"name\":\"fmnist_lt_r100\",\"version\":1,"
-             "\"sha256\":\"aa\"},\"scale\":\"ci\",\"method\":{\"name\":\"%s\",\"version\":\"1\"},\"seed\":%d,"
-             "\"metrics\":{\"top1\":%.17g,\"many\":%.17g},\"env\":{\"backend\":\"cuda\","
-             "\"gpu_name\":\"NVIDIA H100 80GB HBM3\",\"gpu_cc\":\"9.0\",\"cuda_math\":\"fp32\"}}\n",
-             method, seed, top1, top1);
-    tf_spit(p, text);
+    write_run_on(method, "@cuda", ",\"env\":{\"backend\":\"cuda\",\"gpu_name\":\"NVIDIA H100 80GB HBM3\","
+                 "\"gpu_cc\":\"9.0\",\"cuda_math\":\"fp32\"}", seed, "ok", top1, top1, top1);
 }
 
 static char g_ref[128];
