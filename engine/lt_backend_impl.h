@@ -113,6 +113,11 @@ typedef struct lt_dev_ops {
     int (*graph_end)(lt_cuda_ctx *ctx, void **exec);
     int (*graph_launch)(lt_cuda_ctx *ctx, void *exec);
     void (*graph_free)(lt_cuda_ctx *ctx, void *exec);
+    /* The end of a model's backward (lt_cuda_join): the compute stream waits
+     * for work the backward queued on other streams (the filter-gradient
+     * stream), so that whatever comes next (the optimizer, the next
+     * forward, a copy) sees complete gradients. NULL: nothing to join. */
+    int (*join)(lt_cuda_ctx *ctx);
 } lt_dev_ops;
 
 /* Device scratch the ce_acc call needs for N rows (row losses, failing

@@ -19,7 +19,7 @@
 
 #include "lt_backend_impl.h"
 
-#define LT_CUDA_MODULE_ABI 3   /* 2: lt_dev_layer's fused BN / sum -> ReLU entries; 3: NHWC (layout_convert, lt_dev_layer.nhwc, the model's layout) */
+#define LT_CUDA_MODULE_ABI 4   /* 2: lt_dev_layer's fused BN / sum -> ReLU entries; 3: NHWC (layout_convert, lt_dev_layer.nhwc, the model's layout); 4: lt_dev_ops.join */
 #define LT_CUDA_MODULE_ENTRY "lt_cuda_module_entry"
 
 typedef struct {

@@ -624,10 +624,7 @@ void lt_model_zero_grad(lt_model *m) {
     memset(m->g, 0, m->n_w * sizeof(float));
 }
 
-static int dev_backward(lt_model *m, int N, int last) {
-    if (m->fwd_layout != m->layout)
-        return lt_err(LT_ESTATE, "model on %s: backward in another layout than the forward (lt_model_set_layout "
-                      "between them)", lt_backend_describe(m->backend));
+static int dev_backward_nodes(lt_model *m, int N, int last) {
     for (int i = 1; i <= last; i++) {
         lt_node *nd = &m->nodes[i];
         if (nd->need_dy && !nd->keep_dy && nd->dy_written != 1)
@@ -650,6 +647,22 @@ static int dev_backward(lt_model *m, int N, int last) {
         if (rc) return lt_err_wrap(rc, "backward of '%s'", nd->name);
     }
     return LT_OK;
+}
+
+/* The backward's nodes, then the join (lt_dev_ops.join), even after a
+ * failure: work the nodes queued on another stream must not outlive the
+ * backward unjoined. */
+static int dev_backward(lt_model *m, int N, int last) {
+    if (m->fwd_layout != m->layout)
+        return lt_err(LT_ESTATE, "model on %s: backward in another layout than the forward (lt_model_set_layout "
+                      "between them)", lt_backend_describe(m->backend));
+    int rc = dev_backward_nodes(m, N, last);
+    if (!m->dev->join) return rc;
+    char why[512] = "";
+    if (rc) snprintf(why, sizeof why, "%s", lt_errmsg());   /* the nodes' failure is the one to report */
+    const int j = m->dev->join(m->dctx);
+    if (rc) return j ? lt_err(rc, "%s", why) : rc;
+    return j ? lt_err_wrap(j, "model on %s: backward", lt_backend_describe(m->backend)) : LT_OK;
 }
 
 int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps) {

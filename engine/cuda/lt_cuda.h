@@ -22,9 +22,11 @@
  *    engine's message (lt_errmsg()): CUDA, cuDNN and cuBLAS errors become
  *    LT_EDEVICE, out of memory LT_ENOMEM with the size asked for, bad
  *    arguments LT_EINVAL / LT_ESHAPE. Nothing aborts.
- *  - Calls are asynchronous on the context's one stream, except the losses
+ *  - Calls are asynchronous on the context's stream, except the losses
  *    (they return the loss value and validate labels on the host side) and
  *    the copies to the host. lt_cuda_sync waits and reports a failed kernel.
+ *    (The filter-gradient stream, when switched on, is the one exception:
+ *    lt_cuda_set_wgrad_stream.)
  *
  * Math modes: LT_CUDA_FP32 (the default) computes in IEEE float32 with
  * TF32 tensor cores off in cuDNN and cuBLAS; LT_CUDA_TF32 lets convolutions
@@ -90,6 +92,28 @@ int lt_cuda_d2h(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 int lt_cuda_d2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes);
 /* Waits for the stream; reports any error a kernel raised (LT_EDEVICE). */
 int lt_cuda_sync(lt_cuda_ctx *ctx);
+/* The filter-gradient stream. With it on, lt_cuda_conv2d_backward queues
+ * a filter gradient (cuDNN's backward-filter, and for NHWC the addition of
+ * it into dw in dw's order) on a second stream that starts where the
+ * context's stream stands, so that it runs beside the data gradient and
+ * whatever is queued after it (the rest of a model's backward) rather than
+ * before them: the small convolutions of the CIFAR ResNets leave most of a
+ * large GPU idle. dw is complete only after lt_cuda_join, which makes the
+ * context's stream wait for that work (lt_model_backward calls it at its
+ * end); lt_cuda_sync, lt_cuda_memset0 and the copies join first. The same
+ * kernels on the same inputs write the same outputs, so no value changes
+ * (in deterministic mode not one bit; tests/gpu's test_train_cuda checks
+ * that on the GPU). Off by default: LT_CUDA_WGRAD_STREAM=1 in the
+ * environment turns it on in lt_cuda_create (its only reader). Turning it
+ * on makes the stream, a cuDNN handle and two events (LT_EDEVICE /
+ * LT_ENOMEM when that fails, and it stays off); switching while the
+ * context's stream is captured is LT_ESTATE. A switch changes
+ * lt_cuda_ws_generation (a captured step has the other structure). */
+int lt_cuda_set_wgrad_stream(lt_cuda_ctx *ctx, int on);
+int lt_cuda_wgrad_stream(const lt_cuda_ctx *ctx);   /* 1 when on */
+/* The context's stream waits for the filter-gradient stream's work queued
+ * so far (nothing when there is none; asynchronous, capturable). */
+int lt_cuda_join(lt_cuda_ctx *ctx);
 /* Grows the context's workspace (cuDNN's and the library's scratch) to at
  * least `bytes` now: growing it while the stream is captured into a CUDA
  * graph would invalidate the capture. */
@@ -119,7 +143,8 @@ int lt_cuda_host_is_pinned(const void *p);
  * in the context, with their workspace. */
 int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x,
                            const float *w, const float *b, float *y);
-/* dx (+=, or = when set_dx), dw +=, db += ; each may be NULL. */
+/* dx (+=, or = when set_dx), dw +=, db += ; each may be NULL. dw on the
+ * filter-gradient stream when it is on (above: complete after a join). */
 int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x,
                             const float *w, const float *dy, float *dx, float *dw, float *db,
                             int set_dx);

@@ -111,19 +111,6 @@ static int ws_query(cudnnStatus_t st, int best, const char *what, size_t *q) {
     return best >= 0 ? LT_OK : lt_cuda_dnn_err(st, what);
 }
 
-/* 1 when the context's stream is being captured into a CUDA graph (or the
- * query fails: then no search either). Only this stream: the library
- * captures nothing else, and a capture on another stream of the same
- * thread (thread-local mode) would be invalidated by a search too. */
-static int capturing(const lt_cuda_ctx *ctx) {
-    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-    if (cudaStreamIsCapturing(ctx->stream, &cs) != cudaSuccess) {
-        (void)cudaGetLastError();   /* not sticky: clear it for the next launch check */
-        return 1;
-    }
-    return cs != cudaStreamCaptureStatusNone;
-}
-
 /* After a search: its trial allocations that failed (an algorithm wanting
  * more workspace than is free) leave the runtime's last error set, which
  * the next kernel's launch check would report as its own. */
@@ -164,7 +151,7 @@ static int plan_build(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g,
     size_t q = 0;
 
     /* timed (cudnnFind) or not: the file's comment says when */
-    const int timed = !ctx->deterministic && !capturing(ctx);
+    const int timed = !ctx->deterministic && !lt_cuda_capturing(ctx);   /* a failed query: no search either */
     p->timed = 0;
 
     LT_DNN(cudnnGetConvolutionForwardAlgorithmMaxCount(ctx->dnn, &max), "forward algorithm count");
@@ -271,6 +258,32 @@ int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geo
     return LT_OK;
 }
 
+/* The filter gradient on the filter-gradient stream (lt_cuda.h): it
+ * starts where the compute stream stands (dy complete), reads x and dy,
+ * which nothing overwrites before the join (a model's backward writes each
+ * node's dy before that node's backward and never again, and no
+ * activation), and writes only dw (+=; NHWC: its [co][kh][kw][ci] copy in
+ * the side workspace, added into dw converted back, on the same stream). */
+static int wgrad_on_side(lt_cuda_ctx *ctx, const struct lt_cuda_conv_plan *p, const float *x, const float *dy,
+                         float *dw, size_t nwt) {
+    const lt_conv_geom *g = &p->g;
+    const size_t off = wt_offset(p->ws_bwd_filter);
+    LT_TRY(lt_cuda_ws_side_reserve(ctx, nwt ? off + nwt * sizeof(float) : p->ws_bwd_filter));
+    float *dwt = nwt ? (float *)((char *)ctx->ws_side + off) : NULL;
+    LT_CU(cudaEventRecord(ctx->ev_fork, ctx->stream), "filter-gradient stream: fork (record)");
+    LT_CU(cudaStreamWaitEvent(ctx->side, ctx->ev_fork, 0), "filter-gradient stream: fork (wait)");
+    ctx->side_busy = 1;
+    const float one = 1.0f, zero = 0.0f;
+    LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");
+    LT_DNN(cudnnConvolutionBackwardFilter(ctx->dnn_side, &one, p->xd, x, p->yd, dy, p->cd, p->bwd_filter, ctx->ws_side,
+                                          p->ws_bwd_filter, dwt ? &zero : &one, p->wd, dwt ? dwt : dw),
+           "convolution backward filter");
+    if (dwt)
+        LT_TRY(lt_cuda_layout_convert_on(ctx, ctx->side, LT_LAYOUT_NCHW, g->co, g->ci / g->groups, g->kh * g->kw, dwt,
+                                         dw, 1));
+    return LT_OK;
+}
+
 int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x, const float *w,
                             const float *dy, float *dx, float *dw, float *db, int set_dx) {
     LT_CTX(ctx);
@@ -292,7 +305,9 @@ int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_ge
         wt = (float *)((char *)ctx->ws + off);
         dwt = (float *)((char *)ctx->ws + off2);
     }
-    if (dw) {
+    if (dw && ctx->wgrad_on) {
+        LT_TRY(wgrad_on_side(ctx, p, x, dy, dw, nwt));
+    } else if (dw) {
         LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_bwd_filter));
         LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");
         /* into dw (+=), or into the scratch (=) and then added into dw in its order */

@@ -118,6 +118,11 @@ int lt_cuda_create(lt_cuda_ctx **out, int device, lt_cuda_math math, int determi
         in->math = math;
         in->deterministic = c->deterministic;
     }
+    {
+        /* the only reader of LT_CUDA_WGRAD_STREAM (lt_cuda.h) */
+        const char *ws = getenv("LT_CUDA_WGRAD_STREAM");
+        if (ws && !strcmp(ws, "1")) TRY_(lt_cuda_set_wgrad_stream(c, 1));
+    }
 #undef TRY_
     *out = c;
     return LT_OK;
@@ -128,6 +133,7 @@ fail:
 
 void lt_cuda_free_ctx(lt_cuda_ctx *c) {
     if (!c) return;
+    if (c->side) cudaStreamSynchronize(c->side);
     if (c->stream) cudaStreamSynchronize(c->stream);
     for (struct lt_cuda_conv_plan *p = c->plans, *nx; p; p = nx) {
         nx = p->next;
@@ -143,6 +149,11 @@ void lt_cuda_free_ctx(lt_cuda_ctx *c) {
     if (c->blas) cublasDestroy(c->blas);
     if (c->blas_ws) cudaFree(c->blas_ws);   /* after the handle that used it */
     if (c->dnn) cudnnDestroy(c->dnn);
+    if (c->dnn_side) cudnnDestroy(c->dnn_side);
+    if (c->ws_side) cudaFree(c->ws_side);   /* after the handle that used it */
+    if (c->ev_fork) cudaEventDestroy(c->ev_fork);
+    if (c->ev_join) cudaEventDestroy(c->ev_join);
+    if (c->side) cudaStreamDestroy(c->side);
     if (c->stream) cudaStreamDestroy(c->stream);
     (void)cudaGetLastError();
     free(c);
@@ -242,9 +253,88 @@ int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {
     return LT_OK;
 }
 
+/* ---- the filter-gradient stream ------------------------------------------------- */
+/* Made once, when first turned on, never during a capture (cudnnCreate
+ * allocates). */
+static int side_create(lt_cuda_ctx *c) {
+    if (c->side) return LT_OK;
+    cudaError_t e = cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+        c->side = NULL;
+        return lt_cuda_rt_err(e, "filter-gradient stream: create stream");
+    }
+    if ((e = cudaEventCreateWithFlags(&c->ev_fork, cudaEventDisableTiming)) != cudaSuccess ||
+        (e = cudaEventCreateWithFlags(&c->ev_join, cudaEventDisableTiming)) != cudaSuccess)
+        return lt_cuda_rt_err(e, "filter-gradient stream: create event");
+    cudnnStatus_t s = cudnnCreate(&c->dnn_side);
+    if (s != CUDNN_STATUS_SUCCESS) {
+        c->dnn_side = NULL;
+        return lt_cuda_dnn_err(s, "filter-gradient stream: create handle");
+    }
+    if ((s = cudnnSetStream(c->dnn_side, c->side)) != CUDNN_STATUS_SUCCESS)
+        return lt_cuda_dnn_err(s, "filter-gradient stream: set stream");
+    return LT_OK;
+}
+
+int lt_cuda_capturing(const lt_cuda_ctx *ctx) {
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(ctx->stream, &cs) != cudaSuccess) {
+        (void)cudaGetLastError();   /* not sticky: clear it for the next launch check */
+        return 1;
+    }
+    return cs != cudaStreamCaptureStatusNone;
+}
+
+int lt_cuda_set_wgrad_stream(lt_cuda_ctx *ctx, int on) {
+    LT_CTX(ctx);
+    on = on != 0;
+    if (on == ctx->wgrad_on) return LT_OK;
+    if (lt_cuda_capturing(ctx))
+        return lt_err(LT_ESTATE, "cuda: the filter-gradient stream cannot be switched while the stream is captured");
+    if (on) {
+        /* what a failed creation made stays for lt_cuda_free_ctx; the
+         * setting stays off */
+        LT_TRY(side_create(ctx));
+    } else {
+        LT_TRY(lt_cuda_join(ctx));
+    }
+    ctx->wgrad_on = on;
+    ctx->ws_gen++;   /* a captured step has the other structure baked in */
+    return LT_OK;
+}
+
+int lt_cuda_wgrad_stream(const lt_cuda_ctx *ctx) { return ctx ? ctx->wgrad_on : 0; }
+
+int lt_cuda_join(lt_cuda_ctx *ctx) {
+    LT_CTX(ctx);
+    if (!ctx->side_busy) return LT_OK;
+    LT_CU(cudaEventRecord(ctx->ev_join, ctx->side), "filter-gradient stream: join (record)");
+    LT_CU(cudaStreamWaitEvent(ctx->stream, ctx->ev_join, 0), "filter-gradient stream: join (wait)");
+    ctx->side_busy = 0;
+    return LT_OK;
+}
+
+int lt_cuda_ws_side_reserve(lt_cuda_ctx *ctx, size_t bytes) {
+    if (bytes <= ctx->ws_side_bytes) return LT_OK;
+    LT_CU(cudaStreamSynchronize(ctx->side), "filter-gradient workspace: sync");
+    if (ctx->ws_side) cudaFree(ctx->ws_side);
+    ctx->ws_side = NULL;
+    ctx->ws_side_bytes = 0;
+    ctx->ws_gen++;   /* as lt_cuda_ws_reserve: no graph may keep the old address */
+    size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes;
+    int rc = lt_cuda_alloc(ctx, &ctx->ws_side, want);
+    if (rc != LT_OK) return lt_err_wrap(rc, "filter-gradient workspace");
+    ctx->ws_side_bytes = want;
+    ctx->ws_gen++;
+    return LT_OK;
+}
+
+/* The copies, the memset and sync below join the filter-gradient stream
+ * first: what they read or overwrite may be what it still works on. */
 int lt_cuda_memset0(lt_cuda_ctx *ctx, void *p, size_t bytes) {
     LT_CTX(ctx);
     if (!bytes) return LT_OK;
+    LT_TRY(lt_cuda_join(ctx));
     LT_CU(cudaMemsetAsync(p, 0, bytes, ctx->stream), "memset");
     return LT_OK;
 }
@@ -252,6 +342,7 @@ int lt_cuda_memset0(lt_cuda_ctx *ctx, void *p, size_t bytes) {
 int lt_cuda_h2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
     LT_CTX(ctx);
     if (!bytes) return LT_OK;
+    LT_TRY(lt_cuda_join(ctx));
     /* pageable host memory: the copy is staged, src may be reused at return */
     LT_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx->stream), "copy host to device");
     LT_CU(cudaStreamSynchronize(ctx->stream), "copy host to device");
@@ -261,6 +352,7 @@ int lt_cuda_h2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
 int lt_cuda_d2h(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
     LT_CTX(ctx);
     if (!bytes) return LT_OK;
+    LT_TRY(lt_cuda_join(ctx));
     LT_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream), "copy device to host");
     LT_CU(cudaStreamSynchronize(ctx->stream), "copy device to host");
     return LT_OK;
@@ -269,12 +361,14 @@ int lt_cuda_d2h(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
 int lt_cuda_d2d(lt_cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
     LT_CTX(ctx);
     if (!bytes) return LT_OK;
+    LT_TRY(lt_cuda_join(ctx));
     LT_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx->stream), "copy device to device");
     return LT_OK;
 }
 
 int lt_cuda_sync(lt_cuda_ctx *ctx) {
     LT_CTX(ctx);
+    LT_TRY(lt_cuda_join(ctx));
     LT_CU(cudaStreamSynchronize(ctx->stream), "sync");
     return lt_cuda_launch_check("sync");
 }

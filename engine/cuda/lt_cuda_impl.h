@@ -48,6 +48,18 @@ struct lt_cuda_ctx {
      * workspace that makes cuBLAS capturable (lt_cuda_graph_prepare) */
     unsigned long ws_gen;
     void *blas_ws;
+    /* the filter-gradient stream (lt_cuda_set_wgrad_stream): cuDNN's
+     * backward-filter calls on a stream of their own, with their own handle
+     * and workspace (ws_side; its growth changes ws_gen too), forked from
+     * `stream` at each convolution's backward (ev_fork) and joined back by
+     * lt_cuda_join (ev_join) */
+    int wgrad_on;
+    int side_busy;   /* work queued on side since the last join */
+    cudaStream_t side;
+    cudnnHandle_t dnn_side;
+    cudaEvent_t ev_fork, ev_join;
+    void *ws_side;
+    size_t ws_side_bytes;
 };
 
 /* Status helpers: each turns a failed call into the engine's error. */
@@ -59,6 +71,18 @@ int lt_cuda_launch_check(const char *what);
 /* Grows the context's workspace to at least `bytes` (waits for the stream
  * before freeing the old one). */
 int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes);
+/* 1 when the context's stream is being captured into a CUDA graph (or the
+ * query fails). Only this stream: the library captures nothing else, and a
+ * capture on another stream of the same thread (thread-local mode) would
+ * be invalidated by what this guards as well. */
+int lt_cuda_capturing(const lt_cuda_ctx *ctx);
+/* The same for the filter-gradient stream's workspace (waits for that
+ * stream). */
+int lt_cuda_ws_side_reserve(lt_cuda_ctx *ctx, size_t bytes);
+/* lt_cuda_layout_convert on a given stream (the filter-gradient stream's
+ * conversion of an NHWC filter gradient). */
+int lt_cuda_layout_convert_on(lt_cuda_ctx *ctx, cudaStream_t stream, lt_layout to, int N, int C, int HW,
+                              const float *src, float *dst, int accumulate);
 
 /* Kernels other files call (lt_cuda_ops.cu): y[n][c][p] += b[c]; and
  * db[c] += sum over n, p of dy[n][c][p] (double, fixed order), with

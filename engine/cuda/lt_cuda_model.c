@@ -262,6 +262,7 @@ static const lt_dev_ops cuda_dev = {
     .graph_end = lt_cuda_graph_end,
     .graph_launch = lt_cuda_graph_launch,
     .graph_free = lt_cuda_graph_free,
+    .join = lt_cuda_join,
 };
 
 /* Fills b's cuda part on a new context (b is zeroed by the caller). */

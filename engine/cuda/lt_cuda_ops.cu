@@ -1255,12 +1255,18 @@ __global__ static void k_layout_convert(size_t total, int to_nhwc, int C, int HW
 int lt_cuda_layout_convert(lt_cuda_ctx *ctx, lt_layout to, int N, int C, int HW, const float *src, float *dst,
                            int accumulate) {
     LT_CTX(ctx);
+    return lt_cuda_layout_convert_on(ctx, ctx->stream, to, N, C, HW, src, dst, accumulate);
+}
+
+int lt_cuda_layout_convert_on(lt_cuda_ctx *ctx, cudaStream_t stream, lt_layout to, int N, int C, int HW,
+                              const float *src, float *dst, int accumulate) {
+    LT_CTX(ctx);
     if (N < 0 || C < 0 || HW < 0) return lt_err(LT_ESHAPE, "cuda layout convert: N=%d C=%d HW=%d", N, C, HW);
     if (to != LT_LAYOUT_NCHW && to != LT_LAYOUT_NHWC) return lt_err(LT_EINVAL, "cuda layout convert: layout %d", (int)to);
     const size_t total = (size_t)N * C * HW;
     if (!total) return LT_OK;
     if (!src || !dst) return lt_err(LT_EINVAL, "cuda layout convert: NULL tensor");
-    LT_LAUNCH(k_layout_convert, lt_cuda_blocks(total, ET), ET, ctx->stream)(total, to == LT_LAYOUT_NHWC, C, HW, src,
-                                                                             dst, accumulate != 0);
+    LT_LAUNCH(k_layout_convert, lt_cuda_blocks(total, ET), ET, stream)(total, to == LT_LAYOUT_NHWC, C, HW, src, dst,
+                                                                        accumulate != 0);
     return launch_ok("layout convert");
 }

@@ -54,8 +54,17 @@
  * PyTorch's channels_last, the layout its ResNet-50 side runs in), the
  * NHWC lines with "<mode>/nhwc" in the mode column; --layouts picks.
  *
+ * The filter-gradient stream (lt_cuda_set_wgrad_stream: cuDNN's
+ * backward-filter beside the rest of the backward, on a second stream; off
+ * in `ltbench run` unless LT_CUDA_WGRAD_STREAM=1): each (model, mode,
+ * layout) is timed without it, then its training step again with it, the
+ * line's mode column saying "<mode>+wgrad-stream" (eval is the same code
+ * either way: not timed again); --wgrad-stream off,on picks. Its own count
+ * of targets met is printed last.
+ *
  * Usage: bench_gpu [--seconds S (default 2)] [--warmup W (default 5)]
  *                  [--models a,b] [--modes fp32,tf32] [--layouts nchw,nhwc]
+ *                  [--wgrad-stream off,on]
  *                  [--python PY] [--no-torch]
  * PY (default $BENCH_GPU_PYTHON, else python3) runs tests/bench/bench_gpu_torch.py. */
 #include <math.h>
@@ -91,10 +100,12 @@ static const bench_cfg CFGS[] = {
 #define N_CFGS ((int)(sizeof CFGS / sizeof CFGS[0]))
 static const char *const MODE_NAME[2] = {"fp32", "tf32"};
 static const char *const LAYOUT_NAME[2] = {"nchw", "nhwc"};
-/* "tf32", "tf32/nhwc" */
-static const char *mode_tag(int mode, lt_layout layout) {
-    static char buf[16];
-    snprintf(buf, sizeof buf, "%s%s", MODE_NAME[mode], layout == LT_LAYOUT_NHWC ? "/nhwc" : "");
+static const char *const WGRAD_NAME[2] = {"off", "on"};
+/* "tf32", "tf32/nhwc", "tf32/nhwc+wgrad-stream" */
+static const char *mode_tag(int mode, lt_layout layout, int wgrad) {
+    static char buf[40];
+    snprintf(buf, sizeof buf, "%s%s%s", MODE_NAME[mode], layout == LT_LAYOUT_NHWC ? "/nhwc" : "",
+             wgrad ? "+wgrad-stream" : "");
     return buf;
 }
 
@@ -124,7 +135,7 @@ static void net_free(bench_net *b) {
     memset(b, 0, sizeof *b);
 }
 
-static int net_create(bench_net *b, const bench_cfg *c, lt_cuda_math math, lt_layout layout) {
+static int net_create(bench_net *b, const bench_cfg *c, lt_cuda_math math, lt_layout layout, int wgrad) {
     memset(b, 0, sizeof *b);
     b->N = c->batch;
     b->C = c->classes;
@@ -144,6 +155,7 @@ static int net_create(bench_net *b, const bench_cfg *c, lt_cuda_math math, lt_la
     if (!rc) b->ctx = lt_model_device_ctx(b->m);
     if (!rc && !b->ctx) rc = lt_err(LT_EDEVICE, "bench_gpu: model on %s has no device context",
                                     lt_backend_describe(b->be));
+    if (!rc) rc = lt_cuda_set_wgrad_stream(b->ctx, wgrad);   /* either way: LT_CUDA_WGRAD_STREAM does not decide */
     if (!rc) {
         lt_step_opts so;
         lt_step_opts_from_env(&so);
@@ -200,10 +212,11 @@ static int time_steps(bench_net *b, int train, const float *x, const int32_t *y,
     return LT_OK;
 }
 
-static int run_ltbench(const bench_cfg *c, lt_cuda_math math, lt_layout layout, int warm, double secs, side_result *r,
-                       double *flop_fwd, char *dev, size_t dev_cap) {
+/* Train, then (unless wgrad: the same forward) eval. */
+static int run_ltbench(const bench_cfg *c, lt_cuda_math math, lt_layout layout, int wgrad, int warm, double secs,
+                       side_result *r, double *flop_fwd, char *dev, size_t dev_cap) {
     bench_net b;
-    LT_TRY(net_create(&b, c, math, layout));
+    LT_TRY(net_create(&b, c, math, layout, wgrad));
     *flop_fwd = 2.0 * lt_model_macs(b.m);
     snprintf(dev, dev_cap, "%s", lt_cuda_describe(b.ctx));
     const size_t n_in = (size_t)c->batch * c->c * c->hw * c->hw;
@@ -226,11 +239,11 @@ static int run_ltbench(const bench_cfg *c, lt_cuda_math math, lt_layout layout, 
         lt_step_get_info(b.step, &si);
         printf("bench-gpu: %s %s step: graphs=%d captures=%ld graph_steps=%ld eager_steps=%ld "
                "capture_failures=%ld mean_loss=%.4f%s%s\n",
-               c->arch, mode_tag(math, layout), si.graphs, si.captures, si.graph_steps, si.eager_steps,
+               c->arch, mode_tag(math, layout, wgrad), si.graphs, si.captures, si.graph_steps, si.eager_steps,
                si.capture_failures, seen ? loss_sum / seen : 0.0, si.notice[0] ? " notice: " : "", si.notice);
         fflush(stdout);
     }
-    if (!rc) rc = time_steps(&b, 0, x, y, warm, secs, &r->eval_ips, &r->eval_steps);
+    if (!rc && !wgrad) rc = time_steps(&b, 0, x, y, warm, secs, &r->eval_ips, &r->eval_steps);
     free(x);
     free(y);
     net_free(&b);
@@ -297,7 +310,7 @@ static int run_torch(const char *python, const int *use_cfg, const int *use_mode
 }
 
 /* ---- report ------------------------------------------------------------------------ */
-static void print_pair(const bench_cfg *c, int mode, lt_layout layout, int train, const side_result *lt,
+static void print_pair(const bench_cfg *c, int mode, lt_layout layout, int wgrad, int train, const side_result *lt,
                        const side_result *pt, double flop_fwd, const lt_gpu_peak *peak, int *met, int *judged) {
     const double a = train ? lt->train_ips : lt->eval_ips, b = train ? pt->train_ips : pt->eval_ips;
     const double flop_img = flop_fwd * (train ? 3.0 : 1.0);
@@ -305,7 +318,7 @@ static void print_pair(const bench_cfg *c, int mode, lt_layout layout, int train
     if (b > 0) snprintf(ptxt, sizeof ptxt, "pytorch=%.1f ratio=%.2f", b, a / b);
     else snprintf(ptxt, sizeof ptxt, "pytorch=skipped ratio=n/a");
     printf("bench-gpu: %s %dx%dx%d %s %s ltbench=%.1f %s | batch %d, %.3f GFLOP/img, ltbench %.2f TFLOP/s",
-           c->arch, c->c, c->hw, c->hw, mode_tag(mode, layout), train ? "train" : "eval", a, ptxt, c->batch,
+           c->arch, c->c, c->hw, c->hw, mode_tag(mode, layout, wgrad), train ? "train" : "eval", a, ptxt, c->batch,
            flop_img / 1e9, a * flop_img / 1e12);
     const double pk = lt_gpu_peak_tflops(peak, mode);
     if (pk > 0) printf(" = %.1f%% of %.0f", 100.0 * a * flop_img / 1e12 / pk, pk);
@@ -345,13 +358,14 @@ static int parse_list(const char *s, const char *const *names, int n, int *use, 
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_gpu [--seconds S] [--warmup W] [--models resnet32_cifar,resnet8_cifar,resnet50]\n"
-                    "                 [--modes fp32,tf32] [--layouts nchw,nhwc] [--python PY] [--no-torch]\n");
+                    "                 [--modes fp32,tf32] [--layouts nchw,nhwc] [--wgrad-stream off,on]\n"
+                    "                 [--python PY] [--no-torch]\n");
 }
 
 int main(int argc, char **argv) {
     double secs = 2.0;
     int warm = 5, no_torch = 0;
-    int use_cfg[N_CFGS], use_mode[2] = {1, 1}, use_layout[2] = {1, 1};
+    int use_cfg[N_CFGS], use_mode[2] = {1, 1}, use_layout[2] = {1, 1}, use_wgrad[2] = {1, 1};
     for (int i = 0; i < N_CFGS; i++) use_cfg[i] = 1;
     const char *python = getenv("BENCH_GPU_PYTHON");
     if (!python || !*python) python = "python3";
@@ -367,6 +381,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--models")) { if (parse_list(v, cfg_names, N_CFGS, use_cfg, "model")) return 2; }
         else if (!strcmp(a, "--modes")) { if (parse_list(v, MODE_NAME, 2, use_mode, "math mode")) return 2; }
         else if (!strcmp(a, "--layouts")) { if (parse_list(v, LAYOUT_NAME, 2, use_layout, "layout")) return 2; }
+        else if (!strcmp(a, "--wgrad-stream")) {
+            if (parse_list(v, WGRAD_NAME, 2, use_wgrad, "filter-gradient stream setting")) return 2;
+        }
         else { usage(); return 2; }
         i++;
     }
@@ -381,7 +398,7 @@ int main(int argc, char **argv) {
     }
     lt_backend_free(probe);
 
-    static side_result lt[N_CFGS][2][2], pt[N_CFGS][2];
+    static side_result lt[N_CFGS][2][2][2], pt[N_CFGS][2];
     char tinfo[512] = "", twhy[512] = "";
     int have_torch = 0;
     if (no_torch) snprintf(twhy, sizeof twhy, "--no-torch");
@@ -395,40 +412,45 @@ int main(int argc, char **argv) {
     if (have_torch) printf("bench-gpu: pytorch: %s%s%s\n", tinfo, twhy[0] ? "; " : "", twhy);
     else printf("bench-gpu: pytorch: skipped (%s)\n", twhy);
 
-    int rc = 0, met[2] = {0, 0}, judged[2] = {0, 0};   /* per layout */
+    int rc = 0, met[2][2] = {{0, 0}, {0, 0}}, judged[2][2] = {{0, 0}, {0, 0}};   /* [filter-gradient stream][layout] */
     char dev[512] = "";
     const lt_gpu_peak *peak = NULL;
     int dev_said = 0;   /* the device line once, known peak or not */
     for (int i = 0; i < N_CFGS; i++)
         for (int k = 0; k < 2; k++)
-            for (int l = 0; l < 2; l++) {
-                if (!use_cfg[i] || !use_mode[k] || !use_layout[l]) continue;
-                const lt_layout lay = l ? LT_LAYOUT_NHWC : LT_LAYOUT_NCHW;
-                double flop_fwd = 0;
-                fflush(stdout);
-                if (run_ltbench(&CFGS[i], k ? LT_CUDA_TF32 : LT_CUDA_FP32, lay, warm, secs, &lt[i][k][l], &flop_fwd,
-                                dev, sizeof dev)) {
-                    printf("bench-gpu: %s %dx%dx%d %s FAILED: %s\n", CFGS[i].arch, CFGS[i].c, CFGS[i].hw, CFGS[i].hw,
-                           mode_tag(k, lay), lt_errmsg());
-                    rc = 1;
-                    continue;
+            for (int l = 0; l < 2; l++)
+                for (int v = 0; v < 2; v++) {
+                    if (!use_cfg[i] || !use_mode[k] || !use_layout[l] || !use_wgrad[v]) continue;
+                    const lt_layout lay = l ? LT_LAYOUT_NHWC : LT_LAYOUT_NCHW;
+                    side_result *r = &lt[i][k][l][v];
+                    double flop_fwd = 0;
+                    fflush(stdout);
+                    if (run_ltbench(&CFGS[i], k ? LT_CUDA_TF32 : LT_CUDA_FP32, lay, v, warm, secs, r, &flop_fwd, dev,
+                                    sizeof dev)) {
+                        printf("bench-gpu: %s %dx%dx%d %s FAILED: %s\n", CFGS[i].arch, CFGS[i].c, CFGS[i].hw, CFGS[i].hw,
+                               mode_tag(k, lay, v), lt_errmsg());
+                        rc = 1;
+                        continue;
+                    }
+                    if (!dev_said) {
+                        dev_said = 1;
+                        peak = lt_gpu_peak_find(dev);
+                        printf("bench-gpu: ltbench: %s; peak %s\n", dev,
+                               peak ? "from NVIDIA's data sheet (tests/gpu_peak.c), dense"
+                                    : "unknown for this GPU: no % of peak");
+                        if (peak)
+                            printf("bench-gpu: peak of the %s: fp32 %.1f TFLOP/s, tf32 %.1f TFLOP/s\n", peak->product,
+                                   peak->fp32_tflops, peak->tf32_tflops);
+                    }
+                    print_pair(&CFGS[i], k, lay, v, 1, r, &pt[i][k], flop_fwd, peak, &met[v][l], &judged[v][l]);
+                    if (!v) print_pair(&CFGS[i], k, lay, v, 0, r, &pt[i][k], flop_fwd, peak, &met[v][l], &judged[v][l]);
+                    fflush(stdout);
                 }
-                if (!dev_said) {
-                    dev_said = 1;
-                    peak = lt_gpu_peak_find(dev);
-                    printf("bench-gpu: ltbench: %s; peak %s\n", dev,
-                           peak ? "from NVIDIA's data sheet (tests/gpu_peak.c), dense"
-                                : "unknown for this GPU: no % of peak");
-                    if (peak)
-                        printf("bench-gpu: peak of the %s: fp32 %.1f TFLOP/s, tf32 %.1f TFLOP/s\n", peak->product,
-                               peak->fp32_tflops, peak->tf32_tflops);
-                }
-                print_pair(&CFGS[i], k, lay, 1, &lt[i][k][l], &pt[i][k], flop_fwd, peak, &met[l], &judged[l]);
-                print_pair(&CFGS[i], k, lay, 0, &lt[i][k][l], &pt[i][k], flop_fwd, peak, &met[l], &judged[l]);
-                fflush(stdout);
-            }
-    /* NCHW is what `ltbench run --device cuda` runs: its count first */
-    printf("bench-gpu: train targets met: %d of %d judged (nchw), %d of %d (nhwc)%s\n", met[0], judged[0], met[1],
-           judged[1], rc ? " (some ltbench runs FAILED)" : "");
+    /* NCHW without the second stream is what `ltbench run --device cuda`
+     * runs: its count first */
+    printf("bench-gpu: train targets met: %d of %d judged (nchw), %d of %d (nhwc); with the filter-gradient stream: "
+           "%d of %d (nchw), %d of %d (nhwc)%s\n",
+           met[0][0], judged[0][0], met[0][1], judged[0][1], met[1][0], judged[1][0], met[1][1], judged[1][1],
+           rc ? " (some ltbench runs FAILED)" : "");
     return rc;
 }

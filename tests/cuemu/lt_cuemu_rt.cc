@@ -28,7 +28,16 @@
  *    work of other streams it depends on), so work on another stream stays
  *    pending and a missing cross-stream wait shows as stale or overwritten
  *    data. The legacy NULL stream orders with the blocking streams (those
- *    made without cudaStreamNonBlocking), as in CUDA.
+ *    made without cudaStreamNonBlocking), as in CUDA;
+ *  - a capture spans streams as CUDA's does: a stream that waits for an
+ *    event recorded into an open capture joins it (a fork), its work is
+ *    recorded into the same graph, and ending the capture fails with
+ *    cudaErrorStreamCaptureUnjoined unless every joined stream's last work
+ *    was waited for again inside the capture (the join). The graph keeps
+ *    the order the host queued its nodes in, and a launch replays them in
+ *    that order on one stream: a valid order of the real graph's, so a
+ *    capture that depends on two streams running side by side is not
+ *    caught here (eager runs of the same code are: above).
  * Work runs on the thread that synchronises; every entry point takes one
  * lock. */
 #include "lt_cuemu.h"
@@ -68,15 +77,27 @@ struct lt_cuemu_graph_exec {
 
 struct lt_cuemu_stream {
     int blocking;      /* created without cudaStreamNonBlocking: orders with the legacy NULL stream */
-    int capturing;
+    int capturing;     /* the capture's origin, or a stream that joined it */
     int invalidated;   /* a capture error happened: EndCapture fails */
     std::thread::id owner;
     lt_cuemu_graph *graph;
+    /* cross-stream capture: the origin (NULL on the origin itself), the
+     * capture's number, the operations recorded on this stream, and
+     * whether a joined stream has work the capture has not joined back */
+    lt_cuemu_stream *origin;
+    unsigned long capture_id;
+    unsigned long ops;
+    int unjoined;
 };
 
 struct lt_cuemu_event {
     unsigned long long seq;   /* the work item of its last record, 0: never recorded */
     int captured;             /* its last record was into a capture: no host wait or query on it */
+    /* that record: the capture, the stream and how many of its operations
+     * came before it */
+    unsigned long capture_id;
+    lt_cuemu_stream *cap_stream;
+    unsigned long cap_ops;
 };
 
 namespace {
@@ -109,6 +130,7 @@ struct state {
     lt_cuemu_stream legacy{};                  /* the NULL stream */
     std::vector<lt_cuemu_stream *> streams;
     int running = 0;                           /* inside flush(): no re-entry */
+    unsigned long captures_begun = 0;          /* numbers the captures (lt_cuemu_stream.capture_id) */
     lt_cuemu_counts n{};                       /* lt_cuemu_counts.h */
 };
 
@@ -262,6 +284,15 @@ const char *kind_name(enum cudaMemcpyKind k) {
     }
 }
 
+/* The stream of an open capture that event e was last recorded into (the
+ * capture still open and the stream still in it), or NULL. */
+lt_cuemu_stream *open_capture_of(const lt_cuemu_event *e) {
+    if (!e->captured) return NULL;
+    for (lt_cuemu_stream *x : G().streams)
+        if (x == e->cap_stream && x->capturing && x->capture_id == e->capture_id) return x;
+    return NULL;
+}
+
 }  // namespace
 
 #define LOCK std::lock_guard<std::recursive_mutex> lock_(G().mu)
@@ -278,6 +309,8 @@ static cudaError_t enqueue(cudaStream_t s, const char *what, std::function<void(
          * capture error, every further operation fails until EndCapture */
         if (st->invalidated) return ret(cudaErrorStreamCaptureInvalidated);
         st->graph->nodes.push_back(work{what, std::move(fn)});
+        st->ops++;
+        if (st->origin) st->unjoined = 1;
         return cudaSuccess;
     }
     state &g = G();
@@ -386,6 +419,9 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureUnmatched: return "cudaErrorStreamCaptureUnmatched";
+    case cudaErrorStreamCaptureUnjoined: return "cudaErrorStreamCaptureUnjoined";
+    case cudaErrorStreamCaptureIsolation: return "cudaErrorStreamCaptureIsolation";
     case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
     case cudaErrorCapturedEvent: return "cudaErrorCapturedEvent";
     case cudaErrorIllegalState: return "cudaErrorIllegalState";
@@ -407,6 +443,9 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureUnmatched: return "the capture was not initiated in this stream";
+    case cudaErrorStreamCaptureUnjoined: return "the capture sequence contains a fork that was not joined to the primary stream";
+    case cudaErrorStreamCaptureIsolation: return "a dependency would have been created which crosses the capture sequence boundary";
     case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another thread";
     case cudaErrorCapturedEvent: return "operation not permitted on an event last recorded in a capturing stream";
     case cudaErrorIllegalState: return "the operation is not permitted in the current state";
@@ -501,9 +540,11 @@ cudaError_t cudaDeviceReset(void) {
     g.device_bytes = 0;
     for (lt_cuemu_stream *s : g.streams)
         if (s->capturing) {
-            delete s->graph;
+            if (!s->origin) delete s->graph;   /* a joined stream's graph is its origin's */
             s->graph = NULL;
             s->capturing = 0;
+            s->origin = NULL;
+            s->unjoined = 0;
         }
     capture_open = 0;
     g.sticky = cudaSuccess;
@@ -797,9 +838,35 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
     LOCK;
     STICKY;
     if (!stream_known(s) || !e) return ret(cudaErrorInvalidResourceHandle);
+    lt_cuemu_stream *st = stream_of(s);
+    lt_cuemu_stream *from = e->captured ? open_capture_of(e) : NULL;
+    if (from) {
+        /* an event of an open capture: the fork or join of a cross-stream capture */
+        if (!s) return ret(cudaErrorStreamCaptureUnsupported);   /* the legacy stream cannot be captured */
+        if (!st->capturing) {   /* the fork: s joins the capture */
+            lt_cuemu_stream *origin = from->origin ? from->origin : from;
+            st->capturing = 1;
+            st->invalidated = 0;
+            st->owner = origin->owner;
+            st->graph = origin->graph;
+            st->origin = origin;
+            st->capture_id = origin->capture_id;
+            st->ops = 0;
+            st->unjoined = 0;
+            return cudaSuccess;
+        }
+        if (st->capture_id != e->capture_id) return ret(cudaErrorStreamCaptureIsolation);
+        if (st->invalidated) return ret(cudaErrorStreamCaptureInvalidated);
+        /* a dependency inside the capture (the serial replay keeps it): it
+         * joins `from` back when nothing was queued there after the record */
+        if (from != st && e->cap_ops == from->ops) from->unjoined = 0;
+        st->ops++;
+        if (st->origin) st->unjoined = 1;
+        return cudaSuccess;
+    }
     /* a record not yet run (or never made: no wait, as on a GPU); in a
-     * capture the wait is not recorded (the library captures one stream) */
-    if (stream_of(s)->capturing) return cudaSuccess;
+     * capture a wait for an event from outside it is not recorded */
+    if (st->capturing) return cudaSuccess;
     if (e->captured) return ret(cudaErrorCapturedEvent);   /* its last record is in a graph, not on a stream */
     if (!e->seq || !G().pending.count(e->seq)) return cudaSuccess;
     return ret(enqueue_wait(s, e->seq));
@@ -826,9 +893,14 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     if (!e || !stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
     lt_cuemu_stream *st = stream_of(s);
     if (st->capturing) {
-        const cudaError_t r = enqueue(s, "event record", []() {});
-        if (r == cudaSuccess) e->captured = 1;
-        return ret(r);
+        /* nothing to replay: the record marks how far this stream's
+         * recorded work went (the fork and join of cudaStreamWaitEvent) */
+        if (st->invalidated) return ret(cudaErrorStreamCaptureInvalidated);
+        e->captured = 1;
+        e->capture_id = st->capture_id;
+        e->cap_stream = st;
+        e->cap_ops = st->ops;
+        return cudaSuccess;
     }
     cudaError_t r = enqueue(s, "event record", []() {});
     if (r) return ret(r);
@@ -878,6 +950,10 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mo
     s->invalidated = 0;
     s->owner = std::this_thread::get_id();
     s->graph = new lt_cuemu_graph();
+    s->origin = NULL;
+    s->capture_id = ++G().captures_begun;
+    s->ops = 0;
+    s->unjoined = 0;
     capture_open++;
     return cudaSuccess;
 }
@@ -902,14 +978,29 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
     *g = NULL;
     if (!s || !stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
     if (!s->capturing) return ret(cudaErrorIllegalState);
+    if (s->origin) return ret(cudaErrorStreamCaptureUnmatched);   /* a joined stream, not the origin */
     if (s->owner != std::this_thread::get_id()) return ret(cudaErrorStreamCaptureWrongThread);
     s->capturing = 0;
     capture_open--;
     lt_cuemu_graph *gr = s->graph;
     s->graph = NULL;
-    if (s->invalidated) {
+    /* every joined stream leaves the capture with it */
+    int invalid = s->invalidated, unjoined = 0;
+    for (lt_cuemu_stream *x : G().streams) {
+        if (x->origin != s || !x->capturing) continue;
+        invalid |= x->invalidated;
+        unjoined |= x->unjoined;
+        x->capturing = 0;
+        x->graph = NULL;
+        x->origin = NULL;
+        x->unjoined = 0;
+    }
+    if (invalid || unjoined) {
+        if (!invalid)
+            fprintf(stderr, "cuemu: cudaStreamEndCapture: a stream that joined the capture has work it was not "
+                            "joined back from (cudaErrorStreamCaptureUnjoined)\n");
         delete gr;
-        return ret(cudaErrorStreamCaptureInvalidated);
+        return ret(invalid ? cudaErrorStreamCaptureInvalidated : cudaErrorStreamCaptureUnjoined);
     }
     STICKY;
     *g = gr;

@@ -437,6 +437,115 @@ static void graph_capture(void **state) {
     cudaStreamDestroy(s);
 }
 
+/* A capture across streams (CUDA's fork and join): a stream that waits for
+ * an event recorded into an open capture joins it, its work lands in the
+ * same graph, and the capture ends only when that work was joined back;
+ * every joined stream leaves capture mode with the origin. */
+static void cross_stream_capture(void **state) {
+    (void)state;
+    reset();
+    cudaStream_t s, side, other;
+    assert_int_equal(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    assert_int_equal(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking), cudaSuccess);
+    assert_int_equal(cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking), cudaSuccess);
+    cudaEvent_t fork, join;
+    cudaEventCreateWithFlags(&fork, cudaEventDisableTiming);
+    cudaEventCreateWithFlags(&join, cudaEventDisableTiming);
+    const size_t n = 1000;
+    float *x = (float *)dev(n * sizeof(float)), *y = (float *)dev(n * sizeof(float)),
+          *z = (float *)dev(n * sizeof(float));
+    float h[1000];
+    for (size_t i = 0; i < n; i++) h[i] = (float)i;
+    cudaMemcpy(x, h, sizeof h, cudaMemcpyHostToDevice);
+
+    /* y = 2x on s; fork; z = 3y on side while s computes x = 5y; join */
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    LAUNCH(k_scale, 4u, 256u, s)(n, 2.0f, x, y);
+    assert_int_equal(cudaEventRecord(fork, s), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(side, fork, 0), cudaSuccess);
+    enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    assert_int_equal(cudaStreamIsCapturing(side, &cs), cudaSuccess);
+    assert_int_equal((int)cs, (int)cudaStreamCaptureStatusActive);
+    LAUNCH(k_scale, 4u, 256u, side)(n, 3.0f, y, z);
+    LAUNCH(k_scale, 4u, 256u, s)(n, 5.0f, y, x);
+    /* only the origin ends a capture */
+    cudaGraph_t g = NULL;
+    assert_int_equal(cudaStreamEndCapture(side, &g), cudaErrorStreamCaptureUnmatched);
+    assert_int_equal(cudaEventRecord(join, side), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(s, join, 0), cudaSuccess);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaSuccess);
+    assert_int_equal(cudaStreamIsCapturing(side, &cs), cudaSuccess);
+    assert_int_equal((int)cs, (int)cudaStreamCaptureStatusNone);
+    cudaGraphExec_t gx = NULL;
+    assert_int_equal(cudaGraphInstantiate(&gx, g, 0), cudaSuccess);
+    cudaGraphDestroy(g);
+    cudaStreamSynchronize(s);
+    cudaMemcpy(h, z, sizeof h, cudaMemcpyDeviceToHost);
+    assert_true(isnan(h[7]));   /* nothing ran at capture */
+    assert_int_equal(cudaGraphLaunch(gx, s), cudaSuccess);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    cudaMemcpy(h, z, sizeof h, cudaMemcpyDeviceToHost);
+    assert_true(h[7] == 42.0f);   /* 3 * (2 * 7): side's node ran after the fork's */
+    cudaMemcpy(h, x, sizeof h, cudaMemcpyDeviceToHost);
+    assert_true(h[7] == 70.0f);
+    cudaGraphExecDestroy(gx);
+    /* the side stream is an eager stream again */
+    LAUNCH(k_scale, 4u, 256u, side)(n, 1.0f, x, z);
+    assert_int_equal(cudaStreamSynchronize(side), cudaSuccess);
+    cudaMemcpy(h, z, sizeof h, cudaMemcpyDeviceToHost);
+    assert_true(h[7] == 70.0f);
+
+    /* a fork never joined back: the capture fails, both streams leave it */
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaEventRecord(fork, s), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(side, fork, 0), cudaSuccess);
+    LAUNCH(k_scale, 4u, 256u, side)(n, 3.0f, y, z);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureUnjoined);
+    assert_null(g);
+    assert_int_equal(cudaStreamIsCapturing(side, &cs), cudaSuccess);
+    assert_int_equal((int)cs, (int)cudaStreamCaptureStatusNone);
+    /* joined, then more work on the side stream: unjoined again */
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaEventRecord(fork, s), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(side, fork, 0), cudaSuccess);
+    assert_int_equal(cudaEventRecord(join, side), cudaSuccess);
+    LAUNCH(k_scale, 4u, 256u, side)(n, 3.0f, y, z);
+    assert_int_equal(cudaStreamWaitEvent(s, join, 0), cudaSuccess);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureUnjoined);
+    /* a join through a third stream counts (side -> other -> s) */
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaEventRecord(fork, s), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(side, fork, 0), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(other, fork, 0), cudaSuccess);
+    LAUNCH(k_scale, 4u, 256u, side)(n, 3.0f, y, z);
+    assert_int_equal(cudaEventRecord(join, side), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(other, join, 0), cudaSuccess);
+    assert_int_equal(cudaEventRecord(join, other), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(s, join, 0), cudaSuccess);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaSuccess);
+    cudaGraphDestroy(g);
+    /* a capture error on a joined stream fails the whole capture */
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaEventRecord(fork, s), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(side, fork, 0), cudaSuccess);
+    assert_int_equal(cudaStreamSynchronize(side), cudaErrorStreamCaptureUnsupported);
+    assert_int_equal(cudaEventRecord(join, side), cudaErrorStreamCaptureInvalidated);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    /* after the capture, its events cannot be waited for */
+    assert_int_equal(cudaStreamWaitEvent(side, fork, 0), cudaErrorCapturedEvent);
+    (void)cudaGetLastError();
+    assert_int_equal(cudaStreamSynchronize(side), cudaSuccess);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    cudaEventDestroy(fork);
+    cudaEventDestroy(join);
+    cudaFree(x);
+    cudaFree(y);
+    cudaFree(z);
+    cudaStreamDestroy(s);
+    cudaStreamDestroy(side);
+    cudaStreamDestroy(other);
+}
+
 /* host code that dereferences a device pointer dies, as on a GPU */
 static void host_reads_of_device_memory_fault(void **state) {
     (void)state;
@@ -499,6 +608,7 @@ int main(void) {
         cmocka_unit_test(lazy_streams),
         cmocka_unit_test(independent_streams),
         cmocka_unit_test(graph_capture),
+        cmocka_unit_test(cross_stream_capture),
         cmocka_unit_test(host_reads_of_device_memory_fault),
         cmocka_unit_test(tf32_rounding),
     };

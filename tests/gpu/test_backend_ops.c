@@ -36,7 +36,10 @@
  *                      status and a message, never an abort;
  *   optable_fp32 / optable_tf32   the table on the GPU, printed;
  *   deterministic      every row twice in deterministic mode, both layouts:
- *                      outputs memcmp-equal;
+ *                      outputs memcmp-equal; and a third time with the
+ *                      filter-gradient stream on (lt_cuda_set_wgrad_stream;
+ *                      dw read back with no join but the copy's own):
+ *                      memcmp-equal to the first;
  *   layout_convert     lt_cuda_layout_convert both ways, = and +=, odd sizes:
  *                      exact against the host transposition;
  *   algo_choice        convolution plans timed (cudnnFind) without deterministic
@@ -919,24 +922,33 @@ static void test_deterministic(void **state) {
     NEED_GPU(&ctx, LT_CUDA_FP32, 1);
     int bad = 0, compared = 0;
     for (int i = 0; i < N_CASES; i++) {
-        run_t A = {.ctx = ctx, .mode = "det"}, B = {.ctx = ctx, .mode = "det"};
+        run_t A = {.ctx = ctx, .mode = "det"}, B = {.ctx = ctx, .mode = "det"}, W = {.ctx = ctx, .mode = "det"};
         run_case(&A, i);
         run_case(&B, i);
+        assert_int_equal(lt_cuda_set_wgrad_stream(ctx, 1), LT_OK);
+        run_case(&W, i);
+        assert_int_equal(lt_cuda_set_wgrad_stream(ctx, 0), LT_OK);
         assert_int_equal(A.status, LT_OK);
         assert_int_equal(B.status, LT_OK);
+        assert_int_equal(W.status, LT_OK);
         assert_int_equal(A.n_cap, B.n_cap);
-        for (int k = 0; k < A.n_cap; k++) {
-            compared++;
-            if (A.cap_bytes[k] != B.cap_bytes[k] || memcmp(A.cap[k], B.cap[k], A.cap_bytes[k])) {
-                print_message("case %d (%s): output %d differs between two deterministic runs\n", i, cases[i].name, k);
-                bad++;
+        assert_int_equal(A.n_cap, W.n_cap);
+        const run_t *other[2] = {&B, &W};
+        const char *why[2] = {"between two deterministic runs", "with the filter-gradient stream"};
+        for (int j = 0; j < 2; j++)
+            for (int k = 0; k < A.n_cap; k++) {
+                compared++;
+                if (A.cap_bytes[k] != other[j]->cap_bytes[k] || memcmp(A.cap[k], other[j]->cap[k], A.cap_bytes[k])) {
+                    print_message("case %d (%s): output %d differs %s\n", i, cases[i].name, k, why[j]);
+                    bad++;
+                }
             }
-        }
         cap_clear(&A);
         cap_clear(&B);
+        cap_clear(&W);
     }
-    print_message("note: deterministic mode: %d outputs of %d cases (every layout) compared bit for bit, %d differ\n",
-                  compared, N_CASES, bad);
+    print_message("note: deterministic mode: %d outputs of %d cases (every layout; twice, and with the filter-gradient "
+                  "stream) compared bit for bit, %d differ\n", compared, N_CASES, bad);
     lt_cuda_free_ctx(ctx);
     assert_int_equal(bad, 0);
 }

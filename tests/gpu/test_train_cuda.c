@@ -60,6 +60,14 @@
  *                         memcmp-equal, and a warm-up after each switch (2
  *                         captures, 2 graph steps: a graph of one layout is
  *                         never replayed under the other);
+ *   wgrad_stream          deterministic: the filter-gradient stream on
+ *                         (lt_cuda_set_wgrad_stream), graphs on, against
+ *                         it off without graphs: memcmp-equal, one capture
+ *                         and no capture failure; the same with the steps
+ *                         back to back (unsynced), in NHWC, and switched
+ *                         off, on, off between steps (a capture
+ *                         after each switch: a graph of the one structure
+ *                         is never replayed under the other);
  *   metrics_on_cpu_paths  (runs everywhere) the cuda_vs_cpu comparison and
  *                         tolerances on two correct cpu runs (the default
  *                         conv path against the reference): both pass.
@@ -78,6 +86,7 @@
 
 #include "lt_backend.h"
 #include "lt_ckpt.h"
+#include "lt_cuda.h"
 #include "lt_model.h"
 #include "lt_rng.h"
 #include "lt_step.h"
@@ -475,6 +484,80 @@ static void test_deterministic_twice(void **s) { (void)s; two_runs(LT_OPT_ADAM, 
  * stream, the device staging) never hands a step another step's batch. */
 static void test_uploads_unsynced(void **s) { (void)s; two_runs(LT_OPT_SGD, 1, "steps with and without waits"); }
 
+/* ---- the filter-gradient stream ------------------------------------------------------------------ */
+static void wgrad_set(run *r, int on) {
+    assert_int_equal(lt_cuda_set_wgrad_stream(lt_model_device_ctx(r->m), on), LT_OK);
+    assert_int_equal(lt_cuda_wgrad_stream(lt_model_device_ctx(r->m)), on);
+}
+
+/* Run a (filter-gradient stream on, graphs on; steps back to back when
+ * `unsynced`) against b (off, eager): bit for bit. a and b each on a
+ * backend of their own (the switch is the context's). */
+static void wgrad_versus(int unsynced, lt_layout layout, const char *what) {
+    lt_backend *ga, *gb;
+    NEED_GPU(ga, 1);
+    gb = gpu_backend(1);
+    assert_non_null(gb);
+    g_layout = layout;
+    run a, b;
+    run_open(&a, ga, 0, LT_OPT_SGD, 1);
+    run_open(&b, gb, 0, LT_OPT_SGD, 0);
+    g_layout = LT_LAYOUT_NCHW;
+    wgrad_set(&a, 1);
+    if (unsynced) run_steps_unsynced(&a, LT_OPT_SGD, 0, STEPS);
+    else run_steps(&a, LT_OPT_SGD, 0, STEPS);
+    run_steps(&b, LT_OPT_SGD, 0, STEPS);
+    lt_step_info ia;
+    lt_step_get_info(a.s, &ia);
+    print_message("%s: %ld captures, %ld graph steps, %ld eager, %ld failures\n", what, ia.captures, ia.graph_steps,
+                  ia.eager_steps, ia.capture_failures);
+    assert_int_equal(ia.capture_failures, 0);
+    assert_int_equal(ia.captures, 1);
+    assert_int_equal(ia.graph_steps, STEPS - 2);
+    assert_runs_equal(&a, &b, what);
+    run_close(&a);
+    run_close(&b);
+    lt_backend_free(ga);
+    lt_backend_free(gb);
+}
+
+static void test_wgrad_stream(void **s) {
+    (void)s;
+    lt_backend *probe;
+    NEED_GPU(probe, 1);
+    lt_backend_free(probe);
+    wgrad_versus(0, LT_LAYOUT_NCHW, "filter-gradient stream (graphs) vs one stream (eager)");
+    wgrad_versus(1, LT_LAYOUT_NCHW, "filter-gradient stream, steps back to back, vs one stream");
+    wgrad_versus(0, LT_LAYOUT_NHWC, "filter-gradient stream vs one stream, nhwc");
+
+    /* switched between steps: off, on, off; graphs on against a run with
+     * it off and no graphs (on a backend of its own) */
+    lt_backend *ga = gpu_backend(1), *gb = gpu_backend(1);
+    assert_non_null(ga);
+    assert_non_null(gb);
+    run a, b;
+    run_open(&a, ga, 0, LT_OPT_SGD, 1);
+    run_open(&b, gb, 0, LT_OPT_SGD, 0);
+    const int seq[3] = {0, 1, 0}, k0[4] = {0, 2, 4, STEPS};
+    for (int j = 0; j < 3; j++) {
+        wgrad_set(&a, seq[j]);
+        run_steps(&a, LT_OPT_SGD, k0[j], k0[j + 1]);
+        run_steps(&b, LT_OPT_SGD, k0[j], k0[j + 1]);
+    }
+    lt_step_info ia;
+    lt_step_get_info(a.s, &ia);
+    print_message("filter-gradient stream switches: %ld captures, %ld graph steps, %ld eager\n", ia.captures,
+                  ia.graph_steps, ia.eager_steps);
+    assert_int_equal(ia.capture_failures, 0);
+    assert_int_equal(ia.captures, 2);   /* as test_layout_switch: steps 1 and 3 */
+    assert_int_equal(ia.graph_steps, 2);
+    assert_runs_equal(&a, &b, "filter-gradient stream switches, graph vs eager");
+    run_close(&a);
+    run_close(&b);
+    lt_backend_free(ga);
+    lt_backend_free(gb);
+}
+
 /* ---- checkpoints ------------------------------------------------------------------------------ */
 static void test_ckpt_resume(void **s) {
     (void)s;
@@ -568,6 +651,7 @@ int main(void) {
         cmocka_unit_test(test_uploads_unsynced),
         cmocka_unit_test(test_ckpt_resume),
         cmocka_unit_test(test_capture_fallback),
+        cmocka_unit_test(test_wgrad_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
