@@ -238,19 +238,27 @@ int lt_cuda_workspace_reserve(lt_cuda_ctx *ctx, size_t bytes) {
     return lt_cuda_ws_reserve(ctx, bytes);
 }
 
-int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {
-    if (bytes <= ctx->ws_bytes) return LT_OK;
-    LT_CU(cudaStreamSynchronize(ctx->stream), "workspace: sync");
-    if (ctx->ws) cudaFree(ctx->ws);
-    ctx->ws = NULL;
-    ctx->ws_bytes = 0;
+/* Grows workspace *ws (of *have bytes, used by `stream`) to at least
+ * `bytes` (1 MiB at least): waits for the stream before freeing the old
+ * one, and counts the change in ws_gen. */
+static int ws_grow(lt_cuda_ctx *ctx, cudaStream_t stream, void **ws, size_t *have, size_t bytes, const char *what) {
+    if (bytes <= *have) return LT_OK;
+    const cudaError_t e = cudaStreamSynchronize(stream);
+    if (e != cudaSuccess) return lt_err_wrap(lt_cuda_rt_err(e, "sync"), "%s", what);
+    if (*ws) cudaFree(*ws);
+    *ws = NULL;
+    *have = 0;
     ctx->ws_gen++;   /* the old address is gone, even if the new one fails: no graph may keep it */
     size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes;
-    int rc = lt_cuda_alloc(ctx, &ctx->ws, want);
-    if (rc != LT_OK) return lt_err_wrap(rc, "workspace");
-    ctx->ws_bytes = want;
+    int rc = lt_cuda_alloc(ctx, ws, want);
+    if (rc != LT_OK) return lt_err_wrap(rc, "%s", what);
+    *have = want;
     ctx->ws_gen++;
     return LT_OK;
+}
+
+int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {
+    return ws_grow(ctx, ctx->stream, &ctx->ws, &ctx->ws_bytes, bytes, "workspace");
 }
 
 /* ---- the filter-gradient stream ------------------------------------------------- */
@@ -315,18 +323,7 @@ int lt_cuda_join(lt_cuda_ctx *ctx) {
 }
 
 int lt_cuda_ws_side_reserve(lt_cuda_ctx *ctx, size_t bytes) {
-    if (bytes <= ctx->ws_side_bytes) return LT_OK;
-    LT_CU(cudaStreamSynchronize(ctx->side), "filter-gradient workspace: sync");
-    if (ctx->ws_side) cudaFree(ctx->ws_side);
-    ctx->ws_side = NULL;
-    ctx->ws_side_bytes = 0;
-    ctx->ws_gen++;   /* as lt_cuda_ws_reserve: no graph may keep the old address */
-    size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes;
-    int rc = lt_cuda_alloc(ctx, &ctx->ws_side, want);
-    if (rc != LT_OK) return lt_err_wrap(rc, "filter-gradient workspace");
-    ctx->ws_side_bytes = want;
-    ctx->ws_gen++;
-    return LT_OK;
+    return ws_grow(ctx, ctx->side, &ctx->ws_side, &ctx->ws_side_bytes, bytes, "filter-gradient workspace");
 }
 
 /* The copies, the memset and sync below join the filter-gradient stream
