@@ -100,13 +100,16 @@ int lt_cuda_sync(lt_cuda_ctx *ctx);
  * before them: the small convolutions of the CIFAR ResNets leave most of a
  * large GPU idle. dw is complete only after lt_cuda_join, which makes the
  * context's stream wait for that work (lt_model_backward calls it at its
- * end); lt_cuda_sync, lt_cuda_memset0 and the copies join first. The same
+ * end); lt_cuda_sync, lt_cuda_memset0, lt_cuda_h2d / _d2h / _d2d and the
+ * graph calls (begin, launch) join first; nothing else does (the kernels,
+ * lt_cuda_layout_convert, lt_cuda_upload's copies). The same
  * kernels on the same inputs write the same outputs, so no value changes
  * (in deterministic mode not one bit; tests/gpu's test_train_cuda checks
  * that on the GPU). Off by default: LT_CUDA_WGRAD_STREAM=1 in the
- * environment turns it on in lt_cuda_create (its only reader). Turning it
- * on makes the stream, a cuDNN handle and two events (LT_EDEVICE /
- * LT_ENOMEM when that fails, and it stays off); switching while the
+ * environment turns it on in lt_cuda_create (its only reader; a failure
+ * to make it there fails lt_cuda_create). Turning it on makes the stream,
+ * a cuDNN handle and two events, all or none (LT_EDEVICE / LT_ENOMEM when
+ * that fails, and it stays off); switching while the
  * context's stream is captured is LT_ESTATE. A switch changes
  * lt_cuda_ws_generation (a captured step has the other structure). */
 int lt_cuda_set_wgrad_stream(lt_cuda_ctx *ctx, int on);

@@ -263,24 +263,45 @@ int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {
 
 /* ---- the filter-gradient stream ------------------------------------------------- */
 /* Made once, when first turned on, never during a capture (cudnnCreate
- * allocates). */
+ * allocates): all four parts or none, so that a failed try leaves nothing
+ * that a later try would take for a finished stream (a handle not bound to
+ * the stream would run on the legacy stream, unordered with both). */
 static int side_create(lt_cuda_ctx *c) {
     if (c->side) return LT_OK;
-    cudaError_t e = cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking);
-    if (e != cudaSuccess) {
-        c->side = NULL;
-        return lt_cuda_rt_err(e, "filter-gradient stream: create stream");
+    cudaStream_t st = NULL;
+    cudaEvent_t fork = NULL, join = NULL;
+    cudnnHandle_t h = NULL;
+    const char *what = "filter-gradient stream: create stream";
+    cudaError_t e = cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+    if (e != cudaSuccess) st = NULL;
+    if (e == cudaSuccess) {
+        what = "filter-gradient stream: create event";
+        e = cudaEventCreateWithFlags(&fork, cudaEventDisableTiming);
+        if (e != cudaSuccess) fork = NULL;
     }
-    if ((e = cudaEventCreateWithFlags(&c->ev_fork, cudaEventDisableTiming)) != cudaSuccess ||
-        (e = cudaEventCreateWithFlags(&c->ev_join, cudaEventDisableTiming)) != cudaSuccess)
-        return lt_cuda_rt_err(e, "filter-gradient stream: create event");
-    cudnnStatus_t s = cudnnCreate(&c->dnn_side);
-    if (s != CUDNN_STATUS_SUCCESS) {
-        c->dnn_side = NULL;
-        return lt_cuda_dnn_err(s, "filter-gradient stream: create handle");
+    if (e == cudaSuccess) {
+        e = cudaEventCreateWithFlags(&join, cudaEventDisableTiming);
+        if (e != cudaSuccess) join = NULL;
     }
-    if ((s = cudnnSetStream(c->dnn_side, c->side)) != CUDNN_STATUS_SUCCESS)
-        return lt_cuda_dnn_err(s, "filter-gradient stream: set stream");
+    cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
+    const char *dwhat = "filter-gradient stream: create handle";
+    if (e == cudaSuccess) {
+        s = cudnnCreate(&h);
+        if (s != CUDNN_STATUS_SUCCESS) h = NULL;
+        else if ((s = cudnnSetStream(h, st)) != CUDNN_STATUS_SUCCESS) dwhat = "filter-gradient stream: set stream";
+    }
+    if (e != cudaSuccess || s != CUDNN_STATUS_SUCCESS) {
+        if (h) cudnnDestroy(h);
+        if (join) cudaEventDestroy(join);
+        if (fork) cudaEventDestroy(fork);
+        if (st) cudaStreamDestroy(st);
+        (void)cudaGetLastError();
+        return e != cudaSuccess ? lt_cuda_rt_err(e, what) : lt_cuda_dnn_err(s, dwhat);
+    }
+    c->side = st;
+    c->ev_fork = fork;
+    c->ev_join = join;
+    c->dnn_side = h;
     return LT_OK;
 }
 
@@ -323,6 +344,12 @@ int lt_cuda_join(lt_cuda_ctx *ctx) {
 }
 
 int lt_cuda_ws_side_reserve(lt_cuda_ctx *ctx, size_t bytes) {
+    /* a graph launch runs its copy of the side stream's work on the
+     * context's stream: wait for that one too before the free */
+    if (bytes > ctx->ws_side_bytes) {
+        const cudaError_t e = cudaStreamSynchronize(ctx->stream);
+        if (e != cudaSuccess) return lt_err_wrap(lt_cuda_rt_err(e, "sync"), "filter-gradient workspace");
+    }
     return ws_grow(ctx, ctx->side, &ctx->ws_side, &ctx->ws_side_bytes, bytes, "filter-gradient workspace");
 }
 

@@ -329,6 +329,9 @@ unsigned long lt_cuda_ws_generation(const lt_cuda_ctx *ctx) { return ctx ? ctx->
 
 int lt_cuda_graph_begin(lt_cuda_ctx *ctx) {
     LT_CTX(ctx);
+    /* eager filter-gradient work joined now: a join inside the capture
+     * would make the captured stream wait for uncaptured work (invalid) */
+    LT_TRY(lt_cuda_join(ctx));
     LT_CU(cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeThreadLocal), "begin graph capture");
     return LT_OK;
 }
@@ -358,6 +361,7 @@ int lt_cuda_graph_end(lt_cuda_ctx *ctx, void **exec) {
 int lt_cuda_graph_launch(lt_cuda_ctx *ctx, void *exec) {
     LT_CTX(ctx);
     if (!exec) return lt_err(LT_EINVAL, "cuda graph: NULL graph");
+    LT_TRY(lt_cuda_join(ctx));   /* the graph's filter gradients reuse dw and the side workspace */
     LT_CU(cudaGraphLaunch((cudaGraphExec_t)exec, ctx->stream), "graph launch");
     return LT_OK;
 }

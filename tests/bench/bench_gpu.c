@@ -57,10 +57,11 @@
  * The filter-gradient stream (lt_cuda_set_wgrad_stream: cuDNN's
  * backward-filter beside the rest of the backward, on a second stream; off
  * in `ltbench run` unless LT_CUDA_WGRAD_STREAM=1): each (model, mode,
- * layout) is timed without it, then its training step again with it, the
- * line's mode column saying "<mode>+wgrad-stream" (eval is the same code
- * either way: not timed again); --wgrad-stream off,on picks. Its own count
- * of targets met is printed last.
+ * layout) is timed without it, then its training step again with it on the
+ * same net and context (so the same convolution algorithms), the line's
+ * mode column saying "<mode>+wgrad-stream" (eval is the same code either
+ * way: timed again only when off was not); --wgrad-stream off,on picks.
+ * Its own count of targets met is printed last.
  *
  * Usage: bench_gpu [--seconds S (default 2)] [--warmup W (default 5)]
  *                  [--models a,b] [--modes fp32,tf32] [--layouts nchw,nhwc]
@@ -135,7 +136,7 @@ static void net_free(bench_net *b) {
     memset(b, 0, sizeof *b);
 }
 
-static int net_create(bench_net *b, const bench_cfg *c, lt_cuda_math math, lt_layout layout, int wgrad) {
+static int net_create(bench_net *b, const bench_cfg *c, lt_cuda_math math, lt_layout layout) {
     memset(b, 0, sizeof *b);
     b->N = c->batch;
     b->C = c->classes;
@@ -155,7 +156,7 @@ static int net_create(bench_net *b, const bench_cfg *c, lt_cuda_math math, lt_la
     if (!rc) b->ctx = lt_model_device_ctx(b->m);
     if (!rc && !b->ctx) rc = lt_err(LT_EDEVICE, "bench_gpu: model on %s has no device context",
                                     lt_backend_describe(b->be));
-    if (!rc) rc = lt_cuda_set_wgrad_stream(b->ctx, wgrad);   /* either way: LT_CUDA_WGRAD_STREAM does not decide */
+    if (!rc) rc = lt_cuda_set_wgrad_stream(b->ctx, 0);   /* off first, whatever LT_CUDA_WGRAD_STREAM says */
     if (!rc) {
         lt_step_opts so;
         lt_step_opts_from_env(&so);
@@ -212,11 +213,19 @@ static int time_steps(bench_net *b, int train, const float *x, const int32_t *y,
     return LT_OK;
 }
 
-/* Train, then (unless wgrad: the same forward) eval. */
-static int run_ltbench(const bench_cfg *c, lt_cuda_math math, lt_layout layout, int wgrad, int warm, double secs,
-                       side_result *r, double *flop_fwd, char *dev, size_t dev_cap) {
+/* One net, timed with the filter-gradient stream off (train, then eval)
+ * and then on (train; eval too when off was not timed: the forward is the
+ * same code either way), as use_wgrad says: the same context, so the same
+ * convolution algorithms (the switch makes the step capture anew, in the
+ * warm-up). done[v] = 1 for each setting measured; on a failure *failed is
+ * the setting it happened in. */
+static int run_ltbench(const bench_cfg *c, lt_cuda_math math, lt_layout layout, const int use_wgrad[2], int warm,
+                       double secs, side_result r[2], int done[2], int *failed, double *flop_fwd, char *dev,
+                       size_t dev_cap) {
+    done[0] = done[1] = 0;
+    *failed = use_wgrad[0] ? 0 : 1;
     bench_net b;
-    LT_TRY(net_create(&b, c, math, layout, wgrad));
+    LT_TRY(net_create(&b, c, math, layout));
     *flop_fwd = 2.0 * lt_model_macs(b.m);
     snprintf(dev, dev_cap, "%s", lt_cuda_describe(b.ctx));
     const size_t n_in = (size_t)c->batch * c->c * c->hw * c->hw;
@@ -229,21 +238,32 @@ static int run_ltbench(const bench_cfg *c, lt_cuda_math math, lt_layout layout, 
         for (size_t i = 0; i < n_in; i++) x[i] = (float)lt_rng_normal(&g);
         for (int i = 0; i < c->batch; i++) y[i] = (int32_t)lt_rng_below(&g, (uint32_t)c->classes);
     }
-    if (!rc) rc = time_steps(&b, 1, x, y, warm, secs, &r->train_ips, &r->train_steps);
-    if (!rc) {
-        /* a non-finite loss in any timed step surfaces here; how the steps ran */
-        double loss_sum;
-        long correct, seen;
-        rc = lt_step_epoch_stats(b.step, &loss_sum, &correct, &seen);
-        lt_step_info si;
-        lt_step_get_info(b.step, &si);
-        printf("bench-gpu: %s %s step: graphs=%d captures=%ld graph_steps=%ld eager_steps=%ld "
-               "capture_failures=%ld mean_loss=%.4f%s%s\n",
-               c->arch, mode_tag(math, layout, wgrad), si.graphs, si.captures, si.graph_steps, si.eager_steps,
-               si.capture_failures, seen ? loss_sum / seen : 0.0, si.notice[0] ? " notice: " : "", si.notice);
-        fflush(stdout);
+    lt_step_info s0 = {0};   /* the counts before this setting's steps */
+    for (int v = 0; v < 2 && !rc; v++) {
+        if (!use_wgrad[v]) continue;
+        *failed = v;
+        lt_step_get_info(b.step, &s0);
+        rc = lt_cuda_set_wgrad_stream(b.ctx, v);
+        if (!rc) rc = lt_step_reset_stats(b.step);
+        if (!rc) rc = time_steps(&b, 1, x, y, warm, secs, &r[v].train_ips, &r[v].train_steps);
+        if (!rc) {
+            /* a non-finite loss in any timed step surfaces here; how the steps ran */
+            double loss_sum;
+            long correct, seen;
+            rc = lt_step_epoch_stats(b.step, &loss_sum, &correct, &seen);
+            lt_step_info si;
+            lt_step_get_info(b.step, &si);
+            printf("bench-gpu: %s %s step: graphs=%d captures=%ld graph_steps=%ld eager_steps=%ld "
+                   "capture_failures=%ld mean_loss=%.4f%s%s\n",
+                   c->arch, mode_tag(math, layout, v), si.graphs, si.captures - s0.captures,
+                   si.graph_steps - s0.graph_steps, si.eager_steps - s0.eager_steps,
+                   si.capture_failures - s0.capture_failures, seen ? loss_sum / seen : 0.0,
+                   si.notice[0] ? " notice: " : "", si.notice);
+            fflush(stdout);
+        }
+        if (!rc && (!v || !use_wgrad[0])) rc = time_steps(&b, 0, x, y, warm, secs, &r[v].eval_ips, &r[v].eval_steps);
+        if (!rc) done[v] = 1;
     }
-    if (!rc && !wgrad) rc = time_steps(&b, 0, x, y, warm, secs, &r->eval_ips, &r->eval_steps);
     free(x);
     free(y);
     net_free(&b);
@@ -398,7 +418,7 @@ int main(int argc, char **argv) {
     }
     lt_backend_free(probe);
 
-    static side_result lt[N_CFGS][2][2][2], pt[N_CFGS][2];
+    static side_result lt[N_CFGS][2][2][2], pt[N_CFGS][2];   /* [model][mode][layout][filter-gradient stream] */
     char tinfo[512] = "", twhy[512] = "";
     int have_torch = 0;
     if (no_torch) snprintf(twhy, sizeof twhy, "--no-torch");
@@ -418,39 +438,48 @@ int main(int argc, char **argv) {
     int dev_said = 0;   /* the device line once, known peak or not */
     for (int i = 0; i < N_CFGS; i++)
         for (int k = 0; k < 2; k++)
-            for (int l = 0; l < 2; l++)
-                for (int v = 0; v < 2; v++) {
-                    if (!use_cfg[i] || !use_mode[k] || !use_layout[l] || !use_wgrad[v]) continue;
-                    const lt_layout lay = l ? LT_LAYOUT_NHWC : LT_LAYOUT_NCHW;
-                    side_result *r = &lt[i][k][l][v];
-                    double flop_fwd = 0;
-                    fflush(stdout);
-                    if (run_ltbench(&CFGS[i], k ? LT_CUDA_TF32 : LT_CUDA_FP32, lay, v, warm, secs, r, &flop_fwd, dev,
-                                    sizeof dev)) {
-                        printf("bench-gpu: %s %dx%dx%d %s FAILED: %s\n", CFGS[i].arch, CFGS[i].c, CFGS[i].hw, CFGS[i].hw,
-                               mode_tag(k, lay, v), lt_errmsg());
-                        rc = 1;
-                        continue;
-                    }
-                    if (!dev_said) {
-                        dev_said = 1;
-                        peak = lt_gpu_peak_find(dev);
-                        printf("bench-gpu: ltbench: %s; peak %s\n", dev,
-                               peak ? "from NVIDIA's data sheet (tests/gpu_peak.c), dense"
-                                    : "unknown for this GPU: no % of peak");
-                        if (peak)
-                            printf("bench-gpu: peak of the %s: fp32 %.1f TFLOP/s, tf32 %.1f TFLOP/s\n", peak->product,
-                                   peak->fp32_tflops, peak->tf32_tflops);
-                    }
-                    print_pair(&CFGS[i], k, lay, v, 1, r, &pt[i][k], flop_fwd, peak, &met[v][l], &judged[v][l]);
-                    if (!v) print_pair(&CFGS[i], k, lay, v, 0, r, &pt[i][k], flop_fwd, peak, &met[v][l], &judged[v][l]);
-                    fflush(stdout);
+            for (int l = 0; l < 2; l++) {
+                if (!use_cfg[i] || !use_mode[k] || !use_layout[l]) continue;
+                const lt_layout lay = l ? LT_LAYOUT_NHWC : LT_LAYOUT_NCHW;
+                side_result *r = lt[i][k][l];
+                int done[2], failed = 0;
+                double flop_fwd = 0;
+                fflush(stdout);
+                const int fail = run_ltbench(&CFGS[i], k ? LT_CUDA_TF32 : LT_CUDA_FP32, lay, use_wgrad, warm, secs, r,
+                                             done, &failed, &flop_fwd, dev, sizeof dev);
+                if ((done[0] || done[1]) && !dev_said) {
+                    dev_said = 1;
+                    peak = lt_gpu_peak_find(dev);
+                    printf("bench-gpu: ltbench: %s; peak %s\n", dev,
+                           peak ? "from NVIDIA's data sheet (tests/gpu_peak.c), dense"
+                                : "unknown for this GPU: no % of peak");
+                    if (peak)
+                        printf("bench-gpu: peak of the %s: fp32 %.1f TFLOP/s, tf32 %.1f TFLOP/s\n", peak->product,
+                               peak->fp32_tflops, peak->tf32_tflops);
                 }
+                for (int v = 0; v < 2; v++) {
+                    if (!done[v]) continue;
+                    print_pair(&CFGS[i], k, lay, v, 1, &r[v], &pt[i][k], flop_fwd, peak, &met[v][l], &judged[v][l]);
+                    if (r[v].eval_steps)
+                        print_pair(&CFGS[i], k, lay, v, 0, &r[v], &pt[i][k], flop_fwd, peak, &met[v][l],
+                                   &judged[v][l]);
+                }
+                if (fail) {
+                    printf("bench-gpu: %s %dx%dx%d %s FAILED: %s\n", CFGS[i].arch, CFGS[i].c, CFGS[i].hw, CFGS[i].hw,
+                           mode_tag(k, lay, failed), lt_errmsg());
+                    rc = 1;
+                }
+                fflush(stdout);
+            }
     /* NCHW without the second stream is what `ltbench run --device cuda`
      * runs: its count first */
-    printf("bench-gpu: train targets met: %d of %d judged (nchw), %d of %d (nhwc); with the filter-gradient stream: "
-           "%d of %d (nchw), %d of %d (nhwc)%s\n",
-           met[0][0], judged[0][0], met[0][1], judged[0][1], met[1][0], judged[1][0], met[1][1], judged[1][1],
-           rc ? " (some ltbench runs FAILED)" : "");
+    printf("bench-gpu: train targets met:");
+    for (int v = 0; v < 2; v++)
+        if (use_wgrad[v])
+            printf("%s %d of %d judged (nchw), %d of %d (nhwc)", v ? (use_wgrad[0] ? "; with the filter-gradient stream:"
+                                                                                   : " with the filter-gradient stream:")
+                                                                 : "",
+                   met[v][0], judged[v][0], met[v][1], judged[v][1]);
+    printf("%s\n", rc ? " (some ltbench runs FAILED)" : "");
     return rc;
 }

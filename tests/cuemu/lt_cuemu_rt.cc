@@ -419,6 +419,7 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureMerge: return "cudaErrorStreamCaptureMerge";
     case cudaErrorStreamCaptureUnmatched: return "cudaErrorStreamCaptureUnmatched";
     case cudaErrorStreamCaptureUnjoined: return "cudaErrorStreamCaptureUnjoined";
     case cudaErrorStreamCaptureIsolation: return "cudaErrorStreamCaptureIsolation";
@@ -443,6 +444,7 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureMerge: return "operation would result in a merge of separate capture sequences";
     case cudaErrorStreamCaptureUnmatched: return "the capture was not initiated in this stream";
     case cudaErrorStreamCaptureUnjoined: return "the capture sequence contains a fork that was not joined to the primary stream";
     case cudaErrorStreamCaptureIsolation: return "a dependency would have been created which crosses the capture sequence boundary";
@@ -855,7 +857,11 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
             st->unjoined = 0;
             return cudaSuccess;
         }
-        if (st->capture_id != e->capture_id) return ret(cudaErrorStreamCaptureIsolation);
+        if (st->capture_id != e->capture_id) {   /* two captures: invalid, both invalidated */
+            st->invalidated = 1;
+            from->invalidated = 1;
+            return ret(cudaErrorStreamCaptureMerge);
+        }
         if (st->invalidated) return ret(cudaErrorStreamCaptureInvalidated);
         /* a dependency inside the capture (the serial replay keeps it): it
          * joins `from` back when nothing was queued there after the record */
@@ -864,9 +870,17 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
         if (st->origin) st->unjoined = 1;
         return cudaSuccess;
     }
-    /* a record not yet run (or never made: no wait, as on a GPU); in a
-     * capture a wait for an event from outside it is not recorded */
-    if (st->capturing) return cudaSuccess;
+    /* a record not yet run (or never made: no wait, as on a GPU) */
+    if (st->capturing) {
+        /* a captured stream may not wait for uncaptured work (CUDA's
+         * programming guide: invalid without cudaEventWaitExternal; the
+         * capture is invalidated); an event never recorded is no wait */
+        if (!e->seq || e->captured) return cudaSuccess;
+        fprintf(stderr, "cuemu: cudaStreamWaitEvent: a capturing stream waits for an event recorded outside the "
+                        "capture: the capture is invalidated\n");
+        st->invalidated = 1;
+        return ret(cudaErrorStreamCaptureIsolation);
+    }
     if (e->captured) return ret(cudaErrorCapturedEvent);   /* its last record is in a graph, not on a stream */
     if (!e->seq || !G().pending.count(e->seq)) return cudaSuccess;
     return ret(enqueue_wait(s, e->seq));

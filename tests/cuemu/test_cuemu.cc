@@ -536,6 +536,21 @@ static void cross_stream_capture(void **state) {
     (void)cudaGetLastError();
     assert_int_equal(cudaStreamSynchronize(side), cudaSuccess);
     assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    /* a captured stream may not wait for work recorded outside the capture */
+    LAUNCH(k_scale, 4u, 256u, side)(n, 1.0f, x, z);
+    assert_int_equal(cudaEventRecord(join, side), cudaSuccess);
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(s, join, 0), cudaErrorStreamCaptureIsolation);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    /* two captures never merge: both fail */
+    assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaStreamBeginCapture(other, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    assert_int_equal(cudaEventRecord(fork, s), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(other, fork, 0), cudaErrorStreamCaptureMerge);
+    assert_int_equal(cudaStreamEndCapture(other, &g), cudaErrorStreamCaptureInvalidated);
+    assert_int_equal(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    (void)cudaGetLastError();
+    assert_int_equal(cudaStreamSynchronize(side), cudaSuccess);
     cudaEventDestroy(fork);
     cudaEventDestroy(join);
     cudaFree(x);
