@@ -103,8 +103,13 @@ typedef struct lt_layer_ops {
     /* ---- ABI 3 ---- */
     /* The layer on a cuda model: every node buffer the accessors return
      * (lt_node_x, _y, _dy, _dx, _w, _gw, _buf, _saved, lt_model_scratch) is
-     * device memory, lt_model_device_ctx gives the lt_cuda_ctx (one stream;
-     * engine/cuda/lt_cuda.h). Same contract as forward / backward. NULL: the
+     * device memory, lt_model_device_ctx gives the lt_cuda_ctx (its stream;
+     * engine/cuda/lt_cuda.h). Same contract as forward / backward. With the
+     * filter-gradient stream on (lt_cuda_set_wgrad_stream), a
+     * backward_cuda that calls lt_cuda_conv2d_backward must leave that
+     * call's x and dy as they are until the model's backward ends (the
+     * filter gradient may still read them then), or lt_cuda_join before
+     * changing them; dw is complete at the backward's end. NULL: the
      * layer cannot run on a cuda model, whose forward then fails naming it
      * (there is no CPU fallback). Built-in layers leave them NULL: the
      * backend holds their device implementations, by kind. */
