@@ -138,6 +138,11 @@ int lt_layout_parse(const char *s, lt_layout *out) {
     return LT_OK;
 }
 
+int lt_cuda_wgrad_stream_from_env(void) {
+    const char *v = getenv("LT_CUDA_WGRAD_STREAM");
+    return v && !strcmp(v, "1");
+}
+
 const char *lt_layout_name(lt_layout l) {
     return l == LT_LAYOUT_NCHW ? "nchw" : l == LT_LAYOUT_NHWC ? "nhwc" : "?";
 }

@@ -162,6 +162,12 @@ typedef struct {
  * op). LT_EINVAL for NULL arguments. */
 int lt_backend_get_info(const lt_backend *b, lt_backend_info *out);
 
+/* 1 when the environment asks for the CUDA filter-gradient stream
+ * (LT_CUDA_WGRAD_STREAM=1; engine/cuda/lt_cuda.h, lt_cuda_set_wgrad_stream):
+ * the only reader of that variable, for lt_cuda_create and for the run
+ * records (env.cuda_wgrad_stream). It changes timings, never numbers. */
+int lt_cuda_wgrad_stream_from_env(void);
+
 lt_backend_kind lt_backend_get_kind(const lt_backend *b);
 /* The cpu options (a copy); LT_EINVAL for a non-cpu backend. */
 int lt_backend_cpu_opts(const lt_backend *b, lt_cpu_opts *out);

@@ -71,6 +71,7 @@ void lt_run_env_capture(lt_run_env *e, int threads, const lt_backend *b, const l
         snprintf(e->conv_backend, sizeof e->conv_backend, "cuda:%d", dev->device);
     }
     e->threads = threads;
+    e->wgrad_stream = e->dev.kind == LT_BACKEND_CUDA && lt_cuda_wgrad_stream_from_env();
     struct utsname u;
     char cpu[200];
     cpu_model(cpu, sizeof cpu);
@@ -122,6 +123,9 @@ cJSON *lt_run_env_json(const lt_run_env *e) {
         cJSON_AddBoolToObject(o, "cuda_deterministic", e->dev.deterministic);
         /* added with --layout: a cuda result without it ran NCHW */
         cJSON_AddStringToObject(o, "cuda_layout", lt_layout_name(e->layout));
+        /* how the backward was scheduled (timings only, the same numbers):
+         * recorded for the img/s it explains, never compared; absent = off */
+        cJSON_AddBoolToObject(o, "cuda_wgrad_stream", e->wgrad_stream);
     }
     return o;
 }

@@ -37,6 +37,9 @@ typedef struct {
     /* cuda: the activation layout of the run's model (a model's, not the
      * backend's: capture leaves NCHW, the runner sets the request's) */
     lt_layout layout;
+    /* cuda: the filter-gradient stream on (LT_CUDA_WGRAD_STREAM=1): timing
+     * only, recorded, never compared */
+    int wgrad_stream;
 } lt_run_env;
 
 /* Captured in the parent before forking (no threads started there). cpu:

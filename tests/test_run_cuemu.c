@@ -21,6 +21,9 @@
  *    and the rest by the op table's 0 errors), so a difference is the
  *    harness's (a host copy or an evaluation in the wrong layout). On a GPU
  *    the two differ in the last bits and are separate rows.
+ *  - the default layout with LT_CUDA_WGRAD_STREAM=1 (the filter-gradient
+ *    stream) lands in ce@cuda/ too, records env.cuda_wgrad_stream true
+ *    (false without it) and ends with the same metrics and per-class file;
  *  - `ltbench reproduce` and a local `ltbench sweep` with --layout nhwc
  *    (under the same switch) pass the layout on to their runs: they land
  *    in ce@cuda-nhwc/ with the NHWC run's numbers, the sweep's log is named
@@ -175,6 +178,13 @@ static const char *env_str(const cJSON *doc, const char *key)
     return cJSON_IsString(v) ? v->valuestring : "(absent)";
 }
 
+/* 1 / 0 for a boolean env key, -1 when absent or not a boolean */
+static int env_bool(const cJSON *doc, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "env"), key);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : -1;
+}
+
 static void test_layouts_end_to_end(void **state)
 {
     (void)state;
@@ -217,9 +227,24 @@ static void test_layouts_end_to_end(void **state)
     assert_string_equal(nchw.run_dir, want);
     cJSON *b = fx_read_json(nchw.result_path);
     assert_string_equal(env_str(b, "cuda_layout"), "nchw");
+    assert_int_equal(env_bool(b, "cuda_wgrad_stream"), 0);
     fx_assert_same_outcome(&nhwc, &nchw);
     cJSON_Delete(a);
     cJSON_Delete(b);
+
+    /* NCHW with the filter-gradient stream (LT_CUDA_WGRAD_STREAM=1): the
+     * same row and numbers (timing only), and the record says so */
+    lt_run_outcome ws;
+    setenv("LT_CUDA_WGRAD_STREAM", "1", 1);
+    emu_run("emu-wgrad", NULL, NULL, 0, &ws);
+    unsetenv("LT_CUDA_WGRAD_STREAM");
+    if (!ws.ok) fail_msg("the run with the filter-gradient stream failed: %s", ws.reason);
+    snprintf(want, sizeof want, "%s/emu-wgrad/runs/fmnist_lt_emu/ci/ce@cuda/seed0", fx_scratch);
+    assert_string_equal(ws.run_dir, want);
+    cJSON *c = fx_read_json(ws.result_path);
+    assert_int_equal(env_bool(c, "cuda_wgrad_stream"), 1);
+    cJSON_Delete(c);
+    fx_assert_same_outcome(&nchw, &ws);
 
     /* reproduce and a local sweep, each into a results root of its own */
     char *metrics = metrics_text(nhwc.result_path);

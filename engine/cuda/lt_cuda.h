@@ -106,8 +106,9 @@ int lt_cuda_sync(lt_cuda_ctx *ctx);
  * kernels on the same inputs write the same outputs, so no value changes
  * (in deterministic mode not one bit; tests/gpu's test_train_cuda checks
  * that on the GPU). Off by default: LT_CUDA_WGRAD_STREAM=1 in the
- * environment turns it on in lt_cuda_create (its only reader; a failure
- * to make it there fails lt_cuda_create). Turning it on makes the stream,
+ * environment turns it on in lt_cuda_create (lt_cuda_wgrad_stream_from_env,
+ * lt_backend.h; a failure to make it there fails lt_cuda_create), and a
+ * run records it (env.cuda_wgrad_stream). Turning it on makes the stream,
  * a cuDNN handle and two events, all or none (LT_EDEVICE / LT_ENOMEM when
  * that fails, and it stays off); switching while the
  * context's stream is captured is LT_ESTATE. A switch changes

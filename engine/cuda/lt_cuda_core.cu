@@ -118,11 +118,7 @@ int lt_cuda_create(lt_cuda_ctx **out, int device, lt_cuda_math math, int determi
         in->math = math;
         in->deterministic = c->deterministic;
     }
-    {
-        /* the only reader of LT_CUDA_WGRAD_STREAM (lt_cuda.h) */
-        const char *ws = getenv("LT_CUDA_WGRAD_STREAM");
-        if (ws && !strcmp(ws, "1")) TRY_(lt_cuda_set_wgrad_stream(c, 1));
-    }
+    if (lt_cuda_wgrad_stream_from_env()) TRY_(lt_cuda_set_wgrad_stream(c, 1));   /* LT_CUDA_WGRAD_STREAM=1 */
 #undef TRY_
     *out = c;
     return LT_OK;
