@@ -190,7 +190,7 @@ run() {   # run NAME TIMEOUT ltbench-run-args...: one ltbench run on the GPU
     # exported, so no python3 ever sees the Debian libraries
     # shellcheck disable=SC2086
     step "$name" "$t" env LD_LIBRARY_PATH="$RPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-        ./ltbench run "$@" --data "$DATA" --results "$RESULTS" --threads "$THREADS" $RUN_ARGS
+        ./ltbench run "$@" --data "$DATA" --results "${RUN_RESULTS:-$RESULTS}" --threads "$THREADS" $RUN_ARGS
 }
 
 # (a) the short training check
@@ -207,6 +207,35 @@ grep '^bench-gpu:' "$GPU_LOGS/bench-gpu.log" > "$LOGDIR/bench-gpu.txt" 2>/dev/nu
 # ce@cuda-nhwc: the first whole run of that layout on a GPU), after the
 # bench, which matters more when time is short
 run check-fmnist-ci-nhwc 120 --protocol fmnist_lt_r100 --method ce --scale ci --seed 0 --layout nhwc
+
+# (b3) the short check with the filter-gradient stream
+# (LT_CUDA_WGRAD_STREAM=1), into a results root of its own (it is (a)'s
+# row: the stream changes timings only, so it is not packed to commit).
+# Deterministic, it must end with (a)'s metrics and per-class file bit for
+# bit: the filter gradients really beside the rest of the backward, on the
+# GPU, through the harness
+WG_RESULTS=$RESULTS-wgrad
+if RUN_RESULTS=$WG_RESULTS LT_CUDA_WGRAD_STREAM=1 run check-fmnist-ci-wgrad 120 --protocol fmnist_lt_r100 \
+    --method ce --scale ci --seed 0; then
+    case " $RUN_ARGS " in
+    *" --deterministic "*)
+        step check-fmnist-ci-wgrad-same 20 python3 - "$RESULTS/runs/fmnist_lt_r100/ci/ce@cuda/seed0" \
+            "$WG_RESULTS/runs/fmnist_lt_r100/ci/ce@cuda/seed0" <<'EOF'
+import json, sys
+a, b = sys.argv[1], sys.argv[2]
+ra, rb = (json.load(open(d + "/result.json")) for d in (a, b))
+same = (ra["metrics"] == rb["metrics"] and
+        open(a + "/per_class.csv", "rb").read() == open(b + "/per_class.csv", "rb").read())
+wa, wb = ra["env"].get("cuda_wgrad_stream"), rb["env"].get("cuda_wgrad_stream")
+print("check-fmnist-ci-wgrad: metrics and per_class.csv %s check-fmnist-ci's (top1 %s / %s); "
+      "env.cuda_wgrad_stream %s / %s" % ("EQUAL to" if same else "DIFFER from", ra["metrics"].get("top1"),
+                                         rb["metrics"].get("top1"), wa, wb))
+sys.exit(0 if same and wa is False and wb is True else 1)
+EOF
+        ;;
+    *) note "check-fmnist-ci-wgrad-same: not run (TRAIN_RUN_ARGS without --deterministic: the algorithms are timed)" ;;
+    esac
+fi
 
 # (c) the runs to commit, while time is left
 for s in 0 1 2; do
