@@ -49,6 +49,10 @@ static void usage(FILE *f) {
             "  LT_CONV_REF=1      use the reference im2col + sgemm convolution (results record it)\n"
             "  LT_CONV_WINO=0     no Winograd in the AVX-512 convolutions (results record it);\n"
             "                     `ltbench run --conv auto|ref|direct|winograd` overrides both\n"
+            "  LT_CUDA_GRAPH=0    --device cuda: every training step eager, no CUDA graph (to compare)\n"
+            "  LT_CUDA_WGRAD_STREAM=1  --device cuda: the convolutions' filter gradients on a second\n"
+            "                     stream, beside the rest of the backward: timings only, the same\n"
+            "                     numbers (results record it: env.cuda_wgrad_stream)\n"
             "\n"
             "exit status: 0 success, 1 the work failed (message on stderr), 2 usage error\n");
 }
