@@ -258,30 +258,37 @@ int lt_cuda_conv2d_forward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geo
     return LT_OK;
 }
 
+/* dw += the filter gradient, on `stream` with its cuDNN handle and
+ * workspace: into dw directly, or (NHWC, dwt set) into dwt's
+ * [co][kh][kw][ci] (=) and then added into dw in dw's order. */
+static int filter_grad(lt_cuda_ctx *ctx, const struct lt_cuda_conv_plan *p, cudnnHandle_t dnn, cudaStream_t stream,
+                       void *ws, float *dwt, const float *x, const float *dy, float *dw) {
+    const lt_conv_geom *g = &p->g;
+    const float one = 1.0f, zero = 0.0f;
+    LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");
+    LT_DNN(cudnnConvolutionBackwardFilter(dnn, &one, p->xd, x, p->yd, dy, p->cd, p->bwd_filter, ws, p->ws_bwd_filter,
+                                          dwt ? &zero : &one, p->wd, dwt ? dwt : dw),
+           "convolution backward filter");
+    if (dwt)
+        LT_TRY(lt_cuda_layout_convert_on(ctx, stream, LT_LAYOUT_NCHW, g->co, g->ci / g->groups, g->kh * g->kw, dwt, dw,
+                                         1));
+    return LT_OK;
+}
+
 /* The filter gradient on the filter-gradient stream (lt_cuda.h): it
  * starts where the compute stream stands (dy complete), reads x and dy,
  * which nothing overwrites before the join (a model's backward writes each
  * node's dy before that node's backward and never again, and no
- * activation), and writes only dw (+=; NHWC: its [co][kh][kw][ci] copy in
- * the side workspace, added into dw converted back, on the same stream). */
-static int wgrad_on_side(lt_cuda_ctx *ctx, const struct lt_cuda_conv_plan *p, const float *x, const float *dy,
-                         float *dw, size_t nwt) {
-    const lt_conv_geom *g = &p->g;
+ * activation), and writes only dw (NHWC: through the side workspace). */
+static int filter_grad_on_side(lt_cuda_ctx *ctx, const struct lt_cuda_conv_plan *p, const float *x, const float *dy,
+                               float *dw, size_t nwt) {
     const size_t off = wt_offset(p->ws_bwd_filter);
     LT_TRY(lt_cuda_ws_side_reserve(ctx, nwt ? off + nwt * sizeof(float) : p->ws_bwd_filter));
-    float *dwt = nwt ? (float *)((char *)ctx->ws_side + off) : NULL;
     LT_CU(cudaEventRecord(ctx->ev_fork, ctx->stream), "filter-gradient stream: fork (record)");
     LT_CU(cudaStreamWaitEvent(ctx->side, ctx->ev_fork, 0), "filter-gradient stream: fork (wait)");
     ctx->side_busy = 1;
-    const float one = 1.0f, zero = 0.0f;
-    LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");
-    LT_DNN(cudnnConvolutionBackwardFilter(ctx->dnn_side, &one, p->xd, x, p->yd, dy, p->cd, p->bwd_filter, ctx->ws_side,
-                                          p->ws_bwd_filter, dwt ? &zero : &one, p->wd, dwt ? dwt : dw),
-           "convolution backward filter");
-    if (dwt)
-        LT_TRY(lt_cuda_layout_convert_on(ctx, ctx->side, LT_LAYOUT_NCHW, g->co, g->ci / g->groups, g->kh * g->kw, dwt,
-                                         dw, 1));
-    return LT_OK;
+    return filter_grad(ctx, p, ctx->dnn_side, ctx->side, ctx->ws_side,
+                       nwt ? (float *)((char *)ctx->ws_side + off) : NULL, x, dy, dw);
 }
 
 int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_geom *g, int N, const float *x, const float *w,
@@ -289,34 +296,33 @@ int lt_cuda_conv2d_backward(lt_cuda_ctx *ctx, lt_layout layout, const lt_conv_ge
     LT_CTX(ctx);
     struct lt_cuda_conv_plan *p;
     LT_TRY(get_plan(ctx, layout, g, N, &p));
-    const float one = 1.0f, zero = 0.0f;
     /* first: the bias gradient may grow (move) the workspace that the
      * scratch pointers below point into */
     if (db) LT_TRY(lt_cuda_bias_grad(ctx, layout, N, g->co, (size_t)g->ho * g->wo, dy, db));
-    /* NHWC scratch: [converted w | the filter gradient], behind the larger
-     * of the two directions' workspaces, each 256-byte aligned as cuDNN's
-     * other pointers are */
+    /* the filter gradient here, or on the filter-gradient stream (which
+     * has a workspace of its own) */
+    const int dw_here = dw && !ctx->wgrad_on;
+    /* NHWC scratch: [converted w | the filter gradient computed here],
+     * behind the larger of this stream's directions' workspaces, each
+     * 256-byte aligned as cuDNN's other pointers are */
     const size_t nwt = wt_floats(p);
-    const size_t off = wt_offset(p->ws_bwd_data > p->ws_bwd_filter ? p->ws_bwd_data : p->ws_bwd_filter);
+    const size_t ws_here = dw_here && p->ws_bwd_filter > p->ws_bwd_data ? p->ws_bwd_filter : p->ws_bwd_data;
+    const size_t off = wt_offset(ws_here);
     const size_t off2 = wt_offset(off + nwt * sizeof(float));
     float *wt = NULL, *dwt = NULL;
-    if (nwt && (dw || dx)) {
-        LT_TRY(lt_cuda_ws_reserve(ctx, off2 + nwt * sizeof(float)));
+    if (nwt && (dw_here || dx)) {
+        LT_TRY(lt_cuda_ws_reserve(ctx, dw_here ? off2 + nwt * sizeof(float) : off + nwt * sizeof(float)));
         wt = (float *)((char *)ctx->ws + off);
-        dwt = (float *)((char *)ctx->ws + off2);
+        if (dw_here) dwt = (float *)((char *)ctx->ws + off2);
     }
-    if (dw && ctx->wgrad_on) {
-        LT_TRY(wgrad_on_side(ctx, p, x, dy, dw, nwt));
-    } else if (dw) {
+    if (dw_here) {
         LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_bwd_filter));
-        LT_DNN(cudnnSetConvolutionMathType(p->cd, p->bwd_filter_math), "math type");
-        /* into dw (+=), or into the scratch (=) and then added into dw in its order */
-        LT_DNN(cudnnConvolutionBackwardFilter(ctx->dnn, &one, p->xd, x, p->yd, dy, p->cd, p->bwd_filter, ctx->ws,
-                                              p->ws_bwd_filter, dwt ? &zero : &one, p->wd, dwt ? dwt : dw),
-               "convolution backward filter");
-        if (dwt) LT_TRY(lt_cuda_layout_convert(ctx, LT_LAYOUT_NCHW, g->co, g->ci / g->groups, g->kh * g->kw, dwt, dw, 1));
+        LT_TRY(filter_grad(ctx, p, ctx->dnn, ctx->stream, ctx->ws, dwt, x, dy, dw));
+    } else if (dw) {
+        LT_TRY(filter_grad_on_side(ctx, p, x, dy, dw, nwt));
     }
     if (dx) {
+        const float one = 1.0f, zero = 0.0f;
         LT_TRY(lt_cuda_ws_reserve(ctx, p->ws_bwd_data));
         const float *wc;
         LT_TRY(filter_for(ctx, p, w, wt, &wc));

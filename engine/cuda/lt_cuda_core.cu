@@ -234,12 +234,15 @@ int lt_cuda_workspace_reserve(lt_cuda_ctx *ctx, size_t bytes) {
     return lt_cuda_ws_reserve(ctx, bytes);
 }
 
-/* Grows workspace *ws (of *have bytes, used by `stream`) to at least
- * `bytes` (1 MiB at least): waits for the stream before freeing the old
- * one, and counts the change in ws_gen. */
-static int ws_grow(lt_cuda_ctx *ctx, cudaStream_t stream, void **ws, size_t *have, size_t bytes, const char *what) {
+/* Grows one of the context's workspaces, *ws of *have bytes, to at least
+ * `bytes` (1 MiB at least): waits for every stream of the context before
+ * freeing the old one (a workspace's users: the stream it belongs to, and
+ * the compute stream, where a graph replays the filter-gradient stream's
+ * work too), and counts the change in ws_gen. */
+static int ws_grow(lt_cuda_ctx *ctx, void **ws, size_t *have, size_t bytes, const char *what) {
     if (bytes <= *have) return LT_OK;
-    const cudaError_t e = cudaStreamSynchronize(stream);
+    cudaError_t e = cudaStreamSynchronize(ctx->stream);
+    if (e == cudaSuccess && ctx->side) e = cudaStreamSynchronize(ctx->side);
     if (e != cudaSuccess) return lt_err_wrap(lt_cuda_rt_err(e, "sync"), "%s", what);
     if (*ws) cudaFree(*ws);
     *ws = NULL;
@@ -254,7 +257,7 @@ static int ws_grow(lt_cuda_ctx *ctx, cudaStream_t stream, void **ws, size_t *hav
 }
 
 int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes) {
-    return ws_grow(ctx, ctx->stream, &ctx->ws, &ctx->ws_bytes, bytes, "workspace");
+    return ws_grow(ctx, &ctx->ws, &ctx->ws_bytes, bytes, "workspace");
 }
 
 /* ---- the filter-gradient stream ------------------------------------------------- */
@@ -340,13 +343,7 @@ int lt_cuda_join(lt_cuda_ctx *ctx) {
 }
 
 int lt_cuda_ws_side_reserve(lt_cuda_ctx *ctx, size_t bytes) {
-    /* a graph launch runs its copy of the side stream's work on the
-     * context's stream: wait for that one too before the free */
-    if (bytes > ctx->ws_side_bytes) {
-        const cudaError_t e = cudaStreamSynchronize(ctx->stream);
-        if (e != cudaSuccess) return lt_err_wrap(lt_cuda_rt_err(e, "sync"), "filter-gradient workspace");
-    }
-    return ws_grow(ctx, ctx->side, &ctx->ws_side, &ctx->ws_side_bytes, bytes, "filter-gradient workspace");
+    return ws_grow(ctx, &ctx->ws_side, &ctx->ws_side_bytes, bytes, "filter-gradient workspace");
 }
 
 /* The copies, the memset and sync below join the filter-gradient stream

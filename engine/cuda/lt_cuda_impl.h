@@ -68,16 +68,15 @@ int lt_cuda_dnn_err(cudnnStatus_t s, const char *what);
 int lt_cuda_blas_err(cublasStatus_t s, const char *what);
 /* The error of the last launch (cudaGetLastError). */
 int lt_cuda_launch_check(const char *what);
-/* Grows the context's workspace to at least `bytes` (waits for the stream
- * before freeing the old one). */
+/* Grows the context's workspace to at least `bytes` (waits for the
+ * context's streams before freeing the old one). */
 int lt_cuda_ws_reserve(lt_cuda_ctx *ctx, size_t bytes);
 /* 1 when the context's stream is being captured into a CUDA graph (or the
  * query fails). Only this stream: the library captures nothing else, and a
  * capture on another stream of the same thread (thread-local mode) would
  * be invalidated by what this guards as well. */
 int lt_cuda_capturing(const lt_cuda_ctx *ctx);
-/* The same for the filter-gradient stream's workspace (waits for that
- * stream). */
+/* The same for the filter-gradient stream's workspace. */
 int lt_cuda_ws_side_reserve(lt_cuda_ctx *ctx, size_t bytes);
 /* lt_cuda_layout_convert on a given stream (the filter-gradient stream's
  * conversion of an NHWC filter gradient). */

@@ -474,12 +474,13 @@ int main(int argc, char **argv) {
     /* NCHW without the second stream is what `ltbench run --device cuda`
      * runs: its count first */
     printf("bench-gpu: train targets met:");
-    for (int v = 0; v < 2; v++)
-        if (use_wgrad[v])
-            printf("%s %d of %d judged (nchw), %d of %d (nhwc)", v ? (use_wgrad[0] ? "; with the filter-gradient stream:"
-                                                                                   : " with the filter-gradient stream:")
-                                                                 : "",
-                   met[v][0], judged[v][0], met[v][1], judged[v][1]);
+    const char *sep = "";
+    for (int v = 0; v < 2; v++) {
+        if (!use_wgrad[v]) continue;
+        printf("%s%s %d of %d judged (nchw), %d of %d (nhwc)", sep, v ? " with the filter-gradient stream:" : "",
+               met[v][0], judged[v][0], met[v][1], judged[v][1]);
+        sep = ";";
+    }
     printf("%s\n", rc ? " (some ltbench runs FAILED)" : "");
     return rc;
 }

@@ -284,6 +284,29 @@ const char *kind_name(enum cudaMemcpyKind k) {
     }
 }
 
+/* Stream st enters capture number `id` into graph gr: as its origin
+ * (origin NULL, cudaStreamBeginCapture) or joined to it (the fork). */
+void capture_enter(lt_cuemu_stream *st, lt_cuemu_graph *gr, lt_cuemu_stream *origin, unsigned long id,
+                   std::thread::id owner) {
+    st->capturing = 1;
+    st->invalidated = 0;
+    st->owner = owner;
+    st->graph = gr;
+    st->origin = origin;
+    st->capture_id = id;
+    st->ops = 0;
+    st->unjoined = 0;
+}
+
+/* Stream st leaves its capture (the graph stays the origin's to keep or
+ * delete). */
+void capture_leave(lt_cuemu_stream *st) {
+    st->capturing = 0;
+    st->graph = NULL;
+    st->origin = NULL;
+    st->unjoined = 0;
+}
+
 /* The stream of an open capture that event e was last recorded into (the
  * capture still open and the stream still in it), or NULL. */
 lt_cuemu_stream *open_capture_of(const lt_cuemu_event *e) {
@@ -543,10 +566,7 @@ cudaError_t cudaDeviceReset(void) {
     for (lt_cuemu_stream *s : g.streams)
         if (s->capturing) {
             if (!s->origin) delete s->graph;   /* a joined stream's graph is its origin's */
-            s->graph = NULL;
-            s->capturing = 0;
-            s->origin = NULL;
-            s->unjoined = 0;
+            capture_leave(s);
         }
     capture_open = 0;
     g.sticky = cudaSuccess;
@@ -841,20 +861,13 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
     STICKY;
     if (!stream_known(s) || !e) return ret(cudaErrorInvalidResourceHandle);
     lt_cuemu_stream *st = stream_of(s);
-    lt_cuemu_stream *from = e->captured ? open_capture_of(e) : NULL;
+    lt_cuemu_stream *from = open_capture_of(e);
     if (from) {
         /* an event of an open capture: the fork or join of a cross-stream capture */
         if (!s) return ret(cudaErrorStreamCaptureUnsupported);   /* the legacy stream cannot be captured */
         if (!st->capturing) {   /* the fork: s joins the capture */
             lt_cuemu_stream *origin = from->origin ? from->origin : from;
-            st->capturing = 1;
-            st->invalidated = 0;
-            st->owner = origin->owner;
-            st->graph = origin->graph;
-            st->origin = origin;
-            st->capture_id = origin->capture_id;
-            st->ops = 0;
-            st->unjoined = 0;
+            capture_enter(st, origin->graph, origin, origin->capture_id, origin->owner);
             return cudaSuccess;
         }
         if (st->capture_id != e->capture_id) {   /* two captures: invalid, both invalidated */
@@ -960,14 +973,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mo
         fprintf(stderr, "cuemu: cudaStreamBeginCapture: only thread-local capture is emulated\n");
         return ret(cudaErrorInvalidValue);
     }
-    s->capturing = 1;
-    s->invalidated = 0;
-    s->owner = std::this_thread::get_id();
-    s->graph = new lt_cuemu_graph();
-    s->origin = NULL;
-    s->capture_id = ++G().captures_begun;
-    s->ops = 0;
-    s->unjoined = 0;
+    capture_enter(s, new lt_cuemu_graph(), NULL, ++G().captures_begun, std::this_thread::get_id());
     capture_open++;
     return cudaSuccess;
 }
@@ -994,20 +1000,16 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
     if (!s->capturing) return ret(cudaErrorIllegalState);
     if (s->origin) return ret(cudaErrorStreamCaptureUnmatched);   /* a joined stream, not the origin */
     if (s->owner != std::this_thread::get_id()) return ret(cudaErrorStreamCaptureWrongThread);
-    s->capturing = 0;
     capture_open--;
     lt_cuemu_graph *gr = s->graph;
-    s->graph = NULL;
+    capture_leave(s);
     /* every joined stream leaves the capture with it */
     int invalid = s->invalidated, unjoined = 0;
     for (lt_cuemu_stream *x : G().streams) {
         if (x->origin != s || !x->capturing) continue;
         invalid |= x->invalidated;
         unjoined |= x->unjoined;
-        x->capturing = 0;
-        x->graph = NULL;
-        x->origin = NULL;
-        x->unjoined = 0;
+        capture_leave(x);
     }
     if (invalid || unjoined) {
         if (!invalid)

@@ -6,7 +6,8 @@
  * between, so a missing join shows as a stale or overwritten dw (the
  * emulator's streams are independent; lt_cuemu_peek reads device memory
  * without waiting). test_train_cuda's wgrad_stream only reaches these
- * through a model's backward, which joins at its end anyway. */
+ * through a model's backward, which joins at its end anyway. Also: the
+ * switch is refused (LT_ESTATE) while the stream is captured. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,6 +157,14 @@ static void joins_of_graph_calls(void **state) {
     assert_int_equal(lt_cuda_graph_launch(r.ctx, exec), LT_OK);
     expect(down(r, r.dw, r.nw), zeros, "graph launch");
     lt_cuda_graph_free(r.ctx, exec);
+    /* no switch while the stream is captured (the graph would hold one
+     * structure, the context say another) */
+    assert_int_equal(lt_cuda_graph_begin(r.ctx), LT_OK);
+    const int sw = lt_cuda_set_wgrad_stream(r.ctx, 0);
+    assert_int_equal(lt_cuda_graph_end(r.ctx, &exec), LT_OK);
+    lt_cuda_graph_free(r.ctx, exec);
+    assert_int_equal(sw, LT_ESTATE);
+    assert_int_equal(lt_cuda_wgrad_stream(r.ctx), 1);
     close(r);
 }
 

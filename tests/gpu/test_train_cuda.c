@@ -425,38 +425,49 @@ static void test_nhwc(void **s) {
     assert_true(ok);
 }
 
+/* Steps 0-1, 2-3 and 4-5, set(&a, &b, j) before pair j, a with graphs on
+ * (on backend ga), b without (on gb): a switch of something a captured
+ * graph was made for. Each switch warms up again: steps 1 and 3 are
+ * captured and run as graphs, steps 0, 2, 4 (after a switch) and 5
+ * (partial) eagerly. The counts matter: both settings can give the same
+ * bits (they do on the emulator), so a stale graph replayed after the
+ * switch back would not show in the numbers. Then a and b bit for bit. */
+static void switched_runs(lt_backend *ga, lt_backend *gb, void (*set)(run *a, run *b, int j), const char *what) {
+    run a, b;
+    run_open(&a, ga, 0, LT_OPT_SGD, 1);
+    run_open(&b, gb, 0, LT_OPT_SGD, 0);
+    const int k0[4] = {0, 2, 4, STEPS};
+    for (int j = 0; j < 3; j++) {
+        set(&a, &b, j);
+        run_steps(&a, LT_OPT_SGD, k0[j], k0[j + 1]);
+        run_steps(&b, LT_OPT_SGD, k0[j], k0[j + 1]);
+    }
+    lt_step_info ia;
+    lt_step_get_info(a.s, &ia);
+    print_message("%s: %ld captures, %ld graph steps, %ld eager\n", what, ia.captures, ia.graph_steps,
+                  ia.eager_steps);
+    assert_int_equal(ia.capture_failures, 0);
+    assert_int_equal(ia.captures, 2);
+    assert_int_equal(ia.graph_steps, 2);
+    assert_runs_equal(&a, &b, what);
+    run_close(&a);
+    run_close(&b);
+}
+
+/* NCHW, NHWC, NCHW on both runs */
+static void layout_set(run *a, run *b, int j) {
+    const lt_layout seq[3] = {LT_LAYOUT_NCHW, LT_LAYOUT_NHWC, LT_LAYOUT_NCHW};
+    assert_int_equal(lt_model_set_layout(a->m, seq[j]), LT_OK);
+    assert_int_equal(lt_model_set_layout(b->m, seq[j]), LT_OK);
+}
+
 /* Steps in NCHW, NHWC, NCHW on one model, graphs on against off: the
  * layout is part of what a captured graph was made for. */
 static void test_layout_switch(void **s) {
     (void)s;
     lt_backend *gb;
     NEED_GPU(gb, 1);
-    run a, b;
-    run_open(&a, gb, 0, LT_OPT_SGD, 1);
-    run_open(&b, gb, 0, LT_OPT_SGD, 0);
-    const lt_layout seq[3] = {LT_LAYOUT_NCHW, LT_LAYOUT_NHWC, LT_LAYOUT_NCHW};
-    const int k0[4] = {0, 2, 4, STEPS};
-    for (int j = 0; j < 3; j++) {
-        assert_int_equal(lt_model_set_layout(a.m, seq[j]), LT_OK);
-        assert_int_equal(lt_model_set_layout(b.m, seq[j]), LT_OK);
-        run_steps(&a, LT_OPT_SGD, k0[j], k0[j + 1]);
-        run_steps(&b, LT_OPT_SGD, k0[j], k0[j + 1]);
-    }
-    lt_step_info ia;
-    lt_step_get_info(a.s, &ia);
-    print_message("layout switches: %ld captures, %ld graph steps, %ld eager\n", ia.captures, ia.graph_steps,
-                  ia.eager_steps);
-    assert_int_equal(ia.capture_failures, 0);
-    /* each switch warms up again: steps 1 and 3 are captured and run as
-     * graphs, steps 0, 2, 4 (after a switch) and 5 (partial) eagerly. The
-     * counts matter: NHWC and NCHW can give the same bits (they do on the
-     * emulator), so a stale graph replayed after the switch back would not
-     * show in the numbers */
-    assert_int_equal(ia.captures, 2);
-    assert_int_equal(ia.graph_steps, 2);
-    assert_runs_equal(&a, &b, "layout switches, graph vs eager");
-    run_close(&a);
-    run_close(&b);
+    switched_runs(gb, gb, layout_set, "layout switches, graph vs eager");
     lt_backend_free(gb);
 }
 
@@ -488,6 +499,12 @@ static void test_uploads_unsynced(void **s) { (void)s; two_runs(LT_OPT_SGD, 1, "
 static void wgrad_set(run *r, int on) {
     assert_int_equal(lt_cuda_set_wgrad_stream(lt_model_device_ctx(r->m), on), LT_OK);
     assert_int_equal(lt_cuda_wgrad_stream(lt_model_device_ctx(r->m)), on);
+}
+
+/* off, on, off on a only (switched_runs) */
+static void wgrad_switch(run *a, run *b, int j) {
+    (void)b;
+    wgrad_set(a, j == 1);
 }
 
 /* Run a (filter-gradient stream on, graphs on; steps back to back when
@@ -535,25 +552,7 @@ static void test_wgrad_stream(void **s) {
     lt_backend *ga = gpu_backend(1), *gb = gpu_backend(1);
     assert_non_null(ga);
     assert_non_null(gb);
-    run a, b;
-    run_open(&a, ga, 0, LT_OPT_SGD, 1);
-    run_open(&b, gb, 0, LT_OPT_SGD, 0);
-    const int seq[3] = {0, 1, 0}, k0[4] = {0, 2, 4, STEPS};
-    for (int j = 0; j < 3; j++) {
-        wgrad_set(&a, seq[j]);
-        run_steps(&a, LT_OPT_SGD, k0[j], k0[j + 1]);
-        run_steps(&b, LT_OPT_SGD, k0[j], k0[j + 1]);
-    }
-    lt_step_info ia;
-    lt_step_get_info(a.s, &ia);
-    print_message("filter-gradient stream switches: %ld captures, %ld graph steps, %ld eager\n", ia.captures,
-                  ia.graph_steps, ia.eager_steps);
-    assert_int_equal(ia.capture_failures, 0);
-    assert_int_equal(ia.captures, 2);   /* as test_layout_switch: steps 1 and 3 */
-    assert_int_equal(ia.graph_steps, 2);
-    assert_runs_equal(&a, &b, "filter-gradient stream switches, graph vs eager");
-    run_close(&a);
-    run_close(&b);
+    switched_runs(ga, gb, wgrad_switch, "filter-gradient stream switches, graph vs eager");
     lt_backend_free(ga);
     lt_backend_free(gb);
 }
