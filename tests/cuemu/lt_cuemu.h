@@ -32,6 +32,13 @@ int lt_cuemu_is_device(const void *p, size_t bytes);
  * address is on a GPU. */
 void lt_cuemu_fault(const char *fmt, ...);
 
+/* Counts a call of `call` (lt_cuemu_counts.h's list) and returns the
+ * code it must fail with now (an armed lt_cuemu_fail_call), else 0. */
+int lt_cuemu_fault_hit(const char *call);
+
+/* cuDNN handles alive (lt_cuemu_live), kept by lt_cuemu_dnn.cc. */
+void lt_cuemu_dnn_live_add(long d);
+
 /* Copies device memory to the host as it is now, without waiting for the
  * queue (device memory is not readable from the host otherwise): for tests
  * of the emulator's own laziness. */

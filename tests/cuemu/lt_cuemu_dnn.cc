@@ -98,17 +98,22 @@ const char *cudnnGetErrorString(cudnnStatus_t s) {
 
 cudnnStatus_t cudnnCreate(cudnnHandle_t *handle) {
     if (!handle) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnCreate", "NULL handle pointer");
+    if (int f = lt_cuemu_fault_hit("cudnnCreate")) return (cudnnStatus_t)f;
     *handle = new (std::nothrow) lt_cuemu_dnn();
-    return *handle ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_ALLOC_FAILED;
+    if (!*handle) return CUDNN_STATUS_ALLOC_FAILED;
+    lt_cuemu_dnn_live_add(1);
+    return CUDNN_STATUS_SUCCESS;
 }
 
 cudnnStatus_t cudnnDestroy(cudnnHandle_t handle) {
+    if (handle) lt_cuemu_dnn_live_add(-1);
     delete handle;
     return CUDNN_STATUS_SUCCESS;
 }
 
 cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t s) {
     if (!handle) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnSetStream", "NULL handle");
+    if (int f = lt_cuemu_fault_hit("cudnnSetStream")) return (cudnnStatus_t)f;
     handle->stream = s;
     return CUDNN_STATUS_SUCCESS;
 }

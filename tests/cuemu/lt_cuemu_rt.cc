@@ -53,6 +53,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -379,6 +380,89 @@ void lt_cuemu_peek(void *dst, const void *src, size_t bytes) {
 void lt_cuemu_counts_get(lt_cuemu_counts *c) {
     LOCK;
     if (c) *c = G().n;
+}
+
+/* ---- fault injection and live objects (lt_cuemu_counts.h) ------------------------- */
+namespace {
+const char *const fault_calls[] = {"cudaStreamCreateWithFlags", "cudaEventCreateWithFlags", "cudaEventRecord",
+                                   "cudaStreamWaitEvent", "cudnnCreate", "cudnnSetStream"};
+enum { N_FAULT_CALLS = sizeof fault_calls / sizeof fault_calls[0], N_FAULTS = 8 };
+struct fault_slot {
+    int call;                       /* index into fault_calls; -1: free */
+    unsigned long long at;          /* fails when the call count reaches this */
+    int code;
+};
+struct fault_state {
+    std::mutex mu;
+    unsigned long long calls[N_FAULT_CALLS] = {};
+    fault_slot slot[N_FAULTS];
+    fault_state() {
+        for (auto &f : slot) f.call = -1;
+    }
+};
+fault_state &F() {
+    static fault_state *f = new fault_state();   /* never destroyed: calls may come during exit */
+    return *f;
+}
+int fault_call_index(const char *call) {
+    for (int i = 0; call && i < N_FAULT_CALLS; i++)
+        if (!strcmp(call, fault_calls[i])) return i;
+    return -1;
+}
+std::atomic<long> live_events{0}, live_dnn{0};
+}  // namespace
+
+int lt_cuemu_fault_hit(const char *call) {
+    const int i = fault_call_index(call);
+    if (i < 0) return 0;
+    fault_state &f = F();
+    std::lock_guard<std::mutex> l(f.mu);
+    const unsigned long long n = ++f.calls[i];
+    for (auto &s : f.slot)
+        if (s.call == i && s.at == n) {
+            s.call = -1;
+            return s.code;
+        }
+    return 0;
+}
+
+int lt_cuemu_fail_call(const char *call, int nth, int code) {
+    const int i = fault_call_index(call);
+    if (i < 0 || nth < 1 || code == 0) return -1;
+    fault_state &f = F();
+    std::lock_guard<std::mutex> l(f.mu);
+    for (auto &s : f.slot)
+        if (s.call < 0) {
+            s.call = i;
+            s.at = f.calls[i] + (unsigned long long)nth;
+            s.code = code;
+            return 0;
+        }
+    return -1;
+}
+
+void lt_cuemu_fail_clear(void) {
+    fault_state &f = F();
+    std::lock_guard<std::mutex> l(f.mu);
+    for (auto &s : f.slot) s.call = -1;
+}
+
+unsigned long long lt_cuemu_calls(const char *call) {
+    const int i = fault_call_index(call);
+    if (i < 0) return 0;
+    fault_state &f = F();
+    std::lock_guard<std::mutex> l(f.mu);
+    return f.calls[i];
+}
+
+void lt_cuemu_dnn_live_add(long d) { live_dnn += d; }
+
+void lt_cuemu_live_get(lt_cuemu_live *l) {
+    if (!l) return;
+    LOCK;
+    l->streams = (long)G().streams.size();
+    l->events = live_events.load();
+    l->dnn_handles = live_dnn.load();
 }
 
 /* 1 when work queued on s now runs later (not recorded into a capture) */
@@ -797,6 +881,7 @@ cudaError_t cudaMemset(void *p, int value, size_t bytes) {
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
     LOCK;
     if (!s) return ret(cudaErrorInvalidValue);
+    if (int f = lt_cuemu_fault_hit("cudaStreamCreateWithFlags")) return ret((cudaError_t)f);
     lt_cuemu_stream *st = new lt_cuemu_stream();
     st->blocking = !(flags & cudaStreamNonBlocking);
     G().streams.push_back(st);
@@ -860,6 +945,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
     LOCK;
     STICKY;
     if (!stream_known(s) || !e) return ret(cudaErrorInvalidResourceHandle);
+    if (int f = lt_cuemu_fault_hit("cudaStreamWaitEvent")) return ret((cudaError_t)f);
     lt_cuemu_stream *st = stream_of(s);
     lt_cuemu_stream *from = open_capture_of(e);
     if (from) {
@@ -902,7 +988,9 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
     (void)flags;
     if (!e) return ret(cudaErrorInvalidValue);
+    if (int f = lt_cuemu_fault_hit("cudaEventCreateWithFlags")) return ret((cudaError_t)f);
     *e = new lt_cuemu_event();
+    live_events++;
     return cudaSuccess;
 }
 
@@ -911,6 +999,7 @@ cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e,
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
     if (!e) return ret(cudaErrorInvalidResourceHandle);
     delete e;
+    live_events--;
     return cudaSuccess;
 }
 
@@ -918,6 +1007,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     LOCK;
     STICKY;
     if (!e || !stream_known(s)) return ret(cudaErrorInvalidResourceHandle);
+    if (int f = lt_cuemu_fault_hit("cudaEventRecord")) return ret((cudaError_t)f);
     lt_cuemu_stream *st = stream_of(s);
     if (st->capturing) {
         /* nothing to replay: the record marks how far this stream's

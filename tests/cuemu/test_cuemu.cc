@@ -18,6 +18,8 @@ extern "C" {
 #include <unistd.h>
 
 #include "lt_cuemu.h"
+#include "lt_cuemu_counts.h"
+#include <cudnn.h>
 
 #define RT 256
 
@@ -610,6 +612,62 @@ static void tf32_rounding(void **state) {
     assert_true(isnan(lt_cuemu_tf32(NAN)));
 }
 
+/* lt_cuemu_fail_call: the aimed call alone fails, once, with the code and
+ * no effect; the counts and the live objects follow */
+static void fault_injection(void **state) {
+    (void)state;
+    assert_int_equal(lt_cuemu_fail_call("cudaMalloc", 1, cudaErrorMemoryAllocation), -1);   /* not in the list */
+    assert_int_equal(lt_cuemu_fail_call("cudaEventRecord", 0, cudaErrorUnknown), -1);
+    assert_int_equal(lt_cuemu_fail_call("cudaEventRecord", 1, 0), -1);
+    lt_cuemu_live l0;
+    lt_cuemu_live_get(&l0);
+    cudaStream_t s = NULL;
+    const unsigned long long c0 = lt_cuemu_calls("cudaStreamCreateWithFlags");
+    assert_int_equal(lt_cuemu_fail_call("cudaStreamCreateWithFlags", 2, cudaErrorMemoryAllocation), 0);
+    assert_int_equal(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);   /* the first: runs */
+    cudaStream_t s2 = NULL;
+    assert_int_equal(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking), cudaErrorMemoryAllocation);
+    assert_null(s2);
+    assert_int_equal(cudaGetLastError(), cudaErrorMemoryAllocation);   /* not sticky: taken once */
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    assert_int_equal(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking), cudaSuccess);   /* once only */
+    assert_int_equal(lt_cuemu_calls("cudaStreamCreateWithFlags"), c0 + 3);
+    cudaEvent_t e = NULL;
+    assert_int_equal(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), cudaSuccess);
+    cudnnHandle_t h = NULL;
+    assert_int_equal(lt_cuemu_fail_call("cudnnSetStream", 1, CUDNN_STATUS_INTERNAL_ERROR), 0);
+    assert_int_equal(cudnnCreate(&h), CUDNN_STATUS_SUCCESS);
+    assert_int_equal(cudnnSetStream(h, s), CUDNN_STATUS_INTERNAL_ERROR);
+    assert_int_equal(cudnnSetStream(h, s), CUDNN_STATUS_SUCCESS);
+    lt_cuemu_live l;
+    lt_cuemu_live_get(&l);
+    assert_int_equal(l.streams, l0.streams + 2);
+    assert_int_equal(l.events, l0.events + 1);
+    assert_int_equal(l.dnn_handles, l0.dnn_handles + 1);
+    /* a failed record leaves the event as it was: a wait on it is no wait */
+    int *d = NULL;
+    assert_int_equal(cudaMalloc((void **)&d, sizeof(int)), cudaSuccess);
+    assert_int_equal(lt_cuemu_fail_call("cudaEventRecord", 1, cudaErrorLaunchFailure), 0);
+    assert_int_equal(cudaMemsetAsync(d, 0, sizeof(int), s), cudaSuccess);
+    assert_int_equal(cudaEventRecord(e, s), cudaErrorLaunchFailure);
+    assert_int_equal(cudaEventQuery(e), cudaSuccess);   /* never recorded */
+    /* armed faults are dropped by lt_cuemu_fail_clear */
+    assert_int_equal(lt_cuemu_fail_call("cudaStreamWaitEvent", 1, cudaErrorUnknown), 0);
+    lt_cuemu_fail_clear();
+    assert_int_equal(cudaStreamWaitEvent(s2, e, 0), cudaSuccess);
+    (void)cudaGetLastError();
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_int_equal(cudaFree(d), cudaSuccess);
+    assert_int_equal(cudnnDestroy(h), CUDNN_STATUS_SUCCESS);
+    assert_int_equal(cudaEventDestroy(e), cudaSuccess);
+    assert_int_equal(cudaStreamDestroy(s), cudaSuccess);
+    assert_int_equal(cudaStreamDestroy(s2), cudaSuccess);
+    lt_cuemu_live_get(&l);
+    assert_int_equal(l.streams, l0.streams);
+    assert_int_equal(l.events, l0.events);
+    assert_int_equal(l.dnn_handles, l0.dnn_handles);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(barrier_reduction),
@@ -626,6 +684,7 @@ int main(void) {
         cmocka_unit_test(cross_stream_capture),
         cmocka_unit_test(host_reads_of_device_memory_fault),
         cmocka_unit_test(tf32_rounding),
+        cmocka_unit_test(fault_injection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
