@@ -265,7 +265,8 @@ tests-build: $(TEST_BIN)
 # the CUDA library's tests (their CPU cases run everywhere; nothing where nvcc is missing)
 tests-build-cuda: $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN)
 
-# The suite: every test binary, then one summary line "N passed, N skipped, N failed".
+# The suite: every test binary (LT_TEST_JOBS at once, default nproc / 2: tests/run.sh),
+# then one summary line "N passed, N skipped, N failed".
 test: check-deps
 	@$(MAKE) --no-print-directory tests-build ltbench $(CUDA_TEST_BIN) $(CUDA_SO) $(CUEMU_TEST_BIN) $(CUEMU_SO)
 	@tests/run.sh $(TEST_BIN) $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN)

@@ -4,15 +4,64 @@
 # that cannot run here (missing data, no gnuplot) calls CMocka's skip() after
 # printing a "skip:" reason: it is counted as skipped, never as passed.
 # Tests run from the repository root; ../shared is found by the tests themselves.
+#
+# LT_TEST_JOBS binaries run at once. The default is half the CPUs (at least
+# one): the runs inside the tests use the runner's 2 threads, and two of
+# them on one core each lose several times over to OpenMP's and OpenBLAS's
+# spinning (a 2-core machine took 13 min with 2 at once, 10 one at a time).
+# Each binary's report is printed in the order given, as soon as it and
+# every binary before it have finished, so the output reads the same
+# whatever the number of jobs. The binaries keep their scratch in mkdtemp
+# directories and their servers on ports the kernel picks, so they do not
+# see each other.
 set -u
+cpus=$(nproc 2>/dev/null || echo 1)
+jobs_n=${LT_TEST_JOBS:-$((cpus / 2 > 0 ? cpus / 2 : 1))}
+case "$jobs_n" in ''|*[!0-9]*|0) echo "run.sh: LT_TEST_JOBS='$jobs_n': expected a positive number" >&2; exit 2 ;; esac
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lt-run-XXXXXX") || exit 2
+launcher=
+cleanup() {
+  [ -n "$launcher" ] && kill "$launcher" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# One binary: its output, then its exit status and seconds (the .rc file
+# appears last: the reporter waits for it).
+run_one() {
+  local i=$1 bin=$2 start rc
+  start=$(date +%s.%N)
+  CMOCKA_MESSAGE_OUTPUT=stdout "$bin" >"$tmp/$i.out" 2>&1
+  rc=$?
+  awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}' >"$tmp/$i.secs"
+  echo "$rc" >"$tmp/$i.part" && mv "$tmp/$i.part" "$tmp/$i.rc"
+}
+
+# The launcher keeps jobs_n binaries running, in the order given.
+(
+  i=0
+  for bin in "$@"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_n" ]; do wait -n; done
+    run_one "$i" "$bin" &
+    i=$((i + 1))
+  done
+  wait
+) &
+launcher=$!
+
 pass=0; fail=0; skipped=0; bad_bins=()
+i=0
 for bin in "$@"; do
   name=$(basename "$bin")
-  out=$(mktemp)
-  start=$(date +%s.%N)
-  CMOCKA_MESSAGE_OUTPUT=stdout "$bin" >"$out" 2>&1
-  rc=$?
-  secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
+  while [ ! -e "$tmp/$i.rc" ]; do
+    if ! kill -0 "$launcher" 2>/dev/null && [ ! -e "$tmp/$i.rc" ]; then
+      echo "run.sh: $name did not report (the launcher stopped)" >&2; exit 2
+    fi
+    sleep 0.2
+  done
+  out=$tmp/$i.out
+  rc=$(cat "$tmp/$i.rc"); secs=$(cat "$tmp/$i.secs")
   p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$out" | awk '{s+=$4} END{print s+0}')
   f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$out" | awk '{s+=$4} END{print s+0}')
   k=$(grep -E '^\[  SKIPPED \] [0-9]+ test' "$out" | awk '{s+=$4} END{print s+0}')
@@ -26,7 +75,10 @@ for bin in "$@"; do
     grep -E '^(note|skip|bench):' "$out" | sed 's/^/     /'
   fi
   rm -f "$out"
+  i=$((i + 1))
 done
+wait "$launcher"
+launcher=
 echo
 [ ${#bad_bins[@]} -gt 0 ] && echo "failing binaries: ${bad_bins[*]}"
 echo "$pass passed, $skipped skipped, $fail failed"
