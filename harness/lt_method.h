@@ -250,6 +250,15 @@ enum { LT_SCORES_LOGITS = 0,     /* logits of a probability model: the runner ap
 
 /* lt_method.flags */
 #define LT_METHOD_NEEDS_FEATURE_BANK 1u
+/* Its batch_hook, loss and iter_end read and write only the host arrays of
+ * lt_batch, lt_taps and lt_grads: no model buffer (lt_model_out,
+ * lt_param_info.w), no extra gradients, no sub-graph. On a device model
+ * (--device cuda) the runner then runs them on the host between the
+ * device's forward and backward, with host copies of the logits and
+ * features (eager steps; the epoch_end event's host_hook_s says what they
+ * cost). Without it a method with a loss or iter_end is refused on a
+ * device. post_train and class_norms are refused there either way. */
+#define LT_METHOD_HOST_TAPS 2u
 
 typedef struct lt_method {
     int abi;                     /* LT_METHOD_ABI */

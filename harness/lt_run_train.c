@@ -283,17 +283,26 @@ int lt_run_on_device(const lt_child *c) {
     return c->job->backend && lt_backend_get_kind(c->job->backend) != LT_BACKEND_CPU;
 }
 
+/* 1: the method's loss / iter_end run on the host around a device model's
+ * forward and backward (LT_METHOD_HOST_TAPS), instead of lt_step */
+static int host_taps_on_device(const lt_child *c) {
+    return lt_run_on_device(c) && (c->M->loss || c->M->iter_end);
+}
+
 /* A model on a device trains through lt_step (the whole step on the
- * device), which has no place for a hook that reads or writes batch data,
- * logits or the model on the host: such a method is refused before any
- * work, naming the hook. The sampler, stage_begin and epoch_end are fine
- * (predict gets host copies of the logits and features, lt_run_eval.c). */
+ * device), or, for a method whose hooks touch only the host arrays of the
+ * batch and taps (LT_METHOD_HOST_TAPS), through eager steps with its loss
+ * and iter_end on host copies. Anything else that reads or writes batch
+ * data, logits or the model on the host is refused before any work, naming
+ * the hook. The sampler, stage_begin and epoch_end are fine (predict gets
+ * host copies of the logits and features, lt_run_eval.c). */
 int lt_run_device_hooks_check(const lt_child *c) {
     if (!lt_run_on_device(c)) return LT_OK;
     const lt_method *M = c->M;
-    const char *hook = M->batch_hook ? "batch_hook"
-                       : M->loss ? "loss"
-                       : M->iter_end ? "iter_end"
+    const int taps = (M->flags & LT_METHOD_HOST_TAPS) != 0;
+    const char *hook = M->batch_hook && !taps ? "batch_hook"
+                       : M->loss && !taps ? "loss"
+                       : M->iter_end && !taps ? "iter_end"
                        : M->post_train ? "post_train"
                        : (M->abi >= 3 && M->class_norms) ? "class_norms" : NULL;
     if (hook)
@@ -462,10 +471,17 @@ typedef struct {
     lt_optim opt;
     int have_opt;
     lt_step *step;   /* a model on a device: the whole step there (lt_step.h) */
+    /* a device model with host hooks (host_taps_on_device): host copies of
+     * the logits and features, and the gradients the loss writes */
+    float *lg, *ft, *dlg, *dft;
 } stage_bufs;
 
 static void stage_bufs_free(stage_bufs *b) {
     lt_step_free(b->step);
+    free(b->lg);
+    free(b->ft);
+    free(b->dlg);
+    free(b->dft);
     free(b->idx);
     lt_free(b->xbuf);
     free(b->ybuf);
@@ -519,7 +535,15 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
      * has none) */
     for (int v = 0; v < cfg->n_view_pipelines && v < views; v++)
         LT_TRY(lt_loader_set_view_pipeline(B->L, v, &cfg->view_pipelines[v]));
-    if (lt_run_on_device(c)) {
+    const int host_taps = host_taps_on_device(c);
+    if (host_taps) {
+        const size_t rows = (size_t)stage_fwd_cap(cfg);
+        B->lg = malloc(rows * c->C * sizeof(float));
+        B->dlg = malloc(rows * c->C * sizeof(float));
+        B->ft = malloc(rows * c->D * sizeof(float));
+        B->dft = malloc(rows * c->D * sizeof(float));
+        if (!B->lg || !B->dlg || !B->ft || !B->dft) return lt_err(LT_ENOMEM, "host taps: out of memory");
+    } else if (lt_run_on_device(c)) {
         /* cuda: LT_CUDA_GRAPH=0 runs every step eagerly */
         lt_step_opts so;
         lt_step_opts_from_env(&so);
@@ -542,7 +566,7 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
                                 c->C, B->idx, n_s));
         LT_TRY(lt_loader_start(B->L, e, B->idx, n_s, 0));
         if (B->step) LT_TRY(lt_step_reset_stats(B->step));
-        double loss_sum = 0, lr = 0;
+        double loss_sum = 0, lr = 0, host_s = 0;
         long correct = 0, seen = 0, it = 0;
         for (;; it++) {
             const float *x;
@@ -593,10 +617,21 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
                 continue;
             }
             LT_TRY(lt_model_forward(m, x, nf, 1));
-            const float *lg = lt_model_out(m, c->logits);
-            lt_taps t = {nf, c->C, c->D, lg, lt_model_out(m, c->feat), y, ids, c->counts, stage, e, git,
-                         (float)lr, m, x, n, views};
-            lt_grads g = {lt_model_dout(m, c->logits), lt_model_dout(m, c->feat), 0, 0, {0}};
+            /* a device model with host hooks: the hooks see host copies.
+             * host_hook_s is the round trip the device waits for: the
+             * copies back, the hooks and the upload of the gradients (the
+             * forward finished first, so that its time is not counted) */
+            if (host_taps) LT_TRY(lt_model_sync(m));
+            const double t_host = host_taps ? lt_now_s() : 0;
+            if (host_taps) {
+                LT_TRY(lt_model_out_to_host(m, c->logits, nf, B->lg));
+                LT_TRY(lt_model_out_to_host(m, c->feat, nf, B->ft));
+            }
+            const float *lg = host_taps ? B->lg : lt_model_out(m, c->logits);
+            lt_taps t = {nf, c->C, c->D, lg, host_taps ? B->ft : lt_model_out(m, c->feat), y, ids, c->counts, stage,
+                         e, git, (float)lr, m, x, n, views};
+            lt_grads g = {host_taps ? B->dlg : lt_model_dout(m, c->logits),
+                          host_taps ? B->dft : lt_model_dout(m, c->feat), 0, 0, {0}};
             double loss = 0;
             /* parameter gradients start at zero before the loss hook, so a
              * term on extra rows (a memory bank through the head) can add
@@ -607,6 +642,14 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
             if (rc) return lt_err_wrap(rc, "loss at iteration %ld", it);
             if (!isfinite(loss))
                 return lt_err(LT_ENUM, "loss is %s at iteration %ld", isnan(loss) ? "NaN" : "Inf", it);
+            if (host_taps) {
+                if (g.n_extra)
+                    return lt_err(LT_EINVAL, "method %s: extra gradients (%d) on %s: not with host taps",
+                                  c->M->name, g.n_extra, lt_backend_describe(c->job->backend));
+                LT_TRY(lt_model_dout_from_host(m, c->logits, nf, B->dlg));
+                if (g.use_dfeat) LT_TRY(lt_model_dout_from_host(m, c->feat, nf, B->dft));
+                host_s += lt_now_s() - t_host;
+            }
             int taps[2 + LT_GRADS_MAX_EXTRA], n_taps = 0;
             taps[n_taps++] = c->logits;
             if (g.use_dfeat) taps[n_taps++] = c->feat;
@@ -622,8 +665,10 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
             LT_TRY(lt_model_backward(m, nf, taps, n_taps));
             LT_TRY(lt_optim_step(&B->opt, m, (float)lr));
             if (c->M->iter_end) {
+                const double t_end = lt_now_s();
                 rc = c->M->iter_end(c->st, &t);
                 if (rc) return lt_err_wrap(rc, "method %s: iter_end", c->M->name);
+                if (host_taps) host_s += lt_now_s() - t_end;
             }
             loss_sum += loss * nf;
             seen += nf;
@@ -665,12 +710,20 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
             cJSON_AddNumberToObject(v, "eager_steps", (double)si.eager_steps);
             cJSON_AddNumberToObject(v, "capture_failures", (double)si.capture_failures);
         }
+        if (host_taps) {
+            /* eager steps with the method's hooks on the host: what the
+             * copies around them, the waits and the hooks took */
+            cJSON_AddNumberToObject(v, "eager_steps", (double)it);
+            cJSON_AddNumberToObject(v, "host_hook_s", host_s);
+        }
         LT_TRY(lt_events_emit(c->ev, "epoch_end", stage + 1, e, "train", v));
         if (!req->quiet) {
             char eta[32];
             fmt_eta((cfg->epochs - e - 1) * dt, eta, sizeof eta);
-            fprintf(c->job->log, "%s  stage %d/%d epoch %d/%d loss %.4f acc %.4f lr %.5f %.0f img/s ETA %s%s\n",
-                    tty ? "\r" : "", stage + 1, c->n_stages, e + 1, cfg->epochs, mean_loss, acc, lr, img_s,
+            char hooks[64] = "";
+            if (host_taps) snprintf(hooks, sizeof hooks, " (host hooks %.0f%%)", dt > 0 ? 100.0 * host_s / dt : 0.0);
+            fprintf(c->job->log, "%s  stage %d/%d epoch %d/%d loss %.4f acc %.4f lr %.5f %.0f img/s%s ETA %s%s\n",
+                    tty ? "\r" : "", stage + 1, c->n_stages, e + 1, cfg->epochs, mean_loss, acc, lr, img_s, hooks,
                     eta, tty ? "      " : "");
             fflush(c->job->log);
         }

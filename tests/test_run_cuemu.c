@@ -42,6 +42,7 @@
 #include <cjson/cJSON.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,13 +93,14 @@ static int teardown(void **state)
         }                                                                                                \
     } while (0)
 
-/* One emulated cuda run of ce, seed 0, deterministic, results under ROOT;
- * ONLY_FORMAT: LT_CUEMU_DNN_FORMAT for it (NULL: none); KILL: killed after
- * that epoch's checkpoint (0: not). */
-static void emu_run(const char *root, const char *layout, const char *only_format, int kill, lt_run_outcome *o)
+/* One emulated cuda run of METHOD, seed 0, deterministic, results under
+ * ROOT; ONLY_FORMAT: LT_CUEMU_DNN_FORMAT for it (NULL: none); KILL: killed
+ * after that epoch's checkpoint (0: not). */
+static void emu_run_method(const char *root, const char *method, const char *layout, const char *only_format,
+                           int kill, lt_run_outcome *o)
 {
     lt_run_request r;
-    fx_request(&r, g_proto, root, "ce", 1);
+    fx_request(&r, g_proto, root, method, 1);
     r.device = "cuda";
     r.deterministic = 1;
     r.layout = layout;
@@ -108,7 +110,12 @@ static void emu_run(const char *root, const char *layout, const char *only_forma
     int rc = lt_runner_run(&r, o);
     unsetenv("LT_CUEMU_DNN_FORMAT");
     unsetenv("LTBENCH_CUDA_LIB");
-    if (rc != LT_OK) fail_msg("%s run: status %d: %s", layout ? layout : "default", rc, lt_errmsg());
+    if (rc != LT_OK) fail_msg("%s %s run: status %d: %s", method, layout ? layout : "default", rc, lt_errmsg());
+}
+
+static void emu_run(const char *root, const char *layout, const char *only_format, int kill, lt_run_outcome *o)
+{
+    emu_run_method(root, "ce", layout, only_format, kill, o);
 }
 
 /* Runs a command function with this process's stdout (and its children's)
@@ -262,12 +269,114 @@ static void test_layouts_end_to_end(void **state)
     free(metrics);
 }
 
+/* The epoch_end events of a run: the value of KEY in epoch E's (-1 when
+ * absent), and how many epochs carry it. */
+static double epoch_value(const char *run_dir, int e, const char *key, int *n_with)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
+    char *text = NULL;
+    size_t n;
+    assert_int_equal(lt_io_read_all(path, &text, &n), LT_OK);
+    double got = -1;
+    *n_with = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *d = cJSON_Parse(line);
+        assert_non_null(d);
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(d, "event");
+        if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "epoch_end")) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "value"), key);
+            if (cJSON_IsNumber(v)) {
+                ++*n_with;
+                if (cJSON_GetObjectItemCaseSensitive(d, "epoch")->valueint == e) got = v->valuedouble;
+            }
+        }
+        cJSON_Delete(d);
+    }
+    free(text);
+    return got;
+}
+
+/* A method whose loss runs on the host (LT_METHOD_HOST_TAPS: bsig, the
+ * balanced sigmoid loss, whose stage_begin also sets the head's bias
+ * through the host copy) trains on the emulated device: its loss on host
+ * copies of the logits between the device's forward and backward, eager
+ * steps, host_hook_s recorded each epoch. Its first epoch's loss is the
+ * cpu run's up to rounding (a gradient that never reached the device, or
+ * a bias left at its initialisation, would not be), and differs from ce's
+ * (the hook ran: this cut of the protocol is balanced, so bsm's loss would
+ * be ce's). bsm_dec, its stage 1 shared from ce's device run, finishes.
+ * Killed and resumed, it ends with the uninterrupted run's numbers. A
+ * method with post_train (taunorm) is still refused, naming the hook. */
+static void test_host_loss_on_device(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_EMU();
+    lt_run_outcome dev;
+    emu_run_method("emu-bsig", "bsig", NULL, NULL, 0, &dev);
+    if (!dev.ok) fail_msg("bsig on the emulated device failed: %s", dev.reason);
+    char want[1200];
+    snprintf(want, sizeof want, "%s/emu-bsig/runs/fmnist_lt_emu/ci/bsig@cuda/seed0", fx_scratch);
+    assert_string_equal(dev.run_dir, want);
+    int n_hook = 0, n_eager = 0, n_loss = 0;
+    const double hook_s = epoch_value(dev.run_dir, 0, "host_hook_s", &n_hook);
+    const double eager = epoch_value(dev.run_dir, 0, "eager_steps", &n_eager);
+    const double loss_dev = epoch_value(dev.run_dir, 0, "loss", &n_loss);
+    assert_true(n_loss >= 2);
+    assert_int_equal(n_hook, n_loss);   /* every epoch */
+    assert_int_equal(n_eager, n_loss);
+    assert_true(hook_s > 0);
+    assert_true(eager >= 1);
+
+    /* the cpu run of the same request */
+    lt_run_request r;
+    fx_request(&r, g_proto, "emu-bsig-cpu", "bsig", 1);
+    lt_run_outcome cpu;
+    assert_int_equal(lt_runner_run(&r, &cpu), LT_OK);
+    if (!cpu.ok) fail_msg("bsig on cpu failed: %s", cpu.reason);
+    int k;
+    const double loss_cpu = epoch_value(cpu.run_dir, 0, "loss", &k);
+    assert_int_equal(epoch_value(cpu.run_dir, 0, "host_hook_s", &k), -1);   /* cpu: no host hooks to time */
+    print_message("note: bsig first-epoch loss: emulated device %.9f, cpu %.9f; host hooks %.3f s over %.0f steps\n",
+                  loss_dev, loss_cpu, hook_s, eager);
+    if (fabs(loss_dev - loss_cpu) > 1e-4 * fabs(loss_cpu))
+        fail_msg("bsig's first-epoch loss on the device %.9g, on cpu %.9g", loss_dev, loss_cpu);
+    lt_run_outcome ce;
+    emu_run("emu-bsig", NULL, NULL, 0, &ce);
+    assert_true(ce.ok);
+    const double loss_ce = epoch_value(ce.run_dir, 0, "loss", &k);
+    if (fabs(loss_ce - loss_dev) < 1e-3 * fabs(loss_ce))
+        fail_msg("bsig's first-epoch loss %.9g is ce's %.9g: the method's loss did not run", loss_dev, loss_ce);
+
+    /* bsm_dec: its stage 1 shared from that ce run, then the balanced
+     * softmax on the host at stage 2 (lt_model_reinit on the device) */
+    lt_run_outcome dec;
+    emu_run_method("emu-bsig", "bsm_dec", NULL, NULL, 0, &dec);
+    if (!dec.ok) fail_msg("bsm_dec on the emulated device failed: %s", dec.reason);
+    assert_true(epoch_value(dec.run_dir, 0, "host_hook_s", &k) > 0);
+
+    /* killed after its first epoch and resumed */
+    lt_run_outcome resumed;
+    emu_run_method("emu-bsig-resume", "bsig", NULL, NULL, 1, &resumed);
+    assert_false(resumed.ok);
+    emu_run_method("emu-bsig-resume", "bsig", NULL, NULL, 0, &resumed);
+    if (!resumed.ok) fail_msg("the resumed bsig run failed: %s", resumed.reason);
+    fx_assert_same_outcome(&dev, &resumed);
+
+    /* post_train still runs on the model's host pointers: refused */
+    lt_run_outcome tn;
+    emu_run_method("emu-bsig", "taunorm", NULL, NULL, 0, &tn);
+    assert_false(tn.ok);
+    if (!strstr(tn.reason, "post_train runs on the host")) fail_msg("taunorm: %s", tn.reason);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     g_argv0 = argv[0];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layouts_end_to_end),
+        cmocka_unit_test(test_host_loss_on_device),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -4,7 +4,9 @@
  * object: the check reads only its kind and name) refuses exactly the
  * methods with a hook the device step cannot run, naming the method, the
  * hook and the device; every method is accepted on a cpu backend and
- * without one. ce, the sampling baselines and cRT must be accepted. */
+ * without one. ce, the sampling baselines and cRT must be accepted, and
+ * the losses on host taps (LT_METHOD_HOST_TAPS: bsm, bsm_dec, bsig); the
+ * flag covers batch_hook, loss and iter_end, never post_train. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,10 +20,13 @@
 #include "lt_backend_impl.h"
 #include "lt_run_internal.h"
 
+/* the hook the device refuses: batch_hook, loss and iter_end run on host
+ * copies for a method that declares LT_METHOD_HOST_TAPS */
 static const char *host_hook(const lt_method *M) {
-    if (M->batch_hook) return "batch_hook";
-    if (M->loss) return "loss";
-    if (M->iter_end) return "iter_end";
+    const int taps = (M->flags & LT_METHOD_HOST_TAPS) != 0;
+    if (M->batch_hook && !taps) return "batch_hook";
+    if (M->loss && !taps) return "loss";
+    if (M->iter_end && !taps) return "iter_end";
     if (M->post_train) return "post_train";
     if (M->abi >= 3 && M->class_norms) return "class_norms";
     return NULL;
@@ -68,8 +73,8 @@ static void test_hooks_check(void **st) {
     }
     print_message("%d methods, %d refused on cuda\n", n, refused);
     assert_true(n > 0 && refused > 0 && refused < n);
-    /* the baselines the device path is for */
-    static const char *const ok[] = {"ce", "cbs", "srs", "pbs", "crt"};
+    /* the baselines the device path is for, and the losses on host taps */
+    static const char *const ok[] = {"ce", "cbs", "srs", "pbs", "crt", "bsm", "bsm_dec", "bsig"};
     for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) {
         int found = 0;
         for (const lt_method_entry *e = lt_method_table; *e; e++) {
@@ -80,6 +85,30 @@ static void test_hooks_check(void **st) {
         }
         if (!found) fail_msg("method %s is not in the table", ok[k]);
     }
+    /* the flag covers the per-batch hooks only */
+    lt_method flagged = *lt_method_table[0]();
+    flagged.name = "flagged";
+    flagged.flags = LT_METHOD_HOST_TAPS;
+    flagged.batch_hook = NULL;
+    flagged.loss = NULL;
+    flagged.iter_end = NULL;
+    flagged.post_train = NULL;
+    flagged.class_norms = NULL;
+    for (const lt_method_entry *e = lt_method_table; *e; e++) {
+        const lt_method *M = (*e)();
+        if (M->loss && !flagged.loss) flagged.loss = M->loss;
+        if (M->post_train && !flagged.post_train) flagged.post_train = M->post_train;
+    }
+    assert_non_null(flagged.loss);
+    assert_non_null(flagged.post_train);
+    c.M = &flagged;
+    assert_int_equal(lt_run_device_hooks_check(&c), LT_EINVAL);
+    assert_string_equal(lt_errmsg(), "method flagged: its post_train runs on the host, not supported on cuda:3 yet");
+    flagged.post_train = NULL;
+    assert_int_equal(lt_run_device_hooks_check(&c), LT_OK);
+    flagged.flags = 0;
+    assert_int_equal(lt_run_device_hooks_check(&c), LT_EINVAL);
+    assert_string_equal(lt_errmsg(), "method flagged: its loss runs on the host, not supported on cuda:3 yet");
     free(cuda);
     lt_backend_free(cpu);
 }

@@ -135,11 +135,20 @@ static int bsig_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     /* Prior-probability bias init: the parameters are initialised by now
      * (stage_begin runs after finalize); on resume the checkpoint's weights
      * are loaded after this and replace it. */
+    /* Through the host copy, not lt_param_info.w: on a device model that is
+     * device memory. */
+    int bi = -1;
     lt_param_info b;
-    if (lt_model_param_find(m, "logits.bias", &b)) return lt_err(LT_EINVAL, "bsig: the model has no 'logits.bias' parameter");
-    float b0 = (float)-log((1.0 - st->prior) / st->prior);
-    for (size_t k = 0; k < b.count; k++) b.w[k] = b0;
-    return LT_OK;
+    for (int i = 0; i < lt_model_n_params(m) && bi < 0; i++)
+        if (lt_model_param_at(m, i, &b) == LT_OK && !strcmp(b.name, "logits.bias")) bi = i;
+    if (bi < 0) return lt_err(LT_EINVAL, "bsig: the model has no 'logits.bias' parameter");
+    float *w = malloc(b.count * sizeof *w);
+    if (!w) return lt_err(LT_ENOMEM, "bsig: out of memory for %zu biases", b.count);
+    const float b0 = (float)-log((1.0 - st->prior) / st->prior);
+    for (size_t k = 0; k < b.count; k++) w[k] = b0;
+    const int rc = lt_model_param_from_host(m, bi, w);
+    free(w);
+    return rc;
 }
 
 static int bsig_loss(void *stp, const lt_taps *t, double *loss, lt_grads *g) {
@@ -194,7 +203,7 @@ const lt_method *lt_method_bsig(void) {
         .fidelity = "reconstructed",
         .defaults = BSIG_DEFAULTS,
         .state_size = sizeof(bsig_state),
-        .flags = 0,
+        .flags = LT_METHOD_HOST_TAPS,   /* loss on the taps alone: runs on a device */
         .stage1_from = NULL,
         .init = bsig_init,
         .fini = bsig_fini,

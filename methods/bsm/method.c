@@ -115,7 +115,7 @@ const lt_method *lt_method_bsm(void) {
         .fidelity = "official-code",
         .defaults = BSM_DEFAULTS,
         .state_size = sizeof(bsm_state),
-        .flags = 0,
+        .flags = LT_METHOD_HOST_TAPS,   /* loss on the taps alone: runs on a device */
         .stage1_from = NULL,
         .init = bsm_init,
         .fini = bsm_fini,

@@ -141,7 +141,7 @@ const lt_method *lt_method_bsm_dec(void) {
         .fidelity = "official-code",
         .defaults = BSMD_DEFAULTS,
         .state_size = sizeof(bsmd_state),
-        .flags = 0,
+        .flags = LT_METHOD_HOST_TAPS,   /* loss on the taps alone: runs on a device */
         .stage1_from = "ce",
         .init = bsmd_init,
         .fini = bsmd_fini,
