@@ -237,6 +237,16 @@ EOF
     esac
 fi
 
+# (b4) a method whose loss runs on the host (LT_METHOD_HOST_TAPS: bsig):
+# eager steps with the logits copied back and the gradients uploaded each
+# step; its log lines say what share of each epoch that round trip took
+# (the first GPU run of that path; into the wgrad root: nothing to commit)
+if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-bsig 120 --protocol fmnist_lt_r100 --method bsig --scale ci \
+    --seed 0; then
+    note "check-fmnist-ci-bsig: $(grep -o 'epoch [0-9]*/[0-9]* .*img/s (host hooks [0-9]*%)' \
+        "$GPU_LOGS/check-fmnist-ci-bsig.log" | tail -1)"
+fi
+
 # (c) the runs to commit, while time is left
 for s in 0 1 2; do
     run "fmnist-short-seed$s" 100 --protocol fmnist_lt_r100 --method ce --scale short --seed "$s"
