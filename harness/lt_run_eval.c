@@ -81,6 +81,57 @@ static int bank_batch(lt_child *c, void *ud, long first, int n, const int32_t *i
     return LT_OK;
 }
 
+/* ---- the cpu twin of a device model (post_train, class_norms) ----------------------- */
+
+/* Copies every parameter and buffer between the device model and its twin
+ * (the same method build, so the same lists in the same order). */
+static int twin_copy(lt_child *c, int to_twin) {
+    lt_model *d = c->m, *t = c->twin;
+    if (lt_model_n_params(d) != lt_model_n_params(t) || lt_model_n_buffers(d) != lt_model_n_buffers(t))
+        return lt_err(LT_ESTATE, "method %s: its cpu twin has %d parameters and %d buffers, the model %d and %d",
+                      c->M->name, lt_model_n_params(t), lt_model_n_buffers(t), lt_model_n_params(d),
+                      lt_model_n_buffers(d));
+    for (int i = 0; i < lt_model_n_params(d); i++) {
+        lt_param_info pd, pt;
+        LT_TRY(lt_model_param_at(d, i, &pd));
+        LT_TRY(lt_model_param_at(t, i, &pt));
+        if (pd.count != pt.count || strcmp(pd.name, pt.name))
+            return lt_err(LT_ESTATE, "method %s: cpu twin parameter %d is %s (%zu), the model's %s (%zu)", c->M->name,
+                          i, pt.name, pt.count, pd.name, pd.count);
+        LT_TRY(to_twin ? lt_model_param_to_host(d, i, pt.w, NULL) : lt_model_param_from_host(d, i, pt.w));
+    }
+    for (int i = 0; i < lt_model_n_buffers(d); i++) {
+        lt_buffer_info bd, bt;
+        LT_TRY(lt_model_buffer_at(d, i, &bd));
+        LT_TRY(lt_model_buffer_at(t, i, &bt));
+        if (bd.count != bt.count)
+            return lt_err(LT_ESTATE, "method %s: cpu twin buffer %d has %zu values, the model's %zu", c->M->name, i,
+                          bt.count, bd.count);
+        LT_TRY(to_twin ? lt_model_buffer_to_host(d, i, bt.data) : lt_model_buffer_from_host(d, i, bt.data));
+    }
+    return LT_OK;
+}
+
+/* The model post_train and class_norms get: the run's own on cpu; on a
+ * device a cpu twin with the device's current parameters and buffers, since
+ * those hooks read and write the model through host pointers. No batch is
+ * planned on the twin (a hook that forwards plans its own). The copy's
+ * time goes into the host_model event. */
+static int host_model(lt_child *c, const char *why, lt_model **out) {
+    *out = c->m;
+    if (!lt_run_on_device(c)) return LT_OK;
+    const double t0 = lt_now_s();
+    const int made = !c->twin;
+    if (made) LT_TRY(lt_run_build_method_model_on(c, c->M, c->st, NULL, LT_LAYOUT_NCHW, &c->twin, NULL));
+    LT_TRY(twin_copy(c, 1));
+    *out = c->twin;
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "for", why);
+    cJSON_AddBoolToObject(v, "made", made);
+    cJSON_AddNumberToObject(v, "seconds", lt_now_s() - t0);
+    return lt_events_emit(c->ev, "host_model", -1, -1, "twin", v);
+}
+
 static int post_train(lt_child *c) {
     if (!c->M->post_train) return LT_OK;
     bank_buf b = {NULL, NULL};
@@ -94,13 +145,17 @@ static int post_train(lt_child *c) {
         if (!rc) rc = lt_run_pass(c, &c->train, bank_batch, &b);
         fb = (lt_feature_bank){c->train.n, c->D, c->C, b.feat, b.logits, c->train.labels, c->counts};
     }
+    lt_model *m = c->m;
+    if (!rc) rc = host_model(c, "post_train", &m);
     if (!rc) {
         c->in_post_train = 1;
         c->sum->n_report = 0;   /* a re-evaluation reports afresh */
-        rc = c->M->post_train(c->st, c->m, want ? &fb : NULL);
+        rc = c->M->post_train(c->st, m, want ? &fb : NULL);
         c->in_post_train = 0;
         if (rc) rc = lt_err_wrap(rc, "method %s: post_train", c->M->name);
     }
+    /* what post_train changed in the twin is the model the test sees */
+    if (!rc && m != c->m) rc = twin_copy(c, 0);
     lt_free(b.feat);
     lt_free(b.logits);
     return rc;
@@ -223,7 +278,9 @@ static int classifier_rows(lt_child *c) {
 static int class_norms(lt_child *c, double *norms) {
     for (int j = 0; j < c->C; j++) norms[j] = NAN;
     if (c->M->abi >= 3 && c->M->class_norms) {
-        int rc = c->M->class_norms(c->st, c->m, c->C, norms);
+        lt_model *m;
+        LT_TRY(host_model(c, "class_norms", &m));
+        int rc = c->M->class_norms(c->st, m, c->C, norms);
         if (rc) return lt_err_wrap(rc, "per_class.csv: %s's class norms", c->M->name);
         return LT_OK;
     }

@@ -232,6 +232,11 @@ typedef struct {
     int C, D;                        /* classes, feature size */
     lt_aug aug;
     lt_model *m;
+    /* a device run's cpu twin of m, for post_train and class_norms, which
+     * read and write the model through host pointers (lt_run_eval.c):
+     * made after training, kept to the end (a method may keep pointers
+     * into it for predict); NULL on cpu */
+    lt_model *twin;
     int feat, logits;                /* node indices of the taps */
     void *st;                        /* method state */
     int inited;
@@ -252,8 +257,9 @@ typedef struct {
 /* 1 when the run's models are on a device backend (cuda). */
 int lt_run_on_device(const lt_child *c);
 /* LT_EINVAL "method X: its <hook> runs on the host, not supported on
- * cuda:N yet" for a method with a hook the device path cannot run
- * (batch_hook, loss, iter_end, post_train, class_norms); LT_OK on cpu. */
+ * cuda:N yet" for a method with a per-batch hook the device path cannot
+ * run (batch_hook, loss, iter_end without LT_METHOD_HOST_TAPS); LT_OK on
+ * cpu. post_train and class_norms run on a cpu twin (lt_child.twin). */
 int lt_run_device_hooks_check(const lt_child *c);
 
 /* The host service table (lt_run_host.c) and its life cycle in the child. */
@@ -275,6 +281,9 @@ int lt_run_host_events(lt_child *c);
  * arch with M's norm_layer, then M's build (or the default linear head),
  * finalized with the run seed. */
 int lt_run_build_method_model(lt_child *c, const lt_method *M, void *st, lt_model **out, int *feat);
+/* The same on another backend (NULL: cpu) and layout. */
+int lt_run_build_method_model_on(lt_child *c, const lt_method *M, void *st, lt_backend *backend, lt_layout layout,
+                                 lt_model **out, int *feat);
 
 /* Tells the parent where the child is (1-based stage, 0-based epoch; 0 =
  * setup, -1 = post-training / evaluation). */

@@ -241,10 +241,15 @@ static int norm_from_method(void *ud, lt_model *m, const char *name, const char 
 }
 
 int lt_run_build_method_model(lt_child *c, const lt_method *M, void *st, lt_model **out, int *feat_out) {
+    return lt_run_build_method_model_on(c, M, st, c->job->backend, c->job->dev.layout, out, feat_out);
+}
+
+int lt_run_build_method_model_on(lt_child *c, const lt_method *M, void *st, lt_backend *backend, lt_layout layout,
+                                 lt_model **out, int *feat_out) {
     lt_shape in = c->info.in_shape;
     lt_model *m = NULL;
     *out = NULL;
-    LT_TRY(lt_model_create_on(&m, in, c->job->backend));
+    LT_TRY(lt_model_create_on(&m, in, backend));
     norm_hook h = {M, st};
     /* a hook appended in ABI 3 exists only in tables built for ABI >= 3 */
     const int hook = M->abi >= 3 && M->norm_layer;
@@ -268,8 +273,8 @@ int lt_run_build_method_model(lt_child *c, const lt_method *M, void *st, lt_mode
      * Refused, naming the layer, where a layer runs NCHW only on feature
      * maps: the run fails with that reason rather than running NCHW
      * under an NHWC row's name */
-    if (!rc && c->job->dev.layout != LT_LAYOUT_NCHW && (rc = lt_model_set_layout(m, c->job->dev.layout)))
-        rc = lt_err_wrap(rc, "--layout %s", lt_layout_name(c->job->dev.layout));
+    if (!rc && layout != LT_LAYOUT_NCHW && (rc = lt_model_set_layout(m, layout)))
+        rc = lt_err_wrap(rc, "--layout %s", lt_layout_name(layout));
     if (rc) {
         lt_model_free(m);
         return rc;
@@ -303,8 +308,7 @@ int lt_run_device_hooks_check(const lt_child *c) {
     const char *hook = M->batch_hook && !taps ? "batch_hook"
                        : M->loss && !taps ? "loss"
                        : M->iter_end && !taps ? "iter_end"
-                       : M->post_train ? "post_train"
-                       : (M->abi >= 3 && M->class_norms) ? "class_norms" : NULL;
+                       : NULL;
     if (hook)
         return lt_err(LT_EINVAL, "method %s: its %s runs on the host, not supported on %s yet", M->name, hook,
                       lt_backend_describe(c->job->backend));
@@ -1006,6 +1010,7 @@ static void child_free(lt_child *c) {
     if (c->inited && c->M->fini) c->M->fini(c->st);
     free(c->st);
     lt_run_host_free(c);
+    lt_model_free(c->twin);
     lt_model_free(c->m);
     lt_events_close(c->ev);
     if (c->own_train) lt_dataset_free(&c->train);

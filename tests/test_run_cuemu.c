@@ -96,11 +96,12 @@ static int teardown(void **state)
 /* One emulated cuda run of METHOD, seed 0, deterministic, results under
  * ROOT; ONLY_FORMAT: LT_CUEMU_DNN_FORMAT for it (NULL: none); KILL: killed
  * after that epoch's checkpoint (0: not). */
-static void emu_run_method(const char *root, const char *method, const char *layout, const char *only_format,
-                           int kill, lt_run_outcome *o)
+static void emu_run_hp(const char *root, const char *method, const char *hparams, const char *layout,
+                       const char *only_format, int kill, lt_run_outcome *o)
 {
     lt_run_request r;
     fx_request(&r, g_proto, root, method, 1);
+    r.hparams = hparams;
     r.device = "cuda";
     r.deterministic = 1;
     r.layout = layout;
@@ -111,6 +112,12 @@ static void emu_run_method(const char *root, const char *method, const char *lay
     unsetenv("LT_CUEMU_DNN_FORMAT");
     unsetenv("LTBENCH_CUDA_LIB");
     if (rc != LT_OK) fail_msg("%s %s run: status %d: %s", method, layout ? layout : "default", rc, lt_errmsg());
+}
+
+static void emu_run_method(const char *root, const char *method, const char *layout, const char *only_format,
+                           int kill, lt_run_outcome *o)
+{
+    emu_run_hp(root, method, NULL, layout, only_format, kill, o);
 }
 
 static void emu_run(const char *root, const char *layout, const char *only_format, int kill, lt_run_outcome *o)
@@ -297,6 +304,43 @@ static double epoch_value(const char *run_dir, int e, const char *key, int *n_wi
     return got;
 }
 
+/* per_class.csv's weight_norm column of a run (up to CAP classes); the
+ * number of classes */
+static int per_class_norms(const char *run_dir, double *norms, int cap)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/per_class.csv", run_dir);
+    char *text = NULL;
+    size_t n;
+    assert_int_equal(lt_io_read_all(path, &text, &n), LT_OK);
+    int k = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (!strncmp(line, "class_id", 8)) continue;
+        const char *last = strrchr(line, ',');
+        assert_non_null(last);
+        assert_true(k < cap);
+        norms[k++] = atof(last + 1);
+    }
+    free(text);
+    return k;
+}
+
+/* how many events named NAME a run's log holds */
+static int count_events(const char *run_dir, const char *name)
+{
+    char path[1200], want[128];
+    snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
+    snprintf(want, sizeof want, "\"event\":\"%s\"", name);
+    char *text = NULL;
+    size_t n;
+    assert_int_equal(lt_io_read_all(path, &text, &n), LT_OK);
+    int k = 0;
+    for (const char *p = strstr(text, want); p; p = strstr(p + 1, want)) k++;
+    free(text);
+    return k;
+}
+
 /* A method whose loss runs on the host (LT_METHOD_HOST_TAPS: bsig, the
  * balanced sigmoid loss, whose stage_begin also sets the head's bias
  * through the host copy) trains on the emulated device: its loss on host
@@ -306,8 +350,10 @@ static double epoch_value(const char *run_dir, int e, const char *key, int *n_wi
  * a bias left at its initialisation, would not be), and differs from ce's
  * (the hook ran: this cut of the protocol is balanced, so bsm's loss would
  * be ce's). bsm_dec, its stage 1 shared from ce's device run, finishes.
- * Killed and resumed, it ends with the uninterrupted run's numbers. A
- * method with post_train (taunorm) is still refused, naming the hook. */
+ * Killed and resumed, it ends with the uninterrupted run's numbers.
+ * taunorm's post_train and class_norms run on the cpu twin of the device
+ * model: its class norms are ce's device head's, tau-normalised; lws and
+ * ncm finish. */
 static void test_host_loss_on_device(void **state)
 {
     (void)state;
@@ -363,11 +409,40 @@ static void test_host_loss_on_device(void **state)
     if (!resumed.ok) fail_msg("the resumed bsig run failed: %s", resumed.reason);
     fx_assert_same_outcome(&dev, &resumed);
 
-    /* post_train still runs on the model's host pointers: refused */
+    /* post_train and class_norms on the cpu twin: taunorm's classifier is
+     * ce's device head, copied to the twin; its per_class.csv norms are
+     * ||w_j||^(1 - tau) of ce's, tau = 0.5 (a twin left at its
+     * initialisation would give other rows) */
     lt_run_outcome tn;
-    emu_run_method("emu-bsig", "taunorm", NULL, NULL, 0, &tn);
-    assert_false(tn.ok);
-    if (!strstr(tn.reason, "post_train runs on the host")) fail_msg("taunorm: %s", tn.reason);
+    emu_run_hp("emu-bsig", "taunorm", "{\"tau\": 0.5}", NULL, NULL, 0, &tn);
+    if (!tn.ok) fail_msg("taunorm on the emulated device failed: %s", tn.reason);
+    cJSON *res = fx_read_json(tn.result_path);
+    const cJSON *tau = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, "method_report"), "tau");
+    assert_true(cJSON_IsNumber(tau));
+    assert_true(tau->valuedouble == 0.5);   /* tau = 1 would make every norm 1 */
+    double rn[64], tnn[64];
+    const int nc = per_class_norms(ce.run_dir, rn, 64);
+    assert_int_equal(per_class_norms(tn.run_dir, tnn, 64), nc);
+    assert_true(nc >= 2);
+    for (int j = 0; j < nc; j++) {
+        const double want_n = pow(rn[j], 1.0 - tau->valuedouble);
+        if (fabs(tnn[j] - want_n) > 1e-5 * want_n)
+            fail_msg("taunorm class %d: norm %.9g, expected ce's %.9g ^ (1 - %g) = %.9g", j, tnn[j], rn[j],
+                     tau->valuedouble, want_n);
+    }
+    cJSON_Delete(res);
+    int n_twin = count_events(tn.run_dir, "host_model");
+    assert_int_equal(n_twin, 2);   /* post_train (made), class_norms */
+    /* the other post-hoc methods: lws (a device stage 2, class_norms on
+     * the twin), ncm (the feature bank through the device, post_train) */
+    static const char *const posthoc[] = {"lws", "ncm"};
+    for (int i = 0; i < 2; i++) {
+        lt_run_outcome o;
+        emu_run_method("emu-bsig", posthoc[i], NULL, NULL, 0, &o);
+        if (!o.ok) fail_msg("%s on the emulated device failed: %s", posthoc[i], o.reason);
+        assert_int_equal(per_class_norms(o.run_dir, tnn, 64), nc);
+        assert_true(count_events(o.run_dir, "host_model") >= 1);
+    }
 }
 
 int main(int argc, char **argv)
