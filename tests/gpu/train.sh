@@ -247,6 +247,14 @@ if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-bsig 120 --protocol fmnist_lt_r10
         "$GPU_LOGS/check-fmnist-ci-bsig.log" | tail -1)"
 fi
 
+# (b5) post_train and class_norms on the cpu twin of the device model:
+# taunorm on (b3)'s ce (its shared stage 1, in the same root)
+if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-taunorm 60 --protocol fmnist_lt_r100 --method taunorm --scale ci \
+    --seed 0; then
+    note "check-fmnist-ci-taunorm: $(grep -o '"event":"host_model".*' \
+        "$WG_RESULTS/runs/fmnist_lt_r100/ci/taunorm@cuda/seed0/events.jsonl" 2>/dev/null | tr '\n' ' ')"
+fi
+
 # (c) the runs to commit, while time is left
 for s in 0 1 2; do
     run "fmnist-short-seed$s" 100 --protocol fmnist_lt_r100 --method ce --scale short --seed "$s"
