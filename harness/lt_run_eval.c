@@ -113,23 +113,26 @@ static int twin_copy(lt_child *c, int to_twin) {
 }
 
 /* The model post_train and class_norms get: the run's own on cpu; on a
- * device a cpu twin with the device's current parameters and buffers, since
- * those hooks read and write the model through host pointers. No batch is
- * planned on the twin (a hook that forwards plans its own). The copy's
- * time goes into the host_model event. */
+ * device a cpu twin of it, since those hooks read and write the model
+ * through host pointers. The twin is made, with the device's parameters
+ * and buffers, by the first of them to ask: training is over then, and
+ * the only later change to the device model is post_train's, copied from
+ * the twin. No batch is planned on the twin (a hook that forwards plans
+ * its own). The making's time goes into the host_model event. */
 static int host_model(lt_child *c, const char *why, lt_model **out) {
     *out = c->m;
     if (!lt_run_on_device(c)) return LT_OK;
-    const double t0 = lt_now_s();
-    const int made = !c->twin;
-    if (made) LT_TRY(lt_run_build_method_model_on(c, c->M, c->st, NULL, LT_LAYOUT_NCHW, &c->twin, NULL));
-    LT_TRY(twin_copy(c, 1));
+    if (!c->twin) {
+        const double t0 = lt_now_s();
+        LT_TRY(lt_run_build_method_model_on(c, c->M, c->st, NULL, LT_LAYOUT_NCHW, &c->twin, NULL));
+        LT_TRY(twin_copy(c, 1));
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "for", why);
+        cJSON_AddNumberToObject(v, "seconds", lt_now_s() - t0);
+        LT_TRY(lt_events_emit(c->ev, "host_model", -1, -1, "twin", v));
+    }
     *out = c->twin;
-    cJSON *v = cJSON_CreateObject();
-    cJSON_AddStringToObject(v, "for", why);
-    cJSON_AddBoolToObject(v, "made", made);
-    cJSON_AddNumberToObject(v, "seconds", lt_now_s() - t0);
-    return lt_events_emit(c->ev, "host_model", -1, -1, "twin", v);
+    return LT_OK;
 }
 
 static int post_train(lt_child *c) {

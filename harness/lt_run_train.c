@@ -625,9 +625,10 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
              * host_hook_s is the round trip the device waits for: the
              * copies back, the hooks and the upload of the gradients (the
              * forward finished first, so that its time is not counted) */
-            if (host_taps) LT_TRY(lt_model_sync(m));
-            const double t_host = host_taps ? lt_now_s() : 0;
+            double t_host = 0;
             if (host_taps) {
+                LT_TRY(lt_model_sync(m));
+                t_host = lt_now_s();
                 LT_TRY(lt_model_out_to_host(m, c->logits, nf, B->lg));
                 LT_TRY(lt_model_out_to_host(m, c->feat, nf, B->ft));
             }

@@ -93,6 +93,9 @@ static int teardown(void **state)
         }                                                                                                \
     } while (0)
 
+/* The progress output of the next emulated runs (NULL: quiet). */
+static FILE *g_log;
+
 /* One emulated cuda run of METHOD, seed 0, deterministic, results under
  * ROOT; ONLY_FORMAT: LT_CUEMU_DNN_FORMAT for it (NULL: none); KILL: killed
  * after that epoch's checkpoint (0: not). */
@@ -106,6 +109,10 @@ static void emu_run_hp(const char *root, const char *method, const char *hparams
     r.deterministic = 1;
     r.layout = layout;
     r.kill_after_epoch = kill;
+    if (g_log) {
+        r.quiet = 0;
+        r.log = g_log;
+    }
     setenv("LTBENCH_CUDA_LIB", g_emu, 1);
     if (only_format) setenv("LT_CUEMU_DNN_FORMAT", only_format, 1);
     int rc = lt_runner_run(&r, o);
@@ -326,6 +333,28 @@ static int per_class_norms(const char *run_dir, double *norms, int cap)
     return k;
 }
 
+/* value.KEY (a string) of a run's first event named NAME, into out */
+static void event_string(const char *run_dir, const char *name, const char *key, char *out, size_t cap)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
+    char *text = NULL;
+    size_t n;
+    assert_int_equal(lt_io_read_all(path, &text, &n), LT_OK);
+    out[0] = '\0';
+    for (char *line = strtok(text, "\n"); line && !out[0]; line = strtok(NULL, "\n")) {
+        cJSON *d = cJSON_Parse(line);
+        assert_non_null(d);
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(d, "event");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "value"), key);
+        if (cJSON_IsString(ev) && !strcmp(ev->valuestring, name) && cJSON_IsString(v))
+            snprintf(out, cap, "%s", v->valuestring);
+        cJSON_Delete(d);
+    }
+    free(text);
+    if (!out[0]) fail_msg("%s: no %s event with value.%s", path, name, key);
+}
+
 /* how many events named NAME a run's log holds */
 static int count_events(const char *run_dir, const char *name)
 {
@@ -359,8 +388,19 @@ static void test_host_loss_on_device(void **state)
     (void)state;
     SKIP_UNLESS_EMU();
     lt_run_outcome dev;
+    g_log = tmpfile();
+    assert_non_null(g_log);
     emu_run_method("emu-bsig", "bsig", NULL, NULL, 0, &dev);
     if (!dev.ok) fail_msg("bsig on the emulated device failed: %s", dev.reason);
+    /* each epoch's log line says the round trip's share */
+    char logtext[8192];
+    fflush(g_log);
+    rewind(g_log);
+    const size_t got = fread(logtext, 1, sizeof logtext - 1, g_log);
+    logtext[got] = '\0';
+    fclose(g_log);
+    g_log = NULL;
+    if (!strstr(logtext, "img/s (host hooks ")) fail_msg("bsig's log has no host-hook share:\n%s", logtext);
     char want[1200];
     snprintf(want, sizeof want, "%s/emu-bsig/runs/fmnist_lt_emu/ci/bsig@cuda/seed0", fx_scratch);
     assert_string_equal(dev.run_dir, want);
@@ -431,8 +471,11 @@ static void test_host_loss_on_device(void **state)
                      tau->valuedouble, want_n);
     }
     cJSON_Delete(res);
-    int n_twin = count_events(tn.run_dir, "host_model");
-    assert_int_equal(n_twin, 2);   /* post_train (made), class_norms */
+    /* made once, for post_train (class_norms after it uses the same) */
+    assert_int_equal(count_events(tn.run_dir, "host_model"), 1);
+    char why[32];
+    event_string(tn.run_dir, "host_model", "for", why, sizeof why);
+    assert_string_equal(why, "post_train");
     /* the other post-hoc methods: lws (a device stage 2, class_norms on
      * the twin), ncm (the feature bank through the device, post_train) */
     static const char *const posthoc[] = {"lws", "ncm"};
@@ -441,7 +484,7 @@ static void test_host_loss_on_device(void **state)
         emu_run_method("emu-bsig", posthoc[i], NULL, NULL, 0, &o);
         if (!o.ok) fail_msg("%s on the emulated device failed: %s", posthoc[i], o.reason);
         assert_int_equal(per_class_norms(o.run_dir, tnn, 64), nc);
-        assert_true(count_events(o.run_dir, "host_model") >= 1);
+        assert_int_equal(count_events(o.run_dir, "host_model"), 1);
     }
 }
 
