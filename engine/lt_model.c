@@ -665,6 +665,27 @@ static int dev_backward(lt_model *m, int N, int last) {
     return j ? lt_err_wrap(j, "model on %s: backward", lt_backend_describe(m->backend)) : LT_OK;
 }
 
+int lt_model_run_nodes(lt_model *m, int from, int to, int N, int bwd, const char *what) {
+    if (m->dev) LT_TRY(dev_check(m));
+    int rc = LT_OK;
+    for (int k = 0; k < to - from && !rc; k++) {
+        lt_node *nd = &m->nodes[bwd ? to - k : from + 1 + k];
+        if (bwd && !nd->need_dy) continue;
+        int (*fn)(lt_model *, lt_node *, int) = bwd ? nd->ops->backward : nd->ops->forward;
+        if (m->dev) rc = dev_fn(m, nd, bwd, &fn);
+        if (!rc) rc = fn(m, nd, N);
+        if (rc) rc = lt_err_wrap(rc, "%s of '%s'", what, nd->name);
+    }
+    if (!m->dev || !bwd || !m->dev->join) return rc;
+    /* as dev_backward: the join runs after a failure too, the nodes'
+     * failure is the one reported */
+    char why[512] = "";
+    if (rc) snprintf(why, sizeof why, "%s", lt_errmsg());
+    const int j = m->dev->join(m->dctx);
+    if (rc) return j ? lt_err(rc, "%s", why) : rc;
+    return j ? lt_err_wrap(j, "%s on %s: join", what, lt_backend_describe(m->backend)) : LT_OK;
+}
+
 int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps) {
     if (!m->batch) return lt_err(LT_ESTATE, "model: backward before set_batch");
     for (int i = 1; i < m->n_nodes; i++) m->nodes[i].keep_dy = 0;

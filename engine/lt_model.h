@@ -384,7 +384,16 @@ int lt_model_no_decay(lt_model *m, const char *suffix);
  * optimizer step. Nodes run unfused; the values equal those the same rows
  * get inside a batch (tested). Allocates at create only. The rows given to
  * forward must stay unchanged until the matching backward (which reads
- * them again, as a layer's backward reads its input). */
+ * them again, as a layer's backward reads its input).
+ * On a device model (lt_model_create_on a cuda backend) the buffers live on
+ * the device and x, lt_subgraph_out and lt_subgraph_dout are host arrays
+ * (NCHW, as lt_model_out_to_host gives): x is copied in at forward (and may
+ * change after it), a node's output is copied out when out first asks for
+ * it after a forward (NULL, with the error set, when that copy fails; what
+ * the caller writes there changes nothing on the device), the taps' dout
+ * are copied in at backward, and a node's gradient is copied out when dout
+ * first asks after a backward. Parameter gradients stay on the device,
+ * accumulated as on the cpu. Free it before its model. */
 typedef struct lt_subgraph lt_subgraph;
 int lt_subgraph_create(lt_subgraph **sg, lt_model *m, int from, int to, int max_rows);
 int lt_subgraph_forward(lt_subgraph *sg, const float *x, int n, int training);

@@ -97,5 +97,12 @@ lt_param *lt_model_param(lt_model *m, const char *name);
  * m->xin (the caller copied them, asynchronously: lt_step.c), so nothing in
  * it waits for the host. LT_EINVAL on a cpu model. */
 int lt_model_forward_staged(lt_model *m, int N, int training);
+/* Nodes (from, to] one by one, unfused, on the model's backend, with the
+ * buffers their structs point at now: forward in order (bwd 0), or
+ * backward in reverse (bwd 1; nodes without need_dy skipped; on a device
+ * the backward ends with the join, as lt_model_backward's). Errors name
+ * the node after `what` ("sub-graph forward of 'fc'"). For lt_subgraph.c,
+ * which points the range at buffers of its own first. */
+int lt_model_run_nodes(lt_model *m, int from, int to, int N, int bwd, const char *what);
 
 #endif

@@ -251,13 +251,16 @@ enum { LT_SCORES_LOGITS = 0,     /* logits of a probability model: the runner ap
 /* lt_method.flags */
 #define LT_METHOD_NEEDS_FEATURE_BANK 1u
 /* Its batch_hook, loss and iter_end read and write only the host arrays of
- * lt_batch, lt_taps and lt_grads: no model buffer (lt_model_out,
- * lt_param_info.w), no extra gradients, no sub-graph. On a device model
- * (--device cuda) the runner then runs them on the host between the
- * device's forward and backward, with host copies of the logits and
- * features (eager steps; the epoch_end event's host_hook_s says what they
- * cost). Without it a method with a loss or iter_end is refused on a
- * device. post_train and class_norms are refused there either way. */
+ * lt_batch, lt_taps and lt_grads, of sub-graphs of the run's model
+ * (lt_subgraph_*: host arrays on every backend) and of its modules (which
+ * are cpu models on a device run when this flag is set): no buffer of the
+ * run's model (lt_model_out, lt_param_info.w), no extra gradients. On a
+ * device model (--device cuda) the runner then runs them on the host
+ * around the device's forward and backward, with host copies of the
+ * logits and features (eager steps; the epoch_end event's host_hook_s says
+ * what they cost, a sub-graph's device work and copies included). Without
+ * it a method with a batch_hook, loss or iter_end is refused on a device.
+ * post_train and class_norms get a cpu twin of the model there (README). */
 #define LT_METHOD_HOST_TAPS 2u
 
 typedef struct lt_method {
@@ -362,7 +365,10 @@ typedef struct lt_method {
  * stored features, a projection head, a student head) with its own
  * optimizer and learning-rate schedule, saved in the run's checkpoints
  * ("mod/<name>/") and restored on resume after stage_begin is replayed.
- * Its parameters are initialised from the run seed and the module name. */
+ * Its parameters are initialised from the run seed and the module name.
+ * It is on the run's backend, except for a method with
+ * LT_METHOD_HOST_TAPS on a device run: a cpu model there, so its hooks
+ * read it through host pointers. */
 typedef struct lt_module_cfg {
     lt_opt_kind kind;            /* LT_OPT_SGD / LT_OPT_ADAM */
     float momentum, weight_decay;

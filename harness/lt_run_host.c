@@ -89,7 +89,11 @@ static int svc_module_new(void *host, const char *name, lt_shape in, lt_model **
     if (c->host.n_mod == LT_HOST_MAX_MOD) return lt_err(LT_EINVAL, "module: more than %d per run", LT_HOST_MAX_MOD);
     lt_run_module *md = &c->host.mod[c->host.n_mod];
     memset(md, 0, sizeof *md);
-    LT_TRY(lt_model_create_on(&md->m, in, c->job->backend));
+    /* a host-taps method's hooks read a module through host pointers
+     * (lt_model_out, lt_param_info.w): on a device run its modules are
+     * cpu models (the process default backend, as the cpu twin) */
+    const int on_cpu = lt_run_on_device(c) && (c->M->flags & LT_METHOD_HOST_TAPS);
+    LT_TRY(lt_model_create_on(&md->m, in, on_cpu ? NULL : c->job->backend));
     snprintf(md->name, sizeof md->name, "%s", name);
     c->host.n_mod++;
     *m = md->m;

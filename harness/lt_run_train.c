@@ -588,8 +588,10 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
                 lt_batch b = {n, B->xbuf, B->ybuf, B->idbuf, stage, e, git, cap, views};
                 lt_rng r;
                 lt_rng_derive(&r, &method_rng, (uint64_t)git, 0);
+                const double t_hook = lt_now_s();
                 int rc = c->M->batch_hook(c->st, &b, &r);
                 if (rc) return lt_err_wrap(rc, "method %s: batch_hook", c->M->name);
+                if (host_taps) host_s += lt_now_s() - t_hook;   /* the device waits for it too */
                 if (hook_sets_n) {
                     if (b.n < views || b.n > cap || b.n % views)
                         return lt_err(LT_EINVAL, "method %s: batch_hook left %d rows (1..%d samples x %d views)",

@@ -391,7 +391,9 @@ static int bc_batch_hook(void *stp, lt_batch *b, lt_rng *rng) {
                      .epoch = 0, .batch = b->iter, .samples_per_epoch = st->cas_len};
     LT_TRY(run->api->draw(run->host, &q, st->dx, st->dy, st->did));
     LT_TRY(lt_subgraph_forward(st->sg, st->dx, st->B, 1));
-    return bc_cb_step(st, lt_subgraph_out(st->sg, st->feat), st->dy, st->B, b->iter);
+    const float *f = lt_subgraph_out(st->sg, st->feat);   /* NULL: its copy from a device failed */
+    if (!f) return lt_err_wrap(LT_EDEVICE, "bcrumb: the warm-up batch's features");
+    return bc_cb_step(st, f, st->dy, st->B, b->iter);
 }
 
 /* After F + R's step: this iteration's features join the epoch's store. */
@@ -549,6 +551,9 @@ const lt_method *lt_method_bcrumb(void) {
         .fidelity = "official-code",
         .defaults = BC_DEFAULTS,
         .state_size = sizeof(bc_state),
+        /* its hooks read the taps' host arrays, a sub-graph's (host arrays
+         * on every backend) and Cb, a module (a cpu model on a device run) */
+        .flags = LT_METHOD_HOST_TAPS,
         .init = bc_init,
         .fini = bc_fini,
         .stage_begin = bc_stage_begin,

@@ -202,7 +202,9 @@ static int mbj_memory_term(mbj_state *st, double scale, double *loss) {
     const int n = (int)m->count;
     LT_TRY(lt_subgraph_forward(st->sg, m->feat, n, 1));
     float *dz = lt_subgraph_dout(st->sg, st->logits);
-    LT_TRY(lt_softmax_ce(n, st->C, lt_subgraph_out(st->sg, st->logits), m->label, NULL, NULL, loss, dz));
+    const float *z = lt_subgraph_out(st->sg, st->logits);   /* NULL: its copy from a device failed */
+    if (!z || !dz) return lt_err_wrap(LT_EDEVICE, "mbj: the memory's logits");
+    LT_TRY(lt_softmax_ce(n, st->C, z, m->label, NULL, NULL, loss, dz));
     const float s = (float)scale;
     if (s != 1.0f)
         for (size_t i = 0; i < (size_t)n * st->C; i++) dz[i] *= s;
@@ -330,6 +332,9 @@ const lt_method *lt_method_mbj(void) {
         .fidelity = "reconstructed",
         .defaults = MBJ_DEFAULTS,
         .state_size = sizeof(mbj_state),
+        /* the loss and iter_end read the taps' host arrays; the memory
+         * term runs through a sub-graph, whose rows are host arrays too */
+        .flags = LT_METHOD_HOST_TAPS,
         .init = mbj_init,
         .fini = mbj_fini,
         .stage_begin = mbj_stage_begin,

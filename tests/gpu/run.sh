@@ -30,7 +30,7 @@ GPU_BUDGET_S=${RUN_BUDGET_S:-300}
 TEST_TIMEOUT=${RUN_TEST_TIMEOUT_S:-150}
 gpu_env_flags
 LDLIBS="-L$LNK ${DEP_LIB:+-L${DEP_LIB//:/ -L}} -lopenblas -lcjson -lm -lpthread -fopenmp"
-TESTS="test_backend_ops test_model_cuda test_host_mem test_train_cuda"
+TESTS="test_backend_ops test_model_cuda test_host_mem test_train_cuda test_subgraph_cuda"
 say "build: make BUILD=$BUILD -j$JOBS cuda (logs packed into $LOGDIR/run-logs.tgz at the end)"
 make --no-print-directory -j"$JOBS" BUILD="$BUILD" NVCC="$NVCC" NVCC_WERROR= CUDA_HOME="$CUDA_HOME" \
     CUDNN_INC="$CUDNN_INC" CUBLAS_INC="$CUBLAS_INC" CUDA_LDLIBS="$CUDA_LDLIBS" LDLIBS="$LDLIBS" \

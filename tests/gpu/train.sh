@@ -247,6 +247,14 @@ if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-bsig 120 --protocol fmnist_lt_r10
         "$GPU_LOGS/check-fmnist-ci-bsig.log" | tail -1)"
 fi
 
+# (b4') a host-taps loss with a sub-graph of the device model (mbj: its
+# memory's rows through the head on the device, copied in and out)
+if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-mbj 120 --protocol fmnist_lt_r100 --method mbj --scale ci \
+    --seed 0; then
+    note "check-fmnist-ci-mbj: $(grep -o 'epoch [0-9]*/[0-9]* .*img/s (host hooks [0-9]*%)' \
+        "$GPU_LOGS/check-fmnist-ci-mbj.log" | tail -1)"
+fi
+
 # (b5) post_train and class_norms on the cpu twin of the device model:
 # taunorm on (b3)'s ce (its shared stage 1, in the same root)
 if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-taunorm 60 --protocol fmnist_lt_r100 --method taunorm --scale ci \
