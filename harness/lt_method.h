@@ -206,8 +206,10 @@ typedef struct lt_taps {
  * to add a feature-space gradient (it is added to what flows back from the
  * head). Both buffers are the model's own, sized for the batch.
  * ABI 3: gradients into further nodes (a projection head's output): write
- * lt_model_dout(t->model, node) for all n rows and list the node in
- * extra[n_extra++]; the backward pass starts from every listed node. The
+ * lt_model_dout(t->model, node) for all n rows (or copy them in with
+ * lt_model_dout_from_host, which works on a device model too) and list the
+ * node in extra[n_extra++]; the backward pass starts from every listed
+ * node. The
  * runner zeroes the parameter gradients before calling the loss hook, so a
  * loss term on extra rows (lt_subgraph_backward) adds to the batch's. */
 #define LT_GRADS_MAX_EXTRA 8
@@ -253,14 +255,18 @@ enum { LT_SCORES_LOGITS = 0,     /* logits of a probability model: the runner ap
 /* Its batch_hook, loss and iter_end read and write only the host arrays of
  * lt_batch, lt_taps and lt_grads, of sub-graphs of the run's model
  * (lt_subgraph_*: host arrays on every backend) and of its modules (which
- * are cpu models on a device run when this flag is set): no buffer of the
- * run's model (lt_model_out, lt_param_info.w), no extra gradients. On a
- * device model (--device cuda) the runner then runs them on the host
- * around the device's forward and backward, with host copies of the
- * logits and features (eager steps; the epoch_end event's host_hook_s says
- * what they cost, a sub-graph's device work and copies included). Without
- * it a method with a batch_hook, loss or iter_end is refused on a device.
- * post_train and class_norms get a cpu twin of the model there (README). */
+ * are cpu models on a device run when this flag is set), and the buffers
+ * of the run's model and its teachers (device models on a device run)
+ * only through the host copies (lt_model_*_to_host / _from_host;
+ * an extra gradient written with lt_model_dout_from_host before its node
+ * is listed in lt_grads.extra), never through lt_model_out, lt_model_dout
+ * or lt_param_info.w. On a device model (--device cuda) the runner then
+ * runs them on the host around the device's forward and backward, with
+ * host copies of the logits and features (eager steps; the epoch_end
+ * event's host_hook_s says what they cost, a sub-graph's device work and
+ * copies included). Without it a method with a batch_hook, loss or
+ * iter_end is refused on a device. post_train and class_norms get a cpu
+ * twin of the model there (README). */
 #define LT_METHOD_HOST_TAPS 2u
 
 typedef struct lt_method {

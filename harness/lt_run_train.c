@@ -650,9 +650,8 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
             if (!isfinite(loss))
                 return lt_err(LT_ENUM, "loss is %s at iteration %ld", isnan(loss) ? "NaN" : "Inf", it);
             if (host_taps) {
-                if (g.n_extra)
-                    return lt_err(LT_EINVAL, "method %s: extra gradients (%d) on %s: not with host taps",
-                                  c->M->name, g.n_extra, lt_backend_describe(c->job->backend));
+                /* extra gradients the hook copied in itself
+                 * (lt_model_dout_from_host: LT_METHOD_HOST_TAPS) */
                 LT_TRY(lt_model_dout_from_host(m, c->logits, nf, B->dlg));
                 if (g.use_dfeat) LT_TRY(lt_model_dout_from_host(m, c->feat, nf, B->dft));
                 host_s += lt_now_s() - t_host;

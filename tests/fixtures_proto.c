@@ -57,7 +57,14 @@ int fx_protocol_cut(const char *dir, const char *name, int epochs, int per_class
     cJSON_ReplaceItemInObject(ci, "test_subset", cJSON_CreateNumber(test_subset));
     cJSON *s1 = cJSON_GetObjectItem(ci, "stage1");
     cJSON_ReplaceItemInObject(s1, "batch", cJSON_CreateNumber(batch));
-    if (epochs > 0) cJSON_ReplaceItemInObject(s1, "epochs", cJSON_CreateNumber(epochs));
+    if (epochs > 0) {
+        cJSON_ReplaceItemInObject(s1, "epochs", cJSON_CreateNumber(epochs));
+        /* the warm-up must end before the last epoch */
+        cJSON *sch = cJSON_GetObjectItem(s1, "schedule");
+        const cJSON *w = cJSON_GetObjectItem(sch, "warmup_epochs");
+        if (cJSON_IsNumber(w) && w->valuedouble >= epochs)
+            cJSON_ReplaceItemInObject(sch, "warmup_epochs", cJSON_CreateNumber(epochs - 1));
+    }
     cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ci, "stage2"), "batch", cJSON_CreateNumber(batch));
     char *text = cJSON_Print(p);
     cJSON_Delete(p);

@@ -78,7 +78,8 @@ const char *fx_train_blocker(const char *asan_why);
 int fx_tiny_protocol(const char *dir, char *out, size_t cap);
 
 /* fx_tiny_protocol named NAME (DIR/NAME.json) whose stage 1 trains for
- * EPOCHS epochs (0: the protocol's 2): a run that lasts longer. 0 or -1. */
+ * EPOCHS epochs (0: the protocol's 2; 1: its warm-up cut to 0 epochs, so
+ * the schedule is valid): a run that lasts longer or shorter. 0 or -1. */
 int fx_tiny_protocol_as(const char *dir, const char *name, int epochs, char *out, size_t cap);
 
 /* The same with its own cut: at most PER_CLASS training images per class,

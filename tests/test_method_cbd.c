@@ -67,10 +67,19 @@ static void fx_make(fx *f, int K) {
         assert_int_equal(lt_model_freeze(f->t[k], NULL, 1), LT_OK);   /* as the host's teacher service */
         st->T[k] = f->t[k];
         st->tfeat[k] = lt_model_find(f->t[k], "feat");
-        assert_int_equal(cbd_checksum(f->t[k], &st->tsum[k]), LT_OK);
     }
+    /* what cbd_stage_begin allocates with the teachers */
+    size_t mx = cbd_largest(f->t[0]);
+    if (K > 1 && cbd_largest(f->t[1]) > mx) mx = cbd_largest(f->t[1]);
+    st->vals = malloc(mx * sizeof(float));
+    assert_non_null(st->vals);
+    for (int k = 0; k < K; k++) assert_int_equal(cbd_checksum(f->t[k], st->vals, &st->tsum[k]), LT_OK);
     st->cap = N;
     st->tcat = lt_alloc(sizeof(float) * N * st->P);
+    st->tf = lt_alloc(sizeof(float) * N * st->D);
+    st->gs = lt_alloc(sizeof(float) * N * st->P);
+    st->dgs = lt_alloc(sizeof(float) * N * st->P);
+    assert_true(st->tcat && st->tf && st->gs && st->dgs);
     st->proj = lt_model_find(f->s, "proj_relu");
     gc_fill(f->x, N * IN, 5, -1, 1);
     for (int i = 0; i < N; i++) f->y[i] = i % C;
@@ -78,6 +87,10 @@ static void fx_make(fx *f, int K) {
 
 static void fx_free(fx *f) {
     lt_free(f->st.tcat);
+    lt_free(f->st.tf);
+    lt_free(f->st.gs);
+    lt_free(f->st.dgs);
+    free(f->st.vals);
     lt_model_free(f->s);
     for (int k = 0; k < 2; k++) lt_model_free(f->t[k]);
 }

@@ -57,6 +57,8 @@
 #include "lt_runner.h"
 
 static char g_proto[600];
+static char g_proto1[600];     /* the same cut, one epoch per stage */
+static const char *g_run_proto;  /* the protocol of emu_run_hp's runs (NULL: g_proto) */
 static char g_emu[PATH_MAX];   /* the emulator module, "" when not built */
 
 static const char *g_argv0;
@@ -74,7 +76,8 @@ static int setup(void **state)
     if (fx_train_blocker("") || !g_emu[0]) return 0;   /* every case skips */
     /* fmnist_lt_r100's ci scale cut to 6 training images per class, the
      * first 24 test images, batches of 16 */
-    if (fx_scratch_setup(state) || fx_protocol_cut(fx_scratch, "fmnist_lt_emu", 0, 6, 24, 16, g_proto, sizeof g_proto))
+    if (fx_scratch_setup(state) || fx_protocol_cut(fx_scratch, "fmnist_lt_emu", 0, 6, 24, 16, g_proto, sizeof g_proto) ||
+        fx_protocol_cut(fx_scratch, "fmnist_lt_emu1", 1, 6, 24, 16, g_proto1, sizeof g_proto1))
         return -1;
     return 0;
 }
@@ -103,7 +106,7 @@ static void emu_run_hp(const char *root, const char *method, const char *hparams
                        const char *only_format, int kill, lt_run_outcome *o)
 {
     lt_run_request r;
-    fx_request(&r, g_proto, root, method, 1);
+    fx_request(&r, g_run_proto ? g_run_proto : g_proto, root, method, 1);
     r.hparams = hparams;
     r.device = "cuda";
     r.deterministic = 1;
@@ -306,20 +309,23 @@ static cJSON *events_named(const char *run_dir, const char *name)
     return out;
 }
 
-/* The epoch_end events of a run: the value of KEY in epoch E's (-1 when
- * absent), and how many epochs carry it. */
+/* The epoch_end events of a run, in order over every stage the run
+ * trained: the value of KEY in the E-th (0-based; -1 when absent), and how
+ * many carry it. */
 static double epoch_value(const char *run_dir, int e, const char *key, int *n_with)
 {
     cJSON *evs = events_named(run_dir, "epoch_end");
     double got = -1;
     *n_with = 0;
     const cJSON *d;
+    int i = 0;
     cJSON_ArrayForEach(d, evs) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "value"), key);
         if (cJSON_IsNumber(v)) {
             ++*n_with;
-            if (cJSON_GetObjectItemCaseSensitive(d, "epoch")->valueint == e) got = v->valuedouble;
+            if (i == e) got = v->valuedouble;
         }
+        i++;
     }
     cJSON_Delete(evs);
     return got;
@@ -518,15 +524,17 @@ static void test_host_loss_on_device(void **state)
  * this protocol's few images that difference grows: bsm, whose hook is a
  * plain loss, reaches 1.2e-4 in its second epoch). host_hook_s in every
  * epoch. The device run's outcome in *dev. */
-static void same_as_cpu(const char *root, const char *method, const char *hp, const char *const *keys,
-                        lt_run_outcome *dev)
+static void same_as_cpu(const char *proto, const char *root, const char *method, const char *hp,
+                        const char *const *keys, lt_run_outcome *dev)
 {
+    g_run_proto = proto;
     emu_run_hp(root, method, hp, NULL, NULL, 0, dev);
+    g_run_proto = NULL;
     if (!dev->ok) fail_msg("%s on the emulated device failed: %s", method, dev->reason);
     char croot[200];
     snprintf(croot, sizeof croot, "%s-cpu", root);
     lt_run_request r;
-    fx_request(&r, g_proto, croot, method, 1);
+    fx_request(&r, proto, croot, method, 1);
     r.hparams = hp;
     lt_run_outcome cpu;
     assert_int_equal(lt_runner_run(&r, &cpu), LT_OK);
@@ -538,10 +546,12 @@ static void same_as_cpu(const char *root, const char *method, const char *hp, co
         print_message("note: %s epoch %d loss: emulated device %.9f, cpu %.9f\n", method, e + 1, ld, lc);
         if (e == 0 && !(fabs(ld - lc) <= 1e-4 * fabs(lc)))
             fail_msg("%s epoch %d: loss %.9g on the device, %.9g on cpu", method, e + 1, ld, lc);
+        /* host_hook_s in every epoch (stage 2 too: a stage without hook
+         * work still records its eager steps' round trip) */
         assert_true(epoch_value(dev->run_dir, e, "host_hook_s", &k) > 0);
     }
     assert_int_equal(n_dev, n_cpu);
-    assert_true(n_cpu >= 2);
+    assert_true(n_cpu >= 1);
     for (const char *const *key = keys; *key; key++) {
         double vd[16], vc[16];
         const int nv = method_values(dev->run_dir, *key, vd, 16);
@@ -555,8 +565,8 @@ static void same_as_cpu(const char *root, const char *method, const char *hp, co
     }
 }
 
-/* Methods whose hooks use a sub-graph of the device model, their rows host
- * arrays there too (LT_METHOD_HOST_TAPS):
+/* Methods whose hooks use a sub-graph of the device model (its rows host
+ * arrays there too) or the model's host copies (LT_METHOD_HOST_TAPS):
  *  - mbj, its memory's features through the head (first_epoch 0, so the
  *    first epoch uses it from its second iteration): the head's gradient
  *    accumulates on the device before the batch's backward. The first
@@ -565,20 +575,38 @@ static void same_as_cpu(const char *root, const char *method, const char *hp, co
  *  - bcrumb, a class-aware batch through the backbone (input -> feat, BN
  *    in training mode) in its batch_hook, training Cb, a module, which is
  *    a cpu model on a device run: the first epoch's loss, Cb's loss and
- *    accuracy are the cpu run's up to rounding. */
-static void test_subgraph_loss_on_device(void **state)
+ *    accuracy are the cpu run's up to rounding;
+ *  - iccl, whose batch hook appends drawn and mixed rows and whose loss
+ *    reads the projection head's output through a host copy and copies its
+ *    extra gradient in (lt_model_out_to_host / lt_model_dout_from_host):
+ *    the first epoch's loss, centroid loss and CE are the cpu run's up to
+ *    rounding, and its cRT stage 2 finishes;
+ *  - cbd, whose loss forwards its frozen teacher (a device model) on the
+ *    batch's host rows and reads its features, and the student's
+ *    projection, through host copies (stage_begin and epoch_end copy
+ *    parameters the same way): on the one-epoch cut, so that its teacher
+ *    trained on each backend is the same up to rounding, the student's
+ *    first epoch's loss is the cpu run's up to rounding. */
+static void test_host_hook_methods_on_device(void **state)
 {
     (void)state;
     SKIP_UNLESS_EMU();
     static const char *const mbj_keys[] = {"mbj_memory_loss", "mbj_memory_rows", NULL};
     lt_run_outcome dev;
-    same_as_cpu("emu-mbj", "mbj", "{\"first_epoch\": 0}", mbj_keys, &dev);
+    same_as_cpu(g_proto, "emu-mbj", "mbj", "{\"first_epoch\": 0}", mbj_keys, &dev);
     double ml[8];
     int ne;
     epoch_value(dev.run_dir, 0, "loss", &ne);
     assert_int_equal(method_values(dev.run_dir, "mbj_memory_loss", ml, 8), ne);   /* the term ran every epoch */
     static const char *const bc_keys[] = {"bcrumb_cb_loss", "bcrumb_cb_acc", NULL};
-    same_as_cpu("emu-bcrumb", "bcrumb", NULL, bc_keys, &dev);
+    same_as_cpu(g_proto, "emu-bcrumb", "bcrumb", NULL, bc_keys, &dev);
+    static const char *const iccl_keys[] = {"iccl_loss", "iccl_ce", NULL};
+    same_as_cpu(g_proto, "emu-iccl", "iccl", NULL, iccl_keys, &dev);
+    static const char *const no_keys[] = {NULL};
+    /* its teacher, trained on each backend, must be the same up to
+     * rounding: one epoch (after two, this protocol's training drifts
+     * apart by 4e-3 in the loss: cbd_teacher's second epoch) */
+    same_as_cpu(g_proto1, "emu-cbd", "cbd", NULL, no_keys, &dev);
 }
 
 int main(int argc, char **argv)
@@ -588,7 +616,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layouts_end_to_end),
         cmocka_unit_test(test_host_loss_on_device),
-        cmocka_unit_test(test_subgraph_loss_on_device),
+        cmocka_unit_test(test_host_hook_methods_on_device),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -59,6 +59,11 @@ typedef struct {
     lt_model *T[CBD_MAX_TEACHERS];
     int tfeat[CBD_MAX_TEACHERS];
     float *tcat;                  /* [cap x P] concatenated teacher features */
+    /* host arrays of the model's values this method reads and writes, so it
+     * runs the same on a device model (lt_model_*_host copies) */
+    float *tf;                    /* [cap x D] one teacher's pooled features */
+    float *gs, *dgs;              /* [cap x P] the student's projection and its gradient */
+    float *vals;                  /* the largest parameter or buffer (checksums) */
     int cap;
     uint64_t tsum[CBD_MAX_TEACHERS];   /* checksum of each teacher's parameters and buffers */
 } cbd_state;
@@ -67,20 +72,19 @@ typedef struct {
  * out of every epoch exactly as they went in (frozen, inference-mode BN),
  * and epoch_end checks it, so a change that let a gradient or a BN update
  * reach them fails the run instead of silently moving the target. */
-static int cbd_checksum(lt_model *m, uint64_t *out) {
+static int cbd_checksum(lt_model *m, float *v, uint64_t *out) {
     uint64_t h = 1469598103934665603ull;
     for (int i = 0; i < lt_model_n_params(m) + lt_model_n_buffers(m); i++) {
-        const float *v;
         size_t n;
         if (i < lt_model_n_params(m)) {
             lt_param_info p;
             LT_TRY(lt_model_param_at(m, i, &p));
-            v = p.w;
+            LT_TRY(lt_model_param_to_host(m, i, v, NULL));
             n = p.count;
         } else {
             lt_buffer_info b;
             LT_TRY(lt_model_buffer_at(m, i - lt_model_n_params(m), &b));
-            v = b.data;
+            LT_TRY(lt_model_buffer_to_host(m, i - lt_model_n_params(m), v));
             n = b.count;
         }
         const unsigned char *c = (const unsigned char *)v;
@@ -119,6 +123,24 @@ static void cbd_fini(void *vst) {
     cbd_state *st = vst;
     free(st->init);
     lt_free(st->tcat);
+    lt_free(st->tf);
+    lt_free(st->gs);
+    lt_free(st->dgs);
+    free(st->vals);
+}
+
+/* The largest parameter or buffer of m, in floats. */
+static size_t cbd_largest(lt_model *m) {
+    size_t mx = 1;
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        lt_param_info p;
+        if (!lt_model_param_at(m, i, &p) && p.count > mx) mx = p.count;
+    }
+    for (int i = 0; i < lt_model_n_buffers(m); i++) {
+        lt_buffer_info b;
+        if (!lt_model_buffer_at(m, i, &b) && b.count > mx) mx = b.count;
+    }
+    return mx;
 }
 
 static int cbd_n_stages(const void *st) {
@@ -164,15 +186,13 @@ static int cbd_snapshot(cbd_state *st, lt_model *m, int dir) {
     for (int i = 0; i < lt_model_n_params(m); i++) {
         lt_param_info p;
         LT_TRY(lt_model_param_at(m, i, &p));
-        if (dir == 0) memcpy(st->init + o, p.w, p.count * sizeof(float));
-        else memcpy(p.w, st->init + o, p.count * sizeof(float));
+        LT_TRY(dir == 0 ? lt_model_param_to_host(m, i, st->init + o, NULL) : lt_model_param_from_host(m, i, st->init + o));
         o += p.count;
     }
     for (int i = 0; i < lt_model_n_buffers(m); i++) {
         lt_buffer_info b;
         LT_TRY(lt_model_buffer_at(m, i, &b));
-        if (dir == 0) memcpy(st->init + o, b.data, b.count * sizeof(float));
-        else memcpy(b.data, st->init + o, b.count * sizeof(float));
+        LT_TRY(dir == 0 ? lt_model_buffer_to_host(m, i, st->init + o) : lt_model_buffer_from_host(m, i, st->init + o));
         o += b.count;
     }
     return LT_OK;
@@ -214,8 +234,17 @@ static int cbd_stage_begin(void *vst, int stage, lt_stage *cfg, lt_model *m) {
                               lt_model_out_size(st->T[k], st->tfeat[k]), st->D);
         }
         st->tcat = lt_alloc((size_t)st->cap * st->P * sizeof(float));
-        if (!st->tcat) return lt_err(LT_ENOMEM, "cbd: out of memory");
-        for (int k = 0; k < st->K; k++) LT_TRY(cbd_checksum(st->T[k], &st->tsum[k]));
+        st->tf = lt_alloc((size_t)st->cap * st->D * sizeof(float));
+        st->gs = lt_alloc((size_t)st->cap * st->P * sizeof(float));
+        st->dgs = lt_alloc((size_t)st->cap * st->P * sizeof(float));
+        size_t mx = 1;
+        for (int k = 0; k < st->K; k++) {
+            const size_t t = cbd_largest(st->T[k]);
+            if (t > mx) mx = t;
+        }
+        st->vals = malloc(mx * sizeof(float));
+        if (!st->tcat || !st->tf || !st->gs || !st->dgs || !st->vals) return lt_err(LT_ENOMEM, "cbd: out of memory");
+        for (int k = 0; k < st->K; k++) LT_TRY(cbd_checksum(st->T[k], st->vals, &st->tsum[k]));
     }
     return LT_OK;
 }
@@ -226,7 +255,7 @@ static int cbd_epoch_end(void *vst, int stage, int epoch, lt_model *m) {
     if (stage == 0) return LT_OK;
     for (int k = 0; k < st->K; k++) {
         uint64_t h;
-        LT_TRY(cbd_checksum(st->T[k], &h));
+        LT_TRY(cbd_checksum(st->T[k], st->vals, &h));
         if (h != st->tsum[k])
             return lt_err(LT_ESTATE, "cbd: teacher %d changed during epoch %d (it must stay frozen)", k, epoch + 1);
     }
@@ -239,7 +268,8 @@ static int cbd_teacher_feats(cbd_state *st, const float *x, int n) {
     if (n > st->cap) return lt_err(LT_EINVAL, "cbd: batch of %d rows, teachers planned for %d", n, st->cap);
     for (int k = 0; k < st->K; k++) {
         LT_TRY(lt_model_forward(st->T[k], x, n, 0));
-        const float *f = lt_model_out(st->T[k], st->tfeat[k]);
+        const float *f = st->tf;
+        LT_TRY(lt_model_out_to_host(st->T[k], st->tfeat[k], n, st->tf));
         for (int i = 0; i < n; i++)
             lt_l2_normalize_rows(1, st->D, f + (size_t)i * st->D, CBD_EPS, st->tcat + (size_t)i * st->P + (size_t)k * st->D);
     }
@@ -260,9 +290,11 @@ static int cbd_loss(void *vst, const lt_taps *t, double *loss, lt_grads *g) {
     LT_TRY(cbd_teacher_feats(st, t->x, n));
     const float a = (float)st->alpha, ab = (float)(st->alpha * st->beta);
     for (size_t i = 0; i < (size_t)n * C; i++) g->dlogits[i] *= 1.0f - a;
-    float *gs = lt_model_out(t->model, st->proj), *dgs = lt_model_dout(t->model, st->proj);
+    float *gs = st->gs, *dgs = st->dgs;
+    LT_TRY(lt_model_out_to_host(t->model, st->proj, n, gs));
     LT_TRY(lt_cosine_distance(n, st->P, gs, st->tcat, CBD_EPS, &ld, dgs, NULL));
     for (size_t i = 0; i < (size_t)n * st->P; i++) dgs[i] *= ab;
+    LT_TRY(lt_model_dout_from_host(t->model, st->proj, n, dgs));
     g->extra[g->n_extra++] = st->proj;
     *loss = (1.0 - st->alpha) * lce + st->alpha * st->beta * ld;
     return LT_OK;
@@ -277,6 +309,10 @@ const lt_method *lt_method_cbd(void) {
         .fidelity = "official-code",
         .defaults = CBD_DEFAULTS,
         .state_size = sizeof(cbd_state),
+        /* the loss reads the taps, the teachers' features and the
+         * projection through host copies, and copies its extra gradient in;
+         * stage_begin and epoch_end copy parameters the same way */
+        .flags = LT_METHOD_HOST_TAPS,
         .stage1_from = "cbd_teacher",
         .init = cbd_init,
         .fini = cbd_fini,

@@ -80,6 +80,10 @@ typedef struct {
     float *z;                  /* [3 batch x d] normalised embeddings of every row */
     float *s, *ds;             /* [batch x C] centroid logits and their gradient */
     float *dz;                 /* [batch x d] */
+    /* the projection's outputs and their gradient as host arrays: copied
+     * from and to the model (lt_model_out_to_host / _dout_from_host), so
+     * the loss reads the same on a device model as on cpu */
+    float *gp, *dg;            /* [3 batch x d] */
     /* per-epoch diagnostics */
     double ce_sum, iccl_sum, lam_sum;
     long iters, pairs;
@@ -171,6 +175,8 @@ static void iccl_fini(void *stp) {
     lt_free(st->s);
     lt_free(st->ds);
     lt_free(st->dz);
+    lt_free(st->gp);
+    lt_free(st->dg);
     memset(st, 0, sizeof *st);
 }
 
@@ -223,7 +229,9 @@ static int iccl_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     st->s = lt_alloc(B * st->C * sizeof(float));
     st->ds = lt_alloc(B * st->C * sizeof(float));
     st->dz = lt_alloc(B * st->d * sizeof(float));
-    if (!st->lam || !st->ya || !st->yb || !st->z || !st->s || !st->ds || !st->dz)
+    st->gp = lt_alloc(3 * B * st->d * sizeof(float));
+    st->dg = lt_alloc(3 * B * st->d * sizeof(float));
+    if (!st->lam || !st->ya || !st->yb || !st->z || !st->s || !st->ds || !st->dz || !st->gp || !st->dg)
         return lt_err(LT_ENOMEM, "iccl: out of memory for a batch of %d", cfg->batch);
     return LT_OK;
 }
@@ -286,12 +294,13 @@ static int iccl_loss(void *stp, const lt_taps *t, double *loss, lt_grads *g) {
                            g->dlogits + (size_t)2 * n * C));
     /* every row's embedding now, before backward and the step: iter_end
      * updates the centroids from the A and B rows */
-    const float *gp = lt_model_out(t->model, st->proj);
-    float *dg = lt_model_dout(t->model, st->proj);
+    float *gp = st->gp, *dg = st->dg;
+    LT_TRY(lt_model_out_to_host(t->model, st->proj, 3 * n, gp));
     lt_l2_normalize_rows(3 * n, d, gp, ICCL_EPS, st->z);
     memset(dg, 0, (size_t)2 * n * d * sizeof(float));
     LT_TRY(iccl_centroid_loss(n, C, d, gp + (size_t)2 * n * d, st->z + (size_t)2 * n * d, st->cent, st->tau, st->ya,
                               st->yb, st->lam, st->w, st->s, st->ds, st->dz, &li, dg + (size_t)2 * n * d));
+    LT_TRY(lt_model_dout_from_host(t->model, st->proj, 3 * n, dg));
     g->extra[g->n_extra++] = st->proj;
     *loss = lce + st->w * li + lmix;
     st->ce_sum += lce;
@@ -375,6 +384,10 @@ const lt_method *lt_method_iccl(void) {
         .fidelity = "reconstructed",
         .defaults = ICCL_DEFAULTS,
         .state_size = sizeof(iccl_state),
+        /* the batch hook writes the batch's host rows, the loss reads the
+         * taps' host arrays and the projection through host copies (its
+         * extra gradient copied in the same way) */
+        .flags = LT_METHOD_HOST_TAPS,
         .init = iccl_init,
         .fini = iccl_fini,
         .build = iccl_build,
