@@ -441,6 +441,12 @@ int lt_optim_step(lt_optim *o, lt_model *m, float lr);
  * first moment, s2 = Adam second moment (NULL for SGD), count floats. */
 int lt_optim_state(const lt_optim *o, lt_model *m, const char *name, const float **s1, const float **s2,
                    size_t *count);
+/* The same as host arrays on any backend: parameter `name`'s state copied
+ * into h1 (and h2 for Adam; may be NULL for SGD), host arrays of o->n
+ * floats, at the parameter's offset, and s1 / s2 pointed there (a memcpy
+ * on cpu, a device copy on cuda). */
+int lt_optim_state_host(const lt_optim *o, lt_model *m, const char *name, float *h1, float *h2, const float **s1,
+                        const float **s2, size_t *count);
 void lt_optim_free(lt_optim *o);
 
 /* ---- persistence ------------------------------------------------------------- */

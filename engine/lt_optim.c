@@ -268,6 +268,26 @@ int lt_optim_state(const lt_optim *o, lt_model *m, const char *name, const float
     return LT_OK;
 }
 
+int lt_optim_state_host(const lt_optim *o, lt_model *m, const char *name, float *h1, float *h2, const float **s1,
+                        const float **s2, size_t *count) {
+    const float *d1, *d2;
+    size_t n;
+    LT_TRY(lt_optim_state(o, m, name, &d1, &d2, &n));
+    if (!h1 || (d2 && !h2)) return lt_err(LT_EINVAL, "optimizer state of '%s': no host array", name);
+    const size_t off = (size_t)(d1 - o->s1), bytes = n * sizeof(float);
+    if (o->dev) {
+        LT_TRY(o->dev->d2h(o->dctx, h1 + off, d1, bytes));
+        if (d2) LT_TRY(o->dev->d2h(o->dctx, h2 + off, d2, bytes));
+    } else {
+        memcpy(h1 + off, d1, bytes);
+        if (d2) memcpy(h2 + off, d2, bytes);
+    }
+    if (s1) *s1 = h1 + off;
+    if (s2) *s2 = d2 ? h2 + off : NULL;
+    if (count) *count = n;
+    return LT_OK;
+}
+
 void lt_optim_free(lt_optim *o) {
     if (o->dev) {
         o->dev->free(o->dctx, o->s1);

@@ -257,7 +257,8 @@ enum { LT_SCORES_LOGITS = 0,     /* logits of a probability model: the runner ap
  * (lt_subgraph_*: host arrays on every backend) and of its modules (which
  * are cpu models on a device run when this flag is set), and the buffers
  * of the run's model and its teachers (device models on a device run)
- * only through the host copies (lt_model_*_to_host / _from_host;
+ * only through the host copies (lt_model_*_to_host / _from_host; the
+ * host's opt_state gives host copies there too;
  * an extra gradient written with lt_model_dout_from_host before its node
  * is listed in lt_grads.extra), never through lt_model_out, lt_model_dout
  * or lt_param_info.w. On a device model (--device cuda) the runner then
@@ -432,7 +433,9 @@ typedef struct lt_host_api {
 
     /* The run optimizer's state of parameter `name` in the current stage:
      * s1 = SGD momentum buffer (Adam first moment), s2 = Adam second moment
-     * (NULL for SGD), as it is before this iteration's step. */
+     * (NULL for SGD), as it is before this iteration's step. Host arrays
+     * on every backend (on a device run the host's copies, valid until the
+     * next call for the same parameter). */
     int (*opt_state)(void *host, const char *name, const float **s1, const float **s2, size_t *count);
 
     /* ---- version 2 ---- */

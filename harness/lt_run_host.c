@@ -49,6 +49,8 @@ void lt_run_host_free(lt_child *c) {
     if (h->have_val) lt_dataset_free(&h->val);
     lt_free(h->val_feat);
     lt_free(h->val_logits);
+    lt_free(h->opt_h1);
+    lt_free(h->opt_h2);
     h->val_feat = h->val_logits = NULL;
     memset(h, 0, sizeof *h);
 }
@@ -363,7 +365,21 @@ static int svc_opt_state(void *host, const char *name, const float **s1, const f
     lt_child *c = host;
     if (!c) return no_host("opt_state");
     if (!c->host.opt) return lt_err(LT_ESTATE, "opt_state: no stage is training");
-    return lt_optim_state(c->host.opt, c->m, name, s1, s2, count);
+    if (!lt_run_on_device(c)) return lt_optim_state(c->host.opt, c->m, name, s1, s2, count);
+    /* device memory: the parameter's state copied into host arrays of the
+     * whole state's size (made once; a later stage's optimizer has the
+     * same size, the model's) */
+    lt_run_host *h = &c->host;
+    const lt_optim *o = h->opt;
+    if (h->opt_hn != o->n) {
+        lt_free(h->opt_h1);
+        lt_free(h->opt_h2);
+        h->opt_h1 = lt_alloc(o->n * sizeof(float));
+        h->opt_h2 = lt_alloc(o->n * sizeof(float));
+        h->opt_hn = h->opt_h1 && h->opt_h2 ? o->n : 0;
+        if (!h->opt_hn) return lt_err(LT_ENOMEM, "opt_state: out of memory for host copies of %zu values", o->n);
+    }
+    return lt_optim_state_host(o, c->m, name, h->opt_h1, h->opt_h2, s1, s2, count);
 }
 
 const lt_host_api lt_run_host_api = {

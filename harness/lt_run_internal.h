@@ -211,6 +211,10 @@ typedef struct {
     int val_logged;              /* the "validation" event is in the log */
     float *val_feat, *val_logits;   /* validation_bank's buffers */
     lt_optim *opt;               /* the current stage's optimizer (opt_state) */
+    /* opt_state on a device run: host copies of the optimizer's state
+     * (opt->n floats each, made at the first call of the run) */
+    float *opt_h1, *opt_h2;
+    size_t opt_hn;
     /* run->log calls made before the event log opened (init) */
     char pending_key[LT_HOST_MAX_PENDING][64];
     double pending_val[LT_HOST_MAX_PENDING];

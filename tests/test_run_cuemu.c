@@ -586,27 +586,34 @@ static void same_as_cpu(const char *proto, const char *root, const char *method,
  *    projection, through host copies (stage_begin and epoch_end copy
  *    parameters the same way): on the one-epoch cut, so that its teacher
  *    trained on each backend is the same up to rounding, the student's
- *    first epoch's loss is the cpu run's up to rounding. */
+ *    first epoch's loss is the cpu run's up to rounding;
+ *  - balms (its stage 1 shared from ce, on the same cut), whose loss reads
+ *    the classifier through host copies and the optimizer's momentum
+ *    through opt_state (host copies on a device run) for its meta step:
+ *    the first epoch's loss, meta loss and sampler extremes are the cpu
+ *    run's up to rounding. */
 static void test_host_hook_methods_on_device(void **state)
 {
     (void)state;
     SKIP_UNLESS_EMU();
     static const char *const mbj_keys[] = {"mbj_memory_loss", "mbj_memory_rows", NULL};
     lt_run_outcome dev;
-    same_as_cpu(g_proto, "emu-mbj", "mbj", "{\"first_epoch\": 0}", mbj_keys, &dev);
+    same_as_cpu(g_proto1, "emu-mbj", "mbj", "{\"first_epoch\": 0}", mbj_keys, &dev);
     double ml[8];
     int ne;
     epoch_value(dev.run_dir, 0, "loss", &ne);
     assert_int_equal(method_values(dev.run_dir, "mbj_memory_loss", ml, 8), ne);   /* the term ran every epoch */
     static const char *const bc_keys[] = {"bcrumb_cb_loss", "bcrumb_cb_acc", NULL};
-    same_as_cpu(g_proto, "emu-bcrumb", "bcrumb", NULL, bc_keys, &dev);
+    same_as_cpu(g_proto1, "emu-bcrumb", "bcrumb", NULL, bc_keys, &dev);
     static const char *const iccl_keys[] = {"iccl_loss", "iccl_ce", NULL};
-    same_as_cpu(g_proto, "emu-iccl", "iccl", NULL, iccl_keys, &dev);
+    same_as_cpu(g_proto1, "emu-iccl", "iccl", NULL, iccl_keys, &dev);
     static const char *const no_keys[] = {NULL};
     /* its teacher, trained on each backend, must be the same up to
      * rounding: one epoch (after two, this protocol's training drifts
      * apart by 4e-3 in the loss: cbd_teacher's second epoch) */
     same_as_cpu(g_proto1, "emu-cbd", "cbd", NULL, no_keys, &dev);
+    static const char *const balms_keys[] = {"meta_loss", "q_min", "q_max", NULL};
+    same_as_cpu(g_proto1, "emu-balms", "balms", NULL, balms_keys, &dev);
 }
 
 int main(int argc, char **argv)

@@ -6,7 +6,7 @@
  * hook and the device; every method is accepted on a cpu backend and
  * without one. ce, the sampling baselines and cRT must be accepted, and
  * the hooks on host taps (LT_METHOD_HOST_TAPS: bsm, bsm_dec, bsig, mbj,
- * bcrumb, iccl, cbd) and
+ * bcrumb, iccl, cbd, balms) and
  * the post-hoc methods (taunorm, lws, ncm: post_train and class_norms run
  * on a cpu twin of the device model). */
 #include <setjmp.h>
@@ -75,7 +75,7 @@ static void test_hooks_check(void **st) {
     assert_true(n > 0 && refused > 0 && refused < n);
     /* the baselines the device path is for, and the losses on host taps */
     static const char *const ok[] = {"ce",  "cbs",    "srs",     "pbs", "crt", "bsm", "bsm_dec",
-                                     "bsig", "mbj", "bcrumb", "iccl", "cbd", "taunorm", "lws", "ncm"};
+                                     "bsig", "mbj", "bcrumb", "iccl", "cbd", "balms", "taunorm", "lws", "ncm"};
     for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) {
         int found = 0;
         for (const lt_method_entry *e = lt_method_table; *e; e++) {

@@ -126,6 +126,10 @@ typedef struct {
     /* per-step scratch (allocated in stage_begin) */
     float *gW, *gb;        /* real-loss gradient */
     float *W1, *b1;        /* theta' */
+    /* the classifier before the step as host arrays (lt_model_param_to_host:
+     * the same numbers on a device model) and its parameter indices */
+    float *W0, *b0;
+    int iW, ib;
     float *GW, *Gb;        /* meta-loss gradient at theta' */
     float *mfeat, *mlogit, *mdz;  /* [M x D], [M x C], [M x C] */
     int32_t *mlab;         /* [M] */
@@ -285,12 +289,12 @@ static int balms_all_finite(const float *x, size_t n) {
 
 static void balms_free_stage(balms_state *st) {
     lt_free(st->pool_feat); lt_free(st->pool_lab); free(st->pool_off);
-    lt_free(st->gW); lt_free(st->gb); lt_free(st->W1); lt_free(st->b1);
+    lt_free(st->gW); lt_free(st->gb); lt_free(st->W1); lt_free(st->b1); lt_free(st->W0); lt_free(st->b0);
     lt_free(st->GW); lt_free(st->Gb);
     lt_free(st->mfeat); lt_free(st->mlogit); lt_free(st->mdz); lt_free(st->mlab);
     lt_free(st->U); lt_free(st->S); lt_free(st->skb); lt_free(st->dldv);
     st->pool_feat = NULL; st->pool_lab = NULL; st->pool_off = NULL;
-    st->gW = st->gb = st->W1 = st->b1 = st->GW = st->Gb = NULL;
+    st->gW = st->gb = st->W1 = st->b1 = st->GW = st->Gb = st->W0 = st->b0 = NULL;
     st->mfeat = st->mlogit = st->mdz = st->U = NULL;
     st->mlab = NULL;
     st->S = st->skb = st->dldv = NULL;
@@ -525,7 +529,8 @@ static int balms_build_pool(balms_state *st, lt_model *m, int chunk_hint) {
         }
         rc = lt_model_forward(m, x, nb, 0);
         if (rc) { rc = lt_err_wrap(rc, "balms: meta-pool features"); goto out; }
-        memcpy(st->pool_feat + (size_t)s * D, lt_model_out(m, feat), (size_t)nb * D * sizeof(float));
+        rc = lt_model_out_to_host(m, feat, nb, st->pool_feat + (size_t)s * D);
+        if (rc) { rc = lt_err_wrap(rc, "balms: meta-pool features"); goto out; }
     }
     /* Not an error here: a resume replays this hook on un-loaded weights and
      * the checkpoint then replaces the pool; the meta step checks the flag. */
@@ -556,6 +561,14 @@ static int balms_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
         return lt_err(LT_EINVAL, "balms: needs a linear 'logits' head with bias");
     if (pw.count != (size_t)C * D)
         return lt_err(LT_ESHAPE, "balms: logits.weight has %zu values, expected %d x %d", pw.count, C, D);
+    st->iW = st->ib = -1;
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        lt_param_info p;
+        LT_TRY(lt_model_param_at(m, i, &p));
+        if (!strcmp(p.name, "logits.weight")) st->iW = i;
+        else if (!strcmp(p.name, "logits.bias")) st->ib = i;
+    }
+    if (st->iW < 0 || st->ib < 0) return lt_err(LT_EINVAL, "balms: needs a linear 'logits' head with bias");
 
     /* The Meta Sampler starts afresh (a resume replays this and then loads). */
     LT_TRY(balms_init_w(C, st->counts, st->init_pow, st->w));
@@ -588,6 +601,8 @@ static int balms_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     st->gb = lt_alloc(Cz * sizeof(float));
     st->W1 = lt_alloc(CD * sizeof(float));
     st->b1 = lt_alloc(Cz * sizeof(float));
+    st->W0 = lt_alloc(CD * sizeof(float));
+    st->b0 = lt_alloc(Cz * sizeof(float));
     st->GW = lt_alloc(CD * sizeof(float));
     st->Gb = lt_alloc(Cz * sizeof(float));
     st->mfeat = lt_alloc(M * D * sizeof(float));
@@ -598,7 +613,7 @@ static int balms_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
     st->S = lt_alloc(B * Cz * sizeof(double));
     st->skb = lt_alloc(B * sizeof(double));
     st->dldv = lt_alloc(B * sizeof(double));
-    if (!st->gW || !st->gb || !st->W1 || !st->b1 || !st->GW || !st->Gb || !st->mfeat ||
+    if (!st->gW || !st->gb || !st->W1 || !st->b1 || !st->W0 || !st->b0 || !st->GW || !st->Gb || !st->mfeat ||
         !st->mlogit || !st->mdz || !st->mlab || !st->U || !st->S || !st->skb || !st->dldv)
         return lt_err(LT_ENOMEM, "balms: out of memory for batch %d / meta batch %d", st->B, st->M);
     LT_TRY(balms_build_pool(st, m, st->B));
@@ -656,10 +671,12 @@ static int balms_batch_hook(void *stp, lt_batch *b, lt_rng *rng) {
 static int balms_meta_step(balms_state *st, const lt_taps *t, const float *dlogits) {
     int n = t->n, C = st->C, D = st->D;
     lt_model *m = t->model;
-    const float *W = lt_model_param_data(m, "logits.weight"), *bias = lt_model_param_data(m, "logits.bias");
     lt_param_info pW, pb;
-    if (!W || !bias || lt_model_param_find(m, "logits.weight", &pW) || lt_model_param_find(m, "logits.bias", &pb))
+    if (lt_model_param_find(m, "logits.weight", &pW) || lt_model_param_find(m, "logits.bias", &pb))
         return lt_err(LT_EINVAL, "balms: no 'logits' weight/bias");
+    const float *W = st->W0, *bias = st->b0;
+    LT_TRY(lt_model_param_to_host(m, st->iW, st->W0, NULL));
+    LT_TRY(lt_model_param_to_host(m, st->ib, st->b0, NULL));
     /* the runner's momentum buffers of the classifier, before its step */
     const lt_run_info *run = st->run;
     const float *buf_W, *buf_b;
@@ -877,7 +894,10 @@ const lt_method *lt_method_balms(void) {
         .fidelity = "reconstructed",
         .defaults = BALMS_DEFAULTS,
         .state_size = sizeof(balms_state),
-        .flags = 0,
+        /* the batch hook redraws the batch's host rows, the loss reads the
+         * taps, the classifier (lt_model_param_to_host) and the optimizer's
+         * state (opt_state) as host arrays */
+        .flags = LT_METHOD_HOST_TAPS,
         .stage1_from = "ce",
         .init = balms_init,
         .fini = balms_fini,
