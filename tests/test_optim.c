@@ -394,6 +394,27 @@ static void test_optim_groups_hand_computed(void **state) {
     }
     for (size_t k = 0; k < n; k++) assert_true(s1[k] == (float)v[bi][k]);
     assert_int_not_equal(lt_optim_state(&o, m, "missing", &s1, &s2, &n), LT_OK);
+    /* the same as host copies (lt_optim_state_host): at the parameter's
+     * offset in arrays of the whole state, nothing else written */
+    float *h1 = malloc(o.n * sizeof(float)), *h2 = malloc(o.n * sizeof(float));
+    assert_non_null(h1);
+    assert_non_null(h2);
+    for (size_t k = 0; k < o.n; k++) h1[k] = h2[k] = -7.0f;
+    const float *c1, *c2;
+    size_t nc;
+    assert_int_equal(lt_optim_state_host(&o, m, "b.weight", h1, h2, &c1, &c2, &nc), LT_OK);
+    assert_int_equal(nc, n);
+    assert_null(c2);
+    assert_true(c1 == h1 + (s1 - o.s1));
+    for (size_t k = 0; k < n; k++) assert_true(c1[k] == s1[k]);
+    size_t untouched = 0;
+    for (size_t k = 0; k < o.n; k++) untouched += h1[k] == -7.0f;
+    assert_int_equal(untouched, o.n - n);
+    for (size_t k = 0; k < o.n; k++) assert_true(h2[k] == -7.0f);   /* SGD: no second moment */
+    assert_int_not_equal(lt_optim_state_host(&o, m, "missing", h1, h2, &c1, &c2, &nc), LT_OK);
+    assert_int_equal(lt_optim_state_host(&o, m, "b.weight", NULL, h2, &c1, &c2, &nc), LT_EINVAL);
+    free(h1);
+    free(h2);
     lt_optim_free(&o);
     lt_model_free(m);
 }
