@@ -262,8 +262,9 @@ cuemu: $(CUEMU_LIB) $(CUEMU_SO) $(CUEMU_TEST_BIN)
 # ltbench is not a prerequisite: `make asan` must never replace ./ltbench
 # with an instrumented build.
 tests-build: $(TEST_BIN)
-# the CUDA library's tests (their CPU cases run everywhere; nothing where nvcc is missing)
-tests-build-cuda: $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN)
+# the CUDA library's tests (their CPU cases run everywhere; nothing where nvcc is missing),
+# and the emulator module that test_run_cuemu's runs load (make asan: its small case)
+tests-build-cuda: $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN) $(CUEMU_SO)
 
 # The suite: every test binary (LT_TEST_JOBS at once, default nproc / 2: tests/run.sh),
 # then one summary line "N passed, N skipped, N failed".

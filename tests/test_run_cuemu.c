@@ -58,6 +58,7 @@
 
 static char g_proto[600];
 static char g_proto1[600];     /* the same cut, one epoch per stage */
+static char g_proto0[600];     /* the smallest cut: 2 images per class, one epoch, batches of 8 */
 static const char *g_run_proto;  /* the protocol of emu_run_hp's runs (NULL: g_proto) */
 static char g_emu[PATH_MAX];   /* the emulator module, "" when not built */
 
@@ -73,11 +74,13 @@ static int setup(void **state)
     char emu[PATH_MAX + 32];
     snprintf(emu, sizeof emu, "%s/libltcuemu.so", d);
     if (access(emu, R_OK) == 0 && realpath(emu, g_emu) == NULL) g_emu[0] = '\0';
-    if (fx_train_blocker("") || !g_emu[0]) return 0;   /* every case skips */
+    if (fx_train_blocker(NULL) || !g_emu[0]) return 0;   /* every case skips */
     /* fmnist_lt_r100's ci scale cut to 6 training images per class, the
-     * first 24 test images, batches of 16 */
+     * first 24 test images, batches of 16; one epoch per stage; and the
+     * smallest cut (under AddressSanitizer too) */
     if (fx_scratch_setup(state) || fx_protocol_cut(fx_scratch, "fmnist_lt_emu", 0, 6, 24, 16, g_proto, sizeof g_proto) ||
-        fx_protocol_cut(fx_scratch, "fmnist_lt_emu1", 1, 6, 24, 16, g_proto1, sizeof g_proto1))
+        fx_protocol_cut(fx_scratch, "fmnist_lt_emu1", 1, 6, 24, 16, g_proto1, sizeof g_proto1) ||
+        fx_protocol_cut(fx_scratch, "fmnist_lt_emu0", 1, 2, 8, 8, g_proto0, sizeof g_proto0))
         return -1;
     return 0;
 }
@@ -87,14 +90,16 @@ static int teardown(void **state)
     return fx_scratch[0] ? fx_scratch_teardown(state) : 0;
 }
 
-#define SKIP_UNLESS_EMU()                                                                                \
+/* ASAN_WHY: why the case skips under AddressSanitizer (NULL: it runs there) */
+#define SKIP_UNLESS_EMU_OR(asan_why)                                                                     \
     do {                                                                                                 \
-        FX_SKIP_UNLESS_RUNNABLE("the emulated GPU runs take minutes under AddressSanitizer");          \
+        FX_SKIP_UNLESS_RUNNABLE(asan_why);                                                               \
         if (!g_emu[0]) {                                                                                 \
             print_message("skip: the CUDA emulator module (libltcuemu.so) is not built: make cuemu\n"); \
             skip();                                                                                      \
         }                                                                                                \
     } while (0)
+#define SKIP_UNLESS_EMU() SKIP_UNLESS_EMU_OR("the emulated GPU runs take minutes under AddressSanitizer")
 
 /* The progress output of the next emulated runs (NULL: quiet). */
 static FILE *g_log;
@@ -616,6 +621,32 @@ static void test_host_hook_methods_on_device(void **state)
     same_as_cpu(g_proto1, "emu-balms", "balms", NULL, balms_keys, &dev);
 }
 
+/* The device paths of a method's host hooks, on the smallest cut (2
+ * images per class, one epoch, batches of 8), the one case that also runs
+ * under AddressSanitizer (make asan builds the emulator module too): ce
+ * through lt_step's captured step, mbj's loss on host taps with its
+ * sub-graph on the device (first_epoch 0: the memory term runs), taunorm's
+ * post_train and class_norms on the cpu twin of ce's device model. Each
+ * finishes; mbj's memory term ran; taunorm made one twin, for post_train. */
+static void test_host_hooks_small(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_EMU_OR(NULL);
+    g_run_proto = g_proto0;
+    lt_run_outcome mb, tn;
+    emu_run_hp("emu-small", "mbj", "{\"first_epoch\": 0}", NULL, NULL, 0, &mb);
+    emu_run_hp("emu-small", "taunorm", "{\"tau\": 0.5}", NULL, NULL, 0, &tn);
+    g_run_proto = NULL;
+    if (!mb.ok) fail_msg("mbj on the emulated device failed: %s", mb.reason);
+    if (!tn.ok) fail_msg("taunorm on the emulated device failed: %s", tn.reason);
+    double ml[4];
+    assert_int_equal(method_values(mb.run_dir, "mbj_memory_loss", ml, 4), 1);
+    assert_true(ml[0] > 0);
+    int k;
+    assert_true(epoch_value(mb.run_dir, 0, "host_hook_s", &k) > 0);
+    assert_int_equal(count_events(tn.run_dir, "host_model"), 1);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -624,6 +655,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_layouts_end_to_end),
         cmocka_unit_test(test_host_loss_on_device),
         cmocka_unit_test(test_host_hook_methods_on_device),
+        cmocka_unit_test(test_host_hooks_small),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
