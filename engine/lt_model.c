@@ -649,20 +649,24 @@ static int dev_backward_nodes(lt_model *m, int N, int last) {
     return LT_OK;
 }
 
-/* The backward's nodes, then the join (lt_dev_ops.join), even after a
- * failure: work the nodes queued on another stream must not outlive the
- * backward unjoined. */
+/* The end of a device backward (rc: its nodes' status): the join
+ * (lt_dev_ops.join), even after a failure, since work the nodes queued on
+ * another stream must not outlive the backward unjoined; the nodes'
+ * failure is the one reported. */
+static int dev_join_after(lt_model *m, int rc, const char *what) {
+    if (!m->dev->join) return rc;
+    char why[512] = "";
+    if (rc) snprintf(why, sizeof why, "%s", lt_errmsg());
+    const int j = m->dev->join(m->dctx);
+    if (rc) return j ? lt_err(rc, "%s", why) : rc;
+    return j ? lt_err_wrap(j, "%s on %s", what, lt_backend_describe(m->backend)) : LT_OK;
+}
+
 static int dev_backward(lt_model *m, int N, int last) {
     if (m->fwd_layout != m->layout)
         return lt_err(LT_ESTATE, "model on %s: backward in another layout than the forward (lt_model_set_layout "
                       "between them)", lt_backend_describe(m->backend));
-    int rc = dev_backward_nodes(m, N, last);
-    if (!m->dev->join) return rc;
-    char why[512] = "";
-    if (rc) snprintf(why, sizeof why, "%s", lt_errmsg());   /* the nodes' failure is the one to report */
-    const int j = m->dev->join(m->dctx);
-    if (rc) return j ? lt_err(rc, "%s", why) : rc;
-    return j ? lt_err_wrap(j, "model on %s: backward", lt_backend_describe(m->backend)) : LT_OK;
+    return dev_join_after(m, dev_backward_nodes(m, N, last), "model backward");
 }
 
 int lt_model_run_nodes(lt_model *m, int from, int to, int N, int bwd, const char *what) {
@@ -676,14 +680,7 @@ int lt_model_run_nodes(lt_model *m, int from, int to, int N, int bwd, const char
         if (!rc) rc = fn(m, nd, N);
         if (rc) rc = lt_err_wrap(rc, "%s of '%s'", what, nd->name);
     }
-    if (!m->dev || !bwd || !m->dev->join) return rc;
-    /* as dev_backward: the join runs after a failure too, the nodes'
-     * failure is the one reported */
-    char why[512] = "";
-    if (rc) snprintf(why, sizeof why, "%s", lt_errmsg());
-    const int j = m->dev->join(m->dctx);
-    if (rc) return j ? lt_err(rc, "%s", why) : rc;
-    return j ? lt_err_wrap(j, "%s on %s: join", what, lt_backend_describe(m->backend)) : LT_OK;
+    return m->dev && bwd ? dev_join_after(m, rc, what) : rc;
 }
 
 int lt_model_backward(lt_model *m, int N, const int *taps, int n_taps) {
@@ -798,6 +795,12 @@ int lt_model_param_find(lt_model *m, const char *name, lt_param_info *out) {
             return LT_OK;
         }
     return lt_err(LT_EINVAL, "model: no parameter '%s'", name);
+}
+
+int lt_model_param_index(const lt_model *m, const char *name) {
+    for (int i = 0; i < m->n_params; i++)
+        if (!strcmp(m->params[i].name, name)) return i;
+    return -1;
 }
 
 int lt_model_param_flags(lt_model *m, const char *name, unsigned set, unsigned clear) {

@@ -342,6 +342,9 @@ typedef struct {
 int lt_model_n_params(const lt_model *m);
 int lt_model_param_at(lt_model *m, int i, lt_param_info *out);        /* LT_EINVAL out of range */
 int lt_model_param_find(lt_model *m, const char *name, lt_param_info *out);   /* LT_EINVAL naming it */
+/* The index of parameter `name` (for lt_model_param_at and the host
+ * copies lt_model_param_to_host / _from_host); -1 if absent. */
+int lt_model_param_index(const lt_model *m, const char *name);
 /* The tensor shape of parameter i in PyTorch's layout: conv weight
  * [co, ci/groups, kh, kw], linear / cosine weight [out, in], anything else
  * [count] (the flat data is already row-major in that order). */

@@ -40,8 +40,7 @@ struct lt_subgraph {
     const float *last_x;             /* the rows of the last forward (backward reads them again) */
     int training;                    /* mode of the last forward (its backward uses it) */
     int have_fwd;
-    /* a device model's sub-graph (dev != NULL): the caller's side on the host */
-    const lt_dev_ops *dev;
+    /* a device model's sub-graph (m->dev != NULL): the caller's side on the host */
     float *hmem;                     /* host block of hy and hdy */
     float **hy, **hdy;               /* [to - from + 1] host copies of y (nodes after from) and dy */
     float *xin;                      /* device: the forward's input rows in the model's layout */
@@ -110,7 +109,6 @@ int lt_subgraph_create(lt_subgraph **out, lt_model *m, int from, int to, int max
     const size_t floats = total + round16(scratch) + extra;
     int rc = LT_OK;
     if (m->dev) {
-        sg->dev = m->dev;
         rc = m->dev->alloc(m->dctx, (void **)&sg->mem, floats * sizeof(float));
         if (!rc) {
             /* host copies: y of the nodes after from, dy of every node */
@@ -154,7 +152,7 @@ int lt_subgraph_create(lt_subgraph **out, lt_model *m, int from, int to, int max
 
 void lt_subgraph_free(lt_subgraph *sg) {
     if (!sg) return;
-    if (sg->dev) sg->dev->free(sg->m->dctx, sg->mem);
+    if (sg->m && sg->m->dev) sg->m->dev->free(sg->m->dctx, sg->mem);
     else lt_free(sg->mem);
     lt_free(sg->hmem);
     free(sg->y);
@@ -174,17 +172,17 @@ static int dev_put(lt_subgraph *sg, int j, int n, lt_layout ly, const float *src
     lt_model *m = sg->m;
     const lt_shape s = m->nodes[j].shape;
     const size_t bytes = (size_t)n * lt_shape_count(s) * sizeof(float);
-    if (ly != LT_LAYOUT_NHWC || !many_px(s)) return sg->dev->h2d(m->dctx, dst, src, bytes);
-    LT_TRY(sg->dev->h2d(m->dctx, sg->conv, src, bytes));
-    return sg->dev->layout_convert(m->dctx, LT_LAYOUT_NHWC, n, s.c, s.h * s.w, sg->conv, dst, 0);
+    if (ly != LT_LAYOUT_NHWC || !many_px(s)) return m->dev->h2d(m->dctx, dst, src, bytes);
+    LT_TRY(m->dev->h2d(m->dctx, sg->conv, src, bytes));
+    return m->dev->layout_convert(m->dctx, LT_LAYOUT_NHWC, n, s.c, s.h * s.w, sg->conv, dst, 0);
 }
 static int dev_get(lt_subgraph *sg, int j, int n, lt_layout ly, const float *src, float *dst) {
     lt_model *m = sg->m;
     const lt_shape s = m->nodes[j].shape;
     const size_t bytes = (size_t)n * lt_shape_count(s) * sizeof(float);
-    if (ly != LT_LAYOUT_NHWC || !many_px(s)) return sg->dev->d2h(m->dctx, dst, src, bytes);
-    LT_TRY(sg->dev->layout_convert(m->dctx, LT_LAYOUT_NCHW, n, s.c, s.h * s.w, src, sg->conv, 0));
-    return sg->dev->d2h(m->dctx, dst, sg->conv, bytes);
+    if (ly != LT_LAYOUT_NHWC || !many_px(s)) return m->dev->d2h(m->dctx, dst, src, bytes);
+    LT_TRY(m->dev->layout_convert(m->dctx, LT_LAYOUT_NCHW, n, s.c, s.h * s.w, src, sg->conv, 0));
+    return m->dev->d2h(m->dctx, dst, sg->conv, bytes);
 }
 
 /* Points the range at the sub-graph's buffers; *ms receives what to put back. */
@@ -244,7 +242,7 @@ int lt_subgraph_forward(lt_subgraph *sg, const float *x, int n, int training) {
     if (!x) return lt_err(LT_EINVAL, "sub-graph: no input rows");
     lt_model *m = sg->m;
     sg->have_fwd = sg->have_bwd = 0;
-    if (sg->dev) {
+    if (m->dev) {
         /* the rows into the device in the layout the range runs in */
         memset(sg->got, 0, (size_t)(sg->to - sg->from + 1));
         sg->layout = m->layout;
@@ -262,26 +260,28 @@ int lt_subgraph_forward(lt_subgraph *sg, const float *x, int n, int training) {
     return rc;
 }
 
+/* A device sub-graph's host copy of node j's device buffer `dev` (got bit
+ * `bit`): copied at the first ask after the pass that wrote it (have),
+ * n rows; NULL when the copy fails. */
+static float *host_side(lt_subgraph *sg, int node, unsigned bit, int have, int n, const float *dev, float *host) {
+    const int j = node - sg->from;
+    if (have && !(sg->got[j] & bit)) {
+        if (dev_get(sg, node, n, sg->layout, dev, host)) return NULL;
+        sg->got[j] |= (unsigned char)bit;
+    }
+    return host;
+}
+
 float *lt_subgraph_out(lt_subgraph *sg, int node) {
     if (node <= sg->from || node > sg->to) return NULL;
     const int j = node - sg->from;
-    if (!sg->dev) return sg->y[j];
-    if (sg->have_fwd && !(sg->got[j] & 1)) {
-        if (dev_get(sg, node, sg->n_fwd, sg->layout, sg->y[j], sg->hy[j])) return NULL;
-        sg->got[j] |= 1;
-    }
-    return sg->hy[j];
+    return sg->m->dev ? host_side(sg, node, 1, sg->have_fwd, sg->n_fwd, sg->y[j], sg->hy[j]) : sg->y[j];
 }
 
 float *lt_subgraph_dout(lt_subgraph *sg, int node) {
     if (node < sg->from || node > sg->to) return NULL;
     const int j = node - sg->from;
-    if (!sg->dev) return sg->dy[j];
-    if (sg->have_bwd && !(sg->got[j] & 2)) {
-        if (dev_get(sg, node, sg->n_bwd, sg->layout, sg->dy[j], sg->hdy[j])) return NULL;
-        sg->got[j] |= 2;
-    }
-    return sg->hdy[j];
+    return sg->m->dev ? host_side(sg, node, 2, sg->have_bwd, sg->n_bwd, sg->dy[j], sg->hdy[j]) : sg->dy[j];
 }
 
 int lt_subgraph_backward(lt_subgraph *sg, int n, const int *taps, int n_taps) {
@@ -291,7 +291,7 @@ int lt_subgraph_backward(lt_subgraph *sg, int n, const int *taps, int n_taps) {
     for (int t = 0; t < n_taps; t++)
         if (taps[t] <= sg->from || taps[t] > sg->to)
             return lt_err(LT_EINVAL, "sub-graph: tap %d outside nodes (%d, %d]", taps[t], sg->from, sg->to);
-    if (sg->dev && m->layout != sg->layout)
+    if (m->dev && m->layout != sg->layout)
         return lt_err(LT_ESTATE, "sub-graph on %s: backward in another layout than its forward",
                       lt_backend_describe(m->backend));
     /* every gradient starts at zero except the taps the caller filled (on
@@ -301,12 +301,12 @@ int lt_subgraph_backward(lt_subgraph *sg, int n, const int *taps, int n_taps) {
         for (int t = 0; t < n_taps; t++) tap |= taps[t] == j;
         const size_t cnt = (size_t)n * lt_shape_count(m->nodes[j].shape);
         float *dy = sg->dy[j - sg->from];
-        if (!sg->dev) {
+        if (!m->dev) {
             if (!tap) memset(dy, 0, cnt * sizeof(float));
         } else if (tap) {
             LT_TRY(dev_put(sg, j, n, sg->layout, sg->hdy[j - sg->from], dy));
         } else {
-            LT_TRY(sg->dev->memset0(m->dctx, dy, cnt * sizeof(float)));
+            LT_TRY(m->dev->memset0(m->dctx, dy, cnt * sizeof(float)));
         }
     }
     model_save ms;
@@ -316,7 +316,7 @@ int lt_subgraph_backward(lt_subgraph *sg, int n, const int *taps, int n_taps) {
     swap_in(sg, &ms, sg->save, sg->last_x, sg->training);
     const int rc = lt_model_run_nodes(m, sg->from, sg->to, n, 1, "sub-graph backward");
     swap_out(sg, &ms);
-    if (sg->dev) {
+    if (m->dev) {
         for (int j = 0; j <= sg->to - sg->from; j++) sg->got[j] &= (unsigned char)~2u;
         sg->n_bwd = n;
         sg->have_bwd = !rc;

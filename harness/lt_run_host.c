@@ -367,16 +367,17 @@ static int svc_opt_state(void *host, const char *name, const float **s1, const f
     if (!c->host.opt) return lt_err(LT_ESTATE, "opt_state: no stage is training");
     if (!lt_run_on_device(c)) return lt_optim_state(c->host.opt, c->m, name, s1, s2, count);
     /* device memory: the parameter's state copied into host arrays of the
-     * whole state's size (made once; a later stage's optimizer has the
-     * same size, the model's) */
+     * whole state's size (made at the first call, once per run: a later
+     * stage's optimizer has the model's size too; the second moment only
+     * for Adam) */
     lt_run_host *h = &c->host;
     const lt_optim *o = h->opt;
-    if (h->opt_hn != o->n) {
+    if (h->opt_hn != o->n || (o->s2 && !h->opt_h2)) {
         lt_free(h->opt_h1);
         lt_free(h->opt_h2);
         h->opt_h1 = lt_alloc(o->n * sizeof(float));
-        h->opt_h2 = lt_alloc(o->n * sizeof(float));
-        h->opt_hn = h->opt_h1 && h->opt_h2 ? o->n : 0;
+        h->opt_h2 = o->s2 ? lt_alloc(o->n * sizeof(float)) : NULL;
+        h->opt_hn = h->opt_h1 && (h->opt_h2 || !o->s2) ? o->n : 0;
         if (!h->opt_hn) return lt_err(LT_ENOMEM, "opt_state: out of memory for host copies of %zu values", o->n);
     }
     return lt_optim_state_host(o, c->m, name, h->opt_h1, h->opt_h2, s1, s2, count);

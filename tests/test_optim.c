@@ -413,6 +413,18 @@ static void test_optim_groups_hand_computed(void **state) {
     for (size_t k = 0; k < o.n; k++) assert_true(h2[k] == -7.0f);   /* SGD: no second moment */
     assert_int_not_equal(lt_optim_state_host(&o, m, "missing", h1, h2, &c1, &c2, &nc), LT_OK);
     assert_int_equal(lt_optim_state_host(&o, m, "b.weight", NULL, h2, &c1, &c2, &nc), LT_EINVAL);
+    assert_int_equal(lt_model_param_index(m, "b.weight"), bi);
+    assert_int_equal(lt_model_param_index(m, "missing"), -1);
+    lt_optim_free(&o);
+    /* Adam: both moments, at the same offset */
+    assert_int_equal(lt_optim_init(&o, m, LT_OPT_ADAM, 0.0f, 0.0f, 0), LT_OK);
+    assert_int_equal(lt_optim_step(&o, m, lr), LT_OK);
+    assert_int_equal(lt_optim_state(&o, m, "b.weight", &s1, &s2, &n), LT_OK);
+    assert_non_null(s2);
+    assert_int_equal(lt_optim_state_host(&o, m, "b.weight", h1, h2, &c1, &c2, &nc), LT_OK);
+    assert_true(c1 == h1 + (s1 - o.s1) && c2 == h2 + (s2 - o.s2));
+    for (size_t k = 0; k < n; k++) assert_true(c1[k] == s1[k] && c2[k] == s2[k] && s2[k] > 0);
+    assert_int_equal(lt_optim_state_host(&o, m, "b.weight", h1, NULL, &c1, &c2, &nc), LT_EINVAL);
     free(h1);
     free(h2);
     lt_optim_free(&o);

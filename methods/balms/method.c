@@ -555,20 +555,13 @@ static int balms_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
      * classifier re-initialised; the sampler is set below. */
     const lt_decoupled d = {st->bn, "head", 1, st->seed, -1, 0};
     LT_TRY(lt_stage_decoupled(cfg, m, &d));
+    st->iW = lt_model_param_index(m, "logits.weight");
+    st->ib = lt_model_param_index(m, "logits.bias");
     lt_param_info pw;
-    if (!lt_model_param_data(m, "logits.weight") || !lt_model_param_data(m, "logits.bias") ||
-        lt_model_param_find(m, "logits.weight", &pw))
+    if (st->iW < 0 || st->ib < 0 || lt_model_param_at(m, st->iW, &pw))
         return lt_err(LT_EINVAL, "balms: needs a linear 'logits' head with bias");
     if (pw.count != (size_t)C * D)
         return lt_err(LT_ESHAPE, "balms: logits.weight has %zu values, expected %d x %d", pw.count, C, D);
-    st->iW = st->ib = -1;
-    for (int i = 0; i < lt_model_n_params(m); i++) {
-        lt_param_info p;
-        LT_TRY(lt_model_param_at(m, i, &p));
-        if (!strcmp(p.name, "logits.weight")) st->iW = i;
-        else if (!strcmp(p.name, "logits.bias")) st->ib = i;
-    }
-    if (st->iW < 0 || st->ib < 0) return lt_err(LT_EINVAL, "balms: needs a linear 'logits' head with bias");
 
     /* The Meta Sampler starts afresh (a resume replays this and then loads). */
     LT_TRY(balms_init_w(C, st->counts, st->init_pow, st->w));
@@ -671,9 +664,9 @@ static int balms_batch_hook(void *stp, lt_batch *b, lt_rng *rng) {
 static int balms_meta_step(balms_state *st, const lt_taps *t, const float *dlogits) {
     int n = t->n, C = st->C, D = st->D;
     lt_model *m = t->model;
-    lt_param_info pW, pb;
-    if (lt_model_param_find(m, "logits.weight", &pW) || lt_model_param_find(m, "logits.bias", &pb))
-        return lt_err(LT_EINVAL, "balms: no 'logits' weight/bias");
+    lt_param_info pW, pb;   /* found by stage_begin; their no-decay flags */
+    LT_TRY(lt_model_param_at(m, st->iW, &pW));
+    LT_TRY(lt_model_param_at(m, st->ib, &pb));
     const float *W = st->W0, *bias = st->b0;
     LT_TRY(lt_model_param_to_host(m, st->iW, st->W0, NULL));
     LT_TRY(lt_model_param_to_host(m, st->ib, st->b0, NULL));

@@ -137,11 +137,9 @@ static int bsig_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
      * are loaded after this and replace it. */
     /* Through the host copy, not lt_param_info.w: on a device model that is
      * device memory. */
-    int bi = -1;
+    const int bi = lt_model_param_index(m, "logits.bias");
     lt_param_info b;
-    for (int i = 0; i < lt_model_n_params(m) && bi < 0; i++)
-        if (lt_model_param_at(m, i, &b) == LT_OK && !strcmp(b.name, "logits.bias")) bi = i;
-    if (bi < 0) return lt_err(LT_EINVAL, "bsig: the model has no 'logits.bias' parameter");
+    if (bi < 0 || lt_model_param_at(m, bi, &b)) return lt_err(LT_EINVAL, "bsig: the model has no 'logits.bias' parameter");
     float *w = malloc(b.count * sizeof *w);
     if (!w) return lt_err(LT_ENOMEM, "bsig: out of memory for %zu biases", b.count);
     const float b0 = (float)-log((1.0 - st->prior) / st->prior);
