@@ -10,11 +10,15 @@
  *   f     = GAP(F) + gamma * sum_p A_p u_p
  *
  * w_c is row c of a [C x K] parameter found by name (the cosine classifier
- * that reads f). The class: in a training forward cls[i] from the caller's
- * array (the batch labels) when >= 0; otherwise the top-1 class of cos(w_j,
- * GAP(F_i)). That is the prediction of a first pass with uniform attention
- * (A_p = 1/HW gives f = (1 + gamma) GAP(F), and a cosine classifier ignores
- * the norm of f), so one forward does what a two-pass test would.
+ * that reads f). The class: in a training forward of a use_labels layer
+ * the row's label (lt_model_labels: the batch's labels, which the runner
+ * and lt_step hand the model before each training forward, on every
+ * backend); otherwise the top-1 class of cos(w_j, GAP(F_i)). That is the
+ * prediction of a first pass with uniform attention (A_p = 1/HW gives f =
+ * (1 + gamma) GAP(F), and a cosine classifier ignores the norm of f), so
+ * one forward does what a two-pass test would. A built-in kind
+ * (LT_LK_CAM_POOL): engine/cuda/lt_cuda_campool.cu is its device
+ * implementation, these loops' arithmetic in the same order.
  *
  * Backward: into F through all three paths (GAP, the attention-weighted
  * sum, and A itself), and into w_c through A, unless stop_grad (A is then
@@ -27,18 +31,12 @@
 #include <math.h>
 #include <string.h>
 
-#include "lt_model.h"
 #include "lt_kit.h"
+#include "lt_layers_impl.h"
 #include "lt_loss.h"
 
-#define CP_EPS 1e-12f
-
-typedef struct {
-    float scale, gamma;
-    int stop_grad;
-    int pad_;
-    char weight[2 * LT_NAME_MAX];
-} cp_cfg;
+#define CP_EPS LT_CAM_POOL_EPS
+typedef lt_cam_pool_cfg cp_cfg;
 
 static int cp_dims(const lt_model *m, const lt_node *nd, int *K, int *HW) {
     lt_shape s = lt_node_in_shape(m, nd, 0);
@@ -88,8 +86,10 @@ static int cp_fwd(lt_model *m, lt_node *nd, int N) {
     LT_TRY(cp_weight(m, nd, K, &w, &C));
     const float *X = lt_node_x(m, nd, 0);
     float *Y = lt_node_y(nd), *S = lt_node_saved(nd);
-    const int32_t *cls = lt_node_userdata(nd);
-    const int use_labels = lt_model_training(m) && cls;
+    const int32_t *cls = c->use_labels ? lt_model_labels(m, N) : NULL;
+    if (c->use_labels && lt_model_training(m) && !cls)
+        return lt_err(LT_EINVAL, "cam_pool %s: a training forward without the rows' labels (lt_model_set_labels)",
+                      lt_node_name(nd));
     for (int i = 0; i < N; i++) {
         const float *F = X + (size_t)i * K * HW;
         float *f = Y + (size_t)i * K, *A = S + (size_t)i * (HW + 1);
@@ -98,9 +98,11 @@ static int cp_fwd(lt_model *m, lt_node *nd, int N) {
             for (int p = 0; p < HW; p++) s += F[(size_t)k * HW + p];
             f[k] = (float)(s / HW);
         }
-        int cl = use_labels ? cls[i] : -1;
-        if (cl >= C) return lt_err(LT_EINVAL, "cam_pool %s: class %d of row %d >= %d", lt_node_name(nd), cl, i, C);
-        if (cl < 0) {   /* top-1 of the cosine scores of GAP(F): ties to the lowest class */
+        int cl = cls ? cls[i] : -1;
+        if (cls && (cl < 0 || cl >= C))
+            return lt_err(LT_EINVAL, "cam_pool %s: label %d of row %d is not a class (0..%d)", lt_node_name(nd), cl, i,
+                          C - 1);
+        if (cl < 0) {   /* top-1 of the cosine scores of GAP(F): ties to the lowest class; all NaN: 0 */
             const float nf = cp_norm(f, K, 1);
             double best = -INFINITY;
             for (int j = 0; j < C; j++) {
@@ -113,6 +115,7 @@ static int cp_fwd(lt_model *m, lt_node *nd, int N) {
                     cl = j;
                 }
             }
+            if (cl < 0) cl = 0;
         }
         const float *wc = w.w + (size_t)cl * K;
         const float nw = cp_norm(wc, K, 1);
@@ -210,10 +213,11 @@ static double cp_macs(const lt_model *m, const lt_node *nd) {
     return 4.0 * K * HW;
 }
 
-static const lt_layer_ops cp_ops = {LT_LAYER_ABI, "cam_pool", cp_plan, cp_fwd, cp_bwd, cp_scratch, 0, NULL, cp_macs, NULL, NULL};
+const lt_layer_ops lt_cam_pool_ops = {LT_LAYER_ABI, "cam_pool", cp_plan, cp_fwd, cp_bwd, cp_scratch, 0, NULL, cp_macs,
+                                      NULL, NULL};
 
 int lt_add_cam_pool(lt_model *m, const char *name, const char *group, int in, const char *weight, float scale,
-                    float gamma, int stop_grad, int32_t *cls) {
+                    float gamma, int stop_grad, int use_labels) {
     if (!weight || strlen(weight) >= sizeof((cp_cfg *)0)->weight)
         return lt_err(LT_EINVAL, "cam_pool %s: weight parameter name missing or too long", name ? name : "");
     if (!(scale > 0) || !isfinite(gamma))
@@ -224,6 +228,7 @@ int lt_add_cam_pool(lt_model *m, const char *name, const char *group, int in, co
     c.scale = scale;
     c.gamma = gamma;
     c.stop_grad = stop_grad != 0;
+    c.use_labels = use_labels != 0;
     strcpy(c.weight, weight);
-    return lt_model_add_ud(m, &cp_ops, name, group, in, -1, &c, sizeof c, cls);
+    return lt_model_add(m, &lt_cam_pool_ops, name, group, in, -1, &c, sizeof c);
 }

@@ -138,15 +138,16 @@ int lt_cam(int N, int K, int H, int W, const float *F, int C, const float *Wc, c
  * feature map F [K x H x W] of node `in`, f = GAP(F) + gamma * sum_p A_p
  * F[:, p] with A = softmax over the H x W locations of scale * cos(w_c,
  * F[:, p]), w_c row c of the [C x K] parameter named `weight` (the cosine
- * classifier that reads f, e.g. "logits.weight"). c: in a training forward
- * cls[i] when cls (the caller's array, at least the planned batch, written
- * before each forward) is given and cls[i] >= 0; otherwise the top-1 class
- * of cos(w_j, GAP(F_i)), i.e. the prediction of a uniform-attention first
+ * classifier that reads f, e.g. "logits.weight"). c: with use_labels, in a
+ * training forward, the row's label (lt_model_set_labels; a training
+ * forward without them is LT_EINVAL); otherwise the top-1 class of
+ * cos(w_j, GAP(F_i)), i.e. the prediction of a uniform-attention first
  * pass. Gradients into F (all paths) and into the weight through A; with
  * stop_grad A is a constant (nothing reaches the weight from here). The
- * output is [K]. Returns the node index or a negative status. */
+ * output is [K]. Runs on cpu and cuda (either layout). Returns the node
+ * index or a negative status. */
 int lt_add_cam_pool(lt_model *m, const char *name, const char *group, int in, const char *weight, float scale,
-                    float gamma, int stop_grad, int32_t *cls);
+                    float gamma, int stop_grad, int use_labels);
 /* Bilinear resize of one plane (PyTorch interpolate, align_corners = False). */
 void lt_resize_bilinear(int H, int W, const float *in, int oh, int ow, float *out);
 

@@ -453,12 +453,13 @@ lt_layer_kind lt_layer_kind_of(const lt_layer_ops *ops) {
     if (ops == &cos_ops) return LT_LK_COSINE;
     if (ops == &cosl_ops) return LT_LK_COSINE_LEARNED;
     if (ops == &scale_ops) return LT_LK_SCALE;
+    if (ops == &lt_cam_pool_ops) return LT_LK_CAM_POOL;
     return LT_LK_PLUGIN;
 }
 
 const char *lt_layer_kind_name(int kind) {
     static const char *const names[LT_LK_COUNT] = {"plugin", "input", "conv2d", "bn", "relu", "maxpool", "gap",
                                                    "sum", "shortcut_a", "linear", "cosine", "cosine_learned",
-                                                   "scale"};
+                                                   "scale", "cam_pool"};
     return kind >= 0 && kind < LT_LK_COUNT ? names[kind] : "?";
 }

@@ -29,6 +29,7 @@ typedef enum {
     LT_LK_COSINE,
     LT_LK_COSINE_LEARNED,
     LT_LK_SCALE,
+    LT_LK_CAM_POOL,
     LT_LK_COUNT
 } lt_layer_kind;
 
@@ -43,6 +44,15 @@ typedef struct { float eps, momentum; } lt_bn_cfg;
 typedef struct { int k, s, p; } lt_pool_cfg;
 typedef struct { int co, stride; } lt_sca_cfg;
 typedef struct { int out, bias; float scale; } lt_lin_cfg;   /* linear, cosine, cosine_learned */
+/* cam_pool (lt_campool.c): saved per row = A [HW] then the class as a float */
+typedef struct {
+    float scale, gamma;
+    int stop_grad;
+    int use_labels;   /* training forwards: the class is the row's label (lt_model_labels) */
+    char weight[2 * LT_NAME_MAX];
+} lt_cam_pool_cfg;
+#define LT_CAM_POOL_EPS 1e-12f
+extern const lt_layer_ops lt_cam_pool_ops;
 #define LT_COS_EPS 1e-12f
 
 /* Buffer routing shared by the implementations. */

@@ -56,7 +56,7 @@ void lt_model_free(lt_model *m) {
     free(m->params);
     free(m->bufs);
     if (m->dev) {
-        void *dev_blocks[] = {m->w, m->g, m->dmask, m->buf, m->acts, m->scratch, m->xin, m->xin_t};
+        void *dev_blocks[] = {m->w, m->g, m->dmask, m->buf, m->acts, m->scratch, m->xin, m->xin_t, m->dlabels};
         for (size_t i = 0; i < sizeof dev_blocks / sizeof dev_blocks[0]; i++) m->dev->free(m->dctx, dev_blocks[i]);
         lt_free(m->mask);   /* the host copy */
         free(m);
@@ -438,6 +438,7 @@ static int dev_plan_blocks(lt_model *m, int N, size_t acts, size_t scratch) {
     int rc = dev_grow(m, (void **)&m->acts, &m->acts_floats, acts, sizeof(float));
     if (!rc) rc = dev_grow(m, (void **)&m->scratch, &m->scratch_floats, scratch, sizeof(float));
     if (!rc) rc = dev_grow(m, (void **)&m->xin, &m->xin_floats, (size_t)N * lt_shape_count(m->in_shape), sizeof(float));
+    if (!rc) rc = dev_grow(m, (void **)&m->dlabels, &m->dlabels_n, (size_t)N, sizeof(int32_t));
     if (!rc && in_converted(m))
         rc = dev_grow(m, (void **)&m->xin_t, &m->xin_t_floats, (size_t)N * lt_shape_count(m->in_shape), sizeof(float));
     if (rc) {
@@ -512,6 +513,8 @@ int lt_model_set_batch(lt_model *m, int N) {
     return LT_OK;
 }
 
+static void labels_take(lt_model *m);
+
 /* ---- a device model's forward and backward ------------------------------------
  * Through the backend's table for built-in kinds and the layer's own
  * forward_cuda / backward_cuda (ABI 3) for plugins; a node planned as a
@@ -576,6 +579,7 @@ static int dev_forward(lt_model *m, const float *x, int N, int training) {
 }
 
 int lt_model_forward(lt_model *m, const float *x, int N, int training) {
+    labels_take(m);   /* this forward's labels, whatever happens to it */
     if (!m->batch) return lt_err(LT_ESTATE, "model: forward before set_batch");
     if (N <= 0 || N > m->batch) return lt_err(LT_EINVAL, "model: forward with N=%d, planned batch %d", N, m->batch);
     if (m->dev) return dev_forward(m, x, N, training);
@@ -610,6 +614,7 @@ int lt_model_forward(lt_model *m, const float *x, int N, int training) {
 
 int lt_model_forward_staged(lt_model *m, int N, int training) {
     if (!m->dev) return lt_err(LT_EINVAL, "model: staged forward on a cpu model");
+    labels_take(m);   /* this forward's labels, whatever happens to it */
     if (!m->batch) return lt_err(LT_ESTATE, "model: forward before set_batch");
     if (N <= 0 || N > m->batch) return lt_err(LT_EINVAL, "model: forward with N=%d, planned batch %d", N, m->batch);
     return dev_forward(m, NULL, N, training);
@@ -671,6 +676,10 @@ static int dev_backward(lt_model *m, int N, int last) {
 
 int lt_model_run_nodes(lt_model *m, int from, int to, int N, int bwd, const char *what) {
     if (m->dev) LT_TRY(dev_check(m));
+    if (!bwd) {   /* a sub-graph's rows are not the batch's: no labels */
+        m->labels_now = NULL;
+        m->n_labels_now = 0;
+    }
     int rc = LT_OK;
     for (int k = 0; k < to - from && !rc; k++) {
         lt_node *nd = &m->nodes[bwd ? to - k : from + 1 + k];
@@ -855,6 +864,39 @@ lt_shape lt_model_in_shape(const lt_model *m) { return m->in_shape; }
 int lt_model_batch(const lt_model *m) { return m->batch; }
 lt_backend *lt_model_backend(const lt_model *m) { return m->backend; }
 int lt_model_training(const lt_model *m) { return m->training; }
+
+const int32_t *lt_model_labels(const lt_model *m, int N) {
+    return m->training && m->labels_now && m->n_labels_now >= N ? m->labels_now : NULL;
+}
+
+void lt_model_labels_at(lt_model *m, const int32_t *y, int n) {
+    m->labels_next = y;
+    m->n_labels_next = y ? n : 0;
+}
+
+/* On a device the copy goes to dlabels, planned with the batch (set_batch):
+ * nothing is allocated per step. */
+int lt_model_set_labels(lt_model *m, const int32_t *y, int n) {
+    if (!m->batch) return lt_err(LT_ESTATE, "model: set_labels before set_batch");
+    if (!y || n <= 0 || n > m->batch)
+        return lt_err(LT_EINVAL, "model: set_labels with %s for %d rows (planned batch %d)", y ? "labels" : "NULL", n,
+                      m->batch);
+    if (!m->dev) {
+        lt_model_labels_at(m, y, n);
+        return LT_OK;
+    }
+    LT_TRY(m->dev->h2d(m->dctx, m->dlabels, y, (size_t)n * sizeof(int32_t)));
+    lt_model_labels_at(m, m->dlabels, n);
+    return LT_OK;
+}
+
+/* A forward takes the labels set for it (and only it). */
+static void labels_take(lt_model *m) {
+    m->labels_now = m->labels_next;
+    m->n_labels_now = m->n_labels_next;
+    m->labels_next = NULL;
+    m->n_labels_next = 0;
+}
 float *lt_model_scratch(lt_model *m) { return m->scratch; }
 void lt_model_set_no_fuse(lt_model *m, int no_fuse) { m->no_fuse = no_fuse != 0; }
 

@@ -145,6 +145,10 @@ void *lt_node_userdata(const lt_node *nd);
  * node not put into eval mode (lt_model_set_eval). */
 int lt_node_train_mode(const lt_model *m, const lt_node *nd);
 int lt_model_training(const lt_model *m);              /* mode of the running forward/backward */
+/* In a training forward given labels (lt_model_set_labels) for at least N
+ * rows, those labels (device memory on a device model); NULL otherwise,
+ * and in every inference forward. */
+const int32_t *lt_model_labels(const lt_model *m, int N);
 float *lt_model_scratch(lt_model *m);                  /* the shared scratch (see ops.scratch) */
 
 /* Initialisation rules for parameters (lt_model_param_add). */
@@ -274,6 +278,16 @@ double lt_model_macs(const lt_model *m);
  * bit (tests/test_model.c). Which nodes fuse is decided by the layers'
  * capability flags and fusion tables (lt_layer_ops), never by type name. */
 int lt_model_forward(lt_model *m, const float *x, int N, int training);
+/* The labels of the rows of the next training forward, for the layers
+ * that are conditioned on them (cam_pool with use_labels): y[0..n) is a
+ * host array on every backend, n at most the planned batch (LT_ESTATE
+ * before set_batch). The cpu model keeps the pointer until that forward;
+ * a device model copies the labels into its own device array (planned
+ * with the batch) before returning. Only the next forward sees them (a
+ * forward started without this call has none; sub-graph runs never have
+ * any), so a stale batch's labels never reach another batch. The training
+ * step (lt_step_run) gives its own batch's labels the same way. */
+int lt_model_set_labels(lt_model *m, const int32_t *y, int n);
 void lt_model_zero_grad(lt_model *m);
 /* Backward from taps the caller filled: before calling, write d loss / d out
  * into lt_model_dout(m, node) for each tap in taps[0..n_taps) (e.g. logits,

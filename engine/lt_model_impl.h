@@ -89,6 +89,13 @@ struct lt_model {
     lt_layout layout, fwd_layout;
     float *xin_t; size_t xin_t_floats;
     int dev_status;         /* a failed device call of a void function (zero_grad), reported by the next forward */
+    /* the rows' labels for label-conditioned layers (lt_model_set_labels):
+     * labels_next, set for the next training forward, becomes labels_now
+     * when it starts (NULL: none given); backend memory (on a device the
+     * model's own dlabels copy, or lt_step's staged labels); n_* its rows */
+    const int32_t *labels_next, *labels_now;
+    int n_labels_next, n_labels_now;
+    int32_t *dlabels; size_t dlabels_n;   /* a device model's copy (lt_model_set_labels) */
 };
 
 /* The parameter record by name (NULL if absent); engine files and tests. */
@@ -97,6 +104,10 @@ lt_param *lt_model_param(lt_model *m, const char *name);
  * m->xin (the caller copied them, asynchronously: lt_step.c), so nothing in
  * it waits for the host. LT_EINVAL on a cpu model. */
 int lt_model_forward_staged(lt_model *m, int N, int training);
+/* lt_model_set_labels with labels already in backend memory (lt_step's
+ * staged labels on a device, the caller's array on cpu): the pointer is
+ * kept, nothing copied, so a captured step reads what each replay staged. */
+void lt_model_labels_at(lt_model *m, const int32_t *y, int n);
 /* Nodes (from, to] one by one, unfused, on the model's backend, with the
  * buffers their structs point at now: forward in order (bwd 0), or
  * backward in reverse (bwd 1; nodes without need_dy skipped; on a device

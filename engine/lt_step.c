@@ -216,6 +216,7 @@ static long argmax_hits(const float *lg, const int32_t *y, int n, int C) {
 /* The harness's sequence (lt_run_train.c train_stage with no method hooks). */
 static int cpu_step(lt_step *s, const float *x, const int32_t *y, int n, float lr) {
     lt_model *m = s->m;
+    lt_model_labels_at(m, y, n);
     LT_TRY(lt_model_forward(m, x, n, 1));
     const float *lg = lt_model_out(m, s->logits);
     lt_model_zero_grad(m);
@@ -240,6 +241,7 @@ static int dev_body(lt_step *s, int n) {
     lt_model *m = s->m;
     const lt_optim *o = s->o;
     const lt_dev_ops *d = s->dev;
+    lt_model_labels_at(m, s->dlabels, n);   /* a graph keeps the pointer: each replay's staged labels */
     LT_TRY(lt_model_forward_staged(m, n, 1));
     lt_model_zero_grad(m);
     LT_TRY(d->ce_acc(s->ctx, n, s->C, lt_model_out(m, s->logits), s->dlabels, lt_model_dout(m, s->logits),

@@ -622,6 +622,8 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
                 }
                 continue;
             }
+            /* the labels for label-conditioned layers (cam_pool); lt_step_run gives them itself */
+            LT_TRY(lt_model_set_labels(m, y, nf));
             LT_TRY(lt_model_forward(m, x, nf, 1));
             /* a device model with host hooks: the hooks see host copies.
              * host_hook_s is the round trip the device waits for: the

@@ -6,8 +6,13 @@
  *   - its gradients by finite differences with respect to F and to the
  *     classifier weight as it enters A; with stop_grad the weight gets
  *     nothing and F only the GAP + weighted-sum part;
+ *   - the labels reach it through the model (lt_model_set_labels) for
+ *     one training forward only; without them a use_labels layer's
+ *     training forward is an error, a label outside the classes too;
  *   - camc's build wires it to the global pool's input and the cosine
- *     classifier; its batch hook hands the labels over; defaults.json. */
+ *     classifier, as the built-in kind with use_labels (cam_class "pred":
+ *     without), and camc has no hook that touches the batch (so it trains
+ *     through lt_step on a device); defaults.json. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +29,7 @@
 #include "lt.h"
 #include "lt_method.h"
 #include "lt_io.h"
+#include "lt_layers_impl.h"
 #include "lt_run_internal.h"
 
 #define lt_method_camc camc_entry_under_test
@@ -38,11 +44,12 @@ typedef struct {
     int32_t cls[N];
 } fx;
 
-/* input -> identity 1x1 conv "pre" (so F's gradient is pre's dy) -> cam_pool -> cosine "logits" */
-static void fx_make(fx *f, float gamma, int stop_grad) {
+/* input -> identity 1x1 conv "pre" (so F's gradient is pre's dy) -> cam_pool -> cosine "logits";
+ * the labels of training forwards: f->cls */
+static void fx_make_labels(fx *f, float gamma, int stop_grad, int use_labels) {
     assert_int_equal(lt_model_create(&f->m, (lt_shape){1, K, H, W}), LT_OK);
     f->pre = lt_add_conv(f->m, "pre", "backbone", 0, K, 1, 1, 0, 1, 0);
-    f->cp = lt_add_cam_pool(f->m, "cp", "head", f->pre, "logits.weight", 16.0f, gamma, stop_grad, f->cls);
+    f->cp = lt_add_cam_pool(f->m, "cp", "head", f->pre, "logits.weight", 16.0f, gamma, stop_grad, use_labels);
     f->logits = lt_add_cosine(f->m, "logits", "head", f->cp, C, 16.0f);
     assert_true(f->pre > 0 && f->cp > 0 && f->logits > 0);
     assert_int_equal(lt_model_finalize(f->m, 3), LT_OK);
@@ -51,6 +58,13 @@ static void fx_make(fx *f, float gamma, int stop_grad) {
     memset(pw, 0, sizeof(float) * K * K);
     for (int k = 0; k < K; k++) pw[k * K + k] = 1.0f;
     gc_fill(lt_model_param_data(f->m, "logits.weight"), C * K, 7, -1, 1);
+}
+static void fx_make(fx *f, float gamma, int stop_grad) { fx_make_labels(f, gamma, stop_grad, 1); }
+
+/* a training forward with the fixture's labels */
+static int train_fwd(fx *f, const float *x) {
+    int rc = lt_model_set_labels(f->m, f->cls, N);
+    return rc ? rc : lt_model_forward(f->m, x, N, 1);
 }
 
 /* naive reference of one row: class c (or top-1 when c < 0) */
@@ -101,7 +115,7 @@ static void test_forward_reference(void **unused) {
     const float *Wc = lt_model_param_data(f.m, "logits.weight");
     f.cls[0] = 2; f.cls[1] = 0; f.cls[2] = 4;
     /* training: the given classes */
-    assert_int_equal(lt_model_forward(f.m, x, N, 1), LT_OK);
+    assert_int_equal(train_fwd(&f, x), LT_OK);
     for (int i = 0; i < N; i++) {
         double r[K];
         int used;
@@ -119,13 +133,31 @@ static void test_forward_reference(void **unused) {
         for (int k = 0; k < K; k++) assert_float_equal(lt_model_out(f.m, f.cp)[i * K + k], r[k], 1e-5);
     }
     assert_true(differs > 0);   /* the test data exercises a class other than the label */
-    /* a training forward with cls[i] < 0 also takes the top-1 */
-    f.cls[1] = -1;
+    /* the labels were for that one forward: another training forward
+     * without them is an error naming the layer, as is one given fewer rows */
+    lt_err_clear();
+    assert_int_equal(lt_model_forward(f.m, x, N, 1), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "cam_pool cp: a training forward without the rows' labels"));
+    assert_int_equal(lt_model_set_labels(f.m, f.cls, N - 1), LT_OK);
+    assert_int_equal(lt_model_forward(f.m, x, N, 1), LT_EINVAL);
+    assert_int_equal(lt_model_set_labels(f.m, NULL, N), LT_EINVAL);
+    assert_int_equal(lt_model_set_labels(f.m, f.cls, N + 1), LT_EINVAL);   /* more rows than the batch */
+    /* an inference forward needs none and takes none: labels set before it are gone after it */
+    assert_int_equal(lt_model_set_labels(f.m, f.cls, N), LT_OK);
+    assert_int_equal(lt_model_forward(f.m, x, N, 0), LT_OK);
+    assert_int_equal(lt_model_forward(f.m, x, N, 1), LT_EINVAL);
+    lt_model_free(f.m);
+    /* without use_labels, a training forward takes the top-1 too, labels or not */
+    fx_make_labels(&f, 0.7f, 0, 0);
+    Wc = lt_model_param_data(f.m, "logits.weight");   /* the same values (the fixture's fill) */
+    assert_int_equal(train_fwd(&f, x), LT_OK);
+    for (int i = 0; i < N; i++) {
+        double r[K];
+        int used;
+        ref_row(x + i * K * HW, Wc, 16.0f, 0.7f, -1, r, &used);
+        for (int k = 0; k < K; k++) assert_float_equal(lt_model_out(f.m, f.cp)[i * K + k], r[k], 1e-5);
+    }
     assert_int_equal(lt_model_forward(f.m, x, N, 1), LT_OK);
-    double r[K];
-    int used;
-    ref_row(x + 1 * K * HW, Wc, 16.0f, 0.7f, -1, r, &used);
-    for (int k = 0; k < K; k++) assert_float_equal(lt_model_out(f.m, f.cp)[1 * K + k], r[k], 1e-5);
     /* gamma = 0 is plain GAP */
     lt_model_free(f.m);
     fx_make(&f, 0.0f, 0);
@@ -136,17 +168,29 @@ static void test_forward_reference(void **unused) {
             for (int p = 0; p < HW; p++) g += x[i * K * HW + k * HW + p] / (double)HW;
             assert_float_equal(lt_model_out(f.m, f.cp)[i * K + k], g, 1e-6);
         }
-    /* a class out of range is an error naming the layer */
-    f.cls[0] = C;
-    f.cls[1] = f.cls[2] = 0;
-    assert_int_equal(lt_model_forward(f.m, x, N, 1), LT_EINVAL);
+    /* a label outside the classes is an error naming the layer */
+    f.cls[0] = 0;
+    f.cls[1] = C;
+    f.cls[2] = 0;
+    lt_err_clear();
+    assert_int_equal(train_fwd(&f, x), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "cam_pool cp: label 5 of row 1 is not a class"));
+    f.cls[1] = -1;
+    assert_int_equal(train_fwd(&f, x), LT_EINVAL);
     lt_model_free(f.m);
+    /* labels before a batch is planned: a state error */
+    lt_model *m0;
+    assert_int_equal(lt_model_create(&m0, (lt_shape){1, K, H, W}), LT_OK);
+    assert_true(lt_add_conv(m0, "pre", "backbone", 0, K, 1, 1, 0, 1, 0) > 0);
+    assert_int_equal(lt_model_finalize(m0, 3), LT_OK);
+    assert_int_equal(lt_model_set_labels(m0, f.cls, N), LT_ESTATE);
+    lt_model_free(m0);
 }
 
 typedef struct { fx *f; const float *x, *r; } gctx;
 static double cp_loss(void *p) {
     gctx *c = p;
-    assert_int_equal(lt_model_forward(c->f->m, c->x, N, 1), LT_OK);
+    assert_int_equal(train_fwd(c->f, c->x), LT_OK);
     return gc_dot(lt_model_out(c->f->m, c->f->cp), c->r, (size_t)N * K);
 }
 
@@ -219,7 +263,8 @@ static void test_gradients(void **unused) {
 }
 
 /* camc's build on a real backbone: cam_pool reads the global pool's input,
- * the cosine head reads cam_pool, and the batch hook hands the labels over */
+ * the cosine head reads cam_pool; the layer takes the batch's labels from
+ * the model (no hook of camc's touches the batch) */
 static void test_method_build_and_hook(void **unused) {
     (void)unused;
     camc_state *st = calloc(1, sizeof *st);
@@ -230,7 +275,10 @@ static void test_method_build_and_hook(void **unused) {
     const lt_method *M = camc_entry_under_test();
     assert_string_equal(M->fidelity, "reconstructed");
     st->C = 10; st->s = 16; st->gamma = 1; st->cam_scale = 1; st->stop_grad = 0;
-    for (int i = 0; i < CAMC_MAX_ROWS; i++) st->cls[i] = -1;
+    assert_null(M->batch_hook);
+    assert_null(M->loss);
+    assert_null(M->iter_end);
+    assert_int_equal(M->flags & LT_METHOD_HOST_TAPS, 0);
     lt_model *m;
     assert_int_equal(lt_model_create(&m, (lt_shape){1, 1, 28, 28}), LT_OK);
     const int feat = lt_resnet_backbone(m, "resnet8_cifar");
@@ -240,18 +288,16 @@ static void test_method_build_and_hook(void **unused) {
     assert_true(cp > 0 && lg > cp);
     assert_int_equal(lt_node_input(lt_model_node(m, cp), 0), lt_node_input(lt_model_node(m, feat), 0));
     assert_int_equal(lt_node_input(lt_model_node(m, lg), 0), cp);
-    assert_ptr_equal(lt_node_userdata(lt_model_node(m, cp)), st->cls);
-    int32_t y[4] = {3, 1, 4, 1};
-    lt_batch b = {.n = 4, .labels = y};
-    assert_int_equal(M->batch_hook(st, &b, NULL), LT_OK);
-    assert_memory_equal(st->cls, y, sizeof y);
-    /* cam_class "pred": no label reaches the layer (-1: the top-1 class, as at test) */
+    const lt_node *cpn = lt_model_node(m, cp);
+    assert_int_equal(cpn->kind, LT_LK_CAM_POOL);   /* the built-in: it has a CUDA implementation */
+    assert_int_equal(((const lt_cam_pool_cfg *)lt_node_cfg_const(cpn))->use_labels, 1);
+    lt_model_free(m);
+    /* cam_class "pred": no label reaches the layer (the top-1 class, as at test) */
     st->train_pred = 1;
-    assert_int_equal(M->batch_hook(st, &b, NULL), LT_OK);
-    for (int i = 0; i < 4; i++) assert_int_equal(st->cls[i], -1);
-    st->train_pred = 0;
-    b.n = CAMC_MAX_ROWS + 1;
-    assert_int_equal(M->batch_hook(st, &b, NULL), LT_EINVAL);
+    assert_int_equal(lt_model_create(&m, (lt_shape){1, 1, 28, 28}), LT_OK);
+    assert_int_equal(M->build(st, m, lt_resnet_backbone(m, "resnet8_cifar")), LT_OK);
+    cpn = lt_model_node(m, lt_model_find(m, "cam_pool"));
+    assert_int_equal(((const lt_cam_pool_cfg *)lt_node_cfg_const(cpn))->use_labels, 0);
     lt_model_free(m);
     free(st);
     /* defaults.json == the table's defaults */
@@ -289,7 +335,6 @@ static void test_init_cam_class(void **unused) {
     assert_int_equal(init_with(NULL, st), LT_OK);
     assert_int_equal(st->train_pred, 0);
     assert_true(st->s == 16 && st->gamma == 1 && st->cam_scale == 1 && st->stop_grad == 0);
-    for (int i = 0; i < CAMC_MAX_ROWS; i++) assert_int_equal(st->cls[i], -1);
     assert_int_equal(init_with("{\"cam_class\": \"pred\"}", st), LT_OK);
     assert_int_equal(st->train_pred, 1);
     assert_int_equal(init_with("{\"cam_class\": \"top1\"}", st), LT_EINVAL);

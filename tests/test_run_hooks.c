@@ -75,7 +75,8 @@ static void test_hooks_check(void **st) {
     assert_true(n > 0 && refused > 0 && refused < n);
     /* the baselines the device path is for, and the losses on host taps */
     static const char *const ok[] = {"ce",  "cbs",    "srs",     "pbs", "crt", "bsm", "bsm_dec",
-                                     "bsig", "mbj", "bcrumb", "iccl", "cbd", "balms", "taunorm", "lws", "ncm"};
+                                     "bsig", "mbj", "bcrumb", "iccl", "cbd", "balms", "taunorm", "lws", "ncm",
+                                     "camc"};
     for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) {
         int found = 0;
         for (const lt_method_entry *e = lt_method_table; *e; e++) {

@@ -250,6 +250,19 @@ int lt_cuda_dot_acc(lt_cuda_ctx *ctx, size_t n, const float *a, const float *b, 
 int lt_cuda_chscale_forward(lt_cuda_ctx *ctx, int N, size_t C, const float *s, const float *x, float *y);
 int lt_cuda_chscale_backward(lt_cuda_ctx *ctx, int N, size_t C, const float *x, const float *s, const float *dy,
                              float *dx, float *ds);
+/* CAM-weighted pooling (lt_campool.c's layer; lt_cuda_campool.cu): F the
+ * feature maps [N][K][HW] in `layout`, W the classifier [C][K], y [N][K],
+ * saved [N][HW + 1] (attention, then the class as a float). cls: the rows'
+ * labels on the device, or NULL (top-1 of cos(w_j, GAP)); a label outside
+ * 0..C-1 takes the top-1 too. Backward accumulates into dF and gW (either
+ * may be NULL; stop_grad: nothing into gW, no path through A) and uses the
+ * context workspace. Each value in the CPU's operations and order. */
+#define LT_CUDA_CAM_POOL_EPS 1e-12f
+int lt_cuda_cam_pool_forward(lt_cuda_ctx *ctx, lt_layout layout, int N, int K, int HW, int C, const float *F,
+                             const float *W, const int32_t *cls, float scale, float gamma, float *y, float *saved);
+int lt_cuda_cam_pool_backward(lt_cuda_ctx *ctx, lt_layout layout, int N, int K, int HW, int C, const float *F,
+                              const float *W, const float *saved, const float *dy, float scale, float gamma,
+                              int stop_grad, float *dF, float *gW);
 
 /* ---- models on the CUDA backend (engine/cuda/lt_cuda_model.c) -------------------
  * lt_backend_cuda_create (lt_backend.h) is defined there. The device

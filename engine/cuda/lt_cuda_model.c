@@ -207,6 +207,41 @@ static int scale_bwd(lt_model *m, lt_node *nd, int N) {
                                     nd->dy, lt_in_dy(m, nd, 0), lt_pg(m, nd, 0));
 }
 
+/* ---- CAM-weighted pooling: the class weight by name, as the CPU layer finds it ------------------- */
+static int campool_args(lt_model *m, const lt_node *nd, int *K, int *HW, int *C, lt_param_info *w) {
+    const lt_cam_pool_cfg *c = (const lt_cam_pool_cfg *)nd->cfg;
+    const lt_shape s = lt_in_node(m, nd, 0)->shape;
+    *K = s.c;
+    *HW = s.h * s.w;
+    LT_TRY(lt_model_param_find(m, c->weight, w));
+    if (w->count == 0 || w->count % (size_t)*K)
+        return lt_err(LT_EINVAL, "cam_pool %s: weight %s has %zu floats, not C x %d", nd->name, c->weight, w->count,
+                      *K);
+    *C = (int)(w->count / (size_t)*K);
+    return LT_OK;
+}
+static int campool_fwd(lt_model *m, lt_node *nd, int N) {
+    const lt_cam_pool_cfg *c = (const lt_cam_pool_cfg *)nd->cfg;
+    int K, HW, C;
+    lt_param_info w;
+    LT_TRY(campool_args(m, nd, &K, &HW, &C, &w));
+    const int32_t *cls = c->use_labels ? lt_model_labels(m, N) : NULL;
+    if (c->use_labels && m->training && !cls)
+        return lt_err(LT_EINVAL, "cam_pool %s: a training forward without the rows' labels (lt_model_set_labels)",
+                      nd->name);
+    return lt_cuda_cam_pool_forward(CX(m), LY(m), N, K, HW, C, lt_in_node(m, nd, 0)->y, w.w, cls, c->scale, c->gamma,
+                                    nd->y, nd->saved);
+}
+static int campool_bwd(lt_model *m, lt_node *nd, int N) {
+    const lt_cam_pool_cfg *c = (const lt_cam_pool_cfg *)nd->cfg;
+    int K, HW, C;
+    lt_param_info w;
+    LT_TRY(campool_args(m, nd, &K, &HW, &C, &w));
+    float *gw = (w.flags & LT_MASK_FROZEN) ? NULL : w.g;
+    return lt_cuda_cam_pool_backward(CX(m), LY(m), N, K, HW, C, lt_in_node(m, nd, 0)->y, w.w, nd->saved, nd->dy,
+                                     c->scale, c->gamma, c->stop_grad, lt_in_dy(m, nd, 0), gw);
+}
+
 /* Every built-in kind; LT_LK_PLUGIN stays empty (plugins bring their own).
  * nhwc: the layer passes the model's layout to its ops (LY) or is
  * elementwise; the heads (linear, cosine, scale) read rows as flat
@@ -224,6 +259,7 @@ static const lt_dev_layer layers[LT_LK_COUNT] = {
     [LT_LK_COSINE] = {cos_fwd, cos_bwd},
     [LT_LK_COSINE_LEARNED] = {cosl_fwd, cosl_bwd},
     [LT_LK_SCALE] = {scale_fwd, scale_bwd},
+    [LT_LK_CAM_POOL] = {campool_fwd, campool_bwd, .nhwc = 1},
 };
 
 const void *lt_cuda_model_layers(void) { return layers; }

@@ -16,18 +16,21 @@
  *     the label through the attention alone (README: train acc 99 %, test
  *     32 % at s = 16 on the tiny protocol).
  *
- * How the class reaches the layer inside the ABI: the layer reads a label
- * array the method owns (its userdata) in training forwards only. The
- * batch hook writes the batch's labels there before each training forward.
- * Every inference forward (test, validation, feature bank) ignores it and
- * takes the top-1 class of the uniform-attention prediction, which the
- * layer computes itself (A uniform makes f = (1 + gamma) GAP(F), and the
- * cosine classifier ignores the norm of f, so that top-1 is the cosine
+ * How the class reaches the layer: the engine hands the model each training
+ * batch's labels (lt_model_set_labels, on every backend; a captured GPU
+ * step reads each replay's staged labels), and the layer, built with
+ * use_labels, takes row i's label in training forwards only. Every
+ * inference forward (test, validation, feature bank) takes the top-1
+ * class of the uniform-attention prediction, which the layer computes
+ * itself (A uniform makes f = (1 + gamma) GAP(F), and the cosine
+ * classifier ignores the norm of f, so that top-1 is the cosine
  * classifier's on GAP(F)): one forward does what a two-pass test would.
+ * No hook touches the batch, so the method trains on --device cuda
+ * through the whole-step CUDA graph like ce.
  *
- * cam_class "pred" (not the spec's; an ablation, README) gives the layer
- * -1 in training too, so training pools with the top-1 class's CAM as the
- * test does: no label reaches the forward.
+ * cam_class "pred" (not the spec's; an ablation, README) builds the layer
+ * without labels: training pools with the top-1 class's CAM as the test
+ * does, and no label reaches the forward.
  *
  * One stage, the protocol's stage-1 block (a representation stage),
  * instance-balanced sampling, softmax CE on the logits. */
@@ -35,13 +38,10 @@
 #include "lt_method.h"
 
 #define CAMC_DEFAULTS "{\"s\": 16.0, \"gamma\": 1.0, \"cam_scale\": 1.0, \"stop_grad\": false, \"cam_class\": \"label\"}"
-#define CAMC_MAX_ROWS 4096
-
 typedef struct {
     int C;
     double s, gamma, cam_scale, stop_grad;
-    int train_pred;               /* cam_class "pred": the top-1 class in training too */
-    int32_t cls[CAMC_MAX_ROWS];   /* the labels of the current training batch */
+    int train_pred;   /* cam_class "pred": the top-1 class in training too */
 } camc_state;
 
 static int camc_init(void *vst, const lt_run_info *run, const lt_hparams *hp) {
@@ -57,7 +57,6 @@ static int camc_init(void *vst, const lt_run_info *run, const lt_hparams *hp) {
     if (!(st->s > 0)) return lt_err(LT_EINVAL, "camc: s %g must be > 0", st->s);
     if (!(st->gamma >= 0)) return lt_err(LT_EINVAL, "camc: gamma %g must be >= 0", st->gamma);
     if (!(st->cam_scale > 0)) return lt_err(LT_EINVAL, "camc: cam_scale %g must be > 0", st->cam_scale);
-    for (int i = 0; i < CAMC_MAX_ROWS; i++) st->cls[i] = -1;
     return LT_OK;
 }
 
@@ -68,20 +67,10 @@ static int camc_build(void *vst, lt_model *m, int feat) {
     const lt_node *gap = lt_model_node(m, feat);
     if (!gap || lt_node_n_inputs(gap) < 1) return lt_err(LT_EINVAL, "camc: 'feat' has no input feature map");
     int p = lt_add_cam_pool(m, "cam_pool", "head", lt_node_input(gap, 0), "logits.weight", (float)st->cam_scale,
-                            (float)st->gamma, st->stop_grad != 0, st->cls);
+                            (float)st->gamma, st->stop_grad != 0, !st->train_pred);
     if (p < 0) return p;
     int l = lt_add_cosine(m, "logits", "head", p, st->C, (float)st->s);
     return l < 0 ? l : LT_OK;
-}
-
-/* The ground-truth classes of this training batch, for the layer; with
- * cam_class "pred" -1 (the layer then takes the top-1 class, as at test). */
-static int camc_batch_hook(void *vst, lt_batch *b, lt_rng *rng) {
-    camc_state *st = vst;
-    (void)rng;
-    if (b->n > CAMC_MAX_ROWS) return lt_err(LT_EINVAL, "camc: %d rows exceed %d", b->n, CAMC_MAX_ROWS);
-    for (int i = 0; i < b->n; i++) st->cls[i] = st->train_pred ? -1 : b->labels[i];
-    return LT_OK;
 }
 
 const lt_method *lt_method_camc(void) {
@@ -95,7 +84,6 @@ const lt_method *lt_method_camc(void) {
         .state_size = sizeof(camc_state),
         .init = camc_init,
         .build = camc_build,
-        .batch_hook = camc_batch_hook,
     };
     return &m;
 }

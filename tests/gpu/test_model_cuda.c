@@ -72,6 +72,10 @@
  *                   logits node in NHWC: LT_EINVAL;
  *   plugin          a plugin layer without forward_cuda: forward fails with
  *                   LT_EINVAL naming the layer, before any work;
+ *   cam_pool        CAMC's CAM-weighted pooling against the cpu layer, both
+ *                   layouts, labels / top-1 / eval / stop_grad / gamma 0:
+ *                   output, attention, dF and the weight's gradient equal
+ *                   (emulator) or within 1e-5 (GPU), see the case;
  * and, running on every machine:
  *   metrics_on_cpu_paths  the comparison and the fp32 tolerances above on
  *                   two correct cpu models (default conv path against the
@@ -106,6 +110,7 @@
 
 #include "lt_backend_impl.h"
 #include "lt_cuda.h"
+#include "lt_kit.h"
 #include "lt_layers_impl.h"
 #include "lt_loss.h"
 #include "lt_model.h"
@@ -684,6 +689,151 @@ static void test_nhwc_host_copies(void **s) {
     free(y);
 }
 
+/* ---- CAM-weighted pooling (CAMC's layer) on the device ---------------------------------------------
+ * input -> identity 1x1 conv "pre" (F exact on both backends, and F's
+ * gradient is pre's dy) -> cam_pool -> cosine "logits" (the weight the
+ * pooling reads), on the cpu and on the device from the same parameters;
+ * the backward from a gradient on cam_pool's output (the logits' tap
+ * zero, so the cosine layer adds exact zeros), as the layer's own tests do.
+ * Compared by lt_ot_relerr: cam_pool's output, the saved attention and
+ * class, pre's dy (dF) and the classifier weight's gradient (through A),
+ * in training forwards with the labels (lt_model_set_labels: copied to the
+ * device), without them (cam_class "pred", the top-1 class) and in
+ * inference; both layouts; stop_grad; C = 300 classes, so the class search
+ * spans several per thread and the block's reduction. Every value is the
+ * CPU's operations in its order: on the emulator (host exp) exactly equal;
+ * on a GPU within 1e-5 (its double exp may differ in the last bit). */
+enum { CPK = 16, CPH = 3, CPW = 5, CPC = 300, CPN = 6 };
+
+static lt_model *cp_build(lt_backend *b, lt_layout layout, float gamma, int stop_grad, int use_labels, int *cp,
+                          int *pre, int *lg) {
+    lt_model *m = NULL;
+    assert_int_equal(lt_model_create_on(&m, (lt_shape){1, CPK, CPH, CPW}, b), LT_OK);
+    *pre = lt_add_conv(m, "pre", "backbone", 0, CPK, 1, 1, 0, 1, 0);
+    *cp = lt_add_cam_pool(m, "cp", "head", *pre, "logits.weight", 4.0f, gamma, stop_grad, use_labels);
+    *lg = lt_add_cosine(m, "logits", "head", *cp, CPC, 16.0f);
+    assert_true(*pre > 0 && *cp > 0 && *lg > 0);
+    assert_int_equal(lt_model_finalize(m, 77), LT_OK);
+    assert_int_equal(lt_model_set_batch(m, CPN), LT_OK);
+    float *id = calloc(CPK * CPK, sizeof(float));
+    assert_non_null(id);
+    for (int k = 0; k < CPK; k++) id[k * CPK + k] = 1.0f;
+    assert_int_equal(lt_model_param_from_host(m, lt_model_param_index(m, "pre.weight"), id), LT_OK);
+    free(id);
+    if (lt_model_device_ctx(m)) assert_int_equal(lt_model_set_layout(m, layout), LT_OK);
+    return m;
+}
+
+/* forward (training with labels when y), then the backward from dcp; the
+ * outputs on the host */
+static void cp_run(lt_model *m, int cp, int pre, int lg, const float *x, const int32_t *y, int training,
+                   const float *dcp, float *out, float *saved, float *dF, float *dW) {
+    if (y) assert_int_equal(lt_model_set_labels(m, y, CPN), LT_OK);
+    assert_int_equal(lt_model_forward(m, x, CPN, training), LT_OK);
+    assert_int_equal(lt_model_out_to_host(m, cp, CPN, out), LT_OK);
+    const lt_node *nd = lt_model_node_const(m, cp);
+    const size_t ns = (size_t)CPN * (CPH * CPW + 1);
+    if (lt_model_device_ctx(m))
+        assert_int_equal(lt_cuda_d2h(lt_model_device_ctx(m), saved, nd->saved, ns * sizeof(float)), LT_OK);
+    else
+        memcpy(saved, nd->saved, ns * sizeof(float));
+    float *zero = calloc((size_t)CPN * CPC, sizeof(float));
+    assert_non_null(zero);
+    lt_model_zero_grad(m);
+    assert_int_equal(lt_model_dout_from_host(m, cp, CPN, dcp), LT_OK);
+    assert_int_equal(lt_model_dout_from_host(m, lg, CPN, zero), LT_OK);
+    const int taps[2] = {cp, lg};
+    assert_int_equal(lt_model_backward(m, CPN, taps, 2), LT_OK);
+    assert_int_equal(lt_model_dout_to_host(m, pre, CPN, dF), LT_OK);
+    assert_int_equal(lt_model_param_to_host(m, lt_model_param_index(m, "logits.weight"), NULL, dW), LT_OK);
+    free(zero);
+}
+
+static void cam_pool_case(lt_backend *gb, lt_layout layout, float gamma, int stop_grad, int use_labels,
+                          int training, int exact) {
+    lt_backend *cb = ref_cpu_backend();
+    int cp[2], pre[2], lg[2];
+    lt_model *ms[2] = {cp_build(cb, layout, gamma, stop_grad, use_labels, &cp[0], &pre[0], &lg[0]),
+                       cp_build(gb, layout, gamma, stop_grad, use_labels, &cp[1], &pre[1], &lg[1])};
+    const size_t nx = (size_t)CPN * CPK * CPH * CPW, no = (size_t)CPN * CPK, ns = (size_t)CPN * (CPH * CPW + 1),
+                 nw = (size_t)CPC * CPK;
+    float *x = malloc(nx * sizeof(float)), *dcp = malloc(no * sizeof(float));
+    int32_t y[CPN];
+    assert_non_null(x);
+    assert_non_null(dcp);
+    lt_rng r;
+    lt_rng_init(&r, 5, 3);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)lt_rng_normal(&r);
+    for (size_t i = 0; i < no; i++) dcp[i] = (float)lt_rng_normal(&r);
+    for (int i = 0; i < CPN; i++) y[i] = (int32_t)lt_rng_below(&r, CPC);
+    y[3] = y[1];   /* two rows of one class: their weight gradients add up in row order */
+    float *out[2], *sv[2], *dF[2], *dW[2];
+    for (int k = 0; k < 2; k++) {
+        out[k] = malloc(no * sizeof(float));
+        sv[k] = malloc(ns * sizeof(float));
+        dF[k] = malloc(nx * sizeof(float));
+        dW[k] = malloc(nw * sizeof(float));
+        assert_true(out[k] && sv[k] && dF[k] && dW[k]);
+        cp_run(ms[k], cp[k], pre[k], lg[k], x, training && use_labels ? y : NULL, training, dcp, out[k], sv[k], dF[k],
+               dW[k]);
+    }
+    /* the class each row used: the label, or the top-1 search's */
+    int classes_equal = 1, labels_used = 1;
+    for (int i = 0; i < CPN; i++) {
+        const float c0 = sv[0][(size_t)i * (CPH * CPW + 1) + CPH * CPW], c1 = sv[1][(size_t)i * (CPH * CPW + 1) + CPH * CPW];
+        classes_equal &= c0 == c1;
+        labels_used &= c0 == (float)y[i];
+    }
+    assert_true(classes_equal);
+    assert_int_equal(labels_used, training && use_labels);
+    const double e_out = lt_ot_relerr(out[0], out[1], no), e_sv = lt_ot_relerr(sv[0], sv[1], ns),
+                 e_dF = lt_ot_relerr(dF[0], dF[1], nx), e_dW = lt_ot_relerr(dW[0], dW[1], nw);
+    double wsum = 0;
+    for (size_t i = 0; i < nw; i++) wsum += fabs(dW[0][i]);
+    print_message("cam_pool %s gamma %g%s%s %s: out %.3g, attention %.3g, dF %.3g, dW %.3g (|dW| %.3g)\n",
+                  layout == LT_LAYOUT_NHWC ? "nhwc" : "nchw", gamma, stop_grad ? " stop_grad" : "",
+                  use_labels ? " labels" : " top-1", training ? "train" : "eval", e_out, e_sv, e_dF, e_dW, wsum);
+    const double tol = exact ? 0.0 : 1e-5;
+    assert_true(e_out <= tol && e_sv <= tol && e_dF <= tol && e_dW <= tol);
+    assert_int_equal(wsum > 0, !stop_grad && gamma != 0.0f);   /* the weight's gradient through A, or none */
+    for (int k = 0; k < 2; k++) {
+        free(out[k]);
+        free(sv[k]);
+        free(dF[k]);
+        free(dW[k]);
+        lt_model_free(ms[k]);
+    }
+    free(x);
+    free(dcp);
+    lt_backend_free(cb);
+}
+
+static void test_cam_pool(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, LT_CUDA_FP32, 1);
+    const int exact = strstr(lt_backend_describe(gb), "cuemu") != NULL;
+    for (int l = 0; l < 2; l++) {
+        const lt_layout ly = l ? LT_LAYOUT_NHWC : LT_LAYOUT_NCHW;
+        cam_pool_case(gb, ly, 1.0f, 0, 1, 1, exact);   /* camc's default: the label's CAM */
+        cam_pool_case(gb, ly, 1.0f, 0, 1, 0, exact);   /* its test forward: the top-1 */
+        cam_pool_case(gb, ly, 0.7f, 0, 0, 1, exact);   /* cam_class "pred" */
+        cam_pool_case(gb, ly, 1.0f, 1, 1, 1, exact);   /* stop_grad */
+    }
+    cam_pool_case(gb, LT_LAYOUT_NCHW, 0.0f, 0, 1, 1, exact);   /* gamma 0: GAP, no path through A */
+    /* a training forward of a use_labels layer without labels fails naming it */
+    int cp, pre, lg;
+    lt_model *m = cp_build(gb, LT_LAYOUT_NCHW, 1.0f, 0, 1, &cp, &pre, &lg);
+    float *x = calloc((size_t)CPN * CPK * CPH * CPW, sizeof(float));
+    assert_non_null(x);
+    lt_err_clear();
+    assert_int_equal(lt_model_forward(m, x, CPN, 1), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "cam_pool cp: a training forward without the rows' labels"));
+    free(x);
+    lt_model_free(m);
+    lt_backend_free(gb);
+}
+
 /* ---- a plugin layer without CUDA support ------------------------------------------------- */
 static int pl_plan(lt_model *m, lt_node *nd) {
     lt_node_set_shape(nd, lt_node_in_shape(m, nd, 0));
@@ -837,8 +987,9 @@ static void test_table_complete(void **s) {
     int co = lt_add_cosine(m, "cos", "h", g, 5, 16.0f);
     int cl = lt_add_cosine_learned(m, "cosl", "h", g, 5, 16.0f);
     int scl = lt_add_scale(m, "scale", "h", li);
+    int cp = lt_add_cam_pool(m, "cp", "h", sm, "cos.weight", 1.0f, 1.0f, 0, 1);
     assert_true(c > 0 && bn > 0 && r > 0 && mp > 0 && sc > 0 && sc2 > 0 && sm > 0 && g > 0 && li > 0 && co > 0 &&
-                cl > 0 && scl > 0);
+                cl > 0 && scl > 0 && cp > 0);
     int seen[LT_LK_COUNT] = {0};
     for (int i = 0; i < lt_model_n_nodes(m); i++) {
         const lt_node *nd = lt_model_node_const(m, i);
@@ -934,6 +1085,7 @@ int main(void) {
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_fusion_bit_identical),
         cmocka_unit_test(test_plugin_gpu),
+        cmocka_unit_test(test_cam_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

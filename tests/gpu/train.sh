@@ -255,6 +255,16 @@ if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-mbj 120 --protocol fmnist_lt_r100
         "$GPU_LOGS/check-fmnist-ci-mbj.log" | tail -1)"
 fi
 
+# (b4'') a label-conditioned layer with CUDA kernels of its own, in the
+# captured step (camc: cam_pool reads lt_step's staged labels); its first
+# GPU run: the epoch line (graph steps, img/s) and the test metrics
+if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-camc 90 --protocol fmnist_lt_r100 --method camc --scale ci \
+    --seed 0; then
+    note "check-fmnist-ci-camc: $(grep -o '"graph_steps":[0-9]*' \
+        "$WG_RESULTS/runs/fmnist_lt_r100/ci/camc@cuda/seed0/events.jsonl" 2>/dev/null | tail -1) $(grep -o \
+        '"top1":[0-9.]*' "$WG_RESULTS/runs/fmnist_lt_r100/ci/camc@cuda/seed0/result.json" 2>/dev/null)"
+fi
+
 # (b5) post_train and class_norms on the cpu twin of the device model:
 # taunorm on (b3)'s ce (its shared stage 1, in the same root)
 if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-taunorm 60 --protocol fmnist_lt_r100 --method taunorm --scale ci \
