@@ -83,9 +83,7 @@ static int bank_batch(lt_child *c, void *ud, long first, int n, const int32_t *i
 
 /* ---- the cpu twin of a device model (post_train, class_norms) ----------------------- */
 
-/* Copies every parameter and buffer between the device model and its twin
- * (the same method build, so the same lists in the same order). */
-static int twin_copy(lt_child *c, int to_twin) {
+int lt_run_twin_copy(lt_child *c, int to_twin) {
     lt_model *d = c->m, *t = c->twin;
     if (lt_model_n_params(d) != lt_model_n_params(t) || lt_model_n_buffers(d) != lt_model_n_buffers(t))
         return lt_err(LT_ESTATE, "method %s: its cpu twin has %d parameters and %d buffers, the model %d and %d",
@@ -125,7 +123,12 @@ static int host_model(lt_child *c, const char *why, lt_model **out) {
     if (!c->twin) {
         const double t0 = lt_now_s();
         LT_TRY(lt_run_build_method_model_on(c, c->M, c->st, NULL, LT_LAYOUT_NCHW, &c->twin, NULL));
-        LT_TRY(twin_copy(c, 1));
+        const int rc = lt_run_twin_copy(c, 1);
+        if (rc) {   /* no half-copied twin for a later hook */
+            lt_model_free(c->twin);
+            c->twin = NULL;
+            return rc;
+        }
         cJSON *v = cJSON_CreateObject();
         cJSON_AddStringToObject(v, "for", why);
         cJSON_AddNumberToObject(v, "seconds", lt_now_s() - t0);
@@ -158,7 +161,7 @@ static int post_train(lt_child *c) {
         if (rc) rc = lt_err_wrap(rc, "method %s: post_train", c->M->name);
     }
     /* what post_train changed in the twin is the model the test sees */
-    if (!rc && m != c->m) rc = twin_copy(c, 0);
+    if (!rc && m != c->m) rc = lt_run_twin_copy(c, 0);
     lt_free(b.feat);
     lt_free(b.logits);
     return rc;

@@ -265,6 +265,12 @@ int lt_run_on_device(const lt_child *c);
  * run (batch_hook, loss, iter_end without LT_METHOD_HOST_TAPS); LT_OK on
  * cpu. post_train and class_norms run on a cpu twin (lt_child.twin). */
 int lt_run_device_hooks_check(const lt_child *c);
+/* Copies every parameter and buffer from the device model c->m to its cpu
+ * twin c->twin (to_twin 1) or back (0). The twin is the same method build,
+ * so the same lists in the same order; a method whose build made other
+ * lists (another count, name or size) is LT_ESTATE naming the method, the
+ * entry and both sides, before anything of that entry is copied. */
+int lt_run_twin_copy(lt_child *c, int to_twin);
 
 /* The host service table (lt_run_host.c) and its life cycle in the child. */
 extern const lt_host_api lt_run_host_api;

@@ -8,7 +8,11 @@
  * the hooks on host taps (LT_METHOD_HOST_TAPS: bsm, bsm_dec, bsig, mbj,
  * bcrumb, iccl, cbd, balms) and
  * the post-hoc methods (taunorm, lws, ncm: post_train and class_norms run
- * on a cpu twin of the device model). */
+ * on a cpu twin of the device model).
+ * And the twin's copies (lt_run_twin_copy), on a host-memory stand-in
+ * device: every parameter and buffer both ways, and a twin whose lists
+ * differ from the model's (a build that made another count, name, size or
+ * buffer) refused with LT_ESTATE naming the method and both sides. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +25,7 @@
 
 #include "lt_backend_impl.h"
 #include "lt_run_internal.h"
+#include "standin_dev.h"
 
 /* the hook the device refuses: batch_hook, loss and iter_end run on host
  * copies for a method that declares LT_METHOD_HOST_TAPS */
@@ -113,9 +118,118 @@ static void test_hooks_check(void **st) {
     lt_backend_free(cpu);
 }
 
+/* ---- the cpu twin's copies ------------------------------------------------------------------ */
+/* a layer with one buffer and no parameter, of cfg[0] values */
+static int bufl_plan(lt_model *m, lt_node *nd) {
+    lt_node_set_shape(nd, lt_node_in_shape(m, nd, 0));
+    return lt_model_buffer_add(m, nd, "stat", (size_t)*(const int *)lt_node_cfg_const(nd), 0.5f) < 0 ? LT_EINVAL
+                                                                                                        : LT_OK;
+}
+static int bufl_run(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N; return LT_OK; }
+static const lt_layer_ops bufl_ops = {LT_LAYER_ABI, "bufl", bufl_plan, bufl_run, bufl_run, NULL, 0, NULL, NULL,
+                                      NULL, NULL};
+
+/* conv -> bn -> gap -> linear NAME (OUT outputs) [-> linear "extra"] -> a buffer layer of NB values */
+static lt_model *twin_model(lt_backend *b, const char *name, int out, int extra, int nb) {
+    lt_model *m = NULL;
+    assert_int_equal(lt_model_create_on(&m, (lt_shape){1, 2, 4, 4}, b), LT_OK);
+    int x = lt_add_conv(m, "conv", "backbone", 0, 3, 3, 1, 1, 1, 0);
+    x = lt_add_bn(m, "bn", "backbone", x);
+    x = lt_add_gap(m, "gap", "backbone", x);
+    x = lt_add_linear(m, name, "head", x, out, 1);
+    if (extra) x = lt_add_linear(m, "extra", "head", x, out, 0);
+    x = lt_model_add(m, &bufl_ops, "bufl", "head", x, -1, &nb, sizeof nb);
+    assert_true(x > 0);
+    assert_int_equal(lt_model_finalize(m, 5), LT_OK);
+    return m;
+}
+
+static void twin_refused(lt_child *c, lt_model *twin, const char *want) {
+    c->twin = twin;
+    lt_err_clear();
+    assert_int_equal(lt_run_twin_copy(c, 1), LT_ESTATE);
+    if (!strstr(lt_errmsg(), want)) fail_msg("message \"%s\", expected \"%s\"", lt_errmsg(), want);
+    lt_model_free(twin);
+}
+
+static void test_twin_copy(void **st) {
+    (void)st;
+    lt_dev_ops ops;
+    standin_ops_init(&ops);
+    lt_backend *sb = standin_backend(&ops);
+    lt_method M = {.name = "fake"};
+    lt_child c;
+    memset(&c, 0, sizeof c);
+    c.M = &M;
+    c.m = twin_model(sb, "fc", 4, 0, 4);
+    assert_non_null(c.m->dev);   /* a device model: its copies go through the device table */
+    /* distinct values on the device: parameter i, float j = i + j / 64; buffers likewise */
+    const int np = lt_model_n_params(c.m), nb = lt_model_n_buffers(c.m);
+    float v[64];
+    for (int i = 0; i < np; i++) {
+        lt_param_info p;
+        assert_int_equal(lt_model_param_at(c.m, i, &p), LT_OK);
+        assert_true(p.count <= 64);
+        for (size_t j = 0; j < p.count; j++) v[j] = (float)i + (float)j / 64;
+        assert_int_equal(lt_model_param_from_host(c.m, i, v), LT_OK);
+    }
+    for (int i = 0; i < nb; i++) {
+        lt_buffer_info bi;
+        assert_int_equal(lt_model_buffer_at(c.m, i, &bi), LT_OK);
+        for (size_t j = 0; j < bi.count; j++) v[j] = -(float)i - (float)j / 64;
+        assert_int_equal(lt_model_buffer_from_host(c.m, i, v), LT_OK);
+    }
+    /* to the twin: every value; back: what the twin changed */
+    c.twin = twin_model(NULL, "fc", 4, 0, 4);
+    assert_int_equal(lt_run_twin_copy(&c, 1), LT_OK);
+    for (int i = 0; i < np; i++) {
+        lt_param_info p;
+        assert_int_equal(lt_model_param_at(c.twin, i, &p), LT_OK);
+        for (size_t j = 0; j < p.count; j++) assert_true(p.w[j] == (float)i + (float)j / 64);
+        for (size_t j = 0; j < p.count; j++) p.w[j] *= 2;
+    }
+    for (int i = 0; i < nb; i++) {
+        lt_buffer_info bi;
+        assert_int_equal(lt_model_buffer_at(c.twin, i, &bi), LT_OK);
+        for (size_t j = 0; j < bi.count; j++) assert_true(bi.data[j] == -(float)i - (float)j / 64);
+        for (size_t j = 0; j < bi.count; j++) bi.data[j] = 7;
+    }
+    assert_int_equal(lt_run_twin_copy(&c, 0), LT_OK);
+    for (int i = 0; i < np; i++) {
+        lt_param_info p;
+        assert_int_equal(lt_model_param_at(c.m, i, &p), LT_OK);
+        assert_int_equal(lt_model_param_to_host(c.m, i, v, NULL), LT_OK);
+        for (size_t j = 0; j < p.count; j++) assert_true(v[j] == 2 * ((float)i + (float)j / 64));
+    }
+    for (int i = 0; i < nb; i++) {
+        lt_buffer_info bi;
+        assert_int_equal(lt_model_buffer_at(c.m, i, &bi), LT_OK);
+        assert_int_equal(lt_model_buffer_to_host(c.m, i, v), LT_OK);
+        for (size_t j = 0; j < bi.count; j++) assert_true(v[j] == 7);
+    }
+    lt_model_free(c.twin);
+    /* twins of another build */
+    char want[200];
+    snprintf(want, sizeof want, "method fake: its cpu twin has %d parameters and %d buffers, the model %d and %d",
+             np + 1, nb, np, nb);
+    twin_refused(&c, twin_model(NULL, "fc", 4, 1, 4), want);
+    const int fc = lt_model_param_index(c.m, "fc.weight");
+    assert_true(fc >= 0);
+    snprintf(want, sizeof want, "method fake: cpu twin parameter %d is head.weight (12), the model's fc.weight (12)",
+             fc);
+    twin_refused(&c, twin_model(NULL, "head", 4, 0, 4), want);
+    snprintf(want, sizeof want, "method fake: cpu twin parameter %d is fc.weight (15), the model's fc.weight (12)", fc);
+    twin_refused(&c, twin_model(NULL, "fc", 5, 0, 4), want);
+    snprintf(want, sizeof want, "method fake: cpu twin buffer %d has 5 values, the model's 4", nb - 1);
+    twin_refused(&c, twin_model(NULL, "fc", 4, 0, 5), want);
+    lt_model_free(c.m);
+    lt_backend_free(sb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hooks_check),
+        cmocka_unit_test(test_twin_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
