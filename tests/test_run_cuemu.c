@@ -54,7 +54,9 @@
 #include "fixtures_proto.h"
 #include "lt.h"
 #include "lt_io.h"
+#include "lt_method.h"
 #include "lt_runner.h"
+#include <time.h>
 
 static char g_proto[600];
 static char g_proto1[600];     /* the same cut, one epoch per stage */
@@ -648,13 +650,37 @@ static void test_host_hook_methods_on_device(void **state)
     same_as_cpu(g_proto0, "emu-balms", "balms", NULL, balms_keys, &dev);
 }
 
+/* A host-taps method whose batch hook takes HOOK_MS each batch (and whose
+ * loss is plain CE): its epoch's host_hook_s must count that wait, since
+ * the device waits for it too. */
+#define HOOK_MS 40
+static int slow_hook(void *st, lt_batch *b, lt_rng *r)
+{
+    (void)st;
+    (void)b;
+    (void)r;
+    struct timespec ts = {0, HOOK_MS * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return LT_OK;
+}
+static int ce_loss(void *st, const lt_taps *t, double *loss, lt_grads *g)
+{
+    (void)st;
+    return lt_softmax_ce(t->n, t->n_classes, t->logits, t->labels, NULL, NULL, loss, g->dlogits);
+}
+static const lt_method hook_time_m = {.abi = LT_METHOD_ABI, .name = "test_hook_time", .version = "1",
+                                      .cite = "none", .fidelity = "reconstructed", .defaults = "{}",
+                                      .flags = LT_METHOD_HOST_TAPS, .batch_hook = slow_hook, .loss = ce_loss};
+
 /* The device paths of a method's host hooks, on the smallest cut (2
  * images per class, one epoch, batches of 8), the one case that also runs
  * under AddressSanitizer (make asan builds the emulator module too): ce
  * through lt_step's captured step, mbj's loss on host taps with its
  * sub-graph on the device (first_epoch 0: the memory term runs), taunorm's
- * post_train and class_norms on the cpu twin of ce's device model. Each
- * finishes; mbj's memory term ran; taunorm made one twin, for post_train. */
+ * post_train and class_norms on the cpu twin of ce's device model, and a
+ * test method whose batch hook sleeps HOOK_MS a batch (its loss on host
+ * taps). Each finishes; mbj's memory term ran; taunorm made one twin, for
+ * post_train; the sleeping hook's time is in host_hook_s. */
 static void test_host_hooks_small(void **state)
 {
     (void)state;
@@ -663,13 +689,20 @@ static void test_host_hooks_small(void **state)
     lt_run_outcome mb, tn;
     emu_run_hp("emu-small", "mbj", "{\"first_epoch\": 0}", NULL, NULL, 0, &mb);
     emu_run_hp("emu-small", "taunorm", "{\"tau\": 0.5}", NULL, NULL, 0, &tn);
+    lt_run_outcome ht;
+    int k;
+    assert_int_equal(lt_method_register(&hook_time_m), LT_OK);
+    emu_run_hp("emu-small", "test_hook_time", NULL, NULL, NULL, 0, &ht);
     g_run_proto = NULL;
+    if (!ht.ok) fail_msg("test_hook_time on the emulated device failed: %s", ht.reason);
+    const double hs = epoch_value(ht.run_dir, 0, "host_hook_s", &k), iters = epoch_value(ht.run_dir, 0, "iters", &k);
+    print_message("note: batch hook of %d ms a batch, %g batches: host_hook_s %.3f\n", HOOK_MS, iters, hs);
+    assert_true(iters >= 1 && hs >= iters * HOOK_MS * 1e-3);
     if (!mb.ok) fail_msg("mbj on the emulated device failed: %s", mb.reason);
     if (!tn.ok) fail_msg("taunorm on the emulated device failed: %s", tn.reason);
     double ml[4];
     assert_int_equal(method_values(mb.run_dir, "mbj_memory_loss", ml, 4), 1);
     assert_true(ml[0] > 0);
-    int k;
     assert_true(epoch_value(mb.run_dir, 0, "host_hook_s", &k) > 0);
     assert_int_equal(count_events(tn.run_dir, "host_model"), 1);
 }
