@@ -361,26 +361,33 @@ static int svc_validation_bank(void *host, lt_feature_bank *fb) {
 
 /* ---- optimizer state -------------------------------------------------------------- */
 
+/* The host arrays of opt_state's copies on a device run: of the whole
+ * state's size (a later stage's optimizer has the model's size too; the
+ * second moment only for Adam), kept for the run. */
+int lt_run_host_opt_copies(lt_child *c) {
+    lt_run_host *h = &c->host;
+    const lt_optim *o = h->opt;
+    if (!o || !lt_run_on_device(c) || (h->opt_hn == o->n && (!o->s2 || h->opt_h2))) return LT_OK;
+    lt_free(h->opt_h1);
+    lt_free(h->opt_h2);
+    h->opt_h1 = lt_alloc(o->n * sizeof(float));
+    h->opt_h2 = o->s2 ? lt_alloc(o->n * sizeof(float)) : NULL;
+    h->opt_hn = h->opt_h1 && (h->opt_h2 || !o->s2) ? o->n : 0;
+    if (!h->opt_hn) return lt_err(LT_ENOMEM, "opt_state: out of memory for host copies of %zu values", o->n);
+    return LT_OK;
+}
+
 static int svc_opt_state(void *host, const char *name, const float **s1, const float **s2, size_t *count) {
     lt_child *c = host;
     if (!c) return no_host("opt_state");
     if (!c->host.opt) return lt_err(LT_ESTATE, "opt_state: no stage is training");
     if (!lt_run_on_device(c)) return lt_optim_state(c->host.opt, c->m, name, s1, s2, count);
-    /* device memory: the parameter's state copied into host arrays of the
-     * whole state's size (made at the first call, once per run: a later
-     * stage's optimizer has the model's size too; the second moment only
-     * for Adam) */
+    /* device memory: the parameter's state copied into host arrays (made
+     * with the stage for a method whose loss or iter_end may ask, before
+     * its loop; here for any other caller) */
+    LT_TRY(lt_run_host_opt_copies(c));
     lt_run_host *h = &c->host;
-    const lt_optim *o = h->opt;
-    if (h->opt_hn != o->n || (o->s2 && !h->opt_h2)) {
-        lt_free(h->opt_h1);
-        lt_free(h->opt_h2);
-        h->opt_h1 = lt_alloc(o->n * sizeof(float));
-        h->opt_h2 = o->s2 ? lt_alloc(o->n * sizeof(float)) : NULL;
-        h->opt_hn = h->opt_h1 && (h->opt_h2 || !o->s2) ? o->n : 0;
-        if (!h->opt_hn) return lt_err(LT_ENOMEM, "opt_state: out of memory for host copies of %zu values", o->n);
-    }
-    return lt_optim_state_host(o, c->m, name, h->opt_h1, h->opt_h2, s1, s2, count);
+    return lt_optim_state_host(h->opt, c->m, name, h->opt_h1, h->opt_h2, s1, s2, count);
 }
 
 const lt_host_api lt_run_host_api = {

@@ -275,6 +275,9 @@ int lt_run_twin_copy(lt_child *c, int to_twin);
 /* The host service table (lt_run_host.c) and its life cycle in the child. */
 extern const lt_host_api lt_run_host_api;
 int lt_run_host_init(lt_child *c);          /* after the dataset is open */
+/* On a device run, the host arrays the opt_state service copies the
+ * optimizer's state into, for c->host.opt (made once; a no-op on cpu). */
+int lt_run_host_opt_copies(lt_child *c);
 void lt_run_host_free(lt_child *c);         /* after the method's fini */
 /* Modules and teachers in checkpoints: "mod/<name>/m/", "mod/<name>/o/",
  * "teacher/<k>/b/" (a teacher's BN statistics when they move). */

@@ -982,6 +982,8 @@ static int run_stages(lt_child *c) {
             rc = stage_optim(c, stage, &cfg, &B.opt);
             B.have_opt = !rc;
             c->host.opt = rc ? NULL : &B.opt;
+            /* opt_state's host copies before the loop whose hooks may ask */
+            if (!rc && host_taps_on_device(c)) rc = lt_run_host_opt_copies(c);
         }
         int first = 0;
         if (!rc && stage == start_stage && mode == LT_RUN_RESUME) {
