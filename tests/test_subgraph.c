@@ -111,8 +111,8 @@ static void test_head_rows_equal_batch_rows(void **unused) {
     float g_sum[200];
     head_grads(m, g_sum, &nr);
     for (size_t i = 0; i < nb; i++) assert_float_equal(g_sum[i], g_three[i] + g_batch[i], 1e-5 * scale);
+    lt_subgraph_free(sg);   /* before its model (lt_model.h) */
     lt_model_free(m);
-    lt_subgraph_free(sg);
 }
 
 /* d(sum r . logits)/d(parameters) by finite differences, through a range
