@@ -38,6 +38,7 @@
 #include "lt_method.h"
 
 #define CAMC_DEFAULTS "{\"s\": 16.0, \"gamma\": 1.0, \"cam_scale\": 1.0, \"stop_grad\": false, \"cam_class\": \"label\"}"
+
 typedef struct {
     int C;
     double s, gamma, cam_scale, stop_grad;
