@@ -67,7 +67,9 @@ static const char LIST_USAGE[] =
     "usage: ltbench list [datasets|protocols|methods]\n"
     "\n"
     "List the known datasets, the protocols in protocols/ (or $LTBENCH_PROTOCOLS) with\n"
-    "their version and division, and the methods with version, fidelity and shared stage 1.\n"
+    "their version and division, and the methods with version, fidelity, shared stage 1 and\n"
+    "how each trains on --device cuda (the whole step on the GPU, eager steps with host hooks,\n"
+    "or refused).\n"
     "Without an argument, all three.\n";
 
 static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
@@ -189,12 +191,17 @@ int lt_cmd_list(int argc, char **argv) {
         }
     }
     if (want & 4) {
-        printf("methods (name, version, fidelity, stage 1, citation):\n");
+        /* on cuda: the whole step on the GPU, eager steps with host hooks, or refused */
+        static const char *const dev_mode[] = {"step", "host-hooks", "no"};
+        printf("methods (name, version, fidelity, stage 1, on cuda, citation):\n");
         for (int i = 0; i < lt_method_count(); i++) {
             const lt_method *m = lt_method_at(i);
-            printf("  %-22s v%-4s %-14s %-12s %s\n", m->name, m->version, m->fidelity,
-                   m->stage1_from ? m->stage1_from : "own", m->cite ? m->cite : "");
+            printf("  %-22s v%-4s %-14s %-12s %-11s%s\n", m->name, m->version, m->fidelity,
+                   m->stage1_from ? m->stage1_from : "own", dev_mode[lt_method_dev_mode(m, NULL)],
+                   m->cite ? m->cite : "");
         }
+        printf("  (on cuda: step = the whole training step on the GPU, a CUDA graph; host-hooks = eager\n"
+               "   steps with the method's loss on host copies; no = refused before any work)\n");
     }
     return rc;
 }

@@ -288,10 +288,21 @@ int lt_run_on_device(const lt_child *c) {
     return c->job->backend && lt_backend_get_kind(c->job->backend) != LT_BACKEND_CPU;
 }
 
+lt_dev_mode lt_method_dev_mode(const lt_method *M, const char **hook) {
+    const int taps = (M->flags & LT_METHOD_HOST_TAPS) != 0;
+    const char *h = M->batch_hook && !taps ? "batch_hook"
+                    : M->loss && !taps ? "loss"
+                    : M->iter_end && !taps ? "iter_end"
+                    : NULL;
+    if (hook) *hook = h;
+    if (h) return LT_DEV_REFUSED;
+    return M->loss || M->iter_end ? LT_DEV_HOST_HOOKS : LT_DEV_STEP;
+}
+
 /* 1: the method's loss / iter_end run on the host around a device model's
  * forward and backward (LT_METHOD_HOST_TAPS), instead of lt_step */
 static int host_taps_on_device(const lt_child *c) {
-    return lt_run_on_device(c) && (c->M->loss || c->M->iter_end);
+    return lt_run_on_device(c) && lt_method_dev_mode(c->M, NULL) == LT_DEV_HOST_HOOKS;
 }
 
 /* A model on a device trains through lt_step (the whole step on the
@@ -304,11 +315,8 @@ static int host_taps_on_device(const lt_child *c) {
 int lt_run_device_hooks_check(const lt_child *c) {
     if (!lt_run_on_device(c)) return LT_OK;
     const lt_method *M = c->M;
-    const int taps = (M->flags & LT_METHOD_HOST_TAPS) != 0;
-    const char *hook = M->batch_hook && !taps ? "batch_hook"
-                       : M->loss && !taps ? "loss"
-                       : M->iter_end && !taps ? "iter_end"
-                       : NULL;
+    const char *hook = NULL;
+    lt_method_dev_mode(M, &hook);
     if (hook)
         return lt_err(LT_EINVAL, "method %s: its %s runs on the host, not supported on %s yet", M->name, hook,
                       lt_backend_describe(c->job->backend));

@@ -163,6 +163,15 @@ extern const lt_method_entry lt_method_table[];   /* NULL-terminated (generated)
 int lt_method_register(const lt_method *m);
 int lt_method_count(void);
 const lt_method *lt_method_at(int i);
+/* How method M trains on a device backend (--device cuda), from its hooks
+ * and flags: LT_DEV_STEP, the whole step on the device (lt_step: a CUDA
+ * graph from the second full batch; a batch_hook of a LT_METHOD_HOST_TAPS
+ * method runs on the batch's host rows before the upload);
+ * LT_DEV_HOST_HOOKS, eager steps with its loss / iter_end on host copies
+ * (LT_METHOD_HOST_TAPS); LT_DEV_REFUSED, *hook (if hook) names the
+ * per-batch hook the device cannot run. `ltbench list methods` prints it. */
+typedef enum { LT_DEV_STEP = 0, LT_DEV_HOST_HOOKS = 1, LT_DEV_REFUSED = 2 } lt_dev_mode;
+lt_dev_mode lt_method_dev_mode(const lt_method *M, const char **hook);
 const lt_method *lt_method_find(const char *name);   /* NULL if unknown */
 /* "ce, crt, lws" into buf (for error messages). */
 void lt_method_names(char *buf, size_t cap);

@@ -15,7 +15,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } COMMANDS[] = {
-    {"list", lt_cmd_list, "datasets, protocols and methods (with fidelity)"},
+    {"list", lt_cmd_list, "datasets, protocols and methods (with fidelity, and how each runs on cuda)"},
     {"fetch", lt_cmd_fetch, "download (or find) and verify a dataset's files"},
     {"build", lt_cmd_build, "build a long-tailed subset + caches + manifest (--ir, --profile)"},
     {"datasets", lt_cmd_datasets, "dataset states: not fetched / fetched / built, manifest hashes"},

@@ -51,7 +51,7 @@ static void test_hooks_check(void **st) {
     lt_child c;
     memset(&c, 0, sizeof c);
     c.job = &job;
-    int n = 0, refused = 0;
+    int n = 0, refused = 0, n_mode[3] = {0, 0, 0};
     for (const lt_method_entry *e = lt_method_table; *e; e++, n++) {
         c.M = (*e)();
         const char *hook = host_hook(c.M);
@@ -65,6 +65,15 @@ static void test_hooks_check(void **st) {
         assert_int_equal(lt_run_on_device(&c), 1);
         lt_err_clear();
         const int rc = lt_run_device_hooks_check(&c);
+        /* the mode `ltbench list methods` prints agrees with the check */
+        const char *mode_hook = "unset";
+        const lt_dev_mode mode = lt_method_dev_mode(c.M, &mode_hook);
+        if (hook) assert_string_equal(mode_hook, hook);
+        else assert_null(mode_hook);
+        assert_int_equal(mode, hook ? LT_DEV_REFUSED
+                               : (c.M->loss || c.M->iter_end) ? LT_DEV_HOST_HOOKS
+                                                              : LT_DEV_STEP);
+        n_mode[mode]++;
         if (!hook) {
             assert_int_equal(rc, LT_OK);
             continue;
@@ -76,8 +85,17 @@ static void test_hooks_check(void **st) {
         assert_int_equal(rc, LT_EINVAL);
         assert_string_equal(lt_errmsg(), want);
     }
-    print_message("%d methods, %d refused on cuda\n", n, refused);
+    print_message("%d methods, %d refused on cuda (%d the whole step on the device, %d with host hooks)\n", n,
+                  refused, n_mode[LT_DEV_STEP], n_mode[LT_DEV_HOST_HOOKS]);
     assert_true(n > 0 && refused > 0 && refused < n);
+    assert_int_equal(n_mode[LT_DEV_REFUSED], refused);
+    static const struct { const char *name; lt_dev_mode mode; } known[] = {
+        {"ce", LT_DEV_STEP}, {"camc", LT_DEV_STEP}, {"bsig", LT_DEV_HOST_HOOKS}, {"ssd", LT_DEV_REFUSED}};
+    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+        const lt_method *M = lt_method_find(known[k].name);
+        assert_non_null(M);
+        assert_int_equal(lt_method_dev_mode(M, NULL), known[k].mode);
+    }
     /* the baselines the device path is for, and the losses on host taps */
     static const char *const ok[] = {"ce",  "cbs",    "srs",     "pbs", "crt", "bsm", "bsm_dec",
                                      "bsig", "mbj", "bcrumb", "iccl", "cbd", "balms", "taunorm", "lws", "ncm",
