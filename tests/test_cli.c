@@ -381,6 +381,48 @@ static void test_device_options(void **state)
     unsetenv("LTBENCH_CUDA_LIB");
 }
 
+/* `ltbench list methods`: every method's row carries its "on cuda" mode
+ * (lt_method_dev_mode), e.g. camc's CUDA-graph step, bsig's host hooks,
+ * ssd refused; the legend follows the rows. */
+static void test_list_cuda_column(void **state)
+{
+    (void)state;
+    char path[400];
+    snprintf(path, sizeof path, "%s/list.txt", g_tmp);
+    fflush(stdout);
+    const int saved = dup(1);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    dup2(fileno(f), 1);
+    char *argv[] = {"list", "methods", NULL};
+    const int rc = lt_cmd_list(2, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    fclose(f);
+    assert_int_equal(rc, 0);
+    char *out;
+    size_t n;
+    assert_int_equal(fx_read_file(path, &out, &n), 0);
+    assert_non_null(strstr(out, "methods (name, version, fidelity, stage 1, on cuda, citation):"));
+    static const struct { const char *name, *mode; } want[] = {
+        {"camc", "step"}, {"ce", "step"}, {"bsig", "host-hooks"}, {"ssd", "no"}};
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        char row[64];
+        snprintf(row, sizeof row, "\n  %-22s ", want[k].name);
+        const char *r = strstr(out, row);
+        if (!r) fail_msg("no row for %s in:\n%s", want[k].name, out);
+        const char *end = strchr(r + 1, '\n');
+        char mode[32];
+        snprintf(mode, sizeof mode, " %s ", want[k].mode);
+        const char *m = strstr(r, mode);
+        if (!m || (end && m > end)) fail_msg("%s's row does not say '%s':\n%.*s", want[k].name, want[k].mode,
+                                             end ? (int)(end - r) : 80, r);
+    }
+    assert_non_null(strstr(out, "(on cuda: step = the whole training step on the GPU"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_missing_results_root),
         cmocka_unit_test(test_sweep_usage),
         cmocka_unit_test(test_device_options),
+        cmocka_unit_test(test_list_cuda_column),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -7,8 +7,9 @@
  *     classifier weight as it enters A; with stop_grad the weight gets
  *     nothing and F only the GAP + weighted-sum part;
  *   - the labels reach it through the model (lt_model_set_labels) for
- *     one training forward only; without them a use_labels layer's
- *     training forward is an error, a label outside the classes too;
+ *     one training forward only, never a sub-graph's; without them a
+ *     use_labels layer's training forward is an error, a label outside
+ *     the classes too;
  *   - camc's build wires it to the global pool's input and the cosine
  *     classifier, as the built-in kind with use_labels (cam_class "pred":
  *     without), and camc has no hook that touches the batch (so it trains
@@ -142,6 +143,19 @@ static void test_forward_reference(void **unused) {
     assert_int_equal(lt_model_forward(f.m, x, N, 1), LT_EINVAL);
     assert_int_equal(lt_model_set_labels(f.m, NULL, N), LT_EINVAL);
     assert_int_equal(lt_model_set_labels(f.m, f.cls, N + 1), LT_EINVAL);   /* more rows than the batch */
+    /* a sub-graph's rows are not the batch's: labels given to the model's
+     * forward do not reach a training forward of a sub-graph through cam_pool */
+    assert_int_equal(train_fwd(&f, x), LT_OK);
+    lt_subgraph *sg = NULL;
+    assert_int_equal(lt_subgraph_create(&sg, f.m, f.pre, f.logits, N), LT_OK);
+    const float *fx_pre = lt_model_out(f.m, f.pre);
+    float pre_rows[N * K * HW];
+    memcpy(pre_rows, fx_pre, sizeof pre_rows);
+    lt_err_clear();
+    assert_int_equal(lt_subgraph_forward(sg, pre_rows, N, 1), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "a training forward without the rows' labels"));
+    assert_int_equal(lt_subgraph_forward(sg, pre_rows, N, 0), LT_OK);   /* inference: the top-1, no labels needed */
+    lt_subgraph_free(sg);
     /* an inference forward needs none and takes none: labels set before it are gone after it */
     assert_int_equal(lt_model_set_labels(f.m, f.cls, N), LT_OK);
     assert_int_equal(lt_model_forward(f.m, x, N, 0), LT_OK);

@@ -75,7 +75,8 @@
  *   cam_pool        CAMC's CAM-weighted pooling against the cpu layer, both
  *                   layouts, labels / top-1 / eval / stop_grad / gamma 0:
  *                   output, attention, dF and the weight's gradient equal
- *                   (emulator) or within 1e-5 (GPU), see the case;
+ *                   (emulator) or within 1e-5 (GPU), see the case; a row
+ *                   whose label is no class takes the top-1 class;
  * and, running on every machine:
  *   metrics_on_cpu_paths  the comparison and the fp32 tolerances above on
  *                   two correct cpu models (default conv path against the
@@ -824,12 +825,32 @@ static void test_cam_pool(void **s) {
     /* a training forward of a use_labels layer without labels fails naming it */
     int cp, pre, lg;
     lt_model *m = cp_build(gb, LT_LAYOUT_NCHW, 1.0f, 0, 1, &cp, &pre, &lg);
-    float *x = calloc((size_t)CPN * CPK * CPH * CPW, sizeof(float));
-    assert_non_null(x);
+    const size_t nx = (size_t)CPN * CPK * CPH * CPW, ns = (size_t)CPN * (CPH * CPW + 1);
+    float *x = malloc(nx * sizeof(float)), *sv = malloc(ns * sizeof(float));
+    assert_true(x && sv);
+    lt_rng r;
+    lt_rng_init(&r, 6, 3);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)lt_rng_normal(&r);
     lt_err_clear();
     assert_int_equal(lt_model_forward(m, x, CPN, 1), LT_EINVAL);
     assert_non_null(strstr(lt_errmsg(), "cam_pool cp: a training forward without the rows' labels"));
+    /* labels outside 0..C-1 (the loss reports them): the device takes the
+     * top-1 class for those rows, reading nothing outside the weights */
+    int32_t y[CPN] = {1, CPC, 2, -1, CPC + 1000000, 3};
+    assert_int_equal(lt_model_set_labels(m, y, CPN), LT_OK);
+    assert_int_equal(lt_model_forward(m, x, CPN, 1), LT_OK);
+    const lt_node *nd = lt_model_node_const(m, cp);
+    assert_int_equal(lt_cuda_d2h(lt_model_device_ctx(m), sv, nd->saved, ns * sizeof(float)), LT_OK);
+    float top1[CPN];
+    for (int i = 0; i < CPN; i++) top1[i] = sv[(size_t)i * (CPH * CPW + 1) + CPH * CPW];
+    assert_int_equal(lt_model_forward(m, x, CPN, 0), LT_OK);   /* inference: the top-1 of every row */
+    assert_int_equal(lt_cuda_d2h(lt_model_device_ctx(m), sv, nd->saved, ns * sizeof(float)), LT_OK);
+    for (int i = 0; i < CPN; i++) {
+        const float want = y[i] >= 0 && y[i] < CPC ? (float)y[i] : sv[(size_t)i * (CPH * CPW + 1) + CPH * CPW];
+        assert_true(top1[i] == want);
+    }
     free(x);
+    free(sv);
     lt_model_free(m);
     lt_backend_free(gb);
 }
