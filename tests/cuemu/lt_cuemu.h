@@ -39,6 +39,11 @@ int lt_cuemu_fault_hit(const char *call);
 /* cuDNN handles alive (lt_cuemu_live), kept by lt_cuemu_dnn.cc. */
 void lt_cuemu_dnn_live_add(long d);
 
+/* Threads the emulated convolutions split their work over (0: the
+ * default, LT_CUEMU_THREADS, else the CPUs up to 8). Any count gives the
+ * same bits (test_cuemu_dnn's threads case). */
+void lt_cuemu_dnn_set_threads(unsigned n);
+
 /* Copies device memory to the host as it is now, without waiting for the
  * queue (device memory is not readable from the host otherwise): for tests
  * of the emulator's own laziness. */

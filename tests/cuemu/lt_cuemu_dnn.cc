@@ -31,6 +31,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <system_error>
+#include <thread>
 #include <type_traits>
 #include <vector>
 #include <new>
@@ -581,6 +583,54 @@ static inline size_t start_of(unsigned long long run, size_t elem, size_t total)
 
 static inline float in_(float v, bool tf32) { return tf32 ? lt_cuemu_tf32(v) : v; }
 
+/* Threads for one call's work: lt_cuemu_dnn_set_threads's, else
+ * LT_CUEMU_THREADS, else the CPUs (at most 8). The work is split by output
+ * element (planes, filter elements), and each element is summed by one
+ * thread in its own fixed order, so a call gives the same bits on any
+ * number of threads; the threads only make the CPU suite's emulated runs
+ * faster (convolution is most of their time). */
+static std::atomic<unsigned> threads_set{0};
+void lt_cuemu_dnn_set_threads(unsigned n) { threads_set = n; }
+static unsigned work_threads(void) {
+    static const unsigned dflt = [] {
+        const char *e = getenv("LT_CUEMU_THREADS");
+        long v = e && *e ? strtol(e, NULL, 10) : 0;
+        if (v < 1) {
+            const unsigned hw = std::thread::hardware_concurrency();
+            v = hw ? hw : 1;
+        }
+        return (unsigned)std::min(v, 8L);
+    }();
+    const unsigned n = threads_set;
+    return n ? n : dflt;
+}
+
+/* f(lo, hi) over [0, n) in contiguous chunks, one per thread (the calling
+ * thread takes the first). Small calls (under about a million
+ * multiply-adds) stay on the calling thread: starting a thread costs more.
+ * A thread that cannot be started leaves its chunk to the calling thread. */
+template <class F> static void split_work(size_t n, double macs, F f) {
+    unsigned nt = macs < (double)(1 << 20) ? 1 : work_threads();
+    if (nt > n) nt = (unsigned)n;
+    if (nt <= 1) {
+        f((size_t)0, n);
+        return;
+    }
+    std::vector<std::thread> th;
+    std::vector<size_t> inline_lo;
+    for (unsigned i = 1; i < nt; i++) {
+        const size_t lo = n * i / nt, hi = n * (i + 1) / nt;
+        try {
+            th.emplace_back(f, lo, hi);
+        } catch (const std::system_error &) {
+            inline_lo.push_back(i);
+        }
+    }
+    f((size_t)0, n / nt);
+    for (size_t i : inline_lo) f(n * i / nt, n * (i + 1) / nt);
+    for (auto &t : th) t.join();
+}
+
 /* alpha * acc + beta * prior; beta == 0 never reads the prior value. */
 static inline void store(float *p, float acc, float alpha, float beta) {
     float v = alpha * acc;
@@ -632,9 +682,11 @@ static void run_fwd(const geom &g, const float *x, const float *w, float *y, flo
     x = nchw_input(g.nhwc, x, g.N, g.C, g.H, g.W, xc);
     w = nchw_input(g.nhwc, w, g.K, Cg, g.kh, g.kw, wc);
     const strides ys = layout(g.nhwc, g.K, g.ho, g.wo);
-    std::vector<float> acc((size_t)g.ho * g.wo);
-    for (int n = 0; n < g.N; n++)
-        for (int k = 0; k < g.K; k++) {
+    const double macs = (double)g.N * g.K * g.ho * g.wo * T;
+    split_work((size_t)g.N * g.K, macs, [&](size_t lo, size_t hi) {
+        std::vector<float> acc((size_t)g.ho * g.wo);
+        for (size_t nk = lo; nk < hi; nk++) {
+            const int n = (int)(nk / (size_t)g.K), k = (int)(nk % (size_t)g.K);
             const float *xg = x + ((size_t)n * g.C + (size_t)(k / Kg) * Cg) * g.H * g.W;
             const float *wk = w + (size_t)k * T;
             std::fill(acc.begin(), acc.end(), 0.0f);
@@ -656,6 +708,7 @@ static void run_fwd(const geom &g, const float *x, const float *w, float *y, flo
                 for (int ow = 0; ow < g.wo; ow++)
                     store(&yp[oh * ys.h + ow * ys.w], acc[(size_t)oh * g.wo + ow], alpha, beta);
         }
+    });
 }
 
 /* dx[n][c][ih][iw] = sum over the group's (k, r, q), in that order (from a
@@ -668,10 +721,11 @@ static void run_bwd_data(const geom &g, const float *w, const float *dy, float *
     w = nchw_input(g.nhwc, w, g.K, Cg, g.kh, g.kw, wc);
     dy = nchw_input(g.nhwc, dy, g.N, g.K, g.ho, g.wo, dyc);
     const strides xs = layout(g.nhwc, g.C, g.H, g.W);
-    std::vector<float> acc((size_t)g.H * g.W);
-    for (int n = 0; n < g.N; n++)
-        for (int c = 0; c < g.C; c++) {
-            const size_t plane = (size_t)n * g.C + c;
+    const double macs = (double)g.N * g.C * g.ho * g.wo * T;
+    split_work((size_t)g.N * g.C, macs, [&](size_t lo, size_t hi) {
+        std::vector<float> acc((size_t)g.H * g.W);
+        for (size_t plane = lo; plane < hi; plane++) {
+            const int n = (int)(plane / (size_t)g.C), c = (int)(plane % (size_t)g.C);
             const int k0 = c / Cg * Kg, cl = c % Cg;
             const size_t t0 = run ? start_of(run, plane, (size_t)T) : 0;
             std::fill(acc.begin(), acc.end(), 0.0f);
@@ -693,6 +747,7 @@ static void run_bwd_data(const geom &g, const float *w, const float *dy, float *
                 for (int iw = 0; iw < g.W; iw++)
                     store(&xp[ih * xs.h + iw * xs.w], acc[(size_t)ih * g.W + iw], alpha, beta);
         }
+    });
 }
 
 /* dw[k][c][r][q] = sum over (n, oh, ow), in that order (rows (n, oh) from a
@@ -704,29 +759,30 @@ static void run_bwd_filter(const geom &g, const float *x, const float *dy, float
     x = nchw_input(g.nhwc, x, g.N, g.C, g.H, g.W, xc);
     dy = nchw_input(g.nhwc, dy, g.N, g.K, g.ho, g.wo, dyc);
     const strides fs = layout(g.nhwc, Cg, g.kh, g.kw);
-    const size_t rows = (size_t)g.N * g.ho;
-    for (int k = 0; k < g.K; k++)
-        for (int c = 0; c < Cg; c++)
-            for (int r = 0; r < g.kh; r++)
-                for (int q = 0; q < g.kw; q++) {
-                    const size_t at = (((size_t)k * Cg + c) * g.kh + r) * g.kw + q;
-                    const int ci = k / Kg * Cg + c;
-                    const size_t r0 = run ? start_of(run, at, rows) : 0;
-                    int h0, h1, w0, w1;
-                    span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
-                    span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
-                    float acc = 0.0f;
-                    for (size_t i = 0; i < rows; i++) {
-                        const size_t row = (r0 + i) % rows;
-                        const int n = (int)(row / (size_t)g.ho), oh = (int)(row % (size_t)g.ho);
-                        if (oh < h0 || oh > h1) continue;
-                        const ptrdiff_t xi =
-                            (((ptrdiff_t)n * g.C + ci) * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
-                        const float *d = dy + (((size_t)n * g.K + k) * g.ho + oh) * g.wo;
-                        for (int ow = w0; ow <= w1; ow++) acc += in_(x[xi + (ptrdiff_t)ow * g.v], tf32) * in_(d[ow], tf32);
-                    }
-                    store(&dw[k * fs.n + c * fs.c + r * fs.h + q * fs.w], acc, alpha, beta);
-                }
+    const size_t rows = (size_t)g.N * g.ho, per_k = (size_t)Cg * g.kh * g.kw;
+    const double macs = (double)g.N * g.K * g.ho * g.wo * per_k;
+    split_work((size_t)g.K * per_k, macs, [&](size_t lo, size_t hi) {
+        for (size_t at = lo; at < hi; at++) {
+            const int k = (int)(at / per_k), c = (int)(at / ((size_t)g.kh * g.kw) % (size_t)Cg);
+            const int r = (int)(at / (size_t)g.kw % (size_t)g.kh), q = (int)(at % (size_t)g.kw);
+            const int ci = k / Kg * Cg + c;
+            const size_t r0 = run ? start_of(run, at, rows) : 0;
+            int h0, h1, w0, w1;
+            span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
+            span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
+            float acc = 0.0f;
+            for (size_t i = 0; i < rows; i++) {
+                const size_t row = (r0 + i) % rows;
+                const int n = (int)(row / (size_t)g.ho), oh = (int)(row % (size_t)g.ho);
+                if (oh < h0 || oh > h1) continue;
+                const ptrdiff_t xi =
+                    (((ptrdiff_t)n * g.C + ci) * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
+                const float *d = dy + (((size_t)n * g.K + k) * g.ho + oh) * g.wo;
+                for (int ow = w0; ow <= w1; ow++) acc += in_(x[xi + (ptrdiff_t)ow * g.v], tf32) * in_(d[ow], tf32);
+            }
+            store(&dw[k * fs.n + c * fs.c + r * fs.h + q * fs.w], acc, alpha, beta);
+        }
+    });
 }
 
 /* ---- the calls ------------------------------------------------------------------------ */

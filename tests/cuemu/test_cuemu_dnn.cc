@@ -1013,6 +1013,55 @@ static void test_nhwc(void) {
            varied > 0 ? "ok  " : "FAIL", varied);
 }
 
+/* The convolutions split their work over threads (lt_cuemu_dnn_set_threads):
+ * every count gives the one-thread bits, in both formats, and stays within
+ * the bound. The cases are above the size under which a call stays on one
+ * thread. */
+static void test_threads(void) {
+    static const ccase TCASES[] = {
+        {"3x3 p1 s1 N3 16x16 K64", 3, 8, 16, 16, 64, 3, 3, 1, 1, 1, 1},
+        {"3x3 p1 s1 g4 N4 odd 15x17 K48", 4, 32, 15, 17, 48, 3, 3, 1, 1, 1, 4},
+    };
+    const auto BD1 = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    const auto BF1 = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    const unsigned counts[] = {1, 2, 3, 7};
+    for (const ccase &c : TCASES)
+        for (auto fmt : {CUDNN_TENSOR_NCHW, CUDNN_TENSOR_NHWC}) {
+            conv v;
+            conv_init(v, c, fmt);
+            const int before = n_fail;
+            std::vector<float> y1, dx1, dw1;
+            for (unsigned t : counts) {
+                lt_cuemu_dnn_set_threads(t);
+                nan_fill(v.y, v.ny);
+                nan_fill(v.dx, v.nx);
+                nan_fill(v.dw, v.nw);
+                DNN_IS(fwd(v, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM), CUDNN_STATUS_SUCCESS);
+                DNN_IS(bwd_data(v, BD1), CUDNN_STATUS_SUCCESS);
+                DNN_IS(bwd_filter(v, BF1), CUDNN_STATUS_SUCCESS);
+                const std::vector<float> y = dget(v.y, v.ny), dx = dget(v.dx, v.nx), dw = dget(v.dw, v.nw);
+                if (t == 1) {
+                    y1 = y, dx1 = dx, dw1 = dw;
+                    if (fmt == CUDNN_TENSOR_NCHW)
+                        CHECK(!bad_elems("threads fwd", y, v.y_ref, v.y_abs, v.g_fwd) &&
+                                  !bad_elems("threads bwd data", dx, v.dx_ref, v.dx_abs, v.g_bd) &&
+                                  !bad_elems("threads bwd filter", dw, v.dw_ref, v.dw_abs, v.g_bf),
+                              "%s: one thread against the reference", c.name);
+                    continue;
+                }
+                CHECK(same_bits(y, y1) && same_bits(dx, dx1) && same_bits(dw, dw1),
+                      "%s %s: %u threads differ from one in %zu (y), %zu (dx), %zu (dw) elements", c.name,
+                      fmt == CUDNN_TENSOR_NHWC ? "NHWC" : "NCHW", t, n_differ(y, y1), n_differ(dx, dx1),
+                      n_differ(dw, dw1));
+            }
+            lt_cuemu_dnn_set_threads(0);
+            printf("%s threads %-32s %s: forward, bwd-data ALGO_1, bwd-filter ALGO_1 on 2, 3, 7 threads = 1 "
+                   "thread's bits\n",
+                   n_fail == before ? "ok  " : "FAIL", c.name, fmt == CUDNN_TENSOR_NHWC ? "NHWC" : "NCHW");
+            conv_free(v);
+        }
+}
+
 /* The heuristics and the searches on NHWC descriptors: the NCHW lists, and
  * what lt_cuda_conv.cu would pick from them runs to the NCHW bits. */
 static void test_nhwc_choice(void) {
@@ -1469,6 +1518,7 @@ CM_CASE(test_heuristics)
 CM_CASE(test_searches)
 CM_CASE(test_lazy)
 CM_CASE(test_nhwc)
+CM_CASE(test_threads)
 CM_CASE(test_nhwc_choice)
 CM_CASE(test_nhwc_rules)
 CM_CASE(test_sgemm)
@@ -1483,6 +1533,7 @@ int main(void) {
         cmocka_unit_test(cm_test_descriptors),   cmocka_unit_test(cm_test_heuristics),
         cmocka_unit_test(cm_test_searches),
         cmocka_unit_test(cm_test_lazy),          cmocka_unit_test(cm_test_nhwc),
+        cmocka_unit_test(cm_test_threads),
         cmocka_unit_test(cm_test_nhwc_choice),   cmocka_unit_test(cm_test_nhwc_rules),
         cmocka_unit_test(cm_test_sgemm),
         cmocka_unit_test(cm_test_linear_shapes), cmocka_unit_test(cm_test_sgemm_rules),
