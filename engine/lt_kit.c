@@ -131,11 +131,16 @@ int lt_mixup_ce(int N, int C, const float *logits, const int32_t *ya, const int3
 
 /* ---- EMA ------------------------------------------------------------------------ */
 
-typedef struct { float *d; const float *s; size_t n; } ema_pair;
+/* One pair: dst's and src's tensor (parameter or buffer) by index, and
+ * their host pointers where the model is on the cpu (NULL on a device). */
+typedef struct { float *d; const float *s; size_t n; int di, si; } ema_pair;
 struct lt_ema {
     int buffers;
     int np, nb;
     ema_pair *p, *b;
+    lt_model *dst, *src;
+    int dev_d, dev_s;   /* 1: that model is on a device: its tensors go through the host copies */
+    float *hd, *hs;     /* host staging of one tensor of a device dst / src (the largest pair) */
 };
 
 void lt_ema_free(lt_ema *e)
@@ -143,6 +148,8 @@ void lt_ema_free(lt_ema *e)
     if (!e) return;
     free(e->p);
     free(e->b);
+    free(e->hd);
+    free(e->hs);
     free(e);
 }
 
@@ -155,12 +162,17 @@ int lt_ema_create(lt_ema **out, lt_model *dst, lt_model *src, int buffers)
     lt_ema *e = calloc(1, sizeof *e);
     if (!e) return lt_err(LT_ENOMEM, "ema: out of memory");
     e->buffers = buffers;
+    e->dst = dst;
+    e->src = src;
+    e->dev_d = lt_model_device_ctx(dst) != NULL;
+    e->dev_s = lt_model_device_ctx(src) != NULL;
     e->p = calloc((size_t)np + 1, sizeof *e->p);
     e->b = calloc((size_t)nb + 1, sizeof *e->b);
     if (!e->p || !e->b) {
         lt_ema_free(e);
         return lt_err(LT_ENOMEM, "ema: out of memory");
     }
+    size_t most = 0;
     for (int i = 0; i < np; i++) {
         lt_param_info pd, ps;
         int rc = lt_model_param_at(dst, i, &pd);
@@ -174,49 +186,96 @@ int lt_ema_create(lt_ema **out, lt_model *dst, lt_model *src, int buffers)
             lt_ema_free(e);
             return rc;
         }
-        e->p[e->np++] = (ema_pair){pd.w, ps.w, pd.count};
+        e->p[e->np++] = (ema_pair){e->dev_d ? NULL : pd.w, e->dev_s ? NULL : ps.w, pd.count, i,
+                                   lt_model_param_index(src, pd.name)};
+        if (pd.count > most) most = pd.count;
     }
     /* buffers by name: linear search, at create only */
     const int nbs = lt_model_n_buffers(src);
     for (int i = 0; i < nb; i++) {
         lt_buffer_info bd, bs;
-        int found = 0;
+        int found = -1;
         (void)lt_model_buffer_at(dst, i, &bd);   /* i < n: cannot fail */
-        for (int k = 0; k < nbs && !found; k++) {
+        for (int k = 0; k < nbs && found < 0; k++) {
             (void)lt_model_buffer_at(src, k, &bs);
-            found = !strcmp(bs.name, bd.name) && bs.count == bd.count;
+            if (!strcmp(bs.name, bd.name) && bs.count == bd.count) found = k;
         }
-        if (!found) {
+        if (found < 0) {
             if (buffers == LT_EMA_BUF_KEEP) continue;   /* never read */
             lt_ema_free(e);
             return lt_err(LT_EINVAL, "ema: the source model has no buffer '%s' of %zu floats", bd.name, bd.count);
         }
-        e->b[e->nb++] = (ema_pair){bd.data, bs.data, bd.count};
+        e->b[e->nb++] = (ema_pair){e->dev_d ? NULL : bd.data, e->dev_s ? NULL : bs.data, bd.count, i, found};
+        if (bd.count > most) most = bd.count;
+    }
+    /* a model on a device: its tensors are read and written through host
+     * copies, one at a time (the update runs on the host either way, so
+     * the result is the same bits as between two cpu models) */
+    if ((e->dev_d && !(e->hd = malloc((most ? most : 1) * sizeof(float)))) ||
+        (e->dev_s && !(e->hs = malloc((most ? most : 1) * sizeof(float))))) {
+        lt_ema_free(e);
+        return lt_err(LT_ENOMEM, "ema: out of memory");
     }
     *out = e;
+    return LT_OK;
+}
+
+/* Host views of pair q (parameters: buf 0, buffers: 1), read from a device
+ * where a model lives there; `need_d`: dst's values are read too (the
+ * average; a plain copy only writes them). */
+static int ema_views(lt_ema *e, const ema_pair *q, int buf, int need_d, float **d, const float **s)
+{
+    *d = q->d;
+    *s = q->s;
+    if (e->dev_s) {
+        LT_TRY(buf ? lt_model_buffer_to_host(e->src, q->si, e->hs) : lt_model_param_to_host(e->src, q->si, e->hs, NULL));
+        *s = e->hs;
+    }
+    if (e->dev_d) {
+        if (need_d)
+            LT_TRY(buf ? lt_model_buffer_to_host(e->dst, q->di, e->hd) : lt_model_param_to_host(e->dst, q->di, e->hd, NULL));
+        *d = e->hd;
+    }
+    return LT_OK;
+}
+
+/* Writes a device dst's staged values back. */
+static int ema_store(lt_ema *e, const ema_pair *q, int buf, const float *d)
+{
+    if (!e->dev_d) return LT_OK;
+    return buf ? lt_model_buffer_from_host(e->dst, q->di, d) : lt_model_param_from_host(e->dst, q->di, d);
+}
+
+/* d <- d m + s (1 - m), or d <- s when copy */
+static int ema_pairs(lt_ema *e, ema_pair *ps, int n, int buf, int copy, float m)
+{
+    const float a = 1.0f - m;
+    for (int i = 0; i < n; i++) {
+        float *d;
+        const float *s;
+        LT_TRY(ema_views(e, &ps[i], buf, !copy, &d, &s));
+        if (copy) memcpy(d, s, ps[i].n * sizeof(float));
+        else
+            for (size_t k = 0; k < ps[i].n; k++) d[k] = d[k] * m + s[k] * a;
+        LT_TRY(ema_store(e, &ps[i], buf, d));
+    }
     return LT_OK;
 }
 
 int lt_ema_update(lt_ema *e, float m)
 {
     if (!e || !(m >= 0.0f && m <= 1.0f)) return lt_err(LT_EINVAL, "ema: momentum %g outside [0, 1]", (double)m);
-    const float a = 1.0f - m;
-    for (int i = 0; i < e->np; i++)
-        for (size_t k = 0; k < e->p[i].n; k++) e->p[i].d[k] = e->p[i].d[k] * m + e->p[i].s[k] * a;
-    if (e->buffers == LT_EMA_BUF_COPY)
-        for (int i = 0; i < e->nb; i++) memcpy(e->b[i].d, e->b[i].s, e->b[i].n * sizeof(float));
-    else if (e->buffers == LT_EMA_BUF_EMA)
-        for (int i = 0; i < e->nb; i++)
-            for (size_t k = 0; k < e->b[i].n; k++) e->b[i].d[k] = e->b[i].d[k] * m + e->b[i].s[k] * a;
+    LT_TRY(ema_pairs(e, e->p, e->np, 0, 0, m));
+    if (e->buffers == LT_EMA_BUF_COPY) LT_TRY(ema_pairs(e, e->b, e->nb, 1, 1, 0.0f));
+    else if (e->buffers == LT_EMA_BUF_EMA) LT_TRY(ema_pairs(e, e->b, e->nb, 1, 0, m));
     return LT_OK;
 }
 
 int lt_ema_copy(lt_ema *e)
 {
     if (!e) return lt_err(LT_EINVAL, "ema: NULL");
-    for (int i = 0; i < e->np; i++) memcpy(e->p[i].d, e->p[i].s, e->p[i].n * sizeof(float));
-    for (int i = 0; i < e->nb; i++) memcpy(e->b[i].d, e->b[i].s, e->b[i].n * sizeof(float));
-    return LT_OK;
+    LT_TRY(ema_pairs(e, e->p, e->np, 0, 1, 0.0f));
+    return ema_pairs(e, e->b, e->nb, 1, 1, 0.0f);
 }
 
 /* ---- key queue ------------------------------------------------------------------ */

@@ -61,7 +61,11 @@ int lt_mixup_ce(int N, int C, const float *logits, const int32_t *ya, const int3
  * update: theta_d <- m theta_d + (1 - m) theta_s in float, element by
  * element (torch's param_k * m + param_q * (1 - m)); copy: theta_d <-
  * theta_s exactly and buffers copied whatever the mode (the key encoder's
- * initialisation). The models must outlive the handle. */
+ * initialisation). The models must outlive the handle. Either model may be
+ * on a device (a cpu key encoder of a device run's model): its tensors are
+ * then read and written through the host copies (lt_model_param_to_host /
+ * _from_host), one tensor at a time, and the arithmetic is the same host
+ * loop, so the bits are those of two cpu models with the same values. */
 enum { LT_EMA_BUF_KEEP = 0, LT_EMA_BUF_COPY = 1, LT_EMA_BUF_EMA = 2 };
 typedef struct lt_ema lt_ema;
 int lt_ema_create(lt_ema **e, lt_model *dst, lt_model *src, int buffers);

@@ -625,7 +625,14 @@ static void test_camc_on_device(void **state)
  *    the classifier through host copies and the optimizer's momentum
  *    through opt_state (host copies on a device run) for its meta step:
  *    the first epoch's loss, meta loss and sampler extremes are the cpu
- *    run's up to rounding. */
+ *    run's up to rounding;
+ *  - ssd, whose key encoder and teacher are modules (cpu models on a
+ *    device run) tied to the device model by lt_ema (its EMA, the
+ *    teacher's copy and the fresh student's copy through host copies),
+ *    and whose losses read proj2 and the soft head through host copies
+ *    and copy their gradients in: stage I's loss and contrastive loss and
+ *    stage III's KD loss are the cpu run's up to rounding, over its three
+ *    stages. */
 static void test_host_hook_methods_on_device(void **state)
 {
     (void)state;
@@ -648,6 +655,13 @@ static void test_host_hook_methods_on_device(void **state)
     same_as_cpu(g_proto0, "emu-cbd", "cbd", NULL, no_keys, &dev);
     static const char *const balms_keys[] = {"meta_loss", "q_min", "q_max", NULL};
     same_as_cpu(g_proto0, "emu-balms", "balms", NULL, balms_keys, &dev);
+    /* two shuffle-BN sub-batches of the 8 rows (the default 8 would leave
+     * one row to each BN) */
+    static const char *const ssd_keys[] = {"contrastive_loss", "kd_loss", NULL};
+    same_as_cpu(g_proto0, "emu-ssd", "ssd", "{\"shuffle_bn_splits\": 2}", ssd_keys, &dev);
+    int ns;
+    epoch_value(dev.run_dir, 0, "loss", &ns);
+    assert_int_equal(ns, 3);   /* its three stages, one epoch each */
 }
 
 /* A host-taps method whose batch hook takes HOOK_MS each batch (and whose

@@ -90,7 +90,8 @@ static void test_hooks_check(void **st) {
     assert_true(n > 0 && refused > 0 && refused < n);
     assert_int_equal(n_mode[LT_DEV_REFUSED], refused);
     static const struct { const char *name; lt_dev_mode mode; } known[] = {
-        {"ce", LT_DEV_STEP}, {"camc", LT_DEV_STEP}, {"bsig", LT_DEV_HOST_HOOKS}, {"ssd", LT_DEV_REFUSED}};
+        {"ce", LT_DEV_STEP}, {"camc", LT_DEV_STEP}, {"bsig", LT_DEV_HOST_HOOKS}, {"ssd", LT_DEV_HOST_HOOKS},
+        {"cbn", LT_DEV_REFUSED}};
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
         const lt_method *M = lt_method_find(known[k].name);
         assert_non_null(M);
@@ -99,7 +100,7 @@ static void test_hooks_check(void **st) {
     /* the baselines the device path is for, and the losses on host taps */
     static const char *const ok[] = {"ce",  "cbs",    "srs",     "pbs", "crt", "bsm", "bsm_dec",
                                      "bsig", "mbj", "bcrumb", "iccl", "cbd", "balms", "taunorm", "lws", "ncm",
-                                     "camc"};
+                                     "camc", "ssd"};
     for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) {
         int found = 0;
         for (const lt_method_entry *e = lt_method_table; *e; e++) {

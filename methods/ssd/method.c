@@ -58,6 +58,8 @@ typedef struct {
     int cap;                     /* rows the workspaces hold */
     size_t in_sz;
     float *xk, *kraw, *kn, *qn, *qinv, *lneg, *logits, *dlog, *dqn, *probs;
+    float *zq;                   /* proj2's rows, then their gradient (host copies: the model may be on a device) */
+    float *sout, *dsout;         /* the soft head's rows and their gradient (likewise) */
     uint8_t *mask;
     int32_t *perm;
     /* diagnostics (logged, not used) */
@@ -123,7 +125,8 @@ static void ssd_fini(void *stp) {
     lt_ema_free(st->ema_teacher);
     lt_ema_free(st->ema_fresh);
     lt_keyqueue_free(&st->q);
-    float *bufs[] = {st->xk, st->kraw, st->kn, st->qn, st->qinv, st->lneg, st->logits, st->dlog, st->dqn, st->probs};
+    float *bufs[] = {st->xk,     st->kraw,  st->kn, st->qn,   st->qinv, st->lneg,
+                     st->logits, st->dlog, st->dqn, st->probs, st->zq,  st->sout, st->dsout};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) lt_free(bufs[i]);
     lt_free(st->mask);
     free(st->perm);
@@ -195,9 +198,12 @@ static int alloc_ws(ssd_state *st, int cap) {
     st->dlog = lt_alloc(n * (K + 1) * sizeof(float));
     st->mask = lt_alloc(n * (K + 1));
     st->probs = lt_alloc(n * (size_t)st->C * sizeof(float));
+    st->zq = lt_alloc(n * d * sizeof(float));
+    st->sout = lt_alloc(n * (size_t)st->C * sizeof(float));
+    st->dsout = lt_alloc(n * (size_t)st->C * sizeof(float));
     st->perm = malloc(n * sizeof(int32_t));
     if (!st->xk || !st->kraw || !st->kn || !st->qn || !st->qinv || !st->dqn || !st->lneg || !st->logits ||
-        !st->dlog || !st->mask || !st->probs || !st->perm)
+        !st->dlog || !st->mask || !st->probs || !st->zq || !st->sout || !st->dsout || !st->perm)
         return lt_err(LT_ENOMEM, "ssd: workspaces for %d rows and a queue of %zu: out of memory", cap, K);
     return LT_OK;
 }
@@ -408,7 +414,10 @@ static int loss_ssfl(ssd_state *st, const lt_taps *t, double *loss, lt_grads *g)
     LT_TRY(lt_softmax_ce(n, st->C, t->logits, t->labels, NULL, NULL, &lce, g->dlogits));
     lt_model *m = t->model;
     const int proj = lt_model_find(m, "proj2");
-    normalize_rows(n, st->dim, lt_model_out(m, proj), st->qn, st->qinv);
+    /* the model's tensors through host copies (LT_METHOD_HOST_TAPS: on a
+     * device run the model is there; on cpu a memcpy) */
+    LT_TRY(lt_model_out_to_host(m, proj, n, st->zq));
+    normalize_rows(n, st->dim, st->zq, st->qn, st->qinv);
     /* no gradient: the EMA step uses theta_q after the previous step, as
      * forward() does before encoding the keys */
     LT_TRY(lt_ema_update(st->ema_key, (float)st->ema_m));
@@ -417,14 +426,16 @@ static int loss_ssfl(ssd_state *st, const lt_taps *t, double *loss, lt_grads *g)
     lt_rng_derive(&r, &base, (uint64_t)t->iter, (uint64_t)t->epoch);
     LT_TRY(key_forward(st, n, t->x + (size_t)n * st->in_sz, &r));
     LT_TRY(ssfl_contrast(st, n, t->labels, &lcon));
-    /* through q = z / |z|: dz = (dq - q (q . dq)) / |z| */
-    float *dz = lt_model_dout(m, proj);
+    /* through q = z / |z|: dz = (dq - q (q . dq)) / |z| (into zq: z was
+     * read into qn already) */
+    float *dz = st->zq;
     for (int i = 0; i < n; i++) {
         const float *q = st->qn + (size_t)i * st->dim, *dq = st->dqn + (size_t)i * st->dim;
         float dot = 0;
         for (int k = 0; k < st->dim; k++) dot += q[k] * dq[k];
         for (int k = 0; k < st->dim; k++) dz[(size_t)i * st->dim + k] = (dq[k] - q[k] * dot) * st->qinv[i];
     }
+    LT_TRY(lt_model_dout_from_host(m, proj, n, dz));
     g->extra[g->n_extra++] = proj;
     /* dequeue and enqueue after the loss (the queue the loss saw is the old one) */
     LT_TRY(lt_keyqueue_push(&st->q, n, st->kn, t->labels));
@@ -444,10 +455,12 @@ static int loss_sdl(ssd_state *st, const lt_taps *t, double *loss, lt_grads *g) 
     const float *tl = lt_model_out(st->teacher, lt_model_find(st->teacher, "logits"));
     lt_model *m = t->model;
     const int soft = lt_model_find(m, "soft");
-    float *ds = lt_model_dout(m, soft);
-    LT_TRY(lt_kd_loss(n, st->C, lt_model_out(m, soft), tl, (float)st->kd_T, st->probs, &lkd, ds));
+    float *ds = st->dsout;
+    LT_TRY(lt_model_out_to_host(m, soft, n, st->sout));
+    LT_TRY(lt_kd_loss(n, st->C, st->sout, tl, (float)st->kd_T, st->probs, &lkd, ds));
     if (st->kd_w != 1.0)
         for (size_t i = 0; i < (size_t)n * st->C; i++) ds[i] *= (float)st->kd_w;
+    LT_TRY(lt_model_dout_from_host(m, soft, n, ds));
     g->extra[g->n_extra++] = soft;
     st->kd_sum += lkd;
     st->kd_n++;
@@ -489,9 +502,8 @@ static int ssd_post_train(void *stp, lt_model *m, const lt_feature_bank *fb) {
 
 static int ssd_predict(void *stp, const lt_taps *t, float *scores, int *kind) {
     ssd_state *st = stp;
-    const float *src = t->logits;
-    if (st->report == REPORT_SOFT) src = lt_model_out(t->model, lt_model_find(t->model, "soft"));
-    memcpy(scores, src, (size_t)t->n * st->C * sizeof(float));
+    if (st->report == REPORT_SOFT) LT_TRY(lt_model_out_to_host(t->model, lt_model_find(t->model, "soft"), t->n, scores));
+    else memcpy(scores, t->logits, (size_t)t->n * st->C * sizeof(float));
     *kind = LT_SCORES_LOGITS;
     return LT_OK;
 }
@@ -538,6 +550,10 @@ const lt_method *lt_method_ssd(void) {
         .cite = "Li, Wang, Wu, ICCV 2021, arXiv:2109.04075",
         .fidelity = "official-code",
         .defaults = SSD_DEFAULTS,
+        /* every hook reads the run's model through host copies; the
+         * modules are cpu models on a device run (its key encoder and
+         * teacher forwards run on the host there) */
+        .flags = LT_METHOD_HOST_TAPS,
         .state_size = sizeof(ssd_state),
         .init = ssd_init,
         .fini = ssd_fini,

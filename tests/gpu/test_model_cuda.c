@@ -890,6 +890,101 @@ static void test_plugin_gpu(void **s) {
     lt_backend_free(gb);
 }
 
+/* lt_ema (lt_kit.h) between models on different backends: a cpu key
+ * encoder of a device run's model (ssd), a device model taking a cpu
+ * module's values. Every parameter and buffer of both sides gets the same
+ * random values on each backend; after an average (buffers averaged too)
+ * and after a copy, the destination holds the bits of the cpu-to-cpu EMA,
+ * with the destination or the source or both on the device. */
+static void ema_fill(lt_model *m, uint64_t seed) {
+    lt_rng r;
+    lt_rng_init(&r, seed, 11);
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        lt_param_info p;
+        assert_int_equal(lt_model_param_at(m, i, &p), LT_OK);
+        float *v = malloc(p.count * sizeof(float));
+        assert_non_null(v);
+        for (size_t k = 0; k < p.count; k++) v[k] = (float)lt_rng_normal(&r);
+        assert_int_equal(lt_model_param_from_host(m, i, v), LT_OK);
+        free(v);
+    }
+    for (int i = 0; i < lt_model_n_buffers(m); i++) {
+        lt_buffer_info b;
+        assert_int_equal(lt_model_buffer_at(m, i, &b), LT_OK);
+        float *v = malloc(b.count * sizeof(float));
+        assert_non_null(v);
+        for (size_t k = 0; k < b.count; k++) v[k] = 0.5f + (float)lt_rng_uniform(&r);
+        assert_int_equal(lt_model_buffer_from_host(m, i, v), LT_OK);
+        free(v);
+    }
+}
+
+/* 1 when every parameter and buffer of a and b has the same bits */
+static int ema_same(lt_model *a, lt_model *b) {
+    int same = 1;
+    for (int i = 0; i < lt_model_n_params(a) + lt_model_n_buffers(a); i++) {
+        const int buf = i >= lt_model_n_params(a), j = buf ? i - lt_model_n_params(a) : i;
+        size_t n;
+        if (buf) {
+            lt_buffer_info bi;
+            assert_int_equal(lt_model_buffer_at(a, j, &bi), LT_OK);
+            n = bi.count;
+        } else {
+            lt_param_info pi;
+            assert_int_equal(lt_model_param_at(a, j, &pi), LT_OK);
+            n = pi.count;
+        }
+        float *va = malloc(n * sizeof(float)), *vb = malloc(n * sizeof(float));
+        assert_true(va && vb);
+        assert_int_equal(buf ? lt_model_buffer_to_host(a, j, va) : lt_model_param_to_host(a, j, va, NULL), LT_OK);
+        assert_int_equal(buf ? lt_model_buffer_to_host(b, j, vb) : lt_model_param_to_host(b, j, vb, NULL), LT_OK);
+        same &= !memcmp(va, vb, n * sizeof(float));
+        free(va);
+        free(vb);
+    }
+    return same;
+}
+
+static void test_ema_across_backends(void **s) {
+    (void)s;
+    lt_backend *gb;
+    NEED_GPU(gb, LT_CUDA_FP32, 1);
+    lt_backend *cb = ref_cpu_backend();
+    int lg;
+    for (int where = 1; where <= 3; where++) {   /* 1: dst on the device, 2: src, 3: both */
+        for (int copy = 0; copy < 2; copy++) {
+            lt_model *rd = build(&R8, cb, &lg), *rs = build(&R8, cb, &lg);
+            lt_model *d = build(&R8, where & 1 ? gb : cb, &lg), *sm = build(&R8, where & 2 ? gb : cb, &lg);
+            ema_fill(rd, 1), ema_fill(d, 1);
+            ema_fill(rs, 2), ema_fill(sm, 2);
+            lt_ema *er, *e;
+            const int mode = copy ? LT_EMA_BUF_COPY : LT_EMA_BUF_EMA;
+            assert_int_equal(lt_ema_create(&er, rd, rs, mode), LT_OK);
+            assert_int_equal(lt_ema_create(&e, d, sm, mode), LT_OK);
+            if (copy) {
+                assert_int_equal(lt_ema_copy(er), LT_OK);
+                assert_int_equal(lt_ema_copy(e), LT_OK);
+            } else {
+                assert_int_equal(lt_ema_update(er, 0.9f), LT_OK);
+                assert_int_equal(lt_ema_update(e, 0.9f), LT_OK);
+                assert_int_equal(lt_ema_update(er, 0.999f), LT_OK);
+                assert_int_equal(lt_ema_update(e, 0.999f), LT_OK);
+            }
+            const int same = ema_same(rd, d), moved = !ema_same(rd, sm) || copy;
+            print_message("%s ema %s, dst on %s, src on %s: the cpu pair's bits\n", same && moved ? "ok  " : "FAIL",
+                          copy ? "copy" : "average (x2)", where & 1 ? "the device" : "cpu",
+                          where & 2 ? "the device" : "cpu");
+            assert_true(same);
+            assert_true(moved);   /* an average is neither side */
+            lt_ema_free(er);
+            lt_ema_free(e);
+            lt_model_free(rd), lt_model_free(rs), lt_model_free(d), lt_model_free(sm);
+        }
+    }
+    lt_backend_free(cb);
+    lt_backend_free(gb);
+}
+
 /* NHWC refused where a layer cannot take it: the message names it and the
  * model stays NCHW. */
 static void layout_refused_on(lt_backend *b, int plugin) {
@@ -1107,6 +1202,7 @@ int main(void) {
         cmocka_unit_test(test_fusion_bit_identical),
         cmocka_unit_test(test_plugin_gpu),
         cmocka_unit_test(test_cam_pool),
+        cmocka_unit_test(test_ema_across_backends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

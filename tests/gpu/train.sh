@@ -278,6 +278,16 @@ for s in 0 1 2; do
     run "fmnist-short-seed$s" 100 --protocol fmnist_lt_r100 --method ce --scale short --seed "$s"
 done
 
+# (c') ssd on the device (after the runs to commit: its key encoder and
+# teacher are cpu modules, so the host does much of each step): its three
+# stages finish; the last epoch line of each stage says the host's share
+if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-ssd 90 --protocol fmnist_lt_r100 --method ssd --scale ci \
+    --seed 0; then
+    note "check-fmnist-ci-ssd: $(grep -o 'epoch [0-9]*/[0-9]* .*img/s (host hooks [0-9]*%)' \
+        "$GPU_LOGS/check-fmnist-ci-ssd.log" | tail -1) $(grep -o '"top1":[0-9.]*' \
+        "$WG_RESULTS/runs/fmnist_lt_r100/ci/ssd@cuda/seed0/result.json" 2>/dev/null)"
+fi
+
 # (d) the input pipeline alone (CPU only, about 20 s; after the runs to
 # commit): the images per second the loader delivers at the ImageNet-LT
 # protocol's input on this machine's cores
