@@ -632,7 +632,7 @@ static void test_camc_on_device(void **state)
  *    and whose losses read proj2 and the soft head through host copies
  *    and copy their gradients in: stage I's loss and contrastive loss and
  *    stage III's KD loss are the cpu run's up to rounding, over its three
- *    stages. */
+ *    stages, and so is the test ECE of the soft head's scores (predict). */
 static void test_host_hook_methods_on_device(void **state)
 {
     (void)state;
@@ -662,6 +662,18 @@ static void test_host_hook_methods_on_device(void **state)
     int ns;
     epoch_value(dev.run_dir, 0, "loss", &ns);
     assert_int_equal(ns, 3);   /* its three stages, one epoch each */
+    /* its test scores are the soft head's, which predict copies out of the
+     * device model: their calibration error is the cpu run's up to rounding */
+    char cpath[1200];
+    snprintf(cpath, sizeof cpath, "%s/emu-ssd-cpu/runs/fmnist_lt_emu0/ci/ssd/seed0/result.json", fx_scratch);
+    cJSON *rd = fx_read_json(dev.result_path), *rc = fx_read_json(cpath);
+    const cJSON *ed = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rd, "metrics"), "ece"),
+                *ec = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rc, "metrics"), "ece");
+    assert_true(cJSON_IsNumber(ed) && cJSON_IsNumber(ec));
+    print_message("note: ssd test ECE: emulated device %.9f, cpu %.9f\n", ed->valuedouble, ec->valuedouble);
+    assert_true(ec->valuedouble > 0 && fabs(ed->valuedouble - ec->valuedouble) <= 1e-4 * ec->valuedouble);
+    cJSON_Delete(rd);
+    cJSON_Delete(rc);
 }
 
 /* A host-taps method whose batch hook takes HOOK_MS each batch (and whose
