@@ -617,17 +617,16 @@ template <class F> static void split_work(size_t n, double macs, F f) {
         return;
     }
     std::vector<std::thread> th;
-    std::vector<size_t> inline_lo;
+    std::vector<unsigned> left;   /* chunks no thread could be started for */
     for (unsigned i = 1; i < nt; i++) {
-        const size_t lo = n * i / nt, hi = n * (i + 1) / nt;
         try {
-            th.emplace_back(f, lo, hi);
+            th.emplace_back(f, n * i / nt, n * (i + 1) / nt);
         } catch (const std::system_error &) {
-            inline_lo.push_back(i);
+            left.push_back(i);
         }
     }
     f((size_t)0, n / nt);
-    for (size_t i : inline_lo) f(n * i / nt, n * (i + 1) / nt);
+    for (unsigned i : left) f(n * i / nt, n * (i + 1) / nt);
     for (auto &t : th) t.join();
 }
 
