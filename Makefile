@@ -52,7 +52,7 @@ DYN_LIBS    := $(HARNESS_LIB) $(DATA_LIB) -Wl,--whole-archive $(ENGINE_LIB) -Wl,
 # pip-wheel cuDNN / cuBLAS on the GPU machine.
 # the tests' helpers (op table comparator, stand-in device): also the CPU
 # emulator's tests use them, with or without nvcc
-CUDA_TESTLIB_SRC := tests/gpu/optable.c tests/gpu/conv_plan.c tests/standin_dev.c
+CUDA_TESTLIB_SRC := tests/gpu/optable.c tests/gpu/conv_plan.c tests/standin_dev.c tests/host_plugin.c
 NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
 ifeq ($(CUDA),0)
 NVCC :=

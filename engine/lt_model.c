@@ -59,6 +59,7 @@ void lt_model_free(lt_model *m) {
         void *dev_blocks[] = {m->w, m->g, m->dmask, m->buf, m->acts, m->scratch, m->xin, m->xin_t, m->dlabels};
         for (size_t i = 0; i < sizeof dev_blocks / sizeof dev_blocks[0]; i++) m->dev->free(m->dctx, dev_blocks[i]);
         lt_free(m->mask);   /* the host copy */
+        lt_model_host_free(m);
         free(m);
         return;
     }
@@ -490,8 +491,14 @@ int lt_model_set_batch(lt_model *m, int N) {
             }
         }
     }
-    if (m->dev)
+    if (m->dev) {
         for (int i = 1; i < m->n_nodes; i++) m->nodes[i].fuse_train = (unsigned char)dev_train_fusable(m, i);
+        int rc = lt_model_host_plan(m, N);
+        if (rc) {
+            m->batch = 0;
+            return rc;
+        }
+    }
     if (!m->fuse_coef && !m->dev) {
         /* the graph is fixed after finalize: plan the fusions once */
         size_t widest = 0;
@@ -517,7 +524,9 @@ static void labels_take(lt_model *m);
 
 /* ---- a device model's forward and backward ------------------------------------
  * Through the backend's table for built-in kinds and the layer's own
- * forward_cuda / backward_cuda (ABI 3) for plugins; a node planned as a
+ * forward_cuda / backward_cuda (ABI 3) for plugins, and a plugin without
+ * forward_cuda through its CPU code on host mirrors (lt_model_host.c); a
+ * node planned as a
  * training pair with the ReLU after it (fuse_train) runs with it as one
  * pass each way, as lt_model_forward / lt_model_backward do on the CPU, and
  * in eval mode too where the table's pair allows it (the sum's). */
@@ -526,12 +535,14 @@ static int dev_fn(const lt_model *m, const lt_node *nd, int bwd, int (**fn)(lt_m
     if (nd->kind != LT_LK_PLUGIN) {
         const lt_dev_layer *l = &m->dev->layers[nd->kind];
         *fn = bwd ? l->backward : l->forward;
-    } else if (nd->ops->abi >= 3) {
+    } else if (lt_model_host_node(m, nd)) {
+        return lt_model_host_fn(bwd, fn);   /* its CPU code on host mirrors (lt_model_host.c) */
+    } else {
         *fn = bwd ? nd->ops->backward_cuda : nd->ops->forward_cuda;
     }
     if (!*fn)
-        return lt_err(LT_EINVAL, "layer '%s' (%s) has no CUDA implementation (the model is on %s; no CPU fallback)",
-                      nd->name, lt_node_type(nd), lt_backend_describe(m->backend));
+        return lt_err(LT_EINVAL, "layer '%s' (%s) has a CUDA forward but no CUDA %s (the model is on %s)", nd->name,
+                      lt_node_type(nd), bwd ? "backward" : "forward", lt_backend_describe(m->backend));
     return LT_OK;
 }
 
@@ -545,9 +556,7 @@ static int dev_check(lt_model *m) {
 /* x NULL: the rows are in m->xin already (lt_model_forward_staged). */
 static int dev_forward(lt_model *m, const float *x, int N, int training) {
     LT_TRY(dev_check(m));
-    /* the plugin check first: a model that cannot run fails before any work */
     int (*fn)(lt_model *, lt_node *, int);
-    for (int i = 1; i < m->n_nodes; i++) LT_TRY(dev_fn(m, &m->nodes[i], 0, &fn));
     if (x) LT_TRY(m->dev->h2d(m->dctx, m->xin, x, (size_t)N * lt_shape_count(m->in_shape) * sizeof(float)));
     m->x = x;
     m->nodes[0].y = m->xin;
@@ -571,7 +580,7 @@ static int dev_forward(lt_model *m, const float *x, int N, int training) {
                 continue;
             }
         }
-        dev_fn(m, nd, 0, &fn);
+        LT_TRY(dev_fn(m, nd, 0, &fn));
         int rc = fn(m, nd, N);
         if (rc) return lt_err_wrap(rc, "forward of '%s'", nd->name);
     }

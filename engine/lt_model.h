@@ -109,10 +109,13 @@ typedef struct lt_layer_ops {
      * backward_cuda that calls lt_cuda_conv2d_backward must leave that
      * call's x and dy as they are until the model's backward ends (the
      * filter gradient may still read them then), or lt_cuda_join before
-     * changing them; dw is complete at the backward's end. NULL: the
-     * layer cannot run on a cuda model, whose forward then fails naming it
-     * (there is no CPU fallback). Built-in layers leave them NULL: the
-     * backend holds their device implementations, by kind. */
+     * changing them; dw is complete at the backward's end. forward_cuda
+     * NULL: on a cuda model the layer runs its CPU forward / backward on
+     * host copies (lt_model_n_host_nodes), so a method's layer, built by
+     * cc, trains on the device at the price of those copies; a
+     * forward_cuda without a backward_cuda fails in backward, naming the
+     * layer. Built-in layers leave them NULL: the backend holds their
+     * device implementations, by kind. */
     int (*forward_cuda)(lt_model *m, lt_node *nd, int N);
     int (*backward_cuda)(lt_model *m, lt_node *nd, int N);
 } lt_layer_ops;
@@ -173,8 +176,8 @@ enum {
  * lt_optim_state) is a DEVICE pointer then; read and write them with the
  * lt_model_*_host helpers below. lt_model_forward's x stays host memory
  * (copied to the device). Built-in layers run engine/cuda's kernels, plugin
- * layers their forward_cuda / backward_cuda (ABI 3; missing: forward fails
- * naming the layer). There the training fusion covers BN -> ReLU and the
+ * layers their forward_cuda / backward_cuda (ABI 3), or without them their
+ * CPU code on host copies (lt_model_n_host_nodes). There the training fusion covers BN -> ReLU and the
  * residual sum -> ReLU (the backend's layer table offers the pairs; the
  * sum's in eval-mode forwards too), bit for bit the unfused numbers
  * (tests/gpu/test_model_cuda.c); as on the CPU, a fused pair's backward
@@ -182,8 +185,7 @@ enum {
  * on a device holds for a sum before a ReLU as well. The inference fusions
  * are CPU kernels. lt_model_set_no_fuse turns it off. lt_model_reinit, save /
  * load of models and optimizers copy through the host (the checkpoint
- * format is the cpu model's). Not on cuda models yet (LT_EINVAL):
- * sub-graphs. */
+ * format is the cpu model's). */
 int lt_model_create_on(lt_model **m, lt_shape in, lt_backend *b);
 /* lt_model_create_on(m, in, NULL): every caller that names no backend. */
 int lt_model_create(lt_model **m, lt_shape in);
@@ -329,6 +331,15 @@ int lt_model_buffer_from_host(lt_model *m, int i, const float *src);
 void *lt_model_device_ctx(const lt_model *m);
 /* Waits for the model's device work and reports a failed kernel (LT_OK on cpu). */
 int lt_model_sync(lt_model *m);
+/* A device model's host layers: plugin layers without forward_cuda, which
+ * run their CPU forward / backward on host copies of what they read, their
+ * results copied back (engine/lt_model_host.c; the layer's own arithmetic,
+ * so the node's outputs are the cpu layer's bits for the same inputs). Each
+ * copy waits for the device, so lt_step does not capture such a model into
+ * a CUDA graph. The count (0 on a cpu model), and the wall seconds spent in
+ * their calls so far, copies included. */
+int lt_model_n_host_nodes(const lt_model *m);
+double lt_model_host_seconds(const lt_model *m);
 
 int lt_model_find(const lt_model *m, const char *node_name);    /* -1 if absent */
 int lt_model_n_nodes(const lt_model *m);

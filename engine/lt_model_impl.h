@@ -54,6 +54,18 @@ typedef struct {
     float init;
 } lt_buffer;
 
+/* A device model's host layers' mirrors (lt_model_host.c): the parameter,
+ * gradient and buffer blocks at the device blocks' offsets (only a host
+ * node's ranges are copied), one arena a call carves for `rows` rows, and
+ * the labels' copy. */
+typedef struct {
+    float *w, *g, *buf;
+    float *arena; size_t arena_floats;
+    int32_t *labels;
+    int rows;               /* the rows the arena and labels hold */
+    double seconds;         /* wall time in host layers' calls, copies included */
+} lt_model_host;
+
 struct lt_model {
     lt_backend *backend;    /* where it computes (not owned; lt_model_create_on) */
     lt_shape in_shape;
@@ -96,6 +108,7 @@ struct lt_model {
     const int32_t *labels_next, *labels_now;
     int n_labels_next, n_labels_now;
     int32_t *dlabels; size_t dlabels_n;   /* a device model's copy (lt_model_set_labels) */
+    lt_model_host *host;    /* NULL unless a device model has host layers (lt_model_host_plan) */
 };
 
 /* The parameter record by name (NULL if absent); engine files and tests. */
@@ -115,5 +128,16 @@ void lt_model_labels_at(lt_model *m, const int32_t *y, int n);
  * the node after `what` ("sub-graph forward of 'fc'"). For lt_subgraph.c,
  * which points the range at buffers of its own first. */
 int lt_model_run_nodes(lt_model *m, int from, int to, int N, int bwd, const char *what);
+
+/* ---- a device model's host layers (lt_model_host.c) ----
+ * 1 when node nd of a device model runs on the host: a plugin layer
+ * without forward_cuda. */
+int lt_model_host_node(const lt_model *m, const lt_node *nd);
+/* Mirrors for calls of up to `rows` rows (grown, never shrunk); nothing on
+ * a cpu model or one without host nodes. set_batch and lt_subgraph_create. */
+int lt_model_host_plan(lt_model *m, int rows);
+void lt_model_host_free(lt_model *m);
+/* The forward (bwd 0) or backward function a host node runs through. */
+int lt_model_host_fn(int bwd, int (**fn)(lt_model *, lt_node *, int));
 
 #endif

@@ -26,7 +26,9 @@
  * cannot hold makes it fail (a host copy or a wait inside the step: the
  * learned-scale cosine layer reads its scale on the host in backward; an
  * allocation): the step then runs eagerly from then on, with a one-line
- * notice in lt_step_info and capture_failures counted — never a crash.
+ * notice in lt_step_info and capture_failures counted — never a crash. A
+ * model with host layers (lt_model_n_host_nodes) is never captured: every
+ * step is eager, and the notice says so from the start. 
  *
  * Not for the host: a cpu model reports a non-finite loss from lt_step_run
  * (LT_ENUM, as the harness always did); a cuda model finds it on the device
@@ -72,7 +74,7 @@ typedef struct {
     long captures;           /* graphs captured (a recapture after a change counts again) */
     long capture_failures;
     int graphs;              /* 1 while graphs are in use (cuda, enabled, not failed) */
-    char notice[400];        /* the last capture failure, one line ("" if none) */
+    char notice[400];        /* the last capture failure, or why graphs are off from the start; one line ("" if none) */
 } lt_step_info;
 void lt_step_get_info(const lt_step *s, lt_step_info *out);
 

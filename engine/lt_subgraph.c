@@ -109,7 +109,9 @@ int lt_subgraph_create(lt_subgraph **out, lt_model *m, int from, int to, int max
     const size_t floats = total + round16(scratch) + extra;
     int rc = LT_OK;
     if (m->dev) {
-        rc = m->dev->alloc(m->dctx, (void **)&sg->mem, floats * sizeof(float));
+        /* host layers in the range run on mirrors sized for these rows too */
+        rc = lt_model_host_plan(m, max_rows);
+        if (!rc) rc = m->dev->alloc(m->dctx, (void **)&sg->mem, floats * sizeof(float));
         if (!rc) {
             /* host copies: y of the nodes after from, dy of every node */
             sg->hmem = lt_alloc(total * sizeof(float));

@@ -201,7 +201,8 @@ int lt_cmd_list(int argc, char **argv) {
                    m->cite ? m->cite : "");
         }
         printf("  (on cuda: step = the whole training step on the GPU, a CUDA graph; host-hooks = eager\n"
-               "   steps with the method's loss on host copies; no = refused before any work)\n");
+               "   steps with the method's loss on host copies; no = refused before any work; a method's\n"
+               "   own layers without CUDA code, cbn's mixture BN, run on the host, copies each way)\n");
     }
     return rc;
 }

@@ -560,7 +560,13 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
         lt_step_opts so;
         lt_step_opts_from_env(&so);
         LT_TRY(lt_step_create(&B->step, m, &B->opt, c->logits, stage_fwd_cap(cfg), c->C, &so));
+        lt_step_info si;
+        lt_step_get_info(B->step, &si);
+        if (si.notice[0] && !req->quiet) fprintf(c->job->log, "%s\n", si.notice);   /* graphs off from the start */
     }
+    /* a device model's layers without CUDA code run on the host: their
+     * seconds per epoch (copies included) */
+    const int host_layers = lt_run_on_device(c) && lt_model_n_host_nodes(m) > 0;
     long graph_failures = 0;
     const int tty = !req->quiet && isatty(fileno(c->job->log));
     lt_rng method_rng;
@@ -569,6 +575,7 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
     for (int e = first_epoch; e < cfg->epochs; e++) {
         lt_run_where(c, stage + 1, e);
         double t_ep = lt_now_s(), t_print = 0;
+        const double host_layer_s0 = lt_model_host_seconds(m);
         lt_sampler_cfg sc = cfg->sampler;
         if (c->M->sampler) {
             int rc = c->M->sampler(c->st, stage, e, &sc);
@@ -732,12 +739,20 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
             cJSON_AddNumberToObject(v, "eager_steps", (double)it);
             cJSON_AddNumberToObject(v, "host_hook_s", host_s);
         }
+        /* host layers' calls, in the model's passes and in the hooks' (a
+         * hook's sub-graph), so partly inside host_hook_s */
+        const double host_layer_s = lt_model_host_seconds(m) - host_layer_s0;
+        if (host_layers) cJSON_AddNumberToObject(v, "host_layer_s", host_layer_s);
         LT_TRY(lt_events_emit(c->ev, "epoch_end", stage + 1, e, "train", v));
         if (!req->quiet) {
             char eta[32];
             fmt_eta((cfg->epochs - e - 1) * dt, eta, sizeof eta);
             char hooks[64] = "";
             if (host_taps) snprintf(hooks, sizeof hooks, " (host hooks %.0f%%)", dt > 0 ? 100.0 * host_s / dt : 0.0);
+            if (host_layers) {
+                const size_t k = strlen(hooks);
+                snprintf(hooks + k, sizeof hooks - k, " (host layers %.0f%%)", dt > 0 ? 100.0 * host_layer_s / dt : 0.0);
+            }
             fprintf(c->job->log, "%s  stage %d/%d epoch %d/%d loss %.4f acc %.4f lr %.5f %.0f img/s%s ETA %s%s\n",
                     tty ? "\r" : "", stage + 1, c->n_stages, e + 1, cfg->epochs, mean_loss, acc, lr, img_s, hooks,
                     eta, tty ? "      " : "");

@@ -383,7 +383,7 @@ static void test_device_options(void **state)
 
 /* `ltbench list methods`: every method's row carries its "on cuda" mode
  * (lt_method_dev_mode), e.g. camc's CUDA-graph step, bsig's host hooks,
- * ssd's host hooks, cbn refused; the legend follows the rows. */
+ * ssd's and cbn's host hooks; the legend follows the rows. */
 static void test_list_cuda_column(void **state)
 {
     (void)state;
@@ -406,7 +406,7 @@ static void test_list_cuda_column(void **state)
     assert_int_equal(fx_read_file(path, &out, &n), 0);
     assert_non_null(strstr(out, "methods (name, version, fidelity, stage 1, on cuda, citation):"));
     static const struct { const char *name, *mode; } want[] = {
-        {"camc", "step"}, {"ce", "step"}, {"bsig", "host-hooks"}, {"ssd", "host-hooks"}, {"cbn", "no"}};
+        {"camc", "step"}, {"ce", "step"}, {"bsig", "host-hooks"}, {"ssd", "host-hooks"}, {"cbn", "host-hooks"}};
     for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
         char row[64];
         snprintf(row, sizeof row, "\n  %-22s ", want[k].name);

@@ -676,6 +676,29 @@ static void test_host_hook_methods_on_device(void **state)
     cJSON_Delete(rc);
 }
 
+/* cbn, whose mixture layers are plugin layers without CUDA code: on the
+ * device they run their CPU code on host copies (lt_model_host.c), in the
+ * model's passes and in its loss's class-split sub-graph, and its
+ * post_train measures on the cpu twin. On the 6-image cut (one epoch, 4
+ * iterations): the first epoch's loss is the cpu run's up to rounding,
+ * host_layer_s is counted every epoch, and the train-mode and eval-mode
+ * accuracies post_train measures are the cpu run's. */
+static void test_cbn_on_device(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_EMU();
+    static const char *const cbn_keys[] = {"cbn_train_mode_acc", "cbn_eval_mode_acc", NULL};
+    lt_run_outcome dev;
+    same_as_cpu(g_proto1, "emu-cbn", "cbn", NULL, cbn_keys, &dev);
+    int ne = 0;
+    for (int e = 0; e == 0 || e < ne; e++) {
+        const double hs = epoch_value(dev.run_dir, e, "host_layer_s", &ne);
+        print_message("note: cbn epoch %d: host_layer_s %.3f\n", e + 1, hs);
+        assert_true(hs > 0);
+    }
+    assert_true(ne >= 1);
+}
+
 /* A host-taps method whose batch hook takes HOOK_MS each batch (and whose
  * loss is plain CE): its epoch's host_hook_s must count that wait, since
  * the device waits for it too. */
@@ -742,6 +765,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_host_loss_on_device),
         cmocka_unit_test(test_camc_on_device),
         cmocka_unit_test(test_host_hook_methods_on_device),
+        cmocka_unit_test(test_cbn_on_device),
         cmocka_unit_test(test_host_hooks_small),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -25,7 +25,11 @@
  *                       the workspace generation changed and after fusion
  *                       was turned off, and a failed
  *                       capture: eager fallback, a notice, the counter,
- *                       the same numbers.
+ *                       the same numbers; a model with a host layer (a
+ *                       plugin without CUDA code, host_plugin.h, reading
+ *                       the staged labels) with graphs asked for: never
+ *                       captured, every step eager, a notice naming the
+ *                       layer from the start, the same numbers.
  * The real device's version of these is tests/gpu/test_train_cuda.c. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host_plugin.h"
 #include "lt_backend_impl.h"
 #include "lt_layers_impl.h"
 #include "lt_loss.h"
@@ -50,17 +55,24 @@
 enum { N = 6, C = 10, STEPS = 5 };
 static const lt_shape IN = {1, 1, 28, 28};
 
-static lt_model *build(lt_backend *b, int *logits) {
+/* host_layer: the test plugin of host_plugin.h between the features and the
+ * logits (no CUDA code: a host layer on a device model) */
+static lt_model *build_opt(lt_backend *b, int *logits, int host_layer) {
     lt_model *m = NULL;
     assert_int_equal(lt_model_create_on(&m, IN, b), LT_OK);
     int feat = lt_resnet_backbone(m, "resnet8_cifar");
     assert_true(feat > 0);
+    if (host_layer) {
+        feat = hp_add(m, "hostly", feat, -1);
+        assert_true(feat > 0);
+    }
     *logits = lt_add_linear(m, "logits", "head", feat, C, 1);
     assert_true(*logits > 0);
     assert_int_equal(lt_model_finalize(m, 4321), LT_OK);
     assert_int_equal(lt_model_set_batch(m, N), LT_OK);
     return m;
 }
+static lt_model *build(lt_backend *b, int *logits) { return build_opt(b, logits, 0); }
 
 static void optim(lt_model *m, lt_opt_kind kind, lt_optim *o) {
     assert_int_equal(lt_optim_init(o, m, kind, 0.9f, 5e-4f, kind == LT_OPT_SGD), LT_OK);
@@ -83,6 +95,8 @@ typedef struct { double loss_sum; long correct, seen; } stats;
 /* The harness's per-iteration sequence (lt_run_train.c train_stage, no hooks). */
 static void manual_step(lt_model *m, lt_optim *o, int logits, const float *x, const int32_t *y, int n, float lr,
                         stats *st) {
+    /* the labels, as lt_step gives its model (the host plugin reads them) */
+    assert_int_equal(lt_model_set_labels(m, y, n), LT_OK);
     assert_int_equal(lt_model_forward(m, x, n, 1), LT_OK);
     const float *lg = lt_model_out(m, logits);
     lt_model_zero_grad(m);
@@ -455,12 +469,13 @@ typedef struct {
     lt_opt_kind kind;
     int graphs, fail, change;
     long want_captures, want_graph_steps, want_failures;
+    int host_layer;   /* 1: a host layer in the model (never captured) */
 } dev_case;
 
 static void device_case(const dev_case *dc) {
     lt_backend *fb = fake_backend();
     int lf, lc;
-    lt_model *mf = build(fb, &lf), *mc = build(NULL, &lc);
+    lt_model *mf = build_opt(fb, &lf, dc->host_layer), *mc = build_opt(NULL, &lc, dc->host_layer);
     standin_scratch_for(mf, N);
     lt_optim of, oc;
     optim(mf, dc->kind, &of);
@@ -511,8 +526,13 @@ static void device_case(const dev_case *dc) {
     assert_int_equal(info.eager_steps + info.graph_steps, 12);
     assert_int_equal(info.capture_failures, dc->want_failures);
     assert_int_equal(n_launch, dc->want_graph_steps);
-    assert_int_equal(info.graphs, dc->graphs && !dc->fail);
-    if (dc->fail) {
+    assert_int_equal(info.graphs, dc->graphs && !dc->fail && !dc->host_layer);
+    if (dc->host_layer) {
+        print_message("%s\n", info.notice);
+        assert_non_null(strstr(info.notice, "'hostly'"));
+        assert_non_null(strstr(info.notice, "run on the host"));
+        assert_null(strchr(info.notice, '\n'));
+    } else if (dc->fail) {
         assert_non_null(strstr(info.notice, "capture invalidated"));
         assert_non_null(strstr(info.notice, "runs eagerly"));
         assert_null(strchr(info.notice, '\n'));
@@ -541,15 +561,16 @@ static void device_case(const dev_case *dc) {
  * captured calls) makes epoch 2 warm up and capture again: 2 captures,
  * 4 + 4 graph steps, the cpu's numbers throughout. A failed capture: the
  * notice, the counter, eager from then on, the same numbers. */
-static const dev_case DEV_EAGER = {LT_OPT_SGD, 0, 0, 0, 0, 0, 0};
-static const dev_case DEV_GRAPH_SGD = {LT_OPT_SGD, 1, 0, 0, 1, 9, 0};
-static const dev_case DEV_GRAPH_ADAM = {LT_OPT_ADAM, 1, 0, 0, 1, 9, 0};
-static const dev_case DEV_RECAPTURE_FREEZE = {LT_OPT_SGD, 1, 0, 1, 2, 8, 0};
-static const dev_case DEV_RECAPTURE_WS = {LT_OPT_ADAM, 1, 0, 2, 2, 8, 0};
-static const dev_case DEV_RECAPTURE_MOMENTUM = {LT_OPT_SGD, 1, 0, 3, 2, 8, 0};
-static const dev_case DEV_RECAPTURE_NOFUSE = {LT_OPT_SGD, 1, 0, 5, 2, 8, 0};
-static const dev_case DEV_RECAPTURE_UNFREEZE = {LT_OPT_SGD, 1, 0, 4, 2, 8, 0};
-static const dev_case DEV_CAPTURE_FAILS = {LT_OPT_SGD, 1, 1, 0, 0, 0, 1};
+static const dev_case DEV_EAGER = {LT_OPT_SGD, 0, 0, 0, 0, 0, 0, 0};
+static const dev_case DEV_GRAPH_SGD = {LT_OPT_SGD, 1, 0, 0, 1, 9, 0, 0};
+static const dev_case DEV_GRAPH_ADAM = {LT_OPT_ADAM, 1, 0, 0, 1, 9, 0, 0};
+static const dev_case DEV_RECAPTURE_FREEZE = {LT_OPT_SGD, 1, 0, 1, 2, 8, 0, 0};
+static const dev_case DEV_RECAPTURE_WS = {LT_OPT_ADAM, 1, 0, 2, 2, 8, 0, 0};
+static const dev_case DEV_RECAPTURE_MOMENTUM = {LT_OPT_SGD, 1, 0, 3, 2, 8, 0, 0};
+static const dev_case DEV_RECAPTURE_NOFUSE = {LT_OPT_SGD, 1, 0, 5, 2, 8, 0, 0};
+static const dev_case DEV_RECAPTURE_UNFREEZE = {LT_OPT_SGD, 1, 0, 4, 2, 8, 0, 0};
+static const dev_case DEV_CAPTURE_FAILS = {LT_OPT_SGD, 1, 1, 0, 0, 0, 1, 0};
+static const dev_case DEV_HOST_LAYER = {LT_OPT_SGD, 1, 0, 0, 0, 0, 0, 1};
 
 static void test_device(void **st) { device_case((const dev_case *)*st); }
 #define DEVICE_TEST(name, c) {"test_device_" name, test_device, NULL, NULL, (void *)&(c)}
@@ -568,6 +589,7 @@ int main(void) {
         DEVICE_TEST("graph_recapture_nofuse", DEV_RECAPTURE_NOFUSE),
         DEVICE_TEST("graph_recapture_unfreeze", DEV_RECAPTURE_UNFREEZE),
         DEVICE_TEST("capture_fails", DEV_CAPTURE_FAILS),
+        DEVICE_TEST("host_layer", DEV_HOST_LAYER),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -796,6 +796,9 @@ const lt_method *lt_method_cbn(void) {
         .cite = "Cheng et al., ACM MM 2022, arXiv:2212.01007",
         .fidelity = "reconstructed",
         .defaults = CBN_DEFAULTS,
+        /* the loss reads only the taps' host arrays and the sub-graph's; on a
+         * device the mixture layers (no CUDA code) run on the host */
+        .flags = LT_METHOD_HOST_TAPS,
         .state_size = sizeof(cbn_state),
         .init = cbn_init,
         .fini = cbn_fini,

@@ -70,8 +70,10 @@
  *                   a linear layer reading one: LT_EINVAL naming the layer,
  *                   the model unchanged; lt_step_run with a many-pixel
  *                   logits node in NHWC: LT_EINVAL;
- *   plugin          a plugin layer without forward_cuda: forward fails with
- *                   LT_EINVAL naming the layer, before any work;
+ *   plugin          plugin layers without forward_cuda (tests/host_plugin.h)
+ *                   run on the host: their outputs and buffers equal the
+ *                   cpu model's bit for bit, logits and gradients within
+ *                   1e-5 (the device's linear layer);
  *   cam_pool        CAMC's CAM-weighted pooling against the cpu layer, both
  *                   layouts, labels / top-1 / eval / stop_grad / gamma 0:
  *                   output, attention, dF and the weight's gradient equal
@@ -90,7 +92,7 @@
  *   host_device     the model's device plumbing (device blocks, input copy,
  *                   first-writer dy bookkeeping with device memsets,
  *                   zero_grad, host copies, the optimizer's device path, the
- *                   plugin error, the fused pairs' planning and running)
+ *                   host layers, the fused pairs' planning and running)
  *                   on a host-memory stand-in device whose layers run the
  *                   CPU kernels: ResNet-8 and a ResNet-50 slice must equal
  *                   the cpu model BIT FOR BIT (same kernels; the cpu
@@ -109,6 +111,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host_plugin.h"
 #include "lt_backend_impl.h"
 #include "lt_cuda.h"
 #include "lt_kit.h"
@@ -855,7 +858,7 @@ static void test_cam_pool(void **s) {
     lt_backend_free(gb);
 }
 
-/* ---- a plugin layer without CUDA support ------------------------------------------------- */
+/* a plugin layer that computes nothing (NHWC refusal, the kinds' table) */
 static int pl_plan(lt_model *m, lt_node *nd) {
     lt_node_set_shape(nd, lt_node_in_shape(m, nd, 0));
     return LT_OK;
@@ -864,29 +867,100 @@ static int pl_run(lt_model *m, lt_node *nd, int N) { (void)m; (void)nd; (void)N;
 static const lt_layer_ops plugin_ops = {LT_LAYER_ABI, "my_plugin", pl_plan, pl_run, pl_run, NULL, 0, NULL, NULL,
                                         NULL, NULL};
 
-static void plugin_refused(lt_backend *b) {
+/* ---- plugin layers without CUDA code: host layers ---------------------------------------
+ * The test plugins of tests/host_plugin.h (every buffer a layer can reach;
+ * a ReLU whose backward reads its output) on backend b against the cpu
+ * model: input 2x6x6 -> t0 -> pr (in place) -> t3 (reads pr twice) -> gap
+ * -> linear logits (5), batch 4, a training forward with labels and a
+ * backward from a fixed logits gradient. The host layers' outputs and
+ * buffers depend on host code and the input only: equal bit for bit on
+ * every backend; the logits and the gradients pass the device's linear
+ * layer: bit for bit on the stand-in (`exact`), else within 1e-5 of the
+ * largest. The plugins see no device pointer (on the stand-in the check
+ * is test_host_layers.c's; on a GPU one would fault). */
+static lt_model *host_layers_model(lt_backend *b, int *t0, int *pr, int *t3, int *lg) {
     lt_model *m = NULL;
-    assert_int_equal(lt_model_create_on(&m, (lt_shape){1, 1, 8, 8}, b), LT_OK);
-    int c = lt_add_conv(m, "conv", "backbone", 0, 4, 3, 1, 1, 1, 0);
-    assert_true(c > 0);
-    assert_true(lt_model_add(m, &plugin_ops, "odd_norm", "backbone", c, -1, NULL, 0) > 0);
-    assert_int_equal(lt_model_finalize(m, 1), LT_OK);
-    assert_int_equal(lt_model_set_batch(m, 2), LT_OK);
-    float x[2 * 64] = {0};
-    lt_err_clear();
-    assert_int_equal(lt_model_forward(m, x, 2, 1), LT_EINVAL);
-    print_message("plugin refused: %s\n", lt_errmsg());
-    assert_non_null(strstr(lt_errmsg(), "'odd_norm'"));
-    assert_non_null(strstr(lt_errmsg(), "my_plugin"));
-    assert_non_null(strstr(lt_errmsg(), "no CUDA implementation"));
+    assert_int_equal(lt_model_create_on(&m, (lt_shape){1, 2, 6, 6}, b), LT_OK);
+    *t0 = hp_add(m, "t0", 0, -1);
+    *pr = hp_add_relu(m, "pr", *t0);
+    *t3 = hp_add(m, "t3", *pr, *pr);
+    const int g = lt_add_gap(m, "gap", "backbone", *t3);
+    *lg = lt_add_linear(m, "logits", "head", g, 5, 1);
+    assert_true(*t0 > 0 && *pr > 0 && *t3 > 0 && g > 0 && *lg > 0);
+    assert_int_equal(lt_model_finalize(m, 9), LT_OK);
+    assert_int_equal(lt_model_set_batch(m, 4), LT_OK);
+    return m;
+}
+
+static void plugin_on_host(lt_backend *b, int exact) {
+    int t0, pr, t3, lg, c0, cpr, c3, clg;
+    lt_model *m = host_layers_model(b, &t0, &pr, &t3, &lg), *mc = host_layers_model(NULL, &c0, &cpr, &c3, &clg);
+    assert_int_equal(lt_model_n_host_nodes(m), 3);
+    if (exact) standin_scratch_for(m, 4);   /* the stand-in's CPU layers */
+    float x[4 * 72], dl[4 * 5];
+    const int32_t y[4] = {1, 4, 0, 2};
+    for (int i = 0; i < 4 * 72; i++) x[i] = (float)sin(0.37 * i) * 2.0f;
+    for (int i = 0; i < 4 * 5; i++) dl[i] = 0.1f * (float)((i * 3) % 7) - 0.3f;
+    lt_model *both[2] = {m, mc};
+    const int lgs[2] = {lg, clg};
+    for (int k = 0; k < 2; k++) {
+        lt_model_zero_grad(both[k]);
+        assert_int_equal(lt_model_set_labels(both[k], y, 4), LT_OK);
+        assert_int_equal(lt_model_forward(both[k], x, 4, 1), LT_OK);
+        assert_int_equal(lt_model_dout_from_host(both[k], lgs[k], 4, dl), LT_OK);
+        assert_int_equal(lt_model_backward(both[k], 4, &lgs[k], 1), LT_OK);
+    }
+    /* the host layers' outputs (t0 under pr's in-place overwrite: pr) */
+    const int nodes[2][2] = {{pr, t3}, {cpr, c3}};
+    for (int j = 0; j < 2; j++) {
+        float a[4 * 72], c[4 * 72];
+        assert_int_equal(lt_model_out_to_host(m, nodes[0][j], 4, a), LT_OK);
+        assert_int_equal(lt_model_out_to_host(mc, nodes[1][j], 4, c), LT_OK);
+        assert_memory_equal(a, c, sizeof a);
+    }
+    for (int i = 0; i < lt_model_n_buffers(m); i++) {
+        lt_buffer_info bi;
+        assert_int_equal(lt_model_buffer_at(m, i, &bi), LT_OK);
+        float a[8], c[8];
+        assert_true(bi.count <= 8);
+        assert_int_equal(lt_model_buffer_to_host(m, i, a), LT_OK);
+        assert_int_equal(lt_model_buffer_to_host(mc, i, c), LT_OK);
+        assert_memory_equal(a, c, bi.count * sizeof(float));
+    }
+    double worst = 0;
+    {
+        float a[4 * 5], c[4 * 5];
+        assert_int_equal(lt_model_out_to_host(m, lg, 4, a), LT_OK);
+        assert_int_equal(lt_model_out_to_host(mc, clg, 4, c), LT_OK);
+        worst = lt_ot_relerr(c, a, 20);
+    }
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        lt_param_info p;
+        assert_int_equal(lt_model_param_at(m, i, &p), LT_OK);
+        float *ga = malloc(p.count * sizeof(float)), *gc = malloc(p.count * sizeof(float));
+        assert_true(ga && gc);
+        assert_int_equal(lt_model_param_to_host(m, i, NULL, ga), LT_OK);
+        assert_int_equal(lt_model_param_to_host(mc, i, NULL, gc), LT_OK);
+        const double e = lt_ot_relerr(gc, ga, p.count);
+        if (e > worst) worst = e;
+        free(ga);
+        free(gc);
+    }
+    print_message("host layers on %s: outputs and buffers bit for bit, logits and gradients max-normalised %.3g "
+                  "(%s); %.6f s in host layers\n", lt_backend_describe(b), worst, exact ? "must be 0" : "<= 1e-5",
+                  lt_model_host_seconds(m));
+    if (exact) assert_true(worst == 0);
+    else assert_true(worst <= 1e-5);
     lt_model_free(m);
+    lt_model_free(mc);
+    if (exact) standin_scratch_free();
 }
 
 static void test_plugin_gpu(void **s) {
     (void)s;
     lt_backend *gb;
     NEED_GPU(gb, LT_CUDA_FP32, 0);
-    plugin_refused(gb);
+    plugin_on_host(gb, 0);
     lt_backend_free(gb);
 }
 
@@ -1158,7 +1232,7 @@ static void host_device_case(const net *n) {
     lt_model_free(mc);
     lt_model_free(mf);
     standin_scratch_free();
-    plugin_refused(fb);
+    plugin_on_host(fb, 1);
     lt_backend_free(fb);
     free(x);
     free(y);

@@ -288,6 +288,16 @@ if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-ssd 90 --protocol fmnist_lt_r100 
         "$WG_RESULTS/runs/fmnist_lt_r100/ci/ssd@cuda/seed0/result.json" 2>/dev/null)"
 fi
 
+# (c'') cbn on the device: its mixture layers have no CUDA code and run on
+# the host (copies each way, host_layer_s in each epoch); the last epoch
+# line says the host's share
+if RUN_RESULTS=$WG_RESULTS run check-fmnist-ci-cbn 90 --protocol fmnist_lt_r100 --method cbn --scale ci \
+    --seed 0; then
+    note "check-fmnist-ci-cbn: $(grep -o 'epoch [0-9]*/[0-9]* .*img/s (host hooks [0-9]*%) (host layers [0-9]*%)' \
+        "$GPU_LOGS/check-fmnist-ci-cbn.log" | tail -1) $(grep -o '"top1":[0-9.]*' \
+        "$WG_RESULTS/runs/fmnist_lt_r100/ci/cbn@cuda/seed0/result.json" 2>/dev/null)"
+fi
+
 # (d) the input pipeline alone (CPU only, about 20 s; after the runs to
 # commit): the images per second the loader delivers at the ImageNet-LT
 # protocol's input on this machine's cores
