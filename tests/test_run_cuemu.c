@@ -682,7 +682,9 @@ static void test_host_hook_methods_on_device(void **state)
  * post_train measures on the cpu twin. On the 6-image cut (one epoch, 4
  * iterations): the first epoch's loss is the cpu run's up to rounding,
  * host_layer_s is counted every epoch, and the train-mode and eval-mode
- * accuracies post_train measures are the cpu run's. */
+ * accuracies post_train measures are the cpu run's. On the 2-epoch cut, a
+ * run killed after its first epoch and resumed ends with the uninterrupted
+ * run's metrics and per-class file. */
 static void test_cbn_on_device(void **state)
 {
     (void)state;
@@ -697,6 +699,21 @@ static void test_cbn_on_device(void **state)
         assert_true(hs > 0);
     }
     assert_true(ne >= 1);
+    /* resume on the device: on the 2-epoch cut, killed after its first
+     * epoch's checkpoint (the mixture layers' running pi, mu, sigma^2 and
+     * `inited` are device buffers, copied through the host) and resumed,
+     * the uninterrupted run's metrics and per-class file */
+    lt_run_outcome full, resumed;
+    emu_run_hp("emu-cbn-full", "cbn", NULL, NULL, NULL, 0, &full);
+    if (!full.ok) fail_msg("cbn on the emulated device failed: %s", full.reason);
+    emu_run_hp("emu-cbn-resume", "cbn", NULL, NULL, NULL, 1, &resumed);
+    assert_false(resumed.ok);
+    assert_non_null(strstr(resumed.reason, "signal 9"));
+    emu_run_hp("emu-cbn-resume", "cbn", NULL, NULL, NULL, 0, &resumed);
+    if (!resumed.ok) fail_msg("the resumed cbn run failed: %s", resumed.reason);
+    epoch_value(full.run_dir, 0, "loss", &ne);
+    assert_int_equal(ne, 2);
+    fx_assert_same_outcome(&full, &resumed);
 }
 
 /* A host-taps method whose batch hook takes HOOK_MS each batch (and whose
