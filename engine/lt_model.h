@@ -337,7 +337,8 @@ int lt_model_sync(lt_model *m);
  * so the node's outputs are the cpu layer's bits for the same inputs). Each
  * copy waits for the device, so lt_step does not capture such a model into
  * a CUDA graph. The count (0 on a cpu model), and the wall seconds spent in
- * their calls so far, copies included. */
+ * their calls so far, copies included (each call first waits for the
+ * device work queued before it, uncounted). */
 int lt_model_n_host_nodes(const lt_model *m);
 double lt_model_host_seconds(const lt_model *m);
 

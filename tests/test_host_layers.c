@@ -32,6 +32,8 @@
  *   layer_fails   a host layer's forward that fails: the error names the
  *                 node; the next forward (the layer healed) equals the cpu
  *                 model's, so every pointer was put back;
+ *   seconds       lt_model_host_seconds counts the host layers' own work,
+ *                 not the wait for the device work queued before them;
  *   cuda_fwd_only a plugin with forward_cuda but no backward_cuda is not a
  *                 host layer: its backward fails, naming the layer. */
 #include <setjmp.h>
@@ -43,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "host_plugin.h"
 #include "lt_model.h"
@@ -202,6 +205,19 @@ static int is_device(const void *p) {
     return 0;
 }
 
+static int slow_sync(lt_cuda_ctx *c) {
+    (void)c;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return LT_OK;
+}
+static lt_dev_ops g_slow_ops;
+static lt_backend *slow_sync_backend(void) {
+    standin_ops_init(&g_slow_ops);
+    g_slow_ops.sync = slow_sync;
+    return standin_backend(&g_slow_ops);
+}
+
 static lt_backend *standin(void) {
     standin_ops_init(&g_ops);
     g_alloc = g_ops.alloc;
@@ -352,6 +368,32 @@ static void test_layer_fails(void **s) {
     lt_backend_free(fb);
 }
 
+/* host_seconds counts the layers' own work: a stand-in whose wait for the
+ * device (sync) takes 20 ms stands for the device's earlier layers, which
+ * each host layer waits for first, outside its count. 6 host layers, a
+ * forward and a backward: 12 waits, 240 ms of wall time, and well under
+ * 50 ms counted. */
+static lt_backend *slow_sync_backend(void);
+static void test_seconds(void **s) {
+    (void)s;
+    lt_backend *fb = slow_sync_backend();
+    net d = build(fb);
+    standin_scratch_for(d.m, ROWS);
+    float *x = rows(B, 7);
+    const double t0 = lt_now_s();
+    lt_model_zero_grad(d.m);
+    assert_int_equal(lt_model_forward(d.m, x, B, 1), LT_OK);
+    assert_int_equal(lt_model_backward(d.m, B, &d.logits, 1), LT_OK);
+    const double wall = lt_now_s() - t0, counted = lt_model_host_seconds(d.m);
+    print_message("seconds: wall %.3f s with 12 waits of 20 ms, host layers %.4f s\n", wall, counted);
+    assert_true(wall >= 0.24);
+    assert_true(counted > 0 && counted < 0.05);
+    free(x);
+    lt_model_free(d.m);
+    standin_scratch_free();
+    lt_backend_free(fb);
+}
+
 static void test_cuda_fwd_only(void **s) {
     (void)s;
     lt_backend *fb = standin();
@@ -384,6 +426,7 @@ int main(void) {
         cmocka_unit_test(test_same_as_cpu),
         cmocka_unit_test(test_subgraph),
         cmocka_unit_test(test_layer_fails),
+        cmocka_unit_test(test_seconds),
         cmocka_unit_test(test_cuda_fwd_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
