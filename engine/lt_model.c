@@ -540,9 +540,12 @@ static int dev_fn(const lt_model *m, const lt_node *nd, int bwd, int (**fn)(lt_m
     } else {
         *fn = bwd ? nd->ops->backward_cuda : nd->ops->forward_cuda;
     }
+    if (!*fn && nd->kind == LT_LK_PLUGIN)   /* forward_cuda without backward_cuda */
+        return lt_err(LT_EINVAL, "layer '%s' (%s) has a CUDA forward but no CUDA backward (the model is on %s)",
+                      nd->name, lt_node_type(nd), lt_backend_describe(m->backend));
     if (!*fn)
-        return lt_err(LT_EINVAL, "layer '%s' (%s) has a CUDA forward but no CUDA %s (the model is on %s)", nd->name,
-                      lt_node_type(nd), bwd ? "backward" : "forward", lt_backend_describe(m->backend));
+        return lt_err(LT_EINVAL, "layer '%s' (%s): the backend %s has no %s for its kind", nd->name,
+                      lt_node_type(nd), lt_backend_describe(m->backend), bwd ? "backward" : "forward");
     return LT_OK;
 }
 
