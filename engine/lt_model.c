@@ -536,7 +536,8 @@ static int dev_fn(const lt_model *m, const lt_node *nd, int bwd, int (**fn)(lt_m
         const lt_dev_layer *l = &m->dev->layers[nd->kind];
         *fn = bwd ? l->backward : l->forward;
     } else if (lt_model_host_node(m, nd)) {
-        return lt_model_host_fn(bwd, fn);   /* its CPU code on host mirrors (lt_model_host.c) */
+        *fn = lt_model_host_fn(bwd);   /* its CPU code on host mirrors (lt_model_host.c) */
+        return LT_OK;
     } else {
         *fn = bwd ? nd->ops->backward_cuda : nd->ops->forward_cuda;
     }
@@ -904,6 +905,7 @@ int lt_model_set_labels(lt_model *m, const int32_t *y, int n) {
 
 /* A forward takes the labels set for it (and only it). */
 static void labels_take(lt_model *m) {
+    if (m->host) m->host->labels_ok = 0;   /* the host layers' copy is the last forward's */
     m->labels_now = m->labels_next;
     m->n_labels_now = m->n_labels_next;
     m->labels_next = NULL;

@@ -48,16 +48,44 @@ static size_t rnd16(size_t n) { return (n + 15) & ~(size_t)15; }
 /* The distinct input nodes of nd (a node may read one input twice). */
 static int distinct_in(const lt_node *nd, int k) { return !(k == 1 && nd->in[1] == nd->in[0]); }
 
-/* Floats of the arena one call on nd needs for `rows` rows (saved floats
- * laid out for `rows` as well: the model's batch during the call is at most
- * the rows planned). */
-static size_t node_floats(const lt_model *m, const lt_node *nd, int rows) {
-    const size_t out = rnd16((size_t)rows * lt_shape_count(nd->shape));
-    size_t f = 2 * out + rnd16((size_t)rows * nd->saved_per_sample + nd->saved_fixed);
-    for (int k = 0; k < nd->n_in; k++)
-        if (distinct_in(nd, k)) f += 2 * rnd16((size_t)rows * lt_shape_count(m->nodes[nd->in[k]].shape));
-    if (nd->ops->scratch) f += rnd16(nd->ops->scratch(nd, rows));
-    return f;
+/* One call's host mirrors (h*) in the arena, and the floats of each it
+ * copies for the call's rows (n*). */
+typedef struct {
+    float *hx[LT_MAX_IN], *hdx[LT_MAX_IN], *hy, *hdy, *hsaved, *hscratch;
+    size_t nx[LT_MAX_IN], ny, nsaved_rows, nsaved_fixed;
+} host_view;
+
+/* The arena's layout for a call on nd of N rows with room for R rows: for
+ * each distinct input x and dx, then y, dy, the saved floats (laid out for
+ * R rows: the model's batch during a call is at most R) and the layer's
+ * scratch. Fills v with pointers into `base` when it is not NULL; returns
+ * the floats the layout takes, so planning (base NULL) and carving share
+ * one layout. */
+static size_t layout(const lt_model *m, const lt_node *nd, int R, int N, float *base, host_view *v) {
+    size_t off = 0;
+#define TAKE(ptr, floats) (((ptr) = base ? base + off : NULL), off += rnd16(floats))
+    memset(v, 0, sizeof *v);
+    for (int k = 0; k < nd->n_in; k++) {
+        const size_t per = lt_shape_count(m->nodes[nd->in[k]].shape);
+        v->nx[k] = (size_t)N * per;
+        if (!distinct_in(nd, k)) {
+            v->hx[k] = v->hx[0];
+            v->hdx[k] = v->hdx[0];
+            continue;
+        }
+        TAKE(v->hx[k], (size_t)R * per);
+        TAKE(v->hdx[k], (size_t)R * per);
+    }
+    const size_t per = lt_shape_count(nd->shape);
+    v->ny = (size_t)N * per;
+    TAKE(v->hy, (size_t)R * per);
+    TAKE(v->hdy, (size_t)R * per);
+    v->nsaved_rows = (size_t)N * nd->saved_per_sample;
+    v->nsaved_fixed = nd->saved_fixed;
+    TAKE(v->hsaved, (size_t)R * nd->saved_per_sample + nd->saved_fixed);
+    if (nd->ops->scratch) TAKE(v->hscratch, nd->ops->scratch(nd, R));
+#undef TAKE
+    return off;
 }
 
 void lt_model_host_free(lt_model *m) {
@@ -92,7 +120,8 @@ int lt_model_host_plan(lt_model *m, int rows) {
     size_t need = 0;
     for (int i = 1; i < m->n_nodes; i++)
         if (lt_model_host_node(m, &m->nodes[i])) {
-            const size_t f = node_floats(m, &m->nodes[i], rows);
+            host_view v;
+            const size_t f = layout(m, &m->nodes[i], rows, rows, NULL, &v);
             if (f > need) need = f;
         }
     float *a = lt_alloc(need * sizeof(float));
@@ -106,7 +135,6 @@ int lt_model_host_plan(lt_model *m, int rows) {
     lt_free(h->arena);
     free(h->labels);
     h->arena = a;
-    h->arena_floats = need;
     h->labels = lab;
     h->rows = rows;
     return LT_OK;
@@ -138,12 +166,6 @@ typedef struct {
     struct lt_cuda_ctx *dctx;
 } host_save;
 
-/* The call's host views: d* the device pointers, h* their mirrors. */
-typedef struct {
-    float *hx[LT_MAX_IN], *hdx[LT_MAX_IN], *hy, *hdy, *hsaved, *hscratch;
-    size_t nx[LT_MAX_IN], ny, nsaved_rows, nsaved_fixed;
-} host_view;
-
 static int d2h(lt_model *m, void *dst, const void *src, size_t floats) {
     return floats ? m->dev->d2h(m->dctx, dst, src, floats * sizeof(float)) : LT_OK;
 }
@@ -160,30 +182,7 @@ static int carve(lt_model *m, const lt_node *nd, int N, host_view *v) {
     if (!h || N > h->rows || m->batch > h->rows)
         return lt_err(LT_ESTATE, "model on %s: host layer '%s' (%s) has mirrors for %d rows, called with %d (batch %d)",
                       lt_backend_describe(m->backend), nd->name, lt_node_type(nd), h ? h->rows : 0, N, m->batch);
-    memset(v, 0, sizeof *v);
-    float *p = h->arena;
-    const int R = h->rows;
-    for (int k = 0; k < nd->n_in; k++) {
-        const lt_node *s = &m->nodes[nd->in[k]];
-        v->nx[k] = (size_t)N * lt_shape_count(s->shape);
-        if (!distinct_in(nd, k)) {
-            v->hx[k] = v->hx[0];
-            v->hdx[k] = v->hdx[0];
-            continue;
-        }
-        const size_t cap = rnd16((size_t)R * lt_shape_count(s->shape));
-        v->hx[k] = p, p += cap;
-        v->hdx[k] = p, p += cap;
-    }
-    const size_t cap = rnd16((size_t)R * lt_shape_count(nd->shape));
-    v->ny = (size_t)N * lt_shape_count(nd->shape);
-    v->hy = p, p += cap;
-    v->hdy = p, p += cap;
-    v->hsaved = p;
-    v->nsaved_rows = (size_t)N * nd->saved_per_sample;
-    v->nsaved_fixed = nd->saved_fixed;
-    p += rnd16((size_t)R * nd->saved_per_sample + nd->saved_fixed);
-    v->hscratch = nd->ops->scratch ? p : NULL;
+    layout(m, nd, h->rows, N, h->arena, v);
     return LT_OK;
 }
 
@@ -253,9 +252,11 @@ static int common_down(lt_model *m, const lt_node *nd, const host_view *v) {
     LT_TRY(d2h(m, h->w + lo, m->w + lo, hi - lo));
     span(m, nd, 1, &lo, &hi);
     LT_TRY(d2h(m, h->buf + lo, m->buf + lo, hi - lo));
-    if (m->labels_now && m->n_labels_now > 0) {
+    /* once per forward: every host layer of the pass reads the same labels */
+    if (m->labels_now && m->n_labels_now > 0 && !h->labels_ok) {
         const int n = m->n_labels_now < h->rows ? m->n_labels_now : h->rows;
         LT_TRY(m->dev->d2h(m->dctx, h->labels, m->labels_now, (size_t)n * sizeof(int32_t)));
+        h->labels_ok = 1;
     }
     return LT_OK;
 }
@@ -324,7 +325,4 @@ static int host_backward(lt_model *m, lt_node *nd, int N) {
     return LT_OK;
 }
 
-int lt_model_host_fn(int bwd, int (**fn)(lt_model *, lt_node *, int)) {
-    *fn = bwd ? host_backward : host_forward;
-    return LT_OK;
-}
+lt_layer_fn lt_model_host_fn(int bwd) { return bwd ? host_backward : host_forward; }

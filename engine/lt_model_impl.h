@@ -60,8 +60,9 @@ typedef struct {
  * the labels' copy. */
 typedef struct {
     float *w, *g, *buf;
-    float *arena; size_t arena_floats;
+    float *arena;
     int32_t *labels;
+    int labels_ok;          /* 1: labels holds this forward's (lt_model_forward clears it) */
     int rows;               /* the rows the arena and labels hold */
     double seconds;         /* wall time in host layers' calls, copies included */
 } lt_model_host;
@@ -138,6 +139,7 @@ int lt_model_host_node(const lt_model *m, const lt_node *nd);
 int lt_model_host_plan(lt_model *m, int rows);
 void lt_model_host_free(lt_model *m);
 /* The forward (bwd 0) or backward function a host node runs through. */
-int lt_model_host_fn(int bwd, int (**fn)(lt_model *, lt_node *, int));
+typedef int (*lt_layer_fn)(lt_model *m, lt_node *nd, int N);
+lt_layer_fn lt_model_host_fn(int bwd);
 
 #endif

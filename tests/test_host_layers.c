@@ -15,13 +15,15 @@
  * every pointer it is handed against the stand-in's recorded allocations:
  * a host layer must never see device memory.
  *
- *   same_as_cpu   a training forward with labels, a backward from a filled
+ *   same_as_cpu   a training forward with labels (other labels in every
+ *                 forward of the file), a backward from a filled
  *                 logits gradient, a second such step after zero_grad,
  *                 then an eval-mode forward: logits, the
  *                 outputs of t1, t2, t3, c1's gradient, every parameter
  *                 gradient and buffer equal the cpu model's; the host nodes
- *                 are counted (6 on the device, 0 on cpu) and their time is
- *                 > 0 on the device, 0 on cpu;
+ *                 are counted (6 on the device, 0 on cpu) and their time
+ *                 is > 0 on the device, 0 on cpu; the labels come down
+ *                 once per forward, not once per host layer;
  *   subgraph      between the batch's forward and backward (cbn's loss
  *                 hook), a sub-graph input -> logits on 6 rows, more than
  *                 the batch (its own mirrors), forward in training mode and
@@ -198,6 +200,15 @@ static void rec_free(lt_cuda_ctx *c, void *p) {
         if (p && g_blocks[i].p == p) g_blocks[i].p = NULL;
     g_free(c, p);
 }
+/* copies from device memory at g_watch (the model's labels) */
+static int (*g_d2h)(lt_cuda_ctx *, void *, const void *, size_t);
+static const void *g_watch;
+static int g_watched;
+static int counting_d2h(lt_cuda_ctx *c, void *dst, const void *src, size_t bytes) {
+    g_watched += g_watch && src == g_watch;
+    return g_d2h(c, dst, src, bytes);
+}
+
 static int is_device(const void *p) {
     for (int i = 0; i < MAX_BLOCKS; i++)
         if (g_blocks[i].p && (const char *)p >= g_blocks[i].p && (const char *)p < g_blocks[i].p + g_blocks[i].n)
@@ -224,13 +235,20 @@ static lt_backend *standin(void) {
     g_free = g_ops.free;
     g_ops.alloc = rec_alloc;
     g_ops.free = rec_free;
+    g_d2h = g_ops.d2h;
+    g_ops.d2h = counting_d2h;
     hp_set_device_check(is_device);
     return standin_backend(&g_ops);
 }
 
-/* The batch's training forward (labels given) on both models; its logits the same. */
+/* The batch's training forward on both models, with labels that change
+ * from call to call (a host layer's copy of the last forward's would show);
+ * its logits the same. */
 static void train_forward(net *d, net *c, const float *x) {
-    const int32_t y[B] = {3, 0, 4, 1};
+    static int call;
+    int32_t y[B];
+    for (int i = 0; i < B; i++) y[i] = (int32_t)((3 * i + 2 * call + 1) % K);
+    call++;
     for (int s = 0; s < 2; s++) {
         net *n = s ? c : d;
         assert_int_equal(lt_model_set_labels(n->m, y, B), LT_OK);
@@ -250,11 +268,32 @@ static void train_backward(net *d, net *c) {
     }
 }
 
+/* The stand-in device model d and its cpu twin c, built alike. */
+typedef struct {
+    lt_backend *fb;
+    net d, c;
+} pair;
+
+static pair pair_open(void) {
+    pair p;
+    p.fb = standin();
+    p.d = build(p.fb);
+    p.c = build(NULL);
+    standin_scratch_for(p.d.m, ROWS);
+    return p;
+}
+
+static void pair_close(pair *p) {
+    lt_model_free(p->d.m);
+    lt_model_free(p->c.m);
+    standin_scratch_free();
+    lt_backend_free(p->fb);
+}
+
 static void test_same_as_cpu(void **s) {
     (void)s;
-    lt_backend *fb = standin();
-    net d = build(fb), c = build(NULL);
-    standin_scratch_for(d.m, ROWS);
+    pair p = pair_open();
+    net d = p.d, c = p.c;
     assert_int_equal(lt_model_n_host_nodes(d.m), 6);
     assert_int_equal(lt_model_n_host_nodes(c.m), 0);
     /* pr2 works in place over t3's output on the device, pr (c1 feeds two) does not */
@@ -263,7 +302,12 @@ static void test_same_as_cpu(void **s) {
     float *x = rows(B, 1);
     lt_model_zero_grad(d.m);
     lt_model_zero_grad(c.m);
+    g_watch = d.m->dlabels;   /* lt_model_set_labels' device copy */
+    g_watched = 0;
     train_forward(&d, &c, x);
+    /* the labels come down once for the forward's six host layers */
+    assert_int_equal(g_watched, 1);
+    g_watch = NULL;
     assert_true(same_node(&d, &c, d.t1, B, 0));   /* t1's output after the in-place ReLU */
     assert_true(same_node(&d, &c, d.t2, B, 0));
     assert_true(same_node(&d, &c, d.t3, B, 0));
@@ -295,17 +339,13 @@ static void test_same_as_cpu(void **s) {
     assert_true(is_device(lt_model_out(d.m, d.t1)) && is_device(lt_model_param_data(d.m, "t1.weight")));
     assert_false(is_device(lt_model_out(c.m, c.t1)));
     free(x);
-    lt_model_free(d.m);
-    lt_model_free(c.m);
-    standin_scratch_free();
-    lt_backend_free(fb);
+    pair_close(&p);
 }
 
 static void test_subgraph(void **s) {
     (void)s;
-    lt_backend *fb = standin();
-    net d = build(fb), c = build(NULL);
-    standin_scratch_for(d.m, ROWS);
+    pair p = pair_open();
+    net d = p.d, c = p.c;
     lt_subgraph *sd, *sc;
     assert_int_equal(lt_subgraph_create(&sd, d.m, 0, d.logits, ROWS), LT_OK);
     assert_int_equal(lt_subgraph_create(&sc, c.m, 0, c.logits, ROWS), LT_OK);
@@ -336,17 +376,13 @@ static void test_subgraph(void **s) {
     free(xs);
     lt_subgraph_free(sd);
     lt_subgraph_free(sc);
-    lt_model_free(d.m);
-    lt_model_free(c.m);
-    standin_scratch_free();
-    lt_backend_free(fb);
+    pair_close(&p);
 }
 
 static void test_layer_fails(void **s) {
     (void)s;
-    lt_backend *fb = standin();
-    net d = build(fb), c = build(NULL);
-    standin_scratch_for(d.m, ROWS);
+    pair p = pair_open();
+    net d = p.d, c = p.c;
     float *x = rows(B, 5);
     hp_set_fail(1);
     lt_err_clear();
@@ -362,10 +398,7 @@ static void test_layer_fails(void **s) {
     int items;
     assert_true(same_state(&d, &c, &items));
     free(x);
-    lt_model_free(d.m);
-    lt_model_free(c.m);
-    standin_scratch_free();
-    lt_backend_free(fb);
+    pair_close(&p);
 }
 
 /* host_seconds counts the layers' own work: a stand-in whose wait for the

@@ -682,7 +682,9 @@ static void test_host_hook_methods_on_device(void **state)
  * post_train measures on the cpu twin. On the 6-image cut (one epoch, 4
  * iterations): the first epoch's loss is the cpu run's up to rounding,
  * host_layer_s is counted every epoch, and the train-mode and eval-mode
- * accuracies post_train measures are the cpu run's. On the 2-epoch cut, a
+ * accuracies post_train measures are the cpu run's. On the 2-epoch cut the
+ * last epoch's progress line ends "img/s (host hooks N%) (host layers
+ * M%)" (what train.sh's check-fmnist-ci-cbn notes), and a
  * run killed after its first epoch and resumed ends with the uninterrupted
  * run's metrics and per-class file. */
 static void test_cbn_on_device(void **state)
@@ -704,8 +706,20 @@ static void test_cbn_on_device(void **state)
      * `inited` are device buffers, copied through the host) and resumed,
      * the uninterrupted run's metrics and per-class file */
     lt_run_outcome full, resumed;
+    g_log = tmpfile();   /* its progress lines: train.sh greps the epoch line's shares */
+    assert_non_null(g_log);
     emu_run_hp("emu-cbn-full", "cbn", NULL, NULL, NULL, 0, &full);
     if (!full.ok) fail_msg("cbn on the emulated device failed: %s", full.reason);
+    char line[512];
+    int shares = 0;
+    rewind(g_log);
+    while (fgets(line, sizeof line, g_log)) {
+        const char *hk = strstr(line, "img/s (host hooks "), *hl = strstr(line, "%) (host layers ");
+        if (strstr(line, "epoch 2/2") && hk && hl && hl > hk) shares++;
+    }
+    fclose(g_log);
+    g_log = NULL;
+    assert_int_equal(shares, 1);
     emu_run_hp("emu-cbn-resume", "cbn", NULL, NULL, NULL, 1, &resumed);
     assert_false(resumed.ok);
     assert_non_null(strstr(resumed.reason, "signal 9"));
