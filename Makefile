@@ -14,6 +14,15 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-format-truncation -fopenmp -pthread \
            -Iengine -Idatasets -Iharness -MMD -MP
 LDLIBS  += -lopenblas -larchive -lcurl -lcjson -ljpeg -lm -lpthread -ldl -fopenmp
+# OpenBLAS's OpenMP build (Debian's libopenblas0-openmp, harness/deps.sh),
+# found before the default pthreads build by the runtime linker: its threads
+# are the engine's OpenMP pool, where the pthreads build's pool and OpenMP's
+# take turns spinning and yielding on the same cores (measured on a 2-core
+# CPU without AVX-512, whose convolutions are im2col + sgemm: a ci-scale run
+# 71 s -> 35 s, the same bits). Harmless where the folder does not exist.
+OPENBLAS_OMP_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-openmp
+OPENBLAS_OMP_RPATH := -Wl,-rpath,$(OPENBLAS_OMP_DIR)
+LDLIBS  += $(OPENBLAS_OMP_RPATH)
 BUILD   ?= build
 
 ENGINE_SRC  := $(sort $(wildcard engine/*.c))
@@ -393,6 +402,8 @@ FUZZ_BIN     := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
 # -Wno-pass-failed: clang reports the `omp simd` loops it leaves scalar.
 FUZZ_OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                 -fno-sanitize-recover=undefined -Wno-unknown-warning-option -Wno-pass-failed
+# clang's OpenMP is libomp: the fuzz targets keep the default OpenBLAS build
+# (no runpath), not the one that brings libgomp in beside it.
 # The AVX-512 convolution kernels select their ISA with `#pragma GCC target`,
 # which clang ignores: build-fuzz's engine library leaves them out and the
 # targets link tests/fuzz/conv_stubs.c instead (no parser runs a convolution).
@@ -406,7 +417,7 @@ fuzz-build: $(FUZZ_LIB_OBJ) $(FUZZ_BIN)
 
 fuzz: check-deps fuzz-deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) OPT="$(FUZZ_OPT)" ENGINE_SRC="$(FUZZ_ENGINE_SRC)" \
-	    LDLIBS="$(LDLIBS) -fsanitize=fuzzer,address,undefined" fuzz-build
+	    LDLIBS="$(filter-out $(OPENBLAS_OMP_RPATH),$(LDLIBS)) -fsanitize=fuzzer,address,undefined" fuzz-build
 	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 fuzz-deps:

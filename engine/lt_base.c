@@ -81,11 +81,13 @@ int lt_num_threads(void) {
 #endif
 }
 
-/* Two thread pools (OpenMP's and OpenBLAS's pthreads) spinning on the same
- * cores slow each other down badly (measured: 2 threads slower than 1). With
- * AVX-512 the convolutions run on the engine's own OpenMP threads and
+/* With AVX-512 the convolutions run on the engine's own OpenMP threads and
  * OpenBLAS only sees the small classifier GEMMs, so it gets one thread;
- * otherwise the im2col + sgemm reference path wants BLAS threads. */
+ * otherwise the im2col + sgemm reference path wants BLAS threads. Those are
+ * the engine's OpenMP pool when the programs run OpenBLAS's OpenMP build (the
+ * Makefile's runpath); the pthreads build's own pool and OpenMP's spin and
+ * yield against each other on the same cores (measured: 2 threads slower
+ * than 1, a ci-scale run twice as long). */
 void lt_set_num_threads(int n) {
     if (n <= 0) return;
 #ifdef _OPENMP

@@ -3,7 +3,7 @@
 # check: exit 0 when every package is installed, 1 (listing what is missing) otherwise.
 # install: apt-get install what is missing (as root), or print the exact command.
 set -u
-PKGS="build-essential libopenblas-dev libarchive-dev libcurl4-openssl-dev libcjson-dev
+PKGS="build-essential libopenblas-dev libopenblas0-openmp libarchive-dev libcurl4-openssl-dev libcjson-dev
 libcmocka-dev libjpeg62-turbo-dev gnuplot-nox dataset-fashion-mnist"
 
 missing() {
