@@ -19,10 +19,12 @@ LDLIBS  += -lopenblas -larchive -lcurl -lcjson -ljpeg -lm -lpthread -ldl -fopenm
 # are the engine's OpenMP pool, where the pthreads build's pool and OpenMP's
 # take turns spinning and yielding on the same cores (measured on a 2-core
 # CPU without AVX-512, whose convolutions are im2col + sgemm: a ci-scale run
-# 71 s -> 35 s, the same bits). Harmless where the folder does not exist.
+# 71 s -> 35 s, the same bits). Harmless where the folder does not exist;
+# kept when LDLIBS is given on the command line (override), dropped with
+# OPENBLAS_OMP_RPATH= (the fuzz build).
 OPENBLAS_OMP_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-openmp
-OPENBLAS_OMP_RPATH := -Wl,-rpath,$(OPENBLAS_OMP_DIR)
-LDLIBS  += $(OPENBLAS_OMP_RPATH)
+OPENBLAS_OMP_RPATH ?= -Wl,-rpath,$(OPENBLAS_OMP_DIR)
+override LDLIBS += $(OPENBLAS_OMP_RPATH)
 BUILD   ?= build
 
 ENGINE_SRC  := $(sort $(wildcard engine/*.c))
@@ -288,7 +290,7 @@ test: check-deps
 asan:
 	@$(MAKE) --no-print-directory check-deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	    LDLIBS="$(LDLIBS) -fsanitize=address,undefined" tests-build tests-build-cuda
+	    LDLIBS="$(filter-out $(OPENBLAS_OMP_RPATH),$(LDLIBS)) -fsanitize=address,undefined" tests-build tests-build-cuda
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    tests/run.sh $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN) $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN))
 
@@ -417,7 +419,8 @@ fuzz-build: $(FUZZ_LIB_OBJ) $(FUZZ_BIN)
 
 fuzz: check-deps fuzz-deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) OPT="$(FUZZ_OPT)" ENGINE_SRC="$(FUZZ_ENGINE_SRC)" \
-	    LDLIBS="$(filter-out $(OPENBLAS_OMP_RPATH),$(LDLIBS)) -fsanitize=fuzzer,address,undefined" fuzz-build
+	    OPENBLAS_OMP_RPATH= LDLIBS="$(filter-out $(OPENBLAS_OMP_RPATH),$(LDLIBS)) -fsanitize=fuzzer,address,undefined" \
+	    fuzz-build
 	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 fuzz-deps:
