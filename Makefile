@@ -22,7 +22,10 @@ LDLIBS  += -lopenblas -larchive -lcurl -lcjson -ljpeg -lm -lpthread -ldl -fopenm
 # 71 s -> 35 s, the same bits). Harmless where the folder does not exist;
 # kept when LDLIBS is given on the command line (override), dropped with
 # OPENBLAS_OMP_RPATH= (the fuzz build).
-OPENBLAS_OMP_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-openmp
+# (:= so that the compiler is asked once, not at every link that expands LDLIBS)
+ifeq ($(origin OPENBLAS_OMP_DIR),undefined)
+OPENBLAS_OMP_DIR := /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-openmp
+endif
 OPENBLAS_OMP_RPATH ?= -Wl,-rpath,$(OPENBLAS_OMP_DIR)
 override LDLIBS += $(OPENBLAS_OMP_RPATH)
 BUILD   ?= build
