@@ -409,10 +409,10 @@ FUZZ_OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address
                 -fno-sanitize-recover=undefined -Wno-unknown-warning-option -Wno-pass-failed
 # clang's OpenMP is libomp: the fuzz targets keep the default OpenBLAS build
 # (no runpath), not the one that brings libgomp in beside it.
-# The AVX-512 convolution kernels select their ISA with `#pragma GCC target`,
+# The AVX-512 and AVX2 convolution kernels select their ISA with `#pragma GCC target`,
 # which clang ignores: build-fuzz's engine library leaves them out and the
 # targets link tests/fuzz/conv_stubs.c instead (no parser runs a convolution).
-FUZZ_ENGINE_SRC := $(filter-out engine/lt_conv_fast.c engine/lt_conv_wino.c,$(ENGINE_SRC))
+FUZZ_ENGINE_SRC := $(filter-out engine/lt_conv_fast.c engine/lt_conv_wino.c engine/lt_conv_avx2.c,$(ENGINE_SRC))
 FUZZ_LIB_OBJ := $(call obj,tests/fuzz/common.c tests/fuzz/conv_stubs.c)
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ) $(LIBS)

@@ -22,6 +22,21 @@ int lt_cpu_has_avx512f(void) {
     return cpu;
 }
 
+static int isa_cap = -1;
+
+lt_conv_isa_kind lt_conv_isa(void) {
+    static int cpu = -1;
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = lt_cpu_has_avx512f() ? LT_CONV_ISA_AVX512
+              : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? LT_CONV_ISA_AVX2
+                                                                                 : LT_CONV_ISA_NONE;
+    }
+    return (lt_conv_isa_kind)(isa_cap >= 0 && isa_cap < cpu ? isa_cap : cpu);
+}
+
+void lt_conv_isa_cap(int most) { isa_cap = most < 0 ? -1 : most; }
+
 void lt_cpu_opts_default(lt_cpu_opts *o) {
     memset(o, 0, sizeof *o);
     o->conv = LT_CONV_PATH_AUTO;
@@ -174,7 +189,9 @@ const char *lt_backend_describe(const lt_backend *b) {
     if (!b) return "?";
     if (b->kind == LT_BACKEND_CUDA) return b->cuda_name;
     /* the strings results have recorded as conv_backend since engine 0.3.0 */
-    if (!lt_cpu_has_avx512f() || b->cpu.conv == LT_CONV_PATH_REF) return "im2col-sgemm";
+    const lt_conv_isa_kind isa = lt_conv_isa();
+    if (isa == LT_CONV_ISA_NONE || b->cpu.conv == LT_CONV_PATH_REF) return "im2col-sgemm";
+    if (isa == LT_CONV_ISA_AVX2) return "avx2-direct";
     return b->cpu.conv == LT_CONV_PATH_DIRECT ? "avx512-direct" : "avx512-direct+winograd";
 }
 

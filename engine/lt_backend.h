@@ -57,10 +57,11 @@ typedef enum {
      * hold): the process default backend's path. Not an option value. */
     LT_CONV_PATH_DEFAULT = 0,
     /* AVX-512 direct, Winograd on the 3x3 stride-1 layers where it is
-     * measured to pay; im2col + sgemm where the CPU lacks AVX-512F */
+     * measured to pay; AVX2 direct where the CPU lacks AVX-512F, im2col +
+     * sgemm where it lacks AVX2 + FMA too (lt_conv_isa) */
     LT_CONV_PATH_AUTO = 1,
     LT_CONV_PATH_REF = 2,      /* im2col + sgemm everywhere (LT_CONV_REF=1) */
-    LT_CONV_PATH_DIRECT = 3,   /* AVX-512 direct, no Winograd (LT_CONV_WINO=0) */
+    LT_CONV_PATH_DIRECT = 3,   /* direct, no Winograd (LT_CONV_WINO=0) */
     /* Winograd on every 3x3 stride-1 pad-1 layer, whatever it costs
      * (LT_CONV_WINO=2; tests) */
     LT_CONV_PATH_WINO = 4
@@ -173,8 +174,9 @@ lt_backend_kind lt_backend_get_kind(const lt_backend *b);
 int lt_backend_cpu_opts(const lt_backend *b, lt_cpu_opts *out);
 /* The convolution path the backend's layers actually take, as results
  * record it ("conv_backend"): "avx512-direct+winograd" (AUTO or WINO on an
- * AVX-512 CPU), "avx512-direct" (DIRECT), "im2col-sgemm" (REF, or any path
- * on a CPU without AVX-512F); "cuda:N" for a cuda backend. These strings are
+ * AVX-512 CPU), "avx512-direct" (DIRECT), "avx2-direct" (AUTO, DIRECT or
+ * WINO with the AVX2 kernels: lt_conv_isa), "im2col-sgemm" (REF, or any path
+ * on a CPU with neither); "cuda:N" for a cuda backend. These strings are
  * compared with finished runs' (lt_fingerprint.c): keep them. */
 const char *lt_backend_describe(const lt_backend *b);
 
@@ -186,6 +188,17 @@ lt_backend *lt_backend_default(void);
 
 /* 1 when this CPU has AVX-512F (the fast convolution kernels need it). */
 int lt_cpu_has_avx512f(void);
+
+/* The vector kernels the direct convolution runs on (lt_conv_fast.h):
+ * AVX-512 (with Winograd) where the CPU has AVX-512F, AVX2 + FMA (direct
+ * only; the same sums as the AVX-512 direct kernels) where it has those but
+ * not AVX-512F, none (every convolution im2col + sgemm) otherwise. */
+typedef enum { LT_CONV_ISA_NONE = 0, LT_CONV_ISA_AVX2 = 1, LT_CONV_ISA_AVX512 = 2 } lt_conv_isa_kind;
+lt_conv_isa_kind lt_conv_isa(void);
+/* Tests: the kernels no wider than `most` from now on (LT_CONV_ISA_AVX2 runs
+ * the AVX2 kernels on an AVX-512 CPU), never wider than the CPU has; -1
+ * lifts the cap. Not for use while convolutions run. */
+void lt_conv_isa_cap(int most);
 
 /* ---- host memory (issue 20, C) ------------------------------------------------
  * Host buffers that feed a backend: the batch loader's slots. A cuda backend

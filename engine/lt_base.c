@@ -1,5 +1,6 @@
 /* lt_base.c — last-error message, aligned allocation, thread count. */
 #include "lt_base.h"
+#include "lt_backend.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,19 +82,22 @@ int lt_num_threads(void) {
 #endif
 }
 
-/* With AVX-512 the convolutions run on the engine's own OpenMP threads and
- * OpenBLAS only sees the small classifier GEMMs, so it gets one thread;
- * otherwise the im2col + sgemm reference path wants BLAS threads. Those are
- * the engine's OpenMP pool when the programs run OpenBLAS's OpenMP build (the
- * Makefile's runpath); the pthreads build's own pool and OpenMP's spin and
- * yield against each other on the same cores (measured: 2 threads slower
- * than 1, a ci-scale run twice as long). */
+/* OpenBLAS's OpenMP build (the Makefile's runpath) has no pool of its own:
+ * it runs on the engine's OpenMP threads, and its openblas_set_num_threads
+ * is omp_set_num_threads for the whole process, so it is not called there
+ * (calling it with 1 made every OpenMP region of the engine single-threaded).
+ * With the pthreads build (a program linked without the runpath) its pool
+ * and OpenMP's spin and yield against each other on the same cores, so it
+ * gets one thread where the convolutions run on the engine's own kernels
+ * (lt_conv_isa) and OpenBLAS sees only the small classifier GEMMs, n where
+ * the im2col + sgemm path needs it. */
 void lt_set_num_threads(int n) {
     if (n <= 0) return;
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    openblas_set_num_threads(__builtin_cpu_supports("avx512f") ? 1 : n);
+    if (openblas_get_parallel() == 2) return;
+    openblas_set_num_threads(lt_conv_isa() != LT_CONV_ISA_NONE ? 1 : n);
 }
 
 double lt_now_s(void) {

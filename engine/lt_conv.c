@@ -99,7 +99,7 @@ int lt_conv_geom_wino_tile(const lt_conv_geom *g) {
 }
 
 int lt_conv_fast_active(const lt_conv_geom *g) {
-    if (!lt_cpu_has_avx512f() || lt_conv_geom_path(g) == LT_CONV_PATH_REF || g->groups != 1 ||
+    if (lt_conv_isa() == LT_CONV_ISA_NONE || lt_conv_geom_path(g) == LT_CONV_PATH_REF || g->groups != 1 ||
         g->stride > LT_CONV_FAST_MAX_STRIDE)
         return 0;
     /* tap offsets within one image are int */

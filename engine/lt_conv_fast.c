@@ -1,4 +1,5 @@
-/* lt_conv_fast.c — direct convolution with AVX-512 "shifted GEMM" kernels.
+/* lt_conv_fast.c — direct convolution with AVX-512 "shifted GEMM" kernels
+ * (and, on CPUs without AVX-512F, the same drivers on AVX2 kernels).
  *
  * Why not im2col + OpenBLAS: the ResNet shapes are skinny (16..64 output
  * channels), the 9x im2col copy costs as much memory traffic as the GEMM,
@@ -30,6 +31,12 @@
  * F(4x4, 3x3) or F(2x2, 3x3) for the forward and the data gradient, and
  * F(3x3, 4x4) or F(3x3, 2x2) for the weight gradient; it reuses this file's GEMM
  * kernel (lt_conv_sgemm_shift) and channels-last transpose (lt_conv_nhwc16).
+ *
+ * ISA: the drivers call their kernels through a table (conv_kernels, by
+ * lt_conv_isa()): this file's AVX-512 kernels, or lt_conv_avx2.c's 8-lane
+ * grid GEMM, weight gradient and transpose with the data movers below
+ * compiled for AVX2. Winograd and the channel-vectorised forward exist for
+ * AVX-512 only.
  *
  * Parallelism: OpenMP over images, everything per image in per-thread
  * scratch (cache resident). Each thread owns a contiguous range of images;
@@ -204,9 +211,15 @@ __attribute__((target("avx512f"))) static void merge_row2(const float *ev, const
  * buffer passes zeros = 0 and only the data is copied: for the small images
  * of ResNet-8 the per-row zero fills (calls of a few floats each) cost more
  * than the copy itself. */
-__attribute__((target("avx512f"))) static void build_planes(const fl *f, const float *x, float *P, int zeros) {
+/* Each of these data movers is compiled twice, for the AVX-512 kernels and
+ * for the AVX2 ones (wide: whether the AVX-512 permute helpers may run). */
+#define LT_W512 __attribute__((target("avx512f")))
+#define LT_W256 __attribute__((target("avx2,fma")))
+#define LT_BODY static inline __attribute__((always_inline))
+
+LT_BODY void planes_body(const fl *f, const float *x, float *P, int zeros, const int wide) {
     const int s = f->s, p = f->p, H = f->H, W = f->W, Hg = f->Hg, Wg = f->Wg;
-    if (s == 2 && !zeros) {
+    if (wide && s == 2 && !zeros) {
         build_planes2_data(f, x, P);
         return;
     }
@@ -254,7 +267,10 @@ __attribute__((target("avx512f"))) static void build_planes(const fl *f, const f
 /* dy of one image on the output grid: row co holds L zeros, then ho rows of
  * Wg (wo values, zeros in the garbage columns), then zeros up to DS. As in
  * build_planes, the zeros are written only when zeros != 0. */
-__attribute__((target("avx512f"))) static void build_dyg(const fl *f, const float *dy, float *D, int zeros) {
+LT_W512 static void build_planes(const fl *f, const float *x, float *P, int zeros) { planes_body(f, x, P, zeros, 1); }
+LT_W256 static void build_planes8(const fl *f, const float *x, float *P, int zeros) { planes_body(f, x, P, zeros, 0); }
+
+LT_BODY void dyg_body(const fl *f, const float *dy, float *D, int zeros) {
     const size_t P = (size_t)f->ho * f->wo;
     const int wo = f->wo;
     for (int o = 0; o < f->co; o++) {
@@ -275,7 +291,10 @@ __attribute__((target("avx512f"))) static void build_dyg(const fl *f, const floa
 
 /* dx (one image) += the gradient w.r.t. the phase planes, at the input
  * positions; with set, dx = that gradient (positions no phase reaches: 0). */
-__attribute__((target("avx512f"))) static void scatter_planes(const fl *f, const float *dP, const int *phase_used, float *dx, int set) {
+LT_W512 static void build_dyg(const fl *f, const float *dy, float *D, int zeros) { dyg_body(f, dy, D, zeros); }
+LT_W256 static void build_dyg8(const fl *f, const float *dy, float *D, int zeros) { dyg_body(f, dy, D, zeros); }
+
+LT_BODY void scatter_body(const fl *f, const float *dP, const int *phase_used, float *dx, int set, const int wide) {
     const int s = f->s, p = f->p, H = f->H, W = f->W, Wg = f->Wg;
     for (int c = 0; c < f->ci; c++) {
         float *dc = dx + (size_t)c * H * W;
@@ -294,7 +313,7 @@ __attribute__((target("avx512f"))) static void scatter_planes(const fl *f, const
                 }
                 continue;
             }
-            if (s == 2) {
+            if (wide && s == 2) {
                 /* phase b's first column 2*v_b + b - p is 0 or 1: one phase
                  * holds the even columns, the other the odd ones */
                 const float *src[2] = {NULL, NULL};
@@ -318,6 +337,87 @@ __attribute__((target("avx512f"))) static void scatter_planes(const fl *f, const
                 for (int w = s * v + b - p; w < W; w += s, v++) d[w] += sr[v];
             }
         }
+    }
+}
+
+LT_W512 static void scatter_planes(const fl *f, const float *dP, const int *used, float *dx, int set) {
+    scatter_body(f, dP, used, dx, set, 1);
+}
+LT_W256 static void scatter_planes8(const fl *f, const float *dP, const int *used, float *dx, int set) {
+    scatter_body(f, dP, used, dx, set, 0);
+}
+
+/* The output grid of one image (rows Wg apart) into y's rows, with the bias
+ * and the optional BN-eval [+ residual] + ReLU epilogue (lt_bn_forward_eval's,
+ * lt_add_forward's and lt_relu_forward's operations); resn is this image's
+ * residual (ep->res offset to the image) or NULL. Row by row (copy_out takes
+ * copy_out_short for short rows on AVX-512). */
+LT_BODY void copy_rows(const fl *f, const float *ygrid, const float *b, const lt_conv_epilogue *ep,
+                       const float *resn, float *yn) {
+    const size_t P = (size_t)f->ho * f->wo;
+    for (int o = 0; o < f->co; o++) {
+        const float *src = ygrid + (size_t)o * up16(f->Q);
+        float *dst = yn + (size_t)o * P;
+        const float bc = b ? b[o] : 0.0f;
+        const float *ro = lt_conv_res_plane(ep, resn, o, P);
+        if (o + 1 < f->co) {
+            lt_conv_prefetch_w(dst + P, P);
+            if (ro) lt_conv_prefetch(ro + P, P);
+        }
+        if (ep) {
+            /* lt_bn_forward_eval's and lt_relu_forward's operations */
+            const float mu = ep->mu[o], a = ep->a[o], bb = ep->b[o];
+            for (int oh = 0; oh < f->ho; oh++) {
+                float *d = dst + (size_t)oh * f->wo;
+                const float *sr = src + (size_t)oh * f->Wg;
+                if (ro) {
+                    const float *rr = ro + (size_t)oh * f->wo;
+                    if (ep->relu) {
+#pragma omp simd
+                        for (int ow = 0; ow < f->wo; ow++)
+                            d[ow] = lt_relu1(lt_bn_affine(sr[ow] + bc, mu, a, bb) + rr[ow]);
+                    } else {
+#pragma omp simd
+                        for (int ow = 0; ow < f->wo; ow++) d[ow] = lt_bn_affine(sr[ow] + bc, mu, a, bb) + rr[ow];
+                    }
+                } else if (ep->relu) {
+#pragma omp simd
+                    for (int ow = 0; ow < f->wo; ow++) {
+                        d[ow] = lt_relu1(lt_bn_affine(sr[ow] + bc, mu, a, bb));
+                    }
+                } else {
+#pragma omp simd
+                    for (int ow = 0; ow < f->wo; ow++) d[ow] = lt_bn_affine(sr[ow] + bc, mu, a, bb);
+                }
+            }
+            continue;
+        }
+        for (int oh = 0; oh < f->ho; oh++) {
+            float *d = dst + (size_t)oh * f->wo;
+            const float *sr = src + (size_t)oh * f->Wg;
+#pragma omp simd
+            for (int ow = 0; ow < f->wo; ow++) d[ow] = sr[ow] + bc;
+        }
+    }
+}
+
+LT_W256 static void copy_out8(const fl *f, const float *ygrid, const float *b, const lt_conv_epilogue *ep,
+                              const float *resn, float *yn) {
+    copy_rows(f, ygrid, b, ep, resn, yn);
+}
+
+/* dy of one image transposed onto the output grid: T[q * Mp + m] = dy[m] at
+ * grid point q = oh * Wg + ow; zero in the garbage columns (ow >= wo) and in
+ * the padding lanes m >= co, so they add nothing to the weight gradient.
+ * cl is the channels-last transpose of the ISA. */
+static void build_dyt_with(const fl *f, const float *dy, float *T, int zeros,
+                           void (*cl)(const float *, int, size_t, int, int, float *)) {
+    const size_t P = (size_t)f->ho * f->wo;
+    const int Mp = f->Mp;
+    for (int oh = 0; oh < f->ho; oh++) {
+        float *row = T + (size_t)oh * f->Wg * Mp;
+        cl(dy + (size_t)oh * f->wo, f->co, P, f->wo, Mp, row);
+        if (zeros) memset(row + (size_t)f->wo * Mp, 0, sizeof(float) * (size_t)(f->Wg - f->wo) * Mp);
     }
 }
 
@@ -392,12 +492,9 @@ void lt_conv_sgemm_shift(int M, int K, size_t Q, const float *Ap, const float *b
     }
 }
 
-/* dy of one image transposed onto the output grid: T[q * Mp + m] = dy[m] at
- * grid point q = oh * Wg + ow; zero in the garbage columns (ow >= wo) and in
- * the padding lanes m >= co, so they add nothing to the weight gradient.
- * 16 x 16 blocks (16 channels x 16 positions of a row) are transposed in
- * registers: a scalar gather would cost as much as a third of the weight
- * gradient itself. */
+/* The weight gradient's transposed dy (build_dyt_with): 16 x 16 blocks (16
+ * channels x 16 positions of a row) are transposed in registers: a scalar
+ * gather would cost as much as a third of the weight gradient itself. */
 static inline void transpose16(__m512 r[16]) {
     __m512 t[16];
     for (int i = 0; i < 16; i += 2) {
@@ -455,13 +552,7 @@ void lt_conv_nhwc16(const float *src, int C, int HW, int Cp, float *dst) {
 
 /* (the garbage rows ow >= wo are zeroed only when zeros != 0, as in build_planes) */
 static void build_dyt(const fl *f, const float *dy, float *T, int zeros) {
-    const size_t P = (size_t)f->ho * f->wo;
-    const int Mp = f->Mp;
-    for (int oh = 0; oh < f->ho; oh++) {
-        float *row = T + (size_t)oh * f->Wg * Mp;
-        to_channels_last(dy + (size_t)oh * f->wo, f->co, P, f->wo, Mp, row);
-        if (zeros) memset(row + (size_t)f->wo * Mp, 0, sizeof(float) * (size_t)(f->Wg - f->wo) * Mp);
-    }
+    build_dyt_with(f, dy, T, zeros, to_channels_last);
 }
 
 /* Weight gradient of one image, vectorised over output channels:
@@ -543,10 +634,6 @@ static void wgrad_image(const fl *f, const float *planes, const float *T, const 
     }
 }
 
-/* The output grid of one image (rows Wg apart) into y's rows, with the bias
- * and the optional BN-eval [+ residual] + ReLU epilogue (lt_bn_forward_eval's,
- * lt_add_forward's and lt_relu_forward's operations); resn is this image's
- * residual (ep->res offset to the image) or NULL. */
 /* copy_out for rows shorter than a vector (7x7, 14x14, 8x8 outputs of the
  * stride-2 layers): the plane is written 16 values at a time, each run
  * gathered from the grid by one permute of two loads (a run crosses at most
@@ -609,55 +696,8 @@ static void copy_out_short(const fl *f, const float *ygrid, const float *b, cons
 
 static void copy_out(const fl *f, const float *ygrid, const float *b, const lt_conv_epilogue *ep,
                      const float *resn, float *yn) {
-    if (copy_out_runs(f)) {
-        copy_out_short(f, ygrid, b, ep, resn, yn);
-        return;
-    }
-    const size_t P = (size_t)f->ho * f->wo;
-    for (int o = 0; o < f->co; o++) {
-        const float *src = ygrid + (size_t)o * up16(f->Q);
-        float *dst = yn + (size_t)o * P;
-        const float bc = b ? b[o] : 0.0f;
-        const float *ro = lt_conv_res_plane(ep, resn, o, P);
-        if (o + 1 < f->co) {
-            lt_conv_prefetch_w(dst + P, P);
-            if (ro) lt_conv_prefetch(ro + P, P);
-        }
-        if (ep) {
-            /* lt_bn_forward_eval's and lt_relu_forward's operations */
-            const float mu = ep->mu[o], a = ep->a[o], bb = ep->b[o];
-            for (int oh = 0; oh < f->ho; oh++) {
-                float *d = dst + (size_t)oh * f->wo;
-                const float *sr = src + (size_t)oh * f->Wg;
-                if (ro) {
-                    const float *rr = ro + (size_t)oh * f->wo;
-                    if (ep->relu) {
-#pragma omp simd
-                        for (int ow = 0; ow < f->wo; ow++)
-                            d[ow] = lt_relu1(lt_bn_affine(sr[ow] + bc, mu, a, bb) + rr[ow]);
-                    } else {
-#pragma omp simd
-                        for (int ow = 0; ow < f->wo; ow++) d[ow] = lt_bn_affine(sr[ow] + bc, mu, a, bb) + rr[ow];
-                    }
-                } else if (ep->relu) {
-#pragma omp simd
-                    for (int ow = 0; ow < f->wo; ow++) {
-                        d[ow] = lt_relu1(lt_bn_affine(sr[ow] + bc, mu, a, bb));
-                    }
-                } else {
-#pragma omp simd
-                    for (int ow = 0; ow < f->wo; ow++) d[ow] = lt_bn_affine(sr[ow] + bc, mu, a, bb);
-                }
-            }
-            continue;
-        }
-        for (int oh = 0; oh < f->ho; oh++) {
-            float *d = dst + (size_t)oh * f->wo;
-            const float *sr = src + (size_t)oh * f->Wg;
-#pragma omp simd
-            for (int ow = 0; ow < f->wo; ow++) d[ow] = sr[ow] + bc;
-        }
-    }
+    if (copy_out_runs(f)) copy_out_short(f, ygrid, b, ep, resn, yn);
+    else copy_rows(f, ygrid, b, ep, resn, yn);
 }
 
 /* ---- the forward vectorised over output channels ------------------------------ */
@@ -825,6 +865,32 @@ static void pack_dgrad(const fl *f, const float *w, float *Ap, int *off, int *ph
 
 /* ---- drivers ------------------------------------------------------------------- */
 
+/* The kernels of one ISA (lt_conv_isa); the drivers below are the same for
+ * both. */
+typedef struct {
+    void (*planes)(const fl *, const float *, float *, int);
+    void (*dyg)(const fl *, const float *, float *, int);
+    void (*scatter)(const fl *, const float *, const int *, float *, int);
+    void (*dyt)(const fl *, const float *, float *, int);
+    void (*wgrad)(const fl *, const float *, const float *, const int *, float *);
+    void (*sgemm)(int, int, size_t, const float *, const float *, const int *, float *, size_t);
+    void (*copy_out)(const fl *, const float *, const float *, const lt_conv_epilogue *, const float *, float *);
+    int cv;   /* has the channel-vectorised forward (cv_tile) */
+} conv_kernels;
+
+static void build_dyt8(const fl *f, const float *dy, float *T, int zeros) {
+    build_dyt_with(f, dy, T, zeros, lt_conv_channels_last_avx2);
+}
+static void wgrad_image8(const fl *f, const float *planes, const float *T, const int *off, float *dWt) {
+    lt_conv_wgrad_avx2(f->K, f->Q, f->Mp, planes, off, T, dWt);
+}
+
+static const conv_kernels k512 = {build_planes, build_dyg, scatter_planes, build_dyt, wgrad_image,
+                                  lt_conv_sgemm_shift, copy_out, 1};
+static const conv_kernels k256 = {build_planes8, build_dyg8, scatter_planes8, build_dyt8, wgrad_image8,
+                                  lt_conv_sgemm_shift_avx2, copy_out8, 0};
+static const conv_kernels *kernels(void) { return lt_conv_isa() == LT_CONV_ISA_AVX512 ? &k512 : &k256; }
+
 /* Whether the forward takes the channel-vectorised kernel (cv_tile): for
  * kernels of 9+ taps with outputs at most 8 wide, where the grid wastes
  * most (2 threads, batch 128, ms, grid / cv: 32 -> 64 3x3 s2 to 7x7 1.00 /
@@ -846,11 +912,12 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
         lt_conv_wino_forward(g, N, x, w, b, y, scratch, ep);
         return;
     }
+    const conv_kernels *kk = kernels();
     fl f;
     fl_init(&f, g);
     float *Ap = scratch;
     int *off = (int *)(scratch + f.sh_afwd + f.sh_adg);
-    const int cv = cv_pays(&f);
+    const int cv = kk->cv && cv_pays(&f);
     const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;
     /* the channel-vectorised kernel's A as [K][Mp], in the data gradient's
      * packing area (unused here), and its positions' grid points */
@@ -878,7 +945,7 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
         for (int n, g; lt_conv_queue_next(q, nt, t, &n, &g); first = 0) {
             float *yn = y + (size_t)n * f.co * P;
             const float *rn = ep && ep->res ? ep->res + (size_t)n * f.co * P : NULL;
-            build_planes(&f, x + (size_t)n * f.ci * HWi, planes, first);
+            kk->planes(&f, x + (size_t)n * f.ci * HWi, planes, first);
             if (cv) {
                 /* cv_store writes 16 output planes at a time: their lines
                  * are fetched (owned) while the kernel runs from cache */
@@ -887,8 +954,8 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
                 cv_image(&f, planes, Ak, off, qp, ygrid);
                 cv_store(&f, ygrid, b, ep, rn, yn);
             } else {
-                lt_conv_sgemm_shift(f.co, f.K, f.Q, Ap, planes, off, ygrid, up16(f.Q));
-                copy_out(&f, ygrid, b, ep, rn, yn);
+                kk->sgemm(f.co, f.K, f.Q, Ap, planes, off, ygrid, up16(f.Q));
+                kk->copy_out(&f, ygrid, b, ep, rn, yn);
             }
         }
     }
@@ -909,6 +976,7 @@ void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const f
         lt_conv_wino_dgrad(g, N, w, dy, dx, scratch, set_dx);
         return;
     }
+    const conv_kernels *kk = kernels();
     fl f;
     fl_init(&f, g);
     float *Apd = scratch + f.sh_afwd;
@@ -936,22 +1004,22 @@ void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const f
         for (int n = n0; n < n1; n++) {
             const float *dyn = dy + (size_t)n * f.co * P;
             if (dw) {
-                build_planes(&f, x + (size_t)n * f.ci * HWi, planes, n == n0);
-                build_dyt(&f, dyn, dyt, n == n0);
-                wgrad_image(&f, planes, dyt, offf, dWt);
+                kk->planes(&f, x + (size_t)n * f.ci * HWi, planes, n == n0);
+                kk->dyt(&f, dyn, dyt, n == n0);
+                kk->wgrad(&f, planes, dyt, offf, dWt);
             }
             if (!dx) continue;
-            build_dyg(&f, dyn, dyg, n == n0);
+            kk->dyg(&f, dyn, dyg, n == n0);
             size_t abase = 0;
             int used_ph[LT_CONV_FAST_MAX_STRIDE * LT_CONV_FAST_MAX_STRIDE];
             for (int ph = 0; ph < f.nph; ph++) {
                 used_ph[ph] = phn[ph] > 0;
                 if (!phn[ph]) continue;
-                lt_conv_sgemm_shift(f.ci, phn[ph], (size_t)f.Hg * f.Wg, Apd + abase, dyg, offd + ph0[ph],
+                kk->sgemm(f.ci, phn[ph], (size_t)f.Hg * f.Wg, Apd + abase, dyg, offd + ph0[ph],
                             work + (size_t)ph * f.PS, (size_t)f.nph * f.PS);
                 abase += (size_t)(up8(f.ci) / MR) * phn[ph] * MR;
             }
-            scatter_planes(&f, work, used_ph, dx + (size_t)n * f.ci * HWi, set_dx);
+            kk->scatter(&f, work, used_ph, dx + (size_t)n * f.ci * HWi, set_dx);
         }
     }
     if (dw) {

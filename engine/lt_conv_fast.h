@@ -1,10 +1,12 @@
-/* lt_conv_fast.h — the AVX-512 direct convolution behind lt_conv2d_* (with
- * Winograd for 3x3 stride-1 pad-1 layers, lt_conv_wino.c).
+/* lt_conv_fast.h — the direct convolution behind lt_conv2d_*: AVX-512
+ * kernels (with Winograd for 3x3 stride-1 pad-1 layers, lt_conv_wino.c), or
+ * AVX2 + FMA kernels (lt_conv_avx2.c, direct only) on CPUs without AVX-512F
+ * (lt_conv_isa, lt_backend.h).
  *
  * lt_conv2d_forward / lt_conv2d_backward (lt_ops.h) take the fast path when
- * the CPU has AVX-512F, the convolution has groups == 1, and the geometry's
- * path (lt_conv_geom.path, from its model's backend: lt_backend.h) is not
- * LT_CONV_PATH_REF. The fast path sums in a different order than the
+ * the CPU has one of those (lt_conv_isa() != LT_CONV_ISA_NONE), the
+ * convolution has groups == 1, and the geometry's path (lt_conv_geom.path,
+ * from its model's backend: lt_backend.h) is not LT_CONV_PATH_REF. The fast path sums in a different order than the
  * reference sgemm, so results agree to float rounding, not bit for bit
  * (tests/test_ops_grad.c bounds the difference); each path on its own is
  * deterministic for a fixed thread count. */
@@ -146,5 +148,18 @@ static inline int lt_conv_queue_next(lt_conv_queue *q, int T, int t, int *n, int
 /* One image [C][HW] to channels-last [HW][Cp] (Cp a multiple of 16, lanes
  * past C zero); AVX-512 only (lt_conv_fast.c). */
 void lt_conv_nhwc16(const float *src, int C, int HW, int Cp, float *dst);
+
+/* The AVX2 + FMA kernels (lt_conv_avx2.c), for CPUs without AVX-512F: the
+ * same contracts and the same sums, in the same order, as the AVX-512
+ * kernels (lt_conv_sgemm_shift; the weight gradient's wg_tile and its
+ * channels-last transpose in lt_conv_fast.c). */
+void lt_conv_sgemm_shift_avx2(int M, int K, size_t Q, const float *Ap, const float *base, const int *off, float *C,
+                              size_t ldc);
+/* dst[p * Cp + c] = src[c * cs + p] for p < n; lanes C..Cp-1 zero (Cp a
+ * multiple of 8) */
+void lt_conv_channels_last_avx2(const float *src, int C, size_t cs, int n, int Cp, float *dst);
+/* dWt[k][m] (K x Mp, Mp a multiple of 16, 32-byte aligned) += sum over q < Q
+ * of planes[off[k] + q] * T[q * Mp + m] */
+void lt_conv_wgrad_avx2(int K, size_t Q, int Mp, const float *planes, const int *off, const float *T, float *dWt);
 
 #endif

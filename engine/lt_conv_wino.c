@@ -212,7 +212,8 @@ int lt_conv_wino_applies(const lt_conv_geom *g) {
 int lt_conv_wino_pays(const lt_conv_geom *g, int pass) {
     const lt_conv_path path = lt_conv_geom_path(g);
     const int mode = path == LT_CONV_PATH_AUTO ? 1 : path == LT_CONV_PATH_WINO ? 2 : 0;
-    if (!mode || !lt_conv_wino_applies(g)) return 0;
+    /* the Winograd kernels are AVX-512 only */
+    if (!mode || !lt_conv_wino_applies(g) || lt_conv_isa() != LT_CONV_ISA_AVX512) return 0;
     if (mode == 2) return 1;
     (void)pass;   /* all three passes: 16+ channels on both sides (the tile: lt_conv_wino_tile) */
     /* the weight gradient pays from 16 channels (16 -> 16 28x28: 2.77-2.80 ms

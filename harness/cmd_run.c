@@ -39,9 +39,10 @@ static const char RUN_USAGE[] =
     "  --time-limit SEC  wall-clock limit of the run (default none)\n"
     "  --hparams JSON    override the method's default hyper-parameters, e.g. '{\"tau\":1}'\n"
     "  --conv PATH       convolution path of the cpu backend: auto (AVX-512 direct +\n"
-    "                    Winograd where it pays, im2col-sgemm without AVX-512), ref\n"
-    "                    (im2col + sgemm), direct (no Winograd) or winograd (every 3x3\n"
-    "                    stride-1 layer); default: LT_CONV_REF / LT_CONV_WINO, else auto.\n"
+    "                    Winograd where it pays; AVX2 direct without AVX-512; im2col-sgemm\n"
+    "                    without AVX2), ref (im2col + sgemm), direct (no Winograd) or\n"
+    "                    winograd (every 3x3 stride-1 layer, AVX-512 only); default:\n"
+    "                    LT_CONV_REF / LT_CONV_WINO, else auto.\n"
     "                    The paths differ in the last bits; results record it (conv_backend)\n"
     "  --device D        cpu (default), cuda (= cuda:0) or cuda:N. cuda loads the CUDA module\n"
     "                    build/libltcuda.so (make cuda; LTBENCH_CUDA_LIB names another) and\n"
@@ -105,6 +106,11 @@ int lt_cmd_run(int argc, char **argv) {
                 fprintf(stderr, "ltbench run: --conv: %s\n%s", lt_errmsg(), RUN_USAGE);
                 return 2;
             }
+            /* the run still goes: it records the path its layers took */
+            if (cp == LT_CONV_PATH_WINO && lt_conv_isa() != LT_CONV_ISA_AVX512)
+                fprintf(stderr, "ltbench run: note: --conv winograd: the Winograd kernels need AVX-512, which this "
+                                "CPU lacks; the convolutions run %s (recorded as conv_backend)\n",
+                        lt_conv_isa() == LT_CONV_ISA_AVX2 ? "avx2-direct" : "im2col-sgemm");
             r.conv = v;
         }
         else if (!strcmp(a, "--device")) r.device = v;

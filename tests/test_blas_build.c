@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 #include <dlfcn.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +27,8 @@
 #define MULTIARCH ""
 #endif
 #define OMP_DIR "/usr/lib/" MULTIARCH "/openblas-openmp"
+
+#include "lt_base.h"
 
 static void test_openmp_build_loaded(void **state) {
     (void)state;
@@ -45,9 +48,36 @@ static void test_openmp_build_loaded(void **state) {
     assert_int_equal(strncmp(di.dli_fname, OMP_DIR "/", strlen(OMP_DIR) + 1), 0);
 }
 
+/* lt_set_num_threads(n) gives the engine n OpenMP threads whatever OpenBLAS
+ * build runs: the OpenMP build's openblas_set_num_threads is
+ * omp_set_num_threads for the whole process, and calling it with 1 (meant
+ * for OpenBLAS alone) once made every run on an AVX-512 CPU single-threaded
+ * while it asked for 2. */
+static void test_set_num_threads_reaches_openmp(void **state) {
+    (void)state;
+    const int saved = lt_num_threads();
+    for (int n = 2; n >= 1; n--) {
+        lt_set_num_threads(n);
+        assert_int_equal(lt_num_threads(), n);
+        assert_int_equal(omp_get_max_threads(), n);
+        int team = 0;
+#pragma omp parallel
+        {
+#pragma omp single
+            team = omp_get_num_threads();
+        }
+        printf("note: lt_set_num_threads(%d): OpenMP team of %d, OpenBLAS %s build, %d thread(s)\n", n, team,
+               openblas_get_parallel() == 2 ? "OpenMP" : openblas_get_parallel() == 1 ? "pthreads" : "sequential",
+               openblas_get_num_threads());
+        assert_int_equal(team, n);
+    }
+    lt_set_num_threads(saved);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_openmp_build_loaded),
+        cmocka_unit_test(test_set_num_threads_reaches_openmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -367,7 +367,8 @@ static void test_conv_stolen_chunks(void **state) {
  * fill the last register tile, and against the naive convolution. */
 static void test_conv_channel_vectorised(void **state) {
     (void)state;
-    if (!lt_conv_fast_active(&(lt_conv_geom){.ci = 1, .h = 8, .w = 8, .co = 1, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 1})) {
+    if (lt_conv_isa() != LT_CONV_ISA_AVX512) {
+        printf("skip: no AVX-512: the channel-vectorised kernel is not used on this machine\n");
         skip();
     }
     static const conv_case cases[] = {
@@ -431,9 +432,9 @@ static void test_conv_channel_vectorised(void **state) {
  * (mode 1) picks the layers it was measured to speed up. */
 static void test_conv_winograd(void **state) {
     (void)state;
-    if (!lt_conv_fast_active(&(lt_conv_geom){.ci = 1, .h = 8, .w = 8, .co = 1, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 1})) {
-        printf("note: no AVX-512: the Winograd path is not used on this machine\n");
-        return;
+    if (lt_conv_isa() != LT_CONV_ISA_AVX512) {
+        printf("skip: no AVX-512: the Winograd path is not used on this machine\n");
+        skip();
     }
     static const conv_case cases[] = {
         {2, 3, 16, 16, 5, 3, 1, 1, 1, 1},    /* 64 tiles: forward and dgrad by Winograd */
@@ -585,6 +586,72 @@ static void test_conv_winograd(void **state) {
     assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_FWD), 1);
     g.wino_tile = 2;
     assert_int_equal(lt_conv_wino_tile(&g, LT_WINO_WGRAD), 2);
+}
+
+/* The AVX2 kernels (lt_conv_avx2.c) sum every output in the AVX-512 direct
+ * kernels' order: on a CPU with both, every pass of the direct path is bit
+ * for bit the same with the kernels capped at AVX2 (lt_conv_isa_cap) as
+ * with the AVX-512 ones (grid and channel-vectorised forward, stride 1, 2
+ * and 7x7 stems, tails of 1..23 grid points, 1..8 output rows of a block,
+ * 1 and 2 threads, dx set and accumulated, dw accumulated). Where the CPU
+ * has only AVX2, the tests above check those kernels against the naive
+ * convolution; here there is nothing to compare with. */
+static void test_conv_avx2_matches_avx512(void **state) {
+    (void)state;
+    if (lt_conv_isa() != LT_CONV_ISA_AVX512) {
+        printf("skip: no AVX-512 on this CPU: the AVX2 kernels (the path here: %s) have no AVX-512 twin to match\n",
+               lt_conv_isa() == LT_CONV_ISA_AVX2 ? "avx2-direct" : "im2col-sgemm");
+        skip();
+    }
+    static const conv_case cases[] = {
+        {2, 3, 8, 8, 4, 3, 1, 1, 1, 1},      /* 4 output rows: one half block */
+        {3, 5, 6, 6, 40, 3, 1, 1, 1, 0},     /* 5 row blocks */
+        {2, 3, 5, 5, 70, 3, 2, 1, 1, 1},     /* 70 channels: a partial block and half */
+        {5, 16, 14, 14, 32, 3, 2, 1, 1, 1},  /* 7x7 outputs: channel-vectorised on AVX-512 */
+        {4, 16, 16, 16, 16, 3, 1, 1, 1, 0},  /* a ResNet-32 stage-1 layer */
+        {3, 7, 9, 37, 6, 3, 2, 1, 1, 1},     /* odd width, stride 2 */
+        {3, 2, 11, 13, 5, 7, 2, 3, 1, 0},    /* 7x7 s2 p3 stem */
+        {3, 8, 8, 34, 12, 1, 2, 0, 1, 1},    /* 1x1 stride 2 */
+        {2, 9, 3, 4, 7, 3, 1, 1, 1, 1},      /* grids under one vector */
+    };
+    const int saved = omp_get_max_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        lt_set_num_threads(threads);
+        for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+            conv_ctx c;
+            conv_setup(&c, &cases[t], 1600 + (unsigned)t);
+            c.g.path = LT_CONV_PATH_DIRECT;
+            const size_t ns = lt_conv2d_scratch_floats(&c.g, c.N);
+            float *y[2], *dx[2], *dw[2];
+            for (int k = 0; k < 2; k++) {
+                lt_conv_isa_cap(k == 0 ? -1 : LT_CONV_ISA_AVX2);
+                assert_int_equal(lt_conv_isa(), k == 0 ? LT_CONV_ISA_AVX512 : LT_CONV_ISA_AVX2);
+                assert_true(lt_conv_fast_active(&c.g));
+                y[k] = fa(c.ny); dx[k] = fa(c.nx); dw[k] = fa(c.nw);
+                for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
+                for (size_t i = 0; i < c.ny; i++) y[k][i] = NAN;
+                for (size_t i = 0; i < c.nx; i++) dx[k][i] = NAN;
+                for (size_t i = 0; i < c.nw; i++) dw[k][i] = 0.25f;
+                lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, y[k], c.scratch);
+                lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx[k], dw[k], NULL, c.scratch, 1);
+                lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx[k], NULL, NULL, c.scratch, 0);
+            }
+            lt_conv_isa_cap(-1);
+            size_t nd[3] = {0, 0, 0};
+            for (size_t i = 0; i < c.ny; i++) nd[0] += !(y[0][i] == y[1][i]);
+            for (size_t i = 0; i < c.nx; i++) nd[1] += !(dx[0][i] == dx[1][i]);
+            for (size_t i = 0; i < c.nw; i++) nd[2] += !(dw[0][i] == dw[1][i]);
+            double s = 0;
+            for (size_t i = 0; i < c.ny; i++) s += fabs(y[1][i]);
+            printf("note: avx2 vs avx512 direct, case %zu thr %d: %zu y, %zu dx, %zu dw of %zu, %zu, %zu differ\n", t,
+                   threads, nd[0], nd[1], nd[2], c.ny, c.nx, c.nw);
+            assert_true(s > 0);
+            assert_int_equal(nd[0] + nd[1] + nd[2], 0);
+            for (int k = 0; k < 2; k++) { lt_free(y[k]); lt_free(dx[k]); lt_free(dw[k]); }
+            conv_free(&c);
+        }
+    }
+    lt_set_num_threads(saved);
 }
 
 /* Backward adds into dx/dw/db, and a NULL gradient is skipped without
@@ -1282,6 +1349,7 @@ int main(void) {
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_accumulates_and_null),
         cmocka_unit_test(test_conv_winograd),
+        cmocka_unit_test(test_conv_avx2_matches_avx512),
         cmocka_unit_test(test_backward_set_mode),
         cmocka_unit_test(test_conv_deterministic),
         cmocka_unit_test(test_bn_train_gradcheck),

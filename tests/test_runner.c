@@ -261,8 +261,9 @@ static void test_same_seed_same_numbers(void **state) {
 
 /* The run's models are built on one backend: `--conv direct` (the
  * request's conv) and LT_CONV_WINO=0 give the same run, bit for bit,
- * recorded as that backend describes itself (avx512-direct, im2col-sgemm
- * without AVX-512); an unknown path is a bad request. */
+ * recorded as that backend describes itself (avx512-direct; avx2-direct
+ * without AVX-512; im2col-sgemm without AVX2); an unknown path is a bad
+ * request. */
 static void test_conv_path_option(void **state) {
     (void)state;
     FX_SKIP_UNLESS_RUNNABLE(NULL);

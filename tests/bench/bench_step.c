@@ -52,11 +52,10 @@ static double median(double *v, int n) {
 /* One ltbench run; prints "lt <train s,...> <eval s,...> <macs> <peak RSS KiB>". */
 static int child(const char *arch, int c, int hw, int threads, int steps) {
     const int N = 128, C = 10;
+    /* OpenBLAS's threads too (lt_base.c: with its OpenMP build they are the
+     * engine's; calling openblas_set_num_threads(1) here made the thr=2
+     * runs single-threaded) */
     lt_set_num_threads(threads);
-    /* The engine's convolutions do not call OpenBLAS on AVX-512 CPUs; only
-     * the tiny classifier GEMM does. A second OpenBLAS thread would only
-     * spin after each call and steal a core from the OpenMP team. */
-    openblas_set_num_threads(1);
     lt_model *m;
     if (lt_model_classifier(&m, arch, (lt_shape){1, c, hw, hw}, C, N, 0)) {
         fprintf(stderr, "bench: %s\n", lt_errmsg());

@@ -1,5 +1,6 @@
-/* conv_stubs.c — build-fuzz only: stand-ins for the AVX-512 convolution
- * kernels (engine/lt_conv_fast.c, lt_conv_wino.c), which select their ISA
+/* conv_stubs.c — build-fuzz only: stand-ins for the AVX-512 and AVX2
+ * convolution kernels (engine/lt_conv_fast.c, lt_conv_wino.c,
+ * lt_conv_avx2.c), which select their ISA
  * with `#pragma GCC target` and do not compile with clang. lt_conv.o is
  * linked into a target only through the model code the harness library
  * pulls in; no parser runs a convolution, so each stand-in aborts if it is
