@@ -330,10 +330,17 @@ LT_BODY void scatter_body(const fl *f, const float *dP, const int *phase_used, f
              * division per element */
             for (int b = 0; b < s; b++) {
                 const int ph = a * s + b;
-                if (!phase_used[ph]) continue;
-                const float *sr = dP + ((size_t)c * f->nph + ph) * f->PS + (size_t)u * Wg;
                 int v = (p - b + s - 1) / s;   /* first v with s*v + b - p >= 0 */
                 if (v < 0) v = 0;
+                if (!phase_used[ph]) {
+                    /* stride 2 (the AVX2 kernels): merge_row2 adds an unused
+                     * phase's zeros, which turns an exact -0 in dx into +0;
+                     * so does this, for the same bits */
+                    if (s == 2 && !set)
+                        for (int w = s * v + b - p; w < W; w += s) d[w] += 0.0f;
+                    continue;
+                }
+                const float *sr = dP + ((size_t)c * f->nph + ph) * f->PS + (size_t)u * Wg;
                 for (int w = s * v + b - p; w < W; w += s, v++) d[w] += sr[v];
             }
         }

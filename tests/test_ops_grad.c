@@ -622,36 +622,73 @@ static void test_conv_avx2_matches_avx512(void **state) {
             conv_setup(&c, &cases[t], 1600 + (unsigned)t);
             c.g.path = LT_CONV_PATH_DIRECT;
             const size_t ns = lt_conv2d_scratch_floats(&c.g, c.N);
-            float *y[2], *dx[2], *dw[2];
+            /* y; dx set (from NaN); dx accumulated onto 0.25 and exact -0
+             * (the AVX-512 stride-2 merge adds an unused phase's +0: the
+             * AVX2 path must too); dw accumulated onto 0.25 */
+            float *y[2], *dxs[2], *dxa[2], *dw[2];
             for (int k = 0; k < 2; k++) {
                 lt_conv_isa_cap(k == 0 ? -1 : LT_CONV_ISA_AVX2);
                 assert_int_equal(lt_conv_isa(), k == 0 ? LT_CONV_ISA_AVX512 : LT_CONV_ISA_AVX2);
                 assert_true(lt_conv_fast_active(&c.g));
-                y[k] = fa(c.ny); dx[k] = fa(c.nx); dw[k] = fa(c.nw);
+                y[k] = fa(c.ny); dxs[k] = fa(c.nx); dxa[k] = fa(c.nx); dw[k] = fa(c.nw);
                 for (size_t i = 0; i < ns; i++) c.scratch[i] = NAN;
                 for (size_t i = 0; i < c.ny; i++) y[k][i] = NAN;
-                for (size_t i = 0; i < c.nx; i++) dx[k][i] = NAN;
+                for (size_t i = 0; i < c.nx; i++) { dxs[k][i] = NAN; dxa[k][i] = i % 3 ? 0.25f : -0.0f; }
                 for (size_t i = 0; i < c.nw; i++) dw[k][i] = 0.25f;
                 lt_conv2d_forward(&c.g, c.N, c.x, c.w, c.b, y[k], c.scratch);
-                lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx[k], dw[k], NULL, c.scratch, 1);
-                lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx[k], NULL, NULL, c.scratch, 0);
+                lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dxs[k], dw[k], NULL, c.scratch, 1);
+                lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dxa[k], NULL, NULL, c.scratch, 0);
             }
             lt_conv_isa_cap(-1);
-            size_t nd[3] = {0, 0, 0};
-            for (size_t i = 0; i < c.ny; i++) nd[0] += !(y[0][i] == y[1][i]);
-            for (size_t i = 0; i < c.nx; i++) nd[1] += !(dx[0][i] == dx[1][i]);
-            for (size_t i = 0; i < c.nw; i++) nd[2] += !(dw[0][i] == dw[1][i]);
+            size_t nd[4] = {0, 0, 0, 0};
+            for (size_t i = 0; i < c.ny; i++) nd[0] += memcmp(&y[0][i], &y[1][i], sizeof(float)) != 0;
+            for (size_t i = 0; i < c.nx; i++) nd[1] += memcmp(&dxs[0][i], &dxs[1][i], sizeof(float)) != 0;
+            for (size_t i = 0; i < c.nx; i++) nd[2] += memcmp(&dxa[0][i], &dxa[1][i], sizeof(float)) != 0;
+            for (size_t i = 0; i < c.nw; i++) nd[3] += memcmp(&dw[0][i], &dw[1][i], sizeof(float)) != 0;
             double s = 0;
             for (size_t i = 0; i < c.ny; i++) s += fabs(y[1][i]);
-            printf("note: avx2 vs avx512 direct, case %zu thr %d: %zu y, %zu dx, %zu dw of %zu, %zu, %zu differ\n", t,
-                   threads, nd[0], nd[1], nd[2], c.ny, c.nx, c.nw);
+            printf("note: avx2 vs avx512 direct, case %zu thr %d: %zu y, %zu dx, %zu dx+=, %zu dw of %zu, %zu, %zu, %zu "
+                   "differ in any bit\n", t, threads, nd[0], nd[1], nd[2], nd[3], c.ny, c.nx, c.nx, c.nw);
             assert_true(s > 0);
-            assert_int_equal(nd[0] + nd[1] + nd[2], 0);
-            for (int k = 0; k < 2; k++) { lt_free(y[k]); lt_free(dx[k]); lt_free(dw[k]); }
+            assert_int_equal(nd[0] + nd[1] + nd[2] + nd[3], 0);
+            for (int k = 0; k < 2; k++) { lt_free(y[k]); lt_free(dxs[k]); lt_free(dxa[k]); lt_free(dw[k]); }
             conv_free(&c);
         }
     }
     lt_set_num_threads(saved);
+}
+
+/* A stride-2 1x1 convolution reaches only even rows and columns of x. When
+ * the data gradient accumulates, the direct path adds +0 to the others
+ * (AVX-512: the even / odd merge adds the unused phases' zeros; AVX2: the
+ * phase loop does the same on purpose), so an exact -0 there becomes +0 on
+ * both ISAs: the bits test_conv_avx2_matches_avx512 compares. */
+static void test_conv_unreached_dx_gets_plus_zero(void **state) {
+    (void)state;
+    const conv_case cc = {2, 3, 6, 9, 4, 1, 2, 0, 1, 0};
+    conv_ctx c;
+    conv_setup(&c, &cc, 1700);
+    c.g.path = LT_CONV_PATH_DIRECT;
+    if (!lt_conv_fast_active(&c.g)) {
+        conv_free(&c);
+        printf("skip: no direct convolution path on this CPU (im2col + sgemm adds nothing to unreached dx)\n");
+        skip();
+    }
+    float *dx = fa(c.nx);
+    for (size_t i = 0; i < c.nx; i++) dx[i] = -0.0f;
+    lt_conv2d_backward_x(&c.g, c.N, c.x, c.w, c.r, dx, NULL, NULL, c.scratch, 0);
+    size_t unreached = 0;
+    for (size_t i = 0; i < c.nx; i++) {
+        const int w = (int)(i % (size_t)cc.w), h = (int)(i / (size_t)cc.w % (size_t)cc.h);
+        if (h % 2 == 0 && w % 2 == 0) continue;
+        unreached++;
+        if (!(dx[i] == 0.0f && !signbit(dx[i]))) fail_msg("dx[%zu] (h %d, w %d) is %g, sign %d", i, h, w, dx[i], !!signbit(dx[i]));
+    }
+    printf("note: %zu unreached dx elements accumulated from -0 are +0 (%s)\n", unreached,
+           lt_conv_isa() == LT_CONV_ISA_AVX512 ? "AVX-512" : "AVX2");
+    assert_true(unreached > 0);
+    lt_free(dx);
+    conv_free(&c);
 }
 
 /* Backward adds into dx/dw/db, and a NULL gradient is skipped without
@@ -1350,6 +1387,7 @@ int main(void) {
         cmocka_unit_test(test_conv_accumulates_and_null),
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_avx2_matches_avx512),
+        cmocka_unit_test(test_conv_unreached_dx_gets_plus_zero),
         cmocka_unit_test(test_backward_set_mode),
         cmocka_unit_test(test_conv_deterministic),
         cmocka_unit_test(test_bn_train_gradcheck),
