@@ -204,6 +204,13 @@ __attribute__((target("avx512f"))) static void merge_row2(const float *ev, const
     }
 }
 
+/* The data movers below (build_planes, build_dyg, scatter_planes, copy_out's
+ * rows) are each compiled twice, for the AVX-512 kernels and for the AVX2
+ * ones (wide: whether the AVX-512 permute helpers may run). */
+#define LT_W512 __attribute__((target("avx512f")))
+#define LT_W256 __attribute__((target("avx2,fma")))
+#define LT_BODY static inline __attribute__((always_inline))
+
 /* Phase planes of one image: P[(c*nph + a*s + b)*PS + u*Wg + v] =
  * xpad[s*u + a][s*v + b], zero outside the input and in the slack.
  * Which positions hold data and which stay zero is the same for every image
@@ -211,12 +218,6 @@ __attribute__((target("avx512f"))) static void merge_row2(const float *ev, const
  * buffer passes zeros = 0 and only the data is copied: for the small images
  * of ResNet-8 the per-row zero fills (calls of a few floats each) cost more
  * than the copy itself. */
-/* Each of these data movers is compiled twice, for the AVX-512 kernels and
- * for the AVX2 ones (wide: whether the AVX-512 permute helpers may run). */
-#define LT_W512 __attribute__((target("avx512f")))
-#define LT_W256 __attribute__((target("avx2,fma")))
-#define LT_BODY static inline __attribute__((always_inline))
-
 LT_BODY void planes_body(const fl *f, const float *x, float *P, int zeros, const int wide) {
     const int s = f->s, p = f->p, H = f->H, W = f->W, Hg = f->Hg, Wg = f->Wg;
     if (wide && s == 2 && !zeros) {
@@ -264,12 +265,12 @@ LT_BODY void planes_body(const fl *f, const float *x, float *P, int zeros, const
     }
 }
 
-/* dy of one image on the output grid: row co holds L zeros, then ho rows of
- * Wg (wo values, zeros in the garbage columns), then zeros up to DS. As in
- * build_planes, the zeros are written only when zeros != 0. */
 LT_W512 static void build_planes(const fl *f, const float *x, float *P, int zeros) { planes_body(f, x, P, zeros, 1); }
 LT_W256 static void build_planes8(const fl *f, const float *x, float *P, int zeros) { planes_body(f, x, P, zeros, 0); }
 
+/* dy of one image on the output grid: row co holds L zeros, then ho rows of
+ * Wg (wo values, zeros in the garbage columns), then zeros up to DS. As in
+ * build_planes, the zeros are written only when zeros != 0. */
 LT_BODY void dyg_body(const fl *f, const float *dy, float *D, int zeros) {
     const size_t P = (size_t)f->ho * f->wo;
     const int wo = f->wo;
@@ -289,11 +290,11 @@ LT_BODY void dyg_body(const fl *f, const float *dy, float *D, int zeros) {
     }
 }
 
-/* dx (one image) += the gradient w.r.t. the phase planes, at the input
- * positions; with set, dx = that gradient (positions no phase reaches: 0). */
 LT_W512 static void build_dyg(const fl *f, const float *dy, float *D, int zeros) { dyg_body(f, dy, D, zeros); }
 LT_W256 static void build_dyg8(const fl *f, const float *dy, float *D, int zeros) { dyg_body(f, dy, D, zeros); }
 
+/* dx (one image) += the gradient w.r.t. the phase planes, at the input
+ * positions; with set, dx = that gradient (positions no phase reaches: 0). */
 LT_BODY void scatter_body(const fl *f, const float *dP, const int *phase_used, float *dx, int set, const int wide) {
     const int s = f->s, p = f->p, H = f->H, W = f->W, Wg = f->Wg;
     for (int c = 0; c < f->ci; c++) {
