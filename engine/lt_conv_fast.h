@@ -6,7 +6,8 @@
  * lt_conv2d_forward / lt_conv2d_backward (lt_ops.h) take the fast path when
  * the CPU has one of those (lt_conv_isa() != LT_CONV_ISA_NONE), the
  * convolution has groups == 1, and the geometry's path (lt_conv_geom.path,
- * from its model's backend: lt_backend.h) is not LT_CONV_PATH_REF. The fast path sums in a different order than the
+ * from its model's backend: lt_backend.h) is not LT_CONV_PATH_REF. The fast
+ * path sums in a different order than the
  * reference sgemm, so results agree to float rounding, not bit for bit
  * (tests/test_ops_grad.c bounds the difference); each path on its own is
  * deterministic for a fixed thread count. */

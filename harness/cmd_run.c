@@ -106,11 +106,11 @@ int lt_cmd_run(int argc, char **argv) {
                 fprintf(stderr, "ltbench run: --conv: %s\n%s", lt_errmsg(), RUN_USAGE);
                 return 2;
             }
-            /* the run still goes: it records the path its layers took */
+            /* the run still goes: its result records the path its layers
+             * took (lt_backend_describe) */
             if (cp == LT_CONV_PATH_WINO && lt_conv_isa() != LT_CONV_ISA_AVX512)
                 fprintf(stderr, "ltbench run: note: --conv winograd: the Winograd kernels need AVX-512, which this "
-                                "CPU lacks; the convolutions run %s (recorded as conv_backend)\n",
-                        lt_conv_isa() == LT_CONV_ISA_AVX2 ? "avx2-direct" : "im2col-sgemm");
+                                "CPU lacks; the convolutions run without it (result.json: env.conv_backend)\n");
             r.conv = v;
         }
         else if (!strcmp(a, "--device")) r.device = v;

@@ -33,6 +33,7 @@
 #include "cmd_run.h"
 #include "cmd_sweep.h"
 #include "fixtures_img.h"
+#include "lt_backend.h"
 
 static char g_tmp[256];
 
@@ -139,6 +140,9 @@ static void test_run_numbers_strict(void **state)
         char *cv[] = {"run", "--conv", (char *)conv_good[i], NULL};
         assert_int_equal(call(lt_cmd_run, cv, &err), 2);
         assert_non_null(strstr(err, "--protocol and --method are required"));
+        /* winograd without AVX-512 runs without it, and says so */
+        const int noted = strstr(err, "--conv winograd: the Winograd kernels need AVX-512") != NULL;
+        assert_int_equal(noted, !strcmp(conv_good[i], "winograd") && lt_conv_isa() != LT_CONV_ISA_AVX512);
         free(err);
     }
 }

@@ -658,6 +658,41 @@ static void test_conv_avx2_matches_avx512(void **state) {
     lt_set_num_threads(saved);
 }
 
+/* Which kernels a geometry takes under each ISA the CPU offers (capped with
+ * lt_conv_isa_cap): the direct path wherever there are AVX2 or AVX-512
+ * kernels, Winograd (even forced) and the channel-vectorised forward only
+ * with AVX-512 (their kernels are AVX-512 code), im2col + sgemm without
+ * either. Runs on any CPU, for the ISAs it has. */
+static void test_conv_paths_by_isa(void **state) {
+    (void)state;
+    const lt_conv_isa_kind cpu = lt_conv_isa();
+    lt_conv_geom g;
+    assert_int_equal(lt_conv_geom_init(&g, 32, 16, 16, 32, 3, 3, 1, 1, 1), LT_OK);
+    for (int cap = LT_CONV_ISA_NONE; cap <= (int)cpu; cap++) {
+        lt_conv_isa_cap(cap);
+        for (lt_conv_path p = LT_CONV_PATH_AUTO; p <= LT_CONV_PATH_WINO; p++) {
+            g.path = p;
+            assert_int_equal(lt_conv_fast_active(&g), cap != LT_CONV_ISA_NONE && p != LT_CONV_PATH_REF);
+            const int wino = cap == LT_CONV_ISA_AVX512 && (p == LT_CONV_PATH_AUTO || p == LT_CONV_PATH_WINO);
+            assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_FWD), wino);
+            assert_int_equal(lt_conv_wino_pays(&g, LT_WINO_WGRAD), wino);
+        }
+        /* and the layer computes the convolution under that cap */
+        const conv_case cc = {3, 5, 14, 14, 16, 3, 2, 1, 1, 1};   /* 7x7 outputs: cv's shape on AVX-512 */
+        conv_ctx c;
+        conv_setup(&c, &cc, 1800);
+        double *ref = test_calloc(c.ny, sizeof(double));
+        const double d = conv_forward_vs_naive(&c, ref);
+        printf("note: kernels capped at %s: conv fwd max|diff| vs naive %.3g\n",
+               cap == LT_CONV_ISA_AVX512 ? "AVX-512" : cap == LT_CONV_ISA_AVX2 ? "AVX2" : "none", d);
+        assert_true(d < 2e-6 * max_abs(ref, c.ny));
+        test_free(ref);
+        conv_free(&c);
+    }
+    lt_conv_isa_cap(-1);
+    assert_int_equal(lt_conv_isa(), cpu);
+}
+
 /* A stride-2 1x1 convolution reaches only even rows and columns of x. When
  * the data gradient accumulates, the direct path adds +0 to the others
  * (AVX-512: the even / odd merge adds the unused phases' zeros; AVX2: the
@@ -1388,6 +1423,7 @@ int main(void) {
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_avx2_matches_avx512),
         cmocka_unit_test(test_conv_unreached_dx_gets_plus_zero),
+        cmocka_unit_test(test_conv_paths_by_isa),
         cmocka_unit_test(test_backward_set_mode),
         cmocka_unit_test(test_conv_deterministic),
         cmocka_unit_test(test_bn_train_gradcheck),
