@@ -285,17 +285,25 @@ tests-build: $(TEST_BIN)
 tests-build-cuda: $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN) $(CUEMU_SO)
 
 # The suite: every test binary (LT_TEST_JOBS at once, default nproc / 2: tests/run.sh),
-# then one summary line "N passed, N skipped, N failed".
+# then one summary line "N passed, N skipped, N failed". Last, after
+# --light (nproc at once), the binaries that keep about one core busy: the
+# emulator's (its kernels run on the calling thread), and those of the
+# models, the runner, sweeps and host services (one thread, or waiting on
+# children, files and servers); the longest first so that they overlap.
+TEST_LIGHT_FIRST := $(addprefix $(BUILD)/tests/,test_run_cuemu test_model_cuda_emu test_train_cuda_emu test_sweep \
+                    test_model test_host_services test_runner test_run_safety)
+TEST_LIGHT := $(TEST_LIGHT_FIRST) $(filter-out $(TEST_LIGHT_FIRST),$(CUEMU_TEST_BIN))
+TEST_ORDER := $(filter-out $(TEST_LIGHT),$(TEST_BIN) $(CUDA_TEST_BIN)) --light $(TEST_LIGHT)
 test: check-deps
 	@$(MAKE) --no-print-directory tests-build ltbench $(CUDA_TEST_BIN) $(CUDA_SO) $(CUEMU_TEST_BIN) $(CUEMU_SO)
-	@tests/run.sh $(TEST_BIN) $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN)
+	@tests/run.sh $(TEST_ORDER)
 
 asan:
 	@$(MAKE) --no-print-directory check-deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    LDLIBS="$(filter-out $(OPENBLAS_OMP_RPATH),$(LDLIBS)) -fsanitize=address,undefined" tests-build tests-build-cuda
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	    tests/run.sh $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN) $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN))
+	    tests/run.sh $(patsubst $(BUILD)/%,build-asan/%,$(TEST_ORDER))
 
 # ltbench and PyTorch (tests/bench/bench_torch.py) alternate in one run;
 # the PyTorch side is skipped with a message when torch is not installed.

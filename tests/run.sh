@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# run.sh BIN... — run each CMocka test binary, then print one summary line
-# "N passed, N skipped, N failed" (N counts individual test cases). A case
-# that cannot run here (missing data, no gnuplot) calls CMocka's skip() after
-# printing a "skip:" reason: it is counted as skipped, never as passed.
+# run.sh BIN... [--light BIN...] — run each CMocka test binary, then print one
+# summary line "N passed, N skipped, N failed" (N counts individual test
+# cases). A case that cannot run here (missing data, no gnuplot) calls
+# CMocka's skip() after printing a "skip:" reason: it is counted as skipped,
+# never as passed.
 # Tests run from the repository root; ../shared is found by the tests themselves.
 #
 # LT_TEST_JOBS binaries run at once. The default is half the CPUs (at least
 # one): the runs inside the tests use the runner's 2 threads, and two of
 # them on one core each lose several times over to OpenMP's and OpenBLAS's
 # spinning (a 2-core machine took 13 min with 2 at once, 10 one at a time).
+#
+# The binaries after --light are those that keep about one core busy: the
+# CUDA emulator's (tests/cuemu), which runs every kernel on the calling
+# thread and only its convolutions on more, and others that mostly run one
+# thread or wait (the Makefile names them). They start once every binary
+# before them has ended, LT_TEST_LIGHT_JOBS at once (default: the CPUs),
+# each with LT_CUEMU_THREADS=1 unless it is set (a 2-core machine: the
+# Makefile's light group took 541 s one at a time, 298 s two at once).
+#
 # Each binary's report is printed in the order given, as soon as it and
 # every binary before it have finished, so the output reads the same
 # whatever the number of jobs. The binaries keep their scratch in mkdtemp
@@ -17,7 +27,16 @@
 set -u
 cpus=$(nproc 2>/dev/null || echo 1)
 jobs_n=${LT_TEST_JOBS:-$((cpus / 2 > 0 ? cpus / 2 : 1))}
+light_n=${LT_TEST_LIGHT_JOBS:-$cpus}
 case "$jobs_n" in ''|*[!0-9]*|0) echo "run.sh: LT_TEST_JOBS='$jobs_n': expected a positive number" >&2; exit 2 ;; esac
+case "$light_n" in ''|*[!0-9]*|0) echo "run.sh: LT_TEST_LIGHT_JOBS='$light_n': expected a positive number" >&2; exit 2 ;; esac
+
+# bins[i], and light[i] = 1 for those after --light
+bins=(); light=(); is_light=0
+for a in "$@"; do
+  if [ "$a" = --light ]; then is_light=1; continue; fi
+  bins+=("$a"); light+=("$is_light")
+done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lt-run-XXXXXX") || exit 2
 launcher=
 cleanup() {
@@ -32,19 +51,24 @@ trap 'exit 130' INT TERM
 run_one() {
   local i=$1 bin=$2 start rc
   start=$(date +%s.%N)
-  CMOCKA_MESSAGE_OUTPUT=stdout "$bin" >"$tmp/$i.out" 2>&1
+  if [ "${light[$i]}" = 1 ]; then
+    LT_CUEMU_THREADS=${LT_CUEMU_THREADS:-1} CMOCKA_MESSAGE_OUTPUT=stdout "$bin" >"$tmp/$i.out" 2>&1
+  else
+    CMOCKA_MESSAGE_OUTPUT=stdout "$bin" >"$tmp/$i.out" 2>&1
+  fi
   rc=$?
   awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}' >"$tmp/$i.secs"
   echo "$rc" >"$tmp/$i.part" && mv "$tmp/$i.part" "$tmp/$i.rc"
 }
 
-# The launcher keeps jobs_n binaries running, in the order given.
+# The launcher keeps jobs_n binaries running, in the order given; at the
+# first light one it waits for the others to end, then keeps light_n running.
 (
-  i=0
-  for bin in "$@"; do
-    while [ "$(jobs -rp | wc -l)" -ge "$jobs_n" ]; do wait -n; done
-    run_one "$i" "$bin" &
-    i=$((i + 1))
+  n=$jobs_n; in_light=0
+  for i in "${!bins[@]}"; do
+    if [ "${light[$i]}" = 1 ] && [ "$in_light" = 0 ]; then wait; n=$light_n; in_light=1; fi
+    while [ "$(jobs -rp | wc -l)" -ge "$n" ]; do wait -n; done
+    run_one "$i" "${bins[$i]}" &
   done
   wait
 ) &
@@ -52,7 +76,7 @@ launcher=$!
 
 pass=0; fail=0; skipped=0; bad_bins=()
 i=0
-for bin in "$@"; do
+for bin in "${bins[@]}"; do
   name=$(basename "$bin")
   while [ ! -e "$tmp/$i.rc" ]; do
     if ! kill -0 "$launcher" 2>/dev/null && [ ! -e "$tmp/$i.rc" ]; then

@@ -138,7 +138,7 @@ static void test_within(void **state)
 }
 
 /* exclude_methods: the rows of listed methods are neither compared nor
- * missing (test_regress_ci leaves out the slow ones this way) */
+ * missing (test_regress_ci leaves out methods this way) */
 static void test_exclude_methods(void **state)
 {
     (void)state;
