@@ -28,6 +28,9 @@
  *    (under the same switch) pass the layout on to their runs: they land
  *    in ce@cuda-nhwc/ with the NHWC run's numbers, the sweep's log is named
  *    for that directory, and no ce@cuda/ appears;
+ *  - a method whose backbone has layers without CUDA code (and no host
+ *    hooks) finishes, and its log says once, before the first epoch, that
+ *    those layers run on the host and no step is captured;
  * The protocol is fmnist_lt_r100's ci scale cut further than the runner
  * tests' (6 training images per class, 24 test images, batch 16): the
  * emulator trains at about 25 images a second.
@@ -52,6 +55,7 @@
 #include "cmd_sweep.h"
 #include "fixtures_img.h"
 #include "fixtures_proto.h"
+#include "host_plugin.h"
 #include "lt.h"
 #include "lt_io.h"
 #include "lt_method.h"
@@ -787,6 +791,51 @@ static void test_host_hooks_small(void **state)
     assert_int_equal(count_events(tn.run_dir, "host_model"), 1);
 }
 
+/* A method whose backbone has a layer without CUDA code (tests/host_plugin.c
+ * wherever it has a BN) and no host hooks: on the device, lt_step runs
+ * every step eagerly, and the runner says so once, before the first epoch. */
+static int host_norm(void *st, lt_model *m, const char *name, const char *group, int in)
+{
+    (void)st;
+    (void)group;
+    return hp_add(m, name, in, -1);
+}
+static const lt_method host_norm_m = {.abi = LT_METHOD_ABI, .name = "test_host_norm", .version = "1",
+                                      .cite = "none", .fidelity = "reconstructed", .defaults = "{}",
+                                      .norm_layer = host_norm};
+
+static void test_host_layer_notice(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_EMU();
+    assert_int_equal(lt_method_register(&host_norm_m), LT_OK);
+    g_run_proto = g_proto0;
+    g_log = tmpfile();
+    assert_non_null(g_log);
+    lt_run_outcome o;
+    emu_run_hp("emu-notice", "test_host_norm", NULL, NULL, NULL, 0, &o);
+    g_run_proto = NULL;
+    char line[512];
+    int notices = 0, epochs = 0;
+    rewind(g_log);
+    while (fgets(line, sizeof line, g_log)) {
+        if (strstr(line, "epoch 1/1")) {
+            assert_true(strstr(line, "(host layers ") != NULL);
+            epochs++;
+        }
+        if (strstr(line, "layer(s) run on the host (no CUDA code: '") && strstr(line, "no CUDA graph")) {
+            assert_int_equal(epochs, 0);
+            print_message("%s", line);   /* the notice starts "note: " */
+            notices++;
+        }
+    }
+    fclose(g_log);
+    g_log = NULL;
+    if (!o.ok) fail_msg("test_host_norm on the emulated device failed: %s", o.reason);
+    assert_int_equal(epochs, 1);
+    assert_int_equal(notices, 1);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -798,6 +847,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_host_hook_methods_on_device),
         cmocka_unit_test(test_cbn_on_device),
         cmocka_unit_test(test_host_hooks_small),
+        cmocka_unit_test(test_host_layer_notice),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
