@@ -674,38 +674,86 @@ static const float *nchw_input(bool nhwc, const float *p, int n, int c, int h, i
 }
 
 /* y[n][k][oh][ow] = sum over (c < C/G, r, q), in that order, of
- * x[n][g*C/G + c][ih][iw] * w[k][c][r][q] */
+ * x[n][g*C/G + c][ih][iw] * w[k][c][r][q]
+ *
+ * x is first copied, tf32-rounded when asked, into zero-padded planes that
+ * hold every position a tap reads, so that a tap runs over whole output
+ * rows without bounds (fwd_plane). A tap on the padding adds 0 * w: the sum
+ * starts at +0 and so is never -0, and a +-0 added leaves it as it was;
+ * only an infinite or NaN weight then makes NaN of an output it did not
+ * reach before, as the zeros of cuDNN's own padding do. */
+struct fwd_args {
+    const geom *g;
+    const float *xp, *wr;   /* padded planes [N][C][Hp][Wp]; weights [K][C/G][kh][kw] */
+    int Hp, Wp;
+};
+
+/* acc = output plane (n, k) of fwd_args, rows A->Wp apart. Each element's
+ * sum runs over (c, r, q) in order; the vectors run across positions, so
+ * the AVX2 clone (x86-64, where the CPU has it) gives the same bits as
+ * the default one. At stride 1 a tap is one run over the whole plane: the Wp - wo
+ * positions past each row's end read the next row (or the slack after the
+ * last plane) and are never stored. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FWD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FWD_CLONES
+#endif
+FWD_CLONES static void fwd_plane(const fwd_args *A, int n, int k, float *acc) {
+    const geom &g = *A->g;
+    const int Cg = g.C / g.G, Kg = g.K / g.G, KK = g.kh * g.kw, Wp = A->Wp, wo = g.wo, v = g.v;
+    const size_t plane = (size_t)A->Hp * Wp, run = (size_t)g.ho * Wp;
+    const float *xg = A->xp + ((size_t)n * g.C + (size_t)(k / Kg) * Cg) * plane;
+    const float *wk = A->wr + (size_t)k * Cg * KK;
+    const int flat = g.u == 1 && v == 1;
+    for (size_t i = 0; i < run; i++) acc[i] = 0.0f;
+    for (int c = 0; c < Cg; c++)
+        for (int r = 0; r < g.kh; r++)
+            for (int q = 0; q < g.kw; q++) {
+                const float wv = wk[(size_t)c * KK + r * g.kw + q];
+                const float *x0 = xg + (size_t)c * plane + (size_t)r * g.dh * Wp + (size_t)q * g.dw;
+                if (flat) {
+                    for (size_t i = 0; i < run; i++) acc[i] += x0[i] * wv;
+                    continue;
+                }
+                for (int oh = 0; oh < g.ho; oh++) {
+                    float *a = acc + (size_t)oh * Wp;
+                    const float *xr = x0 + (size_t)oh * g.u * Wp;
+                    for (int ow = 0; ow < wo; ow++) a[ow] += xr[(size_t)ow * v] * wv;
+                }
+            }
+}
+
 static void run_fwd(const geom &g, const float *x, const float *w, float *y, float alpha, float beta, bool tf32) {
-    const int Cg = g.C / g.G, Kg = g.K / g.G, T = Cg * g.kh * g.kw;
+    const int Cg = g.C / g.G, T = Cg * g.kh * g.kw;
     std::vector<float> xc, wc;
     x = nchw_input(g.nhwc, x, g.N, g.C, g.H, g.W, xc);
     w = nchw_input(g.nhwc, w, g.K, Cg, g.kh, g.kw, wc);
+    /* padded plane (Hp x Wp): padded row oh*u + r*dh is input row that - ph */
+    const int Hp = (g.ho - 1) * g.u + (g.kh - 1) * g.dh + 1, Wp = (g.wo - 1) * g.v + (g.kw - 1) * g.dw + 1;
+    const size_t plane = (size_t)Hp * Wp;
+    /* slack: a stride-1 tap's run over the last plane reads up to
+     * (kw - 1) * dw floats past it */
+    std::vector<float> xp((size_t)g.N * g.C * plane + (size_t)(g.kw - 1) * g.dw, 0.0f), wr((size_t)g.K * T);
+    for (size_t nc = 0; nc < (size_t)g.N * g.C; nc++)
+        for (int ih = 0; ih < g.H && ih + g.ph < Hp; ih++) {
+            const float *src = x + (nc * g.H + ih) * g.W;
+            float *dst = &xp[nc * plane + (size_t)(ih + g.ph) * Wp];
+            for (int iw = 0; iw < g.W && iw + g.pw < Wp; iw++) dst[iw + g.pw] = in_(src[iw], tf32);
+        }
+    for (size_t i = 0; i < wr.size(); i++) wr[i] = in_(w[i], tf32);
+    const fwd_args A = {&g, xp.data(), wr.data(), Hp, Wp};
     const strides ys = layout(g.nhwc, g.K, g.ho, g.wo);
     const double macs = (double)g.N * g.K * g.ho * g.wo * T;
     split_work((size_t)g.N * g.K, macs, [&](size_t lo, size_t hi) {
-        std::vector<float> acc((size_t)g.ho * g.wo);
+        std::vector<float> acc((size_t)g.ho * Wp);
         for (size_t nk = lo; nk < hi; nk++) {
             const int n = (int)(nk / (size_t)g.K), k = (int)(nk % (size_t)g.K);
-            const float *xg = x + ((size_t)n * g.C + (size_t)(k / Kg) * Cg) * g.H * g.W;
-            const float *wk = w + (size_t)k * T;
-            std::fill(acc.begin(), acc.end(), 0.0f);
-            for (int t = 0; t < T; t++) {
-                const int c = t / (g.kh * g.kw), r = t / g.kw % g.kh, q = t % g.kw;
-                const float wv = in_(wk[t], tf32);
-                int h0, h1, w0, w1;
-                span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
-                span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
-                for (int oh = h0; oh <= h1; oh++) {
-                    /* x's index of ow = 0 (may be negative: only ow in [w0, w1] are read) */
-                    const ptrdiff_t xi = ((ptrdiff_t)c * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
-                    float *a = &acc[(size_t)oh * g.wo];
-                    for (int ow = w0; ow <= w1; ow++) a[ow] += in_(xg[xi + (ptrdiff_t)ow * g.v], tf32) * wv;
-                }
-            }
+            fwd_plane(&A, n, k, acc.data());
             float *yp = y + n * ys.n + k * ys.c;
             for (int oh = 0; oh < g.ho; oh++)
                 for (int ow = 0; ow < g.wo; ow++)
-                    store(&yp[oh * ys.h + ow * ys.w], acc[(size_t)oh * g.wo + ow], alpha, beta);
+                    store(&yp[oh * ys.h + ow * ys.w], acc[(size_t)oh * Wp + ow], alpha, beta);
         }
     });
 }
