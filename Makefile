@@ -147,6 +147,8 @@ help:
 	@echo "                  SWEEP_ARGS='--executor slurm --partition P' submits job arrays (ltbench sweep --help)"
 	@echo "make slurm-deps   install Debian slurm-wlm and munge (for the Slurm test of make test)"
 	@echo "make regen-results [PROTOCOLS=a,b]   re-run the committed grid (results/grid.txt) at this engine"
+	@echo "make regress-ci   re-run every row of results/reference/ci.csv from scratch and compare (CI does;"
+	@echo "                  make test re-runs the ce and cbd_teacher families only)"
 	@echo "make verify-results  re-run ce and crt seed 0 and compare with the committed results"
 	@echo "make clean        remove build outputs"
 
