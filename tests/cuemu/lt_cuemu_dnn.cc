@@ -798,36 +798,68 @@ static void run_bwd_data(const geom &g, const float *w, const float *dy, float *
 }
 
 /* dw[k][c][r][q] = sum over (n, oh, ow), in that order (rows (n, oh) from a
- * per-element start when run != 0), of x[n][g*C/G + c][ih][iw] * dy[n][k][oh][ow] */
+ * per-element start when run != 0), of x[n][g*C/G + c][ih][iw] * dy[n][k][oh][ow]
+ *
+ * Each element's sum is one chain of dependent adds, so the deterministic
+ * algorithms (run == 0: every element starts at row 0) sum up to FB
+ * filters of a group (same c, r, q; the same x terms) side by side, each
+ * its own chain in its own order: the same bits, without waiting out every
+ * add's latency. */
+enum { FB = 8 };
 static void run_bwd_filter(const geom &g, const float *x, const float *dy, float *dw, float alpha, float beta,
                            bool tf32, unsigned long long run) {
     const int Cg = g.C / g.G, Kg = g.K / g.G;
     std::vector<float> xc, dyc;
     x = nchw_input(g.nhwc, x, g.N, g.C, g.H, g.W, xc);
     dy = nchw_input(g.nhwc, dy, g.N, g.K, g.ho, g.wo, dyc);
+    if (tf32) {   /* rounded once, not once per term */
+        if (xc.empty()) xc.assign(x, x + (size_t)g.N * g.C * g.H * g.W);
+        if (dyc.empty()) dyc.assign(dy, dy + (size_t)g.N * g.K * g.ho * g.wo);
+        for (float &v : xc) v = lt_cuemu_tf32(v);
+        for (float &v : dyc) v = lt_cuemu_tf32(v);
+        x = xc.data();
+        dy = dyc.data();
+    }
     const strides fs = layout(g.nhwc, Cg, g.kh, g.kw);
     const size_t rows = (size_t)g.N * g.ho, per_k = (size_t)Cg * g.kh * g.kw;
     const double macs = (double)g.N * g.K * g.ho * g.wo * per_k;
-    split_work((size_t)g.K * per_k, macs, [&](size_t lo, size_t hi) {
-        for (size_t at = lo; at < hi; at++) {
-            const int k = (int)(at / per_k), c = (int)(at / ((size_t)g.kh * g.kw) % (size_t)Cg);
-            const int r = (int)(at / (size_t)g.kw % (size_t)g.kh), q = (int)(at % (size_t)g.kw);
-            const int ci = k / Kg * Cg + c;
-            const size_t r0 = run ? start_of(run, at, rows) : 0;
+    /* work items: (block of up to FB filters of one group, c, r, q); one
+     * filter each when the rows start per element */
+    const int fb = run ? 1 : FB, kbs = (Kg + fb - 1) / fb;
+    split_work((size_t)g.G * kbs * per_k, macs, [&](size_t lo, size_t hi) {
+        for (size_t item = lo; item < hi; item++) {
+            const size_t blk = item / per_k, e = item % per_k;
+            const int k0 = (int)(blk / (size_t)kbs) * Kg + (int)(blk % (size_t)kbs) * fb;
+            const int nb = std::min(fb, (int)(blk / (size_t)kbs + 1) * Kg - k0);
+            const int c = (int)(e / ((size_t)g.kh * g.kw)), r = (int)(e / (size_t)g.kw % (size_t)g.kh),
+                      q = (int)(e % (size_t)g.kw);
+            const int ci = k0 / Kg * Cg + c;
+            const size_t r0 = run ? start_of(run, (size_t)k0 * per_k + e, rows) : 0;
             int h0, h1, w0, w1;
             span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
             span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
-            float acc = 0.0f;
+            float acc[FB] = {0};
             for (size_t i = 0; i < rows; i++) {
                 const size_t row = (r0 + i) % rows;
                 const int n = (int)(row / (size_t)g.ho), oh = (int)(row % (size_t)g.ho);
                 if (oh < h0 || oh > h1) continue;
+                /* x's index of ow = 0 (may be negative: only ow in [w0, w1] are read) */
                 const ptrdiff_t xi =
                     (((ptrdiff_t)n * g.C + ci) * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
-                const float *d = dy + (((size_t)n * g.K + k) * g.ho + oh) * g.wo;
-                for (int ow = w0; ow <= w1; ow++) acc += in_(x[xi + (ptrdiff_t)ow * g.v], tf32) * in_(d[ow], tf32);
+                const float *d = dy + (((size_t)n * g.K + k0) * g.ho + oh) * g.wo;
+                const size_t dk = (size_t)g.ho * g.wo;   /* from filter k to k + 1 */
+                if (nb == FB)
+                    for (int ow = w0; ow <= w1; ow++) {
+                        const float xv = x[xi + (ptrdiff_t)ow * g.v];
+                        for (int j = 0; j < FB; j++) acc[j] += xv * d[j * dk + ow];
+                    }
+                else
+                    for (int ow = w0; ow <= w1; ow++) {
+                        const float xv = x[xi + (ptrdiff_t)ow * g.v];
+                        for (int j = 0; j < nb; j++) acc[j] += xv * d[j * dk + ow];
+                    }
             }
-            store(&dw[k * fs.n + c * fs.c + r * fs.h + q * fs.w], acc, alpha, beta);
+            for (int j = 0; j < nb; j++) store(&dw[(k0 + j) * fs.n + c * fs.c + r * fs.h + q * fs.w], acc[j], alpha, beta);
         }
     });
 }
