@@ -17,7 +17,8 @@
 # thread or wait (the Makefile names them). They start once every binary
 # before them has ended, LT_TEST_LIGHT_JOBS at once (default: the CPUs),
 # each with LT_CUEMU_THREADS=1 unless it is set (a 2-core machine: the
-# Makefile's light group took 541 s one at a time, 298 s two at once).
+# Makefile's light group took 298 s two at once, where its binaries' times
+# alone added up to 541 s).
 #
 # Each binary's report is printed in the order given, as soon as it and
 # every binary before it have finished, so the output reads the same

@@ -581,7 +581,6 @@ static inline size_t start_of(unsigned long long run, size_t elem, size_t total)
     return (size_t)((run * 0x9E3779B97F4A7C15ull + elem * 0xD1B54A32D192ED03ull) >> 17) % total;
 }
 
-static inline float in_(float v, bool tf32) { return tf32 ? lt_cuemu_tf32(v) : v; }
 
 /* Threads for one call's work: lt_cuemu_dnn_set_threads's, else
  * LT_CUEMU_THREADS, else the CPUs (at most 8). The work is split by output
@@ -655,28 +654,35 @@ static strides layout(bool nhwc, int c, int h, int w) {
     return strides{chw, (ptrdiff_t)h * w, w, 1};           /* [n][c][h][w] */
 }
 
-/* The kernels below read their inputs in NCHW order and write their output
- * through its strides. An NHWC input is first copied into NCHW order (when
- * the queued work runs): the kernels read whole rows and planes of their
- * inputs once per output element or plane, which NHWC's strided reads made
- * up to ten times slower. Everything else (accumulators, term order, the
+/* The kernels below read their inputs in NCHW order, tf32-rounded when the
+ * math mode asks, and write their output through its strides. An NHWC
+ * input is first copied into NCHW order (when the queued work runs): the
+ * kernels read whole rows and planes of their inputs once per output
+ * element or plane, which NHWC's strided reads made up to ten times
+ * slower; a tf32 input is rounded in that copy, once per element rather
+ * than once per term. Everything else (accumulators, term order, the
  * non-deterministic starts) is keyed by the NCHW indices, so an NHWC call
  * computes exactly the NCHW call's sums and only stores them elsewhere. */
-static const float *nchw_input(bool nhwc, const float *p, int n, int c, int h, int w, std::vector<float> &copy) {
-    if (!nhwc) return p;
-    copy.resize((size_t)n * c * h * w);
-    float *d = copy.data();
+static const float *kernel_input(bool nhwc, bool tf32, const float *p, int n, int c, int h, int w,
+                                 std::vector<float> &copy) {
+    if (!nhwc && !tf32) return p;
     const size_t hw = (size_t)h * w;
+    copy.resize((size_t)n * c * hw);
+    float *d = copy.data();
+    if (!nhwc) {
+        for (size_t i = 0; i < copy.size(); i++) d[i] = lt_cuemu_tf32(p[i]);
+        return d;
+    }
     for (int i = 0; i < n; i++, d += (size_t)c * hw)
         for (size_t j = 0; j < hw; j++, p += c)
-            for (int k = 0; k < c; k++) d[(size_t)k * hw + j] = p[k];
+            for (int k = 0; k < c; k++) d[(size_t)k * hw + j] = tf32 ? lt_cuemu_tf32(p[k]) : p[k];
     return copy.data();
 }
 
 /* y[n][k][oh][ow] = sum over (c < C/G, r, q), in that order, of
  * x[n][g*C/G + c][ih][iw] * w[k][c][r][q]
  *
- * x is first copied, tf32-rounded when asked, into zero-padded planes that
+ * x is first copied into zero-padded planes that
  * hold every position a tap reads, so that a tap runs over whole output
  * rows without bounds (fwd_plane). A tap on the padding adds 0 * w: the sum
  * starts at +0 and so is never -0, and a +-0 added leaves it as it was;
@@ -684,7 +690,7 @@ static const float *nchw_input(bool nhwc, const float *p, int n, int c, int h, i
  * reach before, as the zeros of cuDNN's own padding do. */
 struct fwd_args {
     const geom *g;
-    const float *xp, *wr;   /* padded planes [N][C][Hp][Wp]; weights [K][C/G][kh][kw] */
+    const float *xp, *w;    /* padded planes [N][C][Hp][Wp]; weights [K][C/G][kh][kw] */
     int Hp, Wp;
 };
 
@@ -704,7 +710,7 @@ FWD_CLONES static void fwd_plane(const fwd_args *A, int n, int k, float *acc) {
     const int Cg = g.C / g.G, Kg = g.K / g.G, KK = g.kh * g.kw, Wp = A->Wp, wo = g.wo, v = g.v;
     const size_t plane = (size_t)A->Hp * Wp, run = (size_t)g.ho * Wp;
     const float *xg = A->xp + ((size_t)n * g.C + (size_t)(k / Kg) * Cg) * plane;
-    const float *wk = A->wr + (size_t)k * Cg * KK;
+    const float *wk = A->w + (size_t)k * Cg * KK;
     const int flat = g.u == 1 && v == 1;
     for (size_t i = 0; i < run; i++) acc[i] = 0.0f;
     for (int c = 0; c < Cg; c++)
@@ -727,22 +733,21 @@ FWD_CLONES static void fwd_plane(const fwd_args *A, int n, int k, float *acc) {
 static void run_fwd(const geom &g, const float *x, const float *w, float *y, float alpha, float beta, bool tf32) {
     const int Cg = g.C / g.G, T = Cg * g.kh * g.kw;
     std::vector<float> xc, wc;
-    x = nchw_input(g.nhwc, x, g.N, g.C, g.H, g.W, xc);
-    w = nchw_input(g.nhwc, w, g.K, Cg, g.kh, g.kw, wc);
+    x = kernel_input(g.nhwc, tf32, x, g.N, g.C, g.H, g.W, xc);
+    w = kernel_input(g.nhwc, tf32, w, g.K, Cg, g.kh, g.kw, wc);
     /* padded plane (Hp x Wp): padded row oh*u + r*dh is input row that - ph */
     const int Hp = (g.ho - 1) * g.u + (g.kh - 1) * g.dh + 1, Wp = (g.wo - 1) * g.v + (g.kw - 1) * g.dw + 1;
     const size_t plane = (size_t)Hp * Wp;
     /* slack: a stride-1 tap's run over the last plane reads up to
      * (kw - 1) * dw floats past it */
-    std::vector<float> xp((size_t)g.N * g.C * plane + (size_t)(g.kw - 1) * g.dw, 0.0f), wr((size_t)g.K * T);
+    std::vector<float> xp((size_t)g.N * g.C * plane + (size_t)(g.kw - 1) * g.dw, 0.0f);
     for (size_t nc = 0; nc < (size_t)g.N * g.C; nc++)
         for (int ih = 0; ih < g.H && ih + g.ph < Hp; ih++) {
             const float *src = x + (nc * g.H + ih) * g.W;
             float *dst = &xp[nc * plane + (size_t)(ih + g.ph) * Wp];
-            for (int iw = 0; iw < g.W && iw + g.pw < Wp; iw++) dst[iw + g.pw] = in_(src[iw], tf32);
+            for (int iw = 0; iw < g.W && iw + g.pw < Wp; iw++) dst[iw + g.pw] = src[iw];
         }
-    for (size_t i = 0; i < wr.size(); i++) wr[i] = in_(w[i], tf32);
-    const fwd_args A = {&g, xp.data(), wr.data(), Hp, Wp};
+    const fwd_args A = {&g, xp.data(), w, Hp, Wp};
     const strides ys = layout(g.nhwc, g.K, g.ho, g.wo);
     const double macs = (double)g.N * g.K * g.ho * g.wo * T;
     split_work((size_t)g.N * g.K, macs, [&](size_t lo, size_t hi) {
@@ -765,8 +770,8 @@ static void run_bwd_data(const geom &g, const float *w, const float *dy, float *
                          unsigned long long run) {
     const int Cg = g.C / g.G, Kg = g.K / g.G, T = Kg * g.kh * g.kw;
     std::vector<float> wc, dyc;
-    w = nchw_input(g.nhwc, w, g.K, Cg, g.kh, g.kw, wc);
-    dy = nchw_input(g.nhwc, dy, g.N, g.K, g.ho, g.wo, dyc);
+    w = kernel_input(g.nhwc, tf32, w, g.K, Cg, g.kh, g.kw, wc);
+    dy = kernel_input(g.nhwc, tf32, dy, g.N, g.K, g.ho, g.wo, dyc);
     const strides xs = layout(g.nhwc, g.C, g.H, g.W);
     const double macs = (double)g.N * g.C * g.ho * g.wo * T;
     split_work((size_t)g.N * g.C, macs, [&](size_t lo, size_t hi) {
@@ -779,14 +784,14 @@ static void run_bwd_data(const geom &g, const float *w, const float *dy, float *
             for (int i = 0; i < T; i++) {
                 const int t = (int)((t0 + (size_t)i) % (size_t)T);
                 const int kl = t / (g.kh * g.kw), r = t / g.kw % g.kh, q = t % g.kw, k = k0 + kl;
-                const float wv = in_(w[(((size_t)k * Cg + cl) * g.kh + r) * g.kw + q], tf32);
+                const float wv = w[(((size_t)k * Cg + cl) * g.kh + r) * g.kw + q];
                 int h0, h1, w0, w1;
                 span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
                 span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
                 for (int oh = h0; oh <= h1; oh++) {
                     const float *d = dy + (((size_t)n * g.K + k) * g.ho + oh) * g.wo;
                     const ptrdiff_t ai = (ptrdiff_t)(oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
-                    for (int ow = w0; ow <= w1; ow++) acc[(size_t)(ai + (ptrdiff_t)ow * g.v)] += in_(d[ow], tf32) * wv;
+                    for (int ow = w0; ow <= w1; ow++) acc[(size_t)(ai + (ptrdiff_t)ow * g.v)] += d[ow] * wv;
                 }
             }
             float *xp = dx + n * xs.n + c * xs.c;
@@ -810,16 +815,8 @@ static void run_bwd_filter(const geom &g, const float *x, const float *dy, float
                            bool tf32, unsigned long long run) {
     const int Cg = g.C / g.G, Kg = g.K / g.G;
     std::vector<float> xc, dyc;
-    x = nchw_input(g.nhwc, x, g.N, g.C, g.H, g.W, xc);
-    dy = nchw_input(g.nhwc, dy, g.N, g.K, g.ho, g.wo, dyc);
-    if (tf32) {   /* rounded once, not once per term */
-        if (xc.empty()) xc.assign(x, x + (size_t)g.N * g.C * g.H * g.W);
-        if (dyc.empty()) dyc.assign(dy, dy + (size_t)g.N * g.K * g.ho * g.wo);
-        for (float &v : xc) v = lt_cuemu_tf32(v);
-        for (float &v : dyc) v = lt_cuemu_tf32(v);
-        x = xc.data();
-        dy = dyc.data();
-    }
+    x = kernel_input(g.nhwc, tf32, x, g.N, g.C, g.H, g.W, xc);
+    dy = kernel_input(g.nhwc, tf32, dy, g.N, g.K, g.ho, g.wo, dyc);
     const strides fs = layout(g.nhwc, Cg, g.kh, g.kw);
     const size_t rows = (size_t)g.N * g.ho, per_k = (size_t)Cg * g.kh * g.kw;
     const double macs = (double)g.N * g.K * g.ho * g.wo * per_k;
@@ -848,7 +845,7 @@ static void run_bwd_filter(const geom &g, const float *x, const float *dy, float
                     (((ptrdiff_t)n * g.C + ci) * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
                 const float *d = dy + (((size_t)n * g.K + k0) * g.ho + oh) * g.wo;
                 const size_t dk = (size_t)g.ho * g.wo;   /* from filter k to k + 1 */
-                if (nb == FB)
+                if (nb == FB)   /* a fixed count: FB chains the compiler interleaves */
                     for (int ow = w0; ow <= w1; ow++) {
                         const float xv = x[xi + (ptrdiff_t)ow * g.v];
                         for (int j = 0; j < FB; j++) acc[j] += xv * d[j * dk + ow];

@@ -4,7 +4,8 @@
  * (the convolutions as one scatter over all (output, tap) products, the
  * GEMM from its row/column definition), bounded by the float summation
  * error bound (T + 3) * 2^-24 * sum |terms|, plus the rules the fakes
- * promise: alpha / beta, laziness, arguments taken at call time, TF32,
+ * promise: the forward's and the deterministic filter gradient's order of
+ * sums, bit for bit (test_sum_order), alpha / beta, laziness, arguments taken at call time, TF32,
  * (non-)determinism, workspace and pointer checks, the heuristic lists and
  * the searches; NHWC against NCHW (the same bits once transposed) and the
  * refusal of mixed formats.
@@ -347,6 +348,40 @@ static void test_cases(void) {
                   c.name, a);
         }
         printf("%s conv %-32s forward x3, bwd-data x2, bwd-filter x3 algorithms vs the double reference\n",
+               n_fail == before ? "ok  " : "FAIL", c.name);
+        conv_free(v);
+    }
+}
+
+/* The order the emulator promises (lt_cuemu_dnn.cc): each output of the
+ * forward sums its in-bounds (c, r, q) terms in that order, and each filter
+ * gradient of a deterministic algorithm its (n, oh, ow) terms, in float from
+ * +0, each product rounded alone. each_term visits every output's and every
+ * filter element's terms in just those orders, so float sums along it are
+ * the emulator's bits: a change of order (or a padding term that did change
+ * a sum) shows here, where the double reference's bound would not. */
+static void test_sum_order(void) {
+    for (const ccase &c : CASES) {
+        conv v;
+        conv_init(v, c);
+        const int before = n_fail;
+        std::vector<float> y(v.ny, 0.0f), dw(v.nw, 0.0f);
+        each_term(c, [&](size_t xi, size_t wi, size_t yi) {
+            const float p = v.hx[xi] * v.hw[wi], q = v.hx[xi] * v.hdy[yi];
+            y[yi] += p;
+            dw[wi] += q;
+        });
+        for (auto a : FWD_ALGOS) {
+            nan_fill(v.y, v.ny);
+            DNN_IS(fwd(v, a), CUDNN_STATUS_SUCCESS);
+            CHECK(n_differ(relayout(v, TY, dget(v.y, v.ny), false), y) == 0, "%s: forward algo %d: not the (c, r, q) sums",
+                  c.name, a);
+        }
+        nan_fill(v.dw, v.nw);
+        DNN_IS(bwd_filter(v, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1), CUDNN_STATUS_SUCCESS);
+        CHECK(n_differ(relayout(v, TW, dget(v.dw, v.nw), false), dw) == 0, "%s: bwd filter algo 1: not the (n, oh, ow) sums",
+              c.name);
+        printf("%s conv %-32s forward x3 and bwd-filter algo 1: the promised order of sums, bit for bit\n",
                n_fail == before ? "ok  " : "FAIL", c.name);
         conv_free(v);
     }
@@ -1508,6 +1543,7 @@ static int teardown(void **st) {
         assert_int_equal(n_fail, before); \
     }
 CM_CASE(test_cases)
+CM_CASE(test_sum_order)
 CM_CASE(test_alpha_beta)
 CM_CASE(test_finite_differences)
 CM_CASE(test_tf32)
@@ -1527,7 +1563,8 @@ CM_CASE(test_sgemm_rules)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(cm_test_cases),         cmocka_unit_test(cm_test_alpha_beta),
+        cmocka_unit_test(cm_test_cases),         cmocka_unit_test(cm_test_sum_order),
+        cmocka_unit_test(cm_test_alpha_beta),
         cmocka_unit_test(cm_test_finite_differences), cmocka_unit_test(cm_test_tf32),
         cmocka_unit_test(cm_test_determinism),   cmocka_unit_test(cm_test_workspace_and_pointers),
         cmocka_unit_test(cm_test_descriptors),   cmocka_unit_test(cm_test_heuristics),
