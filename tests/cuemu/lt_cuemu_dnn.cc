@@ -30,6 +30,7 @@
 #include "lt_cuemu.h"
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <system_error>
 #include <thread>
@@ -765,39 +766,86 @@ static void run_fwd(const geom &g, const float *x, const float *w, float *y, flo
 
 /* dx[n][c][ih][iw] = sum over the group's (k, r, q), in that order (from a
  * per-plane start when run != 0), of dy[n][k][oh][ow] * w[k][c mod C/G][r][q]
- * where ih = oh*u - ph + r*dh, iw = ow*v - pw + q*dw */
+ * where ih = oh*u - ph + r*dh, iw = ow*v - pw + q*dw
+ *
+ * Each plane is summed in padded coordinates (row ih + ph, column iw + pw),
+ * split by stride into u x v phase planes: position (P, Q) is element
+ * (P / u, Q / v) of phase (P mod u, Q mod v). A term (r, q) then writes one
+ * phase, at offset ((r*dh) / u, (q*dw) / v), a dense ho x wo block: whole
+ * rows, contiguous, without bounds, at any stride. A phase plane is
+ * Hq x Wq, which holds every position a term writes; a term's products
+ * past the input's edge land on padding and are dropped with it, so every
+ * element gets exactly its own terms, in order. */
+struct bwd_data_args {
+    const geom *g;
+    const float *w, *dy;   /* NCHW */
+    const float *dyp;      /* dy's rows padded to Wq with zeros */
+    int Hq, Wq;
+    size_t phase;          /* floats of a phase plane: Hq x Wq and the slack a run may reach past it */
+};
+
+/* acc = the u*v phase planes of plane (n, c) of dx; t0: the first term. A
+ * term with a finite weight is one run over its block's rows (dyp): the
+ * Wq - wo zeros after each row add 0 * w = +-0, which leaves every sum as
+ * it was (a sum starts at +0, so is never -0); a non-finite weight runs
+ * row by row, as 0 * inf would be NaN. */
+FWD_CLONES static void bwd_data_plane(const bwd_data_args *A, int n, int c, size_t t0, float *acc) {
+    const geom &g = *A->g;
+    const int Cg = g.C / g.G, Kg = g.K / g.G, KK = g.kh * g.kw, T = Kg * KK, Wq = A->Wq, wo = g.wo;
+    const int k0 = c / Cg * Kg, cl = c % Cg;
+    const size_t run = (size_t)g.ho * Wq;
+    for (size_t i = 0; i < A->phase * g.u * g.v; i++) acc[i] = 0.0f;
+    for (int i = 0; i < T; i++) {
+        const int t = (int)((t0 + (size_t)i) % (size_t)T);
+        const int k = k0 + t / KK, r = t / g.kw % g.kh, q = t % g.kw;
+        const float wv = A->w[(((size_t)k * Cg + cl) * g.kh + r) * g.kw + q];
+        const int P = r * g.dh, Q = q * g.dw;
+        float *a0 = acc + (size_t)(P % g.u * g.v + Q % g.v) * A->phase + (size_t)(P / g.u) * Wq + (size_t)(Q / g.v);
+        if (std::isfinite(wv)) {
+            const float *d = A->dyp + ((size_t)n * g.K + k) * run;
+            for (size_t j = 0; j < run; j++) a0[j] += d[j] * wv;
+            continue;
+        }
+        const float *d = A->dy + ((size_t)n * g.K + k) * g.ho * wo;
+        for (int oh = 0; oh < g.ho; oh++, d += wo) {
+            float *a = a0 + (size_t)oh * Wq;
+            for (int ow = 0; ow < wo; ow++) a[ow] += d[ow] * wv;
+        }
+    }
+}
+
 static void run_bwd_data(const geom &g, const float *w, const float *dy, float *dx, float alpha, float beta, bool tf32,
                          unsigned long long run) {
     const int Cg = g.C / g.G, Kg = g.K / g.G, T = Kg * g.kh * g.kw;
     std::vector<float> wc, dyc;
     w = kernel_input(g.nhwc, tf32, w, g.K, Cg, g.kh, g.kw, wc);
     dy = kernel_input(g.nhwc, tf32, dy, g.N, g.K, g.ho, g.wo, dyc);
+    const int Hq = g.ho + (g.kh - 1) * g.dh / g.u, Wq = g.wo + (g.kw - 1) * g.dw / g.v;
+    std::vector<float> dyp((size_t)g.N * g.K * g.ho * Wq, 0.0f);
+    for (size_t row = 0; row < (size_t)g.N * g.K * g.ho; row++)
+        memcpy(&dyp[row * Wq], dy + row * g.wo, g.wo * sizeof(float));
+    /* slack: a run from column (q*dw)/v ends that far past its plane's end */
+    const bwd_data_args A = {&g, w, dy, dyp.data(), Hq, Wq, (size_t)Hq * Wq + (size_t)((g.kw - 1) * g.dw / g.v)};
     const strides xs = layout(g.nhwc, g.C, g.H, g.W);
     const double macs = (double)g.N * g.C * g.ho * g.wo * T;
     split_work((size_t)g.N * g.C, macs, [&](size_t lo, size_t hi) {
-        std::vector<float> acc((size_t)g.H * g.W);
+        std::vector<float> acc(A.phase * g.u * g.v);
         for (size_t plane = lo; plane < hi; plane++) {
             const int n = (int)(plane / (size_t)g.C), c = (int)(plane % (size_t)g.C);
-            const int k0 = c / Cg * Kg, cl = c % Cg;
-            const size_t t0 = run ? start_of(run, plane, (size_t)T) : 0;
-            std::fill(acc.begin(), acc.end(), 0.0f);
-            for (int i = 0; i < T; i++) {
-                const int t = (int)((t0 + (size_t)i) % (size_t)T);
-                const int kl = t / (g.kh * g.kw), r = t / g.kw % g.kh, q = t % g.kw, k = k0 + kl;
-                const float wv = w[(((size_t)k * Cg + cl) * g.kh + r) * g.kw + q];
-                int h0, h1, w0, w1;
-                span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
-                span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
-                for (int oh = h0; oh <= h1; oh++) {
-                    const float *d = dy + (((size_t)n * g.K + k) * g.ho + oh) * g.wo;
-                    const ptrdiff_t ai = (ptrdiff_t)(oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
-                    for (int ow = w0; ow <= w1; ow++) acc[(size_t)(ai + (ptrdiff_t)ow * g.v)] += d[ow] * wv;
+            bwd_data_plane(&A, n, c, run ? start_of(run, plane, (size_t)T) : 0, acc.data());
+            /* positions no term reaches get the sum of no terms */
+            float *xp = dx + n * xs.n + c * xs.c;
+            for (int ih = 0; ih < g.H; ih++) {
+                const int P = ih + g.ph;
+                for (int iw = 0; iw < g.W; iw++) {
+                    const int Q = iw + g.pw;
+                    const bool in = P / g.u < Hq && Q / g.v < Wq;
+                    const float s = in ? acc[(size_t)(P % g.u * g.v + Q % g.v) * A.phase + (size_t)(P / g.u) * Wq +
+                                             (size_t)(Q / g.v)]
+                                       : 0.0f;
+                    store(&xp[ih * xs.h + iw * xs.w], s, alpha, beta);
                 }
             }
-            float *xp = dx + n * xs.n + c * xs.c;
-            for (int ih = 0; ih < g.H; ih++)
-                for (int iw = 0; iw < g.W; iw++)
-                    store(&xp[ih * xs.h + iw * xs.w], acc[(size_t)ih * g.W + iw], alpha, beta);
         }
     });
 }
@@ -806,11 +854,40 @@ static void run_bwd_data(const geom &g, const float *w, const float *dy, float *
  * per-element start when run != 0), of x[n][g*C/G + c][ih][iw] * dy[n][k][oh][ow]
  *
  * Each element's sum is one chain of dependent adds, so the deterministic
- * algorithms (run == 0: every element starts at row 0) sum up to FB
- * filters of a group (same c, r, q; the same x terms) side by side, each
- * its own chain in its own order: the same bits, without waiting out every
- * add's latency. */
+ * algorithms (run == 0: every element starts at row 0) sum FB filters of a
+ * group (same c, r, q; the same x terms) side by side, each its own chain
+ * in its own order: the same bits, without waiting out every add's
+ * latency. dy is first copied with each block's FB filters interleaved
+ * (dyt[n][block][oh][ow][FB], zeros past a group's last filter), so that
+ * the FB chains are one vector. */
 enum { FB = 8 };
+typedef float v8 __attribute__((vector_size(FB * sizeof(float))));
+struct wgrad_args {
+    const geom *g;
+    const float *x, *dyt;   /* x NCHW; dy interleaved as above */
+    int blocks;             /* FB-filter blocks over all groups */
+};
+
+/* The FB sums of block blk at filter element (c of the input, r, q), over
+ * the rows oh in [h0, h1] and columns ow in [w0, w1] that tap the input. */
+FWD_CLONES static void wgrad_block(const wgrad_args *A, int blk, int ci, int r, int q, int h0, int h1, int w0, int w1,
+                                   float *out) {
+    const geom &g = *A->g;
+    v8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int n = 0; n < g.N; n++)
+        for (int oh = h0; oh <= h1; oh++) {
+            /* x's index of ow = 0 (may be negative: only ow in [w0, w1] are read) */
+            const ptrdiff_t xi = (((ptrdiff_t)n * g.C + ci) * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
+            const float *d = A->dyt + (((size_t)n * A->blocks + blk) * g.ho + oh) * g.wo * FB;
+            for (int ow = w0; ow <= w1; ow++) {
+                v8 dv;
+                memcpy(&dv, d + (size_t)ow * FB, sizeof dv);
+                acc += A->x[xi + (ptrdiff_t)ow * g.v] * dv;   /* per lane: a product, then a sum */
+            }
+        }
+    memcpy(out, &acc, sizeof acc);
+}
+
 static void run_bwd_filter(const geom &g, const float *x, const float *dy, float *dw, float alpha, float beta,
                            bool tf32, unsigned long long run) {
     const int Cg = g.C / g.G, Kg = g.K / g.G;
@@ -818,45 +895,66 @@ static void run_bwd_filter(const geom &g, const float *x, const float *dy, float
     x = kernel_input(g.nhwc, tf32, x, g.N, g.C, g.H, g.W, xc);
     dy = kernel_input(g.nhwc, tf32, dy, g.N, g.K, g.ho, g.wo, dyc);
     const strides fs = layout(g.nhwc, Cg, g.kh, g.kw);
-    const size_t rows = (size_t)g.N * g.ho, per_k = (size_t)Cg * g.kh * g.kw;
+    const size_t rows = (size_t)g.N * g.ho, per_k = (size_t)Cg * g.kh * g.kw, hw = (size_t)g.ho * g.wo;
     const double macs = (double)g.N * g.K * g.ho * g.wo * per_k;
-    /* work items: (block of up to FB filters of one group, c, r, q); one
-     * filter each when the rows start per element */
-    const int fb = run ? 1 : FB, kbs = (Kg + fb - 1) / fb;
-    split_work((size_t)g.G * kbs * per_k, macs, [&](size_t lo, size_t hi) {
+    /* the taps of filter element (r, q): rows [h0, h1], columns [w0, w1] */
+    auto taps = [&](int r, int q, int *h0, int *h1, int *w0, int *w1) {
+        span(g.ho, g.u, r * g.dh - g.ph, g.H, h0, h1);
+        span(g.wo, g.v, q * g.dw - g.pw, g.W, w0, w1);
+    };
+    if (!run) {
+        /* work items: (block of FB filters of one group, c, r, q) */
+        const int kbs = (Kg + FB - 1) / FB, blocks = g.G * kbs;
+        std::vector<float> dyt((size_t)g.N * blocks * hw * FB, 0.0f);
+        for (int n = 0; n < g.N; n++)
+            for (int b = 0; b < blocks; b++)
+                for (int j = 0; j < FB; j++) {
+                    const int kl = b % kbs * FB + j;
+                    if (kl >= Kg) break;
+                    const float *src = dy + ((size_t)n * g.K + (size_t)(b / kbs) * Kg + kl) * hw;
+                    float *dst = &dyt[((size_t)n * blocks + b) * hw * FB + j];
+                    for (size_t i = 0; i < hw; i++) dst[i * FB] = src[i];
+                }
+        const wgrad_args A = {&g, x, dyt.data(), blocks};
+        split_work((size_t)blocks * per_k, macs, [&](size_t lo, size_t hi) {
+            for (size_t item = lo; item < hi; item++) {
+                const int b = (int)(item / per_k);
+                const size_t e = item % per_k;
+                const int k0 = b / kbs * Kg + b % kbs * FB, nb = std::min((int)FB, Kg - b % kbs * FB);
+                const int c = (int)(e / ((size_t)g.kh * g.kw)), r = (int)(e / (size_t)g.kw % (size_t)g.kh),
+                          q = (int)(e % (size_t)g.kw);
+                int h0, h1, w0, w1;
+                taps(r, q, &h0, &h1, &w0, &w1);
+                float out[FB];
+                wgrad_block(&A, b, b / kbs * Cg + c, r, q, h0, h1, w0, w1, out);
+                for (int j = 0; j < nb; j++)
+                    store(&dw[(k0 + j) * fs.n + c * fs.c + r * fs.h + q * fs.w], out[j], alpha, beta);
+            }
+        });
+        return;
+    }
+    /* non-deterministic: one element at a time, its rows from its own start */
+    split_work((size_t)g.K * per_k, macs, [&](size_t lo, size_t hi) {
         for (size_t item = lo; item < hi; item++) {
-            const size_t blk = item / per_k, e = item % per_k;
-            const int k0 = (int)(blk / (size_t)kbs) * Kg + (int)(blk % (size_t)kbs) * fb;
-            const int nb = std::min(fb, (int)(blk / (size_t)kbs + 1) * Kg - k0);
+            const int k = (int)(item / per_k);
+            const size_t e = item % per_k;
             const int c = (int)(e / ((size_t)g.kh * g.kw)), r = (int)(e / (size_t)g.kw % (size_t)g.kh),
                       q = (int)(e % (size_t)g.kw);
-            const int ci = k0 / Kg * Cg + c;
-            const size_t r0 = run ? start_of(run, (size_t)k0 * per_k + e, rows) : 0;
+            const int ci = k / Kg * Cg + c;
+            const size_t r0 = start_of(run, item, rows);
             int h0, h1, w0, w1;
-            span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
-            span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
-            float acc[FB] = {0};
+            taps(r, q, &h0, &h1, &w0, &w1);
+            float acc = 0.0f;
             for (size_t i = 0; i < rows; i++) {
                 const size_t row = (r0 + i) % rows;
                 const int n = (int)(row / (size_t)g.ho), oh = (int)(row % (size_t)g.ho);
                 if (oh < h0 || oh > h1) continue;
-                /* x's index of ow = 0 (may be negative: only ow in [w0, w1] are read) */
                 const ptrdiff_t xi =
                     (((ptrdiff_t)n * g.C + ci) * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
-                const float *d = dy + (((size_t)n * g.K + k0) * g.ho + oh) * g.wo;
-                const size_t dk = (size_t)g.ho * g.wo;   /* from filter k to k + 1 */
-                if (nb == FB)   /* a fixed count: FB chains the compiler interleaves */
-                    for (int ow = w0; ow <= w1; ow++) {
-                        const float xv = x[xi + (ptrdiff_t)ow * g.v];
-                        for (int j = 0; j < FB; j++) acc[j] += xv * d[j * dk + ow];
-                    }
-                else
-                    for (int ow = w0; ow <= w1; ow++) {
-                        const float xv = x[xi + (ptrdiff_t)ow * g.v];
-                        for (int j = 0; j < nb; j++) acc[j] += xv * d[j * dk + ow];
-                    }
+                const float *d = dy + ((size_t)n * g.K + k) * hw + (size_t)oh * g.wo;
+                for (int ow = w0; ow <= w1; ow++) acc += x[xi + (ptrdiff_t)ow * g.v] * d[ow];
             }
-            for (int j = 0; j < nb; j++) store(&dw[(k0 + j) * fs.n + c * fs.c + r * fs.h + q * fs.w], acc[j], alpha, beta);
+            store(&dw[k * fs.n + c * fs.c + r * fs.h + q * fs.w], acc, alpha, beta);
         }
     });
 }

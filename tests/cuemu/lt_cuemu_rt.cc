@@ -154,6 +154,31 @@ int protect_on() {
 #endif
 }
 
+/* Device memory as its own mapping (protected outside the device's work).
+ * Every wait for the device opens and closes all of it, which costs the
+ * kernel a walk over every page table entry; an allocation of 2 MiB or
+ * more is therefore mapped on 2 MiB boundaries and asked for huge pages,
+ * so that one entry covers 2 MiB (where the kernel grants them: THP set
+ * to "madvise" or "always"; elsewhere it is just mapped). */
+void *map_device(size_t bytes, size_t *mapped) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), huge = (size_t)2 << 20;
+    if (bytes < huge) {
+        *mapped = (bytes + page - 1) / page * page;
+        void *m = mmap(NULL, *mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return m == MAP_FAILED ? NULL : m;
+    }
+    *mapped = (bytes + huge - 1) / huge * huge;
+    char *raw = (char *)mmap(NULL, *mapped + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    char *m = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (m > raw) munmap(raw, (size_t)(m - raw));
+    if (raw + huge > m) munmap(m + *mapped, (size_t)(raw + huge - m));
+#ifdef MADV_HUGEPAGE
+    madvise(m, *mapped, MADV_HUGEPAGE);
+#endif
+    return m;
+}
+
 void device_access(int open) {
     for (auto &m : G().mem)
         if (m.second.mapped) mprotect((void *)m.first, m.second.mapped, open ? PROT_READ | PROT_WRITE : PROT_NONE);
@@ -684,10 +709,8 @@ static cudaError_t host_alloc(void **p, size_t bytes, kind k, const char *call) 
     void *m = NULL;
     size_t mapped = 0;
     if (k == K_DEVICE && protect_on()) {
-        const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        mapped = (bytes + page - 1) / page * page;
-        m = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) return ret(cudaErrorMemoryAllocation);
+        m = map_device(bytes, &mapped);
+        if (!m) return ret(cudaErrorMemoryAllocation);
     } else if (posix_memalign(&m, 256, bytes) != 0 || !m) {
         return ret(cudaErrorMemoryAllocation);
     }

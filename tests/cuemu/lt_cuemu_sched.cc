@@ -21,7 +21,13 @@
  * Fibers: a 14-instruction context switch on x86-64 (callee-saved registers
  * and the stack pointer; glibc's swapcontext also saves the signal mask,
  * a system call, ~0.45 us a switch here, too slow for barrier-heavy
- * kernels), ucontext elsewhere. Under AddressSanitizer the switches are
+ * kernels), ucontext elsewhere. Once a block's fibers have all started, a
+ * fiber that waits or returns switches straight to the next one of the
+ * round, and only the round's last goes back to the scheduler: half the
+ * switches, and every switch then leaves and resumes at the same call
+ * site, so its return is predicted (through the scheduler, each return
+ * went to the other site and was mispredicted). Under
+ * AddressSanitizer every switch goes through the scheduler and is
  * announced to it (__sanitizer_*_switch_fiber). */
 #include "lt_cuemu.h"
 
@@ -80,6 +86,8 @@ struct sched {
     int fault;       /* this launch faulted: stop running it */
     unsigned first;  /* the linear index of the block's first thread to run */
     int barriers;    /* a block of this launch used __syncthreads */
+    int chain;       /* the block's fibers all started: a fiber's switch goes to the next of the round */
+    fiber *end;      /* one past the block's last fiber */
     unsigned long long launches;   /* launches run: every other one runs its blocks in reverse */
 #ifdef LT_CUEMU_USE_UCONTEXT
     ucontext_t main_uc;
@@ -153,6 +161,16 @@ static void switch_to(fiber *f, int dying) {
 #endif
 }
 
+/* Where the running fiber f, now waiting or done, hands over: the next
+ * fiber of the round (its thread index set), or the scheduler (NULL)
+ * before every fiber has started, after a fault and after the round's
+ * last. Every fiber is at F_RUN when a round starts (run_block). */
+static fiber *handover(fiber *f) {
+    if (!S.chain || S.fault || f + 1 == S.end) return NULL;
+    set_thread(f[1].tid);
+    return f + 1;
+}
+
 extern "C" __attribute__((used, visibility("hidden"))) void lt_cuemu_fiber_main(void) {
 #ifdef LT_CUEMU_ASAN
     __sanitizer_finish_switch_fiber(NULL, &S.main_bottom, &S.main_size);
@@ -160,7 +178,7 @@ extern "C" __attribute__((used, visibility("hidden"))) void lt_cuemu_fiber_main(
     fiber *f = S.cur;
     (*S.body)();
     f->state = F_DONE;
-    switch_to(NULL, 1);
+    switch_to(handover(f), 1);
     abort();   /* a finished fiber is never resumed */
 }
 
@@ -207,7 +225,7 @@ void lt_cuemu_syncthreads(void) {
     }
     fiber *f = S.cur;
     f->state = F_BARRIER;
-    switch_to(NULL, 0);
+    switch_to(handover(f), 0);
 }
 
 /* Every kernel's __shared__ arrays (cuda_runtime.h puts them in one
@@ -247,11 +265,15 @@ static int run_block(unsigned nthreads, int reverse) {
             return -1;
         }
     S.barriers = 1;
+#ifndef LT_CUEMU_ASAN
+    S.chain = 1;   /* cleared by lt_cuemu_run_kernel after the block */
+#endif
+    S.end = &S.pool[0] + nthreads;
     for (;;) {
         unsigned waiting = 0, done = 0;
         for (unsigned i = 0; i < nthreads; i++) {
             fiber *f = &S.pool[i];
-            if (f->state == F_RUN) {
+            if (f->state == F_RUN) {   /* chained: this runs the rest of the round */
                 set_thread(f->tid);
                 switch_to(f, 0);
             }
@@ -293,7 +315,9 @@ void lt_cuemu_run_kernel(const char *name, dim3 grid, dim3 block, const std::fun
         blockIdx.y = (unsigned)(lin / grid.x % grid.y);
         blockIdx.z = (unsigned)(lin / ((unsigned long long)grid.x * grid.y));
         if (S.barriers) poison_shared();
-        if (run_block(nthreads, (int)((lin + launch) & 1))) break;
+        const int rc = run_block(nthreads, (int)((lin + launch) & 1));
+        S.chain = 0;
+        if (rc) break;
     }
     S.body = NULL;
     S.name = NULL;

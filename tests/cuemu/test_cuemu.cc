@@ -1,6 +1,7 @@
 /* test_cuemu.cc — the emulator's runtime and scheduler (tests/cuemu): the
  * rules it promises (lt_cuemu_rt.cc, lt_cuemu_sched.cc), each checked on a
  * small kernel or call sequence. */
+#include <vector>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -563,7 +564,9 @@ static void cross_stream_capture(void **state) {
     cudaStreamDestroy(other);
 }
 
-/* host code that dereferences a device pointer dies, as on a GPU */
+/* host code that dereferences a device pointer dies, as on a GPU: a small
+ * allocation and one mapped for huge pages (2 MiB and more, lt_cuemu_rt.cc
+ * map_device), read at its last float */
 static void host_reads_of_device_memory_fault(void **state) {
     (void)state;
 #ifdef LT_CUEMU_ASAN
@@ -578,26 +581,29 @@ static void host_reads_of_device_memory_fault(void **state) {
         return;
     }
     reset();
-    float *d = (float *)dev(64);
-    fflush(NULL);
-    const pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        signal(SIGSEGV, SIG_DFL);   /* not CMocka's handler: die of it */
-        volatile float x = d[3];
-        (void)x;
-        _exit(0);
+    for (size_t bytes : {(size_t)64, (size_t)(3 << 20) + 12}) {
+        const size_t n = bytes / sizeof(float);
+        float *d = (float *)dev(bytes);
+        fflush(NULL);
+        const pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            signal(SIGSEGV, SIG_DFL);   /* not CMocka's handler: die of it */
+            volatile float x = d[n - 1];
+            (void)x;
+            _exit(0);
+        }
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFSIGNALED(st));
+        assert_int_equal(WTERMSIG(st), SIGSEGV);
+        /* while the device's work runs, the same memory is there */
+        std::vector<float> h(n, 1.0f);
+        assert_int_equal(cudaMemset(d, 0, bytes), cudaSuccess);
+        assert_int_equal(cudaMemcpy(h.data(), d, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+        assert_true(h[3] == 0.0f && h[n - 1] == 0.0f);
+        cudaFree(d);
     }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFSIGNALED(st));
-    assert_int_equal(WTERMSIG(st), SIGSEGV);
-    /* while the device's work runs, the same memory is there */
-    float h[16];
-    assert_int_equal(cudaMemset(d, 0, 64), cudaSuccess);
-    assert_int_equal(cudaMemcpy(h, d, 64, cudaMemcpyDeviceToHost), cudaSuccess);
-    assert_true(h[3] == 0.0f);
-    cudaFree(d);
 #endif
 }
 

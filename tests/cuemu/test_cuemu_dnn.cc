@@ -153,6 +153,29 @@ static void each_term(const ccase &c, F f) {
                             }
 }
 
+/* Calls f(xi, wi, yi) once per product dy[yi] * w[wi] that input gradient
+ * xi sums, each xi's in the order (k, r, q). */
+template <class F>
+static void each_dx_term(const ccase &c, F f) {
+    const int ho = outdim(c.H, c.kh, c.pad, c.stride, c.dil), wo = outdim(c.W, c.kw, c.pad, c.stride, c.dil);
+    const int Cg = c.C / c.G, Kg = c.K / c.G;
+    for (int n = 0; n < c.N; n++)
+        for (int ci = 0; ci < c.C; ci++)
+            for (int ih = 0; ih < c.H; ih++)
+                for (int iw = 0; iw < c.W; iw++)
+                    for (int k = ci / Cg * Kg; k < (ci / Cg + 1) * Kg; k++)
+                        for (int r = 0; r < c.kh; r++)
+                            for (int q = 0; q < c.kw; q++) {
+                                const int sh = ih + c.pad - r * c.dil, sw = iw + c.pad - q * c.dil;
+                                if (sh < 0 || sw < 0 || sh % c.stride || sw % c.stride) continue;
+                                const int oh = sh / c.stride, ow = sw / c.stride;
+                                if (oh >= ho || ow >= wo) continue;
+                                f((((size_t)n * c.C + ci) * c.H + ih) * c.W + iw,
+                                  (((size_t)k * Cg + ci % Cg) * c.kh + r) * c.kw + q,
+                                  (((size_t)n * c.K + k) * ho + oh) * wo + ow);
+                            }
+}
+
 struct conv {
     ccase c;
     cudnnTensorFormat_t f;   /* of every tensor and the filter on the device; the host data and references are NCHW */
@@ -354,12 +377,15 @@ static void test_cases(void) {
 }
 
 /* The order the emulator promises (lt_cuemu_dnn.cc): each output of the
- * forward sums its in-bounds (c, r, q) terms in that order, and each filter
- * gradient of a deterministic algorithm its (n, oh, ow) terms, in float from
- * +0, each product rounded alone. each_term visits every output's and every
- * filter element's terms in just those orders, so float sums along it are
- * the emulator's bits: a change of order (or a padding term that did change
- * a sum) shows here, where the double reference's bound would not. */
+ * forward sums its in-bounds (c, r, q) terms in that order, each input
+ * gradient of a deterministic algorithm its (k, r, q) terms, and each
+ * filter gradient its (n, oh, ow) terms, in float from +0, each product
+ * rounded alone. each_term and each_dx_term visit every element's terms in
+ * just those orders, so float sums along them are the emulator's bits: a
+ * change of order (or a padding term that did change a sum) shows here,
+ * where the double reference's bound would not. The input gradient is
+ * checked a second time with an infinite weight: only the elements that
+ * weight's terms reach become Inf or NaN (no padding term spreads it). */
 static void test_sum_order(void) {
     for (const ccase &c : CASES) {
         conv v;
@@ -371,6 +397,20 @@ static void test_sum_order(void) {
             y[yi] += p;
             dw[wi] += q;
         });
+        for (int inf = 0; inf < 2; inf++) {
+            std::vector<float> w = v.hw, dx(v.nx, 0.0f);
+            if (inf) w[v.nw / 2] = -INFINITY;
+            each_dx_term(c, [&](size_t xi, size_t wi, size_t yi) { dx[xi] += v.hdy[yi] * w[wi]; });
+            put(v, TW, v.w, w);
+            nan_fill(v.dx, v.nx);
+            DNN_IS(bwd_data(v, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1), CUDNN_STATUS_SUCCESS);
+            size_t nonfinite = 0;
+            for (float e : dx) nonfinite += !std::isfinite(e);
+            CHECK(n_differ(get(v, TX, v.dx), dx) == 0 && (nonfinite > 0) == (inf == 1) && nonfinite < v.nx,
+                  "%s: bwd data algo 1%s: not the (k, r, q) sums (%zu of %zu not finite)", c.name,
+                  inf ? " with an infinite weight" : "", nonfinite, v.nx);
+        }
+        put(v, TW, v.w, v.hw);
         for (auto a : FWD_ALGOS) {
             nan_fill(v.y, v.ny);
             DNN_IS(fwd(v, a), CUDNN_STATUS_SUCCESS);
@@ -381,7 +421,8 @@ static void test_sum_order(void) {
         DNN_IS(bwd_filter(v, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1), CUDNN_STATUS_SUCCESS);
         CHECK(n_differ(relayout(v, TW, dget(v.dw, v.nw), false), dw) == 0, "%s: bwd filter algo 1: not the (n, oh, ow) sums",
               c.name);
-        printf("%s conv %-32s forward x3 and bwd-filter algo 1: the promised order of sums, bit for bit\n",
+        printf("%s conv %-32s forward x3, bwd-data algo 1 (also with an inf weight), bwd-filter algo 1: the promised "
+               "order of sums, bit for bit\n",
                n_fail == before ? "ok  " : "FAIL", c.name);
         conv_free(v);
     }
