@@ -46,6 +46,9 @@ HARNESS_LIB := $(BUILD)/libltharness.a
 METHODS_TABLE := $(BUILD)/methods_table.c
 METHOD_OBJ  := $(call obj,$(METHOD_SRC)) $(BUILD)/methods_table.o
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+# test_blas_build once more, against OpenBLAS's pthreads build (what a
+# program linked without the runpath gets): lt_set_num_threads's other branch
+TEST_BIN    += $(BUILD)/tests/test_blas_build_pthreads
 LIBS        := $(HARNESS_LIB) $(DATA_LIB) $(ENGINE_LIB)
 # Programs that may load the CUDA module (build/libltcuda.so, engine/lt_backend_dl.c)
 # export the whole engine to it: the module's code calls the engine's functions
@@ -195,6 +198,10 @@ $(BUILD)/tests/test_backend_load $(BUILD)/tests/test_run_cuemu: TEST_LINK = $(DY
 $(BUILD)/tests/%: tests/%.c $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(call obj,$(TESTLIB_SRC)) $(METHOD_OBJ) $(TEST_LINK) $(LDLIBS) -lcmocka
+$(BUILD)/tests/test_blas_build_pthreads: tests/test_blas_build.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DLT_BLAS_PTHREADS -o $@ $< $(LIBS) $(filter-out $(OPENBLAS_OMP_RPATH),$(LDLIBS)) \
+	    -Wl,-rpath,$(patsubst %/openblas-openmp,%/openblas-pthread,$(OPENBLAS_OMP_DIR)) -lcmocka
 
 ifneq ($(strip $(NVCC)),)
 # one compile of the CUDA sources (nvcc is the slow part of the build): the

@@ -340,6 +340,7 @@ int lt_model_sync(lt_model *m);
  * their calls so far, copies included (each call first waits for the
  * device work queued before it, uncounted). */
 int lt_model_n_host_nodes(const lt_model *m);
+const lt_node *lt_model_first_host_node(const lt_model *m);   /* NULL when there is none */
 double lt_model_host_seconds(const lt_model *m);
 
 int lt_model_find(const lt_model *m, const char *node_name);    /* -1 if absent */

@@ -39,6 +39,12 @@ int lt_model_n_host_nodes(const lt_model *m) {
     return n;
 }
 
+const lt_node *lt_model_first_host_node(const lt_model *m) {
+    for (int i = 1; i < m->n_nodes; i++)
+        if (lt_model_host_node(m, &m->nodes[i])) return &m->nodes[i];
+    return NULL;
+}
+
 double lt_model_host_seconds(const lt_model *m) { return m->host ? m->host->seconds : 0; }
 
 /* ---- planning ------------------------------------------------------------------------ */

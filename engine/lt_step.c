@@ -188,11 +188,9 @@ int lt_step_create(lt_step **out, lt_model *m, lt_optim *o, int logits, int N, i
     s->dev = m->dev;
     s->ctx = m->dctx;
     s->graph_off = !s->dev || !s->opts.graphs;
-    if (!s->graph_off && lt_model_n_host_nodes(m) > 0) {
+    const lt_node *h = lt_model_first_host_node(m);
+    if (!s->graph_off && h) {
         /* a host layer's copies wait for the device: nothing to capture */
-        const lt_node *h = NULL;
-        for (int i = 1; i < m->n_nodes && !h; i++)
-            if (lt_model_host_node(m, &m->nodes[i])) h = &m->nodes[i];
         snprintf(s->info.notice, sizeof s->info.notice,
                  "note: %d layer(s) run on the host (no CUDA code: '%s', %s): every training step runs eagerly, "
                  "no CUDA graph", lt_model_n_host_nodes(m), h->name, lt_node_type(h));

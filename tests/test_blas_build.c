@@ -5,7 +5,13 @@
  * pthreads build that the libopenblas.so.0 alternative names by default:
  * with the pthreads build, its thread pool and the engine's OpenMP pool
  * spin and yield against each other on the same cores, which on a CPU
- * without AVX-512 (im2col + sgemm convolutions) doubled a run's time. */
+ * without AVX-512 (im2col + sgemm convolutions) doubled a run's time.
+ *
+ * Built a second time with LT_BLAS_PTHREADS (test_blas_build_pthreads,
+ * its runpath the pthreads build's directory), it checks what
+ * lt_set_num_threads does for a program linked without the Makefile's
+ * runpath: OpenMP gets n threads, OpenBLAS's own pool 1 where the engine's
+ * kernels run the convolutions (lt_conv_isa), else n. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,26 +32,41 @@
 #else
 #define MULTIARCH ""
 #endif
-#define OMP_DIR "/usr/lib/" MULTIARCH "/openblas-openmp"
+#ifdef LT_BLAS_PTHREADS
+#define BLAS_DIR "/usr/lib/" MULTIARCH "/openblas-pthread"
+#define BLAS_PKG "libopenblas0-pthread"
+#define WANT_PARALLEL 1   /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP */
+#else
+#define BLAS_DIR "/usr/lib/" MULTIARCH "/openblas-openmp"
+#define BLAS_PKG "libopenblas0-openmp: make deps"
+#define WANT_PARALLEL 2
+#endif
 
+#include "lt_backend.h"
 #include "lt_base.h"
 
-static void test_openmp_build_loaded(void **state) {
-    (void)state;
-    if (!MULTIARCH[0] || access(OMP_DIR "/libopenblas.so.0", R_OK)) {
-        printf("skip: no %s/libopenblas.so.0 (Debian's libopenblas0-openmp: make deps)\n", OMP_DIR);
+static const char *build_name(int parallel) {
+    return parallel == 2 ? "OpenMP" : parallel == 1 ? "pthreads" : "sequential";
+}
+
+static void skip_unless_installed(void) {
+    if (!MULTIARCH[0] || access(BLAS_DIR "/libopenblas.so.0", R_OK)) {
+        printf("skip: no %s/libopenblas.so.0 (Debian's %s)\n", BLAS_DIR, BLAS_PKG);
         skip();
     }
+}
+
+static void test_build_loaded(void **state) {
+    (void)state;
+    skip_unless_installed();
     Dl_info di;
     assert_true(dladdr((void *)openblas_get_config, &di) && di.dli_fname);
     printf("note: OpenBLAS from %s: %s (core %s)\n", di.dli_fname, openblas_get_config(), openblas_get_corename());
-    /* 2: OpenMP (0 sequential, 1 pthreads) */
-    if (openblas_get_parallel() != 2)
-        fail_msg("OpenBLAS %s is the %s build, not the OpenMP build in %s: was the program linked without the "
-                 "Makefile's -Wl,-rpath?",
-                 di.dli_fname, openblas_get_parallel() == 1 ? "pthreads" : "sequential", OMP_DIR);
-    assert_non_null(strstr(openblas_get_config(), "USE_OPENMP"));
-    assert_int_equal(strncmp(di.dli_fname, OMP_DIR "/", strlen(OMP_DIR) + 1), 0);
+    if (openblas_get_parallel() != WANT_PARALLEL)
+        fail_msg("OpenBLAS %s is the %s build, not the %s build in %s: was the program linked without its -Wl,-rpath?",
+                 di.dli_fname, build_name(openblas_get_parallel()), build_name(WANT_PARALLEL), BLAS_DIR);
+    assert_true((strstr(openblas_get_config(), "USE_OPENMP") != NULL) == (WANT_PARALLEL == 2));
+    assert_int_equal(strncmp(di.dli_fname, BLAS_DIR "/", strlen(BLAS_DIR) + 1), 0);
 }
 
 /* lt_set_num_threads(n) gives the engine n OpenMP threads whatever OpenBLAS
@@ -55,8 +76,13 @@ static void test_openmp_build_loaded(void **state) {
  * while it asked for 2. */
 static void test_set_num_threads_reaches_openmp(void **state) {
     (void)state;
+    skip_unless_installed();   /* the build the test is about */
     const int saved = lt_num_threads();
     for (int n = 2; n >= 1; n--) {
+#ifdef LT_BLAS_PTHREADS
+        const int want = lt_conv_isa() != LT_CONV_ISA_NONE ? 1 : n;
+        openblas_set_num_threads(want == 1 ? 2 : 1);   /* so that the call has something to change */
+#endif
         lt_set_num_threads(n);
         assert_int_equal(lt_num_threads(), n);
         assert_int_equal(omp_get_max_threads(), n);
@@ -67,16 +93,19 @@ static void test_set_num_threads_reaches_openmp(void **state) {
             team = omp_get_num_threads();
         }
         printf("note: lt_set_num_threads(%d): OpenMP team of %d, OpenBLAS %s build, %d thread(s)\n", n, team,
-               openblas_get_parallel() == 2 ? "OpenMP" : openblas_get_parallel() == 1 ? "pthreads" : "sequential",
-               openblas_get_num_threads());
+               build_name(openblas_get_parallel()), openblas_get_num_threads());
         assert_int_equal(team, n);
+#ifdef LT_BLAS_PTHREADS
+        /* its own pool: 1 beside the engine's convolution kernels, else n */
+        assert_int_equal(openblas_get_num_threads(), want);
+#endif
     }
     lt_set_num_threads(saved);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_openmp_build_loaded),
+        cmocka_unit_test(test_build_loaded),
         cmocka_unit_test(test_set_num_threads_reaches_openmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

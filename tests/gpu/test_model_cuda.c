@@ -897,6 +897,9 @@ static void plugin_on_host(lt_backend *b, int exact) {
     int t0, pr, t3, lg;
     lt_model *m = host_layers_model(b, &t0, &pr, &t3, &lg), *mc = host_layers_model(NULL, &t0, &pr, &t3, &lg);
     assert_int_equal(lt_model_n_host_nodes(m), 3);
+    assert_int_equal(lt_model_n_host_nodes(mc), 0);
+    assert_ptr_equal(lt_model_first_host_node(m), lt_model_node_const(m, t0));
+    assert_null(lt_model_first_host_node(mc));
     if (exact) standin_scratch_for(m, 4);   /* the stand-in's CPU layers */
     float x[4 * 72], dl[4 * 5];
     const int32_t y[4] = {1, 4, 0, 2};
