@@ -850,16 +850,18 @@ static void run_bwd_data(const geom &g, const float *w, const float *dy, float *
     });
 }
 
-/* dw[k][c][r][q] = sum over (n, oh, ow), in that order (rows (n, oh) from a
- * per-element start when run != 0), of x[n][g*C/G + c][ih][iw] * dy[n][k][oh][ow]
+/* dw[k][c][r][q] = sum over the rows (n, oh) in order, each row's ow in
+ * order, of x[n][g*C/G + c][ih][iw] * dy[n][k][oh][ow]; a non-deterministic
+ * algorithm (run != 0) starts the rows at a point of its own (and wraps
+ * around), for each element (c, r, q) of each block of FB filters, new on
+ * every run.
  *
- * Each element's sum is one chain of dependent adds, so the deterministic
- * algorithms (run == 0: every element starts at row 0) sum FB filters of a
- * group (same c, r, q; the same x terms) side by side, each its own chain
- * in its own order: the same bits, without waiting out every add's
- * latency. dy is first copied with each block's FB filters interleaved
- * (dyt[n][block][oh][ow][FB], zeros past a group's last filter), so that
- * the FB chains are one vector. */
+ * Each element's sum is one chain of dependent adds, so FB filters of a
+ * group (same c, r, q; the same x terms) are summed side by side, each its
+ * own chain in its own order: the same bits, without waiting out every
+ * add's latency. dy is first copied with each block's FB filters
+ * interleaved (dyt[n][block][oh][ow][FB], zeros past a group's last
+ * filter), so that the FB chains are one vector. */
 enum { FB = 8 };
 typedef float v8 __attribute__((vector_size(FB * sizeof(float))));
 struct wgrad_args {
@@ -869,22 +871,25 @@ struct wgrad_args {
 };
 
 /* The FB sums of block blk at filter element (c of the input, r, q), over
- * the rows oh in [h0, h1] and columns ow in [w0, w1] that tap the input. */
-FWD_CLONES static void wgrad_block(const wgrad_args *A, int blk, int ci, int r, int q, int h0, int h1, int w0, int w1,
-                                   float *out) {
+ * the rows from r0 on whose oh is in [h0, h1], and the columns ow in
+ * [w0, w1], which tap the input. */
+FWD_CLONES static void wgrad_block(const wgrad_args *A, int blk, int ci, int r, int q, size_t r0, int h0, int h1,
+                                   int w0, int w1, float *out) {
     const geom &g = *A->g;
+    const size_t rows = (size_t)g.N * g.ho;
     v8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int n = 0; n < g.N; n++)
-        for (int oh = h0; oh <= h1; oh++) {
-            /* x's index of ow = 0 (may be negative: only ow in [w0, w1] are read) */
-            const ptrdiff_t xi = (((ptrdiff_t)n * g.C + ci) * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
-            const float *d = A->dyt + (((size_t)n * A->blocks + blk) * g.ho + oh) * g.wo * FB;
-            for (int ow = w0; ow <= w1; ow++) {
-                v8 dv;
-                memcpy(&dv, d + (size_t)ow * FB, sizeof dv);
-                acc += A->x[xi + (ptrdiff_t)ow * g.v] * dv;   /* per lane: a product, then a sum */
-            }
+    for (size_t i = 0, row = r0; i < rows; i++, row = row + 1 == rows ? 0 : row + 1) {
+        const int n = (int)(row / (size_t)g.ho), oh = (int)(row % (size_t)g.ho);
+        if (oh < h0 || oh > h1) continue;
+        /* x's index of ow = 0 (may be negative: only ow in [w0, w1] are read) */
+        const ptrdiff_t xi = (((ptrdiff_t)n * g.C + ci) * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
+        const float *d = A->dyt + (((size_t)n * A->blocks + blk) * g.ho + oh) * g.wo * FB;
+        for (int ow = w0; ow <= w1; ow++) {
+            v8 dv;
+            memcpy(&dv, d + (size_t)ow * FB, sizeof dv);
+            acc += A->x[xi + (ptrdiff_t)ow * g.v] * dv;   /* per lane: a product, then a sum */
         }
+    }
     memcpy(out, &acc, sizeof acc);
 }
 
@@ -897,64 +902,33 @@ static void run_bwd_filter(const geom &g, const float *x, const float *dy, float
     const strides fs = layout(g.nhwc, Cg, g.kh, g.kw);
     const size_t rows = (size_t)g.N * g.ho, per_k = (size_t)Cg * g.kh * g.kw, hw = (size_t)g.ho * g.wo;
     const double macs = (double)g.N * g.K * g.ho * g.wo * per_k;
-    /* the taps of filter element (r, q): rows [h0, h1], columns [w0, w1] */
-    auto taps = [&](int r, int q, int *h0, int *h1, int *w0, int *w1) {
-        span(g.ho, g.u, r * g.dh - g.ph, g.H, h0, h1);
-        span(g.wo, g.v, q * g.dw - g.pw, g.W, w0, w1);
-    };
-    if (!run) {
-        /* work items: (block of FB filters of one group, c, r, q) */
-        const int kbs = (Kg + FB - 1) / FB, blocks = g.G * kbs;
-        std::vector<float> dyt((size_t)g.N * blocks * hw * FB, 0.0f);
-        for (int n = 0; n < g.N; n++)
-            for (int b = 0; b < blocks; b++)
-                for (int j = 0; j < FB; j++) {
-                    const int kl = b % kbs * FB + j;
-                    if (kl >= Kg) break;
-                    const float *src = dy + ((size_t)n * g.K + (size_t)(b / kbs) * Kg + kl) * hw;
-                    float *dst = &dyt[((size_t)n * blocks + b) * hw * FB + j];
-                    for (size_t i = 0; i < hw; i++) dst[i * FB] = src[i];
-                }
-        const wgrad_args A = {&g, x, dyt.data(), blocks};
-        split_work((size_t)blocks * per_k, macs, [&](size_t lo, size_t hi) {
-            for (size_t item = lo; item < hi; item++) {
-                const int b = (int)(item / per_k);
-                const size_t e = item % per_k;
-                const int k0 = b / kbs * Kg + b % kbs * FB, nb = std::min((int)FB, Kg - b % kbs * FB);
-                const int c = (int)(e / ((size_t)g.kh * g.kw)), r = (int)(e / (size_t)g.kw % (size_t)g.kh),
-                          q = (int)(e % (size_t)g.kw);
-                int h0, h1, w0, w1;
-                taps(r, q, &h0, &h1, &w0, &w1);
-                float out[FB];
-                wgrad_block(&A, b, b / kbs * Cg + c, r, q, h0, h1, w0, w1, out);
-                for (int j = 0; j < nb; j++)
-                    store(&dw[(k0 + j) * fs.n + c * fs.c + r * fs.h + q * fs.w], out[j], alpha, beta);
+    const int kbs = (Kg + FB - 1) / FB, blocks = g.G * kbs;
+    std::vector<float> dyt((size_t)g.N * blocks * hw * FB, 0.0f);
+    for (int n = 0; n < g.N; n++)
+        for (int b = 0; b < blocks; b++)
+            for (int j = 0; j < FB; j++) {
+                const int kl = b % kbs * FB + j;
+                if (kl >= Kg) break;
+                const float *src = dy + ((size_t)n * g.K + (size_t)(b / kbs) * Kg + kl) * hw;
+                float *dst = &dyt[((size_t)n * blocks + b) * hw * FB + j];
+                for (size_t i = 0; i < hw; i++) dst[i * FB] = src[i];
             }
-        });
-        return;
-    }
-    /* non-deterministic: one element at a time, its rows from its own start */
-    split_work((size_t)g.K * per_k, macs, [&](size_t lo, size_t hi) {
+    const wgrad_args A = {&g, x, dyt.data(), blocks};
+    /* work items: (block of FB filters of one group, c, r, q) */
+    split_work((size_t)blocks * per_k, macs, [&](size_t lo, size_t hi) {
         for (size_t item = lo; item < hi; item++) {
-            const int k = (int)(item / per_k);
+            const int b = (int)(item / per_k);
             const size_t e = item % per_k;
+            const int k0 = b / kbs * Kg + b % kbs * FB, nb = std::min((int)FB, Kg - b % kbs * FB);
             const int c = (int)(e / ((size_t)g.kh * g.kw)), r = (int)(e / (size_t)g.kw % (size_t)g.kh),
                       q = (int)(e % (size_t)g.kw);
-            const int ci = k / Kg * Cg + c;
-            const size_t r0 = start_of(run, item, rows);
             int h0, h1, w0, w1;
-            taps(r, q, &h0, &h1, &w0, &w1);
-            float acc = 0.0f;
-            for (size_t i = 0; i < rows; i++) {
-                const size_t row = (r0 + i) % rows;
-                const int n = (int)(row / (size_t)g.ho), oh = (int)(row % (size_t)g.ho);
-                if (oh < h0 || oh > h1) continue;
-                const ptrdiff_t xi =
-                    (((ptrdiff_t)n * g.C + ci) * g.H + oh * g.u - g.ph + r * g.dh) * g.W - g.pw + q * g.dw;
-                const float *d = dy + ((size_t)n * g.K + k) * hw + (size_t)oh * g.wo;
-                for (int ow = w0; ow <= w1; ow++) acc += x[xi + (ptrdiff_t)ow * g.v] * d[ow];
-            }
-            store(&dw[k * fs.n + c * fs.c + r * fs.h + q * fs.w], acc, alpha, beta);
+            span(g.ho, g.u, r * g.dh - g.ph, g.H, &h0, &h1);
+            span(g.wo, g.v, q * g.dw - g.pw, g.W, &w0, &w1);
+            float out[FB];
+            wgrad_block(&A, b, b / kbs * Cg + c, r, q, run ? start_of(run, item, rows) : 0, h0, h1, w0, w1, out);
+            for (int j = 0; j < nb; j++)
+                store(&dw[(k0 + j) * fs.n + c * fs.c + r * fs.h + q * fs.w], out[j], alpha, beta);
         }
     });
 }
