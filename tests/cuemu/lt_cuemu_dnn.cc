@@ -683,52 +683,71 @@ static const float *kernel_input(bool nhwc, bool tf32, const float *p, int n, in
 /* y[n][k][oh][ow] = sum over (c < C/G, r, q), in that order, of
  * x[n][g*C/G + c][ih][iw] * w[k][c][r][q]
  *
- * x is first copied into zero-padded planes that
- * hold every position a tap reads, so that a tap runs over whole output
- * rows without bounds (fwd_plane). A tap on the padding adds 0 * w: the sum
- * starts at +0 and so is never -0, and a +-0 added leaves it as it was;
- * only an infinite or NaN weight then makes NaN of an output it did not
- * reach before, as the zeros of cuDNN's own padding do. */
+ * x is first copied into zero-padded planes that hold every position a tap
+ * reads, split by stride into u x v phase planes (as the data gradient's
+ * sums below): padded position (P, Q) is element (P / u, Q / v) of phase
+ * (P mod u, Q mod v), so tap (r, q) reads one phase, at offset
+ * ((r*dh) / u, (q*dw) / v), contiguously at any stride. A tap is then one
+ * run over the output's rows (Wq apart; the Wq - wo positions past each
+ * row's end read the next row, or the slack after the plane, and are
+ * never stored), and up to four taps in a row are added in one pass, each
+ * element's adds still one after another in (c, r, q) order. A tap on the
+ * padding adds 0 * w: the sum starts at +0 and so is never -0, and a +-0
+ * added leaves it as it was; only an infinite or NaN weight then makes NaN
+ * of an output it did not reach before, as the zeros of cuDNN's own
+ * padding do. */
 struct fwd_args {
     const geom *g;
-    const float *xp, *w;    /* padded planes [N][C][Hp][Wp]; weights [K][C/G][kh][kw] */
-    int Hp, Wp;
+    const float *xp, *w;   /* phase planes [N][C][u*v][phase]; weights [K][C/G][kh][kw] */
+    int Wq;
+    size_t phase;          /* floats of a phase plane: Hq x Wq and the slack a run may reach past it */
 };
 
-/* acc = output plane (n, k) of fwd_args, rows A->Wp apart. Each element's
- * sum runs over (c, r, q) in order; the vectors run across positions, so
- * the AVX2 clone (x86-64, where the CPU has it) gives the same bits as
- * the default one. At stride 1 a tap is one run over the whole plane: the Wp - wo
- * positions past each row's end read the next row (or the slack after the
- * last plane) and are never stored. */
+/* acc = output plane (n, k) of fwd_args, rows A->Wq apart. The vectors run
+ * across positions, so the AVX2 clone (x86-64, where the CPU has it) gives
+ * the same bits as the default one. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define FWD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define FWD_CLONES
 #endif
-FWD_CLONES static void fwd_plane(const fwd_args *A, int n, int k, float *acc) {
+FWD_CLONES static void fwd_plane(const fwd_args *A, int n, int k, float *__restrict acc) {
     const geom &g = *A->g;
-    const int Cg = g.C / g.G, Kg = g.K / g.G, KK = g.kh * g.kw, Wp = A->Wp, wo = g.wo, v = g.v;
-    const size_t plane = (size_t)A->Hp * Wp, run = (size_t)g.ho * Wp;
-    const float *xg = A->xp + ((size_t)n * g.C + (size_t)(k / Kg) * Cg) * plane;
-    const float *wk = A->w + (size_t)k * Cg * KK;
-    const int flat = g.u == 1 && v == 1;
+    const int Cg = g.C / g.G, Kg = g.K / g.G, KK = g.kh * g.kw, T = Cg * KK, Wq = A->Wq;
+    const size_t run = (size_t)g.ho * Wq, per_c = A->phase * g.u * g.v;
+    const float *xg = A->xp + ((size_t)n * g.C + (size_t)(k / Kg) * Cg) * per_c;
+    const float *wk = A->w + (size_t)k * T;
+    /* tap t's first input and weight */
+    auto tap = [&](int t, const float **x0, float *wv) {
+        const int c = t / KK, r = t / g.kw % g.kh, q = t % g.kw, P = r * g.dh, Q = q * g.dw;
+        *x0 = xg + (size_t)c * per_c + (size_t)(P % g.u * g.v + Q % g.v) * A->phase + (size_t)(P / g.u) * Wq +
+              (size_t)(Q / g.v);
+        *wv = wk[t];
+    };
     for (size_t i = 0; i < run; i++) acc[i] = 0.0f;
-    for (int c = 0; c < Cg; c++)
-        for (int r = 0; r < g.kh; r++)
-            for (int q = 0; q < g.kw; q++) {
-                const float wv = wk[(size_t)c * KK + r * g.kw + q];
-                const float *x0 = xg + (size_t)c * plane + (size_t)r * g.dh * Wp + (size_t)q * g.dw;
-                if (flat) {
-                    for (size_t i = 0; i < run; i++) acc[i] += x0[i] * wv;
-                    continue;
-                }
-                for (int oh = 0; oh < g.ho; oh++) {
-                    float *a = acc + (size_t)oh * Wp;
-                    const float *xr = x0 + (size_t)oh * g.u * Wp;
-                    for (int ow = 0; ow < wo; ow++) a[ow] += xr[(size_t)ow * v] * wv;
-                }
-            }
+    int t = 0;
+    for (; t + 4 <= T; t += 4) {
+        const float *x0, *x1, *x2, *x3;
+        float w0, w1, w2, w3;
+        tap(t, &x0, &w0);
+        tap(t + 1, &x1, &w1);
+        tap(t + 2, &x2, &w2);
+        tap(t + 3, &x3, &w3);
+        for (size_t i = 0; i < run; i++) {
+            float a = acc[i];
+            a += x0[i] * w0;
+            a += x1[i] * w1;
+            a += x2[i] * w2;
+            a += x3[i] * w3;
+            acc[i] = a;
+        }
+    }
+    for (; t < T; t++) {
+        const float *x0;
+        float w0;
+        tap(t, &x0, &w0);
+        for (size_t i = 0; i < run; i++) acc[i] += x0[i] * w0;
+    }
 }
 
 static void run_fwd(const geom &g, const float *x, const float *w, float *y, float alpha, float beta, bool tf32) {
@@ -736,30 +755,36 @@ static void run_fwd(const geom &g, const float *x, const float *w, float *y, flo
     std::vector<float> xc, wc;
     x = kernel_input(g.nhwc, tf32, x, g.N, g.C, g.H, g.W, xc);
     w = kernel_input(g.nhwc, tf32, w, g.K, Cg, g.kh, g.kw, wc);
-    /* padded plane (Hp x Wp): padded row oh*u + r*dh is input row that - ph */
-    const int Hp = (g.ho - 1) * g.u + (g.kh - 1) * g.dh + 1, Wp = (g.wo - 1) * g.v + (g.kw - 1) * g.dw + 1;
-    const size_t plane = (size_t)Hp * Wp;
-    /* slack: a stride-1 tap's run over the last plane reads up to
-     * (kw - 1) * dw floats past it */
-    std::vector<float> xp((size_t)g.N * g.C * plane + (size_t)(g.kw - 1) * g.dw, 0.0f);
+    const int Hq = g.ho + (g.kh - 1) * g.dh / g.u, Wq = g.wo + (g.kw - 1) * g.dw / g.v;
+    /* slack: a run from column (q*dw)/v ends that far past its plane's end */
+    const size_t phase = (size_t)Hq * Wq + (size_t)((g.kw - 1) * g.dw / g.v), per_c = phase * g.u * g.v;
+    std::vector<float> xp((size_t)g.N * g.C * per_c, 0.0f);
     for (size_t nc = 0; nc < (size_t)g.N * g.C; nc++)
-        for (int ih = 0; ih < g.H && ih + g.ph < Hp; ih++) {
-            const float *src = x + (nc * g.H + ih) * g.W;
-            float *dst = &xp[nc * plane + (size_t)(ih + g.ph) * Wp];
-            for (int iw = 0; iw < g.W && iw + g.pw < Wp; iw++) dst[iw + g.pw] = src[iw];
-        }
-    const fwd_args A = {&g, xp.data(), w, Hp, Wp};
+        for (int pr = 0; pr < g.u; pr++)
+            for (int pc = 0; pc < g.v; pc++) {
+                float *dst = &xp[nc * per_c + (size_t)(pr * g.v + pc) * phase];
+                for (int a = 0; a < Hq; a++) {
+                    const int ih = a * g.u + pr - g.ph;
+                    if (ih < 0 || ih >= g.H) continue;
+                    const float *src = x + (nc * g.H + ih) * g.W;
+                    for (int b = 0; b < Wq; b++) {
+                        const int iw = b * g.v + pc - g.pw;
+                        if (iw >= 0 && iw < g.W) dst[(size_t)a * Wq + b] = src[iw];
+                    }
+                }
+            }
+    const fwd_args A = {&g, xp.data(), w, Wq, phase};
     const strides ys = layout(g.nhwc, g.K, g.ho, g.wo);
     const double macs = (double)g.N * g.K * g.ho * g.wo * T;
     split_work((size_t)g.N * g.K, macs, [&](size_t lo, size_t hi) {
-        std::vector<float> acc((size_t)g.ho * Wp);
+        std::vector<float> acc((size_t)g.ho * Wq);
         for (size_t nk = lo; nk < hi; nk++) {
             const int n = (int)(nk / (size_t)g.K), k = (int)(nk % (size_t)g.K);
             fwd_plane(&A, n, k, acc.data());
             float *yp = y + n * ys.n + k * ys.c;
             for (int oh = 0; oh < g.ho; oh++)
                 for (int ow = 0; ow < g.wo; ow++)
-                    store(&yp[oh * ys.h + ow * ys.w], acc[(size_t)oh * Wp + ow], alpha, beta);
+                    store(&yp[oh * ys.h + ow * ys.w], acc[(size_t)oh * Wq + ow], alpha, beta);
         }
     });
 }
