@@ -680,14 +680,40 @@ static const float *kernel_input(bool nhwc, bool tf32, const float *p, int n, in
     return copy.data();
 }
 
+/* Padded coordinates (input row ih + ph, column iw + pw) split by stride,
+ * as the forward reads its input and the data gradient sums: position
+ * (P, Q) is element (P / u, Q / v) of phase plane (P mod u, Q mod v), so a
+ * tap or term (r, q) touches one phase plane, at offset ((r*dh) / u,
+ * (q*dw) / v), a dense ho x wo block. A phase plane is Hq x Wq, which holds
+ * every position a tap reads or a term writes, then the slack that a run
+ * over ho rows of Wq, from column (q*dw) / v, reaches past it. */
+struct phase_planes {
+    int u, v, Hq, Wq;
+    size_t plane;   /* floats of one phase plane, slack included */
+    explicit phase_planes(const geom &g)
+        : u(g.u), v(g.v), Hq(g.ho + (g.kh - 1) * g.dh / g.u), Wq(g.wo + (g.kw - 1) * g.dw / g.v),
+          plane((size_t)Hq * Wq + (size_t)((g.kw - 1) * g.dw / g.v)) {}
+    size_t floats() const { return plane * u * v; }   /* the u*v planes of one (n, c) */
+    bool holds(int P, int Q) const { return P / u < Hq && Q / v < Wq; }
+    size_t at(int P, int Q) const {
+        return (size_t)(P % u * v + Q % v) * plane + (size_t)(P / u) * Wq + (size_t)(Q / v);
+    }
+};
+
+/* The kernels' vectors run across positions (or across FB separate sums),
+ * so the AVX2 clone (x86-64, where the CPU has it) gives the same bits as
+ * the default one. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KERNEL_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define KERNEL_CLONES
+#endif
+
 /* y[n][k][oh][ow] = sum over (c < C/G, r, q), in that order, of
  * x[n][g*C/G + c][ih][iw] * w[k][c][r][q]
  *
- * x is first copied into zero-padded planes that hold every position a tap
- * reads, split by stride into u x v phase planes (as the data gradient's
- * sums below): padded position (P, Q) is element (P / u, Q / v) of phase
- * (P mod u, Q mod v), so tap (r, q) reads one phase, at offset
- * ((r*dh) / u, (q*dw) / v), contiguously at any stride. A tap is then one
+ * x is first copied into zero-padded phase planes (phase_planes), so a tap
+ * reads contiguously at any stride. A tap is then one
  * run over the output's rows (Wq apart; the Wq - wo positions past each
  * row's end read the next row, or the slack after the plane, and are
  * never stored), and up to four taps in a row are added in one pass, each
@@ -698,30 +724,22 @@ static const float *kernel_input(bool nhwc, bool tf32, const float *p, int n, in
  * padding do. */
 struct fwd_args {
     const geom *g;
-    const float *xp, *w;   /* phase planes [N][C][u*v][phase]; weights [K][C/G][kh][kw] */
-    int Wq;
-    size_t phase;          /* floats of a phase plane: Hq x Wq and the slack a run may reach past it */
+    phase_planes pl;
+    const float *xp, *w;   /* x's phase planes [N][C][pl.floats()]; weights [K][C/G][kh][kw] */
 };
 
-/* acc = output plane (n, k) of fwd_args, rows A->Wq apart. The vectors run
- * across positions, so the AVX2 clone (x86-64, where the CPU has it) gives
- * the same bits as the default one. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define FWD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define FWD_CLONES
-#endif
-FWD_CLONES static void fwd_plane(const fwd_args *A, int n, int k, float *__restrict acc) {
+/* acc = output plane (n, k) of fwd_args, rows pl.Wq apart. */
+KERNEL_CLONES static void fwd_plane(const fwd_args *A, int n, int k, float *__restrict acc) {
     const geom &g = *A->g;
-    const int Cg = g.C / g.G, Kg = g.K / g.G, KK = g.kh * g.kw, T = Cg * KK, Wq = A->Wq;
-    const size_t run = (size_t)g.ho * Wq, per_c = A->phase * g.u * g.v;
-    const float *xg = A->xp + ((size_t)n * g.C + (size_t)(k / Kg) * Cg) * per_c;
+    const phase_planes &pl = A->pl;
+    const int Cg = g.C / g.G, Kg = g.K / g.G, KK = g.kh * g.kw, T = Cg * KK;
+    const size_t run = (size_t)g.ho * pl.Wq;
+    const float *xg = A->xp + ((size_t)n * g.C + (size_t)(k / Kg) * Cg) * pl.floats();
     const float *wk = A->w + (size_t)k * T;
     /* tap t's first input and weight */
     auto tap = [&](int t, const float **x0, float *wv) {
-        const int c = t / KK, r = t / g.kw % g.kh, q = t % g.kw, P = r * g.dh, Q = q * g.dw;
-        *x0 = xg + (size_t)c * per_c + (size_t)(P % g.u * g.v + Q % g.v) * A->phase + (size_t)(P / g.u) * Wq +
-              (size_t)(Q / g.v);
+        const int c = t / KK, r = t / g.kw % g.kh, q = t % g.kw;
+        *x0 = xg + (size_t)c * pl.floats() + pl.at(r * g.dh, q * g.dw);
         *wv = wk[t];
     };
     for (size_t i = 0; i < run; i++) acc[i] = 0.0f;
@@ -755,25 +773,16 @@ static void run_fwd(const geom &g, const float *x, const float *w, float *y, flo
     std::vector<float> xc, wc;
     x = kernel_input(g.nhwc, tf32, x, g.N, g.C, g.H, g.W, xc);
     w = kernel_input(g.nhwc, tf32, w, g.K, Cg, g.kh, g.kw, wc);
-    const int Hq = g.ho + (g.kh - 1) * g.dh / g.u, Wq = g.wo + (g.kw - 1) * g.dw / g.v;
-    /* slack: a run from column (q*dw)/v ends that far past its plane's end */
-    const size_t phase = (size_t)Hq * Wq + (size_t)((g.kw - 1) * g.dw / g.v), per_c = phase * g.u * g.v;
-    std::vector<float> xp((size_t)g.N * g.C * per_c, 0.0f);
+    const phase_planes pl(g);
+    const int Wq = pl.Wq;
+    /* every input element at its padded position; the rest stays 0 */
+    std::vector<float> xp((size_t)g.N * g.C * pl.floats(), 0.0f);
     for (size_t nc = 0; nc < (size_t)g.N * g.C; nc++)
-        for (int pr = 0; pr < g.u; pr++)
-            for (int pc = 0; pc < g.v; pc++) {
-                float *dst = &xp[nc * per_c + (size_t)(pr * g.v + pc) * phase];
-                for (int a = 0; a < Hq; a++) {
-                    const int ih = a * g.u + pr - g.ph;
-                    if (ih < 0 || ih >= g.H) continue;
-                    const float *src = x + (nc * g.H + ih) * g.W;
-                    for (int b = 0; b < Wq; b++) {
-                        const int iw = b * g.v + pc - g.pw;
-                        if (iw >= 0 && iw < g.W) dst[(size_t)a * Wq + b] = src[iw];
-                    }
-                }
-            }
-    const fwd_args A = {&g, xp.data(), w, Wq, phase};
+        for (int ih = 0; ih < g.H; ih++)
+            for (int iw = 0; iw < g.W; iw++)
+                if (pl.holds(ih + g.ph, iw + g.pw))
+                    xp[nc * pl.floats() + pl.at(ih + g.ph, iw + g.pw)] = x[(nc * g.H + ih) * g.W + iw];
+    const fwd_args A = {&g, pl, xp.data(), w};
     const strides ys = layout(g.nhwc, g.K, g.ho, g.wo);
     const double macs = (double)g.N * g.K * g.ho * g.wo * T;
     split_work((size_t)g.N * g.K, macs, [&](size_t lo, size_t hi) {
@@ -793,20 +802,15 @@ static void run_fwd(const geom &g, const float *x, const float *w, float *y, flo
  * per-plane start when run != 0), of dy[n][k][oh][ow] * w[k][c mod C/G][r][q]
  * where ih = oh*u - ph + r*dh, iw = ow*v - pw + q*dw
  *
- * Each plane is summed in padded coordinates (row ih + ph, column iw + pw),
- * split by stride into u x v phase planes: position (P, Q) is element
- * (P / u, Q / v) of phase (P mod u, Q mod v). A term (r, q) then writes one
- * phase, at offset ((r*dh) / u, (q*dw) / v), a dense ho x wo block: whole
- * rows, contiguous, without bounds, at any stride. A phase plane is
- * Hq x Wq, which holds every position a term writes; a term's products
+ * Each plane is summed into phase planes (phase_planes), so a term writes
+ * whole rows, contiguous, without bounds, at any stride; a term's products
  * past the input's edge land on padding and are dropped with it, so every
  * element gets exactly its own terms, in order. */
 struct bwd_data_args {
     const geom *g;
+    phase_planes pl;
     const float *w, *dy;   /* NCHW */
-    const float *dyp;      /* dy's rows padded to Wq with zeros */
-    int Hq, Wq;
-    size_t phase;          /* floats of a phase plane: Hq x Wq and the slack a run may reach past it */
+    const float *dyp;      /* dy's rows padded to pl.Wq with zeros */
 };
 
 /* acc = the u*v phase planes of plane (n, c) of dx; t0: the first term. A
@@ -814,18 +818,18 @@ struct bwd_data_args {
  * Wq - wo zeros after each row add 0 * w = +-0, which leaves every sum as
  * it was (a sum starts at +0, so is never -0); a non-finite weight runs
  * row by row, as 0 * inf would be NaN. */
-FWD_CLONES static void bwd_data_plane(const bwd_data_args *A, int n, int c, size_t t0, float *acc) {
+KERNEL_CLONES static void bwd_data_plane(const bwd_data_args *A, int n, int c, size_t t0, float *acc) {
     const geom &g = *A->g;
-    const int Cg = g.C / g.G, Kg = g.K / g.G, KK = g.kh * g.kw, T = Kg * KK, Wq = A->Wq, wo = g.wo;
+    const phase_planes &pl = A->pl;
+    const int Cg = g.C / g.G, Kg = g.K / g.G, KK = g.kh * g.kw, T = Kg * KK, Wq = pl.Wq, wo = g.wo;
     const int k0 = c / Cg * Kg, cl = c % Cg;
     const size_t run = (size_t)g.ho * Wq;
-    for (size_t i = 0; i < A->phase * g.u * g.v; i++) acc[i] = 0.0f;
+    for (size_t i = 0; i < pl.floats(); i++) acc[i] = 0.0f;
     for (int i = 0; i < T; i++) {
         const int t = (int)((t0 + (size_t)i) % (size_t)T);
         const int k = k0 + t / KK, r = t / g.kw % g.kh, q = t % g.kw;
         const float wv = A->w[(((size_t)k * Cg + cl) * g.kh + r) * g.kw + q];
-        const int P = r * g.dh, Q = q * g.dw;
-        float *a0 = acc + (size_t)(P % g.u * g.v + Q % g.v) * A->phase + (size_t)(P / g.u) * Wq + (size_t)(Q / g.v);
+        float *a0 = acc + pl.at(r * g.dh, q * g.dw);
         if (std::isfinite(wv)) {
             const float *d = A->dyp + ((size_t)n * g.K + k) * run;
             for (size_t j = 0; j < run; j++) a0[j] += d[j] * wv;
@@ -845,32 +849,25 @@ static void run_bwd_data(const geom &g, const float *w, const float *dy, float *
     std::vector<float> wc, dyc;
     w = kernel_input(g.nhwc, tf32, w, g.K, Cg, g.kh, g.kw, wc);
     dy = kernel_input(g.nhwc, tf32, dy, g.N, g.K, g.ho, g.wo, dyc);
-    const int Hq = g.ho + (g.kh - 1) * g.dh / g.u, Wq = g.wo + (g.kw - 1) * g.dw / g.v;
-    std::vector<float> dyp((size_t)g.N * g.K * g.ho * Wq, 0.0f);
+    const phase_planes pl(g);
+    std::vector<float> dyp((size_t)g.N * g.K * g.ho * pl.Wq, 0.0f);
     for (size_t row = 0; row < (size_t)g.N * g.K * g.ho; row++)
-        memcpy(&dyp[row * Wq], dy + row * g.wo, g.wo * sizeof(float));
-    /* slack: a run from column (q*dw)/v ends that far past its plane's end */
-    const bwd_data_args A = {&g, w, dy, dyp.data(), Hq, Wq, (size_t)Hq * Wq + (size_t)((g.kw - 1) * g.dw / g.v)};
+        memcpy(&dyp[row * pl.Wq], dy + row * g.wo, g.wo * sizeof(float));
+    const bwd_data_args A = {&g, pl, w, dy, dyp.data()};
     const strides xs = layout(g.nhwc, g.C, g.H, g.W);
     const double macs = (double)g.N * g.C * g.ho * g.wo * T;
     split_work((size_t)g.N * g.C, macs, [&](size_t lo, size_t hi) {
-        std::vector<float> acc(A.phase * g.u * g.v);
+        std::vector<float> acc(pl.floats());
         for (size_t plane = lo; plane < hi; plane++) {
             const int n = (int)(plane / (size_t)g.C), c = (int)(plane % (size_t)g.C);
             bwd_data_plane(&A, n, c, run ? start_of(run, plane, (size_t)T) : 0, acc.data());
             /* positions no term reaches get the sum of no terms */
             float *xp = dx + n * xs.n + c * xs.c;
-            for (int ih = 0; ih < g.H; ih++) {
-                const int P = ih + g.ph;
+            for (int ih = 0; ih < g.H; ih++)
                 for (int iw = 0; iw < g.W; iw++) {
-                    const int Q = iw + g.pw;
-                    const bool in = P / g.u < Hq && Q / g.v < Wq;
-                    const float s = in ? acc[(size_t)(P % g.u * g.v + Q % g.v) * A.phase + (size_t)(P / g.u) * Wq +
-                                             (size_t)(Q / g.v)]
-                                       : 0.0f;
-                    store(&xp[ih * xs.h + iw * xs.w], s, alpha, beta);
+                    const int P = ih + g.ph, Q = iw + g.pw;
+                    store(&xp[ih * xs.h + iw * xs.w], pl.holds(P, Q) ? acc[pl.at(P, Q)] : 0.0f, alpha, beta);
                 }
-            }
         }
     });
 }
@@ -898,7 +895,7 @@ struct wgrad_args {
 /* The FB sums of block blk at filter element (c of the input, r, q), over
  * the rows from r0 on whose oh is in [h0, h1], and the columns ow in
  * [w0, w1], which tap the input. */
-FWD_CLONES static void wgrad_block(const wgrad_args *A, int blk, int ci, int r, int q, size_t r0, int h0, int h1,
+KERNEL_CLONES static void wgrad_block(const wgrad_args *A, int blk, int ci, int r, int q, size_t r0, int h0, int h1,
                                    int w0, int w1, float *out) {
     const geom &g = *A->g;
     const size_t rows = (size_t)g.N * g.ho;

@@ -4,8 +4,8 @@
  * (the convolutions as one scatter over all (output, tap) products, the
  * GEMM from its row/column definition), bounded by the float summation
  * error bound (T + 3) * 2^-24 * sum |terms|, plus the rules the fakes
- * promise: the forward's and the deterministic filter gradient's order of
- * sums, bit for bit (test_sum_order), alpha / beta, laziness, arguments taken at call time, TF32,
+ * promise: each direction's order of sums, bit for bit (test_sum_order),
+ * alpha / beta, laziness, arguments taken at call time, TF32,
  * (non-)determinism, workspace and pointer checks, the heuristic lists and
  * the searches; NHWC against NCHW (the same bits once transposed) and the
  * refusal of mixed formats.
