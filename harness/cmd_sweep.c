@@ -52,7 +52,7 @@ static const char SWEEP_USAGE[] =
     "  (the device is probed here for the skip rule; with --executor slurm on a host without\n"
     "  the GPU the probe's failure is a note, and finished cuda runs are submitted again)\n"
     "local executor (default):\n"
-    "  -j N               runs at a time (default 1); threads per run default to cores / N,\n"
+    "  -j N, --jobs N     runs at a time (default 1); threads per run default to cores / N,\n"
     "                     and N x threads never exceeds the cores\n"
     "  --threads T        threads per run (numbers are bit-identical per thread count, and a\n"
     "                     finished run is re-used only at the same count)\n"
