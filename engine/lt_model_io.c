@@ -9,6 +9,7 @@
 #include "lt_backend_impl.h"
 #include "lt_model_impl.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -160,7 +161,11 @@ static int optim_get(lt_optim *o, const lt_ckpt *c, const char *prefix, float *s
     snprintf(key, sizeof key, "%soptim/header", prefix);
     LT_TRY(lt_ckpt_get_into(c, key, &h, sizeof h));
     if (h.kind != (int32_t)o->kind) return lt_err(LT_EDATA, "optimizer state is for another optimizer kind");
-    *step = h.step;
+    /* the step comes from a file: Adam's bias correction needs step + 1 >= 1,
+     * and lt_adam_step asserts it, so a corrupt count is refused here */
+    if (h.step < 0 || h.step >= LONG_MAX)
+        return lt_err(LT_EDATA, "%s: step %lld out of range", key, (long long)h.step);
+    *step = (long)h.step;
     snprintf(key, sizeof key, "%soptim/s1", prefix);
     LT_TRY(lt_ckpt_get_into(c, key, s1, o->n * sizeof(float)));
     if (s2) {

@@ -882,6 +882,20 @@ static void test_save_load_resume(void **unused) {
     assert_memory_equal(lt_model_param_data(B.m, "logits.weight"), lt_model_param_data(A.m, "logits.weight"),
                         HC * HD * sizeof(float));
 
+    /* a meta step count from a corrupt (checksum-valid) file is refused
+     * by load, not left to abort in lt_adam_step's assert */
+    const long keep = sa->adam_step;
+    sa->adam_step = -2;
+    assert_int_equal(lt_ckpt_writer_open(&w, path), LT_OK);
+    assert_int_equal(A.M->save(A.st, w, "method/"), LT_OK);
+    assert_int_equal(lt_ckpt_commit(w), LT_OK);
+    sa->adam_step = keep;
+    assert_int_equal(lt_ckpt_read(&ck, path), LT_OK);
+    assert_int_equal(B.M->load(B.st, ck, "method/"), LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "adam_step -2 out of range"));
+    lt_ckpt_free(ck);
+    unlink(path);
+
     /* the sampled soft masses do not depend on the thread count */
     fx C1, C2;
     lt_set_num_threads(1);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -444,6 +445,25 @@ static void test_checkpoint_resume_bit_identical(void **st) {
     assert_memory_equal(a.m->w, r.m->w, a.m->n_w * sizeof(float));
     assert_memory_equal(a.m->buf, r.m->buf, a.m->n_b * sizeof(float));
     assert_memory_equal(a.opt.s1, r.opt.s1, a.opt.n * sizeof(float));
+
+    /* a step count a corrupt (checksum-valid) file gives is refused when
+     * read, not left for lt_adam_step's assert to abort on */
+    static const long bad_steps[] = {-1, LONG_MIN, LONG_MAX};
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/bad_step.ckpt", dir);
+    for (size_t k = 0; k < sizeof bad_steps / sizeof *bad_steps; k++) {
+        const long keep = a.opt.step;
+        a.opt.step = bad_steps[k];
+        assert_int_equal(lt_ckpt_writer_open(&w, bad), LT_OK);
+        assert_int_equal(lt_optim_save(&a.opt, w, ""), LT_OK);
+        assert_int_equal(lt_ckpt_commit(w), LT_OK);
+        a.opt.step = keep;
+        assert_int_equal(lt_ckpt_read(&c, bad), LT_OK);
+        assert_int_equal(lt_optim_load(&r.opt, c, ""), LT_EDATA);
+        assert_non_null(strstr(lt_errmsg(), "optim/header: step"));
+        lt_ckpt_free(c);
+    }
+    unlink(bad);
 
     /* a checkpoint of another architecture is refused by tensor name */
     lt_model *other;

@@ -67,6 +67,7 @@
  * checkpoint persists (the runner replays stage_begin before loading
  * weights on resume). Each iteration draws a meta batch class-balanced from
  * that pool. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -874,6 +875,9 @@ static int balms_load(void *stp, const lt_ckpt *c, const char *prefix) {
         if (!lt_ckpt_has(c, name)) continue;
         LT_TRY(lt_ckpt_get_into(c, name, r[i].p, r[i].bytes));
     }
+    /* a count from the file: the meta step adds one and Adam needs >= 1 */
+    if (st->adam_step < 0 || st->adam_step == LONG_MAX)
+        return lt_err(LT_EDATA, "balms: %sadam_step %ld out of range", prefix, st->adam_step);
     if (st->active) st->pool_ok = balms_all_finite(st->pool_feat, (size_t)st->P * st->D);
     return LT_OK;
 }
