@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include "gradcheck.h"
 #include "lt.h"
@@ -788,16 +790,47 @@ static void test_crt_stage1_and_head_gradient(void **unused) {
     cJSON_Delete(ob);
 }
 
+/* The repository root, where methods/ lies: the working directory (tests/run.sh
+ * starts every test there), else two folders above this executable
+ * (<root>/build/tests/<name>). The marker is the Makefile beside methods/, not
+ * a defaults.json, so that a missing defaults.json fails rather than skips.
+ * 0 found (root in buf, "" for the working directory), -1 not. */
+static int repo_root(char *buf, size_t cap) {
+    buf[0] = '\0';
+    if (access("Makefile", F_OK) == 0 && access("methods", F_OK) == 0) return 0;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = '\0';
+    for (int up = 0; up < 3; up++) {   /* the file name, tests/, build/ */
+        char *slash = strrchr(exe, '/');
+        if (!slash) return -1;
+        *slash = '\0';
+    }
+    char probe[PATH_MAX + 16];
+    snprintf(probe, sizeof probe, "%s/Makefile", exe);
+    if (access(probe, F_OK) != 0) return -1;
+    snprintf(probe, sizeof probe, "%s/methods", exe);
+    if (access(probe, F_OK) != 0) return -1;
+    snprintf(buf, cap, "%s/", exe);
+    return 0;
+}
+
 /* defaults.json of each method equals its `defaults` string (as JSON). */
 static void test_defaults_files(void **unused) {
     (void)unused;
+    char root[PATH_MAX + 1];
+    if (repo_root(root, sizeof root) != 0) {
+        printf("skip: the repository (methods/) not found from the working directory or the executable\n");
+        skip();
+    }
     const lt_method *ms[4] = {lt_method_crt(), lt_method_lws(), lt_method_taunorm(), lt_method_ncm()};
     for (int i = 0; i < 4; i++) {
-        char path[256], buf[4096];
-        snprintf(path, sizeof path, "methods/%s/defaults.json", ms[i]->name);
+        char path[PATH_MAX + 64], buf[4096];
+        snprintf(path, sizeof path, "%smethods/%s/defaults.json", root, ms[i]->name);
         FILE *f = fopen(path, "rb");
-        if (!f) { snprintf(path, sizeof path, "../methods/%s/defaults.json", ms[i]->name); f = fopen(path, "rb"); }
-        if (!f) { print_message("note: %s not found from here, skipped\n", path); continue; }
+        if (!f) print_error("%s: cannot open\n", path);
+        assert_non_null(f);
         size_t n = fread(buf, 1, sizeof buf - 1, f);
         fclose(f);
         buf[n] = 0;
