@@ -9,7 +9,7 @@ int gc_check(const char *what, gc_loss_fn f, void *ctx, float *x, const float *g
     size_t step = 1;
     if (o->max_checks && n > o->max_checks) step = (n + o->max_checks - 1) / o->max_checks;
     int bad = 0;
-    double worst = -1, wnum = 0, wana = 0;
+    double worst = -INFINITY, wnum = 0, wana = 0;
     size_t wi = 0;
     for (size_t i = 0; i < n; i += step) {
         float orig = x[i];
@@ -24,9 +24,14 @@ int gc_check(const char *what, gc_loss_fn f, void *ctx, float *x, const float *g
         double ana = g[i];
         double err = fabs(num - ana);
         double tol = o->atol + o->rtol * fmax(fabs(num), fabs(ana));
-        double score = err - tol;
-        if (score > 0) bad++;
-        if (score > worst || worst < 0) { worst = score; wnum = num; wana = ana; wi = i; }
+        /* A non-finite loss difference or gradient fails: written as
+         * !(err <= tol) and with isfinite() because NaN compares false with
+         * everything (a `score > 0` test let a NaN gradient pass) and an
+         * infinite one gives err = tol = inf. Such an element is the worst. */
+        int ok = isfinite(num) && isfinite(ana) && err <= tol;
+        double score = ok ? err - tol : INFINITY;
+        if (!ok) bad++;
+        if (i == 0 || score > worst) { worst = score; wnum = num; wana = ana; wi = i; }
     }
     printf("note: gradcheck %s: %s (n=%zu, worst i=%zu num=%.6g ana=%.6g)\n", what,
            bad ? "FAIL" : "ok", n, wi, wnum, wana);

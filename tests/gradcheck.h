@@ -2,8 +2,9 @@
  *
  * A check perturbs x[i] by ±eps, re-evaluates the scalar loss f(ctx) (which
  * must read x), and compares (f(x+eps) - f(x-eps)) / 2eps with the analytic
- * gradient g[i]. Each element passes when
- *     |num - ana| <= atol + rtol * max(|num|, |ana|).
+ * gradient g[i]. Each element passes when num and ana are finite and
+ *     |num - ana| <= atol + rtol * max(|num|, |ana|)
+ * (a NaN or infinite loss difference or gradient fails).
  * Float32 forward passes limit precision, so callers choose eps ~1e-2..1e-3
  * and rtol ~1e-2; the losses evaluate in double where possible. */
 #ifndef LT_GRADCHECK_H
