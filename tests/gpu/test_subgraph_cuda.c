@@ -79,10 +79,12 @@ static lt_model *model(lt_backend *b, lt_layout layout) {
     return m;
 }
 
-/* max |a - b| / max |a| (0 when both are 0) */
+/* max |a - b| / max |a| (0 when both are 0; infinite where an element of
+ * either is not finite: fmax drops a NaN, which would pass) */
 static double maxnorm(const float *a, const float *b, size_t n) {
     double d = 0, s = 0;
     for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i])) return INFINITY;
         d = fmax(d, fabs((double)a[i] - b[i]));
         s = fmax(s, fabs((double)a[i]));
     }
