@@ -235,9 +235,11 @@ static void test_module_abi_check(void **st) {
 }
 
 /* The module found by the default search loads and its symbols resolve
- * from this program. No GPU here: the module's device check answers
- * (LT_EDEVICE "no CUDA device"). A GPU: a backend, whose info says what it
- * runs on. */
+ * from this program: lt_backend_cuda_create gets as far as the module's
+ * device check. No GPU here: that check answers LT_EDEVICE "no CUDA device"
+ * for cuda:0 and for an index past the devices. A GPU: cuda:0 is a backend
+ * (its info is test_module_device's), an index past the devices the same
+ * LT_EDEVICE. */
 static void test_module_loads(void **st) {
     (void)st;
     char path[PATH_MAX];
@@ -250,10 +252,34 @@ static void test_module_loads(void **st) {
         assert_null(b);
         assert_non_null(strstr(lt_errmsg(), "no CUDA device"));
         assert_non_null(strstr(lt_errmsg(), "cuda:0"));
-        /* an index past the devices: the same check */
-        assert_int_equal(lt_backend_cuda_create(7, LT_CUDA_FP32, 0, &b), LT_EDEVICE);
-        assert_non_null(strstr(lt_errmsg(), "no CUDA device"));
         print_message("module loaded; no CUDA device here: %s\n", lt_errmsg());
+    } else {
+        /* loaded, and the module made a backend: not ENOTBUILT (not found,
+         * no entry point, stale) nor any other refusal */
+        if (rc != LT_OK) fail_msg("cuda:0: rc %d: %s", rc, lt_errmsg());
+        assert_non_null(b);
+        lt_backend_free(b);
+    }
+    /* an index past the devices: the same device check */
+    b = (lt_backend *)&b;
+    assert_int_equal(lt_backend_cuda_create(64, LT_CUDA_FP32, 0, &b), LT_EDEVICE);
+    assert_null(b);
+    assert_non_null(strstr(lt_errmsg(), "no CUDA device"));
+}
+
+/* A GPU: cuda:0 is a backend whose info says what it runs on, and a bad
+ * math mode is the module's LT_EINVAL. Skipped without a device. */
+static void test_module_device(void **st) {
+    (void)st;
+    char path[PATH_MAX];
+    SKIP_UNLESS_MODULE(path);
+    unsetenv("LTBENCH_CUDA_LIB");
+    lt_backend *b = (lt_backend *)&b;
+    lt_err_clear();
+    int rc = lt_backend_cuda_create(0, LT_CUDA_TF32, 1, &b);
+    if (rc == LT_EDEVICE && strstr(lt_errmsg(), "no CUDA device")) {
+        print_message("skip: no CUDA device here (%s)\n", lt_errmsg());
+        skip();
         return;
     }
     assert_int_equal(rc, LT_OK);
@@ -288,6 +314,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_library_without_entry),
         cmocka_unit_test(test_module_abi_check),
         cmocka_unit_test(test_module_loads),
+        cmocka_unit_test(test_module_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
