@@ -3,7 +3,9 @@
  *     other views are differently augmented copies of the same samples
  *     (labels and ids repeated per view);
  *   - lt_drawer, i.i.d. samplers: class frequencies against the target
- *     (class weights, class-balanced, square root) over many draws; the
+ *     (class weights, class-balanced, square root) over many draws, and
+ *     per-image frequencies (class-balanced, instance-balanced, BALMS's
+ *     class weights, square root); the
  *     drawn rows are the images the ids name; the same rng gives the same
  *     batch; k views differ;
  *   - lt_drawer, list samplers: the slots are the sampler's epoch list,
@@ -123,6 +125,113 @@ static void iid_freq(lt_drawer *dr, const lt_sampler_cfg *sc, const double *want
         for (int s = 0; s < B; s++) f[y[s]]++;
     }
     for (int c = 0; c < C; c++) assert_float_equal(f[c] / (B * R), want[c], 0.01);
+}
+
+/* Per-image frequencies of R batches of B i.i.d. draws (epoch `epoch`)
+ * against p_img[i], the target probability of image i: each image within
+ * 5 binomial standard deviations (as test_sampler's
+ * test_class_balanced_uniform_within_class), and Pearson's chi-square over
+ * the images with p_img > 0 below df + 5 sqrt(2 df); an image of target 0
+ * is never drawn. Catches a draw within the class that is not uniform (the
+ * first member always, one member never), which class frequencies alone
+ * do not. Also checks the class frequencies: p_class[c] = sum of p_img. */
+static void iid_per_image(lt_drawer *dr, const lt_dataset *d, const lt_sampler_cfg *sc, int epoch,
+                          const double *p_img, const char *what) {
+    enum { B = 32, R = 3000 };
+    const long n_draws = (long)B * R;
+    float x[B * S * S];
+    int32_t y[B], id[B];
+    long *hits = calloc((size_t)d->n, sizeof *hits), ch[C] = {0};
+    assert_non_null(hits);
+    lt_rng base;
+    lt_rng_init(&base, 2, LT_STREAM_METHOD + 11);
+    for (int r = 0; r < R; r++) {
+        lt_rng rr;
+        lt_rng_derive(&rr, &base, (uint64_t)r, 0);
+        lt_draw_req q = {.sampler = *sc, .n = B, .views = 1, .augment = 0, .rng = &rr, .epoch = epoch};
+        assert_int_equal(lt_drawer_draw(dr, &q, x, y, id), LT_OK);
+        for (int s = 0; s < B; s++) {
+            assert_true(id[s] >= 0 && id[s] < d->n);
+            assert_int_equal(y[s], d->labels[id[s]]);
+            hits[id[s]]++;
+            ch[y[s]]++;
+        }
+    }
+    double chi2 = 0, pc[C] = {0};
+    int df = -1;
+    for (long i = 0; i < d->n; i++) {
+        const double p = p_img[i], e = p * n_draws;
+        pc[d->labels[i]] += p;
+        if (!(p > 0)) {
+            if (hits[i]) fail_msg("%s: image %ld of target 0 drawn %ld times", what, i, hits[i]);
+            continue;
+        }
+        const double sd = sqrt(p * (1 - p) / n_draws), ph = (double)hits[i] / n_draws;
+        if (!(fabs(ph - p) <= 5 * sd))
+            fail_msg("%s: image %ld (class %d): frequency %.5f vs target %.5f (tolerance %.5f)", what, i,
+                     d->labels[i], ph, p, 5 * sd);
+        chi2 += (hits[i] - e) * (hits[i] - e) / e;
+        df++;
+    }
+    const double lim = df + 5 * sqrt(2.0 * df);
+    print_message("%s: per-image chi-square %.1f (df %d, limit %.1f)\n", what, chi2, df, lim);
+    if (!(chi2 <= lim)) fail_msg("%s: per-image chi-square %.1f over %.1f (df %d)", what, chi2, lim, df);
+    for (int c = 0; c < C; c++) {
+        const double sd = sqrt(pc[c] * (1 - pc[c]) / n_draws), ph = (double)ch[c] / n_draws;
+        if (!(fabs(ph - pc[c]) <= 5 * sd + 1e-12))
+            fail_msg("%s: class %d: frequency %.5f vs target %.5f (tolerance %.5f)", what, c, ph, pc[c], 5 * sd);
+    }
+    free(hits);
+}
+
+/* p_img[i] = p_class[y_i] / n_{y_i}: a class from its weight, then a uniform member */
+static void per_image_target(const lt_dataset *d, const double *p_class, double *p_img) {
+    for (long i = 0; i < d->n; i++) p_img[i] = p_class[d->labels[i]] / (double)counts[d->labels[i]];
+}
+
+/* Per image: class-balanced (1 / (C n_y)), instance-balanced (1 / N; class
+ * weights n_c, as BALMS's q_c = 1), BALMS's weights n_c q_c (q_y / sum_c n_c
+ * q_c), square root. */
+static void test_drawer_iid_per_image(void **unused) {
+    (void)unused;
+    lt_dataset d;
+    make_set(&d);
+    const lt_aug a = plain();
+    lt_drawer *dr;
+    assert_int_equal(lt_drawer_create(&dr, &d, &a, 3), LT_OK);
+    double *p = malloc((size_t)d.n * sizeof *p), pc[C];
+    assert_non_null(p);
+
+    lt_sampler_cfg cb = {.kind = LT_SAMPLER_CLASS_BALANCED};
+    for (long i = 0; i < d.n; i++) p[i] = 1.0 / (C * (double)counts[d.labels[i]]);
+    iid_per_image(dr, &d, &cb, 0, p, "class-balanced");
+
+    double w_inst[C];
+    for (int c = 0; c < C; c++) w_inst[c] = (double)counts[c];
+    lt_sampler_cfg ib = {.kind = LT_SAMPLER_WEIGHTS, .class_weights = w_inst};
+    for (long i = 0; i < d.n; i++) p[i] = 1.0 / (double)d.n;
+    iid_per_image(dr, &d, &ib, 0, p, "instance-balanced (weights n_c)");
+
+    /* BALMS: class weights n_c q_c, each image of class c drawn with
+     * probability proportional to q_c = weight(c) / n_c */
+    const double q[C] = {0.2, 0.9, 0.5, 1.0};
+    double w_balms[C], zq = 0;
+    for (int c = 0; c < C; c++) w_balms[c] = counts[c] * q[c];
+    for (long i = 0; i < d.n; i++) zq += q[d.labels[i]];
+    lt_sampler_cfg bw = {.kind = LT_SAMPLER_WEIGHTS, .class_weights = w_balms};
+    for (long i = 0; i < d.n; i++) p[i] = q[d.labels[i]] / zq;
+    iid_per_image(dr, &d, &bw, 0, p, "BALMS weights n_c q_c");
+
+    lt_sampler_cfg sq = {.kind = LT_SAMPLER_SQRT};
+    double z = 0;
+    for (int c = 0; c < C; c++) z += sqrt((double)counts[c]);
+    for (int c = 0; c < C; c++) pc[c] = sqrt((double)counts[c]) / z;
+    per_image_target(&d, pc, p);
+    iid_per_image(dr, &d, &sq, 0, p, "square root");
+
+    free(p);
+    lt_drawer_free(dr);
+    lt_dataset_free(&d);
 }
 
 static void test_drawer_iid(void **unused) {
@@ -250,6 +359,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loader_views),
         cmocka_unit_test(test_drawer_iid),
+        cmocka_unit_test(test_drawer_iid_per_image),
         cmocka_unit_test(test_drawer_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
