@@ -5,7 +5,7 @@
  *   - lt_drawer, i.i.d. samplers: class frequencies against the target
  *     (class weights, class-balanced, square root) over many draws, and
  *     per-image frequencies (class-balanced, instance-balanced, BALMS's
- *     class weights, square root); the
+ *     class weights, square root; progressive at several epochs); the
  *     drawn rows are the images the ids name; the same rng gives the same
  *     batch; k views differ;
  *   - lt_drawer, list samplers: the slots are the sampler's epoch list,
@@ -234,6 +234,44 @@ static void test_drawer_iid_per_image(void **unused) {
     lt_dataset_free(&d);
 }
 
+/* Progressive (decoupling's ClassPrioritySampler, lt_sampler.c): in epoch e
+ * of E, p_c = (1 - l) n_c / N + l / C with l = e / (E - 1), clamped to 1
+ * past the last epoch: the request's epoch moves the class frequencies from
+ * instance- to class-balanced. Checked per image (p_c / n_c) at the first,
+ * a middle, the last and a later epoch. */
+static void test_drawer_progressive(void **unused) {
+    (void)unused;
+    lt_dataset d;
+    make_set(&d);
+    const lt_aug a = plain();
+    lt_drawer *dr;
+    assert_int_equal(lt_drawer_create(&dr, &d, &a, 3), LT_OK);
+    double *p = malloc((size_t)d.n * sizeof *p), pc[C];
+    assert_non_null(p);
+    enum { E = 5 };
+    lt_sampler_cfg pr = {.kind = LT_SAMPLER_PROGRESSIVE, .total_epochs = E};
+    const int epochs[4] = {0, 1, E - 1, E + 3};
+    const double lams[4] = {0.0, 0.25, 1.0, 1.0};
+    for (int t = 0; t < 4; t++) {
+        for (int c = 0; c < C; c++) pc[c] = (1 - lams[t]) * counts[c] / (double)d.n + lams[t] / C;
+        per_image_target(&d, pc, p);
+        char what[48];
+        snprintf(what, sizeof what, "progressive E=%d epoch %d", E, epochs[t]);
+        iid_per_image(dr, &d, &pr, epochs[t], p, what);
+    }
+    /* total_epochs 0 is refused */
+    lt_sampler_cfg bad = {.kind = LT_SAMPLER_PROGRESSIVE};
+    float x[S * S];
+    int32_t y[1], id[1];
+    lt_rng r;
+    lt_rng_init(&r, 1, 1);
+    lt_draw_req q = {.sampler = bad, .n = 1, .views = 1, .rng = &r};
+    assert_int_not_equal(lt_drawer_draw(dr, &q, x, y, id), LT_OK);
+    free(p);
+    lt_drawer_free(dr);
+    lt_dataset_free(&d);
+}
+
 static void test_drawer_iid(void **unused) {
     (void)unused;
     lt_dataset d;
@@ -360,6 +398,7 @@ int main(void) {
         cmocka_unit_test(test_loader_views),
         cmocka_unit_test(test_drawer_iid),
         cmocka_unit_test(test_drawer_iid_per_image),
+        cmocka_unit_test(test_drawer_progressive),
         cmocka_unit_test(test_drawer_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
