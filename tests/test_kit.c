@@ -12,6 +12,7 @@
  *  - KD (T^2 KL, teacher constant) and cosine feature distillation;
  *  - cosine classifier with fixed and learned scale (x via a preceding
  *    layer, W, s);
+ *  - the scale layer's input gradient (through a linear layer before it);
  *  - class activation maps against a naive loop and resize;
  *  - a frozen teacher's BN modes (what the host's teacher service sets). */
 #include <stdarg.h>
@@ -451,12 +452,12 @@ static void test_kd_and_cosine_distill(void **state)
 
 /* ---- cosine classifier ------------------------------------------------------------ */
 
-typedef struct { lt_model *m; int out; const float *x, *r; int N; } cm_ctx;
+typedef struct { lt_model *m; int out; const float *x, *r; int N, nout; } cm_ctx;   /* nout: the output's width */
 static double cm_loss(void *p)
 {
     cm_ctx *c = p;
     assert_int_equal(lt_model_forward(c->m, c->x, c->N, 1), LT_OK);
-    return gc_dot(lt_model_out(c->m, c->out), c->r, (size_t)c->N * 5);
+    return gc_dot(lt_model_out(c->m, c->out), c->r, (size_t)c->N * c->nout);
 }
 
 static void test_cosine_learned(void **state)
@@ -510,7 +511,7 @@ static void test_cosine_learned(void **state)
     memcpy(gW, pi.g, sizeof gW);
     lt_model_param_find(m, "cos.scale", &pi);
     gs = pi.g[0];
-    cm_ctx c = {m, cos, x, r, N};
+    cm_ctx c = {m, cos, x, r, N, OUT};
     assert_int_equal(gc_check("cosine_learned dx (via pre.scale)", cm_loss, &c, pw, gpre, IN, &NONLIN_TOL), 0);
     assert_int_equal(gc_check("cosine_learned dW", cm_loss, &c, W, gW, nw, &NONLIN_TOL), 0);
     assert_int_equal(gc_check("cosine_learned ds", cm_loss, &c, sp, &gs, 1, &NONLIN_TOL), 0);
@@ -533,6 +534,66 @@ static void test_cosine_learned(void **state)
             assert_int_equal(dims[0], OUT);
             assert_int_equal(dims[1], IN);
         }
+    }
+    lt_model_free(m);
+}
+
+/* The scale layer's input gradient dx = dy * s: its input is a linear
+ * layer's output, so the linear's weight and bias gradients are the scale's
+ * dx passed back (the cosine case above feeds the scale the model input,
+ * whose dx is not kept). s != 1 per feature, one negative, so dx = dy or a
+ * permuted s fails. */
+static void test_scale_dx(void **state)
+{
+    (void)state;
+    enum { N = 3, IN = 4, H = 5 };
+    static const gc_opts LIN_TOL = {1e-2, 5e-3, 2e-4, 0};
+    lt_model *m;
+    assert_int_equal(lt_model_create(&m, (lt_shape){1, IN, 1, 1}), LT_OK);
+    const int fc = lt_add_linear(m, "fc", "backbone", 0, H, 1);
+    const int sc = lt_add_scale(m, "sc", "head", fc);
+    assert_true(fc > 0 && sc > 0);
+    assert_int_equal(lt_model_finalize(m, 7), LT_OK);
+    assert_int_equal(lt_model_set_batch(m, N), LT_OK);
+    float x[N * IN], r[N * H];
+    gc_fill(x, N * IN, 31, -1, 1);
+    gc_fill(r, N * H, 32, -1, 1);
+    float *W = lt_model_param_data(m, "fc.weight"), *b = lt_model_param_data(m, "fc.bias"),
+          *s = lt_model_param_data(m, "sc.scale");
+    assert_non_null(W); assert_non_null(b); assert_non_null(s);
+    static const float sv[H] = {2.5f, 0.4f, -1.5f, 3.0f, 0.7f};
+    memcpy(s, sv, sizeof sv);
+    gc_fill(b, H, 33, -0.5f, 0.5f);
+    /* forward: y = s * (W x + b) */
+    assert_int_equal(lt_model_forward(m, x, N, 1), LT_OK);
+    const float *y = lt_model_out(m, sc);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < H; j++) {
+            double z = b[j];
+            for (int k = 0; k < IN; k++) z += (double)W[j * IN + k] * x[i * IN + k];
+            assert_true(fabs(y[i * H + j] - sv[j] * z) <= 1e-5 * (1 + fabs(sv[j] * z)));
+        }
+    lt_model_zero_grad(m);
+    memcpy(lt_model_dout(m, sc), r, sizeof r);
+    const int taps[1] = {sc};
+    assert_int_equal(lt_model_backward(m, N, taps, 1), LT_OK);
+    float gW[H * IN], gb[H], gs[H];
+    lt_param_info pi;
+    assert_int_equal(lt_model_param_find(m, "fc.weight", &pi), LT_OK);
+    memcpy(gW, pi.g, sizeof gW);
+    assert_int_equal(lt_model_param_find(m, "fc.bias", &pi), LT_OK);
+    memcpy(gb, pi.g, sizeof gb);
+    assert_int_equal(lt_model_param_find(m, "sc.scale", &pi), LT_OK);
+    memcpy(gs, pi.g, sizeof gs);
+    cm_ctx c = {m, sc, x, r, N, H};
+    assert_int_equal(gc_check("scale dx (via fc.weight)", cm_loss, &c, W, gW, H * IN, &LIN_TOL), 0);
+    assert_int_equal(gc_check("scale dx (via fc.bias)", cm_loss, &c, b, gb, H, &LIN_TOL), 0);
+    assert_int_equal(gc_check("scale ds", cm_loss, &c, s, gs, H, &LIN_TOL), 0);
+    /* the bias gradient is the scale's dx summed over the batch: sum_i r s */
+    for (int j = 0; j < H; j++) {
+        double want = 0;
+        for (int i = 0; i < N; i++) want += (double)r[i * H + j] * sv[j];
+        assert_true(fabs(gb[j] - want) <= 1e-5 * (1 + fabs(want)));
     }
     lt_model_free(m);
 }
@@ -646,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_masked_contrast),
         cmocka_unit_test(test_kd_and_cosine_distill),
         cmocka_unit_test(test_cosine_learned),
+        cmocka_unit_test(test_scale_dx),
         cmocka_unit_test(test_cam),
         cmocka_unit_test(test_teacher_bn_modes),
     };
