@@ -100,6 +100,16 @@ void lt_set_num_threads(int n) {
     openblas_set_num_threads(lt_conv_isa() != LT_CONV_ISA_NONE ? 1 : n);
 }
 
+int lt_par(size_t work, size_t min) {
+#ifdef _OPENMP
+    return work >= min && !omp_in_parallel() && omp_get_max_threads() > 1;
+#else
+    (void)work;
+    (void)min;
+    return 0;
+#endif
+}
+
 double lt_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

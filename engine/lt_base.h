@@ -60,6 +60,30 @@ void lt_free(void *p);
 int lt_num_threads(void);
 void lt_set_num_threads(int n);
 
+/* Whether a loop of `work` units runs as an OpenMP parallel region: at
+ * least `min` units, more than one thread, and not inside a region already.
+ * Loops that fail it run as plain loops, outside any region, rather than
+ * as a region with a false if() clause: libgomp builds a team for every
+ * region it enters and frees a team of one thread at the region's end, so
+ * such a region (or any region on one thread, --threads 1) costs an
+ * allocation and a free per call, and the training loop allocates nothing
+ * (tests/test_alloc_steps.c counts). */
+int lt_par(size_t work, size_t min);
+
+/* LT_PAR_FOR(par, for (...) body): the loop as OpenMP's `parallel for
+ * schedule(static)` where par (lt_par) holds, else as a plain loop; one
+ * text, so both run the same arithmetic. The body holds no directives
+ * (_Pragma("omp simd") instead of #pragma). */
+#define LT_PAR_FOR(par, ...)                                     \
+    do {                                                         \
+        if (par) {                                               \
+            _Pragma("omp parallel for schedule(static)")         \
+            __VA_ARGS__                                          \
+        } else {                                                 \
+            __VA_ARGS__                                          \
+        }                                                        \
+    } while (0)
+
 /* Monotonic seconds (CLOCK_MONOTONIC): durations, progress, timeouts. */
 double lt_now_s(void);
 

@@ -183,7 +183,7 @@ void lt_bn_forward_train_relu(int N, int C, int HW, const float *x, const float 
                               const float *beta, float *y, float *mean, float *rstd,
                               float *run_mean, float *run_var, float momentum, float eps, int relu) {
     const size_t M = (size_t)N * HW, CHW = (size_t)C * HW;
-#pragma omp parallel for schedule(static) if (M * C >= LT_BN_PAR_MIN)
+    LT_PAR_FOR(lt_par(M * C, LT_BN_PAR_MIN),
     for (int c = 0; c < C; c++) {
         const float *xc = x + (size_t)c * HW;
         const double K = xc[0];
@@ -206,7 +206,7 @@ void lt_bn_forward_train_relu(int N, int C, int HW, const float *x, const float 
         const float a = (float)((gamma ? gamma[c] : 1.0f) * rs);
         const float bb = beta ? beta[c] : 0.0f, fmu = (float)mu;
         chan_affine(N, HW, CHW, xc, fmu, a, bb, relu, y + (size_t)c * HW);
-    }
+    });
 }
 
 static void eval_coeff(int c, const float *gamma, const float *beta, const float *run_mean,
@@ -226,12 +226,12 @@ void lt_bn_forward_eval(int N, int C, int HW, const float *x, const float *gamma
                         const float *beta, const float *run_mean, const float *run_var,
                         float eps, float *y) {
     const size_t CHW = (size_t)C * HW;
-#pragma omp parallel for schedule(static) if ((size_t)N * CHW >= LT_BN_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)N * CHW, LT_BN_PAR_MIN),
     for (int c = 0; c < C; c++) {
         float a, bb, fmu;
         eval_coeff(c, gamma, beta, run_mean, run_var, eps, &fmu, &a, &bb);
         chan_affine(N, HW, CHW, x + (size_t)c * HW, fmu, a, bb, 0, y + (size_t)c * HW);
-    }
+    });
 }
 
 void lt_bn_backward_train(int N, int C, int HW, const float *x, const float *gamma,
@@ -250,7 +250,7 @@ void lt_bn_backward_train_relu(int N, int C, int HW, const float *x, const float
                                const float *mean, const float *rstd, const float *dy, const float *r,
                                float *dx, float *dgamma, float *dbeta, int set) {
     const size_t M = (size_t)N * HW, CHW = (size_t)C * HW;
-#pragma omp parallel for schedule(static) if (M * C >= LT_BN_PAR_MIN)
+    LT_PAR_FOR(lt_par(M * C, LT_BN_PAR_MIN),
     for (int c = 0; c < C; c++) {
         const double mu = mean[c], rs = rstd[c];
         double sdy, sdxm;   /* sum(dy), sum(dy * (x - mean)) */
@@ -270,7 +270,7 @@ void lt_bn_backward_train_relu(int N, int C, int HW, const float *x, const float
         const float fk0 = (float)(-gm * rs * sdy / (double)M);
         chan_dx(N, HW, CHW, x + (size_t)c * HW, dy + (size_t)c * HW, rc, fk, fkx, fk0, (float)mu, (float)rs,
                 dx + (size_t)c * HW, set);
-    }
+    });
 }
 
 void lt_bn_backward_eval(int N, int C, int HW, const float *x, const float *gamma,
@@ -283,7 +283,7 @@ void lt_bn_backward_eval_x(int N, int C, int HW, const float *x, const float *ga
                            const float *run_mean, const float *run_var, float eps,
                            const float *dy, float *dx, float *dgamma, float *dbeta, int set) {
     const size_t CHW = (size_t)C * HW;
-#pragma omp parallel for schedule(static) if ((size_t)N * CHW >= LT_BN_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)N * CHW, LT_BN_PAR_MIN),
     for (int c = 0; c < C; c++) {
         const double mu = run_mean[c];
         const double rs = 1.0 / sqrt((double)run_var[c] + (double)eps);
@@ -300,12 +300,12 @@ void lt_bn_backward_eval_x(int N, int C, int HW, const float *x, const float *ga
             const float *dp = dy + n * CHW + (size_t)c * HW;
             float *gp = dx + n * CHW + (size_t)c * HW;
             if (set) {
-#pragma omp simd
+                _Pragma("omp simd")
                 for (int p = 0; p < HW; p++) gp[p] = a * dp[p];
             } else {
-#pragma omp simd
+                _Pragma("omp simd")
                 for (int p = 0; p < HW; p++) gp[p] += a * dp[p];
             }
         }
-    }
+    });
 }

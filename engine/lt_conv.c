@@ -151,7 +151,7 @@ static void im2col(const lt_conv_geom *g, const float *x, int n0, int nb, int c0
     const int H = g->h, W = g->w, ho = g->ho, wo = g->wo;
     const size_t P = conv_p(g), NP = P * (size_t)nb, HW = (size_t)H * W;
     const long tasks = (long)cig * nb;
-#pragma omp parallel for schedule(static) if ((size_t)tasks * kh * kw * P >= LT_CONV_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)tasks * kh * kw * P, LT_CONV_PAR_MIN),
     for (long t = 0; t < tasks; t++) {
         int c = (int)(t / nb), n = (int)(t % nb);
         const float *xp = x + ((size_t)(n0 + n) * g->ci + c0 + c) * HW;
@@ -180,7 +180,7 @@ static void im2col(const lt_conv_geom *g, const float *x, int n0, int nb, int c0
                 }
             }
         }
-    }
+    });
 }
 
 /* dx += col2im(dcol) for channels [c0, c0+cig) of images [n0, n0+nb). Each
@@ -192,7 +192,7 @@ static void col2im_add(const lt_conv_geom *g, const float *dcol, int n0, int nb,
     const int H = g->h, W = g->w, ho = g->ho, wo = g->wo;
     const size_t P = conv_p(g), NP = P * (size_t)nb, HW = (size_t)H * W;
     const long tasks = (long)cig * nb;
-#pragma omp parallel for schedule(static) if ((size_t)tasks * kh * kw * P >= LT_CONV_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)tasks * kh * kw * P, LT_CONV_PAR_MIN),
     for (long t = 0; t < tasks; t++) {
         int c = (int)(t / nb), n = (int)(t % nb);
         float *xp = dx + ((size_t)(n0 + n) * g->ci + c0 + c) * HW;
@@ -215,7 +215,7 @@ static void col2im_add(const lt_conv_geom *g, const float *dcol, int n0, int nb,
                 }
             }
         }
-    }
+    });
 }
 
 /* y[n0+n][c] = buf[c][n*P ..] (+ b[c]) for a chunk. */
@@ -224,7 +224,7 @@ static void scatter_out(const lt_conv_geom *g, const float *buf, const float *b,
     const int co = g->co;
     const size_t P = conv_p(g), NP = P * (size_t)nb;
     const long tasks = (long)co * nb;
-#pragma omp parallel for schedule(static) if ((size_t)tasks * P >= LT_CONV_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)tasks * P, LT_CONV_PAR_MIN),
     for (long t = 0; t < tasks; t++) {
         int n = (int)(t / co), c = (int)(t % co);
         const float *src = buf + (size_t)c * NP + (size_t)n * P;
@@ -235,7 +235,7 @@ static void scatter_out(const lt_conv_geom *g, const float *buf, const float *b,
         } else {
             memcpy(dst, src, sizeof(float) * P);
         }
-    }
+    });
 }
 
 /* buf[c][n*P ..] = dy[n0+n][c] for a chunk. */
@@ -243,12 +243,12 @@ static void gather_dy(const lt_conv_geom *g, const float *dy, int n0, int nb, fl
     const int co = g->co;
     const size_t P = conv_p(g), NP = P * (size_t)nb;
     const long tasks = (long)co * nb;
-#pragma omp parallel for schedule(static) if ((size_t)tasks * P >= LT_CONV_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)tasks * P, LT_CONV_PAR_MIN),
     for (long t = 0; t < tasks; t++) {
         int n = (int)(t / co), c = (int)(t % co);
         memcpy(buf + (size_t)c * NP + (size_t)n * P, dy + ((size_t)(n0 + n) * co + c) * P,
                sizeof(float) * P);
-    }
+    });
 }
 
 void lt_conv2d_forward(const lt_conv_geom *g, int N, const float *x, const float *w,
@@ -301,7 +301,7 @@ void lt_conv2d_forward_ep(const lt_conv_geom *g, int N, const float *x, const fl
     }
     if (!ep) return;
     /* the reference path applies the epilogue as a pass of its own */
-#pragma omp parallel for schedule(static) if ((size_t)N * g->co * P >= LT_CONV_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)N * g->co * P, LT_CONV_PAR_MIN),
     for (long t = 0; t < (long)N * g->co; t++) {
         const int c = (int)(t % g->co);
         const float mu = ep->mu[c], a = ep->a[c], bb = ep->b[c];
@@ -313,7 +313,7 @@ void lt_conv2d_forward_ep(const lt_conv_geom *g, int N, const float *x, const fl
             if (rc) v += rc[p];
             yc[p] = ep->relu ? lt_relu1(v) : v;
         }
-    }
+    });
 }
 
 void lt_conv2d_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
@@ -328,7 +328,7 @@ void lt_conv2d_backward_x(const lt_conv_geom *g, int N, const float *x, const fl
 
     if (db) {
         /* per channel, fixed order over (n, p), in double */
-#pragma omp parallel for schedule(static) if ((size_t)N * g->co * P >= LT_CONV_PAR_MIN)
+        LT_PAR_FOR(lt_par((size_t)N * g->co * P, LT_CONV_PAR_MIN),
         for (int c = 0; c < g->co; c++) {
             double s = 0;
             for (int n = 0; n < N; n++) {
@@ -336,7 +336,7 @@ void lt_conv2d_backward_x(const lt_conv_geom *g, int N, const float *x, const fl
                 for (size_t p = 0; p < P; p++) s += d[p];
             }
             db[c] += (float)s;
-        }
+        });
     }
     if (!dx && !dw) return;
     if (lt_conv_fast_active(g)) {

@@ -942,10 +942,10 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
     float *tbase = scratch + f.shared;
     const int T = lt_conv_fast_threads(N);
     lt_conv_queue q[LT_CONV_MAX_THREADS];
-#pragma omp parallel num_threads(T)
+    LT_PAR_REGION(T > 1,
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
+        _Pragma("omp single")
         lt_conv_queue_init(q, nt, N, 1);
         float *planes = tbase + (size_t)t * f.per_thread;
         float *ygrid = planes + f.t_planes + f.t_dyg;   /* the grid's output, or cv's T */
@@ -966,7 +966,7 @@ void lt_conv_fast_forward(const lt_conv_geom *g, int N, const float *x, const fl
                 kk->copy_out(&f, ygrid, b, ep, rn, yn);
             }
         }
-    }
+    });
 }
 
 void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const float *w,
@@ -998,7 +998,7 @@ void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const f
     const size_t HWi = (size_t)f.H * f.W, P = (size_t)f.ho * f.wo;
     const int T = lt_conv_fast_threads(N);
     int used = 1;
-#pragma omp parallel num_threads(T)
+    LT_PAR_REGION(T > 1,
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         if (t == 0) used = nt;
@@ -1029,7 +1029,7 @@ void lt_conv_fast_backward(const lt_conv_geom *g, int N, const float *x, const f
             }
             kk->scatter(&f, work, used_ph, dx + (size_t)n * f.ci * HWi, set_dx);
         }
-    }
+    });
     if (dw) {
         /* fixed order over threads: deterministic for a fixed thread count;
          * dWt is [K][Mp], dw is [co][K] */

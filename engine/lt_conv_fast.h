@@ -28,6 +28,33 @@ int lt_conv_fast_active(const lt_conv_geom *g);
  * this many): omp_get_max_threads() capped by LT_CONV_MAX_THREADS and N. */
 int lt_conv_fast_threads(int N);
 
+/* LT_PAR_REGION(par, { block }): the block as OpenMP's `parallel
+ * num_threads(T)` (T: an int in scope) where par holds, else run once by
+ * this thread outside any region, as its team of one: there
+ * omp_get_thread_num() is 0, omp_get_num_threads() 1, and an orphaned
+ * single or barrier binds to this thread alone. Why: a region on one
+ * thread costs a team allocation per call (lt_par, lt_base.h). The block
+ * holds no directives (_Pragma instead). LT_PAR_FOR_T: the same for a
+ * `parallel for schedule(static) num_threads(T)` loop. */
+#define LT_PAR_REGION(par, ...)                          \
+    do {                                                 \
+        if (par) {                                       \
+            _Pragma("omp parallel num_threads(T)")       \
+            __VA_ARGS__                                  \
+        } else {                                         \
+            __VA_ARGS__                                  \
+        }                                                \
+    } while (0)
+#define LT_PAR_FOR_T(par, ...)                                           \
+    do {                                                                 \
+        if (par) {                                                       \
+            _Pragma("omp parallel for schedule(static) num_threads(T)") \
+            __VA_ARGS__                                                  \
+        } else {                                                         \
+            __VA_ARGS__                                                  \
+        }                                                                \
+    } while (0)
+
 /* The fast path itself (callers normally go through lt_conv2d_*). */
 size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N);
 /* ep may be NULL (see lt_conv2d_forward_ep) */

@@ -1360,7 +1360,7 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
     const size_t ustride = (size_t)up8(f->co) * f->ci;
     const int T = lt_conv_fast_threads(N);
     lt_conv_queue q[LT_CONV_MAX_THREADS];
-#pragma omp parallel num_threads(T)
+    LT_PAR_REGION(T > 1,
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         float *P = tbase + (size_t)t * f->per_thread;
@@ -1371,7 +1371,7 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
         }
         if (t == 0) lt_conv_queue_init(q, nt, N, f->G > 1 ? f->G : 1);
         /* U packed and the queues set before any thread starts */
-#pragma omp barrier
+        _Pragma("omp barrier")
         /* chunks of G images (or one), taken as lt_conv_queue says */
         const int G = f->G > 1 ? f->G : 1;
         int first = 1, zslots = 0;
@@ -1433,7 +1433,7 @@ static void wino_run(const wg *f, int N, const float *in, const float *w, int dg
                 else store_m(f, Y, bias, ep, rn, accumulate, out + (size_t)n * out_img);
             }
         }
-    }
+    });
 }
 
 void lt_conv_wino_forward(const lt_conv_geom *g, int N, const float *x, const float *w, const float *b,
@@ -1460,7 +1460,7 @@ void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const floa
     const size_t HW = (size_t)f.H * f.W, in_img = (size_t)f.ci * HW, out_img = (size_t)f.co * HW;
     const int T = lt_conv_fast_threads(N);
     int used = 1;
-#pragma omp parallel num_threads(T)
+    LT_PAR_REGION(T > 1,
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         if (t == 0) used = nt;
@@ -1494,12 +1494,12 @@ void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const floa
                 }
             }
         }
-    }
+    });
     /* the threads' M added in thread order, then dW += G^T M G per (o, c);
      * parallel over o (each element's order is fixed: the same for any
      * schedule) */
     const float *acc0 = tbase + f.t_xn + f.t_dn + f.t_v + f.t_u + f.t_c;
-#pragma omp parallel for schedule(static) num_threads(T)
+    LT_PAR_FOR_T(T > 1,
     for (int o = 0; o < f.co; o++)
         for (int c = 0; c < f.ci; c++) {
             float *d = dw + ((size_t)o * f.ci + c) * 9;
@@ -1550,5 +1550,5 @@ void lt_conv_wino_wgrad(const lt_conv_geom *g, int N, const float *x, const floa
                 d[1 * 3 + j] += 0.5f * (tm[1][j] - tm[2][j]);
                 d[2 * 3 + j] += 0.5f * (tm[1][j] + tm[2][j]) + tm[3][j];
             }
-        }
+        });
 }

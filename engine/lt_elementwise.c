@@ -10,52 +10,53 @@
 
 #define LT_EW_PAR_MIN 65536
 
+/* for (i in [0, n)) BODY: a parallel simd loop where it pays, else a
+ * plain simd loop outside any OpenMP region (lt_par: a region that runs on
+ * one thread allocates) */
+#define EW_LOOP(...)                                                      \
+    do {                                                                  \
+        if (lt_par(n, LT_EW_PAR_MIN)) {                                   \
+            _Pragma("omp parallel for simd schedule(static)")             \
+            for (size_t i = 0; i < n; i++) { __VA_ARGS__ }                \
+        } else {                                                          \
+            _Pragma("omp simd")                                           \
+            for (size_t i = 0; i < n; i++) { __VA_ARGS__ }                \
+        }                                                                 \
+    } while (0)
+
 void lt_relu_forward(size_t n, const float *x, float *y) {
     /* y may alias x: each element is read before it is written */
-#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
-    for (size_t i = 0; i < n; i++) y[i] = lt_relu1(x[i]);
+    EW_LOOP(y[i] = lt_relu1(x[i]););
 }
 
 /* Uses the output: y > 0 exactly where x > 0, so x need not be kept. */
 void lt_relu_backward_x(size_t n, const float *y, const float *dy, float *dx, int set) {
     if (!dx) return;
     if (set) {
-#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
-        for (size_t i = 0; i < n; i++) {
-            const float g = dy[i];   /* loaded unconditionally: keeps the loop branch-free */
-            dx[i] = y[i] > 0.0f ? g : 0.0f;
-        }
+        /* dy loaded unconditionally: keeps the loop branch-free */
+        EW_LOOP(const float g = dy[i]; dx[i] = y[i] > 0.0f ? g : 0.0f;);
         return;
     }
-#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        const float g = dy[i];
-        dx[i] += y[i] > 0.0f ? g : 0.0f;
-    }
+    EW_LOOP(const float g = dy[i]; dx[i] += y[i] > 0.0f ? g : 0.0f;);
 }
 void lt_relu_backward(size_t n, const float *y, const float *dy, float *dx) { lt_relu_backward_x(n, y, dy, dx, 0); }
 
 void lt_add_forward(size_t n, const float *a, const float *b, float *y) {
-#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
-    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    EW_LOOP(y[i] = a[i] + b[i];);
 }
 
 /* da and db may be the same buffer (y = a + a): da is written first, so
  * with set_a the buffer ends as dy + dy. */
 void lt_add_backward_x(size_t n, const float *dy, float *da, int set_a, float *db, int set_b) {
     if (da && set_a) {
-#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
-        for (size_t i = 0; i < n; i++) da[i] = dy[i];
+        EW_LOOP(da[i] = dy[i];);
     } else if (da) {
-#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
-        for (size_t i = 0; i < n; i++) da[i] += dy[i];
+        EW_LOOP(da[i] += dy[i];);
     }
     if (db && set_b && db != da) {
-#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
-        for (size_t i = 0; i < n; i++) db[i] = dy[i];
+        EW_LOOP(db[i] = dy[i];);
     } else if (db) {
-#pragma omp parallel for simd schedule(static) if (n >= LT_EW_PAR_MIN)
-        for (size_t i = 0; i < n; i++) db[i] += dy[i];
+        EW_LOOP(db[i] += dy[i];);
     }
 }
 void lt_add_backward(size_t n, const float *dy, float *da, float *db) { lt_add_backward_x(n, dy, da, 0, db, 0); }

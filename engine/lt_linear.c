@@ -52,14 +52,14 @@ void lt_linear_backward(int N, int in, int out, const float *x, const float *W,
 
 /* 1/max(|v|, eps) for each of n rows of length d, the norm in double. */
 static void row_inv_norms(int n, int d, const float *v, float eps, float *inv) {
-#pragma omp parallel for schedule(static) if ((size_t)n * d >= LT_LIN_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)n * d, LT_LIN_PAR_MIN),
     for (int i = 0; i < n; i++) {
         const float *r = v + (size_t)i * d;
         double s = 0;
         for (int k = 0; k < d; k++) s += (double)r[k] * r[k];
         double nrm = sqrt(s);
         inv[i] = (float)(1.0 / (nrm > eps ? nrm : (double)eps));
-    }
+    });
 }
 
 /* True when the saved 1/max(|v|,eps) came from the clamp, i.e. |v| < eps.
@@ -94,7 +94,7 @@ void lt_cosine_backward(int N, int in, int out, const float *x, const float *W, 
                         const float *dy, float *dx, float *dW) {
     if (dx) {
         const int nblk = (N + LT_COS_BLOCK - 1) / LT_COS_BLOCK;
-#pragma omp parallel for schedule(static) if ((size_t)N * out * in >= LT_LIN_PAR_MIN)
+        LT_PAR_FOR(lt_par((size_t)N * out * in, LT_LIN_PAR_MIN),
         for (int bk = 0; bk < nblk; bk++) {
             const int i0 = bk * LT_COS_BLOCK;
             const int i1 = i0 + LT_COS_BLOCK < N ? i0 + LT_COS_BLOCK : N;
@@ -117,11 +117,11 @@ void lt_cosine_backward(int N, int in, int out, const float *x, const float *W, 
                 float *g = dx + (size_t)i * in;
                 for (int k = 0; k < in; k++) g[k] -= cx * xr[k];
             }
-        }
+        });
     }
     if (dW) {
         const int nblk = (out + LT_COS_BLOCK - 1) / LT_COS_BLOCK;
-#pragma omp parallel for schedule(static) if ((size_t)N * out * in >= LT_LIN_PAR_MIN)
+        LT_PAR_FOR(lt_par((size_t)N * out * in, LT_LIN_PAR_MIN),
         for (int bk = 0; bk < nblk; bk++) {
             const int j0 = bk * LT_COS_BLOCK;
             const int j1 = j0 + LT_COS_BLOCK < out ? j0 + LT_COS_BLOCK : out;
@@ -144,6 +144,6 @@ void lt_cosine_backward(int N, int in, int out, const float *x, const float *W, 
                 float *g = dW + (size_t)j * in;
                 for (int k = 0; k < in; k++) g[k] -= cw * wr[k];
             }
-        }
+        });
     }
 }

@@ -24,6 +24,39 @@
 
 #define LT_OPTIM_PAR_MIN 65536
 
+/* One element of an SGD update (lt_sgd_step, sgd_grouped): written once
+ * so that the parallel and the plain loop (lt_par) run the same arithmetic. */
+static inline __attribute__((always_inline)) void sgd_elem(size_t i, float *w, const float *grads, float *mom,
+                                                           uint8_t mk, float lr, float wd, float mu, int use_mom,
+                                                           int nesterov) {
+    if (mk & LT_MASK_FROZEN) return;   /* weight and momentum both untouched */
+    float g = grads[i];
+    if (!(mk & LT_MASK_NO_DECAY)) g = g + wd * w[i];
+    float d = g;
+    if (use_mom) {
+        float v = mu * mom[i] + g;
+        mom[i] = v;
+        d = nesterov ? g + mu * v : v;
+    }
+    w[i] = w[i] - lr * d;
+}
+
+/* One element of an Adam update (lt_adam_step, adam_grouped). */
+static inline __attribute__((always_inline)) void adam_elem(size_t i, float *w, const float *grads, float *m,
+                                                            float *v, uint8_t mk, float step_size, float wd,
+                                                            float b1, float b2, float c1, float c2, float eps,
+                                                            float bc2_sqrt) {
+    if (mk & LT_MASK_FROZEN) return;
+    float g = grads[i];
+    if (!(mk & LT_MASK_NO_DECAY)) g = g + wd * w[i];
+    float mi = b1 * m[i] + c1 * g;
+    float vi = b2 * v[i] + c2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    float denom = sqrtf(vi) / bc2_sqrt + eps;
+    w[i] = w[i] - step_size * (mi / denom);
+}
+
 void lt_sgd_step(size_t n, float *params, const float *grads, float *mom,
                  const uint8_t *mask, const lt_sgd_cfg *cfg) {
     LT_ASSERT(cfg != NULL);
@@ -33,19 +66,13 @@ void lt_sgd_step(size_t n, float *params, const float *grads, float *mom,
     const int use_mom = mu != 0.0f, nesterov = cfg->nesterov != 0;
     LT_ASSERT(!use_mom || mom != NULL);
 
-#pragma omp parallel for schedule(static) if (n >= LT_OPTIM_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        uint8_t mk = mask ? mask[i] : 0;
-        if (mk & LT_MASK_FROZEN) continue;   /* weight and momentum both untouched */
-        float g = grads[i];
-        if (!(mk & LT_MASK_NO_DECAY)) g = g + wd * params[i];
-        float d = g;
-        if (use_mom) {
-            float v = mu * mom[i] + g;
-            mom[i] = v;
-            d = nesterov ? g + mu * v : v;
-        }
-        params[i] = params[i] - lr * d;
+    if (lt_par(n, LT_OPTIM_PAR_MIN)) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            sgd_elem(i, params, grads, mom, mask ? mask[i] : 0, lr, wd, mu, use_mom, nesterov);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            sgd_elem(i, params, grads, mom, mask ? mask[i] : 0, lr, wd, mu, use_mom, nesterov);
     }
 }
 
@@ -64,18 +91,13 @@ void lt_adam_step(size_t n, float *params, const float *grads, float *m, float *
     const float step_size = (float)(cfg->lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
 
-#pragma omp parallel for schedule(static) if (n >= LT_OPTIM_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        uint8_t mk = mask ? mask[i] : 0;
-        if (mk & LT_MASK_FROZEN) continue;
-        float g = grads[i];
-        if (!(mk & LT_MASK_NO_DECAY)) g = g + wd * params[i];
-        float mi = b1 * m[i] + c1 * g;
-        float vi = b2 * v[i] + c2 * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        params[i] = params[i] - step_size * (mi / denom);
+    if (lt_par(n, LT_OPTIM_PAR_MIN)) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            adam_elem(i, params, grads, m, v, mask ? mask[i] : 0, step_size, wd, b1, b2, c1, c2, eps, bc2_sqrt);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            adam_elem(i, params, grads, m, v, mask ? mask[i] : 0, step_size, wd, b1, b2, c1, c2, eps, bc2_sqrt);
     }
 }
 
@@ -157,20 +179,13 @@ int lt_optim_set_group(lt_optim *o, const lt_model *m, const char *group, double
 static void sgd_grouped(size_t n, float *w, const float *g, float *mom, const uint8_t *mask, const uint8_t *gid,
                         const float *glr, const float *gwd, float mu, int nesterov) {
     const int use_mom = mu != 0.0f;
-#pragma omp parallel for schedule(static) if (n >= LT_OPTIM_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        uint8_t mk = mask[i];
-        if (mk & LT_MASK_FROZEN) continue;
-        const int k = gid[i];
-        float gi = g[i];
-        if (!(mk & LT_MASK_NO_DECAY)) gi = gi + gwd[k] * w[i];
-        float d = gi;
-        if (use_mom) {
-            float v = mu * mom[i] + gi;
-            mom[i] = v;
-            d = nesterov ? gi + mu * v : v;
-        }
-        w[i] = w[i] - glr[k] * d;
+    if (lt_par(n, LT_OPTIM_PAR_MIN)) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            sgd_elem(i, w, g, mom, mask[i], glr[gid[i]], gwd[gid[i]], mu, use_mom, nesterov);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            sgd_elem(i, w, g, mom, mask[i], glr[gid[i]], gwd[gid[i]], mu, use_mom, nesterov);
     }
 }
 
@@ -178,19 +193,13 @@ static void adam_grouped(size_t n, float *w, const float *g, float *m1, float *m
                          const uint8_t *gid, const float *gstep, const float *gwd, float b1, float b2, float eps,
                          float bc2_sqrt) {
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
-#pragma omp parallel for schedule(static) if (n >= LT_OPTIM_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        uint8_t mk = mask[i];
-        if (mk & LT_MASK_FROZEN) continue;
-        const int k = gid[i];
-        float gi = g[i];
-        if (!(mk & LT_MASK_NO_DECAY)) gi = gi + gwd[k] * w[i];
-        float mi = b1 * m1[i] + c1 * gi;
-        float vi = b2 * m2[i] + c2 * gi * gi;
-        m1[i] = mi;
-        m2[i] = vi;
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        w[i] = w[i] - gstep[k] * (mi / denom);
+    if (lt_par(n, LT_OPTIM_PAR_MIN)) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            adam_elem(i, w, g, m1, m2, mask[i], gstep[gid[i]], gwd[gid[i]], b1, b2, c1, c2, eps, bc2_sqrt);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            adam_elem(i, w, g, m1, m2, mask[i], gstep[gid[i]], gwd[gid[i]], b1, b2, c1, c2, eps, bc2_sqrt);
     }
 }
 

@@ -16,7 +16,7 @@ void lt_maxpool_forward(int N, int C, int H, int W, int k, int s, int p, const f
     const int ho = (H + 2 * p - k) / s + 1, wo = (W + 2 * p - k) / s + 1;
     const long planes = (long)N * C;
     const size_t HW = (size_t)H * W, P = (size_t)ho * wo;
-#pragma omp parallel for schedule(static) if ((size_t)planes * P * k * k >= LT_POOL_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)planes * P * k * k, LT_POOL_PAR_MIN),
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * HW;
         float *yp = y + pl * P;
@@ -45,7 +45,7 @@ void lt_maxpool_forward(int N, int C, int H, int W, int k, int s, int p, const f
                 ap[(size_t)oh * wo + ow] = bi;
             }
         }
-    }
+    });
 }
 
 void lt_maxpool_backward(int N, int C, int H, int W, int k, int s, int p,
@@ -54,35 +54,35 @@ void lt_maxpool_backward(int N, int C, int H, int W, int k, int s, int p,
     const int ho = (H + 2 * p - k) / s + 1, wo = (W + 2 * p - k) / s + 1;
     const long planes = (long)N * C;
     const size_t HW = (size_t)H * W, P = (size_t)ho * wo;
-#pragma omp parallel for schedule(static) if ((size_t)planes * P >= LT_POOL_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)planes * P, LT_POOL_PAR_MIN),
     for (long pl = 0; pl < planes; pl++) {
         const int32_t *ap = argmax + pl * P;
         const float *dp = dy + pl * P;
         float *gp = dx + pl * HW;
         for (size_t q = 0; q < P; q++)
             if (ap[q] >= 0) gp[ap[q]] += dp[q];
-    }
+    });
 }
 
 void lt_gap_forward(int N, int C, int HW, const float *x, float *y) {
     const long planes = (long)N * C;
-#pragma omp parallel for schedule(static) if ((size_t)planes * HW >= LT_POOL_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)planes * HW, LT_POOL_PAR_MIN),
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * (size_t)HW;
         double sum = 0;
         for (int q = 0; q < HW; q++) sum += xp[q];
         y[pl] = (float)(sum / HW);
-    }
+    });
 }
 
 void lt_gap_backward(int N, int C, int HW, const float *dy, float *dx) {
     if (!dx) return;
     const long planes = (long)N * C;
     const float inv = 1.0f / (float)HW;
-#pragma omp parallel for schedule(static) if ((size_t)planes * HW >= LT_POOL_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)planes * HW, LT_POOL_PAR_MIN),
     for (long pl = 0; pl < planes; pl++) {
         float *gp = dx + pl * (size_t)HW;
         const float g = dy[pl] * inv;
         for (int q = 0; q < HW; q++) gp[q] += g;
-    }
+    });
 }

@@ -18,7 +18,7 @@ static void sc_forward(int N, int Ci, int H, int W, int Co, int stride, const fl
     const int lo = (Co - Ci) / 2;
     const size_t P = (size_t)ho * wo, HW = (size_t)H * W;
     const long tasks = (long)N * Co;
-#pragma omp parallel for schedule(static) if ((size_t)tasks * P >= LT_SC_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)tasks * P, LT_SC_PAR_MIN),
     for (long t = 0; t < tasks; t++) {
         const int n = (int)(t / Co), c = (int)(t % Co), cs = c - lo;
         float *yp = y + t * P;
@@ -36,7 +36,7 @@ static void sc_forward(int N, int Ci, int H, int W, int Co, int stride, const fl
             float *yr = yp + (size_t)oh * wo;
             for (int ow = 0; ow < wo; ow++) yr[ow] = xr[(size_t)ow * stride];
         }
-    }
+    });
 }
 
 void lt_shortcut_a_forward(int N, int Ci, int H, int W, int Co, int stride, const float *x,
@@ -57,7 +57,7 @@ void lt_shortcut_a_backward(int N, int Ci, int H, int W, int Co, int stride, con
     const int lo = (Co - Ci) / 2;
     const size_t P = (size_t)ho * wo, HW = (size_t)H * W;
     const long tasks = (long)N * Ci;
-#pragma omp parallel for schedule(static) if ((size_t)tasks * P >= LT_SC_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)tasks * P, LT_SC_PAR_MIN),
     for (long t = 0; t < tasks; t++) {
         const int n = (int)(t / Ci), c = (int)(t % Ci);
         const float *dp = dy + ((size_t)n * Co + lo + c) * P;
@@ -67,5 +67,5 @@ void lt_shortcut_a_backward(int N, int Ci, int H, int W, int Co, int stride, con
             float *gr = gp + (size_t)oh * stride * W;
             for (int ow = 0; ow < wo; ow++) gr[(size_t)ow * stride] += dr[ow];
         }
-    }
+    });
 }

@@ -591,6 +591,7 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
             const float *x;
             const int32_t *y, *ids;
             int ns;
+            if (req->on_step) req->on_step(req->on_step_ctx, stage, e, it);
             LT_TRY(lt_loader_next(B->L, &x, &y, &ids, &ns));
             if (ns == 0) break;
             int n = ns * views;   /* rows: every view of the batch's samples */

@@ -100,6 +100,13 @@ typedef struct lt_run_request {
      * all stages, 1-based) the child dies as if killed (SIGKILL to itself).
      * 0: off. */
     int kill_after_epoch;
+    /* Testing: called in the run's process before every training step
+     * (before its batch is taken: stage 0-based, epoch, iteration it of the
+     * epoch) and once after the epoch's last step (it = its step count);
+     * NULL: off. tests/test_alloc_steps.c counts the allocations between
+     * two calls. */
+    void (*on_step)(void *ctx, int stage, int epoch, long it);
+    void *on_step_ctx;
     /* Debugging only: run in the calling process, without isolation. */
     int no_fork;
 } lt_run_request;

@@ -742,12 +742,12 @@ static int balms_meta_step(balms_state *st, const lt_taps *t, const float *dlogi
         const int32_t *lab = t->labels;
         /* each slot has its own sub-stream: the result does not depend on
          * the thread count */
-#pragma omp parallel for schedule(static)
+        LT_PAR_FOR(lt_par((size_t)n, 2),
         for (int b = 0; b < n; b++) {
             lt_rng rs;
             lt_rng_derive(&rs, &sbase, key, (uint64_t)b);
             balms_soft_mass_sampled(C, counts, wq, lab[b], &rs, S + (size_t)b * C, skb + b);
-        }
+        });
     } else {
         for (int b = 0; b < n; b++) balms_soft_mass_expected(C, st->counts, wq, st->S + (size_t)b * C, st->skb + b);
     }

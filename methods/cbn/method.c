@@ -140,7 +140,7 @@ static void cbn_estep(int N, int C, int HW, int K, const float *x, const float *
         lc[k] = log(fmax((double)pi[k], 1e-30)) - 0.5 * s;
     }
     const size_t CHW = (size_t)C * HW;
-#pragma omp parallel for schedule(static) if ((size_t)N * CHW * K >= CBN_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)N * CHW * K, CBN_PAR_MIN),
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * CHW;
         float *rn = r + (size_t)n * K * HW;
@@ -156,7 +156,7 @@ static void cbn_estep(int N, int C, int HW, int K, const float *x, const float *
                 const float m = mu[(size_t)k * C + c];
                 const float h = (float)(0.5 / fmax((double)var[(size_t)k * C + c], (double)eps));
                 const float *xc = xn + (size_t)c * HW;
-#pragma omp simd
+                _Pragma("omp simd")
                 for (int p = 0; p < HW; p++) {
                     const float d = xc[p] - m;
                     l[p] -= h * d * d;
@@ -179,7 +179,7 @@ static void cbn_estep(int N, int C, int HW, int K, const float *x, const float *
             const float iz = (float)(1.0 / z);
             for (int k = 0; k < K; k++) rn[(size_t)k * HW + p] *= iz;
         }
-    }
+    });
 }
 
 /* Hard assignment: every position of image n to the component of its class group. */
@@ -246,7 +246,7 @@ static void cbn_mstep_channel(int N, int C, int HW, int K, int c, const float *x
 static void cbn_normalize(int N, int C, int HW, int K, const float *x, const float *r, const float *mu,
                           const float *rs, const float *wk, const float *gamma, const float *beta, float *y) {
     const size_t CHW = (size_t)C * HW;
-#pragma omp parallel for schedule(static) if ((size_t)N * CHW * K >= CBN_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)N * CHW * K, CBN_PAR_MIN),
     for (int n = 0; n < N; n++) {
         for (int c = 0; c < C; c++) {
             const float *xc = x + (size_t)n * CHW + (size_t)c * HW;
@@ -256,13 +256,13 @@ static void cbn_normalize(int N, int C, int HW, int K, const float *x, const flo
             for (int k = 0; k < K; k++) {
                 const float *rk = r + ((size_t)n * K + k) * HW;
                 const float m = mu[(size_t)k * C + c], a = wk[k] * rs[(size_t)k * C + c];
-#pragma omp simd
+                _Pragma("omp simd")
                 for (int p = 0; p < HW; p++) yc[p] += rk[p] * ((xc[p] - m) * a);
             }
-#pragma omp simd
+            _Pragma("omp simd")
             for (int p = 0; p < HW; p++) yc[p] = g * yc[p] + b;
         }
-    }
+    });
 }
 
 /* §2.2: pi = 1/K; mu_k = batch mean + delta_k * batch std with delta_k
@@ -352,7 +352,7 @@ static int cbn_fwd(lt_model *m, lt_node *nd, int N) {
     const double rho = cf->rho;
     double wN[CBN_KMAX];
     for (int k = 0; k < K; k++) wN[k] = R[k] + eps;
-#pragma omp parallel for schedule(static) if ((size_t)N * C * HW * K >= CBN_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)N * C * HW * K, CBN_PAR_MIN),
     for (int c = 0; c < C; c++) {
         double bm[CBN_KMAX], bv[CBN_KMAX];
         cbn_mstep_channel(N, C, HW, K, c, x, r, R, eps, bm, bv);
@@ -382,7 +382,7 @@ static int cbn_fwd(lt_model *m, lt_node *nd, int N) {
                 rvar[i] = (float)fmax((1.0 - mom) * rvar[i] + mom * unb, eps);
             }
         }
-    }
+    });
     if (upd && K > 1) {
         /* pi_hat_k = N_k / sum_j N_j over the components present; absent
          * ones keep their weight; renormalised afterwards (§2.1 step 3) */
@@ -420,7 +420,7 @@ static int cbn_bwd(lt_model *m, lt_node *nd, int N) {
     const float *bound = flag + 1;
     const int stats = *flag != 0.0f;
     const double eps = cf->eps;
-#pragma omp parallel for schedule(static) if ((size_t)N * CHW * K >= CBN_PAR_MIN)
+    LT_PAR_FOR(lt_par((size_t)N * CHW * K, CBN_PAR_MIN),
     for (int c = 0; c < C; c++) {
         double sdy = 0, sdyxh = 0, A[CBN_KMAX] = {0}, B[CBN_KMAX] = {0};
         for (int n = 0; n < N; n++) {
@@ -429,7 +429,7 @@ static int cbn_bwd(lt_model *m, lt_node *nd, int N) {
                 const float *rk = r + ((size_t)n * K + k) * HW;
                 const double mk = mu[(size_t)k * C + c], rk_s = rs[(size_t)k * C + c];
                 double a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
+                _Pragma("omp simd reduction(+ : a, b)")
                 for (int p = 0; p < HW; p++) {
                     const double w = (double)rk[p] * dc[p];
                     a += w;
@@ -470,11 +470,11 @@ static int cbn_bwd(lt_model *m, lt_node *nd, int N) {
             for (int k = 0; k < K; k++) {
                 const float *rk = r + ((size_t)n * K + k) * HW;
                 const float a = ka[k], b = kb[k], cc = kc[k], mk = km[k];
-#pragma omp simd
+                _Pragma("omp simd")
                 for (int p = 0; p < HW; p++) gc[p] += rk[p] * (a * dc[p] + b * (xc[p] - mk) + cc);
             }
         }
-    }
+    });
     return LT_OK;
 }
 
