@@ -15,11 +15,13 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd_export.h"
 #include "lt.h"
 #include "lt_io.h"
 #include "lt_model_st.h"
+#include "lt_names.h"
 #include "lt_protocol.h"
 #include "lt_runner.h"
 
@@ -34,7 +36,8 @@ static const char *HELP =
     "style ResNet of tests/verify_torch/verify_torch.py. __metadata__ records\n"
     "protocol, scale, method, seed, engine version and commit. Runs whose model is\n"
     "not the plain classifier of the protocol's architecture are refused, naming the\n"
-    "tensor, except LWS, whose per-class scale is folded into fc exactly. For a method\n"
+    "tensor, except LWS, whose per-class scale is folded into fc exactly; so is a\n"
+    "checkpoint whose input channels or classes are not the protocol's. For a method\n"
     "whose predict hook turns the logits into other scores (ncm, taunorm) the file\n"
     "holds the network and says so (metadata \"scores\"). The protocol is looked up\n"
     "in $LTBENCH_PROTOCOLS or protocols/.\n";
@@ -89,10 +92,24 @@ static int fail(const char *what) {
     return 1;
 }
 
-static const char *jstr(const cJSON *o, const char *a, const char *b) {
+/* A string of the result file copied into dst ("" when absent or not a
+ * string): the copies outlive the parsed document, which is freed early. */
+static void jcopy(const cJSON *o, const char *a, const char *b, char *dst, size_t cap) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
     if (b) v = cJSON_GetObjectItemCaseSensitive(v, b);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
+    snprintf(dst, cap, "%s", cJSON_IsString(v) && v->valuestring ? v->valuestring : "");
+}
+
+/* A name the result file gives, held to the rule of lt_names.h before it is
+ * used: the protocol name goes to lt_protocol_find, which would take a name
+ * with '/' or ending in .json for a path and read that file. */
+static int check_name(const char *path, const char *key, const char *v, int scale) {
+    if (scale ? lt_scale_valid(v) : lt_name_valid(v, LT_PROTO_NAME_MAX)) return LT_OK;
+    char q[2 * LT_PROTO_NAME_MAX];
+    lt_name_quote(v, q, sizeof q);
+    return scale ? lt_err(LT_EDATA, "%s: key '%s' is '%s', not ci, short or full", path, key, q)
+                 : lt_err(LT_EDATA, "%s: key '%s' is '%s', not a name ([a-z0-9_], 1..%d characters)", path, key, q,
+                          LT_PROTO_NAME_MAX - 1);
 }
 
 int lt_cmd_export(int argc, char **argv) {
@@ -105,6 +122,11 @@ int lt_cmd_export(int argc, char **argv) {
         else { fprintf(stderr, "ltbench export: unexpected argument '%s'\n%s", argv[i], HELP); return 2; }
     }
     if (!dir || !format) { fputs(HELP, stderr); return 2; }
+    /* an empty path would become "/result.json", "/model.safetensors" */
+    if (!*dir || (out && !*out)) {
+        fprintf(stderr, "ltbench export: %s is empty\n%s", !*dir ? "RUN_DIR" : "--out", HELP);
+        return 2;
+    }
     if (strcmp(format, "safetensors")) {
         fprintf(stderr, "ltbench export: format '%s' not supported (safetensors)\n", format);
         return 2;
@@ -113,24 +135,40 @@ int lt_cmd_export(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/result.json", dir);
     cJSON *res;
     if (lt_json_read(path, &res)) return fail("");
-    const char *pname = jstr(res, "protocol", "name"), *scale = jstr(res, "scale", NULL);
-    const char *method = jstr(res, "method", "name"), *commit = jstr(res, "env", "commit");
-    const char *engine = jstr(res, "env", "engine_version");
+    char pname[LT_PROTO_NAME_MAX + 1], scale[16], method[LT_PROTO_NAME_MAX + 1], commit[64], engine[32];
+    jcopy(res, "protocol", "name", pname, sizeof pname);
+    jcopy(res, "scale", NULL, scale, sizeof scale);
+    jcopy(res, "method", "name", method, sizeof method);
+    jcopy(res, "env", "commit", commit, sizeof commit);
+    jcopy(res, "env", "engine_version", engine, sizeof engine);
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(res, "seed");
-    if (!pname || !scale || !method || !cJSON_IsNumber(seed)) {
-        cJSON_Delete(res);
+    const int have_seed = cJSON_IsNumber(seed);
+    char seed_s[32];
+    snprintf(seed_s, sizeof seed_s, "%.0f", have_seed ? seed->valuedouble : 0.0);
+    cJSON_Delete(res);
+    if (!pname[0] || !scale[0] || !method[0] || !have_seed) {
         fprintf(stderr, "ltbench export: %s: protocol, scale, method or seed missing\n", path);
         return 1;
     }
+    if (check_name(path, "protocol.name", pname, 0) || check_name(path, "scale", scale, 1) ||
+        check_name(path, "method.name", method, 0))
+        return fail("");
     lt_protocol proto;
     const lt_proto_scale *sc;
     int rc = lt_protocol_find(pname, NULL, proto_path, sizeof proto_path);
     if (!rc) rc = lt_protocol_load(proto_path, &proto);
     if (!rc) rc = lt_protocol_scale(&proto, scale, &sc);
-    if (rc) { cJSON_Delete(res); return fail(pname); }
+    if (rc) return fail(pname);
     snprintf(path, sizeof path, "%s/ckpt_final.ltc", dir);
     lt_ckpt *ck;
-    if (lt_ckpt_read(&ck, path)) { cJSON_Delete(res); return fail("no final checkpoint (is the run finished?)"); }
+    if (lt_ckpt_read(&ck, path)) {
+        /* absent: the run has not finished; present but unreadable: damaged */
+        if (access(path, F_OK) != 0) lt_err(LT_EIO, "%s: no final checkpoint (is the run finished?)", path);
+        else if (strncmp(lt_errmsg(), path, strlen(path)))   /* the reader's messages mostly name it */
+            lt_err_wrap(LT_EDATA, "%s: corrupt checkpoint", path);
+        else lt_err_wrap(LT_EDATA, "corrupt checkpoint");
+        return fail("");
+    }
     /* Input channels and classes from the checkpoint's first conv and head. */
     const void *d;
     size_t n1 = 0, nc = 0;
@@ -138,11 +176,22 @@ int lt_cmd_export(int argc, char **argv) {
     rc = lt_ckpt_get(ck, "m/w/conv1.weight", &d, &n1);
     if (!rc) rc = lt_ckpt_get(ck, "m/w/logits.bias", &d, &nc);
     if (rc) rc = lt_err_wrap(rc, "%s: not a plain classifier (method '%s' builds its own head?)", path, method);
+    /* The model is the protocol's: a checkpoint of another protocol's run
+     * (copied over, or a result.json naming the wrong protocol) would
+     * otherwise be exported under this protocol's name with whatever head
+     * and stem it has. */
+    const size_t per = cifar ? 16 * 9 : 64 * 49;   /* conv1 floats per input channel */
+    if (!rc && (n1 % (per * sizeof(float)) || n1 / sizeof(float) / per != (size_t)proto.dataset.channels))
+        rc = lt_err(LT_ESHAPE, "%s: conv1.weight has %zu values, not the %d input channel(s) x %zu of protocol %s "
+                    "(%s)", path, n1 / sizeof(float), proto.dataset.channels, per, pname, sc->arch);
+    if (!rc && (nc % sizeof(float) || nc / sizeof(float) != (size_t)proto.dataset.num_classes))
+        rc = lt_err(LT_ESHAPE, "%s: logits.bias has %zu values, but protocol %s has %d classes", path,
+                    nc / sizeof(float), pname, proto.dataset.num_classes);
     lt_model *m = NULL;
     if (!rc) {
-        size_t per = cifar ? 16 * 9 : 64 * 49;
-        lt_shape in = {1, (int)(n1 / sizeof(float) / per), sc->image_size, sc->image_size};
-        rc = lt_model_classifier(&m, sc->arch, in, (int)(nc / sizeof(float)), 1, 0);
+        lt_shape in = {1, proto.dataset.channels, sc->image_size, sc->image_size};
+        rc = lt_model_classifier(&m, sc->arch, in, proto.dataset.num_classes, 1, 0);
+        if (rc) rc = lt_err_wrap(rc, "%s: the plain %s classifier of protocol %s", path, sc->arch, pname);
     }
     int n_loaded = 0;
     for (int i = 0; !rc && i < lt_model_n_params(m) + lt_model_n_buffers(m); i++) {
@@ -172,22 +221,19 @@ int lt_cmd_export(int argc, char **argv) {
     const char *scores = M && M->predict ? "the method's predict hook maps these logits to its scores "
                                            "(see methods/<method>/README.md)" : "logits";
     if (!out) { snprintf(outp, sizeof outp, "%s/model.safetensors", dir); out = outp; }
-    char seed_s[32];
-    snprintf(seed_s, sizeof seed_s, "%.0f", seed->valuedouble);
     const lt_st_meta meta[] = {{"format", "ltbench-model 1"}, {"protocol", pname}, {"scale", scale},
                                {"method", method}, {"seed", seed_s}, {"arch", sc->arch},
-                               {"engine", engine ? engine : "unknown"}, {"commit", commit ? commit : "unknown"},
+                               {"engine", engine[0] ? engine : "unknown"}, {"commit", commit[0] ? commit : "unknown"},
                                {"scores", scores},
                                {"folded", folded ? "logits.scale (LWS) into fc.weight and fc.bias" : "none"}};
     if (!rc) rc = lt_model_write_st(m, out, LT_ST_WEIGHTS, 0, meta, (int)(sizeof meta / sizeof meta[0]));
     lt_model_free(m);
-    if (!rc) { /* before cJSON_Delete: the names point into the document */
+    if (!rc) {
         printf("export: %s (%d tensors of %s, %s %s %s seed %s)\n", out, n_loaded, sc->arch, pname, scale, method, seed_s);
         if (folded) printf("export: LWS's per-class scale folded into fc.weight and fc.bias\n");
         if (M && M->predict)
             printf("export: note: %s scores with its own predict hook; the file holds the network whose logits "
                    "it maps\n", method);
     }
-    cJSON_Delete(res);
     return rc ? fail("") : 0;
 }
