@@ -275,7 +275,20 @@ static void path_device(const char *path, char *out, size_t cap)
     snprintf(out, cap, "%s", b ? b : "?");
 }
 
-int lt_run_record_read(const char *path, lt_run_record *r)
+/* Holds a name the file gives to the one its path gives (both already
+ * valid names): a result file copied into another run's directory is
+ * refused rather than counted in the wrong row or as another seed. */
+static int same_as_path(const char *path, const char *key, const char *in_file, const char *in_path)
+{
+    if (!strcmp(in_file, in_path)) return LT_OK;
+    return lt_err(LT_EDATA, "%s: key '%s' is '%s', but the path says '%s' (a result file copied from another run?)",
+                  path, key, in_file, in_path);
+}
+
+/* lt_run_record_read; strict: the path must be laid out as
+ * …/<protocol>/<scale>/<method>[@<tag>]/seed<k>/result.json (the scan's
+ * files), else only a path so laid out is held to the file's identity. */
+static int record_read(const char *path, lt_run_record *r, int strict)
 {
     memset(r, 0, sizeof *r);
     for (int m = 0; m < LT_M_COUNT; m++) r->metric[m] = NAN;
@@ -323,22 +336,51 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     r->protocol_version = isnan(pv) ? 0 : (int)pv;
     copy_str(r->method_version, sizeof r->method_version, method, "version");
     copy_str(r->fidelity, sizeof r->fidelity, method, "fidelity");
-    if (cJSON_IsNumber(seed)) r->seed = seed->valueint;
-    if (!r->protocol[0] || !r->scale[0] || !r->method[0] || r->seed < 0) {
-        lt_run_record from_path;
-        memset(&from_path, 0, sizeof from_path);
-        rc = identity_from_path(path, &from_path);
-        if (rc) {
+    /* The seed is part of the row's identity and counted as one of its
+     * seeds: an integer an int holds, or absent (the path gives it). 1.5
+     * used to read as 1 and 1e20 as INT_MAX. */
+    if (seed) {
+        const double sv = cJSON_IsNumber(seed) ? seed->valuedouble : NAN;
+        if (!(sv >= 0.0 && sv <= (double)INT_MAX && sv == floor(sv))) {
             cJSON_Delete(doc);
-            return rc;
+            if (!cJSON_IsNumber(seed)) return lt_err(LT_EDATA, "%s: key 'seed' is not a number", path);
+            return lt_err(LT_EDATA, "%s: key 'seed' is %g, not an integer in [0, %d]", path, sv, INT_MAX);
         }
+        r->seed = (int)sv;
+    }
+    /* The path's identity, where the path has one: names the file does not
+     * give come from it, and names the file gives must agree with it. */
+    lt_run_record from_path;
+    memset(&from_path, 0, sizeof from_path);
+    rc = identity_from_path(path, &from_path);
+    if (rc && (strict || !r->protocol[0] || !r->scale[0] || !r->method[0] || r->seed < 0)) {
+        cJSON_Delete(doc);
+        return rc;
+    }
+    /* names the file gives are held to the path's below, after the device
+     * (whose directory suffix is checked with its own message) */
+    const int path_identity = rc == LT_OK;
+    lt_run_record in_file;
+    memcpy(in_file.protocol, r->protocol, sizeof in_file.protocol);
+    memcpy(in_file.scale, r->scale, sizeof in_file.scale);
+    memcpy(in_file.method, r->method, sizeof in_file.method);
+    in_file.seed = r->seed;
+    if (path_identity) {
         if (!r->protocol[0]) snprintf(r->protocol, sizeof r->protocol, "%s", from_path.protocol);
         if (!r->scale[0]) snprintf(r->scale, sizeof r->scale, "%s", from_path.scale);
         if (!r->method[0]) snprintf(r->method, sizeof r->method, "%s", from_path.method);
         if (r->seed < 0) r->seed = from_path.seed;
     }
+    lt_err_clear();   /* a path without a run's layout is no error here */
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(doc, "status");
     r->ok = cJSON_IsString(status) && !strcmp(status->valuestring, "ok");
+    /* A finished run always has its top-1: "ok" without one would count
+     * as a seed of the row and be left out of its mean. */
+    if (r->ok && isnan(r->metric[LT_M_TOP1])) {
+        cJSON_Delete(doc);
+        return lt_err(LT_EDATA, "%s: status \"ok\" but key 'metrics.top1' is %s", path,
+                      !metrics || cJSON_IsNull(metrics) ? "missing (no 'metrics')" : "missing or null");
+    }
     copy_str(r->reason, sizeof r->reason, doc, "reason");
     if (!r->ok && !r->reason[0])
         snprintf(r->reason, sizeof r->reason, "status %s", cJSON_IsString(status) ? status->valuestring : "missing");
@@ -396,6 +438,18 @@ int lt_run_record_read(const char *path, lt_run_record *r)
                       kind == LT_BACKEND_CUDA ? "env.backend, env.cuda_math, env.cuda_layout" : "env.backend",
                       !strcmp(pd, "?") ? "unknown" : pd);
     }
+    if (path_identity) {
+        if (in_file.protocol[0]) rc = same_as_path(path, "protocol.name", in_file.protocol, from_path.protocol);
+        if (!rc && in_file.scale[0]) rc = same_as_path(path, "scale", in_file.scale, from_path.scale);
+        if (!rc && in_file.method[0]) rc = same_as_path(path, "method.name", in_file.method, from_path.method);
+        if (!rc && in_file.seed >= 0 && in_file.seed != from_path.seed)
+            rc = lt_err(LT_EDATA, "%s: key 'seed' is %d, but the path says seed%d (a result file copied from "
+                        "another run?)", path, in_file.seed, from_path.seed);
+        if (rc) {
+            cJSON_Delete(doc);
+            return rc;
+        }
+    }
     copy_str(r->gpu_name, sizeof r->gpu_name, env, "gpu_name");
     if (kind == LT_BACKEND_CUDA && !strcmp(r->gpu_name, LT_CUEMU_DEVICE_NAME)) {
         cJSON_Delete(doc);
@@ -411,6 +465,8 @@ int lt_run_record_read(const char *path, lt_run_record *r)
     cJSON_Delete(doc);
     return LT_OK;
 }
+
+int lt_run_record_read(const char *path, lt_run_record *r) { return record_read(path, r, 0); }
 
 /* ---- the scan ------------------------------------------------------------------- */
 
@@ -435,6 +491,8 @@ static void refuse(lt_run_set *out, FILE *warn, const char *why)
     if (warn) fprintf(warn, "refused result file: %s\n", why);
 }
 
+/* dir is at depth `depth` below runs/ (runs/ itself 0): a run's result.json
+ * is at runs/<protocol>/<scale>/<method>[@<tag>]/seed<k>/, depth 4. */
 static int walk(const char *dir, int depth, FILE *warn, lt_run_set *out)
 {
     DIR *d = opendir(dir);
@@ -448,24 +506,40 @@ static int walk(const char *dir, int depth, FILE *warn, lt_run_set *out)
             if (!strcmp(e->d_name, "result.json")) refuse(out, warn, "a result.json whose path is too long");
             continue;
         }
+        const int is_result = !strcmp(e->d_name, "result.json");
         struct stat st;
-        if (stat(p, &st) != 0) {
-            if (!strcmp(e->d_name, "result.json")) {
+        int link = 0;
+        if (lstat(p, &st) != 0 || ((link = S_ISLNK(st.st_mode)) && stat(p, &st) != 0)) {
+            if (is_result) {
                 char why[LT_LB_PATH + 64];
                 snprintf(why, sizeof why, "%s: %s", p, strerror(errno));
                 refuse(out, warn, why);
             }
             continue;
         }
+        /* A link to a directory is not followed: `ln -s . runs/loop` would
+         * count every run again at each level, and a linked copy of a
+         * protocol's runs is a second copy of their seeds. */
+        if (link && S_ISDIR(st.st_mode)) {
+            if (warn) fprintf(warn, "skipped %s: a symbolic link to a directory (the scan does not follow them)\n", p);
+            continue;
+        }
         if (S_ISDIR(st.st_mode)) {
             if (depth < 8) rc = walk(p, depth + 1, warn, out);
-        } else if (!strcmp(e->d_name, "result.json")) {
+        } else if (is_result) {
             lt_run_record r;
             if (!S_ISREG(st.st_mode)) {
                 char why[LT_LB_PATH + 64];
                 snprintf(why, sizeof why, "%s: not a regular file", p);
                 refuse(out, warn, why);
-            } else if (lt_run_record_read(p, &r) != LT_OK) {
+            } else if (depth != 4) {
+                /* elsewhere (a copy of a protocol's runs nested inside
+                 * runs/) its seeds would be counted a second time */
+                char why[LT_LB_PATH + 128];
+                snprintf(why, sizeof why, "%s: not at runs/<protocol>/<scale>/<method>[@<tag>]/seed<k>/result.json",
+                         p);
+                refuse(out, warn, why);
+            } else if (record_read(p, &r, 1) != LT_OK) {
                 refuse(out, warn, lt_errmsg());
             } else {
                 rc = set_push(out, &r);

@@ -88,10 +88,14 @@ typedef struct {
  * --layout), or the device they name not the one its directory names
  * (…/<method>@cuda/ holds cuda fp32 NCHW runs only, …/<method>@cuda-tf32/
  * cuda tf32 NCHW runs only, …/<method>@cuda-nhwc/ and @cuda-tf32-nhwc/
- * their NHWC twins, …/<method>/ cpu runs only).
+ * their NHWC twins, …/<method>/ cpu runs only), or seed present but not an
+ * integer in [0, INT_MAX], or status "ok" without a metrics.top1 (a
+ * finished run always has one).
  * Names the file does not give are taken from the path
  * (…/<protocol>/<scale>/<method>[@<tag>]/seed<k>/result.json), under the
- * same rule. */
+ * same rule; where the path is laid out so, the protocol, scale, method
+ * (without the @<tag>) and seed the file gives must be the path's (a file
+ * copied into another run's directory is refused, naming the key). */
 int lt_run_record_read(const char *path, lt_run_record *r);
 
 typedef struct {
@@ -105,9 +109,14 @@ typedef struct {
  * missing results_dir is LT_EIO (a mistyped --results must not look like an
  * empty leaderboard). A file lt_run_record_read refuses is left out, counted
  * in n_refused and reported as one line "refused result file: <why>" on
- * `warn` (may be NULL); the other files still count, and the commands exit
- * with status 1 at the end when n_refused > 0. LT_EIO when a directory
- * cannot be read, LT_ENOMEM. */
+ * `warn` (may be NULL); so is a result.json that is not at
+ * runs/<protocol>/<scale>/<method>[@<tag>]/seed<k>/result.json, and one
+ * there whose path's identity is not valid or not the file's. A symbolic
+ * link to a directory is not followed (a link can loop, or count a
+ * protocol's runs twice): a line "skipped <path>: ..." on `warn`, not a
+ * refusal. The other files still count, and the commands exit with status
+ * 1 at the end when n_refused > 0. LT_EIO when a directory cannot be read,
+ * LT_ENOMEM. */
 int lt_runs_scan(const char *results_dir, FILE *warn, lt_run_set *out);
 void lt_run_set_free(lt_run_set *s);
 

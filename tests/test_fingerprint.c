@@ -119,7 +119,7 @@ static void test_record_fingerprint(void **state)
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("{\"format\":1,\"status\":\"ok\",\"protocol\":{\"name\":\"p\"},\"scale\":\"short\",\"method\":{\"name\":\"ce\"},"
-          "\"seed\":0,\"metrics\":{},\"env\":{\"commit\":\"abc\",\"dirty\":null,\"blas_core\":\"Haswell\","
+          "\"seed\":0,\"metrics\":{\"top1\":0.5},\"env\":{\"commit\":\"abc\",\"dirty\":null,\"blas_core\":\"Haswell\","
           "\"conv_backend\":\"im2col-sgemm\",\"threads\":4,\"engine_version\":\"0.3.0\",\"cpu_model\":\"X\"}}\n", f);
     fclose(f);
     lt_run_record r;
@@ -457,7 +457,7 @@ static void test_record_backend_and_reuse(void **state)
     assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now_nhwc, 1, why, sizeof why), 0);
     assert_string_equal(why, "layout nchw, now nhwc: another experiment (not re-used under --reuse any either)");
     cuda_text(text, sizeof text, now_cpu.blas_core, "fp32", "\"nchw\"");
-    put(dir, "runs/p/ci/lws@cuda/seed0/result.json", text, path, sizeof path);
+    put(dir, "nchw/runs/p/ci/ce@cuda/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_OK);
     assert_string_equal(r.device_tag, "cuda");
     cuda_text(text, sizeof text, now_cpu.blas_core, "fp32", "\"nhwc\"");
@@ -503,7 +503,7 @@ static void test_record_backend_and_reuse(void **state)
     /* a cpu result has no layout, whatever its file says */
     snprintf(text, sizeof text, HEAD ENV_CPU "}\n", now_cpu.blas_core, now_cpu.conv_backend,
              ",\"backend\":\"cpu\",\"cuda_layout\":\"nhwc\"");
-    put(dir, "runs/p/ci/ride/seed0/result.json", text, path, sizeof path);
+    put(dir, "cpu/runs/p/ci/ce/seed0/result.json", text, path, sizeof path);
     assert_int_equal(lt_run_record_read(path, &r), LT_OK);
     assert_string_equal(r.device_tag, "cpu");
     assert_string_equal(r.cuda_layout, "");
