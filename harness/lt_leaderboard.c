@@ -593,17 +593,34 @@ void lt_run_set_free(lt_run_set *s)
 
 /* ---- paper numbers -------------------------------------------------------------- */
 
+/* Reads paper_numbers.csv as the reference files are read (lt_ref_load):
+ * every malformed line is an error naming file and line, a line too long
+ * for the buffer is one (fgets would hand over its rest as the next line,
+ * and the error would name the wrong one), and so is a second row of one
+ * (protocol, method), which would otherwise silently replace the first. */
 static int paper_from_csv(const char *path, const char *protocol, const char *method, double *top1)
 {
     FILE *f = fopen(path, "r");
     if (!f) return errno == ENOENT ? LT_OK : lt_err(LT_EIO, "%s: cannot open: %s", path, strerror(errno));
     char line[1024];
-    int lineno = 0, rc = LT_OK;
+    int lineno = 0, rc = LT_OK, n_seen = 0, cap_seen = 0;
+    struct seen {
+        char *key;   /* "<protocol>\n<method>" */
+        int line;
+    } *seen = NULL;
     while (rc == LT_OK && fgets(line, sizeof line, f)) {
         lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            rc = lt_err(LT_EDATA, "%s:%d: line longer than %zu characters", path, lineno, sizeof line - 2);
+            break;
+        }
         char *fld[8];
         if (line[0] == '#' || line[strspn(line, " \t\r\n")] == '\0') continue;
         int n = lt_rep_csv_split(line, fld, 8);
+        if (n < 0) {
+            rc = lt_err(LT_EDATA, "%s:%d: unterminated quote", path, lineno);
+            break;
+        }
         if (n >= 2 && !strcmp(fld[0], "protocol") && !strcmp(fld[1], "method")) continue;   /* header */
         if (n != 4) {
             rc = lt_err(LT_EDATA, "%s:%d: expected 4 fields protocol,method,top1,source, got %d", path, lineno, n);
@@ -615,12 +632,42 @@ static int paper_from_csv(const char *path, const char *protocol, const char *me
             rc = lt_err(LT_EDATA, "%s:%d: top1 '%s' is not a percentage in [0,100]", path, lineno, fld[2]);
             break;
         }
+        size_t klen = strlen(fld[0]) + strlen(fld[1]) + 2;
+        char *key = malloc(klen);
+        if (!key) {
+            rc = lt_err(LT_ENOMEM, "%s: out of memory", path);
+            break;
+        }
+        snprintf(key, klen, "%s\n%s", fld[0], fld[1]);
+        for (int i = 0; i < n_seen && !rc; i++)
+            if (!strcmp(seen[i].key, key))
+                rc = lt_err(LT_EDATA, "%s:%d: duplicate of line %d (%s %s)", path, lineno, seen[i].line, fld[0],
+                            fld[1]);
+        if (!rc && n_seen == cap_seen) {
+            int cap = cap_seen ? 2 * cap_seen : 16;
+            struct seen *v2 = realloc(seen, (size_t)cap * sizeof *v2);
+            if (!v2) rc = lt_err(LT_ENOMEM, "%s: out of memory", path);
+            else {
+                seen = v2;
+                cap_seen = cap;
+            }
+        }
+        if (rc) {
+            free(key);
+            break;
+        }
+        seen[n_seen++] = (struct seen){key, lineno};
         if (!strcmp(fld[0], protocol) && !strcmp(fld[1], method)) *top1 = v;
     }
     fclose(f);
+    for (int i = 0; i < n_seen; i++) free(seen[i].key);
+    free(seen);
+    if (rc) *top1 = NAN;
     return rc;
 }
 
+/* The same range as paper_numbers.csv: a number out of [0,100] (1e308,
+ * -500) would be printed as the paper's top-1 and its difference. */
 static int paper_from_json(const char *path, const char *protocol, double *top1)
 {
     if (access(path, F_OK) != 0) return LT_OK;
@@ -633,6 +680,8 @@ static int paper_from_json(const char *path, const char *protocol, double *top1)
     } else {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(t, protocol);
         if (v && !cJSON_IsNumber(v)) rc = lt_err(LT_EDATA, "%s: top1.%s is not a number", path, protocol);
+        else if (v && !(v->valuedouble >= 0 && v->valuedouble <= 100))
+            rc = lt_err(LT_EDATA, "%s: top1.%s is %g, not a percentage in [0,100]", path, protocol, v->valuedouble);
         else if (v) *top1 = v->valuedouble;
     }
     cJSON_Delete(doc);

@@ -173,7 +173,10 @@ void lt_lb_row_csv(const lt_lb_row *r, char *buf, size_t cap);
 /* Paper top-1 (percent) of (protocol, method): <results>/paper_numbers.csv
  * (protocol,method,top1,source) first, else <methods>/<method>/paper.json
  * ({"source": "...", "top1": {"<protocol>": 41.3}}). NAN when neither has
- * one. A malformed file is an error naming the file and line. */
+ * one. A malformed file is an error naming the file (and the CSV's line): a
+ * top1 that is not a percentage in [0, 100] in either, and in the CSV a
+ * field count other than 4, an unterminated quote, a line longer than 1022
+ * characters or a second row of one (protocol, method). */
 int lt_paper_top1(const lt_lb_opts *o, const char *protocol, const char *method, double *top1);
 
 /* ---- small shared helpers (also used by lt_figures.c and lt_regress.c) ---- */

@@ -1015,6 +1015,64 @@ static void test_symlinked_dirs_skipped(void **state)
     unlink(twin);
 }
 
+/* paper_numbers.csv is read as the reference files are: a second row of
+ * one (protocol, method) is refused (the last one silently won), an
+ * unterminated quote is said as such (it was "expected 4 fields, got -1"),
+ * a line too long for the reader is named (its rest was read as the next
+ * line, and that one named). paper.json's numbers are percentages in
+ * [0,100] as the CSV's are (1e308 and -500 were shown as paper top-1). */
+static void test_paper_numbers_checked(void **state)
+{
+    (void)state;
+    char p[300], want[600];
+    snprintf(p, sizeof p, "%s/paper_numbers.csv", g_root);
+    lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent"};
+    double v;
+    tf_spit(p, "protocol,method,top1,source\ncifar10_lt_r100,ce,70.36,a\ncifar10_lt_r100,crt,71,b\n"
+               "cifar10_lt_r100,ce,99.00,c\n");
+    assert_int_equal(lt_paper_top1(&o, "cifar10_lt_r100", "ce", &v), LT_EDATA);
+    snprintf(want, sizeof want, "%s:4: duplicate of line 2 (cifar10_lt_r100 ce)", p);
+    assert_string_equal(lt_errmsg(), want);
+    assert_int_equal(lt_paper_top1(&o, "cifar10_lt_r100", "crt", &v), LT_EDATA);   /* the file, whatever is asked */
+    tf_spit(p, "protocol,method,top1,source\ncifar10_lt_r100,ce,70.36,\"Cao et al.\n");
+    assert_int_equal(lt_paper_top1(&o, "cifar10_lt_r100", "ce", &v), LT_EDATA);
+    snprintf(want, sizeof want, "%s:2: unterminated quote", p);
+    assert_string_equal(lt_errmsg(), want);
+    char longf[1400];
+    memset(longf, 'x', 1100);
+    longf[1100] = 0;
+    char text[1700];
+    snprintf(text, sizeof text, "protocol,method,top1,source\ncifar10_lt_r100,ce,70.36,%s\nfmnist_lt_r100,ce,1,x\n",
+             longf);
+    tf_spit(p, text);
+    assert_int_equal(lt_paper_top1(&o, "cifar10_lt_r100", "ce", &v), LT_EDATA);
+    snprintf(want, sizeof want, "%s:2: line longer than 1022 characters", p);
+    assert_string_equal(lt_errmsg(), want);
+    unlink(p);
+    /* paper.json */
+    char mdir[300], mj[400], methods[300];
+    snprintf(methods, sizeof methods, "%s/methods", g_root);
+    snprintf(mdir, sizeof mdir, "%s/crt", methods);
+    tf_mkdirs(mdir);
+    snprintf(mj, sizeof mj, "%s/paper.json", mdir);
+    o.methods_dir = methods;
+    static const struct {
+        const char *num, *shown;
+    } bad[] = {{"1e308", "1e+308"}, {"-500", "-500"}, {"100.5", "100.5"}, {"1e999", "inf"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "{\"source\": \"x\", \"top1\": {\"cifar10_lt_r100\": %s}}\n", bad[i].num);
+        tf_spit(mj, text);
+        assert_int_equal(lt_paper_top1(&o, "cifar10_lt_r100", "crt", &v), LT_EDATA);
+        snprintf(want, sizeof want, "%s: top1.cifar10_lt_r100 is %s, not a percentage in [0,100]", mj, bad[i].shown);
+        assert_string_equal(lt_errmsg(), want);
+    }
+    tf_spit(mj, "{\"source\": \"x\", \"top1\": {\"cifar10_lt_r100\": 100}}\n");
+    assert_int_equal(lt_paper_top1(&o, "cifar10_lt_r100", "crt", &v), LT_OK);
+    assert_true(v == 100.0);
+    unlink(mj);
+    write_fixture();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1030,6 +1088,7 @@ int main(void)
         cmocka_unit_test(test_identity_must_match_path),
         cmocka_unit_test(test_ok_without_top1_refused),
         cmocka_unit_test(test_symlinked_dirs_skipped),
+        cmocka_unit_test(test_paper_numbers_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
