@@ -484,10 +484,11 @@ static int set_push(lt_run_set *s, const lt_run_record *r)
 }
 
 /* A result file the scan cannot use: one line on warn, and counted, so the
- * command that scanned can say so in its exit status. */
+ * command that scanned can say so in its exit status; the first one's
+ * reason is kept for the error of a caller that stops on it. */
 static void refuse(lt_run_set *out, FILE *warn, const char *why)
 {
-    out->n_refused++;
+    if (!out->n_refused++) snprintf(out->first_refused, sizeof out->first_refused, "%s", why);
     if (warn) fprintf(warn, "refused result file: %s\n", why);
 }
 
@@ -1077,6 +1078,17 @@ int lt_leaderboard_update(const lt_lb_opts *o, lt_run_set *set_out, lt_lb_row **
     const char *res = o->results_dir ? o->results_dir : "results";
     lt_run_set set;
     LT_TRY(lt_runs_scan(res, o->warn, &set));
+    /* Nothing is lost to one bad file: written without it, the row would
+     * lose a seed (or vanish), and its table would be pruned. The outputs
+     * stay as they were until every result file can be read. */
+    if (set.n_refused) {
+        const int n = set.n_refused;
+        char first[sizeof set.first_refused];
+        snprintf(first, sizeof first, "%s", set.first_refused);
+        lt_run_set_free(&set);
+        return lt_err(LT_EDATA, "%d result file%s refused (the first: %.400s); nothing written: %s/leaderboard.csv, "
+                      "leaderboard.md and tables/ are left as they were", n, n == 1 ? "" : "s", first, res);
+    }
     lt_lb_row *rows = NULL;
     int n = 0, rc = lt_leaderboard_rows(o, &set, &rows, &n);
     if (rc) {

@@ -102,21 +102,23 @@ typedef struct {
     lt_run_record *v;
     int n, cap;
     int n_refused;                  /* result files found but refused (not in v) */
+    char first_refused[LT_LB_PATH + 512];   /* the first one's "<path>: <why>" ("" none) */
 } lt_run_set;
 
 /* Every <results_dir>/runs/ ** /result.json, sorted by protocol, scale,
  * method, device tag, engine (newest first), seed (byte order). A missing runs/ directory is an empty set; a
  * missing results_dir is LT_EIO (a mistyped --results must not look like an
  * empty leaderboard). A file lt_run_record_read refuses is left out, counted
- * in n_refused and reported as one line "refused result file: <why>" on
- * `warn` (may be NULL); so is a result.json that is not at
+ * in n_refused (first_refused keeps the first one's "<path>: <why>") and
+ * reported as one line "refused result file: <why>" on `warn` (may be
+ * NULL); so is a result.json that is not at
  * runs/<protocol>/<scale>/<method>[@<tag>]/seed<k>/result.json, and one
  * there whose path's identity is not valid or not the file's. A symbolic
  * link to a directory is not followed (a link can loop, or count a
  * protocol's runs twice): a line "skipped <path>: ..." on `warn`, not a
- * refusal. The other files still count, and the commands exit with status
- * 1 at the end when n_refused > 0. LT_EIO when a directory cannot be read,
- * LT_ENOMEM. */
+ * refusal. The other files are in the set; the commands exit with status 1
+ * when n_refused > 0 (lt_leaderboard_update then writes nothing). LT_EIO
+ * when a directory cannot be read, LT_ENOMEM. */
 int lt_runs_scan(const char *results_dir, FILE *warn, lt_run_set *out);
 void lt_run_set_free(lt_run_set *s);
 
@@ -162,9 +164,12 @@ int lt_leaderboard_rows(const lt_lb_opts *o, const lt_run_set *set, lt_lb_row **
  * tables/<protocol>_<scale>.tex, each atomically (temp + rename). Tables
  * that this command wrote before and whose protocol/scale has no runs any
  * more are removed. set/rows/n_rows may be NULL; when given they receive
- * the scan and the rows (caller frees with lt_run_set_free / free). Refused
- * result files do not make this fail: the files are written from the
- * others, and set->n_refused says how many were left out. */
+ * the scan and the rows (caller frees with lt_run_set_free / free). When
+ * the scan refuses any result file nothing is written (the existing files
+ * and tables are left as they were: written from the others, a row would
+ * lose seeds or vanish and its table be pruned) and it fails with LT_EDATA,
+ * saying how many were refused and the first one's reason (each one is on
+ * o->warn). */
 int lt_leaderboard_update(const lt_lb_opts *o, lt_run_set *set, lt_lb_row **rows, int *n_rows);
 
 /* The CSV line of a row (no newline). */

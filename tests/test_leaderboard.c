@@ -121,6 +121,45 @@ static char *build(const char *file)
     return t;
 }
 
+/* An output file as it is now, without rebuilding (malloc'd). */
+static char *current(const char *file)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", g_root, file);
+    char *t = tf_slurp(p, NULL);
+    assert_non_null(t);
+    return t;
+}
+
+/* The leaderboard is asked to rebuild while n result files are refused: it
+ * fails saying so, and leaderboard.csv, .md and both tables are the bytes
+ * they were (nothing rewritten without the refused files, no table pruned). */
+static void assert_refused_untouched(int n)
+{
+    static const char *const files[] = {"leaderboard.csv", "leaderboard.md", "tables/fmnist_lt_r100_short.tex",
+                                        "tables/cifar10_lt_r100_full.tex"};
+    char *before[4], p[256];
+    for (int i = 0; i < 4; i++) {   /* NULL: not there (a table pruned earlier) */
+        snprintf(p, sizeof p, "%s/%s", g_root, files[i]);
+        before[i] = tf_slurp(p, NULL);
+    }
+    assert_non_null(before[0]);
+    lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent"};
+    assert_int_equal(lt_leaderboard_update(&o, NULL, NULL, NULL), LT_EDATA);
+    char want[128];
+    snprintf(want, sizeof want, "%d result file%s refused (the first: ", n, n == 1 ? "" : "s");
+    if (strncmp(lt_errmsg(), want, strlen(want)) || !strstr(lt_errmsg(), "); nothing written: "))
+        fail_msg("message '%s' does not start '%s' or lacks 'nothing written'", lt_errmsg(), want);
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", g_root, files[i]);
+        char *after = tf_slurp(p, NULL);
+        if (!before[i] != !after || (after && strcmp(before[i], after)))
+            fail_msg("%s was rewritten or removed although %d file(s) were refused", files[i], n);
+        free(after);
+        free(before[i]);
+    }
+}
+
 /* ---- tests ---------------------------------------------------------------- */
 
 static void test_csv_rows(void **state)
@@ -306,16 +345,19 @@ static void test_deterministic(void **state)
     assert_int_not_equal(access(p, F_OK), 0);
 }
 
-/* Builds with refusals written to a temporary file; returns the scan's
- * n_refused and the refusal lines (malloc'd) in *warn_text. */
+/* Scans with refusals written to a temporary file; returns the scan's
+ * n_refused and the refusal lines (malloc'd) in *warn_text. With refusals,
+ * the leaderboard must refuse to rebuild and leave its files as they were;
+ * without, it is rebuilt. */
 static int build_refusing(char **warn_text)
 {
     FILE *w = tmpfile();
     assert_non_null(w);
-    lt_lb_opts o = {.results_dir = g_root, .methods_dir = "/nonexistent", .warn = w};
     lt_run_set set;
-    assert_int_equal(lt_leaderboard_update(&o, &set, NULL, NULL), LT_OK);
+    assert_int_equal(lt_runs_scan(g_root, w, &set), LT_OK);
     int n = set.n_refused;
+    if (n) assert_refused_untouched(n);
+    else free(build("leaderboard.csv"));
     lt_run_set_free(&set);
     fflush(w);
     long len = ftell(w);
@@ -349,11 +391,11 @@ static void test_corrupt_and_pruned(void **state)
     assert_non_null(strstr(warn, want));
     print_message("note: %s", warn);
     free(warn);
+    unlink(p);
+    rmdir(dir);
     char *csv = build("leaderboard.csv");
     assert_non_null(strstr(csv, CE_ROW));
     free(csv);
-    unlink(p);
-    rmdir(dir);
     /* a protocol whose runs are gone loses its table */
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s/runs/cifar10_lt_r100'", g_root);
@@ -459,12 +501,12 @@ static void test_hostile_names_refused(void **state)
     char p[300];
     snprintf(p, sizeof p, "%s/escape_short.tex", g_root);
     assert_int_not_equal(access(p, F_OK), 0);
-    char *csv = build("leaderboard.csv");
+    char *csv = current("leaderboard.csv");
     assert_non_null(strstr(csv, CE_ROW));
     assert_null(strstr(csv, "escape"));
     assert_null(strstr(csv, "hostile"));
     free(csv);
-    /* the command reports them on stderr and fails at the end */
+    /* the command reports them on stderr and fails */
     char *argv[] = {"leaderboard", "--results", g_root, "--methods", "/nonexistent", NULL};
     fflush(stdout);
     assert_int_equal(lt_cmd_leaderboard(5, argv), 1);
@@ -520,7 +562,7 @@ static void test_metric_out_of_range_refused(void **state)
     }
     free(warn);
     /* the ce row still averages its three good seeds only */
-    char *csv = build("leaderboard.csv");
+    char *csv = current("leaderboard.csv");
     assert_non_null(strstr(csv, CE_ROW));
     free(csv);
     remove_hostile();
@@ -818,7 +860,7 @@ static void test_cpu_and_cuda_rows(void **state)
     assert_non_null(strstr(warn, "ce@cuda-nhwc/seed8/result.json: a cuda run (env.backend, env.cuda_math, "
                                  "env.cuda_layout) in a directory of cuda-nhwc runs"));
     free(warn);
-    csv = build("leaderboard.csv");
+    csv = current("leaderboard.csv");
     assert_non_null(strstr(csv, ",2,80.50,0.71,"));
     assert_non_null(strstr(csv, ",2,91.00,1.41,"));
     assert_non_null(strstr(csv, ",2,85.00,1.41,"));
@@ -1015,6 +1057,35 @@ static void test_symlinked_dirs_skipped(void **state)
     unlink(twin);
 }
 
+/* One refused result file and the leaderboard is not rewritten: written
+ * from the others, a row would lose seeds or vanish, and a protocol whose
+ * every run is refused would lose its table (pruned). The command names
+ * every refused file on stderr and exits 1; the files stay as they were. */
+static void test_refused_writes_nothing(void **state)
+{
+    (void)state;
+    free(build("leaderboard.csv"));   /* every table there */
+    char p[600];
+    snprintf(p, sizeof p, "%s/runs/cifar10_lt_r100/full/ce/seed0/result.json", g_root);
+    tf_spit(p, "{\"format\":1,\"status\":\"ok\",\"metr");
+    snprintf(p, sizeof p, "%s/runs/cifar10_lt_r100/full/crt/seed0/result.json", g_root);
+    tf_spit(p, "{\"format\":1,\"status\":\"ok\",\"seed\":0,\"metrics\":{\"top1\":7}}\n");
+    assert_refused_untouched(2);
+    snprintf(p, sizeof p, "%s/tables/cifar10_lt_r100_full.tex", g_root);
+    assert_int_equal(access(p, F_OK), 0);
+    char *argv[] = {"leaderboard", "--results", g_root, "--methods", "/nonexistent", NULL};
+    fflush(stdout);
+    assert_int_equal(lt_cmd_leaderboard(5, argv), 1);
+    assert_int_equal(access(p, F_OK), 0);
+    char *csv = current("leaderboard.csv");
+    assert_non_null(strstr(csv, "\ncifar10_lt_r100,1,full,ce,official-code,1,71.23,"));
+    free(csv);
+    write_fixture();
+    csv = build("leaderboard.csv");
+    assert_non_null(strstr(csv, "\ncifar10_lt_r100,1,full,ce,official-code,1,71.23,"));
+    free(csv);
+}
+
 /* paper_numbers.csv is read as the reference files are: a second row of
  * one (protocol, method) is refused (the last one silently won), an
  * unterminated quote is said as such (it was "expected 4 fields, got -1"),
@@ -1088,6 +1159,7 @@ int main(void)
         cmocka_unit_test(test_identity_must_match_path),
         cmocka_unit_test(test_ok_without_top1_refused),
         cmocka_unit_test(test_symlinked_dirs_skipped),
+        cmocka_unit_test(test_refused_writes_nothing),
         cmocka_unit_test(test_paper_numbers_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
