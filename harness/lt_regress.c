@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lt_names.h"
 #include "lt_protocol.h"
 #include "lt_regress.h"
 #include "lt_runner.h"
@@ -94,6 +95,24 @@ int lt_ref_load(const char *path, const char *scale, lt_ref_row **rows_out, int 
             rc = lt_err(LT_EDATA, "%s:%d: protocol, scale and method must not be empty", path, lineno);
             break;
         }
+        /* Names from the file are held to the rule of lt_names.h before
+         * they are used: the protocol goes to lt_protocol_find, which
+         * takes a name with '/' or ending in .json for a path and opens it
+         * (a row "../../../etc/passwd" read that file and echoed it). */
+        const char *bad = !lt_name_valid(fld[0], sizeof r.protocol) ? "protocol"
+                          : !lt_scale_valid(fld[1])                 ? "scale"
+                          : !lt_name_valid(fld[2], sizeof r.method) ? "method"
+                                                                    : NULL;
+        if (bad) {
+            char q[2 * LT_LB_NAME];
+            lt_name_quote(!strcmp(bad, "protocol") ? fld[0] : !strcmp(bad, "scale") ? fld[1] : fld[2], q, sizeof q);
+            if (!strcmp(bad, "scale"))
+                rc = lt_err(LT_EDATA, "%s:%d: scale '%s' is not ci, short or full", path, lineno, q);
+            else
+                rc = lt_err(LT_EDATA, "%s:%d: %s '%s' is not a name ([a-z0-9_], 1..%d characters)", path, lineno,
+                            bad, q, LT_LB_NAME - 1);
+            break;
+        }
         snprintf(r.protocol, sizeof r.protocol, "%s", fld[0]);
         snprintf(r.scale, sizeof r.scale, "%s", fld[1]);
         snprintf(r.method, sizeof r.method, "%s", fld[2]);
@@ -136,6 +155,9 @@ int lt_ref_load(const char *path, const char *scale, lt_ref_row **rows_out, int 
         rows[n++] = r;
     }
     fclose(f);
+    /* An empty, header-only or cut file compares nothing, and "0 within
+     * -> ok" would pass a regression that checked no number. */
+    if (!rc && n == 0) rc = lt_err(LT_EDATA, "%s: no reference rows", path);
     if (rc) {
         free(rows);
         return rc;
@@ -185,7 +207,8 @@ static int rerun(const lt_regress_opts *o, const lt_ref_row *rows, int n)
             first = strcmp(rows[j].protocol, rows[i].protocol) || strcmp(rows[j].method, rows[i].method);
         if (!first) continue;
         int seeds[MAX_SEEDS], ns = 0;
-        LT_TRY(seeds_for(o, rows[i].protocol, seeds, &ns));
+        int rc = seeds_for(o, rows[i].protocol, seeds, &ns);
+        if (rc) return lt_err_wrap(rc, "%s:%d", rows[i].file, rows[i].line);   /* the row that named it */
         for (int s = 0; s < ns; s++) {
             lt_run_request req;
             lt_run_request_default(&req);
@@ -207,8 +230,10 @@ static int rerun(const lt_regress_opts *o, const lt_ref_row *rows, int n)
                 fprintf(o->log, "regress: running %s %s %s seed %d\n", rows[i].protocol, o->scale, rows[i].method,
                         seeds[s]);
             lt_run_outcome out;
-            int rc = lt_runner_run(&req, &out);
-            if (rc) return lt_err_wrap(rc, "regress: %s %s %s seed %d", rows[i].protocol, o->scale, rows[i].method, seeds[s]);
+            rc = lt_runner_run(&req, &out);
+            if (rc)
+                return lt_err_wrap(rc, "%s:%d: regress: %s %s %s seed %d", rows[i].file, rows[i].line,
+                                   rows[i].protocol, o->scale, rows[i].method, seeds[s]);
             if (o->log && !out.ok) fprintf(o->log, "regress: run failed: %s\n", out.reason);
         }
     }
@@ -258,7 +283,10 @@ int lt_regress_run(const lt_regress_opts *o, lt_regress_summary *s)
     for (int i = 0; rc == LT_OK && i < n; i++) {
         const lt_ref_row *r = &rows[i];
         int seeds[MAX_SEEDS], ns = 0;
-        if ((rc = seeds_for(o, r->protocol, seeds, &ns))) break;
+        if ((rc = seeds_for(o, r->protocol, seeds, &ns))) {
+            rc = lt_err_wrap(rc, "%s:%d", r->file, r->line);   /* the row that named the protocol */
+            break;
+        }
         double sum = 0;
         int k = 0, n_failed = 0;
         const char *reason = NULL;

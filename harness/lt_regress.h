@@ -39,9 +39,12 @@ typedef struct {
 
 /* Reads a reference file. Every malformed line is an LT_EDATA error whose
  * message starts "<file>:<line>: " and says what is wrong (field count,
- * unknown metric, a number that is not one, negative tolerance, a scale
- * other than `scale` when scale != NULL, a duplicate row). A missing file is
- * LT_EIO naming it. *rows is malloc'd (free()); an empty file gives n = 0. */
+ * a protocol or method that is not a name of lt_names.h, a scale that is
+ * not ci, short or full, unknown metric, a number that is not one, negative
+ * tolerance, a scale other than `scale` when scale != NULL, a duplicate
+ * row). A missing file is LT_EIO naming it; a file without rows (empty,
+ * header or comments only) LT_EDATA "<file>: no reference rows". *rows is
+ * malloc'd (free()). */
 int lt_ref_load(const char *path, const char *scale, lt_ref_row **rows, int *n);
 
 typedef enum { LT_V_WITHIN = 0, LT_V_ABOVE, LT_V_BELOW, LT_V_MISSING } lt_verdict;
@@ -73,7 +76,8 @@ typedef struct {
  * and a summary line. LT_OK when the comparison could be made, whatever
  * the verdicts (s tells; drift = n_above + n_below + n_missing). Errors:
  * the reference file's, a protocol that cannot be found (for default
- * seeds), a run request the runner refuses. */
+ * seeds), a run request the runner refuses; those two start with the
+ * reference file and line of the row that named the run. */
 int lt_regress_run(const lt_regress_opts *o, lt_regress_summary *s);
 
 /* Parses "0,1,2" into seeds (at most max): decimal digits only (no sign,

@@ -308,6 +308,102 @@ static void test_reproduce_reuses(void **state)
     assert_int_equal(lt_cmd_reproduce(3, bad), 2);
 }
 
+/* A reference file without rows (empty, header only, comments only, or cut
+ * before its first row) compared nothing and said "0 within ... -> ok",
+ * exit 0: a regression that checked no number passed. */
+static void test_no_reference_rows(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {"", "protocol,scale,method,metric,expected,tol,why\n", "# only a comment\n\n",
+                                        "protocol,scale,method,metric,expected,tol,why"};
+    char want[300];
+    snprintf(want, sizeof want, "%s/ci.csv: no reference rows", g_ref);
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        write_ref(texts[i]);
+        lt_regress_summary s;
+        FILE *out = tmpfile();
+        lt_regress_opts o = {.scale = "ci", .results_dir = g_root, .reference_dir = g_ref, .out = out};
+        assert_int_equal(lt_regress_run(&o, &s), LT_EDATA);
+        fclose(out);
+        assert_string_equal(lt_errmsg(), want);
+        char *argv[] = {"regress", "--scale", "ci", "--results", g_root, "--reference", g_ref, NULL};
+        assert_int_equal(lt_cmd_regress(7, argv), 1);
+    }
+}
+
+/* Names from a reference file are names: a protocol with '/' or ending in
+ * .json went to lt_protocol_find as a path (a row ../../../etc/passwd read
+ * that file and echoed it in the error). Errors that come from a row's
+ * protocol (not found) start with the file and the row's line. */
+static void test_reference_names_checked(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *row, *msg;
+    } bad[] = {
+        {"../../../etc/passwd,short,ce,top1,63,1,x\n",
+         "1: protocol '../../../etc/passwd' is not a name ([a-z0-9_], 1..63 characters)"},
+        {"fmnist_lt_r100.json,short,ce,top1,63,1,x\n", "1: protocol 'fmnist_lt_r100.json' is not a name"},
+        {"fmnist_lt_r100,short,../ce,top1,63,1,x\n", "1: method '../ce' is not a name"},
+        {"fmnist_lt_r100,short,CE,top1,63,1,x\n", "1: method 'CE' is not a name"},
+    };
+    char p[300], want[512];
+    snprintf(p, sizeof p, "%s/short.csv", g_ref);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tf_spit(p, bad[i].row);
+        lt_regress_summary s;
+        FILE *out = tmpfile();
+        lt_regress_opts o = {.scale = "short", .results_dir = g_root, .reference_dir = g_ref, .out = out};
+        assert_int_equal(lt_regress_run(&o, &s), LT_EDATA);
+        fclose(out);
+        snprintf(want, sizeof want, "%s:%s", p, bad[i].msg);
+        if (strncmp(lt_errmsg(), want, strlen(want))) fail_msg("message '%s', want '%s...'", lt_errmsg(), want);
+        assert_null(strstr(lt_errmsg(), "root:"));
+    }
+    /* a valid name that names no protocol: the row's file and line first */
+    tf_spit(p, "# comment\nno_such_protocol,short,ce,top1,63,1,x\n");
+    lt_regress_summary s;
+    FILE *out = tmpfile();
+    lt_regress_opts o = {.scale = "short", .results_dir = g_root, .reference_dir = g_ref, .out = out};
+    assert_int_not_equal(lt_regress_run(&o, &s), LT_OK);
+    fclose(out);
+    snprintf(want, sizeof want, "%s:2: unknown protocol 'no_such_protocol'", p);
+    if (strncmp(lt_errmsg(), want, strlen(want))) fail_msg("message '%s', want '%s...'", lt_errmsg(), want);
+    unlink(p);
+}
+
+/* regress reads the leaderboard's scan: ce/seed0 copied into seed1 was
+ * compared as a second seed of the same numbers ("ok", exit 0). The copy
+ * is refused by name and the command fails. */
+static void test_copied_seed_refused(void **state)
+{
+    (void)state;
+    char root[200], dir[400], cmd[1200];
+    snprintf(root, sizeof root, "%s/copied", g_root);
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/ci/ce", root);
+    tf_mkdirs(dir);
+    snprintf(cmd, sizeof cmd, "cp -r '%s/runs/fmnist_lt_r100/ci/ce/seed0' '%s/seed0' && cp -r '%s/seed0' '%s/seed1'",
+             g_root, dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    write_ref("fmnist_lt_r100,ci,ce,top1,63.15,0.10,seed 0\n");
+    FILE *out = tmpfile(), *warn = tmpfile();
+    lt_regress_opts o = {.scale = "ci", .results_dir = root, .reference_dir = g_ref, .seeds = "0,1", .out = out,
+                         .warn = warn};
+    lt_regress_summary s;
+    assert_int_equal(lt_regress_run(&o, &s), LT_OK);
+    fclose(out);
+    char *w = slurp_file(warn);
+    fclose(warn);
+    assert_int_equal(s.n_refused, 1);
+    char want[600];
+    snprintf(want, sizeof want, "refused result file: %s/seed1/result.json: key 'seed' is 0, but the path says seed1",
+             dir);
+    if (!strstr(w, want)) fail_msg("no line '%s' in:\n%s", want, w);
+    free(w);
+    char *argv[] = {"regress", "--scale", "ci", "--results", root, "--reference", g_ref, "--seeds", "0,1", NULL};
+    assert_int_equal(lt_cmd_regress(9, argv), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +413,9 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_seed_list),
         cmocka_unit_test(test_reproduce_reuses),
+        cmocka_unit_test(test_no_reference_rows),
+        cmocka_unit_test(test_reference_names_checked),
+        cmocka_unit_test(test_copied_seed_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
