@@ -6,6 +6,7 @@
  * can re-render one by hand with the command line printed in plots/README.md. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "lt_figures.h"
+#include "lt_names.h"
 
 /* Stage-1 epochs in events.jsonl carry "stage": 1 (1-based, lt_events.h).
  * A decoupled method that reuses ce's stage 1 logs no stage-1 epochs of its
@@ -105,6 +107,29 @@ static double parse_num(const char *s)
     return end == s || *end ? NAN : v;
 }
 
+/* A count of per_class.csv: absent (no column, empty cell) is NAN; else it
+ * must be an integer in [0, max]. A bare strtod took 1e30 and inf, and
+ * converting those to long is undefined behaviour (it showed as "class 0
+ * missing"); the error names the field, the line and the text. */
+static int pc_count(const char *path, int lineno, const char *field, const char *text, double max, int required,
+                    double *out)
+{
+    *out = NAN;
+    if (!text || !*text) {
+        if (!required) return LT_OK;
+        return lt_err(LT_EDATA, "%s:%d: %s is missing", path, lineno, field);
+    }
+    char *end;
+    double v = strtod(text, &end);
+    if (end != text && !*end && v >= 0 && v <= max && v == floor(v)) {
+        *out = v;
+        return LT_OK;
+    }
+    char q[64];
+    lt_name_quote(text, q, sizeof q);
+    return lt_err(LT_EDATA, "%s:%d: %s '%s' is not an integer in [0, %.0f]", path, lineno, field, q, max);
+}
+
 /* Reads per_class.csv by header names, so a column added later does not
  * break old readers. Accuracy is correct/test_count (percent) when both are
  * there, which needs no assumption about how "acc" was scaled. */
@@ -137,18 +162,23 @@ static int per_class_read(const char *path, per_class *pc)
                 rc = lt_err(LT_EDATA, "%s:1: header lacks class_id or train_count", path);
             continue;
         }
-        double id = col[C_ID] < n ? parse_num(fld[col[C_ID]]) : NAN;
-        double tc = col[C_TRAIN] < n ? parse_num(fld[col[C_TRAIN]]) : NAN;
-        if (!(id >= 0 && id < 1e7 && id == floor(id)) || !(tc >= 0)) {
-            rc = lt_err(LT_EDATA, "%s:%d: class_id and train_count must be non-negative integers", path, lineno);
+#define CELL(k) (col[k] >= 0 && col[k] < n ? fld[col[k]] : NULL)
+        double id, tc, test, corr;
+        if ((rc = pc_count(path, lineno, "class_id", CELL(C_ID), 9999999, 1, &id)) ||
+            (rc = pc_count(path, lineno, "train_count", CELL(C_TRAIN), INT_MAX, 1, &tc)) ||
+            (rc = pc_count(path, lineno, "test_count", CELL(C_TEST), INT_MAX, 0, &test)) ||
+            (rc = pc_count(path, lineno, "correct", CELL(C_CORRECT), INT_MAX, 0, &corr)))
+            break;
+        /* more correct than tested would be drawn as an accuracy over 100% */
+        if (!isnan(corr) && !isnan(test) && corr > test) {
+            rc = lt_err(LT_EDATA, "%s:%d: correct %.0f is more than test_count %.0f", path, lineno, corr, test);
             break;
         }
+        double acc = parse_num(CELL(C_ACC));
+#undef CELL
         int c = (int)id;
         if ((rc = pc_grow(pc, c))) break;
         pc->count[c] = (long)tc;
-        double test = col[C_TEST] >= 0 && col[C_TEST] < n ? parse_num(fld[col[C_TEST]]) : NAN;
-        double corr = col[C_CORRECT] >= 0 && col[C_CORRECT] < n ? parse_num(fld[col[C_CORRECT]]) : NAN;
-        double acc = col[C_ACC] >= 0 && col[C_ACC] < n ? parse_num(fld[col[C_ACC]]) : NAN;
         if (test > 0 && corr >= 0) pc->acc[c] = 100.0 * corr / test;
         else if (!isnan(acc)) pc->acc[c] = acc <= 1.0 ? 100.0 * acc : acc;
         if (col[C_WNORM] >= 0 && col[C_WNORM] < n) pc->wnorm[c] = parse_num(fld[col[C_WNORM]]);

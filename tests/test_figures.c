@@ -349,8 +349,55 @@ static void test_bad_per_class(void **state)
     lt_fig_summary sum;
     assert_int_equal(lt_figures_make(&o, NULL, &sum), LT_EDATA);
     char want[400];
-    snprintf(want, sizeof want, "%s:3: class_id and train_count must be non-negative integers", p);
+    snprintf(want, sizeof want, "%s:3: class_id 'x' is not an integer in [0, 9999999]", p);
     assert_string_equal(lt_errmsg(), want);
+    tf_spit(p, orig);
+    free(orig);
+}
+
+/* Counts are integers in range and a class has at most as many correct as
+ * test images: correct > test_count was drawn as 9999.9%, and a
+ * train_count of 1e30 or inf went through an undefined double -> long
+ * conversion and came out as "class 0 missing". Each names field and line. */
+static void test_per_class_counts_checked(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *row, *msg;
+    } bad[] = {
+        {"0,100,1000,1200,0.9,many,1", "correct 1200 is more than test_count 1000"},
+        {"0,1e30,1000,900,0.9,many,1", "train_count '1e30' is not an integer in [0, 2147483647]"},
+        {"0,inf,1000,900,0.9,many,1", "train_count 'inf' is not an integer in [0, 2147483647]"},
+        {"0,100,-1,0,0.9,many,1", "test_count '-1' is not an integer in [0, 2147483647]"},
+        {"0,100,1000,2.5,0.9,many,1", "correct '2.5' is not an integer in [0, 2147483647]"},
+        {"0,,1000,900,0.9,many,1", "train_count is missing"},
+        {"1e300,100,1000,900,0.9,many,1", "class_id '1e300' is not an integer in [0, 9999999]"},
+    };
+    char p[300], od[256], text[1024], want[600];
+    snprintf(p, sizeof p, "%s/runs/fmnist_lt_r100/short/ce/seed1/per_class.csv", g_root);
+    snprintf(od, sizeof od, "%s/out_counts", g_root);
+    char *orig = tf_slurp(p, NULL);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t len = (size_t)snprintf(text, sizeof text, "class_id,train_count,test_count,correct,acc,group,"
+                                      "weight_norm\n%s\n", bad[i].row);
+        for (int c = 1; c < 10; c++)   /* the other classes of the protocol, fine */
+            len += (size_t)snprintf(text + len, sizeof text - len, "%d,%d,1000,500,0.5,few,1\n", c, 12 - c);
+        tf_spit(p, text);
+        lt_fig_opts o = {.results_dir = g_root, .out_dir = od, .scripts_dir = "plots"};
+        lt_fig_summary sum;
+        assert_int_equal(lt_figures_make(&o, NULL, &sum), LT_EDATA);
+        snprintf(want, sizeof want, "%s:2: %s", p, bad[i].msg);
+        assert_string_equal(lt_errmsg(), want);
+    }
+    /* correct == test_count and an absent correct (acc then) are fine */
+    size_t len = (size_t)snprintf(text, sizeof text, "class_id,train_count,test_count,correct,acc,group,weight_norm\n"
+                                  "0,100,1000,1000,1,many,1\n1,50,1000,,0.5,medium,1\n");
+    for (int c = 2; c < 10; c++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%d,%d,1000,500,0.5,few,1\n", c, 12 - c);
+    tf_spit(p, text);
+    lt_fig_opts o = {.results_dir = g_root, .out_dir = od, .scripts_dir = "plots"};
+    lt_fig_summary sum;
+    assert_int_equal(lt_figures_make(&o, NULL, &sum), LT_OK);
     tf_spit(p, orig);
     free(orig);
 }
@@ -568,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_rendered),
         cmocka_unit_test(test_no_gnuplot),
         cmocka_unit_test(test_bad_per_class),
+        cmocka_unit_test(test_per_class_counts_checked),
         cmocka_unit_test(test_default_out_beside_results),
         cmocka_unit_test(test_palette),
         cmocka_unit_test(test_palette_distinct),
