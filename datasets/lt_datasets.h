@@ -380,11 +380,14 @@ typedef struct {
     int fetched;                /* every required file has a valid stamp */
     int n_present;              /* files with valid stamps */
     long long bytes;            /* total size of the verified files */
-    int n_builds;               /* build directories with a readable manifest */
+    int n_builds;               /* build directories with a usable manifest */
     char tags[8][64];           /* their tags (first 8) */
     char manifest_sha256[8][65];
     long n_train[8];
     long n_val[8];              /* its validation split's images; -1: none or not current */
+    int n_corrupt;              /* build directories whose manifest.json is there but unusable
+                                 * (not JSON, train.n not an image count, unreadable) */
+    char corrupt[4][640];       /* the first ones: "<manifest path>: corrupt (<why>)" */
 } lt_ds_state;
 int lt_ds_state_get(const lt_ds_def *def, const lt_ds_opts *o, lt_ds_state *st);
 

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,6 +283,13 @@ static int stamp_read(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_fil
                 *ji = cJSON_GetObjectItem(j, "identity"), *jb = cJSON_GetObjectItem(j, "verified_by");
     int ok = cJSON_IsString(jp) && cJSON_IsNumber(js) && cJSON_IsNumber(jm) && cJSON_IsString(jh) &&
              cJSON_IsString(ji) && cJSON_IsString(jb);
+    /* The numbers went through a double and are cast back: out of range
+     * (an edited or damaged stamp, mtime_ns -9.2e18 or 1e300) the cast, or
+     * the difference below, would overflow. Such a stamp is stale: the
+     * file is verified again. 4e18 ns is the year 2096; sizes are below
+     * 2^62. */
+    ok = ok && js->valuedouble >= 0 && js->valuedouble <= 4.6e18 && jm->valuedouble >= -4e18 &&
+         jm->valuedouble <= 4e18;
     if (ok) {
         snprintf(st->path, sizeof st->path, "%s", jp->valuestring);
         st->size = (long long)js->valuedouble;
@@ -301,7 +309,10 @@ static int stamp_read(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_fil
     if (needs_md5(f) && (strcmp(st->how, "md5") || strcasecmp(st->md5, f->md5))) return LT_EDATA;
     struct stat sb;
     if (stat(st->path, &sb) != 0 || (long long)sb.st_size != st->size) return LT_EDATA;
-    /* mtime_ns went through a double: compare at microsecond precision. */
+    /* mtime_ns went through a double: compare at microsecond precision. A
+     * file time beyond the stamp's range cannot match one (and would
+     * overflow the product). */
+    if (sb.st_mtim.tv_sec > 4000000000LL || sb.st_mtim.tv_sec < -4000000000LL) return LT_EDATA;
     long long mt = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
     if (llabs(mt - st->mtime_ns) > 1000) return LT_EDATA;
     return LT_OK;
@@ -517,6 +528,13 @@ static double jnum(const cJSON *o, const char *k, double def)
     const cJSON *j = cJSON_GetObjectItem(o, k);
     return cJSON_IsNumber(j) ? j->valuedouble : def;
 }
+/* An image count of a manifest: an integer in [0, 1e12] (a cast of 1e30 to
+ * long is undefined, -5 or [] is no count), else def. */
+static long jcount(const cJSON *o, const char *k, long def)
+{
+    const double v = jnum(o, k, NAN);
+    return v >= 0 && v <= 1e12 && v == floor(v) ? (long)v : def;
+}
 
 /* Fills b from a manifest document (the one just written or one on disk). */
 static int built_from_manifest(const cJSON *m, const char *path, lt_ds_built *b)
@@ -573,10 +591,10 @@ static int up_to_date(const char *dir, const char *inputs, lt_ds_built *b)
     int ok = hexeq(jstr(m, "inputs_sha256"), inputs) && jnum(m, "format_version", -1) == LT_DS_FORMAT_VERSION;
     long n = -1;
     if (ok) {
-        ok = !fmt_path(p, sizeof p, "%s/train.ltc", dir) && lt_cache_check(p, &n, NULL) == LT_OK && n == (long)jnum(cJSON_GetObjectItem(m, "train"), "n", -2);
+        ok = !fmt_path(p, sizeof p, "%s/train.ltc", dir) && lt_cache_check(p, &n, NULL) == LT_OK && n == jcount(cJSON_GetObjectItem(m, "train"), "n", -2);
     }
     if (ok) {
-        ok = !fmt_path(p, sizeof p, "%s/test.ltc", dir) && lt_cache_check(p, &n, NULL) == LT_OK && n == (long)jnum(cJSON_GetObjectItem(m, "test"), "n", -2);
+        ok = !fmt_path(p, sizeof p, "%s/test.ltc", dir) && lt_cache_check(p, &n, NULL) == LT_OK && n == jcount(cJSON_GetObjectItem(m, "test"), "n", -2);
     }
     if (ok) ok = built_from_manifest(m, mp, b) == LT_OK && lt_sha256_file(mp, b->manifest_sha256) == LT_OK;
     cJSON_Delete(m);
@@ -1280,6 +1298,17 @@ int lt_ds_open_val(const lt_ds_def *def, const lt_ds_opts *o_in, lt_dataset *val
 }
 
 /* ---- state ----------------------------------------------------------------------- */
+
+/* Records "<manifest>: corrupt (<why>)" for the listing (the first few);
+ * why's own copy of the path, where it starts with it, is left out. */
+static void corrupt(lt_ds_state *st, const char *mp, const char *why)
+{
+    const size_t n = strlen(mp);
+    if (!strncmp(why, mp, n) && !strncmp(why + n, ": ", 2)) why += n + 2;
+    if (st->n_corrupt < (int)(sizeof st->corrupt / sizeof st->corrupt[0]))
+        snprintf(st->corrupt[st->n_corrupt], sizeof st->corrupt[0], "%s: corrupt (%s)", mp, why);
+    st->n_corrupt++;
+}
 int lt_ds_state_get(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_state *st)
 {
     lt_ds_opts od;
@@ -1314,14 +1343,27 @@ int lt_ds_state_get(const lt_ds_def *def, const lt_ds_opts *o_in, lt_ds_state *s
     for (int i = 0; i < nn && st->n_builds < 8; i++) {
         char mp[PATH_CAP];
         cJSON *m = NULL;
-        if (fmt_path(mp, sizeof mp, "%s/%s/manifest.json", dpath, names[i]) || !file_exists(mp) ||
-            lt_json_read(mp, &m))
-            continue;
+        if (fmt_path(mp, sizeof mp, "%s/%s/manifest.json", dpath, names[i]) || !file_exists(mp)) continue;
+        /* A manifest that is there but cannot be used is shown as corrupt,
+         * not skipped: skipped, the build vanished from the listing (the
+         * dataset read "fetched"), and a train.n of 1e30, -5 or [] was
+         * listed as a count. */
         int k = st->n_builds;
-        memcpy(st->tags[k], names[i], sizeof st->tags[k]);
-        st->n_train[k] = (long)jnum(cJSON_GetObjectItem(m, "train"), "n", 0);
+        if (lt_json_read(mp, &m) != LT_OK) {
+            corrupt(st, mp, lt_errmsg());
+            continue;
+        }
+        st->n_train[k] = jcount(cJSON_GetObjectItem(m, "train"), "n", -1);
         cJSON_Delete(m);
-        if (lt_sha256_file(mp, st->manifest_sha256[k])) continue;
+        if (st->n_train[k] < 0) {
+            corrupt(st, mp, "train.n is not an image count");
+            continue;
+        }
+        if (lt_sha256_file(mp, st->manifest_sha256[k])) {
+            corrupt(st, mp, lt_errmsg());
+            continue;
+        }
+        memcpy(st->tags[k], names[i], sizeof st->tags[k]);
         /* A validation split counts only if it was made for this manifest. */
         lt_ds_val_info vi;
         st->n_val[k] = -1;

@@ -42,8 +42,9 @@ static const char BUILD_USAGE[] =
 static const char DATASETS_USAGE[] =
     "usage: ltbench datasets [--data DIR]\n"
     "\n"
-    "List every known dataset: not fetched / fetched / built, verified bytes, and each build\n"
-    "with its training-set size, manifest hash and validation-split size.\n";
+    "List every known dataset: not fetched / partial / fetched / built (corrupt: only builds\n"
+    "whose manifest cannot be read), verified bytes, and each build with its training-set size,\n"
+    "manifest hash and validation-split size, or \"<manifest>: corrupt (<why>)\".\n";
 
 typedef struct {
     const char *name;
@@ -246,17 +247,25 @@ int lt_cmd_datasets(int argc, char **argv)
             fprintf(stderr, "ltbench datasets: %s\n", lt_errmsg());
             return 1;
         }
-        const char *state = st.n_builds ? "built" : st.fetched ? "fetched" : st.n_present ? "partial" : "not fetched";
+        const char *state = st.n_builds    ? "built"
+                            : st.n_corrupt ? "corrupt"
+                            : st.fetched   ? "fetched"
+                            : st.n_present ? "partial"
+                                           : "not fetched";
         char files[16], size[32];
         snprintf(files, sizeof files, "%d/%d", st.n_present, d->n_files);
         human_bytes(st.bytes, size, sizeof size);
         printf("%-12s %-12s %-6s %-9s", d->name, state, files, size);
-        if (!st.n_builds) printf(" -");
+        if (!st.n_builds && !st.n_corrupt) printf(" -");
         for (int k = 0; k < st.n_builds; k++)
         {
             printf("%s%s: %ld, %.16s", k ? "; " : " ", st.tags[k], st.n_train[k], st.manifest_sha256[k]);
             if (st.n_val[k] >= 0) printf(", val %ld", st.n_val[k]);
         }
+        /* a build whose manifest cannot be read is listed, not hidden */
+        const int shown = st.n_corrupt < 4 ? st.n_corrupt : 4;
+        for (int k = 0; k < shown; k++) printf("%s%s", st.n_builds || k ? "; " : " ", st.corrupt[k]);
+        if (st.n_corrupt > shown) printf("; %d more corrupt", st.n_corrupt - shown);
         printf("\n%-12s %s\n", "", d->title ? d->title : "");
     }
     return 0;

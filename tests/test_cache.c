@@ -582,6 +582,96 @@ static void test_state_and_options(void **state)
     unsetenv("LTBENCH_DATA");
 }
 
+/* A build directory whose manifest.json is there but cannot be used is
+ * listed as corrupt, naming the manifest: one that did not parse used to
+ * vanish from the listing (the dataset read "fetched"), and a train.n of
+ * 1e30, -5 or [] was listed as a built count (1e30 through an undefined
+ * double -> long cast). */
+static void test_state_corrupt_manifest(void **state)
+{
+    (void)state;
+    fixture fx;
+    make_fixture(&fx, "src_corrupt", 0, -1);
+    char data[512], dir[700], mp[800];
+    snprintf(data, sizeof data, "%s/data_corrupt", tmpdir);
+    lt_ds_opts o;
+    opts(&o, data);
+    assert_int_equal(lt_ds_fetch(&fx.def, &o), LT_OK);
+    /* only a build that does not parse: not "fetched", but corrupt */
+    snprintf(dir, sizeof dir, "%s/fmnist/exp_ir50", data);
+    tf_mkdirs(dir);
+    snprintf(mp, sizeof mp, "%s/manifest.json", dir);
+    tf_spit(mp, "{\"train\": {\"n\": 14");
+    lt_ds_state st;
+    assert_int_equal(lt_ds_state_get(&fx.def, &o, &st), LT_OK);
+    assert_int_equal(st.n_builds, 0);
+    assert_int_equal(st.n_corrupt, 1);
+    char want[1000];
+    snprintf(want, sizeof want, "%s: corrupt (invalid JSON near byte ", mp);
+    if (strncmp(st.corrupt[0], want, strlen(want))) fail_msg("'%s' does not start '%s'", st.corrupt[0], want);
+    /* train.n that is no image count */
+    static const char *const ns[] = {"1e30", "-5", "[]", "2.5"};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        char text[200];
+        snprintf(text, sizeof text, "{\"format_version\": 1, \"train\": {\"n\": %s}}\n", ns[i]);
+        tf_spit(mp, text);
+        assert_int_equal(lt_ds_state_get(&fx.def, &o, &st), LT_OK);
+        assert_int_equal(st.n_builds, 0);
+        assert_int_equal(st.n_corrupt, 1);
+        snprintf(want, sizeof want, "%s: corrupt (train.n is not an image count)", mp);
+        assert_string_equal(st.corrupt[0], want);
+    }
+    /* beside a good build: both listed */
+    o.fetch = 0;
+    o.ir = 20;
+    lt_ds_built b;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(lt_ds_build(&fx.def, &o, &b), LT_OK);
+    assert_int_equal(lt_ds_state_get(&fx.def, &o, &st), LT_OK);
+    assert_int_equal(st.n_builds, 1);
+    assert_string_equal(st.tags[0], "exp_ir20");
+    assert_int_equal(st.n_train[0], b.n_train);
+    assert_int_equal(st.n_corrupt, 1);
+    lt_ds_built_free(&b);
+}
+
+/* A .verified stamp's size and mtime_ns went through a double and are cast
+ * back: mtime_ns -9.2e18 overflowed the difference with the file's time,
+ * 1e300 the cast (undefined behaviour; UBSan stops the old code here, as
+ * `make asan` runs it). Out of range, the stamp is stale: the file is not
+ * counted as verified, and the next fetch verifies it again and writes a
+ * sound stamp. */
+static void test_stamp_out_of_range_is_stale(void **state)
+{
+    (void)state;
+    fixture fx;
+    make_fixture(&fx, "src_stamp", 0, -1);
+    char data[512], stamp[800];
+    snprintf(data, sizeof data, "%s/data_stamp", tmpdir);
+    lt_ds_opts o;
+    opts(&o, data);
+    assert_int_equal(lt_ds_fetch(&fx.def, &o), LT_OK);
+    snprintf(stamp, sizeof stamp, "%s/fmnist/raw/%s.verified", data, FX_NAMES[1]);
+    static const struct {
+        const char *key;
+        double v;
+    } bad[] = {{"mtime_ns", -9.2e18}, {"mtime_ns", 1e300}, {"mtime_ns", -1e300}, {"size", 1e300}, {"size", -1}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON *j = NULL;
+        assert_int_equal(lt_json_read(stamp, &j), LT_OK);
+        cJSON_ReplaceItemInObject(j, bad[i].key, cJSON_CreateNumber(bad[i].v));
+        assert_int_equal(lt_json_write_atomic(stamp, j, NULL), LT_OK);
+        cJSON_Delete(j);
+        lt_ds_state st;
+        assert_int_equal(lt_ds_state_get(&fx.def, &o, &st), LT_OK);
+        assert_int_equal(st.n_present, 3);
+        assert_int_equal(st.fetched, 0);
+        assert_int_equal(lt_ds_fetch(&fx.def, &o), LT_OK);   /* verified again */
+        assert_int_equal(lt_ds_state_get(&fx.def, &o, &st), LT_OK);
+        assert_int_equal(st.n_present, 4);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +682,8 @@ int main(void)
         cmocka_unit_test(test_changed_inputs_rebuild),
         cmocka_unit_test(test_failed_build_leaves_nothing),
         cmocka_unit_test(test_state_and_options),
+        cmocka_unit_test(test_state_corrupt_manifest),
+        cmocka_unit_test(test_stamp_out_of_range_is_stale),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
