@@ -37,6 +37,13 @@ int lt_arg_uint(const char *cmd, const char *flag, const char *v, unsigned long 
     return 1;
 }
 
+int lt_arg_path(const char *cmd, const char *what, const char *v)
+{
+    if (v && *v) return 1;
+    fprintf(stderr, "ltbench %s: %s is an empty path\n", cmd, what);
+    return 0;
+}
+
 int lt_arg_decimal(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out)
 {
     char want[96];

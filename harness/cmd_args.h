@@ -21,4 +21,10 @@ int lt_arg_uint(const char *cmd, const char *flag, const char *v, unsigned long 
  * after the message. hi may be INFINITY (no upper bound). */
 int lt_arg_decimal(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out);
 
+/* A path given on the command line: 1 when it is not empty, else 0 after
+ * "ltbench <cmd>: <what> is an empty path" (the command exits 2). An
+ * empty path would become "/<file>" where the commands append "/<file>",
+ * or the root of a results tree. */
+int lt_arg_path(const char *cmd, const char *what, const char *v);
+
 #endif

@@ -4,10 +4,12 @@
  * options, run the pipeline, print what a user needs to cite a build (the
  * per-class counts, shot groups, index-list hash and manifest hash, and the
  * validation split's counts and manifest hash). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd_args.h"
 #include "cmd_datasets.h"
@@ -75,12 +77,14 @@ static int parse(int argc, char **argv, int what, cli *c, const char *usage)
             c->help = 1;
         } else if (!strcmp(a, "--data")) {
             NEED_VALUE();
+            if (!lt_arg_path(argv[0], a, v)) return 2;
             c->o.data_dir = v;
         } else if (fb && !strcmp(a, "--url")) {
             NEED_VALUE();
             c->o.url = v;
         } else if (fb && !strcmp(a, "--from")) {
             NEED_VALUE();
+            if (!lt_arg_path(argv[0], a, v)) return 2;
             c->o.from_dir = v;
         } else if (fb && !strcmp(a, "--no-system")) {
             c->o.use_system = 0;
@@ -238,6 +242,12 @@ int lt_cmd_datasets(int argc, char **argv)
     int rc = parse(argc, argv, OPT_LIST, &c, DATASETS_USAGE);
     if (rc >= 0) return rc;
     printf("data directory: %s\n", lt_ds_data_dir(&c.o));
+    /* the listing is still made (every dataset "not fetched"), but a
+     * mistyped --data should not read as an empty data directory */
+    struct stat dst;
+    if (stat(lt_ds_data_dir(&c.o), &dst) != 0 || !S_ISDIR(dst.st_mode))
+        fprintf(stderr, "ltbench datasets: note: the data directory %s %s\n", lt_ds_data_dir(&c.o),
+                errno == ENOENT ? "does not exist" : "is not a directory");
     printf("%-12s %-12s %-6s %-9s %s\n", "NAME", "STATE", "FILES", "SIZE",
            "BUILDS (tag: train images, manifest sha256, val images)");
     for (int i = 0; i < lt_ds_count(); i++) {

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd_args.h"
 #include "cmd_export.h"
 #include "lt.h"
 #include "lt_io.h"
@@ -123,8 +124,8 @@ int lt_cmd_export(int argc, char **argv) {
     }
     if (!dir || !format) { fputs(HELP, stderr); return 2; }
     /* an empty path would become "/result.json", "/model.safetensors" */
-    if (!*dir || (out && !*out)) {
-        fprintf(stderr, "ltbench export: %s is empty\n%s", !*dir ? "RUN_DIR" : "--out", HELP);
+    if (!lt_arg_path("export", "RUN_DIR", dir) || (out && !lt_arg_path("export", "--out", out))) {
+        fputs(HELP, stderr);
         return 2;
     }
     if (strcmp(format, "safetensors")) {

@@ -155,6 +155,12 @@ static int parse(int argc, char **argv, unsigned allowed, opts *o, const char *u
                 fprintf(stderr, "ltbench %s: %s needs a value\n%s", argv[0], a, usage);
                 return 2;
             }
+            /* a directory option: "" would become "/<file>" */
+            if ((table[k].bit & (O_RESULTS | O_METHODS | O_OUT | O_PLOTS | O_REF | O_DATA)) &&
+                !lt_arg_path(argv[0], a, argv[i + 1])) {
+                fputs(usage, stderr);
+                return 2;
+            }
             *(const char **)((char *)o + table[k].off) = argv[++i];
             known = 1;
             break;
@@ -283,11 +289,19 @@ int lt_cmd_compare(int argc, char **argv)
                 fprintf(stderr, "ltbench compare: --reference needs a value\n%s", COMPARE_USAGE);
                 return 2;
             }
+            if (!lt_arg_path("compare", "--reference", argv[i + 1])) {
+                fputs(COMPARE_USAGE, stderr);
+                return 2;
+            }
             ref = argv[++i];
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "ltbench compare: unknown option '%s'\n%s", argv[i], COMPARE_USAGE);
             return 2;
         } else if (n < 2) {
+            if (!lt_arg_path("compare", n ? "RUN_B" : "RUN_A", argv[i])) {
+                fputs(COMPARE_USAGE, stderr);
+                return 2;
+            }
             run[n++] = argv[i];
         } else {
             fprintf(stderr, "ltbench compare: more than two runs ('%s')\n%s", argv[i], COMPARE_USAGE);

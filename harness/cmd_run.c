@@ -97,6 +97,7 @@ int lt_cmd_run(int argc, char **argv) {
         if (!strcmp(a, "--protocol")) r.protocol = v;
         else if (!strcmp(a, "--method")) r.method = v;
         else if (!strcmp(a, "--scale")) r.scale = v;
+        else if ((!strcmp(a, "--results") || !strcmp(a, "--data")) && !lt_arg_path("run", a, v)) return 2;
         else if (!strcmp(a, "--results")) r.results_root = v;
         else if (!strcmp(a, "--data")) r.data_dir = v;
         else if (!strcmp(a, "--hparams")) r.hparams = v;

@@ -110,6 +110,7 @@ int lt_cmd_sweep(int argc, char **argv)
         else if (!strcmp(a, "--protocols")) protocols = v;
         else if (!strcmp(a, "--seeds")) seeds = v;
         else if (!strcmp(a, "--scale")) scale = v;
+        else if ((!strcmp(a, "--results") || !strcmp(a, "--data")) && !lt_arg_path("sweep", a, v)) return 2;
         else if (!strcmp(a, "--results")) results = v;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--executor")) executor = v;

@@ -8,7 +8,9 @@
  *   - a run whose result cannot be written (a full disk, here a file-size
  *     limit of 0) is the work failing: exit 1, not 2;
  *   - leaderboard and figures on a results root that does not exist fail
- *     with a message instead of writing an empty leaderboard.
+ *     with a message instead of writing an empty leaderboard;
+ *   - an empty path argument is a usage error; datasets --data DIR notes
+ *     on stderr that DIR does not exist.
  * Commands are called in this process (lt_cmd_*), their stderr captured in a
  * file; the disk-full run happens in a forked child. Runs from the
  * repository root. */
@@ -427,6 +429,61 @@ static void test_list_cuda_column(void **state)
     free(out);
 }
 
+/* An empty path argument is a usage error (exit 2) naming it: "" used to
+ * become "/result.json", "/ci.csv", "/<dataset>" (export, compare, regress,
+ * datasets --data), or a results tree at the file system's root. */
+static void test_empty_paths(void **state)
+{
+    (void)state;
+    static const struct {
+        cmd_fn fn;
+        const char *argv[8];
+        const char *msg;
+    } cases[] = {
+        {lt_cmd_compare, {"compare", "", "", NULL}, "ltbench compare: RUN_A is an empty path"},
+        {lt_cmd_compare, {"compare", "results", "", NULL}, "ltbench compare: RUN_B is an empty path"},
+        {lt_cmd_compare, {"compare", "--reference", "", "a", "b", NULL}, "ltbench compare: --reference is an empty path"},
+        {lt_cmd_regress, {"regress", "--scale", "ci", "--reference", "", NULL},
+         "ltbench regress: --reference is an empty path"},
+        {lt_cmd_regress, {"regress", "--scale", "ci", "--results", "", NULL},
+         "ltbench regress: --results is an empty path"},
+        {lt_cmd_leaderboard, {"leaderboard", "--results", "", NULL}, "ltbench leaderboard: --results is an empty path"},
+        {lt_cmd_figures, {"figures", "--out", "", NULL}, "ltbench figures: --out is an empty path"},
+        {lt_cmd_datasets, {"datasets", "--data", "", NULL}, "ltbench datasets: --data is an empty path"},
+        {lt_cmd_fetch, {"fetch", "fmnist", "--from", "", NULL}, "ltbench fetch: --from is an empty path"},
+        {lt_cmd_run, {"run", "--results", "", NULL}, "ltbench run: --results is an empty path"},
+        {lt_cmd_sweep, {"sweep", "--data", "", NULL}, "ltbench sweep: --data is an empty path"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err;
+        if (call(cases[i].fn, (char **)cases[i].argv, &err) != 2) fail_msg("%s: not a usage error", cases[i].msg);
+        if (!strstr(err, cases[i].msg)) fail_msg("no '%s' in:\n%s", cases[i].msg, err);
+        free(err);
+    }
+}
+
+/* datasets --data DIR where DIR does not exist: the listing is made (every
+ * dataset "not fetched"), with a note on stderr that the directory is not
+ * there, so a mistyped --data does not read as an empty data directory. */
+static void test_datasets_missing_data_dir(void **state)
+{
+    (void)state;
+    char dir[400], want[600];
+    snprintf(dir, sizeof dir, "%s/no_such_data", g_tmp);
+    char *argv[] = {"datasets", "--data", dir, NULL};
+    char *err;
+    assert_int_equal(call(lt_cmd_datasets, argv, &err), 0);
+    snprintf(want, sizeof want, "ltbench datasets: note: the data directory %s does not exist\n", dir);
+    assert_non_null(strstr(err, want));
+    free(err);
+    struct stat st;
+    assert_int_not_equal(stat(dir, &st), 0);   /* and it was not created */
+    char *here[] = {"datasets", "--data", g_tmp, NULL};
+    assert_int_equal(call(lt_cmd_datasets, here, &err), 0);
+    assert_null(strstr(err, "note:"));
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +495,8 @@ int main(void)
         cmocka_unit_test(test_sweep_usage),
         cmocka_unit_test(test_device_options),
         cmocka_unit_test(test_list_cuda_column),
+        cmocka_unit_test(test_empty_paths),
+        cmocka_unit_test(test_datasets_missing_data_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
