@@ -300,7 +300,7 @@ tests-build-cuda: $(CUDA_TEST_BIN) $(CUEMU_TEST_BIN) $(CUEMU_SO)
 # models, the runner, sweeps and host services (one thread, or waiting on
 # children, files and servers); the longest first so that they overlap.
 TEST_LIGHT_FIRST := $(addprefix $(BUILD)/tests/,test_run_cuemu test_model_cuda_emu test_train_cuda_emu test_sweep \
-                    test_model test_host_services test_runner test_run_safety)
+                    test_model test_host_services test_runner test_run_safety test_alloc_steps)
 TEST_LIGHT := $(TEST_LIGHT_FIRST) $(filter-out $(TEST_LIGHT_FIRST),$(CUEMU_TEST_BIN))
 TEST_ORDER := $(filter-out $(TEST_LIGHT),$(TEST_BIN) $(CUDA_TEST_BIN)) --light $(TEST_LIGHT)
 test: check-deps

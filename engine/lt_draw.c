@@ -6,6 +6,7 @@
  * another epoch. Nothing here depends on threads or on earlier draws of
  * other streams. */
 #include "lt_data.h"
+#include "lt_sampler_ws.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ typedef struct {
     int epoch;                   /* epoch of the cached list, -1: none */
     long n;
     int32_t *idx;
+    lt_sampler_ws *ws;           /* its epochs turn over inside training steps */
 } draw_list;
 
 struct lt_drawer {
@@ -37,7 +39,10 @@ struct lt_drawer {
 
 void lt_drawer_free(lt_drawer *d) {
     if (!d) return;
-    for (int i = 0; i < d->n_lists; i++) free(d->lists[i].idx);
+    for (int i = 0; i < d->n_lists; i++) {
+        free(d->lists[i].idx);
+        lt_sampler_ws_free(d->lists[i].ws);
+    }
     free(d->counts);
     free(d->off);
     free(d->members);
@@ -162,7 +167,9 @@ static draw_list *find_list(lt_drawer *d, const lt_draw_req *r, long n_s) {
     }
     draw_list *l = &d->lists[d->n_lists];
     l->idx = malloc((size_t)n_s * sizeof *l->idx);   /* once per list sampler */
-    if (!l->idx) {
+    if (!l->idx || lt_sampler_ws_create(&l->ws) != LT_OK) {
+        free(l->idx);
+        l->idx = NULL;
         lt_err(LT_ENOMEM, "draw: out of memory for a list of %ld", n_s);
         return NULL;
     }
@@ -188,7 +195,8 @@ static int draw_list_kind(lt_drawer *d, const lt_draw_req *r, float *x, int32_t 
         const int e = r->epoch + (int)(p / n_s);
         const long pos = p % n_s;
         if (l->epoch != e) {
-            LT_TRY(lt_sampler_epoch(&r->sampler, e, d->seed, r->stream, d->ds->labels, d->ds->n, d->C, l->idx, n_s));
+            LT_TRY(lt_sampler_epoch_ws(l->ws, &r->sampler, e, d->seed, r->stream, d->ds->labels, d->ds->n, d->C,
+                                       l->idx, n_s));
             l->epoch = e;
         }
         lt_rng slot;

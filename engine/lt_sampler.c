@@ -42,6 +42,7 @@
  * code shuffles with a 1000-element buffer over the repeated stream; a
  * pass here is a full permutation (documented in methods/cbd/README.md). */
 #include "lt_data.h"
+#include "lt_sampler_ws.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -129,8 +130,26 @@ typedef struct {
     int nonempty;
 } sampler_work;
 
-static void work_free(sampler_work *w)
+/* The working memory kept across epochs (lt_sampler_ws.h): the arrays
+ * grow to the largest (n, C) asked for and are otherwise reused, so a
+ * caller inside the training loop allocates nothing when an epoch turns. */
+struct lt_sampler_ws {
+    sampler_work w;
+    long cap_n;       /* members */
+    int cap_C;        /* counts, pos, classes, p, cdf; offs C + 1 */
+    int32_t *perm;    /* [cap_perm] INSTANCE: a whole permutation when only its head is kept */
+    long cap_perm;
+};
+
+int lt_sampler_ws_create(lt_sampler_ws **out)
 {
+    *out = calloc(1, sizeof **out);
+    return *out ? LT_OK : lt_err(LT_ENOMEM, "sampler: out of memory");
+}
+
+static void ws_release(lt_sampler_ws *ws)
+{
+    sampler_work *w = &ws->w;
     free(w->counts);
     free(w->offs);
     free(w->pos);
@@ -138,25 +157,60 @@ static void work_free(sampler_work *w)
     free(w->classes);
     free(w->p);
     free(w->cdf);
+    free(ws->perm);
+    memset(ws, 0, sizeof *ws);
 }
 
-static int work_build(sampler_work *w, const int32_t *labels, long n, int C)
+void lt_sampler_ws_free(lt_sampler_ws *ws)
 {
-    memset(w, 0, sizeof *w);
-    w->counts = calloc((size_t)C, sizeof *w->counts);
-    w->offs = calloc((size_t)C + 1, sizeof *w->offs);
-    w->pos = calloc((size_t)C, sizeof *w->pos);
-    w->members = malloc((n > 0 ? (size_t)n : 1) * sizeof *w->members);
-    w->classes = malloc((size_t)C * sizeof *w->classes);
-    w->p = calloc((size_t)C, sizeof *w->p);
-    w->cdf = calloc((size_t)C, sizeof *w->cdf);
-    if (!w->counts || !w->offs || !w->pos || !w->members || !w->classes || !w->p || !w->cdf) {
-        work_free(w);
-        return lt_err(LT_ENOMEM, "sampler: out of memory for %ld samples", n);
+    if (!ws) return;
+    ws_release(ws);
+    free(ws);
+}
+
+/* realloc *p to n elements of size sz when cap < n */
+static int grow(void **p, size_t n, size_t sz)
+{
+    void *q = realloc(*p, (n > 0 ? n : 1) * sz);
+    if (!q) return -1;
+    *p = q;
+    return 0;
+}
+
+static int ws_reserve(lt_sampler_ws *ws, long n, int C)
+{
+    sampler_work *w = &ws->w;
+    if (C > ws->cap_C) {
+        if (grow((void **)&w->counts, (size_t)C, sizeof *w->counts) ||
+            grow((void **)&w->offs, (size_t)C + 1, sizeof *w->offs) ||
+            grow((void **)&w->pos, (size_t)C, sizeof *w->pos) ||
+            grow((void **)&w->classes, (size_t)C, sizeof *w->classes) ||
+            grow((void **)&w->p, (size_t)C, sizeof *w->p) || grow((void **)&w->cdf, (size_t)C, sizeof *w->cdf))
+            return lt_err(LT_ENOMEM, "sampler: out of memory for %d classes", C);
+        ws->cap_C = C;
     }
+    if (n > ws->cap_n) {
+        if (grow((void **)&w->members, (size_t)n, sizeof *w->members))
+            return lt_err(LT_ENOMEM, "sampler: out of memory for %ld samples", n);
+        ws->cap_n = n;
+    }
+    return LT_OK;
+}
+
+/* The class member lists of labels[0..n) into ws (reserved for n, C),
+ * every per-class array starting from zero. */
+static int work_build(lt_sampler_ws *ws, const int32_t *labels, long n, int C)
+{
+    LT_TRY(ws_reserve(ws, n, C));
+    sampler_work *w = &ws->w;
+    memset(w->counts, 0, (size_t)C * sizeof *w->counts);
+    memset(w->offs, 0, ((size_t)C + 1) * sizeof *w->offs);
+    memset(w->pos, 0, (size_t)C * sizeof *w->pos);
+    memset(w->p, 0, (size_t)C * sizeof *w->p);
+    memset(w->cdf, 0, (size_t)C * sizeof *w->cdf);
+    w->nonempty = 0;
     for (long i = 0; i < n; i++) {
         if (labels[i] < 0 || labels[i] >= C) {
-            work_free(w);
             return lt_err(LT_EINVAL, "sampler: label %d of sample %ld outside [0, %d)",
                           (int)labels[i], i, C);
         }
@@ -173,22 +227,26 @@ static int work_build(sampler_work *w, const int32_t *labels, long n, int C)
     return LT_OK;
 }
 
-static int sample_instance(lt_rng *r, long n, int32_t *out, long n_out)
+static int sample_instance(lt_rng *r, lt_sampler_ws *ws, long n, int32_t *out, long n_out)
 {
     /* n_out > n concatenates independent permutations; a trailing partial
      * block is the head of one more full permutation. */
     for (long start = 0; start < n_out; start += n) {
         long m = n_out - start < n ? n_out - start : n;
         int32_t *dst = out + start, *perm = dst;
-        if (m < n && !(perm = malloc((size_t)n * sizeof *perm)))
-            return lt_err(LT_ENOMEM, "sampler: out of memory for a permutation of %ld", n);
+        if (m < n) {
+            if (n > ws->cap_perm) {
+                if (grow((void **)&ws->perm, (size_t)n, sizeof *ws->perm))
+                    return lt_err(LT_ENOMEM, "sampler: out of memory for a permutation of %ld", n);
+                ws->cap_perm = n;
+            }
+            perm = ws->perm;
+        }
         for (long i = 0; i < n; i++)
             perm[i] = (int32_t)i;
         lt_rng_shuffle_i32(r, perm, n);
-        if (perm != dst) {
+        if (perm != dst)
             memcpy(dst, perm, (size_t)m * sizeof *dst);
-            free(perm);
-        }
     }
     return LT_OK;
 }
@@ -327,10 +385,10 @@ static int sample_over_under(const lt_rng *base, const sampler_work *w, const in
     return LT_OK;
 }
 
-int lt_sampler_epoch(const lt_sampler_cfg *cfg, int epoch, uint64_t seed, uint64_t stream,
-                     const int32_t *labels, long n, int n_classes, int32_t *out, long n_out)
+int lt_sampler_epoch_ws(lt_sampler_ws *ws, const lt_sampler_cfg *cfg, int epoch, uint64_t seed, uint64_t stream,
+                        const int32_t *labels, long n, int n_classes, int32_t *out, long n_out)
 {
-    if (!cfg || (!labels && n > 0) || (!out && n_out > 0) || n < 0 || n_out < 0 || n_classes <= 0)
+    if (!ws || !cfg || (!labels && n > 0) || (!out && n_out > 0) || n < 0 || n_out < 0 || n_classes <= 0)
         return lt_err(LT_EINVAL, "sampler: bad arguments (n=%ld, n_out=%ld, classes=%d)",
                       n, n_out, n_classes);
     if (epoch < 0)
@@ -351,28 +409,37 @@ int lt_sampler_epoch(const lt_sampler_cfg *cfg, int epoch, uint64_t seed, uint64
             if (labels[i] < 0 || labels[i] >= n_classes)
                 return lt_err(LT_EINVAL, "sampler: label %d of sample %ld outside [0, %d)",
                               (int)labels[i], i, n_classes);
-        return sample_instance(&r, n, out, n_out);
+        return sample_instance(&r, ws, n, out, n_out);
     }
 
-    sampler_work w;
-    LT_TRY(work_build(&w, labels, n, n_classes));
-    int rc = lt_sampler_class_probs(cfg, epoch, n_classes, w.counts, w.p);
+    LT_TRY(work_build(ws, labels, n, n_classes));
+    sampler_work *w = &ws->w;
+    int rc = lt_sampler_class_probs(cfg, epoch, n_classes, w->counts, w->p);
     if (rc == LT_OK) {
         switch (cfg->kind) {
         case LT_SAMPLER_CLASS_AWARE:
-            sample_class_aware(&r, &w, cfg->k_per_class > 0 ? cfg->k_per_class : 4, out, n_out);
+            sample_class_aware(&r, w, cfg->k_per_class > 0 ? cfg->k_per_class : 4, out, n_out);
             break;
         case LT_SAMPLER_CLASS_BALANCED:
-            sample_iid(&r, &w, n_classes, 1, out, n_out);
+            sample_iid(&r, w, n_classes, 1, out, n_out);
             break;
         case LT_SAMPLER_OVER_UNDER:
-            rc = sample_over_under(&base, &w, labels, n, n_classes, epoch, out, n_out);
+            rc = sample_over_under(&base, w, labels, n, n_classes, epoch, out, n_out);
             break;
         default:
-            sample_iid(&r, &w, n_classes, 0, out, n_out);
+            sample_iid(&r, w, n_classes, 0, out, n_out);
             break;
         }
     }
-    work_free(&w);
+    return rc;
+}
+
+int lt_sampler_epoch(const lt_sampler_cfg *cfg, int epoch, uint64_t seed, uint64_t stream,
+                     const int32_t *labels, long n, int n_classes, int32_t *out, long n_out)
+{
+    lt_sampler_ws ws;
+    memset(&ws, 0, sizeof ws);
+    int rc = lt_sampler_epoch_ws(&ws, cfg, epoch, seed, stream, labels, n, n_classes, out, n_out);
+    ws_release(&ws);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lt_data.h"
+#include "lt_sampler_ws.h"
 
 #define C 10
 
@@ -336,6 +337,46 @@ static void test_determinism(void **state)
     free(s.labels);
 }
 
+/* One workspace reused over every kind, growing and shrinking label sets
+ * (stale counts or members from the call before would show) and n_out
+ * that is not a multiple of n (the instance kind's spare permutation):
+ * every list is lt_sampler_epoch's, bit for bit. */
+static void test_workspace_reuse(void **state)
+{
+    (void)state;
+    static const long sizes[] = {40, 300, 17, 300, 5};
+    static const int classes[] = {3, C, 7, 2, C};
+    double w[C];
+    for (int j = 0; j < C; j++)
+        w[j] = 1.0 + j;
+    lt_sampler_ws *ws;
+    assert_int_equal(lt_sampler_ws_create(&ws), LT_OK);
+    for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++) {
+        const long n = sizes[t];
+        const int nc = classes[t];
+        int32_t *labels = malloc((size_t)n * sizeof *labels);
+        assert_non_null(labels);
+        for (long i = 0; i < n; i++)
+            labels[i] = (int32_t)((i * i + 3 * t) % (unsigned long)nc);
+        const long n_out = n + n / 3 + 1;
+        int32_t *a = malloc((size_t)n_out * sizeof *a), *b = malloc((size_t)n_out * sizeof *b);
+        assert_non_null(a);
+        assert_non_null(b);
+        for (int kind = LT_SAMPLER_INSTANCE; kind <= LT_SAMPLER_OVER_UNDER; kind++) {
+            lt_sampler_cfg cfg = {.kind = (lt_sampler_kind)kind, .k_per_class = 3,
+                                  .total_epochs = 6, .class_weights = w};
+            assert_int_equal(lt_sampler_epoch(&cfg, 2, 5, LT_STREAM_ORDER, labels, n, nc, a, n_out), LT_OK);
+            memset(b, 0xff, (size_t)n_out * sizeof *b);
+            assert_int_equal(lt_sampler_epoch_ws(ws, &cfg, 2, 5, LT_STREAM_ORDER, labels, n, nc, b, n_out), LT_OK);
+            assert_memory_equal(a, b, (size_t)n_out * sizeof *a);
+        }
+        free(a);
+        free(b);
+        free(labels);
+    }
+    lt_sampler_ws_free(ws);
+}
+
 static void test_sampler_errors(void **state)
 {
     (void)state;
@@ -366,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_class_balanced_uniform_within_class),
         cmocka_unit_test(test_class_aware_structure),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_workspace_reuse),
         cmocka_unit_test(test_sampler_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
