@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "tassert.h"   /* NaN-safe assert_float_equal */
 
 #include <math.h>
 #include <stdio.h>

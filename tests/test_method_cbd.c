@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tassert.h"   /* NaN-safe assert_float_equal */
 
 #include <math.h>
 #include <stdio.h>

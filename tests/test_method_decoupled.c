@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tassert.h"   /* NaN-safe assert_float_equal */
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -171,7 +172,7 @@ static void test_taunorm_tau0_and_tau1(void **unused) {
     effective_rows(&I, Wt, bias);
     for (int i = 0; i < TC * TD; i++) assert_float_equal(Wt[i], W0[i], 1e-6);
     for (int j = 0; j < TC; j++) assert_float_equal(bias[j], 0, 0);
-    double tau;
+    double tau = NAN;   /* set by logged(); NaN fails assert_float_equal if it is not */
     assert_true(logged(&I.book, "tau", &tau));
     assert_float_equal(tau, 0, 0);
     inst_close(&I);
@@ -278,7 +279,7 @@ static void test_taunorm_selects_on_validation_split(void **unused) {
     g_vbank_calls = 0;
     assert_int_equal(meth->post_train(I.st, m, &fb), LT_OK);   /* fb handed anyway: must be ignored */
     assert_int_equal(g_vbank_calls, 1);
-    double tau, n_val, acc;
+    double tau = NAN, n_val = NAN, acc = NAN;   /* set by logged() */
     assert_true(logged(&I.book, "tau", &tau));
     assert_float_equal(tau, 0.6, 1e-12);
     assert_true(logged(&I.book, "tau_val_images", &n_val));

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tassert.h"   /* NaN-safe assert_float_equal */
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tassert.h"   /* NaN-safe assert_float_equal */
 
 #include <math.h>
 #include <stdlib.h>
