@@ -217,7 +217,7 @@ static void test_meta_grad_fd(void **unused) {
             double mx = 0;
             for (int j = 0; j < FC; j++) {
                 gwf[j] = (float)gw[j];
-                mx = fmax(mx, fabs(gw[j]));
+                mx = lt_tmax(mx, fabs(gw[j]));   /* a NaN stays: fails the signal check */
             }
             assert_true(mx > 1e-5);   /* a real signal, not a vacuous pass */
             gc_opts o = {.eps = 1e-3, .rtol = 2e-3, .atol = 1e-3 * mx, .max_checks = 0};
@@ -264,11 +264,13 @@ static void test_meta_grad_needs_skb(void **unused) {
     }
     for (int j = 0; j < FC; j++) wq[j] = (float)c.w0[j];
     balms_meta_grad(FB, FC, FD, c.feat, c.y, dlog, GW, Gb, c.lr, S, one, wq, U, dldv, g2);
+    /* lt_tmax, not fmax: a NaN in either gradient or the differences
+     * stays in the max and fails both comparisons below */
     double err_with = 0, err_without = 0, scale = 0;
     for (int j = 0; j < FC; j++) {
-        err_with = fmax(err_with, fabs(gw[j] - fd[j]));
-        err_without = fmax(err_without, fabs(g2[j] - fd[j]));
-        scale = fmax(scale, fabs(fd[j]));
+        err_with = lt_tmax(err_with, fabs(gw[j] - fd[j]));
+        err_without = lt_tmax(err_without, fabs(g2[j] - fd[j]));
+        scale = lt_tmax(scale, fabs(fd[j]));
     }
     assert_true(err_with < 1e-2 * scale);
     assert_true(err_without > 0.1 * scale);
@@ -616,7 +618,7 @@ static void hook_meta_step(int nesterov) {
                 assert_int_equal(lt_model_forward(F.m, x, 1, 0), LT_OK);
                 memcpy(y, lt_model_out(F.m, lt_model_find(F.m, "feat")), sizeof y);
                 double err = 0;
-                for (int d = 0; d < HD; d++) err = fmax(err, fabs(y[d] - st->pool_feat[p * HD + d]));
+                for (int d = 0; d < HD; d++) err = lt_tmax(err, fabs(y[d] - st->pool_feat[p * HD + d]));
                 if (err < 1e-5) img = i;
             }
             assert_true(img >= 0);
@@ -648,7 +650,7 @@ static void hook_meta_step(int nesterov) {
     double mx = 0;
     for (int j = 0; j < HC; j++) {
         gwf[j] = (float)st->gw[j];
-        mx = fmax(mx, fabs(st->gw[j]));
+        mx = lt_tmax(mx, fabs(st->gw[j]));   /* a NaN stays: fails the signal check */
     }
     assert_true(mx > 1e-6);
     gc_opts o = {.eps = 1e-3, .rtol = 2e-3, .atol = 1e-3 * mx, .max_checks = 0};
@@ -955,7 +957,7 @@ static void test_meta_set_val_pool(void **unused) {
             assert_int_equal(lt_model_forward(F.m, x, 1, 0), LT_OK);
             memcpy(y, lt_model_out(F.m, feat), sizeof y);
             double err = 0;
-            for (int d = 0; d < HD; d++) err = fmax(err, fabs(y[d] - st->pool_feat[p * HD + d]));
+            for (int d = 0; d < HD; d++) err = lt_tmax(err, fabs(y[d] - st->pool_feat[p * HD + d]));
             if (err < 1e-5) hit = i;
         }
         assert_true(hit >= 0);
@@ -965,7 +967,7 @@ static void test_meta_set_val_pool(void **unused) {
             assert_int_equal(lt_model_forward(F.m, x, 1, 0), LT_OK);
             memcpy(y, lt_model_out(F.m, feat), sizeof y);
             double err = 0;
-            for (int d = 0; d < HD; d++) err = fmax(err, fabs(y[d] - st->pool_feat[p * HD + d]));
+            for (int d = 0; d < HD; d++) err = lt_tmax(err, fabs(y[d] - st->pool_feat[p * HD + d]));
             assert_true(err > 1e-6);
         }
     }
