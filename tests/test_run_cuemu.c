@@ -464,13 +464,13 @@ static void test_host_loss_on_device(void **state)
     assert_int_equal(epoch_value(cpu.run_dir, 0, "host_hook_s", &k), -1);   /* cpu: no host hooks to time */
     print_message("note: bsig first-epoch loss: emulated device %.9f, cpu %.9f; host hooks %.3f s over %.0f steps\n",
                   loss_dev, loss_cpu, hook_s, eager);
-    if (fabs(loss_dev - loss_cpu) > 1e-4 * fabs(loss_cpu))
+    if (!(fabs(loss_dev - loss_cpu) <= 1e-4 * fabs(loss_cpu)))   /* NaN fails */
         fail_msg("bsig's first-epoch loss on the device %.9g, on cpu %.9g", loss_dev, loss_cpu);
     lt_run_outcome ce;
     emu_run("emu-bsig", NULL, NULL, 0, &ce);
     assert_true(ce.ok);
     const double loss_ce = epoch_value(ce.run_dir, 0, "loss", &k);
-    if (fabs(loss_ce - loss_dev) < 1e-3 * fabs(loss_ce))
+    if (!(fabs(loss_ce - loss_dev) >= 1e-3 * fabs(loss_ce)))   /* NaN fails */
         fail_msg("bsig's first-epoch loss %.9g is ce's %.9g: the method's loss did not run", loss_dev, loss_ce);
 
     /* bsm_dec: its stage 1 shared from that ce run, then the balanced
@@ -505,7 +505,7 @@ static void test_host_loss_on_device(void **state)
     assert_true(nc >= 2);
     for (int j = 0; j < nc; j++) {
         const double want_n = pow(rn[j], 1.0 - tau->valuedouble);
-        if (fabs(tnn[j] - want_n) > 1e-5 * want_n)
+        if (!(fabs(tnn[j] - want_n) <= 1e-5 * want_n))   /* NaN fails */
             fail_msg("taunorm class %d: norm %.9g, expected ce's %.9g ^ (1 - %g) = %.9g", j, tnn[j], rn[j],
                      tau->valuedouble, want_n);
     }
