@@ -142,8 +142,13 @@ double fx_logged(const lt_run_outcome *o, const char *key)
         assert_non_null(e);
         const cJSON *k = cJSON_GetObjectItem(e, "key"), *ev = cJSON_GetObjectItem(e, "event");
         if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "method") && cJSON_IsString(k) &&
-            !strcmp(k->valuestring, key))
-            v = cJSON_GetObjectItem(e, "value")->valuedouble;
+            !strcmp(k->valuestring, key)) {
+            /* lt_events_num logs a non-finite value as null, whose
+             * valuedouble is 0: read it back as NaN, so that a NaN the method
+             * logged fails the comparisons made with it */
+            const cJSON *val = cJSON_GetObjectItem(e, "value");
+            v = cJSON_IsNumber(val) ? val->valuedouble : NAN;
+        }
         cJSON_Delete(e);
     }
     free(s);

@@ -112,7 +112,9 @@ void fx_run_ok(const lt_run_request *r, lt_run_outcome *o);
 cJSON *fx_read_json(const char *path);
 
 /* The last value a run's method logged under KEY (an event "method" in its
- * events.jsonl, every line of which must parse); NAN if none. */
+ * events.jsonl, every line of which must parse); NAN if none, and NAN where
+ * that value is not a number: the events log writes a NaN or infinite value
+ * as null, which cJSON would read as 0. */
 double fx_logged(const lt_run_outcome *o, const char *key);
 
 /* Asserts that b ends with a's top1, many, medium, ece and macro_f1 bit for
