@@ -73,6 +73,8 @@ static void test_ce_temperature_on_val(void **state) {
     const double before = at(c, "val_nll_before", NULL)->valuedouble, after = at(c, "val_nll_after", NULL)->valuedouble;
     print_message("note: ce: ece %.4f, ece_ts %.4f, T %.4f, val NLL %.4f -> %.4f\n", ece, ts, T, before, after);
     assert_true(T > 0 && isfinite(T));
+    /* a NaN NLL is written as null, which reads as 0 and would pass */
+    assert_true(cJSON_IsNumber(at(c, "val_nll_before", NULL)) && cJSON_IsNumber(at(c, "val_nll_after", NULL)));
     assert_true(after <= before);
     assert_true(cJSON_IsFalse(at(c, "at_bound", NULL)));
     assert_null(cJSON_GetObjectItemCaseSensitive(c, "ece_reason"));
