@@ -76,11 +76,52 @@ static void test_runner_script_counts_skips(void **state)
     assert_non_null(strstr(buf, " skipped"));
 }
 
+/* 1 when FILE contains NEEDLE (whole file read) */
+static int file_has(const char *file, const char *needle)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) fail_msg("%s: cannot open", file);
+    char line[1024];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* CMocka's own assert_float_equal passes on NaN and infinities
+ * (tests/tassert.h says why): every test source that uses it includes
+ * tassert.h, which redefines it. */
+static void test_float_asserts_are_nan_safe(void **state)
+{
+    (void)state;
+    static const char *const globs[] = {"tests/*.c", "tests/gpu/*.c", "tests/cuemu/*.c", "tests/cuemu/*.cc"};
+    char use[32];
+    snprintf(use, sizeof use, "%s%s", "assert_float_", "equal(");   /* not this file's own match */
+    int bad = 0, users = 0;
+    for (size_t k = 0; k < sizeof globs / sizeof *globs; k++) {
+        glob_t g;
+        if (glob(globs[k], 0, NULL, &g) != 0) continue;
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char *f = g.gl_pathv[i];
+            if (strstr(f, "tassert.h") || !file_has(f, use)) continue;
+            users++;
+            if (!file_has(f, "#include \"tassert.h\"")) {
+                print_message("%s: uses assert_float_equal without #include \"tassert.h\"\n", f);
+                bad++;
+            }
+        }
+        globfree(&g);
+    }
+    assert_true(users > 5);   /* run from the repository root */
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_skip_reason_calls_skip),
         cmocka_unit_test(test_runner_script_counts_skips),
+        cmocka_unit_test(test_float_asserts_are_nan_safe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
