@@ -720,10 +720,11 @@ typedef struct {
  * as they are separate leaderboard rows. One word: the gnuplot scripts
  * split the list at spaces. */
 #define LABEL_CAP (LT_LB_NAME + 16)
-static void series_label(const char *method, const char *backend, char *buf, size_t cap)
+/* a series' name: the method, and on a device its device tag (ce@cuda) */
+static void series_label(const char *method, lt_backend_kind kind, const char *tag, char *buf, size_t cap)
 {
-    if (!backend[0] || !strcmp(backend, "cpu")) snprintf(buf, cap, "%s", method);
-    else snprintf(buf, cap, "%s@%s", method, backend);
+    if (kind == LT_BACKEND_CPU) snprintf(buf, cap, "%s", method);
+    else snprintf(buf, cap, "%s@%s", method, tag);
 }
 
 static int imbalance_figures(ctx *c, const lt_lb_row *rows, int n)
@@ -754,7 +755,7 @@ static int imbalance_figures(ctx *c, const lt_lb_row *rows, int n)
             if (!seen && n_ir < 32) irs[n_ir++] = r2;
             seen = 0;
             char lab[LABEL_CAP];
-            series_label(rows[j].method, rows[j].backend, lab, sizeof lab);
+            series_label(rows[j].method, rows[j].backend_kind, rows[j].backend, lab, sizeof lab);
             for (int q = 0; q < n_meth; q++) seen |= !strcmp(meth[q], lab);
             if (!seen && n_meth < 64) snprintf(meth[n_meth++], LABEL_CAP, "%s", lab);
         }
@@ -787,7 +788,7 @@ static int imbalance_figures(ctx *c, const lt_lb_row *rows, int n)
                 for (int j = 0; j < n; j++) {
                     long r2;
                     char lab[LABEL_CAP];
-                    series_label(rows[j].method, rows[j].backend, lab, sizeof lab);
+                    series_label(rows[j].method, rows[j].backend_kind, rows[j].backend, lab, sizeof lab);
                     if (!strcmp(rows[j].scale, rows[i].scale) && !strcmp(lab, meth[m]) &&
                         family_ir(rows[j].protocol, f2, sizeof f2, &r2) && !strcmp(f2, fam) && r2 == irs[q])
                         v = rows[j].mean[LT_M_TOP1];
@@ -859,7 +860,7 @@ int lt_figures_make(const lt_fig_opts *o, const lt_run_set *set_in, lt_fig_summa
              * of an older engine are another experiment, as on the leaderboard */
             int e = j;
             while (e < k && !strcmp(set->v[e].engine_version, set->v[j].engine_version)) e++;
-            series_label(set->v[j].method, set->v[j].device_tag, label[nm], LABEL_CAP);
+            series_label(set->v[j].method, set->v[j].backend_kind, set->v[j].device_tag, label[nm], LABEL_CAP);
             mr[nm] = (method_runs){.name = label[nm], .runs = &set->v[j], .n_runs = e - j};
             for (int q = j; q < e; q++) mr[nm].n_ok += set->v[q].ok;
             nm++;

@@ -18,6 +18,7 @@ void lt_fingerprint_current(lt_fingerprint *f, int threads)
     f->threads = threads;
     f->dirty = -1;
     snprintf(f->backend, sizeof f->backend, "cpu");
+    f->kind = LT_BACKEND_CPU;
 }
 
 void lt_fingerprint_current_on(lt_fingerprint *f, int threads, const lt_backend_info *dev, lt_layout layout)
@@ -25,6 +26,7 @@ void lt_fingerprint_current_on(lt_fingerprint *f, int threads, const lt_backend_
     lt_fingerprint_current(f, threads);
     if (!dev || dev->kind != LT_BACKEND_CUDA) return;
     snprintf(f->backend, sizeof f->backend, "%s", lt_backend_kind_name(dev->kind));
+    f->kind = dev->kind;
     /* what lt_backend_describe says of the backend the run's child makes */
     snprintf(f->conv_backend, sizeof f->conv_backend, "cuda:%d", dev->device);
     snprintf(f->gpu_name, sizeof f->gpu_name, "%s", dev->device_name);
@@ -47,6 +49,7 @@ void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f)
     snprintf(f->commit, sizeof f->commit, "%s", r->commit);
     f->dirty = r->dirty;
     snprintf(f->backend, sizeof f->backend, "%s", r->backend[0] ? r->backend : "cpu");
+    f->kind = r->backend_kind;
     snprintf(f->gpu_name, sizeof f->gpu_name, "%s", r->gpu_name);
     snprintf(f->gpu_cc, sizeof f->gpu_cc, "%s", r->gpu_cc);
     f->cuda_runtime = r->cuda_runtime;
@@ -87,12 +90,10 @@ int lt_fingerprint_stale(const lt_fingerprint *run, const lt_fingerprint *now, c
     else if (run->dirty == 1) snprintf(why, cap, "made from an uncommitted tree (+dirty)");
     else if (!run->commit[0] || !strcmp(run->commit, "unknown") || run->dirty < 0)
         snprintf(why, cap, "made from no known commit (not a clean git tree)");
-    /* "" is a result from before the backend was recorded: a cpu run */
-    else if (strcmp(run->backend[0] ? run->backend : "cpu", now->backend[0] ? now->backend : "cpu"))
-        snprintf(why, cap, "backend %s, now %s", run->backend[0] ? run->backend : "cpu",
-                 now->backend[0] ? now->backend : "cpu");
+    else if (run->kind != now->kind)
+        snprintf(why, cap, "backend %s, now %s", lt_backend_kind_name(run->kind), lt_backend_kind_name(now->kind));
     else if (run->threads != now->threads) snprintf(why, cap, "threads %d, now %d", run->threads, now->threads);
-    else if (!strcmp(now->backend, "cuda")) {
+    else if (now->kind == LT_BACKEND_CUDA) {
         /* the device index (conv_backend "cuda:N") is where it ran, not how */
         if (!cuda_stale(run, now, why, cap) && strcmp(run->blas_core, now->blas_core))
             snprintf(why, cap, "BLAS core %s, now %s", run->blas_core[0] ? run->blas_core : "(unknown)",
@@ -165,11 +166,11 @@ int lt_result_reusable(const char *result_path, const char *proto_sha, const cha
         if (!lt_fingerprint_stale(&run, now, fw, sizeof fw)) return 1;
         /* another backend, math mode or layout is another experiment, not an
          * older build of this one: never re-used, not even under --reuse any */
-        const char *rb = run.backend[0] ? run.backend : "cpu", *nb = now->backend[0] ? now->backend : "cpu";
+        const char *rb = lt_backend_kind_name(run.kind), *nb = lt_backend_kind_name(now->kind);
         /* the backend; for cuda (both, once the backends agree) the math mode and the layout */
         const struct { const char *what, *run, *now; } exp[] = {
             {"backend", rb, nb}, {"math mode", run.math, now->math}, {"layout", run.layout, now->layout}};
-        const int n_exp = strcmp(nb, "cuda") ? 1 : 3;
+        const int n_exp = now->kind == LT_BACKEND_CUDA ? 3 : 1;
         for (int k = 0; k < n_exp; k++)
             if (strcmp(exp[k].run, exp[k].now)) {
                 snprintf(why, cap, "%s %s, now %s: another experiment (not re-used under --reuse any either)",

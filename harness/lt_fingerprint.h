@@ -29,7 +29,8 @@ typedef struct {
     int threads;               /* 0 unknown */
     char commit[64];           /* "" or "unknown": not made from a git tree */
     int dirty;                 /* 1 dirty, 0 clean, -1 unknown */
-    char backend[8];           /* "cpu" (also: not recorded) or "cuda" */
+    char backend[8];           /* "cpu" (also: not recorded) or "cuda": for messages */
+    lt_backend_kind kind;      /* the same, what the checks branch on */
     /* cuda only ("" / 0 for cpu) */
     char gpu_name[128];
     char gpu_cc[16];           /* compute capability "9.0" */

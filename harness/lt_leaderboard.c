@@ -430,6 +430,7 @@ static int record_read(const char *path, lt_run_record *r, int strict)
     /* cuda: the word, "nchw" when absent; cpu: "" whatever the file says */
     snprintf(r->cuda_layout, sizeof r->cuda_layout, "%s", kind == LT_BACKEND_CUDA ? lt_layout_name(layout) : "");
     snprintf(r->device_tag, sizeof r->device_tag, "%s", lt_run_device_tag(kind, math, layout));
+    r->backend_kind = kind;
     char pd[16];
     path_device(path, pd, sizeof pd);
     if (pd[0] && strcmp(pd, r->device_tag)) {
@@ -737,6 +738,7 @@ static void aggregate(const lt_run_record *v, int n, lt_lb_row *r)
     snprintf(r->scale, sizeof r->scale, "%s", v[0].scale);
     snprintf(r->method, sizeof r->method, "%s", v[0].method);
     snprintf(r->backend, sizeof r->backend, "%s", v[0].device_tag);
+    r->backend_kind = v[0].backend_kind;
     r->n_runs = n;
     const char *sha = NULL;
     int mixed = 0;
@@ -1011,7 +1013,7 @@ static void write_tex(lt_rep_buf *b, const lt_lb_row *rows, int n)
         const lt_lb_row *r = &rows[k];
         char cell[64];
         tex_text(b, r->method);
-        if (strcmp(r->backend, "cpu")) {   /* GPU rows stand apart from the CPU ones and say so */
+        if (r->backend_kind != LT_BACKEND_CPU) {   /* GPU rows stand apart from the CPU ones and say so */
             lt_rep_buf_printf(b, " (");
             tex_text(b, r->backend);
             lt_rep_buf_printf(b, ")");

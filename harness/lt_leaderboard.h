@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 
+#include "lt_backend.h"   /* lt_backend_kind */
 #include "lt_base.h"
 
 #define LT_LB_NAME 64
@@ -71,6 +72,7 @@ typedef struct {
      * "cuda-nhwc" or "cuda-tf32-nhwc" (lt_run_device_tag); what rows group
      * by, and the row's backend */
     char device_tag[16];
+    lt_backend_kind backend_kind;   /* env.backend parsed: what code branches on */
     int cuda_runtime, cudnn, cublas, cuda_deterministic;
 } lt_run_record;
 
@@ -135,6 +137,7 @@ typedef struct {
     char method[LT_LB_NAME];
     char backend[16];               /* "cpu" | "cuda" | "cuda-tf32" | "cuda-nhwc" | "cuda-tf32-nhwc"
                                      * (lt_run_device_tag) */
+    lt_backend_kind backend_kind;   /* its kind: what code branches on */
     char fidelity[32];
     int n_runs;                     /* result files found */
     int n_ok;                       /* runs with status ok = n_seeds */

@@ -655,6 +655,7 @@ static int parse_stage(const P *c, const cJSON *o, const char *path, lt_proto_st
                                        "nesterov", "weight_decay", "base_lr", "head_lr_mult",
                                        "schedule", "sampler", "bn_mode", NULL};
     static const char *const opts[] = {"sgd", NULL};
+    static const lt_opt_kind opt_kinds[] = {LT_OPT_SGD};   /* opts' kinds, in order */
     static const char *const samplers[] = {"instance_balanced", "class_balanced", NULL};
     static const char *const bn[] = {"train", "eval", NULL};
     const cJSON *sj;
@@ -665,7 +666,7 @@ static int parse_stage(const P *c, const cJSON *o, const char *path, lt_proto_st
     LT_TRY(get_int(c, o, path, "batch", 1, INT_MAX, &st->batch));
     LT_TRY(get_bool(c, o, path, "drop_last", &st->drop_last));
     LT_TRY(get_enum(c, o, path, "optimizer", opts, &idx));
-    snprintf(st->optimizer, sizeof st->optimizer, "%s", opts[idx]);
+    st->optimizer = opt_kinds[idx];
     LT_TRY(get_num(c, o, path, "momentum", 0.0, 1.0, HI_OPEN, &st->momentum));
     LT_TRY(get_bool(c, o, path, "nesterov", &st->nesterov));
     LT_TRY(get_num(c, o, path, "weight_decay", 0.0, INFINITY, 0, &st->weight_decay));

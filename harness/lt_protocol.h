@@ -19,6 +19,7 @@
 #include "lt_base.h"
 #include "lt_data.h"   /* lt_aug, lt_sampler_kind */
 #include "lt_loss.h"   /* lt_sched, the engine's LR schedule */
+#include "lt_model.h"  /* lt_opt_kind */
 
 #define LT_PROTOCOL_VERSION 1          /* the only "version" this loader reads */
 #define LT_PROTOCOL_DIR "protocols"    /* default directory of lt_protocol_find */
@@ -121,7 +122,7 @@ typedef struct {
 
 typedef struct {
     int epochs, batch, drop_last;
-    char optimizer[16];             /* "sgd" */
+    lt_opt_kind optimizer;          /* "sgd" (the one kind a protocol may name) */
     double momentum;
     int nesterov;
     double weight_decay, base_lr;

@@ -296,7 +296,7 @@ int lt_regress_run(const lt_regress_opts *o, lt_regress_summary *s)
              * (any math mode or layout) is another experiment, never
              * pooled with them (lt_run_device_tag) */
             if (strcmp(x->protocol, r->protocol) || strcmp(x->scale, r->scale) || strcmp(x->method, r->method) ||
-                strcmp(x->device_tag, "cpu") || !in_list(x->seed, seeds, ns))
+                x->backend_kind != LT_BACKEND_CPU || !in_list(x->seed, seeds, ns))
                 continue;
             if (!x->ok) {
                 n_failed++;

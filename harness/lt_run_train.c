@@ -447,8 +447,7 @@ static int stage_fwd_cap(const lt_stage *cfg) { return stage_cap(cfg) / cfg->vie
 /* The stage's optimizer over the model's current freeze mask, with the
  * stage's per-group factors (head_lr_mult is the group "head"). */
 static int stage_optim(lt_child *c, int stage, const lt_stage *cfg, lt_optim *o) {
-    lt_opt_kind kind = strcmp(stage == 0 ? c->s->stage1.optimizer : c->s->stage2.optimizer, "adam")
-                           ? LT_OPT_SGD : LT_OPT_ADAM;
+    const lt_opt_kind kind = stage == 0 ? c->s->stage1.optimizer : c->s->stage2.optimizer;
     LT_TRY(lt_optim_init(o, c->m, kind, cfg->momentum, cfg->weight_decay, cfg->nesterov));
     int rc = LT_OK;
     int head_set = 0;

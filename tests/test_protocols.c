@@ -160,7 +160,7 @@ static void test_fmnist_r100_short_matches_protocols_md(void **state) {
     assert_int_equal(st->epochs, 30);
     assert_int_equal(st->batch, 128);
     assert_int_equal(st->drop_last, 1);
-    assert_string_equal(st->optimizer, "sgd");
+    assert_int_equal(st->optimizer, LT_OPT_SGD);
     assert_true(st->momentum == 0.9);
     assert_int_equal(st->nesterov, 0);
     assert_true(st->weight_decay == 5e-4);
