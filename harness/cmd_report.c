@@ -44,6 +44,8 @@ static const char FIGURES_USAGE[] =
     "Write figure data files (.dat) from the runs in DIR and render them with gnuplot (if it is\n"
     "in PATH) into PNG and PDF (or SVG): per-class accuracy by training count, many/medium/few\n"
     "bars, classifier weight norms, top-1 against imbalance ratio, stage-1 training curves.\n"
+    "A result file that cannot be used is named on stderr, and then nothing is written (the\n"
+    "existing figures are left as they were) and the exit status is 1.\n"
     "  --results DIR  results directory (default results)\n"
     "  --out DIR      output directory (default plots/out; DIR/plots for another --results)\n"
     "  --plots DIR    directory of the gnuplot scripts (default $LTBENCH_PLOTS, else plots)\n";

@@ -833,6 +833,14 @@ int lt_figures_make(const lt_fig_opts *o, const lt_run_set *set_in, lt_fig_summa
         set = &scanned;
     }
     sum->n_refused = set->n_refused;
+    /* as the leaderboard: figures drawn without a refused file would lose
+     * its runs from committed figures, so nothing is written */
+    if (set->n_refused) {
+        int rc = lt_err(LT_EDATA, "%d result file%s refused (the first: %.400s); nothing written: %s is left as it was",
+                        set->n_refused, set->n_refused == 1 ? "" : "s", set->first_refused, c.out);
+        lt_run_set_free(&scanned);
+        return rc;
+    }
     int rc = lt_rep_mkdirs(c.out);
     if (!rc) {
         sum->gnuplot_found = lt_find_in_path("gnuplot", sum->gnuplot, sizeof sum->gnuplot) == LT_OK;

@@ -406,8 +406,10 @@ static void test_per_class_counts_checked(void **state)
  * figure base name groups_<protocol>_x/../../../escape: its .dat written
  * (parent directories created on the way) outside the output directory,
  * and the .png/.pdf/.svg of that name deleted first when gnuplot is there.
- * The file is refused by name, nothing outside the output directory is
- * touched, and the other runs' figures are still made. */
+ * The file is refused by name and nothing is written at all: not outside
+ * the output directory, and (as the leaderboard does) not the other runs'
+ * figures either, which would lose the refused runs from figures already
+ * made. */
 static void test_hostile_result_refused(void **state)
 {
     (void)state;
@@ -432,9 +434,18 @@ static void test_hostile_result_refused(void **state)
     lt_fig_summary sum;
     const int rc = make_data_only(&o, &sum);
     fclose(w);
-    if (rc) fail_msg("lt_figures_make: %s", lt_errmsg());
+    /* the refused file is removed before any assert, so that the cases after
+     * this one see the honest runs alone even when one fails */
+    unlink(p);
+    rmdir(dir);
+    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/evil", g_root);
+    rmdir(dir);
+    assert_int_equal(rc, LT_EDATA);
+    assert_non_null(strstr(lt_errmsg(), "1 result file refused"));
+    assert_non_null(strstr(lt_errmsg(), "nothing written"));
     assert_int_equal(sum.n_refused, 1);
-    assert_int_equal(sum.n_data, 9);   /* the honest runs' figures, as before */
+    assert_int_equal(sum.n_data, 0);
+    assert_int_not_equal(access(od, F_OK), 0);   /* not even the output directory */
     char *text = tf_slurp(wlog, NULL);
     assert_non_null(text);
     char want[800];
@@ -448,10 +459,6 @@ static void test_hostile_result_refused(void **state)
     assert_string_equal(v, "precious");
     free(v);
     unlink(victim);
-    unlink(p);
-    rmdir(dir);
-    snprintf(dir, sizeof dir, "%s/runs/fmnist_lt_r100/short/evil", g_root);
-    rmdir(dir);
 }
 
 /* Cuda runs of ce beside the cpu ones, in fp32 and in tf32 math: each its
