@@ -70,19 +70,22 @@ void lt_set_num_threads(int n);
  * (tests/test_alloc_steps.c counts). */
 int lt_par(size_t work, size_t min);
 
-/* LT_PAR_FOR(par, for (...) body): the loop as OpenMP's `parallel for
- * schedule(static)` where par (lt_par) holds, else as a plain loop; one
- * text, so both run the same arithmetic. The body holds no directives
- * (_Pragma("omp simd") instead of #pragma). */
-#define LT_PAR_FOR(par, ...)                                     \
-    do {                                                         \
-        if (par) {                                               \
-            _Pragma("omp parallel for schedule(static)")         \
-            __VA_ARGS__                                          \
-        } else {                                                 \
-            __VA_ARGS__                                          \
-        }                                                        \
+/* LT_PAR_IF(par, "omp ...", code): code under the OpenMP directive where
+ * par (lt_par) holds, else the same code plainly, outside any region; one
+ * text, so both run the same arithmetic. The code holds no directives
+ * (_Pragma("omp simd") instead of #pragma).
+ * LT_PAR_FOR(par, for (...) body): the loop as `parallel for
+ * schedule(static)`. */
+#define LT_PAR_IF(par, pragma, ...) \
+    do {                            \
+        if (par) {                  \
+            _Pragma(pragma)         \
+            __VA_ARGS__             \
+        } else {                    \
+            __VA_ARGS__             \
+        }                           \
     } while (0)
+#define LT_PAR_FOR(par, ...) LT_PAR_IF(par, "omp parallel for schedule(static)", __VA_ARGS__)
 
 /* Monotonic seconds (CLOCK_MONOTONIC): durations, progress, timeouts. */
 double lt_now_s(void);

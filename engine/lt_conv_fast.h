@@ -33,27 +33,11 @@ int lt_conv_fast_threads(int N);
  * this thread outside any region, as its team of one: there
  * omp_get_thread_num() is 0, omp_get_num_threads() 1, and an orphaned
  * single or barrier binds to this thread alone. Why: a region on one
- * thread costs a team allocation per call (lt_par, lt_base.h). The block
- * holds no directives (_Pragma instead). LT_PAR_FOR_T: the same for a
- * `parallel for schedule(static) num_threads(T)` loop. */
-#define LT_PAR_REGION(par, ...)                          \
-    do {                                                 \
-        if (par) {                                       \
-            _Pragma("omp parallel num_threads(T)")       \
-            __VA_ARGS__                                  \
-        } else {                                         \
-            __VA_ARGS__                                  \
-        }                                                \
-    } while (0)
-#define LT_PAR_FOR_T(par, ...)                                           \
-    do {                                                                 \
-        if (par) {                                                       \
-            _Pragma("omp parallel for schedule(static) num_threads(T)") \
-            __VA_ARGS__                                                  \
-        } else {                                                         \
-            __VA_ARGS__                                                  \
-        }                                                                \
-    } while (0)
+ * thread costs a team allocation per call (lt_par, lt_base.h).
+ * LT_PAR_FOR_T: the same for a `parallel for schedule(static)
+ * num_threads(T)` loop. */
+#define LT_PAR_REGION(par, ...) LT_PAR_IF(par, "omp parallel num_threads(T)", __VA_ARGS__)
+#define LT_PAR_FOR_T(par, ...) LT_PAR_IF(par, "omp parallel for schedule(static) num_threads(T)", __VA_ARGS__)
 
 /* The fast path itself (callers normally go through lt_conv2d_*). */
 size_t lt_conv_fast_scratch_floats(const lt_conv_geom *g, int N);
