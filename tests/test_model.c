@@ -267,8 +267,11 @@ static void bn_alone(lt_model *m, int N, int t, float *out) {
     float *d = lt_model_dout(m, t);
     for (size_t k = 0; k < (size_t)N * lt_shape_count(m->nodes[t].shape); k++) d[k] = 0.01f * (float)(k % 7) - 0.03f;
     assert_int_equal(lt_model_backward(m, N, &t, 1), LT_OK);
-    size_t nz = 0;
-    for (size_t k = 0; k < m->n_w; k++) nz += m->g[k] != 0.0f;
+    size_t nz = 0;   /* non-zero gradients, each a number: NaN != 0 would count */
+    for (size_t k = 0; k < m->n_w; k++) {
+        if (!isfinite(m->g[k])) fail_msg("BN-alone gradient %zu is %g", k, m->g[k]);
+        nz += m->g[k] != 0.0f;
+    }
     assert_true(nz > 0);
     memcpy(out, m->g, sizeof(float) * m->n_w);
 }
@@ -332,8 +335,13 @@ static void test_training_fusion_bit_identical(void **st) {
             assert_memory_equal(g0, g1, sizeof(float) * m->n_w);
             assert_memory_equal(b1, m->buf, sizeof(float) * m->n_b);
             assert_memory_equal(l0, lt_model_out(m, logits), sizeof(float) * nl);
+            /* the byte comparisons above hold for NaNs in the same places:
+             * every gradient must be a number, and NaN != 0 must not count */
             size_t nz = 0;
-            for (size_t k = 0; k < m->n_w; k++) nz += g0[k] != 0.0f;
+            for (size_t k = 0; k < m->n_w; k++) {
+                if (!isfinite(g0[k])) fail_msg("%s mode %d: gradient %zu is %g", arch[a], mode, k, g0[k]);
+                nz += g0[k] != 0.0f;
+            }
             printf("note: %s mode %d: %d BN+ReLU pairs fused, %zu of %zu gradients non-zero\n", arch[a], mode, fused,
                    nz, m->n_w);
             /* gradients were computed (at 1x1 spatial size, with eval-mode BN
