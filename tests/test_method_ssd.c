@@ -505,6 +505,7 @@ static void teacher_case(const char *hp, int bn_train) {
         lt_grads g = fx_grads(&F);
         double loss;
         assert_int_equal(ssd_loss(F.st, &t, &loss, &g), LT_OK);
+        assert_true(isfinite(b0.data[0]));   /* NaN != before would count as moved */
         bn_moved |= b0.data[0] != before;
         double lce;
         float tmp[TB * TC];
@@ -536,6 +537,8 @@ static void teacher_case(const char *hp, int bn_train) {
     lt_param_info sw, fw;
     assert_int_equal(lt_model_param_find(F.m, "soft.weight", &sw), LT_OK);
     assert_int_equal(lt_model_param_find(fresh, "soft.weight", &fw), LT_OK);
+    for (size_t k = 0; k < sw.count; k++)   /* a NaN weight would differ too */
+        if (!isfinite(sw.w[k])) fail_msg("student soft.weight[%zu] is %g", k, sw.w[k]);
     assert_true(memcmp(sw.w, fw.w, sw.count * sizeof(float)) != 0);
     for (int i = 0; i < np; i++) free(snap[i]);
     free(snap);
