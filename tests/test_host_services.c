@@ -157,6 +157,8 @@ static int toy_batch_hook(void *stp, lt_batch *b, lt_rng *rng) {
         ok &= st->dy[s] == run->train->labels[st->did[s]] && st->did[DRAW_N + s] == st->did[s];
         differ += memcmp(st->dx + s * in_sz, st->dx + (DRAW_N + s) * in_sz, in_sz * sizeof(float)) != 0;
     }
+    for (size_t i = 0; i < 2 * DRAW_N * in_sz; i++)   /* a NaN view differs too */
+        if (!isfinite(st->dx[i])) ok = 0;
     for (int s = 0; s + 1 < DRAW_N; s += 2) ok &= st->dy[s] == st->dy[s + 1];   /* 2 per class visit */
     if (!ok || differ < DRAW_N / 2) return toy_fail("drawn batch");
     st->draws_ok++;
@@ -182,6 +184,8 @@ static int toy_loss(void *stp, const lt_taps *t, double *loss, lt_grads *g) {
         ok &= t->ids[n + i] == t->ids[i] && t->labels[n + i] == t->labels[i];
         differ += memcmp(t->x + i * in_sz, t->x + (n + i) * in_sz, in_sz * sizeof(float)) != 0;
     }
+    for (size_t i = 0; ok && i < 2 * (size_t)n * in_sz; i++)   /* a NaN view differs too */
+        if (!isfinite(t->x[i])) ok = 0;
     if (!ok || differ < n / 2) return toy_fail("views in the taps");
     st->views_ok++;
     /* the head on the batch's feature rows as extra rows = the batch's logits */
