@@ -548,8 +548,12 @@ static void fusion_case(lt_backend *gb, const net *n, int mode) {
                 total += p.count;
             }
         }
-        size_t nz = 0;
-        for (size_t i = 0; i < total; i++) nz += g[0][i] != 0.0f;
+        size_t nz = 0;   /* non-zero gradients, each a number: NaN != 0 would count, and the byte
+                          * comparison below holds for NaNs in the same places */
+        for (size_t i = 0; i < total; i++) {
+            if (!isfinite(g[0][i])) fail_msg("%s: gradient %zu is %g", net_label(n), i, g[0][i]);
+            nz += g[0][i] != 0.0f;
+        }
         print_message("%s: backward from %s alone: %zu gradients non-zero, fused %s unfused\n", net_label(n),
                       lt_model_node_const(m1, t)->name, nz, memcmp(g[0], g[1], total * sizeof(float)) ? "!=" : "==");
         assert_true(nz > 0);
@@ -799,6 +803,9 @@ static void cam_pool_case(lt_backend *gb, lt_layout layout, float gamma, int sto
                   use_labels ? " labels" : " top-1", training ? "train" : "eval", e_out, e_sv, e_dF, e_dW, wsum);
     const double tol = exact ? 0.0 : 1e-5;
     assert_true(e_out <= tol && e_sv <= tol && e_dF <= tol && e_dW <= tol);
+    /* lt_ot_relerr passes NaNs in the same places, and a NaN sum is not > 0:
+     * "no gradient" must be a zero one */
+    assert_true(isfinite(wsum));
     assert_int_equal(wsum > 0, !stop_grad && gamma != 0.0f);   /* the weight's gradient through A, or none */
     for (int k = 0; k < 2; k++) {
         free(out[k]);
