@@ -13,6 +13,7 @@ int lt_run_save_ckpt(lt_child *c, const char *path, const lt_run_meta *meta, con
     lt_ckpt_writer *w;
     LT_TRY(lt_ckpt_writer_open(&w, path));
     int rc = lt_ckpt_put(w, "run/identity", c->job->identity, strlen(c->job->identity));
+    if (!rc) rc = lt_ckpt_put(w, "run/numerics", c->job->numerics, strlen(c->job->numerics));
     if (!rc) rc = lt_ckpt_put(w, "run/meta", meta, sizeof *meta);
     if (!rc && c->job->shared_sha[0]) rc = lt_ckpt_put(w, "run/stage1_sha256", c->job->shared_sha, 64);
     if (!rc) rc = lt_model_save(c->m, w, "m/");
@@ -52,6 +53,20 @@ int lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *m
         if (!c->job->req->quiet)
             fprintf(c->job->log, "note: not resuming from %s (made by another protocol, method, seed or "
                     "version); starting afresh\n", path);
+        return LT_OK;
+    }
+    /* the same run, made under other numerics (another thread count, conv
+     * path, BLAS core; a dirty tree, or a checkpoint from before the record):
+     * going on from it would give bits that neither fingerprint makes, under
+     * this one's name */
+    char was[256] = "";
+    if (lt_ckpt_get(k, "run/numerics", &id, &n) == LT_OK)
+        snprintf(was, sizeof was, "%.*s", (int)(n < sizeof was ? n : sizeof was - 1), (const char *)id);
+    if (strcmp(was, c->job->numerics)) {
+        lt_ckpt_free(k);
+        if (!c->job->req->quiet)
+            fprintf(c->job->log, "note: not resuming from %s (made with %s, now %s); starting afresh\n", path,
+                    was[0] ? was : "no numerics record", c->job->numerics);
         return LT_OK;
     }
     if (lt_ckpt_get_into(k, "run/meta", meta, sizeof *meta) || meta->version != 1 ||

@@ -45,6 +45,12 @@ static void cpu_model(char *buf, size_t cap) {
     fclose(f);
 }
 
+void lt_run_numerics(const lt_run_env *e, int cuda, char *buf, size_t cap) {
+    /* cuda: conv_backend is the device index, where it ran, not how */
+    snprintf(buf, cap, "threads=%d;conv=%s;blas=%s;dirty=%d", e->threads, cuda ? "cuda" : e->conv_backend, e->blas_core,
+             e->dirty);
+}
+
 void lt_run_env_capture(lt_run_env *e, int threads, const lt_backend *b, const lt_backend_info *dev) {
     memset(e, 0, sizeof *e);
     char line[256];

@@ -47,6 +47,14 @@ typedef struct {
  * (the child makes it), dev what the probe found. */
 struct lt_backend;
 void lt_run_env_capture(lt_run_env *e, int threads, const struct lt_backend *b, const lt_backend_info *dev);
+
+/* The part of e that decides a run's bits besides its identity (threads,
+ * the conv path on cpu, the BLAS core) and whether it came from an
+ * uncommitted tree: "threads=2;conv=avx2-direct;blas=Zen;dirty=0". A
+ * checkpoint whose record differs is not resumed or re-evaluated into a
+ * result that would name e's fingerprint (a run made at 1 thread, labelled
+ * as one at 2); on cuda the device's part is in the identity already. */
+void lt_run_numerics(const lt_run_env *e, int cuda, char *buf, size_t cap);
 struct cJSON *lt_run_env_json(const lt_run_env *e);
 void lt_iso8601_now(char buf[32]);
 
@@ -124,6 +132,10 @@ typedef struct {
     const lt_method *method;
     struct cJSON *hparams;       /* merged defaults + overrides (owned) */
     char identity[2048];         /* checkpoint identity: what must match to resume */
+    /* what else must match for a checkpoint to go on into this run's result:
+     * the numerics fingerprint it records (threads, conv path, BLAS core,
+     * a dirty tree); lt_run_numerics */
+    char numerics[256];
     char run_dir[1024];
     char ckpt_path[LT_RUN_PATH], final_path[LT_RUN_PATH], result_path[LT_RUN_PATH];
     char events_path[LT_RUN_PATH], per_class_path[LT_RUN_PATH];

@@ -143,6 +143,7 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
         LT_TRY(lt_run_device_probe(&job->dev, &dev));
         lt_run_env_capture(&job->env, threads, NULL, &dev);
         job->env.layout = job->dev.layout;   /* the model's, not the backend's */
+        lt_run_numerics(&job->env, 1, job->numerics, sizeof job->numerics);
         return LT_OK;
     }
     lt_cpu_opts co;
@@ -150,6 +151,7 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
     if (req->conv && req->conv[0]) LT_TRY(lt_conv_path_parse(req->conv, &co.conv));
     LT_TRY(lt_backend_cpu_create(&co, &job->backend));
     lt_run_env_capture(&job->env, threads, job->backend, NULL);
+    lt_run_numerics(&job->env, 0, job->numerics, sizeof job->numerics);
     return LT_OK;
 }
 
@@ -410,6 +412,10 @@ static int ensure_shared(const lt_run_job *job, int *failed, char *reason, size_
         const void *id;
         size_t n;
         have = !lt_ckpt_get(ck, "run/identity", &id, &n) && n == strlen(dj.identity) && !memcmp(id, dj.identity, n);
+        /* and made under this run's numerics: a stage 1 trained at other
+         * threads would go into a result that names these */
+        have = have && !lt_ckpt_get(ck, "run/numerics", &id, &n) && n == strlen(dj.numerics) &&
+               !memcmp(id, dj.numerics, n);
         lt_ckpt_free(ck);
     }
     lt_err_clear();

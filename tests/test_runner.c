@@ -381,6 +381,64 @@ static void expect_failed(const char *method, double limit, const char *prefix, 
     free(ev);
 }
 
+/* events.jsonl of run o: how many run_start, epoch_end and resume events */
+static void count_events(const lt_run_outcome *o, int *starts, int *epochs, int *resumes) {
+    char p[1200];
+    path_in(o, "events.jsonl", p, sizeof p);
+    char *ev = tf_slurp(p, NULL);
+    assert_non_null(ev);
+    *starts = *epochs = *resumes = 0;
+    for (const char *s = ev; (s = strstr(s, "\"event\":\"")); s++) {
+        s += 9;
+        *starts += !strncmp(s, "run_start\"", 10);
+        *epochs += !strncmp(s, "epoch_end\"", 10);
+        *resumes += !strncmp(s, "resume\"", 7);
+    }
+    free(ev);
+}
+
+/* A checkpoint made at another thread count is neither resumed nor
+ * re-evaluated into a result that names this count: its bits are neither
+ * count's. A run killed at 2 threads and asked for at 1 starts afresh and
+ * ends as the uninterrupted 1-thread run; that finished run asked for at 2
+ * threads is trained again (not its 1-thread model re-evaluated). */
+static void test_other_threads_start_afresh(void **state) {
+    (void)state;
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
+    if (!g_ref.ok) skip();
+    lt_run_request r2, r1;
+    fx_request(&r2, g_proto, "thr", "ce", 2);
+    fx_request(&r1, g_proto, "thr", "ce", 1);
+    r2.kill_after_epoch = 1;
+    lt_run_outcome o;
+    assert_int_equal(lt_runner_run(&r2, &o), LT_OK);
+    assert_false(o.ok);
+    char p[1200];
+    path_in(&o, "ckpt.ltc", p, sizeof p);
+    assert_true(file_exists(p));
+
+    assert_int_equal(lt_runner_run(&r1, &o), LT_OK);
+    if (!o.ok) fail_msg("run failed: %s", o.reason);
+    fx_assert_same_outcome(&g_ref, &o);
+    int starts, epochs, resumes;
+    count_events(&o, &starts, &epochs, &resumes);
+    assert_int_equal(starts, 1);
+    assert_int_equal(epochs, 2);
+    assert_int_equal(resumes, 0);
+
+    r2.kill_after_epoch = 0;
+    assert_int_equal(lt_runner_run(&r2, &o), LT_OK);
+    if (!o.ok) fail_msg("run failed: %s", o.reason);
+    count_events(&o, &starts, &epochs, &resumes);
+    assert_int_equal(starts, 1);
+    assert_int_equal(epochs, 2);
+    assert_int_equal(resumes, 0);   /* a re-evaluation logs a resume (trained: true) */
+    cJSON *j = fx_read_json(o.result_path);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "env"), "threads")->valueint,
+                     2);
+    cJSON_Delete(j);
+}
+
 static void test_crash_is_isolated(void **state) {
     (void)state;
     FX_SKIP_UNLESS_RUNNABLE(NULL);
@@ -640,6 +698,7 @@ int main(void) {
         cmocka_unit_test(test_same_seed_same_numbers),
         cmocka_unit_test(test_conv_path_option),
         cmocka_unit_test(test_killed_run_resumes_exactly),
+        cmocka_unit_test(test_other_threads_start_afresh),
         cmocka_unit_test(test_crash_is_isolated),
         cmocka_unit_test(test_nan_is_isolated),
         cmocka_unit_test(test_timeout_is_isolated),
