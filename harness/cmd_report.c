@@ -418,7 +418,7 @@ int lt_cmd_reproduce(int argc, char **argv)
             break;
         }
         snprintf(result, sizeof result, "%s/result.json", dir);
-        const int use = lt_result_reusable(result, p->sha256, b.manifest_sha256, m->version, &now, any, why, sizeof why);
+        const int use = lt_result_reusable_m(result, p->sha256, b.manifest_sha256, m, &now, any, why, sizeof why);
         if (use == 1) {
             printf("reproduce: [2/4] seed %d: re-using %s\n", seeds[i], result);
             continue;

@@ -1,11 +1,14 @@
 /* lt_fingerprint.c — see lt_fingerprint.h. */
 #include <cblas.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lt.h"
 #include "lt_fingerprint.h"
+#include "lt_io.h"
+#include "lt_run_internal.h"
 #include "lt_leaderboard.h"
 
 void lt_fingerprint_current(lt_fingerprint *f, int threads)
@@ -131,6 +134,48 @@ int lt_engine_version_cmp(const char *a, const char *b)
     for (int i = 0; i < 3; i++)
         if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
     return 0;
+}
+
+/* 1 when result_path's method.hparams are hparams: every key it has is
+ * one of hparams with the same value. A key it lacks was added to the
+ * method later; its default keeps the method's numbers, or the method's
+ * version (checked before) would have been bumped. */
+static int same_hparams(const char *result_path, const cJSON *hparams)
+{
+    char *text = NULL;
+    size_t n = 0;
+    if (lt_io_read_all(result_path, &text, &n) != LT_OK) {
+        lt_err_clear();
+        return 0;
+    }
+    cJSON *doc = cJSON_ParseWithLength(text, n);
+    free(text);
+    const cJSON *hp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "method"), "hparams");
+    int same = cJSON_IsObject(hp);
+    for (const cJSON *k = same ? hp->child : NULL; k && same; k = k->next)
+        same = cJSON_Compare(k, cJSON_GetObjectItemCaseSensitive(hparams, k->string), 1);
+    cJSON_Delete(doc);
+    return same;
+}
+
+int lt_result_reusable_m(const char *result_path, const char *proto_sha, const char *manifest, const lt_method *m,
+                         const lt_fingerprint *now, int any, char *why, size_t cap)
+{
+    const int use = lt_result_reusable(result_path, proto_sha, manifest, m->version, now, any, why, cap);
+    if (!use) return 0;
+    cJSON *hp = NULL;
+    if (lt_method_hparams(m, NULL, &hp) != LT_OK) {
+        snprintf(why, cap, "%s", lt_errmsg());
+        return 0;
+    }
+    const int same = same_hparams(result_path, hp);
+    cJSON_Delete(hp);
+    if (!same) {
+        snprintf(why, cap, "made with other hyper-parameters than the method's defaults (ltbench run --hparams): "
+                 "another experiment (not re-used under --reuse any either)");
+        return 0;
+    }
+    return use;
 }
 
 /* A finished run that can stand for this request: status ok, made from the

@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "lt_backend.h"
+#include "lt_method.h"
 
 typedef struct {
     char engine_version[32];   /* LT_ENGINE_VERSION of the run; "" unknown */
@@ -76,6 +77,14 @@ void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f);
  * the method check. */
 int lt_result_reusable(const char *result_path, const char *proto_sha, const char *manifest,
                        const char *method_version, const lt_fingerprint *now, int any, char *why, size_t cap);
+
+/* lt_result_reusable for method m (its version), and the run's
+ * method.hparams must be m's defaults, what reproduce and sweep run with: a
+ * run made with `ltbench run --hparams` sits in the same directory as the
+ * default one and would otherwise stand for it. Other hyper-parameters are
+ * another experiment: 0 even under any. */
+int lt_result_reusable_m(const char *result_path, const char *proto_sha, const char *manifest, const lt_method *m,
+                         const lt_fingerprint *now, int any, char *why, size_t cap);
 
 /* Orders two engine versions "MAJOR.MINOR.PATCH" numerically (-1, 0, 1);
  * "" or text that is not a version sorts before every version. */

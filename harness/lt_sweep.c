@@ -290,7 +290,7 @@ void lt_sweep_plan_check(lt_sweep_plan *pl)
             continue;
         }
         snprintf(result, sizeof result, "%s/result.json", dir);
-        int use = lt_result_reusable(result, sp->p->sha256, sp->manifest, r->m->version, &now, pl->reuse_any,
+        int use = lt_result_reusable_m(result, sp->p->sha256, sp->manifest, r->m, &now, pl->reuse_any,
                                      r->why, sizeof r->why);
         r->state = use == 1 ? LT_SW_DONE : use == 2 ? LT_SW_DONE_ANY : LT_SW_PENDING;
         lt_err_clear();

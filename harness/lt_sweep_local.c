@@ -120,8 +120,8 @@ static void child(const lt_sweep_plan *pl, int i, const lt_sweep_local_opts *o, 
         }
         lt_dir_lock_release(&lk);
         char why[600];
-        if (lt_result_reusable(result, sp->p->sha256, sp->manifest, r->m->version, &now, pl->reuse_any, why,
-                               sizeof why)) {
+        if (lt_result_reusable_m(result, sp->p->sha256, sp->manifest, r->m, &now, pl->reuse_any, why,
+                                 sizeof why)) {
             printf("sweep: finished by another process: %s\n", result);
             _exit(CH_OTHER);
         }

@@ -525,6 +525,54 @@ static void test_reproduce_reuse_flag(void **state)
     assert_int_equal(lt_cmd_reproduce(5, bad), 2);
 }
 
+/* reproduce and sweep run a method with its defaults, so a finished run
+ * made with other hyper-parameters (ltbench run --hparams, the same
+ * directory) never stands for it, not even under --reuse any. A run from
+ * before a key was added lacks that key and still does. */
+static void test_reuse_needs_default_hparams(void **state)
+{
+    (void)state;
+    static const lt_method m = {.abi = LT_METHOD_ABI, .name = "ce", .version = "1", .cite = "none",
+                                .fidelity = "paper", .defaults = "{\"tau\": 1.0, \"select\": \"fixed\"}"};
+    char dir[] = "/tmp/lt_fph_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    lt_fingerprint now;
+    lt_fingerprint_current(&now, 2);
+    char text[2048], path[512], why[512];
+    static const struct {
+        const char *hparams;   /* method.hparams in the file, NULL: absent */
+        int use;
+    } cases[] = {
+        {"{\"tau\":1,\"select\":\"fixed\"}", 1},
+        {"{\"select\":\"fixed\",\"tau\":1.0}", 1},   /* the same object, other key order */
+        {"{\"tau\":0,\"select\":\"fixed\"}", 0},
+        {"{\"tau\":1,\"select\":\"fixed\",\"gone\":2}", 0},   /* a key the method no longer has */
+        /* a key added to the method since (its default keeps the numbers,
+         * or the version would have moved): the defaults still */
+        {"{\"tau\":1}", 1},
+        {NULL, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char hp[256] = "";
+        if (cases[k].hparams) snprintf(hp, sizeof hp, ",\"hparams\":%s", cases[k].hparams);
+        snprintf(text, sizeof text,
+                 "{\"format\":1,\"status\":\"ok\",\"protocol\":{\"name\":\"p\",\"sha256\":\"aa\"},"
+                 "\"scale\":\"ci\",\"method\":{\"name\":\"ce\",\"version\":\"1\"%s},\"seed\":0,"
+                 "\"metrics\":{\"top1\":0.5}," ENV_CPU "}\n",
+                 hp, now.blas_core, now.conv_backend, "");
+        put(dir, "runs/p/ci/ce/seed0/result.json", text, path, sizeof path);
+        assert_int_equal(lt_result_reusable(path, "aa", "", "1", &now, 0, why, sizeof why), 1);
+        for (int any = 0; any < 2; any++) {
+            const int use = lt_result_reusable_m(path, "aa", "", &m, &now, any, why, sizeof why);
+            if (use != cases[k].use) fail_msg("case %zu any %d: %d (%s)", k, any, use, why);
+            if (!use) assert_non_null(strstr(why, "other hyper-parameters than the method's defaults"));
+        }
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_backend_reasons),
         cmocka_unit_test(test_record_backend_and_reuse),
         cmocka_unit_test(test_reproduce_reuse_flag),
+        cmocka_unit_test(test_reuse_needs_default_hparams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
