@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lt.h"
 #include "lt_run_internal.h"
@@ -25,6 +26,25 @@ static int first_line(const char *cmd, char *buf, size_t cap) {
     int st = pclose(p);
     buf[strcspn(buf, "\r\n")] = 0;
     return st == 0 ? got : -1;
+}
+
+/* The work tree of the git checkout this program was built in: the one
+ * holding the directory of /proc/self/exe (./ltbench at the root,
+ * build/tests/ for the tests), not the working directory, which may be
+ * another repository or none. 0 with the path in buf, -1 none. */
+static int source_tree(char *buf, size_t cap) {
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return -1;
+    *slash = '\0';
+    if (strchr(exe, '\'')) return -1;   /* quoted below */
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --show-toplevel 2>/dev/null", exe);
+    if (first_line(cmd, buf, cap) != 1 || !buf[0] || strchr(buf, '\'')) return -1;
+    return 0;
 }
 
 static void cpu_model(char *buf, size_t cap) {
@@ -53,16 +73,18 @@ void lt_run_numerics(const lt_run_env *e, int cuda, char *buf, size_t cap) {
 
 void lt_run_env_capture(lt_run_env *e, int threads, const lt_backend *b, const lt_backend_info *dev) {
     memset(e, 0, sizeof *e);
-    char line[256];
-    if (first_line("git rev-parse HEAD 2>/dev/null", line, sizeof line) == 1 && strlen(line) >= 40)
+    char line[256], top[4096], cmd[4400];
+    const int have_tree = source_tree(top, sizeof top) == 0;
+    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD 2>/dev/null", have_tree ? top : ".");
+    if (have_tree && first_line(cmd, line, sizeof line) == 1 && strlen(line) >= 40)
         snprintf(e->commit, sizeof e->commit, "%s", line);
     else
         snprintf(e->commit, sizeof e->commit, "unknown");
-    int st = strcmp(e->commit, "unknown")
-                 ? first_line("git --no-optional-locks status --porcelain --untracked-files=no -- . "
-                              "':(exclude)results' ':(exclude)plots/out' 2>/dev/null",
-                              line, sizeof line)
-                 : -1;
+    snprintf(cmd, sizeof cmd,
+             "git -C '%s' --no-optional-locks status --porcelain --untracked-files=no -- . "
+             "':(exclude)results' ':(exclude)plots/out' 2>/dev/null",
+             have_tree ? top : ".");
+    int st = strcmp(e->commit, "unknown") ? first_line(cmd, line, sizeof line) : -1;
     /* dirty = the code differs from the commit; result files and figures,
      * which every run rewrites, do not count. */
     e->dirty = st < 0 ? -1 : st == 1;

@@ -18,6 +18,7 @@
 #include "lt.h"
 #include "lt_fingerprint.h"
 #include "lt_leaderboard.h"
+#include "lt_run_internal.h"
 
 static lt_fingerprint clean_now(void)
 {
@@ -573,6 +574,35 @@ static void test_reuse_needs_default_hparams(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The commit a result records is the one of the tree this program was
+ * built in, whatever the working directory: run from another directory
+ * (another repository, or none) it was that directory's, or "unknown". */
+static void test_commit_from_source_tree(void **state)
+{
+    (void)state;
+    char expect[128] = "";
+    FILE *p = popen("git rev-parse HEAD 2>/dev/null", "r");
+    if (p) {
+        if (!fgets(expect, sizeof expect, p)) expect[0] = '\0';
+        pclose(p);
+    }
+    expect[strcspn(expect, "\n")] = '\0';
+    if (strlen(expect) < 40) {
+        print_message("skip: not run from a git checkout (no commit to expect)\n");
+        skip();
+    }
+    char here[4096], dir[] = "/tmp/lt_fpc_XXXXXX";
+    assert_non_null(getcwd(here, sizeof here));
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chdir(dir), 0);
+    lt_run_env e;
+    lt_run_env_capture(&e, 1, NULL, NULL);
+    assert_int_equal(chdir(here), 0);
+    rmdir(dir);
+    assert_string_equal(e.commit, expect);
+    assert_true(e.dirty == 0 || e.dirty == 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_record_backend_and_reuse),
         cmocka_unit_test(test_reproduce_reuse_flag),
         cmocka_unit_test(test_reuse_needs_default_hparams),
+        cmocka_unit_test(test_commit_from_source_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
