@@ -252,10 +252,15 @@ static int walk_archive(scan_t *s, struct archive *a, const char *src, const cha
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF)
             return LT_OK;
-        if (r < ARCHIVE_WARN)
-            return lt_err(LT_EDATA, "archive %s%s%s: %s", src, prefix ? " inner " : "",
-                          prefix ? prefix : "",
-                          archive_error_string(a) ? archive_error_string(a) : "bad header");
+        /* Anything but OK / WARN is fatal. ARCHIVE_RETRY (a tar header with
+         * a bad checksum, "Damaged tar archive") included: libarchive would
+         * resync past it, silently skipping members. Wording as lt_extract.c's
+         * header_error. */
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+            return lt_err(LT_EDATA, "archive %s%s%s: corrupt or truncated archive: %s%s", src,
+                          prefix ? " inner " : "", prefix ? prefix : "",
+                          archive_error_string(a) ? archive_error_string(a) : "unreadable header",
+                          r == ARCHIVE_RETRY ? " (bad header checksum)" : "");
         if (archive_entry_filetype(e) != AE_IFREG)
             continue;
         const char *nm = archive_entry_pathname(e);

@@ -559,6 +559,33 @@ static void test_readers_direct(void **state)
     assert_non_null(strstr(lt_errmsg(), "bad.tar:images/train/a/2.jpg"));
     assert_non_null(strstr(lt_errmsg(), "corrupt JPEG"));
 
+    /* A damaged tar header (bad checksum: libarchive answers ARCHIVE_RETRY
+     * and would resync past it) is fatal, naming the archive, even where
+     * the damaged entry is one the list does not name and every listed
+     * image is still found after it. */
+    fx_member dmg[4] = {m[0], m[1], m[2], m[1]};
+    dmg[1].name = "images/unlisted/README.jpg";
+    dmg[2] = m[1];
+    dmg[3] = m[2];
+    snprintf(arch, sizeof arch, "%s/damaged.tar", e->dir);
+    assert_int_equal(fx_write_archive(arch, "tar", dmg, 4), 0);
+    {
+        char *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(fx_read_file(arch, &buf, &len), 0);
+        char *hit = memmem(buf, len, "images/unlisted/README.jpg", 26);
+        assert_non_null(hit);
+        hit[7] ^= 0x20; /* one byte of that entry's header name: checksum no longer matches */
+        assert_int_equal(fx_write_file(arch, buf, len), 0);
+        free(buf);
+    }
+    src.list = &tr;
+    assert_int_equal(lt_imagelist_build(&dx, &src), LT_EDATA);
+    print_message("note: %s\n", lt_errmsg());
+    assert_non_null(strstr(lt_errmsg(), "damaged.tar"));
+    assert_non_null(strstr(lt_errmsg(), "corrupt or truncated archive"));
+    assert_null(dx.pixels);
+
     /* Basename matching needs unique basenames in the list. */
     const char *dup = "train/a/1.jpg 0\ntrain/b/1.jpg 1\n";
     lt_listfile ld;
