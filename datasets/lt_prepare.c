@@ -24,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1106,21 +1107,76 @@ static cJSON *make_manifest(const lt_ds_def *def, const lt_ds_opts *o, const rec
     return m;
 }
 
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (flag == FTW_DP) rmdir(p);
+    else unlink(p);
+    return 0;
+}
+
+/* Removes path, a file or a whole directory tree; errors are ignored. */
+static void rm_rf(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return;
+    if (!S_ISDIR(sb.st_mode)) {
+        unlink(path);
+        return;
+    }
+    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Puts the complete build in staging at dir, replacing any old build there
+ * in one step: an atomic exchange where the file system has one, else two
+ * renames (the old build put back if the second fails). The old build's
+ * files are removed only once the new ones are in place. */
+static int swap_in(const char *staging, const char *dir, const char *old)
+{
+    struct stat sb;
+    if (lstat(dir, &sb) != 0) {
+        if (rename(staging, dir) != 0)
+            return lt_err(LT_EIO, "%s: cannot rename to %s: %s", staging, dir, strerror(errno));
+        return LT_OK;
+    }
+    if (renameat2(AT_FDCWD, staging, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+        rm_rf(staging); /* now the old build */
+        return LT_OK;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP && errno != EOPNOTSUPP)
+        return lt_err(LT_EIO, "%s: cannot exchange with %s: %s", staging, dir, strerror(errno));
+    rm_rf(old);
+    if (rename(dir, old) != 0) return lt_err(LT_EIO, "%s: cannot rename to %s: %s", dir, old, strerror(errno));
+    if (rename(staging, dir) != 0) {
+        int e = errno;
+        rename(old, dir);
+        return lt_err(LT_EIO, "%s: cannot rename to %s: %s", staging, dir, strerror(e));
+    }
+    rm_rf(old);
+    return LT_OK;
+}
+
 /* Writes caches, index list, manifest and (val_from != NULL: its origin)
- * the validation split; on error removes what it wrote. */
+ * the validation split. Everything is written into a hidden sibling
+ * directory (<data>/<name>/.<tag>.new) and swapped in only once all of it
+ * is complete, so a failed build (disk full, a killed process) leaves an
+ * existing build at dir exactly as it was, still listed and usable; on
+ * error the staging directory is removed. */
 static int write_build(const char *dir, const lt_ds_def *def, const lt_ds_opts *o, const recipe *r,
                        const stamp *st, const build_state *s, const char *inputs, const char *val_from,
                        lt_ds_built *b)
 {
-    char mp[PATH_CAP], tp[PATH_CAP], ep[PATH_CAP], ip[PATH_CAP];
-    LT_TRY(fmt_path(mp, sizeof mp, "%s/manifest.json", dir));
-    LT_TRY(fmt_path(tp, sizeof tp, "%s/train.ltc", dir));
-    LT_TRY(fmt_path(ep, sizeof ep, "%s/test.ltc", dir));
-    LT_TRY(fmt_path(ip, sizeof ip, "%s/index.txt", dir));
-    LT_TRY(mkdir_p(dir));
-    /* The old manifest goes first: from here until the new one is renamed in,
-     * the directory holds no manifest, so nothing trusts half-replaced caches. */
-    if (unlink(mp) != 0 && errno != ENOENT) return lt_err(LT_EIO, "%s: cannot remove: %s", mp, strerror(errno));
+    char stg[PATH_CAP], old[PATH_CAP], mp[PATH_CAP], tp[PATH_CAP], ep[PATH_CAP], ip[PATH_CAP], fmp[PATH_CAP];
+    LT_TRY(fmt_path(stg, sizeof stg, "%s/%s/.%s.new", lt_ds_data_dir(o), def->name, r->tag));
+    LT_TRY(fmt_path(old, sizeof old, "%s/%s/.%s.old", lt_ds_data_dir(o), def->name, r->tag));
+    LT_TRY(fmt_path(fmp, sizeof fmp, "%s/manifest.json", dir));
+    LT_TRY(fmt_path(mp, sizeof mp, "%s/manifest.json", stg));
+    LT_TRY(fmt_path(tp, sizeof tp, "%s/train.ltc", stg));
+    LT_TRY(fmt_path(ep, sizeof ep, "%s/test.ltc", stg));
+    LT_TRY(fmt_path(ip, sizeof ip, "%s/index.txt", stg));
+    rm_rf(stg); /* left over from a build that was killed */
+    LT_TRY(mkdir_p(stg));
     char tr_sha[65], te_sha[65];
     int rc = lt_cache_write(tp, &s->train, tr_sha);
     if (!rc) rc = lt_cache_write(ep, &s->test, te_sha);
@@ -1139,16 +1195,11 @@ static int write_build(const char *dir, const lt_ds_def *def, const lt_ds_opts *
         if (!m) rc = lt_err(LT_ENOMEM, "%s: out of memory", mp);
     }
     if (!rc) rc = lt_json_write_atomic(mp, m, b->manifest_sha256);
-    if (!rc) rc = built_from_manifest(m, mp, b);
+    if (!rc) rc = built_from_manifest(m, fmp, b);
     cJSON_Delete(m);
-    if (!rc && val_from) rc = write_val(dir, def, o, r, val_from, s, b);
-    if (rc) {
-        unlink(mp);
-        unlink(tp);
-        unlink(ep);
-        unlink(ip);
-        rmdir(dir); /* only succeeds if nothing else is in it */
-    }
+    if (!rc && val_from) rc = write_val(stg, def, o, r, val_from, s, b);
+    if (!rc) rc = swap_in(stg, dir, old);
+    if (rc) rm_rf(stg);
     return rc;
 }
 

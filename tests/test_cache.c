@@ -15,8 +15,11 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lt_ckpt.h"
@@ -431,6 +434,29 @@ static void test_changed_inputs_rebuild(void **state)
     lt_ds_built_free(&c);
 }
 
+/* lt_ds_build in a child process whose files may not grow past `limit`
+ * bytes (SIGXFSZ ignored, so a write fails with EFBIG as on a full disk).
+ * Returns the child's exit status: 0 when the build succeeded. */
+static int build_size_limited(const lt_ds_def *def, const lt_ds_opts *o, rlim_t limit)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {limit, limit};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(99);
+        int rc = lt_ds_build(def, o, NULL);
+        if (rc) fprintf(stderr, "note (size-limited child): %s\n", lt_errmsg());
+        _exit(rc ? 1 : 0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_not_equal(WEXITSTATUS(status), 99);
+    return WEXITSTATUS(status);
+}
+
 static void test_failed_build_leaves_nothing(void **state)
 {
     (void)state;
@@ -460,28 +486,16 @@ static void test_failed_build_leaves_nothing(void **state)
     print_message("note: %s\n", lt_errmsg());
     assert_int_not_equal(stat(dir, &st), 0);
 
-    /* 3. Failure while writing: test.ltc's final name is occupied by a
-     * non-empty directory, so its rename fails after train.ltc was written. */
+    /* 3. Failure while writing (as a full disk: the file size limit is hit
+     * writing train.ltc): nothing is left behind, not even the staging
+     * directory. */
     make_fixture(&fx, "src_wf", 0, -1);
-    char blocker[800], keep[900], p[900];
-    snprintf(blocker, sizeof blocker, "%s/test.ltc", dir);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", blocker);
-    assert_int_equal(system(cmd), 0);
-    snprintf(keep, sizeof keep, "%s/keep", blocker);
-    tf_spit_bytes(keep, "k", 1);
-    assert_int_equal(lt_ds_build(&fx.def, &o, NULL), LT_EIO);
-    print_message("note: %s\n", lt_errmsg());
-    snprintf(p, sizeof p, "%s/manifest.json", dir);
+    char p[900];
+    assert_int_not_equal(build_size_limited(&fx.def, &o, 8192), 0);
+    assert_int_not_equal(stat(dir, &st), 0);
+    snprintf(p, sizeof p, "%s/fmnist/.exp_ir10.new", data);
     assert_int_not_equal(stat(p, &st), 0);
-    snprintf(p, sizeof p, "%s/train.ltc", dir);
-    assert_int_not_equal(stat(p, &st), 0);
-    snprintf(p, sizeof p, "%s/index.txt", dir);
-    assert_int_not_equal(stat(p, &st), 0);
-    assert_int_equal(count_tmp_files(dir), 0);
-    /* Once the obstacle is gone the same build succeeds. */
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", blocker);
-    assert_int_equal(system(cmd), 0);
+    /* Without the limit the same build succeeds. */
     lt_ds_built b;
     memset(&b, 0, sizeof b);
     assert_int_equal(lt_ds_build(&fx.def, &o, &b), LT_OK);
@@ -499,6 +513,80 @@ static void test_failed_build_leaves_nothing(void **state)
     assert_int_equal(b.rebuilt, 1);
     assert_int_equal(lt_cache_check(p, NULL, NULL), LT_OK);
     lt_ds_built_free(&b);
+}
+
+/* A failed `ltbench build --force` (here: the disk fills while the new
+ * train.ltc is written) leaves the existing build exactly as it was: every
+ * file byte for byte, still listed as built with its validation split, and
+ * still up to date. It once removed manifest.json and the caches first. */
+static void test_failed_force_keeps_build(void **state)
+{
+    (void)state;
+    fixture fx;
+    make_fixture(&fx, "src_keep", 0, -1);
+    char data[512], dir[700], p[900];
+    snprintf(data, sizeof data, "%s/data_keep", tmpdir);
+    snprintf(dir, sizeof dir, "%s/fmnist/exp_ir10", data);
+    lt_ds_opts o;
+    opts(&o, data);
+    o.ir = 10;
+    lt_ds_built b;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(lt_ds_build(&fx.def, &o, &b), LT_OK);
+    assert_true(b.n_val > 0);
+    lt_ds_built_free(&b);
+    static const char *const files[6] = {"manifest.json", "train.ltc", "test.ltc", "index.txt", "val.ltc",
+                                         "val_manifest.json"};
+    char *before[6];
+    size_t blen[6];
+    for (int i = 0; i < 6; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        before[i] = tf_read(p, &blen[i]);
+        assert_non_null(before[i]);
+    }
+    snprintf(p, sizeof p, "%s/train.ltc", dir);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    o.force = 1;
+    assert_int_not_equal(build_size_limited(&fx.def, &o, (rlim_t)st.st_size / 2), 0);
+    /* a limit every file but val.ltc fits: fails at the validation split,
+     * after the new caches and manifest were complete; same result */
+    size_t big = 0;
+    for (int i = 0; i < 4; i++) big = blen[i] > big ? blen[i] : big;
+    assert_true(blen[4] > big);
+    assert_int_not_equal(build_size_limited(&fx.def, &o, (rlim_t)blen[4] - 1), 0);
+    for (int i = 0; i < 6; i++) {
+        size_t len = 0;
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        char *now = tf_read(p, &len);
+        assert_non_null(now);
+        assert_int_equal(len, blen[i]);
+        assert_memory_equal(now, before[i], len);
+        free(now);
+        free(before[i]);
+    }
+    snprintf(p, sizeof p, "%s/fmnist/.exp_ir10.new", data);
+    assert_int_not_equal(stat(p, &st), 0);
+    lt_ds_state ds;
+    memset(&ds, 0, sizeof ds);
+    assert_int_equal(lt_ds_state_get(&fx.def, &o, &ds), LT_OK);
+    assert_int_equal(ds.n_builds, 1);
+    assert_string_equal(ds.tags[0], "exp_ir10");
+    assert_true(ds.n_val[0] > 0);
+    o.force = 0;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(lt_ds_build(&fx.def, &o, &b), LT_OK);
+    assert_int_equal(b.rebuilt, 0);
+    lt_ds_built_free(&b);
+    /* and a --force that succeeds replaces it, leaving no staging behind */
+    o.force = 1;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(lt_ds_build(&fx.def, &o, &b), LT_OK);
+    assert_int_equal(b.rebuilt, 1);
+    lt_ds_built_free(&b);
+    assert_int_not_equal(stat(p, &st), 0);
+    snprintf(p, sizeof p, "%s/fmnist/.exp_ir10.old", data);
+    assert_int_not_equal(stat(p, &st), 0);
 }
 
 static void test_state_and_options(void **state)
@@ -681,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_build_idempotent),
         cmocka_unit_test(test_changed_inputs_rebuild),
         cmocka_unit_test(test_failed_build_leaves_nothing),
+        cmocka_unit_test(test_failed_force_keeps_build),
         cmocka_unit_test(test_state_and_options),
         cmocka_unit_test(test_state_corrupt_manifest),
         cmocka_unit_test(test_stamp_out_of_range_is_stale),
