@@ -464,8 +464,21 @@ typedef struct {
     char tag[64];
 } recipe;
 
+/* An IR for messages, never rounded: the shortest %.Ng text that reads
+ * back as the same double, at most 17 digits (1000001 is not "1e+06",
+ * 100.0000001 is not "100"). */
+static const char *ir_text(double ir, char *buf, size_t cap)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, cap, "%.*g", p, ir);
+        if (strtod(buf, NULL) == ir) break;
+    }
+    return buf;
+}
+
 static int resolve_recipe(const lt_ds_def *def, const lt_ds_opts *o, recipe *r)
 {
+    char irt[40];
     memset(r, 0, sizeof *r);
     int si = scale_index(o->scale);
     if (si < 0) return lt_err(LT_EINVAL, "%s: scale '%s': expected ci, short or full", def->name, o->scale);
@@ -482,8 +495,17 @@ static int resolve_recipe(const lt_ds_def *def, const lt_ds_opts *o, recipe *r)
         return lt_err(LT_EINVAL, "%s is balanced as published: choose --profile exp or step", def->name);
     r->profile = o->profile;
     r->ir = o->ir > 0 ? o->ir : def->default_ir;
-    if (!(r->ir >= 1.0 && r->ir <= 1e6)) return lt_err(LT_EINVAL, "%s: imbalance ratio %g outside [1, 1e6]", def->name, r->ir);
+    if (!(r->ir >= 1.0 && r->ir <= 1e6))
+        return lt_err(LT_EINVAL, "%s: imbalance ratio %s outside [1, 1e6]", def->name, ir_text(r->ir, irt, sizeof irt));
     r->side = def->h;
+    /* The tag names the build directory: two IRs with one %g text (100 and
+     * 100.0000001) would share it and overwrite each other's builds. */
+    char g[40];
+    snprintf(g, sizeof g, "%g", r->ir);
+    if (strtod(g, NULL) != r->ir)
+        return lt_err(LT_EINVAL, "%s: imbalance ratio %s has more significant digits than a build tag keeps "
+                      "(it would be named ir%s, as %s is): give at most 6 significant digits", def->name,
+                      ir_text(r->ir, irt, sizeof irt), g, g);
     int n = snprintf(r->tag, sizeof r->tag, "%s_ir%g", lt_profile_name(r->profile), r->ir);
     if (o->seed) snprintf(r->tag + n, sizeof r->tag - (size_t)n, "_seed%u", o->seed);
     return LT_OK;

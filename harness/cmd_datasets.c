@@ -209,6 +209,13 @@ int lt_cmd_build(int argc, char **argv)
     if (rc >= 0) return rc;
     const lt_ds_def *d = find_or_complain(c.name);
     if (!d) return 2;
+    /* A recipe the options make impossible (an IR out of range, one a build
+     * tag cannot name exactly) is a usage error, found before any work. */
+    char tag[64];
+    if (lt_ds_tag(d, &c.o, tag, sizeof tag) == LT_EINVAL) {
+        fprintf(stderr, "ltbench build: %s\n", lt_errmsg());
+        return 2;
+    }
     lt_ds_built b;
     memset(&b, 0, sizeof b);
     if (lt_ds_build(d, &c.o, &b) != LT_OK) {

@@ -196,6 +196,30 @@ static void test_build_numbers_strict(void **state)
     }
 }
 
+/* A build tag names an IR with %g: an IR it does not name exactly
+ * (100.0000001 would share exp_ir100 with 100) is a usage error giving the
+ * IR in full, and IRs in range errors are not rounded (1000001 is not
+ * "1e+06"). The data directory is scratch and nothing is fetched. */
+static void expect_build_refused(const char *ir, const char *want1, const char *want2)
+{
+    char data[400];
+    snprintf(data, sizeof data, "%s/data_ir", g_tmp);
+    char *argv[] = {"build", "fmnist", "--ir", (char *)ir, "--data", data, "--no-fetch", NULL};
+    char *err;
+    int rc = call(lt_cmd_build, argv, &err);
+    if (rc != 2 || !strstr(err, want1) || (want2 && !strstr(err, want2)))
+        fail_msg("build --ir %s: exit %d, stderr: %s (want exit 2, \"%s\"%s%s)", ir, rc, err, want1,
+                 want2 ? ", " : "", want2 ? want2 : "");
+    free(err);
+}
+
+static void test_build_ir_exact(void **state)
+{
+    (void)state;
+    expect_build_refused("100.0000001", "imbalance ratio 100.0000001 ", "ir100");
+    expect_build_refused("1000001", "imbalance ratio 1000001 outside [1, 1e6]", NULL);
+}
+
 /* A result that cannot be written is the work failing (exit 1). The run is
  * made in a child whose files may not grow (RLIMIT_FSIZE 0, SIGXFSZ
  * ignored, so writes fail with EFBIG as on a full disk); the dataset is a
@@ -490,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_run_numbers_strict),
         cmocka_unit_test(test_report_numbers_strict),
         cmocka_unit_test(test_build_numbers_strict),
+        cmocka_unit_test(test_build_ir_exact),
         cmocka_unit_test(test_disk_full_is_exit_1),
         cmocka_unit_test(test_missing_results_root),
         cmocka_unit_test(test_sweep_usage),
