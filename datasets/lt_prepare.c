@@ -464,16 +464,50 @@ typedef struct {
     char tag[64];
 } recipe;
 
-/* An IR for messages, never rounded: the shortest %.Ng text that reads
- * back as the same double, at most 17 digits (1000001 is not "1e+06",
- * 100.0000001 is not "100"). */
+/* An IR for messages, never rounded: %g where that reads back as the same
+ * double, else the fewest more digits that do, at most 17 (1000001 is not
+ * "1e+06", 100.0000001 is not "100"). */
 static const char *ir_text(double ir, char *buf, size_t cap)
 {
-    for (int p = 1; p <= 17; p++) {
+    for (int p = 6; p <= 17; p++) {
         snprintf(buf, cap, "%.*g", p, ir);
         if (strtod(buf, NULL) == ir) break;
     }
     return buf;
+}
+
+/* The smallest class count the profile gives for ir (-1: no counts). */
+static long min_class_count(const lt_ds_def *def, lt_profile p, double ir, long *counts)
+{
+    if (lt_subset_counts(p, def->n_max, def->n_classes, ir, counts) != LT_OK) return -1;
+    long mn = counts[0];
+    for (int c = 1; c < def->n_classes; c++) mn = counts[c] < mn ? counts[c] : mn;
+    return mn;
+}
+
+/* An IR above the head class's size would leave tail classes with no
+ * images at all (fmnist --ir 10000: counts ... 4 1 0): refused, naming the
+ * largest IR that still leaves every class one image. */
+static int ir_leaves_every_class(const lt_ds_def *def, const recipe *r)
+{
+    if (def->n_classes < 2 || def->n_max < 1) return LT_OK; /* lt_subset_counts says why at build time */
+    long *counts = malloc((size_t)def->n_classes * sizeof *counts);
+    if (!counts) return lt_err(LT_ENOMEM, "%s: out of memory", def->name);
+    long mn = min_class_count(def, r->profile, r->ir, counts);
+    int rc = LT_OK;
+    if (mn == 0) {
+        /* the counts fall as IR grows: the largest IR keeping one image is
+         * n_max, or just below it where n_max * (1/IR) rounds under 1 */
+        double mx = (double)def->n_max;
+        for (int k = 0; k < 64 && mx > 1 && min_class_count(def, r->profile, mx, counts) < 1; k++)
+            mx = nextafter(mx, 0);
+        char a[40], b[40];
+        rc = lt_err(LT_EINVAL, "%s: imbalance ratio %s leaves classes with no training images (%s profile, head "
+                    "class %ld images): the largest IR allowed is %s", def->name, ir_text(r->ir, a, sizeof a),
+                    lt_profile_name(r->profile), def->n_max, ir_text(mx, b, sizeof b));
+    }
+    free(counts);
+    return rc;
 }
 
 static int resolve_recipe(const lt_ds_def *def, const lt_ds_opts *o, recipe *r)
@@ -506,6 +540,7 @@ static int resolve_recipe(const lt_ds_def *def, const lt_ds_opts *o, recipe *r)
         return lt_err(LT_EINVAL, "%s: imbalance ratio %s has more significant digits than a build tag keeps "
                       "(it would be named ir%s, as %s is): give at most 6 significant digits", def->name,
                       ir_text(r->ir, irt, sizeof irt), g, g);
+    LT_TRY(ir_leaves_every_class(def, r));
     int n = snprintf(r->tag, sizeof r->tag, "%s_ir%g", lt_profile_name(r->profile), r->ir);
     if (o->seed) snprintf(r->tag + n, sizeof r->tag - (size_t)n, "_seed%u", o->seed);
     return LT_OK;

@@ -602,8 +602,10 @@ static void test_state_and_options(void **state)
     assert_int_equal(lt_ds_state_get(&fx.def, &o, &st), LT_OK);
     assert_int_equal(st.fetched, 0);
     assert_int_equal(st.n_builds, 0);
-    /* Without fetching, a build refuses and says what to run. */
+    /* Without fetching, a build refuses and says what to run. (The
+     * fixture's head class has 30 images: the default IR 100 is refused.) */
     o.fetch = 0;
+    o.ir = 20;
     assert_int_equal(lt_ds_build(&fx.def, &o, NULL), LT_ESTATE);
     assert_non_null(strstr(lt_errmsg(), "ltbench fetch fmnist"));
     o.fetch = 1;
@@ -653,12 +655,39 @@ static void test_state_and_options(void **state)
     o.scale = "huge";
     assert_int_equal(lt_ds_tag(&fx.def, &o, tag, sizeof tag), LT_EINVAL);
     o.scale = "short";
-    assert_int_equal(lt_ds_tag(&fx.def, &o, tag, sizeof tag), LT_OK);
+    assert_int_equal(lt_ds_tag(lt_ds_find("fmnist"), &o, tag, sizeof tag), LT_OK);
     assert_string_equal(tag, "exp_ir100");
     assert_int_equal(lt_ds_tag(lt_ds_find("places_lt"), &o, tag, sizeof tag), LT_OK);
     assert_string_equal(tag, "natural_px64");
     o.ir = 10;
     assert_int_equal(lt_ds_tag(lt_ds_find("places_lt"), &o, tag, sizeof tag), LT_EINVAL);
+    /* An IR that leaves a class without images is refused, naming the
+     * largest allowed: n_max where n_max * (1/n_max) is 1, just under it
+     * where that product rounds below 1 (49 * (1/49) < 1). */
+    o.ir = 31;
+    assert_int_equal(lt_ds_tag(&fx.def, &o, tag, sizeof tag), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "the largest IR allowed is 30"));
+    o.profile = LT_PROFILE_STEP;
+    assert_int_equal(lt_ds_tag(&fx.def, &o, tag, sizeof tag), LT_EINVAL);
+    o.profile = LT_PROFILE_EXP;
+    o.ir = 30;
+    assert_int_equal(lt_ds_tag(&fx.def, &o, tag, sizeof tag), LT_OK);
+    lt_ds_def d49 = fx.def;
+    d49.n_max = 49;
+    o.ir = 49;
+    assert_int_equal(lt_ds_tag(&d49, &o, tag, sizeof tag), LT_EINVAL);
+    const char *lg = strstr(lt_errmsg(), "the largest IR allowed is ");
+    assert_non_null(lg);
+    print_message("note: %s\n", lt_errmsg());
+    double mx = strtod(lg + strlen("the largest IR allowed is "), NULL);
+    assert_true(mx < 49 && mx > 48.9);
+    long cnt[10];
+    assert_int_equal(lt_subset_counts(LT_PROFILE_EXP, 49, 10, mx, cnt), LT_OK);
+    assert_int_equal(cnt[9], 1);
+    o.ir = mx;
+    assert_int_equal(lt_ds_tag(&d49, &o, tag, sizeof tag), LT_EINVAL); /* no exact tag, but not empty */
+    assert_null(strstr(lt_errmsg(), "no training images"));
+    o.ir = 10;
     /* The data directory: option, then $LTBENCH_DATA, then "data". */
     lt_ds_opts_default(&o);
     unsetenv("LTBENCH_DATA");

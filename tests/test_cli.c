@@ -218,6 +218,9 @@ static void test_build_ir_exact(void **state)
     (void)state;
     expect_build_refused("100.0000001", "imbalance ratio 100.0000001 ", "ir100");
     expect_build_refused("1000001", "imbalance ratio 1000001 outside [1, 1e6]", NULL);
+    /* an IR above the head class's 6000 images leaves tail classes empty */
+    expect_build_refused("10000", "imbalance ratio 10000 leaves classes with no training images",
+                         "the largest IR allowed is 6000");
 }
 
 /* A result that cannot be written is the work failing (exit 1). The run is
