@@ -365,6 +365,7 @@ typedef struct {
     const lt_fetch_opts *o;
     const char *url, *part, *meta;
     const part_meta *have; /* sidecar of the .part being resumed (start > 0) */
+    progress *pg;         /* this attempt's progress lines */
     curl_off_t start;     /* offset asked for with Range (0: none) */
     /* Headers of the latest response (a redirect or 100 forgets them). */
     long long cr_start;   /* Content-Range "bytes a-b/n": a; -1 if none */
@@ -450,7 +451,14 @@ static int decide(xfer *x)
     }
     /* A whole body: the first of a fresh download, or the server ignored
      * our Range (or If-Range told it the file changed). */
-    if (x->start > 0) x->ignored_range = 1;
+    if (x->start > 0) {
+        x->ignored_range = 1;
+        /* The file restarts at byte 0: so does the progress (its base was
+         * the resumed offset, added to every count and to the total). */
+        x->pg->base = 0;
+        x->pg->last_decile = -1;
+        x->pg->last_have = -1;
+    }
     x->start = 0;
     curl_off_t cl = -1;
     if (curl_easy_getinfo(x->c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) != CURLE_OK) cl = -1;
@@ -543,7 +551,7 @@ static int attempt(CURL *c, const lt_fetch_opts *o, const char *url, const char 
     } else if (stat(part, &sb) == 0 && S_ISREG(sb.st_mode)) {
         drop_part(part, meta);
     }
-    xfer x = { .c = c, .o = o, .url = url, .part = part, .meta = meta, .have = &have, .start = start,
+    xfer x = { .c = c, .o = o, .url = url, .part = part, .meta = meta, .have = &have, .pg = pg, .start = start,
                .cr_start = -1, .cr_total = -1, .total = -1 };
     char range[64];
     snprintf(range, sizeof range, "%lld-", (long long)start);

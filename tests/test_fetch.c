@@ -1129,6 +1129,61 @@ static void test_progress_lines(void **st)
     assert_true(lines >= 2);
 }
 
+/* A resumed download whose server ignores the Range (200, the whole body)
+ * starts again from byte 0: the progress lines count from 0 too and show
+ * the file's own size (the resumed offset was once still added, giving
+ * e.g. "7.6 MiB / 32.8 MiB" for a 25.2 MiB file). */
+static void test_progress_ignored_range(void **st)
+{
+    (void)st;
+    char url[256], dest[256], log[256];
+    serve("/slow-norange.bin");
+    url_of("/slow-norange.bin", url, sizeof url);
+    pathf(dest, sizeof dest, "slow-norange.bin");
+    make_cut_part("/slow-norange.bin", dest, 200000, NULL);
+    lt_httpd_behavior b;
+    lt_httpd_behavior_default(&b);
+    b.slow_bps = 400000;
+    b.ignore_range = 1;
+    assert_int_equal(lt_httpd_behave(srv, "/slow-norange.bin", &b), 0);
+    pathf(log, sizeof log, "progress-norange.log");
+    lt_fetch_opts o;
+    test_opts(&o);
+    o.quiet = 0;
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *lf = fopen(log, "w");
+    assert_non_null(lf);
+    dup2(fileno(lf), 2);
+    int rc = lt_fetch(&o, url, dest, payload_hex, NULL);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(lf);
+    assert_int_equal(rc, LT_OK);
+    lt_httpd_stats hs;
+    lt_httpd_stats_get(srv, "/slow-norange.bin", &hs);
+    assert_int_equal(hs.range_start[0], 200000); /* it did ask to resume */
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    print_message("note: %s", text);
+    /* 300000 bytes = 293.0 KiB; with the offset added it read 488.3 KiB */
+    int lines = 0;
+    for (char *p = text; (p = strstr(p, "slow-norange.bin: ")); p++) {
+        char *sl = strstr(p, " / "), *nl = strchr(p, '\n');
+        if (!sl || (nl && sl > nl)) continue;
+        lines++;
+        if (strncmp(sl, " / 293.0 KiB (", 14) != 0)
+            fail_msg("progress line with a wrong total: %.*s", nl ? (int)(nl - p) : 80, p);
+    }
+    assert_true(lines >= 1);
+    assert_non_null(strstr(text, "293.0 KiB / 293.0 KiB (100%)"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1161,6 +1216,7 @@ int main(void)
         cmocka_unit_test(test_disk_full_rlimit),
         cmocka_unit_test(test_stall_low_speed_retry),
         cmocka_unit_test(test_progress_lines),
+        cmocka_unit_test(test_progress_ignored_range),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
