@@ -269,7 +269,34 @@ static int stamp_write(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_fi
     return rc;
 }
 
-/* LT_OK and *st filled when a stamp exists, its file is unchanged and its
+/* 1 when a stamp's recorded path is one this data directory may use for f:
+ * the real path of its own raw/<name>, or of one of f's packaged copies.
+ * A data directory copied elsewhere carries stamps naming the original's
+ * raw/ files: trusted, they reported a replaced file "verified" and builds
+ * read the original directory's copy. Such a stamp is stale: the file is
+ * verified again where it is. */
+static int stamp_path_ours(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file *f, const char *path)
+{
+    char p[PATH_CAP];
+    int ok = 0;
+    if (!fmt_path(p, sizeof p, "%s/%s/raw/%s", lt_ds_data_dir(o), def->name, f->name)) {
+        char *rp = realpath(p, NULL);
+        ok = rp && !strcmp(rp, path);
+        free(rp);
+    }
+    if (!ok && f->system_path && strlen(f->system_path) < sizeof p) {
+        snprintf(p, sizeof p, "%s", f->system_path);
+        for (char *save = NULL, *c = strtok_r(p, ":", &save); c && !ok; c = strtok_r(NULL, ":", &save)) {
+            char *rp = realpath(c, NULL);
+            ok = rp && !strcmp(rp, path);
+            free(rp);
+        }
+    }
+    return ok;
+}
+
+/* LT_OK and *st filled when a stamp exists, names a file this data
+ * directory uses (stamp_path_ours), that file is unchanged and its
  * identity is acceptable; anything else is "no stamp" (LT_EDATA, quietly). */
 static int stamp_read(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file *f, stamp *st)
 {
@@ -303,6 +330,7 @@ static int stamp_read(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_fil
     }
     cJSON_Delete(j);
     if (!ok || !identity_ok(f, st->identity)) return LT_EDATA;
+    if (!stamp_path_ours(def, o, f, st->path)) return LT_EDATA;
     if (!strcmp(st->how, "sha256") && f->sha256 && !hexeq(st->sha256, f->sha256)) return LT_EDATA;
     /* A file with a publisher md5 counts only if that md5 was checked: a
      * stamp written before md5s were checked ("unpinned") may describe a cut

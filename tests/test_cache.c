@@ -789,6 +789,65 @@ static void test_stamp_out_of_range_is_stale(void **state)
     }
 }
 
+/* A data directory copied elsewhere carries stamps recording the
+ * original's raw/ paths. Its own raw/ file, replaced with garbage, was
+ * reported verified (the original file matched the stamp) and builds read
+ * the original directory's copy. The stamp is now stale there: the copy's
+ * own file is verified again, garbage refused, an intact copy re-stamped
+ * with its own path. */
+static void test_stamp_of_copied_dir(void **state)
+{
+    (void)state;
+    fixture fx;
+    make_fixture(&fx, "src_copy", 0, -1);
+    char a[512], b[512], c[512], p[900], cmd[1200];
+    snprintf(a, sizeof a, "%s/data_orig", tmpdir);
+    snprintf(b, sizeof b, "%s/data_copy", tmpdir);
+    snprintf(c, sizeof c, "%s/data_copy2", tmpdir);
+    lt_ds_opts o;
+    opts(&o, a);
+    o.use_system = 0;
+    o.from_dir = fx.src; /* the files go into raw/ */
+    assert_int_equal(lt_ds_fetch(&fx.def, &o), LT_OK);
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s' && cp -a '%s' '%s'", a, b, a, c);
+    assert_int_equal(system(cmd), 0);
+    /* the copy's raw file replaced with garbage */
+    snprintf(p, sizeof p, "%s/fmnist/raw/%s", b, FX_NAMES[0]);
+    assert_int_equal(unlink(p), 0);
+    tf_spit_bytes(p, "garbage", 7);
+    lt_ds_opts ob;
+    opts(&ob, b);
+    ob.use_system = 0;
+    lt_ds_state st;
+    assert_int_equal(lt_ds_state_get(&fx.def, &ob, &st), LT_OK);
+    assert_int_equal(st.n_present, 0); /* every stamp names the original's files */
+    assert_int_equal(st.fetched, 0);
+    ob.fetch = 0;
+    ob.ir = 10;
+    assert_int_equal(lt_ds_build(&fx.def, &ob, NULL), LT_ESTATE);
+    assert_int_equal(lt_ds_fetch(&fx.def, &ob), LT_ECHECKSUM); /* its own copy is garbage, nothing else */
+    print_message("note: %s\n", lt_errmsg());
+    /* the original is untouched and still verified */
+    assert_int_equal(lt_ds_state_get(&fx.def, &o, &st), LT_OK);
+    assert_int_equal(st.fetched, 1);
+    /* an intact copy: verified again, its stamps now name its own files */
+    lt_ds_opts oc;
+    opts(&oc, c);
+    oc.use_system = 0;
+    assert_int_equal(lt_ds_state_get(&fx.def, &oc, &st), LT_OK);
+    assert_int_equal(st.fetched, 0);
+    assert_int_equal(lt_ds_fetch(&fx.def, &oc), LT_OK);
+    assert_int_equal(lt_ds_state_get(&fx.def, &oc, &st), LT_OK);
+    assert_int_equal(st.fetched, 1);
+    cJSON *j = NULL;
+    snprintf(p, sizeof p, "%s/fmnist/raw/%s.verified", c, FX_NAMES[0]);
+    assert_int_equal(lt_json_read(p, &j), LT_OK);
+    const char *sp = cJSON_GetStringValue(cJSON_GetObjectItem(j, "path"));
+    assert_non_null(sp);
+    assert_non_null(strstr(sp, "/data_copy2/fmnist/raw/"));
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -802,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_state_and_options),
         cmocka_unit_test(test_state_corrupt_manifest),
         cmocka_unit_test(test_stamp_out_of_range_is_stale),
+        cmocka_unit_test(test_stamp_of_copied_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
