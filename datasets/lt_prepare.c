@@ -7,12 +7,15 @@
  *    while size and mtime are unchanged, so `build` of a cached dataset
  *    never re-hashes 170 MB archives. A stamp only counts if its hash is
  *    one the current definition accepts (a test's override definition with
- *    another pinned hash does not inherit the real file's stamp).
+ *    another pinned hash does not inherit the real file's stamp) and its
+ *    path is this data directory's raw/ file or a packaged copy (a copied
+ *    data directory does not inherit the original's stamps).
  *  - A build is identified by a hash of its inputs (source identity hashes
  *    + recipe + format version) stored in the manifest. Same inputs and
  *    intact caches: nothing is done. Otherwise everything is re-read and
- *    rewritten; the manifest is renamed into place last, so it only ever
- *    describes caches that are complete.
+ *    rewritten into a hidden staging directory that replaces the build
+ *    directory in one step once complete, so a failed rebuild leaves the
+ *    old build as it was.
  * The validation split (val.ltc + val_manifest.json, rule in lt_datasets.h)
  * is written after manifest.json, because its manifest names that file's
  * sha256; it is not part of manifest.json, so builds made before it existed
