@@ -238,7 +238,8 @@ int lt_cmd_sweep(int argc, char **argv)
 
     if (slurm) {
         lt_sweep_slurm_opts xo = {.partition = partition, .time = stime, .gres = gres, .cpus_per_task = cpus,
-                                  .data_dir = data, .no_submit = no_submit, .log = stdout};
+                                  .data_dir = data, .no_submit = no_submit, .time_limit_s = time_limit,
+                                  .log = stdout};
         rc = lt_sweep_slurm(&plan, &xo);
         lt_sweep_plan_free(&plan);
         if (rc) {

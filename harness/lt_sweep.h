@@ -173,6 +173,7 @@ typedef struct {
     const char *ltbench;                   /* the binary the jobs run; NULL: this process's */
     const char *sbatch;                    /* NULL: "sbatch" ($PATH) */
     int no_submit;                         /* 1: only write the scripts */
+    double time_limit_s;                   /* each run's --time-limit; <= 0: none */
     FILE *log;                             /* NULL: stdout */
 } lt_sweep_slurm_opts;
 

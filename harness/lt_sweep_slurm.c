@@ -142,6 +142,8 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
         if (!n) continue;
         char script[PATH_MAX + 400], name[64], out[PATH_MAX + 400];
         snprintf(script, sizeof script, "%s/level%d.sbatch", dir, L);
+        char tl[64] = "";   /* --time-limit, passed on to each run */
+        if (o->time_limit_s > 0) snprintf(tl, sizeof tl, "%.17g", o->time_limit_s);
         snprintf(name, sizeof name, "ltbench-sweep-L%d", L);
         snprintf(out, sizeof out, "%s/level%d_%%A_%%a.out", logs, L);
         FILE *f = fopen(script, "w");
@@ -159,11 +161,13 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
                 "# part of a result's fingerprint: keep THREADS as the sweep had it for its skip rule.\n"
                 "set -u\n"
                 "LTBENCH=%s\nRESULTS=%s\nTHREADS=%d\nDATA=%s\n"
+                "# each run's wall-clock limit in seconds (empty: none; a Slurm --time still applies)\n"
+                "TIME_LIMIT=%s\n"
                 "# the runs' device: --device, --math, --layout, --deterministic (empty: cpu)\n"
                 "DEVICE_ARGS='%s%s%s%s%s%s%s'\nMETHOD_DIR_SUFFIX=%s\n"
                 "# protocol-file protocol scale method seed stage-1-method-or-minus\n"
                 "RUNS=(\n",
-                stamp, L, max_level, exe, results, pl->threads, data, pl->device[0] ? "--device " : "", pl->device,
+                stamp, L, max_level, exe, results, pl->threads, data, tl, pl->device[0] ? "--device " : "", pl->device,
                 pl->math[0] ? " --math " : "", pl->math, pl->layout[0] ? " --layout " : "", pl->layout,
                 pl->dev.deterministic ? " --deterministic" : "", suffix);
         for (int i = 0; i < pl->n_runs; i++) {
@@ -186,7 +190,8 @@ int lt_sweep_slurm(const lt_sweep_plan *pl, const lt_sweep_slurm_opts *o)
                 "  fi\n"
                 "fi\n"
                 "exec \"$LTBENCH\" run --protocol \"$PFILE\" --scale \"$SCALE\" --method \"$METHOD\" --seed \"$SEED\" \\\n"
-                "    --results \"$RESULTS\" --threads \"$THREADS\" ${DATA:+--data \"$DATA\"} $DEVICE_ARGS\n");
+                "    --results \"$RESULTS\" --threads \"$THREADS\" ${DATA:+--data \"$DATA\"} $DEVICE_ARGS \\\n"
+                "    ${TIME_LIMIT:+--time-limit \"$TIME_LIMIT\"}\n");
         if (fclose(f)) {
             rc = lt_err(LT_EIO, "write %s: %s", script, strerror(errno));
             break;

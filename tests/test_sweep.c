@@ -263,12 +263,14 @@ static void cuda_fixture(const char *root, const char *suffix, const char *math,
     cuda_fixture_lay(root, suffix, math, NULL, seed, sha);
 }
 
-/* The Slurm script the plan's level 0 gets (written, not submitted). */
-static char *slurm_level0(const lt_sweep_plan *pl)
+/* The Slurm script the plan's level 0 gets (written, not submitted), each
+ * run with --time-limit time_limit_s (<= 0: none). */
+static char *slurm_level0_tl(const lt_sweep_plan *pl, double time_limit_s)
 {
     FILE *log = tmpfile();
     assert_non_null(log);
-    lt_sweep_slurm_opts so = {.no_submit = 1, .log = log, .sbatch = "/nonexistent/sbatch"};
+    lt_sweep_slurm_opts so = {.no_submit = 1, .log = log, .sbatch = "/nonexistent/sbatch",
+                              .time_limit_s = time_limit_s};
     assert_int_equal(lt_sweep_slurm(pl, &so), LT_OK);
     char text[4096] = "";
     rewind(log);
@@ -281,6 +283,8 @@ static char *slurm_level0(const lt_sweep_plan *pl)
     snprintf(path, sizeof path, "%.*s/level0.sbatch", (int)(end - (w + 13)), w + 13);
     return tf_read(path, NULL);
 }
+
+static char *slurm_level0(const lt_sweep_plan *pl) { return slurm_level0_tl(pl, 0); }
 
 /* cuda runs: fp32 in <method>@cuda/, tf32 in <method>@cuda-tf32/, tf32
  * NHWC ones in <method>@cuda-tf32-nhwc/ (lt_run_dir_on), so a sweep of one math
@@ -382,6 +386,12 @@ static void test_plan_cuda_math_dirs(void **state)
     assert_string_equal(pl.runs[find(&pl, "ce", 1)].why, "no result yet");
     sh = slurm_level0(&pl);
     assert_non_null(strstr(sh, "DEVICE_ARGS=''\nMETHOD_DIR_SUFFIX=\n"));
+    assert_non_null(strstr(sh, "TIME_LIMIT=\n"));   /* none given: none passed on */
+    free(sh);
+    /* --time-limit reaches every run of the scripts (it was dropped) */
+    sh = slurm_level0_tl(&pl, 90.5);
+    assert_non_null(strstr(sh, "TIME_LIMIT=90.5\n"));
+    assert_non_null(strstr(sh, "${TIME_LIMIT:+--time-limit \"$TIME_LIMIT\"}"));
     free(sh);
     lt_sweep_plan_free(&pl);
 }
