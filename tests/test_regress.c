@@ -260,8 +260,9 @@ static void test_seed_list(void **state)
 
 /* `ltbench reproduce` re-uses a finished run of the same protocol file
  * instead of training: a result.json carrying the real protocol hash is
- * planted, and reproduce must go straight to the leaderboard and print the
- * row (twice: the second call is the idempotency check). Needs the
+ * planted (made with ce's default hyper-parameters, {}), and reproduce must
+ * go straight to the leaderboard and print the row (twice: the second call
+ * is the idempotency check). Needs the
  * Fashion-MNIST build (cached in the data directory). */
 static void test_reproduce_reuses(void **state)
 {
@@ -278,7 +279,7 @@ static void test_reproduce_reuses(void **state)
     snprintf(text, sizeof text,
              "{\"format\":1,\"status\":\"ok\",\"reason\":\"\",\"protocol\":{\"name\":\"fmnist_lt_r100\","
              "\"version\":1,\"sha256\":\"%s\"},\"scale\":\"ci\",\"method\":{\"name\":\"ce\",\"version\":\"1\","
-             "\"fidelity\":\"official-code\"},\"seed\":0,\"metrics\":{\"top1\":0.5,\"many\":0.6,"
+             "\"fidelity\":\"official-code\",\"hparams\":{}},\"seed\":0,\"metrics\":{\"top1\":0.5,\"many\":0.6,"
              "\"medium\":0.1,\"few\":null,\"ece\":0.1,\"macro_f1\":0.4,\"map\":null},"
              "\"env\":{\"commit\":\"0123456789abcdef\",\"dirty\":false,\"engine_version\":\"%s\","
              "\"conv_backend\":\"%s\",\"blas_core\":\"%s\",\"threads\":%d}}\n",
