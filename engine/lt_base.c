@@ -55,6 +55,7 @@ const char *lt_strstatus(int code) {
     case LT_ESTATE: return "wrong state";
     case LT_EDEVICE: return "device error";
     case LT_ENOTBUILT: return "not built into this binary";
+    case LT_EBUSY: return "busy in another process";
     default: return "unknown error";
     }
 }

@@ -23,7 +23,8 @@ enum {
     LT_ENUM = 9,    /* NaN/Inf where a finite number was required */
     LT_ESTATE = 10, /* call made in the wrong state (e.g. before plan) */
     LT_EDEVICE = 11,  /* no usable accelerator, or a device/driver/library error (CUDA) */
-    LT_ENOTBUILT = 12 /* a feature this binary was built without (the CUDA backend) */
+    LT_ENOTBUILT = 12, /* a feature this binary was built without (the CUDA backend) */
+    LT_EBUSY = 13     /* another process holds it (a run directory's lock) */
 };
 
 /* Sets the thread-local last-error message (printf-style) and returns code,

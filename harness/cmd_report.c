@@ -404,7 +404,7 @@ int lt_cmd_reproduce(int argc, char **argv)
            b.rebuilt ? "" : " (up to date)", b.n_train, b.n_test, b.manifest_sha256);
 
     /* 3. runs */
-    int n_failed = 0;
+    int n_failed = 0, n_busy = 0;   /* n_busy: seeds another process was running */
     const int any = o.reuse && !strcmp(o.reuse, "any");
     lt_fingerprint now;
     /* threads: the runner's default */
@@ -447,7 +447,16 @@ int lt_cmd_reproduce(int argc, char **argv)
         req.deterministic = o.deterministic;
         if (o.threads > 0) req.threads = o.threads;
         lt_run_outcome out;
-        if (lt_runner_run(&req, &out) != LT_OK) {
+        const int rrc = lt_runner_run(&req, &out);
+        if (rrc == LT_EBUSY) {
+            /* another process holds the run's lock: the other seeds go on,
+             * and the leaderboard shows what is finished */
+            fprintf(stderr, "ltbench reproduce: seed %d: %s; the other seeds go on, run reproduce again once it "
+                    "has finished\n", seeds[i], lt_errmsg());
+            n_busy++;
+            continue;
+        }
+        if (rrc != LT_OK) {
             fprintf(stderr, "ltbench reproduce: seed %d: %s\n", seeds[i], lt_errmsg());
             n_failed = -1;
             break;
@@ -466,7 +475,7 @@ int lt_cmd_reproduce(int argc, char **argv)
     }
     if (o.no_report) {
         free(p);
-        return n_failed ? 1 : 0;
+        return n_failed || n_busy ? 1 : 0;
     }
 
     /* 4. leaderboard and figures */
@@ -516,5 +525,8 @@ int lt_cmd_reproduce(int argc, char **argv)
         fprintf(stderr, "ltbench reproduce: no leaderboard row for %s (results directory?)\n", m->name);
         return 1;
     }
-    return n_failed || rc ? 1 : 0;
+    if (n_busy)
+        fprintf(stderr, "ltbench reproduce: %d seed%s busy in another process: not in this row yet\n", n_busy,
+                n_busy == 1 ? "" : "s");
+    return n_failed || n_busy || rc ? 1 : 0;
 }

@@ -136,7 +136,7 @@ int lt_dir_lock_take(lt_dir_lock *l, const char *dir, int wait, double deadline,
         host_text(host, on, sizeof on);
         if (!wait) {
             close(fd);
-            return lt_err(LT_ESTATE, "%s: already running (%s)%s; its lock %s is held until that run ends",
+            return lt_err(LT_EBUSY, "%s: already running (%s)%s; its lock %s is held until that run ends",
                           dir, who, on, path);
         }
         if (log) {
@@ -174,7 +174,7 @@ int lt_dir_lock_take(lt_dir_lock *l, const char *dir, int wait, double deadline,
         const double age = fstat(fd, &st) == 0 ? difftime(time(NULL), st.st_mtime) : 1e9;
         if (age < LT_LOCK_STALE_S) {
             close(fd);
-            return lt_err(LT_ESTATE,
+            return lt_err(LT_EBUSY,
                           "%s: the lock file names pid %ld%s, whose runner touched it %.0f s ago, yet this host "
                           "got the lock: file locks on this file system do not reach across hosts (NFS mounted "
                           "without lockd / \"nolock\"?). Refusing to run beside it. If no process on that host "

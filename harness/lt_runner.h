@@ -31,7 +31,7 @@
  * <run_dir>/.lock, which holds the runner's "pid host"; the child shares
  * it; the runner touches it every LT_LOCK_BEAT_S as a heartbeat for other
  * hosts, lt_run_lock.c). A second identical run fails at once with
- * LT_ESTATE, "<dir>: already running (pid N) on host H", touching nothing. The lock of a runner that was killed
+ * LT_EBUSY, "<dir>: already running (pid N) on host H", touching nothing. The lock of a runner that was killed
  * is released by the kernel; the next run takes it over and says whose it
  * was. A method with a shared stage 1 waits for the stage-1 run's lock
  * ("waiting for <dir> (pid N is running it)"; with a time limit, until the
@@ -136,7 +136,7 @@ typedef struct lt_run_outcome {
  * ("no CUDA device: ...") for a cuda device this machine cannot give
  * (probed in a child: this process never initialises CUDA), LT_EIO when
  * the run directory or the result cannot be written (a full disk), the errors of the shared stage 1,
- * LT_ESTATE (the run is already running in another process), or the
+ * LT_EBUSY (the run is already running in another process), or the
  * failure of a session that kept a finished result (LT_EDATA for a damaged
  * final checkpoint, above). */
 int lt_runner_run(const lt_run_request *req, lt_run_outcome *out);

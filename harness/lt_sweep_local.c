@@ -105,7 +105,7 @@ static void child(const lt_sweep_plan *pl, int i, const lt_sweep_local_opts *o, 
         lt_run_outcome out;
         int rc = lt_runner_run(&req, &out);
         if (rc == LT_OK) _exit(out.ok ? CH_OK : CH_FAILED);
-        if (rc != LT_ESTATE || !strstr(lt_errmsg(), "already running")) {
+        if (rc != LT_EBUSY) {
             printf("sweep error: %s\n", lt_errmsg());
             _exit(CH_ERROR);
         }

@@ -313,7 +313,7 @@ static void test_second_identical_run_refused(void **state) {
         wait_exit(c, 10, &st);
     }
     if (!ok) fail_msg("the first run never showed its pid in %s/.lock or never started training", dir);
-    assert_int_equal(rc, LT_ESTATE);
+    assert_int_equal(rc, LT_EBUSY);
     char want[64];
     snprintf(want, sizeof want, "already running (pid %d)", (int)h);
     if (!strstr(msg, want)) fail_msg("'%s' lacks '%s'", msg, want);

@@ -410,7 +410,7 @@ static void test_lock_other_host(void **state)
     FILE *log = fopen(log_path, "w");
     assert_non_null(log);
     /* fresh heartbeat: refused, naming the file and the host */
-    assert_int_equal(lt_dir_lock_take(&lk, dir, 0, 0, log), LT_ESTATE);
+    assert_int_equal(lt_dir_lock_take(&lk, dir, 0, 0, log), LT_EBUSY);
     assert_non_null(strstr(lt_errmsg(), "pid 12345 on host some-other-node.example"));
     assert_non_null(strstr(lt_errmsg(), "do not reach across hosts"));
     assert_non_null(strstr(lt_errmsg(), path));
