@@ -8,13 +8,13 @@
  * is still lstat'ed and files are created with O_NOFOLLOW, so nothing is
  * ever written through a link, whatever lies around the staging directory. */
 #include "lt_extract.h"
+#include "lt_io.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,25 +159,6 @@ static int make_dirs_under(const char *archive, const char *root, const char *re
     return LT_OK;
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    if (flag == FTW_DP) rmdir(p);
-    else unlink(p);
-    return 0;
-}
-
-static void rm_rf(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return;
-    if (!S_ISDIR(sb.st_mode)) {
-        unlink(path);
-        return;
-    }
-    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* Streams the current entry's data into fd-backed FILE f. Returns bytes in *written. */
 static int copy_data(struct archive *a, const char *archive, const char *name, FILE *f, const char *fpath,
@@ -411,7 +392,7 @@ int lt_extract(const char *archive_path, const char *dest_dir, const lt_extract_
     char staging[LT_X_PATH_MAX];
     int n = snprintf(staging, sizeof staging, "%s/.lt-partial-%s", dest_dir, base_name(archive_path));
     if (n < 0 || (size_t)n >= sizeof staging) return lt_err(LT_EINVAL, "path too long: %s", dest_dir);
-    rm_rf(staging); /* left over from a crash */
+    lt_io_rm_rf(staging); /* left over from a crash */
     if (mkdir(staging, 0755) != 0) return lt_err(LT_EIO, "mkdir %s: %s", staging, strerror(errno));
 
     struct archive *a;
@@ -437,7 +418,7 @@ int lt_extract(const char *archive_path, const char *dest_dir, const lt_extract_
         }
         if (d) closedir(d);
     }
-    rm_rf(staging);
+    lt_io_rm_rf(staging);
     if (rc == LT_OK && !(o && o->quiet))
         fprintf(stderr, "extracted %s -> %s (%ld files, %.1f MiB)\n", archive_path, dest_dir, nfiles,
                 (double)nbytes / 1048576.0);

@@ -27,7 +27,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1195,27 +1194,6 @@ static cJSON *make_manifest(const lt_ds_def *def, const lt_ds_opts *o, const rec
     return m;
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    if (flag == FTW_DP) rmdir(p);
-    else unlink(p);
-    return 0;
-}
-
-/* Removes path, a file or a whole directory tree; errors are ignored. */
-static void rm_rf(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return;
-    if (!S_ISDIR(sb.st_mode)) {
-        unlink(path);
-        return;
-    }
-    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* Puts the complete build in staging at dir, replacing any old build there
  * in one step: an atomic exchange where the file system has one, else two
  * renames (the old build put back if the second fails). The old build's
@@ -1229,19 +1207,19 @@ static int swap_in(const char *staging, const char *dir, const char *old)
         return LT_OK;
     }
     if (renameat2(AT_FDCWD, staging, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
-        rm_rf(staging); /* now the old build */
+        lt_io_rm_rf(staging); /* now the old build */
         return LT_OK;
     }
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP && errno != EOPNOTSUPP)
         return lt_err(LT_EIO, "%s: cannot exchange with %s: %s", staging, dir, strerror(errno));
-    rm_rf(old);
+    lt_io_rm_rf(old);
     if (rename(dir, old) != 0) return lt_err(LT_EIO, "%s: cannot rename to %s: %s", dir, old, strerror(errno));
     if (rename(staging, dir) != 0) {
         int e = errno;
         rename(old, dir);
         return lt_err(LT_EIO, "%s: cannot rename to %s: %s", staging, dir, strerror(e));
     }
-    rm_rf(old);
+    lt_io_rm_rf(old);
     return LT_OK;
 }
 
@@ -1263,7 +1241,7 @@ static int write_build(const char *dir, const lt_ds_def *def, const lt_ds_opts *
     LT_TRY(fmt_path(tp, sizeof tp, "%s/train.ltc", stg));
     LT_TRY(fmt_path(ep, sizeof ep, "%s/test.ltc", stg));
     LT_TRY(fmt_path(ip, sizeof ip, "%s/index.txt", stg));
-    rm_rf(stg); /* left over from a build that was killed */
+    lt_io_rm_rf(stg); /* left over from a build that was killed */
     LT_TRY(mkdir_p(stg));
     char tr_sha[65], te_sha[65];
     int rc = lt_cache_write(tp, &s->train, tr_sha);
@@ -1287,7 +1265,7 @@ static int write_build(const char *dir, const lt_ds_def *def, const lt_ds_opts *
     cJSON_Delete(m);
     if (!rc && val_from) rc = write_val(stg, def, o, r, val_from, s, b);
     if (!rc) rc = swap_in(stg, dir, old);
-    if (rc) rm_rf(stg);
+    if (rc) lt_io_rm_rf(stg);
     return rc;
 }
 

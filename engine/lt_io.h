@@ -76,6 +76,10 @@ int lt_io_fsync_dir(const char *path);
  * (not counted in *len). LT_EIO naming the file. */
 int lt_io_read_all(const char *path, char **buf, size_t *len);
 
+/* Removes path: a file, or a whole directory tree (links not followed);
+ * errors are ignored (a staging directory's clean-up). */
+void lt_io_rm_rf(const char *path);
+
 /* ---- JSON (lt_io_json.c, cJSON) ------------------------------------------------ */
 /* Writes a cJSON document as pretty JSON plus a newline atomically; sha_hex
  * (optional) receives the sha256 of the bytes written. */
