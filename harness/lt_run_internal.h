@@ -140,6 +140,10 @@ typedef struct {
     char ckpt_path[LT_RUN_PATH], final_path[LT_RUN_PATH], result_path[LT_RUN_PATH];
     char events_path[LT_RUN_PATH], per_class_path[LT_RUN_PATH];
     char shared_final[LT_RUN_PATH];  /* stage1_from's ckpt_final.ltc, "" if none */
+    /* shared_final opened under the stage-1 run's lock (-1: not open): the
+     * child reads these bytes even if that run is started over, or re-trained,
+     * before the child gets to them */
+    int shared_fd;
     char shared_sha[65];         /* sha256 of shared_final as it was loaded, "" if unknown:
                                   * kept in this run's checkpoints ("run/stage1_sha256") */
     lt_run_env env;

@@ -982,10 +982,18 @@ static int run_stages(lt_child *c) {
             if (stage == 0 && shared) {
                 lt_ckpt *sk;
                 int n_loaded = 0;
-                /* hashed here, under the stage-1 run's lock, so the result names the
-                 * bytes this run loaded even if that run is re-trained later */
-                rc = lt_sha256_file(job->shared_final, c->job->shared_sha);
-                if (!rc) rc = lt_ckpt_read(&sk, job->shared_final);
+                /* the bytes opened under the stage-1 run's lock (lt_runner.c),
+                 * hashed as loaded, so the result names them even if that run
+                 * is started over or re-trained meanwhile */
+                char src[64];
+                const char *from = job->shared_final;
+                if (job->shared_fd >= 0) {
+                    snprintf(src, sizeof src, "/proc/self/fd/%d", job->shared_fd);
+                    from = src;
+                }
+                rc = lt_sha256_file(from, c->job->shared_sha);
+                if (!rc) rc = lt_ckpt_read(&sk, from);
+                if (rc) rc = lt_err_wrap(rc, "shared stage 1 %s", job->shared_final);
                 if (!rc) {
                     rc = lt_run_load_matching(c->m, sk, "m/", &n_loaded);
                     lt_ckpt_free(sk);

@@ -8,6 +8,7 @@
  * reports a failure status's message the same way. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -103,6 +104,7 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
     memset(job, 0, sizeof *job);
     job->req = req;
     job->fd = -1;
+    job->shared_fd = -1;
     job->log = req->log ? req->log : stdout;
     job->t0 = lt_now_s();
     lt_iso8601_now(job->started);
@@ -157,6 +159,8 @@ static int resolve(const lt_run_request *req, lt_run_job *job) {
 
 /* What resolve allocated (also after it failed half-way). */
 static void job_release(lt_run_job *job) {
+    if (job->shared_fd >= 0) close(job->shared_fd);
+    job->shared_fd = -1;
     cJSON_Delete(job->hparams);
     job->hparams = NULL;
     lt_backend_free(job->backend);
@@ -369,8 +373,10 @@ static int run_job(lt_run_job *job, lt_run_outcome *out);
  * Its directory is locked while it is checked and, when its final
  * checkpoint is missing or belongs to another run, trained: two decoupled
  * methods started together (crt and lws) train ce once; the second waits
- * for the first and then re-uses the checkpoint it finds. */
-static int ensure_shared(const lt_run_job *job, int *failed, char *reason, size_t cap) {
+ * for the first and then re-uses the checkpoint it finds. The checkpoint is
+ * opened before the lock goes (job->shared_fd), and the child reads those
+ * bytes. */
+static int ensure_shared(lt_run_job *job, int *failed, char *reason, size_t cap) {
     *failed = 0;
     if (!job->method->stage1_from) return LT_OK;
     lt_run_request dep = *job->req;
@@ -431,6 +437,9 @@ static int ensure_shared(const lt_run_job *job, int *failed, char *reason, size_
             snprintf(reason, cap, "shared stage 1 (%s) failed: %s", dep.method, o.reason);
         }
     }
+    /* the stage 1 this run will load, opened while the lock still keeps
+     * anyone from starting it over (a `ce --no-resume` would remove it) */
+    if (!rc && !*failed) job->shared_fd = open(dj.final_path, O_RDONLY | O_CLOEXEC);
     lt_dir_lock_release(&lk);
     job_release(&dj);
     return rc;

@@ -60,6 +60,19 @@ static const lt_method dec_m = {.abi = LT_METHOD_ABI, .name = "test_decoupled", 
                                 .cite = "none", .fidelity = "reconstructed", .defaults = "{}",
                                 .stage1_from = "ce", .n_stages = dec_stages, .stage_begin = dec_begin};
 
+/* The same, whose stage_begin(1) removes the shared stage 1's final
+ * checkpoint (g_unlink): what a `ce --no-resume` started in the window
+ * between the runner's check of that checkpoint under ce's lock and this
+ * run's child loading it would do. */
+static char g_unlink[1200];
+static int race_begin(void *st, int stage, lt_stage *cfg, lt_model *m) {
+    if (stage == 0 && g_unlink[0]) unlink(g_unlink);
+    return dec_begin(st, stage, cfg, m);
+}
+static const lt_method race_m = {.abi = LT_METHOD_ABI, .name = "test_dec_race", .version = "1",
+                                 .cite = "none", .fidelity = "reconstructed", .defaults = "{}",
+                                 .stage1_from = "ce", .n_stages = dec_stages, .stage_begin = race_begin};
+
 /* ---- helpers ------------------------------------------------------------------ */
 
 static const cJSON *get(const cJSON *o, const char *path) {
@@ -92,7 +105,7 @@ static int setup(void **state) {
     if (fx_train_blocker(NULL)) return 0;   /* every case skips */
     if (fx_scratch_setup(state) || fx_tiny_protocol(fx_scratch, g_proto, sizeof g_proto)) return -1;
     if (lt_method_register(lt_method_test_crash()) || lt_method_register(lt_method_test_nan()) ||
-        lt_method_register(lt_method_test_slow()) || lt_method_register(&dec_m))
+        lt_method_register(lt_method_test_slow()) || lt_method_register(&dec_m) || lt_method_register(&race_m))
         return -1;
     return 0;
 }
@@ -439,6 +452,28 @@ static void test_other_threads_start_afresh(void **state) {
     cJSON_Delete(j);
 }
 
+/* The shared stage 1 is read from the file opened under ce's lock: removed
+ * (or replaced) after that, the run still loads the checkpoint it checked
+ * and names its bytes (it failed "cannot open" before). */
+static void test_shared_stage1_removed_meanwhile(void **state) {
+    (void)state;
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
+    lt_run_request r;
+    request(&r, "race", "test_dec_race");
+    snprintf(g_unlink, sizeof g_unlink, "%s/race/runs/fmnist_lt_tiny/ci/ce/seed0/ckpt_final.ltc", fx_scratch);
+    lt_run_outcome o;
+    const int rc = lt_runner_run(&r, &o);
+    const int gone = !file_exists(g_unlink);
+    g_unlink[0] = '\0';
+    assert_int_equal(rc, LT_OK);
+    if (!o.ok) fail_msg("run failed: %s", o.reason);
+    assert_true(gone);   /* the hook did remove it */
+    cJSON *j = fx_read_json(o.result_path);
+    const cJSON *sha = get(j, "method.stage1.checkpoint_sha256");
+    assert_true(cJSON_IsString(sha) && strlen(sha->valuestring) == 64);
+    cJSON_Delete(j);
+}
+
 static void test_crash_is_isolated(void **state) {
     (void)state;
     FX_SKIP_UNLESS_RUNNABLE(NULL);
@@ -695,6 +730,7 @@ int main(void) {
         cmocka_unit_test(test_ce_run_files),
         cmocka_unit_test(test_effective_weight_norms),
         cmocka_unit_test(test_shared_stage1),
+        cmocka_unit_test(test_shared_stage1_removed_meanwhile),
         cmocka_unit_test(test_same_seed_same_numbers),
         cmocka_unit_test(test_conv_path_option),
         cmocka_unit_test(test_killed_run_resumes_exactly),
