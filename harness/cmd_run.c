@@ -59,7 +59,8 @@ static const char RUN_USAGE[] =
     "  --deterministic   cuda only: deterministic cuDNN algorithms picked by heuristics\n"
     "                    (bit-identical reruns on the same GPU and libraries); without it\n"
     "                    the algorithms are timed on first use (as PyTorch's cudnn.benchmark)\n"
-    "  --no-resume       start afresh, ignoring checkpoints\n"
+    "  --no-resume       start afresh, ignoring checkpoints (a run started afresh removes its\n"
+    "                    old result.json and per_class.csv as it begins)\n"
     "  --quiet           no progress output\n"
     "exit status: 0 ok, 1 run failed (or no CUDA module / device for --device cuda),\n"
     "2 usage error\n";

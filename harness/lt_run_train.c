@@ -955,6 +955,12 @@ static int run_stages(lt_child *c) {
         meta.n_stages = c->n_stages;
         unlink(job->ckpt_path);
         unlink(job->final_path);
+        /* the run is made again from here, and its log starts over below: a
+         * result left from before would stand beside another session's log
+         * and checkpoints if this one dies with its runner (reproduce would
+         * re-use it); the runner writes the failed row otherwise */
+        unlink(job->result_path);
+        unlink(job->per_class_path);
     }
     int rc = lt_events_open(&c->ev, job->events_path, mode == LT_RUN_FRESH ? 0 : (long)meta.events_len);
     if (!rc && mode == LT_RUN_FRESH) rc = emit_start_events(c);

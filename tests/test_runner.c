@@ -27,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cmd_run.h"
@@ -474,6 +476,47 @@ static void test_shared_stage1_removed_meanwhile(void **state) {
     cJSON_Delete(j);
 }
 
+/* on_step hook: at stage 1 epoch 1's first step, kill the runner (this
+ * run's parent); the run dies with it (its parent-death signal) */
+static void kill_runner(void *ctx, int stage, int epoch, long it) {
+    (void)ctx;
+    if (stage == 0 && epoch == 1 && it == 0) {
+        kill(getppid(), SIGKILL);
+        pause();
+    }
+}
+
+/* A run started over (--no-resume) whose runner is killed mid-way leaves no
+ * result from before beside its new, partial log: reproduce would have
+ * re-used it. */
+static void test_restart_killed_leaves_no_old_result(void **state) {
+    (void)state;
+    FX_SKIP_UNLESS_RUNNABLE(NULL);
+    lt_run_request r;
+    request(&r, "restart", "ce");
+    lt_run_outcome o;
+    fx_run_ok(&r, &o);
+    char res[1200], pc[1200];
+    path_in(&o, "result.json", res, sizeof res);
+    path_in(&o, "per_class.csv", pc, sizeof pc);
+    assert_true(file_exists(res));
+    r.resume = 0;
+    r.on_step = kill_runner;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        lt_run_outcome o2;
+        lt_runner_run(&r, &o2);
+        _exit(0);   /* not reached: the hook kills this process */
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_false(file_exists(res));
+    assert_false(file_exists(pc));
+}
+
 static void test_crash_is_isolated(void **state) {
     (void)state;
     FX_SKIP_UNLESS_RUNNABLE(NULL);
@@ -735,6 +778,7 @@ int main(void) {
         cmocka_unit_test(test_conv_path_option),
         cmocka_unit_test(test_killed_run_resumes_exactly),
         cmocka_unit_test(test_other_threads_start_afresh),
+        cmocka_unit_test(test_restart_killed_leaves_no_old_result),
         cmocka_unit_test(test_crash_is_isolated),
         cmocka_unit_test(test_nan_is_isolated),
         cmocka_unit_test(test_timeout_is_isolated),
