@@ -30,6 +30,19 @@ int lt_run_save_ckpt(lt_child *c, const char *path, const lt_run_meta *meta, con
     return lt_ckpt_commit(w);
 }
 
+lt_ckpt_match lt_run_ckpt_match(const lt_ckpt *k, const lt_run_job *job, char *was, size_t cap) {
+    const void *id;
+    size_t n;
+    if (cap) was[0] = '\0';
+    if (lt_ckpt_get(k, "run/identity", &id, &n) || n != strlen(job->identity) || memcmp(id, job->identity, n))
+        return LT_CKPT_OTHER_RUN;
+    /* the same run, made under other numerics: going on from it would give
+     * bits that neither fingerprint makes, under this one's name */
+    if (lt_ckpt_get(k, "run/numerics", &id, &n) != LT_OK) return LT_CKPT_OTHER_NUMERICS;
+    if (cap) snprintf(was, cap, "%.*s", (int)(n < cap ? n : cap - 1), (const char *)id);
+    return n == strlen(job->numerics) && !memcmp(id, job->numerics, n) ? LT_CKPT_OURS : LT_CKPT_OTHER_NUMERICS;
+}
+
 /* Reads a checkpoint of this run (same identity). *ck = NULL and LT_OK when
  * the file is absent or of another run (another identity, or a checkpoint
  * format version this build does not read); a status naming the file when
@@ -45,26 +58,15 @@ int lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *m
         return LT_OK;
     }
     if (rc) return rc;
-    const void *id;
-    size_t n;
-    if (lt_ckpt_get(k, "run/identity", &id, &n) || n != strlen(c->job->identity) ||
-        memcmp(id, c->job->identity, n)) {
+    char was[256];
+    const lt_ckpt_match mt = lt_run_ckpt_match(k, c->job, was, sizeof was);
+    if (mt != LT_CKPT_OURS) {
         lt_ckpt_free(k);
-        if (!c->job->req->quiet)
+        if (c->job->req->quiet) return LT_OK;
+        if (mt == LT_CKPT_OTHER_RUN)
             fprintf(c->job->log, "note: not resuming from %s (made by another protocol, method, seed or "
                     "version); starting afresh\n", path);
-        return LT_OK;
-    }
-    /* the same run, made under other numerics (another thread count, conv
-     * path, BLAS core; a dirty tree, or a checkpoint from before the record):
-     * going on from it would give bits that neither fingerprint makes, under
-     * this one's name */
-    char was[256] = "";
-    if (lt_ckpt_get(k, "run/numerics", &id, &n) == LT_OK)
-        snprintf(was, sizeof was, "%.*s", (int)(n < sizeof was ? n : sizeof was - 1), (const char *)id);
-    if (strcmp(was, c->job->numerics)) {
-        lt_ckpt_free(k);
-        if (!c->job->req->quiet)
+        else
             fprintf(c->job->log, "note: not resuming from %s (made with %s, now %s); starting afresh\n", path,
                     was[0] ? was : "no numerics record", c->job->numerics);
         return LT_OK;

@@ -336,6 +336,14 @@ int lt_run_save_ckpt(lt_child *c, const char *path, const lt_run_meta *meta, con
  * is printed: the run starts afresh); a status naming the file when it is
  * unreadable (the caller decides: lt_run_train.c run_stages). */
 int lt_run_read_ckpt(lt_child *c, const char *path, lt_ckpt **ck, lt_run_meta *meta);
+
+/* Whether checkpoint k goes on into job's result: LT_CKPT_OURS when its
+ * identity and its numerics record are job's; LT_CKPT_OTHER_RUN (another
+ * protocol, method, seed, hyper-parameters or engine); LT_CKPT_OTHER_NUMERICS
+ * (this run under another thread count, conv path, BLAS core or tree state,
+ * or from before the record; was gets what it recorded, "" none). */
+typedef enum { LT_CKPT_OURS = 0, LT_CKPT_OTHER_RUN = 1, LT_CKPT_OTHER_NUMERICS = 2 } lt_ckpt_match;
+lt_ckpt_match lt_run_ckpt_match(const lt_ckpt *k, const lt_run_job *job, char *was, size_t cap);
 int lt_run_load_state(lt_child *c, const lt_ckpt *ck, lt_optim *opt);
 /* Parameters and buffers the checkpoint has, by name; others keep their values. */
 int lt_run_load_matching(lt_model *m, const lt_ckpt *ck, const char *prefix, int *n_loaded);

@@ -415,13 +415,9 @@ static int ensure_shared(lt_run_job *job, int *failed, char *reason, size_t cap)
     int have = 0;
     lt_ckpt *ck;
     if (access(dj.final_path, F_OK) == 0 && lt_ckpt_read(&ck, dj.final_path) == LT_OK) {
-        const void *id;
-        size_t n;
-        have = !lt_ckpt_get(ck, "run/identity", &id, &n) && n == strlen(dj.identity) && !memcmp(id, dj.identity, n);
-        /* and made under this run's numerics: a stage 1 trained at other
-         * threads would go into a result that names these */
-        have = have && !lt_ckpt_get(ck, "run/numerics", &id, &n) && n == strlen(dj.numerics) &&
-               !memcmp(id, dj.numerics, n);
+        /* of this stage-1 run and made under its numerics: a stage 1 trained
+         * at other threads would go into a result that names these */
+        have = lt_run_ckpt_match(ck, &dj, NULL, 0) == LT_CKPT_OURS;
         lt_ckpt_free(ck);
     }
     lt_err_clear();

@@ -1087,6 +1087,31 @@ static void test_stall_low_speed_retry(void **st)
     assert_int_equal(s.range_start[1], 20000);
 }
 
+/* lt_fetch(o with progress on) of url into dest with stderr sent to the
+ * file log (not a terminal: plain progress lines), which is then read into
+ * text; the fetch's status */
+static int fetch_logging(lt_fetch_opts *o, const char *url, const char *dest, const char *log, char *text,
+                         size_t cap)
+{
+    o->quiet = 0;
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *lf = fopen(log, "w");
+    assert_non_null(lf);
+    dup2(fileno(lf), 2);
+    int rc = lt_fetch(o, url, dest, payload_hex, NULL);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(lf);
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, cap - 1, f);
+    fclose(f);
+    text[n] = 0;
+    return rc;
+}
+
 static void test_progress_lines(void **st)
 {
     (void)st;
@@ -1101,25 +1126,8 @@ static void test_progress_lines(void **st)
     pathf(log, sizeof log, "progress.log");
     lt_fetch_opts o;
     test_opts(&o);
-    o.quiet = 0;
-    /* stderr to a file: not a terminal, so plain progress lines. */
-    fflush(stderr);
-    int saved = dup(2);
-    FILE *lf = fopen(log, "w");
-    assert_non_null(lf);
-    dup2(fileno(lf), 2);
-    int rc = lt_fetch(&o, url, dest, payload_hex, NULL);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    fclose(lf);
-    assert_int_equal(rc, LT_OK);
-    FILE *f = fopen(log, "r");
-    assert_non_null(f);
     char text[8192];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
+    assert_int_equal(fetch_logging(&o, url, dest, log, text, sizeof text), LT_OK);
     assert_non_null(strstr(text, "slow.bin: "));
     assert_non_null(strstr(text, "(100%)"));
     assert_null(strchr(text, '\r')); /* no terminal bar in a log file */
@@ -1149,27 +1157,11 @@ static void test_progress_ignored_range(void **st)
     pathf(log, sizeof log, "progress-norange.log");
     lt_fetch_opts o;
     test_opts(&o);
-    o.quiet = 0;
-    fflush(stderr);
-    int saved = dup(2);
-    FILE *lf = fopen(log, "w");
-    assert_non_null(lf);
-    dup2(fileno(lf), 2);
-    int rc = lt_fetch(&o, url, dest, payload_hex, NULL);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    fclose(lf);
-    assert_int_equal(rc, LT_OK);
+    char text[8192];
+    assert_int_equal(fetch_logging(&o, url, dest, log, text, sizeof text), LT_OK);
     lt_httpd_stats hs;
     lt_httpd_stats_get(srv, "/slow-norange.bin", &hs);
     assert_int_equal(hs.range_start[0], 200000); /* it did ask to resume */
-    FILE *f = fopen(log, "r");
-    assert_non_null(f);
-    char text[8192];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
     print_message("note: %s", text);
     /* 300000 bytes = 293.0 KiB; with the offset added it read 488.3 KiB */
     int lines = 0;

@@ -18,6 +18,7 @@
 #include "lt_protocol.h"
 #include "lt_regress.h"
 #include "lt_fingerprint.h"
+#include "lt_run_internal.h"
 #include "tfiles.h"
 
 static char g_root[64];   /* results root; references in <root>/ref */
@@ -307,6 +308,30 @@ static void test_reproduce_reuses(void **state)
     /* an unknown method is a usage error */
     char *bad[] = {"reproduce", "--method", "no_such_method", NULL};
     assert_int_equal(lt_cmd_reproduce(3, bad), 2);
+
+    /* a seed another process is running (its directory's lock held here) is
+     * passed over: the others go on and the leaderboard is built from what
+     * is finished, and the exit status says one was busy */
+    char busy[600];
+    snprintf(busy, sizeof busy, "%s/rep/runs/fmnist_lt_r100/ci/ce/seed1", g_root);
+    tf_mkdirs(busy);
+    lt_dir_lock lk;
+    assert_int_equal(lt_dir_lock_take(&lk, busy, 0, 0, NULL), LT_OK);
+    snprintf(p, sizeof p, "%s/rep/leaderboard.csv", g_root);
+    unlink(p);
+    char *two[] = {"reproduce", "--method", "ce", "--scale", "ci", "--seeds", "1,0",
+                   "--results", results, "--out", out, NULL};
+    fflush(stdout);
+    assert_int_equal(lt_cmd_reproduce(11, two), 1);
+    lt_dir_lock_release(&lk);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);   /* seed 0 went on, and the leaderboard was built */
+    char *csv = slurp_file(f);
+    fclose(f);
+    assert_non_null(strstr(csv, "\nfmnist_lt_r100,1,ci,ce,official-code,1,50.00,"));
+    free(csv);
+    snprintf(p, sizeof p, "%s/result.json", busy);
+    assert_int_not_equal(access(p, F_OK), 0);   /* nothing ran in the busy one */
 }
 
 /* A reference file without rows (empty, header only, comments only, or cut

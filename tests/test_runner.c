@@ -326,6 +326,24 @@ static void test_conv_path_option(void **state) {
     assert_non_null(strstr(lt_errmsg(), "conv path 'fast'"));
 }
 
+/* events.jsonl of run o: how many run_start, epoch_end, resume and
+ * run_stop events */
+static void count_events(const lt_run_outcome *o, int *starts, int *epochs, int *resumes, int *stops) {
+    char p[1200];
+    path_in(o, "events.jsonl", p, sizeof p);
+    char *ev = tf_slurp(p, NULL);
+    assert_non_null(ev);
+    *starts = *epochs = *resumes = *stops = 0;
+    for (const char *s = ev; (s = strstr(s, "\"event\":\"")); s++) {
+        s += 9;
+        *starts += !strncmp(s, "run_start\"", 10);
+        *epochs += !strncmp(s, "epoch_end\"", 10);
+        *resumes += !strncmp(s, "resume\"", 7);
+        *stops += !strncmp(s, "run_stop\"", 9);
+    }
+    free(ev);
+}
+
 static void test_killed_run_resumes_exactly(void **state) {
     (void)state;
     FX_SKIP_UNLESS_RUNNABLE(NULL);
@@ -346,18 +364,8 @@ static void test_killed_run_resumes_exactly(void **state) {
     assert_int_equal(lt_runner_run(&r, &o), LT_OK);
     if (!o.ok) fail_msg("resumed run failed: %s", o.reason);
     fx_assert_same_outcome(&g_ref, &o);
-    path_in(&o, "events.jsonl", p, sizeof p);
-    char *ev = tf_slurp(p, NULL);
-    assert_non_null(ev);
-    int starts = 0, epochs = 0, resumes = 0, stops = 0;
-    for (const char *s = ev; (s = strstr(s, "\"event\":\"")); s++) {
-        s += 9;
-        starts += !strncmp(s, "run_start\"", 10);
-        epochs += !strncmp(s, "epoch_end\"", 10);
-        resumes += !strncmp(s, "resume\"", 7);
-        stops += !strncmp(s, "run_stop\"", 9);
-    }
-    free(ev);
+    int starts, epochs, resumes, stops;
+    count_events(&o, &starts, &epochs, &resumes, &stops);
     /* the log is the uninterrupted one plus a resume marker: the killed
      * session's lines after its checkpoint were cut */
     assert_int_equal(starts, 1);
@@ -396,22 +404,6 @@ static void expect_failed(const char *method, double limit, const char *prefix, 
     free(ev);
 }
 
-/* events.jsonl of run o: how many run_start, epoch_end and resume events */
-static void count_events(const lt_run_outcome *o, int *starts, int *epochs, int *resumes) {
-    char p[1200];
-    path_in(o, "events.jsonl", p, sizeof p);
-    char *ev = tf_slurp(p, NULL);
-    assert_non_null(ev);
-    *starts = *epochs = *resumes = 0;
-    for (const char *s = ev; (s = strstr(s, "\"event\":\"")); s++) {
-        s += 9;
-        *starts += !strncmp(s, "run_start\"", 10);
-        *epochs += !strncmp(s, "epoch_end\"", 10);
-        *resumes += !strncmp(s, "resume\"", 7);
-    }
-    free(ev);
-}
-
 /* A checkpoint made at another thread count is neither resumed nor
  * re-evaluated into a result that names this count: its bits are neither
  * count's. A run killed at 2 threads and asked for at 1 starts afresh and
@@ -435,8 +427,8 @@ static void test_other_threads_start_afresh(void **state) {
     assert_int_equal(lt_runner_run(&r1, &o), LT_OK);
     if (!o.ok) fail_msg("run failed: %s", o.reason);
     fx_assert_same_outcome(&g_ref, &o);
-    int starts, epochs, resumes;
-    count_events(&o, &starts, &epochs, &resumes);
+    int starts, epochs, resumes, stops;
+    count_events(&o, &starts, &epochs, &resumes, &stops);
     assert_int_equal(starts, 1);
     assert_int_equal(epochs, 2);
     assert_int_equal(resumes, 0);
@@ -444,7 +436,7 @@ static void test_other_threads_start_afresh(void **state) {
     r2.kill_after_epoch = 0;
     assert_int_equal(lt_runner_run(&r2, &o), LT_OK);
     if (!o.ok) fail_msg("run failed: %s", o.reason);
-    count_events(&o, &starts, &epochs, &resumes);
+    count_events(&o, &starts, &epochs, &resumes, &stops);
     assert_int_equal(starts, 1);
     assert_int_equal(epochs, 2);
     assert_int_equal(resumes, 0);   /* a re-evaluation logs a resume (trained: true) */
