@@ -248,7 +248,7 @@ int lt_imagelist_build_many(lt_dataset *out, const lt_listfile *const *lists, in
             srcs[ns++] = src->root;
         for (int i = 0; i < src->n_archives; i++)
             srcs[ns++] = src->archives[i];
-        rc = lt_imagesrc_scan(srcs, ns, list_want, list_work, &b);
+        rc = lt_imagesrc_scan(srcs, ns, list_want, list_work, &b, src->progress);
         if (rc)
             lt_err_wrap(rc, "%s", lists[0]->name);
         else

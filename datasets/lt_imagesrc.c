@@ -34,6 +34,17 @@ typedef struct {
     char msg[256];
 } item_t;
 
+/* Progress of the source being walked (lt_src_progress). */
+typedef struct {
+    const lt_src_progress *p;     /* NULL: silent */
+    const char *source;
+    struct archive *top;          /* the outer archive: its raw bytes read; NULL for a directory */
+    long long size;               /* the archive file's size; 0 for a directory */
+    long long dir_bytes;          /* a directory: bytes of the files read */
+    long files, kept;
+    double t0, next;
+} prog_t;
+
 typedef struct {
     lt_src_want_fn want;
     lt_src_work_fn work;
@@ -41,7 +52,92 @@ typedef struct {
     item_t items[BATCH_ITEMS];
     int n;
     size_t bytes;
+    prog_t prog;
 } scan_t;
+
+static double prog_interval(const prog_t *g)
+{
+    return g->p->interval_s > 0 ? g->p->interval_s : 10.0;
+}
+
+static long long prog_bytes(const prog_t *g)
+{
+    if (!g->top)
+        return g->dir_bytes;
+    la_int64_t b = archive_filter_bytes(g->top, -1);
+    return b > 0 ? (long long)b : 0;
+}
+
+/* "12.3 GB", "45.6 MB", "7.8 kB": the unit that keeps a figure readable. */
+static void human_bytes(char *out, size_t cap, double b)
+{
+    if (b >= 1e9) snprintf(out, cap, "%.1f GB", b / 1e9);
+    else if (b >= 1e6) snprintf(out, cap, "%.1f MB", b / 1e6);
+    else snprintf(out, cap, "%.1f kB", b / 1e3);
+}
+
+static void prog_begin(scan_t *s, const char *source, struct archive *top, long long size)
+{
+    prog_t *g = &s->prog;
+    g->source = source;
+    g->top = top;
+    g->size = size > 0 ? size : 0;
+    g->dir_bytes = 0;
+    g->files = g->kept = 0;
+    g->t0 = lt_now_s();
+    g->next = g->p ? g->t0 + prog_interval(g) : 0;
+}
+
+/* One line per interval; called for every regular file seen. */
+static void prog_tick(scan_t *s)
+{
+    prog_t *g = &s->prog;
+    if (!g->p || !g->p->log)
+        return;
+    double now = lt_now_s();
+    if (now < g->next)
+        return;
+    g->next = now + prog_interval(g);
+    double el = now - g->t0, b = (double)prog_bytes(g);
+    double rate = el > 0 ? b / el : 0;
+    char pct[96] = "", left[48] = "", hb[32], hs[32];
+    human_bytes(hb, sizeof hb, b);
+    if (g->size > 0) {
+        double f = b / (double)g->size;
+        if (f > 1) f = 1;
+        human_bytes(hs, sizeof hs, (double)g->size);
+        snprintf(pct, sizeof pct, "%.0f%% (%s of %s), ", 100 * f, hb, hs);
+        if (rate > 0 && f > 0.001) {
+            double rem = ((double)g->size - b) / rate;
+            if (rem < 0) rem = 0;
+            if (rem < 120) snprintf(left, sizeof left, ", about %.0f s left", rem);
+            else snprintf(left, sizeof left, ", about %.0f min left", rem / 60);
+        }
+    } else {
+        snprintf(pct, sizeof pct, "%s read, ", hb);
+    }
+    fprintf(g->p->log, "%s: reading %s: %s%ld file%s, %ld kept, %.0f MB/s%s\n",
+            g->p->label ? g->p->label : "images", g->source, pct, g->files, g->files == 1 ? "" : "s",
+            g->kept, rate / 1e6, left);
+    fflush(g->p->log);
+}
+
+static void prog_end(scan_t *s)
+{
+    prog_t *g = &s->prog;
+    if (!g->p || !g->p->log)
+        return;
+    double el = lt_now_s() - g->t0;
+    long long b = g->top && g->size > 0 ? g->size : prog_bytes(g);
+    char t[32], hb[32];
+    if (el < 120) snprintf(t, sizeof t, "%.1f s", el);
+    else snprintf(t, sizeof t, "%.1f min", el / 60);
+    human_bytes(hb, sizeof hb, (double)b);
+    fprintf(g->p->log, "%s: read %s: %s, %ld file%s, %ld kept, in %s\n",
+            g->p->label ? g->p->label : "images", g->source, hb, g->files, g->files == 1 ? "" : "s",
+            g->kept, t);
+    fflush(g->p->log);
+}
 
 static void batch_clear(scan_t *s)
 {
@@ -278,11 +374,14 @@ static int walk_archive(scan_t *s, struct archive *a, const char *src, const cha
             LT_TRY(open_nested(s, a, src, member));
             continue;
         }
+        s->prog.files++;
+        prog_tick(s);
         long key = ask(s, member);
         if (key == -2)
             return LT_EDATA;
         if (key < 0)
             continue;
+        s->prog.kept++;
         uint8_t *data = NULL;
         size_t len = 0;
         int64_t decl = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
@@ -299,12 +398,18 @@ static int scan_archive(scan_t *s, const char *path)
     archive_read_support_filter_all(a);
     archive_read_support_format_all(a);
     int rc;
-    if (archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK)
+    if (archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK) {
         rc = lt_err(LT_EIO, "archive %s: %s", path,
                     archive_error_string(a) ? archive_error_string(a) : "cannot open");
-    else
+    } else {
+        struct stat st;
+        prog_begin(s, path, a, stat(path, &st) == 0 ? (long long)st.st_size : 0);
         rc = walk_archive(s, a, path, NULL, 0);
+        if (!rc)
+            prog_end(s);
+    }
     archive_read_free(a);
+    s->prog.top = NULL;
     return rc;
 }
 
@@ -358,6 +463,8 @@ static int walk_dir(scan_t *s, const char *root, const char *rel)
         if (S_ISDIR(st.st_mode)) {
             rc = walk_dir(s, root, r2);
         } else if (S_ISREG(st.st_mode)) {
+            s->prog.files++;
+            prog_tick(s);
             long key = ask(s, r2);
             if (key == -2) {
                 rc = LT_EDATA;
@@ -366,6 +473,8 @@ static int walk_dir(scan_t *s, const char *root, const char *rel)
             } else if (key >= 0) {
                 char *data = NULL;
                 size_t len = 0;
+                s->prog.kept++;
+                s->prog.dir_bytes += (long long)st.st_size;
                 rc = lt_io_read_all(full, &data, &len);
                 if (!rc)
                     rc = batch_add(s, key, root, r2, (uint8_t *)data, len);
@@ -379,7 +488,7 @@ static int walk_dir(scan_t *s, const char *root, const char *rel)
 }
 
 int lt_imagesrc_scan(const char *const *sources, int n_sources, lt_src_want_fn want,
-                     lt_src_work_fn work, void *ctx)
+                     lt_src_work_fn work, void *ctx, const lt_src_progress *progress)
 {
     scan_t *s = calloc(1, sizeof *s);
     if (!s)
@@ -387,14 +496,18 @@ int lt_imagesrc_scan(const char *const *sources, int n_sources, lt_src_want_fn w
     s->want = want;
     s->work = work;
     s->ctx = ctx;
+    s->prog.p = progress;
     int rc = LT_OK;
     for (int i = 0; i < n_sources && !rc; i++) {
         struct stat st;
         if (stat(sources[i], &st) != 0)
             rc = lt_err(LT_EIO, "%s: %s", sources[i], strerror(errno));
-        else if (S_ISDIR(st.st_mode))
+        else if (S_ISDIR(st.st_mode)) {
+            prog_begin(s, sources[i], NULL, 0);
             rc = walk_dir(s, sources[i], "");
-        else
+            if (!rc)
+                prog_end(s);
+        } else
             rc = scan_archive(s, sources[i]);
     }
     if (!rc)

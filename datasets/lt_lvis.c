@@ -714,7 +714,8 @@ static int crop_index(crop_t *c)
 }
 
 int lt_lvis_build_many(lt_dataset *out, const lt_lvis_subset *const *subsets, int n_sets,
-                       const lt_lvis_params *p, const char *const *archives, int n_archives)
+                       const lt_lvis_params *p, const char *const *archives, int n_archives,
+                       const lt_src_progress *progress)
 {
     for (int j = 0; j < n_sets; j++)
         memset(&out[j], 0, sizeof out[j]);
@@ -737,7 +738,7 @@ int lt_lvis_build_many(lt_dataset *out, const lt_lvis_subset *const *subsets, in
             out[j].labels[i] = subsets[j]->item[i].label;
     }
     if (!rc)
-        rc = lt_imagesrc_scan(archives, n_archives, crop_want, crop_work, &c);
+        rc = lt_imagesrc_scan(archives, n_archives, crop_want, crop_work, &c, progress);
     if (!rc) {
         long missing = 0;
         char first[600] = "";
@@ -770,5 +771,5 @@ int lt_lvis_build(lt_dataset *d, const lt_lvis_subset *s, const lt_lvis_params *
                   const char *const *archives, int n_archives)
 {
     const lt_lvis_subset *one[1] = {s};
-    return lt_lvis_build_many(d, one, 1, p, archives, n_archives);
+    return lt_lvis_build_many(d, one, 1, p, archives, n_archives, NULL);
 }

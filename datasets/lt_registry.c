@@ -44,31 +44,46 @@ static int read_cifar100(const lt_ds_src *s, lt_dataset *train, lt_dataset *test
     return read_cifar(s, train, test, LT_CIFAR100);
 }
 
-/* A list + image archive pair -> dataset (ImageNet-LT, Places-LT, iNat). */
-static int build_from_list(const lt_listfile *lf, const char *archive, lt_pathmap map, int side, lt_dataset *d)
+/* The progress lines of a long read go where the build's lines go. */
+static const lt_src_progress *src_progress(const lt_ds_src *s, lt_src_progress *buf)
 {
+    if (!s->opts || s->opts->quiet) return NULL;
+    buf->log = s->opts->log ? s->opts->log : stdout;
+    buf->label = s->def->name;
+    buf->interval_s = 0;
+    return buf;
+}
+
+/* A list + image archive pair -> dataset (ImageNet-LT, Places-LT, iNat). */
+static int build_from_list(const lt_ds_src *s, const lt_listfile *lf, const char *archive, lt_pathmap map,
+                           lt_dataset *d)
+{
+    lt_src_progress prog;
     const char *arch[1] = {archive};
     lt_imagelist_src src;
     memset(&src, 0, sizeof src);
     src.list = lf;
     src.map = map;
-    src.size = side;
+    src.size = s->side;
     src.archives = arch;
     src.n_archives = 1;
+    src.progress = src_progress(s, &prog);
     return lt_imagelist_build(d, &src);
 }
 
 /* Two lists whose images share one archive, read in one pass over it. */
-static int build_two_from_list(const lt_listfile *a, const lt_listfile *b, const char *archive, lt_pathmap map,
-                               int side, lt_dataset *da, lt_dataset *db)
+static int build_two_from_list(const lt_ds_src *s, const lt_listfile *a, const lt_listfile *b, const char *archive,
+                               lt_pathmap map, lt_dataset *da, lt_dataset *db)
 {
+    lt_src_progress prog;
     const char *arch[1] = {archive};
     lt_imagelist_src src;
     memset(&src, 0, sizeof src);
     src.map = map;
-    src.size = side;
+    src.size = s->side;
     src.archives = arch;
     src.n_archives = 1;
+    src.progress = src_progress(s, &prog);
     const lt_listfile *lists[2] = {a, b};
     lt_dataset both[2];
     int rc = lt_imagelist_build_many(both, lists, 2, &src);
@@ -133,12 +148,12 @@ static int read_list_dataset(const lt_ds_src *s, lt_dataset *train, lt_dataset *
     if (!rc && s->val) rc = read_val_list(s, &tr, &te, &va);
     if (!rc && s->val) {
         /* train and val images share the train archive (ImageNet: 140 GB): one pass */
-        rc = build_two_from_list(&tr, &va, s->path[2], map, s->side, train, s->val);
+        rc = build_two_from_list(s, &tr, &va, s->path[2], map, train, s->val);
     } else if (!rc) {
-        rc = build_from_list(&tr, s->path[2], map, s->side, train);
+        rc = build_from_list(s, &tr, s->path[2], map, train);
     }
     if (!rc) {
-        rc = build_from_list(&te, s->path[3], map, s->side, test);
+        rc = build_from_list(s, &te, s->path[3], map, test);
         if (rc) {
             lt_dataset_free(train);
             if (s->val) lt_dataset_free(s->val);
@@ -168,7 +183,7 @@ static int read_list_val(const lt_ds_src *s, lt_dataset *val, lt_pathmap map)
     int rc = lt_listfile_read(&tr, s->path[0]);
     if (!rc) rc = lt_listfile_read(&te, s->path[1]);
     if (!rc) rc = read_val_list(s, &tr, &te, &va);
-    if (!rc) rc = build_from_list(&va, s->path[2], map, s->side, val);
+    if (!rc) rc = build_from_list(s, &va, s->path[2], map, val);
     lt_listfile_free(&tr);
     lt_listfile_free(&te);
     lt_listfile_free(&va);
@@ -260,7 +275,7 @@ static int read_inat2018(const lt_ds_src *s, lt_dataset *train, lt_dataset *test
     }
     if (!rc) {
         /* train and val images share train_val2018.tar.gz (128 GB): one pass */
-        rc = build_two_from_list(&tr, &te, s->path[2], LT_PATHMAP_NONE, s->side, train, test);
+        rc = build_two_from_list(s, &tr, &te, s->path[2], LT_PATHMAP_NONE, train, test);
     }
     lt_listfile_free(&tr);
     lt_listfile_free(&te);
@@ -296,7 +311,8 @@ static int read_lvis(const lt_ds_src *s, lt_dataset *train, lt_dataset *test, cJ
         /* train and test crops in one pass over the image zips (19 GB) */
         const lt_lvis_subset *sets[2] = {&str, &ste};
         lt_dataset both[2];
-        rc = lt_lvis_build_many(both, sets, 2, &p, images, 2);
+        lt_src_progress prog;
+        rc = lt_lvis_build_many(both, sets, 2, &p, images, 2, src_progress(s, &prog));
         if (!rc) {
             *train = both[0];
             *test = both[1];

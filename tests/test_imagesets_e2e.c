@@ -235,7 +235,27 @@ static void test_imagenet_lt(void **state)
     lt_dataset tr, te;
     lt_ds_built b;
     memset(&b, 0, sizeof b);
-    build_open(&d, e, &tr, &te, &b);
+    /* with its lines: the pass over each image archive ends in a line saying
+     * what it read (lt_src_progress) */
+    lt_ds_opts o;
+    opts_for(e, &o);
+    o.quiet = 0;
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    o.log = log;
+    if (lt_ds_open(&d, &o, &tr, &te, &b))
+        fail_msg("%s: %s", d.name, lt_errmsg());
+    char text[8192];
+    rewind(log);
+    size_t tl = fread(text, 1, sizeof text - 1, log);
+    text[tl] = 0;
+    fclose(log);
+    /* train: 3 inner tars of 5, 4, 3 images; 6 on the train list, 3 on the val list */
+    const char *rd = strstr(text, "imagenet_lt: read ");
+    assert_non_null(rd);
+    assert_non_null(strstr(rd, "ILSVRC2012_img_train.tar: "));
+    assert_non_null(strstr(text, " kB, 12 files, 9 kept, in "));
+    assert_non_null(strstr(text, " kB, 4 files, 3 kept, in "));   /* the flat val tar */
     check_val(&d, e, 3, 80);
     assert_int_equal(tr.n, 6);
     assert_int_equal(tr.h, 32);

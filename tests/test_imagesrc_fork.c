@@ -53,7 +53,7 @@ static void test_fork_after_scan(void **state)
     }
     const char *src[1] = {dir};
     atomic_store(&g_bytes, 0);
-    assert_int_equal(lt_imagesrc_scan(src, 1, want_all, work_count, NULL), 0);
+    assert_int_equal(lt_imagesrc_scan(src, 1, want_all, work_count, NULL, NULL), 0);
     assert_int_equal(atomic_load(&g_bytes), want);   /* every file decoded once */
     fx_rm_rf(dir);
 

@@ -325,7 +325,7 @@ static void test_image_source_file_bound(void **state)
     free(t);
     int n = 0;
     const char *src[] = {tar};
-    assert_int_equal(lt_imagesrc_scan(src, 1, want_all, work_count, &n), LT_EDATA);
+    assert_int_equal(lt_imagesrc_scan(src, 1, want_all, work_count, &n, NULL), LT_EDATA);
     char want[512];
     snprintf(want, sizeof want, "%s: img/a.jpg: 104857600 bytes, larger than an image file may be (67108864, "
              "LT_SRC_MAX_FILE_BYTES)", tar);
@@ -339,14 +339,111 @@ static void test_image_source_file_bound(void **state)
     assert_int_equal(fx_write_file(big, "", 0), 0);
     assert_int_equal(truncate(big, (off_t)65 << 20), 0);
     const char *src2[] = {tree};
-    assert_int_equal(lt_imagesrc_scan(src2, 1, want_all, work_count, &n), LT_EDATA);
+    assert_int_equal(lt_imagesrc_scan(src2, 1, want_all, work_count, &n, NULL), LT_EDATA);
     snprintf(want, sizeof want, "%s: img/b.jpg: 68157440 bytes, larger than an image file may be", tree);
     assert_non_null(strstr(lt_errmsg(), want));
     assert_int_equal(n, 0);
     /* at the bound exactly, a file is still read */
     assert_int_equal(truncate(big, (off_t)LT_SRC_MAX_FILE_BYTES), 0);
-    assert_int_equal(lt_imagesrc_scan(src2, 1, want_all, work_count, &n), LT_OK);
+    assert_int_equal(lt_imagesrc_scan(src2, 1, want_all, work_count, &n, NULL), LT_OK);
     assert_int_equal(n, 1);
+    fx_rm_rf(dir);
+}
+
+static long want_even(void *ctx, const char *member)
+{
+    (void)ctx;
+    size_t l = strlen(member);
+    return l > 4 && (member[l - 5] - '0') % 2 == 0 ? 0 : -1;   /* "img/<k>.jpg" */
+}
+
+/* Progress lines (lt_src_progress): with a tiny interval every file seen
+ * gives a "reading" line, whose counts and percentage only grow, and each
+ * source ends in a "read" line with its totals; no progress, no lines. */
+static void test_image_source_progress(void **state)
+{
+    (void)state;
+    char dir[256], tar[300], tree[300], p[400];
+    assert_int_equal(fx_tmpdir(dir, sizeof dir), 0);
+    snprintf(tar, sizeof tar, "%s/set.tar", dir);
+    snprintf(tree, sizeof tree, "%s/tree", dir);
+    fx_member m[6];
+    char names[6][16], body[6][3000];
+    for (int i = 0; i < 6; i++) {
+        snprintf(names[i], sizeof names[i], "img/%d.jpg", i);
+        memset(body[i], 'a' + i, sizeof body[i]);
+        m[i] = (fx_member){names[i], body[i], sizeof body[i]};
+        snprintf(p, sizeof p, "%s/%s", tree, names[i]);
+        assert_int_equal(fx_write_file(p, body[i], sizeof body[i]), 0);
+    }
+    assert_int_equal(fx_write_archive(tar, "tar", m, 6), 0);
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    lt_src_progress prog = {.log = log, .label = "set", .interval_s = 1e-9};
+    const char *src[] = {tar, tree};
+    int n = 0;
+    assert_int_equal(lt_imagesrc_scan(src, 2, want_even, work_count, &n, &prog), LT_OK);
+    assert_int_equal(n, 6);
+    rewind(log);
+    char line[1024], want[512];
+    int reading_tar = 0, reading_tree = 0, read_tar = 0, read_tree = 0;
+    long last_files = 0, last_pct = -1;
+    snprintf(want, sizeof want, "set: reading %s: ", tar);
+    while (fgets(line, sizeof line, log)) {
+        print_message("%s", line);
+        long pct, files, kept;
+        if (!strncmp(line, want, strlen(want))) {
+            char *c = strstr(line, " kB), ");   /* 18 kB: "82% (15.4 kB of 18.4 kB), 6 files, 3 kept" */
+            assert_non_null(c);
+            assert_int_equal(sscanf(line + strlen(want), "%ld%%", &pct), 1);
+            char *end;
+            files = strtol(c + 6, &end, 10);
+            assert_true(!strncmp(end, files == 1 ? " file, " : " files, ", files == 1 ? 7 : 8));
+            kept = strtol(strchr(end, ',') + 2, &end, 10);
+            assert_true(!strncmp(end, " kept, ", 7));
+            assert_true(pct >= last_pct && pct <= 100);
+            assert_int_equal(files, ++reading_tar);   /* one line per file, before its want() */
+            assert_int_equal(kept, files / 2);
+            last_pct = pct;
+        } else if (!strncmp(line, "set: reading ", 13) && strstr(line, tree)) {
+            assert_non_null(strstr(line, " kB read, "));
+            assert_null(strstr(line, "%"));
+            assert_non_null(strstr(line, reading_tree ? " files, " : " file, "));
+            reading_tree++;
+        } else if (!strncmp(line, "set: read ", 10) && strstr(line, tar)) {
+            assert_non_null(strstr(line, " kB, 6 files, 3 kept, in "));
+            read_tar++;
+        } else if (!strncmp(line, "set: read ", 10) && strstr(line, tree)) {
+            assert_non_null(strstr(line, ": 9.0 kB, 6 files, 3 kept, in "));   /* 3 files of 3000 bytes read */
+            read_tree++;
+        } else {
+            fail_msg("unexpected line: %s", line);
+        }
+        last_files = reading_tar;
+    }
+    assert_int_equal(last_files, 6);
+    assert_int_equal(reading_tree, 6);
+    assert_int_equal(read_tar, 1);
+    assert_int_equal(read_tree, 1);
+    fclose(log);
+    /* with the interval not reached only the end line; without progress, none */
+    log = tmpfile();
+    prog = (lt_src_progress){.log = log, .label = "set", .interval_s = 3600};
+    n = 0;
+    assert_int_equal(lt_imagesrc_scan(src, 1, want_even, work_count, &n, &prog), LT_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(ftell(log) > 0, 1);
+    rewind(log);
+    int lines = 0;
+    while (fgets(line, sizeof line, log)) {
+        assert_true(!strncmp(line, "set: read ", 10));
+        lines++;
+    }
+    assert_int_equal(lines, 1);
+    fclose(log);
+    n = 0;
+    assert_int_equal(lt_imagesrc_scan(src, 2, want_even, work_count, &n, NULL), LT_OK);
+    assert_int_equal(n, 6);
     fx_rm_rf(dir);
 }
 
@@ -354,6 +451,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgb_gradient_decode_and_crop),
+        cmocka_unit_test(test_image_source_progress),
         cmocka_unit_test(test_grayscale_becomes_rgb),
         cmocka_unit_test(test_cmyk_adobe_inverted),
         cmocka_unit_test(test_corrupt_inputs_fail_cleanly),

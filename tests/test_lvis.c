@@ -278,7 +278,7 @@ static void test_crops_from_zip(void **state)
     assert_int_equal(lt_lvis_build(&sep[0], &tr, &p, srcs3, 3), LT_OK);
     assert_int_equal(lt_lvis_build(&sep[1], &te, &p, srcs3, 3), LT_OK);
     const lt_lvis_subset *sets[2] = {&tr, &te};
-    rc = lt_lvis_build_many(both, sets, 2, &p, srcs3, 3);
+    rc = lt_lvis_build_many(both, sets, 2, &p, srcs3, 3, NULL);
     if (rc)
         print_message("%s\n", lt_errmsg());
     assert_int_equal(rc, LT_OK);
