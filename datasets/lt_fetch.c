@@ -796,6 +796,7 @@ int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
             snprintf(why, sizeof why, "got %lld bytes, the server announced %lld", size, total);
         else if (!checked && opts->size > 0 && size != opts->size)
             snprintf(why, sizeof why, "got %lld bytes, expected %lld", size, opts->size);
+        if (why[0] && checked && opts->accept && opts->accept(opts->accept_ctx, part) == 1) why[0] = 0;
         if (!why[0] && !checked && total < 0 && opts->size <= 0) {
             /* Not a mismatch: nothing to tell a cut transfer from the file. */
             if (rename(part, bad) != 0) {

@@ -109,6 +109,13 @@ typedef struct lt_fetch_opts {
      * no checksum is given the final size must equal it, and it stands in
      * for a Content-Length the server did not send. */
     long long size;
+    /* Called when the fetched file's sha256 or md5 does not match, before it
+     * is judged: a caller that can verify it another way (a mirror's
+     * re-compressed .gz, by the hash of its decompressed content) returns 1
+     * to accept it (it becomes dest_path and lt_fetch returns LT_OK; a
+     * resumed download is then not fetched again), else 0. NULL: none. */
+    int (*accept)(void *ctx, const char *path);
+    void *accept_ctx;
 } lt_fetch_opts;
 
 /* Fills *o with the defaults above. Always start from this, then override. */

@@ -197,6 +197,15 @@ static int identity_ok(const lt_ds_file *f, const char *ident)
     return hexeq(ident, f->content_sha256) || (!f->content_sha256 && hexeq(ident, f->sha256));
 }
 
+/* lt_fetch's accept hook: a download whose own hash is not the pinned one
+ * is still the file when its decompressed content is. */
+static int content_matches(void *ctx, const char *path)
+{
+    const lt_ds_file *f = ctx;
+    char c[65];
+    return content_sha256(path, c) == LT_OK && hexeq(c, f->content_sha256);
+}
+
 /* Hashes `path` and decides whether it is the file f describes. */
 static int verify_candidate(const lt_ds_file *f, const char *path, stamp *st)
 {
@@ -447,18 +456,15 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
     char shown[PATH_CAP];
     if (lt_fetch_effective_url(&fo, url, shown, sizeof shown) != LT_OK) snprintf(shown, sizeof shown, "%s", url);
     say(o, "%s: %s: downloading %s", def->name, f->name, shown);
+    /* A mirror may serve a re-compressed copy (Debian's normalised gzip
+     * headers): the content hash can still match. Judged inside lt_fetch, so
+     * that a resumed download it accepts is not fetched again from zero. */
+    if (f->content_sha256) {
+        fo.accept = content_matches;
+        fo.accept_ctx = (void *)f;
+    }
     char got[65] = "";
     rc = lt_fetch(&fo, url, dest, f->sha256, got);
-    if (rc == LT_ECHECKSUM && f->content_sha256) {
-        /* A mirror may serve a re-compressed copy (Debian's normalised gzip
-         * headers): the content hash can still match. */
-        char bad[PATH_CAP + 8];
-        snprintf(bad, sizeof bad, "%s.bad", dest);
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", lt_errmsg());
-        if (file_exists(bad) && verify_candidate(f, bad, st) == LT_OK && rename(bad, dest) == 0) rc = LT_OK;
-        else lt_err(LT_ECHECKSUM, "%s", msg);
-    }
     if (rc) return lt_err_wrap(rc, "%s: fetching %s", def->name, f->name);
     if ((rc = verify_candidate(f, dest, st))) return rc;
     /* No checksum: lt_fetch accepted it only as a complete transfer of the

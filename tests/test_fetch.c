@@ -859,6 +859,69 @@ static void test_mismatch_after_restart_not_repeated(void **st)
     assert_false(exists(dest));
 }
 
+/* The accept hook (a re-compressed mirror copy judged by its content):
+ * counts its calls, accepts when told to. */
+typedef struct {
+    int calls, answer;
+    char seen[65];
+} accept_t;
+
+static int accept_cb(void *ctx, const char *path)
+{
+    accept_t *a = ctx;
+    a->calls++;
+    assert_int_equal(lt_sha256_file(path, a->seen), LT_OK);
+    return a->answer;
+}
+
+static void test_accept_hook_after_resume(void **st)
+{
+    (void)st;
+    /* A resumed download whose hash is not the pinned one, but which the
+     * caller accepts (as the datasets accept a mirror's re-compressed .gz by
+     * its content): it is the file, fetched once, not again from zero. */
+    char url[256], dest[256], bad[300], wrong[65];
+    serve("/accept.bin");
+    url_of("/accept.bin", url, sizeof url);
+    pathf(dest, sizeof dest, "accept.bin");
+    snprintf(bad, sizeof bad, "%s.bad", dest);
+    lt_sha256_buf("the published file", 18, wrong);
+    make_cut_part("/accept.bin", dest, 30000, NULL);
+    lt_fetch_opts o;
+    test_opts(&o);
+    accept_t a = {.answer = 1};
+    o.accept = accept_cb;
+    o.accept_ctx = &a;
+    char got[65];
+    assert_int_equal(lt_fetch(&o, url, dest, wrong, got), LT_OK);
+    assert_int_equal(a.calls, 1);
+    assert_string_equal(a.seen, payload_hex);
+    assert_string_equal(got, payload_hex);
+    assert_file_is_payload(dest);
+    assert_false(exists(bad));
+    lt_httpd_stats s;
+    lt_httpd_stats_get(srv, "/accept.bin", &s);
+    assert_int_equal(s.requests, 1);
+    assert_int_equal(s.range_start[0], 30000);
+    /* refused by the hook: as without one, from zero once more, then kept aside */
+    remove(dest);
+    make_cut_part("/accept.bin", dest, 30000, NULL);
+    a = (accept_t){.answer = 0};
+    assert_int_equal(lt_fetch(&o, url, dest, wrong, NULL), LT_ECHECKSUM);
+    assert_int_equal(a.calls, 2);
+    lt_httpd_stats_get(srv, "/accept.bin", &s);
+    assert_int_equal(s.requests, 2);
+    assert_int_equal(s.range_start[0], 30000);
+    assert_int_equal(s.range_start[1], -1);
+    assert_true(exists(bad));
+    assert_false(exists(dest));
+    /* a matching download never asks the hook */
+    remove(bad);
+    a = (accept_t){.answer = 0};
+    assert_int_equal(lt_fetch(&o, url, dest, payload_hex, NULL), LT_OK);
+    assert_int_equal(a.calls, 0);
+}
+
 static void test_checksum_mismatch(void **st)
 {
     (void)st;
@@ -1200,6 +1263,7 @@ int main(void)
         cmocka_unit_test(test_cut_without_length_refused),
         cmocka_unit_test(test_md5_checked),
         cmocka_unit_test(test_mismatch_after_restart_not_repeated),
+        cmocka_unit_test(test_accept_hook_after_resume),
         cmocka_unit_test(test_checksum_mismatch),
         cmocka_unit_test(test_wrong_existing_dest_replaced),
         cmocka_unit_test(test_from_dir),
