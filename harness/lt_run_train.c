@@ -663,9 +663,9 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
             lt_model_zero_grad(m);
             int rc = c->M->loss ? c->M->loss(c->st, &t, &loss, &g)
                                 : lt_softmax_ce(nf, c->C, lg, y, NULL, NULL, &loss, g.dlogits);
-            if (rc) return lt_err_wrap(rc, "loss at iteration %ld", it);
+            if (rc) return lt_err_wrap(rc, "loss at iteration %ld", it + 1);
             if (!isfinite(loss))
-                return lt_err(LT_ENUM, "loss is %s at iteration %ld", isnan(loss) ? "NaN" : "Inf", it);
+                return lt_err(LT_ENUM, "loss is %s at iteration %ld", isnan(loss) ? "NaN" : "Inf", it + 1);
             if (host_taps) {
                 /* extra gradients the hook copied in itself
                  * (lt_model_dout_from_host: LT_METHOD_HOST_TAPS) */

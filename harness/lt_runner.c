@@ -73,14 +73,15 @@ void lt_run_send(const lt_run_job *job, int type, int stage, int epoch, int code
     (void)w;
 }
 
-/* "in stage 1 epoch 0", "in setup", "in evaluation"; final: the session
- * only re-evaluates a finished run */
+/* "in stage 1 epoch 1", "in setup", "in evaluation"; final: the session
+ * only re-evaluates a finished run. Epochs are sent from 0 and shown from 1,
+ * as the progress lines count them. */
 static void where_text(int stage, int epoch, int final, char *buf, size_t cap) {
     if (stage == 0) snprintf(buf, cap, "in setup (dataset, model)");
     else if (final) snprintf(buf, cap, "in the re-evaluation of the trained model");
     else if (stage < 0) snprintf(buf, cap, "in post-training / evaluation");
     else if (epoch < 0) snprintf(buf, cap, "in stage %d (stage begin)", stage);
-    else snprintf(buf, cap, "in stage %d epoch %d", stage, epoch);
+    else snprintf(buf, cap, "in stage %d epoch %d", stage, epoch + 1);
 }
 
 /* Identity of a run's checkpoints: everything that must match to resume. */

@@ -50,7 +50,7 @@ static void write_run_on(const char *method, const char *suffix, const char *env
              "\"version\":1,\"sha256\":\"aa\"},\"scale\":\"ci\",\"method\":{\"name\":\"%s\",\"version\":\"1\","
              "\"fidelity\":\"reconstructed\"},\"seed\":%d,\"metrics\":{\"top1\":%.17g,\"many\":%.17g,"
              "\"medium\":0.5,\"few\":%.17g,\"ece\":0.05,\"macro_f1\":0.6,\"map\":null}%s}\n",
-             status, strcmp(status, "ok") ? "crashed: signal 11 (Segmentation fault) in stage 1 epoch 0" : "", method,
+             status, strcmp(status, "ok") ? "crashed: signal 11 (Segmentation fault) in stage 1 epoch 1" : "", method,
              seed, top1, many, few, env_json);
     tf_spit(p, text);
 }
@@ -185,7 +185,7 @@ static void test_beyond(void **state)
     assert_non_null(strstr(t, " many         80.00     81.00    +1.00   0.50  above\n"));
     assert_non_null(strstr(t, " few          50.00     40.00   -10.00   2.00  below\n"));
     assert_non_null(strstr(t, "crt                top1         60.00         -        -   0.50  missing (crashed: "
-                              "signal 11 (Segmentation fault) in stage 1 epoch 0)\n"));
+                              "signal 11 (Segmentation fault) in stage 1 epoch 1)\n"));
     assert_non_null(strstr(t, "lws                top1         60.00         -        -   0.50  missing (no run of "
                               "these seeds)\n"));
     assert_non_null(strstr(t, "regress ci: 1 within, 1 above, 1 below, 2 missing -> FAILED\n"));

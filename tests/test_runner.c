@@ -355,7 +355,7 @@ static void test_killed_run_resumes_exactly(void **state) {
     assert_int_equal(lt_runner_run(&r, &o), LT_OK);
     assert_false(o.ok);
     assert_non_null(strstr(o.reason, "signal 9"));
-    assert_non_null(strstr(o.reason, "stage 1 epoch 0"));
+    assert_non_null(strstr(o.reason, "stage 1 epoch 1"));
     char p[1200];
     path_in(&o, "ckpt.ltc", p, sizeof p);
     assert_true(file_exists(p));
@@ -512,13 +512,13 @@ static void test_restart_killed_leaves_no_old_result(void **state) {
 static void test_crash_is_isolated(void **state) {
     (void)state;
     FX_SKIP_UNLESS_RUNNABLE(NULL);
-    expect_failed("test_crash", 0, "crashed: signal 11 (Segmentation fault) in stage 1 epoch 0", NULL);
+    expect_failed("test_crash", 0, "crashed: signal 11 (Segmentation fault) in stage 1 epoch 1", NULL);
 }
 
 static void test_nan_is_isolated(void **state) {
     (void)state;
     FX_SKIP_UNLESS_RUNNABLE(NULL);
-    expect_failed("test_nan", 0, "loss is NaN at iteration 0", "in stage 1 epoch 0");
+    expect_failed("test_nan", 0, "loss is NaN at iteration 1", "in stage 1 epoch 1");
 }
 
 static void test_timeout_is_isolated(void **state) {

@@ -187,7 +187,7 @@ static void fixture(const char *root, const char *method, const char *version, i
              "\"map\":null},\"timings\":{\"total_s\":3.5,\"stages_s\":[3.0],\"eval_s\":0.5},"
              "\"env\":{\"commit\":\"0123456789abcdef0123456789abcdef01234567\",\"dirty\":false,"
              "\"engine_version\":\"%s\",\"conv_backend\":\"%s\",\"blas_core\":\"%s\",\"threads\":%d}}\n",
-             status, strcmp(status, "ok") ? "crashed: signal 11 (Segmentation fault) in stage 1 epoch 0" : "", sha,
+             status, strcmp(status, "ok") ? "crashed: signal 11 (Segmentation fault) in stage 1 epoch 1" : "", sha,
              method, version, seed, LT_ENGINE_VERSION, lt_backend_describe(lt_backend_default()), openblas_get_corename(), threads);
     assert_int_equal(fx_write_file(path, text, strlen(text)), 0);
 }
