@@ -17,9 +17,9 @@
  *     c_j = the mean of x' over class j, NOT renormalised;
  *     score_j = -|f' - c_j|^2 (the code returns the negative squared distance).
  *
- * Scores go to the runner as logits (it applies the softmax for ECE); they
- * are similarities, not calibrated logits, so NCM's ECE describes
- * softmax(similarity) and is not comparable with trained classifiers'. Zero
+ * Scores go to the runner as LT_SCORES_SCORES: similarities, not logits, so
+ * the raw ECE is null and NCM's calibration is ece_ts (a temperature fitted
+ * on the validation split; README). Zero
  * norms are clamped to 1e-12 (PyTorch F.normalize); the official numpy code
  * divides without a guard. */
 #include <math.h>
