@@ -1012,7 +1012,9 @@ int lt_model_set_eval(lt_model *m, const char *group, int eval_mode) {
 
 /* lt_model_reinit on a device model: the host rule on a host copy of the
  * blocks (so the numbers are the cpu model's), copied back. */
-static int dev_reinit(lt_model *m, const char *group, uint64_t seed) {
+static int reinit(lt_model *m, const char *group, uint64_t seed, int fresh);
+
+static int dev_reinit(lt_model *m, const char *group, uint64_t seed, int fresh) {
     const lt_dev_ops *d = m->dev;
     float *dw = m->w, *db = m->buf;
     float *hw = lt_alloc(m->n_w * sizeof(float) + 4), *hb = lt_alloc(m->n_b * sizeof(float) + 4);
@@ -1024,7 +1026,7 @@ static int dev_reinit(lt_model *m, const char *group, uint64_t seed) {
         m->w = hw;
         m->buf = hb;
         m->dev = NULL;
-        rc = lt_model_reinit(m, group, seed);
+        rc = reinit(m, group, seed, fresh);
         m->dev = d;
         m->w = dw;
         m->buf = db;
@@ -1036,9 +1038,10 @@ static int dev_reinit(lt_model *m, const char *group, uint64_t seed) {
     return rc;
 }
 
-int lt_model_reinit(lt_model *m, const char *group, uint64_t seed) {
+/* fresh = 0: lt_model_reinit's rule; 1: finalize's (lt_model_init_params). */
+static int reinit(lt_model *m, const char *group, uint64_t seed, int fresh) {
     if (!m->finalized) return lt_err(LT_ESTATE, "model: reinit before finalize");
-    if (m->dev) return dev_reinit(m, group, seed);
+    if (m->dev) return dev_reinit(m, group, seed, fresh);
     int hit = 0;
     for (int i = 0; i < m->n_params; i++) {
         lt_param *p = &m->params[i];
@@ -1046,7 +1049,7 @@ int lt_model_reinit(lt_model *m, const char *group, uint64_t seed) {
         lt_param q = *p;
         /* PROTOCOLS.md: a re-initialised linear layer uses U(+-1/sqrt(fan_in))
          * for weight and bias; BN-like parameters go back to their defaults. */
-        if (q.init == LT_INIT_KAIMING || q.init == LT_INIT_UNIFORM_FANIN) q.init = LT_INIT_UNIFORM_FANIN;
+        if (!fresh && (q.init == LT_INIT_KAIMING || q.init == LT_INIT_UNIFORM_FANIN)) q.init = LT_INIT_UNIFORM_FANIN;
         init_param(m, &q, seed);
         hit++;
     }
@@ -1057,6 +1060,14 @@ int lt_model_reinit(lt_model *m, const char *group, uint64_t seed) {
     }
     if (!hit && group) return lt_err(LT_EINVAL, "model: no parameters in group '%s'", group);
     return LT_OK;
+}
+
+int lt_model_reinit(lt_model *m, const char *group, uint64_t seed) {
+    return reinit(m, group, seed, 0);
+}
+
+int lt_model_init_params(lt_model *m, const char *group, uint64_t seed) {
+    return reinit(m, group, seed, 1);
 }
 
 int lt_model_no_decay(lt_model *m, const char *suffix) {

@@ -398,6 +398,13 @@ int lt_model_set_eval(lt_model *m, const char *group, int eval_mode);
 /* Re-initialise the parameters of `group` (linear layers: U(±1/sqrt(fan_in))
  * for weight and bias, PROTOCOLS.md), from (seed, stream LT_STREAM_INIT). */
 int lt_model_reinit(lt_model *m, const char *group, uint64_t seed);
+/* Initialise the parameters of `group` (NULL = all) as lt_model_finalize
+ * does, each by its own rule and keyed by its name, from `seed`; their
+ * nodes' buffers go back to their initial values. lt_model_finalize(m, s)
+ * followed by lt_model_init_params(m, NULL, s) changes nothing: a network
+ * trained from scratch in a later stage (cbd's student) starts as a fresh
+ * model of that seed would. */
+int lt_model_init_params(lt_model *m, const char *group, uint64_t seed);
 /* Mark parameters whose name ends with suffix as no-decay. */
 int lt_model_no_decay(lt_model *m, const char *suffix);
 

@@ -5,8 +5,9 @@
  *     gradient by finite differences through the student;
  *   - the teacher receives no gradient and its parameters and buffers are
  *     unchanged after student steps; the epoch-end guard catches a change;
- *   - the student starts from the run's fresh initialisation even after
- *     the runner loaded the teacher's weights into it;
+ *   - the student starts from a fresh initialisation of its own (seed + 1000),
+ *     not the teacher's (the run seed), over the teacher's weights the
+ *     runner loaded into it; its per-class norms are the cosine's sigma;
  *   - LT_SAMPLER_OVER_UNDER as the official input pipeline: a naive replay
  *     of the pass stream, head samples at most once and tail samples
  *     floor(r) or ceil(r) times per pass, epochs as slices of one stream,
@@ -217,16 +218,63 @@ static void test_teacher_frozen(void **unused) {
     fx_free(&f);
 }
 
-/* stage_begin(0) keeps the fresh initialisation, stage_begin(1) restores it
- * over whatever the runner loaded, and takes the stage-1 block and sampler */
+/* The model as lt_model_finalize(seed) makes it: every parameter, then
+ * every buffer, into a malloc'd array. */
+static float *fresh_values(fx *f, uint64_t seed, size_t *n) {
+    lt_model *m;
+    assert_int_equal(lt_model_create(&m, (lt_shape){1, IN, 1, 1}), LT_OK);
+    cbd_state st = f->st;
+    int feat = lt_add_linear(m, "feat", "backbone", 0, D, 1);
+    assert_int_equal(cbd_build(&st, m, feat), LT_OK);
+    assert_int_equal(lt_model_finalize(m, seed), LT_OK);
+    *n = 0;
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        lt_param_info p;
+        assert_int_equal(lt_model_param_at(m, i, &p), LT_OK);
+        *n += p.count;
+    }
+    float *v = malloc(*n * sizeof(float)), *o = v;
+    assert_non_null(v);
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        lt_param_info p;
+        assert_int_equal(lt_model_param_at(m, i, &p), LT_OK);
+        memcpy(o, p.w, p.count * sizeof(float));
+        o += p.count;
+    }
+    lt_model_free(m);
+    return v;
+}
+
+static void assert_params_are(lt_model *m, const float *v, size_t n, int equal) {
+    size_t o = 0;
+    int same = 1;
+    for (int i = 0; i < lt_model_n_params(m); i++) {
+        lt_param_info p;
+        assert_int_equal(lt_model_param_at(m, i, &p), LT_OK);
+        assert_true(o + p.count <= n);
+        same &= !memcmp(p.w, v + o, p.count * sizeof(float));
+        o += p.count;
+    }
+    assert_int_equal(o, n);
+    assert_int_equal(same, equal);
+}
+
+/* stage_begin(1) initialises the student afresh over whatever the runner
+ * loaded, from seed + 1000: not the teacher's initialisation (the run
+ * seed); it takes the stage-1 block and sampler */
 static void test_student_from_scratch(void **unused) {
     (void)unused;
     fx f;
     fx_make(&f, 1);
+    lt_run_info run;
+    memset(&run, 0, sizeof run);
+    run.seed = 1;   /* fx_make finalizes the student with 1, as the runner with the run seed */
+    f.st.run = &run;
+    size_t n;
+    float *teacher_init = fresh_values(&f, 1, &n), *student_init = fresh_values(&f, 1001, &n);
+    assert_params_are(f.s, teacher_init, n, 1);
     lt_param_info p;
     assert_int_equal(lt_model_param_find(f.s, "feat.weight", &p), LT_OK);
-    float init[IN * D];
-    memcpy(init, p.w, sizeof init);
     lt_stage s0;
     memset(&s0, 0, sizeof s0);
     s0.index = 0; s0.epochs = 7; s0.batch = N; s0.momentum = 0.9f;
@@ -236,12 +284,18 @@ static void test_student_from_scratch(void **unused) {
     memset(&s1, 0, sizeof s1);
     s1.index = 1; s1.epochs = 1; s1.batch = 99;
     assert_int_equal(cbd_stage_begin(&f.st, 1, &s1, f.s), LT_OK);   /* teachers present: no service call */
-    assert_memory_equal(p.w, init, sizeof init);
+    assert_params_are(f.s, student_init, n, 1);
+    assert_params_are(f.s, teacher_init, n, 0);
     assert_int_equal(s1.index, 1);
     assert_int_equal(s1.epochs, 7);
     assert_int_equal(s1.batch, N);
     assert_int_equal(s1.sampler.kind, LT_SAMPLER_OVER_UNDER);
-    free(f.st.init);
+    /* the cosine classifier scores with rows of norm sigma */
+    double norms[C];
+    assert_int_equal(cbd_class_norms(&f.st, f.s, C, norms), LT_OK);
+    for (int j = 0; j < C; j++) assert_float_equal(norms[j], 20.0, 0);
+    free(teacher_init);
+    free(student_init);
     fx_free(&f);
 }
 

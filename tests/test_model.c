@@ -550,6 +550,39 @@ static void test_freeze_and_eval_mode(void **st) {
     trainer_free(&t);
 }
 
+/* lt_model_init_params: finalize's own rule. After training steps (weights
+ * and BN buffers moved), init_params with the model's seed gives the fresh
+ * model back bit for bit; on one group it touches only that group; another
+ * seed gives other weights, Kaiming-normal (not reinit's uniform bound). */
+static void test_init_params(void **st) {
+    (void)st;
+    trainer t;
+    trainer_init(&t, 5, 8);
+    float *w0 = malloc(sizeof(float) * t.m->n_w), *b0 = malloc(sizeof(float) * t.m->n_b);
+    memcpy(w0, t.m->w, sizeof(float) * t.m->n_w);
+    memcpy(b0, t.m->buf, sizeof(float) * t.m->n_b);
+    for (long it = 0; it < 3; it++) trainer_step(&t, it);
+    lt_param *conv = lt_model_param(t.m, "conv1.weight"), *head = lt_model_param(t.m, "logits.weight");
+    assert_memory_not_equal(w0 + conv->off, t.m->w + conv->off, conv->count * sizeof(float));
+    assert_memory_not_equal(b0, t.m->buf, sizeof(float) * t.m->n_b);
+    float *w1 = malloc(sizeof(float) * t.m->n_w);
+    memcpy(w1, t.m->w, sizeof(float) * t.m->n_w);
+    assert_int_equal(lt_model_init_params(t.m, "head", 5), LT_OK);
+    assert_memory_equal(w0 + head->off, t.m->w + head->off, head->count * sizeof(float));
+    assert_memory_equal(w1 + conv->off, t.m->w + conv->off, conv->count * sizeof(float));
+    assert_int_equal(lt_model_init_params(t.m, NULL, 5), LT_OK);
+    assert_memory_equal(w0, t.m->w, sizeof(float) * t.m->n_w);
+    assert_memory_equal(b0, t.m->buf, sizeof(float) * t.m->n_b);
+    assert_int_equal(lt_model_init_params(t.m, NULL, 6), LT_OK);
+    assert_memory_not_equal(w0 + conv->off, t.m->w + conv->off, conv->count * sizeof(float));
+    int beyond = 0;   /* a Kaiming draw of sd sqrt(2/64) passes the uniform bound 1/8 about half the time */
+    for (size_t i = 0; i < head->count; i++) beyond += fabsf(t.m->w[head->off + i]) > 0.125f;
+    assert_true(beyond > 0);
+    assert_int_not_equal(lt_model_init_params(t.m, "no-such-group", 5), LT_OK);
+    free(w0); free(b0); free(w1);
+    trainer_free(&t);
+}
+
 static void test_tiny_training_learns(void **st) {
     (void)st;
     trainer t;
@@ -603,6 +636,7 @@ int main(void) {
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
         cmocka_unit_test(test_checkpoint_buffers_only),
         cmocka_unit_test(test_freeze_and_eval_mode),
+        cmocka_unit_test(test_init_params),
         cmocka_unit_test(test_tiny_training_learns),
         cmocka_unit_test(test_bad_model_calls),
     };

@@ -8,12 +8,16 @@
  * protocol/scale/seed, named in stage1_from so the runner trains it first
  * when it is missing. The runner loads that model into this one by
  * parameter name as it does for every stage1_from method; CBD's student is
- * a NEW network trained from scratch, so stage_begin(0) keeps a copy of the
- * run's fresh initialisation (the model is finalized from the run seed
- * before any stage) and stage_begin(1) puts it back. The official stage-two
- * config uses the seed of the vanilla_seed1 teacher (config.seed = 1 in
- * both), so the student starting from the same seed as its teacher is the
- * official setting, not an accident.
+ * a NEW network trained from scratch (spec §3: "not initialised from the
+ * teacher"), so stage_begin(1) initialises every parameter and buffer again
+ * as a fresh model would be (lt_model_init_params), from the run seed +
+ * 1000 (the runner's seed for a later stage's re-initialisation): not the
+ * teacher's initialisation (seed s), nor a second teacher's (s + 1). The
+ * official stage-two config shares config.seed with its teacher's, but its
+ * teachers' variables are created first in the same seeded sequence, so its
+ * student's initial weights are other draws than the teacher's were.
+ * (Version 1 restored the run's own initialisation, the teacher's: the
+ * student started where its teacher had.)
  *
  * Stage 1, the student: backbone -> GAP "feat" -> projection Dense(P) +
  * ReLU ("proj", P = feat_dim x K) -> cosine classifier sigma = 20 (the
@@ -54,8 +58,6 @@ typedef struct {
     int proj;                     /* node "proj_relu": g_s */
     lt_stage s0;                  /* the protocol's stage-1 settings */
     int have_s0;
-    float *init;                  /* the fresh initialisation: parameters then buffers */
-    size_t n_init;
     lt_model *T[CBD_MAX_TEACHERS];
     int tfeat[CBD_MAX_TEACHERS];
     float *tcat;                  /* [cap x P] concatenated teacher features */
@@ -121,7 +123,6 @@ static int cbd_init(void *vst, const lt_run_info *run, const lt_hparams *hp) {
 
 static void cbd_fini(void *vst) {
     cbd_state *st = vst;
-    free(st->init);
     lt_free(st->tcat);
     lt_free(st->tf);
     lt_free(st->gs);
@@ -164,48 +165,30 @@ static int cbd_build(void *vst, lt_model *m, int feat) {
     return lt_model_rename_params(m, l, "cls");
 }
 
-/* Copies (dir = 0) or restores (dir = 1) every parameter and buffer. */
-static int cbd_snapshot(cbd_state *st, lt_model *m, int dir) {
-    size_t n = 0;
-    for (int i = 0; i < lt_model_n_params(m); i++) {
-        lt_param_info p;
-        LT_TRY(lt_model_param_at(m, i, &p));
-        n += p.count;
-    }
-    for (int i = 0; i < lt_model_n_buffers(m); i++) {
-        lt_buffer_info b;
-        LT_TRY(lt_model_buffer_at(m, i, &b));
-        n += b.count;
-    }
-    if (dir == 0 && !st->init) {
-        if (!(st->init = malloc((n ? n : 1) * sizeof(float)))) return lt_err(LT_ENOMEM, "cbd: out of memory");
-        st->n_init = n;
-    }
-    if (!st->init || st->n_init != n) return lt_err(LT_ESTATE, "cbd: no initialisation kept for the student");
-    size_t o = 0;
-    for (int i = 0; i < lt_model_n_params(m); i++) {
-        lt_param_info p;
-        LT_TRY(lt_model_param_at(m, i, &p));
-        LT_TRY(dir == 0 ? lt_model_param_to_host(m, i, st->init + o, NULL) : lt_model_param_from_host(m, i, st->init + o));
-        o += p.count;
-    }
-    for (int i = 0; i < lt_model_n_buffers(m); i++) {
-        lt_buffer_info b;
-        LT_TRY(lt_model_buffer_at(m, i, &b));
-        LT_TRY(dir == 0 ? lt_model_buffer_to_host(m, i, st->init + o) : lt_model_buffer_from_host(m, i, st->init + o));
-        o += b.count;
-    }
+/* The student's initialisation seed: the runner's rule for a stage that
+ * starts parameters afresh (seed + 1000 x stage), which no teacher (seeds
+ * s, s + 1) shares. */
+static uint64_t cbd_student_seed(uint64_t run_seed, int stage_index) {
+    return run_seed + 1000u * (uint64_t)stage_index;
+}
+
+/* Per-class norms of the rows that score the test set: the cosine
+ * classifier normalises every row to sigma (the raw rows' norms say
+ * nothing about how it scores). */
+static int cbd_class_norms(const void *vst, lt_model *m, int n_classes, double *norms) {
+    const cbd_state *st = vst;
+    (void)m;
+    for (int j = 0; j < n_classes; j++) norms[j] = st->sigma;
     return LT_OK;
 }
 
 static int cbd_stage_begin(void *vst, int stage, lt_stage *cfg, lt_model *m) {
     cbd_state *st = vst;
     if (stage == 0) {
-        /* runs before the runner loads the teacher's weights (fresh and
-         * resumed runs alike): keep the initialisation and the stage-1 block */
+        /* keep the protocol's stage-1 block for the student */
         st->s0 = *cfg;
         st->have_s0 = 1;
-        return cbd_snapshot(st, m, 0);
+        return LT_OK;
     }
     if (!st->have_s0) return lt_err(LT_ESTATE, "cbd: stage 2 began before stage 1");
     /* the student: a representation stage on the protocol's stage-1 block */
@@ -216,7 +199,9 @@ static int cbd_stage_begin(void *vst, int stage, lt_stage *cfg, lt_model *m) {
     cfg->reinit_head = 0;
     cfg->sampler.kind = st->sampler == 0 ? LT_SAMPLER_OVER_UNDER : LT_SAMPLER_CLASS_BALANCED;
     cfg->sampler.class_weights = NULL;
-    LT_TRY(cbd_snapshot(st, m, 1));
+    /* the student from scratch, over the teacher's weights the runner loaded
+     * (a resumed run replays this, then loads its checkpoint) */
+    LT_TRY(lt_model_init_params(m, NULL, cbd_student_seed(st->run->seed, index)));
     LT_TRY(lt_model_freeze(m, NULL, 0));
     LT_TRY(lt_model_set_eval(m, NULL, 0));
     if (!st->T[0]) {
@@ -304,7 +289,7 @@ const lt_method *lt_method_cbd(void) {
     static const lt_method m = {
         .abi = LT_METHOD_ABI,
         .name = "cbd",
-        .version = "1",
+        .version = "2",
         .cite = "Iscen et al., BMVC 2021, arXiv:2104.05279",
         .fidelity = "official-code",
         .defaults = CBD_DEFAULTS,
@@ -321,6 +306,7 @@ const lt_method *lt_method_cbd(void) {
         .stage_begin = cbd_stage_begin,
         .loss = cbd_loss,
         .epoch_end = cbd_epoch_end,
+        .class_norms = cbd_class_norms,
     };
     return &m;
 }
