@@ -239,8 +239,11 @@ enum { LT_SCORES_LOGITS = 0,     /* logits of a probability model: the runner ap
                                     for metrics and reports the raw ECE */
        LT_SCORES_PROBS = 1,      /* already probabilities (rows sum to 1) */
        /* logits z of independent one-vs-rest sigmoids (Balanced Sigmoid):
-        * AP ranks class j by z_j (the order of sigma(z_j)); top-1 and ECE use
-        * the normalised sigmoid sigma(z_j) / sum_k sigma(z_k). */
+        * AP ranks class j by z_j (the order of sigma(z_j)); top-1 and
+        * per-class accuracy use the normalised sigmoid sigma(z_j) /
+        * sum_k sigma(z_k); calibration as for SCORES (below): the raw ECE
+        * is null, ece_ts is softmax(z / T) with T fitted on the validation
+        * split. */
        LT_SCORES_SIGMOID = 2,
        /* class scores that are not a probability model's logits (NCM
         * similarities or negative distances, post-hoc rescaled logits):

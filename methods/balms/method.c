@@ -578,7 +578,8 @@ static int balms_stage_begin(void *stp, int stage, lt_stage *cfg, lt_model *m) {
      * with class-balanced sampling over-balances (spec §1 pitfall 1). */
     cfg->sampler.kind = LT_SAMPLER_WEIGHTS;
     cfg->sampler.class_weights = st->class_weights;
-    cfg->samples_per_epoch = 0;   /* an epoch = N draws, floor(N/B) batches (MetaSampler.__len__) */
+    cfg->samples_per_epoch = 0;   /* an epoch = N draws: floor(N/B) batches (MetaSampler.__len__) where
+                                     the protocol drops the last batch, else ceil (README, deviation 8) */
 
     st->B = cfg->batch;
     st->M = st->meta_batch_hp > 0 ? (int)st->meta_batch_hp : cfg->batch;

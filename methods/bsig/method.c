@@ -25,9 +25,11 @@
  * images of class j by z_ij, i.e. by sigma(z_ij), as a detection-style AP
  * does; (b) top-1, per-class and group accuracies come from the normalised
  * sigmoid q_ij = sigma(z_ij) / sum_k sigma(z_ik), whose argmax is the argmax
- * of sigma(z): exactly the sigmoid model's; (c) ECE is the top-label
- * calibration of q (rows must sum to 1). Softmax(z) would be a distribution
- * this model was never trained to produce.
+ * of sigma(z): exactly the sigmoid model's; (c) the raw ECE is null (a
+ * detector's one-vs-rest sigmoids make no single-label distribution to
+ * calibrate), and the runner's temperature-scaled ece_ts is that of
+ * softmax(z / T), T fitted on the validation split, as for any scores that
+ * are not a softmax model's logits (lt_method.h).
  *
  * Classes with phi_j = 0 (no training image; possible on lvis_lt) would get
  * the offset log 0 = -inf, whose limit is sigma(z'_j) = 0, zero loss and zero
