@@ -605,7 +605,9 @@ static void test_defaults_file_and_checks(void **unused) {
     free(s);
     /* bad values are errors naming the key */
     const char *bad[] = {"{\"tau\": 0}", "{\"shuffle_bn_splits\": 0}", "{\"report\": \"hard\"}",
-                         "{\"teacher_bn\": \"x\"}", "{\"queue_size\": -1}"};
+                         "{\"teacher_bn\": \"x\"}", "{\"queue_size\": -1}",
+                         /* the soft head after a stage IV that moved the BN statistics */
+                         "{\"stage4\": true}", "{\"stage4\": true, \"lws_bn\": \"protocol\"}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cJSON *o;
         assert_int_equal(lt_method_hparams(ssd_entry_under_test(), bad[i], &o), LT_OK);

@@ -109,6 +109,14 @@ static int ssd_init(void *stp, const lt_run_info *run, const lt_hparams *hp) {
     if (st->report == REPORT_HARD && !s4)
         return lt_err(LT_EINVAL, "ssd: report \"hard\" needs stage4 (the stage-III hard head has no LWS otherwise; "
                                  "use report \"soft\")");
+    /* Stage IV shares the backbone: unless its BN is in eval mode it
+     * re-estimates the running statistics, and the soft head reported after
+     * it would be neither stage III's nor stage IV's output. */
+    if (st->report != REPORT_HARD && s4 && st->lws_bn != LT_BN_EVAL)
+        return lt_err(LT_EINVAL, "ssd: stage4 with report \"soft\" and lws_bn \"%s\": stage IV re-estimates the "
+                                 "backbone's BN statistics, so the soft head after it is not stage III's; report "
+                                 "\"hard\", set lws_bn \"eval\", or report the soft head from a run without stage4",
+                      lt_bn_mode_names[st->lws_bn]);
     st->dim = (int)dim;
     st->S = (int)S;
     st->lws_k = (int)k;
