@@ -211,22 +211,6 @@ typedef struct {
     curl_off_t base; /* bytes already in the file when this attempt began */
 } progress;
 
-static void fmt_bytes(double b, char *out, size_t n)
-{
-    const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-    int i = 0;
-    while (b >= 1024 && i < 4) { b /= 1024; i++; }
-    snprintf(out, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
-}
-
-static void fmt_eta(double s, char *out, size_t n)
-{
-    if (!(s >= 0) || s > 359999) { snprintf(out, n, "--:--"); return; }
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(out, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(out, n, "%ld:%02ld", t / 60, t % 60);
-}
-
 static void progress_show(progress *p, curl_off_t dltotal, curl_off_t dlnow, int final)
 {
     if (p->quiet) return;
@@ -246,10 +230,10 @@ static void progress_show(progress *p, curl_off_t dltotal, curl_off_t dlnow, int
     p->last_decile = decile;
     p->last_have = have;
     char hb[32], tb[32], rb[32], eta[32];
-    fmt_bytes(have, hb, sizeof hb);
-    fmt_bytes(total, tb, sizeof tb);
-    fmt_bytes(rate, rb, sizeof rb);
-    fmt_eta(rate > 0 && total > 0 ? (total - have) / rate : -1, eta, sizeof eta);
+    lt_fmt_bytes(have, hb, sizeof hb);
+    lt_fmt_bytes(total, tb, sizeof tb);
+    lt_fmt_bytes(rate, rb, sizeof rb);
+    lt_fmt_eta(rate > 0 && total > 0 ? (total - have) / rate : -1, eta, sizeof eta);
     if (p->tty) {
         int width = 24, fill = total > 0 ? (int)(have * width / total) : 0;
         char bar[32];

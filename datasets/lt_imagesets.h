@@ -125,10 +125,11 @@ typedef enum {
 
 /* Progress of a scan (a 150 GB ImageNet tar takes the better part of an
  * hour): every interval_s seconds of walking a source, a line
- *   "<label>: reading <source>: 23% (34.1 of 147.9 GB), 310000 files, 240000 kept, 95 MB/s, about 18 min left"
+ *   "<label>: reading <source>: 23% (31.7 GiB of 137.7 GiB), 310000 files, 240000 kept, 90.6 MiB/s, ETA 19:04"
  * (a directory: no percentage, no estimate; its bytes are those of the
- * files read; sizes in kB, MB or GB as they grow), and when a source is done
- *   "<label>: read <source>: 147.9 GB, 1281167 files, 115846 kept, in 25.3 min".
+ * files read; sizes and times as lt_fmt_bytes / lt_fmt_eta write them), and
+ * when a source is done
+ *   "<label>: read <source>: 137.7 GiB, 1281167 files, 115846 kept, in 25:18".
  * An archive's bytes are those read from the file (compressed), so the
  * percentage is of the file's size. */
 typedef struct {

@@ -68,14 +68,6 @@ static long long prog_bytes(const prog_t *g)
     return b > 0 ? (long long)b : 0;
 }
 
-/* "12.3 GB", "45.6 MB", "7.8 kB": the unit that keeps a figure readable. */
-static void human_bytes(char *out, size_t cap, double b)
-{
-    if (b >= 1e9) snprintf(out, cap, "%.1f GB", b / 1e9);
-    else if (b >= 1e6) snprintf(out, cap, "%.1f MB", b / 1e6);
-    else snprintf(out, cap, "%.1f kB", b / 1e3);
-}
-
 static void prog_begin(scan_t *s, const char *source, struct archive *top, long long size)
 {
     prog_t *g = &s->prog;
@@ -100,25 +92,24 @@ static void prog_tick(scan_t *s)
     g->next = now + prog_interval(g);
     double el = now - g->t0, b = (double)prog_bytes(g);
     double rate = el > 0 ? b / el : 0;
-    char pct[96] = "", left[48] = "", hb[32], hs[32];
-    human_bytes(hb, sizeof hb, b);
+    char pct[96] = "", left[48] = "", hb[32], hs[32], hr[32], eta[32];
+    lt_fmt_bytes(b, hb, sizeof hb);
+    lt_fmt_bytes(rate, hr, sizeof hr);
     if (g->size > 0) {
         double f = b / (double)g->size;
         if (f > 1) f = 1;
-        human_bytes(hs, sizeof hs, (double)g->size);
+        lt_fmt_bytes((double)g->size, hs, sizeof hs);
         snprintf(pct, sizeof pct, "%.0f%% (%s of %s), ", 100 * f, hb, hs);
         if (rate > 0 && f > 0.001) {
-            double rem = ((double)g->size - b) / rate;
-            if (rem < 0) rem = 0;
-            if (rem < 120) snprintf(left, sizeof left, ", about %.0f s left", rem);
-            else snprintf(left, sizeof left, ", about %.0f min left", rem / 60);
+            lt_fmt_eta(((double)g->size - b) / rate, eta, sizeof eta);
+            snprintf(left, sizeof left, ", ETA %s", eta);
         }
     } else {
         snprintf(pct, sizeof pct, "%s read, ", hb);
     }
-    fprintf(g->p->log, "%s: reading %s: %s%ld file%s, %ld kept, %.0f MB/s%s\n",
+    fprintf(g->p->log, "%s: reading %s: %s%ld file%s, %ld kept, %s/s%s\n",
             g->p->label ? g->p->label : "images", g->source, pct, g->files, g->files == 1 ? "" : "s",
-            g->kept, rate / 1e6, left);
+            g->kept, hr, left);
     fflush(g->p->log);
 }
 
@@ -127,12 +118,10 @@ static void prog_end(scan_t *s)
     prog_t *g = &s->prog;
     if (!g->p || !g->p->log)
         return;
-    double el = lt_now_s() - g->t0;
     long long b = g->top && g->size > 0 ? g->size : prog_bytes(g);
     char t[32], hb[32];
-    if (el < 120) snprintf(t, sizeof t, "%.1f s", el);
-    else snprintf(t, sizeof t, "%.1f min", el / 60);
-    human_bytes(hb, sizeof hb, (double)b);
+    lt_fmt_eta(lt_now_s() - g->t0, t, sizeof t);
+    lt_fmt_bytes((double)b, hb, sizeof hb);
     fprintf(g->p->log, "%s: read %s: %s, %ld file%s, %ld kept, in %s\n",
             g->p->label ? g->p->label : "images", g->source, hb, g->files, g->files == 1 ? "" : "s",
             g->kept, t);

@@ -254,8 +254,8 @@ static void test_imagenet_lt(void **state)
     const char *rd = strstr(text, "imagenet_lt: read ");
     assert_non_null(rd);
     assert_non_null(strstr(rd, "ILSVRC2012_img_train.tar: "));
-    assert_non_null(strstr(text, " kB, 12 files, 9 kept, in "));
-    assert_non_null(strstr(text, " kB, 4 files, 3 kept, in "));   /* the flat val tar */
+    assert_non_null(strstr(text, " KiB, 12 files, 9 kept, in "));
+    assert_non_null(strstr(text, " KiB, 4 files, 3 kept, in "));   /* the flat val tar */
     check_val(&d, e, 3, 80);
     assert_int_equal(tr.n, 6);
     assert_int_equal(tr.h, 32);

@@ -393,28 +393,29 @@ static void test_image_source_progress(void **state)
         print_message("%s", line);
         long pct, files, kept;
         if (!strncmp(line, want, strlen(want))) {
-            char *c = strstr(line, " kB), ");   /* 18 kB: "82% (15.4 kB of 18.4 kB), 6 files, 3 kept" */
+            char *c = strstr(line, " KiB), ");   /* "82% (18.0 KiB of 22.0 KiB), 6 files, 3 kept" */
             assert_non_null(c);
             assert_int_equal(sscanf(line + strlen(want), "%ld%%", &pct), 1);
             char *end;
-            files = strtol(c + 6, &end, 10);
+            files = strtol(c + 7, &end, 10);
             assert_true(!strncmp(end, files == 1 ? " file, " : " files, ", files == 1 ? 7 : 8));
             kept = strtol(strchr(end, ',') + 2, &end, 10);
             assert_true(!strncmp(end, " kept, ", 7));
+            assert_non_null(strstr(end, "/s, ETA 0:00\n"));   /* a 22 KiB file: no time left */
             assert_true(pct >= last_pct && pct <= 100);
             assert_int_equal(files, ++reading_tar);   /* one line per file, before its want() */
             assert_int_equal(kept, files / 2);
             last_pct = pct;
         } else if (!strncmp(line, "set: reading ", 13) && strstr(line, tree)) {
-            assert_non_null(strstr(line, " kB read, "));
+            assert_non_null(strstr(line, reading_tree ? " KiB read, " : ": 0 B read, "));   /* nothing read before the first file */
             assert_null(strstr(line, "%"));
             assert_non_null(strstr(line, reading_tree ? " files, " : " file, "));
             reading_tree++;
         } else if (!strncmp(line, "set: read ", 10) && strstr(line, tar)) {
-            assert_non_null(strstr(line, " kB, 6 files, 3 kept, in "));
+            assert_non_null(strstr(line, " KiB, 6 files, 3 kept, in "));
             read_tar++;
         } else if (!strncmp(line, "set: read ", 10) && strstr(line, tree)) {
-            assert_non_null(strstr(line, ": 9.0 kB, 6 files, 3 kept, in "));   /* 3 files of 3000 bytes read */
+            assert_non_null(strstr(line, ": 8.8 KiB, 6 files, 3 kept, in "));   /* 3 files of 3000 bytes read */
             read_tree++;
         } else {
             fail_msg("unexpected line: %s", line);
