@@ -178,16 +178,16 @@ static int is_http(const char *url)
  * verified rename, or the user, puts a file there. A file failing a given
  * checksum is moved aside to <path>.bad. */
 static int existing_matches(const char *path, const char *want, const char *want_md5, int need_hash,
-                            char actual[65], int *matches)
+                            char actual[65], char md5[33], int *matches)
 {
     *matches = 0;
     actual[0] = 0;
+    md5[0] = 0;
     if (!file_exists(path)) return LT_OK;
     if (!want && !want_md5 && !need_hash) {
         *matches = 1;
         return LT_OK;
     }
-    char md5[33];
     LT_TRY(lt_hash_file(path, actual, want_md5 ? md5 : NULL));
     if ((!want || !strcmp(actual, want)) && (!want_md5 || !strcmp(md5, want_md5))) {
         *matches = 1;
@@ -706,7 +706,7 @@ static int download(CURL *c, const lt_fetch_opts *o, const char *url, const char
 }
 
 static int from_dir(const char *dir, const char *name, const char *dest_path, const char *want,
-                    const char *want_md5, char actual_hex_out[65]);
+                    const char *want_md5, char actual_hex_out[65], char *md5_out);
 
 int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
              const char *expected_sha256_hex, char actual_hex_out[65])
@@ -733,14 +733,16 @@ int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
         if (k == 0 || k >= sizeof name) return lt_err(LT_EINVAL, "%s: URL has no file name", url);
         memcpy(name, b, k);
         name[k] = 0;
-        return from_dir(opts->from_dir, name, dest_path, want, want_md5, actual_hex_out);
+        return from_dir(opts->from_dir, name, dest_path, want, want_md5, actual_hex_out, opts->md5_out);
     }
 
     char actual[65], md5[33];
     int ok = 0;
-    LT_TRY(existing_matches(dest_path, want, want_md5, actual_hex_out != NULL, actual, &ok));
+    if (opts->md5_out) opts->md5_out[0] = 0;
+    LT_TRY(existing_matches(dest_path, want, want_md5, actual_hex_out != NULL || opts->md5_out, actual, md5, &ok));
     if (ok) {
         copy_hex(actual_hex_out, actual);
+        if (opts->md5_out && want_md5) memcpy(opts->md5_out, md5, 33);
         return LT_OK;
     }
     char eff[4096], part[LT_FETCH_PATH_MAX], meta[LT_FETCH_PATH_MAX], bad[LT_FETCH_PATH_MAX];
@@ -794,9 +796,12 @@ int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
             break;
         }
         if (!why[0]) {
-            if (rename(part, dest_path) != 0)
+            if (rename(part, dest_path) != 0) {
                 rc = lt_err(LT_EIO, "rename %s -> %s: %s", part, dest_path, strerror(errno));
-            else remove(meta);
+            } else {
+                remove(meta);
+                if (opts->md5_out && want_md5) memcpy(opts->md5_out, md5, 33);
+            }
             break;
         }
         if (resumed && round == 0) {
@@ -866,17 +871,19 @@ static int copy_file(const char *src, const char *dst, char hex[65])
 
 /* lt_fetch_from_dir with an md5 to check as well (lt_fetch's opts->md5). */
 static int from_dir(const char *dir, const char *name, const char *dest_path, const char *want,
-                    const char *want_md5, char actual_hex_out[65])
+                    const char *want_md5, char actual_hex_out[65], char *md5_out)
 {
     char src[LT_FETCH_PATH_MAX], part[LT_FETCH_PATH_MAX], actual[65], md5[33];
+    if (md5_out) md5_out[0] = 0;
     int n = snprintf(src, sizeof src, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= sizeof src) return lt_err(LT_EINVAL, "path too long: %s/%s", dir, name);
     LT_TRY(path_join(part, sizeof part, dest_path, ".part"));
 
     int ok = 0;
-    LT_TRY(existing_matches(dest_path, want, want_md5, actual_hex_out != NULL, actual, &ok));
+    LT_TRY(existing_matches(dest_path, want, want_md5, actual_hex_out != NULL || md5_out, actual, md5, &ok));
     if (ok) {
         copy_hex(actual_hex_out, actual);
+        if (md5_out && want_md5) memcpy(md5_out, md5, 33);
         return LT_OK;
     }
     if (!file_exists(src)) return lt_err(LT_EIO, "--from %s: %s not found (or not a regular file)", dir, src);
@@ -906,6 +913,7 @@ static int from_dir(const char *dir, const char *name, const char *dest_path, co
         remove(part);
         return lt_err(LT_EIO, "rename %s -> %s: %s", part, dest_path, strerror(e));
     }
+    if (md5_out && want_md5) memcpy(md5_out, md5, 33);
     return LT_OK;
 }
 
@@ -918,5 +926,5 @@ int lt_fetch_from_dir(const char *dir, const char *name, const char *dest_path,
         LT_TRY(norm_hash(expected_sha256_hex, want_buf));
         want = want_buf;
     }
-    return from_dir(dir, name, dest_path, want, NULL, actual_hex_out);
+    return from_dir(dir, name, dest_path, want, NULL, actual_hex_out, NULL);
 }

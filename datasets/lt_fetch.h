@@ -116,6 +116,10 @@ typedef struct lt_fetch_opts {
      * resumed download is then not fetched again), else 0. NULL: none. */
     int (*accept)(void *ctx, const char *path);
     void *accept_ctx;
+    /* Non-NULL (33 bytes): receives the md5 that lt_fetch computed of the
+     * file it returns when md5 above is set ("" otherwise), so that a caller
+     * recording it need not read a file of a hundred GB a second time. */
+    char *md5_out;
 } lt_fetch_opts;
 
 /* Fills *o with the defaults above. Always start from this, then override. */

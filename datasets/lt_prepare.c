@@ -206,8 +206,11 @@ static int content_matches(void *ctx, const char *path)
     return content_sha256(path, c) == LT_OK && hexeq(c, f->content_sha256);
 }
 
-/* Hashes `path` and decides whether it is the file f describes. */
-static int verify_candidate(const lt_ds_file *f, const char *path, stamp *st)
+/* Decides whether `path`, whose sha256 (and md5, when needs_md5) are
+ * already known, is the file f describes. The hashes come from whoever read
+ * the file last (lt_fetch, or verify_candidate): an image tar of 150 GB is
+ * read once, not once per check. */
+static int judge(const lt_ds_file *f, const char *path, const char *sha256, const char *md5, stamp *st)
 {
     memset(st, 0, sizeof *st);
     struct stat sb;
@@ -217,8 +220,9 @@ static int verify_candidate(const lt_ds_file *f, const char *path, stamp *st)
     free(rp);
     st->size = (long long)sb.st_size;
     st->mtime_ns = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
-    char md5[33] = "";
-    LT_TRY(lt_hash_file(path, st->sha256, needs_md5(f) ? md5 : NULL));
+    snprintf(st->sha256, sizeof st->sha256, "%s", sha256);
+    if (needs_md5(f) && (!md5 || !md5[0]))
+        return lt_err(LT_EINVAL, "%s: no md5 was computed to check against %s", path, f->md5);
     if (f->sha256 && hexeq(st->sha256, f->sha256)) {
         snprintf(st->identity, sizeof st->identity, "%s", f->content_sha256 ? f->content_sha256 : f->sha256);
         snprintf(st->how, sizeof st->how, "sha256");
@@ -255,6 +259,14 @@ static int verify_candidate(const lt_ds_file *f, const char *path, stamp *st)
     }
     return lt_err(LT_ECHECKSUM, "%s: sha256 %s, expected %s%s%s%s", path, st->sha256, f->sha256,
                   f->md5 ? " (publisher md5 " : "", f->md5 ? f->md5 : "", f->md5 ? ")" : "");
+}
+
+/* Hashes `path` (one read: sha256, and md5 where f needs it) and judges it. */
+static int verify_candidate(const lt_ds_file *f, const char *path, stamp *st)
+{
+    char sha[65], md5[33] = "";
+    LT_TRY(lt_hash_file(path, sha, needs_md5(f) ? md5 : NULL));
+    return judge(f, path, sha, md5, st);
 }
 
 static void stamp_path(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file *f, char *out, size_t cap)
@@ -420,11 +432,14 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
         if (!file_exists(src))
             return lt_err(LT_EIO, "%s: %s not found in --from directory %s", def->name, f->name, o->from_dir);
         if ((rc = verify_candidate(f, src, st))) return rc;
-        char got[65];
+        /* lt_fetch_from_dir checks the source against the hash just taken
+         * (the file may change between the two reads) and links it, or
+         * copies it and checks the copy's bytes: dest has those bytes, so
+         * it is judged by them without a third read. */
+        char got[65], md5[33];
+        snprintf(md5, sizeof md5, "%s", st->md5);
         if ((rc = lt_fetch_from_dir(o->from_dir, f->name, dest, st->sha256, got))) return rc;
-        stamp d;
-        if ((rc = verify_candidate(f, dest, &d))) return rc;
-        *st = d;
+        if ((rc = judge(f, dest, got, md5, st))) return rc;
         say(o, "%s: %s: copied from %s (%s %.12s...)", def->name, f->name, o->from_dir, st->how, st->identity);
         return stamp_write(def, o, f, st);
     }
@@ -463,10 +478,12 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
         fo.accept = content_matches;
         fo.accept_ctx = (void *)f;
     }
-    char got[65] = "";
+    char got[65] = "", md5[33] = "";
+    fo.md5_out = md5;
     rc = lt_fetch(&fo, url, dest, f->sha256, got);
     if (rc) return lt_err_wrap(rc, "%s: fetching %s", def->name, f->name);
-    if ((rc = verify_candidate(f, dest, st))) return rc;
+    /* Judged by the hashes lt_fetch took of the file: no second read. */
+    if ((rc = judge(f, dest, got, md5, st))) return rc;
     /* No checksum: lt_fetch accepted it only as a complete transfer of the
      * announced size; the stamp says that is all that was checked. */
     if (!strcmp(st->how, "unpinned")) snprintf(st->how, sizeof st->how, "length-checked");

@@ -37,6 +37,8 @@ void lt_md5_buf(const void *data, size_t n, char hex[33]);
 int lt_md5_file(const char *path, char hex[33]);
 /* sha256 and md5 of a file in one read; either output may be NULL. */
 int lt_hash_file(const char *path, char sha_hex[65], char md5_hex[33]);
+/* Bytes lt_hash_file has read in this process, all threads. */
+unsigned long long lt_hash_file_bytes(void);
 
 /* ---- checkpoint files ------------------------------------------------------- */
 #define LT_CKPT_VERSION 1u

@@ -264,6 +264,12 @@ static void check_manifest(const lt_ds_built *b, const char *dataset, const char
     cJSON_Delete(m);
 }
 
+static long size_of(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 ? (long)st.st_size : -1;
+}
+
 static void test_cifar10_e2e(void **state)
 {
     (void)state;
@@ -283,9 +289,13 @@ static void test_cifar10_e2e(void **state)
     o.ir = 10;
     lt_ds_built b;
     memset(&b, 0, sizeof b);
+    unsigned long long hashed = lt_hash_file_bytes();
     assert_int_equal(lt_ds_build(&d, &o, &b), LT_OK);
     assert_int_equal(b.rebuilt, 1);
     assert_int_equal(gets_of("cifar-10-binary.tar.gz"), 1);
+    /* The download is hashed once, by lt_fetch; the stamp is made from those
+     * hashes (a second read costs minutes on ImageNet's 147 GB tar). */
+    assert_int_equal(lt_hash_file_bytes() - hashed, (unsigned long long)size_of(arch));
     check_manifest(&b, "cifar10", sha, c10_tr, C10_TRAIN, 10, 50, 10, C10_TEST, 3, 32);
     print_message("note: cifar10 fixture IR10: %ld train images, manifest %s\n", b.n_train, b.manifest_sha256);
     /* The archive landed in raw/ under its own name. */
@@ -332,8 +342,12 @@ static void test_cifar10_e2e(void **state)
     of.ir = 10;
     int before = lt_httpd_total_requests(srv);
     memset(&b, 0, sizeof b);
+    hashed = lt_hash_file_bytes();
     assert_int_equal(lt_ds_build(&d, &of, &b), LT_OK);
     assert_int_equal(lt_httpd_total_requests(srv), before);
+    /* Read twice: judged, then checked again as it is linked in (it may
+     * have changed in between); the linked copy is not read a third time. */
+    assert_int_equal(lt_hash_file_bytes() - hashed, 2ull * (unsigned long long)size_of(arch));
     lt_ds_open(&d, &of, &tr, &te, &b2);
     assert_string_equal(b2.index_sha256, b.index_sha256);
     lt_dataset_free(&tr);
@@ -522,11 +536,6 @@ static void assert_stamp(const char *stamp, const char *how)
     cJSON_Delete(s);
 }
 
-static long size_of(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 ? (long)st.st_size : -1;
-}
 
 static void test_md5_only_file(void **state)
 {
@@ -546,9 +555,12 @@ static void test_md5_only_file(void **state)
     assert_int_equal(size_of(u.raw), -1);
     assert_int_equal(size_of(u.stamp), -1);
     assert_int_equal(size_of(u.bad), 30000);
-    /* Whole (still without a length): the md5 matches; stamped "md5". */
+    /* Whole (still without a length): the md5 matches; stamped "md5". The
+     * file is read once for both digests (lt_fetch's), not again to stamp. */
     serve_behaving(&u, 1, -1);
+    unsigned long long hashed = lt_hash_file_bytes();
     assert_int_equal(lt_ds_fetch(&u.d, &o), LT_OK);
+    assert_int_equal(lt_hash_file_bytes() - hashed, 100000ull);
     char h[65];
     assert_int_equal(lt_sha256_file(u.raw, h), LT_OK);
     assert_string_equal(h, u.sha);
