@@ -17,9 +17,12 @@
  * widens by the downscale factor), computed in float without the
  * intermediate uint8 rounding PIL does. Pixels are planar (C x H x W).
  *
+ * AutoAugment's CIFAR-10 policy and Cutout (lt_autoaug.c) run after the
+ * flip, on 8-bit pixels as PIL, and before normalisation (lt_data.h).
+ *
  * Every random decision comes from the caller's rng, in a fixed order
- * (crop, flip, jitter), and the functions allocate nothing, so the loader
- * can call them per image from its worker thread. */
+ * (crop, flip, AutoAugment, jitter, Cutout), and the functions allocate
+ * nothing, so the loader can call them per image from its worker thread. */
 #include "lt_data.h"
 
 #include <math.h>
@@ -289,6 +292,24 @@ static void color_jitter(float strength, int c, int oh, int ow, lt_rng *rng, flo
         }
 }
 
+/* AutoAugment works on PIL's 8-bit pixels: round the crop (whole numbers
+ * already, unless a resize made them fractional) to uint8 and back. A shape
+ * the policy cannot take (lt_proto_engine_aug refuses those) is left as is. */
+static void autoaug_inplace(int c, int oh, int ow, float *out, lt_rng *rng)
+{
+    if ((c != 1 && c != 3) || oh > LT_AUTOAUG_MAX_SIDE || ow > LT_AUTOAUG_MAX_SIDE)
+        return;
+    uint8_t px[3 * LT_AUTOAUG_MAX_SIDE * LT_AUTOAUG_MAX_SIDE];
+    const size_t n = (size_t)c * oh * ow;
+    for (size_t i = 0; i < n; i++) {
+        float v = nearbyintf(out[i]);
+        px[i] = (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
+    }
+    lt_autoaug_cifar10(c, oh, ow, px, rng);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)px[i];
+}
+
 void lt_aug_train(const lt_aug *a, int c, int h, int w, const uint8_t *img, lt_rng *rng,
                   float *out)
 {
@@ -311,8 +332,12 @@ void lt_aug_train(const lt_aug *a, int c, int h, int w, const uint8_t *img, lt_r
     }
     if (a->hflip && lt_rng_uniform(rng) < 0.5)
         hflip_inplace(c, oh, ow, out);
+    if (a->autoaug == LT_AUTOAUG_CIFAR10)
+        autoaug_inplace(c, oh, ow, out, rng);
     if (a->jitter > 0)
         color_jitter(a->jitter, c, oh, ow, rng, out);
+    if (a->cutout_holes > 0)
+        lt_cutout(c, oh, ow, out, a->cutout_holes, a->cutout_length, 0.0f, rng);
     normalise(a, c, oh, ow, out);
 }
 

@@ -76,14 +76,63 @@ typedef struct {
     float rrc_scale[2];     /* (0.08, 1.0) */
     float rrc_ratio[2];     /* (3/4, 4/3) */
     float jitter;           /* colour jitter strength for brightness/contrast/saturation (0 = off) */
+    int autoaug;            /* LT_AUTOAUG_CIFAR10: AutoAugment's CIFAR-10 policy after the flip */
+    int cutout_holes;       /* Cutout (DeVries & Taylor): holes of cutout_length px set to the */
+    int cutout_length;      /*   zero pixel before normalisation (0 holes = off) */
     float mean[3], std[3];  /* applied to x/255 per channel */
 } lt_aug;
+
+/* Order in lt_aug_train: crop (or rrc) -> flip -> AutoAugment (on 8-bit
+ * pixels, as PIL) -> colour jitter -> Cutout -> normalise; the random draws
+ * in that order. BALMS's CIFAR recipe (RandomCrop, flip, CIFAR10Policy,
+ * ToTensor, Cutout, Normalize) is pad 4 + autoaug + 1 hole of 16. */
+enum { LT_AUTOAUG_NONE = 0, LT_AUTOAUG_CIFAR10 = 1 };
 
 /* Test-time transform: no randomness (centre crop if sizes differ). */
 void lt_aug_eval(const lt_aug *a, int c, int h, int w, const uint8_t *img, float *out);
 /* Training transform of one image with its own rng. */
 void lt_aug_train(const lt_aug *a, int c, int h, int w, const uint8_t *img, lt_rng *rng,
                   float *out);
+
+/* ---- AutoAugment (CIFAR-10 policy) and Cutout (lt_autoaug.c) ----------------
+ * The ops of the DeepVoltaire AutoAugment copy BALMS uses, bit for bit as
+ * Pillow computes them on 8-bit planar images (c = 1 or 3, sides up to
+ * LT_AUTOAUG_MAX_SIDE: the scratch image is on the stack). */
+#define LT_AUTOAUG_MAX_SIDE 64
+typedef enum {
+    LT_AA_SHEAR_X, LT_AA_SHEAR_Y, LT_AA_TRANSLATE_X, LT_AA_TRANSLATE_Y, LT_AA_ROTATE,
+    LT_AA_COLOR, LT_AA_POSTERIZE, LT_AA_SOLARIZE, LT_AA_CONTRAST, LT_AA_SHARPNESS,
+    LT_AA_BRIGHTNESS, LT_AA_AUTOCONTRAST, LT_AA_EQUALIZE, LT_AA_INVERT, LT_AA_N_OPS
+} lt_aa_op;
+/* One sub-policy: op1 with probability p1 at magnitude index idx1, then op2. */
+typedef struct {
+    float p1;
+    lt_aa_op op1;
+    int idx1;
+    float p2;
+    lt_aa_op op2;
+    int idx2;
+} lt_aa_subpolicy;
+#define LT_AA_CIFAR10_N 25
+const lt_aa_subpolicy *lt_autoaug_cifar10_policy(void);   /* LT_AA_CIFAR10_N entries */
+const char *lt_autoaug_op_name(lt_aa_op op);                /* the policy's names: "shearX", ... */
+/* The policy's ranges[op][idx] (numpy linspace values; posterize in bits,
+ * solarize the threshold, rotate degrees, translate a fraction of the side). */
+double lt_autoaug_magnitude(lt_aa_op op, int idx);
+/* 1: the policy applies the op at +/- magnitude, the sign drawn per call. */
+int lt_autoaug_op_signed(lt_aa_op op);
+/* Applies op at the signed magnitude mag in place. LT_EINVAL for a bad
+ * shape or a magnitude PIL would take another code path for. */
+int lt_autoaug_op(lt_aa_op op, double mag, int c, int h, int w, uint8_t *img);
+/* CIFAR10Policy: draws one of the 25 sub-policies uniformly (rng draw 1), then
+ * for each of its two ops U < p (draws 2 and 3 or 4) and, for a signed op that
+ * is applied, its sign (one draw, right after its U). Returns the sub-policy
+ * index, -1 for a bad shape (image unchanged). */
+int lt_autoaug_cifar10(int c, int h, int w, uint8_t *img, lt_rng *rng);
+/* Cutout(n_holes, length): per hole a centre uniform over the pixels (y then
+ * x), the square [y - length/2, y + length/2) x [x - ...) clipped to the
+ * image set to fill in every channel. */
+void lt_cutout(int c, int h, int w, float *img, int holes, int length, float fill, lt_rng *rng);
 
 /* ---- strong augmentation: a pipeline of torchvision transforms -------------
  * One view's recipe (SimCLR / MoCo-v2 style), applied in the fixed order

@@ -92,7 +92,12 @@ void lt_adam_step(size_t n, float *params, const float *grads, float *m, float *
  * it: 0-based global iteration; ipe: iterations per epoch. The 0-based epoch
  * index is E = it / ipe; the 1-based epoch of the LDAM-DRW code is e = E + 1.
  * Out-of-range arguments are clamped (ipe < 1 acts as 1, it < 0 as 0). */
-typedef enum { LT_SCHED_CONSTANT = 0, LT_SCHED_COSINE = 1, LT_SCHED_MULTISTEP = 2 } lt_sched_kind;
+typedef enum {
+    LT_SCHED_CONSTANT = 0,
+    LT_SCHED_COSINE = 1,
+    LT_SCHED_MULTISTEP = 2,
+    LT_SCHED_COSINE_EPOCH = 3   /* BALMS's CosineAnnealingLRWarmup: below */
+} lt_sched_kind;
 typedef struct {
     lt_sched_kind kind;
     double base_lr;
@@ -108,6 +113,8 @@ typedef struct {
     int n_milestones;        /* 0..8 */
     int milestones[8];
     double gamma;            /* multistep factor applied per milestone passed */
+    /* cosine_epoch only: the warm-up's first epoch runs at warmup_start * base. */
+    double warmup_start;
 } lt_sched;
 /* Constant: base * warm-up factor.
  * Cosine after warm-up: lr = base * 0.5 * (1 + cos(pi * t / T)) with t = it - W,
@@ -119,7 +126,15 @@ typedef struct {
  * 0.1*0.01 for epochs 161..180, 0.1*0.0001 for 181..200):
  *   {LT_SCHED_MULTISTEP, 0.1, .epochs = 200, .warmup_epochs = 5,
  *    .warmup_per_epoch = 1, .n_milestones = 2, .milestones = {160, 180},
- *    .gamma = 0.01}. */
+ *    .gamma = 0.01}.
+ * Cosine per epoch (LT_SCHED_COSINE_EPOCH; the BALMS code's scheduler, stepped
+ * at the start of every epoch, so 1-based epoch e = E + 1 runs at lr(e)):
+ * with W = warmup_epochs, T = epochs, s = warmup_start,
+ *   e < W:  base * (s + (1 - s) * (e - 1) / (W - 1))   (s at e = 1; the line meets base at e = W)
+ *   e >= W: base * 0.5 * (1 + cos(pi * (e - W) / (T - W)))   (0 at e = T)
+ * W = 0: the cosine alone, base * 0.5 * (1 + cos(pi * e / T)), which is
+ * CosineAnnealingLR(T, eta_min = 0) stepped before each epoch. The generic
+ * warm-up above does not apply to this kind. */
 double lt_sched_lr(const lt_sched *s, long it, long ipe);
 
 #endif

@@ -27,6 +27,14 @@ double lt_sched_lr(const lt_sched *s, long it, long ipe) {
     const double warm = warmup_factor(s, it, ipe);
 
     switch (s->kind) {
+    case LT_SCHED_COSINE_EPOCH: {
+        long e = it / ipe + 1, W = s->warmup_epochs > 0 ? s->warmup_epochs : 0, T = s->epochs;
+        if (W >= 2 && e < W)
+            return base * (s->warmup_start + (1.0 - s->warmup_start) * (double)(e - 1) / (double)(W - 1));
+        if (T <= W) return 0.0;
+        if (e > T) e = T;         /* past the end the rate stays at 0 */
+        return base * 0.5 * (1.0 + cos(M_PI * (double)(e - W) / (double)(T - W)));
+    }
     case LT_SCHED_COSINE: {
         long W = s->warmup_epochs > 0 ? (long)s->warmup_epochs * ipe : 0;
         if (it < W) return base * warm;

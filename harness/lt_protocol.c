@@ -493,14 +493,43 @@ static int parse_norm(const P *c, const cJSON *o, int channels, lt_proto_norm *n
     return LT_OK;
 }
 
+/* The optional "autoaugment" (null or "cifar10": AutoAugment's CIFAR-10
+ * policy) and "cutout" (null or {"holes": n, "length": px}) of a train
+ * augmentation. */
+static int parse_autoaug(const P *c, const cJSON *tr, const char *tp, lt_proto_aug *a) {
+    static const char *const policies[] = {"cifar10", NULL};
+    static const char *const k_cut[] = {"holes", "length", NULL};
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(tr, "autoaugment");
+    a->autoaug = 0;
+    a->cutout_holes = a->cutout_length = 0;
+    if (j && !cJSON_IsNull(j)) {
+        int idx;
+        LT_TRY(get_enum(c, tr, tp, "autoaugment", policies, &idx));
+        a->autoaug = LT_AUTOAUG_CIFAR10;
+    }
+    j = cJSON_GetObjectItemCaseSensitive(tr, "cutout");
+    if (j && !cJSON_IsNull(j)) {
+        const cJSON *cj;
+        char cp[KP_MAX];
+        LT_TRY(get_obj(c, tr, tp, "cutout", &cj, 0));
+        kp(cp, tp, "cutout");
+        LT_TRY(check_keys(c, cj, cp, k_cut, NULL));
+        LT_TRY(get_int(c, cj, cp, "holes", 1, 64, &a->cutout_holes));
+        LT_TRY(get_int(c, cj, cp, "length", 1, 4096, &a->cutout_length));
+    }
+    return LT_OK;
+}
+
 static int parse_aug(const P *c, const cJSON *o, const char *path, lt_proto_aug *a) {
     static const char *const keys[] = {"train", "test", NULL};
     static const char *const kinds[] = {"none", "pad_crop", "random_resized_crop", NULL};
     static const char *const k_none[] = {"kind", "hflip_p", "color_jitter", NULL};
+    /* "autoaugment" and "cutout" came later: absent reads as null, so the
+     * files written before them (and their sha256 in every result) stand. */
     static const char *const k_pad[] = {"kind", "pad", "pad_fill", "size", "hflip_p",
-                                        "color_jitter", NULL};
+                                        "color_jitter", "autoaugment", "cutout", NULL};
     static const char *const k_rrc[] = {"kind", "size", "scale", "ratio", "hflip_p",
-                                        "color_jitter", NULL};
+                                        "color_jitter", "autoaugment", "cutout", NULL};
     static const char *const tkinds[] = {"none", "resize_center_crop", NULL};
     static const char *const k_tnone[] = {"kind", NULL};
     static const char *const k_tcrop[] = {"kind", "resize", "size", NULL};
@@ -533,6 +562,7 @@ static int parse_aug(const P *c, const cJSON *o, const char *path, lt_proto_aug 
     if (a->has_color_jitter && a->color_jitter[3] > 0.5)
         return lt_err(LT_EDATA, "%s: key '%s.color_jitter[3]' (hue) must be <= 0.5, got %g",
                       c->file, tp, a->color_jitter[3]);
+    LT_TRY(parse_autoaug(c, tr, tp, a));
 
     LT_TRY(get_obj(c, o, path, "test", &te, 0));
     kp(sp, path, "test");
@@ -606,21 +636,23 @@ static int parse_eval(const P *c, const cJSON *o, lt_protocol *p) {
 
 static int parse_sched(const P *c, const cJSON *o, const char *path, int epochs,
                        lt_proto_sched *s) {
-    static const char *const kinds[] = {"constant", "cosine", "multistep", NULL};
+    static const char *const kinds[] = {"constant", "cosine", "multistep", "cosine_epoch", NULL};
     static const char *const k_plain[] = {"kind", "update", "warmup_epochs", "warmup_mode", NULL};
     static const char *const k_multi[] = {"kind",        "update",     "warmup_epochs",
                                           "warmup_mode", "milestones", "gamma", NULL};
+    static const char *const k_cosep[] = {"kind", "update", "warmup_epochs", "warmup_mode",
+                                          "warmup_start_factor", NULL};
     static const char *const updates[] = {"per_iteration", "per_epoch", NULL};
     static const char *const modes[] = {"per_iteration", "per_epoch", NULL};
     /* index in kinds[] -> engine enum */
     static const lt_sched_kind engine_kind[] = {LT_SCHED_CONSTANT, LT_SCHED_COSINE,
-                                                LT_SCHED_MULTISTEP};
+                                                LT_SCHED_MULTISTEP, LT_SCHED_COSINE_EPOCH};
     int kind, idx;
-    char note[64];
+    char note[80];
     LT_TRY(get_enum(c, o, path, "kind", kinds, &kind));
     s->kind = engine_kind[kind];
-    snprintf(note, sizeof note, "only schedule kind 'multistep' uses it");
-    LT_TRY(check_keys(c, o, path, kind == 2 ? k_multi : k_plain, note));
+    snprintf(note, sizeof note, "not used by schedule kind '%s'", kinds[kind]);
+    LT_TRY(check_keys(c, o, path, kind == 2 ? k_multi : kind == 3 ? k_cosep : k_plain, note));
     LT_TRY(get_enum(c, o, path, "update", updates, &idx));
     s->per_epoch_update = idx == 1;
     LT_TRY(get_int(c, o, path, "warmup_epochs", 0, epochs - 1, &s->warmup_epochs));
@@ -628,6 +660,14 @@ static int parse_sched(const P *c, const cJSON *o, const char *path, int epochs,
     s->warmup_per_epoch = idx == 1;
     s->gamma = 1.0;
     s->n_milestones = 0;
+    s->warmup_start = 0.0;
+    if (kind == 3) {
+        /* The learning rate is a function of the epoch: say so in the file. */
+        if (!s->per_epoch_update || !s->warmup_per_epoch)
+            return lt_err(LT_EDATA, "%s: key '%s': schedule kind 'cosine_epoch' changes the rate once "
+                          "an epoch; 'update' and 'warmup_mode' must be \"per_epoch\"", c->file, path);
+        return get_num(c, o, path, "warmup_start_factor", 0.0, 1.0, LO_OPEN, &s->warmup_start);
+    }
     if (kind != 2) return LT_OK;
     long long ms[LT_PROTO_MAX_MILESTONES];
     if (epochs < 2) {
@@ -1203,6 +1243,7 @@ void lt_proto_stage_sched(const lt_proto_stage *st, lt_sched *out) {
     out->n_milestones = st->sched.n_milestones;
     for (int i = 0; i < st->sched.n_milestones; i++) out->milestones[i] = st->sched.milestones[i];
     out->gamma = st->sched.gamma;
+    out->warmup_start = st->sched.warmup_start;
 }
 
 int lt_protocol_class_counts(const lt_protocol *p, long *counts, int n) {
@@ -1252,6 +1293,16 @@ int lt_proto_engine_aug(const lt_protocol *p, const lt_proto_scale *s, lt_aug *o
                                      "contrast and saturation and no hue jitter",
                           p->name);
         out->jitter = (float)j[0];
+    }
+    if (a->autoaug || a->cutout_holes) {
+        /* AutoAugment's ops are PIL's on RGB; its scratch image is on the stack. */
+        if (a->autoaug && (p->dataset.channels != 3 || s->image_size > LT_AUTOAUG_MAX_SIDE))
+            return lt_err(LT_EINVAL, "protocol %s: AutoAugment's CIFAR-10 policy needs RGB images of at most "
+                          "%d px (this scale: %d channels, %d px)", p->name, LT_AUTOAUG_MAX_SIDE,
+                          p->dataset.channels, s->image_size);
+        out->autoaug = a->autoaug;
+        out->cutout_holes = a->cutout_holes;
+        out->cutout_length = a->cutout_length;
     }
     if (a->test_kind == LT_PROTO_TEST_RESIZE_CROP && a->test_resize != s->store_size)
         return lt_err(LT_EINVAL, "protocol %s: the test resize (%d) must equal the stored size (%d)",

@@ -106,6 +106,8 @@ typedef struct {
     double hflip_p;
     int has_color_jitter;
     double color_jitter[4];         /* brightness, contrast, saturation, hue */
+    int autoaug;                    /* "autoaugment": LT_AUTOAUG_CIFAR10, or 0 (null / absent) */
+    int cutout_holes, cutout_length; /* "cutout": {"holes", "length"}, or 0 (null / absent) */
     lt_proto_test_kind test_kind;
     int test_resize, test_size;     /* resize_center_crop: shorter side, then centre crop */
 } lt_proto_aug;
@@ -118,6 +120,7 @@ typedef struct {
     int n_milestones;
     int milestones[LT_PROTO_MAX_MILESTONES];
     double gamma;                   /* multistep factor per milestone passed */
+    double warmup_start;            /* cosine_epoch: warmup_start_factor */
 } lt_proto_sched;
 
 typedef struct {

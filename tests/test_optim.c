@@ -291,6 +291,43 @@ static void test_sched_ldam_multistep(void **state) {
     assert_true(close_to(lt_sched_lr(&p, 4, 10), 0.5, 1e-12));
 }
 
+/* BALMS's CIFAR schedules (utils.py CosineAnnealingLRWarmup, stepped at the
+ * start of every 1-based epoch e), written out from the official code:
+ * stage 1 base_lr 0.05 -> warmup_lr 0.1 over W = 37 epochs, cosine to 0 at
+ * T = 591 (CIFAR-10-LT IF 200: 13,000 iterations at ceil(11203/512) = 22);
+ * stage 2 CosineAnnealingLR(T = 96, eta_min 0) from 0.1. */
+static double balms_ref(int e, int W, int T) {
+    const double base_lr = 0.05, warmup_lr = 0.1, eta_min = 0.0;
+    if (e < W) return ((warmup_lr - base_lr) / (W - 1) * (e - 1) + base_lr) / base_lr * base_lr;
+    return eta_min + (warmup_lr - eta_min) * (1 + cos(M_PI * (e - W) / (T - W))) / 2 / base_lr * base_lr;
+}
+
+static void test_sched_cosine_epoch(void **state) {
+    (void)state;
+    const long ipe = 21;   /* floor(11203/512): the steps an epoch runs */
+    lt_sched s = {.kind = LT_SCHED_COSINE_EPOCH, .base_lr = 0.1, .epochs = 591, .warmup_epochs = 37,
+                  .warmup_start = 0.5};
+    for (int e = 1; e <= 591; e++) {
+        double first = lt_sched_lr(&s, (long)(e - 1) * ipe, ipe), lastit = lt_sched_lr(&s, (long)e * ipe - 1, ipe);
+        assert_true(first == lastit);
+        assert_true(close_to(first, balms_ref(e, 37, 591), 1e-12));
+    }
+    assert_true(close_to(lt_sched_lr(&s, 0, ipe), 0.05, 1e-15));          /* e = 1: the start */
+    assert_true(close_to(lt_sched_lr(&s, 35 * ipe, ipe), 0.05 + 0.05 * 35 / 36, 1e-15));   /* e = W - 1 */
+    assert_true(close_to(lt_sched_lr(&s, 36 * ipe, ipe), 0.1, 1e-15));     /* e = W: the peak, cos(0) */
+    assert_true(fabs(lt_sched_lr(&s, 590 * ipe, ipe)) < 1e-15);            /* e = T: 0, as the code */
+    assert_true(fabs(lt_sched_lr(&s, 700 * ipe, ipe)) < 1e-15);
+    /* stage 2: no warm-up, epoch e runs at 0.1 (1 + cos(pi e / T)) / 2 */
+    lt_sched s2 = {.kind = LT_SCHED_COSINE_EPOCH, .base_lr = 0.1, .epochs = 96};
+    for (int e = 1; e <= 96; e++)
+        assert_true(close_to(lt_sched_lr(&s2, (long)(e - 1) * ipe + 3, ipe),
+                             0.1 * (1 + cos(M_PI * e / 96.0)) / 2, 1e-15));
+    /* W = 1: no warm-up epoch, the cosine counts from epoch 1 */
+    lt_sched s3 = {.kind = LT_SCHED_COSINE_EPOCH, .base_lr = 1.0, .epochs = 5, .warmup_epochs = 1,
+                   .warmup_start = 0.5};
+    assert_true(lt_sched_lr(&s3, 0, 1) == 1.0 && fabs(lt_sched_lr(&s3, 4, 1)) < 1e-15);
+}
+
 static void test_sched_pure(void **state) {
     (void)state;
     lt_sched s[3] = {
@@ -465,6 +502,7 @@ int main(void) {
         cmocka_unit_test(test_adam_two_steps),
         cmocka_unit_test(test_sched_warmup_cosine),
         cmocka_unit_test(test_sched_ldam_multistep),
+        cmocka_unit_test(test_sched_cosine_epoch),
         cmocka_unit_test(test_sched_pure),
         cmocka_unit_test(test_optim_groups_hand_computed),
         cmocka_unit_test(test_optim_unit_group_is_plain),

@@ -95,10 +95,12 @@ static int teardown(void **state) {
 /* ---- the shipped files ----------------------------------------------------- */
 
 static const char *const k_shipped[] = {
-    "cifar100_lt_r10", "cifar100_lt_r100", "cifar100_lt_r200", "cifar100_lt_r50",
-    "cifar10_lt_r10",  "cifar10_lt_r100",  "cifar10_lt_r200",  "cifar10_lt_r50",
-    "fmnist_lt_r10",   "fmnist_lt_r100",   "imagenet_lt",      "imagenet_lt_fixture", "inat2018",
-    "lvis_lt",         "lvis_lt_fixture",  "places_lt"};
+    "cifar100_lt_r10",       "cifar100_lt_r100",      "cifar100_lt_r100_balms", "cifar100_lt_r10_balms",
+    "cifar100_lt_r200",      "cifar100_lt_r200_balms", "cifar100_lt_r50",       "cifar100_lt_r50_balms",
+    "cifar10_lt_r10",        "cifar10_lt_r100",       "cifar10_lt_r100_balms",  "cifar10_lt_r10_balms",
+    "cifar10_lt_r200",       "cifar10_lt_r200_balms", "cifar10_lt_r50",         "cifar10_lt_r50_balms",
+    "fmnist_lt_r10",         "fmnist_lt_r100",        "imagenet_lt",            "imagenet_lt_fixture",
+    "inat2018",              "lvis_lt",               "lvis_lt_fixture",        "places_lt"};
 #define N_SHIPPED ((int)(sizeof k_shipped / sizeof k_shipped[0]))
 
 typedef struct { int n, bad; char names[32][64]; } list_acc;
@@ -385,8 +387,8 @@ static void test_unknown_key_names_full_path(void **state) {
     /* a key of another kind is unknown here, and the message says why */
     expect_error("fmnist_lt_r100", "\"warmup_epochs\": 1,", "\"warmup_epochs\": 1, \"gamma\": 0.1,",
                  LT_EDATA,
-                 "unknown key 'scales.ci.stage1.schedule.gamma' (only schedule kind 'multistep' "
-                 "uses it)");
+                 "unknown key 'scales.ci.stage1.schedule.gamma' (not used by schedule kind "
+                 "'cosine')");
 }
 
 static void test_duplicate_key(void **state) {
@@ -457,7 +459,7 @@ static void test_out_of_range_values(void **state) {
                  "key 'scales.ci.stage1.base_lr' must be >= 0, got -0.1");
     expect_error("fmnist_lt_r100", "\"kind\": \"cosine\"", "\"kind\": \"linear\"", LT_EDATA,
                  "key 'scales.ci.stage1.schedule.kind' is 'linear', expected one of: constant, "
-                 "cosine, multistep");
+                 "cosine, multistep, cosine_epoch");
     expect_error("cifar100_lt_r100", "\"milestones\": [160, 180]", "\"milestones\": [180, 160]",
                  LT_EDATA, "key 'scales.full.stage1.schedule.milestones' must be strictly increasing");
     expect_error("cifar100_lt_r100", "\"milestones\": [160, 180]", "\"milestones\": [160, 200]",
@@ -465,6 +467,102 @@ static void test_out_of_range_values(void **state) {
                  "key 'scales.full.stage1.schedule.milestones[1]' must be between 1 and 199, got 200");
     expect_error("fmnist_lt_r100", "\"momentum\": 0.9,", "\"momentum\": 1.0,", LT_EDATA,
                  "key 'scales.ci.stage1.momentum' must be in [0, 1), got 1");
+}
+
+/* The BALMS variants (PROTOCOLS.md: a method whose paper used another
+ * schedule ships it as a named variant): every number derived from the
+ * official code's rules and the subset's size N, as the code derives them
+ * (len(loader) = ceil(N / 512), an epoch runs floor(N / 512) steps). */
+static void test_balms_variants_follow_the_code(void **state) {
+    (void)state;
+    static const char *const base[] = {"cifar10_lt_r200",  "cifar10_lt_r100",  "cifar10_lt_r50",
+                                       "cifar10_lt_r10",   "cifar100_lt_r200", "cifar100_lt_r100",
+                                       "cifar100_lt_r50",  "cifar100_lt_r10"};
+    static const int e1_spec[] = {591, 520, 465, 325, 685, 591, 520, 334};   /* specs/methods-a.md */
+    for (int i = 0; i < 8; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s_balms", base[i]);
+        lt_protocol *p = load(name), *b = load(base[i]);
+        /* same data, groups, normalisation and test set as the base protocol */
+        long N = p->dataset.expected_train_size;
+        assert_int_equal(N, b->dataset.expected_train_size);
+        assert_string_equal(p->dataset.name, b->dataset.name);
+        assert_memory_equal(p->groups.expected, b->groups.expected, sizeof b->groups.expected);
+        long len = (N + 511) / 512, steps = N / 512;
+        int E1 = (int)((13000 + len - 1) / len), W = (int)((800 + len - 1) / len);
+        int E2 = (int)((2000 + steps - 1) / steps);
+        assert_int_equal(E1, e1_spec[i]);
+        const lt_proto_scale *s;
+        assert_int_equal(lt_protocol_scale(p, "full", &s), LT_OK);
+        assert_string_equal(s->arch, "resnet32_cifar");
+        const lt_proto_stage *st = &s->stage1;
+        assert_int_equal(st->epochs, E1);
+        assert_int_equal(st->batch, 512);
+        assert_int_equal(st->drop_last, 1);
+        assert_true(st->momentum == 0.9 && st->weight_decay == 5e-4 && st->base_lr == 0.1 && !st->nesterov);
+        assert_int_equal(st->sched.kind, LT_SCHED_COSINE_EPOCH);
+        assert_int_equal(st->sched.warmup_epochs, W);
+        assert_true(st->sched.warmup_start == 0.5);
+        assert_int_equal(s->stage2.epochs, E2);
+        assert_int_equal(s->stage2.batch, 512);
+        assert_true(s->stage2.weight_decay == 5e-4 && s->stage2.base_lr == 0.1);
+        assert_int_equal(s->stage2.sched.kind, LT_SCHED_COSINE_EPOCH);
+        assert_int_equal(s->stage2.sched.warmup_epochs, 0);
+        /* the lr of the code: 0.05 at epoch 1, 0.1 at epoch W, 0 at the last */
+        lt_sched sch;
+        lt_proto_stage_sched(st, &sch);
+        assert_true(fabs(lt_sched_lr(&sch, 0, steps) - 0.05) < 1e-15);
+        assert_true(fabs(lt_sched_lr(&sch, (long)(W - 1) * steps, steps) - 0.1) < 1e-15);
+        assert_true(fabs(lt_sched_lr(&sch, (long)(E1 - 1) * steps, steps)) < 1e-15);
+        /* pad-4 crop + flip + AutoAugment + Cutout(1, 16) at every scale */
+        for (int k = 0; k < LT_N_SCALES; k++) {
+            s = &p->scales[k];
+            assert_int_equal(s->aug.kind, LT_PROTO_AUG_PAD_CROP);
+            assert_int_equal(s->aug.pad, 4);
+            assert_true(s->aug.hflip_p == 0.5);
+            lt_aug a;
+            assert_int_equal(lt_proto_engine_aug(p, s, &a), LT_OK);
+            assert_int_equal(a.autoaug, LT_AUTOAUG_CIFAR10);
+            assert_int_equal(a.cutout_holes, 1);
+            assert_int_equal(a.cutout_length, 16);
+            assert_int_equal(a.jitter == 0.0f, 1);
+        }
+        /* the base protocol has neither */
+        lt_aug a;
+        assert_int_equal(lt_proto_engine_aug(b, &b->scales[LT_SCALE_FULL], &a), LT_OK);
+        assert_int_equal(a.autoaug, 0);
+        assert_int_equal(a.cutout_holes, 0);
+        free(p);
+        free(b);
+    }
+    /* bad values name the key */
+    expect_error("cifar10_lt_r200_balms", "\"autoaugment\": \"cifar10\"", "\"autoaugment\": \"imagenet\"",
+                 LT_EDATA, "key 'augmentation.train.autoaugment' is 'imagenet', expected one of: cifar10");
+    expect_error("cifar10_lt_r200_balms", "\"holes\": 1", "\"holes\": 0", LT_EDATA,
+                 "key 'augmentation.train.cutout.holes' must be between 1 and 64, got 0");
+    expect_error("cifar10_lt_r200_balms", "\"length\": 16", "\"length\": 16, \"fill\": 3", LT_EDATA,
+                 "unknown key 'augmentation.train.cutout.fill'");
+    expect_error("cifar10_lt_r200_balms", "\"warmup_start_factor\": 0.5", "\"warmup_start_factor\": 0", LT_EDATA,
+                 "key 'scales.short.stage1.schedule.warmup_start_factor' must be in (0, 1], got 0");
+    expect_error("cifar10_lt_r200_balms", "\"update\": \"per_epoch\",\n          \"warmup_epochs\": 8",
+                 "\"update\": \"per_iteration\",\n          \"warmup_epochs\": 8", LT_EDATA,
+                 "key 'scales.short.stage1.schedule': schedule kind 'cosine_epoch' changes the rate once an "
+                 "epoch; 'update' and 'warmup_mode' must be \"per_epoch\"");
+    expect_error("cifar10_lt_r200", "\"kind\": \"multistep\"", "\"kind\": \"cosine_epoch\"", LT_EDATA,
+                 "unknown key 'scales.short.stage1.schedule.milestones' (not used by schedule kind 'cosine_epoch')");
+    /* AutoAugment's policy is for RGB: a 1-channel protocol that asks for it is refused */
+    char path[256];
+    variant("fmnist_lt_r100", "\"color_jitter\": null", "\"color_jitter\": null, \"autoaugment\": \"cifar10\"",
+            path, sizeof path);
+    lt_protocol *f = malloc(sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(lt_protocol_load(path, f), LT_OK);
+    assert_int_equal(f->scales[LT_SCALE_SHORT].aug.autoaug, LT_AUTOAUG_CIFAR10);
+    lt_aug a;
+    assert_int_equal(lt_proto_engine_aug(f, &f->scales[LT_SCALE_SHORT], &a), LT_EINVAL);
+    assert_non_null(strstr(lt_errmsg(), "AutoAugment's CIFAR-10 policy needs RGB images"));
+    unlink(path);
+    free(f);
 }
 
 /* Cross-field rules: derived numbers must agree with the profile. */
@@ -683,6 +781,7 @@ int main(void) {
         cmocka_unit_test(test_fmnist_r100_short_matches_protocols_md),
         cmocka_unit_test(test_fmnist_r100_ci_and_full),
         cmocka_unit_test(test_cifar100_r100_full_is_ldam),
+        cmocka_unit_test(test_balms_variants_follow_the_code),
         cmocka_unit_test(test_expected_train_totals_and_groups),
         cmocka_unit_test(test_places_full_refuses_without_init_checkpoint),
         cmocka_unit_test(test_find_scale_and_engine_mapping),
