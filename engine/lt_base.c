@@ -125,7 +125,9 @@ void lt_fmt_bytes(double b, char *out, size_t n) {
 }
 
 void lt_fmt_eta(double s, char *out, size_t n) {
-    if (!(s >= 0) || s > 359999) { snprintf(out, n, "--:--"); return; }
+    /* A full-scale CPU run may have a few hundred hours left; past 10,000 h
+     * (or NaN) the estimate means nothing. */
+    if (!(s >= 0) || s > 36e6) { snprintf(out, n, "--:--"); return; }
     long t = (long)(s + 0.5);
     if (t >= 3600) snprintf(out, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
     else snprintf(out, n, "%ld:%02ld", t / 60, t % 60);

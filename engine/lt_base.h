@@ -90,9 +90,9 @@ int lt_par(size_t work, size_t min);
 
 /* Monotonic seconds (CLOCK_MONOTONIC): durations, progress, timeouts. */
 double lt_now_s(void);
-/* Progress lines (downloads, archive reads): b bytes as "812 B", "23.5 KiB",
- * "1.4 GiB"; s seconds as "m:ss" or "h:mm:ss", "--:--" when unknown
- * (negative, NaN, 100 h or more). */
+/* Progress lines (downloads, archive reads, training, sweeps): b bytes as
+ * "812 B", "23.5 KiB", "1.4 GiB"; s seconds as "m:ss" or "h:mm:ss", "--:--"
+ * when unknown (negative, NaN, over 10,000 h). */
 void lt_fmt_bytes(double b, char *out, size_t n);
 void lt_fmt_eta(double s, char *out, size_t n);
 

@@ -465,13 +465,6 @@ static int stage_optim(lt_child *c, int stage, const lt_stage *cfg, lt_optim *o)
 
 /* ---- progress output ------------------------------------------------------------- */
 
-static void fmt_eta(double s, char *buf, size_t cap) {
-    if (!isfinite(s) || s < 0) s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-    else snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
-}
-
 /* ---- the stage loop ---------------------------------------------------------------- */
 
 typedef struct {
@@ -507,7 +500,7 @@ static void progress_line(lt_child *c, const lt_stage *cfg, int stage, int e, lo
                           double loss_sum, long seen, double lr) {
     double ips = seen / (el > 0 ? el : 1);
     char eta[32];
-    fmt_eta((double)(ipe - it - 1) * el / (it + 1) + (cfg->epochs - e - 1) * (ipe * el / (it + 1)), eta, sizeof eta);
+    lt_fmt_eta((double)(ipe - it - 1) * el / (it + 1) + (cfg->epochs - e - 1) * (ipe * el / (it + 1)), eta, sizeof eta);
     fprintf(c->job->log, "\r  stage %d/%d epoch %d/%d it %ld/%ld loss %.4f lr %.5f %.0f img/s ETA %s   ", stage + 1,
             c->n_stages, e + 1, cfg->epochs, it + 1, ipe, loss_sum / seen, lr, ips, eta);
     fflush(c->job->log);
@@ -746,7 +739,7 @@ static int train_stage(lt_child *c, int stage, const lt_stage *cfg, int first_ep
         LT_TRY(lt_events_emit(c->ev, "epoch_end", stage + 1, e, "train", v));
         if (!req->quiet) {
             char eta[32];
-            fmt_eta((cfg->epochs - e - 1) * dt, eta, sizeof eta);
+            lt_fmt_eta((cfg->epochs - e - 1) * dt, eta, sizeof eta);
             char hooks[64] = "";
             if (host_taps) snprintf(hooks, sizeof hooks, " (host hooks %.0f%%)", dt > 0 ? 100.0 * host_s / dt : 0.0);
             if (host_layers) {

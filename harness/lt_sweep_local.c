@@ -195,7 +195,8 @@ static void progress(const lt_sweep_plan *pl, const lt_sweep_summary *s, int run
     if (n_timed > 0) {
         /* mean wall time of the runs that finished, spread over the slots */
         double left = (double)(s->n_todo - done) * (sum_s / n_timed) / (jobs > 0 ? jobs : 1);
-        snprintf(eta, sizeof eta, "~%dm%02ds", (int)(left / 60), (int)fmod(left, 60));
+        eta[0] = '~';
+        lt_fmt_eta(left, eta + 1, sizeof eta - 1);
     }
     (void)pl;
     fprintf(f, "sweep: [%d/%d done, %d running, %d failed, %d skipped, %.0f s, ETA %s] %s\n", done, s->n_todo,

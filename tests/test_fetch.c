@@ -1239,6 +1239,29 @@ static void test_progress_ignored_range(void **st)
     assert_non_null(strstr(text, "293.0 KiB / 293.0 KiB (100%)"));
 }
 
+/* The shared progress formatters (lt_base): downloads, archive reads,
+ * training and sweep lines all print these. */
+static void test_progress_formatters(void **state)
+{
+    (void)state;
+    static const struct { double s; const char *want; } eta[] = {
+        {0, "0:00"}, {59.6, "1:00"}, {61, "1:01"}, {3599.4, "59:59"}, {3600, "1:00:00"},
+        {200 * 3600.0 + 61, "200:01:01"}, {-1, "--:--"}, {4e7, "--:--"}};
+    char buf[32];
+    for (size_t k = 0; k < sizeof eta / sizeof eta[0]; k++) {
+        lt_fmt_eta(eta[k].s, buf, sizeof buf);
+        assert_string_equal(buf, eta[k].want);
+    }
+    lt_fmt_eta(0.0 / 0.0, buf, sizeof buf);
+    assert_string_equal(buf, "--:--");
+    lt_fmt_bytes(812, buf, sizeof buf);
+    assert_string_equal(buf, "812 B");
+    lt_fmt_bytes(1536, buf, sizeof buf);
+    assert_string_equal(buf, "1.5 KiB");
+    lt_fmt_bytes(147.0 * 1024 * 1024 * 1024, buf, sizeof buf);
+    assert_string_equal(buf, "147.0 GiB");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1273,6 +1296,7 @@ int main(void)
         cmocka_unit_test(test_stall_low_speed_retry),
         cmocka_unit_test(test_progress_lines),
         cmocka_unit_test(test_progress_ignored_range),
+        cmocka_unit_test(test_progress_formatters),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
