@@ -291,6 +291,8 @@ typedef struct {
     int force;              /* 1: rebuild even if up to date */
     FILE *log;              /* progress lines; NULL: stdout */
     int quiet;              /* 1: no progress lines */
+    double progress_s;      /* seconds between the lines of long work (archive reads,
+                               hashing); <= 0: 10 */
 } lt_ds_opts;
 
 void lt_ds_opts_default(lt_ds_opts *o);

@@ -172,13 +172,66 @@ static int is_http(const char *url)
     return !strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8);
 }
 
+/* ---- hashing with progress -------------------------------------------------- */
+
+typedef struct {
+    const lt_hash_show *show;
+    const char *name;
+    double t0, next;
+    int printed;
+} hash_prog;
+
+static double show_interval(const lt_hash_show *s) { return s->interval_s > 0 ? s->interval_s : 10.0; }
+
+static void hash_tick(void *ctx, unsigned long long done, unsigned long long total)
+{
+    hash_prog *h = ctx;
+    double now = lt_now_s();
+    if (now < h->next) return;
+    h->next = now + show_interval(h->show);
+    double el = now - h->t0, rate = el > 0 ? (double)done / el : 0;
+    char hd[32], ht[32], hr[32], eta[32];
+    lt_fmt_bytes((double)done, hd, sizeof hd);
+    lt_fmt_bytes((double)total, ht, sizeof ht);
+    lt_fmt_bytes(rate, hr, sizeof hr);
+    lt_fmt_eta(rate > 0 && total >= done ? (double)(total - done) / rate : -1, eta, sizeof eta);
+    fprintf(h->show->log, "%s: hashing %s: %.0f%% (%s of %s), %s/s, ETA %s\n", h->show->label, h->name,
+            total ? 100.0 * (double)done / (double)total : 100.0, hd, ht, hr, eta);
+    fflush(h->show->log);
+    h->printed = 1;
+}
+
+int lt_hash_file_shown(const char *path, char sha_hex[65], char md5_hex[33], const lt_hash_show *show)
+{
+    if (!show || !show->log) return lt_hash_file(path, sha_hex, md5_hex);
+    hash_prog h = {.show = show, .name = show->name ? show->name : lt_fetch_url_basename(path), .t0 = lt_now_s()};
+    h.next = h.t0 + show_interval(show);
+    int rc = lt_hash_file_cb(path, sha_hex, md5_hex, hash_tick, &h);
+    if (rc == LT_OK && h.printed) {
+        struct stat sb;
+        char hb[32], t[32];
+        lt_fmt_bytes(stat(path, &sb) == 0 ? (double)sb.st_size : 0.0, hb, sizeof hb);
+        lt_fmt_eta(lt_now_s() - h.t0, t, sizeof t);
+        fprintf(show->log, "%s: hashed %s: %s in %s\n", show->label, h.name, hb, t);
+        fflush(show->log);
+    }
+    return rc;
+}
+
+/* The hashing lines of a fetch: stderr, as its download lines. */
+static lt_hash_show fetch_show(const lt_fetch_opts *o)
+{
+    lt_hash_show s = {.log = o && !o->quiet ? stderr : NULL, .label = "ltbench", .interval_s = o ? o->progress_s : 0};
+    return s;
+}
+
 /* *matches = 1 when path exists and has sha256 `want` and md5 `want_md5`
  * (each when given). With neither, the file is trusted as is and hashed only
  * if need_hash, since multi-GB archives take a while: only lt_fetch's own
  * verified rename, or the user, puts a file there. A file failing a given
  * checksum is moved aside to <path>.bad. */
 static int existing_matches(const char *path, const char *want, const char *want_md5, int need_hash,
-                            char actual[65], char md5[33], int *matches)
+                            char actual[65], char md5[33], int *matches, const lt_hash_show *show)
 {
     *matches = 0;
     actual[0] = 0;
@@ -188,7 +241,7 @@ static int existing_matches(const char *path, const char *want, const char *want
         *matches = 1;
         return LT_OK;
     }
-    LT_TRY(lt_hash_file(path, actual, want_md5 ? md5 : NULL));
+    LT_TRY(lt_hash_file_shown(path, actual, want_md5 ? md5 : NULL, show));
     if ((!want || !strcmp(actual, want)) && (!want_md5 || !strcmp(md5, want_md5))) {
         *matches = 1;
         return LT_OK;
@@ -220,7 +273,11 @@ static void progress_show(progress *p, curl_off_t dltotal, curl_off_t dlnow, int
     double have = (double)(p->base + dlnow);
     double total = dltotal > 0 ? (double)(p->base + dltotal) : 0;
     int decile = total > 0 ? (int)(have * 10 / total) : 0;
-    if (!final && dltotal <= 0 && dlnow == 0) return; /* nothing known yet (no headers) */
+    /* Nothing of this attempt yet: no line. Also the window between the
+     * headers and the first body byte, where a server that ignored our
+     * Range is not yet known to have (the base is reset at that byte), so a
+     * line would add the resumed offset to a whole file's length. */
+    if (!final && dlnow == 0) return;
     if (final && !p->tty && have == p->last_have) return; /* already on a line */
     if (!final) {
         if (p->tty && t - p->last_print < 0.2) return;
@@ -706,7 +763,7 @@ static int download(CURL *c, const lt_fetch_opts *o, const char *url, const char
 }
 
 static int from_dir(const char *dir, const char *name, const char *dest_path, const char *want,
-                    const char *want_md5, char actual_hex_out[65], char *md5_out);
+                    const char *want_md5, char actual_hex_out[65], char *md5_out, const lt_hash_show *show);
 
 int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
              const char *expected_sha256_hex, char actual_hex_out[65])
@@ -733,13 +790,16 @@ int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
         if (k == 0 || k >= sizeof name) return lt_err(LT_EINVAL, "%s: URL has no file name", url);
         memcpy(name, b, k);
         name[k] = 0;
-        return from_dir(opts->from_dir, name, dest_path, want, want_md5, actual_hex_out, opts->md5_out);
+        lt_hash_show show = fetch_show(opts);
+        return from_dir(opts->from_dir, name, dest_path, want, want_md5, actual_hex_out, opts->md5_out, &show);
     }
 
     char actual[65], md5[33];
     int ok = 0;
+    const lt_hash_show show = fetch_show(opts);
     if (opts->md5_out) opts->md5_out[0] = 0;
-    LT_TRY(existing_matches(dest_path, want, want_md5, actual_hex_out != NULL || opts->md5_out, actual, md5, &ok));
+    LT_TRY(existing_matches(dest_path, want, want_md5, actual_hex_out != NULL || opts->md5_out, actual, md5, &ok,
+                            &show));
     if (ok) {
         copy_hex(actual_hex_out, actual);
         if (opts->md5_out && want_md5) memcpy(opts->md5_out, md5, 33);
@@ -764,7 +824,9 @@ int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
         long long total = -1;
         rc = download(c, opts, eff, part, meta, checked, &pg, &resumed, &total);
         if (rc != LT_OK) break;
-        rc = lt_hash_file(part, actual, want_md5 ? md5 : NULL);
+        lt_hash_show shown = show;
+        shown.name = label;   /* the .part is the file being fetched */
+        rc = lt_hash_file_shown(part, actual, want_md5 ? md5 : NULL, &shown);
         if (rc != LT_OK) break;
         copy_hex(actual_hex_out, actual);
         struct stat sb;
@@ -871,7 +933,7 @@ static int copy_file(const char *src, const char *dst, char hex[65])
 
 /* lt_fetch_from_dir with an md5 to check as well (lt_fetch's opts->md5). */
 static int from_dir(const char *dir, const char *name, const char *dest_path, const char *want,
-                    const char *want_md5, char actual_hex_out[65], char *md5_out)
+                    const char *want_md5, char actual_hex_out[65], char *md5_out, const lt_hash_show *show)
 {
     char src[LT_FETCH_PATH_MAX], part[LT_FETCH_PATH_MAX], actual[65], md5[33];
     if (md5_out) md5_out[0] = 0;
@@ -880,14 +942,14 @@ static int from_dir(const char *dir, const char *name, const char *dest_path, co
     LT_TRY(path_join(part, sizeof part, dest_path, ".part"));
 
     int ok = 0;
-    LT_TRY(existing_matches(dest_path, want, want_md5, actual_hex_out != NULL || md5_out, actual, md5, &ok));
+    LT_TRY(existing_matches(dest_path, want, want_md5, actual_hex_out != NULL || md5_out, actual, md5, &ok, show));
     if (ok) {
         copy_hex(actual_hex_out, actual);
         if (md5_out && want_md5) memcpy(md5_out, md5, 33);
         return LT_OK;
     }
     if (!file_exists(src)) return lt_err(LT_EIO, "--from %s: %s not found (or not a regular file)", dir, src);
-    LT_TRY(lt_hash_file(src, actual, want_md5 ? md5 : NULL));
+    LT_TRY(lt_hash_file_shown(src, actual, want_md5 ? md5 : NULL, show));
     copy_hex(actual_hex_out, actual);
     if (want && strcmp(actual, want))
         return lt_err(LT_ECHECKSUM, "%s: sha256 mismatch: expected %s, actual %s (file rejected, not used)", src,
@@ -926,5 +988,5 @@ int lt_fetch_from_dir(const char *dir, const char *name, const char *dest_path,
         LT_TRY(norm_hash(expected_sha256_hex, want_buf));
         want = want_buf;
     }
-    return from_dir(dir, name, dest_path, want, NULL, actual_hex_out, NULL);
+    return from_dir(dir, name, dest_path, want, NULL, actual_hex_out, NULL, NULL);
 }

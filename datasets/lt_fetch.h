@@ -120,7 +120,26 @@ typedef struct lt_fetch_opts {
      * file it returns when md5 above is set ("" otherwise), so that a caller
      * recording it need not read a file of a hundred GB a second time. */
     char *md5_out;
+    /* Seconds between the lines of progress while a file is hashed (on
+     * stderr unless quiet; lt_hash_file_shown); <= 0: 10. */
+    double progress_s;
 } lt_fetch_opts;
+
+/* ---- hashing with progress --------------------------------------------------
+ * Hashing a 150 GB tar takes minutes. lt_hash_file with, where log is not
+ * NULL, a line every interval_s seconds (<= 0: 10 s)
+ *   "<label>: hashing <file name>: 23% (31.7 GiB of 137.7 GiB), 310.2 MiB/s, ETA 5:10"
+ * and, when it printed any, an end line
+ *   "<label>: hashed <file name>: 137.7 GiB in 7:24"
+ * (sizes and times as lt_fmt_bytes / lt_fmt_eta write them). A file hashed
+ * within the first interval prints nothing. */
+typedef struct {
+    FILE *log;           /* NULL: no lines */
+    const char *label;   /* line prefix */
+    double interval_s;
+    const char *name;    /* the file's name in the lines; NULL: the path's last part */
+} lt_hash_show;
+int lt_hash_file_shown(const char *path, char sha_hex[65], char md5_hex[33], const lt_hash_show *show);
 
 /* Fills *o with the defaults above. Always start from this, then override. */
 void lt_fetch_opts_default(lt_fetch_opts *o);

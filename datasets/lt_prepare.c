@@ -261,11 +261,15 @@ static int judge(const lt_ds_file *f, const char *path, const char *sha256, cons
                   f->md5 ? " (publisher md5 " : "", f->md5 ? f->md5 : "", f->md5 ? ")" : "");
 }
 
-/* Hashes `path` (one read: sha256, and md5 where f needs it) and judges it. */
-static int verify_candidate(const lt_ds_file *f, const char *path, stamp *st)
+/* Hashes `path` (one read: sha256, and md5 where f needs it; progress
+ * lines where the build's lines go) and judges it. */
+static int verify_candidate(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file *f, const char *path,
+                            stamp *st)
 {
     char sha[65], md5[33] = "";
-    LT_TRY(lt_hash_file(path, sha, needs_md5(f) ? md5 : NULL));
+    lt_hash_show show = {.log = o->quiet ? NULL : o->log ? o->log : stdout, .label = def->name,
+                         .interval_s = o->progress_s};
+    LT_TRY(lt_hash_file_shown(path, sha, needs_md5(f) ? md5 : NULL, &show));
     return judge(f, path, sha, md5, st);
 }
 
@@ -416,7 +420,7 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
         snprintf(cands, sizeof cands, "%s", f->system_path);
         for (char *save = NULL, *c = strtok_r(cands, ":", &save); c; c = strtok_r(NULL, ":", &save)) {
             if (!file_exists(c)) continue;
-            rc = verify_candidate(f, c, st);
+            rc = verify_candidate(def, o, f, c, st);
             if (rc == LT_OK) {
                 say(o, "%s: %s: using %s (%s %.12s...)", def->name, f->name, st->path, st->how, st->identity);
                 return stamp_write(def, o, f, st);
@@ -431,7 +435,7 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
         LT_TRY(fmt_path(src, sizeof src, "%s/%s", o->from_dir, f->name));
         if (!file_exists(src))
             return lt_err(LT_EIO, "%s: %s not found in --from directory %s", def->name, f->name, o->from_dir);
-        if ((rc = verify_candidate(f, src, st))) return rc;
+        if ((rc = verify_candidate(def, o, f, src, st))) return rc;
         /* lt_fetch_from_dir checks the source against the hash just taken
          * (the file may change between the two reads) and links it, or
          * copies it and checks the copy's bytes: dest has those bytes, so
@@ -445,7 +449,7 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
     }
     /* 3. Already in raw/ (placed by hand, or an earlier run died before its stamp). */
     if (file_exists(dest)) {
-        if ((rc = verify_candidate(f, dest, st)) == LT_OK) {
+        if ((rc = verify_candidate(def, o, f, dest, st)) == LT_OK) {
             say(o, "%s: %s: found in %s (%s %.12s...)", def->name, f->name, raw, st->how, st->identity);
             return stamp_write(def, o, f, st);
         }
@@ -465,6 +469,7 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
     fo.quiet = o->quiet;
     fo.md5 = needs_md5(f) ? f->md5 : NULL;
     fo.size = f->bytes;
+    fo.progress_s = o->progress_s;
     /* An explicit --url wins over $LTBENCH_MIRROR; otherwise the mirror rule of
      * lt_fetch applies to the registry URL. */
     if (o->url && *o->url) fo.url_override = url;

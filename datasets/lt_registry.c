@@ -50,7 +50,7 @@ static const lt_src_progress *src_progress(const lt_ds_src *s, lt_src_progress *
     if (!s->opts || s->opts->quiet) return NULL;
     buf->log = s->opts->log ? s->opts->log : stdout;
     buf->label = s->def->name;
-    buf->interval_s = 0;
+    buf->interval_s = s->opts->progress_s;
     return buf;
 }
 

@@ -39,6 +39,10 @@ int lt_md5_file(const char *path, char hex[33]);
 int lt_hash_file(const char *path, char sha_hex[65], char md5_hex[33]);
 /* Bytes lt_hash_file has read in this process, all threads. */
 unsigned long long lt_hash_file_bytes(void);
+/* lt_hash_file calling fn(ctx, bytes read so far, file size) after every
+ * 1 MiB read (a 150 GB tar takes minutes: the caller shows progress). */
+typedef void (*lt_hash_progress_fn)(void *ctx, unsigned long long done, unsigned long long total);
+int lt_hash_file_cb(const char *path, char sha_hex[65], char md5_hex[33], lt_hash_progress_fn fn, void *ctx);
 
 /* ---- checkpoint files ------------------------------------------------------- */
 #define LT_CKPT_VERSION 1u

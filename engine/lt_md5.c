@@ -9,6 +9,7 @@
 #include "lt_mdblock.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,6 +107,11 @@ unsigned long long lt_hash_file_bytes(void) { return g_hashed; }
 
 int lt_hash_file(const char *path, char sha_hex[65], char md5_hex[33])
 {
+    return lt_hash_file_cb(path, sha_hex, md5_hex, NULL, NULL);
+}
+
+int lt_hash_file_cb(const char *path, char sha_hex[65], char md5_hex[33], lt_hash_progress_fn fn, void *ctx)
+{
     /* One pass for both digests: the files that need an md5 are image tars
      * of tens or hundreds of GB. */
     enum { CHUNK = 1 << 20 };
@@ -122,11 +128,16 @@ int lt_hash_file(const char *path, char sha_hex[65], char md5_hex[33])
     lt_md5 m;
     lt_sha256_init(&s);
     lt_md5_init(&m);
+    unsigned long long total = 0, done = 0;
+    struct stat sb;
+    if (fn && fstat(fileno(f), &sb) == 0 && sb.st_size > 0) total = (unsigned long long)sb.st_size;
     size_t got;
     while ((got = fread(buf, 1, CHUNK, f)) > 0) {
         g_hashed += got;
         if (sha_hex) lt_sha256_update(&s, buf, got);
         if (md5_hex) lt_md5_update(&m, buf, got);
+        done += got;
+        if (fn) fn(ctx, done, total);
     }
     int bad = ferror(f);
     int saved = errno;

@@ -340,11 +340,27 @@ static void test_cifar10_e2e(void **state)
     of.url = NULL;
     of.from_dir = tmpdir;
     of.ir = 10;
+    /* the build's lines in a file, with a hashing line at every chunk */
+    char logp[400];
+    snprintf(logp, sizeof logp, "%s/from.log", tmpdir);
+    of.quiet = 0;
+    of.log = fopen(logp, "w+");
+    assert_non_null(of.log);
+    of.progress_s = 1e-9;
     int before = lt_httpd_total_requests(srv);
     memset(&b, 0, sizeof b);
     hashed = lt_hash_file_bytes();
     assert_int_equal(lt_ds_build(&d, &of, &b), LT_OK);
     assert_int_equal(lt_httpd_total_requests(srv), before);
+    char text[16384];
+    rewind(of.log);
+    size_t tn = fread(text, 1, sizeof text - 1, of.log);
+    text[tn] = 0;
+    fclose(of.log);
+    of.log = NULL;
+    of.quiet = 1;
+    assert_non_null(strstr(text, "cifar10: hashing cifar-10-binary.tar.gz: 100% ("));
+    assert_non_null(strstr(text, "cifar10: hashed cifar-10-binary.tar.gz: "));
     /* Read twice: judged, then checked again as it is linked in (it may
      * have changed in between); the linked copy is not read a third time. */
     assert_int_equal(lt_hash_file_bytes() - hashed, 2ull * (unsigned long long)size_of(arch));

@@ -1189,10 +1189,14 @@ static void test_progress_lines(void **st)
     pathf(log, sizeof log, "progress.log");
     lt_fetch_opts o;
     test_opts(&o);
+    o.progress_s = 1e-9;   /* a hashing line at every chunk */
     char text[8192];
     assert_int_equal(fetch_logging(&o, url, dest, log, text, sizeof text), LT_OK);
     assert_non_null(strstr(text, "slow.bin: "));
     assert_non_null(strstr(text, "(100%)"));
+    /* the downloaded file's hashing, with its end line */
+    assert_non_null(strstr(text, "ltbench: hashing slow.bin: 100% ("));
+    assert_non_null(strstr(text, "ltbench: hashed slow.bin: "));
     assert_null(strchr(text, '\r')); /* no terminal bar in a log file */
     int lines = 0;
     for (char *p = text; (p = strchr(p, '\n')); p++) lines++;
@@ -1237,6 +1241,65 @@ static void test_progress_ignored_range(void **st)
     }
     assert_true(lines >= 1);
     assert_non_null(strstr(text, "293.0 KiB / 293.0 KiB (100%)"));
+}
+
+/* lt_hash_file_shown: a line per interval while a file is hashed, the
+ * percentage growing to 100, and an end line; nothing within one interval
+ * or without a log; the digests lt_hash_file's. */
+static void test_hash_progress(void **st)
+{
+    (void)st;
+    char path[256], logp[256];
+    pathf(path, sizeof path, "big.bin");
+    pathf(logp, sizeof logp, "hash.log");
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    static unsigned char chunk[1 << 16];
+    for (size_t i = 0; i < sizeof chunk; i++) chunk[i] = (unsigned char)(i * 7 + 1);
+    for (int k = 0; k < 80; k++) assert_int_equal(fwrite(chunk, 1, sizeof chunk, f), sizeof chunk);   /* 5 MiB */
+    fclose(f);
+    char want[65], want5[33], sha[65], md5[33];
+    assert_int_equal(lt_hash_file(path, want, want5), LT_OK);
+    FILE *log = fopen(logp, "w+");
+    assert_non_null(log);
+    lt_hash_show show = {.log = log, .label = "cifar10", .interval_s = 1e-9};
+    assert_int_equal(lt_hash_file_shown(path, sha, md5, &show), LT_OK);
+    assert_string_equal(sha, want);
+    assert_string_equal(md5, want5);
+    rewind(log);
+    char line[256];
+    int n = 0, last = -1, end = 0;
+    while (fgets(line, sizeof line, log)) {
+        int pct;
+        if (sscanf(line, "cifar10: hashing big.bin: %d%%", &pct) == 1) {
+            assert_true(pct >= last && pct <= 100);
+            assert_non_null(strstr(line, " of 5.0 MiB), "));
+            assert_non_null(strstr(line, "/s, ETA "));
+            last = pct;
+            n++;
+        } else {
+            assert_int_equal(end, 0);   /* one end line, the last */
+            assert_non_null(strstr(line, "cifar10: hashed big.bin: 5.0 MiB in 0:0"));
+            end++;
+        }
+    }
+    fclose(log);
+    print_message("note: %d hashing lines for 5 MiB\n", n);
+    assert_int_equal(n, 5);   /* one a MiB read */
+    assert_int_equal(last, 100);
+    assert_int_equal(end, 1);
+    /* a long interval: no line; no log: none either */
+    log = fopen(logp, "w+");
+    show.log = log;
+    show.interval_s = 3600;
+    assert_int_equal(lt_hash_file_shown(path, sha, NULL, &show), LT_OK);
+    assert_string_equal(sha, want);
+    assert_int_equal(ftell(log), 0);
+    fclose(log);
+    assert_int_equal(lt_hash_file_shown(path, sha, NULL, NULL), LT_OK);
+    assert_string_equal(sha, want);
+    unlink(path);
+    unlink(logp);
 }
 
 /* The shared progress formatters (lt_base): downloads, archive reads,
@@ -1297,6 +1360,7 @@ int main(void)
         cmocka_unit_test(test_progress_lines),
         cmocka_unit_test(test_progress_ignored_range),
         cmocka_unit_test(test_progress_formatters),
+        cmocka_unit_test(test_hash_progress),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
