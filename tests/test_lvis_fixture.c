@@ -8,7 +8,9 @@
  * run of Balanced Sigmoid through the real runner writes mAP, AP_r/AP_c/AP_f
  * and acc_r/c/f over LVIS's r/c/f groups (14/24/12 classes), consistent with
  * each other (mAP = class-weighted mean of the group APs). How AP is ranked
- * for a sigmoid model is tested on hand-made numbers in test_metrics.c. */
+ * for a sigmoid model is tested on hand-made numbers in test_metrics.c.
+ * The fixture's RGB crops also carry the BALMS variants' protocol pieces
+ * (AutoAugment, Cutout, a cosine_epoch schedule) through the runner. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +28,7 @@
 #include "fixtures_proto.h"
 #include "lt_datasets.h"
 #include "lt_leaderboard.h"
+#include "lt_protocol.h"
 #include "lt_runner.h"
 
 static double num(const cJSON *o, const char *k) {
@@ -181,6 +184,79 @@ static void test_fixture_build_and_bsig_run(void **state) {
              ppath);
     if (!strstr(out.reason, want)) fail_msg("reason: %s", out.reason);
     print_message("note: %s\n", out.reason);
+
+    /* The BALMS variants' pieces through the real runner, on RGB crops (the
+     * fixture's ci scale: 32 px): the ci augmentation with AutoAugment's
+     * CIFAR-10 policy and Cutout, stage 1 on a cosine_epoch schedule. The
+     * run succeeds, logs the code's per-epoch rates (epoch 1 of 2: 0.1 (1 +
+     * cos(pi/2)) / 2 = 0.05, epoch 2: 0) and trains on other pixels than the
+     * plain ci augmentation (its first-epoch loss differs). */
+    cJSON *pj = fx_read_json("protocols/lvis_lt_fixture.json");
+    cJSON *ci = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pj, "scales"), "ci");
+    cJSON *tr = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ci, "augmentation"), "train");
+    assert_non_null(tr);
+    cJSON_AddStringToObject(tr, "autoaugment", "cifar10");
+    cJSON *cut = cJSON_AddObjectToObject(tr, "cutout");
+    cJSON_AddNumberToObject(cut, "holes", 1);
+    cJSON_AddNumberToObject(cut, "length", 16);
+    cJSON *sc = cJSON_CreateObject();
+    cJSON_AddStringToObject(sc, "kind", "cosine_epoch");
+    cJSON_AddStringToObject(sc, "update", "per_epoch");
+    cJSON_AddNumberToObject(sc, "warmup_epochs", 0);
+    cJSON_AddStringToObject(sc, "warmup_mode", "per_epoch");
+    cJSON_AddNumberToObject(sc, "warmup_start_factor", 1.0);
+    assert_true(cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(ci, "stage1"), "schedule", sc));
+    char *txt = cJSON_Print(pj);
+    cJSON_Delete(pj);
+    assert_int_equal(fx_write_file(ppath, txt, strlen(txt)), 0);
+    free(txt);
+    lt_run_outcome aa, plain;
+    r.method = "ce";
+    r.protocol = ppath;
+    fx_run_ok(&r, &aa);
+    /* the same protocol name: the plain run gets results of its own */
+    char results2[420];
+    snprintf(results2, sizeof results2, "%s/results-plain", fx_scratch);
+    r.results_root = results2;
+    r.protocol = "lvis_lt_fixture";
+    fx_run_ok(&r, &plain);
+    assert_string_not_equal(aa.run_dir, plain.run_dir);
+    double lr[2][2] = {{NAN, NAN}, {NAN, NAN}}, loss[2] = {NAN, NAN};
+    const lt_run_outcome *runs[2] = {&aa, &plain};
+    for (int k = 0; k < 2; k++) {
+        char ep[1200], line[4096];
+        snprintf(ep, sizeof ep, "%s/events.jsonl", runs[k]->run_dir);
+        FILE *f = fopen(ep, "r");
+        assert_non_null(f);
+        while (fgets(line, sizeof line, f)) {
+            cJSON *j = cJSON_Parse(line);
+            assert_non_null(j);
+            const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
+            const int stage = cJSON_GetObjectItemCaseSensitive(j, "stage") ? cJSON_GetObjectItemCaseSensitive(j, "stage")->valueint : 0;
+            if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "epoch_end") && stage == 1) {
+                int e = cJSON_GetObjectItemCaseSensitive(j, "epoch")->valueint;
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
+                if (e >= 0 && e < 2) lr[k][e] = num(v, "lr");
+                if (e == 0) loss[k] = num(v, "loss");
+            }
+            cJSON_Delete(j);
+        }
+        fclose(f);
+    }
+    print_message("note: autoaugment + cutout + cosine_epoch: lr %g, %g, first-epoch loss %.4f (plain ci: %.4f)\n",
+                  lr[0][0], lr[0][1], loss[0], loss[1]);
+    assert_true(fabs(lr[0][0] - 0.05) < 1e-12);
+    assert_true(fabs(lr[0][1]) < 1e-15);
+    assert_true(isfinite(loss[0]) && isfinite(loss[1]));
+    assert_true(loss[0] != loss[1]);
+    /* the result is the variant file's, by its bytes */
+    char sha[65];
+    assert_int_equal(lt_protocol_hash(ppath, sha), LT_OK);
+    cJSON *ra = fx_read_json(aa.result_path);
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ra, "protocol"), "sha256");
+    assert_true(cJSON_IsString(ps));
+    assert_string_equal(ps->valuestring, sha);
+    cJSON_Delete(ra);
 }
 
 int main(void) {
