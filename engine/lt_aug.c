@@ -297,7 +297,7 @@ static void color_jitter(float strength, int c, int oh, int ow, lt_rng *rng, flo
  * the policy cannot take (lt_proto_engine_aug refuses those) is left as is. */
 static void autoaug_inplace(int c, int oh, int ow, float *out, lt_rng *rng)
 {
-    if ((c != 1 && c != 3) || oh > LT_AUTOAUG_MAX_SIDE || ow > LT_AUTOAUG_MAX_SIDE)
+    if (c != 3 || oh > LT_AUTOAUG_MAX_SIDE || ow > LT_AUTOAUG_MAX_SIDE)
         return;
     uint8_t px[3 * LT_AUTOAUG_MAX_SIDE * LT_AUTOAUG_MAX_SIDE];
     const size_t n = (size_t)c * oh * ow;

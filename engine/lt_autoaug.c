@@ -22,8 +22,10 @@
  *  - posterize, solarize, invert, autocontrast, equalize: ImageOps' LUTs.
  * Fill colour 128 everywhere (the policy's fillcolor=(128, 128, 128)).
  *
- * No allocation: the scratch image lives on the stack, which bounds the
- * side (LT_AUTOAUG_MAX_SIDE; lt_proto_engine_aug refuses larger). */
+ * RGB only: the policy fills with the colour (128, 128, 128), which PIL
+ * refuses for a 1-channel image. No allocation: the scratch image lives on
+ * the stack, which bounds the side (LT_AUTOAUG_MAX_SIDE; lt_proto_engine_aug
+ * refuses larger). */
 #include "lt_data.h"
 
 #include <math.h>
@@ -285,9 +287,8 @@ static void blend_image(size_t n, const uint8_t *deg, uint8_t *img, float f)
     for (size_t i = 0; i < n; i++) img[i] = f == 0.0f ? deg[i] : blend(deg[i], img[i], f);
 }
 
-static void enhance_color(int c, size_t plane, uint8_t *img, uint8_t *deg, float f)
+static void enhance_color(size_t plane, uint8_t *img, uint8_t *deg, float f)
 {
-    if (c != 3) return;   /* L: the degenerate is the image */
     for (size_t i = 0; i < plane; i++) deg[i] = luma(img[i], img[plane + i], img[2 * plane + i]);
     memcpy(deg + plane, deg, plane);
     memcpy(deg + 2 * plane, deg, plane);
@@ -299,7 +300,7 @@ static void enhance_contrast(int c, size_t plane, uint8_t *img, uint8_t *deg, fl
     /* ImageStat mean of the L image: sum(i * hist[i]) / n, then int(mean + 0.5). */
     unsigned long long sum = 0;
     for (size_t i = 0; i < plane; i++)
-        sum += c == 3 ? luma(img[i], img[plane + i], img[2 * plane + i]) : img[i];
+        sum += luma(img[i], img[plane + i], img[2 * plane + i]);
     int mean = (int)((double)sum / (double)plane + 0.5);
     memset(deg, mean, (size_t)c * plane);
     blend_image((size_t)c * plane, deg, img, f);
@@ -401,7 +402,7 @@ static void equalize(int c, size_t plane, uint8_t *img)
 
 int lt_autoaug_op(lt_aa_op op, double mag, int c, int h, int w, uint8_t *img)
 {
-    if (!img || (c != 1 && c != 3) || h < 1 || w < 1 || h > LT_AUTOAUG_MAX_SIDE || w > LT_AUTOAUG_MAX_SIDE)
+    if (!img || c != 3 || h < 1 || w < 1 || h > LT_AUTOAUG_MAX_SIDE || w > LT_AUTOAUG_MAX_SIDE)
         return LT_EINVAL;
     uint8_t tmp[3 * LT_AUTOAUG_MAX_SIDE * LT_AUTOAUG_MAX_SIDE];
     const size_t plane = (size_t)h * w, n = (size_t)c * plane;
@@ -434,7 +435,7 @@ int lt_autoaug_op(lt_aa_op op, double mag, int c, int h, int w, uint8_t *img)
         break;
     }
     case LT_AA_COLOR:
-        enhance_color(c, plane, img, tmp, (float)(1.0 + mag));
+        enhance_color(plane, img, tmp, (float)(1.0 + mag));
         return LT_OK;
     case LT_AA_CONTRAST:
         enhance_contrast(c, plane, img, tmp, (float)(1.0 + mag));
@@ -484,7 +485,7 @@ static void apply_one(lt_aa_op op, int idx, int c, int h, int w, uint8_t *img, l
 
 int lt_autoaug_cifar10(int c, int h, int w, uint8_t *img, lt_rng *rng)
 {
-    if ((c != 1 && c != 3) || h > LT_AUTOAUG_MAX_SIDE || w > LT_AUTOAUG_MAX_SIDE) return -1;
+    if (c != 3 || h < 1 || w < 1 || h > LT_AUTOAUG_MAX_SIDE || w > LT_AUTOAUG_MAX_SIDE) return -1;
     int k = (int)lt_rng_below(rng, LT_AA_CIFAR10_N);
     const lt_aa_subpolicy *s = &k_cifar10[k];
     if (lt_rng_uniform(rng) < s->p1) apply_one(s->op1, s->idx1, c, h, w, img, rng);

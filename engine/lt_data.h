@@ -96,7 +96,7 @@ void lt_aug_train(const lt_aug *a, int c, int h, int w, const uint8_t *img, lt_r
 
 /* ---- AutoAugment (CIFAR-10 policy) and Cutout (lt_autoaug.c) ----------------
  * The ops of the DeepVoltaire AutoAugment copy BALMS uses, bit for bit as
- * Pillow computes them on 8-bit planar images (c = 1 or 3, sides up to
+ * Pillow computes them on 8-bit planar RGB images (c = 3, sides up to
  * LT_AUTOAUG_MAX_SIDE: the scratch image is on the stack). */
 #define LT_AUTOAUG_MAX_SIDE 64
 typedef enum {

@@ -99,6 +99,10 @@ static void magnitudes(void **state)
     /* bad shapes are refused, not guessed */
     uint8_t px[3 * 65 * 65] = {0};
     assert_int_equal(lt_autoaug_op(LT_AA_INVERT, 0, 2, 8, 8, px), LT_EINVAL);
+    assert_int_equal(lt_autoaug_op(LT_AA_INVERT, 0, 1, 8, 8, px), LT_EINVAL);   /* RGB only, as the policy */
+    lt_rng r;
+    lt_rng_init(&r, 1, 1);
+    assert_int_equal(lt_autoaug_cifar10(1, 8, 8, px, &r), -1);
     assert_int_equal(lt_autoaug_op(LT_AA_INVERT, 0, 3, 65, 65, px), LT_EINVAL);
     assert_int_equal(lt_autoaug_op(LT_AA_ROTATE, 90, 3, 8, 8, px), LT_EINVAL);
 }
