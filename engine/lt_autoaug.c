@@ -127,8 +127,12 @@ static inline double cubic(double v1, double v2, double v3, double v4, double d)
     return p1 + d * (p2 + d * (p3 + d * p4));
 }
 
-/* bicubic_filter8 / 32RGB for one channel plane; 0 when (xin, yin) is outside. */
-static int bicubic_at(const uint8_t *pl, int h, int w, double xin, double yin, uint8_t *out)
+/* bicubic_filter32RGB at (xin, yin), every channel of a planar image:
+ * 0 (and out untouched) when the point is outside. The taps and weights
+ * are found once for the pixel, as PIL's BICUBIC_HEAD does, then each
+ * channel is BICUBIC_BODY. */
+static int bicubic_at(int c, const uint8_t *img, int h, int w, double xin, double yin, uint8_t *out,
+                      size_t stride)
 {
     if (xin < 0.0 || xin >= w || yin < 0.0 || yin >= h) return 0;
     xin -= 0.5;
@@ -137,29 +141,31 @@ static int bicubic_at(const uint8_t *pl, int h, int w, double xin, double yin, u
     double dx = xin - x, dy = yin - y;
     x--;
     y--;
-    int x0 = clipi(x, w), x1 = clipi(x + 1, w), x2 = clipi(x + 2, w), x3 = clipi(x + 3, w);
-    const uint8_t *in = pl + (size_t)clipi(y, h) * w;
-    double v1 = cubic(in[x0], in[x1], in[x2], in[x3], dx), v2, v3, v4;
-    if (y + 1 >= 0 && y + 1 < h) {
-        in = pl + (size_t)(y + 1) * w;
-        v2 = cubic(in[x0], in[x1], in[x2], in[x3], dx);
-    } else {
-        v2 = v1;
-    }
-    if (y + 2 >= 0 && y + 2 < h) {
-        in = pl + (size_t)(y + 2) * w;
-        v3 = cubic(in[x0], in[x1], in[x2], in[x3], dx);
-    } else {
+    const int x0 = clipi(x, w), x1 = clipi(x + 1, w), x2 = clipi(x + 2, w), x3 = clipi(x + 3, w);
+    const int r0 = clipi(y, h);
+    /* rows y+1..y+3 outside the image repeat the row value before them */
+    const int ok1 = y + 1 >= 0 && y + 1 < h, ok2 = y + 2 >= 0 && y + 2 < h, ok3 = y + 3 >= 0 && y + 3 < h;
+    const size_t plane = (size_t)h * w;
+    for (int ch = 0; ch < c; ch++) {
+        const uint8_t *pl = img + (size_t)ch * plane, *in = pl + (size_t)r0 * w;
+        double v1 = cubic(in[x0], in[x1], in[x2], in[x3], dx), v2 = v1, v3, v4;
+        if (ok1) {
+            in = pl + (size_t)(y + 1) * w;
+            v2 = cubic(in[x0], in[x1], in[x2], in[x3], dx);
+        }
         v3 = v2;
-    }
-    if (y + 3 >= 0 && y + 3 < h) {
-        in = pl + (size_t)(y + 3) * w;
-        v4 = cubic(in[x0], in[x1], in[x2], in[x3], dx);
-    } else {
+        if (ok2) {
+            in = pl + (size_t)(y + 2) * w;
+            v3 = cubic(in[x0], in[x1], in[x2], in[x3], dx);
+        }
         v4 = v3;
+        if (ok3) {
+            in = pl + (size_t)(y + 3) * w;
+            v4 = cubic(in[x0], in[x1], in[x2], in[x3], dx);
+        }
+        v1 = cubic(v1, v2, v3, v4, dy);
+        out[(size_t)ch * stride] = v1 <= 0.0 ? 0 : v1 >= 255.0 ? 255 : (uint8_t)v1;
     }
-    v1 = cubic(v1, v2, v3, v4, dy);
-    *out = v1 <= 0.0 ? 0 : v1 >= 255.0 ? 255 : (uint8_t)v1;
     return 1;
 }
 
@@ -167,18 +173,16 @@ static int bicubic_at(const uint8_t *pl, int h, int w, double xin, double yin, u
  * samples at a * (x + 0.5, y + 0.5). */
 static void shear_bicubic(int c, int h, int w, const uint8_t *src, uint8_t *dst, const double a[6])
 {
-    for (int ch = 0; ch < c; ch++) {
-        const uint8_t *pl = src + (size_t)ch * h * w;
-        uint8_t *o = dst + (size_t)ch * h * w;
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) {
-                double xi = x + 0.5, yi = y + 0.5;
-                double xx = a[0] * xi + a[1] * yi + a[2];
-                double yy = a[3] * xi + a[4] * yi + a[5];
-                uint8_t v;
-                o[(size_t)y * w + x] = bicubic_at(pl, h, w, xx, yy, &v) ? v : FILL;
-            }
-    }
+    const size_t plane = (size_t)h * w;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double xi = x + 0.5, yi = y + 0.5;
+            double xx = a[0] * xi + a[1] * yi + a[2];
+            double yy = a[3] * xi + a[4] * yi + a[5];
+            uint8_t *o = dst + (size_t)y * w + x;
+            if (!bicubic_at(c, src, h, w, xx, yy, o, plane))
+                for (int ch = 0; ch < c; ch++) o[(size_t)ch * plane] = FILL;
+        }
 }
 
 /* ImagingScaleAffine (nearest, a[1] = a[3] = 0): the translations. */
