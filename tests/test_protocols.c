@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -99,8 +100,9 @@ static const char *const k_shipped[] = {
     "cifar100_lt_r200",      "cifar100_lt_r200_balms", "cifar100_lt_r50",       "cifar100_lt_r50_balms",
     "cifar10_lt_r10",        "cifar10_lt_r100",       "cifar10_lt_r100_balms",  "cifar10_lt_r10_balms",
     "cifar10_lt_r200",       "cifar10_lt_r200_balms", "cifar10_lt_r50",         "cifar10_lt_r50_balms",
-    "fmnist_lt_r10",         "fmnist_lt_r100",        "imagenet_lt",            "imagenet_lt_fixture",
-    "inat2018",              "lvis_lt",               "lvis_lt_fixture",        "places_lt"};
+    "fmnist_lt_r10",         "fmnist_lt_r100",        "imagenet_lt",            "imagenet_lt_bcrumb",
+    "imagenet_lt_cbd",       "imagenet_lt_fixture",   "imagenet_lt_ssd",        "inat2018",
+    "inat2018_cbd",          "lvis_lt",               "lvis_lt_fixture",        "places_lt"};
 #define N_SHIPPED ((int)(sizeof k_shipped / sizeof k_shipped[0]))
 
 typedef struct { int n, bad; char names[32][64]; } list_acc;
@@ -565,6 +567,94 @@ static void test_balms_variants_follow_the_code(void **state) {
     free(f);
 }
 
+/* Removes the dotted path's last key from j (which must exist). */
+static void drop_key(cJSON *j, const char *path) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *save = NULL, *k = strtok_r(buf, ".", &save), *next;
+    while ((next = strtok_r(NULL, ".", &save))) {
+        j = cJSON_GetObjectItemCaseSensitive(j, k);
+        if (!j) fail_msg("no %s", path);
+        k = next;
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(j, k)) fail_msg("no %s", path);
+    cJSON_DeleteItemFromObjectCaseSensitive(j, k);
+}
+
+/* The methods' own recipes on the large datasets (SSD, Breadcrumb, CBD):
+ * each variant is its base protocol but for the keys listed here, which
+ * hold the official code's values (specs/methods-a.md §3, methods-b.md
+ * §4.2, §5.2). */
+static void test_method_variants_differ_only_in_their_recipe(void **state) {
+    (void)state;
+    static const struct {
+        const char *name, *base, *keys[12];
+    } v[] = {
+        {"imagenet_lt_ssd", "imagenet_lt",
+         {"scales.full.arch", "scales.full.stage1.epochs", "scales.full.stage1.batch", "scales.full.stage1.drop_last",
+          "scales.full.stage1.base_lr", "scales.full.stage2.epochs", "scales.full.stage2.drop_last", NULL}},
+        {"imagenet_lt_bcrumb", "imagenet_lt", {"scales.full.stage1.epochs", NULL}},
+        {"imagenet_lt_cbd", "imagenet_lt",
+         {"scales.full.arch", "scales.full.stage1.epochs", "scales.full.stage1.batch", "scales.full.stage1.drop_last",
+          "scales.full.stage1.base_lr", "scales.full.stage1.weight_decay", "scales.full.stage1.schedule",
+          "scales.full.augmentation", NULL}},
+        {"inat2018_cbd", "inat2018",
+         {"scales.full.arch", "scales.full.stage1.epochs", "scales.full.stage1.batch", "scales.full.stage1.drop_last",
+          "scales.full.stage1.base_lr", "scales.full.stage1.weight_decay", "scales.full.stage1.schedule",
+          "scales.full.augmentation", NULL}},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char pa[128], pb[128];
+        snprintf(pa, sizeof pa, "protocols/%s.json", v[i].name);
+        snprintf(pb, sizeof pb, "protocols/%s.json", v[i].base);
+        char *ta = tf_read(pa, NULL), *tb = tf_read(pb, NULL);
+        cJSON *a = cJSON_Parse(ta), *b = cJSON_Parse(tb);
+        assert_non_null(a);
+        assert_non_null(b);
+        static const char *const always[] = {"protocol", "description", "paper_reference"};
+        for (int k = 0; k < 3; k++) {
+            drop_key(a, always[k]);
+            drop_key(b, always[k]);
+        }
+        for (int k = 0; v[i].keys[k]; k++) {
+            drop_key(a, v[i].keys[k]);
+            drop_key(b, v[i].keys[k]);   /* scales.full.augmentation: null in the base */
+        }
+        if (!cJSON_Compare(a, b, 1)) fail_msg("%s differs from %s beyond its recipe's keys", v[i].name, v[i].base);
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+        free(ta);
+        free(tb);
+    }
+    /* the recipes themselves */
+    const lt_proto_scale *s;
+    lt_protocol *p = load("imagenet_lt_ssd");
+    assert_int_equal(lt_protocol_scale(p, "full", &s), LT_OK);
+    assert_string_equal(s->arch, "resnext50_32x4d");
+    assert_true(s->stage1.epochs == 135 && s->stage1.batch == 256 && s->stage1.base_lr == 0.1 && s->stage1.drop_last);
+    assert_true(s->stage2.epochs == 5 && s->stage2.batch == 512 && s->stage2.base_lr == 0.2 && s->stage2.drop_last);
+    assert_true(s->stage1.sched.kind == LT_SCHED_COSINE && s->stage1.sched.per_epoch_update);
+    free(p);
+    p = load("imagenet_lt_bcrumb");
+    assert_int_equal(lt_protocol_scale(p, "full", &s), LT_OK);
+    assert_int_equal(s->stage1.epochs, 200);
+    free(p);
+    static const char *const cbds[] = {"imagenet_lt_cbd", "inat2018_cbd"};
+    for (int k = 0; k < 2; k++) {
+        p = load(cbds[k]);
+        assert_int_equal(lt_protocol_scale(p, "full", &s), LT_OK);
+        assert_string_equal(s->arch, "resnet50");
+        assert_true(s->stage1.epochs == (k ? 200 : 90) && s->stage1.weight_decay == (k ? 2e-4 : 5e-4));
+        assert_true(s->stage1.batch == 128 && s->stage1.base_lr == 0.05 && s->stage1.drop_last);
+        assert_true(s->stage1.sched.kind == LT_SCHED_COSINE && !s->stage1.sched.per_epoch_update &&
+                    s->stage1.sched.warmup_epochs == 0);
+        assert_int_equal(s->aug_overridden, 1);
+        assert_true(s->aug.kind == LT_PROTO_AUG_RRC && s->aug.scale[0] == 0.05 && s->aug.scale[1] == 1.0);
+        assert_int_equal(s->aug.has_color_jitter, 0);
+        free(p);
+    }
+}
+
 /* Cross-field rules: derived numbers must agree with the profile. */
 static void test_inconsistent_values(void **state) {
     (void)state;
@@ -782,6 +872,7 @@ int main(void) {
         cmocka_unit_test(test_fmnist_r100_ci_and_full),
         cmocka_unit_test(test_cifar100_r100_full_is_ldam),
         cmocka_unit_test(test_balms_variants_follow_the_code),
+        cmocka_unit_test(test_method_variants_differ_only_in_their_recipe),
         cmocka_unit_test(test_expected_train_totals_and_groups),
         cmocka_unit_test(test_places_full_refuses_without_init_checkpoint),
         cmocka_unit_test(test_find_scale_and_engine_mapping),
