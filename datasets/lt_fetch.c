@@ -982,11 +982,17 @@ static int from_dir(const char *dir, const char *name, const char *dest_path, co
 int lt_fetch_from_dir(const char *dir, const char *name, const char *dest_path,
                       const char *expected_sha256_hex, char actual_hex_out[65])
 {
+    return lt_fetch_from_dir_shown(dir, name, dest_path, expected_sha256_hex, actual_hex_out, NULL);
+}
+
+int lt_fetch_from_dir_shown(const char *dir, const char *name, const char *dest_path,
+                            const char *expected_sha256_hex, char actual_hex_out[65], const lt_hash_show *show)
+{
     if (!dir || !name || !dest_path) return lt_err(LT_EINVAL, "lt_fetch_from_dir: dir, name and dest are required");
     char want_buf[65], *want = NULL;
     if (expected_sha256_hex) {
         LT_TRY(norm_hash(expected_sha256_hex, want_buf));
         want = want_buf;
     }
-    return from_dir(dir, name, dest_path, want, NULL, actual_hex_out, NULL, NULL);
+    return from_dir(dir, name, dest_path, want, NULL, actual_hex_out, NULL, show);
 }

@@ -169,6 +169,9 @@ int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
  * dest_path already exists with the right hash, nothing is done. */
 int lt_fetch_from_dir(const char *dir, const char *name, const char *dest_path,
                       const char *expected_sha256_hex, char actual_hex_out[65]);
+/* The same, hashing with progress lines (lt_hash_file_shown; show may be NULL). */
+int lt_fetch_from_dir_shown(const char *dir, const char *name, const char *dest_path,
+                            const char *expected_sha256_hex, char actual_hex_out[65], const lt_hash_show *show);
 
 /* The URL lt_fetch() would request for url under opts (rule above), written
  * to out (NUL-terminated). LT_EINVAL if it does not fit. */

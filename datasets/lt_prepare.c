@@ -261,14 +261,20 @@ static int judge(const lt_ds_file *f, const char *path, const char *sha256, cons
                   f->md5 ? " (publisher md5 " : "", f->md5 ? f->md5 : "", f->md5 ? ")" : "");
 }
 
-/* Hashes `path` (one read: sha256, and md5 where f needs it; progress
- * lines where the build's lines go) and judges it. */
+/* Hashing progress lines go where the build's lines go. */
+static lt_hash_show build_show(const lt_ds_def *def, const lt_ds_opts *o)
+{
+    lt_hash_show show = {.log = o->quiet ? NULL : o->log ? o->log : stdout, .label = def->name,
+                         .interval_s = o->progress_s};
+    return show;
+}
+
+/* Hashes `path` (one read: sha256, and md5 where f needs it) and judges it. */
 static int verify_candidate(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file *f, const char *path,
                             stamp *st)
 {
     char sha[65], md5[33] = "";
-    lt_hash_show show = {.log = o->quiet ? NULL : o->log ? o->log : stdout, .label = def->name,
-                         .interval_s = o->progress_s};
+    const lt_hash_show show = build_show(def, o);
     LT_TRY(lt_hash_file_shown(path, sha, needs_md5(f) ? md5 : NULL, &show));
     return judge(f, path, sha, md5, st);
 }
@@ -442,7 +448,8 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
          * it is judged by them without a third read. */
         char got[65], md5[33];
         snprintf(md5, sizeof md5, "%s", st->md5);
-        if ((rc = lt_fetch_from_dir(o->from_dir, f->name, dest, st->sha256, got))) return rc;
+        const lt_hash_show show = build_show(def, o);
+        if ((rc = lt_fetch_from_dir_shown(o->from_dir, f->name, dest, st->sha256, got, &show))) return rc;
         if ((rc = judge(f, dest, got, md5, st))) return rc;
         say(o, "%s: %s: copied from %s (%s %.12s...)", def->name, f->name, o->from_dir, st->how, st->identity);
         return stamp_write(def, o, f, st);

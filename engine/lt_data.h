@@ -106,10 +106,10 @@ typedef enum {
 } lt_aa_op;
 /* One sub-policy: op1 with probability p1 at magnitude index idx1, then op2. */
 typedef struct {
-    float p1;
+    double p1;   /* the code's Python floats: U < 0.1 exactly as random.random() < 0.1 */
     lt_aa_op op1;
     int idx1;
-    float p2;
+    double p2;
     lt_aa_op op2;
     int idx2;
 } lt_aa_subpolicy;

@@ -133,8 +133,9 @@ typedef struct {
  *   e < W:  base * (s + (1 - s) * (e - 1) / (W - 1))   (s at e = 1; the line meets base at e = W)
  *   e >= W: base * 0.5 * (1 + cos(pi * (e - W) / (T - W)))   (0 at e = T)
  * W = 0: the cosine alone, base * 0.5 * (1 + cos(pi * e / T)), which is
- * CosineAnnealingLR(T, eta_min = 0) stepped before each epoch. The generic
- * warm-up above does not apply to this kind. */
+ * CosineAnnealingLR(T, eta_min = 0) stepped before each epoch. W = 1 (the
+ * code asserts W >= 2; protocols refuse it) is the cosine counted from
+ * epoch 1. The generic warm-up above does not apply to this kind. */
 double lt_sched_lr(const lt_sched *s, long it, long ipe);
 
 #endif

@@ -666,6 +666,13 @@ static int parse_sched(const P *c, const cJSON *o, const char *path, int epochs,
         if (!s->per_epoch_update || !s->warmup_per_epoch)
             return lt_err(LT_EDATA, "%s: key '%s': schedule kind 'cosine_epoch' changes the rate once "
                           "an epoch; 'update' and 'warmup_mode' must be \"per_epoch\"", c->file, path);
+        if (s->warmup_epochs == 1) {
+            /* the code's warm-up line runs from epoch 1 to W - 1 (it asserts W >= 2) */
+            char k[KP_MAX];
+            kp(k, path, "warmup_epochs");
+            return lt_err(LT_EDATA, "%s: key '%s' is 1: a cosine_epoch warm-up takes 0 or at least 2 epochs",
+                          c->file, k);
+        }
         return get_num(c, o, path, "warmup_start_factor", 0.0, 1.0, LO_OPEN, &s->warmup_start);
     }
     if (kind != 2) return LT_OK;

@@ -126,7 +126,7 @@ static void policy_draw_order(void **state)
         assert_int_equal(k, kk);
         const lt_aa_subpolicy *s = &pol[k];
         for (int j = 0; j < 2; j++) {
-            float p = j ? s->p2 : s->p1;
+            double p = j ? s->p2 : s->p1;
             lt_aa_op op = j ? s->op2 : s->op1;
             int idx = j ? s->idx2 : s->idx1;
             if (lt_rng_uniform(&b) < p) {
@@ -160,7 +160,7 @@ static void policy_distribution(void **state)
         lt_rng s = before;
         (void)lt_rng_below(&s, LT_AA_CIFAR10_N);
         for (int j = 0; j < 2; j++) {
-            float p = j ? pol[k].p2 : pol[k].p1;
+            double p = j ? pol[k].p2 : pol[k].p1;
             lt_aa_op op = j ? pol[k].op2 : pol[k].op1;
             if (lt_rng_uniform(&s) < p) {
                 applied[k][j]++;

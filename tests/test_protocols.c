@@ -550,6 +550,9 @@ static void test_balms_variants_follow_the_code(void **state) {
                  "\"update\": \"per_iteration\",\n          \"warmup_epochs\": 8", LT_EDATA,
                  "key 'scales.short.stage1.schedule': schedule kind 'cosine_epoch' changes the rate once an "
                  "epoch; 'update' and 'warmup_mode' must be \"per_epoch\"");
+    expect_error("cifar10_lt_r200_balms", "\"warmup_epochs\": 8", "\"warmup_epochs\": 1", LT_EDATA,
+                 "key 'scales.short.stage1.schedule.warmup_epochs' is 1: a cosine_epoch warm-up takes 0 or at "
+                 "least 2 epochs");
     expect_error("cifar10_lt_r200", "\"kind\": \"multistep\"", "\"kind\": \"cosine_epoch\"", LT_EDATA,
                  "unknown key 'scales.short.stage1.schedule.milestones' (not used by schedule kind 'cosine_epoch')");
     /* AutoAugment's policy is for RGB: a 1-channel protocol that asks for it is refused */
