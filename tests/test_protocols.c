@@ -102,7 +102,7 @@ static const char *const k_shipped[] = {
     "cifar10_lt_r200",       "cifar10_lt_r200_balms", "cifar10_lt_r50",         "cifar10_lt_r50_balms",
     "fmnist_lt_r10",         "fmnist_lt_r100",        "imagenet_lt",            "imagenet_lt_bcrumb",
     "imagenet_lt_cbd",       "imagenet_lt_decoupling", "imagenet_lt_fixture",   "imagenet_lt_ssd",        "inat2018",
-    "inat2018_cbd",          "lvis_lt",               "lvis_lt_fixture",        "places_lt"};
+    "inat2018_cbd",          "inat2018_decoupling",          "lvis_lt",               "lvis_lt_fixture",        "places_lt"};
 #define N_SHIPPED ((int)(sizeof k_shipped / sizeof k_shipped[0]))
 
 typedef struct { int n, bad; char names[32][64]; } list_acc;
@@ -600,6 +600,9 @@ static void test_method_variants_differ_only_in_their_recipe(void **state) {
         {"imagenet_lt_decoupling", "imagenet_lt",
          {"scales.full.arch", "scales.full.stage1.drop_last", "scales.full.stage1.schedule",
           "scales.full.stage2.drop_last", "scales.full.stage2.schedule", NULL}},
+        {"inat2018_decoupling", "inat2018",
+         {"scales.full.stage1.drop_last", "scales.full.stage1.schedule", "scales.full.stage2.drop_last",
+          "scales.full.stage2.schedule", NULL}},
         {"imagenet_lt_cbd", "imagenet_lt",
          {"scales.full.arch", "scales.full.stage1.epochs", "scales.full.stage1.batch", "scales.full.stage1.drop_last",
           "scales.full.stage1.base_lr", "scales.full.stage1.weight_decay", "scales.full.stage1.schedule",
@@ -646,20 +649,27 @@ static void test_method_variants_differ_only_in_their_recipe(void **state) {
     assert_int_equal(s->stage1.epochs, 200);
     free(p);
     /* the decoupling code: epoch k (from 1) at 0.2 (1 + cos(pi k / T)) / 2 */
-    p = load("imagenet_lt_decoupling");
-    assert_int_equal(lt_protocol_scale(p, "full", &s), LT_OK);
-    assert_string_equal(s->arch, "resnext50_32x4d");
-    for (int k = 0; k < 2; k++) {
-        const lt_proto_stage *g = k ? &s->stage2 : &s->stage1;
-        assert_true(g->drop_last && g->sched.kind == LT_SCHED_COSINE_EPOCH && g->sched.warmup_epochs == 0);
-        lt_sched sch;
-        lt_proto_stage_sched(g, &sch);
-        const long ipe = 115846 / 512;   /* 226: the code's epoch_steps */
-        for (int e = 1; e <= g->epochs; e++)
-            assert_true(fabs(lt_sched_lr(&sch, (long)(e - 1) * ipe, ipe) -
-                             0.2 * (1 + cos(M_PI * e / g->epochs)) / 2) < 1e-15);
+    static const struct { const char *name, *arch; long n; int e1, e2; } dec[] = {
+        {"imagenet_lt_decoupling", "resnext50_32x4d", 115846, 90, 10},
+        {"inat2018_decoupling", "resnet50", 437513, 90, 30}};
+    for (int d = 0; d < 2; d++) {
+        p = load(dec[d].name);
+        assert_int_equal(lt_protocol_scale(p, "full", &s), LT_OK);
+        assert_string_equal(s->arch, dec[d].arch);
+        assert_int_equal(s->stage1.epochs, dec[d].e1);
+        assert_int_equal(s->stage2.epochs, dec[d].e2);
+        for (int k = 0; k < 2; k++) {
+            const lt_proto_stage *g = k ? &s->stage2 : &s->stage1;
+            assert_true(g->drop_last && g->sched.kind == LT_SCHED_COSINE_EPOCH && g->sched.warmup_epochs == 0);
+            lt_sched sch;
+            lt_proto_stage_sched(g, &sch);
+            const long ipe = dec[d].n / 512;   /* the code's epoch_steps: 226, 854 */
+            for (int e = 1; e <= g->epochs; e++)
+                assert_true(fabs(lt_sched_lr(&sch, (long)(e - 1) * ipe, ipe) -
+                                 0.2 * (1 + cos(M_PI * e / g->epochs)) / 2) < 1e-15);
+        }
+        free(p);
     }
-    free(p);
     static const char *const cbds[] = {"imagenet_lt_cbd", "inat2018_cbd"};
     for (int k = 0; k < 2; k++) {
         p = load(cbds[k]);
