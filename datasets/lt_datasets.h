@@ -298,6 +298,10 @@ typedef struct {
 void lt_ds_opts_default(lt_ds_opts *o);
 /* The data directory o resolves to (never NULL). */
 const char *lt_ds_data_dir(const lt_ds_opts *o);
+/* Where a dataset's long work prints its progress (archive reads, hashing):
+ * the build's log (stdout by default), each line "<dataset>: ...", every
+ * o->progress_s seconds; NULL when quiet. buf holds it. */
+const lt_progress *lt_ds_progress(const lt_ds_def *def, const lt_ds_opts *o, lt_progress *buf);
 
 /* What a reader gets: verified local paths of the definition's files. */
 struct lt_ds_src {

@@ -175,53 +175,52 @@ static int is_http(const char *url)
 /* ---- hashing with progress -------------------------------------------------- */
 
 typedef struct {
-    const lt_hash_show *show;
+    const lt_progress *p;
     const char *name;
     double t0, next;
+    unsigned long long total;   /* the file's size, as the hashing found it */
     int printed;
 } hash_prog;
-
-static double show_interval(const lt_hash_show *s) { return s->interval_s > 0 ? s->interval_s : 10.0; }
 
 static void hash_tick(void *ctx, unsigned long long done, unsigned long long total)
 {
     hash_prog *h = ctx;
+    h->total = total;
     double now = lt_now_s();
     if (now < h->next) return;
-    h->next = now + show_interval(h->show);
+    h->next = now + lt_progress_interval(h->p);
     double el = now - h->t0, rate = el > 0 ? (double)done / el : 0;
     char hd[32], ht[32], hr[32], eta[32];
     lt_fmt_bytes((double)done, hd, sizeof hd);
     lt_fmt_bytes((double)total, ht, sizeof ht);
     lt_fmt_bytes(rate, hr, sizeof hr);
     lt_fmt_eta(rate > 0 && total >= done ? (double)(total - done) / rate : -1, eta, sizeof eta);
-    fprintf(h->show->log, "%s: hashing %s: %.0f%% (%s of %s), %s/s, ETA %s\n", h->show->label, h->name,
+    fprintf(h->p->log, "%s: hashing %s: %.0f%% (%s of %s), %s/s, ETA %s\n", h->p->label, h->name,
             total ? 100.0 * (double)done / (double)total : 100.0, hd, ht, hr, eta);
-    fflush(h->show->log);
+    fflush(h->p->log);
     h->printed = 1;
 }
 
-int lt_hash_file_shown(const char *path, char sha_hex[65], char md5_hex[33], const lt_hash_show *show)
+int lt_hash_file_shown(const char *path, char sha_hex[65], char md5_hex[33], const lt_progress *p, const char *name)
 {
-    if (!show || !show->log) return lt_hash_file(path, sha_hex, md5_hex);
-    hash_prog h = {.show = show, .name = show->name ? show->name : lt_fetch_url_basename(path), .t0 = lt_now_s()};
-    h.next = h.t0 + show_interval(show);
+    if (!p || !p->log) return lt_hash_file(path, sha_hex, md5_hex);
+    hash_prog h = {.p = p, .name = name ? name : lt_fetch_url_basename(path), .t0 = lt_now_s()};
+    h.next = h.t0 + lt_progress_interval(p);
     int rc = lt_hash_file_cb(path, sha_hex, md5_hex, hash_tick, &h);
     if (rc == LT_OK && h.printed) {
-        struct stat sb;
         char hb[32], t[32];
-        lt_fmt_bytes(stat(path, &sb) == 0 ? (double)sb.st_size : 0.0, hb, sizeof hb);
+        lt_fmt_bytes((double)h.total, hb, sizeof hb);
         lt_fmt_eta(lt_now_s() - h.t0, t, sizeof t);
-        fprintf(show->log, "%s: hashed %s: %s in %s\n", show->label, h.name, hb, t);
-        fflush(show->log);
+        fprintf(p->log, "%s: hashed %s: %s in %s\n", p->label, h.name, hb, t);
+        fflush(p->log);
     }
     return rc;
 }
 
 /* The hashing lines of a fetch: stderr, as its download lines. */
-static lt_hash_show fetch_show(const lt_fetch_opts *o)
+static lt_progress fetch_show(const lt_fetch_opts *o)
 {
-    lt_hash_show s = {.log = o && !o->quiet ? stderr : NULL, .label = "ltbench", .interval_s = o ? o->progress_s : 0};
+    lt_progress s = {.log = o && !o->quiet ? stderr : NULL, .label = "ltbench", .interval_s = o ? o->progress_s : 0};
     return s;
 }
 
@@ -231,7 +230,7 @@ static lt_hash_show fetch_show(const lt_fetch_opts *o)
  * verified rename, or the user, puts a file there. A file failing a given
  * checksum is moved aside to <path>.bad. */
 static int existing_matches(const char *path, const char *want, const char *want_md5, int need_hash,
-                            char actual[65], char md5[33], int *matches, const lt_hash_show *show)
+                            char actual[65], char md5[33], int *matches, const lt_progress *show)
 {
     *matches = 0;
     actual[0] = 0;
@@ -241,7 +240,7 @@ static int existing_matches(const char *path, const char *want, const char *want
         *matches = 1;
         return LT_OK;
     }
-    LT_TRY(lt_hash_file_shown(path, actual, want_md5 ? md5 : NULL, show));
+    LT_TRY(lt_hash_file_shown(path, actual, want_md5 ? md5 : NULL, show, NULL));
     if ((!want || !strcmp(actual, want)) && (!want_md5 || !strcmp(md5, want_md5))) {
         *matches = 1;
         return LT_OK;
@@ -763,7 +762,7 @@ static int download(CURL *c, const lt_fetch_opts *o, const char *url, const char
 }
 
 static int from_dir(const char *dir, const char *name, const char *dest_path, const char *want,
-                    const char *want_md5, char actual_hex_out[65], char *md5_out, const lt_hash_show *show);
+                    const char *want_md5, char actual_hex_out[65], char *md5_out, const lt_progress *show);
 
 int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
              const char *expected_sha256_hex, char actual_hex_out[65])
@@ -790,13 +789,13 @@ int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
         if (k == 0 || k >= sizeof name) return lt_err(LT_EINVAL, "%s: URL has no file name", url);
         memcpy(name, b, k);
         name[k] = 0;
-        lt_hash_show show = fetch_show(opts);
+        lt_progress show = fetch_show(opts);
         return from_dir(opts->from_dir, name, dest_path, want, want_md5, actual_hex_out, opts->md5_out, &show);
     }
 
     char actual[65], md5[33];
     int ok = 0;
-    const lt_hash_show show = fetch_show(opts);
+    const lt_progress show = fetch_show(opts);
     if (opts->md5_out) opts->md5_out[0] = 0;
     LT_TRY(existing_matches(dest_path, want, want_md5, actual_hex_out != NULL || opts->md5_out, actual, md5, &ok,
                             &show));
@@ -824,9 +823,8 @@ int lt_fetch(const lt_fetch_opts *opts, const char *url, const char *dest_path,
         long long total = -1;
         rc = download(c, opts, eff, part, meta, checked, &pg, &resumed, &total);
         if (rc != LT_OK) break;
-        lt_hash_show shown = show;
-        shown.name = label;   /* the .part is the file being fetched */
-        rc = lt_hash_file_shown(part, actual, want_md5 ? md5 : NULL, &shown);
+        /* named as the file being fetched, not its .part */
+        rc = lt_hash_file_shown(part, actual, want_md5 ? md5 : NULL, &show, label);
         if (rc != LT_OK) break;
         copy_hex(actual_hex_out, actual);
         struct stat sb;
@@ -933,7 +931,7 @@ static int copy_file(const char *src, const char *dst, char hex[65])
 
 /* lt_fetch_from_dir with an md5 to check as well (lt_fetch's opts->md5). */
 static int from_dir(const char *dir, const char *name, const char *dest_path, const char *want,
-                    const char *want_md5, char actual_hex_out[65], char *md5_out, const lt_hash_show *show)
+                    const char *want_md5, char actual_hex_out[65], char *md5_out, const lt_progress *show)
 {
     char src[LT_FETCH_PATH_MAX], part[LT_FETCH_PATH_MAX], actual[65], md5[33];
     if (md5_out) md5_out[0] = 0;
@@ -949,7 +947,7 @@ static int from_dir(const char *dir, const char *name, const char *dest_path, co
         return LT_OK;
     }
     if (!file_exists(src)) return lt_err(LT_EIO, "--from %s: %s not found (or not a regular file)", dir, src);
-    LT_TRY(lt_hash_file_shown(src, actual, want_md5 ? md5 : NULL, show));
+    LT_TRY(lt_hash_file_shown(src, actual, want_md5 ? md5 : NULL, show, NULL));
     copy_hex(actual_hex_out, actual);
     if (want && strcmp(actual, want))
         return lt_err(LT_ECHECKSUM, "%s: sha256 mismatch: expected %s, actual %s (file rejected, not used)", src,
@@ -986,7 +984,7 @@ int lt_fetch_from_dir(const char *dir, const char *name, const char *dest_path,
 }
 
 int lt_fetch_from_dir_shown(const char *dir, const char *name, const char *dest_path,
-                            const char *expected_sha256_hex, char actual_hex_out[65], const lt_hash_show *show)
+                            const char *expected_sha256_hex, char actual_hex_out[65], const lt_progress *show)
 {
     if (!dir || !name || !dest_path) return lt_err(LT_EINVAL, "lt_fetch_from_dir: dir, name and dest are required");
     char want_buf[65], *want = NULL;

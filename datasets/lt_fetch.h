@@ -126,20 +126,14 @@ typedef struct lt_fetch_opts {
 } lt_fetch_opts;
 
 /* ---- hashing with progress --------------------------------------------------
- * Hashing a 150 GB tar takes minutes. lt_hash_file with, where log is not
- * NULL, a line every interval_s seconds (<= 0: 10 s)
- *   "<label>: hashing <file name>: 23% (31.7 GiB of 137.7 GiB), 310.2 MiB/s, ETA 5:10"
+ * Hashing a 150 GB tar takes minutes. lt_hash_file with, where p and its log
+ * are not NULL, a line every lt_progress_interval(p) seconds
+ *   "<label>: hashing <name>: 23% (31.7 GiB of 137.7 GiB), 310.2 MiB/s, ETA 5:10"
  * and, when it printed any, an end line
- *   "<label>: hashed <file name>: 137.7 GiB in 7:24"
- * (sizes and times as lt_fmt_bytes / lt_fmt_eta write them). A file hashed
- * within the first interval prints nothing. */
-typedef struct {
-    FILE *log;           /* NULL: no lines */
-    const char *label;   /* line prefix */
-    double interval_s;
-    const char *name;    /* the file's name in the lines; NULL: the path's last part */
-} lt_hash_show;
-int lt_hash_file_shown(const char *path, char sha_hex[65], char md5_hex[33], const lt_hash_show *show);
+ *   "<label>: hashed <name>: 137.7 GiB in 7:24"
+ * (sizes and times as lt_fmt_bytes / lt_fmt_eta write them; name NULL: the
+ * path's last part). A file hashed within the first interval prints nothing. */
+int lt_hash_file_shown(const char *path, char sha_hex[65], char md5_hex[33], const lt_progress *p, const char *name);
 
 /* Fills *o with the defaults above. Always start from this, then override. */
 void lt_fetch_opts_default(lt_fetch_opts *o);
@@ -171,7 +165,7 @@ int lt_fetch_from_dir(const char *dir, const char *name, const char *dest_path,
                       const char *expected_sha256_hex, char actual_hex_out[65]);
 /* The same, hashing with progress lines (lt_hash_file_shown; show may be NULL). */
 int lt_fetch_from_dir_shown(const char *dir, const char *name, const char *dest_path,
-                            const char *expected_sha256_hex, char actual_hex_out[65], const lt_hash_show *show);
+                            const char *expected_sha256_hex, char actual_hex_out[65], const lt_progress *show);
 
 /* The URL lt_fetch() would request for url under opts (rule above), written
  * to out (NUL-terminated). LT_EINVAL if it does not fit. */

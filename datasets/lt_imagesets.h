@@ -123,8 +123,8 @@ typedef enum {
     LT_PATHMAP_PLACES365 = 2
 } lt_pathmap;
 
-/* Progress of a scan (a 150 GB ImageNet tar takes the better part of an
- * hour): every interval_s seconds of walking a source, a line
+/* Progress of a scan (an lt_progress; a 150 GB ImageNet tar takes the
+ * better part of an hour): every interval_s seconds of walking a source, a line
  *   "<label>: reading <source>: 23% (31.7 GiB of 137.7 GiB), 310000 files, 240000 kept, 90.6 MiB/s, ETA 19:04"
  * (a directory: no percentage, no estimate; its bytes are those of the
  * files read; sizes and times as lt_fmt_bytes / lt_fmt_eta write them), and
@@ -132,11 +132,6 @@ typedef enum {
  *   "<label>: read <source>: 137.7 GiB, 1281167 files, 115846 kept, in 25:18".
  * An archive's bytes are those read from the file (compressed), so the
  * percentage is of the file's size. */
-typedef struct {
-    FILE *log;           /* NULL: no lines */
-    const char *label;   /* line prefix (the dataset's name) */
-    double interval_s;   /* <= 0: 10 s */
-} lt_src_progress;
 
 /* The alternative path for list path p under `map` into out[cap]
  * (for NONE: p itself; BASENAME: the basename). LT_EINVAL if it does not fit
@@ -153,7 +148,7 @@ typedef struct {
     const char *const *archives;   /* archive files (tar, tar.gz, zip ...; inner
                                       "*.tar" members are descended into once) */
     int n_archives;
-    const lt_src_progress *progress;   /* NULL: none (lt_imagesrc_scan) */
+    const lt_progress *progress;   /* NULL: none (lt_imagesrc_scan) */
 } lt_imagelist_src;
 
 /* The image-source walker shared by the list datasets and LVIS. Sources are
@@ -176,7 +171,7 @@ typedef int (*lt_src_work_fn)(void *ctx, long key, const char *where, const uint
                               size_t len);
 /* progress: NULL for none. */
 int lt_imagesrc_scan(const char *const *sources, int n_sources, lt_src_want_fn want,
-                     lt_src_work_fn work, void *ctx, const lt_src_progress *progress);
+                     lt_src_work_fn work, void *ctx, const lt_progress *progress);
 
 /* Builds an owning dataset (n = list lines, in list order; c = 3, h = w = size;
  * n_classes from the list). Images the list names but the source lacks ->
@@ -297,6 +292,6 @@ int lt_lvis_build(lt_dataset *d, const lt_lvis_subset *s, const lt_lvis_params *
  * used by several subsets is decoded once. progress: NULL for none. */
 int lt_lvis_build_many(lt_dataset *out, const lt_lvis_subset *const *subsets, int n_sets,
                        const lt_lvis_params *p, const char *const *archives, int n_archives,
-                       const lt_src_progress *progress);
+                       const lt_progress *progress);
 
 #endif

@@ -34,9 +34,9 @@ typedef struct {
     char msg[256];
 } item_t;
 
-/* Progress of the source being walked (lt_src_progress). */
+/* Progress of the source being walked (lt_progress). */
 typedef struct {
-    const lt_src_progress *p;     /* NULL: silent */
+    const lt_progress *p;     /* NULL: silent */
     const char *source;
     struct archive *top;          /* the outer archive: its raw bytes read; NULL for a directory */
     long long size;               /* the archive file's size; 0 for a directory */
@@ -55,10 +55,6 @@ typedef struct {
     prog_t prog;
 } scan_t;
 
-static double prog_interval(const prog_t *g)
-{
-    return g->p->interval_s > 0 ? g->p->interval_s : 10.0;
-}
 
 static long long prog_bytes(const prog_t *g)
 {
@@ -77,7 +73,7 @@ static void prog_begin(scan_t *s, const char *source, struct archive *top, long 
     g->dir_bytes = 0;
     g->files = g->kept = 0;
     g->t0 = lt_now_s();
-    g->next = g->p ? g->t0 + prog_interval(g) : 0;
+    g->next = g->p ? g->t0 + lt_progress_interval(g->p) : 0;
 }
 
 /* One line per interval; called for every regular file seen. */
@@ -89,7 +85,7 @@ static void prog_tick(scan_t *s)
     double now = lt_now_s();
     if (now < g->next)
         return;
-    g->next = now + prog_interval(g);
+    g->next = now + lt_progress_interval(g->p);
     double el = now - g->t0, b = (double)prog_bytes(g);
     double rate = el > 0 ? b / el : 0;
     char pct[96] = "", left[48] = "", hb[32], hs[32], hr[32], eta[32];
@@ -477,7 +473,7 @@ static int walk_dir(scan_t *s, const char *root, const char *rel)
 }
 
 int lt_imagesrc_scan(const char *const *sources, int n_sources, lt_src_want_fn want,
-                     lt_src_work_fn work, void *ctx, const lt_src_progress *progress)
+                     lt_src_work_fn work, void *ctx, const lt_progress *progress)
 {
     scan_t *s = calloc(1, sizeof *s);
     if (!s)

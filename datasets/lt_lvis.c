@@ -715,7 +715,7 @@ static int crop_index(crop_t *c)
 
 int lt_lvis_build_many(lt_dataset *out, const lt_lvis_subset *const *subsets, int n_sets,
                        const lt_lvis_params *p, const char *const *archives, int n_archives,
-                       const lt_src_progress *progress)
+                       const lt_progress *progress)
 {
     for (int j = 0; j < n_sets; j++)
         memset(&out[j], 0, sizeof out[j]);

@@ -261,12 +261,13 @@ static int judge(const lt_ds_file *f, const char *path, const char *sha256, cons
                   f->md5 ? " (publisher md5 " : "", f->md5 ? f->md5 : "", f->md5 ? ")" : "");
 }
 
-/* Hashing progress lines go where the build's lines go. */
-static lt_hash_show build_show(const lt_ds_def *def, const lt_ds_opts *o)
+const lt_progress *lt_ds_progress(const lt_ds_def *def, const lt_ds_opts *o, lt_progress *buf)
 {
-    lt_hash_show show = {.log = o->quiet ? NULL : o->log ? o->log : stdout, .label = def->name,
-                         .interval_s = o->progress_s};
-    return show;
+    if (!o || o->quiet) return NULL;
+    buf->log = o->log ? o->log : stdout;
+    buf->label = def->name;
+    buf->interval_s = o->progress_s;
+    return buf;
 }
 
 /* Hashes `path` (one read: sha256, and md5 where f needs it) and judges it. */
@@ -274,8 +275,8 @@ static int verify_candidate(const lt_ds_def *def, const lt_ds_opts *o, const lt_
                             stamp *st)
 {
     char sha[65], md5[33] = "";
-    const lt_hash_show show = build_show(def, o);
-    LT_TRY(lt_hash_file_shown(path, sha, needs_md5(f) ? md5 : NULL, &show));
+    lt_progress buf;
+    LT_TRY(lt_hash_file_shown(path, sha, needs_md5(f) ? md5 : NULL, lt_ds_progress(def, o, &buf), NULL));
     return judge(f, path, sha, md5, st);
 }
 
@@ -448,8 +449,9 @@ static int fetch_one(const lt_ds_def *def, const lt_ds_opts *o, const lt_ds_file
          * it is judged by them without a third read. */
         char got[65], md5[33];
         snprintf(md5, sizeof md5, "%s", st->md5);
-        const lt_hash_show show = build_show(def, o);
-        if ((rc = lt_fetch_from_dir_shown(o->from_dir, f->name, dest, st->sha256, got, &show))) return rc;
+        lt_progress buf;
+        if ((rc = lt_fetch_from_dir_shown(o->from_dir, f->name, dest, st->sha256, got, lt_ds_progress(def, o, &buf))))
+            return rc;
         if ((rc = judge(f, dest, got, md5, st))) return rc;
         say(o, "%s: %s: copied from %s (%s %.12s...)", def->name, f->name, o->from_dir, st->how, st->identity);
         return stamp_write(def, o, f, st);

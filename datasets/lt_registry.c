@@ -44,21 +44,12 @@ static int read_cifar100(const lt_ds_src *s, lt_dataset *train, lt_dataset *test
     return read_cifar(s, train, test, LT_CIFAR100);
 }
 
-/* The progress lines of a long read go where the build's lines go. */
-static const lt_src_progress *src_progress(const lt_ds_src *s, lt_src_progress *buf)
-{
-    if (!s->opts || s->opts->quiet) return NULL;
-    buf->log = s->opts->log ? s->opts->log : stdout;
-    buf->label = s->def->name;
-    buf->interval_s = s->opts->progress_s;
-    return buf;
-}
 
 /* A list + image archive pair -> dataset (ImageNet-LT, Places-LT, iNat). */
 static int build_from_list(const lt_ds_src *s, const lt_listfile *lf, const char *archive, lt_pathmap map,
                            lt_dataset *d)
 {
-    lt_src_progress prog;
+    lt_progress prog;
     const char *arch[1] = {archive};
     lt_imagelist_src src;
     memset(&src, 0, sizeof src);
@@ -67,7 +58,7 @@ static int build_from_list(const lt_ds_src *s, const lt_listfile *lf, const char
     src.size = s->side;
     src.archives = arch;
     src.n_archives = 1;
-    src.progress = src_progress(s, &prog);
+    src.progress = lt_ds_progress(s->def, s->opts, &prog);
     return lt_imagelist_build(d, &src);
 }
 
@@ -75,7 +66,7 @@ static int build_from_list(const lt_ds_src *s, const lt_listfile *lf, const char
 static int build_two_from_list(const lt_ds_src *s, const lt_listfile *a, const lt_listfile *b, const char *archive,
                                lt_pathmap map, lt_dataset *da, lt_dataset *db)
 {
-    lt_src_progress prog;
+    lt_progress prog;
     const char *arch[1] = {archive};
     lt_imagelist_src src;
     memset(&src, 0, sizeof src);
@@ -83,7 +74,7 @@ static int build_two_from_list(const lt_ds_src *s, const lt_listfile *a, const l
     src.size = s->side;
     src.archives = arch;
     src.n_archives = 1;
-    src.progress = src_progress(s, &prog);
+    src.progress = lt_ds_progress(s->def, s->opts, &prog);
     const lt_listfile *lists[2] = {a, b};
     lt_dataset both[2];
     int rc = lt_imagelist_build_many(both, lists, 2, &src);
@@ -311,8 +302,8 @@ static int read_lvis(const lt_ds_src *s, lt_dataset *train, lt_dataset *test, cJ
         /* train and test crops in one pass over the image zips (19 GB) */
         const lt_lvis_subset *sets[2] = {&str, &ste};
         lt_dataset both[2];
-        lt_src_progress prog;
-        rc = lt_lvis_build_many(both, sets, 2, &p, images, 2, src_progress(s, &prog));
+        lt_progress prog;
+        rc = lt_lvis_build_many(both, sets, 2, &p, images, 2, lt_ds_progress(s->def, s->opts, &prog));
         if (!rc) {
             *train = both[0];
             *test = both[1];

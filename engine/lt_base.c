@@ -124,6 +124,8 @@ void lt_fmt_bytes(double b, char *out, size_t n) {
     snprintf(out, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
 }
 
+double lt_progress_interval(const lt_progress *p) { return p && p->interval_s > 0 ? p->interval_s : 10.0; }
+
 void lt_fmt_eta(double s, char *out, size_t n) {
     /* A full-scale CPU run may have a few hundred hours left; past 10,000 h
      * (or NaN) the estimate means nothing. */

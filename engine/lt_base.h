@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum {
     LT_OK = 0,
@@ -95,5 +96,14 @@ double lt_now_s(void);
  * when unknown (negative, NaN, over 10,000 h). */
 void lt_fmt_bytes(double b, char *out, size_t n);
 void lt_fmt_eta(double s, char *out, size_t n);
+/* Where long work (an archive read, hashing a file) prints its progress
+ * lines: log (NULL: none), each line starting "<label>: ", one every
+ * interval_s seconds (lt_progress_interval: 10 where <= 0). */
+typedef struct {
+    FILE *log;
+    const char *label;
+    double interval_s;
+} lt_progress;
+double lt_progress_interval(const lt_progress *p);
 
 #endif

@@ -1262,8 +1262,8 @@ static void test_hash_progress(void **st)
     assert_int_equal(lt_hash_file(path, want, want5), LT_OK);
     FILE *log = fopen(logp, "w+");
     assert_non_null(log);
-    lt_hash_show show = {.log = log, .label = "cifar10", .interval_s = 1e-9};
-    assert_int_equal(lt_hash_file_shown(path, sha, md5, &show), LT_OK);
+    lt_progress show = {.log = log, .label = "cifar10", .interval_s = 1e-9};
+    assert_int_equal(lt_hash_file_shown(path, sha, md5, &show, NULL), LT_OK);
     assert_string_equal(sha, want);
     assert_string_equal(md5, want5);
     rewind(log);
@@ -1292,11 +1292,11 @@ static void test_hash_progress(void **st)
     log = fopen(logp, "w+");
     show.log = log;
     show.interval_s = 3600;
-    assert_int_equal(lt_hash_file_shown(path, sha, NULL, &show), LT_OK);
+    assert_int_equal(lt_hash_file_shown(path, sha, NULL, &show, NULL), LT_OK);
     assert_string_equal(sha, want);
     assert_int_equal(ftell(log), 0);
     fclose(log);
-    assert_int_equal(lt_hash_file_shown(path, sha, NULL, NULL), LT_OK);
+    assert_int_equal(lt_hash_file_shown(path, sha, NULL, NULL, NULL), LT_OK);
     assert_string_equal(sha, want);
     unlink(path);
     unlink(logp);

@@ -236,7 +236,7 @@ static void test_imagenet_lt(void **state)
     lt_ds_built b;
     memset(&b, 0, sizeof b);
     /* with its lines: the pass over each image archive ends in a line saying
-     * what it read (lt_src_progress) */
+     * what it read (lt_progress) */
     lt_ds_opts o;
     opts_for(e, &o);
     o.quiet = 0;

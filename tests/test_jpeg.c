@@ -357,7 +357,7 @@ static long want_even(void *ctx, const char *member)
     return l > 4 && (member[l - 5] - '0') % 2 == 0 ? 0 : -1;   /* "img/<k>.jpg" */
 }
 
-/* Progress lines (lt_src_progress): with a tiny interval every file seen
+/* Progress lines (lt_progress): with a tiny interval every file seen
  * gives a "reading" line, whose counts and percentage only grow, and each
  * source ends in a "read" line with its totals; no progress, no lines. */
 static void test_image_source_progress(void **state)
@@ -379,7 +379,7 @@ static void test_image_source_progress(void **state)
     assert_int_equal(fx_write_archive(tar, "tar", m, 6), 0);
     FILE *log = tmpfile();
     assert_non_null(log);
-    lt_src_progress prog = {.log = log, .label = "set", .interval_s = 1e-9};
+    lt_progress prog = {.log = log, .label = "set", .interval_s = 1e-9};
     const char *src[] = {tar, tree};
     int n = 0;
     assert_int_equal(lt_imagesrc_scan(src, 2, want_even, work_count, &n, &prog), LT_OK);
@@ -429,7 +429,7 @@ static void test_image_source_progress(void **state)
     fclose(log);
     /* with the interval not reached only the end line; without progress, none */
     log = tmpfile();
-    prog = (lt_src_progress){.log = log, .label = "set", .interval_s = 3600};
+    prog = (lt_progress){.log = log, .label = "set", .interval_s = 3600};
     n = 0;
     assert_int_equal(lt_imagesrc_scan(src, 1, want_even, work_count, &n, &prog), LT_OK);
     assert_int_equal(n, 3);
