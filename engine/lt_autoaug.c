@@ -288,7 +288,11 @@ static inline uint8_t luma(int r, int g, int b)
 static void blend_image(size_t n, const uint8_t *deg, uint8_t *img, float f)
 {
     if (f == 1.0f) return;
-    for (size_t i = 0; i < n; i++) img[i] = f == 0.0f ? deg[i] : blend(deg[i], img[i], f);
+    if (f == 0.0f) {
+        memcpy(img, deg, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) img[i] = blend(deg[i], img[i], f);
 }
 
 static void enhance_color(size_t plane, uint8_t *img, uint8_t *deg, float f)

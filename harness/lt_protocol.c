@@ -1301,16 +1301,14 @@ int lt_proto_engine_aug(const lt_protocol *p, const lt_proto_scale *s, lt_aug *o
                           p->name);
         out->jitter = (float)j[0];
     }
-    if (a->autoaug || a->cutout_holes) {
-        /* AutoAugment's ops are PIL's on RGB; its scratch image is on the stack. */
-        if (a->autoaug && (p->dataset.channels != 3 || s->image_size > LT_AUTOAUG_MAX_SIDE))
-            return lt_err(LT_EINVAL, "protocol %s: AutoAugment's CIFAR-10 policy needs RGB images of at most "
-                          "%d px (this scale: %d channels, %d px)", p->name, LT_AUTOAUG_MAX_SIDE,
-                          p->dataset.channels, s->image_size);
-        out->autoaug = a->autoaug;
-        out->cutout_holes = a->cutout_holes;
-        out->cutout_length = a->cutout_length;
-    }
+    /* AutoAugment's ops are PIL's on RGB; its scratch image is on the stack. */
+    if (a->autoaug && (p->dataset.channels != 3 || s->image_size > LT_AUTOAUG_MAX_SIDE))
+        return lt_err(LT_EINVAL, "protocol %s: AutoAugment's CIFAR-10 policy needs RGB images of at most "
+                      "%d px (this scale: %d channels, %d px)", p->name, LT_AUTOAUG_MAX_SIDE,
+                      p->dataset.channels, s->image_size);
+    out->autoaug = a->autoaug;
+    out->cutout_holes = a->cutout_holes;
+    out->cutout_length = a->cutout_length;
     if (a->test_kind == LT_PROTO_TEST_RESIZE_CROP && a->test_resize != s->store_size)
         return lt_err(LT_EINVAL, "protocol %s: the test resize (%d) must equal the stored size (%d)",
                       p->name, a->test_resize, s->store_size);
