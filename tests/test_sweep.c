@@ -466,6 +466,27 @@ static int wait_exit(pid_t pid)
 static int sweep(const char *out_path, char **argv) { return wait_exit(sweep_async(out_path, argv)); }
 
 /* Occurrences of needle in a file (0 when it does not exist). */
+/* Whether the first line of path holding `anchor` has "ETA " + prefix
+ * followed by an m:ss or h:mm:ss time (lt_fmt_eta's; not "4m21s"). */
+static int eta_is_clock(const char *path, const char *anchor, const char *prefix)
+{
+    char *s;
+    size_t n;
+    if (fx_read_file(path, &s, &n)) return 0;
+    int ok = 0;
+    const char *a = strstr(s, anchor);
+    char want[32];
+    snprintf(want, sizeof want, "ETA %s", prefix);
+    const char *e = a ? strstr(a, want) : NULL, *nl = a ? strchr(a, '\n') : NULL;
+    if (e && (!nl || e < nl)) {
+        int m, sec, len = 0;
+        e += strlen(want);
+        ok = sscanf(e, "%d:%2d%n", &m, &sec, &len) == 2 && len >= 4 && e[len - 3] == ':' && sec < 60;
+    }
+    free(s);
+    return ok;
+}
+
 static int count_in(const char *path, const char *needle)
 {
     char *s;
@@ -536,6 +557,8 @@ static void test_local_grid_shared_stage1_and_failure(void **state)
         fail_msg("sweep exit %d, want 1 (a failed run)", rc);
     }
     print_message("note: 2 methods + a crashing one x 2 seeds, -j 2: %.0f s\n", (double)time(NULL) - t0);
+    /* the sweep's own line, once a run has finished: "ETA ~m:ss" */
+    assert_true(eta_is_clock(out, "ETA ~", "~"));
     for (int s = 0; s < 2; s++) {
         char lg[700];
         lt_run_outcome o;
@@ -546,6 +569,7 @@ static void test_local_grid_shared_stage1_and_failure(void **state)
         /* ce trained once: one first epoch in its log, none in crt's */
         log_of(root, "fmnist_lt_tiny", "ce", s, lg, sizeof lg);
         assert_int_equal(count_in(lg, "stage 1/1 epoch 1/"), 1);
+        assert_true(eta_is_clock(lg, "stage 1/1 epoch 1/", ""));   /* lt_fmt_eta's m:ss */
         log_of(root, "fmnist_lt_tiny", "crt", s, lg, sizeof lg);
         assert_int_equal(count_in(lg, "shared stage 1: training"), 0);
         assert_int_equal(count_in(lg, "stage 2/2 epoch 1/"), 1);
