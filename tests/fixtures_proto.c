@@ -176,3 +176,23 @@ void fx_assert_same_outcome(const lt_run_outcome *a, const lt_run_outcome *b)
     free(sa);
     free(sb);
 }
+
+int fx_per_class_norms(const char *run_dir, double *norms, int cap)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/per_class.csv", run_dir);
+    char *text = NULL;
+    size_t n;
+    assert_int_equal(lt_io_read_all(path, &text, &n), LT_OK);
+    int k = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (!strncmp(line, "class_id", 8)) continue;
+        const char *last = strrchr(line, ',');
+        assert_non_null(last);
+        assert_true(k < cap);
+        norms[k++] = last[1] ? atof(last + 1) : NAN;
+    }
+    free(text);
+    return k;
+}

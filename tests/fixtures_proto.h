@@ -124,4 +124,9 @@ void fx_assert_same_metrics(const lt_run_outcome *a, const lt_run_outcome *b);
 /* fx_assert_same_metrics, and the two runs' per_class.csv are the same text. */
 void fx_assert_same_outcome(const lt_run_outcome *a, const lt_run_outcome *b);
 
+/* per_class.csv's weight_norm column of the run in RUN_DIR into norms[0..],
+ * asserted readable and at most CAP rows; the number of classes. An empty
+ * cell (no classifier rows) reads as NAN. */
+int fx_per_class_norms(const char *run_dir, double *norms, int cap);
+
 #endif

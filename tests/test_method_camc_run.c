@@ -2,7 +2,8 @@
  * protocol (tests/fixtures_proto.h, ci scale, 2 threads): a run killed after
  * its first epoch and resumed ends with the numbers of the uninterrupted run
  * bit for bit (the batch hook's labels are per batch, so nothing of camc's
- * lives across a checkpoint; the test checks that is so). A binary of its
+ * lives across a checkpoint; the test checks that is so), and its
+ * per_class.csv gives every class the cosine classifier's row norm s. A binary of its
  * own: the runner forks, and a child forked after OpenMP work in its parent
  * can hang in libgomp (lt_runner.h). Skips when the Debian Fashion-MNIST
  * package is absent, and under AddressSanitizer. */
@@ -42,6 +43,12 @@ static void test_resume_equals_uninterrupted(void **unused) {
     fx_run(g_proto, rb, "camc", NULL, 0, &b);   /* resumes */
     if (!b.ok) fail_msg("resumed run failed: %s", b.reason);
     fx_assert_same_outcome(&a, &b);
+    /* per_class.csv's weight_norm: the cosine classifier scores with rows
+     * of norm s (16), whatever the raw rows' norms are */
+    double norms[16];
+    const int nc = fx_per_class_norms(a.run_dir, norms, 16);
+    assert_true(nc > 1);
+    for (int j = 0; j < nc; j++) assert_float_equal(norms[j], 16.0, 0);
     print_message("note: camc tiny top1 %.4f (uninterrupted and resumed)\n", a.top1);
     if (fx_rm_rf(tmp) != 0) print_message("note: could not remove %s\n", tmp);
 }

@@ -342,28 +342,6 @@ static double epoch_value(const char *run_dir, int e, const char *key, int *n_wi
     return got;
 }
 
-/* per_class.csv's weight_norm column of a run (up to CAP classes); the
- * number of classes */
-static int per_class_norms(const char *run_dir, double *norms, int cap)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/per_class.csv", run_dir);
-    char *text = NULL;
-    size_t n;
-    assert_int_equal(lt_io_read_all(path, &text, &n), LT_OK);
-    int k = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (!strncmp(line, "class_id", 8)) continue;
-        const char *last = strrchr(line, ',');
-        assert_non_null(last);
-        assert_true(k < cap);
-        norms[k++] = atof(last + 1);
-    }
-    free(text);
-    return k;
-}
-
 /* value.KEY (a string) of a run's first event named NAME, into out */
 static void event_string(const char *run_dir, const char *name, const char *key, char *out, size_t cap)
 {
@@ -500,8 +478,8 @@ static void test_host_loss_on_device(void **state)
     assert_true(cJSON_IsNumber(tau));
     assert_true(tau->valuedouble == 0.5);   /* tau = 1 would make every norm 1 */
     double rn[64], tnn[64];
-    const int nc = per_class_norms(ce.run_dir, rn, 64);
-    assert_int_equal(per_class_norms(tn.run_dir, tnn, 64), nc);
+    const int nc = fx_per_class_norms(ce.run_dir, rn, 64);
+    assert_int_equal(fx_per_class_norms(tn.run_dir, tnn, 64), nc);
     assert_true(nc >= 2);
     for (int j = 0; j < nc; j++) {
         const double want_n = pow(rn[j], 1.0 - tau->valuedouble);
@@ -522,7 +500,7 @@ static void test_host_loss_on_device(void **state)
         lt_run_outcome o;
         emu_run_method("emu-bsig", posthoc[i], NULL, NULL, 0, &o);
         if (!o.ok) fail_msg("%s on the emulated device failed: %s", posthoc[i], o.reason);
-        assert_int_equal(per_class_norms(o.run_dir, tnn, 64), nc);
+        assert_int_equal(fx_per_class_norms(o.run_dir, tnn, 64), nc);
         assert_int_equal(count_events(o.run_dir, "host_model"), 1);
     }
 }
