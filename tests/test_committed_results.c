@@ -2,7 +2,11 @@
  * code (issue 15). Reads only the files under results/: every
  * results/runs/ ** /result.json must name a commit and have env.dirty false,
  * and no row of results/leaderboard.csv may pool engine versions (its
- * `engine` column is one version, never empty or ';'-joined). Cheap: no
+ * `engine` column is one version, never empty or ';'-joined), and every
+ * run was made by its method's current version (a method whose change
+ * moves its files bumps its version and regenerates them: the leaderboard
+ * keys rows by engine, not method version, so an old run would pass for a
+ * current one). Cheap: no
  * training, so `make test` runs it. Each offending file is named. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +20,8 @@
 #include <unistd.h>
 
 #include "lt_leaderboard.h"
+#include "lt_method.h"
+#include "lt_runner.h"
 
 static void test_runs_clean_and_committed(void **state)
 {
@@ -43,6 +49,34 @@ static void test_runs_clean_and_committed(void **state)
     const int refused = set.n_refused;
     lt_run_set_free(&set);
     assert_int_equal(refused, 0);
+    assert_int_equal(bad, 0);
+}
+
+static void test_runs_current_method_version(void **state)
+{
+    (void)state;
+    if (access("results/runs", F_OK) != 0) {
+        print_message("skip: results/runs absent (not run from the repository root)\n");
+        skip();
+    }
+    lt_run_set set;
+    assert_int_equal(lt_runs_scan("results", stderr, &set), LT_OK);
+    int bad = 0;
+    for (int i = 0; i < set.n; i++) {
+        const lt_run_record *r = &set.v[i];
+        const lt_method *m = lt_method_find(r->method);
+        if (!m) {
+            print_message("committed result of an unknown method: %s: '%s'\n", r->path, r->method);
+            bad++;
+        } else if (strcmp(r->method_version, m->version)) {
+            print_message("committed result of an old method version: %s: %s version '%s', the code's is '%s' "
+                          "(regenerate it: ltbench reproduce --method %s ...)\n",
+                          r->path, r->method, r->method_version, m->version, r->method);
+            bad++;
+        }
+    }
+    print_message("note: %d of %d committed results are not of their method's current version\n", bad, set.n);
+    lt_run_set_free(&set);
     assert_int_equal(bad, 0);
 }
 
@@ -85,6 +119,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runs_clean_and_committed),
+        cmocka_unit_test(test_runs_current_method_version),
         cmocka_unit_test(test_leaderboard_rows_one_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
