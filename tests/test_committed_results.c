@@ -23,18 +23,41 @@
 #include "lt_method.h"
 #include "lt_runner.h"
 
-static void test_runs_clean_and_committed(void **state)
+/* results/runs, read once for the tests that check every committed run
+ * (group setup); have_runs 0 when it is absent (not run from the
+ * repository root), and those tests skip. */
+static lt_run_set g_runs;
+static int have_runs;
+
+static int scan_runs(void **state)
 {
     (void)state;
-    if (access("results/runs", F_OK) != 0) {
+    have_runs = access("results/runs", F_OK) == 0;
+    return have_runs && lt_runs_scan("results", stderr, &g_runs) != LT_OK ? -1 : 0;
+}
+
+static int free_runs(void **state)
+{
+    (void)state;
+    if (have_runs) lt_run_set_free(&g_runs);
+    return 0;
+}
+
+static void need_runs(void)
+{
+    if (!have_runs) {
         print_message("skip: results/runs absent (not run from the repository root)\n");
         skip();
     }
-    lt_run_set set;
-    assert_int_equal(lt_runs_scan("results", stderr, &set), LT_OK);
+}
+
+static void test_runs_clean_and_committed(void **state)
+{
+    (void)state;
+    need_runs();
     int bad = 0;
-    for (int i = 0; i < set.n; i++) {
-        const lt_run_record *r = &set.v[i];
+    for (int i = 0; i < g_runs.n; i++) {
+        const lt_run_record *r = &g_runs.v[i];
         const char *why = !r->commit[0] || !strcmp(r->commit, "unknown") ? "no commit"
                           : r->dirty == 1                                 ? "env.dirty is true"
                           : r->dirty < 0                                  ? "env.dirty is null or absent"
@@ -44,26 +67,20 @@ static void test_runs_clean_and_committed(void **state)
                       r->engine_version[0] ? r->engine_version : "?");
         bad++;
     }
-    if (set.n_refused) print_message("%d committed result file(s) refused by the reader (above)\n", set.n_refused);
-    print_message("note: %d of %d committed results are dirty or without a commit\n", bad, set.n);
-    const int refused = set.n_refused;
-    lt_run_set_free(&set);
-    assert_int_equal(refused, 0);
+    if (g_runs.n_refused)
+        print_message("%d committed result file(s) refused by the reader (above)\n", g_runs.n_refused);
+    print_message("note: %d of %d committed results are dirty or without a commit\n", bad, g_runs.n);
+    assert_int_equal(g_runs.n_refused, 0);
     assert_int_equal(bad, 0);
 }
 
 static void test_runs_current_method_version(void **state)
 {
     (void)state;
-    if (access("results/runs", F_OK) != 0) {
-        print_message("skip: results/runs absent (not run from the repository root)\n");
-        skip();
-    }
-    lt_run_set set;
-    assert_int_equal(lt_runs_scan("results", stderr, &set), LT_OK);
+    need_runs();
     int bad = 0;
-    for (int i = 0; i < set.n; i++) {
-        const lt_run_record *r = &set.v[i];
+    for (int i = 0; i < g_runs.n; i++) {
+        const lt_run_record *r = &g_runs.v[i];
         const lt_method *m = lt_method_find(r->method);
         if (!m) {
             print_message("committed result of an unknown method: %s: '%s'\n", r->path, r->method);
@@ -75,8 +92,7 @@ static void test_runs_current_method_version(void **state)
             bad++;
         }
     }
-    print_message("note: %d of %d committed results are not of their method's current version\n", bad, set.n);
-    lt_run_set_free(&set);
+    print_message("note: %d of %d committed results are not of their method's current version\n", bad, g_runs.n);
     assert_int_equal(bad, 0);
 }
 
@@ -122,5 +138,5 @@ int main(void)
         cmocka_unit_test(test_runs_current_method_version),
         cmocka_unit_test(test_leaderboard_rows_one_engine),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, scan_runs, free_runs);
 }
