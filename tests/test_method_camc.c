@@ -314,6 +314,16 @@ static void test_method_build_and_hook(void **unused) {
     cpn = lt_model_node(m, lt_model_find(m, "cam_pool"));
     assert_int_equal(((const lt_cam_pool_cfg *)lt_node_cfg_const(cpn))->use_labels, 0);
     lt_model_free(m);
+    /* class_norms: every class gets s, the norm the cosine classifier scores
+     * with; a class count other than the run's is refused */
+    assert_non_null(M->class_norms);
+    double norms[11];
+    for (int j = 0; j < 11; j++) norms[j] = -1;
+    st->s = 8;
+    assert_int_equal(M->class_norms(st, NULL, 10, norms), LT_OK);
+    for (int j = 0; j < 10; j++) assert_float_equal(norms[j], 8.0, 0);
+    assert_float_equal(norms[10], -1.0, 0);
+    assert_int_not_equal(M->class_norms(st, NULL, 11, norms), LT_OK);
     free(st);
     /* defaults.json == the table's defaults */
     char *d;
