@@ -12,7 +12,7 @@
  *     of the pass stream, head samples at most once and tail samples
  *     floor(r) or ceil(r) times per pass, epochs as slices of one stream,
  *     class frequencies 1/C;
- *   - defaults.json of cbd and cbd_teacher. */
+ *   - defaults.json of cbd and cbd_teacher; the teacher's class_norms. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -399,6 +399,24 @@ static void test_defaults(void **unused) {
     assert_string_equal(M->fidelity, "official-code");
 }
 
+/* The teacher's class_norms: every class gets sigma, the norm its cosine
+ * classifier scores with (version 1 left per_class.csv the raw rows);
+ * nothing is written past the run's classes, another class count is refused */
+static void test_teacher_class_norms(void **unused) {
+    (void)unused;
+    const lt_method *T = cbd_teacher_entry_under_test();
+    assert_string_equal(T->version, "2");
+    assert_non_null(T->class_norms);
+    cbdt_state st = {.C = 10, .sigma = 12.5};
+    double norms[11];
+    for (int j = 0; j < 11; j++) norms[j] = -1;
+    assert_int_equal(T->class_norms(&st, NULL, 10, norms), LT_OK);
+    for (int j = 0; j < 10; j++) assert_float_equal(norms[j], 12.5, 0);
+    assert_float_equal(norms[10], -1.0, 0);
+    assert_int_not_equal(T->class_norms(&st, NULL, 11, norms), LT_OK);
+    lt_err_clear();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_naive_and_gradient),
@@ -406,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_student_from_scratch),
         cmocka_unit_test(test_sampler_over_under),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_teacher_class_norms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

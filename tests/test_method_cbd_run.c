@@ -4,8 +4,8 @@
  * killed after its first epoch and resumed ends with the numbers of the
  * uninterrupted run bit for bit, and the teacher's final checkpoint is the
  * same bytes before and after the student trained against it (the student
- * run also checks its in-memory teachers at every epoch end); the student's
- * per_class.csv gives every class its cosine classifier's row norm. A binary of
+ * run also checks its in-memory teachers at every epoch end); both runs'
+ * per_class.csv give every class the cosine classifier's row norm. A binary of
  * its own: the runner forks, and a child forked after OpenMP work in its
  * parent can hang in libgomp (lt_runner.h). Skips when the Debian
  * Fashion-MNIST package is absent, and under AddressSanitizer. */
@@ -67,12 +67,17 @@ static void test_resume_equals_uninterrupted(void **unused) {
     assert_memory_equal(t0, t1, n0);
     free(t0);
     free(t1);
-    /* per_class.csv's weight_norm: the student's cosine classifier scores
-     * with rows of norm sigma (20) */
+    /* per_class.csv's weight_norm, teacher and student: their cosine
+     * classifiers score with rows of norm sigma (20) */
     double norms[16];
-    const int nc = fx_per_class_norms(a.run_dir, norms, 16);
-    assert_true(nc > 1);
-    for (int j = 0; j < nc; j++) assert_float_equal(norms[j], 20.0, 0);
+    char tdir[600];
+    snprintf(tdir, sizeof tdir, "%s/runs/fmnist_lt_tiny/ci/cbd_teacher/seed0", ra);
+    const char *dirs[2] = {tdir, a.run_dir};
+    for (int d = 0; d < 2; d++) {
+        const int nc = fx_per_class_norms(dirs[d], norms, 16);
+        assert_true(nc > 1);
+        for (int j = 0; j < nc; j++) assert_float_equal(norms[j], 20.0, 0);
+    }
     print_message("note: cbd tiny top1 %.4f (uninterrupted and resumed)\n", a.top1);
     if (fx_rm_rf(tmp) != 0) print_message("note: could not remove %s\n", tmp);
 }

@@ -38,17 +38,30 @@ static int cbdt_build(void *vst, lt_model *m, int feat) {
     return l < 0 ? l : LT_OK;
 }
 
+/* Per-class norms of the rows that score the test set: the cosine layer
+ * normalises every row to sigma, so the raw rows' norms (what per_class.csv
+ * held before version 2) say nothing about how it scores. */
+static int cbdt_class_norms(const void *vst, lt_model *m, int n_classes, double *norms) {
+    const cbdt_state *st = vst;
+    (void)m;
+    if (n_classes != st->C)
+        return lt_err(LT_EINVAL, "cbd_teacher: class_norms for %d classes, the run has %d", n_classes, st->C);
+    for (int j = 0; j < n_classes; j++) norms[j] = st->sigma;
+    return LT_OK;
+}
+
 const lt_method *lt_method_cbd_teacher(void) {
     static const lt_method m = {
         .abi = LT_METHOD_ABI,
         .name = "cbd_teacher",
-        .version = "1",
+        .version = "2",
         .cite = "Iscen et al., BMVC 2021, arXiv:2104.05279",
         .fidelity = "official-code",
         .defaults = CBD_TEACHER_DEFAULTS,
         .state_size = sizeof(cbdt_state),
         .init = cbdt_init,
         .build = cbdt_build,
+        .class_norms = cbdt_class_norms,
     };
     return &m;
 }
