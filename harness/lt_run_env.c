@@ -3,6 +3,7 @@
  * the last bits), the thread count, the machine and the compiler. */
 #include <cblas.h>
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "lt.h"
+#include "lt_ckpt.h"   /* lt_sha256 */
 #include "lt_run_internal.h"
 
 /* First line of a command's output into buf ("" on failure). Read-only git
@@ -66,28 +68,65 @@ static void cpu_model(char *buf, size_t cap) {
 }
 
 void lt_run_numerics(const lt_run_env *e, int cuda, char *buf, size_t cap) {
-    /* cuda: conv_backend is the device index, where it ran, not how */
-    snprintf(buf, cap, "threads=%d;conv=%s;blas=%s;dirty=%d", e->threads, cuda ? "cuda" : e->conv_backend, e->blas_core,
-             e->dirty);
+    /* cuda: conv_backend is the device index, where it ran, not how. A
+     * dirty tree adds its diff's hash: a checkpoint made under one set of
+     * uncommitted changes does not go on under another. */
+    char dirty[24];
+    if (e->dirty == 1 && e->diff_sha256[0]) snprintf(dirty, sizeof dirty, "1:%.16s", e->diff_sha256);
+    else snprintf(dirty, sizeof dirty, "%d", e->dirty);
+    snprintf(buf, cap, "threads=%d;conv=%s;blas=%s;dirty=%s", e->threads, cuda ? "cuda" : e->conv_backend, e->blas_core,
+             dirty);
+}
+
+/* sha256 of `git diff HEAD` over the code (what status calls dirty), into
+ * hex; -1 when git fails. Binary patches included, no external diff tool,
+ * no colour: the same changes give the same bytes. */
+static int diff_sha256(const char *top, char hex[65]) {
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd,
+             "git -C '%s' --no-optional-locks diff HEAD --no-ext-diff --no-color --no-textconv --binary -- . "
+             "':(exclude)results' ':(exclude)plots/out' 2>/dev/null",
+             top);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    lt_sha256 s;
+    lt_sha256_init(&s);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) lt_sha256_update(&s, buf, n);
+    uint8_t d[32];
+    lt_sha256_final(&s, d);
+    if (pclose(p) != 0) return -1;
+    lt_sha256_hex(d, hex);
+    return 0;
+}
+
+void lt_run_tree_state(const char *top, char *commit, size_t cap, int *dirty, char diff[65]) {
+    char line[256], cmd[4400];
+    diff[0] = '\0';
+    *dirty = -1;
+    snprintf(commit, cap, "unknown");
+    if (!top || strchr(top, '\'')) return;   /* quoted below */
+    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD 2>/dev/null", top);
+    if (first_line(cmd, line, sizeof line) != 1 || strlen(line) < 40) return;
+    snprintf(commit, cap, "%s", line);
+    snprintf(cmd, sizeof cmd,
+             "git -C '%s' --no-optional-locks status --porcelain --untracked-files=no -- . "
+             "':(exclude)results' ':(exclude)plots/out' 2>/dev/null",
+             top);
+    const int st = first_line(cmd, line, sizeof line);
+    /* dirty = the code differs from the commit; result files and figures,
+     * which every run rewrites, do not count. */
+    *dirty = st < 0 ? -1 : st == 1;
+    if (*dirty == 1 && diff_sha256(top, diff) != 0) diff[0] = '\0';
 }
 
 void lt_run_env_capture(lt_run_env *e, int threads, const lt_backend *b, const lt_backend_info *dev) {
     memset(e, 0, sizeof *e);
-    char line[256], top[4096], cmd[4400];
-    const int have_tree = source_tree(top, sizeof top) == 0;
-    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD 2>/dev/null", have_tree ? top : ".");
-    if (have_tree && first_line(cmd, line, sizeof line) == 1 && strlen(line) >= 40)
-        snprintf(e->commit, sizeof e->commit, "%s", line);
-    else
-        snprintf(e->commit, sizeof e->commit, "unknown");
-    snprintf(cmd, sizeof cmd,
-             "git -C '%s' --no-optional-locks status --porcelain --untracked-files=no -- . "
-             "':(exclude)results' ':(exclude)plots/out' 2>/dev/null",
-             have_tree ? top : ".");
-    int st = strcmp(e->commit, "unknown") ? first_line(cmd, line, sizeof line) : -1;
-    /* dirty = the code differs from the commit; result files and figures,
-     * which every run rewrites, do not count. */
-    e->dirty = st < 0 ? -1 : st == 1;
+    char top[4096];
+    /* not a git checkout (or git missing): commit "unknown", dirty -1 */
+    lt_run_tree_state(source_tree(top, sizeof top) == 0 ? top : NULL, e->commit, sizeof e->commit, &e->dirty,
+                      e->diff_sha256);
     snprintf(e->blas_config, sizeof e->blas_config, "%s", openblas_get_config());
     snprintf(e->blas_core, sizeof e->blas_core, "%s", openblas_get_corename());
     if (b) {
@@ -126,6 +165,10 @@ cJSON *lt_run_env_json(const lt_run_env *e) {
     cJSON_AddStringToObject(o, "commit", e->commit);
     if (e->dirty < 0) cJSON_AddNullToObject(o, "dirty");
     else cJSON_AddBoolToObject(o, "dirty", e->dirty);
+    /* which uncommitted changes: two dirty runs of one commit are the same
+     * code only when these agree */
+    if (e->diff_sha256[0]) cJSON_AddStringToObject(o, "dirty_diff_sha256", e->diff_sha256);
+    else cJSON_AddNullToObject(o, "dirty_diff_sha256");
     cJSON_AddStringToObject(o, "blas_config", e->blas_config);
     cJSON_AddStringToObject(o, "blas_core", e->blas_core);
     cJSON_AddStringToObject(o, "conv_backend", e->conv_backend);

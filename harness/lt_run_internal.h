@@ -26,6 +26,7 @@ struct cJSON;
 typedef struct {
     char commit[64];
     int dirty;                  /* -1: unknown (not a git checkout) */
+    char diff_sha256[65];       /* dirty: sha256 of `git diff HEAD` (the changes); else "" */
     char blas_config[256], blas_core[64];
     char conv_backend[32];      /* lt_backend_describe() of the run's backend: which conv path summed the numbers */
     int threads;
@@ -47,10 +48,17 @@ typedef struct {
  * (the child makes it), dev what the probe found. */
 struct lt_backend;
 void lt_run_env_capture(lt_run_env *e, int threads, const struct lt_backend *b, const lt_backend_info *dev);
+/* The git state of the work tree `top` (NULL: none): its HEAD commit
+ * ("unknown" without one), dirty 1 when tracked code differs from it
+ * (results/ and plots/out/ left out), 0 clean, -1 unknown, and for a dirty
+ * tree the sha256 of its `git diff HEAD` in diff ("" otherwise, or when
+ * git could not say). */
+void lt_run_tree_state(const char *top, char *commit, size_t cap, int *dirty, char diff[65]);
 
 /* The part of e that decides a run's bits besides its identity (threads,
  * the conv path on cpu, the BLAS core) and whether it came from an
- * uncommitted tree: "threads=2;conv=avx2-direct;blas=Zen;dirty=0". A
+ * uncommitted tree: "threads=2;conv=avx2-direct;blas=Zen;dirty=0" (dirty:
+ * "dirty=1:<16 hex digits of the diff's sha256>"). A
  * checkpoint whose record differs is not resumed or re-evaluated into a
  * result that would name e's fingerprint (a run made at 1 thread, labelled
  * as one at 2); on cuda the device's part is in the identity already. */

@@ -41,8 +41,8 @@ static cJSON *stage1_json(const lt_run_job *job) {
     const cJSON *env = NULL;
     if (same && lt_json_read(rp, &doc) == LT_OK) env = cJSON_GetObjectItemCaseSensitive(doc, "env");
     else lt_err_clear();
-    static const char *const keys[] = {"commit", "dirty", "engine_version"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const keys[] = {"commit", "dirty", "dirty_diff_sha256", "engine_version"};
+    for (int i = 0; i < 4; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(env, keys[i]);
         if (cJSON_IsString(v) || cJSON_IsBool(v)) cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, 0));
         else cJSON_AddNullToObject(o, keys[i]);

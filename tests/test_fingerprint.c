@@ -1,7 +1,8 @@
 /* test_fingerprint.c — lt_fingerprint: when a finished run may stand for
  * one this build would make (reproduce's strict re-use), and the reason
  * printed when it may not; engine version ordering; the env keys a result
- * records (cpu_model) and reads back. */
+ * records (cpu_model) and reads back; the git state of a tree (commit,
+ * dirty, the diff's hash) and the numerics record a checkpoint keeps. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -603,6 +604,81 @@ static void test_commit_from_source_tree(void **state)
     assert_true(e.dirty == 0 || e.dirty == 1);
 }
 
+/* Runs a shell command in dir; 0 on success. */
+static int sh_in(const char *dir, const char *cmd)
+{
+    char buf[1200];
+    snprintf(buf, sizeof buf, "cd '%s' && { %s; } >/dev/null 2>&1", dir, cmd);
+    return system(buf) == 0 ? 0 : -1;
+}
+
+/* lt_run_tree_state on a git repository of its own: clean is dirty 0 with
+ * no diff hash; a change to results/ or plots/out/ is not dirty; a change
+ * to the code is dirty with the sha256 of its diff, another change another
+ * hash, the same change again the same hash; the numerics record carries
+ * the hash (a dirty checkpoint resumes only under the same changes); a
+ * directory outside git is commit "unknown", dirty -1. */
+static void test_tree_state(void **state)
+{
+    (void)state;
+    if (system("git --version >/dev/null 2>&1") != 0) {
+        print_message("skip: git is not installed\n");
+        skip();
+    }
+    char dir[] = "/tmp/lt_tree_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(sh_in(dir, "git init -q . && mkdir -p results plots/out && echo 'int x;' > a.c && "
+                                "echo r > results/r.csv && echo f > plots/out/f.svg && git add -A && "
+                                "git -c user.email=t@t -c user.name=t commit -q -m one"),
+                     0);
+    char commit[64], diff[65], d1[65];
+    int dirty;
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
+    assert_int_equal((int)strlen(commit), 40);
+    assert_int_equal(dirty, 0);
+    assert_string_equal(diff, "");
+    assert_int_equal(sh_in(dir, "echo r2 >> results/r.csv && echo f2 >> plots/out/f.svg"), 0);
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
+    assert_int_equal(dirty, 0);
+    assert_string_equal(diff, "");
+    assert_int_equal(sh_in(dir, "echo 'int y;' >> a.c"), 0);
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, d1);
+    assert_int_equal(dirty, 1);
+    assert_int_equal((int)strlen(d1), 64);
+    lt_run_env e;
+    memset(&e, 0, sizeof e);
+    e.threads = 2;
+    e.dirty = 1;
+    snprintf(e.conv_backend, sizeof e.conv_backend, "avx2-direct");
+    snprintf(e.blas_core, sizeof e.blas_core, "Zen");
+    snprintf(e.diff_sha256, sizeof e.diff_sha256, "%s", d1);
+    char num[256], want[256];
+    lt_run_numerics(&e, 0, num, sizeof num);
+    snprintf(want, sizeof want, "threads=2;conv=avx2-direct;blas=Zen;dirty=1:%.16s", d1);
+    assert_string_equal(num, want);
+    assert_int_equal(sh_in(dir, "echo 'int x;' > a.c && echo 'int z;' >> a.c"), 0);
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
+    assert_int_equal(dirty, 1);
+    assert_string_not_equal(diff, d1);
+    assert_int_equal(sh_in(dir, "echo 'int x;' > a.c && echo 'int y;' >> a.c"), 0);
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
+    assert_int_equal(dirty, 1);
+    assert_string_equal(diff, d1);
+    /* a clean tree's record is as before: checkpoints of clean runs still match */
+    e.dirty = 0;
+    e.diff_sha256[0] = '\0';
+    lt_run_numerics(&e, 0, num, sizeof num);
+    assert_string_equal(num, "threads=2;conv=avx2-direct;blas=Zen;dirty=0");
+    assert_int_equal(sh_in(dir, "rm -rf .git"), 0);
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
+    assert_string_equal(commit, "unknown");
+    assert_int_equal(dirty, -1);
+    assert_string_equal(diff, "");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -616,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_reproduce_reuse_flag),
         cmocka_unit_test(test_reuse_needs_default_hparams),
         cmocka_unit_test(test_commit_from_source_tree),
+        cmocka_unit_test(test_tree_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
