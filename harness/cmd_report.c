@@ -89,7 +89,7 @@ static const char REPRODUCE_USAGE[] =
     "  --no-report    only the runs: no leaderboard, figures or row (make regen-results)\n"
     "  --device D     cpu (default), cuda or cuda:N: the runs' device (`ltbench run --help`); cuda\n"
     "                 runs are their own rows, re-used only for cuda runs of the same math mode,\n"
-    "                 layout, GPU model and CUDA libraries\n"
+    "                 layout, deterministic flag, GPU model and CUDA libraries\n"
     "  --math M       cuda only: fp32 (default) or tf32\n"
     "  --layout L     cuda only: the activation layout, nchw (default) or nhwc\n"
     "  --deterministic  cuda only: deterministic cuDNN algorithms (else timed on first use)\n";

@@ -44,6 +44,7 @@ static void usage(FILE *f) {
             "  LTBENCH_DATA       data directory (default: data/ in the current directory)\n"
             "  LTBENCH_MIRROR     base URL replacing each download URL's directory part\n"
             "  LTBENCH_PROTOCOLS  protocol directory (default: protocols/)\n"
+            "  LTBENCH_PLOTS      gnuplot script directory for `figures` (default: plots/)\n"
             "  LTBENCH_CUDA_LIB   the CUDA module for --device cuda (default: build/libltcuda.so\n"
             "                     beside this program; `make cuda` builds it)\n"
             "  LT_CONV_REF=1      use the reference im2col + sgemm convolution (results record it)\n"
