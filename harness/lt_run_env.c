@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -78,25 +79,81 @@ void lt_run_numerics(const lt_run_env *e, int cuda, char *buf, size_t cap) {
              dirty);
 }
 
-/* sha256 of `git diff HEAD` over the code (what status calls dirty), into
- * hex; -1 when git fails. Binary patches included, no external diff tool,
- * no colour: the same changes give the same bytes. */
+/* The folders whose sources the Makefile builds by wildcard: an untracked
+ * (and not ignored) file there is part of the program as much as a changed
+ * tracked one. Untracked files elsewhere (notes, logs, downloads) are not. */
+#define CODE_DIRS "engine datasets harness methods"
+
+/* Everything popen(cmd) prints, malloc'ed and NUL-terminated, into *out
+ * (its length in *n); -1 when the command fails. */
+static int command_output(const char *cmd, char **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t cap = 4096, len = 0;
+    char *b = malloc(cap);
+    int ok = b != NULL;
+    while (ok) {
+        if (cap - len < 4096) {
+            char *nb = realloc(b, cap * 2);
+            if (!nb) { ok = 0; break; }
+            b = nb;
+            cap *= 2;
+        }
+        const size_t got = fread(b + len, 1, cap - len - 1, p);
+        if (!got) break;
+        len += got;
+    }
+    if (pclose(p) != 0 || !ok) {
+        free(b);
+        return -1;
+    }
+    b[len] = '\0';
+    *out = b;
+    *n = len;
+    return 0;
+}
+
+/* sha256 of the uncommitted code, into hex: `git diff HEAD` (binary patches
+ * included, no external diff tool, no colour: the same changes give the
+ * same bytes), then each untracked file of CODE_DIRS, name and content, in
+ * git's order; -1 when git fails or a file cannot be read. */
 static int diff_sha256(const char *top, char hex[65]) {
-    char cmd[4400];
+    char cmd[4400], path[4400];
+    lt_sha256 s;
+    lt_sha256_init(&s);
     snprintf(cmd, sizeof cmd,
              "git -C '%s' --no-optional-locks diff HEAD --no-ext-diff --no-color --no-textconv --binary -- . "
              "':(exclude)results' ':(exclude)plots/out' 2>/dev/null",
              top);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    lt_sha256 s;
-    lt_sha256_init(&s);
-    char buf[8192];
+    char *out;
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) lt_sha256_update(&s, buf, n);
+    if (command_output(cmd, &out, &n)) return -1;
+    lt_sha256_update(&s, out, n);
+    free(out);
+    snprintf(cmd, sizeof cmd, "git -C '%s' ls-files --others --exclude-standard -z -- " CODE_DIRS " 2>/dev/null", top);
+    if (command_output(cmd, &out, &n)) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc;) {
+        const char *name = out + i;
+        const size_t len = strlen(name);
+        i += len + 1;
+        lt_sha256_update(&s, "untracked ", 10);
+        lt_sha256_update(&s, name, len + 1);
+        snprintf(path, sizeof path, "%s/%s", top, name);
+        FILE *f = fopen(path, "rb");
+        if (!f) { rc = -1; break; }
+        char buf[8192];
+        size_t got;
+        while ((got = fread(buf, 1, sizeof buf, f)) > 0) lt_sha256_update(&s, buf, got);
+        if (ferror(f)) rc = -1;
+        fclose(f);
+    }
+    free(out);
+    if (rc) return -1;
     uint8_t d[32];
     lt_sha256_final(&s, d);
-    if (pclose(p) != 0) return -1;
     lt_sha256_hex(d, hex);
     return 0;
 }
@@ -110,14 +167,17 @@ void lt_run_tree_state(const char *top, char *commit, size_t cap, int *dirty, ch
     snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD 2>/dev/null", top);
     if (first_line(cmd, line, sizeof line) != 1 || strlen(line) < 40) return;
     snprintf(commit, cap, "%s", line);
+    /* dirty = the code differs from the commit: a tracked file changed
+     * (result files and figures, which every run rewrites, do not count) or
+     * an untracked source the build picks up is there */
     snprintf(cmd, sizeof cmd,
              "git -C '%s' --no-optional-locks status --porcelain --untracked-files=no -- . "
              "':(exclude)results' ':(exclude)plots/out' 2>/dev/null",
              top);
-    const int st = first_line(cmd, line, sizeof line);
-    /* dirty = the code differs from the commit; result files and figures,
-     * which every run rewrites, do not count. */
-    *dirty = st < 0 ? -1 : st == 1;
+    const int tracked = first_line(cmd, line, sizeof line);
+    snprintf(cmd, sizeof cmd, "git -C '%s' ls-files --others --exclude-standard -- " CODE_DIRS " 2>/dev/null", top);
+    const int untracked = tracked < 0 ? -1 : first_line(cmd, line, sizeof line);
+    *dirty = tracked < 0 || untracked < 0 ? -1 : tracked == 1 || untracked == 1;
     if (*dirty == 1 && diff_sha256(top, diff) != 0) diff[0] = '\0';
 }
 

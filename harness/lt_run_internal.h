@@ -50,9 +50,11 @@ struct lt_backend;
 void lt_run_env_capture(lt_run_env *e, int threads, const struct lt_backend *b, const lt_backend_info *dev);
 /* The git state of the work tree `top` (NULL: none): its HEAD commit
  * ("unknown" without one), dirty 1 when tracked code differs from it
- * (results/ and plots/out/ left out), 0 clean, -1 unknown, and for a dirty
- * tree the sha256 of its `git diff HEAD` in diff ("" otherwise, or when
- * git could not say). */
+ * (results/ and plots/out/ left out) or an untracked, not ignored file sits
+ * in a source folder the Makefile builds by wildcard (engine, datasets,
+ * harness, methods), 0 clean, -1 unknown; for a dirty tree the sha256 of
+ * its `git diff HEAD` and those untracked files (names and contents) in
+ * diff ("" otherwise, or when git could not say). */
 void lt_run_tree_state(const char *top, char *commit, size_t cap, int *dirty, char diff[65]);
 
 /* The part of e that decides a run's bits besides its identity (threads,

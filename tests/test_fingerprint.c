@@ -615,7 +615,9 @@ static int sh_in(const char *dir, const char *cmd)
 /* lt_run_tree_state on a git repository of its own: clean is dirty 0 with
  * no diff hash; a change to results/ or plots/out/ is not dirty; a change
  * to the code is dirty with the sha256 of its diff, another change another
- * hash, the same change again the same hash; the numerics record carries
+ * hash, the same change again the same hash; an untracked source in a
+ * folder the build takes by wildcard is dirty too (an untracked or ignored
+ * file elsewhere is not); the numerics record carries
  * the hash (a dirty checkpoint resumes only under the same changes); a
  * directory outside git is commit "unknown", dirty -1. */
 static void test_tree_state(void **state)
@@ -664,6 +666,28 @@ static void test_tree_state(void **state)
     lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
     assert_int_equal(dirty, 1);
     assert_string_equal(diff, d1);
+    /* untracked files: one in a source folder the Makefile builds by
+     * wildcard is code (dirty, in the hash, its content too); one elsewhere,
+     * or one .gitignore names, is not */
+    assert_int_equal(sh_in(dir, "echo 'int x;' > a.c && mkdir -p engine methods/m && echo notes > notes.txt && "
+                                "echo '*.o' > .gitignore && git add .gitignore && "
+                                "git -c user.email=t@t -c user.name=t commit -q -m two && echo obj > engine/k.o"),
+                     0);
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
+    assert_int_equal(dirty, 0);
+    assert_string_equal(diff, "");
+    assert_int_equal(sh_in(dir, "echo 'int m;' > methods/m/method.c"), 0);
+    char d2[65];
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, d2);
+    assert_int_equal(dirty, 1);
+    assert_int_equal((int)strlen(d2), 64);
+    assert_int_equal(sh_in(dir, "echo 'int n;' > methods/m/method.c"), 0);
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
+    assert_int_equal(dirty, 1);
+    assert_string_not_equal(diff, d2);
+    assert_int_equal(sh_in(dir, "echo 'int m;' > methods/m/method.c"), 0);
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
+    assert_string_equal(diff, d2);
     /* a clean tree's record is as before: checkpoints of clean runs still match */
     e.dirty = 0;
     e.diff_sha256[0] = '\0';
