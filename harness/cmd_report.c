@@ -377,8 +377,8 @@ int lt_cmd_reproduce(int argc, char **argv)
         ns = p->n_seeds;
         for (int i = 0; i < ns; i++) seeds[i] = p->seeds[i];
     }
-    printf("reproduce: %s on %s (version %d, sha256 %.12s), scale %s, seeds", m->name, p->name, p->version,
-           p->sha256, scale);
+    printf("reproduce: %s (method version %s) on %s (protocol version %d, sha256 %.12s), scale %s, seeds", m->name,
+           m->version, p->name, p->version, p->sha256, scale);
     for (int i = 0; i < ns; i++) printf("%s%d", i ? "," : " ", seeds[i]);
     printf("\n");
 
