@@ -113,10 +113,13 @@ gpu_env_git() {
         return 0
     fi
     local changed n
+    # what harness/lt_run_env.c calls dirty: tracked changes outside results/
+    # and plots/out/, and untracked sources in the folders built by wildcard
     changed=$(git --no-optional-locks status --porcelain --untracked-files=no -- . ':(exclude)results' \
-        ':(exclude)plots/out' 2>/dev/null)
+        ':(exclude)plots/out' 2>/dev/null; git ls-files --others --exclude-standard -- engine datasets harness \
+        methods 2>/dev/null | sed 's/^/?? /')
     n=$(printf '%s' "$changed" | grep -c . || true)
-    GPU_GIT_NOTE="commit $(git rev-parse HEAD) from .gpudeps/git, $n tracked files differ"
+    GPU_GIT_NOTE="commit $(git rev-parse HEAD) from .gpudeps/git, $n files differ"
     if [ "$n" -ne 0 ]; then
         GPU_GIT_NOTE="$GPU_GIT_NOTE: STALE pack, runs are dirty (run tests/gpu/pack-git.sh after the last commit)"
         printf '%s\n' "$changed" | head -10

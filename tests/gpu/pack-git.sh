@@ -33,7 +33,10 @@ git -C "$OUT" update-ref refs/heads/gpu "$sha"
 git -C "$OUT" symbolic-ref HEAD refs/heads/gpu
 git -C "$OUT" cat-file -e "$sha^{tree}" || die "the packed commit cannot be read back"
 echo "tests/gpu/pack-git.sh: $OUT: commit $sha, $(du -sh "$OUT" | cut -f1)"
-changed=$(git status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)plots/out' | wc -l)
+# what harness/lt_run_env.c calls dirty: tracked changes outside results/
+# and plots/out/, and untracked sources in the folders built by wildcard
+changed=$(( $(git status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)plots/out' | wc -l) +
+            $(git ls-files --others --exclude-standard -- engine datasets harness methods | wc -l) ))
 [ "$changed" -eq 0 ] || echo "tests/gpu/pack-git.sh: note: $changed files differ from the commit: GPU runs of this tree will be dirty"
 if [ -d .gpudeps ]; then
     total=$(( $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) + $(du -sb .gpudeps | cut -f1) ))
