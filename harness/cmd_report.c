@@ -269,12 +269,14 @@ static const char COMPARE_USAGE[] =
     "usage: ltbench compare [--reference DIR] RUN_A RUN_B\n"
     "\n"
     "Compare two runs of one experiment (directories holding result.json and per_class.csv, e.g.\n"
-    "results/runs/fmnist_lt_r100/short/ce/seed0 and a fresh run of it). When their numerics\n"
-    "fingerprints agree (engine version, conv backend, BLAS core, threads; backend, math mode,\n"
-    "layout and GPU libraries on cuda) every metric and per_class.csv must be identical; otherwise each metric\n"
-    "must be within its tolerance in DIR/<scale>.csv, else DIR/ci.csv, and metrics without one are\n"
-    "printed as not compared. Exit status 1 on a difference, or when the runs are not of the same\n"
-    "protocol file, dataset, scale, method and seed.\n"
+    "results/runs/fmnist_lt_r100/short/ce/seed0 and a fresh run of it). When RUN_A was made from a\n"
+    "committed tree (or both from one commit with the same uncommitted changes: env.dirty_diff_sha256)\n"
+    "and their numerics fingerprints agree (engine version, conv backend, BLAS core, threads;\n"
+    "backend, math mode, layout and GPU libraries on cuda) every metric and per_class.csv must be\n"
+    "identical; otherwise each metric must be within its tolerance in DIR/<scale>.csv, else\n"
+    "DIR/ci.csv, and metrics without one are printed as not compared. Exit status 1 on a\n"
+    "difference, or when the runs are not of the same protocol file, dataset, scale, method and\n"
+    "seed.\n"
     "  --reference DIR  reference directory (default results/reference)\n";
 
 int lt_cmd_compare(int argc, char **argv)

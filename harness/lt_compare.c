@@ -157,6 +157,13 @@ int lt_compare_runs(const lt_compare_opts *o, const char *a_dir, const char *b_d
         lt_fingerprint fa, fb;
         lt_fingerprint_of_record(a, &fa);
         lt_fingerprint_of_record(b, &fb);
+        /* two runs of one uncommitted tree (the same commit and the same
+         * changes) are the same code: the rest of the fingerprint decides,
+         * as for two clean runs */
+        const int same_changes = fa.dirty == 1 && fb.dirty == 1 && fa.dirty_diff[0] &&
+                                 !strcmp(fa.dirty_diff, fb.dirty_diff) && fa.commit[0] &&
+                                 !strcmp(fa.commit, fb.commit);
+        if (same_changes) fa.dirty = fb.dirty = 0;
         char why[512];
         s->exact = !lt_fingerprint_stale(&fa, &fb, why, sizeof why);
         fprintf(out, "compare: %s %s %s seed %d\n  A %s\n  B %s\n", a->protocol, a->scale, a->method, a->seed, a->path,
@@ -165,6 +172,9 @@ int lt_compare_runs(const lt_compare_opts *o, const char *a_dir, const char *b_d
         fprintf(out, "  fingerprint A: engine %s, %s, BLAS core %s, %d threads, backend %s\n", fa.engine_version,
                 fa.conv_backend, fa.blas_core, fa.threads, a->device_tag);
         if (s->exact) {
+            if (same_changes)
+                fprintf(out, "  both made from commit %.12s with the same uncommitted changes (dirty_diff_sha256 %.12s)\n",
+                        fa.commit, fa.dirty_diff);
             fprintf(out, "  same fingerprint: every number must be identical\n");
             fprintf(out, "  %-9s %-19s  %-19s\n", "metric", "A", "B");
             exact(out, a, b, s);

@@ -48,6 +48,7 @@ void lt_fingerprint_of_record(const lt_run_record *r, lt_fingerprint *f)
     f->threads = r->threads;
     snprintf(f->commit, sizeof f->commit, "%s", r->commit);
     f->dirty = r->dirty;
+    snprintf(f->dirty_diff, sizeof f->dirty_diff, "%s", r->dirty_diff_sha256);
     snprintf(f->backend, sizeof f->backend, "%s", r->backend[0] ? r->backend : "cpu");
     f->kind = r->backend_kind;
     snprintf(f->gpu_name, sizeof f->gpu_name, "%s", r->gpu_name);

@@ -30,6 +30,7 @@ typedef struct {
     int threads;               /* 0 unknown */
     char commit[64];           /* "" or "unknown": not made from a git tree */
     int dirty;                 /* 1 dirty, 0 clean, -1 unknown */
+    char dirty_diff[65];       /* dirty: the changes' sha256 (env.dirty_diff_sha256), else "" */
     char backend[8];           /* "cpu" (also: not recorded) or "cuda": for messages */
     lt_backend_kind kind;      /* the same, what the checks branch on */
     /* cuda only ("" / 0 for cpu) */

@@ -390,6 +390,13 @@ static int record_read(const char *path, lt_run_record *r, int strict)
     copy_str(r->commit, sizeof r->commit, env, "commit");
     const cJSON *dirty = cJSON_GetObjectItemCaseSensitive(env, "dirty");
     r->dirty = cJSON_IsBool(dirty) ? cJSON_IsTrue(dirty) : -1;
+    /* which uncommitted changes: kept only when it is a sha256 (another
+     * writer's file may hold anything there) */
+    const cJSON *dd = cJSON_GetObjectItemCaseSensitive(env, "dirty_diff_sha256");
+    r->dirty_diff_sha256[0] = '\0';
+    if (cJSON_IsString(dd) && dd->valuestring && strlen(dd->valuestring) == 64 &&
+        strspn(dd->valuestring, "0123456789abcdef") == 64)
+        memcpy(r->dirty_diff_sha256, dd->valuestring, 65);
     copy_str(r->engine_version, sizeof r->engine_version, env, "engine_version");
     copy_str(r->conv_backend, sizeof r->conv_backend, env, "conv_backend");
     copy_str(r->blas_core, sizeof r->blas_core, env, "blas_core");

@@ -57,6 +57,7 @@ typedef struct {
     char manifest_sha256[65];
     char commit[64];                /* env.commit; "" absent */
     int dirty;                      /* env.dirty: 1 true, 0 false, -1 null or absent */
+    char dirty_diff_sha256[65];     /* env.dirty_diff_sha256: 64 hex digits, else "" */
     /* the numerics-relevant fingerprint (lt_fingerprint.h); "" / 0 absent */
     char engine_version[32];
     char conv_backend[64];

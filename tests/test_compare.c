@@ -32,6 +32,7 @@ typedef struct {
     const char *per_class;
     int no_per_class;
     const char *env_device;   /* the env's device keys; NULL: "backend":"cpu" */
+    const char *env_tree;     /* the env's commit / dirty keys; NULL: a clean commit */
 } run;
 
 static run base(void) {
@@ -56,11 +57,12 @@ static const char *write_run(const char *name, const run *r) {
              "\"seed\":%d,\"dataset\":{\"name\":\"fmnist\",\"manifest_sha256\":\"bbbb\"},"
              "\"metrics\":{\"top1\":%.17g,\"many\":0.85,\"medium\":0.8722,\"few\":null,\"ece\":%.17g,"
              "\"macro_f1\":0.84,\"map\":null,\"ece_ts\":0.0125},"
-             "\"env\":{\"commit\":\"abc123def4567890\",\"dirty\":false,\"engine_version\":\"%s\","
+             "\"env\":{%s,\"engine_version\":\"%s\","
              "\"conv_backend\":\"%s\",\"blas_core\":\"%s\",\"threads\":%d,%s}}\n",
              r->status, strcmp(r->status, "ok") ? "loss is NaN in stage 1 epoch 3" : "", r->protocol_sha, r->method,
-             r->seed, r->top1, r->ece, r->engine, r->conv, r->blas, r->threads,
-             r->env_device ? r->env_device : "\"backend\":\"cpu\"");
+             r->seed, r->top1, r->ece,
+             r->env_tree ? r->env_tree : "\"commit\":\"abc123def4567890\",\"dirty\":false", r->engine, r->conv,
+             r->blas, r->threads, r->env_device ? r->env_device : "\"backend\":\"cpu\"");
     snprintf(path, sizeof path, "%s/result.json", dir);
     tf_spit(path, text);
     if (!r->no_per_class) {
@@ -193,6 +195,44 @@ static void test_tolerance(void **state) {
     assert_non_null(strstr(rep, "-0.51 points, tol 0.50"));
 }
 
+/* Dirty runs: two of the same commit and the same uncommitted changes are
+ * the same code, so every number must be identical (a last-bit difference
+ * is a mismatch); other changes, no recorded hash (results before it was
+ * kept, or a malformed one) or another commit compare within tolerance. */
+static void test_dirty_same_changes(void **state) {
+    (void)state;
+#define H1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define H2 "2222222222222222222222222222222222222222222222222222222222222222"
+    run r = base();
+    r.env_tree = "\"commit\":\"abc123def4567890\",\"dirty\":true,\"dirty_diff_sha256\":\"" H1 "\"";
+    const char *a = write_run("dirty_a", &r);
+    r.top1 = 0.85444000000000009;   /* the next double up */
+    const char *b = write_run("dirty_b", &r);
+    lt_compare_summary s;
+    char rep[8192];
+    assert_int_equal(compare(a, b, &s, rep, sizeof rep), LT_OK);
+    assert_int_equal(s.exact, 1);
+    assert_int_equal(s.n_mismatch, 1);
+    assert_non_null(strstr(rep, "same uncommitted changes (dirty_diff_sha256 111111111111)"));
+    const char *trees[] = {
+        "\"commit\":\"abc123def4567890\",\"dirty\":true,\"dirty_diff_sha256\":\"" H2 "\"",
+        "\"commit\":\"abc123def4567890\",\"dirty\":true",
+        "\"commit\":\"abc123def4567890\",\"dirty\":true,\"dirty_diff_sha256\":\"" H1 "x\"",
+        "\"commit\":\"fedcba9876543210\",\"dirty\":true,\"dirty_diff_sha256\":\"" H1 "\""};
+    const char *names[] = {"dirty_c", "dirty_d", "dirty_e", "dirty_f"};
+    for (int i = 0; i < 4; i++) {
+        run t = base();
+        t.env_tree = trees[i];
+        const char *c = write_run(names[i], &t);
+        assert_int_equal(compare(a, c, &s, rep, sizeof rep), LT_OK);
+        assert_int_equal(s.exact, 0);
+        assert_non_null(strstr(rep, "uncommitted tree"));
+        assert_int_equal(s.n_mismatch, 0);
+    }
+#undef H1
+#undef H2
+}
+
 /* GPU runs of one experiment in the two layouts: the fingerprint lines
  * name each row's backend (cuda, cuda-nhwc), and the layout is the
  * difference that makes it a tolerance comparison. */
@@ -287,6 +327,7 @@ int main(void) {
         cmocka_unit_test(test_exact_same),    cmocka_unit_test(test_exact_last_bit),
         cmocka_unit_test(test_exact_per_class), cmocka_unit_test(test_tolerance),
         cmocka_unit_test(test_gpu_layouts),
+        cmocka_unit_test(test_dirty_same_changes),
         cmocka_unit_test(test_refusals),      cmocka_unit_test(test_command),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
