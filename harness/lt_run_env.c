@@ -84,35 +84,12 @@ void lt_run_numerics(const lt_run_env *e, int cuda, char *buf, size_t cap) {
  * tracked one. Untracked files elsewhere (notes, logs, downloads) are not. */
 #define CODE_DIRS "engine datasets harness methods"
 
-/* Everything popen(cmd) prints, malloc'ed and NUL-terminated, into *out
- * (its length in *n); -1 when the command fails. */
-static int command_output(const char *cmd, char **out, size_t *n) {
-    *out = NULL;
-    *n = 0;
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t cap = 4096, len = 0;
-    char *b = malloc(cap);
-    int ok = b != NULL;
-    while (ok) {
-        if (cap - len < 4096) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) { ok = 0; break; }
-            b = nb;
-            cap *= 2;
-        }
-        const size_t got = fread(b + len, 1, cap - len - 1, p);
-        if (!got) break;
-        len += got;
-    }
-    if (pclose(p) != 0 || !ok) {
-        free(b);
-        return -1;
-    }
-    b[len] = '\0';
-    *out = b;
-    *n = len;
-    return 0;
+/* Feeds everything f holds into s; -1 on a read error. */
+static int hash_stream(FILE *f, lt_sha256 *s) {
+    char buf[8192];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) lt_sha256_update(s, buf, got);
+    return ferror(f) ? -1 : 0;
 }
 
 /* sha256 of the uncommitted code, into hex: `git diff HEAD` (binary patches
@@ -127,30 +104,29 @@ static int diff_sha256(const char *top, char hex[65]) {
              "git -C '%s' --no-optional-locks diff HEAD --no-ext-diff --no-color --no-textconv --binary -- . "
              "':(exclude)results' ':(exclude)plots/out' 2>/dev/null",
              top);
-    char *out;
-    size_t n;
-    if (command_output(cmd, &out, &n)) return -1;
-    lt_sha256_update(&s, out, n);
-    free(out);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    int rc = hash_stream(p, &s);
+    if (pclose(p) != 0) rc = -1;
+    if (rc) return -1;
     snprintf(cmd, sizeof cmd, "git -C '%s' ls-files --others --exclude-standard -z -- " CODE_DIRS " 2>/dev/null", top);
-    if (command_output(cmd, &out, &n)) return -1;
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc;) {
-        const char *name = out + i;
-        const size_t len = strlen(name);
-        i += len + 1;
+    if (!(p = popen(cmd, "r"))) return -1;
+    char *name = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while (!rc && (len = getdelim(&name, &cap, '\0', p)) > 0) {
         lt_sha256_update(&s, "untracked ", 10);
-        lt_sha256_update(&s, name, len + 1);
+        lt_sha256_update(&s, name, (size_t)len);   /* with its NUL: names cannot run into contents */
         snprintf(path, sizeof path, "%s/%s", top, name);
         FILE *f = fopen(path, "rb");
-        if (!f) { rc = -1; break; }
-        char buf[8192];
-        size_t got;
-        while ((got = fread(buf, 1, sizeof buf, f)) > 0) lt_sha256_update(&s, buf, got);
-        if (ferror(f)) rc = -1;
-        fclose(f);
+        if (!f) rc = -1;
+        else {
+            rc = hash_stream(f, &s);
+            fclose(f);
+        }
     }
-    free(out);
+    free(name);
+    if (pclose(p) != 0) rc = -1;
     if (rc) return -1;
     uint8_t d[32];
     lt_sha256_final(&s, d);

@@ -612,6 +612,17 @@ static int sh_in(const char *dir, const char *cmd)
     return system(buf) == 0 ? 0 : -1;
 }
 
+/* Runs cmd in dir, then lt_run_tree_state on it: dirty, the diff hash in diff. */
+static int state_after(const char *dir, const char *cmd, char diff[65])
+{
+    assert_int_equal(sh_in(dir, cmd), 0);
+    char commit[64];
+    int dirty;
+    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
+    assert_int_equal((int)strlen(commit), 40);
+    return dirty;
+}
+
 /* lt_run_tree_state on a git repository of its own: clean is dirty 0 with
  * no diff hash; a change to results/ or plots/out/ is not dirty; a change
  * to the code is dirty with the sha256 of its diff, another change another
@@ -633,19 +644,15 @@ static void test_tree_state(void **state)
                                 "echo r > results/r.csv && echo f > plots/out/f.svg && git add -A && "
                                 "git -c user.email=t@t -c user.name=t commit -q -m one"),
                      0);
-    char commit[64], diff[65], d1[65];
+    char commit[64], diff[65], d1[65], d2[65];
     int dirty;
     lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
     assert_int_equal((int)strlen(commit), 40);
     assert_int_equal(dirty, 0);
     assert_string_equal(diff, "");
-    assert_int_equal(sh_in(dir, "echo r2 >> results/r.csv && echo f2 >> plots/out/f.svg"), 0);
-    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
-    assert_int_equal(dirty, 0);
+    assert_int_equal(state_after(dir, "echo r2 >> results/r.csv && echo f2 >> plots/out/f.svg", diff), 0);
     assert_string_equal(diff, "");
-    assert_int_equal(sh_in(dir, "echo 'int y;' >> a.c"), 0);
-    lt_run_tree_state(dir, commit, sizeof commit, &dirty, d1);
-    assert_int_equal(dirty, 1);
+    assert_int_equal(state_after(dir, "echo 'int y;' >> a.c", d1), 1);
     assert_int_equal((int)strlen(d1), 64);
     lt_run_env e;
     memset(&e, 0, sizeof e);
@@ -658,35 +665,24 @@ static void test_tree_state(void **state)
     lt_run_numerics(&e, 0, num, sizeof num);
     snprintf(want, sizeof want, "threads=2;conv=avx2-direct;blas=Zen;dirty=1:%.16s", d1);
     assert_string_equal(num, want);
-    assert_int_equal(sh_in(dir, "echo 'int x;' > a.c && echo 'int z;' >> a.c"), 0);
-    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
-    assert_int_equal(dirty, 1);
+    assert_int_equal(state_after(dir, "echo 'int x;' > a.c && echo 'int z;' >> a.c", diff), 1);
     assert_string_not_equal(diff, d1);
-    assert_int_equal(sh_in(dir, "echo 'int x;' > a.c && echo 'int y;' >> a.c"), 0);
-    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
-    assert_int_equal(dirty, 1);
+    assert_int_equal(state_after(dir, "echo 'int x;' > a.c && echo 'int y;' >> a.c", diff), 1);
     assert_string_equal(diff, d1);
     /* untracked files: one in a source folder the Makefile builds by
      * wildcard is code (dirty, in the hash, its content too); one elsewhere,
      * or one .gitignore names, is not */
-    assert_int_equal(sh_in(dir, "echo 'int x;' > a.c && mkdir -p engine methods/m && echo notes > notes.txt && "
-                                "echo '*.o' > .gitignore && git add .gitignore && "
-                                "git -c user.email=t@t -c user.name=t commit -q -m two && echo obj > engine/k.o"),
+    assert_int_equal(state_after(dir, "echo 'int x;' > a.c && mkdir -p engine methods/m && echo notes > notes.txt && "
+                                      "echo '*.o' > .gitignore && git add .gitignore && "
+                                      "git -c user.email=t@t -c user.name=t commit -q -m two && echo obj > engine/k.o",
+                                 diff),
                      0);
-    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
-    assert_int_equal(dirty, 0);
     assert_string_equal(diff, "");
-    assert_int_equal(sh_in(dir, "echo 'int m;' > methods/m/method.c"), 0);
-    char d2[65];
-    lt_run_tree_state(dir, commit, sizeof commit, &dirty, d2);
-    assert_int_equal(dirty, 1);
+    assert_int_equal(state_after(dir, "echo 'int m;' > methods/m/method.c", d2), 1);
     assert_int_equal((int)strlen(d2), 64);
-    assert_int_equal(sh_in(dir, "echo 'int n;' > methods/m/method.c"), 0);
-    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
-    assert_int_equal(dirty, 1);
+    assert_int_equal(state_after(dir, "echo 'int n;' > methods/m/method.c", diff), 1);
     assert_string_not_equal(diff, d2);
-    assert_int_equal(sh_in(dir, "echo 'int m;' > methods/m/method.c"), 0);
-    lt_run_tree_state(dir, commit, sizeof commit, &dirty, diff);
+    assert_int_equal(state_after(dir, "echo 'int m;' > methods/m/method.c", diff), 1);
     assert_string_equal(diff, d2);
     /* a clean tree's record is as before: checkpoints of clean runs still match */
     e.dirty = 0;
