@@ -643,6 +643,13 @@ static void test_shared_stage1(void **state) {
     assert_string_equal(get(j, "method.stage1.commit")->valuestring, get(cej, "env.commit")->valuestring);
     assert_string_equal(get(j, "method.stage1.engine_version")->valuestring, LT_ENGINE_VERSION);
     assert_true(cJSON_IsBool(get(j, "method.stage1.dirty")) || cJSON_IsNull(get(j, "method.stage1.dirty")));
+    /* the stage-1 run's changes as its own result has them: its hash (dirty
+     * tree) or null (clean) */
+    const cJSON *sd = get(j, "method.stage1.dirty_diff_sha256"), *cd = get(cej, "env.dirty_diff_sha256");
+    assert_non_null(sd);
+    assert_non_null(cd);
+    if (cJSON_IsString(cd)) assert_string_equal(sd->valuestring, cd->valuestring);
+    else assert_true(cJSON_IsNull(cd) && cJSON_IsNull(sd));
     cJSON_Delete(cej);
     /* env gains the whole CPU model string next to the older keys */
     assert_true(cJSON_IsString(get(j, "env.cpu_model")));
