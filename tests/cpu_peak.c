@@ -1,9 +1,12 @@
 /* cpu_peak.c — see cpu_peak.h. */
 #include "cpu_peak.h"
 
+#include <immintrin.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The value of the first "KEY<spaces>: value" line, up to the newline, into
  * OUT; 0 when found. */
@@ -110,4 +113,84 @@ int lt_cpu_peak_here(lt_cpu_peak *p, char *why, size_t why_len)
     free(ci);
     free(mf);
     return rc;
+}
+
+/* ---- the measured peak ---------------------------------------------------- */
+/* A register-only loop: 12 independent accumulators (more than FMA latency x
+ * FMA units on the cores above, so the pipes never wait on a result), no
+ * memory operand, the sums returned so that nothing is optimised away. */
+#define PEAK_ACC 12
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+__attribute__((target("avx2,fma"), noinline)) static float fma_loop8(long iters)
+{
+    __m256 a[PEAK_ACC];
+    for (int i = 0; i < PEAK_ACC; i++) a[i] = _mm256_set1_ps(0.01f * (float)i);
+    const __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < PEAK_ACC; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+    }
+    __m256 s = a[0];
+    for (int i = 1; i < PEAK_ACC; i++) s = _mm256_add_ps(s, a[i]);
+    float o[8];
+    _mm256_storeu_ps(o, s);
+    return o[0];
+}
+
+__attribute__((target("avx512f"), noinline)) static float fma_loop16(long iters)
+{
+    __m512 a[PEAK_ACC];
+    for (int i = 0; i < PEAK_ACC; i++) a[i] = _mm512_set1_ps(0.01f * (float)i);
+    const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < PEAK_ACC; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    }
+    __m512 s = a[0];
+    for (int i = 1; i < PEAK_ACC; i++) s = _mm512_add_ps(s, a[i]);
+    return _mm512_reduce_add_ps(s);
+}
+
+int lt_cpu_peak_measure(const lt_cpu_peak *p, int threads, double seconds, lt_cpu_peak_run *out)
+{
+    memset(out, 0, sizeof *out);
+    __builtin_cpu_init();
+    int wide;
+    if (p->lanes == 16 && __builtin_cpu_supports("avx512f")) wide = 1;
+    else if (p->lanes == 8 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) wide = 0;
+    else return -1;
+    if (threads < 1) threads = 1;
+    if (seconds <= 0) seconds = 0.1;
+    /* calibrate on one thread: iterations for about seconds / 3 per trial */
+    long iters = 1 << 16;
+    for (;;) {
+        double t0 = now_s();
+        out->checksum += wide ? fma_loop16(iters) : fma_loop8(iters);
+        double dt = now_s() - t0;
+        if (dt > 0.01 || iters > (1L << 40)) {
+            iters = (long)((double)iters * (seconds / 3) / (dt > 0 ? dt : 1e-3)) + 1;
+            break;
+        }
+        iters *= 4;
+    }
+    const double flop = (double)iters * PEAK_ACC * p->lanes * 2.0 * threads;
+    for (int trial = 0; trial < 3; trial++) {
+        double sum = 0, t0 = now_s();
+#pragma omp parallel num_threads(threads) reduction(+ : sum)
+        sum += wide ? fma_loop16(iters) : fma_loop8(iters);
+        double dt = now_s() - t0;
+        out->checksum += sum;
+        const double gf = flop / dt / 1e9;
+        if (gf > out->gflops) out->gflops = gf;
+    }
+    out->threads = threads;
+    out->ghz = out->gflops / threads / (p->fma_units * p->lanes * 2.0);
+    return 0;
 }

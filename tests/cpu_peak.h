@@ -4,7 +4,8 @@
  * A fixed figure measured on one machine ("490") meant nothing elsewhere, so
  * the bench prints this derivation, or no percentage at all when the ISA or
  * the clock is unknown. Pure text in, numbers out: unit-tested on fake
- * cpuinfo text (tests/test_cpu_peak.c). */
+ * cpuinfo text (tests/test_cpu_peak.c). And the peak measured by an FMA
+ * loop (lt_cpu_peak_measure), which the bench's percentages are of. */
 #ifndef LT_CPU_PEAK_H
 #define LT_CPU_PEAK_H
 
@@ -30,5 +31,21 @@ void lt_cpu_peak_describe(const lt_cpu_peak *p, char *buf, size_t len);
 
 /* The same from this machine's files. */
 int lt_cpu_peak_here(lt_cpu_peak *p, char *why, size_t why_len);
+
+/* The derived figure's clock is often not the one the cores run at (a
+ * virtual machine's "cpu MHz" is the TSC's base clock, below its turbo), so
+ * a percentage of it overstates how close a kernel gets. So the bench also
+ * measures the peak: a register-only FMA loop of P's width on THREADS
+ * OpenMP threads, the best of 3 trials of about SECONDS / 3 each. */
+typedef struct {
+    int threads;
+    double gflops;   /* fp32 GFLOP/s of all THREADS together (best trial) */
+    double ghz;      /* the clock that rate implies under P's units x lanes */
+    double checksum; /* the loop's sums (kept so the loop is not elided) */
+} lt_cpu_peak_run;
+
+/* 0 and OUT filled; -1 when this CPU lacks P's ISA (P from
+ * lt_cpu_peak_derive / _here). */
+int lt_cpu_peak_measure(const lt_cpu_peak *p, int threads, double seconds, lt_cpu_peak_run *out);
 
 #endif

@@ -68,6 +68,52 @@ static void test_not_derivable(void **state)
     assert_int_equal(lt_cpu_peak_derive(NULL, NULL, &p, why, sizeof why), -1);
 }
 
+/* The measured peak on this CPU: the loop runs at its ISA's width and gives
+ * a rate the derivation can account for (a clock between 0.8 and 6 GHz),
+ * and on two threads at least as much as on one, less a noise margin. */
+static void test_measured_here(void **state)
+{
+    (void)state;
+    lt_cpu_peak p;
+    char why[200] = "";
+    if (lt_cpu_peak_here(&p, why, sizeof why)) {
+        skip();   /* no AVX2/AVX-512 or no clock here: nothing to measure */
+        return;
+    }
+    lt_cpu_peak_run r1, r2;
+    assert_int_equal(lt_cpu_peak_measure(&p, 1, 0.06, &r1), 0);
+    assert_int_equal(r1.threads, 1);
+    assert_true(r1.gflops > 0);
+    assert_true(r1.ghz > 0.8 && r1.ghz < 6.0);
+    /* the loop's values converge to 1 (a <- 0.999 a + 0.001): finite, summed */
+    assert_true(r1.checksum == r1.checksum && r1.checksum > 0);
+    assert_int_equal(lt_cpu_peak_measure(&p, 2, 0.06, &r2), 0);
+    assert_int_equal(r2.threads, 2);
+    assert_true(r2.gflops > 0.5 * r1.gflops);
+    print_message("measured: %.1f GFLOP/s at 1 thread (as at %.2f GHz), %.1f at 2; derived %.1f per core (%s)\n",
+                  r1.gflops, r1.ghz, r2.gflops, p.gflops_per_core, p.clock_src);
+}
+
+/* A width this CPU lacks is refused, not measured at another width. */
+static void test_measure_refuses_other_isa(void **state)
+{
+    (void)state;
+    lt_cpu_peak p;
+    char why[200] = "";
+    /* 4 lanes: no such loop */
+    assert_int_equal(lt_cpu_peak_derive(CPU("avx avx2 fma", "cpu MHz\t\t: 2000\n"), NULL, &p, why, sizeof why), 0);
+    p.lanes = 4;
+    lt_cpu_peak_run r;
+    assert_int_equal(lt_cpu_peak_measure(&p, 1, 0.01, &r), -1);
+    assert_true(r.gflops == 0);
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) {
+        assert_int_equal(lt_cpu_peak_derive(CPU("avx2 fma avx512f", "cpu MHz\t\t: 2000\n"), NULL, &p, why,
+                                            sizeof why), 0);
+        assert_int_equal(lt_cpu_peak_measure(&p, 1, 0.01, &r), -1);
+    }
+}
+
 /* The bench itself no longer carries a fixed peak. */
 static void test_bench_has_no_fixed_peak(void **state)
 {
@@ -80,6 +126,7 @@ static void test_bench_has_no_fixed_peak(void **state)
     fclose(f);
     assert_null(strstr(buf, "490"));
     assert_non_null(strstr(buf, "lt_cpu_peak_here"));
+    assert_non_null(strstr(buf, "lt_cpu_peak_measure"));
 }
 
 int main(void)
@@ -88,6 +135,8 @@ int main(void)
         cmocka_unit_test(test_avx512_from_cpuinfo_mhz),
         cmocka_unit_test(test_avx2_from_cpufreq),
         cmocka_unit_test(test_not_derivable),
+        cmocka_unit_test(test_measured_here),
+        cmocka_unit_test(test_measure_refuses_other_isa),
         cmocka_unit_test(test_bench_has_no_fixed_peak),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

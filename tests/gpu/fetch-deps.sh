@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/gpu/fetch-deps.sh [DIR] — download the Debian 12 .debs the GPU
-# machine lacks into DIR (default .gpudeps, ignored through
-# .git/info/exclude), on a machine where apt works. tests/gpu/env.sh unpacks
+# machine lacks into DIR (default .gpudeps, which .gitignore names), on a
+# machine where apt works. tests/gpu/env.sh unpacks
 # them there with dpkg -x into a temp folder (never into /).
 #
 # What: the engine's build needs (OpenBLAS, CMocka, cJSON: tests/gpu/run.sh)
