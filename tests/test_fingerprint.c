@@ -623,6 +623,74 @@ static int state_after(const char *dir, const char *cmd, char diff[65])
     return dirty;
 }
 
+/* The GPU machine gets the work tree without .git, and a pack of HEAD's
+ * commit that tests/gpu/pack-git.sh makes without the blobs of results/ and
+ * plots/out/ (the device tool's 64 MiB); tests/gpu/env.sh points git at it
+ * (GIT_DIR, GIT_WORK_TREE, an index of its own from read-tree). There
+ * lt_run_tree_state must see what it sees in the real checkout: the
+ * commit, clean, results/ and plots/out/ changes not dirty (and no missing
+ * object), and a code change dirty with the same diff hash. */
+static void test_tree_state_packed(void **state)
+{
+    (void)state;
+    if (system("git --version >/dev/null 2>&1") != 0) {
+        print_message("skip: git is not installed\n");
+        skip();
+    }
+    char here[4096];
+    assert_non_null(getcwd(here, sizeof here));
+    char dir[] = "/tmp/lt_pack_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    /* repo/: the checkout; copy/: its files alone; git/: the pack */
+    assert_int_equal(sh_in(dir, "mkdir repo && cd repo && git init -q . && mkdir -p results/runs plots/out engine && "
+                                "echo 'int x;' > a.c && echo 'int e;' > engine/e.c && echo r > results/runs/r.csv && "
+                                "echo f > plots/out/f.svg && git add -A && "
+                                "git -c user.email=t@t -c user.name=t commit -q -m one"),
+                     0);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "PACKGIT_REPO='%s/repo' bash '%s/tests/gpu/pack-git.sh' '%s/git' && "
+             "mkdir copy && cd repo && git ls-files -z | xargs -0 cp --parents -t ../copy", dir, here, dir);
+    assert_int_equal(sh_in(dir, cmd), 0);
+    /* the pack holds no blob of results/ or plots/out/ */
+    snprintf(cmd, sizeof cmd, "test \"$(cd repo && git rev-parse HEAD:results/runs/r.csv)\" && "
+             "! git --git-dir='%s/git' cat-file -e \"$(cd repo && git rev-parse HEAD:results/runs/r.csv)\" && "
+             "! git --git-dir='%s/git' cat-file -e \"$(cd repo && git rev-parse HEAD:plots/out/f.svg)\" && "
+             "git --git-dir='%s/git' cat-file -e \"$(cd repo && git rev-parse HEAD:engine/e.c)\"", dir, dir, dir);
+    assert_int_equal(sh_in(dir, cmd), 0);
+    char repo[128], copy[128], gitdir[128], index[160];
+    snprintf(repo, sizeof repo, "%s/repo", dir);
+    snprintf(copy, sizeof copy, "%s/copy", dir);
+    snprintf(gitdir, sizeof gitdir, "%s/git", dir);
+    snprintf(index, sizeof index, "%s/index", dir);
+    char c_real[64], c_pack[64], d_real[65], d_pack[65];
+    int dirty;
+    lt_run_tree_state(repo, c_real, sizeof c_real, &dirty, d_real);
+    assert_int_equal(dirty, 0);
+    /* as gpu_env_git does */
+    setenv("GIT_DIR", gitdir, 1);
+    setenv("GIT_WORK_TREE", copy, 1);
+    setenv("GIT_INDEX_FILE", index, 1);
+    assert_int_equal(sh_in(copy, "git read-tree HEAD"), 0);
+    lt_run_tree_state(copy, c_pack, sizeof c_pack, &dirty, d_pack);
+    assert_string_equal(c_pack, c_real);
+    assert_int_equal(dirty, 0);
+    assert_string_equal(d_pack, "");
+    /* a run rewrites results and figures: still clean, nothing missing */
+    assert_int_equal(state_after(copy, "echo r2 >> results/runs/r.csv && rm plots/out/f.svg && "
+                                       "echo r3 > results/runs/new.csv", d_pack), 0);
+    assert_string_equal(d_pack, "");
+    /* a code change: dirty, with the hash the real checkout gives it */
+    assert_int_equal(state_after(copy, "echo 'int y;' >> engine/e.c", d_pack), 1);
+    assert_int_equal((int)strlen(d_pack), 64);
+    unsetenv("GIT_DIR");
+    unsetenv("GIT_WORK_TREE");
+    unsetenv("GIT_INDEX_FILE");
+    assert_int_equal(state_after(repo, "echo 'int y;' >> engine/e.c", d_real), 1);
+    assert_string_equal(d_pack, d_real);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* lt_run_tree_state on a git repository of its own: clean is dirty 0 with
  * no diff hash; a change to results/ or plots/out/ is not dirty; a change
  * to the code is dirty with the sha256 of its diff, another change another
@@ -713,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_reuse_needs_default_hparams),
         cmocka_unit_test(test_commit_from_source_tree),
         cmocka_unit_test(test_tree_state),
+        cmocka_unit_test(test_tree_state_packed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,15 +10,18 @@
 # (gpu_env_git in tests/gpu/env.sh), so the runs there record the commit
 # and whether the copied tree differs from it.
 #
-# What: HEAD's commit, tree and blobs in one pack, marked shallow (no
-# parents: about 3 MB instead of the history), with a branch at it. Run it
+# What: HEAD's commit, trees and blobs (but those of results/ and
+# plots/out/, below) in one pack, marked shallow (no parents: about 1.6 MB
+# instead of the history), with a branch at it. Run it
 # after the last commit and before the device call: it says when the tree
 # has uncommitted changes (their runs would be dirty, as they are here).
 # .gpudeps travels with `carry`; the device tool's 64 MiB limit is checked
 # with the .debs.
 set -euo pipefail
 die() { echo "tests/gpu/pack-git.sh: ERROR: $*" >&2; exit 1; }
-cd "$(dirname "$0")/../.."
+# PACKGIT_REPO: another checkout to pack (tests/test_fingerprint.c packs a
+# repository of its own); by default the one this script is in
+cd "${PACKGIT_REPO:-$(dirname "$0")/../..}"
 OUT=${1:-.gpudeps/git}
 command -v git >/dev/null || die "needs git"
 sha=$(git rev-parse --verify HEAD) || die "not in a git checkout"
@@ -27,12 +30,32 @@ mkdir -p "$OUT"
 git init -q --bare "$OUT"
 git -C "$OUT" config core.bare false   # used with a work tree (GIT_WORK_TREE) there
 git -C "$OUT" config core.fileMode false   # a copy that loses executable bits is not a change
-git rev-list --objects --no-walk "$sha" | git pack-objects -q "$OUT/objects/pack/pack" >/dev/null
+# Every object but the blobs under results/ and plots/out/: each git command
+# a run makes there excludes those paths (harness/lt_run_env.c,
+# gpu_env_git), and they are half the pack (committed runs, figures), which
+# with the .debs must fit the device tool's 64 MiB. Trees are all kept
+# (read-tree HEAD needs them); a blob a kept path shares stays.
+tmpd=$(mktemp -d /tmp/packgit.XXXXXX)
+trap 'rm -rf "$tmpd"' EXIT
+git ls-tree -r "$sha" | awk -F '\t' '{ split($1, m, " "); if (m[2] == "blob") print m[3], $2 }' > "$tmpd/blobs"
+awk '$2 !~ /^(results|plots\/out)\// { print $1 }' "$tmpd/blobs" | sort -u > "$tmpd/keep"
+awk '$2 ~ /^(results|plots\/out)\// { print $1 }' "$tmpd/blobs" | sort -u | comm -23 - "$tmpd/keep" > "$tmpd/drop"
+git rev-list --objects --no-walk "$sha" | awk 'NR == FNR { drop[$1] = 1; next } !($1 in drop)' "$tmpd/drop" - |
+    git pack-objects -q "$OUT/objects/pack/pack" >/dev/null
 echo "$sha" > "$OUT/shallow"
 git -C "$OUT" update-ref refs/heads/gpu "$sha"
 git -C "$OUT" symbolic-ref HEAD refs/heads/gpu
 git -C "$OUT" cat-file -e "$sha^{tree}" || die "the packed commit cannot be read back"
-echo "tests/gpu/pack-git.sh: $OUT: commit $sha, $(du -sh "$OUT" | cut -f1)"
+# the commands the GPU machine runs, here on this work tree: they must find
+# every object they need in the pack (git says "unable to read" otherwise)
+GIT_DIR="$OUT" GIT_WORK_TREE="$PWD" GIT_INDEX_FILE="$tmpd/index" git read-tree HEAD ||
+    die "read-tree HEAD from the pack failed"
+for c in "status --porcelain --untracked-files=no" "diff HEAD --no-ext-diff --no-color --no-textconv --binary"; do
+    GIT_DIR="$OUT" GIT_WORK_TREE="$PWD" GIT_INDEX_FILE="$tmpd/index" git --no-optional-locks $c -- . \
+        ':(exclude)results' ':(exclude)plots/out' > "$tmpd/out" 2> "$tmpd/err" ||
+        die "git $c on the pack failed: $(head -3 "$tmpd/err")"
+done
+echo "tests/gpu/pack-git.sh: $OUT: commit $sha, $(du -sh "$OUT" | cut -f1) ($(wc -l < "$tmpd/drop") blobs of results/ and plots/out/ left out)"
 # what harness/lt_run_env.c calls dirty: tracked changes outside results/
 # and plots/out/, and untracked sources in the folders built by wildcard
 changed=$(( $(git status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)plots/out' | wc -l) +
