@@ -138,33 +138,29 @@ static double now_s(void)
 #define PEAK_SUM(ADD, a)                                                                                     \
     ADD(ADD(ADD(ADD(a##0, a##1), ADD(a##2, a##3)), ADD(ADD(a##4, a##5), ADD(a##6, a##7))),                 \
         ADD(ADD(a##8, a##9), ADD(a##10, a##11)))
+/* The loop of one width: T the vector type, SET its broadcast, FMA, ADD;
+ * returns the accumulators' sum as a vector. */
+#define PEAK_LOOP(T, SET, FMA, ADD)                                                                          \
+    const T b = SET(0.999f), c = SET(0.001f);                                                                \
+    T a0 = SET(0.00f), a1 = SET(0.01f), a2 = SET(0.02f), a3 = SET(0.03f), a4 = SET(0.04f), a5 = SET(0.05f),  \
+      a6 = SET(0.06f), a7 = SET(0.07f), a8 = SET(0.08f), a9 = SET(0.09f), a10 = SET(0.10f), a11 = SET(0.11f); \
+    for (long it = 0; it < iters; it++) {                                                                    \
+        PEAK_STEP(FMA, a);                                                                                   \
+    }                                                                                                        \
+    const T sum = PEAK_SUM(ADD, a)
 
 __attribute__((target("avx2,fma"), noinline, no_sanitize("address", "undefined"))) static float fma_loop8(long iters)
 {
-    const __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
-    __m256 a0 = _mm256_set1_ps(0.00f), a1 = _mm256_set1_ps(0.01f), a2 = _mm256_set1_ps(0.02f),
-           a3 = _mm256_set1_ps(0.03f), a4 = _mm256_set1_ps(0.04f), a5 = _mm256_set1_ps(0.05f),
-           a6 = _mm256_set1_ps(0.06f), a7 = _mm256_set1_ps(0.07f), a8 = _mm256_set1_ps(0.08f),
-           a9 = _mm256_set1_ps(0.09f), a10 = _mm256_set1_ps(0.10f), a11 = _mm256_set1_ps(0.11f);
-    for (long it = 0; it < iters; it++) {
-        PEAK_STEP(_mm256_fmadd_ps, a);
-    }
+    PEAK_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps);
     float o[8];
-    _mm256_storeu_ps(o, PEAK_SUM(_mm256_add_ps, a));
+    _mm256_storeu_ps(o, sum);
     return o[0];
 }
 
 __attribute__((target("avx512f"), noinline, no_sanitize("address", "undefined"))) static float fma_loop16(long iters)
 {
-    const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
-    __m512 a0 = _mm512_set1_ps(0.00f), a1 = _mm512_set1_ps(0.01f), a2 = _mm512_set1_ps(0.02f),
-           a3 = _mm512_set1_ps(0.03f), a4 = _mm512_set1_ps(0.04f), a5 = _mm512_set1_ps(0.05f),
-           a6 = _mm512_set1_ps(0.06f), a7 = _mm512_set1_ps(0.07f), a8 = _mm512_set1_ps(0.08f),
-           a9 = _mm512_set1_ps(0.09f), a10 = _mm512_set1_ps(0.10f), a11 = _mm512_set1_ps(0.11f);
-    for (long it = 0; it < iters; it++) {
-        PEAK_STEP(_mm512_fmadd_ps, a);
-    }
-    return _mm512_reduce_add_ps(PEAK_SUM(_mm512_add_ps, a));
+    PEAK_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps);
+    return _mm512_reduce_add_ps(sum);
 }
 
 int lt_cpu_peak_measure(const lt_cpu_peak *p, int threads, double seconds, lt_cpu_peak_run *out)

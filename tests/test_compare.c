@@ -128,17 +128,24 @@ static void test_exact_same(void **state) {
     assert_non_null(strstr(rep, "compare: ok"));
 }
 
-static void test_exact_last_bit(void **state) {
-    (void)state;
-    run r = base();
-    const char *a = write_run("bit_a", &r);
+/* Run r written as NA and, with top1 one double up, as NB, compared: an
+ * exact comparison with that one mismatch (the report in rep). Returns
+ * NA's directory. */
+static const char *last_bit_apart(run r, const char *na, const char *nb, char *rep, size_t cap) {
+    const char *a = write_run(na, &r);
     r.top1 = 0.85444000000000009;   /* the next double up */
-    const char *b = write_run("bit_b", &r);
+    const char *b = write_run(nb, &r);
     lt_compare_summary s;
-    char rep[8192];
-    assert_int_equal(compare(a, b, &s, rep, sizeof rep), LT_OK);
+    assert_int_equal(compare(a, b, &s, rep, cap), LT_OK);
     assert_int_equal(s.exact, 1);
     assert_int_equal(s.n_mismatch, 1);
+    return a;
+}
+
+static void test_exact_last_bit(void **state) {
+    (void)state;
+    char rep[8192];
+    last_bit_apart(base(), "bit_a", "bit_b", rep, sizeof rep);
     assert_non_null(strstr(rep, "DIFFERENT"));
     assert_non_null(strstr(rep, "compare: MISMATCH"));
 }
@@ -205,14 +212,8 @@ static void test_dirty_same_changes(void **state) {
 #define H2 "2222222222222222222222222222222222222222222222222222222222222222"
     run r = base();
     r.env_tree = "\"commit\":\"abc123def4567890\",\"dirty\":true,\"dirty_diff_sha256\":\"" H1 "\"";
-    const char *a = write_run("dirty_a", &r);
-    r.top1 = 0.85444000000000009;   /* the next double up */
-    const char *b = write_run("dirty_b", &r);
-    lt_compare_summary s;
     char rep[8192];
-    assert_int_equal(compare(a, b, &s, rep, sizeof rep), LT_OK);
-    assert_int_equal(s.exact, 1);
-    assert_int_equal(s.n_mismatch, 1);
+    const char *a = last_bit_apart(r, "dirty_a", "dirty_b", rep, sizeof rep);
     assert_non_null(strstr(rep, "same uncommitted changes (dirty_diff_sha256 111111111111)"));
     const char *trees[] = {
         "\"commit\":\"abc123def4567890\",\"dirty\":true,\"dirty_diff_sha256\":\"" H2 "\"",
@@ -224,6 +225,7 @@ static void test_dirty_same_changes(void **state) {
         run t = base();
         t.env_tree = trees[i];
         const char *c = write_run(names[i], &t);
+        lt_compare_summary s;
         assert_int_equal(compare(a, c, &s, rep, sizeof rep), LT_OK);
         assert_int_equal(s.exact, 0);
         assert_non_null(strstr(rep, "uncommitted tree"));

@@ -629,7 +629,8 @@ static int state_after(const char *dir, const char *cmd, char diff[65])
  * (GIT_DIR, GIT_WORK_TREE, an index of its own from read-tree). There
  * lt_run_tree_state must see what it sees in the real checkout: the
  * commit, clean, results/ and plots/out/ changes not dirty (and no missing
- * object), and a code change dirty with the same diff hash. */
+ * object), an untracked source dirty, and a code change dirty with the
+ * same diff hash. */
 static void test_tree_state_packed(void **state)
 {
     (void)state;
@@ -679,6 +680,9 @@ static void test_tree_state_packed(void **state)
     assert_int_equal(state_after(copy, "echo r2 >> results/runs/r.csv && rm plots/out/f.svg && "
                                        "echo r3 > results/runs/new.csv", d_pack), 0);
     assert_string_equal(d_pack, "");
+    /* an untracked source the build would compile: dirty there too */
+    assert_int_equal(state_after(copy, "echo 'int u;' > engine/u.c", d_pack), 1);
+    assert_int_equal(state_after(copy, "rm engine/u.c", d_pack), 0);
     /* a code change: dirty, with the hash the real checkout gives it */
     assert_int_equal(state_after(copy, "echo 'int y;' >> engine/e.c", d_pack), 1);
     assert_int_equal((int)strlen(d_pack), 64);

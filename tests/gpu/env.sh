@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # tests/gpu/env.sh — sourced (not run) by tests/gpu/run.sh and
-# tests/gpu/train.sh: the start both scripts share, and what finds the GPU
-# machine's toolchain and libraries and sets the make variables that build
+# tests/gpu/train.sh (and, for gpu_tree_changes alone, pack-git.sh): the
+# start both scripts share, and what finds the GPU machine's toolchain and libraries and sets the make variables that build
 # against them. bash only; the caller sources it from anywhere, then calls
 # gpu_script_init first (the others need its die(), say() and the
 # repository root as the working directory).
@@ -35,6 +35,8 @@
 #                        a GIT_INDEX_FILE in $TMP exported, so the runs'
 #                        `git rev-parse HEAD` / `git status` record the
 #                        commit and whether this tree differs from it
+#   gpu_tree_changes     the files that make a run of this tree dirty, one a
+#                        line (also pack-git.sh's, which sources this file)
 #   gpu_env_flags        RPATH, CUDA_LDLIBS, and DEP_RPATH_FLAGS: the
 #                        linker flags that make a binary find the unpacked
 #                        libraries by itself (below)
@@ -91,6 +93,16 @@ gpu_script_exit() {
 # gpu_budget_left: seconds left of GPU_BUDGET_S (the caller's budget, from START)
 gpu_budget_left() { echo $(( ${GPU_BUDGET_S:-540} - $(date +%s) + START )); }
 
+# gpu_tree_changes: one line per file that makes a run of this tree dirty,
+# as harness/lt_run_env.c decides it: tracked changes outside results/ and
+# plots/out/ (git status --porcelain), and untracked sources in the folders
+# the build takes by wildcard ("?? path"); git's errors on stderr, its
+# failure the function's (pack-git.sh runs it on its pack to find one)
+gpu_tree_changes() {
+    git --no-optional-locks status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)plots/out' &&
+        git ls-files --others --exclude-standard -- engine datasets harness methods | sed 's/^/?? /'
+}
+
 gpu_env_git() {
     GPU_GIT_NOTE="commit unknown"
     if [ -e "$ROOT/.git" ]; then GPU_GIT_NOTE="$ROOT/.git"; say "git: $ROOT/.git"; return 0; fi
@@ -113,11 +125,7 @@ gpu_env_git() {
         return 0
     fi
     local changed n
-    # what harness/lt_run_env.c calls dirty: tracked changes outside results/
-    # and plots/out/, and untracked sources in the folders built by wildcard
-    changed=$(git --no-optional-locks status --porcelain --untracked-files=no -- . ':(exclude)results' \
-        ':(exclude)plots/out' 2>/dev/null; git ls-files --others --exclude-standard -- engine datasets harness \
-        methods 2>/dev/null | sed 's/^/?? /')
+    changed=$(gpu_tree_changes 2>/dev/null)
     n=$(printf '%s' "$changed" | grep -c . || true)
     GPU_GIT_NOTE="commit $(git rev-parse HEAD) from .gpudeps/git, $n files differ"
     if [ "$n" -ne 0 ]; then

@@ -19,6 +19,7 @@
 # with the .debs.
 set -euo pipefail
 die() { echo "tests/gpu/pack-git.sh: ERROR: $*" >&2; exit 1; }
+. "$(dirname "$0")/env.sh"   # gpu_tree_changes (functions only)
 # PACKGIT_REPO: another checkout to pack (tests/test_fingerprint.c packs a
 # repository of its own); by default the one this script is in
 cd "${PACKGIT_REPO:-$(dirname "$0")/../..}"
@@ -50,16 +51,13 @@ git -C "$OUT" cat-file -e "$sha^{tree}" || die "the packed commit cannot be read
 # every object they need in the pack (git says "unable to read" otherwise)
 GIT_DIR="$OUT" GIT_WORK_TREE="$PWD" GIT_INDEX_FILE="$tmpd/index" git read-tree HEAD ||
     die "read-tree HEAD from the pack failed"
-for c in "status --porcelain --untracked-files=no" "diff HEAD --no-ext-diff --no-color --no-textconv --binary"; do
-    GIT_DIR="$OUT" GIT_WORK_TREE="$PWD" GIT_INDEX_FILE="$tmpd/index" git --no-optional-locks $c -- . \
-        ':(exclude)results' ':(exclude)plots/out' > "$tmpd/out" 2> "$tmpd/err" ||
-        die "git $c on the pack failed: $(head -3 "$tmpd/err")"
-done
+GIT_DIR="$OUT" GIT_WORK_TREE="$PWD" GIT_INDEX_FILE="$tmpd/index" gpu_tree_changes > "$tmpd/out" 2> "$tmpd/err" ||
+    die "git status on the pack failed: $(head -3 "$tmpd/err")"
+GIT_DIR="$OUT" GIT_WORK_TREE="$PWD" GIT_INDEX_FILE="$tmpd/index" git --no-optional-locks diff HEAD --no-ext-diff \
+    --no-color --no-textconv --binary -- . ':(exclude)results' ':(exclude)plots/out' > "$tmpd/out" 2> "$tmpd/err" ||
+    die "git diff HEAD on the pack failed: $(head -3 "$tmpd/err")"
 echo "tests/gpu/pack-git.sh: $OUT: commit $sha, $(du -sh "$OUT" | cut -f1) ($(wc -l < "$tmpd/drop") blobs of results/ and plots/out/ left out)"
-# what harness/lt_run_env.c calls dirty: tracked changes outside results/
-# and plots/out/, and untracked sources in the folders built by wildcard
-changed=$(( $(git status --porcelain --untracked-files=no -- . ':(exclude)results' ':(exclude)plots/out' | wc -l) +
-            $(git ls-files --others --exclude-standard -- engine datasets harness methods | wc -l) ))
+changed=$(gpu_tree_changes | wc -l)
 [ "$changed" -eq 0 ] || echo "tests/gpu/pack-git.sh: note: $changed files differ from the commit: GPU runs of this tree will be dirty"
 if [ -d .gpudeps ]; then
     total=$(( $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) + $(du -sb .gpudeps | cut -f1) ))
