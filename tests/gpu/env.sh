@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # tests/gpu/env.sh — sourced (not run) by tests/gpu/run.sh and
 # tests/gpu/train.sh (and, for gpu_tree_changes alone, pack-git.sh): the
-# start both scripts share, and what finds the GPU machine's toolchain and libraries and sets the make variables that build
-# against them. bash only; the caller sources it from anywhere, then calls
+# start both scripts share, and what finds the GPU machine's toolchain and
+# libraries and sets the make variables that build against them. bash only; the caller sources it from anywhere, then calls
 # gpu_script_init first (the others need its die(), say() and the
 # repository root as the working directory).
 #
